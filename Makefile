@@ -1,0 +1,28 @@
+# Two commands for a newcomer: `make demo` and `make test` (see README).
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed-dev
+
+.PHONY: demo test install clean samples bench-cpu
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+samples: $(STAMP)
+	$(PY) samples/make_samples.py
+
+demo: $(STAMP)
+	$(PY) samples/make_samples.py
+	$(PY) samples/demo.py
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) samples/out build *.egg-info

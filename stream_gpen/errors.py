@@ -1,0 +1,104 @@
+"""One exception root for the project.
+
+Every leaf also derives from the fitting built-in, so callers may catch either
+``StreamGpenError`` or e.g. ``FileNotFoundError``. Each class carries the exit code the
+``stream-gpen`` command returns for it (documented in README "Exit codes").
+"""
+from __future__ import annotations
+
+
+class StreamGpenError(Exception):
+    """Root of every error stream-gpen raises on purpose."""
+
+    exit_code: int = 1
+    hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+
+# --- input --------------------------------------------------------------------------------
+class InvalidInputError(StreamGpenError, ValueError):
+    """Bad input: an option value, an image or a file that cannot be used."""
+
+    exit_code = 2
+
+
+class MediaNotFoundError(InvalidInputError, FileNotFoundError):
+    """The input path does not exist."""
+
+
+class EmptyMediaError(InvalidInputError):
+    """The input file has zero bytes."""
+
+
+class NotMediaError(InvalidInputError):
+    """FFmpeg cannot recognise the file as any media format."""
+
+
+class NoVideoStreamError(InvalidInputError):
+    """The input has no video stream (e.g. audio only)."""
+
+
+class UnsupportedCodecError(InvalidInputError):
+    """No decoder or encoder is available for the requested codec."""
+
+
+class OutputExistsError(InvalidInputError, FileExistsError):
+    """The output exists and ``--overwrite`` was not given."""
+
+
+# --- weights ------------------------------------------------------------------------------
+class WeightsError(StreamGpenError, RuntimeError):
+    """Model weights could not be found, fetched, verified or loaded."""
+
+    exit_code = 3
+
+
+class WeightsNotFoundError(WeightsError, FileNotFoundError):
+    """Weights are not on disk and could not (or may not) be downloaded."""
+
+
+class DownloadError(WeightsError, ConnectionError):
+    """An HTTP download failed (network, HTTP status, cut connection)."""
+
+
+class ChecksumError(WeightsError, ValueError):
+    """A file's size or sha256 is not the expected one."""
+
+
+class CheckpointError(WeightsError, ValueError):
+    """A checkpoint's keys or shapes do not match the model it is loaded into."""
+
+
+# --- runtime ------------------------------------------------------------------------------
+class DecodeError(StreamGpenError, RuntimeError):
+    """Decoding failed in a way that cannot be skipped."""
+
+    exit_code = 4
+
+
+class EncodeError(StreamGpenError, RuntimeError):
+    """Encoding or muxing the output failed."""
+
+    exit_code = 4
+
+
+class DeviceError(StreamGpenError, RuntimeError):
+    """The requested compute device is not available."""
+
+    exit_code = 2
+
+
+class SourceClosedError(StreamGpenError, EOFError):
+    """A live source ended or could not be reconnected."""
+
+    exit_code = 4
+
+
+class Interrupted(StreamGpenError, KeyboardInterrupt):
+    """The run was interrupted (Ctrl-C); finished work was kept where possible."""
+
+    exit_code = 130

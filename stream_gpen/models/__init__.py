@@ -1,0 +1,1 @@
+"""GPEN generator, model registry and checkpoint loading."""
