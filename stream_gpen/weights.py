@@ -2,10 +2,69 @@
 
 Every downloadable file is described by a :class:`WeightFile`. GPEN generators are listed in
 :mod:`stream_gpen.models.registry`; the RetinaFace detectors are listed here.
+
+Where files are looked for, in this order (the first good copy wins):
+
+1. an explicit path (``path=`` / ``--weights PATH``): used as given, nothing else is searched,
+   nothing is downloaded and the file is not checked against the registry (it may be a
+   fine-tuned checkpoint of the same architecture on purpose);
+2. the cache directory ``$STREAM_GPEN_HOME`` (default ``~/.cache/stream-gpen``), which is also
+   where downloads go;
+3. the checkout's ``weights/`` folder (beside the ``stream_gpen`` package, only when running
+   from a source checkout), where files can be dropped by hand.
+
+In each directory a file is accepted under its ``filename`` or any of its ``aliases``. A found
+file whose size or sha256 differs from the registry's is reported (logged) and skipped, never
+used. ``STREAM_GPEN_OFFLINE=1`` forbids downloads.
+
+Downloads stream into ``<target>.part`` (resumed with an HTTP ``Range`` request on the next try),
+and the part file is renamed to its final name only after its size and sha256 check out; a file
+that fails the check is deleted, so a corrupt download never sits under the final name. A
+``<target>.lock`` file beside it makes a second process wait for the first instead of writing
+into the same part file.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import http.client
+import logging
+import os
+import shutil
+import socket
+import sys
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Literal
+
+from stream_gpen.errors import (
+    ChecksumError,
+    DownloadError,
+    InvalidInputError,
+    WeightsError,
+    WeightsNotFoundError,
+)
+
+if TYPE_CHECKING:
+    from stream_gpen.models.registry import ModelSpec
+
+logger = logging.getLogger(__name__)
+
+HOME_ENV = "STREAM_GPEN_HOME"
+OFFLINE_ENV = "STREAM_GPEN_OFFLINE"
+DEFAULT_HOME = Path("~/.cache/stream-gpen")
+
+# The source checkout root (parent of the package). Tests point this elsewhere.
+_CHECKOUT = Path(__file__).resolve().parents[1]
+
+# Socket timeout per blocking operation (connect, each read). Long enough for a slow mirror,
+# short enough that a dead connection fails instead of hanging the command.
+_TIMEOUT_S = 30.0
+_CHUNK = 1 << 20  # 1 MiB: few syscalls, and a cut connection loses at most this much.
+_USER_AGENT = "stream-gpen (weights manager; python-urllib)"
+_NOT_WEIGHTS = {"text/html": "an HTML page", "application/json": "a JSON message", "text/plain": "a text message"}
 
 
 @dataclass(frozen=True)
@@ -25,6 +84,11 @@ class WeightFile:
     licence: str = ""
     note: str = ""  # provenance of size/sha256, caveats
     aliases: tuple[str, ...] = field(default_factory=tuple)  # other file names accepted on disk
+
+    @property
+    def names_on_disk(self) -> tuple[str, ...]:
+        """``filename`` first, then the aliases: every name a copy on disk may have."""
+        return (self.filename, *self.aliases)
 
 
 DETECTOR_FILES: dict[str, WeightFile] = {
@@ -49,3 +113,441 @@ DETECTOR_FILES: dict[str, WeightFile] = {
         aliases=("mobilenet0.25_Final.pth",),
     ),
 }
+
+
+# --- where files live -----------------------------------------------------------------------
+def home_dir() -> Path:
+    """The cache directory: ``$STREAM_GPEN_HOME`` or ``~/.cache/stream-gpen`` (may not exist yet)."""
+    raw = os.environ.get(HOME_ENV, "").strip()
+    return Path(raw).expanduser() if raw else DEFAULT_HOME.expanduser()
+
+
+def repo_weights_dir() -> Path | None:
+    """The checkout's ``weights/`` folder, or ``None`` when not running from a source checkout.
+
+    Only a folder beside a ``pyproject.toml`` counts, so an installed package never picks up
+    some unrelated ``site-packages/weights`` directory.
+    """
+    candidate = _CHECKOUT / "weights"
+    if candidate.is_dir() and (_CHECKOUT / "pyproject.toml").is_file():
+        return candidate
+    return None
+
+
+def search_dirs() -> list[Path]:
+    """Directories searched for weights, in order (cache first, then the checkout's ``weights/``)."""
+    dirs = [home_dir()]
+    repo = repo_weights_dir()
+    if repo is not None and repo.resolve() != dirs[0].resolve():
+        dirs.append(repo)
+    return dirs
+
+
+def offline() -> bool:
+    """True when ``STREAM_GPEN_OFFLINE`` forbids downloads (any value but "", "0", "false", "no")."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+# --- registry access ------------------------------------------------------------------------
+def all_weight_files() -> dict[str, WeightFile]:
+    """Every managed file by registry name: the GPEN generators, then the detectors."""
+    # Imported here: the registry imports WeightFile from this module.
+    from stream_gpen.models.registry import MODELS
+
+    files = {name: spec.weights for name, spec in MODELS.items()}
+    files.update(DETECTOR_FILES)
+    return files
+
+
+def get_weight_file(name_or_spec: str | WeightFile | ModelSpec) -> WeightFile:
+    """Resolve a registry name, a file name (or alias), a :class:`WeightFile` or a ``ModelSpec``."""
+    if isinstance(name_or_spec, WeightFile):
+        return name_or_spec
+    weights = getattr(name_or_spec, "weights", None)
+    if isinstance(weights, WeightFile):  # a ModelSpec
+        return weights
+    if not isinstance(name_or_spec, str):
+        raise InvalidInputError(
+            f"expected a weights name, WeightFile or ModelSpec, got {type(name_or_spec).__name__}"
+        )
+    files = all_weight_files()
+    if name_or_spec in files:
+        return files[name_or_spec]
+    for wf in files.values():  # also accept "GPEN-BFR-512.pth" and friends
+        if name_or_spec in wf.names_on_disk:
+            return wf
+    raise InvalidInputError(
+        f"unknown weights {name_or_spec!r}; known: {', '.join(files)}",
+        hint="`stream-gpen weights list` shows every managed file",
+    )
+
+
+# --- checking -------------------------------------------------------------------------------
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+Status = Literal["ok", "missing", "size mismatch", "checksum mismatch", "unverified"]
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The state of one copy of a weights file (or of its absence).
+
+    ``status``: "ok" (size and sha256 match), "unverified" (no published sha256; the size
+    matched where known), "size mismatch", "checksum mismatch", or "missing" (``path`` is None).
+    """
+
+    file: WeightFile
+    status: Status
+    path: Path | None = None
+    detail: str = ""
+
+    @property
+    def good(self) -> bool:
+        """True when the copy may be used ("ok" or "unverified")."""
+        return self.status in ("ok", "unverified")
+
+
+def check_file(wf: WeightFile, path: Path) -> VerifyResult:
+    """Check one file on disk against ``wf``'s size, then sha256 (hashing only if the size fits)."""
+    actual = path.stat().st_size
+    if wf.size is not None and actual != wf.size:
+        return VerifyResult(
+            wf, "size mismatch", path, f"{actual:,} bytes, expected {wf.size:,} (truncated or a different file)"
+        )
+    if wf.sha256 is None:
+        return VerifyResult(wf, "unverified", path, "no published sha256" + (
+            "; size matches" if wf.size is not None else "; size unknown too"))
+    digest = sha256_file(path)
+    if digest != wf.sha256.lower():
+        return VerifyResult(wf, "checksum mismatch", path, f"sha256 {digest}, expected {wf.sha256}")
+    return VerifyResult(wf, "ok", path, "size and sha256 match")
+
+
+def candidates(wf: WeightFile) -> list[Path]:
+    """Every existing copy of ``wf`` in the search directories, in search order."""
+    found = []
+    for directory in search_dirs():
+        for name in wf.names_on_disk:
+            path = directory / name
+            if path.is_file():
+                found.append(path)
+    return found
+
+
+def verify(names: list[str] | None = None) -> list[VerifyResult]:
+    """Check every copy on disk of the named files (default: all managed files).
+
+    One result per copy found, or one "missing" result for a file with no copy. Hashes each
+    file with a published sha256 (a few seconds for the large checkpoints).
+    """
+    files = [get_weight_file(n) for n in names] if names else list(all_weight_files().values())
+    results = []
+    for wf in files:
+        copies = candidates(wf)
+        if not copies:
+            results.append(VerifyResult(wf, "missing", None, "not in " + ", ".join(map(str, search_dirs()))))
+        results.extend(check_file(wf, p) for p in copies)
+    return results
+
+
+def find_weights(name_or_spec: str | WeightFile | ModelSpec) -> Path | None:
+    """The first good copy on disk in search order, or ``None``. Bad copies are logged and skipped."""
+    wf = get_weight_file(name_or_spec)
+    for path in candidates(wf):
+        result = check_file(wf, path)
+        if result.good:
+            return path
+        logger.warning("ignoring %s: %s (%s); replace it, or pass it with --weights / path= to use it "
+                       "unchecked", path, result.status, result.detail)
+    return None
+
+
+# --- the user-facing message ----------------------------------------------------------------
+def _by_hand(wf: WeightFile, target: Path) -> str:
+    facts = [f"{wf.size:,} bytes" if wf.size is not None else "size not published",
+             f"sha256 {wf.sha256}" if wf.sha256 else "sha256 not published"]
+    get = f"download {wf.urls[0]} by hand and save it" if wf.urls else "put it by hand"
+    return f"{get} as {target} ({', '.join(facts)})"
+
+
+def _hint(wf: WeightFile) -> str:
+    parts = [f"or save it as {d / wf.filename}" for d in search_dirs()[1:]]
+    if wf.aliases:
+        parts.append("accepted file names: " + ", ".join(wf.names_on_disk))
+    parts.append(f"set {HOME_ENV} to use another cache directory, or pass --weights PATH "
+                 "(path= in Python) to use a file anywhere")
+    return "; ".join(parts)
+
+
+# --- downloading ----------------------------------------------------------------------------
+class _Failure(Exception):
+    """One URL failed; the message says why (collected, then raised as a DownloadError)."""
+
+    def __init__(self, reason: str, *, checksum: bool = False) -> None:
+        super().__init__(reason)
+        self.checksum = checksum
+
+
+def _progress_bar(total: int | None, initial: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    # A bar on a pipe or a log file is noise: only draw it on a terminal.
+    disable = not (enabled and sys.stderr.isatty())
+    return tqdm(total=total, initial=initial, desc=desc, unit="B", unit_scale=True,
+                unit_divisor=1024, disable=disable, file=sys.stderr, leave=False)
+
+
+def _content_range_start(value: str | None) -> int | None:
+    # "bytes 100-199/200" -> 100
+    if not value or not value.startswith("bytes "):
+        return None
+    try:
+        return int(value[6:].split("-", 1)[0])
+    except ValueError:
+        return None
+
+
+def _fetch(url: str, part: Path, wf: WeightFile, *, progress: bool) -> None:
+    """Download ``url`` into ``part``, resuming what is there. Raises :class:`_Failure`."""
+    have = part.stat().st_size if part.exists() else 0
+    if wf.size is not None and have > wf.size:
+        part.unlink()  # longer than the real file: cannot be a prefix of it
+        have = 0
+    if wf.size is not None and have == wf.size:
+        return  # a complete part from an earlier run whose check was interrupted: check it now
+    headers = {"User-Agent": _USER_AGENT}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=_TIMEOUT_S)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code == 416 and have:
+            # Our part is not a prefix the server can continue: start over next time.
+            part.unlink(missing_ok=True)
+            raise _Failure(f"HTTP 416 for a resume at byte {have:,}; the partial file was discarded") from None
+        raise _Failure(f"HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, socket.timeout):
+            raise _Failure(f"no answer within {_TIMEOUT_S:g} s") from None
+        raise _Failure(f"cannot connect ({reason})") from None
+    except (socket.timeout, TimeoutError):
+        raise _Failure(f"no answer within {_TIMEOUT_S:g} s") from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise _Failure(f"{type(exc).__name__}: {exc}") from None
+
+    with response:
+        ctype = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if ctype in _NOT_WEIGHTS:
+            # Login walls, captive portals, "file removed" pages and API errors (ModelScope
+            # answers JSON) come with status 200: never save them as a checkpoint.
+            raise _Failure(f"the server sent {_NOT_WEIGHTS[ctype]}, not the weights file")
+        length = response.headers.get("Content-Length")
+        length = int(length) if length and length.isdigit() else None
+        if have and response.status == 206:
+            start = _content_range_start(response.headers.get("Content-Range"))
+            if start != have:
+                part.unlink(missing_ok=True)
+                raise _Failure(f"server resumed at {start} instead of byte {have:,}; the partial file was discarded")
+            mode = "ab"
+        else:
+            if have:
+                logger.info("%s ignored the resume request; downloading %s from the start", url, wf.filename)
+            have, mode = 0, "wb"
+        expected_total = have + length if length is not None else wf.size
+        if wf.size is not None and expected_total != wf.size:
+            # Fail before fetching hundreds of MB of the wrong file; a resumed part is suspect.
+            if have:
+                part.unlink(missing_ok=True)
+            raise _Failure(f"size mismatch (the server has {expected_total:,} bytes, expected {wf.size:,})",
+                           checksum=True)
+        received = 0
+        with open(part, mode) as out, _progress_bar(expected_total, have, wf.filename, progress) as bar:
+            while True:
+                try:
+                    chunk = response.read(_CHUNK)
+                except (socket.timeout, TimeoutError):
+                    raise _Failure(
+                        f"connection stalled after {have + received:,} bytes (no data for {_TIMEOUT_S:g} s); "
+                        "run again to resume") from None
+                except (OSError, http.client.HTTPException) as exc:
+                    raise _Failure(
+                        f"connection broke after {have + received:,} bytes ({type(exc).__name__}); "
+                        "run again to resume") from None
+                if not chunk:
+                    break
+                out.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+    # http.client returns b"" on a closed socket even when Content-Length was not reached, and a
+    # chunked reply has no length at all: compare with what we expected. A short file stays as
+    # the part for the next run to resume; it is not a checksum failure.
+    short = (length is not None and received < length) or (
+        wf.size is not None and have + received < wf.size)
+    if short:
+        total = f" of {expected_total:,}" if expected_total else ""
+        raise _Failure(f"connection closed after {have + received:,}{total} bytes; run again to resume")
+
+
+@contextlib.contextmanager
+def _exclusive(target: Path) -> Iterator[None]:
+    """Hold ``<target>.lock`` so two processes never append to the same ``.part`` file.
+
+    The lock file is left in place: deleting it would let a third process lock a new file while
+    a second still waits on the old one. Without ``fcntl`` (Windows) there is no lock.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(target.with_name(target.name + ".lock"), "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("another process is downloading %s; waiting for it", target.name)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _download(wf: WeightFile, target: Path, *, progress: bool) -> Path:
+    """Create the directory, take the lock, and download (unless a waited-for process did)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with _exclusive(target):
+            if target.is_file() and check_file(wf, target).good:
+                return target  # another process finished it while we waited
+            return _download_locked(wf, target, progress=progress)
+    except WeightsError:
+        raise  # DownloadError is a ConnectionError, hence an OSError: not a disk problem
+    except OSError as exc:  # network errors are handled per URL; these are the local disk's
+        raise DownloadError(
+            f"cannot write {wf.filename} to {target.parent}: {exc.strerror or exc}",
+            hint=f"set {HOME_ENV} to a writable directory with enough space",
+        ) from None
+
+
+def _download_locked(wf: WeightFile, target: Path, *, progress: bool) -> Path:
+    """Try each URL in order; rename ``<target>.part`` to ``target`` once it verifies."""
+    part = target.with_name(target.name + ".part")
+    if wf.size is not None:
+        free = shutil.disk_usage(target.parent).free
+        need = wf.size - (part.stat().st_size if part.exists() else 0)
+        if need > free:
+            raise DownloadError(
+                f"not enough disk space for {wf.filename} in {target.parent}: needs {need:,} bytes, "
+                f"{free:,} free",
+                hint=f"free some space or set {HOME_ENV} to a bigger disk",
+            )
+    failures: list[tuple[str, _Failure]] = []
+    for url in wf.urls:
+        resumed_from = part.stat().st_size if part.exists() else 0
+        logger.info("downloading %s from %s%s", wf.filename, url,
+                    f" (resuming at byte {resumed_from:,})" if resumed_from else "")
+        for attempt in (1, 2):
+            try:
+                _fetch(url, part, wf, progress=progress)
+                result = check_file(wf, part)
+                if not result.good:
+                    part.unlink()  # never keep, never rename a file that failed its check
+                    raise _Failure(f"downloaded file failed its check: {result.status} ({result.detail})",
+                                   checksum=True)
+                os.replace(part, target)
+                logger.info("saved %s (%s)", target, result.status)
+                return target
+            except _Failure as exc:
+                # A bad check after a resume may come from a stale part: retry once from zero.
+                if exc.checksum and resumed_from and attempt == 1:
+                    logger.warning("%s: %s after resuming; retrying from the start", url, exc)
+                    resumed_from = 0
+                    continue
+                if url != wf.urls[-1]:  # the last failure is told by the error itself
+                    logger.warning("%s failed: %s; trying the next URL", url, exc)
+                failures.append((url, exc))
+                break
+    reasons = "; ".join(f"{url} failed: {exc}" for url, exc in failures)
+    cls = ChecksumError if all(exc.checksum for _, exc in failures) else DownloadError
+    raise cls(f"cannot download {wf.name}: {reasons}; {_by_hand(wf, target)}", hint=_hint(wf))
+
+
+def _not_found(wf: WeightFile, why: str) -> WeightsNotFoundError:
+    searched = " or ".join(str(d) for d in search_dirs())
+    return WeightsNotFoundError(
+        f"weights {wf.name} ({wf.filename}) not found in {searched}; {why}; "
+        f"{_by_hand(wf, home_dir() / wf.filename)}",
+        hint=_hint(wf),
+    )
+
+
+def download(name_or_spec: str | WeightFile | ModelSpec, *, dest_dir: str | os.PathLike | None = None,
+             progress: bool = True) -> Path:
+    """Download a file into ``dest_dir`` (default: the cache directory) without searching first.
+
+    Replaces a bad copy at the destination; returns a good one there without a request. Use
+    :func:`ensure_weights` for find-or-download. ``STREAM_GPEN_OFFLINE=1`` makes this fail.
+    """
+    wf = get_weight_file(name_or_spec)
+    return _download_allowed(wf, Path(dest_dir or home_dir()).expanduser(), progress=progress)
+
+
+def _download_allowed(wf: WeightFile, dest_dir: Path, *, progress: bool) -> Path:
+    if offline():
+        raise _not_found(wf, f"downloads are disabled ({OFFLINE_ENV}={os.environ.get(OFFLINE_ENV)})")
+    if not wf.urls:
+        raise _not_found(wf, "it has no download URL")
+    return _download(wf, dest_dir / wf.filename, progress=progress)
+
+
+def ensure_weights(name_or_spec: str | WeightFile | ModelSpec, *, path: str | os.PathLike | None = None,
+                   download: bool = True, progress: bool = True) -> Path:
+    """Return the path of a usable copy of the weights, downloading them if needed.
+
+    ``path``: an explicit file (or a directory holding the file under one of its names); it
+    overrides everything, is never downloaded to, and is not checked against the registry.
+    ``download=False`` (or ``STREAM_GPEN_OFFLINE=1``) turns a missing file into a
+    :class:`WeightsNotFoundError` instead of a download. ``progress``: draw a progress bar
+    (only on a terminal). Raises :class:`DownloadError` / :class:`ChecksumError` when every URL
+    failed; the message says which URL failed, why, and where to put the file by hand.
+    """
+    wf = get_weight_file(name_or_spec)
+    if path is not None:
+        explicit = Path(path).expanduser()
+        if explicit.is_dir():
+            for name in wf.names_on_disk:
+                if (explicit / name).is_file():
+                    return explicit / name
+            raise WeightsNotFoundError(
+                f"no {' / '.join(wf.names_on_disk)} in the given weights directory {explicit}",
+                hint="pass the checkpoint file itself, or a directory that holds it",
+            )
+        if not explicit.is_file():
+            raise WeightsNotFoundError(
+                f"weights file {explicit} does not exist (given explicitly, so nothing else is searched)",
+                hint=f"drop --weights / path= to use the managed copy of {wf.name}",
+            )
+        return explicit
+
+    found = find_weights(wf)
+    if found is not None:
+        return found
+    if not download:
+        raise _not_found(wf, f"it has not been downloaded (`stream-gpen weights download {wf.name}` fetches it)")
+    return _download_allowed(wf, home_dir(), progress=progress)
+
+
+__all__ = [
+    "DETECTOR_FILES", "VerifyResult", "WeightFile", "all_weight_files", "candidates",
+    "check_file", "download", "ensure_weights", "find_weights", "get_weight_file", "home_dir",
+    "offline", "repo_weights_dir", "search_dirs", "sha256_file", "verify",
+]

@@ -1,0 +1,180 @@
+"""The ``stream-gpen`` command: parser, ``weights`` sub-commands, error lines and exit codes."""
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stream_gpen import __version__, cli, errors, weights
+from stream_gpen.cli import main
+from stream_gpen.weights import WeightFile
+
+# The local file server and the isolating fixtures live with the weights tests.
+from test_weights import BODY, SHA, closed_port_url, dirs, server  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def fake_registry(monkeypatch):
+    """Two small entries in place of the real registry (names resolve through it)."""
+    files: dict[str, WeightFile] = {}
+    monkeypatch.setattr(weights, "all_weight_files", lambda: files)
+    return files
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"stream-gpen {__version__}"
+
+
+def test_usage_errors_exit_2(capsys):
+    assert main([]) == 2
+    assert "required: COMMAND" in capsys.readouterr().err
+    assert main(["weights", "frobnicate"]) == 2
+    assert "invalid choice: 'frobnicate'" in capsys.readouterr().err
+
+
+def test_weights_list(dirs, capsys):
+    dirs.home.mkdir()
+    (dirs.home / "GPEN-BFR-512.pth").write_bytes(b"x")
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    assert f"search order: {dirs.home} -> {dirs.repo} (downloads go to {dirs.home})" in out
+    for name in weights.all_weight_files():
+        assert name in out
+    assert re.search(rf"gpen-bfr-512 +GPEN-BFR-512\.pth +270\.9 MiB +not published +{re.escape(str(dirs.home))}", out)
+    assert re.search(r"retinaface-resnet50 +detection_Resnet50_Final\.pth +104\.4 MiB +published +missing", out)
+    assert out.count("(wrong size: run `stream-gpen weights verify`)") == 1  # the 1-byte GPEN-BFR-512
+
+
+def test_weights_path_found(dirs, capsys):
+    (dirs.repo / "GPEN-BFR-1024.pt").write_bytes(b"size unknown: accepted unchecked")
+    assert main(["weights", "path", "gpen-bfr-1024"]) == 0
+    assert capsys.readouterr().out == f"{dirs.repo / 'GPEN-BFR-1024.pt'}\n"
+
+
+def test_weights_path_missing_is_one_error_line_plus_hint(dirs, capsys):
+    assert main(["weights", "path", "gpen-bfr-512"]) == 3
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 2, captured.err
+    assert lines[0].startswith("stream-gpen: error: weights gpen-bfr-512 (GPEN-BFR-512.pth) not found in ")
+    assert f"save it as {dirs.home / 'GPEN-BFR-512.pth'} (284,085,738 bytes" in lines[0]
+    assert lines[1].startswith("hint: or save it as ")
+    assert "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize("argv", [["--debug", "weights", "path", "gpen-bfr-512"],
+                                  ["weights", "path", "gpen-bfr-512", "--debug"]])
+def test_debug_shows_traceback(dirs, capsys, argv):
+    assert main(argv) == 3
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert "stream-gpen: error: weights gpen-bfr-512" in err
+
+
+def test_unknown_name_exits_2(capsys):
+    assert main(["weights", "path", "gpen-bfr-9"]) == 2
+    assert capsys.readouterr().err.startswith("stream-gpen: error: unknown weights 'gpen-bfr-9'; known: ")
+
+
+def test_weights_verify(dirs, capsys, fake_registry):
+    fake_registry["good"] = WeightFile(name="good", filename="good.pth", urls=(), size=len(BODY), sha256=SHA)
+    fake_registry["absent"] = WeightFile(name="absent", filename="absent.pth", urls=())
+    (dirs.repo / "good.pth").write_bytes(BODY)
+    assert main(["weights", "verify"]) == 0  # a missing file is not a failure
+    out = capsys.readouterr().out
+    assert re.search(r"^OK +good +.*good\.pth +\(size and sha256 match\)$", out, re.M)
+    assert re.search(r"^MISSING +absent ", out, re.M)
+
+    (dirs.repo / "good.pth").write_bytes(BODY[:1000])
+    assert main(["weights", "verify", "good"]) == 3
+    captured = capsys.readouterr()
+    assert re.search(r"^SIZE MISMATCH +good .*\(1,000 bytes, expected 300,000", captured.out, re.M)
+    assert "1 file(s) failed verification" in captured.err
+
+
+def test_weights_download(server, dirs, capsys, fake_registry):  # noqa: F811
+    fake_registry["tiny"] = WeightFile(name="tiny", filename="tiny.pth", urls=(server.serve("/t.bin"),),
+                                       size=len(BODY), sha256=SHA)
+    dirs.home.mkdir()
+    (dirs.home / "tiny.pth").write_bytes(b"truncated")
+    assert main(["weights", "download", "tiny", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == f"tiny: {dirs.home / 'tiny.pth'}\n"
+    assert f"stream-gpen: warning: ignoring {dirs.home / 'tiny.pth'}: size mismatch (9 bytes, " in captured.err
+    assert f"stream-gpen: downloading tiny.pth from {server.url('/t.bin')}\n" in captured.err
+    assert (dirs.home / "tiny.pth").read_bytes() == BODY
+    assert main(["weights", "download", "tiny"]) == 0
+    assert capsys.readouterr().out == f"tiny: already present at {dirs.home / 'tiny.pth'}\n"
+    assert len(server.requests) == 1
+
+
+def test_weights_download_failure(dirs, capsys, fake_registry):
+    url = closed_port_url()
+    fake_registry["tiny"] = WeightFile(name="tiny", filename="tiny.pth", urls=(url,))
+    assert main(["weights", "download", "tiny", "--no-progress"]) == 3
+    err = capsys.readouterr().err
+    error_line = next(line for line in err.splitlines() if line.startswith("stream-gpen: error:"))
+    assert f"{url} failed: cannot connect" in error_line
+    assert f"save it as {dirs.home / 'tiny.pth'}" in error_line
+    assert "hint: " in err and "Traceback" not in err
+
+
+def test_weights_download_offline(dirs, capsys, monkeypatch):
+    monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
+    assert main(["weights", "download", "gpen-bfr-256"]) == 3
+    assert "downloads are disabled (STREAM_GPEN_OFFLINE=1)" in capsys.readouterr().err
+
+
+def test_keyboard_interrupt_exits_130(monkeypatch, capsys):
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(weights, "verify", interrupted)
+    assert main(["weights", "verify"]) == 130
+    assert capsys.readouterr().err == "stream-gpen: interrupted\n"
+
+
+def test_internal_error_is_one_line_without_debug(monkeypatch, capsys):
+    def broken(*a, **k):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(weights, "verify", broken)
+    assert main(["weights", "verify"]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[0] == "stream-gpen: internal error: ZeroDivisionError: boom"
+    assert "Traceback" not in err
+
+
+def test_module_docstring_documents_every_exit_code():
+    codes = {cls.exit_code for _, cls in inspect.getmembers(errors, inspect.isclass)
+             if issubclass(cls, errors.StreamGpenError)}
+    documented = {int(m) for m in re.findall(r"^ *(\d+) {2,}\S", cli.__doc__, re.M)}
+    assert codes | {0} == documented
+
+
+def test_console_script_and_module(tmp_path):
+    script = Path(sys.executable).with_name("stream-gpen")
+    if not script.exists():
+        pytest.fail(f"{script} missing: run `{sys.executable} -m pip install -e .`")
+    env = {**os.environ, "STREAM_GPEN_HOME": str(tmp_path)}
+    res = subprocess.run([str(script), "--help"], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("usage: stream-gpen ") and "weights" in res.stdout
+    # `python -m stream_gpen` works too, and the command line does not import torch.
+    code = ("import runpy, sys; sys.argv = ['stream-gpen', 'weights', 'list'];\n"
+            "try: runpy.run_module('stream_gpen', run_name='__main__')\n"
+            "except SystemExit as e: assert e.code == 0, e.code\n"
+            "assert 'torch' not in sys.modules, 'the CLI must not import torch for weights list'")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=120, cwd=REPO)
+    assert res.returncode == 0, res.stderr
+    assert "gpen-bfr-512" in res.stdout
