@@ -102,3 +102,30 @@ class Interrupted(StreamGpenError, KeyboardInterrupt):
     """The run was interrupted (Ctrl-C); finished work was kept where possible."""
 
     exit_code = 130
+
+
+# --- frame ring (io) -------------------------------------------------------------------------
+class RingExhaustedError(StreamGpenError, RuntimeError):
+    """Every frame-ring slot is held by frames the caller never released."""
+
+    exit_code = 4
+
+
+# --- server (stream_gpen.server) ------------------------------------------------------------
+class QueueFullError(StreamGpenError, RuntimeError):
+    """A bounded server queue is full: the request is refused (HTTP 429) instead of queued."""
+
+    exit_code = 1
+    retry_after_s: int = 1
+
+    def __init__(self, message: str, *, retry_after_s: int = 1, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after_s = retry_after_s
+
+
+class PayloadTooLargeError(InvalidInputError):
+    """An upload or an image is over the server's size or pixel limit (HTTP 413)."""
+
+
+class JobNotFoundError(InvalidInputError, LookupError):
+    """No video job with this id (never existed, expired, or deleted) (HTTP 404)."""

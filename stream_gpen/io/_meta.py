@@ -1,0 +1,81 @@
+"""Stream metadata: what the input says about itself, and where each value comes from."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+# FFmpeg enum values -> names (AVColorRange / AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic)
+COLOR_RANGES = {0: "unspecified", 1: "limited", 2: "full"}
+COLOR_SPACES = {0: "rgb", 1: "bt709", 2: "unspecified", 4: "fcc", 5: "bt470bg", 6: "smpte170m",
+                7: "smpte240m", 8: "ycgco", 9: "bt2020nc", 10: "bt2020c"}
+COLOR_PRIMARIES = {1: "bt709", 2: "unspecified", 4: "bt470m", 5: "bt470bg", 6: "smpte170m",
+                   7: "smpte240m", 8: "film", 9: "bt2020", 12: "smpte432"}
+COLOR_TRCS = {1: "bt709", 2: "unspecified", 4: "gamma22", 5: "gamma28", 6: "smpte170m",
+              7: "smpte240m", 8: "linear", 13: "iec61966-2-1", 14: "bt2020-10", 16: "smpte2084",
+              18: "arib-std-b67"}
+
+
+@dataclass(frozen=True)
+class AuxStreamInfo:
+    """A non-video stream of the input (audio, subtitle, data); copied or transcoded by sinks."""
+
+    index: int
+    kind: str  # "audio" | "subtitle" | "data" | "attachment"
+    codec: str | None
+    time_base: Fraction | None
+    sample_rate: int | None = None
+    channels: int | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class StreamMetadata:
+    """The video stream as the source reports it.
+
+    Sources of each value: ``width``/``height``/``pix_fmt``/colour fields come from the decoder
+    (the first decoded frame for files, so they describe real content); ``frame_rate`` is FFmpeg's
+    guessed rate (a *hint*: frames carry their own pts, variable frame rate is kept);
+    ``duration_s`` and ``frame_count_header`` come from the container header and are **not
+    trusted** (progress bars only); ``frame_count`` is set only when it was counted (demuxing the
+    whole file with ``count_frames=True``, or the number of images in a folder), else ``None``.
+    """
+
+    width: int
+    height: int
+    pix_fmt: str
+    codec: str
+    time_base: Fraction
+    frame_rate: Fraction | None
+    duration_s: float | None = None
+    frame_count: int | None = None
+    frame_count_header: int | None = None
+    rotation: int = 0  # display-matrix rotation, counter-clockwise degrees; pixels are NOT rotated
+    color_range: str = "unspecified"
+    color_space: str = "unspecified"
+    color_primaries: str = "unspecified"
+    color_trc: str = "unspecified"
+    interlaced: str = "progressive"  # field order: progressive | tt | bb | tb | bt | unknown
+    sample_aspect_ratio: Fraction | None = None
+    container: str | None = None
+    kind: str = "file"  # file | url | device | lavfi | image | folder
+    live: bool = False
+    start_time_s: float | None = None
+    audio: tuple[AuxStreamInfo, ...] = ()
+    subtitles: tuple[AuxStreamInfo, ...] = ()
+    data: tuple[AuxStreamInfo, ...] = ()
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"frame size must be positive, got {self.width}x{self.height}")
+        if not isinstance(self.time_base, Fraction):
+            raise TypeError(f"time_base must be a Fraction, got {type(self.time_base).__name__}")
+        if self.frame_rate is not None and not isinstance(self.frame_rate, Fraction):
+            raise TypeError(f"frame_rate must be a Fraction or None, got {type(self.frame_rate).__name__}")
+        if self.rotation % 90 != 0:
+            raise ValueError(f"rotation must be a multiple of 90 degrees, got {self.rotation}")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) as stored (before applying ``rotation``)."""
+        return (self.width, self.height)

@@ -1,0 +1,85 @@
+"""``open_source`` / ``open_sink``: pick the right source or sink for a path, URL or name."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from stream_gpen.io._source import IMAGE_EXTS, URL_SCHEMES, VideoSource
+from stream_gpen.io._sink import _STREAM_FORMATS, AudioMode, FileSink, NullSink, OddSize, PreviewSink, VideoCodec, VirtualCameraSink
+
+
+def open_source(
+    spec,
+    *,
+    device: torch.device | str = "cpu",
+    live: bool | None = None,
+    decode: Literal["auto", "cpu", "nvdec"] = "auto",
+    ring_size: int = 8,
+    count_frames: bool = False,
+    reconnect: int = 5,
+    reconnect_delay_s: float = 0.5,
+    timeout_s: float = 10.0,
+    autorotate: bool = False,
+):
+    """Open a video file, URL, capture device, ``lavfi:<graph>``, image file or image folder.
+
+    Returns a :class:`VideoSource` (videos, streams, devices) or :class:`ImageSource` (images,
+    folders); both are context managers yielding :class:`Frame` objects with ``.metadata``.
+    See :class:`VideoSource` for what each option trades off.
+    """
+    s = str(spec)
+    if "://" not in s and not s.startswith("lavfi:"):
+        p = Path(s)
+        if p.is_dir() or p.suffix.lower() in IMAGE_EXTS:
+            from stream_gpen.io._image import ImageSource
+
+            return ImageSource(p, device=device)
+    return VideoSource(spec, device=device, live=live, decode=decode, ring_size=ring_size, count_frames=count_frames,
+                       reconnect=reconnect, reconnect_delay_s=reconnect_delay_s, timeout_s=timeout_s,
+                       autorotate=autorotate)
+
+
+def open_sink(
+    target,
+    *,
+    source=None,
+    codec: VideoCodec = "h264",
+    crf: int | None = None,
+    preset: str | None = None,
+    audio: AudioMode = "copy",
+    overwrite: bool = False,
+    odd_size: OddSize = "pad",
+    image_format: str | None = None,
+    quality: int = 95,
+    queue_size: int = 4,
+):
+    """Open a sink: ``"null"``, ``"preview"``, ``"virtualcam"``, a stream URL (rtmp/srt/udp/...),
+    an image file or folder (when ``source`` is an image source, or the name ends in an image
+    extension), or a video file (container from the extension)."""
+    t = str(target)
+    if t == "null":
+        return NullSink()
+    if t == "preview":
+        return PreviewSink()
+    if t == "virtualcam":
+        m = source.metadata
+        fps = float(m.frame_rate) if m.frame_rate else 30.0
+        return VirtualCameraSink(width=m.width, height=m.height, fps=fps)
+    if "://" in t:
+        scheme = t.split("://", 1)[0].lower()
+        if scheme in _STREAM_FORMATS or scheme in URL_SCHEMES:
+            return FileSink(t, source=source, codec=codec, crf=crf, preset=preset, audio=audio,
+                            queue_size=queue_size, odd_size=odd_size, is_url=True)
+    from stream_gpen.io._image import ImageSink, ImageSource
+
+    p = Path(t)
+    if isinstance(source, ImageSource) or p.suffix.lower() in IMAGE_EXTS:
+        if isinstance(source, ImageSource) and source.metadata.kind == "folder" and p.suffix.lower() in IMAGE_EXTS:
+            from stream_gpen.errors import InvalidInputError
+
+            raise InvalidInputError(f"a folder of images needs a folder as output, got the file name {t}")
+        return ImageSink(p, format=image_format, quality=quality, overwrite=overwrite)
+    return FileSink(p, source=source, codec=codec, crf=crf, preset=preset, audio=audio, overwrite=overwrite,
+                    odd_size=odd_size, queue_size=queue_size)

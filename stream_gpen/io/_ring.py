@@ -1,0 +1,260 @@
+"""Frames and the bounded frame ring that hands them from the decode thread to the caller.
+
+Slot life cycle (the one rule to remember)::
+
+    FREE --decoder acquires--> FILLING --published--> READY --caller takes (next(src))--> HELD
+      ^                                                  |                                  |
+      |                 live mode: stale frame dropped --+                                  |
+      +---------------------- frame.release() / sink.write(frame) --------------------------+
+
+A slot is recycled **only** when the frame that holds it is released, either explicitly with
+``frame.release()`` (or ``with frame:``) or by ``sink.write(frame)`` once the sink has encoded it.
+After release, ``frame.image`` raises instead of silently showing a newer picture. If the caller
+holds every slot and asks for another frame, the ring raises :class:`RingExhaustedError` instead of
+deadlocking (raise ``ring_size`` if the pipeline really needs more frames in flight).
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import torch
+
+from stream_gpen.errors import RingExhaustedError
+
+log = logging.getLogger(__name__)
+
+_FREE, _FILLING, _READY, _HELD = range(4)
+_POLL_S = 0.1  # waits wake this often to notice stop/close/errors: nothing blocks forever
+
+
+class FrameReleasedError(RuntimeError):
+    """Raised when a released frame's pixels are accessed (the slot may hold another frame)."""
+
+
+class _RingClosed(Exception):
+    """Internal: the ring was closed while the producer waited for a slot."""
+
+
+@dataclass(eq=False)
+class Frame:
+    """One decoded picture plus its timing.
+
+    ``image`` is an RGB ``torch.uint8`` tensor ``[H, W, 3]`` on the source's device. For ring-backed
+    frames it is a view of a ring slot: modify it in place (paste-back) and hand the frame to
+    ``sink.write``, which encodes from the same slot and then releases it.
+
+    ``pts`` is in ``time_base`` units, exactly as the decoder gave it (``None`` when the input has
+    no timestamps); ``time`` is seconds (from pts, else ``index / frame_rate``).
+    """
+
+    index: int
+    pts: int | None
+    time_base: Fraction
+    time: float
+    _image: torch.Tensor | None = field(repr=False)
+    _ring: "FrameRing | None" = field(default=None, repr=False)
+    slot: int | None = None
+    rel_path: str | None = None  # folder/image sources: path relative to the input root
+    alpha: torch.Tensor | None = field(default=None, repr=False)  # uint8 [H, W], kept aside
+    corrupt: bool = False  # decoder flagged the picture as damaged (concealed), still usable
+    _released: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.time_base, Fraction):
+            raise TypeError(f"time_base must be a Fraction, got {type(self.time_base).__name__}")
+        img = self._image
+        if img is not None and (img.dtype != torch.uint8 or img.ndim != 3 or img.shape[2] != 3):
+            raise ValueError(f"frame image must be uint8 [H, W, 3], got {img.dtype} {tuple(img.shape)}")
+        if self.alpha is not None and tuple(self.alpha.shape) != tuple(img.shape[:2]):
+            raise ValueError(f"alpha must be [H, W] = {tuple(img.shape[:2])}, got {tuple(self.alpha.shape)}")
+
+    @classmethod
+    def from_tensor(cls, image: torch.Tensor, *, index: int = 0, pts: int | None = None,
+                    time_base: Fraction = Fraction(1, 25), alpha: torch.Tensor | None = None) -> "Frame":
+        """A frame that owns its tensor (no ring): for tests and callers that make their own pictures."""
+        t = float(pts * time_base) if pts is not None else float(index * time_base)
+        return cls(index=index, pts=pts if pts is not None else index, time_base=time_base, time=t,
+                   _image=image, alpha=alpha)
+
+    @property
+    def image(self) -> torch.Tensor:
+        if self._released:
+            raise FrameReleasedError(
+                f"frame {self.index} was released; its ring slot may now hold another frame. "
+                "Use the image before sink.write(frame)/frame.release(), or clone() it."
+            )
+        assert self._image is not None
+        return self._image
+
+    @property
+    def released(self) -> bool:
+        return self._released
+
+    def release(self) -> None:
+        """Give the slot back to the ring (idempotent). The image is unusable afterwards."""
+        if self._released:
+            return
+        self._released = True
+        if self._ring is not None and self.slot is not None:
+            self._ring._release(self.slot)
+        self._image = None
+        self.alpha = None
+
+    def __enter__(self) -> "Frame":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+class FrameRing:
+    """``size`` preallocated ``[H, W, 3]`` uint8 slots shared by one producer and any consumers.
+
+    Memory is fixed at construction: ``size * H * W * 3`` bytes on ``device`` (plus one pinned host
+    staging buffer when the device is CUDA, so uploads are DMA copies). More slots let decoding run
+    further ahead of a bursty consumer; fewer slots cost less memory and latency.
+    """
+
+    def __init__(self, size: int, height: int, width: int, *, device: torch.device | str = "cpu") -> None:
+        if size < 2:
+            raise ValueError(f"ring size must be >= 2 (one slot decoding, one in use), got {size}")
+        if height <= 0 or width <= 0:
+            raise ValueError(f"ring frame size must be positive, got {width}x{height}")
+        self.size = size
+        self.height = height
+        self.width = width
+        self.device = torch.device(device)
+        self.slots = torch.empty((size, height, width, 3), dtype=torch.uint8, device=self.device)
+        self.staging: torch.Tensor | None = None
+        self._copy_stream = None
+        if self.device.type == "cuda":
+            self.staging = torch.empty((height, width, 3), dtype=torch.uint8, pin_memory=True)
+            self._copy_stream = torch.cuda.Stream(device=self.device)
+        self._cond = threading.Condition()
+        self._state = [_FREE] * size
+        self._free = collections.deque(range(size))
+        self._ready: collections.deque[Frame] = collections.deque()
+        self._finished = False
+        self._closed = False
+        self._error: BaseException | None = None
+        self.dropped = 0  # live mode: stale frames dropped so the newest is processed next
+
+    # --- producer side ------------------------------------------------------------------
+    def acquire(self, *, drop_stale: bool = False) -> int | None:
+        """Block until a slot is free; return its index.
+
+        With ``drop_stale`` (live sources) never block on a slow consumer: reclaim the oldest
+        READY frame (counted in ``dropped``) or return ``None`` so the caller drops the new one.
+        """
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise _RingClosed
+                if self._free:
+                    slot = self._free.popleft()
+                    self._state[slot] = _FILLING
+                    return slot
+                if drop_stale:
+                    self.dropped += 1
+                    if self._ready:
+                        stale = self._ready.popleft()
+                        stale._released = True  # nobody saw it; make any stray reference fail loudly
+                        slot = stale.slot
+                        assert slot is not None
+                        self._state[slot] = _FILLING
+                        return slot
+                    return None
+                self._cond.wait(_POLL_S)
+
+    def write_slot(self, slot: int, rgb: "torch.Tensor") -> torch.Tensor:
+        """Copy an RGB host (or device) tensor ``[H, W, 3]`` into ``slot``; return the slot view."""
+        dst = self.slots[slot]
+        if tuple(rgb.shape) != tuple(dst.shape):
+            raise ValueError(
+                f"frame size changed mid-stream: ring is {self.width}x{self.height}, "
+                f"frame is {rgb.shape[1]}x{rgb.shape[0]}"
+            )
+        if self.device.type == "cuda" and rgb.device.type == "cpu":
+            assert self.staging is not None and self._copy_stream is not None
+            self.staging.copy_(rgb)
+            with torch.cuda.stream(self._copy_stream):
+                dst.copy_(self.staging, non_blocking=True)
+            # The consumer may read on another stream: finish the upload before publishing.
+            self._copy_stream.synchronize()
+        else:
+            dst.copy_(rgb)
+        return dst
+
+    def publish(self, frame: Frame) -> None:
+        with self._cond:
+            assert frame.slot is not None
+            self._state[frame.slot] = _READY
+            self._ready.append(frame)
+            self._cond.notify_all()
+
+    def unfill(self, slot: int) -> None:
+        """Return a slot the producer acquired but did not publish (e.g. a failed conversion)."""
+        with self._cond:
+            self._state[slot] = _FREE
+            self._free.append(slot)
+            self._cond.notify_all()
+
+    def finish(self) -> None:
+        with self._cond:
+            self._finished = True
+            self._cond.notify_all()
+
+    def fail(self, error: BaseException) -> None:
+        with self._cond:
+            if self._error is None:
+                self._error = error
+            self._cond.notify_all()
+
+    # --- consumer side ------------------------------------------------------------------
+    def get(self) -> Frame:
+        """Next READY frame (now HELD by the caller). Raises StopIteration at the end of input,
+        the producer's exception if it failed, RingExhaustedError if the caller holds every slot."""
+        with self._cond:
+            while True:
+                if self._ready:
+                    frame = self._ready.popleft()
+                    assert frame.slot is not None
+                    self._state[frame.slot] = _HELD
+                    return frame
+                if self._error is not None:
+                    raise self._error
+                if self._finished or self._closed:
+                    raise StopIteration
+                if all(s == _HELD for s in self._state):
+                    raise RingExhaustedError(
+                        f"all {self.size} frame-ring slots are held by frames that were never released; "
+                        "call sink.write(frame) or frame.release() for each frame you are done with, "
+                        "or open the source with a larger ring_size"
+                    )
+                self._cond.wait(_POLL_S)
+
+    def _release(self, slot: int) -> None:
+        with self._cond:
+            if self._state[slot] == _HELD:
+                self._state[slot] = _FREE
+                self._free.append(slot)
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        """Wake and stop the producer; frames still READY are discarded."""
+        with self._cond:
+            self._closed = True
+            while self._ready:
+                f = self._ready.popleft()
+                f._released = True
+            self._cond.notify_all()
+
+    @property
+    def held(self) -> int:
+        with self._cond:
+            return sum(s == _HELD for s in self._state)

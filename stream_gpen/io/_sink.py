@@ -1,0 +1,538 @@
+"""Video sinks: files (atomic, ``.partial`` on Ctrl-C), stream URLs, null, preview, virtual camera.
+
+Encoding runs in the sink's own thread: ``write(frame)`` queues the frame (bounded queue, so a slow
+encoder applies back-pressure to the pipeline) and the thread encodes it straight from its ring
+slot, muxes the source's audio/subtitle packets up to that frame's time, then releases the slot.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import uuid
+from fractions import Fraction
+from pathlib import Path
+from typing import Literal
+
+import av
+import numpy as np
+
+from stream_gpen.errors import EncodeError, Interrupted, InvalidInputError, OutputExistsError, UnsupportedCodecError
+from stream_gpen.io._convert import rgb_to_av
+from stream_gpen.io._ring import Frame
+
+log = logging.getLogger(__name__)
+
+VideoCodec = Literal["h264", "hevc", "av1", "vp9"]
+AudioMode = Literal["copy", "aac", "none"]
+OddSize = Literal["pad", "crop"]
+_ENCODERS = {"h264": "libx264", "hevc": "libx265", "av1": "libsvtav1", "vp9": "libvpx-vp9"}
+_AUDIO_MODES = ("copy", "aac", "none")
+_STREAM_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpegts", "tcp": "mpegts", "rtp": "rtp_mpegts", "rtsp": "rtsp"}
+_QUEUE_POLL_S = 0.1
+_X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+
+
+def _audio_fallback_codec(fmt_name: str) -> str:
+    return "libopus" if ("webm" in fmt_name or "matroska" in fmt_name) else "aac"
+
+
+class _Sink:
+    """Common context-manager plumbing for sinks."""
+
+    fallbacks: list[str]
+    frames_written: int
+
+    def __enter__(self):
+        return self
+
+    def write(self, frame: Frame) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        self.close()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class NullSink(_Sink):
+    """Discards frames (benchmarks): counts them and releases their slots."""
+
+    def __init__(self) -> None:
+        self.frames_written = 0
+        self.fallbacks = []
+
+    def write(self, frame: Frame) -> None:
+        frame.image  # a released frame is a pipeline bug; fail here like a real sink would
+        self.frames_written += 1
+        frame.release()
+
+    def close(self) -> None:
+        pass
+
+
+class FileSink(_Sink):
+    """Encode frames into a file (or a stream URL), keeping pts, audio, colour and rotation.
+
+    Options (keyword-only, validated here):
+
+    * ``codec``: ``h264`` (libx264, plays everywhere), ``hevc`` (libx265, ~40% smaller, slower),
+      ``av1`` (libsvtav1, smallest, needs modern players), ``vp9`` (libvpx, for webm).
+    * ``crf``: quality (lower = better and bigger); ``None`` = encoder default (x264: 23).
+    * ``preset``: speed/size trade-off (x264/x265: ultrafast..veryslow; svt-av1: "0".."13").
+    * ``audio``: ``copy`` keeps audio/subtitle/data packet-for-packet when the container accepts
+      the codec, else transcodes audio (aac for mp4/mov, opus for webm/mkv) and reports it;
+      ``aac`` always transcodes audio; ``none`` drops it (stated in ``dropped``).
+    * ``odd_size``: yuv420 needs even sizes: ``pad`` repeats the last row/column (output 1 px
+      larger, nothing lost), ``crop`` drops it (output 1 px smaller, exact size ratio kept).
+    * ``queue_size``: frames waiting for the encoder; more smooths bursts but holds more slots.
+
+    Output is written to ``.<name>.<id>.tmp<ext>`` next to the target and renamed on success.
+    KeyboardInterrupt inside the ``with``: frames so far are finalized into ``<name>.partial<ext>``
+    and :class:`Interrupted` (a KeyboardInterrupt) says where. Any other error: nothing is left.
+    """
+
+    def __init__(
+        self,
+        target,
+        *,
+        source=None,
+        codec: VideoCodec = "h264",
+        crf: int | None = None,
+        preset: str | None = None,
+        audio: AudioMode = "copy",
+        overwrite: bool = False,
+        odd_size: OddSize = "pad",
+        queue_size: int = 4,
+        is_url: bool = False,
+    ) -> None:
+        if codec not in _ENCODERS:
+            raise InvalidInputError(f"codec={codec!r} is not one of {tuple(_ENCODERS)}")
+        if audio not in _AUDIO_MODES:
+            raise InvalidInputError(f"audio={audio!r} is not one of {_AUDIO_MODES}")
+        if odd_size not in ("pad", "crop"):
+            raise InvalidInputError(f"odd_size={odd_size!r} is not one of ('pad', 'crop')")
+        if crf is not None and not (0 <= crf <= 63):
+            raise InvalidInputError(f"crf={crf} must be within 0..63 (x264/x265: 0..51)")
+        if preset is not None and codec in ("h264", "hevc") and preset not in _X26X_PRESETS:
+            raise InvalidInputError(f"preset={preset!r} for codec={codec!r} is not one of {_X26X_PRESETS}")
+        if preset is not None and codec == "av1" and not (str(preset).isdigit() and 0 <= int(preset) <= 13):
+            raise InvalidInputError(f"preset={preset!r} for codec='av1' (svt-av1) must be '0'..'13' (higher is faster)")
+        if preset is not None and codec == "vp9":
+            raise InvalidInputError("codec='vp9' takes no preset (libvpx speed is fixed here); leave preset=None")
+        if _ENCODERS[codec] not in av.codecs_available:
+            raise UnsupportedCodecError(f"encoder {_ENCODERS[codec]} for codec={codec!r} is not in this FFmpeg build")
+        self.is_url = is_url
+        self.target = str(target) if is_url else Path(target)
+        self.source = source
+        self.meta = getattr(source, "metadata", None)
+        self.codec = codec
+        self.crf = crf
+        self.preset = preset
+        self.audio = audio
+        self.odd_size = odd_size
+        self.fallbacks: list[str] = []
+        self.dropped: list[str] = []  # streams not carried over, with the reason (also logged)
+        self.frames_written = 0
+        self.fixed_pts = 0
+        self.partial_path: Path | None = None
+        self._error: BaseException | None = None
+        self._closed = False
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._stop_encoding = threading.Event()
+
+        if is_url:
+            scheme = self.target.split("://", 1)[0].lower()
+            self._fmt = _STREAM_FORMATS.get(scheme)
+            if self._fmt is None:
+                raise InvalidInputError(f"stream URL scheme {scheme!r} is not one of {tuple(_STREAM_FORMATS)}")
+            self._path = self.target
+        else:
+            t = self.target
+            if t.suffix == "":
+                raise InvalidInputError(f"output {t} has no extension; name the container, e.g. {t.name}.mp4")
+            if t.exists() and not overwrite:
+                raise OutputExistsError(f"output exists: {t}", hint="pass overwrite=True (--overwrite) or choose another name")
+            if not t.parent.is_dir():
+                raise InvalidInputError(f"output folder does not exist: {t.parent}")
+            self._fmt = None
+            self._path = str(t.with_name(f".{t.stem}.{uuid.uuid4().hex[:8]}.tmp{t.suffix}"))
+        try:
+            self._out = av.open(self._path, "w", format=self._fmt)
+        except (av.error.FFmpegError, ValueError) as e:
+            raise InvalidInputError(f"cannot write {self.target}: {e} (is the extension a known container?)") from e
+        fmt_name = self._out.format.name
+        if codec in ("h264", "hevc") and "webm" in fmt_name:
+            self._out.close()
+            self._remove_tmp()
+            raise InvalidInputError(f"codec={codec!r} cannot go into webm; use codec='vp9' or 'av1', or a .mp4/.mkv name")
+        self._vstream = None
+        self._aux_map: dict[int, tuple] = {}  # input stream index -> (out stream, transcoder|None)
+        self._aux = None
+        if source is not None and audio != "none" and getattr(source, "aux", None) is not None:
+            self._aux = source.aux
+            self._aux.subscribe()
+        elif self.meta is not None and audio == "none":
+            for s in self.meta.audio + self.meta.subtitles + self.meta.data:
+                self._drop(f"{s.kind} stream #{s.index} ({s.codec}) dropped: audio='none'")
+        self._thread = threading.Thread(target=self._run, name=f"encode:{Path(str(target)).name}", daemon=True)
+        self._thread.start()
+
+    # --- set-up at the first frame (needs the frame size) --------------------------------
+    def _drop(self, msg: str) -> None:
+        self.dropped.append(msg)
+        log.warning(msg)
+
+    def _setup(self, h: int, w: int, frame: Frame) -> None:
+        out, meta = self._out, self.meta
+        enc = _ENCODERS[self.codec]
+        tb = frame.time_base
+        rate = meta.frame_rate if meta is not None and meta.frame_rate else (1 / tb if tb <= Fraction(1, 10) else Fraction(25))
+        vs = out.add_stream(enc, rate=rate)
+        vs.width, vs.height = w, h
+        pix = "yuv420p"
+        if meta is not None:
+            cand = meta.pix_fmt.replace("yuvj", "yuv")
+            supported = {f.name for f in (vs.codec_context.codec.video_formats or [])}
+            if cand in supported and cand in ("yuv420p", "yuv422p", "yuv444p"):
+                pix = cand  # keep 4:2:2 (DV, broadcast) / 4:4:4 chroma when the encoder can
+        if pix != "yuv444p" and (w % 2 or h % 2):  # pragma: no cover - sizes are made even in _to_even
+            raise EncodeError(f"{pix} needs even sizes, got {w}x{h}")
+        vs.pix_fmt = pix
+        vs.time_base = tb
+        vs.codec_context.time_base = tb
+        cc = vs.codec_context
+        self._colorspace = None
+        self._color_range = None
+        if meta is not None:
+            ex = meta.extra
+            full = meta.color_range == "full"
+            self._color_range = 2 if full else (1 if meta.color_range == "limited" else None)
+            self._colorspace = ex.get("colorspace_id")
+            if self._color_range:
+                cc.color_range = self._color_range
+            for attr, key in (("colorspace", "colorspace_id"), ("color_primaries", "color_primaries_id"), ("color_trc", "color_trc_id")):
+                v = ex.get(key)
+                if v is not None and v != 2:
+                    setattr(cc, attr, v)
+            if meta.rotation and not self.is_url:
+                vs.set_display_rotation(meta.rotation)
+        opts = {}
+        if self.crf is not None:
+            opts["crf"] = str(self.crf)
+        if self.preset is not None:
+            opts["preset"] = str(self.preset)
+        if self.is_url and enc in ("libx264", "libx265"):
+            opts["tune"] = "zerolatency"  # no lookahead: latency of a live stream stays one frame
+        cc.options = opts
+        cc.thread_type = "AUTO"
+        self._pix = pix
+        self._vstream = vs
+        if self._aux is not None and meta is not None:
+            self._setup_aux(meta)
+
+    def _setup_aux(self, meta) -> None:
+        out = self._out
+        in_streams = {s.index: s for s in self.source._container.streams}
+        for info in meta.audio + meta.subtitles + meta.data:
+            ins = in_streams.get(info.index)
+            name = info.codec
+            if self.audio == "copy" and name in out.supported_codecs:
+                try:
+                    o = out.add_stream_from_template(ins)
+                    self._aux_map[info.index] = (o, None)
+                    continue
+                except (ValueError, av.error.FFmpegError) as e:
+                    why = str(e)
+            else:
+                why = f"{self._out.format.name} does not accept {name}" if self.audio == "copy" else "audio='aac'"
+            if info.kind == "audio":
+                codec = "aac" if self.audio == "aac" else _audio_fallback_codec(out.format.name)
+                rate = 48000 if codec == "libopus" else (info.sample_rate or 48000)
+                o = out.add_stream(codec, rate=rate)
+                layout = "stereo" if (info.channels or 2) >= 2 else "mono"
+                o.layout = layout
+                resampler = av.AudioResampler(format=o.codec_context.codec.audio_formats[0].name, layout=layout, rate=rate)
+                self._aux_map[info.index] = (o, [resampler, None])
+                msg = f"audio stream #{info.index} ({name}) transcoded to {codec}: {why}"
+                self.fallbacks.append(msg)
+                log.warning(msg)
+            else:
+                self._drop(f"{info.kind} stream #{info.index} ({name}) dropped: {why}")
+
+    # --- encoder thread -----------------------------------------------------------------
+    def write(self, frame: Frame) -> None:
+        """Queue ``frame`` for encoding; the sink releases its slot once encoded.
+
+        Blocks while the encoder is ``queue_size`` frames behind (back-pressure). Raises the
+        encoder thread's error, if it had one."""
+        if self._closed:
+            raise EncodeError("write() after the sink was closed")
+        frame.image  # fail now (in the caller) for a released frame
+        while True:
+            if self._error is not None:
+                raise EncodeError(f"encoding {self.target} failed: {self._error}") from self._error
+            try:
+                self._queue.put(frame, timeout=_QUEUE_POLL_S)
+                return
+            except queue.Full:
+                if not self._thread.is_alive():
+                    raise EncodeError(f"encoder thread for {self.target} stopped")
+
+    def _run(self) -> None:
+        try:
+            while True:
+                try:
+                    frame = self._queue.get(timeout=_QUEUE_POLL_S)
+                except queue.Empty:
+                    if self._stop_encoding.is_set():
+                        return
+                    continue
+                if frame is None:
+                    return
+                try:
+                    self._encode(frame)
+                finally:
+                    frame.release()
+        except BaseException as e:
+            self._error = e
+            # drain so a blocked writer wakes and frames go back to the ring
+            while True:
+                try:
+                    f = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if f is not None:
+                    f.release()
+
+    def _to_even(self, img: np.ndarray) -> np.ndarray:
+        h, w = img.shape[:2]
+        if not (h % 2 or w % 2) or self._pix_is_444():
+            return img
+        if self.odd_size == "crop":
+            return img[: h - h % 2, : w - w % 2]
+        return np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+    def _pix_is_444(self) -> bool:
+        return self._vstream is not None and self._pix == "yuv444p"
+
+    def _encode(self, frame: Frame) -> None:
+        img = frame.image
+        if img.device.type != "cpu":
+            img = img.cpu()
+        arr = img.numpy()
+        h, w = arr.shape[:2]
+        if self._vstream is None:
+            even = (h + h % 2, w + w % 2) if self.odd_size == "pad" else (h - h % 2, w - w % 2)
+            if h % 2 or w % 2:
+                msg = f"odd frame size {w}x{h}: {self.odd_size} to {even[1]}x{even[0]} (yuv420 needs even sizes)"
+                self.fallbacks.append(msg)
+                log.warning(msg)
+            self._setup(even[0], even[1], frame)
+            self._last_pts = None
+        arr = self._to_even(arr)
+        vf = rgb_to_av(arr, pix_fmt=self._pix, colorspace=self._colorspace, color_range=self._color_range)
+        pts = frame.pts if frame.pts is not None else self.frames_written
+        if self._last_pts is not None and pts <= self._last_pts:
+            # encoders need strictly increasing pts; the input had a duplicate/backwards stamp
+            pts = self._last_pts + 1
+            self.fixed_pts += 1
+            if self.fixed_pts == 1:
+                log.warning("%s: non-increasing pts at frame %d bumped by one tick", self.target, frame.index)
+        self._last_pts = pts
+        vf.pts = pts
+        vf.time_base = frame.time_base
+        for packet in self._vstream.encode(vf):
+            self._out.mux(packet)
+        self.frames_written += 1
+        if self._aux is not None:
+            self._mux_aux(self._aux.take_until(frame.time + 0.5))
+
+    def _mux_aux(self, packets) -> None:
+        for p in packets:
+            entry = self._aux_map.get(p.stream.index)
+            if entry is None:
+                continue
+            o, tx = entry
+            if tx is None:
+                p.stream = o  # mux rescales from the packet's time base to the output stream's
+                self._out.mux(p)
+            else:
+                self._transcode_audio(p, o, tx)
+
+    def _transcode_audio(self, p, o, tx) -> None:
+        resampler = tx[0]
+        packets = p.decode() if p is not None else []
+        for af in packets:
+            if tx[1] is None:
+                tx[1] = int(round(float(af.pts * af.time_base) * o.codec_context.sample_rate)) if af.pts is not None else 0
+            for rf in resampler.resample(af):
+                rf.pts = tx[1]
+                rf.time_base = Fraction(1, o.codec_context.sample_rate)
+                tx[1] += rf.samples
+                for q in o.encode(rf):
+                    self._out.mux(q)
+
+    def _finish_container(self, *, all_aux: bool) -> None:
+        if self._vstream is None:
+            raise EncodeError(f"no frames were written to {self.target}; nothing to save")
+        for packet in self._vstream.encode(None):
+            self._out.mux(packet)
+        if self._aux is not None:
+            if all_aux:
+                self._mux_aux(self._aux.take_until(None))
+            for o, tx in self._aux_map.values():
+                if tx is not None:
+                    for rf in tx[0].resample(None):
+                        rf.pts = tx[1]
+                        tx[1] += rf.samples
+                        for q in o.encode(rf):
+                            self._out.mux(q)
+                    for q in o.encode(None):
+                        self._out.mux(q)
+        self._out.close()
+
+    def _join(self) -> None:
+        self._queue.put(None)  # the thread is alive or errored; either way it stops
+        self._thread.join()
+
+    def close(self) -> None:
+        """Finish: flush encoders, mux the remaining audio, rename the temp file to the target."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._join()
+            if self._error is not None:
+                raise EncodeError(f"encoding {self.target} failed: {self._error}") from self._error
+            src_done = getattr(getattr(self.source, "ring", None), "_finished", True)
+            self._finish_container(all_aux=src_done)
+        except BaseException:
+            self._discard()
+            raise
+        if not self.is_url:
+            os.replace(self._path, self.target)
+
+    def _remove_tmp(self) -> None:
+        if not self.is_url:
+            try:
+                os.unlink(self._path)
+            except FileNotFoundError:
+                pass
+
+    def _discard(self) -> None:
+        try:
+            self._out.close()
+        except Exception:  # closing a half-written container may fail; the file is deleted anyway
+            pass
+        self._remove_tmp()
+
+    def abort(self) -> None:
+        """An error happened: stop, leave nothing under the target name, remove temp files."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop_encoding.set()
+        self._drain_queue()
+        self._join()
+        self._discard()
+
+    def _drain_queue(self) -> None:
+        while True:
+            try:
+                f = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if f is not None:
+                f.release()
+
+    def interrupt(self) -> Path | None:
+        """Ctrl-C: finalize what was encoded into ``<name>.partial<ext>`` (playable); return it."""
+        if self._closed:
+            return self.partial_path
+        self._closed = True
+        self._join()  # frames already queued are encoded: they were "done" by the pipeline
+        if self.is_url or self._error is not None or self._vstream is None:
+            self._discard()
+            return None
+        try:
+            self._finish_container(all_aux=False)
+        except BaseException:
+            self._discard()
+            raise
+        t = self.target
+        self.partial_path = t.with_name(f"{t.stem}.partial{t.suffix}")
+        os.replace(self._path, self.partial_path)
+        return self.partial_path
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        elif issubclass(exc_type, KeyboardInterrupt) and not issubclass(exc_type, Interrupted):
+            partial = self.interrupt()
+            where = (f"{self.frames_written} frames were saved to {partial}" if partial
+                     else "no frames had been encoded, nothing was saved")
+            raise Interrupted(f"interrupted: {where}") from exc
+        else:
+            self.abort()
+
+
+class PreviewSink(_Sink):
+    """Shows frames in an OpenCV window (``q`` or Esc closes it: ``closed_by_user`` becomes True)."""
+
+    def __init__(self, *, title: str = "stream-gpen", wait_ms: int = 1) -> None:
+        import cv2
+
+        self._cv2 = cv2
+        self.title = title
+        self.wait_ms = wait_ms
+        self.frames_written = 0
+        self.fallbacks = []
+        self.closed_by_user = False
+
+    def write(self, frame: Frame) -> None:
+        img = frame.image.cpu().numpy()
+        self._cv2.imshow(self.title, img[:, :, ::-1])
+        if self._cv2.waitKey(self.wait_ms) & 0xFF in (ord("q"), 27):
+            self.closed_by_user = True
+        self.frames_written += 1
+        frame.release()
+
+    def close(self) -> None:
+        self._cv2.destroyWindow(self.title)
+
+
+class VirtualCameraSink(_Sink):
+    """Sends frames to a virtual camera (pyvirtualcam; ``pip install stream-gpen[camera]``).
+
+    Needs a virtual camera driver (v4l2loopback on Linux, OBS on Windows/macOS); it cannot run in
+    CI. ``fps`` paces the output: the camera shows frames at that rate.
+    """
+
+    def __init__(self, *, width: int, height: int, fps: float, device: str | None = None) -> None:
+        try:
+            import pyvirtualcam
+        except ImportError as e:
+            from stream_gpen.errors import DeviceError
+
+            raise DeviceError("the virtual camera needs pyvirtualcam: pip install 'stream-gpen[camera]'") from e
+        self._cam = pyvirtualcam.Camera(width=width, height=height, fps=fps, fmt=pyvirtualcam.PixelFormat.RGB, device=device)
+        self.frames_written = 0
+        self.fallbacks = []
+
+    def write(self, frame: Frame) -> None:
+        self._cam.send(np.ascontiguousarray(frame.image.cpu().numpy()))
+        frame.release()
+        self.frames_written += 1
+        self._cam.sleep_until_next_frame()
+
+    def close(self) -> None:
+        self._cam.close()

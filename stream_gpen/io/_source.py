@@ -1,0 +1,543 @@
+"""Video sources: files, URLs, capture devices and lavfi graphs, decoded in their own thread.
+
+Audio/subtitle/data handling: the decode thread demuxes *all* streams of the one input and hands
+every non-video packet, untouched, to the sink through :class:`AuxChannel`. One demuxer means
+live inputs (a URL cannot be opened twice) keep their audio too, and packet times are exactly the
+input's. Packets are collected only while a sink subscribes; if none does within the first frames
+the channel stops collecting (logged), so an audio track can never pile up in memory.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import sys
+import threading
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Literal
+
+import av
+import torch
+
+from stream_gpen.errors import (
+    DecodeError,
+    EmptyMediaError,
+    InvalidInputError,
+    MediaNotFoundError,
+    NotMediaError,
+    NoVideoStreamError,
+    SourceClosedError,
+    UnsupportedCodecError,
+)
+from stream_gpen.io._convert import av_to_rgb_numpy, is_full_range, nv12_to_rgb
+from stream_gpen.io._meta import (
+    COLOR_PRIMARIES,
+    COLOR_RANGES,
+    COLOR_SPACES,
+    COLOR_TRCS,
+    AuxStreamInfo,
+    StreamMetadata,
+)
+from stream_gpen.io._ring import Frame, FrameRing, _RingClosed
+
+log = logging.getLogger(__name__)
+
+DecodeMode = Literal["auto", "cpu", "nvdec"]
+_DECODE_MODES = ("auto", "cpu", "nvdec")
+URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp", "rtp", "hls")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+_NVDEC_CODECS = {"h264": "h264_cuvid", "hevc": "hevc_cuvid", "av1": "av1_cuvid", "vp9": "vp9_cuvid",
+                 "vp8": "vp8_cuvid", "mpeg2video": "mpeg2_cuvid", "mpeg4": "mpeg4_cuvid"}
+_AUX_GRACE_FRAMES = 64  # frames emitted without a subscribing sink before audio collection stops
+
+
+def _fraction(x) -> Fraction | None:
+    return Fraction(x.numerator, x.denominator) if x is not None and x.denominator else None
+
+
+class AuxChannel:
+    """Non-video packets from the decode thread to at most one sink (see module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._packets: collections.deque = collections.deque()
+        self._subscribed = False
+        self._collecting = True
+        self.discarded = 0
+
+    def subscribe(self) -> None:
+        with self._lock:
+            if not self._collecting:
+                raise InvalidInputError(
+                    "the sink was opened too late to receive the source's audio packets (they were "
+                    f"discarded after {_AUX_GRACE_FRAMES} frames); open the sink before reading frames, "
+                    "or pass audio='none'"
+                )
+            self._subscribed = True
+
+    def put(self, packet, frames_emitted: int) -> None:
+        with self._lock:
+            if not self._collecting:
+                self.discarded += 1
+                return
+            if not self._subscribed and frames_emitted > _AUX_GRACE_FRAMES:
+                self._collecting = False
+                self.discarded += len(self._packets) + 1
+                self._packets.clear()
+                log.warning("no sink consumes the source's audio/subtitle packets; they are discarded")
+                return
+            self._packets.append(packet)
+
+    def take_until(self, t: float | None) -> list:
+        """Packets whose time is <= ``t`` seconds (all when ``t`` is None), in demux order."""
+        out = []
+        with self._lock:
+            while self._packets:
+                p = self._packets[0]
+                pt = p.pts if p.pts is not None else p.dts
+                if t is not None and pt is not None and float(pt * p.time_base) > t:
+                    break
+                out.append(self._packets.popleft())
+        return out
+
+
+def _classify(spec) -> tuple[str, str, str | None, dict]:
+    """spec -> (kind, target for av.open, forced format, options)."""
+    if isinstance(spec, Path):
+        spec = str(spec)
+    if not isinstance(spec, str) or not spec:
+        raise InvalidInputError(f"source must be a non-empty path/URL/device string, got {spec!r}")
+    if spec.startswith("lavfi:"):
+        return "lavfi", spec[len("lavfi:"):], "lavfi", {}
+    scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
+    if scheme in URL_SCHEMES:
+        opts = {"rtsp_transport": "tcp"} if scheme.startswith("rtsp") else {}
+        return "url", spec, None, opts
+    if spec.isdigit() or spec.startswith("/dev/video") or spec.startswith("video="):
+        if sys.platform.startswith("linux"):
+            return "device", spec if spec.startswith("/dev/") else f"/dev/video{spec}", "v4l2", {}
+        if sys.platform == "darwin":
+            return "device", spec, "avfoundation", {}
+        if sys.platform == "win32":
+            if not spec.startswith("video="):
+                raise InvalidInputError(
+                    f"capture device {spec!r}: on Windows name the DirectShow device, e.g. 'video=Integrated Camera'"
+                )
+            return "device", spec, "dshow", {}
+        raise InvalidInputError(f"capture devices are not supported on {sys.platform!r}")
+    return "file", spec, None, {}
+
+
+def _check_file(path: str) -> None:
+    p = Path(path)
+    if not p.exists():
+        raise MediaNotFoundError(f"input not found: {path}", hint="check the path (relative paths are from the working directory)")
+    if p.is_file() and p.stat().st_size == 0:
+        raise EmptyMediaError(f"input is empty (0 bytes): {path}", hint="the file was probably not fully written or copied")
+
+
+class VideoSource:
+    """A decoded video stream. Use as a context manager; iterate for :class:`Frame` objects.
+
+    Options (keyword-only, validated here):
+
+    * ``device``: where ring slots live. CUDA keeps frames on the GPU (one H2D copy per frame, or
+      none with NVDEC); CPU is for tests and small jobs.
+    * ``live``: drop stale frames instead of blocking the decoder when the consumer falls behind
+      (latency stays one ring deep; drops are counted in ``stats``), and treat the end of a
+      network stream as a drop to reconnect. ``None`` = on for rtsp/rtmp/srt/udp URLs, devices
+      and lavfi, off for files and http(s) (where every frame must be processed).
+    * ``decode``: ``"nvdec"`` decodes on the GPU (less CPU, no upload), ``"cpu"`` uses FFmpeg's
+      threaded software decoders, ``"auto"`` tries NVDEC when ``device`` is CUDA and falls back to
+      CPU visibly (logged, listed in ``fallbacks``).
+    * ``ring_size``: slots in the frame ring; more absorb bursts (memory = ring_size * H * W * 3).
+    * ``count_frames``: demux the whole file once up front to fill ``metadata.frame_count``
+      (exact, costs one extra read of the file); otherwise only the header's hint is given.
+    * ``reconnect``: how many times a network source is reopened (exponential back-off from
+      ``reconnect_delay_s``) after it drops; more rides out longer outages, fewer fail faster.
+    * ``autorotate``: apply the display-matrix rotation to the pixels (frames upright, as players
+      show them; ``metadata.rotation`` becomes 0, the applied angle is in ``metadata.extra``).
+      Face detectors need upright faces, so phone videos want this; it costs one extra copy per
+      frame and the output is then stored upright (it displays the same). Off: pixels as stored,
+      rotation kept as metadata and written back by the sink.
+    * ``timeout_s``: open/read timeout for network and device inputs, so a dead peer cannot hang.
+    """
+
+    def __init__(
+        self,
+        spec,
+        *,
+        device: torch.device | str = "cpu",
+        live: bool | None = None,
+        decode: DecodeMode = "auto",
+        ring_size: int = 8,
+        count_frames: bool = False,
+        reconnect: int = 5,
+        reconnect_delay_s: float = 0.5,
+        timeout_s: float = 10.0,
+        decoder_threads: int = 0,
+        autorotate: bool = False,
+    ) -> None:
+        if decode not in _DECODE_MODES:
+            raise InvalidInputError(f"decode={decode!r} is not one of {_DECODE_MODES}")
+        if ring_size < 2:
+            raise InvalidInputError(f"ring_size={ring_size} must be >= 2")
+        if reconnect < 0:
+            raise InvalidInputError(f"reconnect={reconnect} must be >= 0")
+        self.spec = str(spec)
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            from stream_gpen.errors import DeviceError
+
+            raise DeviceError(f"device={str(device)!r} requested but torch sees no CUDA device")
+        self.kind, self._target, self._format, self._options = _classify(spec)
+        # http(s)/hls are usually files on a server: read every frame unless told the stream is live
+        self.live = live if live is not None else (
+            self.kind in ("device", "lavfi") or (self.kind == "url" and not self.spec.lower().startswith(("http", "hls")))
+        )
+        self._decode_req = decode
+        self._reconnect = reconnect
+        self._reconnect_delay = reconnect_delay_s
+        self._timeout = timeout_s
+        self._threads = decoder_threads
+        self._rot_k = 0
+        self.fallbacks: list[str] = []
+        self.stats = {"decoded": 0, "corrupt_packets": 0, "corrupt_frames": 0, "dropped": 0, "reconnects": 0}
+        self.aux = AuxChannel()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = False
+        self._closed = False
+
+        if self.kind == "file":
+            _check_file(self._target)
+        self._use_nvdec = self._want_nvdec()
+        self._container = self._open_container(self._use_nvdec)
+        self._frames = self._decode_frames()
+        first = self._first_frame()
+        self.metadata = self._build_metadata(first, count_frames)
+        if autorotate and self.metadata.rotation:
+            m = self.metadata
+            self._rot_k = (m.rotation // 90) % 4
+            w, h = (m.height, m.width) if self._rot_k % 2 else (m.width, m.height)
+            self.metadata = dataclasses.replace(m, width=w, height=h, rotation=0,
+                                                extra={**m.extra, "applied_rotation": m.rotation})
+        self.ring = FrameRing(ring_size, self.metadata.height, self.metadata.width, device=self.device)
+        self._pending = first
+
+    # --- opening -----------------------------------------------------------------------
+    def _want_nvdec(self) -> bool:
+        if self._decode_req == "cpu" or (self._decode_req == "auto" and self.device.type != "cuda"):
+            return False
+        reason = None
+        if self.device.type != "cuda":
+            reason = f"decode='nvdec' needs a CUDA device, got device={str(self.device)!r}"
+        elif "cuda" not in av.codec.hwaccel.hwdevices_available():
+            reason = "this FFmpeg build has no CUDA hwdevice"
+        if reason:
+            self._fallback(f"NVDEC unavailable ({reason}); decoding on the CPU")
+            return False
+        return True
+
+    def _fallback(self, msg: str) -> None:
+        if msg not in self.fallbacks:
+            self.fallbacks.append(msg)
+            log.warning(msg)
+
+    def _open_container(self, nvdec: bool):
+        kwargs: dict = {"options": dict(self._options)}
+        if self._format:
+            kwargs["format"] = self._format
+        if self.kind in ("url", "device"):
+            kwargs["timeout"] = (self._timeout, self._timeout)
+        if nvdec:
+            from av.codec.hwaccel import HWAccel
+
+            idx = self.device.index if self.device.index is not None else torch.cuda.current_device()
+            kwargs["hwaccel"] = HWAccel("cuda", device=str(idx), allow_software_fallback=True, is_hw_owned=True)
+        try:
+            container = av.open(self._target, "r", **kwargs)
+        except FileNotFoundError as e:
+            if self.kind == "file":
+                raise MediaNotFoundError(f"input not found: {self.spec}") from e
+            raise SourceClosedError(f"cannot open {self.kind} {self.spec!r}: {e}") from e
+        except av.error.InvalidDataError as e:
+            raise NotMediaError(
+                f"FFmpeg cannot read {self.spec!r} as media (not a video file, or truncated/corrupt header)",
+                hint="check that the file plays in a media player; a file cut off while being written may lack its index",
+            ) from e
+        except (av.error.FFmpegError, OSError) as e:
+            if self.kind == "file":
+                raise NotMediaError(f"FFmpeg cannot open {self.spec!r}: {e}") from e
+            raise SourceClosedError(f"cannot open {self.kind} {self.spec!r}: {e}") from e
+        try:
+            if not container.streams.video:
+                kinds = sorted({s.type for s in container.streams}) or ["none"]
+                raise NoVideoStreamError(
+                    f"{self.spec!r} has no video stream (streams: {', '.join(kinds)})",
+                    hint="stream-gpen restores faces in pictures; give it a video or image file",
+                )
+            vs = container.streams.video[0]
+            name = vs.codec_context.name if vs.codec_context is not None else None
+            if name is None or not vs.codec_context.is_decoder:
+                raise UnsupportedCodecError(f"no decoder for the video codec of {self.spec!r}")
+            vs.thread_type = "AUTO"  # frame + slice threads: decoding keeps up on many cores
+            vs.thread_count = self._threads
+            self._vstream = vs
+            return container
+        except BaseException:
+            container.close()
+            raise
+
+    # --- decode generator (runs first in __init__, then in the decode thread) ------------
+    def _decode_frames(self) -> Iterator["av.VideoFrame"]:
+        attempts = 0
+        err: BaseException | None = None
+        while True:
+            container = self._container
+            if container is not None:
+                vs = container.streams.video[0]
+                try:
+                    for packet in container.demux(list(container.streams)):
+                        if self._stop.is_set():
+                            return
+                        if packet.stream.index != vs.index:
+                            if packet.size or packet.pts is not None:  # skip the empty flush packets
+                                self.aux.put(packet, self.stats["decoded"])
+                            continue
+                        try:
+                            frames = packet.decode()
+                        except av.error.InvalidDataError as e:
+                            self.stats["corrupt_packets"] += 1
+                            if self.stats["corrupt_packets"] == 1:
+                                log.warning("%s: skipping corrupt video packet (pts=%s): %s", self.spec, packet.pts, e)
+                            continue
+                        for f in frames:
+                            attempts = 0
+                            yield f
+                    if self.kind != "url" or not self.live:
+                        return  # clean end of input (an http(s) file ends like a local one)
+                    err = EOFError("live stream ended")
+                except (av.error.FFmpegError, OSError) as e:
+                    if self._stop.is_set():
+                        return
+                    if self.kind == "file":
+                        # A read error mid-file (truncated / damaged container): keep what we have.
+                        self.stats["corrupt_packets"] += 1
+                        log.warning("%s: stopped reading at a damaged part of the file: %s", self.spec, e)
+                        return
+                    if self.kind != "url":
+                        raise SourceClosedError(f"{self.kind} source {self.spec!r} failed: {e}") from e
+                    err = e
+            # network drop: reconnect with exponential back-off, a bounded number of times
+            if attempts >= self._reconnect:
+                raise SourceClosedError(
+                    f"{self.spec!r} dropped and did not come back after {self._reconnect} reconnect attempts: {err}"
+                )
+            delay = self._reconnect_delay * (2**attempts)
+            attempts += 1
+            self.stats["reconnects"] += 1
+            log.warning("%s dropped (%s); reconnecting in %.1f s (attempt %d/%d)", self.spec, err, delay, attempts, self._reconnect)
+            if self._stop.wait(delay):
+                return
+            if self._container is not None:
+                try:
+                    self._container.close()
+                except Exception:  # the old connection is already broken; nothing to save
+                    pass
+            try:
+                self._container = self._open_container(self._use_nvdec)
+            except SourceClosedError as e2:
+                err = e2
+                self._container = None
+
+    def _first_frame(self):
+        try:
+            first = next(self._frames)
+        except StopIteration:
+            self._container.close()
+            if self.stats["corrupt_packets"]:
+                raise DecodeError(
+                    f"{self.spec!r}: no decodable video frame ({self.stats['corrupt_packets']} corrupt packets)",
+                    hint="the video data is damaged or truncated",
+                ) from None
+            raise DecodeError(f"{self.spec!r}: the video stream contains no frames") from None
+        except BaseException:
+            self._container.close()
+            raise
+        if self._use_nvdec and first.format.name != "cuda":
+            self._fallback(f"NVDEC could not decode {self._vstream.codec_context.name}; FFmpeg decoded on the CPU")
+        return first
+
+    def _build_metadata(self, first, count_frames: bool) -> StreamMetadata:
+        c = self._container
+        vs = self._vstream
+        cc = vs.codec_context
+        pix_fmt = first.sw_format.name if first.format.name == "cuda" and first.sw_format else first.format.name
+        field_order = {0: "unknown", 1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}.get(cc.field_order, "unknown")
+        if field_order == "unknown" and not first.interlaced_frame:
+            field_order = "progressive"
+
+        def info(s) -> AuxStreamInfo:
+            cc2 = s.codec_context
+            return AuxStreamInfo(
+                # canonical (descriptor) name, e.g. "subrip" not the decoder's "srt": muxers list these
+                index=s.index, kind=s.type,
+                codec=(getattr(cc2.codec, "canonical_name", None) or cc2.name) if cc2 is not None else None,
+                time_base=_fraction(s.time_base),
+                sample_rate=getattr(cc2, "sample_rate", None) if s.type == "audio" else None,
+                channels=getattr(cc2, "channels", None) if s.type == "audio" else None,
+                language=s.metadata.get("language"),
+            )
+
+        frame_count = None
+        if count_frames and self.kind == "file":
+            frame_count = count_video_packets(self._target)
+        rate = _fraction(vs.guessed_rate) or _fraction(vs.average_rate)
+        return StreamMetadata(
+            width=first.width,
+            height=first.height,
+            pix_fmt=pix_fmt,
+            codec=cc.name,
+            time_base=_fraction(vs.time_base) or (1 / rate if rate else Fraction(1, 1000)),
+            frame_rate=rate,
+            duration_s=float(c.duration / av.time_base) if c.duration else None,
+            frame_count=frame_count,
+            frame_count_header=vs.frames or None,
+            rotation=int(round(first.rotation)) % 360 if first.rotation else 0,
+            color_range=COLOR_RANGES.get(int(first.color_range), "unspecified") if not pix_fmt.startswith("yuvj") else "full",
+            color_space=COLOR_SPACES.get(int(first.colorspace), "unspecified"),
+            color_primaries=COLOR_PRIMARIES.get(int(first.color_primaries), "unspecified"),
+            color_trc=COLOR_TRCS.get(int(first.color_trc), "unspecified"),
+            interlaced=field_order,
+            sample_aspect_ratio=_fraction(vs.sample_aspect_ratio),
+            container=c.format.name,
+            kind=self.kind,
+            live=self.live,
+            start_time_s=float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else None,
+            audio=tuple(info(s) for s in c.streams if s.type == "audio"),
+            subtitles=tuple(info(s) for s in c.streams if s.type == "subtitle"),
+            data=tuple(info(s) for s in c.streams if s.type not in ("audio", "subtitle", "video")),
+            extra={"colorspace_id": int(first.colorspace), "color_range_id": int(first.color_range),
+                   "color_primaries_id": int(first.color_primaries), "color_trc_id": int(first.color_trc)},
+        )
+
+    # --- thread ------------------------------------------------------------------------
+    def __enter__(self) -> "VideoSource":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def start(self) -> None:
+        if self._closed:
+            raise InvalidInputError("source is closed; open a new one")
+        if self._started:
+            return
+        self._started = True
+        self._thread = threading.Thread(target=self._run, name=f"decode:{Path(self.spec).name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        ring = self.ring
+        index = 0
+        try:
+            frames = self._frames
+            pending = self._pending
+            self._pending = None
+            while True:
+                if pending is not None:
+                    f, pending = pending, None
+                else:
+                    f = next(frames, None)
+                    if f is None:
+                        break
+                if self._stop.is_set():
+                    break
+                self._emit(f, index)
+                index += 1
+            ring.finish()
+        except _RingClosed:
+            ring.finish()
+        except BaseException as e:  # hand everything (incl. MemoryError) to the caller
+            ring.fail(e)
+
+    def _emit(self, f, index: int) -> None:
+        ring = self.ring
+        slot = ring.acquire(drop_stale=self.live)
+        self.stats["dropped"] = ring.dropped
+        self.stats["decoded"] += 1
+        if slot is None:
+            return
+        try:
+            if f.format.name == "cuda":
+                y = torch.from_dlpack(f.planes[0])
+                uv = torch.from_dlpack(f.planes[1])
+                # the decoder recycles its surfaces: convert into our slot at once
+                with torch.cuda.device(ring.device):
+                    k = self._rot_k
+                    dst = ring.slots[slot] if not k else torch.empty(
+                        (f.height, f.width, 3), dtype=torch.uint8, device=ring.device)
+                    nv12_to_rgb(y, uv, dst, colorspace=f.colorspace,
+                                full_range=is_full_range(f.sw_format.name if f.sw_format else "", f.color_range))
+                    if k:
+                        ring.slots[slot].copy_(torch.rot90(dst, k, (0, 1)))
+                    torch.cuda.current_stream(ring.device).synchronize()
+                img = ring.slots[slot]
+            else:
+                rgb = torch.from_numpy(av_to_rgb_numpy(f))
+                if self._rot_k:
+                    rgb = torch.rot90(rgb, self._rot_k, (0, 1))  # counter-clockwise, as the display matrix says
+                img = ring.write_slot(slot, rgb)
+        except BaseException:
+            ring.unfill(slot)
+            raise
+        corrupt = bool(getattr(f, "is_corrupt", False))
+        if corrupt:
+            self.stats["corrupt_frames"] += 1
+        tb = _fraction(f.time_base) or self.metadata.time_base
+        if f.pts is not None:
+            t = float(f.pts * tb)
+        elif self.metadata.frame_rate:
+            t = float(index / self.metadata.frame_rate)
+        else:
+            t = float(index)
+        ring.publish(Frame(index=index, pts=f.pts, time_base=tb, time=t, _image=img, _ring=ring, slot=slot, corrupt=corrupt))
+
+    def __iter__(self) -> "VideoSource":
+        return self
+
+    def __next__(self) -> Frame:
+        if not self._started:
+            raise InvalidInputError("use the source inside `with source:` (which starts the decode thread)")
+        frame = self.ring.get()
+        self.stats["dropped"] = self.ring.dropped
+        return frame
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self.ring.close()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            if self._thread.is_alive():
+                log.warning("decode thread for %s did not stop within 30 s", self.spec)
+        try:
+            if self._container is not None:
+                self._container.close()
+        except Exception as e:  # closing a broken network input can itself fail; report, go on
+            log.warning("closing %s: %s", self.spec, e)
+        if self.stats["corrupt_packets"] or self.stats["corrupt_frames"]:
+            log.warning("%s: %d corrupt packets skipped, %d damaged frames concealed",
+                        self.spec, self.stats["corrupt_packets"], self.stats["corrupt_frames"])
+
+
+def count_video_packets(path: str) -> int:
+    """Exact frame count by demuxing (no decoding): one packet per frame for every codec we meet."""
+    with av.open(path) as c:
+        vs = c.streams.video[0]
+        return sum(1 for p in c.demux(vs) if p.size)

@@ -1,0 +1,100 @@
+"""Image and folder sources/sinks: EXIF orientation, alpha kept aside and restored, tree mirrored."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stream_gpen.errors import EmptyMediaError, InvalidInputError, MediaNotFoundError, NotMediaError, OutputExistsError
+from stream_gpen.io import ImageSource, open_sink, open_source
+
+
+def _rgb(h, w, seed=0):
+    return np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
+def test_exif_orientation_applied(tmp_path):
+    arr = np.zeros((20, 40, 3), np.uint8)
+    arr[:, :10] = 255  # white band on the left as stored
+    im = Image.fromarray(arr)
+    exif = im.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    im.save(tmp_path / "o.jpg", exif=exif, quality=95)
+    with open_source(tmp_path / "o.jpg") as src:
+        assert isinstance(src, ImageSource) and src.metadata.kind == "image"
+        f = next(src)
+    assert tuple(f.image.shape) == (40, 20, 3)  # upright: portrait now
+    assert f.image[:10, :, 0].float().mean() > 200  # the left band is now at the top
+    assert f.rel_path == "o.jpg"
+
+
+def test_alpha_kept_aside_and_restored(tmp_path):
+    rgba = np.dstack([_rgb(16, 24), np.tile(np.arange(24, dtype=np.uint8) * 10, (16, 1))])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    with open_source(tmp_path / "a.png") as src:
+        f = next(src)
+        assert f.alpha is not None and f.alpha.dtype == torch.uint8 and tuple(f.alpha.shape) == (16, 24)
+        f.image[:] = 255 - f.image  # in-place edit, as paste-back does
+        with open_sink(tmp_path / "out.png", source=src) as sink:
+            sink.write(f)
+    back = np.asarray(Image.open(tmp_path / "out.png"))
+    assert back.shape == (16, 24, 4)
+    assert np.array_equal(back[:, :, 3], rgba[:, :, 3]) and np.array_equal(back[:, :, :3], 255 - rgba[:, :, :3])
+    # jpeg cannot store alpha: written, and said so
+    with open_source(tmp_path / "a.png") as src:
+        with open_sink(tmp_path / "out.jpg", source=src) as sink:
+            for f in src:
+                sink.write(f)
+    assert any("cannot store alpha" in m for m in sink.fallbacks)
+
+
+def test_folder_tree_mirrored(tmp_path):
+    root = tmp_path / "in"
+    (root / "b" / "c").mkdir(parents=True)
+    Image.fromarray(_rgb(8, 12, 1)).save(root / "a.png")
+    Image.fromarray(_rgb(10, 6, 2)).save(root / "b" / "c" / "y.png")
+    (root / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    with open_source(root) as src:
+        assert src.metadata.kind == "folder" and src.metadata.frame_count == 2
+        with open_sink(out, source=src, image_format="webp", quality=100) as sink:
+            rels = []
+            for f in src:
+                rels.append(f.rel_path)
+                sink.write(f)
+    assert rels == ["a.png", "b/c/y.png"]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == ["a.webp", "b/c/y.webp"]
+    assert Image.open(out / "b" / "c" / "y.webp").size == (6, 10)
+    with open_source(root) as src, pytest.raises(OutputExistsError, match="output exists"):
+        with open_sink(out, source=src, image_format="webp") as sink:
+            for f in src:
+                sink.write(f)
+
+
+def test_png_roundtrip_is_exact(tmp_path):
+    arr = _rgb(9, 7, 3)
+    Image.fromarray(arr).save(tmp_path / "x.png")
+    with open_source(tmp_path / "x.png") as src:
+        with open_sink(tmp_path / "y.png", source=src) as sink:
+            for f in src:
+                sink.write(f)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "y.png")), arr)
+
+
+def test_image_errors(tmp_path):
+    with pytest.raises(MediaNotFoundError, match="not found"):
+        open_source(tmp_path / "none.png")
+    (tmp_path / "e.png").write_bytes(b"")
+    with pytest.raises(EmptyMediaError, match="0 bytes"):
+        open_source(tmp_path / "e.png")
+    (tmp_path / "g.jpg").write_bytes(b"definitely not a jpeg" * 10)
+    with pytest.raises(NotMediaError, match="cannot read .* as an image"):
+        open_source(tmp_path / "g.jpg")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NotMediaError, match="contains no images"):
+        open_source(tmp_path / "empty")
+    with pytest.raises(InvalidInputError, match="quality=0 must be within 1..100"):
+        open_sink(tmp_path / "q.jpg", quality=0)
