@@ -1,0 +1,383 @@
+"""The Python API: ``from stream_gpen import Enhancer``.
+
+::
+
+    from stream_gpen import Enhancer
+    enh = Enhancer(model="auto", device="auto")       # GPEN-512 on CUDA, GPEN-256 on CPU
+    out = enh.enhance_image(rgb_uint8_array)          # HxWx3 (or HxWx4, or HxW) numpy array
+    summary = enh.enhance_file("in.mp4", "out.mp4")   # video, image or folder; audio kept
+    for f in enh.stream("/dev/video0"):               # live: enhanced frames with timestamps
+        show(f.image, f.time)
+
+One ``Enhancer`` holds one model instance per device and may be reused for many files; it is not
+meant to be used from several threads at once (the server serialises access to it).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator, Literal, get_args
+
+import numpy as np
+import torch
+
+from stream_gpen.errors import InvalidInputError, Interrupted, StreamGpenError
+from stream_gpen.summary import RunSummary, StageTimer
+
+log = logging.getLogger(__name__)
+
+_SINK_QUEUE = 4  # frames queued for the encoder thread
+FaceSelect = Literal["all", "largest", "center"]
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+AudioMode = Literal["copy", "aac", "none"]
+
+
+@dataclass(frozen=True)
+class EnhancedFrame:
+    """One enhanced frame from :meth:`Enhancer.stream`: RGB ``uint8`` ``[H,W,3]`` numpy array."""
+
+    index: int
+    image: np.ndarray
+    pts: int | None
+    time_base: Fraction
+    time: float
+
+
+def default_model_name(device: torch.device) -> str:
+    """GPEN-512 on CUDA (quality), GPEN-256 on CPU (16x cheaper per face)."""
+    return "gpen-bfr-512" if device.type == "cuda" else "gpen-bfr-256"
+
+
+def build_restorer(
+    model,
+    *,
+    device: torch.device,
+    precision: str = "auto",
+    batch_size: int = 8,
+    weights: str | Path | None = None,
+    download: bool = True,
+    progress: bool = True,
+):
+    """Resolve a model request to a restorer (``crops uint8 [n,3,S,S] -> same``).
+
+    ``model``: ``"auto"`` (an official GPEN checkpoint: found on disk or downloaded; never a silent
+    downgrade), a registry name (``"gpen-bfr-512"``…), ``"classic"`` (the offline non-neural
+    enhancer), a checkpoint path, an ``nn.Module`` GPEN generator, or a ready restorer object.
+    """
+    from stream_gpen.models.registry import MODELS
+    from stream_gpen.runtime import FaceRunner
+
+    buckets = tuple(b for b in (1, 2, 4, 8, 16, 32) if b <= max(1, batch_size))
+    if buckets[-1] != batch_size and batch_size > 0:
+        buckets = tuple(sorted(set(buckets + (batch_size,))))
+
+    def runner_for(module: torch.nn.Module, size: int, name: str):
+        return FaceRunner(module, size=size, device=device, precision=precision, buckets=buckets, name=name)
+
+    if isinstance(model, torch.nn.Module):
+        size = int(getattr(getattr(model, "config", None), "size", 0) or getattr(model, "size", 0))
+        if not size:
+            raise InvalidInputError("an nn.Module model needs a .config.size or .size attribute (crop size)")
+        return runner_for(model, size, type(model).__name__)
+    if callable(model) and hasattr(model, "size") and not isinstance(model, (str, Path)):
+        return model  # a ready restorer (runner, classic, or a test double)
+    if not isinstance(model, (str, Path)):
+        raise InvalidInputError(f"model must be a name, a path or a module, got {type(model).__name__}")
+    name = str(model)
+    if name == "classic":
+        from stream_gpen.models.classic import ClassicRestorer
+
+        return ClassicRestorer(size=512, device=device)
+    from stream_gpen.models.loading import load_generator
+    from stream_gpen.weights import ensure_weights
+
+    if name == "auto":
+        name = default_model_name(device)
+    if name in MODELS:
+        spec = MODELS[name]
+        path = ensure_weights(spec, path=weights, download=download, progress=progress)
+        gen = load_generator(path, spec=spec, device=device)
+        return runner_for(gen, spec.input_size, name)
+    path = Path(name).expanduser()
+    if path.exists():
+        gen = load_generator(path, device=device)
+        return runner_for(gen, gen.config.size, path.name)
+    raise InvalidInputError(
+        f"unknown model {model!r}: not a registry name ({', '.join(MODELS)}, auto, classic) "
+        "and no such checkpoint file"
+    )
+
+
+def _to_rgb_tensor(image: np.ndarray) -> tuple[torch.Tensor, np.ndarray | None]:
+    """numpy image -> (RGB uint8 [H,W,3] tensor, alpha or None). Grey images are expanded."""
+    if not isinstance(image, np.ndarray):
+        raise InvalidInputError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise InvalidInputError(f"image must be uint8, got {image.dtype}")
+    alpha = None
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        alpha = image[:, :, 3].copy()
+        image = image[:, :, :3]
+    elif image.ndim == 3 and image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise InvalidInputError(f"image must be HxW, HxWx3 or HxWx4, got shape {image.shape}")
+    # Always a copy: faces are pasted in place and the caller's array must stay untouched.
+    return torch.from_numpy(np.array(image, copy=True, order="C")), alpha
+
+
+class Enhancer:
+    """Restore faces in images, files, folders and live streams.
+
+    Options (keyword-only after ``model``):
+
+    * ``model``: ``"auto"`` (default: GPEN-BFR-512 on CUDA, GPEN-BFR-256 on CPU; downloaded if
+      missing and the network allows, else a :class:`~stream_gpen.errors.WeightsNotFoundError`
+      saying where to put the file), a registry name, ``"classic"`` (offline, non-neural), a
+      checkpoint path, an ``nn.Module`` or a restorer object.
+    * ``device``: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+    * ``precision``: ``"auto"`` (fp16 on CUDA, fp32 on CPU), ``"fp32"``, ``"fp16"``, ``"bf16"``.
+    * ``batch_size``: largest face batch (bucket). Larger batches use the GPU better but hold more
+      frames in flight (more latency, more memory).
+    * ``detect_every``: run the detector every k frames and track in between. Higher is faster;
+      new faces appear up to k-1 frames later (scene cuts and lost tracks always re-detect).
+    * ``faces``: ``"all"``, the ``"largest"`` face, or the one nearest the ``"center"``.
+    * ``min_face``: ignore faces smaller than this (pixels, shorter box side). Tiny faces gain
+      little and cost as much as big ones.
+    * ``detector``: RetinaFace backbone: ``"auto"`` (ResNet-50 on CUDA, MobileNet-0.25 on CPU),
+      ``"resnet50"``, ``"mobilenet0.25"``. ``detector_weights`` overrides its file.
+    * ``detect_size``: the detector sees frames downscaled to this long side. Lower is faster but
+      misses small faces.
+    * ``weights``: explicit GPEN checkpoint path (overrides the weights cache);
+      ``download``: allow downloads of missing weights.
+    """
+
+    def __init__(
+        self,
+        model="auto",
+        *,
+        device: str = "auto",
+        precision: Precision = "auto",
+        batch_size: int = 8,
+        detect_every: int = 5,
+        faces: FaceSelect = "all",
+        min_face: float = 0.0,
+        max_faces: int | None = None,
+        detector: Literal["auto", "resnet50", "mobilenet0.25"] = "auto",
+        detector_weights: str | Path | None = None,
+        detect_size: int = 640,
+        weights: str | Path | None = None,
+        download: bool = True,
+        progress: bool = True,
+    ) -> None:
+        from stream_gpen.faces import FaceDetector
+        from stream_gpen.runtime import select_device
+
+        if faces not in get_args(FaceSelect):
+            raise InvalidInputError(f"faces must be one of {get_args(FaceSelect)}, got {faces!r}")
+        if precision not in get_args(Precision):
+            raise InvalidInputError(f"precision must be one of {get_args(Precision)}, got {precision!r}")
+        if not isinstance(batch_size, int) or not 1 <= batch_size <= 256:
+            raise InvalidInputError(f"batch_size must be an int in [1, 256], got {batch_size!r}")
+        if not isinstance(detect_every, int) or detect_every < 1:
+            raise InvalidInputError(f"detect_every must be an int >= 1, got {detect_every!r}")
+        if min_face < 0:
+            raise InvalidInputError(f"min_face must be >= 0, got {min_face!r}")
+        self.device, device_note = select_device(device)
+        self.fallbacks: list[str] = [device_note] if device_note else []
+        self.batch_size = batch_size
+        self.detect_every = detect_every
+        self.faces = faces
+        self.min_face = float(min_face)
+        self.max_faces = max_faces
+        self.restorer = build_restorer(
+            model, device=self.device, precision=precision, batch_size=batch_size,
+            weights=weights, download=download, progress=progress,
+        )
+        self.model_name = str(getattr(self.restorer, "name", model))
+        self.detector = FaceDetector(
+            backbone=detector, device=self.device, weights=detector_weights, long_side=detect_size,
+            min_face=self.min_face, max_faces=None,
+        )
+        self._lock = threading.Lock()
+
+    # --- helpers -------------------------------------------------------------------------------
+    def _max_pending(self) -> int:
+        # Frames whose faces wait for a full batch. Each holds a ring slot, so the ring is sized
+        # from this (plus the sink's queue): memory stays bounded and the decoder never starves.
+        return max(2, min(self.batch_size, 16))
+
+    @property
+    def precision(self) -> str:
+        return str(getattr(self.restorer, "precision", "fp32"))
+
+    def _all_fallbacks(self) -> list[str]:
+        out = list(self.fallbacks)
+        for part in (self.restorer, self.detector):
+            out += [str(f) for f in getattr(part, "fallbacks", []) or []]
+        return out
+
+    def _stage(self, timer: StageTimer | None = None):
+        from stream_gpen.faces import FaceTracker
+        from stream_gpen.pipeline import FaceStage
+
+        tracker = FaceTracker(
+            detect_every=self.detect_every, select=self.faces, min_face=self.min_face, max_faces=self.max_faces
+        )
+        return FaceStage(self.restorer, self.detector, tracker, timer=timer or StageTimer())
+
+    def _summary(self, **kw) -> RunSummary:
+        return RunSummary(model=self.model_name, device=str(self.device), precision=self.precision, **kw)
+
+    # --- images --------------------------------------------------------------------------------
+    def enhance_image(self, image: np.ndarray) -> np.ndarray:
+        """Restore the faces of one RGB(A) ``uint8`` image; returns a new array of the same shape."""
+        return self.enhance_images([image])[0]
+
+    def enhance_images(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Restore several images; all their faces go through the model in shared batches."""
+        tensors, alphas, grey = [], [], []
+        for im in images:
+            t, a = _to_rgb_tensor(im)
+            tensors.append(t.to(self.device))
+            alphas.append(a)
+            grey.append(im.ndim == 2 or (im.ndim == 3 and im.shape[2] == 1))
+        with self._lock:
+            stage = self._stage()
+            affines = [stage.plan_still(t) for t in tensors]
+            # Group by frame so each image's faces stay together; the runner splits into buckets.
+            stage.restore(tensors, affines)
+        out = []
+        for t, a, g, im in zip(tensors, alphas, grey, images):
+            arr = t.cpu().numpy()
+            if g:
+                arr = arr.mean(axis=2).round().astype(np.uint8).reshape(im.shape)
+            elif a is not None:
+                arr = np.concatenate([arr, a[:, :, None]], axis=2)
+            out.append(arr)
+        return out
+
+    # --- files and streams ---------------------------------------------------------------------
+    def enhance_file(
+        self,
+        src: str | Path,
+        dst: str | Path | None = None,
+        *,
+        overwrite: bool = False,
+        codec: str = "h264",
+        crf: int | None = None,
+        preset: str | None = None,
+        audio: AudioMode = "copy",
+        quality: int = 95,
+        on_progress: Callable[[int, int | None, int], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> RunSummary:
+        """Enhance a video file, URL, image or folder into ``dst`` (default: ``name_enhanced.ext``).
+
+        ``on_progress(frames_done, frames_total_or_None, faces_so_far)`` is called per frame.
+        ``cancel``: set it to stop early; the output is then finalised as ``.partial`` like Ctrl-C.
+        """
+        from stream_gpen.io import open_sink, open_source
+        from stream_gpen.pipeline import run_stream
+
+        src_s = str(src)
+        if dst is None:
+            dst = default_output(src_s)
+        timer = StageTimer()
+        summary = self._summary(input=src_s, output=str(dst))
+        t0 = time.perf_counter()
+        pending = self._max_pending()
+        source = open_source(src_s, device=self.device, ring_size=pending + _SINK_QUEUE + 3)
+        with source:
+            meta = source.metadata
+            total = getattr(meta, "frame_count", None)
+            stage = self._stage(timer)
+            is_still = getattr(meta, "kind", "") in ("image", "folder")
+            sink = None
+            try:
+                with open_sink(dst, source=source, codec=codec, crf=crf, preset=preset, audio=audio,
+                               overwrite=overwrite, quality=quality, queue_size=_SINK_QUEUE) as sink:
+                    frames = (
+                        self._still_frames(source, stage) if is_still
+                        else run_stream(source, stage, batch_faces=self.batch_size,
+                                        max_pending_frames=pending,
+                                        latency_budget_s=0.05 if getattr(source, "live", False) else None)
+                    )
+                    for frame in frames:
+                        summary.frames_in += 1
+                        with timer("encode"):
+                            sink.write(frame)
+                        summary.frames_out += 1
+                        if on_progress is not None:
+                            on_progress(summary.frames_out, total, stage.faces_restored)
+                        if cancel is not None and cancel.is_set():
+                            raise KeyboardInterrupt
+            except KeyboardInterrupt as exc:
+                # The sink has already finalised `<name>.partial.<ext>` (if it could).
+                summary.interrupted = True
+                partial = getattr(sink, "partial_path", None)
+                summary.partial_output = str(partial) if partial else None
+                self._finish(summary, stage, source, timer, t0)
+                err = exc if isinstance(exc, Interrupted) else Interrupted(
+                    f"interrupted after {summary.frames_out} frames")
+                err.summary = summary
+                if err is exc:
+                    raise
+                raise err from exc
+            self._finish(summary, stage, source, timer, t0)
+        return summary
+
+    def _still_frames(self, source, stage) -> Iterator:
+        for frame in source:
+            img = frame.image
+            stage.restore([img], [stage.plan_still(img)])
+            yield frame
+
+    def _finish(self, summary: RunSummary, stage, source, timer: StageTimer, t0: float) -> None:
+        stats = getattr(source, "stats", {}) or {}
+        summary.frames_dropped = int(stats.get("dropped", 0))
+        summary.packets_corrupt = int(stats.get("corrupt_packets", 0))
+        summary.faces_restored = stage.faces_restored
+        summary.frames_with_faces = stage.frames_with_faces
+        summary.detector_calls = stage.detector_calls
+        summary.seconds = time.perf_counter() - t0
+        summary.stage_seconds = dict(timer.totals)
+        summary.fallbacks = self._all_fallbacks() + [str(f) for f in getattr(source, "fallbacks", []) or []]
+
+    def stream(self, source, *, live: bool | None = None, latency_budget_s: float = 0.05) -> Iterator[EnhancedFrame]:
+        """Yield enhanced frames (numpy RGB) with their timestamps from any source spec."""
+        from stream_gpen.io import open_source
+        from stream_gpen.pipeline import run_stream
+
+        pending = self._max_pending()
+        src = open_source(str(source), device=self.device, live=live, ring_size=pending + 3)
+        with src:
+            stage = self._stage()
+            budget = latency_budget_s if getattr(src, "live", False) else None
+            for frame in run_stream(src, stage, batch_faces=self.batch_size, latency_budget_s=budget,
+                                    max_pending_frames=pending):
+                try:
+                    out = EnhancedFrame(frame.index, frame.image.cpu().numpy().copy(), frame.pts,
+                                        frame.time_base, frame.time)
+                finally:
+                    frame.release()
+                yield out
+
+
+def default_output(src: str) -> str:
+    """``clip.mp4`` -> ``clip_enhanced.mp4``; ``photos/`` -> ``photos_enhanced/``; URLs -> ``stream_enhanced.mp4``."""
+    if "://" in src or src.startswith("lavfi:"):
+        return "stream_enhanced.mp4"
+    p = Path(src)
+    if p.is_dir():
+        return str(p.with_name(p.name.rstrip("/") + "_enhanced"))
+    return str(p.with_name(f"{p.stem}_enhanced{p.suffix}"))
+
+
+__all__ = ["Enhancer", "EnhancedFrame", "build_restorer", "default_output", "StreamGpenError"]

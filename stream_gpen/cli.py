@@ -1,0 +1,261 @@
+"""The ``stream-gpen`` command.
+
+Usage: ``stream-gpen [--version] [--debug] COMMAND ...`` (also ``python -m stream_gpen``).
+
+Exit codes (each :class:`~stream_gpen.errors.StreamGpenError` class carries its own):
+
+====  ==========================================================================================
+ 0    success
+ 1    any other stream-gpen error, or an internal error (a bug: rerun with --debug and report it)
+ 2    bad command line, invalid input or option value, missing input, device not available
+ 3    weights: not found, download failed, size/checksum mismatch, checkpoint does not fit
+ 4    decoding, encoding or a live source failed while running
+130   interrupted (Ctrl-C)
+====  ==========================================================================================
+
+Adding a sub-command: write ``_add_X(subparsers)`` that creates its parser and calls
+``parser.set_defaults(run=_run_X)`` where ``_run_X(args) -> int``, then append ``_add_X`` to
+``_SUBCOMMANDS``. Import heavy modules (torch, av, the pipeline) inside ``_run_X`` so that
+``--help`` and ``weights`` stay fast. Raise :class:`StreamGpenError` subclasses for anything the
+user can fix: ``main`` turns them into one ``stream-gpen: error: ...`` line (plus ``hint: ...``)
+and the class's exit code.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from stream_gpen import __version__
+from stream_gpen.errors import StreamGpenError
+
+if TYPE_CHECKING:
+    from stream_gpen.weights import WeightFile
+
+PROG = "stream-gpen"
+
+
+# --- weights ----------------------------------------------------------------------------------
+def _fmt_size(n: int | None) -> str:
+    if n is None:
+        return "unknown"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _where(wf: WeightFile, copies: list[Path]) -> str:
+    if not copies:
+        return "missing"
+    # Sizes only (a stat): hashing every checkpoint is what `weights verify` is for.
+    sizes_ok = wf.size is None or copies[0].stat().st_size == wf.size
+    return str(copies[0]) + ("" if sizes_ok else "  (wrong size: run `stream-gpen weights verify`)")
+
+
+def _run_weights_list(args: argparse.Namespace) -> int:
+    from stream_gpen import weights
+
+    dirs = weights.search_dirs()
+    print(f"search order: {' -> '.join(str(d) for d in dirs)} (downloads go to {dirs[0]})")
+    if weights.offline():
+        print(f"downloads disabled: {weights.OFFLINE_ENV} is set")
+    rows = [("NAME", "FILE", "SIZE", "SHA256", "ON DISK")]
+    for wf in weights.all_weight_files().values():
+        copies = weights.candidates(wf)
+        rows.append((
+            wf.name,
+            wf.filename,
+            _fmt_size(wf.size),
+            "published" if wf.sha256 else "not published",
+            _where(wf, copies),
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1])
+    print("`stream-gpen weights verify` checks sizes and checksums; "
+          "`stream-gpen weights download NAME` fetches a file.")
+    return 0
+
+
+def _run_weights_download(args: argparse.Namespace) -> int:
+    from stream_gpen import weights
+
+    specs = [weights.get_weight_file(n) for n in args.names]  # fail on a typo before any download
+    for wf in specs:
+        found = weights.find_weights(wf)
+        if found is not None:
+            print(f"{wf.name}: already present at {found}")
+            continue
+        path = weights.download(wf, progress=not args.no_progress)
+        print(f"{wf.name}: {path}")
+    return 0
+
+
+def _run_weights_verify(args: argparse.Namespace) -> int:
+    from stream_gpen import weights
+    from stream_gpen.errors import ChecksumError
+
+    bad = 0
+    for r in weights.verify(args.names or None):
+        where = str(r.path) if r.path is not None else "-"
+        print(f"{r.status.upper():<18} {r.file.name:<26} {where}  ({r.detail})")
+        bad += not r.good and r.status != "missing"
+    if bad:
+        print(f"{PROG}: {bad} file(s) failed verification: delete them and download again",
+              file=sys.stderr)
+        return ChecksumError.exit_code
+    return 0
+
+
+def _run_weights_path(args: argparse.Namespace) -> int:
+    from stream_gpen import weights
+
+    print(weights.ensure_weights(args.name, download=False))
+    return 0
+
+
+def _add_weights(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "weights",
+        help="list, download, verify or locate model weights",
+        description="Manage model weights. Files are looked for in $STREAM_GPEN_HOME "
+        "(default ~/.cache/stream-gpen, also where downloads go), then in the checkout's weights/ "
+        "folder. STREAM_GPEN_OFFLINE=1 forbids downloads.",
+        parents=[_common_options()],
+    )
+    sub = p.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
+
+    sub.add_parser("list", help="every managed file, its size, checksum and where it is on disk",
+                   parents=[_common_options()]).set_defaults(run=_run_weights_list)
+
+    d = sub.add_parser("download", help="download files (skips those already present and valid)",
+                       parents=[_common_options()])
+    d.add_argument("names", nargs="+", metavar="NAME", help="registry name, e.g. gpen-bfr-512")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.set_defaults(run=_run_weights_download)
+
+    v = sub.add_parser("verify", help="check size and sha256 of every copy on disk (exit 3 on a bad one)",
+                       parents=[_common_options()])
+    v.add_argument("names", nargs="*", metavar="NAME", help="only these (default: all)")
+    v.set_defaults(run=_run_weights_verify)
+
+    pa = sub.add_parser("path", help="print the path of a file on disk (exit 3 if missing)",
+                        parents=[_common_options()])
+    pa.add_argument("name", metavar="NAME")
+    pa.set_defaults(run=_run_weights_path)
+
+
+# --- the parser -------------------------------------------------------------------------------
+def _common_options() -> argparse.ArgumentParser:
+    # Accepted before or after the sub-command. SUPPRESS keeps a sub-parser from resetting a
+    # value given earlier on the command line to its default.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="debug logging, and a full traceback on errors")
+    return common
+
+
+def _add_enhance(subparsers: argparse._SubParsersAction) -> None:
+    from stream_gpen.commands import add_enhance
+
+    add_enhance(subparsers, parents=[_common_options()])
+
+
+def _add_camera(subparsers: argparse._SubParsersAction) -> None:
+    from stream_gpen.commands import add_camera
+
+    add_camera(subparsers, parents=[_common_options()])
+
+
+_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_enhance, _add_camera, _add_weights)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Restore faces in videos, live cameras and photos with GPEN.",
+        epilog="exit codes: 0 ok, 1 other error, 2 bad input/usage, 3 weights, 4 decode/encode, "
+        "130 interrupted",
+        parents=[_common_options()],
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in _SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+class _StderrHandler(logging.StreamHandler):
+    # Looks sys.stderr up on every record, so redirection (tests, tqdm) is respected.
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+class _UserFormatter(logging.Formatter):
+    # "stream-gpen: downloading ..." / "stream-gpen: warning: ignoring ...": progress notes read
+    # like the tool talking, problems say what they are.
+    def format(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno <= logging.INFO else f"{record.levelname.lower()}: "
+        return f"{PROG}: {level}{record.getMessage()}"
+
+
+class _DebugFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(name)s %(levelname)s: %(message)s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors (argparse exits with 2)
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+    debug = getattr(args, "debug", False)
+
+    pkg_logger = logging.getLogger("stream_gpen")
+    handler = _StderrHandler()
+    handler.setFormatter(_DebugFormatter() if debug else _UserFormatter())
+    old_level = pkg_logger.level
+    pkg_logger.addHandler(handler)
+    pkg_logger.setLevel(logging.DEBUG if debug else logging.INFO)
+    try:
+        return int(args.run(args) or 0)
+    except StreamGpenError as exc:
+        # Interrupted (Ctrl-C mid-run) is a StreamGpenError too and lands here with 130.
+        if debug:
+            traceback.print_exc()
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: say so in one line unless asked for the traceback
+        if debug:
+            traceback.print_exc()
+        print(f"{PROG}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("hint: rerun with --debug for the traceback, and please report it", file=sys.stderr)
+        return 1
+    finally:
+        pkg_logger.removeHandler(handler)
+        pkg_logger.setLevel(old_level)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""The ``enhance`` and ``camera`` sub-commands of ``stream-gpen`` (registered in :mod:`stream_gpen.cli`)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+from stream_gpen.errors import InvalidInputError
+
+log = logging.getLogger("stream_gpen.cli")
+
+_MODEL_HELP = (
+    "auto (default: GPEN-BFR-512 on CUDA, GPEN-BFR-256 on CPU; downloaded if missing), "
+    "gpen-bfr-256|512|1024|2048, classic (offline non-neural enhancer), or a checkpoint path"
+)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="auto", help=_MODEL_HELP)
+    g.add_argument("--weights", metavar="PATH", help="explicit checkpoint file for --model (overrides the cache)")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    g.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
+                   help="auto = fp16 on CUDA, fp32 on CPU")
+    g.add_argument("--batch-size", type=_positive_int, default=8,
+                   help="largest face batch; larger uses the GPU better, holds more frames (default 8)")
+    g.add_argument("--no-download", action="store_true", help="never download weights")
+    f = p.add_argument_group("faces")
+    f.add_argument("--detect-every", type=_positive_int, default=5,
+                   help="run the detector every k frames, track in between (default 5)")
+    f.add_argument("--faces", default="all", choices=["all", "largest", "center"], help="which faces to restore")
+    f.add_argument("--min-face", type=float, default=0.0, metavar="PX", help="ignore faces smaller than this")
+    f.add_argument("--detector", default="auto", choices=["auto", "resnet50", "mobilenet0.25"],
+                   help="RetinaFace backbone (auto: ResNet-50 on CUDA, MobileNet-0.25 on CPU)")
+    f.add_argument("--detect-size", type=_positive_int, default=640,
+                   help="long side the detector sees (lower = faster, misses small faces)")
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("output")
+    g.add_argument("--codec", default="h264", choices=["h264", "hevc", "av1", "vp9"], help="video codec")
+    g.add_argument("--crf", type=int, default=None, help="quality (lower = better, bigger); codec default if unset")
+    g.add_argument("--preset", default=None, help="encoder speed preset (e.g. veryfast, medium)")
+    g.add_argument("--audio", default="copy", choices=["copy", "aac", "none"],
+                   help="copy audio packets (default; transcoded only if the container needs it)")
+    g.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality for image outputs")
+
+
+def _make_enhancer(args):
+    from stream_gpen.api import Enhancer
+
+    return Enhancer(
+        args.model, device=args.device, precision=args.precision, batch_size=args.batch_size,
+        detect_every=args.detect_every, faces=args.faces, min_face=args.min_face, detector=args.detector,
+        detect_size=args.detect_size, weights=args.weights, download=not args.no_download,
+        progress=not getattr(args, "quiet", False),
+    )
+
+
+class _Progress:
+    """tqdm bar on a terminal; nothing with --quiet or when stderr is not a TTY."""
+
+    def __init__(self, enabled: bool, desc: str) -> None:
+        self.bar = None
+        self.enabled = enabled and sys.stderr.isatty()
+        self.desc = desc
+
+    def __call__(self, done: int, total: int | None, faces: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=self.desc, unit="frame", dynamic_ncols=True, leave=True)
+        self.bar.update(done - self.bar.n)
+        self.bar.set_postfix(faces=faces, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _run_enhance(args: argparse.Namespace) -> int:
+    from stream_gpen.api import default_output
+    from stream_gpen.errors import Interrupted, OutputExistsError
+
+    src = args.input
+    if "://" not in src and not src.startswith("lavfi:") and not Path(src).exists():
+        raise InvalidInputError(f"input not found: {src}", hint="check the path; URLs need a scheme like rtsp://")
+    dst = args.output or default_output(src)
+    if Path(dst).exists() and not args.overwrite and not Path(dst).is_dir():
+        raise OutputExistsError(f"output exists: {dst}", hint="pass --overwrite or choose another -o")
+    enh = _make_enhancer(args)
+    progress = _Progress(not args.quiet, Path(src).name or src)
+    try:
+        summary = enh.enhance_file(
+            src, dst, overwrite=args.overwrite, codec=args.codec, crf=args.crf, preset=args.preset,
+            audio=args.audio, quality=args.quality, on_progress=progress,
+        )
+    except Interrupted as exc:
+        progress.close()
+        s = getattr(exc, "summary", None)
+        if s is not None and args.report:
+            s.write_json(args.report)
+        raise
+    progress.close()
+    if args.report:
+        summary.write_json(args.report)
+    if not args.quiet:
+        print(summary.format(), file=sys.stderr)
+        print(f"wrote {dst}", file=sys.stderr)
+    return 0
+
+
+def add_enhance(subparsers, parents=()) -> None:
+    p = subparsers.add_parser(
+        "enhance", parents=list(parents), help="restore faces in a video, image, folder or stream URL",
+        description="Restore faces in INPUT (video file, image, folder of images, or URL). "
+        "Audio, subtitles and timestamps are kept. Output defaults to NAME_enhanced.EXT next to "
+        "the input (a folder is mirrored into FOLDER_enhanced/).",
+    )
+    p.add_argument("input", metavar="INPUT")
+    p.add_argument("-o", "--output", help="output file or folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    p.add_argument("--report", metavar="FILE.json", help="write the run summary as JSON")
+    _model_options(p)
+    _output_options(p)
+    p.set_defaults(run=_run_enhance)
+
+
+# --- camera ------------------------------------------------------------------------------------
+def _default_camera() -> str:
+    if sys.platform.startswith("linux"):
+        return "/dev/video0"
+    return "0"  # avfoundation / dshow index, resolved by the source
+
+
+class _Tee:
+    """Write each frame to several sinks; all but the last get a private copy of the pixels."""
+
+    def __init__(self, sinks):
+        self.sinks = sinks
+
+    def write(self, frame) -> None:
+        from stream_gpen.io import Frame
+
+        for s in self.sinks[:-1]:
+            s.write(Frame(frame.index, frame.pts, frame.time_base, frame.time, frame.image.clone()))
+        self.sinks[-1].write(frame)
+
+
+def _stdin_quit_watcher(stop: threading.Event) -> None:
+    """Stop when the user types q + Enter on a terminal (the preview window also takes q)."""
+    if not sys.stdin or not sys.stdin.isatty():
+        return
+
+    def watch():
+        for line in sys.stdin:
+            if line.strip().lower() == "q":
+                stop.set()
+                return
+
+    threading.Thread(target=watch, name="stream-gpen-quit", daemon=True).start()
+
+
+def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = None, seconds: float | None = None,
+               quiet: bool = False, stop: threading.Event | None = None, overwrite: bool = False,
+               latency_budget_s: float = 0.05, codec: str = "h264", preset: str | None = "veryfast"):
+    """Live loop: low-latency source -> enhancer -> sinks. Returns the run summary."""
+    from contextlib import ExitStack
+
+    from stream_gpen.io import open_sink, open_source
+    from stream_gpen.pipeline import run_stream
+    from stream_gpen.summary import StageTimer
+
+    stop = stop or threading.Event()
+    timer = StageTimer()
+    summary = enh._summary(input=source, output=",".join(outputs))
+    arrival: dict[int, float] = {}
+    latencies: list[float] = []
+    t0 = time.perf_counter()
+    last_print = t0
+    from stream_gpen.api import _SINK_QUEUE
+
+    pending = enh._max_pending()
+    src = open_source(source, device=enh.device, live=True, ring_size=pending + _SINK_QUEUE + 3)
+    with src, ExitStack() as stack:
+        sinks = [stack.enter_context(open_sink(o, source=src, overwrite=overwrite, codec=codec, preset=preset,
+                                               audio="none", queue_size=_SINK_QUEUE)) for o in outputs]
+        out = _Tee(sinks)
+        stage = enh._stage(timer)
+        try:
+            for frame in run_stream(src, stage, batch_faces=enh.batch_size, latency_budget_s=latency_budget_s,
+                                    max_pending_frames=pending,
+                                    on_frame=lambda f: arrival.__setitem__(f.index, time.perf_counter())):
+                with timer("encode"):
+                    out.write(frame)
+                now = time.perf_counter()
+                latencies.append(now - arrival.pop(frame.index, now))
+                summary.frames_out += 1
+                if not quiet and now - last_print >= 1.0:
+                    recent = latencies[-30:]
+                    fps = summary.frames_out / (now - t0)
+                    print(f"\r{fps:6.1f} fps  added latency {1000 * sum(recent) / len(recent):6.1f} ms  "
+                          f"faces {stage.faces_restored}", end="", file=sys.stderr, flush=True)
+                    last_print = now
+                if any(getattr(s, "closed_by_user", False) for s in sinks):
+                    break
+                if stop.is_set() or (frames is not None and summary.frames_out >= frames) or (
+                    seconds is not None and now - t0 >= seconds
+                ):
+                    break
+        finally:
+            enh._finish(summary, stage, src, timer, t0)
+            summary.frames_in = summary.frames_out + summary.frames_dropped
+            if latencies:
+                summary.stage_seconds["mean_added_latency"] = sum(latencies) / len(latencies)
+            if not quiet:
+                print(file=sys.stderr)
+    return summary
+
+
+def _run_camera(args: argparse.Namespace) -> int:
+    outputs = []
+    if args.preview:
+        outputs.append("preview")
+    if args.output:
+        outputs.append(args.output)
+    if args.stream:
+        outputs.append(args.stream)
+    if args.virtual_camera:
+        outputs.append("virtualcam")
+    if not outputs:
+        outputs = ["preview"] if os.environ.get("DISPLAY") or sys.platform in ("darwin", "win32") else ["null"]
+        if outputs == ["null"]:
+            log.warning("no display and no --output/--stream given: frames are processed but not shown")
+    enh = _make_enhancer(args)
+    stop = threading.Event()
+    _stdin_quit_watcher(stop)
+    try:
+        summary = run_camera(enh, args.source or _default_camera(), outputs=outputs, frames=args.frames,
+                             seconds=args.seconds, quiet=args.quiet, stop=stop, overwrite=args.overwrite)
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+        return 0  # Ctrl-C is the normal way to end a live session
+    if args.report:
+        summary.write_json(args.report)
+    if not args.quiet:
+        print(summary.format(), file=sys.stderr)
+    return 0
+
+
+def add_camera(subparsers, parents=()) -> None:
+    p = subparsers.add_parser(
+        "camera", parents=list(parents), help="live enhancement from a camera or stream",
+        description="Live face restoration from a capture device (/dev/videoN on Linux, an index on "
+        "macOS/Windows), a stream URL or an FFmpeg lavfi graph (lavfi:testsrc2). Stale frames are "
+        "dropped when processing falls behind, so latency stays bounded. Stop with Ctrl-C, q + Enter, "
+        "or q in the preview window.",
+    )
+    p.add_argument("source", nargs="?", metavar="DEVICE|URL", help=f"default {_default_camera()}")
+    p.add_argument("--preview", action="store_true", help="show a preview window (OpenCV)")
+    p.add_argument("-o", "--output", help="also record to this file")
+    p.add_argument("--stream", metavar="URL", help="also send to rtmp://, srt:// or udp://")
+    p.add_argument("--virtual-camera", action="store_true", help="also send to a virtual camera (pyvirtualcam)")
+    p.add_argument("--frames", type=_positive_int, help="stop after N frames")
+    p.add_argument("--seconds", type=float, help="stop after S seconds")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    p.add_argument("--quiet", action="store_true", help="no live status line")
+    p.add_argument("--report", metavar="FILE.json", help="write the run summary as JSON")
+    _model_options(p)
+    p.set_defaults(run=_run_camera, detect_size=640)

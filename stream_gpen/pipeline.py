@@ -1,0 +1,192 @@
+"""The streaming pipeline: io -> faces -> runtime -> faces -> io.
+
+::
+
+    source (decode thread, frame ring)
+      -> FaceStage.plan      detect every k frames / track in between -> affines per frame
+      -> pending frames      crops of several frames packed into one batch (bounded: batch size,
+                             ring size, and for live sources a latency budget)
+      -> FaceStage.restore   one batched warp -> restorer (fixed-shape buckets) -> paste in place
+      -> sink (encode thread; audio packets copied by the sink)
+
+Frames leave in the order and with the timestamps they came in with: the pipeline never reorders
+and never touches ``pts``. Memory is bounded by the ring: a frame keeps its ring slot from decode
+until the sink has encoded it, so a slow stage blocks the decoder instead of buffering.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import torch
+
+from stream_gpen.faces import FaceDetector, FaceTracker, estimate_affines, paste_faces, warp_faces
+from stream_gpen.summary import RunSummary, StageTimer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Pending:
+    frame: object  # stream_gpen.io.Frame
+    affines: torch.Tensor  # [k,2,3]
+
+
+@dataclass
+class FaceStage:
+    """Detect/track faces, cut aligned crops in batches, restore them and paste them back.
+
+    ``restorer``: ``crops uint8 [n,3,S,S] -> same`` (GPEN runner or classic enhancer).
+    ``detector`` / ``tracker``: see :mod:`stream_gpen.faces`.
+    """
+
+    restorer: Callable
+    detector: FaceDetector
+    tracker: FaceTracker
+    timer: StageTimer = field(default_factory=StageTimer)
+    detector_calls: int = 0
+    faces_restored: int = 0
+    frames_with_faces: int = 0
+
+    @property
+    def size(self) -> int:
+        return int(self.restorer.size)
+
+    def reset(self) -> None:
+        self.tracker.reset()
+
+    def plan(self, index: int, image: torch.Tensor) -> torch.Tensor:
+        """Affines ``[k,2,3]`` (frame -> crop) of the faces to restore in this frame."""
+        with self.timer("detect"):
+            dets = None
+            if self.tracker.needs_detection(index, image):
+                dets = self.detector.detect([image])[0]
+                self.detector_calls += 1
+        with self.timer("track"):
+            tracks = self.tracker.update(index, dets, frame=image)
+            if not tracks:
+                return torch.zeros(0, 2, 3)
+            points = torch.stack([torch.as_tensor(t.landmarks, dtype=torch.float32) for t in tracks])
+            return estimate_affines(points, size=self.size)
+
+    def plan_still(self, image: torch.Tensor) -> torch.Tensor:
+        """Affines for a single image: always detect, no temporal smoothing."""
+        with self.timer("detect"):
+            dets = self.detector.detect([image])[0]
+            self.detector_calls += 1
+        dets = select_faces(dets, self.tracker.select, self.tracker.min_face, self.tracker.max_faces, image.shape)
+        if len(dets) == 0:
+            return torch.zeros(0, 2, 3)
+        return estimate_affines(dets.landmarks.to(torch.float32), size=self.size)
+
+    def restore(self, images: list[torch.Tensor], affines: list[torch.Tensor]) -> int:
+        """Restore every planned face of ``images`` (in place). Returns the number of faces."""
+        ids = [torch.full((len(a),), i, dtype=torch.long) for i, a in enumerate(affines)]
+        counts = [len(a) for a in affines]
+        n = sum(counts)
+        if n == 0:
+            return 0
+        device = images[0].device
+        all_aff = torch.cat([a.to(device) for a in affines])
+        frame_ids = torch.cat(ids).to(device)
+        with self.timer("align"):
+            if all(img.shape == images[0].shape for img in images):
+                crops = warp_faces(images, frame_ids, all_aff, size=self.size)
+            else:  # still images of different sizes: one warp per image, one restore for all
+                crops = torch.cat([
+                    warp_faces([img], torch.zeros(len(a), dtype=torch.long, device=device), a.to(device), size=self.size)
+                    for img, a in zip(images, affines) if len(a)
+                ])
+        with self.timer("restore"):
+            restored = self.restorer(crops)
+            restored = restored.to(device)
+        with self.timer("paste"):
+            start = 0
+            for img, aff, k in zip(images, affines, counts):
+                if k:
+                    paste_faces(img, restored[start : start + k], all_aff[start : start + k])
+                    self.frames_with_faces += 1
+                start += k
+        self.faces_restored += n
+        return n
+
+
+def select_faces(dets, select: str, min_face: float, max_faces: int | None, shape) -> object:
+    """Apply the face-selection options to one frame's detections (still images)."""
+    if len(dets) == 0:
+        return dets
+    boxes = dets.boxes
+    wh = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0)
+    keep = torch.nonzero(wh.min(dim=1).values >= min_face).flatten()
+    dets = dets.select(keep)
+    if len(dets) == 0:
+        return dets
+    boxes = dets.boxes
+    if select == "largest":
+        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        order = torch.argsort(area, descending=True)[:1]
+    elif select == "center":
+        h, w = shape[0], shape[1]
+        c = (boxes[:, :2] + boxes[:, 2:]) / 2
+        d = ((c[:, 0] - w / 2) ** 2 + (c[:, 1] - h / 2) ** 2)
+        order = torch.argsort(d)[:1]
+    else:
+        order = torch.arange(len(dets))
+    if max_faces is not None:
+        order = order[:max_faces]
+    return dets.select(order)
+
+
+def run_stream(
+    source,
+    stage: FaceStage,
+    *,
+    batch_faces: int = 8,
+    max_pending_frames: int | None = None,
+    latency_budget_s: float | None = None,
+    on_frame: Callable[[object], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Iterator[object]:
+    """Yield the frames of ``source`` with their faces restored, in input order.
+
+    Faces of several frames are collected until ``batch_faces`` crops are pending, the
+    pending frames reach ``max_pending_frames`` (keep it below the ring size so the decoder
+    never starves), or — for live sources — the oldest pending frame has waited
+    ``latency_budget_s``. Each yielded frame still owns its ring slot: hand it to a sink (which
+    releases it) or call ``frame.release()``.
+    """
+    pending: list[_Pending] = []
+    pending_faces = 0
+    oldest = 0.0
+    ring = getattr(source, "ring_size", None) or 8
+    if max_pending_frames is None:
+        max_pending_frames = max(1, ring - 2)
+
+    def flush():
+        nonlocal pending, pending_faces
+        if pending:
+            stage.restore([p.frame.image for p in pending], [p.affines for p in pending])
+        out, pending, pending_faces = pending, [], 0
+        for p in out:
+            yield p.frame
+
+    for frame in source:
+        if on_frame is not None:
+            on_frame(frame)
+        aff = stage.plan(frame.index, frame.image)
+        if not pending:
+            oldest = time.perf_counter()
+        pending.append(_Pending(frame, aff))
+        pending_faces += len(aff)
+        if (
+            pending_faces >= batch_faces
+            or len(pending) >= max_pending_frames
+            or (latency_budget_s is not None and time.perf_counter() - oldest >= latency_budget_s)
+        ):
+            yield from flush()
+    yield from flush()
+
+
+__all__ = ["FaceStage", "run_stream", "select_faces", "RunSummary"]

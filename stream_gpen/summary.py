@@ -1,0 +1,78 @@
+"""The run summary: what a run did, how fast, on what, and what fell back."""
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+class StageTimer:
+    """Wall time spent per pipeline stage (seconds), summed over the run."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, stage: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.totals[stage] += time.perf_counter() - t0
+
+
+@dataclass
+class RunSummary:
+    input: str = ""
+    output: str | None = None
+    model: str = ""
+    device: str = ""
+    precision: str = ""
+    frames_in: int = 0
+    frames_out: int = 0
+    frames_dropped: int = 0
+    packets_corrupt: int = 0
+    faces_restored: int = 0
+    frames_with_faces: int = 0
+    detector_calls: int = 0
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    fallbacks: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    partial_output: str | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames_out / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["fps"] = round(self.fps, 3)
+        d["stage_seconds"] = {k: round(v, 4) for k, v in self.stage_seconds.items()}
+        d["seconds"] = round(self.seconds, 4)
+        return d
+
+    def write_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    def format(self) -> str:
+        lines = [
+            f"model {self.model} on {self.device} ({self.precision})",
+            f"frames in {self.frames_in}, out {self.frames_out}, dropped {self.frames_dropped}, "
+            f"corrupt packets skipped {self.packets_corrupt}",
+            f"faces restored {self.faces_restored} in {self.frames_with_faces} frames, "
+            f"detector calls {self.detector_calls}",
+            f"{self.seconds:.2f} s, {self.fps:.2f} frames/s",
+        ]
+        if self.stage_seconds:
+            lines.append(
+                "stages: " + ", ".join(f"{k} {v:.2f}s" for k, v in sorted(self.stage_seconds.items()))
+            )
+        for fb in self.fallbacks:
+            lines.append(f"fallback: {fb}")
+        if self.interrupted:
+            lines.append(f"interrupted; partial output: {self.partial_output or 'none'}")
+        return "\n".join(lines)

@@ -1,0 +1,232 @@
+"""End to end: the streaming pipeline and the Python API, on real clips with the real detector."""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from stream_gpen import Enhancer
+from stream_gpen.errors import InvalidInputError
+from stream_gpen.models.gpen import TINY_CONFIG, random_generator
+
+VIDEOS = "data/videos"
+
+
+class SolidRestorer:
+    """Test double: every restored crop is solid white, so changed pixels show the paste masks."""
+
+    name = "solid"
+    fallbacks: list = []
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self.device = torch.device("cpu")
+        self.calls: list[int] = []
+
+    def __call__(self, crops: torch.Tensor) -> torch.Tensor:
+        self.calls.append(int(crops.shape[0]))
+        return torch.full_like(crops, 255)
+
+
+@pytest.fixture(scope="module")
+def tiny_enhancer(mobilenet_weights):
+    return Enhancer(random_generator(TINY_CONFIG, seed=0), device="cpu", detector_weights=mobilenet_weights,
+                    batch_size=4)
+
+
+def _packets(path, kind):
+    with av.open(str(path)) as c:
+        streams = [s for s in c.streams if s.type == kind]
+        if not streams:
+            return []
+        return [(p.pts, p.dts, p.duration) for p in c.demux(streams[0]) if p.size]
+
+
+def _video_pts(path):
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return [f.pts for f in c.decode(s)], s.time_base
+
+
+@pytest.mark.parametrize(
+    "clip",
+    [
+        "retalking_face2_frontal_talking_head.mp4",  # audio, one face
+        "hamilton_stage_lowlight_multiface.mp4",  # 2997/100 fps, audio, several faces
+        "upscaleavideo_old_movie1_bw_noface.mp4",  # no face: pass-through
+    ],
+)
+def test_video_keeps_frames_timing_and_audio(tiny_enhancer, shared, tmp_path, clip):
+    src = shared / VIDEOS / clip
+    dst = tmp_path / "out.mp4"
+    summary = tiny_enhancer.enhance_file(src, dst)
+    in_pts, in_tb = _video_pts(src)
+    out_pts, out_tb = _video_pts(dst)
+    assert summary.frames_out == len(in_pts) == len(out_pts)
+    # Same presentation times (output time base may differ: compare in seconds).
+    in_t = sorted(Fraction(p) * in_tb for p in in_pts)
+    out_t = sorted(Fraction(p) * out_tb for p in out_pts)
+    assert max(abs(a - b) for a, b in zip(in_t, out_t)) < Fraction(1, 1000)
+    # Audio copied packet for packet.
+    assert _packets(src, "audio") == _packets(dst, "audio")
+    if "noface" in clip:
+        assert summary.faces_restored == 0
+    else:
+        assert summary.faces_restored > 0
+        assert summary.detector_calls < summary.frames_out  # tracking between detections
+
+
+def test_stream_changes_faces_only(shared, mobilenet_weights):
+    """Pixels outside every paste mask are bit-identical to the decoded input."""
+    from stream_gpen.io import open_source
+
+    clip = shared / VIDEOS / "retalking_face2_frontal_talking_head.mp4"
+    solid = SolidRestorer(64)
+    enh = Enhancer(solid, device="cpu", detector_weights=mobilenet_weights, batch_size=4)
+    ref = []
+    with open_source(clip) as src:
+        for i, f in enumerate(src):
+            if i < 12:
+                ref.append(f.image.clone().numpy())
+            f.release()
+    got = []
+    for i, f in enumerate(enh.stream(clip)):
+        if i >= 12:
+            break
+        got.append(f)
+    assert [f.index for f in got] == list(range(12))
+    assert solid.calls and max(solid.calls) <= 4
+    # Where a face may be pasted: the crop square mapped back into the frame (from an independent
+    # detection on frame 0; the tracker's smoothing may move it by a few pixels).
+    from stream_gpen.faces import FaceDetector, estimate_affines, invert_affines
+
+    det = FaceDetector(backbone="mobilenet0.25", device="cpu", weights=mobilenet_weights)
+    d = det.detect([torch.from_numpy(ref[0])])[0]
+    inv = invert_affines(estimate_affines(d.landmarks[:1], size=64))[0].numpy()
+    corners = np.array([[0, 0, 1], [64, 0, 1], [0, 64, 1], [64, 64, 1]], np.float64) @ inv.T
+    x0, y0 = corners.min(axis=0) - 12
+    x1, y1 = corners.max(axis=0) + 12
+    for r, g in zip(ref[:3], got[:3]):
+        changed = np.any(r != g.image, axis=2)
+        assert changed.any(), "the face was not pasted"
+        ys, xs = np.nonzero(changed)
+        assert xs.min() >= x0 and xs.max() <= x1 and ys.min() >= y0 and ys.max() <= y1
+        outside = np.ones_like(changed)
+        outside[max(0, int(y0)) : int(y1) + 1, max(0, int(x0)) : int(x1) + 1] = False
+        assert outside.any() and not changed[outside].any()
+    for r, g in zip(ref, got):
+        assert np.any(r != g.image)
+
+
+def test_enhance_image_and_alpha(tiny_enhancer, shared):
+    import cv2
+
+    bgr = cv2.imread(str(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg"))
+    rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+    out = tiny_enhancer.enhance_image(rgb)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    assert np.any(out != rgb)
+    rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 77, np.uint8)], axis=2)
+    out4 = tiny_enhancer.enhance_image(rgba)
+    assert out4.shape == rgba.shape and np.all(out4[:, :, 3] == 77)
+    grey = rgb[:, :, 1].copy()
+    assert tiny_enhancer.enhance_image(grey).shape == grey.shape
+    with pytest.raises(InvalidInputError, match="uint8"):
+        tiny_enhancer.enhance_image(rgb.astype(np.float32))
+
+
+def test_enhance_images_batches_faces_across_images(shared, mobilenet_weights):
+    import cv2
+
+    solid = SolidRestorer(64)
+    enh = Enhancer(solid, device="cpu", detector_weights=mobilenet_weights, batch_size=8)
+    imgs = [cv2.imread(str(shared / "data/faces/whole" / n))[:, :, ::-1].copy()
+            for n in ("gfpgan_whole_Blake_Lively.jpg", "codeformer_whole_00.jpg")]
+    outs = enh.enhance_images(imgs)
+    assert len(outs) == 2
+    assert len(solid.calls) == 1  # one restorer call for both images' faces
+    assert all(np.any(o != i) for o, i in zip(outs, imgs))
+
+
+def test_folder_mode_mirrors_tree(tiny_enhancer, shared, tmp_path):
+    import shutil
+
+    src = tmp_path / "photos"
+    (src / "sub").mkdir(parents=True)
+    shutil.copy(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg", src / "a.jpg")
+    shutil.copy(shared / "data/faces/aligned/gpen_ffhq_00000.png", src / "sub" / "b.png")
+    dst = tmp_path / "out"
+    summary = tiny_enhancer.enhance_file(src, dst)
+    assert (dst / "a.jpg").is_file() and (dst / "sub" / "b.png").is_file()
+    assert summary.frames_out == 2 and summary.faces_restored >= 2
+
+
+def test_face_selection_largest(shared, mobilenet_weights):
+    import cv2
+
+    solid = SolidRestorer(64)
+    enh = Enhancer(solid, device="cpu", detector_weights=mobilenet_weights, faces="largest")
+    img = cv2.imread(str(shared / "data/faces/whole/codeformer_whole_00.jpg"))[:, :, ::-1].copy()
+    enh.enhance_image(img)
+    assert solid.calls == [1]
+
+
+def test_single_frame_face_and_4k(tmp_path, mobilenet_weights, shared):
+    """A face present in one frame only, in a 4K clip, is restored there and nowhere else."""
+    import cv2
+
+    face = cv2.imread(str(shared / "data/faces/aligned/gpen_ffhq_00000.png"))[:, :, ::-1]
+    face = cv2.resize(face, (600, 600))
+    path = tmp_path / "4k.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=10, options={"preset": "ultrafast", "crf": "18"})
+        s.width, s.height, s.pix_fmt = 3840, 2160, "yuv420p"
+        for i in range(4):
+            img = np.full((2160, 3840, 3), 90, np.uint8)
+            if i == 2:
+                img[800:1400, 1600:2200] = face
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            vf.pts = i
+            for p in s.encode(vf):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    solid = SolidRestorer(64)
+    # detect_every=1: a face that exists in one frame only can only be caught by detecting there.
+    enh = Enhancer(solid, device="cpu", detector_weights=mobilenet_weights, detect_every=1)
+    frames = list(enh.stream(path))
+    assert len(frames) == 4 and [f.image.shape for f in frames] == [(2160, 3840, 3)] * 4
+    assert sum(solid.calls) == 1
+    white = [int((f.image == 255).all(axis=2).sum()) for f in frames]
+    assert white[2] > 10_000 and white[0] == 0 and white[1] == 0 and white[3] == 0
+    # With sparse detection the clip still passes through intact (the face may be missed).
+    enh5 = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights, detect_every=5)
+    assert len(list(enh5.stream(path))) == 4
+
+
+def test_model_auto_without_weights_fails_clearly(tmp_path, monkeypatch, mobilenet_weights):
+    from stream_gpen.errors import WeightsError
+
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
+    with pytest.raises(WeightsError, match="GPEN-BFR-256.pth"):
+        Enhancer("auto", device="cpu", detector_weights=mobilenet_weights)
+
+
+def test_checkpoint_path_model(tmp_path, mobilenet_weights):
+    gen = random_generator(TINY_CONFIG, seed=3)
+    ckpt = tmp_path / "mine.pth"
+    torch.save(gen.state_dict(), ckpt)
+    enh = Enhancer(str(ckpt), device="cpu", detector_weights=mobilenet_weights)
+    assert enh.restorer.size == 64
+
+
+def test_bad_options():
+    with pytest.raises(InvalidInputError, match="faces must be one of"):
+        Enhancer(SolidRestorer(), faces="biggest")
+    with pytest.raises(InvalidInputError, match="unknown model"):
+        Enhancer("gpen-bfr-9999", device="cpu")
