@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(PY) samples/demo.py
 
 test: $(STAMP)
+	sh scripts/ensure_chromium.sh
 	$(PY) -m pytest -q
 
 clean:

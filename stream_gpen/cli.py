@@ -172,7 +172,15 @@ def _add_camera(subparsers: argparse._SubParsersAction) -> None:
     add_camera(subparsers, parents=[_common_options()])
 
 
-_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_enhance, _add_camera, _add_weights)
+def _add_serve(subparsers: argparse._SubParsersAction) -> None:
+    from stream_gpen.server.cli import add_serve
+
+    add_serve(subparsers)
+
+
+_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    _add_enhance, _add_camera, _add_serve, _add_weights,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

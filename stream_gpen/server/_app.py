@@ -1,0 +1,447 @@
+"""The FastAPI application: routes, limits, auth, error mapping, lifecycle."""
+# No `from __future__ import annotations`: FastAPI reads the route annotations at runtime, and
+# Request/WebSocket are imported inside create_app (no FastAPI import at module import).
+
+import asyncio
+import hmac
+import logging
+import os
+import shutil
+import tempfile
+import time
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Literal, Mapping
+
+from stream_gpen.errors import (
+    InvalidInputError,
+    JobNotFoundError,
+    PayloadTooLargeError,
+    QueueFullError,
+    StreamGpenError,
+    WeightsError,
+)
+from stream_gpen.server._config import ServerConfig
+from stream_gpen.server._imaging import MEDIA_TYPES, UnsupportedImageError
+
+log = logging.getLogger(__name__)
+
+IMAGE_ROUTE = "/v1/images:enhance"
+VIDEO_ROUTE = "/v1/videos"
+_IMAGE_TYPES = ("image/", "application/octet-stream")
+_VIDEO_TYPES = ("video/", "application/octet-stream")
+_CHUNK = 1 << 16
+
+
+class _UploadTimeout(StreamGpenError, TimeoutError):
+    exit_code = 1
+
+
+def _enhancer_of(obj):
+    # A factory (no-arg callable that is not itself a restorer/Enhancer) is called at start-up.
+    if callable(obj) and not hasattr(obj, "enhance_images"):
+        return obj()
+    return obj
+
+
+class _BodyLimit:
+    """ASGI middleware: refuse bodies over the route's limit, early (Content-Length) or while read.
+
+    Also turns a client that stops sending mid-upload into an error after ``idle_s`` instead of
+    holding a worker and a temporary file for ever.
+    """
+
+    def __init__(self, app, *, config: ServerConfig, metrics) -> None:
+        self.app = app
+        self.config = config
+        self.metrics = metrics
+
+    def limit_for(self, path: str) -> int:
+        return self.config.max_video_bytes if path.rstrip("/") == VIDEO_ROUTE else self.config.max_upload_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        t0 = time.perf_counter()
+        status = [500]
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        limit = self.limit_for(scope["path"])
+        headers = dict(scope.get("headers") or [])
+        try:
+            declared = int(headers.get(b"content-length", b"-1"))
+        except ValueError:
+            declared = -1
+        try:
+            if declared > limit:
+                self.metrics.refuse("too_large")
+                await _plain_error(send_wrapper, 413, f"request body of {declared} bytes is over the limit of {limit}")
+                return
+            seen = 0
+            body_done = False
+            idle = self.config.request_timeout_s
+
+            async def limited_receive():
+                nonlocal seen, body_done
+                if body_done:
+                    return await receive()
+                try:
+                    message = await asyncio.wait_for(receive(), idle)
+                except asyncio.TimeoutError:
+                    raise _UploadTimeout(f"no request data for {idle:g} s; upload abandoned") from None
+                if message["type"] == "http.request":
+                    seen += len(message.get("body", b""))
+                    if seen > limit:
+                        raise PayloadTooLargeError(f"request body is over the limit of {limit} bytes")
+                    body_done = not message.get("more_body", False)
+                return message
+
+            await self.app(scope, limited_receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            name = getattr(route, "path", None) or "other"
+            self.metrics.request(name, scope.get("method", ""), status[0], time.perf_counter() - t0)
+
+
+async def _plain_error(send, status: int, detail: str, headers: dict | None = None) -> None:
+    import json
+
+    body = json.dumps({"detail": detail}).encode()
+    hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    hdrs += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": hdrs})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _status_for(exc: Exception) -> tuple[int, dict]:
+    if isinstance(exc, QueueFullError):
+        return 429, {"Retry-After": str(exc.retry_after_s)}
+    if isinstance(exc, PayloadTooLargeError):
+        return 413, {}
+    if isinstance(exc, JobNotFoundError):
+        return 404, {}
+    if isinstance(exc, UnsupportedImageError):
+        return 415, {}
+    if isinstance(exc, _UploadTimeout):
+        return 408, {}
+    if isinstance(exc, InvalidInputError):
+        return 400, {}
+    if isinstance(exc, WeightsError):
+        return 503, {"Retry-After": "60"}
+    return 500, {}
+
+
+def create_app(
+    enhancer,
+    *,
+    config: ServerConfig | None = None,
+    models: Mapping[str, object] | None = None,
+):
+    """Build the FastAPI app around already-built Enhancer(s).
+
+    ``enhancer``: an :class:`~stream_gpen.Enhancer` or a no-argument factory returning one (called
+    once at start-up, so tests inject a tiny model and the CLI a real one). ``models``: extra
+    named Enhancers (or factories) the ``model`` option may pick; the first model is the default.
+    Each holds one model instance; nothing is ever built per request.
+    """
+    from fastapi import FastAPI, Query, Request, WebSocket
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+    from starlette.concurrency import run_in_threadpool
+    from starlette.websockets import WebSocketDisconnect
+
+    from stream_gpen import __version__
+    from stream_gpen.server._batcher import ImageBatcher
+    from stream_gpen.server._imaging import decode_image, encode_image
+    from stream_gpen.server._jobs import JobManager
+    from stream_gpen.server._live import live_session
+    from stream_gpen.server._metrics import Metrics
+    from stream_gpen.server._models import ModelSet
+    from stream_gpen.server._scheduler import DeviceScheduler
+
+    config = config or ServerConfig()
+    metrics = Metrics()
+    state: dict = {}
+
+    @asynccontextmanager
+    async def lifespan(app):
+        if not config.loopback and config.api_key is None:
+            log.warning("serving on %s without an API key: anyone who can reach it may use it", config.host)
+        base = await run_in_threadpool(_enhancer_of, enhancer)
+        named = {str(getattr(base, "model_name", "default")): base}
+        for name, e in (models or {}).items():
+            named[name] = await run_in_threadpool(_enhancer_of, e)
+        model_set = ModelSet(named)
+        schedulers = {d: DeviceScheduler(d) for d in model_set.devices()}
+        own_dir = config.work_dir is None
+        work_dir = Path(tempfile.mkdtemp(prefix="stream-gpen-serve-")) if own_dir else config.work_dir
+        batcher = ImageBatcher(model_set, schedulers, metrics, max_batch=config.max_batch,
+                               wait_s=config.batch_wait_ms / 1000.0, max_queue=config.max_queue)
+        jobs = JobManager(work_dir / "jobs" if not own_dir else work_dir, model_set, schedulers, metrics,
+                          max_jobs=config.max_jobs, ttl_s=config.job_ttl_s)
+        state.update(models=model_set, batcher=batcher, jobs=jobs, schedulers=schedulers, started=time.time())
+        _register_gauges(metrics, state)
+        try:
+            with batcher, jobs:
+                yield
+        finally:
+            state.clear()
+            if own_dir:
+                shutil.rmtree(work_dir, ignore_errors=True)
+
+    app = FastAPI(
+        title="stream-gpen",
+        version=__version__,
+        description="GPEN face restoration for images, videos and live camera frames.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(_BodyLimit, config=config, metrics=metrics)
+    app.state.metrics = metrics
+    app.state.config = config
+    app.state.runtime = state
+
+    @app.exception_handler(StreamGpenError)
+    async def _stream_gpen_error(request: Request, exc: StreamGpenError):
+        status, headers = _status_for(exc)
+        if status == 429:
+            metrics.refuse("queue_full")
+        elif status == 413:
+            metrics.refuse("too_large")
+        body = {"detail": str(exc), "error": type(exc).__name__}
+        if exc.hint:
+            body["hint"] = exc.hint
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    def check_key(presented: str | None) -> bool:
+        if config.api_key is None:
+            return True
+        return presented is not None and hmac.compare_digest(presented.encode(), config.api_key.encode())
+
+    def key_from_headers(headers) -> str | None:
+        key = headers.get("x-api-key")
+        auth = headers.get("authorization", "")
+        if key is None and auth.lower().startswith("bearer "):
+            key = auth[7:].strip()
+        return key
+
+    @app.middleware("http")
+    async def _auth(request: Request, call_next):
+        path = request.url.path
+        if (path.startswith("/v1/") or path == "/metrics") and not check_key(key_from_headers(request.headers)):
+            metrics.refuse("unauthorized")
+            return JSONResponse({"detail": "missing or wrong API key (X-API-Key or Authorization: Bearer)"},
+                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        if not state and path.startswith("/v1/"):
+            return JSONResponse({"detail": "server not ready"}, status_code=503, headers={"Retry-After": "5"})
+        return await call_next(request)
+
+    # --- page, health, metrics ---------------------------------------------------------------------
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index():
+        page = resources.files("stream_gpen.server").joinpath("static/index.html").read_text(encoding="utf-8")
+        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/healthz", summary="Liveness and what this server runs")
+    async def healthz():
+        if not state:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        return {"status": "ok", "version": __version__, "models": state["models"].names,
+                "uptime_s": round(time.time() - state["started"], 1)}
+
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+    async def metrics_route():
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/models", summary="The models this server holds and the options they take")
+    async def list_models():
+        return {"default": state["models"].default, "models": state["models"].describe(),
+                "faces": ["all", "largest", "center"], "formats": list(MEDIA_TYPES)}
+
+    # --- images ------------------------------------------------------------------------------------
+    body_doc = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+                "image/webp": {"schema": {"type": "string", "format": "binary"}},
+                "multipart/form-data": {
+                    "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}},
+                               "required": ["file"]}},
+            },
+        }
+    }
+
+    async def read_body(request: Request, allowed: tuple[str, ...], sink=None) -> bytes | None:
+        """Raw body (image/* etc.) or the ``file`` part of a multipart form; into ``sink`` if given."""
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "multipart/form-data":
+            form = await request.form(max_files=1, max_fields=8)
+            try:
+                part = form.get("file")
+                if part is None or isinstance(part, str):
+                    raise InvalidInputError("multipart body needs a file part named 'file'")
+                if sink is None:
+                    return await part.read()
+                while chunk := await part.read(_CHUNK):
+                    sink.write(chunk)
+                return None
+            finally:
+                await form.close()
+        if not ctype.startswith(allowed):
+            raise UnsupportedImageError(
+                f"unsupported content type {ctype or '(none)'!r}; send "
+                f"{', '.join(a + '*' if a.endswith('/') else a for a in allowed)} or multipart/form-data")
+        if sink is None:
+            return await request.body()
+        async for chunk in request.stream():
+            sink.write(chunk)
+        return None
+
+    @app.post(IMAGE_ROUTE, summary="Enhance the faces of one image", openapi_extra=body_doc,
+              response_class=Response, responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}})
+    async def enhance_image(
+        request: Request,
+        model: str | None = Query(None, description="a model this server holds (GET /v1/models); default: the first"),
+        faces: Literal["all", "largest", "center"] | None = Query(None, description="which faces to restore"),
+        format: Literal["jpeg", "png", "webp"] | None = Query(None, description="answer format; default: the input's"),
+        quality: int = Query(92, ge=1, le=100, description="JPEG/WebP quality of the answer"),
+    ):
+        t0 = time.perf_counter()
+        state["models"].resolve(model, faces)  # bad options fail before reading the body
+        data = await read_body(request, _IMAGE_TYPES)
+        decoded = await run_in_threadpool(decode_image, data, max_pixels=config.max_pixels)
+        fut = state["batcher"].submit(decoded.pixels, model=model, faces=faces)
+        try:
+            out = await asyncio.wait_for(asyncio.wrap_future(fut), config.request_timeout_s)
+        except asyncio.TimeoutError:
+            fut.cancel()  # if it has not started, the batcher skips it
+            metrics.refuse("timeout")
+            return JSONResponse({"detail": f"not processed within {config.request_timeout_s:g} s; retry later"},
+                                status_code=503, headers={"Retry-After": "5"})
+        except StreamGpenError:
+            raise
+        except Exception as exc:  # model failure (e.g. device out of memory): this request only
+            log.warning("image request failed: %s: %s", type(exc).__name__, exc)
+            return JSONResponse({"detail": f"enhancement failed: {type(exc).__name__}: {exc}"},
+                                status_code=503, headers={"Retry-After": "5"})
+        fmt = format or decoded.format
+        payload = await run_in_threadpool(encode_image, out, fmt, quality=quality)
+        name = state["models"].resolve(model, faces)
+        return Response(payload, media_type=MEDIA_TYPES[fmt], headers={
+            "X-Model": name[0], "X-Faces-Option": name[1],
+            "X-Processing-Ms": f"{(time.perf_counter() - t0) * 1e3:.1f}"})
+
+    # --- videos ------------------------------------------------------------------------------------
+    video_doc = {"requestBody": {"required": True, "content": {
+        "video/mp4": {"schema": {"type": "string", "format": "binary"}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        "multipart/form-data": {"schema": {"type": "object", "properties": {
+            "file": {"type": "string", "format": "binary"}}, "required": ["file"]}}}}}
+
+    @app.post(VIDEO_ROUTE, status_code=202, summary="Upload a video; returns a job id", openapi_extra=video_doc)
+    async def create_video_job(
+        request: Request,
+        model: str | None = Query(None, description="a model this server holds; default: the first"),
+        faces: Literal["all", "largest", "center"] | None = Query(None, description="which faces to restore"),
+    ):
+        jobs = state["jobs"]
+        job = jobs.new_job(model=model, faces=faces)
+        try:
+            with open(job.input_path, "wb") as f:
+                await read_body(request, _VIDEO_TYPES, sink=f)
+            if job.input_path.stat().st_size == 0:
+                raise InvalidInputError("empty upload: send a video file")
+            jobs.enqueue(job)
+        except BaseException:
+            # Too large, timed out, client gone, shutdown: nothing stays on disk.
+            jobs.discard(job)
+            raise
+        return JSONResponse(jobs.snapshot(job), status_code=202, headers={"Location": f"{VIDEO_ROUTE}/{job.id}"})
+
+    @app.get(VIDEO_ROUTE + "/{job_id}", summary="State, progress and summary of a video job")
+    async def get_video_job(job_id: str):
+        jobs = state["jobs"]
+        return jobs.snapshot(jobs.get(job_id))
+
+    @app.get(VIDEO_ROUTE + "/{job_id}/result", summary="The enhanced video (when the job is done)",
+             response_class=FileResponse)
+    async def get_video_result(job_id: str):
+        from stream_gpen.server._jobs import JobState
+
+        jobs = state["jobs"]
+        job = jobs.get(job_id)
+        if job.state is not JobState.done or not job.output_path.exists():
+            headers = {"Retry-After": "5"} if job.state in (JobState.queued, JobState.running) else {}
+            return JSONResponse({"detail": f"job {job_id} is {job.state.value}, no result", "state": job.state.value},
+                                status_code=409, headers=headers)
+        return FileResponse(job.output_path, media_type="video/mp4", filename=f"{job_id}.mp4")
+
+    @app.delete(VIDEO_ROUTE + "/{job_id}", summary="Cancel a job (or delete its result) and its files")
+    async def delete_video_job(job_id: str):
+        job = state["jobs"].delete(job_id)
+        return {"id": job.id, "state": "cancelled" if job.state.value in ("queued", "running", "uploading", "cancelled")
+                else job.state.value, "deleted": True}
+
+    # --- live --------------------------------------------------------------------------------------
+    @app.websocket("/v1/live")
+    async def live(ws: WebSocket, model: str | None = None, faces: str | None = None, key: str | None = None):
+        if not check_key(key or key_from_headers(ws.headers)):
+            metrics.refuse("unauthorized")
+            await ws.close(code=1008, reason="missing or wrong API key (?key=...)")
+            return
+        if not state:
+            await ws.close(code=1013, reason="server not ready")
+            return
+        try:
+            state["models"].resolve(model, faces)
+        except InvalidInputError as e:
+            await ws.close(code=1008, reason=str(e)[:120])
+            return
+        await ws.accept()
+        try:
+            await live_session(ws, batcher=state["batcher"], metrics=metrics, max_pixels=config.max_pixels,
+                               timeout_s=config.request_timeout_s, model=model, faces=faces)
+        except WebSocketDisconnect:
+            pass
+
+    return app
+
+
+def _register_gauges(metrics, state: dict) -> None:
+    def queue():
+        b = state.get("batcher")
+        return [((), float(b.depth))] if b else []
+
+    def jobs():
+        j = state.get("jobs")
+        return [((("state", k),), float(v)) for k, v in sorted(j.counts().items())] if j else []
+
+    def memory():
+        out = []
+        try:
+            import psutil
+
+            out.append(((("device", "host"), ("kind", "rss")), float(psutil.Process(os.getpid()).memory_info().rss)))
+        except ImportError:
+            pass
+        models = state.get("models")
+        import torch
+
+        for dev in (models.devices() if models else []):
+            if dev.startswith("cuda") and torch.cuda.is_available():
+                out.append(((("device", dev), ("kind", "allocated")), float(torch.cuda.memory_allocated(dev))))
+                out.append(((("device", dev), ("kind", "reserved")), float(torch.cuda.memory_reserved(dev))))
+        return out
+
+    def waiting():
+        return [((("device", d),), float(s.waiting)) for d, s in sorted((state.get("schedulers") or {}).items())]
+
+    metrics.gauge("stream_gpen_image_queue_depth", "image requests waiting for the model", queue)
+    metrics.gauge("stream_gpen_video_jobs", "video jobs by state", jobs)
+    metrics.gauge("stream_gpen_memory_bytes", "process RSS and device memory", memory)
+    metrics.gauge("stream_gpen_device_waiters", "image batches waiting for the device lock", waiting)

@@ -1,0 +1,160 @@
+"""Dynamic batching: concurrent image requests share one ``enhance_images`` call.
+
+A request waits at most ``wait_s`` (counted from when *it* was queued) for others to join it, up
+to ``max_batch`` images; under load the queue is already full when the worker comes back, so
+batches form without any added wait. All faces of a batch go through the model together.
+
+Only images of the same shape (and model and options) share a call: ``Enhancer.enhance_images``
+stacks its frames for the warp. Live frames of a camera, and API clients that send fixed-size
+images, batch fully; a mix of photo sizes is split into per-shape calls of one wake-up.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stream_gpen.errors import QueueFullError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Request:
+    pixels: np.ndarray
+    key: tuple[str, str]  # (model, faces)
+    future: Future = field(default_factory=Future)
+    queued_at: float = field(default_factory=time.monotonic)
+
+
+class ImageBatcher:
+    """One worker thread feeding the models; ``submit`` never blocks (full queue -> QueueFullError).
+
+    Use as a context manager (or ``start``/``close``): closing fails every still-queued request
+    with a RuntimeError instead of leaving its caller waiting.
+    """
+
+    def __init__(self, models, schedulers: dict, metrics, *, max_batch: int, wait_s: float, max_queue: int) -> None:
+        self.models = models
+        self.schedulers = schedulers
+        self.metrics = metrics
+        self.max_batch = max_batch
+        self.wait_s = wait_s
+        self.max_queue = max_queue
+        self._queue: deque[_Request] = deque()
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self.batches = 0
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> "ImageBatcher":
+        self._thread = threading.Thread(target=self._run, name="stream-gpen-batcher", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 30.0) -> None:
+        with self._cond:
+            self._stop = True
+            pending = list(self._queue)
+            self._queue.clear()
+            self._cond.notify_all()
+        for r in pending:
+            if not r.future.done():
+                r.future.set_exception(RuntimeError("the server is shutting down"))
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def __enter__(self) -> "ImageBatcher":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- API ---------------------------------------------------------------------------------------
+    @property
+    def depth(self) -> int:
+        return len(self._queue)
+
+    def submit(self, pixels: np.ndarray, *, model: str | None = None, faces: str | None = None) -> Future:
+        """Queue one image; the future gets the enhanced array (or the exception)."""
+        key = self.models.resolve(model, faces)
+        req = _Request(pixels, key)
+        with self._cond:
+            if self._stop:
+                raise QueueFullError("the server is shutting down", retry_after_s=5)
+            if len(self._queue) >= self.max_queue:
+                raise QueueFullError(
+                    f"image queue full ({self.max_queue} waiting); retry later",
+                    retry_after_s=1, hint="raise --max-queue or add a device")
+            self._queue.append(req)
+            self._cond.notify_all()
+        return req.future
+
+    # --- worker ------------------------------------------------------------------------------------
+    def _take_batch(self) -> list[_Request] | None:
+        with self._cond:
+            while not self._queue and not self._stop:
+                self._cond.wait()
+            if self._stop:
+                return None
+            deadline = self._queue[0].queued_at + self.wait_s
+            while len(self._queue) < self.max_batch and not self._stop:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            n = min(self.max_batch, len(self._queue))
+            return [self._queue.popleft() for _ in range(n)]
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take_batch()
+            if batch is None:
+                return
+            # A caller that timed out cancelled its future: skip its work.
+            batch = [r for r in batch if r.future.set_running_or_notify_cancel()]
+            # Enhancer.enhance_images needs one image shape per call (its warp stacks the frames),
+            # so requests batch with others of the same model, options and shape.
+            groups: dict[tuple, list[_Request]] = {}
+            for r in batch:
+                groups.setdefault((r.key, r.pixels.shape), []).append(r)
+            for (key, _shape), reqs in groups.items():
+                try:
+                    self._run_group(key, reqs)
+                except BaseException as exc:  # never leave a caller waiting, even on Ctrl-C
+                    for r in reqs:
+                        if not r.future.done():
+                            r.future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+
+    def _run_group(self, key: tuple[str, str], reqs: list[_Request]) -> None:
+        view = self.models.view(*key)
+        counter = view.restorer
+        sched = self.schedulers[str(view.device)]
+        try:
+            with sched.short():
+                before = counter.faces
+                outs = view.enhance_images([r.pixels for r in reqs])
+                faces = counter.faces - before
+        except Exception as exc:
+            if len(reqs) == 1:
+                raise
+            # One bad input must not fail the requests batched with it: retry them one by one.
+            log.warning("batch of %d failed (%s: %s); retrying one by one", len(reqs), type(exc).__name__, exc)
+            for r in reqs:
+                try:
+                    self._run_group(key, [r])
+                except Exception as one:
+                    r.future.set_exception(one)
+            return
+        self.batches += 1
+        self.metrics.batch(len(reqs), faces)
+        for r, out in zip(reqs, outs):
+            r.future.set_result(out)

@@ -1,0 +1,82 @@
+"""Server limits and knobs, validated once at construction."""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from stream_gpen.errors import InvalidInputError
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``stream-gpen serve`` can be told, with the trade-off of each knob.
+
+    * ``api_key``: when set, every ``/v1`` route and ``/metrics`` need it (``X-API-Key`` header,
+      ``Authorization: Bearer``, or ``?key=`` on the WebSocket, which browsers cannot give headers).
+      ``None`` leaves the API open: fine on 127.0.0.1, not on a shared network.
+    * ``max_upload_bytes``: largest image request body (and live frame). Bigger allows larger
+      photos but lets one client hold more memory.
+    * ``max_video_bytes``: largest video upload; it is streamed to disk, so this bounds disk use.
+    * ``max_pixels``: images (and live frames) above this many pixels are refused *before*
+      decoding, so a small file that decompresses to gigabytes (a "decompression bomb") costs nothing.
+    * ``max_batch``: most image requests run through the model in one call. Higher uses the
+      device better under load; each request then waits for the whole batch.
+    * ``batch_wait_ms``: how long the batcher waits for more requests after the first one
+      arrives. Higher makes fuller batches (throughput) at the price of that much latency on an
+      idle server; 0 turns dynamic batching off (batches only form from requests already queued).
+    * ``max_queue``: image requests waiting for the model beyond this are refused with 429 and
+      ``Retry-After``: a burst gets a fast, clean "later" instead of an ever longer wait.
+    * ``max_jobs``: video jobs queued or running beyond this are refused with 429.
+    * ``request_timeout_s``: an image request not answered in this time gets 503 (and is dropped
+      from the queue if it has not started); also the idle limit while an upload is being read.
+    * ``job_ttl_s``: finished video results (and failed/cancelled records) are deleted this long
+      after they finish. Longer gives clients more time to fetch them, and holds more disk.
+    * ``work_dir``: where uploads and results live (one sub-folder per job, named by the job id,
+      never by a client-given name). ``None``: a fresh temporary folder removed at shutdown.
+    * ``host``: informational here (the CLI binds it); anything but loopback without an
+      ``api_key`` is logged as a warning.
+    """
+
+    api_key: str | None = None
+    max_upload_bytes: int = 25 * MiB
+    max_video_bytes: int = 2048 * MiB
+    max_pixels: int = 40_000_000
+    max_batch: int = 8
+    batch_wait_ms: float = 5.0
+    max_queue: int = 64
+    max_jobs: int = 8
+    request_timeout_s: float = 120.0
+    job_ttl_s: float = 3600.0
+    work_dir: Path | None = None
+    host: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        def positive(name: str, kind=int, zero_ok: bool = False) -> None:
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or (kind is int and not isinstance(value, int)):
+                raise InvalidInputError(f"{name} must be {'an int' if kind is int else 'a number'}, got {value!r}")
+            if value < 0 or (value == 0 and not zero_ok):
+                raise InvalidInputError(f"{name} must be {'>= 0' if zero_ok else '> 0'}, got {value!r}")
+
+        for name in ("max_upload_bytes", "max_video_bytes", "max_pixels", "max_batch", "max_queue", "max_jobs"):
+            positive(name)
+        positive("batch_wait_ms", float, zero_ok=True)
+        positive("request_timeout_s", float)
+        positive("job_ttl_s", float)
+        if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key.strip()):
+            raise InvalidInputError("api_key must be a non-empty string or None")
+        if self.work_dir is not None:
+            object.__setattr__(self, "work_dir", Path(self.work_dir))
+
+    @property
+    def loopback(self) -> bool:
+        """True when ``host`` only accepts connections from this machine."""
+        if self.host in ("localhost", ""):
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False

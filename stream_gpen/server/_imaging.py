@@ -1,0 +1,92 @@
+"""Image bytes <-> RGB(A) arrays for the API, with the pixel limit checked before decoding."""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import numpy as np
+
+from stream_gpen.errors import InvalidInputError, PayloadTooLargeError
+
+ImageFormat = Literal["jpeg", "png", "webp"]
+# Pillow format name -> ours. BMP/TIFF inputs are answered as PNG (lossless, and browsers show it).
+_READABLE = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp", "BMP": "png", "TIFF": "png", "MPO": "jpeg"}
+MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+
+
+class UnsupportedImageError(InvalidInputError):
+    """Decodable, but not a format the API accepts (HTTP 415)."""
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """``pixels``: uint8 ``[H,W,3]`` RGB, ``[H,W,4]`` RGBA or ``[H,W]`` grey; ``format``: the answer's default."""
+
+    pixels: np.ndarray
+    format: ImageFormat
+
+    def __post_init__(self) -> None:
+        p = self.pixels
+        if p.dtype != np.uint8 or not (p.ndim == 2 or (p.ndim == 3 and p.shape[2] in (3, 4))):
+            raise ValueError(f"pixels must be uint8 HxW, HxWx3 or HxWx4, got {p.dtype} {p.shape}")
+
+
+def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
+    """Decode JPEG/PNG/WebP/BMP/TIFF bytes; EXIF orientation applied.
+
+    The header is read first and the pixel count checked against ``max_pixels`` before any pixel
+    is decoded (Pillow's own bomb check is global state and only warns below 2x its limit).
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if not data:
+        raise InvalidInputError("empty request body: send an image (JPEG, PNG or WebP)")
+    try:
+        im = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise InvalidInputError("cannot decode the body as an image; send JPEG, PNG or WebP") from None
+    except Image.DecompressionBombError as e:  # header claims > 2x Pillow's global limit
+        raise PayloadTooLargeError(f"image refused before decoding: {e}") from None
+    except (OSError, SyntaxError, ValueError) as e:  # a recognised but truncated/corrupt header
+        raise InvalidInputError(f"cannot decode the image: {e}") from None
+    with im:
+        fmt = _READABLE.get(str(im.format))
+        if fmt is None:
+            raise UnsupportedImageError(
+                f"unsupported image type {im.format!r}; allowed: {', '.join(sorted(set(_READABLE) - {'MPO'}))}")
+        w, h = im.size
+        if w * h > max_pixels:
+            raise PayloadTooLargeError(f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels} (--max-pixels)")
+        try:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                pixels = np.array(im.convert("RGBA"))
+            elif im.mode in ("L", "I;16", "I", "F"):
+                pixels = np.array(im.convert("L"))
+            else:
+                pixels = np.array(im.convert("RGB"))
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+            # Truncated or corrupt data: the header was fine, the pixels are not.
+            raise InvalidInputError(f"cannot decode the {im.format} image: {e}") from None
+    return DecodedImage(np.ascontiguousarray(pixels), fmt)  # type: ignore[arg-type]
+
+
+def encode_image(pixels: np.ndarray, fmt: ImageFormat, *, quality: int = 92) -> bytes:
+    """RGB/RGBA/grey uint8 -> image bytes. JPEG has no alpha: it is dropped there."""
+    from PIL import Image
+
+    if fmt not in get_args(ImageFormat):
+        raise InvalidInputError(f"format must be one of {get_args(ImageFormat)}, got {fmt!r}")
+    im = Image.fromarray(pixels)
+    if fmt == "jpeg" and im.mode == "RGBA":
+        im = im.convert("RGB")
+    buf = io.BytesIO()
+    if fmt == "jpeg":
+        im.save(buf, "JPEG", quality=quality)
+    elif fmt == "webp":
+        im.save(buf, "WEBP", quality=quality)
+    else:
+        # Fast zlib level: the PNG answer is on the request's critical path.
+        im.save(buf, "PNG", compress_level=1)
+    return buf.getvalue()

@@ -1,0 +1,299 @@
+"""Video jobs: uploaded to disk, run one at a time per server in arrival order, expired after a TTL.
+
+Each job owns ``<work_dir>/<job id>/`` (``upload.bin`` in, ``result.mp4`` out). Ids are 128-bit
+random (``secrets``), so they cannot be guessed, and they are the only names used on disk: nothing
+a client sends ever becomes part of a path. The folder is removed when the job fails, is cancelled,
+is deleted, expires, or the server shuts down.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import shutil
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from stream_gpen.errors import Interrupted, JobNotFoundError, QueueFullError
+
+log = logging.getLogger(__name__)
+
+JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
+INPUT_NAME = "upload.bin"  # no client extension: FFmpeg probes the content
+OUTPUT_NAME = "result.mp4"
+
+
+class JobState(str, Enum):
+    uploading = "uploading"
+    queued = "queued"
+    running = "running"
+    done = "done"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+FINAL = (JobState.done, JobState.failed, JobState.cancelled)
+
+
+@dataclass
+class Job:
+    id: str
+    dir: Path
+    model: str
+    faces: str
+    state: JobState = JobState.uploading
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    frames_done: int = 0
+    frames_total: int | None = None
+    faces_restored: int = 0
+    summary: dict | None = None
+    error: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def input_path(self) -> Path:
+        return self.dir / INPUT_NAME
+
+    @property
+    def output_path(self) -> Path:
+        return self.dir / OUTPUT_NAME
+
+    def to_dict(self, ttl_s: float) -> dict:
+        progress = None
+        if self.frames_total:
+            progress = round(min(1.0, self.frames_done / self.frames_total), 4)
+        elif self.state is JobState.done:
+            progress = 1.0
+        return {
+            "id": self.id,
+            "state": self.state.value,
+            "model": self.model,
+            "faces": self.faces,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+            "expires": (self.finished + ttl_s) if self.finished else None,
+            "frames_done": self.frames_done,
+            "frames_total": self.frames_total,
+            "faces_restored": self.faces_restored,
+            "progress": progress,
+            "summary": self.summary,
+            "error": self.error,
+            "result": f"/v1/videos/{self.id}/result" if self.state is JobState.done else None,
+        }
+
+
+def _public_summary(summary) -> dict:
+    d = summary.to_dict()
+    # Server paths are nobody's business; the client knows its own file.
+    for k in ("input", "output", "partial_output"):
+        d.pop(k, None)
+    return d
+
+
+class JobManager:
+    """Queue and run video jobs in a worker thread; expire finished ones.
+
+    ``max_jobs`` bounds uploading + queued + running jobs (more -> QueueFullError, HTTP 429).
+    """
+
+    def __init__(self, work_dir: Path, models, schedulers: dict, metrics, *, max_jobs: int, ttl_s: float) -> None:
+        self.work_dir = Path(work_dir)
+        self.models = models
+        self.schedulers = schedulers
+        self.metrics = metrics
+        self.max_jobs = max_jobs
+        self.ttl_s = ttl_s
+        self._jobs: dict[str, Job] = {}
+        self._queue: deque[str] = deque()
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> "JobManager":
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._run, name="stream-gpen-jobs", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Cancel everything, wait for the running job to stop, remove every job folder."""
+        with self._cond:
+            self._stop = True
+            for job in self._jobs.values():
+                job.cancel.set()
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._cond:
+            for job in list(self._jobs.values()):
+                self._remove_files(job)
+            self._jobs.clear()
+            self._queue.clear()
+
+    def __enter__(self) -> "JobManager":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- API ---------------------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        with self._cond:
+            out = {s.value: 0 for s in JobState}
+            for j in self._jobs.values():
+                out[j.state.value] += 1
+            return out
+
+    def new_job(self, *, model: str | None, faces: str | None) -> Job:
+        """Reserve a slot and a folder for an upload (state ``uploading``)."""
+        name, sel = self.models.resolve(model, faces)
+        with self._cond:
+            if self._stop:
+                raise QueueFullError("the server is shutting down", retry_after_s=5)
+            active = sum(1 for j in self._jobs.values() if j.state not in FINAL)
+            if active >= self.max_jobs:
+                raise QueueFullError(f"video queue full ({self.max_jobs} jobs); retry later",
+                                     retry_after_s=30, hint="raise --max-jobs")
+            job_id = secrets.token_urlsafe(16)
+            job = Job(job_id, self.work_dir / job_id, name, sel)
+            job.dir.mkdir(mode=0o700)
+            self._jobs[job_id] = job
+        return job
+
+    def discard(self, job: Job) -> None:
+        """Upload failed: forget the job and its files."""
+        with self._cond:
+            self._jobs.pop(job.id, None)
+        self._remove_files(job)
+
+    def enqueue(self, job: Job) -> None:
+        with self._cond:
+            if job.id not in self._jobs:  # shut down meanwhile
+                self._remove_files(job)
+                raise QueueFullError("the server is shutting down", retry_after_s=5)
+            job.state = JobState.queued
+            self._queue.append(job.id)
+            self._cond.notify_all()
+
+    def get(self, job_id: str) -> Job:
+        with self._cond:
+            self._expire_locked()
+            job = self._jobs.get(job_id) if JOB_ID_RE.match(job_id or "") else None
+        if job is None:
+            raise JobNotFoundError(f"no video job {job_id!r} (unknown, expired or deleted)")
+        return job
+
+    def delete(self, job_id: str) -> Job:
+        """Cancel a queued or running job, or delete a finished one; files go in every case.
+
+        A running job is told to stop; its folder is removed by the worker when it has stopped
+        (within one frame). Returns the job (state ``cancelled`` unless it had already finished).
+        """
+        job = self.get(job_id)
+        with self._cond:
+            if job.state is JobState.running:
+                job.cancel.set()
+                job.error = "cancelled by DELETE"
+                # The record goes now; the worker removes the files when the pipeline has stopped.
+                self._jobs.pop(job.id, None)
+                return job
+            if job.state in (JobState.queued, JobState.uploading):
+                try:
+                    self._queue.remove(job.id)
+                except ValueError:
+                    pass
+                job.state = JobState.cancelled
+                job.cancel.set()
+            self._jobs.pop(job.id, None)
+        self._remove_files(job)
+        return job
+
+    def snapshot(self, job: Job) -> dict:
+        with self._cond:
+            return job.to_dict(self.ttl_s)
+
+    # --- worker ------------------------------------------------------------------------------------
+    def _remove_files(self, job: Job) -> None:
+        shutil.rmtree(job.dir, ignore_errors=True)
+
+    def _expire_locked(self) -> float | None:
+        """Drop finished jobs older than the TTL; returns seconds until the next one expires."""
+        now = time.time()
+        nxt = None
+        for job in list(self._jobs.values()):
+            if job.finished is None:
+                continue
+            left = job.finished + self.ttl_s - now
+            if left <= 0:
+                self._jobs.pop(job.id, None)
+                self._remove_files(job)
+                log.info("video job %s expired", job.id)
+            else:
+                nxt = left if nxt is None else min(nxt, left)
+        return nxt
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stop:
+                    nxt = self._expire_locked()
+                    if self._queue:
+                        break
+                    self._cond.wait(timeout=nxt if nxt is not None else 60.0)
+                if self._stop:
+                    return
+                job = self._jobs.get(self._queue.popleft())
+                if job is None or job.state is not JobState.queued:
+                    continue
+                job.state = JobState.running
+                job.started = time.time()
+            self._run_job(job)
+
+    def _run_job(self, job: Job) -> None:
+        view = self.models.view(job.model, job.faces)
+        sched = self.schedulers[str(view.device)]
+        counted = 0
+
+        def on_progress(done: int, total: int | None, faces: int) -> None:
+            nonlocal counted
+            job.frames_done, job.frames_total, job.faces_restored = done, total, faces
+            self.metrics.add_faces(faces - counted)
+            counted = faces
+            # Between frames the pipeline is not using the model: let waiting image batches in.
+            sched.yield_to_waiters()
+
+        state, summary, error = JobState.failed, None, None
+        try:
+            with sched.long():
+                if job.cancel.is_set():
+                    raise Interrupted("cancelled before start")
+                summary = view.enhance_file(job.input_path, job.output_path, overwrite=True,
+                                            on_progress=on_progress, cancel=job.cancel)
+            state = JobState.done
+        except Interrupted:
+            state = JobState.cancelled
+        except Exception as exc:  # the job fails; the server and the next job go on
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("video job %s failed: %s", job.id, error)
+        finally:
+            # Also on BaseException: the uploaded input is never left behind.
+            job.input_path.unlink(missing_ok=True)
+        with self._cond:
+            job.state = state
+            job.finished = time.time()
+            job.error = error if state is JobState.failed else job.error
+            if summary is not None:
+                job.summary = _public_summary(summary)
+                job.frames_done = summary.frames_out
+                job.faces_restored = summary.faces_restored
+            gone = job.id not in self._jobs  # deleted while running
+        if state is not JobState.done or gone:
+            self._remove_files(job)

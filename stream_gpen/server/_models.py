@@ -1,0 +1,90 @@
+"""The models a server holds: one Enhancer (one model instance) per name, and cheap per-option views."""
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from typing import Literal, get_args
+
+from stream_gpen.errors import InvalidInputError
+
+log = logging.getLogger(__name__)
+
+FaceSelect = Literal["all", "largest", "center"]
+
+
+class CountingRestorer:
+    """Wraps a restorer and counts the faces it was given (the Enhancer's image API returns none).
+
+    Read the counter only while holding the device lock: then no other thread runs this model.
+    """
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.faces = 0
+
+    def __call__(self, crops):
+        out = self.inner(crops)
+        self.faces += int(crops.shape[0])
+        return out
+
+    def __getattr__(self, name: str):  # size, device, name, fallbacks, precision, ...
+        return getattr(self.inner, name)
+
+
+class ModelSet:
+    """Named Enhancers built once at start-up; requests pick one by name and a face selection.
+
+    A *view* is a shallow copy of an Enhancer with another ``faces`` option: it shares the model,
+    the detector and the Enhancer's lock, so options per request never cost a second model
+    instance. The first name is the default.
+    """
+
+    def __init__(self, enhancers: dict) -> None:
+        if not enhancers:
+            raise InvalidInputError("the server needs at least one model")
+        self._base = {}
+        for name, enh in enhancers.items():
+            enh = copy.copy(enh)
+            enh.restorer = CountingRestorer(enh.restorer)
+            self._base[name] = enh
+        self.default = next(iter(self._base))
+        self._views: dict[tuple[str, str], object] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._base)
+
+    def base(self, name: str):
+        return self._base[name]
+
+    def resolve(self, model: str | None, faces: str | None) -> tuple[str, str]:
+        """Validate request options -> (model name, face selection); errors name the allowed values."""
+        name = model or self.default
+        if name not in self._base:
+            raise InvalidInputError(f"unknown model {name!r}; this server has: {', '.join(self._base)}")
+        sel = faces or self._base[name].faces
+        if sel not in get_args(FaceSelect):
+            raise InvalidInputError(f"faces must be one of {get_args(FaceSelect)}, got {sel!r}")
+        return name, sel
+
+    def view(self, model: str | None = None, faces: str | None = None):
+        key = self.resolve(model, faces)
+        with self._lock:
+            v = self._views.get(key)
+            if v is None:
+                v = copy.copy(self._base[key[0]])
+                v.faces = key[1]
+                self._views[key] = v
+            return v
+
+    def devices(self) -> list[str]:
+        return sorted({str(e.device) for e in self._base.values()})
+
+    def describe(self) -> list[dict]:
+        return [
+            {"name": n, "device": str(e.device), "size": int(e.restorer.size), "precision": e.precision,
+             "faces": e.faces, "fallbacks": e._all_fallbacks() if hasattr(e, "_all_fallbacks") else []}
+            for n, e in self._base.items()
+        ]

@@ -1,0 +1,117 @@
+"""``stream-gpen serve``: the HTTP API and live page (registered by :mod:`stream_gpen.cli`).
+
+``add_serve(subparsers)`` creates the parser; ``_run_serve(args) -> int`` builds the model first
+(so a missing checkpoint is the usual one-line error and exit code 3, not a traceback from a
+server thread) and then runs uvicorn until Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from stream_gpen.errors import InvalidInputError
+
+log = logging.getLogger("stream_gpen.cli")
+
+API_KEY_ENV = "STREAM_GPEN_API_KEY"
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {v:g}")
+    return v
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v:g}")
+    return v
+
+
+def add_serve(subparsers) -> None:
+    from stream_gpen.commands import _model_options, _positive_int
+
+    p = subparsers.add_parser(
+        "serve",
+        help="HTTP API and live web page",
+        description="Serve the HTTP API (OpenAPI docs at /docs) and the live camera page at /. "
+        "Binds 127.0.0.1 unless --host says otherwise.",
+    )
+    _model_options(p)
+    s = p.add_argument_group("server")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 = every interface)")
+    s.add_argument("--port", type=_positive_int, default=8000, help="TCP port (default 8000)")
+    s.add_argument("--api-key", default=None,
+                   help=f"require this key on /v1 and /metrics (default: ${API_KEY_ENV}, else none)")
+    s.add_argument("--max-upload-mb", type=_positive_float, default=25.0, help="largest image body (default 25)")
+    s.add_argument("--max-video-mb", type=_positive_float, default=2048.0, help="largest video upload (default 2048)")
+    s.add_argument("--max-pixels", type=_positive_int, default=40_000_000,
+                   help="refuse larger images before decoding them (default 40e6)")
+    s.add_argument("--max-batch", type=_positive_int, default=8,
+                   help="most image requests per model call (default 8; 1 = no batching)")
+    s.add_argument("--batch-wait-ms", type=_nonneg_float, default=5.0,
+                   help="how long a request waits for others to batch with (default 5; 0 = never wait)")
+    s.add_argument("--max-queue", type=_positive_int, default=64,
+                   help="image requests waiting beyond this get 429 (default 64)")
+    s.add_argument("--max-jobs", type=_positive_int, default=8, help="queued+running video jobs (default 8)")
+    s.add_argument("--request-timeout", type=_positive_float, default=120.0,
+                   help="seconds before an image request gets 503 (default 120)")
+    s.add_argument("--job-ttl", type=_positive_float, default=3600.0,
+                   help="seconds a finished video result is kept (default 3600)")
+    s.add_argument("--work-dir", default=None,
+                   help="where uploads and results live (default: a temporary folder removed at exit)")
+    p.set_defaults(run=_run_serve)
+
+
+def config_from_args(args: argparse.Namespace):
+    from stream_gpen.server._config import MiB, ServerConfig
+
+    key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV) or None
+    return ServerConfig(
+        api_key=key,
+        max_upload_bytes=int(args.max_upload_mb * MiB),
+        max_video_bytes=int(args.max_video_mb * MiB),
+        max_pixels=args.max_pixels,
+        max_batch=args.max_batch,
+        batch_wait_ms=args.batch_wait_ms,
+        max_queue=args.max_queue,
+        max_jobs=args.max_jobs,
+        request_timeout_s=args.request_timeout,
+        job_ttl_s=args.job_ttl,
+        work_dir=args.work_dir,
+        host=args.host,
+    )
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn  # noqa: F401
+        import fastapi  # noqa: F401
+    except ImportError as e:
+        raise InvalidInputError(f"`serve` needs the server extra ({e.name} is missing)",
+                                hint="pip install 'stream-gpen[server]'") from None
+    import uvicorn
+
+    from stream_gpen.commands import _make_enhancer
+    from stream_gpen.server._app import create_app
+
+    config = config_from_args(args)
+    enh = _make_enhancer(args)  # weights errors surface here, before the port is bound
+    app = create_app(enh, config=config)
+    log.info("serving %s on http://%s:%d (docs at /docs, live page at /)", enh.model_name, args.host, args.port)
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level="warning",
+        ws_max_size=config.max_upload_bytes + 64,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
