@@ -1,0 +1,87 @@
+"""Shared helpers for the end-to-end benchmarks: clips, models, trimming."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("STREAM_GPEN_SHARED", REPO.parent / "shared"))
+VIDEOS = SHARED / "data" / "videos"
+MOBILENET = SHARED / "weights" / "detection_mobilenet0.25_Final.pth"
+
+CLIPS = {
+    "talking_head": "retalking_face2_frontal_talking_head.mp4",
+    "selfie": "liveportrait_d13_phone_selfie_portrait.mp4",
+    "old_tv": "keep_real4_old_tv_lowres.mp4",
+    "crowd_1080p": "facenet_crowd_1080p_multiface.mp4",
+    "stage": "hamilton_stage_lowlight_multiface.mp4",
+    "noface": "upscaleavideo_old_movie1_bw_noface.mp4",
+}
+
+
+def trim(src: Path, dst: Path, max_frames: int | None) -> Path:
+    """Copy the first ``max_frames`` frames of ``src`` (near-lossless x264) so every contender
+    processes exactly the same input. ``None`` returns ``src`` unchanged."""
+    if max_frames is None:
+        return src
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        ivs = inp.streams.video[0]
+        rate = ivs.average_rate or 25
+        vs = out.add_stream("libx264", rate=rate, options={"preset": "ultrafast", "crf": "10"})
+        vs.width, vs.height, vs.pix_fmt = ivs.codec_context.width, ivs.codec_context.height, "yuv420p"
+        for i, f in enumerate(inp.decode(ivs)):
+            if i >= max_frames:
+                break
+            nf = av.VideoFrame.from_ndarray(f.to_ndarray(format="rgb24"), format="rgb24")
+            nf.pts = i
+            for p in vs.encode(nf):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+    return dst
+
+
+def synthetic_faces_clip(path: Path, *, size=(1920, 1080), frames: int = 30, faces: int = 2, fps: int = 25) -> Path:
+    """A clip with real faces (shared FFHQ crops) moving over a textured background."""
+    w, h = size
+    crops = sorted((SHARED / "data" / "faces" / "aligned").glob("gpen_ffhq_*.png"))[:faces]
+    imgs = [cv2.resize(cv2.imread(str(c))[:, :, ::-1], (h // 3, h // 3)) for c in crops]
+    rng = np.random.default_rng(0)
+    bg = rng.integers(60, 120, (h, w, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "16"})
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        for i in range(frames):
+            img = bg.copy()
+            for k, face in enumerate(imgs):
+                s = face.shape[0]
+                x = int((w - s) * (k + 0.5) / len(imgs) + 40 * np.sin(i / 9 + k))
+                y = int((h - s) / 2 + 30 * np.cos(i / 11 + k))
+                img[y : y + s, x : x + s] = face
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            vf.pts = i
+            for p in vs.encode(vf):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+    return path
+
+
+def random_gpen(size: int, device: str):
+    """Random-weight GPEN of the released config (same compute as the real checkpoint)."""
+    from stream_gpen.models.gpen import FullGenerator, random_generator
+    from stream_gpen.models.registry import MODELS
+
+    cfg = MODELS[f"gpen-bfr-{size}"].config
+    gen = random_generator(cfg, seed=0)
+    assert isinstance(gen, FullGenerator)
+    return gen.to(device).eval()
+
+
+def count_frames(path: Path) -> int:
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))

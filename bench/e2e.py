@@ -1,0 +1,98 @@
+"""End-to-end fps vs the plain transcode of the same clip, same encoder settings, same run.
+
+For each clip: (1) plain transcode (decode -> ring -> encode, bench/transcode.py's baseline) and
+(2) the full enhancement, both with libx264 at the same preset/CRF. Prints fps of both and the
+ratio enhanced/plain (1.0 = enhancement is free; the GPU goal is >= 0.8 at 1080p with GPEN-512).
+
+    python bench/e2e.py                      # CPU: GPEN-256 random weights, a few frames per clip
+    python bench/e2e.py --gpu-quick          # CUDA: GPEN-512 fp16, synthetic 1080p + 2 real clips
+    python bench/e2e.py --model gpen-bfr-512 # real weights if present
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import CLIPS, VIDEOS, random_gpen, synthetic_faces_clip, trim  # noqa: E402
+
+
+def plain(src: Path, dst: Path, preset: str, crf: int) -> tuple[int, float]:
+    from stream_gpen.io import open_sink, open_source
+
+    t0 = time.perf_counter()
+    with open_source(src) as s, open_sink(dst, source=s, preset=preset, crf=crf, overwrite=True) as sink:
+        for f in s:
+            sink.write(f)
+    return sink.frames_written, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--model", default=None, help="registry name / checkpoint (default: random GPEN of the device's default size)")
+    ap.add_argument("--size", type=int, default=None, help="random GPEN size (default 512 on CUDA, 256 on CPU)")
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--clips", default=None, help=f"comma list of {','.join(CLIPS)},synthetic_1080p")
+    ap.add_argument("--max-frames", type=int, default=None, help="frames per clip (default 12 on CPU, all on CUDA)")
+    ap.add_argument("--preset", default="veryfast")
+    ap.add_argument("--crf", type=int, default=20)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--gpu-quick", action="store_true", help="short CUDA run for bench/gpu_check.sh")
+    args = ap.parse_args()
+    torch.set_grad_enabled(False)
+
+    from stream_gpen import Enhancer
+    from stream_gpen.runtime import select_device
+
+    device, _ = select_device(args.device)
+    cuda = device.type == "cuda"
+    if args.gpu_quick and not cuda:
+        sys.exit("--gpu-quick needs CUDA")
+    size = args.size or (512 if cuda else 256)
+    clips = (args.clips or ("synthetic_1080p,talking_head,crowd_1080p" if cuda else "talking_head,old_tv,synthetic_1080p")).split(",")
+    max_frames = args.max_frames if args.max_frames is not None else (None if cuda else 12)
+    model = args.model or random_gpen(size, str(device))
+    enh = Enhancer(model, device=str(device), precision=args.precision, batch_size=args.batch_size,
+                   download=False)
+    print(f"model {enh.model_name} ({'random weights' if args.model is None else args.model}) on {device}, "
+          f"precision {enh.precision}, batch {args.batch_size}, x264 preset {args.preset} crf {args.crf}")
+    if cuda:
+        print(f"GPU: {torch.cuda.get_device_name(device)}")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for name in clips:
+            if name == "synthetic_1080p":
+                src = synthetic_faces_clip(tmp / "syn.mp4", frames=max_frames or 120)
+            else:
+                src = trim(VIDEOS / CLIPS[name], tmp / f"{name}.mp4", max_frames)
+            # Warm-up (graph capture, cudnn autotune, detector priors) outside the timing.
+            enh.enhance_file(src, tmp / "warm.mp4", overwrite=True, preset=args.preset, crf=args.crf)
+            n_plain, t_plain = plain(src, tmp / "plain.mp4", args.preset, args.crf)
+            if cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            s = enh.enhance_file(src, tmp / "enh.mp4", overwrite=True, preset=args.preset, crf=args.crf)
+            t_enh = time.perf_counter() - t0
+            assert s.frames_out == n_plain, (s.frames_out, n_plain)
+            rows.append((name, n_plain, n_plain / t_plain, s.frames_out / t_enh, s.faces_restored, s.detector_calls,
+                         s.stage_seconds))
+    print(f"\n{'clip':16} {'frames':>6} {'plain fps':>10} {'enh fps':>9} {'ratio':>6} {'faces':>6} {'det':>4}")
+    for name, n, fp, fe, faces, det, _ in rows:
+        print(f"{name:16} {n:6d} {fp:10.2f} {fe:9.2f} {fe / fp:6.2f} {faces:6d} {det:4d}")
+    for name, *_, stages in rows:
+        print(f"{name:16} stages: " + ", ".join(f"{k} {v:.2f}s" for k, v in sorted(stages.items())))
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    if cuda:
+        print(f"peak CUDA memory {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Ours vs the naive per-frame loop the popular tools use, on the same clips, in one run.
+
+The naive loop (written the way GPEN's/GFPGAN's scripts work): for every frame, run the detector
+on the full frame, align each face with ``cv2.warpAffine``, restore each face alone (batch 1,
+eager fp32), paste it back with a full-frame inverse warp and mask blend, and encode with OpenCV's
+``VideoWriter``. Same GPEN config (random weights, same compute as the real checkpoint) and the
+same RetinaFace MobileNet-0.25 weights for both contenders.
+
+    python bench/naive.py [--size 256] [--clips talking_head,old_tv] [--max-frames 20]
+
+Prints fps of both, the speed-up, and checks both outputs have the same frame count and size.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import CLIPS, MOBILENET, VIDEOS, count_frames, random_gpen, trim  # noqa: E402
+
+
+def _feather_mask(size: int) -> np.ndarray:
+    # GPEN's rectangle mask: filled inner square, blurred twice (FACTS.md section 7).
+    mask = np.zeros((size, size), np.float32)
+    b = int(26 * size / 512)
+    cv2.rectangle(mask, (b, b), (size - b, size - b), 1.0, -1, cv2.LINE_AA)
+    k = 101 * size // 512 | 1
+    mask = cv2.GaussianBlur(mask, (k, k), 4 * size / 512)
+    return cv2.GaussianBlur(mask, (k, k), 4 * size / 512)
+
+
+def naive_enhance(src: Path, dst: Path, gen: torch.nn.Module, size: int, detector) -> int:
+    from stream_gpen.faces import reference_points
+
+    ref = reference_points(size).numpy().astype(np.float32)
+    mask = _feather_mask(size)[:, :, None]
+    cap = cv2.VideoCapture(str(src))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25
+    writer = None
+    n = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        h, w = frame.shape[:2]
+        if writer is None:
+            writer = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+        rgb = torch.from_numpy(np.ascontiguousarray(frame[:, :, ::-1]))
+        dets = detector.detect([rgb])[0]  # full-resolution detection, every frame
+        out = frame.astype(np.float32)
+        for lm in dets.landmarks.numpy():
+            m, _ = cv2.estimateAffinePartial2D(lm.astype(np.float32), ref, method=cv2.LMEDS)
+            crop = cv2.warpAffine(frame, m, (size, size), flags=cv2.INTER_LINEAR)
+            x = torch.from_numpy(crop[:, :, ::-1].copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+            with torch.no_grad():
+                y = gen(x)
+            face = ((y[0].permute(1, 2, 0).clamp(-1, 1) * 0.5 + 0.5) * 255).numpy().astype(np.uint8)[:, :, ::-1]
+            inv = cv2.invertAffineTransform(m)
+            face_full = cv2.warpAffine(face, inv, (w, h), flags=cv2.INTER_LINEAR).astype(np.float32)
+            mask_full = cv2.warpAffine(mask, inv, (w, h), flags=cv2.INTER_LINEAR)[:, :, None]
+            out = out * (1 - mask_full) + face_full * mask_full
+        writer.write(np.clip(out, 0, 255).astype(np.uint8))
+        n += 1
+    cap.release()
+    if writer is not None:
+        writer.release()
+    return n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=256, choices=[256, 512])
+    ap.add_argument("--clips", default="talking_head,old_tv")
+    ap.add_argument("--max-frames", type=int, default=20, help="frames per clip (0 = whole clip)")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    torch.set_grad_enabled(False)
+
+    from stream_gpen import Enhancer
+    from stream_gpen.faces import FaceDetector
+
+    gen = random_gpen(args.size, args.device)
+    full_res_detector = FaceDetector(backbone="mobilenet0.25", device=args.device, weights=MOBILENET,
+                                     long_side=10_000, score_threshold=0.8)
+    enh = Enhancer(gen, device=args.device, detector="mobilenet0.25", detector_weights=MOBILENET, batch_size=4)
+    print(f"GPEN-{args.size} (random weights) on {args.device}, torch threads {torch.get_num_threads()}")
+    print(f"{'clip':14} {'frames':>6} {'ours fps':>9} {'naive fps':>10} {'speed-up':>9} {'s/frame ours':>13} {'naive':>7}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for name in args.clips.split(","):
+            src = trim(VIDEOS / CLIPS[name], tmp / f"{name}_in.mp4", args.max_frames or None)
+            ours_out, naive_out = tmp / f"{name}_ours.mp4", tmp / f"{name}_naive.mp4"
+            t0 = time.perf_counter()
+            s = enh.enhance_file(src, ours_out, preset="veryfast")
+            t_ours = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            n_naive = naive_enhance(src, naive_out, gen, args.size, full_res_detector)
+            t_naive = time.perf_counter() - t0
+            n_ours = count_frames(ours_out)
+            assert n_ours == n_naive == s.frames_out, (n_ours, n_naive, s.frames_out)
+            c1, c2 = cv2.VideoCapture(str(ours_out)), cv2.VideoCapture(str(naive_out))
+            size_ours = (int(c1.get(cv2.CAP_PROP_FRAME_WIDTH)), int(c1.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+            size_naive = (int(c2.get(cv2.CAP_PROP_FRAME_WIDTH)), int(c2.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+            assert size_ours == size_naive, (size_ours, size_naive)
+            f_ours, f_naive = n_ours / t_ours, n_naive / t_naive
+            print(f"{name:14} {n_ours:6d} {f_ours:9.3f} {f_naive:10.3f} {f_ours / f_naive:8.2f}x "
+                  f"{t_ours / n_ours:13.3f} {t_naive / n_naive:7.3f}")
+            print(f"{'':14} ours: faces {s.faces_restored}, detector calls {s.detector_calls}, stages "
+                  + ", ".join(f"{k} {v:.1f}s" for k, v in sorted(s.stage_seconds.items())))
+
+
+if __name__ == "__main__":
+    main()
