@@ -1,0 +1,184 @@
+"""Alignment: GPEN's 5-point template, batched Umeyama similarity, batched bilinear warps.
+
+Everything here is a pure function of tensors and runs on whatever device its inputs live on
+(the frames' device: CUDA in the pipeline, CPU in tests), without a round trip through numpy.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from stream_gpen.errors import InvalidInputError
+
+# Facexlib / GPEN `REFERENCE_FACIAL_POINTS` for a 96x112 crop: left eye, right eye, nose,
+# left mouth corner, right mouth corner (FACTS.md §7).
+_TEMPLATE_96x112 = (
+    (30.29459953, 51.69630051),
+    (65.53179932, 51.50139999),
+    (48.02519989, 71.73660278),
+    (33.54930115, 92.3655014),
+    (62.72990036, 92.20410156),
+)
+
+
+def reference_points(size: int, *, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
+    """GPEN's 5-point template for an ``size x size`` crop, ``[5, 2]``.
+
+    ``get_reference_facial_points((S, S), inner_padding_factor=0.25, outer_padding=(0, 0),
+    default_square=True)``: the 96x112 template shifted by (+8, 0) to square it, by (+28, +28)
+    for the inner padding (crop 168x168), then scaled by S/168.
+    """
+    if not isinstance(size, int) or size < 8:
+        raise InvalidInputError(f"crop size must be an int >= 8, got {size!r}")
+    t = torch.tensor(_TEMPLATE_96x112, dtype=torch.float64)
+    ref = (t + torch.tensor([36.0, 28.0], dtype=torch.float64)) * (size / 168.0)
+    return ref.to(dtype=dtype, device=device)
+
+
+def _check_points(points: torch.Tensor) -> torch.Tensor:
+    if not isinstance(points, torch.Tensor):
+        points = torch.as_tensor(points, dtype=torch.float32)
+    if points.ndim == 2:
+        points = points[None]
+    if points.ndim != 3 or points.shape[1:] != (5, 2):
+        raise InvalidInputError(f"landmarks must be [n, 5, 2], got shape {tuple(points.shape)}")
+    return points
+
+
+def umeyama(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """Batched least-squares similarity (rotation, uniform scale, translation) src -> dst.
+
+    ``src``, ``dst``: ``[n, k, 2]``; returns ``[n, 2, 3]`` in float64 (Umeyama 1991, the same
+    estimate as ``skimage.transform.SimilarityTransform`` that GPEN uses). Reflections are excluded.
+    """
+    src = src.to(torch.float64)
+    dst = dst.to(torch.float64)
+    n, k, _ = src.shape
+    mu_s = src.mean(dim=1, keepdim=True)
+    mu_d = dst.mean(dim=1, keepdim=True)
+    sc = src - mu_s
+    dc = dst - mu_d
+    cov = dc.transpose(1, 2) @ sc / k  # [n, 2, 2]
+    u, sig, vh = torch.linalg.svd(cov)
+    d = torch.ones(n, 2, dtype=torch.float64, device=src.device)
+    d[:, 1] = torch.where(torch.linalg.det(cov) < 0, -1.0, 1.0)
+    rot = u @ torch.diag_embed(d) @ vh
+    var_s = sc.pow(2).sum(dim=(1, 2)) / k
+    # Degenerate input (all points equal) gives var 0: scale 0 rather than NaN.
+    scale = (sig * d).sum(dim=1) / var_s.clamp_min(1e-12)
+    lin = scale[:, None, None] * rot
+    t = mu_d.transpose(1, 2) - lin @ mu_s.transpose(1, 2)
+    return torch.cat([lin, t], dim=2)
+
+
+def estimate_affines(points: torch.Tensor, *, size: int) -> torch.Tensor:
+    """Similarity transforms ``[n, 2, 3]`` float32 mapping frame pixels -> GPEN crop pixels.
+
+    ``points``: ``[n, 5, 2]`` (or ``[5, 2]``) landmarks in frame pixel coordinates. Computed in
+    float64 on the points' device; the result has the meaning of ``cv2.warpAffine``'s matrix.
+    """
+    points = _check_points(points)
+    ref = reference_points(size, device=points.device)
+    ref = ref.expand(points.shape[0], 5, 2)
+    return umeyama(points.to(torch.float32), ref).to(torch.float32)
+
+
+def invert_affines(affines: torch.Tensor) -> torch.Tensor:
+    """Inverse of ``[n, 2, 3]`` affines (crop -> frame), computed in float64.
+
+    GPEN fits a second Umeyama for the inverse; it equals the exact matrix inverse to ~1e-5.
+    """
+    a = affines.to(torch.float64)
+    lin = a[:, :, :2]
+    inv_lin = torch.linalg.inv(lin)
+    t = -(inv_lin @ a[:, :, 2:])
+    return torch.cat([inv_lin, t], dim=2).to(affines.dtype)
+
+
+def apply_affines(affines: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Map ``[n, k, 2]`` points through ``[n, 2, 3]`` affines."""
+    return points @ affines[:, :, :2].transpose(1, 2) + affines[:, None, :, 2]
+
+
+def _as_frame_batch(frames) -> torch.Tensor:
+    if isinstance(frames, torch.Tensor):
+        if frames.ndim == 3:
+            frames = frames[None]
+        batch = frames
+    elif isinstance(frames, Sequence) and len(frames) > 0:
+        shapes = {tuple(f.shape) for f in frames}
+        if len(shapes) != 1:
+            raise InvalidInputError(f"frames must all have the same shape, got {sorted(shapes)}")
+        # One copy of the frames that have faces; a pipeline ring passes its [N,H,W,3] tensor instead.
+        batch = torch.stack(list(frames))
+    else:
+        raise InvalidInputError("frames must be a [H,W,3] / [B,H,W,3] uint8 tensor or a non-empty list of [H,W,3]")
+    if batch.ndim != 4 or batch.shape[-1] != 3 or batch.dtype != torch.uint8:
+        raise InvalidInputError(
+            f"frames must be uint8 RGB [B,H,W,3], got {batch.dtype} {tuple(batch.shape)}"
+        )
+    return batch
+
+
+def bilinear_gather(images: torch.Tensor, index: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Bilinear sample of HWC ``images[index]`` at float pixel coords ``x, y`` with a black border.
+
+    ``images``: ``[B, H, W, C]`` (any dtype); ``index``, ``x``, ``y``: same shape ``P``. Returns
+    ``P + [C]`` float32. Out-of-frame neighbours count as 0, as ``cv2.BORDER_CONSTANT`` does.
+    Gathering only the needed texels keeps memory at O(output) instead of converting whole
+    frames to float (a 1080p frame in float is 25 MB).
+    """
+    b, h, w, c = images.shape
+    flat = images.reshape(b * h * w, c)
+    x0f = torch.floor(x)
+    y0f = torch.floor(y)
+    fx = (x - x0f).unsqueeze(-1)
+    fy = (y - y0f).unsqueeze(-1)
+    x0 = x0f.to(torch.int64)
+    y0 = y0f.to(torch.int64)
+    base = index.to(torch.int64) * (h * w)
+    out = None
+    for dy, wy in ((0, 1 - fy), (1, fy)):
+        for dx, wx in ((0, 1 - fx), (1, fx)):
+            xi = x0 + dx
+            yi = y0 + dy
+            valid = ((xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)).unsqueeze(-1)
+            lin = base + yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)
+            v = flat[lin.reshape(-1)].reshape(*lin.shape, c).to(torch.float32)
+            term = torch.where(valid, v, 0.0) * (wx * wy)
+            out = term if out is None else out + term
+    return out
+
+
+def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int) -> torch.Tensor:
+    """Warp many faces from many frames into one ``[n, 3, S, S]`` uint8 batch.
+
+    ``frames``: a ``[B,H,W,3]`` uint8 tensor (e.g. the frame ring) or a list of ``[H,W,3]``;
+    ``frame_ids``: ``[n]`` index of each face's frame; ``affines``: ``[n,2,3]`` frame -> crop.
+    Bilinear with a black border, like ``cv2.warpAffine(..., flags=INTER_LINEAR)`` (GPEN's flags=3);
+    runs on the frames' device. Returns an empty ``[0,3,S,S]`` batch for no faces.
+    """
+    batch = _as_frame_batch(frames)
+    dev = batch.device
+    affines = torch.as_tensor(affines)
+    if affines.ndim == 2:
+        affines = affines[None]
+    if affines.ndim != 3 or affines.shape[1:] != (2, 3):
+        raise InvalidInputError(f"affines must be [n, 2, 3], got shape {tuple(affines.shape)}")
+    n = affines.shape[0]
+    ids = torch.as_tensor(frame_ids, dtype=torch.int64, device=dev).reshape(-1)
+    if ids.numel() != n:
+        raise InvalidInputError(f"got {ids.numel()} frame ids for {n} affines")
+    if n == 0:
+        return torch.empty(0, 3, size, size, dtype=torch.uint8, device=dev)
+    if int(ids.min()) < 0 or int(ids.max()) >= batch.shape[0]:
+        raise InvalidInputError(f"frame ids must lie in [0, {batch.shape[0]}), got {ids.tolist()}")
+    inv = invert_affines(affines.to(device=dev, dtype=torch.float64))
+    g = torch.arange(size, dtype=torch.float64, device=dev)
+    gy, gx = torch.meshgrid(g, g, indexing="ij")
+    x = inv[:, 0, 0, None, None] * gx + inv[:, 0, 1, None, None] * gy + inv[:, 0, 2, None, None]
+    y = inv[:, 1, 0, None, None] * gx + inv[:, 1, 1, None, None] * gy + inv[:, 1, 2, None, None]
+    idx = ids[:, None, None].expand(n, size, size)
+    out = bilinear_gather(batch, idx, x.to(torch.float32), y.to(torch.float32))
+    return out.add_(0.5).floor_().clamp_(0, 255).to(torch.uint8).permute(0, 3, 1, 2).contiguous()

@@ -1,0 +1,144 @@
+"""Paste-back: ROI-only, untouched outside pixels, no seam, overlap and small faces."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from stream_gpen.errors import InvalidInputError
+from stream_gpen.faces import estimate_affines, paste_faces, reference_points, warp_faces
+from stream_gpen.faces._align import apply_affines, invert_affines
+from stream_gpen.faces._paste import feather_mask
+
+
+@pytest.fixture(scope="module")
+def photo(shared):
+    bgr = cv2.imread(str(shared / "data" / "faces" / "whole" / "codeformer_whole_00.jpg"))
+    return torch.from_numpy(np.ascontiguousarray(bgr[:, :, ::-1]))
+
+
+def _affine(size, scale, center, angle=0.0):
+    ref = reference_points(size)
+    r = torch.tensor([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], dtype=torch.float64)
+    pts = (ref - size / 2) @ r.T * scale + torch.tensor(center, dtype=torch.float64)
+    return estimate_affines(pts[None].float(), size=size)
+
+
+def _support(frame_shape, affines, size, border, feather):
+    """Boolean map of frame pixels where any face's mask is > 0."""
+    h, w = frame_shape[:2]
+    gy, gx = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    sup = torch.zeros(h, w, dtype=torch.bool)
+    for a in affines.double():
+        cx = a[0, 0] * gx + a[0, 1] * gy + a[0, 2]
+        cy = a[1, 0] * gx + a[1, 1] * gy + a[1, 2]
+        sup |= feather_mask(cx, cy, size, border=border, feather=feather) > 0
+    return sup
+
+
+def test_outside_pixels_untouched_bit_for_bit(photo):
+    frame = photo.clone()
+    a = torch.cat([_affine(128, 0.8, (150, 120), 0.2), _affine(128, 1.1, (330, 200), -0.3)])
+    crops = torch.randint(0, 256, (2, 3, 128, 128), dtype=torch.uint8)
+    out = paste_faces(frame, crops, a)
+    assert out is frame  # in place
+    sup = _support(frame.shape, a, 128, 0.04, 0.12)
+    changed = (frame != photo).any(-1)
+    assert changed.any()
+    assert not (changed & ~sup).any(), "pixels outside every mask changed"
+    assert changed[sup].float().mean() > 0.5
+
+
+def test_round_trip_restores_the_face(photo):
+    frame = photo.clone()
+    a = _affine(256, 0.7, (250, 180), 0.1)
+    crops = warp_faces(frame, [0], a, size=256)
+    paste_faces(frame, crops, a)
+    diff = (frame.int() - photo.int()).abs()
+    # warp -> inverse warp is two bilinear resamplings: a slight blur, not a shift
+    assert diff.float().mean() < 1.0
+    assert diff.max() < 60
+
+
+@pytest.mark.parametrize("feather", [0.12, 0.0])
+def test_no_seam_at_mask_border(photo, feather):
+    """A restored face that is 40 grey levels brighter must not leave a step at the mask edge.
+
+    The brightening the paste adds (paste of the brighter crop minus paste of the unchanged crop)
+    is compared with the image's own gradients: with feathering its steepest step is a few grey
+    levels per pixel; a hard mask (feather=0) shows the full 40-level seam, so the test can fail."""
+    a = _affine(256, 0.5, (260, 200), 0.15)
+    crops = warp_faces(photo, [0], a, size=256) // 2  # no clipping at 255 after +40
+    brighter = crops + 40
+    frame = paste_faces(photo.clone(), brighter, a, feather=feather)
+    plain = paste_faces(photo.clone(), crops, a, feather=feather)
+    delta = frame.float() - plain.float()
+    step = torch.maximum((delta[1:, :-1] - delta[:-1, :-1]).abs(), (delta[:-1, 1:] - delta[:-1, :-1]).abs()).amax(-1)
+    img = photo.float()
+    own = torch.maximum((img[1:, :-1] - img[:-1, :-1]).abs(), (img[:-1, 1:] - img[:-1, :-1]).abs()).amax(-1)
+    # ramp of 0.12 * 256 crop px = ~15 frame px for 40 levels: <= ~4 levels/px (+1 rounding, + interp)
+    if feather > 0:
+        assert step.max() <= 8, step.max()
+        assert step.max() < float(own.quantile(0.9))
+    else:
+        assert step.max() >= 30
+
+
+def test_overlapping_faces_composite_without_seam(photo):
+    photo = torch.full_like(photo, 128)
+    frame = photo.clone()
+    a = torch.cat([_affine(128, 0.9, (200, 200)), _affine(128, 1.3, (260, 210))])
+    crops = torch.stack([torch.full((3, 128, 128), 30, dtype=torch.uint8), torch.full((3, 128, 128), 220, dtype=torch.uint8)])
+    paste_faces(frame, crops, a)
+    # the larger face (second) is on top at its centre
+    c = apply_affines(invert_affines(a[1:].double()), torch.tensor([[[64.0, 64.0]]], dtype=torch.float64))[0, 0]
+    assert frame[int(c[1]), int(c[0])].tolist() == [220, 220, 220]
+    delta = frame.float() - photo.float()
+    step = (delta[1:] - delta[:-1]).abs().max()
+    # two flat faces 190 levels apart, each with a ~15 px ramp: no hard edge anywhere
+    assert step < 40
+
+
+def test_small_face_is_antialiased(photo):
+    """A 512 crop pasted into a ~40 px face: a fine checkerboard must average out to grey
+    (area downscale first), not alias into a coarse pattern."""
+    frame = photo.clone()
+    a = _affine(512, 0.15, (100, 100))
+    yy, xx = torch.meshgrid(torch.arange(512), torch.arange(512), indexing="ij")
+    checker = (((yy + xx) % 2) * 255).to(torch.uint8)[None].expand(3, 512, 512)[None].contiguous()
+    paste_faces(frame, checker, a)
+    centre = frame[95:106, 95:106].float()
+    assert (centre - 127.5).abs().max() < 12
+    frame2 = photo.clone()
+    paste_faces(frame2, checker, a, antialias=False)
+    assert (frame2[95:106, 95:106].float() - 127.5).abs().max() > 30
+
+
+def test_face_outside_frame_and_no_faces(photo):
+    frame = photo.clone()
+    a = _affine(64, 1.0, (-500, -500))
+    paste_faces(frame, torch.zeros(1, 3, 64, 64, dtype=torch.uint8), a)
+    assert torch.equal(frame, photo)
+    paste_faces(frame, torch.zeros(0, 3, 64, 64, dtype=torch.uint8), torch.zeros(0, 2, 3))
+    assert torch.equal(frame, photo)
+
+
+def test_custom_mask_restricts_the_paste(photo):
+    frame = photo.clone()
+    a = _affine(64, 1.0, (200, 200))
+    paste_faces(frame, torch.full((1, 3, 64, 64), 255, dtype=torch.uint8), a, masks=torch.zeros(1, 64, 64))
+    assert torch.equal(frame, photo)
+    with pytest.raises(InvalidInputError, match=r"masks must be \[1,64,64\], got \(1, 32, 32\)"):
+        paste_faces(frame, torch.zeros(1, 3, 64, 64, dtype=torch.uint8), a, masks=torch.zeros(1, 32, 32))
+    with pytest.raises(InvalidInputError, match=r"affines must be \[2,2,3\] for 2 crops"):
+        paste_faces(frame, torch.zeros(2, 3, 64, 64, dtype=torch.uint8), a)
+
+
+@pytest.mark.cuda
+def test_paste_on_cuda_matches_cpu(photo):
+    a = _affine(128, 0.8, (150, 120), 0.2)
+    crops = torch.randint(0, 256, (1, 3, 128, 128), dtype=torch.uint8)
+    cpu = paste_faces(photo.clone(), crops, a)
+    gpu = paste_faces(photo.clone().cuda(), crops.cuda(), a.cuda())
+    assert (gpu.cpu().int() - cpu.int()).abs().max() <= 1

@@ -1,0 +1,203 @@
+"""Tracker: follows a real face moving along a known path, resets on a scene cut, options."""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from stream_gpen.errors import InvalidInputError
+from stream_gpen.faces import Detections, FaceDetector, FaceTracker
+from stream_gpen.faces._tracker import OneEuro
+
+H, W = 256, 320
+
+
+@pytest.fixture(scope="module")
+def det(mobilenet_weights):
+    return FaceDetector(backbone="mobilenet0.25", device="cpu", weights=mobilenet_weights, long_side=640)
+
+
+def _face(shared, name):
+    bgr = cv2.imread(str(shared / "data" / "faces" / "aligned" / name), cv2.IMREAD_COLOR)
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def _background(seed):
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 255, (H // 16, W // 16, 3), dtype=np.uint8)
+    return cv2.resize(small, (W, H), interpolation=cv2.INTER_CUBIC)
+
+
+def _place(src, scale, angle, cx, cy):
+    """2x3 similarity placing the src centre at (cx, cy)."""
+    s = src.shape[0]
+    c, si = scale * math.cos(angle), scale * math.sin(angle)
+    return np.array([[c, -si, cx - (c * s / 2 - si * s / 2)], [si, c, cy - (si * s / 2 + c * s / 2)]])
+
+
+def _render(bg, src, m):
+    s = src.shape[0]
+    face = cv2.warpAffine(src, m, (W, H), flags=cv2.INTER_AREA)
+    yy, xx = np.mgrid[0:s, 0:s]
+    r = np.hypot(xx - s / 2, yy - s / 2) / (s / 2)
+    alpha = np.clip((1.0 - r) * 4, 0, 1).astype(np.float32)  # round face patch, soft edge
+    a = cv2.warpAffine(alpha, m, (W, H), flags=cv2.INTER_LINEAR)[..., None]
+    return (bg * (1 - a) + face * a).round().astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def clip(shared, det):
+    """36 frames: face A moves along a known path (0-29), then a cut to face B elsewhere (30-35)."""
+    srcs = [_face(shared, "gfpgan_crop_Adele.png"), _face(shared, "gfpgan_crop_Julia_Roberts.png")]
+    # true landmarks in source coordinates, from a full-resolution detection of the source image
+    ref_pts = []
+    for src in srcs:
+        d = FaceDetector(device="cpu", weights=det.weights, long_side=1024).detect(torch.from_numpy(src))[0]
+        ref_pts.append(d.landmarks[0].double().numpy())
+    bgs = [_background(1), _background(2)]
+    frames, truth = [], []
+    for t in range(36):
+        if t < 30:
+            k, m = 0, _place(srcs[0], 0.3 + 0.002 * t, 0.01 * t, 90 + 4 * t, 120 + 1.5 * t + 6 * math.sin(t / 4))
+        else:
+            k, m = 1, _place(srcs[1], 0.28, -0.05, 80, 110)
+        frames.append(torch.from_numpy(_render(bgs[k], srcs[k], m)))
+        truth.append(ref_pts[k] @ m[:, :2].T + m[:, 2])
+    return frames, truth
+
+
+def _run(tracker, det, frames):
+    out, calls = [], []
+    for i, f in enumerate(frames):
+        need = tracker.needs_detection(i, f)
+        calls.append(need)
+        out.append(tracker.update(i, det.detect([f])[0] if need else None, frame=f))
+    return out, calls
+
+
+def test_tracker_follows_known_path_and_resets_on_cut(det, clip):
+    frames, truth = clip
+    tracker = FaceTracker(detect_every=5)
+    out, calls = _run(tracker, det, frames)
+    # one face, one id, during the first shot
+    assert all(len(ts) == 1 for ts in out)
+    first_id = out[0][0].id
+    assert all(ts[0].id == first_id for ts in out[:30])
+    errs = []
+    for t in range(30):
+        p = out[t][0].landmarks.double().numpy()
+        iod = np.linalg.norm(truth[t][0] - truth[t][1])
+        errs.append(np.linalg.norm(p - truth[t], axis=1).mean() / iod)
+    # The face moves ~120 px in 30 frames (4 px/frame); a tracker that held its points would be
+    # >100% of the ~40 px inter-ocular distance off by the end.
+    assert np.mean(errs) < 0.06, np.round(errs, 3)
+    assert np.max(errs) < 0.12, np.round(errs, 3)
+    # few detector calls: the first frame and every 5th, no spurious cuts in the first shot
+    assert sum(calls[:30]) <= 8
+    # scene cut at frame 30: detection requested on that very frame, new id, points on face B
+    assert calls[30]
+    assert tracker.scene_cuts == 1
+    assert out[30][0].id != first_id and out[30][0].detected
+    iod = np.linalg.norm(truth[30][0] - truth[30][1])
+    assert np.linalg.norm(out[30][0].landmarks.numpy() - truth[30], axis=1).mean() / iod < 0.1
+
+
+def test_smoothing_reduces_jitter_on_a_still_face(det, clip):
+    frames, _ = clip
+    still = [frames[0]] * 20
+    rng = np.random.default_rng(0)
+    base = det.detect([still[0]])[0]
+
+    def noisy(_):
+        # detector landmark noise of ~1.5 px, as on real footage
+        return Detections(base.boxes, base.landmarks + torch.from_numpy(rng.normal(0, 1.5, (1, 5, 2))).float(), base.scores)
+
+    def jitter(tr):
+        pts = []
+        for i, f in enumerate(still):
+            tr.needs_detection(i, f)
+            pts.append(tr.update(i, noisy(i), frame=f)[0].landmarks.numpy())
+        pts = np.array(pts[5:])
+        return np.linalg.norm(pts[2:] - 2 * pts[1:-1] + pts[:-2], axis=-1).mean()
+
+    raw = jitter(FaceTracker(detect_every=1, smoothing=None, correction=1.0))
+    smooth = jitter(FaceTracker(detect_every=1))
+    assert smooth < raw / 3, (smooth, raw)
+
+
+def test_no_face_frames_pass_through(det):
+    tracker = FaceTracker(detect_every=3)
+    bg = _background(3)
+    frames = [torch.from_numpy(np.roll(bg, i, axis=1)) for i in range(6)]  # a slow pan, no cut
+    out, calls = _run(tracker, det, frames)
+    assert all(ts == [] for ts in out)
+    assert calls == [True, False, False, True, False, False]
+
+
+def test_selection_and_min_face():
+    def det2(i):
+        boxes = torch.tensor([[10.0, 10, 50, 50], [140, 100, 220, 180]])
+        lm = torch.stack([
+            torch.tensor([[20.0, 25], [40, 25], [30, 33], [22, 42], [38, 42]]),
+            torch.tensor([[160.0, 120], [200, 120], [180, 140], [165, 160], [195, 160]]),
+        ])
+        return Detections(boxes, lm, torch.tensor([0.99, 0.9]))
+
+    for select, expect in [("largest", [140, 100]), ("center", [140, 100])]:
+        tr = FaceTracker(select=select)
+        ts = tr.update(0, det2(0), frame=torch.zeros(H, W, 3, dtype=torch.uint8))
+        assert len(ts) == 1 and ts[0].box[:2].tolist() == expect
+    tr = FaceTracker(select="all")
+    assert len(tr.update(0, det2(0))) == 2
+    tr = FaceTracker(min_face=60)
+    ts = tr.update(0, det2(0))
+    assert len(ts) == 1 and ts[0].box[0] == 140
+    tr.reset()
+    assert tr.tracks == [] and tr.needs_detection(0)
+
+
+def test_lost_track_is_dropped_after_missed_detections():
+    d = Detections(torch.tensor([[10.0, 10, 50, 50]]),
+                   torch.tensor([[[20.0, 25], [40, 25], [30, 33], [22, 42], [38, 42]]]), torch.tensor([0.99]))
+    tr = FaceTracker(detect_every=1, max_misses=1)
+    assert len(tr.update(0, d)) == 1
+    assert len(tr.update(1, Detections.empty())) == 1  # one miss is tolerated
+    assert tr.needs_detection(2)
+    assert tr.update(2, Detections.empty()) == []
+
+
+def test_one_euro_follows_a_ramp_without_lag_and_removes_noise():
+    rng = np.random.default_rng(0)
+    f = OneEuro(min_cutoff=0.02, beta=0.1)
+    still = np.array([f(np.array([5.0 + rng.normal(0, 1.0)]))[0] for _ in range(200)])
+    assert still[50:].std() < 0.6  # input noise std is 1.0
+    g = OneEuro(min_cutoff=0.02, beta=0.1)
+    ramp = np.array([g(np.array([5.0 * t]))[0] for t in range(60)])
+    assert abs(ramp[-1] - 5.0 * 59) < 10  # < 2 frames of lag at 5 units/frame
+
+
+def test_bad_options():
+    with pytest.raises(InvalidInputError, match=r"select must be one of \('all', 'largest', 'center'\), got 'biggest'"):
+        FaceTracker(select="biggest")
+    with pytest.raises(InvalidInputError, match="detect_every must be an int >= 1, got 0"):
+        FaceTracker(detect_every=0)
+    with pytest.raises(InvalidInputError, match=r"motion must be one of \('flow', 'none'\), got 'roi'"):
+        FaceTracker(motion="roi")
+    with pytest.raises(InvalidInputError, match=r"correction must be in \(0, 1\], got 0"):
+        FaceTracker(correction=0)
+
+
+def test_real_no_face_clip_passes_through(det, shared):
+    av = pytest.importorskip("av")
+    tracker = FaceTracker()
+    n = 0
+    with av.open(str(shared / "data" / "videos" / "upscaleavideo_old_movie1_bw_noface.mp4")) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            frame = torch.from_numpy(f.to_ndarray(format="rgb24"))
+            d = det.detect([frame])[0] if tracker.needs_detection(i, frame) else None
+            assert tracker.update(i, d, frame=frame) == []
+            n += 1
+    assert n == 27
