@@ -17,9 +17,19 @@ _GPEN_LICENCE = (
 )
 
 
+# Base channel counts per resolution before channel_multiplier / narrow (FACTS.md section 2).
+_BASE_CHANNELS = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32,
+                  1024: 16, 2048: 8}
+_CM_SCALED = frozenset((64, 128, 256, 512, 1024, 2048))  # resolutions scaled by channel_multiplier
+
+
 @dataclass(frozen=True)
 class GPENConfig:
-    """Constructor arguments of GPEN's FullGenerator (FACTS.md section 2)."""
+    """Constructor arguments of GPEN's FullGenerator (FACTS.md section 2).
+
+    The released BFR models all use style_dim 512, n_mlp 8, lr_mlp 0.01 and blur kernel
+    [1,3,3,1] (fixed in the implementation); only size / channel_multiplier / narrow differ.
+    """
 
     size: int
     style_dim: int = 512
@@ -29,8 +39,44 @@ class GPENConfig:
     lr_mlp: float = 0.01
 
     def __post_init__(self) -> None:
-        if self.size < 8 or self.size & (self.size - 1):
-            raise InvalidInputError(f"GPEN size must be a power of two >= 8, got {self.size}")
+        if (
+            not isinstance(self.size, int)
+            or self.size not in _BASE_CHANNELS
+            or self.size < 8
+        ):
+            allowed = ", ".join(str(r) for r in _BASE_CHANNELS if r >= 8)
+            raise InvalidInputError(f"GPEN size must be one of {allowed}, got {self.size!r}")
+        if not isinstance(self.style_dim, int) or self.style_dim < 1:
+            raise InvalidInputError(f"style_dim must be a positive int, got {self.style_dim!r}")
+        if not isinstance(self.n_mlp, int) or self.n_mlp < 1:
+            raise InvalidInputError(f"n_mlp must be a positive int, got {self.n_mlp!r}")
+        if not isinstance(self.channel_multiplier, int) or self.channel_multiplier < 1:
+            raise InvalidInputError(
+                f"channel_multiplier must be a positive int, got {self.channel_multiplier!r}"
+            )
+        if not self.narrow > 0:
+            raise InvalidInputError(f"narrow must be > 0, got {self.narrow!r}")
+        if not self.lr_mlp > 0:
+            raise InvalidInputError(f"lr_mlp must be > 0, got {self.lr_mlp!r}")
+        for r, c in self.channels.items():
+            if c < 1:
+                raise InvalidInputError(
+                    f"narrow={self.narrow!r} with channel_multiplier={self.channel_multiplier} "
+                    f"leaves {c} channels at resolution {r}; raise narrow"
+                )
+
+    @property
+    def log_size(self) -> int:
+        return self.size.bit_length() - 1
+
+    @property
+    def channels(self) -> dict[int, int]:
+        """``C[r]`` for r = 4 … size: int() truncation of base · (cm) · narrow, as GPEN does."""
+        return {
+            r: int(base * (self.channel_multiplier if r in _CM_SCALED else 1) * self.narrow)
+            for r, base in _BASE_CHANNELS.items()
+            if r <= self.size
+        }
 
 
 @dataclass(frozen=True)

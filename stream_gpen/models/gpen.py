@@ -1,0 +1,453 @@
+"""GPEN's ``FullGenerator`` in plain PyTorch, state-dict compatible with the official checkpoints.
+
+Written from ``fixtures/gpen/FACTS.md`` (sections 3-5). Module and parameter names match the
+official state dict exactly (``keys_{256,512,1024,2048}.txt``), so a released ``GPEN-BFR-*.pth``
+loads with ``strict=True``.
+
+Differences from the official code, none of which change the maths:
+
+* **Batched modulated convolution.** The official code folds each sample's style into its own
+  copy of the weight and runs a grouped conv with ``groups=batch``. Here the style scales the
+  *input activations*, one ordinary conv with the shared weight runs over the whole batch, and
+  the per-sample demodulation factors scale the output. Convolution is linear per input/output
+  channel, so this is the same function, but cuDNN / tensor cores see one large conv with static
+  shapes, the weight is never copied per sample, and channels_last / CUDA graphs work unchanged.
+* **No compiled ops.** ``upfirdn2d`` and the fused leaky ReLU are pure PyTorch (what the official
+  code falls back to on CPU, which is what the golden fixtures were made with).
+* **No randomness.** FullGenerator always injects encoder features, so the noise-sampling path of
+  the standalone StyleGAN generator is not implemented; ``forward`` returns the image only.
+
+Precision: demodulation factors and the pixel norm are computed in float32 even when the module
+runs in float16/bfloat16 (sums of squares over up to 1024·9 terms overflow float16's 65504 and
+lose precision in bfloat16); everything else runs in the module's dtype. ``forward`` has no host
+syncs, no ``.item()`` and no data-dependent shapes, so it can be captured in a CUDA graph.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from stream_gpen.errors import InvalidInputError
+from stream_gpen.models.registry import GPENConfig
+
+__all__ = [
+    "TINY_CONFIG",
+    "TINY256_CONFIG",
+    "FullGenerator",
+    "random_generator",
+    "upfirdn2d",
+    "fused_leaky_relu",
+]
+
+#: Fixture config ``gpen_tiny64_*`` (FACTS.md section 8): 157 k values, fast enough for any test.
+TINY_CONFIG = GPENConfig(64, style_dim=40, channel_multiplier=1, narrow=0.05)
+#: Fixture config ``gpen_tiny256_*``: the key layout and depth of GPEN-BFR-256 at ~3.7 % of the size.
+TINY256_CONFIG = GPENConfig(256, style_dim=48, channel_multiplier=2, narrow=0.1)
+
+_BLUR_TAPS = (1.0, 3.0, 3.0, 1.0)  # blur_kernel of every released GPEN model
+_SQRT2 = math.sqrt(2.0)
+
+
+def _at_least_fp32(x: Tensor) -> Tensor:
+    """Upcast float16/bfloat16 to float32; leave float32/float64 alone."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+def _make_kernel(scale: float = 1.0) -> Tensor:
+    """``outer(k, k) / sum`` for k = [1,3,3,1], times ``scale`` (4 for the 2x upsampling kernels)."""
+    k = torch.tensor(_BLUR_TAPS, dtype=torch.float32)
+    k2 = torch.outer(k, k)
+    return k2 / k2.sum() * scale
+
+
+# --- functional ops -------------------------------------------------------------------------
+
+
+def fused_leaky_relu(x: Tensor, bias: Tensor, negative_slope: float = 0.2) -> Tensor:
+    """``sqrt(2) · leaky_relu(x + bias)`` with ``bias`` broadcast over dim 1 (channels)."""
+    shape = (1, bias.shape[0]) + (1,) * (x.dim() - 2)
+    return F.leaky_relu(x + bias.view(shape), negative_slope) * _SQRT2
+
+
+def upfirdn2d(
+    x: Tensor, kernel: Tensor, *, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0)
+) -> Tensor:
+    """Upsample (zero insertion), pad, FIR-filter (true convolution), downsample; per channel.
+
+    Native semantics of StyleGAN2's op on both axes (FACTS.md section 4): sample i goes to index
+    ``up·i`` with the zeros after it, ``pad = (before, after)`` zeros (negative crops), then a
+    *true* convolution with ``kernel`` (i.e. cross-correlation with the kernel flipped in both
+    axes, which matters for asymmetric kernels), valid mode, then every ``down``-th sample from
+    index 0. Output length per axis: ``(n·up + pad0 + pad1 − kh) // down + 1``.
+    """
+    b, c, h, w = x.shape
+    if up > 1:
+        # Zero insertion as a pad of a reshaped view: static shapes, no scatter.
+        x = x.reshape(b, c, h, 1, w, 1)
+        x = F.pad(x, (0, up - 1, 0, 0, 0, up - 1))
+        x = x.reshape(b, c, h * up, w * up)
+    p0, p1 = pad
+    x = F.pad(x, (max(p0, 0), max(p1, 0), max(p0, 0), max(p1, 0)))
+    if p0 < 0 or p1 < 0:
+        hh, ww = x.shape[2], x.shape[3]
+        x = x[:, :, max(-p0, 0) : hh - max(-p1, 0), max(-p0, 0) : ww - max(-p1, 0)]
+    kh, kw = kernel.shape
+    weight = kernel.flip(0, 1).to(x.dtype).reshape(1, 1, kh, kw).expand(c, 1, kh, kw)
+    return F.conv2d(x, weight, stride=down, groups=c)
+
+
+# --- layers (names match the official state dict) --------------------------------------------
+
+
+class PixelNorm(nn.Module):
+    """``x / sqrt(mean(x², features) + 1e-8)``; computed in float32 (the squares overflow fp16)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        xf = _at_least_fp32(x)
+        return (xf * torch.rsqrt(xf.square().mean(dim=1, keepdim=True) + 1e-8)).to(x.dtype)
+
+
+class Blur(nn.Module):
+    """FIR blur, ``upfirdn2d(x, kernel, pad=pad)``; ``kernel`` is a persistent [4,4] buffer."""
+
+    def __init__(self, pad: tuple[int, int], *, upsample_factor: int = 1) -> None:
+        super().__init__()
+        self.pad = pad
+        # Loaded from the checkpoint (the _pk fixtures perturb it); the default is what every
+        # released checkpoint holds.
+        self.register_buffer("kernel", _make_kernel(float(upsample_factor**2)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return upfirdn2d(x, self.kernel, pad=self.pad)
+
+
+class Upsample(nn.Module):
+    """2x FIR upsampling of the RGB skip: ``upfirdn2d(up=2, kernel=4·K, pad=(2, 1))``."""
+
+    def __init__(self, factor: int = 2) -> None:
+        super().__init__()
+        self.factor = factor
+        self.register_buffer("kernel", _make_kernel(float(factor**2)))
+        p = self.kernel.shape[0] - factor
+        self.pad = ((p + 1) // 2 + factor - 1, p // 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return upfirdn2d(x, self.kernel, up=self.factor, pad=self.pad)
+
+
+class FusedLeakyReLU(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return fused_leaky_relu(x, self.bias)
+
+
+class EqualConv2d(nn.Module):
+    """Conv with the equalised-learning-rate factor ``1/sqrt(in·k²)`` applied at run time."""
+
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel_size: int, *, stride: int = 1, padding: int = 0,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel_size, kernel_size))
+        self.scale = 1.0 / math.sqrt(in_ch * kernel_size**2)
+        self.stride = stride
+        self.padding = padding
+        self.bias = nn.Parameter(torch.zeros(out_ch)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(
+            x, self.weight * self.scale, self.bias, stride=self.stride, padding=self.padding
+        )
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with weight factor ``lr_mul/sqrt(in)`` and bias factor ``lr_mul``.
+
+    With ``activation`` the bias goes through the fused leaky ReLU (as in GPEN), otherwise the
+    layer is a plain affine map.
+    """
+
+    def __init__(
+        self, in_dim: int, out_dim: int, *, bias_init: float = 0.0, lr_mul: float = 1.0,
+        activation: bool = False,
+    ) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_dim, in_dim) / lr_mul)
+        self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init)))
+        self.scale = lr_mul / math.sqrt(in_dim)
+        self.lr_mul = lr_mul
+        self.activation = activation
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.activation:
+            return fused_leaky_relu(F.linear(x, self.weight * self.scale), self.bias * self.lr_mul)
+        return F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
+
+
+class ModulatedConv2d(nn.Module):
+    """StyleGAN2 modulated conv in the batched form (see module docstring).
+
+    For sample b with style s_b (from ``modulation``), the official per-sample weight is
+    ``W''[o,i] = d[b,o] · scale · W[o,i] · s_b[i]`` with ``d[b,o] = (Σ_i,kh,kw (scale·W·s_b)² +
+    1e-8)^-½``. Since s_b scales input channels and d scales output channels, the conv with W''
+    equals ``d ⊙ conv(x ⊙ (scale·s_b), W)``: one conv with the shared weight for the whole batch.
+    """
+
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel_size: int, style_dim: int, *, demodulate: bool = True,
+        upsample: bool = False,
+    ) -> None:
+        super().__init__()
+        self.in_channel = in_ch
+        self.out_channel = out_ch
+        self.kernel_size = kernel_size
+        self.demodulate = demodulate
+        self.upsample = upsample
+        self.scale = 1.0 / math.sqrt(in_ch * kernel_size**2)
+        self.padding = kernel_size // 2
+        # Held as a 4-D [out, in, k, k] parameter so that `model.to(memory_format=channels_last)`
+        # works (5-D tensors cannot be channels_last); the state dict keeps the official
+        # [1, out, in, k, k] shape (see _save_to_state_dict / _load_from_state_dict).
+        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel_size, kernel_size))
+        if upsample:
+            # Blur after the stride-2 transposed conv: p = 4 - 2 - (k - 1).
+            p = 4 - 2 - (kernel_size - 1)
+            self.blur = Blur(((p + 1) // 2 + 1, p // 2 + 1), upsample_factor=2)
+        self.modulation = EqualLinear(style_dim, in_ch, bias_init=1.0)
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        key = prefix + "weight"
+        destination[key] = destination[key].unsqueeze(0)  # same key, same position
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "weight"
+        w = state_dict.get(key)
+        if w is not None and w.dim() == 5 and w.shape[0] == 1:
+            state_dict[key] = w[0]  # load_state_dict passes us its own copy of the dict
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, x: Tensor, style: Tensor) -> Tensor:
+        weight = self.weight  # [out, in, k, k]
+        s = self.modulation(style) * self.scale  # [B, in]
+        x = x * s.to(x.dtype)[:, :, None, None]
+        if self.upsample:
+            # conv_transpose2d wants [in, out, k, k]; stride 2, padding 0 -> (2H+1)x(2W+1).
+            out = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2, padding=0)
+            out = self.blur(out)
+        else:
+            out = F.conv2d(x, weight, padding=self.padding)
+        if self.demodulate:
+            # Σ_i,kh,kw (W·s)² = Σ_i s_i² · Σ_kh,kw W[o,i]², in at least fp32. Broadcast-multiply
+            # and sum rather than a matmul, so that autocast cannot push it back to fp16
+            # (the [B, out, in] temporary is a few MB even for GPEN-2048 at batch 16).
+            w_sq = _at_least_fp32(weight).square().sum(dim=(2, 3))  # [out, in]
+            s_sq = _at_least_fp32(s).square()  # [B, in]
+            demod = torch.rsqrt((s_sq[:, None, :] * w_sq[None]).sum(dim=2) + 1e-8)  # [B, out]
+            out = out * demod.to(out.dtype)[:, :, None, None]
+        return out
+
+
+class NoiseInjection(nn.Module):
+    """GPEN's injection with ``isconcat=True``: ``cat([x, weight · feature], dim=1)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: Tensor, feature: Tensor) -> Tensor:
+        return torch.cat((x, self.weight * feature), dim=1)
+
+
+class ConstantInput(nn.Module):
+    def __init__(self, channels: int, size: int = 4) -> None:
+        super().__init__()
+        self.input = nn.Parameter(torch.randn(1, channels, size, size))
+
+    def forward(self, batch: int) -> Tensor:
+        return self.input.expand(batch, -1, -1, -1)
+
+
+class StyledConv(nn.Module):
+    """Modulated conv -> encoder-feature injection (doubles channels) -> fused leaky ReLU."""
+
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel_size: int, style_dim: int, *, upsample: bool = False
+    ) -> None:
+        super().__init__()
+        self.conv = ModulatedConv2d(in_ch, out_ch, kernel_size, style_dim, upsample=upsample)
+        self.noise = NoiseInjection()
+        self.activate = FusedLeakyReLU(2 * out_ch)
+
+    def forward(self, x: Tensor, style: Tensor, feature: Tensor) -> Tensor:
+        return self.activate(self.noise(self.conv(x, style), feature))
+
+
+class ToRGB(nn.Module):
+    """Modulated 1x1 conv without demodulation + bias, plus the 2x-upsampled previous skip."""
+
+    def __init__(self, in_ch: int, style_dim: int, *, upsample: bool = True) -> None:
+        super().__init__()
+        # Registration order fixes the state-dict order: bias, upsample.kernel, conv.*.
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+        if upsample:
+            self.upsample = Upsample(2)
+        self.conv = ModulatedConv2d(in_ch, 3, 1, style_dim, demodulate=False)
+
+    def forward(self, x: Tensor, style: Tensor, skip: Tensor | None = None) -> Tensor:
+        out = self.conv(x, style) + self.bias
+        if skip is not None:
+            out = out + self.upsample(skip)
+        return out
+
+
+class Generator(nn.Module):
+    """Synthesis network + mapping network (``generator.*`` in the state dict)."""
+
+    def __init__(self, config: GPENConfig) -> None:
+        super().__init__()
+        ch = config.channels
+        d = config.style_dim
+        self.style = nn.Sequential(
+            PixelNorm(),
+            *(
+                EqualLinear(d, d, lr_mul=config.lr_mlp, activation=True)
+                for _ in range(config.n_mlp)
+            ),
+        )
+        self.input = ConstantInput(ch[4])
+        self.conv1 = StyledConv(ch[4], ch[4], 3, d)
+        self.to_rgb1 = ToRGB(2 * ch[4], d, upsample=False)
+        self.convs = nn.ModuleList()
+        self.to_rgbs = nn.ModuleList()
+        in_ch = ch[4]
+        for i in range(3, config.log_size + 1):
+            out_ch = ch[2**i]
+            self.convs.append(StyledConv(2 * in_ch, out_ch, 3, d, upsample=True))
+            self.convs.append(StyledConv(2 * out_ch, out_ch, 3, d))
+            self.to_rgbs.append(ToRGB(2 * out_ch, d))
+            in_ch = out_ch
+
+    def forward(self, z: Tensor, features: list[Tensor]) -> Tensor:
+        """``features`` are the encoder outputs from 4x4 up to full resolution (one per level)."""
+        w = self.style(z)
+        h = self.conv1(self.input(z.shape[0]).to(z.dtype), w, features[0])
+        skip = self.to_rgb1(h, w)
+        for j, to_rgb in enumerate(self.to_rgbs):
+            # Both convs of a level get the same encoder feature (each with its own weight).
+            h = self.convs[2 * j](h, w, features[j + 1])
+            h = self.convs[2 * j + 1](h, w, features[j + 1])
+            skip = to_rgb(h, w, skip)
+        return skip
+
+
+class FullGenerator(nn.Module):
+    """GPEN's U-shaped generator: encoder -> latent -> StyleGAN2 decoder fed with encoder features.
+
+    ``forward(x)``: ``x`` is ``[B, 3, S, S]`` RGB in [-1, 1] (float32/16/bfloat16, any memory
+    format); returns ``[B, 3, S, S]`` in roughly [-1, 1] — **not clamped** (the official model
+    does not clamp either; callers clamp after denormalising). Samples in a batch are independent.
+    """
+
+    def __init__(self, config: GPENConfig) -> None:
+        super().__init__()
+        if not isinstance(config, GPENConfig):
+            raise InvalidInputError(f"config must be a GPENConfig, got {type(config).__name__}")
+        self.config = config
+        self.size = config.size
+        ch = config.channels
+        # `generator` first: the official state dict lists generator.*, then ecd*, then final_linear.
+        self.generator = Generator(config)
+        self.n_encoders = config.log_size - 1  # ecd0 … ecd{L-2}
+        self.add_module(
+            "ecd0",
+            nn.Sequential(
+                nn.Sequential(EqualConv2d(3, ch[config.size], 1, bias=False),
+                              FusedLeakyReLU(ch[config.size]))
+            ),
+        )
+        for i in range(1, self.n_encoders):
+            r = config.size >> i
+            self.add_module(
+                f"ecd{i}",
+                nn.Sequential(
+                    nn.Sequential(
+                        Blur((2, 2)),
+                        EqualConv2d(ch[2 * r], ch[r], 3, stride=2, padding=0, bias=False),
+                        FusedLeakyReLU(ch[r]),
+                    )
+                ),
+            )
+        self.final_linear = nn.Sequential(
+            EqualLinear(16 * ch[4], config.style_dim, activation=True)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        features = []
+        h = x
+        for i in range(self.n_encoders):
+            h = getattr(self, f"ecd{i}")(h)
+            features.append(h)
+        # flatten(1) is in logical NCHW order whatever the memory format (GPEN flattens NCHW).
+        z = self.final_linear(h.flatten(1))
+        return self.generator(z, features[::-1])
+
+    def extra_repr(self) -> str:
+        return repr(self.config)
+
+
+def random_generator(
+    config: GPENConfig,
+    seed: int = 0,
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> FullGenerator:
+    """A FullGenerator with deterministic random weights, for tests and benchmarks.
+
+    Same ``seed`` and ``config`` give the same weights on every machine (drawn on the CPU with a
+    private ``torch.Generator``; the global RNG is untouched). Weights follow GPEN's
+    initialisation (unit-normal equalised weights, modulation bias 1) with small random biases
+    and non-zero injection weights, so the output depends on the input; the ToRGB weights are
+    scaled down so the output stays roughly within [-1, 1] (std ~0.3-0.5). Returned in eval mode
+    with ``requires_grad`` off.
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    with torch.device("meta"):
+        model = FullGenerator(config)
+    state = {}
+    for name, ref in model.state_dict().items():
+        shape = ref.shape
+        if name.endswith(".kernel"):
+            value = _make_kernel(1.0 if name.startswith("ecd") else 4.0)
+        elif name.endswith("noise.weight"):
+            # Random sign, magnitude in [0.9, 3]: large enough that the output visibly depends
+            # on the input (the official init of 0 would make the output input-independent).
+            value = (torch.rand(shape, generator=gen) * 2.1 + 0.9) * (
+                1.0 if torch.rand((), generator=gen) > 0.5 else -1.0
+            )
+        elif name.endswith("modulation.bias"):
+            value = 1.0 + 0.1 * torch.randn(shape, generator=gen)
+        elif name.endswith("bias"):
+            value = 0.1 * torch.randn(shape, generator=gen)
+        elif name.startswith("generator.style.") or name.startswith("final_linear."):
+            # EqualLinear stores weight / lr_mul.
+            lr_mul = config.lr_mlp if name.startswith("generator.style.") else 1.0
+            value = torch.randn(shape, generator=gen) / lr_mul
+        elif ".to_rgb" in name and name.endswith("conv.weight"):
+            # No demodulation in ToRGB and one contribution per level: keep each small.
+            value = 0.25 * torch.randn(shape, generator=gen) / math.sqrt(config.log_size - 1)
+        else:
+            value = torch.randn(shape, generator=gen)
+        state[name] = value.to(torch.float32)
+    model.load_state_dict(state, strict=True, assign=True)
+    model = model.to(device=device, dtype=dtype)
+    model.eval().requires_grad_(False)
+    return model

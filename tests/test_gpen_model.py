@@ -1,0 +1,364 @@
+"""GPEN FullGenerator: state-dict layout, golden outputs, intermediates, batching, precision."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from stream_gpen.errors import InvalidInputError
+from stream_gpen.models.gpen import (
+    TINY256_CONFIG,
+    TINY_CONFIG,
+    FullGenerator,
+    random_generator,
+    upfirdn2d,
+)
+from stream_gpen.models.loading import load_generator
+from stream_gpen.models.registry import MODELS, GPENConfig
+
+FIXTURES = {
+    "tiny64": (TINY_CONFIG, "gpen_tiny64_input.pt"),
+    "tiny64_pk": (TINY_CONFIG, "gpen_tiny64_input.pt"),
+    "tiny256": (TINY256_CONFIG, "gpen_tiny256_input.pt"),
+    "tiny256_pk": (TINY256_CONFIG, "gpen_tiny256_input.pt"),
+}
+
+
+def _load(path: Path) -> torch.Tensor:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _read_keys(path: Path) -> list[tuple[str, tuple[int, ...]]]:
+    out = []
+    for line in path.read_text().splitlines():
+        name, shape = line.split()
+        out.append((name, tuple(int(d) for d in shape.strip("[]").split(","))))
+    return out
+
+
+# --- layout --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [256, 512, 1024, 2048])
+def test_state_dict_keys_match_official(gpen_fixtures: Path, size: int) -> None:
+    expected = _read_keys(gpen_fixtures / f"keys_{size}.txt")
+    with torch.device("meta"):
+        model = FullGenerator(MODELS[f"gpen-bfr-{size}"].config)
+    got = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
+    assert got == expected  # names, shapes and order
+    n_buffers = sum(1 for k, _ in expected if k.endswith(".kernel"))
+    assert len(list(model.buffers())) == n_buffers
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_registry_model_builds(name: str) -> None:
+    spec = MODELS[name]
+    with torch.device("meta"):
+        model = FullGenerator(spec.config)
+    assert model.size == spec.input_size
+    x = torch.empty(1, 3, spec.input_size, spec.input_size, device="meta")
+    assert model(x).shape == (1, 3, spec.input_size, spec.input_size)
+
+
+def test_param_counts_match_facts() -> None:
+    # FACTS.md section 9: parameters excluding buffers.
+    with torch.device("meta"):
+        m256 = FullGenerator(MODELS["gpen-bfr-256"].config)
+        m512 = FullGenerator(MODELS["gpen-bfr-512"].config)
+    assert sum(p.numel() for p in m256.parameters()) == 18_879_010
+    assert sum(p.numel() for p in m512.parameters()) == 71_005_223
+
+
+def test_config_validation_names_bad_value() -> None:
+    with pytest.raises(InvalidInputError, match=r"size must be one of 8, 16, .*2048, got 300"):
+        GPENConfig(300)
+    with pytest.raises(InvalidInputError, match=r"leaves 0 channels at resolution 64"):
+        GPENConfig(64, channel_multiplier=1, narrow=0.003)
+    with pytest.raises(InvalidInputError, match="config must be a GPENConfig, got int"):
+        FullGenerator(512)  # type: ignore[arg-type]
+
+
+# --- golden outputs ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name,ext",
+    [(name, ".pt") for name in sorted(FIXTURES)] + [("tiny64", ".safetensors"), ("tiny64_pk", ".safetensors")],
+)
+def test_golden_float32(gpen_fixtures: Path, name: str, ext: str) -> None:
+    config, input_file = FIXTURES[name]
+    model = load_generator(gpen_fixtures / f"gpen_{name}_state_dict{ext}", config=config)
+    x = _load(gpen_fixtures / input_file)
+    with torch.inference_mode():
+        y = model(x)
+    torch.testing.assert_close(y, _load(gpen_fixtures / f"gpen_{name}_output.pt"), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["tiny256", "tiny256_pk"])
+def test_safetensors_and_pt_load_identical_models(gpen_fixtures: Path, name: str) -> None:
+    # Saves a tiny256 forward per file: identical parameters imply the identical (golden) output.
+    a = load_generator(gpen_fixtures / f"gpen_{name}_state_dict.pt", config=TINY256_CONFIG)
+    b = load_generator(gpen_fixtures / f"gpen_{name}_state_dict.safetensors")  # config inferred
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(sa) == list(sb)
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURES))
+def test_golden_float64(gpen_fixtures: Path, name: str) -> None:
+    config, input_file = FIXTURES[name]
+    model = load_generator(
+        gpen_fixtures / f"gpen_{name}_state_dict.pt", config=config, dtype=torch.float64
+    )
+    x = _load(gpen_fixtures / input_file).double()
+    with torch.inference_mode():
+        y = model(x)
+    ref = _load(gpen_fixtures / f"gpen_{name}_output_f64.pt")
+    assert ref.dtype == torch.float64
+    torch.testing.assert_close(y, ref, atol=1e-9, rtol=1e-9)
+
+
+def test_tiny64_intermediates_layer_by_layer(gpen_fixtures: Path) -> None:
+    ref = _load(gpen_fixtures / "gpen_tiny64_intermediates.pt")
+    model = load_generator(gpen_fixtures / "gpen_tiny64_state_dict.pt", config=TINY_CONFIG)
+    modules = dict(model.named_modules())
+    got: dict[str, torch.Tensor] = {}
+    hooks = [
+        modules[name].register_forward_hook(
+            lambda _m, _i, out, name=name: got.__setitem__(name, out)
+        )
+        for name in ref
+    ]
+    try:
+        with torch.inference_mode():
+            model(_load(gpen_fixtures / "gpen_tiny64_input.pt"))
+    finally:
+        for h in hooks:
+            h.remove()
+    assert set(got) == set(ref)
+    assert len(ref) == 5 + 2 + 2 + 8 + 4
+    for name, expected in ref.items():
+        torch.testing.assert_close(got[name], expected, atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_pk_kernels_are_loaded_not_rebuilt(gpen_fixtures: Path) -> None:
+    # The _pk fixtures differ from the standard ones only through the kernel buffers (and weights);
+    # the model must use the buffers from the file.
+    model = load_generator(gpen_fixtures / "gpen_tiny64_pk_state_dict.pt", config=TINY_CONFIG)
+    kernel = model.ecd1[0][0].kernel
+    assert not torch.allclose(kernel, kernel.flip(0, 1))  # asymmetric, as loaded
+
+
+# --- upfirdn2d -----------------------------------------------------------------------------
+
+
+def _upfirdn_reference(x, k, up, down, pad):
+    """Loop-based 1-D-per-axis reference written straight from FACTS.md section 4."""
+    x = x.double()
+    k = k.double()
+    b, c, h, w = x.shape
+    uh, uw = h * up, w * up
+    u = torch.zeros(b, c, uh, uw, dtype=torch.float64)
+    u[:, :, ::up, ::up] = x
+    p0, p1 = pad
+    padded = torch.zeros(b, c, uh + p0 + p1, uw + p0 + p1, dtype=torch.float64)
+    padded[:, :, p0 : p0 + uh, p0 : p0 + uw] = u
+    kh, kw = k.shape
+    oh, ow = padded.shape[2] - kh + 1, padded.shape[3] - kw + 1
+    out = torch.zeros(b, c, oh, ow, dtype=torch.float64)
+    for i in range(oh):
+        for j in range(ow):
+            win = padded[:, :, i : i + kh, j : j + kw]
+            # true convolution: out[i] = Σ_m padded[i + m] · k[kh - 1 - m]
+            out[:, :, i, j] = (win * k.flip(0, 1)).sum(dim=(2, 3))
+    return out[:, :, ::down, ::down]
+
+
+@pytest.mark.parametrize("up,down,pad", [(1, 1, (2, 2)), (2, 1, (2, 1)), (1, 1, (1, 1)), (1, 2, (1, 1))])
+def test_upfirdn2d_matches_loop_reference_with_asymmetric_kernel(up, down, pad) -> None:
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 3, 5, 6, generator=g, dtype=torch.float64)
+    k = torch.rand(4, 4, generator=g, dtype=torch.float64)  # asymmetric: flip matters
+    got = upfirdn2d(x, k, up=up, down=down, pad=pad)
+    ref = _upfirdn_reference(x, k, up, down, pad)
+    n = (5 * up + pad[0] + pad[1] - 4) // down + 1
+    assert got.shape[2] == n
+    torch.testing.assert_close(got, ref, atol=1e-12, rtol=1e-12)
+
+
+# --- batching, determinism, precision, layouts ----------------------------------------------
+
+
+def test_random_generator_is_deterministic_and_sane() -> None:
+    a = random_generator(TINY_CONFIG, seed=5)
+    b = random_generator(TINY_CONFIG, seed=5)
+    c = random_generator(TINY_CONFIG, seed=6)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not torch.equal(sa["generator.input.input"], sc["generator.input.input"])
+    assert not a.training and not any(p.requires_grad for p in a.parameters())
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.inference_mode():
+        y = a(x)
+    assert torch.isfinite(y).all()
+    assert 0.05 < y.std().item() < 1.0 and y.abs().max().item() < 3.0
+    assert (y[0] - y[1]).abs().mean().item() > 0.02  # the output depends on the input
+
+
+def test_batch_independence() -> None:
+    model = random_generator(TINY_CONFIG, seed=1)
+    g = torch.Generator().manual_seed(7)
+    x = torch.rand(3, 3, 64, 64, generator=g) * 2 - 1
+    with torch.inference_mode():
+        y3 = model(x)
+        y1 = [model(x[i : i + 1]) for i in range(3)]
+    assert y3.shape == (3, 3, 64, 64) and y1[0].shape == (1, 3, 64, 64)
+    for i in range(3):
+        torch.testing.assert_close(y3[i : i + 1], y1[i], atol=1e-5, rtol=1e-5)
+    # and the samples really differ (the test would be vacuous otherwise)
+    assert (y3[0] - y3[1]).abs().max() > 1e-2
+
+
+def test_forward_is_deterministic_and_eval_equals_train() -> None:
+    model = random_generator(TINY_CONFIG, seed=2)
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.inference_mode():
+        y1 = model(x)
+        model.train()
+        y2 = model(x)
+    assert torch.equal(y1, y2)
+
+
+def test_batched_modconv_equals_grouped_form() -> None:
+    # The official per-sample weight form (grouped conv) must equal the batched form.
+    from stream_gpen.models.gpen import ModulatedConv2d
+
+    torch.manual_seed(0)
+    for upsample, demod in [(False, True), (True, True), (False, False)]:
+        k = 1 if not demod else 3
+        conv = ModulatedConv2d(6, 5, k, 8, demodulate=demod, upsample=upsample).double()
+        x = torch.randn(3, 6, 7, 7, dtype=torch.float64)
+        style = torch.randn(3, 8, dtype=torch.float64)
+        s = conv.modulation(style)  # [B, in]
+        w = conv.scale * conv.weight[None] * s[:, None, :, None, None]  # [B, out, in, k, k]
+        if demod:
+            w = w * torch.rsqrt(w.square().sum(dim=(2, 3, 4), keepdim=True) + 1e-8)
+        if upsample:
+            wt = w.transpose(1, 2).reshape(3 * 6, 5, k, k)
+            ref = torch.nn.functional.conv_transpose2d(
+                x.reshape(1, 18, 7, 7), wt, stride=2, groups=3
+            ).reshape(3, 5, 15, 15)
+            ref = conv.blur(ref)
+        else:
+            ref = torch.nn.functional.conv2d(
+                x.reshape(1, 18, 7, 7), w.reshape(15, 6, k, k), padding=k // 2, groups=3
+            ).reshape(3, 5, 7, 7)
+        torch.testing.assert_close(conv(x, style), ref, atol=1e-12, rtol=1e-12)
+
+
+def test_channels_last_gives_same_output(gpen_fixtures: Path) -> None:
+    model = load_generator(gpen_fixtures / "gpen_tiny64_state_dict.pt", config=TINY_CONFIG)
+    x = _load(gpen_fixtures / "gpen_tiny64_input.pt")
+    with torch.inference_mode():
+        ref = model(x)
+        model = model.to(memory_format=torch.channels_last)
+        y = model(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
+    # the state dict keeps the official 5-D shape after the conversion
+    assert model.state_dict()["generator.conv1.conv.weight"].shape == (1, 25, 25, 3, 3)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_close_to_float32(dtype: torch.dtype) -> None:
+    ref_model = random_generator(TINY_CONFIG, seed=4)
+    model = random_generator(TINY_CONFIG, seed=4, dtype=dtype)
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    with torch.inference_mode():
+        ref = ref_model(x)
+        try:
+            y = model(x.to(dtype))
+        except (RuntimeError, NotImplementedError) as e:  # pragma: no cover - CPU op coverage
+            pytest.skip(f"{dtype} not supported by this CPU build: {e}")
+    assert y.dtype == dtype
+    err = (y.float() - ref).abs()
+    # bf16 has 8 mantissa bits, fp16 11: errors well under the 1/255 of a uint8 step on average.
+    assert err.mean().item() < 4e-3 and err.max().item() < 5e-2
+
+
+def test_demodulation_does_not_overflow_in_float16() -> None:
+    # Large styles make Σ(W·s)² exceed float16's 65504; the fp32 demodulation must keep it finite.
+    from stream_gpen.models.gpen import ModulatedConv2d
+
+    torch.manual_seed(0)
+    conv = ModulatedConv2d(64, 8, 3, 4)
+    with torch.no_grad():
+        conv.modulation.bias.fill_(300.0)
+    x = torch.randn(2, 64, 6, 6)
+    style = torch.randn(2, 4)
+    ref = conv(x, style)
+    half = conv.half()
+    w_sq_sum = (half.scale * half.weight.float() * 300) ** 2
+    assert w_sq_sum.sum(dim=(1, 2, 3)).max() > 65504  # would overflow if summed in fp16
+    try:
+        y = half(x.half(), style.half())
+    except (RuntimeError, NotImplementedError) as e:  # pragma: no cover
+        pytest.skip(f"float16 conv not supported on this CPU build: {e}")
+    assert torch.isfinite(y).all()
+    torch.testing.assert_close(y.float(), ref, atol=2e-2, rtol=2e-2)
+
+
+@pytest.mark.cuda
+def test_cuda_matches_cpu_and_graph_captures(gpen_fixtures: Path) -> None:
+    model = load_generator(
+        gpen_fixtures / "gpen_tiny256_pk_state_dict.pt", config=TINY256_CONFIG, device="cuda"
+    )
+    x = _load(gpen_fixtures / "gpen_tiny256_input.pt").cuda()
+    ref = _load(gpen_fixtures / "gpen_tiny256_pk_output.pt")
+    flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        # TF32 would cost ~1e-3; this compares the maths, not the tensor-core precision.
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        with torch.inference_mode():
+            y = model(x)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
+    torch.testing.assert_close(y.cpu(), ref, atol=1e-4, rtol=1e-4)
+    with torch.inference_mode():
+        static_x = x.clone()
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(2):
+                model(static_x)
+        torch.cuda.current_stream().wait_stream(s)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_y = model(static_x)
+        static_x.copy_(x.flip(0))
+        graph.replay()
+        torch.testing.assert_close(static_y, model(x.flip(0)), atol=1e-4, rtol=1e-4)
+    assert math.isfinite(static_y.float().abs().max().item())
+
+
+def test_autocast_float16_keeps_demodulation_in_float32() -> None:
+    # Under autocast a matmul would run in fp16 and Σ(W·s)² (> 65504 here) would overflow to inf,
+    # zeroing the layer; the demodulation must stay in fp32.
+    from stream_gpen.models.gpen import ModulatedConv2d
+
+    torch.manual_seed(0)
+    conv = ModulatedConv2d(64, 8, 3, 4).eval()
+    with torch.no_grad():
+        conv.modulation.bias.fill_(300.0)
+    x, style = torch.randn(2, 64, 5, 5), torch.randn(2, 4)
+    with torch.no_grad():
+        ref = conv(x, style)
+        try:
+            with torch.autocast("cpu", dtype=torch.float16):
+                y = conv(x, style)
+        except (RuntimeError, NotImplementedError) as e:  # pragma: no cover
+            pytest.skip(f"float16 autocast not supported on this CPU build: {e}")
+    assert y.dtype == torch.float16  # the conv itself ran in fp16 ...
+    assert ref.abs().mean() > 0.1
+    torch.testing.assert_close(y.float(), ref, atol=3e-2, rtol=3e-2)  # ... and was demodulated right
