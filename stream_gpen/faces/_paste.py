@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from stream_gpen.errors import InvalidInputError
-from stream_gpen.faces._align import apply_affines, bilinear_gather, invert_affines
+from stream_gpen.faces._align import apply_affines, invert_affines
 
 
 def feather_mask(coords_x: torch.Tensor, coords_y: torch.Tensor, size: int, *, border: float, feather: float) -> torch.Tensor:
@@ -86,29 +86,38 @@ def paste_faces(
         if antialias and k > 1.5:
             eff = max(int(round(size / k)), 4)
             crop = F.interpolate(crop.float(), size=(eff, eff), mode="area")
-        img = crop[0].permute(1, 2, 0)[None].float()  # [1,eff,eff,3]
-        ys = torch.arange(y0, y1, dtype=torch.float64, device=dev)
-        xs = torch.arange(x0, x1, dtype=torch.float64, device=dev)
-        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-        cx = a[0, 0] * gx + a[0, 1] * gy + a[0, 2]
-        cy = a[1, 0] * gx + a[1, 1] * gy + a[1, 2]
-        m = feather_mask(cx, cy, size, border=border, feather=feather).to(torch.float32)
+        # float32 sampling grid (exact enough: < 1e-3 px even in 4K frames) and grid_sample's
+        # vectorised bilinear kernel; this is the hot loop of paste-back.
+        af = a.to(torch.float32)
+        ys = torch.arange(y0, y1, dtype=torch.float32, device=dev).view(-1, 1)
+        xs = torch.arange(x0, x1, dtype=torch.float32, device=dev).view(1, -1)
+        cx = af[0, 0] * xs + af[0, 1] * ys + af[0, 2]
+        cy = af[1, 0] * xs + af[1, 1] * ys + af[1, 2]
+        m = feather_mask(cx, cy, size, border=border, feather=feather)
         if masks is not None:
-            mi = masks[i].to(device=dev, dtype=torch.float32)[None, :, :, None]
-            m = m * bilinear_gather(mi, torch.zeros_like(cx, dtype=torch.int64), cx.float(), cy.float())[..., 0]
+            mi = masks[i].to(device=dev, dtype=torch.float32)[None, None]
+            m = m * _sample(mi, cx, cy, size)[0, 0]
         if eff != size:
             # pixel-centre convention: q' = (q + 0.5) * eff/S - 0.5
             r = eff / size
             sx, sy = (cx + 0.5) * r - 0.5, (cy + 0.5) * r - 0.5
         else:
             sx, sy = cx, cy
-        face = bilinear_gather(img, torch.zeros_like(cx, dtype=torch.int64), sx.float(), sy.float())
+        face = _sample(crop.float(), sx, sy, eff)[0].permute(1, 2, 0)  # [h,w,3]
         roi = frame[y0:y1, x0:x1]
         base = roi.float()
         m3 = m.unsqueeze(-1)
         out = (base + (face - base) * m3).add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)
         roi.copy_(torch.where(m3 > 0, out, roi))
     return frame
+
+
+def _sample(img: torch.Tensor, x: torch.Tensor, y: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear samples of ``img`` ``[1,C,size,size]`` at pixel coords ``x, y`` ``[h,w]``; zeros
+    outside (like ``cv2.warpAffine``'s black border). Returns ``[1,C,h,w]``."""
+    scale = 2.0 / (size - 1) if size > 1 else 0.0
+    grid = torch.stack([x * scale - 1.0, y * scale - 1.0], dim=-1)[None]
+    return F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
 def face_scale(affines: torch.Tensor) -> torch.Tensor:
