@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# One prepared GPU check for a lent machine (H200): < 8 minutes, installs nothing from the network.
+#
+#   bash bench/gpu_check.sh            # from the repository root; logs go to $OUT/ if set
+#
+# Steps (each step's failure is reported and the script goes on):
+#   0. carried wheels: if .whl/ exists, pip-install them offline into /tmp/site (PYTHONPATH)
+#   1. nvidia-smi, torch / CUDA / cuDNN / triton versions
+#   2. CUDA tests:  STREAM_GPEN_REQUIRE_CUDA=1 python3 -m pytest -m cuda -q
+#   3. bench/runtime.py: GPEN-512 and 256, fp16/bf16/fp32, eager vs CUDA graph, every bucket
+#   4. bench/gpu_io_check.py and bench/e2e.py --gpu-quick, if those files exist
+#   5. bench/runtime.py: torch.compile under the graph (GPEN-512 fp16, buckets 1 and 16), if time is left
+#   6. a short table: step status, then the runtime targets and accuracy lines
+# Needs the golden fixtures for two tests: set STREAM_GPEN_SHARED, or carry them as
+# .devcarry/shared/fixtures/gpen (or shared/fixtures/gpen) in the repo.
+set -u -o pipefail
+cd "$(dirname "$0")/.."
+
+BUDGET_S=${GPU_CHECK_BUDGET_S:-450}  # whole script; the lease gives 8 minutes, keep a margin
+START=$SECONDS
+LOGDIR=${OUT:-/tmp/gpu_check}
+mkdir -p "$LOGDIR"
+MAIN_LOG="$LOGDIR/gpu_check.log"
+: >"$MAIN_LOG"
+PY=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1
+declare -a SUMMARY=()
+
+log() { echo "$*" | tee -a "$MAIN_LOG"; }
+left() { echo $((BUDGET_S - (SECONDS - START))); }
+
+# run_step NAME TIMEOUT_S LOGFILE CMD...: run with a timeout, tee to its log and the main log.
+run_step() {
+    local name=$1 limit=$2 logfile=$3
+    shift 3
+    local remaining
+    remaining=$(left)
+    if ((remaining < 20)); then
+        SUMMARY+=("$(printf '%-22s %-10s %6s' "$name" "SKIPPED" "-")  (no time left)")
+        log "### $name: skipped, ${remaining}s left of the budget"
+        return 0
+    fi
+    ((limit > remaining)) && limit=$remaining
+    log ""
+    log "### $name (timeout ${limit}s): $*"
+    local t0=$SECONDS rc
+    timeout --kill-after=10 "$limit" "$@" 2>&1 | tee "$logfile" >>"$MAIN_LOG"
+    rc=${PIPESTATUS[0]}
+    local dt=$((SECONDS - t0)) status
+    if ((rc == 0)); then status=ok; elif ((rc == 124 || rc == 137)); then status=TIMEOUT; else status="FAIL($rc)"; fi
+    tail -n 3 "$logfile"
+    SUMMARY+=("$(printf '%-22s %-10s %5ss' "$name" "$status" "$dt")")
+    log "### $name: $status after ${dt}s"
+    return 0
+}
+
+# ---------------------------------------------------------------- 0. carried wheels
+if compgen -G ".whl/*.whl" >/dev/null; then
+    log "### installing carried wheels from .whl/ into /tmp/site (offline)"
+    if $PY -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl >>"$MAIN_LOG" 2>&1; then
+        SUMMARY+=("$(printf '%-22s %-10s' wheels ok)")
+    else
+        SUMMARY+=("$(printf '%-22s %-10s' wheels FAIL)")
+        log "wheel install failed (see above); going on"
+    fi
+    export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+else
+    export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+fi
+
+if [[ -z "${STREAM_GPEN_SHARED:-}" ]]; then
+    for cand in .devcarry/shared shared ../shared; do
+        if [[ -d "$cand/fixtures/gpen" ]]; then
+            export STREAM_GPEN_SHARED="$PWD/$cand"
+            break
+        fi
+    done
+fi
+log "STREAM_GPEN_SHARED=${STREAM_GPEN_SHARED:-<not found: golden-fixture tests will fail>}"
+
+# ---------------------------------------------------------------- 1. machine info
+{
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit --format=csv 2>&1 || echo "nvidia-smi failed"
+    $PY - <<'EOF' 2>&1 || echo "torch info failed"
+import torch, platform
+print("python", platform.python_version(), "torch", torch.__version__, "cuda", torch.version.cuda,
+      "cudnn", torch.backends.cudnn.version(), "available", torch.cuda.is_available())
+if torch.cuda.is_available():
+    p = torch.cuda.get_device_properties(0)
+    print("device", p.name, f"{p.total_memory / 2**30:.0f} GiB", "sm", f"{p.major}.{p.minor}", "SMs", p.multi_processor_count,
+          "bf16", torch.cuda.is_bf16_supported(), "tf32 conv", torch.backends.cudnn.allow_tf32,
+          "tf32 matmul", torch.backends.cuda.matmul.allow_tf32)
+for mod in ("triton", "numpy", "cv2", "av", "facexlib"):
+    try:
+        m = __import__(mod)
+        print(mod, getattr(m, "__version__", "?"))
+    except Exception as exc:
+        print(mod, "MISSING", type(exc).__name__)
+EOF
+} 2>&1 | tee -a "$MAIN_LOG"
+
+# ---------------------------------------------------------------- 2. CUDA tests
+# --continue-on-collection-errors: a test file that needs a package missing here must not stop
+# the CUDA tests of the others.
+run_step "pytest -m cuda" 170 "$LOGDIR/pytest_cuda.log" \
+    env STREAM_GPEN_REQUIRE_CUDA=1 $PY -m pytest -m cuda -q -rfEs --continue-on-collection-errors -p no:cacheprovider
+
+# ---------------------------------------------------------------- 3. runtime bench
+run_step "runtime bench" 130 "$LOGDIR/runtime_bench.log" \
+    $PY bench/runtime.py --device cuda --quick --modes eager graph --json "$LOGDIR/runtime_bench.json"
+
+# ---------------------------------------------------------------- 4. other engineers' checks
+if [[ -f bench/gpu_io_check.py ]]; then
+    run_step "gpu_io_check" 60 "$LOGDIR/gpu_io_check.log" $PY bench/gpu_io_check.py
+else
+    SUMMARY+=("$(printf '%-22s %-10s' gpu_io_check absent)")
+fi
+if [[ -f bench/e2e.py ]]; then
+    run_step "e2e --gpu-quick" 100 "$LOGDIR/e2e.log" $PY bench/e2e.py --gpu-quick
+else
+    SUMMARY+=("$(printf '%-22s %-10s' 'e2e --gpu-quick' absent)")
+fi
+
+# ---------------------------------------------------------------- 5. compile under the graph (last: optional)
+if (($(left) > 60)); then
+    run_step "runtime compile" 100 "$LOGDIR/runtime_compile.log" \
+        $PY bench/runtime.py --device cuda --quick --sizes 512 --precisions fp16 --modes compile \
+        --compile-buckets 1 16
+else
+    SUMMARY+=("$(printf '%-22s %-10s' 'runtime compile' SKIPPED)  (kept time for the other steps)")
+fi
+
+# ---------------------------------------------------------------- 6. short table, last
+{
+    echo ""
+    echo "================ gpu_check summary ($((SECONDS - START)) s) ================"
+    printf '%s\n' "${SUMMARY[@]}"
+    echo "-- CUDA tests:"
+    grep -E "passed|failed|error" "$LOGDIR/pytest_cuda.log" 2>/dev/null | tail -n 1
+    grep -E "^(FAILED|ERROR)" "$LOGDIR/pytest_cuda.log" 2>/dev/null | head -n 12
+    if [[ -f "$LOGDIR/runtime_bench.log" ]]; then
+        echo "-- runtime (GPEN-512 fp16 targets, accuracy vs fp32 eager):"
+        sed -n '/== targets/,$p' "$LOGDIR/runtime_bench.log" | grep -v "^==" | head -n 5
+        grep -E "PSNR" "$LOGDIR/runtime_bench.log" | head -n 8
+        grep -E "^gpen-(512|256) +fp16 +graph" "$LOGDIR/runtime_bench.log" | head -n 2
+    fi
+    if [[ -f "$LOGDIR/runtime_compile.log" ]]; then
+        echo "-- compile under graph:"
+        grep -E "^gpen-512 +fp16 +compile|FAILED|FALLBACK" "$LOGDIR/runtime_compile.log" | head -n 3
+    fi
+} 2>&1 | tee "$LOGDIR/summary.txt" | tee -a "$MAIN_LOG"
+exit 0

@@ -1,0 +1,241 @@
+"""Benchmark of the face runner (stream_gpen.runtime.FaceRunner) on random-weight GPEN.
+
+GPU (default when torch sees CUDA): faces/s and per-batch latency for every bucket, fp32/fp16/bf16,
+eager vs CUDA graph (vs torch.compile under the graph), GPEN-512 and GPEN-256; peak device memory;
+PSNR of fp16/bf16 uint8 output against fp32 eager on the same crops.
+
+CPU (``--device cpu``): GPEN-256 fp32 at batch 1 and 4, eager vs channels-last vs bf16 vs
+torch.compile, timed round-robin side by side so load drift hits every variant alike; speed-up
+and max |float output - eager| for each.
+
+    python bench/runtime.py --quick            # CPU here: ~1 min (without --compile)
+    python bench/runtime.py --device cuda --json out.json
+
+Every number is measured in this run; ratios are the point (absolute times depend on the load).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
+
+import torch  # noqa: E402
+
+from stream_gpen.models.gpen import random_generator  # noqa: E402
+from stream_gpen.models.registry import MODELS  # noqa: E402
+from stream_gpen.runtime import FaceRunner  # noqa: E402
+
+CONFIGS = {256: MODELS["gpen-bfr-256"].config, 512: MODELS["gpen-bfr-512"].config}
+GFLOP = {256: 17.41, 512: 276.22}  # per face, FACTS.md section 9
+
+
+def psnr_u8(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = (a.double() - b.double()).pow(2).mean().item()
+    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def crops(n: int, size: int, device, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    # Smooth-ish random faces: low-frequency noise upsampled, so crops are not pure noise.
+    low = torch.rand((n, 3, size // 16, size // 16), generator=gen)
+    img = torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
+    img = img + 0.05 * torch.randn((n, 3, size, size), generator=gen)
+    return (img.clamp(0, 1) * 255).to(torch.uint8).to(device)
+
+
+# ----------------------------------------------------------------------------------- CPU
+def bench_cpu(args) -> list[dict]:
+    size = 256
+    base = random_generator(CONFIGS[size], seed=0)
+    variants = {
+        "eager": dict(precision="fp32", channels_last=False),
+        "channels_last": dict(precision="fp32", channels_last=True),
+        "bf16": dict(precision="bf16", channels_last=False, amp="cast"),
+        "bf16_autocast": dict(precision="bf16", channels_last=False, amp="autocast"),
+    }
+    if args.compile:
+        variants["compile"] = dict(precision="fp32", channels_last=False, compile=True)
+        variants["compile_cl"] = dict(precision="fp32", channels_last=True, compile=True)
+    rows = []
+    print(f"CPU: torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} logical cores; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    for batch in args.cpu_batches:
+        x = crops(batch, size, "cpu")
+        runners = {
+            k: FaceRunner(copy.deepcopy(base), size=size, device="cpu", buckets=(batch,), **kw)
+            for k, kw in variants.items()
+        }
+        floats, times = {}, {k: [] for k in runners}
+        for k, r in runners.items():  # warm-up (and compile) outside the timing
+            t0 = time.perf_counter()
+            out = torch.empty_like(x)
+            with torch.inference_mode():
+                floats[k] = r._step(x, out).float()
+            print(f"  batch {batch} {k}: first call {time.perf_counter() - t0:.1f} s", flush=True)
+        for _ in range(args.repeats):
+            for k, r in runners.items():  # round-robin: load drift hits every variant alike
+                t0 = time.perf_counter()
+                r(x)
+                times[k].append(time.perf_counter() - t0)
+        ref = floats["eager"]
+        t_ref = statistics.median(times["eager"])
+        for k in runners:
+            t = statistics.median(times[k])
+            rows.append(dict(size=size, batch=batch, variant=k, s_per_batch=t, speedup=t_ref / t,
+                             max_abs=(floats[k] - ref).abs().max().item(), fallbacks=runners[k].fallbacks))
+    print(f"\nGPEN-{size} random weights, CPU, median of {args.repeats} (round-robin)")
+    print(f"{'batch':>5} {'variant':<14} {'s/batch':>8} {'face/s':>7} {'vs eager':>8} {'max|d|':>9}")
+    for r in rows:
+        print(f"{r['batch']:>5} {r['variant']:<14} {r['s_per_batch']:>8.3f} {r['batch'] / r['s_per_batch']:>7.2f} "
+              f"{r['speedup']:>7.2f}x {r['max_abs']:>9.2e}" + (f"  fallbacks: {r['fallbacks']}" if r["fallbacks"] else ""))
+    return rows
+
+
+# ----------------------------------------------------------------------------------- GPU
+def time_cuda(fn, repeats: int) -> float:
+    """Median per-call milliseconds over ``repeats`` calls, each timed with CUDA events."""
+    ms = []
+    for _ in range(repeats):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        ms.append(a.elapsed_time(b))
+    return statistics.median(ms)
+
+
+def bench_gpu(args) -> tuple[list[dict], list[dict]]:
+    dev = torch.device("cuda")
+    torch.backends.cudnn.benchmark = True
+    print(f"GPU: {torch.cuda.get_device_name(dev)}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
+          f"cudnn {torch.backends.cudnn.version()}, tf32 conv {torch.backends.cudnn.allow_tf32}")
+    rows, acc = [], []
+    for size in args.sizes:
+        base = random_generator(CONFIGS[size], seed=0)
+        ref_x = crops(4, size, dev, seed=1)
+        # Accuracy reference: true fp32 (TF32 off), eager. Timings below keep the default flags.
+        tf32 = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            ref_runner = FaceRunner(copy.deepcopy(base), size=size, device="cuda", precision="fp32", cuda_graphs=False)
+            ref_out = ref_runner(ref_x).cpu()
+            del ref_runner
+        finally:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
+        for prec in args.precisions:
+            for mode in args.modes:
+                if mode == "compile" and (prec not in args.compile_precisions or size not in args.compile_sizes):
+                    continue
+                buckets = tuple(args.compile_buckets) if mode == "compile" else tuple(args.buckets)
+                torch.cuda.synchronize()
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+                t_build = time.perf_counter()
+                try:
+                    runner = FaceRunner(copy.deepcopy(base), size=size, device="cuda", precision=prec,
+                                        buckets=buckets, cuda_graphs=mode != "eager",
+                                        compile=mode == "compile", amp=args.amp)
+                    for b in buckets:
+                        x = crops(b, size, dev, seed=b)
+                        t0 = time.perf_counter()
+                        runner(x)
+                        torch.cuda.synchronize()
+                        first_s = time.perf_counter() - t0
+                        runner(x)
+                        ms = time_cuda(lambda: runner(x), args.repeats)
+                        row = dict(size=size, precision=prec, mode=mode, bucket=b, ms=ms,
+                                   faces_s=b / ms * 1e3, tflops=GFLOP[size] * b / ms,
+                                   peak_mb=torch.cuda.max_memory_allocated() / 2**20, first_s=first_s,
+                                   fallbacks=[str(f) for f in runner.fallbacks])
+                        rows.append(row)
+                        print(f"  {size} {prec:<4} {mode:<7} b={b:<3} {ms:8.2f} ms {row['faces_s']:8.1f} face/s "
+                              f"{row['tflops']:6.1f} TFLOP/s peak {row['peak_mb']:7.0f} MB first {first_s:5.1f} s"
+                              + (f" FALLBACK {row['fallbacks']}" if row["fallbacks"] else ""), flush=True)
+                    if 4 in buckets:
+                        out = runner(ref_x).cpu()
+                        acc.append(dict(size=size, precision=prec, mode=mode, psnr=psnr_u8(out, ref_out),
+                                            max_abs=(out.int() - ref_out.int()).abs().max().item()))
+                    runner.close()
+                    del runner
+                except Exception as exc:  # noqa: BLE001 - one failing config must not end the run
+                    if isinstance(exc, torch.OutOfMemoryError):
+                        torch.cuda.empty_cache()
+                    print(f"  {size} {prec} {mode}: FAILED {type(exc).__name__}: {exc}", flush=True)
+                    rows.append(dict(size=size, precision=prec, mode=mode, bucket=None, error=f"{type(exc).__name__}: {exc}"))
+                print(f"  ({size} {prec} {mode} took {time.perf_counter() - t_build:.1f} s)", flush=True)
+    return rows, acc
+
+
+def print_gpu_table(rows: list[dict], acc: list[dict]) -> None:
+    print("\n== runtime table (faces/s | ms per batch | peak MB) ==")
+    keys = sorted({(r["size"], r["precision"], r["mode"]) for r in rows}, key=lambda k: (-k[0], k[1], k[2]))
+    buckets = sorted({r["bucket"] for r in rows if r.get("bucket")})
+    print(f"{'model':<9}{'prec':<5}{'mode':<8}" + "".join(f"{'b=' + str(b):>22}" for b in buckets))
+    for k in keys:
+        cells = []
+        for b in buckets:
+            r = next((r for r in rows if (r["size"], r["precision"], r["mode"]) == k and r.get("bucket") == b), None)
+            cells.append(f"{r['faces_s']:7.0f} |{r['ms']:7.2f} |{r['peak_mb']:5.0f}" if r else "-")
+        err = next((r["error"] for r in rows if (r["size"], r["precision"], r["mode"]) == k and "error" in r), "")
+        print(f"{'gpen-' + str(k[0]):<9}{k[1]:<5}{k[2]:<8}" + "".join(f"{c:>22}" for c in cells) + (f"  ERROR {err}" if err else ""))
+    if acc:
+        print("\n== accuracy vs fp32 eager with TF32 off (uint8 output, 4 crops) ==")
+        for a in acc:
+            print(f"gpen-{a['size']} {a['precision']:<4} {a['mode']:<6} PSNR {a['psnr']:6.2f} dB  max|d| {a['max_abs']}")
+    ok = [r for r in rows if r.get("size") == 512 and r.get("precision") == "fp16" and "ms" in r]
+    if ok:
+        best = max(ok, key=lambda r: r["faces_s"])
+        b1 = [r for r in ok if r["bucket"] == 1]
+        b16 = [r for r in ok if r["bucket"] == 16]
+        print("\n== targets, GPEN-512 fp16 ==")
+        print(f"best: {best['faces_s']:.0f} faces/s ({best['mode']}, bucket {best['bucket']}) target >= 1000")
+        if b1:
+            r = min(b1, key=lambda r: r["ms"])
+            print(f"single-face latency: {r['ms']:.2f} ms ({r['mode']}) target <= 3")
+        if b16:
+            print(f"peak memory through bucket 16: {min(r['peak_mb'] for r in b16):.0f} MB target <= 4096")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--quick", action="store_true", help="few repeats (CPU: 2, GPU: 5)")
+    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--sizes", type=int, nargs="+", default=[512, 256], choices=(256, 512))
+    p.add_argument("--precisions", nargs="+", default=["fp16", "bf16", "fp32"], choices=("fp32", "fp16", "bf16"))
+    p.add_argument("--modes", nargs="+", default=["eager", "graph"], choices=("eager", "graph", "compile"))
+    p.add_argument("--amp", choices=("cast", "autocast"), default="cast")
+    p.add_argument("--buckets", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
+    p.add_argument("--compile-buckets", type=int, nargs="+", default=[1, 16])
+    p.add_argument("--compile-precisions", nargs="+", default=["fp16"])
+    p.add_argument("--compile-sizes", type=int, nargs="+", default=[512])
+    p.add_argument("--cpu-batches", type=int, nargs="+", default=[1, 4])
+    p.add_argument("--compile", action="store_true", help="CPU: also time torch.compile (minutes of compiling)")
+    p.add_argument("--json", type=Path, default=None, help="write all rows here")
+    args = p.parse_args(argv)
+    use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    if args.repeats is None:
+        args.repeats = (5 if use_cuda else 2) if args.quick else (20 if use_cuda else 5)
+    if use_cuda:
+        rows, acc = bench_gpu(args)
+        print_gpu_table(rows, acc)
+        result = {"device": torch.cuda.get_device_name(), "rows": rows, "accuracy": acc}
+    else:
+        rows = bench_cpu(args)
+        result = {"device": "cpu", "rows": rows}
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,58 @@
+"""Choosing the compute device: ``"auto"`` prefers CUDA, explicit requests never fall back."""
+from __future__ import annotations
+
+import logging
+import re
+
+import torch
+
+from stream_gpen.errors import DeviceError, InvalidInputError
+
+logger = logging.getLogger(__name__)
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+ALLOWED_DEVICES = '"auto", "cpu", "cuda" or "cuda:N"'
+
+
+def select_device(device: str | torch.device = "auto") -> tuple[torch.device, str | None]:
+    """Resolve a device request to a ``torch.device``.
+
+    Returns ``(device, fallback)`` where ``fallback`` is a human-readable note when ``"auto"``
+    had to settle for the CPU (``None`` otherwise), so the caller can report it.
+
+    ``"auto"`` picks ``cuda:0`` when torch sees a CUDA device, else the CPU. An explicit
+    ``"cuda"``/``"cuda:N"`` that is not available raises :class:`DeviceError` instead of
+    silently running 100x slower on the CPU.
+    """
+    if isinstance(device, torch.device):
+        text = str(device)
+    elif isinstance(device, str):
+        text = device.strip().lower()
+    else:
+        raise InvalidInputError(
+            f"device must be a string or torch.device, got {type(device).__name__}; "
+            f"use {ALLOWED_DEVICES}"
+        )
+    if not _DEVICE_RE.match(text):
+        raise InvalidInputError(f"unknown device {device!r}; use {ALLOWED_DEVICES}")
+    if text == "cpu":
+        return torch.device("cpu"), None
+    if text == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device()), None
+        return torch.device("cpu"), "device 'auto': torch sees no CUDA device, running on the CPU"
+    # Explicit CUDA request.
+    if not torch.cuda.is_available():
+        raise DeviceError(
+            f"device {device!r} requested but torch sees no CUDA device "
+            f"(torch {torch.__version__}, built for CUDA {torch.version.cuda})",
+            hint="use device='cpu' or 'auto', or install a CUDA build of torch",
+        )
+    index = int(text.split(":")[1]) if ":" in text else torch.cuda.current_device()
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise DeviceError(
+            f"device {device!r} requested but only {count} CUDA device(s) are visible "
+            f"(valid: {', '.join(f'cuda:{i}' for i in range(count))})"
+        )
+    return torch.device("cuda", index), None

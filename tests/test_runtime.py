@@ -1,0 +1,355 @@
+"""CPU tests of the face runner: buckets, padding, order, uint8 conventions, fallbacks, validation."""
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+import torch
+from torch import nn
+
+from stream_gpen.errors import DeviceError, InvalidInputError, StreamGpenError
+from stream_gpen.models.gpen import TINY_CONFIG, random_generator
+from stream_gpen.runtime import DEFAULT_BUCKETS, Chunk, Fallback, FaceRunner, plan_batches, select_device
+from stream_gpen.runtime._plan import exact_chunks, validate_buckets
+
+S = TINY_CONFIG.size
+
+
+def reference(model: nn.Module, crops: torch.Tensor) -> torch.Tensor:
+    """GPEN's face_gan.py conventions written out longhand (FACTS.md section 6), fp32."""
+    x = (crops.float() / 255.0 - 0.5) / 0.5
+    with torch.no_grad():
+        y = model(x)
+    if isinstance(y, tuple):
+        y = y[0]
+    return ((y * 0.5 + 0.5).clamp(0, 1) * 255.0).to(torch.uint8)
+
+
+def random_crops(n: int, size: int = S, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=gen)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return random_generator(TINY_CONFIG, seed=3)
+
+
+class Constant(nn.Module):
+    """Returns a fixed image (batch-broadcast) as ``(image, None)`` like the official model."""
+
+    def __init__(self, value: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("value", value)
+
+    def forward(self, x):
+        return self.value.to(x.dtype).expand(x.shape[0], -1, -1, -1), None
+
+
+# ------------------------------------------------------------------------------ planning
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [
+        (1, [(1, 1)]),
+        (3, [(3, 4)]),
+        (16, [(16, 16)]),
+        (20, [(16, 16), (4, 4)]),
+        (31, [(31, 32)]),
+        (33, [(32, 32), (1, 1)]),
+        (100, [(32, 32), (32, 32), (32, 32), (4, 4)]),
+    ],
+)
+def test_plan_batches_examples(n, expected):
+    assert [(c.count, c.bucket) for c in plan_batches(n, DEFAULT_BUCKETS)] == expected
+
+
+@pytest.mark.parametrize("buckets", [(1, 2, 4, 8, 16, 32), (4, 8), (3, 5), (7,)])
+def test_plan_batches_covers_every_face_in_order(buckets):
+    for n in range(0, 150):
+        chunks = plan_batches(n, buckets)
+        starts = [c.start for c in chunks]
+        assert starts == sorted(starts)
+        assert sum(c.count for c in chunks) == n
+        pos = 0
+        for c in chunks:
+            assert c.start == pos and 1 <= c.count <= c.bucket and c.bucket in buckets
+            pos += c.count
+        # At most one chunk carries padding, and it is the last one.
+        assert all(c.padding == 0 for c in chunks[:-1])
+
+
+def test_plan_overhead_trades_padding_for_calls():
+    assert [c.bucket for c in plan_batches(20, DEFAULT_BUCKETS, overhead=100)] == [32]
+    assert [c.bucket for c in plan_batches(7, DEFAULT_BUCKETS, overhead=0)] == [4, 2, 1]
+
+
+def test_exact_chunks():
+    assert exact_chunks(10, 4) == [Chunk(0, 4, 4), Chunk(4, 4, 4), Chunk(8, 2, 2)]
+
+
+@pytest.mark.parametrize(
+    ("buckets", "max_batch", "match"),
+    [
+        ((), None, "non-empty sequence of positive integers"),
+        ((0, 2), None, r"positive integers, got \(0, 2\)"),
+        ((1.5,), None, "positive integers"),
+        (("a",), None, "positive integers"),
+        ((4, 8), 2, "max_batch=2 is smaller than every bucket"),
+        ((1, 2), 0, "max_batch must be a positive integer"),
+    ],
+)
+def test_validate_buckets_errors(buckets, max_batch, match):
+    with pytest.raises(InvalidInputError, match=match):
+        validate_buckets(buckets, max_batch)
+
+
+def test_validate_buckets_sorts_dedups_and_caps():
+    assert validate_buckets((8, 1, 4, 4, 32), 8) == (1, 4, 8)
+
+
+# ------------------------------------------------------------------------------ device
+def test_select_device_cpu_and_errors():
+    assert select_device("cpu") == (torch.device("cpu"), None)
+    with pytest.raises(InvalidInputError, match=r"unknown device 'gpu'; use \"auto\", \"cpu\""):
+        select_device("gpu")
+    with pytest.raises(InvalidInputError, match="must be a string or torch.device"):
+        select_device(0)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA behaviour")
+def test_select_device_without_cuda():
+    dev, note = select_device("auto")
+    assert dev.type == "cpu" and "no CUDA device" in note
+    with pytest.raises(DeviceError, match=r"device 'cuda:1' requested but torch sees no CUDA device") as info:
+        select_device("cuda:1")
+    assert isinstance(info.value, RuntimeError) and info.value.exit_code == 2
+
+
+# ------------------------------------------------------------------------------ runner
+def test_runner_matches_longhand_reference_bit_exact(tiny):
+    crops = random_crops(5)
+    runner = FaceRunner(tiny, size=S, device="cpu")
+    out = runner(crops)
+    assert out.dtype == torch.uint8 and out.shape == crops.shape and out.device.type == "cpu"
+    assert torch.equal(out, reference(tiny, crops))
+    assert runner.precision == "fp32" and runner.fallbacks == [] and runner.channels_last is False
+    s = runner.summary()
+    assert (s["faces"], s["calls"], s["batches"], s["padded_faces"]) == (5, 1, 1, 0)
+    assert s["device"] == "cpu" and s["precision"] == "fp32" and s["threads"] >= 1
+
+
+def test_runner_keeps_order_and_splits_large_requests(tiny):
+    crops = random_crops(7, seed=1)
+    runner = FaceRunner(tiny, size=S, device="cpu", buckets=(1, 2, 4))
+    out = runner(crops)
+    assert runner.summary()["batches_per_bucket"] == {4: 1, 3: 1}  # exact sizes in eager mode
+    # Batch composition may change a float by an ulp; a truncation boundary then moves 1 level.
+    assert (out.int() - reference(tiny, crops).int()).abs().max() <= 1
+    perm = torch.tensor([6, 2, 0, 5, 1, 4, 3])
+    out_perm = runner(crops[perm])
+    assert (out_perm.int() - out[perm].int()).abs().max() <= 1
+    assert not torch.equal(out_perm, out)  # the crops differ, so order is really being checked
+
+
+def test_runner_pads_to_buckets_when_shapes_must_be_fixed(tiny, monkeypatch):
+    # compile=True fixes shapes (no recompiles); stand in an identity "compiler" to test padding.
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: model)
+    runner = FaceRunner(tiny, size=S, device="cpu", buckets=(1, 4, 8), compile=True)
+    crops = random_crops(7, seed=2)
+    out = runner(crops)
+    s = runner.summary()
+    assert s["batches_per_bucket"] == {8: 1} and s["padded_faces"] == 1 and s["compile"] is True
+    assert runner.channels_last is True  # CPU "auto": channels-last only pays with compile
+    assert (out.int() - reference(tiny, crops).int()).abs().max() <= 1
+
+
+def test_truncation_and_clamp_convention():
+    # Output values chosen so rounding and truncation differ: (y*0.5+0.5)*255 = 100.75 -> 100.
+    y = torch.empty(1, 3, 8, 8)
+    y[:, 0] = 100.75 / 255 * 2 - 1
+    y[:, 1] = 2.0  # clamps to 255
+    y[:, 2] = -3.0  # clamps to 0
+    runner = FaceRunner(Constant(y), size=8, device="cpu")
+    out = runner(random_crops(2, size=8))
+    assert out[:, 0].unique().tolist() == [100]
+    assert out[:, 1].unique().tolist() == [255]
+    assert out[:, 2].unique().tolist() == [0]
+
+
+def test_input_is_scaled_to_minus_one_one():
+    class Echo(nn.Module):
+        def forward(self, x):
+            Echo.seen = x.clone()
+            return x
+
+    crops = torch.tensor([0, 255, 128], dtype=torch.uint8).view(1, 3, 1, 1).expand(1, 3, 8, 8).contiguous()
+    FaceRunner(Echo(), size=8, device="cpu")(crops)
+    assert Echo.seen[0, :, 0, 0].tolist() == pytest.approx([-1.0, 1.0, 128 / 255 * 2 - 1], abs=1e-7)
+
+
+def test_empty_and_non_contiguous_inputs(tiny):
+    runner = FaceRunner(tiny, size=S, device="cpu")
+    empty = runner(torch.empty(0, 3, S, S, dtype=torch.uint8))
+    assert empty.shape == (0, 3, S, S) and empty.dtype == torch.uint8 and runner.summary()["batches"] == 0
+    crops = random_crops(3, seed=4)
+    expected = reference(tiny, crops)
+    nhwc = crops.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # channels-last strides
+    assert (runner(nhwc).int() - expected.int()).abs().max() <= 1
+    assert (runner(crops[::2]).int() - expected[[0, 2]].int()).abs().max() <= 1
+
+
+def test_channels_last_option_gives_same_result(tiny):
+    crops = random_crops(2, seed=5)
+    a = FaceRunner(random_generator(TINY_CONFIG, seed=3), size=S, device="cpu", channels_last=True)
+    assert a.channels_last is True
+    assert (a(crops).int() - reference(tiny, crops).int()).abs().max() <= 1
+
+
+@pytest.mark.parametrize("amp", ["cast", "autocast"])
+def test_bf16_on_cpu_is_close_to_fp32(tiny, amp):
+    crops = random_crops(2, seed=6)
+    runner = FaceRunner(random_generator(TINY_CONFIG, seed=3), size=S, device="cpu", precision="bf16", amp=amp)
+    out = runner(crops)
+    mse = (out.double() - reference(tiny, crops).double()).pow(2).mean().item()
+    psnr = 10 * torch.log10(torch.tensor(255.0**2 / mse)).item()
+    assert psnr > 35, psnr
+    assert runner.summary()["amp"] == amp and runner.fallbacks == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(precision="half"), r"precision='half' is not allowed; use one of 'auto', 'fp32', 'fp16', 'bf16'"),
+        (dict(amp="fast"), r"amp='fast' is not allowed; use one of 'cast', 'autocast'"),
+        (dict(channels_last="yes"), r"channels_last='yes' is not allowed"),
+        (dict(compile=1), r"compile=1 is not allowed; use one of True, False"),
+        (dict(cuda_graphs=None), r"cuda_graphs=None is not allowed"),
+        (dict(device="tpu"), r"unknown device 'tpu'"),
+        (dict(size=32), r"size=32 does not match the model's input size 64; pass size=64"),
+        (dict(buckets=(4, 8), max_batch=2), r"max_batch=2 is smaller than every bucket"),
+        (dict(warmup_iters=0), r"warmup_iters must be an integer >= 1"),
+    ],
+)
+def test_constructor_validation(tiny, kwargs, match):
+    kw = dict(size=S, device="cpu") | kwargs
+    with pytest.raises(InvalidInputError, match=match) as info:
+        FaceRunner(tiny, **kw)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, StreamGpenError)
+
+
+def test_model_must_be_a_module():
+    with pytest.raises(InvalidInputError, match="model must be a torch.nn.Module, got function"):
+        FaceRunner(lambda x: x, size=S, device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("crops", "match"),
+    [
+        (torch.zeros(2, 3, S, S, dtype=torch.float32), r"crops must be torch.uint8 \(0..255 RGB\), got torch.float32"),
+        (torch.zeros(2, S, S, 3, dtype=torch.uint8), r"crops must have shape \[n, 3, 64, 64\] \(NCHW RGB\), got \[2, 64, 64, 3\]"),
+        (torch.zeros(3, S, S, dtype=torch.uint8), r"got \[3, 64, 64\]"),
+        (torch.zeros(1, 3, 32, 32, dtype=torch.uint8), r"got \[1, 3, 32, 32\]"),
+        ("not a tensor", "crops must be a torch.Tensor, got str"),
+    ],
+)
+def test_call_validation(tiny, crops, match):
+    runner = FaceRunner(tiny, size=S, device="cpu")
+    with pytest.raises(InvalidInputError, match=match):
+        runner(crops)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA behaviour")
+def test_auto_device_fallback_is_visible_and_logged_once(tiny, caplog):
+    with caplog.at_level(logging.WARNING, logger="stream_gpen.runtime._runner"):
+        runner = FaceRunner(tiny, size=S, device="auto", name="face-runner-test")
+        runner._fallback("device", runner.fallbacks[0].reason)  # the same note again: no new log
+    assert runner.device.type == "cpu" and runner.cuda_graphs is False
+    (note,) = runner.fallbacks
+    assert isinstance(note, Fallback) and note and note.what == "device"
+    assert "no CUDA device" in str(note) and "no CUDA device" in note.reason
+    records = [r for r in caplog.records if "face-runner-test" in r.getMessage()]
+    assert len(records) == 1
+    assert runner.summary()["fallbacks"] == [str(note)]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA behaviour")
+def test_explicit_cuda_without_cuda_raises(tiny):
+    with pytest.raises(DeviceError, match="requested but torch sees no CUDA device"):
+        FaceRunner(tiny, size=S, device="cuda")
+
+
+def test_compile_failure_falls_back_to_eager(tiny, monkeypatch, caplog):
+    def broken_compile(model, **kw):
+        def compiled(x):
+            raise RuntimeError("inductor exploded\nsecond line")
+
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    crops = random_crops(3, seed=7)
+    with caplog.at_level(logging.WARNING, logger="stream_gpen.runtime._runner"):
+        runner = FaceRunner(tiny, size=S, device="cpu", compile=True, buckets=(4,))
+        out = runner(crops)
+        runner(crops)
+    assert (out.int() - reference(tiny, crops).int()).abs().max() <= 1
+    (note,) = runner.fallbacks
+    assert note.what == "compile" and "RuntimeError: inductor exploded" in note and "running eager" in note
+    assert runner.compile is False and runner.summary()["compile"] is False
+    assert sum("inductor exploded" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_overflowing_reduced_precision_falls_back_to_fp32():
+    class Overflow(nn.Module):
+        # 1e5 is finite in fp32 but overflows float16 (max 65504) to inf.
+        def forward(self, x):
+            return (x.abs() + 1) * 1e5 - 1e5 * 1.5
+
+    runner = FaceRunner(Overflow(), size=8, device="cpu", precision="fp16")
+    out = runner(random_crops(2, size=8))
+    assert runner.precision == "fp32"
+    (note,) = runner.fallbacks
+    assert note.what == "precision" and "fp16 output had inf/NaN" in note and "running fp32" in note
+    expected = reference(Overflow(), random_crops(2, size=8))
+    assert torch.equal(out, expected)
+
+
+def test_warmup_and_context_manager(tiny):
+    with FaceRunner(tiny, size=S, device="cpu", buckets=(1, 2)) as runner:
+        runner.warmup()
+        with pytest.raises(InvalidInputError, match=r"buckets \[3\] are not among this runner's buckets \(1, 2\)"):
+            runner.warmup([3])
+        assert runner(random_crops(1)).shape == (1, 3, S, S)
+        runner.reset_stats()
+        assert runner.summary()["faces"] == 0
+    assert "FaceRunner(name='gpen-64'" in repr(runner)
+
+
+def test_concurrent_calls_are_serialised(tiny):
+    runner = FaceRunner(tiny, size=S, device="cpu")
+    crops = [random_crops(2, seed=10 + i) for i in range(4)]
+    results: dict[int, torch.Tensor] = {}
+    errors: list[BaseException] = []
+
+    def work(i):
+        try:
+            results[i] = runner(crops[i])
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    for i in range(4):
+        assert torch.equal(results[i], reference(tiny, crops[i]))
+    assert runner.summary()["faces"] == 8
+
+
+def test_default_name_and_restorer_attributes(tiny):
+    runner = FaceRunner(tiny, size=S, device="cpu", name="gpen-bfr-64-test")
+    assert runner.name == "gpen-bfr-64-test" and runner.size == S
+    assert isinstance(runner.device, torch.device) and runner.fallbacks == []
+    assert FaceRunner(tiny, size=S, device="cpu").name == "gpen-64"
