@@ -1,0 +1,121 @@
+"""`stream-gpen enhance` / `camera`: outputs, errors and exit codes."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import pytest
+import torch
+
+from stream_gpen.cli import main
+from stream_gpen.models.gpen import TINY_CONFIG, random_generator
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ckpt") / "tiny64.pth"
+    torch.save(random_generator(TINY_CONFIG, seed=1).state_dict(), path)
+    return path
+
+
+@pytest.fixture
+def det_home(tmp_path, monkeypatch, mobilenet_weights):
+    """A weights cache holding the real MobileNet detector and nothing else; downloads off."""
+    home = tmp_path / "home"
+    home.mkdir()
+    os.symlink(mobilenet_weights, home / mobilenet_weights.name)
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(home))
+    monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
+    return home
+
+
+def _run(*args) -> int:
+    return main([str(a) for a in args])
+
+
+def test_enhance_image_default_output_and_report(tmp_path, shared, tiny_ckpt, det_home, capsys):
+    import shutil
+
+    img = tmp_path / "face.jpg"
+    shutil.copy(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg", img)
+    report = tmp_path / "r.json"
+    assert _run("enhance", img, "--model", tiny_ckpt, "--device", "cpu", "--report", report) == 0
+    out = tmp_path / "face_enhanced.jpg"
+    assert out.is_file()
+    data = json.loads(report.read_text())
+    assert data["faces_restored"] == 2 and data["frames_out"] == 1 and data["device"] == "cpu"
+    # Refuses to clobber without --overwrite: exit code 2, one line, no traceback.
+    assert _run("enhance", img, "--model", tiny_ckpt, "--device", "cpu") == 2
+    err = capsys.readouterr().err
+    assert "output exists" in err and "--overwrite" in err and "Traceback" not in err
+    assert _run("enhance", img, "--model", tiny_ckpt, "--device", "cpu", "--overwrite", "--quiet") == 0
+
+
+def test_enhance_video_keeps_audio(tmp_path, shared, tiny_ckpt, det_home):
+    src = shared / "data/videos/retalking_face2_frontal_talking_head.mp4"
+    dst = tmp_path / "o.mp4"
+    assert _run("enhance", src, "-o", dst, "--model", tiny_ckpt, "--device", "cpu", "--quiet",
+                "--preset", "ultrafast", "--detect-every", "10") == 0
+    with av.open(str(dst)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"]
+        assert sum(1 for _ in c.decode(video=0)) == 125
+
+
+@pytest.mark.parametrize(
+    "args, code, text",
+    [
+        (["enhance", "/no/such/file.mp4"], 2, "input not found"),
+        (["enhance", "{garbage}", "--device", "cpu", "--model", "classic"], 2, ""),
+        (["enhance", "{img}", "--model", "gpen-bfr-9000", "--device", "cpu"], 2, "unknown model"),
+        (["enhance", "{img}", "--model", "auto", "--device", "cpu"], 3, "GPEN-BFR-256.pth"),
+        (["enhance", "{img}", "--device", "cuda:7"], 2, "CUDA"),
+        (["enhance", "{img}", "--batch-size", "0"], 2, ""),
+    ],
+)
+def test_enhance_errors_and_exit_codes(tmp_path, shared, det_home, capsys, args, code, text):
+    import shutil
+
+    if torch.cuda.is_available() and "cuda:7" in args:
+        pytest.skip("a machine with CUDA may have this device")
+    img = tmp_path / "x.png"
+    shutil.copy(shared / "data/faces/aligned/gpen_ffhq_00000.png", img)
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(os.urandom(4096))
+    args = [a.replace("{img}", str(img)).replace("{garbage}", str(garbage)) for a in args]
+    assert main(args) == code
+    err = capsys.readouterr().err
+    assert text in err
+    assert "Traceback" not in err
+
+
+def test_auto_without_weights_message(tmp_path, shared, det_home, capsys):
+    """--model auto never downgrades silently: exit 3 with where to put the file."""
+    img = tmp_path / "x.png"
+    img.write_bytes((shared / "data/faces/aligned/gpen_ffhq_00000.png").read_bytes())
+    assert main(["enhance", str(img), "--device", "cpu"]) == 3
+    err = capsys.readouterr().err
+    assert "gpen-bfr-256" in err.lower() and str(det_home) in err
+
+
+def test_camera_lavfi_fixed_frames(tmp_path, tiny_ckpt, det_home):
+    out = tmp_path / "cam.mp4"
+    report = tmp_path / "cam.json"
+    code = _run("camera", "lavfi:testsrc2=size=320x240:rate=25", "-o", out, "--frames", "20",
+                "--model", tiny_ckpt, "--device", "cpu", "--quiet", "--report", report)
+    assert code == 0
+    data = json.loads(report.read_text())
+    assert data["frames_out"] == 20
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 20
+
+
+def test_console_script_enhance_help():
+    exe = Path(sys.executable).with_name("stream-gpen")
+    if not exe.exists():
+        pytest.fail(f"console script not installed next to {sys.executable}")
+    r = subprocess.run([str(exe), "enhance", "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "--detect-every" in r.stdout
