@@ -31,10 +31,28 @@ def _side_by_side(before: np.ndarray, after: np.ndarray, label_a: str, label_b: 
     return grid
 
 
+def _detector_weights() -> Path | None:
+    """The RetinaFace MobileNet file, if the weights cache lacks it but a development checkout has
+    it in ``../shared/weights`` (or ``$STREAM_GPEN_SHARED/weights``): lets the demo run offline
+    there. Elsewhere ``None``: the weights manager finds or downloads it as usual."""
+    import os
+
+    from stream_gpen.weights import DETECTOR_FILES, find_weights
+
+    wf = DETECTOR_FILES["retinaface-mobilenet0.25"]
+    if find_weights(wf) is not None:
+        return None
+    shared = Path(os.environ.get("STREAM_GPEN_SHARED", HERE.parent.parent / "shared"))
+    candidate = shared / "weights" / wf.filename
+    return candidate if candidate.is_file() else None
+
+
 def _build(model: str, device: str, download: bool):
     from stream_gpen import Enhancer
 
-    return Enhancer(model, device=device, download=download)
+    det = _detector_weights()
+    return Enhancer(model, device=device, download=download, detector="mobilenet0.25" if det else "auto",
+                    detector_weights=det)
 
 
 def main(argv=None) -> int:
@@ -42,34 +60,37 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--model", default="auto")
     ap.add_argument("--no-download", action="store_true", help="do not try to download weights")
+    ap.add_argument("--out", type=Path, default=OUT, help="output folder (default samples/out)")
     args = ap.parse_args(argv)
+    out_dir = args.out
 
     from stream_gpen.errors import WeightsError
 
-    OUT.mkdir(exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     try:
         enh = _build(args.model, args.device, download=not args.no_download)
     except WeightsError as exc:
         if args.model != "auto":
             raise
         msg = (
-            f"GPEN weights are not available here: {' '.join(str(exc).split())} "
+            f"GPEN weights are not available here: {' '.join(str(exc).split()).rstrip('.')}. "
             "The demo now falls back to the offline 'classic' enhancer (non-neural denoise and "
             "detail boost) so you can see the whole pipeline work; put the file where the message "
             "says (or run `stream-gpen weights download gpen-bfr-256`) and rerun `make demo` for "
             "GPEN results."
         )
-        print("\n" + textwrap.fill(msg, width=100) + "\n", file=sys.stderr)
+        print("\n" + textwrap.fill(msg, width=100, break_long_words=False, break_on_hyphens=False) + "\n",
+              file=sys.stderr)
         enh = _build("classic", args.device, download=False)
 
     photo_in = HERE / "astronaut_degraded.jpg"
     clip_in = HERE / "astronaut_clip.mp4"
-    photo_out = OUT / "astronaut_degraded_enhanced.jpg"
-    clip_out = OUT / "astronaut_clip_enhanced.mp4"
+    photo_out = out_dir / "astronaut_degraded_enhanced.jpg"
+    clip_out = out_dir / "astronaut_clip_enhanced.mp4"
 
     print(f"model: {enh.model_name} on {enh.device}", file=sys.stderr)
     s = enh.enhance_file(photo_in, photo_out, overwrite=True)
-    print(f"photo: {s.faces_restored} face(s) restored -> {photo_out.relative_to(HERE.parent)}", file=sys.stderr)
+    print(f"photo: {s.faces_restored} face(s) restored -> {photo_out}", file=sys.stderr)
 
     from stream_gpen.commands import _Progress
 
@@ -77,14 +98,14 @@ def main(argv=None) -> int:
     s = enh.enhance_file(clip_in, clip_out, overwrite=True, on_progress=progress)
     progress.close()
     print(s.format(), file=sys.stderr)
-    print(f"clip: -> {clip_out.relative_to(HERE.parent)}", file=sys.stderr)
+    print(f"clip: -> {clip_out}", file=sys.stderr)
 
     before = cv2.imread(str(photo_in))
     after = cv2.imread(str(photo_out))
     side = _side_by_side(before, after, "input", f"stream-gpen ({enh.model_name})")
-    side_path = OUT / "astronaut_side_by_side.jpg"
+    side_path = out_dir / "astronaut_side_by_side.jpg"
     cv2.imwrite(str(side_path), side, [cv2.IMWRITE_JPEG_QUALITY, 92])
-    print(f"side-by-side: {side_path.relative_to(HERE.parent)}", file=sys.stderr)
+    print(f"side-by-side: {side_path}", file=sys.stderr)
     return 0
 
 
