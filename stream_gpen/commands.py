@@ -39,6 +39,9 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=_positive_int, default=8,
                    help="largest face batch; larger uses the GPU better, holds more frames (default 8)")
     g.add_argument("--no-download", action="store_true", help="never download weights")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile the model: ~2.3x faster per face on CPU at batch 4, but minutes of "
+                   "compiling first; for long offline jobs")
     f = p.add_argument_group("faces")
     f.add_argument("--detect-every", type=_positive_int, default=5,
                    help="run the detector every k frames, track in between (default 5)")
@@ -58,6 +61,8 @@ def _output_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--audio", default="copy", choices=["copy", "aac", "none"],
                    help="copy audio packets (default; transcoded only if the container needs it)")
     g.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality for image outputs")
+    g.add_argument("--copy-if-no-faces", action="store_true",
+                   help="when a video has no face at all, stream-copy it instead of re-encoding")
 
 
 def _make_enhancer(args):
@@ -67,7 +72,7 @@ def _make_enhancer(args):
         args.model, device=args.device, precision=args.precision, batch_size=args.batch_size,
         detect_every=args.detect_every, faces=args.faces, min_face=args.min_face, detector=args.detector,
         detect_size=args.detect_size, weights=args.weights, download=not args.no_download,
-        progress=not getattr(args, "quiet", False),
+        progress=not getattr(args, "quiet", False), compile=args.compile,
     )
 
 
@@ -110,6 +115,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
         summary = enh.enhance_file(
             src, dst, overwrite=args.overwrite, codec=args.codec, crf=args.crf, preset=args.preset,
             audio=args.audio, quality=args.quality, on_progress=progress,
+            copy_if_no_faces=args.copy_if_no_faces,
         )
     except Interrupted as exc:
         progress.close()

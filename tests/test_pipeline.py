@@ -230,3 +230,15 @@ def test_bad_options():
         Enhancer(SolidRestorer(), faces="biggest")
     with pytest.raises(InvalidInputError, match="unknown model"):
         Enhancer("gpen-bfr-9999", device="cpu")
+
+
+def test_no_face_video_stream_copied_on_request(tiny_enhancer, shared, tmp_path):
+    src = shared / VIDEOS / "upscaleavideo_old_movie1_bw_noface.mp4"
+    dst = tmp_path / "copy.mp4"
+    s = tiny_enhancer.enhance_file(src, dst, copy_if_no_faces=True)
+    assert s.faces_restored == 0 and any("stream-copied" in f for f in s.fallbacks)
+    assert _packets(src, "video") == _packets(dst, "video")
+    with av.open(str(src)) as a, av.open(str(dst)) as b:
+        pa = [bytes(p) for p in a.demux(video=0) if p.size]
+        pb = [bytes(p) for p in b.demux(video=0) if p.size]
+    assert pa == pb

@@ -7,7 +7,7 @@ from __future__ import annotations
 __all__ = [
     "open_source", "open_sink", "StreamMetadata", "AuxStreamInfo", "Frame", "FrameRing",
     "FrameReleasedError", "VideoSource", "ImageSource", "FileSink", "NullSink", "ImageSink",
-    "PreviewSink", "VirtualCameraSink",
+    "PreviewSink", "VirtualCameraSink", "remux",
 ]
 
 _WHERE = {
@@ -25,6 +25,7 @@ _WHERE = {
     "NullSink": "stream_gpen.io._sink",
     "PreviewSink": "stream_gpen.io._sink",
     "VirtualCameraSink": "stream_gpen.io._sink",
+    "remux": "stream_gpen.io._remux",
 }
 
 
