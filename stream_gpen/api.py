@@ -308,7 +308,7 @@ class Enhancer:
         source = open_source(src_s, device=self.device, ring_size=pending + _SINK_QUEUE + 3)
         with source:
             meta = source.metadata
-            total = getattr(meta, "frame_count", None)
+            total = _expected_frames(meta)
             stage = self._stage(timer)
             is_still = getattr(meta, "kind", "") in ("image", "folder")
             sink = None
@@ -343,6 +343,8 @@ class Enhancer:
                     raise
                 raise err from exc
             self._finish(summary, stage, source, timer, t0)
+            for attr in ("fallbacks", "dropped"):
+                summary.fallbacks += [str(x) for x in getattr(sink, attr, []) or []]
         if copy_if_no_faces and summary.faces_restored == 0 and not is_still and "://" not in src_s:
             from stream_gpen.io import remux
 
@@ -365,6 +367,7 @@ class Enhancer:
         summary.detector_calls = stage.detector_calls
         summary.seconds = time.perf_counter() - t0
         summary.stage_seconds = dict(timer.totals)
+        summary.frames_in = max(summary.frames_in, int(stats.get("decoded", 0)))
         summary.fallbacks = self._all_fallbacks() + [str(f) for f in getattr(source, "fallbacks", []) or []]
 
     def stream(self, source, *, live: bool | None = None, latency_budget_s: float = 0.05) -> Iterator[EnhancedFrame]:
@@ -385,6 +388,17 @@ class Enhancer:
                 finally:
                     frame.release()
                 yield out
+
+
+def _expected_frames(meta) -> int | None:
+    """Frame count for the progress bar: counted if the source counted it, else duration x rate
+    (an estimate for the ETA only; nothing else relies on it), else unknown."""
+    if getattr(meta, "frame_count", None):
+        return int(meta.frame_count)
+    dur, rate = getattr(meta, "duration_s", None), getattr(meta, "frame_rate", None)
+    if dur and rate and not getattr(meta, "live", False):
+        return max(1, round(dur * float(rate)))
+    return getattr(meta, "frame_count_header", None) or None
 
 
 def default_output(src: str) -> str:
