@@ -10,7 +10,7 @@ import torch
 
 from stream_gpen.errors import InvalidInputError
 from stream_gpen.faces import Detections, FaceDetector, FaceTracker
-from stream_gpen.faces._tracker import OneEuro
+from stream_gpen.faces._tracker import _REF, OneEuro, PoseKalman
 
 H, W = 256, 320
 
@@ -188,6 +188,14 @@ def test_bad_options():
         FaceTracker(motion="roi")
     with pytest.raises(InvalidInputError, match=r"correction must be in \(0, 1\], got 0"):
         FaceTracker(correction=0)
+    with pytest.raises(InvalidInputError, match=r"filter must be one of \('kalman', 'one_euro'\), got 'ema'"):
+        FaceTracker(filter="ema")
+    with pytest.raises(InvalidInputError, match=r"settle must be in \(0, 1\], got 0"):
+        FaceTracker(settle=0)
+    with pytest.raises(InvalidInputError, match=r"landmark_flow must be in \[0, 1\], got 2"):
+        FaceTracker(landmark_flow=2)
+    with pytest.raises(InvalidInputError, match="detection_noise must be > 0, got 0"):
+        FaceTracker(detection_noise=0)
 
 
 def test_real_no_face_clip_passes_through(det, shared):
@@ -201,3 +209,67 @@ def test_real_no_face_clip_passes_through(det, shared):
             assert tracker.update(i, d, frame=frame) == []
             n += 1
     assert n == 27
+
+
+def _kalman(**kw):
+    opts = dict(process_noise=0.4, flow_rel=0.0, expression_noise=0.5, detection_noise=0.5, settle=0.3, velocity_smoothing=0.5)
+    opts.update(kw)
+    return PoseKalman(_REF * 2.0 + 40.0, **opts)
+
+
+def test_kalman_measures_the_detector_noise_online():
+    """Detections of a still face with white landmark noise: the filter's running noise estimate
+    for the centroid matches the true one (sigma / sqrt(5) per axis, template px), so a noisier
+    detector gets a lower gain."""
+    rng = np.random.default_rng(0)
+    truth = _REF * 2.0 + 40.0  # scale 2: template px = frame px / 2
+    est = {}
+    for sigma in (0.5, 2.0):  # template px
+        # R is identifiable from the innovations only where they are not dominated by the
+        # assumed flow drift (E[e^2] = P + R): a trusted flow (small process noise) here.
+        kf = _kalman(process_noise=0.05)
+        errs = []
+        for i in range(400):
+            kf.predict(kf.estimate())  # perfect flow: the face does not move
+            if i % 5 == 0:
+                kf.correct(truth + rng.normal(0, sigma * 2.0, truth.shape))
+            kf.output()
+            errs.append(np.linalg.norm(kf.estimate().mean(0) - truth.mean(0)))
+        est[sigma] = kf.R[:2].mean()
+        assert 0.6 < est[sigma] / (sigma**2 / 5) < 1.6, (sigma, est[sigma])
+        # the position estimate is far closer to the truth than one detection's centroid
+        # (whose error has mean norm ~1.25 * 2 sigma / sqrt(5) frame px)
+        assert np.mean(errs[100:]) < 0.5 * 1.25 * sigma * 2.0 / np.sqrt(5), np.mean(errs[100:])
+    assert est[2.0] > 8 * est[0.5]
+
+
+def test_kalman_fixes_a_flow_slip_at_once_but_not_noise():
+    truth = _REF * 2.0 + 40.0
+    rng = np.random.default_rng(1)
+    # trusted flow (small process noise): without the gate, a slip would be fixed only slowly
+    kf = _kalman(process_noise=0.05)
+    for i in range(100):
+        kf.predict(kf.estimate())
+        if i % 5 == 0:
+            kf.correct(truth + rng.normal(0, 1.0, truth.shape))
+        kf.output()
+    before = kf.estimate().mean(0)
+    # the flow slipped: the face is really 30 frame px (15 template px) to the right
+    kf.predict(kf.estimate())
+    kf.correct(truth + np.array([30.0, 0.0]))
+    moved = kf.estimate().mean(0) - before
+    assert moved[0] > 0.9 * 30, moved
+    # ... while the output glides there (no one-frame step the eye would see as a jump)
+    out = [kf.output().mean(0)[0] - before[0] for _ in range(12)]
+    assert out[0] < 0.5 * 30 and out[-1] > 0.95 * 30, np.round(out, 1)
+    # a detection 1 noise-sigma off moves the estimate only part of the way
+    kf2 = _kalman(process_noise=0.05)
+    for i in range(100):
+        kf2.predict(kf2.estimate())
+        if i % 5 == 0:
+            kf2.correct(truth + rng.normal(0, 1.0, truth.shape))
+        kf2.output()
+    b2 = kf2.estimate().mean(0)
+    kf2.predict(kf2.estimate())
+    kf2.correct(kf2.estimate() + np.array([1.0, 0.0]))
+    assert kf2.estimate().mean(0)[0] - b2[0] < 0.5

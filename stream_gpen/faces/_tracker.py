@@ -1,18 +1,23 @@
-"""Face tracker: detect every k frames, carry the 5 points in between, smooth them.
+"""Face tracker: detect every k frames, carry the 5 points in between, filter them.
 
 Design (measured in ``bench/tracking.py``, see ``docs/tracking.md``):
 
 * Between detections each track's points move with the face: sparse Lucas-Kanade optical flow on
-  a grey, downscaled copy of the frame (the 5 landmarks plus a grid of points inside the face
-  box), reduced to one similarity transform with RANSAC. Flow is cheap (~1 ms per face on CPU),
-  needs no network call, and follows real motion; its drift is reset at every detection.
+  a grey, downscaled copy of the frame (the 5 landmarks plus a 5x5 grid over the inner 80% of the
+  face box, forward-backward error < 0.5 px), reduced to one similarity by iteratively reweighted
+  least squares; each landmark's own flow adds part (``landmark_flow``) of the non-rigid motion
+  (head turns, expressions) that one similarity misses. Flow is cheap (a few ms per face on CPU)
+  and needs no network call.
 * A detection is requested every ``detect_every`` frames, and also when a track is lost (flow
   failed), when a track has no detection match for a while, and on a scene cut (mean absolute
   difference of a 32x32 thumbnail).
-* The raw points are smoothed with a One-Euro filter on the similarity parameters (translation,
-  log-scale, rotation) relative to GPEN's template, and on the residual (expression) points in
-  template coordinates. One-Euro lowers its cutoff when the face is still (kills jitter) and
-  raises it with speed (no lag on real motion).
+* ``filter="kalman"`` (default, :class:`PoseKalman`): per face, a predict/correct filter on the
+  pose (centroid, log-scale, angle) and the shape residual in template pixels. The flow is the
+  prediction, detections are measurements whose noise is estimated online from the innovations;
+  an innovation far outside its expected spread (a flow slip) is corrected at once. The output
+  moves with the (smoothed) flow velocity and glides to each correction, so corrections do not
+  show as steps. ``filter="one_euro"`` keeps the first design (partial snap + One-Euro) for
+  comparison.
 """
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ log = logging.getLogger(__name__)
 
 Select = Literal["all", "largest", "center"]
 Motion = Literal["flow", "none"]
+Filter = Literal["kalman", "one_euro"]
 
 _REF = reference_points(256).numpy()  # template coordinates for smoothing / metrics (S = 256)
 
@@ -99,6 +105,146 @@ def _points(p: np.ndarray) -> np.ndarray:
     return _apply(a, _REF + p[4:].reshape(5, 2))
 
 
+# ---------------------------------------------------------------------------------------------
+# Centred pose parametrisation for the Kalman filter: the centroid of the 5 points (frame px),
+# log-scale and angle of the template->points similarity, and the shape residual in template px.
+# Using the centroid (not the crop origin) as "translation" decouples it from rotation/scale, so
+# the components can be filtered independently.
+_REF_C = _REF - _REF.mean(0)
+_RHO = float(np.sqrt((_REF_C**2).sum(1).mean()))  # RMS radius: template px moved by a unit of log-scale / angle
+
+
+def _pose(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points [5,2] -> (q = [cx, cy, log s, theta], residual [10] in template px)."""
+    c = points.mean(0)
+    d = points - c
+    cov = d.T @ _REF_C / len(d)
+    u, sv, vt = np.linalg.svd(cov)
+    sign = np.array([1.0, -1.0 if np.linalg.det(cov) < 0 else 1.0])
+    r = u @ np.diag(sign) @ vt
+    s = max(float((sv * sign).sum() / ((_REF_C**2).sum() / len(d))), 1e-9)
+    res = (d @ r) / s - _REF_C
+    return np.array([c[0], c[1], math.log(s), math.atan2(r[1, 0], r[0, 0])]), res.reshape(-1)
+
+
+def _compose(q: np.ndarray, res: np.ndarray) -> np.ndarray:
+    s, th = math.exp(q[2]), q[3]
+    rot = np.array([[math.cos(th), -math.sin(th)], [math.sin(th), math.cos(th)]])
+    return q[:2] + s * (_REF_C + res.reshape(5, 2)) @ rot.T
+
+
+def _wrap(a: float) -> float:
+    return (a + math.pi) % (2 * math.pi) - math.pi
+
+
+class PoseKalman:
+    """Predict/correct filter for one face (all units are template pixels, S = 256).
+
+    * Predict (every frame): optical flow moves the estimate (``predict``); the flow's own error
+      accumulates in the variance ``P`` as ``process_noise``^2 per frame (plus ``flow_rel`` of the
+      motion, since flow errs more on fast motion).
+    * Correct (at a detection): the detection is a noisy measurement with variance ``R``; the gain
+      ``K = P / (P + R)`` weighs it against the prediction. ``R`` is *measured online* from the
+      innovations (E[e^2] = P + R), starting from ``detection_noise``^2, so a blurry clip whose
+      landmarks jump around gets a low gain and a sharp one a high gain. An innovation far outside
+      its expected spread (gate, 3 sigma) means the prediction was wrong (flow slipped): ``P`` is
+      raised to match, so such errors are corrected at once instead of slowly.
+    * Output: follows the flow's (smoothed) velocity with no lag and converges to the estimate by
+      ``settle`` of the gap per frame, so a correction becomes a short glide instead of a step
+      (steps are what the jitter metric, and the eye, see).
+
+    The expression residual (shape relative to the template) has its own, much smaller process
+    noise (``expression_noise``): expressions change slower than detector noise, so it is
+    smoothed more strongly than the pose.
+    """
+
+    GATE = 3.0
+    MEMORY = 20  # detections in the running noise estimate
+    PRIOR = 3.0  # weight (in detections) of the initial ``detection_noise`` guess
+
+    def __init__(
+        self, points: np.ndarray, *, process_noise: float, flow_rel: float, expression_noise: float,
+        detection_noise: float, settle: float, velocity_smoothing: float,
+    ) -> None:
+        self.q, self.res = _pose(points)
+        self.process_noise, self.flow_rel = process_noise, flow_rel
+        self.expression_noise, self.settle, self.vs = expression_noise, settle, velocity_smoothing
+        r0 = detection_noise**2
+        self.P = np.full(4, r0)
+        self.Pr = r0
+        self.R = np.full(4, r0)  # per component: translation x/y, scale, rotation
+        self.Rr = r0
+        self.n = self.PRIOR
+        self.v = np.zeros(4)
+        self.yq, self.yres = self.q.copy(), self.res.copy()
+        self.stepped = False
+
+    def _units(self) -> np.ndarray:
+        s = math.exp(self.q[2])
+        return np.array([1.0 / s, 1.0 / s, _RHO, _RHO])
+
+    def predict(self, moved: np.ndarray | None) -> None:
+        """Advance one frame; ``moved`` is the estimate's points [5,2] carried by the flow to this
+        frame, or None (no motion information: hold, let the variance grow)."""
+        if moved is None:
+            d = np.zeros(4)
+        else:
+            qf, rf = _pose(moved)
+            d = qf - self.q
+            d[3] = _wrap(d[3])
+            self.res = rf
+        dn = np.abs(d * self._units())
+        self.q = self.q + d
+        self.P = self.P + (self.process_noise + self.flow_rel * dn) ** 2
+        self.Pr += self.expression_noise**2
+        self.v = self.vs * d + (1 - self.vs) * self.v
+        self.yq = self.yq + self.v
+        self.stepped = True
+
+    def correct(self, points: np.ndarray) -> None:
+        qz, rz = _pose(points)
+        u = self._units()
+        e = qz - self.q
+        e[3] = _wrap(e[3])
+        en2 = (e * u) ** 2
+        # running detector-noise estimate from the innovations: E[e^2] = P + R
+        w = 1.0 / min(self.n + 1.0, self.MEMORY)
+        sample = np.maximum(en2 - self.P, 0.0)
+        sample[:2] = sample[:2].mean()  # x and y share one translation noise
+        # Outliers (flow slips) must not inflate the detector-noise estimate: clip the sample.
+        self.R = self.R + w * (np.minimum(sample, 9 * self.R) - self.R)
+        er = rz - self.res
+        er2 = float((er**2).mean())
+        self.Rr = self.Rr + w * (min(max(er2 - self.Pr, 0.0), 9 * self.Rr) - self.Rr)
+        self.n += 1
+        P = np.where(en2 > self.GATE**2 * (self.P + self.R), np.maximum(self.P, en2 - self.R), self.P)
+        k = P / (P + self.R)
+        self.q = self.q + k * e
+        self.P = (1 - k) * P
+        kr = self.Pr / (self.Pr + self.Rr)
+        self.res = self.res + kr * er
+        self.Pr = (1 - kr) * self.Pr
+
+    def output(self) -> np.ndarray:
+        d = self.q - self.yq
+        d[3] = _wrap(d[3])
+        self.yq = self.yq + self.settle * d
+        self.yres = self.yres + self.settle * (self.res - self.yres)
+        self.stepped = False
+        return _compose(self.yq, self.yres)
+
+    def estimate(self) -> np.ndarray:
+        return _compose(self.q, self.res)
+
+    def snap(self, points: np.ndarray) -> None:
+        """Restart at ``points`` (a lost track found again): no stale velocity or glide."""
+        self.q, self.res = _pose(points)
+        self.yq, self.yres = self.q.copy(), self.res.copy()
+        self.v = np.zeros(4)
+        self.P = self.R.copy()
+        self.Pr = self.Rr
+
+
 class OneEuro:
     """One-Euro filter (Casiez et al. 2012) over a vector, time in frames.
 
@@ -145,7 +291,8 @@ class _State:
     raw: np.ndarray  # [5,2] float64 raw points (detection or flow-carried)
     box: np.ndarray  # [4] raw box
     score: float
-    filt: OneEuro
+    filt: OneEuro | None
+    kf: PoseKalman | None = None
     smooth: np.ndarray = field(default_factory=lambda: np.zeros((5, 2)))
     age: int = 0
     misses: int = 0
@@ -173,13 +320,39 @@ class FaceTracker:
     * ``select``: ``"all"`` faces, the ``"largest"`` one, or the one nearest the ``"center"``.
     * ``min_face``: ignore faces whose box's shorter side is below this (frame px).
     * ``max_faces``: keep at most this many tracks (by the ``select`` order); ``None`` = all.
-    * ``smoothing``: One-Euro ``min_cutoff`` in cycles per frame (lower = steadier, more lag on
-      slow motion); ``beta``: One-Euro speed coefficient per template pixel of motion per frame
-      (higher = less lag on fast motion, more jitter while moving). ``smoothing=None`` turns
-      smoothing off.
-    * ``correction``: at a detection, the fraction of (detection - flow-carried points) applied.
-      1 snaps to the detection (lowest offset); lower spreads the drift correction and the
-      detector's own landmark noise over several detections (less jitter, slightly more offset).
+    * ``filter``: how flow and detections are combined and smoothed.
+      ``"kalman"`` (default): a predict/correct filter per face (:class:`PoseKalman`): flow is the
+      prediction, detections are noisy measurements whose noise is measured online, and the
+      output glides to each correction. ``"one_euro"``: the earlier design (partial snap of the
+      flow-carried points to each detection, then One-Euro smoothing), kept for comparison.
+    * ``process_noise`` (kalman): how far (template px, S=256) the flow-carried pose may drift per
+      frame. Higher trusts detections more (lower offset after flow errors, more detector noise
+      in the output); lower trusts the flow more (steadier, slower to fix drift).
+    * ``expression_noise`` (kalman): the same for the expression (shape) residual; small, because
+      expressions change slowly relative to detector noise. Higher follows expressions faster
+      and lets more landmark noise through.
+    * ``detection_noise`` (kalman): initial guess of the detector's landmark noise (template px);
+      the filter re-estimates it from the innovations within a few detections, so this only
+      matters for the first ~second of a track.
+    * ``settle`` (kalman): fraction of the gap between the output and the filter's estimate
+      closed per frame. Higher = corrections show sooner (lower offset) but as sharper steps
+      (more jitter); lower = smoother glide, more lag of corrections (not of motion: the output
+      always moves with the flow).
+    * ``velocity_smoothing`` (kalman): weight of the newest flow velocity in the output's motion
+      (1 = raw flow). Lower removes flow noise (jitter) but lags when the head starts or stops.
+    * ``landmark_flow``: how much of each landmark's own optical flow (beyond the face's overall
+      similarity motion) is used to predict the 5-point shape between detections. Higher follows
+      head turns and expressions between detections (lower offset) but adds the flow noise of
+      single points on blurry footage (more jitter); 0 = rigid motion only.
+    * ``smoothing`` (one_euro): One-Euro ``min_cutoff`` in cycles per frame (lower = steadier,
+      more lag on slow motion); ``beta`` (one_euro): speed coefficient per template pixel of
+      motion per frame (higher = less lag on fast motion, more jitter while moving).
+      ``smoothing=None`` turns smoothing off for either filter (raw flow-carried points,
+      corrected by ``correction`` at each detection).
+    * ``correction`` (one_euro, and unsmoothed): at a detection, the fraction of (detection -
+      flow-carried points) applied. 1 snaps to the detection (lowest offset); lower spreads the
+      drift correction and the detector's own landmark noise over several detections (less
+      jitter, slightly more offset).
     * ``max_misses``: periodic detections in a row a track may go unmatched (carried by flow)
       before it is dropped; guards against one missed detection (blur, turned head) dropping a face.
     * ``scene_cut_threshold``: mean absolute grey difference (0-255) of consecutive 32x32
@@ -198,6 +371,13 @@ class FaceTracker:
         select: Select = "all",
         min_face: float = 0.0,
         max_faces: int | None = None,
+        filter: Filter = "kalman",
+        process_noise: float = 0.5,
+        expression_noise: float = 0.6,
+        detection_noise: float = 0.5,
+        settle: float = 0.3,
+        velocity_smoothing: float = 0.5,
+        landmark_flow: float = 0.5,
         smoothing: float | None = 0.02,
         beta: float = 0.1,
         correction: float = 0.5,
@@ -212,10 +392,22 @@ class FaceTracker:
             raise InvalidInputError(f"motion must be one of {get_args(Motion)}, got {motion!r}")
         if select not in get_args(Select):
             raise InvalidInputError(f"select must be one of {get_args(Select)}, got {select!r}")
+        if filter not in get_args(Filter):
+            raise InvalidInputError(f"filter must be one of {get_args(Filter)}, got {filter!r}")
         if min_face < 0:
             raise InvalidInputError(f"min_face must be >= 0, got {min_face!r}")
         if max_faces is not None and (not isinstance(max_faces, int) or max_faces < 1):
             raise InvalidInputError(f"max_faces must be None or an int >= 1, got {max_faces!r}")
+        for name, v in (("process_noise", process_noise), ("expression_noise", expression_noise)):
+            if not v >= 0:
+                raise InvalidInputError(f"{name} must be >= 0, got {v!r}")
+        if not detection_noise > 0:
+            raise InvalidInputError(f"detection_noise must be > 0, got {detection_noise!r}")
+        if not 0.0 <= landmark_flow <= 1.0:
+            raise InvalidInputError(f"landmark_flow must be in [0, 1], got {landmark_flow!r}")
+        for name, v in (("settle", settle), ("velocity_smoothing", velocity_smoothing)):
+            if not 0.0 < v <= 1.0:
+                raise InvalidInputError(f"{name} must be in (0, 1], got {v!r}")
         if smoothing is not None and smoothing <= 0:
             raise InvalidInputError(f"smoothing must be None or > 0, got {smoothing!r}")
         if not 0.0 < correction <= 1.0:
@@ -227,6 +419,14 @@ class FaceTracker:
         self.select = select
         self.min_face = float(min_face)
         self.max_faces = max_faces
+        self.filter = filter
+        self.process_noise = float(process_noise)
+        self.expression_noise = float(expression_noise)
+        self.detection_noise = float(detection_noise)
+        self.settle = float(settle)
+        self.velocity_smoothing = float(velocity_smoothing)
+        self.landmark_flow = float(landmark_flow)
+        self.flow_rel = 0.0
         self.smoothing = smoothing
         self.beta = float(beta)
         self.correction = float(correction)
@@ -234,8 +434,16 @@ class FaceTracker:
         self.scene_cut_threshold = float(scene_cut_threshold)
         self.flow_long_side = int(flow_long_side)
         self.iou_match = float(iou_match)
+        # flow internals (measured in docs/tracking.md): 5x5 grid over the inner 80% of the box plus
+        # the 5 landmarks, forward-backward error < 0.5 px, IRLS similarity, 3 pyramid levels
+        self._flow_cfg = (5, 0.5, "irls", 0.8, True, 3)
+        self._flow_lm_w = self.landmark_flow
         self.fallbacks: list[str] = []
         self.reset()
+
+    @property
+    def _kalman(self) -> bool:
+        return self.filter == "kalman" and self.smoothing is not None
 
     # --- state -----------------------------------------------------------------------------
     def reset(self) -> None:
@@ -282,31 +490,50 @@ class FaceTracker:
 
         h, w = self._frame_size  # type: ignore[misc]
         r = gray.shape[1] / w
+        n, fb, est, shrink, use_lm, lvl = self._flow_cfg
         for t in self._tracks:
             x1, y1, x2, y2 = t.box * r
-            gx, gy = np.meshgrid(np.linspace(x1, x2, 5)[1:-1], np.linspace(y1, y2, 5)[1:-1])
-            pts = np.concatenate([t.raw * r, np.stack([gx.ravel(), gy.ravel()], 1)]).astype(np.float32)
+            cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2 * shrink, (y2 - y1) / 2 * shrink
+            gx, gy = np.meshgrid(np.linspace(cx - hw, cx + hw, n + 2)[1:-1], np.linspace(cy - hh, cy + hh, n + 2)[1:-1])
+            grid = np.stack([gx.ravel(), gy.ravel()], 1)
+            pts = (np.concatenate([t.raw * r, grid]) if use_lm else grid).astype(np.float32)
             win = int(np.clip((x2 - x1) / 4, 9, 31)) | 1
             nxt, st, _ = cv2.calcOpticalFlowPyrLK(
-                self._prev_gray, gray, pts[:, None], None, winSize=(win, win), maxLevel=3,
+                self._prev_gray, gray, pts[:, None], None, winSize=(win, win), maxLevel=lvl,
                 criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.01),
             )
             if nxt is None:
                 t.lost = True
                 continue
             # forward-backward check rejects points on occlusions and textureless skin
-            back, st2, _ = cv2.calcOpticalFlowPyrLK(gray, self._prev_gray, nxt, None, winSize=(win, win), maxLevel=3)
-            ok = (st[:, 0] == 1) & (st2[:, 0] == 1) & (np.linalg.norm(back[:, 0] - pts, axis=1) < 1.0)
+            back, st2, _ = cv2.calcOpticalFlowPyrLK(gray, self._prev_gray, nxt, None, winSize=(win, win), maxLevel=lvl)
+            ok = (st[:, 0] == 1) & (st2[:, 0] == 1) & (np.linalg.norm(back[:, 0] - pts, axis=1) < fb)
             if ok.sum() < 4:
                 t.lost = True
                 continue
-            a, inl = cv2.estimateAffinePartial2D(pts[ok], nxt[ok, 0], method=cv2.RANSAC, ransacReprojThreshold=1.0)
+            if est == "ransac":
+                a, inl = cv2.estimateAffinePartial2D(pts[ok], nxt[ok, 0], method=cv2.RANSAC, ransacReprojThreshold=1.0)
+            elif est == "lmeds":
+                a, inl = cv2.estimateAffinePartial2D(pts[ok], nxt[ok, 0], method=cv2.LMEDS)
+            else:
+                a, inl = _robust_similarity(pts[ok].astype(np.float64), nxt[ok, 0].astype(np.float64))
             if a is None or inl is None or inl.sum() < 4:
                 t.lost = True
                 continue
             a = a.astype(np.float64)
             a[:, 2] /= r
-            t.raw = _apply(a, t.raw)
+            moved = _apply(a, t.raw)
+            if use_lm and self._flow_lm_w > 0:
+                # Each landmark's own flow carries what one similarity cannot: head turns (yaw /
+                # pitch change the 5-point shape) and expressions. Only points that passed the
+                # forward-backward check contribute; the rest follow the similarity.
+                dev = nxt[:5, 0].astype(np.float64) / r - moved
+                moved = moved + self._flow_lm_w * np.where(ok[:5, None], dev, 0.0)
+            if t.kf is not None:
+                t.kf.predict(moved)
+                t.raw = t.kf.estimate()
+            else:
+                t.raw = moved
             c = np.array([[t.box[0], t.box[1]], [t.box[2], t.box[3]]])
             c = _apply(a, c)
             t.box = np.array([c[:, 0].min(), c[:, 1].min(), c[:, 0].max(), c[:, 1].max()])
@@ -336,13 +563,18 @@ class FaceTracker:
         for t in self._tracks:
             t.age += 1
             t.detected = False
+            if t.kf is not None and not t.kf.stepped:
+                t.kf.predict(None)  # no flow for this frame (no frame given, motion="none", flow failed)
         if detections is not None:
             self._last_detect = frame_index
             self._match(detections, cut)
         self._tracks = [t for t in self._tracks if not (t.lost and detections is not None)]
         dt = 1.0 if self._prev_index is None else max(frame_index - self._prev_index, 1)
         for t in self._tracks:
-            if self.smoothing is None:
+            if t.kf is not None:
+                t.smooth = t.kf.output()
+                t.raw = t.kf.estimate()
+            elif self.smoothing is None:
                 t.smooth = t.raw.copy()
             else:
                 p = _params(t.raw)
@@ -353,6 +585,19 @@ class FaceTracker:
         return self._output()
 
     # --- helpers ---------------------------------------------------------------------------
+    def _new_state(self, lms: np.ndarray, box: np.ndarray, score: float) -> _State:
+        if self._kalman:
+            kf = PoseKalman(
+                lms, process_noise=self.process_noise, flow_rel=self.flow_rel, expression_noise=self.expression_noise,
+                detection_noise=self.detection_noise, settle=self.settle, velocity_smoothing=self.velocity_smoothing,
+            )
+            filt = None
+        else:
+            kf, filt = None, OneEuro(min_cutoff=self.smoothing or 1.0, beta=self.beta)
+        st = _State(self._next_id, lms.copy(), box.copy(), score, filt, kf=kf, detected=True)
+        self._next_id += 1
+        return st
+
     def _match(self, d: Detections, cut: bool) -> None:
         boxes = d.boxes.double().numpy()
         lms = d.landmarks.double().numpy()
@@ -372,11 +617,18 @@ class FaceTracker:
                 matched_t.add(i)
                 used.add(j)
                 t = self._tracks[i]
-                # Partial correction towards the detection spreads the flow-drift correction over
-                # a few detections instead of one visible snap; a lost track snaps.
-                g = 1.0 if t.lost else self.correction
-                t.raw = t.raw + g * (lms[j] - t.raw)
-                t.box = t.box + g * (boxes[j] - t.box)
+                if t.kf is not None:
+                    # A lost track restarts at the detection; otherwise the filter weighs the
+                    # detection against the flow prediction by their measured noise.
+                    t.kf.snap(lms[j]) if t.lost else t.kf.correct(lms[j])
+                    t.raw = t.kf.estimate()
+                    t.box = boxes[j].copy()
+                else:
+                    # Partial correction towards the detection spreads the flow-drift correction
+                    # over a few detections instead of one visible snap; a lost track snaps.
+                    g = 1.0 if t.lost else self.correction
+                    t.raw = t.raw + g * (lms[j] - t.raw)
+                    t.box = t.box + g * (boxes[j] - t.box)
                 t.score = float(scores[j])
                 t.misses, t.lost, t.detected = 0, False, True
         for i, t in enumerate(self._tracks):
@@ -385,11 +637,8 @@ class FaceTracker:
                 if t.misses > self.max_misses:
                     t.lost = True
         for j in range(len(boxes)):
-            if j in used:
-                continue
-            filt = OneEuro(min_cutoff=self.smoothing or 1.0, beta=self.beta)
-            self._tracks.append(_State(self._next_id, lms[j].copy(), boxes[j].copy(), float(scores[j]), filt, detected=True))
-            self._next_id += 1
+            if j not in used:
+                self._tracks.append(self._new_state(lms[j], boxes[j], float(scores[j])))
 
     def _output(self) -> list[Track]:
         ts = [t for t in self._tracks if not t.lost]
@@ -417,6 +666,29 @@ class FaceTracker:
     @property
     def tracks(self) -> list[Track]:
         return self._output()
+
+
+def _robust_similarity(src: np.ndarray, dst: np.ndarray, iters: int = 3):
+    """Similarity src -> dst by iteratively reweighted least squares (Huber-like): every good
+    point contributes (no random subset), points far from the consensus are down-weighted."""
+    w = np.ones(len(src))
+    a = None
+    for _ in range(iters):
+        ms, md = (w[:, None] * src).sum(0) / w.sum(), (w[:, None] * dst).sum(0) / w.sum()
+        sc, dc = src - ms, dst - md
+        cov = (w[:, None] * dc).T @ sc / w.sum()
+        var = (w * (sc**2).sum(1)).sum() / w.sum()
+        u, sv, vt = np.linalg.svd(cov)
+        d = np.array([1.0, -1.0 if np.linalg.det(cov) < 0 else 1.0])
+        rot = u @ np.diag(d) @ vt
+        k = (sv * d).sum() / max(var, 1e-12)
+        a = np.zeros((2, 3))
+        a[:, :2] = k * rot
+        a[:, 2] = md - k * rot @ ms
+        err = np.linalg.norm(src @ a[:, :2].T + a[:, 2] - dst, axis=1)
+        scale = max(1.4826 * np.median(err), 0.1)
+        w = np.minimum(1.0, 2.0 * scale / np.maximum(err, 1e-9))
+    return a, w > 0.5
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
