@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CLIPS, VIDEOS, random_gpen, synthetic_faces_clip, trim  # noqa: E402
+from _common import CLIPS, MOBILENET, VIDEOS, random_gpen, synthetic_faces_clip, trim  # noqa: E402
 
 
 def plain(src: Path, dst: Path, preset: str, crf: int) -> tuple[int, float]:
@@ -45,6 +45,7 @@ def main() -> None:
     ap.add_argument("--crf", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--gpu-quick", action="store_true", help="short CUDA run for bench/gpu_check.sh")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the runner (warm-up excluded)")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
 
@@ -60,9 +61,10 @@ def main() -> None:
     max_frames = args.max_frames if args.max_frames is not None else (None if cuda else 12)
     model = args.model or random_gpen(size, str(device))
     enh = Enhancer(model, device=str(device), precision=args.precision, batch_size=args.batch_size,
-                   download=False)
+                   download=False, compile=args.compile, detector="mobilenet0.25",
+                   detector_weights=MOBILENET)  # the only detector weights we have offline
     print(f"model {enh.model_name} ({'random weights' if args.model is None else args.model}) on {device}, "
-          f"precision {enh.precision}, batch {args.batch_size}, x264 preset {args.preset} crf {args.crf}")
+          f"precision {enh.precision}, compile {args.compile}, batch {args.batch_size}, x264 preset {args.preset} crf {args.crf}")
     if cuda:
         print(f"GPU: {torch.cuda.get_device_name(device)}")
     rows = []
