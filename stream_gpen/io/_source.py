@@ -258,6 +258,21 @@ class VideoSource:
             kwargs["hwaccel"] = HWAccel("cuda", device=str(idx), allow_software_fallback=True, is_hw_owned=True)
         try:
             container = av.open(self._target, "r", **kwargs)
+        except (av.error.FFmpegError, OSError) as e:
+            if not nvdec or isinstance(e, FileNotFoundError):
+                container = None
+                err = e
+            else:
+                # Seen on a lent H200 VM: creating the CUDA hwdevice fails with EOPNOTSUPP (no
+                # video engine exposed). Decode on the CPU instead, visibly.
+                self._fallback(f"NVDEC failed to open ({e}); decoding on the CPU")
+                self._use_nvdec = False
+                return self._open_container(False)
+        else:
+            err = None
+        try:
+            if err is not None:
+                raise err
         except FileNotFoundError as e:
             if self.kind == "file":
                 raise MediaNotFoundError(f"input not found: {self.spec}") from e
