@@ -1,7 +1,7 @@
 """Tracker benchmark on the real clips: detector calls/frame, recall, jitter ratio, offset.
 
     .venv/bin/python bench/tracking.py [--clips DIR] [--weights PTH] [--max-frames N] [--only a,b]
-                                       [--configs default "settle=0.2;detect_every=4" floor:2 ...]
+                                       [--configs default offline "offline;lag=3" "lag=5;settle=1.0;smooth_sigma=2" ...]
                                        [--long-side 640] [--cache DIR]
 
 Whole clips by default (``--max-frames`` 0 or absent). Per-frame detections are cached in
@@ -20,6 +20,9 @@ calls are counted without running the network twice. Metrics:
 * offset: mean distance tracker point <-> reference point, / inter-ocular distance (reference);
   mean and median over matched faces (profile faces have a tiny inter-ocular distance, which
   inflates the mean).
+* ``offline`` (and ``lag=N`` in a ``key=value`` config): the tracker followed by the fixed-lag
+  smoother (:class:`stream_gpen.faces.FixedLagSmoother`), as the pipeline runs files; the metrics
+  are taken on the smoother's released tracks, frame by frame as for the tracker.
 * ``floor:SIGMA``: not a tracker but the per-frame detections smoothed non-causally (Gaussian,
   SIGMA frames): the offset a smoother with look-ahead reaches at that jitter. It shows how much
   of the offset is the reference's own noise and real motion, i.e. what no causal tracker beats.
@@ -40,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from stream_gpen.faces import Detections, FaceDetector, FaceTracker  # noqa: E402
+from stream_gpen.faces._smoother import FixedLagSmoother  # noqa: E402
 from stream_gpen.faces._tracker import _REF, _iou, _similarity  # noqa: E402
 
 SHARED = REPO.parent / "shared"
@@ -139,9 +143,15 @@ def run_clip(path, det, configs, args):
         kw = dict(kw)
         floor = kw.pop("_floor", None)
         private = {k: kw.pop(k) for k in list(kw) if k.startswith("_")}  # experiment-only internals
+        smooth = {k[len("smooth_"):]: kw.pop(k) for k in list(kw) if k.startswith("smooth_")}
+        lag = kw.pop("lag", 0)
         tr = FaceTracker(**kw)
         for k, v in private.items():
             setattr(tr, k, v)
+        sm_attrs = {k: smooth.pop(k) for k in list(smooth) if k.isupper()}  # class constants, experiments only
+        sm = FixedLagSmoother(lag=lag, **smooth) if lag else None
+        for k, v in sm_attrs.items():
+            setattr(sm, k, v)
         calls = 0
         covered = total = 0
         tr_seq: dict = {}
@@ -149,10 +159,23 @@ def run_clip(path, det, configs, args):
         offs = []
         faces_out = 0
         t1 = time.perf_counter()
+        outs: list = [None] * n
+        cuts_seen = 0
         for i, fr in enumerate(frames_of(path, args.max_frames, args.stride)):
             need = tr.needs_detection(i, fr)
             calls += need
             tracks = tr.update(i, refs[i] if need else None, frame=fr)
+            if sm is None:
+                outs[i] = tracks
+                continue
+            cut = tr.scene_cuts > cuts_seen
+            cuts_seen = tr.scene_cuts
+            for j, tj in sm.push(i, tracks, cut=cut):
+                outs[j] = tj
+        if sm is not None:
+            for j, tj in sm.flush():
+                outs[j] = tj
+        for i, tracks in enumerate(outs):
             faces_out += len(tracks)
             d = refs[i]
             gb = d.boxes.numpy()[good[i]]
@@ -198,11 +221,22 @@ def _value(v: str):
 
 
 def parse_config(s: str):
-    """``default`` | ``key=value;key=value`` (FaceTracker options) | ``floor:SIGMA`` (see
+    """``default`` | ``offline[;key=value...]`` (the pipeline's file setting: tracker + fixed-lag
+    smoother) | ``key=value;key=value`` (FaceTracker options; ``lag=N`` adds a
+    :class:`FixedLagSmoother`, ``smooth_<option>=v`` sets its options) | ``floor:SIGMA`` (see
     :func:`floor_offsets`) | legacy ``motion:detect_every:smoothing(min_cutoff|off)[:beta[:correction]]``
     (the One-Euro filter of the first version)."""
     if s == "default":
         return s, {}
+    if s.startswith("offline"):
+        # what the pipeline runs on files: the smoother's default look-ahead and tracker options,
+        # plus any overrides: offline;key=value;...
+        from stream_gpen.faces._smoother import DEFAULT_LAG, TRACKER_OPTIONS
+
+        kw = dict(TRACKER_OPTIONS, lag=DEFAULT_LAG)
+        if ";" in s:
+            kw.update({k: _value(v) for k, v in (kv.split("=", 1) for kv in s.split(";")[1:])})
+        return s, kw
     if s.startswith("floor"):
         return s, dict(detect_every=1, smoothing=None, correction=1.0, _floor=float(s.split(":")[1]) if ":" in s else 3.0)
     if "=" in s:
@@ -268,7 +302,8 @@ def main() -> None:
     ap.add_argument(
         "--configs", nargs="+",
         default=[
-            "default", "floor:1.5", "floor:2", "flow:5:0.02:0.1:0.5", "process_noise=0.4;expression_noise=0.5",
+            "default", "offline", "offline;smooth_drift=keep", "offline;lag=3", "offline;lag=8", "lag=5",
+            "floor:1.5", "floor:2", "flow:5:0.02:0.1:0.5", "process_noise=0.4;expression_noise=0.5",
             "process_noise=1.0;expression_noise=1.0", "landmark_flow=0.0", "settle=0.15;velocity_smoothing=0.3",
             "detect_every=4", "detect_every=3", "detect_every=8",
         ],

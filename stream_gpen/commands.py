@@ -29,6 +29,16 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _smooth_lag(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if not 0 <= v <= 64:
+        raise argparse.ArgumentTypeError(f"must be an int in [0, 64], got {text!r}")
+    return v
+
+
 def _model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", default="auto", help=_MODEL_HELP)
@@ -51,6 +61,9 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    help="RetinaFace backbone (auto: ResNet-50 on CUDA, MobileNet-0.25 on CPU)")
     f.add_argument("--detect-size", type=_positive_int, default=640,
                    help="long side the detector sees (lower = faster, misses small faces)")
+    f.add_argument("--smooth-lag", type=_smooth_lag, default=None, metavar="N",
+                   help="files only: smooth landmarks with N frames of look-ahead (default 5; 0 = off). "
+                   "More = steadier faces, N more frames held in memory; live sources never wait")
 
 
 def _output_options(p: argparse.ArgumentParser) -> None:
@@ -73,6 +86,7 @@ def _make_enhancer(args):
         detect_every=args.detect_every, faces=args.faces, min_face=args.min_face, detector=args.detector,
         detect_size=args.detect_size, weights=args.weights, download=not args.no_download,
         progress=not getattr(args, "quiet", False), compile=args.compile,
+        smooth_lag=getattr(args, "smooth_lag", None),
     )
 
 

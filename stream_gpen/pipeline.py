@@ -3,7 +3,9 @@
 ::
 
     source (decode thread, frame ring)
-      -> FaceStage.plan      detect every k frames / track in between -> affines per frame
+      -> FaceStage.plan_frames  detect every k frames / track in between; for files, a fixed-lag
+                             smoother releases frame i - lag with look-ahead-smoothed landmarks
+                             -> affines per released frame (frames wait, in order, until released)
       -> pending frames      crops of several frames packed into one batch (bounded: batch size,
                              ring size, and for live sources a latency budget)
       -> FaceStage.restore   one batched warp -> restorer (fixed-shape buckets) -> paste in place
@@ -11,18 +13,20 @@
 
 Frames leave in the order and with the timestamps they came in with: the pipeline never reorders
 and never touches ``pts``. Memory is bounded by the ring: a frame keeps its ring slot from decode
-until the sink has encoded it, so a slow stage blocks the decoder instead of buffering.
+until the sink has encoded it, so a slow stage blocks the decoder instead of buffering. With a
+smoother of lag L, L more frames are held (waiting for their look-ahead): size the ring for it.
 """
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import torch
 
-from stream_gpen.faces import FaceDetector, FaceTracker, estimate_affines, paste_faces, warp_faces
+from stream_gpen.faces import FaceDetector, FaceTracker, FixedLagSmoother, estimate_affines, paste_faces, warp_faces
 from stream_gpen.summary import RunSummary, StageTimer
 
 log = logging.getLogger(__name__)
@@ -40,12 +44,16 @@ class FaceStage:
 
     ``restorer``: ``crops uint8 [n,3,S,S] -> same`` (GPEN runner or classic enhancer).
     ``detector`` / ``tracker``: see :mod:`stream_gpen.faces`.
+    ``smoother``: a :class:`~stream_gpen.faces.FixedLagSmoother` for offline sources (landmarks
+    smoothed with look-ahead; frames are released ``smoother.lag`` frames late), or ``None``
+    (live: no added delay).
     """
 
     restorer: Callable
     detector: FaceDetector
     tracker: FaceTracker
     timer: StageTimer = field(default_factory=StageTimer)
+    smoother: FixedLagSmoother | None = None
     detector_calls: int = 0
     faces_restored: int = 0
     frames_with_faces: int = 0
@@ -54,22 +62,62 @@ class FaceStage:
     def size(self) -> int:
         return int(self.restorer.size)
 
+    _cuts_seen: int = 0
+
+    @property
+    def lag(self) -> int:
+        """Frames a frame waits for its look-ahead before it can be restored (0 without smoother)."""
+        return self.smoother.lag if self.smoother is not None else 0
+
     def reset(self) -> None:
         self.tracker.reset()
+        if self.smoother is not None:
+            self.smoother.reset()
+        self._cuts_seen = 0
 
-    def plan(self, index: int, image: torch.Tensor) -> torch.Tensor:
-        """Affines ``[k,2,3]`` (frame -> crop) of the faces to restore in this frame."""
+    def _track(self, index: int, image: torch.Tensor) -> list:
         with self.timer("detect"):
             dets = None
             if self.tracker.needs_detection(index, image):
                 dets = self.detector.detect([image])[0]
                 self.detector_calls += 1
         with self.timer("track"):
-            tracks = self.tracker.update(index, dets, frame=image)
-            if not tracks:
-                return torch.zeros(0, 2, 3)
-            points = torch.stack([torch.as_tensor(t.landmarks, dtype=torch.float32) for t in tracks])
-            return estimate_affines(points, size=self.size)
+            return self.tracker.update(index, dets, frame=image)
+
+    def _affines(self, tracks: list) -> torch.Tensor:
+        if not tracks:
+            return torch.zeros(0, 2, 3)
+        points = torch.stack([torch.as_tensor(t.landmarks, dtype=torch.float32) for t in tracks])
+        return estimate_affines(points, size=self.size)
+
+    def plan(self, index: int, image: torch.Tensor) -> torch.Tensor:
+        """Affines ``[k,2,3]`` (frame -> crop) of the faces to restore in this frame, from the
+        tracker alone (no look-ahead, whatever ``smoother`` is). Streams use :meth:`plan_frames`."""
+        tracks = self._track(index, image)
+        with self.timer("track"):
+            return self._affines(tracks)
+
+    def plan_frames(self, index: int, image: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+        """Track frame ``index`` and return ``(index, affines)`` of the frames whose faces are now
+        final: this frame without a smoother, else frame ``index - lag`` (none while the first
+        ``lag`` frames fill the window). Every frame comes out exactly once, in order; call
+        :meth:`plan_flush` at the end of the stream for the last ``lag`` frames."""
+        tracks = self._track(index, image)
+        with self.timer("track"):
+            if self.smoother is None:
+                return [(index, self._affines(tracks))]
+            # A scene cut starts new track ids anyway; passing it on also breaks the window for
+            # any id that survives (belt and braces: never smooth across a cut).
+            cut = self.tracker.scene_cuts > self._cuts_seen
+            self._cuts_seen = self.tracker.scene_cuts
+            return [(i, self._affines(t)) for i, t in self.smoother.push(index, tracks, cut=cut)]
+
+    def plan_flush(self) -> list[tuple[int, torch.Tensor]]:
+        """End of stream: ``(index, affines)`` of every frame the smoother still holds."""
+        if self.smoother is None:
+            return []
+        with self.timer("track"):
+            return [(i, self._affines(t)) for i, t in self.smoother.flush()]
 
     def plan_still(self, image: torch.Tensor) -> torch.Tensor:
         """Affines for a single image: always detect, no temporal smoothing."""
@@ -154,15 +202,18 @@ def run_stream(
     Faces of several frames are collected until ``batch_faces`` crops are pending, the
     pending frames reach ``max_pending_frames`` (keep it below the ring size so the decoder
     never starves), or — for live sources — the oldest pending frame has waited
-    ``latency_budget_s``. Each yielded frame still owns its ring slot: hand it to a sink (which
+    ``latency_budget_s``. With a smoother (``stage.lag`` > 0) each frame first waits for its
+    look-ahead, so up to ``max_pending_frames + stage.lag`` frames are held: the ring must have
+    room for both. Each yielded frame still owns its ring slot: hand it to a sink (which
     releases it) or call ``frame.release()``.
     """
     pending: list[_Pending] = []
+    waiting: deque = deque()  # frames tracked but not yet released by the smoother (<= stage.lag)
     pending_faces = 0
     oldest = 0.0
     ring = getattr(source, "ring_size", None) or 8
     if max_pending_frames is None:
-        max_pending_frames = max(1, ring - 2)
+        max_pending_frames = max(1, ring - 2 - stage.lag)
 
     def flush():
         nonlocal pending, pending_faces
@@ -172,20 +223,29 @@ def run_stream(
         for p in out:
             yield p.frame
 
+    def admit(released):
+        nonlocal pending_faces, oldest
+        for index, aff in released:
+            frame = waiting.popleft()
+            if frame.index != index:  # the smoother releases in push order; anything else is a bug
+                raise RuntimeError(f"face planning released frame {index}, expected {frame.index}")
+            if not pending:
+                oldest = time.perf_counter()
+            pending.append(_Pending(frame, aff))
+            pending_faces += len(aff)
+            if (
+                pending_faces >= batch_faces
+                or len(pending) >= max_pending_frames
+                or (latency_budget_s is not None and time.perf_counter() - oldest >= latency_budget_s)
+            ):
+                yield from flush()
+
     for frame in source:
         if on_frame is not None:
             on_frame(frame)
-        aff = stage.plan(frame.index, frame.image)
-        if not pending:
-            oldest = time.perf_counter()
-        pending.append(_Pending(frame, aff))
-        pending_faces += len(aff)
-        if (
-            pending_faces >= batch_faces
-            or len(pending) >= max_pending_frames
-            or (latency_budget_s is not None and time.perf_counter() - oldest >= latency_budget_s)
-        ):
-            yield from flush()
+        waiting.append(frame)
+        yield from admit(stage.plan_frames(frame.index, frame.image))
+    yield from admit(stage.plan_flush())
     yield from flush()
 
 
