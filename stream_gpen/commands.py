@@ -59,6 +59,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     f.add_argument("--min-face", type=float, default=0.0, metavar="PX", help="ignore faces smaller than this")
     f.add_argument("--detector", default="auto", choices=["auto", "resnet50", "mobilenet0.25"],
                    help="RetinaFace backbone (auto: ResNet-50 on CUDA, MobileNet-0.25 on CPU)")
+    f.add_argument("--detector-weights", metavar="PATH",
+                   help="explicit RetinaFace weights file for --detector (overrides the cache)")
     f.add_argument("--detect-size", type=_positive_int, default=640,
                    help="long side the detector sees (lower = faster, misses small faces)")
     f.add_argument("--smooth-lag", type=_smooth_lag, default=None, metavar="N",
@@ -84,7 +86,7 @@ def _make_enhancer(args):
     return Enhancer(
         args.model, device=args.device, precision=args.precision, batch_size=args.batch_size,
         detect_every=args.detect_every, faces=args.faces, min_face=args.min_face, detector=args.detector,
-        detect_size=args.detect_size, weights=args.weights, download=not args.no_download,
+        detect_size=args.detect_size, weights=args.weights, detector_weights=args.detector_weights, download=not args.no_download,
         progress=not getattr(args, "quiet", False), compile=args.compile,
         smooth_lag=getattr(args, "smooth_lag", None),
     )

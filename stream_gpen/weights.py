@@ -280,8 +280,11 @@ def _hint(wf: WeightFile) -> str:
     parts = [f"or save it as {d / wf.filename}" for d in search_dirs()[1:]]
     if wf.aliases:
         parts.append("accepted file names: " + ", ".join(wf.names_on_disk))
-    parts.append(f"set {HOME_ENV} to use another cache directory, or pass --weights PATH "
-                 "(path= in Python) to use a file anywhere")
+    if wf.name in DETECTOR_FILES:
+        flag = "--detector-weights PATH (detector_weights= in Python)"
+    else:
+        flag = "--weights PATH (weights= in Python)"
+    parts.append(f"set {HOME_ENV} to use another cache directory, or pass {flag} to use a file anywhere")
     return "; ".join(parts)
 
 
