@@ -329,7 +329,10 @@ class Enhancer:
         # The ring is sized before we know whether the source is live; a live one (lag 0) then
         # simply has `lag` spare slots.
         lag = self._file_lag()
-        source = open_source(src_s, device=self.device, ring_size=pending + lag + _SINK_QUEUE + 3)
+        # autorotate: phone videos store sideways pixels plus a display rotation; the detector
+        # needs upright faces, so frames are rotated on decode and written upright (no flag).
+        source = open_source(src_s, device=self.device, ring_size=pending + lag + _SINK_QUEUE + 3,
+                             autorotate=True)
         with source:
             meta = source.metadata
             total = _expected_frames(meta)
@@ -401,7 +404,8 @@ class Enhancer:
 
         pending = self._max_pending()
         lag = 0 if live else self._file_lag()  # live=None: decided by the source, see below
-        src = open_source(str(source), device=self.device, live=live, ring_size=pending + lag + 3)
+        src = open_source(str(source), device=self.device, live=live, ring_size=pending + lag + 3,
+                          autorotate=True)
         with src:
             stage = self._stage(lag=0 if getattr(src, "live", False) else lag)
             budget = latency_budget_s if getattr(src, "live", False) else None

@@ -242,3 +242,43 @@ def test_no_face_video_stream_copied_on_request(tiny_enhancer, shared, tmp_path)
         pa = [bytes(p) for p in a.demux(video=0) if p.size]
         pb = [bytes(p) for p in b.demux(video=0) if p.size]
     assert pa == pb
+
+
+def test_phone_video_with_display_rotation_is_restored_upright(tmp_path, shared, mobilenet_weights):
+    """Sideways pixels + a 90-degree display rotation (how phones record): faces are found on the
+    upright picture and the output is written upright, without the rotation flag."""
+    import cv2
+
+    face = cv2.imread(str(shared / "data/faces/aligned/gpen_ffhq_00001.png"))[:, :, ::-1]
+    upright = np.full((480, 360, 3), 80, np.uint8)
+    upright[100:340, 60:300] = cv2.resize(face, (240, 240))
+    stored = np.ascontiguousarray(np.rot90(upright, -1, (0, 1)))  # players rotate it back (CCW)
+
+    def write(path, rotation):
+        with av.open(str(path), "w") as c:
+            s = c.add_stream("libx264", rate=10, options={"preset": "ultrafast", "crf": "12"})
+            s.width, s.height, s.pix_fmt = stored.shape[1], stored.shape[0], "yuv420p"
+            if rotation:
+                s.set_display_rotation(rotation)
+            for i in range(3):
+                vf = av.VideoFrame.from_ndarray(stored, format="rgb24")
+                vf.pts = i
+                for p in s.encode(vf):
+                    c.mux(p)
+            for p in s.encode():
+                c.mux(p)
+
+    rotated = tmp_path / "phone.mp4"
+    write(rotated, 90)
+    enh = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights)
+    summary = enh.enhance_file(rotated, tmp_path / "out.mp4")
+    assert summary.faces_restored == 3
+    from stream_gpen.io import open_source
+
+    with open_source(tmp_path / "out.mp4") as src:
+        assert src.metadata.rotation == 0 and (src.metadata.width, src.metadata.height) == (360, 480)
+        img = next(src).image.numpy()
+    # Upright: the white (restored) face sits where the upright picture has it.
+    white = (img > 240).all(axis=2)
+    ys, xs = np.nonzero(white)
+    assert 80 <= ys.mean() <= 360 and 40 <= xs.mean() <= 320
