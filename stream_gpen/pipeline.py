@@ -90,13 +90,6 @@ class FaceStage:
         points = torch.stack([torch.as_tensor(t.landmarks, dtype=torch.float32) for t in tracks])
         return estimate_affines(points, size=self.size)
 
-    def plan(self, index: int, image: torch.Tensor) -> torch.Tensor:
-        """Affines ``[k,2,3]`` (frame -> crop) of the faces to restore in this frame, from the
-        tracker alone (no look-ahead, whatever ``smoother`` is). Streams use :meth:`plan_frames`."""
-        tracks = self._track(index, image)
-        with self.timer("track"):
-            return self._affines(tracks)
-
     def plan_frames(self, index: int, image: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
         """Track frame ``index`` and return ``(index, affines)`` of the frames whose faces are now
         final: this frame without a smoother, else frame ``index - lag`` (none while the first
@@ -195,7 +188,6 @@ def run_stream(
     max_pending_frames: int | None = None,
     latency_budget_s: float | None = None,
     on_frame: Callable[[object], None] | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[object]:
     """Yield the frames of ``source`` with their faces restored, in input order.
 
