@@ -262,6 +262,31 @@ class Enhancer:
         smoother = FixedLagSmoother(lag=lag) if lag > 0 else None
         return FaceStage(self.restorer, self.detector, tracker, timer=timer or StageTimer(), smoother=smoother)
 
+    def _open(self, spec, *, live: bool | None = None, sink_queue: int = 0, timer: StageTimer | None = None):
+        """Open ``spec`` and a face stage that fits it: ``(source, stage)``.
+
+        The ring holds every frame the pipeline may keep at once: the pending batch, the
+        smoother's look-ahead, the sink's queue and a few in flight, so the decoder never starves
+        and memory stays bounded. Live sources get no look-ahead (the ring is sized before the
+        source says whether it is live; a live one then has ``lag`` spare slots). ``autorotate``:
+        phone videos store sideways pixels plus a display rotation; the detector needs upright
+        faces, so frames are rotated on decode and written upright (no flag).
+        """
+        from stream_gpen.io import open_source
+
+        lag = 0 if live else self._file_lag()
+        ring = self._max_pending() + lag + sink_queue + 3
+        src = open_source(str(spec), device=self.device, live=live, ring_size=ring, autorotate=True)
+        return src, self._stage(timer, lag=0 if getattr(src, "live", False) else lag)
+
+    def _frames(self, src, stage, *, latency_budget_s: float | None = 0.05, on_frame=None):
+        """The restored frames of ``src`` in input order (each still holds its ring slot)."""
+        from stream_gpen.pipeline import run_stream
+
+        budget = latency_budget_s if getattr(src, "live", False) else None
+        return run_stream(src, stage, batch_faces=self.batch_size, max_pending_frames=self._max_pending(),
+                          latency_budget_s=budget, on_frame=on_frame)
+
     def _summary(self, **kw) -> RunSummary:
         return RunSummary(model=self.model_name, device=str(self.device), precision=self.precision, **kw)
 
@@ -316,8 +341,7 @@ class Enhancer:
         ``copy_if_no_faces``: a video in which no face was restored is stream-copied to ``dst``
         instead of re-encoded (bit-exact, no generation loss); the summary's fallbacks say so.
         """
-        from stream_gpen.io import open_sink, open_source
-        from stream_gpen.pipeline import run_stream
+        from stream_gpen.io import open_sink
 
         src_s = str(src)
         if dst is None:
@@ -325,29 +349,16 @@ class Enhancer:
         timer = StageTimer()
         summary = self._summary(input=src_s, output=str(dst))
         t0 = time.perf_counter()
-        pending = self._max_pending()
-        # The ring is sized before we know whether the source is live; a live one (lag 0) then
-        # simply has `lag` spare slots.
-        lag = self._file_lag()
-        # autorotate: phone videos store sideways pixels plus a display rotation; the detector
-        # needs upright faces, so frames are rotated on decode and written upright (no flag).
-        source = open_source(src_s, device=self.device, ring_size=pending + lag + _SINK_QUEUE + 3,
-                             autorotate=True)
+        source, stage = self._open(src_s, sink_queue=_SINK_QUEUE, timer=timer)
         with source:
             meta = source.metadata
             total = _expected_frames(meta)
-            stage = self._stage(timer, lag=0 if getattr(source, "live", False) else lag)
             is_still = getattr(meta, "kind", "") in ("image", "folder")
             sink = None
             try:
                 with open_sink(dst, source=source, codec=codec, crf=crf, preset=preset, audio=audio,
                                overwrite=overwrite, quality=quality, queue_size=_SINK_QUEUE) as sink:
-                    frames = (
-                        self._still_frames(source, stage) if is_still
-                        else run_stream(source, stage, batch_faces=self.batch_size,
-                                        max_pending_frames=pending,
-                                        latency_budget_s=0.05 if getattr(source, "live", False) else None)
-                    )
+                    frames = self._still_frames(source, stage) if is_still else self._frames(source, stage)
                     for frame in frames:
                         summary.frames_in += 1
                         with timer("encode"):
@@ -399,18 +410,9 @@ class Enhancer:
 
     def stream(self, source, *, live: bool | None = None, latency_budget_s: float = 0.05) -> Iterator[EnhancedFrame]:
         """Yield enhanced frames (numpy RGB) with their timestamps from any source spec."""
-        from stream_gpen.io import open_source
-        from stream_gpen.pipeline import run_stream
-
-        pending = self._max_pending()
-        lag = 0 if live else self._file_lag()  # live=None: decided by the source, see below
-        src = open_source(str(source), device=self.device, live=live, ring_size=pending + lag + 3,
-                          autorotate=True)
+        src, stage = self._open(source, live=live)
         with src:
-            stage = self._stage(lag=0 if getattr(src, "live", False) else lag)
-            budget = latency_budget_s if getattr(src, "live", False) else None
-            for frame in run_stream(src, stage, batch_faces=self.batch_size, latency_budget_s=budget,
-                                    max_pending_frames=pending):
+            for frame in self._frames(src, stage, latency_budget_s=latency_budget_s):
                 try:
                     out = EnhancedFrame(frame.index, frame.image.cpu().numpy().copy(), frame.pts,
                                         frame.time_base, frame.time)

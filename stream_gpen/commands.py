@@ -206,8 +206,8 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
     """Live loop: low-latency source -> enhancer -> sinks. Returns the run summary."""
     from contextlib import ExitStack
 
-    from stream_gpen.io import open_sink, open_source
-    from stream_gpen.pipeline import run_stream
+    from stream_gpen.api import _SINK_QUEUE
+    from stream_gpen.io import open_sink
     from stream_gpen.summary import StageTimer
 
     stop = stop or threading.Event()
@@ -217,19 +217,14 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
     latencies: list[float] = []
     t0 = time.perf_counter()
     last_print = t0
-    from stream_gpen.api import _SINK_QUEUE
-
-    pending = enh._max_pending()
-    src = open_source(source, device=enh.device, live=True, ring_size=pending + _SINK_QUEUE + 3)
+    src, stage = enh._open(source, live=True, sink_queue=_SINK_QUEUE, timer=timer)
     with src, ExitStack() as stack:
         sinks = [stack.enter_context(open_sink(o, source=src, overwrite=overwrite, codec=codec, preset=preset,
                                                audio="none", queue_size=_SINK_QUEUE)) for o in outputs]
         out = _Tee(sinks)
-        stage = enh._stage(timer)
         try:
-            for frame in run_stream(src, stage, batch_faces=enh.batch_size, latency_budget_s=latency_budget_s,
-                                    max_pending_frames=pending,
-                                    on_frame=lambda f: arrival.__setitem__(f.index, time.perf_counter())):
+            for frame in enh._frames(src, stage, latency_budget_s=latency_budget_s,
+                                     on_frame=lambda f: arrival.__setitem__(f.index, time.perf_counter())):
                 with timer("encode"):
                     out.write(frame)
                 now = time.perf_counter()
