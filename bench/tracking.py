@@ -12,7 +12,10 @@ Per clip, per-frame detection (every frame, same detector and settings) is the r
 tracker is fed exactly those detections on the frames where it asks for one, so its detector
 calls are counted without running the network twice. Metrics:
 
-* calls/frame: frames where ``needs_detection`` was true / frames.
+* calls/frame: frames where ``needs_detection`` was true / frames (periodic, recovery and
+  change-watch probe detections). Probes usually look at a region only: the row's note gives
+  probes/frame and the detector work per frame in whole-frame units (a probe counts its region's
+  share of the frame).
 * recall: reference faces (score >= 0.8, box side >= 48 px) covered by a tracker track (IoU >= 0.3).
 * jitter: mean |second difference| of the 5 points, per face chain over consecutive frames, in
   template pixels (S=256, divided by each face's scale); the ratio is tracker / per-frame detection
@@ -164,7 +167,13 @@ def run_clip(path, det, configs, args):
         for i, fr in enumerate(frames_of(path, args.max_frames, args.stride)):
             need = tr.needs_detection(i, fr)
             calls += need
-            tracks = tr.update(i, refs[i] if need else None, frame=fr)
+            d = refs[i] if need else None
+            if need and tr.probe_region is not None:
+                # a region probe: the detector sees only that part of the frame
+                x1, y1, x2, y2 = tr.probe_region
+                c = (d.boxes[:, :2] + d.boxes[:, 2:]) / 2
+                d = d.select(torch.nonzero((c[:, 0] >= x1) & (c[:, 0] <= x2) & (c[:, 1] >= y1) & (c[:, 1] <= y2)).flatten())
+            tracks = tr.update(i, d, frame=fr)
             if sm is None:
                 outs[i] = tracks
                 continue
@@ -206,7 +215,9 @@ def run_clip(path, det, configs, args):
             ref_faces=total, jitter_tr=jt, jitter_ref=jr, jitter_ratio=jt / jr if jr > 0 else float("nan"),
             offset=float(np.mean(offs)) if offs else float("nan"),
             offset_med=float(np.median(offs)) if offs else float("nan"), cuts=tr.scene_cuts, faces_out=faces_out,
-            tracker_s=t_tr,
+            tracker_s=t_tr, probes=tr.probes / max(n, 1),
+            # detector work in whole-frame units: region probes cost their share of the pixels
+            work=(calls - tr.probes + tr.probe_area) / max(n, 1),
         ))
     return rows, t_det
 
@@ -325,7 +336,7 @@ def main() -> None:
             print(
                 f"{path.stem[:24]:24s} {r['frames']:6d} {r['calls']:7.3f} {r['recall']:7.2%} "
                 f"{r['jitter_tr']:7.3f} {r['jitter_ref']:7.3f} {r['jitter_ratio']:6.2f} {r['offset']:7.2%} {r['offset_med']:7.2%} {r['cuts']:4d}  {r['config']}"
-                f"   (faces out {r['faces_out']}, ref faces {r['ref_faces']}, tracker {r['tracker_s']:.1f}s)"
+                f"   (faces out {r['faces_out']}, ref faces {r['ref_faces']}, probes/f {r['probes']:.3f}, detector work/f {r['work']:.3f}, tracker {r['tracker_s']:.1f}s)"
             )
         print(f"  per-frame detection: {t_det:.1f}s for {rows[0]['frames']} frames", flush=True)
 

@@ -79,7 +79,8 @@ class FaceStage:
         with self.timer("detect"):
             dets = None
             if self.tracker.needs_detection(index, image):
-                dets = self.detector.detect([image])[0]
+                region = self.tracker.probe_region  # a change-watch probe looks only where it changed
+                dets = self.detector.detect([image])[0] if region is None else self.detector.detect_region(image, region)
                 self.detector_calls += 1
         with self.timer("track"):
             return self.tracker.update(index, dets, frame=image)

@@ -89,6 +89,25 @@ def test_options_filter_faces(mobilenet_weights, solvay):
     assert 0 < len(d) < 29 and bool((side >= 40).all())
 
 
+def test_region_detection_equals_whole_frame_detection(det, solvay):
+    """A region is detected at the whole frame's scale: the faces inside it come out in frame
+    coordinates, the same as a whole-frame detection finds them; faces outside are not seen."""
+    frame = torch.from_numpy(solvay)
+    full = det.detect(frame)[0]
+    h, w = frame.shape[:2]
+    region = (w * 0.3, h * 0.2, w * 0.7, h * 0.8)
+    part = det.detect_region(frame, region)
+    c = (full.boxes[:, :2] + full.boxes[:, 2:]) / 2
+    inside = (c[:, 0] > region[0]) & (c[:, 0] < region[2]) & (c[:, 1] > region[1]) & (c[:, 1] < region[3])
+    assert int(inside.sum()) >= 3 and 0 < len(part) < len(full)
+    for box, lms in zip(full.boxes[inside], full.landmarks[inside]):
+        k = int(((part.boxes - box).abs().sum(1)).argmin())
+        # same scale, same anchor grid, context around: the same face to sub-pixel precision
+        assert (part.landmarks[k] - lms).abs().max() < 1.0
+        assert (part.boxes[k] - box).abs().max() < 1.0
+    assert len(det.detect_region(frame, (10, 10, 11, 11))) == 0  # degenerate region: nothing, no error
+
+
 def test_no_face_frame(det):
     frame = torch.full((240, 320, 3), 90, dtype=torch.uint8)
     d = det.detect([frame])[0]

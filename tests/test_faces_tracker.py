@@ -196,6 +196,75 @@ def test_bad_options():
         FaceTracker(landmark_flow=2)
     with pytest.raises(InvalidInputError, match="detection_noise must be > 0, got 0"):
         FaceTracker(detection_noise=0)
+    with pytest.raises(InvalidInputError, match="watch_threshold must be > 0, got 0"):
+        FaceTracker(watch_threshold=0)
+    with pytest.raises(InvalidInputError, match=r"watch_area must be in \(0, 1\), got 1.5"):
+        FaceTracker(watch_area=1.5)
+
+
+def _watch_run(frames, **kw):
+    """Run the tracker with no faces ever detected; return the frames where it asked for a
+    detection and the probe regions."""
+    tr = FaceTracker(detect_every=5, **kw)
+    asked, regions = [], []
+    for i, f in enumerate(frames):
+        if tr.needs_detection(i, f):
+            asked.append(i)
+            regions.append(tr.probe_region)
+        tr.update(i, Detections.empty() if asked and asked[-1] == i else None, frame=f)
+    return tr, asked, regions
+
+
+def test_watch_probes_a_new_blob_where_it_is_but_not_moving_edges_or_pans():
+    rng = np.random.default_rng(3)
+    bg = _background(7)
+    # A pan with sensor noise and a thin bar sweeping across: edges of motion, no new blob.
+    frames = []
+    for i in range(10):
+        img = np.roll(bg, 3 * i, axis=1).astype(np.int16) + rng.normal(0, 3, bg.shape).round().astype(np.int16)
+        img[:, 20 + 12 * i : 22 + 12 * i] = 255
+        frames.append(torch.from_numpy(np.clip(img, 0, 255).astype(np.uint8)))
+    tr, asked, _ = _watch_run(frames)
+    assert asked == [0, 5] and tr.probes == 0
+    # The same with a filled 40x40 patch appearing at frame 7: a probe there, at the patch.
+    frames[7] = frames[7].clone()
+    frames[7][100:140, 200:240] = torch.tensor([250, 200, 180], dtype=torch.uint8)
+    tr, asked, regions = _watch_run(frames)
+    assert asked == [0, 5, 7, 8] and tr.probes == 2, asked  # it appears at 7 and vanishes at 8
+    x1, y1, x2, y2 = regions[2]
+    assert x1 <= 200 and y1 <= 100 and x2 >= 240 and y2 >= 140 and (x2 - x1) * (y2 - y1) < 0.6 * H * W
+    # watch=False: periodic detections only
+    _, asked, _ = _watch_run(frames, watch=False)
+    assert asked == [0, 5]
+
+
+def test_probe_starts_new_tracks_only_and_drops_a_one_off():
+    """A probe detection starts a track for a new face, leaves confirmed tracks to their filter
+    (no correction), and drops a once-seen track it does not find in its region."""
+    tr = FaceTracker(detect_every=5, motion="none", watch=False)
+    pts = _REF.astype(np.float64) * 0.5 + 40
+    box = np.array([30.0, 30.0, 180.0, 180.0])
+
+    def dets(*faces):
+        return Detections(
+            torch.tensor(np.array([b for b, _ in faces]), dtype=torch.float32).reshape(-1, 4),
+            torch.tensor(np.array([p for _, p in faces]), dtype=torch.float32).reshape(-1, 5, 2),
+            torch.full((len(faces),), 0.99),
+        )
+
+    tr.update(0, dets((box, pts)))
+    tr.update(1, dets((box, pts)))  # confirmed (two detections)
+    before = tr.tracks[0].landmarks.clone()
+    # probe on frame 2: the known face slightly off (must not pull the track) and a new face
+    tr._probe_for, tr.probe_region = 2, None
+    other = (box + [150, 0, 150, 0], pts + [150, 0])
+    out = tr.update(2, dets((box + 4, pts + 4), other))
+    assert len(out) == 2 and tr.probes == 1
+    assert torch.equal(out[0].landmarks, before)  # confirmed track not corrected by the probe
+    # probe on frame 3 that does not find the new, once-seen face: dropped; the confirmed one stays
+    tr._probe_for, tr.probe_region = 3, (0.0, 0.0, 320.0, 256.0)
+    out = tr.update(3, dets())
+    assert [t.id for t in out] == [0]
 
 
 def test_real_no_face_clip_passes_through(det, shared):

@@ -176,7 +176,8 @@ def test_face_selection_largest(shared, mobilenet_weights):
 
 
 def test_single_frame_face_and_4k(tmp_path, mobilenet_weights, shared):
-    """A face present in one frame only, in a 4K clip, is restored there and nowhere else."""
+    """A face present in one frame only, between two periodic detections, in a 4K clip, is
+    restored there and nowhere else (the change watch asks for a probe detection)."""
     import cv2
 
     face = cv2.imread(str(shared / "data/faces/aligned/gpen_ffhq_00000.png"))[:, :, ::-1]
@@ -195,17 +196,63 @@ def test_single_frame_face_and_4k(tmp_path, mobilenet_weights, shared):
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
-    solid = SolidRestorer(64)
-    # detect_every=1: a face that exists in one frame only can only be caught by detecting there.
-    enh = Enhancer(solid, device="cpu", detector_weights=mobilenet_weights, detect_every=1)
-    frames = list(enh.stream(path))
-    assert len(frames) == 4 and [f.image.shape for f in frames] == [(2160, 3840, 3)] * 4
-    assert sum(solid.calls) == 1
-    white = [int((f.image == 255).all(axis=2).sum()) for f in frames]
-    assert white[2] > 10_000 and white[0] == 0 and white[1] == 0 and white[3] == 0
-    # With sparse detection the clip still passes through intact (the face may be missed).
-    enh5 = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights, detect_every=5)
-    assert len(list(enh5.stream(path))) == 4
+    for live in (False, True):  # with the file look-ahead smoother, and without (live)
+        solid = SolidRestorer(64)
+        enh = Enhancer(solid, device="cpu", detector_weights=mobilenet_weights)  # detect_every=5
+        frames = list(enh.stream(path, live=live))
+        assert len(frames) == 4 and [f.image.shape for f in frames] == [(2160, 3840, 3)] * 4
+        assert sum(solid.calls) == 1
+        white = [int((f.image == 255).all(axis=2).sum()) for f in frames]
+        assert white[2] > 10_000 and white[0] == 0 and white[1] == 0 and white[3] == 0, (live, white)
+
+
+def _film_with_face(shared, frames_with_face, size=150, at=(60, 250)):
+    """The real no-face film clip (grain, flicker, motion) with an aligned face pasted into the
+    given frames, as RGB uint8 arrays."""
+    import cv2
+
+    face = cv2.imread(str(shared / "data/faces/aligned/gpen_ffhq_00000.png"))[:, :, ::-1]
+    face = cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA)
+    out = []
+    with av.open(str(shared / VIDEOS / "upscaleavideo_old_movie1_bw_noface.mp4")) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            img = f.to_ndarray(format="rgb24").copy()
+            if i in frames_with_face:
+                y, x = at
+                img[y : y + size, x : x + size] = face
+            out.append(img)
+    return out
+
+
+@pytest.mark.parametrize("live", [False, True])
+@pytest.mark.parametrize("case", ["one_frame", "one_frame_at_detection", "enters"])
+def test_faces_between_periodic_detections_on_real_footage(shared, mobilenet_weights, case, live):
+    """On real film footage: a face shown for one frame between periodic detections (frame 7;
+    detections at 0, 5, 10, ...) or on a periodic detection (frame 5) is restored in that frame
+    only, with no ghost following the flow after it; a face that appears at frame 7 and stays is
+    restored from frame 7 on, not from the next periodic detection."""
+    from stream_gpen.faces import FaceDetector, FaceTracker, FixedLagSmoother
+    from stream_gpen.pipeline import FaceStage
+
+    present = {"one_frame": {7}, "one_frame_at_detection": {5}, "enters": set(range(7, 27))}[case]
+    imgs = _film_with_face(shared, present)
+    det = FaceDetector(backbone="mobilenet0.25", device="cpu", weights=mobilenet_weights)
+    stage = FaceStage(SolidRestorer(64), det, FaceTracker(detect_every=5),
+                      smoother=None if live else FixedLagSmoother(lag=5))
+    planned = {}
+    for i, img in enumerate(imgs):
+        planned.update(stage.plan_frames(i, torch.from_numpy(img)))
+    planned.update(stage.plan_flush())
+    faces = [len(planned[i]) for i in range(len(imgs))]
+    assert faces == [int(i in present) for i in range(len(imgs))], faces
+    assert stage.tracker.probes >= 1
+    if case == "one_frame_at_detection":
+        return
+    # Without the watch, only periodic detections run: the one-frame face is missed and the
+    # entering face waits for frame 10 (this is what the watch fixes).
+    stage = FaceStage(SolidRestorer(64), det, FaceTracker(detect_every=5, watch=False))
+    faces = [len(stage.plan_frames(i, torch.from_numpy(img))[0][1]) for i, img in enumerate(imgs)]
+    assert faces[7] == 0 and faces[8] == 0
 
 
 def test_model_auto_without_weights_fails_clearly(tmp_path, monkeypatch, mobilenet_weights):

@@ -197,8 +197,36 @@ class FaceDetector:
                     out[i] = d
         return out  # type: ignore[return-value]
 
-    def _detect_batch(self, frames: list[torch.Tensor], h: int, w: int) -> list[Detections]:
+    @torch.inference_mode()
+    def detect_region(self, frame: torch.Tensor, region) -> Detections:
+        """Detect faces in the ``region`` ``(x1, y1, x2, y2)`` (frame px) of one frame, for the cost of
+        the region's pixels (plus a context margin) only. The region is snapped to the network's
+        coarsest stride (32 px) at the scale :meth:`detect` uses for the whole frame, so the network
+        sees the same pixels on the same anchor grid: faces inside it come out as a whole-frame
+        detection finds them.
+        Returns frame pixel coordinates."""
+        if not isinstance(frame, torch.Tensor) or frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != torch.uint8:
+            raise InvalidInputError(f"frame must be a uint8 RGB [H,W,3] tensor, got {getattr(frame, 'dtype', None)}")
+        h, w = frame.shape[:2]
         sh, sw = self.scaled_size(h, w)
+        fx, fy = w / sw, h / sh
+        # RetinaFace's coarsest feature stride, and a context margin of two of them: the network's
+        # receptive field is wide, so the zero padding at a crop border changes scores nearby.
+        g, m = 32, 64
+        nx1 = max(int(math.floor((region[0] / fx - m) / g)) * g, 0)
+        ny1 = max(int(math.floor((region[1] / fy - m) / g)) * g, 0)
+        nx2 = min(int(math.ceil((region[2] / fx + m) / g)) * g, sw)
+        ny2 = min(int(math.ceil((region[3] / fy + m) / g)) * g, sh)
+        if nx2 - nx1 < 2 or ny2 - ny1 < 2:
+            return Detections.empty()
+        x1, y1 = int(round(nx1 * fx)), int(round(ny1 * fy))
+        x2, y2 = min(int(round(nx2 * fx)), w), min(int(round(ny2 * fy)), h)
+        d = self._detect_batch([frame[y1:y2, x1:x2]], y2 - y1, x2 - x1, size=(ny2 - ny1, nx2 - nx1))[0]
+        off = torch.tensor([float(x1), float(y1)])
+        return Detections(d.boxes + off.repeat(2), d.landmarks + off, d.scores)
+
+    def _detect_batch(self, frames: list[torch.Tensor], h: int, w: int, size=None) -> list[Detections]:
+        sh, sw = size if size is not None else self.scaled_size(h, w)
         x = torch.stack([f.to(self.device, non_blocking=True) for f in frames]).permute(0, 3, 1, 2).float()
         if (sh, sw) != (h, w):
             x = F.interpolate(x, size=(sh, sw), mode="bilinear", align_corners=False, antialias=True)

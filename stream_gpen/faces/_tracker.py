@@ -11,6 +11,12 @@ Design (measured in ``bench/tracking.py``, see ``docs/tracking.md``):
 * A detection is requested every ``detect_every`` frames, and also when a track is lost (flow
   failed), when a track has no detection match for a while, and on a scene cut (mean absolute
   difference of a 32x32 thumbnail).
+* Between those, a cheap change watch (``watch``) looks for new content outside the tracked faces:
+  a small grey copy of the frame is compared with the one at the last detection, after removing
+  the global shift (phase correlation) and brightness change. A changed blob the size of a small
+  face requests a *probe* detection, which only starts tracks for new faces (and drops a track
+  that was detected once and is gone), so a face that appears for a single frame between periodic
+  detections is still found, and the tracked faces' filters are not disturbed.
 * ``filter="kalman"`` (default, :class:`PoseKalman`): per face, a predict/correct filter on the
   pose (centroid, log-scale, angle) and the shape residual in template pixels. The flow is the
   prediction, detections are measurements whose noise is estimated online from the innovations;
@@ -298,6 +304,7 @@ class _State:
     misses: int = 0
     detected: bool = False
     lost: bool = False
+    hits: int = 1  # detections matched so far; a track with one is unconfirmed (may be a one-off)
 
 
 class FaceTracker:
@@ -306,7 +313,10 @@ class FaceTracker:
     Use::
 
         if tracker.needs_detection(i, frame):
-            d = detector.detect([frame])[0]
+            if tracker.probe_region is not None:  # a probe: only this part of the frame changed
+                d = detector.detect_region(frame, tracker.probe_region)
+            else:
+                d = detector.detect([frame])[0]
         else:
             d = None
         tracks = tracker.update(i, d, frame=frame)
@@ -361,6 +371,17 @@ class FaceTracker:
     * ``flow_long_side``: the frame is downscaled to this for optical flow; lower is faster,
       less precise.
     * ``iou_match``: minimum IoU to match a detection to a track.
+    * ``watch``: between periodic detections, compare a small grey copy of each frame with the one
+      at the last detection (global shift and brightness removed, tracked faces masked out) and
+      run a probe detection when a face-sized blob changed. Catches faces that appear between
+      periodic detections, even for one frame, and drops a one-off track as soon as it is gone;
+      costs extra detector calls on footage with much motion outside the faces (measured in
+      docs/tracking.md). ``False`` = periodic detections only.
+    * ``watch_threshold``: grey-level change (0-255, on the small copy) that counts as changed; it is
+      raised automatically on noisy footage (4x the robust noise level). Lower catches
+      low-contrast faces, and fires more on noise and motion.
+    * ``watch_area``: changed area, as a fraction of the frame, that requests a probe. Lower catches
+      smaller faces, and fires more on small motion (hands, leaves).
     """
 
     def __init__(
@@ -385,6 +406,9 @@ class FaceTracker:
         scene_cut_threshold: float = 40.0,
         flow_long_side: int = 480,
         iou_match: float = 0.3,
+        watch: bool = True,
+        watch_threshold: float = 24.0,
+        watch_area: float = 0.001,
     ) -> None:
         if not isinstance(detect_every, int) or detect_every < 1:
             raise InvalidInputError(f"detect_every must be an int >= 1, got {detect_every!r}")
@@ -414,6 +438,10 @@ class FaceTracker:
             raise InvalidInputError(f"correction must be in (0, 1], got {correction!r}")
         if not isinstance(max_misses, int) or max_misses < 0:
             raise InvalidInputError(f"max_misses must be an int >= 0, got {max_misses!r}")
+        if not watch_threshold > 0:
+            raise InvalidInputError(f"watch_threshold must be > 0, got {watch_threshold!r}")
+        if not 0.0 < watch_area < 1.0:
+            raise InvalidInputError(f"watch_area must be in (0, 1), got {watch_area!r}")
         self.detect_every = detect_every
         self.motion = motion
         self.select = select
@@ -434,6 +462,9 @@ class FaceTracker:
         self.scene_cut_threshold = float(scene_cut_threshold)
         self.flow_long_side = int(flow_long_side)
         self.iou_match = float(iou_match)
+        self.watch = bool(watch)
+        self.watch_threshold = float(watch_threshold)
+        self.watch_area = float(watch_area)
         # flow internals (measured in docs/tracking.md): 5x5 grid over the inner 80% of the box plus
         # the 5 landmarks, forward-backward error < 0.5 px, IRLS similarity, 3 pyramid levels
         self._flow_cfg = (5, 0.5, "irls", 0.8, True, 3)
@@ -457,6 +488,15 @@ class FaceTracker:
         self._prepared: tuple[int, np.ndarray | None, np.ndarray | None, bool] | None = None
         self._frame_size: tuple[int, int] | None = None
         self.scene_cuts = 0
+        # change watch: small grey copy and track boxes at the last detection; frame of a pending probe
+        self._watch_ref: np.ndarray | None = None
+        self._watch_boxes: list[np.ndarray] = []
+        self._probe_for: int | None = None
+        self._watch_cur: np.ndarray | None = None
+        #: (x1, y1, x2, y2) frame px: where the pending probe should look (None: whole frame)
+        self.probe_region: tuple[float, float, float, float] | None = None
+        self.probes = 0
+        self.probe_area = 0.0  # sum over probes of the region's fraction of the frame
 
     # --- per-frame -------------------------------------------------------------------------
     def _prepare(self, frame_index: int, frame: torch.Tensor | None):
@@ -478,6 +518,7 @@ class FaceTracker:
             tb = F.adaptive_avg_pool2d(small, (32, 32))
             gray = small[0, 0].clamp(0, 255).round().to(torch.uint8).cpu().numpy()
             thumb = tb[0, 0].cpu().numpy()
+            self._watch_cur = None  # made from `gray` on demand (only between detections)
             if self._prev_thumb is not None:
                 cut = float(np.abs(thumb - self._prev_thumb).mean()) > self.scene_cut_threshold
         self._prepared = (frame_index, gray, thumb, cut)
@@ -545,11 +586,111 @@ class FaceTracker:
         when a track missed its last detection, and on a scene cut (needs ``frame``).
         """
         _, _, _, cut = self._prepare(frame_index, frame)
+        self.probe_region = None
         if self._last_detect is None or cut:
             return True
         if frame_index - self._last_detect >= self.detect_every:
             return True
-        return any(t.lost or t.misses > 0 for t in self._tracks)
+        if any(t.lost or t.misses > 0 for t in self._tracks):
+            return True
+        if self._changed(frame_index):
+            self._probe_for = frame_index
+            return True
+        return False
+
+    # --- change watch ----------------------------------------------------------------------
+    _WATCH_LONG_SIDE = 160  # px of the small grey copy: a 64 px face in 1080p is ~5 px wide here
+    # Masked around each confirmed face, in face-box sizes (side, above, below): the head, hair,
+    # neck and shoulders move with the face and are not new faces.
+    _WATCH_MARGIN = (0.5, 0.5, 1.5)
+    # A new face is a filled, roughly round blob of change; the edges of a moving body, object or
+    # camera are thin lines. Blobs less filled or more elongated than this are ignored.
+    _WATCH_MIN_FILL = 0.45
+    _WATCH_MAX_ASPECT = 2.5
+
+    def _watch_image(self) -> np.ndarray | None:
+        """The current frame's small grey copy (float32), from the flow image of `_prepare`."""
+        if self._prepared is None or self._prepared[1] is None:
+            return None
+        if self._watch_cur is None:
+            import cv2
+
+            gray = self._prepared[1]
+            r = min(1.0, self._WATCH_LONG_SIDE / max(gray.shape))
+            size = (max(int(round(gray.shape[1] * r)), 8), max(int(round(gray.shape[0] * r)), 8))
+            self._watch_cur = cv2.resize(gray, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+        return self._watch_cur
+
+    def _changed(self, frame_index: int) -> bool:
+        """Whether a face-sized region outside the confirmed tracks changed since the last detection."""
+        if not self.watch or self._watch_ref is None:
+            return False
+        cur = self._watch_image()
+        if cur is None or cur.shape != self._watch_ref.shape:
+            return False
+        import cv2
+
+        ref = self._watch_ref
+        h, w = cur.shape
+        # Remove the global shift (pans, hand shake) before comparing; the border it uncovers is
+        # not compared. The shift is the median optical flow of a coarse grid, which a new face
+        # (a few grid points) cannot pull, unlike a phase correlation over the whole image.
+        dx, dy = _median_shift(ref, cur)
+        moved = cv2.warpAffine(ref, np.float32([[1, 0, dx], [0, 1, dy]]), (w, h), borderMode=cv2.BORDER_REPLICATE)
+        valid = np.zeros((h, w), bool)
+        bx, by = int(math.ceil(abs(dx))) + 1, int(math.ceil(abs(dy))) + 1
+        valid[by : h - by, bx : w - bx] = True
+        # Confirmed faces move and talk: mask them where they are now and where they were at
+        # the reference. Unconfirmed ones (one detection) stay visible, so a one-off face that
+        # vanishes triggers the probe that drops its track.
+        fh, fw = self._frame_size  # type: ignore[misc]
+        sx, sy = w / fw, h / fh
+        boxes = [t.box for t in self._tracks if t.hits > 1 and not t.lost] + self._watch_boxes
+        ms, ma, mb = self._WATCH_MARGIN
+        for b in boxes:
+            bw, bh = b[2] - b[0], b[3] - b[1]
+            x1, x2 = int(max((b[0] - ms * bw) * sx, 0)), int(min(math.ceil((b[2] + ms * bw) * sx), w))
+            y1, y2 = int(max((b[1] - ma * bh) * sy, 0)), int(min(math.ceil((b[3] + mb * bh) * sy), h))
+            valid[y1:y2, x1:x2] = False
+        if valid.sum() < 16:
+            return False
+        d = cur - moved
+        d -= np.median(d[valid])  # global brightness change (flicker, exposure)
+        a = np.abs(d)
+        noise = 1.4826 * float(np.median(a[valid]))
+        changed = ((a > max(self.watch_threshold, 4.0 * noise)) & valid).astype(np.float32)
+        # blobs, not scattered noise: most of each 3x3 neighbourhood changed
+        blob = (cv2.boxFilter(changed, -1, (3, 3), normalize=True) >= 5.0 / 9.0).astype(np.uint8)
+        min_area = max(self.watch_area * h * w, 4)
+        if int(blob.sum()) < min_area:
+            return False
+        n, _, stats, _ = cv2.connectedComponentsWithStats(blob, connectivity=8)
+        keep = [
+            st for st in stats[1:]
+            if st[4] >= min_area and st[4] >= self._WATCH_MIN_FILL * st[2] * st[3]
+            and 1 / self._WATCH_MAX_ASPECT <= st[2] / st[3] <= self._WATCH_MAX_ASPECT
+        ]
+        if not keep:
+            return False
+        # Probe where it changed: the blobs' bounding box grown by half its size on each side
+        # (a face may be only partly inside the changed area) and to at least a quarter of the
+        # frame's long side; a region covering most of the frame becomes the whole frame.
+        k = np.array(keep)
+        x1, y1 = k[:, 0].min() / sx, k[:, 1].min() / sy
+        x2, y2 = (k[:, 0] + k[:, 2]).max() / sx, (k[:, 1] + k[:, 3]).max() / sy
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        side = max(fw, fh) / 4
+        rw, rh = max((x2 - x1) * 2, side), max((y2 - y1) * 2, side)
+        region = (max(cx - rw / 2, 0.0), max(cy - rh / 2, 0.0), min(cx + rw / 2, fw), min(cy + rh / 2, fh))
+        area = (region[2] - region[0]) * (region[3] - region[1]) / (fw * fh)
+        self.probe_region = None if area > 0.6 else region
+        self.probe_area += 1.0 if area > 0.6 else area
+        return True
+
+    def _watch_reset(self) -> None:
+        """A detection ran on the current frame: it becomes the watch's reference."""
+        self._watch_ref = self._watch_image()
+        self._watch_boxes = [t.box.copy() for t in self._tracks if t.hits > 1 and not t.lost]
 
     def update(self, frame_index: int, detections: Detections | None, *, frame: torch.Tensor | None = None) -> list[Track]:
         """Advance to ``frame_index`` with this frame's detections (``None`` if not detected).
@@ -565,10 +706,17 @@ class FaceTracker:
             t.detected = False
             if t.kf is not None and not t.kf.stepped:
                 t.kf.predict(None)  # no flow for this frame (no frame given, motion="none", flow failed)
-        if detections is not None:
+        probe = detections is not None and self._probe_for == frame_index and not cut
+        self._probe_for = None
+        if probe:
+            self.probes += 1
+            self._match(detections, cut, probe=True, region=self.probe_region)
+        elif detections is not None:
             self._last_detect = frame_index
             self._match(detections, cut)
         self._tracks = [t for t in self._tracks if not (t.lost and detections is not None)]
+        if detections is not None and self.watch:
+            self._watch_reset()
         dt = 1.0 if self._prev_index is None else max(frame_index - self._prev_index, 1)
         for t in self._tracks:
             if t.kf is not None:
@@ -598,7 +746,11 @@ class FaceTracker:
         self._next_id += 1
         return st
 
-    def _match(self, d: Detections, cut: bool) -> None:
+    def _match(self, d: Detections, cut: bool, *, probe: bool = False, region=None) -> None:
+        """Match detections to tracks (greedy IoU), correct matched tracks, age unmatched ones and
+        start tracks for unmatched detections. A ``probe`` (change-watch) detection leaves
+        confirmed tracks to the flow and only starts new tracks, confirms young ones, and drops
+        an unconfirmed track it does not find inside its ``region`` (None = whole frame)."""
         boxes = d.boxes.double().numpy()
         lms = d.landmarks.double().numpy()
         scores = d.scores.double().numpy()
@@ -607,16 +759,19 @@ class FaceTracker:
             keep = side >= self.min_face
             boxes, lms, scores = boxes[keep], lms[keep], scores[keep]
         used: set[int] = set()
+        matched_t: set[int] = set()
         if self._tracks and len(boxes):
             iou = _iou(np.stack([t.box for t in self._tracks]), boxes)
             pairs = sorted(((iou[i, j], i, j) for i in range(iou.shape[0]) for j in range(iou.shape[1])), reverse=True)
-            matched_t: set[int] = set()
             for v, i, j in pairs:
                 if v < self.iou_match or i in matched_t or j in used:
                     continue
                 matched_t.add(i)
                 used.add(j)
                 t = self._tracks[i]
+                if probe and t.hits > 1:
+                    continue  # a confirmed track: the probe only keeps it from being duplicated
+                t.hits += 1
                 if t.kf is not None:
                     # A lost track restarts at the detection; otherwise the filter weighs the
                     # detection against the flow prediction by their measured noise.
@@ -632,7 +787,18 @@ class FaceTracker:
                 t.score = float(scores[j])
                 t.misses, t.lost, t.detected = 0, False, True
         for i, t in enumerate(self._tracks):
-            if not t.detected:
+            if i in matched_t:
+                continue
+            if probe:
+                inside = region is None or (
+                    region[0] <= (t.box[0] + t.box[2]) / 2 <= region[2] and region[1] <= (t.box[1] + t.box[3]) / 2 <= region[3]
+                )
+                if t.hits == 1 and inside:
+                    # Seen once, and its region changed so much that the watch fired, and the
+                    # detector does not find it: a one-off face or a false detection. Dropping it
+                    # now keeps a restored ghost from following the flow over the background.
+                    t.lost = True
+            else:
                 t.misses += 1
                 if t.misses > self.max_misses:
                     t.lost = True
@@ -666,6 +832,28 @@ class FaceTracker:
     @property
     def tracks(self) -> list[Track]:
         return self._output()
+
+
+def _median_shift(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
+    """Global translation ref -> cur (small grey float32 images): median LK flow of an 8x6 grid
+    of points over the inner 80%; (0, 0) when too few points track (flat or replaced content)."""
+    import cv2
+
+    h, w = ref.shape
+    gx, gy = np.meshgrid(np.linspace(0.1 * w, 0.9 * w, 8), np.linspace(0.1 * h, 0.9 * h, 6))
+    pts = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)[:, None]
+    a, b = np.clip(ref, 0, 255).astype(np.uint8), np.clip(cur, 0, 255).astype(np.uint8)
+    nxt, st, _ = cv2.calcOpticalFlowPyrLK(a, b, pts, None, winSize=(15, 15), maxLevel=3)
+    if nxt is None:
+        return 0.0, 0.0
+    ok = st[:, 0] == 1
+    if ok.sum() < 6:
+        return 0.0, 0.0
+    d = (nxt[ok, 0] - pts[ok, 0]).astype(np.float64)
+    dx, dy = float(np.median(d[:, 0])), float(np.median(d[:, 1]))
+    if not (np.isfinite(dx) and np.isfinite(dy)) or abs(dx) > w / 4 or abs(dy) > h / 4:
+        return 0.0, 0.0
+    return dx, dy
 
 
 def _robust_similarity(src: np.ndarray, dst: np.ndarray, iters: int = 3):
