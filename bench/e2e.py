@@ -7,6 +7,11 @@ ratio enhanced/plain (1.0 = enhancement is free; the GPU goal is >= 0.8 at 1080p
     python bench/e2e.py                      # CPU: GPEN-256 random weights, a few frames per clip
     python bench/e2e.py --gpu-quick          # CUDA: GPEN-512 fp16, synthetic 1080p + 2 real clips
     python bench/e2e.py --model gpen-bfr-512 # real weights if present
+    python bench/e2e.py --model identity     # no face model: the pipeline's own cost (ceiling)
+
+``--model identity`` returns every crop unchanged: everything else (decode, detection, tracking,
+smoothing, warp, paste, encode) runs as usual, so its ratio is the best any face model can reach
+with this pipeline on this machine.
 """
 from __future__ import annotations
 
@@ -31,6 +36,19 @@ def plain(src: Path, dst: Path, preset: str, crf: int) -> tuple[int, float]:
         for f in s:
             sink.write(f)
     return sink.frames_written, time.perf_counter() - t0
+
+
+class IdentityRestorer:
+    """A restorer that returns its crops: measures the pipeline without a face model."""
+
+    name = "identity"
+    fallbacks: list = []
+
+    def __init__(self, size: int, device) -> None:
+        self.size, self.device = size, torch.device(device)
+
+    def __call__(self, crops: torch.Tensor) -> torch.Tensor:
+        return crops
 
 
 def main() -> None:
@@ -59,7 +77,7 @@ def main() -> None:
     size = args.size or (512 if cuda else 256)
     clips = (args.clips or ("synthetic_1080p,talking_head,crowd_1080p" if cuda else "talking_head,old_tv,synthetic_1080p")).split(",")
     max_frames = args.max_frames if args.max_frames is not None else (60 if args.gpu_quick else None if cuda else 12)
-    model = args.model or random_gpen(size, str(device))
+    model = IdentityRestorer(size, device) if args.model == "identity" else args.model or random_gpen(size, str(device))
     enh = Enhancer(model, device=str(device), precision=args.precision, batch_size=args.batch_size,
                    download=False, compile=args.compile, detector="mobilenet0.25",
                    detector_weights=MOBILENET)  # the only detector weights we have offline

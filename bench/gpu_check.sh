@@ -8,7 +8,7 @@
 #   1. nvidia-smi, torch / CUDA / cuDNN / triton versions
 #   2. CUDA tests:  STREAM_GPEN_REQUIRE_CUDA=1 python3 -m pytest -m cuda -q
 #   3. bench/runtime.py: GPEN-512 and 256, fp16/bf16/fp32, eager vs CUDA graph, every bucket
-#   4. bench/gpu_io_check.py and bench/e2e.py --gpu-quick, if those files exist
+#   4. bench/gpu_io_check.py and bench/e2e.py --gpu-quick (GPEN-512, then no face model), if present
 #   5. bench/runtime.py: torch.compile under the graph (GPEN-512 fp16, buckets 1 and 16), if time is left
 #   6. a short table: step status, then the runtime targets and accuracy lines
 # Needs the golden fixtures for two tests: set STREAM_GPEN_SHARED, or carry them as
@@ -117,6 +117,8 @@ else
 fi
 if [[ -f bench/e2e.py ]]; then
     run_step "e2e --gpu-quick" 100 "$LOGDIR/e2e.log" $PY bench/e2e.py --gpu-quick
+    # the same clips with no face model: the pipeline's own ceiling for the ratio
+    run_step "e2e identity" 60 "$LOGDIR/e2e_identity.log" $PY bench/e2e.py --gpu-quick --model identity
 else
     SUMMARY+=("$(printf '%-22s %-10s' 'e2e --gpu-quick' absent)")
 fi
@@ -144,6 +146,12 @@ fi
         grep -E "PSNR" "$LOGDIR/runtime_bench.log" | head -n 8
         grep -E "^gpen-(512|256) +fp16 +graph" "$LOGDIR/runtime_bench.log" | head -n 2
     fi
+    for f in e2e e2e_identity; do
+        if [[ -f "$LOGDIR/$f.log" ]]; then
+            echo "-- $f (ratio = enhanced fps / plain transcode fps):"
+            sed -n '/^clip /,/^peak/p' "$LOGDIR/$f.log" | grep -v stages | head -n 6
+        fi
+    done
     if [[ -f "$LOGDIR/runtime_compile.log" ]]; then
         echo "-- compile under graph:"
         grep -E "^gpen-512 +fp16 +compile|FAILED|FALLBACK" "$LOGDIR/runtime_compile.log" | head -n 3
