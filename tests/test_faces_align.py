@@ -80,6 +80,23 @@ def test_warp_matches_opencv_on_real_faces(photo, golden):
         assert diff.mean() < 0.05, (i, diff.mean())
 
 
+@pytest.mark.parametrize("backend", ["torch", "cv2"])
+def test_both_warp_backends_match_opencv(photo, backend):
+    """The torch gather (the GPU path) and the OpenCV path (the CPU default) cut the same crops."""
+    frame = torch.from_numpy(photo)
+    base = reference_points(256)
+    pts = torch.stack([base * 0.7 + 40, (base - 128) * 1.2 + torch.tensor([300.0, 200.0], dtype=torch.float64)])
+    a = estimate_affines(pts.float(), size=256)
+    crops = warp_faces(torch.stack([frame, frame]), torch.tensor([0, 1]), a, size=256, backend=backend)
+    for i in range(2):
+        ref = cv2.warpAffine(photo, a[i].double().numpy(), (256, 256), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        diff = np.abs(crops[i].permute(1, 2, 0).numpy().astype(int) - ref.astype(int))
+        assert diff.max() <= 2 and diff.mean() < 0.05, (backend, i, diff.max(), diff.mean())
+    with pytest.raises(InvalidInputError, match=r"backend must be one of \('auto', 'torch', 'cv2'\), got 'gl'"):
+        warp_faces(frame, [0], a[:1], size=256, backend="gl")
+
+
 def test_warp_batches_faces_from_many_frames(photo):
     f0 = torch.from_numpy(photo)
     f1 = torch.flip(f0, dims=[1]).contiguous()
@@ -109,7 +126,7 @@ def test_warp_rejects_bad_input(photo):
 def test_warp_on_cuda_matches_cpu(photo):
     f = torch.from_numpy(photo)
     a = estimate_affines((reference_points(256) * 1.5 + 30).float()[None], size=256)
-    cpu = warp_faces(f, [0], a, size=256)
+    cpu = warp_faces(f, [0], a, size=256, backend="torch")
     gpu = warp_faces(f.cuda(), [0], a.cuda(), size=256)
     assert gpu.device.type == "cuda"
     assert (gpu.cpu().int() - cpu.int()).abs().max() <= 1

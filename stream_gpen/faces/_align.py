@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from stream_gpen.errors import InvalidInputError
@@ -151,14 +152,20 @@ def bilinear_gather(images: torch.Tensor, index: torch.Tensor, x: torch.Tensor, 
     return out
 
 
-def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int) -> torch.Tensor:
+def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int, backend: str = "auto") -> torch.Tensor:
     """Warp many faces from many frames into one ``[n, 3, S, S]`` uint8 batch.
 
     ``frames``: a ``[B,H,W,3]`` uint8 tensor (e.g. the frame ring) or a list of ``[H,W,3]``;
     ``frame_ids``: ``[n]`` index of each face's frame; ``affines``: ``[n,2,3]`` frame -> crop.
     Bilinear with a black border, like ``cv2.warpAffine(..., flags=INTER_LINEAR)`` (GPEN's flags=3);
     runs on the frames' device. Returns an empty ``[0,3,S,S]`` batch for no faces.
+
+    ``backend``: ``"torch"`` (one batched gather on any device), ``"cv2"`` (OpenCV per face; CPU
+    frames only: its fixed-point SIMD warp is 4-20x faster than the gather on CPU, within one grey
+    level of it), ``"auto"`` = cv2 for CPU frames, torch otherwise.
     """
+    if backend not in ("auto", "torch", "cv2"):
+        raise InvalidInputError(f"backend must be one of ('auto', 'torch', 'cv2'), got {backend!r}")
     batch = _as_frame_batch(frames)
     dev = batch.device
     affines = torch.as_tensor(affines)
@@ -174,6 +181,10 @@ def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int) -> torch.
         return torch.empty(0, 3, size, size, dtype=torch.uint8, device=dev)
     if int(ids.min()) < 0 or int(ids.max()) >= batch.shape[0]:
         raise InvalidInputError(f"frame ids must lie in [0, {batch.shape[0]}), got {ids.tolist()}")
+    if backend == "cv2" and dev.type != "cpu":
+        raise InvalidInputError(f"backend='cv2' needs CPU frames, got frames on {dev}")
+    if backend == "cv2" or (backend == "auto" and dev.type == "cpu"):
+        return _warp_cv2(batch, ids, affines, size)
     inv = invert_affines(affines.to(device=dev, dtype=torch.float64))
     g = torch.arange(size, dtype=torch.float64, device=dev)
     gy, gx = torch.meshgrid(g, g, indexing="ij")
@@ -182,3 +193,15 @@ def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int) -> torch.
     idx = ids[:, None, None].expand(n, size, size)
     out = bilinear_gather(batch, idx, x.to(torch.float32), y.to(torch.float32))
     return out.add_(0.5).floor_().clamp_(0, 255).to(torch.uint8).permute(0, 3, 1, 2).contiguous()
+
+
+def _warp_cv2(batch: torch.Tensor, ids: torch.Tensor, affines: torch.Tensor, size: int) -> torch.Tensor:
+    import cv2
+
+    out = torch.empty(len(ids), size, size, 3, dtype=torch.uint8)
+    a64 = affines.to(torch.float64).cpu().numpy()
+    for i, fi in enumerate(ids.tolist()):
+        src = np.ascontiguousarray(batch[fi].numpy())
+        cv2.warpAffine(src, a64[i], (size, size), dst=out[i].numpy(), flags=cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    return out.permute(0, 3, 1, 2).contiguous()

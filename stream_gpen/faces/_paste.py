@@ -31,6 +31,7 @@ def paste_faces(
     border: float = 0.04,
     feather: float = 0.12,
     antialias: bool = True,
+    backend: str = "auto",
 ) -> torch.Tensor:
     """Blend restored ``crops`` ``[n,3,S,S]`` uint8 into ``frame`` ``[H,W,3]`` uint8, in place.
 
@@ -48,6 +49,10 @@ def paste_faces(
     * Overlapping faces are composited in order of increasing size, each over the result so far
       with its own soft mask: the larger (usually nearer) face is on top, and every transition
       stays feathered.
+    * ``backend``: ``"torch"`` samples the crop and the analytic mask with ``grid_sample`` (any
+      device); ``"cv2"`` (CPU frames only) warps the crop and a precomputed mask image with
+      OpenCV's SIMD ``warpAffine``, several times faster on CPU and within a grey level of the
+      torch result; ``"auto"`` = cv2 for CPU frames, torch otherwise.
 
     Returns ``frame``.
     """
@@ -61,6 +66,11 @@ def paste_faces(
         raise InvalidInputError(f"affines must be [{n},2,3] for {n} crops, got {tuple(affines.shape)}")
     if masks is not None and tuple(masks.shape) != (n, size, size):
         raise InvalidInputError(f"masks must be [{n},{size},{size}], got {tuple(masks.shape)}")
+    if backend not in ("auto", "torch", "cv2"):
+        raise InvalidInputError(f"backend must be one of ('auto', 'torch', 'cv2'), got {backend!r}")
+    if backend == "cv2" and frame.device.type != "cpu":
+        raise InvalidInputError(f"backend='cv2' needs a CPU frame, got a frame on {frame.device}")
+    use_cv2 = backend == "cv2" or (backend == "auto" and frame.device.type == "cpu")
     if n == 0:
         return frame
     dev = frame.device
@@ -80,9 +90,13 @@ def paste_faces(
         if x0 >= x1 or y0 >= y1:
             continue
         a = affines[i]
+        k = float(scale[i])
+        if use_cv2:
+            _paste_one_cv2(frame[y0:y1, x0:x1], crops[i], masks[i] if masks is not None else None, a, x0, y0,
+                           size, border, feather, k if antialias else 1.0)
+            continue
         crop = crops[i : i + 1]
         eff = size
-        k = float(scale[i])
         if antialias and k > 1.5:
             eff = max(int(round(size / k)), 4)
             crop = F.interpolate(crop.float(), size=(eff, eff), mode="area")
@@ -104,12 +118,60 @@ def paste_faces(
         else:
             sx, sy = cx, cy
         face = _sample(crop.float(), sx, sy, eff)[0].permute(1, 2, 0)  # [h,w,3]
-        roi = frame[y0:y1, x0:x1]
-        base = roi.float()
-        m3 = m.unsqueeze(-1)
-        out = (base + (face - base) * m3).add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)
-        roi.copy_(torch.where(m3 > 0, out, roi))
+        _blend(frame[y0:y1, x0:x1], face, m)
     return frame
+
+
+def _blend(roi: torch.Tensor, face: torch.Tensor, m: torch.Tensor) -> None:
+    """``roi`` (uint8 [h,w,3], in place) = round(roi + (face - roi) * m) where m > 0."""
+    base = roi.float()
+    m3 = m.unsqueeze(-1)
+    out = (base + (face - base) * m3).add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)
+    roi.copy_(torch.where(m3 > 0, out, roi))
+
+
+_MASK_CACHE: dict[tuple[int, float, float], "np.ndarray"] = {}
+
+
+def _mask_image(size: int, border: float, feather: float):
+    """The feather mask at every crop pixel, ``[S,S]`` float32 (cached: one per setting)."""
+    key = (size, float(border), float(feather))
+    if key not in _MASK_CACHE:
+        g = torch.arange(size, dtype=torch.float32)
+        gy, gx = torch.meshgrid(g, g, indexing="ij")
+        _MASK_CACHE[key] = feather_mask(gx, gy, size, border=border, feather=feather).numpy()
+    return _MASK_CACHE[key]
+
+
+def _paste_one_cv2(roi, crop, mask, a, x0, y0, size, border, feather, k) -> None:
+    """Paste one face into ``roi`` (a CPU uint8 view of the frame, in place) with OpenCV: the crop
+    (area-downscaled first for a face much smaller than S, as in the torch path) and the mask
+    image are warped with the frame -> crop affine, offset to the ROI, as an inverse map; the
+    blend is one SIMD pass (``blendLinear``), written only where the mask is > 0."""
+    import cv2
+    import numpy as np
+
+    a64 = a.to(torch.float64).cpu().numpy()
+    m_roi = a64.copy()
+    m_roi[:, 2] += a64[:, 0] * x0 + a64[:, 1] * y0  # ROI pixel -> crop pixel
+    dsize = (roi.shape[1], roi.shape[0])
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    img = np.ascontiguousarray(crop.permute(1, 2, 0).cpu().numpy())
+    mimg = _mask_image(size, border, feather)
+    if mask is not None:
+        mimg = mimg * mask.to(torch.float32).cpu().numpy()
+    m = cv2.warpAffine(mimg, m_roi, dsize, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    mf = m_roi
+    if k > 1.5:
+        eff = max(int(round(size / k)), 4)
+        img = cv2.resize(img, (eff, eff), interpolation=cv2.INTER_AREA)
+        r = eff / size  # pixel-centre convention: q' = (q + 0.5) * r - 0.5
+        mf = m_roi * r
+        mf[:, 2] += 0.5 * r - 0.5
+    face = cv2.warpAffine(img, mf, dsize, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    base = roi.numpy()
+    out = cv2.blendLinear(face, base, m, 1.0 - m)
+    np.copyto(base, out, where=(m > 0)[..., None])
 
 
 def _sample(img: torch.Tensor, x: torch.Tensor, y: torch.Tensor, size: int) -> torch.Tensor:
