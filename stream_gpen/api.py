@@ -325,7 +325,7 @@ class Enhancer:
         dst: str | Path | None = None,
         *,
         overwrite: bool = False,
-        codec: str = "h264",
+        codec: str = "auto",
         crf: int | None = None,
         preset: str | None = None,
         audio: AudioMode = "copy",
@@ -338,6 +338,9 @@ class Enhancer:
 
         ``on_progress(frames_done, frames_total_or_None, faces_so_far)`` is called per frame.
         ``cancel``: set it to stop early; the output is then finalised as ``.partial`` like Ctrl-C.
+        ``codec``: ``"auto"`` (H.264, or VP9 for a ``.webm`` output), ``"h264"``, ``"hevc"``, ``"av1"``, ``"vp9"``.
+        A folder with unreadable images: the readable ones are written and the others listed in
+        ``summary.skipped`` (path and reason); nothing is raised for them.
         ``copy_if_no_faces``: a video in which no face was restored is stream-copied to ``dst``
         instead of re-encoded (bit-exact, no generation loss); the summary's fallbacks say so.
         """
@@ -384,10 +387,15 @@ class Enhancer:
             for attr in ("fallbacks", "dropped"):
                 summary.fallbacks += [str(x) for x in getattr(sink, attr, []) or []]
         if copy_if_no_faces and summary.faces_restored == 0 and not is_still and "://" not in src_s:
+            from stream_gpen.errors import EncodeError
             from stream_gpen.io import remux
 
-            remux(src_s, dst)
-            summary.fallbacks.append("no faces found: the input was stream-copied to the output (copy_if_no_faces)")
+            try:
+                remux(src_s, dst)
+                summary.fallbacks.append("no faces found: the input was stream-copied to the output (copy_if_no_faces)")
+            except EncodeError as exc:  # e.g. pcm audio into .mp4: the re-encoded output stays
+                log.warning("no faces found, but the input cannot be stream-copied (%s); kept the re-encoded output", exc)
+                summary.fallbacks.append(f"no faces found; stream copy impossible ({exc}): the re-encoded output was kept")
         return summary
 
     def _still_frames(self, source, stage) -> Iterator:
@@ -407,6 +415,7 @@ class Enhancer:
         summary.stage_seconds = dict(timer.totals)
         summary.frames_in = max(summary.frames_in, int(stats.get("decoded", 0)))
         summary.fallbacks = self._all_fallbacks() + [str(f) for f in getattr(source, "fallbacks", []) or []]
+        summary.skipped = [str(x) for x in getattr(source, "skipped", []) or []]
 
     def stream(self, source, *, live: bool | None = None, latency_budget_s: float = 0.05) -> Iterator[EnhancedFrame]:
         """Yield enhanced frames (numpy RGB) with their timestamps from any source spec."""

@@ -29,6 +29,16 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _quality(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if not 1 <= v <= 100:
+        raise argparse.ArgumentTypeError(f"must be an int in [1, 100], got {text!r}")
+    return v
+
+
 def _smooth_lag(text: str) -> int:
     try:
         v = int(text)
@@ -37,6 +47,12 @@ def _smooth_lag(text: str) -> int:
     if not 0 <= v <= 64:
         raise argparse.ArgumentTypeError(f"must be an int in [0, 64], got {text!r}")
     return v
+
+
+def _is_image_name(path: str) -> bool:
+    from stream_gpen.io._source import IMAGE_EXTS
+
+    return Path(path).suffix.lower() in IMAGE_EXTS
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
@@ -55,14 +71,16 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     f = p.add_argument_group("faces")
     f.add_argument("--detect-every", type=_positive_int, default=5,
                    help="run the detector every k frames, track in between (default 5)")
-    f.add_argument("--faces", default="all", choices=["all", "largest", "center"], help="which faces to restore")
-    f.add_argument("--min-face", type=float, default=0.0, metavar="PX", help="ignore faces smaller than this")
+    f.add_argument("--faces", default="all", choices=["all", "largest", "center"], help="which faces to restore (default all)")
+    f.add_argument("--min-face", type=float, default=0.0, metavar="PX",
+                   help="ignore faces whose shorter box side is under PX pixels (default 0: keep all); tiny "
+                   "faces gain little and cost as much as big ones")
     f.add_argument("--detector", default="auto", choices=["auto", "resnet50", "mobilenet0.25"],
                    help="RetinaFace backbone (auto: ResNet-50 on CUDA, MobileNet-0.25 on CPU)")
     f.add_argument("--detector-weights", metavar="PATH",
                    help="explicit RetinaFace weights file for --detector (overrides the cache)")
     f.add_argument("--detect-size", type=_positive_int, default=640,
-                   help="long side the detector sees (lower = faster, misses small faces)")
+                   help="long side the detector sees (default 640; lower = faster, misses small faces)")
     f.add_argument("--smooth-lag", type=_smooth_lag, default=None, metavar="N",
                    help="files only: smooth landmarks with N frames of look-ahead (default 5; 0 = off). "
                    "More = steadier faces, N more frames held in memory; live sources never wait")
@@ -70,12 +88,15 @@ def _model_options(p: argparse.ArgumentParser) -> None:
 
 def _output_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output")
-    g.add_argument("--codec", default="h264", choices=["h264", "hevc", "av1", "vp9"], help="video codec")
-    g.add_argument("--crf", type=int, default=None, help="quality (lower = better, bigger); codec default if unset")
-    g.add_argument("--preset", default=None, help="encoder speed preset (e.g. veryfast, medium)")
+    g.add_argument("--codec", default="auto", choices=["auto", "h264", "hevc", "av1", "vp9"],
+                   help="video codec (default auto: h264, or vp9 for a .webm output)")
+    g.add_argument("--crf", type=int, default=None, help="quality (lower = better, bigger; h264/hevc 0-51, av1/vp9 0-63); codec default if unset")
+    g.add_argument("--preset", default=None,
+                   help="encoder speed preset: h264/hevc ultrafast..veryslow, av1 0..13 (higher = faster); "
+                   "faster = bigger file at the same --crf")
     g.add_argument("--audio", default="copy", choices=["copy", "aac", "none"],
                    help="copy audio packets (default; transcoded only if the container needs it)")
-    g.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality for image outputs")
+    g.add_argument("--quality", type=_quality, default=95, help="JPEG/WebP quality 1-100 for image outputs (default 95)")
     g.add_argument("--copy-if-no-faces", action="store_true",
                    help="when a video has no face at all, stream-copy it instead of re-encoding")
 
@@ -123,8 +144,19 @@ def _run_enhance(args: argparse.Namespace) -> int:
     if "://" not in src and not src.startswith("lavfi:") and not Path(src).exists():
         raise InvalidInputError(f"input not found: {src}", hint="check the path; URLs need a scheme like rtsp://")
     dst = args.output or default_output(src)
+    if not args.output and Path(src).suffix.lower() == ".gif":
+        # GIF cannot hold the restored video (256 colours, no h264): default to mp4, say so.
+        dst = str(Path(dst).with_suffix(".mp4"))
+        log.info("a GIF input is written as %s (name a .mp4/.webm/.mkv with -o to choose)", dst)
+    if args.output and Path(dst).is_dir() and Path(src).is_file() and not _is_image_name(src):
+        # `-o some/folder` for one video: its default name inside that folder (an image keeps
+        # its own name there, as the image sink mirrors inputs into folders).
+        dst = str(Path(dst) / Path(default_output(src)).name)
     if Path(dst).exists() and not args.overwrite and not Path(dst).is_dir():
         raise OutputExistsError(f"output exists: {dst}", hint="pass --overwrite or choose another -o")
+    if args.report and not Path(args.report).resolve().parent.is_dir():
+        # checked now: finding out after an hour of encoding would lose the summary
+        raise InvalidInputError(f"--report folder does not exist: {Path(args.report).parent}")
     enh = _make_enhancer(args)
     progress = _Progress(not args.quiet, Path(src).name or src)
     try:
@@ -145,6 +177,13 @@ def _run_enhance(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(summary.format(), file=sys.stderr)
         print(f"wrote {dst}", file=sys.stderr)
+    if summary.skipped:
+        from stream_gpen.errors import SomeInputsSkippedError
+
+        raise SomeInputsSkippedError(
+            f"{summary.frames_out} images written to {dst}, {len(summary.skipped)} unreadable ones skipped "
+            f"(first: {summary.skipped[0]})",
+            hint="the warnings above (and --report) list every skipped file")
     return 0
 
 
@@ -152,11 +191,16 @@ def add_enhance(subparsers, parents=()) -> None:
     p = subparsers.add_parser(
         "enhance", parents=list(parents), help="restore faces in a video, image, folder or stream URL",
         description="Restore faces in INPUT (video file, image, folder of images, or URL). "
-        "Audio, subtitles and timestamps are kept. Output defaults to NAME_enhanced.EXT next to "
-        "the input (a folder is mirrored into FOLDER_enhanced/).",
+        "Audio, subtitles and timestamps are kept (audio the output container cannot hold is "
+        "transcoded, a subtitle it cannot hold is dropped; both are reported). Output defaults to "
+        "NAME_enhanced.EXT next to the input (a folder is mirrored into FOLDER_enhanced/; "
+        "unreadable images in it are skipped and listed, exit code 5).",
+        epilog="exit codes: 0 ok, 1 internal error, 2 bad input/usage/output exists, 3 weights, "
+        "4 decode/encode failed, 5 folder done but some images were unreadable, 130 interrupted",
     )
     p.add_argument("input", metavar="INPUT")
-    p.add_argument("-o", "--output", help="output file or folder")
+    p.add_argument("-o", "--output", help="output file (its extension picks the container or image "
+                   "format) or folder (created for folder inputs; an existing one for single files)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     p.add_argument("--report", metavar="FILE.json", help="write the run summary as JSON")

@@ -129,3 +129,12 @@ class PayloadTooLargeError(InvalidInputError):
 
 class JobNotFoundError(InvalidInputError, LookupError):
     """No video job with this id (never existed, expired, or deleted) (HTTP 404)."""
+
+
+# --- partial results (cli: folders) -----------------------------------------------------------
+class SomeInputsSkippedError(StreamGpenError, RuntimeError):
+    """A folder run finished and wrote every readable image, but some files could not be read
+    (each is listed in the summary's ``skipped``). Exit code 5, so scripts can tell "done, with
+    gaps" from "nothing done" (2) and "all done" (0)."""
+
+    exit_code = 5

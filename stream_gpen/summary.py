@@ -43,6 +43,7 @@ class RunSummary:
     fallbacks: list[str] = field(default_factory=list)
     interrupted: bool = False
     partial_output: str | None = None
+    skipped: list[str] = field(default_factory=list)  # folder inputs: "path: reason" per unreadable file
 
     @property
     def fps(self) -> float:
@@ -73,6 +74,8 @@ class RunSummary:
             )
         for fb in self.fallbacks:
             lines.append(f"fallback: {fb}")
+        for sk in self.skipped:
+            lines.append(f"skipped: {sk}")
         if self.interrupted:
             lines.append(f"interrupted; partial output: {self.partial_output or 'none'}")
         return "\n".join(lines)

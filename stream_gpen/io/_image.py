@@ -21,10 +21,18 @@ from stream_gpen.io._source import IMAGE_EXTS
 
 log = logging.getLogger(__name__)
 _ALPHA_EXTS = (".png", ".webp", ".tif", ".tiff")
+_VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mts", ".m2ts", ".ts", ".mpg", ".wmv", ".flv", ".3gp")
 
 
 def load_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """-> (RGB uint8 [H, W, 3], alpha uint8 [H, W] or None), EXIF orientation applied."""
+    rgb, alpha, _ = _load(path)
+    return rgb, alpha
+
+
+def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    """-> (RGB uint8 [H, W, 3], alpha or None, the file was greyscale); ``notes`` collects
+    what was not carried over (for the run summary)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not path.exists():
@@ -33,15 +41,38 @@ def load_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise EmptyMediaError(f"image is empty (0 bytes): {path}")
     try:
         with Image.open(path) as im:
+            frames = getattr(im, "n_frames", 1)
+            if frames > 1:
+                # Animated PNG/WebP (or a multi-page TIFF): Pillow shows the first frame only.
+                msg = (f"{path} has {frames} frames (animation or pages): only the first is restored; "
+                       "convert it to a video (e.g. .mp4) to restore every frame")
+                log.warning(msg)
+                if notes is not None:
+                    notes.append(msg)
             im = ImageOps.exif_transpose(im)
+            grey = im.mode in ("1", "L", "LA", "La", "I", "F") or im.mode.startswith("I;16")
             alpha = None
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+                # 16-bit / 32-bit grey: Pillow's convert("RGB") clips at 255 (a white picture)
+                im = Image.fromarray(_to_uint8(np.asarray(im)), "L")
+            if im.mode in ("RGBA", "LA", "La", "PA", "RGBa") or (im.mode == "P" and "transparency" in im.info):
                 im = im.convert("RGBA")
                 alpha = np.asarray(im)[:, :, 3].copy()
             rgb = np.asarray(im.convert("RGB")).copy()
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise NotMediaError(f"cannot read {path} as an image: {e}") from e
-    return rgb, alpha
+    except Image.DecompressionBombError as e:
+        raise InvalidInputError(f"{path} is too large to load safely: {e}") from e
+    return rgb, alpha, grey
+
+
+def _to_uint8(a: np.ndarray) -> np.ndarray:
+    if a.dtype.kind == "f":
+        a = a * 255.0 if a.size and float(np.nanmax(a)) <= 1.0 else a
+        return np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8)
+    # integer grey: 16-bit files come as uint16 or int32 (0..65535); 8-bit values in an "I" image stay
+    top = 65535 if a.size and int(a.max()) > 255 else 255
+    return (np.clip(a.astype(np.float64), 0, top) * (255.0 / top)).round().astype(np.uint8)
 
 
 class ImageSource:
@@ -57,26 +88,54 @@ class ImageSource:
             raise MediaNotFoundError(f"input not found: {p}")
         if p.is_dir():
             self.root = p
-            self.paths = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_EXTS)
+            self.paths = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_EXTS
+                                and not q.name.startswith("."))
             if not self.paths:
-                raise NotMediaError(f"folder {p} contains no images ({', '.join(IMAGE_EXTS)})")
+                videos = sum(1 for q in p.rglob("*") if q.suffix.lower() in _VIDEO_EXTS)
+                raise NotMediaError(
+                    f"folder {p} contains no images ({', '.join(IMAGE_EXTS)})"
+                    + (f"; its {videos} video file(s) must be given one at a time" if videos else ""))
             kind = "folder"
         else:
             self.root = p.parent
             self.paths = [p]
             kind = "image"
+        self.kind = kind
         self.device = torch.device(device)
         self.fallbacks: list[str] = []
+        # Folder inputs: one unreadable file must not cost the others. It is logged, listed here
+        # (the error message, which names the file) and skipped; a single image input raises instead.
+        self.skipped: list[str] = []
         self.stats = {"decoded": 0, "corrupt_packets": 0, "corrupt_frames": 0, "dropped": 0, "reconnects": 0}
         self.aux = None
         self.live = False
-        rgb, _ = load_image(self.paths[0])
-        self._first = rgb
+        self._i = 0
+        first = self._next_readable()
+        if first is None:
+            raise NotMediaError(f"none of the {len(self.paths)} images in {p} could be read "
+                                f"(first: {self.skipped[0]})")
+        self._pending = first
+        rgb = first[1]
         self.metadata = StreamMetadata(
             width=rgb.shape[1], height=rgb.shape[0], pix_fmt="rgb24", codec="image", time_base=Fraction(1),
             frame_rate=None, frame_count=len(self.paths), kind=kind, color_range="full",
         )
-        self._i = 0
+
+    def _next_readable(self):
+        """(index, rgb, alpha, grey) of the next image that loads, or None at the end."""
+        while self._i < len(self.paths):
+            i = self._i
+            self._i += 1
+            try:
+                rgb, alpha, grey = _load(self.paths[i], self.fallbacks)
+            except InvalidInputError as e:
+                if self.kind != "folder":
+                    raise
+                self.skipped.append(str(e))  # the message names the file
+                log.warning("skipped: %s", e)
+                continue
+            return i, rgb, alpha, grey
+        return None
 
     def __enter__(self) -> "ImageSource":
         return self
@@ -86,22 +145,22 @@ class ImageSource:
 
     def close(self) -> None:
         self._i = len(self.paths)
+        self._pending = None
 
     def __iter__(self) -> "ImageSource":
         return self
 
     def __next__(self) -> Frame:
-        if self._i >= len(self.paths):
+        item, self._pending = (self._pending, None) if self._pending is not None else (self._next_readable(), None)
+        if item is None:
             raise StopIteration
-        i = self._i
-        self._i += 1
+        i, rgb, alpha, grey = item
         path = self.paths[i]
-        rgb, alpha = load_image(path)
         self.stats["decoded"] += 1
         img = torch.from_numpy(rgb).to(self.device)
         a = torch.from_numpy(alpha).to(self.device) if alpha is not None else None
         return Frame(index=i, pts=i, time_base=Fraction(1), time=float(i), _image=img,
-                     rel_path=path.relative_to(self.root).as_posix(), alpha=a)
+                     rel_path=path.relative_to(self.root).as_posix(), alpha=a, grey=grey)
 
 
 class ImageSink(_Sink):
@@ -118,7 +177,7 @@ class ImageSink(_Sink):
         if format is not None and "." + format.lower().lstrip(".") not in IMAGE_EXTS:
             raise InvalidInputError(f"image format={format!r} is not one of {tuple(e[1:] for e in IMAGE_EXTS)}")
         self.target = Path(target)
-        self.is_folder = self.target.suffix.lower() not in IMAGE_EXTS
+        self.is_folder = self.target.suffix.lower() not in IMAGE_EXTS or self.target.is_dir()
         self.format = format
         self.quality = quality
         self.overwrite = overwrite
@@ -143,6 +202,9 @@ class ImageSink(_Sink):
         path.parent.mkdir(parents=True, exist_ok=True)
         rgb = frame.image.cpu().numpy()
         im = Image.fromarray(rgb, "RGB")
+        if frame.grey:
+            # A grey photo stays grey (and 3x smaller); the restorer may tint faces slightly.
+            im = im.convert("L")
         if frame.alpha is not None:
             if path.suffix.lower() in _ALPHA_EXTS:
                 im.putalpha(Image.fromarray(frame.alpha.cpu().numpy(), "L"))
@@ -150,6 +212,8 @@ class ImageSink(_Sink):
                 msg = f"{path.name}: {path.suffix} cannot store alpha; transparency dropped"
                 self.fallbacks.append(msg)
                 log.warning(msg)
+        if im.mode == "LA" and path.suffix.lower() not in (".png", ".tif", ".tiff"):
+            im = im.convert("RGBA")  # webp has no grey+alpha mode
         tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
         kwargs = {"quality": self.quality} if path.suffix.lower() in (".jpg", ".jpeg", ".webp") else {}
         try:

@@ -45,7 +45,7 @@ def open_sink(
     target,
     *,
     source=None,
-    codec: VideoCodec = "h264",
+    codec: VideoCodec = "auto",
     crf: int | None = None,
     preset: str | None = None,
     audio: AudioMode = "copy",
@@ -74,12 +74,22 @@ def open_sink(
                             queue_size=queue_size, odd_size=odd_size, is_url=True)
     from stream_gpen.io._image import ImageSink, ImageSource
 
-    p = Path(t)
-    if isinstance(source, ImageSource) or p.suffix.lower() in IMAGE_EXTS:
-        if isinstance(source, ImageSource) and source.metadata.kind == "folder" and p.suffix.lower() in IMAGE_EXTS:
-            from stream_gpen.errors import InvalidInputError
+    from stream_gpen.errors import InvalidInputError
 
+    p = Path(t)
+    is_image_name = p.suffix.lower() in IMAGE_EXTS
+    if isinstance(source, ImageSource):
+        kind = source.metadata.kind
+        if kind == "folder" and is_image_name:
             raise InvalidInputError(f"a folder of images needs a folder as output, got the file name {t}")
+        if kind == "image" and not is_image_name and not p.is_dir():
+            # Else the photo would land in a new folder named like a video file.
+            raise InvalidInputError(
+                f"an image input needs an image output ({', '.join(IMAGE_EXTS)}) or an existing folder, got {t}")
+    elif source is not None and is_image_name:
+        raise InvalidInputError(
+            f"the input is a video but the output {t} is an image name; use a video extension (.mp4, .mkv, .mov, .webm)")
+    if isinstance(source, ImageSource) or is_image_name:
         return ImageSink(p, format=image_format, quality=quality, overwrite=overwrite)
     return FileSink(p, source=source, codec=codec, crf=crf, preset=preset, audio=audio, overwrite=overwrite,
                     odd_size=odd_size, queue_size=queue_size)

@@ -62,6 +62,7 @@ class Frame:
     rel_path: str | None = None  # folder/image sources: path relative to the input root
     alpha: torch.Tensor | None = field(default=None, repr=False)  # uint8 [H, W], kept aside
     corrupt: bool = False  # decoder flagged the picture as damaged (concealed), still usable
+    grey: bool = False  # image sources: the file was greyscale (image sinks write it back as grey)
     _released: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -282,18 +282,24 @@ class VideoSource:
                 f"FFmpeg cannot read {self.spec!r} as media (not a video file, or truncated/corrupt header)",
                 hint="check that the file plays in a media player; a file cut off while being written may lack its index",
             ) from e
+        except av.error.EOFError as e:
+            if self.kind == "file":
+                raise NotMediaError(f"{self.spec!r} ends before any picture (an empty or cut-off recording)",
+                                    hint="check that the file plays in a media player") from e
+            raise SourceClosedError(f"cannot open {self.kind} {self.spec!r}: {e}") from e
         except (av.error.FFmpegError, OSError) as e:
             if self.kind == "file":
                 raise NotMediaError(f"FFmpeg cannot open {self.spec!r}: {e}") from e
             raise SourceClosedError(f"cannot open {self.kind} {self.spec!r}: {e}") from e
         try:
-            if not container.streams.video:
+            vs = main_video_stream(container)
+            if vs is None:
                 kinds = sorted({s.type for s in container.streams}) or ["none"]
+                cover = " besides cover art" if container.streams.video else ""
                 raise NoVideoStreamError(
-                    f"{self.spec!r} has no video stream (streams: {', '.join(kinds)})",
+                    f"{self.spec!r} has no video stream{cover} (streams: {', '.join(kinds)})",
                     hint="stream-gpen restores faces in pictures; give it a video or image file",
                 )
-            vs = container.streams.video[0]
             name = vs.codec_context.name if vs.codec_context is not None else None
             if name is None or not vs.codec_context.is_decoder:
                 raise UnsupportedCodecError(f"no decoder for the video codec of {self.spec!r}")
@@ -312,7 +318,7 @@ class VideoSource:
         while True:
             container = self._container
             if container is not None:
-                vs = container.streams.video[0]
+                vs = container.streams[self._vstream.index]
                 try:
                     for packet in container.demux(list(container.streams)):
                         if self._stop.is_set():
@@ -551,8 +557,16 @@ class VideoSource:
                         self.spec, self.stats["corrupt_packets"], self.stats["corrupt_frames"])
 
 
+def main_video_stream(container):
+    """The first video stream that is not cover art (an attached picture), or None."""
+    for s in container.streams.video:
+        if not int(s.disposition) & int(av.stream.Disposition.attached_pic):
+            return s
+    return None
+
+
 def count_video_packets(path: str) -> int:
     """Exact frame count by demuxing (no decoding): one packet per frame for every codec we meet."""
     with av.open(path) as c:
-        vs = c.streams.video[0]
+        vs = main_video_stream(c) or c.streams.video[0]
         return sum(1 for p in c.demux(vs) if p.size)

@@ -1,0 +1,511 @@
+"""Unusual but legitimate inputs to `stream-gpen enhance` and the `Enhancer` API.
+
+Each class of input either gives a correct output (frame count, timing, size, audio, colours,
+image mode/alpha) or fails with one line and a documented exit code, leaving no file under the
+output name. Frames are tiny and few; most clips have no face (the detector runs, nothing is
+restored), so the file stays fast; one clip per class that matters carries a real face.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stream_gpen import Enhancer
+from stream_gpen.cli import build_parser, main
+from stream_gpen.errors import EncodeError, InvalidInputError
+from stream_gpen.io import open_sink, open_source, remux
+from stream_gpen.io._sink import can_copy
+
+W, H = 64, 48
+CORNERS = {"tl": (220, 40, 40), "tr": (40, 200, 40), "bl": (40, 40, 220), "br": (230, 230, 30)}
+
+
+class IdentityRestorer:
+    """Test double: returns the crops unchanged (so pixels must survive the whole pipeline)."""
+
+    name = "identity"
+    fallbacks: list = []
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self.device = torch.device("cpu")
+
+    def __call__(self, crops: torch.Tensor) -> torch.Tensor:
+        return crops.clone()
+
+
+@pytest.fixture(scope="module")
+def enh(mobilenet_weights):
+    return Enhancer(IdentityRestorer(), device="cpu", detector_weights=mobilenet_weights, batch_size=2,
+                    progress=False)
+
+
+@pytest.fixture
+def cli_env(tmp_path, monkeypatch, mobilenet_weights):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(home))
+    monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
+    return ["--model", "classic", "--device", "cpu", "--detector-weights", str(mobilenet_weights), "--quiet"]
+
+
+def picture(w: int = W, h: int = H, i: int = 0) -> np.ndarray:
+    a = np.full((h, w, 3), 128, np.uint8)
+    p = max(2, min(w, h) // 4)
+    a[:p, :p], a[:p, -p:], a[-p:, :p], a[-p:, -p:] = (CORNERS[k] for k in ("tl", "tr", "bl", "br"))
+    a[h // 2, (3 * i) % w] = 255  # frames differ
+    return a
+
+
+def corner_means(a: np.ndarray) -> dict:
+    h, w = a.shape[:2]
+    p = max(2, min(w, h) // 4)
+    sl = {"tl": a[1:p - 1, 1:p - 1], "tr": a[1:p - 1, w - p + 1:w - 1], "bl": a[h - p + 1:h - 1, 1:p - 1],
+          "br": a[h - p + 1:h - 1, w - p + 1:w - 1]}
+    return {k: v.reshape(-1, 3).mean(0) for k, v in sl.items()}
+
+
+def make_clip(path: Path, *, n: int = 5, w: int = W, h: int = H, codec: str = "libx264", pix_fmt: str = "yuv420p",
+              rate=25, audio: str | None = None, audio_s: float | None = None, rotation: int | None = None,
+              pts: list[int] | None = None, tb: Fraction | None = None, start: int = 0, fmt: str | None = None) -> Path:
+    with av.open(str(path), "w", format=fmt) as c:
+        vs = c.add_stream(codec, rate=rate)
+        vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
+        if tb is not None:
+            vs.time_base = vs.codec_context.time_base = tb
+        vs.codec_context.options = {"libx264": {"preset": "ultrafast", "bf": "0"},
+                                    "libx265": {"preset": "ultrafast", "x265-params": "log-level=error"},
+                                    "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8"}}.get(codec, {})
+        if rotation is not None:
+            vs.set_display_rotation(rotation)
+        a = None
+        if audio:
+            a = c.add_stream(audio, rate=48000 if audio == "libopus" else 44100)
+            a.layout = "stereo"
+        for i in range(n):
+            src = picture(w, h, i)
+            vf = av.VideoFrame.from_ndarray(src.mean(2).astype(np.uint8), format="gray") if pix_fmt == "gray" \
+                else av.VideoFrame.from_ndarray(src, format="rgb24")
+            vf = vf.reformat(format=pix_fmt)
+            if pts is not None:
+                vf.pts, vf.time_base = pts[i], tb
+            elif start:
+                vf.pts = start + i
+            for p in vs.encode(vf):
+                c.mux(p)
+        for p in vs.encode(None):
+            c.mux(p)
+        if a is not None:
+            sr, fs = a.codec_context.sample_rate, a.codec_context.frame_size or 1024
+            total = int((audio_s if audio_s is not None else n / rate) * sr)
+            fmt_a = a.codec_context.codec.audio_formats[0].name
+            rs = av.AudioResampler(format=fmt_a, layout="stereo", rate=sr)
+            for t in range(0, total, fs):
+                m = min(fs, total - t)
+                x = (0.2 * np.sin(2 * math.pi * 440 * np.arange(t, t + m) / sr)).astype(np.float32)
+                af = av.AudioFrame.from_ndarray(np.stack([x, x]), format="fltp", layout="stereo")
+                af.sample_rate, af.pts = sr, t
+                for rf in rs.resample(af):
+                    for p in a.encode(rf):
+                        c.mux(p)
+            for p in a.encode(None):
+                c.mux(p)
+    return path
+
+
+def video_info(path: Path) -> dict:
+    with av.open(str(path)) as c:
+        frames = list(c.decode(video=0))
+        return {
+            "n": len(frames),
+            "size": (frames[0].width, frames[0].height),
+            # raw elementary streams carry no pts: frame i is shown at i / 25 (make_clip's rate)
+            "times": [round(float(f.pts * f.time_base), 3) if f.pts is not None else i / 25 for i, f in enumerate(frames)],
+            "first": frames[0].to_ndarray(format="rgb24"),
+            "streams": [s.type for s in c.streams],
+            "audio": [s.codec_context.name for s in c.streams.audio],
+            "video_codec": c.streams.video[0].codec_context.name,
+        }
+
+
+def no_leftovers(folder: Path) -> None:
+    assert not [p.name for p in folder.iterdir() if ".tmp" in p.name or ".remux" in p.name or ".partial" in p.name]
+
+
+# --- videos: pixel formats, codecs, containers, timing, rotation, audio -------------------------
+VIDEO_CASES = {
+    # name: (input name, make_clip kwargs, output name, expected audio codec out or None)
+    "yuv422 mkv": ("a.mkv", dict(pix_fmt="yuv422p", audio="flac"), "o.mkv", "flac"),
+    "10-bit mkv": ("a.mkv", dict(pix_fmt="yuv420p10le"), "o.mp4", None),
+    "full range yuvj": ("a.mp4", dict(pix_fmt="yuvj420p", audio="aac"), "o.mp4", "aac"),
+    "grey ffv1": ("a.mkv", dict(codec="ffv1", pix_fmt="gray"), "o.mkv", None),
+    "hevc": ("a.mp4", dict(codec="libx265"), "o.mp4", None),
+    "vp9 webm, default codec": ("a.webm", dict(codec="libvpx-vp9", audio="libopus"), "o.webm", "opus"),
+    "mjpeg avi to avi": ("a.avi", dict(codec="mjpeg", pix_fmt="yuvj420p"), "o.avi", None),
+    "mp3 audio": ("a.mkv", dict(audio="libmp3lame"), "o.mp4", "mp3float"),
+    "mpeg4 mkv to mov": ("a.mkv", dict(codec="mpeg4", audio="libopus"), "o.mov", "aac"),
+    "pcm mkv to mp4": ("a.mkv", dict(audio="pcm_s16le"), "o.mp4", "aac"),
+    "pcm mkv to mov": ("a.mkv", dict(audio="pcm_s16le"), "o.mov", "pcm_s16le"),
+    "ntsc rate, mp4 to ts": ("a.mp4", dict(rate=Fraction(30000, 1001), audio="aac"), "o.ts", "aac"),
+    "non-zero start": ("a.mp4", dict(start=50, audio="aac"), "o.mp4", "aac"),
+    "vfr": ("a.mkv", dict(n=6, pts=[0, 40, 80, 200, 210, 400], tb=Fraction(1, 1000)), "o.mkv", None),
+    "audio longer than video": ("a.mp4", dict(audio="aac", audio_s=1.0), "o.mp4", "aac"),
+    "odd size": ("a.mkv", dict(codec="ffv1", pix_fmt="yuv444p", w=65, h=47), "o.mp4", None),
+    "one frame": ("a.mp4", dict(n=1, audio="aac"), "o.mkv", "aac"),
+    "raw h264, no timestamps": ("a.h264", dict(fmt="h264"), "o.mp4", None),
+}
+
+
+@pytest.mark.parametrize("case", list(VIDEO_CASES))
+def test_video_inputs_round_trip(tmp_path, enh, case):
+    src_name, kw, dst_name, audio_out = VIDEO_CASES[case]
+    src = make_clip(tmp_path / src_name, **kw)
+    dst = tmp_path / "out" / dst_name
+    dst.parent.mkdir()
+    summary = enh.enhance_file(src, dst)
+    a, b = video_info(src), video_info(dst)
+    assert b["n"] == a["n"] == summary.frames_out
+    w, h = a["size"]
+    assert b["size"] == (w + w % 2, h + h % 2)
+    # timing: same spacing as the input (containers may shift the whole track by a constant)
+    ta, tb = np.array(a["times"]), np.array(b["times"])
+    assert np.allclose(np.diff(ta), np.diff(tb), atol=2e-3)
+    if dst.suffix != ".ts":  # mpegts adds a constant mux delay to every stream
+        assert abs(tb[0] - ta[0]) < 0.05  # mkv/avi may shift all tracks by the audio priming
+    assert b["audio"] == ([audio_out] if audio_out else [])
+    for k, want in corner_means(b["first"][:h, :w]).items():  # no colour shift, no range squeeze
+        assert np.abs(want - corner_means(a["first"])[k]).max() < 8, (k, want)
+    no_leftovers(dst.parent)
+
+
+def test_avi_output_keeps_presentation_order(tmp_path, enh):
+    """AVI stores no pts: B-frames there came back with shuffled timestamps."""
+    src = make_clip(tmp_path / "a.mp4", n=8)
+    enh.enhance_file(src, tmp_path / "o.avi")
+    times = video_info(tmp_path / "o.avi")["times"]
+    assert times == sorted(times) and len(set(times)) == 8
+
+
+@pytest.mark.parametrize("src_pix, out_pix", [("yuvj422p", "yuv420p"), ("yuv422p", "yuv422p")])
+def test_camera_mjpeg_becomes_playable_420(tmp_path, enh, src_pix, out_pix):
+    """Webcam/photo-camera MJPEG is 4:2:2 by accident; H.264 4:2:2 does not play in browsers."""
+    codec = "mjpeg" if src_pix.startswith("yuvj") else "libx264"
+    src = make_clip(tmp_path / "cam.mkv", n=2, codec=codec, pix_fmt=src_pix)
+    enh.enhance_file(src, tmp_path / "o.mp4")
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        f = next(c.decode(video=0))
+        assert f.format.name.replace("yuvj", "yuv") == out_pix  # full range kept: decodes as yuvj
+
+
+def test_rotated_clip_written_upright(tmp_path, enh):
+    src = make_clip(tmp_path / "r.mov", rotation=90, audio="aac")
+    enh.enhance_file(src, tmp_path / "o.mp4")
+    b = video_info(tmp_path / "o.mp4")
+    assert b["size"] == (H, W)
+    # 90 degrees counter-clockwise: the top-right patch is now top-left
+    assert np.abs(corner_means(b["first"])["tl"] - CORNERS["tr"]).max() < 8
+
+
+def test_two_audio_tracks_and_subtitles_kept(tmp_path, enh):
+    src = make_clip(tmp_path / "v.mkv", audio="aac")
+    srt = tmp_path / "s.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,100\nhello\n")
+    both = tmp_path / "both.mkv"
+    with av.open(str(src)) as a, av.open(str(srt)) as s, av.open(str(both), "w") as o:
+        m = {}
+        for st in list(a.streams) + [a.streams.audio[0]]:
+            m.setdefault(id(st), []).append(o.add_stream_from_template(st))
+        sub = o.add_stream_from_template(s.streams[0])
+        for p in a.demux():
+            if p.dts is None:
+                continue
+            outs = m[id(p.stream)]
+            for k, os_ in enumerate(outs):
+                q = p if k == len(outs) - 1 else av.Packet(bytes(p))
+                if q is not p:
+                    q.pts, q.dts, q.time_base, q.duration = p.pts, p.dts, p.time_base, p.duration
+                q.stream = os_
+                o.mux(q)
+        for p in s.demux():
+            if p.dts is not None:
+                p.stream = sub
+                o.mux(p)
+    summary = enh.enhance_file(both, tmp_path / "o.mkv")
+    assert video_info(tmp_path / "o.mkv")["streams"] == ["video", "audio", "audio", "subtitle"]
+    # mp4 cannot hold subrip: dropped, and said so
+    summary = enh.enhance_file(both, tmp_path / "o.mp4")
+    assert video_info(tmp_path / "o.mp4")["streams"] == ["video", "audio", "audio"]
+    assert any("subtitle stream" in f and "dropped" in f for f in summary.fallbacks)
+
+
+def test_short_clip_with_long_look_ahead(tmp_path, mobilenet_weights, shared):
+    face = np.asarray(Image.open(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg").convert("RGB").resize((160, 106)))
+    src = tmp_path / "f.mp4"
+    with av.open(str(src), "w") as c:
+        vs = c.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 160, 106, "yuv420p"
+        vs.codec_context.options = {"preset": "ultrafast"}
+        for _ in range(2):
+            for p in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(face), format="rgb24")):
+                c.mux(p)
+        for p in vs.encode(None):
+            c.mux(p)
+    e = Enhancer(IdentityRestorer(), device="cpu", detector_weights=mobilenet_weights, smooth_lag=64,
+                 detect_every=100, batch_size=16)
+    summary = e.enhance_file(src, tmp_path / "o.mp4")
+    assert summary.frames_out == 2 and summary.faces_restored >= 2
+    assert video_info(tmp_path / "o.mp4")["n"] == 2
+
+
+# --- errors: one line, documented exit code, nothing left behind -------------------------------
+def _zero_frames(p: Path) -> None:
+    with av.open(str(p), "w") as c:
+        vs = c.add_stream("mpeg4", rate=25)
+        vs.width, vs.height = 64, 48
+        c.start_encoding()
+
+
+ERROR_CASES = [
+    # (id, make input, output name, extra args, exit code, message)
+    ("audio only", "a.m4a", "o.mp4", [], 2, "has no video stream"),
+    ("song with cover art", "s.m4a", "o.mp4", [], 2, "no video stream besides cover art"),
+    ("empty file", "e.mp4", "o.mp4", [], 2, "0 bytes"),
+    ("not media", "n.mkv", "o.mkv", [], 2, "cannot read .* as media"),
+    ("zero frames", "z.mp4", "o.mp4", [], 2, "no video stream|no frames|ends before"),
+    ("cut-off header", "t.mkv", "o.mkv", [], 2, "cannot (open|read)|ends before"),
+    ("gif output", "v.mp4", "o.gif", [], 2, "cannot hold h264 video"),
+    ("unknown extension", "v.mp4", "o.xyz", [], 2, "known container"),
+    ("no extension", "v.mp4", "o", [], 2, "no extension"),
+    ("missing out folder", "v.mp4", "missing/o.mp4", [], 2, "output folder does not exist"),
+    ("video to image name", "v.mp4", "o.png", [], 2, "is an image name"),
+    ("image to video name", "i.png", "o.mp4", [], 2, "image input needs an image output"),
+    ("h264 into webm", "v.mp4", "o.webm", ["--codec", "h264"], 2, "cannot go into webm"),
+    ("crf above x264's range", "v.mp4", "o.mp4", ["--crf", "60"], 2, "must be within 0..51"),
+    ("report folder missing", "v.mp4", "o.mp4", ["--report", "/nonexistent/r.json"], 2, "--report folder does not exist"),
+    ("truncated jpeg", "t.jpg", "o.jpg", [], 2, "cannot read .* as an image"),
+    ("text with .png name", "x.png", "o.png", [], 2, "cannot read .* as an image"),
+]
+
+
+@pytest.mark.parametrize("name, src_name, dst_name, extra, code, text", ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
+def test_bad_inputs_fail_cleanly(tmp_path, cli_env, capsys, name, src_name, dst_name, extra, code, text):
+    src = tmp_path / src_name
+    if name == "audio only":
+        with av.open(str(src), "w") as c:
+            a = c.add_stream("aac", rate=44100)
+            for i in range(3):
+                af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+                af.sample_rate, af.pts = 44100, i * 1024
+                for p in a.encode(af):
+                    c.mux(p)
+    elif name == "song with cover art":  # what a music player shows is not a video to restore
+        import io
+
+        jpg = io.BytesIO()
+        Image.fromarray(picture()).save(jpg, "JPEG")
+        song = make_clip(tmp_path / "song.mp4", n=3, audio="aac")
+        with av.open(str(song)) as i, av.open(str(src), "w", format="mp4") as o:
+            a = o.add_stream_from_template(i.streams.audio[0])
+            cover = o.add_stream("mjpeg", rate=1)
+            cover.width, cover.height, cover.pix_fmt = W, H, "yuvj420p"
+            cover.disposition = av.stream.Disposition.attached_pic
+            pkt = av.Packet(jpg.getvalue())
+            pkt.stream, pkt.pts, pkt.dts = cover, 0, 0
+            o.mux(pkt)
+            for pkt in i.demux(i.streams.audio[0]):
+                if pkt.dts is not None:
+                    pkt.stream = a
+                    o.mux(pkt)
+    elif name == "empty file":
+        src.write_bytes(b"")
+    elif name == "not media":
+        src.write_text("not a video\n" * 100)
+    elif name == "zero frames":
+        _zero_frames(src)
+    elif name == "cut-off header":
+        src.write_bytes(make_clip(tmp_path / "full.mkv").read_bytes()[:300])
+    elif name == "truncated jpeg":
+        Image.fromarray(picture(200, 150)).save(tmp_path / "full.jpg")
+        src.write_bytes((tmp_path / "full.jpg").read_bytes()[:600])
+    elif name == "text with .png name":
+        src.write_text("hello")
+    elif src.suffix == ".png":
+        Image.fromarray(picture()).save(src)
+    else:
+        make_clip(src, n=2)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["enhance", str(src), "-o", str(out / dst_name), *cli_env, *extra]) == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "internal error" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith("stream-gpen: error:")]
+    assert len(lines) == 1 and __import__("re").search(text, lines[0]), err
+    assert list(out.rglob("*")) == []  # nothing half-written
+
+
+def test_copy_compatibility_table():
+    supported = {"pcm_s16le", "aac", "opus"}
+    assert not can_copy("mp4", "pcm_s16le", supported)  # header fine, trailer refused
+    assert not can_copy("mov", "opus", supported)
+    assert not can_copy("flv", "pcm_s16le", supported)  # FFmpeg aborts the process on this one
+    assert can_copy("mpegts", "aac", set())  # FFmpeg lists nothing for mpegts
+    assert can_copy("matroska", "pcm_s16le", supported) and not can_copy("matroska", "vorbis", supported)
+
+
+def test_copy_if_no_faces_when_the_container_cannot_take_the_audio(tmp_path, cli_env, capsys):
+    src = make_clip(tmp_path / "a.mkv", audio="pcm_s16le")
+    report = tmp_path / "r.json"
+    assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), *cli_env, "--copy-if-no-faces",
+                 "--report", str(report)]) == 0
+    fb = json.loads(report.read_text())["fallbacks"]
+    assert any("re-encoded output was kept" in f for f in fb)
+    assert video_info(tmp_path / "o.mp4")["audio"] == ["aac"]
+    with pytest.raises(EncodeError, match="cannot stream-copy audio"):
+        remux(src, tmp_path / "r.mp4")
+    assert not (tmp_path / "r.mp4").exists()
+    no_leftovers(tmp_path)
+
+
+def test_paths_with_spaces_unicode_and_output_folder(tmp_path, cli_env):
+    d = tmp_path / "dír with spaces 日本"
+    d.mkdir()
+    src = make_clip(d / "клип ü.mp4", n=2, audio="aac")
+    assert main(["enhance", str(src), *cli_env]) == 0
+    assert video_info(d / "клип ü_enhanced.mp4")["n"] == 2
+    out = tmp_path / "existing folder"
+    out.mkdir()
+    assert main(["enhance", str(src), "-o", str(out), *cli_env]) == 0  # a folder: default name inside
+    assert video_info(out / "клип ü_enhanced.mp4")["audio"] == ["aac"]
+    # input == output: refused without --overwrite, replaced atomically with it
+    assert main(["enhance", str(src), "-o", str(src), *cli_env]) == 2
+    assert main(["enhance", str(src), "-o", str(src), *cli_env, "--overwrite"]) == 0
+    assert video_info(src)["n"] == 2
+    no_leftovers(d)
+
+
+# --- images ------------------------------------------------------------------------------------
+def _img(mode: str) -> Image.Image:
+    rgb = Image.fromarray(picture(40, 30))
+    if mode == "I;16":
+        return Image.fromarray(np.asarray(rgb.convert("L")).astype(np.uint16) * 257)
+    if mode == "PT":
+        p = rgb.convert("P")
+        p.info["transparency"] = p.getpixel((0, 0))  # the top-left patch's colour is see-through
+        return p
+    if mode in ("RGBA", "LA"):
+        im = rgb.convert(mode)
+        a = np.asarray(im).copy()
+        a[:5, :5, -1] = 0
+        return Image.fromarray(a, mode)
+    return rgb.convert(mode)
+
+
+IMAGE_CASES = [
+    # (mode, name, expected output mode)
+    ("L", "g.jpg", "L"),
+    ("LA", "ga.png", "LA"),
+    ("P", "p.png", "RGB"),
+    ("PT", "pt.png", "RGBA"),
+    ("I;16", "g16.png", "L"),
+    ("RGBA", "a.webp", "RGBA"),
+    ("RGBA", "a.tiff", "RGBA"),
+    ("CMYK", "c.jpg", "RGB"),
+    ("RGB", "x.bmp", "RGB"),
+]
+
+
+@pytest.mark.parametrize("mode, name, out_mode", IMAGE_CASES, ids=[f"{c[0]}-{c[1]}" for c in IMAGE_CASES])
+def test_image_modes(tmp_path, enh, mode, name, out_mode):
+    src = tmp_path / name
+    im = _img(mode)
+    im.save(src, **({"transparency": im.info["transparency"]} if mode == "PT" else {}))
+    enh.enhance_file(src, tmp_path / f"o{src.suffix}")
+    with Image.open(src) as a, Image.open(tmp_path / f"o{src.suffix}") as b:
+        assert b.mode == out_mode and b.size == a.size
+        ref = np.asarray(a.convert("RGB")) if mode != "I;16" else np.asarray(a).astype(np.float64) / 257
+        got = np.asarray(b.convert("RGB" if mode != "I;16" else "L")).astype(np.float64)
+        tol = 12 if src.suffix in (".jpg", ".webp") else 1
+        assert np.abs(got - ref).mean() < tol  # right brightness (16-bit was a white picture)
+        if "A" in out_mode:  # transparency kept pixel for pixel
+            alpha = np.asarray(a.convert("RGBA"))[:, :, 3]
+            assert 0 < (alpha == 0).sum() < alpha.size and (np.asarray(b)[:, :, -1] == alpha).all()
+
+
+def test_exif_rotation_one_pixel_and_huge_images(tmp_path, enh):
+    im = Image.fromarray(picture(40, 30))
+    exif = im.getexif()
+    exif[274] = 6  # rotate 90 CW to display
+    im.save(tmp_path / "e.jpg", exif=exif.tobytes())
+    enh.enhance_file(tmp_path / "e.jpg", tmp_path / "eo.jpg")
+    with Image.open(tmp_path / "eo.jpg") as b:
+        assert b.size == (30, 40) and not b.getexif().get(274)
+    Image.new("RGB", (1, 1), (10, 200, 30)).save(tmp_path / "1.png")
+    enh.enhance_file(tmp_path / "1.png", tmp_path / "1o.png")
+    assert np.asarray(Image.open(tmp_path / "1o.png")).tolist() == [[[10, 200, 30]]]
+    Image.new("RGB", (6000, 4000), (90, 90, 90)).save(tmp_path / "big.png", compress_level=1)
+    enh.enhance_file(tmp_path / "big.png", tmp_path / "bigo.png")
+    assert Image.open(tmp_path / "bigo.png").size == (6000, 4000)
+
+
+def test_animated_images(tmp_path, enh, cli_env):
+    frames = [Image.fromarray(picture(i=i)) for i in range(3)]
+    frames[0].save(tmp_path / "a.png", save_all=True, append_images=frames[1:], duration=100)
+    summary = enh.enhance_file(tmp_path / "a.png", tmp_path / "o.png")
+    assert any("3 frames" in f and "only the first" in f for f in summary.fallbacks)  # said, not silent
+    # an animated GIF is a video: every frame with its own duration; written as mp4 by default
+    frames[0].save(tmp_path / "g.gif", save_all=True, append_images=frames[1:], duration=[100, 300, 100])
+    assert main(["enhance", str(tmp_path / "g.gif"), *cli_env]) == 0
+    assert video_info(tmp_path / "g_enhanced.mp4")["times"] == [0.0, 0.1, 0.4]
+
+
+def test_folder_with_bad_files_writes_the_good_ones(tmp_path, cli_env, capsys):
+    src = tmp_path / "photos"
+    (src / "a" / "b").mkdir(parents=True)
+    Image.fromarray(picture()).save(src / "0_bad_first.jpg.png")  # fine, odd name
+    (src / "1_bad.jpg").write_text("not a jpeg")
+    Image.fromarray(picture()).save(src / "a" / "good.png")
+    (src / "a" / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 20)
+    Image.fromarray(picture()).convert("L").save(src / "a" / "b" / "grey.jpg")
+    (src / "notes.txt").write_text("ignored: not an image extension")
+    report = tmp_path / "r.json"
+    assert main(["enhance", str(src), *cli_env, "--report", str(report)]) == 5
+    out = tmp_path / "photos_enhanced"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "0_bad_first.jpg.png", "a/b/grey.jpg", "a/good.png"]
+    err = capsys.readouterr().err
+    assert "1_bad.jpg" in err and "cut.jpg" in err and "Traceback" not in err
+    assert [ln for ln in err.splitlines() if ln.startswith("stream-gpen: error:")][0].startswith(
+        "stream-gpen: error: 3 images written")
+    skipped = json.loads(report.read_text())["skipped"]
+    assert len(skipped) == 2 and any("1_bad.jpg" in s for s in skipped)
+    # every file unreadable: exit 2, nothing written
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.png").write_text("x")
+    assert main(["enhance", str(bad), *cli_env]) == 2
+    assert not (tmp_path / "bad_enhanced").exists()
+
+
+# --- the command line's documentation ----------------------------------------------------------
+def test_readme_options_exist_and_help_mentions_exit_codes():
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    enhance = build_parser()._subparsers._group_actions[0].choices["enhance"]
+    flags = {s for a in enhance._actions for s in a.option_strings}
+    table = readme[readme.index("`enhance` writes"):readme.index("### Exit codes")]
+    documented = set(re.findall(r"`(--[a-z-]+)", table))
+    assert documented and documented <= flags, documented - flags
+    assert "5 folder" in enhance.epilog
+    codes = readme[readme.index("### Exit codes"):]
+    assert all(f"| {c} |" in codes for c in (0, 1, 2, 3, 4, 130))
