@@ -497,7 +497,7 @@ def test_folder_with_bad_files_writes_the_good_ones(tmp_path, cli_env, capsys):
 
 
 # --- the command line's documentation ----------------------------------------------------------
-def test_readme_options_exist_and_help_mentions_exit_codes():
+def test_readme_documents_every_enhance_option_and_exit_code():
     import re
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -506,6 +506,8 @@ def test_readme_options_exist_and_help_mentions_exit_codes():
     table = readme[readme.index("`enhance` writes"):readme.index("### Exit codes")]
     documented = set(re.findall(r"`(--[a-z-]+)", table))
     assert documented and documented <= flags, documented - flags
+    long_flags = {f for f in flags if f.startswith("--")} - {"--help"}
+    assert long_flags <= documented, f"enhance options missing from README's table: {sorted(long_flags - documented)}"
     assert "5 folder" in enhance.epilog
     codes = readme[readme.index("### Exit codes"):]
-    assert all(f"| {c} |" in codes for c in (0, 1, 2, 3, 4, 130))
+    assert all(f"| {c} |" in codes for c in (0, 1, 2, 3, 4, 5, 130))
