@@ -4,9 +4,11 @@ GPU (default when torch sees CUDA): faces/s and per-batch latency for every buck
 eager vs CUDA graph (vs torch.compile under the graph), GPEN-512 and GPEN-256; peak device memory;
 PSNR of fp16/bf16 uint8 output against fp32 eager on the same crops.
 
-CPU (``--device cpu``): GPEN-256 fp32 at batch 1 and 4, eager vs channels-last vs bf16 vs
-torch.compile, timed round-robin side by side so load drift hits every variant alike; speed-up
-and max |float output - eager| for each.
+CPU (``--device cpu``): GPEN-256 fp32 at batch 1 and 4, eager (the model's fused CPU form) vs
+eager with the reference form (``impl="reference"``, what eager ran before the fused form) vs
+channels-last vs bf16 vs torch.compile, timed round-robin side by side so load drift hits every
+variant alike; speed-up and max |float output - eager| for each. All variants share the process,
+so all run with the runner's CPU allocator setting (bench/gpen_forward.py --cpu-memory measures it).
 
     python bench/runtime.py --quick            # CPU here: ~1 min (without --compile)
     python bench/runtime.py --device cuda --json out.json
@@ -57,6 +59,7 @@ def bench_cpu(args) -> list[dict]:
     base = random_generator(CONFIGS[size], seed=0)
     variants = {
         "eager": dict(precision="fp32", channels_last=False),
+        "eager_reference": dict(precision="fp32", channels_last=False, impl="reference"),
         "channels_last": dict(precision="fp32", channels_last=True),
         "bf16": dict(precision="bf16", channels_last=False, amp="cast"),
         "bf16_autocast": dict(precision="bf16", channels_last=False, amp="autocast"),
@@ -69,10 +72,12 @@ def bench_cpu(args) -> list[dict]:
           f"load average {os.getloadavg()[0]:.1f}")
     for batch in args.cpu_batches:
         x = crops(batch, size, "cpu")
-        runners = {
-            k: FaceRunner(copy.deepcopy(base), size=size, device="cpu", buckets=(batch,), **kw)
-            for k, kw in variants.items()
-        }
+        runners = {}
+        for k, kw in variants.items():
+            kw = dict(kw)
+            model = copy.deepcopy(base)
+            model.impl = kw.pop("impl", "auto")
+            runners[k] = FaceRunner(model, size=size, device="cpu", buckets=(batch,), **kw)
         floats, times = {}, {k: [] for k in runners}
         for k, r in runners.items():  # warm-up (and compile) outside the timing
             t0 = time.perf_counter()
@@ -96,6 +101,9 @@ def bench_cpu(args) -> list[dict]:
     for r in rows:
         print(f"{r['batch']:>5} {r['variant']:<14} {r['s_per_batch']:>8.3f} {r['batch'] / r['s_per_batch']:>7.2f} "
               f"{r['speedup']:>7.2f}x {r['max_abs']:>9.2e}" + (f"  fallbacks: {r['fallbacks']}" if r["fallbacks"] else ""))
+    for batch in args.cpu_batches:
+        r = {row["variant"]: row for row in rows if row["batch"] == batch}
+        print(f"batch {batch}: fused eager vs reference eager {r['eager_reference']['s_per_batch'] / r['eager']['s_per_batch']:.2f}x")
     return rows
 
 

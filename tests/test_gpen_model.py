@@ -83,13 +83,15 @@ def test_config_validation_names_bad_value() -> None:
 # --- golden outputs ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("impl", ["reference", "fused"])
 @pytest.mark.parametrize(
     "name,ext",
     [(name, ".pt") for name in sorted(FIXTURES)] + [("tiny64", ".safetensors"), ("tiny64_pk", ".safetensors")],
 )
-def test_golden_float32(gpen_fixtures: Path, name: str, ext: str) -> None:
+def test_golden_float32(gpen_fixtures: Path, name: str, ext: str, impl: str) -> None:
     config, input_file = FIXTURES[name]
     model = load_generator(gpen_fixtures / f"gpen_{name}_state_dict{ext}", config=config)
+    model.impl = impl
     x = _load(gpen_fixtures / input_file)
     with torch.inference_mode():
         y = model(x)
@@ -106,12 +108,14 @@ def test_safetensors_and_pt_load_identical_models(gpen_fixtures: Path, name: str
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+@pytest.mark.parametrize("impl", ["reference", "fused"])
 @pytest.mark.parametrize("name", sorted(FIXTURES))
-def test_golden_float64(gpen_fixtures: Path, name: str) -> None:
+def test_golden_float64(gpen_fixtures: Path, name: str, impl: str) -> None:
     config, input_file = FIXTURES[name]
     model = load_generator(
         gpen_fixtures / f"gpen_{name}_state_dict.pt", config=config, dtype=torch.float64
     )
+    model.impl = impl
     x = _load(gpen_fixtures / input_file).double()
     with torch.inference_mode():
         y = model(x)
@@ -363,3 +367,184 @@ def test_autocast_float16_keeps_demodulation_in_float32() -> None:
     assert y.dtype == torch.float16  # the conv itself ran in fp16 ...
     assert ref.abs().mean() > 0.1
     torch.testing.assert_close(y.float(), ref, atol=3e-2, rtol=3e-2)  # ... and was demodulated right
+
+
+# --- the fused CPU path vs the reference path ----------------------------------------------
+
+
+def _count_fused_calls(monkeypatch) -> dict[str, int]:
+    from stream_gpen.models import gpen
+
+    calls = {"styled": 0, "to_rgb": 0}
+    for cls, key in ((gpen.StyledConv, "styled"), (gpen.ToRGB, "to_rgb")):
+        original = cls.forward_fused
+
+        def spy(self, *args, _original=original, _key=key):
+            calls[_key] += 1
+            return _original(self, *args)
+
+        monkeypatch.setattr(cls, "forward_fused", spy)
+    return calls
+
+
+@pytest.mark.parametrize("separable", [False, True])
+@pytest.mark.parametrize("name", sorted(FIXTURES))
+def test_fused_equals_reference_float64_batch1_and_2(monkeypatch, gpen_fixtures: Path, name: str, separable: bool) -> None:
+    # Batch 1 runs the plain conv with a per-sample weight, batch 2 the grouped conv; with
+    # SEPARABLE_BLUR the rank-1 kernels run as two 1-D passes, the _pk fixtures' full-rank
+    # kernels must still take the 2-D pass.
+    from stream_gpen.models import gpen
+
+    monkeypatch.setattr(gpen, "SEPARABLE_BLUR", separable)
+    config, input_file = FIXTURES[name]
+    model = load_generator(gpen_fixtures / f"gpen_{name}_state_dict.pt", config=config, dtype=torch.float64)
+    x = _load(gpen_fixtures / input_file).double()
+    with torch.inference_mode():
+        for xb in (x[:1], x):
+            model.impl = "reference"
+            ref = model(xb)
+            model.impl = "fused"
+            got = model(xb)
+            torch.testing.assert_close(got, ref, atol=1e-12, rtol=1e-12)
+    assert (ref[0] - ref[1]).abs().max() > 1e-2  # the two samples differ: batching is really checked
+
+
+def test_fixture_configs_exercise_both_modulation_branches() -> None:
+    # Each fused ModulatedConv2d picks weight or activation modulation by shape; the fixture
+    # configs (and so the golden/float64 comparisons above) must cover both.
+    from stream_gpen.models import gpen
+
+    for config in (TINY_CONFIG, TINY256_CONFIG):
+        with torch.device("meta"):
+            model = FullGenerator(config)
+        picks, res = set(), 4
+        styled = [model.generator.conv1] + list(model.generator.convs)
+        for i, layer in enumerate(styled):
+            if layer.conv.upsample:
+                x_res = res
+                res *= 2
+            else:
+                x_res = res
+            x = torch.empty(1, layer.conv.in_channel, x_res, x_res, device="meta")
+            picks.add(layer.conv.weight_modulation_pays(x))
+        assert picks == {True, False}, config
+        assert isinstance(model.generator.convs[0], gpen.StyledConv)
+
+
+@pytest.mark.parametrize("upsample,demod,k", [(False, True, 3), (True, True, 3), (False, False, 1)])
+@pytest.mark.parametrize("weight_branch", [True, False])
+def test_fused_modconv_equals_official_grouped_form(monkeypatch, upsample, demod, k, weight_branch) -> None:
+    from stream_gpen.models.gpen import ModulatedConv2d
+
+    monkeypatch.setattr(ModulatedConv2d, "weight_modulation_pays", lambda self, x: weight_branch)
+    torch.manual_seed(0)
+    conv = ModulatedConv2d(6, 5, k, 8, demodulate=demod, upsample=upsample).double()
+    x = torch.randn(3, 6, 7, 7, dtype=torch.float64)
+    style = torch.randn(3, 8, dtype=torch.float64)
+    bias = torch.randn(5, dtype=torch.float64)
+    with torch.no_grad():
+        ref = conv(x, style)  # equal to the grouped form (test_batched_modconv_equals_grouped_form)
+        got = conv.forward_fused(x, style, gain=math.sqrt(2.0), bias=bias)
+        plain = conv.forward_fused(x, style)
+    torch.testing.assert_close(got, math.sqrt(2.0) * ref + bias[None, :, None, None], atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(plain, ref, atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("separable", [False, True])
+@pytest.mark.parametrize("kind", ["gpen", "rank1_asymmetric", "full_rank"])
+def test_fused_blur_equals_upfirdn2d(monkeypatch, kind: str, separable: bool) -> None:
+    from stream_gpen.models import gpen
+    from stream_gpen.models.gpen import Blur, _blur_fused, _rank1_factors
+
+    monkeypatch.setattr(gpen, "SEPARABLE_BLUR", separable)
+
+    g = torch.Generator().manual_seed(5)
+    blur = Blur((2, 2)).double()
+    if kind == "rank1_asymmetric":  # separable but not symmetric: the 1-D factors must be flipped
+        # Dyadic taps: the outer product and its factors are exact in float64.
+        a, b = (torch.randint(1, 9, (4,), generator=g).double() / 8 for _ in range(2))
+        blur.kernel.copy_(torch.outer(a, b))
+    elif kind == "full_rank":
+        blur.kernel.copy_(torch.rand(4, 4, generator=g, dtype=torch.float64))
+    assert (_rank1_factors(blur.kernel) is None) == (kind == "full_rank")
+    x = torch.randn(2, 3, 9, 8, generator=g, dtype=torch.float64)
+    bias = torch.randn(3, generator=g, dtype=torch.float64)
+    ref = upfirdn2d(x, blur.kernel, pad=(2, 2)) + bias[None, :, None, None]
+    torch.testing.assert_close(_blur_fused(x, blur, bias), ref, atol=1e-12, rtol=1e-12)
+
+
+def test_fused_upsample_equals_upfirdn2d_with_asymmetric_kernel() -> None:
+    from stream_gpen.models.gpen import Upsample, _upsample_fused
+
+    g = torch.Generator().manual_seed(6)
+    up = Upsample(2).double()
+    up.kernel.copy_(torch.rand(4, 4, generator=g, dtype=torch.float64))  # asymmetric, full rank
+    x = torch.randn(2, 3, 5, 7, generator=g, dtype=torch.float64)
+    bias = torch.randn(3, generator=g, dtype=torch.float64)
+    ref = upfirdn2d(x, up.kernel, up=2, pad=up.pad) + bias[None, :, None, None]
+    got = _upsample_fused(x, up, bias)
+    assert got.shape == (2, 3, 10, 14)
+    torch.testing.assert_close(got, ref, atol=1e-12, rtol=1e-12)
+
+
+def test_fused_caches_follow_a_reloaded_state_dict(monkeypatch, gpen_fixtures: Path) -> None:
+    # The fused path caches Σ W² and the blur factors; loading other weights into the same
+    # model (rank-1 -> full-rank kernels) must not reuse them.
+    from stream_gpen.models import gpen
+
+    monkeypatch.setattr(gpen, "SEPARABLE_BLUR", True)
+    model = load_generator(gpen_fixtures / "gpen_tiny64_state_dict.pt", config=TINY_CONFIG)
+    model.impl = "fused"
+    x = _load(gpen_fixtures / "gpen_tiny64_input.pt")
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x), _load(gpen_fixtures / "gpen_tiny64_output.pt"), atol=1e-5, rtol=1e-5)
+    pk = _load(gpen_fixtures / "gpen_tiny64_pk_state_dict.pt")
+    model.load_state_dict(pk)
+    with torch.inference_mode():
+        y = model(x)
+    torch.testing.assert_close(y, _load(gpen_fixtures / "gpen_tiny64_pk_output.pt"), atol=1e-5, rtol=1e-5)
+
+
+def test_auto_impl_picks_fused_only_for_cpu_fp32_inference(monkeypatch) -> None:
+    calls = _count_fused_calls(monkeypatch)
+    model = random_generator(TINY_CONFIG, seed=1)
+    assert model.impl == "auto"
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    with torch.inference_mode():
+        model(x)
+    n_styled = 1 + 2 * (TINY_CONFIG.log_size - 2)
+    assert calls == {"styled": n_styled, "to_rgb": TINY_CONFIG.log_size - 1}
+    model(x)  # autograd on: reference (the fused form writes with out= / in place)
+    with torch.inference_mode():
+        model.to(torch.bfloat16)(x.bfloat16())  # low precision: reference
+        model.float()
+        model.impl = "reference"
+        model(x)
+    assert calls["styled"] == n_styled
+    with torch.inference_mode():
+        model.impl = "fused"
+        model(x)
+    assert calls["styled"] == 2 * n_styled
+
+
+def test_auto_impl_traces_the_reference_path_under_compile() -> None:
+    # The fused form would break the graph (cached tensors, kernel checks); under tracing "auto"
+    # must pick the reference form, which traces as one graph (fullgraph=True raises otherwise).
+    model = random_generator(TINY_CONFIG, seed=1)
+    compiled = torch.compile(model, backend="eager", fullgraph=True, dynamic=False)
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    with torch.inference_mode():
+        y = compiled(x)
+        ref = model(x)  # eager: fused
+    torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_impl_validation_names_bad_value() -> None:
+    with pytest.raises(InvalidInputError, match=r"impl='fast' is not allowed; use one of 'auto', 'reference', 'fused'"):
+        FullGenerator(TINY_CONFIG, impl="fast")  # type: ignore[arg-type]
+    model = random_generator(TINY_CONFIG)
+    with pytest.raises(InvalidInputError, match=r"impl=None is not allowed"):
+        model.impl = None  # type: ignore[assignment]
+    assert model.impl == "auto"
+    model.impl = "reference"
+    assert {m.impl for m in model.modules() if hasattr(m, "impl") and m is not model} == {"reference"}

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -229,6 +232,7 @@ def test_bf16_on_cpu_is_close_to_fp32(tiny, amp):
         (dict(size=32), r"size=32 does not match the model's input size 64; pass size=64"),
         (dict(buckets=(4, 8), max_batch=2), r"max_batch=2 is smaller than every bucket"),
         (dict(warmup_iters=0), r"warmup_iters must be an integer >= 1"),
+        (dict(cpu_memory="free"), r"cpu_memory='free' is not allowed; use one of 'keep', 'system'"),
     ],
 )
 def test_constructor_validation(tiny, kwargs, match):
@@ -353,3 +357,73 @@ def test_default_name_and_restorer_attributes(tiny):
     assert runner.name == "gpen-bfr-64-test" and runner.size == S
     assert isinstance(runner.device, torch.device) and runner.fallbacks == []
     assert FaceRunner(tiny, size=S, device="cpu").name == "gpen-64"
+
+
+# ------------------------------------------------------------------------------ CPU path
+_FAULTS_SCRIPT = """
+import resource, sys, torch
+from stream_gpen.models.gpen import TINY_CONFIG, random_generator
+from stream_gpen.runtime import FaceRunner
+if sys.argv[1] == "keep":
+    runner = FaceRunner(random_generator(TINY_CONFIG), size=64, device="cpu")
+    assert runner.summary()["cpu_memory"] == "keep", runner.fallbacks
+size = 40 << 20  # over glibc's 32 MiB maximum mmap threshold: a fresh mmap per block by default
+for _ in range(2):
+    torch.empty(size, dtype=torch.uint8).fill_(1)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(8):
+    torch.empty(size, dtype=torch.uint8).fill_(1)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
+def test_cpu_memory_keep_stops_page_faults_of_large_tensors(tiny):
+    from stream_gpen.runtime import _cpu_memory
+
+    runner = FaceRunner(tiny, size=S, device="cpu")  # cpu_memory="keep" is the default
+    if runner.fallbacks:  # e.g. musl: then it must say so
+        pytest.skip(f"allocator tuning not available here: {runner.fallbacks}")
+    assert runner.summary()["cpu_memory"] == "keep" and _cpu_memory.freed_memory_kept()
+    assert _cpu_memory.keep_freed_memory() is None  # idempotent
+    # The point of it, in fresh processes (the setting is process-wide and cannot be undone): a
+    # 40 MiB block freed and requested again is reused instead of being faulted in anew
+    # (10240 faults of 4 KiB per block).
+    faults = {}
+    for mode in ("system", "keep"):
+        done = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT, mode], capture_output=True, text=True,
+                              timeout=300, cwd=Path(__file__).resolve().parents[1])
+        assert done.returncode == 0, done.stderr
+        faults[mode] = int(done.stdout.split()[-1])
+    assert faults["system"] >= 6 * 10240, faults  # the default really faults (else this test is moot)
+    assert faults["keep"] < 2 * 10240, faults
+
+
+def test_cpu_memory_failure_is_a_visible_fallback(tiny, monkeypatch, caplog):
+    from stream_gpen.runtime import _runner
+
+    monkeypatch.setattr(_runner, "keep_freed_memory", lambda: "the C library is not glibc (test)")
+    monkeypatch.setattr(_runner, "freed_memory_kept", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="stream_gpen.runtime._runner"):
+        runner = FaceRunner(tiny, size=S, device="cpu", name="mem-test")
+    (note,) = runner.fallbacks
+    assert note.what == "cpu_memory" and "not glibc (test)" in note and "page-fault" in note
+    assert runner.summary()["cpu_memory"] == "system"
+    assert sum("mem-test" in r.getMessage() for r in caplog.records) == 1
+    # "system" asks for nothing, so nothing falls back.
+    assert FaceRunner(tiny, size=S, device="cpu", cpu_memory="system").fallbacks == []
+
+
+def test_compile_traces_the_reference_form_as_one_graph(tiny, monkeypatch):
+    # A real torch.compile (dynamo tracing; the "eager" backend skips the minutes of inductor
+    # codegen). fullgraph=True raises on a graph break, which would surface as a compile
+    # fallback: the runner must trace GEN's reference form, while eager CPU calls run the fused one.
+    real_compile = torch.compile
+    monkeypatch.setattr(
+        torch, "compile", lambda model, **kw: real_compile(model, backend="eager", fullgraph=True, **kw)
+    )
+    crops = random_crops(2, seed=11)
+    runner = FaceRunner(tiny, size=S, device="cpu", compile=True, buckets=(2,))
+    out = runner(crops)
+    assert runner.fallbacks == [] and runner.summary()["compile"] is True
+    assert (out.int() - reference(tiny, crops).int()).abs().max() <= 1

@@ -17,6 +17,25 @@ Differences from the official code, none of which change the maths:
 * **No randomness.** FullGenerator always injects encoder features, so the noise-sampling path of
   the standalone StyleGAN generator is not implemented; ``forward`` returns the image only.
 
+Two implementations of the same maths (``FullGenerator.impl``):
+
+* ``"reference"`` — the batched form above, one op per step of the official code. The GPU path
+  (CUDA graphs, fp16) and what ``torch.compile`` sees: inductor fuses the element-wise ops itself.
+* ``"fused"`` — the CPU eager path. On a CPU nothing fuses element-wise ops, and about a third
+  of GPEN-256's eager time went to passes over full-resolution activations (``x·s``,
+  ``out·demod``, ``cat``, ``+bias``, leaky ReLU, ``·sqrt2``). Here, per layer, the style
+  and demodulation are folded into a per-sample copy of the *weight* wherever the weight is
+  smaller than the activations (the high-resolution layers; grouped conv over the batch), else
+  into one ``addcmul`` after the conv; ``sqrt(2)`` and the bias of the fused leaky ReLU go into
+  the conv (leaky ReLU is positively homogeneous: ``sqrt2·lrelu(y + b) = lrelu(sqrt2·y +
+  sqrt2·b)``); the activation writes straight into its half of the concatenation buffer; blurs
+  pad inside the conv and carry the bias; the ToRGB upsampling is a transposed conv (no
+  zero-inserted copy) and the 1x1 ToRGB conv one ``baddbmm``. Same function up to float rounding
+  (tests compare both paths in float64 on the fixture configs).
+
+``"auto"`` (default) picks ``"fused"`` for float32/float64 on the CPU outside autocast and
+``torch.compile`` tracing, ``"reference"`` everywhere else.
+
 Precision: demodulation factors and the pixel norm are computed in float32 even when the module
 runs in float16/bfloat16 (sums of squares over up to 1024·9 terms overflow float16's 65504 and
 lose precision in bfloat16); everything else runs in the module's dtype. ``forward`` has no host
@@ -25,6 +44,8 @@ syncs, no ``.item()`` and no data-dependent shapes, so it can be captured in a C
 from __future__ import annotations
 
 import math
+import weakref
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +58,7 @@ __all__ = [
     "TINY_CONFIG",
     "TINY256_CONFIG",
     "FullGenerator",
+    "Impl",
     "random_generator",
     "upfirdn2d",
     "fused_leaky_relu",
@@ -49,6 +71,10 @@ TINY256_CONFIG = GPENConfig(256, style_dim=48, channel_multiplier=2, narrow=0.1)
 
 _BLUR_TAPS = (1.0, 3.0, 3.0, 1.0)  # blur_kernel of every released GPEN model
 _SQRT2 = math.sqrt(2.0)
+_SLOPE = 0.2  # negative slope of every leaky ReLU in GPEN
+
+#: Which implementation of the forward pass runs (module docstring): ``"auto"`` picks per input.
+Impl = Literal["auto", "reference", "fused"]
 
 
 def _at_least_fp32(x: Tensor) -> Tensor:
@@ -99,6 +125,145 @@ def upfirdn2d(
     return F.conv2d(x, weight, stride=down, groups=c)
 
 
+# --- the fused CPU path (module docstring): helpers --------------------------------------------
+
+
+def _use_fused(impl: str, x: Tensor) -> bool:
+    """Whether a layer set to ``impl`` runs its fused form on ``x``.
+
+    ``"auto"`` wants fused only where it is measured to pay and safe: CPU, float32/float64, no
+    autocast (the fused form writes into preallocated buffers in one dtype), no autograd (it uses
+    ``out=`` and in-place ops), and not while ``torch.compile`` traces (inductor fuses the
+    reference form's element-wise ops better than hand fusion, and the fused form's cached
+    tensors and kernel checks would break the graph).
+    """
+    if impl != "auto":
+        return impl == "fused"
+    if torch.compiler.is_compiling():
+        return False
+    return (
+        x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and not torch.is_grad_enabled()
+        and not torch.is_autocast_enabled("cpu")
+    )
+
+
+class _Memo:
+    """Per-module cache of tensors derived from a parameter or buffer, for the fused path.
+
+    An entry is valid while its source is the same tensor object (weak reference) at the same
+    version counter, so ``load_state_dict`` (in-place ``copy_``), ``assign=True`` loads and
+    ``.to()`` all invalidate it. Nothing is cached while autograd records (the cached value would
+    hold no graph) or for inference tensors (they have no version counter). Copies and pickles
+    start empty: the cache is derived state, never saved.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[weakref.ref, int, object]] = {}
+
+    def get(self, name: str, src: Tensor, fn):
+        try:
+            version = src._version
+        except RuntimeError:  # inference tensor: no version counter, so no safe key
+            return fn()
+        hit = self._entries.get(name)
+        if hit is not None and hit[0]() is src and hit[1] == version:
+            return hit[2]
+        value = fn()
+        if not torch.is_grad_enabled():
+            self._entries[name] = (weakref.ref(src), version, value)
+        return value
+
+    def __deepcopy__(self, memo) -> _Memo:
+        return _Memo()
+
+    def __getstate__(self) -> dict:
+        return {"_entries": {}}
+
+
+def _empty_like_layout(ref: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """An uninitialised tensor of ``shape`` in ``ref``'s dtype, device and memory format."""
+    channels_last = ref.dim() == 4 and not ref.is_contiguous() and ref.is_contiguous(
+        memory_format=torch.channels_last
+    )
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return torch.empty(shape, dtype=ref.dtype, device=ref.device, memory_format=fmt)
+
+
+def _rank1_factors(kernel: Tensor) -> tuple[Tensor, Tensor] | None:
+    """``(col, row)`` with ``kernel == outer(col, row)`` to float rounding, or None.
+
+    Every released checkpoint holds ``outer(k, k)`` with k = [1,3,3,1] (dyadic, so the factors
+    are exact); the ``_pk`` fixtures perturb the kernels to full rank, which must take the
+    general 2-D path.
+    """
+    k = kernel.detach().to("cpu", torch.float64)
+    total = k.sum()
+    if k.dim() != 2 or total.abs() < 1e-12:
+        return None
+    col, row = k.sum(dim=1), k.sum(dim=0) / total
+    # Within a few ulps of the buffer's own dtype: a float32 kernel that is rank 1 up to its
+    # rounding runs separable in float32, but float64 keeps the exact 2-D kernel.
+    eps = 4 * torch.finfo(kernel.dtype).eps if kernel.is_floating_point() else 0.0
+    if not torch.allclose(torch.outer(col, row), k, rtol=eps, atol=eps * float(k.abs().max())):
+        return None
+    return col.to(kernel.device, kernel.dtype), row.to(kernel.device, kernel.dtype)
+
+
+#: Run rank-1 blur kernels as two 1-D depthwise passes instead of one 4x4 pass. Off: on the
+#: project's 2-core CPU (oneDNN depthwise convs) the 4x4 pass was faster in 4 of 5 side-by-side
+#: runs (1.09-1.20x in the last), half the multiply-adds notwithstanding. Kept and tested as a
+#: switch for ``bench/gpen_forward.py --forms fused fused_separable``.
+SEPARABLE_BLUR = False
+
+
+def _blur_fused(x: Tensor, blur: Blur, bias: Tensor | None = None) -> Tensor:
+    """``upfirdn2d(x, blur.kernel, pad=blur.pad) + bias`` (bias per channel, optional).
+
+    The padding is the conv's own zero padding (no padded copy) and the bias rides on the last
+    depthwise pass (no extra pass).
+    """
+    c = x.shape[1]
+    p0, p1 = blur.pad
+    if p0 != p1 or p0 < 0:  # not used by GPEN: keep the general op
+        out = upfirdn2d(x, blur.kernel, pad=blur.pad)
+        return out if bias is None else out.add_(bias.view(1, -1, 1, 1))
+    kernel = blur.kernel.to(x.dtype)
+    kh, kw = kernel.shape
+    factors = None
+    if SEPARABLE_BLUR:
+        factors = blur._memo.get("factors", blur.kernel, lambda: _rank1_factors(blur.kernel))
+    if factors is None:
+        w = kernel.flip(0, 1).reshape(1, 1, kh, kw).expand(c, 1, kh, kw)
+        return F.conv2d(x, w, bias, padding=p0, groups=c)
+    col, row = (f.to(x.dtype) for f in factors)
+    # True convolution: flip each 1-D factor, as the 2-D kernel is flipped above.
+    x = F.conv2d(x, col.flip(0).reshape(1, 1, kh, 1).expand(c, 1, kh, 1), padding=(p0, 0), groups=c)
+    return F.conv2d(x, row.flip(0).reshape(1, 1, 1, kw).expand(c, 1, 1, kw), bias, padding=(0, p0), groups=c)
+
+
+def _upsample_fused(x: Tensor, up: Upsample, bias: Tensor | None = None) -> Tensor:
+    """``upfirdn2d(x, up.kernel, up=f, pad=up.pad) + bias`` as one depthwise transposed conv.
+
+    Zero insertion followed by a true convolution with K is a stride-f transposed conv whose
+    weight is K itself (unflipped) with padding ``kh - 1 - pad0``: no zero-inserted copy, a
+    quarter of the multiply-adds, exact for any kernel.
+    """
+    f = up.factor
+    kernel = up.kernel.to(x.dtype)
+    kh, kw = kernel.shape
+    p0, p1 = up.pad
+    padding, out_pad = kh - 1 - p0, f + p1 - p0 - 1
+    if kh != kw or padding < 0 or not 0 <= out_pad < f:  # not GPEN's shapes: the general op
+        out = upfirdn2d(x, up.kernel, up=f, pad=up.pad)
+        return out if bias is None else out.add_(bias.view(1, -1, 1, 1))
+    c = x.shape[1]
+    w = kernel.reshape(1, 1, kh, kw).expand(c, 1, kh, kw)
+    return F.conv_transpose2d(x, w, bias, stride=f, padding=padding, output_padding=out_pad, groups=c)
+
+
+
 # --- layers (names match the official state dict) --------------------------------------------
 
 
@@ -119,6 +284,7 @@ class Blur(nn.Module):
         # Loaded from the checkpoint (the _pk fixtures perturb it); the default is what every
         # released checkpoint holds.
         self.register_buffer("kernel", _make_kernel(float(upsample_factor**2)))
+        self._memo = _Memo()  # rank-1 factors of the kernel, for the fused path
 
     def forward(self, x: Tensor) -> Tensor:
         return upfirdn2d(x, self.kernel, pad=self.pad)
@@ -221,6 +387,7 @@ class ModulatedConv2d(nn.Module):
             p = 4 - 2 - (kernel_size - 1)
             self.blur = Blur(((p + 1) // 2 + 1, p // 2 + 1), upsample_factor=2)
         self.modulation = EqualLinear(style_dim, in_ch, bias_init=1.0)
+        self._memo = _Memo()  # Σ_kh,kw W², for the fused path
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
@@ -254,6 +421,66 @@ class ModulatedConv2d(nn.Module):
             out = out * demod.to(out.dtype)[:, :, None, None]
         return out
 
+    def weight_modulation_pays(self, x: Tensor) -> bool:
+        """Whether the fused form modulates the weight rather than the activations for ``x``.
+
+        Per sample, a modulated weight costs one pass over ``out·in·k²`` values and saves the
+        ``x·s`` pass over the input plus the demodulation/bias pass over the output: it pays at
+        high resolution (few channels, many pixels) and not at 4x4-32x32 (512 channels).
+        """
+        _, cin, h, w = x.shape
+        ho, wo = (2 * h + 1, 2 * w + 1) if self.upsample else (h, w)
+        return self.out_channel * cin * self.kernel_size**2 <= cin * h * w + self.out_channel * ho * wo
+
+    def forward_fused(
+        self, x: Tensor, style: Tensor, *, gain: float = 1.0, bias: Tensor | None = None
+    ) -> Tensor:
+        """``gain · self(x, style) + bias`` (``bias``: ``[out]`` or None) in the fused CPU form.
+
+        Either the per-sample weight ``gain·d·scale·W·s`` runs as one grouped conv over the
+        batch (bias inside the conv: no element-wise pass at all), or, where the weight is the
+        larger tensor, ``x·s`` feeds the shared weight and one in-place ``addcmul`` applies
+        ``gain·d`` and the bias. See :meth:`weight_modulation_pays`.
+        """
+        b, cin, h, w = x.shape
+        cout, k = self.out_channel, self.kernel_size
+        s = self.modulation(style) * self.scale  # [B, in]
+        d = None
+        if self.demodulate:
+            w_sq = self._memo.get(
+                "w_sq", self.weight, lambda: _at_least_fp32(self.weight).square().sum(dim=(2, 3))
+            )  # [out, in]
+            # No autocast on this path (see _use_fused), so a matmul is safe in fp32.
+            d = (torch.rsqrt(_at_least_fp32(s).square() @ w_sq.T + 1e-8) * gain).to(x.dtype)
+        if self.weight_modulation_pays(x):
+            # [B, out, in]: output scale x input scale of every weight slice.
+            sd = (s * gain)[:, None, :] if d is None else d[:, :, None] * s[:, None, :]
+            xg = x.reshape(1, b * cin, h, w)  # a view for NCHW input (and for any batch-1 input)
+            if self.upsample:
+                # conv_transpose2d wants [in, out, k, k] per group: write it in that layout.
+                wm = x.new_empty((b, cin, cout, k, k))
+                torch.mul(self.weight.transpose(0, 1)[None], sd.transpose(1, 2)[..., None, None], out=wm)
+                out = F.conv_transpose2d(xg, wm.view(b * cin, cout, k, k), stride=2, groups=b)
+                return _blur_fused(out.view(b, cout, 2 * h + 1, 2 * w + 1), self.blur, bias)
+            wm = x.new_empty((b, cout, cin, k, k))
+            torch.mul(self.weight[None], sd[..., None, None], out=wm)
+            bg = bias.repeat(b) if bias is not None and b > 1 else bias
+            out = F.conv2d(xg, wm.view(b * cout, cin, k, k), bg, padding=self.padding, groups=b)
+            return out.view(b, cout, h, w)
+        if d is None:
+            s = s * gain
+        xs = x * s.to(x.dtype)[:, :, None, None]
+        if self.upsample:
+            out = F.conv_transpose2d(xs, self.weight.transpose(0, 1), stride=2, padding=0)
+            out = _blur_fused(out, self.blur)
+        else:
+            out = F.conv2d(xs, self.weight, padding=self.padding)
+        if d is not None and bias is not None:
+            return torch.addcmul(bias.view(1, -1, 1, 1), out, d[:, :, None, None], out=out)
+        if d is not None:
+            return out.mul_(d[:, :, None, None])
+        return out if bias is None else out.add_(bias.view(1, -1, 1, 1))
+
 
 class NoiseInjection(nn.Module):
     """GPEN's injection with ``isconcat=True``: ``cat([x, weight · feature], dim=1)``."""
@@ -285,9 +512,30 @@ class StyledConv(nn.Module):
         self.conv = ModulatedConv2d(in_ch, out_ch, kernel_size, style_dim, upsample=upsample)
         self.noise = NoiseInjection()
         self.activate = FusedLeakyReLU(2 * out_ch)
+        self.impl: Impl = "auto"  # set by FullGenerator.impl
 
     def forward(self, x: Tensor, style: Tensor, feature: Tensor) -> Tensor:
+        if _use_fused(self.impl, x):
+            return self.forward_fused(x, style, feature)
         return self.activate(self.noise(self.conv(x, style), feature))
+
+    def forward_fused(self, x: Tensor, style: Tensor, feature: Tensor) -> Tensor:
+        """Same output; each half of the concatenation is written once, activated in place.
+
+        ``sqrt2·lrelu(y + b) = lrelu(sqrt2·y + sqrt2·b)``, so the gain and bias of the fused
+        leaky ReLU fold into the conv (conv half) and into one ``addcmul`` (injection half).
+        """
+        c = self.conv.out_channel
+        bias = self.activate.bias.to(x.dtype) * _SQRT2
+        y = self.conv.forward_fused(x, style, gain=_SQRT2, bias=bias[:c])
+        b, _, h, w = y.shape
+        out = _empty_like_layout(y, (b, 2 * c, h, w))
+        torch.ops.aten.leaky_relu.out(y, _SLOPE, out=out[:, :c])
+        half = out[:, c:]
+        noise_gain = self.noise.weight.to(x.dtype) * _SQRT2
+        torch.addcmul(bias[c:].view(1, -1, 1, 1), feature, noise_gain, out=half)
+        F.leaky_relu(half, _SLOPE, inplace=True)
+        return out
 
 
 class ToRGB(nn.Module):
@@ -300,12 +548,52 @@ class ToRGB(nn.Module):
         if upsample:
             self.upsample = Upsample(2)
         self.conv = ModulatedConv2d(in_ch, 3, 1, style_dim, demodulate=False)
+        self.impl: Impl = "auto"  # set by FullGenerator.impl
 
     def forward(self, x: Tensor, style: Tensor, skip: Tensor | None = None) -> Tensor:
+        if _use_fused(self.impl, x):
+            return self.forward_fused(x, style, skip)
         out = self.conv(x, style) + self.bias
         if skip is not None:
             out = out + self.upsample(skip)
         return out
+
+    def forward_fused(self, x: Tensor, style: Tensor, skip: Tensor | None = None) -> Tensor:
+        """Same output: the bias rides on the skip's upsampling conv, and the modulated 1x1
+        conv (a [3, in] weight per sample) accumulates onto it as one batched matmul."""
+        b, cin, h, w = x.shape
+        bias = self.bias.to(x.dtype).view(3)
+        if skip is None:
+            acc = bias.view(1, 3, 1, 1).expand(b, 3, h, w).contiguous()
+        else:
+            acc = _upsample_fused(skip, self.upsample, bias)
+        if not (x.is_contiguous() and acc.is_contiguous()):  # channels-last: the plain conv
+            return acc.add_(self.conv(x, style))
+        s = self.conv.modulation(style) * self.conv.scale  # [B, in]
+        wm = self.conv.weight.to(x.dtype).view(1, 3, cin) * s[:, None, :]  # [B, 3, in]
+        acc.view(b, 3, h * w).baddbmm_(wm, x.view(b, cin, h * w))
+        return acc
+
+
+class _EncoderBlock(nn.Sequential):
+    """``[Blur,] EqualConv2d, FusedLeakyReLU`` (state-dict names ``ecdN.0.{0,1,2}``), with a fused
+    form: ``sqrt2`` and the activation bias fold into the conv, the activation runs in place."""
+
+    def __init__(self, *layers: nn.Module) -> None:
+        super().__init__(*layers)
+        self.impl: Impl = "auto"  # set by FullGenerator.impl
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not _use_fused(self.impl, x):
+            return super().forward(x)
+        *blur, conv, act = self
+        if blur:
+            x = _blur_fused(x, blur[0])
+        bias = act.bias.to(x.dtype) if conv.bias is None else conv.bias.to(x.dtype) + act.bias.to(x.dtype)
+        y = F.conv2d(
+            x, conv.weight * (conv.scale * _SQRT2), bias * _SQRT2, stride=conv.stride, padding=conv.padding
+        )
+        return F.leaky_relu(y, _SLOPE, inplace=True)
 
 
 class Generator(nn.Module):
@@ -354,9 +642,15 @@ class FullGenerator(nn.Module):
     ``forward(x)``: ``x`` is ``[B, 3, S, S]`` RGB in [-1, 1] (float32/16/bfloat16, any memory
     format); returns ``[B, 3, S, S]`` in roughly [-1, 1] — **not clamped** (the official model
     does not clamp either; callers clamp after denormalising). Samples in a batch are independent.
+
+    ``impl`` (keyword-only, settable later as ``model.impl``): ``"auto"`` (default) runs the
+    fused CPU form for float32/float64 CPU inference without autocast or compile tracing and the
+    reference form elsewhere (GPU, fp16/bf16, compile); ``"reference"`` / ``"fused"`` force one
+    (see the module docstring). ``"fused"`` is for inference only: it writes into buffers with
+    ``out=`` and in place, which autograd refuses.
     """
 
-    def __init__(self, config: GPENConfig) -> None:
+    def __init__(self, config: GPENConfig, *, impl: Impl = "auto") -> None:
         super().__init__()
         if not isinstance(config, GPENConfig):
             raise InvalidInputError(f"config must be a GPENConfig, got {type(config).__name__}")
@@ -369,7 +663,7 @@ class FullGenerator(nn.Module):
         self.add_module(
             "ecd0",
             nn.Sequential(
-                nn.Sequential(EqualConv2d(3, ch[config.size], 1, bias=False),
+                _EncoderBlock(EqualConv2d(3, ch[config.size], 1, bias=False),
                               FusedLeakyReLU(ch[config.size]))
             ),
         )
@@ -378,7 +672,7 @@ class FullGenerator(nn.Module):
             self.add_module(
                 f"ecd{i}",
                 nn.Sequential(
-                    nn.Sequential(
+                    _EncoderBlock(
                         Blur((2, 2)),
                         EqualConv2d(ch[2 * r], ch[r], 3, stride=2, padding=0, bias=False),
                         FusedLeakyReLU(ch[r]),
@@ -388,6 +682,24 @@ class FullGenerator(nn.Module):
         self.final_linear = nn.Sequential(
             EqualLinear(16 * ch[4], config.style_dim, activation=True)
         )
+        self.impl = impl
+
+    @property
+    def impl(self) -> Impl:
+        """Forward implementation: ``"auto"``, ``"reference"`` or ``"fused"`` (class docstring)."""
+        return self._impl
+
+    @impl.setter
+    def impl(self, value: Impl) -> None:
+        allowed = get_args(Impl)
+        if not isinstance(value, str) or value not in allowed:
+            raise InvalidInputError(
+                f"impl={value!r} is not allowed; use one of {', '.join(repr(a) for a in allowed)}"
+            )
+        self._impl = value
+        for m in self.modules():
+            if isinstance(m, (StyledConv, ToRGB, _EncoderBlock)):
+                m.impl = value
 
     def forward(self, x: Tensor) -> Tensor:
         features = []

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from stream_gpen.errors import InvalidInputError
+from stream_gpen.runtime._cpu_memory import freed_memory_kept, keep_freed_memory
 from stream_gpen.runtime._device import select_device
 from stream_gpen.runtime._plan import Chunk, exact_chunks, plan_batches, validate_buckets
 
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 Amp = Literal["cast", "autocast"]
 ChannelsLast = Literal["auto"] | bool  # type: ignore[valid-type]
+CpuMemory = Literal["keep", "system"]
 
 DEFAULT_BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -46,7 +48,7 @@ CPU_CHANNELS_LAST_EAGER = False
 class Fallback(str):
     """One thing that fell back, and why: truthy, prints its reason, compares as the string.
 
-    ``what`` names the feature ("cuda_graphs", "compile", "precision", "device"), ``reason``
+    ``what`` names the feature ("cuda_graphs", "compile", "precision", "device", "cpu_memory"), ``reason``
     says what happened and what runs instead.
     """
 
@@ -128,6 +130,15 @@ class FaceRunner:
     * ``name`` — shown in logs and ``summary()``.
     * ``warmup_iters`` — eager passes on a side stream before each capture (cuDNN autotuning,
       lazy inits, compile); 3 is plenty, 1 is the minimum.
+    * ``cpu_memory`` — CPU device only. ``"keep"`` (default) tunes glibc's malloc once for the
+      whole process so freed activations are reused instead of handed back to the OS and
+      page-faulted in again on the next call (measured: a fifth to a third of a CPU forward at batch 4;
+      see ``stream_gpen/runtime/_cpu_memory.py``). Costs: the process's RSS stays at its peak, and
+      the setting is process-wide and permanent. Where it cannot apply (not glibc) it is reported
+      in ``fallbacks``. ``"system"`` leaves the allocator alone.
+
+    On the CPU, eager fp32 runs ``FullGenerator``'s fused CPU form (``impl="auto"``, see
+    :mod:`stream_gpen.models.gpen`); ``torch.compile`` and the GPU run its reference form.
     """
 
     def __init__(
@@ -145,6 +156,7 @@ class FaceRunner:
         channels_last: ChannelsLast = "auto",
         name: str | None = None,
         warmup_iters: int = 3,
+        cpu_memory: CpuMemory = "keep",
     ) -> None:
         if not isinstance(model, nn.Module):
             raise InvalidInputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -160,6 +172,7 @@ class FaceRunner:
         _check_choice("channels_last", channels_last, ("auto", True, False))
         _check_choice("cuda_graphs", cuda_graphs, (True, False))
         _check_choice("compile", compile, (True, False))
+        _check_choice("cpu_memory", cpu_memory, get_args(CpuMemory))
         if isinstance(warmup_iters, bool) or not isinstance(warmup_iters, int) or warmup_iters < 1:
             raise InvalidInputError(f"warmup_iters must be an integer >= 1, got {warmup_iters!r}")
         self.buckets = validate_buckets(buckets, max_batch)
@@ -173,6 +186,14 @@ class FaceRunner:
         if device_note:
             self._fallback("device", device_note)
         on_cuda = self.device.type == "cuda"
+        # What is in effect for the process (an earlier runner may have set it): None off the CPU.
+        self.cpu_memory: CpuMemory | None = None
+        if not on_cuda:
+            if cpu_memory == "keep":
+                note = keep_freed_memory()
+                if note is not None:
+                    self._fallback("cpu_memory", f"{note}; large CPU tensors page-fault on every call")
+            self.cpu_memory = "keep" if freed_memory_kept() else "system"
 
         self.requested_precision = precision
         if precision == "auto":
@@ -269,6 +290,7 @@ class FaceRunner:
         }
         if self.device.type == "cpu":
             info["threads"] = torch.get_num_threads()
+            info["cpu_memory"] = self.cpu_memory
         else:
             info["tf32_conv"] = torch.backends.cudnn.allow_tf32
             info["cuda_reserved_bytes"] = self._reserved_bytes()
