@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -356,6 +357,11 @@ def test_success_is_atomic_rename(tmp_path):
         with open_sink(tmp_path / "out.mp4", source=src, preset="ultrafast") as sink:
             for f in src:
                 sink.write(f)
+            # The writer thread opens its temporary file when it gets the first frame: wait for
+            # it (bounded) rather than race it; the final name must not exist before close.
+            deadline = time.monotonic() + 20
+            while not any(".tmp" in p.name for p in tmp_path.iterdir()) and time.monotonic() < deadline:
+                time.sleep(0.02)
             seen = sorted(p.name for p in tmp_path.iterdir())
     assert "out.mp4" not in seen and any(".tmp" in n for n in seen)
     assert (tmp_path / "out.mp4").exists() and _leftovers(tmp_path) == []
