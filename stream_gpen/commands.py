@@ -84,6 +84,9 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     f.add_argument("--smooth-lag", type=_smooth_lag, default=None, metavar="N",
                    help="files only: smooth landmarks with N frames of look-ahead (default 5; 0 = off). "
                    "More = steadier faces, N more frames held in memory; live sources never wait")
+    f.add_argument("--deinterlace", default="auto", choices=["auto", "off"],
+                   help="auto (default): interlaced video (VHS/DV/TV captures) is deinterlaced with bwdif, "
+                   "one frame per frame, so faces are whole, not combed; off: frames as decoded")
 
 
 def _output_options(p: argparse.ArgumentParser) -> None:
@@ -109,7 +112,7 @@ def _make_enhancer(args):
         detect_every=args.detect_every, faces=args.faces, min_face=args.min_face, detector=args.detector,
         detect_size=args.detect_size, weights=args.weights, detector_weights=args.detector_weights, download=not args.no_download,
         progress=not getattr(args, "quiet", False), compile=args.compile,
-        smooth_lag=getattr(args, "smooth_lag", None),
+        smooth_lag=getattr(args, "smooth_lag", None), deinterlace=getattr(args, "deinterlace", "auto"),
     )
 
 

@@ -631,3 +631,62 @@ def test_subtitles_copied_or_dropped_with_reason(tmp_path):
     out_mp4 = tmp_path / "o.mp4"
     _, sink = transcode(both, out_mp4, preset="ultrafast")  # mp4 takes mov_text, not subrip
     assert any("subtitle stream #2 (subrip) dropped" in d for d in sink.dropped)
+
+
+# --- interlaced sources ---------------------------------------------------------------------------
+def _interlaced_clip(path, n=8, w=320, h=240):
+    """A bright bar moving right, each frame's two fields half a frame apart (top field first),
+    encoded interlaced: decoded as is, its edges comb."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25, options={"preset": "ultrafast", "crf": "12", "x264-params": "tff=1"})
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for i in range(n):
+            img = np.full((h, w, 3), 40, np.uint8)
+            for field, dt in ((0, 0.0), (1, 0.5)):
+                x = int(40 + 12 * (i + dt))
+                rows = np.arange(field, h, 2)
+                img[rows[(rows > 60) & (rows < 180)], x : x + 60] = 220
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            vf.pts = i
+            for p in s.encode(vf):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def _combing(img: np.ndarray) -> float:
+    g = img.astype(np.float32).mean(2)
+    return float(np.abs(g[1:-1] - (g[:-2] + g[2:]) / 2).mean())
+
+
+def test_interlaced_video_is_deinterlaced_with_its_timestamps(tmp_path):
+    clip = tmp_path / "interlaced.mp4"
+    _interlaced_clip(clip)
+    got = {}
+    for mode in ("auto", "off"):
+        with open_source(clip, deinterlace=mode) as src:
+            rows = []
+            for f in src:
+                rows.append((f.pts, f.time, _combing(f.image.numpy())))
+                f.release()
+            got[mode] = (src.metadata, rows)
+    (m_auto, auto), (m_off, off) = got["auto"], got["off"]
+    assert m_off.interlaced == "tt" and "deinterlaced_from" not in m_off.extra
+    assert m_auto.interlaced == "progressive" and m_auto.extra["deinterlaced_from"] == "tt"
+    # every frame out, once, with the decoder's own timestamps
+    assert [r[:2] for r in auto] == [r[:2] for r in off] and len(auto) == 8
+    # the combs are gone: line-to-line alternation drops by an order of magnitude
+    assert np.mean([r[2] for r in auto]) < 0.2 * np.mean([r[2] for r in off])
+
+
+def test_progressive_video_is_not_filtered(tmp_path):
+    clip = tmp_path / "progressive.mp4"
+    make_clip(clip, n=4)
+    with open_source(clip) as a, open_source(clip, deinterlace="off") as b:
+        assert a.metadata.interlaced == "progressive" and "deinterlaced_from" not in a.metadata.extra
+        for fa, fb in zip(a, b):
+            assert torch.equal(fa.image, fb.image)
+            fa.release()
+            fb.release()
+    with pytest.raises(InvalidInputError, match=r"deinterlace must be one of \('auto', 'off'\), got 'yadif'"):
+        open_source(clip, deinterlace="yadif")

@@ -511,3 +511,23 @@ def test_readme_documents_every_enhance_option_and_exit_code():
     assert "5 folder" in enhance.epilog
     codes = readme[readme.index("### Exit codes"):]
     assert all(f"| {c} |" in codes for c in (0, 1, 2, 3, 4, 5, 130))
+
+
+# --- interlaced input -----------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["auto", "off"])
+def test_cli_deinterlaces_interlaced_video(tmp_path, cli_env, mode):
+    """An interlaced capture comes out progressive (no combs) with every frame and timestamp;
+    --deinterlace off keeps the fields as decoded."""
+    from test_io_video import _combing, _interlaced_clip
+
+    src, dst = tmp_path / "vhs.mkv", tmp_path / "out.mp4"
+    _interlaced_clip(src)
+    assert main(["enhance", str(src), "-o", str(dst), *cli_env, "--deinterlace", mode]) == 0
+    with av.open(str(src)) as a, av.open(str(dst)) as b:
+        fa, fb = list(a.decode(video=0)), list(b.decode(video=0))
+        ta = [float(f.pts * f.time_base) for f in fa]
+        tb = [float(f.pts * f.time_base) for f in fb]
+        comb_in = np.mean([_combing(f.to_ndarray(format="rgb24")) for f in fa])
+        comb_out = np.mean([_combing(f.to_ndarray(format="rgb24")) for f in fb])
+    assert len(fb) == len(fa) == 8 and max(abs(x - y) for x, y in zip(ta, tb)) < 1e-3
+    assert (comb_out < 0.3 * comb_in) if mode == "auto" else (comb_out > 0.7 * comb_in)

@@ -22,6 +22,7 @@ def open_source(
     reconnect_delay_s: float = 0.5,
     timeout_s: float = 10.0,
     autorotate: bool = False,
+    deinterlace: Literal["auto", "off"] = "auto",
 ):
     """Open a video file, URL, capture device, ``lavfi:<graph>``, image file or image folder.
 
@@ -38,7 +39,7 @@ def open_source(
             return ImageSource(p, device=device)
     return VideoSource(spec, device=device, live=live, decode=decode, ring_size=ring_size, count_frames=count_frames,
                        reconnect=reconnect, reconnect_delay_s=reconnect_delay_s, timeout_s=timeout_s,
-                       autorotate=autorotate)
+                       autorotate=autorotate, deinterlace=deinterlace)
 
 
 def open_sink(
