@@ -72,7 +72,7 @@ def can_copy(fmt_name: str, codec: str | None, supported) -> bool:
     return codec in supported
 
 
-def _holds_video(out, codec: str) -> bool:
+def _holds_video(out) -> bool:
     # Only the muxers that cannot take our video at all; FFmpeg's supported_codecs list is
     # incomplete for some (mpegts lists no h264), so it is not asked here.
     fmts = set(out.format.name.split(","))
@@ -219,7 +219,7 @@ class FileSink(_Sink):
         bad = None
         if codec in ("h264", "hevc") and "webm" in fmt_name:
             bad = f"codec={codec!r} cannot go into webm; use codec='vp9' or 'av1' (--codec), or a .mp4/.mkv name"
-        elif not is_url and not _holds_video(self._out, codec):
+        elif not is_url and not _holds_video(self._out):
             bad = (f"the {fmt_name} container ({t.suffix}) cannot hold {codec} video; write a video "
                    "container (.mp4, .mkv, .mov, .webm) or pick another --codec")
         if bad:
