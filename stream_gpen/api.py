@@ -420,6 +420,7 @@ class Enhancer:
         summary.faces_restored = stage.faces_restored
         summary.frames_with_faces = stage.frames_with_faces
         summary.detector_calls = stage.detector_calls
+        summary.detector_probes = stage.detector_probes
         summary.seconds = time.perf_counter() - t0
         summary.stage_seconds = dict(timer.totals)
         summary.frames_in = max(summary.frames_in, int(stats.get("decoded", 0)))

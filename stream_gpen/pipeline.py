@@ -55,6 +55,7 @@ class FaceStage:
     timer: StageTimer = field(default_factory=StageTimer)
     smoother: FixedLagSmoother | None = None
     detector_calls: int = 0
+    detector_probes: int = 0  # of detector_calls: the tracker's change-watch probes (a region only)
     faces_restored: int = 0
     frames_with_faces: int = 0
 
@@ -82,6 +83,7 @@ class FaceStage:
                 region = self.tracker.probe_region  # a change-watch probe looks only where it changed
                 dets = self.detector.detect([image])[0] if region is None else self.detector.detect_region(image, region)
                 self.detector_calls += 1
+                self.detector_probes += int(self.tracker.probing)
         with self.timer("track"):
             return self.tracker.update(index, dets, frame=image)
 

@@ -38,6 +38,7 @@ class RunSummary:
     faces_restored: int = 0
     frames_with_faces: int = 0
     detector_calls: int = 0
+    detector_probes: int = 0  # of detector_calls: change-watch probes (a region of the frame only)
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     fallbacks: list[str] = field(default_factory=list)
@@ -65,7 +66,8 @@ class RunSummary:
             f"frames in {self.frames_in}, out {self.frames_out}, dropped {self.frames_dropped}, "
             f"corrupt packets skipped {self.packets_corrupt}",
             f"faces restored {self.faces_restored} in {self.frames_with_faces} frames, "
-            f"detector calls {self.detector_calls}",
+            f"detector calls {self.detector_calls}"
+            + (f" ({self.detector_probes} of them region probes)" if self.detector_probes else ""),
             f"{self.seconds:.2f} s, {self.fps:.2f} frames/s",
         ]
         if self.stage_seconds:

@@ -245,7 +245,7 @@ def test_faces_between_periodic_detections_on_real_footage(shared, mobilenet_wei
     planned.update(stage.plan_flush())
     faces = [len(planned[i]) for i in range(len(imgs))]
     assert faces == [int(i in present) for i in range(len(imgs))], faces
-    assert stage.tracker.probes >= 1
+    assert stage.tracker.probes >= 1 and stage.detector_probes == stage.tracker.probes
     if case == "one_frame_at_detection":
         return
     # Without the watch, only periodic detections run: the one-frame face is missed and the

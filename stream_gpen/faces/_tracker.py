@@ -598,6 +598,12 @@ class FaceTracker:
             return True
         return False
 
+    @property
+    def probing(self) -> bool:
+        """Whether the detection :meth:`needs_detection` just asked for is a change-watch probe
+        (look in :attr:`probe_region`, or the whole frame when that is None)."""
+        return self._probe_for is not None
+
     # --- change watch ----------------------------------------------------------------------
     _WATCH_LONG_SIDE = 160  # px of the small grey copy: a 64 px face in 1080p is ~5 px wide here
     # Masked around each confirmed face, in face-box sizes (side, above, below): the head, hair,
