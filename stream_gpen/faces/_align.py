@@ -164,8 +164,6 @@ def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int, backend: 
     frames only: its fixed-point SIMD warp is 4-20x faster than the gather on CPU, within one grey
     level of it), ``"auto"`` = cv2 for CPU frames, torch otherwise.
     """
-    if backend not in ("auto", "torch", "cv2"):
-        raise InvalidInputError(f"backend must be one of ('auto', 'torch', 'cv2'), got {backend!r}")
     batch = _as_frame_batch(frames)
     dev = batch.device
     affines = torch.as_tensor(affines)
@@ -181,9 +179,7 @@ def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int, backend: 
         return torch.empty(0, 3, size, size, dtype=torch.uint8, device=dev)
     if int(ids.min()) < 0 or int(ids.max()) >= batch.shape[0]:
         raise InvalidInputError(f"frame ids must lie in [0, {batch.shape[0]}), got {ids.tolist()}")
-    if backend == "cv2" and dev.type != "cpu":
-        raise InvalidInputError(f"backend='cv2' needs CPU frames, got frames on {dev}")
-    if backend == "cv2" or (backend == "auto" and dev.type == "cpu"):
+    if use_cv2(backend, dev):
         return _warp_cv2(batch, ids, affines, size)
     inv = invert_affines(affines.to(device=dev, dtype=torch.float64))
     g = torch.arange(size, dtype=torch.float64, device=dev)
@@ -193,6 +189,16 @@ def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int, backend: 
     idx = ids[:, None, None].expand(n, size, size)
     out = bilinear_gather(batch, idx, x.to(torch.float32), y.to(torch.float32))
     return out.add_(0.5).floor_().clamp_(0, 255).to(torch.uint8).permute(0, 3, 1, 2).contiguous()
+
+
+def use_cv2(backend: str, device: torch.device) -> bool:
+    """Resolve a warp/paste ``backend`` (``"auto"``, ``"torch"``, ``"cv2"``) for frames on ``device``:
+    OpenCV for CPU frames under ``"auto"``; ``"cv2"`` on another device is an error."""
+    if backend not in ("auto", "torch", "cv2"):
+        raise InvalidInputError(f"backend must be one of ('auto', 'torch', 'cv2'), got {backend!r}")
+    if backend == "cv2" and device.type != "cpu":
+        raise InvalidInputError(f"backend='cv2' needs a CPU frame, got a frame on {device}")
+    return backend == "cv2" or (backend == "auto" and device.type == "cpu")
 
 
 def _warp_cv2(batch: torch.Tensor, ids: torch.Tensor, affines: torch.Tensor, size: int) -> torch.Tensor:

@@ -1,11 +1,12 @@
 """Paste-back: inverse-warp restored crops into the frame over each face's ROI only."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from stream_gpen.errors import InvalidInputError
-from stream_gpen.faces._align import apply_affines, invert_affines
+from stream_gpen.faces._align import apply_affines, invert_affines, use_cv2
 
 
 def feather_mask(coords_x: torch.Tensor, coords_y: torch.Tensor, size: int, *, border: float, feather: float) -> torch.Tensor:
@@ -66,11 +67,7 @@ def paste_faces(
         raise InvalidInputError(f"affines must be [{n},2,3] for {n} crops, got {tuple(affines.shape)}")
     if masks is not None and tuple(masks.shape) != (n, size, size):
         raise InvalidInputError(f"masks must be [{n},{size},{size}], got {tuple(masks.shape)}")
-    if backend not in ("auto", "torch", "cv2"):
-        raise InvalidInputError(f"backend must be one of ('auto', 'torch', 'cv2'), got {backend!r}")
-    if backend == "cv2" and frame.device.type != "cpu":
-        raise InvalidInputError(f"backend='cv2' needs a CPU frame, got a frame on {frame.device}")
-    use_cv2 = backend == "cv2" or (backend == "auto" and frame.device.type == "cpu")
+    cv2_path = use_cv2(backend, frame.device)
     if n == 0:
         return frame
     dev = frame.device
@@ -91,7 +88,7 @@ def paste_faces(
             continue
         a = affines[i]
         k = float(scale[i])
-        if use_cv2:
+        if cv2_path:
             _paste_one_cv2(frame[y0:y1, x0:x1], crops[i], masks[i] if masks is not None else None, a, x0, y0,
                            size, border, feather, k if antialias else 1.0)
             continue
@@ -130,7 +127,7 @@ def _blend(roi: torch.Tensor, face: torch.Tensor, m: torch.Tensor) -> None:
     roi.copy_(torch.where(m3 > 0, out, roi))
 
 
-_MASK_CACHE: dict[tuple[int, float, float], "np.ndarray"] = {}
+_MASK_CACHE: dict[tuple[int, float, float], np.ndarray] = {}
 
 
 def _mask_image(size: int, border: float, feather: float):
@@ -149,7 +146,6 @@ def _paste_one_cv2(roi, crop, mask, a, x0, y0, size, border, feather, k) -> None
     image are warped with the frame -> crop affine, offset to the ROI, as an inverse map; the
     blend is one SIMD pass (``blendLinear``), written only where the mask is > 0."""
     import cv2
-    import numpy as np
 
     a64 = a.to(torch.float64).cpu().numpy()
     m_roi = a64.copy()

@@ -263,7 +263,6 @@ def _upsample_fused(x: Tensor, up: Upsample, bias: Tensor | None = None) -> Tens
     return F.conv_transpose2d(x, w, bias, stride=f, padding=padding, output_padding=out_pad, groups=c)
 
 
-
 # --- layers (names match the official state dict) --------------------------------------------
 
 
