@@ -140,6 +140,8 @@ def main() -> None:
                     help="runs of each contender per clip, alternated; medians are compared")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--compile", action="store_true", help="ours with torch.compile (warm-up time reported apart)")
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                    help="ours: auto = bf16 on CPUs with bf16 instructions, else fp32 (the naive loop is fp32)")
     ap.add_argument("--naive-form", choices=["grouped", "reference", "fused"], default="grouped",
                     help="the naive loop's modulated conv: grouped = GPEN's official form (default)")
     ap.add_argument("--naive-cpu-memory", choices=["system", "keep"], default="system",
@@ -154,9 +156,10 @@ def main() -> None:
     naive = _Naive(args)  # spawned before our runner exists, so it inherits nothing from it
     gen = random_gpen(args.size, args.device)
     enh = Enhancer(gen, device=args.device, detector="mobilenet0.25", detector_weights=MOBILENET,
-                   batch_size=args.batch_size, compile=args.compile)
+                   batch_size=args.batch_size, compile=args.compile, precision=args.precision)
     print(f"GPEN-{args.size} (random weights) on {args.device}, torch threads {torch.get_num_threads()}, "
-          f"ours compile={args.compile} batch {args.batch_size} (impl {gen.impl}); naive form {args.naive_form}, "
+          f"ours compile={args.compile} batch {args.batch_size} precision {enh.precision} (impl {gen.impl}); "
+          f"naive fp32, form {args.naive_form}, "
           f"naive cpu-memory {args.naive_cpu_memory}; load average {os.getloadavg()[0]:.1f}")
     print(f"{'clip':14} {'frames':>6} {'ours fps':>9} {'naive fps':>10} {'speed-up':>9} {'s/frame ours':>13} {'naive':>7}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -132,7 +132,7 @@ def test_select_device_without_cuda():
 # ------------------------------------------------------------------------------ runner
 def test_runner_matches_longhand_reference_bit_exact(tiny):
     crops = random_crops(5)
-    runner = FaceRunner(tiny, size=S, device="cpu")
+    runner = FaceRunner(tiny, size=S, device="cpu", precision="fp32")
     out = runner(crops)
     assert out.dtype == torch.uint8 and out.shape == crops.shape and out.device.type == "cpu"
     assert torch.equal(out, reference(tiny, crops))
@@ -144,7 +144,7 @@ def test_runner_matches_longhand_reference_bit_exact(tiny):
 
 def test_runner_keeps_order_and_splits_large_requests(tiny):
     crops = random_crops(7, seed=1)
-    runner = FaceRunner(tiny, size=S, device="cpu", buckets=(1, 2, 4))
+    runner = FaceRunner(tiny, size=S, device="cpu", precision="fp32", buckets=(1, 2, 4))
     out = runner(crops)
     assert runner.summary()["batches_per_bucket"] == {4: 1, 3: 1}  # exact sizes in eager mode
     # Batch composition may change a float by an ulp; a truncation boundary then moves 1 level.
@@ -158,7 +158,7 @@ def test_runner_keeps_order_and_splits_large_requests(tiny):
 def test_runner_pads_to_buckets_when_shapes_must_be_fixed(tiny, monkeypatch):
     # compile=True fixes shapes (no recompiles); stand in an identity "compiler" to test padding.
     monkeypatch.setattr(torch, "compile", lambda model, **kw: model)
-    runner = FaceRunner(tiny, size=S, device="cpu", buckets=(1, 4, 8), compile=True)
+    runner = FaceRunner(tiny, size=S, device="cpu", precision="fp32", buckets=(1, 4, 8), compile=True)
     crops = random_crops(7, seed=2)
     out = runner(crops)
     s = runner.summary()
@@ -173,7 +173,7 @@ def test_truncation_and_clamp_convention():
     y[:, 0] = 100.75 / 255 * 2 - 1
     y[:, 1] = 2.0  # clamps to 255
     y[:, 2] = -3.0  # clamps to 0
-    runner = FaceRunner(Constant(y), size=8, device="cpu")
+    runner = FaceRunner(Constant(y), size=8, device="cpu", precision="fp32")
     out = runner(random_crops(2, size=8))
     assert out[:, 0].unique().tolist() == [100]
     assert out[:, 1].unique().tolist() == [255]
@@ -187,12 +187,12 @@ def test_input_is_scaled_to_minus_one_one():
             return x
 
     crops = torch.tensor([0, 255, 128], dtype=torch.uint8).view(1, 3, 1, 1).expand(1, 3, 8, 8).contiguous()
-    FaceRunner(Echo(), size=8, device="cpu")(crops)
+    FaceRunner(Echo(), size=8, device="cpu", precision="fp32")(crops)
     assert Echo.seen[0, :, 0, 0].tolist() == pytest.approx([-1.0, 1.0, 128 / 255 * 2 - 1], abs=1e-7)
 
 
 def test_empty_and_non_contiguous_inputs(tiny):
-    runner = FaceRunner(tiny, size=S, device="cpu")
+    runner = FaceRunner(tiny, size=S, device="cpu", precision="fp32")
     empty = runner(torch.empty(0, 3, S, S, dtype=torch.uint8))
     assert empty.shape == (0, 3, S, S) and empty.dtype == torch.uint8 and runner.summary()["batches"] == 0
     crops = random_crops(3, seed=4)
@@ -204,7 +204,7 @@ def test_empty_and_non_contiguous_inputs(tiny):
 
 def test_channels_last_option_gives_same_result(tiny):
     crops = random_crops(2, seed=5)
-    a = FaceRunner(random_generator(TINY_CONFIG, seed=3), size=S, device="cpu", channels_last=True)
+    a = FaceRunner(random_generator(TINY_CONFIG, seed=3), size=S, device="cpu", precision="fp32", channels_last=True)
     assert a.channels_last is True
     assert (a(crops).int() - reference(tiny, crops).int()).abs().max() <= 1
 
@@ -244,7 +244,7 @@ def test_constructor_validation(tiny, kwargs, match):
 
 def test_model_must_be_a_module():
     with pytest.raises(InvalidInputError, match="model must be a torch.nn.Module, got function"):
-        FaceRunner(lambda x: x, size=S, device="cpu")
+        FaceRunner(lambda x: x, size=S, device="cpu", precision="fp32")
 
 
 @pytest.mark.parametrize(
@@ -258,7 +258,7 @@ def test_model_must_be_a_module():
     ],
 )
 def test_call_validation(tiny, crops, match):
-    runner = FaceRunner(tiny, size=S, device="cpu")
+    runner = FaceRunner(tiny, size=S, device="cpu", precision="fp32")
     with pytest.raises(InvalidInputError, match=match):
         runner(crops)
 
@@ -293,7 +293,7 @@ def test_compile_failure_falls_back_to_eager(tiny, monkeypatch, caplog):
     monkeypatch.setattr(torch, "compile", broken_compile)
     crops = random_crops(3, seed=7)
     with caplog.at_level(logging.WARNING, logger="stream_gpen.runtime._runner"):
-        runner = FaceRunner(tiny, size=S, device="cpu", compile=True, buckets=(4,))
+        runner = FaceRunner(tiny, size=S, device="cpu", precision="fp32", compile=True, buckets=(4,))
         out = runner(crops)
         runner(crops)
     assert (out.int() - reference(tiny, crops).int()).abs().max() <= 1
@@ -319,7 +319,7 @@ def test_overflowing_reduced_precision_falls_back_to_fp32():
 
 
 def test_warmup_and_context_manager(tiny):
-    with FaceRunner(tiny, size=S, device="cpu", buckets=(1, 2)) as runner:
+    with FaceRunner(tiny, size=S, device="cpu", precision="fp32", buckets=(1, 2)) as runner:
         runner.warmup()
         with pytest.raises(InvalidInputError, match=r"buckets \[3\] are not among this runner's buckets \(1, 2\)"):
             runner.warmup([3])
@@ -330,7 +330,7 @@ def test_warmup_and_context_manager(tiny):
 
 
 def test_concurrent_calls_are_serialised(tiny):
-    runner = FaceRunner(tiny, size=S, device="cpu")
+    runner = FaceRunner(tiny, size=S, device="cpu", precision="fp32")
     crops = [random_crops(2, seed=10 + i) for i in range(4)]
     results: dict[int, torch.Tensor] = {}
     errors: list[BaseException] = []
@@ -353,10 +353,10 @@ def test_concurrent_calls_are_serialised(tiny):
 
 
 def test_default_name_and_restorer_attributes(tiny):
-    runner = FaceRunner(tiny, size=S, device="cpu", name="gpen-bfr-64-test")
+    runner = FaceRunner(tiny, size=S, device="cpu", precision="fp32", name="gpen-bfr-64-test")
     assert runner.name == "gpen-bfr-64-test" and runner.size == S
     assert isinstance(runner.device, torch.device) and runner.fallbacks == []
-    assert FaceRunner(tiny, size=S, device="cpu").name == "gpen-64"
+    assert FaceRunner(tiny, size=S, device="cpu", precision="fp32").name == "gpen-64"
 
 
 # ------------------------------------------------------------------------------ CPU path
@@ -365,7 +365,7 @@ import resource, sys, torch
 from stream_gpen.models.gpen import TINY_CONFIG, random_generator
 from stream_gpen.runtime import FaceRunner
 if sys.argv[1] == "keep":
-    runner = FaceRunner(random_generator(TINY_CONFIG), size=64, device="cpu")
+    runner = FaceRunner(random_generator(TINY_CONFIG), size=64, device="cpu", precision="fp32")
     assert runner.summary()["cpu_memory"] == "keep", runner.fallbacks
 size = 40 << 20  # over glibc's 32 MiB maximum mmap threshold: a fresh mmap per block by default
 for _ in range(2):
@@ -381,7 +381,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 def test_cpu_memory_keep_stops_page_faults_of_large_tensors(tiny):
     from stream_gpen.runtime import _cpu_memory
 
-    runner = FaceRunner(tiny, size=S, device="cpu")  # cpu_memory="keep" is the default
+    runner = FaceRunner(tiny, size=S, device="cpu", precision="fp32")  # cpu_memory="keep" is the default
     if runner.fallbacks:  # e.g. musl: then it must say so
         pytest.skip(f"allocator tuning not available here: {runner.fallbacks}")
     assert runner.summary()["cpu_memory"] == "keep" and _cpu_memory.freed_memory_kept()
@@ -405,13 +405,13 @@ def test_cpu_memory_failure_is_a_visible_fallback(tiny, monkeypatch, caplog):
     monkeypatch.setattr(_runner, "keep_freed_memory", lambda: "the C library is not glibc (test)")
     monkeypatch.setattr(_runner, "freed_memory_kept", lambda: False)
     with caplog.at_level(logging.WARNING, logger="stream_gpen.runtime._runner"):
-        runner = FaceRunner(tiny, size=S, device="cpu", name="mem-test")
+        runner = FaceRunner(tiny, size=S, device="cpu", precision="fp32", name="mem-test")
     (note,) = runner.fallbacks
     assert note.what == "cpu_memory" and "not glibc (test)" in note and "page-fault" in note
     assert runner.summary()["cpu_memory"] == "system"
     assert sum("mem-test" in r.getMessage() for r in caplog.records) == 1
     # "system" asks for nothing, so nothing falls back.
-    assert FaceRunner(tiny, size=S, device="cpu", cpu_memory="system").fallbacks == []
+    assert FaceRunner(tiny, size=S, device="cpu", precision="fp32", cpu_memory="system").fallbacks == []
 
 
 def test_compile_traces_the_reference_form_as_one_graph(tiny, monkeypatch):
@@ -423,7 +423,54 @@ def test_compile_traces_the_reference_form_as_one_graph(tiny, monkeypatch):
         torch, "compile", lambda model, **kw: real_compile(model, backend="eager", fullgraph=True, **kw)
     )
     crops = random_crops(2, seed=11)
-    runner = FaceRunner(tiny, size=S, device="cpu", compile=True, buckets=(2,))
+    runner = FaceRunner(tiny, size=S, device="cpu", precision="fp32", compile=True, buckets=(2,))
     out = runner(crops)
     assert runner.fallbacks == [] and runner.summary()["compile"] is True
     assert (out.int() - reference(tiny, crops).int()).abs().max() <= 1
+
+
+# ------------------------------------------------------------------------------ CPU precision
+def test_bf16_cpu_feature_is_read_from_cpuinfo_flags():
+    from stream_gpen.runtime._device import _bf16_flag_in
+
+    zen4 = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n"
+    spr = "flags\t\t: avx512f avx512_bf16 amx_bf16 amx_tile\n"
+    assert _bf16_flag_in(zen4) == "avx512_bf16"
+    assert _bf16_flag_in(spr) == "amx_bf16"  # the faster unit wins
+    assert _bf16_flag_in("flags\t\t: fpu avx2 avx512f avx512bw\n") is None
+    assert _bf16_flag_in("model name: something\n") is None
+
+
+@pytest.mark.parametrize(("feature", "precision", "channels_last"), [("avx512_bf16", "bf16", True), (None, "fp32", False)])
+def test_auto_precision_on_cpu_follows_native_bf16(tiny, monkeypatch, feature, precision, channels_last):
+    from stream_gpen.runtime import _runner
+
+    monkeypatch.setattr(_runner, "cpu_bf16_feature", lambda: feature)
+    runner = FaceRunner(random_generator(TINY_CONFIG, seed=3), size=S, device="cpu")
+    assert (runner.precision, runner.channels_last) == (precision, channels_last)
+    s = runner.summary()
+    assert s["requested_precision"] == "auto" and s["precision"] == precision
+    assert (feature or "without native bf16") in s["precision_reason"]
+    assert runner.fallbacks == []  # a choice, not a fallback
+    out = runner(random_crops(2, seed=12))
+    # Tiny random models are the worst case for bf16 (few channels per sum); real configs ~52 dB.
+    err = (out.int() - reference(tiny, random_crops(2, seed=12)).int()).abs()
+    assert err.max() <= (16 if precision == "bf16" else 1)  # fp32: an ulp may move a truncation
+    # An explicit precision has no reason to give and is not overridden.
+    assert FaceRunner(tiny, size=S, device="cpu", precision="fp32").summary()["precision_reason"] is None
+
+
+def test_bf16_default_is_close_to_fp32_at_full_size(monkeypatch):
+    from stream_gpen.models.registry import MODELS
+    from stream_gpen.runtime import _runner
+
+    monkeypatch.setattr(_runner, "cpu_bf16_feature", lambda: "avx512_bf16")
+    config = MODELS["gpen-bfr-256"].config
+    fast = FaceRunner(random_generator(config, seed=0), size=256, device="cpu")
+    exact = FaceRunner(random_generator(config, seed=0), size=256, device="cpu", precision="fp32")
+    low = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(6))
+    crops = (torch.nn.functional.interpolate(low, size=(256, 256), mode="bilinear") * 255).to(torch.uint8)
+    a, b = fast(crops).double(), exact(crops).double()
+    assert fast.precision == "bf16" and fast.fallbacks == []
+    psnr = 10 * torch.log10(torch.tensor(255.0**2 / (a - b).pow(2).mean().item())).item()
+    assert psnr > 45, psnr

@@ -21,7 +21,7 @@ from torch import nn
 
 from stream_gpen.errors import InvalidInputError
 from stream_gpen.runtime._cpu_memory import freed_memory_kept, keep_freed_memory
-from stream_gpen.runtime._device import select_device
+from stream_gpen.runtime._device import cpu_bf16_feature, select_device
 from stream_gpen.runtime._plan import Chunk, exact_chunks, plan_batches, validate_buckets
 
 logger = logging.getLogger(__name__)
@@ -34,14 +34,21 @@ CpuMemory = Literal["keep", "system"]
 DEFAULT_BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
-# CPU defaults, from bench/runtime.py on the project's busy 2-core CPU (GPEN-BFR-256 config, two
-# runs, docs/gpu.md "CPU path"): torch.compile is exact (|d| ~2e-6) and 2.3-2.6x eager at batch 4,
-# but 0.7-1.5x at batch 1 and its first call per batch shape compiles for 1-7 minutes, so it
-# stays opt-in (compile=True pays for long offline CPU jobs). channels-last helps only together
-# with compile (1.47x vs 1.15x at batch 1, 2.63x vs 2.35x at batch 4; alone 0.88-1.25x). bf16 is
-# up to 2.3x at batch 4 but off by 1.5e-2 (the target is 1e-4), so the CPU default stays fp32.
-CPU_DEFAULT_PRECISION: Literal["fp32", "bf16"] = "fp32"
+# CPU defaults, from bench/runtime.py on the project's 2-core Zen 4 CPU (GPEN-BFR-256 config,
+# docs/benchmarks.md "Runtime on the CPU"):
+# * precision: bf16 where the CPU has bf16 dot-product instructions (avx512_bf16 / amx_bf16, see
+#   cpu_bf16_feature): with channels-last it is 1.8-2x fp32 per face, and its uint8 output is
+#   51-53 dB PSNR from fp32's (max 2 grey levels), above the 45 dB bar fp16 meets on the GPU. It
+#   fails fp32's 1e-4 float tolerance, so precision="fp32" stays one option away. Without those
+#   instructions bf16 is emulated and slower, so fp32 stays the default there.
+# * torch.compile is exact (|d| ~2e-6) and 2.3-2.6x eager at batch 4, but 0.7-1.5x at batch 1 and
+#   its first call per batch shape compiles for 1-7 minutes: opt-in (compile=True pays for long
+#   offline CPU jobs).
+# * channels-last pays with bf16 (oneDNN's bf16 convs want NHWC: 1.8x vs 1.5x NCHW) and with
+#   compile (1.47x vs 1.15x at batch 1); in fp32 eager it does not (0.88-1.25x).
+CPU_FAST_PRECISION: Literal["fp32", "bf16"] = "bf16"
 CPU_CHANNELS_LAST_WITH_COMPILE = True
+CPU_CHANNELS_LAST_BF16 = True
 CPU_CHANNELS_LAST_EAGER = False
 
 
@@ -105,7 +112,9 @@ class FaceRunner:
     * ``size`` — crop side S; must match the model.
     * ``device`` — ``"auto"`` (CUDA if torch sees one, else CPU; the CPU choice is reported in
       ``fallbacks``), ``"cpu"``, ``"cuda"``, ``"cuda:N"``. Explicit CUDA never falls back.
-    * ``precision`` — ``"auto"`` is fp16 on CUDA (tensor cores, ~2-4x fp32) and fp32 on the CPU.
+    * ``precision`` — ``"auto"`` is fp16 on CUDA (tensor cores, ~2-4x fp32); on the CPU it is
+      bf16 where the CPU has bf16 instructions (avx512_bf16/amx_bf16: ~1.8-2x fp32, uint8 output
+      ~52 dB PSNR from fp32's) and fp32 elsewhere; ``precision_reason`` says which and why.
       fp16/bf16 run under autocast, which keeps reductions (the demodulation and pixel-norm sums of
       squares, ``rsqrt``) in fp32 where fp16 would overflow. bf16 cannot overflow but is ~8x
       coarser than fp16 (PSNR ~40 dB instead of ~50). If the first reduced-precision output is not
@@ -125,8 +134,8 @@ class FaceRunner:
       costs compile time per bucket on first use (1-7 minutes per shape on a 2-core CPU, where it
       then runs GPEN-256 2.3-2.6x faster at batch 4). Falls back to eager if compiling fails.
     * ``channels_last`` — NHWC memory format; ``"auto"``: on for CUDA fp16/bf16 (tensor-core
-      convs want NHWC), off for CUDA fp32; on the CPU on only with ``compile`` (measured: it
-      pays there, not in eager mode; see docs/gpu.md).
+      convs want NHWC), off for CUDA fp32; on the CPU on for bf16 and for ``compile``, off for
+      fp32 eager (measured: it pays only there; see docs/benchmarks.md).
     * ``name`` — shown in logs and ``summary()``.
     * ``warmup_iters`` — eager passes on a side stream before each capture (cuDNN autotuning,
       lazy inits, compile); 3 is plenty, 1 is the minimum.
@@ -196,8 +205,11 @@ class FaceRunner:
             self.cpu_memory = "keep" if freed_memory_kept() else "system"
 
         self.requested_precision = precision
+        # Why "auto" chose what it chose (None for an explicit precision); in summary().
+        self.precision_reason: str | None = None
         if precision == "auto":
-            precision = "fp16" if on_cuda else CPU_DEFAULT_PRECISION
+            precision, self.precision_reason = _auto_precision(on_cuda)
+            logger.info("%s: precision auto -> %s (%s)", self.name, precision, self.precision_reason)
         if precision == "bf16" and on_cuda and not torch.cuda.is_bf16_supported():
             self._fallback("precision", f"bf16 is not supported on {torch.cuda.get_device_name(self.device)}; using fp16")
             precision = "fp16"
@@ -206,7 +218,12 @@ class FaceRunner:
             if on_cuda:
                 channels_last = precision != "fp32"
             else:
-                channels_last = CPU_CHANNELS_LAST_WITH_COMPILE if compile else CPU_CHANNELS_LAST_EAGER
+                if compile:
+                    channels_last = CPU_CHANNELS_LAST_WITH_COMPILE
+                elif precision == "bf16":
+                    channels_last = CPU_CHANNELS_LAST_BF16
+                else:
+                    channels_last = CPU_CHANNELS_LAST_EAGER
         self.channels_last: bool = channels_last
         self.cuda_graphs: bool = cuda_graphs and on_cuda
         self.compile: bool = compile
@@ -274,6 +291,7 @@ class FaceRunner:
             "device": str(self.device),
             "precision": self.precision,
             "requested_precision": self.requested_precision,
+            "precision_reason": self.precision_reason,
             "amp": self.amp if self.precision != "fp32" else None,
             "channels_last": self.channels_last,
             "cuda_graphs": self.cuda_graphs,
@@ -551,6 +569,19 @@ def _cudnn_benchmark() -> Iterator[None]:
         yield
     finally:
         torch.backends.cudnn.benchmark = old
+
+
+def _auto_precision(on_cuda: bool) -> tuple[Literal["fp32", "fp16", "bf16"], str]:
+    """What ``precision="auto"`` runs, and why (see the CPU defaults at the top of this module)."""
+    if on_cuda:
+        return "fp16", "CUDA: fp16 on tensor cores"
+    feature = cpu_bf16_feature()
+    if feature is not None and CPU_FAST_PRECISION == "bf16":
+        return "bf16", (
+            f"the CPU has {feature}: bf16 is ~1.8-2x fp32 here with output within ~52 dB PSNR of fp32; "
+            "precision='fp32' for exact fp32"
+        )
+    return "fp32", "CPU without native bf16 (avx512_bf16/amx_bf16): fp32"
 
 
 def _model_size(model: nn.Module) -> int | None:
