@@ -196,7 +196,8 @@ def add_enhance(subparsers, parents=()) -> None:
         "enhance", parents=list(parents), help="restore faces in a video, image, folder or stream URL",
         description="Restore faces in INPUT (video file, image, folder of images, or URL). "
         "Audio, subtitles and timestamps are kept (audio the output container cannot hold is "
-        "transcoded, a subtitle it cannot hold is dropped; both are reported). Output defaults to "
+        "transcoded; text subtitles it cannot hold are converted: mov_text for mp4/mov, SubRip for mkv, "
+        "WebVTT for webm; bitmap subtitles it cannot hold are dropped; all of it is reported). Output defaults to "
         "NAME_enhanced.EXT next to the input (a folder is mirrored into FOLDER_enhanced/; "
         "unreadable images in it are skipped and listed, exit code 5).",
         epilog="exit codes: 0 ok, 1 internal error, 2 bad input/usage/output exists, 3 weights, "

@@ -629,8 +629,10 @@ def test_subtitles_copied_or_dropped_with_reason(tmp_path):
     assert sink.dropped == [] and packet_times(out_mkv, "subtitle") == packet_times(both, "subtitle")
     assert packet_times(out_mkv, "audio") == packet_times(both, "audio")
     out_mp4 = tmp_path / "o.mp4"
-    _, sink = transcode(both, out_mp4, preset="ultrafast")  # mp4 takes mov_text, not subrip
-    assert any("subtitle stream #2 (subrip) dropped" in d for d in sink.dropped)
+    _, sink = transcode(both, out_mp4, preset="ultrafast")  # mp4 takes mov_text, not subrip: converted
+    assert sink.dropped == [] and any("subtitle stream #2 (subrip) converted to mov_text" in f for f in sink.fallbacks)
+    with av.open(str(out_mp4)) as c:
+        assert c.streams.subtitles[0].codec_context.name == "mov_text"
 
 
 # --- interlaced sources ---------------------------------------------------------------------------

@@ -242,10 +242,10 @@ def test_two_audio_tracks_and_subtitles_kept(tmp_path, enh):
                 o.mux(p)
     summary = enh.enhance_file(both, tmp_path / "o.mkv")
     assert video_info(tmp_path / "o.mkv")["streams"] == ["video", "audio", "audio", "subtitle"]
-    # mp4 cannot hold subrip: dropped, and said so
+    # mp4 cannot hold subrip: converted to mov_text, and said so
     summary = enh.enhance_file(both, tmp_path / "o.mp4")
-    assert video_info(tmp_path / "o.mp4")["streams"] == ["video", "audio", "audio"]
-    assert any("subtitle stream" in f and "dropped" in f for f in summary.fallbacks)
+    assert video_info(tmp_path / "o.mp4")["streams"] == ["video", "audio", "audio", "subtitle"]
+    assert any("subtitle stream #3 (subrip) converted to mov_text" in f for f in summary.fallbacks), summary.fallbacks
 
 
 def test_short_clip_with_long_look_ahead(tmp_path, mobilenet_weights, shared):

@@ -21,6 +21,7 @@ import numpy as np
 from stream_gpen.errors import EncodeError, Interrupted, InvalidInputError, OutputExistsError, UnsupportedCodecError
 from stream_gpen.io._convert import rgb_to_av
 from stream_gpen.io._ring import Frame
+from stream_gpen.io._subtitles import SubtitleConverter, is_text_subtitle, text_target
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,38 @@ def can_copy(fmt_name: str, codec: str | None, supported) -> bool:
         if key in fmt_name.split(","):
             return codec in ok
     return codec in supported
+
+
+# Muxers that store no start time per stream: the first packet of every stream plays at 0 and
+# later ones at their distance from it (AVI: one chunk per frame / audio block, gaps filled with
+# empty chunks). A start offset in the input (MPEG-TS starts at 1.4 s, a cut clip at its cut) or
+# a negative one (AAC encoder priming: the first packet at -1024 samples, which MP4/MKV hide
+# with an edit list / codec delay) would make FFmpeg shift the later packets but not the first:
+# every frame but the first plays late against the audio. The sink therefore writes such
+# containers relative to the first video frame itself (see FileSink._origin).
+_NO_START_TIMES = ("avi",)
+
+
+def clamp_to_origin(p, shift: int = 0) -> bool:
+    """Move packet ``p`` ``shift`` ticks (its time base) earlier for a container without start
+    times (see _NO_START_TIMES); False if it then lies before 0 and is to be left out.
+
+    Such a container plays each stream's first packet at 0, whatever its time: of the packets
+    around the origin the one nearest to it is kept (moved to 0, an error of under half a
+    packet), those mostly before it are left out."""
+    if shift:
+        if p.pts is not None:
+            p.pts -= shift
+        if p.dts is not None:
+            p.dts -= shift
+    t = p.pts if p.pts is not None else p.dts
+    if t is None or t >= 0:
+        return True
+    if t + (p.duration or 0) / 2 < 0:
+        return False
+    p.pts = 0 if p.pts is not None else None
+    p.dts = 0 if p.dts is not None else None
+    return True
 
 
 def _holds_video(out) -> bool:
@@ -133,7 +166,11 @@ class FileSink(_Sink):
     * ``preset``: speed/size trade-off (x264/x265: ultrafast..veryslow; svt-av1: "0".."13").
     * ``audio``: ``copy`` keeps audio/subtitle/data packet-for-packet when the container accepts
       the codec, else transcodes audio (aac for mp4/mov, opus for webm/mkv) and reports it;
-      ``aac`` always transcodes audio; ``none`` drops it (stated in ``dropped``).
+      ``aac`` always transcodes audio; ``none`` drops audio, subtitles and data (stated in
+      ``dropped``). Under ``copy`` and ``aac``, text subtitles the container cannot copy are
+      converted cue by cue (SubRip/ASS/WebVTT -> mov_text for mp4/mov; mov_text -> SubRip for
+      mkv, WebVTT for webm; styling the target cannot express is lost) and reported in
+      ``fallbacks``; bitmap subtitles (DVD, PGS) it cannot hold are dropped (in ``dropped``).
     * ``odd_size``: yuv420 needs even sizes: ``pad`` repeats the last row/column (output 1 px
       larger, nothing lost), ``crop`` drops it (output 1 px smaller, exact size ratio kept).
     * ``queue_size``: frames waiting for the encoder; more smooths bursts but holds more slots.
@@ -227,6 +264,12 @@ class FileSink(_Sink):
             self._remove_tmp()
             raise InvalidInputError(bad)
         self._vstream = None
+        # AVI (see _NO_START_TIMES): every stream is written relative to the first video frame's
+        # time (the origin); audio packets before it are left out and counted.
+        self._rebase = bool(set(fmt_name.split(",")) & set(_NO_START_TIMES))
+        self._origin: Fraction | None = None
+        self._before_origin = 0
+        self._late_audio: dict[int, float] = {}
         self._aux_map: dict[int, tuple] = {}  # input stream index -> (out stream, transcoder|None)
         self._aux = None
         if source is not None and audio != "none" and getattr(source, "aux", None) is not None:
@@ -275,6 +318,10 @@ class FileSink(_Sink):
         opts = {}
         if "avi" in out.format.name.split(","):
             # AVI stores no presentation times: B-frames would come back with shuffled timestamps.
+            # Frame k is chunk k (k / rate). FFmpeg's own reader still shows H.264 in AVI one
+            # frame late (it guesses each pts as the next frame's dts, whatever the encoder
+            # settings; MPEG-4 Part 2 is read at its dts): that is the reader's guess, the same for
+            # any H.264 AVI, and not in the file; audio/video sync is checked on the chunk timeline.
             if enc == "libx264":
                 opts["bf"] = "0"
             elif enc == "libx265":
@@ -301,6 +348,9 @@ class FileSink(_Sink):
         for info in meta.audio + meta.subtitles + meta.data:
             ins = in_streams.get(info.index)
             name = info.codec
+            if info.kind == "subtitle":
+                self._setup_subtitle(info, ins)
+                continue
             if self.audio == "copy" and can_copy(out.format.name, name, out.supported_codecs):
                 try:
                     o = out.add_stream_from_template(ins)
@@ -323,6 +373,37 @@ class FileSink(_Sink):
                 log.warning(msg)
             else:
                 self._drop(f"{info.kind} stream #{info.index} ({name}) dropped: {why}")
+
+    def _setup_subtitle(self, info, ins) -> None:
+        # Subtitles are kept under audio='copy' and 'aac' alike ('aac' is about audio): copied when
+        # the container takes the codec, else text is converted to the container's text codec
+        # (SubRip/ASS/WebVTT <-> mov_text, see _subtitles), else (bitmap subtitles) dropped.
+        out, name = self._out, info.codec
+        fmt = out.format.name
+        why = None
+        if can_copy(fmt, name, out.supported_codecs):
+            try:
+                self._aux_map[info.index] = (out.add_stream_from_template(ins), None)
+                return
+            except (ValueError, av.error.FFmpegError) as e:
+                why = str(e)
+        target = text_target(fmt, name)
+        if target is None:
+            if why is None:
+                why = f"{fmt} does not accept {name}" + (
+                    " and holds no text subtitles to convert it to" if is_text_subtitle(name)
+                    else " (not text subtitles, so they cannot be converted)")
+            self._drop(f"subtitle stream #{info.index} ({name}) dropped: {why}")
+            return
+        try:
+            conv = SubtitleConverter(ins, out, target)
+        except (ValueError, av.error.FFmpegError) as e:
+            self._drop(f"subtitle stream #{info.index} ({name}) dropped: converting it to {target} failed ({e})")
+            return
+        self._aux_map[info.index] = (conv.stream, conv)
+        msg = f"subtitle stream #{info.index} ({name}) converted to {target}: {fmt} does not accept {name}"
+        self.fallbacks.append(msg)
+        log.info(msg)
 
     # --- encoder thread -----------------------------------------------------------------
     def write(self, frame: Frame) -> None:
@@ -409,6 +490,10 @@ class FileSink(_Sink):
         # No pts (raw .h264/.hevc streams): the source's time (index / frame rate) in the output's
         # time base; a frame count there would squeeze the whole clip into a few microseconds.
         pts = frame.pts if frame.pts is not None else round(frame.time / frame.time_base)
+        if self._rebase:
+            if self._origin is None:
+                self._origin = Fraction(pts) * frame.time_base
+            pts -= round(self._origin / frame.time_base)
         if self._last_pts is not None and pts <= self._last_pts:
             # encoders need strictly increasing pts; the input had a duplicate/backwards stamp
             pts = self._last_pts + 1
@@ -431,8 +516,13 @@ class FileSink(_Sink):
                 continue
             o, tx = entry
             if tx is None:
+                # AVI: copied packets move with the video (see _NO_START_TIMES)
+                shift = round(self._origin / p.time_base) if self._origin is not None else 0
                 p.stream = o  # mux rescales from the packet's time base to the output stream's
-                self._out.mux(p)
+                self._mux_aux_packet(p, shift)
+            elif isinstance(tx, SubtitleConverter):
+                for q in tx.convert(p):
+                    self._out.mux(q)
             else:
                 self._transcode_audio(p, o, tx)
 
@@ -441,13 +531,28 @@ class FileSink(_Sink):
         packets = p.decode() if p is not None else []
         for af in packets:
             if tx[1] is None:
-                tx[1] = int(round(float(af.pts * af.time_base) * o.codec_context.sample_rate)) if af.pts is not None else 0
+                t0 = Fraction(af.pts) * af.time_base if af.pts is not None else Fraction(0)
+                if self._origin is not None:
+                    t0 -= self._origin
+                tx[1] = round(t0 * o.codec_context.sample_rate)
             for rf in resampler.resample(af):
                 rf.pts = tx[1]
                 rf.time_base = Fraction(1, o.codec_context.sample_rate)
                 tx[1] += rf.samples
                 for q in o.encode(rf):
-                    self._out.mux(q)
+                    self._mux_aux_packet(q)
+
+    def _mux_aux_packet(self, p, shift: int = 0) -> None:
+        """Mux a copied or transcoded packet; for AVI (``_rebase``) moved ``shift`` ticks earlier
+        and only from the origin on (see _NO_START_TIMES)."""
+        if self._rebase:
+            if not clamp_to_origin(p, shift):
+                self._before_origin += 1
+                return
+            t = p.pts if p.pts is not None else p.dts
+            if t is not None:
+                self._late_audio.setdefault(p.stream.index, float(t * p.time_base))
+        self._out.mux(p)
 
     def _finish_container(self, *, all_aux: bool) -> None:
         if self._vstream is None:
@@ -457,16 +562,39 @@ class FileSink(_Sink):
         if self._aux is not None:
             if all_aux:
                 self._mux_aux(self._aux.take_until(None))
-            for o, tx in self._aux_map.values():
-                if tx is not None:
+            for index, (o, tx) in self._aux_map.items():
+                if isinstance(tx, SubtitleConverter):
+                    for q in tx.flush():
+                        self._out.mux(q)
+                    if tx.skipped:
+                        self.fallbacks.append(f"subtitle stream #{index}: {tx.skipped} of its cues could not be "
+                                              f"converted to {tx.codec} and were left out (see the log)")
+                elif tx is not None:
                     for rf in tx[0].resample(None):
                         rf.pts = tx[1]
                         tx[1] += rf.samples
                         for q in o.encode(rf):
-                            self._out.mux(q)
+                            self._mux_aux_packet(q)
                     for q in o.encode(None):
-                        self._out.mux(q)
+                        self._mux_aux_packet(q)
+        self._report_rebase()
         self._out.close()
+
+    def _report_rebase(self) -> None:
+        if self._before_origin:
+            msg = (f"{self._out.format.name} stores no start times: {self._before_origin} audio packet(s) before the "
+                   "first video frame (encoder priming, or audio that starts earlier) were left out so that audio "
+                   "and video start together")
+            self.fallbacks.append(msg)
+            log.info(msg)
+        half = 0.5 / float(self.meta.frame_rate) if self.meta is not None and self.meta.frame_rate else 0.02
+        for index, t in self._late_audio.items():
+            if t > half:
+                msg = (f"output audio stream #{index} starts {t:.3f} s after the first video frame, which "
+                       f"{self._out.format.name} cannot store: it plays {t:.3f} s early "
+                       "(write .mkv or .mp4 to keep it in sync)")
+                self.fallbacks.append(msg)
+                log.warning(msg)
 
     def _join(self) -> None:
         self._queue.put(None)  # the thread is alive or errored; either way it stops
