@@ -353,6 +353,14 @@ class VideoSource:
     def _decode_frames(self) -> Iterator["av.VideoFrame"]:
         attempts = 0
         err: BaseException | None = None
+        # AVI stores no presentation times: chunk k of the video is frame k (its dts), and
+        # FFmpeg's H.264 parser guesses each pts one frame after that (k+1), so the video would
+        # start a frame late against the audio. For AVI the decoded pts are moved back by the
+        # first frame's pts minus the first packet's dts (relative times, B-frame order included,
+        # are unchanged).
+        avi = self.kind == "file" and "avi" in (self._container.format.name or "").split(",")
+        first_dts: int | None = None
+        shift: int | None = None if avi else 0
         while True:
             container = self._container
             if container is not None:
@@ -365,6 +373,8 @@ class VideoSource:
                             if packet.size or packet.pts is not None:  # skip the empty flush packets
                                 self.aux.put(packet, self.stats["decoded"])
                             continue
+                        if first_dts is None and packet.size:
+                            first_dts = packet.dts
                         try:
                             frames = packet.decode()
                         except av.error.InvalidDataError as e:
@@ -374,6 +384,11 @@ class VideoSource:
                             continue
                         for f in frames:
                             attempts = 0
+                            if shift is None:
+                                late = f.pts - first_dts if f.pts is not None and first_dts is not None else 0
+                                shift = late if late > 0 else 0
+                            if shift and f.pts is not None:
+                                f.pts -= shift
                             yield f
                     if self.kind != "url" or not self.live:
                         return  # clean end of input (an http(s) file ends like a local one)
