@@ -42,7 +42,9 @@ and ``torch.compile`` tracing, ``"reference"`` everywhere else (GPU, float16).
 
 Precision: demodulation factors and the pixel norm are computed in float32 even when the module
 runs in float16/bfloat16 (sums of squares over up to 1024·9 terms overflow float16's 65504 and
-lose precision in bfloat16); everything else runs in the module's dtype. ``forward`` has no host
+lose precision in bfloat16); for bfloat16 on the CPU the style path (the linear layers) and the
+3-channel RGB skip run in float32 too (faster there, and more exact); everything else runs in
+the module's dtype. ``forward`` has no host
 syncs, no ``.item()`` and no data-dependent shapes, so it can be captured in a CUDA graph.
 """
 from __future__ import annotations
@@ -130,6 +132,17 @@ def upfirdn2d(
 
 
 # --- the fused CPU path (module docstring): helpers --------------------------------------------
+
+
+def _cpu_bf16_inference(x: Tensor) -> bool:
+    """bfloat16 CPU inference outside ``torch.compile``: where the style path and the RGB skip run
+    in float32 (see ``EqualLinear`` and ``ToRGB.forward_fused``)."""
+    return (
+        x.dtype == torch.bfloat16
+        and x.device.type == "cpu"
+        and not torch.is_grad_enabled()
+        and not torch.compiler.is_compiling()
+    )
 
 
 def _use_fused(impl: str, x: Tensor) -> bool:
@@ -356,11 +369,25 @@ class EqualLinear(nn.Module):
         self.scale = lr_mul / math.sqrt(in_dim)
         self.lr_mul = lr_mul
         self.activation = activation
+        self._memo = _Memo()  # float32 scaled weight and bias, for bfloat16 CPU inference
 
     def forward(self, x: Tensor) -> Tensor:
+        if _cpu_bf16_inference(x):
+            return self._forward_fp32(x).to(x.dtype)
         if self.activation:
             return fused_leaky_relu(F.linear(x, self.weight * self.scale), self.bias * self.lr_mul)
         return F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
+
+    def _forward_fp32(self, x: Tensor) -> Tensor:
+        # oneDNN has no fast path for these skinny bfloat16 matmuls ([B, 512] x [512, 512]: 8-16 ms
+        # each on the project's Zen 4 CPU, a fifth of a bf16 GPEN-256 forward over the ~40 style
+        # layers, against well under a millisecond in float32), and the style path is a rounding
+        # error of the FLOPs: run it in float32 from cached float32 weights.
+        w = self._memo.get("w32", self.weight, lambda: self.weight.float() * self.scale)
+        b = self._memo.get("b32", self.bias, lambda: self.bias.float() * self.lr_mul)
+        if self.activation:
+            return fused_leaky_relu(F.linear(x.float(), w), b)
+        return F.linear(x.float(), w, b)
 
 
 class ModulatedConv2d(nn.Module):
@@ -570,15 +597,21 @@ class ToRGB(nn.Module):
 
     def forward_fused(self, x: Tensor, style: Tensor, skip: Tensor | None = None) -> Tensor:
         """Same output: the bias rides on the skip's upsampling conv, and the modulated 1x1
-        conv (a [3, in] weight per sample) accumulates onto it as one batched matmul."""
+        conv (a [3, in] weight per sample) accumulates onto it as one batched matmul.
+
+        With bfloat16 activations the 3-channel RGB skip is kept in float32 (and so is the
+        model's output): it is tiny, it sums every scale's contribution, and oneDNN has no fast
+        bfloat16 path for its depthwise upsampling (35 ms for a 32x32 map vs well under 1 ms).
+        """
         b, cin, h, w = x.shape
-        bias = self.bias.to(x.dtype).view(3)
+        acc_dtype = torch.float32 if _cpu_bf16_inference(x) else x.dtype
+        bias = self.bias.to(acc_dtype).view(3)
         if skip is None:
             acc = bias.view(1, 3, 1, 1).expand(b, 3, h, w).contiguous()
         else:
-            acc = _upsample_fused(skip, self.upsample, bias)
-        if not (x.is_contiguous() and acc.is_contiguous()):  # channels-last: the plain conv
-            return acc.add_(self.conv(x, style))
+            acc = _upsample_fused(skip.to(acc_dtype), self.upsample, bias)
+        if acc.dtype != x.dtype or not (x.is_contiguous() and acc.is_contiguous()):
+            return acc.add_(self.conv(x, style))  # channels-last / bfloat16: the plain conv
         s = self.conv.modulation(style) * self.conv.scale  # [B, in]
         wm = self.conv.weight.to(x.dtype).view(1, 3, cin) * s[:, None, :]  # [B, 3, in]
         acc.view(b, 3, h * w).baddbmm_(wm, x.view(b, cin, h * w))
@@ -651,7 +684,9 @@ class FullGenerator(nn.Module):
 
     ``forward(x)``: ``x`` is ``[B, 3, S, S]`` RGB in [-1, 1] (float32/16/bfloat16, any memory
     format); returns ``[B, 3, S, S]`` in roughly [-1, 1] — **not clamped** (the official model
-    does not clamp either; callers clamp after denormalising). Samples in a batch are independent.
+    does not clamp either; callers clamp after denormalising) — in the input's dtype, except that
+    bfloat16 CPU inference returns float32 (its RGB skip is kept in float32, see
+    ``ToRGB.forward_fused``). Samples in a batch are independent.
 
     ``impl`` (keyword-only, settable later as ``model.impl``): ``"auto"`` (default) runs the
     fused CPU form for float32/float64/bfloat16 CPU inference without autocast or compile
