@@ -3,6 +3,7 @@
     .venv/bin/python bench/tracking.py [--clips DIR] [--weights PTH] [--max-frames N] [--only a,b]
                                        [--configs default offline "offline;lag=3" "lag=5;settle=1.0;smooth_sigma=2" ...]
                                        [--long-side 640] [--cache DIR]
+                                       [--detector-resize auto|float|uint8]
 
 Whole clips by default (``--max-frames`` 0 or absent). Per-frame detections are cached in
 ``--cache`` (``/tmp/stream_gpen_tracking_cache``), so after the first run only the tracker runs
@@ -95,7 +96,7 @@ def _cache_file(path: Path, det, args) -> Path | None:
     key = "|".join(map(str, [
         path.resolve(), st.st_size, st.st_mtime_ns, Path(det.weights).resolve(), wst.st_size, det.backbone,
         det.long_side, det.score_threshold, det.nms_threshold, args.max_frames or 0, args.stride,
-    ]))
+    ] + (["input=uint8"] if det.resize_uint8 else [])))  # (float-input keys as before: old caches stay valid)
     return Path(args.cache) / f"{path.stem}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
 
 
@@ -307,6 +308,8 @@ def main() -> None:
     ap.add_argument("--max-frames", type=int, default=None, help="frames per clip (after stride); 0 or absent = the whole clip")
     ap.add_argument("--stride", type=int, default=1, help="use every n-th frame (changes motion per frame!)")
     ap.add_argument("--long-side", type=int, default=640)
+    ap.add_argument("--detector-resize", default="auto", choices=["auto", "float", "uint8"],
+                    help="FaceDetector resize: auto = uint8 on this CPU, as the pipeline runs")
     ap.add_argument("--cache", default="/tmp/stream_gpen_tracking_cache",
                     help="folder for cached per-frame detections ('' = no cache)")
     ap.add_argument("--only", default="", help="comma-separated substrings of clip names to run")
@@ -323,7 +326,8 @@ def main() -> None:
     )
     args = ap.parse_args()
     torch.set_num_threads(2)
-    det = FaceDetector(backbone="mobilenet0.25", device="cpu", weights=args.weights, long_side=args.long_side)
+    det = FaceDetector(backbone="mobilenet0.25", device="cpu", weights=args.weights, long_side=args.long_side,
+                       resize=args.detector_resize)
     configs = [parse_config(c) for c in args.configs]
     print(f"detector: {det!r}; max_frames={args.max_frames} stride={args.stride}; busy shared 2-core CPU")
     hdr = f"{'clip':24s} {'frames':>6s} {'calls/f':>7s} {'recall':>7s} {'jit tr':>7s} {'jit det':>7s} {'ratio':>6s} {'offset':>7s} {'off med':>7s} {'cuts':>4s}  config"

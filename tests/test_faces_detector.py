@@ -152,3 +152,83 @@ def test_cuda_matches_cpu(mobilenet_weights, solvay):
     gpu = gpu_det.detect(torch.from_numpy(solvay).cuda())[0]
     assert len(gpu) == len(cpu)
     torch.testing.assert_close(gpu.landmarks, cpu.landmarks, atol=0.5, rtol=0)
+
+
+
+def _first_frame(path):
+    import av
+
+    with av.open(str(path)) as c:
+        return np.ascontiguousarray(next(c.decode(video=0)).to_ndarray(format="rgb24"))
+
+
+@pytest.fixture(scope="module")
+def det_float(mobilenet_weights):
+    return FaceDetector(backbone="mobilenet0.25", device="cpu", weights=mobilenet_weights, long_side=640, resize="float")
+
+
+@pytest.mark.parametrize("name", [
+    "solvay",  # 1328x568 -> 640: factor 2.08, 23 small faces, several near the score threshold
+    "retalking_face2_frontal_talking_head.mp4",  # 844x844 -> 640: factor 1.32
+    "liveportrait_d13_phone_selfie_portrait.mp4",  # 720x1280 -> 640: factor 2
+])
+def test_uint8_resize_matches_float_resize(det, det_float, shared, solvay, name):
+    """The CPU default (``resize="auto"`` -> uint8) finds the same faces as the float input path
+    (the CUDA path), with boxes and landmarks within a frame pixel."""
+    img = solvay if name == "solvay" else _first_frame(shared / "data" / "videos" / name)
+    assert det.resize_uint8 and not det_float.resize_uint8
+    frame = torch.from_numpy(img)
+    a, b = det_float.detect(frame)[0], det.detect(frame)[0]
+    assert len(a) == len(b) > 0
+    for box, lms, score in zip(a.boxes, a.landmarks, a.scores):
+        k = int((b.boxes - box).abs().sum(1).argmin())
+        assert (b.landmarks[k] - lms).abs().max() < 1.0, (name, b.landmarks[k], lms)
+        assert (b.boxes[k] - box).abs().max() < 1.0
+        assert abs(float(b.scores[k] - score)) < 1e-2
+
+
+def test_uint8_input_tensor_is_the_float_input_rounded(solvay):
+    """The network input itself: the uint8 path is the float path's filter up to rounding to
+    whole grey levels, at integer and fractional factors alike, and a region view (row-strided,
+    as ``detect_region`` passes it) gives the same input as a contiguous copy."""
+    import torch.nn.functional as F
+
+    from stream_gpen.faces._detector import _MEAN_BGR, _input_uint8
+
+    mean = torch.tensor(_MEAN_BGR).view(1, 3, 1, 1)
+    img = torch.from_numpy(solvay)
+    for sh, sw in ((284, 664), (189, 443), (427, 999), (568, 1328)):
+        ref = F.interpolate(img.permute(2, 0, 1)[None].float(), size=(sh, sw), mode="bilinear", antialias=True)
+        ref = ref.flip(1) - mean
+        got = _input_uint8([img], sh, sw)
+        assert got.shape == ref.shape == (1, 3, sh, sw) and got.dtype == torch.float32
+        d = (got - ref).abs()
+        assert float(d.max()) <= 0.5 + 1e-3 + (0 if (sh, sw) == (568, 1328) else 0.5), ((sh, sw), float(d.max()))
+        assert float(d.mean()) < 0.3, ((sh, sw), float(d.mean()))
+    view = img[50:400, 100:900]
+    assert not view.is_contiguous()
+    torch.testing.assert_close(_input_uint8([view], 175, 400), _input_uint8([view.contiguous()], 175, 400), atol=0, rtol=0)
+
+
+def test_resize_option_is_validated(mobilenet_weights):
+    with pytest.raises(InvalidInputError, match=r"resize must be one of \('auto', 'float', 'uint8'\), got 'cv2'"):
+        FaceDetector(device="cpu", weights=mobilenet_weights, resize="cv2")
+    with pytest.raises(InvalidInputError, match="resize='uint8' needs a CPU detector, got device cuda"):
+        FaceDetector(device="cuda", weights=mobilenet_weights, resize="uint8")
+    assert FaceDetector(device="cpu", weights=mobilenet_weights, resize="uint8").resize_uint8
+
+
+def test_cpu_network_runs_channels_last_with_the_same_outputs(det, solvay):
+    """On CPU the network's weights are channels-last (faster oneDNN convolutions); its outputs
+    equal the plain NCHW network's up to float reassociation."""
+    import copy
+
+    from stream_gpen.faces._detector import _input_uint8
+
+    conv = next(m for m in det.net.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) and conv.weight.shape[-1] > 1
+    nchw = copy.deepcopy(det.net).to(memory_format=torch.contiguous_format)
+    x = _input_uint8([torch.from_numpy(solvay)], 192, 448)
+    with torch.inference_mode():
+        for a, b in zip(det.net(x), nchw(x.contiguous())):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)

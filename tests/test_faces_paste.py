@@ -174,3 +174,27 @@ def test_cv2_backend_matches_torch(photo, case):
     assert (changed_ref ^ changed_got).float().mean() < 0.002
     with pytest.raises(InvalidInputError, match=r"backend must be one of \('auto', 'torch', 'cv2'\), got 'numpy'"):
         paste_faces(photo.clone(), crops, a, backend="numpy")
+
+
+def test_cv2_blend_in_place_equals_the_masked_blend(photo):
+    """The CPU paste blends straight into the frame's ROI view: that is the out-of-place blend
+    copied in only where the mask is > 0, bit for bit, because the blend of a zero weight rounds
+    back to the frame's own value for every pair of grey levels."""
+    base = np.repeat(np.tile(np.arange(256, dtype=np.uint8), (256, 1))[..., None], 3, axis=2)
+    face = np.ascontiguousarray(base.transpose(1, 0, 2))
+    zero = np.zeros((256, 256), np.float32)
+    assert np.array_equal(cv2.blendLinear(face, base, zero, 1.0 - zero), base)
+    # the ROI view of a frame is written in place, nothing outside it
+    rng = np.random.default_rng(0)
+    frame = photo.numpy().copy()
+    m = rng.random((100, 120), dtype=np.float32)
+    m[:40] = 0.0
+    src = rng.integers(0, 256, (100, 120, 3), dtype=np.uint8)
+    roi = frame[30:130, 50:170]
+    expected = roi.copy()
+    np.copyto(expected, cv2.blendLinear(src, roi.copy(), m, 1.0 - m), where=(m > 0)[..., None])
+    out = cv2.blendLinear(src, roi, m, 1.0 - m, dst=roi)
+    assert np.shares_memory(out, frame) and np.array_equal(frame[30:130, 50:170], expected)
+    outside = np.ones(frame.shape[:2], bool)
+    outside[30:130, 50:170] = False
+    assert np.array_equal(frame[outside], photo.numpy()[outside])

@@ -200,6 +200,8 @@ def test_bad_options():
         FaceTracker(watch_threshold=0)
     with pytest.raises(InvalidInputError, match=r"watch_area must be in \(0, 1\), got 1.5"):
         FaceTracker(watch_area=1.5)
+    with pytest.raises(InvalidInputError, match=r"resize must be one of \('auto', 'float', 'uint8'\), got 'cv2'"):
+        FaceTracker(resize="cv2")
 
 
 def _watch_run(frames, **kw):
@@ -342,3 +344,32 @@ def test_kalman_fixes_a_flow_slip_at_once_but_not_noise():
     kf2.predict(kf2.estimate())
     kf2.correct(kf2.estimate() + np.array([1.0, 0.0]))
     assert kf2.estimate().mean(0)[0] - b2[0] < 0.5
+
+
+def test_uint8_grey_copy_is_the_float_one_rounded(clip):
+    """The CPU default (``resize="auto"`` -> uint8) makes the flow's grey copy and the scene-cut
+    thumbnail with the float path's filter, up to rounding (grey conversion and resize each round
+    to whole levels), at fractional and integer factors and without resizing."""
+    from stream_gpen.faces._tracker import _small_grey_float, _small_grey_uint8
+
+    frames, _ = clip
+    big = torch.from_numpy(cv2.resize(frames[5].numpy(), (1280, 1024), interpolation=cv2.INTER_CUBIC))
+    for frame, (fh, fw) in ((frames[5], (200, 250)), (big, (256, 320)), (frames[5], (H, W))):
+        g0, t0 = _small_grey_float(frame, fh, fw)
+        g1, t1 = _small_grey_uint8(frame, fh, fw)
+        assert g1.shape == g0.shape == (fh, fw) and g1.dtype == g0.dtype == np.uint8 and g1.flags.c_contiguous
+        d = np.abs(g1.astype(int) - g0.astype(int))
+        assert d.max() <= 2 and d.mean() < 0.3, (frame.shape, d.max(), d.mean())
+        assert t1.shape == (32, 32) and np.abs(t1 - t0).max() < 1.0
+
+
+def test_uint8_and_float_grey_track_the_same(det, clip):
+    """Same detections in, same tracks out within a small fraction of a pixel: the grey copy's
+    rounding does not move the optical flow (the real clips: bench/tracking.py, docs/tracking.md)."""
+    frames, _ = clip
+    a, calls_a = _run(FaceTracker(detect_every=5, resize="float"), det, frames)
+    b, calls_b = _run(FaceTracker(detect_every=5, resize="uint8"), det, frames)
+    assert calls_a == calls_b
+    for ta, tb in zip(a, b):
+        assert len(ta) == len(tb) == 1
+        assert (ta[0].landmarks - tb[0].landmarks).abs().max() < 0.5
