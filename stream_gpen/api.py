@@ -148,7 +148,7 @@ class Enhancer:
       checkpoint path, an ``nn.Module`` or a restorer object.
     * ``device``: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
     * ``precision``: ``"auto"`` (fp16 on CUDA; on the CPU bf16 where it has bf16 instructions,
-      e.g. AMD Zen 4 or Intel Sapphire Rapids: ~1.8-2x fp32 with output ~52 dB PSNR from fp32's;
+      e.g. AMD Zen 4 or Intel Xeon since Cooper Lake: ~1.8-2x fp32 with output ~53 dB PSNR from fp32's;
       else fp32), ``"fp32"`` (exact), ``"fp16"``, ``"bf16"``.
     * ``batch_size``: largest face batch (bucket). Larger batches use the GPU better but hold more
       frames in flight (more latency, more memory).

@@ -114,7 +114,7 @@ class FaceRunner:
       ``fallbacks``), ``"cpu"``, ``"cuda"``, ``"cuda:N"``. Explicit CUDA never falls back.
     * ``precision`` — ``"auto"`` is fp16 on CUDA (tensor cores, ~2-4x fp32); on the CPU it is
       bf16 where the CPU has bf16 instructions (avx512_bf16/amx_bf16: ~1.8-2x fp32, uint8 output
-      ~52 dB PSNR from fp32's) and fp32 elsewhere; ``precision_reason`` says which and why.
+      ~53 dB PSNR from fp32's) and fp32 elsewhere; ``precision_reason`` says which and why.
       fp16/bf16 run under autocast, which keeps reductions (the demodulation and pixel-norm sums of
       squares, ``rsqrt``) in fp32 where fp16 would overflow. bf16 cannot overflow but is ~8x
       coarser than fp16 (PSNR ~40 dB instead of ~50). If the first reduced-precision output is not
@@ -578,7 +578,7 @@ def _auto_precision(on_cuda: bool) -> tuple[Literal["fp32", "fp16", "bf16"], str
     feature = cpu_bf16_feature()
     if feature is not None and CPU_FAST_PRECISION == "bf16":
         return "bf16", (
-            f"the CPU has {feature}: bf16 is ~1.8-2x fp32 here with output within ~52 dB PSNR of fp32; "
+            f"the CPU has {feature}: bf16 is ~1.8-2x fp32 here, its output ~53 dB PSNR from fp32's; "
             "precision='fp32' for exact fp32"
         )
     return "fp32", "CPU without native bf16 (avx512_bf16/amx_bf16): fp32"
