@@ -72,6 +72,7 @@ def bench_cpu(args) -> list[dict]:
     if args.compile:
         variants["compile"] = dict(precision="fp32", channels_last=False, compile=True)
         variants["compile_cl"] = dict(precision="fp32", channels_last=True, compile=True)
+        variants["compile_bf16_cl"] = dict(precision="bf16", channels_last=True, compile=True)
     rows = []
     print(f"CPU: torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} logical cores; "
           f"load average {os.getloadavg()[0]:.1f}")

@@ -169,9 +169,10 @@ class Enhancer:
       crops (less shimmer of the restored face), at the cost of ``smooth_lag`` more frames held in
       the ring (memory) and in flight; too much also rounds off real fast head motion
       (docs/tracking.md).
-    * ``compile``: ``torch.compile`` the GPEN runner. On a CPU it measured 2.3-2.6x faster per
-      face at batch 4 (exact to 2e-6) but compiles for minutes per batch size on first use: worth
-      it for long offline CPU jobs, not for a photo. Off by default.
+    * ``compile``: ``torch.compile`` the GPEN runner (fuses element-wise ops; exact to 2e-6). On
+      a quiet 2-core CPU it measured 1.2x the fp32 eager form per face at batch 4 and no gain in
+      bf16, after seconds to minutes of compiling per batch size; on a GPU it fuses under the CUDA
+      graph (docs/gpu.md). Off by default.
     * ``deinterlace``: ``"auto"`` (default) deinterlaces interlaced video (field order in the
       stream or frames flagged interlaced: VHS/DV/broadcast captures) with FFmpeg's ``bwdif``,
       one frame per frame, same timestamps, so faces are detected and restored whole instead of

@@ -41,9 +41,10 @@ _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 #   51-53 dB PSNR from fp32's (max 2 grey levels), above the 45 dB bar fp16 meets on the GPU. It
 #   fails fp32's 1e-4 float tolerance, so precision="fp32" stays one option away. Without those
 #   instructions bf16 is emulated and slower, so fp32 stays the default there.
-# * torch.compile is exact (|d| ~2e-6) and 2.3-2.6x eager at batch 4, but 0.7-1.5x at batch 1 and
-#   its first call per batch shape compiles for 1-7 minutes: opt-in (compile=True pays for long
-#   offline CPU jobs).
+# * torch.compile is exact (|d| ~2e-6) but, on a quiet machine against the fused eager form, only
+#   1.17x (fp32) / 1.20x (fp32 channels-last) at batch 4, and nothing for bf16 (2.22x vs bf16
+#   eager's 2.15x); its first call per batch shape compiles for seconds to minutes: opt-in.
+#   (Session 1's 2.3-2.6x was against the slower reference form on a loaded machine.)
 # * channels-last pays with bf16 (oneDNN's bf16 convs want NHWC: 1.8x vs 1.5x NCHW) and with
 #   compile (1.47x vs 1.15x at batch 1); in fp32 eager it does not (0.88-1.25x).
 CPU_CHANNELS_LAST_WITH_COMPILE = True
@@ -131,8 +132,9 @@ class FaceRunner:
     * ``cuda_graphs`` — replay captured graphs (removes ~1000 kernel launches per batch; matters
       most for small batches). Off: eager mode, exact batch sizes, no padding.
     * ``compile`` — ``torch.compile`` the model (fuses the element-wise ops around each conv);
-      costs compile time per bucket on first use (1-7 minutes per shape on a 2-core CPU, where it
-      then runs GPEN-256 2.3-2.6x faster at batch 4). Falls back to eager if compiling fails.
+      costs compile time per bucket on first use (seconds to minutes per shape on a 2-core CPU,
+      where it then runs GPEN-256 fp32 1.2x faster than the fused eager form at batch 4, and bf16
+      no faster). Falls back to eager if compiling fails.
     * ``channels_last`` — NHWC memory format; ``"auto"``: on for CUDA fp16/bf16 (tensor-core
       convs want NHWC), off for CUDA fp32; on the CPU on for bf16 and for ``compile``, off for
       fp32 eager (measured: it pays only there; see docs/benchmarks.md).
