@@ -289,7 +289,11 @@ class Enhancer:
         ring = self._max_pending() + lag + sink_queue + 3
         src = open_source(str(spec), device=self.device, live=live, ring_size=ring, autorotate=True,
                           deinterlace=self.deinterlace)
-        return src, self._stage(timer, lag=0 if getattr(src, "live", False) else lag)
+        stage = self._stage(timer, lag=0 if getattr(src, "live", False) else lag)
+        stage.pixel_aspect = pixel_aspect(getattr(src, "metadata", None))
+        if stage.pixel_aspect != 1.0:
+            log.info("non-square pixels (pixel aspect %.4g): faces are aligned in display geometry", stage.pixel_aspect)
+        return src, stage
 
     def _frames(self, src, stage, *, latency_budget_s: float | None = 0.05, on_frame=None):
         """The restored frames of ``src`` in input order (each still holds its ring slot)."""
@@ -441,6 +445,17 @@ class Enhancer:
                 finally:
                     frame.release()
                 yield out
+
+
+def pixel_aspect(meta) -> float:
+    """Width over height on screen of one pixel of the frames a source delivers: its sample
+    aspect ratio (which the source already inverts when autorotate turns the frames a quarter
+    turn). 1.0 for square, unknown or implausible values (outside 1/4..4: a broken header)."""
+    sar = getattr(meta, "sample_aspect_ratio", None)
+    if not sar or sar <= 0:
+        return 1.0
+    par = float(sar)
+    return par if 0.25 <= par <= 4.0 else 1.0
 
 
 def _expected_frames(meta) -> int | None:

@@ -54,6 +54,10 @@ class FaceStage:
     tracker: FaceTracker
     timer: StageTimer = field(default_factory=StageTimer)
     smoother: FixedLagSmoother | None = None
+    #: Width over height of a frame pixel on screen (the video's sample aspect ratio, after any
+    #: rotation): detection and alignment work in display geometry, so anamorphic footage (DV,
+    #: DVD, HDV) gives GPEN undistorted faces. 1.0 for square pixels.
+    pixel_aspect: float = 1.0
     detector_calls: int = 0
     detector_probes: int = 0  # of detector_calls: the tracker's change-watch probes (a region only)
     faces_restored: int = 0
@@ -81,17 +85,23 @@ class FaceStage:
             dets = None
             if self.tracker.needs_detection(index, image):
                 region = self.tracker.probe_region  # a change-watch probe looks only where it changed
-                dets = self.detector.detect([image])[0] if region is None else self.detector.detect_region(image, region)
+                kw = self._aspect_kw()
+                dets = (self.detector.detect([image], **kw)[0] if region is None
+                        else self.detector.detect_region(image, region, **kw))
                 self.detector_calls += 1
                 self.detector_probes += int(self.tracker.probing)
         with self.timer("track"):
             return self.tracker.update(index, dets, frame=image)
 
+    def _aspect_kw(self) -> dict:
+        # Only non-square pixels are passed on: detectors written for square ones keep working.
+        return {} if self.pixel_aspect == 1.0 else {"pixel_aspect": self.pixel_aspect}
+
     def _affines(self, tracks: list) -> torch.Tensor:
         if not tracks:
             return torch.zeros(0, 2, 3)
         points = torch.stack([torch.as_tensor(t.landmarks, dtype=torch.float32) for t in tracks])
-        return estimate_affines(points, size=self.size)
+        return estimate_affines(points, size=self.size, pixel_aspect=self.pixel_aspect)
 
     def plan_frames(self, index: int, image: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
         """Track frame ``index`` and return ``(index, affines)`` of the frames whose faces are now
@@ -118,12 +128,12 @@ class FaceStage:
     def plan_still(self, image: torch.Tensor) -> torch.Tensor:
         """Affines for a single image: always detect, no temporal smoothing."""
         with self.timer("detect"):
-            dets = self.detector.detect([image])[0]
+            dets = self.detector.detect([image], **self._aspect_kw())[0]
             self.detector_calls += 1
         dets = select_faces(dets, self.tracker.select, self.tracker.min_face, self.tracker.max_faces, image.shape)
         if len(dets) == 0:
             return torch.zeros(0, 2, 3)
-        return estimate_affines(dets.landmarks.to(torch.float32), size=self.size)
+        return estimate_affines(dets.landmarks.to(torch.float32), size=self.size, pixel_aspect=self.pixel_aspect)
 
     def restore(self, images: list[torch.Tensor], affines: list[torch.Tensor]) -> int:
         """Restore every planned face of ``images`` (in place). Returns the number of faces."""

@@ -52,6 +52,28 @@ def test_affine_maps_points_onto_template():
     np.testing.assert_allclose(mapped.numpy(), ref.numpy(), atol=5e-3)
 
 
+@pytest.mark.parametrize("par", [4 / 3, 32 / 27, 8 / 9])
+def test_non_square_pixels_are_aligned_in_display_geometry(par):
+    # A face stored anamorphically (x divided by the pixel aspect) must land on the template
+    # exactly as the square-pixel face does: the fit is a similarity on screen, not in storage.
+    ref = reference_points(256)
+    th = 0.2
+    rot = torch.tensor([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]], dtype=torch.float64)
+    shown = (ref @ rot.T) * 0.7 + torch.tensor([300.0, 120.0], dtype=torch.float64)  # display px
+    stored = shown / torch.tensor([par, 1.0], dtype=torch.float64)
+    a = estimate_affines(stored[None].float(), size=256, pixel_aspect=par)[0].double()
+    np.testing.assert_allclose((stored @ a[:, :2].T + a[:, 2]).numpy(), ref.numpy(), atol=5e-3)
+    # the matrix is the square-pixel one composed with the x scaling
+    square = estimate_affines(shown[None].float(), size=256)[0].double()
+    np.testing.assert_allclose(a[:, 0].numpy(), (square[:, 0] * par).numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(a[:, 1:].numpy(), square[:, 1:].numpy(), rtol=1e-4, atol=1e-3)
+    # ignoring the pixel aspect leaves the face distorted in the crop (eyes/mouth off template)
+    plain = estimate_affines(stored[None].float(), size=256)[0].double()
+    assert (stored @ plain[:, :2].T + plain[:, 2] - ref).abs().max() > 2.0
+    with pytest.raises(InvalidInputError, match="pixel_aspect must be a positive finite number, got 0"):
+        estimate_affines(stored[None].float(), size=256, pixel_aspect=0)
+
+
 def test_points_shape_is_checked():
     with pytest.raises(InvalidInputError, match=r"landmarks must be \[n, 5, 2\], got shape \(1, 4, 2\)"):
         estimate_affines(torch.zeros(1, 4, 2), size=256)

@@ -232,3 +232,41 @@ def test_cpu_network_runs_channels_last_with_the_same_outputs(det, solvay):
     with torch.inference_mode():
         for a, b in zip(det.net(x), nchw(x.contiguous())):
             torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("par", [4 / 3, 8 / 9])
+def test_non_square_pixels_are_detected_in_display_geometry(det, shared, par):
+    # An anamorphic frame (HDV 4:3 / DVD 8:9 pixels): with its pixel aspect, the network sees
+    # square pixels and the faces come back in stored pixels, where the square-pixel picture's
+    # faces are once x is divided by the aspect; the crop GPEN gets then matches the square one.
+    from stream_gpen.faces import estimate_affines, warp_faces
+
+    img = _rgb(shared / "data" / "faces" / "whole" / "gfpgan_whole_Blake_Lively.jpg")
+    h, w = img.shape[:2]
+    stored = cv2.resize(img, (int(round(w / par)), h), interpolation=cv2.INTER_AREA if par > 1 else cv2.INTER_CUBIC)
+    assert det.scaled_size(h, stored.shape[1], par)[1] == pytest.approx(stored.shape[1] * par * min(1.0, 640 / max(h, stored.shape[1] * par)), abs=1)
+    square = det.detect(torch.from_numpy(img))[0]
+    ana = det.detect(torch.from_numpy(stored), pixel_aspect=par)[0]
+    assert len(square) == len(ana) >= 1
+    sx = stored.shape[1] / w  # stored px per display px along x
+    np.testing.assert_allclose(ana.landmarks[0, :, 0].numpy(), square.landmarks[0, :, 0].numpy() * sx, atol=3.0)
+    np.testing.assert_allclose(ana.landmarks[0, :, 1].numpy(), square.landmarks[0, :, 1].numpy(), atol=3.0)
+    # the same region probe path (the tracker's) honours it too
+    x1, y1, x2, y2 = ana.boxes[0].tolist()
+    probe = det.detect_region(torch.from_numpy(stored), (x1, y1, x2, y2), pixel_aspect=par)
+    np.testing.assert_allclose(probe.landmarks[0].numpy(), ana.landmarks[0].numpy(), atol=1.5)
+
+    def crop(frame, lms, aspect):
+        a = estimate_affines(lms[:1], size=256, pixel_aspect=aspect)
+        return warp_faces(torch.from_numpy(frame), torch.zeros(1, dtype=torch.long), a, size=256).float()
+
+    def psnr(a, b):
+        return float(10 * torch.log10(255.0**2 / ((a - b) ** 2).mean()))
+
+    ref = crop(img, square.landmarks, 1.0)
+    assert psnr(crop(stored, ana.landmarks, par), ref) > 28.0
+    # ignoring the aspect gives GPEN a squeezed / stretched face
+    plain = det.detect(torch.from_numpy(stored))[0]
+    assert psnr(crop(stored, plain.landmarks, 1.0), ref) < 20.0
+    with pytest.raises(InvalidInputError, match="pixel_aspect must be a positive finite number"):
+        det.detect(torch.from_numpy(stored), pixel_aspect=float("nan"))

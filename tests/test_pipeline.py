@@ -329,3 +329,63 @@ def test_phone_video_with_display_rotation_is_restored_upright(tmp_path, shared,
     white = (img > 240).all(axis=2)
     ys, xs = np.nonzero(white)
     assert 80 <= ys.mean() <= 360 and 40 <= xs.mean() <= 320
+
+
+class RecordingRestorer(SolidRestorer):
+    """Keeps the crops it is given (and returns them unchanged)."""
+
+    def __init__(self, size: int = 128) -> None:
+        super().__init__(size)
+        self.crops: list[torch.Tensor] = []
+
+    def __call__(self, crops: torch.Tensor) -> torch.Tensor:
+        self.crops.append(crops.clone())
+        return crops.clone()
+
+
+def test_anamorphic_video_gives_gpen_undistorted_faces(tmp_path, shared, mobilenet_weights):
+    """A 16:9 picture stored 4:3-wide with 4:3 pixels (HDV-style SAR 4:3): the stage reads the
+    sample aspect ratio and the crops match those of the same picture stored with square pixels."""
+    import cv2
+
+    img = cv2.imread(str(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg"))[:, :, ::-1]
+    square = np.ascontiguousarray(cv2.resize(img, (640, 360), interpolation=cv2.INTER_AREA))
+    stored = np.ascontiguousarray(cv2.resize(img, (480, 360), interpolation=cv2.INTER_AREA))
+
+    def write(path, frame, sar):
+        with av.open(str(path), "w") as c:
+            s = c.add_stream("libx264", rate=10, options={"preset": "ultrafast", "crf": "10"})
+            s.width, s.height, s.pix_fmt = frame.shape[1], frame.shape[0], "yuv444p"
+            s.codec_context.sample_aspect_ratio = sar
+            for i in range(2):
+                vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+                vf.pts = i
+                for p in s.encode(vf):
+                    c.mux(p)
+            for p in s.encode():
+                c.mux(p)
+
+    crops = {}
+    for name, frame, sar in (("square", square, Fraction(1, 1)), ("anamorphic", stored, Fraction(4, 3))):
+        write(tmp_path / f"{name}.mkv", frame, sar)
+        rec = RecordingRestorer(128)
+        enh = Enhancer(rec, device="cpu", detector_weights=mobilenet_weights, faces="largest")
+        summary = enh.enhance_file(tmp_path / f"{name}.mkv", tmp_path / f"{name}_out.mkv")
+        assert summary.faces_restored == 2
+        crops[name] = torch.cat(rec.crops).float()
+    mse = ((crops["anamorphic"] - crops["square"]) ** 2).mean()
+    assert 10 * torch.log10(255.0**2 / mse) > 25.0
+
+
+def test_pixel_aspect_from_metadata():
+    from types import SimpleNamespace
+
+    from stream_gpen.api import pixel_aspect
+
+    def meta(sar):
+        return SimpleNamespace(sample_aspect_ratio=sar)
+
+    assert pixel_aspect(meta(None)) == 1.0 and pixel_aspect(meta(Fraction(0, 1))) == 1.0
+    assert pixel_aspect(meta(Fraction(32, 27))) == pytest.approx(32 / 27)
+    assert pixel_aspect(meta(Fraction(100, 1))) == 1.0  # a broken header, not a real aspect
+    assert pixel_aspect(None) == 1.0

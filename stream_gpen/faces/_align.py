@@ -5,6 +5,7 @@ Everything here is a pure function of tensors and runs on whatever device its in
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -73,16 +74,31 @@ def umeyama(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
     return torch.cat([lin, t], dim=2)
 
 
-def estimate_affines(points: torch.Tensor, *, size: int) -> torch.Tensor:
+def estimate_affines(points: torch.Tensor, *, size: int, pixel_aspect: float = 1.0) -> torch.Tensor:
     """Similarity transforms ``[n, 2, 3]`` float32 mapping frame pixels -> GPEN crop pixels.
 
     ``points``: ``[n, 5, 2]`` (or ``[5, 2]``) landmarks in frame pixel coordinates. Computed in
     float64 on the points' device; the result has the meaning of ``cv2.warpAffine``'s matrix.
+
+    ``pixel_aspect``: the width of a frame pixel over its height on screen (the stream's sample
+    aspect ratio: 1 for square pixels; e.g. 4/3 for HDV 1440x1080, 32/27 for a 16:9 NTSC DVD).
+    The similarity is fitted in display geometry (x scaled by it), so GPEN gets the face as a
+    viewer sees it rather than squeezed or stretched; the matrix then includes that scaling, and
+    paste-back (which inverts any affine) puts the face back in stored pixels.
     """
     points = _check_points(points)
+    if not (isinstance(pixel_aspect, (int, float)) and math.isfinite(pixel_aspect) and pixel_aspect > 0):
+        raise InvalidInputError(f"pixel_aspect must be a positive finite number, got {pixel_aspect!r}")
     ref = reference_points(size, device=points.device)
     ref = ref.expand(points.shape[0], 5, 2)
-    return umeyama(points.to(torch.float32), ref).to(torch.float32)
+    pts = points.to(torch.float32)
+    if pixel_aspect == 1.0:
+        return umeyama(pts, ref).to(torch.float32)
+    par = float(pixel_aspect)
+    scale = torch.tensor([par, 1.0], dtype=pts.dtype, device=pts.device)
+    aff = umeyama(pts * scale, ref)  # display coordinates -> crop
+    aff[:, :, 0] *= par  # frame pixel (x, y) is display (x·par, y)
+    return aff.to(torch.float32)
 
 
 def invert_affines(affines: torch.Tensor) -> torch.Tensor:

@@ -192,14 +192,21 @@ class FaceDetector:
             self._prior_cache[key] = _priors(h, w, self.device)
         return self._prior_cache[key]
 
-    def scaled_size(self, h: int, w: int) -> tuple[int, int]:
-        r = min(1.0, self.long_side / max(h, w))
-        return max(int(round(h * r)), 1), max(int(round(w * r)), 1)
+    def scaled_size(self, h: int, w: int, pixel_aspect: float = 1.0) -> tuple[int, int]:
+        """The network input size for an ``h x w`` frame: its display geometry (width scaled by
+        ``pixel_aspect``, the sample aspect ratio), downscaled so the longer side is at most
+        ``long_side``. Non-square pixels are thus resampled to square ones, as the network was
+        trained on; boxes and landmarks come back in stored frame pixels."""
+        dw = w * pixel_aspect
+        r = min(1.0, self.long_side / max(h, dw))
+        return max(int(round(h * r)), 1), max(int(round(dw * r)), 1)
 
     @torch.inference_mode()
-    def detect(self, frames) -> list[Detections]:
+    def detect(self, frames, *, pixel_aspect: float = 1.0) -> list[Detections]:
         """Detect faces in ``frames`` (one ``[H,W,3]`` uint8 RGB tensor, a ``[B,H,W,3]`` batch or a
-        list of them). Returns one :class:`Detections` per frame, in frame pixel coordinates."""
+        list of them). Returns one :class:`Detections` per frame, in frame pixel coordinates.
+        ``pixel_aspect``: the frames' sample aspect ratio (see :meth:`scaled_size`)."""
+        pixel_aspect = _check_aspect(pixel_aspect)
         if isinstance(frames, torch.Tensor):
             frames = [frames] if frames.ndim == 3 else list(frames)
         out: list[Detections | None] = [None] * len(frames)
@@ -214,12 +221,13 @@ class FaceDetector:
         for (h, w), idx in groups.items():
             for s in range(0, len(idx), self.batch_size):
                 chunk = idx[s : s + self.batch_size]
-                for i, d in zip(chunk, self._detect_batch([frames[i] for i in chunk], h, w)):
+                size = self.scaled_size(h, w, pixel_aspect)
+                for i, d in zip(chunk, self._detect_batch([frames[i] for i in chunk], h, w, size)):
                     out[i] = d
         return out  # type: ignore[return-value]
 
     @torch.inference_mode()
-    def detect_region(self, frame: torch.Tensor, region) -> Detections:
+    def detect_region(self, frame: torch.Tensor, region, *, pixel_aspect: float = 1.0) -> Detections:
         """Detect faces in the ``region`` ``(x1, y1, x2, y2)`` (frame px) of one frame, for the cost of
         the region's pixels (plus a context margin) only. The region is snapped to the network's
         coarsest stride (32 px) at the scale :meth:`detect` uses for the whole frame, so the network
@@ -229,7 +237,7 @@ class FaceDetector:
         if not isinstance(frame, torch.Tensor) or frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != torch.uint8:
             raise InvalidInputError(f"frame must be a uint8 RGB [H,W,3] tensor, got {getattr(frame, 'dtype', None)}")
         h, w = frame.shape[:2]
-        sh, sw = self.scaled_size(h, w)
+        sh, sw = self.scaled_size(h, w, _check_aspect(pixel_aspect))
         fx, fy = w / sw, h / sh
         # RetinaFace's coarsest feature stride, and a context margin of two of them: the network's
         # receptive field is wide, so the zero padding at a crop border changes scores nearby.
@@ -294,6 +302,12 @@ class FaceDetector:
             f"FaceDetector(backbone={self.backbone!r}, device={str(self.device)!r}, long_side={self.long_side}, "
             f"score_threshold={self.score_threshold})"
         )
+
+
+def _check_aspect(pixel_aspect) -> float:
+    if not (isinstance(pixel_aspect, (int, float)) and math.isfinite(pixel_aspect) and pixel_aspect > 0):
+        raise InvalidInputError(f"pixel_aspect must be a positive finite number, got {pixel_aspect!r}")
+    return float(pixel_aspect)
 
 
 def _input_uint8(frames: list[torch.Tensor], sh: int, sw: int) -> torch.Tensor:
