@@ -8,6 +8,7 @@
 #   1. nvidia-smi, torch / CUDA / cuDNN / triton versions
 #   2. CUDA tests:  STREAM_GPEN_REQUIRE_CUDA=1 python3 -m pytest -m cuda -q
 #   3. bench/runtime.py: GPEN-512 and 256, fp16/bf16/fp32, eager vs CUDA graph, every bucket
+#  3b. bench/runtime.py --forms: GPEN-512 fp16 graph, reference vs fused (NCHW / channels-last)
 #   4. bench/gpu_io_check.py and bench/e2e.py --gpu-quick (GPEN-512, then no face model), if present
 #   5. bench/runtime.py: torch.compile under the graph (GPEN-512 fp16, buckets 1 and 16), if time is left
 #   6. a short table: step status, then the runtime targets and accuracy lines
@@ -109,6 +110,13 @@ run_step "pytest -m cuda" 170 "$LOGDIR/pytest_cuda.log" \
 run_step "runtime bench" 130 "$LOGDIR/runtime_bench.log" \
     $PY bench/runtime.py --device cuda --quick --modes eager graph --json "$LOGDIR/runtime_bench.json"
 
+# ---------------------------------------------------------------- 3b. model forms A/B (GPEN-512 fp16 graph)
+# The fused form (per-sample weights as a grouped conv in NCHW / activation modulation in NHWC)
+# against the reference form: unmeasured on a GPU so far (bench/runtime.py GPU_FORMS).
+run_step "forms bench" 90 "$LOGDIR/forms_bench.log" \
+    $PY bench/runtime.py --device cuda --quick --sizes 512 --precisions fp16 --modes graph \
+    --buckets 1 4 16 --forms reference fused_nchw fused_cl --json "$LOGDIR/forms_bench.json"
+
 # ---------------------------------------------------------------- 4. other engineers' checks
 if [[ -f bench/gpu_io_check.py ]]; then
     run_step "gpu_io_check" 60 "$LOGDIR/gpu_io_check.log" $PY bench/gpu_io_check.py
@@ -145,6 +153,10 @@ fi
         sed -n '/== targets/,$p' "$LOGDIR/runtime_bench.log" | grep -v "^==" | head -n 5
         grep -E "PSNR" "$LOGDIR/runtime_bench.log" | head -n 8
         grep -E "^gpen-(512|256) +fp16 +graph" "$LOGDIR/runtime_bench.log" | head -n 2
+    fi
+    if [[ -f "$LOGDIR/forms_bench.log" ]]; then
+        echo "-- model forms (GPEN-512 fp16 graph: faces/s | ms | MB per bucket; PSNR vs fp32):"
+        grep -E "^gpen-512 +fp16 +graph|PSNR|FAILED" "$LOGDIR/forms_bench.log" | head -n 8
     fi
     for f in e2e e2e_identity; do
         if [[ -f "$LOGDIR/$f.log" ]]; then

@@ -133,6 +133,16 @@ def time_cuda(fn, repeats: int) -> float:
     return statistics.median(ms)
 
 
+#: GPU model forms (``--forms``): name -> (model impl, the runner's channels_last; "auto" =
+#: channels-last for fp16/bf16). "reference" is what the runner runs by
+#: default on CUDA. "fused_nchw": the CPU's fused form on the GPU in NCHW, where per-sample
+#: modulated weights run as one grouped conv at high resolution (no ``x·s`` and demodulation
+#: passes over the activations, which session 1's profile found memory-bound); "fused_cl": the
+#: fused form channels-last (activation modulation everywhere, fewer separate element-wise
+#: passes). Unmeasured on a GPU so far: this is the A/B for the next device session.
+GPU_FORMS = {"reference": ("auto", "auto"), "fused_nchw": ("fused", False), "fused_cl": ("fused", True)}
+
+
 def bench_gpu(args) -> tuple[list[dict], list[dict]]:
     dev = torch.device("cuda")
     torch.backends.cudnn.benchmark = True
@@ -151,47 +161,50 @@ def bench_gpu(args) -> tuple[list[dict], list[dict]]:
             del ref_runner
         finally:
             torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
-        for prec in args.precisions:
-            for mode in args.modes:
-                if mode == "compile" and (prec not in args.compile_precisions or size not in args.compile_sizes):
-                    continue
-                buckets = tuple(args.compile_buckets) if mode == "compile" else tuple(args.buckets)
-                torch.cuda.synchronize()
-                torch.cuda.empty_cache()
-                torch.cuda.reset_peak_memory_stats()
-                t_build = time.perf_counter()
-                try:
-                    runner = FaceRunner(copy.deepcopy(base), size=size, device="cuda", precision=prec,
-                                        buckets=buckets, cuda_graphs=mode != "eager",
-                                        compile=mode == "compile", amp=args.amp)
-                    for b in buckets:
-                        x = crops(b, size, dev, seed=b)
-                        t0 = time.perf_counter()
-                        runner(x)
-                        torch.cuda.synchronize()
-                        first_s = time.perf_counter() - t0
-                        runner(x)
-                        ms = time_cuda(lambda: runner(x), args.repeats)
-                        row = dict(size=size, precision=prec, mode=mode, bucket=b, ms=ms,
-                                   faces_s=b / ms * 1e3, tflops=GFLOP[size] * b / ms,
-                                   peak_mb=torch.cuda.max_memory_allocated() / 2**20, first_s=first_s,
-                                   fallbacks=[str(f) for f in runner.fallbacks])
-                        rows.append(row)
-                        print(f"  {size} {prec:<4} {mode:<7} b={b:<3} {ms:8.2f} ms {row['faces_s']:8.1f} face/s "
-                              f"{row['tflops']:6.1f} TFLOP/s peak {row['peak_mb']:7.0f} MB first {first_s:5.1f} s"
-                              + (f" FALLBACK {row['fallbacks']}" if row["fallbacks"] else ""), flush=True)
-                    if 4 in buckets:
-                        out = runner(ref_x).cpu()
-                        acc.append(dict(size=size, precision=prec, mode=mode, psnr=psnr_u8(out, ref_out),
-                                            max_abs=(out.int() - ref_out.int()).abs().max().item()))
-                    runner.close()
-                    del runner
-                except Exception as exc:  # noqa: BLE001 - one failing config must not end the run
-                    if isinstance(exc, torch.OutOfMemoryError):
-                        torch.cuda.empty_cache()
-                    print(f"  {size} {prec} {mode}: FAILED {type(exc).__name__}: {exc}", flush=True)
-                    rows.append(dict(size=size, precision=prec, mode=mode, bucket=None, error=f"{type(exc).__name__}: {exc}"))
-                print(f"  ({size} {prec} {mode} took {time.perf_counter() - t_build:.1f} s)", flush=True)
+        for prec, mode, form in ((p, m, f) for p in args.precisions for m in args.modes for f in args.forms):
+            if mode == "compile" and (prec not in args.compile_precisions or size not in args.compile_sizes):
+                continue
+            impl, layout = GPU_FORMS[form]
+            label = mode if form == "reference" else f"{mode}+{form}"
+            buckets = tuple(args.compile_buckets) if mode == "compile" else tuple(args.buckets)
+            torch.cuda.synchronize()
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+            t_build = time.perf_counter()
+            try:
+                model = copy.deepcopy(base)
+                model.impl = impl
+                runner = FaceRunner(model, size=size, device="cuda", precision=prec,
+                                    buckets=buckets, cuda_graphs=mode != "eager",
+                                    compile=mode == "compile", amp=args.amp, channels_last=layout)
+                for b in buckets:
+                    x = crops(b, size, dev, seed=b)
+                    t0 = time.perf_counter()
+                    runner(x)
+                    torch.cuda.synchronize()
+                    first_s = time.perf_counter() - t0
+                    runner(x)
+                    ms = time_cuda(lambda: runner(x), args.repeats)
+                    row = dict(size=size, precision=prec, mode=label, bucket=b, ms=ms,
+                               faces_s=b / ms * 1e3, tflops=GFLOP[size] * b / ms,
+                               peak_mb=torch.cuda.max_memory_allocated() / 2**20, first_s=first_s,
+                               fallbacks=[str(f) for f in runner.fallbacks])
+                    rows.append(row)
+                    print(f"  {size} {prec:<4} {label:<7} b={b:<3} {ms:8.2f} ms {row['faces_s']:8.1f} face/s "
+                          f"{row['tflops']:6.1f} TFLOP/s peak {row['peak_mb']:7.0f} MB first {first_s:5.1f} s"
+                          + (f" FALLBACK {row['fallbacks']}" if row["fallbacks"] else ""), flush=True)
+                if 4 in buckets:
+                    out = runner(ref_x).cpu()
+                    acc.append(dict(size=size, precision=prec, mode=label, psnr=psnr_u8(out, ref_out),
+                                max_abs=(out.int() - ref_out.int()).abs().max().item()))
+                runner.close()
+                del runner
+            except Exception as exc:  # noqa: BLE001 - one failing config must not end the run
+                if isinstance(exc, torch.OutOfMemoryError):
+                    torch.cuda.empty_cache()
+                print(f"  {size} {prec} {label}: FAILED {type(exc).__name__}: {exc}", flush=True)
+                rows.append(dict(size=size, precision=prec, mode=label, bucket=None, error=f"{type(exc).__name__}: {exc}"))
+            print(f"  ({size} {prec} {label} took {time.perf_counter() - t_build:.1f} s)", flush=True)
     return rows, acc
 
 
@@ -199,14 +212,14 @@ def print_gpu_table(rows: list[dict], acc: list[dict]) -> None:
     print("\n== runtime table (faces/s | ms per batch | peak MB) ==")
     keys = sorted({(r["size"], r["precision"], r["mode"]) for r in rows}, key=lambda k: (-k[0], k[1], k[2]))
     buckets = sorted({r["bucket"] for r in rows if r.get("bucket")})
-    print(f"{'model':<9}{'prec':<5}{'mode':<8}" + "".join(f"{'b=' + str(b):>22}" for b in buckets))
+    print(f"{'model':<9}{'prec':<5}{'mode':<18}" + "".join(f"{'b=' + str(b):>22}" for b in buckets))
     for k in keys:
         cells = []
         for b in buckets:
             r = next((r for r in rows if (r["size"], r["precision"], r["mode"]) == k and r.get("bucket") == b), None)
             cells.append(f"{r['faces_s']:7.0f} |{r['ms']:7.2f} |{r['peak_mb']:5.0f}" if r else "-")
         err = next((r["error"] for r in rows if (r["size"], r["precision"], r["mode"]) == k and "error" in r), "")
-        print(f"{'gpen-' + str(k[0]):<9}{k[1]:<5}{k[2]:<8}" + "".join(f"{c:>22}" for c in cells) + (f"  ERROR {err}" if err else ""))
+        print(f"{'gpen-' + str(k[0]):<9}{k[1]:<5}{k[2]:<18}" + "".join(f"{c:>22}" for c in cells) + (f"  ERROR {err}" if err else ""))
     if acc:
         print("\n== accuracy vs fp32 eager with TF32 off (uint8 output, 4 crops) ==")
         for a in acc:
@@ -234,6 +247,8 @@ def main(argv=None) -> int:
     p.add_argument("--precisions", nargs="+", default=["fp16", "bf16", "fp32"], choices=("fp32", "fp16", "bf16"))
     p.add_argument("--modes", nargs="+", default=["eager", "graph"], choices=("eager", "graph", "compile"))
     p.add_argument("--amp", choices=("cast", "autocast"), default="cast")
+    p.add_argument("--forms", nargs="+", default=["reference"], choices=tuple(GPU_FORMS),
+                   help="GPU: model forms to time (GPU_FORMS in this file)")
     p.add_argument("--buckets", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     p.add_argument("--compile-buckets", type=int, nargs="+", default=[1, 16])
     p.add_argument("--compile-precisions", nargs="+", default=["fp16"])

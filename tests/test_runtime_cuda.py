@@ -94,6 +94,23 @@ def test_graph_replay_equals_eager(gpen256, precision, amp, cudnn_benchmark):
     assert torch.equal(graph(x), out_g)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fused_form_on_cuda_graph_equals_eager_and_matches_reference(gpen256, channels_last, cudnn_benchmark, exact_fp32):
+    # The fused form (bench/runtime.py --forms fused_nchw / fused_cl) under a captured graph:
+    # same output as eager, and as accurate in fp16 as the reference form (>= 45 dB vs fp32).
+    model = copy.deepcopy(gpen256)
+    model.impl = "fused"
+    kw = dict(size=256, device="cuda", precision="fp16", channels_last=channels_last, buckets=(4,))
+    graph = FaceRunner(copy.deepcopy(model), **kw)
+    eager = FaceRunner(model, cuda_graphs=False, **kw)
+    ref = FaceRunner(copy.deepcopy(gpen256), size=256, device="cuda", precision="fp32", cuda_graphs=False)
+    x = face_like(4, 256, seed=5)
+    out = graph(x)
+    assert graph.fallbacks == [] and graph.cuda_graphs
+    assert torch.equal(out, eager(x))
+    assert psnr(out, ref(x)) >= 45
+
+
 # ------------------------------------------------------------------------------ accuracy
 @pytest.mark.parametrize(("precision", "amp", "min_db"), [("fp16", "cast", 45), ("fp16", "autocast", 45),
                                                           ("bf16", "cast", 30)])
