@@ -115,7 +115,7 @@ run_step "runtime bench" 130 "$LOGDIR/runtime_bench.log" \
 # against the reference form: unmeasured on a GPU so far (bench/runtime.py GPU_FORMS).
 run_step "forms bench" 90 "$LOGDIR/forms_bench.log" \
     $PY bench/runtime.py --device cuda --quick --sizes 512 --precisions fp16 --modes graph \
-    --buckets 1 4 16 --forms reference fused_nchw fused_cl --json "$LOGDIR/forms_bench.json"
+    --buckets 1 4 16 --forms reference reference_nchw fused_nchw fused_cl --json "$LOGDIR/forms_bench.json"
 
 # ---------------------------------------------------------------- 4. other engineers' checks
 if [[ -f bench/gpu_io_check.py ]]; then
@@ -156,7 +156,7 @@ fi
     fi
     if [[ -f "$LOGDIR/forms_bench.log" ]]; then
         echo "-- model forms (GPEN-512 fp16 graph: faces/s | ms | MB per bucket; PSNR vs fp32):"
-        grep -E "^gpen-512 +fp16 +graph|PSNR|FAILED" "$LOGDIR/forms_bench.log" | head -n 8
+        grep -E "^gpen-512 +fp16 +graph|PSNR|FAILED" "$LOGDIR/forms_bench.log" | head -n 10
     fi
     for f in e2e e2e_identity; do
         if [[ -f "$LOGDIR/$f.log" ]]; then

@@ -135,12 +135,14 @@ def time_cuda(fn, repeats: int) -> float:
 
 #: GPU model forms (``--forms``): name -> (model impl, the runner's channels_last; "auto" =
 #: channels-last for fp16/bf16). "reference" is what the runner runs by
-#: default on CUDA. "fused_nchw": the CPU's fused form on the GPU in NCHW, where per-sample
+#: default on CUDA (channels-last in fp16/bf16); "reference_nchw" the same in NCHW (session 1's
+#: profile: the depthwise blur is much slower in NHWC). "fused_nchw": the CPU's fused form on the GPU in NCHW, where per-sample
 #: modulated weights run as one grouped conv at high resolution (no ``x·s`` and demodulation
 #: passes over the activations, which session 1's profile found memory-bound); "fused_cl": the
 #: fused form channels-last (activation modulation everywhere, fewer separate element-wise
 #: passes). Unmeasured on a GPU so far: this is the A/B for the next device session.
-GPU_FORMS = {"reference": ("auto", "auto"), "fused_nchw": ("fused", False), "fused_cl": ("fused", True)}
+GPU_FORMS = {"reference": ("auto", "auto"), "reference_nchw": ("auto", False),
+             "fused_nchw": ("fused", False), "fused_cl": ("fused", True)}
 
 
 def bench_gpu(args) -> tuple[list[dict], list[dict]]:
