@@ -450,12 +450,14 @@ class Enhancer:
 def pixel_aspect(meta) -> float:
     """Width over height on screen of one pixel of the frames a source delivers: its sample
     aspect ratio (which the source already inverts when autorotate turns the frames a quarter
-    turn). 1.0 for square, unknown or implausible values (outside 1/4..4: a broken header)."""
+    turn). 1.0 for square, unknown or implausible values (outside 1/4..4: a broken header), and
+    for aspects within 1% of square (e.g. 389:388 from an odd-width crop): a face distorted by
+    under 1% gains nothing from a resampled detector input."""
     sar = getattr(meta, "sample_aspect_ratio", None)
     if not sar or sar <= 0:
         return 1.0
     par = float(sar)
-    return par if 0.25 <= par <= 4.0 else 1.0
+    return par if 0.25 <= par <= 4.0 and abs(par - 1.0) >= 0.01 else 1.0
 
 
 def _expected_frames(meta) -> int | None:

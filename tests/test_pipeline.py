@@ -388,4 +388,6 @@ def test_pixel_aspect_from_metadata():
     assert pixel_aspect(meta(None)) == 1.0 and pixel_aspect(meta(Fraction(0, 1))) == 1.0
     assert pixel_aspect(meta(Fraction(32, 27))) == pytest.approx(32 / 27)
     assert pixel_aspect(meta(Fraction(100, 1))) == 1.0  # a broken header, not a real aspect
+    assert pixel_aspect(meta(Fraction(389, 388))) == 1.0  # under 1% from square
+    assert pixel_aspect(meta(Fraction(16, 15))) == pytest.approx(16 / 15)  # PAL 4:3
     assert pixel_aspect(None) == 1.0
