@@ -536,8 +536,9 @@ def test_auto_impl_picks_fused_only_for_cpu_fp32_bf16_inference(monkeypatch) -> 
 
 @pytest.mark.parametrize("name", ["tiny64", "tiny256_pk"])
 def test_fused_channels_last_equals_reference_float64(monkeypatch, gpen_fixtures: Path, name: str) -> None:
-    # NHWC input (the CPU bf16 path) takes the activation-modulation branch in every layer and
-    # the plain-conv ToRGB: the same function as the reference form.
+    # NHWC input (the CPU bf16 path): activation modulation below NHWC_PER_SAMPLE_MIN_PIXELS,
+    # one conv per sample with its modulated weight from there up (tiny256's 128² and 256²
+    # layers), and the ToRGB as a batched matmul: the same function as the reference form.
     from stream_gpen.models.gpen import ModulatedConv2d
 
     seen: list[bool] = []
@@ -553,7 +554,27 @@ def test_fused_channels_last_equals_reference_float64(monkeypatch, gpen_fixtures
         model.to(memory_format=torch.channels_last)
         got = model(x.contiguous(memory_format=torch.channels_last))
     torch.testing.assert_close(got, ref, atol=1e-12, rtol=1e-12)
-    assert seen and not any(seen)  # NCHW would have picked weight modulation somewhere
+    # tiny64 is all below the threshold (NCHW would have picked weight modulation somewhere);
+    # tiny256's batch of 2 takes both branches
+    assert set(seen) == ({False} if name == "tiny64" else {True, False})
+    assert x.shape[0] > 1
+
+
+def test_memoised_weights_follow_module_to() -> None:
+    # Module.to() swaps parameter storage in place: the fused form's cached derived weights
+    # (e.g. the contiguous transposed weight) must not survive a dtype change.
+    torch.manual_seed(0)
+    model = random_generator(TINY_CONFIG, seed=2)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.inference_mode():
+        model.impl = "fused"
+        model(x)
+        y16 = model.to(torch.bfloat16)(x.bfloat16())
+        y64 = model.double()(x.double())
+        model.impl = "reference"
+        ref = model(x.double())
+    assert y16.dtype in (torch.bfloat16, torch.float32) and torch.isfinite(y16).all()
+    torch.testing.assert_close(y64, ref, atol=1e-12, rtol=1e-12)
 
 
 def test_bfloat16_style_path_runs_in_float32_from_cached_weights() -> None:

@@ -178,19 +178,22 @@ class _Memo:
     """
 
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[weakref.ref, int, object]] = {}
+        self._entries: dict[str, tuple[weakref.ref, int, object, tuple]] = {}
 
     def get(self, name: str, src: Tensor, fn):
         try:
             version = src._version
         except RuntimeError:  # inference tensor: no version counter, so no safe key
             return fn()
+        # Module.to() swaps a parameter's storage in place (same object, a fresh version
+        # counter): the storage address, dtype and device are part of the key.
+        where = (src.data_ptr(), src.dtype, src.device)
         hit = self._entries.get(name)
-        if hit is not None and hit[0]() is src and hit[1] == version:
+        if hit is not None and hit[0]() is src and hit[1] == version and hit[3] == where:
             return hit[2]
         value = fn()
         if not torch.is_grad_enabled():
-            self._entries[name] = (weakref.ref(src), version, value)
+            self._entries[name] = (weakref.ref(src), version, value, where)
         return value
 
     def __deepcopy__(self, memo) -> _Memo:
@@ -236,6 +239,11 @@ def _rank1_factors(kernel: Tensor) -> tuple[Tensor, Tensor] | None:
 #: runs (1.09-1.20x in the last), half the multiply-adds notwithstanding. Kept and tested as a
 #: switch for ``bench/gpen_forward.py --forms fused fused_separable``.
 SEPARABLE_BLUR = False
+
+#: Channels-last batches modulate the weights (one conv per sample, see
+#: ``ModulatedConv2d.weight_modulation_pays``) from this many input pixels up; below it a
+#: batch-1 conv leaves the cores idle and one shared-weight conv over the batch wins.
+NHWC_PER_SAMPLE_MIN_PIXELS = 128 * 128
 
 
 def _blur_fused(x: Tensor, blur: Blur, bias: Tensor | None = None) -> Tensor:
@@ -460,12 +468,16 @@ class ModulatedConv2d(nn.Module):
         Per sample, a modulated weight costs one pass over ``out·in·k²`` values and saves the
         ``x·s`` pass over the input plus the demodulation/bias pass over the output: it pays at
         high resolution (few channels, many pixels) and not at 4x4-32x32 (512 channels).
-        Never for channels-last input: the per-sample weights run as a grouped conv, which
-        oneDNN runs 2-3x slower in NHWC than one shared-weight conv over the batch.
+        Channels-last input runs the per-sample weights as one plain conv per sample (oneDNN
+        runs a grouped conv 2-3x slower in NHWC than one shared-weight conv over the batch),
+        and only for a batch and from ``NHWC_PER_SAMPLE_MIN_PIXELS`` input pixels up. Below that
+        a batch-1 conv leaves the cores idle; and at batch 1 the saved passes are a quarter the
+        size, less than what a fresh weight per call costs (oneDNN reorders it each time: bf16
+        GPEN-256 at batch 1 ran 0.8x with it).
         """
-        if _is_channels_last(x):
+        b, cin, h, w = x.shape
+        if _is_channels_last(x) and (b == 1 or h * w < NHWC_PER_SAMPLE_MIN_PIXELS):
             return False
-        _, cin, h, w = x.shape
         ho, wo = (2 * h + 1, 2 * w + 1) if self.upsample else (h, w)
         return self.out_channel * cin * self.kernel_size**2 <= cin * h * w + self.out_channel * ho * wo
 
@@ -492,6 +504,8 @@ class ModulatedConv2d(nn.Module):
         if self.weight_modulation_pays(x):
             # [B, out, in]: output scale x input scale of every weight slice.
             sd = (s * gain)[:, None, :] if d is None else d[:, :, None] * s[:, None, :]
+            if b > 1 and _is_channels_last(x):
+                return self._per_sample_convs(x, sd, bias)
             xg = x.reshape(1, b * cin, h, w)  # a view for NCHW input (and for any batch-1 input)
             if self.upsample:
                 # conv_transpose2d wants [in, out, k, k] per group: write it in that layout.
@@ -508,7 +522,9 @@ class ModulatedConv2d(nn.Module):
             s = s * gain
         xs = x * s.to(x.dtype)[:, :, None, None]
         if self.upsample:
-            out = F.conv_transpose2d(xs, self.weight.transpose(0, 1), stride=2, padding=0)
+            # [in, out, k, k] made contiguous once: oneDNN would copy the transposed view per call
+            wt = self._memo.get("wt", self.weight, lambda: self.weight.transpose(0, 1).contiguous())
+            out = F.conv_transpose2d(xs, wt, stride=2, padding=0)
             out = _blur_fused(out, self.blur)
         else:
             out = F.conv2d(xs, self.weight, padding=self.padding)
@@ -517,6 +533,19 @@ class ModulatedConv2d(nn.Module):
         if d is not None:
             return out.mul_(d[:, :, None, None])
         return out if bias is None else out.add_(bias.view(1, -1, 1, 1))
+
+
+    def _per_sample_convs(self, x: Tensor, sd: Tensor, bias: Tensor | None) -> Tensor:
+        """The weight-modulation branch for a channels-last batch: one plain conv per sample
+        (its own modulated weight ``sd[i]·W``), the outputs concatenated along the batch."""
+        b = x.shape[0]
+        if self.upsample:
+            wm = torch.mul(self.weight.transpose(0, 1)[None], sd.transpose(1, 2)[..., None, None])
+            outs = [F.conv_transpose2d(x[i : i + 1], wm[i], stride=2) for i in range(b)]
+            return _blur_fused(torch.cat(outs), self.blur, bias)
+        wm = torch.mul(self.weight[None], sd[..., None, None])
+        outs = [F.conv2d(x[i : i + 1], wm[i], bias, padding=self.padding) for i in range(b)]
+        return torch.cat(outs)
 
 
 class NoiseInjection(nn.Module):
@@ -610,9 +639,15 @@ class ToRGB(nn.Module):
             acc = bias.view(1, 3, 1, 1).expand(b, 3, h, w).contiguous()
         else:
             acc = _upsample_fused(skip.to(acc_dtype), self.upsample, bias)
-        if acc.dtype != x.dtype or not (x.is_contiguous() and acc.is_contiguous()):
-            return acc.add_(self.conv(x, style))  # channels-last / bfloat16: the plain conv
         s = self.conv.modulation(style) * self.conv.scale  # [B, in]
+        if _is_channels_last(x):
+            # NHWC is [B, h·w, in] in memory: the per-sample [3, in] weight is one batched matmul
+            # that reads x once (no x·s pass over the 64-channel full-resolution map).
+            wm = (self.conv.weight.view(1, 3, cin).to(s.dtype) * s[:, None, :]).to(x.dtype)
+            y = torch.bmm(x.permute(0, 2, 3, 1).reshape(b, h * w, cin), wm.transpose(1, 2))
+            return acc.add_(y.view(b, h, w, 3).permute(0, 3, 1, 2))
+        if acc.dtype != x.dtype or not (x.is_contiguous() and acc.is_contiguous()):
+            return acc.add_(self.conv(x, style))  # bfloat16 NCHW: the plain conv
         wm = self.conv.weight.to(x.dtype).view(1, 3, cin) * s[:, None, :]  # [B, 3, in]
         acc.view(b, 3, h * w).baddbmm_(wm, x.view(b, cin, h * w))
         return acc
