@@ -197,7 +197,10 @@ def add_enhance(subparsers, parents=()) -> None:
         description="Restore faces in INPUT (video file, image, folder of images, or URL). "
         "Audio, subtitles and timestamps are kept (audio the output container cannot hold is "
         "transcoded; text subtitles it cannot hold are converted: mov_text for mp4/mov, SubRip for mkv, "
-        "WebVTT for webm; bitmap subtitles it cannot hold are dropped; all of it is reported). Output defaults to "
+        "WebVTT for webm; bitmap subtitles it cannot hold are dropped; all of it is reported), and so are "
+        "the pixel aspect ratio, colour tags, container tags (date, location, camera), chapters, timecode "
+        "and attachments, and a photo's ICC profile, EXIF, DPI and JPEG subsampling. 10-bit/HDR video is "
+        "written 8-bit with its HDR tags (the pipeline is 8-bit). Output defaults to "
         "NAME_enhanced.EXT next to the input (a folder is mirrored into FOLDER_enhanced/; "
         "unreadable images in it are skipped and listed, exit code 5).",
         epilog="exit codes: 0 ok, 1 internal error, 2 bad input/usage/output exists, 3 weights, "

@@ -20,6 +20,26 @@ def sws_colorspace(value: int | None):
     return _SWS_SPACE.get(int(value)) if value is not None else None
 
 
+def decode_colorspace(colorspace: int | None, width: int, height: int) -> int:
+    """The YUV matrix (H.273 id) to decode these pixels with: the stream's tag, else what players
+    assume for untagged video -- BT.709 for HD (width >= 1280 or height > 576), BT.601
+    (smpte170m) for SD (mpv's and VLC's rule; browsers agree for SD).
+
+    swscale alone would use BT.601 for everything untagged: an untagged 1080p clip, encoded by
+    its camera/editor with BT.709, then decodes with saturated colours clipped (up to ~17 levels
+    off after a round trip, measured on colour bars) and the model sees skewed skin tones. Sinks
+    write the matrix used as an explicit tag, so no reader has to guess again."""
+    cs = int(colorspace) if colorspace is not None else 2
+    if cs in _SWS_SPACE:
+        return cs
+    return 1 if (width >= 1280 or height > 576) else 6
+
+
+def decode_range(pix_fmt: str, color_range: int | None) -> int:
+    """2 (full) for ``yuvj*`` or a full-range tag, else 1 (limited: what untagged video means)."""
+    return 2 if is_full_range(pix_fmt, color_range) else 1
+
+
 def sws_range(value: int | None):
     return ColorRange.JPEG if value == 2 else ColorRange.MPEG
 
@@ -29,16 +49,18 @@ def is_full_range(pix_fmt: str, color_range: int | None) -> bool:
 
 
 def av_to_rgb_numpy(frame: "av.VideoFrame") -> np.ndarray:
-    """Decode-side conversion to ``uint8 [H, W, 3]`` RGB using the frame's own matrix and range."""
+    """Decode-side conversion to ``uint8 [H, W, 3]`` RGB using the frame's own matrix and range
+    (untagged: see :func:`decode_colorspace`)."""
     fmt = frame.format.name
     if fmt == "rgb24":
         return frame.to_ndarray()
+    space = sws_colorspace(decode_colorspace(frame.colorspace, frame.width, frame.height))
     if fmt.startswith("yuvj"):
         # yuvj* already means full range to swscale; passing a range again would be redundant.
-        return frame.reformat(format="rgb24", src_colorspace=sws_colorspace(frame.colorspace)).to_ndarray()
+        return frame.reformat(format="rgb24", src_colorspace=space).to_ndarray()
     return frame.reformat(
         format="rgb24",
-        src_colorspace=sws_colorspace(frame.colorspace),
+        src_colorspace=space,
         src_color_range=sws_range(frame.color_range),
         dst_color_range=ColorRange.JPEG,
     ).to_ndarray()

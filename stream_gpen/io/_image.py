@@ -1,8 +1,16 @@
 """Single images and folders of images as sources and sinks (Pillow).
 
-EXIF orientation is applied on load (frames are upright, the written file carries no orientation
-tag); an alpha channel is split off into ``frame.alpha`` and re-attached by the sink when the
-output format can store it (png/webp/tiff), otherwise dropped with a warning.
+EXIF orientation is applied on load (frames are upright; the written EXIF says Orientation 1); an
+alpha channel is split off into ``frame.alpha`` and re-attached by the sink when the output format
+can store it (png/webp/tiff), otherwise dropped with a warning.
+
+What a photo carries besides pixels travels with the frame (``frame.image_info``) and is written
+back where the output format can hold it: the ICC profile (phone photos are Display P3: without
+it colour-managed viewers show them desaturated), EXIF (date, camera, GPS), XMP, DPI, PNG gamma /
+chromaticities / sRGB intent / text chunks, a JPEG's chroma subsampling (4:4:4 stays 4:4:4),
+progressive flag and comment, a TIFF's compression, a lossless WebP stays lossless. A profile
+that does not describe the written pixels (CMYK, which Pillow converts to RGB naively) is
+dropped and reported; so is anything the output format cannot hold.
 """
 from __future__ import annotations
 
@@ -21,18 +29,94 @@ from stream_gpen.io._source import IMAGE_EXTS
 
 log = logging.getLogger(__name__)
 _ALPHA_EXTS = (".png", ".webp", ".tif", ".tiff")
+_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
+            ".bmp": "BMP"}
+# lossless TIFF compressions Pillow writes (JPEG-in-TIFF would need a quality; it is left to Pillow)
+_TIFF_COMPRESSIONS = ("raw", "tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "packbits")
+# TIFF tags that describe the file's own layout (sizes, strips/tiles, samples, compression,
+# colour map, ICC, XMP): never copied from one file into another
+_TIFF_LAYOUT_TAGS = {254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 280, 281, 284, 296, 282, 283, 317,
+                     320, 322, 323, 324, 325, 338, 339, 340, 341, 530, 531, 532, 700, 34675}
 _VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mts", ".m2ts", ".ts", ".mpg", ".wmv", ".flv", ".3gp")
 
 
 def load_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """-> (RGB uint8 [H, W, 3], alpha uint8 [H, W] or None), EXIF orientation applied."""
-    rgb, alpha, _ = _load(path)
+    rgb, alpha, _, _ = _load(path)
     return rgb, alpha
 
 
-def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray | None, bool]:
-    """-> (RGB uint8 [H, W, 3], alpha or None, the file was greyscale); ``notes`` collects
-    what was not carried over (for the run summary)."""
+def read_image_info(im, path: Path) -> dict:
+    """What the file says besides its pixels, as far as Pillow can write it back (see module doc).
+
+    Read from the image as opened (before EXIF transposing, which may drop the EXIF block)."""
+    info = im.info
+    out: dict = {"format": im.format, "mode": im.mode}
+    for key in ("icc_profile", "dpi", "xmp", "gamma", "chromaticity", "srgb", "comment", "progressive",
+                "compression"):
+        v = info.get(key)
+        if v not in (None, b"", ""):
+            out[key] = v
+    if im.format == "PNG":
+        text = getattr(im, "text", None) or {}
+        if text:
+            out["text"] = dict(text)
+    if im.format == "JPEG":
+        from PIL import JpegImagePlugin
+
+        sampling = JpegImagePlugin.get_sampling(im)
+        if sampling in (0, 1, 2):
+            out["subsampling"] = sampling
+    if im.format == "WEBP":
+        out["lossless"] = _webp_is_lossless(path)
+    try:
+        # a copy: the image's own Exif object is what exif_transpose reads next
+        exif = None
+        own = im.getexif()
+        if own:
+            from PIL import Image
+
+            exif = Image.Exif()
+            exif.load(own.tobytes())
+    except (OSError, ValueError, SyntaxError, KeyError, TypeError) as e:
+        log.warning("%s: its EXIF block could not be read and is not carried over: %s", path, e)
+        exif = None
+    if exif and im.format == "TIFF":
+        # A TIFF's "EXIF" is its whole first IFD: strip layout, compression, ICC (written anew from
+        # the pixels and icc_profile); only the descriptive tags are carried.
+        for tag in [t for t in exif if t in _TIFF_LAYOUT_TAGS]:
+            del exif[tag]
+    if exif:
+        if 0x0112 in exif:
+            exif[0x0112] = 1  # pixels are written upright (the orientation was applied on load)
+        try:
+            out["exif"] = exif.tobytes()
+        except (OSError, ValueError, TypeError, KeyError) as e:  # a malformed maker note, say
+            log.warning("%s: its EXIF block could not be re-encoded and is not carried over: %s", path, e)
+    return out
+
+
+def _webp_is_lossless(path: Path) -> bool:
+    """True if the WebP's image chunk is VP8L (lossless); Pillow does not say."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(12)[8:12] != b"WEBP":
+                return False
+            while True:  # RIFF chunks: fourcc, little-endian size, payload padded to even
+                head = f.read(8)
+                if len(head) < 8:
+                    return False
+                if head[:4] in (b"VP8L", b"VP8 "):
+                    return head[:4] == b"VP8L"
+                size = int.from_bytes(head[4:], "little")
+                f.seek(size + (size & 1), 1)
+    except OSError:
+        return False
+
+
+def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray | None, bool, dict]:
+    """-> (RGB uint8 [H, W, 3], alpha or None, the file was greyscale, image info); ``notes``
+    collects what was not carried over (for the run summary)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not path.exists():
@@ -49,6 +133,7 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
                 log.warning(msg)
                 if notes is not None:
                     notes.append(msg)
+            image_info = read_image_info(im, path)
             im = ImageOps.exif_transpose(im)
             grey = im.mode in ("1", "L", "LA", "La", "I", "F") or im.mode.startswith("I;16")
             alpha = None
@@ -63,7 +148,28 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
         raise NotMediaError(f"cannot read {path} as an image: {e}") from e
     except Image.DecompressionBombError as e:
         raise InvalidInputError(f"{path} is too large to load safely: {e}") from e
-    return rgb, alpha, grey
+    return rgb, alpha, grey, image_info
+
+
+def _png_chunks(info: dict):
+    """PNG ancillary chunks of the input (gamma, chromaticities, sRGB intent, text incl. XMP)."""
+    import struct
+
+    from PIL import PngImagePlugin
+
+    chunks = PngImagePlugin.PngInfo()
+    if info.get("gamma"):
+        chunks.add(b"gAMA", struct.pack(">I", round(float(info["gamma"]) * 100000)))
+    if info.get("chromaticity") and len(info["chromaticity"]) == 8:
+        chunks.add(b"cHRM", struct.pack(">8I", *(round(float(v) * 100000) for v in info["chromaticity"])))
+    if info.get("srgb") is not None and "icc_profile" not in info:  # PNG: sRGB and iCCP exclude each other
+        chunks.add(b"sRGB", bytes([int(info["srgb"])]))
+    for k, v in (info.get("text") or {}).items():
+        if isinstance(v, PngImagePlugin.iTXt) or not str(v).isascii():
+            chunks.add_itxt(k, str(v), getattr(v, "lang", None) or "", getattr(v, "tkey", None) or "")
+        else:
+            chunks.add_text(k, str(v))
+    return chunks
 
 
 def _to_uint8(a: np.ndarray) -> np.ndarray:
@@ -127,14 +233,14 @@ class ImageSource:
             i = self._i
             self._i += 1
             try:
-                rgb, alpha, grey = _load(self.paths[i], self.fallbacks)
+                rgb, alpha, grey, info = _load(self.paths[i], self.fallbacks)
             except InvalidInputError as e:
                 if self.kind != "folder":
                     raise
                 self.skipped.append(str(e))  # the message names the file
                 log.warning("skipped: %s", e)
                 continue
-            return i, rgb, alpha, grey
+            return i, rgb, alpha, grey, info
         return None
 
     def __enter__(self) -> "ImageSource":
@@ -154,13 +260,13 @@ class ImageSource:
         item, self._pending = (self._pending, None) if self._pending is not None else (self._next_readable(), None)
         if item is None:
             raise StopIteration
-        i, rgb, alpha, grey = item
+        i, rgb, alpha, grey, info = item
         path = self.paths[i]
         self.stats["decoded"] += 1
         img = torch.from_numpy(rgb).to(self.device)
         a = torch.from_numpy(alpha).to(self.device) if alpha is not None else None
         return Frame(index=i, pts=i, time_base=Fraction(1), time=float(i), _image=img,
-                     rel_path=path.relative_to(self.root).as_posix(), alpha=a, grey=grey)
+                     rel_path=path.relative_to(self.root).as_posix(), alpha=a, grey=grey, image_info=info)
 
 
 class ImageSink(_Sink):
@@ -168,7 +274,11 @@ class ImageSink(_Sink):
 
     ``target`` is a file (single image) or a folder: ``folder/<rel_path>`` keeps the input tree,
     with the extension replaced by ``format`` when given (``None`` keeps the input's format).
-    ``quality`` (1-100) applies to jpeg/webp: higher is bigger and closer to the original.
+    ``quality`` (1-100) applies to jpeg/webp: higher is bigger and closer to the original. A JPEG
+    written from a JPEG keeps its chroma subsampling (Pillow's default would halve a 4:4:4
+    photo's colour resolution), a lossless WebP stays lossless; profile, EXIF, DPI and the rest
+    of ``frame.image_info`` are written where the format holds them (module doc), and what is
+    not is listed once per kind in ``fallbacks``.
     """
 
     def __init__(self, target, *, format: str | None = None, quality: int = 95, overwrite: bool = False) -> None:
@@ -184,6 +294,62 @@ class ImageSink(_Sink):
         self.frames_written = 0
         self.fallbacks: list[str] = []
         self.written: list[Path] = []
+        self._noted: set[str] = set()
+
+    def _note(self, what: str, path: Path) -> None:
+        """Report a kind of loss once (a folder of 1000 phone photos gives one line, not 1000)."""
+        if what in self._noted:
+            return
+        self._noted.add(what)
+        msg = f"{what} (first: {path.name})"
+        self.fallbacks.append(msg)
+        log.warning(msg)
+
+    def _save_options(self, path: Path, im, info: dict) -> dict:
+        """Pillow save arguments that carry ``info`` (see the module doc) into ``path``'s format."""
+        fmt = _FORMATS.get(path.suffix.lower(), "")
+        kw: dict = {}
+        if fmt in ("JPEG", "WEBP"):
+            kw["quality"] = self.quality
+        icc = info.get("icc_profile")
+        if icc:
+            space = bytes(icc[16:20])
+            want = b"GRAY" if im.mode in ("L", "LA") else b"RGB "
+            if space != want:
+                self._note(f"a {space.decode('ascii', 'replace').strip()} ICC profile was dropped: it does not "
+                           f"describe the {im.mode} pixels written", path)
+            elif fmt == "BMP":
+                self._note("the ICC profile was dropped: BMP output cannot hold it (write .png/.jpg/.webp/.tif)", path)
+            else:
+                kw["icc_profile"] = icc
+        if info.get("exif"):
+            if fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+                kw["exif"] = info["exif"]
+            else:
+                self._note("EXIF was dropped: BMP output cannot hold it", path)
+        if info.get("xmp"):
+            if fmt in ("JPEG", "WEBP"):
+                kw["xmp"] = info["xmp"]
+            elif fmt != "PNG" or "XML:com.adobe.xmp" not in info.get("text", {}):  # PNG: a text chunk
+                self._note(f"XMP was dropped: Pillow does not write it to {fmt or path.suffix}", path)
+        if info.get("dpi") and fmt in ("JPEG", "PNG", "TIFF"):
+            kw["dpi"] = tuple(round(float(d), 4) for d in info["dpi"])
+        same = info.get("format") == fmt
+        if fmt == "PNG":
+            kw["pnginfo"] = _png_chunks(info)
+        elif fmt == "JPEG" and same:
+            # 4:4:4 stays 4:4:4 (Pillow's default is 4:2:0: halved colour resolution)
+            if "subsampling" in info:
+                kw["subsampling"] = info["subsampling"]
+            if info.get("progressive"):
+                kw["progressive"] = True
+            if info.get("comment"):
+                kw["comment"] = info["comment"]
+        elif fmt == "WEBP" and same and info.get("lossless"):
+            kw["lossless"] = True
+        elif fmt == "TIFF" and same and info.get("compression") in _TIFF_COMPRESSIONS:
+            kw["compression"] = info["compression"]
+        return kw
 
     def _path_for(self, frame: Frame) -> Path:
         if not self.is_folder:
@@ -215,7 +381,7 @@ class ImageSink(_Sink):
         if im.mode == "LA" and path.suffix.lower() not in (".png", ".tif", ".tiff"):
             im = im.convert("RGBA")  # webp has no grey+alpha mode
         tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-        kwargs = {"quality": self.quality} if path.suffix.lower() in (".jpg", ".jpeg", ".webp") else {}
+        kwargs = self._save_options(path, im, frame.image_info or {})
         try:
             im.save(tmp, **kwargs)
             tmp.replace(path)

@@ -55,6 +55,9 @@ class StreamMetadata:
     color_primaries: str = "unspecified"
     color_trc: str = "unspecified"
     interlaced: str = "progressive"  # field order: progressive | tt | bb | tb | bt | unknown
+    # Pixel width / height (anamorphic DV/DVD/HDV: 10:11, 32:27, 4:3...) from the container, else the
+    # bitstream; None = square or unknown. Display aspect = width * SAR / height. With autorotate it
+    # describes the rotated pixels (a quarter turn inverts it). Sinks write it back.
     sample_aspect_ratio: Fraction | None = None
     container: str | None = None
     kind: str = "file"  # file | url | device | lavfi | image | folder

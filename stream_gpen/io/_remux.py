@@ -26,7 +26,17 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
     before it, e.g. AAC priming, are left out), so audio and video stay in sync.
     Returns the number of video packets copied.
     """
-    from stream_gpen.io._sink import _NO_START_TIMES, can_copy, clamp_to_origin
+    from stream_gpen.io._sink import _NO_START_TIMES, can_copy, clamp_to_origin, set_container_sar
+    from stream_gpen.io._source import _sample_aspect_ratio
+    from stream_gpen.io._tags import (
+        accepts_attachments,
+        attachment,
+        copy_container_tags,
+        copy_stream_tags,
+        is_chapter_track,
+        is_timecode_track,
+        timecode_of,
+    )
     from stream_gpen.io._subtitles import SubtitleConverter, text_target
 
     dst = Path(dst)
@@ -35,10 +45,22 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
     try:
         with av.open(str(src)) as inp, av.open(str(tmp), "w", format=_format_for(dst)) as out:
             mapping = {}
+            bsfs: dict = {}
             converters: dict[int, SubtitleConverter] = {}
             fmt = out.format.name
+            lost = copy_container_tags(inp, out)  # global tags and chapters
             for s in inp.streams:
+                if is_chapter_track(s) or is_timecode_track(s):
+                    continue  # carried as chapters / the video's timecode tag
+                if s.type == "attachment":
+                    att = attachment(s)
+                    if att is not None and accepts_attachments(out):
+                        out.add_attachment(*att)
+                    else:
+                        lost.append(f"attachment stream #{s.index} dropped: {dst.suffix} cannot hold attachments")
+                    continue
                 if s.type not in ("video", "audio", "subtitle"):
+                    lost.append(f"{s.type} stream #{s.index} dropped: not copied")
                     continue
                 name = s.codec_context.name if s.codec_context is not None else None
                 canonical = getattr(getattr(s.codec_context, "codec", None), "canonical_name", None) or name
@@ -62,6 +84,28 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                 except (ValueError, av.FFmpegError) as exc:
                     raise EncodeError(f"cannot stream-copy {s.type} stream #{s.index} ({name}) "
                                       f"into {dst.suffix}: {exc}") from exc
+                if s.type == "video" and "avi" in fmt.split(",") and (s.codec_context.has_b_frames or 0) > 0:
+                    # the sink encodes AVI without B-frames for this reason (see FileSink._setup)
+                    raise EncodeError(f"cannot stream-copy video stream #{s.index} ({name}) into {dst.suffix}: it has "
+                                      "B-frames, whose display order AVI cannot store")
+                if s.type == "video" and _needs_annexb(s, fmt):
+                    # AVI holds H.264/HEVC as Annex B start codes, MP4/MKV as length-prefixed NAL
+                    # units + avcC/hvcC extradata: FFmpeg's avi muxer does not convert (it refused
+                    # every mp4 -> avi stream copy with "Invalid data").
+                    name2 = {"h264": "h264_mp4toannexb", "hevc": "hevc_mp4toannexb"}[name]
+                    bsfs[s.index] = av.bitstream.BitStreamFilterContext(name2, s, mapping[s.index])
+                if s.type == "video":
+                    # The template copies the codec's SAR, not the container's (mkv/webm display
+                    # size, which is all a VP9/AV1 track has): carry the one players use.
+                    tc = timecode_of(inp, s)
+                    if tc and set(fmt.split(",")) & {"mov", "mp4", "ipod", "matroska"}:
+                        mapping[s.index].metadata["timecode"] = tc
+                    sar = _sample_aspect_ratio(s)
+                    if sar is not None and sar != 1:
+                        mapping[s.index].codec_context.sample_aspect_ratio = sar
+                        if set(fmt.split(",")) & {"matroska", "webm"}:
+                            set_container_sar(mapping[s.index], sar)
+                copy_stream_tags(s, mapping[s.index])
             origin = _first_video_time(src) if set(fmt.split(",")) & set(_NO_START_TIMES) else None
             left_out = 0
             try:
@@ -77,15 +121,19 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                         left_out += 1
                         continue
                     ostream = mapping[pkt.stream.index]
-                    if ostream.type == "video":
-                        n_video += 1
-                    pkt.stream = ostream
-                    out.mux(pkt)
+                    bsf = bsfs.get(pkt.stream.index)
+                    for q in (bsf.filter(pkt) if bsf is not None else [pkt]):
+                        if ostream.type == "video":
+                            n_video += 1
+                        q.stream = ostream
+                        out.mux(q)
                 for conv in converters.values():
                     for q in conv.flush():
                         out.mux(q)
             except (ValueError, av.FFmpegError) as exc:
                 raise EncodeError(f"stream-copying {src} into {dst.suffix} failed: {exc}") from exc
+            for msg in lost:
+                log.warning("remux: %s", msg)
             if left_out:
                 log.info("remux into %s: %d packet(s) before the first video frame left out (no start times there)",
                          fmt, left_out)
@@ -111,6 +159,15 @@ def _first_video_time(src) -> Fraction:
             if p.size and t is not None:
                 return Fraction(t) * p.time_base
     return Fraction(0)
+
+
+def _needs_annexb(stream, fmt: str) -> bool:
+    """H.264/HEVC with MP4-style extradata (avcC/hvcC: first byte 1) going into AVI."""
+    cc = stream.codec_context
+    if "avi" not in fmt.split(",") or cc is None or cc.name not in ("h264", "hevc"):
+        return False
+    extra = cc.extradata or b""
+    return len(extra) > 0 and extra[0] == 1
 
 
 def _format_for(path: Path) -> str | None:

@@ -63,6 +63,9 @@ class Frame:
     alpha: torch.Tensor | None = field(default=None, repr=False)  # uint8 [H, W], kept aside
     corrupt: bool = False  # decoder flagged the picture as damaged (concealed), still usable
     grey: bool = False  # image sources: the file was greyscale (image sinks write it back as grey)
+    # image sources: what the file carries besides pixels (ICC profile, EXIF, DPI, PNG chunks,
+    # JPEG subsampling...; see io._image.read_image_info), written back by image sinks
+    image_info: dict | None = field(default=None, repr=False)
     _released: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:

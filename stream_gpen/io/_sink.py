@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import sys
 import threading
 import uuid
 from fractions import Fraction
@@ -19,9 +20,19 @@ import av
 import numpy as np
 
 from stream_gpen.errors import EncodeError, Interrupted, InvalidInputError, OutputExistsError, UnsupportedCodecError
-from stream_gpen.io._convert import rgb_to_av
+from stream_gpen.io._convert import decode_colorspace, rgb_to_av
+from stream_gpen.io._meta import COLOR_PRIMARIES, COLOR_TRCS
 from stream_gpen.io._ring import Frame
 from stream_gpen.io._subtitles import SubtitleConverter, is_text_subtitle, text_target
+from stream_gpen.io._tags import (
+    accepts_attachments,
+    attachment,
+    copy_container_tags,
+    copy_stream_tags,
+    is_chapter_track,
+    is_timecode_track,
+    timecode_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +116,49 @@ def clamp_to_origin(p, shift: int = 0) -> bool:
     return True
 
 
+def set_container_sar(stream, sar: Fraction) -> bool:
+    """Set ``AVStream.sample_aspect_ratio`` of an output ``stream`` (before the header is written).
+
+    Matroska/WebM write the display size from the *stream's* SAR only, which PyAV cannot set
+    (PyAV-Org/PyAV#764: it sets the codec's, which mp4/mov/avi and the H.264/HEVC VUI use). A
+    VP9/AV1/FFV1 track in .mkv/.webm would otherwise lose it (VP9/AV1 bitstreams have no SAR
+    field). The field is written through the stream's C struct, only after checking that the
+    pointer found there is this stream (its index, media type and codec id) and that its SAR is
+    still unset; else nothing is touched and False is returned (the caller reports it).
+    """
+    import ctypes
+
+    try:
+        # The offsets below were read from PyAV 18's stream object and FFmpeg 8's AVStream (the
+        # wheels' build): any other PyAV major version is not touched (reported by the caller).
+        if (sys.implementation.name != "cpython" or ctypes.sizeof(ctypes.c_void_p) != 8
+                or av.__version__.split(".")[0] != "18"):
+            return False
+        # Cython object: PyObject_HEAD (16 bytes), vtable pointer, then `AVStream *ptr` (av/stream.pxd).
+        ptr = ctypes.c_void_p.from_address(id(stream) + 24).value
+        if not ptr:
+            return False
+        # AVStream (FFmpeg >= 6.1): av_class, index @8, id, codecpar @16, ..., sample_aspect_ratio @72
+        par = ctypes.c_void_p.from_address(ptr + 16).value
+        codec = getattr(getattr(stream, "codec_context", None), "codec", None)
+        if (not par or ctypes.c_int.from_address(ptr + 8).value != stream.index
+                or ctypes.c_int.from_address(par).value != 0  # AVMEDIA_TYPE_VIDEO
+                or codec is None or ctypes.c_int.from_address(par + 4).value != codec.id
+                or ctypes.c_int.from_address(ptr + 72).value != 0):
+            return False
+        ctypes.c_int.from_address(ptr + 72).value = sar.numerator
+        ctypes.c_int.from_address(ptr + 76).value = sar.denominator
+        return True
+    except (AttributeError, TypeError, ValueError, OverflowError):
+        return False
+
+
+def _describe(stream) -> str:
+    """A name for a stream without a codec (data tracks): its handler, else "unknown codec"."""
+    md = getattr(stream, "metadata", None) or {}
+    return md.get("handler_name") or "unknown codec"
+
+
 def _holds_video(out) -> bool:
     # Only the muxers that cannot take our video at all; FFmpeg's supported_codecs list is
     # incomplete for some (mpegts lists no h264), so it is not asked here.
@@ -174,6 +228,21 @@ class FileSink(_Sink):
     * ``odd_size``: yuv420 needs even sizes: ``pad`` repeats the last row/column (output 1 px
       larger, nothing lost), ``crop`` drops it (output 1 px smaller, exact size ratio kept).
     * ``queue_size``: frames waiting for the encoder; more smooths bursts but holds more slots.
+
+    What else is kept (nothing is lost silently: what a container cannot hold is in ``dropped``):
+
+    * pixel shape: the input's sample aspect ratio (DV 10:11, DVD 32:27, HDV 4:3...) in the
+      bitstream and the container, inverted when ``autorotate`` turned the frames a quarter turn;
+    * colour: encoded with the matrix and range the source decoded with, and tagged with them
+      (untagged input: BT.709 for HD, BT.601 for SD, as players assume; see
+      ``_convert.decode_colorspace``); primaries and transfer copied. HDR (PQ/HLG) and 10-bit
+      input are written as **8-bit** 4:2:0 with their PQ/HLG/BT.2020 tags: the pipeline carries
+      uint8 RGB, so a 10-bit encode would only re-quantise 8-bit values (bigger, no precision
+      back). The tags then still describe the pixels; mastering-display / light-level side data
+      are not carried (PyAV cannot attach them to encoded frames);
+    * container tags (creation time, location, make/model, title, ...), chapters, per-track
+      language/title/disposition, the timecode (a new ``tmcd`` track in mov/mp4), Matroska
+      attachments and cover art (see ``_tags``).
 
     Output is written to ``.<name>.<id>.tmp<ext>`` next to the target and renamed on success.
     KeyboardInterrupt inside the ``with``: frames so far are finalized into ``<name>.partial<ext>``
@@ -300,21 +369,37 @@ class FileSink(_Sink):
         vs.time_base = tb
         vs.codec_context.time_base = tb
         cc = vs.codec_context
-        self._colorspace = None
-        self._color_range = None
+        # Colour: encode with the matrix and range the source decoded with (its tags; for untagged
+        # video the players' guess, see decode_colorspace) and write them as tags, so decode,
+        # encode and tags agree and no player has to guess. Primaries and transfer (bt709, PQ,
+        # HLG...) describe the RGB values themselves, which pass through unchanged (8-bit: see
+        # _choose_pix), so the input's are copied as they are.
+        ex = meta.extra if meta is not None else {}
+        self._colorspace = ex.get("matrix_id") or decode_colorspace(None, w, h)
+        self._color_range = ex.get("range_id") or (2 if meta is not None and meta.color_range == "full" else 1)
+        cc.colorspace = self._colorspace
+        cc.color_range = self._color_range
+        for attr, key, known in (("color_primaries", "color_primaries_id", COLOR_PRIMARIES),
+                                 ("color_trc", "color_trc_id", COLOR_TRCS)):
+            v = ex.get(key)
+            if v is not None and v != 2 and v in known:
+                setattr(cc, attr, v)
         if meta is not None:
-            ex = meta.extra
-            full = meta.color_range == "full"
-            self._color_range = 2 if full else (1 if meta.color_range == "limited" else None)
-            self._colorspace = ex.get("colorspace_id")
-            if self._color_range:
-                cc.color_range = self._color_range
-            for attr, key in (("colorspace", "colorspace_id"), ("color_primaries", "color_primaries_id"), ("color_trc", "color_trc_id")):
-                v = ex.get(key)
-                if v is not None and v != 2:
-                    setattr(cc, attr, v)
             if meta.rotation and not self.is_url:
                 vs.set_display_rotation(meta.rotation)
+            # Anamorphic input (DV/DVD/HDV): without its SAR a 16:9 DVD plays squeezed to 3:2. The
+            # encoder writes it into the bitstream (H.264/HEVC VUI) and the muxer into the container
+            # (mp4/mov pasp, mkv/webm display size, avi vprp): VP9/AV1 bitstreams have no field for
+            # it. Pad/crop to even sizes changes one row/column, not the pixel shape: same SAR.
+            sar = meta.sample_aspect_ratio
+            if sar is not None and sar > 0:
+                cc.sample_aspect_ratio = sar
+                if (sar != 1 and set(out.format.name.split(",")) & {"matroska", "webm"}
+                        and not set_container_sar(vs, sar)):
+                    msg = (f"sample aspect ratio {sar} written to the bitstream only: this PyAV/FFmpeg build does not "
+                           f"let it into the {out.format.name} header (players may show the picture at {w}:{h})")
+                    self.fallbacks.append(msg)
+                    log.warning(msg)
         opts = {}
         if "avi" in out.format.name.split(","):
             # AVI stores no presentation times: B-frames would come back with shuffled timestamps.
@@ -339,22 +424,49 @@ class FileSink(_Sink):
         cc.options = opts
         cc.thread_type = "AUTO"
         self._vstream = vs
+        self._setup_tags(vs)
         if self._aux is not None and meta is not None:
             self._setup_aux(meta)
+
+    def _setup_tags(self, vs) -> None:
+        """Global tags, chapters, the video track's tags and timecode from the input (see _tags)."""
+        inp = getattr(self.source, "_container", None)
+        ins = getattr(self.source, "_vstream", None)
+        if inp is None or ins is None:
+            return
+        out = self._out
+        for msg in copy_container_tags(inp, out):
+            self._drop(msg)
+        copy_stream_tags(ins, vs, encoded=True)
+        tc = timecode_of(inp, ins)
+        if tc:
+            fmts = set(out.format.name.split(","))
+            if fmts & {"mov", "mp4", "ipod", "matroska", "webm"}:
+                vs.metadata["timecode"] = tc  # mov/mp4: the muxer writes a tmcd track from it
+            else:
+                self._drop(f"timecode {tc} dropped: the {out.format.name} container has no timecode "
+                           "(write .mov, .mp4 or .mkv to keep it)")
 
     def _setup_aux(self, meta) -> None:
         out = self._out
         in_streams = {s.index: s for s in self.source._container.streams}
+        self._setup_other_video(in_streams)
         for info in meta.audio + meta.subtitles + meta.data:
             ins = in_streams.get(info.index)
             name = info.codec
             if info.kind == "subtitle":
                 self._setup_subtitle(info, ins)
                 continue
+            if ins is not None and (is_chapter_track(ins) or is_timecode_track(ins)):
+                continue  # carried as chapters / the video's timecode tag (_setup_tags)
+            if info.kind == "attachment":
+                self._setup_attachment(info, ins)
+                continue
             if self.audio == "copy" and can_copy(out.format.name, name, out.supported_codecs):
                 try:
                     o = out.add_stream_from_template(ins)
                     self._aux_map[info.index] = (o, None)
+                    copy_stream_tags(ins, o)
                     continue
                 except (ValueError, av.error.FFmpegError) as e:
                     why = str(e)
@@ -368,11 +480,72 @@ class FileSink(_Sink):
                 o.layout = layout
                 resampler = av.AudioResampler(format=o.codec_context.codec.audio_formats[0].name, layout=layout, rate=rate)
                 self._aux_map[info.index] = (o, [resampler, None])
+                copy_stream_tags(ins, o, encoded=True)
                 msg = f"audio stream #{info.index} ({name}) transcoded to {codec}: {why}"
                 self.fallbacks.append(msg)
                 log.warning(msg)
             else:
-                self._drop(f"{info.kind} stream #{info.index} ({name}) dropped: {why}")
+                self._drop(f"{info.kind} stream #{info.index} ({name or _describe(ins)}) dropped: {why}")
+
+    def _setup_other_video(self, in_streams: dict) -> None:
+        # Video streams besides the one restored: cover art (an attached picture: album/phone
+        # thumbnails, MKV covers) is copied as it is where the container has covers; anything else
+        # (a second angle) is not restored and is reported.
+        main = getattr(self.source, "_vstream", None)
+        fmts = set(self._out.format.name.split(","))
+        for ins in in_streams.values():
+            if ins.type != "video" or (main is not None and ins.index == main.index):
+                continue
+            name = getattr(ins.codec_context, "name", None) or "unknown codec"
+            cover = bool(int(ins.disposition) & int(av.stream.Disposition.attached_pic))
+            if not cover:
+                self._drop(f"video stream #{ins.index} ({name}) dropped: only the main video stream is restored")
+                continue
+            if "matroska" in fmts:
+                self._cover_as_attachment(ins, name)
+                continue
+            if not fmts & {"mp4", "mov", "ipod"}:
+                self._drop(f"cover art (stream #{ins.index}, {name}) dropped: the {self._out.format.name} container "
+                           "cannot hold it")
+                continue
+            try:
+                o = self._out.add_stream_from_template(ins)
+                copy_stream_tags(ins, o)
+                o.disposition = int(ins.disposition)
+            except (ValueError, av.error.FFmpegError) as e:
+                self._drop(f"cover art (stream #{ins.index}, {name}) dropped: {e}")
+                continue
+            self._aux_map[ins.index] = (o, None)
+
+    def _cover_as_attachment(self, ins, name: str) -> None:
+        # Matroska keeps covers as attachments (FFmpeg reads them back as attached pictures). The
+        # header is written before the decode thread hands over the picture's packet, so it is
+        # read here from the file itself: one packet, the first of that stream.
+        mime = ins.metadata.get("mimetype") or {"mjpeg": "image/jpeg", "png": "image/png"}.get(name)
+        data = None
+        if mime and getattr(self.source, "kind", None) == "file":
+            try:
+                with av.open(self.source.spec) as c:
+                    data = next((bytes(p) for p in c.demux(c.streams[ins.index]) if p.size), None)
+            except (av.error.FFmpegError, OSError, IndexError):
+                data = None
+        if data is None:
+            self._drop(f"cover art (stream #{ins.index}, {name}) dropped: it could not be read as an attachment")
+            return
+        ext = {"image/jpeg": "jpg", "image/png": "png"}.get(mime, "bin")
+        self._out.add_attachment(ins.metadata.get("filename") or f"cover.{ext}", mime, data)
+
+    def _setup_attachment(self, info, ins) -> None:
+        # Matroska attachments (fonts an ASS subtitle track needs, cover images) are part of the
+        # header, not packets; other containers have no place for them.
+        att = attachment(ins) if ins is not None else None
+        if att is None:
+            self._drop(f"attachment stream #{info.index} dropped: its file name, type or data could not be read")
+        elif not accepts_attachments(self._out):
+            self._drop(f"attachment {att[0]} ({att[1]}) dropped: the {self._out.format.name} container cannot hold "
+                       "attachments (write .mkv to keep it)")
+        else:
+            self._out.add_attachment(*att)
 
     def _setup_subtitle(self, info, ins) -> None:
         # Subtitles are kept under audio='copy' and 'aac' alike ('aac' is about audio): copied when
@@ -384,6 +557,7 @@ class FileSink(_Sink):
         if can_copy(fmt, name, out.supported_codecs):
             try:
                 self._aux_map[info.index] = (out.add_stream_from_template(ins), None)
+                copy_stream_tags(ins, self._aux_map[info.index][0])
                 return
             except (ValueError, av.error.FFmpegError) as e:
                 why = str(e)

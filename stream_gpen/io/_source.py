@@ -31,7 +31,7 @@ from stream_gpen.errors import (
     SourceClosedError,
     UnsupportedCodecError,
 )
-from stream_gpen.io._convert import av_to_rgb_numpy, is_full_range, nv12_to_rgb
+from stream_gpen.io._convert import av_to_rgb_numpy, decode_colorspace, decode_range, is_full_range, nv12_to_rgb
 from stream_gpen.io._meta import (
     COLOR_PRIMARIES,
     COLOR_RANGES,
@@ -55,6 +55,17 @@ _AUX_GRACE_FRAMES = 64  # frames emitted without a subscribing sink before audio
 
 def _fraction(x) -> Fraction | None:
     return Fraction(x.numerator, x.denominator) if x is not None and x.denominator else None
+
+
+def _sample_aspect_ratio(vs) -> Fraction | None:
+    """The pixel shape players use: the container's SAR (mp4 ``pasp``, mkv display size) when it
+    has one, else the bitstream's (H.264/HEVC VUI, MPEG-2 sequence header); ``None`` if neither
+    says (square pixels). 0:1 means "unknown" in FFmpeg and is treated as unset."""
+    for sar in (vs.sample_aspect_ratio, getattr(vs.codec_context, "sample_aspect_ratio", None)):
+        f = _fraction(sar)
+        if f is not None and f > 0:
+            return f
+    return None
 
 
 class AuxChannel:
@@ -231,7 +242,11 @@ class VideoSource:
             m = self.metadata
             self._rot_k = (m.rotation // 90) % 4
             w, h = (m.height, m.width) if self._rot_k % 2 else (m.width, m.height)
-            self.metadata = dataclasses.replace(m, width=w, height=h, rotation=0,
+            # A quarter turn swaps what a pixel's width and height are: the SAR inverts with it.
+            sar = m.sample_aspect_ratio
+            if sar and self._rot_k % 2:
+                sar = 1 / sar
+            self.metadata = dataclasses.replace(m, width=w, height=h, rotation=0, sample_aspect_ratio=sar,
                                                 extra={**m.extra, "applied_rotation": m.rotation})
         self.ring = FrameRing(ring_size, self.metadata.height, self.metadata.width, device=self.device)
         self._pending = first
@@ -485,7 +500,7 @@ class VideoSource:
             color_primaries=COLOR_PRIMARIES.get(int(first.color_primaries), "unspecified"),
             color_trc=COLOR_TRCS.get(int(first.color_trc), "unspecified"),
             interlaced=field_order,
-            sample_aspect_ratio=_fraction(vs.sample_aspect_ratio),
+            sample_aspect_ratio=_sample_aspect_ratio(vs),
             container=c.format.name,
             kind=self.kind,
             live=self.live,
@@ -494,7 +509,11 @@ class VideoSource:
             subtitles=tuple(info(s) for s in c.streams if s.type == "subtitle"),
             data=tuple(info(s) for s in c.streams if s.type not in ("audio", "subtitle", "video")),
             extra={"colorspace_id": int(first.colorspace), "color_range_id": int(first.color_range),
-                   "color_primaries_id": int(first.color_primaries), "color_trc_id": int(first.color_trc)},
+                   "color_primaries_id": int(first.color_primaries), "color_trc_id": int(first.color_trc),
+                   # what the frames were really converted with (untagged: the players' guess);
+                   # sinks encode with these and tag them
+                   "matrix_id": decode_colorspace(first.colorspace, first.width, first.height),
+                   "range_id": decode_range(pix_fmt, int(first.color_range))},
         )
 
     # --- thread ------------------------------------------------------------------------
@@ -554,7 +573,7 @@ class VideoSource:
                     k = self._rot_k
                     dst = ring.slots[slot] if not k else torch.empty(
                         (f.height, f.width, 3), dtype=torch.uint8, device=ring.device)
-                    nv12_to_rgb(y, uv, dst, colorspace=f.colorspace,
+                    nv12_to_rgb(y, uv, dst, colorspace=decode_colorspace(f.colorspace, f.width, f.height),
                                 full_range=is_full_range(f.sw_format.name if f.sw_format else "", f.color_range))
                     if k:
                         ring.slots[slot].copy_(torch.rot90(dst, k, (0, 1)))

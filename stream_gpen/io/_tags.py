@@ -1,0 +1,156 @@
+"""Container and stream metadata carried from the input to the output (tags, chapters, attachments).
+
+What a phone or camera writes next to the pictures -- creation time, GPS location, make/model,
+title, the timecode, per-track language and title, chapters, MKV font attachments -- is not
+needed to decode the video, so FFmpeg/PyAV writers leave it out unless told. Losing it silently
+breaks photo libraries (clips sorted by date, shown on a map) and subtitle styling (ASS fonts).
+
+Kept: every global and per-stream tag except those the muxer or encoder regenerates (brands,
+``encoder``, mkvmerge's statistics, ...); chapters where the container has them (mp4, mov, mkv,
+webm); attachments into Matroska; the QuickTime ``tmcd`` timecode track as the video stream's
+``timecode`` tag, from which the mov/mp4 muxer writes a new ``tmcd`` track (and mkv a TIMECODE
+tag). Apple's ``com.apple.quicktime.*`` keys (make, model, ISO 6709 location) need QuickTime
+``mdta`` metadata, switched on for mp4/mov output when the input has such keys. What a container
+cannot hold is reported by the caller (chapters into avi/ts, attachments outside Matroska).
+"""
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+# Written by the muxer/encoder itself, or describing the *input* file (mkvmerge statistics, which
+# would be wrong for the new stream): never copied. Compared lower-case, language suffix removed.
+_REGENERATED = {
+    "major_brand", "minor_version", "compatible_brands", "encoder", "encoding_tool", "vendor_id",
+    "duration", "number_of_frames", "number_of_bytes", "bps", "_statistics_writing_app",
+    "_statistics_writing_date_utc", "_statistics_tags",
+}
+_MOV = {"mov", "mp4", "ipod"}
+_AVI_INFO = {"artist", "comment", "copyright", "date", "genre", "language", "title", "album", "track", "subject",
+             "encoder", "timecode", "encoded_by"}
+_CHAPTER_FORMATS = ("mp4", "mov", "ipod", "matroska", "webm")
+
+
+def _fmts(container) -> set[str]:
+    return set(container.format.name.split(","))
+
+
+def _base(key: str) -> str:
+    k = key.lower()
+    if len(k) > 4 and k[-4] == "-" and k[-3:].isalpha():  # "location-eng": a language variant
+        return k[:-4]
+    return k
+
+
+def clean_tags(tags: dict, *, extra_skip: tuple[str, ...] = (), for_mov: bool = False) -> dict:
+    """``tags`` without the keys the writer regenerates (and a ``key-eng`` duplicate of ``key``).
+
+    ``for_mov``: keys as QuickTime readers expect them. FFmpeg reads Matroska tags upper-case
+    (``COM.APPLE.QUICKTIME.MAKE``) and the mov muxer writes ``mdta`` keys verbatim, while Apple
+    Photos looks for ``com.apple.quicktime.location.ISO6709`` exactly."""
+    lower = {k.lower(): v for k, v in tags.items()}
+    out = {}
+    for k, v in tags.items():
+        b = _base(k)
+        if b in _REGENERATED or b in extra_skip or v is None:
+            continue
+        if b != k.lower() and lower.get(b) == v:
+            continue  # "location-eng" next to an equal "location"
+        if for_mov:
+            k = k.lower().replace(".iso6709", ".ISO6709")
+        out[k] = str(v)
+    return out
+
+
+def copy_container_tags(inp, out) -> list[str]:
+    """Global tags and chapters of ``inp`` into ``out`` (before its header is written).
+
+    Returns what could not be carried (human-readable, for the run summary)."""
+    lost: list[str] = []
+    fmts = _fmts(out)
+    tags = clean_tags(dict(inp.metadata), for_mov=bool(fmts & _MOV))
+    out.metadata.update(tags)
+    if "mpegts" in fmts:  # a transport stream names a service/provider, nothing else
+        cannot = sorted(tags)
+    elif "avi" in fmts:  # RIFF INFO chunks (FFmpeg's ff_riff_info_conv) hold a fixed set of keys
+        cannot = sorted(k for k in tags if _base(k) not in _AVI_INFO)
+    else:
+        cannot = []
+    if cannot:
+        lost.append(f"container tags dropped: the {out.format.name} container cannot hold {', '.join(cannot)} "
+                    "(write .mkv, .mp4 or .mov to keep them)")
+    if fmts & _MOV and any(k.lower().startswith("com.apple.quicktime.") for k in tags):
+        # make/model/ISO 6709 location of iPhone clips exist only as QuickTime mdta keys
+        flags = out.options.get("movflags", "")
+        out.options["movflags"] = (flags + "+use_metadata_tags") if flags else "use_metadata_tags"
+    try:
+        chapters = inp.chapters()
+    except (AttributeError, ValueError):
+        chapters = []
+    if chapters:
+        if fmts & set(_CHAPTER_FORMATS):
+            out.set_chapters(chapters)
+        else:
+            lost.append(f"{len(chapters)} chapter(s) dropped: the {out.format.name} container cannot hold chapters "
+                        "(write .mkv, .mp4 or .mov to keep them)")
+    return lost
+
+
+def copy_stream_tags(ins, outs, *, encoded: bool = False) -> None:
+    """Per-stream tags (language, title, timecode, creation time, ...) and disposition (default,
+    forced, hearing impaired, ...) from input stream ``ins`` to output stream ``outs``.
+
+    ``encoded``: the stream was re-encoded, so tags about its old encoding are not carried."""
+    tags = clean_tags(dict(ins.metadata), extra_skip=("handler_name",) if encoded else (),
+                      for_mov=bool(_fmts(outs.container) & _MOV))
+    if "name" in tags and "title" not in tags:
+        # the mov demuxer reads a track's title as "name"; every muxer writes it from "title"
+        tags["title"] = tags.pop("name")
+    for k, v in tags.items():
+        outs.metadata[k] = v
+    try:
+        disp = int(ins.disposition)
+        if disp and ins.type != "video":  # video: the muxer's default flag is right (one video track)
+            outs.disposition = disp
+    except (AttributeError, ValueError, TypeError):
+        pass
+
+
+def timecode_of(container, video_stream) -> str | None:
+    """The start timecode of the video (its own tag, or a ``tmcd`` track's), or None."""
+    tc = video_stream.metadata.get("timecode") or video_stream.metadata.get("TIMECODE")
+    if tc:
+        return tc
+    for s in container.streams:
+        if s.type == "data" and s.metadata.get("timecode"):
+            return s.metadata["timecode"]
+    return container.metadata.get("timecode")
+
+
+def is_chapter_track(stream) -> bool:
+    """A QuickTime chapter text track: FFmpeg reads it into chapters and discards its packets."""
+    try:
+        return stream.type in ("data", "subtitle") and int(stream.discard) >= 48  # AVDISCARD_ALL
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def is_timecode_track(stream) -> bool:
+    return stream.type == "data" and bool(stream.metadata.get("timecode"))
+
+
+def attachment(stream) -> tuple[str, str, bytes] | None:
+    """(file name, mime type, bytes) of an attachment stream (MKV fonts, cover images), or None."""
+    if stream.type != "attachment":
+        return None
+    name = getattr(stream, "name", None) or stream.metadata.get("filename")
+    mime = getattr(stream, "mimetype", None) or stream.metadata.get("mimetype")
+    data = getattr(stream, "data", None)
+    if not name or not mime or data is None:
+        return None
+    return str(name), str(mime), bytes(data)
+
+
+def accepts_attachments(out) -> bool:
+    return "matroska" in _fmts(out)
