@@ -45,11 +45,14 @@ _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 #   1.17x (fp32) / 1.20x (fp32 channels-last) at batch 4, and nothing for bf16 (2.22x vs bf16
 #   eager's 2.15x); its first call per batch shape compiles for seconds to minutes: opt-in.
 #   (Session 1's 2.3-2.6x was against the slower reference form on a loaded machine.)
-# * channels-last pays with bf16 (oneDNN's bf16 convs want NHWC: 1.8x vs 1.5x NCHW) and with
-#   compile (1.47x vs 1.15x at batch 1); in fp32 eager it does not (0.88-1.25x).
+# * channels-last pays with bf16 (oneDNN's bf16 convs want NHWC: 1.8x vs 1.5x NCHW), with
+#   compile (1.47x vs 1.15x at batch 1), and since session 4 in fp32 eager: the fused form's
+#   channels-last path (per-sample weights at high resolution, the ToRGB as a batched matmul)
+#   ran 1.09-1.20x the fused NCHW form, and with oneDNN capped to AVX2 or to AVX-512 without
+#   bf16 (ONEDNN_MAX_CPU_ISA, standing in for the CPUs that run fp32 by default) 1.08-1.21x.
 CPU_CHANNELS_LAST_WITH_COMPILE = True
 CPU_CHANNELS_LAST_BF16 = True
-CPU_CHANNELS_LAST_EAGER = False
+CPU_CHANNELS_LAST_EAGER = True
 
 
 class Fallback(str):
