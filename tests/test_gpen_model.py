@@ -487,6 +487,9 @@ def test_fused_upsample_equals_upfirdn2d_with_asymmetric_kernel() -> None:
     got = _upsample_fused(x, up, bias)
     assert got.shape == (2, 3, 10, 14)
     torch.testing.assert_close(got, ref, atol=1e-12, rtol=1e-12)
+    # NCHW runs as one single-channel conv over the b·c maps, channels-last as the grouped conv
+    cl = _upsample_fused(x.contiguous(memory_format=torch.channels_last), up, bias)
+    torch.testing.assert_close(cl, ref, atol=1e-12, rtol=1e-12)
 
 
 def test_fused_caches_follow_a_reloaded_state_dict(monkeypatch, gpen_fixtures: Path) -> None:
