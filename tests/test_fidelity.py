@@ -14,27 +14,16 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-import torch
 from av.video.reformatter import ColorRange, Colorspace
 from PIL import Image, ImageCms, JpegImagePlugin, PngImagePlugin
 
+from _doubles import IdentityRestorer
 from stream_gpen import Enhancer
 from stream_gpen.cli import main
 from stream_gpen.errors import EncodeError
 from stream_gpen.io import open_source, remux
 from stream_gpen.io._sink import set_container_sar
 
-
-class IdentityRestorer:
-    name = "identity"
-    fallbacks: list = []
-
-    def __init__(self, size: int = 64) -> None:
-        self.size = size
-        self.device = torch.device("cpu")
-
-    def __call__(self, crops: torch.Tensor) -> torch.Tensor:
-        return crops.clone()
 
 
 @pytest.fixture(scope="module")

@@ -291,6 +291,24 @@ def test_no_face_video_stream_copied_on_request(tiny_enhancer, shared, tmp_path)
     assert pa == pb
 
 
+def _still_clip(path, frame, n, *, crf, pix_fmt="yuv420p", rotation=None, sar=None) -> None:
+    """``n`` copies of an RGB ``frame`` as H.264 at 10 fps, with a display rotation / SAR if given."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=10, options={"preset": "ultrafast", "crf": str(crf)})
+        s.width, s.height, s.pix_fmt = frame.shape[1], frame.shape[0], pix_fmt
+        if rotation:
+            s.set_display_rotation(rotation)
+        if sar is not None:
+            s.codec_context.sample_aspect_ratio = sar
+        for i in range(n):
+            vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            vf.pts = i
+            for p in s.encode(vf):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
 def test_phone_video_with_display_rotation_is_restored_upright(tmp_path, shared, mobilenet_weights):
     """Sideways pixels + a 90-degree display rotation (how phones record): faces are found on the
     upright picture and the output is written upright, without the rotation flag."""
@@ -301,22 +319,8 @@ def test_phone_video_with_display_rotation_is_restored_upright(tmp_path, shared,
     upright[100:340, 60:300] = cv2.resize(face, (240, 240))
     stored = np.ascontiguousarray(np.rot90(upright, -1, (0, 1)))  # players rotate it back (CCW)
 
-    def write(path, rotation):
-        with av.open(str(path), "w") as c:
-            s = c.add_stream("libx264", rate=10, options={"preset": "ultrafast", "crf": "12"})
-            s.width, s.height, s.pix_fmt = stored.shape[1], stored.shape[0], "yuv420p"
-            if rotation:
-                s.set_display_rotation(rotation)
-            for i in range(3):
-                vf = av.VideoFrame.from_ndarray(stored, format="rgb24")
-                vf.pts = i
-                for p in s.encode(vf):
-                    c.mux(p)
-            for p in s.encode():
-                c.mux(p)
-
     rotated = tmp_path / "phone.mp4"
-    write(rotated, 90)
+    _still_clip(rotated, stored, 3, crf=12, rotation=90)
     enh = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights)
     summary = enh.enhance_file(rotated, tmp_path / "out.mp4")
     assert summary.faces_restored == 3
@@ -352,22 +356,9 @@ def test_anamorphic_video_gives_gpen_undistorted_faces(tmp_path, shared, mobilen
     square = np.ascontiguousarray(cv2.resize(img, (640, 360), interpolation=cv2.INTER_AREA))
     stored = np.ascontiguousarray(cv2.resize(img, (480, 360), interpolation=cv2.INTER_AREA))
 
-    def write(path, frame, sar):
-        with av.open(str(path), "w") as c:
-            s = c.add_stream("libx264", rate=10, options={"preset": "ultrafast", "crf": "10"})
-            s.width, s.height, s.pix_fmt = frame.shape[1], frame.shape[0], "yuv444p"
-            s.codec_context.sample_aspect_ratio = sar
-            for i in range(2):
-                vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
-                vf.pts = i
-                for p in s.encode(vf):
-                    c.mux(p)
-            for p in s.encode():
-                c.mux(p)
-
     crops = {}
     for name, frame, sar in (("square", square, Fraction(1, 1)), ("anamorphic", stored, Fraction(4, 3))):
-        write(tmp_path / f"{name}.mkv", frame, sar)
+        _still_clip(tmp_path / f"{name}.mkv", frame, 2, crf=10, pix_fmt="yuv444p", sar=sar)
         rec = RecordingRestorer(128)
         enh = Enhancer(rec, device="cpu", detector_weights=mobilenet_weights, faces="largest")
         summary = enh.enhance_file(tmp_path / f"{name}.mkv", tmp_path / f"{name}_out.mkv")

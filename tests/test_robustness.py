@@ -17,9 +17,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
+from _doubles import IdentityRestorer
 from stream_gpen import Enhancer
 from stream_gpen.cli import build_parser, main
 from stream_gpen.errors import EncodeError, InvalidInputError
@@ -29,19 +29,6 @@ from stream_gpen.io._sink import can_copy
 W, H = 64, 48
 CORNERS = {"tl": (220, 40, 40), "tr": (40, 200, 40), "bl": (40, 40, 220), "br": (230, 230, 30)}
 
-
-class IdentityRestorer:
-    """Test double: returns the crops unchanged (so pixels must survive the whole pipeline)."""
-
-    name = "identity"
-    fallbacks: list = []
-
-    def __init__(self, size: int = 64) -> None:
-        self.size = size
-        self.device = torch.device("cpu")
-
-    def __call__(self, crops: torch.Tensor) -> torch.Tensor:
-        return crops.clone()
 
 
 @pytest.fixture(scope="module")
