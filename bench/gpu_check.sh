@@ -8,7 +8,7 @@
 #   1. nvidia-smi, torch / CUDA / cuDNN / triton versions
 #   2. CUDA tests:  STREAM_GPEN_REQUIRE_CUDA=1 python3 -m pytest -m cuda -q
 #   3. bench/runtime.py: GPEN-512 and 256, fp16/bf16/fp32, eager vs CUDA graph, every bucket
-#  3b. bench/runtime.py --forms: GPEN-512 fp16 graph, reference vs fused (NCHW / channels-last)
+#  3b. bench/runtime.py --forms: GPEN-512 fp16 graph, reference vs pooled blur vs fused (NCHW / NHWC)
 #   4. bench/gpu_io_check.py and bench/e2e.py --gpu-quick (GPEN-512, then no face model), if present
 #   5. bench/runtime.py: torch.compile under the graph (GPEN-512 fp16, buckets 1 and 16), if time is left
 #   6. a short table: step status, then the runtime targets and accuracy lines
@@ -113,9 +113,9 @@ run_step "runtime bench" 130 "$LOGDIR/runtime_bench.log" \
 # ---------------------------------------------------------------- 3b. model forms A/B (GPEN-512 fp16 graph)
 # The fused form (per-sample weights as a grouped conv in NCHW / activation modulation in NHWC)
 # against the reference form: unmeasured on a GPU so far (bench/runtime.py GPU_FORMS).
-run_step "forms bench" 90 "$LOGDIR/forms_bench.log" \
+run_step "forms bench" 120 "$LOGDIR/forms_bench.log" \
     $PY bench/runtime.py --device cuda --quick --sizes 512 --precisions fp16 --modes graph \
-    --buckets 1 4 16 --forms reference reference_nchw fused_nchw fused_cl --json "$LOGDIR/forms_bench.json"
+    --buckets 1 4 16 --forms reference reference_nchw pool_blur pool_blur_nchw fused_nchw fused_cl --json "$LOGDIR/forms_bench.json"
 
 # ---------------------------------------------------------------- 4. other engineers' checks
 if [[ -f bench/gpu_io_check.py ]]; then
@@ -156,7 +156,7 @@ fi
     fi
     if [[ -f "$LOGDIR/forms_bench.log" ]]; then
         echo "-- model forms (GPEN-512 fp16 graph: faces/s | ms | MB per bucket; PSNR vs fp32):"
-        grep -E "^gpen-512 +fp16 +graph|PSNR|FAILED" "$LOGDIR/forms_bench.log" | head -n 10
+        grep -E "^gpen-512 +fp16 +graph|PSNR|FAILED" "$LOGDIR/forms_bench.log" | head -n 14
     fi
     for f in e2e e2e_identity; do
         if [[ -f "$LOGDIR/$f.log" ]]; then

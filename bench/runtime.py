@@ -133,16 +133,19 @@ def time_cuda(fn, repeats: int) -> float:
     return statistics.median(ms)
 
 
-#: GPU model forms (``--forms``): name -> (model impl, the runner's channels_last; "auto" =
-#: channels-last for fp16/bf16). "reference" is what the runner runs by
+#: GPU model forms (``--forms``): name -> (model impl, the runner's channels_last ("auto" =
+#: channels-last for fp16/bf16), the model's blur_impl). "reference" is what the runner runs by
 #: default on CUDA (channels-last in fp16/bf16); "reference_nchw" the same in NCHW (session 1's
 #: profile: the depthwise blur is much slower in NHWC). "fused_nchw": the CPU's fused form on the GPU in NCHW, where per-sample
 #: modulated weights run as one grouped conv at high resolution (no ``x·s`` and demodulation
 #: passes over the activations, which session 1's profile found memory-bound); "fused_cl": the
 #: fused form channels-last (activation modulation everywhere, fewer separate element-wise
 #: passes). Unmeasured on a GPU so far: this is the A/B for the next device session.
-GPU_FORMS = {"reference": ("auto", "auto"), "reference_nchw": ("auto", False),
-             "fused_nchw": ("fused", False), "fused_cl": ("fused", True)}
+#: "pool_blur" / "pool_blur_nchw": the reference form with the binomial FIR blurs as three 2x2
+#: average pools (``FullGenerator.blur_impl = "pool"``) instead of PyTorch's depthwise conv kernel.
+GPU_FORMS = {"reference": ("auto", "auto", "conv"), "reference_nchw": ("auto", False, "conv"),
+             "fused_nchw": ("fused", False, "conv"), "fused_cl": ("fused", True, "conv"),
+             "pool_blur": ("auto", "auto", "pool"), "pool_blur_nchw": ("auto", False, "pool")}
 
 
 def bench_gpu(args) -> tuple[list[dict], list[dict]]:
@@ -166,7 +169,7 @@ def bench_gpu(args) -> tuple[list[dict], list[dict]]:
         for prec, mode, form in ((p, m, f) for p in args.precisions for m in args.modes for f in args.forms):
             if mode == "compile" and (prec not in args.compile_precisions or size not in args.compile_sizes):
                 continue
-            impl, layout = GPU_FORMS[form]
+            impl, layout, blur_impl = GPU_FORMS[form]
             label = mode if form == "reference" else f"{mode}+{form}"
             buckets = tuple(args.compile_buckets) if mode == "compile" else tuple(args.buckets)
             torch.cuda.synchronize()
@@ -176,6 +179,7 @@ def bench_gpu(args) -> tuple[list[dict], list[dict]]:
             try:
                 model = copy.deepcopy(base)
                 model.impl = impl
+                model.blur_impl = blur_impl
                 runner = FaceRunner(model, size=size, device="cuda", precision=prec,
                                     buckets=buckets, cuda_graphs=mode != "eager",
                                     compile=mode == "compile", amp=args.amp, channels_last=layout)

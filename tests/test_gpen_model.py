@@ -636,3 +636,48 @@ def test_impl_validation_names_bad_value() -> None:
     assert model.impl == "auto"
     model.impl = "reference"
     assert {m.impl for m in model.modules() if hasattr(m, "impl") and m is not model} == {"reference"}
+
+
+@pytest.mark.parametrize("pad,factor", [((1, 1), 2), ((2, 2), 1)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_pool_blur_equals_upfirdn2d(pad, factor, channels_last) -> None:
+    # The binomial 4x4 FIR as three 2x2 box filters (Blur.impl = "pool", a GPU candidate).
+    from stream_gpen.models.gpen import Blur
+
+    blur = Blur(pad, upsample_factor=factor).double()
+    blur.impl = "pool"
+    x = torch.randn(2, 5, 9, 11, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    ref = upfirdn2d(x, blur.kernel, pad=pad)
+    with torch.no_grad():
+        got = blur(x)
+    assert got.shape == ref.shape
+    torch.testing.assert_close(got, ref, atol=1e-12, rtol=1e-12)
+    # any other kernel (a perturbed checkpoint) takes the conv
+    blur.kernel.copy_(torch.rand(4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(5)))
+    with torch.no_grad():
+        torch.testing.assert_close(blur(x), upfirdn2d(x, blur.kernel, pad=pad), atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["tiny256", "tiny64_pk"])
+def test_pool_blur_model_equals_conv_blur_float64(monkeypatch, gpen_fixtures: Path, name: str) -> None:
+    from stream_gpen.models import gpen
+
+    pooled = []
+    real = gpen._blur_pool
+    monkeypatch.setattr(gpen, "_blur_pool", lambda *a: pooled.append(1) or real(*a))
+    config, input_file = FIXTURES[name]
+    model = load_generator(gpen_fixtures / f"gpen_{name}_state_dict.pt", config=config, dtype=torch.float64)
+    x = _load(gpen_fixtures / input_file).double()
+    with torch.inference_mode():
+        model.impl = "reference"
+        ref = model(x)
+        model.blur_impl = "pool"
+        got = model(x)
+    assert model.blur_impl == "pool" and all(m.impl == "pool" for m in model.modules() if type(m).__name__ == "Blur")
+    torch.testing.assert_close(got, ref, atol=1e-12, rtol=1e-12)
+    # the binomial kernels pool (every encoder and upsampling blur); the _pk kernels never do
+    assert (len(pooled) > 0) == (name == "tiny256")
+    with pytest.raises(InvalidInputError, match="blur_impl='fir' is not allowed"):
+        model.blur_impl = "fir"

@@ -111,6 +111,22 @@ def test_fused_form_on_cuda_graph_equals_eager_and_matches_reference(gpen256, ch
     assert psnr(out, ref(x)) >= 45
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_pool_blur_on_cuda_graph_equals_eager_and_matches_reference(gpen256, channels_last, cudnn_benchmark, exact_fp32):
+    # blur_impl="pool" (bench/runtime.py --forms pool_blur): the FIR blurs as average pools.
+    model = copy.deepcopy(gpen256)
+    model.blur_impl = "pool"
+    kw = dict(size=256, device="cuda", precision="fp16", channels_last=channels_last, buckets=(4,))
+    graph = FaceRunner(copy.deepcopy(model), **kw)
+    eager = FaceRunner(model, cuda_graphs=False, **kw)
+    ref = FaceRunner(copy.deepcopy(gpen256), size=256, device="cuda", precision="fp32", cuda_graphs=False)
+    x = face_like(4, 256, seed=6)
+    out = graph(x)
+    assert graph.fallbacks == [] and graph.cuda_graphs
+    assert torch.equal(out, eager(x))
+    assert psnr(out, ref(x)) >= 45
+
+
 # ------------------------------------------------------------------------------ accuracy
 @pytest.mark.parametrize(("precision", "amp", "min_db"), [("fp16", "cast", 45), ("fp16", "autocast", 45),
                                                           ("bf16", "cast", 30)])

@@ -81,6 +81,7 @@ _SLOPE = 0.2  # negative slope of every leaky ReLU in GPEN
 
 #: Which implementation of the forward pass runs (module docstring): ``"auto"`` picks per input.
 Impl = Literal["auto", "reference", "fused"]
+BlurImpl = Literal["conv", "pool"]
 
 
 def _at_least_fp32(x: Tensor) -> Tensor:
@@ -321,8 +322,47 @@ class Blur(nn.Module):
         self.register_buffer("kernel", _make_kernel(float(upsample_factor**2)))
         self._memo = _Memo()  # rank-1 factors of the kernel, for the fused path
 
+    #: ``"conv"``: the 4x4 FIR as one depthwise conv (``upfirdn2d``). ``"pool"``: for the
+    #: binomial kernel every released checkpoint holds, ``outer(k, k)`` with k = [1,3,3,1] is
+    #: three 2x2 box filters in a row, so the blur runs as three stride-1 ``avg_pool2d`` passes
+    #: (zero padding counted, as upfirdn2d pads with zeros); exact in float64 (~1e-15). A GPU
+    #: candidate: session 1's profile found PyTorch's depthwise kernel 29% of a GPEN-512 forward
+    #: on an H200 (and slower still channels-last), while pooling is a plain bandwidth-bound
+    #: kernel. Unmeasured on a GPU (``bench/runtime.py --forms pool_blur``), so "conv" stays the
+    #: default; on the CPU oneDNN's depthwise conv is 3-20x faster than the pooling passes.
+    #: Other kernels (the ``_pk`` fixtures) always take the conv. Set via
+    #: ``FullGenerator.blur_impl``; the fused CPU form does not use it.
+    impl: BlurImpl = "conv"
+
     def forward(self, x: Tensor) -> Tensor:
+        if self.impl == "pool" and not torch.compiler.is_compiling():
+            scale = self._memo.get("binomial", self.kernel, lambda: _binomial_scale(self.kernel))
+            p0, p1 = self.pad
+            if scale is not None and p0 == p1 and p0 in (1, 2):
+                return _blur_pool(x, p0, scale)
         return upfirdn2d(x, self.kernel, pad=self.pad)
+
+
+def _binomial_scale(kernel: Tensor) -> float | None:
+    """``s`` where ``kernel == s · outer(k, k) / 64`` with k = [1,3,3,1] (float rounding), else None."""
+    k = kernel.detach().to("cpu", torch.float64)
+    if k.shape != (4, 4):
+        return None
+    s = float(k.sum())
+    ref = _make_kernel(1.0).double() * s
+    eps = 4 * torch.finfo(kernel.dtype).eps if kernel.is_floating_point() else 0.0
+    return s if s > 0 and torch.allclose(k, ref, rtol=eps, atol=eps * abs(s)) else None
+
+
+def _blur_pool(x: Tensor, pad: int, scale: float) -> Tensor:
+    """The binomial 4x4 blur with ``pad`` (1 or 2) zeros per side, times ``scale``, as three 2x2
+    box filters. Each ``avg_pool2d`` pads at most 1 per side; padding again after a pass is the
+    same as padding up front, because the first pass's outputs beyond the input's reach are 0."""
+    y = F.avg_pool2d(x, 2, stride=1, padding=1)
+    y = F.avg_pool2d(y, 2, stride=1, padding=1 if pad == 2 else 0)
+    if scale in (1.0, 2.0, 4.0):  # the last pass divides by 4 / scale: no extra multiply
+        return F.avg_pool2d(y, 2, stride=1, divisor_override=int(4 / scale))
+    return F.avg_pool2d(y, 2, stride=1) * scale
 
 
 class Upsample(nn.Module):
@@ -738,7 +778,7 @@ class FullGenerator(nn.Module):
     ``out=`` and in place, which autograd refuses.
     """
 
-    def __init__(self, config: GPENConfig, *, impl: Impl = "auto") -> None:
+    def __init__(self, config: GPENConfig, *, impl: Impl = "auto", blur_impl: BlurImpl = "conv") -> None:
         super().__init__()
         if not isinstance(config, GPENConfig):
             raise InvalidInputError(f"config must be a GPENConfig, got {type(config).__name__}")
@@ -771,6 +811,25 @@ class FullGenerator(nn.Module):
             EqualLinear(16 * ch[4], config.style_dim, activation=True)
         )
         self.impl = impl
+        self.blur_impl = blur_impl
+
+    @property
+    def blur_impl(self) -> BlurImpl:
+        """How the reference form runs the 4x4 FIR blurs: ``"conv"`` (default) or ``"pool"``
+        (see ``Blur.impl``; a GPU candidate, unmeasured there)."""
+        return self._blur_impl
+
+    @blur_impl.setter
+    def blur_impl(self, value: BlurImpl) -> None:
+        allowed = get_args(BlurImpl)
+        if not isinstance(value, str) or value not in allowed:
+            raise InvalidInputError(
+                f"blur_impl={value!r} is not allowed; use one of {', '.join(repr(a) for a in allowed)}"
+            )
+        self._blur_impl = value
+        for m in self.modules():
+            if isinstance(m, Blur):
+                m.impl = value
 
     @property
     def impl(self) -> Impl:
