@@ -641,11 +641,11 @@ def test_impl_validation_names_bad_value() -> None:
 @pytest.mark.parametrize("pad,factor", [((1, 1), 2), ((2, 2), 1)])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_pool_blur_equals_upfirdn2d(pad, factor, channels_last) -> None:
-    # The binomial 4x4 FIR as three 2x2 box filters (Blur.impl = "pool", a GPU candidate).
+    # The binomial 4x4 FIR as three 2x2 box filters (Blur.blur_impl = "pool", a GPU candidate).
     from stream_gpen.models.gpen import Blur
 
     blur = Blur(pad, upsample_factor=factor).double()
-    blur.impl = "pool"
+    blur.blur_impl = "pool"
     x = torch.randn(2, 5, 9, 11, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -675,7 +675,7 @@ def test_pool_blur_model_equals_conv_blur_float64(monkeypatch, gpen_fixtures: Pa
         ref = model(x)
         model.blur_impl = "pool"
         got = model(x)
-    assert model.blur_impl == "pool" and all(m.impl == "pool" for m in model.modules() if type(m).__name__ == "Blur")
+    assert model.blur_impl == "pool" and all(m.blur_impl == "pool" for m in model.modules() if type(m).__name__ == "Blur")
     torch.testing.assert_close(got, ref, atol=1e-12, rtol=1e-12)
     # the binomial kernels pool (every encoder and upsampling blur); the _pk kernels never do
     assert (len(pooled) > 0) == (name == "tiny256")

@@ -332,10 +332,10 @@ class Blur(nn.Module):
     #: default; on the CPU oneDNN's depthwise conv is 3-20x faster than the pooling passes.
     #: Other kernels (the ``_pk`` fixtures) always take the conv. Set via
     #: ``FullGenerator.blur_impl``; the fused CPU form does not use it.
-    impl: BlurImpl = "conv"
+    blur_impl: BlurImpl = "conv"
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.impl == "pool" and not torch.compiler.is_compiling():
+        if self.blur_impl == "pool" and not torch.compiler.is_compiling():
             scale = self._memo.get("binomial", self.kernel, lambda: _binomial_scale(self.kernel))
             p0, p1 = self.pad
             if scale is not None and p0 == p1 and p0 in (1, 2):
@@ -816,7 +816,7 @@ class FullGenerator(nn.Module):
     @property
     def blur_impl(self) -> BlurImpl:
         """How the reference form runs the 4x4 FIR blurs: ``"conv"`` (default) or ``"pool"``
-        (see ``Blur.impl``; a GPU candidate, unmeasured there)."""
+        (see ``Blur.blur_impl``; a GPU candidate, unmeasured there)."""
         return self._blur_impl
 
     @blur_impl.setter
@@ -829,7 +829,7 @@ class FullGenerator(nn.Module):
         self._blur_impl = value
         for m in self.modules():
             if isinstance(m, Blur):
-                m.impl = value
+                m.blur_impl = value
 
     @property
     def impl(self) -> Impl:
