@@ -240,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     handler.setFormatter(_DebugFormatter() if debug else _UserFormatter())
     old_level = pkg_logger.level
     pkg_logger.addHandler(handler)
-    pkg_logger.setLevel(logging.DEBUG if debug else logging.INFO)
+    # --quiet: warnings and errors only (no progress, summary or info lines such as the precision pick)
+    quiet = getattr(args, "quiet", False)
+    pkg_logger.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
     try:
         return int(args.run(args) or 0)
     except StreamGpenError as exc:

@@ -210,7 +210,7 @@ def add_enhance(subparsers, parents=()) -> None:
     p.add_argument("-o", "--output", help="output file (its extension picks the container or image "
                    "format) or folder (created for folder inputs; an existing one for single files)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary, no info lines (warnings and errors still show)")
     p.add_argument("--report", metavar="FILE.json", help="write the run summary as JSON")
     _model_options(p)
     _output_options(p)

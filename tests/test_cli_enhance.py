@@ -52,7 +52,11 @@ def test_enhance_image_default_output_and_report(tmp_path, shared, tiny_ckpt, de
     assert _run("enhance", img, "--model", tiny_ckpt, "--device", "cpu") == 2
     err = capsys.readouterr().err
     assert "output exists" in err and "--overwrite" in err and "Traceback" not in err
+    capsys.readouterr()
+    assert _run("enhance", img, "--model", tiny_ckpt, "--device", "cpu", "--overwrite") == 0
+    assert "inferred GPENConfig" in capsys.readouterr().err  # an info line, shown by default
     assert _run("enhance", img, "--model", tiny_ckpt, "--device", "cpu", "--overwrite", "--quiet") == 0
+    assert "inferred GPENConfig" not in capsys.readouterr().err  # --quiet: warnings and errors only
 
 
 def test_enhance_video_keeps_audio(tmp_path, shared, tiny_ckpt, det_home):
