@@ -712,3 +712,21 @@ def test_avi_input_frames_keep_their_chunk_times(tmp_path, codec):
             times.append(fr.time)
             fr.release()
     assert times == pytest.approx([k / 25 for k in range(10)])
+
+
+def test_untrusted_file_is_read_with_media_demuxers_only(tmp_path):
+    """Uploads (the server's video jobs) cannot be playlists that make FFmpeg read other files."""
+    from stream_gpen.errors import InvalidInputError, NotMediaError
+
+    seg = tmp_path / "secret.ts"
+    make_clip(seg, n=4)  # .ts: an MPEG-TS file
+    playlist = tmp_path / "list.m3u8"
+    playlist.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:0.2,\nsecret.ts\n#EXT-X-ENDLIST\n")
+    with open_source(playlist) as src:  # a user's own playlist on the command line: fine
+        assert src.metadata.container == "hls" and sum(1 for f in src if not f.release()) == 4
+    with pytest.raises(NotMediaError, match="untrusted upload is read with media containers only"):
+        open_source(playlist, untrusted=True)
+    with open_source(seg, untrusted=True) as src:  # a real media file is read as usual
+        assert sum(1 for f in src if not f.release()) == 4
+    with pytest.raises(InvalidInputError, match="an untrusted source must be a local file"):
+        open_source("http://127.0.0.1:9/x.mp4", untrusted=True)

@@ -94,6 +94,7 @@ class FakeEnhancer:
         self.frames = frames
         self.frame_delay = frame_delay
         self.video_order: list[str] = []
+        self.untrusted_seen: list[bool] = []
         self._active = 0
         self.overlap = False
         self._mu = threading.Lock()
@@ -123,10 +124,11 @@ class FakeEnhancer:
         finally:
             self._leave()
 
-    def enhance_file(self, src, dst, *, overwrite, on_progress, cancel):
+    def enhance_file(self, src, dst, *, overwrite, on_progress, cancel, untrusted=False):
         from stream_gpen.summary import RunSummary
 
         self.video_order.append(Path(src).read_bytes().decode())
+        self.untrusted_seen.append(untrusted)
         for i in range(self.frames):
             self._enter()
             try:
@@ -219,6 +221,12 @@ def test_video_job_real_model(real_client, photo, tmp_path):
     d = real_client.delete(f"/v1/videos/{job['id']}", headers=KEY)
     assert d.status_code == 200 and d.json()["deleted"] is True
     assert real_client.get(f"/v1/videos/{job['id']}", headers=KEY).status_code == 404
+
+    # A playlist that points at a file on the server is not a video the server will read.
+    playlist = f"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:0.5,\n{tmp_path / 'in.mp4'}\n#EXT-X-ENDLIST\n"
+    r = real_client.post("/v1/videos", content=playlist.encode(), headers={**KEY, "Content-Type": "video/mp4"})
+    info = wait_job(real_client, r.json()["id"])
+    assert info["state"] == "failed" and "NotMediaError" in info["error"], info
 
 
 def test_live_websocket_real_model(real_client, photo):
@@ -451,6 +459,7 @@ def test_video_jobs_run_in_order_cancel_and_limits(tmp_path):
         wait_for(lambda: not (tmp_path / "jobs" / j1["id"]).exists(), what="cancelled job folder removed")
         assert c.get(f"/v1/videos/{j1['id']}", headers=KEY).status_code == 404
         assert fake.video_order == ["one"]  # job two never started
+        assert fake.untrusted_seen == [True]  # uploads are opened as untrusted (media demuxers only)
         assert upload(b"").status_code == 400  # empty upload
         assert list((tmp_path / "jobs").iterdir()) == []
 

@@ -23,15 +23,17 @@ def open_source(
     timeout_s: float = 10.0,
     autorotate: bool = False,
     deinterlace: Literal["auto", "off"] = "auto",
+    untrusted: bool = False,
 ):
     """Open a video file, URL, capture device, ``lavfi:<graph>``, image file or image folder.
 
     Returns a :class:`VideoSource` (videos, streams, devices) or :class:`ImageSource` (images,
     folders); both are context managers yielding :class:`Frame` objects with ``.metadata``.
-    See :class:`VideoSource` for what each option trades off.
+    See :class:`VideoSource` for what each option trades off. ``untrusted`` (uploads) also reads
+    every input as a video file: no image/folder dispatch by name.
     """
     s = str(spec)
-    if "://" not in s and not s.startswith("lavfi:"):
+    if not untrusted and "://" not in s and not s.startswith("lavfi:"):
         p = Path(s)
         if p.is_dir() or p.suffix.lower() in IMAGE_EXTS:
             from stream_gpen.io._image import ImageSource
@@ -39,7 +41,7 @@ def open_source(
             return ImageSource(p, device=device)
     return VideoSource(spec, device=device, live=live, decode=decode, ring_size=ring_size, count_frames=count_frames,
                        reconnect=reconnect, reconnect_delay_s=reconnect_delay_s, timeout_s=timeout_s,
-                       autorotate=autorotate, deinterlace=deinterlace)
+                       autorotate=autorotate, deinterlace=deinterlace, untrusted=untrusted)
 
 
 def open_sink(

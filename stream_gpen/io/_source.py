@@ -114,6 +114,17 @@ class AuxChannel:
         return out
 
 
+#: Demuxers an untrusted upload may be read with (``VideoSource(untrusted=True)``, the server's
+#: video jobs): real media containers and raw video streams. Not allowed: playlists and scripts
+#: that make FFmpeg open *other* files or URLs (hls, dash, concat, ffconcat, image2 patterns,
+#: sdp/rtp, tee, ...): a crafted upload could otherwise pull server-side files into its output.
+UNTRUSTED_DEMUXERS = (
+    "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "mpegts", "mpeg", "mpegvideo",
+    "flv", "asf", "h264", "hevc", "m4v", "mjpeg", "gif", "ogg", "dv", "mxf", "nut", "ivf", "yuv4mpegpipe",
+    "obu", "av1", "vc1", "rm", "wtv",
+)
+
+
 def _classify(spec) -> tuple[str, str, str | None, dict]:
     """spec -> (kind, target for av.open, forced format, options)."""
     if isinstance(spec, Path):
@@ -180,6 +191,9 @@ class VideoSource:
       instead of combed fields; frames flagged progressive pass untouched. It costs a filter pass
       per frame and one frame of delay. ``"off"``: pixels as decoded (``metadata.interlaced``
       tells the field order). NVDEC frames are not deinterlaced (reported in ``fallbacks``).
+    * ``untrusted``: the file comes from someone else (the server's uploads): it is read only with
+      the media demuxers in ``UNTRUSTED_DEMUXERS`` and the ``file`` protocol, so a playlist or
+      concat script disguised as a video cannot make FFmpeg read other files or URLs.
     """
 
     def __init__(
@@ -197,6 +211,7 @@ class VideoSource:
         decoder_threads: int = 0,
         autorotate: bool = False,
         deinterlace: str = "auto",
+        untrusted: bool = False,
     ) -> None:
         if deinterlace not in ("auto", "off"):
             raise InvalidInputError(f"deinterlace must be one of ('auto', 'off'), got {deinterlace!r}")
@@ -213,6 +228,11 @@ class VideoSource:
 
             raise DeviceError(f"device={str(device)!r} requested but torch sees no CUDA device")
         self.kind, self._target, self._format, self._options = _classify(spec)
+        if untrusted:
+            if self.kind != "file":
+                raise InvalidInputError(f"an untrusted source must be a local file, got {self.kind} {self.spec!r}")
+            # Only media demuxers, and only the file itself: no playlist/concat/URL indirection.
+            self._options.update(format_whitelist=",".join(UNTRUSTED_DEMUXERS), protocol_whitelist="file")
         # http(s)/hls are usually files on a server: read every frame unless told the stream is live
         self.live = live if live is not None else (
             self.kind in ("device", "lavfi") or (self.kind == "url" and not self.spec.lower().startswith(("http", "hls")))
@@ -341,6 +361,12 @@ class VideoSource:
                                     hint="check that the file plays in a media player") from e
             raise SourceClosedError(f"cannot open {self.kind} {self.spec!r}: {e}") from e
         except (av.error.FFmpegError, OSError) as e:
+            if self.kind == "file" and "format_whitelist" in self._options:
+                raise NotMediaError(
+                    f"{self.spec!r} is not a media file this input accepts: an untrusted upload is read with media "
+                    f"containers only, never as a playlist, concat script or other reference to further files ({e})",
+                    hint="upload the video file itself (mp4, mkv, mov, webm, avi, ts, ...)",
+                ) from e
             if self.kind == "file":
                 raise NotMediaError(f"FFmpeg cannot open {self.spec!r}: {e}") from e
             raise SourceClosedError(f"cannot open {self.kind} {self.spec!r}: {e}") from e
@@ -482,7 +508,7 @@ class VideoSource:
 
         frame_count = None
         if count_frames and self.kind == "file":
-            frame_count = count_video_packets(self._target)
+            frame_count = count_video_packets(self._target, options=self._options)
         rate = _fraction(vs.guessed_rate) or _fraction(vs.average_rate)
         return StreamMetadata(
             width=first.width,
@@ -668,8 +694,8 @@ def main_video_stream(container):
     return None
 
 
-def count_video_packets(path: str) -> int:
+def count_video_packets(path: str, options: dict | None = None) -> int:
     """Exact frame count by demuxing (no decoding): one packet per frame for every codec we meet."""
-    with av.open(path) as c:
+    with av.open(path, options=dict(options or {})) as c:
         vs = main_video_stream(c) or c.streams.video[0]
         return sum(1 for p in c.demux(vs) if p.size)

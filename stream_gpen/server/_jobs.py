@@ -3,7 +3,9 @@
 Each job owns ``<work_dir>/<job id>/`` (``upload.bin`` in, ``result.mp4`` out). Ids are 128-bit
 random (``secrets``), so they cannot be guessed, and they are the only names used on disk: nothing
 a client sends ever becomes part of a path. The folder is removed when the job fails, is cancelled,
-is deleted, expires, or the server shuts down.
+is deleted, expires, or the server shuts down. An upload is opened as untrusted
+(``Enhancer.enhance_file(untrusted=True)``): media demuxers and the ``file`` protocol only, so a
+playlist or concat script posing as a video cannot make FFmpeg read other files on the server.
 """
 from __future__ import annotations
 
@@ -276,7 +278,7 @@ class JobManager:
                 if job.cancel.is_set():
                     raise Interrupted("cancelled before start")
                 summary = view.enhance_file(job.input_path, job.output_path, overwrite=True,
-                                            on_progress=on_progress, cancel=job.cancel)
+                                            on_progress=on_progress, cancel=job.cancel, untrusted=True)
             state = JobState.done
         except Interrupted:
             state = JobState.cancelled
