@@ -274,7 +274,7 @@ class Enhancer:
         return FaceStage(self.restorer, self.detector, tracker, timer=timer or StageTimer(), smoother=smoother)
 
     def _open(self, spec, *, live: bool | None = None, sink_queue: int = 0, timer: StageTimer | None = None,
-              untrusted: bool = False):
+              untrusted: bool = False, max_pixels: int | None = None):
         """Open ``spec`` and a face stage that fits it: ``(source, stage)``.
 
         The ring holds every frame the pipeline may keep at once: the pending batch, the
@@ -289,7 +289,7 @@ class Enhancer:
         lag = 0 if live else self._file_lag()
         ring = self._max_pending() + lag + sink_queue + 3
         src = open_source(str(spec), device=self.device, live=live, ring_size=ring, autorotate=True,
-                          deinterlace=self.deinterlace, untrusted=untrusted)
+                          deinterlace=self.deinterlace, untrusted=untrusted, max_pixels=max_pixels)
         stage = self._stage(timer, lag=0 if getattr(src, "live", False) else lag)
         stage.pixel_aspect = pixel_aspect(getattr(src, "metadata", None))
         if stage.pixel_aspect != 1.0:
@@ -351,6 +351,7 @@ class Enhancer:
         cancel: threading.Event | None = None,
         copy_if_no_faces: bool = False,
         untrusted: bool = False,
+        max_pixels: int | None = None,
     ) -> RunSummary:
         """Enhance a video file, URL, image or folder into ``dst`` (default: ``name_enhanced.ext``).
 
@@ -363,7 +364,8 @@ class Enhancer:
         instead of re-encoded (bit-exact, no generation loss); the summary's fallbacks say so.
         ``untrusted``: ``src`` is a file from someone else (an upload): it is read as a video with
         media demuxers only, never as a playlist or script that opens other files or URLs
-        (``stream_gpen.io._source.UNTRUSTED_DEMUXERS``).
+        (``stream_gpen.io._source.UNTRUSTED_DEMUXERS``). ``max_pixels``: refuse video frames larger
+        than this (``PayloadTooLargeError``).
         """
         from stream_gpen.io import open_sink
 
@@ -373,7 +375,8 @@ class Enhancer:
         timer = StageTimer()
         summary = self._summary(input=src_s, output=str(dst))
         t0 = time.perf_counter()
-        source, stage = self._open(src_s, sink_queue=_SINK_QUEUE, timer=timer, untrusted=untrusted)
+        source, stage = self._open(src_s, sink_queue=_SINK_QUEUE, timer=timer, untrusted=untrusted,
+                                   max_pixels=max_pixels)
         with source:
             meta = source.metadata
             total = _expected_frames(meta)

@@ -730,3 +730,9 @@ def test_untrusted_file_is_read_with_media_demuxers_only(tmp_path):
         assert sum(1 for f in src if not f.release()) == 4
     with pytest.raises(InvalidInputError, match="an untrusted source must be a local file"):
         open_source("http://127.0.0.1:9/x.mp4", untrusted=True)
+    from stream_gpen.errors import PayloadTooLargeError
+
+    with pytest.raises(PayloadTooLargeError, match=r"video frames are 64x48 = 3072 pixels, over the limit of 3000"):
+        open_source(seg, untrusted=True, max_pixels=3000)
+    with open_source(seg, max_pixels=3072) as src:
+        assert src.metadata.width * src.metadata.height == 3072

@@ -95,6 +95,7 @@ class FakeEnhancer:
         self.frame_delay = frame_delay
         self.video_order: list[str] = []
         self.untrusted_seen: list[bool] = []
+        self.max_pixels_seen: list[int | None] = []
         self._active = 0
         self.overlap = False
         self._mu = threading.Lock()
@@ -124,11 +125,12 @@ class FakeEnhancer:
         finally:
             self._leave()
 
-    def enhance_file(self, src, dst, *, overwrite, on_progress, cancel, untrusted=False):
+    def enhance_file(self, src, dst, *, overwrite, on_progress, cancel, untrusted=False, max_pixels=None):
         from stream_gpen.summary import RunSummary
 
         self.video_order.append(Path(src).read_bytes().decode())
         self.untrusted_seen.append(untrusted)
+        self.max_pixels_seen.append(max_pixels)
         for i in range(self.frames):
             self._enter()
             try:
@@ -460,6 +462,7 @@ def test_video_jobs_run_in_order_cancel_and_limits(tmp_path):
         assert c.get(f"/v1/videos/{j1['id']}", headers=KEY).status_code == 404
         assert fake.video_order == ["one"]  # job two never started
         assert fake.untrusted_seen == [True]  # uploads are opened as untrusted (media demuxers only)
+        assert fake.max_pixels_seen == [c.app.state.runtime["jobs"].max_pixels] and fake.max_pixels_seen[0]
         assert upload(b"").status_code == 400  # empty upload
         assert list((tmp_path / "jobs").iterdir()) == []
 

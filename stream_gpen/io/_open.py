@@ -24,6 +24,7 @@ def open_source(
     autorotate: bool = False,
     deinterlace: Literal["auto", "off"] = "auto",
     untrusted: bool = False,
+    max_pixels: int | None = None,
 ):
     """Open a video file, URL, capture device, ``lavfi:<graph>``, image file or image folder.
 
@@ -41,7 +42,8 @@ def open_source(
             return ImageSource(p, device=device)
     return VideoSource(spec, device=device, live=live, decode=decode, ring_size=ring_size, count_frames=count_frames,
                        reconnect=reconnect, reconnect_delay_s=reconnect_delay_s, timeout_s=timeout_s,
-                       autorotate=autorotate, deinterlace=deinterlace, untrusted=untrusted)
+                       autorotate=autorotate, deinterlace=deinterlace, untrusted=untrusted,
+                       max_pixels=max_pixels)
 
 
 def open_sink(

@@ -194,6 +194,8 @@ class VideoSource:
     * ``untrusted``: the file comes from someone else (the server's uploads): it is read only with
       the media demuxers in ``UNTRUSTED_DEMUXERS`` and the ``file`` protocol, so a playlist or
       concat script disguised as a video cannot make FFmpeg read other files or URLs.
+    * ``max_pixels``: refuse video whose frames have more pixels than this (the server passes its
+      ``--max-pixels``: a 16k x 16k upload would otherwise fill memory with a ring of 800 MB frames).
     """
 
     def __init__(
@@ -212,6 +214,7 @@ class VideoSource:
         autorotate: bool = False,
         deinterlace: str = "auto",
         untrusted: bool = False,
+        max_pixels: int | None = None,
     ) -> None:
         if deinterlace not in ("auto", "off"):
             raise InvalidInputError(f"deinterlace must be one of ('auto', 'off'), got {deinterlace!r}")
@@ -258,6 +261,12 @@ class VideoSource:
         self._frames = self._decode_frames()
         first = self._first_frame()
         self.metadata = self._build_metadata(first, count_frames)
+        if max_pixels is not None and self.metadata.width * self.metadata.height > max_pixels:
+            from stream_gpen.errors import PayloadTooLargeError
+
+            w, h = self.metadata.width, self.metadata.height
+            self._container.close()
+            raise PayloadTooLargeError(f"video frames are {w}x{h} = {w * h} pixels, over the limit of {max_pixels}")
         if autorotate and self.metadata.rotation:
             m = self.metadata
             self._rot_k = (m.rotation // 90) % 4

@@ -105,13 +105,15 @@ class JobManager:
     ``max_jobs`` bounds uploading + queued + running jobs (more -> QueueFullError, HTTP 429).
     """
 
-    def __init__(self, work_dir: Path, models, schedulers: dict, metrics, *, max_jobs: int, ttl_s: float) -> None:
+    def __init__(self, work_dir: Path, models, schedulers: dict, metrics, *, max_jobs: int, ttl_s: float,
+                 max_pixels: int | None = None) -> None:
         self.work_dir = Path(work_dir)
         self.models = models
         self.schedulers = schedulers
         self.metrics = metrics
         self.max_jobs = max_jobs
         self.ttl_s = ttl_s
+        self.max_pixels = max_pixels  # per video frame, as --max-pixels is per image
         self._jobs: dict[str, Job] = {}
         self._queue: deque[str] = deque()
         self._cond = threading.Condition()
@@ -278,7 +280,8 @@ class JobManager:
                 if job.cancel.is_set():
                     raise Interrupted("cancelled before start")
                 summary = view.enhance_file(job.input_path, job.output_path, overwrite=True,
-                                            on_progress=on_progress, cancel=job.cancel, untrusted=True)
+                                            on_progress=on_progress, cancel=job.cancel, untrusted=True,
+                                            max_pixels=self.max_pixels)
             state = JobState.done
         except Interrupted:
             state = JobState.cancelled
