@@ -537,6 +537,17 @@ def test_auto_impl_picks_fused_only_for_cpu_fp32_bf16_inference(monkeypatch) -> 
     assert calls["styled"] == 3 * n_styled
 
 
+def _float64_reference(gpen_fixtures: Path, name: str):
+    """(float64 model of fixture ``name``, its input, the reference form's output)."""
+    config, input_file = FIXTURES[name]
+    model = load_generator(gpen_fixtures / f"gpen_{name}_state_dict.pt", config=config, dtype=torch.float64)
+    x = _load(gpen_fixtures / input_file).double()
+    with torch.inference_mode():
+        model.impl = "reference"
+        ref = model(x)
+    return model, x, ref
+
+
 @pytest.mark.parametrize("name", ["tiny64", "tiny256_pk"])
 def test_fused_channels_last_equals_reference_float64(monkeypatch, gpen_fixtures: Path, name: str) -> None:
     # NHWC input (the CPU bf16 path): activation modulation below NHWC_PER_SAMPLE_MIN_PIXELS,
@@ -547,12 +558,8 @@ def test_fused_channels_last_equals_reference_float64(monkeypatch, gpen_fixtures
     seen: list[bool] = []
     pays = ModulatedConv2d.weight_modulation_pays
     monkeypatch.setattr(ModulatedConv2d, "weight_modulation_pays", lambda self, x: seen.append(pays(self, x)) or seen[-1])
-    config, input_file = FIXTURES[name]
-    model = load_generator(gpen_fixtures / f"gpen_{name}_state_dict.pt", config=config, dtype=torch.float64)
-    x = _load(gpen_fixtures / input_file).double()
+    model, x, ref = _float64_reference(gpen_fixtures, name)
     with torch.inference_mode():
-        model.impl = "reference"
-        ref = model(x)
         model.impl = "fused"
         model.to(memory_format=torch.channels_last)
         got = model(x.contiguous(memory_format=torch.channels_last))
@@ -667,12 +674,8 @@ def test_pool_blur_model_equals_conv_blur_float64(monkeypatch, gpen_fixtures: Pa
     pooled = []
     real = gpen._blur_pool
     monkeypatch.setattr(gpen, "_blur_pool", lambda *a: pooled.append(1) or real(*a))
-    config, input_file = FIXTURES[name]
-    model = load_generator(gpen_fixtures / f"gpen_{name}_state_dict.pt", config=config, dtype=torch.float64)
-    x = _load(gpen_fixtures / input_file).double()
+    model, x, ref = _float64_reference(gpen_fixtures, name)
     with torch.inference_mode():
-        model.impl = "reference"
-        ref = model(x)
         model.blur_impl = "pool"
         got = model(x)
     assert model.blur_impl == "pool" and all(m.blur_impl == "pool" for m in model.modules() if type(m).__name__ == "Blur")

@@ -95,32 +95,19 @@ def test_graph_replay_equals_eager(gpen256, precision, amp, cudnn_benchmark):
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_fused_form_on_cuda_graph_equals_eager_and_matches_reference(gpen256, channels_last, cudnn_benchmark, exact_fp32):
-    # The fused form (bench/runtime.py --forms fused_nchw / fused_cl) under a captured graph:
-    # same output as eager, and as accurate in fp16 as the reference form (>= 45 dB vs fp32).
+@pytest.mark.parametrize(("attr", "value"), [("impl", "fused"), ("blur_impl", "pool")])
+def test_gpu_candidate_forms_replay_bit_exactly_and_match_reference(gpen256, attr, value, channels_last,
+                                                                    cudnn_benchmark, exact_fp32):
+    # The forms bench/runtime.py --forms A/Bs on a GPU (fused_nchw / fused_cl, pool_blur /
+    # pool_blur_nchw) under a captured graph: same output as eager, and as accurate in fp16 as
+    # the reference form (>= 45 dB vs fp32).
     model = copy.deepcopy(gpen256)
-    model.impl = "fused"
+    setattr(model, attr, value)
     kw = dict(size=256, device="cuda", precision="fp16", channels_last=channels_last, buckets=(4,))
     graph = FaceRunner(copy.deepcopy(model), **kw)
     eager = FaceRunner(model, cuda_graphs=False, **kw)
     ref = FaceRunner(copy.deepcopy(gpen256), size=256, device="cuda", precision="fp32", cuda_graphs=False)
     x = face_like(4, 256, seed=5)
-    out = graph(x)
-    assert graph.fallbacks == [] and graph.cuda_graphs
-    assert torch.equal(out, eager(x))
-    assert psnr(out, ref(x)) >= 45
-
-
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_pool_blur_on_cuda_graph_equals_eager_and_matches_reference(gpen256, channels_last, cudnn_benchmark, exact_fp32):
-    # blur_impl="pool" (bench/runtime.py --forms pool_blur): the FIR blurs as average pools.
-    model = copy.deepcopy(gpen256)
-    model.blur_impl = "pool"
-    kw = dict(size=256, device="cuda", precision="fp16", channels_last=channels_last, buckets=(4,))
-    graph = FaceRunner(copy.deepcopy(model), **kw)
-    eager = FaceRunner(model, cuda_graphs=False, **kw)
-    ref = FaceRunner(copy.deepcopy(gpen256), size=256, device="cuda", precision="fp32", cuda_graphs=False)
-    x = face_like(4, 256, seed=6)
     out = graph(x)
     assert graph.fallbacks == [] and graph.cuda_graphs
     assert torch.equal(out, eager(x))
