@@ -270,3 +270,20 @@ def test_non_square_pixels_are_detected_in_display_geometry(det, shared, par):
     assert psnr(crop(stored, plain.landmarks, 1.0), ref) < 20.0
     with pytest.raises(InvalidInputError, match="pixel_aspect must be a positive finite number"):
         det.detect(torch.from_numpy(stored), pixel_aspect=float("nan"))
+
+
+def test_batchnorms_are_folded_into_the_convs(det, solvay, mobilenet_weights):
+    # The loaded network has its BatchNorms folded into the convs (a pass per feature map less);
+    # the raw outputs equal the unfolded facexlib network's to float rounding.
+    from facexlib.detection.retinaface import RetinaFace
+
+    assert det.fused_batchnorms > 20
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in det.net.modules())
+    plain = RetinaFace(network_name="mobile0.25", half=False, phase="test", device="cpu")
+    state = torch.load(mobilenet_weights, map_location="cpu", weights_only=True)
+    plain.load_state_dict({k[7:] if k.startswith("module.") else k: v for k, v in state.items()})
+    plain.eval()
+    x = torch.from_numpy(solvay[:320, :480]).permute(2, 0, 1)[None].float().flip(1) - torch.tensor([104.0, 117.0, 123.0]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        for got, ref in zip(det.net(x.contiguous(memory_format=torch.channels_last)), plain(x)):
+            torch.testing.assert_close(got, ref, atol=2e-4, rtol=1e-4)

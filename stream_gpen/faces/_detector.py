@@ -179,7 +179,9 @@ class FaceDetector:
                 f"{path} is not a RetinaFace {self.backbone} checkpoint: {str(e).splitlines()[0]}",
                 hint=f"pass the {_WEIGHTS[self.backbone]} weights or pick the matching backbone",
             ) from e
-        net = net.to(self.device).eval()
+        net = net.eval()
+        self.fused_batchnorms = _fuse_conv_bn(net)
+        net = net.to(self.device)
         if self.device.type == "cpu":
             # oneDNN's CPU convolutions (MobileNet's depthwise ones above all) run ~25% faster on
             # channels-last tensors; the outputs differ by float reassociation only (~1e-5).
@@ -302,6 +304,27 @@ class FaceDetector:
             f"FaceDetector(backbone={self.backbone!r}, device={str(self.device)!r}, long_side={self.long_side}, "
             f"score_threshold={self.score_threshold})"
         )
+
+
+def _fuse_conv_bn(net: torch.nn.Module) -> int:
+    """Fold every BatchNorm that directly follows a conv in a ``Sequential`` into that conv (eval
+    mode: the norm is a fixed per-channel affine map), replacing it with ``Identity``. RetinaFace's
+    MobileNet and FPN/SSH blocks are all ``Sequential(conv, bn[, act])``: a BN pass over every
+    feature map per call goes (on the talking head, 0.22 s of batch norm in 26 detector calls);
+    outputs change by float rounding only. Returns how many were folded."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    n = 0
+    for seq in [m for m in net.modules() if isinstance(m, torch.nn.Sequential)]:
+        names = list(seq._modules)
+        for a, b in zip(names, names[1:]):
+            conv, bn = seq._modules[a], seq._modules[b]
+            if (isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d)
+                    and bn.track_running_stats and bn.running_mean is not None):
+                seq._modules[a] = fuse_conv_bn_eval(conv, bn)
+                seq._modules[b] = torch.nn.Identity()
+                n += 1
+    return n
 
 
 def _check_aspect(pixel_aspect) -> float:
