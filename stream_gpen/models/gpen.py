@@ -821,15 +821,7 @@ class FullGenerator(nn.Module):
 
     @blur_impl.setter
     def blur_impl(self, value: BlurImpl) -> None:
-        allowed = get_args(BlurImpl)
-        if not isinstance(value, str) or value not in allowed:
-            raise InvalidInputError(
-                f"blur_impl={value!r} is not allowed; use one of {', '.join(repr(a) for a in allowed)}"
-            )
-        self._blur_impl = value
-        for m in self.modules():
-            if isinstance(m, Blur):
-                m.blur_impl = value
+        self._blur_impl = self._set_on_layers("blur_impl", value, BlurImpl, (Blur,))
 
     @property
     def impl(self) -> Impl:
@@ -838,15 +830,20 @@ class FullGenerator(nn.Module):
 
     @impl.setter
     def impl(self, value: Impl) -> None:
-        allowed = get_args(Impl)
+        self._impl = self._set_on_layers("impl", value, Impl, (StyledConv, ToRGB, _EncoderBlock))
+
+    def _set_on_layers(self, name: str, value: str, choices, layer_types: tuple) -> str:
+        """Check ``value`` against the ``Literal`` ``choices`` and set attribute ``name`` on every
+        layer of ``layer_types``; returns ``value``."""
+        allowed = get_args(choices)
         if not isinstance(value, str) or value not in allowed:
             raise InvalidInputError(
-                f"impl={value!r} is not allowed; use one of {', '.join(repr(a) for a in allowed)}"
+                f"{name}={value!r} is not allowed; use one of {', '.join(repr(a) for a in allowed)}"
             )
-        self._impl = value
         for m in self.modules():
-            if isinstance(m, (StyledConv, ToRGB, _EncoderBlock)):
-                m.impl = value
+            if isinstance(m, layer_types):
+                setattr(m, name, value)
+        return value
 
     def forward(self, x: Tensor) -> Tensor:
         features = []
