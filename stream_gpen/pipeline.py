@@ -58,6 +58,11 @@ class FaceStage:
     #: rotation): detection and alignment work in display geometry, so anamorphic footage (DV,
     #: DVD, HDV) gives GPEN undistorted faces. 1.0 for square pixels.
     pixel_aspect: float = 1.0
+    #: Paste masks from the restored crops (``crops uint8 [n,3,S,S] -> float [n,S,S]``, e.g. a
+    #: :class:`~stream_gpen.faces.FaceParser`: GPEN's own face-parsing paste-back), or ``None``
+    #: for the feathered square. With a parser the mask is used as it is (it has its own zeroed
+    #: border and blur), without the feather.
+    parser: Callable | None = None
     detector_calls: int = 0
     detector_probes: int = 0  # of detector_calls: the tracker's change-watch probes (a region only)
     faces_restored: int = 0
@@ -135,8 +140,13 @@ class FaceStage:
             return torch.zeros(0, 2, 3)
         return estimate_affines(dets.landmarks.to(torch.float32), size=self.size, pixel_aspect=self.pixel_aspect)
 
-    def restore(self, images: list[torch.Tensor], affines: list[torch.Tensor]) -> int:
-        """Restore every planned face of ``images`` (in place). Returns the number of faces."""
+    def restore(self, images: list[torch.Tensor], affines: list[torch.Tensor],
+                hi: list[torch.Tensor | None] | None = None) -> int:
+        """Restore every planned face of ``images`` (in place). Returns the number of faces.
+
+        ``hi``: per image, the same picture at more than 8 bits (``uint16 [H,W,3]``, the frame's
+        ``hi`` copy from a 10/12-bit source) or ``None``; faces are pasted into it too, so the
+        sink can encode the untouched background at its original precision."""
         ids = [torch.full((len(a),), i, dtype=torch.long) for i, a in enumerate(affines)]
         counts = [len(a) for a in affines]
         n = sum(counts)
@@ -156,11 +166,20 @@ class FaceStage:
         with self.timer("restore"):
             restored = self.restorer(crops)
             restored = restored.to(device)
+        masks, paste_kw = None, {}
+        if self.parser is not None:
+            with self.timer("parse"):
+                masks = self.parser(restored).to(device)
+            paste_kw = {"border": 0.0, "feather": 0.0}
         with self.timer("paste"):
             start = 0
-            for img, aff, k in zip(images, affines, counts):
+            for j, (img, k) in enumerate(zip(images, counts)):
                 if k:
-                    paste_faces(img, restored[start : start + k], all_aff[start : start + k])
+                    faces, aff = restored[start : start + k], all_aff[start : start + k]
+                    m = masks[start : start + k] if masks is not None else None
+                    paste_faces(img, faces, aff, masks=m, **paste_kw)
+                    if hi is not None and hi[j] is not None:
+                        paste_faces(hi[j], faces, aff, masks=m, **paste_kw)
                     self.frames_with_faces += 1
                 start += k
         self.faces_restored += n
@@ -223,7 +242,8 @@ def run_stream(
     def flush():
         nonlocal pending, pending_faces
         if pending:
-            stage.restore([p.frame.image for p in pending], [p.affines for p in pending])
+            stage.restore([p.frame.image for p in pending], [p.affines for p in pending],
+                          [getattr(p.frame, "hi", None) for p in pending])
         out, pending, pending_faces = pending, [], 0
         for p in out:
             yield p.frame

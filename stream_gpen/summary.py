@@ -31,6 +31,7 @@ class RunSummary:
     model: str = ""
     device: str = ""
     precision: str = ""
+    mask: str = "feather"  # paste mask: "feather" (soft square) or "parse" (face-parsing net)
     frames_in: int = 0
     frames_out: int = 0
     frames_dropped: int = 0
@@ -62,7 +63,8 @@ class RunSummary:
 
     def format(self) -> str:
         lines = [
-            f"model {self.model} on {self.device} ({self.precision})",
+            f"model {self.model} on {self.device} ({self.precision})"
+            + (f", {self.mask} paste mask" if self.mask != "feather" else ""),
             f"frames in {self.frames_in}, out {self.frames_out}, dropped {self.frames_dropped}, "
             f"corrupt packets skipped {self.packets_corrupt}",
             f"faces restored {self.faces_restored} in {self.frames_with_faces} frames, "

@@ -115,6 +115,23 @@ DETECTOR_FILES: dict[str, WeightFile] = {
 }
 
 
+PARSER_FILES: dict[str, WeightFile] = {
+    "parsenet": WeightFile(
+        name="parsenet",
+        filename="ParseNet-latest.pth",
+        urls=(
+            "https://public-vigen-video.oss-cn-shanghai.aliyuncs.com/robin/models/ParseNet-latest.pth",
+            "https://github.com/xinntao/facexlib/releases/download/v0.2.2/parsing_parsenet.pth",
+        ),
+        licence="PSFRGAN's ParseNet (chaofengc); GPEN release / facexlib release (MIT)",
+        note=("face-parsing net for --mask parse. GPEN's ParseNet-latest.pth first; facexlib's "
+              "parsing_parsenet.pth (the same PSFRGAN ParseNet architecture and 19 CelebAMask-HQ "
+              "labels, loaded by the same code) is the mirror. Size and sha256 not published; "
+              "not downloaded by us (no network here)"),
+        aliases=("parsing_parsenet.pth",),
+    ),
+}
+
 # --- where files live -----------------------------------------------------------------------
 def home_dir() -> Path:
     """The cache directory: ``$STREAM_GPEN_HOME`` or ``~/.cache/stream-gpen`` (may not exist yet)."""
@@ -150,12 +167,13 @@ def offline() -> bool:
 
 # --- registry access ------------------------------------------------------------------------
 def all_weight_files() -> dict[str, WeightFile]:
-    """Every managed file by registry name: the GPEN generators, then the detectors."""
+    """Every managed file by registry name: the GPEN generators, the detectors, the face parser."""
     # Imported here: the registry imports WeightFile from this module.
     from stream_gpen.models.registry import MODELS
 
     files = {name: spec.weights for name, spec in MODELS.items()}
     files.update(DETECTOR_FILES)
+    files.update(PARSER_FILES)
     return files
 
 
@@ -282,6 +300,8 @@ def _hint(wf: WeightFile) -> str:
         parts.append("accepted file names: " + ", ".join(wf.names_on_disk))
     if wf.name in DETECTOR_FILES:
         flag = "--detector-weights PATH (detector_weights= in Python)"
+    elif wf.name in PARSER_FILES:
+        flag = "--parser-weights PATH (parser_weights= in Python)"
     else:
         flag = "--weights PATH (weights= in Python)"
     parts.append(f"set {HOME_ENV} to use another cache directory, or pass {flag} to use a file anywhere")
@@ -550,7 +570,7 @@ def ensure_weights(name_or_spec: str | WeightFile | ModelSpec, *, path: str | os
 
 
 __all__ = [
-    "DETECTOR_FILES", "VerifyResult", "WeightFile", "all_weight_files", "candidates",
+    "DETECTOR_FILES", "PARSER_FILES", "VerifyResult", "WeightFile", "all_weight_files", "candidates",
     "check_file", "download", "ensure_weights", "find_weights", "get_weight_file", "home_dir",
     "offline", "repo_weights_dir", "search_dirs", "sha256_file", "verify",
 ]

@@ -78,6 +78,11 @@ def test_enhance_video_keeps_audio(tmp_path, shared, tiny_ckpt, det_home):
         (["enhance", "{img}", "--model", "auto", "--device", "cpu"], 3, "GPEN-BFR-256.pth"),
         (["enhance", "{img}", "--device", "cuda:7"], 2, "CUDA"),
         (["enhance", "{img}", "--batch-size", "0"], 2, ""),
+        # --mask parse needs the ParseNet file: offline and missing -> exit 3 naming the file
+        (["enhance", "{img}", "--model", "classic", "--device", "cpu", "--mask", "parse"], 3, "ParseNet-latest.pth"),
+        (["enhance", "{img}", "--model", "classic", "--device", "cpu", "--mask", "parse",
+          "--parser-weights", "/no/such/parsenet.pth"], 2, "face-parsing weights not found"),
+        (["enhance", "{img}", "--mask", "hull"], 2, "invalid choice"),
     ],
 )
 def test_enhance_errors_and_exit_codes(tmp_path, shared, det_home, capsys, args, code, text):

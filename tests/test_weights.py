@@ -410,10 +410,13 @@ def test_verify_statuses(dirs, monkeypatch):
     assert [r.status for r in weights.verify(["short"])] == ["size mismatch"]
 
 
-def test_registry_lists_models_and_detectors():
+def test_registry_lists_models_detectors_and_parser():
     files = weights.all_weight_files()
     assert list(files) == ["gpen-bfr-256", "gpen-bfr-512", "gpen-bfr-1024", "gpen-bfr-2048",
-                           "retinaface-resnet50", "retinaface-mobilenet0.25"]
+                           "retinaface-resnet50", "retinaface-mobilenet0.25", "parsenet"]
+    # GPEN's own file first; facexlib's copy of the same network is accepted on disk too
+    assert files["parsenet"].urls[0].endswith("/ParseNet-latest.pth")
+    assert weights.get_weight_file("parsing_parsenet.pth") is files["parsenet"]
     for wf in files.values():
         assert wf.urls and all(u.startswith("https://") for u in wf.urls)
         assert wf.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", wf.sha256)
