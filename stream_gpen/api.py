@@ -182,8 +182,10 @@ class Enhancer:
       a face-parsing network (ParseNet, :class:`~stream_gpen.faces.FaceParser`) run on each
       restored face keeps only face, hair, ears and neck, so the background GPEN re-draws
       inside the crop, hats and clothes stay original. ParseNet is expensive: 468 GFLOP per
-      face, 1.7x GPEN-512 and 27x GPEN-256 (~3.5 s per face on a 2-core CPU); its weights
-      (``parsenet``) are downloaded like the model's, or given with ``parser_weights``.
+      face, 1.7x GPEN-512 and 27x GPEN-256 (~3.5 s per face on a 2-core CPU), so in video a
+      face's mask is recomputed every 5 frames and reused in between (it is in crop coordinates,
+      which follow the face; ``FaceStage.parse_every``). Its weights (``parsenet``) are
+      downloaded like the model's, or given with ``parser_weights``.
     """
 
     def __init__(
@@ -457,6 +459,7 @@ class Enhancer:
         summary.frames_with_faces = stage.frames_with_faces
         summary.detector_calls = stage.detector_calls
         summary.detector_probes = stage.detector_probes
+        summary.faces_parsed = stage.parser_calls
         summary.seconds = time.perf_counter() - t0
         summary.stage_seconds = dict(timer.totals)
         summary.frames_in = max(summary.frames_in, int(stats.get("decoded", 0)))

@@ -63,6 +63,11 @@ class FaceStage:
     #: for the feathered square. With a parser the mask is used as it is (it has its own zeroed
     #: border and blur), without the feather.
     parser: Callable | None = None
+    #: Video: a track's parse mask (in crop coordinates, which follow the face) is recomputed
+    #: every ``parse_every`` frames and reused in between, refreshed masks blended half-and-half
+    #: with the previous one. The parser costs more than GPEN itself, and a per-frame arg-max
+    #: label map flickers where hair meets background. Still images always get a fresh mask.
+    parse_every: int = 5
     detector_calls: int = 0
     detector_probes: int = 0  # of detector_calls: the tracker's change-watch probes (a region only)
     faces_restored: int = 0
@@ -73,6 +78,9 @@ class FaceStage:
         return int(self.restorer.size)
 
     _cuts_seen: int = 0
+    _plan_ids: dict = field(default_factory=dict)  # frame index -> track ids of its planned faces
+    _masks: dict = field(default_factory=dict)  # track id -> (frame index parsed, mask [S,S])
+    parser_calls: int = 0  # faces run through the parser
 
     @property
     def lag(self) -> int:
@@ -84,6 +92,8 @@ class FaceStage:
         if self.smoother is not None:
             self.smoother.reset()
         self._cuts_seen = 0
+        self._plan_ids.clear()
+        self._masks.clear()
 
     def _track(self, index: int, image: torch.Tensor) -> list:
         with self.timer("detect"):
@@ -102,6 +112,11 @@ class FaceStage:
         # Only non-square pixels are passed on: detectors written for square ones keep working.
         return {} if self.pixel_aspect == 1.0 else {"pixel_aspect": self.pixel_aspect}
 
+    def _planned(self, index: int, tracks: list) -> tuple[int, torch.Tensor]:
+        if self.parser is not None:
+            self._plan_ids[index] = [t.id for t in tracks]
+        return index, self._affines(tracks)
+
     def _affines(self, tracks: list) -> torch.Tensor:
         if not tracks:
             return torch.zeros(0, 2, 3)
@@ -116,19 +131,19 @@ class FaceStage:
         tracks = self._track(index, image)
         with self.timer("track"):
             if self.smoother is None:
-                return [(index, self._affines(tracks))]
+                return [self._planned(index, tracks)]
             # A scene cut starts new track ids anyway; passing it on also breaks the window for
             # any id that survives (belt and braces: never smooth across a cut).
             cut = self.tracker.scene_cuts > self._cuts_seen
             self._cuts_seen = self.tracker.scene_cuts
-            return [(i, self._affines(t)) for i, t in self.smoother.push(index, tracks, cut=cut)]
+            return [self._planned(i, t) for i, t in self.smoother.push(index, tracks, cut=cut)]
 
     def plan_flush(self) -> list[tuple[int, torch.Tensor]]:
         """End of stream: ``(index, affines)`` of every frame the smoother still holds."""
         if self.smoother is None:
             return []
         with self.timer("track"):
-            return [(i, self._affines(t)) for i, t in self.smoother.flush()]
+            return [self._planned(i, t) for i, t in self.smoother.flush()]
 
     def plan_still(self, image: torch.Tensor) -> torch.Tensor:
         """Affines for a single image: always detect, no temporal smoothing."""
@@ -141,12 +156,19 @@ class FaceStage:
         return estimate_affines(dets.landmarks.to(torch.float32), size=self.size, pixel_aspect=self.pixel_aspect)
 
     def restore(self, images: list[torch.Tensor], affines: list[torch.Tensor],
-                hi: list[torch.Tensor | None] | None = None) -> int:
+                hi: list[torch.Tensor | None] | None = None, indices: list[int] | None = None) -> int:
         """Restore every planned face of ``images`` (in place). Returns the number of faces.
 
         ``hi``: per image, the same picture at more than 8 bits (``uint16 [H,W,3]``, the frame's
         ``hi`` copy from a 10/12-bit source) or ``None``; faces are pasted into it too, so the
-        sink can encode the untouched background at its original precision."""
+        sink can encode the untouched background at its original precision.
+        ``indices``: the frame indices the affines were planned for (video), so parse masks can
+        follow their tracks (:attr:`parse_every`); ``None`` for still images."""
+        keys = None
+        if indices is not None:
+            ids = [self._plan_ids.pop(i, None) for i in indices]
+            if all(x is not None and len(x) == len(a) for x, a in zip(ids, affines)):
+                keys = [(i, t) for i, x in zip(indices, ids) for t in x]
         ids = [torch.full((len(a),), i, dtype=torch.long) for i, a in enumerate(affines)]
         counts = [len(a) for a in affines]
         n = sum(counts)
@@ -169,7 +191,7 @@ class FaceStage:
         masks, paste_kw = None, {}
         if self.parser is not None:
             with self.timer("parse"):
-                masks = self.parser(restored).to(device)
+                masks = self._parse_masks(restored, keys).to(device)
             paste_kw = {"border": 0.0, "feather": 0.0}
         with self.timer("paste"):
             start = 0
@@ -184,6 +206,39 @@ class FaceStage:
                 start += k
         self.faces_restored += n
         return n
+
+
+    def _parse_masks(self, restored: torch.Tensor, keys: list[tuple[int, int]] | None) -> torch.Tensor:
+        """Paste masks for ``restored`` crops: fresh for stills; for video, per track, a fresh
+        mask every ``parse_every`` frames (blended with the last one) and the cached one between."""
+        if keys is None:
+            self.parser_calls += len(restored)
+            return self.parser(restored)
+        # Decide in frame order which faces get a fresh mask (a track's first face in this batch
+        # may refresh it for the later frames of the same batch), then run the parser once.
+        last = {t: i for t, (i, _) in self._masks.items()}
+        fresh = []
+        for j, (index, tid) in enumerate(keys):
+            if tid not in last or not 0 <= index - last[tid] < self.parse_every:
+                fresh.append(j)
+                last[tid] = index
+        new = self.parser(restored[fresh]) if fresh else None
+        self.parser_calls += len(fresh)
+        out, k = [], 0
+        for j, (index, tid) in enumerate(keys):
+            if k < len(fresh) and fresh[k] == j:
+                m = new[k]
+                k += 1
+                old = self._masks.get(tid)
+                if old is not None and index - old[0] <= 2 * self.parse_every:
+                    m = 0.5 * (m + old[1].to(m.device))
+                self._masks[tid] = (index, m)
+            out.append(self._masks[tid][1])
+        # forget tracks not refreshed for a while (ended, or lost at a cut)
+        newest = max(i for i, _ in keys)
+        for tid in [t for t, (i, _) in self._masks.items() if newest - i > 2 * self.parse_every]:
+            del self._masks[tid]
+        return torch.stack(out)
 
 
 def select_faces(dets, select: str, min_face: float, max_faces: int | None, shape) -> object:
@@ -243,7 +298,7 @@ def run_stream(
         nonlocal pending, pending_faces
         if pending:
             stage.restore([p.frame.image for p in pending], [p.affines for p in pending],
-                          [getattr(p.frame, "hi", None) for p in pending])
+                          [getattr(p.frame, "hi", None) for p in pending], [p.frame.index for p in pending])
         out, pending, pending_faces = pending, [], 0
         for p in out:
             yield p.frame

@@ -40,6 +40,7 @@ class RunSummary:
     frames_with_faces: int = 0
     detector_calls: int = 0
     detector_probes: int = 0  # of detector_calls: change-watch probes (a region of the frame only)
+    faces_parsed: int = 0  # --mask parse: faces run through the parser (video reuses masks in between)
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     fallbacks: list[str] = field(default_factory=list)
@@ -64,7 +65,7 @@ class RunSummary:
     def format(self) -> str:
         lines = [
             f"model {self.model} on {self.device} ({self.precision})"
-            + (f", {self.mask} paste mask" if self.mask != "feather" else ""),
+            + (f", {self.mask} paste mask ({self.faces_parsed} faces parsed)" if self.mask != "feather" else ""),
             f"frames in {self.frames_in}, out {self.frames_out}, dropped {self.frames_dropped}, "
             f"corrupt packets skipped {self.packets_corrupt}",
             f"faces restored {self.faces_restored} in {self.frames_with_faces} frames, "

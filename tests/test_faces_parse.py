@@ -174,3 +174,23 @@ def test_enhancer_mask_option(parsenet_file, shared, mobilenet_weights, tmp_path
     summary = enh.enhance_file(src, tmp_path / "out.png")
     assert summary.mask == "parse" and summary.faces_restored == 1
     assert "parse" in summary.stage_seconds and "parse paste mask" in summary.format()
+
+
+def test_video_reuses_each_tracks_parse_mask(shared, mobilenet_weights, tmp_path):
+    """In video a track's mask is parsed every ``parse_every`` frames and reused in between (the
+    parser costs more than GPEN); the reused mask still decides what is pasted."""
+    clip = shared / "data/videos/retalking_face2_frontal_talking_head.mp4"
+    enh = Enhancer(_WhiteRestorer(64), device="cpu", detector_weights=mobilenet_weights, batch_size=4)
+    enh.parser, enh.mask = _DiscParser(), "parse"
+    dst = tmp_path / "o.mp4"
+    summary = enh.enhance_file(clip, dst, preset="ultrafast")
+    assert summary.faces_restored == 125  # one face in every frame
+    # one track: a fresh mask on frames 0, 5, 10, ... (the batches do not line up with that)
+    assert summary.faces_parsed == 25 and enh.parser.calls >= 7
+    assert "25 faces parsed" in summary.format()
+    # still images always get their own mask
+    img = np.ascontiguousarray(cv2.imread(str(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg"))[:, :, ::-1])
+    before = enh.parser.calls
+    enh.enhance_image(img)
+    enh.enhance_image(img)
+    assert enh.parser.calls == before + 2
