@@ -10,6 +10,7 @@
 #   3. bench/runtime.py: GPEN-512 and 256, fp16/bf16/fp32, eager vs CUDA graph, every bucket
 #  3b. bench/runtime.py --forms: GPEN-512 fp16 graph, reference vs pooled blur vs fused (NCHW / NHWC)
 #   4. bench/gpu_io_check.py and bench/e2e.py --gpu-quick (GPEN-512, then no face model), if present
+#  4b. bench/parse.py: what --mask parse costs (ParseNet fp16/fp32 vs GPEN-512 fp16 per face)
 #   5. bench/runtime.py: torch.compile under the graph (GPEN-512 fp16, buckets 1 and 16), if time is left
 #   6. a short table: step status, then the runtime targets and accuracy lines
 # Needs the golden fixtures for two tests: set STREAM_GPEN_SHARED, or carry them as
@@ -130,6 +131,9 @@ if [[ -f bench/e2e.py ]]; then
 else
     SUMMARY+=("$(printf '%-22s %-10s' 'e2e --gpu-quick' absent)")
 fi
+
+# --mask parse: ParseNet fp16/fp32 per face vs GPEN-512 fp16 (needs facexlib: a carried wheel)
+run_step "parse bench" 45 "$LOGDIR/parse_bench.log" $PY bench/parse.py --device cuda --repeats 10
 
 # ---------------------------------------------------------------- 5. compile under the graph (last: optional)
 if (($(left) > 60)); then
