@@ -183,8 +183,8 @@ class Enhancer:
       restored face keeps only face, hair, ears and neck, so the background GPEN re-draws
       inside the crop, hats and clothes stay original. ParseNet is expensive: 468 GFLOP per
       face, 1.7x GPEN-512 and 27x GPEN-256 (~3.5 s per face on a 2-core CPU), so in video a
-      face's mask is recomputed every 5 frames and reused in between (it is in crop coordinates,
-      which follow the face; ``FaceStage.parse_every``). Its weights (``parsenet``) are
+      face's mask is recomputed every 5 frames and cross-faded in over the next 5 (it is in crop
+      coordinates, which follow the face; ``FaceStage.parse_every``). Its weights (``parsenet``) are
       downloaded like the model's, or given with ``parser_weights``.
     """
 

@@ -64,9 +64,9 @@ class FaceStage:
     #: border and blur), without the feather.
     parser: Callable | None = None
     #: Video: a track's parse mask (in crop coordinates, which follow the face) is recomputed
-    #: every ``parse_every`` frames and reused in between, refreshed masks blended half-and-half
-    #: with the previous one. The parser costs more than GPEN itself, and a per-frame arg-max
-    #: label map flickers where hair meets background. Still images always get a fresh mask.
+    #: every ``parse_every`` frames and cross-faded from the previous one over the next
+    #: ``parse_every`` frames. The parser costs more than GPEN itself, and a per-frame arg-max
+    #: label map would flicker where hair meets background. Still images get a fresh mask.
     parse_every: int = 5
     detector_calls: int = 0
     detector_probes: int = 0  # of detector_calls: the tracker's change-watch probes (a region only)
@@ -79,7 +79,7 @@ class FaceStage:
 
     _cuts_seen: int = 0
     _plan_ids: dict = field(default_factory=dict)  # frame index -> track ids of its planned faces
-    _masks: dict = field(default_factory=dict)  # track id -> (frame index parsed, mask [S,S])
+    _masks: dict = field(default_factory=dict)  # track id -> (frame parsed, mask before, parsed mask)
     parser_calls: int = 0  # faces run through the parser
 
     @property
@@ -209,14 +209,16 @@ class FaceStage:
 
 
     def _parse_masks(self, restored: torch.Tensor, keys: list[tuple[int, int]] | None) -> torch.Tensor:
-        """Paste masks for ``restored`` crops: fresh for stills; for video, per track, a fresh
-        mask every ``parse_every`` frames (blended with the last one) and the cached one between."""
+        """Paste masks for ``restored`` crops: fresh for stills. For video, per track, the parser
+        runs every ``parse_every`` frames, and the mask in use glides from the previous one to the
+        fresh one over the next ``parse_every`` frames (linear cross-fade), so a refresh never
+        steps: the mask changes continuously, by at most 1/``parse_every`` of a refresh per frame."""
         if keys is None:
             self.parser_calls += len(restored)
             return self.parser(restored)
         # Decide in frame order which faces get a fresh mask (a track's first face in this batch
         # may refresh it for the later frames of the same batch), then run the parser once.
-        last = {t: i for t, (i, _) in self._masks.items()}
+        last = {t: e[0] for t, e in self._masks.items()}
         fresh = []
         for j, (index, tid) in enumerate(keys):
             if tid not in last or not 0 <= index - last[tid] < self.parse_every:
@@ -227,18 +229,26 @@ class FaceStage:
         out, k = [], 0
         for j, (index, tid) in enumerate(keys):
             if k < len(fresh) and fresh[k] == j:
-                m = new[k]
+                target = new[k]
                 k += 1
                 old = self._masks.get(tid)
-                if old is not None and index - old[0] <= 2 * self.parse_every:
-                    m = 0.5 * (m + old[1].to(m.device))
-                self._masks[tid] = (index, m)
-            out.append(self._masks[tid][1])
+                if old is not None and 0 < index - old[0] <= 2 * self.parse_every:
+                    begin = self._mask_at(old, index - 1).to(target.device)
+                else:  # a new track (or one not seen for a while): its first mask as it is
+                    begin = target
+                self._masks[tid] = (index, begin, target)
+            out.append(self._mask_at(self._masks[tid], index))
         # forget tracks not refreshed for a while (ended, or lost at a cut)
         newest = max(i for i, _ in keys)
-        for tid in [t for t, (i, _) in self._masks.items() if newest - i > 2 * self.parse_every]:
+        for tid in [t for t, e in self._masks.items() if newest - e[0] > 2 * self.parse_every]:
             del self._masks[tid]
         return torch.stack(out)
+
+    def _mask_at(self, entry: tuple, index: int) -> torch.Tensor:
+        """A cached ``(refreshed at, begin, target)`` mask evaluated at frame ``index``."""
+        at, begin, target = entry
+        w = min(max((index - at + 1) / self.parse_every, 0.0), 1.0)
+        return target if begin is target or w >= 1.0 else torch.lerp(begin, target, w)
 
 
 def select_faces(dets, select: str, min_face: float, max_faces: int | None, shape) -> object:

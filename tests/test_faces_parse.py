@@ -194,3 +194,36 @@ def test_video_reuses_each_tracks_parse_mask(shared, mobilenet_weights, tmp_path
     enh.enhance_image(img)
     enh.enhance_image(img)
     assert enh.parser.calls == before + 2
+
+
+class _CountingParser:
+    """The k-th crop ever parsed gets a mask filled with k (0, 1, 2, ...)."""
+
+    def __init__(self):
+        self.crops = 0
+
+    def __call__(self, crops):
+        n, s = len(crops), crops.shape[-1]
+        v = torch.arange(self.crops, self.crops + n, dtype=torch.float32)
+        self.crops += n
+        return v.view(n, 1, 1).expand(n, s, s).clone()
+
+
+@pytest.mark.parametrize("batch", [1, 4, 13])
+def test_refreshed_masks_cross_fade(batch):
+    """A track's mask is parsed on frames 0, 5, 10 and glides linearly to each fresh mask over
+    the next 5 frames, whatever the batching; a second track starts on its own first mask."""
+    from stream_gpen.pipeline import FaceStage
+
+    stage = FaceStage(restorer=None, detector=None, tracker=None, parser=_CountingParser())
+    crops = torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
+    keys = [(i, 7) for i in range(13)]
+    got = []
+    for b in range(0, 13, batch):
+        chunk = keys[b : b + batch]
+        got += [float(m[0, 0]) for m in stage._parse_masks(crops.expand(len(chunk), 3, 8, 8), chunk)]
+    want = [0.0] * 5 + [0.2, 0.4, 0.6, 0.8, 1.0] + [1.2, 1.4, 1.6]
+    assert got == pytest.approx(want) and stage.parser_calls == 3
+    m = stage._parse_masks(crops.expand(2, 3, 8, 8), [(13, 7), (13, 8)])  # track 8 is new
+    assert float(m[0, 0, 0]) == pytest.approx(1.8) and float(m[1, 0, 0]) == 3.0
+    assert stage._parse_masks(crops, None).shape == (1, 8, 8) and stage.parser_calls == 5  # stills: always
