@@ -186,6 +186,10 @@ class Enhancer:
       face's mask is recomputed every 5 frames and cross-faded in over the next 5 (it is in crop
       coordinates, which follow the face; ``FaceStage.parse_every``). Its weights (``parsenet``) are
       downloaded like the model's, or given with ``parser_weights``.
+    * ``strength``: blend of each restored face with its aligned input crop before pasting
+      (GPEN's ``alpha``): 1.0 pastes the model's output as it is; lower keeps more of the
+      original face (identity, skin texture, expression) at the cost of less restoration.
+      ``None`` = the model's default: 1.0, except 0.8 for GPEN-BFR-2048 (GPEN's run.sh).
     """
 
     def __init__(
@@ -210,6 +214,7 @@ class Enhancer:
         deinterlace: Literal["auto", "off"] = "auto",
         mask: Literal["feather", "parse"] = "feather",
         parser_weights: str | Path | None = None,
+        strength: float | None = None,
     ) -> None:
         from stream_gpen.faces import FaceDetector
         from stream_gpen.runtime import select_device
@@ -229,6 +234,9 @@ class Enhancer:
             raise InvalidInputError(f"smooth_lag must be None (default) or an int in [0, 64], got {smooth_lag!r}")
         if deinterlace not in ("auto", "off"):
             raise InvalidInputError(f"deinterlace must be one of ('auto', 'off'), got {deinterlace!r}")
+        if strength is not None and (isinstance(strength, bool) or not isinstance(strength, (int, float))
+                                     or not 0.0 <= strength <= 1.0):
+            raise InvalidInputError(f"strength must be None (the model's default) or a number in [0, 1], got {strength!r}")
         if mask not in ("feather", "parse"):
             raise InvalidInputError(f"mask must be one of ('feather', 'parse'), got {mask!r}")
         self.mask = mask
@@ -246,6 +254,11 @@ class Enhancer:
             weights=weights, download=download, progress=progress, compile=compile,
         )
         self.model_name = str(getattr(self.restorer, "name", model))
+        from stream_gpen.models.registry import MODELS
+
+        spec = MODELS.get(self.model_name)
+        #: blend of each restored face with its input crop (1.0 = model output as it is)
+        self.strength = float(strength) if strength is not None else (spec.strength if spec else 1.0)
         self.detector = FaceDetector(
             backbone=detector, device=self.device, weights=detector_weights, long_side=detect_size,
             min_face=self.min_face, max_faces=None,
@@ -294,7 +307,7 @@ class Enhancer:
         )
         smoother = FixedLagSmoother(lag=lag) if lag > 0 else None
         return FaceStage(self.restorer, self.detector, tracker, timer=timer or StageTimer(), smoother=smoother,
-                         parser=self.parser)
+                         parser=self.parser, strength=self.strength)
 
     def _open(self, spec, *, live: bool | None = None, sink_queue: int = 0, timer: StageTimer | None = None,
               untrusted: bool = False, max_pixels: int | None = None):
@@ -328,7 +341,8 @@ class Enhancer:
                           latency_budget_s=budget, on_frame=on_frame)
 
     def _summary(self, **kw) -> RunSummary:
-        return RunSummary(model=self.model_name, device=str(self.device), precision=self.precision, mask=self.mask, **kw)
+        return RunSummary(model=self.model_name, device=str(self.device), precision=self.precision, mask=self.mask,
+                          strength=self.strength, **kw)
 
     # --- images --------------------------------------------------------------------------------
     def enhance_image(self, image: np.ndarray) -> np.ndarray:

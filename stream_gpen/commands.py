@@ -49,6 +49,16 @@ def _smooth_lag(text: str) -> int:
     return v
 
 
+def _strength(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
+    return v
+
+
 def _is_image_name(path: str) -> bool:
     from stream_gpen.io._source import IMAGE_EXTS
 
@@ -92,6 +102,9 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    help="what of each restored face is pasted: feather (default) = the crop with a soft "
                    "square edge; parse = GPEN's own paste-back, a face-parsing net keeps face, hair, ears and "
                    "neck only (background, hats, clothes stay original); 468 GFLOP per face, 1.7x GPEN-512, 27x GPEN-256")
+    f.add_argument("--strength", type=_strength, default=None, metavar="S",
+                   help="blend of each restored face with the original, 0-1 (default: the model's; 1.0, "
+                   "0.8 for gpen-bfr-2048 as in GPEN's run.sh); lower keeps more identity and texture")
     f.add_argument("--parser-weights", metavar="PATH",
                    help="explicit ParseNet weights for --mask parse (overrides the cache)")
 
@@ -121,6 +134,7 @@ def _make_enhancer(args):
         progress=not getattr(args, "quiet", False), compile=args.compile,
         smooth_lag=getattr(args, "smooth_lag", None), deinterlace=getattr(args, "deinterlace", "auto"),
         mask=getattr(args, "mask", "feather"), parser_weights=getattr(args, "parser_weights", None),
+        strength=getattr(args, "strength", None),
     )
 
 

@@ -68,6 +68,10 @@ class FaceStage:
     #: ``parse_every`` frames. The parser costs more than GPEN itself, and a per-frame arg-max
     #: label map would flicker where hair meets background. Still images get a fresh mask.
     parse_every: int = 5
+    #: Blend of the restored face with its aligned input crop before pasting (GPEN's ``alpha``):
+    #: 1.0 = the model's output as it is; lower keeps more of the original (identity, texture)
+    #: at the cost of less restoration.
+    strength: float = 1.0
     detector_calls: int = 0
     detector_probes: int = 0  # of detector_calls: the tracker's change-watch probes (a region only)
     faces_restored: int = 0
@@ -188,6 +192,8 @@ class FaceStage:
         with self.timer("restore"):
             restored = self.restorer(crops)
             restored = restored.to(device)
+            if self.strength < 1.0:
+                restored = blend_crops(restored, crops, self.strength)
         masks, paste_kw = None, {}
         if self.parser is not None:
             with self.timer("parse"):
@@ -249,6 +255,14 @@ class FaceStage:
         at, begin, target = entry
         w = min(max((index - at + 1) / self.parse_every, 0.0), 1.0)
         return target if begin is target or w >= 1.0 else torch.lerp(begin, target, w)
+
+
+def blend_crops(restored: torch.Tensor, crops: torch.Tensor, strength: float) -> torch.Tensor:
+    """``round(strength * restored + (1 - strength) * crops)`` as uint8 (``cv2.addWeighted``'s
+    arithmetic: float32, rounded half to even, saturated)."""
+    s = float(strength)
+    out = restored.to(torch.float32) * s + crops.to(device=restored.device, dtype=torch.float32) * (1.0 - s)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
 def select_faces(dets, select: str, min_face: float, max_faces: int | None, shape) -> object:

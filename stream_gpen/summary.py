@@ -31,6 +31,7 @@ class RunSummary:
     model: str = ""
     device: str = ""
     precision: str = ""
+    strength: float = 1.0  # blend of the restored faces with the original crops
     mask: str = "feather"  # paste mask: "feather" (soft square) or "parse" (face-parsing net)
     frames_in: int = 0
     frames_out: int = 0
@@ -65,7 +66,8 @@ class RunSummary:
     def format(self) -> str:
         lines = [
             f"model {self.model} on {self.device} ({self.precision})"
-            + (f", {self.mask} paste mask ({self.faces_parsed} faces parsed)" if self.mask != "feather" else ""),
+            + (f", {self.mask} paste mask ({self.faces_parsed} faces parsed)" if self.mask != "feather" else "")
+            + (f", strength {self.strength:g}" if self.strength != 1.0 else ""),
             f"frames in {self.frames_in}, out {self.frames_out}, dropped {self.frames_dropped}, "
             f"corrupt packets skipped {self.packets_corrupt}",
             f"faces restored {self.faces_restored} in {self.frames_with_faces} frames, "

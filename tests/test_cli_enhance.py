@@ -83,6 +83,7 @@ def test_enhance_video_keeps_audio(tmp_path, shared, tiny_ckpt, det_home):
         (["enhance", "{img}", "--model", "classic", "--device", "cpu", "--mask", "parse",
           "--parser-weights", "/no/such/parsenet.pth"], 2, "face-parsing weights not found"),
         (["enhance", "{img}", "--mask", "hull"], 2, "invalid choice"),
+        (["enhance", "{img}", "--strength", "2"], 2, "must be a number in [0, 1]"),
     ],
 )
 def test_enhance_errors_and_exit_codes(tmp_path, shared, det_home, capsys, args, code, text):

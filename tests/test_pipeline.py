@@ -382,3 +382,45 @@ def test_pixel_aspect_from_metadata():
     assert pixel_aspect(meta(Fraction(389, 388))) == 1.0  # under 1% from square
     assert pixel_aspect(meta(Fraction(16, 15))) == pytest.approx(16 / 15)  # PAL 4:3
     assert pixel_aspect(None) == 1.0
+
+
+def test_blend_crops_is_cv2_add_weighted():
+    import cv2
+
+    from stream_gpen.pipeline import blend_crops
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8, generator=g)
+    b = torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8, generator=g)
+    for s in (0.0, 0.25, 0.8, 1.0):
+        want = cv2.addWeighted(a.numpy(), s, b.numpy(), 1.0 - s, 0.0)
+        assert np.array_equal(blend_crops(a, b, s).numpy(), want)
+
+
+def test_strength_blends_restored_faces_with_the_original(shared, mobilenet_weights):
+    """strength 0.5: the pasted face is half the (white) restoration, half the original crop;
+    strength 0: the face comes back as it was (up to the warp there and back)."""
+    import cv2
+
+    from stream_gpen.models.registry import MODELS
+
+    assert MODELS["gpen-bfr-2048"].strength == 0.8 and MODELS["gpen-bfr-512"].strength == 1.0
+    with pytest.raises(InvalidInputError, match=r"strength must be None .* in \[0, 1\], got 1.5"):
+        Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights, strength=1.5)
+    rgb = np.ascontiguousarray(cv2.imread(str(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg"))[:, :, ::-1])
+    outs = {}
+    for s in (1.0, 0.5, 0.0):
+        enh = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights, faces="largest", strength=s)
+        assert enh.strength == s
+        outs[s] = enh.enhance_image(rgb).astype(np.int32)
+    # where the white face was pasted at full weight over a not-white original
+    core = np.all(outs[1.0] == 255, axis=2) & np.all(rgb < 200, axis=2)
+    assert core.sum() > 500
+    # strength 0 pastes the original crop back: the frame as seen through the 64-px crop
+    through_crop = outs[0.0][core]
+    assert np.abs(through_crop - rgb.astype(np.int32)[core]).mean() < 16.0  # a 64-px crop blurs a big face
+    # strength 0.5 pastes the average of the two (rounding twice: within 1 grey level)
+    half = outs[0.5][core]
+    assert np.abs(half - (through_crop + 255) / 2).max() <= 1.0
+    assert np.abs(half - rgb.astype(np.int32)[core]).mean() > 20
+    assert Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights).strength == 1.0

@@ -88,6 +88,10 @@ class ModelSpec:
     # Input convention (FACTS.md section 6): aligned RGB crop, [-1, 1], output clamped.
     mean: float = 0.5
     std: float = 0.5
+    #: The default blend of the restored face with the aligned input crop (GPEN's ``--alpha``,
+    #: ``cv2.addWeighted(enhanced, a, crop, 1 - a)``): GPEN's run.sh uses 0.8 for the 2048 model,
+    #: whose full-strength output looks over-smoothed on real photos; 1.0 for the others.
+    strength: float = 1.0
 
     @property
     def input_size(self) -> int:
@@ -149,6 +153,7 @@ MODELS: dict[str, ModelSpec] = {
             note="only on ModelScope (same model id, pytorch_model-2048.pt); size and sha256 unknown",
             aliases=("pytorch_model-2048.pt",),
         ),
+        strength=0.8,
     ),
 }
 
