@@ -119,7 +119,7 @@ def _output_options(p: argparse.ArgumentParser) -> None:
                    "faster = bigger file at the same --crf")
     g.add_argument("--audio", default="copy", choices=["copy", "aac", "none"],
                    help="copy audio packets (default; transcoded only if the container needs it)")
-    g.add_argument("--quality", type=_quality, default=95, help="JPEG/WebP quality 1-100 for image outputs (default 95)")
+    g.add_argument("--quality", type=_quality, default=95, help="JPEG/WebP/HEIC/AVIF quality 1-100 for image outputs (default 95)")
     g.add_argument("--copy-if-no-faces", action="store_true",
                    help="when a video has no face at all, stream-copy it instead of re-encoding")
 

@@ -98,3 +98,50 @@ def test_image_errors(tmp_path):
         open_source(tmp_path / "empty")
     with pytest.raises(InvalidInputError, match="quality=0 must be within 1..100"):
         open_sink(tmp_path / "q.jpg", quality=0)
+
+
+@pytest.mark.parametrize("ext, fmt", [(".heic", "HEIF"), (".avif", "AVIF")])
+def test_phone_photo_formats_round_trip(tmp_path, shared, mobilenet_weights, ext, fmt):
+    """HEIC (iPhones' default) and AVIF photos: read upright (stored sideways + EXIF orientation 6
+    as phones write them), restored, written back in the same format next to the input, EXIF
+    (camera, Orientation 1), ICC profile and transparency kept; a folder of them works too."""
+    from PIL import ImageCms
+
+    from stream_gpen import Enhancer
+    from tests._doubles import IdentityRestorer
+
+    import stream_gpen.io._image as image_mod
+
+    image_mod._heif_plugin(Path("x.heic"))  # so this test can write HEIC with Pillow too
+    upright = Image.open(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg").convert("RGB")
+    sideways = upright.transpose(Image.Transpose.ROTATE_90)  # EXIF 6 = turn 90 CW to display
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F], exif[0x0110] = 6, "Apple", "iPhone 15"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    src = tmp_path / f"IMG_0001{ext}"
+    sideways.save(src, quality=95, exif=exif.tobytes(), icc_profile=icc)
+    enh = Enhancer(IdentityRestorer(64), device="cpu", detector_weights=mobilenet_weights)
+    summary = enh.enhance_file(src)
+    dst = tmp_path / f"IMG_0001_enhanced{ext}"
+    assert summary.faces_restored >= 1 and dst.is_file()
+    with Image.open(dst) as out:
+        assert out.format == fmt and out.size == upright.size
+        assert out.getexif().get(0x010F) == "Apple" and out.getexif().get(0x0112, 1) == 1
+        assert out.info.get("icc_profile") == icc
+        got = np.asarray(out.convert("RGB"), dtype=np.float64)
+    enh.enhance_file(src, tmp_path / "lossless.png")  # the same restoration, written losslessly
+    want = np.asarray(Image.open(tmp_path / "lossless.png").convert("RGB"), dtype=np.float64)
+    psnr = 10 * np.log10(255**2 / np.mean((got - want) ** 2))
+    assert psnr > 36, psnr  # only the lossy encode at quality 95 between them
+    # transparency survives (both formats hold alpha)
+    rgba = upright.convert("RGBA")
+    rgba.putalpha(Image.fromarray(np.full(upright.size[::-1], 200, np.uint8)))
+    folder = tmp_path / "album"
+    folder.mkdir()
+    rgba.save(folder / f"a{ext}", quality=95)
+    upright.save(folder / "b.jpg", quality=95)
+    enh.enhance_file(folder, tmp_path / "album_out")
+    with Image.open(tmp_path / "album_out" / f"a{ext}") as a:
+        assert a.format == fmt and a.mode == "RGBA"
+        assert abs(int(np.asarray(a)[..., 3].mean()) - 200) <= 2
+    assert (tmp_path / "album_out" / "b.jpg").is_file()

@@ -28,9 +28,26 @@ from stream_gpen.io._sink import _Sink
 from stream_gpen.io._source import IMAGE_EXTS
 
 log = logging.getLogger(__name__)
-_ALPHA_EXTS = (".png", ".webp", ".tif", ".tiff")
+_ALPHA_EXTS = (".png", ".webp", ".tif", ".tiff", ".heic", ".heif", ".avif")
 _FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
-            ".bmp": "BMP"}
+            ".bmp": "BMP", ".heic": "HEIF", ".heif": "HEIF", ".avif": "AVIF"}
+_HEIF_EXTS = (".heic", ".heif")
+_heif_registered = False
+
+
+def _heif_plugin(path: Path) -> None:
+    """HEIC/HEIF (iPhones' default photo format) through pillow-heif, registered with Pillow on
+    first use (libheif: libde265 to decode, x265 to encode). AVIF is Pillow's own (>= 11.2)."""
+    global _heif_registered
+    if _heif_registered or path.suffix.lower() not in _HEIF_EXTS:
+        return
+    try:
+        import pillow_heif
+    except ImportError as e:
+        raise InvalidInputError(f"{path.name}: HEIC/HEIF images need pillow-heif ({e})",
+                                hint="pip install pillow-heif") from None
+    pillow_heif.register_heif_opener()
+    _heif_registered = True
 # lossless TIFF compressions Pillow writes (JPEG-in-TIFF would need a quality; it is left to Pillow)
 _TIFF_COMPRESSIONS = ("raw", "tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "packbits")
 # TIFF tags that describe the file's own layout (sizes, strips/tiles, samples, compression,
@@ -123,6 +140,7 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
         raise MediaNotFoundError(f"image not found: {path}")
     if path.stat().st_size == 0:
         raise EmptyMediaError(f"image is empty (0 bytes): {path}")
+    _heif_plugin(path)
     try:
         with Image.open(path) as im:
             frames = getattr(im, "n_frames", 1)
@@ -309,7 +327,7 @@ class ImageSink(_Sink):
         """Pillow save arguments that carry ``info`` (see the module doc) into ``path``'s format."""
         fmt = _FORMATS.get(path.suffix.lower(), "")
         kw: dict = {}
-        if fmt in ("JPEG", "WEBP"):
+        if fmt in ("JPEG", "WEBP", "HEIF", "AVIF"):
             kw["quality"] = self.quality
         icc = info.get("icc_profile")
         if icc:
@@ -323,12 +341,12 @@ class ImageSink(_Sink):
             else:
                 kw["icc_profile"] = icc
         if info.get("exif"):
-            if fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+            if fmt in ("JPEG", "PNG", "WEBP", "TIFF", "HEIF", "AVIF"):
                 kw["exif"] = info["exif"]
             else:
                 self._note("EXIF was dropped: BMP output cannot hold it", path)
         if info.get("xmp"):
-            if fmt in ("JPEG", "WEBP"):
+            if fmt in ("JPEG", "WEBP", "HEIF", "AVIF"):
                 kw["xmp"] = info["xmp"]
             elif fmt != "PNG" or "XML:com.adobe.xmp" not in info.get("text", {}):  # PNG: a text chunk
                 self._note(f"XMP was dropped: Pillow does not write it to {fmt or path.suffix}", path)
@@ -381,6 +399,7 @@ class ImageSink(_Sink):
         if im.mode == "LA" and path.suffix.lower() not in (".png", ".tif", ".tiff"):
             im = im.convert("RGBA")  # webp has no grey+alpha mode
         tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+        _heif_plugin(path)
         kwargs = self._save_options(path, im, frame.image_info or {})
         try:
             im.save(tmp, **kwargs)

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 DecodeMode = Literal["auto", "cpu", "nvdec"]
 _DECODE_MODES = ("auto", "cpu", "nvdec")
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp", "rtp", "hls")
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif")
 _NVDEC_CODECS = {"h264": "h264_cuvid", "hevc": "hevc_cuvid", "av1": "av1_cuvid", "vp9": "vp9_cuvid",
                  "vp8": "vp8_cuvid", "mpeg2video": "mpeg2_cuvid", "mpeg4": "mpeg4_cuvid"}
 _AUX_GRACE_FRAMES = 64  # frames emitted without a subscribing sink before audio collection stops
