@@ -227,6 +227,19 @@ class ImageSource:
         self.kind = kind
         self.device = torch.device(device)
         self.fallbacks: list[str] = []
+        if kind == "folder":
+            # Files that are not images are left alone, but said so: a folder of phone media holds
+            # videos too, and a user must not believe they were restored.
+            other: dict[str, int] = {}
+            for q in p.rglob("*"):
+                if q.is_file() and not q.name.startswith(".") and q.suffix.lower() not in IMAGE_EXTS:
+                    other[q.suffix.lower() or "(no extension)"] = other.get(q.suffix.lower() or "(no extension)", 0) + 1
+            if other:
+                kinds = ", ".join(f"{n} {ext}" for ext, n in sorted(other.items(), key=lambda kv: (-kv[1], kv[0])))
+                msg = (f"{sum(other.values())} file(s) in {p} are not images and were left out ({kinds})"
+                       + ("; give videos one at a time" if any(e in _VIDEO_EXTS for e in other) else ""))
+                self.fallbacks.append(msg)
+                log.warning(msg)
         # Folder inputs: one unreadable file must not cost the others. It is logged, listed here
         # (the error message, which names the file) and skipped; a single image input raises instead.
         self.skipped: list[str] = []
