@@ -29,34 +29,25 @@ def _positive_int(text: str) -> int:
     return v
 
 
-def _quality(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        v = 0
-    if not 1 <= v <= 100:
-        raise argparse.ArgumentTypeError(f"must be an int in [1, 100], got {text!r}")
-    return v
+def _in_range(kind: type, lo, hi):
+    """An argparse type: ``kind`` (int or float) parsed from the text, within ``[lo, hi]``."""
+    noun = "an int" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            v = None
+        if v is None or not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"must be {noun} in [{lo}, {hi}], got {text!r}")
+        return v
+
+    return parse
 
 
-def _smooth_lag(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        v = -1
-    if not 0 <= v <= 64:
-        raise argparse.ArgumentTypeError(f"must be an int in [0, 64], got {text!r}")
-    return v
-
-
-def _strength(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
-    return v
+_quality = _in_range(int, 1, 100)
+_smooth_lag = _in_range(int, 0, 64)
+_strength = _in_range(float, 0, 1)
 
 
 def _is_image_name(path: str) -> bool:

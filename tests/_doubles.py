@@ -16,3 +16,19 @@ class IdentityRestorer:
 
     def __call__(self, crops: torch.Tensor) -> torch.Tensor:
         return crops.clone()
+
+
+class SolidRestorer:
+    """Every restored crop is solid white, so the changed pixels show the paste masks."""
+
+    name = "solid"
+    fallbacks: list = []
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self.device = torch.device("cpu")
+        self.calls: list[int] = []  # batch size of each call
+
+    def __call__(self, crops: torch.Tensor) -> torch.Tensor:
+        self.calls.append(int(crops.shape[0]))
+        return torch.full_like(crops, 255)

@@ -10,6 +10,7 @@ from stream_gpen import Enhancer
 from stream_gpen.errors import CheckpointError, InvalidInputError, WeightsNotFoundError
 from stream_gpen.faces import FaceParser, estimate_affines, invert_affines
 from stream_gpen.faces._parse import PASTE_CLASSES, build_parsenet, postprocess_labels
+from tests._doubles import SolidRestorer
 
 
 def _random_parsenet(seed: int = 0) -> torch.nn.Module:
@@ -96,18 +97,6 @@ def test_parser_rejects_bad_input_and_checkpoints(tmp_path):
     assert p(torch.zeros(0, 3, 64, 64, dtype=torch.uint8)).shape == (0, 64, 64)
 
 
-class _WhiteRestorer:
-    name = "white"
-    fallbacks: list = []
-
-    def __init__(self, size: int = 64) -> None:
-        self.size = size
-        self.device = torch.device("cpu")
-
-    def __call__(self, crops):
-        return torch.full_like(crops, 255)
-
-
 class _DiscParser:
     """Paste mask double: 1 inside a disc of radius 0.25 S around the crop centre, 0 outside."""
 
@@ -130,9 +119,9 @@ def test_parse_mask_decides_what_is_pasted(shared, mobilenet_weights):
     square's corners (pasted by the feather mask) are left alone."""
     bgr = cv2.imread(str(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg"))
     rgb = np.ascontiguousarray(bgr[:, :, ::-1])
-    feather = Enhancer(_WhiteRestorer(64), device="cpu", detector_weights=mobilenet_weights, faces="largest")
+    feather = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights, faces="largest")
     out_f = feather.enhance_image(rgb)
-    parse = Enhancer(_WhiteRestorer(64), device="cpu", detector_weights=mobilenet_weights, faces="largest")
+    parse = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights, faces="largest")
     parse.parser, parse.mask = _DiscParser(), "parse"
     out_p = parse.enhance_image(rgb)
     assert parse.parser.calls == 1
@@ -158,15 +147,15 @@ def test_parse_mask_decides_what_is_pasted(shared, mobilenet_weights):
 def test_enhancer_mask_option(parsenet_file, shared, mobilenet_weights, tmp_path, monkeypatch):
     path, _ = parsenet_file
     with pytest.raises(InvalidInputError, match=r"mask must be one of \('feather', 'parse'\), got 'hull'"):
-        Enhancer(_WhiteRestorer(64), device="cpu", detector_weights=mobilenet_weights, mask="hull")
+        Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights, mask="hull")
     # no file and no download: the error names the file, the URL and where to put it
     monkeypatch.setenv("STREAM_GPEN_HOME", str(tmp_path))
     monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
     with pytest.raises(WeightsNotFoundError, match="ParseNet-latest.pth") as e:
-        Enhancer(_WhiteRestorer(64), device="cpu", detector_weights=mobilenet_weights, mask="parse", download=False)
+        Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights, mask="parse", download=False)
     assert "oss-cn-shanghai" in str(e.value) + str(getattr(e.value, "hint", ""))
     # the real parser on a real photo, end to end through the image path and the run summary
-    enh = Enhancer(_WhiteRestorer(64), device="cpu", detector_weights=mobilenet_weights, faces="largest",
+    enh = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights, faces="largest",
                    mask="parse", parser_weights=path)
     assert isinstance(enh.parser, FaceParser)
     src = tmp_path / "in.jpg"
@@ -180,7 +169,7 @@ def test_video_reuses_each_tracks_parse_mask(shared, mobilenet_weights, tmp_path
     """In video a track's mask is parsed every ``parse_every`` frames and reused in between (the
     parser costs more than GPEN); the reused mask still decides what is pasted."""
     clip = shared / "data/videos/retalking_face2_frontal_talking_head.mp4"
-    enh = Enhancer(_WhiteRestorer(64), device="cpu", detector_weights=mobilenet_weights, batch_size=4)
+    enh = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights, batch_size=4)
     enh.parser, enh.mask = _DiscParser(), "parse"
     dst = tmp_path / "o.mp4"
     summary = enh.enhance_file(clip, dst, preset="ultrafast")

@@ -12,24 +12,9 @@ import torch
 from stream_gpen import Enhancer
 from stream_gpen.errors import InvalidInputError
 from stream_gpen.models.gpen import TINY_CONFIG, random_generator
+from tests._doubles import SolidRestorer
 
 VIDEOS = "data/videos"
-
-
-class SolidRestorer:
-    """Test double: every restored crop is solid white, so changed pixels show the paste masks."""
-
-    name = "solid"
-    fallbacks: list = []
-
-    def __init__(self, size: int = 64) -> None:
-        self.size = size
-        self.device = torch.device("cpu")
-        self.calls: list[int] = []
-
-    def __call__(self, crops: torch.Tensor) -> torch.Tensor:
-        self.calls.append(int(crops.shape[0]))
-        return torch.full_like(crops, 255)
 
 
 @pytest.fixture(scope="module")
