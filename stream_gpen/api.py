@@ -328,6 +328,11 @@ class Enhancer:
                           deinterlace=self.deinterlace, untrusted=untrusted, max_pixels=max_pixels)
         stage = self._stage(timer, lag=0 if getattr(src, "live", False) else lag)
         stage.pixel_aspect = pixel_aspect(getattr(src, "metadata", None))
+        from stream_gpen.faces._hdr import HdrColour
+
+        stage.colour = HdrColour.for_video(getattr(src, "metadata", None))
+        if stage.colour is not None:
+            log.info("%s", stage.colour.describe())
         if stage.pixel_aspect != 1.0:
             log.info("non-square pixels (pixel aspect %.4g): faces are aligned in display geometry", stage.pixel_aspect)
         return src, stage

@@ -72,6 +72,9 @@ class FaceStage:
     #: 1.0 = the model's output as it is; lower keeps more of the original (identity, texture)
     #: at the cost of less restoration.
     strength: float = 1.0
+    #: HDR video (PQ/HLG): the model gets each crop as an SDR picture and its change is mapped
+    #: back into the source's codes (:class:`~stream_gpen.faces._hdr.HdrColour`); ``None`` = SDR.
+    colour: object | None = None
     detector_calls: int = 0
     detector_probes: int = 0  # of detector_calls: the tracker's change-watch probes (a region only)
     faces_restored: int = 0
@@ -190,14 +193,16 @@ class FaceStage:
                     for img, a in zip(images, affines) if len(a)
                 ])
         with self.timer("restore"):
-            restored = self.restorer(crops)
-            restored = restored.to(device)
+            given = self.colour.to_sdr(crops) if self.colour is not None else crops
+            out = self.restorer(given).to(device)
+            restored = self.colour.from_sdr(out, crops, given) if self.colour is not None else out
             if self.strength < 1.0:
                 restored = blend_crops(restored, crops, self.strength)
         masks, paste_kw = None, {}
         if self.parser is not None:
             with self.timer("parse"):
-                masks = self._parse_masks(restored, keys).to(device)
+                # the parser, like the model, reads faces as SDR pictures
+                masks = self._parse_masks(out, keys).to(device)
             paste_kw = {"border": 0.0, "feather": 0.0}
         with self.timer("paste"):
             start = 0
