@@ -36,6 +36,11 @@ def paste_faces(
 ) -> torch.Tensor:
     """Blend restored ``crops`` ``[n,3,S,S]`` uint8 into ``frame`` ``[H,W,3]`` uint8, in place.
 
+    ``frame`` may also be ``uint16`` on the full 16-bit scale (a >8-bit source's ``frame.hi``,
+    rgb48): the crops are scaled by 257 (8-bit ``v`` -> ``v * 257``) and blended at 16-bit
+    precision with the same masks, so the face matches the 8-bit paste and the rest of the frame
+    keeps its exact values.
+
     * ``affines`` ``[n,2,3]`` map frame -> crop (the ones used to cut the crops).
     * Only each face's ROI (the bounding box of its crop in the frame) is read and written;
       pixels where every mask is 0 keep their exact values.
@@ -57,8 +62,8 @@ def paste_faces(
 
     Returns ``frame``.
     """
-    if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != torch.uint8:
-        raise InvalidInputError(f"frame must be uint8 [H,W,3], got {frame.dtype} {tuple(frame.shape)}")
+    if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype not in (torch.uint8, torch.uint16):
+        raise InvalidInputError(f"frame must be uint8 (or uint16 rgb48) [H,W,3], got {frame.dtype} {tuple(frame.shape)}")
     if crops.ndim != 4 or crops.shape[1] != 3 or crops.shape[2] != crops.shape[3]:
         raise InvalidInputError(f"crops must be [n,3,S,S], got {tuple(crops.shape)}")
     n, _, size, _ = crops.shape
@@ -120,10 +125,17 @@ def paste_faces(
 
 
 def _blend(roi: torch.Tensor, face: torch.Tensor, m: torch.Tensor) -> None:
-    """``roi`` (uint8 [h,w,3], in place) = round(roi + (face - roi) * m) where m > 0."""
+    """``roi`` (uint8 [h,w,3], in place) = round(roi + (face - roi) * m) where m > 0.
+
+    A uint16 ``roi`` (rgb48) takes ``face`` (0..255) scaled by 257; float32 holds every 16-bit
+    value exactly, so unmasked and fully masked pixels come out exact."""
     base = roi.float()
     m3 = m.unsqueeze(-1)
-    out = (base + (face - base) * m3).add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)
+    top = 255.0
+    if roi.dtype == torch.uint16:
+        face = face * 257.0
+        top = 65535.0
+    out = (base + (face - base) * m3).add_(0.5).floor_().clamp_(0, top).to(roi.dtype)
     roi.copy_(torch.where(m3 > 0, out, roi))
 
 
@@ -164,8 +176,18 @@ def _paste_one_cv2(roi, crop, mask, a, x0, y0, size, border, feather, k) -> None
         r = eff / size  # pixel-centre convention: q' = (q + 0.5) * r - 0.5
         mf = m_roi * r
         mf[:, 2] += 0.5 * r - 0.5
-    face = cv2.warpAffine(img, mf, dsize, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
     base = roi.numpy()
+    if base.dtype == np.uint16:
+        # rgb48 frame (a >8-bit source's ``hi``): warp the crop at float precision on the 16-bit
+        # scale and blend in float32 (exact for every 16-bit value); pixels with m == 0 are kept.
+        face = cv2.warpAffine(img.astype(np.float32) * 257.0, mf, dsize, flags=flags,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        b = base.astype(np.float32)
+        m3 = m[..., None]
+        out = np.floor(b + (face - b) * m3 + 0.5).clip(0, 65535).astype(np.uint16)
+        np.copyto(base, out, where=m3 > 0)
+        return
+    face = cv2.warpAffine(img, mf, dsize, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
     # Blended straight into the frame's ROI view (an element-wise op, so in place is safe): where
     # m == 0, blendLinear's (face*0 + base*1) / (1 + 1e-5) rounds back to base exactly (pinned by
     # the tests), so no masked copy is needed; that copy cost more than the blend itself.

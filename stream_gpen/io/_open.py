@@ -25,13 +25,16 @@ def open_source(
     deinterlace: Literal["auto", "off"] = "auto",
     untrusted: bool = False,
     max_pixels: int | None = None,
+    high_bit_depth: bool = True,
 ):
     """Open a video file, URL, capture device, ``lavfi:<graph>``, image file or image folder.
 
     Returns a :class:`VideoSource` (videos, streams, devices) or :class:`ImageSource` (images,
     folders); both are context managers yielding :class:`Frame` objects with ``.metadata``.
     See :class:`VideoSource` for what each option trades off. ``untrusted`` (uploads) also reads
-    every input as a video file: no image/folder dispatch by name.
+    every input as a video file: no image/folder dispatch by name. ``high_bit_depth`` (video
+    only): frames of a 10/12-bit source also carry ``frame.hi`` (uint16 rgb48) and file sinks
+    encode 10/12-bit from it; ``False`` = 8-bit only.
     """
     s = str(spec)
     if not untrusted and "://" not in s and not s.startswith("lavfi:"):
@@ -43,7 +46,7 @@ def open_source(
     return VideoSource(spec, device=device, live=live, decode=decode, ring_size=ring_size, count_frames=count_frames,
                        reconnect=reconnect, reconnect_delay_s=reconnect_delay_s, timeout_s=timeout_s,
                        autorotate=autorotate, deinterlace=deinterlace, untrusted=untrusted,
-                       max_pixels=max_pixels)
+                       max_pixels=max_pixels, high_bit_depth=high_bit_depth)
 
 
 def open_sink(

@@ -48,6 +48,13 @@ class Frame:
     frames it is a view of a ring slot: modify it in place (paste-back) and hand the frame to
     ``sink.write``, which encodes from the same slot and then releases it.
 
+    ``hi``: for a source with more than 8 bits per component (10/12-bit video, HDR), the same
+    picture as an RGB ``torch.uint16`` tensor ``[H, W, 3]`` on the full 16-bit scale (rgb48:
+    8-bit value ``v`` is ``v * 257``), on the same device; ``image`` is derived from it
+    (``round(hi / 257)``), so both agree. Detection and GPEN read ``image``; faces are pasted into
+    both, and sinks encode from ``hi`` so the picture outside the faces keeps its precision.
+    ``None`` for 8-bit sources (no extra memory or time). Ring-backed like ``image``.
+
     ``pts`` is in ``time_base`` units, exactly as the decoder gave it (``None`` when the input has
     no timestamps); ``time`` is seconds (from pts, else ``index / frame_rate``).
     """
@@ -67,6 +74,7 @@ class Frame:
     # JPEG subsampling...; see io._image.read_image_info), written back by image sinks
     image_info: dict | None = field(default=None, repr=False)
     _released: bool = field(default=False, repr=False)
+    _hi: torch.Tensor | None = field(default=None, repr=False)  # see ``hi``
 
     def __post_init__(self) -> None:
         if not isinstance(self.time_base, Fraction):
@@ -76,14 +84,31 @@ class Frame:
             raise ValueError(f"frame image must be uint8 [H, W, 3], got {img.dtype} {tuple(img.shape)}")
         if self.alpha is not None and tuple(self.alpha.shape) != tuple(img.shape[:2]):
             raise ValueError(f"alpha must be [H, W] = {tuple(img.shape[:2])}, got {tuple(self.alpha.shape)}")
+        hi = self._hi
+        if hi is not None:
+            if hi.dtype != torch.uint16 or img is None or tuple(hi.shape) != tuple(img.shape):
+                raise ValueError(f"frame hi must be uint16 [H, W, 3] like its image "
+                                 f"{tuple(img.shape) if img is not None else None}, got {hi.dtype} {tuple(hi.shape)}")
+            if hi.device != img.device:
+                raise ValueError(f"frame hi is on {hi.device}, its image on {img.device}: they must share a device")
 
     @classmethod
-    def from_tensor(cls, image: torch.Tensor, *, index: int = 0, pts: int | None = None,
-                    time_base: Fraction = Fraction(1, 25), alpha: torch.Tensor | None = None) -> "Frame":
-        """A frame that owns its tensor (no ring): for tests and callers that make their own pictures."""
+    def from_tensor(cls, image: torch.Tensor | None, *, index: int = 0, pts: int | None = None,
+                    time_base: Fraction = Fraction(1, 25), alpha: torch.Tensor | None = None,
+                    hi: torch.Tensor | None = None) -> "Frame":
+        """A frame that owns its tensor (no ring): for tests and callers that make their own pictures.
+
+        ``hi`` (optional): the same picture as ``uint16`` rgb48 (see the class docstring); pass
+        ``image=None`` to derive the 8-bit picture from it."""
+        if image is None:
+            if hi is None:
+                raise ValueError("Frame.from_tensor needs an image or a hi tensor")
+            from stream_gpen.io._convert import rgb8_from_rgb16
+
+            image = rgb8_from_rgb16(hi)
         t = float(pts * time_base) if pts is not None else float(index * time_base)
         return cls(index=index, pts=pts if pts is not None else index, time_base=time_base, time=t,
-                   _image=image, alpha=alpha)
+                   _image=image, alpha=alpha, _hi=hi)
 
     @property
     def image(self) -> torch.Tensor:
@@ -94,6 +119,13 @@ class Frame:
             )
         assert self._image is not None
         return self._image
+
+    @property
+    def hi(self) -> torch.Tensor | None:
+        """The >8-bit copy of the picture (``uint16 [H, W, 3]``), or ``None`` for 8-bit sources."""
+        if self._released:
+            raise FrameReleasedError(f"frame {self.index} was released; its ring slot may now hold another frame")
+        return self._hi
 
     @property
     def released(self) -> bool:
@@ -107,6 +139,7 @@ class Frame:
         if self._ring is not None and self.slot is not None:
             self._ring._release(self.slot)
         self._image = None
+        self._hi = None
         self.alpha = None
 
     def __enter__(self) -> "Frame":
@@ -122,9 +155,14 @@ class FrameRing:
     Memory is fixed at construction: ``size * H * W * 3`` bytes on ``device`` (plus one pinned host
     staging buffer when the device is CUDA, so uploads are DMA copies). More slots let decoding run
     further ahead of a bursty consumer; fewer slots cost less memory and latency.
+
+    ``high_bit_depth``: each slot also gets a ``uint16`` rgb48 twin in ``hi_slots`` (the frames'
+    ``hi``, for >8-bit sources): three times the memory (``size * H * W * 9`` bytes in all), still
+    fixed, released with the slot.
     """
 
-    def __init__(self, size: int, height: int, width: int, *, device: torch.device | str = "cpu") -> None:
+    def __init__(self, size: int, height: int, width: int, *, device: torch.device | str = "cpu",
+                 high_bit_depth: bool = False) -> None:
         if size < 2:
             raise ValueError(f"ring size must be >= 2 (one slot decoding, one in use), got {size}")
         if height <= 0 or width <= 0:
@@ -135,9 +173,15 @@ class FrameRing:
         self.device = torch.device(device)
         self.slots = torch.empty((size, height, width, 3), dtype=torch.uint8, device=self.device)
         self.staging: torch.Tensor | None = None
+        self.hi_slots: torch.Tensor | None = None
+        self.hi_staging: torch.Tensor | None = None
+        if high_bit_depth:
+            self.hi_slots = torch.empty((size, height, width, 3), dtype=torch.uint16, device=self.device)
         self._copy_stream = None
         if self.device.type == "cuda":
             self.staging = torch.empty((height, width, 3), dtype=torch.uint8, pin_memory=True)
+            if high_bit_depth:
+                self.hi_staging = torch.empty((height, width, 3), dtype=torch.uint16, pin_memory=True)
             self._copy_stream = torch.cuda.Stream(device=self.device)
         self._cond = threading.Condition()
         self._state = [_FREE] * size
@@ -193,6 +237,31 @@ class FrameRing:
         else:
             dst.copy_(rgb)
         return dst
+
+    def write_hi_slot(self, slot: int, rgb16: "torch.Tensor") -> tuple[torch.Tensor, torch.Tensor]:
+        """Copy an rgb48 ``uint16 [H, W, 3]`` host (or device) tensor into ``slot``'s hi twin and
+        derive the slot's 8-bit picture from it on the device; return ``(image, hi)`` views."""
+        from stream_gpen.io._convert import rgb8_from_rgb16
+
+        if self.hi_slots is None:
+            raise ValueError("this ring has no high-bit-depth slots (FrameRing(high_bit_depth=True))")
+        dst = self.hi_slots[slot]
+        if tuple(rgb16.shape) != tuple(dst.shape):
+            raise ValueError(
+                f"frame size changed mid-stream: ring is {self.width}x{self.height}, "
+                f"frame is {rgb16.shape[1]}x{rgb16.shape[0]}"
+            )
+        if self.device.type == "cuda" and rgb16.device.type == "cpu":
+            assert self.hi_staging is not None and self._copy_stream is not None
+            self.hi_staging.copy_(rgb16)
+            with torch.cuda.stream(self._copy_stream):
+                dst.copy_(self.hi_staging, non_blocking=True)
+                rgb8_from_rgb16(dst, out=self.slots[slot])
+            self._copy_stream.synchronize()
+        else:
+            dst.copy_(rgb16)
+            rgb8_from_rgb16(dst, out=self.slots[slot])
+        return self.slots[slot], dst
 
     def publish(self, frame: Frame) -> None:
         with self._cond:

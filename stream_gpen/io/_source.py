@@ -31,7 +31,15 @@ from stream_gpen.errors import (
     SourceClosedError,
     UnsupportedCodecError,
 )
-from stream_gpen.io._convert import av_to_rgb_numpy, decode_colorspace, decode_range, is_full_range, nv12_to_rgb
+from stream_gpen.io._convert import (
+    av_to_rgb_numpy,
+    bits_per_component,
+    decode_colorspace,
+    decode_range,
+    is_full_range,
+    nv12_to_rgb,
+    rgb8_from_rgb16,
+)
 from stream_gpen.io._meta import (
     COLOR_PRIMARIES,
     COLOR_RANGES,
@@ -196,6 +204,14 @@ class VideoSource:
       concat script disguised as a video cannot make FFmpeg read other files or URLs.
     * ``max_pixels``: refuse video whose frames have more pixels than this (the server passes its
       ``--max-pixels``: a 16k x 16k upload would otherwise fill memory with a ring of 800 MB frames).
+    * ``high_bit_depth``: for a source with more than 8 bits per component (HEVC Main10 from a
+      phone, ProRes, 10-bit AV1/VP9, HDR PQ/HLG), frames also carry ``frame.hi``, the picture as
+      ``uint16`` rgb48 at the source's precision (``frame.image`` is derived from it), and file
+      sinks encode 10/12-bit from it: no banding in skies and walls, everything outside the faces
+      kept at full precision. It costs three times the ring memory (``ring_size * H * W * 9``)
+      and a 16-bit colour conversion per frame. ``False``: 8-bit only, as for 8-bit sources
+      (smaller, faster; the output is 8-bit). 8-bit sources are unaffected either way
+      (``frame.hi`` is ``None``). ``self.high_bit_depth`` says whether frames carry ``hi``.
     """
 
     def __init__(
@@ -215,7 +231,10 @@ class VideoSource:
         deinterlace: str = "auto",
         untrusted: bool = False,
         max_pixels: int | None = None,
+        high_bit_depth: bool = True,
     ) -> None:
+        if not isinstance(high_bit_depth, bool):
+            raise InvalidInputError(f"high_bit_depth must be True or False, got {high_bit_depth!r}")
         if deinterlace not in ("auto", "off"):
             raise InvalidInputError(f"deinterlace must be one of ('auto', 'off'), got {deinterlace!r}")
         if decode not in _DECODE_MODES:
@@ -260,6 +279,17 @@ class VideoSource:
         self._container = self._open_container(self._use_nvdec)
         self._frames = self._decode_frames()
         first = self._first_frame()
+        src_bits = bits_per_component(_sw_format(first))
+        if high_bit_depth and src_bits > 8 and first.format.name == "cuda" and not _p01x(first):
+            # NVDEC's surface layouts other than P010/P016 (none known today) would need maths we
+            # have not checked: decode this >8-bit stream on the CPU instead, visibly.
+            self._fallback(f"NVDEC gives {_sw_format(first)} surfaces for this {src_bits}-bit stream; "
+                           "decoding on the CPU to keep its precision")
+            self._container.close()
+            self._use_nvdec = False
+            self._container = self._open_container(False)
+            self._frames = self._decode_frames()
+            first = self._first_frame()
         self.metadata = self._build_metadata(first, count_frames)
         if max_pixels is not None and self.metadata.width * self.metadata.height > max_pixels:
             from stream_gpen.errors import PayloadTooLargeError
@@ -277,7 +307,14 @@ class VideoSource:
                 sar = 1 / sar
             self.metadata = dataclasses.replace(m, width=w, height=h, rotation=0, sample_aspect_ratio=sar,
                                                 extra={**m.extra, "applied_rotation": m.rotation})
-        self.ring = FrameRing(ring_size, self.metadata.height, self.metadata.width, device=self.device)
+        #: bits per component of the source (the metadata's pix_fmt) and whether frames carry ``hi``
+        self.source_bits = src_bits
+        self.high_bit_depth = bool(high_bit_depth and src_bits > 8)
+        if self.high_bit_depth:
+            log.info("%s: %d-bit source (%s): frames carry a 16-bit copy for the encoder",
+                     self.spec, src_bits, self.metadata.pix_fmt)
+        self.ring = FrameRing(ring_size, self.metadata.height, self.metadata.width, device=self.device,
+                              high_bit_depth=self.high_bit_depth)
         self._pending = first
         if deinterlace == "auto" and (self.metadata.interlaced in ("tt", "bb", "tb", "bt") or first.interlaced_frame):
             self._start_deinterlace(first)
@@ -548,7 +585,8 @@ class VideoSource:
                    # what the frames were really converted with (untagged: the players' guess);
                    # sinks encode with these and tag them
                    "matrix_id": decode_colorspace(first.colorspace, first.width, first.height),
-                   "range_id": decode_range(pix_fmt, int(first.color_range))},
+                   "range_id": decode_range(pix_fmt, int(first.color_range)),
+                   "bits_per_component": bits_per_component(pix_fmt)},
         )
 
     # --- thread ------------------------------------------------------------------------
@@ -599,21 +637,42 @@ class VideoSource:
         self.stats["decoded"] += 1
         if slot is None:
             return
+        hi = None
         try:
             if f.format.name == "cuda":
                 y = torch.from_dlpack(f.planes[0])
                 uv = torch.from_dlpack(f.planes[1])
+                sw = _sw_format(f)
+                if bits_per_component(sw) > 8 and y.dtype == torch.uint8:
+                    # P010/P016 planes exported as bytes: two per sample, little-endian
+                    y, uv = (t.squeeze(-1) if t.ndim == 3 and t.shape[-1] == 1 else t for t in (y, uv))
+                    y, uv = y.view(torch.uint16), uv.view(torch.uint16)
                 # the decoder recycles its surfaces: convert into our slot at once
                 with torch.cuda.device(ring.device):
                     k = self._rot_k
-                    dst = ring.slots[slot] if not k else torch.empty(
-                        (f.height, f.width, 3), dtype=torch.uint8, device=ring.device)
+                    hi_out = ring.hi_slots is not None
+                    if hi_out:
+                        dst = ring.hi_slots[slot] if not k else torch.empty(
+                            (f.height, f.width, 3), dtype=torch.uint16, device=ring.device)
+                    else:
+                        dst = ring.slots[slot] if not k else torch.empty(
+                            (f.height, f.width, 3), dtype=torch.uint8, device=ring.device)
                     nv12_to_rgb(y, uv, dst, colorspace=decode_colorspace(f.colorspace, f.width, f.height),
-                                full_range=is_full_range(f.sw_format.name if f.sw_format else "", f.color_range))
+                                full_range=is_full_range(sw, f.color_range), bits=bits_per_component(sw))
+                    target = ring.hi_slots if hi_out else ring.slots
                     if k:
-                        ring.slots[slot].copy_(torch.rot90(dst, k, (0, 1)))
+                        target[slot].copy_(torch.rot90(dst, k, (0, 1)))
+                    if hi_out:
+                        hi = ring.hi_slots[slot]
+                        rgb8_from_rgb16(hi, out=ring.slots[slot])
                     torch.cuda.current_stream(ring.device).synchronize()
                 img = ring.slots[slot]
+            elif ring.hi_slots is not None:
+                # every frame of the stream goes through rgb48 (a rare 8-bit frame mid-stream too)
+                rgb16 = torch.from_numpy(av_to_rgb_numpy(f, high=True))
+                if self._rot_k:
+                    rgb16 = torch.rot90(rgb16, self._rot_k, (0, 1))
+                img, hi = ring.write_hi_slot(slot, rgb16)
             else:
                 rgb = torch.from_numpy(av_to_rgb_numpy(f))
                 if self._rot_k:
@@ -632,7 +691,8 @@ class VideoSource:
             t = float(index / self.metadata.frame_rate)
         else:
             t = float(index)
-        ring.publish(Frame(index=index, pts=f.pts, time_base=tb, time=t, _image=img, _ring=ring, slot=slot, corrupt=corrupt))
+        ring.publish(Frame(index=index, pts=f.pts, time_base=tb, time=t, _image=img, _ring=ring, slot=slot, corrupt=corrupt,
+                             _hi=hi))
 
     def __iter__(self) -> "VideoSource":
         return self
@@ -662,6 +722,18 @@ class VideoSource:
         if self.stats["corrupt_packets"] or self.stats["corrupt_frames"]:
             log.warning("%s: %d corrupt packets skipped, %d damaged frames concealed",
                         self.spec, self.stats["corrupt_packets"], self.stats["corrupt_frames"])
+
+
+def _sw_format(f) -> str:
+    """The pixel format of a decoded frame's data (for NVDEC frames: of the surface, e.g. p010le)."""
+    if f.format.name == "cuda":
+        return f.sw_format.name if f.sw_format else "nv12"
+    return f.format.name
+
+
+def _p01x(f) -> bool:
+    """An NVDEC surface layout :func:`nv12_to_rgb` converts: NV12 or P010/P012/P016 (MSB-aligned)."""
+    return _sw_format(f) in ("nv12", "p010le", "p012le", "p016le")
 
 
 def _deinterlaced(graph, frames, shape: tuple[str, int, int]) -> Iterator["av.VideoFrame"]:
