@@ -20,7 +20,7 @@ import av
 import numpy as np
 
 from stream_gpen.errors import EncodeError, Interrupted, InvalidInputError, OutputExistsError, UnsupportedCodecError
-from stream_gpen.io._convert import decode_colorspace, rgb_to_av
+from stream_gpen.io._convert import bits_per_component, chroma_of, decode_colorspace, rgb_to_av
 from stream_gpen.io._meta import COLOR_PRIMARIES, COLOR_TRCS
 from stream_gpen.io._ring import Frame
 from stream_gpen.io._subtitles import SubtitleConverter, is_text_subtitle, text_target
@@ -50,11 +50,15 @@ def _audio_fallback_codec(fmt_name: str) -> str:
     return "libopus" if ("webm" in fmt_name or "matroska" in fmt_name) else "aac"
 
 
-def resolve_codec(codec: str, target) -> str:
-    """``"auto"`` -> ``vp9`` for a ``.webm`` name (webm holds only VP8/VP9/AV1), else ``h264``."""
+def resolve_codec(codec: str, target, source=None) -> str:
+    """``"auto"`` -> ``vp9`` for a ``.webm`` name (webm holds only VP8/VP9/AV1); ``hevc`` when
+    the frames carry more than 8 bits (``source.high_bit_depth``: HEVC Main 10 is what phones,
+    TVs, browsers and hardware decoders play, H.264 High 10 almost nothing does); else ``h264``."""
     if codec != "auto":
         return codec
-    return "vp9" if str(target).lower().endswith(".webm") else "h264"
+    if str(target).lower().endswith(".webm"):
+        return "vp9"
+    return "hevc" if getattr(source, "high_bit_depth", False) is True else "h264"
 
 
 # Copying a stream is decided per (muxer, codec): FFmpeg's own answer (``supported_codecs``) is too
@@ -153,6 +157,33 @@ def set_container_sar(stream, sar: Fraction) -> bool:
         return False
 
 
+def _video_formats(encoder: str) -> set[str]:
+    try:
+        return {f.name for f in (av.codec.Codec(encoder, "w").video_formats or [])}
+    except (ValueError, av.error.FFmpegError):  # not in this build
+        return set()
+
+
+def choose_high_pix_fmt(source_pix_fmt: str, supported) -> str | None:
+    """The pixel format to encode a >8-bit source with, from the encoder's ``supported`` ones.
+
+    Keeps the source's bit depth (12-bit stays 12-bit where the encoder has it, 16-bit becomes
+    12 or 10) and its chroma (4:2:2 / 4:4:4; grey and 4:1:1 become 4:2:0), trading chroma
+    before depth: 10-bit 4:2:0 over 8-bit anything, because banding shows more than chroma
+    resolution. ``None`` when the encoder has no format above 8 bits (libvpx-vp9 built 8-bit
+    only, mpeg4, ...): the caller then writes 8-bit and says so.
+    """
+    bits = bits_per_component(source_pix_fmt)
+    chroma = chroma_of(source_pix_fmt)
+    depths = [d for d in (12, 10) if d <= max(bits, 10)]
+    for c in dict.fromkeys((chroma, "420")):
+        for d in depths:
+            pix = f"yuv{c}p{d}le"
+            if pix in supported:
+                return pix
+    return None
+
+
 def _describe(stream) -> str:
     """A name for a stream without a codec (data tracks): its handler, else "unknown codec"."""
     md = getattr(stream, "metadata", None) or {}
@@ -235,11 +266,19 @@ class FileSink(_Sink):
       bitstream and the container, inverted when ``autorotate`` turned the frames a quarter turn;
     * colour: encoded with the matrix and range the source decoded with, and tagged with them
       (untagged input: BT.709 for HD, BT.601 for SD, as players assume; see
-      ``_convert.decode_colorspace``); primaries and transfer copied. HDR (PQ/HLG) and 10-bit
-      input are written as **8-bit** 4:2:0 with their PQ/HLG/BT.2020 tags: the pipeline carries
-      uint8 RGB, so a 10-bit encode would only re-quantise 8-bit values (bigger, no precision
-      back). The tags then still describe the pixels; mastering-display / light-level side data
-      are not carried (PyAV cannot attach them to encoded frames);
+      ``_convert.decode_colorspace``); primaries and transfer copied (PQ/HLG/BT.2020 included).
+      Mastering-display / light-level side data are not carried (PyAV cannot attach them to
+      encoded frames);
+    * bit depth: frames from a >8-bit source (10/12-bit HEVC, ProRes, AV1, VP9, HDR; see
+      ``VideoSource(high_bit_depth=...)``) carry a 16-bit copy (``frame.hi``) and are encoded from
+      it at the source's depth and chroma where the encoder has the format (libx265: 10/12-bit
+      4:2:0/4:2:2/4:4:4; libx264: 10-bit, High 10 / High 4:2:2 profiles, which browsers and most
+      hardware decoders do not play, so prefer ``hevc`` or ``av1`` for delivery; libsvtav1: 10-bit
+      4:2:0), else at 10-bit 4:2:0 (see :func:`choose_high_pix_fmt`): outside the pasted faces the
+      picture keeps its precision (no banding), the faces themselves are 8-bit (GPEN's output)
+      scaled to 16 bits. An encoder with no format above 8 bits (libvpx-vp9 in 8-bit builds), and
+      H.264 to a stream URL (ingest servers refuse High 10), write 8-bit 4:2:0 and say so in
+      ``fallbacks``. 8-bit sources are written 8-bit as before;
     * container tags (creation time, location, make/model, title, ...), chapters, per-track
       language/title/disposition, the timecode (a new ``tmcd`` track in mov/mp4), Matroska
       attachments and cover art (see ``_tags``).
@@ -265,7 +304,7 @@ class FileSink(_Sink):
     ) -> None:
         if codec != "auto" and codec not in _ENCODERS:
             raise InvalidInputError(f"codec={codec!r} is not one of {('auto', *_ENCODERS)}")
-        codec = resolve_codec(codec, target)
+        codec = resolve_codec(codec, target, None if is_url else source)
         if audio not in _AUDIO_MODES:
             raise InvalidInputError(f"audio={audio!r} is not one of {_AUDIO_MODES}")
         if odd_size not in ("pad", "crop"):
@@ -294,10 +333,13 @@ class FileSink(_Sink):
         self.dropped: list[str] = []  # streams not carried over, with the reason (also logged)
         self.frames_written = 0
         self.fixed_pts = 0
+        self.fixed_dts = 0  # encoder packets with an impossible dts, repaired before muxing
+        self._last_dts: int | None = None
         self.partial_path: Path | None = None
         self._error: BaseException | None = None
         self._closed = False
         self._pix = "yuv420p"
+        self._hi = False  # encoding from frame.hi (a >8-bit pix_fmt), decided at the first frame
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._stop_encoding = threading.Event()
 
@@ -362,6 +404,10 @@ class FileSink(_Sink):
         rate = meta.frame_rate if meta is not None and meta.frame_rate else (1 / tb if tb <= Fraction(1, 10) else Fraction(25))
         vs = out.add_stream(enc, rate=rate)
         vs.width, vs.height = w, h
+        if self.codec == "hevc" and set(out.format.name.split(",")) & {"mov", "mp4", "ipod"}:
+            # Apple's players (QuickTime, iOS, Safari) play HEVC in mp4/mov only as 'hvc1'
+            # (parameter sets in the sample description), not FFmpeg's default 'hev1'.
+            vs.codec_tag = "hvc1"
         pix = self._pix
         if w % 2 or h % 2:  # pragma: no cover - sizes are made even in _to_even
             raise EncodeError(f"{pix} needs even sizes, got {w}x{h}")
@@ -372,8 +418,9 @@ class FileSink(_Sink):
         # Colour: encode with the matrix and range the source decoded with (its tags; for untagged
         # video the players' guess, see decode_colorspace) and write them as tags, so decode,
         # encode and tags agree and no player has to guess. Primaries and transfer (bt709, PQ,
-        # HLG...) describe the RGB values themselves, which pass through unchanged (8-bit: see
-        # _choose_pix), so the input's are copied as they are.
+        # HLG...) describe the RGB values themselves, which pass through unchanged (at the
+        # source's depth when frames carry ``hi``, see _choose_hi_pix; else 8-bit), so the
+        # input's are copied as they are.
         ex = meta.extra if meta is not None else {}
         self._colorspace = ex.get("matrix_id") or decode_colorspace(None, w, h)
         self._color_range = ex.get("range_id") or (2 if meta is not None and meta.color_range == "full" else 1)
@@ -626,15 +673,42 @@ class FileSink(_Sink):
 
     def _choose_pix(self) -> str:
         # Keep 4:2:2 (DV, broadcast) / 4:4:4 chroma when the encoder can; everything else
-        # (10-bit, grey, RGB, 4:1:1...) becomes 8-bit 4:2:0, which every player decodes. MJPEG's
+        # (grey, RGB, 4:1:1...) becomes 8-bit 4:2:0, which every player decodes. MJPEG's
         # 4:2:2 (webcams, old photo cameras: yuvj422p) is JPEG's default, not a choice, and
         # H.264 4:2:2 does not play in browsers or on phones: those become 4:2:0 too.
+        # (>8-bit frames: see _choose_hi_pix.)
         cand = self.meta.pix_fmt if self.meta is not None else "yuv420p"
         if cand.startswith("yuvj"):
             cand = "yuv420p"
         codec = av.codec.Codec(_ENCODERS[self.codec], "w")
         supported = {f.name for f in (codec.video_formats or [])}
         return cand if cand in supported and cand in ("yuv422p", "yuv444p") else "yuv420p"
+
+    def _choose_hi_pix(self) -> str | None:
+        """The pixel format for frames that carry ``hi`` (a >8-bit source), or ``None`` (with a
+        fallback note) when the encoder has no format above 8 bits: see :func:`choose_high_pix_fmt`."""
+        src = self.meta.pix_fmt if self.meta is not None else "yuv420p10le"
+        enc = _ENCODERS[self.codec]
+        if self.is_url and enc == "libx264":
+            # RTMP/SRT ingest servers and live players take 8-bit H.264 only (High 10 is refused)
+            msg = (f"stream output with codec='h264': the {bits_per_component(src)}-bit source ({src}) is streamed "
+                   "as 8-bit 4:2:0, the only H.264 that ingest servers and players take (codec='hevc' keeps its precision)")
+            self.fallbacks.append(msg)
+            log.warning(msg)
+            return None
+        pix = choose_high_pix_fmt(src, _video_formats(enc))
+        if pix is None:
+            able = [c for c, e in _ENCODERS.items() if e in av.codecs_available and choose_high_pix_fmt(src, _video_formats(e))]
+            msg = (f"{enc} (codec={self.codec!r}) has no pixel format above 8 bits in this FFmpeg build: the "
+                   f"{bits_per_component(src)}-bit source ({src}) is written as 8-bit 4:2:0 (smooth gradients may band)"
+                   + (f"; --codec {' / '.join(able)} keep{'s' if len(able) == 1 else ''} its precision" if able else ""))
+            self.fallbacks.append(msg)
+            log.warning(msg)
+        else:
+            log.info("%s: %d-bit source (%s) encoded as %s with %s%s", self.target, bits_per_component(src), src, pix,
+                     enc, " (H.264 High 10 / 4:2:2 profiles: browsers and most hardware decoders do not play "
+                     "them; codec='hevc' or 'av1' for delivery)" if enc == "libx264" else "")
+        return pix
 
     def _to_even(self, img: np.ndarray) -> np.ndarray:
         h, w = img.shape[:2]
@@ -646,12 +720,19 @@ class FileSink(_Sink):
 
     def _encode(self, frame: Frame) -> None:
         img = frame.image
+        if self._vstream is None:
+            # >8-bit source frames (``hi``): encode 10/12-bit from the 16-bit copy when the
+            # encoder can (decided once, at the first frame)
+            pix = self._choose_hi_pix() if frame.hi is not None else None
+            self._hi = pix is not None
+            self._pix = pix or self._choose_pix()
+        if self._hi and frame.hi is not None:
+            img = frame.hi
         if img.device.type != "cpu":
             img = img.cpu()
         arr = img.numpy()
         h, w = arr.shape[:2]
         if self._vstream is None:
-            self._pix = self._choose_pix()
             even = (h + h % 2, w + w % 2) if self.odd_size == "pad" else (h - h % 2, w - w % 2)
             if h % 2 or w % 2:
                 msg = f"odd frame size {w}x{h}: {self.odd_size} to {even[1]}x{even[0]} (players expect even sizes; yuv420 needs them)"
@@ -659,6 +740,7 @@ class FileSink(_Sink):
                 log.warning(msg)
             self._setup(even[0], even[1], frame)
             self._last_pts = None
+            self._last_dts = None
         arr = self._to_even(arr)
         vf = rgb_to_av(arr, pix_fmt=self._pix, colorspace=self._colorspace, color_range=self._color_range)
         # No pts (raw .h264/.hevc streams): the source's time (index / frame rate) in the output's
@@ -678,10 +760,31 @@ class FileSink(_Sink):
         vf.pts = pts
         vf.time_base = frame.time_base
         for packet in self._vstream.encode(vf):
-            self._out.mux(packet)
+            self._mux_video(packet)
         self.frames_written += 1
         if self._aux is not None:
             self._mux_aux(self._aux.take_until(frame.time + 0.5))
+
+    def _mux_video(self, packet) -> None:
+        """Mux an encoded video packet, repairing an impossible dts first. libx265 (4.2, through
+        libavcodec) gives clips of one or two frames an uninitialised dts about one time in three
+        (e.g. -62551903713508 for pts 0), which the mp4 muxer refuses ("patches welcome"). A dts
+        is impossible when it is after its pts, not after the previous dts, or more frames
+        before its pts than any encoder reorders; it becomes the previous dts + 1 (or the pts)."""
+        dts, pts = packet.dts, packet.pts
+        if dts is not None and pts is not None:
+            last = self._last_dts
+            tb = packet.time_base or self._vstream.time_base
+            rate = self._vstream.average_rate or self._vstream.codec_context.framerate or 25
+            frame_ticks = max(1, round(1 / (Fraction(rate) * Fraction(tb)))) if tb else 1
+            if dts > pts or (last is not None and dts <= last) or dts < pts - 64 * frame_ticks:
+                packet.dts = min(pts, last + 1) if last is not None else pts
+                self.fixed_dts += 1
+                if self.fixed_dts == 1:
+                    log.info("%s: encoder gave packet dts %d for pts %d; muxed with dts %d",
+                             self.target, dts, pts, packet.dts)
+            self._last_dts = packet.dts
+        self._out.mux(packet)
 
     def _mux_aux(self, packets) -> None:
         for p in packets:
@@ -732,7 +835,7 @@ class FileSink(_Sink):
         if self._vstream is None:
             raise EncodeError(f"no frames were written to {self.target}; nothing to save")
         for packet in self._vstream.encode(None):
-            self._out.mux(packet)
+            self._mux_video(packet)
         if self._aux is not None:
             if all_aux:
                 self._mux_aux(self._aux.take_until(None))
