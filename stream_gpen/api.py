@@ -190,6 +190,11 @@ class Enhancer:
       (GPEN's ``alpha``): 1.0 pastes the model's output as it is; lower keeps more of the
       original face (identity, skin texture, expression) at the cost of less restoration.
       ``None`` = the model's default: 1.0, except 0.8 for GPEN-BFR-2048 (GPEN's run.sh).
+    * ``high_bit_depth``: 10/12-bit video (phone HDR, ProRes, 10-bit AV1) keeps its precision:
+      frames carry a 16-bit copy, faces are pasted into it too, and the output is written at the
+      source's depth (``codec="auto"`` then picks HEVC Main 10, which players and hardware
+      decoders play, unlike H.264 High 10). Costs ~3x the ring memory and ~1.4-1.7x the
+      conversion time per frame of such video; ``False`` decodes and writes 8-bit.
     """
 
     def __init__(
@@ -215,6 +220,7 @@ class Enhancer:
         mask: Literal["feather", "parse"] = "feather",
         parser_weights: str | Path | None = None,
         strength: float | None = None,
+        high_bit_depth: bool = True,
     ) -> None:
         from stream_gpen.faces import FaceDetector
         from stream_gpen.runtime import select_device
@@ -240,6 +246,7 @@ class Enhancer:
         if mask not in ("feather", "parse"):
             raise InvalidInputError(f"mask must be one of ('feather', 'parse'), got {mask!r}")
         self.mask = mask
+        self.high_bit_depth = bool(high_bit_depth)
         self.smooth_lag = smooth_lag
         self.deinterlace = deinterlace
         self.device, device_note = select_device(device)
@@ -325,7 +332,8 @@ class Enhancer:
         lag = 0 if live else self._file_lag()
         ring = self._max_pending() + lag + sink_queue + 3
         src = open_source(str(spec), device=self.device, live=live, ring_size=ring, autorotate=True,
-                          deinterlace=self.deinterlace, untrusted=untrusted, max_pixels=max_pixels)
+                          deinterlace=self.deinterlace, untrusted=untrusted, max_pixels=max_pixels,
+                          high_bit_depth=self.high_bit_depth)
         stage = self._stage(timer, lag=0 if getattr(src, "live", False) else lag)
         stage.pixel_aspect = pixel_aspect(getattr(src, "metadata", None))
         from stream_gpen.faces._hdr import HdrColour

@@ -86,6 +86,9 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     f.add_argument("--smooth-lag", type=_smooth_lag, default=None, metavar="N",
                    help="files only: smooth landmarks with N frames of look-ahead (default 5; 0 = off). "
                    "More = steadier faces, N more frames held in memory; live sources never wait")
+    f.add_argument("--bit-depth", default="auto", choices=["auto", "8"],
+                   help="auto (default): 10/12-bit video (phone HDR, ProRes...) keeps its depth outside the faces "
+                   "and is written 10/12-bit (HEVC by default); 8: decode and write 8-bit")
     f.add_argument("--deinterlace", default="auto", choices=["auto", "off"],
                    help="auto (default): interlaced video (VHS/DV/TV captures) is deinterlaced with bwdif, "
                    "one frame per frame, so faces are whole, not combed; off: frames as decoded")
@@ -103,7 +106,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
 def _output_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output")
     g.add_argument("--codec", default="auto", choices=["auto", "h264", "hevc", "av1", "vp9"],
-                   help="video codec (default auto: h264, or vp9 for a .webm output)")
+                   help="video codec (default auto: h264; hevc for 10/12-bit sources; vp9 for a .webm output)")
     g.add_argument("--crf", type=int, default=None, help="quality (lower = better, bigger; h264/hevc 0-51, av1/vp9 0-63); codec default if unset")
     g.add_argument("--preset", default=None,
                    help="encoder speed preset: h264/hevc ultrafast..veryslow, av1 0..13 (higher = faster); "
@@ -125,7 +128,7 @@ def _make_enhancer(args):
         progress=not getattr(args, "quiet", False), compile=args.compile,
         smooth_lag=getattr(args, "smooth_lag", None), deinterlace=getattr(args, "deinterlace", "auto"),
         mask=getattr(args, "mask", "feather"), parser_weights=getattr(args, "parser_weights", None),
-        strength=getattr(args, "strength", None),
+        strength=getattr(args, "strength", None), high_bit_depth=getattr(args, "bit_depth", "auto") == "auto",
     )
 
 
@@ -246,7 +249,9 @@ class _Tee:
         from stream_gpen.io import Frame
 
         for s in self.sinks[:-1]:
-            s.write(Frame(frame.index, frame.pts, frame.time_base, frame.time, frame.image.clone()))
+            hi = frame.hi
+            s.write(Frame(frame.index, frame.pts, frame.time_base, frame.time, frame.image.clone(),
+                          _hi=hi.clone() if hi is not None else None))
         self.sinks[-1].write(frame)
 
 
