@@ -736,3 +736,43 @@ def test_untrusted_file_is_read_with_media_demuxers_only(tmp_path):
         open_source(seg, untrusted=True, max_pixels=3000)
     with open_source(seg, max_pixels=3072) as src:
         assert src.metadata.width * src.metadata.height == 3072
+
+
+@pytest.mark.parametrize("pix", ["yuv420p", "yuv420p10le"])
+def test_resolution_change_mid_stream_is_letterboxed(tmp_path, pix):
+    """A transport stream whose picture size changes (TV/IPTV recordings, joined clips): every
+    frame comes out at the first size, later pictures scaled with their aspect kept and centred
+    on black, said once in ``fallbacks`` (before: an internal error that lost the whole job)."""
+    def segment(path, w, h, n, start, value):
+        with av.open(str(path), "w", format="mpegts") as o:
+            s = o.add_stream("libx264", rate=25, options={"preset": "ultrafast", "qp": "0"})
+            s.width, s.height, s.pix_fmt = w, h, pix
+            for i in range(n):
+                img = np.full((h, w, 3), value, np.uint8)
+                f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format=pix)
+                f.pts = start + i
+                for p in s.encode(f):
+                    o.mux(p)
+            for p in s.encode():
+                o.mux(p)
+
+    segment(tmp_path / "a.ts", 320, 240, 6, 0, 60)
+    segment(tmp_path / "b.ts", 640, 360, 6, 6, 200)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes((tmp_path / "a.ts").read_bytes() + (tmp_path / "b.ts").read_bytes())
+    with open_source(joined) as src:
+        frames = []
+        for f in src:
+            frames.append((f.image.clone(), None if f.hi is None else f.hi.clone()))
+            f.release()
+        notes = list(src.fallbacks)
+    assert len(frames) == 12 and all(tuple(im.shape) == (240, 320, 3) for im, _ in frames)
+    last, last_hi = frames[-1]
+    # 640x360 (16:9) into 320x240: 320x180 in the middle, 30-px black bars above and below
+    assert int(last[:28].max()) == 0 and int(last[-28:].max()) == 0
+    assert abs(float(last[40:200].float().mean()) - 200) < 3
+    assert abs(float(frames[0][0].float().mean()) - 60) < 3
+    if pix.endswith("10le"):
+        assert last_hi is not None and last_hi.dtype == torch.uint16
+        assert int(last_hi[:28].int().max()) == 0 and abs(float(last_hi[40:200].float().mean()) / 257 - 200) < 3
+    assert sum("frame size changed mid-stream at frame 6: 640x360" in n and "letterboxed" in n for n in notes) == 1

@@ -266,6 +266,7 @@ class VideoSource:
         self._threads = decoder_threads
         self._rot_k = 0
         self.fallbacks: list[str] = []
+        self._fitted: set[tuple[int, int]] = set()  # mid-stream picture sizes already reported
         self.stats = {"decoded": 0, "corrupt_packets": 0, "corrupt_frames": 0, "dropped": 0, "reconnects": 0}
         self.aux = AuxChannel()
         self._stop = threading.Event()
@@ -651,17 +652,19 @@ class VideoSource:
                 with torch.cuda.device(ring.device):
                     k = self._rot_k
                     hi_out = ring.hi_slots is not None
+                    shape = (f.width, f.height) if k % 2 else (f.height, f.width)  # after rotation
+                    direct = not k and shape == (ring.height, ring.width)
                     if hi_out:
-                        dst = ring.hi_slots[slot] if not k else torch.empty(
+                        dst = ring.hi_slots[slot] if direct else torch.empty(
                             (f.height, f.width, 3), dtype=torch.uint16, device=ring.device)
                     else:
-                        dst = ring.slots[slot] if not k else torch.empty(
+                        dst = ring.slots[slot] if direct else torch.empty(
                             (f.height, f.width, 3), dtype=torch.uint8, device=ring.device)
                     nv12_to_rgb(y, uv, dst, colorspace=decode_colorspace(f.colorspace, f.width, f.height),
                                 full_range=is_full_range(sw, f.color_range), bits=bits_per_component(sw))
                     target = ring.hi_slots if hi_out else ring.slots
-                    if k:
-                        target[slot].copy_(torch.rot90(dst, k, (0, 1)))
+                    if not direct:
+                        target[slot].copy_(self._fit(torch.rot90(dst, k, (0, 1)) if k else dst, index))
                     if hi_out:
                         hi = ring.hi_slots[slot]
                         rgb8_from_rgb16(hi, out=ring.slots[slot])
@@ -672,12 +675,12 @@ class VideoSource:
                 rgb16 = torch.from_numpy(av_to_rgb_numpy(f, high=True))
                 if self._rot_k:
                     rgb16 = torch.rot90(rgb16, self._rot_k, (0, 1))
-                img, hi = ring.write_hi_slot(slot, rgb16)
+                img, hi = ring.write_hi_slot(slot, self._fit(rgb16, index))
             else:
                 rgb = torch.from_numpy(av_to_rgb_numpy(f))
                 if self._rot_k:
                     rgb = torch.rot90(rgb, self._rot_k, (0, 1))  # counter-clockwise, as the display matrix says
-                img = ring.write_slot(slot, rgb)
+                img = ring.write_slot(slot, self._fit(rgb, index))
         except BaseException:
             ring.unfill(slot)
             raise
@@ -693,6 +696,30 @@ class VideoSource:
             t = float(index)
         ring.publish(Frame(index=index, pts=f.pts, time_base=tb, time=t, _image=img, _ring=ring, slot=slot, corrupt=corrupt,
                              _hi=hi))
+
+    def _fit(self, rgb: torch.Tensor, index: int) -> torch.Tensor:
+        """A picture whose size differs from the stream's (a resolution change mid-stream: TV and
+        IPTV recordings, concatenated clips, adaptive streams) scaled to fit the ring's size with
+        its aspect ratio kept, centred on black, like a player letterboxes it: the output keeps
+        one size, every frame is kept, and faces are not squashed. Said once per new size."""
+        H, W = self.ring.height, self.ring.width
+        h, w = int(rgb.shape[0]), int(rgb.shape[1])
+        if (h, w) == (H, W):
+            return rgb
+        s = min(W / w, H / h)
+        nw, nh = max(1, min(W, round(w * s))), max(1, min(H, round(h * s)))
+        if (w, h) not in self._fitted:
+            self._fitted.add((w, h))
+            self._fallback(f"frame size changed mid-stream at frame {index}: {w}x{h} pictures are scaled to "
+                           f"{nw}x{nh} and letterboxed into the stream's {W}x{H} (aspect ratio kept)")
+        x = rgb.permute(2, 0, 1)[None].to(torch.float32)
+        x = torch.nn.functional.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False,
+                                            antialias=nh < h or nw < w)
+        top = 65535 if rgb.dtype == torch.uint16 else 255
+        out = torch.zeros((H, W, 3), dtype=rgb.dtype, device=rgb.device)
+        y0, x0 = (H - nh) // 2, (W - nw) // 2
+        out[y0 : y0 + nh, x0 : x0 + nw] = x[0].permute(1, 2, 0).round_().clamp_(0, top).to(rgb.dtype)
+        return out
 
     def __iter__(self) -> "VideoSource":
         return self
