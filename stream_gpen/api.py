@@ -38,13 +38,16 @@ AudioMode = Literal["copy", "aac", "none"]
 
 @dataclass(frozen=True)
 class EnhancedFrame:
-    """One enhanced frame from :meth:`Enhancer.stream`: RGB ``uint8`` ``[H,W,3]`` numpy array."""
+    """One enhanced frame from :meth:`Enhancer.stream`: RGB ``uint8`` ``[H,W,3]`` numpy array;
+    for a 10/12-bit source also ``hi``, the same picture as RGB ``uint16`` (0..65535, the
+    source's precision outside the faces), else ``None``."""
 
     index: int
     image: np.ndarray
     pts: int | None
     time_base: Fraction
     time: float
+    hi: np.ndarray | None = None
 
 
 def default_model_name(device: torch.device) -> str:
@@ -499,8 +502,10 @@ class Enhancer:
         with src:
             for frame in self._frames(src, stage, latency_budget_s=latency_budget_s):
                 try:
+                    hi = frame.hi
                     out = EnhancedFrame(frame.index, frame.image.cpu().numpy().copy(), frame.pts,
-                                        frame.time_base, frame.time)
+                                        frame.time_base, frame.time,
+                                        hi.cpu().numpy().copy() if hi is not None else None)
                 finally:
                     frame.release()
                 yield out

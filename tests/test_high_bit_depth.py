@@ -544,3 +544,18 @@ def test_one_or_two_frame_hevc_always_muxes(tmp_path, frames):
                 sink.write(f)
         with av.open(str(dst)) as c:
             assert sum(1 for _ in c.decode(video=0)) == frames
+
+
+def test_stream_api_gives_the_16bit_picture_too(face_clip_10bit, mobilenet_weights):
+    from stream_gpen import Enhancer
+
+    from tests._doubles import IdentityRestorer
+
+    enh = Enhancer(IdentityRestorer(64), device="cpu", detector_weights=mobilenet_weights)
+    frames = list(enh.stream(face_clip_10bit))
+    assert len(frames) == 6
+    f = frames[0]
+    assert f.hi is not None and f.hi.dtype == np.uint16 and f.hi.shape == f.image.shape
+    # the two agree: to rounding, and within a level where faces were pasted into both
+    assert np.abs(f.hi.astype(np.int32) / 257 - f.image).max() <= 1.0
+    assert len(np.unique(f.hi[..., 1])) > 2 * len(np.unique(f.image[..., 1]))  # and it is finer
