@@ -336,6 +336,9 @@ def _run_camera(args: argparse.Namespace) -> int:
         if outputs == ["null"]:
             log.warning("no display and no --output/--stream given: frames are processed but not shown")
     enh = _make_enhancer(args)
+    if enh.mask == "parse" and enh.device.type == "cpu":
+        log.warning("--mask parse on a CPU costs seconds per face (ParseNet, 468 GFLOP): live output will "
+                    "drop most frames; use --mask feather for live work, or a GPU")
     stop = threading.Event()
     _stdin_quit_watcher(stop)
     try:
