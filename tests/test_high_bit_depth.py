@@ -559,3 +559,17 @@ def test_stream_api_gives_the_16bit_picture_too(face_clip_10bit, mobilenet_weigh
     # the two agree: to rounding, and within a level where faces were pasted into both
     assert np.abs(f.hi.astype(np.int32) / 257 - f.image).max() <= 1.0
     assert len(np.unique(f.hi[..., 1])) > 2 * len(np.unique(f.image[..., 1]))  # and it is finer
+
+
+def test_max_pixels_budget_counts_the_16bit_copy(tmp_path):
+    """The server's --max-pixels budgets 8-bit frames: a 10-bit upload whose 16-bit copy would
+    triple that is decoded at 8 bits (said in fallbacks), not refused and not over budget."""
+    src = tmp_path / "in.mkv"
+    make_clip(src, frames=2, options=_X265_LOSSLESS)
+    with av.open(str(src)) as c:
+        w, h = c.streams.video[0].codec_context.width, c.streams.video[0].codec_context.height
+    with open_source(src, max_pixels=3 * w * h) as s:  # room for the copy
+        assert s.high_bit_depth and next(s).hi is not None
+    with open_source(src, max_pixels=3 * w * h - 1) as s:
+        assert not s.high_bit_depth and next(s).hi is None
+        assert any("3x the memory" in m and "8 bits" in m for m in s.fallbacks)

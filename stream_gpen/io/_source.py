@@ -203,7 +203,9 @@ class VideoSource:
       the media demuxers in ``UNTRUSTED_DEMUXERS`` and the ``file`` protocol, so a playlist or
       concat script disguised as a video cannot make FFmpeg read other files or URLs.
     * ``max_pixels``: refuse video whose frames have more pixels than this (the server passes its
-      ``--max-pixels``: a 16k x 16k upload would otherwise fill memory with a ring of 800 MB frames).
+      ``--max-pixels``: a 16k x 16k upload would otherwise fill memory with a ring of 800 MB frames);
+      a >8-bit source whose frames have more than a third of it is decoded at 8 bits (its 16-bit
+      copy triples the memory per frame), with a note in ``fallbacks``.
     * ``high_bit_depth``: for a source with more than 8 bits per component (HEVC Main10 from a
       phone, ProRes, 10-bit AV1/VP9, HDR PQ/HLG), frames also carry ``frame.hi``, the picture as
       ``uint16`` rgb48 at the source's precision (``frame.image`` is derived from it), and file
@@ -311,6 +313,13 @@ class VideoSource:
         #: bits per component of the source (the metadata's pix_fmt) and whether frames carry ``hi``
         self.source_bits = src_bits
         self.high_bit_depth = bool(high_bit_depth and src_bits > 8)
+        px = self.metadata.width * self.metadata.height
+        if self.high_bit_depth and max_pixels is not None and 3 * px > max_pixels:
+            # max_pixels budgets memory for 8-bit frames (the server's limit); a 16-bit copy
+            # triples each ring slot, so big frames of a 10-bit upload are decoded at 8 bits.
+            self.high_bit_depth = False
+            self._fallback(f"{src_bits}-bit frames of {self.metadata.width}x{self.metadata.height} would take 3x the "
+                           f"memory max_pixels={max_pixels} allows for: decoded and written at 8 bits")
         if self.high_bit_depth:
             log.info("%s: %d-bit source (%s): frames carry a 16-bit copy for the encoder",
                      self.spec, src_bits, self.metadata.pix_fmt)
