@@ -419,12 +419,29 @@ class Enhancer:
         media demuxers only, never as a playlist or script that opens other files or URLs
         (``stream_gpen.io._source.UNTRUSTED_DEMUXERS``). ``max_pixels``: refuse video frames larger
         than this (``PayloadTooLargeError``).
+        A folder is mirrored into ``dst``: its images, and each video in it (same name; a container
+        the sink does not write becomes ``.mp4``); a video that fails is listed in
+        ``summary.skipped`` and the others go on. The summary adds up all of them.
         """
-        from stream_gpen.io import open_sink
-
         src_s = str(src)
         if dst is None:
             dst = default_output(src_s)
+        opts = dict(overwrite=overwrite, codec=codec, crf=crf, preset=preset, audio=audio, quality=quality,
+                    on_progress=on_progress, cancel=cancel, copy_if_no_faces=copy_if_no_faces,
+                    untrusted=untrusted, max_pixels=max_pixels)
+        if "://" not in src_s and Path(src_s).is_dir():
+            from stream_gpen.io._image import folder_media
+
+            images, videos = folder_media(Path(src_s))
+            if videos:
+                return self._enhance_folder(Path(src_s), Path(dst), bool(images), videos, **opts)
+        return self._enhance_one(src_s, dst, **opts)
+
+    def _enhance_one(self, src_s: str, dst, *, overwrite, codec, crf, preset, audio, quality, on_progress, cancel,
+                     copy_if_no_faces, untrusted, max_pixels) -> RunSummary:
+        """One video, URL, image, or a folder of images (one source, one sink)."""
+        from stream_gpen.io import open_sink
+
         timer = StageTimer()
         summary = self._summary(input=src_s, output=str(dst))
         t0 = time.perf_counter()
@@ -474,6 +491,49 @@ class Enhancer:
                 log.warning("no faces found, but the input cannot be stream-copied (%s); kept the re-encoded output", exc)
                 summary.fallbacks.append(f"no faces found; stream copy impossible ({exc}): the re-encoded output was kept")
         return summary
+
+    #: containers a folder's videos keep (others are written as .mp4: the sink's H.264/HEVC in
+    #: .wmv/.flv/.3gp/.mpg would play in few places, if it muxes at all)
+    _FOLDER_KEEP = (".mp4", ".mov", ".mkv", ".webm", ".m4v", ".avi")
+
+    def _enhance_folder(self, root: Path, dst: Path, has_images: bool, videos: list[Path], **opts) -> RunSummary:
+        """A folder with videos: its images as one folder job, then each video into the mirror."""
+        total = self._summary(input=str(root), output=str(dst))
+        t0 = time.perf_counter()
+        user_progress = opts.pop("on_progress")
+        base = {"frames": 0, "faces": 0}
+
+        def progress(done: int, _total, faces: int) -> None:
+            if user_progress is not None:  # counts go on across files; no total known up front
+                user_progress(base["frames"] + done, None, base["faces"] + faces)
+
+        jobs = ([(root, dst)] if has_images else []) + [
+            (v, (dst / v.relative_to(root)).with_suffix(v.suffix if v.suffix.lower() in self._FOLDER_KEEP else ".mp4"))
+            for v in videos]
+        try:
+            for src, out in jobs:
+                if src is not root:
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    part = self._enhance_one(str(src), out, on_progress=progress, **opts)
+                except Interrupted as exc:
+                    part = getattr(exc, "summary", None)
+                    if part is not None:
+                        _add_summary(total, part, root, self._all_fallbacks())
+                    total.interrupted, total.partial_output = True, getattr(part, "partial_output", None)
+                    exc.summary = total
+                    raise
+                except StreamGpenError as exc:
+                    if src is root:
+                        raise
+                    total.skipped.append(f"{src}: {exc}")
+                    log.warning("skipped %s: %s", src, exc)
+                    continue
+                _add_summary(total, part, root, self._all_fallbacks())
+                base["frames"], base["faces"] = total.frames_out, total.faces_restored
+        finally:
+            total.seconds = time.perf_counter() - t0
+        return total
 
     def _still_frames(self, source, stage) -> Iterator:
         for frame in source:
@@ -533,6 +593,23 @@ def _expected_frames(meta) -> int | None:
     if dur and rate and not getattr(meta, "live", False):
         return max(1, round(dur * float(rate)))
     return getattr(meta, "frame_count_header", None) or None
+
+
+def _add_summary(total: RunSummary, part: RunSummary, root: Path, common: list[str]) -> None:
+    """Add one file's run summary into a folder's. ``common``: the enhancer's own fallbacks (the
+    same in every part: listed once); the rest are prefixed with the file they came from."""
+    for k in ("frames_in", "frames_out", "frames_dropped", "packets_corrupt", "faces_restored", "frames_with_faces",
+              "detector_calls", "detector_probes", "faces_parsed"):
+        setattr(total, k, getattr(total, k) + getattr(part, k))
+    for k, v in part.stage_seconds.items():
+        total.stage_seconds[k] = total.stage_seconds.get(k, 0.0) + v
+    src = Path(part.input)
+    name = "images" if src == root else src.relative_to(root).as_posix()
+    for f in part.fallbacks:
+        msg = f if f in common else f"{name}: {f}"
+        if msg not in total.fallbacks:
+            total.fallbacks.append(msg)
+    total.skipped += part.skipped
 
 
 def default_output(src: str) -> str:

@@ -200,7 +200,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
         from stream_gpen.errors import SomeInputsSkippedError
 
         raise SomeInputsSkippedError(
-            f"{summary.frames_out} images written to {dst}, {len(summary.skipped)} unreadable ones skipped "
+            f"{summary.frames_out} frames/images written to {dst}, {len(summary.skipped)} unreadable file(s) skipped "
             f"(first: {summary.skipped[0]})",
             hint="the warnings above (and --report) list every skipped file")
     return 0
@@ -209,17 +209,17 @@ def _run_enhance(args: argparse.Namespace) -> int:
 def add_enhance(subparsers, parents=()) -> None:
     p = subparsers.add_parser(
         "enhance", parents=list(parents), help="restore faces in a video, image, folder or stream URL",
-        description="Restore faces in INPUT (video file, image, folder of images, or URL). "
+        description="Restore faces in INPUT (video file, image, folder of images and videos, or URL). "
         "Audio, subtitles and timestamps are kept (audio the output container cannot hold is "
         "transcoded; text subtitles it cannot hold are converted: mov_text for mp4/mov, SubRip for mkv, "
         "WebVTT for webm; bitmap subtitles it cannot hold are dropped; all of it is reported), and so are "
         "the pixel aspect ratio, colour tags, container tags (date, location, camera), chapters, timecode "
-        "and attachments, and a photo's ICC profile, EXIF, DPI and JPEG subsampling. 10-bit/HDR video is "
-        "written 8-bit with its HDR tags (the pipeline is 8-bit). Output defaults to "
-        "NAME_enhanced.EXT next to the input (a folder is mirrored into FOLDER_enhanced/; "
-        "unreadable images in it are skipped and listed, exit code 5).",
+        "and attachments, and a photo's ICC profile, EXIF, DPI and JPEG subsampling. 10/12-bit and HDR "
+        "video keeps its depth outside the faces (--bit-depth). Output defaults to "
+        "NAME_enhanced.EXT next to the input (a folder is mirrored into FOLDER_enhanced/, its images "
+        "and its videos; unreadable files in it are skipped and listed, exit code 5).",
         epilog="exit codes: 0 ok, 1 internal error, 2 bad input/usage/output exists, 3 weights, "
-        "4 decode/encode failed, 5 folder done but some images were unreadable, 130 interrupted",
+        "4 decode/encode failed, 5 folder done but some files were unreadable, 130 interrupted",
     )
     p.add_argument("input", metavar="INPUT")
     p.add_argument("-o", "--output", help="output file (its extension picks the container or image "

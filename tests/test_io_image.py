@@ -140,13 +140,13 @@ def test_phone_photo_formats_round_trip(tmp_path, shared, mobilenet_weights, ext
     folder.mkdir()
     rgba.save(folder / f"a{ext}", quality=95)
     upright.save(folder / "b.jpg", quality=95)
-    (folder / "clip.mov").write_bytes(b"not restored here")
     (folder / "notes.txt").write_text("hello")
+    (folder / "raw.dng").write_bytes(b"not an image we read")
     summary = enh.enhance_file(folder, tmp_path / "album_out")
-    # what is not an image is left alone, and said so
-    assert any("2 file(s)" in f and "not images" in f and "1 .mov, 1 .txt" in f and "one at a time" in f
+    # what is neither an image nor a video is left alone, and said so
+    assert any("2 file(s)" in f and "neither images nor videos" in f and "1 .dng, 1 .txt" in f
                for f in summary.fallbacks), summary.fallbacks
-    assert not (tmp_path / "album_out" / "clip.mov").exists()
+    assert not (tmp_path / "album_out" / "notes.txt").exists()
     with Image.open(tmp_path / "album_out" / f"a{ext}") as a:
         assert a.format == fmt and a.mode == "RGBA"
         assert abs(int(np.asarray(a)[..., 3].mean()) - 200) <= 2

@@ -409,3 +409,50 @@ def test_strength_blends_restored_faces_with_the_original(shared, mobilenet_weig
     assert np.abs(half - (through_crop + 255) / 2).max() <= 1.0
     assert np.abs(half - rgb.astype(np.int32)[core]).mean() > 20
     assert Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights).strength == 1.0
+
+
+def test_folder_with_photos_and_videos(tmp_path, shared, mobilenet_weights):
+    """A folder of home media: photos and videos are all restored into the mirror (videos keep
+    their frames and audio; a container we do not write becomes .mp4), a broken video is listed
+    and the rest goes on, and the summary adds everything up."""
+    import shutil
+
+    from stream_gpen.api import default_output
+    from stream_gpen.cli import main
+
+    album = tmp_path / "album"
+    (album / "2019").mkdir(parents=True)
+    shutil.copy(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg", album / "photo.jpg")
+    clip = shared / VIDEOS / "retalking_face2_frontal_talking_head.mp4"
+    # 8 frames with audio, as .mp4 and as .mts (a camcorder container the sink does not write)
+    for name, fmt in (("party.mp4", None), ("camcorder.mts", "mpegts")):
+        with av.open(str(clip)) as c, av.open(str(album / "2019" / name), "w", format=fmt) as o:
+            vs = o.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+            vs.width, vs.height, vs.pix_fmt = 422, 422, "yuv420p"
+            for i, f in enumerate(c.decode(video=0)):
+                if i == 8:
+                    break
+                g = f.reformat(width=422, height=422, format="yuv420p")
+                g.pts, g.time_base = i, Fraction(1, 25)
+                for p in vs.encode(g):
+                    o.mux(p)
+            for p in vs.encode():
+                o.mux(p)
+    (album / "2019" / "broken.mp4").write_bytes(b"\x00" * 5000)
+    solid = SolidRestorer(64)
+    enh = Enhancer(solid, device="cpu", detector_weights=mobilenet_weights, batch_size=4)
+    seen = []
+    summary = enh.enhance_file(album, on_progress=lambda d, t, f: seen.append((d, t)))
+    out = Path(default_output(str(album)))
+    assert out == tmp_path / "album_enhanced" and (out / "photo.jpg").is_file()
+    for name in ("party.mp4", "camcorder.mp4"):
+        with av.open(str(out / "2019" / name)) as c:
+            assert sum(1 for _ in c.decode(video=0)) == 8
+    assert summary.frames_out == 1 + 8 + 8 and summary.faces_restored >= 1 + 16
+    assert len(summary.skipped) == 1 and "broken.mp4" in summary.skipped[0]
+    assert seen[-1][0] == 17 and all(t is None for _, t in seen)  # counts go on across files
+    assert "restore" in summary.stage_seconds and summary.seconds > 0
+    # the command line: the same, and exit code 5 because one file could not be read
+    assert main(["enhance", str(album), "-o", str(tmp_path / "cli_out"), "--model", "classic", "--device", "cpu",
+                 "--quiet", "--preset", "ultrafast", "--detector-weights", str(mobilenet_weights)]) == 5
+    assert (tmp_path / "cli_out" / "2019" / "party.mp4").is_file()

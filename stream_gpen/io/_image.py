@@ -57,6 +57,14 @@ _TIFF_LAYOUT_TAGS = {254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279,
 _VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mts", ".m2ts", ".ts", ".mpg", ".wmv", ".flv", ".3gp")
 
 
+def folder_media(root: Path) -> tuple[list[Path], list[Path]]:
+    """The images and the videos under ``root`` (recursive, sorted, hidden files left out), by
+    extension."""
+    files = sorted(q for q in root.rglob("*") if q.is_file() and not q.name.startswith("."))
+    return ([q for q in files if q.suffix.lower() in IMAGE_EXTS],
+            [q for q in files if q.suffix.lower() in _VIDEO_EXTS])
+
+
 def load_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """-> (RGB uint8 [H, W, 3], alpha uint8 [H, W] or None), EXIF orientation applied."""
     rgb, alpha, _, _ = _load(path)
@@ -212,13 +220,12 @@ class ImageSource:
             raise MediaNotFoundError(f"input not found: {p}")
         if p.is_dir():
             self.root = p
-            self.paths = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_EXTS
-                                and not q.name.startswith("."))
+            self.paths, videos = folder_media(p)
             if not self.paths:
-                videos = sum(1 for q in p.rglob("*") if q.suffix.lower() in _VIDEO_EXTS)
                 raise NotMediaError(
                     f"folder {p} contains no images ({', '.join(IMAGE_EXTS)})"
-                    + (f"; its {videos} video file(s) must be given one at a time" if videos else ""))
+                    + (f"; its {len(videos)} video file(s) are for Enhancer.enhance_file / `stream-gpen enhance`, "
+                       "which restore a folder's videos too" if videos else ""))
             kind = "folder"
         else:
             self.root = p.parent
@@ -228,16 +235,16 @@ class ImageSource:
         self.device = torch.device(device)
         self.fallbacks: list[str] = []
         if kind == "folder":
-            # Files that are not images are left alone, but said so: a folder of phone media holds
-            # videos too, and a user must not believe they were restored.
+            # Files that are neither images nor videos (which Enhancer.enhance_file restores on its
+            # own) are left alone, but said so: a user must not believe they were restored.
             other: dict[str, int] = {}
             for q in p.rglob("*"):
-                if q.is_file() and not q.name.startswith(".") and q.suffix.lower() not in IMAGE_EXTS:
+                if (q.is_file() and not q.name.startswith(".") and q.suffix.lower() not in IMAGE_EXTS
+                        and q.suffix.lower() not in _VIDEO_EXTS):
                     other[q.suffix.lower() or "(no extension)"] = other.get(q.suffix.lower() or "(no extension)", 0) + 1
             if other:
                 kinds = ", ".join(f"{n} {ext}" for ext, n in sorted(other.items(), key=lambda kv: (-kv[1], kv[0])))
-                msg = (f"{sum(other.values())} file(s) in {p} are not images and were left out ({kinds})"
-                       + ("; give videos one at a time" if any(e in _VIDEO_EXTS for e in other) else ""))
+                msg = f"{sum(other.values())} file(s) in {p} are neither images nor videos and were left out ({kinds})"
                 self.fallbacks.append(msg)
                 log.warning(msg)
         # Folder inputs: one unreadable file must not cost the others. It is logged, listed here
