@@ -473,7 +473,7 @@ def test_folder_with_bad_files_writes_the_good_ones(tmp_path, cli_env, capsys):
     err = capsys.readouterr().err
     assert "1_bad.jpg" in err and "cut.jpg" in err and "Traceback" not in err
     assert [ln for ln in err.splitlines() if ln.startswith("stream-gpen: error:")][0].startswith(
-        "stream-gpen: error: 3 images written")
+        "stream-gpen: error: 3 frames/images written")
     skipped = json.loads(report.read_text())["skipped"]
     assert len(skipped) == 2 and any("1_bad.jpg" in s for s in skipped)
     # every file unreadable: exit 2, nothing written
