@@ -439,6 +439,10 @@ def test_folder_with_photos_and_videos(tmp_path, shared, mobilenet_weights):
             for p in vs.encode():
                 o.mux(p)
     (album / "2019" / "broken.mp4").write_bytes(b"\x00" * 5000)
+    from PIL import Image
+
+    still = Image.open(album / "photo.jpg").convert("RGB").resize((200, 150))
+    still.save(album / "wave.gif", save_all=True, append_images=[still.rotate(3), still.rotate(6)], duration=100)
     solid = SolidRestorer(64)
     enh = Enhancer(solid, device="cpu", detector_weights=mobilenet_weights, batch_size=4)
     seen = []
@@ -448,9 +452,11 @@ def test_folder_with_photos_and_videos(tmp_path, shared, mobilenet_weights):
     for name in ("party.mp4", "camcorder.mp4"):
         with av.open(str(out / "2019" / name)) as c:
             assert sum(1 for _ in c.decode(video=0)) == 8
-    assert summary.frames_out == 1 + 8 + 8 and summary.faces_restored >= 1 + 16
+    with av.open(str(out / "wave.mp4")) as c:  # an animated GIF becomes a video
+        assert sum(1 for _ in c.decode(video=0)) == 3
+    assert summary.frames_out == 1 + 8 + 8 + 3 and summary.faces_restored >= 1 + 16
     assert len(summary.skipped) == 1 and "broken.mp4" in summary.skipped[0]
-    assert seen[-1][0] == 17 and all(t is None for _, t in seen)  # counts go on across files
+    assert seen[-1][0] == 20 and all(t is None for _, t in seen)  # counts go on across files
     assert "restore" in summary.stage_seconds and summary.seconds > 0
     # the command line: the same, and exit code 5 because one file could not be read
     assert main(["enhance", str(album), "-o", str(tmp_path / "cli_out"), "--model", "classic", "--device", "cpu",

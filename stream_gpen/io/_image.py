@@ -54,7 +54,10 @@ _TIFF_COMPRESSIONS = ("raw", "tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "
 # colour map, ICC, XMP): never copied from one file into another
 _TIFF_LAYOUT_TAGS = {254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 280, 281, 284, 296, 282, 283, 317,
                      320, 322, 323, 324, 325, 338, 339, 340, 341, 530, 531, 532, 700, 34675}
-_VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mts", ".m2ts", ".ts", ".mpg", ".wmv", ".flv", ".3gp")
+# what a folder's videos may be called: phones, web, camcorders (AVCHD .mts, MiniDV .dv, JVC .mod/
+# .tod, DVD .vob), broadcast (.mxf) and animated GIFs (written as .mp4, see Enhancer._FOLDER_KEEP)
+_VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mts", ".m2ts", ".ts", ".mpg", ".mpeg", ".wmv",
+               ".flv", ".3gp", ".vob", ".dv", ".mod", ".tod", ".mxf", ".ogv", ".gif")
 
 
 def folder_media(root: Path) -> tuple[list[Path], list[Path]]:
