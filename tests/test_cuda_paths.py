@@ -1,4 +1,4 @@
-"""CUDA checks for this session's features (skipped without CUDA; gpu_check.sh runs them):
+"""CUDA checks of device paths the CPU suite cannot run (skipped without CUDA; gpu_check.sh runs them):
 10-bit P010 conversion on the device, the face parser in fp16, the HDR mapping on the device."""
 from __future__ import annotations
 
