@@ -219,24 +219,32 @@ class FrameRing:
                     return None
                 self._cond.wait(_POLL_S)
 
-    def write_slot(self, slot: int, rgb: "torch.Tensor") -> torch.Tensor:
-        """Copy an RGB host (or device) tensor ``[H, W, 3]`` into ``slot``; return the slot view."""
-        dst = self.slots[slot]
-        if tuple(rgb.shape) != tuple(dst.shape):
+    def _upload(self, dst: torch.Tensor, src: torch.Tensor, staging: torch.Tensor | None, then=None) -> None:
+        """Copy ``src`` into the slot tensor ``dst`` (through the pinned ``staging`` buffer for a
+        host tensor into a CUDA ring), run ``then()`` on the same stream, and finish before
+        returning: the consumer may read on another stream."""
+        if tuple(src.shape) != tuple(dst.shape):
             raise ValueError(
                 f"frame size changed mid-stream: ring is {self.width}x{self.height}, "
-                f"frame is {rgb.shape[1]}x{rgb.shape[0]}"
+                f"frame is {src.shape[1]}x{src.shape[0]}"
             )
-        if self.device.type == "cuda" and rgb.device.type == "cpu":
-            assert self.staging is not None and self._copy_stream is not None
-            self.staging.copy_(rgb)
+        if self.device.type == "cuda" and src.device.type == "cpu":
+            assert staging is not None and self._copy_stream is not None
+            staging.copy_(src)
             with torch.cuda.stream(self._copy_stream):
-                dst.copy_(self.staging, non_blocking=True)
-            # The consumer may read on another stream: finish the upload before publishing.
+                dst.copy_(staging, non_blocking=True)
+                if then is not None:
+                    then()
             self._copy_stream.synchronize()
         else:
-            dst.copy_(rgb)
-        return dst
+            dst.copy_(src)
+            if then is not None:
+                then()
+
+    def write_slot(self, slot: int, rgb: "torch.Tensor") -> torch.Tensor:
+        """Copy an RGB host (or device) tensor ``[H, W, 3]`` into ``slot``; return the slot view."""
+        self._upload(self.slots[slot], rgb, self.staging)
+        return self.slots[slot]
 
     def write_hi_slot(self, slot: int, rgb16: "torch.Tensor") -> tuple[torch.Tensor, torch.Tensor]:
         """Copy an rgb48 ``uint16 [H, W, 3]`` host (or device) tensor into ``slot``'s hi twin and
@@ -246,21 +254,7 @@ class FrameRing:
         if self.hi_slots is None:
             raise ValueError("this ring has no high-bit-depth slots (FrameRing(high_bit_depth=True))")
         dst = self.hi_slots[slot]
-        if tuple(rgb16.shape) != tuple(dst.shape):
-            raise ValueError(
-                f"frame size changed mid-stream: ring is {self.width}x{self.height}, "
-                f"frame is {rgb16.shape[1]}x{rgb16.shape[0]}"
-            )
-        if self.device.type == "cuda" and rgb16.device.type == "cpu":
-            assert self.hi_staging is not None and self._copy_stream is not None
-            self.hi_staging.copy_(rgb16)
-            with torch.cuda.stream(self._copy_stream):
-                dst.copy_(self.hi_staging, non_blocking=True)
-                rgb8_from_rgb16(dst, out=self.slots[slot])
-            self._copy_stream.synchronize()
-        else:
-            dst.copy_(rgb16)
-            rgb8_from_rgb16(dst, out=self.slots[slot])
+        self._upload(dst, rgb16, self.hi_staging, then=lambda: rgb8_from_rgb16(dst, out=self.slots[slot]))
         return self.slots[slot], dst
 
     def publish(self, frame: Frame) -> None:
