@@ -204,6 +204,30 @@ def test_image_real_model_raw_and_multipart(real_client, photo):
     assert faces >= 2
 
 
+def test_strength_per_request(real_client, photo, tmp_path):
+    """strength=0 gives the face back as it was (up to the warp); the default pastes the model's
+    output; out of range is a 422; a video job remembers its strength."""
+    def ask(**params):
+        r = real_client.post("/v1/images:enhance", content=encode(photo, "PNG"), params={"format": "png", **params},
+                             headers={**KEY, "Content-Type": "image/png"})
+        assert r.status_code == 200, r.text
+        return r, decode(r.content).astype(int)
+
+    r1, full = ask()
+    r0, none = ask(strength=0)
+    assert r1.headers["x-strength"] == "1" and r0.headers["x-strength"] == "0"
+    face = (slice(60, 200), slice(60, 200))
+    assert np.abs(none - photo)[face].mean() < 0.5 * np.abs(full - photo)[face].mean()
+    assert real_client.post("/v1/images:enhance", content=encode(photo), params={"strength": 1.5},
+                            headers={**KEY, "Content-Type": "image/jpeg"}).status_code == 422
+    clip = make_clip(tmp_path / "in.mp4", photo[::2, ::2].copy(), n=3)
+    r = real_client.post("/v1/videos", content=clip.read_bytes(), params={"strength": 0.5},
+                         headers={**KEY, "Content-Type": "video/mp4"})
+    assert r.status_code == 202 and r.json()["strength"] == 0.5
+    assert wait_job(real_client, r.json()["id"])["state"] == "done"
+    assert real_client.get("/v1/models", headers=KEY).json()["models"][0]["strength"] == 1.0
+
+
 def test_video_job_real_model(real_client, photo, tmp_path):
     clip = make_clip(tmp_path / "in.mp4", photo[::2, ::2].copy(), n=5)
     r = real_client.post("/v1/videos", content=clip.read_bytes(), headers={**KEY, "Content-Type": "video/mp4"})

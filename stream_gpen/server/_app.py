@@ -259,7 +259,7 @@ def create_app(
     @app.get("/v1/models", summary="The models this server holds and the options they take")
     async def list_models():
         return {"default": state["models"].default, "models": state["models"].describe(),
-                "faces": ["all", "largest", "center"], "formats": list(MEDIA_TYPES)}
+                "faces": ["all", "largest", "center"], "strength": "a number in [0, 1]", "formats": list(MEDIA_TYPES)}
 
     # --- images ------------------------------------------------------------------------------------
     body_doc = {
@@ -310,12 +310,15 @@ def create_app(
         faces: Literal["all", "largest", "center"] | None = Query(None, description="which faces to restore"),
         format: Literal["jpeg", "png", "webp"] | None = Query(None, description="answer format; default: the input's"),
         quality: int = Query(92, ge=1, le=100, description="JPEG/WebP quality of the answer"),
+        strength: float | None = Query(None, ge=0.0, le=1.0, description=(
+            "blend of each restored face with the original, 0-1 (1 = the model's output as it is; "
+            "lower keeps more identity and skin texture); default: the model's")),
     ):
         t0 = time.perf_counter()
-        state["models"].resolve(model, faces)  # bad options fail before reading the body
+        state["models"].resolve(model, faces, strength)  # bad options fail before reading the body
         data = await read_body(request, _IMAGE_TYPES)
         decoded = await run_in_threadpool(decode_image, data, max_pixels=config.max_pixels)
-        fut = state["batcher"].submit(decoded.pixels, model=model, faces=faces)
+        fut = state["batcher"].submit(decoded.pixels, model=model, faces=faces, strength=strength)
         try:
             out = await asyncio.wait_for(asyncio.wrap_future(fut), config.request_timeout_s)
         except asyncio.TimeoutError:
@@ -331,9 +334,9 @@ def create_app(
                                 status_code=503, headers={"Retry-After": "5"})
         fmt = format or decoded.format
         payload = await run_in_threadpool(encode_image, out, fmt, quality=quality)
-        name = state["models"].resolve(model, faces)
+        name = state["models"].resolve(model, faces, strength)
         return Response(payload, media_type=MEDIA_TYPES[fmt], headers={
-            "X-Model": name[0], "X-Faces-Option": name[1],
+            "X-Model": name[0], "X-Faces-Option": name[1], "X-Strength": f"{name[2]:g}",
             "X-Processing-Ms": f"{(time.perf_counter() - t0) * 1e3:.1f}"})
 
     # --- videos ------------------------------------------------------------------------------------
@@ -348,9 +351,12 @@ def create_app(
         request: Request,
         model: str | None = Query(None, description="a model this server holds; default: the first"),
         faces: Literal["all", "largest", "center"] | None = Query(None, description="which faces to restore"),
+        strength: float | None = Query(None, ge=0.0, le=1.0, description=(
+            "blend of each restored face with the original, 0-1 (1 = the model's output as it is; "
+            "lower keeps more identity and skin texture); default: the model's")),
     ):
         jobs = state["jobs"]
-        job = jobs.new_job(model=model, faces=faces)
+        job = jobs.new_job(model=model, faces=faces, strength=strength)
         try:
             with open(job.input_path, "wb") as f:
                 await read_body(request, _VIDEO_TYPES, sink=f)

@@ -47,6 +47,7 @@ class Job:
     dir: Path
     model: str
     faces: str
+    strength: float = 1.0
     state: JobState = JobState.uploading
     created: float = field(default_factory=time.time)
     started: float | None = None
@@ -77,6 +78,7 @@ class Job:
             "state": self.state.value,
             "model": self.model,
             "faces": self.faces,
+            "strength": self.strength,
             "created": self.created,
             "started": self.started,
             "finished": self.finished,
@@ -156,9 +158,9 @@ class JobManager:
                 out[j.state.value] += 1
             return out
 
-    def new_job(self, *, model: str | None, faces: str | None) -> Job:
+    def new_job(self, *, model: str | None, faces: str | None, strength: float | None = None) -> Job:
         """Reserve a slot and a folder for an upload (state ``uploading``)."""
-        name, sel = self.models.resolve(model, faces)
+        name, sel, st = self.models.resolve(model, faces, strength)
         with self._cond:
             if self._stop:
                 raise QueueFullError("the server is shutting down", retry_after_s=5)
@@ -167,7 +169,7 @@ class JobManager:
                 raise QueueFullError(f"video queue full ({self.max_jobs} jobs); retry later",
                                      retry_after_s=30, hint="raise --max-jobs")
             job_id = secrets.token_urlsafe(16)
-            job = Job(job_id, self.work_dir / job_id, name, sel)
+            job = Job(job_id, self.work_dir / job_id, name, sel, st)
             job.dir.mkdir(mode=0o700)
             self._jobs[job_id] = job
         return job
@@ -262,7 +264,7 @@ class JobManager:
             self._run_job(job)
 
     def _run_job(self, job: Job) -> None:
-        view = self.models.view(job.model, job.faces)
+        view = self.models.view(job.model, job.faces, job.strength)
         sched = self.schedulers[str(view.device)]
         counted = 0
 

@@ -33,9 +33,10 @@ class CountingRestorer:
 
 
 class ModelSet:
-    """Named Enhancers built once at start-up; requests pick one by name and a face selection.
+    """Named Enhancers built once at start-up; requests pick one by name, a face selection and a
+    strength (blend of the restored faces with the original).
 
-    A *view* is a shallow copy of an Enhancer with another ``faces`` option: it shares the model,
+    A *view* is a shallow copy of an Enhancer with other ``faces`` / ``strength`` options: it shares the model,
     the detector and the Enhancer's lock, so options per request never cost a second model
     instance. The first name is the default.
     """
@@ -49,7 +50,7 @@ class ModelSet:
             enh.restorer = CountingRestorer(enh.restorer)
             self._base[name] = enh
         self.default = next(iter(self._base))
-        self._views: dict[tuple[str, str], object] = {}
+        self._views: dict[tuple[str, str, float], object] = {}
         self._lock = threading.Lock()
 
     @property
@@ -59,23 +60,28 @@ class ModelSet:
     def base(self, name: str):
         return self._base[name]
 
-    def resolve(self, model: str | None, faces: str | None) -> tuple[str, str]:
-        """Validate request options -> (model name, face selection); errors name the allowed values."""
+    def resolve(self, model: str | None, faces: str | None,
+                strength: float | None = None) -> tuple[str, str, float]:
+        """Validate request options -> (model name, face selection, strength); errors name the
+        allowed values. ``strength`` ``None``: the model's own (its Enhancer's)."""
         name = model or self.default
         if name not in self._base:
             raise InvalidInputError(f"unknown model {name!r}; this server has: {', '.join(self._base)}")
         sel = faces or self._base[name].faces
         if sel not in get_args(FaceSelect):
             raise InvalidInputError(f"faces must be one of {get_args(FaceSelect)}, got {sel!r}")
-        return name, sel
+        st = getattr(self._base[name], "strength", 1.0) if strength is None else strength
+        if isinstance(st, bool) or not isinstance(st, (int, float)) or not 0.0 <= st <= 1.0:
+            raise InvalidInputError(f"strength must be a number in [0, 1], got {strength!r}")
+        return name, sel, float(st)
 
-    def view(self, model: str | None = None, faces: str | None = None):
-        key = self.resolve(model, faces)
+    def view(self, model: str | None = None, faces: str | None = None, strength: float | None = None):
+        key = self.resolve(model, faces, strength)
         with self._lock:
             v = self._views.get(key)
             if v is None:
                 v = copy.copy(self._base[key[0]])
-                v.faces = key[1]
+                v.faces, v.strength = key[1], key[2]
                 self._views[key] = v
             return v
 
@@ -85,6 +91,6 @@ class ModelSet:
     def describe(self) -> list[dict]:
         return [
             {"name": n, "device": str(e.device), "size": int(e.restorer.size), "precision": e.precision,
-             "faces": e.faces, "fallbacks": e._all_fallbacks() if hasattr(e, "_all_fallbacks") else []}
+             "faces": e.faces, "strength": getattr(e, "strength", 1.0), "fallbacks": e._all_fallbacks() if hasattr(e, "_all_fallbacks") else []}
             for n, e in self._base.items()
         ]
