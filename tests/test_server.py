@@ -279,6 +279,22 @@ def test_live_websocket_real_model(real_client, photo):
         ws.send_text(json.dumps({"faces": "sideways"}))
         ev = json.loads(ws.receive_text())
         assert ev["type"] == "error" and "faces must be one of" in ev["detail"]
+        ws.send_text(json.dumps({"strength": 2}))
+        ev = json.loads(ws.receive_text())
+        assert ev["type"] == "error" and "strength must be a number in [0, 1]" in ev["detail"]
+        ws.send_text(json.dumps({"faces": "all", "strength": 0}))
+        assert json.loads(ws.receive_text()) == {"type": "options", "model": None, "faces": "all", "strength": 0.0}
+        ws.send_bytes(HEADER.pack(10, 0, 0, KIND_JPEG) + encode(photo, "PNG"))
+        weak = decode(ws.receive_bytes()[HEADER.size:]).astype(int)
+        assert json.loads(ws.receive_text())["seq"] == 10
+        # strength 0: the face comes back close to the input (the random model would paint over it)
+        assert np.abs(weak - photo)[60:200, 60:200].mean() < np.abs(weak - photo).mean() * 3 + 4
+    from starlette.websockets import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect) as e:  # refused before accept: a policy close
+        with real_client.websocket_connect("/v1/live?key=k3y&strength=7"):
+            pass
+    assert e.value.code == 1008 and "strength must be a number in [0, 1]" in e.value.reason
 
 
 # --- fake model: deterministic limits --------------------------------------------------------------

@@ -9,7 +9,7 @@ Binary messages both ways carry a 12-byte little-endian header, then the payload
     uint8[3]        reserved (0)
 
 Each answer has the kind of its question. Text messages from the client are JSON options,
-``{"model": ..., "faces": ...}``; from the server, JSON events: ``{"type": "ready", ...}``,
+``{"model": ..., "faces": ..., "strength": ...}``; from the server, JSON events: ``{"type": "ready", ...}``,
 ``{"type": "frame", "seq", "server_ms"}`` (after each answer), ``{"type": "dropped", "seq"}`` (a
 frame replaced by a newer one before it was started), ``{"type": "busy", "seq"}`` (the model queue
 was full) and ``{"type": "error", "seq", "detail"}`` (a bad frame; the connection stays open).
@@ -66,13 +66,13 @@ def pack_frame(seq: int, kind: int, pixels: np.ndarray, *, quality: int = 80) ->
 
 
 async def live_session(ws, *, batcher, metrics, max_pixels: int, timeout_s: float, model: str | None,
-                       faces: str | None) -> None:
+                       faces: str | None, strength: float | None = None) -> None:
     """Serve one accepted WebSocket until the client goes away."""
     from starlette.concurrency import run_in_threadpool
     from starlette.websockets import WebSocketDisconnect
 
-    options = {"model": model, "faces": faces}
-    batcher.models.resolve(model, faces)  # validated before accept by the caller; cheap re-check
+    options = {"model": model, "faces": faces, "strength": strength}
+    batcher.models.resolve(model, faces, strength)  # validated before accept by the caller; cheap re-check
     send_lock = asyncio.Lock()
     latest: list[bytes | None] = [None]
     wake = asyncio.Event()
@@ -97,8 +97,10 @@ async def live_session(ws, *, batcher, metrics, max_pixels: int, timeout_s: floa
                 elif msg.get("text") is not None:
                     try:
                         req = json.loads(msg["text"])
-                        new = {"model": req.get("model") or None, "faces": req.get("faces") or None}
-                        batcher.models.resolve(new["model"], new["faces"])
+                        st = req.get("strength")
+                        new = {"model": req.get("model") or None, "faces": req.get("faces") or None,
+                               "strength": None if st in (None, "") else float(st)}
+                        batcher.models.resolve(new["model"], new["faces"], new["strength"])
                         options.update(new)
                         await send_json({"type": "options", **options})
                     except (ValueError, AttributeError, InvalidInputError) as e:
@@ -122,7 +124,8 @@ async def live_session(ws, *, batcher, metrics, max_pixels: int, timeout_s: floa
             seq = HEADER.unpack_from(data)[0] if len(data) >= HEADER.size else None
             try:
                 seq, kind, pixels = await run_in_threadpool(parse_frame, data, max_pixels=max_pixels)
-                fut = batcher.submit(pixels, model=options["model"], faces=options["faces"])
+                fut = batcher.submit(pixels, model=options["model"], faces=options["faces"],
+                                     strength=options["strength"])
                 try:
                     out = await asyncio.wait_for(asyncio.wrap_future(fut), timeout_s)
                 except asyncio.TimeoutError:
