@@ -151,3 +151,23 @@ def test_phone_photo_formats_round_trip(tmp_path, shared, mobilenet_weights, ext
         assert a.format == fmt and a.mode == "RGBA"
         assert abs(int(np.asarray(a)[..., 3].mean()) - 200) <= 2
     assert (tmp_path / "album_out" / "b.jpg").is_file()
+
+
+def test_heic_wide_gamut_colour_description_is_kept_or_reported(tmp_path, mobilenet_weights):
+    """iPhones describe Display P3 in HEIC with an nclx box, not an ICC profile: a .heic output
+    keeps it; a .jpg output cannot, and says so instead of silently desaturating the photo."""
+    from stream_gpen import Enhancer
+    from tests._doubles import IdentityRestorer
+
+    import stream_gpen.io._image as image_mod
+
+    image_mod._heif_plugin(Path("x.heic"))
+    p3 = {"color_primaries": 12, "transfer_characteristics": 13, "matrix_coefficients": 6, "full_range_flag": 1}
+    src = tmp_path / "p3.heic"
+    Image.fromarray(_rgb(48, 64)).save(src, quality=90, nclx_profile=p3)
+    enh = Enhancer(IdentityRestorer(64), device="cpu", detector_weights=mobilenet_weights)
+    enh.enhance_file(src)
+    with Image.open(tmp_path / "p3_enhanced.heic") as out:
+        assert {k: out.info["nclx_profile"][k] for k in p3} == p3
+    summary = enh.enhance_file(src, tmp_path / "p3.jpg")
+    assert any("nclx, primaries 12" in f and "less saturated" in f for f in summary.fallbacks), summary.fallbacks

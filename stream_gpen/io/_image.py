@@ -85,6 +85,11 @@ def read_image_info(im, path: Path) -> dict:
         v = info.get(key)
         if v not in (None, b"", ""):
             out[key] = v
+    nclx = info.get("nclx_profile")
+    if isinstance(nclx, dict) and "color_primaries" in nclx:
+        # HEIF's colour description without an ICC profile (iPhones: Display P3 as nclx)
+        out["nclx_profile"] = {k: int(nclx[k]) for k in ("color_primaries", "transfer_characteristics",
+                                                          "matrix_coefficients", "full_range_flag") if k in nclx}
     if im.format == "PNG":
         text = getattr(im, "text", None) or {}
         if text:
@@ -373,6 +378,15 @@ class ImageSink(_Sink):
                 kw["xmp"] = info["xmp"]
             elif fmt != "PNG" or "XML:com.adobe.xmp" not in info.get("text", {}):  # PNG: a text chunk
                 self._note(f"XMP was dropped: Pillow does not write it to {fmt or path.suffix}", path)
+        nclx = info.get("nclx_profile")
+        if nclx:
+            if fmt == "HEIF":
+                kw["nclx_profile"] = dict(nclx)
+            elif nclx.get("color_primaries") not in (1, 2) and "icc_profile" not in kw:
+                # P3 / BT.2020 pixels written without any colour description look desaturated
+                self._note(f"the HEIF colour description (nclx, primaries {nclx.get('color_primaries')}) was dropped: "
+                           f"{fmt or path.suffix} output cannot hold it, so wide-gamut colours will show less "
+                           "saturated (write .heic to keep it)", path)
         if info.get("dpi") and fmt in ("JPEG", "PNG", "TIFF"):
             kw["dpi"] = tuple(round(float(d), 4) for d in info["dpi"])
         same = info.get("format") == fmt
