@@ -320,7 +320,8 @@ class Enhancer:
                          parser=self.parser, strength=self.strength)
 
     def _open(self, spec, *, live: bool | None = None, sink_queue: int = 0, timer: StageTimer | None = None,
-              untrusted: bool = False, max_pixels: int | None = None):
+              untrusted: bool = False, max_pixels: int | None = None, start: float = 0.0,
+              duration: float | None = None):
         """Open ``spec`` and a face stage that fits it: ``(source, stage)``.
 
         The ring holds every frame the pipeline may keep at once: the pending batch, the
@@ -336,7 +337,7 @@ class Enhancer:
         ring = self._max_pending() + lag + sink_queue + 3
         src = open_source(str(spec), device=self.device, live=live, ring_size=ring, autorotate=True,
                           deinterlace=self.deinterlace, untrusted=untrusted, max_pixels=max_pixels,
-                          high_bit_depth=self.high_bit_depth)
+                          high_bit_depth=self.high_bit_depth, start=start, duration=duration)
         stage = self._stage(timer, lag=0 if getattr(src, "live", False) else lag)
         stage.pixel_aspect = pixel_aspect(getattr(src, "metadata", None))
         from stream_gpen.faces._hdr import HdrColour
@@ -405,6 +406,8 @@ class Enhancer:
         copy_if_no_faces: bool = False,
         untrusted: bool = False,
         max_pixels: int | None = None,
+        start: float = 0.0,
+        duration: float | None = None,
     ) -> RunSummary:
         """Enhance a video file, URL, image or folder into ``dst`` (default: ``name_enhanced.ext``).
 
@@ -422,13 +425,16 @@ class Enhancer:
         A folder is mirrored into ``dst``: its images, and each video in it (same name; a container
         the sink does not write becomes ``.mp4``); a video that fails is listed in
         ``summary.skipped`` and the others go on. The summary adds up all of them.
+        ``start`` / ``duration`` (seconds, videos only): restore just that part of the video, written
+        from 0 with its audio, subtitles and chapters cut to match: a quick way to try settings on
+        a long video (``copy_if_no_faces`` is then off: it would copy the whole input).
         """
         src_s = str(src)
         if dst is None:
             dst = default_output(src_s)
         opts = dict(overwrite=overwrite, codec=codec, crf=crf, preset=preset, audio=audio, quality=quality,
                     on_progress=on_progress, cancel=cancel, copy_if_no_faces=copy_if_no_faces,
-                    untrusted=untrusted, max_pixels=max_pixels)
+                    untrusted=untrusted, max_pixels=max_pixels, start=start, duration=duration)
         if "://" not in src_s and Path(src_s).is_dir():
             from stream_gpen.io._image import folder_media
 
@@ -438,19 +444,26 @@ class Enhancer:
         return self._enhance_one(src_s, dst, **opts)
 
     def _enhance_one(self, src_s: str, dst, *, overwrite, codec, crf, preset, audio, quality, on_progress, cancel,
-                     copy_if_no_faces, untrusted, max_pixels) -> RunSummary:
+                     copy_if_no_faces, untrusted, max_pixels, start=0.0, duration=None) -> RunSummary:
         """One video, URL, image, or a folder of images (one source, one sink)."""
         from stream_gpen.io import open_sink
 
+        trimmed = bool(start) or duration is not None
         timer = StageTimer()
         summary = self._summary(input=src_s, output=str(dst))
         t0 = time.perf_counter()
         source, stage = self._open(src_s, sink_queue=_SINK_QUEUE, timer=timer, untrusted=untrusted,
-                                   max_pixels=max_pixels)
+                                   max_pixels=max_pixels, start=start, duration=duration)
         with source:
             meta = source.metadata
             total = _expected_frames(meta)
             is_still = getattr(meta, "kind", "") in ("image", "folder")
+            if trimmed and is_still:
+                raise InvalidInputError("start/duration cut videos; this input is an image or a folder of images")
+            if trimmed and total and getattr(meta, "frame_rate", None):
+                rate = float(meta.frame_rate)
+                left = max(1, total - round(start * rate))
+                total = min(left, max(1, round(duration * rate))) if duration is not None else left
             sink = None
             try:
                 with open_sink(dst, source=source, codec=codec, crf=crf, preset=preset, audio=audio,
@@ -480,7 +493,10 @@ class Enhancer:
             self._finish(summary, stage, source, timer, t0)
             for attr in ("fallbacks", "dropped"):
                 summary.fallbacks += [str(x) for x in getattr(sink, attr, []) or []]
-        if copy_if_no_faces and summary.faces_restored == 0 and not is_still and "://" not in src_s:
+        if copy_if_no_faces and trimmed and summary.faces_restored == 0:
+            summary.fallbacks.append("no faces found; copy_if_no_faces does not apply to a trimmed run "
+                                     "(it would copy the whole input): the re-encoded part was kept")
+        elif copy_if_no_faces and summary.faces_restored == 0 and not is_still and "://" not in src_s:
             from stream_gpen.errors import EncodeError
             from stream_gpen.io import remux
 
@@ -507,6 +523,7 @@ class Enhancer:
             if user_progress is not None:  # counts go on across files; no total known up front
                 user_progress(base["frames"] + done, None, base["faces"] + faces)
 
+        trim = {"start": opts.pop("start", 0.0), "duration": opts.pop("duration", None)}
         jobs = ([(root, dst)] if has_images else []) + [
             (v, (dst / v.relative_to(root)).with_suffix(v.suffix if v.suffix.lower() in self._FOLDER_KEEP else ".mp4"))
             for v in videos]
@@ -515,7 +532,8 @@ class Enhancer:
                 if src is not root:
                     out.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    part = self._enhance_one(str(src), out, on_progress=progress, **opts)
+                    part = self._enhance_one(str(src), out, on_progress=progress, **opts,
+                                             **({} if src is root else trim))
                 except Interrupted as exc:
                     part = getattr(exc, "summary", None)
                     if part is not None:

@@ -50,6 +50,22 @@ _smooth_lag = _in_range(int, 0, 64)
 _strength = _in_range(float, 0, 1)
 
 
+def _timestamp(text: str) -> float:
+    """Seconds from ``90``, ``90.5``, ``1:30`` or ``01:01:30.25`` (as FFmpeg's -ss / -t take them)."""
+    try:
+        parts = [float(p) for p in text.strip().split(":")]
+        if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts) or any(p >= 60 for p in parts[1:]):
+            raise ValueError
+        v = 0.0
+        for p in parts:
+            v = v * 60 + p
+        if v != v or v == float("inf"):
+            raise ValueError
+        return v
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds or [HH:]MM:SS[.ms], got {text!r}") from None
+
+
 def _is_image_name(path: str) -> bool:
     from stream_gpen.io._source import IMAGE_EXTS
 
@@ -114,6 +130,11 @@ def _output_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--audio", default="copy", choices=["copy", "aac", "none"],
                    help="copy audio packets (default; transcoded only if the container needs it)")
     g.add_argument("--quality", type=_quality, default=95, help="JPEG/WebP/HEIC/AVIF quality 1-100 for image outputs (default 95)")
+    g.add_argument("--start", type=_timestamp, default=0.0, metavar="TIME",
+                   help="videos: begin at TIME (seconds or [HH:]MM:SS[.ms]); the output starts at 0 with its "
+                   "audio, subtitles and chapters cut to match. With --duration, a quick way to try settings")
+    g.add_argument("--duration", type=_timestamp, default=None, metavar="TIME",
+                   help="videos: restore only this long a part (from --start)")
     g.add_argument("--copy-if-no-faces", action="store_true",
                    help="when a video has no face at all, stream-copy it instead of re-encoding")
 
@@ -182,7 +203,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
         summary = enh.enhance_file(
             src, dst, overwrite=args.overwrite, codec=args.codec, crf=args.crf, preset=args.preset,
             audio=args.audio, quality=args.quality, on_progress=progress,
-            copy_if_no_faces=args.copy_if_no_faces,
+            copy_if_no_faces=args.copy_if_no_faces, start=args.start, duration=args.duration,
         )
     except Interrupted as exc:
         progress.close()

@@ -59,6 +59,21 @@ def test_enhance_image_default_output_and_report(tmp_path, shared, tiny_ckpt, de
     assert "inferred GPENConfig" not in capsys.readouterr().err  # --quiet: warnings and errors only
 
 
+def test_enhance_part_of_a_video(tmp_path, shared, tiny_ckpt, det_home):
+    """--start/--duration: 1.5 s from 0:02 of the talking head, written from 0 with its audio."""
+    src = shared / "data/videos/retalking_face2_frontal_talking_head.mp4"
+    dst = tmp_path / "part.mp4"
+    report = tmp_path / "r.json"
+    assert _run("enhance", src, "-o", dst, "--model", tiny_ckpt, "--device", "cpu", "--quiet", "--preset",
+                "ultrafast", "--start", "0:02", "--duration", "1.5", "--report", report) == 0
+    assert json.loads(report.read_text())["frames_out"] == 38
+    with av.open(str(dst)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 38
+    with av.open(str(dst)) as c:
+        audio = sum(float(p.duration * p.time_base) for p in c.demux(audio=0) if p.size)
+    assert abs(audio - 1.5) < 0.05
+
+
 def test_enhance_video_keeps_audio(tmp_path, shared, tiny_ckpt, det_home):
     src = shared / "data/videos/retalking_face2_frontal_talking_head.mp4"
     dst = tmp_path / "o.mp4"
@@ -84,6 +99,9 @@ def test_enhance_video_keeps_audio(tmp_path, shared, tiny_ckpt, det_home):
           "--parser-weights", "/no/such/parsenet.pth"], 2, "face-parsing weights not found"),
         (["enhance", "{img}", "--mask", "hull"], 2, "invalid choice"),
         (["enhance", "{img}", "--strength", "2"], 2, "must be a number in [0, 1]"),
+        (["enhance", "{img}", "--start", "1:75"], 2, "expected seconds or [HH:]MM:SS[.ms]"),
+        (["enhance", "{img}", "--model", "classic", "--device", "cpu", "--start", "2"], 2,
+         "start/duration cut videos"),
     ],
 )
 def test_enhance_errors_and_exit_codes(tmp_path, shared, det_home, capsys, args, code, text):

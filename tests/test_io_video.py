@@ -776,3 +776,53 @@ def test_resolution_change_mid_stream_is_letterboxed(tmp_path, pix):
         assert last_hi is not None and last_hi.dtype == torch.uint16
         assert int(last_hi[:28].int().max()) == 0 and abs(float(last_hi[40:200].float().mean()) / 257 - 200) < 3
     assert sum("frame size changed mid-stream at frame 6: 640x360" in n and "letterboxed" in n for n in notes) == 1
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv"])
+def test_start_and_duration_cut_video_audio_and_chapters(tmp_path, ext):
+    """A window of a 5-s clip with audio and chapters: the frames from `start` for `duration`,
+    written from 0, the audio of the same window (in sync, same length), chapters moved and cut."""
+    from tests.test_fidelity import make_clip
+
+    ch = make_clip(tmp_path / "chapters.mkv", w=64, h=48, n=125, audio=True, chapters=[
+        {"id": 1, "start": 0, "end": 1500, "time_base": Fraction(1, 1000), "metadata": {"title": "a"}},
+        {"id": 2, "start": 1500, "end": 5000, "time_base": Fraction(1, 1000), "metadata": {"title": "b"}}])
+    n_all = 125
+    dst = tmp_path / f"cut.{ext}"
+    with open_source(ch, start=2.0, duration=1.5) as s, open_sink(dst, source=s, preset="ultrafast") as k:
+        got = []
+        for f in s:
+            got.append(f.time)
+            k.write(f)
+    assert len(got) == 38 and got[0] == pytest.approx(2.0) and n_all == 125  # 2.00 .. 3.48 s at 25 fps
+    with av.open(str(dst)) as c:
+        v = [float(f.time) for f in c.decode(video=0)]
+    with av.open(str(dst)) as c:
+        a = [p for p in c.demux(audio=0) if p.size]
+        chapters = c.chapters()
+    assert len(v) == 38 and v[0] == pytest.approx(0.0, abs=1e-3) and v[-1] == pytest.approx(1.48, abs=1e-3)
+    t0 = min(float(p.pts * p.time_base) for p in a)
+    audio_len = sum(float(p.duration * p.time_base) for p in a)
+    assert abs(t0) < 0.03 and abs(audio_len - 1.5) < 0.05  # the window's audio, starting with the video
+    # chapter a (0-1.5 s) is before the window; b is cut to it: 0 .. 1.5 s
+    assert [c["metadata"]["title"] for c in chapters] == ["b"]
+    b = chapters[0]
+    assert float(b["start"] * b["time_base"]) == pytest.approx(0.0) and float(b["end"] * b["time_base"]) == pytest.approx(1.5)
+
+
+def test_start_and_duration_errors(tmp_path, shared):
+    src = shared / "data/videos/retalking_face2_frontal_talking_head.mp4"
+    with pytest.raises(InvalidInputError, match=r"start=9 s is past the end"):
+        open_source(src, start=9.0)
+    with pytest.raises(InvalidInputError, match="duration must be None or a number of seconds > 0"):
+        open_source(src, duration=0)
+    with pytest.raises(InvalidInputError, match="start must be a number of seconds >= 0"):
+        open_source(src, start=-1)
+    with pytest.raises(InvalidInputError, match="is a live source"):
+        open_source("lavfi:testsrc2=size=64x48:rate=10", start=1.0)
+    with open_source("lavfi:testsrc2=size=64x48:rate=10", duration=0.5) as s:  # a live source: duration only
+        n = 0
+        for f in s:
+            n += 1
+            f.release()
+    assert 4 <= n <= 6

@@ -26,6 +26,8 @@ def open_source(
     untrusted: bool = False,
     max_pixels: int | None = None,
     high_bit_depth: bool = True,
+    start: float = 0.0,
+    duration: float | None = None,
 ):
     """Open a video file, URL, capture device, ``lavfi:<graph>``, image file or image folder.
 
@@ -34,7 +36,8 @@ def open_source(
     See :class:`VideoSource` for what each option trades off. ``untrusted`` (uploads) also reads
     every input as a video file: no image/folder dispatch by name. ``high_bit_depth`` (video
     only): frames of a 10/12-bit source also carry ``frame.hi`` (uint16 rgb48) and file sinks
-    encode 10/12-bit from it; ``False`` = 8-bit only.
+    encode 10/12-bit from it; ``False`` = 8-bit only. ``start`` / ``duration`` (video only):
+    a time window of the video, in seconds (see :class:`VideoSource`).
     """
     s = str(spec)
     if not untrusted and "://" not in s and not s.startswith("lavfi:"):
@@ -46,7 +49,7 @@ def open_source(
     return VideoSource(spec, device=device, live=live, decode=decode, ring_size=ring_size, count_frames=count_frames,
                        reconnect=reconnect, reconnect_delay_s=reconnect_delay_s, timeout_s=timeout_s,
                        autorotate=autorotate, deinterlace=deinterlace, untrusted=untrusted,
-                       max_pixels=max_pixels, high_bit_depth=high_bit_depth)
+                       max_pixels=max_pixels, high_bit_depth=high_bit_depth, start=start, duration=duration)
 
 
 def open_sink(

@@ -375,9 +375,11 @@ class FileSink(_Sink):
             self._remove_tmp()
             raise InvalidInputError(bad)
         self._vstream = None
-        # AVI (see _NO_START_TIMES): every stream is written relative to the first video frame's
-        # time (the origin); audio packets before it are left out and counted.
-        self._rebase = bool(set(fmt_name.split(",")) & set(_NO_START_TIMES))
+        # AVI (see _NO_START_TIMES), and any output of a trimmed source (``trim_start``): every
+        # stream is written relative to the first video frame's time (the origin); audio packets
+        # before it are left out (counted, and reported for AVI, where it is a loss).
+        self._rebase_avi = bool(set(fmt_name.split(",")) & set(_NO_START_TIMES))
+        self._rebase = self._rebase_avi or bool(getattr(source, "trim_start", 0))
         self._origin: Fraction | None = None
         self._before_origin = 0
         self._late_audio: dict[int, float] = {}
@@ -482,7 +484,8 @@ class FileSink(_Sink):
         if inp is None or ins is None:
             return
         out = self._out
-        for msg in copy_container_tags(inp, out):
+        win = getattr(self.source, "_window", None) if getattr(self.source, "trim_start", 0) else None
+        for msg in copy_container_tags(inp, out, window=win):
             self._drop(msg)
         copy_stream_tags(ins, vs, encoded=True)
         tc = timecode_of(inp, ins)
@@ -799,7 +802,11 @@ class FileSink(_Sink):
                 self._mux_aux_packet(p, shift)
             elif isinstance(tx, SubtitleConverter):
                 for q in tx.convert(p):
-                    self._out.mux(q)
+                    if self._rebase and self._origin is not None:  # a trimmed source: cues move too
+                        tb = q.time_base or q.stream.time_base
+                        self._mux_aux_packet(q, round(self._origin / tb))
+                    else:
+                        self._out.mux(q)
             else:
                 self._transcode_audio(p, o, tx)
 
@@ -858,6 +865,8 @@ class FileSink(_Sink):
         self._out.close()
 
     def _report_rebase(self) -> None:
+        if not self._rebase_avi:
+            return  # a trimmed source: audio before its first frame is meant to go
         if self._before_origin:
             msg = (f"{self._out.format.name} stores no start times: {self._before_origin} audio packet(s) before the "
                    "first video frame (encoder priming, or audio that starts earlier) were left out so that audio "

@@ -214,6 +214,11 @@ class VideoSource:
       and a 16-bit colour conversion per frame. ``False``: 8-bit only, as for 8-bit sources
       (smaller, faster; the output is 8-bit). 8-bit sources are unaffected either way
       (``frame.hi`` is ``None``). ``self.high_bit_depth`` says whether frames carry ``hi``.
+    * ``start`` / ``duration`` (seconds): only the frames from ``start`` (after the video's own
+      start time) for ``duration`` (``None``: to the end), and the audio/subtitle packets of that
+      window. The file is seeked to the keyframe before ``start`` (files and http(s) only, not
+      live sources); frames keep their pts and the sink writes them from 0
+      (``trim_start`` > 0 tells it to). Try settings on a short part of a long video this way.
     """
 
     def __init__(
@@ -234,7 +239,14 @@ class VideoSource:
         untrusted: bool = False,
         max_pixels: int | None = None,
         high_bit_depth: bool = True,
+        start: float = 0.0,
+        duration: float | None = None,
     ) -> None:
+        if isinstance(start, bool) or not isinstance(start, (int, float)) or not 0 <= start < float("inf"):
+            raise InvalidInputError(f"start must be a number of seconds >= 0, got {start!r}")
+        if duration is not None and (isinstance(duration, bool) or not isinstance(duration, (int, float))
+                                     or not 0 < duration < float("inf")):
+            raise InvalidInputError(f"duration must be None or a number of seconds > 0, got {duration!r}")
         if not isinstance(high_bit_depth, bool):
             raise InvalidInputError(f"high_bit_depth must be True or False, got {high_bit_depth!r}")
         if deinterlace not in ("auto", "off"):
@@ -261,6 +273,13 @@ class VideoSource:
         self.live = live if live is not None else (
             self.kind in ("device", "lavfi") or (self.kind == "url" and not self.spec.lower().startswith(("http", "hls")))
         )
+        if start and self.live:
+            raise InvalidInputError(f"start={start:g} s needs a file or an http(s) video to seek in; "
+                                    f"{self.spec!r} is a live source (duration= still limits it)")
+        #: seconds cut off the front (0: none); the sink then writes the output from 0
+        self.trim_start = float(start)
+        self.trim_duration = float(duration) if duration is not None else None
+        self._window: tuple[float, float | None] | None = None  # absolute (start, end) seconds
         self._decode_req = decode
         self._reconnect = reconnect
         self._reconnect_delay = reconnect_delay_s
@@ -447,9 +466,40 @@ class VideoSource:
             raise
 
     # --- decode generator (runs first in __init__, then in the decode thread) ------------
+    def _set_window(self, container) -> None:
+        """The trim window in the stream's own seconds, and a seek to the keyframe before it."""
+        if not self.trim_start and self.trim_duration is None:
+            return
+        vs = container.streams[self._vstream.index]
+        tb = _fraction(vs.time_base)
+        s0 = float(vs.start_time * tb) if vs.start_time is not None and tb else 0.0
+        start = s0 + self.trim_start
+        end = start + self.trim_duration if self.trim_duration is not None else None
+        self._window = (start, end)
+        if self.trim_start and tb:
+            try:
+                container.seek(int(start / tb), stream=vs, backward=True, any_frame=False)
+            except (av.error.FFmpegError, OSError) as e:
+                # no index / not seekable (a pipe, some hand-made files): decode from the top and
+                # drop what comes before the window (slower, same frames)
+                self._fallback(f"{self.spec}: cannot seek ({e}); reading from the start up to {self.trim_start:g} s")
+
+    def _in_window(self, t: float | None, dur: float = 0.0) -> int:
+        """-1 before the trim window, 0 inside (or no window / no time), 1 after it."""
+        if self._window is None or t is None:
+            return 0
+        start, end = self._window
+        if end is not None and t >= end - 1e-6:
+            return 1
+        # a packet wholly before the start is out; a frame (no duration) from the start on is in
+        before = t + dur <= start + 1e-6 if dur > 0 else t < start - 1e-6
+        return -1 if before else 0
+
     def _decode_frames(self) -> Iterator["av.VideoFrame"]:
         attempts = 0
         err: BaseException | None = None
+        if self._container is not None:
+            self._set_window(self._container)
         # AVI stores no presentation times: chunk k of the video is frame k (its dts), and
         # FFmpeg's H.264 parser guesses each pts one frame after that (k+1), so the video would
         # start a frame late against the audio. For AVI the decoded pts are moved back by the
@@ -468,6 +518,12 @@ class VideoSource:
                             return
                         if packet.stream.index != vs.index:
                             if packet.size or packet.pts is not None:  # skip the empty flush packets
+                                if self._window is not None:
+                                    t = packet.pts if packet.pts is not None else packet.dts
+                                    tb = packet.time_base
+                                    if t is not None and tb and self._in_window(
+                                            float(t * tb), float((packet.duration or 0) * tb)) != 0:
+                                        continue  # audio / subtitles outside the trim window
                                 self.aux.put(packet, self.stats["decoded"])
                             continue
                         if first_dts is None and packet.size:
@@ -486,6 +542,12 @@ class VideoSource:
                                 shift = late if late > 0 else 0
                             if shift and f.pts is not None:
                                 f.pts -= shift
+                            if self._window is not None and f.pts is not None and f.time_base:
+                                where = self._in_window(float(f.pts * f.time_base))
+                                if where < 0:
+                                    continue  # decoded from the keyframe before the window
+                                if where > 0:
+                                    return  # past the window: done
                             yield f
                     if self.kind != "url" or not self.live:
                         return  # clean end of input (an http(s) file ends like a local one)
@@ -533,6 +595,9 @@ class VideoSource:
                     f"{self.spec!r}: no decodable video frame ({self.stats['corrupt_packets']} corrupt packets)",
                     hint="the video data is damaged or truncated",
                 ) from None
+            if self.trim_start:
+                raise InvalidInputError(f"start={self.trim_start:g} s is past the end of {self.spec!r}",
+                                        hint="check the video's duration (its run summary or a media player)") from None
             raise DecodeError(f"{self.spec!r}: the video stream contains no frames") from None
         except BaseException:
             self._container.close()

@@ -63,9 +63,11 @@ def clean_tags(tags: dict, *, extra_skip: tuple[str, ...] = (), for_mov: bool = 
     return out
 
 
-def copy_container_tags(inp, out) -> list[str]:
+def copy_container_tags(inp, out, window: tuple[float, float | None] | None = None) -> list[str]:
     """Global tags and chapters of ``inp`` into ``out`` (before its header is written).
 
+    ``window``: the (start, end) seconds of the input the output holds (a trimmed output starts
+    at ``start``): chapters are moved by ``-start`` and cut to the window; those outside it go.
     Returns what could not be carried (human-readable, for the run summary)."""
     lost: list[str] = []
     fmts = _fmts(out)
@@ -88,6 +90,8 @@ def copy_container_tags(inp, out) -> list[str]:
         chapters = inp.chapters()
     except (AttributeError, ValueError):
         chapters = []
+    if chapters and window is not None:
+        chapters = _window_chapters(chapters, *window)
     if chapters:
         if fmts & set(_CHAPTER_FORMATS):
             out.set_chapters(chapters)
@@ -95,6 +99,18 @@ def copy_container_tags(inp, out) -> list[str]:
             lost.append(f"{len(chapters)} chapter(s) dropped: the {out.format.name} container cannot hold chapters "
                         "(write .mkv, .mp4 or .mov to keep them)")
     return lost
+
+
+def _window_chapters(chapters: list[dict], start: float, end: float | None) -> list[dict]:
+    out = []
+    for ch in chapters:
+        tb = ch["time_base"]
+        s, e = float(ch["start"] * tb) - start, float(ch["end"] * tb) - start
+        if e <= 0 or (end is not None and s >= end - start):
+            continue
+        s, e = max(s, 0.0), e if end is None else min(e, end - start)
+        out.append({**ch, "start": round(s / tb), "end": round(e / tb)})
+    return out
 
 
 def copy_stream_tags(ins, outs, *, encoded: bool = False) -> None:
