@@ -321,7 +321,7 @@ class Enhancer:
 
     def _open(self, spec, *, live: bool | None = None, sink_queue: int = 0, timer: StageTimer | None = None,
               untrusted: bool = False, max_pixels: int | None = None, start: float = 0.0,
-              duration: float | None = None):
+              duration: float | None = None, exclude=None):
         """Open ``spec`` and a face stage that fits it: ``(source, stage)``.
 
         The ring holds every frame the pipeline may keep at once: the pending batch, the
@@ -337,7 +337,7 @@ class Enhancer:
         ring = self._max_pending() + lag + sink_queue + 3
         src = open_source(str(spec), device=self.device, live=live, ring_size=ring, autorotate=True,
                           deinterlace=self.deinterlace, untrusted=untrusted, max_pixels=max_pixels,
-                          high_bit_depth=self.high_bit_depth, start=start, duration=duration)
+                          high_bit_depth=self.high_bit_depth, start=start, duration=duration, exclude=exclude)
         stage = self._stage(timer, lag=0 if getattr(src, "live", False) else lag)
         stage.pixel_aspect = pixel_aspect(getattr(src, "metadata", None))
         from stream_gpen.faces._hdr import HdrColour
@@ -438,7 +438,7 @@ class Enhancer:
         if "://" not in src_s and Path(src_s).is_dir():
             from stream_gpen.io._image import folder_media
 
-            images, videos = folder_media(Path(src_s))
+            images, videos = folder_media(Path(src_s), Path(dst))
             if videos:
                 return self._enhance_folder(Path(src_s), Path(dst), bool(images), videos, **opts)
         return self._enhance_one(src_s, dst, **opts)
@@ -453,7 +453,8 @@ class Enhancer:
         summary = self._summary(input=src_s, output=str(dst))
         t0 = time.perf_counter()
         source, stage = self._open(src_s, sink_queue=_SINK_QUEUE, timer=timer, untrusted=untrusted,
-                                   max_pixels=max_pixels, start=start, duration=duration)
+                                   max_pixels=max_pixels, start=start, duration=duration,
+                                   exclude=dst if Path(src_s).is_dir() else None)
         with source:
             meta = source.metadata
             total = _expected_frames(meta)

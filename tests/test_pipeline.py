@@ -462,3 +462,20 @@ def test_folder_with_photos_and_videos(tmp_path, shared, mobilenet_weights):
     assert main(["enhance", str(album), "-o", str(tmp_path / "cli_out"), "--model", "classic", "--device", "cpu",
                  "--quiet", "--preset", "ultrafast", "--detector-weights", str(mobilenet_weights)]) == 5
     assert (tmp_path / "cli_out" / "2019" / "party.mp4").is_file()
+
+
+def test_output_folder_inside_the_input_is_left_out(tmp_path, shared, mobilenet_weights):
+    """`enhance album -o album/enhanced`, run twice: the second run does not restore the first
+    run's outputs again (nor nest album/enhanced/enhanced/...)."""
+    import shutil
+
+    album = tmp_path / "album"
+    album.mkdir()
+    shutil.copy(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg", album / "photo.jpg")
+    (album / "notes.txt").write_text("x")
+    enh = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights)
+    for _ in range(2):
+        summary = enh.enhance_file(album, album / "enhanced", overwrite=True)
+        assert summary.frames_out == 1
+    assert sorted(p.relative_to(album).as_posix() for p in album.rglob("*") if p.is_file()) == [
+        "enhanced/photo.jpg", "notes.txt", "photo.jpg"]

@@ -28,6 +28,7 @@ def open_source(
     high_bit_depth: bool = True,
     start: float = 0.0,
     duration: float | None = None,
+    exclude=None,
 ):
     """Open a video file, URL, capture device, ``lavfi:<graph>``, image file or image folder.
 
@@ -37,7 +38,8 @@ def open_source(
     every input as a video file: no image/folder dispatch by name. ``high_bit_depth`` (video
     only): frames of a 10/12-bit source also carry ``frame.hi`` (uint16 rgb48) and file sinks
     encode 10/12-bit from it; ``False`` = 8-bit only. ``start`` / ``duration`` (video only):
-    a time window of the video, in seconds (see :class:`VideoSource`).
+    a time window of the video, in seconds (see :class:`VideoSource`). ``exclude`` (folders): a
+    subfolder to leave out (the output folder, when it lies inside the input).
     """
     s = str(spec)
     if not untrusted and "://" not in s and not s.startswith("lavfi:"):
@@ -45,7 +47,7 @@ def open_source(
         if p.is_dir() or p.suffix.lower() in IMAGE_EXTS:
             from stream_gpen.io._image import ImageSource
 
-            return ImageSource(p, device=device)
+            return ImageSource(p, device=device, exclude=Path(exclude) if exclude is not None else None)
     return VideoSource(spec, device=device, live=live, decode=decode, ring_size=ring_size, count_frames=count_frames,
                        reconnect=reconnect, reconnect_delay_s=reconnect_delay_s, timeout_s=timeout_s,
                        autorotate=autorotate, deinterlace=deinterlace, untrusted=untrusted,
