@@ -321,7 +321,7 @@ class Enhancer:
 
     def _open(self, spec, *, live: bool | None = None, sink_queue: int = 0, timer: StageTimer | None = None,
               untrusted: bool = False, max_pixels: int | None = None, start: float = 0.0,
-              duration: float | None = None, exclude=None):
+              duration: float | None = None, exclude=None, skip=None):
         """Open ``spec`` and a face stage that fits it: ``(source, stage)``.
 
         The ring holds every frame the pipeline may keep at once: the pending batch, the
@@ -337,7 +337,8 @@ class Enhancer:
         ring = self._max_pending() + lag + sink_queue + 3
         src = open_source(str(spec), device=self.device, live=live, ring_size=ring, autorotate=True,
                           deinterlace=self.deinterlace, untrusted=untrusted, max_pixels=max_pixels,
-                          high_bit_depth=self.high_bit_depth, start=start, duration=duration, exclude=exclude)
+                          high_bit_depth=self.high_bit_depth, start=start, duration=duration, exclude=exclude,
+                          skip=skip)
         stage = self._stage(timer, lag=0 if getattr(src, "live", False) else lag)
         stage.pixel_aspect = pixel_aspect(getattr(src, "metadata", None))
         from stream_gpen.faces._hdr import HdrColour
@@ -408,6 +409,7 @@ class Enhancer:
         max_pixels: int | None = None,
         start: float = 0.0,
         duration: float | None = None,
+        skip_existing: bool = False,
     ) -> RunSummary:
         """Enhance a video file, URL, image or folder into ``dst`` (default: ``name_enhanced.ext``).
 
@@ -428,6 +430,9 @@ class Enhancer:
         ``start`` / ``duration`` (seconds, videos only): restore just that part of the video, written
         from 0 with its audio, subtitles and chapters cut to match: a quick way to try settings on
         a long video (``copy_if_no_faces`` is then off: it would copy the whole input).
+        ``skip_existing``: leave alone every output that already exists (a folder: those files; a
+        single input: the whole job), so an interrupted run of a big folder resumes where it
+        stopped; the summary says how many were left. (``overwrite`` redoes them instead.)
         """
         src_s = str(src)
         if dst is None:
@@ -439,12 +444,18 @@ class Enhancer:
             from stream_gpen.io._image import folder_media
 
             images, videos = folder_media(Path(src_s), Path(dst))
-            if videos:
-                return self._enhance_folder(Path(src_s), Path(dst), bool(images), videos, **opts)
+            if videos or (skip_existing and not overwrite):
+                return self._enhance_folder(Path(src_s), Path(dst), images, videos,
+                                            skip_existing=skip_existing and not overwrite, **opts)
+        elif skip_existing and not overwrite and "://" not in src_s and Path(dst).exists():
+            summary = self._summary(input=src_s, output=str(dst))
+            summary.fallbacks.append(f"{dst} already exists: left as it is (skip_existing)")
+            log.info("%s already exists: left as it is", dst)
+            return summary
         return self._enhance_one(src_s, dst, **opts)
 
     def _enhance_one(self, src_s: str, dst, *, overwrite, codec, crf, preset, audio, quality, on_progress, cancel,
-                     copy_if_no_faces, untrusted, max_pixels, start=0.0, duration=None) -> RunSummary:
+                     copy_if_no_faces, untrusted, max_pixels, start=0.0, duration=None, skip=None) -> RunSummary:
         """One video, URL, image, or a folder of images (one source, one sink)."""
         from stream_gpen.io import open_sink
 
@@ -454,7 +465,7 @@ class Enhancer:
         t0 = time.perf_counter()
         source, stage = self._open(src_s, sink_queue=_SINK_QUEUE, timer=timer, untrusted=untrusted,
                                    max_pixels=max_pixels, start=start, duration=duration,
-                                   exclude=dst if Path(src_s).is_dir() else None)
+                                   exclude=dst if Path(src_s).is_dir() else None, skip=skip)
         with source:
             meta = source.metadata
             total = _expected_frames(meta)
@@ -513,8 +524,10 @@ class Enhancer:
     #: .wmv/.flv/.3gp/.mpg would play in few places, if it muxes at all)
     _FOLDER_KEEP = (".mp4", ".mov", ".mkv", ".webm", ".m4v", ".avi")
 
-    def _enhance_folder(self, root: Path, dst: Path, has_images: bool, videos: list[Path], **opts) -> RunSummary:
-        """A folder with videos: its images as one folder job, then each video into the mirror."""
+    def _enhance_folder(self, root: Path, dst: Path, images: list[Path], videos: list[Path], *,
+                        skip_existing: bool = False, **opts) -> RunSummary:
+        """A folder with videos (or resumed): its images as one folder job, then each video into
+        the mirror; with ``skip_existing``, files whose output exists are left out."""
         total = self._summary(input=str(root), output=str(dst))
         t0 = time.perf_counter()
         user_progress = opts.pop("on_progress")
@@ -525,16 +538,28 @@ class Enhancer:
                 user_progress(base["frames"] + done, None, base["faces"] + faces)
 
         trim = {"start": opts.pop("start", 0.0), "duration": opts.pop("duration", None)}
-        jobs = ([(root, dst)] if has_images else []) + [
-            (v, (dst / v.relative_to(root)).with_suffix(v.suffix if v.suffix.lower() in self._FOLDER_KEEP else ".mp4"))
-            for v in videos]
+        outs = [(v, (dst / v.relative_to(root)).with_suffix(v.suffix if v.suffix.lower() in self._FOLDER_KEEP else ".mp4"))
+                for v in videos]
+        done_before = 0
+        skip = None
+        if skip_existing:
+            def skip(q: Path) -> bool:
+                return (dst / q.relative_to(root)).exists()
+
+            todo = [q for q in images if not skip(q)]
+            done_before = len(images) - len(todo) + sum(1 for _, o in outs if o.exists())
+            images, outs = todo, [(v, o) for v, o in outs if not o.exists()]
+            if done_before:
+                total.fallbacks.append(f"{done_before} file(s) already in {dst} were left as they are (skip_existing)")
+                log.info("%d file(s) already in %s: left as they are", done_before, dst)
+        jobs = ([(root, dst)] if images else []) + outs
         try:
             for src, out in jobs:
                 if src is not root:
                     out.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     part = self._enhance_one(str(src), out, on_progress=progress, **opts,
-                                             **({} if src is root else trim))
+                                             **({"skip": skip} if src is root else trim))
                 except Interrupted as exc:
                     part = getattr(exc, "summary", None)
                     if part is not None:

@@ -192,7 +192,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
         # `-o some/folder` for one video: its default name inside that folder (an image keeps
         # its own name there, as the image sink mirrors inputs into folders).
         dst = str(Path(dst) / Path(default_output(src)).name)
-    if Path(dst).exists() and not args.overwrite and not Path(dst).is_dir():
+    if Path(dst).exists() and not args.overwrite and not args.skip_existing and not Path(dst).is_dir():
         raise OutputExistsError(f"output exists: {dst}", hint="pass --overwrite or choose another -o")
     if args.report and not Path(args.report).resolve().parent.is_dir():
         # checked now: finding out after an hour of encoding would lose the summary
@@ -204,6 +204,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
             src, dst, overwrite=args.overwrite, codec=args.codec, crf=args.crf, preset=args.preset,
             audio=args.audio, quality=args.quality, on_progress=progress,
             copy_if_no_faces=args.copy_if_no_faces, start=args.start, duration=args.duration,
+            skip_existing=args.skip_existing,
         )
     except Interrupted as exc:
         progress.close()
@@ -246,6 +247,8 @@ def add_enhance(subparsers, parents=()) -> None:
     p.add_argument("-o", "--output", help="output file (its extension picks the container or image "
                    "format) or folder (created for folder inputs; an existing one for single files)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave outputs that already exist as they are (folders: resume an interrupted run)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary, no info lines (warnings and errors still show)")
     p.add_argument("--report", metavar="FILE.json", help="write the run summary as JSON")
     _model_options(p)

@@ -479,3 +479,35 @@ def test_output_folder_inside_the_input_is_left_out(tmp_path, shared, mobilenet_
         assert summary.frames_out == 1
     assert sorted(p.relative_to(album).as_posix() for p in album.rglob("*") if p.is_file()) == [
         "enhanced/photo.jpg", "notes.txt", "photo.jpg"]
+
+
+def test_skip_existing_resumes_a_folder_run(tmp_path, shared, mobilenet_weights):
+    """An interrupted folder run is resumed: outputs that exist are left as they are (not even
+    decoded), the rest are done; a single input whose output exists is a no-op."""
+    import shutil
+
+    from stream_gpen.cli import main
+
+    album = tmp_path / "album"
+    album.mkdir()
+    for n in ("a", "b", "c"):
+        shutil.copy(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg", album / f"{n}.jpg")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "b.jpg").write_bytes(b"done before")  # what the interrupted run wrote
+    enh = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights)
+    from stream_gpen.errors import OutputExistsError
+
+    with pytest.raises(OutputExistsError, match="output exists") as e:
+        enh.enhance_file(album, out)
+    assert "--skip-existing resumes" in e.value.hint  # that run wrote a.jpg, then stopped at b.jpg
+    summary = enh.enhance_file(album, out, skip_existing=True)
+    assert summary.frames_out == 1 and (out / "b.jpg").read_bytes() == b"done before" and (out / "c.jpg").is_file()
+    assert any("2 file(s) already in" in f for f in summary.fallbacks)
+    again = enh.enhance_file(album, out, skip_existing=True)
+    assert again.frames_out == 0 and any("3 file(s) already in" in f for f in again.fallbacks)
+    one = enh.enhance_file(album / "a.jpg", out / "a.jpg", skip_existing=True)
+    assert one.frames_out == 0 and "left as it is" in one.fallbacks[-1]
+    det = ["--detector-weights", str(mobilenet_weights), "--model", "classic", "--device", "cpu", "--quiet"]
+    assert main(["enhance", str(album / "a.jpg"), "-o", str(out / "a.jpg"), "--skip-existing", *det]) == 0
+    assert main(["enhance", str(album / "a.jpg"), "-o", str(out / "a.jpg"), *det]) == 2  # exists, no flag

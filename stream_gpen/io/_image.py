@@ -227,13 +227,16 @@ class ImageSource:
     the path relative to the folder (the file name for a single image) so sinks can mirror the tree.
     """
 
-    def __init__(self, spec, *, device: torch.device | str = "cpu", exclude: Path | None = None) -> None:
+    def __init__(self, spec, *, device: torch.device | str = "cpu", exclude: Path | None = None,
+                 skip=None) -> None:
         p = Path(spec)
         if not p.exists():
             raise MediaNotFoundError(f"input not found: {p}")
         if p.is_dir():
             self.root = p
             self.paths, videos = folder_media(p, exclude)
+            if skip is not None:
+                self.paths = [q for q in self.paths if not skip(q)]
             if not self.paths:
                 raise NotMediaError(
                     f"folder {p} contains no images ({', '.join(IMAGE_EXTS)})"
@@ -425,7 +428,7 @@ class ImageSink(_Sink):
 
         path = self._path_for(frame)
         if path.exists() and not self.overwrite:
-            raise OutputExistsError(f"output exists: {path}", hint="pass overwrite=True (--overwrite)")
+            raise OutputExistsError(f"output exists: {path}", hint="--overwrite redoes it, --skip-existing resumes a folder run (overwrite= / skip_existing= in Python)")
         path.parent.mkdir(parents=True, exist_ok=True)
         rgb = frame.image.cpu().numpy()
         im = Image.fromarray(rgb, "RGB")

@@ -29,6 +29,7 @@ def open_source(
     start: float = 0.0,
     duration: float | None = None,
     exclude=None,
+    skip=None,
 ):
     """Open a video file, URL, capture device, ``lavfi:<graph>``, image file or image folder.
 
@@ -39,7 +40,8 @@ def open_source(
     only): frames of a 10/12-bit source also carry ``frame.hi`` (uint16 rgb48) and file sinks
     encode 10/12-bit from it; ``False`` = 8-bit only. ``start`` / ``duration`` (video only):
     a time window of the video, in seconds (see :class:`VideoSource`). ``exclude`` (folders): a
-    subfolder to leave out (the output folder, when it lies inside the input).
+    subfolder to leave out (the output folder, when it lies inside the input); ``skip``
+    (folders): ``skip(path) -> True`` leaves that image out (resuming: its output exists).
     """
     s = str(spec)
     if not untrusted and "://" not in s and not s.startswith("lavfi:"):
@@ -47,7 +49,7 @@ def open_source(
         if p.is_dir() or p.suffix.lower() in IMAGE_EXTS:
             from stream_gpen.io._image import ImageSource
 
-            return ImageSource(p, device=device, exclude=Path(exclude) if exclude is not None else None)
+            return ImageSource(p, device=device, exclude=Path(exclude) if exclude is not None else None, skip=skip)
     return VideoSource(spec, device=device, live=live, decode=decode, ring_size=ring_size, count_frames=count_frames,
                        reconnect=reconnect, reconnect_delay_s=reconnect_delay_s, timeout_s=timeout_s,
                        autorotate=autorotate, deinterlace=deinterlace, untrusted=untrusted,
