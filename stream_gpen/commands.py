@@ -93,6 +93,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     f.add_argument("--min-face", type=float, default=0.0, metavar="PX",
                    help="ignore faces whose shorter box side is under PX pixels (default 0: keep all); tiny "
                    "faces gain little and cost as much as big ones")
+    f.add_argument("--max-faces", type=_positive_int, default=None, metavar="N",
+                   help="restore at most N faces per frame, the largest (default: all); crowds cost per face")
     f.add_argument("--detector", default="auto", choices=["auto", "resnet50", "mobilenet0.25"],
                    help="RetinaFace backbone (auto: ResNet-50 on CUDA, MobileNet-0.25 on CPU)")
     f.add_argument("--detector-weights", metavar="PATH",
@@ -145,6 +147,7 @@ def _make_enhancer(args):
     return Enhancer(
         args.model, device=args.device, precision=args.precision, batch_size=args.batch_size,
         detect_every=args.detect_every, faces=args.faces, min_face=args.min_face, detector=args.detector,
+        max_faces=getattr(args, "max_faces", None),
         detect_size=args.detect_size, weights=args.weights, detector_weights=args.detector_weights, download=not args.no_download,
         progress=not getattr(args, "quiet", False), compile=args.compile,
         smooth_lag=getattr(args, "smooth_lag", None), deinterlace=getattr(args, "deinterlace", "auto"),

@@ -281,9 +281,10 @@ def select_faces(dets, select: str, min_face: float, max_faces: int | None, shap
     if len(dets) == 0:
         return dets
     boxes = dets.boxes
-    if select == "largest":
+    if select == "largest" or (select == "all" and max_faces is not None):
+        # "all" capped at max_faces keeps the largest, as the tracker does for video
         area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        order = torch.argsort(area, descending=True)[:1]
+        order = torch.argsort(area, descending=True)[: 1 if select == "largest" else None]
     elif select == "center":
         h, w = shape[0], shape[1]
         c = (boxes[:, :2] + boxes[:, 2:]) / 2

@@ -152,6 +152,9 @@ def test_selection_and_min_face():
         assert len(ts) == 1 and ts[0].box[:2].tolist() == expect
     tr = FaceTracker(select="all")
     assert len(tr.update(0, det2(0))) == 2
+    tr = FaceTracker(select="all", max_faces=1)  # capped: the largest one
+    ts = tr.update(0, det2(0))
+    assert len(ts) == 1 and ts[0].box[0] == 140
     tr = FaceTracker(min_face=60)
     ts = tr.update(0, det2(0))
     assert len(ts) == 1 and ts[0].box[0] == 140

@@ -511,3 +511,21 @@ def test_skip_existing_resumes_a_folder_run(tmp_path, shared, mobilenet_weights)
     det = ["--detector-weights", str(mobilenet_weights), "--model", "classic", "--device", "cpu", "--quiet"]
     assert main(["enhance", str(album / "a.jpg"), "-o", str(out / "a.jpg"), "--skip-existing", *det]) == 0
     assert main(["enhance", str(album / "a.jpg"), "-o", str(out / "a.jpg"), *det]) == 2  # exists, no flag
+
+
+def test_max_faces_keeps_the_largest(shared, mobilenet_weights):
+    """--max-faces N: at most N faces per picture, the largest ones (photos and video alike)."""
+    import cv2
+
+    rgb = np.ascontiguousarray(cv2.imread(str(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg"))[:, :, ::-1])
+    det = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights).detector.detect(
+        [torch.from_numpy(rgb)])[0]
+    assert len(det) >= 2
+    areas = ((det.boxes[:, 2] - det.boxes[:, 0]) * (det.boxes[:, 3] - det.boxes[:, 1])).tolist()
+    solid = SolidRestorer(64)
+    enh = Enhancer(solid, device="cpu", detector_weights=mobilenet_weights, max_faces=1)
+    out = enh.enhance_image(rgb)
+    assert solid.calls == [1]
+    big = det.boxes[int(np.argmax(areas))].int().tolist()
+    cx, cy = (big[0] + big[2]) // 2, (big[1] + big[3]) // 2
+    assert np.all(out[cy, cx] == 255)  # the largest face is the one restored

@@ -330,7 +330,8 @@ class FaceTracker:
       them (only for a static camera and subject; it lags any motion by up to k frames).
     * ``select``: ``"all"`` faces, the ``"largest"`` one, or the one nearest the ``"center"``.
     * ``min_face``: ignore faces whose box's shorter side is below this (frame px).
-    * ``max_faces``: keep at most this many tracks (by the ``select`` order); ``None`` = all.
+    * ``max_faces``: keep at most this many tracks (by the ``select`` order; for ``"all"`` the
+      largest); ``None`` = all.
     * ``filter``: how flow and detections are combined and smoothed.
       ``"kalman"`` (default): a predict/correct filter per face (:class:`PoseKalman`): flow is the
       prediction, detections are noisy measurements whose noise is measured online, and the
@@ -825,7 +826,8 @@ class FaceTracker:
 
     def _output(self) -> list[Track]:
         ts = [t for t in self._tracks if not t.lost]
-        if self.select == "largest":
+        if self.select == "largest" or (self.select == "all" and self.max_faces is not None):
+            # "all" capped at max_faces keeps the largest (usually nearest, most visible) ones
             ts.sort(key=lambda t: -(t.box[2] - t.box[0]) * (t.box[3] - t.box[1]))
         elif self.select == "center" and self._frame_size is not None:
             h, w = self._frame_size
