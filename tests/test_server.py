@@ -225,6 +225,12 @@ def test_strength_per_request(real_client, photo, tmp_path):
                          headers={**KEY, "Content-Type": "video/mp4"})
     assert r.status_code == 202 and r.json()["strength"] == 0.5
     assert wait_job(real_client, r.json()["id"])["state"] == "done"
+    # a window of the upload: 3 frames at 10 fps from 0.1 s for 0.2 s = frames 1 and 2
+    r = real_client.post("/v1/videos", content=clip.read_bytes(), params={"start": 0.1, "duration": 0.2},
+                         headers={**KEY, "Content-Type": "video/mp4"})
+    assert r.status_code == 202 and (r.json()["start"], r.json()["duration"]) == (0.1, 0.2)
+    info = wait_job(real_client, r.json()["id"])
+    assert info["state"] == "done" and info["summary"]["frames_out"] == 2, info
     assert real_client.get("/v1/models", headers=KEY).json()["models"][0]["strength"] == 1.0
 
 

@@ -354,9 +354,11 @@ def create_app(
         strength: float | None = Query(None, ge=0.0, le=1.0, description=(
             "blend of each restored face with the original, 0-1 (1 = the model's output as it is; "
             "lower keeps more identity and skin texture); default: the model's")),
+        start: float = Query(0.0, ge=0.0, description="restore from this second on (the output starts at 0)"),
+        duration: float | None = Query(None, gt=0.0, description="restore only this many seconds; default: to the end"),
     ):
         jobs = state["jobs"]
-        job = jobs.new_job(model=model, faces=faces, strength=strength)
+        job = jobs.new_job(model=model, faces=faces, strength=strength, start=start, duration=duration)
         try:
             with open(job.input_path, "wb") as f:
                 await read_body(request, _VIDEO_TYPES, sink=f)

@@ -48,6 +48,8 @@ class Job:
     model: str
     faces: str
     strength: float = 1.0
+    start: float = 0.0  # seconds: restore only a window of the upload
+    duration: float | None = None
     state: JobState = JobState.uploading
     created: float = field(default_factory=time.time)
     started: float | None = None
@@ -79,6 +81,8 @@ class Job:
             "model": self.model,
             "faces": self.faces,
             "strength": self.strength,
+            "start": self.start,
+            "duration": self.duration,
             "created": self.created,
             "started": self.started,
             "finished": self.finished,
@@ -158,7 +162,8 @@ class JobManager:
                 out[j.state.value] += 1
             return out
 
-    def new_job(self, *, model: str | None, faces: str | None, strength: float | None = None) -> Job:
+    def new_job(self, *, model: str | None, faces: str | None, strength: float | None = None,
+                start: float = 0.0, duration: float | None = None) -> Job:
         """Reserve a slot and a folder for an upload (state ``uploading``)."""
         name, sel, st = self.models.resolve(model, faces, strength)
         with self._cond:
@@ -169,7 +174,7 @@ class JobManager:
                 raise QueueFullError(f"video queue full ({self.max_jobs} jobs); retry later",
                                      retry_after_s=30, hint="raise --max-jobs")
             job_id = secrets.token_urlsafe(16)
-            job = Job(job_id, self.work_dir / job_id, name, sel, st)
+            job = Job(job_id, self.work_dir / job_id, name, sel, st, float(start), duration)
             job.dir.mkdir(mode=0o700)
             self._jobs[job_id] = job
         return job
@@ -283,7 +288,7 @@ class JobManager:
                     raise Interrupted("cancelled before start")
                 summary = view.enhance_file(job.input_path, job.output_path, overwrite=True,
                                             on_progress=on_progress, cancel=job.cancel, untrusted=True,
-                                            max_pixels=self.max_pixels)
+                                            max_pixels=self.max_pixels, start=job.start, duration=job.duration)
             state = JobState.done
         except Interrupted:
             state = JobState.cancelled
