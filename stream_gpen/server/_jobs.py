@@ -61,6 +61,11 @@ class Job:
     error: str | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
 
+    def window(self) -> dict:
+        """``start``/``duration`` for ``enhance_file``, only when set (enhancers without them work)."""
+        return {**({"start": self.start} if self.start else {}),
+                **({"duration": self.duration} if self.duration is not None else {})}
+
     @property
     def input_path(self) -> Path:
         return self.dir / INPUT_NAME
@@ -288,7 +293,7 @@ class JobManager:
                     raise Interrupted("cancelled before start")
                 summary = view.enhance_file(job.input_path, job.output_path, overwrite=True,
                                             on_progress=on_progress, cancel=job.cancel, untrusted=True,
-                                            max_pixels=self.max_pixels, start=job.start, duration=job.duration)
+                                            max_pixels=self.max_pixels, **job.window())
             state = JobState.done
         except Interrupted:
             state = JobState.cancelled
