@@ -533,9 +533,11 @@ class Enhancer:
         user_progress = opts.pop("on_progress")
         base = {"frames": 0, "faces": 0}
 
+        grand: list[int | None] = [None]
+
         def progress(done: int, _total, faces: int) -> None:
-            if user_progress is not None:  # counts go on across files; no total known up front
-                user_progress(base["frames"] + done, None, base["faces"] + faces)
+            if user_progress is not None:  # counts go on across files, against the folder's total
+                user_progress(base["frames"] + done, grand[0], base["faces"] + faces)
 
         trim = {"start": opts.pop("start", 0.0), "duration": opts.pop("duration", None)}
         outs = [(v, (dst / v.relative_to(root)).with_suffix(v.suffix if v.suffix.lower() in self._FOLDER_KEEP else ".mp4"))
@@ -553,6 +555,9 @@ class Enhancer:
                 total.fallbacks.append(f"{done_before} file(s) already in {dst} were left as they are (skip_existing)")
                 log.info("%d file(s) already in %s: left as they are", done_before, dst)
         jobs = ([(root, dst)] if images else []) + outs
+        if user_progress is not None:
+            counts = [_header_frames(v, **trim) for v, _ in outs]
+            grand[0] = len(images) + sum(counts) if None not in counts else None
         try:
             for src, out in jobs:
                 if src is not root:
@@ -637,6 +642,26 @@ def _expected_frames(meta) -> int | None:
     if dur and rate and not getattr(meta, "live", False):
         return max(1, round(dur * float(rate)))
     return getattr(meta, "frame_count_header", None) or None
+
+
+def _header_frames(path: Path, start: float = 0.0, duration: float | None = None) -> int | None:
+    """A video's frame count from its header (frames, else duration x rate), cut to the
+    start/duration window; ``None`` if the header does not say. Only for a progress total."""
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            vs = c.streams.video[0]
+            rate = float(vs.average_rate or vs.guessed_rate or 0)
+            n = vs.frames or (round(float(vs.duration * vs.time_base) * rate) if vs.duration and rate else 0)
+            if not n and c.duration and rate:
+                n = round(c.duration / 1e6 * rate)
+    except (av.error.FFmpegError, IndexError, OSError, ValueError):
+        return None
+    if not n or not rate:
+        return n or None
+    n = max(0, n - round(start * rate))
+    return min(n, round(duration * rate)) if duration is not None else n
 
 
 def _add_summary(total: RunSummary, part: RunSummary, root: Path, common: list[str]) -> None:

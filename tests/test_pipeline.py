@@ -456,12 +456,18 @@ def test_folder_with_photos_and_videos(tmp_path, shared, mobilenet_weights):
         assert sum(1 for _ in c.decode(video=0)) == 3
     assert summary.frames_out == 1 + 8 + 8 + 3 and summary.faces_restored >= 1 + 16
     assert len(summary.skipped) == 1 and "broken.mp4" in summary.skipped[0]
-    assert seen[-1][0] == 20 and all(t is None for _, t in seen)  # counts go on across files
+    # counts go on across files, against the folder's total (the broken file's header says nothing,
+    # so no total then); the same folder without it has one: 1 photo + 8 + 8 + 3 frames
+    assert seen[-1][0] == 20 and all(t is None for _, t in seen)
     assert "restore" in summary.stage_seconds and summary.seconds > 0
     # the command line: the same, and exit code 5 because one file could not be read
     assert main(["enhance", str(album), "-o", str(tmp_path / "cli_out"), "--model", "classic", "--device", "cpu",
                  "--quiet", "--preset", "ultrafast", "--detector-weights", str(mobilenet_weights)]) == 5
     assert (tmp_path / "cli_out" / "2019" / "party.mp4").is_file()
+    (album / "2019" / "broken.mp4").unlink()
+    seen.clear()
+    enh.enhance_file(album, tmp_path / "again", on_progress=lambda d, t, f: seen.append((d, t)))
+    assert seen[-1] == (20, 20)
 
 
 def test_output_folder_inside_the_input_is_left_out(tmp_path, shared, mobilenet_weights):
