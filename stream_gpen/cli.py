@@ -10,7 +10,7 @@ Exit codes (each :class:`~stream_gpen.errors.StreamGpenError` class carries its 
  2    bad command line, invalid input or option value, missing input, device not available
  3    weights: not found, download failed, size/checksum mismatch, checkpoint does not fit
  4    decoding, encoding or a live source failed while running
- 5    a folder was processed, but some of its images could not be read (skipped and listed)
+ 5    a folder was processed, but some of its files could not be read (skipped and listed)
 130   interrupted (Ctrl-C)
 ====  ==========================================================================================
 
@@ -173,6 +173,12 @@ def _add_camera(subparsers: argparse._SubParsersAction) -> None:
     add_camera(subparsers, parents=[_common_options()])
 
 
+def _add_info(subparsers: argparse._SubParsersAction) -> None:
+    from stream_gpen.commands import add_info
+
+    add_info(subparsers, parents=[_common_options()])
+
+
 def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     from stream_gpen.server.cli import add_serve
 
@@ -180,7 +186,7 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
 
 
 _SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
-    _add_enhance, _add_camera, _add_serve, _add_weights,
+    _add_enhance, _add_camera, _add_info, _add_serve, _add_weights,
 )
 
 
@@ -189,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Restore faces in videos, live cameras and photos with GPEN.",
         epilog="exit codes: 0 ok, 1 other error, 2 bad input/usage, 3 weights, 4 decode/encode, "
-        "5 folder done with unreadable images skipped, 130 interrupted",
+        "5 folder done with unreadable files skipped, 130 interrupted",
         parents=[_common_options()],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

@@ -401,3 +401,110 @@ def add_camera(subparsers, parents=()) -> None:
     p.add_argument("--report", metavar="FILE.json", help="write the run summary as JSON")
     _model_options(p)
     p.set_defaults(run=_run_camera, detect_size=640)
+
+
+# --- info ---------------------------------------------------------------------------------------
+def describe_input(spec: str) -> dict:
+    """What ``enhance`` will see in ``spec`` and what it will do with it (no model is loaded)."""
+    from stream_gpen.api import pixel_aspect
+    from stream_gpen.faces._hdr import HdrColour
+    from stream_gpen.io import open_source
+    from stream_gpen.io._convert import bits_per_component
+    from stream_gpen.io._image import IMAGE_EXTS, folder_media
+    from stream_gpen.io._sink import resolve_codec
+
+    p = Path(spec)
+    if "://" not in spec and not spec.startswith("lavfi:") and p.is_dir():
+        images, videos = folder_media(p)
+        other = sum(1 for q in p.rglob("*") if q.is_file() and not q.name.startswith(".")) - len(images) - len(videos)
+        return {"kind": "folder", "path": str(p), "images": len(images), "videos": len(videos),
+                "other_files": other, "plan": ["photos and videos restored into a mirrored folder"]
+                + ([f"{other} other file(s) left out"] if other else [])}
+    if "://" not in spec and p.suffix.lower() in IMAGE_EXTS:
+        from stream_gpen.io._image import _heif_plugin, read_image_info
+
+        from PIL import Image
+
+        _heif_plugin(p)
+        with Image.open(p) as im:
+            info = read_image_info(im, p)
+            orient = im.getexif().get(0x0112, 1)
+            out = {"kind": "image", "path": str(p), "format": im.format, "size": list(im.size), "mode": im.mode,
+                   "frames": getattr(im, "n_frames", 1), "exif_orientation": orient,
+                   "icc_profile": bool(info.get("icc_profile")), "exif": bool(info.get("exif")),
+                   "nclx": info.get("nclx_profile")}
+        out["plan"] = (["turned upright (EXIF orientation)"] if orient not in (1, None) else []) + [
+            "ICC profile, EXIF, DPI and transparency written back"]
+        return out
+    with open_source(spec, live=False if "://" not in spec and not spec.startswith("lavfi:") else None,
+                     autorotate=True) as src:
+        m = src.metadata
+        bits = bits_per_component(m.pix_fmt)
+        hdr = HdrColour.for_video(m)
+        par = pixel_aspect(m)
+        out = {
+            "kind": m.kind, "path": spec, "container": m.container, "codec": m.codec,
+            "size": [m.width, m.height], "pix_fmt": m.pix_fmt, "bits": bits,
+            "frame_rate": float(m.frame_rate) if m.frame_rate else None,
+            "duration_s": m.duration_s, "frames_header": m.frame_count_header,
+            "rotation_applied": m.extra.get("applied_rotation", 0),
+            "sample_aspect_ratio": str(m.sample_aspect_ratio) if m.sample_aspect_ratio else None,
+            "colour": {"matrix": m.color_space, "range": m.color_range, "primaries": m.color_primaries,
+                       "transfer": m.color_trc},
+            "interlaced": m.interlaced,
+            "audio": [{"codec": a.codec, "sample_rate": a.sample_rate, "channels": a.channels,
+                       "language": a.language} for a in m.audio],
+            "subtitles": [{"codec": s.codec, "language": s.language} for s in m.subtitles],
+        }
+        plan = []
+        if out["rotation_applied"]:
+            plan.append(f"turned upright ({out['rotation_applied']} degrees) and written upright")
+        if m.interlaced in ("tt", "bb", "tb", "bt"):
+            plan.append("deinterlaced with bwdif (--deinterlace off keeps the fields)")
+        if par != 1.0:
+            plan.append(f"non-square pixels ({m.sample_aspect_ratio}): faces aligned in display geometry")
+        if hdr is not None:
+            plan.append(hdr.describe())
+        if src.high_bit_depth:
+            plan.append(f"{bits}-bit: kept at {bits} bits outside the faces (--bit-depth 8 for 8-bit)")
+        plan.append(f"written as {resolve_codec('auto', 'out.mp4', src)} by default (--codec), "
+                    + ("audio copied" if m.audio else "no audio"))
+        out["plan"] = plan
+        return out
+
+
+def add_info(subparsers, parents=()) -> None:
+    p = subparsers.add_parser(
+        "info", parents=list(parents), help="what enhance will see in an input and do with it",
+        description="Describe INPUT (video, URL, image or folder) as stream-gpen reads it: streams, size, "
+        "frame rate, bit depth, colour (HDR), rotation, pixel aspect, interlacing, audio and subtitles, "
+        "and what `enhance` will do about each. Loads no model.")
+    p.add_argument("input", metavar="INPUT")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(run=_run_info)
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    import json
+
+    src = args.input
+    if "://" not in src and not src.startswith("lavfi:") and not Path(src).exists():
+        raise InvalidInputError(f"input not found: {src}")
+    info = describe_input(src)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    plan = info.pop("plan", [])
+    for k, v in info.items():
+        if v in (None, [], {}):
+            continue
+        if isinstance(v, dict):
+            v = ", ".join(f"{a} {b}" for a, b in v.items())
+        elif isinstance(v, list) and v and isinstance(v[0], dict):
+            v = "; ".join(", ".join(f"{a} {b}" for a, b in d.items() if b is not None) for d in v)
+        elif isinstance(v, list):
+            v = "x".join(str(x) for x in v) if k == "size" else ", ".join(map(str, v))
+        print(f"{k:<20} {v}")
+    for line in plan:
+        print(f"{'enhance will':<20} {line}")
+    return 0

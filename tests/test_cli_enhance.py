@@ -147,3 +147,26 @@ def test_console_script_enhance_help():
         pytest.fail(f"console script not installed next to {sys.executable}")
     r = subprocess.run([str(exe), "enhance", "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "--detect-every" in r.stdout
+
+
+def test_info_describes_inputs_and_the_plan(tmp_path, shared, capsys):
+    from stream_gpen.cli import main
+
+    clip = shared / "data/videos/retalking_face2_frontal_talking_head.mp4"
+    assert main(["info", str(clip), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["codec"] == "h264" and info["size"] == [844, 844] and info["bits"] == 8
+    assert len(info["audio"]) == 1 and info["frames_header"] == 125
+    assert any("written as h264" in p for p in info["plan"])
+    assert main(["info", str(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg")]) == 0
+    out = capsys.readouterr().out
+    assert "JPEG" in out and "enhance will" in out
+    album = tmp_path / "a"
+    album.mkdir()
+    (album / "x.jpg").write_bytes((shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg").read_bytes())
+    (album / "notes.txt").write_text("x")
+    assert main(["info", str(album), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["images"], info["videos"], info["other_files"]) == (1, 0, 1)
+    assert main(["info", str(tmp_path / "nope.mp4")]) == 2
+    assert "input not found" in capsys.readouterr().err
