@@ -410,6 +410,7 @@ class Enhancer:
         start: float = 0.0,
         duration: float | None = None,
         skip_existing: bool = False,
+        compare: bool = False,
     ) -> RunSummary:
         """Enhance a video file, URL, image or folder into ``dst`` (default: ``name_enhanced.ext``).
 
@@ -433,13 +434,16 @@ class Enhancer:
         ``skip_existing``: leave alone every output that already exists (a folder: those files; a
         single input: the whole job), so an interrupted run of a big folder resumes where it
         stopped; the summary says how many were left. (``overwrite`` redoes them instead.)
+        ``compare``: write the input and the result side by side (input left, restored right,
+        twice the width, 8-bit) to judge settings; audio and timing as usual.
         """
         src_s = str(src)
         if dst is None:
             dst = default_output(src_s)
         opts = dict(overwrite=overwrite, codec=codec, crf=crf, preset=preset, audio=audio, quality=quality,
                     on_progress=on_progress, cancel=cancel, copy_if_no_faces=copy_if_no_faces,
-                    untrusted=untrusted, max_pixels=max_pixels, start=start, duration=duration)
+                    untrusted=untrusted, max_pixels=max_pixels, start=start, duration=duration,
+                    compare=compare)
         if "://" not in src_s and Path(src_s).is_dir():
             from stream_gpen.io._image import folder_media
 
@@ -455,7 +459,8 @@ class Enhancer:
         return self._enhance_one(src_s, dst, **opts)
 
     def _enhance_one(self, src_s: str, dst, *, overwrite, codec, crf, preset, audio, quality, on_progress, cancel,
-                     copy_if_no_faces, untrusted, max_pixels, start=0.0, duration=None, skip=None) -> RunSummary:
+                     copy_if_no_faces, untrusted, max_pixels, start=0.0, duration=None, skip=None,
+                     compare=False) -> RunSummary:
         """One video, URL, image, or a folder of images (one source, one sink)."""
         from stream_gpen.io import open_sink
 
@@ -480,8 +485,13 @@ class Enhancer:
             try:
                 with open_sink(dst, source=source, codec=codec, crf=crf, preset=preset, audio=audio,
                                overwrite=overwrite, quality=quality, queue_size=_SINK_QUEUE) as sink:
-                    frames = self._still_frames(source, stage) if is_still else self._frames(source, stage)
+                    originals: dict = {}
+                    keep = (lambda f: originals.__setitem__(f.index, f.image.clone())) if compare else None
+                    frames = (self._still_frames(source, stage, on_frame=keep) if is_still
+                              else self._frames(source, stage, on_frame=keep))
                     for frame in frames:
+                        if compare:
+                            frame = _side_by_side(frame, originals.pop(frame.index))
                         summary.frames_in += 1
                         with timer("encode"):
                             sink.write(frame)
@@ -584,8 +594,10 @@ class Enhancer:
             total.seconds = time.perf_counter() - t0
         return total
 
-    def _still_frames(self, source, stage) -> Iterator:
+    def _still_frames(self, source, stage, on_frame=None) -> Iterator:
         for frame in source:
+            if on_frame is not None:
+                on_frame(frame)
             img = frame.image
             stage.restore([img], [stage.plan_still(img)])
             yield frame
@@ -642,6 +654,17 @@ def _expected_frames(meta) -> int | None:
     if dur and rate and not getattr(meta, "live", False):
         return max(1, round(dur * float(rate)))
     return getattr(meta, "frame_count_header", None) or None
+
+
+def _side_by_side(frame, original: torch.Tensor):
+    """A new frame: ``original`` left, ``frame``'s restored picture right; ``frame`` is released."""
+    from stream_gpen.io import Frame
+
+    img = torch.cat([original.to(frame.image.device), frame.image], dim=1)
+    out = Frame(index=frame.index, pts=frame.pts, time_base=frame.time_base, time=frame.time, _image=img,
+                rel_path=frame.rel_path, image_info=frame.image_info)
+    frame.release()
+    return out
 
 
 def _header_frames(path: Path, start: float = 0.0, duration: float | None = None) -> int | None:

@@ -137,6 +137,8 @@ def _output_options(p: argparse.ArgumentParser) -> None:
                    "audio, subtitles and chapters cut to match. With --duration, a quick way to try settings")
     g.add_argument("--duration", type=_timestamp, default=None, metavar="TIME",
                    help="videos: restore only this long a part (from --start)")
+    g.add_argument("--compare", action="store_true",
+                   help="write input and result side by side (input left, restored right) to judge settings")
     g.add_argument("--copy-if-no-faces", action="store_true",
                    help="when a video has no face at all, stream-copy it instead of re-encoding")
 
@@ -207,7 +209,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
             src, dst, overwrite=args.overwrite, codec=args.codec, crf=args.crf, preset=args.preset,
             audio=args.audio, quality=args.quality, on_progress=progress,
             copy_if_no_faces=args.copy_if_no_faces, start=args.start, duration=args.duration,
-            skip_existing=args.skip_existing,
+            skip_existing=args.skip_existing, compare=args.compare,
         )
     except Interrupted as exc:
         progress.close()

@@ -535,3 +535,30 @@ def test_max_faces_keeps_the_largest(shared, mobilenet_weights):
     big = det.boxes[int(np.argmax(areas))].int().tolist()
     cx, cy = (big[0] + big[2]) // 2, (big[1] + big[3]) // 2
     assert np.all(out[cy, cx] == 255)  # the largest face is the one restored
+
+
+def test_compare_writes_input_and_result_side_by_side(tmp_path, shared, mobilenet_weights):
+    """--compare: twice the width, input on the left, the restored result on the right, every
+    frame and the audio kept; photos too."""
+    clip = shared / VIDEOS / "retalking_face2_frontal_talking_head.mp4"
+    enh = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights, batch_size=4)
+    dst = tmp_path / "cmp.mp4"
+    summary = enh.enhance_file(clip, dst, compare=True, duration=1.0, crf=0, preset="ultrafast")
+    assert summary.frames_out == 25
+    with av.open(str(clip)) as c:
+        src0 = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(int)
+    with av.open(str(dst)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"]
+        frames = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    assert len(frames) == 25 and frames[0].shape == (844, 1688, 3)
+    left, right = frames[0][:, :844], frames[0][:, 844:]
+    assert np.abs(left - src0).mean() < 1.5  # the input, untouched (lossless encode)
+    assert (right == 255).all(axis=2).sum() > 1000 and (left == 255).all(axis=2).sum() < 100  # the white paste
+    import cv2
+
+    photo = tmp_path / "p.png"
+    cv2.imwrite(str(photo), cv2.imread(str(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg")))
+    enh.enhance_file(photo, tmp_path / "p_cmp.png", compare=True)
+    a = cv2.imread(str(photo))
+    b = cv2.imread(str(tmp_path / "p_cmp.png"))
+    assert b.shape == (a.shape[0], 2 * a.shape[1], 3) and np.array_equal(b[:, : a.shape[1]], a)
