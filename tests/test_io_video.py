@@ -639,21 +639,18 @@ def test_subtitles_copied_or_dropped_with_reason(tmp_path):
 def _interlaced_clip(path, n=8, w=320, h=240):
     """A bright bar moving right, each frame's two fields half a frame apart (top field first),
     encoded interlaced: decoded as is, its edges comb."""
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25, options={"preset": "ultrafast", "crf": "12", "x264-params": "tff=1"})
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+    from tests._clips import write_video
+
+    def frames():
         for i in range(n):
             img = np.full((h, w, 3), 40, np.uint8)
             for field, dt in ((0, 0.0), (1, 0.5)):
                 x = int(40 + 12 * (i + dt))
                 rows = np.arange(field, h, 2)
                 img[rows[(rows > 60) & (rows < 180)], x : x + 60] = 220
-            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
-            vf.pts = i
-            for p in s.encode(vf):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+            yield img
+
+    write_video(path, frames(), options={"preset": "ultrafast", "crf": "12", "x264-params": "tff=1"})
 
 
 def _combing(img: np.ndarray) -> float:

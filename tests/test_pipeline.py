@@ -12,6 +12,7 @@ import torch
 from stream_gpen import Enhancer
 from stream_gpen.errors import InvalidInputError
 from stream_gpen.models.gpen import TINY_CONFIG, random_generator
+from tests._clips import write_video
 from tests._doubles import SolidRestorer
 
 VIDEOS = "data/videos"
@@ -168,19 +169,15 @@ def test_single_frame_face_and_4k(tmp_path, mobilenet_weights, shared):
     face = cv2.imread(str(shared / "data/faces/aligned/gpen_ffhq_00000.png"))[:, :, ::-1]
     face = cv2.resize(face, (600, 600))
     path = tmp_path / "4k.mp4"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=10, options={"preset": "ultrafast", "crf": "18"})
-        s.width, s.height, s.pix_fmt = 3840, 2160, "yuv420p"
+
+    def frames():
         for i in range(4):
             img = np.full((2160, 3840, 3), 90, np.uint8)
             if i == 2:
                 img[800:1400, 1600:2200] = face
-            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
-            vf.pts = i
-            for p in s.encode(vf):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+            yield img
+
+    write_video(path, frames(), rate=10, options={"preset": "ultrafast", "crf": "18"})
     for live in (False, True):  # with the file look-ahead smoother, and without (live)
         solid = SolidRestorer(64)
         enh = Enhancer(solid, device="cpu", detector_weights=mobilenet_weights)  # detect_every=5
@@ -278,20 +275,14 @@ def test_no_face_video_stream_copied_on_request(tiny_enhancer, shared, tmp_path)
 
 def _still_clip(path, frame, n, *, crf, pix_fmt="yuv420p", rotation=None, sar=None) -> None:
     """``n`` copies of an RGB ``frame`` as H.264 at 10 fps, with a display rotation / SAR if given."""
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=10, options={"preset": "ultrafast", "crf": str(crf)})
-        s.width, s.height, s.pix_fmt = frame.shape[1], frame.shape[0], pix_fmt
+    def setup(s):
         if rotation:
             s.set_display_rotation(rotation)
         if sar is not None:
             s.codec_context.sample_aspect_ratio = sar
-        for i in range(n):
-            vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
-            vf.pts = i
-            for p in s.encode(vf):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+
+    write_video(path, [frame] * n, rate=10, pix_fmt=pix_fmt, options={"preset": "ultrafast", "crf": str(crf)},
+                setup=setup)
 
 
 def test_phone_video_with_display_rotation_is_restored_upright(tmp_path, shared, mobilenet_weights):

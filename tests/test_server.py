@@ -50,16 +50,9 @@ def photo() -> np.ndarray:
 
 
 def make_clip(path: Path, frame: np.ndarray, n: int = 6) -> Path:
-    with av.open(str(path), "w") as out:
-        s = out.add_stream("libx264", rate=Fraction(10))
-        s.width, s.height, s.pix_fmt = frame.shape[1], frame.shape[0], "yuv420p"
-        for i in range(n):
-            vf = av.VideoFrame.from_ndarray(np.roll(frame, i, axis=1), format="rgb24")
-            for p in s.encode(vf):
-                out.mux(p)
-        for p in s.encode():
-            out.mux(p)
-    return path
+    from tests._clips import write_video
+
+    return write_video(path, (np.roll(frame, i, axis=1) for i in range(n)), rate=10)
 
 
 def count_frames(path: Path) -> int:

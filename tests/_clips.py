@@ -1,0 +1,35 @@
+"""Writing small test videos: the encode / mux / flush loop every clip-making helper needs."""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterable
+
+import av
+import numpy as np
+
+
+def write_video(path: Path, frames: Iterable[np.ndarray], *, codec: str = "libx264", rate=25,
+                pix_fmt: str = "yuv420p", options: dict | None = None, fmt: str | None = None,
+                setup: Callable | None = None) -> Path:
+    """Encode RGB ``uint8 [H,W,3]`` frames (pts 0, 1, 2, ... in 1/rate) into a new file.
+
+    The stream takes its size from the first frame; ``setup(stream)`` can set more on it (display
+    rotation, SAR, colour tags) before the first frame is encoded."""
+    with av.open(str(path), "w", format=fmt) as c:
+        s = None
+        for i, img in enumerate(frames):
+            if s is None:
+                s = c.add_stream(codec, rate=Fraction(rate), options=dict(options or {}))
+                s.width, s.height, s.pix_fmt = img.shape[1], img.shape[0], pix_fmt
+                if setup is not None:
+                    setup(s)
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            vf.pts = i
+            for p in s.encode(vf):
+                c.mux(p)
+        if s is None:
+            raise ValueError("write_video needs at least one frame")
+        for p in s.encode():
+            c.mux(p)
+    return path
