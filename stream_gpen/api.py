@@ -553,12 +553,13 @@ class Enhancer:
         outs = [(v, (dst / v.relative_to(root)).with_suffix(v.suffix if v.suffix.lower() in self._FOLDER_KEEP else ".mp4"))
                 for v in videos]
         done_before = 0
-        skip = None
-        if skip_existing:
-            def skip(q: Path) -> bool:
-                return (dst / q.relative_to(root)).exists()
 
-            todo = [q for q in images if not skip(q)]
+        def done(q: Path) -> bool:  # its output exists already
+            return (dst / q.relative_to(root)).exists()
+
+        skip = done if skip_existing else None
+        if skip_existing:
+            todo = [q for q in images if not done(q)]
             done_before = len(images) - len(todo) + sum(1 for _, o in outs if o.exists())
             images, outs = todo, [(v, o) for v, o in outs if not o.exists()]
             if done_before:

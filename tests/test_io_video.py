@@ -503,7 +503,7 @@ def test_cuda_ring_matches_cpu_decode(tmp_path, decode):
 @pytest.mark.cuda
 def test_cuda_roundtrip_through_sink(tmp_path):
     clip = tmp_path / "in.mp4"
-    frames = make_clip(clip, n=6, audio="aac")
+    make_clip(clip, n=6, audio="aac")
     with open_source(clip, device="cuda") as src:
         with open_sink(tmp_path / "o.mp4", source=src, crf=12, preset="ultrafast") as sink:
             for f in src:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,8 +20,8 @@ from PIL import Image
 from _doubles import IdentityRestorer
 from stream_gpen import Enhancer
 from stream_gpen.cli import build_parser, main
-from stream_gpen.errors import EncodeError, InvalidInputError
-from stream_gpen.io import open_sink, open_source, remux
+from stream_gpen.errors import EncodeError
+from stream_gpen.io import remux
 from stream_gpen.io._sink import can_copy
 
 W, H = 64, 48

@@ -11,7 +11,6 @@ import json
 import struct
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
