@@ -170,3 +170,8 @@ def test_info_describes_inputs_and_the_plan(tmp_path, shared, capsys):
     assert (info["images"], info["videos"], info["other_files"]) == (1, 0, 1)
     assert main(["info", str(tmp_path / "nope.mp4")]) == 2
     assert "input not found" in capsys.readouterr().err
+    # --faces: the detector on frames spread over the video (the talking head: one face in each)
+    assert main(["info", str(clip), "--json", "--faces", "--detector-weights",
+                 str(shared / "weights/detection_mobilenet0.25_Final.pth")]) == 0
+    faces = json.loads(capsys.readouterr().out)["faces"]
+    assert faces["frames_sampled"] == 8 and faces["per_frame"] == [1] * 8 and faces["median_face_px"] > 150

@@ -807,6 +807,20 @@ def test_start_and_duration_cut_video_audio_and_chapters(tmp_path, ext):
     assert float(b["start"] * b["time_base"]) == pytest.approx(0.0) and float(b["end"] * b["time_base"]) == pytest.approx(1.5)
 
 
+def test_start_counts_on_the_files_timeline(shared):
+    """The stage clip's video starts 0.85 s after its audio: --start counts from the file's start,
+    as players show time and FFmpeg's -ss does, not from the first video frame."""
+    clip = shared / "data/videos/hamilton_stage_lowlight_multiface.mp4"
+    firsts = []
+    for t in (0.5, 8.5):
+        with open_source(clip, start=t, duration=0.5) as s:
+            f = next(s)
+            firsts.append(f.time)
+            f.release()
+    assert firsts[0] == pytest.approx(0.852, abs=0.002)  # nothing before the video's own start
+    assert 8.5 <= firsts[1] < 8.5 + 1 / 29.97 + 1e-3
+
+
 def test_start_and_duration_errors(tmp_path, shared):
     src = shared / "data/videos/retalking_face2_frontal_talking_head.mp4"
     with pytest.raises(InvalidInputError, match=r"start=9 s is past the end"):

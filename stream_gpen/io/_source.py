@@ -214,8 +214,8 @@ class VideoSource:
       and a 16-bit colour conversion per frame. ``False``: 8-bit only, as for 8-bit sources
       (smaller, faster; the output is 8-bit). 8-bit sources are unaffected either way
       (``frame.hi`` is ``None``). ``self.high_bit_depth`` says whether frames carry ``hi``.
-    * ``start`` / ``duration`` (seconds): only the frames from ``start`` (after the video's own
-      start time) for ``duration`` (``None``: to the end), and the audio/subtitle packets of that
+    * ``start`` / ``duration`` (seconds): only the frames from ``start`` (on the file's timeline,
+      as players show it and FFmpeg's ``-ss`` counts) for ``duration`` (``None``: to the end), and the audio/subtitle packets of that
       window. The file is seeked to the keyframe before ``start`` (files and http(s) only, not
       live sources); frames keep their pts and the sink writes them from 0
       (``trim_start`` > 0 tells it to). Try settings on a short part of a long video this way.
@@ -472,7 +472,10 @@ class VideoSource:
             return
         vs = container.streams[self._vstream.index]
         tb = _fraction(vs.time_base)
-        s0 = float(vs.start_time * tb) if vs.start_time is not None and tb else 0.0
+        # Relative to the file's start (its earliest stream), as players show time and FFmpeg's -ss
+        # counts: a video that starts 0.85 s after its audio has its frame "at 8.5 s" at 8.5 s.
+        s0 = container.start_time / 1e6 if container.start_time is not None else (
+            float(vs.start_time * tb) if vs.start_time is not None and tb else 0.0)
         start = s0 + self.trim_start
         end = start + self.trim_duration if self.trim_duration is not None else None
         self._window = (start, end)
