@@ -837,3 +837,17 @@ def test_start_and_duration_errors(tmp_path, shared):
             n += 1
             f.release()
     assert 4 <= n <= 6
+
+
+@pytest.mark.parametrize("codec", ["hevc", "av1"])
+def test_encoders_do_not_print_their_banners(tmp_path, capfd, codec):
+    """x265 and SVT-AV1 print ~25 lines of banner and statistics straight to stderr, past FFmpeg's
+    log level: the sink turns them down to errors, so --quiet is quiet."""
+    src = tmp_path / "in.mp4"
+    make_clip(src, n=4)
+    capfd.readouterr()
+    with open_source(src) as s, open_sink(tmp_path / f"o_{codec}.mkv", source=s, codec=codec, preset=None) as k:
+        for f in s:
+            k.write(f)
+    err = capfd.readouterr().err
+    assert "x265 [info]" not in err and "Svt[info]" not in err, err[:500]

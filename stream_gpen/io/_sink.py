@@ -460,6 +460,15 @@ class FileSink(_Sink):
                 opts["bf"] = "0"
             elif enc == "libx265":
                 opts["x265-params"] = "bframes=0"
+        if enc == "libx265":
+            # x265 prints its own banner and per-run statistics (~25 lines on stderr) whatever
+            # FFmpeg's log level: errors only, as the other encoders
+            opts["x265-params"] = ":".join(filter(None, (opts.get("x265-params"), "log-level=error")))
+        if enc == "libsvtav1":
+            # SVT-AV1 prints a banner and its settings at info level, read from SVT_LOG when each
+            # encoder starts: errors only (its one common warning is about thread priority), unless
+            # the user set a level
+            os.environ.setdefault("SVT_LOG", "1")
         if enc == "libvpx-vp9":
             # libvpx's default (good, cpu-used 0, one row thread) ran at 8.5 fps on 640x360 here;
             # cpu-used 4 + row threads: 24 fps for ~19% more bytes (docs in FileSink).
