@@ -713,3 +713,19 @@ def test_stalled_upload_times_out_over_real_http(tmp_path):
         server.should_exit = True
         thread.join(30)
         sock.close()
+
+
+def test_phone_photo_formats(fake):
+    """HEIC (iPhones) is accepted and answered as JPEG (browsers do not show HEIC); AVIF as AVIF."""
+    import stream_gpen.io._image as image_mod
+
+    image_mod._heif_plugin(Path("x.heic"))
+    img = np.random.default_rng(2).integers(0, 255, (40, 56, 3), dtype=np.uint8)
+    with client_for(fake) as c:
+        for fmt, ctype, answer in (("HEIF", "image/heic", "image/jpeg"), ("AVIF", "image/avif", "image/avif")):
+            r = c.post("/v1/images:enhance", content=encode(img, fmt), headers={**KEY, "Content-Type": ctype})
+            assert r.status_code == 200, r.text
+            assert r.headers["content-type"] == answer and decode(r.content).shape == img.shape
+        r = c.post("/v1/images:enhance", content=encode(img, "PNG"), params={"format": "avif"},
+                   headers={**KEY, "Content-Type": "image/png"})
+        assert r.status_code == 200 and r.headers["content-type"] == "image/avif"

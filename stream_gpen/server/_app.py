@@ -308,7 +308,7 @@ def create_app(
         request: Request,
         model: str | None = Query(None, description="a model this server holds (GET /v1/models); default: the first"),
         faces: Literal["all", "largest", "center"] | None = Query(None, description="which faces to restore"),
-        format: Literal["jpeg", "png", "webp"] | None = Query(None, description="answer format; default: the input's"),
+        format: Literal["jpeg", "png", "webp", "avif"] | None = Query(None, description="answer format; default: the input's (HEIC: JPEG)"),
         quality: int = Query(92, ge=1, le=100, description="JPEG/WebP quality of the answer"),
         strength: float | None = Query(None, ge=0.0, le=1.0, description=(
             "blend of each restored face with the original, 0-1 (1 = the model's output as it is; "

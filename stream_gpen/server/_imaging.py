@@ -3,16 +3,19 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, get_args
 
 import numpy as np
 
 from stream_gpen.errors import InvalidInputError, PayloadTooLargeError
 
-ImageFormat = Literal["jpeg", "png", "webp"]
-# Pillow format name -> ours. BMP/TIFF inputs are answered as PNG (lossless, and browsers show it).
-_READABLE = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp", "BMP": "png", "TIFF": "png", "MPO": "jpeg"}
-MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+ImageFormat = Literal["jpeg", "png", "webp", "avif"]
+# Pillow format name -> ours. BMP/TIFF inputs are answered as PNG (lossless, and browsers show it);
+# HEIC (iPhone photos) as JPEG, since browsers do not show HEIC.
+_READABLE = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp", "BMP": "png", "TIFF": "png", "MPO": "jpeg",
+             "HEIF": "jpeg", "AVIF": "avif"}
+MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif"}
 
 
 class UnsupportedImageError(InvalidInputError):
@@ -33,7 +36,7 @@ class DecodedImage:
 
 
 def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
-    """Decode JPEG/PNG/WebP/BMP/TIFF bytes; EXIF orientation applied.
+    """Decode JPEG/PNG/WebP/BMP/TIFF/HEIC/AVIF bytes; EXIF orientation applied.
 
     The header is read first and the pixel count checked against ``max_pixels`` before any pixel
     is decoded (Pillow's own bomb check is global state and only warns below 2x its limit).
@@ -42,6 +45,12 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
 
     if not data:
         raise InvalidInputError("empty request body: send an image (JPEG, PNG or WebP)")
+    from stream_gpen.io._image import _heif_plugin
+
+    try:
+        _heif_plugin(Path("upload.heic"))  # HEIC uploads (iPhones) open like the others
+    except InvalidInputError:
+        pass  # pillow-heif missing: HEIC is then refused as an unknown image
     try:
         im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
@@ -86,6 +95,8 @@ def encode_image(pixels: np.ndarray, fmt: ImageFormat, *, quality: int = 92) -> 
         im.save(buf, "JPEG", quality=quality)
     elif fmt == "webp":
         im.save(buf, "WEBP", quality=quality)
+    elif fmt == "avif":
+        im.save(buf, "AVIF", quality=quality)
     else:
         # Fast zlib level: the PNG answer is on the request's critical path.
         im.save(buf, "PNG", compress_level=1)
