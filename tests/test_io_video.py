@@ -811,14 +811,18 @@ def test_start_counts_on_the_files_timeline(shared):
     """The stage clip's video starts 0.85 s after its audio: --start counts from the file's start,
     as players show time and FFmpeg's -ss does, not from the first video frame."""
     clip = shared / "data/videos/hamilton_stage_lowlight_multiface.mp4"
-    firsts = []
+    firsts, counts = [], []
     for t in (0.5, 8.5):
         with open_source(clip, start=t, duration=0.5) as s:
-            f = next(s)
-            firsts.append(f.time)
-            f.release()
+            times = []
+            for f in s:
+                times.append(f.time)
+                f.release()
+        firsts.append(times[0])
+        counts.append(len(times))
     assert firsts[0] == pytest.approx(0.852, abs=0.002)  # nothing before the video's own start
     assert 8.5 <= firsts[1] < 8.5 + 1 / 29.97 + 1e-3
+    assert counts == [15, 15]  # the duration counts from the first frame kept: 0.5 s of video each
 
 
 def test_start_and_duration_errors(tmp_path, shared):

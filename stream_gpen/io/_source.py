@@ -215,8 +215,8 @@ class VideoSource:
       (smaller, faster; the output is 8-bit). 8-bit sources are unaffected either way
       (``frame.hi`` is ``None``). ``self.high_bit_depth`` says whether frames carry ``hi``.
     * ``start`` / ``duration`` (seconds): only the frames from ``start`` (on the file's timeline,
-      as players show it and FFmpeg's ``-ss`` counts) for ``duration`` (``None``: to the end), and the audio/subtitle packets of that
-      window. The file is seeked to the keyframe before ``start`` (files and http(s) only, not
+      as players show it and FFmpeg's ``-ss`` counts) for ``duration`` seconds from the first
+      frame kept (``None``: to the end), and the audio/subtitle packets of that window. The file is seeked to the keyframe before ``start`` (files and http(s) only, not
       live sources); frames keep their pts and the sink writes them from 0
       (``trim_start`` > 0 tells it to). Try settings on a short part of a long video this way.
     """
@@ -280,6 +280,7 @@ class VideoSource:
         self.trim_start = float(start)
         self.trim_duration = float(duration) if duration is not None else None
         self._window: tuple[float, float | None] | None = None  # absolute (start, end) seconds
+        self._anchor_end = False
         self._decode_req = decode
         self._reconnect = reconnect
         self._reconnect_delay = reconnect_delay_s
@@ -479,6 +480,9 @@ class VideoSource:
         start = s0 + self.trim_start
         end = start + self.trim_duration if self.trim_duration is not None else None
         self._window = (start, end)
+        # ``duration`` counts from the first frame kept: a video that starts later than its file
+        # (0.85 s after the audio, say) still gives ``duration`` seconds of video
+        self._anchor_end = self.trim_duration is not None
         if self.trim_start and tb:
             try:
                 container.seek(int(start / tb), stream=vs, backward=True, any_frame=False)
@@ -551,6 +555,10 @@ class VideoSource:
                                     continue  # decoded from the keyframe before the window
                                 if where > 0:
                                     return  # past the window: done
+                                if self._anchor_end:
+                                    self._anchor_end = False
+                                    t = float(f.pts * f.time_base)
+                                    self._window = (self._window[0], t + self.trim_duration)
                             yield f
                     if self.kind != "url" or not self.live:
                         return  # clean end of input (an http(s) file ends like a local one)

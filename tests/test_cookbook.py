@@ -1,0 +1,100 @@
+"""docs/cookbook.md, command by command, on shared media with the offline `classic` model (the
+clip/time arguments shortened to fit the test clips). Keeps the cookbook true to the code."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import av
+import pytest
+import torch
+
+from stream_gpen.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch, mobilenet_weights):
+    """A weights cache with the real MobileNet detector, a random-weight ParseNet, no downloads."""
+    from tests.test_faces_parse import _random_parsenet
+
+    h = tmp_path / "home"
+    h.mkdir()
+    os.symlink(mobilenet_weights, h / mobilenet_weights.name)
+    torch.save(_random_parsenet().state_dict(), h / "ParseNet-latest.pth")
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(h))
+    monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
+    return h
+
+
+def run(*args) -> int:
+    return main([str(a) for a in args] + ["--model", "classic", "--device", "cpu", "--quiet"])
+
+
+def frames(path) -> int:
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+def test_every_cookbook_command_is_tested_here():
+    text = (REPO / "docs" / "cookbook.md").read_text()
+    commands = re.findall(r"^stream-gpen (\w+)", text, flags=re.M)
+    assert commands == ["info", "enhance", "enhance", "enhance", "enhance", "enhance", "enhance", "enhance",
+                        "enhance", "serve"]  # the server is tested in test_server.py
+
+
+def test_look_before_a_long_run(tmp_path, shared, home, capsys):
+    clip = tmp_path / "holiday.mp4"
+    shutil.copy(shared / "data/videos/retalking_face2_frontal_talking_head.mp4", clip)
+    assert main(["info", str(clip), "--faces", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["faces"]["per_frame"] == [1] * 8
+    assert run("enhance", clip, "-o", tmp_path / "try.mp4", "--start", "0:02", "--duration", "1", "--compare") == 0
+    with av.open(str(tmp_path / "try.mp4")) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"]
+        assert c.streams.video[0].codec_context.width == 2 * 844
+    assert frames(tmp_path / "try.mp4") == 25
+
+
+def test_a_folder_of_home_media(tmp_path, shared, home):
+    album = tmp_path / "1998"
+    (album / "tapes").mkdir(parents=True)
+    shutil.copy(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg", album / "party.jpg")
+    shutil.copy(shared / "data/videos/keep_real4_old_tv_lowres.mp4", album / "tapes" / "tv.mp4")
+    out = tmp_path / "1998_restored"
+    assert run("enhance", album, "-o", out, "--duration", "1") == 0
+    assert (out / "party.jpg").is_file() and frames(out / "tapes" / "tv.mp4") == 20
+    (out / "tapes" / "tv.mp4").unlink()  # as if Ctrl-C had stopped the run there
+    before = (out / "party.jpg").stat().st_mtime_ns
+    assert run("enhance", album, "-o", out, "--duration", "1", "--skip-existing") == 0
+    assert (out / "party.jpg").stat().st_mtime_ns == before and frames(out / "tapes" / "tv.mp4") == 20
+
+
+def test_gentler_restoration(tmp_path, shared, home):
+    clip = shared / "data/videos/hamilton_stage_lowlight_multiface.mp4"
+    assert run("enhance", clip, "-o", tmp_path / "i.mp4", "--strength", "0.7", "--duration", "1") == 0
+    report = tmp_path / "r.json"
+    assert run("enhance", clip, "-o", tmp_path / "c.mp4", "--max-faces", "3", "--min-face", "40",
+               "--duration", "1", "--report", report) == 0
+    assert json.loads(report.read_text())["frames_out"] == 30
+    photo = shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg"
+    assert run("enhance", photo, "-o", tmp_path / "p.jpg", "--mask", "parse", "--report", report) == 0
+    assert json.loads(report.read_text())["mask"] == "parse"
+
+
+def test_phone_videos(tmp_path, home):
+    from tests.test_high_bit_depth import _X265_LOSSLESS, _PQ, make_clip
+
+    src = tmp_path / "IMG_0042.MOV"
+    make_clip(src, frames=3, options=_X265_LOSSLESS, tags=_PQ)
+    assert run("enhance", src) == 0
+    with av.open(str(tmp_path / "IMG_0042_enhanced.MOV")) as c:
+        s = c.streams.video[0]
+        assert s.codec_context.name == "hevc" and s.codec_tag == "hvc1"
+        assert next(c.decode(video=0)).format.name == "yuv420p10le"
+    assert run("enhance", src, "-o", tmp_path / "eight.mov", "--bit-depth", "8") == 0
+    with av.open(str(tmp_path / "eight.mov")) as c:
+        assert next(c.decode(video=0)).format.name == "yuv420p"
