@@ -411,6 +411,7 @@ class Enhancer:
         duration: float | None = None,
         skip_existing: bool = False,
         compare: bool = False,
+        image_format: str | None = None,
     ) -> RunSummary:
         """Enhance a video file, URL, image or folder into ``dst`` (default: ``name_enhanced.ext``).
 
@@ -436,6 +437,9 @@ class Enhancer:
         stopped; the summary says how many were left. (``overwrite`` redoes them instead.)
         ``compare``: write the input and the result side by side (input left, restored right,
         twice the width, 8-bit) to judge settings; audio and timing as usual.
+        ``image_format`` (folders): write every photo in this format (``"jpg"``, ``"png"``,
+        ``"webp"``, ``"tif"``, ``"heic"``, ``"avif"``...), e.g. iPhone HEICs as JPEGs; ``None``
+        keeps each photo's own.
         """
         src_s = str(src)
         if dst is None:
@@ -443,7 +447,7 @@ class Enhancer:
         opts = dict(overwrite=overwrite, codec=codec, crf=crf, preset=preset, audio=audio, quality=quality,
                     on_progress=on_progress, cancel=cancel, copy_if_no_faces=copy_if_no_faces,
                     untrusted=untrusted, max_pixels=max_pixels, start=start, duration=duration,
-                    compare=compare)
+                    compare=compare, image_format=image_format)
         if "://" not in src_s and Path(src_s).is_dir():
             from stream_gpen.io._image import folder_media
 
@@ -460,7 +464,7 @@ class Enhancer:
 
     def _enhance_one(self, src_s: str, dst, *, overwrite, codec, crf, preset, audio, quality, on_progress, cancel,
                      copy_if_no_faces, untrusted, max_pixels, start=0.0, duration=None, skip=None,
-                     compare=False) -> RunSummary:
+                     compare=False, image_format=None) -> RunSummary:
         """One video, URL, image, or a folder of images (one source, one sink)."""
         from stream_gpen.io import open_sink
 
@@ -484,7 +488,8 @@ class Enhancer:
             sink = None
             try:
                 with open_sink(dst, source=source, codec=codec, crf=crf, preset=preset, audio=audio,
-                               overwrite=overwrite, quality=quality, queue_size=_SINK_QUEUE) as sink:
+                               overwrite=overwrite, quality=quality, queue_size=_SINK_QUEUE,
+                               image_format=image_format if is_still else None) as sink:
                     originals: dict = {}
                     keep = (lambda f: originals.__setitem__(f.index, f.image.clone())) if compare else None
                     frames = (self._still_frames(source, stage, on_frame=keep) if is_still
@@ -554,8 +559,11 @@ class Enhancer:
                 for v in videos]
         done_before = 0
 
+        fmt = opts.get("image_format")
+
         def done(q: Path) -> bool:  # its output exists already
-            return (dst / q.relative_to(root)).exists()
+            out = dst / q.relative_to(root)
+            return (out.with_suffix("." + fmt.lstrip(".")) if fmt else out).exists()
 
         skip = done if skip_existing else None
         if skip_existing:

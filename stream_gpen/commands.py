@@ -131,6 +131,9 @@ def _output_options(p: argparse.ArgumentParser) -> None:
                    "faster = bigger file at the same --crf")
     g.add_argument("--audio", default="copy", choices=["copy", "aac", "none"],
                    help="copy audio packets (default; transcoded only if the container needs it)")
+    g.add_argument("--image-format", default=None, metavar="EXT",
+                   choices=["jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp", "heic", "heif", "avif"],
+                   help="folders: write every photo in this format (e.g. jpg for iPhone HEICs); default: each its own")
     g.add_argument("--quality", type=_quality, default=95, help="JPEG/WebP/HEIC/AVIF quality 1-100 for image outputs (default 95)")
     g.add_argument("--start", type=_timestamp, default=0.0, metavar="TIME",
                    help="videos: begin at TIME (seconds or [HH:]MM:SS[.ms]); the output starts at 0 with its "
@@ -209,7 +212,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
             src, dst, overwrite=args.overwrite, codec=args.codec, crf=args.crf, preset=args.preset,
             audio=args.audio, quality=args.quality, on_progress=progress,
             copy_if_no_faces=args.copy_if_no_faces, start=args.start, duration=args.duration,
-            skip_existing=args.skip_existing, compare=args.compare,
+            skip_existing=args.skip_existing, compare=args.compare, image_format=args.image_format,
         )
     except Interrupted as exc:
         progress.close()

@@ -171,3 +171,29 @@ def test_heic_wide_gamut_colour_description_is_kept_or_reported(tmp_path, mobile
         assert {k: out.info["nclx_profile"][k] for k in p3} == p3
     summary = enh.enhance_file(src, tmp_path / "p3.jpg")
     assert any("nclx, primaries 12" in f and "less saturated" in f for f in summary.fallbacks), summary.fallbacks
+
+
+def test_folder_photos_converted_to_one_format(tmp_path, shared, mobilenet_weights):
+    """--image-format jpg: a folder of iPhone HEICs (and a PNG) comes out as JPEGs, EXIF kept;
+    --skip-existing then knows the converted names."""
+    from stream_gpen import Enhancer
+    from tests._doubles import IdentityRestorer
+
+    import stream_gpen.io._image as image_mod
+
+    image_mod._heif_plugin(Path("x.heic"))
+    album = tmp_path / "album"
+    album.mkdir()
+    photo = Image.open(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg").convert("RGB")
+    exif = Image.Exif()
+    exif[0x010F] = "Apple"
+    photo.save(album / "IMG_1.heic", quality=90, exif=exif.tobytes())
+    photo.save(album / "scan.png")
+    enh = Enhancer(IdentityRestorer(64), device="cpu", detector_weights=mobilenet_weights)
+    out = tmp_path / "out"
+    enh.enhance_file(album, out, image_format="jpg")
+    assert sorted(p.name for p in out.iterdir()) == ["IMG_1.jpg", "scan.jpg"]
+    with Image.open(out / "IMG_1.jpg") as im:
+        assert im.format == "JPEG" and im.getexif().get(0x010F) == "Apple"
+    again = enh.enhance_file(album, out, image_format="jpg", skip_existing=True)
+    assert again.frames_out == 0
