@@ -271,6 +271,21 @@ def _default_camera() -> str:
     return "0"  # avfoundation / dshow index, resolved by the source
 
 
+def list_video_devices(root: str = "/") -> list[tuple[str, str]]:
+    """``(device path, name)`` of the Linux capture devices (``/dev/videoN``, names from sysfs;
+    a camera often shows up twice, once for its metadata node). Empty elsewhere."""
+    base = Path(root)
+    out = []
+    for dev in sorted((base / "dev").glob("video*"), key=lambda p: (len(p.name), p.name)):
+        name_file = base / "sys/class/video4linux" / dev.name / "name"
+        try:
+            name = name_file.read_text().strip()
+        except OSError:
+            name = "?"
+        out.append((f"/dev/{dev.name}", name))
+    return out
+
+
 class _Tee:
     """Write each frame to several sinks; all but the last get a private copy of the pixels."""
 
@@ -354,6 +369,16 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
 
 
 def _run_camera(args: argparse.Namespace) -> int:
+    if args.list:
+        devices = list_video_devices()
+        for path, name in devices:
+            print(f"{path:<14} {name}")
+        if not devices:
+            where = ("no /dev/video* devices (is the camera plugged in, and are you in the 'video' group?)"
+                     if sys.platform.startswith("linux") else
+                     "device listing is Linux-only; on macOS/Windows give the camera's index (0, 1, ...)")
+            print(where, file=sys.stderr)
+        return 0
     outputs = []
     if args.preview:
         outputs.append("preview")
@@ -404,6 +429,7 @@ def add_camera(subparsers, parents=()) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     p.add_argument("--quiet", action="store_true", help="no live status line")
     p.add_argument("--report", metavar="FILE.json", help="write the run summary as JSON")
+    p.add_argument("--list", action="store_true", help="list the capture devices and exit")
     _model_options(p)
     p.set_defaults(run=_run_camera, detect_size=640)
 

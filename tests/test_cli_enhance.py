@@ -175,3 +175,20 @@ def test_info_describes_inputs_and_the_plan(tmp_path, shared, capsys):
                  str(shared / "weights/detection_mobilenet0.25_Final.pth")]) == 0
     faces = json.loads(capsys.readouterr().out)["faces"]
     assert faces["frames_sampled"] == 8 and faces["per_frame"] == [1] * 8 and faces["median_face_px"] > 150
+
+
+def test_camera_list_devices(tmp_path, capsys, monkeypatch):
+    from stream_gpen import commands
+
+    (tmp_path / "dev").mkdir()
+    for n in (0, 1, 10):
+        (tmp_path / "dev" / f"video{n}").touch()
+    for n, name in ((0, "HD Pro Webcam C920"), (1, "HD Pro Webcam C920")):
+        d = tmp_path / "sys/class/video4linux" / f"video{n}"
+        d.mkdir(parents=True)
+        (d / "name").write_text(name + "\n")
+    assert commands.list_video_devices(str(tmp_path)) == [
+        ("/dev/video0", "HD Pro Webcam C920"), ("/dev/video1", "HD Pro Webcam C920"), ("/dev/video10", "?")]
+    monkeypatch.setattr(commands, "list_video_devices", lambda root="/": [])
+    assert main(["camera", "--list"]) == 0
+    assert "no /dev/video* devices" in capsys.readouterr().err or sys.platform != "linux"
