@@ -714,13 +714,18 @@ def _add_summary(total: RunSummary, part: RunSummary, root: Path, common: list[s
 
 
 def default_output(src: str) -> str:
-    """``clip.mp4`` -> ``clip_enhanced.mp4``; ``photos/`` -> ``photos_enhanced/``; URLs -> ``stream_enhanced.mp4``."""
+    """``clip.mp4`` -> ``clip_enhanced.mp4``; ``photos/`` -> ``photos_enhanced/``; URLs -> ``stream_enhanced.mp4``;
+    a container that cannot hold the restored video (``.mpg``/``.vob`` DVD and VHS captures,
+    ``.dv``, ``.gif``...: ``io._sink.NO_MODERN_VIDEO``) -> ``NAME_enhanced.mp4``."""
+    from stream_gpen.io._sink import NO_MODERN_VIDEO
+
     if "://" in src or src.startswith("lavfi:"):
         return "stream_enhanced.mp4"
     p = Path(src)
     if p.is_dir():
         return str(p.with_name(p.name.rstrip("/") + "_enhanced"))
-    return str(p.with_name(f"{p.stem}_enhanced{p.suffix}"))
+    suffix = ".mp4" if p.suffix.lower() in NO_MODERN_VIDEO else p.suffix
+    return str(p.with_name(f"{p.stem}_enhanced{suffix}"))
 
 
 __all__ = ["Enhancer", "EnhancedFrame", "build_restorer", "default_output", "StreamGpenError"]

@@ -192,10 +192,10 @@ def _run_enhance(args: argparse.Namespace) -> int:
     if "://" not in src and not src.startswith("lavfi:") and not Path(src).exists():
         raise InvalidInputError(f"input not found: {src}", hint="check the path; URLs need a scheme like rtsp://")
     dst = args.output or default_output(src)
-    if not args.output and Path(src).suffix.lower() == ".gif":
-        # GIF cannot hold the restored video (256 colours, no h264): default to mp4, say so.
-        dst = str(Path(dst).with_suffix(".mp4"))
-        log.info("a GIF input is written as %s (name a .mp4/.webm/.mkv with -o to choose)", dst)
+    if not args.output and Path(dst).suffix.lower() != Path(src).suffix.lower() and Path(src).is_file():
+        # GIF, MPEG-PS/DVD (.mpg/.vob), DV...: the container cannot hold the restored video
+        log.info("a %s input is written as %s (name a .mp4/.mkv/.mov/.webm with -o to choose)",
+                 Path(src).suffix, dst)
     if args.output and Path(dst).is_dir() and Path(src).is_file() and not _is_image_name(src):
         # `-o some/folder` for one video: its default name inside that folder (an image keeps
         # its own name there, as the image sink mirrors inputs into folders).

@@ -517,3 +517,41 @@ def test_cli_deinterlaces_interlaced_video(tmp_path, cli_env, mode):
         comb_out = np.mean([_combing(f.to_ndarray(format="rgb24")) for f in fb])
     assert len(fb) == len(fa) == 8 and max(abs(x - y) for x, y in zip(ta, tb)) < 1e-3
     assert (comb_out < 0.3 * comb_in) if mode == "auto" else (comb_out > 0.7 * comb_in)
+
+
+def test_dvd_and_vhs_captures_default_to_mp4(tmp_path, cli_env, capsys):
+    """An MPEG-PS capture (.mpg/.vob: MPEG-2 + AC-3, as DVD recorders and VHS capture boxes
+    write them) cannot hold H.264: the default output is NAME_enhanced.mp4, audio copied; asking
+    for a .mpg output is a clear error, not FFmpeg's "Invalid argument"."""
+    from stream_gpen.api import default_output
+
+    assert [Path(default_output(f"/x/a{e}")).name for e in (".mpg", ".VOB", ".dv", ".gif", ".mkv")] == [
+        "a_enhanced.mp4", "a_enhanced.mp4", "a_enhanced.mp4", "a_enhanced.mp4", "a_enhanced.mkv"]
+    src = tmp_path / "tape.mpg"
+    with av.open(str(src), "w", format="vob") as c:
+        vs = c.add_stream("mpeg2video", rate=25)
+        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
+        a = c.add_stream("ac3", rate=48000)
+        a.layout = "stereo"
+        for i in range(10):
+            vf = av.VideoFrame.from_ndarray(picture(), format="rgb24")
+            vf.pts = i
+            for p in vs.encode(vf):
+                c.mux(p)
+        for p in vs.encode():
+            c.mux(p)
+        for t in range(0, 48000 * 10 // 25, 1536):
+            af = av.AudioFrame.from_ndarray(np.zeros((2, 1536), np.float32), format="fltp", layout="stereo")
+            af.sample_rate, af.pts = 48000, t
+            for p in a.encode(af):
+                c.mux(p)
+        for p in a.encode():
+            c.mux(p)
+    assert main(["enhance", str(src), *cli_env]) == 0
+    out = tmp_path / "tape_enhanced.mp4"
+    with av.open(str(out)) as c:
+        assert [(s.type, s.codec_context.name) for s in c.streams] == [("video", "h264"), ("audio", "ac3")]
+        assert sum(1 for _ in c.decode(video=0)) == 10
+    capsys.readouterr()
+    assert main(["enhance", str(src), "-o", str(tmp_path / "o.mpg"), *cli_env]) == 2
+    assert "container cannot hold the video stream-gpen writes" in capsys.readouterr().err

@@ -50,6 +50,12 @@ def _audio_fallback_codec(fmt_name: str) -> str:
     return "libopus" if ("webm" in fmt_name or "matroska" in fmt_name) else "aac"
 
 
+#: Containers that cannot hold any video codec the sink writes (H.264/HEVC/AV1/VP9): MPEG-PS and
+#: DVD (.mpg/.vob: MPEG-1/2 only), raw MPEG-2, DV, Ogg (Theora), MXF, and camcorder names for them.
+#: An input in one of these is written as .mp4 by default (api.default_output).
+NO_MODERN_VIDEO = (".mpg", ".mpeg", ".vob", ".m2v", ".dv", ".ogv", ".ogg", ".mxf", ".mod", ".tod", ".gif")
+
+
 def resolve_codec(codec: str, target, source=None) -> str:
     """``"auto"`` -> ``vp9`` for a ``.webm`` name (webm holds only VP8/VP9/AV1); ``hevc`` when
     the frames carry more than 8 bits (``source.high_bit_depth``: HEVC Main 10 is what phones,
@@ -305,6 +311,11 @@ class FileSink(_Sink):
         if codec != "auto" and codec not in _ENCODERS:
             raise InvalidInputError(f"codec={codec!r} is not one of {('auto', *_ENCODERS)}")
         codec = resolve_codec(codec, target, None if is_url else source)
+        if not is_url and Path(str(target)).suffix.lower() in NO_MODERN_VIDEO:
+            raise InvalidInputError(
+                f"the {Path(str(target)).suffix} container cannot hold the video stream-gpen writes "
+                "(H.264, HEVC, AV1 or VP9)",
+                hint="write .mp4 (plays everywhere), .mkv or .mov")
         if audio not in _AUDIO_MODES:
             raise InvalidInputError(f"audio={audio!r} is not one of {_AUDIO_MODES}")
         if odd_size not in ("pad", "crop"):
