@@ -554,4 +554,4 @@ def test_dvd_and_vhs_captures_default_to_mp4(tmp_path, cli_env, capsys):
         assert sum(1 for _ in c.decode(video=0)) == 10
     capsys.readouterr()
     assert main(["enhance", str(src), "-o", str(tmp_path / "o.mpg"), *cli_env]) == 2
-    assert "container cannot hold the video stream-gpen writes" in capsys.readouterr().err
+    assert "container (.mpg) cannot hold h264 video" in capsys.readouterr().err

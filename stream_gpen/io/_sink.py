@@ -50,9 +50,10 @@ def _audio_fallback_codec(fmt_name: str) -> str:
     return "libopus" if ("webm" in fmt_name or "matroska" in fmt_name) else "aac"
 
 
-#: Containers that cannot hold any video codec the sink writes (H.264/HEVC/AV1/VP9): MPEG-PS and
-#: DVD (.mpg/.vob: MPEG-1/2 only), raw MPEG-2, DV, Ogg (Theora), MXF, and camcorder names for them.
-#: An input in one of these is written as .mp4 by default (api.default_output).
+#: File names whose containers cannot hold any video codec the sink writes (H.264/HEVC/AV1/VP9):
+#: MPEG-PS and DVD (.mpg/.vob: MPEG-1/2 only), raw MPEG-2, DV, Ogg (Theora), MXF, camcorder names
+#: for them, GIF. An input named so is written as .mp4 by default (api.default_output); asking for
+#: such an output is refused by _holds_video.
 NO_MODERN_VIDEO = (".mpg", ".mpeg", ".vob", ".m2v", ".dv", ".ogv", ".ogg", ".mxf", ".mod", ".tod", ".gif")
 
 
@@ -200,7 +201,10 @@ def _holds_video(out) -> bool:
     # Only the muxers that cannot take our video at all; FFmpeg's supported_codecs list is
     # incomplete for some (mpegts lists no h264), so it is not asked here.
     fmts = set(out.format.name.split(","))
-    return not fmts & {"gif", "apng", "image2", "webp", "mp3", "wav", "adts", "ogg", "flac", "null", "srt"}
+    return not fmts & {"gif", "apng", "image2", "webp", "mp3", "wav", "adts", "ogg", "flac", "null", "srt",
+                       # MPEG-PS / DVD / VCD (MPEG-1/2 only), raw MPEG-2, DV, MXF (see NO_MODERN_VIDEO)
+                       "mpeg", "vob", "dvd", "svcd", "vcd", "mpeg2video", "mpeg1video", "dv", "mxf",
+                       "mxf_d10", "mxf_opatom", "ogv"}
 
 
 class _Sink:
@@ -311,11 +315,6 @@ class FileSink(_Sink):
         if codec != "auto" and codec not in _ENCODERS:
             raise InvalidInputError(f"codec={codec!r} is not one of {('auto', *_ENCODERS)}")
         codec = resolve_codec(codec, target, None if is_url else source)
-        if not is_url and Path(str(target)).suffix.lower() in NO_MODERN_VIDEO:
-            raise InvalidInputError(
-                f"the {Path(str(target)).suffix} container cannot hold the video stream-gpen writes "
-                "(H.264, HEVC, AV1 or VP9)",
-                hint="write .mp4 (plays everywhere), .mkv or .mov")
         if audio not in _AUDIO_MODES:
             raise InvalidInputError(f"audio={audio!r} is not one of {_AUDIO_MODES}")
         if odd_size not in ("pad", "crop"):
