@@ -6,6 +6,9 @@
 2. Whole io path: a 10-bit 1280x720 HEVC clip decoded and re-encoded as HEVC ultrafast, with
    ``high_bit_depth=False`` (8-bit frames, 8-bit output) and ``True`` (16-bit copy, 10-bit
    output), alternated, best of ``--repeats``.
+3. The encoders at their defaults, 30 synthetic 1080p frames: x264 medium 8-bit (what an 8-bit
+   source gets) vs x265 medium 10-bit (what ``codec="auto"`` picks for a 10-bit source), and
+   x265 fast/faster for scale: fps and bytes.
 
     python bench/high_bit_depth.py [--repeats 3]
 
@@ -95,6 +98,34 @@ def io_path(repeats: int) -> None:
               f"8-bit path {a / n * 1000:.1f} ms/frame, 10-bit path {b / n * 1000:.1f} ms/frame, ratio {b / a:.2f}x")
 
 
+def encoders() -> None:
+    w, h, n = 1920, 1080, 30
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (h // 8, w // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
+    frames = [np.roll(base, 4 * i, axis=1) for i in range(n)]
+    quiet = {"x265-params": "log-level=error"}
+    print(f"\n{n} synthetic {w}x{h} frames (moving blocks), one encode each")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "enc.mkv"
+        for name, codec, pix, opts in [("x264 medium 8-bit", "libx264", "yuv420p", {}),
+                                       ("x265 medium 10-bit", "libx265", "yuv420p10le", quiet),
+                                       ("x265 fast 10-bit", "libx265", "yuv420p10le", {"preset": "fast", **quiet}),
+                                       ("x265 faster 10-bit", "libx265", "yuv420p10le", {"preset": "faster", **quiet})]:
+            t = time.perf_counter()
+            with av.open(str(out), "w") as c:
+                s = c.add_stream(codec, rate=30, options=opts)
+                s.width, s.height, s.pix_fmt = w, h, pix
+                for i, f in enumerate(frames):
+                    vf = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format=pix)
+                    vf.pts = i
+                    for p in s.encode(vf):
+                        c.mux(p)
+                for p in s.encode():
+                    c.mux(p)
+            dt = time.perf_counter() - t
+            print(f"{name:<22} {n / dt:6.1f} fps {out.stat().st_size / 1e3:8.0f} kB")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
@@ -102,6 +133,7 @@ def main(argv=None) -> int:
     print(f"CPU, torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}")
     conversions()
     io_path(args.repeats)
+    encoders()
     return 0
 
 
