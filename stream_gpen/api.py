@@ -451,7 +451,7 @@ class Enhancer:
         if "://" not in src_s and Path(src_s).is_dir():
             from stream_gpen.io._image import folder_media
 
-            images, videos = folder_media(Path(src_s), Path(dst))
+            images, videos, _ = folder_media(Path(src_s), Path(dst))
             if videos or (skip_existing and not overwrite):
                 return self._enhance_folder(Path(src_s), Path(dst), images, videos,
                                             skip_existing=skip_existing and not overwrite, **opts)

@@ -446,8 +446,8 @@ def describe_input(spec: str) -> dict:
 
     p = Path(spec)
     if "://" not in spec and not spec.startswith("lavfi:") and p.is_dir():
-        images, videos = folder_media(p)
-        other = sum(1 for q in p.rglob("*") if q.is_file() and not q.name.startswith(".")) - len(images) - len(videos)
+        images, videos, others = folder_media(p)
+        other = len(others)
         return {"kind": "folder", "path": str(p), "images": len(images), "videos": len(videos),
                 "other_files": other, "plan": ["photos and videos restored into a mirrored folder"]
                 + ([f"{other} other file(s) left out"] if other else [])}

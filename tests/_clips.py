@@ -33,3 +33,22 @@ def write_video(path: Path, frames: Iterable[np.ndarray], *, codec: str = "libx2
         for p in s.encode():
             c.mux(p)
     return path
+
+
+def write_audio(container, stream, seconds: float, *, tone_hz: float | None = 440.0) -> None:
+    """Encode ``seconds`` of stereo audio into ``stream`` of an open ``container`` (a 440 Hz tone,
+    or silence with ``tone_hz=None``), converted to the encoder's sample format, then flush it."""
+    sr = stream.codec_context.sample_rate
+    fs = stream.codec_context.frame_size or 1024
+    rs = av.AudioResampler(format=stream.codec_context.codec.audio_formats[0].name, layout="stereo", rate=sr)
+    total = int(seconds * sr)
+    for t in range(0, total, fs):
+        m = min(fs, total - t)
+        x = (np.zeros(m) if tone_hz is None else 0.2 * np.sin(2 * np.pi * tone_hz * np.arange(t, t + m) / sr))
+        af = av.AudioFrame.from_ndarray(np.stack([x, x]).astype(np.float32), format="fltp", layout="stereo")
+        af.sample_rate, af.pts = sr, t
+        for rf in rs.resample(af):
+            for p in stream.encode(rf):
+                container.mux(p)
+    for p in stream.encode(None):
+        container.mux(p)

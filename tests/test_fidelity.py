@@ -98,13 +98,9 @@ def make_clip(path: Path, *, w: int = 72, h: int = 48, n: int = 3, codec: str = 
         for p in vs.encode(None):
             c.mux(p)
         if a is not None:
-            for t in range(0, 48000 * n // 25, 1024):
-                af = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp", layout="stereo")
-                af.sample_rate, af.pts = 48000, t
-                for p in a.encode(af):
-                    c.mux(p)
-            for p in a.encode(None):
-                c.mux(p)
+            from tests._clips import write_audio
+
+            write_audio(c, a, n / 25, tone_hz=None)
     return path
 
 

@@ -8,7 +8,6 @@ restored), so the file stays fast; one clip per class that matters carries a rea
 from __future__ import annotations
 
 import json
-import math
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from _clips import write_audio
 from _doubles import IdentityRestorer
 from stream_gpen import Enhancer
 from stream_gpen.cli import build_parser, main
@@ -91,20 +91,7 @@ def make_clip(path: Path, *, n: int = 5, w: int = W, h: int = H, codec: str = "l
         for p in vs.encode(None):
             c.mux(p)
         if a is not None:
-            sr, fs = a.codec_context.sample_rate, a.codec_context.frame_size or 1024
-            total = int((audio_s if audio_s is not None else n / rate) * sr)
-            fmt_a = a.codec_context.codec.audio_formats[0].name
-            rs = av.AudioResampler(format=fmt_a, layout="stereo", rate=sr)
-            for t in range(0, total, fs):
-                m = min(fs, total - t)
-                x = (0.2 * np.sin(2 * math.pi * 440 * np.arange(t, t + m) / sr)).astype(np.float32)
-                af = av.AudioFrame.from_ndarray(np.stack([x, x]), format="fltp", layout="stereo")
-                af.sample_rate, af.pts = sr, t
-                for rf in rs.resample(af):
-                    for p in a.encode(rf):
-                        c.mux(p)
-            for p in a.encode(None):
-                c.mux(p)
+            write_audio(c, a, audio_s if audio_s is not None else n / rate)
     return path
 
 
@@ -540,13 +527,7 @@ def test_dvd_and_vhs_captures_default_to_mp4(tmp_path, cli_env, capsys):
                 c.mux(p)
         for p in vs.encode():
             c.mux(p)
-        for t in range(0, 48000 * 10 // 25, 1536):
-            af = av.AudioFrame.from_ndarray(np.zeros((2, 1536), np.float32), format="fltp", layout="stereo")
-            af.sample_rate, af.pts = 48000, t
-            for p in a.encode(af):
-                c.mux(p)
-        for p in a.encode():
-            c.mux(p)
+        write_audio(c, a, 10 / 25, tone_hz=None)
     assert main(["enhance", str(src), *cli_env]) == 0
     out = tmp_path / "tape_enhanced.mp4"
     with av.open(str(out)) as c:

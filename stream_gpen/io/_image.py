@@ -60,17 +60,19 @@ _VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mts", ".m2ts",
                ".flv", ".3gp", ".vob", ".dv", ".mod", ".tod", ".mxf", ".ogv", ".gif")
 
 
-def folder_media(root: Path, exclude: Path | None = None) -> tuple[list[Path], list[Path]]:
-    """The images and the videos under ``root`` (recursive, sorted, hidden files left out), by
-    extension. ``exclude``: a folder inside ``root`` to leave out (the output of an earlier run
-    written into the input folder, which would otherwise be restored again, and nested deeper
-    each time)."""
+def folder_media(root: Path, exclude: Path | None = None) -> tuple[list[Path], list[Path], list[Path]]:
+    """The images, the videos and the other files under ``root`` (one recursive walk, sorted,
+    hidden files left out), by extension. ``exclude``: a folder inside ``root`` to leave out (the
+    output of an earlier run written into the input folder, which would otherwise be restored
+    again, and nested deeper each time)."""
     files = sorted(q for q in root.rglob("*") if q.is_file() and not q.name.startswith("."))
     if exclude is not None:
         ex = exclude.resolve()
         files = [q for q in files if not q.resolve().is_relative_to(ex)]
-    return ([q for q in files if q.suffix.lower() in IMAGE_EXTS],
-            [q for q in files if q.suffix.lower() in _VIDEO_EXTS])
+    images = [q for q in files if q.suffix.lower() in IMAGE_EXTS]
+    videos = [q for q in files if q.suffix.lower() in _VIDEO_EXTS]
+    other = [q for q in files if q.suffix.lower() not in IMAGE_EXTS and q.suffix.lower() not in _VIDEO_EXTS]
+    return images, videos, other
 
 
 def load_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -234,7 +236,7 @@ class ImageSource:
             raise MediaNotFoundError(f"input not found: {p}")
         if p.is_dir():
             self.root = p
-            self.paths, videos = folder_media(p, exclude)
+            self.paths, videos, others = folder_media(p, exclude)
             if skip is not None:
                 self.paths = [q for q in self.paths if not skip(q)]
             if not self.paths:
@@ -254,11 +256,9 @@ class ImageSource:
             # Files that are neither images nor videos (which Enhancer.enhance_file restores on its
             # own) are left alone, but said so: a user must not believe they were restored.
             other: dict[str, int] = {}
-            ex = exclude.resolve() if exclude is not None else None
-            for q in p.rglob("*"):
-                if (q.is_file() and not q.name.startswith(".") and q.suffix.lower() not in IMAGE_EXTS
-                        and q.suffix.lower() not in _VIDEO_EXTS and not (ex and q.resolve().is_relative_to(ex))):
-                    other[q.suffix.lower() or "(no extension)"] = other.get(q.suffix.lower() or "(no extension)", 0) + 1
+            for q in others:
+                ext = q.suffix.lower() or "(no extension)"
+                other[ext] = other.get(ext, 0) + 1
             if other:
                 kinds = ", ".join(f"{n} {ext}" for ext, n in sorted(other.items(), key=lambda kv: (-kv[1], kv[0])))
                 msg = f"{sum(other.values())} file(s) in {p} are neither images nor videos and were left out ({kinds})"

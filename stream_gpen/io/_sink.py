@@ -345,6 +345,7 @@ class FileSink(_Sink):
         self.fixed_pts = 0
         self.fixed_dts = 0  # encoder packets with an impossible dts, repaired before muxing
         self._last_dts: int | None = None
+        self._frame_ticks: int | None = None
         self.partial_path: Path | None = None
         self._error: BaseException | None = None
         self._closed = False
@@ -796,10 +797,11 @@ class FileSink(_Sink):
         dts, pts = packet.dts, packet.pts
         if dts is not None and pts is not None:
             last = self._last_dts
-            tb = packet.time_base or self._vstream.time_base
-            rate = self._vstream.average_rate or self._vstream.codec_context.framerate or 25
-            frame_ticks = max(1, round(1 / (Fraction(rate) * Fraction(tb)))) if tb else 1
-            if dts > pts or (last is not None and dts <= last) or dts < pts - 64 * frame_ticks:
+            if self._frame_ticks is None:  # one frame in the packets' time base, worked out once
+                tb = packet.time_base or self._vstream.time_base
+                rate = self._vstream.average_rate or self._vstream.codec_context.framerate or 25
+                self._frame_ticks = max(1, round(1 / (Fraction(rate) * Fraction(tb)))) if tb else 1
+            if dts > pts or (last is not None and dts <= last) or dts < pts - 64 * self._frame_ticks:
                 packet.dts = min(pts, last + 1) if last is not None else pts
                 self.fixed_dts += 1
                 if self.fixed_dts == 1:
