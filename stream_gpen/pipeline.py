@@ -192,12 +192,22 @@ class FaceStage:
                     warp_faces([img], torch.zeros(len(a), dtype=torch.long, device=device), a.to(device), size=self.size)
                     for img, a in zip(images, affines) if len(a)
                 ])
+        # A 10/12-bit source's faces go into its 16-bit picture at the model's own precision (its
+        # output before quantisation) where the restorer offers it, instead of 8-bit steps.
+        fine = (hi is not None and all(h is not None for h in hi)
+                and callable(getattr(self.restorer, "restore_fine", None)))
         with self.timer("restore"):
             given = self.colour.to_sdr(crops) if self.colour is not None else crops
-            out = self.restorer(given).to(device)
+            if fine:
+                out, out_f = self.restorer.restore_fine(given)
+                out, out_f = out.to(device), out_f.to(device)
+            else:
+                out = self.restorer(given).to(device)
             restored = self.colour.from_sdr(out, crops, given) if self.colour is not None else out
             if self.strength < 1.0:
                 restored = blend_crops(restored, crops, self.strength)
+            if fine:
+                restored_hi = self._restored_hi(out_f, hi, counts, all_aff)
         masks, paste_kw = None, {}
         if self.parser is not None:
             with self.timer("parse"):
@@ -212,12 +222,32 @@ class FaceStage:
                     m = masks[start : start + k] if masks is not None else None
                     paste_faces(img, faces, aff, masks=m, **paste_kw)
                     if hi is not None and hi[j] is not None:
-                        paste_faces(hi[j], faces, aff, masks=m, **paste_kw)
+                        faces_hi = restored_hi[start : start + k] if fine else faces
+                        paste_faces(hi[j], faces_hi, aff, masks=m, **paste_kw)
                     self.frames_with_faces += 1
                 start += k
         self.faces_restored += n
         return n
 
+    def _restored_hi(self, out_f: torch.Tensor, hi: list[torch.Tensor], counts: list[int],
+                     affines: torch.Tensor) -> torch.Tensor:
+        """The faces for the 16-bit pictures, float32 on the 0..255 scale: the model's unquantised
+        output, mapped back from SDR (HDR) and blended by ``strength`` against the crops cut from
+        the 16-bit pictures themselves, so no step of it is limited to 8 bits."""
+        crops_hi = None
+        if self.colour is not None or self.strength < 1.0:
+            parts, start = [], 0
+            for h, k in zip(hi, counts):  # one picture at a time: stacking would copy 16-bit frames
+                if k:
+                    ids = torch.zeros(k, dtype=torch.long, device=h.device)
+                    parts.append(warp_faces(h, ids, affines[start : start + k].to(h.device), size=self.size))
+                start += k
+            crops_hi = torch.cat(parts).to(out_f.device)
+        faces = self.colour.from_sdr_fine(out_f, crops_hi) if self.colour is not None else out_f
+        if self.strength < 1.0:
+            s = float(self.strength)
+            faces = faces * s + crops_hi.to(torch.float32) * ((1.0 - s) / 257.0)
+        return faces
 
     def _parse_masks(self, restored: torch.Tensor, keys: list[tuple[int, int]] | None) -> torch.Tensor:
         """Paste masks for ``restored`` crops: fresh for stills. For video, per track, the parser

@@ -32,3 +32,24 @@ class SolidRestorer:
     def __call__(self, crops: torch.Tensor) -> torch.Tensor:
         self.calls.append(int(crops.shape[0]))
         return torch.full_like(crops, 255)
+
+
+class FineRestorer:
+    """Every restored crop is one grey level between two 8-bit codes (``value``, e.g. 100.4): the
+    uint8 output is its floor, :meth:`restore_fine` also gives the value itself, as a restorer
+    whose output is finer than 8 bits does (``FaceRunner.restore_fine``)."""
+
+    name = "fine"
+    fallbacks: list = []
+
+    def __init__(self, size: int = 64, value: float = 100.4) -> None:
+        self.size = size
+        self.value = value
+        self.device = torch.device("cpu")
+
+    def __call__(self, crops: torch.Tensor) -> torch.Tensor:
+        return self.restore_fine(crops)[0]
+
+    def restore_fine(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        fine = torch.full(crops.shape, self.value, dtype=torch.float32)
+        return fine.to(torch.uint8), fine

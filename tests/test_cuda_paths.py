@@ -1,5 +1,5 @@
 """CUDA checks of device paths the CPU suite cannot run (skipped without CUDA; gpu_check.sh runs them):
-10-bit P010 conversion on the device, the face parser in fp16, the HDR mapping on the device."""
+10-bit P010 conversion on the device, the face parser in fp16, the HDR mapping on the device, faces finer than 8 bits."""
 from __future__ import annotations
 
 import av
@@ -50,3 +50,29 @@ def test_hdr_mapping_on_the_gpu_matches_the_cpu():
         a, b = c.to_sdr(x), c.to_sdr(x.cuda())
         assert int((a.int() - b.cpu().int()).abs().max()) <= 1
         assert torch.equal(c.from_sdr(b, x.cuda(), b).cpu(), x)
+
+
+def test_fine_faces_on_the_gpu_graphs_16bit_warp_and_paste():
+    """The runner's unquantised output through captured graphs, and the 16-bit warp and paste on
+    the device (torch builds few uint16 kernels: the warp gathers the bits as int16)."""
+    from stream_gpen.faces import paste_faces, warp_faces
+    from stream_gpen.models.gpen import TINY_CONFIG, random_generator
+    from stream_gpen.runtime import FaceRunner
+
+    crops = torch.randint(0, 256, (3, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(5)).cuda()
+    graphed = FaceRunner(random_generator(TINY_CONFIG, seed=1), size=64, device="cuda", precision="fp32")
+    eager = FaceRunner(random_generator(TINY_CONFIG, seed=1), size=64, device="cuda", precision="fp32", cuda_graphs=False)
+    u8, fine = graphed.restore_fine(crops)
+    e8, efine = eager.restore_fine(crops)
+    assert not graphed.fallbacks and torch.equal(u8, fine.to(torch.uint8))
+    assert float((fine - efine).abs().max()) < 1e-3 and float((u8.int() - e8.int()).abs().max()) <= 1
+    hi = torch.randint(0, 65536, (90, 120, 3), dtype=torch.int32, generator=torch.Generator().manual_seed(6)).to(torch.uint16)
+    aff = torch.tensor([[[0.8, 0.15, -10.0], [-0.15, 0.8, 4.0]]])
+    ids = torch.zeros(1, dtype=torch.long)
+    w_gpu = warp_faces(hi.cuda(), ids.cuda(), aff.cuda(), size=48)
+    w_cpu = warp_faces(hi, ids, aff, size=48, backend="torch")
+    assert w_gpu.dtype == torch.uint16 and int((w_gpu.cpu().int() - w_cpu.int()).abs().max()) <= 1
+    frames = {dev: hi.clone().to(dev) for dev in ("cpu", "cuda")}
+    for dev, fr in frames.items():
+        paste_faces(fr, fine[:1].to(dev), aff.to(dev), backend="torch")
+    assert int((frames["cuda"].cpu().int() - frames["cpu"].int()).abs().max()) <= 1

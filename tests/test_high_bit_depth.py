@@ -573,3 +573,62 @@ def test_max_pixels_budget_counts_the_16bit_copy(tmp_path):
     with open_source(src, max_pixels=3 * w * h - 1) as s:
         assert not s.high_bit_depth and next(s).hi is None
         assert any("3x the memory" in m and "8 bits" in m for m in s.fallbacks)
+
+
+def _interior_mode(values: np.ndarray) -> int:
+    vals, counts = np.unique(values, return_counts=True)
+    return int(vals[np.argmax(counts)])
+
+
+def test_faces_in_the_16bit_picture_keep_the_models_precision(face_clip_10bit, mobilenet_weights):
+    """A restorer whose output lies between 8-bit codes (100.4) reaches the 16-bit picture as
+    100.4 * 257, not as the 8-bit 100 * 257; ``strength`` blends against the 16-bit input."""
+    from stream_gpen import Enhancer
+
+    from tests._doubles import FineRestorer
+
+    kw = dict(device="cpu", detector_weights=mobilenet_weights, faces="largest")
+    frames = list(Enhancer(FineRestorer(64), **kw).stream(face_clip_10bit))
+    f = frames[0]
+    solid = f.image[..., 1] == 100  # the face's interior (and any background pixel that happens to be 100)
+    assert solid.sum() > 1000
+    assert abs(_interior_mode(f.hi[..., 1][solid]) - round(100.4 * 257)) <= 1
+    # strength 0.5: the blend with the input is made at 16 bits too, and agrees with the 8-bit one
+    half = list(Enhancer(FineRestorer(64), strength=0.5, **kw).stream(face_clip_10bit))[0]
+    core = solid & (np.abs(f.hi[..., 1].astype(np.int64) - round(100.4 * 257)) <= 1)
+    h16 = half.hi[..., 1][core].astype(np.int64)
+    d = np.abs(h16 / 257 - half.image[..., 1][core])  # the 8-bit path rounds three times on the way
+    assert d.max() <= 1.5 and d.mean() <= 0.5
+    assert np.mean(h16 % 257 == 0) < 0.05  # not 8-bit codes scaled up
+
+
+def test_hdr_faces_in_the_16bit_picture_keep_the_models_precision(face_clip_10bit, tmp_path, mobilenet_weights):
+    """The same through the HDR mapping (an HLG-tagged copy of the clip): the face's 16-bit codes
+    are G(100.4) mapped back at full precision, not G of an 8-bit code."""
+    from stream_gpen import Enhancer
+    from stream_gpen.faces._hdr import HdrColour
+
+    from tests._doubles import FineRestorer
+
+    hlg = tmp_path / "hlg.mkv"
+    with av.open(str(face_clip_10bit)) as c, av.open(str(hlg), "w") as o:
+        s = o.add_stream("libx265", rate=25)
+        s.width, s.height, s.pix_fmt = 256, 256, "yuv420p10le"
+        s.codec_context.options = dict(_X265_LOSSLESS)
+        cc = s.codec_context
+        cc.color_primaries, cc.color_trc, cc.colorspace = 9, 18, 9
+        for i, fr in enumerate(c.decode(video=0)):
+            fr.pts, fr.time_base = i, Fraction(1, 25)
+            for p in s.encode(fr):
+                o.mux(p)
+        for p in s.encode(None):
+            o.mux(p)
+    f = list(Enhancer(FineRestorer(64), device="cpu", detector_weights=mobilenet_weights,
+                      faces="largest").stream(hlg))[0]
+    colour = HdrColour("hlg")
+    want = float(colour._g(torch.full((1, 3, 1, 1), 100.4 / 255.0))[0, 1, 0, 0]) * 65535
+    coarse = float(colour._g(torch.full((1, 3, 1, 1), 100 / 255.0))[0, 1, 0, 0]) * 65535
+    assert abs(want - coarse) > 30  # the test can tell the two apart
+    near = np.abs(f.hi[..., 1].astype(np.float64) - want) <= 2
+    assert near.sum() > 1000  # the face's interior carries G(100.4), to 16-bit rounding
+    assert (np.abs(f.hi[..., 1].astype(np.float64) - coarse) <= 2).sum() < near.sum() / 10

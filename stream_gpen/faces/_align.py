@@ -131,9 +131,9 @@ def _as_frame_batch(frames) -> torch.Tensor:
         batch = torch.stack(list(frames))
     else:
         raise InvalidInputError("frames must be a [H,W,3] / [B,H,W,3] uint8 tensor or a non-empty list of [H,W,3]")
-    if batch.ndim != 4 or batch.shape[-1] != 3 or batch.dtype != torch.uint8:
+    if batch.ndim != 4 or batch.shape[-1] != 3 or batch.dtype not in (torch.uint8, torch.uint16):
         raise InvalidInputError(
-            f"frames must be uint8 RGB [B,H,W,3], got {batch.dtype} {tuple(batch.shape)}"
+            f"frames must be uint8 RGB [B,H,W,3] (or uint16 rgb48), got {batch.dtype} {tuple(batch.shape)}"
         )
     return batch
 
@@ -148,6 +148,9 @@ def bilinear_gather(images: torch.Tensor, index: torch.Tensor, x: torch.Tensor, 
     """
     b, h, w, c = images.shape
     flat = images.reshape(b * h * w, c)
+    unsigned16 = flat.dtype == torch.uint16
+    if unsigned16:  # torch builds few kernels for uint16 (indexing not on every device): gather the bits as int16
+        flat = flat.view(torch.int16)
     x0f = torch.floor(x)
     y0f = torch.floor(y)
     fx = (x - x0f).unsqueeze(-1)
@@ -162,7 +165,8 @@ def bilinear_gather(images: torch.Tensor, index: torch.Tensor, x: torch.Tensor, 
             yi = y0 + dy
             valid = ((xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)).unsqueeze(-1)
             lin = base + yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)
-            v = flat[lin.reshape(-1)].reshape(*lin.shape, c).to(torch.float32)
+            v = flat[lin.reshape(-1)].reshape(*lin.shape, c)
+            v = (v.to(torch.int32).bitwise_and_(0xFFFF) if unsigned16 else v).to(torch.float32)
             term = torch.where(valid, v, 0.0) * (wx * wy)
             out = term if out is None else out + term
     return out
@@ -172,6 +176,7 @@ def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int, backend: 
     """Warp many faces from many frames into one ``[n, 3, S, S]`` uint8 batch.
 
     ``frames``: a ``[B,H,W,3]`` uint8 tensor (e.g. the frame ring) or a list of ``[H,W,3]``;
+    uint16 frames (a >8-bit source's rgb48 ``hi`` copy) give uint16 crops, on the 16-bit scale;
     ``frame_ids``: ``[n]`` index of each face's frame; ``affines``: ``[n,2,3]`` frame -> crop.
     Bilinear with a black border, like ``cv2.warpAffine(..., flags=INTER_LINEAR)`` (GPEN's flags=3);
     runs on the frames' device. Returns an empty ``[0,3,S,S]`` batch for no faces.
@@ -192,7 +197,7 @@ def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int, backend: 
     if ids.numel() != n:
         raise InvalidInputError(f"got {ids.numel()} frame ids for {n} affines")
     if n == 0:
-        return torch.empty(0, 3, size, size, dtype=torch.uint8, device=dev)
+        return torch.empty(0, 3, size, size, dtype=batch.dtype, device=dev)
     if int(ids.min()) < 0 or int(ids.max()) >= batch.shape[0]:
         raise InvalidInputError(f"frame ids must lie in [0, {batch.shape[0]}), got {ids.tolist()}")
     if use_cv2(backend, dev):
@@ -204,7 +209,8 @@ def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int, backend: 
     y = inv[:, 1, 0, None, None] * gx + inv[:, 1, 1, None, None] * gy + inv[:, 1, 2, None, None]
     idx = ids[:, None, None].expand(n, size, size)
     out = bilinear_gather(batch, idx, x.to(torch.float32), y.to(torch.float32))
-    return out.add_(0.5).floor_().clamp_(0, 255).to(torch.uint8).permute(0, 3, 1, 2).contiguous()
+    top = 255 if batch.dtype == torch.uint8 else 65535
+    return out.add_(0.5).floor_().clamp_(0, top).to(batch.dtype).permute(0, 3, 1, 2).contiguous()
 
 
 def use_cv2(backend: str, device: torch.device) -> bool:
@@ -220,7 +226,7 @@ def use_cv2(backend: str, device: torch.device) -> bool:
 def _warp_cv2(batch: torch.Tensor, ids: torch.Tensor, affines: torch.Tensor, size: int) -> torch.Tensor:
     import cv2
 
-    out = torch.empty(len(ids), size, size, 3, dtype=torch.uint8)
+    out = torch.empty(len(ids), size, size, 3, dtype=batch.dtype)
     a64 = affines.to(torch.float64).cpu().numpy()
     for i, fi in enumerate(ids.tolist()):
         src = np.ascontiguousarray(batch[fi].numpy())

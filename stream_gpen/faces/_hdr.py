@@ -169,7 +169,11 @@ class HdrColour:
 
     def sdr_float(self, crops: torch.Tensor) -> torch.Tensor:
         """Source-coded uint8 crops -> SDR BT.709 gamma-coded float in [0, 1] (``F``)."""
-        light = self._mat(self._m, self._to_light(crops.to(torch.float32) / 255.0))
+        return self._f(crops.to(torch.float32) / 255.0)
+
+    def _f(self, codes: torch.Tensor) -> torch.Tensor:
+        """``F`` on source codes in [0, 1] (float): SDR BT.709 gamma-coded float in [0, 1]."""
+        light = self._mat(self._m, self._to_light(codes))
         return self._shoulder(light.clamp(min=0)) ** (1 / self.gamma)
 
     def _g(self, sdr: torch.Tensor) -> torch.Tensor:
@@ -189,6 +193,17 @@ class HdrColour:
         x = crops.to(device=y.device, dtype=torch.float32)
         out = x + 255.0 * (self._g(y) - self._g(f))
         return out.round_().clamp_(0, 255).to(torch.uint8)
+
+    def from_sdr_fine(self, restored_fine: torch.Tensor, crops_hi: torch.Tensor) -> torch.Tensor:
+        """``from_sdr`` at full precision, for 10/12-bit video: the model's unquantised output
+        (float32, 0..255 SDR scale) and the source crops at 16 bits (uint16 rgb48) -> source
+        codes as float32 on the 0..255 scale. ``F(x)`` is taken from the 16-bit crop, so the
+        result is ``G(y)`` wherever the mapping round-trips and keeps the source elsewhere
+        (clipped highlights, colours outside BT.709)."""
+        y = restored_fine.to(torch.float32) / 255.0
+        x = crops_hi.to(device=y.device, dtype=torch.float32) / 65535.0
+        out = x + self._g(y) - self._g(self._f(x))
+        return out.mul_(255.0).clamp_(0, 255)
 
 
 __all__ = ["HdrColour", "REFERENCE_WHITE", "hlg_inverse_oetf", "hlg_oetf", "nits_to_pq", "pq_to_nits",

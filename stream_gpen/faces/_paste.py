@@ -39,7 +39,9 @@ def paste_faces(
     ``frame`` may also be ``uint16`` on the full 16-bit scale (a >8-bit source's ``frame.hi``,
     rgb48): the crops are scaled by 257 (8-bit ``v`` -> ``v * 257``) and blended at 16-bit
     precision with the same masks, so the face matches the 8-bit paste and the rest of the frame
-    keeps its exact values.
+    keeps its exact values. ``crops`` may be float32 on the same 0..255 scale (a restorer's output
+    before quantisation, :meth:`FaceRunner.restore_fine`): a uint16 frame then gets the face at
+    16-bit precision instead of 8-bit steps.
 
     * ``affines`` ``[n,2,3]`` map frame -> crop (the ones used to cut the crops).
     * Only each face's ROI (the bounding box of its crop in the frame) is read and written;
@@ -66,6 +68,8 @@ def paste_faces(
         raise InvalidInputError(f"frame must be uint8 (or uint16 rgb48) [H,W,3], got {frame.dtype} {tuple(frame.shape)}")
     if crops.ndim != 4 or crops.shape[1] != 3 or crops.shape[2] != crops.shape[3]:
         raise InvalidInputError(f"crops must be [n,3,S,S], got {tuple(crops.shape)}")
+    if crops.dtype not in (torch.uint8, torch.float32):
+        raise InvalidInputError(f"crops must be uint8 or float32 (0..255), got {crops.dtype}")
     n, _, size, _ = crops.shape
     affines = torch.as_tensor(affines)
     if affines.shape != (n, 2, 3):
@@ -187,6 +191,8 @@ def _paste_one_cv2(roi, crop, mask, a, x0, y0, size, border, feather, k) -> None
         out = np.floor(b + (face - b) * m3 + 0.5).clip(0, 65535).astype(np.uint16)
         np.copyto(base, out, where=m3 > 0)
         return
+    if img.dtype != np.uint8:  # float crops into an 8-bit frame: 8-bit is all it can hold
+        img = np.clip(np.rint(img), 0, 255).astype(np.uint8)
     face = cv2.warpAffine(img, mf, dsize, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
     # Blended straight into the frame's ROI view (an element-wise op, so in place is safe): where
     # m == 0, blendLinear's (face*0 + base*1) / (1 + 1e-5) rounds back to base exactly (pinned by

@@ -137,11 +137,21 @@ class ClassicRestorer:
         )
 
     # no_grad, not inference_mode: the outputs stay ordinary tensors the pipeline may write to.
-    @torch.no_grad()
     def __call__(self, crops: torch.Tensor) -> torch.Tensor:
+        return self._restore(crops).round_().to(torch.uint8)
+
+    def restore_fine(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(uint8 output, the same before rounding)``: float32 on the 0..255 scale, for
+        10/12-bit video whose faces keep more than 8 bits (see ``FaceRunner.restore_fine``)."""
+        fine = self._restore(crops)
+        return fine.round().to(torch.uint8), fine
+
+    @torch.no_grad()
+    def _restore(self, crops: torch.Tensor) -> torch.Tensor:
+        """Restored crops as float32 on the 0..255 scale, clamped, not yet rounded."""
         self._check_crops(crops)
         if crops.shape[0] == 0:
-            return crops.clone()
+            return crops.float()
         x = crops.float().div_(255.0)
         if self.noise_sigma is None:
             sigma = estimate_noise(x)
@@ -152,7 +162,7 @@ class ClassicRestorer:
             x = self._denoise(x, level, sigma)
         if self.detail > 0:
             x = unsharp_luma(x, amount=self.detail)
-        return x.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
+        return x.mul_(255.0).clamp_(0, 255)
 
     def _denoise(self, x: torch.Tensor, level: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         if self.method == "nlm":

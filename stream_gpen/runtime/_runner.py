@@ -85,6 +85,12 @@ class _Graph:
     static_float: torch.Tensor
 
 
+def _to_255(y: torch.Tensor) -> torch.Tensor:
+    """The model's [-1,1] output on the 0..255 scale, in GPEN's order (FACTS.md section 6), float32;
+    its truncation is the uint8 output."""
+    return y.float().mul(0.5).add_(0.5).clamp_(0.0, 1.0).mul_(255.0)
+
+
 def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
@@ -255,17 +261,33 @@ class FaceRunner:
         stream (the crops may come from there) and before it (the caller's stream waits for the
         result); no host sync. Record an event before yet another stream or the host reads it.
         """
+        return self._call(crops, fine=False)[0]
+
+    def restore_fine(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Like ``runner(crops)``, and also the output before quantisation: ``(u8, fine)``.
+
+        ``fine`` is float32 ``[n,3,S,S]`` on the 0..255 scale (``clamp(y*0.5+0.5, 0, 1)*255``,
+        the value FACTS.md section 6 truncates), so ``u8 == fine.floor()`` exactly. A 10/12-bit
+        video pastes ``fine`` into its 16-bit picture: the face keeps the model's own precision
+        instead of 8-bit steps (banding in smooth skin on an HDR screen). It costs one extra
+        element-wise pass and 4 bytes per value; the graphs are the same ones ``runner(crops)``
+        replays (their float output is already held in the graph's pool)."""
+        return self._call(crops, fine=True)
+
+    def _call(self, crops: torch.Tensor, *, fine: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         self._validate(crops)
         n = crops.shape[0]
-        out = torch.empty((n, 3, self.size, self.size), dtype=torch.uint8, device=self.device)
+        shape = (n, 3, self.size, self.size)
+        out = torch.empty(shape, dtype=torch.uint8, device=self.device)
+        out_f = torch.empty(shape, dtype=torch.float32, device=self.device) if fine else None
         if n == 0:
-            return out
+            return out, out_f
         with self._lock, self._runner_stream():
             for chunk in self._plan(n):
-                self._run_chunk(crops, chunk, out)
+                self._run_chunk(crops, chunk, out, out_f)
             self._stats["calls"] += 1
             self._stats["faces"] += n
-        return out
+        return out, out_f
 
     def warmup(self, buckets: Sequence[int] | None = None) -> None:
         """Capture (CUDA) or compile/prime (eager) the given buckets now instead of on first use.
@@ -429,13 +451,13 @@ class FaceRunner:
         if isinstance(y, (tuple, list)):  # the official FullGenerator returns (image, latents)
             y = y[0]
         y = y.float()
-        out.copy_(y.mul(0.5).add_(0.5).clamp_(0.0, 1.0).mul_(255.0))  # float->uint8 copy truncates
+        out.copy_(_to_255(y))  # float->uint8 copy truncates
         return y
 
-    def _step_eager(self, u8: torch.Tensor) -> torch.Tensor:
+    def _step_eager(self, u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = torch.empty(u8.shape, dtype=torch.uint8, device=self.device)
-        self._step_with_compile_fallback(u8, out)
-        return out
+        y = self._step_with_compile_fallback(u8, out)
+        return out, y
 
     def _step_with_compile_fallback(self, u8: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         try:
@@ -476,9 +498,10 @@ class FaceRunner:
         )
         return True
 
-    def _run_chunk(self, crops: torch.Tensor, chunk: Chunk, out: torch.Tensor) -> None:
+    def _run_chunk(self, crops: torch.Tensor, chunk: Chunk, out: torch.Tensor, out_f: torch.Tensor | None) -> None:
         src = crops[chunk.start : chunk.start + chunk.count]
         dst = out[chunk.start : chunk.start + chunk.count]
+        dst_f = out_f[chunk.start : chunk.start + chunk.count] if out_f is not None else None
         self._stats["batches"] += 1
         self._stats["padded"] += chunk.padding
         self._bucket_calls[chunk.bucket] += 1
@@ -488,6 +511,8 @@ class FaceRunner:
                 g.static_in[: chunk.count].copy_(src, non_blocking=True)
                 g.graph.replay()
                 dst.copy_(g.static_out[: chunk.count])
+                if dst_f is not None:
+                    dst_f.copy_(_to_255(g.static_float[: chunk.count]))
                 return
         # Eager: pad only when a fixed shape is wanted (compile), else run the exact size.
         if chunk.padding:
@@ -496,8 +521,10 @@ class FaceRunner:
         else:
             batch = src.to(self.device, non_blocking=True)
         with torch.inference_mode():
-            y8 = self._step_eager(batch)
+            y8, y = self._step_eager(batch)
         dst.copy_(y8[: chunk.count])
+        if dst_f is not None:
+            dst_f.copy_(_to_255(y[: chunk.count]))
 
     def _probe(self, bucket: int) -> torch.Tensor:
         # Deterministic noise crops: exercise every kernel with realistic value ranges.
