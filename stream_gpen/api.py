@@ -608,7 +608,7 @@ class Enhancer:
             if on_frame is not None:
                 on_frame(frame)
             img = frame.image
-            stage.restore([img], [stage.plan_still(img)])
+            stage.restore([img], [stage.plan_still(img)], hi=[frame.hi])  # hi: a 16-bit photo's own pixels
             yield frame
 
     def _finish(self, summary: RunSummary, stage, source, timer: StageTimer, t0: float) -> None:

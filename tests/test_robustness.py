@@ -388,7 +388,7 @@ IMAGE_CASES = [
     ("LA", "ga.png", "LA"),
     ("P", "p.png", "RGB"),
     ("PT", "pt.png", "RGBA"),
-    ("I;16", "g16.png", "L"),
+    ("I;16", "g16.png", "I;16"),  # 16-bit grey stays 16-bit grey (was written as 8-bit L)
     ("RGBA", "a.webp", "RGBA"),
     ("RGBA", "a.tiff", "RGBA"),
     ("CMYK", "c.jpg", "RGB"),
@@ -405,7 +405,7 @@ def test_image_modes(tmp_path, enh, mode, name, out_mode):
     with Image.open(src) as a, Image.open(tmp_path / f"o{src.suffix}") as b:
         assert b.mode == out_mode and b.size == a.size
         ref = np.asarray(a.convert("RGB")) if mode != "I;16" else np.asarray(a).astype(np.float64) / 257
-        got = np.asarray(b.convert("RGB" if mode != "I;16" else "L")).astype(np.float64)
+        got = (np.asarray(b.convert("RGB")) if mode != "I;16" else np.asarray(b) / 257).astype(np.float64)
         tol = 12 if src.suffix in (".jpg", ".webp") else 1
         assert np.abs(got - ref).mean() < tol  # right brightness (16-bit was a white picture)
         if "A" in out_mode:  # transparency kept pixel for pixel

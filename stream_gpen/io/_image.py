@@ -11,6 +11,12 @@ chromaticities / sRGB intent / text chunks, a JPEG's chroma subsampling (4:4:4 s
 progressive flag and comment, a TIFF's compression, a lossless WebP stays lossless. A profile
 that does not describe the written pixels (CMYK, which Pillow converts to RGB naively) is
 dropped and reported; so is anything the output format cannot hold.
+
+16-bit PNGs and TIFFs (scans, raw developers' exports) keep their 16 bits: OpenCV decodes them
+(Pillow opens 16-bit RGB as 8-bit), the frame carries them as ``hi`` (faces are restored into it at
+the restorer's own precision), and the sink writes 16 bits back with the same metadata (PNG:
+OpenCV's pixels with the ancillary chunks Pillow writes; TIFF: tifffile with the profile, DPI and
+text tags). An output format that holds 8 bits (JPEG, WebP...) gets 8 and the summary says so.
 """
 from __future__ import annotations
 
@@ -77,8 +83,62 @@ def folder_media(root: Path, exclude: Path | None = None) -> tuple[list[Path], l
 
 def load_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """-> (RGB uint8 [H, W, 3], alpha uint8 [H, W] or None), EXIF orientation applied."""
-    rgb, alpha, _, _ = _load(path)
+    rgb, alpha, _, _, _ = _load(path)
     return rgb, alpha
+
+
+def _bits_per_sample(im, path: Path) -> int:
+    """Bits per colour sample the file stores. Pillow opens 16-bit RGB PNGs and TIFFs as 8-bit
+    RGB, so for those two the file's own header says (PNG: IHDR; TIFF: BitsPerSample)."""
+    if im.mode.startswith("I;16"):
+        return 16
+    if im.format == "PNG":
+        with open(path, "rb") as f:
+            head = f.read(26)
+        return head[24] if head[12:16] == b"IHDR" else 8
+    if im.format == "TIFF":
+        bps = getattr(im, "tag_v2", {}).get(258, 8)
+        return int(max(bps) if isinstance(bps, tuple) else bps)
+    return 8
+
+
+# EXIF orientation -> numpy steps on [H, W, ...] that turn the stored pixels upright (as Pillow's
+# exif_transpose does: 6 = turn 90 degrees clockwise, 8 = counter-clockwise, 5/7 = mirrored ones)
+_ORIENT = {
+    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _load16(path: Path, orientation: int, upright8: np.ndarray) -> tuple[np.ndarray | None, str | None]:
+    """The picture at 16 bits (RGB uint16 [H, W, 3], upright; RGBA [H, W, 4] when it has an
+    alpha channel), or (None, why not).
+
+    OpenCV decodes 16-bit PNG and TIFF (Pillow cannot hold 16-bit RGB). Whether it has applied
+    the EXIF orientation itself depends on the format and its version, so its result is compared
+    with the 8-bit picture Pillow made upright (``upright8``), as decoded and turned; an odd file
+    (CMYK, a palette, several pages) that matches neither falls back to 8 bits with a reason."""
+    import cv2
+
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)  # imdecode: any path (imread mangles some)
+        a = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except (cv2.error, OSError, ValueError) as e:
+        return None, f"OpenCV could not decode it ({e})"
+    if a is None or a.dtype != np.uint16:
+        return None, "OpenCV did not decode it at 16 bits"
+    if a.ndim == 2:
+        rgb = np.repeat(a[:, :, None], 3, axis=2)
+    elif a.ndim == 3 and a.shape[2] in (3, 4):
+        rgb = a[..., [2, 1, 0, 3][: a.shape[2]]]  # BGR(A) -> RGB(A)
+    else:
+        return None, f"OpenCV gave an unexpected layout {a.shape}"
+    want = upright8[::7, ::7].astype(np.float32)
+    for cand in (rgb, _ORIENT.get(orientation, lambda x: x)(rgb)):
+        if cand.shape[:2] == upright8.shape[:2] and float(np.abs(cand[::7, ::7, :3] / 257.0 - want).mean()) < 2.0:
+            return np.ascontiguousarray(cand), None
+    return None, "its 16-bit pixels as OpenCV decodes them do not match the picture Pillow sees"
 
 
 def read_image_info(im, path: Path) -> dict:
@@ -154,9 +214,14 @@ def _webp_is_lossless(path: Path) -> bool:
         return False
 
 
-def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray | None, bool, dict]:
-    """-> (RGB uint8 [H, W, 3], alpha or None, the file was greyscale, image info); ``notes``
-    collects what was not carried over (for the run summary)."""
+def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray | None, bool, dict,
+                                                              np.ndarray | None]:
+    """-> (RGB uint8 [H, W, 3], alpha or None, the file was greyscale, image info, the picture
+    at 16 bits or None); ``notes`` collects what was not carried over (for the run summary).
+
+    A 16-bit PNG or TIFF (scans, raw developers' exports) also gives its pixels as RGB uint16
+    (the frame's ``hi``): faces are restored into it and the sink writes 16 bits back, so the
+    rest of the picture keeps every level. The 8-bit picture is then ``round(hi / 257)``."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not path.exists():
@@ -175,6 +240,8 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
                 if notes is not None:
                     notes.append(msg)
             image_info = read_image_info(im, path)
+            bits = _bits_per_sample(im, path) if im.format in ("PNG", "TIFF") else 8
+            orientation = int(im.getexif().get(0x0112, 1) or 1)
             im = ImageOps.exif_transpose(im)
             grey = im.mode in ("1", "L", "LA", "La", "I", "F") or im.mode.startswith("I;16")
             alpha = None
@@ -189,7 +256,17 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
         raise NotMediaError(f"cannot read {path} as an image: {e}") from e
     except Image.DecompressionBombError as e:
         raise InvalidInputError(f"{path} is too large to load safely: {e}") from e
-    return rgb, alpha, grey, image_info
+    hi = None
+    if bits > 8:
+        hi, why = _load16(path, orientation, rgb)
+        if hi is None:
+            msg = f"{path}: its {bits}-bit pixels are restored and written at 8 bits: {why}"
+            log.warning(msg)
+            if notes is not None:
+                notes.append(msg)
+        else:
+            rgb = ((hi[..., :3].astype(np.uint32) * 2 + 257) // 514).astype(np.uint8)  # round(hi / 257)
+    return rgb, alpha, grey, image_info, hi
 
 
 def _png_chunks(info: dict):
@@ -288,14 +365,14 @@ class ImageSource:
             i = self._i
             self._i += 1
             try:
-                rgb, alpha, grey, info = _load(self.paths[i], self.fallbacks)
+                rgb, alpha, grey, info, hi = _load(self.paths[i], self.fallbacks)
             except InvalidInputError as e:
                 if self.kind != "folder":
                     raise
                 self.skipped.append(str(e))  # the message names the file
                 log.warning("skipped: %s", e)
                 continue
-            return i, rgb, alpha, grey, info
+            return i, rgb, alpha, grey, info, hi
         return None
 
     def __enter__(self) -> "ImageSource":
@@ -315,12 +392,15 @@ class ImageSource:
         item, self._pending = (self._pending, None) if self._pending is not None else (self._next_readable(), None)
         if item is None:
             raise StopIteration
-        i, rgb, alpha, grey, info = item
+        i, rgb, alpha, grey, info, hi = item
         path = self.paths[i]
         self.stats["decoded"] += 1
+        if hi is not None and hi.shape[2] == 4:  # a 16-bit alpha channel travels at 16 bits too
+            hi, alpha = np.ascontiguousarray(hi[..., :3]), np.ascontiguousarray(hi[..., 3])
         img = torch.from_numpy(rgb).to(self.device)
         a = torch.from_numpy(alpha).to(self.device) if alpha is not None else None
-        return Frame(index=i, pts=i, time_base=Fraction(1), time=float(i), _image=img,
+        h16 = torch.from_numpy(hi).to(self.device) if hi is not None else None
+        return Frame(index=i, pts=i, time_base=Fraction(1), time=float(i), _image=img, _hi=h16,
                      rel_path=path.relative_to(self.root).as_posix(), alpha=a, grey=grey, image_info=info)
 
 
@@ -437,7 +517,10 @@ class ImageSink(_Sink):
             im = im.convert("L")
         if frame.alpha is not None:
             if path.suffix.lower() in _ALPHA_EXTS:
-                im.putalpha(Image.fromarray(frame.alpha.cpu().numpy(), "L"))
+                a = frame.alpha.cpu().numpy()
+                if a.dtype == np.uint16:  # a 16-bit picture's alpha (the deep writers take it as it is)
+                    a = ((a.astype(np.uint32) * 2 + 257) // 514).astype(np.uint8)
+                im.putalpha(Image.fromarray(a, "L"))
             else:
                 msg = f"{path.name}: {path.suffix} cannot store alpha; transparency dropped"
                 self.fallbacks.append(msg)
@@ -446,9 +529,27 @@ class ImageSink(_Sink):
             im = im.convert("RGBA")  # webp has no grey+alpha mode
         tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
         _heif_plugin(path)
-        kwargs = self._save_options(path, im, frame.image_info or {})
+        info = frame.image_info or {}
+        kwargs = self._save_options(path, im, info)
+        hi = frame.hi
+        fmt = _FORMATS.get(path.suffix.lower(), "")
+        if hi is not None and fmt not in ("PNG", "TIFF"):
+            self._note(f"16-bit pictures were written at 8 bits: {fmt or path.suffix} holds 8 (write .png or .tif "
+                       "to keep 16)", path)
+            hi = None
         try:
-            im.save(tmp, **kwargs)
+            if hi is None:
+                im.save(tmp, **kwargs)
+            else:
+                has_alpha = im.mode in ("LA", "RGBA")
+                if has_alpha and frame.alpha.dtype != torch.uint16:
+                    self._note("the alpha channel of 16-bit pictures was kept at 8 bits", path)
+                deep = _deep_pixels(hi.cpu().numpy(), grey=im.mode in ("L", "LA"),
+                                    alpha=frame.alpha.cpu().numpy() if has_alpha else None)
+                if fmt == "PNG":
+                    _write_png16(tmp, deep, im, kwargs)
+                else:
+                    self._write_tiff16(tmp, deep, im, info, kwargs)
             tmp.replace(path)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -457,5 +558,92 @@ class ImageSink(_Sink):
         self.frames_written += 1
         frame.release()
 
+    def _write_tiff16(self, tmp: Path, deep: np.ndarray, im, info: dict, kwargs: dict) -> None:
+        """A 16-bit TIFF (tifffile: Pillow writes no 16-bit RGB) with what ``kwargs`` carries:
+        ICC profile, DPI, the input's compression (deflate for any compressed input: LZW needs
+        imagecodecs) and the descriptive text tags of its EXIF; other tags are reported."""
+        import tifffile
+
+        extratags, dropped = [], []
+        if kwargs.get("exif"):
+            from PIL import Image
+
+            exif = Image.Exif()
+            exif.load(kwargs["exif"])
+            for tag, value in exif.items():
+                if tag in _TIFF_TEXT_TAGS and isinstance(value, str):
+                    extratags.append((tag, "s", 0, value, True))
+                elif tag not in (0x0112,):  # orientation: written upright anyway
+                    dropped.append(tag)
+        if dropped:
+            self._note(f"TIFF tags {sorted(dropped)} were dropped: the 16-bit TIFF writer carries the text tags "
+                       "(description, make, model, date, artist, copyright), ICC profile and DPI", tmp)
+        dpi = kwargs.get("dpi")
+        compressed = info.get("compression") not in (None, "raw")
+        tifffile.imwrite(
+            tmp, deep, photometric="minisblack" if deep.ndim == 2 or deep.shape[2] == 2 else "rgb",
+            extrasamples=("unassalpha",) if deep.ndim == 3 and deep.shape[2] in (2, 4) else None,
+            compression="zlib" if compressed else None, iccprofile=kwargs.get("icc_profile"),
+            resolution=(float(dpi[0]), float(dpi[1])) if dpi else None, resolutionunit="INCH" if dpi else None,
+            metadata=None, software=None, extratags=extratags,
+        )
+
     def close(self) -> None:
         pass
+
+
+# Descriptive TIFF text tags a 16-bit TIFF keeps: ImageDescription, Make, Model, Software, DateTime,
+# Artist, HostComputer, Copyright
+_TIFF_TEXT_TAGS = {270, 271, 272, 305, 306, 315, 316, 33432}
+_PNG_DEPTH_CHUNKS = {b"IHDR", b"IDAT", b"IEND", b"sBIT", b"PLTE", b"tRNS", b"bKGD", b"hIST"}
+
+
+def _deep_pixels(hi: np.ndarray, *, grey: bool, alpha: np.ndarray | None) -> np.ndarray:
+    """The 16-bit array to write: RGB, or grey (the luma Pillow's ``convert("L")`` takes, at 16
+    bits), with the alpha channel when there is one (an 8-bit one scaled to 16)."""
+    out = hi
+    if grey:
+        luma = hi[..., 0] * 0.299 + hi[..., 1] * 0.587 + hi[..., 2] * 0.114
+        out = np.clip(np.rint(luma), 0, 65535).astype(np.uint16)[..., None]
+    if alpha is not None:
+        a16 = alpha if alpha.dtype == np.uint16 else alpha.astype(np.uint16) * 257
+        out = np.concatenate([out, a16[..., None]], axis=2)
+    return out[..., 0] if out.shape[2] == 1 else np.ascontiguousarray(out)
+
+
+def _png_chunk_list(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, whole chunk bytes) of a PNG, in order."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG")
+    out, i = [], 8
+    while i + 8 <= len(data):
+        n = int.from_bytes(data[i : i + 4], "big")
+        out.append((data[i + 4 : i + 8], data[i : i + 12 + n]))
+        i += 12 + n
+    return out
+
+
+def _write_png16(tmp: Path, deep: np.ndarray, im, kwargs: dict) -> None:
+    """A 16-bit PNG with the metadata an 8-bit save would carry: OpenCV encodes the 16-bit
+    pixels (Pillow cannot hold 16-bit RGB), Pillow writes the 8-bit picture with every ancillary
+    chunk (ICC, EXIF, DPI, text, gamma...), and the file is the former's header and image data
+    with the latter's other chunks."""
+    import io
+
+    import cv2
+
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", **kwargs)
+    if deep.ndim == 3 and deep.shape[2] == 2:  # OpenCV writes no grey + alpha PNG: as RGBA
+        deep = deep[..., [0, 0, 0, 1]]
+    if deep.ndim == 3:
+        deep = deep[..., [2, 1, 0, 3][: deep.shape[2]]]  # OpenCV's BGR(A) order
+    ok, enc = cv2.imencode(".png", deep)
+    if not ok:
+        raise OSError(f"OpenCV could not encode a 16-bit PNG of shape {deep.shape}")
+    deep_chunks = _png_chunk_list(enc.tobytes())
+    meta = [c for t, c in _png_chunk_list(buf.getvalue()) if t not in _PNG_DEPTH_CHUNKS]
+    ihdr = [c for t, c in deep_chunks if t == b"IHDR"]
+    idat = [c for t, c in deep_chunks if t == b"IDAT"]
+    tail = [c for t, c in deep_chunks if t == b"IEND"]
+    tmp.write_bytes(b"\x89PNG\r\n\x1a\n" + b"".join(ihdr + meta + idat + tail))

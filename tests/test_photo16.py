@@ -1,0 +1,181 @@
+"""16-bit photos (scans, raw developers' exports): read at 16 bits, faces restored into them,
+written back at 16 bits with their metadata; 8-bit-only output formats say what they lose."""
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image, ImageCms, ImageOps
+
+from stream_gpen.io._image import ImageSink, ImageSource, _load
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png16(path: Path, rgb16: np.ndarray, *, icc: bytes | None = None, dpi: int | None = None,
+           text: dict | None = None) -> None:
+    """A 16-bit PNG with ancillary chunks, made by hand (independent of the code under test)."""
+    ok, enc = cv2.imencode(".png", rgb16[..., ::-1] if rgb16.ndim == 3 else rgb16)
+    assert ok
+    data = enc.tobytes()
+    ihdr_end = 8 + 12 + 13
+    extra = b""
+    if icc is not None:
+        extra += _chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc))
+    if dpi is not None:
+        ppm = round(dpi / 0.0254)
+        extra += _chunk(b"pHYs", struct.pack(">IIB", ppm, ppm, 1))
+    for k, v in (text or {}).items():
+        extra += _chunk(b"tEXt", k.encode("latin-1") + b"\x00" + v.encode("latin-1"))
+    path.write_bytes(data[:ihdr_end] + extra + data[ihdr_end:])
+
+
+def _gradient(h: int = 120, w: int = 160) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.stack([xx * 409 + 3, yy * 547 + 1, (xx + yy) * 233], -1).clip(0, 65535).astype(np.uint16)
+
+
+def _write_through(src: Path, dst: Path) -> None:
+    with ImageSource(src) as s:
+        ImageSink(dst).write(next(s))
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_16bit_rgb_round_trips_exactly(tmp_path, ext):
+    a = _gradient()
+    src = tmp_path / f"in{ext}"
+    cv2.imwrite(str(src), a[..., ::-1])
+    assert Image.open(src).mode == "RGB"  # Pillow alone would see 8 bits
+    rgb, _, grey, _, hi = _load(src)
+    assert np.array_equal(hi, a) and not grey
+    assert np.array_equal(rgb, np.floor(a / 257 + 0.5).astype(np.uint8))
+    dst = tmp_path / f"out{ext}"
+    _write_through(src, dst)
+    b = cv2.imread(str(dst), cv2.IMREAD_UNCHANGED)
+    assert b.dtype == np.uint16 and np.array_equal(b[..., ::-1], a)
+
+
+def test_16bit_grey_stays_16bit_grey(tmp_path):
+    g = (_gradient()[..., 0] // 2 + 1000).astype(np.uint16)
+    src = tmp_path / "g.png"
+    cv2.imwrite(str(src), g)
+    dst = tmp_path / "o.png"
+    _write_through(src, dst)
+    b = cv2.imread(str(dst), cv2.IMREAD_UNCHANGED)
+    assert b.dtype == np.uint16 and b.ndim == 2 and np.array_equal(b, g)
+
+
+def test_16bit_png_keeps_profile_dpi_and_text(tmp_path):
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    src = tmp_path / "scan.png"
+    _png16(src, _gradient(), icc=icc, dpi=600, text={"Title": "Grandma 1962", "Source": "Epson V600"})
+    dst = tmp_path / "out.png"
+    _write_through(src, dst)
+    with Image.open(dst) as im:
+        assert im.info.get("icc_profile") == icc
+        assert tuple(round(d) for d in im.info["dpi"]) == (600, 600)
+        assert im.text.get("Title") == "Grandma 1962" and im.text.get("Source") == "Epson V600"
+    assert np.array_equal(cv2.imread(str(dst), cv2.IMREAD_UNCHANGED)[..., ::-1], _gradient())
+
+
+def test_16bit_tiff_keeps_profile_dpi_compression_and_text_tags(tmp_path):
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    src = tmp_path / "scan.tif"
+    tifffile.imwrite(src, _gradient(), photometric="rgb", compression="zlib", iccprofile=icc,
+                     resolution=(1200, 1200), resolutionunit="INCH", metadata=None,
+                     extratags=[(271, "s", 0, "Epson", True), (272, "s", 0, "Perfection V600", True),
+                                (33432, "s", 0, "Family archive", True)])
+    dst = tmp_path / "out.tif"
+    _write_through(src, dst)
+    with tifffile.TiffFile(dst) as t:
+        page = t.pages[0]
+        assert page.dtype == np.uint16 and page.compression != 1
+        tags = page.tags
+        assert tags["Make"].value == "Epson" and tags["Model"].value == "Perfection V600"
+        assert tags["Copyright"].value == "Family archive"
+        assert tags["InterColorProfile"].value == icc
+        assert tags["XResolution"].value[0] / tags["XResolution"].value[1] == 1200
+        assert np.array_equal(page.asarray(), _gradient())
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_16bit_orientation_matches_pillows(tmp_path, orientation):
+    a = _gradient(60, 100)
+    src = tmp_path / "o.tif"
+    tifffile.imwrite(src, a, photometric="rgb", metadata=None, extratags=[(274, "H", 1, orientation, True)])
+    _, _, _, _, hi = _load(src)
+    with Image.open(src) as im:
+        want = np.asarray(ImageOps.exif_transpose(im).convert("RGB")).astype(int)  # Pillow: 8 bits, its rounding
+    assert hi is not None and hi.shape == want.shape
+    assert np.abs(hi.astype(int) / 257 - want).max() <= 1.0
+
+
+def test_16bit_to_an_8bit_format_says_so(tmp_path):
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), _gradient()[..., ::-1])
+    sink = ImageSink(tmp_path / "out.jpg")
+    with ImageSource(src) as s:
+        sink.write(next(s))
+    assert any("16-bit pictures were written at 8 bits" in f and ".png or .tif" in f for f in sink.fallbacks)
+    assert Image.open(tmp_path / "out.jpg").mode == "RGB"
+
+
+def test_faces_of_a_16bit_photo_are_restored_into_its_16_bits(tmp_path, shared, mobilenet_weights):
+    """A real face photo at 16 bits (with sub-8-bit detail): the restored face lands at the
+    restorer's own precision (100.4 -> 25803, not 100 * 257), the rest keeps every 16-bit level."""
+    from stream_gpen import Enhancer
+
+    from tests._doubles import FineRestorer
+
+    bgr = cv2.imread(str(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg"))
+    bgr = cv2.resize(bgr, (320, 240), interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(0)
+    deep = (bgr.astype(np.int32) * 257 + rng.integers(-100, 100, bgr.shape)).clip(0, 65535).astype(np.uint16)
+    src = tmp_path / "photo.png"
+    cv2.imwrite(str(src), deep)
+    dst = tmp_path / "photo_enhanced.png"
+    summary = Enhancer(FineRestorer(64), device="cpu", detector_weights=mobilenet_weights,
+                       faces="largest").enhance_file(src, dst)
+    assert summary.faces_restored == 1
+    out = cv2.imread(str(dst), cv2.IMREAD_UNCHANGED)
+    assert out.dtype == np.uint16
+    face = np.abs(out.astype(np.int64) - round(100.4 * 257)) <= 1
+    assert face.sum() > 3000  # the face's interior
+    untouched = (out == deep).all(axis=2)
+    ys, xs = np.nonzero(~untouched)
+    assert xs.max() - xs.min() < 0.6 * 320 and ys.max() - ys.min() < 0.8 * 240  # the face, not the photo
+    assert untouched.mean() > 0.5 and len(np.unique(out[untouched])) > 4 * 256  # finer than 8 bits
+
+
+def test_orientation_steps_are_pillows():
+    from stream_gpen.io._image import _ORIENT
+
+    a = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    methods = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+               5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+               8: Image.Transpose.ROTATE_90}
+    for o, m in methods.items():
+        assert np.array_equal(_ORIENT[o](a), np.asarray(Image.fromarray(a).transpose(m))), o
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_16bit_with_alpha_keeps_both_at_16(tmp_path, ext):
+    a = _gradient()
+    alpha = (np.arange(160, dtype=np.uint16)[None, :].repeat(120, 0) * 409).astype(np.uint16)
+    src = tmp_path / f"in{ext}"
+    cv2.imwrite(str(src), np.dstack([a[..., ::-1], alpha]))
+    dst = tmp_path / f"out{ext}"
+    sink = ImageSink(dst)
+    with ImageSource(src) as s:
+        sink.write(next(s))
+    b = cv2.imread(str(dst), cv2.IMREAD_UNCHANGED)
+    assert b.dtype == np.uint16 and b.shape == (120, 160, 4)
+    assert np.array_equal(b[..., 2::-1], a)
+    assert np.array_equal(b[..., 3], alpha) and not sink.fallbacks
