@@ -6,6 +6,7 @@
 2. Whole io path: a 10-bit 1280x720 HEVC clip decoded and re-encoded as HEVC ultrafast, with
    ``high_bit_depth=False`` (8-bit frames, 8-bit output) and ``True`` (16-bit copy, 10-bit
    output), alternated, best of ``--repeats``.
+   Then what faces at the model's own precision (``restore_fine``) add per 512-px face.
 3. The encoders at their defaults, 30 synthetic 1080p frames: x264 medium 8-bit (what an 8-bit
    source gets) vs x265 medium 10-bit (what ``codec="auto"`` picks for a 10-bit source), and
    x265 fast/faster for scale: fps and bytes.
@@ -64,6 +65,34 @@ def conversions() -> None:
     print(f"{'step':<26} {'8-bit ms':>9} {'10-bit ms':>10} {'ratio':>6}")
     for name, a, b in rows:
         print(f"{name:<26} {a:>9.1f} {b:>10.1f} {b / a:>5.2f}x")
+
+
+def fine_faces() -> None:
+    """Faces at the model's precision in the 16-bit picture (``restore_fine``), per 512-px face:
+    what the 10-bit path pays for it over pasting the 8-bit face, step by step."""
+    from stream_gpen.faces import warp_faces
+    from stream_gpen.faces._hdr import HdrColour
+
+    w, h = 1920, 1080
+    hi = torch.from_numpy(np.random.default_rng(1).integers(0, 65536, (h, w, 3), dtype=np.uint16))
+    u8 = torch.randint(0, 256, (1, 3, 512, 512), dtype=torch.uint8)
+    fine = u8.float() + 0.4
+    aff = torch.tensor([[[1.6, 0.0, -1200.0], [0.0, 1.6, -400.0]]])
+    colour = HdrColour("hlg")
+    given = colour.to_sdr(u8)
+    rows = []
+    for backend in ("cv2", "torch"):
+        rows.append((f"paste into rgb48 ({backend})", best_ms(lambda: paste_faces(hi, u8, aff, backend=backend)),
+                     best_ms(lambda: paste_faces(hi, fine, aff, backend=backend))))
+    crops_hi = warp_faces(hi, torch.zeros(1, dtype=torch.long), aff, size=512)
+    rows.append(("HDR map back", best_ms(lambda: colour.from_sdr(u8, u8, given)),
+                 best_ms(lambda: colour.from_sdr_fine(fine, crops_hi))))
+    warp16 = best_ms(lambda: warp_faces(hi, torch.zeros(1, dtype=torch.long), aff, size=512))
+    print("\nper 512-px face in a 1080p 10-bit frame, best of 7: 8-bit face (before) vs the model's own precision")
+    print(f"{'step':<26} {'8-bit ms':>9} {'fine ms':>10} {'ratio':>6}")
+    for name, a, b in rows:
+        print(f"{name:<26} {a:>9.1f} {b:>10.1f} {b / a:>5.2f}x")
+    print(f"{'+ 16-bit crop (HDR or strength < 1 only)':<42} {warp16:>5.1f} ms")
 
 
 def io_path(repeats: int) -> None:
@@ -132,6 +161,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     print(f"CPU, torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}")
     conversions()
+    fine_faces()
     io_path(args.repeats)
     encoders()
     return 0

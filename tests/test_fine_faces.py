@@ -2,7 +2,6 @@
 pasted at 16-bit precision, through the HDR mapping and the strength blend."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
