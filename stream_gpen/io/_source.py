@@ -160,6 +160,17 @@ def _classify(spec) -> tuple[str, str, str | None, dict]:
     return "file", spec, None, {}
 
 
+def _has_alpha(stream, sw_format: str) -> bool:
+    """The video carries transparency: an alpha plane in the decoded format, or VP8/VP9 alpha in a
+    WebM (its own side stream, ``alpha_mode=1``, which FFmpeg's native decoders skip)."""
+    try:
+        if any(c.is_alpha for c in av.VideoFormat(sw_format).components):
+            return True
+    except (ValueError, TypeError):
+        pass
+    return str((getattr(stream, "metadata", None) or {}).get("alpha_mode", "")) == "1"
+
+
 def _check_file(path: str) -> None:
     p = Path(path)
     if not p.exists():
@@ -330,6 +341,10 @@ class VideoSource:
                 sar = 1 / sar
             self.metadata = dataclasses.replace(m, width=w, height=h, rotation=0, sample_aspect_ratio=sar,
                                                 extra={**m.extra, "applied_rotation": m.rotation})
+        if _has_alpha(self._vstream, _sw_format(first)):
+            # Keyed footage (ProRes 4444, PNG/QuickTime Animation in .mov, VP9 with alpha in .webm):
+            # frames are RGB here, so the output is opaque; say so rather than lose it quietly.
+            self._fallback(f"{self.spec}: its alpha channel (transparency) is not kept: the output is opaque")
         #: bits per component of the source (the metadata's pix_fmt) and whether frames carry ``hi``
         self.source_bits = src_bits
         self.high_bit_depth = bool(high_bit_depth and src_bits > 8)
