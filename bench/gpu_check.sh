@@ -6,6 +6,7 @@
 # Steps (each step's failure is reported and the script goes on):
 #   0. carried wheels: if .whl/ exists, pip-install them offline into /tmp/site (PYTHONPATH)
 #   1. nvidia-smi, torch / CUDA / cuDNN / triton versions
+#  1b. NVENC probe: h264/hevc/av1_nvenc available or why not (an H200 has no NVENC: that is the answer)
 #   2. CUDA tests:  STREAM_GPEN_REQUIRE_CUDA=1 python3 -m pytest -m cuda -q
 #   3. bench/runtime.py: GPEN-512 and 256, fp16/bf16/fp32, eager vs CUDA graph, every bucket
 #  3b. bench/runtime.py --forms: GPEN-512 fp16 graph, reference vs pooled blur vs fused (NCHW / NHWC)
@@ -101,6 +102,17 @@ for mod in ("triton", "numpy", "cv2", "av", "facexlib"):
 EOF
 } 2>&1 | tee -a "$MAIN_LOG"
 
+# ---------------------------------------------------------------- 1b. NVENC probe
+# stream_gpen.io._sink.nvenc_available: opens each NVENC encoder on one test frame. Data-centre
+# GPUs (A100/H100/H200) have no NVENC, so "unavailable" is the honest result there; the step
+# only reports (exit 0 either way).
+run_step "nvenc probe" 30 "$LOGDIR/nvenc_probe.log" $PY -c '
+from stream_gpen.io._sink import NVENC_ENCODERS, nvenc_available
+for codec, encoder in NVENC_ENCODERS.items():
+    why = nvenc_available(codec)
+    print(f"{encoder:<11} " + ("available" if why is None else "unavailable: " + why))
+'
+
 # ---------------------------------------------------------------- 2. CUDA tests
 # --continue-on-collection-errors: a test file that needs a package missing here must not stop
 # the CUDA tests of the others.
@@ -149,6 +161,10 @@ fi
     echo ""
     echo "================ gpu_check summary ($((SECONDS - START)) s) ================"
     printf '%s\n' "${SUMMARY[@]}"
+    if [[ -f "$LOGDIR/nvenc_probe.log" ]]; then
+        echo "-- NVENC:"
+        grep -E "_nvenc " "$LOGDIR/nvenc_probe.log" | head -n 3
+    fi
     echo "-- CUDA tests:"
     grep -E "passed|failed|error" "$LOGDIR/pytest_cuda.log" 2>/dev/null | tail -n 1
     grep -E "^(FAILED|ERROR)" "$LOGDIR/pytest_cuda.log" 2>/dev/null | head -n 12

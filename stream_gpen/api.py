@@ -34,6 +34,7 @@ _SINK_QUEUE = 4  # frames queued for the encoder thread
 FaceSelect = Literal["all", "largest", "center"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 AudioMode = Literal["copy", "aac", "none"]
+Encoder = Literal["software", "nvenc", "auto"]
 
 
 @dataclass(frozen=True)
@@ -412,6 +413,7 @@ class Enhancer:
         skip_existing: bool = False,
         compare: bool = False,
         image_format: str | None = None,
+        encoder: Encoder = "software",
     ) -> RunSummary:
         """Enhance a video file, URL, image or folder into ``dst`` (default: ``name_enhanced.ext``).
 
@@ -440,14 +442,23 @@ class Enhancer:
         ``image_format`` (folders): write every photo in this format (``"jpg"``, ``"png"``,
         ``"webp"``, ``"tif"``, ``"heic"``, ``"avif"``...), e.g. iPhone HEICs as JPEGs; ``None``
         keeps each photo's own.
+        ``encoder`` (videos): ``"software"`` (default: libx264/libx265/SVT-AV1/libvpx on the CPU),
+        ``"nvenc"`` (NVIDIA's hardware encoder: frees the CPU, which limits the rate once GPEN runs
+        on a GPU; a :class:`~stream_gpen.errors.HardwareEncoderError` where the GPU/driver has none,
+        e.g. A100/H100/H200) or ``"auto"`` (NVENC where it works, else software; the summary's
+        fallbacks say why). See :class:`~stream_gpen.io.FileSink`.
         """
+        from stream_gpen.io._sink import ENCODER_MODES
+
+        if encoder not in ENCODER_MODES:  # before a folder walk or a model run, not at the first video
+            raise InvalidInputError(f"encoder={encoder!r} is not one of {ENCODER_MODES}")
         src_s = str(src)
         if dst is None:
             dst = default_output(src_s)
         opts = dict(overwrite=overwrite, codec=codec, crf=crf, preset=preset, audio=audio, quality=quality,
                     on_progress=on_progress, cancel=cancel, copy_if_no_faces=copy_if_no_faces,
                     untrusted=untrusted, max_pixels=max_pixels, start=start, duration=duration,
-                    compare=compare, image_format=image_format)
+                    compare=compare, image_format=image_format, encoder=encoder)
         if "://" not in src_s and Path(src_s).is_dir():
             from stream_gpen.io._image import folder_media
 
@@ -464,7 +475,7 @@ class Enhancer:
 
     def _enhance_one(self, src_s: str, dst, *, overwrite, codec, crf, preset, audio, quality, on_progress, cancel,
                      copy_if_no_faces, untrusted, max_pixels, start=0.0, duration=None, skip=None,
-                     compare=False, image_format=None) -> RunSummary:
+                     compare=False, image_format=None, encoder="software") -> RunSummary:
         """One video, URL, image, or a folder of images (one source, one sink)."""
         from stream_gpen.io import open_sink
 
@@ -489,7 +500,7 @@ class Enhancer:
             try:
                 with open_sink(dst, source=source, codec=codec, crf=crf, preset=preset, audio=audio,
                                overwrite=overwrite, quality=quality, queue_size=_SINK_QUEUE,
-                               image_format=image_format if is_still else None) as sink:
+                               image_format=image_format if is_still else None, encoder=encoder) as sink:
                     originals: dict = {}
                     keep = (lambda f: originals.__setitem__(f.index, f.image.clone())) if compare else None
                     frames = (self._still_frames(source, stage, on_frame=keep) if is_still
@@ -520,6 +531,7 @@ class Enhancer:
             self._finish(summary, stage, source, timer, t0)
             for attr in ("fallbacks", "dropped"):
                 summary.fallbacks += [str(x) for x in getattr(sink, attr, []) or []]
+            _note_encoder(summary, sink)
         if copy_if_no_faces and trimmed and summary.faces_restored == 0:
             summary.fallbacks.append("no faces found; copy_if_no_faces does not apply to a trimmed run "
                                      "(it would copy the whole input): the re-encoded part was kept")
@@ -592,7 +604,9 @@ class Enhancer:
                     exc.summary = total
                     raise
                 except StreamGpenError as exc:
-                    if src is root:
+                    from stream_gpen.errors import HardwareEncoderError
+
+                    if src is root or isinstance(exc, HardwareEncoderError):  # the machine's, not the file's
                         raise
                     total.skipped.append(f"{src}: {exc}")
                     log.warning("skipped %s: %s", src, exc)
@@ -696,6 +710,15 @@ def _header_frames(path: Path, start: float = 0.0, duration: float | None = None
     return min(n, round(duration * rate)) if duration is not None else n
 
 
+def _note_encoder(summary: RunSummary, sink) -> None:
+    """Record the FFmpeg encoder that wrote the video ("libx264", "hevc_nvenc"...; why
+    encoder='auto' chose software is in the sink's fallbacks, already copied) in the summary's
+    ``encoder`` field (video sinks only)."""
+    enc = getattr(sink, "encoder", None)
+    if isinstance(enc, str):
+        summary.encoder = enc
+
+
 def _add_summary(total: RunSummary, part: RunSummary, root: Path, common: list[str]) -> None:
     """Add one file's run summary into a folder's. ``common``: the enhancer's own fallbacks (the
     same in every part: listed once); the rest are prefixed with the file they came from."""
@@ -704,6 +727,8 @@ def _add_summary(total: RunSummary, part: RunSummary, root: Path, common: list[s
         setattr(total, k, getattr(total, k) + getattr(part, k))
     for k, v in part.stage_seconds.items():
         total.stage_seconds[k] = total.stage_seconds.get(k, 0.0) + v
+    if part.encoder and part.encoder not in total.encoder.split(", "):
+        total.encoder = ", ".join(filter(None, (total.encoder, part.encoder)))
     src = Path(part.input)
     name = "images" if src == root else src.relative_to(root).as_posix()
     for f in part.fallbacks:

@@ -131,6 +131,7 @@ def _output_options(p: argparse.ArgumentParser) -> None:
                    "faster = bigger file at the same --crf")
     g.add_argument("--audio", default="copy", choices=["copy", "aac", "none"],
                    help="copy audio packets (default; transcoded only if the container needs it)")
+    _encoder_option(g)
     g.add_argument("--image-format", default=None, metavar="EXT",
                    choices=["jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp", "heic", "heif", "avif"],
                    help="folders: write every photo in this format (e.g. jpg for iPhone HEICs); default: each its own")
@@ -144,6 +145,24 @@ def _output_options(p: argparse.ArgumentParser) -> None:
                    help="write input and result side by side (input left, restored right) to judge settings")
     g.add_argument("--copy-if-no-faces", action="store_true",
                    help="when a video has no face at all, stream-copy it instead of re-encoding")
+
+
+def _encoder_option(g) -> None:
+    g.add_argument("--encoder", default="software", choices=["software", "nvenc", "auto"],
+                   help="software (default: x264/x265/SVT-AV1/libvpx on the CPU); nvenc = NVIDIA's hardware "
+                   "encoder for h264/hevc/av1 (RTX, L4, L40S, A10...; not A100/H100/H200), frees the CPU for "
+                   "somewhat bigger files; auto = nvenc where it works here, else software (the summary says why)")
+
+
+def _check_nvenc_early(args, dst: str) -> None:
+    """--encoder nvenc on a machine without NVENC: say so now, not after the model has loaded.
+    (The sink checks again with the codec the input resolves to.)"""
+    if args.encoder != "nvenc" or _is_image_name(dst) or _is_image_name(args.input):
+        return
+    from stream_gpen.io._sink import resolve_encoder
+
+    resolve_encoder("nvenc", "vp9" if args.codec == "auto" and dst.lower().endswith(".webm")
+                    else "h264" if args.codec == "auto" else args.codec)
 
 
 def _make_enhancer(args):
@@ -205,6 +224,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
     if args.report and not Path(args.report).resolve().parent.is_dir():
         # checked now: finding out after an hour of encoding would lose the summary
         raise InvalidInputError(f"--report folder does not exist: {Path(args.report).parent}")
+    _check_nvenc_early(args, dst)
     enh = _make_enhancer(args)
     progress = _Progress(not args.quiet, Path(src).name or src)
     try:
@@ -213,6 +233,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
             audio=args.audio, quality=args.quality, on_progress=progress,
             copy_if_no_faces=args.copy_if_no_faces, start=args.start, duration=args.duration,
             skip_existing=args.skip_existing, compare=args.compare, image_format=args.image_format,
+            encoder=args.encoder,
         )
     except Interrupted as exc:
         progress.close()
@@ -318,8 +339,11 @@ def _stdin_quit_watcher(stop: threading.Event) -> None:
 
 def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = None, seconds: float | None = None,
                quiet: bool = False, stop: threading.Event | None = None, overwrite: bool = False,
-               latency_budget_s: float = 0.05, codec: str = "h264", preset: str | None = "veryfast"):
-    """Live loop: low-latency source -> enhancer -> sinks. Returns the run summary."""
+               latency_budget_s: float = 0.05, codec: str = "h264", preset: str | None = "veryfast",
+               encoder: str = "software"):
+    """Live loop: low-latency source -> enhancer -> sinks. Returns the run summary. ``encoder``
+    (software / nvenc / auto) encodes the file and stream outputs; they are live outputs (NVENC
+    low-latency tuning, no B-frames)."""
     from contextlib import ExitStack
 
     from stream_gpen.api import _SINK_QUEUE
@@ -336,7 +360,8 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
     src, stage = enh._open(source, live=True, sink_queue=_SINK_QUEUE, timer=timer)
     with src, ExitStack() as stack:
         sinks = [stack.enter_context(open_sink(o, source=src, overwrite=overwrite, codec=codec, preset=preset,
-                                               audio="none", queue_size=_SINK_QUEUE)) for o in outputs]
+                                               audio="none", queue_size=_SINK_QUEUE, encoder=encoder, live=True))
+                 for o in outputs]
         out = _Tee(sinks)
         try:
             for frame in enh._frames(src, stage, latency_budget_s=latency_budget_s,
@@ -360,6 +385,8 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
                     break
         finally:
             enh._finish(summary, stage, src, timer, t0)
+            for s in sinks:  # e.g. why --encoder auto encoded in software
+                summary.fallbacks += [str(x) for x in getattr(s, "fallbacks", []) or [] if str(x) not in summary.fallbacks]
             summary.frames_in = summary.frames_out + summary.frames_dropped
             if latencies:
                 summary.stage_seconds["mean_added_latency"] = sum(latencies) / len(latencies)
@@ -392,6 +419,10 @@ def _run_camera(args: argparse.Namespace) -> int:
         outputs = ["preview"] if os.environ.get("DISPLAY") or sys.platform in ("darwin", "win32") else ["null"]
         if outputs == ["null"]:
             log.warning("no display and no --output/--stream given: frames are processed but not shown")
+    if args.encoder == "nvenc" and (args.output or args.stream):
+        from stream_gpen.io._sink import resolve_encoder
+
+        resolve_encoder("nvenc", "h264")  # no NVENC here: say so before the model loads (the camera writes h264)
     enh = _make_enhancer(args)
     if enh.mask == "parse" and enh.device.type == "cpu":
         log.warning("--mask parse on a CPU costs seconds per face (ParseNet, 468 GFLOP): live output will "
@@ -400,7 +431,8 @@ def _run_camera(args: argparse.Namespace) -> int:
     _stdin_quit_watcher(stop)
     try:
         summary = run_camera(enh, args.source or _default_camera(), outputs=outputs, frames=args.frames,
-                             seconds=args.seconds, quiet=args.quiet, stop=stop, overwrite=args.overwrite)
+                             seconds=args.seconds, quiet=args.quiet, stop=stop, overwrite=args.overwrite,
+                             encoder=args.encoder)
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
         return 0  # Ctrl-C is the normal way to end a live session
@@ -430,6 +462,7 @@ def add_camera(subparsers, parents=()) -> None:
     p.add_argument("--quiet", action="store_true", help="no live status line")
     p.add_argument("--report", metavar="FILE.json", help="write the run summary as JSON")
     p.add_argument("--list", action="store_true", help="list the capture devices and exit")
+    _encoder_option(p)
     _model_options(p)
     p.set_defaults(run=_run_camera, detect_size=640)
 
@@ -442,7 +475,7 @@ def describe_input(spec: str) -> dict:
     from stream_gpen.io import open_source
     from stream_gpen.io._convert import bits_per_component
     from stream_gpen.io._image import IMAGE_EXTS, folder_media
-    from stream_gpen.io._sink import resolve_codec
+    from stream_gpen.io._sink import _ENCODERS, NVENC_ENCODERS, nvenc_available, resolve_codec
 
     p = Path(spec)
     if "://" not in spec and not spec.startswith("lavfi:") and p.is_dir():
@@ -498,8 +531,14 @@ def describe_input(spec: str) -> dict:
             plan.append(hdr.describe())
         if src.high_bit_depth:
             plan.append(f"{bits}-bit: kept at {bits} bits outside the faces (--bit-depth 8 for 8-bit)")
-        plan.append(f"written as {resolve_codec('auto', 'out.mp4', src)} by default (--codec), "
+        codec = resolve_codec('auto', 'out.mp4', src)
+        plan.append(f"written as {codec} by default (--codec), "
                     + ("audio copied" if m.audio else "no audio"))
+        # one tiny encoder open, once per process: cheap next to opening the input
+        why = nvenc_available(codec)
+        out["nvenc"] = "available" if why is None else why
+        plan.append(f"--encoder auto would encode with {NVENC_ENCODERS[codec]} (NVENC)" if why is None
+                    else f"--encoder auto would encode with {_ENCODERS[codec]} (no usable NVENC: see nvenc)")
         out["plan"] = plan
         return out
 

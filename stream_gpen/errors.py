@@ -138,3 +138,11 @@ class SomeInputsSkippedError(StreamGpenError, RuntimeError):
     gaps" from "nothing done" (2) and "all done" (0)."""
 
     exit_code = 5
+
+
+# --- hardware encoding (io sinks) --------------------------------------------------------------
+class HardwareEncoderError(DeviceError):
+    """A hardware encoder (NVENC) was asked for, but this machine's GPU or driver cannot open it
+    (data-centre GPUs such as A100/H100/H200 have no NVENC; no NVIDIA driver; session limit)."""
+
+    exit_code = 2

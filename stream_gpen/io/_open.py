@@ -7,7 +7,17 @@ from typing import Literal
 import torch
 
 from stream_gpen.io._source import IMAGE_EXTS, URL_SCHEMES, VideoSource
-from stream_gpen.io._sink import _STREAM_FORMATS, AudioMode, FileSink, NullSink, OddSize, PreviewSink, VideoCodec, VirtualCameraSink
+from stream_gpen.io._sink import (
+    _STREAM_FORMATS,
+    AudioMode,
+    Encoder,
+    FileSink,
+    NullSink,
+    OddSize,
+    PreviewSink,
+    VideoCodec,
+    VirtualCameraSink,
+)
 
 
 def open_source(
@@ -69,10 +79,19 @@ def open_sink(
     image_format: str | None = None,
     quality: int = 95,
     queue_size: int = 4,
+    encoder: Encoder = "software",
+    live: bool | None = None,
 ):
     """Open a sink: ``"null"``, ``"preview"``, ``"virtualcam"``, a stream URL (rtmp/srt/udp/...),
     an image file or folder (when ``source`` is an image source, or the name ends in an image
-    extension), or a video file (container from the extension)."""
+    extension), or a video file (container from the extension). ``encoder`` (software / nvenc /
+    auto) and ``live`` apply to video files and stream URLs (see :class:`FileSink`)."""
+    from stream_gpen.io._sink import ENCODER_MODES
+
+    if encoder not in ENCODER_MODES:
+        from stream_gpen.errors import InvalidInputError
+
+        raise InvalidInputError(f"encoder={encoder!r} is not one of {ENCODER_MODES}")
     t = str(target)
     if t == "null":
         return NullSink()
@@ -86,7 +105,7 @@ def open_sink(
         scheme = t.split("://", 1)[0].lower()
         if scheme in _STREAM_FORMATS or scheme in URL_SCHEMES:
             return FileSink(t, source=source, codec=codec, crf=crf, preset=preset, audio=audio,
-                            queue_size=queue_size, odd_size=odd_size, is_url=True)
+                            queue_size=queue_size, odd_size=odd_size, is_url=True, encoder=encoder, live=live)
     from stream_gpen.io._image import ImageSink, ImageSource
 
     from stream_gpen.errors import InvalidInputError
@@ -107,4 +126,4 @@ def open_sink(
     if isinstance(source, ImageSource) or is_image_name:
         return ImageSink(p, format=image_format, quality=quality, overwrite=overwrite)
     return FileSink(p, source=source, codec=codec, crf=crf, preset=preset, audio=audio, overwrite=overwrite,
-                    odd_size=odd_size, queue_size=queue_size)
+                    odd_size=odd_size, queue_size=queue_size, encoder=encoder, live=live)

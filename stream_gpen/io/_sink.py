@@ -6,12 +6,14 @@ slot, muxes the source's audio/subtitle packets up to that frame's time, then re
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
 import sys
 import threading
 import uuid
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal
@@ -19,7 +21,14 @@ from typing import Literal
 import av
 import numpy as np
 
-from stream_gpen.errors import EncodeError, Interrupted, InvalidInputError, OutputExistsError, UnsupportedCodecError
+from stream_gpen.errors import (
+    EncodeError,
+    HardwareEncoderError,
+    Interrupted,
+    InvalidInputError,
+    OutputExistsError,
+    UnsupportedCodecError,
+)
 from stream_gpen.io._convert import bits_per_component, chroma_of, decode_colorspace, rgb_to_av
 from stream_gpen.io._meta import COLOR_PRIMARIES, COLOR_TRCS
 from stream_gpen.io._ring import Frame
@@ -44,6 +53,288 @@ _AUDIO_MODES = ("copy", "aac", "none")
 _STREAM_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpegts", "tcp": "mpegts", "rtp": "rtp_mpegts", "rtsp": "rtsp"}
 _QUEUE_POLL_S = 0.1
 _X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+
+# --- encoder selection: software (libx264/libx265/libsvtav1/libvpx-vp9) or NVIDIA's NVENC -----------
+Encoder = Literal["software", "nvenc", "auto"]
+ENCODER_MODES = ("software", "nvenc", "auto")
+#: NVENC encoders of FFmpeg per codec (VP9 has none: NVIDIA GPUs decode VP9 but never encoded it)
+NVENC_ENCODERS = {"h264": "h264_nvenc", "hevc": "hevc_nvenc", "av1": "av1_nvenc"}
+_NVENC_LEVELS = ("p1", "p2", "p3", "p4", "p5", "p6", "p7")
+#: x264/x265 preset names -> NVENC presets p1 (fastest) .. p7 (slowest, best). ``medium`` is both
+#: families' default (p4); the ten x264 names share seven levels, the ends doubled up.
+NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p1", "veryfast": "p2", "faster": "p3", "fast": "p3",
+                 "medium": "p4", "slow": "p5", "slower": "p6", "veryslow": "p7", "placebo": "p7"}
+#: ``crf=None`` under NVENC: the software encoder's own default number for the codec (x264 23,
+#: x265 28, SVT-AV1 35), so "no crf" means the usual quality on both (not the same bytes: see
+#: nvenc_options). NVENC itself would fall back to a 2 Mbit/s target whatever the frame size.
+NVENC_DEFAULT_CQ = {"h264": 23, "hevc": 28, "av1": 35}
+NVENC_HINT = ("this GPU/driver has no NVENC (data-centre GPUs such as A100/H100/H200 have none) "
+              "— use --encoder software (encoder='software')")
+_PROBE_SIZE = (256, 144)  # width, height of the probe's test frame (NVENC's minimum is ~145x49)
+
+
+def nvenc_preset(preset: str | None) -> str:
+    """The NVENC preset for ``preset``: an x264/x265 name (see :data:`NVENC_PRESETS`), ``p1``..``p7``
+    as they are, ``None`` -> ``p4`` (FFmpeg's default). Anything else: :class:`InvalidInputError`."""
+    if preset is None:
+        return "p4"
+    p = str(preset)
+    if p in _NVENC_LEVELS:
+        return p
+    if p in NVENC_PRESETS:
+        return NVENC_PRESETS[p]
+    raise InvalidInputError(f"preset={preset!r} for encoder='nvenc' is not one of {_NVENC_LEVELS} "
+                            f"(p1 fastest .. p7 best) or the x264 names {_X26X_PRESETS}")
+
+
+#: NVENC level -> the x264/x265 name a software fallback of encoder='auto' uses
+_LEVEL_X26X = {1: "ultrafast", 2: "veryfast", 3: "faster", 4: "medium", 5: "slow", 6: "slower", 7: "veryslow"}
+
+
+def _preset_level(codec: str, preset: str) -> int | None:
+    """A preset's speed as an NVENC level 1 (fastest) .. 7 (slowest); ``None`` if unknown."""
+    if preset in _NVENC_LEVELS:
+        return int(preset[1])
+    if preset in NVENC_PRESETS:
+        return int(NVENC_PRESETS[preset][1])
+    if codec == "av1" and preset.isdigit() and 0 <= int(preset) <= 13:
+        return 7 - int(preset) // 2  # SVT-AV1: 0 slowest .. 13 fastest
+    return None
+
+
+def auto_preset(codec: str, preset: str | None, *, hardware: bool) -> str | None:
+    """encoder='auto': ``preset`` in the terms of the encoder it chose, so one command line runs
+    on machines with and without NVENC. x264 names, p1..p7 and (av1) SVT-AV1's 0..13 are
+    translated by speed (``medium`` = p4 = SVT 6); anything else is left for the chosen
+    encoder's own check to refuse."""
+    if preset is None:
+        return None
+    p = str(preset)
+    level = _preset_level(codec, p)
+    if hardware:
+        return f"p{level}" if level is not None else p
+    if codec in ("h264", "hevc") and p not in _X26X_PRESETS and level is not None:
+        return _LEVEL_X26X[level]
+    if codec == "av1" and not p.isdigit() and level is not None:
+        return str((7 - level) * 2)
+    return p
+
+
+def check_nvenc_crf(codec: str, crf: int | None) -> None:
+    """NVENC's constant-quality level (``cq``) runs 1..51 (h264/hevc) or 1..63 (av1); its 0 means
+    "automatic", not lossless as x264's crf 0, so it is refused rather than passed on."""
+    if crf is None:
+        return
+    top = 63 if codec == "av1" else 51
+    if crf == 0:
+        raise InvalidInputError(f"crf=0 with encoder='nvenc': NVENC's cq 0 means 'automatic', not lossless; "
+                                f"give a crf within 1..{top} (or encoder='software' for lossless x264/x265)")
+    if not 1 <= crf <= top:
+        raise InvalidInputError(f"crf={crf} for codec={codec!r} with encoder='nvenc' must be within 1..{top}")
+
+
+def nvenc_pix_fmt(codec: str, source_pix_fmt: str | None, *, high: bool, supported=()) -> str | None:
+    """The pixel format to hand ``<codec>_nvenc``; ``None`` = it cannot keep a >8-bit source.
+
+    ``high`` (frames carry ``hi``: a >8-bit source): ``p010le`` (10-bit 4:2:0: HEVC Main 10 /
+    AV1 Main) for hevc and av1; for a 4:4:4 source with hevc, HEVC Main 4:4:4 10 from
+    ``yuv444p10msble`` where the encoder lists it (``supported``: FFmpeg >= 8; 10-bit codes in the
+    top bits, as NVENC reads them, so they are the software path's codes exactly), else
+    ``yuv444p16le`` (NVENC keeps its top 10 bits: up to one code lower than rounding would give).
+    NVENC has no 12-bit, so 12/16-bit sources are kept at 10. h264: ``None``
+    (NVENC encodes H.264 High 10 only on RTX 50-series GPUs, and few players play it): the caller
+    writes 8-bit and says so. 8-bit: ``nv12`` (NVENC's native 4:2:0 layout), ``yuv444p`` for a
+    4:4:4 source with h264/hevc (AV1 NVENC is 4:2:0 only). 4:2:2 becomes 4:2:0 (NVENC encodes
+    4:2:2 only on RTX 50-series GPUs; the probe checks 4:2:0)."""
+    _check_nvenc_codec(codec)
+    four44 = source_pix_fmt is not None and chroma_of(source_pix_fmt) == "444" and codec != "av1"
+    if high:
+        if codec == "h264":
+            return None
+        if not four44:
+            return "p010le"
+        return "yuv444p10msble" if "yuv444p10msble" in supported else "yuv444p16le"
+    # 8-bit: as the software path (_choose_pix), only a yuv444p source keeps 4:4:4
+    return "yuv444p" if source_pix_fmt == "yuv444p" and codec != "av1" else "nv12"
+
+
+def nvenc_options(codec: str, *, crf: int | None = None, preset: str | None = None, live: bool = False,
+                  pix_fmt: str = "nv12", no_bframes: bool = False) -> dict[str, str]:
+    """FFmpeg options for ``<codec>_nvenc`` (pure: what the sink passes to the encoder).
+
+    * quality: constant quality, ``rc=vbr`` + ``cq=crf`` + ``b=0`` (no bitrate cap, so ``cq``
+      alone decides, as x264's crf does). Same scale (1..51, av1 1..63; see
+      :func:`check_nvenc_crf` for 0) and direction as x264/x265's crf, but not the same quality
+      at the same number: hardware encoders generally spend more bytes than x264 medium for a
+      like picture (not measured here: no NVENC was at hand), so compare outputs, not numbers.
+      ``None`` -> :data:`NVENC_DEFAULT_CQ`.
+    * ``preset``: see :func:`nvenc_preset` (p1 fastest .. p7 best; ``medium`` = p4).
+    * ``live`` (stream URLs, the camera's outputs): ``tune=ll`` (low latency), no B-frames and
+      ``delay=0`` (each packet out as soon as its frame is encoded), like x264's zerolatency.
+      Files: ``tune=hq`` with B-frames as the preset sets them.
+    * ``no_bframes``: B-frames off for containers without presentation times (AVI).
+    * ``profile`` from ``pix_fmt``: h264 ``high`` (NVENC's default is ``main``, which compresses
+      worse) or ``high444p``; hevc ``main`` / ``main10`` (p010le) / ``rext`` (4:4:4); av1 none
+      (NVENC picks it).
+    """
+    _check_nvenc_codec(codec)
+    check_nvenc_crf(codec, crf)
+    opts = {"preset": nvenc_preset(preset), "tune": "ll" if live else "hq", "rc": "vbr",
+            "cq": str(NVENC_DEFAULT_CQ[codec] if crf is None else int(crf)), "b": "0"}
+    if live or no_bframes:
+        opts["bf"] = "0"
+    if live:
+        opts["delay"] = "0"
+    if codec == "h264":
+        opts["profile"] = "high444p" if pix_fmt.startswith("yuv444") else "high"
+    elif codec == "hevc":
+        opts["profile"] = ("rext" if pix_fmt.startswith("yuv444")
+                           else "main10" if bits_per_component(pix_fmt) > 8 else "main")
+    return opts
+
+
+# What FFmpeg's NVENC wrapper says when it cannot open, and what it means for the user.
+_NVENC_WHY = (
+    ("libcuda", "no NVIDIA driver (libcuda) on this machine"),
+    ("libnvidia-encode", "the NVIDIA driver has no NVENC library (libnvidia-encode; in a container, "
+                         "NVIDIA_DRIVER_CAPABILITIES must include 'video')"),
+    ("no capable devices", "no GPU with NVENC"),
+    ("no nvenc capable devices", "no GPU with NVENC"),
+    ("unsupported device", "this GPU has no NVENC"),
+    ("required nvenc api version", "the NVIDIA driver is older than this FFmpeg's NVENC needs (update the driver)"),
+    ("out of memory", "NVENC session limit reached (consumer GPUs allow a few concurrent encodes) or GPU memory full"),
+    ("incompatible client key", "NVENC session limit reached (consumer GPUs allow a few concurrent encodes)"),
+)
+
+
+def explain_nvenc_error(encoder: str, ffmpeg_lines: list[str], exc: BaseException | None = None) -> str:
+    """One line: why ``encoder`` could not be opened, from FFmpeg's log lines (the last error
+    names the cause, e.g. "Cannot load libcuda.so.1") or else the exception, with what it means."""
+    lines = [ln.strip() for ln in ffmpeg_lines if ln and ln.strip()]
+    raw = lines[-1] if lines else (str(exc).split(";")[0] if exc is not None else "unknown error")
+    text = " ".join(lines).lower() or raw.lower()
+    meaning = next((m for key, m in _NVENC_WHY if key in text), None)
+    return f"{encoder} did not open: {raw}" + (f"; {meaning}" if meaning else "")
+
+
+# FFmpeg's log level and PyAV's repeat filter are process-wide: two sinks checking their
+# encoders at once (camera: file + stream) take turns, so neither restores the other's settings
+_log_lock = threading.Lock()
+
+
+@contextmanager
+def _ffmpeg_errors():
+    """Collect FFmpeg's error lines of this thread (the reason an encoder did not open); the
+    exception PyAV raises says only "Operation not permitted"."""
+    with _log_lock, _capture_errors() as lines:
+        yield lines
+
+
+@contextmanager
+def _capture_errors():
+    import av.logging
+
+    old = av.logging.get_level()
+    raise_level = old is None or old < av.logging.ERROR
+    if raise_level:
+        av.logging.set_level(av.logging.ERROR)
+    # PyAV drops a message identical to the one before it: a second probe's "Cannot load
+    # libcuda.so.1" would go missing
+    skip = av.logging.get_skip_repeated()
+    av.logging.set_skip_repeated(False)
+    lines: list[str] = []
+    try:
+        with av.logging.Capture(local=True) as logs:
+            yield lines
+    finally:
+        av.logging.set_skip_repeated(skip)
+        if raise_level:
+            av.logging.set_level(old)
+        lines.extend(str(m[2]) for m in logs if m[0] <= av.logging.ERROR)
+
+
+def _try_open(encoder: str, *, width: int, height: int, pix_fmt: str, options: dict[str, str],
+              rate: Fraction = Fraction(25), encode: bool = False) -> str | None:
+    """Open ``encoder`` with these settings (and with ``encode``, encode one grey frame and flush);
+    ``None`` if it works, else why not (see :func:`explain_nvenc_error`). The context is freed
+    before returning, so no encoder session is kept."""
+    if encoder not in av.codecs_available:
+        return f"{encoder} is not in this FFmpeg build"
+    cc = None
+    try:
+        with _ffmpeg_errors() as lines:
+            try:
+                cc = av.CodecContext.create(encoder, "w")
+                cc.width, cc.height, cc.pix_fmt = width, height, pix_fmt
+                cc.framerate = rate
+                cc.time_base = 1 / Fraction(rate)
+                cc.options = dict(options)
+                cc.open()
+                if encode:
+                    grey = np.full((height, width, 3), 128, np.uint8)
+                    vf = rgb_to_av(grey, pix_fmt=pix_fmt, colorspace=1, color_range=1)
+                    vf.pts = 0
+                    packets = list(cc.encode(vf)) + list(cc.encode(None))
+                    if not packets:
+                        return f"{encoder} opened, but gave no packet for a test frame"
+                return None
+            except (av.error.FFmpegError, ValueError, OSError, RuntimeError) as e:
+                err = e
+        return explain_nvenc_error(encoder, lines, err)
+    finally:
+        del cc  # frees the encoder (and its NVENC session) now
+
+
+_probe_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=None)
+def _probe(codec: str) -> str | None:
+    w, h = _PROBE_SIZE
+    why = _try_open(NVENC_ENCODERS[codec], width=w, height=h, pix_fmt="nv12", options={"preset": "p1"}, encode=True)
+    log.debug("NVENC probe for %s: %s", codec, why or "usable")
+    return why
+
+
+def nvenc_available(codec: str) -> str | None:
+    """``None`` if NVENC can encode ``codec`` (h264, hevc, av1) here, else why not (one line).
+
+    Opens ``<codec>_nvenc`` on a 256x144 nv12 test frame, encodes it and flushes: the only sure
+    test (the encoder is in every PyAV wheel; whether the GPU has NVENC, the driver its
+    library, and a session is free, shows only on opening). Done once per process per codec
+    (tens of ms with a GPU: a CUDA context and an encode session) and cached; a session limit hit
+    later is caught when the file's own encoder is opened (see ``FileSink``)."""
+    if codec not in NVENC_ENCODERS:
+        raise InvalidInputError(f"codec={codec!r} has no NVENC encoder; NVENC takes codec {tuple(NVENC_ENCODERS)}")
+    with _probe_lock:
+        return _probe(codec)
+
+
+_auto_logged: set[tuple[str, str]] = set()
+
+
+def resolve_encoder(encoder: str, codec: str) -> tuple[str, str | None]:
+    """``(FFmpeg encoder name, note)`` for ``encoder`` (software / nvenc / auto) and a resolved
+    ``codec``; ``note`` says why ``auto`` chose software (``None`` otherwise). ``nvenc`` whose
+    probe fails raises :class:`HardwareEncoderError` (one line, with :data:`NVENC_HINT`)."""
+    if encoder not in ENCODER_MODES:
+        raise InvalidInputError(f"encoder={encoder!r} is not one of {ENCODER_MODES}")
+    if encoder == "software":
+        return _ENCODERS[codec], None
+    if encoder == "nvenc":
+        _check_nvenc_codec(codec)
+        why = nvenc_available(codec)
+        if why is not None:
+            raise HardwareEncoderError(f"encoder='nvenc' cannot be used: {why}", hint=NVENC_HINT)
+        return NVENC_ENCODERS[codec], None
+    why = nvenc_available(codec) if codec in NVENC_ENCODERS else f"{codec} has no NVENC encoder"
+    if why is None:
+        return NVENC_ENCODERS[codec], None
+    note = f"encoder='auto' used {_ENCODERS[codec]}, not NVENC: {why}"
+    if (codec, why) not in _auto_logged:  # once per process, not once per file of a folder
+        _auto_logged.add((codec, why))
+        log.info("%s", note)
+    return _ENCODERS[codec], note
 
 
 def _audio_fallback_codec(fmt_name: str) -> str:
@@ -191,6 +482,13 @@ def choose_high_pix_fmt(source_pix_fmt: str, supported) -> str | None:
     return None
 
 
+def _software_pix(encoder: str, source_pix_fmt: str) -> str:
+    """The 8-bit pixel format a software ``encoder`` writes a ``source_pix_fmt`` source with (see
+    FileSink._choose_pix)."""
+    cand = "yuv420p" if source_pix_fmt.startswith("yuvj") else source_pix_fmt
+    return cand if cand in ("yuv422p", "yuv444p") and cand in _video_formats(encoder) else "yuv420p"
+
+
 def _describe(stream) -> str:
     """A name for a stream without a codec (data tracks): its handler, else "unknown codec"."""
     md = getattr(stream, "metadata", None) or {}
@@ -205,6 +503,26 @@ def _holds_video(out) -> bool:
                        # MPEG-PS / DVD / VCD (MPEG-1/2 only), raw MPEG-2, DV, MXF (see NO_MODERN_VIDEO)
                        "mpeg", "vob", "dvd", "svcd", "vcd", "mpeg2video", "mpeg1video", "dv", "mxf",
                        "mxf_d10", "mxf_opatom", "ogv"}
+
+
+def _check_nvenc_codec(codec: str) -> None:
+    if codec not in NVENC_ENCODERS:
+        raise InvalidInputError(f"codec={codec!r} has no NVENC encoder: encoder='nvenc' takes codec "
+                                f"{tuple(NVENC_ENCODERS)} (or 'auto', which is h264 or hevc outside .webm)")
+
+
+def _check_software_options(codec: str, crf: int | None, preset: str | None, note: str | None = None) -> None:
+    """crf/preset ranges of the software encoders; ``note``: why encoder='auto' chose one."""
+    why = f" ({note})" if note else ""
+    top = 51 if codec in ("h264", "hevc") else 63  # x264/x265 clamp anything above 51 silently
+    if crf is not None and not (0 <= crf <= top):
+        raise InvalidInputError(f"crf={crf} for codec={codec!r} must be within 0..{top}")
+    if preset is not None and codec in ("h264", "hevc") and preset not in _X26X_PRESETS:
+        raise InvalidInputError(f"preset={preset!r} for codec={codec!r} is not one of {_X26X_PRESETS}{why}")
+    if preset is not None and codec == "av1" and not (str(preset).isdigit() and 0 <= int(preset) <= 13):
+        raise InvalidInputError(f"preset={preset!r} for codec='av1' (svt-av1) must be '0'..'13' (higher is faster){why}")
+    if preset is not None and codec == "vp9":
+        raise InvalidInputError("codec='vp9' takes no preset (libvpx speed is fixed here); leave preset=None")
 
 
 class _Sink:
@@ -269,6 +587,18 @@ class FileSink(_Sink):
     * ``odd_size``: yuv420 needs even sizes: ``pad`` repeats the last row/column (output 1 px
       larger, nothing lost), ``crop`` drops it (output 1 px smaller, exact size ratio kept).
     * ``queue_size``: frames waiting for the encoder; more smooths bursts but holds more slots.
+    * ``encoder``: ``software`` (default: the encoders above, on the CPU), ``nvenc`` (NVIDIA's
+      hardware encoder: h264_nvenc / hevc_nvenc / av1_nvenc; frees the CPU, which becomes the
+      bottleneck once GPEN runs on a GPU, for somewhat bigger files at the same quality; vp9 has
+      none; data-centre GPUs such as A100/H100/H200 have no NVENC) or ``auto`` (NVENC when
+      :func:`nvenc_available` says it works here, else software, logged and in ``fallbacks``).
+      Under NVENC ``crf`` is its constant quality (``cq``, see :func:`nvenc_options`) and
+      ``preset`` takes the x264 names (mapped onto p1..p7, :data:`NVENC_PRESETS`) or p1..p7;
+      10-bit goes out as p010le (HEVC Main 10 / AV1), H.264 stays 8-bit (:func:`nvenc_pix_fmt`).
+      ``encoder`` says which FFmpeg encoder ran.
+    * ``live``: the output is watched as it is written (stream URLs, the camera command's
+      recordings): NVENC then uses its low-latency tuning without B-frames. ``None`` = only for
+      stream URLs. (libx264/libx265 take ``tune=zerolatency`` for stream URLs either way.)
 
     What else is kept (nothing is lost silently: what a container cannot hold is in ``dropped``):
 
@@ -311,7 +641,11 @@ class FileSink(_Sink):
         odd_size: OddSize = "pad",
         queue_size: int = 4,
         is_url: bool = False,
+        encoder: Encoder = "software",
+        live: bool | None = None,
     ) -> None:
+        if encoder not in ENCODER_MODES:
+            raise InvalidInputError(f"encoder={encoder!r} is not one of {ENCODER_MODES}")
         if codec != "auto" and codec not in _ENCODERS:
             raise InvalidInputError(f"codec={codec!r} is not one of {('auto', *_ENCODERS)}")
         codec = resolve_codec(codec, target, None if is_url else source)
@@ -319,17 +653,27 @@ class FileSink(_Sink):
             raise InvalidInputError(f"audio={audio!r} is not one of {_AUDIO_MODES}")
         if odd_size not in ("pad", "crop"):
             raise InvalidInputError(f"odd_size={odd_size!r} is not one of ('pad', 'crop')")
-        top = 51 if codec in ("h264", "hevc") else 63  # x264/x265 clamp anything above 51 silently
-        if crf is not None and not (0 <= crf <= top):
-            raise InvalidInputError(f"crf={crf} for codec={codec!r} must be within 0..{top}")
-        if preset is not None and codec in ("h264", "hevc") and preset not in _X26X_PRESETS:
-            raise InvalidInputError(f"preset={preset!r} for codec={codec!r} is not one of {_X26X_PRESETS}")
-        if preset is not None and codec == "av1" and not (str(preset).isdigit() and 0 <= int(preset) <= 13):
-            raise InvalidInputError(f"preset={preset!r} for codec='av1' (svt-av1) must be '0'..'13' (higher is faster)")
-        if preset is not None and codec == "vp9":
-            raise InvalidInputError("codec='vp9' takes no preset (libvpx speed is fixed here); leave preset=None")
-        if _ENCODERS[codec] not in av.codecs_available:
-            raise UnsupportedCodecError(f"encoder {_ENCODERS[codec]} for codec={codec!r} is not in this FFmpeg build")
+        if encoder == "nvenc":  # option errors before the probe (which may take a moment with a GPU)
+            _check_nvenc_codec(codec)
+            check_nvenc_crf(codec, crf)
+            nvenc_preset(preset)
+        enc, encoder_note = resolve_encoder(encoder, codec)
+        self._preset_asked = preset
+        if encoder == "auto":
+            preset = auto_preset(codec, preset, hardware=enc in NVENC_ENCODERS.values())
+        if enc in NVENC_ENCODERS.values():
+            check_nvenc_crf(codec, crf)
+            nvenc_preset(preset)
+        else:
+            _check_software_options(codec, crf, preset, encoder_note)
+        if enc not in av.codecs_available:
+            raise UnsupportedCodecError(f"encoder {enc} for codec={codec!r} is not in this FFmpeg build")
+        #: the FFmpeg encoder that writes the video ("libx264", "hevc_nvenc", ...); ``encoder_mode``
+        #: is what was asked ("software", "nvenc", "auto"), ``encoder_note`` why "auto" chose software
+        self.encoder = enc
+        self.encoder_mode = encoder
+        self.encoder_note = encoder_note
+        self.live = bool(is_url) if live is None else bool(live)
         self.is_url = is_url
         self.target = str(target) if is_url else Path(target)
         self.source = source
@@ -339,7 +683,7 @@ class FileSink(_Sink):
         self.preset = preset
         self.audio = audio
         self.odd_size = odd_size
-        self.fallbacks: list[str] = []
+        self.fallbacks: list[str] = [encoder_note] if encoder_note else []
         self.dropped: list[str] = []  # streams not carried over, with the reason (also logged)
         self.frames_written = 0
         self.fixed_pts = 0
@@ -412,9 +756,9 @@ class FileSink(_Sink):
 
     def _setup(self, h: int, w: int, frame: Frame) -> None:
         out, meta = self._out, self.meta
-        enc = _ENCODERS[self.codec]
+        enc = self.encoder
         tb = frame.time_base
-        rate = meta.frame_rate if meta is not None and meta.frame_rate else (1 / tb if tb <= Fraction(1, 10) else Fraction(25))
+        rate = self._rate(frame)
         vs = out.add_stream(enc, rate=rate)
         vs.width, vs.height = w, h
         if self.codec == "hevc" and set(out.format.name.split(",")) & {"mov", "mp4", "ipod"}:
@@ -460,6 +804,28 @@ class FileSink(_Sink):
                            f"let it into the {out.format.name} header (players may show the picture at {w}:{h})")
                     self.fallbacks.append(msg)
                     log.warning(msg)
+        opts = self._nvenc_options() if self._hardware else self._software_options(enc)
+        cc.options = opts
+        cc.thread_type = "AUTO"
+        self._vstream = vs
+        self._setup_tags(vs)
+        if self._aux is not None and meta is not None:
+            self._setup_aux(meta)
+
+    @property
+    def _hardware(self) -> bool:
+        return self.encoder in NVENC_ENCODERS.values()
+
+    def _rate(self, frame: Frame) -> Fraction:
+        meta, tb = self.meta, frame.time_base
+        return meta.frame_rate if meta is not None and meta.frame_rate else (1 / tb if tb <= Fraction(1, 10) else Fraction(25))
+
+    def _nvenc_options(self) -> dict[str, str]:
+        return nvenc_options(self.codec, crf=self.crf, preset=self.preset, live=self.live, pix_fmt=self._pix,
+                             no_bframes="avi" in self._out.format.name.split(","))
+
+    def _software_options(self, enc: str) -> dict[str, str]:
+        out = self._out
         opts = {}
         if "avi" in out.format.name.split(","):
             # AVI stores no presentation times: B-frames would come back with shuffled timestamps.
@@ -490,12 +856,7 @@ class FileSink(_Sink):
             opts["preset"] = str(self.preset)
         if self.is_url and enc in ("libx264", "libx265"):
             opts["tune"] = "zerolatency"  # no lookahead: latency of a live stream stays one frame
-        cc.options = opts
-        cc.thread_type = "AUTO"
-        self._vstream = vs
-        self._setup_tags(vs)
-        if self._aux is not None and meta is not None:
-            self._setup_aux(meta)
+        return opts
 
     def _setup_tags(self, vs) -> None:
         """Global tags, chapters, the video track's tags and timecode from the input (see _tags)."""
@@ -660,7 +1021,8 @@ class FileSink(_Sink):
         frame.image  # fail now (in the caller) for a released frame
         while True:
             if self._error is not None:
-                raise EncodeError(f"encoding {self.target} failed: {self._error}") from self._error
+                raise EncodeError(f"encoding {self.target} failed: {self._error}",
+                                  hint=getattr(self._error, "hint", None)) from self._error
             try:
                 self._queue.put(frame, timeout=_QUEUE_POLL_S)
                 return
@@ -701,17 +1063,48 @@ class FileSink(_Sink):
         # H.264 4:2:2 does not play in browsers or on phones: those become 4:2:0 too.
         # (>8-bit frames: see _choose_hi_pix.)
         cand = self.meta.pix_fmt if self.meta is not None else "yuv420p"
-        if cand.startswith("yuvj"):
-            cand = "yuv420p"
-        codec = av.codec.Codec(_ENCODERS[self.codec], "w")
-        supported = {f.name for f in (codec.video_formats or [])}
-        return cand if cand in supported and cand in ("yuv422p", "yuv444p") else "yuv420p"
+        if self._hardware:
+            pix = nvenc_pix_fmt(self.codec, cand, high=False)
+            self._note_nvenc_format(pix, _software_pix(_ENCODERS[self.codec], cand), cand)
+            return pix
+        return _software_pix(self.encoder, cand)
+
+    def _note_nvenc_format(self, pix: str, soft: str | None, src: str) -> None:
+        """Say what NVENC's format keeps less of than the software encoder of the codec would
+        (chroma, depth): a visible fallback, not a silent one."""
+        if soft is None:
+            return
+        rank = {"420": 0, "422": 1, "444": 2}
+        lost = []
+        if rank[chroma_of(soft)] > rank[chroma_of(pix)]:
+            lost.append(":".join(chroma_of(soft)) + " chroma")
+        if bits_per_component(soft) > min(bits_per_component(pix), 10):  # NVENC reads 16-bit as 10
+            lost.append(f"{bits_per_component(soft)}-bit depth")
+        if lost:
+            msg = (f"{self.encoder}: the {src} source is written as {pix}, without its {' and '.join(lost)} (NVENC: "
+                   "4:2:2 only on RTX 50-series GPUs, no 12-bit, AV1 4:2:0 only); encoder='software' keeps "
+                   f"{soft}")
+            self.fallbacks.append(msg)
+            log.warning(msg)
 
     def _choose_hi_pix(self) -> str | None:
         """The pixel format for frames that carry ``hi`` (a >8-bit source), or ``None`` (with a
         fallback note) when the encoder has no format above 8 bits: see :func:`choose_high_pix_fmt`."""
         src = self.meta.pix_fmt if self.meta is not None else "yuv420p10le"
-        enc = _ENCODERS[self.codec]
+        enc = self.encoder
+        if self._hardware:
+            pix = nvenc_pix_fmt(self.codec, src, high=True, supported=_video_formats(enc))
+            if pix is None:
+                msg = (f"{enc} writes 8-bit only (NVENC encodes H.264 High 10 only on RTX 50-series GPUs, and few "
+                       f"players play it): the {bits_per_component(src)}-bit source ({src}) is written as 8-bit 4:2:0 "
+                       "(codec='hevc' or 'av1' keeps its precision)")
+                self.fallbacks.append(msg)
+                log.warning(msg)
+            else:
+                log.info("%s: %d-bit source (%s) encoded as %s with %s", self.target, bits_per_component(src), src,
+                         pix, enc)
+                self._note_nvenc_format(pix, choose_high_pix_fmt(src, _video_formats(_ENCODERS[self.codec])), src)
+            return pix
         if self.is_url and enc == "libx264":
             # RTMP/SRT ingest servers and live players take 8-bit H.264 only (High 10 is refused)
             msg = (f"stream output with codec='h264': the {bits_per_component(src)}-bit source ({src}) is streamed "
@@ -741,14 +1134,52 @@ class FileSink(_Sink):
             return img[: h - h % 2, : w - w % 2]
         return np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
+    def _choose_formats(self, frame: Frame) -> None:
+        # >8-bit source frames (``hi``): encode 10/12-bit from the 16-bit copy when the
+        # encoder can (decided once, at the first frame)
+        pix = self._choose_hi_pix() if frame.hi is not None else None
+        self._hi = pix is not None
+        self._pix = pix or self._choose_pix()
+
+    def _check_hardware(self, frame: Frame) -> None:
+        """Open the NVENC encoder once with this video's size, format and options before its
+        stream is added. The probe (``nvenc_available``) only shows that NVENC works on a small
+        test frame; a consumer GPU's session limit (another program encoding), a size beyond
+        NVENC's (H.264: 4096 px wide) or a format this GPU lacks (4:4:4) show only here, where
+        ``encoder='auto'`` can still switch to software (a stream cannot be taken out of the
+        container once added) and ``encoder='nvenc'`` gets FFmpeg's reason instead of a bare errno."""
+        h, w = self._even_size(*frame.image.shape[:2])
+        why = _try_open(self.encoder, width=w, height=h, pix_fmt=self._pix, options=self._nvenc_options(),
+                        rate=self._rate(frame))
+        if why is None:
+            return
+        if self.encoder_mode != "auto":
+            raise HardwareEncoderError(
+                f"encoder='nvenc' could not open for {w}x{h} {self._pix}: {why}",
+                hint="NVENC works on this machine (its probe passed) but not with these settings: another program "
+                "may hold the GPU's encode sessions (consumer GPUs allow a few at once), or the size or format is "
+                "beyond this GPU's NVENC; --encoder auto falls back to software")
+        self.encoder = _ENCODERS[self.codec]
+        self.preset = auto_preset(self.codec, self._preset_asked, hardware=False)
+        self.encoder_note = f"encoder='auto' used {self.encoder}, not NVENC ({w}x{h} {self._pix}): {why}"
+        self.fallbacks.append(self.encoder_note)
+        log.info("%s: %s", self.target, self.encoder_note)
+
+    def _even_size(self, h: int, w: int) -> tuple[int, int]:
+        return (h + h % 2, w + w % 2) if self.odd_size == "pad" else (h - h % 2, w - w % 2)
+
     def _encode(self, frame: Frame) -> None:
         img = frame.image
         if self._vstream is None:
-            # >8-bit source frames (``hi``): encode 10/12-bit from the 16-bit copy when the
-            # encoder can (decided once, at the first frame)
-            pix = self._choose_hi_pix() if frame.hi is not None else None
-            self._hi = pix is not None
-            self._pix = pix or self._choose_pix()
+            n_notes = len(self.fallbacks)
+            self._choose_formats(frame)
+            if self._hardware:
+                self._check_hardware(frame)
+                if not self._hardware:  # encoder='auto' went to software: its formats, its notes
+                    note = self.fallbacks.pop()
+                    del self.fallbacks[n_notes:]
+                    self.fallbacks.append(note)
+                    self._choose_formats(frame)
         if self._hi and frame.hi is not None:
             img = frame.hi
         if img.device.type != "cpu":
@@ -756,7 +1187,7 @@ class FileSink(_Sink):
         arr = img.numpy()
         h, w = arr.shape[:2]
         if self._vstream is None:
-            even = (h + h % 2, w + w % 2) if self.odd_size == "pad" else (h - h % 2, w - w % 2)
+            even = self._even_size(h, w)
             if h % 2 or w % 2:
                 msg = f"odd frame size {w}x{h}: {self.odd_size} to {even[1]}x{even[0]} (players expect even sizes; yuv420 needs them)"
                 self.fallbacks.append(msg)
@@ -915,7 +1346,8 @@ class FileSink(_Sink):
         try:
             self._join()
             if self._error is not None:
-                raise EncodeError(f"encoding {self.target} failed: {self._error}") from self._error
+                raise EncodeError(f"encoding {self.target} failed: {self._error}",
+                                  hint=getattr(self._error, "hint", None)) from self._error
             src_done = getattr(getattr(self.source, "ring", None), "_finished", True)
             try:
                 self._finish_container(all_aux=src_done)
