@@ -41,7 +41,8 @@ Encoder = Literal["software", "nvenc", "auto"]
 class EnhancedFrame:
     """One enhanced frame from :meth:`Enhancer.stream`: RGB ``uint8`` ``[H,W,3]`` numpy array;
     for a 10/12-bit source also ``hi``, the same picture as RGB ``uint16`` (0..65535, the
-    source's precision outside the faces), else ``None``."""
+    source's precision outside the faces), else ``None``; for a source with transparency (keyed
+    footage) ``alpha``, ``[H,W]`` ``uint8`` (``uint16`` for a >8-bit source), else ``None``."""
 
     index: int
     image: np.ndarray
@@ -49,6 +50,7 @@ class EnhancedFrame:
     time_base: Fraction
     time: float
     hi: np.ndarray | None = None
+    alpha: np.ndarray | None = None
 
 
 def default_model_name(device: torch.device) -> str:
@@ -419,7 +421,9 @@ class Enhancer:
 
         ``on_progress(frames_done, frames_total_or_None, faces_so_far)`` is called per frame.
         ``cancel``: set it to stop early; the output is then finalised as ``.partial`` like Ctrl-C.
-        ``codec``: ``"auto"`` (H.264, or VP9 for a ``.webm`` output), ``"h264"``, ``"hevc"``, ``"av1"``, ``"vp9"``.
+        ``codec``: ``"auto"`` (H.264; HEVC for a 10/12-bit source; VP9 for a ``.webm`` output; ProRes
+        4444 for a source with transparency into ``.mov``/``.mkv``), ``"h264"``, ``"hevc"``, ``"av1"``,
+        ``"vp9"``, ``"prores"`` (ProRes 422 HQ, or 4444 for 4:4:4 and alpha: editing; no crf/preset).
         A folder with unreadable images: the readable ones are written and the others listed in
         ``summary.skipped`` (path and reason); nothing is raised for them.
         ``copy_if_no_faces``: a video in which no face was restored is stream-copied to ``dst``
@@ -646,10 +650,11 @@ class Enhancer:
         with src:
             for frame in self._frames(src, stage, latency_budget_s=latency_budget_s):
                 try:
-                    hi = frame.hi
+                    hi, alpha = frame.hi, frame.alpha
                     out = EnhancedFrame(frame.index, frame.image.cpu().numpy().copy(), frame.pts,
                                         frame.time_base, frame.time,
-                                        hi.cpu().numpy().copy() if hi is not None else None)
+                                        hi.cpu().numpy().copy() if hi is not None else None,
+                                        alpha.cpu().numpy().copy() if alpha is not None else None)
                 finally:
                     frame.release()
                 yield out

@@ -123,8 +123,10 @@ def _model_options(p: argparse.ArgumentParser) -> None:
 
 def _output_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output")
-    g.add_argument("--codec", default="auto", choices=["auto", "h264", "hevc", "av1", "vp9"],
-                   help="video codec (default auto: h264; hevc for 10/12-bit sources; vp9 for a .webm output)")
+    g.add_argument("--codec", default="auto", choices=["auto", "h264", "hevc", "av1", "vp9", "prores"],
+                   help="video codec (default auto: h264; hevc for 10/12-bit sources; vp9 for a .webm output; "
+                   "prores 4444 for a source with transparency into .mov/.mkv); prores = ProRes 422 HQ / 4444 for "
+                   "editing (no --crf/--preset)")
     g.add_argument("--crf", type=int, default=None, help="quality (lower = better, bigger; h264/hevc 0-51, av1/vp9 0-63); codec default if unset")
     g.add_argument("--preset", default=None,
                    help="encoder speed preset: h264/hevc ultrafast..veryslow, av1 0..13 (higher = faster); "
@@ -470,7 +472,7 @@ def add_camera(subparsers, parents=()) -> None:
 # --- info ---------------------------------------------------------------------------------------
 def describe_input(spec: str) -> dict:
     """What ``enhance`` will see in ``spec`` and what it will do with it (no model is loaded)."""
-    from stream_gpen.api import pixel_aspect
+    from stream_gpen.api import default_output, pixel_aspect
     from stream_gpen.faces._hdr import HdrColour
     from stream_gpen.io import open_source
     from stream_gpen.io._convert import bits_per_component
@@ -485,7 +487,7 @@ def describe_input(spec: str) -> dict:
                 "other_files": other, "plan": ["photos and videos restored into a mirrored folder"]
                 + ([f"{other} other file(s) left out"] if other else [])}
     if "://" not in spec and p.suffix.lower() in IMAGE_EXTS:
-        from stream_gpen.io._image import _heif_plugin, read_image_info
+        from stream_gpen.io._image import _bits_per_sample, _heif_plugin, read_image_info
 
         from PIL import Image
 
@@ -493,12 +495,14 @@ def describe_input(spec: str) -> dict:
         with Image.open(p) as im:
             info = read_image_info(im, p)
             orient = im.getexif().get(0x0112, 1)
+            bits = _bits_per_sample(im, p) if im.format in ("PNG", "TIFF") else 8
             out = {"kind": "image", "path": str(p), "format": im.format, "size": list(im.size), "mode": im.mode,
-                   "frames": getattr(im, "n_frames", 1), "exif_orientation": orient,
+                   "bits": bits, "frames": getattr(im, "n_frames", 1), "exif_orientation": orient,
                    "icc_profile": bool(info.get("icc_profile")), "exif": bool(info.get("exif")),
                    "nclx": info.get("nclx_profile")}
-        out["plan"] = (["turned upright (EXIF orientation)"] if orient not in (1, None) else []) + [
-            "ICC profile, EXIF, DPI and transparency written back"]
+        out["plan"] = (["turned upright (EXIF orientation)"] if orient not in (1, None) else []) + (
+            [f"{bits}-bit: restored and written at 16 bits (PNG/TIFF output; 8-bit formats get 8)"] if bits > 8 else []
+        ) + ["ICC profile, EXIF, DPI and transparency written back"]
         return out
     with open_source(spec, live=False if "://" not in spec and not spec.startswith("lavfi:") else None,
                      autorotate=True) as src:
@@ -530,15 +534,24 @@ def describe_input(spec: str) -> dict:
         if hdr is not None:
             plan.append(hdr.describe())
         if src.high_bit_depth:
-            plan.append(f"{bits}-bit: kept at {bits} bits outside the faces (--bit-depth 8 for 8-bit)")
-        codec = resolve_codec('auto', 'out.mp4', src)
-        plan.append(f"written as {codec} by default (--codec), "
+            plan.append(f"{bits}-bit: kept at {bits} bits, the faces at the model's own precision "
+                        "(--bit-depth 8 for 8-bit)")
+        dst = default_output(spec)
+        codec = resolve_codec("auto", dst, src)
+        out["alpha"] = bool(src.has_alpha)
+        plan.append(f"written as {codec} into {Path(dst).suffix} by default (--codec, -o), "
                     + ("audio copied" if m.audio else "no audio"))
-        # one tiny encoder open, once per process: cheap next to opening the input
-        why = nvenc_available(codec)
-        out["nvenc"] = "available" if why is None else why
-        plan.append(f"--encoder auto would encode with {NVENC_ENCODERS[codec]} (NVENC)" if why is None
-                    else f"--encoder auto would encode with {_ENCODERS[codec]} (no usable NVENC: see nvenc)")
+        if src.has_alpha:
+            plan.append("transparency (alpha channel): kept" if codec in ("prores", "vp9") else
+                        "transparency (alpha channel): dropped in this output; -o NAME.mov / .mkv (ProRes 4444) or "
+                        ".webm (VP9) keeps it")
+        if codec in NVENC_ENCODERS:  # one tiny encoder open, once per process: cheap next to opening the input
+            why = nvenc_available(codec)
+            out["nvenc"] = "available" if why is None else why
+            plan.append(f"--encoder auto would encode with {NVENC_ENCODERS[codec]} (NVENC)" if why is None
+                        else f"--encoder auto would encode with {_ENCODERS[codec]} (no usable NVENC: see nvenc)")
+        else:
+            out["nvenc"] = f"{codec} has no NVENC encoder"
         out["plan"] = plan
         return out
 

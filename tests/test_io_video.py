@@ -302,7 +302,7 @@ def test_sink_refuses_existing_and_bad_options(tmp_path):
     (tmp_path / "x.mp4").write_bytes(b"1")
     with pytest.raises(OutputExistsError, match="output exists"):
         open_sink(tmp_path / "x.mp4")
-    with pytest.raises(InvalidInputError, match=r"codec='x265' is not one of \('auto', 'h264', 'hevc', 'av1', 'vp9'\)"):
+    with pytest.raises(InvalidInputError, match=r"codec='x265' is not one of \('auto', 'h264', 'hevc', 'av1', 'vp9', 'prores'\)"):
         open_sink(tmp_path / "y.mp4", codec="x265")
     with pytest.raises(InvalidInputError, match=r"audio='mp3' is not one of"):
         open_sink(tmp_path / "y.mp4", audio="mp3")

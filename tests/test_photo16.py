@@ -179,3 +179,13 @@ def test_16bit_with_alpha_keeps_both_at_16(tmp_path, ext):
     assert b.dtype == np.uint16 and b.shape == (120, 160, 4)
     assert np.array_equal(b[..., 2::-1], a)
     assert np.array_equal(b[..., 3], alpha) and not sink.fallbacks
+
+
+def test_info_says_a_photo_is_16bit(tmp_path):
+    from stream_gpen.commands import describe_input
+
+    cv2.imwrite(str(tmp_path / "s.png"), _gradient()[..., ::-1])
+    info = describe_input(str(tmp_path / "s.png"))
+    assert info["bits"] == 16 and any("written at 16 bits" in p for p in info["plan"])
+    cv2.imwrite(str(tmp_path / "e.png"), (_gradient() // 257).astype(np.uint8))
+    assert describe_input(str(tmp_path / "e.png"))["bits"] == 8

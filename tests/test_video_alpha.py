@@ -4,17 +4,21 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
+import torch
 
 from stream_gpen.io import open_source
 
 
-def _clip(path, codec: str, pix_fmt: str, options: dict | None = None, frames: int = 3) -> None:
+def _clip(path, codec: str, pix_fmt: str, options: dict | None = None, frames: int = 3,
+          rotation: int | None = None) -> None:
     with av.open(str(path), "w") as c:
         s = c.add_stream(codec, rate=25, options=options or {})
         s.width, s.height, s.pix_fmt = 64, 48, pix_fmt
+        if rotation is not None:
+            s.set_display_rotation(rotation)
         for i in range(frames):
             a = np.zeros((48, 64, 4), np.uint8)
-            a[..., 0] = 200
+            a[10:40, 16:48, 0] = 200  # the keyed subject is red, the transparent rest black
             a[10:40, 16:48, 3] = 255
             f = av.VideoFrame.from_ndarray(a, format="rgba").reformat(format=pix_fmt)
             f.pts = i
@@ -30,14 +34,144 @@ def _clip(path, codec: str, pix_fmt: str, options: dict | None = None, frames: i
     ("qtrle.mov", "qtrle", "argb", None),
     ("vp9alpha.webm", "libvpx-vp9", "yuva420p", None),
 ])
-def test_alpha_channel_loss_is_reported(tmp_path, name, codec, pix_fmt, options):
+def test_frames_carry_the_alpha_plane(tmp_path, name, codec, pix_fmt, options):
     _clip(tmp_path / name, codec, pix_fmt, options)
     with open_source(tmp_path / name) as src:
-        assert sum(1 for _ in src) == 3
-        assert any("alpha channel (transparency) is not kept" in f for f in src.fallbacks)
+        assert src.has_alpha
+        frames = []
+        for f in src:
+            frames.append((f.alpha.clone(), f.image.clone(), f.hi is not None))
+            f.release()
+    assert len(frames) == 3
+    for alpha, image, high in frames:
+        top = 65535 if high else 255
+        assert alpha.dtype == (torch.uint16 if high else torch.uint8) and alpha.shape == (48, 64)
+        want = np.zeros((48, 64))
+        want[10:40, 16:48] = top
+        assert np.abs(alpha.numpy().astype(float) - want).max() <= top * 0.01  # the key, not a blur of it
+        assert abs(float(image[12:38, 18:46, 0].float().mean()) - 200) < 3  # the colour as before
+        assert float(image[:8, :, 0].float().mean()) < 5
 
 
-def test_opaque_video_says_nothing_about_alpha(tmp_path):
+def test_opaque_video_has_no_alpha(tmp_path):
     _clip(tmp_path / "o.mov", "png", "rgb24")
     with open_source(tmp_path / "o.mov") as src:
-        assert not any("alpha" in f for f in src.fallbacks)
+        assert not src.has_alpha and next(iter(src)).alpha is None
+
+
+def test_rotated_alpha_turns_with_the_picture(tmp_path):
+    _clip(tmp_path / "r.mov", "png", "rgba", rotation=90)
+    with open_source(tmp_path / "r.mov", autorotate=True) as src:
+        f = next(iter(src))
+        assert f.image.shape[:2] == f.alpha.shape == (64, 48)
+        # the key turned with the picture: opaque where the picture is the keyed colour
+        opaque = f.alpha.numpy() > 127
+        assert 0.2 < opaque.mean() < 0.5 and f.image.numpy()[opaque][:, 0].min() > 150
+
+
+# --- end to end: the sink writes the transparency where the output can hold it ----------------
+def _decoded_alpha(path) -> tuple[str, list[np.ndarray], dict]:
+    """(codec, alpha planes of every frame on the 0..1 scale, stream metadata), VP9 through libvpx."""
+    with av.open(str(path)) as c:
+        vs = c.streams.video[0]
+        name, md = vs.codec_context.name, dict(vs.metadata)
+        ctx = av.CodecContext.create("libvpx-vp9", "r") if name == "vp9" else None
+        frames = []
+        for p in c.demux(vs):
+            for f in (ctx.decode(p if p.size else None) if ctx is not None else p.decode()):
+                frames.append(f)
+    out = []
+    for f in frames:
+        if not any(comp.is_alpha for comp in f.format.components):
+            out.append(None)
+            continue
+        out.append(f.to_ndarray(format="rgba64le")[..., 3] / 65535.0)
+    return name, out, md
+
+
+def _want_alpha() -> np.ndarray:
+    want = np.zeros((48, 64))
+    want[10:40, 16:48] = 1.0
+    return want
+
+
+@pytest.mark.parametrize("name, codec, pix_fmt, options, out_codec", [
+    ("prores4444.mov", "prores_ks", "yuva444p10le", {"profile": "4"}, "prores"),
+    ("png.mov", "png", "rgba", None, "prores"),
+    ("vp9alpha.webm", "libvpx-vp9", "yuva420p", None, "vp9"),
+])
+def test_transparency_is_kept_in_mov_and_webm(tmp_path, mobilenet_weights, name, codec, pix_fmt, options, out_codec):
+    from stream_gpen import Enhancer
+
+    from tests._doubles import IdentityRestorer
+
+    _clip(tmp_path / name, codec, pix_fmt, options, frames=4)
+    dst = tmp_path / f"out{(tmp_path / name).suffix}"
+    summary = Enhancer(IdentityRestorer(64), device="cpu", detector_weights=mobilenet_weights).enhance_file(
+        tmp_path / name, dst)
+    assert summary.frames_out == 4 and not any("alpha" in f or "transparen" in f for f in summary.fallbacks)
+    got, alphas, _ = _decoded_alpha(dst)
+    assert got == out_codec and len(alphas) == 4
+    for a in alphas:  # ProRes keeps the key to 10+ bits; VP9 codes it lossily (a few levels at the edges)
+        err = np.abs(a - _want_alpha())
+        assert a is not None and err.max() < (0.05 if out_codec == "vp9" else 0.01) and err.mean() < 0.005
+
+
+def test_transparency_in_mkv_is_prores_4444_and_vp9_on_request(tmp_path, mobilenet_weights):
+    from stream_gpen import Enhancer
+
+    from tests._doubles import IdentityRestorer
+
+    _clip(tmp_path / "k.mov", "prores_ks", "yuva444p10le", {"profile": "4"})
+    enh = Enhancer(IdentityRestorer(64), device="cpu", detector_weights=mobilenet_weights)
+    enh.enhance_file(tmp_path / "k.mov", tmp_path / "k.mkv")
+    got, alphas, _ = _decoded_alpha(tmp_path / "k.mkv")
+    assert got == "prores" and all(a is not None and np.abs(a - _want_alpha()).max() < 0.01 for a in alphas)
+    # VP9 asked for: its alpha (8-bit) is written, the 10-bit source goes to 8 bits for it, said so
+    summary = enh.enhance_file(tmp_path / "k.mov", tmp_path / "v.mkv", codec="vp9")
+    got, alphas, md = _decoded_alpha(tmp_path / "v.mkv")
+    assert got == "vp9" and md.get("alpha_mode") == "1"
+    assert all(a is not None and np.abs(a - _want_alpha()).mean() < 0.005 for a in alphas)
+    assert any("transparency at 8 bits only" in f or "no pixel format above 8 bits" in f for f in summary.fallbacks)
+
+
+@pytest.mark.parametrize("dst_name, codec", [("o.mp4", "auto"), ("o.mov", "h264")])
+def test_outputs_without_transparency_say_so(tmp_path, mobilenet_weights, dst_name, codec):
+    from stream_gpen import Enhancer
+
+    from tests._doubles import IdentityRestorer
+
+    _clip(tmp_path / "k.mov", "png", "rgba")
+    summary = Enhancer(IdentityRestorer(64), device="cpu", detector_weights=mobilenet_weights).enhance_file(
+        tmp_path / "k.mov", tmp_path / dst_name, codec=codec)
+    assert any("transparency" in f and ".mov" in f and ".webm" in f for f in summary.fallbacks), summary.fallbacks
+    got, alphas, _ = _decoded_alpha(tmp_path / dst_name)
+    assert got == "h264" and alphas[0] is None
+
+
+def test_prores_without_alpha_is_422_hq_and_takes_no_crf(tmp_path):
+    from stream_gpen.errors import InvalidInputError
+    from stream_gpen.io import open_sink
+
+    _clip(tmp_path / "o.mov", "libx264", "yuv420p")  # 4:2:0, no alpha: ProRes 422 HQ
+    with pytest.raises(InvalidInputError, match="codec='prores' takes no crf or preset"):
+        with open_source(tmp_path / "o.mov") as src:
+            open_sink(tmp_path / "x.mov", source=src, codec="prores", crf=20)
+    with open_source(tmp_path / "o.mov") as src, open_sink(tmp_path / "p.mov", source=src, codec="prores") as sink:
+        for f in src:
+            sink.write(f)
+    with av.open(str(tmp_path / "p.mov")) as c:
+        cc = c.streams.video[0].codec_context
+        assert cc.name == "prores" and cc.pix_fmt == "yuv422p10le"
+        assert sum(1 for _ in c.decode(video=0)) == 3
+
+
+def test_info_says_whether_the_transparency_is_kept(tmp_path):
+    from stream_gpen.commands import describe_input
+
+    _clip(tmp_path / "k.mov", "png", "rgba")
+    info = describe_input(str(tmp_path / "k.mov"))
+    assert info["alpha"] and any("prores into .mov" in p for p in info["plan"])
+    assert "transparency (alpha channel): kept" in info["plan"] and info["nvenc"] == "prores has no NVENC encoder"
+    _clip(tmp_path / "k.mp4", "libx264", "yuv420p")
+    assert not describe_input(str(tmp_path / "k.mp4"))["alpha"]

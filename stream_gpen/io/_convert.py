@@ -281,3 +281,44 @@ def nv12_to_rgb(y: torch.Tensor, uv: torch.Tensor, out: torch.Tensor, *, colorsp
     b = yf + 2.0 * (1.0 - kb) * cb
     g = yf - (2.0 * kb * (1.0 - kb) / kg) * cb - (2.0 * kr * (1.0 - kr) / kg) * cr
     out.copy_(torch.stack((r, g, b), dim=-1).round_().clamp_(0, top).to(out.dtype))
+
+
+def alpha_twin(pix_fmt: str) -> str | None:
+    """The format with an alpha plane that ``pix_fmt`` (planar YUV) becomes, e.g. ``yuv444p10le``
+    -> ``yuva444p10le``; ``None`` if FFmpeg has none."""
+    if not pix_fmt.startswith("yuv") or pix_fmt.startswith("yuva"):
+        return None
+    name = "yuva" + pix_fmt[3:]
+    try:
+        av.VideoFormat(name)
+    except (ValueError, TypeError):
+        return None
+    return name
+
+
+def add_alpha(vf: "av.VideoFrame", alpha: np.ndarray) -> "av.VideoFrame":
+    """``vf`` (planar YUV, as :func:`rgb_to_av` made it) with an alpha plane: its ``yuva`` twin.
+
+    ``alpha`` is ``[H, W]`` ``uint8`` or ``uint16`` on the full 16-bit scale; it is scaled to the
+    format's depth with rounding (8 -> 10 bits: ``round(a * 1023 / 255)``). The colour planes are
+    copied as they are, so the colour is exactly what the opaque path writes."""
+    name = alpha_twin(vf.format.name)
+    if name is None:
+        raise ValueError(f"{vf.format.name} has no alpha twin")
+    out = av.VideoFrame(vf.width, vf.height, name)
+    wide = bits_per_component(name) > 8
+    size = 2 if wide else 1
+    for src, dst in zip(vf.planes, out.planes):
+        s = np.frombuffer(memoryview(src), np.uint8).reshape(src.height, src.line_size)
+        d = np.frombuffer(memoryview(dst), np.uint8).reshape(dst.height, dst.line_size)
+        n = src.width * size
+        d[:, :n] = s[:, :n]
+    top = (1 << bits_per_component(name)) - 1
+    a = np.asarray(alpha)[: vf.height, : vf.width]
+    full = 65535 if a.dtype == np.uint16 else 255
+    codes = a if full == top else np.floor(a.astype(np.float64) * (top / full) + 0.5)
+    plane = out.planes[3]
+    d = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
+    d[:, : plane.width * size] = codes.astype("<u2" if wide else np.uint8).view(np.uint8).reshape(plane.height, -1)
+    out.colorspace, out.color_range = vf.colorspace, vf.color_range
+    return out

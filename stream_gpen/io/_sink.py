@@ -29,7 +29,7 @@ from stream_gpen.errors import (
     OutputExistsError,
     UnsupportedCodecError,
 )
-from stream_gpen.io._convert import bits_per_component, chroma_of, decode_colorspace, rgb_to_av
+from stream_gpen.io._convert import add_alpha, alpha_twin, bits_per_component, chroma_of, decode_colorspace, rgb_to_av
 from stream_gpen.io._meta import COLOR_PRIMARIES, COLOR_TRCS
 from stream_gpen.io._ring import Frame
 from stream_gpen.io._subtitles import SubtitleConverter, is_text_subtitle, text_target
@@ -45,10 +45,10 @@ from stream_gpen.io._tags import (
 
 log = logging.getLogger(__name__)
 
-VideoCodec = Literal["auto", "h264", "hevc", "av1", "vp9"]
+VideoCodec = Literal["auto", "h264", "hevc", "av1", "vp9", "prores"]
 AudioMode = Literal["copy", "aac", "none"]
 OddSize = Literal["pad", "crop"]
-_ENCODERS = {"h264": "libx264", "hevc": "libx265", "av1": "libsvtav1", "vp9": "libvpx-vp9"}
+_ENCODERS = {"h264": "libx264", "hevc": "libx265", "av1": "libsvtav1", "vp9": "libvpx-vp9", "prores": "prores_ks"}
 _AUDIO_MODES = ("copy", "aac", "none")
 _STREAM_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpegts", "tcp": "mpegts", "rtp": "rtp_mpegts", "rtsp": "rtsp"}
 _QUEUE_POLL_S = 0.1
@@ -349,14 +349,23 @@ NO_MODERN_VIDEO = (".mpg", ".mpeg", ".vob", ".m2v", ".dv", ".ogv", ".ogg", ".mxf
 
 
 def resolve_codec(codec: str, target, source=None) -> str:
-    """``"auto"`` -> ``vp9`` for a ``.webm`` name (webm holds only VP8/VP9/AV1); ``hevc`` when
-    the frames carry more than 8 bits (``source.high_bit_depth``: HEVC Main 10 is what phones,
-    TVs, browsers and hardware decoders play, H.264 High 10 almost nothing does); else ``h264``."""
+    """``"auto"`` -> ``vp9`` for a ``.webm`` name (webm holds only VP8/VP9/AV1); ``prores``
+    (ProRes 4444, alpha kept) for a source with transparency (``source.has_alpha``: keyed
+    footage) into ``.mov``/``.mkv``; ``hevc`` when the frames carry more than 8 bits
+    (``source.high_bit_depth``: HEVC Main 10 is what phones, TVs, browsers and hardware decoders
+    play, H.264 High 10 almost nothing does); else ``h264``."""
     if codec != "auto":
         return codec
-    if str(target).lower().endswith(".webm"):
+    name = str(target).lower()
+    if name.endswith(".webm"):
         return "vp9"
+    if getattr(source, "has_alpha", False) is True and name.endswith((".mov", ".mkv")):
+        return "prores"
     return "hevc" if getattr(source, "high_bit_depth", False) is True else "h264"
+
+
+#: where transparency can go: (codec, containers) the sink writes alpha into
+_ALPHA_HOME = "write .mov or .mkv (ProRes 4444) or .webm (VP9) to keep it"
 
 
 # Copying a stream is decided per (muxer, codec): FFmpeg's own answer (``supported_codecs``) is too
@@ -523,6 +532,9 @@ def _check_software_options(codec: str, crf: int | None, preset: str | None, not
         raise InvalidInputError(f"preset={preset!r} for codec='av1' (svt-av1) must be '0'..'13' (higher is faster){why}")
     if preset is not None and codec == "vp9":
         raise InvalidInputError("codec='vp9' takes no preset (libvpx speed is fixed here); leave preset=None")
+    if codec == "prores" and (crf is not None or preset is not None):
+        raise InvalidInputError("codec='prores' takes no crf or preset: ProRes is fixed-quality (422 HQ, or 4444 for "
+                                "4:4:4 and alpha); leave them unset")
 
 
 class _Sink:
@@ -695,6 +707,7 @@ class FileSink(_Sink):
         self._closed = False
         self._pix = "yuv420p"
         self._hi = False  # encoding from frame.hi (a >8-bit pix_fmt), decided at the first frame
+        self._alpha_pix: str | None = None  # the stream's format when the source's alpha is written
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._stop_encoding = threading.Event()
 
@@ -768,7 +781,7 @@ class FileSink(_Sink):
         pix = self._pix
         if w % 2 or h % 2:  # pragma: no cover - sizes are made even in _to_even
             raise EncodeError(f"{pix} needs even sizes, got {w}x{h}")
-        vs.pix_fmt = pix
+        vs.pix_fmt = self._alpha_pix or pix
         vs.time_base = tb
         vs.codec_context.time_base = tb
         cc = vs.codec_context
@@ -846,6 +859,9 @@ class FileSink(_Sink):
             # encoder starts: errors only (its one common warning is about thread priority), unless
             # the user set a level
             os.environ.setdefault("SVT_LOG", "1")
+        if enc == "prores_ks":
+            # 4444 for 4:4:4 and alpha (what editors exchange keyed footage in), else 422 HQ
+            opts["profile"] = "4444" if chroma_of(self._pix) == "444" else "hq"
         if enc == "libvpx-vp9":
             # libvpx's default (good, cpu-used 0, one row thread) ran at 8.5 fps on 640x360 here;
             # cpu-used 4 + row threads: 24 fps for ~19% more bytes (docs in FileSink).
@@ -1137,9 +1153,43 @@ class FileSink(_Sink):
     def _choose_formats(self, frame: Frame) -> None:
         # >8-bit source frames (``hi``): encode 10/12-bit from the 16-bit copy when the
         # encoder can (decided once, at the first frame)
-        pix = self._choose_hi_pix() if frame.hi is not None else None
-        self._hi = pix is not None
-        self._pix = pix or self._choose_pix()
+        alpha = getattr(self.source, "has_alpha", False) is True
+        if self.codec == "prores":  # 10-bit 4:2:2 (HQ) or 4:4:4 (4444: 4:4:4 sources and alpha)
+            src = self.meta.pix_fmt if self.meta is not None else "yuv422p10le"
+            self._pix = "yuv444p10le" if alpha or chroma_of(src) == "444" else "yuv422p10le"
+            self._hi = frame.hi is not None
+        else:
+            pix = self._choose_hi_pix() if frame.hi is not None else None
+            self._hi = pix is not None
+            self._pix = pix or self._choose_pix()
+        self._alpha_pix = None
+        if alpha:
+            self._choose_alpha()
+
+    def _choose_alpha(self) -> None:
+        """Write the source's transparency where the encoder has the format's ``yuva`` twin
+        (ProRes 4444, VP9 4:2:0 at 8 bits); VP9 drops a 10-bit source to 8 bits for it (keyed
+        footage needs its key more than two extra bits). Elsewhere (H.264, HEVC, AV1, NVENC) the
+        output is opaque, and the fallbacks say so."""
+        formats = _video_formats(self.encoder)
+        twin = alpha_twin(self._pix)
+        if twin is None or twin not in formats:
+            pix8 = self._choose_pix()
+            twin8 = alpha_twin(pix8)
+            if self._hi and twin8 is not None and twin8 in formats:
+                msg = (f"{self.encoder} holds transparency at 8 bits only: the {self.meta.pix_fmt if self.meta else ''} "
+                       f"source is written as {twin8} to keep its alpha channel (.mov or .mkv: ProRes 4444 keeps 10 bits)")
+                self.fallbacks.append(msg)
+                log.warning(msg)
+                self._hi, self._pix, twin = False, pix8, twin8
+            else:
+                msg = (f"the alpha channel (transparency) is dropped: {self.encoder} in "
+                       f"{self._out.format.name.split(',')[0]} cannot hold it; {_ALPHA_HOME}")
+                self.fallbacks.append(msg)
+                log.warning(msg)
+                return
+        self._alpha_pix = twin
+        log.info("%s: transparency kept (%s, %s)", self.target, self.encoder, twin)
 
     def _check_hardware(self, frame: Frame) -> None:
         """Open the NVENC encoder once with this video's size, format and options before its
@@ -1197,6 +1247,13 @@ class FileSink(_Sink):
             self._last_dts = None
         arr = self._to_even(arr)
         vf = rgb_to_av(arr, pix_fmt=self._pix, colorspace=self._colorspace, color_range=self._color_range)
+        if self._alpha_pix is not None:
+            a = frame.alpha
+            if a is None or tuple(a.shape) != (h, w):  # a frame without one (or a side-by-side): opaque
+                a = np.full((h, w), 255, np.uint8)
+            else:
+                a = a.cpu().numpy()
+            vf = add_alpha(vf, self._to_even(a[..., None])[..., 0])
         # No pts (raw .h264/.hevc streams): the source's time (index / frame rate) in the output's
         # time base; a frame count there would squeeze the whole clip into a few microseconds.
         pts = frame.pts if frame.pts is not None else round(frame.time / frame.time_base)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterator, Literal
 
 import av
+import numpy as np
 import torch
 
 from stream_gpen.errors import (
@@ -171,6 +172,12 @@ def _has_alpha(stream, sw_format: str) -> bool:
     return str((getattr(stream, "metadata", None) or {}).get("alpha_mode", "")) == "1"
 
 
+def _vpx_alpha(stream) -> bool:
+    """A WebM/Matroska VP8/VP9 stream with an alpha side stream (``alpha_mode=1``)."""
+    md = getattr(stream, "metadata", None) or {}
+    return stream.codec_context.name in ("vp8", "vp9") and str(md.get("alpha_mode", "")) == "1"
+
+
 def _check_file(path: str) -> None:
     p = Path(path)
     if not p.exists():
@@ -311,6 +318,19 @@ class VideoSource:
             _check_file(self._target)
         self._use_nvdec = self._want_nvdec()
         self._container = self._open_container(self._use_nvdec)
+        self._alpha_decoder = None
+        if _vpx_alpha(self._vstream):
+            # VP8/VP9 alpha (WebM's side stream): only libvpx's decoders read it, on the CPU
+            if self._use_nvdec:
+                self._fallback("VP8/VP9 video with alpha is decoded on the CPU (libvpx) to keep its transparency")
+                self._container.close()
+                self._use_nvdec = False
+                self._container = self._open_container(False)
+            name = "libvpx-vp9" if self._vstream.codec_context.name == "vp9" else "libvpx"
+            try:
+                self._alpha_decoder = av.CodecContext.create(name, "r")
+            except (av.error.FFmpegError, ValueError) as e:
+                self._fallback(f"{name} cannot decode here ({e}): the video's transparency is not read")
         self._frames = self._decode_frames()
         first = self._first_frame()
         src_bits = bits_per_component(_sw_format(first))
@@ -341,10 +361,10 @@ class VideoSource:
                 sar = 1 / sar
             self.metadata = dataclasses.replace(m, width=w, height=h, rotation=0, sample_aspect_ratio=sar,
                                                 extra={**m.extra, "applied_rotation": m.rotation})
-        if _has_alpha(self._vstream, _sw_format(first)):
-            # Keyed footage (ProRes 4444, PNG/QuickTime Animation in .mov, VP9 with alpha in .webm):
-            # frames are RGB here, so the output is opaque; say so rather than lose it quietly.
-            self._fallback(f"{self.spec}: its alpha channel (transparency) is not kept: the output is opaque")
+        #: the video carries transparency (keyed footage: ProRes 4444, PNG/QuickTime Animation in
+        #: .mov, VP9 with alpha in .webm): frames then carry ``alpha`` (``[H, W]``, uint8, or
+        #: uint16 on the full 16-bit scale for a >8-bit source), for sinks that can write it
+        self.has_alpha = _has_alpha(self._vstream, _sw_format(first))
         #: bits per component of the source (the metadata's pix_fmt) and whether frames carry ``hi``
         self.source_bits = src_bits
         self.high_bit_depth = bool(high_bit_depth and src_bits > 8)
@@ -551,7 +571,10 @@ class VideoSource:
                         if first_dts is None and packet.size:
                             first_dts = packet.dts
                         try:
-                            frames = packet.decode()
+                            if self._alpha_decoder is not None:  # an empty packet flushes
+                                frames = self._alpha_decoder.decode(packet if packet.size else None)
+                            else:
+                                frames = packet.decode()
                         except av.error.InvalidDataError as e:
                             self.stats["corrupt_packets"] += 1
                             if self.stats["corrupt_packets"] == 1:
@@ -781,6 +804,7 @@ class VideoSource:
                 if self._rot_k:
                     rgb = torch.rot90(rgb, self._rot_k, (0, 1))  # counter-clockwise, as the display matrix says
                 img = ring.write_slot(slot, self._fit(rgb, index))
+            alpha = self._alpha(f, index, high=hi is not None) if self.has_alpha else None
         except BaseException:
             ring.unfill(slot)
             raise
@@ -795,7 +819,19 @@ class VideoSource:
         else:
             t = float(index)
         ring.publish(Frame(index=index, pts=f.pts, time_base=tb, time=t, _image=img, _ring=ring, slot=slot, corrupt=corrupt,
-                             _hi=hi))
+                             _hi=hi, alpha=alpha))
+
+    def _alpha(self, f, index: int, *, high: bool) -> torch.Tensor:
+        """The frame's alpha plane, upright and fitted like its picture, on the CPU (sinks read it
+        there; it never goes through the model)."""
+        if f.format.name == "cuda" or not any(c.is_alpha for c in f.format.components):
+            a = torch.full((f.height, f.width), 65535 if high else 255,  # opaque (a frame without one)
+                           dtype=torch.uint16 if high else torch.uint8)
+        else:
+            a = torch.from_numpy(np.ascontiguousarray(f.to_ndarray(format="rgba64le" if high else "rgba")[..., 3]))
+        if self._rot_k:
+            a = torch.rot90(a, self._rot_k, (0, 1))
+        return self._fit(a[..., None].expand(*a.shape, 3), index)[..., 0].contiguous()
 
     def _fit(self, rgb: torch.Tensor, index: int) -> torch.Tensor:
         """A picture whose size differs from the stream's (a resolution change mid-stream: TV and
