@@ -123,12 +123,13 @@ def build_restorer(
     )
 
 
-def _to_rgb_tensor(image: np.ndarray) -> tuple[torch.Tensor, np.ndarray | None]:
-    """numpy image -> (RGB uint8 [H,W,3] tensor, alpha or None). Grey images are expanded."""
+def _to_rgb_tensor(image: np.ndarray) -> tuple[torch.Tensor, np.ndarray | None, torch.Tensor | None]:
+    """numpy image -> (RGB uint8 [H,W,3] tensor, alpha or None, the RGB uint16 picture or None).
+    Grey images are expanded; a uint16 image (0..65535) also gives its 8-bit twin ``round(v / 257)``."""
     if not isinstance(image, np.ndarray):
         raise InvalidInputError(f"image must be a numpy array, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise InvalidInputError(f"image must be uint8, got {image.dtype}")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise InvalidInputError(f"image must be uint8 (or uint16, 0..65535), got {image.dtype}")
     alpha = None
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
@@ -140,7 +141,11 @@ def _to_rgb_tensor(image: np.ndarray) -> tuple[torch.Tensor, np.ndarray | None]:
     if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
         raise InvalidInputError(f"image must be HxW, HxWx3 or HxWx4, got shape {image.shape}")
     # Always a copy: faces are pasted in place and the caller's array must stay untouched.
-    return torch.from_numpy(np.array(image, copy=True, order="C")), alpha
+    if image.dtype == np.uint16:
+        hi = np.array(image, copy=True, order="C")
+        lo = ((hi.astype(np.uint32) * 2 + 257) // 514).astype(np.uint8)  # round(v / 257)
+        return torch.from_numpy(lo), alpha, torch.from_numpy(hi)
+    return torch.from_numpy(np.array(image, copy=True, order="C")), alpha, None
 
 
 class Enhancer:
@@ -367,27 +372,34 @@ class Enhancer:
 
     # --- images --------------------------------------------------------------------------------
     def enhance_image(self, image: np.ndarray) -> np.ndarray:
-        """Restore the faces of one RGB(A) ``uint8`` image; returns a new array of the same shape."""
+        """Restore the faces of one RGB(A) ``uint8`` image (or ``uint16``, 0..65535: a 16-bit scan,
+        whose faces then keep the model's own precision); returns a new array of the same shape and dtype."""
         return self.enhance_images([image])[0]
 
     def enhance_images(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        """Restore several images; all their faces go through the model in shared batches."""
-        tensors, alphas, grey = [], [], []
+        """Restore several images; all their faces go through the model in shared batches (8-bit
+        and 16-bit images in one batch each)."""
+        tensors, alphas, grey, his = [], [], [], []
         for im in images:
-            t, a = _to_rgb_tensor(im)
+            t, a, hi = _to_rgb_tensor(im)
             tensors.append(t.to(self.device))
+            his.append(hi.to(self.device) if hi is not None else None)
             alphas.append(a)
             grey.append(im.ndim == 2 or (im.ndim == 3 and im.shape[2] == 1))
         with self._lock:
             stage = self._stage()
             affines = [stage.plan_still(t) for t in tensors]
             # Group by frame so each image's faces stay together; the runner splits into buckets.
-            stage.restore(tensors, affines)
+            for deep in (False, True):
+                group = [i for i, h in enumerate(his) if (h is not None) == deep]
+                if group:
+                    stage.restore([tensors[i] for i in group], [affines[i] for i in group],
+                                  hi=[his[i] for i in group] if deep else None)
         out = []
-        for t, a, g, im in zip(tensors, alphas, grey, images):
-            arr = t.cpu().numpy()
+        for t, a, g, im, hi in zip(tensors, alphas, grey, images, his):
+            arr = (hi if hi is not None else t).cpu().numpy()
             if g:
-                arr = arr.mean(axis=2).round().astype(np.uint8).reshape(im.shape)
+                arr = arr.mean(axis=2).round().astype(arr.dtype).reshape(im.shape)
             elif a is not None:
                 arr = np.concatenate([arr, a[:, :, None]], axis=2)
             out.append(arr)

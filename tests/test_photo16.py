@@ -189,3 +189,24 @@ def test_info_says_a_photo_is_16bit(tmp_path):
     assert info["bits"] == 16 and any("written at 16 bits" in p for p in info["plan"])
     cv2.imwrite(str(tmp_path / "e.png"), (_gradient() // 257).astype(np.uint8))
     assert describe_input(str(tmp_path / "e.png"))["bits"] == 8
+
+
+def test_api_takes_16bit_arrays_and_gives_16bit_back(shared, mobilenet_weights):
+    from stream_gpen import Enhancer
+    from stream_gpen.errors import InvalidInputError
+
+    from tests._doubles import FineRestorer
+
+    bgr = cv2.resize(cv2.imread(str(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg")), (320, 240),
+                     interpolation=cv2.INTER_AREA)
+    rgb8 = np.ascontiguousarray(bgr[..., ::-1])
+    deep = (rgb8.astype(np.int32) * 257 + 77).clip(0, 65535).astype(np.uint16)
+    enh = Enhancer(FineRestorer(64), device="cpu", detector_weights=mobilenet_weights, faces="largest")
+    out16, out8 = enh.enhance_images([deep, rgb8])
+    assert out16.dtype == np.uint16 and out16.shape == deep.shape and out8.dtype == np.uint8
+    assert (np.abs(out16.astype(np.int64) - round(100.4 * 257)) <= 1).sum() > 3000  # the face, at 16 bits
+    assert (out16 == deep).mean() > 0.5 and (out8 == 100).sum() > 3000
+    grey = enh.enhance_image(deep[..., 1].copy())
+    assert grey.dtype == np.uint16 and grey.shape == deep.shape[:2]
+    with pytest.raises(InvalidInputError, match=r"must be uint8 \(or uint16"):
+        enh.enhance_image(deep.astype(np.float32))
