@@ -44,7 +44,7 @@ def test_every_cookbook_command_is_tested_here():
     text = (REPO / "docs" / "cookbook.md").read_text()
     commands = re.findall(r"^stream-gpen (\w+)", text, flags=re.M)
     assert commands == ["info", "enhance", "enhance", "enhance", "enhance", "enhance", "enhance", "enhance",
-                        "enhance", "serve"]  # the server is tested in test_server.py
+                        "enhance", "enhance", "enhance", "serve"]  # the server is tested in test_server.py
 
 
 def test_look_before_a_long_run(tmp_path, shared, home, capsys):
@@ -98,3 +98,22 @@ def test_phone_videos(tmp_path, home):
     assert run("enhance", src, "-o", tmp_path / "eight.mov", "--bit-depth", "8") == 0
     with av.open(str(tmp_path / "eight.mov")) as c:
         assert next(c.decode(video=0)).format.name == "yuv420p"
+
+
+def test_archive_scans_and_keyed_footage(tmp_path, shared, home):
+    import cv2
+    import numpy as np
+
+    from tests.test_video_alpha import _clip, _decoded_alpha
+
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    bgr = cv2.imread(str(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg"))
+    cv2.imwrite(str(scans / "grandma.tif"), bgr.astype(np.uint16) * 257 + 100)
+    assert run("enhance", scans, "-o", tmp_path / "scans_restored") == 0
+    out = cv2.imread(str(tmp_path / "scans_restored" / "grandma.tif"), cv2.IMREAD_UNCHANGED)
+    assert out.dtype == np.uint16 and out.shape == bgr.shape
+    _clip(tmp_path / "presenter_keyed.mov", "prores_ks", "yuva444p10le", {"profile": "4"})
+    assert run("enhance", tmp_path / "presenter_keyed.mov") == 0
+    codec, alphas, _ = _decoded_alpha(tmp_path / "presenter_keyed_enhanced.mov")
+    assert codec == "prores" and len(alphas) == 3 and all(a is not None for a in alphas)
