@@ -729,3 +729,16 @@ def test_phone_photo_formats(fake):
         r = c.post("/v1/images:enhance", content=encode(img, "PNG"), params={"format": "avif"},
                    headers={**KEY, "Content-Type": "image/png"})
         assert r.status_code == 200 and r.headers["content-type"] == "image/avif"
+
+
+def test_16bit_grey_upload_keeps_its_brightness():
+    """A 16-bit grey PNG (a scan) was converted with Pillow's convert("L"), which clips at 255:
+    the answer was a white picture."""
+    from stream_gpen.server._imaging import decode_image
+
+    a = (np.arange(64 * 80).reshape(64, 80) * 12).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    d = decode_image(buf.getvalue(), max_pixels=10**7)
+    assert d.pixels.dtype == np.uint8 and d.pixels.shape == (64, 80)
+    assert abs(float(d.pixels.mean()) - float((a / 257).mean())) < 1.0

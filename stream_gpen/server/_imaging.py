@@ -71,8 +71,13 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
             im = ImageOps.exif_transpose(im)
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 pixels = np.array(im.convert("RGBA"))
-            elif im.mode in ("L", "I;16", "I", "F"):
-                pixels = np.array(im.convert("L"))
+            elif im.mode in ("I", "F") or im.mode.startswith("I;16"):
+                # 16-bit / 32-bit grey: Pillow's convert("L") clips at 255 (a white picture)
+                from stream_gpen.io._image import _to_uint8
+
+                pixels = _to_uint8(np.asarray(im))
+            elif im.mode == "L":
+                pixels = np.array(im)
             else:
                 pixels = np.array(im.convert("RGB"))
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
