@@ -533,6 +533,8 @@ def describe_input(spec: str) -> dict:
             plan.append(f"non-square pixels ({m.sample_aspect_ratio}): faces aligned in display geometry")
         if hdr is not None:
             plan.append(hdr.describe())
+            if "mastering_display" in m.extra or "content_light" in m.extra:
+                plan.append("HDR10 mastering display / light level metadata: kept (HEVC and AV1 outputs)")
         if src.high_bit_depth:
             plan.append(f"{bits}-bit: kept at {bits} bits, the faces at the model's own precision "
                         "(--bit-depth 8 for 8-bit)")

@@ -632,3 +632,41 @@ def test_hdr_faces_in_the_16bit_picture_keep_the_models_precision(face_clip_10bi
     near = np.abs(f.hi[..., 1].astype(np.float64) - want) <= 2
     assert near.sum() > 1000  # the face's interior carries G(100.4), to 16-bit rounding
     assert (np.abs(f.hi[..., 1].astype(np.float64) - coarse) <= 2).sum() < near.sum() / 10
+
+
+_HDR10_X265 = "master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50):max-cll=1000,400"
+
+
+@pytest.mark.parametrize("codec, name", [("auto", "o.mp4"), ("av1", "o.mkv")])
+def test_hdr10_mastering_display_and_light_level_are_kept(tmp_path, codec, name):
+    """HDR10 static metadata (the grading display and the content's peaks) reaches the output's
+    bitstream (x265 SEI / AV1 metadata OBUs), so TVs tone-map as the grade intended."""
+    from stream_gpen.io._meta import hdr_static_metadata
+
+    src = tmp_path / "hdr10.mkv"
+    make_clip(src, frames=2, options={"x265-params": f"log-level=error:lossless=1:{_HDR10_X265}"}, tags=_PQ)
+    with open_source(src) as s:
+        want = {k: s.metadata.extra[k] for k in ("mastering_display", "content_light")}
+        assert want["content_light"] == (1000, 400) and want["mastering_display"]["max_nits"] == 1000
+        assert want["mastering_display"]["g"] == (0.265, 0.69) and want["mastering_display"]["min_nits"] == 0.005
+        with open_sink(tmp_path / name, source=s, codec=codec, **({"preset": "12"} if codec == "av1" else {})) as sink:
+            for f in s:
+                sink.write(f)
+    assert not any("HDR10" in f for f in sink.fallbacks)
+    with av.open(str(tmp_path / name)) as c:
+        got = hdr_static_metadata(next(c.decode(video=0)))
+    assert got["content_light"] == (1000, 400)
+    for k in ("r", "g", "b", "white"):
+        assert np.allclose(got["mastering_display"][k], want["mastering_display"][k], atol=1e-4)
+    assert got["mastering_display"]["max_nits"] == pytest.approx(1000, rel=1e-3)
+    assert got["mastering_display"]["min_nits"] == pytest.approx(0.005, rel=0.05)
+
+
+def test_hdr10_metadata_an_encoder_cannot_take_is_reported(tmp_path):
+    src = tmp_path / "hdr10.mkv"
+    make_clip(src, frames=2, options={"x265-params": f"log-level=error:{_HDR10_X265}"}, tags=_PQ)
+    with open_source(src) as s, open_sink(tmp_path / "o.mp4", source=s, codec="h264") as sink:
+        for f in s:
+            sink.write(f)
+    assert any(f.startswith("HDR10 metadata (mastering display / content light level) dropped: libx264")
+               for f in sink.fallbacks)

@@ -82,3 +82,32 @@ class StreamMetadata:
     def size(self) -> tuple[int, int]:
         """(width, height) as stored (before applying ``rotation``)."""
         return (self.width, self.height)
+
+
+def hdr_static_metadata(frame) -> dict:
+    """HDR10 static metadata a decoded frame carries (FFmpeg's frame side data), for the sink to
+    write again: ``{"mastering_display": {"r", "g", "b", "white": (x, y) CIE 1931, "max_nits",
+    "min_nits"}, "content_light": (MaxCLL, MaxFALL)}``, each key only when present.
+
+    Without it an HDR10 (PQ) output still plays, but TVs tone-map it for a guessed mastering
+    display and peak instead of the one the video was graded on."""
+    import struct
+
+    out: dict = {}
+    for sd in getattr(frame, "side_data", None) or ():
+        kind = str(getattr(sd, "type", "")).rsplit(".", 1)[-1]
+        raw = bytes(sd)
+        if kind == "MASTERING_DISPLAY_METADATA" and len(raw) >= 88:
+            # AVMasteringDisplayMetadata: display_primaries[3][2] (r, g, b), white_point[2],
+            # min_luminance, max_luminance (AVRational: int num, int den), has_primaries, has_luminance
+            v = struct.unpack_from("<20i2i", raw)
+            q = [v[i] / v[i + 1] if v[i + 1] else 0.0 for i in range(0, 20, 2)]
+            if v[20]:
+                out["mastering_display"] = {"r": (q[0], q[1]), "g": (q[2], q[3]), "b": (q[4], q[5]),
+                                            "white": (q[6], q[7]), "min_nits": q[8], "max_nits": q[9]}
+                if not v[21]:
+                    out["mastering_display"].update(min_nits=None, max_nits=None)
+        elif kind == "CONTENT_LIGHT_LEVEL" and len(raw) >= 8:
+            cll, fall = struct.unpack_from("<2I", raw)
+            out["content_light"] = (int(cll), int(fall))
+    return out

@@ -619,8 +619,9 @@ class FileSink(_Sink):
     * colour: encoded with the matrix and range the source decoded with, and tagged with them
       (untagged input: BT.709 for HD, BT.601 for SD, as players assume; see
       ``_convert.decode_colorspace``); primaries and transfer copied (PQ/HLG/BT.2020 included).
-      Mastering-display / light-level side data are not carried (PyAV cannot attach them to
-      encoded frames);
+      HDR10 static metadata (mastering display, content light level) is passed to libx265 and
+      SVT-AV1 as their own parameters (PyAV cannot attach side data to encoded frames); other
+      encoders drop it, with a note;
     * bit depth: frames from a >8-bit source (10/12-bit HEVC, ProRes, AV1, VP9, HDR; see
       ``VideoSource(high_bit_depth=...)``) carry a 16-bit copy (``frame.hi``) and are encoded from
       it at the source's depth and chroma where the encoder has the format (libx265: 10/12-bit
@@ -818,12 +819,53 @@ class FileSink(_Sink):
                     self.fallbacks.append(msg)
                     log.warning(msg)
         opts = self._nvenc_options() if self._hardware else self._software_options(enc)
+        hdr10 = self._hdr10_params(enc)
+        if hdr10 and enc == "libx265":
+            opts["x265-params"] = ":".join(filter(None, (opts.get("x265-params"), hdr10)))
+        elif hdr10:
+            opts["svtav1-params"] = hdr10
         cc.options = opts
         cc.thread_type = "AUTO"
         self._vstream = vs
         self._setup_tags(vs)
         if self._aux is not None and meta is not None:
             self._setup_aux(meta)
+
+    def _hdr10_params(self, enc: str) -> str | None:
+        """The source's HDR10 static metadata (mastering display, content light level; see
+        :func:`~stream_gpen.io._meta.hdr_static_metadata`) as libx265 / SVT-AV1 parameters, so the
+        output is tone-mapped for the display it was graded on. Other encoders (x264, libvpx,
+        NVENC) get no way to write it from here: dropped, and said so."""
+        ex = self.meta.extra if self.meta is not None else {}
+        md, cl = ex.get("mastering_display"), ex.get("content_light")
+        if md is not None and md.get("max_nits") is None:
+            md = None  # primaries without luminance: neither encoder takes half a description
+        if md is None and cl is None:
+            return None
+        if enc not in ("libx265", "libsvtav1"):
+            msg = (f"HDR10 metadata (mastering display / content light level) dropped: {enc} is not given it here "
+                   "(codec='hevc' or 'av1' with encoder='software' keep it); players tone-map with defaults")
+            self.fallbacks.append(msg)
+            log.warning(msg)
+            return None
+        parts = []
+        if enc == "libx265":  # chromaticities in 0.00002, luminance in 0.0001 cd/m²
+            def xy(p):
+                return f"({round(p[0] * 50000)},{round(p[1] * 50000)})"
+            if md is not None:
+                parts.append(f"master-display=G{xy(md['g'])}B{xy(md['b'])}R{xy(md['r'])}WP{xy(md['white'])}"
+                             f"L({round(md['max_nits'] * 10000)},{round(md['min_nits'] * 10000)})")
+            if cl is not None:
+                parts.append(f"max-cll={cl[0]},{cl[1]}")
+        else:
+            def xy(p):
+                return f"({p[0]:.4f},{p[1]:.4f})"
+            if md is not None:
+                parts.append(f"mastering-display=G{xy(md['g'])}B{xy(md['b'])}R{xy(md['r'])}WP{xy(md['white'])}"
+                             f"L({md['max_nits']:.4f},{md['min_nits']:.4f})")
+            if cl is not None:
+                parts.append(f"content-light={cl[0]},{cl[1]}")
+        return ":".join(parts)
 
     @property
     def _hardware(self) -> bool:

@@ -48,6 +48,7 @@ from stream_gpen.io._meta import (
     COLOR_TRCS,
     AuxStreamInfo,
     StreamMetadata,
+    hdr_static_metadata,
 )
 from stream_gpen.io._ring import Frame, FrameRing, _RingClosed
 
@@ -710,7 +711,9 @@ class VideoSource:
                    # sinks encode with these and tag them
                    "matrix_id": decode_colorspace(first.colorspace, first.width, first.height),
                    "range_id": decode_range(pix_fmt, int(first.color_range)),
-                   "bits_per_component": bits_per_component(pix_fmt)},
+                   "bits_per_component": bits_per_component(pix_fmt),
+                   # HDR10's mastering display and content light level, when the stream has them
+                   **hdr_static_metadata(first)},
         )
 
     # --- thread ------------------------------------------------------------------------
