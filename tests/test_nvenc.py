@@ -482,3 +482,12 @@ def test_nvenc_encodes_a_clip(tmp_path, codec, fmt, live, want_pix):
             fa.release()
             fb.release()
     assert np.mean(psnr) > 30, psnr
+
+
+@needs_no_nvenc
+def test_serve_encoder_nvenc_exits_2_before_loading_a_model(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(tmp_path / "empty"))
+    monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
+    assert main(["serve", "--encoder", "nvenc", "--device", "cpu", "--port", "1"]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("stream-gpen:")]
+    assert len(err) == 1 and "encoder='nvenc' cannot be used" in err[0]

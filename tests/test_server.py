@@ -742,3 +742,17 @@ def test_16bit_grey_upload_keeps_its_brightness():
     d = decode_image(buf.getvalue(), max_pixels=10**7)
     assert d.pixels.dtype == np.uint8 and d.pixels.shape == (64, 80)
     assert abs(float(d.pixels.mean()) - float((a / 257).mean())) < 1.0
+
+
+def test_video_jobs_use_the_servers_encoder(tiny_enhancer, photo, tmp_path):
+    """``serve --encoder auto``: NVENC where it works, else software, said in the job's summary
+    (here: no GPU, so libx264 and the reason); a bad value is refused at start."""
+    with pytest.raises(InvalidInputError, match="encoder='quicksync' is not one of"):
+        ServerConfig(encoder="quicksync")
+    clip = make_clip(tmp_path / "in.mp4", photo[::2, ::2].copy(), n=3)
+    with TestClient(create_app(tiny_enhancer, config=ServerConfig(api_key="k3y", encoder="auto"))) as c:
+        r = c.post("/v1/videos", content=clip.read_bytes(), headers={**KEY, "Content-Type": "video/mp4"})
+        info = wait_job(c, r.json()["id"])
+    assert info["state"] == "done", info
+    assert info["summary"]["encoder"] == "libx264"
+    assert any(f.startswith("encoder='auto' used libx264, not NVENC") for f in info["summary"]["fallbacks"])

@@ -39,6 +39,10 @@ class ServerConfig:
       never by a client-given name). ``None``: a fresh temporary folder removed at shutdown.
     * ``host``: informational here (the CLI binds it); anything but loopback without an
       ``api_key`` is logged as a warning.
+    * ``encoder``: what encodes video job results: ``"software"`` (the CPU encoders), ``"nvenc"``
+      (NVIDIA's hardware encoder: on GPUs that have one, e.g. L4, L40S, RTX, it frees the CPU
+      for decoding and the rest; data-centre A100/H100/H200 have none) or ``"auto"`` (NVENC where
+      it works, else software, said in each job's summary). See ``FileSink``.
     """
 
     api_key: str | None = None
@@ -53,6 +57,7 @@ class ServerConfig:
     job_ttl_s: float = 3600.0
     work_dir: Path | None = None
     host: str = "127.0.0.1"
+    encoder: str = "software"
 
     def __post_init__(self) -> None:
         def positive(name: str, kind=int, zero_ok: bool = False) -> None:
@@ -71,6 +76,10 @@ class ServerConfig:
             raise InvalidInputError("api_key must be a non-empty string or None")
         if self.work_dir is not None:
             object.__setattr__(self, "work_dir", Path(self.work_dir))
+        from stream_gpen.io._sink import ENCODER_MODES
+
+        if self.encoder not in ENCODER_MODES:
+            raise InvalidInputError(f"encoder={self.encoder!r} is not one of {ENCODER_MODES}")
 
     @property
     def loopback(self) -> bool:

@@ -117,7 +117,7 @@ class JobManager:
     """
 
     def __init__(self, work_dir: Path, models, schedulers: dict, metrics, *, max_jobs: int, ttl_s: float,
-                 max_pixels: int | None = None) -> None:
+                 max_pixels: int | None = None, encoder: str = "software") -> None:
         self.work_dir = Path(work_dir)
         self.models = models
         self.schedulers = schedulers
@@ -125,6 +125,7 @@ class JobManager:
         self.max_jobs = max_jobs
         self.ttl_s = ttl_s
         self.max_pixels = max_pixels  # per video frame, as --max-pixels is per image
+        self.encoder = encoder  # software / nvenc / auto, for every job (ServerConfig.encoder)
         self._jobs: dict[str, Job] = {}
         self._queue: deque[str] = deque()
         self._cond = threading.Condition()
@@ -293,7 +294,8 @@ class JobManager:
                     raise Interrupted("cancelled before start")
                 summary = view.enhance_file(job.input_path, job.output_path, overwrite=True,
                                             on_progress=on_progress, cancel=job.cancel, untrusted=True,
-                                            max_pixels=self.max_pixels, **job.window())
+                                            max_pixels=self.max_pixels, **job.window(),
+                                            **({"encoder": self.encoder} if self.encoder != "software" else {}))
             state = JobState.done
         except Interrupted:
             state = JobState.cancelled

@@ -70,6 +70,9 @@ def add_serve(subparsers) -> None:
                    help="seconds a finished video result is kept (default 3600)")
     s.add_argument("--work-dir", default=None,
                    help="where uploads and results live (default: a temporary folder removed at exit)")
+    s.add_argument("--encoder", default="software", choices=["software", "nvenc", "auto"],
+                   help="what encodes video job results: software (CPU, default), nvenc (NVIDIA's hardware "
+                   "encoder: L4/L40S/RTX; A100/H100/H200 have none) or auto (NVENC where it works)")
     p.set_defaults(run=_run_serve)
 
 
@@ -90,6 +93,7 @@ def config_from_args(args: argparse.Namespace):
         job_ttl_s=args.job_ttl,
         work_dir=args.work_dir,
         host=args.host,
+        encoder=getattr(args, "encoder", "software"),
     )
 
 
@@ -106,6 +110,10 @@ def _run_serve(args: argparse.Namespace) -> int:
     from stream_gpen.server._app import create_app
 
     config = config_from_args(args)
+    if config.encoder == "nvenc":  # fail at start, not at the first video job
+        from stream_gpen.io._sink import resolve_encoder
+
+        resolve_encoder("nvenc", "h264")
     enh = _make_enhancer(args)  # weights errors surface here, before the port is bound
     app = create_app(enh, config=config)
     log.info("serving %s on http://%s:%d (docs at /docs, live page at /)", enh.model_name, args.host, args.port)
