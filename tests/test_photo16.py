@@ -210,3 +210,23 @@ def test_api_takes_16bit_arrays_and_gives_16bit_back(shared, mobilenet_weights):
     assert grey.dtype == np.uint16 and grey.shape == deep.shape[:2]
     with pytest.raises(InvalidInputError, match=r"must be uint8 \(or uint16"):
         enh.enhance_image(deep.astype(np.float32))
+
+
+def test_jpeg_with_a_gain_map_says_what_hdr_screens_will_show(tmp_path):
+    """Phones' Ultra HDR JPEGs carry a gain map as a second MPF picture: only the main photo is
+    restored, and the note says so in those terms (not as an 'animation')."""
+    main_img = Image.fromarray(_gradient(60, 80)[..., ::-1].astype(np.uint8) // 2 + 20)
+    gain = Image.new("L", (20, 15), 128)
+    # a stand-in for the hdrgm XMP (Pillow 13's MPO writer breaks the MPF offsets with a longer XMP)
+    src = tmp_path / "PXL_0001.jpg"
+    main_img.save(src, format="MPO", save_all=True, append_images=[gain.convert("RGB")], xmp=b"<x hdrgm/>")
+    with Image.open(src) as im:
+        assert im.format == "MPO" and im.n_frames == 2
+    notes: list[str] = []
+    rgb, *_ = _load(src, notes)
+    assert rgb.shape == (60, 80, 3)
+    assert len(notes) == 1 and "holds 2 pictures (an HDR gain map)" in notes[0] and "as SDR" in notes[0]
+    main_img.save(tmp_path / "stereo.jpg", format="MPO", save_all=True, append_images=[main_img])
+    notes = []
+    _load(tmp_path / "stereo.jpg", notes)
+    assert len(notes) == 1 and "e.g. an HDR gain map or a stereo pair" in notes[0] and "animation" not in notes[0]

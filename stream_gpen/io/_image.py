@@ -232,10 +232,17 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
     try:
         with Image.open(path) as im:
             frames = getattr(im, "n_frames", 1)
-            if frames > 1:
+            if frames > 1 and im.format == "MPO":
+                # A JPEG with more pictures behind it (MPF): phones' Ultra HDR gain map, a stereo pair
+                xmp = im.info.get("xmp") or b""
+                gain_map = (b"hdrgm" if isinstance(xmp, bytes) else "hdrgm") in xmp
+                msg = (f"{path} holds {frames} pictures ({'an HDR gain map' if gain_map else 'e.g. an HDR gain map or a stereo pair'}): "
+                       "the main photo is restored and written on its own, so HDR screens show it as SDR")
+            elif frames > 1:
                 # Animated PNG/WebP (or a multi-page TIFF): Pillow shows the first frame only.
                 msg = (f"{path} has {frames} frames (animation or pages): only the first is restored; "
                        "convert it to a video (e.g. .mp4) to restore every frame")
+            if frames > 1:
                 log.warning(msg)
                 if notes is not None:
                     notes.append(msg)
