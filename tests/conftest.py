@@ -33,6 +33,29 @@ def mobilenet_weights(shared: Path) -> Path:
     return shared / "weights" / "detection_mobilenet0.25_Final.pth"
 
 
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    """A checkpoint file of the tiny random-weight GPEN (what ``--model PATH`` takes)."""
+    import torch
+
+    from stream_gpen.models.gpen import TINY_CONFIG, random_generator
+
+    path = tmp_path_factory.mktemp("ckpt") / "tiny64.pth"
+    torch.save(random_generator(TINY_CONFIG, seed=1).state_dict(), path)
+    return path
+
+
+@pytest.fixture
+def det_home(tmp_path, monkeypatch, mobilenet_weights):
+    """A weights cache holding the real MobileNet detector and nothing else; downloads off."""
+    home = tmp_path / "home"
+    home.mkdir()
+    os.symlink(mobilenet_weights, home / mobilenet_weights.name)
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(home))
+    monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
+    return home
+
+
 def _cuda_available() -> bool:
     try:
         import torch

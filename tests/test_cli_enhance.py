@@ -12,25 +12,6 @@ import pytest
 import torch
 
 from stream_gpen.cli import main
-from stream_gpen.models.gpen import TINY_CONFIG, random_generator
-
-
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("ckpt") / "tiny64.pth"
-    torch.save(random_generator(TINY_CONFIG, seed=1).state_dict(), path)
-    return path
-
-
-@pytest.fixture
-def det_home(tmp_path, monkeypatch, mobilenet_weights):
-    """A weights cache holding the real MobileNet detector and nothing else; downloads off."""
-    home = tmp_path / "home"
-    home.mkdir()
-    os.symlink(mobilenet_weights, home / mobilenet_weights.name)
-    monkeypatch.setenv("STREAM_GPEN_HOME", str(home))
-    monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
-    return home
 
 
 def _run(*args) -> int:

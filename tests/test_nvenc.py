@@ -34,7 +34,6 @@ from stream_gpen.io._sink import (
     nvenc_pix_fmt,
     nvenc_preset,
 )
-from stream_gpen.models.gpen import TINY_CONFIG, random_generator
 
 CLIP = "lavfi:testsrc2=size=64x48:rate=25:duration=0.2"  # 5 frames
 CLIP10 = CLIP + ",format=yuv420p10le"
@@ -364,23 +363,6 @@ def test_enhance_file_encoder(enhancer, clip, tmp_path):
 
 
 # --- command line ----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("ckpt") / "tiny64.pth"
-    torch.save(random_generator(TINY_CONFIG, seed=1).state_dict(), path)
-    return path
-
-
-@pytest.fixture
-def det_home(tmp_path, monkeypatch, mobilenet_weights):
-    home = tmp_path / "home"
-    home.mkdir()
-    os.symlink(mobilenet_weights, home / mobilenet_weights.name)
-    monkeypatch.setenv("STREAM_GPEN_HOME", str(home))
-    monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
-    return home
-
-
 @needs_no_nvenc
 def test_cli_encoder_nvenc_exits_2_with_one_line_before_loading_a_model(clip, tmp_path, monkeypatch, capsys):
     # offline with no weights: were the model loaded first, this would be exit 3 (weights)

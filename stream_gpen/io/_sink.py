@@ -848,23 +848,28 @@ class FileSink(_Sink):
             self.fallbacks.append(msg)
             log.warning(msg)
             return None
-        parts = []
         if enc == "libx265":  # chromaticities in 0.00002, luminance in 0.0001 cd/m²
+            names = ("master-display", "max-cll")
+
             def xy(p):
                 return f"({round(p[0] * 50000)},{round(p[1] * 50000)})"
-            if md is not None:
-                parts.append(f"master-display=G{xy(md['g'])}B{xy(md['b'])}R{xy(md['r'])}WP{xy(md['white'])}"
-                             f"L({round(md['max_nits'] * 10000)},{round(md['min_nits'] * 10000)})")
-            if cl is not None:
-                parts.append(f"max-cll={cl[0]},{cl[1]}")
-        else:
+
+            def nits(v):
+                return str(round(v * 10000))
+        else:  # SVT-AV1: plain numbers
+            names = ("mastering-display", "content-light")
+
             def xy(p):
                 return f"({p[0]:.4f},{p[1]:.4f})"
-            if md is not None:
-                parts.append(f"mastering-display=G{xy(md['g'])}B{xy(md['b'])}R{xy(md['r'])}WP{xy(md['white'])}"
-                             f"L({md['max_nits']:.4f},{md['min_nits']:.4f})")
-            if cl is not None:
-                parts.append(f"content-light={cl[0]},{cl[1]}")
+
+            def nits(v):
+                return f"{v:.4f}"
+        parts = []
+        if md is not None:
+            parts.append(f"{names[0]}=G{xy(md['g'])}B{xy(md['b'])}R{xy(md['r'])}WP{xy(md['white'])}"
+                         f"L({nits(md['max_nits'])},{nits(md['min_nits'])})")
+        if cl is not None:
+            parts.append(f"{names[1]}={cl[0]},{cl[1]}")
         return ":".join(parts)
 
     @property
