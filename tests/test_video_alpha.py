@@ -135,18 +135,23 @@ def test_transparency_in_mkv_is_prores_4444_and_vp9_on_request(tmp_path, mobilen
     assert any("transparency at 8 bits only" in f or "no pixel format above 8 bits" in f for f in summary.fallbacks)
 
 
-@pytest.mark.parametrize("dst_name, codec", [("o.mp4", "auto"), ("o.mov", "h264")])
-def test_outputs_without_transparency_say_so(tmp_path, mobilenet_weights, dst_name, codec):
+@pytest.mark.parametrize("src, dst_name, codec, want", [
+    (("png", "rgba", None), "o.mp4", "auto", "h264"),
+    (("png", "rgba", None), "o.mov", "h264", "h264"),
+    # a 10-bit keyed source into .mp4 goes HEVC: libx265 lists yuva420p, but this build cannot open it
+    (("prores_ks", "yuva444p10le", {"profile": "4"}), "o.mp4", "auto", "hevc"),
+])
+def test_outputs_without_transparency_say_so(tmp_path, mobilenet_weights, src, dst_name, codec, want):
     from stream_gpen import Enhancer
 
     from tests._doubles import IdentityRestorer
 
-    _clip(tmp_path / "k.mov", "png", "rgba")
+    _clip(tmp_path / "k.mov", *src)
     summary = Enhancer(IdentityRestorer(64), device="cpu", detector_weights=mobilenet_weights).enhance_file(
         tmp_path / "k.mov", tmp_path / dst_name, codec=codec)
     assert any("transparency" in f and ".mov" in f and ".webm" in f for f in summary.fallbacks), summary.fallbacks
     got, alphas, _ = _decoded_alpha(tmp_path / dst_name)
-    assert got == "h264" and alphas[0] is None
+    assert got == want and alphas[0] is None and summary.frames_out == 3
 
 
 def test_prores_without_alpha_is_422_hq_and_takes_no_crf(tmp_path):

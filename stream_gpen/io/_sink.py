@@ -364,7 +364,8 @@ def resolve_codec(codec: str, target, source=None) -> str:
     return "hevc" if getattr(source, "high_bit_depth", False) is True else "h264"
 
 
-#: where transparency can go: (codec, containers) the sink writes alpha into
+#: where transparency can go: the encoders the sink writes alpha with, and what to tell users
+_ALPHA_ENCODERS = ("prores_ks", "libvpx-vp9")
 _ALPHA_HOME = "write .mov or .mkv (ProRes 4444) or .webm (VP9) to keep it"
 
 
@@ -1218,7 +1219,9 @@ class FileSink(_Sink):
         (ProRes 4444, VP9 4:2:0 at 8 bits); VP9 drops a 10-bit source to 8 bits for it (keyed
         footage needs its key more than two extra bits). Elsewhere (H.264, HEVC, AV1, NVENC) the
         output is opaque, and the fallbacks say so."""
-        formats = _video_formats(self.encoder)
+        # Only encoders known to write alpha: libx265 lists yuva420p, but opening it fails unless
+        # x265 was built with its alpha layer (this wheel's is not), so the format list is not enough.
+        formats = _video_formats(self.encoder) if self.encoder in _ALPHA_ENCODERS else set()
         twin = alpha_twin(self._pix)
         if twin is None or twin not in formats:
             pix8 = self._choose_pix()
