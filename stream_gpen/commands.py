@@ -535,11 +535,12 @@ def describe_input(spec: str) -> dict:
             plan.append(hdr.describe())
             if "mastering_display" in m.extra or "content_light" in m.extra:
                 plan.append("HDR10 mastering display / light level metadata: kept (HEVC and AV1 outputs)")
-        if src.high_bit_depth:
-            plan.append(f"{bits}-bit: kept at {bits} bits, the faces at the model's own precision "
-                        "(--bit-depth 8 for 8-bit)")
         dst = default_output(spec)
         codec = resolve_codec("auto", dst, src)
+        if src.high_bit_depth:
+            kept = min(bits, 10) if codec == "prores" else bits  # FFmpeg's ProRes encoder takes 10-bit input
+            plan.append(f"{bits}-bit: kept at {kept} bits, the faces at the model's own precision "
+                        "(--bit-depth 8 for 8-bit)")
         out["alpha"] = bool(src.has_alpha)
         plan.append(f"written as {codec} into {Path(dst).suffix} by default (--codec, -o), "
                     + ("audio copied" if m.audio else "no audio"))

@@ -1206,6 +1206,11 @@ class FileSink(_Sink):
             src = self.meta.pix_fmt if self.meta is not None else "yuv422p10le"
             self._pix = "yuv444p10le" if alpha or chroma_of(src) == "444" else "yuv422p10le"
             self._hi = frame.hi is not None
+            if self._hi and bits_per_component(src) > 10:
+                msg = (f"FFmpeg's ProRes encoder takes 10-bit input: the {bits_per_component(src)}-bit source ({src}) "
+                       f"is written at 10 bits (codec='hevc' keeps 12)")
+                self.fallbacks.append(msg)
+                log.warning(msg)
         else:
             pix = self._choose_hi_pix() if frame.hi is not None else None
             self._hi = pix is not None
