@@ -206,6 +206,12 @@ class Enhancer:
       source's depth (``codec="auto"`` then picks HEVC Main 10, which players and hardware
       decoders play, unlike H.264 High 10). Costs ~3x the ring memory and ~1.4-1.7x the
       conversion time per frame of such video; ``False`` decodes and writes 8-bit.
+    * ``aligned``: the inputs are aligned face crops already (FFHQ-style: GFPGAN's and
+      CodeFormer's ``cropped_faces``, face datasets, the output of another aligner). Each whole
+      picture (or video frame) is resized to the model's size, restored and resized back, as
+      GPEN's, GFPGAN's and CodeFormer's own aligned modes do: no detection, no paste mask, the
+      crop's edges restored too. On a picture that is not such a crop the result is a distorted
+      "face" over everything: leave it off for ordinary photos and video.
     """
 
     def __init__(
@@ -232,6 +238,7 @@ class Enhancer:
         parser_weights: str | Path | None = None,
         strength: float | None = None,
         high_bit_depth: bool = True,
+        aligned: bool = False,
     ) -> None:
         from stream_gpen.faces import FaceDetector
         from stream_gpen.runtime import select_device
@@ -258,6 +265,7 @@ class Enhancer:
             raise InvalidInputError(f"mask must be one of ('feather', 'parse'), got {mask!r}")
         self.mask = mask
         self.high_bit_depth = bool(high_bit_depth)
+        self.aligned = bool(aligned)
         self.smooth_lag = smooth_lag
         self.deinterlace = deinterlace
         self.device, device_note = select_device(device)
@@ -323,9 +331,9 @@ class Enhancer:
             detect_every=self.detect_every, select=self.faces, min_face=self.min_face, max_faces=self.max_faces,
             **(TRACKER_OPTIONS if lag > 0 else {}),
         )
-        smoother = FixedLagSmoother(lag=lag) if lag > 0 else None
+        smoother = FixedLagSmoother(lag=lag) if lag > 0 and not self.aligned else None
         return FaceStage(self.restorer, self.detector, tracker, timer=timer or StageTimer(), smoother=smoother,
-                         parser=self.parser, strength=self.strength)
+                         parser=self.parser, strength=self.strength, aligned=self.aligned)
 
     def _open(self, spec, *, live: bool | None = None, sink_queue: int = 0, timer: StageTimer | None = None,
               untrusted: bool = False, max_pixels: int | None = None, start: float = 0.0,

@@ -95,6 +95,10 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    "faces gain little and cost as much as big ones")
     f.add_argument("--max-faces", type=_positive_int, default=None, metavar="N",
                    help="restore at most N faces per frame, the largest (default: all); crowds cost per face")
+    f.add_argument("--aligned", action="store_true",
+                   help="the inputs are aligned face crops already (FFHQ-style, like GFPGAN's/CodeFormer's "
+                   "cropped_faces): each whole picture is resized to the model, restored and resized back; "
+                   "no detection, no paste mask")
     f.add_argument("--detector", default="auto", choices=["auto", "resnet50", "mobilenet0.25"],
                    help="RetinaFace backbone (auto: ResNet-50 on CUDA, MobileNet-0.25 on CPU)")
     f.add_argument("--detector-weights", metavar="PATH",
@@ -179,6 +183,7 @@ def _make_enhancer(args):
         smooth_lag=getattr(args, "smooth_lag", None), deinterlace=getattr(args, "deinterlace", "auto"),
         mask=getattr(args, "mask", "feather"), parser_weights=getattr(args, "parser_weights", None),
         strength=getattr(args, "strength", None), high_bit_depth=getattr(args, "bit_depth", "auto") == "auto",
+        aligned=getattr(args, "aligned", False),
     )
 
 

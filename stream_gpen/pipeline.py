@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import torch
+import torch.nn.functional as F
 
 from stream_gpen.faces import FaceDetector, FaceTracker, FixedLagSmoother, estimate_affines, paste_faces, warp_faces
 from stream_gpen.summary import RunSummary, StageTimer
@@ -75,6 +76,10 @@ class FaceStage:
     #: HDR video (PQ/HLG): the model gets each crop as an SDR picture and its change is mapped
     #: back into the source's codes (:class:`~stream_gpen.faces._hdr.HdrColour`); ``None`` = SDR.
     colour: object | None = None
+    #: The pictures are aligned face crops already (FFHQ-style, as GFPGAN's / CodeFormer's
+    #: ``cropped_faces`` and face datasets are): each whole picture is resized to the model's size
+    #: (see :meth:`_restore_aligned`), restored, and resized back; no detection, no mask.
+    aligned: bool = False
     detector_calls: int = 0
     detector_probes: int = 0  # of detector_calls: the tracker's change-watch probes (a region only)
     faces_restored: int = 0
@@ -135,6 +140,8 @@ class FaceStage:
         final: this frame without a smoother, else frame ``index - lag`` (none while the first
         ``lag`` frames fill the window). Every frame comes out exactly once, in order; call
         :meth:`plan_flush` at the end of the stream for the last ``lag`` frames."""
+        if self.aligned:
+            return [(index, self._whole(image))]
         tracks = self._track(index, image)
         with self.timer("track"):
             if self.smoother is None:
@@ -154,6 +161,8 @@ class FaceStage:
 
     def plan_still(self, image: torch.Tensor) -> torch.Tensor:
         """Affines for a single image: always detect, no temporal smoothing."""
+        if self.aligned:
+            return self._whole(image)
         with self.timer("detect"):
             dets = self.detector.detect([image], **self._aspect_kw())[0]
             self.detector_calls += 1
@@ -171,6 +180,8 @@ class FaceStage:
         sink can encode the untouched background at its original precision.
         ``indices``: the frame indices the affines were planned for (video), so parse masks can
         follow their tracks (:attr:`parse_every`); ``None`` for still images."""
+        if self.aligned:
+            return self._restore_aligned(images, hi)
         keys = None
         if indices is not None:
             ids = [self._plan_ids.pop(i, None) for i in indices]
@@ -228,6 +239,46 @@ class FaceStage:
                 start += k
         self.faces_restored += n
         return n
+
+    def _whole(self, image: torch.Tensor) -> torch.Tensor:
+        """``aligned``: the picture -> S x S scaling, as a ``[1,2,3]`` affine (pixel centres)."""
+        h, w = int(image.shape[0]), int(image.shape[1])
+        sx, sy = self.size / w, self.size / h
+        return torch.tensor([[[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5]]], dtype=torch.float32)
+
+    def _restore_aligned(self, images: list[torch.Tensor], hi: list[torch.Tensor | None] | None) -> int:
+        """``aligned``: every picture is one face crop. Resized to S x S (a no-op at S; bilinear
+        when growing, as GPEN's ``cv2.resize``; area when shrinking, where bilinear would alias, e.g.
+        a 512 crop for GPEN-256), restored (with ``strength``), resized back to its own size the
+        same way and written over the whole picture, and over its 16-bit copy from the restorer's
+        unquantised output where there is one."""
+        if not images:
+            return 0
+        size = self.size
+        deep = hi is not None and any(h is not None for h in hi)
+        with self.timer("align"):
+            crops = torch.stack([_resize(img.permute(2, 0, 1), size, size) for img in images])
+        with self.timer("restore"):
+            if deep and callable(getattr(self.restorer, "restore_fine", None)):
+                out, out_f = self.restorer.restore_fine(crops)
+            else:
+                out = self.restorer(crops)
+                out_f = out.float() if deep else None
+            out = out.to(images[0].device)
+            restored = blend_crops(out, crops, self.strength) if self.strength < 1.0 else out
+        with self.timer("paste"):
+            for j, img in enumerate(images):
+                h, w = int(img.shape[0]), int(img.shape[1])
+                img.copy_(_resize(restored[j], h, w).permute(1, 2, 0))
+                if deep and hi[j] is not None:
+                    face = out_f[j].to(hi[j].device)
+                    if self.strength < 1.0:
+                        own = _resize(hi[j].permute(2, 0, 1), size, size).float() / 257.0
+                        face = face * float(self.strength) + own * (1.0 - float(self.strength))
+                    hi[j].copy_(_resize(face * 257.0, h, w, top=65535).permute(1, 2, 0))
+        self.faces_restored += len(images)
+        self.frames_with_faces += len(images)
+        return len(images)
 
     def _restored_hi(self, out_f: torch.Tensor, hi: list[torch.Tensor], counts: list[int],
                      affines: torch.Tensor) -> torch.Tensor:
@@ -290,6 +341,20 @@ class FaceStage:
         at, begin, target = entry
         w = min(max((index - at + 1) / self.parse_every, 0.0), 1.0)
         return target if begin is target or w >= 1.0 else torch.lerp(begin, target, w)
+
+
+def _resize(chw: torch.Tensor, h: int, w: int, *, top: int = 255) -> torch.Tensor:
+    """``[C,H,W]`` uint8 / uint16 / float -> ``[C,h,w]`` in the integer type (uint8, or uint16 for
+    ``top=65535``; float input rounds to it): bilinear (half-pixel centres, like ``cv2.resize``'s
+    default) when growing or unchanged in size, area averaging when shrinking (no aliasing)."""
+    dtype = torch.uint8 if top == 255 else torch.uint16
+    if tuple(chw.shape[1:]) == (h, w) and chw.dtype == dtype:
+        return chw.clone()
+    x = chw.to(torch.float32)[None]
+    if (h, w) != tuple(chw.shape[1:]):
+        mode = "area" if h < chw.shape[1] and w < chw.shape[2] else "bilinear"
+        x = F.interpolate(x, size=(h, w), mode=mode, **({"align_corners": False} if mode == "bilinear" else {}))
+    return x[0].add_(0.5).floor_().clamp_(0, top).to(dtype)
 
 
 def blend_crops(restored: torch.Tensor, crops: torch.Tensor, strength: float) -> torch.Tensor:

@@ -44,7 +44,7 @@ def test_every_cookbook_command_is_tested_here():
     text = (REPO / "docs" / "cookbook.md").read_text()
     commands = re.findall(r"^stream-gpen (\w+)", text, flags=re.M)
     assert commands == ["info", "enhance", "enhance", "enhance", "enhance", "enhance", "enhance", "enhance",
-                        "enhance", "enhance", "enhance", "serve"]  # the server is tested in test_server.py
+                        "enhance", "enhance", "enhance", "enhance", "serve"]  # the server is tested in test_server.py
 
 
 def test_look_before_a_long_run(tmp_path, shared, home, capsys):
@@ -117,3 +117,15 @@ def test_archive_scans_and_keyed_footage(tmp_path, shared, home):
     assert run("enhance", tmp_path / "presenter_keyed.mov") == 0
     codec, alphas, _ = _decoded_alpha(tmp_path / "presenter_keyed_enhanced.mov")
     assert codec == "prores" and len(alphas) == 3 and all(a is not None for a in alphas)
+
+
+def test_face_crops_from_datasets_or_other_tools(tmp_path, shared, home):
+    import cv2
+
+    crops = tmp_path / "cropped_faces"
+    crops.mkdir()
+    shutil.copy(shared / "data/faces/aligned/codeformer_crop_0240.png", crops / "0240.png")
+    report = tmp_path / "r.json"
+    assert run("enhance", crops, "-o", tmp_path / "restored_faces", "--aligned", "--report", report) == 0
+    assert json.loads(report.read_text())["detector_calls"] == 0
+    assert cv2.imread(str(tmp_path / "restored_faces" / "0240.png")).shape == (512, 512, 3)
