@@ -212,21 +212,46 @@ def test_api_takes_16bit_arrays_and_gives_16bit_back(shared, mobilenet_weights):
         enh.enhance_image(deep.astype(np.float32))
 
 
-def test_jpeg_with_a_gain_map_says_what_hdr_screens_will_show(tmp_path):
-    """Phones' Ultra HDR JPEGs carry a gain map as a second MPF picture: only the main photo is
-    restored, and the note says so in those terms (not as an 'animation')."""
-    main_img = Image.fromarray(_gradient(60, 80)[..., ::-1].astype(np.uint8) // 2 + 20)
-    gain = Image.new("L", (20, 15), 128)
+def test_ultra_hdr_gain_map_is_kept_in_jpeg_output(tmp_path, shared, mobilenet_weights):
+    """Phones' Ultra HDR JPEGs carry a gain map as a second MPF picture: the main photo is
+    restored and the gain map written back byte for byte behind it, with a new MPF index;
+    other output formats drop it and say so; a stereo MPO is noted as such."""
+    from stream_gpen import Enhancer
+
+    from tests._doubles import SolidRestorer
+
+    bgr = cv2.imread(str(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg"))
+    main_img = Image.fromarray(np.ascontiguousarray(cv2.resize(bgr, (320, 240))[..., ::-1]))
+    gain = Image.fromarray(np.tile(np.arange(40, dtype=np.uint8)[None] * 6, (30, 1))).convert("RGB")
     # a stand-in for the hdrgm XMP (Pillow 13's MPO writer breaks the MPF offsets with a longer XMP)
     src = tmp_path / "PXL_0001.jpg"
-    main_img.save(src, format="MPO", save_all=True, append_images=[gain.convert("RGB")], xmp=b"<x hdrgm/>")
+    main_img.save(src, format="MPO", save_all=True, append_images=[gain], xmp=b"<x hdrgm/>")
     with Image.open(src) as im:
         assert im.format == "MPO" and im.n_frames == 2
+    from stream_gpen.io._image import _read_gain_map
+
+    with Image.open(src) as im:
+        gain_bytes = _read_gain_map(im, src)["gain_map"]
+    assert gain_bytes[:2] == b"\xff\xd8" and src.read_bytes().endswith(gain_bytes)
     notes: list[str] = []
-    rgb, *_ = _load(src, notes)
-    assert rgb.shape == (60, 80, 3)
-    assert len(notes) == 1 and "holds 2 pictures (an HDR gain map)" in notes[0] and "as SDR" in notes[0]
+    _load(src, notes)
+    assert notes == []  # nothing is lost for JPEG output
+    enh = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights, faces="largest")
+    summary = enh.enhance_file(src, tmp_path / "out.jpg")
+    assert summary.faces_restored == 1 and not summary.fallbacks
+    out = (tmp_path / "out.jpg").read_bytes()
+    assert out.endswith(gain_bytes)
+    with Image.open(tmp_path / "out.jpg") as im:
+        assert im.format == "MPO" and im.n_frames == 2 and b"hdrgm" in im.info["xmp"]
+        first = np.asarray(im.convert("RGB"))
+        assert (first > 250).all(axis=2).sum() > 500  # the restored (solid white) face is in the main photo
+        im.seek(1)
+        assert im.size == (40, 30) and np.abs(np.asarray(im.convert("L")).astype(int) - np.asarray(gain.convert("L"))).max() <= 2
+        entries = im.mpinfo[0xB002]
+        assert entries[0]["Size"] == len(out) - len(gain_bytes) and entries[1]["Size"] == len(gain_bytes)
+    summary = enh.enhance_file(src, tmp_path / "out.png")
+    assert any("HDR gain map was dropped: PNG output cannot hold it" in f for f in summary.fallbacks)
     main_img.save(tmp_path / "stereo.jpg", format="MPO", save_all=True, append_images=[main_img])
     notes = []
     _load(tmp_path / "stereo.jpg", notes)
-    assert len(notes) == 1 and "e.g. an HDR gain map or a stereo pair" in notes[0] and "animation" not in notes[0]
+    assert len(notes) == 1 and "a stereo pair" in notes[0] and "animation" not in notes[0]

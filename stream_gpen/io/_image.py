@@ -12,6 +12,8 @@ progressive flag and comment, a TIFF's compression, a lossless WebP stays lossle
 that does not describe the written pixels (CMYK, which Pillow converts to RGB naively) is
 dropped and reported; so is anything the output format cannot hold.
 
+Phones' Ultra HDR JPEGs keep their HDR gain map in JPEG output (see ``_with_gain_map``).
+
 16-bit PNGs and TIFFs (scans, raw developers' exports) keep their 16 bits: OpenCV decodes them
 (Pillow opens 16-bit RGB as 8-bit), the frame carries them as ``hi`` (faces are restored into it at
 the restorer's own precision), and the sink writes 16 bits back with the same metadata (PNG:
@@ -167,6 +169,8 @@ def read_image_info(im, path: Path) -> dict:
         sampling = JpegImagePlugin.get_sampling(im)
         if sampling in (0, 1, 2):
             out["subsampling"] = sampling
+    if im.format == "MPO":
+        out.update(_read_gain_map(im, path))
     if im.format == "WEBP":
         out["lossless"] = _webp_is_lossless(path)
     try:
@@ -194,6 +198,76 @@ def read_image_info(im, path: Path) -> dict:
         except (OSError, ValueError, TypeError, KeyError) as e:  # a malformed maker note, say
             log.warning("%s: its EXIF block could not be re-encoded and is not carried over: %s", path, e)
     return out
+
+
+# --- Ultra HDR / gain-map JPEGs --------------------------------------------------------------
+# Phones (Android's Ultra HDR, Adobe's gain map spec) store an HDR photo as an ordinary JPEG plus a
+# small "gain map" JPEG behind it, indexed by an MPF (CIPA DC-007) segment of the first: HDR
+# screens brighten the picture by the map, SDR screens show the first JPEG. The map is carried
+# over byte for byte (its own XMP holds the gain parameters, and the primary's XMP its length), the
+# restored primary gets a new MPF segment pointing at it. The map was made for the original
+# picture: a restored face is brightened as the original face was.
+_ISO_GAIN_MAP = b"urn:iso:std:iso:ts:21496:-1\x00"
+
+
+def _jpeg_segments(data: bytes):
+    """(offset, marker, whole segment) of the APPn/COM segments after SOI, up to the first other."""
+    i = 2
+    while i + 4 <= len(data) and data[i] == 0xFF and (0xE0 <= data[i + 1] <= 0xEF or data[i + 1] == 0xFE):
+        n = int.from_bytes(data[i + 2 : i + 4], "big")
+        yield i, data[i + 1], data[i : i + 2 + n]
+        i += 2 + n
+
+
+def _read_gain_map(im, path: Path) -> dict:
+    """``{"gain_map": bytes, "gain_map_iso": APP2 segment}`` of an MPO JPEG whose primary XMP names
+    an HDR gain map (``hdrgm``); ``{}`` for other MPOs (stereo pairs) or anything unexpected."""
+    xmp = im.info.get("xmp") or b""
+    if (b"hdrgm" if isinstance(xmp, bytes) else "hdrgm") not in xmp:
+        return {}
+    try:
+        entries = im.mpinfo[0xB002]
+        data = path.read_bytes()
+        mpf = next(off for off, marker, seg in _jpeg_segments(data) if marker == 0xE2 and seg[4:8] == b"MPF\x00")
+        tiff = mpf + 8
+        start, size = tiff + int(entries[1]["DataOffset"]), int(entries[1]["Size"])
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError, StopIteration, OSError):
+        return {}
+    gain = data[start : start + size]
+    if len(gain) != size or gain[:2] != b"\xff\xd8":
+        return {}
+    out = {"gain_map": gain}
+    iso = next((seg for _, marker, seg in _jpeg_segments(data) if marker == 0xE2 and seg[4:4 + len(_ISO_GAIN_MAP)]
+                == _ISO_GAIN_MAP), None)
+    if iso is not None:
+        out["gain_map_iso"] = iso
+    return out
+
+
+def _with_gain_map(primary: bytes, gain: bytes, iso: bytes | None) -> bytes:
+    """``primary`` (a JPEG) + an MPF segment (and the ISO 21496-1 version segment) after its APPn
+    segments + ``gain`` after its end: a two-picture MPO as Ultra HDR writes it."""
+    import struct
+
+    pos = 2
+    for off, _, seg in _jpeg_segments(primary):
+        pos = off + len(seg)
+    iso = iso or b""
+    n_ifd = 3
+    entries_at = 8 + 2 + 12 * n_ifd + 4
+    mpf_len = 2 + 2 + 4 + entries_at + 32  # marker, length, "MPF\0", TIFF header + IFD, 2 entries
+    total = len(primary) + len(iso) + mpf_len
+    tiff_at = pos + len(iso) + 8  # where the MPF offsets count from
+    body = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", n_ifd)
+    body += struct.pack("<HHI4s", 0xB000, 7, 4, b"0100")
+    body += struct.pack("<HHII", 0xB001, 4, 1, 2)
+    body += struct.pack("<HHII", 0xB002, 7, 32, entries_at)
+    body += struct.pack("<I", 0)
+    body += struct.pack("<IIIHH", 0x20030000, total, 0, 0, 0)  # representative, baseline MP primary
+    body += struct.pack("<IIIHH", 0, len(gain), total - tiff_at, 0, 0)
+    seg = b"\xff\xe2" + struct.pack(">H", 2 + 4 + len(body)) + b"MPF\x00" + body
+    assert len(seg) == mpf_len
+    return primary[:pos] + iso + seg + primary[pos:] + gain
 
 
 def _webp_is_lossless(path: Path) -> bool:
@@ -232,21 +306,23 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
     try:
         with Image.open(path) as im:
             frames = getattr(im, "n_frames", 1)
-            if frames > 1 and im.format == "MPO":
-                # A JPEG with more pictures behind it (MPF): phones' Ultra HDR gain map, a stereo pair
-                xmp = im.info.get("xmp") or b""
-                gain_map = (b"hdrgm" if isinstance(xmp, bytes) else "hdrgm") in xmp
-                msg = (f"{path} holds {frames} pictures ({'an HDR gain map' if gain_map else 'e.g. an HDR gain map or a stereo pair'}): "
-                       "the main photo is restored and written on its own, so HDR screens show it as SDR")
+            image_info = read_image_info(im, path)
+            msg = None
+            if frames > 1 and "gain_map" in image_info:
+                # phones' Ultra HDR JPEG: the gain map goes back into JPEG output (the sink says
+                # when another format drops it)
+                log.info("%s: HDR gain-map JPEG: the main photo is restored, the gain map kept for JPEG output", path)
+            elif frames > 1 and im.format == "MPO":
+                msg = (f"{path} holds {frames} pictures (a stereo pair, or an HDR gain map it could not read): the main "
+                       "photo is restored and written on its own")
             elif frames > 1:
                 # Animated PNG/WebP (or a multi-page TIFF): Pillow shows the first frame only.
                 msg = (f"{path} has {frames} frames (animation or pages): only the first is restored; "
                        "convert it to a video (e.g. .mp4) to restore every frame")
-            if frames > 1:
+            if msg is not None:
                 log.warning(msg)
                 if notes is not None:
                     notes.append(msg)
-            image_info = read_image_info(im, path)
             bits = _bits_per_sample(im, path) if im.format in ("PNG", "TIFF") else 8
             orientation = int(im.getexif().get(0x0112, 1) or 1)
             im = ImageOps.exif_transpose(im)
@@ -544,8 +620,19 @@ class ImageSink(_Sink):
             self._note(f"16-bit pictures were written at 8 bits: {fmt or path.suffix} holds 8 (write .png or .tif "
                        "to keep 16)", path)
             hi = None
+        gain = info.get("gain_map")
+        if gain is not None and fmt != "JPEG":
+            self._note(f"the HDR gain map was dropped: {fmt or path.suffix} output cannot hold it (write .jpg to keep "
+                       "it); HDR screens show the photo as SDR", path)
+            gain = None
         try:
-            if hi is None:
+            if gain is not None:
+                import io
+
+                buf = io.BytesIO()
+                im.save(buf, format="JPEG", **kwargs)
+                tmp.write_bytes(_with_gain_map(buf.getvalue(), gain, info.get("gain_map_iso")))
+            elif hi is None:
                 im.save(tmp, **kwargs)
             else:
                 has_alpha = im.mode in ("LA", "RGBA")
