@@ -255,3 +255,21 @@ def test_ultra_hdr_gain_map_is_kept_in_jpeg_output(tmp_path, shared, mobilenet_w
     notes = []
     _load(tmp_path / "stereo.jpg", notes)
     assert len(notes) == 1 and "a stereo pair" in notes[0] and "animation" not in notes[0]
+
+
+def test_iphone_hdr_gain_map_loss_is_reported(tmp_path):
+    from fractions import Fraction
+
+    import torch
+
+    from stream_gpen.io._image import _heif_gain_map
+    from stream_gpen.io._ring import Frame
+
+    assert _heif_gain_map({"aux": {"urn:com:apple:photo:2020:aux:hdrgainmap": [2]}})
+    assert not _heif_gain_map({"aux": {"urn:mpeg:hevc:2015:auxid:1": [3]}}) and not _heif_gain_map({})
+    sink = ImageSink(tmp_path / "o.jpg")
+    frame = Frame(index=0, pts=0, time_base=Fraction(1), time=0.0,
+                  _image=torch.zeros((8, 8, 3), dtype=torch.uint8),
+                  image_info={"format": "HEIF", "heif_gain_map": True})
+    sink.write(frame)
+    assert any("HDR gain map of iPhone HDR photos was dropped" in f for f in sink.fallbacks)

@@ -171,6 +171,8 @@ def read_image_info(im, path: Path) -> dict:
             out["subsampling"] = sampling
     if im.format == "MPO":
         out.update(_read_gain_map(im, path))
+    if im.format == "HEIF" and _heif_gain_map(info):
+        out["heif_gain_map"] = True
     if im.format == "WEBP":
         out["lossless"] = _webp_is_lossless(path)
     try:
@@ -208,6 +210,12 @@ def read_image_info(im, path: Path) -> dict:
 # restored primary gets a new MPF segment pointing at it. The map was made for the original
 # picture: a restored face is brightened as the original face was.
 _ISO_GAIN_MAP = b"urn:iso:std:iso:ts:21496:-1\x00"
+
+
+def _heif_gain_map(info: dict) -> bool:
+    """An iPhone HDR photo: its HEIC holds an HDR gain map as an auxiliary image (pillow-heif lists
+    auxiliary images by type in ``info["aux"]``). pillow-heif cannot write one back."""
+    return any("hdrgainmap" in str(kind).lower() for kind in (info.get("aux") or {}))
 
 
 def _jpeg_segments(data: bytes):
@@ -620,6 +628,9 @@ class ImageSink(_Sink):
             self._note(f"16-bit pictures were written at 8 bits: {fmt or path.suffix} holds 8 (write .png or .tif "
                        "to keep 16)", path)
             hi = None
+        if info.get("heif_gain_map"):
+            self._note("the HDR gain map of iPhone HDR photos was dropped (no writer here carries a HEIC gain map); "
+                       "HDR screens show the photo as SDR", path)
         gain = info.get("gain_map")
         if gain is not None and fmt != "JPEG":
             self._note(f"the HDR gain map was dropped: {fmt or path.suffix} output cannot hold it (write .jpg to keep "
