@@ -139,8 +139,11 @@ def _blend(roi: torch.Tensor, face: torch.Tensor, m: torch.Tensor) -> None:
     if roi.dtype == torch.uint16:
         face = face * 257.0
         top = 65535.0
-    out = (base + (face - base) * m3).add_(0.5).floor_().clamp_(0, top).to(roi.dtype)
-    roi.copy_(torch.where(m3 > 0, out, roi))
+    # where m == 0, base + 0 rounds back to base exactly (float32 holds every 8/16-bit value), so
+    # the whole ROI is written without a masked select (which torch does not build for uint16 on
+    # every device)
+    out = (base + (face - base) * m3).add_(0.5).floor_().clamp_(0, top)
+    roi.copy_(out)
 
 
 _MASK_CACHE: dict[tuple[int, float, float], np.ndarray] = {}
