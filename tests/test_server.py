@@ -756,3 +756,22 @@ def test_video_jobs_use_the_servers_encoder(tiny_enhancer, photo, tmp_path):
     assert info["state"] == "done", info
     assert info["summary"]["encoder"] == "libx264"
     assert any(f.startswith("encoder='auto' used libx264, not NVENC") for f in info["summary"]["fallbacks"])
+
+
+def test_aligned_face_crops(real_client, shared):
+    """``?aligned=true``: the upload is an aligned face crop; the whole picture goes through the
+    model (its corners change too) instead of a detected, re-aligned and pasted face."""
+    crop = np.asarray(Image.open(shared / "data/faces/aligned/codeformer_crop_0143.png").convert("RGB"))
+
+    def ask(**params):
+        r = real_client.post("/v1/images:enhance", content=encode(crop, "PNG"), params={"format": "png", **params},
+                             headers={**KEY, "Content-Type": "image/png"})
+        assert r.status_code == 200, r.text
+        return r, decode(r.content).astype(int)
+
+    r_normal, normal = ask()
+    r_aligned, whole = ask(aligned="true")
+    assert r_aligned.headers["x-aligned"] == "true" and r_normal.headers["x-aligned"] == "false"
+    corner = (slice(0, 24), slice(0, 24))
+    assert np.abs(whole - crop)[corner].mean() > 5  # aligned: the model's output everywhere
+    assert np.abs(whole - normal).mean() > 5  # not what the detect / align / paste path gives

@@ -314,12 +314,15 @@ def create_app(
         strength: float | None = Query(None, ge=0.0, le=1.0, description=(
             "blend of each restored face with the original, 0-1 (1 = the model's output as it is; "
             "lower keeps more identity and skin texture); default: the model's")),
+        aligned: bool = Query(False, description=(
+            "the image is an aligned face crop already (FFHQ-style, like GFPGAN's/CodeFormer's cropped_faces): "
+            "the whole picture goes through the model, no detection")),
     ):
         t0 = time.perf_counter()
-        state["models"].resolve(model, faces, strength)  # bad options fail before reading the body
+        state["models"].resolve(model, faces, strength, aligned)  # bad options fail before reading the body
         data = await read_body(request, _IMAGE_TYPES)
         decoded = await run_in_threadpool(decode_image, data, max_pixels=config.max_pixels)
-        fut = state["batcher"].submit(decoded.pixels, model=model, faces=faces, strength=strength)
+        fut = state["batcher"].submit(decoded.pixels, model=model, faces=faces, strength=strength, aligned=aligned)
         try:
             out = await asyncio.wait_for(asyncio.wrap_future(fut), config.request_timeout_s)
         except asyncio.TimeoutError:
@@ -335,9 +338,9 @@ def create_app(
                                 status_code=503, headers={"Retry-After": "5"})
         fmt = format or decoded.format
         payload = await run_in_threadpool(encode_image, out, fmt, quality=quality)
-        name = state["models"].resolve(model, faces, strength)
+        name = state["models"].resolve(model, faces, strength, aligned)
         return Response(payload, media_type=MEDIA_TYPES[fmt], headers={
-            "X-Model": name[0], "X-Faces-Option": name[1], "X-Strength": f"{name[2]:g}",
+            "X-Model": name[0], "X-Faces-Option": name[1], "X-Strength": f"{name[2]:g}", "X-Aligned": str(name[3]).lower(),
             "X-Processing-Ms": f"{(time.perf_counter() - t0) * 1e3:.1f}"})
 
     # --- videos ------------------------------------------------------------------------------------

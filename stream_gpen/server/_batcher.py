@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Request:
     pixels: np.ndarray
-    key: tuple[str, str, float]  # (model, faces, strength)
+    key: tuple[str, str, float, bool]  # (model, faces, strength, aligned)
     future: Future = field(default_factory=Future)
     queued_at: float = field(default_factory=time.monotonic)
 
@@ -82,10 +82,10 @@ class ImageBatcher:
         return len(self._queue)
 
     def submit(self, pixels: np.ndarray, *, model: str | None = None, faces: str | None = None,
-               strength: float | None = None) -> Future:
+               strength: float | None = None, aligned: bool = False) -> Future:
         """Queue one image; the future gets the enhanced array (or the exception). Only requests
         with the same options share a model call."""
-        key = self.models.resolve(model, faces, strength)
+        key = self.models.resolve(model, faces, strength, aligned)
         req = _Request(pixels, key)
         with self._cond:
             if self._stop:
@@ -136,7 +136,7 @@ class ImageBatcher:
                     if not isinstance(exc, Exception):
                         raise
 
-    def _run_group(self, key: tuple[str, str, float], reqs: list[_Request]) -> None:
+    def _run_group(self, key: tuple[str, str, float, bool], reqs: list[_Request]) -> None:
         view = self.models.view(*key)
         counter = view.restorer
         sched = self.schedulers[str(view.device)]

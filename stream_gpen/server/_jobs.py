@@ -171,7 +171,7 @@ class JobManager:
     def new_job(self, *, model: str | None, faces: str | None, strength: float | None = None,
                 start: float = 0.0, duration: float | None = None) -> Job:
         """Reserve a slot and a folder for an upload (state ``uploading``)."""
-        name, sel, st = self.models.resolve(model, faces, strength)
+        name, sel, st, _ = self.models.resolve(model, faces, strength)
         with self._cond:
             if self._stop:
                 raise QueueFullError("the server is shutting down", retry_after_s=5)

@@ -57,7 +57,7 @@ class ModelSet:
             enh.restorer = CountingRestorer(enh.restorer)
             self._base[name] = enh
         self.default = next(iter(self._base))
-        self._views: dict[tuple[str, str, float], object] = {}
+        self._views: dict[tuple[str, str, float, bool], object] = {}
         self._lock = threading.Lock()
 
     @property
@@ -68,9 +68,10 @@ class ModelSet:
         return self._base[name]
 
     def resolve(self, model: str | None, faces: str | None,
-                strength: float | None = None) -> tuple[str, str, float]:
-        """Validate request options -> (model name, face selection, strength); errors name the
-        allowed values. ``strength`` ``None``: the model's own (its Enhancer's)."""
+                strength: float | None = None, aligned: bool = False) -> tuple[str, str, float, bool]:
+        """Validate request options -> (model name, face selection, strength, aligned); errors
+        name the allowed values. ``strength`` ``None``: the model's own (its Enhancer's);
+        ``aligned``: the pictures are aligned face crops (``Enhancer(aligned=True)``)."""
         name = model or self.default
         if name not in self._base:
             raise InvalidInputError(f"unknown model {name!r}; this server has: {', '.join(self._base)}")
@@ -80,15 +81,16 @@ class ModelSet:
         st = getattr(self._base[name], "strength", 1.0) if strength is None else strength
         if isinstance(st, bool) or not isinstance(st, (int, float)) or not 0.0 <= st <= 1.0:
             raise InvalidInputError(f"strength must be a number in [0, 1], got {strength!r}")
-        return name, sel, float(st)
+        return name, sel, float(st), bool(aligned)
 
-    def view(self, model: str | None = None, faces: str | None = None, strength: float | None = None):
-        key = self.resolve(model, faces, strength)
+    def view(self, model: str | None = None, faces: str | None = None, strength: float | None = None,
+             aligned: bool = False):
+        key = self.resolve(model, faces, strength, aligned)
         with self._lock:
             v = self._views.get(key)
             if v is None:
                 v = copy.copy(self._base[key[0]])
-                v.faces, v.strength = key[1], key[2]
+                v.faces, v.strength, v.aligned = key[1], key[2], key[3]
                 self._views[key] = v
             return v
 
