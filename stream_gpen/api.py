@@ -290,7 +290,12 @@ class Enhancer:
             min_face=self.min_face, max_faces=None,
         )
         self.parser = None
-        if mask == "parse":
+        if mask == "parse" and self.aligned:
+            # an aligned crop is replaced whole, as GPEN's aligned mode does: no mask to parse for
+            note = "mask='parse' is not used with aligned=True: each aligned crop is restored whole"
+            log.warning(note)
+            self.fallbacks.append(note)
+        elif mask == "parse":
             from stream_gpen.faces import FaceParser
             from stream_gpen.weights import ensure_weights
 

@@ -90,3 +90,9 @@ def test_aligned_video_frames(tmp_path, mobilenet_weights):
     with av.open(str(dst)) as c:
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     assert len(frames) == 4 and all(f.min() >= 250 for f in frames)
+
+
+def test_parse_mask_with_aligned_is_said_to_be_unused(mobilenet_weights):
+    enh = _enh(IdentityRestorer(64), mobilenet_weights, mask="parse")  # no ParseNet is loaded for it
+    assert enh.parser is None
+    assert any("mask='parse' is not used with aligned=True" in f for f in enh.fallbacks)
