@@ -2,6 +2,7 @@
 written back at 16 bits with their metadata; 8-bit-only output formats say what they lose."""
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from pathlib import Path
@@ -273,3 +274,46 @@ def test_iphone_hdr_gain_map_loss_is_reported(tmp_path):
                   image_info={"format": "HEIF", "heif_gain_map": True})
     sink.write(frame)
     assert any("HDR gain map of iPhone HDR photos was dropped" in f for f in sink.fallbacks)
+
+
+def test_motion_photo_video_is_kept_after_the_restored_picture(tmp_path, shared, mobilenet_weights):
+    """Pixel/Samsung motion photos: a JPEG with an MP4 after its end (found by readers from the end
+    of the file). The restored JPEG gets the same bytes after it; PNG output says it drops them."""
+    import av
+
+    from stream_gpen import Enhancer
+
+    from tests._clips import write_video
+    from tests._doubles import SolidRestorer
+
+    clip = write_video(tmp_path / "motion.mp4", [np.full((48, 64, 3), 90, np.uint8)] * 3)
+    video = clip.read_bytes()
+    bgr = cv2.resize(cv2.imread(str(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg")), (320, 240))
+    still = Image.fromarray(np.ascontiguousarray(bgr[..., ::-1]))
+    buf = io.BytesIO()
+    still.save(buf, format="JPEG", quality=90, xmp=b'<x GCamera:MotionPhoto="1"/>')
+    src = tmp_path / "PXL_20261128_MP.jpg"
+    src.write_bytes(buf.getvalue() + video)
+    enh = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights, faces="largest")
+    summary = enh.enhance_file(src, tmp_path / "out.jpg")
+    assert summary.faces_restored == 1 and not summary.fallbacks
+    out = (tmp_path / "out.jpg").read_bytes()
+    assert out.endswith(video) and len(out) > len(video) + 1000
+    (tmp_path / "back.mp4").write_bytes(out[-len(video):])
+    with av.open(str(tmp_path / "back.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 3
+    with Image.open(tmp_path / "out.jpg") as im:
+        assert (np.asarray(im.convert("RGB")) > 250).all(axis=2).sum() > 500  # the restored still
+    summary = enh.enhance_file(src, tmp_path / "out.png")
+    assert any("a motion photo's video" in f and "dropped" in f for f in summary.fallbacks)
+    # with an Ultra HDR gain map too: picture, gain map, then the video
+    gain = Image.new("RGB", (40, 30), (128, 128, 128))
+    mpo = io.BytesIO()
+    still.save(mpo, format="MPO", save_all=True, append_images=[gain], xmp=b"<x hdrgm/>")
+    both = tmp_path / "both.jpg"
+    both.write_bytes(mpo.getvalue() + video)
+    enh.enhance_file(both, tmp_path / "both_out.jpg")
+    out = (tmp_path / "both_out.jpg").read_bytes()
+    assert out.endswith(video)
+    with Image.open(tmp_path / "both_out.jpg") as im:
+        assert im.format == "MPO" and im.n_frames == 2

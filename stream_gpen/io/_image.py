@@ -12,7 +12,8 @@ progressive flag and comment, a TIFF's compression, a lossless WebP stays lossle
 that does not describe the written pixels (CMYK, which Pillow converts to RGB naively) is
 dropped and reported; so is anything the output format cannot hold.
 
-Phones' Ultra HDR JPEGs keep their HDR gain map in JPEG output (see ``_with_gain_map``).
+Phones' Ultra HDR JPEGs keep their HDR gain map in JPEG output (see ``_with_gain_map``), and what a
+JPEG holds after its picture (a motion photo's video, camera data) is written after it again.
 
 16-bit PNGs and TIFFs (scans, raw developers' exports) keep their 16 bits: OpenCV decodes them
 (Pillow opens 16-bit RGB as 8-bit), the frame carries them as ``hi`` (faces are restored into it at
@@ -171,6 +172,11 @@ def read_image_info(im, path: Path) -> dict:
             out["subsampling"] = sampling
     if im.format == "MPO":
         out.update(_read_gain_map(im, path))
+    if im.format in ("JPEG", "MPO") and (im.format == "JPEG" or "gain_map" in out):
+        trailer = _jpeg_trailer(path, out.get("gain_map_end"))
+        if trailer:
+            out["trailer"] = trailer
+    out.pop("gain_map_end", None)
     if im.format == "HEIF" and _heif_gain_map(info):
         out["heif_gain_map"] = True
     if im.format == "WEBP":
@@ -244,12 +250,61 @@ def _read_gain_map(im, path: Path) -> dict:
     gain = data[start : start + size]
     if len(gain) != size or gain[:2] != b"\xff\xd8":
         return {}
-    out = {"gain_map": gain}
+    out = {"gain_map": gain, "gain_map_end": start + size}
     iso = next((seg for _, marker, seg in _jpeg_segments(data) if marker == 0xE2 and seg[4:4 + len(_ISO_GAIN_MAP)]
                 == _ISO_GAIN_MAP), None)
     if iso is not None:
         out["gain_map_iso"] = iso
     return out
+
+
+def _jpeg_end(data: bytes) -> int | None:
+    """Offset just past the EOI of the JPEG at the start of ``data`` (markers and their lengths,
+    entropy-coded data after each SOS up to the next marker), or ``None`` if it is malformed."""
+    i = 2
+    while i + 2 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        m = data[i + 1]
+        if m == 0xFF:  # fill byte
+            i += 1
+            continue
+        if m == 0xD9:
+            return i + 2
+        if m == 0x01 or 0xD0 <= m <= 0xD7:
+            i += 2
+            continue
+        if i + 4 > len(data):
+            return None
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        if m == 0xDA:  # scan data: up to the next marker that is not a stuffed 0xFF00 or a restart
+            while True:
+                j = data.find(b"\xff", i)
+                if j < 0 or j + 1 >= len(data):
+                    return None
+                nxt = data[j + 1]
+                if nxt == 0x00 or 0xD0 <= nxt <= 0xD7 or nxt == 0xFF:
+                    i = j + 1 if nxt == 0xFF else j + 2
+                    continue
+                i = j
+                break
+    return None
+
+
+def _jpeg_trailer(path: Path, after: int | None = None) -> bytes:
+    """What a JPEG file holds after its picture(s): the video of a phone's motion photo (Pixel's
+    MotionPhoto / MicroVideo, Samsung's trailer), camera or drone data. ``after``: where the last
+    picture ends when an MPF index says (the gain map's end), else the primary's EOI. These
+    formats find their part from the end of the file, so it is written back the same way."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return b""
+    end = after if after is not None else _jpeg_end(data)
+    if end is None or end >= len(data):
+        return b""
+    tail = data[end:]
+    return tail if tail.strip(b"\x00\xff") else b""  # padding alone is not worth keeping
 
 
 def _with_gain_map(primary: bytes, gain: bytes, iso: bytes | None) -> bytes:
@@ -631,18 +686,25 @@ class ImageSink(_Sink):
         if info.get("heif_gain_map"):
             self._note("the HDR gain map of iPhone HDR photos was dropped (no writer here carries a HEIC gain map); "
                        "HDR screens show the photo as SDR", path)
-        gain = info.get("gain_map")
+        gain, trailer = info.get("gain_map"), info.get("trailer")
         if gain is not None and fmt != "JPEG":
             self._note(f"the HDR gain map was dropped: {fmt or path.suffix} output cannot hold it (write .jpg to keep "
                        "it); HDR screens show the photo as SDR", path)
             gain = None
+        if trailer and fmt != "JPEG":
+            self._note(f"what JPEGs held after the picture (a motion photo's video, camera data) was dropped: "
+                       f"{fmt or path.suffix} output cannot carry it (write .jpg to keep it)", path)
+            trailer = None
         try:
-            if gain is not None:
+            if gain is not None or trailer:
                 import io
 
                 buf = io.BytesIO()
                 im.save(buf, format="JPEG", **kwargs)
-                tmp.write_bytes(_with_gain_map(buf.getvalue(), gain, info.get("gain_map_iso")))
+                data = buf.getvalue()
+                if gain is not None:
+                    data = _with_gain_map(data, gain, info.get("gain_map_iso"))
+                tmp.write_bytes(data + (trailer or b""))
             elif hi is None:
                 im.save(tmp, **kwargs)
             else:
