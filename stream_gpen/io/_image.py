@@ -376,8 +376,8 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
                 # when another format drops it)
                 log.info("%s: HDR gain-map JPEG: the main photo is restored, the gain map kept for JPEG output", path)
             elif frames > 1 and im.format == "MPO":
-                msg = (f"{path} holds {frames} pictures (a stereo pair, or an HDR gain map it could not read): the main "
-                       "photo is restored and written on its own")
+                msg = (f"{path} holds {frames} pictures (a camera's large preview, a stereo pair, or an HDR gain map that "
+                       "could not be read): the main photo is restored and written on its own")
             elif frames > 1:
                 # Animated PNG/WebP (or a multi-page TIFF): Pillow shows the first frame only.
                 msg = (f"{path} has {frames} frames (animation or pages): only the first is restored; "
