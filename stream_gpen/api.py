@@ -143,8 +143,9 @@ def _to_rgb_tensor(image: np.ndarray) -> tuple[torch.Tensor, np.ndarray | None, 
     # Always a copy: faces are pasted in place and the caller's array must stay untouched.
     if image.dtype == np.uint16:
         hi = np.array(image, copy=True, order="C")
-        lo = ((hi.astype(np.uint32) * 2 + 257) // 514).astype(np.uint8)  # round(v / 257)
-        return torch.from_numpy(lo), alpha, torch.from_numpy(hi)
+        from stream_gpen.io._convert import u8_from_u16
+
+        return torch.from_numpy(u8_from_u16(hi)), alpha, torch.from_numpy(hi)
     return torch.from_numpy(np.array(image, copy=True, order="C")), alpha, None
 
 

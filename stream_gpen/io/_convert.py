@@ -175,6 +175,12 @@ def av_to_rgb_numpy(frame: "av.VideoFrame", *, high: bool = False) -> np.ndarray
     return _rescale16(raw, 65535.0 / white)
 
 
+def u8_from_u16(a: np.ndarray) -> np.ndarray:
+    """``round(v / 257)`` of a uint16 numpy array (any shape), in integers: the 8-bit twin of a
+    16-bit picture or alpha plane (half up; ``v / 257`` is never exactly a half for 16-bit ``v``)."""
+    return ((a.astype(np.uint32) * 2 + 257) // 514).astype(np.uint8)
+
+
 def rgb8_from_rgb16(hi: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """``uint8`` RGB from ``uint16`` rgb48: ``round(v / 257)``, written into ``out`` when given:
     the 8-bit picture that agrees with the 16-bit one.

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from stream_gpen.errors import EmptyMediaError, InvalidInputError, MediaNotFoundError, NotMediaError, OutputExistsError
+from stream_gpen.io._convert import u8_from_u16
 from stream_gpen.io._meta import StreamMetadata
 from stream_gpen.io._ring import Frame
 from stream_gpen.io._sink import _Sink
@@ -411,7 +412,7 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
             if notes is not None:
                 notes.append(msg)
         else:
-            rgb = ((hi[..., :3].astype(np.uint32) * 2 + 257) // 514).astype(np.uint8)  # round(hi / 257)
+            rgb = u8_from_u16(hi[..., :3])
     return rgb, alpha, grey, image_info, hi
 
 
@@ -665,7 +666,7 @@ class ImageSink(_Sink):
             if path.suffix.lower() in _ALPHA_EXTS:
                 a = frame.alpha.cpu().numpy()
                 if a.dtype == np.uint16:  # a 16-bit picture's alpha (the deep writers take it as it is)
-                    a = ((a.astype(np.uint32) * 2 + 257) // 514).astype(np.uint8)
+                    a = u8_from_u16(a)
                 im.putalpha(Image.fromarray(a, "L"))
             else:
                 msg = f"{path.name}: {path.suffix} cannot store alpha; transparency dropped"
