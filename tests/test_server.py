@@ -775,3 +775,13 @@ def test_aligned_face_crops(real_client, shared):
     corner = (slice(0, 24), slice(0, 24))
     assert np.abs(whole - crop)[corner].mean() > 5  # aligned: the model's output everywhere
     assert np.abs(whole - normal).mean() > 5  # not what the detect / align / paste path gives
+
+
+def test_aligned_video_job(real_client, photo, tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", photo[::2, ::2].copy(), n=3)
+    r = real_client.post("/v1/videos", content=clip.read_bytes(), params={"aligned": "true"},
+                         headers={**KEY, "Content-Type": "video/mp4"})
+    assert r.status_code == 202 and r.json()["aligned"] is True
+    info = wait_job(real_client, r.json()["id"])
+    assert info["state"] == "done", info
+    assert info["summary"]["detector_calls"] == 0 and info["summary"]["faces_restored"] == 3

@@ -360,9 +360,12 @@ def create_app(
             "lower keeps more identity and skin texture); default: the model's")),
         start: float = Query(0.0, ge=0.0, description="restore from this second on (the output starts at 0)"),
         duration: float | None = Query(None, gt=0.0, description="restore only this many seconds; default: to the end"),
+        aligned: bool = Query(False, description="every frame is an aligned face crop already: the whole frame "
+                              "goes through the model, no detection"),
     ):
         jobs = state["jobs"]
-        job = jobs.new_job(model=model, faces=faces, strength=strength, start=start, duration=duration)
+        job = jobs.new_job(model=model, faces=faces, strength=strength, start=start, duration=duration,
+                           aligned=aligned)
         try:
             with open(job.input_path, "wb") as f:
                 await read_body(request, _VIDEO_TYPES, sink=f)

@@ -50,6 +50,7 @@ class Job:
     strength: float = 1.0
     start: float = 0.0  # seconds: restore only a window of the upload
     duration: float | None = None
+    aligned: bool = False  # every frame is an aligned face crop (Enhancer(aligned=True))
     state: JobState = JobState.uploading
     created: float = field(default_factory=time.time)
     started: float | None = None
@@ -88,6 +89,7 @@ class Job:
             "strength": self.strength,
             "start": self.start,
             "duration": self.duration,
+            "aligned": self.aligned,
             "created": self.created,
             "started": self.started,
             "finished": self.finished,
@@ -169,9 +171,9 @@ class JobManager:
             return out
 
     def new_job(self, *, model: str | None, faces: str | None, strength: float | None = None,
-                start: float = 0.0, duration: float | None = None) -> Job:
+                start: float = 0.0, duration: float | None = None, aligned: bool = False) -> Job:
         """Reserve a slot and a folder for an upload (state ``uploading``)."""
-        name, sel, st, _ = self.models.resolve(model, faces, strength)
+        name, sel, st, al = self.models.resolve(model, faces, strength, aligned)
         with self._cond:
             if self._stop:
                 raise QueueFullError("the server is shutting down", retry_after_s=5)
@@ -180,7 +182,7 @@ class JobManager:
                 raise QueueFullError(f"video queue full ({self.max_jobs} jobs); retry later",
                                      retry_after_s=30, hint="raise --max-jobs")
             job_id = secrets.token_urlsafe(16)
-            job = Job(job_id, self.work_dir / job_id, name, sel, st, float(start), duration)
+            job = Job(job_id, self.work_dir / job_id, name, sel, st, float(start), duration, al)
             job.dir.mkdir(mode=0o700)
             self._jobs[job_id] = job
         return job
@@ -275,7 +277,7 @@ class JobManager:
             self._run_job(job)
 
     def _run_job(self, job: Job) -> None:
-        view = self.models.view(job.model, job.faces, job.strength)
+        view = self.models.view(job.model, job.faces, job.strength, job.aligned)
         sched = self.schedulers[str(view.device)]
         counted = 0
 
