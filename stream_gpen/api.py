@@ -648,10 +648,14 @@ class Enhancer:
         return total
 
     def _still_frames(self, source, stage, on_frame=None) -> Iterator:
+        from stream_gpen.faces._hdr import HdrColour
+
         for frame in source:
             if on_frame is not None:
                 on_frame(frame)
             img = frame.image
+            # an HDR photo (PQ/HLG HEIF) is restored as SDR, as HDR video is; each photo says its own
+            stage.colour = HdrColour.for_image(frame.image_info)
             stage.restore([img], [stage.plan_still(img)], hi=[frame.hi])  # hi: a 16-bit photo's own pixels
             yield frame
 

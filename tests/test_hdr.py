@@ -140,3 +140,32 @@ def test_pq_clip_goes_through_the_model_as_sdr(tmp_path, shared, mobilenet_weigh
     with av.open(str(out)) as a, av.open(str(plain)) as b:
         for fa, fb in zip(a.decode(video=0), b.decode(video=0)):
             assert np.array_equal(fa.to_ndarray(format="yuv444p"), fb.to_ndarray(format="yuv444p"))
+
+
+def test_pq_heif_photo_goes_through_the_model_as_sdr(tmp_path, shared, mobilenet_weights):
+    """A camera's HDR HEIF (PQ, BT.2020 in its nclx colour description) is restored as an SDR
+    picture, as HDR video is; its nclx is written back."""
+    pytest.importorskip("pillow_heif")
+    import pillow_heif
+    from PIL import Image
+
+    from stream_gpen import Enhancer
+
+    colour = HdrColour("pq")
+    bgr = cv2.imread(str(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg"))
+    sdr = torch.from_numpy(cv2.resize(bgr, (320, 240))[:, :, ::-1].copy()).permute(2, 0, 1)[None]
+    hdr = _as_hdr(colour, sdr)[0].permute(1, 2, 0).numpy()
+    pillow_heif.register_heif_opener()
+    src = tmp_path / "IMG_HDR.HEIC"
+    nclx = {"color_primaries": 9, "transfer_characteristics": 16, "matrix_coefficients": 9, "full_range_flag": 1}
+    Image.fromarray(hdr).save(src, format="HEIF", quality=95, nclx_profile=nclx)
+    assert HdrColour.for_image({"nclx_profile": nclx}).transfer == "pq"
+    assert HdrColour.for_image({"nclx_profile": {"transfer_characteristics": 13}}) is None
+    rec = _Recorder()
+    Enhancer(rec, device="cpu", detector_weights=mobilenet_weights, faces="largest").enhance_file(
+        src, tmp_path / "out.heic")
+    assert len(rec.means) == 1
+    sdr_mean, pq_mean = float(sdr.float().mean()), float(hdr.mean())
+    assert abs(rec.means[0] - sdr_mean) < 0.5 * abs(pq_mean - sdr_mean)  # SDR-bright, not PQ-dark
+    with Image.open(tmp_path / "out.heic") as im:
+        assert im.info["nclx_profile"]["transfer_characteristics"] == 16

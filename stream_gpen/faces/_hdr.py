@@ -131,6 +131,17 @@ class HdrColour:
         prim = str(getattr(metadata, "color_primaries", "") or "")
         return cls(transfer, prim if prim in _PRIMARIES else "bt2020")
 
+    @classmethod
+    def for_image(cls, image_info: dict | None) -> "HdrColour | None":
+        """The adapter an HDR photo calls for (a HEIF/AVIF whose nclx colour description says PQ
+        or HLG: cameras' HDR HEIF modes), or ``None``. nclx codes (H.273): transfer 16 = PQ,
+        18 = HLG; primaries 1 = BT.709, 9 = BT.2020, 12 = Display P3."""
+        nclx = (image_info or {}).get("nclx_profile") or {}
+        transfer = {16: "pq", 18: "hlg"}.get(nclx.get("transfer_characteristics"))
+        if transfer is None:
+            return None
+        return cls(transfer, {1: "bt709", 9: "bt2020", 12: "smpte432"}.get(nclx.get("color_primaries"), "bt2020"))
+
     def describe(self) -> str:
         return (f"HDR ({self.transfer.upper()}, {self.primaries}): faces are restored as SDR BT.709 pictures "
                 f"(reference white {REFERENCE_WHITE:g} cd/m²) and the model's change is mapped back")
