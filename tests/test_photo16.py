@@ -232,7 +232,7 @@ def test_ultra_hdr_gain_map_is_kept_in_jpeg_output(tmp_path, shared, mobilenet_w
     from stream_gpen.io._image import _read_gain_map
 
     with Image.open(src) as im:
-        gain_bytes = _read_gain_map(im, src)["gain_map"]
+        gain_bytes = _read_gain_map(im, src.read_bytes())["gain_map"]
     assert gain_bytes[:2] == b"\xff\xd8" and src.read_bytes().endswith(gain_bytes)
     notes: list[str] = []
     _load(src, notes)

@@ -171,13 +171,18 @@ def read_image_info(im, path: Path) -> dict:
         sampling = JpegImagePlugin.get_sampling(im)
         if sampling in (0, 1, 2):
             out["subsampling"] = sampling
-    if im.format == "MPO":
-        out.update(_read_gain_map(im, path))
-    if im.format in ("JPEG", "MPO") and (im.format == "JPEG" or "gain_map" in out):
-        trailer = _jpeg_trailer(path, out.get("gain_map_end"))
-        if trailer:
-            out["trailer"] = trailer
-    out.pop("gain_map_end", None)
+    if im.format in ("JPEG", "MPO"):
+        try:
+            data = path.read_bytes()  # once, for the gain map and the trailer
+        except OSError:
+            data = b""
+        if im.format == "MPO":
+            out.update(_read_gain_map(im, data))
+        if im.format == "JPEG" or "gain_map" in out:
+            trailer = _jpeg_trailer(data, out.get("gain_map_end"))
+            if trailer:
+                out["trailer"] = trailer
+        out.pop("gain_map_end", None)
     if im.format == "HEIF" and _heif_gain_map(info):
         out["heif_gain_map"] = True
     if im.format == "WEBP":
@@ -234,7 +239,7 @@ def _jpeg_segments(data: bytes):
         i += 2 + n
 
 
-def _read_gain_map(im, path: Path) -> dict:
+def _read_gain_map(im, data: bytes) -> dict:
     """``{"gain_map": bytes, "gain_map_iso": APP2 segment}`` of an MPO JPEG whose primary XMP names
     an HDR gain map (``hdrgm``); ``{}`` for other MPOs (stereo pairs) or anything unexpected."""
     xmp = im.info.get("xmp") or b""
@@ -242,11 +247,10 @@ def _read_gain_map(im, path: Path) -> dict:
         return {}
     try:
         entries = im.mpinfo[0xB002]
-        data = path.read_bytes()
         mpf = next(off for off, marker, seg in _jpeg_segments(data) if marker == 0xE2 and seg[4:8] == b"MPF\x00")
         tiff = mpf + 8
         start, size = tiff + int(entries[1]["DataOffset"]), int(entries[1]["Size"])
-    except (AttributeError, KeyError, IndexError, TypeError, ValueError, StopIteration, OSError):
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError, StopIteration):
         return {}
     gain = data[start : start + size]
     if len(gain) != size or gain[:2] != b"\xff\xd8":
@@ -292,15 +296,11 @@ def _jpeg_end(data: bytes) -> int | None:
     return None
 
 
-def _jpeg_trailer(path: Path, after: int | None = None) -> bytes:
+def _jpeg_trailer(data: bytes, after: int | None = None) -> bytes:
     """What a JPEG file holds after its picture(s): the video of a phone's motion photo (Pixel's
     MotionPhoto / MicroVideo, Samsung's trailer), camera or drone data. ``after``: where the last
     picture ends when an MPF index says (the gain map's end), else the primary's EOI. These
     formats find their part from the end of the file, so it is written back the same way."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return b""
     end = after if after is not None else _jpeg_end(data)
     if end is None or end >= len(data):
         return b""
