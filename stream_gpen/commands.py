@@ -500,13 +500,15 @@ def describe_input(spec: str) -> dict:
         with Image.open(p) as im:
             info = read_image_info(im, p)
             orient = im.getexif().get(0x0112, 1)
-            bits = _bits_per_sample(im, p) if im.format in ("PNG", "TIFF") else 8
+            bits = (_bits_per_sample(im, p) if im.format in ("PNG", "TIFF")
+                    else int(im.info.get("bit_depth", 8) or 8) if im.format == "HEIF" else 8)
             out = {"kind": "image", "path": str(p), "format": im.format, "size": list(im.size), "mode": im.mode,
                    "bits": bits, "frames": getattr(im, "n_frames", 1), "exif_orientation": orient,
                    "icc_profile": bool(info.get("icc_profile")), "exif": bool(info.get("exif")),
                    "nclx": info.get("nclx_profile")}
         out["plan"] = (["turned upright (EXIF orientation)"] if orient not in (1, None) else []) + (
-            [f"{bits}-bit: restored and written at 16 bits (PNG/TIFF output; 8-bit formats get 8)"] if bits > 8 else []
+            [f"{bits}-bit: restored and written at {bits if im.format == 'HEIF' else 16} bits "
+             "(PNG/TIFF/HEIF output; 8-bit formats get 8)"] if bits > 8 else []
         ) + ["ICC profile, EXIF, DPI and transparency written back"]
         return out
     with open_source(spec, live=False if "://" not in spec and not spec.startswith("lavfi:") else None,

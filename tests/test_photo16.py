@@ -317,3 +317,36 @@ def test_motion_photo_video_is_kept_after_the_restored_picture(tmp_path, shared,
     assert out.endswith(video)
     with Image.open(tmp_path / "both_out.jpg") as im:
         assert im.format == "MPO" and im.n_frames == 2
+
+
+def test_10bit_heif_keeps_its_depth_and_colour_description(tmp_path, shared, mobilenet_weights):
+    """A camera's 10-bit HEIF (HLG nclx): decoded at 10 bits (pillow-heif's default would give 8),
+    faces restored into them, written back as 10-bit HEIF with its nclx; JPEG output says 8."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+
+    from stream_gpen import Enhancer
+
+    from tests._doubles import FineRestorer
+
+    bgr = cv2.resize(cv2.imread(str(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg")), (320, 240))
+    v10 = (bgr[..., ::-1].astype(np.uint16) * 4 + 1).clip(0, 1023)  # 10-bit codes with sub-8-bit detail
+    nclx = {"color_primaries": 1, "transfer_characteristics": 1, "matrix_coefficients": 1, "full_range_flag": 1}
+    src = tmp_path / "IMG_0001.HIF.heic"
+    pillow_heif.encode("RGB;16", (320, 240), np.ascontiguousarray(v10 << 6).tobytes(), str(src), quality=-1,
+                       chroma=444, nclx_profile=nclx, bit_depth=10)
+    rgb, _, _, info, hi = _load(src)
+    assert hi is not None and info["bits"] == 10
+    assert np.abs(hi.astype(np.int64) - np.round(v10.astype(np.float64) * 65535 / 1023)).mean() < 200
+    dst = tmp_path / "out.heic"
+    summary = Enhancer(FineRestorer(64), device="cpu", detector_weights=mobilenet_weights,
+                       faces="largest").enhance_file(src, dst)
+    assert summary.faces_restored == 1 and not summary.fallbacks
+    out = pillow_heif.open_heif(str(dst), convert_hdr_to_8bit=False)
+    assert out.info["bit_depth"] == 10 and out.info["nclx_profile"]["transfer_characteristics"] == 1
+    codes = np.asarray(out).astype(np.int64) >> 6
+    # 100.4 is code 402.8 at 10 bits: the restorer's precision gives 403, an 8-bit face 401 (100 * 1023 / 255)
+    fine = (codes == 403).all(axis=2).sum()
+    assert fine > 2000 and fine > 10 * (codes == 401).all(axis=2).sum()
+    summary = Enhancer(FineRestorer(64), device="cpu", detector_weights=mobilenet_weights).enhance_file(
+        src, tmp_path / "out.jpg")
+    assert any("16-bit pictures were written at 8 bits" in f for f in summary.fallbacks)

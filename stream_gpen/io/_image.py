@@ -15,7 +15,8 @@ dropped and reported; so is anything the output format cannot hold.
 Phones' Ultra HDR JPEGs keep their HDR gain map in JPEG output (see ``_with_gain_map``), and what a
 JPEG holds after its picture (a motion photo's video, camera data) is written after it again.
 
-16-bit PNGs and TIFFs (scans, raw developers' exports) keep their 16 bits: OpenCV decodes them
+16-bit PNGs and TIFFs (scans, raw developers' exports) keep their 16 bits, and 10/12-bit HEIF
+(cameras' HIF) its 10/12 bits (decoded by pillow-heif at its depth, written back by its writer): OpenCV decodes them
 (Pillow opens 16-bit RGB as 8-bit), the frame carries them as ``hi`` (faces are restored into it at
 the restorer's own precision), and the sink writes 16 bits back with the same metadata (PNG:
 OpenCV's pixels with the ancillary chunks Pillow writes; TIFF: tifffile with the profile, DPI and
@@ -115,34 +116,56 @@ _ORIENT = {
 }
 
 
-def _load16(path: Path, orientation: int, upright8: np.ndarray) -> tuple[np.ndarray | None, str | None]:
-    """The picture at 16 bits (RGB uint16 [H, W, 3], upright; RGBA [H, W, 4] when it has an
-    alpha channel), or (None, why not).
+def _load16(path: Path, fmt: str, orientation: int, upright8: np.ndarray) -> tuple[np.ndarray | None, str | None]:
+    """The picture at more than 8 bits as RGB uint16 on the full 16-bit scale ``[H, W, 3]``,
+    upright (RGBA ``[H, W, 4]`` when it has an alpha channel), or (None, why not).
 
-    OpenCV decodes 16-bit PNG and TIFF (Pillow cannot hold 16-bit RGB). Whether it has applied
-    the EXIF orientation itself depends on the format and its version, so its result is compared
-    with the 8-bit picture Pillow made upright (``upright8``), as decoded and turned; an odd file
-    (CMYK, a palette, several pages) that matches neither falls back to 8 bits with a reason."""
-    import cv2
+    OpenCV decodes 16-bit PNG and TIFF (Pillow cannot hold 16-bit RGB); pillow-heif decodes
+    10/12-bit HEIF when asked to keep its depth (codes in the top bits, rescaled here so that
+    8-bit ``v`` is ``v * 257`` as everywhere). Whether the decoder has applied the orientation
+    itself depends on the format and its version, so the result is compared with the 8-bit
+    picture Pillow made upright (``upright8``), as decoded and turned; an odd file (CMYK, a
+    palette, several pages) that matches neither falls back to 8 bits with a reason."""
+    if fmt == "HEIF":
+        try:
+            import pillow_heif
 
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)  # imdecode: any path (imread mangles some)
-        a = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    except (cv2.error, OSError, ValueError) as e:
-        return None, f"OpenCV could not decode it ({e})"
-    if a is None or a.dtype != np.uint16:
-        return None, "OpenCV did not decode it at 16 bits"
-    if a.ndim == 2:
-        rgb = np.repeat(a[:, :, None], 3, axis=2)
-    elif a.ndim == 3 and a.shape[2] in (3, 4):
-        rgb = a[..., [2, 1, 0, 3][: a.shape[2]]]  # BGR(A) -> RGB(A)
+            hf = pillow_heif.open_heif(str(path), convert_hdr_to_8bit=False)
+            bits = int(hf.info.get("bit_depth", 8))
+            raw = np.asarray(hf)
+        except Exception as e:  # libheif raises its own errors: any of them means "not at 16 bits"
+            return None, f"pillow-heif could not decode it above 8 bits ({e})"
+        if raw.dtype != np.uint16 or bits <= 8:
+            return None, "pillow-heif did not decode it above 8 bits"
+        top = (1 << bits) - 1
+        codes = raw.astype(np.uint32) >> (16 - bits)
+        a = ((codes * 65535 + top // 2) // top).astype(np.uint16)
+        rgb = np.repeat(a, 3, axis=2) if a.ndim == 3 and a.shape[2] == 1 else a
+        if rgb.ndim == 2:
+            rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+        who = "pillow-heif"
     else:
-        return None, f"OpenCV gave an unexpected layout {a.shape}"
+        import cv2
+
+        try:
+            data = np.fromfile(str(path), dtype=np.uint8)  # imdecode: any path (imread mangles some)
+            a = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        except (cv2.error, OSError, ValueError) as e:
+            return None, f"OpenCV could not decode it ({e})"
+        if a is None or a.dtype != np.uint16:
+            return None, "OpenCV did not decode it at 16 bits"
+        if a.ndim == 2:
+            rgb = np.repeat(a[:, :, None], 3, axis=2)
+        elif a.ndim == 3 and a.shape[2] in (3, 4):
+            rgb = a[..., [2, 1, 0, 3][: a.shape[2]]]  # BGR(A) -> RGB(A)
+        else:
+            return None, f"OpenCV gave an unexpected layout {a.shape}"
+        who = "OpenCV"
     want = upright8[::7, ::7].astype(np.float32)
     for cand in (rgb, _ORIENT.get(orientation, lambda x: x)(rgb)):
         if cand.shape[:2] == upright8.shape[:2] and float(np.abs(cand[::7, ::7, :3] / 257.0 - want).mean()) < 2.0:
             return np.ascontiguousarray(cand), None
-    return None, "its 16-bit pixels as OpenCV decodes them do not match the picture Pillow sees"
+    return None, f"its deep pixels as {who} decodes them do not match the picture Pillow sees"
 
 
 def read_image_info(im, path: Path) -> dict:
@@ -387,7 +410,8 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
                 log.warning(msg)
                 if notes is not None:
                     notes.append(msg)
-            bits = _bits_per_sample(im, path) if im.format in ("PNG", "TIFF") else 8
+            bits = (_bits_per_sample(im, path) if im.format in ("PNG", "TIFF")
+                    else int(im.info.get("bit_depth", 8) or 8) if im.format == "HEIF" else 8)
             orientation = int(im.getexif().get(0x0112, 1) or 1)
             im = ImageOps.exif_transpose(im)
             grey = im.mode in ("1", "L", "LA", "La", "I", "F") or im.mode.startswith("I;16")
@@ -405,7 +429,7 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
         raise InvalidInputError(f"{path} is too large to load safely: {e}") from e
     hi = None
     if bits > 8:
-        hi, why = _load16(path, orientation, rgb)
+        hi, why = _load16(path, image_info.get("format") or "", orientation, rgb)
         if hi is None:
             msg = f"{path}: its {bits}-bit pixels are restored and written at 8 bits: {why}"
             log.warning(msg)
@@ -413,6 +437,7 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
                 notes.append(msg)
         else:
             rgb = u8_from_u16(hi[..., :3])
+            image_info["bits"] = bits  # what a deep writer keeps (HEIF: 10 or 12)
     return rgb, alpha, grey, image_info, hi
 
 
@@ -680,9 +705,9 @@ class ImageSink(_Sink):
         kwargs = self._save_options(path, im, info)
         hi = frame.hi
         fmt = _FORMATS.get(path.suffix.lower(), "")
-        if hi is not None and fmt not in ("PNG", "TIFF"):
+        if hi is not None and fmt not in ("PNG", "TIFF", "HEIF"):
             self._note(f"16-bit pictures were written at 8 bits: {fmt or path.suffix} holds 8 (write .png or .tif "
-                       "to keep 16)", path)
+                       "to keep 16, .heic for 10/12)", path)
             hi = None
         if info.get("heif_gain_map"):
             self._note("the HDR gain map of iPhone HDR photos was dropped (no writer here carries a HEIC gain map); "
@@ -716,6 +741,8 @@ class ImageSink(_Sink):
                                     alpha=frame.alpha.cpu().numpy() if has_alpha else None)
                 if fmt == "PNG":
                     _write_png16(tmp, deep, im, kwargs)
+                elif fmt == "HEIF":
+                    _write_heif_deep(tmp, deep, kwargs, bits=12 if int(info.get("bits", 10)) >= 12 else 10)
                 else:
                     self._write_tiff16(tmp, deep, im, info, kwargs)
             tmp.replace(path)
@@ -777,6 +804,23 @@ def _deep_pixels(hi: np.ndarray, *, grey: bool, alpha: np.ndarray | None) -> np.
         a16 = alpha if alpha.dtype == np.uint16 else alpha.astype(np.uint16) * 257
         out = np.concatenate([out, a16[..., None]], axis=2)
     return out[..., 0] if out.shape[2] == 1 else np.ascontiguousarray(out)
+
+
+def _write_heif_deep(tmp: Path, deep: np.ndarray, kwargs: dict, *, bits: int) -> None:
+    """A 10/12-bit HEIF (cameras' HIF, HDR HEIF) from the 16-bit picture, with the quality, ICC,
+    EXIF, XMP and nclx colour description ``kwargs`` carry (pillow-heif's own writer: Pillow's
+    plugin writes 8 bits only). Codes go in the top bits, as pillow-heif expects them."""
+    import pillow_heif
+
+    top = (1 << bits) - 1
+    codes = ((deep.astype(np.uint32) * top + 32767) // 65535).astype(np.uint16) << (16 - bits)
+    if codes.ndim == 2:
+        mode = "L;16"
+    else:
+        mode = {2: "LA;16", 3: "RGB;16", 4: "RGBA;16"}[codes.shape[2]]
+    h, w = codes.shape[:2]
+    pillow_heif.encode(mode, (w, h), np.ascontiguousarray(codes).tobytes(), str(tmp), bit_depth=bits,
+                       **{k: v for k, v in kwargs.items() if k in ("quality", "icc_profile", "exif", "xmp", "nclx_profile")})
 
 
 def _png_chunk_list(data: bytes) -> list[tuple[bytes, bytes]]:
