@@ -489,6 +489,8 @@ class Enhancer:
                     on_progress=on_progress, cancel=cancel, copy_if_no_faces=copy_if_no_faces,
                     untrusted=untrusted, max_pixels=max_pixels, start=start, duration=duration,
                     compare=compare, image_format=image_format, encoder=encoder)
+        if is_image_url(src_s):
+            return self._enhance_image_url(src_s, dst, opts)
         if "://" not in src_s and Path(src_s).is_dir():
             from stream_gpen.io._image import folder_media
 
@@ -502,6 +504,30 @@ class Enhancer:
             log.info("%s already exists: left as it is", dst)
             return summary
         return self._enhance_one(src_s, dst, **opts)
+
+    def _enhance_image_url(self, url: str, dst, opts: dict) -> RunSummary:
+        """A photo URL: fetched into a temporary file under its own name, restored as an image
+        (with its EXIF, profile and format), the summary naming the URL."""
+        import shutil
+        import tempfile
+        import urllib.error
+        import urllib.request
+
+        from stream_gpen.errors import MediaNotFoundError
+
+        tmp = Path(tempfile.mkdtemp(prefix="stream-gpen-url-"))
+        try:
+            local = tmp / (_url_file_name(url) or "image")
+            try:
+                with urllib.request.urlopen(url, timeout=30) as r, open(local, "wb") as f:
+                    shutil.copyfileobj(r, f)
+            except (urllib.error.URLError, OSError, ValueError) as e:
+                raise MediaNotFoundError(f"cannot fetch {url}: {getattr(e, 'reason', e)}") from e
+            summary = self._enhance_one(str(local), dst, **opts)
+            summary.input = url
+            return summary
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def _enhance_one(self, src_s: str, dst, *, overwrite, codec, crf, preset, audio, quality, on_progress, cancel,
                      copy_if_no_faces, untrusted, max_pixels, start=0.0, duration=None, skip=None,
@@ -773,14 +799,40 @@ def _add_summary(total: RunSummary, part: RunSummary, root: Path, common: list[s
     total.skipped += part.skipped
 
 
+def _url_file_name(src: str) -> str | None:
+    """The file name an http(s)/ftp URL's path ends in (``.../clip.mp4?x=1`` -> ``clip.mp4``), or
+    ``None`` when it names none (a live stream, a bare host)."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(src)
+    if parts.scheme.lower() not in ("http", "https", "ftp"):
+        return None
+    name = Path(unquote(parts.path)).name
+    return name if Path(name).suffix and Path(name).stem else None
+
+
+def is_image_url(src: str) -> bool:
+    """An http(s)/ftp URL of a photo (by its file name): fetched and restored as an image, not
+    decoded as a one-frame video."""
+    from stream_gpen.io._source import IMAGE_EXTS
+
+    name = _url_file_name(src)
+    return name is not None and Path(name).suffix.lower() in IMAGE_EXTS
+
+
 def default_output(src: str) -> str:
-    """``clip.mp4`` -> ``clip_enhanced.mp4``; ``photos/`` -> ``photos_enhanced/``; URLs -> ``stream_enhanced.mp4``;
-    a container that cannot hold the restored video (``.mpg``/``.vob`` DVD and VHS captures,
-    ``.dv``, ``.gif``...: ``io._sink.NO_MODERN_VIDEO``) -> ``NAME_enhanced.mp4``."""
+    """``clip.mp4`` -> ``clip_enhanced.mp4``; ``photos/`` -> ``photos_enhanced/``; a URL naming a
+    file -> that name with ``_enhanced``, in the working folder (``https://x/y/clip.mp4`` ->
+    ``clip_enhanced.mp4``); other URLs, devices and lavfi -> ``stream_enhanced.mp4``; a container
+    that cannot hold the restored video (``.mpg``/``.vob`` DVD and VHS captures, ``.dv``,
+    ``.gif``...: ``io._sink.NO_MODERN_VIDEO``) -> ``NAME_enhanced.mp4``."""
     from stream_gpen.io._sink import NO_MODERN_VIDEO
 
     if "://" in src or src.startswith("lavfi:"):
-        return "stream_enhanced.mp4"
+        name = _url_file_name(src)
+        if name is None:
+            return "stream_enhanced.mp4"
+        src = name  # into the working folder, under the URL's own name
     p = Path(src)
     if p.is_dir():
         return str(p.with_name(p.name.rstrip("/") + "_enhanced"))
@@ -788,4 +840,4 @@ def default_output(src: str) -> str:
     return str(p.with_name(f"{p.stem}_enhanced{suffix}"))
 
 
-__all__ = ["Enhancer", "EnhancedFrame", "build_restorer", "default_output", "StreamGpenError"]
+__all__ = ["Enhancer", "EnhancedFrame", "build_restorer", "default_output", "is_image_url", "StreamGpenError"]

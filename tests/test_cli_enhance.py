@@ -173,3 +173,45 @@ def test_camera_list_devices(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(commands, "list_video_devices", lambda root="/": [])
     assert main(["camera", "--list"]) == 0
     assert "no /dev/video* devices" in capsys.readouterr().err or sys.platform != "linux"
+
+
+def test_photo_and_video_urls_are_named_after_their_file(tmp_path, shared, det_home, monkeypatch, capsys):
+    """A photo URL is fetched and restored as a photo (JPEG out, EXIF and all), not as a one-frame
+    video; URLs naming a file give NAME_enhanced.EXT in the working folder."""
+    import functools
+    import http.server
+    import shutil
+    import threading
+
+    from PIL import Image
+
+    from stream_gpen.api import default_output, is_image_url
+
+    assert default_output("https://example.org/a/b/clip.mp4?sig=1") == "clip_enhanced.mp4"
+    assert default_output("https://example.org/a/My%20Photo.JPG") == "My Photo_enhanced.JPG"
+    assert default_output("rtsp://cam.local/stream") == "stream_enhanced.mp4"
+    assert default_output("https://example.org/live/") == "stream_enhanced.mp4"
+    assert is_image_url("https://x/y.heic") and not is_image_url("https://x/y.mp4") and not is_image_url("/x/y.jpg")
+    www = tmp_path / "www"
+    www.mkdir()
+    shutil.copy(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg", www / "portrait.jpg")
+    srv = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www)))
+    srv.RequestHandlerClass.log_message = lambda *a: None
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{srv.server_address[1]}"
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    try:
+        report = tmp_path / "r.json"
+        assert main(["enhance", f"{base}/portrait.jpg", "--model", "classic", "--device", "cpu", "--quiet",
+                     "--report", str(report)]) == 0
+        with Image.open(work / "portrait_enhanced.jpg") as im:
+            assert im.format == "JPEG" and im.size == Image.open(www / "portrait.jpg").size
+        data = json.loads(report.read_text())
+        assert data["faces_restored"] >= 1 and data["input"] == f"{base}/portrait.jpg"
+        assert main(["enhance", f"{base}/gone.jpg", "--model", "classic", "--device", "cpu", "--quiet"]) == 2
+        assert "cannot fetch" in capsys.readouterr().err
+    finally:
+        srv.shutdown()
