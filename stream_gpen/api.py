@@ -14,6 +14,7 @@ meant to be used from several threads at once (the server serialises access to i
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -508,26 +509,10 @@ class Enhancer:
     def _enhance_image_url(self, url: str, dst, opts: dict) -> RunSummary:
         """A photo URL: fetched into a temporary file under its own name, restored as an image
         (with its EXIF, profile and format), the summary naming the URL."""
-        import shutil
-        import tempfile
-        import urllib.error
-        import urllib.request
-
-        from stream_gpen.errors import MediaNotFoundError
-
-        tmp = Path(tempfile.mkdtemp(prefix="stream-gpen-url-"))
-        try:
-            local = tmp / (_url_file_name(url) or "image")
-            try:
-                with urllib.request.urlopen(url, timeout=30) as r, open(local, "wb") as f:
-                    shutil.copyfileobj(r, f)
-            except (urllib.error.URLError, OSError, ValueError) as e:
-                raise MediaNotFoundError(f"cannot fetch {url}: {getattr(e, 'reason', e)}") from e
+        with fetched(url) as local:
             summary = self._enhance_one(str(local), dst, **opts)
-            summary.input = url
-            return summary
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        summary.input = url
+        return summary
 
     def _enhance_one(self, src_s: str, dst, *, overwrite, codec, crf, preset, audio, quality, on_progress, cancel,
                      copy_if_no_faces, untrusted, max_pixels, start=0.0, duration=None, skip=None,
@@ -809,6 +794,29 @@ def _url_file_name(src: str) -> str | None:
         return None
     name = Path(unquote(parts.path)).name
     return name if Path(name).suffix and Path(name).stem else None
+
+
+@contextlib.contextmanager
+def fetched(url: str) -> Iterator[Path]:
+    """A URL's file downloaded into a temporary folder under its own name (removed after)."""
+    import shutil
+    import tempfile
+    import urllib.error
+    import urllib.request
+
+    from stream_gpen.errors import MediaNotFoundError
+
+    tmp = Path(tempfile.mkdtemp(prefix="stream-gpen-url-"))
+    try:
+        local = tmp / (_url_file_name(url) or "download")
+        try:
+            with urllib.request.urlopen(url, timeout=30) as r, open(local, "wb") as f:
+                shutil.copyfileobj(r, f)
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            raise MediaNotFoundError(f"cannot fetch {url}: {getattr(e, 'reason', e)}") from e
+        yield local
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def is_image_url(src: str) -> bool:

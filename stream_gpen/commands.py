@@ -477,7 +477,7 @@ def add_camera(subparsers, parents=()) -> None:
 # --- info ---------------------------------------------------------------------------------------
 def describe_input(spec: str) -> dict:
     """What ``enhance`` will see in ``spec`` and what it will do with it (no model is loaded)."""
-    from stream_gpen.api import default_output, pixel_aspect
+    from stream_gpen.api import default_output, fetched, is_image_url, pixel_aspect
     from stream_gpen.faces._hdr import HdrColour
     from stream_gpen.io import open_source
     from stream_gpen.io._convert import bits_per_component
@@ -485,6 +485,11 @@ def describe_input(spec: str) -> dict:
     from stream_gpen.io._sink import _ENCODERS, NVENC_ENCODERS, nvenc_available, resolve_codec
 
     p = Path(spec)
+    if is_image_url(spec):  # a photo URL: described as the photo it is
+        with fetched(spec) as local:
+            out = describe_input(str(local))
+        out["path"] = spec
+        return out
     if "://" not in spec and not spec.startswith("lavfi:") and p.is_dir():
         images, videos, others = folder_media(p)
         other = len(others)

@@ -211,6 +211,10 @@ def test_photo_and_video_urls_are_named_after_their_file(tmp_path, shared, det_h
             assert im.format == "JPEG" and im.size == Image.open(www / "portrait.jpg").size
         data = json.loads(report.read_text())
         assert data["faces_restored"] >= 1 and data["input"] == f"{base}/portrait.jpg"
+        from stream_gpen.commands import describe_input
+
+        info = describe_input(f"{base}/portrait.jpg")
+        assert info["kind"] == "image" and info["format"] == "JPEG" and info["path"] == f"{base}/portrait.jpg"
         assert main(["enhance", f"{base}/gone.jpg", "--model", "classic", "--device", "cpu", "--quiet"]) == 2
         assert "cannot fetch" in capsys.readouterr().err
     finally:
