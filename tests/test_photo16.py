@@ -10,10 +10,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import tifffile
 from PIL import Image, ImageCms, ImageOps
 
 from stream_gpen.io._image import ImageSink, ImageSource, _load
+
+tifffile = pytest.importorskip("tifffile")  # a dependency; a bare GPU image for the CUDA tests may lack it
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
