@@ -12,7 +12,8 @@ import numpy as np
 def write_video(path: Path, frames: Iterable[np.ndarray], *, codec: str = "libx264", rate=25,
                 pix_fmt: str = "yuv420p", options: dict | None = None, fmt: str | None = None,
                 setup: Callable | None = None) -> Path:
-    """Encode RGB ``uint8 [H,W,3]`` frames (pts 0, 1, 2, ... in 1/rate) into a new file.
+    """Encode RGB ``uint8 [H,W,3]`` (or RGBA ``[H,W,4]``: keyed clips) frames (pts 0, 1, 2, ...
+    in 1/rate) into a new file.
 
     The stream takes its size from the first frame; ``setup(stream)`` can set more on it (display
     rotation, SAR, colour tags) before the first frame is encoded."""
@@ -24,7 +25,7 @@ def write_video(path: Path, frames: Iterable[np.ndarray], *, codec: str = "libx2
                 s.width, s.height, s.pix_fmt = img.shape[1], img.shape[0], pix_fmt
                 if setup is not None:
                     setup(s)
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgba" if img.shape[2] == 4 else "rgb24")
             vf.pts = i
             for p in s.encode(vf):
                 c.mux(p)

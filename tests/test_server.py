@@ -42,6 +42,14 @@ def decode(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)))
 
 
+def ask_png(client, arr: np.ndarray, **params):
+    """POST ``arr`` as PNG to the image route, answer as PNG: ``(response, int array)``; must be 200."""
+    r = client.post("/v1/images:enhance", content=encode(arr, "PNG"), params={"format": "png", **params},
+                    headers={**KEY, "Content-Type": "image/png"})
+    assert r.status_code == 200, r.text
+    return r, decode(r.content).astype(int)
+
+
 @pytest.fixture(scope="module")
 def photo() -> np.ndarray:
     # 256x256: the face stays detectable and the CPU cost stays small.
@@ -199,14 +207,8 @@ def test_image_real_model_raw_and_multipart(real_client, photo):
 def test_strength_per_request(real_client, photo, tmp_path):
     """strength=0 gives the face back as it was (up to the warp); the default pastes the model's
     output; out of range is a 422; a video job remembers its strength."""
-    def ask(**params):
-        r = real_client.post("/v1/images:enhance", content=encode(photo, "PNG"), params={"format": "png", **params},
-                             headers={**KEY, "Content-Type": "image/png"})
-        assert r.status_code == 200, r.text
-        return r, decode(r.content).astype(int)
-
-    r1, full = ask()
-    r0, none = ask(strength=0)
+    r1, full = ask_png(real_client, photo)
+    r0, none = ask_png(real_client, photo, strength=0)
     assert r1.headers["x-strength"] == "1" and r0.headers["x-strength"] == "0"
     face = (slice(60, 200), slice(60, 200))
     assert np.abs(none - photo)[face].mean() < 0.5 * np.abs(full - photo)[face].mean()
@@ -763,14 +765,8 @@ def test_aligned_face_crops(real_client, shared):
     model (its corners change too) instead of a detected, re-aligned and pasted face."""
     crop = np.asarray(Image.open(shared / "data/faces/aligned/codeformer_crop_0143.png").convert("RGB"))
 
-    def ask(**params):
-        r = real_client.post("/v1/images:enhance", content=encode(crop, "PNG"), params={"format": "png", **params},
-                             headers={**KEY, "Content-Type": "image/png"})
-        assert r.status_code == 200, r.text
-        return r, decode(r.content).astype(int)
-
-    r_normal, normal = ask()
-    r_aligned, whole = ask(aligned="true")
+    r_normal, normal = ask_png(real_client, crop)
+    r_aligned, whole = ask_png(real_client, crop, aligned="true")
     assert r_aligned.headers["x-aligned"] == "true" and r_normal.headers["x-aligned"] == "false"
     corner = (slice(0, 24), slice(0, 24))
     assert np.abs(whole - crop)[corner].mean() > 5  # aligned: the model's output everywhere

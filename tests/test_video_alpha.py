@@ -8,24 +8,16 @@ import torch
 
 from stream_gpen.io import open_source
 
+from tests._clips import write_video
+
 
 def _clip(path, codec: str, pix_fmt: str, options: dict | None = None, frames: int = 3,
           rotation: int | None = None) -> None:
-    with av.open(str(path), "w") as c:
-        s = c.add_stream(codec, rate=25, options=options or {})
-        s.width, s.height, s.pix_fmt = 64, 48, pix_fmt
-        if rotation is not None:
-            s.set_display_rotation(rotation)
-        for i in range(frames):
-            a = np.zeros((48, 64, 4), np.uint8)
-            a[10:40, 16:48, 0] = 200  # the keyed subject is red, the transparent rest black
-            a[10:40, 16:48, 3] = 255
-            f = av.VideoFrame.from_ndarray(a, format="rgba").reformat(format=pix_fmt)
-            f.pts = i
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    a = np.zeros((48, 64, 4), np.uint8)
+    a[10:40, 16:48, 0] = 200  # the keyed subject is red, the transparent rest black
+    a[10:40, 16:48, 3] = 255
+    write_video(path, [a] * frames, codec=codec, pix_fmt=pix_fmt, options=options,
+                setup=(lambda s: s.set_display_rotation(rotation)) if rotation is not None else None)
 
 
 @pytest.mark.parametrize("name, codec, pix_fmt, options", [
