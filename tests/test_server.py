@@ -283,7 +283,8 @@ def test_live_websocket_real_model(real_client, photo):
         ev = json.loads(ws.receive_text())
         assert ev["type"] == "error" and "strength must be a number in [0, 1]" in ev["detail"]
         ws.send_text(json.dumps({"faces": "all", "strength": 0}))
-        assert json.loads(ws.receive_text()) == {"type": "options", "model": None, "faces": "all", "strength": 0.0}
+        assert json.loads(ws.receive_text()) == {"type": "options", "model": None, "faces": "all", "strength": 0.0,
+                                                 "aligned": False}
         ws.send_bytes(HEADER.pack(10, 0, 0, KIND_JPEG) + encode(photo, "PNG"))
         weak = decode(ws.receive_bytes()[HEADER.size:]).astype(int)
         assert json.loads(ws.receive_text())["seq"] == 10
@@ -771,6 +772,37 @@ def test_aligned_face_crops(real_client, shared):
     corner = (slice(0, 24), slice(0, 24))
     assert np.abs(whole - crop)[corner].mean() > 5  # aligned: the model's output everywhere
     assert np.abs(whole - normal).mean() > 5  # not what the detect / align / paste path gives
+
+
+def test_aligned_live_frames(real_client, shared):
+    """The live socket takes ``aligned`` too: on the query (checked before accept) and in an
+    options message; an aligned frame is the model's output everywhere, unlike a detected,
+    re-aligned and pasted face."""
+    from starlette.websockets import WebSocketDisconnect
+
+    crop = np.asarray(Image.open(shared / "data/faces/aligned/codeformer_crop_0143.png").convert("RGB"))
+    corner = (slice(0, 24), slice(0, 24))
+
+    def ask(ws, seq):
+        ws.send_bytes(HEADER.pack(seq, 0, 0, KIND_JPEG) + encode(crop, "PNG"))
+        out = decode(ws.receive_bytes()[HEADER.size:]).astype(int)
+        assert json.loads(ws.receive_text())["seq"] == seq
+        return out
+
+    with real_client.websocket_connect("/v1/live?key=k3y&aligned=true") as ws:
+        assert json.loads(ws.receive_text())["aligned"] is True
+        whole = ask(ws, 1)
+        assert np.abs(whole - crop)[corner].mean() > 5  # the model's output everywhere
+        ws.send_text(json.dumps({"aligned": "yes"}))
+        ev = json.loads(ws.receive_text())
+        assert ev["type"] == "error" and "aligned must be true or false, not 'yes'" in ev["detail"]
+        ws.send_text(json.dumps({"aligned": False}))
+        assert json.loads(ws.receive_text())["aligned"] is False
+        assert np.abs(ask(ws, 2) - whole).mean() > 5  # detected, aligned and pasted: another picture
+    with pytest.raises(WebSocketDisconnect) as e:
+        with real_client.websocket_connect("/v1/live?key=k3y&aligned=maybe"):
+            pass
+    assert e.value.code == 1008  # FastAPI refuses a query that is not a boolean before accept
 
 
 def test_aligned_video_job(real_client, photo, tmp_path):

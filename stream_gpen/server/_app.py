@@ -405,7 +405,7 @@ def create_app(
     # --- live --------------------------------------------------------------------------------------
     @app.websocket("/v1/live")
     async def live(ws: WebSocket, model: str | None = None, faces: str | None = None, key: str | None = None,
-                   strength: float | None = None):
+                   strength: float | None = None, aligned: bool = False):
         if not check_key(key or key_from_headers(ws.headers)):
             metrics.refuse("unauthorized")
             await ws.close(code=1008, reason="missing or wrong API key (?key=...)")
@@ -414,14 +414,15 @@ def create_app(
             await ws.close(code=1013, reason="server not ready")
             return
         try:
-            state["models"].resolve(model, faces, strength)
+            state["models"].resolve(model, faces, strength, aligned)
         except InvalidInputError as e:
             await ws.close(code=1008, reason=str(e)[:120])
             return
         await ws.accept()
         try:
             await live_session(ws, batcher=state["batcher"], metrics=metrics, max_pixels=config.max_pixels,
-                               timeout_s=config.request_timeout_s, model=model, faces=faces, strength=strength)
+                               timeout_s=config.request_timeout_s, model=model, faces=faces, strength=strength,
+                               aligned=aligned)
         except WebSocketDisconnect:
             pass
 

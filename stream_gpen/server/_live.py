@@ -9,7 +9,8 @@ Binary messages both ways carry a 12-byte little-endian header, then the payload
     uint8[3]        reserved (0)
 
 Each answer has the kind of its question. Text messages from the client are JSON options,
-``{"model": ..., "faces": ..., "strength": ...}``; from the server, JSON events: ``{"type": "ready", ...}``,
+``{"model": ..., "faces": ..., "strength": ..., "aligned": ...}`` (``aligned``: every frame is
+an aligned face crop already, e.g. from a face-tracking front end); from the server, JSON events: ``{"type": "ready", ...}``,
 ``{"type": "frame", "seq", "server_ms"}`` (after each answer), ``{"type": "dropped", "seq"}`` (a
 frame replaced by a newer one before it was started), ``{"type": "busy", "seq"}`` (the model queue
 was full) and ``{"type": "error", "seq", "detail"}`` (a bad frame; the connection stays open).
@@ -66,13 +67,13 @@ def pack_frame(seq: int, kind: int, pixels: np.ndarray, *, quality: int = 80) ->
 
 
 async def live_session(ws, *, batcher, metrics, max_pixels: int, timeout_s: float, model: str | None,
-                       faces: str | None, strength: float | None = None) -> None:
+                       faces: str | None, strength: float | None = None, aligned: bool = False) -> None:
     """Serve one accepted WebSocket until the client goes away."""
     from starlette.concurrency import run_in_threadpool
     from starlette.websockets import WebSocketDisconnect
 
-    options = {"model": model, "faces": faces, "strength": strength}
-    batcher.models.resolve(model, faces, strength)  # validated before accept by the caller; cheap re-check
+    options = {"model": model, "faces": faces, "strength": strength, "aligned": bool(aligned)}
+    batcher.models.resolve(model, faces, strength, aligned)  # validated before accept by the caller; cheap re-check
     send_lock = asyncio.Lock()
     latest: list[bytes | None] = [None]
     wake = asyncio.Event()
@@ -98,9 +99,12 @@ async def live_session(ws, *, batcher, metrics, max_pixels: int, timeout_s: floa
                     try:
                         req = json.loads(msg["text"])
                         st = req.get("strength")
+                        al = req.get("aligned", options["aligned"])
+                        if not isinstance(al, bool):
+                            raise ValueError(f"aligned must be true or false, not {al!r}")
                         new = {"model": req.get("model") or None, "faces": req.get("faces") or None,
-                               "strength": None if st in (None, "") else float(st)}
-                        batcher.models.resolve(new["model"], new["faces"], new["strength"])
+                               "strength": None if st in (None, "") else float(st), "aligned": al}
+                        batcher.models.resolve(new["model"], new["faces"], new["strength"], new["aligned"])
                         options.update(new)
                         await send_json({"type": "options", **options})
                     except (ValueError, AttributeError, InvalidInputError) as e:
@@ -125,7 +129,7 @@ async def live_session(ws, *, batcher, metrics, max_pixels: int, timeout_s: floa
             try:
                 seq, kind, pixels = await run_in_threadpool(parse_frame, data, max_pixels=max_pixels)
                 fut = batcher.submit(pixels, model=options["model"], faces=options["faces"],
-                                     strength=options["strength"])
+                                     strength=options["strength"], aligned=options["aligned"])
                 try:
                     out = await asyncio.wait_for(asyncio.wrap_future(fut), timeout_s)
                 except asyncio.TimeoutError:
