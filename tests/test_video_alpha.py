@@ -45,6 +45,42 @@ def test_frames_carry_the_alpha_plane(tmp_path, name, codec, pix_fmt, options):
         assert float(image[:8, :, 0].float().mean()) < 5
 
 
+def test_interlaced_key_is_deinterlaced_with_its_picture(tmp_path):
+    """Interlaced keyed footage (1080i broadcast graphics in ProRes 4444): ``bwdif`` filters the
+    alpha plane with the picture, so the key is whole at the picture's edges, not combed."""
+    from test_io_video import _combing
+
+    h, w = 120, 160
+
+    def frames():
+        for i in range(6):  # a bar moving right, its two fields half a frame apart, keyed with it
+            img = np.zeros((h, w, 4), np.uint8)
+            for field, dt in ((0, 0.0), (1, 0.5)):
+                x, rows = int(20 + 8 * (i + dt)), np.arange(field, h, 2)
+                img[rows[(rows > 30) & (rows < 90)], x:x + 40] = (220, 220, 220, 255)
+            yield img
+
+    def interlaced(s):
+        s.codec_context.flags |= av.codec.context.Flags.interlaced_dct
+
+    write_video(tmp_path / "i.mov", frames(), codec="prores_ks", pix_fmt="yuva444p10le",
+                options={"profile": "4"}, setup=interlaced)
+    got = {}
+    for mode in ("auto", "off"):
+        with open_source(tmp_path / "i.mov", deinterlace=mode) as src:
+            assert src.has_alpha and (src.metadata.interlaced != "progressive") == (mode == "off")
+            rows = []
+            for f in src:
+                a = f.alpha.numpy().astype(np.float32) / 65535 * 255
+                rows.append((_combing(f.image.numpy()), _combing(np.dstack([a] * 3))))
+                f.release()
+            got[mode] = np.array(rows)
+    assert len(got["auto"]) == len(got["off"]) == 6
+    # picture and key both lose their combs; the key is not left combed behind a whole picture
+    assert got["auto"][:, 0].mean() < 0.2 * got["off"][:, 0].mean()
+    assert got["auto"][:, 1].mean() < 0.2 * got["off"][:, 1].mean()
+
+
 def test_opaque_video_has_no_alpha(tmp_path):
     _clip(tmp_path / "o.mov", "png", "rgb24")
     with open_source(tmp_path / "o.mov") as src:
