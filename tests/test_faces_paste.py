@@ -61,6 +61,21 @@ def test_round_trip_restores_the_face(photo):
     assert diff.max() < 60
 
 
+@pytest.mark.parametrize("backend", ["torch", "cv2"])
+def test_face_cut_by_the_frame_edge_leaves_no_dark_line(photo, backend):
+    """A face running off the top of the picture: warp -> paste back leaves the picture's first
+    rows as it leaves any other row (a bilinear blur), not darkened by a fill from outside it."""
+    h, w = photo.shape[:2]
+    a = _affine(256, 1.0, (w / 2, 40), 0.1)  # the face's top half lies above row 0
+    frame = photo.clone()
+    paste_faces(frame, warp_faces(frame, [0], a, size=256, backend=backend), a, backend=backend)
+    d = frame.int() - photo.int()
+    inside = _support(frame.shape, a, 256, 0.04, 0.12)[0]  # columns where row 0 is pasted
+    assert inside.sum() > 100
+    edge = d[0][inside].float().mean(1)  # per column, signed
+    assert edge.mean() > -3 and (edge < -20).float().mean() < 0.05, (edge.mean(), (edge < -20).float().mean())
+
+
 @pytest.mark.parametrize("feather", [0.12, 0.0])
 def test_no_seam_at_mask_border(photo, feather):
     """A restored face that is 40 grey levels brighter must not leave a step at the mask edge.

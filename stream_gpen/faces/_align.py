@@ -178,8 +178,15 @@ def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int, backend: 
     ``frames``: a ``[B,H,W,3]`` uint8 tensor (e.g. the frame ring) or a list of ``[H,W,3]``;
     uint16 frames (a >8-bit source's rgb48 ``hi`` copy) give uint16 crops, on the 16-bit scale;
     ``frame_ids``: ``[n]`` index of each face's frame; ``affines``: ``[n,2,3]`` frame -> crop.
-    Bilinear with a black border, like ``cv2.warpAffine(..., flags=INTER_LINEAR)`` (GPEN's flags=3);
-    runs on the frames' device. Returns an empty ``[0,3,S,S]`` batch for no faces.
+    Bilinear, like ``cv2.warpAffine(..., flags=INTER_LINEAR)`` (GPEN's flags=3), on the frames'
+    device. Returns an empty ``[0,3,S,S]`` batch for no faces.
+
+    Where a face runs off the picture the crop repeats the picture's edge pixels
+    (``BORDER_REPLICATE``), where GPEN's script fills black: a black fill is blended into the
+    crop's pixels next to the edge and pasted back as a dark line along the picture's edge (up to
+    ~90 grey levels in row 0 of a face cut by the top of the frame), and FFHQ, which GPEN learned
+    from, pads its crops with the picture's own edge content, never black. Inside the picture the
+    crop is the same as GPEN's.
 
     ``backend``: ``"torch"`` (one batched gather on any device), ``"cv2"`` (OpenCV per face; CPU
     frames only: its fixed-point SIMD warp is 4-20x faster than the gather on CPU, within one grey
@@ -208,6 +215,9 @@ def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int, backend: 
     x = inv[:, 0, 0, None, None] * gx + inv[:, 0, 1, None, None] * gy + inv[:, 0, 2, None, None]
     y = inv[:, 1, 0, None, None] * gx + inv[:, 1, 1, None, None] * gy + inv[:, 1, 2, None, None]
     idx = ids[:, None, None].expand(n, size, size)
+    # clamped coordinates: bilinear sampling with the edge replicated, as cv2.BORDER_REPLICATE
+    x = x.clamp_(0, batch.shape[2] - 1)
+    y = y.clamp_(0, batch.shape[1] - 1)
     out = bilinear_gather(batch, idx, x.to(torch.float32), y.to(torch.float32))
     top = 255 if batch.dtype == torch.uint8 else 65535
     return out.add_(0.5).floor_().clamp_(0, top).to(batch.dtype).permute(0, 3, 1, 2).contiguous()
@@ -231,5 +241,5 @@ def _warp_cv2(batch: torch.Tensor, ids: torch.Tensor, affines: torch.Tensor, siz
     for i, fi in enumerate(ids.tolist()):
         src = np.ascontiguousarray(batch[fi].numpy())
         cv2.warpAffine(src, a64[i], (size, size), dst=out[i].numpy(), flags=cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+                       borderMode=cv2.BORDER_REPLICATE)
     return out.permute(0, 3, 1, 2).contiguous()
