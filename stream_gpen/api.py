@@ -493,12 +493,25 @@ class Enhancer:
         if is_image_url(src_s):
             return self._enhance_image_url(src_s, dst, opts)
         if "://" not in src_s and Path(src_s).is_dir():
-            from stream_gpen.io._image import folder_media
+            from stream_gpen.io._image import IMAGE_EXTS, folder_media, folder_outputs
 
-            images, videos, _ = folder_media(Path(src_s), Path(dst))
+            root = Path(src_s)
+            images, videos, _ = folder_media(root, Path(dst))
+            photo_ext = "." + image_format.lower().lstrip(".") if image_format else None
+            plan, clashes = folder_outputs(
+                root, Path(dst), images + videos,
+                lambda q: (photo_ext or q.suffix) if q.suffix.lower() in IMAGE_EXTS
+                else (q.suffix if q.suffix.lower() in self._FOLDER_KEEP else ".mp4"))
+            for note in clashes:
+                log.warning("%s", note)
+            opts["names"] = {q.relative_to(root).as_posix(): plan[q] for q in images}
             if videos or (skip_existing and not overwrite):
-                return self._enhance_folder(Path(src_s), Path(dst), images, videos,
-                                            skip_existing=skip_existing and not overwrite, **opts)
+                summary = self._enhance_folder(root, Path(dst), images, videos, plan,
+                                               skip_existing=skip_existing and not overwrite, **opts)
+            else:
+                summary = self._enhance_one(src_s, dst, **opts)
+            summary.fallbacks[:0] = clashes
+            return summary
         elif skip_existing and not overwrite and "://" not in src_s and Path(dst).exists():
             summary = self._summary(input=src_s, output=str(dst))
             summary.fallbacks.append(f"{dst} already exists: left as it is (skip_existing)")
@@ -516,8 +529,9 @@ class Enhancer:
 
     def _enhance_one(self, src_s: str, dst, *, overwrite, codec, crf, preset, audio, quality, on_progress, cancel,
                      copy_if_no_faces, untrusted, max_pixels, start=0.0, duration=None, skip=None,
-                     compare=False, image_format=None, encoder="software") -> RunSummary:
-        """One video, URL, image, or a folder of images (one source, one sink)."""
+                     compare=False, image_format=None, encoder="software", names=None) -> RunSummary:
+        """One video, URL, image, or a folder of images (one source, one sink; ``names``: each
+        photo's output path by its ``rel_path``, see ``folder_outputs``)."""
         from stream_gpen.io import open_sink
 
         trimmed = bool(start) or duration is not None
@@ -541,7 +555,8 @@ class Enhancer:
             try:
                 with open_sink(dst, source=source, codec=codec, crf=crf, preset=preset, audio=audio,
                                overwrite=overwrite, quality=quality, queue_size=_SINK_QUEUE,
-                               image_format=image_format if is_still else None, encoder=encoder) as sink:
+                               image_format=image_format if is_still else None, encoder=encoder,
+                               image_names=names if is_still else None) as sink:
                     originals: dict = {}
                     keep = (lambda f: originals.__setitem__(f.index, f.image.clone())) if compare else None
                     frames = (self._still_frames(source, stage, on_frame=keep) if is_still
@@ -592,10 +607,11 @@ class Enhancer:
     #: .wmv/.flv/.3gp/.mpg would play in few places, if it muxes at all)
     _FOLDER_KEEP = (".mp4", ".mov", ".mkv", ".webm", ".m4v", ".avi")
 
-    def _enhance_folder(self, root: Path, dst: Path, images: list[Path], videos: list[Path], *,
-                        skip_existing: bool = False, **opts) -> RunSummary:
+    def _enhance_folder(self, root: Path, dst: Path, images: list[Path], videos: list[Path],
+                        plan: dict[Path, Path], *, skip_existing: bool = False, **opts) -> RunSummary:
         """A folder with videos (or resumed): its images as one folder job, then each video into
-        the mirror; with ``skip_existing``, files whose output exists are left out."""
+        the mirror (``plan``: each file's output); with ``skip_existing``, files whose output
+        exists are left out."""
         total = self._summary(input=str(root), output=str(dst))
         t0 = time.perf_counter()
         user_progress = opts.pop("on_progress")
@@ -608,15 +624,11 @@ class Enhancer:
                 user_progress(base["frames"] + done, grand[0], base["faces"] + faces)
 
         trim = {"start": opts.pop("start", 0.0), "duration": opts.pop("duration", None)}
-        outs = [(v, (dst / v.relative_to(root)).with_suffix(v.suffix if v.suffix.lower() in self._FOLDER_KEEP else ".mp4"))
-                for v in videos]
+        outs = [(v, plan[v]) for v in videos]
         done_before = 0
 
-        fmt = opts.get("image_format")
-
         def done(q: Path) -> bool:  # its output exists already
-            out = dst / q.relative_to(root)
-            return (out.with_suffix("." + fmt.lstrip(".")) if fmt else out).exists()
+            return plan[q].exists()
 
         skip = done if skip_existing else None
         if skip_existing:

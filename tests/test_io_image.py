@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -197,3 +198,53 @@ def test_folder_photos_converted_to_one_format(tmp_path, shared, mobilenet_weigh
         assert im.format == "JPEG" and im.getexif().get(0x010F) == "Apple"
     again = enh.enhance_file(album, out, image_format="jpg", skip_existing=True)
     assert again.frames_out == 0
+
+
+def test_folder_inputs_never_share_an_output(tmp_path, mobilenet_weights):
+    """Two inputs that would land on one output name (``a.jpg`` and ``a.png`` as JPEGs; ``clip.gif``
+    and ``clip.mp4``, both written as .mp4) each get their own: the one already in the output's
+    format keeps the name, the other takes its extension into it; the summary says so, and a
+    resumed run knows the new names. Thumbnail, trash and hidden folders are left out."""
+    from stream_gpen import Enhancer
+    from tests._clips import write_video
+    from tests._doubles import IdentityRestorer
+
+    album = tmp_path / "album"
+    for d in ("", ".thumbnails", "@eaDir/a.jpg", ".Trash-1000/files"):
+        (album / d).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(album / "a.jpg")
+    Image.fromarray(rng.integers(0, 255, (30, 20, 3), dtype=np.uint8)).save(album / "a.png")
+    for d in (".thumbnails", "@eaDir/a.jpg", ".Trash-1000/files"):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(album / d / "thumb.jpg")
+    write_video(album / "clip.gif", [np.full((32, 48, 3), 40 * i, np.uint8) for i in range(3)],
+                codec="gif", pix_fmt="rgb8", rate=5)
+    write_video(album / "clip.mp4", [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(5)], rate=5)
+    enh = Enhancer(IdentityRestorer(64), device="cpu", detector_weights=mobilenet_weights)
+    out = tmp_path / "out"
+    summary = enh.enhance_file(album, out, image_format="jpg")
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
+        "a.jpg", "a_png.jpg", "clip.mp4", "clip_gif.mp4"]
+    with Image.open(out / "a.jpg") as a, Image.open(out / "a_png.jpg") as b:
+        assert a.size == (50, 40) and b.size == (20, 30)
+    for name, n, size in (("clip.mp4", 5, (64, 48)), ("clip_gif.mp4", 3, (48, 32))):
+        with av.open(str(out / name)) as c:
+            s = c.streams.video[0]
+            assert (sum(1 for _ in c.decode(s)), s.width, s.height) == (n, *size), name
+    assert "a.png written as a_png.jpg: a.jpg takes a.jpg" in summary.fallbacks
+    assert "clip.gif written as clip_gif.mp4: clip.mp4 takes clip.mp4" in summary.fallbacks
+    assert summary.frames_out == 2 + 5 + 3 and not summary.skipped
+    again = enh.enhance_file(album, out, image_format="jpg", skip_existing=True)
+    assert again.frames_out == 0 and not again.skipped
+
+
+def test_folder_outputs_names_clashes_ignoring_case(tmp_path):
+    from stream_gpen.io._image import folder_outputs
+
+    root, dst = tmp_path / "in", tmp_path / "out"
+    files = [root / "IMG_1.HEIC", root / "IMG_1.JPG", root / "IMG_1.jpeg", root / "IMG_1_heic.jpg", root / "x/b.png"]
+    plan, notes = folder_outputs(root, dst, files, lambda q: ".jpg")
+    assert {str(k.relative_to(root)): str(v.relative_to(dst)) for k, v in plan.items()} == {
+        "IMG_1.HEIC": "IMG_1_heic_2.jpg",  # IMG_1_heic.jpg is another input's output
+        "IMG_1.JPG": "IMG_1.jpg", "IMG_1.jpeg": "IMG_1_jpeg.jpg", "IMG_1_heic.jpg": "IMG_1_heic.jpg", "x/b.png": "x/b.jpg"}
+    assert len(notes) == 2

@@ -71,12 +71,23 @@ _VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mts", ".m2ts",
                ".flv", ".3gp", ".vob", ".dv", ".mod", ".tod", ".mxf", ".ogv", ".gif")
 
 
+# Folders of thumbnails and deleted files that file managers, NASes and archivers leave in photo
+# folders (besides hidden ".name" ones): their pictures are copies, not the user's photos.
+_JUNK_DIRS = frozenset({"@eadir", "$recycle.bin", "system volume information", "__macosx", "#recycle"})
+
+
+def _listed(rel: Path) -> bool:
+    """A file (path relative to the walked folder) a folder run takes: no part of it hidden
+    (``.thumbnails/``, ``.git/``, ``.Trash-1000/``, ``._IMG.jpg``) or a thumbnail/trash folder."""
+    return not any(part.startswith(".") or part.lower() in _JUNK_DIRS for part in rel.parts)
+
+
 def folder_media(root: Path, exclude: Path | None = None) -> tuple[list[Path], list[Path], list[Path]]:
     """The images, the videos and the other files under ``root`` (one recursive walk, sorted,
-    hidden files left out), by extension. ``exclude``: a folder inside ``root`` to leave out (the
-    output of an earlier run written into the input folder, which would otherwise be restored
-    again, and nested deeper each time)."""
-    files = sorted(q for q in root.rglob("*") if q.is_file() and not q.name.startswith("."))
+    hidden files and folders, thumbnail and trash folders left out), by extension. ``exclude``: a
+    folder inside ``root`` to leave out (the output of an earlier run written into the input
+    folder, which would otherwise be restored again, and nested deeper each time)."""
+    files = sorted(q for q in root.rglob("*") if q.is_file() and _listed(q.relative_to(root)))
     if exclude is not None:
         ex = exclude.resolve()
         files = [q for q in files if not q.resolve().is_relative_to(ex)]
@@ -84,6 +95,41 @@ def folder_media(root: Path, exclude: Path | None = None) -> tuple[list[Path], l
     videos = [q for q in files if q.suffix.lower() in _VIDEO_EXTS]
     other = [q for q in files if q.suffix.lower() not in IMAGE_EXTS and q.suffix.lower() not in _VIDEO_EXTS]
     return images, videos, other
+
+
+def folder_outputs(root: Path, dst: Path, files: list[Path], suffix_of) -> tuple[dict[Path, Path], list[str]]:
+    """Where each of a folder's ``files`` goes in its mirror ``dst``: ``suffix_of(path)`` is the
+    output's extension (``--image-format``, or ``.mp4`` for a container the sink does not write).
+    Two inputs that would land on one output (``a.jpg`` and ``a.png`` with ``image_format="jpg"``,
+    iPhone exports' ``IMG_1.HEIC`` and ``IMG_1.JPG``; ``clip.gif`` and ``clip.mp4``) must not
+    overwrite each other: the one already in the output's format keeps the name (else the first
+    in sorted order) and the others take their own extension into it (``a_png.jpg``). Names are
+    compared ignoring case, as macOS and Windows file systems do. -> (input -> output, notes)."""
+    plan: dict[Path, Path] = {}
+    groups: dict[str, list[Path]] = {}
+    for q in files:
+        out = (dst / q.relative_to(root)).with_suffix(suffix_of(q))
+        plan[q] = out
+        groups.setdefault(str(out).lower(), []).append(q)
+    taken = {str(o).lower() for o in plan.values()}
+    notes: list[str] = []
+    for key, qs in groups.items():
+        if len(qs) < 2:
+            continue
+        out = plan[qs[0]]
+        keep = next((q for q in qs if q.suffix.lower() == out.suffix.lower()), qs[0])
+        for q in qs:
+            if q is keep:
+                continue
+            stem = f"{out.stem}_{q.suffix.lstrip('.').lower() or 'file'}"
+            new, n = out.with_name(stem + out.suffix), 2
+            while str(new).lower() in taken:
+                new, n = out.with_name(f"{stem}_{n}{out.suffix}"), n + 1
+            taken.add(str(new).lower())
+            plan[q] = new
+            notes.append(f"{q.relative_to(root)} written as {new.relative_to(dst)}: "
+                         f"{keep.relative_to(root)} takes {out.relative_to(dst)}")
+    return plan, notes
 
 
 def load_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -588,7 +634,8 @@ class ImageSink(_Sink):
     not is listed once per kind in ``fallbacks``.
     """
 
-    def __init__(self, target, *, format: str | None = None, quality: int = 95, overwrite: bool = False) -> None:
+    def __init__(self, target, *, format: str | None = None, quality: int = 95, overwrite: bool = False,
+                 names: dict[str, Path] | None = None) -> None:
         if not 1 <= quality <= 100:
             raise InvalidInputError(f"quality={quality} must be within 1..100")
         if format is not None and "." + format.lower().lstrip(".") not in IMAGE_EXTS:
@@ -598,6 +645,9 @@ class ImageSink(_Sink):
         self.format = format
         self.quality = quality
         self.overwrite = overwrite
+        #: a folder's output path for a frame's ``rel_path`` where the plain mirror would clash
+        #: (:func:`folder_outputs`)
+        self.names = dict(names or {})
         self.frames_written = 0
         self.fallbacks: list[str] = []
         self.written: list[Path] = []
@@ -670,6 +720,8 @@ class ImageSink(_Sink):
     def _path_for(self, frame: Frame) -> Path:
         if not self.is_folder:
             return self.target
+        if frame.rel_path in self.names:
+            return self.names[frame.rel_path]
         rel = Path(frame.rel_path or f"{frame.index:06d}.png")
         if self.format:
             rel = rel.with_suffix("." + self.format.lower().lstrip("."))

@@ -81,11 +81,14 @@ def open_sink(
     queue_size: int = 4,
     encoder: Encoder = "software",
     live: bool | None = None,
+    image_names: dict | None = None,
 ):
     """Open a sink: ``"null"``, ``"preview"``, ``"virtualcam"``, a stream URL (rtmp/srt/udp/...),
     an image file or folder (when ``source`` is an image source, or the name ends in an image
     extension), or a video file (container from the extension). ``encoder`` (software / nvenc /
-    auto) and ``live`` apply to video files and stream URLs (see :class:`FileSink`)."""
+    auto) and ``live`` apply to video files and stream URLs (see :class:`FileSink`).
+    ``image_names``: a folder's photos whose output is not the plain mirror (``rel_path`` ->
+    path; :func:`~stream_gpen.io._image.folder_outputs`)."""
     from stream_gpen.io._sink import ENCODER_MODES
 
     if encoder not in ENCODER_MODES:
@@ -124,6 +127,6 @@ def open_sink(
         raise InvalidInputError(
             f"the input is a video but the output {t} is an image name; use a video extension (.mp4, .mkv, .mov, .webm)")
     if isinstance(source, ImageSource) or is_image_name:
-        return ImageSink(p, format=image_format, quality=quality, overwrite=overwrite)
+        return ImageSink(p, format=image_format, quality=quality, overwrite=overwrite, names=image_names)
     return FileSink(p, source=source, codec=codec, crf=crf, preset=preset, audio=audio, overwrite=overwrite,
                     odd_size=odd_size, queue_size=queue_size, encoder=encoder, live=live)
