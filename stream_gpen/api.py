@@ -496,6 +496,11 @@ class Enhancer:
             from stream_gpen.io._image import IMAGE_EXTS, folder_media, folder_outputs
 
             root = Path(src_s)
+            if Path(dst).exists() and not Path(dst).is_dir():
+                raise InvalidInputError(f"the output {dst} is a file; a folder input needs an output folder")
+            if Path(dst).resolve() == root.resolve():
+                raise InvalidInputError(f"the output folder {dst} is the input folder: the restored photos would "
+                                        "replace or mix with the originals; name another with -o")
             images, videos, _ = folder_media(root, Path(dst))
             photo_ext = "." + image_format.lower().lstrip(".") if image_format else None
             plan, clashes = folder_outputs(
@@ -566,7 +571,8 @@ class Enhancer:
                             frame = _side_by_side(frame, originals.pop(frame.index))
                         summary.frames_in += 1
                         with timer("encode"):
-                            sink.write(frame)
+                            if not self._write_photo(sink, frame, summary, folder=meta.kind == "folder"):
+                                continue
                         summary.frames_out += 1
                         if on_progress is not None:
                             on_progress(summary.frames_out, total, stage.faces_restored)
@@ -670,6 +676,35 @@ class Enhancer:
             total.seconds = time.perf_counter() - t0
         return total
 
+    @staticmethod
+    def _write_photo(sink, frame, summary: RunSummary, *, folder: bool) -> bool:
+        """``sink.write(frame)``; in a folder run a photo that cannot be written (a metadata
+        block its format refuses, say) is listed in ``summary.skipped`` and the rest go on. An
+        existing output (the user's choice) and a full disk (every next photo too) still stop it."""
+        import errno
+
+        from stream_gpen.errors import OutputExistsError
+
+        if not folder:
+            sink.write(frame)
+            return True
+        try:
+            sink.write(frame)
+            return True
+        except OutputExistsError:
+            raise
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                raise
+            why = e
+        except Exception as e:  # noqa: BLE001 - one odd photo must not end a run over thousands
+            why = e
+        summary.skipped.append(f"{frame.rel_path}: could not be written ({type(why).__name__}: {why})")
+        log.warning("skipped %s: could not be written: %s: %s", frame.rel_path, type(why).__name__, why)
+        log.debug("writing %s failed", frame.rel_path, exc_info=True)
+        frame.release()
+        return False
+
     def _still_frames(self, source, stage, on_frame=None) -> Iterator:
         from stream_gpen.faces._hdr import HdrColour
 
@@ -695,7 +730,7 @@ class Enhancer:
         summary.stage_seconds = dict(timer.totals)
         summary.frames_in = max(summary.frames_in, int(stats.get("decoded", 0)))
         summary.fallbacks = self._all_fallbacks() + [str(f) for f in getattr(source, "fallbacks", []) or []]
-        summary.skipped = [str(x) for x in getattr(source, "skipped", []) or []]
+        summary.skipped = [str(x) for x in getattr(source, "skipped", []) or []] + summary.skipped
 
     def stream(self, source, *, live: bool | None = None, latency_budget_s: float = 0.05) -> Iterator[EnhancedFrame]:
         """Yield enhanced frames (numpy RGB) with their timestamps from any source spec."""
@@ -855,8 +890,13 @@ def default_output(src: str) -> str:
         src = name  # into the working folder, under the URL's own name
     p = Path(src)
     if p.is_dir():
-        return str(p.with_name(p.name.rstrip("/") + "_enhanced"))
-    suffix = ".mp4" if p.suffix.lower() in NO_MODERN_VIDEO else p.suffix
+        if p.name in ("", ".", ".."):  # `enhance .`: named after the folder it is, beside it
+            p = p.resolve()
+            if not p.name:
+                raise InvalidInputError(f"{src} has no name to derive an output folder from; name one with -o")
+        return str(p.with_name(p.name + "_enhanced"))
+    # (an animated PNG is decoded as a video; the apng muxer holds no H.264)
+    suffix = ".mp4" if p.suffix.lower() in NO_MODERN_VIDEO or p.suffix.lower() == ".apng" else p.suffix
     return str(p.with_name(f"{p.stem}_enhanced{suffix}"))
 
 

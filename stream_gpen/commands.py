@@ -475,6 +475,57 @@ def add_camera(subparsers, parents=()) -> None:
 
 
 # --- info ---------------------------------------------------------------------------------------
+def _describe_image(p: Path) -> dict:
+    """``info`` on a photo: decoded as ``enhance`` decodes it, so the plan says what will
+    really be kept (bits, profile, EXIF, DPI, transparency) and what not."""
+    from PIL import Image, UnidentifiedImageError
+
+    from stream_gpen.errors import NotMediaError
+    from stream_gpen.io._image import _bits_per_sample, _heif_plugin, _load, _orientation
+
+    _heif_plugin(p)
+    try:
+        with Image.open(p) as im:
+            fmt, size, mode, frames = im.format, list(im.size), im.mode, getattr(im, "n_frames", 1)
+            orient = _orientation(im, p)
+            bits = (_bits_per_sample(im, p) if fmt in ("PNG", "TIFF")
+                    else int(im.info.get("bit_depth", 8) or 8) if fmt == "HEIF" else 8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise NotMediaError(f"cannot read {p} as an image: {e}") from e
+    notes: list[str] = []
+    quiet = logging.getLogger("stream_gpen.io._image")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # what it would warn of is in the plan below, said once
+    try:
+        _, alpha, grey, info, hi = _load(p, notes)  # raises the same errors enhance would
+    finally:
+        quiet.setLevel(level)
+    out = {"kind": "image", "path": str(p), "format": fmt, "size": size, "mode": mode, "bits": bits,
+           "frames": frames, "exif_orientation": orient, "icc_profile": bool(info.get("icc_profile")),
+           "exif": bool(info.get("exif")), "nclx": info.get("nclx_profile"), "alpha": alpha is not None}
+    plan = ["turned upright (EXIF orientation)"] if orient != 1 else []
+    if hi is not None:
+        plan.append(f"{bits}-bit: restored and written at {bits if fmt == 'HEIF' else 16} bits "
+                    "(PNG/TIFF/HEIF output; 8-bit formats get 8)")
+    plan += notes  # what is not kept: 8 bits from a deeper file, other frames or pages
+    kept, dropped = [], []
+    icc = info.get("icc_profile")
+    if icc:
+        space = bytes(icc[16:20])
+        (kept if space == (b"GRAY" if grey else b"RGB ") else dropped).append(
+            f"ICC profile ({space.decode('ascii', 'replace').strip()})")
+    kept += [k for k, v in (("EXIF", info.get("exif")), ("DPI", info.get("dpi")), ("transparency", alpha is not None),
+                            ("HDR gain map", info.get("gain_map") is not None)) if v]
+    if kept:
+        plan.append(", ".join(kept) + " written back where the output format holds them")
+    if dropped:
+        plan.append(", ".join(dropped) + " dropped: it does not describe the RGB pixels written")
+    if info.get("stale_tags"):
+        plan.append("Photoshop layers / image resources dropped (they hold the unrestored picture)")
+    out["plan"] = plan
+    return out
+
+
 def describe_input(spec: str) -> dict:
     """What ``enhance`` will see in ``spec`` and what it will do with it (no model is loaded)."""
     from stream_gpen.api import default_output, fetched, is_image_url, pixel_aspect
@@ -497,25 +548,7 @@ def describe_input(spec: str) -> dict:
                 "other_files": other, "plan": ["photos and videos restored into a mirrored folder"]
                 + ([f"{other} other file(s) left out"] if other else [])}
     if "://" not in spec and p.suffix.lower() in IMAGE_EXTS:
-        from stream_gpen.io._image import _bits_per_sample, _heif_plugin, read_image_info
-
-        from PIL import Image
-
-        _heif_plugin(p)
-        with Image.open(p) as im:
-            info = read_image_info(im, p)
-            orient = im.getexif().get(0x0112, 1)
-            bits = (_bits_per_sample(im, p) if im.format in ("PNG", "TIFF")
-                    else int(im.info.get("bit_depth", 8) or 8) if im.format == "HEIF" else 8)
-            out = {"kind": "image", "path": str(p), "format": im.format, "size": list(im.size), "mode": im.mode,
-                   "bits": bits, "frames": getattr(im, "n_frames", 1), "exif_orientation": orient,
-                   "icc_profile": bool(info.get("icc_profile")), "exif": bool(info.get("exif")),
-                   "nclx": info.get("nclx_profile")}
-        out["plan"] = (["turned upright (EXIF orientation)"] if orient not in (1, None) else []) + (
-            [f"{bits}-bit: restored and written at {bits if im.format == 'HEIF' else 16} bits "
-             "(PNG/TIFF/HEIF output; 8-bit formats get 8)"] if bits > 8 else []
-        ) + ["ICC profile, EXIF, DPI and transparency written back"]
-        return out
+        return _describe_image(p)
     with open_source(spec, live=False if "://" not in spec and not spec.startswith("lavfi:") else None,
                      autorotate=True) as src:
         m = src.metadata

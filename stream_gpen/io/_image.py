@@ -25,6 +25,7 @@ text tags). An output format that holds 8 bits (JPEG, WebP...) gets 8 and the su
 from __future__ import annotations
 
 import logging
+import struct
 from fractions import Fraction
 from pathlib import Path
 
@@ -65,6 +66,12 @@ _TIFF_COMPRESSIONS = ("raw", "tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "
 # colour map, ICC, XMP): never copied from one file into another
 _TIFF_LAYOUT_TAGS = {254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 280, 281, 284, 296, 282, 283, 317,
                      320, 322, 323, 324, 325, 338, 339, 340, 341, 530, 531, 532, 700, 34675}
+# Tags that hold another copy of the picture, which would go stale beside the restored one:
+# Photoshop's layers (37724 ImageSourceData: Photoshop opens a TIFF from them, unrestored) and
+# image resources (34377: a thumbnail, and layer data too).
+_STALE_TAGS = {37724, 34377}
+# An APP1 segment's length field is 16 bits: 65535 - 2 (length) - 6 ("Exif\0\0", counted in the block)
+_JPEG_EXIF_MAX = 65533
 # what a folder's videos may be called: phones, web, camcorders (AVCHD .mts, MiniDV .dv, JVC .mod/
 # .tod, DVD .vob), broadcast (.mxf) and animated GIFs (written as .mp4, see Enhancer._FOLDER_KEEP)
 _VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mts", ".m2ts", ".ts", ".mpg", ".mpeg", ".wmv",
@@ -225,6 +232,10 @@ def read_image_info(im, path: Path) -> dict:
         v = info.get(key)
         if v not in (None, b"", ""):
             out[key] = v
+    if im.format == "TIFF" and 282 not in getattr(im, "tag_v2", {}):
+        # Pillow reports (1, 1) for a TIFF without resolution tags: written back, a 2000-px photo
+        # would be 2000 inches wide in layout and print programs. No tag in, none out.
+        out.pop("dpi", None)
     nclx = info.get("nclx_profile")
     if isinstance(nclx, dict) and "color_primaries" in nclx:
         # HEIF's colour description without an ICC profile (iPhones: Display P3 as nclx)
@@ -265,7 +276,7 @@ def read_image_info(im, path: Path) -> dict:
 
             exif = Image.Exif()
             exif.load(own.tobytes())
-    except (OSError, ValueError, SyntaxError, KeyError, TypeError) as e:
+    except (OSError, ValueError, SyntaxError, KeyError, TypeError, struct.error) as e:
         log.warning("%s: its EXIF block could not be read and is not carried over: %s", path, e)
         exif = None
     if exif and im.format == "TIFF":
@@ -274,11 +285,16 @@ def read_image_info(im, path: Path) -> dict:
         for tag in [t for t in exif if t in _TIFF_LAYOUT_TAGS]:
             del exif[tag]
     if exif:
+        stale = [t for t in exif if t in _STALE_TAGS]
+        for tag in stale:  # pictures of the original picture: they would show it unrestored
+            del exif[tag]
+        if stale:
+            out["stale_tags"] = sorted(stale)
         if 0x0112 in exif:
             exif[0x0112] = 1  # pixels are written upright (the orientation was applied on load)
         try:
             out["exif"] = exif.tobytes()
-        except (OSError, ValueError, TypeError, KeyError) as e:  # a malformed maker note, say
+        except (OSError, ValueError, TypeError, KeyError, struct.error) as e:  # a malformed maker note, a tag of the wrong type
             log.warning("%s: its EXIF block could not be re-encoded and is not carried over: %s", path, e)
     return out
 
@@ -429,13 +445,27 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
     A 16-bit PNG or TIFF (scans, raw developers' exports) also gives its pixels as RGB uint16
     (the frame's ``hi``): faces are restored into it and the sink writes 16 bits back, so the
     rest of the picture keeps every level. The 8-bit picture is then ``round(hi / 257)``."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    import warnings
 
     if not path.exists():
         raise MediaNotFoundError(f"image not found: {path}")
     if path.stat().st_size == 0:
         raise EmptyMediaError(f"image is empty (0 bytes): {path}")
     _heif_plugin(path)
+    # Pillow says what it finds wrong in a file ("Corrupt EXIF data", a truncated chunk) through
+    # Python's warnings, which print as a source line of Pillow's: say it as ours, naming the file.
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        try:
+            return _load_checked(path, notes)
+        finally:
+            for w in {str(w.message).strip() for w in said}:
+                log.warning("%s: %s", path, w)
+
+
+def _load_checked(path: Path, notes: list[str] | None):
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(path) as im:
             frames = getattr(im, "n_frames", 1)
@@ -458,13 +488,13 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
                     notes.append(msg)
             bits = (_bits_per_sample(im, path) if im.format in ("PNG", "TIFF")
                     else int(im.info.get("bit_depth", 8) or 8) if im.format == "HEIF" else 8)
-            orientation = int(im.getexif().get(0x0112, 1) or 1)
-            im = ImageOps.exif_transpose(im)
+            orientation = _orientation(im, path)
+            im = _upright(im, orientation, path)
             grey = im.mode in ("1", "L", "LA", "La", "I", "F") or im.mode.startswith("I;16")
             alpha = None
             if im.mode in ("I", "F") or im.mode.startswith("I;16"):
                 # 16-bit / 32-bit grey: Pillow's convert("RGB") clips at 255 (a white picture)
-                im = Image.fromarray(_to_uint8(np.asarray(im)), "L")
+                im = Image.fromarray(_to_uint8(np.asarray(im), bits if bits in (8, 16) else None), "L")
             if im.mode in ("RGBA", "LA", "La", "PA", "RGBa") or (im.mode == "P" and "transparency" in im.info):
                 im = im.convert("RGBA")
                 alpha = np.asarray(im)[:, :, 3].copy()
@@ -485,6 +515,42 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
             rgb = u8_from_u16(hi[..., :3])
             image_info["bits"] = bits  # what a deep writer keeps (HEIF: 10 or 12)
     return rgb, alpha, grey, image_info, hi
+
+
+def _orientation(im, path: Path) -> int:
+    """The EXIF orientation 1..8 (1 when absent or unusable: text, a fraction, out of range, an
+    unreadable block; cameras and editors write all of these)."""
+    try:
+        v = im.getexif().get(0x0112, 1)
+        v = v[0] if isinstance(v, (tuple, list)) and v else v
+        if isinstance(v, (str, bytes)):  # text: not an orientation Pillow (or a viewer) applies
+            return 1
+        v = int(v)
+    except (OSError, ValueError, SyntaxError, KeyError, TypeError, struct.error, ZeroDivisionError):
+        return 1
+    if 1 <= v <= 8 or v == 0:  # 0: "unknown", written by some cameras; upright as stored
+        return v or 1
+    log.warning("%s: EXIF orientation %r is not one of 1..8: the picture is taken as stored", path, v)
+    return 1
+
+
+def _upright(im, orientation: int, path: Path):
+    """``im`` turned upright. Pillow's ``exif_transpose`` also re-encodes the EXIF block and fails
+    on a tag of the wrong type (an orientation stored as a fraction or text): then the turn is made
+    here from ``orientation`` (the EXIF is carried, or not, by ``read_image_info``)."""
+    from PIL import Image, ImageOps
+
+    try:
+        return ImageOps.exif_transpose(im)
+    except (OSError, ValueError, SyntaxError, KeyError, TypeError, struct.error) as e:
+        log.debug("%s: exif_transpose failed (%s); turning it by orientation %d", path, e, orientation)
+    steps = {2: [Image.Transpose.FLIP_LEFT_RIGHT], 3: [Image.Transpose.ROTATE_180],
+             4: [Image.Transpose.FLIP_TOP_BOTTOM], 5: [Image.Transpose.TRANSPOSE],
+             6: [Image.Transpose.ROTATE_270], 7: [Image.Transpose.TRANSVERSE], 8: [Image.Transpose.ROTATE_90]}
+    im.load()
+    for step in steps.get(orientation, []):
+        im = im.transpose(step)
+    return im
 
 
 def _png_chunks(info: dict):
@@ -508,12 +574,15 @@ def _png_chunks(info: dict):
     return chunks
 
 
-def _to_uint8(a: np.ndarray) -> np.ndarray:
+def _to_uint8(a: np.ndarray, bits: int | None = None) -> np.ndarray:
+    """Grey pixels of Pillow's "I"/"I;16"/"F" modes as 8-bit. ``bits``: what the file says it
+    stores (16 for a 16-bit PNG/TIFF: its scale is 0..65535 however dark the picture is); without
+    it, integer values over 255 mean a 16-bit scale."""
     if a.dtype.kind == "f":
         a = a * 255.0 if a.size and float(np.nanmax(a)) <= 1.0 else a
         return np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8)
     # integer grey: 16-bit files come as uint16 or int32 (0..65535); 8-bit values in an "I" image stay
-    top = 65535 if a.size and int(a.max()) > 255 else 255
+    top = 65535 if bits == 16 or (bits is None and a.size and int(a.max()) > 255) else 255
     return (np.clip(a.astype(np.float64), 0, top) * (255.0 / top)).round().astype(np.uint8)
 
 
@@ -589,6 +658,13 @@ class ImageSource:
                     raise
                 self.skipped.append(str(e))  # the message names the file
                 log.warning("skipped: %s", e)
+                continue
+            except Exception as e:  # noqa: BLE001 - one odd photo must not end a run over thousands
+                if self.kind != "folder":
+                    raise
+                self.skipped.append(f"{self.paths[i]}: could not be read ({type(e).__name__}: {e})")
+                log.warning("skipped %s: %s: %s (please report it with the file)", self.paths[i], type(e).__name__, e)
+                log.debug("reading %s failed", self.paths[i], exc_info=True)
                 continue
             return i, rgb, alpha, grey, info, hi
         return None
@@ -679,8 +755,14 @@ class ImageSink(_Sink):
                 self._note("the ICC profile was dropped: BMP output cannot hold it (write .png/.jpg/.webp/.tif)", path)
             else:
                 kw["icc_profile"] = icc
+        if info.get("stale_tags"):
+            self._note(f"TIFF tags {info['stale_tags']} (Photoshop layers / image resources) were dropped: they hold "
+                       "the unrestored picture, which editors would show instead of the restored one", path)
         if info.get("exif"):
-            if fmt in ("JPEG", "PNG", "WEBP", "TIFF", "HEIF", "AVIF"):
+            if fmt == "JPEG" and len(info["exif"]) > _JPEG_EXIF_MAX:
+                self._note(f"EXIF was dropped: {len(info['exif'])} bytes, over the {_JPEG_EXIF_MAX} a JPEG segment "
+                           "holds (write .png/.tif/.webp to keep it)", path)
+            elif fmt in ("JPEG", "PNG", "WEBP", "TIFF", "HEIF", "AVIF"):
                 kw["exif"] = info["exif"]
             else:
                 self._note("EXIF was dropped: BMP output cannot hold it", path)

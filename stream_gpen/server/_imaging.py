@@ -75,7 +75,7 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
                 # 16-bit / 32-bit grey: Pillow's convert("L") clips at 255 (a white picture)
                 from stream_gpen.io._image import _to_uint8
 
-                pixels = _to_uint8(np.asarray(im))
+                pixels = _to_uint8(np.asarray(im), 16 if im.mode.startswith("I;16") else None)
             elif im.mode == "L":
                 pixels = np.array(im)
             else:

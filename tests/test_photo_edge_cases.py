@@ -1,0 +1,203 @@
+"""Photos as people's folders hold them: EXIF written by odd software, scans with big metadata,
+dark 16-bit pictures, folders run from inside. Each case once failed or lost something."""
+from __future__ import annotations
+
+import io
+import json
+import struct
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from _doubles import IdentityRestorer
+from stream_gpen import Enhancer
+from stream_gpen.cli import main
+
+
+@pytest.fixture(scope="module")
+def enh(mobilenet_weights):
+    return Enhancer(IdentityRestorer(), device="cpu", detector_weights=mobilenet_weights, progress=False)
+
+
+@pytest.fixture
+def face(shared):
+    return Image.open(shared / "data/faces/whole/codeformer_whole_04.jpg").convert("RGB").resize((96, 64))
+
+
+def _jpeg_with_exif_ifd(img: Image.Image, entries, extra: bytes = b"", cut: int | None = None) -> bytes:
+    """A JPEG whose APP1 holds a hand-made little-endian IFD0 of ``entries`` (tag, type, count,
+    4-byte value): what cameras and editors write, type errors included; ``cut``: the block
+    truncated to this many bytes."""
+    body = struct.pack("<H", len(entries))
+    for tag, typ, cnt, val in entries:
+        body += struct.pack("<HHI", tag, typ, cnt) + val
+    body += struct.pack("<I", 0)
+    exif = (b"Exif\x00\x00II*\x00" + struct.pack("<I", 8) + body + extra)[:cut]
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=95)
+    d = buf.getvalue()
+    return d[:2] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif + d[2:]
+
+
+def test_orientation_of_the_wrong_type_is_applied_not_a_crash(tmp_path, enh, face):
+    """Orientation 6 stored as a RATIONAL (Pillow's re-encoding of it fails): turned upright, the
+    EXIF it cannot re-encode reported and not carried; text, out-of-range and 0: as stored."""
+    after = 8 + 2 + 12 + 4  # the rational's 8 bytes follow the IFD
+    cases = {  # name: (IFD entries, data after the IFD, output size (w, h)); the input is 96x64
+        "rational6.jpg": ([(0x0112, 5, 1, struct.pack("<I", after))], struct.pack("<II", 6, 1), (64, 96)),
+        "ascii.jpg": ([(0x0112, 2, 2, b"6\x00\x00\x00")], b"", (96, 64)),  # text: not applied (as Pillow)
+        "long.jpg": ([(0x0112, 4, 1, struct.pack("<I", 70000))], b"", (96, 64)),
+        "zero.jpg": ([(0x0112, 3, 1, struct.pack("<HH", 0, 0))], b"", (96, 64)),
+    }
+    for name, (entries, extra, size) in cases.items():
+        (tmp_path / name).write_bytes(_jpeg_with_exif_ifd(face, entries, extra))
+        enh.enhance_file(tmp_path / name, tmp_path / f"out_{name}")
+        with Image.open(tmp_path / f"out_{name}") as out:
+            assert out.size == size, (name, out.size)
+
+
+def test_corrupt_exif_is_said_once_as_ours(tmp_path, enh, face, caplog):
+    (tmp_path / "t.jpg").write_bytes(_jpeg_with_exif_ifd(face, [(0x0112, 3, 1, struct.pack("<HH", 6, 0))], cut=20))
+    with _no_python_warnings():
+        enh.enhance_file(tmp_path / "t.jpg", tmp_path / "o.jpg")
+    assert (tmp_path / "o.jpg").exists()
+    assert any("t.jpg: Corrupt EXIF data" in r.getMessage() for r in caplog.records), caplog.records
+
+
+class _no_python_warnings:
+    """Python warnings (Pillow's "Corrupt EXIF data") must not escape as a source line of Pillow's."""
+
+    def __enter__(self):
+        import warnings
+
+        self._cm = warnings.catch_warnings(record=True)
+        self.said = self._cm.__enter__()
+        warnings.simplefilter("always")
+        return self
+
+    def __exit__(self, *exc):
+        self._cm.__exit__(*exc)
+        assert not [w for w in self.said if "EXIF" in str(w.message)], [str(w.message) for w in self.said]
+
+
+def test_scan_metadata_a_jpeg_cannot_hold_is_dropped_and_said(tmp_path, enh, face):
+    """A scan's TIFF with a 100 KB Photoshop resource block and layer data: neither is carried
+    (they hold the unrestored picture, which an editor would show; as JPEG EXIF the block was
+    also too long for an APP1 segment and crashed the run); its description is."""
+    src = tmp_path / "scan.tif"
+    face.save(src, tiffinfo={34377: b"8BIM" + bytes(100_000), 37724: b"Adobe Photoshop Document Data Block\x00",
+                             270: "family, 1962", 282: 300.0, 283: 300.0, 296: 2})
+    s = enh.enhance_file(src, tmp_path / "scan.jpg")
+    with Image.open(tmp_path / "scan.jpg") as out:
+        assert out.format == "JPEG" and out.info.get("dpi") == (300, 300)
+        assert out.getexif().get(270) == "family, 1962" and 34377 not in out.getexif()
+    assert any("Photoshop layers" in f for f in s.fallbacks), s.fallbacks
+    s = enh.enhance_file(src, tmp_path / "out.tif")
+    with Image.open(tmp_path / "out.tif") as out:
+        tags = dict(out.tag_v2)
+        assert 37724 not in tags and 34377 not in tags and tags.get(270) == "family, 1962"
+    assert any("Photoshop layers" in f for f in s.fallbacks), s.fallbacks
+
+    # a big EXIF in a PNG, written as JPEG: dropped and said
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 70_000
+    face.save(tmp_path / "big.png", exif=exif.tobytes())
+    s = enh.enhance_file(tmp_path / "big.png", tmp_path / "big.jpg")
+    assert (tmp_path / "big.jpg").exists() and any("EXIF was dropped" in f for f in s.fallbacks)
+
+
+def test_tiff_without_resolution_gets_none(tmp_path, enh, face):
+    """Pillow says (1, 1) dpi for a TIFF without resolution tags; written back that would make a
+    photo hundreds of inches wide in layout programs."""
+    cv2.imwrite(str(tmp_path / "cv.tif"), np.asarray(face)[:, :, ::-1])
+    for out in ("o.tif", "o.png", "o.jpg"):
+        enh.enhance_file(tmp_path / "cv.tif", tmp_path / out)
+    with Image.open(tmp_path / "o.tif") as t, Image.open(tmp_path / "o.png") as p, Image.open(tmp_path / "o.jpg") as j:
+        assert 282 not in t.tag_v2 and "dpi" not in p.info and j.info.get("dpi") in (None, (72, 72), (1, 1)) \
+            and j.info.get("jfif_unit", 0) == 0
+
+
+def test_dark_16_bit_grey_stays_dark_and_16_bit(tmp_path, enh):
+    """A 16-bit grey scan whose brightest value is 218 of 65535 is a dark picture, not an 8-bit
+    one: kept as it is, not stretched 257x."""
+    dark = (np.arange(64 * 80, dtype=np.uint16).reshape(64, 80) % 219)
+    cv2.imwrite(str(tmp_path / "dark.png"), dark)
+    s = enh.enhance_file(tmp_path / "dark.png", tmp_path / "out.png")
+    out = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)
+    assert out.dtype == np.uint16 and np.array_equal(out, dark)
+    assert not any("do not match" in f for f in s.fallbacks), s.fallbacks
+
+
+def test_a_photo_that_fails_in_a_folder_is_listed_and_the_rest_go_on(tmp_path, enh, face, monkeypatch):
+    import stream_gpen.io._image as image_mod
+
+    album = tmp_path / "album"
+    album.mkdir()
+    for n in ("a", "b", "c", "d"):
+        face.save(album / f"{n}.png")
+    load, options = image_mod._load, image_mod.ImageSink._save_options
+
+    def bad_load(path, notes=None):
+        if path.name == "b.png":
+            raise RuntimeError("a decoder bug")
+        return load(path, notes)
+
+    def bad_options(self, path, im, info):
+        if path.name == "c.png":
+            raise ValueError("a writer bug")
+        return options(self, path, im, info)
+
+    monkeypatch.setattr(image_mod, "_load", bad_load)
+    monkeypatch.setattr(image_mod.ImageSink, "_save_options", bad_options)
+    s = enh.enhance_file(album, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "d.png"]
+    assert s.frames_out == 2 and len(s.skipped) == 2
+    assert "b.png: could not be read (RuntimeError: a decoder bug)" in s.skipped[0]
+    assert s.skipped[1] == "c.png: could not be written (ValueError: a writer bug)"
+
+
+def test_folder_outputs_from_dot_and_onto_itself(tmp_path, det_home, face, monkeypatch, capsys):
+    album = tmp_path / "album"
+    album.mkdir()
+    face.save(album / "a.jpg")
+    monkeypatch.chdir(album)
+    cli = ["--model", "classic", "--quiet"]
+    assert main(["enhance", ".", *cli]) == 0
+    assert (tmp_path / "album_enhanced" / "a.jpg").exists()
+    assert main(["enhance", ".", "-o", ".", *cli]) == 2
+    assert "is the input folder" in capsys.readouterr().err
+    (tmp_path / "x.txt").write_text("")
+    assert main(["enhance", ".", "-o", str(tmp_path / "x.txt"), "--overwrite", *cli]) == 2
+    assert "is a file; a folder input needs an output folder" in capsys.readouterr().err
+
+
+def test_api_resume_with_an_upper_case_format(tmp_path, enh, face):
+    album = tmp_path / "album"
+    album.mkdir()
+    face.save(album / "a.png")
+    enh.enhance_file(album, tmp_path / "out", image_format="JPG", skip_existing=True)
+    again = enh.enhance_file(album, tmp_path / "out", image_format="JPG", skip_existing=True)
+    assert again.frames_out == 0 and (tmp_path / "out" / "a.jpg").exists()
+
+
+def test_info_on_photos_says_what_enhance_does(tmp_path, det_home, face, capsys):
+    (tmp_path / "no.jpg").write_text("not an image\n")
+    assert main(["info", str(tmp_path / "no.jpg")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+    f32 = np.linspace(0, 1, 64 * 80, dtype=np.float32).reshape(64, 80)
+    Image.fromarray(f32, "F").save(tmp_path / "f.tif")
+    assert main(["info", "--json", str(tmp_path / "f.tif")]) == 0
+    plan = json.loads(capsys.readouterr().out)["plan"]
+    assert any("written at 8 bits" in p for p in plan) and not any("written at 16" in p for p in plan), plan
+
+    from PIL import ImageCms
+
+    cmyk = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    cmyk = cmyk[:16] + b"CMYK" + cmyk[20:]  # a profile of another colour space
+    face.convert("CMYK").save(tmp_path / "c.jpg", icc_profile=cmyk)
+    assert main(["info", "--json", str(tmp_path / "c.jpg")]) == 0
+    plan = json.loads(capsys.readouterr().out)["plan"]
+    assert "ICC profile (CMYK) dropped: it does not describe the RGB pixels written" in plan, plan
