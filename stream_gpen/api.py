@@ -594,9 +594,13 @@ class Enhancer:
             for attr in ("fallbacks", "dropped"):
                 summary.fallbacks += [str(x) for x in getattr(sink, attr, []) or []]
             _note_encoder(summary, sink)
-        if copy_if_no_faces and trimmed and summary.faces_restored == 0:
-            summary.fallbacks.append("no faces found; copy_if_no_faces does not apply to a trimmed run "
-                                     "(it would copy the whole input): the re-encoded part was kept")
+        # what the stream copy could not honour: the cut, the side-by-side, the audio choice
+        unmet = ("a trimmed run (it would copy the whole input)" if trimmed else
+                 "compare (it would copy the input alone)" if compare else
+                 f"audio={audio!r} (it would copy the input's audio)" if audio != "copy" else None)
+        if copy_if_no_faces and unmet and summary.faces_restored == 0 and not is_still:
+            summary.fallbacks.append(f"no faces found; copy_if_no_faces does not apply to {unmet}: "
+                                     "the re-encoded output was kept")
         elif copy_if_no_faces and summary.faces_restored == 0 and not is_still and "://" not in src_s:
             from stream_gpen.errors import EncodeError
             from stream_gpen.io import remux

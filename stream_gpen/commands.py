@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from stream_gpen.errors import InvalidInputError, StreamGpenError
+from stream_gpen.errors import InvalidInputError, OutputExistsError, StreamGpenError
 
 log = logging.getLogger("stream_gpen.cli")
 
@@ -210,13 +210,39 @@ class _Progress:
             self.bar.close()
 
 
+def _check_report(report: str | None, media: list[str], *, overwrite: bool) -> None:
+    """``--report FILE`` checked before the run (finding out after an hour of encoding would lose
+    the summary): its folder exists, it is not one of the run's ``media`` (input, output), and
+    an existing file there is an earlier report (JSON) unless ``overwrite``."""
+    if not report:
+        return
+    p = Path(report).resolve()
+    if not p.parent.is_dir():
+        raise InvalidInputError(f"--report folder does not exist: {Path(report).parent}")
+    for m in media:
+        if m and "://" not in m and Path(m).resolve() == p:
+            raise InvalidInputError(f"--report {report} is the run's own input or output; name a .json file")
+    if p.is_dir():
+        raise InvalidInputError(f"--report {report} is a folder; name a .json file")
+    if p.exists() and not overwrite:
+        with open(p, "rb") as f:
+            head = f.read(64).lstrip()
+        if head and not head.startswith(b"{"):
+            raise OutputExistsError(f"--report {report} exists and is not a report (JSON)",
+                                    hint="pass --overwrite to replace it, or name another file")
+
+
 def _run_enhance(args: argparse.Namespace) -> int:
     from stream_gpen.api import default_output
-    from stream_gpen.errors import Interrupted, OutputExistsError
+    from stream_gpen.errors import Interrupted
 
     src = args.input
     if "://" not in src and not src.startswith("lavfi:") and not Path(src).exists():
         raise InvalidInputError(f"input not found: {src}", hint="check the path; URLs need a scheme like rtsp://")
+    if (args.output and args.output.endswith(("/", os.sep)) and not Path(args.output).is_dir()
+            and not ("://" not in src and Path(src).is_dir())):
+        raise InvalidInputError(f"output folder does not exist: {args.output}",
+                                hint="create it, or name the output file (e.g. clip.mp4)")
     dst = args.output or default_output(src)
     if not args.output and Path(dst).suffix.lower() != Path(src).suffix.lower() and Path(src).is_file():
         # GIF, MPEG-PS/DVD (.mpg/.vob), DV...: the container cannot hold the restored video
@@ -228,9 +254,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
         dst = str(Path(dst) / Path(default_output(src)).name)
     if Path(dst).exists() and not args.overwrite and not args.skip_existing and not Path(dst).is_dir():
         raise OutputExistsError(f"output exists: {dst}", hint="pass --overwrite or choose another -o")
-    if args.report and not Path(args.report).resolve().parent.is_dir():
-        # checked now: finding out after an hour of encoding would lose the summary
-        raise InvalidInputError(f"--report folder does not exist: {Path(args.report).parent}")
+    _check_report(args.report, [src, dst], overwrite=args.overwrite)
     _check_nvenc_early(args, dst)
     enh = _make_enhancer(args)
     progress = _Progress(not args.quiet, Path(src).name or src)
@@ -426,6 +450,7 @@ def _run_camera(args: argparse.Namespace) -> int:
         outputs = ["preview"] if os.environ.get("DISPLAY") or sys.platform in ("darwin", "win32") else ["null"]
         if outputs == ["null"]:
             log.warning("no display and no --output/--stream given: frames are processed but not shown")
+    _check_report(args.report, [args.output], overwrite=args.overwrite)
     if args.encoder == "nvenc" and (args.output or args.stream):
         from stream_gpen.io._sink import resolve_encoder
 

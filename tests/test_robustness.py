@@ -259,6 +259,7 @@ ERROR_CASES = [
     ("unknown extension", "v.mp4", "o.xyz", [], 2, "known container"),
     ("no extension", "v.mp4", "o", [], 2, "no extension"),
     ("missing out folder", "v.mp4", "missing/o.mp4", [], 2, "output folder does not exist"),
+    ("missing folder with a slash", "v.mp4", "missing/", [], 2, "output folder does not exist: .*missing/"),
     ("video to image name", "v.mp4", "o.png", [], 2, "is an image name"),
     ("image to video name", "i.png", "o.mp4", [], 2, "image input needs an image output"),
     ("h264 into webm", "v.mp4", "o.webm", ["--codec", "h264"], 2, "cannot go into webm"),
@@ -317,12 +318,49 @@ def test_bad_inputs_fail_cleanly(tmp_path, cli_env, capsys, name, src_name, dst_
         make_clip(src, n=2)
     out = tmp_path / "out"
     out.mkdir()
-    assert main(["enhance", str(src), "-o", str(out / dst_name), *cli_env, *extra]) == code
+    dst = str(out / dst_name) + ("/" if dst_name.endswith("/") else "")  # (Path drops a trailing slash)
+    assert main(["enhance", str(src), "-o", dst, *cli_env, *extra]) == code
     err = capsys.readouterr().err
     assert "Traceback" not in err and "internal error" not in err
     lines = [ln for ln in err.splitlines() if ln.startswith("stream-gpen: error:")]
     assert len(lines) == 1 and __import__("re").search(text, lines[0]), err
     assert list(out.rglob("*")) == []  # nothing half-written
+
+
+@pytest.mark.parametrize("extra, kept", [(["--audio", "none"], "audio='none'"), (["--compare"], "compare")])
+def test_copy_if_no_faces_keeps_what_was_asked(tmp_path, cli_env, extra, kept):
+    """A stream copy cannot drop the audio or put the input beside itself: with those asked for,
+    the re-encoded output stays (before, --audio none was said and the audio copied anyway)."""
+    src = make_clip(tmp_path / "a.mp4", audio="aac")
+    report = tmp_path / "r.json"
+    assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), *cli_env, "--copy-if-no-faces",
+                 "--report", str(report), *extra]) == 0
+    fb = json.loads(report.read_text())["fallbacks"]
+    assert any(f"copy_if_no_faces does not apply to {kept}" in f for f in fb), fb
+    info = video_info(tmp_path / "o.mp4")
+    assert info["audio"] == ([] if extra[0] == "--audio" else ["aac"])
+    if extra == ["--compare"]:
+        with av.open(str(tmp_path / "o.mp4")) as c, av.open(str(src)) as i:
+            assert c.streams.video[0].width == 2 * i.streams.video[0].width
+
+
+def test_report_never_replaces_media(tmp_path, cli_env, capsys):
+    """--report naming the input, the output or another file that is not a report is refused
+    before the run; an earlier report is replaced."""
+    src = make_clip(tmp_path / "a.mp4")
+    before = src.read_bytes()
+    for report in (src, tmp_path / "o.mp4"):
+        assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), *cli_env, "--report", str(report)]) == 2
+        assert "is the run's own input or output" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("my notes")
+    assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), *cli_env, "--report",
+                 str(tmp_path / "notes.txt")]) == 2
+    assert "exists and is not a report" in capsys.readouterr().err
+    assert src.read_bytes() == before and (tmp_path / "notes.txt").read_text() == "my notes"
+    (tmp_path / "r.json").write_text('{"old": 1}')
+    assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), *cli_env, "--report",
+                 str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["frames_out"] > 0
 
 
 def test_copy_compatibility_table():
