@@ -103,8 +103,9 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    help="RetinaFace backbone (auto: ResNet-50 on CUDA, MobileNet-0.25 on CPU)")
     f.add_argument("--detector-weights", metavar="PATH",
                    help="explicit RetinaFace weights file for --detector (overrides the cache)")
-    f.add_argument("--detect-size", type=_positive_int, default=640,
-                   help="long side the detector sees (default 640; lower = faster, misses small faces)")
+    f.add_argument("--detect-size", type=_positive_int, default=None,
+                   help="long side the detector sees (default 640 for video, 2560 for photos; lower = faster, "
+                   "misses small faces)")
     f.add_argument("--smooth-lag", type=_smooth_lag, default=None, metavar="N",
                    help="files only: smooth landmarks with N frames of look-ahead (default 5; 0 = off). "
                    "More = steadier faces, N more frames held in memory; live sources never wait")
@@ -656,9 +657,11 @@ def sample_faces(spec: str, info: dict, *, weights=None, n: int = 8) -> dict:
                         f.release()
             except StreamGpenError:
                 continue
+    from stream_gpen.api import PHOTO_DETECT_SIZE
+
     counts, sides = [], []
-    for pic in pictures:
-        d = det.detect([pic])[0]
+    for pic in pictures:  # at the long side enhance uses for this kind of picture
+        d = det.detect([pic], long_side=PHOTO_DETECT_SIZE if info["kind"] == "image" else None)[0]
         counts.append(len(d))
         if len(d):
             wh = (d.boxes[:, 2:] - d.boxes[:, :2]).min(dim=1).values

@@ -80,6 +80,10 @@ class FaceStage:
     #: ``cropped_faces`` and face datasets are): each whole picture is resized to the model's size
     #: (see :meth:`_restore_aligned`), restored, and resized back; no detection, no mask.
     aligned: bool = False
+    #: Long side the detector sees for a still photo (:meth:`plan_still`); ``None`` = the
+    #: detector's own (video's). One detection per photo: a larger one finds the small faces of a
+    #: group photo at little cost, where video pays it every few frames.
+    still_detect_size: int | None = None
     detector_calls: int = 0
     detector_probes: int = 0  # of detector_calls: the tracker's change-watch probes (a region only)
     faces_restored: int = 0
@@ -164,7 +168,7 @@ class FaceStage:
         if self.aligned:
             return self._whole(image)
         with self.timer("detect"):
-            dets = self.detector.detect([image], **self._aspect_kw())[0]
+            dets = self.detector.detect([image], long_side=self.still_detect_size, **self._aspect_kw())[0]
             self.detector_calls += 1
         dets = select_faces(dets, self.tracker.select, self.tracker.min_face, self.tracker.max_faces, image.shape)
         if len(dets) == 0:

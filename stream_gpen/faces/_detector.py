@@ -194,21 +194,24 @@ class FaceDetector:
             self._prior_cache[key] = _priors(h, w, self.device)
         return self._prior_cache[key]
 
-    def scaled_size(self, h: int, w: int, pixel_aspect: float = 1.0) -> tuple[int, int]:
+    def scaled_size(self, h: int, w: int, pixel_aspect: float = 1.0, long_side: int | None = None) -> tuple[int, int]:
         """The network input size for an ``h x w`` frame: its display geometry (width scaled by
         ``pixel_aspect``, the sample aspect ratio), downscaled so the longer side is at most
-        ``long_side``. Non-square pixels are thus resampled to square ones, as the network was
-        trained on; boxes and landmarks come back in stored frame pixels."""
+        ``long_side`` (default: the detector's). Non-square pixels are thus resampled to square
+        ones, as the network was trained on; boxes and landmarks come back in stored frame pixels."""
         dw = w * pixel_aspect
-        r = min(1.0, self.long_side / max(h, dw))
+        r = min(1.0, (long_side or self.long_side) / max(h, dw))
         return max(int(round(h * r)), 1), max(int(round(dw * r)), 1)
 
     @torch.inference_mode()
-    def detect(self, frames, *, pixel_aspect: float = 1.0) -> list[Detections]:
+    def detect(self, frames, *, pixel_aspect: float = 1.0, long_side: int | None = None) -> list[Detections]:
         """Detect faces in ``frames`` (one ``[H,W,3]`` uint8 RGB tensor, a ``[B,H,W,3]`` batch or a
         list of them). Returns one :class:`Detections` per frame, in frame pixel coordinates.
-        ``pixel_aspect``: the frames' sample aspect ratio (see :meth:`scaled_size`)."""
+        ``pixel_aspect``: the frames' sample aspect ratio; ``long_side``: this call's instead of
+        the detector's (a photo is worth a larger one than a video frame; see :meth:`scaled_size`)."""
         pixel_aspect = _check_aspect(pixel_aspect)
+        if long_side is not None and (not isinstance(long_side, int) or long_side < 32):
+            raise InvalidInputError(f"long_side must be an int >= 32, got {long_side!r}")
         if isinstance(frames, torch.Tensor):
             frames = [frames] if frames.ndim == 3 else list(frames)
         out: list[Detections | None] = [None] * len(frames)
@@ -223,7 +226,7 @@ class FaceDetector:
         for (h, w), idx in groups.items():
             for s in range(0, len(idx), self.batch_size):
                 chunk = idx[s : s + self.batch_size]
-                size = self.scaled_size(h, w, pixel_aspect)
+                size = self.scaled_size(h, w, pixel_aspect, long_side)
                 for i, d in zip(chunk, self._detect_batch([frames[i] for i in chunk], h, w, size)):
                     out[i] = d
         return out  # type: ignore[return-value]
