@@ -568,6 +568,8 @@ class Enhancer:
                 left = max(1, total - round(start * rate))
                 total = min(left, max(1, round(duration * rate))) if duration is not None else left
             sink = None
+            if is_still and on_progress is not None:  # a group photo on a CPU: progress per model batch
+                stage.on_faces = lambda k: on_progress(summary.frames_out, total, stage.faces_restored + k)
             try:
                 with open_sink(dst, source=source, codec=codec, crf=crf, preset=preset, audio=audio,
                                overwrite=overwrite, quality=quality, queue_size=_SINK_QUEUE,

@@ -203,8 +203,10 @@ class _Progress:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, desc=self.desc, unit="frame", dynamic_ncols=True, leave=True)
+        moved = done != self.bar.n
         self.bar.update(done - self.bar.n)
-        self.bar.set_postfix(faces=faces, refresh=False)
+        # a photo's faces restored batch by batch: the count is all that moves, so show it now
+        self.bar.set_postfix(faces=faces, refresh=not moved)
 
     def close(self) -> None:
         if self.bar is not None:

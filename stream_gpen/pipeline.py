@@ -84,6 +84,10 @@ class FaceStage:
     #: detector's own (video's). One detection per photo: a larger one finds the small faces of a
     #: group photo at little cost, where video pays it every few frames.
     still_detect_size: int | None = None
+    #: ``on_faces(k)`` after each model batch of a :meth:`restore` call that takes several (a
+    #: group photo on a CPU: minutes), with ``k`` faces of that call done: progress while a
+    #: single picture is being restored. ``None``: one call, no reports.
+    on_faces: Callable[[int], None] | None = None
     detector_calls: int = 0
     detector_probes: int = 0  # of detector_calls: the tracker's change-watch probes (a region only)
     faces_restored: int = 0
@@ -214,10 +218,10 @@ class FaceStage:
         with self.timer("restore"):
             given = self.colour.to_sdr(crops) if self.colour is not None else crops
             if fine:
-                out, out_f = self.restorer.restore_fine(given)
+                out, out_f = self._run_restorer(given, fine=True)
                 out, out_f = out.to(device), out_f.to(device)
             else:
-                out = self.restorer(given).to(device)
+                out = self._run_restorer(given).to(device)
             restored = self.colour.from_sdr(out, crops, given) if self.colour is not None else out
             if self.strength < 1.0:
                 restored = blend_crops(restored, crops, self.strength)
@@ -243,6 +247,22 @@ class FaceStage:
                 start += k
         self.faces_restored += n
         return n
+
+    def _run_restorer(self, crops: torch.Tensor, *, fine: bool = False):
+        """The restorer on ``crops`` (``restore_fine`` with ``fine``): in one call, or, with
+        :attr:`on_faces`, in batches of its largest bucket (what it would split into anyway),
+        reporting each."""
+        run = self.restorer.restore_fine if fine else self.restorer
+        chunk = int(getattr(self.restorer, "max_batch", 0) or 8)
+        if self.on_faces is None or len(crops) <= chunk:
+            return run(crops)
+        parts = []
+        for start in range(0, len(crops), chunk):
+            parts.append(run(crops[start : start + chunk]))
+            self.on_faces(min(start + chunk, len(crops)))
+        if fine:
+            return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        return torch.cat(parts)
 
     def _whole(self, image: torch.Tensor) -> torch.Tensor:
         """``aligned``: the picture -> S x S scaling, as a ``[1,2,3]`` affine (pixel centres)."""

@@ -215,3 +215,13 @@ def test_group_photo_small_faces_are_found(tmp_path, shared, mobilenet_weights):
     assert small.enhance_file(src, tmp_path / "b.png").faces_restored < 26
     with pytest.raises(Exception, match="detect_size must be an int >= 32 or None, got 8"):
         Enhancer(IdentityRestorer(), device="cpu", detector_weights=mobilenet_weights, detect_size=8)
+
+
+def test_a_photo_of_many_faces_reports_progress_per_model_batch(tmp_path, shared, mobilenet_weights):
+    """29 faces take minutes on a CPU: the progress callback hears of each model batch (its
+    largest bucket, 8 here) before the photo is written, not only at the end."""
+    calls = []
+    enh = Enhancer(IdentityRestorer(), device="cpu", detector_weights=mobilenet_weights, progress=False)
+    enh.enhance_file(shared / "data/faces/whole/gpen_Solvay_conference_1927.png", tmp_path / "a.png",
+                     on_progress=lambda done, total, faces: calls.append((done, total, faces)))
+    assert calls == [(0, 1, 8), (0, 1, 16), (0, 1, 24), (0, 1, 29), (1, 1, 29)]
