@@ -11,7 +11,8 @@ Exit codes (each :class:`~stream_gpen.errors.StreamGpenError` class carries its 
  3    weights: not found, download failed, size/checksum mismatch, checkpoint does not fit
  4    decoding, encoding or a live source failed while running
  5    a folder was processed, but some of its files could not be read (skipped and listed)
-130   interrupted (Ctrl-C)
+130   interrupted (Ctrl-C); SIGTERM (``kill``, ``timeout``, ``docker stop``) and SIGHUP (the
+      terminal closed) are handled the same way and exit with 143 and 129 (128 + the signal)
 ====  ==========================================================================================
 
 Adding a sub-command: write ``_add_X(subparsers)`` that creates its parser and calls
@@ -195,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Restore faces in videos, live cameras and photos with GPEN.",
         epilog="exit codes: 0 ok, 1 other error, 2 bad input/usage, 3 weights, 4 decode/encode, "
-        "5 folder done with unreadable files skipped, 130 interrupted",
+        "5 folder done with unreadable files skipped, 130 interrupted (143 SIGTERM, 129 SIGHUP)",
         parents=[_common_options()],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -232,6 +233,47 @@ class _DebugFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(name)s %(levelname)s: %(message)s")
 
 
+class _Signals:
+    """SIGTERM and SIGHUP handled like Ctrl-C while a command runs: the first one raises
+    KeyboardInterrupt in the main thread, so a video run finalizes what it encoded into its
+    ``.partial`` file and removes its temp file instead of dying with them on disk. The exit code
+    is then 128 + the signal's number, as shells report a death by that signal. Later signals
+    are ignored while the partial file is written (a second ``kill`` must not cut that short;
+    ``kill -9`` still ends it). Only in the main thread (Python allows handlers only there)."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._old: dict = {}
+
+    def __enter__(self) -> "_Signals":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for name in ("SIGTERM", "SIGHUP"):
+                sig = getattr(signal, name, None)
+                if sig is not None:
+                    self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is not None:
+            return
+        self.received = signum
+        import signal
+
+        raise KeyboardInterrupt(f"{signal.Signals(signum).name} received")
+
+    def exit_code(self, code: int) -> int:
+        return 128 + self.received if self.received is not None and code == 130 else code
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     parser = build_parser()
@@ -249,8 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     # --quiet: warnings and errors only (no progress, summary or info lines such as the precision pick)
     quiet = getattr(args, "quiet", False)
     pkg_logger.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
+    signals = _Signals()
     try:
-        return int(args.run(args) or 0)
+        if getattr(args, "own_signals", False):  # (serve: uvicorn's graceful shutdown)
+            return int(args.run(args) or 0)
+        with signals:
+            return int(args.run(args) or 0)
     except StreamGpenError as exc:
         # Interrupted (Ctrl-C mid-run) is a StreamGpenError too and lands here with 130.
         if debug:
@@ -259,10 +305,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {message}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
-        return exc.exit_code
+        return signals.exit_code(exc.exit_code)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        return signals.exit_code(130)
     except Exception as exc:  # a bug: say so in one line unless asked for the traceback
         if debug:
             traceback.print_exc()

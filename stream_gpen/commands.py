@@ -589,6 +589,7 @@ def describe_input(spec: str) -> dict:
             "frame_rate": float(m.frame_rate) if m.frame_rate else None,
             "duration_s": m.duration_s, "frames_header": m.frame_count_header,
             "rotation_applied": m.extra.get("applied_rotation", 0),
+            "mirror_applied": bool(m.extra.get("applied_mirror")),
             "sample_aspect_ratio": str(m.sample_aspect_ratio) if m.sample_aspect_ratio else None,
             "colour": {"matrix": m.color_space, "range": m.color_range, "primaries": m.color_primaries,
                        "transfer": m.color_trc},
@@ -598,6 +599,8 @@ def describe_input(spec: str) -> dict:
             "subtitles": [{"codec": s.codec, "language": s.language} for s in m.subtitles],
         }
         plan = []
+        if out["mirror_applied"]:
+            plan.append("mirrored left-right, as its display matrix says, and written that way")
         if out["rotation_applied"]:
             plan.append(f"turned upright ({out['rotation_applied']} degrees) and written upright")
         if m.interlaced in ("tt", "bb", "tb", "bt"):

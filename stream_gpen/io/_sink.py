@@ -404,6 +404,8 @@ def can_copy(fmt_name: str, codec: str | None, supported) -> bool:
 # every frame but the first plays late against the audio. The sink therefore writes such
 # containers relative to the first video frame itself (see FileSink._origin).
 _NO_START_TIMES = ("avi",)
+#: muxers that turn negative start times into an edit list, which players honour by hiding them
+_MOV_FAMILY = {"mov", "mp4", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"}
 
 
 def clamp_to_origin(p, shift: int = 0) -> bool:
@@ -426,6 +428,37 @@ def clamp_to_origin(p, shift: int = 0) -> bool:
     p.pts = 0 if p.pts is not None else None
     p.dts = 0 if p.dts is not None else None
     return True
+
+
+def advance_timecode(tc: str, frames: int, rate: Fraction) -> str | None:
+    """SMPTE timecode ``tc`` (``HH:MM:SS:FF``; ``;`` before the frames for drop-frame) moved
+    ``frames`` frames on at frame rate ``rate``, wrapping at 24 h; ``None`` if it cannot be read or
+    its rate is one timecode cannot count (drop-frame is only defined for 29.97 and 59.94 fps).
+
+    The timecode labels the first frame: a clip cut ``frames`` frames in must say where its own
+    first frame was, or an editor conforming by timecode places it that much too early."""
+    parts = tc.replace(";", ":").replace(".", ":").split(":")
+    if len(parts) != 4 or not all(p.isdigit() for p in parts) or not rate or rate <= 0:
+        return None
+    hh, mm, ss, ff = (int(p) for p in parts)
+    fps = round(rate)
+    drop = ";" in tc or "." in tc
+    if fps <= 0 or ff >= fps or mm >= 60 or ss >= 60:
+        return None
+    day = 24 * 3600 * fps
+    if not drop:
+        n = (((hh * 60 + mm) * 60 + ss) * fps + ff + frames) % day
+        return f"{n // fps // 3600:02d}:{n // fps // 60 % 60:02d}:{n // fps % 60:02d}:{n % fps:02d}"
+    if fps not in (30, 60) or abs(float(rate) - fps * 1000 / 1001) > 0.01:
+        return None
+    d = fps // 15  # frame numbers skipped each minute (2 at 29.97, 4 at 59.94), except every tenth
+    minutes = hh * 60 + mm
+    n = ((hh * 3600 + mm * 60 + ss) * fps + ff) - d * (minutes - minutes // 10) + frames
+    per10, per1 = fps * 600 - 9 * d, fps * 60 - d
+    n %= 24 * 6 * per10
+    tens, rem = divmod(n, per10)
+    n += 9 * d * tens + (d * ((rem - d) // per1) if rem > d else 0)
+    return f"{n // fps // 3600 % 24:02d}:{n // fps // 60 % 60:02d}:{n // fps % 60:02d};{n % fps:02d}"
 
 
 def set_container_sar(stream, sar: Fraction) -> bool:
@@ -747,10 +780,12 @@ class FileSink(_Sink):
         self._vstream = None
         # AVI (see _NO_START_TIMES), and any output of a trimmed source (``trim_start``): every
         # stream is written relative to the first video frame's time (the origin); audio packets
-        # before it are left out (counted, and reported for AVI, where it is a loss).
+        # before it are left out (counted, and reported for AVI, where it is a loss). mp4/mov of a
+        # video that starts before 0 are rebased too, decided at the first frame (_rebase_negative).
         self._rebase_avi = bool(set(fmt_name.split(",")) & set(_NO_START_TIMES))
         self._rebase = self._rebase_avi or bool(getattr(source, "trim_start", 0))
         self._origin: Fraction | None = None
+        self._first_time: float | None = None  # the first written frame's time in the source's seconds
         self._before_origin = 0
         self._late_audio: dict[int, float] = {}
         self._aux_map: dict[int, tuple] = {}  # input stream index -> (out stream, transcoder|None)
@@ -804,7 +839,10 @@ class FileSink(_Sink):
             if v is not None and v != 2 and v in known:
                 setattr(cc, attr, v)
         if meta is not None:
-            if meta.rotation and not self.is_url:
+            if meta.extra.get("display_matrix") and not self.is_url:
+                # a mirror (not applied to the pixels): the input's own matrix, as it was
+                vs.set_display_matrix(list(meta.extra["display_matrix"]))
+            elif meta.rotation and not self.is_url:
                 vs.set_display_rotation(meta.rotation)
             # Anamorphic input (DV/DVD/HDV): without its SAR a 16:9 DVD plays squeezed to 3:2. The
             # encoder writes it into the bitstream (H.264/HEVC VUI) and the muxer into the container
@@ -828,6 +866,7 @@ class FileSink(_Sink):
         cc.options = opts
         cc.thread_type = "AUTO"
         self._vstream = vs
+        self._first_time = float(frame.pts * frame.time_base) if frame.pts is not None else frame.time
         self._setup_tags(vs)
         if self._aux is not None and meta is not None:
             self._setup_aux(meta)
@@ -934,6 +973,17 @@ class FileSink(_Sink):
             self._drop(msg)
         copy_stream_tags(ins, vs, encoded=True)
         tc = timecode_of(inp, ins)
+        if tc and getattr(self.source, "trim_start", 0) and self._first_time is not None:
+            # --start cut the clip: its timecode moves on by the frames cut off its front
+            rate = self.meta.frame_rate if self.meta is not None else None
+            t0 = float(ins.start_time * ins.time_base) if ins.start_time is not None and ins.time_base else 0.0
+            cut = round((self._first_time - t0) * rate) if rate else 0
+            moved = advance_timecode(tc, cut, rate) if rate else None
+            if moved is None:
+                self._drop(f"timecode {tc} dropped: the clip was cut {self._first_time - t0:.3f} s in and the timecode "
+                           f"cannot be moved on at {float(rate or 0):g} fps")
+                return
+            tc = moved
         if tc:
             fmts = set(out.format.name.split(","))
             if fmts & {"mov", "mp4", "ipod", "matroska", "webm"}:
@@ -1300,6 +1350,7 @@ class FileSink(_Sink):
             self._setup(even[0], even[1], frame)
             self._last_pts = None
             self._last_dts = None
+            self._rebase_negative(frame)
         arr = self._to_even(arr)
         vf = rgb_to_av(arr, pix_fmt=self._pix, colorspace=self._colorspace, color_range=self._color_range)
         if self._alpha_pix is not None:
@@ -1329,7 +1380,28 @@ class FileSink(_Sink):
             self._mux_video(packet)
         self.frames_written += 1
         if self._aux is not None:
-            self._mux_aux(self._aux.take_until(frame.time + 0.5))
+            # audio/subtitles up to the end of this frame only: were the run stopped now (Ctrl-C,
+            # SIGTERM) the ``.partial`` file must end with its picture, not with a frozen last
+            # frame under audio that ran ahead (the muxer interleaves whatever we give it)
+            rate = self.meta.frame_rate if self.meta is not None and self.meta.frame_rate else Fraction(25)
+            self._mux_aux(self._aux.take_until(frame.time + float(1 / rate)))
+
+    def _rebase_negative(self, frame: Frame) -> None:
+        """A source that starts before 0 (an MPEG-TS whose 33-bit timestamps wrapped: FFmpeg
+        makes the times before the wrap negative; an edited file with a negative offset) written
+        to mp4/mov: their muxer hides negative times behind an edit list, so players would start
+        at 0 and never show the first frames. Such outputs are written relative to the first
+        frame, like AVI and trimmed runs (audio and subtitles by the same offset: in sync)."""
+        if self._rebase or self.is_url or not set(self._out.format.name.split(",")) & _MOV_FAMILY:
+            return
+        # (audio alone before 0, e.g. AAC priming, is what the muxer's edit list is for: left as is)
+        t = frame.time if frame.pts is None else float(frame.pts * frame.time_base)
+        if t < 0:
+            self._rebase = True
+            msg = (f"the input's video starts at {t:.3f} s (negative timestamps: a wrapped MPEG-TS clock?): "
+                   f"written from its first frame at 0 so that {self._out.format.name} players show every frame")
+            self.fallbacks.append(msg)
+            log.info(msg)
 
     def _mux_video(self, packet) -> None:
         """Mux an encoded video packet, repairing an impossible dts first. libx265 (4.2, through

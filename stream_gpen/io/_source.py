@@ -12,6 +12,7 @@ import collections
 import dataclasses
 import itertools
 import logging
+import struct
 import sys
 import threading
 from fractions import Fraction
@@ -173,6 +174,76 @@ def _has_alpha(stream, sw_format: str) -> bool:
     return str((getattr(stream, "metadata", None) or {}).get("alpha_mode", "")) == "1"
 
 
+def display_matrix(frame) -> tuple[int, ...] | None:
+    """The frame's display matrix (FFmpeg's ``AV_FRAME_DATA_DISPLAYMATRIX``: 9 int32, a/b/c/d/x/y
+    in 16.16, u/v/w in 2.30), or ``None`` when it has none."""
+    for sd in getattr(frame, "side_data", None) or ():
+        if "DISPLAYMATRIX" in str(sd.type):
+            raw = bytes(sd)
+            if len(raw) >= 36:
+                return struct.unpack("=9i", raw[:36])
+    return None
+
+
+def display_orientation(rotation: float | None, matrix) -> tuple[int, bool]:
+    """How players show a picture whose display matrix is ``matrix`` (``rotation`` is PyAV's
+    ``frame.rotation``, the matrix's counter-clockwise angle): ``(degrees, mirrored)`` meaning
+    *mirror left-right first (when mirrored), then turn counter-clockwise by degrees*.
+
+    A mirror is not a rotation: a pure h-flip matrix reads as 180 degrees, so the angle alone
+    would turn a selfie clip upside down. This follows FFmpeg's own autorotation (``ffmpeg``'s
+    ``hflip``/``vflip``/``transpose`` choice from the matrix), which players agree with; an angle
+    that is not a quarter turn is rounded down to one, as before."""
+    r = float(rotation or 0.0)
+    if r != r:  # NaN: a degenerate matrix (zero scale)
+        return 0, False
+    ccw = int(round(r)) % 360
+    if matrix is None:
+        return (ccw // 90) * 90 % 360, False
+    m = matrix
+    theta = (-int(round(r))) % 360  # clockwise, as FFmpeg's get_rotation
+    if abs(theta - 90) < 1:
+        return (90, True) if m[3] > 0 else (270, False)      # transpose=cclock_flip / clock
+    if abs(theta - 270) < 1:
+        return (270, True) if m[3] < 0 else (90, False)      # transpose=clock_flip / cclock
+    if abs(theta - 180) < 1:
+        h, v = m[0] < 0, m[4] < 0
+        if h and v or not (h or v):
+            return 180, False
+        return (0, True) if h else (180, True)               # hflip / vflip (= mirror + half turn)
+    if theta < 1 or theta > 359:
+        return (180, True) if m[4] < 0 else (0, False)       # vflip
+    return (ccw // 90) * 90 % 360, False
+
+
+def orient(t: torch.Tensor, k: int, mirror: bool) -> torch.Tensor:
+    """``t`` ([H, W, ...]) mirrored left-right when ``mirror``, then turned ``k`` quarter turns
+    counter-clockwise: the stored picture as its display matrix shows it."""
+    if mirror:
+        t = torch.flip(t, (1,))
+    return torch.rot90(t, k, (0, 1)) if k else t
+
+
+#: how many frames an alpha-bearing RGB-family stream is looked at before it is called opaque
+_ALPHA_PEEK = 8
+
+
+def _declared_alpha(sw_format: str) -> bool:
+    """An alpha plane that only exists because the stream signals one (ProRes 4444 / HEVC / FFV1
+    with transparency: planar yuva*/gbrap*). Packed RGBA-family formats are what GIF, PNG, APNG,
+    WebP and QuickTime Animation decode to whether or not a single pixel is transparent."""
+    return sw_format.startswith(("yuva", "gbrap"))
+
+
+def _transparent(frame) -> bool:
+    """Any pixel of this decoded frame less than fully opaque."""
+    if frame.format.name == "cuda" or not any(c.is_alpha for c in frame.format.components):
+        return False
+    if bits_per_component(frame.format.name) > 8:
+        return bool((frame.to_ndarray(format="rgba64le")[..., 3] < 65535).any())
+    return bool((frame.to_ndarray(format="rgba")[..., 3] < 255).any())
+
+
 def _vpx_alpha(stream) -> bool:
     """A WebM/Matroska VP8/VP9 stream with an alpha side stream (``alpha_mode=1``)."""
     md = getattr(stream, "metadata", None) or {}
@@ -209,8 +280,11 @@ class VideoSource:
     * ``autorotate``: apply the display-matrix rotation to the pixels (frames upright, as players
       show them; ``metadata.rotation`` becomes 0, the applied angle is in ``metadata.extra``).
       Face detectors need upright faces, so phone videos want this; it costs one extra copy per
-      frame and the output is then stored upright (it displays the same). Off: pixels as stored,
-      rotation kept as metadata and written back by the sink.
+      frame and the output is then stored upright (it displays the same). A mirrored matrix
+      (selfie cameras, ``-display_hflip``) is applied as players do: mirror left-right, then turn
+      (``metadata.extra["applied_mirror"]``). Off: pixels as stored, rotation kept as metadata
+      (a mirror as ``extra["mirror"]`` and the raw ``extra["display_matrix"]``) and written back
+      by the sink.
     * ``timeout_s``: open/read timeout for network and device inputs, so a dead peer cannot hang.
     * ``deinterlace``: ``"auto"`` (default) runs interlaced video (a field order in the stream, or
       frames flagged interlaced: VHS/DV/broadcast captures) through FFmpeg's ``bwdif``, one
@@ -235,7 +309,9 @@ class VideoSource:
       (``frame.hi`` is ``None``). ``self.high_bit_depth`` says whether frames carry ``hi``.
     * ``start`` / ``duration`` (seconds): only the frames from ``start`` (on the file's timeline,
       as players show it and FFmpeg's ``-ss`` counts) for ``duration`` seconds from the first
-      frame kept (``None``: to the end), and the audio/subtitle packets of that window. The file is seeked to the keyframe before ``start`` (files and http(s) only, not
+      frame kept (``None``: to the end), and the audio/subtitle packets of that window. A video
+      that starts before 0 (a wrapped MPEG-TS clock) counts from its first frame instead, and is
+      read from the top rather than seeked (FFmpeg cannot seek across the wrap). The file is seeked to the keyframe before ``start`` (files and http(s) only, not
       live sources); frames keep their pts and the sink writes them from 0
       (``trim_start`` > 0 tells it to). Try settings on a short part of a long video this way.
     """
@@ -306,6 +382,7 @@ class VideoSource:
         self._timeout = timeout_s
         self._threads = decoder_threads
         self._rot_k = 0
+        self._mirror = False  # display matrix mirrors left-right (applied before the turn)
         self.fallbacks: list[str] = []
         self._fitted: set[tuple[int, int]] = set()  # mid-stream picture sizes already reported
         self.stats = {"decoded": 0, "corrupt_packets": 0, "corrupt_frames": 0, "dropped": 0, "reconnects": 0}
@@ -352,20 +429,27 @@ class VideoSource:
             w, h = self.metadata.width, self.metadata.height
             self._container.close()
             raise PayloadTooLargeError(f"video frames are {w}x{h} = {w * h} pixels, over the limit of {max_pixels}")
-        if autorotate and self.metadata.rotation:
+        if autorotate and (self.metadata.rotation or self.metadata.extra.get("mirror")):
             m = self.metadata
             self._rot_k = (m.rotation // 90) % 4
+            self._mirror = bool(m.extra.get("mirror"))
             w, h = (m.height, m.width) if self._rot_k % 2 else (m.width, m.height)
             # A quarter turn swaps what a pixel's width and height are: the SAR inverts with it.
             sar = m.sample_aspect_ratio
             if sar and self._rot_k % 2:
                 sar = 1 / sar
+            extra = {k: v for k, v in m.extra.items() if k not in ("mirror", "display_matrix")}
+            extra["applied_rotation"] = m.rotation
+            if self._mirror:
+                extra["applied_mirror"] = "horizontal"
             self.metadata = dataclasses.replace(m, width=w, height=h, rotation=0, sample_aspect_ratio=sar,
-                                                extra={**m.extra, "applied_rotation": m.rotation})
+                                                extra=extra)
         #: the video carries transparency (keyed footage: ProRes 4444, PNG/QuickTime Animation in
         #: .mov, VP9 with alpha in .webm): frames then carry ``alpha`` (``[H, W]``, uint8, or
         #: uint16 on the full 16-bit scale for a >8-bit source), for sinks that can write it
         self.has_alpha = _has_alpha(self._vstream, _sw_format(first))
+        if self.has_alpha and not _vpx_alpha(self._vstream) and not _declared_alpha(_sw_format(first)):
+            self.has_alpha = self._peek_transparency(first)
         #: bits per component of the source (the metadata's pix_fmt) and whether frames carry ``hi``
         self.source_bits = src_bits
         self.high_bit_depth = bool(high_bit_depth and src_bits > 8)
@@ -384,6 +468,27 @@ class VideoSource:
         self._pending = first
         if deinterlace == "auto" and (self.metadata.interlaced in ("tt", "bb", "tb", "bt") or first.interlaced_frame):
             self._start_deinterlace(first)
+
+    def _peek_transparency(self, first) -> bool:
+        """For a stream whose decoder always gives an alpha plane (GIF's bgra, PNG/APNG/WebP
+        rgba, QuickTime Animation argb): whether any of its first ``_ALPHA_PEEK`` frames has a
+        pixel that is not fully opaque. An opaque GIF is not keyed footage: calling it transparent
+        would pick ProRes 4444 (~60x the bytes) and warn about transparency it does not have.
+        The frames looked at are decoded once and kept for the decode thread."""
+        seen = [first]
+        transparent = _transparent(first)
+        while not transparent and len(seen) < _ALPHA_PEEK:
+            f = next(self._frames, None)
+            if f is None:
+                break
+            seen.append(f)
+            transparent = _transparent(f)
+        if len(seen) > 1:
+            self._frames = itertools.chain(seen[1:], self._frames)
+        if not transparent:
+            log.info("%s: %s frames, but the first %d are fully opaque: treated as opaque video",
+                     self.spec, _sw_format(first), len(seen))
+        return transparent
 
     def _start_deinterlace(self, first) -> None:
         """Put ``bwdif`` between the decoder and the ring (see ``deinterlace``)."""
@@ -484,6 +589,12 @@ class VideoSource:
             raise SourceClosedError(f"cannot open {self.kind} {self.spec!r}: {e}") from e
         try:
             vs = main_video_stream(container)
+            others = [s for s in _pictures(container) if vs is not None and s.index != vs.index]
+            if others:
+                self._fallback(
+                    f"{self.spec}: {len(others) + 1} video streams; restoring #{vs.index} "
+                    f"({vs.codec_context.width}x{vs.codec_context.height}, the largest); not restored: "
+                    + ", ".join(f"#{s.index} ({s.codec_context.width}x{s.codec_context.height})" for s in others))
             if vs is None:
                 kinds = sorted({s.type for s in container.streams}) or ["none"]
                 cover = " besides cover art" if container.streams.video else ""
@@ -513,13 +624,24 @@ class VideoSource:
         # counts: a video that starts 0.85 s after its audio has its frame "at 8.5 s" at 8.5 s.
         s0 = container.start_time / 1e6 if container.start_time is not None else (
             float(vs.start_time * tb) if vs.start_time is not None and tb else 0.0)
+        negative = vs.start_time is not None and bool(tb) and vs.start_time < 0
+        if negative:
+            # A file that starts before 0 (an MPEG-TS whose 33-bit clock wrapped: FFmpeg gives the
+            # times before the wrap as negative) is written from its first frame (the sink
+            # rebases it), so the window counts from that frame too.
+            s0 = float(vs.start_time * tb)
         start = s0 + self.trim_start
         end = start + self.trim_duration if self.trim_duration is not None else None
         self._window = (start, end)
         # ``duration`` counts from the first frame kept: a video that starts later than its file
         # (0.85 s after the audio, say) still gives ``duration`` seconds of video
         self._anchor_end = self.trim_duration is not None
-        if self.trim_start and tb:
+        if self.trim_start and tb and negative:
+            # FFmpeg's seek cannot search across a wrapped clock (it lands at the end or nowhere):
+            # decode from the top and drop what comes before the window (slower, same frames)
+            self._fallback(f"{self.spec}: timestamps start at {s0:.3f} s (a wrapped clock?): reading from the "
+                           f"start up to {self.trim_start:g} s instead of seeking")
+        elif self.trim_start and tb:
             try:
                 container.seek(int(start / tb), stream=vs, backward=True, any_frame=False)
             except (av.error.FFmpegError, OSError) as e:
@@ -551,6 +673,9 @@ class VideoSource:
         avi = self.kind == "file" and "avi" in (self._container.format.name or "").split(",")
         first_dts: int | None = None
         shift: int | None = None if avi else 0
+        # what was really there, for _check_truncated: the end of the last packet of any stream,
+        # the first frame's time and the frames given out
+        seen = {"end": None, "first": None, "frames": 0}
         while True:
             container = self._container
             if container is not None:
@@ -559,6 +684,10 @@ class VideoSource:
                     for packet in container.demux(list(container.streams)):
                         if self._stop.is_set():
                             return
+                        pt = packet.pts if packet.pts is not None else packet.dts
+                        if pt is not None and packet.time_base and packet.size:
+                            end = float((pt + (packet.duration or 0)) * packet.time_base)
+                            seen["end"] = end if seen["end"] is None else max(seen["end"], end)
                         if packet.stream.index != vs.index:
                             if packet.size or packet.pts is not None:  # skip the empty flush packets
                                 if self._window is not None:
@@ -598,8 +727,12 @@ class VideoSource:
                                     self._anchor_end = False
                                     t = float(f.pts * f.time_base)
                                     self._window = (self._window[0], t + self.trim_duration)
+                            if seen["first"] is None and f.pts is not None and f.time_base:
+                                seen["first"] = float(f.pts * f.time_base)
+                            seen["frames"] += 1
                             yield f
                     if self.kind != "url" or not self.live:
+                        self._check_truncated(container, seen)
                         return  # clean end of input (an http(s) file ends like a local one)
                     err = EOFError("live stream ended")
                 except (av.error.FFmpegError, OSError) as e:
@@ -609,6 +742,7 @@ class VideoSource:
                         # A read error mid-file (truncated / damaged container): keep what we have.
                         self.stats["corrupt_packets"] += 1
                         log.warning("%s: stopped reading at a damaged part of the file: %s", self.spec, e)
+                        self._check_truncated(container, seen)
                         return
                     if self.kind != "url":
                         raise SourceClosedError(f"{self.kind} source {self.spec!r} failed: {e}") from e
@@ -634,6 +768,27 @@ class VideoSource:
             except SourceClosedError as e2:
                 err = e2
                 self._container = None
+
+    def _check_truncated(self, container, seen: dict) -> None:
+        """The input ended well before the duration its header promised (a download or copy cut
+        off, a recording whose writer died: a streamable mkv/ts still plays up to the cut): said
+        in ``fallbacks``, so a run summary does not pass off a part as the whole. "Well before":
+        over 1 s and over 10% short. Measured on every stream's packets, so a video that simply
+        ends before its audio (the header's duration is the longest stream's) is not flagged."""
+        if self.kind not in ("file", "url") or self.live or not container.duration or seen["end"] is None:
+            return
+        s0 = container.start_time / 1e6 if container.start_time is not None else 0.0
+        header_end = s0 + container.duration / 1e6
+        if self._window is not None and self._window[1] is not None:
+            header_end = min(header_end, self._window[1])
+        first = seen["first"] if seen["first"] is not None else s0
+        want, got = header_end - first, seen["end"] - first
+        if want - got <= 1.0 or got >= 0.9 * want:
+            return
+        rate = self.metadata.frame_rate if getattr(self, "metadata", None) is not None else None
+        expected = f", about {round(want * float(rate))} expected" if rate else ""
+        self._fallback(f"{self.spec} looks truncated: its data ends at {got:.2f} s of the {want:.2f} s its header "
+                       f"promises ({seen['frames']} frames decoded{expected}); the output is only that part")
 
     def _first_frame(self):
         try:
@@ -681,6 +836,11 @@ class VideoSource:
         if count_frames and self.kind == "file":
             frame_count = count_video_packets(self._target, options=self._options)
         rate = _fraction(vs.guessed_rate) or _fraction(vs.average_rate)
+        matrix = display_matrix(first)
+        orientation = display_orientation(first.rotation, matrix)
+        # a mirrored display (selfie cameras, ``-display_hflip``): ``rotation`` is only the turn
+        # that follows the mirror; the raw matrix goes with it so a sink can write it back as is
+        mirror = {"mirror": "horizontal", "display_matrix": tuple(matrix)} if orientation[1] else {}
         return StreamMetadata(
             width=first.width,
             height=first.height,
@@ -691,7 +851,7 @@ class VideoSource:
             duration_s=float(c.duration / av.time_base) if c.duration else None,
             frame_count=frame_count,
             frame_count_header=vs.frames or None,
-            rotation=int(round(first.rotation)) % 360 if first.rotation else 0,
+            rotation=orientation[0],
             color_range=COLOR_RANGES.get(int(first.color_range), "unspecified") if not pix_fmt.startswith("yuvj") else "full",
             color_space=COLOR_SPACES.get(int(first.colorspace), "unspecified"),
             color_primaries=COLOR_PRIMARIES.get(int(first.color_primaries), "unspecified"),
@@ -713,7 +873,7 @@ class VideoSource:
                    "range_id": decode_range(pix_fmt, int(first.color_range)),
                    "bits_per_component": bits_per_component(pix_fmt),
                    # HDR10's mastering display and content light level, when the stream has them
-                   **hdr_static_metadata(first)},
+                   **hdr_static_metadata(first), **mirror},
         )
 
     # --- thread ------------------------------------------------------------------------
@@ -779,7 +939,7 @@ class VideoSource:
                     k = self._rot_k
                     hi_out = ring.hi_slots is not None
                     shape = (f.width, f.height) if k % 2 else (f.height, f.width)  # after rotation
-                    direct = not k and shape == (ring.height, ring.width)
+                    direct = not k and not self._mirror and shape == (ring.height, ring.width)
                     if hi_out:
                         dst = ring.hi_slots[slot] if direct else torch.empty(
                             (f.height, f.width, 3), dtype=torch.uint16, device=ring.device)
@@ -790,7 +950,7 @@ class VideoSource:
                                 full_range=is_full_range(sw, f.color_range), bits=bits_per_component(sw))
                     target = ring.hi_slots if hi_out else ring.slots
                     if not direct:
-                        target[slot].copy_(self._fit(torch.rot90(dst, k, (0, 1)) if k else dst, index))
+                        target[slot].copy_(self._fit(orient(dst, k, self._mirror), index))
                     if hi_out:
                         hi = ring.hi_slots[slot]
                         rgb8_from_rgb16(hi, out=ring.slots[slot])
@@ -799,13 +959,13 @@ class VideoSource:
             elif ring.hi_slots is not None:
                 # every frame of the stream goes through rgb48 (a rare 8-bit frame mid-stream too)
                 rgb16 = torch.from_numpy(av_to_rgb_numpy(f, high=True))
-                if self._rot_k:
-                    rgb16 = torch.rot90(rgb16, self._rot_k, (0, 1))
+                if self._rot_k or self._mirror:
+                    rgb16 = orient(rgb16, self._rot_k, self._mirror)
                 img, hi = ring.write_hi_slot(slot, self._fit(rgb16, index))
             else:
                 rgb = torch.from_numpy(av_to_rgb_numpy(f))
-                if self._rot_k:
-                    rgb = torch.rot90(rgb, self._rot_k, (0, 1))  # counter-clockwise, as the display matrix says
+                if self._rot_k or self._mirror:  # mirror, then counter-clockwise, as the display matrix says
+                    rgb = orient(rgb, self._rot_k, self._mirror)
                 img = ring.write_slot(slot, self._fit(rgb, index))
             alpha = self._alpha(f, index, high=hi is not None) if self.has_alpha else None
         except BaseException:
@@ -832,8 +992,8 @@ class VideoSource:
                            dtype=torch.uint16 if high else torch.uint8)
         else:
             a = torch.from_numpy(np.ascontiguousarray(f.to_ndarray(format="rgba64le" if high else "rgba")[..., 3]))
-        if self._rot_k:
-            a = torch.rot90(a, self._rot_k, (0, 1))
+        if self._rot_k or self._mirror:
+            a = orient(a, self._rot_k, self._mirror)
         return self._fit(a[..., None].expand(*a.shape, 3), index)[..., 0].contiguous()
 
     def _fit(self, rgb: torch.Tensor, index: int) -> torch.Tensor:
@@ -933,12 +1093,23 @@ def _deinterlaced(graph, frames, shape: tuple[str, int, int]) -> Iterator["av.Vi
     yield from drain()
 
 
+def _pixels(stream) -> int:
+    cc = stream.codec_context
+    return int(getattr(cc, "width", 0) or 0) * int(getattr(cc, "height", 0) or 0) if cc is not None else 0
+
+
+def _pictures(container) -> list:
+    """The video streams that are not cover art (an attached picture)."""
+    return [s for s in container.streams.video if not int(s.disposition) & int(av.stream.Disposition.attached_pic)]
+
+
 def main_video_stream(container):
-    """The first video stream that is not cover art (an attached picture), or None."""
-    for s in container.streams.video:
-        if not int(s.disposition) & int(av.stream.Disposition.attached_pic):
-            return s
-    return None
+    """The largest video stream (by pixel count; the first of equals) that is not cover art, or
+    None. A file with several (a dashcam's front and rear camera, a small preview track before the
+    main picture) is restored in its main picture, as FFmpeg and players choose it, not in
+    whichever track happens to come first."""
+    streams = _pictures(container)
+    return max(streams, key=_pixels) if streams else None
 
 
 def count_video_packets(path: str, options: dict | None = None) -> int:

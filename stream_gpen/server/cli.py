@@ -73,7 +73,9 @@ def add_serve(subparsers) -> None:
     s.add_argument("--encoder", default="software", choices=["software", "nvenc", "auto"],
                    help="what encodes video job results: software (CPU, default), nvenc (NVIDIA's hardware "
                    "encoder: L4/L40S/RTX; A100/H100/H200 have none) or auto (NVENC where it works)")
-    p.set_defaults(run=_run_serve)
+    # uvicorn stops gracefully on SIGTERM/SIGHUP itself (a normal `docker stop`, exit 0): the
+    # CLI's turning them into an interrupt (for runs that finalise a .partial) is not for it
+    p.set_defaults(run=_run_serve, own_signals=True)
 
 
 def config_from_args(args: argparse.Namespace):

@@ -1,0 +1,382 @@
+"""Video edge cases found by a user-style bug hunt: mirrored display matrices, opaque pictures in
+alpha-bearing formats, wrapped/negative timestamps, signals, timecodes, several video tracks and
+truncated files. Every input is built here, tiny."""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from _clips import write_video
+from stream_gpen.io import open_sink, open_source
+
+W, H = 64, 48
+
+
+def _marked(n: int = 3, w: int = W, h: int = H) -> list[np.ndarray]:
+    """Grey frames with a red block in the stored top-left corner (shows any turn or mirror)."""
+    out = []
+    for i in range(n):
+        img = np.full((h, w, 3), (60 + 30 * i) % 240, np.uint8)
+        img[:12, :16] = (255, 0, 0)
+        out.append(img)
+    return out
+
+
+def _red_corner(img: np.ndarray) -> str:
+    """Which corner of an RGB picture holds the red block: 'tl', 'tr', 'bl' or 'br'."""
+    h, w = img.shape[:2]
+    corners = {"tl": img[2, 2], "tr": img[2, w - 3], "bl": img[h - 3, 2], "br": img[h - 3, w - 3]}
+    return max(corners, key=lambda k: int(corners[k][0]) - int(corners[k][1]))
+
+
+def _first_image(path, **kw) -> tuple[np.ndarray, object]:
+    with open_source(path, **kw) as src:
+        f = next(src)
+        img = f.image.numpy().copy()
+        f.release()
+        return img, src.metadata
+
+
+def _copy(src_path, dst, *, source_kw=None, **sink_kw):
+    """Decode ``src_path`` and write every frame to ``dst`` (pixels as decoded); the sink."""
+    with open_source(src_path, **(source_kw or {})) as src:
+        if sink_kw.get("codec") != "auto" or not src.has_alpha:
+            sink_kw.setdefault("preset", "ultrafast")
+        with open_sink(dst, source=src, **sink_kw) as sink:
+            for f in src:
+                sink.write(f)
+    return sink
+
+
+# --- 1. mirrored display matrices -------------------------------------------------------------
+ONE = 1 << 16
+HFLIP = [-ONE, 0, 0, 0, ONE, 0, W * ONE, 0, 1 << 30]      # x' = -x + w: a selfie mirror
+VFLIP = [ONE, 0, 0, 0, -ONE, 0, 0, H * ONE, 1 << 30]      # y' = -y + h
+TRANSPOSE = [0, ONE, 0, ONE, 0, 0, 0, 0, 1 << 30]          # x' = y, y' = x: mirror + quarter turn
+
+
+@pytest.mark.parametrize("matrix, corner, size, turn", [
+    (HFLIP, "tr", (W, H), 0),       # mirrored left-right, not turned upside down
+    (VFLIP, "bl", (W, H), 180),     # mirror + half turn
+    (TRANSPOSE, "tl", (H, W), 90),  # ffmpeg's transpose=cclock_flip
+])
+def test_mirrored_display_matrix_is_mirrored_not_turned(tmp_path, matrix, corner, size, turn):
+    clip = write_video(tmp_path / "m.mp4", _marked(), codec="libx264", options={"crf": "5"},
+                       setup=lambda s: s.set_display_matrix(matrix))
+    img, m = _first_image(clip, autorotate=True)
+    assert (img.shape[1], img.shape[0]) == size
+    assert _red_corner(img) == corner
+    assert m.rotation == 0 and m.extra["applied_rotation"] == turn
+    assert m.extra["applied_mirror"] == "horizontal"
+    if matrix is TRANSPOSE:  # the whole picture, not just the marker: exactly the transpose
+        assert np.abs(img.astype(int) - _marked()[0].transpose(1, 0, 2)).mean() < 3
+    # without autorotate: pixels as stored, the mirror kept as metadata and written back as is
+    img, m = _first_image(clip)
+    assert _red_corner(img) == "tl" and m.extra["mirror"] == "horizontal" and m.rotation == turn
+    out = tmp_path / "o.mp4"
+    _copy(clip, out)
+    img, m = _first_image(out, autorotate=True)
+    assert _red_corner(img) == corner and m.extra["applied_mirror"] == "horizontal"
+    from stream_gpen.commands import describe_input  # `info` says so
+
+    info = describe_input(str(clip))
+    assert info["mirror_applied"] is True and info["rotation_applied"] == turn
+    assert "mirrored left-right, as its display matrix says, and written that way" in info["plan"]
+
+
+def test_plain_rotation_is_not_a_mirror(tmp_path):
+    clip = write_video(tmp_path / "r.mp4", _marked(), setup=lambda s: s.set_display_rotation(180))
+    img, m = _first_image(clip, autorotate=True)
+    assert _red_corner(img) == "br" and m.extra["applied_rotation"] == 180 and "applied_mirror" not in m.extra
+
+
+# --- 2. opaque pictures in alpha-bearing formats -----------------------------------------------
+def _rgba(n: int, transparent_at: int | None = None) -> list[np.ndarray]:
+    out = []
+    for i, img in enumerate(_marked(n)):
+        a = np.full((H, W, 1), 255, np.uint8)
+        if i == transparent_at:
+            a[20:30, 20:40] = 0
+        out.append(np.concatenate([img, a], axis=2))
+    return out
+
+
+@pytest.mark.parametrize("name, codec, pix_fmt, frames, alpha", [
+    ("anim.gif", "gif", "rgb8", _marked(4), False),         # FFmpeg's gif decoder always gives bgra
+    ("png.mov", "png", "rgba", _rgba(4), False),
+    ("qtrle.mov", "qtrle", "argb", _rgba(4), False),
+    ("late.mov", "png", "rgba", _rgba(4, transparent_at=2), True),   # transparent from frame 2 on
+    ("keyed.mov", "prores_ks", "yuva444p10le", _rgba(2), True),      # declared by the stream: kept
+])
+def test_alpha_formats_count_as_transparent_only_with_a_transparent_pixel(tmp_path, name, codec, pix_fmt,
+                                                                         frames, alpha):
+    clip = write_video(tmp_path / name, frames, codec=codec, pix_fmt=pix_fmt)
+    with open_source(clip) as src:
+        assert src.has_alpha is alpha
+        got = []
+        for f in src:  # the frames looked at up front still come out, in order, once each
+            got.append((f.index, round(float(f.image[30:, :, 1].float().mean()))))
+            assert (f.alpha is not None) is alpha
+            f.release()
+    assert [i for i, _ in got] == list(range(len(frames)))
+    want = [float(fr[30:, :, 1].mean()) for fr in frames]
+    assert all(abs(g - w) < 8 for (_, g), w in zip(got, want))  # each frame once, in order (gif: 8-bit palette)
+    out = tmp_path / "o.mkv"
+    sink = _copy(clip, out, codec="auto")
+    assert sink.codec == ("prores" if alpha else "h264")
+    assert not any("transparen" in m or "alpha" in m for m in sink.fallbacks + sink.dropped)
+
+
+# --- 3. wrapped / negative timestamps ----------------------------------------------------------
+WRAP_FRAME = int(2**33 / 90000 * 25)  # the frame (at 25 fps) where MPEG-TS's 33-bit clock wraps
+
+
+def _wrapped_ts(path: Path, n: int = 20, before: int = 8) -> Path:
+    """An MPEG-TS whose clock wraps ``before`` frames in, frame i grey 20 + 10*i, with mp2 audio
+    over the same span (the times before the wrap read back negative)."""
+    start = WRAP_FRAME - before
+    with av.open(str(path), "w", format="mpegts") as c:
+        vs = c.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
+        aus = c.add_stream("mp2", rate=48000)
+        aus.layout = "stereo"
+        for i in range(n):
+            f = av.VideoFrame.from_ndarray(np.full((H, W, 3), (20 + 10 * i) % 250, np.uint8), format="rgb24")
+            f.pts, f.time_base = start + i, Fraction(1, 25)
+            for p in vs.encode(f):
+                c.mux(p)
+        for p in vs.encode(None):
+            c.mux(p)
+        fs, a0 = 1152, (start * 48000) // 25
+        for k in range(n * 48000 // 25 // fs):
+            x = (0.2 * np.sin(np.arange(fs) / 10)).astype(np.float32)
+            af = av.AudioFrame.from_ndarray(np.stack([x, x]), format="fltp", layout="stereo")
+            af.sample_rate, af.pts = 48000, a0 + k * fs
+            for p in aus.encode(af):
+                c.mux(p)
+        for p in aus.encode(None):
+            c.mux(p)
+    return path
+
+
+def _video_times_and_greys(path) -> tuple[list[float], list[int]]:
+    with av.open(str(path)) as c:
+        fs = list(c.decode(video=0))
+    return [float(f.pts * f.time_base) for f in fs], [int(f.to_ndarray(format="rgb24")[..., 1].mean()) for f in fs]
+
+
+def _audio_span(path) -> tuple[float, float]:
+    with av.open(str(path)) as c:
+        fs = list(c.decode(audio=0))
+    return float(fs[0].pts * fs[0].time_base), float(fs[-1].pts * fs[-1].time_base) + fs[-1].samples / fs[-1].sample_rate
+
+
+def test_wrapped_ts_to_mp4_plays_every_frame_from_zero(tmp_path):
+    ts = _wrapped_ts(tmp_path / "wrap.ts")
+    with open_source(ts) as src:
+        assert src.metadata.start_time_s < 0  # what FFmpeg makes of the wrap
+    for name in ("o.mp4", "o.mov"):
+        sink = _copy(ts, tmp_path / name)
+        times, greys = _video_times_and_greys(tmp_path / name)
+        assert len(times) == 20 and times[0] == 0  # not an edit list hiding the first 8 frames
+        assert abs(greys[0] - 20) < 4 and abs(greys[-1] - 210) < 4
+        a0, a1 = _audio_span(tmp_path / name)
+        assert abs(a0) < 0.03 and abs(a1 - 0.8) < 0.05  # the same offset: audio still with its frames
+        assert any("negative timestamps" in m for m in sink.fallbacks)
+
+
+def test_window_of_a_wrapped_ts_counts_from_its_first_frame(tmp_path):
+    ts = _wrapped_ts(tmp_path / "wrap.ts")
+    out = tmp_path / "cut.mp4"
+    _copy(ts, out, source_kw={"start": 0.2, "duration": 0.4})
+    times, greys = _video_times_and_greys(out)
+    assert len(times) == 10 and times[0] == 0
+    assert abs(greys[0] - (20 + 10 * 5)) < 4  # frame 5 = 0.2 s after the first
+
+
+# --- 4. SIGTERM / SIGHUP like Ctrl-C ------------------------------------------------------------
+@pytest.mark.parametrize("signame, code", [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_sigterm_and_sighup_leave_a_partial_file_not_a_temp_file(tmp_path, det_home, signame, code, capsys):
+    import os
+    import signal
+    import threading
+    import time
+
+    from stream_gpen import cli
+
+    sig = getattr(signal, signame)
+    absorbed = []
+    # Without the CLI's own handler the signal would end pytest: this one absorbs it instead
+    # (and the run then goes on to its end, 10 min of frames at ~1000 fps here: exit 0, the test
+    # fails, it does not hang).
+    old = signal.signal(sig, lambda *a: absorbed.append(a))
+    out = tmp_path / "live.mkv"
+
+    def send():
+        for _ in range(1200):  # until frames are in the temp file (Matroska writes as it goes)
+            tmp = list(tmp_path.glob(".live.*.tmp.mkv"))
+            if tmp and tmp[0].stat().st_size > 4000:
+                break
+            time.sleep(0.05)
+        os.kill(os.getpid(), sig)
+
+    killer = threading.Thread(target=send, daemon=True)
+    killer.start()
+    try:
+        # a live test pattern: the signal always lands mid-run
+        rc = cli.main(["enhance", "lavfi:testsrc2=size=160x120:rate=25", "-o", str(out), "--model", "classic",
+                       "--quiet", "--duration", "600"])
+    finally:
+        killer.join()
+        signal.signal(sig, old)
+    err = capsys.readouterr().err
+    assert rc == code and not absorbed, err
+    assert "interrupted" in err and "live.partial.mkv" in err
+    assert not list(tmp_path.glob(".live.*"))  # no hidden temp file left behind
+    with av.open(str(tmp_path / "live.partial.mkv")) as c:
+        assert sum(1 for _ in c.decode(video=0)) > 0
+
+
+# --- 5. the partial file of an interrupted run ends with its picture -----------------------------
+def test_interrupted_partial_has_no_audio_past_its_last_frame(tmp_path):
+    from _clips import write_audio
+
+    clip = tmp_path / "a.mp4"
+    with av.open(str(clip), "w") as c:
+        vs = c.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
+        aus = c.add_stream("aac", rate=48000)
+        for i in range(50):
+            f = av.VideoFrame.from_ndarray(np.full((H, W, 3), 100, np.uint8), format="rgb24")
+            f.pts = i
+            for p in vs.encode(f):
+                c.mux(p)
+        for p in vs.encode(None):
+            c.mux(p)
+        write_audio(c, aus, 2.0)
+    out = tmp_path / "o.mp4"
+    with open_source(clip) as src:
+        with pytest.raises(KeyboardInterrupt, match="20 frames were saved"):
+            with open_sink(out, source=src, preset="ultrafast") as sink:
+                for f in src:
+                    sink.write(f)
+                    if f.index == 19:  # frames queued so far are encoded by the interrupt
+                        raise KeyboardInterrupt
+    partial = tmp_path / "o.partial.mp4"
+    times, _ = _video_times_and_greys(partial)
+    assert len(times) == 20
+    a0, a1 = _audio_span(partial)
+    assert a1 <= times[-1] + 0.04 + 1024 / 48000 + 1e-3  # at most the packet under the last frame
+    assert a1 > times[-1]  # and the audio is there up to it
+
+
+# --- 6. --start moves the timecode on -----------------------------------------------------------
+@pytest.mark.parametrize("name", ["tc.mov", "tc.mkv"])
+def test_start_moves_the_timecode_on_by_the_cut(tmp_path, name):
+    def tag(s):
+        s.metadata["timecode"] = "01:00:00:00"
+
+    clip = write_video(tmp_path / "tc.mov", _marked(20), setup=tag)
+
+    def timecode(path) -> str:
+        with av.open(str(path)) as c:  # mov: a tmcd track and the video's tag; mkv: TIMECODE
+            md = c.streams.video[0].metadata
+            return md.get("timecode") or md.get("TIMECODE")
+
+    out = tmp_path / f"o_{name}"
+    _copy(clip, out, source_kw={"start": 0.4})
+    assert timecode(out) == "01:00:00:10"  # 0.4 s = 10 frames at 25 fps: the label of the first frame kept
+    _copy(clip, tmp_path / f"whole_{name}")  # no cut: unchanged
+    assert timecode(tmp_path / f"whole_{name}") == "01:00:00:00"
+
+
+def test_timecode_arithmetic_drop_frame_and_wrap():
+    from stream_gpen.io._sink import advance_timecode
+
+    ntsc = Fraction(30000, 1001)
+    assert advance_timecode("00:00:59;29", 1, ntsc) == "00:01:00;02"  # frames 00 and 01 are skipped
+    assert advance_timecode("00:09:59;29", 1, ntsc) == "00:10:00;00"  # ... except every tenth minute
+    assert advance_timecode("01:00:00;00", 107892, ntsc) == "02:00:00;00"  # one hour of 29.97 fps
+    assert advance_timecode("23:59:59:24", 2, Fraction(25)) == "00:00:00:01"
+    assert advance_timecode("00:00:00;00", 5, Fraction(25)) is None  # drop-frame at 25 fps: not a thing
+    assert advance_timecode("garbage", 5, Fraction(25)) is None
+
+
+# --- 7. several video tracks: the largest is the main one --------------------------------------
+def test_the_largest_video_track_is_restored_not_the_first(tmp_path):
+    clip = tmp_path / "two.mkv"
+    with av.open(str(clip), "w") as c:
+        small = c.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        big = c.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        small.width, small.height, big.width, big.height = 32, 24, W, H
+        for s in (small, big):
+            s.pix_fmt = "yuv420p"
+        for i in range(5):
+            for s, (w, h) in ((small, (32, 24)), (big, (W, H))):
+                f = av.VideoFrame.from_ndarray(np.full((h, w, 3), 100, np.uint8), format="rgb24")
+                f.pts = i
+                for p in s.encode(f):
+                    c.mux(p)
+        for s in (small, big):
+            for p in s.encode(None):
+                c.mux(p)
+    with open_source(clip) as src:
+        assert (src.metadata.width, src.metadata.height) == (W, H) and src._vstream.index == 1
+        assert any("restoring #1 (64x48, the largest)" in m and "#0 (32x24)" in m for m in src.fallbacks)
+        assert sum(1 for f in src if f.release() is None) == 5
+    out = tmp_path / "o.mp4"
+    sink = _copy(clip, out)
+    assert any("video stream #0" in d for d in sink.dropped)
+    with av.open(str(out)) as c:
+        assert [(s.codec_context.width, s.codec_context.height) for s in c.streams.video] == [(W, H)]
+
+
+# --- 8. a truncated file says so --------------------------------------------------------------
+def _av_mkv(path: Path, video_s: float, audio_s: float) -> Path:
+    from _clips import write_audio
+
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
+        aus = c.add_stream("aac", rate=16000)
+        rng = np.random.default_rng(0)
+        for i in range(int(video_s * 25)):
+            f = av.VideoFrame.from_ndarray(rng.integers(0, 255, (H, W, 3), np.uint8), format="rgb24")
+            f.pts = i
+            for p in vs.encode(f):
+                c.mux(p)
+        for p in vs.encode(None):
+            c.mux(p)
+        write_audio(c, aus, audio_s)
+    return path
+
+
+def _read_all(path) -> tuple[int, list[str]]:
+    with open_source(path) as src:
+        n = sum(1 for f in src if f.release() is None)
+        return n, list(src.fallbacks)
+
+
+def test_a_truncated_file_is_reported(tmp_path):
+    clip = _av_mkv(tmp_path / "whole.mkv", 4.0, 4.0)
+    n, notes = _read_all(clip)
+    assert n == 100 and not any("truncated" in m for m in notes)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])  # a download cut off halfway
+    n, notes = _read_all(cut)
+    assert 20 < n < 80
+    import re
+
+    said = [re.search(r"looks truncated: .*\((\d+) frames decoded, about (\d+) expected\)", m) for m in notes]
+    said = [m for m in said if m]
+    assert said and int(said[0][1]) == n and 95 <= int(said[0][2]) <= 105, notes  # 100 (+ the audio's padding)
+
+
+def test_video_ending_before_its_audio_is_not_truncation(tmp_path):
+    clip = _av_mkv(tmp_path / "short_video.mkv", 1.0, 4.0)  # the header says 4 s: the audio's
+    n, notes = _read_all(clip)
+    assert n == 25 and not any("truncated" in m for m in notes)
