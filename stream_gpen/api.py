@@ -607,6 +607,12 @@ class Enhancer:
             for attr in ("fallbacks", "dropped"):
                 summary.fallbacks += [str(x) for x in getattr(sink, attr, []) or []]
             _note_encoder(summary, sink)
+            if not is_still and "://" not in str(dst):
+                # an interrupted earlier run's `.partial` is superseded by the whole output
+                left = Path(dst).with_name(f"{Path(dst).stem}.partial{Path(dst).suffix}")
+                if left.is_file():
+                    left.unlink()
+                    summary.fallbacks.append(f"removed {left.name}, left by an interrupted earlier run")
         # what the stream copy could not honour: the cut, the side-by-side, the audio choice
         unmet = ("a trimmed run (it would copy the whole input)" if trimmed else
                  "compare (it would copy the input alone)" if compare else

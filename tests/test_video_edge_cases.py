@@ -380,3 +380,18 @@ def test_video_ending_before_its_audio_is_not_truncation(tmp_path):
     clip = _av_mkv(tmp_path / "short_video.mkv", 1.0, 4.0)  # the header says 4 s: the audio's
     n, notes = _read_all(clip)
     assert n == 25 and not any("truncated" in m for m in notes)
+
+
+def test_a_finished_run_removes_the_partial_of_an_interrupted_one(tmp_path, mobilenet_weights):
+    """Ctrl-C left ``o.partial.mp4``; the rerun writes ``o.mp4`` whole: the part is superseded
+    (a folder resumed with --skip-existing would otherwise keep both)."""
+    from stream_gpen import Enhancer
+    from tests._doubles import IdentityRestorer
+
+    clip = write_video(tmp_path / "a.mp4", _marked(3))
+    (tmp_path / "o.partial.mp4").write_bytes(b"part")
+    (tmp_path / "p.partial.mp4").write_bytes(b"another output's part")
+    enh = Enhancer(IdentityRestorer(), device="cpu", detector_weights=mobilenet_weights, progress=False)
+    s = enh.enhance_file(clip, tmp_path / "o.mp4")
+    assert not (tmp_path / "o.partial.mp4").exists() and (tmp_path / "p.partial.mp4").exists()
+    assert "removed o.partial.mp4, left by an interrupted earlier run" in s.fallbacks
