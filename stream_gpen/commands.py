@@ -662,11 +662,15 @@ def sample_faces(spec: str, info: dict, *, weights=None, n: int = 8) -> dict:
                         f.release()
             except StreamGpenError:
                 continue
-    from stream_gpen.api import PHOTO_DETECT_SIZE
+    from types import SimpleNamespace
+
+    from stream_gpen.api import PHOTO_DETECT_SIZE, video_detect_size
 
     counts, sides = [], []
     for pic in pictures:  # at the long side enhance uses for this kind of picture
-        d = det.detect([pic], long_side=PHOTO_DETECT_SIZE if info["kind"] == "image" else None)[0]
+        size = (PHOTO_DETECT_SIZE if info["kind"] == "image" else
+                video_detect_size(SimpleNamespace(width=pic.shape[1], height=pic.shape[0])))
+        d = det.detect([pic], long_side=size)[0]
         counts.append(len(d))
         if len(d):
             wh = (d.boxes[:, 2:] - d.boxes[:, :2]).min(dim=1).values

@@ -84,6 +84,9 @@ class FaceStage:
     #: detector's own (video's). One detection per photo: a larger one finds the small faces of a
     #: group photo at little cost, where video pays it every few frames.
     still_detect_size: int | None = None
+    #: Long side the detector sees for video frames (and its region probes); ``None`` = the
+    #: detector's own. The Enhancer scales it with the video (``video_detect_size``).
+    video_detect_size: int | None = None
     #: ``on_faces(k)`` after each model batch of a :meth:`restore` call that takes several (a
     #: group photo on a CPU: minutes), with ``k`` faces of that call done: progress while a
     #: single picture is being restored. ``None``: one call, no reports.
@@ -121,6 +124,8 @@ class FaceStage:
             if self.tracker.needs_detection(index, image):
                 region = self.tracker.probe_region  # a change-watch probe looks only where it changed
                 kw = self._aspect_kw()
+                if self.video_detect_size not in (None, getattr(self.detector, "long_side", None)):
+                    kw["long_side"] = self.video_detect_size
                 dets = (self.detector.detect([image], **kw)[0] if region is None
                         else self.detector.detect_region(image, region, **kw))
                 self.detector_calls += 1

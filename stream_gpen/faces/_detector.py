@@ -232,7 +232,8 @@ class FaceDetector:
         return out  # type: ignore[return-value]
 
     @torch.inference_mode()
-    def detect_region(self, frame: torch.Tensor, region, *, pixel_aspect: float = 1.0) -> Detections:
+    def detect_region(self, frame: torch.Tensor, region, *, pixel_aspect: float = 1.0,
+                      long_side: int | None = None) -> Detections:
         """Detect faces in the ``region`` ``(x1, y1, x2, y2)`` (frame px) of one frame, for the cost of
         the region's pixels (plus a context margin) only. The region is snapped to the network's
         coarsest stride (32 px) at the scale :meth:`detect` uses for the whole frame, so the network
@@ -242,7 +243,7 @@ class FaceDetector:
         if not isinstance(frame, torch.Tensor) or frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != torch.uint8:
             raise InvalidInputError(f"frame must be a uint8 RGB [H,W,3] tensor, got {getattr(frame, 'dtype', None)}")
         h, w = frame.shape[:2]
-        sh, sw = self.scaled_size(h, w, _check_aspect(pixel_aspect))
+        sh, sw = self.scaled_size(h, w, _check_aspect(pixel_aspect), long_side)
         fx, fy = w / sw, h / sh
         # RetinaFace's coarsest feature stride, and a context margin of two of them: the network's
         # receptive field is wide, so the zero padding at a crop border changes scores nearby.
