@@ -137,7 +137,7 @@ class FakeEnhancer:
                 time.sleep(self.frame_delay)
             finally:
                 self._leave()
-            on_progress(i + 1, self.frames, i + 1)
+            on_progress(i + 1, self.frames + 1, i + 1)  # a header's estimate, one frame too many
             if cancel.is_set():
                 raise Interrupted(f"interrupted after {i + 1} frames")
         Path(dst).write_bytes(b"video:" + Path(src).read_bytes())
@@ -282,6 +282,10 @@ def test_live_websocket_real_model(real_client, photo):
         ws.send_text(json.dumps({"strength": 2}))
         ev = json.loads(ws.receive_text())
         assert ev["type"] == "error" and "strength must be a number in [0, 1]" in ev["detail"]
+        for odd in ({"strength": [1]}, {"model": {"a": 1}}):  # wrong JSON types: an error, not a dropped socket
+            ws.send_text(json.dumps(odd))
+            ev = json.loads(ws.receive_text())
+            assert ev["type"] == "error" and ev["detail"].startswith("bad options"), ev
         ws.send_text(json.dumps({"faces": "all", "strength": 0}))
         assert json.loads(ws.receive_text()) == {"type": "options", "model": None, "faces": "all", "strength": 0.0,
                                                  "aligned": False}
@@ -511,21 +515,29 @@ def test_video_jobs_run_in_order_cancel_and_limits(tmp_path):
 def test_video_job_failure_and_expiry(tmp_path):
     class Broken(FakeEnhancer):
         def enhance_file(self, src, dst, **kw):
-            if Path(src).read_bytes() == b"bad":
-                raise InvalidInputError("cannot read the upload as media")
+            if Path(src).read_bytes() in (b"bad", jpeg):
+                raise InvalidInputError(f"cannot read {str(src)!r} as media (a playlist?)")
             return super().enhance_file(src, dst, **kw)
 
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, "JPEG")
+    jpeg = buf.getvalue()
     fake = Broken(frames=2)
     with client_for(fake, work_dir=tmp_path, job_ttl_s=600) as c:
         bad = c.post("/v1/videos", content=b"bad", headers={**KEY, "Content-Type": "application/octet-stream"}).json()
         info = wait_job(c, bad["id"])
-        assert info["state"] == "failed" and "InvalidInputError: cannot read the upload" in info["error"]
+        # the server's paths are not the client's business: "the upload", not /work/dir/jobs/<id>/...
+        assert info["state"] == "failed" and info["error"] == "InvalidInputError: cannot read the upload as media (a playlist?)"
+        photo = c.post("/v1/videos", content=jpeg, headers={**KEY, "Content-Type": "video/mp4"}).json()
+        assert wait_job(c, photo["id"])["error"] == (
+            "InvalidInputError: the upload is a still JPEG picture, not a video: send it to /v1/images:enhance")
         assert not (tmp_path / "jobs" / bad["id"]).exists()  # failed: files gone, record kept until expiry
         assert c.get(f"/v1/videos/{bad['id']}/result", headers=KEY).status_code == 409
 
         good = c.post("/v1/videos", files={"file": ("../../etc/passwd", b"ok", "video/mp4")}, headers=KEY).json()
         info = wait_job(c, good["id"])
         assert info["state"] == "done" and info["expires"] > info["finished"]
+        assert info["progress"] == 1.0 and info["frames_total"] == info["frames_done"]
         res = c.get(info["result"], headers=KEY)
         assert res.status_code == 200 and res.content == b"video:ok"
         # The client's file name is never used on disk.

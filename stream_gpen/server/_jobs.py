@@ -77,10 +77,10 @@ class Job:
 
     def to_dict(self, ttl_s: float) -> dict:
         progress = None
-        if self.frames_total:
-            progress = round(min(1.0, self.frames_done / self.frames_total), 4)
-        elif self.state is JobState.done:
+        if self.state is JobState.done:  # (the total was the header's estimate: VFR, a cut-off file)
             progress = 1.0
+        elif self.frames_total:
+            progress = round(min(1.0, self.frames_done / self.frames_total), 4)
         return {
             "id": self.id,
             "state": self.state.value,
@@ -110,6 +110,25 @@ def _public_summary(summary) -> dict:
     for k in ("input", "output", "partial_output"):
         d.pop(k, None)
     return d
+
+
+def _public_error(exc: Exception, job) -> str:
+    """A failed job's error for its client: the server's own paths (the upload's, the job
+    folder's) become "the upload" / "the job folder"; a picture sent as a video is pointed to the
+    image endpoint."""
+    msg = str(exc)
+    for path, name in ((job.input_path, "the upload"), (job.output_path, "the result"), (job.dir, "the job folder")):
+        for form in (repr(str(path)), str(path)):
+            msg = msg.replace(form, name)
+    try:
+        from PIL import Image
+
+        with Image.open(job.input_path) as im:  # (still there: removed after this)
+            if getattr(im, "n_frames", 1) == 1:
+                msg = f"the upload is a still {im.format} picture, not a video: send it to /v1/images:enhance"
+    except Exception:  # noqa: BLE001 - not a picture either: the pipeline's message stands
+        pass
+    return f"{type(exc).__name__}: {msg}"
 
 
 class JobManager:
@@ -302,8 +321,8 @@ class JobManager:
         except Interrupted:
             state = JobState.cancelled
         except Exception as exc:  # the job fails; the server and the next job go on
-            error = f"{type(exc).__name__}: {exc}"
-            log.warning("video job %s failed: %s", job.id, error)
+            error = _public_error(exc, job)
+            log.warning("video job %s failed: %s", job.id, f"{type(exc).__name__}: {exc}")
         finally:
             # Also on BaseException: the uploaded input is never left behind.
             job.input_path.unlink(missing_ok=True)
@@ -314,6 +333,8 @@ class JobManager:
             if summary is not None:
                 job.summary = _public_summary(summary)
                 job.frames_done = summary.frames_out
+                if state is JobState.done:
+                    job.frames_total = summary.frames_out  # what there was, not the header's guess
                 job.faces_restored = summary.faces_restored
             gone = job.id not in self._jobs  # deleted while running
         if state is not JobState.done or gone:

@@ -107,7 +107,7 @@ async def live_session(ws, *, batcher, metrics, max_pixels: int, timeout_s: floa
                         batcher.models.resolve(new["model"], new["faces"], new["strength"], new["aligned"])
                         options.update(new)
                         await send_json({"type": "options", **options})
-                    except (ValueError, AttributeError, InvalidInputError) as e:
+                    except (ValueError, TypeError, AttributeError, InvalidInputError) as e:
                         await send_json({"type": "error", "seq": None, "detail": f"bad options: {e}"})
         except WebSocketDisconnect:
             return
