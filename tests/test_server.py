@@ -825,3 +825,21 @@ def test_aligned_video_job(real_client, photo, tmp_path):
     info = wait_job(real_client, r.json()["id"])
     assert info["state"] == "done", info
     assert info["summary"]["detector_calls"] == 0 and info["summary"]["faces_restored"] == 3
+
+
+def test_serve_on_a_busy_port_says_so(det_home, capsys):
+    """A port another program holds: exit 2 with one line, before the model loads (uvicorn's own
+    failure exits 3, the code for weights problems)."""
+    import socket
+
+    from stream_gpen.cli import main
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        assert main(["serve", "--model", "classic", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in err and "pick another --port" in err
+    assert main(["serve", "--model", "classic", "--host", "no-such-host.invalid", "--port", "8000"]) == 2
+    assert "not an address this machine has" in capsys.readouterr().err

@@ -7,6 +7,7 @@ server thread) and then runs uvicorn until Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 
@@ -67,9 +68,12 @@ def add_serve(subparsers) -> None:
     s.add_argument("--request-timeout", type=_positive_float, default=120.0,
                    help="seconds before an image request gets 503 (default 120)")
     s.add_argument("--job-ttl", type=_positive_float, default=3600.0,
-                   help="seconds a finished video result is kept (default 3600)")
+                   help="seconds a finished video result is kept while the server runs (default 3600); "
+                   "jobs live in its memory, so a restart ends them all")
     s.add_argument("--work-dir", default=None,
-                   help="where uploads and results live (default: a temporary folder removed at exit)")
+                   help="where uploads and results live while the server runs (a fast disk with room for "
+                   "--max-jobs videos); its job folders are removed at exit (default: a temporary folder, "
+                   "removed whole)")
     s.add_argument("--encoder", default="software", choices=["software", "nvenc", "auto"],
                    help="what encodes video job results: software (CPU, default), nvenc (NVIDIA's hardware "
                    "encoder: L4/L40S/RTX; A100/H100/H200 have none) or auto (NVENC where it works)")
@@ -112,6 +116,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     from stream_gpen.server._app import create_app
 
     config = config_from_args(args)
+    _check_port(args.host, args.port)  # before the model loads: a busy port is said in one line
     if config.encoder == "nvenc":  # fail at start, not at the first video job
         from stream_gpen.io._sink import resolve_encoder
 
@@ -119,9 +124,37 @@ def _run_serve(args: argparse.Namespace) -> int:
     enh = _make_enhancer(args)  # weights errors surface here, before the port is bound
     app = create_app(enh, config=config)
     log.info("serving %s on http://%s:%d (docs at /docs, live page at /)", enh.model_name, args.host, args.port)
-    uvicorn.run(
-        app, host=args.host, port=args.port, log_level="warning",
-        ws_max_size=config.max_upload_bytes + 64,
-        timeout_graceful_shutdown=10,
-    )
+    try:
+        uvicorn.run(
+            app, host=args.host, port=args.port, log_level="warning",
+            ws_max_size=config.max_upload_bytes + 64,
+            timeout_graceful_shutdown=10,
+        )
+    except SystemExit as e:  # uvicorn's startup failure (exit 3, our "weights" code): say it as ours
+        if e.code in (0, None):
+            return 0
+        raise InvalidInputError(f"the server could not start on {args.host}:{args.port} (see the error above)",
+                                hint="another program may hold the port: pick another --port") from None
     return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse a ``host:port`` this process cannot listen on (in use, not an address of this
+    machine, a privileged port), with the reason, before minutes of model loading."""
+    import socket
+
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise InvalidInputError(f"--host {host}: not an address this machine has ({e.strerror})") from None
+    for family, kind, proto, _, addr in infos[:1]:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            try:
+                sock.bind(addr)
+            except OSError as e:
+                raise InvalidInputError(f"cannot listen on {host}:{port}: {e.strerror}",
+                                        hint="another program (or server) may hold the port: pick another "
+                                        "--port" if e.errno == errno.EADDRINUSE else None) from None
