@@ -843,3 +843,44 @@ def test_serve_on_a_busy_port_says_so(det_home, capsys):
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in err and "pick another --port" in err
     assert main(["serve", "--model", "classic", "--host", "no-such-host.invalid", "--port", "8000"]) == 2
     assert "not an address this machine has" in capsys.readouterr().err
+
+
+def test_image_answers_keep_the_profile_and_exif(fake):
+    """As the CLI does: the upload's colour profile (where it describes RGB pixels) and EXIF
+    (orientation reset: the answer is upright) come back; an odd EXIF does not fail the request."""
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0112] = "Apple", 6
+    pic = Image.fromarray(np.random.default_rng(1).integers(0, 255, (40, 60, 3), dtype=np.uint8))
+    cmyk = srgb[:16] + b"CMYK" + srgb[20:]
+    with client_for(fake) as c:
+        for fmt in ("jpeg", "png", "webp"):
+            buf = io.BytesIO()
+            pic.save(buf, "JPEG", icc_profile=srgb, exif=exif.tobytes())
+            r = c.post("/v1/images:enhance", content=buf.getvalue(), params={"format": fmt},
+                       headers={**KEY, "Content-Type": "image/jpeg"})
+            assert r.status_code == 200, r.text
+            with Image.open(io.BytesIO(r.content)) as out:
+                assert out.size == (40, 60)  # turned upright
+                assert out.info.get("icc_profile") == srgb, fmt
+                e = out.getexif()
+                assert e.get(0x010F) == "Apple" and e.get(0x0112) == 1, fmt
+        buf = io.BytesIO()
+        pic.convert("CMYK").save(buf, "JPEG", icc_profile=cmyk)
+        r = c.post("/v1/images:enhance", content=buf.getvalue(), headers={**KEY, "Content-Type": "image/jpeg"})
+        with Image.open(io.BytesIO(r.content)) as out:
+            assert r.status_code == 200 and "icc_profile" not in out.info  # CMYK profile, RGB answer
+        # orientation stored as a fraction: Pillow's own transpose fails on it; the request does not
+        raw = io.BytesIO()
+        pic.save(raw, "JPEG")
+        ifd = (b"Exif\x00\x00II*\x00" + (8).to_bytes(4, "little") + (1).to_bytes(2, "little")
+               + (0x0112).to_bytes(2, "little") + (5).to_bytes(2, "little") + (1).to_bytes(4, "little")
+               + (26).to_bytes(4, "little") + bytes(4) + (6).to_bytes(4, "little") + (1).to_bytes(4, "little"))
+        d = raw.getvalue()
+        odd = d[:2] + b"\xff\xe1" + (len(ifd) + 2).to_bytes(2, "big") + ifd + d[2:]
+        r = c.post("/v1/images:enhance", content=odd, headers={**KEY, "Content-Type": "image/jpeg"})
+        assert r.status_code == 200, r.text
+        with Image.open(io.BytesIO(r.content)) as out:
+            assert out.size == (40, 60)

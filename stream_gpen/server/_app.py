@@ -337,7 +337,8 @@ def create_app(
             return JSONResponse({"detail": f"enhancement failed: {type(exc).__name__}: {exc}"},
                                 status_code=503, headers={"Retry-After": "5"})
         fmt = format or decoded.format
-        payload = await run_in_threadpool(encode_image, out, fmt, quality=quality)
+        payload = await run_in_threadpool(encode_image, out, fmt, quality=quality, icc_profile=decoded.icc_profile,
+                                          exif=decoded.exif)
         name = state["models"].resolve(model, faces, strength, aligned)
         return Response(payload, media_type=MEDIA_TYPES[fmt], headers={
             "X-Model": name[0], "X-Faces-Option": name[1], "X-Strength": f"{name[2]:g}", "X-Aligned": str(name[3]).lower(),

@@ -28,6 +28,11 @@ class DecodedImage:
 
     pixels: np.ndarray
     format: ImageFormat
+    #: what the answer carries over (as the CLI does): the colour profile where it describes the
+    #: pixels (RGB, or grey for grey ones), and the EXIF block with its orientation reset (the
+    #: pixels are upright); ``None`` where the upload had none or it did not fit
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
 
     def __post_init__(self) -> None:
         p = self.pixels
@@ -41,7 +46,9 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
     The header is read first and the pixel count checked against ``max_pixels`` before any pixel
     is decoded (Pillow's own bomb check is global state and only warns below 2x its limit).
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
+
+    from stream_gpen.io._image import _orientation, _upright
 
     if not data:
         raise InvalidInputError("empty request body: send an image (JPEG, PNG or WebP)")
@@ -68,7 +75,8 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
         if w * h > max_pixels:
             raise PayloadTooLargeError(f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels} (--max-pixels)")
         try:
-            im = ImageOps.exif_transpose(im)
+            icc, exif = _carried(im)
+            im = _upright(im, _orientation(im, Path("upload")), Path("upload"))
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 pixels = np.array(im.convert("RGBA"))
             elif im.mode in ("I", "F") or im.mode.startswith("I;16"):
@@ -83,26 +91,62 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
             # Truncated or corrupt data: the header was fine, the pixels are not.
             raise InvalidInputError(f"cannot decode the {im.format} image: {e}") from None
-    return DecodedImage(np.ascontiguousarray(pixels), fmt)  # type: ignore[arg-type]
+    grey = pixels.ndim == 2
+    if icc is not None and bytes(icc[16:20]) != (b"GRAY" if grey else b"RGB "):
+        icc = None  # a CMYK profile of a CMYK JPEG would mis-describe the RGB answer
+    return DecodedImage(np.ascontiguousarray(pixels), fmt, icc, exif)  # type: ignore[arg-type]
 
 
-def encode_image(pixels: np.ndarray, fmt: ImageFormat, *, quality: int = 92) -> bytes:
-    """RGB/RGBA/grey uint8 -> image bytes. JPEG has no alpha: it is dropped there."""
+def _carried(im) -> tuple[bytes | None, bytes | None]:
+    """The upload's ICC profile and EXIF block (orientation set to 1, layout tags of a TIFF's
+    first directory left out), read before the picture is turned upright; ``None`` for what is
+    missing or unreadable (odd EXIF must not fail a request)."""
     from PIL import Image
+
+    from stream_gpen.io._image import _STALE_TAGS, _TIFF_LAYOUT_TAGS
+
+    icc = im.info.get("icc_profile") or None
+    try:
+        own = im.getexif()
+        if not own:
+            return icc, None
+        exif = Image.Exif()
+        exif.load(own.tobytes())
+        for tag in [t for t in exif if t in _STALE_TAGS or (im.format == "TIFF" and t in _TIFF_LAYOUT_TAGS)]:
+            del exif[tag]
+        if 0x0112 in exif:
+            exif[0x0112] = 1
+        return icc, exif.tobytes() or None
+    except Exception:  # noqa: BLE001 - Pillow raises many kinds on broken EXIF
+        return icc, None
+
+
+def encode_image(pixels: np.ndarray, fmt: ImageFormat, *, quality: int = 92, icc_profile: bytes | None = None,
+                 exif: bytes | None = None) -> bytes:
+    """RGB/RGBA/grey uint8 -> image bytes, with ``icc_profile`` and ``exif`` where given (an EXIF
+    block over a JPEG segment's 64 KB is left out). JPEG has no alpha: it is dropped there."""
+    from PIL import Image
+
+    from stream_gpen.io._image import _JPEG_EXIF_MAX
 
     if fmt not in get_args(ImageFormat):
         raise InvalidInputError(f"format must be one of {get_args(ImageFormat)}, got {fmt!r}")
     im = Image.fromarray(pixels)
     if fmt == "jpeg" and im.mode == "RGBA":
         im = im.convert("RGB")
+    kw: dict = {}
+    if icc_profile:
+        kw["icc_profile"] = icc_profile
+    if exif and not (fmt == "jpeg" and len(exif) > _JPEG_EXIF_MAX):
+        kw["exif"] = exif
     buf = io.BytesIO()
     if fmt == "jpeg":
-        im.save(buf, "JPEG", quality=quality)
+        im.save(buf, "JPEG", quality=quality, **kw)
     elif fmt == "webp":
-        im.save(buf, "WEBP", quality=quality)
+        im.save(buf, "WEBP", quality=quality, **kw)
     elif fmt == "avif":
-        im.save(buf, "AVIF", quality=quality)
+        im.save(buf, "AVIF", quality=quality, **kw)
     else:
         # Fast zlib level: the PNG answer is on the request's critical path.
-        im.save(buf, "PNG", compress_level=1)
+        im.save(buf, "PNG", compress_level=1, **kw)
     return buf.getvalue()
