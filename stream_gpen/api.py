@@ -180,7 +180,9 @@ class Enhancer:
       for video, where it runs every few frames, half the frame's long side within 640..1280
       (720p: 640, 1080p: 960, 4K: 1280; :func:`video_detect_size`); 2560 for photos, detected
       once each (a group photo's faces are small: the Solvay 1927 photo has 29 faces, 23 of
-      them found at 640); GPEN's and GFPGAN's scripts detect photos at full size.
+      them found at 640); GPEN's and GFPGAN's scripts detect photos at full size. A size over
+      640 runs at 640 too, for the big faces (over ~512 px at the network RetinaFace finds a
+      selfie's eye and mouth instead of its face): each scale keeps the faces it sees well.
     * ``weights``: explicit GPEN checkpoint path (overrides the weights cache);
       ``download``: allow downloads of missing weights.
     * ``smooth_lag``: frames of look-ahead for landmark smoothing on files (not live sources, which
@@ -299,7 +301,9 @@ class Enhancer:
         #: blend of each restored face with its input crop (1.0 = model output as it is)
         self.strength = float(strength) if strength is not None else (spec.strength if spec else 1.0)
         self.detector = FaceDetector(
-            backbone=detector, device=self.device, weights=detector_weights, long_side=detect_size or VIDEO_DETECT_SIZE,
+            # its own long side is the pyramid's coarse scale (FaceStage._detect): big faces
+            backbone=detector, device=self.device, weights=detector_weights,
+            long_side=min(detect_size or VIDEO_DETECT_SIZE, VIDEO_DETECT_SIZE),
             min_face=self.min_face, max_faces=None,
         )
         self.parser = None
@@ -376,8 +380,8 @@ class Enhancer:
                           skip=skip)
         stage = self._stage(timer, lag=0 if getattr(src, "live", False) else lag)
         stage.pixel_aspect = pixel_aspect(getattr(src, "metadata", None))
-        if self.detect_size is None and getattr(src, "metadata", None) is not None:
-            stage.video_detect_size = video_detect_size(src.metadata, stage.pixel_aspect)
+        if getattr(src, "metadata", None) is not None:
+            stage.video_detect_size = self.detect_size or video_detect_size(src.metadata, stage.pixel_aspect)
         from stream_gpen.faces._hdr import HdrColour
 
         stage.colour = HdrColour.for_video(getattr(src, "metadata", None))

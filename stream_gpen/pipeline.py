@@ -82,7 +82,8 @@ class FaceStage:
     aligned: bool = False
     #: Long side the detector sees for a still photo (:meth:`plan_still`); ``None`` = the
     #: detector's own (video's). One detection per photo: a larger one finds the small faces of a
-    #: group photo at little cost, where video pays it every few frames.
+    #: group photo at little cost, where video pays it every few frames. Larger than the
+    #: detector's own, both are run (:meth:`_detect`): big faces need the small one.
     still_detect_size: int | None = None
     #: Long side the detector sees for video frames (and its region probes); ``None`` = the
     #: detector's own. The Enhancer scales it with the video (``video_detect_size``).
@@ -123,15 +124,22 @@ class FaceStage:
             dets = None
             if self.tracker.needs_detection(index, image):
                 region = self.tracker.probe_region  # a change-watch probe looks only where it changed
-                kw = self._aspect_kw()
-                if self.video_detect_size not in (None, getattr(self.detector, "long_side", None)):
-                    kw["long_side"] = self.video_detect_size
-                dets = (self.detector.detect([image], **kw)[0] if region is None
-                        else self.detector.detect_region(image, region, **kw))
+                dets = self._detect(image, self.video_detect_size, region)
                 self.detector_calls += 1
                 self.detector_probes += int(self.tracker.probing)
         with self.timer("track"):
             return self.tracker.update(index, dets, frame=image)
+
+    def _detect(self, image: torch.Tensor, size: int | None, region=None):
+        """Faces of one picture (or of a ``region`` of it): at the detector's own long side, or,
+        for a larger ``size``, at both (``detect_pyramid``: small faces from the larger, big
+        faces from the smaller, which a single large size would lose)."""
+        kw = self._aspect_kw()
+        base = getattr(self.detector, "long_side", None)
+        if size is not None and base is not None and size > base and hasattr(self.detector, "detect_pyramid"):
+            return self.detector.detect_pyramid([image], (base, size), region=region, **kw)[0]
+        return (self.detector.detect([image], **kw)[0] if region is None
+                else self.detector.detect_region(image, region, **kw))
 
     def _aspect_kw(self) -> dict:
         # Only non-square pixels are passed on: detectors written for square ones keep working.
@@ -177,7 +185,7 @@ class FaceStage:
         if self.aligned:
             return self._whole(image)
         with self.timer("detect"):
-            dets = self.detector.detect([image], long_side=self.still_detect_size, **self._aspect_kw())[0]
+            dets = self._detect(image, self.still_detect_size)
             self.detector_calls += 1
         dets = select_faces(dets, self.tracker.select, self.tracker.min_face, self.tracker.max_faces, image.shape)
         if len(dets) == 0:

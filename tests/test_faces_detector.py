@@ -287,3 +287,21 @@ def test_batchnorms_are_folded_into_the_convs(det, solvay, mobilenet_weights):
     with torch.no_grad():
         for got, ref in zip(det.net(x.contiguous(memory_format=torch.channels_last)), plain(x)):
             torch.testing.assert_close(got, ref, atol=2e-4, rtol=1e-4)
+
+
+def test_pyramid_keeps_small_faces_and_big_ones(det, solvay, shared):
+    """One large size finds a group photo's small faces but breaks a selfie's big face into
+    parts (it is over the anchors' 512 px); the pyramid keeps each face from the scale that sees
+    it at a good size, and with one effective scale it is plain detect."""
+    selfie = torch.from_numpy(_rgb(shared / "data/faces/whole/gpen_selfie_20200320.101220.jpg"))
+    assert len(det.detect([selfie], long_side=2560)[0]) > 1  # parts of the face
+    big = det.detect_pyramid([selfie], (640, 2560))[0]
+    assert len(big) == 1 and float((big.boxes[0, 2] - big.boxes[0, 0])) > 1000
+    group = torch.from_numpy(solvay)
+    assert len(det.detect([group], long_side=640)[0]) < 26
+    assert len(det.detect_pyramid([group], (640, 2560))[0]) == 29
+    small = torch.from_numpy(_rgb(shared / "data/faces/whole/codeformer_whole_00.jpg"))  # 491 px: one scale
+    a, b = det.detect([small])[0], det.detect_pyramid([small], (640, 2560))[0]
+    assert torch.equal(a.boxes, b.boxes) and torch.equal(a.scores, b.scores)
+    with pytest.raises(InvalidInputError, match="long sides must be >= 32"):
+        det.detect_pyramid([small], (640, 8))
