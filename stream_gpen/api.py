@@ -783,8 +783,8 @@ def video_detect_size(meta, par: float = 1.0) -> int:
     within 640..1280, on the network's 32-px grid. A face the network sees below ~16 px is
     missed, and at 640 a 1080p frame is seen at a third: walkers' 50-px faces in a 1080p crowd
     were lost (40 found on 9 sample frames at 640, 50 at 960, 54 at 1280). 720p and smaller stay
-    at 640; 1080p gets 960 (~1.6x the detector's time per call, a few ms per frame on a CPU
-    with tracking between calls); 4K 1280, the same third as 1080p had at 640."""
+    at 640; 1080p gets 960 (with the 640 pass for big faces, ~3x the detector's time per call:
+    ~45 ms on a 2-core CPU, every few frames); 4K 1280, the same third as 1080p had at 640."""
     w, h = getattr(meta, "width", 0) or 0, getattr(meta, "height", 0) or 0
     long_side = max(w * par, h)
     return int(min(max(round(long_side / 2 / 32) * 32, VIDEO_DETECT_SIZE), 2 * VIDEO_DETECT_SIZE))
