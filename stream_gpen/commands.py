@@ -371,13 +371,45 @@ def _stdin_quit_watcher(stop: threading.Event) -> None:
     threading.Thread(target=watch, name="stream-gpen-quit", daemon=True).start()
 
 
+#: x264/x265 preset of a live recording or stream unless one is asked for: the encoder must keep
+#: up with the camera on the CPU it shares with the model (a slower preset saves bytes, and a
+#: recording that falls behind drops frames)
+_LIVE_X26X_PRESET = "veryfast"
+
+
+def _camera_codec(codec: str, output: str, source=None) -> str:
+    """The codec an output of the camera gets for ``codec`` (``"auto"``: VP9 for a .webm name, HEVC
+    for a 10/12-bit source, else H.264; a stream URL is judged by its name only, as the sink does)."""
+    from stream_gpen.io._sink import resolve_codec
+
+    return resolve_codec(codec, output, None if "://" in output else source)
+
+
+def _camera_preset(codec: str, preset: str | None) -> str | None:
+    """``preset``, or the live default for ``codec`` (resolved): veryfast for H.264/HEVC, the
+    encoder's own default for the others (VP9 takes no preset here; AV1 takes ``--preset 0..13``)."""
+    if preset is not None:
+        return preset
+    return _LIVE_X26X_PRESET if codec in ("h264", "hevc") else None
+
+
+def _encoded_output(o: str) -> bool:
+    """A camera output that is encoded (a file or a stream URL), not a window or a device."""
+    return o not in ("preview", "null", "virtualcam")
+
+
 def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = None, seconds: float | None = None,
                quiet: bool = False, stop: threading.Event | None = None, overwrite: bool = False,
-               latency_budget_s: float = 0.05, codec: str = "h264", preset: str | None = "veryfast",
-               encoder: str = "software"):
-    """Live loop: low-latency source -> enhancer -> sinks. Returns the run summary. ``encoder``
-    (software / nvenc / auto) encodes the file and stream outputs; they are live outputs (NVENC
-    low-latency tuning, no B-frames)."""
+               latency_budget_s: float = 0.05, codec: str = "auto", crf: int | None = None,
+               preset: str | None = None, encoder: str = "software"):
+    """Live loop: low-latency source -> enhancer -> sinks. Returns the run summary.
+
+    ``codec`` / ``crf`` / ``preset`` / ``encoder`` apply to the file and stream outputs, which are
+    live outputs (NVENC low-latency tuning, no B-frames). ``codec="auto"`` picks per output from
+    its name (VP9 for .webm, else H.264; HEVC for a 10/12-bit source); ``preset=None`` is
+    veryfast for H.264/HEVC (keeps up with the camera; slower presets give smaller files and may
+    fall behind) and the encoder's default otherwise. Ctrl-C (a KeyboardInterrupt) ends the
+    session like ``stop``: the outputs are finalised under their own names."""
     from contextlib import ExitStack
 
     from stream_gpen.api import _SINK_QUEUE
@@ -393,43 +425,84 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
     last_print = t0
     src, stage = enh._open(source, live=True, sink_queue=_SINK_QUEUE, timer=timer)
     with src, ExitStack() as stack:
-        sinks = [stack.enter_context(open_sink(o, source=src, overwrite=overwrite, codec=codec, preset=preset,
-                                               audio="none", queue_size=_SINK_QUEUE, encoder=encoder, live=True))
-                 for o in outputs]
+        sinks = []
+        for o in outputs:
+            c = _camera_codec(codec, o, src) if _encoded_output(o) else codec
+            sinks.append(stack.enter_context(open_sink(
+                o, source=src, overwrite=overwrite, codec=c, crf=crf, preset=_camera_preset(c, preset),
+                audio="none", queue_size=_SINK_QUEUE, encoder=encoder, live=True)))
         out = _Tee(sinks)
+        stopped_by = None
+        restored = enh._frames(src, stage, latency_budget_s=latency_budget_s,
+                               on_frame=lambda f: arrival.__setitem__(f.index, time.perf_counter()))
         try:
-            for frame in enh._frames(src, stage, latency_budget_s=latency_budget_s,
-                                     on_frame=lambda f: arrival.__setitem__(f.index, time.perf_counter())):
-                with timer("encode"):
-                    out.write(frame)
-                now = time.perf_counter()
-                latencies.append(now - arrival.pop(frame.index, now))
-                summary.frames_out += 1
-                if not quiet and now - last_print >= 1.0:
-                    recent = latencies[-30:]
-                    fps = summary.frames_out / (now - t0)
-                    print(f"\r{fps:6.1f} fps  added latency {1000 * sum(recent) / len(recent):6.1f} ms  "
-                          f"faces {stage.faces_restored}", end="", file=sys.stderr, flush=True)
-                    last_print = now
-                if any(getattr(s, "closed_by_user", False) for s in sinks):
-                    break
-                if stop.is_set() or (frames is not None and summary.frames_out >= frames) or (
-                    seconds is not None and now - t0 >= seconds
-                ):
-                    break
+            try:
+                for frame in restored:
+                    with timer("encode"):
+                        out.write(frame)
+                    now = time.perf_counter()
+                    latencies.append(now - arrival.pop(frame.index, now))
+                    summary.frames_out += 1
+                    if not quiet and now - last_print >= 1.0:
+                        recent = latencies[-30:]
+                        fps = summary.frames_out / (now - t0)
+                        print(f"\r{fps:6.1f} fps  added latency {1000 * sum(recent) / len(recent):6.1f} ms  "
+                              f"faces {stage.faces_restored}", end="", file=sys.stderr, flush=True)
+                        last_print = now
+                    if any(getattr(s, "closed_by_user", False) for s in sinks):
+                        break
+                    if stop.is_set() or (frames is not None and summary.frames_out >= frames) or (
+                        seconds is not None and now - t0 >= seconds
+                    ):
+                        break
+            except KeyboardInterrupt as exc:
+                # Ctrl-C (and SIGTERM/SIGHUP, which the CLI turns into KeyboardInterrupt) is how a
+                # live session normally ends, like q: stop reading here, so the sinks below close
+                # normally and the recording is finalised under its own name, not as a .partial
+                # (which is what a KeyboardInterrupt reaching a file sink means: a cut-short job)
+                stopped_by = str(exc) or "Ctrl-C"
+            finally:
+                restored.close()  # the pipeline lets go of its frames before the source closes
         finally:
             enh._finish(summary, stage, src, timer, t0)
+            encoders = []
             for s in sinks:  # e.g. why --encoder auto encoded in software
                 summary.fallbacks += [str(x) for x in getattr(s, "fallbacks", []) or [] if str(x) not in summary.fallbacks]
+                enc = getattr(s, "encoder", None)
+                if isinstance(enc, str) and enc and enc not in encoders:
+                    encoders.append(enc)
+            summary.encoder = ",".join(encoders)
             summary.frames_in = summary.frames_out + summary.frames_dropped
             if latencies:
                 summary.stage_seconds["mean_added_latency"] = sum(latencies) / len(latencies)
             if not quiet:
                 print(file=sys.stderr)
+            if stopped_by:
+                log.info("stopped (%s): finishing the outputs", stopped_by)
     return summary
 
 
+def _check_camera_encoding(args: argparse.Namespace) -> None:
+    """--codec/--crf/--preset/--encoder of the recording and the stream checked before the model
+    loads (the sinks check again with the source's bit depth, and the container's fit)."""
+    from stream_gpen.io._sink import _check_software_options, check_nvenc_crf, nvenc_preset, resolve_encoder
+
+    for o in (args.output, args.stream):
+        if not o:
+            continue
+        codec = _camera_codec(args.codec, o)  # the source is not open yet: its bit depth is not known
+        preset = _camera_preset(codec, args.preset)
+        if args.encoder == "nvenc":
+            resolve_encoder("nvenc", codec)  # no NVENC here (or none for this codec): say so now
+            check_nvenc_crf(codec, args.crf)
+            nvenc_preset(preset)
+        elif args.encoder == "software":
+            _check_software_options(codec, args.crf, preset)
+
+
 def _run_camera(args: argparse.Namespace) -> int:
+    from stream_gpen.errors import Interrupted
+
     if args.list:
         devices = list_video_devices()
         for path, name in devices:
@@ -454,10 +527,7 @@ def _run_camera(args: argparse.Namespace) -> int:
         if outputs == ["null"]:
             log.warning("no display and no --output/--stream given: frames are processed but not shown")
     _check_report(args.report, [args.output], overwrite=args.overwrite)
-    if args.encoder == "nvenc" and (args.output or args.stream):
-        from stream_gpen.io._sink import resolve_encoder
-
-        resolve_encoder("nvenc", "h264")  # no NVENC here: say so before the model loads (the camera writes h264)
+    _check_camera_encoding(args)
     enh = _make_enhancer(args)
     if enh.mask == "parse" and enh.device.type == "cpu":
         log.warning("--mask parse on a CPU costs seconds per face (ParseNet, 468 GFLOP): live output will "
@@ -467,28 +537,48 @@ def _run_camera(args: argparse.Namespace) -> int:
     try:
         summary = run_camera(enh, args.source or _default_camera(), outputs=outputs, frames=args.frames,
                              seconds=args.seconds, quiet=args.quiet, stop=stop, overwrite=args.overwrite,
-                             encoder=args.encoder)
+                             codec=args.codec, crf=args.crf, preset=args.preset, encoder=args.encoder)
+    except Interrupted:
+        # a second Ctrl-C while the outputs were being finalised: the error says what was kept where
+        raise
     except KeyboardInterrupt:
+        # before the session started (while the model or the source was opening): nothing to keep
         print("stopped", file=sys.stderr)
-        return 0  # Ctrl-C is the normal way to end a live session
+        return 0
     if args.report:
         summary.write_json(args.report)
     if not args.quiet:
         print(summary.format(), file=sys.stderr)
+        if args.output:
+            print(f"wrote {args.output}", file=sys.stderr)
     return 0
+
+
+def _camera_codec_options(p) -> None:
+    """--codec/--crf/--preset as ``enhance`` has them, with the camera's live defaults."""
+    p.add_argument("--codec", default="auto", choices=["auto", "h264", "hevc", "av1", "vp9", "prores"],
+                   help="video codec of --output and --stream (default auto: h264; vp9 for a .webm output; hevc "
+                   "for a 10/12-bit source); prores = ProRes 422 HQ for editing (big files; no --crf/--preset)")
+    p.add_argument("--crf", type=int, default=None,
+                   help="quality (lower = better, bigger; h264/hevc 0-51, av1/vp9 0-63); codec default if unset")
+    p.add_argument("--preset", default=None,
+                   help="encoder speed preset: h264/hevc ultrafast..veryslow (default veryfast, to keep up with "
+                   "the camera), av1 0..13 (higher = faster); slower = smaller files, may fall behind live")
 
 
 def add_camera(subparsers, parents=()) -> None:
     p = subparsers.add_parser(
         "camera", parents=list(parents), help="live enhancement from a camera or stream",
         description="Live face restoration from a capture device (/dev/videoN on Linux, an index on "
-        "macOS/Windows), a stream URL or an FFmpeg lavfi graph (lavfi:testsrc2). Stale frames are "
-        "dropped when processing falls behind, so latency stays bounded. Stop with Ctrl-C, q + Enter, "
-        "or q in the preview window.",
+        "macOS/Windows), a stream URL, an FFmpeg lavfi graph (lavfi:testsrc2) or a video file; a lavfi "
+        "graph or a file is read at its own frame rate, as a camera delivers (like ffmpeg -re). Stale frames "
+        "are dropped when processing falls behind, so latency stays bounded. Stop with Ctrl-C (or SIGTERM), "
+        "q + Enter, or q in the preview window: the recording is finished under its own name either way.",
     )
     p.add_argument("source", nargs="?", metavar="DEVICE|URL", help=f"default {_default_camera()}")
     p.add_argument("--preview", action="store_true", help="show a preview window (OpenCV)")
-    p.add_argument("-o", "--output", help="also record to this file")
+    p.add_argument("-o", "--output", help="also record to this file (.mp4, .mkv, .mov, .webm...: its extension "
+                   "picks the container, and the codec unless --codec says)")
     p.add_argument("--stream", metavar="URL", help="also send to rtmp://, srt:// or udp://")
     p.add_argument("--virtual-camera", action="store_true", help="also send to a virtual camera (pyvirtualcam)")
     p.add_argument("--frames", type=_positive_int, help="stop after N frames")
@@ -497,6 +587,7 @@ def add_camera(subparsers, parents=()) -> None:
     p.add_argument("--quiet", action="store_true", help="no live status line")
     p.add_argument("--report", metavar="FILE.json", help="write the run summary as JSON")
     p.add_argument("--list", action="store_true", help="list the capture devices and exit")
+    _camera_codec_options(p)
     _encoder_option(p)
     _model_options(p)
     p.set_defaults(run=_run_camera, detect_size=640)

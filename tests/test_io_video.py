@@ -436,10 +436,11 @@ def test_close_midway_stops_thread(tmp_path):
 
 
 def test_lavfi_live_drops_stale_frames():
-    with open_source("lavfi:testsrc2=size=64x48:rate=25:duration=4", ring_size=2) as src:
+    # (paced at its own rate, as a live source: 100 frames at 100 fps take a second)
+    with open_source("lavfi:testsrc2=size=64x48:rate=100:duration=1", ring_size=2) as src:
         assert src.metadata.live and src.metadata.kind == "lavfi"
         f = next(src)
-        src._thread.join(timeout=2.0)  # a slow consumer: the decoder keeps only the newest frames
+        src._thread.join(timeout=0.6)  # a slow consumer: the decoder keeps only the newest frames
         last = f.index
         f.release()
         idx = []

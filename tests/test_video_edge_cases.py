@@ -228,7 +228,7 @@ def test_sigterm_and_sighup_leave_a_partial_file_not_a_temp_file(tmp_path, det_h
     killer.start()
     try:
         # a live test pattern: the signal always lands mid-run
-        rc = cli.main(["enhance", "lavfi:testsrc2=size=160x120:rate=25", "-o", str(out), "--model", "classic",
+        rc = cli.main(["enhance", "lavfi:testsrc2=size=160x120:rate=1000", "-o", str(out), "--model", "classic",
                        "--quiet", "--duration", "600"])
     finally:
         killer.join()

@@ -15,6 +15,7 @@ import logging
 import struct
 import sys
 import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Literal
@@ -62,6 +63,10 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic"
 _NVDEC_CODECS = {"h264": "h264_cuvid", "hevc": "hevc_cuvid", "av1": "av1_cuvid", "vp9": "vp9_cuvid",
                  "vp8": "vp8_cuvid", "mpeg2video": "mpeg2_cuvid", "mpeg4": "mpeg4_cuvid"}
 _AUX_GRACE_FRAMES = 64  # frames emitted without a subscribing sink before audio collection stops
+#: a step between two frames' timestamps longer than this (or one backwards) is a clock jump (a
+#: wrapped or restarted timeline, concatenated recordings), not footage: pacing restarts its clock
+#: there instead of holding the next frame back for the length of the jump
+_PACE_MAX_GAP_S = 10.0
 
 
 def _fraction(x) -> Fraction | None:
@@ -123,6 +128,47 @@ class AuxChannel:
                     break
                 out.append(self._packets.popleft())
         return out
+
+
+def paced_by_default(kind: str, live: bool) -> bool:
+    """Whether a source is paced when ``pace=None``: a live lavfi graph or file (they decode far
+    faster than real time), not a device or network stream (those deliver in real time by
+    themselves; waiting on their timestamps would only add latency) and never an offline read."""
+    return bool(live) and kind in ("lavfi", "file")
+
+
+class _Pacer:
+    """Holds each frame back until its timestamp is due on the wall clock, counted from the first
+    frame (FFmpeg's ``-re``), so a synthetic or file source read as live arrives at its own rate.
+    ``wait(seconds)`` sleeps and returns True when the source is being stopped; ``clock`` gives
+    seconds (both injectable so the tests need no real time)."""
+
+    def __init__(self, wait, *, clock=time.monotonic, max_gap_s: float = _PACE_MAX_GAP_S, name: str = "") -> None:
+        self._wait = wait
+        self._clock = clock
+        self._max_gap = max_gap_s
+        self._name = name
+        self._anchor: tuple[float, float] | None = None  # (wall clock, frame time) of the reference frame
+        self._last: float | None = None
+        #: times the clock was restarted at a timestamp jump
+        self.resyncs = 0
+
+    def __call__(self, t: float) -> bool:
+        """Wait until frame time ``t`` (seconds) is due; False when stopped while waiting."""
+        now = self._clock()
+        last, self._last = self._last, t
+        if self._anchor is None or t < last or t - last > self._max_gap:
+            if self._anchor is not None:
+                self.resyncs += 1
+                if self.resyncs == 1:
+                    log.info("%s: timestamps jump from %.3f s to %.3f s: pacing restarts its clock there",
+                             self._name, last, t)
+            self._anchor = (now, t)
+            return True
+        # behind (the decoder or the machine was slow): no wait, and no new reference either, so
+        # the source catches up with its rate instead of drifting late for good
+        delay = self._anchor[0] + (t - self._anchor[1]) - now
+        return delay <= 0 or not self._wait(delay)
 
 
 #: Demuxers an untrusted upload may be read with (``VideoSource(untrusted=True)``, the server's
@@ -268,7 +314,8 @@ class VideoSource:
     * ``live``: drop stale frames instead of blocking the decoder when the consumer falls behind
       (latency stays one ring deep; drops are counted in ``stats``), and treat the end of a
       network stream as a drop to reconnect. ``None`` = on for rtsp/rtmp/srt/udp URLs, devices
-      and lavfi, off for files and http(s) (where every frame must be processed).
+      and lavfi, off for files and http(s) (where every frame must be processed). A live lavfi
+      graph or file is paced at its own rate (see ``pace``).
     * ``decode``: ``"nvdec"`` decodes on the GPU (less CPU, no upload), ``"cpu"`` uses FFmpeg's
       threaded software decoders, ``"auto"`` tries NVDEC when ``device`` is CUDA and falls back to
       CPU visibly (logged, listed in ``fallbacks``).
@@ -314,6 +361,16 @@ class VideoSource:
       read from the top rather than seeked (FFmpeg cannot seek across the wrap). The file is seeked to the keyframe before ``start`` (files and http(s) only, not
       live sources); frames keep their pts and the sink writes them from 0
       (``trim_start`` > 0 tells it to). Try settings on a short part of a long video this way.
+    * ``pace``: hand frames out at their own timestamps against the wall clock, like FFmpeg's
+      ``-re``: the decode thread waits until a frame's time (counted from the first frame) has
+      come. A lavfi graph or a file read as ``live`` decodes far faster than real time; unpaced,
+      the live ring would keep only the newest of thousands of frames a second and a recording of
+      it would be a gappy slideshow. Paced, the ring drops frames only when processing is really
+      slower than the source's rate. ``None`` (default): on for live lavfi graphs and files, off
+      for devices and network streams (real time by themselves: waiting would only add latency)
+      and for every offline read (as fast as it decodes). ``True`` paces any source (a file read
+      offline then takes its own duration, every frame kept); ``False`` never (a live lavfi graph
+      then drops most frames). ``self.paced`` says which applies.
     """
 
     def __init__(
@@ -336,7 +393,10 @@ class VideoSource:
         high_bit_depth: bool = True,
         start: float = 0.0,
         duration: float | None = None,
+        pace: bool | None = None,
     ) -> None:
+        if pace is not None and not isinstance(pace, bool):
+            raise InvalidInputError(f"pace must be one of (None, True, False), got {pace!r}")
         if isinstance(start, bool) or not isinstance(start, (int, float)) or not 0 <= start < float("inf"):
             raise InvalidInputError(f"start must be a number of seconds >= 0, got {start!r}")
         if duration is not None and (isinstance(duration, bool) or not isinstance(duration, (int, float))
@@ -368,6 +428,9 @@ class VideoSource:
         self.live = live if live is not None else (
             self.kind in ("device", "lavfi") or (self.kind == "url" and not self.spec.lower().startswith(("http", "hls")))
         )
+        #: frames are handed out at their own timestamps (see ``pace``)
+        self.paced = paced_by_default(self.kind, self.live) if pace is None else pace
+        self._pacer: _Pacer | None = None
         if start and self.live:
             raise InvalidInputError(f"start={start:g} s needs a file or an http(s) video to seek in; "
                                     f"{self.spec!r} is a live source (duration= still limits it)")
@@ -909,6 +972,13 @@ class VideoSource:
                         break
                 if self._stop.is_set():
                     break
+                if self.paced:
+                    if self._pacer is None:
+                        self._pacer = _Pacer(self._stop.wait, name=self.spec)
+                        log.info("%s: a %s source read live: frames paced at their own timestamps (like ffmpeg -re)",
+                                 self.spec, self.kind)
+                    if not self._pacer(self._frame_time(f, index)):
+                        break
                 self._emit(f, index)
                 index += 1
             ring.finish()
@@ -917,8 +987,18 @@ class VideoSource:
         except BaseException as e:  # hand everything (incl. MemoryError) to the caller
             ring.fail(e)
 
+    def _frame_time(self, f, index: int) -> float:
+        """Seconds on the source's timeline: the pts, else the index over the frame rate."""
+        tb = _fraction(f.time_base) or self.metadata.time_base
+        if f.pts is not None:
+            return float(f.pts * tb)
+        if self.metadata.frame_rate:
+            return float(index / self.metadata.frame_rate)
+        return float(index)
+
     def _emit(self, f, index: int) -> None:
         ring = self.ring
+        t = self._frame_time(f, index)
         slot = ring.acquire(drop_stale=self.live)
         self.stats["dropped"] = ring.dropped
         self.stats["decoded"] += 1
@@ -975,12 +1055,6 @@ class VideoSource:
         if corrupt:
             self.stats["corrupt_frames"] += 1
         tb = _fraction(f.time_base) or self.metadata.time_base
-        if f.pts is not None:
-            t = float(f.pts * tb)
-        elif self.metadata.frame_rate:
-            t = float(index / self.metadata.frame_rate)
-        else:
-            t = float(index)
         ring.publish(Frame(index=index, pts=f.pts, time_base=tb, time=t, _image=img, _ring=ring, slot=slot, corrupt=corrupt,
                              _hi=hi, alpha=alpha))
 
