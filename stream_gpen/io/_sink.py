@@ -771,8 +771,8 @@ class FileSink(_Sink):
         if codec in ("h264", "hevc") and "webm" in fmt_name:
             bad = f"codec={codec!r} cannot go into webm; use codec='vp9' or 'av1' (--codec), or a .mp4/.mkv name"
         elif not is_url and not _holds_video(self._out):
-            bad = (f"the {fmt_name} container ({t.suffix}) cannot hold {codec} video; write a video "
-                   "container (.mp4, .mkv, .mov, .webm) or pick another --codec")
+            bad = (f"the {fmt_name} container ({t.suffix}) cannot hold {codec} video (nor any other codec "
+                   "written here); write a video container (.mp4, .mkv, .mov, .webm)")
         if bad:
             self._out.close()
             self._remove_tmp()
