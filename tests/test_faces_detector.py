@@ -305,3 +305,14 @@ def test_pyramid_keeps_small_faces_and_big_ones(det, solvay, shared):
     assert torch.equal(a.boxes, b.boxes) and torch.equal(a.scores, b.scores)
     with pytest.raises(InvalidInputError, match="long sides must be >= 32"):
         det.detect_pyramid([small], (640, 8))
+
+
+def test_pyramid_runs_once_where_the_frame_is_smaller_than_its_sizes(det, shared):
+    small = torch.from_numpy(_rgb(shared / "data/faces/whole/codeformer_whole_00.jpg"))  # 491 px
+    before = det.calls
+    det.detect_pyramid([small], (640, 2560))
+    assert det.calls - before == 1
+    solvay = torch.from_numpy(_rgb(shared / "data/faces/whole/gpen_Solvay_conference_1927.png"))  # 1328 px
+    before = det.calls
+    det.detect_pyramid([solvay], (640, 2560, 4096))  # 2560 and 4096 are both the frame itself
+    assert det.calls - before == 2

@@ -334,7 +334,16 @@ class FaceDetector:
                 return [self.detect_region(frames[0], region, pixel_aspect=pixel_aspect, long_side=size)]
             return self.detect(frames, pixel_aspect=pixel_aspect, long_side=size)
 
-        # sizes past the frame are the frame itself: one pass for those
+        # sizes past the frame are the frame itself: one pass for those (a webcam frame of 640 px
+        # at (640, 2560) is detected once)
+        shapes = {(int(f.shape[0]), int(f.shape[1])) for f in frames}
+        if len(shapes) == 1:
+            h, w = shapes.pop()
+            full = max(h, w * pixel_aspect)
+            if sizes[0] >= full:
+                sizes = sizes[:1]
+            else:
+                sizes = [x for x in sizes if x < full] + [x for x in sizes if x >= full][:1]
         out: list[Detections] = []
         per = {x: run(x) for x in sizes}
         for i, f in enumerate(frames):
