@@ -104,7 +104,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     f.add_argument("--detector-weights", metavar="PATH",
                    help="explicit RetinaFace weights file for --detector (overrides the cache)")
     f.add_argument("--detect-size", type=_positive_int, default=None,
-                   help="long side the detector sees (default 640 for video, 2560 for photos; lower = faster, "
+                   help="long side the detector sees (default: video half its long side within 640..1280, "
+                   "photos 2560; over 640 a 640 pass runs too, for big faces; lower = faster, "
                    "misses small faces)")
     f.add_argument("--smooth-lag", type=_smooth_lag, default=None, metavar="N",
                    help="files only: smooth landmarks with N frames of look-ahead (default 5; 0 = off). "
@@ -215,23 +216,33 @@ class _Progress:
 
 def _check_report(report: str | None, media: list[str], *, overwrite: bool) -> None:
     """``--report FILE`` checked before the run (finding out after an hour of encoding would lose
-    the summary): its folder exists, it is not one of the run's ``media`` (input, output), and
-    an existing file there is an earlier report (JSON) unless ``overwrite``."""
+    the summary): its folder exists; it is not one of the run's ``media`` (input, output) nor a
+    file inside them (a folder run's photos); an existing file there is an earlier report (JSON
+    with a run summary's counts), unless ``overwrite``."""
+    import json
+
     if not report:
         return
     p = Path(report).resolve()
     if not p.parent.is_dir():
         raise InvalidInputError(f"--report folder does not exist: {Path(report).parent}")
     for m in media:
-        if m and "://" not in m and Path(m).resolve() == p:
-            raise InvalidInputError(f"--report {report} is the run's own input or output; name a .json file")
+        if not m or "://" in m or m.startswith("lavfi:"):
+            continue
+        mp = Path(m).resolve()
+        if mp == p or (mp.is_dir() and p.is_relative_to(mp)):
+            raise InvalidInputError(f"--report {report} is the run's own input or output, or inside it; "
+                                    "name a .json file elsewhere")
     if p.is_dir():
         raise InvalidInputError(f"--report {report} is a folder; name a .json file")
     if p.exists() and not overwrite:
-        with open(p, "rb") as f:
-            head = f.read(64).lstrip()
-        if head and not head.startswith(b"{"):
-            raise OutputExistsError(f"--report {report} exists and is not a report (JSON)",
+        try:
+            old = json.loads(p.read_text(encoding="utf-8"))
+            earlier = isinstance(old, dict) and {"frames_in", "frames_out"} <= old.keys()
+        except (OSError, UnicodeDecodeError, ValueError):
+            earlier = False
+        if not earlier:
+            raise OutputExistsError(f"--report {report} exists and is not an earlier run's report",
                                     hint="pass --overwrite to replace it, or name another file")
 
 
@@ -526,7 +537,7 @@ def _run_camera(args: argparse.Namespace) -> int:
         outputs = ["preview"] if os.environ.get("DISPLAY") or sys.platform in ("darwin", "win32") else ["null"]
         if outputs == ["null"]:
             log.warning("no display and no --output/--stream given: frames are processed but not shown")
-    _check_report(args.report, [args.output], overwrite=args.overwrite)
+    _check_report(args.report, [args.output, args.source], overwrite=args.overwrite)
     _check_camera_encoding(args)
     enh = _make_enhancer(args)
     if enh.mask == "parse" and enh.device.type == "cpu":
@@ -755,13 +766,18 @@ def sample_faces(spec: str, info: dict, *, weights=None, n: int = 8) -> dict:
                 continue
     from types import SimpleNamespace
 
-    from stream_gpen.api import PHOTO_DETECT_SIZE, video_detect_size
+    from fractions import Fraction
+
+    from stream_gpen.api import PHOTO_DETECT_SIZE, pixel_aspect, video_detect_size
 
     counts, sides = [], []
     for pic in pictures:  # at the long side enhance uses for this kind of picture
+        par = 1.0 if info["kind"] == "image" else pixel_aspect(
+            SimpleNamespace(sample_aspect_ratio=Fraction(info["sample_aspect_ratio"]))
+            if info.get("sample_aspect_ratio") else None)
         size = (PHOTO_DETECT_SIZE if info["kind"] == "image" else
-                video_detect_size(SimpleNamespace(width=pic.shape[1], height=pic.shape[0])))
-        d = det.detect([pic], long_side=size)[0]
+                video_detect_size(SimpleNamespace(width=pic.shape[1], height=pic.shape[0]), par))
+        d = det.detect_pyramid([pic], (det.long_side, size), pixel_aspect=par)[0]  # as enhance does
         counts.append(len(d))
         if len(d):
             wh = (d.boxes[:, 2:] - d.boxes[:, :2]).min(dim=1).values

@@ -228,3 +228,11 @@ def test_a_photo_of_many_faces_reports_progress_per_model_batch(tmp_path, shared
     enh.enhance_file(shared / "data/faces/whole/gpen_Solvay_conference_1927.png", tmp_path / "a.png",
                      on_progress=lambda done, total, faces: calls.append((done, total, faces)))
     assert calls == [(0, 1, 8), (0, 1, 16), (0, 1, 24), (0, 1, 29), (1, 1, 29)]
+
+
+def test_info_faces_counts_what_enhance_restores(shared, det_home, capsys):
+    """`info --faces` detects as enhance does (the pyramid): a selfie is one face, not its parts,
+    and the Solvay photo 29."""
+    for name, n in (("gpen_selfie_20200320.101220.jpg", 1), ("gpen_Solvay_conference_1927.png", 29)):
+        assert main(["info", "--faces", "--json", str(shared / "data/faces/whole" / name)]) == 0
+        assert json.loads(capsys.readouterr().out)["faces"]["per_frame"] == [n], name

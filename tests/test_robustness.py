@@ -355,9 +355,26 @@ def test_report_never_replaces_media(tmp_path, cli_env, capsys):
     (tmp_path / "notes.txt").write_text("my notes")
     assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), *cli_env, "--report",
                  str(tmp_path / "notes.txt")]) == 2
-    assert "exists and is not a report" in capsys.readouterr().err
+    assert "exists and is not an earlier run's report" in capsys.readouterr().err
+    (tmp_path / "settings.json").write_text('{"name": "my-app"}')  # JSON, but not a report
+    assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), *cli_env, "--report",
+                 str(tmp_path / "settings.json")]) == 2
+    assert "exists and is not an earlier run's report" in capsys.readouterr().err
+    # a file inside a folder input (one of its photos), even with --overwrite
+    album = tmp_path / "album"
+    album.mkdir()
+    Image.fromarray(picture()).save(album / "b.jpg")
+    photo = (album / "b.jpg").read_bytes()
+    assert main(["enhance", str(album), "-o", str(tmp_path / "album_out"), *cli_env, "--overwrite",
+                 "--report", str(album / "b.jpg")]) == 2
+    assert "is the run's own input or output, or inside it" in capsys.readouterr().err
+    # the camera's source file
+    assert main(["camera", str(src), "-o", str(tmp_path / "rec.mp4"), *cli_env, "--overwrite", "--frames", "2",
+                 "--report", str(src)]) == 2
+    assert "is the run's own input or output" in capsys.readouterr().err
     assert src.read_bytes() == before and (tmp_path / "notes.txt").read_text() == "my notes"
-    (tmp_path / "r.json").write_text('{"old": 1}')
+    assert (album / "b.jpg").read_bytes() == photo and "my-app" in (tmp_path / "settings.json").read_text()
+    (tmp_path / "r.json").write_text('{"frames_in": 1, "frames_out": 1}')  # an earlier report
     assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), *cli_env, "--report",
                  str(tmp_path / "r.json")]) == 0
     assert json.loads((tmp_path / "r.json").read_text())["frames_out"] > 0
