@@ -107,13 +107,14 @@ def _rgba(n: int, transparent_at: int | None = None) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("name, codec, pix_fmt, frames, alpha", [
     ("anim.gif", "gif", "rgb8", _marked(4), False),         # FFmpeg's gif decoder always gives bgra
-    ("png.mov", "png", "rgba", _rgba(4), False),
-    ("qtrle.mov", "qtrle", "argb", _rgba(4), False),
-    ("late.mov", "png", "rgba", _rgba(4, transparent_at=2), True),   # transparent from frame 2 on
+    # PNG / QuickTime Animation in .mov say rgba / argb only when written with alpha: as declared
+    # (a title that fades out after its opaque start stays keyed)
+    ("png.mov", "png", "rgba", _rgba(4), True),
+    ("qtrle.mov", "qtrle", "argb", _rgba(4), True),
     ("keyed.mov", "prores_ks", "yuva444p10le", _rgba(2), True),      # declared by the stream: kept
 ])
-def test_alpha_formats_count_as_transparent_only_with_a_transparent_pixel(tmp_path, name, codec, pix_fmt,
-                                                                         frames, alpha):
+def test_gif_counts_as_transparent_only_with_a_transparent_pixel(tmp_path, name, codec, pix_fmt,
+                                                                 frames, alpha):
     clip = write_video(tmp_path / name, frames, codec=codec, pix_fmt=pix_fmt)
     with open_source(clip) as src:
         assert src.has_alpha is alpha
@@ -129,6 +130,40 @@ def test_alpha_formats_count_as_transparent_only_with_a_transparent_pixel(tmp_pa
     sink = _copy(clip, out, codec="auto")
     assert sink.codec == ("prores" if alpha else "h264")
     assert not any("transparen" in m or "alpha" in m for m in sink.fallbacks + sink.dropped)
+
+
+def _gif(path, n: int, holes_from: int):
+    """An animated GIF (Pillow's writer: FFmpeg's cannot write transparency) whose frames from
+    ``holes_from`` on have transparent holes the background shows through (disposal 2)."""
+    from PIL import Image
+
+    frames = []
+    for i in range(n):
+        a = np.full((H, W), 1, np.uint8)
+        a[:, : 10 + i] = 2
+        if i >= holes_from:
+            a[20:30, 20:40] = 0
+        im = Image.fromarray(a, "P")
+        im.putpalette([0, 0, 0, 200, 50, 50, 50, 200, 50] + [0] * (253 * 3))
+        frames.append(im)
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=40, disposal=2, loop=0,
+                   transparency=0, optimize=False)
+    return path
+
+
+def test_gif_transparency_is_seen_or_said_to_be_dropped(tmp_path):
+    with open_source(_gif(tmp_path / "keyed.gif", 4, holes_from=1)) as src:  # within the first frames: kept
+        assert src.has_alpha
+        lows = []
+        for f in src:
+            lows.append(float(f.alpha.float().min()))
+            f.release()
+        assert lows == [255.0, 0.0, 0.0, 0.0]
+    with open_source(_gif(tmp_path / "late.gif", 12, holes_from=10)) as src:  # past them: said, not hidden
+        assert not src.has_alpha
+        for f in src:
+            f.release()
+    assert any("frame 10 has transparent pixels" in m and "dropped" in m for m in src.fallbacks), src.fallbacks
 
 
 # --- 3. wrapped / negative timestamps ----------------------------------------------------------

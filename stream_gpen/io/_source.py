@@ -511,8 +511,14 @@ class VideoSource:
         #: .mov, VP9 with alpha in .webm): frames then carry ``alpha`` (``[H, W]``, uint8, or
         #: uint16 on the full 16-bit scale for a >8-bit source), for sinks that can write it
         self.has_alpha = _has_alpha(self._vstream, _sw_format(first))
-        if self.has_alpha and not _vpx_alpha(self._vstream) and not _declared_alpha(_sw_format(first)):
+        #: an animated GIF decided opaque from its first frames: later frames are watched, and
+        #: transparency that appears there is said to be dropped (once)
+        self._watch_alpha = False
+        if self.has_alpha and self._vstream.codec_context.name == "gif":
+            # FFmpeg's GIF decoder gives bgra whether or not a pixel is transparent; PNG / QuickTime
+            # Animation in .mov declare rgba/argb only when written with alpha: trusted as declared
             self.has_alpha = self._peek_transparency(first)
+            self._watch_alpha = not self.has_alpha
         #: bits per component of the source (the metadata's pix_fmt) and whether frames carry ``hi``
         self.source_bits = src_bits
         self.high_bit_depth = bool(high_bit_depth and src_bits > 8)
@@ -533,8 +539,8 @@ class VideoSource:
             self._start_deinterlace(first)
 
     def _peek_transparency(self, first) -> bool:
-        """For a stream whose decoder always gives an alpha plane (GIF's bgra, PNG/APNG/WebP
-        rgba, QuickTime Animation argb): whether any of its first ``_ALPHA_PEEK`` frames has a
+        """For a stream whose decoder always gives an alpha plane (GIF's bgra): whether any of
+        its first ``_ALPHA_PEEK`` frames has a
         pixel that is not fully opaque. An opaque GIF is not keyed footage: calling it transparent
         would pick ProRes 4444 (~60x the bytes) and warn about transparency it does not have.
         The frames looked at are decoded once and kept for the decode thread."""
@@ -1048,6 +1054,10 @@ class VideoSource:
                     rgb = orient(rgb, self._rot_k, self._mirror)
                 img = ring.write_slot(slot, self._fit(rgb, index))
             alpha = self._alpha(f, index, high=hi is not None) if self.has_alpha else None
+            if self._watch_alpha and _transparent(f):
+                self._watch_alpha = False
+                self._fallback(f"{self.spec}: frame {index} has transparent pixels, but the first {_ALPHA_PEEK} were "
+                               "opaque and the output was set up without transparency: it is dropped")
         except BaseException:
             ring.unfill(slot)
             raise
