@@ -521,12 +521,21 @@ class Enhancer:
                                         "replace or mix with the originals; name another with -o")
             images, videos, _ = folder_media(root, Path(dst))
             photo_ext = "." + image_format.lower().lstrip(".") if image_format else None
-            plan, clashes = folder_outputs(
+            plan, clashes, clashing = folder_outputs(
                 root, Path(dst), images + videos,
                 lambda q: (photo_ext or q.suffix) if q.suffix.lower() in IMAGE_EXTS
                 else (q.suffix if q.suffix.lower() in self._FOLDER_KEEP else ".mp4"))
             for note in clashes:
                 log.warning("%s", note)
+            if skip_existing and not overwrite:
+                # A resumed run cannot tell which of a clash's inputs an existing output came from
+                # (adding `a.jpg` beside `a.png` hands `a.jpg` to the new file): those are redone.
+                stale = [plan[q] for q in clashing if plan[q].is_file()]
+                for out in stale:
+                    out.unlink()
+                if stale:
+                    clashes.append(f"{len(stale)} output(s) of inputs whose names clash were redone, not skipped: "
+                                   "which input made them cannot be told")
             opts["names"] = {q.relative_to(root).as_posix(): plan[q] for q in images}
             if videos or (skip_existing and not overwrite):
                 summary = self._enhance_folder(root, Path(dst), images, videos, plan,

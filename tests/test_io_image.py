@@ -235,7 +235,25 @@ def test_folder_inputs_never_share_an_output(tmp_path, mobilenet_weights):
     assert "clip.gif written as clip_gif.mp4: clip.mp4 takes clip.mp4" in summary.fallbacks
     assert summary.frames_out == 2 + 5 + 3 and not summary.skipped
     again = enh.enhance_file(album, out, image_format="jpg", skip_existing=True)
-    assert again.frames_out == 0 and not again.skipped
+    assert again.frames_out == 2 + 5 + 3 and not again.skipped  # the clashing ones are redone
+    assert any("whose names clash were redone" in f for f in again.fallbacks)
+
+
+def test_resume_after_a_clashing_file_was_added(tmp_path, mobilenet_weights):
+    """Run 1 has only a.png (-> a.jpg); a.jpg is added; the resumed run must restore it into
+    a.jpg, not keep a.png's picture there as "done" and never restore the new photo."""
+    from stream_gpen import Enhancer
+    from tests._doubles import IdentityRestorer
+
+    album, out = tmp_path / "album", tmp_path / "out"
+    album.mkdir()
+    Image.new("RGB", (40, 30), (200, 0, 0)).save(album / "a.png")
+    enh = Enhancer(IdentityRestorer(64), device="cpu", detector_weights=mobilenet_weights)
+    enh.enhance_file(album, out, image_format="jpg", skip_existing=True)
+    Image.new("RGB", (40, 30), (0, 0, 200)).save(album / "a.jpg")
+    enh.enhance_file(album, out, image_format="jpg", skip_existing=True)
+    with Image.open(out / "a.jpg") as blue, Image.open(out / "a_png.jpg") as red:
+        assert blue.getpixel((5, 5))[2] > 150 and red.getpixel((5, 5))[0] > 150
 
 
 def test_folder_outputs_names_clashes_ignoring_case(tmp_path):
@@ -243,8 +261,8 @@ def test_folder_outputs_names_clashes_ignoring_case(tmp_path):
 
     root, dst = tmp_path / "in", tmp_path / "out"
     files = [root / "IMG_1.HEIC", root / "IMG_1.JPG", root / "IMG_1.jpeg", root / "IMG_1_heic.jpg", root / "x/b.png"]
-    plan, notes = folder_outputs(root, dst, files, lambda q: ".jpg")
+    plan, notes, clashing = folder_outputs(root, dst, files, lambda q: ".jpg")
     assert {str(k.relative_to(root)): str(v.relative_to(dst)) for k, v in plan.items()} == {
         "IMG_1.HEIC": "IMG_1_heic_2.jpg",  # IMG_1_heic.jpg is another input's output
         "IMG_1.JPG": "IMG_1.jpg", "IMG_1.jpeg": "IMG_1_jpeg.jpg", "IMG_1_heic.jpg": "IMG_1_heic.jpg", "x/b.png": "x/b.jpg"}
-    assert len(notes) == 2
+    assert len(notes) == 2 and clashing == set(files[:3])

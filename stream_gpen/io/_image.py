@@ -104,14 +104,16 @@ def folder_media(root: Path, exclude: Path | None = None) -> tuple[list[Path], l
     return images, videos, other
 
 
-def folder_outputs(root: Path, dst: Path, files: list[Path], suffix_of) -> tuple[dict[Path, Path], list[str]]:
+def folder_outputs(root: Path, dst: Path, files: list[Path],
+                   suffix_of) -> tuple[dict[Path, Path], list[str], set[Path]]:
     """Where each of a folder's ``files`` goes in its mirror ``dst``: ``suffix_of(path)`` is the
     output's extension (``--image-format``, or ``.mp4`` for a container the sink does not write).
     Two inputs that would land on one output (``a.jpg`` and ``a.png`` with ``image_format="jpg"``,
     iPhone exports' ``IMG_1.HEIC`` and ``IMG_1.JPG``; ``clip.gif`` and ``clip.mp4``) must not
     overwrite each other: the one already in the output's format keeps the name (else the first
     in sorted order) and the others take their own extension into it (``a_png.jpg``). Names are
-    compared ignoring case, as macOS and Windows file systems do. -> (input -> output, notes)."""
+    compared ignoring case, as macOS and Windows file systems do. -> (input -> output, notes,
+    the inputs of clashing groups: which of them an existing output came from cannot be told)."""
     plan: dict[Path, Path] = {}
     groups: dict[str, list[Path]] = {}
     for q in files:
@@ -120,9 +122,11 @@ def folder_outputs(root: Path, dst: Path, files: list[Path], suffix_of) -> tuple
         groups.setdefault(str(out).lower(), []).append(q)
     taken = {str(o).lower() for o in plan.values()}
     notes: list[str] = []
+    clashing: set[Path] = set()
     for key, qs in groups.items():
         if len(qs) < 2:
             continue
+        clashing.update(qs)
         out = plan[qs[0]]
         keep = next((q for q in qs if q.suffix.lower() == out.suffix.lower()), qs[0])
         for q in qs:
@@ -136,7 +140,7 @@ def folder_outputs(root: Path, dst: Path, files: list[Path], suffix_of) -> tuple
             plan[q] = new
             notes.append(f"{q.relative_to(root)} written as {new.relative_to(dst)}: "
                          f"{keep.relative_to(root)} takes {out.relative_to(dst)}")
-    return plan, notes
+    return plan, notes, clashing
 
 
 def load_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
