@@ -897,14 +897,16 @@ class ImageSink(_Sink):
         imagecodecs) and the descriptive text tags of its EXIF; other tags are reported."""
         import tifffile
 
-        extratags, dropped = [], []
+        extratags, dropped, software = [], [], None
         if kwargs.get("exif"):
             from PIL import Image
 
             exif = Image.Exif()
             exif.load(kwargs["exif"])
             for tag, value in exif.items():
-                if tag in _TIFF_TEXT_TAGS and isinstance(value, str):
+                if tag == 305 and isinstance(value, str):
+                    software = value  # tifffile writes Software itself (an extratag 305 is refused)
+                elif tag in _TIFF_TEXT_TAGS and isinstance(value, str):
                     extratags.append((tag, "s", 0, value, True))
                 elif tag not in (0x0112,):  # orientation: written upright anyway
                     dropped.append(tag)
@@ -918,7 +920,7 @@ class ImageSink(_Sink):
             extrasamples=("unassalpha",) if deep.ndim == 3 and deep.shape[2] in (2, 4) else None,
             compression="zlib" if compressed else None, iccprofile=kwargs.get("icc_profile"),
             resolution=(float(dpi[0]), float(dpi[1])) if dpi else None, resolutionunit="INCH" if dpi else None,
-            metadata=None, software=None, extratags=extratags,
+            metadata=None, software=software, extratags=extratags,
         )
 
     def close(self) -> None:
