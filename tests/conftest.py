@@ -71,3 +71,19 @@ def pytest_runtest_setup(item):
     if os.environ.get("STREAM_GPEN_REQUIRE_CUDA") == "1":
         pytest.fail("CUDA required (STREAM_GPEN_REQUIRE_CUDA=1) but torch sees no CUDA device")
     pytest.skip("needs CUDA")
+
+
+@pytest.fixture
+def made_sinks(monkeypatch):
+    """The file/stream sinks a run opens (``open_sink``), kept for inspection."""
+    from stream_gpen.io import FileSink, _open
+
+    made = []
+
+    class Recording(FileSink):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            made.append(self)
+
+    monkeypatch.setattr(_open, "FileSink", Recording)
+    return made

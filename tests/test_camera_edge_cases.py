@@ -209,21 +209,6 @@ def test_ctrl_c_and_sigterm_finalise_the_recording(tmp_path, det_home, monkeypat
 
 
 # --- 3. the recording's codec: from its name, or --codec/--crf/--preset --------------------------
-@pytest.fixture
-def made_sinks(monkeypatch):
-    """The file/stream sinks the camera opens, kept for inspection."""
-    from stream_gpen.io import FileSink, _open
-
-    made = []
-
-    class Recording(FileSink):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, **kw)
-            made.append(self)
-
-    monkeypatch.setattr(_open, "FileSink", Recording)
-    return made
-
 
 def test_camera_webm_output_is_vp9(tmp_path, det_home, made_sinks):
     """Was: ``codec='h264' cannot go into webm; use codec='vp9' or 'av1' (--codec)`` (exit 2), and

@@ -402,17 +402,8 @@ def test_cli_encoder_auto_writes_x264_and_the_report_says_why(clip, tmp_path, ti
 
 
 @needs_no_nvenc
-def test_camera_encoder_option_makes_live_sinks(tmp_path, tiny_ckpt, det_home, monkeypatch):
-    from stream_gpen.io import _open
-
-    made = []
-
-    class Recording(FileSink):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, **kw)
-            made.append(self)
-
-    monkeypatch.setattr(_open, "FileSink", Recording)
+def test_camera_encoder_option_makes_live_sinks(tmp_path, tiny_ckpt, det_home, made_sinks):
+    made = made_sinks
     out, report = tmp_path / "cam.mp4", tmp_path / "cam.json"
     assert main(["camera", "lavfi:testsrc2=size=96x64:rate=25", "-o", str(out), "--frames", "3", "--encoder", "auto",
                  "--model", str(tiny_ckpt), "--device", "cpu", "--quiet", "--report", str(report)]) == 0
