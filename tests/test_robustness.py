@@ -591,3 +591,24 @@ def test_dvd_and_vhs_captures_default_to_mp4(tmp_path, cli_env, capsys):
     capsys.readouterr()
     assert main(["enhance", str(src), "-o", str(tmp_path / "o.mpg"), *cli_env]) == 2
     assert "container (.mpg) cannot hold h264 video" in capsys.readouterr().err
+
+
+def test_copy_refused_names_no_temporary_file(tmp_path, cli_env):
+    """An MPEG-PS .mpg whose frames carry no timestamps of their own cannot be stream-copied into
+    .mp4: the kept re-encode is said with FFmpeg's reason, not the hidden temporary file's name."""
+    src = tmp_path / "dvd.mpg"
+    with av.open("testsrc2=size=160x120:rate=10:duration=2", format="lavfi") as pattern, \
+            av.open(str(src), "w") as out:
+        s = out.add_stream("mpeg2video", rate=10)
+        s.width, s.height, s.pix_fmt = 160, 120, "yuv420p"
+        for f in pattern.decode(video=0):
+            f = f.reformat(format="yuv420p")
+            f.pts = None  # the muxer's own timing, as some capture tools write it
+            out.mux(s.encode(f))
+        out.mux(s.encode())
+    report = tmp_path / "r.json"
+    assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), *cli_env, "--copy-if-no-faces",
+                 "--report", str(report)]) == 0
+    fb = [f for f in json.loads(report.read_text())["fallbacks"] if "stream copy impossible" in f]
+    assert len(fb) == 1 and ".remux" not in fb[0] and "o.mp4" not in fb[0].split("(", 1)[1], fb
+    assert video_info(tmp_path / "o.mp4")["n"] == 20

@@ -131,7 +131,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                     for q in conv.flush():
                         out.mux(q)
             except (ValueError, av.FFmpegError) as exc:
-                raise EncodeError(f"stream-copying {src} into {dst.suffix} failed: {exc}") from exc
+                raise EncodeError(f"stream-copying {src} into {dst.suffix} failed: {_why(exc)}") from exc
             for msg in lost:
                 log.warning("remux: %s", msg)
             if left_out:
@@ -139,7 +139,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                          fmt, left_out)
         os.replace(tmp, dst)
     except (ValueError, av.FFmpegError) as exc:  # the header or trailer (on close) was refused
-        raise EncodeError(f"stream-copying {src} into {dst.suffix} failed: {exc}") from exc
+        raise EncodeError(f"stream-copying {src} into {dst.suffix} failed: {_why(exc)}") from exc
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -173,3 +173,8 @@ def _needs_annexb(stream, fmt: str) -> bool:
 def _format_for(path: Path) -> str | None:
     ext = path.suffix.lower()
     return {".mkv": "matroska", ".ts": "mpegts", ".m4v": "mp4"}.get(ext)
+
+
+def _why(exc: Exception) -> str:
+    """FFmpeg's reason without the file name it names (our hidden temporary file, not the user's)."""
+    return str(getattr(exc, "strerror", None) or exc)
