@@ -502,6 +502,8 @@ def _check_camera_encoding(args: argparse.Namespace) -> None:
         if not o:
             continue
         codec = _camera_codec(args.codec, o)  # the source is not open yet: its bit depth is not known
+        if codec in ("h264", "hevc") and Path(o).suffix.lower() == ".webm":
+            raise InvalidInputError(f"codec={codec!r} cannot go into webm; use --codec vp9 or av1, or a .mp4/.mkv name")
         preset = _camera_preset(codec, args.preset)
         if args.encoder == "nvenc":
             resolve_encoder("nvenc", codec)  # no NVENC here (or none for this codec): say so now
