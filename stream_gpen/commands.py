@@ -496,14 +496,16 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
 def _check_camera_encoding(args: argparse.Namespace) -> None:
     """--codec/--crf/--preset/--encoder of the recording and the stream checked before the model
     loads (the sinks check again with the source's bit depth, and the container's fit)."""
-    from stream_gpen.io._sink import _check_software_options, check_nvenc_crf, nvenc_preset, resolve_encoder
+    from stream_gpen.io._sink import (
+        _check_software_options, check_nvenc_crf, nvenc_preset, resolve_encoder, webm_refuses,
+    )
 
     for o in (args.output, args.stream):
         if not o:
             continue
         codec = _camera_codec(args.codec, o)  # the source is not open yet: its bit depth is not known
-        if codec in ("h264", "hevc") and Path(o).suffix.lower() == ".webm":
-            raise InvalidInputError(f"codec={codec!r} cannot go into webm; use --codec vp9 or av1, or a .mp4/.mkv name")
+        if Path(o).suffix.lower() == ".webm" and webm_refuses(codec):
+            raise InvalidInputError(webm_refuses(codec))  # (the sink says so too, once the source is open)
         preset = _camera_preset(codec, args.preset)
         if args.encoder == "nvenc":
             resolve_encoder("nvenc", codec)  # no NVENC here (or none for this codec): say so now
@@ -613,7 +615,7 @@ def _describe_image(p: Path) -> dict:
     from PIL import Image, UnidentifiedImageError
 
     from stream_gpen.errors import NotMediaError
-    from stream_gpen.io._image import _bits_per_sample, _heif_plugin, _load, _orientation
+    from stream_gpen.io._image import _bits_per_sample, _heif_plugin, _load, _orientation, icc_describes, icc_space
 
     _heif_plugin(p)
     try:
@@ -643,9 +645,7 @@ def _describe_image(p: Path) -> dict:
     kept, dropped = [], []
     icc = info.get("icc_profile")
     if icc:
-        space = bytes(icc[16:20])
-        (kept if space == (b"GRAY" if grey else b"RGB ") else dropped).append(
-            f"ICC profile ({space.decode('ascii', 'replace').strip()})")
+        (kept if icc_describes(icc, grey=grey) else dropped).append(f"ICC profile ({icc_space(icc)})")
     kept += [k for k, v in (("EXIF", info.get("exif")), ("DPI", info.get("dpi")), ("transparency", alpha is not None),
                             ("HDR gain map", info.get("gain_map") is not None)) if v]
     if kept:
@@ -748,12 +748,14 @@ def sample_faces(spec: str, info: dict, *, weights=None, n: int = 8) -> dict:
     from stream_gpen.faces import FaceDetector
     from stream_gpen.io import open_source
 
+    from stream_gpen.api import PHOTO_DETECT_SIZE, pixel_aspect, video_detect_size
+
     det = FaceDetector(device="cpu", weights=weights)
-    pictures = []
+    pictures = []  # (picture, long side and pixel aspect enhance detects it at)
     if info["kind"] == "image":
         from stream_gpen.io._image import load_image
 
-        pictures.append(torch.from_numpy(load_image(Path(spec))[0]))
+        pictures.append((torch.from_numpy(load_image(Path(spec))[0]), PHOTO_DETECT_SIZE, 1.0))
     elif info["kind"] != "folder":
         dur = info.get("duration_s") or 0.0
         starts = [dur * (i + 0.5) / n for i in range(n)] if dur else [0.0]
@@ -762,23 +764,13 @@ def sample_faces(spec: str, info: dict, *, weights=None, n: int = 8) -> dict:
                 with open_source(spec, autorotate=True, start=t, duration=1.0, live=False) as src:
                     f = next(iter(src), None)
                     if f is not None:
-                        pictures.append(f.image.clone())
+                        par = pixel_aspect(src.metadata)
+                        pictures.append((f.image.clone(), video_detect_size(src.metadata, par), par))
                         f.release()
             except StreamGpenError:
                 continue
-    from types import SimpleNamespace
-
-    from fractions import Fraction
-
-    from stream_gpen.api import PHOTO_DETECT_SIZE, pixel_aspect, video_detect_size
-
     counts, sides = [], []
-    for pic in pictures:  # at the long side enhance uses for this kind of picture
-        par = 1.0 if info["kind"] == "image" else pixel_aspect(
-            SimpleNamespace(sample_aspect_ratio=Fraction(info["sample_aspect_ratio"]))
-            if info.get("sample_aspect_ratio") else None)
-        size = (PHOTO_DETECT_SIZE if info["kind"] == "image" else
-                video_detect_size(SimpleNamespace(width=pic.shape[1], height=pic.shape[0]), par))
+    for pic, size, par in pictures:
         d = det.detect_pyramid([pic], (det.long_side, size), pixel_aspect=par)[0]  # as enhance does
         counts.append(len(d))
         if len(d):

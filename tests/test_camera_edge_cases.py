@@ -234,7 +234,7 @@ def test_camera_codec_crf_preset_options(tmp_path, det_home, made_sinks, capsys)
     webm = tmp_path / "c.webm"
     assert main(["camera", LAVFI, *CHEAP, "-o", str(webm), "--frames", "3", "--quiet",
                  "--codec", "h264"]) == 2
-    assert "codec='h264' cannot go into webm; use --codec vp9 or av1" in capsys.readouterr().err
+    assert "codec='h264' cannot go into webm; use codec='vp9' or 'av1' (--codec)" in capsys.readouterr().err
     assert not webm.exists()
 
 

@@ -271,36 +271,58 @@ def read_image_info(im, path: Path) -> dict:
         out["heif_gain_map"] = True
     if im.format == "WEBP":
         out["lossless"] = _webp_is_lossless(path)
-    try:
-        # a copy: the image's own Exif object is what exif_transpose reads next
-        exif = None
-        own = im.getexif()
-        if own:
-            from PIL import Image
-
-            exif = Image.Exif()
-            exif.load(own.tobytes())
-    except (OSError, ValueError, SyntaxError, KeyError, TypeError, struct.error) as e:
-        log.warning("%s: its EXIF block could not be read and is not carried over: %s", path, e)
-        exif = None
-    if exif and im.format == "TIFF":
-        # A TIFF's "EXIF" is its whole first IFD: strip layout, compression, ICC (written anew from
-        # the pixels and icc_profile); only the descriptive tags are carried.
-        for tag in [t for t in exif if t in _TIFF_LAYOUT_TAGS]:
-            del exif[tag]
-    if exif:
-        stale = [t for t in exif if t in _STALE_TAGS]
-        for tag in stale:  # pictures of the original picture: they would show it unrestored
-            del exif[tag]
-        if stale:
-            out["stale_tags"] = sorted(stale)
-        if 0x0112 in exif:
-            exif[0x0112] = 1  # pixels are written upright (the orientation was applied on load)
-        try:
-            out["exif"] = exif.tobytes()
-        except (OSError, ValueError, TypeError, KeyError, struct.error) as e:  # a malformed maker note, a tag of the wrong type
-            log.warning("%s: its EXIF block could not be re-encoded and is not carried over: %s", path, e)
+    exif, stale = carried_exif(im, path)
+    if exif is not None:
+        out["exif"] = exif
+    if stale:
+        out["stale_tags"] = stale
     return out
+
+
+def icc_space(icc: bytes) -> str:
+    """The colour space an ICC profile describes ("RGB", "GRAY", "CMYK"...: its header's field)."""
+    return bytes(icc[16:20]).decode("ascii", "replace").strip()
+
+
+def icc_describes(icc: bytes, *, grey: bool) -> bool:
+    """The profile describes the pixels written: RGB ones, or grey ones (a CMYK JPEG's profile
+    would mis-colour the RGB picture it is decoded to)."""
+    return icc_space(icc) == ("GRAY" if grey else "RGB")
+
+
+_EXIF_ERRORS = (OSError, ValueError, SyntaxError, KeyError, TypeError, struct.error)
+
+
+def carried_exif(im, path) -> tuple[bytes | None, list[int]]:
+    """The EXIF block written with the restored picture, read from ``im`` as opened (before it
+    is turned upright): orientation set to 1 (the pixels are upright), a TIFF's layout tags left
+    out (its "EXIF" is its whole first IFD; layout, compression and profile are written anew), and
+    the tags that hold a copy of the original picture (:data:`_STALE_TAGS`) left out.
+    -> (the block or ``None``, the stale tags left out). A block Pillow cannot read or re-encode
+    (a malformed maker note, a tag of the wrong type) is not carried, with a warning."""
+    try:
+        own = im.getexif()  # (copied: the image's own Exif object is what exif_transpose reads next)
+        if not own:
+            return None, []
+        from PIL import Image
+
+        exif = Image.Exif()
+        exif.load(own.tobytes())
+    except _EXIF_ERRORS as e:
+        log.warning("%s: its EXIF block could not be read and is not carried over: %s", path, e)
+        return None, []
+    stale = sorted(t for t in exif if t in _STALE_TAGS)
+    for tag in [t for t in exif if t in _STALE_TAGS or (im.format == "TIFF" and t in _TIFF_LAYOUT_TAGS)]:
+        del exif[tag]
+    if not exif:
+        return None, stale
+    if 0x0112 in exif:
+        exif[0x0112] = 1
+    try:
+        return exif.tobytes(), stale
+    except _EXIF_ERRORS as e:
+        log.warning("%s: its EXIF block could not be re-encoded and is not carried over: %s", path, e)
+        return None, stale
 
 
 # --- Ultra HDR / gain-map JPEGs --------------------------------------------------------------
@@ -750,10 +772,8 @@ class ImageSink(_Sink):
             kw["quality"] = self.quality
         icc = info.get("icc_profile")
         if icc:
-            space = bytes(icc[16:20])
-            want = b"GRAY" if im.mode in ("L", "LA") else b"RGB "
-            if space != want:
-                self._note(f"a {space.decode('ascii', 'replace').strip()} ICC profile was dropped: it does not "
+            if not icc_describes(icc, grey=im.mode in ("L", "LA")):
+                self._note(f"a {icc_space(icc)} ICC profile was dropped: it does not "
                            f"describe the {im.mode} pixels written", path)
             elif fmt == "BMP":
                 self._note("the ICC profile was dropped: BMP output cannot hold it (write .png/.jpg/.webp/.tif)", path)

@@ -538,6 +538,13 @@ def _describe(stream) -> str:
     return md.get("handler_name") or "unknown codec"
 
 
+def webm_refuses(codec: str) -> str | None:
+    """Why WebM cannot hold ``codec`` (H.264/HEVC: WebM is VP8/VP9/AV1 only), or ``None``."""
+    if codec in ("h264", "hevc"):
+        return f"codec={codec!r} cannot go into webm; use codec='vp9' or 'av1' (--codec), or a .mp4/.mkv name"
+    return None
+
+
 def _holds_video(out) -> bool:
     # Only the muxers that cannot take our video at all; FFmpeg's supported_codecs list is
     # incomplete for some (mpegts lists no h264), so it is not asked here.
@@ -768,8 +775,8 @@ class FileSink(_Sink):
             raise InvalidInputError(f"cannot write {self.target}: {e} (is the extension a known container?)") from e
         fmt_name = self._out.format.name
         bad = None
-        if codec in ("h264", "hevc") and "webm" in fmt_name:
-            bad = f"codec={codec!r} cannot go into webm; use codec='vp9' or 'av1' (--codec), or a .mp4/.mkv name"
+        if "webm" in fmt_name and webm_refuses(codec):
+            bad = webm_refuses(codec)
         elif not is_url and not _holds_video(self._out):
             bad = (f"the {fmt_name} container ({t.suffix}) cannot hold {codec} video (nor any other codec "
                    "written here); write a video container (.mp4, .mkv, .mov, .webm)")

@@ -48,7 +48,7 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
     """
     from PIL import Image, UnidentifiedImageError
 
-    from stream_gpen.io._image import _orientation, _upright
+    from stream_gpen.io._image import _orientation, _upright, icc_describes
 
     if not data:
         raise InvalidInputError("empty request body: send an image (JPEG, PNG or WebP)")
@@ -92,33 +92,17 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
             # Truncated or corrupt data: the header was fine, the pixels are not.
             raise InvalidInputError(f"cannot decode the {im.format} image: {e}") from None
     grey = pixels.ndim == 2
-    if icc is not None and bytes(icc[16:20]) != (b"GRAY" if grey else b"RGB "):
+    if icc is not None and not icc_describes(icc, grey=grey):
         icc = None  # a CMYK profile of a CMYK JPEG would mis-describe the RGB answer
     return DecodedImage(np.ascontiguousarray(pixels), fmt, icc, exif)  # type: ignore[arg-type]
 
 
 def _carried(im) -> tuple[bytes | None, bytes | None]:
-    """The upload's ICC profile and EXIF block (orientation set to 1, layout tags of a TIFF's
-    first directory left out), read before the picture is turned upright; ``None`` for what is
-    missing or unreadable (odd EXIF must not fail a request)."""
-    from PIL import Image
+    """The upload's ICC profile and EXIF block (as the CLI carries them: ``carried_exif``),
+    read before the picture is turned upright; ``None`` for what is missing or unreadable."""
+    from stream_gpen.io._image import carried_exif
 
-    from stream_gpen.io._image import _STALE_TAGS, _TIFF_LAYOUT_TAGS
-
-    icc = im.info.get("icc_profile") or None
-    try:
-        own = im.getexif()
-        if not own:
-            return icc, None
-        exif = Image.Exif()
-        exif.load(own.tobytes())
-        for tag in [t for t in exif if t in _STALE_TAGS or (im.format == "TIFF" and t in _TIFF_LAYOUT_TAGS)]:
-            del exif[tag]
-        if 0x0112 in exif:
-            exif[0x0112] = 1
-        return icc, exif.tobytes() or None
-    except Exception:  # noqa: BLE001 - Pillow raises many kinds on broken EXIF
-        return icc, None
+    return im.info.get("icc_profile") or None, carried_exif(im, "upload")[0]
 
 
 def encode_image(pixels: np.ndarray, fmt: ImageFormat, *, quality: int = 92, icc_profile: bytes | None = None,
