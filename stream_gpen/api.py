@@ -219,9 +219,9 @@ class Enhancer:
       conversion time per frame of such video; ``False`` decodes and writes 8-bit.
     * ``aligned``: the inputs are aligned face crops already (FFHQ-style: GFPGAN's and
       CodeFormer's ``cropped_faces``, face datasets, the output of another aligner). Each whole
-      picture (or video frame) is resized to the model's size, restored and resized back, as
-      GPEN's, GFPGAN's and CodeFormer's own aligned modes do: no detection, no paste mask, the
-      crop's edges restored too. On a picture that is not such a crop the result is a distorted
+      picture (or video frame) is resized to the model's size, restored and resized back to its
+      own size (GPEN's own aligned mode returns the model's S x S output instead): no detection,
+      no paste mask, the crop's edges restored too. On a picture that is not such a crop the result is a distorted
       "face" over everything: leave it off for ordinary photos and video.
     """
 
