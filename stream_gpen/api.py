@@ -28,6 +28,7 @@ import torch
 
 from stream_gpen.errors import InvalidInputError, Interrupted, StreamGpenError
 from stream_gpen.summary import RunSummary, StageTimer
+from stream_gpen.faces._detector import DEFAULT_MIN_SCORE, DETECT_SCORE, check_min_score
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,11 @@ class Enhancer:
     * ``faces``: ``"all"``, the ``"largest"`` face, or the one nearest the ``"center"``.
     * ``min_face``: ignore faces smaller than this (pixels, shorter box side). Tiny faces gain
       little and cost as much as big ones.
+    * ``min_score``: restore a face the detector scores at least this sure (default 0.9, GPEN's
+      own threshold; faces scored lower are mostly profiles and turned heads, which the
+      frontal template restores badly, and the odd false face). In video a face already being
+      restored is kept down to the detector's 0.8 (or ``min_score``, if lower), so a head that
+      turns does not blink in and out of restoration.
     * ``detector``: RetinaFace backbone: ``"auto"`` (ResNet-50 on CUDA, MobileNet-0.25 on CPU),
       ``"resnet50"``, ``"mobilenet0.25"``. ``detector_weights`` overrides its file.
     * ``detect_size``: the detector sees pictures downscaled to this long side (never upscaled).
@@ -236,6 +242,7 @@ class Enhancer:
         faces: FaceSelect = "all",
         min_face: float = 0.0,
         max_faces: int | None = None,
+        min_score: float = DEFAULT_MIN_SCORE,
         detector: Literal["auto", "resnet50", "mobilenet0.25"] = "auto",
         detector_weights: str | Path | None = None,
         detect_size: int | None = None,
@@ -264,6 +271,8 @@ class Enhancer:
             raise InvalidInputError(f"detect_every must be an int >= 1, got {detect_every!r}")
         if min_face < 0:
             raise InvalidInputError(f"min_face must be >= 0, got {min_face!r}")
+        if check_min_score(min_score) <= 0.0:
+            raise InvalidInputError(f"min_score must be a number in (0, 1), got {min_score!r}")
         if smooth_lag is not None and (not isinstance(smooth_lag, int) or isinstance(smooth_lag, bool)
                                        or not 0 <= smooth_lag <= 64):
             raise InvalidInputError(f"smooth_lag must be None (default) or an int in [0, 64], got {smooth_lag!r}")
@@ -290,6 +299,7 @@ class Enhancer:
         self.faces = faces
         self.min_face = float(min_face)
         self.max_faces = max_faces
+        self.min_score = float(min_score)
         self.restorer = build_restorer(
             model, device=self.device, precision=precision, batch_size=batch_size,
             weights=weights, download=download, progress=progress, compile=compile,
@@ -304,7 +314,7 @@ class Enhancer:
             # its own long side is the pyramid's coarse scale (FaceStage._detect): big faces
             backbone=detector, device=self.device, weights=detector_weights,
             long_side=min(detect_size or VIDEO_DETECT_SIZE, VIDEO_DETECT_SIZE),
-            min_face=self.min_face, max_faces=None,
+            min_face=self.min_face, max_faces=None, score_threshold=min(DETECT_SCORE, self.min_score),
         )
         self.parser = None
         if mask == "parse" and self.aligned:
@@ -351,6 +361,7 @@ class Enhancer:
 
         tracker = FaceTracker(
             detect_every=self.detect_every, select=self.faces, min_face=self.min_face, max_faces=self.max_faces,
+            min_score=self.min_score,
             **(TRACKER_OPTIONS if lag > 0 else {}),
         )
         smoother = FixedLagSmoother(lag=lag) if lag > 0 and not self.aligned else None

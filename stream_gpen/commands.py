@@ -48,6 +48,7 @@ def _in_range(kind: type, lo, hi):
 _quality = _in_range(int, 1, 100)
 _smooth_lag = _in_range(int, 0, 64)
 _strength = _in_range(float, 0, 1)
+_min_score = _in_range(float, 0.01, 0.99)
 
 
 def _timestamp(text: str) -> float:
@@ -93,6 +94,10 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     f.add_argument("--min-face", type=float, default=0.0, metavar="PX",
                    help="ignore faces whose shorter box side is under PX pixels (default 0: keep all); tiny "
                    "faces gain little and cost as much as big ones")
+    f.add_argument("--min-score", type=_min_score, default=0.9, metavar="S",
+                   help="restore faces the detector is at least this sure of (0.01-0.99, default 0.9 as GPEN's "
+                   "own script; lower ones are mostly profiles, which GPEN restores badly). In video a face "
+                   "already restored is kept down to 0.8 so that a turning head does not blink")
     f.add_argument("--max-faces", type=_positive_int, default=None, metavar="N",
                    help="restore at most N faces per frame, the largest (default: all); crowds cost per face")
     f.add_argument("--aligned", action="store_true",
@@ -179,7 +184,7 @@ def _make_enhancer(args):
     return Enhancer(
         args.model, device=args.device, precision=args.precision, batch_size=args.batch_size,
         detect_every=args.detect_every, faces=args.faces, min_face=args.min_face, detector=args.detector,
-        max_faces=getattr(args, "max_faces", None),
+        max_faces=getattr(args, "max_faces", None), min_score=getattr(args, "min_score", 0.9),
         detect_size=args.detect_size, weights=args.weights, detector_weights=args.detector_weights, download=not args.no_download,
         progress=not getattr(args, "quiet", False), compile=args.compile,
         smooth_lag=getattr(args, "smooth_lag", None), deinterlace=getattr(args, "deinterlace", "auto"),
@@ -746,6 +751,7 @@ def sample_faces(spec: str, info: dict, *, weights=None, n: int = 8) -> dict:
     import torch
 
     from stream_gpen.faces import FaceDetector
+    from stream_gpen.faces._detector import DEFAULT_MIN_SCORE
     from stream_gpen.io import open_source
 
     from stream_gpen.api import PHOTO_DETECT_SIZE, pixel_aspect, video_detect_size
@@ -772,6 +778,7 @@ def sample_faces(spec: str, info: dict, *, weights=None, n: int = 8) -> dict:
     counts, sides = [], []
     for pic, size, par in pictures:
         d = det.detect_pyramid([pic], (det.long_side, size), pixel_aspect=par)[0]  # as enhance does
+        d = d.select(torch.nonzero(d.scores >= DEFAULT_MIN_SCORE).flatten())  # what enhance restores
         counts.append(len(d))
         if len(d):
             wh = (d.boxes[:, 2:] - d.boxes[:, :2]).min(dim=1).values

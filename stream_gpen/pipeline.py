@@ -187,7 +187,8 @@ class FaceStage:
         with self.timer("detect"):
             dets = self._detect(image, self.still_detect_size)
             self.detector_calls += 1
-        dets = select_faces(dets, self.tracker.select, self.tracker.min_face, self.tracker.max_faces, image.shape)
+        dets = select_faces(dets, self.tracker.select, self.tracker.min_face, self.tracker.max_faces, image.shape,
+                            self.tracker.min_score)
         if len(dets) == 0:
             return torch.zeros(0, 2, 3)
         return estimate_affines(dets.landmarks.to(torch.float32), size=self.size, pixel_aspect=self.pixel_aspect)
@@ -402,13 +403,13 @@ def blend_crops(restored: torch.Tensor, crops: torch.Tensor, strength: float) ->
     return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
-def select_faces(dets, select: str, min_face: float, max_faces: int | None, shape) -> object:
+def select_faces(dets, select: str, min_face: float, max_faces: int | None, shape, min_score: float = 0.0) -> object:
     """Apply the face-selection options to one frame's detections (still images)."""
     if len(dets) == 0:
         return dets
     boxes = dets.boxes
     wh = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0)
-    keep = torch.nonzero(wh.min(dim=1).values >= min_face).flatten()
+    keep = torch.nonzero((wh.min(dim=1).values >= min_face) & (dets.scores >= min_score)).flatten()
     dets = dets.select(keep)
     if len(dets) == 0:
         return dets

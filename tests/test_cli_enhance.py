@@ -80,6 +80,7 @@ def test_enhance_video_keeps_audio(tmp_path, shared, tiny_ckpt, det_home):
           "--parser-weights", "/no/such/parsenet.pth"], 2, "face-parsing weights not found"),
         (["enhance", "{img}", "--mask", "hull"], 2, "invalid choice"),
         (["enhance", "{img}", "--strength", "2"], 2, "must be a number in [0, 1]"),
+        (["enhance", "{img}", "--min-score", "1"], 2, "must be a number in [0.01, 0.99]"),
         (["enhance", "{img}", "--start", "1:75"], 2, "expected seconds or [HH:]MM:SS[.ms]"),
         (["enhance", "{img}", "--model", "classic", "--device", "cpu", "--start", "2"], 2,
          "start/duration cut videos"),

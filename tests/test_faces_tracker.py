@@ -172,6 +172,29 @@ def test_lost_track_is_dropped_after_missed_detections():
     assert tr.update(2, Detections.empty()) == []
 
 
+def test_min_score_gates_new_tracks_not_kept_ones():
+    """A detection under ``min_score`` starts no track (GPEN restores faces scored 0.9 and up), but
+    a face already tracked is kept by it: a turning head whose score dips does not blink."""
+    lms = torch.tensor([[[20.0, 25], [40, 25], [30, 33], [22, 42], [38, 42]]])
+
+    def d(score):
+        return Detections(torch.tensor([[10.0, 10, 50, 50]]), lms.clone(), torch.tensor([score]))
+
+    tr = FaceTracker(detect_every=1, max_misses=0, min_score=0.9)
+    assert tr.update(0, d(0.85)) == []  # too unsure to start
+    assert len(tr.update(1, d(0.95))) == 1  # sure: starts
+    for i in range(2, 6):  # the head turns: the score dips under 0.9, the face stays
+        ts = tr.update(i, d(0.82))
+        assert len(ts) == 1 and ts[0].detected
+    assert tr.update(6, Detections.empty()) == []  # gone: dropped (max_misses=0)
+    assert tr.update(7, d(0.85)) == []  # and a new start needs 0.9 again
+    assert len(FaceTracker(min_score=0.0).update(0, d(0.5))) == 1
+    with pytest.raises(InvalidInputError):
+        FaceTracker(min_score=1.0)
+    with pytest.raises(InvalidInputError):
+        FaceTracker(min_score=True)
+
+
 def test_one_euro_follows_a_ramp_without_lag_and_removes_noise():
     rng = np.random.default_rng(0)
     f = OneEuro(min_cutoff=0.02, beta=0.1)

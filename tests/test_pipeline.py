@@ -582,3 +582,46 @@ def test_crowd_1080p_video_finds_the_faces_a_third_scale_missed(tmp_path, shared
                        detect_size=size)
         got[size] = enh.enhance_file(clip, tmp_path / f"o{size}.mp4", duration=1.0).faces_restored
     assert got[None] > got[640] * 1.1, got
+
+
+def test_min_score_leaves_unsure_faces_of_a_photo(shared, mobilenet_weights, monkeypatch):
+    """A photo's face the detector scores under ``min_score`` (default 0.9, GPEN's threshold) is
+    left as it is; the detector itself still finds down to 0.8 (kept video tracks use those)."""
+    import cv2
+
+    rgb = np.ascontiguousarray(cv2.imread(str(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg"))[:, :, ::-1])
+    enh = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights, progress=False)
+    assert enh.min_score == 0.9 and enh.detector.score_threshold == 0.8
+    real = enh.detector.detect_pyramid([torch.from_numpy(rgb)], (640, 2560))[0]
+    assert len(real) >= 2
+    # the detector says it is less sure of the first face
+    scores = torch.full((len(real),), 0.99)
+    scores[0] = 0.85
+    unsure = type(real)(real.boxes, real.landmarks, scores)
+    for min_score, restored in ((0.9, len(real) - 1), (0.8, len(real))):
+        solid = SolidRestorer(64)
+        e = Enhancer(solid, device="cpu", detector_weights=mobilenet_weights, progress=False, min_score=min_score)
+        monkeypatch.setattr(e.detector, "detect_pyramid", lambda *a, **k: [unsure])
+        out = e.enhance_image(rgb)
+        assert solid.calls == [restored]
+        x0, y0, x1, y1 = real.boxes[0].int().tolist()
+        centre = out[(y0 + y1) // 2, (x0 + x1) // 2]
+        assert np.all(centre == 255) == (min_score < 0.85)
+    assert Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights,
+                    min_score=0.5).detector.score_threshold == 0.5
+    for bad in (0, 1.0, -0.1, "0.9", True):
+        with pytest.raises(InvalidInputError):
+            Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights, min_score=bad)
+
+
+def test_min_score_flag_reaches_the_tracker(mobilenet_weights):
+    from stream_gpen.cli import build_parser
+    from stream_gpen.commands import _make_enhancer
+
+    p = build_parser()
+    for argv, want in ((["enhance", "in.mp4"], 0.9), (["enhance", "in.mp4", "--min-score", "0.6"], 0.6),
+                       (["camera", "lavfi:testsrc2", "--min-score", "0.7"], 0.7)):
+        args = p.parse_args(argv + ["--model", "classic", "--device", "cpu", "--detector-weights", str(mobilenet_weights)])
+        enh = _make_enhancer(args)
+        assert enh.min_score == want and enh._stage().tracker.min_score == want
+        assert enh.detector.score_threshold == min(0.8, want)

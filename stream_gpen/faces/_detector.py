@@ -408,6 +408,19 @@ def _fuse_conv_bn(net: torch.nn.Module) -> int:
     return n
 
 
+#: the detector's own score threshold (facexlib's): faces above it are found and tracked
+DETECT_SCORE = 0.8
+#: the score a face needs to be restored when first seen (GPEN's ``face_enhancement.py``; GFPGAN
+#: and CodeFormer, through facexlib's helper, ask 0.97)
+DEFAULT_MIN_SCORE = 0.9
+
+
+def check_min_score(min_score) -> float:
+    if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not 0.0 <= min_score < 1.0:
+        raise InvalidInputError(f"min_score must be a number in [0, 1), got {min_score!r}")
+    return float(min_score)
+
+
 def _check_aspect(pixel_aspect) -> float:
     if not (isinstance(pixel_aspect, (int, float)) and math.isfinite(pixel_aspect) and pixel_aspect > 0):
         raise InvalidInputError(f"pixel_aspect must be a positive finite number, got {pixel_aspect!r}")

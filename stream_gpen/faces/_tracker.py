@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from stream_gpen.errors import InvalidInputError
 from stream_gpen.faces._align import reference_points
-from stream_gpen.faces._detector import Detections
+from stream_gpen.faces._detector import Detections, check_min_score
 
 log = logging.getLogger(__name__)
 
@@ -330,6 +330,12 @@ class FaceTracker:
       them (only for a static camera and subject; it lags any motion by up to k frames).
     * ``select``: ``"all"`` faces, the ``"largest"`` one, or the one nearest the ``"center"``.
     * ``min_face``: ignore faces whose box's shorter side is below this (frame px).
+    * ``min_score``: a detection starts a new track only at this detector score or above (GPEN's
+      own script restores faces scored 0.9 and up; lower ones are mostly profiles and turned
+      heads, which a frontal template restores badly). A face already tracked is kept by any
+      detection the detector returns (its own threshold, e.g. 0.8), so a face whose score
+      wavers around ``min_score`` as the head turns is not restored on some frames and left on
+      others. 0 = every detection starts a track.
     * ``max_faces``: keep at most this many tracks (by the ``select`` order; for ``"all"`` the
       largest); ``None`` = all.
     * ``filter``: how flow and detections are combined and smoothed.
@@ -401,6 +407,7 @@ class FaceTracker:
         select: Select = "all",
         min_face: float = 0.0,
         max_faces: int | None = None,
+        min_score: float = 0.0,
         filter: Filter = "kalman",
         process_noise: float = 0.5,
         expression_noise: float = 0.6,
@@ -432,6 +439,7 @@ class FaceTracker:
             raise InvalidInputError(f"min_face must be >= 0, got {min_face!r}")
         if max_faces is not None and (not isinstance(max_faces, int) or max_faces < 1):
             raise InvalidInputError(f"max_faces must be None or an int >= 1, got {max_faces!r}")
+        check_min_score(min_score)
         for name, v in (("process_noise", process_noise), ("expression_noise", expression_noise)):
             if not v >= 0:
                 raise InvalidInputError(f"{name} must be >= 0, got {v!r}")
@@ -460,6 +468,7 @@ class FaceTracker:
         self.select = select
         self.min_face = float(min_face)
         self.max_faces = max_faces
+        self.min_score = float(min_score)
         self.filter = filter
         self.process_noise = float(process_noise)
         self.expression_noise = float(expression_noise)
@@ -821,7 +830,7 @@ class FaceTracker:
                 if t.misses > self.max_misses:
                     t.lost = True
         for j in range(len(boxes)):
-            if j not in used:
+            if j not in used and scores[j] >= self.min_score:
                 self._tracks.append(self._new_state(lms[j], boxes[j], float(scores[j])))
 
     def _output(self) -> list[Track]:
