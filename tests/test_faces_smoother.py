@@ -132,9 +132,15 @@ def test_scene_cut_is_not_smoothed_across():
     for i, ts in out:
         exp = _face(100, 100) if i < 10 else _face(200, 150)
         np.testing.assert_allclose(ts[0].landmarks.numpy(), exp, atol=1e-3)
-    # without the cut flag the same jump would be smoothed (the test above can fail)
+    # without the cut flag a jump this large is recognised as one too (the next test)
     out = _run(FixedLagSmoother(lag=4), frames)
-    assert np.abs(out[9][1][0].landmarks.numpy() - _face(100, 100)).max() > 5
+    np.testing.assert_allclose(out[9][1][0].landmarks.numpy(), _face(100, 100), atol=1e-3)
+    np.testing.assert_allclose(out[10][1][0].landmarks.numpy(), _face(200, 150), atol=1e-3)
+    # a small step (0.1 inter-ocular distances: drift, noise) is smoothed, the cut flag keeps it
+    small = [[_track(0, _face(100, 100))] for _ in range(10)] + [[_track(0, _face(103, 100))] for _ in range(10)]
+    assert np.abs(_run(FixedLagSmoother(lag=4), small)[9][1][0].landmarks.numpy() - _face(100, 100)).max() > 0.5
+    kept = _run(FixedLagSmoother(lag=4), small, cuts={10})
+    np.testing.assert_allclose(kept[9][1][0].landmarks.numpy(), _face(100, 100), atol=1e-3)
     # an index gap also breaks the window
     sm = FixedLagSmoother(lag=2)
     got = []
@@ -144,6 +150,36 @@ def test_scene_cut_is_not_smoothed_across():
     assert [i for i, _ in got] == [0, 1, 2, 10, 11, 12]
     np.testing.assert_allclose(got[2][1][0].landmarks.numpy(), _face(100, 100), atol=1e-3)
     np.testing.assert_allclose(got[3][1][0].landmarks.numpy(), _face(200, 150), atol=1e-3)
+
+
+def _detected(tid: int, points: np.ndarray, detected: bool) -> Track:
+    t = _track(tid, points)
+    t.detected = detected
+    return t
+
+
+@pytest.mark.parametrize("flow_follows", [True, False])
+def test_a_jump_without_a_scene_cut_is_not_spread_or_smoothed(flow_follows):
+    """A jump cut within one set (the scene-cut test does not fire) moves a still face 0.4
+    inter-ocular distances at frame 23; detections every 5 frames. The frames before the jump
+    must stay on the face (they were right without look-ahead), and the frames after it must not
+    be pulled back. ``flow_follows``: the flow carries the track across the jump (the tracker's
+    points jump at 23); else the track stays put until the detection at 25 finds it elsewhere."""
+    a, b = _face(240, 180, scale=1.0), _face(240 + 0.4 * 53.7, 180, scale=1.0)
+    frames = []
+    for i in range(40):
+        at = b if i >= (23 if flow_follows else 25) else a
+        frames.append([_detected(0, at, i % 5 == 0)])
+    out = dict(_run(FixedLagSmoother(lag=5), frames))
+    for i in range(23):
+        np.testing.assert_allclose(out[i][0].landmarks.numpy(), a, atol=1e-3, err_msg=f"frame {i}")
+    for i in range(25, 40):
+        np.testing.assert_allclose(out[i][0].landmarks.numpy(), b, atol=1e-3, err_msg=f"frame {i}")
+    # drift of the same kind but small is still spread over the frames since the last detection
+    c = _face(240 + 0.1 * 53.7, 180, scale=1.0)
+    frames = [[_detected(0, c if i >= 25 else a, i % 5 == 0)] for i in range(40)]
+    out = dict(_run(FixedLagSmoother(lag=5), frames))
+    assert 0.5 < out[22][0].landmarks.numpy()[:, 0].mean() - a[:, 0].mean() < 5
 
 
 def test_angle_wraps_without_a_spin():

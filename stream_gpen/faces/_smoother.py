@@ -13,7 +13,11 @@ velocity, even where the window is one-sided (a track's first/last frames), so s
 lag to linear motion; only acceleration is rounded off, by an amount set by ``sigma``.
 
 The window never crosses a track's start or end (a track id absent from a frame ends that
-track's segment), a scene cut (``push(..., cut=True)``) or a gap in the frame indices.
+track's segment), a scene cut (``push(..., cut=True)``), a gap in the frame indices, or a jump of
+the face: a step between two frames that departs from the face's motion by more than
+``JUMP`` inter-ocular distances (a jump cut within one set, which the scene-cut test does not
+see; a track lost and found again elsewhere). Spreading or smoothing such a step would paste the
+face beside itself on the frames around it, before the jump as well as after.
 
 Before the fit, the flow drift is undone where the look-ahead shows it (``drift="spread"``): the
 step a track takes at a detection, beyond its carried velocity, is ramped back over the frames
@@ -30,7 +34,7 @@ import numpy as np
 import torch
 
 from stream_gpen.errors import InvalidInputError
-from stream_gpen.faces._tracker import Track, _compose, _pose, _wrap
+from stream_gpen.faces._tracker import _REF, _RHO, Track, _compose, _pose, _wrap
 
 #: Default look-ahead for files (frames). Chosen on the six real clips (docs/tracking.md): with the
 #: tracker's default ``detect_every=5``, 5 frames let every frame's window reach the next
@@ -55,6 +59,8 @@ class _Entry:
     # track id -> frames since the track's last detection while that drift is not yet corrected
     # by a later detection (0 = anchored: a detection, or ramped by `_spread`)
     carried: dict[int, int]
+    # track id -> piece of the track: bumped where the face jumps, windows never cross pieces
+    piece: dict[int, int]
 
 
 class FixedLagSmoother:
@@ -94,6 +100,17 @@ class FixedLagSmoother:
 
     #: carried frames after which an uncorrected frame counts half (drift ~ detector noise)
     DRIFT_FRAMES = 1.0
+    #: a step between frames that departs from the face's motion (its velocity on the frame
+    #: before) by more than this many inter-ocular distances is a jump, not drift or noise: flow
+    #: drift corrected at a detection is a few hundredths of that on real footage
+    #: (docs/tracking.md), a jump cut within one set or a face found again elsewhere 0.3 and up
+    JUMP = 0.2
+    #: ... and more than this many times the track's own RMS step departure (small and blurry
+    #: faces, whose detections scatter by tenths of their size, would otherwise "jump" at
+    #: every detection and lose their smoothing)
+    JUMP_NOISE = 4.0
+    #: a new track's RMS step departure before any is measured
+    JUMP_START = 0.1
 
     def __init__(
         self, *, lag: int = DEFAULT_LAG, sigma: float | None = None, degree: int = 1, drift: Drift = "spread"
@@ -118,6 +135,7 @@ class FixedLagSmoother:
         self._next = 0  # position in _buf of the next frame to release
         self._epoch = 0
         self._last_index: int | None = None
+        self._step_ms: dict[int, float] = {}  # track id -> running mean square of its step departures
 
     @property
     def held(self) -> int:
@@ -143,17 +161,33 @@ class FixedLagSmoother:
         for t in tracks:
             q, res = _pose(t.landmarks.detach().cpu().double().numpy())
             params[t.id] = np.concatenate([q, res])
-        carried = {}
+        carried, piece, jumped = {}, {}, set()
         prev = self._buf[-1] if self._buf and self._buf[-1].epoch == self._epoch else None
+        before = self._buf[-2] if len(self._buf) > 1 and self._buf[-2].epoch == self._epoch else None
         for t in tracks:
-            if t.detected or prev is None or t.id not in prev.carried:
+            if prev is None or t.id not in prev.params:
+                carried[t.id], piece[t.id] = 0, 0
+                continue
+            piece[t.id] = prev.piece[t.id]
+            x1, x2 = prev.params[t.id], params[t.id]
+            x0 = before.params.get(t.id) if before is not None and before.piece.get(t.id) == piece[t.id] else None
+            # a track's first steps (no velocity known yet) are not judged; its noise starts
+            # high and is learnt from its steps
+            dev = _jump(x0, x1, x2) if x0 is not None else 0.0
+            ms = self._step_ms.get(t.id, self.JUMP_START ** 2)
+            if dev > max(self.JUMP, self.JUMP_NOISE * math.sqrt(ms)):
+                piece[t.id] += 1
+                jumped.add(t.id)
+            else:
+                self._step_ms[t.id] = ms + 0.1 * (dev * dev - ms)
+            if t.detected or t.id in jumped:
                 carried[t.id] = 0
             else:
                 carried[t.id] = prev.carried[t.id] + 1
-        self._buf.append(_Entry(frame_index, self._epoch, list(tracks), params, carried))
+        self._buf.append(_Entry(frame_index, self._epoch, list(tracks), params, carried, piece))
         if self.drift == "spread":
             for t in tracks:
-                if t.detected:
+                if t.detected and t.id not in jumped:
                     self._spread(t.id)
         out = []
         while len(self._buf) - 1 - self._next >= self.lag:
@@ -187,20 +221,25 @@ class FixedLagSmoother:
         frames since the track's previous detection (or its oldest held frame)."""
         b = len(self._buf) - 1
         epoch = self._buf[b].epoch
+        piece = self._buf[b].piece[tid]
         r = b - 1
         while r >= self._next:  # walk back over unreleased frames of this track's segment
             f = self._buf[r]
             if f.epoch != epoch or tid not in f.params:
                 return  # the track started after the last released frame: nothing carried yet
+            if f.piece[tid] != piece:
+                r += 1  # the frame the face jumped to is where the flow's drift started
+                break
             if any(t.id == tid and t.detected for t in f.tracks):
                 break
             r -= 1
         if b - r < 2 or r < 0:
             return
         prev = self._buf[r]
-        if prev.epoch != epoch or tid not in prev.params:
+        if prev.epoch != epoch or tid not in prev.params or prev.piece[tid] != piece:
             return
-        x = [self._buf[j].params.get(tid) if self._buf[j].epoch == epoch else None for j in (b - 2, b - 1, b)]
+        x = [self._buf[j].params.get(tid) if self._buf[j].epoch == epoch and self._buf[j].piece.get(tid) == piece
+             else None for j in (b - 2, b - 1, b)]
         if x[1] is None:
             return
         # velocity of the carried (flow) motion just before the detection; its continuation is
@@ -222,7 +261,7 @@ class FixedLagSmoother:
             j = p + step
             while 0 <= j < len(self._buf) and abs(j - p) <= self.lag:
                 f = self._buf[j]
-                if f.epoch != e.epoch or tid not in f.params:
+                if f.epoch != e.epoch or tid not in f.params or f.piece[tid] != e.piece[tid]:
                     break
                 offs.append(j - p)
                 rows.append(f.params[tid])
@@ -261,5 +300,22 @@ class FixedLagSmoother:
             box=torch.from_numpy(box.astype(np.float32)).to(track.box.device),
         )
 
+
+def _jump(x0: np.ndarray | None, x1: np.ndarray, x2: np.ndarray) -> float:
+    """How far (inter-ocular distances) the step ``x1 -> x2`` of a track's pose parameters departs
+    from its step ``x0 -> x1`` (its motion; none known: still). Translation counts in face sizes,
+    scale and rotation by how far they move the points (RMS radius), shape residual ignored."""
+    d = x2[:4] - x1[:4]
+    if x0 is not None:
+        d = d - (x1[:4] - x0[:4])
+    d[3] = _wrap(d[3])
+    s = math.exp(x1[2])
+    iod = _IOD * s
+    move = math.hypot(d[0], d[1]) / iod + (abs(d[2]) + abs(d[3])) * _RHO / _IOD
+    return float(move)
+
+
+#: inter-ocular distance of the template (S = 256), template px
+_IOD = float(np.linalg.norm(_REF[0] - _REF[1]))
 
 __all__ = ["DEFAULT_LAG", "TRACKER_OPTIONS", "FixedLagSmoother"]
