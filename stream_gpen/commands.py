@@ -520,6 +520,30 @@ def _check_camera_encoding(args: argparse.Namespace) -> None:
             _check_software_options(codec, args.crf, preset)
 
 
+_DISPLAY_PROBE = "import cv2; cv2.namedWindow('stream-gpen'); cv2.waitKey(1); cv2.destroyAllWindows()"
+
+
+def _display_problem() -> str | None:
+    """Why a preview window cannot open here, or None. On Linux OpenCV's window goes through X11
+    (Qt's xcb plugin): with no reachable display Qt aborts the whole process (SIGABRT, no Python
+    exception), taking an unfinished recording with it, so a child process tries it first."""
+    if not sys.platform.startswith("linux"):
+        return None
+    if not os.environ.get("DISPLAY"):
+        return "no display: DISPLAY is not set" + (" (Wayland without XWayland)" if os.environ.get("WAYLAND_DISPLAY") else "")
+    import subprocess
+
+    try:
+        r = subprocess.run([sys.executable, "-c", _DISPLAY_PROBE], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"the display {os.environ['DISPLAY']} did not answer ({exc.__class__.__name__})"
+    if r.returncode != 0:
+        lines = [x.strip() for x in (r.stderr or "").splitlines() if x.strip()]
+        why = next((x for x in lines if "display" in x.lower()), lines[0] if lines else f"exit {r.returncode}")
+        return f"OpenCV cannot open a window on display {os.environ['DISPLAY']}: {why[:160]}"
+    return None
+
+
 def _run_camera(args: argparse.Namespace) -> int:
     from stream_gpen.errors import Interrupted
 
@@ -542,10 +566,17 @@ def _run_camera(args: argparse.Namespace) -> int:
         outputs.append(args.stream)
     if args.virtual_camera:
         outputs.append("virtualcam")
+    if args.preview:
+        problem = _display_problem()
+        if problem:
+            raise InvalidInputError(f"--preview needs a window: {problem}",
+                                    hint="record with -o rec.mp4 or send with --stream URL; over SSH, ssh -X "
+                                    "forwards a display")
     if not outputs:
-        outputs = ["preview"] if os.environ.get("DISPLAY") or sys.platform in ("darwin", "win32") else ["null"]
-        if outputs == ["null"]:
-            log.warning("no display and no --output/--stream given: frames are processed but not shown")
+        problem = _display_problem()
+        outputs = ["null"] if problem else ["preview"]
+        if problem:
+            log.warning("%s, and no --output/--stream given: frames are processed but not shown", problem)
     _check_report(args.report, [args.output, args.source], overwrite=args.overwrite)
     _check_camera_encoding(args)
     enh = _make_enhancer(args)

@@ -260,3 +260,21 @@ def test_camera_help_lists_codec_options(capsys):
     assert main(["camera", "--help"]) == 0
     out = capsys.readouterr().out
     assert "--codec {auto,h264,hevc,av1,vp9,prores}" in out and "--crf" in out and "--preset" in out
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="the X11 check is Linux's")
+@pytest.mark.parametrize("display", [None, ":77"])
+def test_preview_without_a_display_is_refused_before_anything_runs(tmp_path, monkeypatch, capsys, display):
+    """--preview on a box without a (reachable) display: OpenCV's Qt would abort the process
+    (SIGABRT) mid-run and lose the recording; it is refused up front instead, exit 2."""
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    if display is None:
+        monkeypatch.delenv("DISPLAY", raising=False)
+    else:
+        monkeypatch.setenv("DISPLAY", display)  # no X server answers there
+    rec = tmp_path / "rec.mp4"
+    code = main(["camera", "lavfi:testsrc2=size=64x48:rate=5", "--model", "classic", "--device", "cpu",
+                 "--preview", "-o", str(rec), "--frames", "3", "--detector-weights", "/no/such/file.pth"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--preview needs a window" in err and "hint:" in err, err
+    assert not rec.exists()
