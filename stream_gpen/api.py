@@ -513,8 +513,7 @@ class Enhancer:
         if encoder not in ENCODER_MODES:  # before a folder walk or a model run, not at the first video
             raise InvalidInputError(f"encoder={encoder!r} is not one of {ENCODER_MODES}")
         src_s = str(src)
-        if dst is None:
-            dst = default_output(src_s)
+        dst = resolve_output(src_s, dst, image_format)
         opts = dict(overwrite=overwrite, codec=codec, crf=crf, preset=preset, audio=audio, quality=quality,
                     on_progress=on_progress, cancel=cancel, copy_if_no_faces=copy_if_no_faces,
                     untrusted=untrusted, max_pixels=max_pixels, start=start, duration=duration,
@@ -962,4 +961,47 @@ def default_output(src: str) -> str:
     return str(p.with_name(f"{p.stem}_enhanced{suffix}"))
 
 
-__all__ = ["Enhancer", "EnhancedFrame", "build_restorer", "default_output", "is_image_url", "StreamGpenError"]
+_SAME_FORMAT = {".jpeg": ".jpg", ".tiff": ".tif", ".heif": ".heic"}
+
+
+def resolve_output(src: str, dst=None, image_format: str | None = None) -> str:
+    """The file a single input is written to (a folder input's output folder as it is).
+
+    * ``dst`` None: :func:`default_output`; a photo takes ``image_format``'s extension
+      (``IMG_1.HEIC`` + ``"jpg"`` -> ``IMG_1_enhanced.jpg``).
+    * ``dst`` an existing folder: a video gets its default name there; a photo keeps its own name
+      (in ``image_format`` if given), except in its own folder, where that would be the photo
+      itself: there it gets its default name (``photo_enhanced.jpg``).
+    * ``dst`` a file name: as it is. With ``image_format`` its extension must agree (else
+      :class:`InvalidInputError`: which of the two was meant cannot be told).
+    """
+    from stream_gpen.io._source import IMAGE_EXTS
+
+    src = str(src)
+    url = "://" in src or src.startswith("lavfi:")
+    if not url and Path(src).is_dir():
+        return str(dst) if dst is not None else default_output(src)
+    own = Path(_url_file_name(src) or "stream") if url else Path(src)
+    photo = is_image_url(src) if url else own.suffix.lower() in IMAGE_EXTS
+    ext = ("." + image_format.lower().lstrip(".")) if image_format and photo else None
+    if image_format and not photo:
+        log.warning("image_format=%r applies to photos; %s is written as video", image_format, src)
+    if dst is None:
+        out = Path(default_output(src))
+        return str(out.with_suffix(ext) if ext else out)
+    d = Path(dst)
+    if d.is_dir():
+        if not photo:
+            return str(d / Path(default_output(src)).name)
+        name = own.name
+        if not url and d.resolve() == Path(src).resolve().parent:
+            name = Path(default_output(src)).name  # beside the photo, never onto it
+        return str(d / (Path(name).stem + ext if ext else name))
+    if ext and _SAME_FORMAT.get(d.suffix.lower(), d.suffix.lower()) != _SAME_FORMAT.get(ext, ext):
+        raise InvalidInputError(f"the output {dst} is not a {image_format} file, which image_format asks for",
+                                hint=f"name the output with .{image_format.lower().lstrip('.')}, or leave out the format")
+    return str(dst)
+
+
+__all__ = ["Enhancer", "EnhancedFrame", "build_restorer", "default_output", "is_image_url", "resolve_output",
+           "StreamGpenError"]

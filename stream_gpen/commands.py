@@ -145,9 +145,10 @@ def _output_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--audio", default="copy", choices=["copy", "aac", "none"],
                    help="copy audio packets (default; transcoded only if the container needs it)")
     _encoder_option(g)
-    g.add_argument("--image-format", default=None, metavar="EXT",
+    g.add_argument("--image-format", default=None, metavar="EXT", type=str.lower,
                    choices=["jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp", "heic", "heif", "avif"],
-                   help="folders: write every photo in this format (e.g. jpg for iPhone HEICs); default: each its own")
+                   help="write photos in this format (e.g. jpg for iPhone HEICs), a folder's every photo or one; "
+                   "default: each its own")
     g.add_argument("--quality", type=_quality, default=95, help="JPEG/WebP/HEIC/AVIF quality 1-100 for image outputs (default 95)")
     g.add_argument("--start", type=_timestamp, default=0.0, metavar="TIME",
                    help="videos: begin at TIME (seconds or [HH:]MM:SS[.ms]); the output starts at 0 with its "
@@ -252,7 +253,7 @@ def _check_report(report: str | None, media: list[str], *, overwrite: bool) -> N
 
 
 def _run_enhance(args: argparse.Namespace) -> int:
-    from stream_gpen.api import default_output
+    from stream_gpen.api import resolve_output
     from stream_gpen.errors import Interrupted
 
     src = args.input
@@ -262,15 +263,14 @@ def _run_enhance(args: argparse.Namespace) -> int:
             and not ("://" not in src and Path(src).is_dir())):
         raise InvalidInputError(f"output folder does not exist: {args.output}",
                                 hint="create it, or name the output file (e.g. clip.mp4)")
-    dst = args.output or default_output(src)
-    if not args.output and Path(dst).suffix.lower() != Path(src).suffix.lower() and Path(src).is_file():
+    # `-o some/folder` for one file: a video gets its default name there, a photo its own (its
+    # default name in its own folder); --image-format names a photo's format
+    dst = resolve_output(src, args.output, args.image_format)
+    if (not args.output and Path(dst).suffix.lower() != Path(src).suffix.lower() and Path(src).is_file()
+            and not _is_image_name(src)):
         # GIF, MPEG-PS/DVD (.mpg/.vob), DV...: the container cannot hold the restored video
         log.info("a %s input is written as %s (name a .mp4/.mkv/.mov/.webm with -o to choose)",
                  Path(src).suffix, dst)
-    if args.output and Path(dst).is_dir() and Path(src).is_file() and not _is_image_name(src):
-        # `-o some/folder` for one video: its default name inside that folder (an image keeps
-        # its own name there, as the image sink mirrors inputs into folders).
-        dst = str(Path(dst) / Path(default_output(src)).name)
     if Path(dst).exists() and not args.overwrite and not args.skip_existing and not Path(dst).is_dir():
         raise OutputExistsError(f"output exists: {dst}", hint="pass --overwrite or choose another -o")
     _check_report(args.report, [src, dst], overwrite=args.overwrite)

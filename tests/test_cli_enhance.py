@@ -220,3 +220,45 @@ def test_photo_and_video_urls_are_named_after_their_file(tmp_path, shared, det_h
         assert "cannot fetch" in capsys.readouterr().err
     finally:
         srv.shutdown()
+
+
+def test_a_photo_into_its_own_folder_never_replaces_itself(tmp_path, shared, det_home, capsys):
+    """`enhance photo.png -o .` (its own folder): the photo's own name there is the input; it gets
+    its default name instead, so even --overwrite cannot destroy the original."""
+    album = tmp_path / "album"
+    album.mkdir()
+    photo = album / "photo.png"
+    photo.write_bytes((shared / "data/faces/aligned/gpen_ffhq_00000.png").read_bytes())
+    before = photo.read_bytes()
+    common = ["--model", "classic", "--device", "cpu", "--quiet"]
+    assert main(["enhance", str(photo), "-o", str(album), *common]) == 0
+    assert (album / "photo_enhanced.png").is_file() and photo.read_bytes() == before
+    assert main(["enhance", str(photo), "-o", str(album), *common]) == 2  # exists: refused
+    assert "photo_enhanced.png" in capsys.readouterr().err
+    assert main(["enhance", str(photo), "-o", str(album), "--overwrite", *common]) == 0
+    assert photo.read_bytes() == before
+    # another existing folder: the photo's own name, and --skip-existing looks at that file
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["enhance", str(photo), "-o", str(out), "--skip-existing", *common]) == 0
+    assert (out / "photo.png").is_file()
+
+
+def test_image_format_applies_to_a_single_photo(tmp_path, shared, det_home, capsys):
+    from PIL import Image
+
+    photo = tmp_path / "IMG_1.png"
+    photo.write_bytes((shared / "data/faces/aligned/gpen_ffhq_00000.png").read_bytes())
+    common = ["--model", "classic", "--device", "cpu", "--quiet"]
+    assert main(["enhance", str(photo), "--image-format", "JPG", *common]) == 0  # any case
+    with Image.open(tmp_path / "IMG_1_enhanced.jpg") as im:
+        assert im.format == "JPEG"
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["enhance", str(photo), "-o", str(out), "--image-format", "webp", *common]) == 0
+    with Image.open(out / "IMG_1.webp") as im:
+        assert im.format == "WEBP"
+    assert main(["enhance", str(photo), "-o", str(tmp_path / "x.jpeg"), "--image-format", "jpg", *common]) == 0
+    capsys.readouterr()
+    assert main(["enhance", str(photo), "-o", str(tmp_path / "x.png"), "--image-format", "jpg", *common]) == 2
+    assert "not a jpg file" in capsys.readouterr().err
