@@ -579,6 +579,12 @@ def _run_camera(args: argparse.Namespace) -> int:
             log.warning("%s, and no --output/--stream given: frames are processed but not shown", problem)
     _check_report(args.report, [args.output, args.source], overwrite=args.overwrite)
     _check_camera_encoding(args)
+    source = args.source or _default_camera()
+    if source.startswith("/dev/") and not Path(source).exists():
+        # before the model loads (or is downloaded): the missing camera is the first thing to hear
+        found = ", ".join(p for p, _ in list_video_devices()) or "none"
+        raise InvalidInputError(f"no such capture device: {source} (devices here: {found})",
+                                hint="stream-gpen camera --list names them; or give a lavfi:, file or URL source")
     enh = _make_enhancer(args)
     if enh.mask == "parse" and enh.device.type == "cpu":
         log.warning("--mask parse on a CPU costs seconds per face (ParseNet, 468 GFLOP): live output will "
@@ -586,7 +592,7 @@ def _run_camera(args: argparse.Namespace) -> int:
     stop = threading.Event()
     _stdin_quit_watcher(stop)
     try:
-        summary = run_camera(enh, args.source or _default_camera(), outputs=outputs, frames=args.frames,
+        summary = run_camera(enh, source, outputs=outputs, frames=args.frames,
                              seconds=args.seconds, quiet=args.quiet, stop=stop, overwrite=args.overwrite,
                              codec=args.codec, crf=args.crf, preset=args.preset, encoder=args.encoder)
     except Interrupted:

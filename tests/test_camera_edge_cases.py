@@ -278,3 +278,12 @@ def test_preview_without_a_display_is_refused_before_anything_runs(tmp_path, mon
     err = capsys.readouterr().err
     assert code == 2 and "--preview needs a window" in err and "hint:" in err, err
     assert not rec.exists()
+
+
+def test_a_missing_device_is_said_before_the_model_loads(tmp_path, monkeypatch, capsys):
+    """No /dev/video7: exit 2 naming the devices there are, before any weights are looked for
+    (an empty weights home would otherwise make the first message a download failure)."""
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(tmp_path / "empty"))
+    code = main(["camera", "/dev/video7", "--model", "auto", "--device", "cpu", "--no-download", "-o", str(tmp_path / "r.mp4")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no such capture device: /dev/video7" in err and "camera --list" in err, err
