@@ -101,6 +101,8 @@ def build_restorer(
     if not isinstance(model, (str, Path)):
         raise InvalidInputError(f"model must be a name, a path or a module, got {type(model).__name__}")
     name = str(model)
+    if name.lower() in ("classic", "auto") or name.lower() in MODELS:
+        name = name.lower()  # `--model GPEN-BFR-512`, as the checkpoint files are named
     if name == "classic":
         from stream_gpen.models.classic import ClassicRestorer
 
@@ -122,9 +124,12 @@ def build_restorer(
     if path.exists():
         gen = load_generator(path, device=device)
         return runner_for(gen, gen.config.size, path.name)
+    import difflib
+
+    close = difflib.get_close_matches(name.lower(), [*MODELS, "auto", "classic"], n=1, cutoff=0.75)
     raise InvalidInputError(
         f"unknown model {model!r}: not a registry name ({', '.join(MODELS)}, auto, classic) "
-        "and no such checkpoint file"
+        "and no such checkpoint file", hint=f"did you mean {close[0]}?" if close else None
     )
 
 
@@ -172,6 +177,8 @@ class Enhancer:
     * ``detect_every``: run the detector every k frames and track in between. Higher is faster;
       new faces appear up to k-1 frames later (scene cuts and lost tracks always re-detect).
     * ``faces``: ``"all"``, the ``"largest"`` face, or the one nearest the ``"center"``.
+    * ``max_faces``: restore at most this many faces per picture, the largest (crowds cost per
+      face); ``None`` = all.
     * ``min_face``: ignore faces smaller than this (pixels, shorter box side). Tiny faces gain
       little and cost as much as big ones.
     * ``min_score``: restore a face the detector scores at least this sure (default 0.9, GPEN's
@@ -190,7 +197,8 @@ class Enhancer:
       640 runs at 640 too, for the big faces (over ~512 px at the network RetinaFace finds a
       selfie's eye and mouth instead of its face): each scale keeps the faces it sees well.
     * ``weights``: explicit GPEN checkpoint path (overrides the weights cache);
-      ``download``: allow downloads of missing weights.
+      ``download``: allow downloads of missing weights; ``progress``: show a download's progress
+      bar on stderr.
     * ``smooth_lag``: frames of look-ahead for landmark smoothing on files (not live sources, which
       never wait). ``None`` = the measured default (5 frames,
       :data:`stream_gpen.faces._smoother.DEFAULT_LAG`), ``0`` = off. More look-ahead = steadier

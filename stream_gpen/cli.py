@@ -183,7 +183,7 @@ def _add_info(subparsers: argparse._SubParsersAction) -> None:
 def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     from stream_gpen.server.cli import add_serve
 
-    add_serve(subparsers)
+    add_serve(subparsers, parents=[_common_options()])
 
 
 _SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (

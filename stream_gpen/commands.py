@@ -67,6 +67,13 @@ def _timestamp(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected seconds or [HH:]MM:SS[.ms], got {text!r}") from None
 
 
+def _duration(text: str) -> float:
+    v = _timestamp(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be longer than 0, got {text!r}")
+    return v
+
+
 def _is_image_name(path: str) -> bool:
     from stream_gpen.io._source import IMAGE_EXTS
 
@@ -91,7 +98,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     f.add_argument("--detect-every", type=_positive_int, default=5,
                    help="run the detector every k frames, track in between (default 5)")
     f.add_argument("--faces", default="all", choices=["all", "largest", "center"], help="which faces to restore (default all)")
-    f.add_argument("--min-face", type=float, default=0.0, metavar="PX",
+    f.add_argument("--min-face", type=_in_range(float, 0, 100000), default=0.0, metavar="PX",
                    help="ignore faces whose shorter box side is under PX pixels (default 0: keep all); tiny "
                    "faces gain little and cost as much as big ones")
     f.add_argument("--min-score", type=_min_score, default=0.9, metavar="S",
@@ -108,7 +115,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    help="RetinaFace backbone (auto: ResNet-50 on CUDA, MobileNet-0.25 on CPU)")
     f.add_argument("--detector-weights", metavar="PATH",
                    help="explicit RetinaFace weights file for --detector (overrides the cache)")
-    f.add_argument("--detect-size", type=_positive_int, default=None,
+    f.add_argument("--detect-size", type=_in_range(int, 32, 16384), default=None,
                    help="long side the detector sees (default: video half its long side within 640..1280, "
                    "photos 2560; over 640 a 640 pass runs too, for big faces; lower = faster, "
                    "misses small faces)")
@@ -153,7 +160,7 @@ def _output_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--start", type=_timestamp, default=0.0, metavar="TIME",
                    help="videos: begin at TIME (seconds or [HH:]MM:SS[.ms]); the output starts at 0 with its "
                    "audio, subtitles and chapters cut to match. With --duration, a quick way to try settings")
-    g.add_argument("--duration", type=_timestamp, default=None, metavar="TIME",
+    g.add_argument("--duration", type=_duration, default=None, metavar="TIME",
                    help="videos: restore only this long a part (from --start)")
     g.add_argument("--compare", action="store_true",
                    help="write input and result side by side (input left, restored right) to judge settings")

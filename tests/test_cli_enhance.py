@@ -262,3 +262,29 @@ def test_image_format_applies_to_a_single_photo(tmp_path, shared, det_home, caps
     capsys.readouterr()
     assert main(["enhance", str(photo), "-o", str(tmp_path / "x.png"), "--image-format", "jpg", *common]) == 2
     assert "not a jpg file" in capsys.readouterr().err
+
+
+def test_newcomer_mistakes_get_cli_words(tmp_path, shared, det_home, capsys):
+    """Option errors name the option (not the Python argument), a model name's case does not
+    matter and a near miss is suggested; serve takes --debug like every other command."""
+    from stream_gpen.api import build_restorer
+    from stream_gpen.cli import build_parser
+
+    p = build_parser()
+    for argv, text in ((["--detect-size", "10"], "--detect-size: must be an int in [32, 16384]"),
+                       (["--min-face", "-1"], "--min-face: must be a number in [0, 100000]"),
+                       (["--duration", "0"], "--duration: must be longer than 0")):
+        with pytest.raises(SystemExit):
+            p.parse_args(["enhance", "x.mp4", *argv])
+        assert text in capsys.readouterr().err
+    assert p.parse_args(["serve", "--debug"]).debug is True
+    assert build_restorer("Classic", device=torch.device("cpu")).name == "classic"
+    img = tmp_path / "x.png"
+    img.write_bytes((shared / "data/faces/aligned/gpen_ffhq_00000.png").read_bytes())
+    assert main(["enhance", str(img), "--model", "GPEN-BFR-265", "--device", "cpu"]) == 2
+    assert "did you mean gpen-bfr-256?" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["enhance", str(empty), "--model", "classic", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "no images" in err and "no videos" in err and "hint:" in err

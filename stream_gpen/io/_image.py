@@ -633,7 +633,9 @@ class ImageSource:
                 raise NotMediaError(
                     f"folder {p} contains no images ({', '.join(IMAGE_EXTS)})"
                     + (f"; its {len(videos)} video file(s) are for Enhancer.enhance_file / `stream-gpen enhance`, "
-                       "which restore a folder's videos too" if videos else ""))
+                       "which restore a folder's videos too" if videos else " and no videos"),
+                    hint="hidden, thumbnail and trash folders are left out; `stream-gpen info FOLDER` lists what "
+                    "is there")
             kind = "folder"
         else:
             self.root = p.parent

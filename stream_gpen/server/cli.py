@@ -38,11 +38,11 @@ def _nonneg_float(text: str) -> float:
     return v
 
 
-def add_serve(subparsers) -> None:
+def add_serve(subparsers, parents=()) -> None:
     from stream_gpen.commands import _model_options, _positive_int
 
     p = subparsers.add_parser(
-        "serve",
+        "serve", parents=list(parents),
         help="HTTP API and live web page",
         description="Serve the HTTP API (OpenAPI docs at /docs) and the live camera page at /. "
         "Binds 127.0.0.1 unless --host says otherwise.",
