@@ -263,17 +263,19 @@ class FaceStage:
         return n
 
     def _run_restorer(self, crops: torch.Tensor, *, fine: bool = False):
-        """The restorer on ``crops`` (``restore_fine`` with ``fine``): in one call, or, with
-        :attr:`on_faces`, in batches of its largest bucket (what it would split into anyway),
-        reporting each."""
+        """The restorer on ``crops`` (``restore_fine`` with ``fine``) in batches of at most its
+        largest bucket (what GPEN's runner splits into anyway; a restorer without buckets, such as
+        ``classic``, would otherwise take a crowd's hundreds of faces in one call: ~22 MiB of working
+        memory per 512 px face), reporting each batch to :attr:`on_faces`."""
         run = self.restorer.restore_fine if fine else self.restorer
         chunk = int(getattr(self.restorer, "max_batch", 0) or 8)
-        if self.on_faces is None or len(crops) <= chunk:
+        if len(crops) <= chunk:
             return run(crops)
         parts = []
         for start in range(0, len(crops), chunk):
             parts.append(run(crops[start : start + chunk]))
-            self.on_faces(min(start + chunk, len(crops)))
+            if self.on_faces is not None:
+                self.on_faces(min(start + chunk, len(crops)))
         if fine:
             return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
         return torch.cat(parts)

@@ -625,3 +625,13 @@ def test_min_score_flag_reaches_the_tracker(mobilenet_weights):
         enh = _make_enhancer(args)
         assert enh.min_score == want and enh._stage().tracker.min_score == want
         assert enh.detector.score_threshold == min(0.8, want)
+
+
+def test_a_restorer_without_buckets_gets_bounded_batches(mobilenet_weights):
+    """A crowd's faces reach a restorer with no buckets of its own (``classic``, a test double) in
+    batches of at most 8, not in one call (its working memory grows with the batch: ~22 MiB per
+    512 px face for classic)."""
+    solid = SolidRestorer(64)
+    stage = Enhancer(solid, device="cpu", detector_weights=mobilenet_weights, progress=False)._stage()
+    out = stage._run_restorer(torch.zeros(20, 3, 64, 64, dtype=torch.uint8))
+    assert solid.calls == [8, 8, 4] and out.shape == (20, 3, 64, 64) and bool((out == 255).all())
