@@ -295,6 +295,25 @@ def test_probe_starts_new_tracks_only_and_drops_a_one_off():
     assert [t.id for t in out] == [0]
 
 
+def test_probe_corrects_a_confirmed_track_that_slipped_off_the_face():
+    """The flow following an object that passes in front of a face drags a confirmed track off it;
+    a probe detection that finds the face 0.5 inter-ocular distances away corrects the track."""
+    tr = FaceTracker(detect_every=5, motion="none", watch=False)
+    pts = _REF.astype(np.float64) * 0.5 + 40  # inter-ocular distance 26.85 px
+    box = np.array([30.0, 30.0, 180.0, 180.0])
+
+    def dets(b, p):
+        return Detections(torch.tensor(b[None], dtype=torch.float32), torch.tensor(p[None], dtype=torch.float32),
+                          torch.tensor([0.99]))
+
+    tr.update(0, dets(box, pts))
+    before = tr.update(1, dets(box, pts))[0].landmarks.clone()  # confirmed
+    tr._probe_for, tr.probe_region = 2, None
+    moved = tr.update(2, dets(box + [0, 12, 0, 12], pts + [0, 0.5 * 26.85]))
+    assert tr.probes == 1 and moved[0].landmarks[:, 1].mean() > before[:, 1].mean() + 3  # glides there
+    assert tr._tracks[0].raw[:, 1].mean() > before[:, 1].mean().item() + 10  # the estimate is there
+
+
 def test_real_no_face_clip_passes_through(det, shared):
     av = pytest.importorskip("av")
     tracker = FaceTracker()

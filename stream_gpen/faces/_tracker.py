@@ -308,6 +308,17 @@ class _State:
     hits: int = 1  # detections matched so far; a track with one is unconfirmed (may be a one-off)
 
 
+def _slip(points: np.ndarray, detected: np.ndarray) -> float:
+    """Mean distance of a track's points from a detection's, in the face's inter-ocular distances
+    (taken from its 5-point scale, so a profile's short eye distance does not inflate it)."""
+    q, _ = _pose(detected)
+    iod = _IOD_REF * math.exp(q[2])
+    return float(np.linalg.norm(points - detected, axis=1).mean() / max(iod, 1e-9))
+
+
+_IOD_REF = float(np.linalg.norm(_REF[0] - _REF[1]))
+
+
 class FaceTracker:
     """Keeps stable face tracks across frames with few detector calls.
 
@@ -626,6 +637,11 @@ class FaceTracker:
         return self._probe_for is not None
 
     # --- change watch ----------------------------------------------------------------------
+    #: a probe detection corrects a confirmed track only when the track has slipped this far from
+    #: it (mean landmark distance, inter-ocular distances): the flow following an object that
+    #: passes in front of the face. Smaller differences are left to the periodic detections, so
+    #: probes add no detector noise to a steady track.
+    PROBE_SLIP = 0.35
     _WATCH_LONG_SIDE = 160  # px of the small grey copy: a 64 px face in 1080p is ~5 px wide here
     # Masked around each confirmed face, in face-box sizes (side, above, below): the head, hair,
     # neck and shoulders move with the face and are not new faces.
@@ -796,7 +812,7 @@ class FaceTracker:
                 matched_t.add(i)
                 used.add(j)
                 t = self._tracks[i]
-                if probe and t.hits > 1:
+                if probe and t.hits > 1 and _slip(t.raw, lms[j]) < self.PROBE_SLIP:
                     continue  # a confirmed track: the probe only keeps it from being duplicated
                 t.hits += 1
                 if t.kf is not None:
