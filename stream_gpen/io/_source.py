@@ -4,16 +4,21 @@ Audio/subtitle/data handling: the decode thread demuxes *all* streams of the one
 every non-video packet, untouched, to the sink through :class:`AuxChannel`. One demuxer means
 live inputs (a URL cannot be opened twice) keep their audio too, and packet times are exactly the
 input's. Packets are collected only while a sink subscribes; if none does within the first frames
-the channel stops collecting (logged), so an audio track can never pile up in memory.
+the channel stops collecting (logged), so an audio track can never pile up in memory. A sink that
+does subscribe takes them as its frames reach their times; what the demuxer reads ahead of that
+(audio that runs on long after the video) is kept in memory up to ``AUX_MEMORY_BUDGET`` bytes
+and in a temporary file beyond it.
 """
 from __future__ import annotations
 
 import collections
 import dataclasses
+import errno
 import itertools
 import logging
 import struct
 import sys
+import tempfile
 import threading
 import time
 from fractions import Fraction
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Iterator, Literal
 
 import av
+import av.packet as ap
 import numpy as np
 import torch
 
@@ -32,6 +38,7 @@ from stream_gpen.errors import (
     NotMediaError,
     NoVideoStreamError,
     SourceClosedError,
+    StreamGpenError,
     UnsupportedCodecError,
 )
 from stream_gpen.io._convert import (
@@ -84,8 +91,32 @@ def _sample_aspect_ratio(vs) -> Fraction | None:
     return None
 
 
+#: Bytes of audio/subtitle packets an :class:`AuxChannel` keeps in memory. Packets beyond it
+#: wait, in order, in an anonymous temporary file: a file whose audio runs on long after its
+#: video (a title clip over a 40-minute recording) is demuxed far ahead of the frames the sink
+#: writes, and would otherwise sit in RAM whole. Higher: fewer file round trips for audio-first
+#: muxing; lower: less memory. Tests lower it to make the channel spill.
+AUX_MEMORY_BUDGET = 32 << 20
+#: what one packet costs besides its payload (the AVPacket and its Python object), so that many
+#: tiny packets (subtitles, data streams) count too
+_AUX_PACKET_OVERHEAD = 256
+_NOPTS = -(1 << 63)  # FFmpeg's AV_NOPTS_VALUE: "no time" in a spilled record
+# spilled record: stream index, pts, dts, duration, time base num/den, flags, side data count,
+# payload size; then the payload, then per side data: (type, size) and its bytes
+_SPILL_HEAD = struct.Struct("<iqqqqqIII")
+_SPILL_SIDE = struct.Struct("<iI")
+_SPILL_FLAGS = ("is_keyframe", "is_corrupt", "is_discard", "is_disposable", "is_trusted")
+
+
 class AuxChannel:
-    """Non-video packets from the decode thread to at most one sink (see module docstring)."""
+    """Non-video packets from the decode thread to at most one sink (see module docstring).
+
+    The demuxer is never blocked here: the sink waits for video frames that a blocked demuxer
+    would never read (and muxers may put audio far ahead of the video). Instead, past
+    :data:`AUX_MEMORY_BUDGET` bytes the packets go, in demux order, to an anonymous temporary
+    file and are read back one at a time as :meth:`take_until` reaches them: the same bytes,
+    times, time base, flags, side data and ``stream`` object, so copying and transcoding cannot
+    tell them apart."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -93,6 +124,17 @@ class AuxChannel:
         self._subscribed = False
         self._collecting = True
         self.discarded = 0
+        #: bytes of the packets held in memory (payload + per-packet overhead), and its peak
+        self.memory_bytes = 0
+        self.peak_memory_bytes = 0
+        #: packets that went through the temporary file
+        self.spilled = 0
+        self._streams: dict[int, object] = {}
+        self._spill = None            # the temporary file, made at the first spill
+        self._spill_read = 0          # offset of the next record to read back
+        self._spill_end = 0           # offset where the next record is written
+        self._spill_count = 0         # records written and not read back yet
+        self._spill_failed = False
 
     def subscribe(self) -> None:
         with self._lock:
@@ -111,23 +153,137 @@ class AuxChannel:
                 return
             if not self._subscribed and frames_emitted > _AUX_GRACE_FRAMES:
                 self._collecting = False
-                self.discarded += len(self._packets) + 1
-                self._packets.clear()
+                self.discarded += len(self._packets) + self._spill_count + 1
+                self._clear()
                 log.warning("no sink consumes the source's audio/subtitle packets; they are discarded")
                 return
+            cost = packet.size + _AUX_PACKET_OVERHEAD
+            # once anything waits in the file, everything after it does too (demux order)
+            if (self._spill_count or self.memory_bytes + cost > AUX_MEMORY_BUDGET) and self._spill_packet(packet):
+                return
             self._packets.append(packet)
+            self.memory_bytes += cost
+            self.peak_memory_bytes = max(self.peak_memory_bytes, self.memory_bytes)
 
-    def take_until(self, t: float | None) -> list:
-        """Packets whose time is <= ``t`` seconds (all when ``t`` is None), in demux order."""
-        out = []
+    def take_until(self, t: float | None) -> Iterator:
+        """Packets whose time is <= ``t`` seconds (all when ``t`` is None), in demux order.
+
+        An iterator that takes one packet at a time as it is consumed, so that a long spilled
+        tail (``t=None`` at the end of a file) is never read back into memory all at once."""
+        while True:
+            with self._lock:
+                p = self._take_one(t)
+            if p is None:
+                return
+            yield p
+
+    def close(self) -> None:
+        """Drop what is left (the source is closed: its streams cannot be decoded or copied any
+        more) and delete the temporary file."""
         with self._lock:
-            while self._packets:
-                p = self._packets[0]
-                pt = p.pts if p.pts is not None else p.dts
-                if t is not None and pt is not None and float(pt * p.time_base) > t:
-                    break
-                out.append(self._packets.popleft())
-        return out
+            self._collecting = False
+            self._clear()
+
+    # --- internals (under self._lock) ----------------------------------------------------
+    def _take_one(self, t: float | None):
+        if self._packets:
+            p = self._packets[0]
+            pt = p.pts if p.pts is not None else p.dts
+            if t is not None and pt is not None and float(pt * p.time_base) > t:
+                return None
+            self.memory_bytes -= p.size + _AUX_PACKET_OVERHEAD
+            return self._packets.popleft()
+        if not self._spill_count:
+            return None
+        return self._unspill(t)
+
+    def _spill_packet(self, packet) -> bool:
+        """Append ``packet`` to the temporary file; False (kept in memory) if there is no file."""
+        if self._spill is None:
+            if self._spill_failed:
+                return False
+            try:
+                self._spill = tempfile.TemporaryFile(prefix="stream-gpen-aux-")
+            except OSError as e:
+                self._spill_failed = True
+                log.warning("audio/subtitle packets ahead of the video are kept in memory: no temporary file (%s)", e)
+                return False
+            log.info("more than %d MiB of audio/subtitle packets ahead of the video: the rest wait in a "
+                     "temporary file", AUX_MEMORY_BUDGET >> 20)
+        tb = packet.time_base
+        sides = [(ap.packet_sidedata_type_from_literal(sd.data_type), bytes(sd)) for sd in packet.iter_sidedata()]
+        flags = sum(1 << i for i, name in enumerate(_SPILL_FLAGS) if getattr(packet, name))
+        payload = bytes(packet)
+        parts = [_SPILL_HEAD.pack(
+            packet.stream.index,
+            _NOPTS if packet.pts is None else packet.pts,
+            _NOPTS if packet.dts is None else packet.dts,
+            packet.duration or 0,
+            tb.numerator if tb else 0, tb.denominator if tb else 0,
+            flags, len(sides), len(payload)), payload]
+        for kind, data in sides:
+            parts += [_SPILL_SIDE.pack(kind, len(data)), data]
+        try:
+            self._spill.seek(self._spill_end)
+            self._spill.write(b"".join(parts))
+            self._spill.flush()
+        except OSError as e:  # no room in the temporary folder
+            if self._spill_count:  # the packets before this one are in the file: no way to keep order
+                raise DecodeError(
+                    f"no room for the audio/subtitle packets ahead of the video in the temporary folder ({e})",
+                    hint="free some space there, or point TMPDIR at a folder with room") from e
+            log.warning("audio/subtitle packets ahead of the video are kept in memory: the temporary file "
+                        "cannot be written (%s)", e)
+            self._spill_failed = True
+            self._spill.close()
+            self._spill = None
+            return False
+        self._streams.setdefault(packet.stream.index, packet.stream)
+        self._spill_end = self._spill.tell()
+        self._spill_count += 1
+        self.spilled += 1
+        return True
+
+    def _unspill(self, t: float | None):
+        f = self._spill
+        f.seek(self._spill_read)
+        index, pts, dts, duration, num, den, flags, n_side, size = _SPILL_HEAD.unpack(f.read(_SPILL_HEAD.size))
+        pt = pts if pts != _NOPTS else dts
+        if t is not None and pt != _NOPTS and den and float(Fraction(pt * num, den)) > t:
+            return None
+        p = av.Packet(f.read(size))
+        for _ in range(n_side):
+            kind, n = _SPILL_SIDE.unpack(f.read(_SPILL_SIDE.size))
+            sd = ap.PacketSideData(kind, n)
+            memoryview(sd)[:] = f.read(n)
+            p.set_sidedata(sd, move=True)
+        p.stream = self._streams[index]
+        if den:
+            p.time_base = Fraction(num, den)
+        if pts != _NOPTS:
+            p.pts = pts
+        if dts != _NOPTS:
+            p.dts = dts
+        p.duration = duration
+        for i, name in enumerate(_SPILL_FLAGS):
+            if flags >> i & 1:
+                setattr(p, name, True)
+        self._spill_read = f.tell()
+        self._spill_count -= 1
+        if not self._spill_count:  # all read back: start the file over
+            f.seek(0)
+            f.truncate()
+            self._spill_read = self._spill_end = 0
+        return p
+
+    def _clear(self) -> None:
+        self._packets.clear()
+        self.memory_bytes = 0
+        self._spill_count = 0
+        self._spill_read = self._spill_end = 0
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
 
 
 def paced_by_default(kind: str, live: bool) -> bool:
@@ -302,6 +458,51 @@ def _check_file(path: str) -> None:
         raise MediaNotFoundError(f"input not found: {path}", hint="check the path (relative paths are from the working directory)")
     if p.is_file() and p.stat().st_size == 0:
         raise EmptyMediaError(f"input is empty (0 bytes): {path}", hint="the file was probably not fully written or copied")
+
+
+def _ffmpeg_reason(e: BaseException) -> str:
+    """An FFmpeg error in its own words (PyAV's ``strerror``), without the ``[Errno N]`` tag."""
+    return getattr(e, "strerror", None) or str(e)
+
+
+def _lavfi_detail(graph: str) -> str | None:
+    """FFmpeg's logged reason a lavfi graph does not open ("No such filter: 'x'", "Unable to parse
+    option value ..."): the exception alone says only "Invalid argument". The graph is opened
+    again with FFmpeg's error log captured (cheap: nothing is decoded)."""
+    from stream_gpen.io._sink import _ffmpeg_errors
+
+    try:
+        with _ffmpeg_errors() as lines:
+            try:
+                av.open(graph, "r", format="lavfi").close()
+            except (av.error.FFmpegError, OSError):
+                pass
+    except Exception:  # only an explanation: never let it hide the real error
+        return None
+    # "Error processing filtergraph: <the exception's own words>" adds nothing
+    lines = [ln.strip() for ln in lines if ln.strip() and not ln.startswith("Error processing filtergraph")]
+    return "; ".join(dict.fromkeys(lines[:2])) or None
+
+
+def _unknown_host(url: str) -> bool:
+    """The URL's host name does not resolve (FFmpeg reports that only as an I/O error). A
+    resolver that cannot be reached (no network: ``EAI_AGAIN``) is not "unknown"."""
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    try:
+        socket.getaddrinfo(host, None)
+    except socket.gaierror as e:
+        return e.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME))
+    except OSError:
+        return False
+    return False
 
 
 class VideoSource:
@@ -604,7 +805,12 @@ class VideoSource:
             self.fallbacks.append(msg)
             log.warning(msg)
 
-    def _open_container(self, nvdec: bool):
+    def _open_container(self, nvdec: bool, *, reopen: bool = False):
+        """Open the input (``reopen``: again, after a live stream dropped). A first open that
+        fails for good (no such device, a bad lavfi graph, HTTP 4xx, an unknown host, a refused
+        connection) is the input's fault: :class:`InvalidInputError` (exit 2). A reopen's failure
+        stays :class:`SourceClosedError`, so the reconnect loop retries it and an outage in the
+        middle of a live stream ends as a stream that failed while running (exit 4)."""
         kwargs: dict = {"options": dict(self._options)}
         if self._format:
             kwargs["format"] = self._format
@@ -626,7 +832,7 @@ class VideoSource:
                 # video engine exposed). Decode on the CPU instead, visibly.
                 self._fallback(f"NVDEC failed to open ({e}); decoding on the CPU")
                 self._use_nvdec = False
-                return self._open_container(False)
+                return self._open_container(False, reopen=reopen)
         else:
             err = None
         try:
@@ -635,7 +841,7 @@ class VideoSource:
         except FileNotFoundError as e:
             if self.kind == "file":
                 raise MediaNotFoundError(f"input not found: {self.spec}") from e
-            raise SourceClosedError(f"cannot open {self.kind} {self.spec!r}: {e}") from e
+            raise self._open_error(e, reopen) from e
         except av.error.InvalidDataError as e:
             raise NotMediaError(
                 f"FFmpeg cannot read {self.spec!r} as media (not a video file, or truncated/corrupt header)",
@@ -645,7 +851,7 @@ class VideoSource:
             if self.kind == "file":
                 raise NotMediaError(f"{self.spec!r} ends before any picture (an empty or cut-off recording)",
                                     hint="check that the file plays in a media player") from e
-            raise SourceClosedError(f"cannot open {self.kind} {self.spec!r}: {e}") from e
+            raise SourceClosedError(f"cannot open {self.kind} {self.spec!r}: {_ffmpeg_reason(e)}") from e
         except (av.error.FFmpegError, OSError) as e:
             if self.kind == "file" and "format_whitelist" in self._options:
                 raise NotMediaError(
@@ -655,7 +861,7 @@ class VideoSource:
                 ) from e
             if self.kind == "file":
                 raise NotMediaError(f"FFmpeg cannot open {self.spec!r}: {e}") from e
-            raise SourceClosedError(f"cannot open {self.kind} {self.spec!r}: {e}") from e
+            raise self._open_error(e, reopen) from e
         try:
             vs = main_video_stream(container)
             others = [s for s in _pictures(container) if vs is not None and s.index != vs.index]
@@ -681,6 +887,44 @@ class VideoSource:
         except BaseException:
             container.close()
             raise
+
+    def _open_error(self, e: BaseException, reopen: bool) -> StreamGpenError:
+        """The error for a device, lavfi graph or URL that FFmpeg could not open (see
+        :meth:`_open_container`): FFmpeg's own words, without PyAV's ``[Errno N]`` (for FFmpeg's
+        own error codes N is a tag such as 1279870712, meaningless to a user)."""
+        reason = _ffmpeg_reason(e)
+        if reopen:
+            return SourceClosedError(f"cannot reopen {self.kind} {self.spec!r}: {reason}")
+        code = getattr(e, "errno", None)
+        if self.kind == "lavfi":
+            detail = _lavfi_detail(self._target)
+            return InvalidInputError(
+                f"cannot open the lavfi graph {self._target!r}: {reason}" + (f" ({detail})" if detail else ""),
+                hint="lavfi: takes an FFmpeg filter graph, e.g. lavfi:testsrc2=size=640x480:rate=25; check the "
+                     "filter names and their options")
+        if self.kind == "device":
+            what = {errno.ENOENT: "not found", errno.ENODEV: "not found", errno.ENXIO: "not found",
+                    errno.EBUSY: "busy (another program is using it)", errno.EACCES: "not allowed (permission denied)",
+                    errno.EPERM: "not allowed (permission denied)",
+                    errno.ENOTTY: "not a capture device", errno.EINVAL: "not a capture device"}.get(code)
+            hint = ("add your user to the 'video' group (then log in again)" if code in (errno.EACCES, errno.EPERM)
+                    else "list the capture devices with `stream-gpen camera --list`")
+            return InvalidInputError(f"capture device {self.spec!r} is not available: {what or reason}"
+                                     + (f" ({reason})" if what and what != "not found" else ""), hint=hint)
+        # a URL: refused at once or unknown is the address's fault; a timeout, a server error
+        # (5xx) or an I/O error may pass, so it stays "failed" (exit 4) and a retry may work
+        if isinstance(e, av.error.HTTPClientError):
+            return InvalidInputError(f"cannot open {self.spec!r}: {reason}",
+                                     hint="check the URL (the server refused it)")
+        if code == errno.ECONNREFUSED:
+            return InvalidInputError(f"cannot open {self.spec!r}: {reason}",
+                                     hint="check the host and port, and that the stream is being served")
+        if isinstance(e, (FileNotFoundError, av.error.ProtocolNotFoundError)):
+            return InvalidInputError(f"cannot open {self.spec!r}: {reason}", hint="check the URL")
+        if code == errno.EIO and _unknown_host(self.spec):
+            return InvalidInputError(f"cannot open {self.spec!r}: unknown host", hint="check the host name in the URL")
+        return SourceClosedError(f"cannot open {self.kind} {self.spec!r}: {reason}",
+                                 hint="the source did not answer or failed; try again later")
 
     # --- decode generator (runs first in __init__, then in the decode thread) ------------
     def _set_window(self, container) -> None:
@@ -833,7 +1077,7 @@ class VideoSource:
                 except Exception:  # the old connection is already broken; nothing to save
                     pass
             try:
-                self._container = self._open_container(self._use_nvdec)
+                self._container = self._open_container(self._use_nvdec, reopen=True)
             except SourceClosedError as e2:
                 err = e2
                 self._container = None
@@ -1124,6 +1368,7 @@ class VideoSource:
             self._thread.join(timeout=30)
             if self._thread.is_alive():
                 log.warning("decode thread for %s did not stop within 30 s", self.spec)
+        self.aux.close()
         try:
             if self._container is not None:
                 self._container.close()
