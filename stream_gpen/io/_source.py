@@ -1115,7 +1115,7 @@ class VideoSource:
                 ) from None
             if self.trim_start:
                 raise InvalidInputError(f"start={self.trim_start:g} s is past the end of {self.spec!r}",
-                                        hint="check the video's duration (its run summary or a media player)") from None
+                                        hint="`stream-gpen info INPUT` shows the video's duration") from None
             raise DecodeError(f"{self.spec!r}: the video stream contains no frames") from None
         except BaseException:
             self._container.close()
