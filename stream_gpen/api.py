@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -73,6 +74,7 @@ def build_restorer(
     download: bool = True,
     progress: bool = True,
     compile: bool = False,
+    cpu_memory: str = "keep",
 ):
     """Resolve a model request to a restorer (``crops uint8 [n,3,S,S] -> same``).
 
@@ -89,7 +91,7 @@ def build_restorer(
 
     def runner_for(module: torch.nn.Module, size: int, name: str):
         return FaceRunner(module, size=size, device=device, precision=precision, buckets=buckets, name=name,
-                          compile=compile)
+                          compile=compile, cpu_memory=cpu_memory)
 
     if isinstance(model, torch.nn.Module):
         size = int(getattr(getattr(model, "config", None), "size", 0) or getattr(model, "size", 0))
@@ -231,6 +233,12 @@ class Enhancer:
       source's depth (``codec="auto"`` then picks HEVC Main 10, which players and hardware
       decoders play, unlike H.264 High 10). Costs ~3x the ring memory and ~1.4-1.7x the
       conversion time per frame of such video; ``False`` decodes and writes 8-bit.
+    * ``cpu_memory`` (GPEN on a CPU): ``"keep"`` (default) raises glibc's mmap/trim thresholds
+      for the whole process once, so GPEN's large activations are reused instead of page-faulted
+      on every call (measured faster, docs/benchmarks.md); the cost is that memory the process
+      frees (the model's, and the host program's own) stays with it rather than going back to the
+      system, and the setting outlives the Enhancer. ``"system"`` leaves the allocator alone: for a
+      long-lived host program that needs its memory back.
     * ``aligned``: the inputs are aligned face crops already (FFHQ-style: GFPGAN's and
       CodeFormer's ``cropped_faces``, face datasets, the output of another aligner). Each whole
       picture (or video frame) is resized to the model's size, restored and resized back to its
@@ -265,6 +273,7 @@ class Enhancer:
         strength: float | None = None,
         high_bit_depth: bool = True,
         aligned: bool = False,
+        cpu_memory: Literal["keep", "system"] = "keep",
     ) -> None:
         from stream_gpen.faces import FaceDetector
         from stream_gpen.runtime import select_device
@@ -277,8 +286,15 @@ class Enhancer:
             raise InvalidInputError(f"batch_size must be an int in [1, 256], got {batch_size!r}")
         if not isinstance(detect_every, int) or detect_every < 1:
             raise InvalidInputError(f"detect_every must be an int >= 1, got {detect_every!r}")
-        if min_face < 0:
-            raise InvalidInputError(f"min_face must be >= 0, got {min_face!r}")
+        if isinstance(min_face, bool) or not isinstance(min_face, (int, float)) or not 0 <= min_face < float("inf"):
+            raise InvalidInputError(f"min_face must be a number >= 0, got {min_face!r}")
+        if max_faces is not None and (isinstance(max_faces, bool) or not isinstance(max_faces, int) or max_faces < 1):
+            raise InvalidInputError(f"max_faces must be None or an int >= 1, got {max_faces!r}")
+        for name, flag in (("aligned", aligned), ("high_bit_depth", high_bit_depth)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise InvalidInputError(f"{name} must be True or False, got {flag!r}")
+        if cpu_memory not in ("keep", "system"):
+            raise InvalidInputError(f"cpu_memory must be one of ('keep', 'system'), got {cpu_memory!r}")
         if check_min_score(min_score) <= 0.0:
             raise InvalidInputError(f"min_score must be a number in (0, 1), got {min_score!r}")
         if smooth_lag is not None and (not isinstance(smooth_lag, int) or isinstance(smooth_lag, bool)
@@ -310,7 +326,7 @@ class Enhancer:
         self.min_score = float(min_score)
         self.restorer = build_restorer(
             model, device=self.device, precision=precision, batch_size=batch_size,
-            weights=weights, download=download, progress=progress, compile=compile,
+            weights=weights, download=download, progress=progress, compile=compile, cpu_memory=cpu_memory,
         )
         self.model_name = str(getattr(self.restorer, "name", model))
         from stream_gpen.models.registry import MODELS
@@ -429,8 +445,9 @@ class Enhancer:
         return self.enhance_images([image])[0]
 
     def enhance_images(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        """Restore several images; all their faces go through the model in shared batches (8-bit
-        and 16-bit images in one batch each)."""
+        """Restore several images (any iterable: a list, a generator); all their faces go through
+        the model in shared batches (8-bit and 16-bit images in one batch each)."""
+        images = list(images)
         tensors, alphas, grey, his = [], [], [], []
         for im in images:
             t, a, hi = _to_rgb_tensor(im)
@@ -567,7 +584,36 @@ class Enhancer:
             summary.fallbacks.append(f"{dst} already exists: left as it is (skip_existing)")
             log.info("%s already exists: left as it is", dst)
             return summary
+        if copy_if_no_faces and _same_file(src_s, dst):
+            return self._enhance_in_place(src_s, dst, opts)
         return self._enhance_one(src_s, dst, **opts)
+
+    def _enhance_in_place(self, src_s: str, dst, opts: dict) -> RunSummary:
+        """``copy_if_no_faces`` with the output replacing the input: the restored file replaces the
+        input before it is known that there were no faces, and the stream copy would then copy the
+        re-encode. The original is kept under a hidden second name (a hard link: no bytes copied,
+        where the file system has them) and put back whole when no face was found."""
+        import shutil
+
+        keep = Path(src_s).with_name(f".{Path(src_s).name}.original")
+        try:
+            os.link(src_s, keep)
+        except OSError:
+            shutil.copy2(src_s, keep)
+        try:
+            summary = self._enhance_one(src_s, dst, **{**opts, "copy_if_no_faces": False})
+            stream_copy = (summary.faces_restored == 0 and not summary.interrupted and not opts.get("compare")
+                           and opts.get("start", 0.0) == 0.0 and opts.get("duration") is None
+                           and opts.get("audio", "copy") == "copy")
+            if stream_copy:
+                os.replace(keep, dst)
+                summary.fallbacks.append("no faces found: the input was left as it was (copy_if_no_faces)")
+            elif summary.faces_restored == 0:
+                summary.fallbacks.append("no faces found; copy_if_no_faces does not apply to this run's options: "
+                                         "the re-encoded output was kept")
+            return summary
+        finally:
+            keep.unlink(missing_ok=True)
 
     def _enhance_image_url(self, url: str, dst, opts: dict) -> RunSummary:
         """A photo URL: fetched into a temporary file under its own name, restored as an image
@@ -792,6 +838,9 @@ class Enhancer:
     def stream(self, source, *, live: bool | None = None, latency_budget_s: float = 0.05) -> Iterator[EnhancedFrame]:
         """Yield enhanced frames (numpy RGB) with their timestamps from any source spec."""
         src, stage = self._open(source, live=live)
+        aux = getattr(src, "aux", None)
+        if aux is not None:
+            aux.close()  # pictures only: the source's audio is not collected (nor warned about)
         with src:
             for frame in self._frames(src, stage, latency_budget_s=latency_budget_s):
                 try:
@@ -831,14 +880,27 @@ def pixel_aspect(meta) -> float:
 
 
 def _expected_frames(meta) -> int | None:
-    """Frame count for the progress bar: counted if the source counted it, else duration x rate
-    (an estimate for the ETA only; nothing else relies on it), else unknown."""
+    """Frame count for the progress bar: counted if the source counted it, else the header's
+    count, else duration x rate (an estimate for the ETA only: the container's duration includes
+    an audio tail, AAC's padding at least), else unknown."""
     if getattr(meta, "frame_count", None):
         return int(meta.frame_count)
+    if getattr(meta, "frame_count_header", None) and not getattr(meta, "live", False):
+        return int(meta.frame_count_header)
     dur, rate = getattr(meta, "duration_s", None), getattr(meta, "frame_rate", None)
     if dur and rate and not getattr(meta, "live", False):
         return max(1, round(dur * float(rate)))
-    return getattr(meta, "frame_count_header", None) or None
+    return None
+
+
+def _same_file(src: str, dst) -> bool:
+    """Whether ``dst`` names the local file ``src`` itself (same path, a link to it)."""
+    if "://" in src or src.startswith("lavfi:") or dst is None or "://" in str(dst):
+        return False
+    try:
+        return Path(src).is_file() and Path(dst).exists() and os.path.samefile(src, dst)
+    except OSError:
+        return False
 
 
 def _side_by_side(frame, original: torch.Tensor):

@@ -260,7 +260,7 @@ def _check_report(report: str | None, media: list[str], *, overwrite: bool) -> N
 
 
 def _run_enhance(args: argparse.Namespace) -> int:
-    from stream_gpen.api import resolve_output
+    from stream_gpen.api import _same_file, resolve_output
     from stream_gpen.errors import Interrupted
 
     src = args.input
@@ -279,6 +279,10 @@ def _run_enhance(args: argparse.Namespace) -> int:
         log.info("a %s input is written as %s (name a .mp4/.mkv/.mov/.webm with -o to choose)",
                  Path(src).suffix, dst)
     if Path(dst).exists() and not args.overwrite and not args.skip_existing and not Path(dst).is_dir():
+        if _same_file(src, dst):
+            raise OutputExistsError(f"the output is the input itself: {dst}",
+                                    hint="choose another -o to keep the original; --overwrite replaces it with "
+                                    "the restored copy")
         raise OutputExistsError(f"output exists: {dst}", hint="pass --overwrite or choose another -o")
     _check_report(args.report, [src, dst], overwrite=args.overwrite)
     _check_nvenc_early(args, dst)

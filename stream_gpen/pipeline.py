@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from stream_gpen.faces import FaceDetector, FaceTracker, FixedLagSmoother, estimate_affines, paste_faces, warp_faces
+from stream_gpen.errors import InvalidInputError
 from stream_gpen.summary import RunSummary, StageTimer
 
 log = logging.getLogger(__name__)
@@ -270,15 +271,27 @@ class FaceStage:
         run = self.restorer.restore_fine if fine else self.restorer
         chunk = int(getattr(self.restorer, "max_batch", 0) or 8)
         if len(crops) <= chunk:
-            return run(crops)
+            return self._checked(run(crops), crops, fine)
         parts = []
         for start in range(0, len(crops), chunk):
-            parts.append(run(crops[start : start + chunk]))
+            parts.append(self._checked(run(crops[start : start + chunk]), crops[start : start + chunk], fine))
             if self.on_faces is not None:
                 self.on_faces(min(start + chunk, len(crops)))
         if fine:
             return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
         return torch.cat(parts)
+
+    def _checked(self, out, crops: torch.Tensor, fine: bool):
+        """The restorer's answer, if it keeps the contract (``uint8 [n,3,S,S]`` for ``crops``; with
+        ``fine``, that and its float32 twin): a custom restorer's float or resized output would
+        otherwise be pasted as a garbled face."""
+        name = getattr(self.restorer, "name", type(self.restorer).__name__)
+        for o, dtype in ((out[0], torch.uint8), (out[1], torch.float32)) if fine else ((out, torch.uint8),):
+            if not isinstance(o, torch.Tensor) or o.dtype != dtype or tuple(o.shape) != tuple(crops.shape):
+                got = f"{o.dtype} {tuple(o.shape)}" if isinstance(o, torch.Tensor) else type(o).__name__
+                raise InvalidInputError(f"the restorer {name!r} returned {got} for crops {crops.dtype} "
+                                        f"{tuple(crops.shape)}; it must return {dtype} of the same shape")
+        return out
 
     def _whole(self, image: torch.Tensor) -> torch.Tensor:
         """``aligned``: the picture -> S x S scaling, as a ``[1,2,3]`` affine (pixel centres)."""

@@ -635,3 +635,90 @@ def test_a_restorer_without_buckets_gets_bounded_batches(mobilenet_weights):
     stage = Enhancer(solid, device="cpu", detector_weights=mobilenet_weights, progress=False)._stage()
     out = stage._run_restorer(torch.zeros(20, 3, 64, 64, dtype=torch.uint8))
     assert solid.calls == [8, 8, 4] and out.shape == (20, 3, 64, 64) and bool((out == 255).all())
+
+
+def test_library_use_contracts(shared, mobilenet_weights, tmp_path):
+    """As a library: enhance_images takes any iterable (a generator gave [] after doing the work);
+    a custom restorer's wrong output is refused naming it; constructor options are checked up
+    front; cpu_memory='system' leaves the allocator alone."""
+    import cv2
+
+    rgb = np.ascontiguousarray(cv2.imread(str(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg"))[:, :, ::-1])
+    solid = SolidRestorer(64)
+    enh = Enhancer(solid, device="cpu", detector_weights=mobilenet_weights, progress=False)
+    outs = enh.enhance_images(im for im in (rgb, rgb[::2, ::2]))
+    assert [o.shape for o in outs] == [rgb.shape, rgb[::2, ::2].shape]
+
+    class Float(SolidRestorer):
+        def __call__(self, crops):
+            return crops.float() / 255
+
+    with pytest.raises(InvalidInputError, match="returned torch.float32 .* must return torch.uint8"):
+        Enhancer(Float(64), device="cpu", detector_weights=mobilenet_weights, progress=False).enhance_image(rgb)
+    for kw in ({"max_faces": 0}, {"max_faces": 1.5}, {"min_face": float("nan")}, {"min_face": "10"},
+               {"aligned": "no"}, {"high_bit_depth": "no"}, {"cpu_memory": "free"}):
+        with pytest.raises(InvalidInputError):
+            Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights, **kw)
+    gen = random_generator(TINY_CONFIG, seed=0)
+    from stream_gpen.runtime._cpu_memory import freed_memory_kept
+
+    runner = Enhancer(gen, device="cpu", detector_weights=mobilenet_weights, cpu_memory="system").restorer
+    assert runner.cpu_memory == ("keep" if freed_memory_kept() else "system")  # what is in effect
+
+
+def test_copy_if_no_faces_in_place_keeps_the_original(shared, mobilenet_weights, tmp_path, capsys):
+    """The output replacing the input with copy_if_no_faces: the restored file replaced the input
+    before the no-face copy ran, which then copied the re-encode while saying 'stream-copied'."""
+    import shutil
+
+    from stream_gpen.cli import main
+
+    src = tmp_path / "nf.mp4"
+    shutil.copy(shared / VIDEOS / "upscaleavideo_old_movie1_bw_noface.mp4", src)
+    before = src.read_bytes()
+    enh = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights, progress=False)
+    s = enh.enhance_file(src, src, overwrite=True, copy_if_no_faces=True)
+    assert src.read_bytes() == before and any("left as it was" in f for f in s.fallbacks)
+    assert [p.name for p in tmp_path.iterdir()] == ["nf.mp4"]  # no hidden copy left
+    assert main(["enhance", str(src), "-o", str(src), "--model", "classic", "--device", "cpu",
+                 "--detector-weights", str(mobilenet_weights)]) == 2
+    assert "the output is the input itself" in capsys.readouterr().err
+
+
+def test_stream_takes_no_audio_and_says_nothing_about_it(tmp_path, mobilenet_weights, caplog):
+    """stream() yields pictures only: a file's audio is not collected, and no warning is logged
+    about it (one came from the decode thread mid-loop on every clip with sound)."""
+    import logging
+
+    path = tmp_path / "av.mkv"
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("pcm_s16le", rate=8000)
+        a.layout = "mono"
+        for i in range(80):
+            fr = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 3 % 255, np.uint8), format="rgb24")
+            fr.pts = i
+            c.mux(v.encode(fr))
+            af = av.AudioFrame.from_ndarray(np.zeros((1, 320), np.int16), format="s16", layout="mono")
+            af.sample_rate, af.pts = 8000, i * 320
+            c.mux(a.encode(af))
+        c.mux(v.encode(None))
+        c.mux(a.encode(None))
+    enh = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights, progress=False)
+    with caplog.at_level(logging.WARNING, logger="stream_gpen"):
+        n = sum(1 for _ in enh.stream(str(path)))
+    assert n == 80
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [r.getMessage() for r in caplog.records]
+
+
+def test_progress_total_prefers_the_header_count():
+    from types import SimpleNamespace
+
+    from stream_gpen.api import _expected_frames
+
+    # an AAC tail makes the container's duration longer than the video's 125 frames
+    meta = SimpleNamespace(frame_count=None, frame_count_header=125, duration_s=5.023, frame_rate=Fraction(25))
+    assert _expected_frames(meta) == 125
+    assert _expected_frames(SimpleNamespace(frame_count=None, frame_count_header=None, duration_s=2.0,
+                                            frame_rate=Fraction(25))) == 50
