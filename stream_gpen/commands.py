@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from stream_gpen.errors import InvalidInputError, OutputExistsError, StreamGpenError
+from stream_gpen.errors import InvalidInputError, OutputExistsError, SourceClosedError, StreamGpenError
 
 log = logging.getLogger("stream_gpen.cli")
 
@@ -460,6 +460,7 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
                 audio="none", queue_size=_SINK_QUEUE, encoder=encoder, live=True)))
         out = _Tee(sinks)
         stopped_by = None
+        source_failed = None
         restored = enh._frames(src, stage, latency_budget_s=latency_budget_s,
                                on_frame=lambda f: arrival.__setitem__(f.index, time.perf_counter()))
         try:
@@ -488,6 +489,11 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
                 # normally and the recording is finalised under its own name, not as a .partial
                 # (which is what a KeyboardInterrupt reaching a file sink means: a cut-short job)
                 stopped_by = str(exc) or "Ctrl-C"
+            except SourceClosedError as exc:
+                # The source went away for good (a network camera that did not come back after
+                # its reconnects): what was recorded is finished under its own name, as for a stop,
+                # and the error is raised once the outputs are closed.
+                source_failed = exc
             finally:
                 restored.close()  # the pipeline lets go of its frames before the source closes
         finally:
@@ -506,6 +512,13 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
                 print(file=sys.stderr)
             if stopped_by:
                 log.info("stopped (%s): finishing the outputs", stopped_by)
+    if source_failed is not None:
+        kept = [o for o in outputs if _encoded_output(o) and "://" not in o]
+        if kept and summary.frames_out:
+            source_failed.args = (f"{source_failed.args[0] if source_failed.args else source_failed}; "
+                                  f"the {summary.frames_out} frames recorded before were kept in {', '.join(kept)}",)
+        source_failed.summary = summary
+        raise source_failed
     return summary
 
 
@@ -613,6 +626,11 @@ def _run_camera(args: argparse.Namespace) -> int:
         # before the session started (while the model or the source was opening): nothing to keep
         print("stopped", file=sys.stderr)
         return 0
+    except SourceClosedError as exc:
+        s = getattr(exc, "summary", None)
+        if s is not None and args.report:
+            s.write_json(args.report)
+        raise
     if args.report:
         summary.write_json(args.report)
     if not args.quiet:

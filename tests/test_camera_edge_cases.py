@@ -287,3 +287,29 @@ def test_a_missing_device_is_said_before_the_model_loads(tmp_path, monkeypatch, 
     code = main(["camera", "/dev/video7", "--model", "auto", "--device", "cpu", "--no-download", "-o", str(tmp_path / "r.mp4")])
     err = capsys.readouterr().err
     assert code == 2 and "no such capture device: /dev/video7" in err and "camera --list" in err, err
+
+
+def test_a_source_that_dies_keeps_the_recording_and_report(tmp_path, det_home, monkeypatch, capsys):
+    """A network camera that does not come back after its reconnects: the frames recorded so far
+    are finished in rec.mp4 (they were deleted with the hidden temp file) and --report is written;
+    the run still fails (exit 4), saying what was kept."""
+    from stream_gpen.api import Enhancer
+    from stream_gpen.errors import SourceClosedError
+
+    real = Enhancer._frames
+
+    def dying(self, src, stage, **kw):
+        for i, f in enumerate(real(self, src, stage, **kw)):
+            if i == 12:
+                raise SourceClosedError("'rtsp://cam' dropped and did not come back after 5 reconnect attempts")
+            yield f
+
+    monkeypatch.setattr(Enhancer, "_frames", dying)
+    rec, rep = tmp_path / "rec.mp4", tmp_path / "rep.json"
+    code = main(["camera", "lavfi:testsrc2=size=96x64:rate=25", "--model", "classic", "--device", "cpu",
+                 "-o", str(rec), "--report", str(rep), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 4 and "did not come back" in err and "12 frames recorded before were kept" in err, err
+    pts, _, _ = _pts(rec)
+    assert len(pts) == 12
+    assert json.loads(rep.read_text())["frames_out"] == 12
