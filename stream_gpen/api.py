@@ -543,9 +543,16 @@ class Enhancer:
                     on_progress=on_progress, cancel=cancel, copy_if_no_faces=copy_if_no_faces,
                     untrusted=untrusted, max_pixels=max_pixels, start=start, duration=duration,
                     compare=compare, image_format=image_format, encoder=encoder)
+        is_folder = "://" not in src_s and not src_s.startswith("lavfi:") and Path(src_s).is_dir()
+        if skip_existing and not overwrite and not is_folder and Path(dst).is_file():
+            # a single input (a file, a photo or video URL): the whole job is done already
+            summary = self._summary(input=src_s, output=str(dst))
+            summary.fallbacks.append(f"{dst} already exists: left as it is (skip_existing)")
+            log.info("%s already exists: left as it is", dst)
+            return summary
         if is_image_url(src_s):
             return self._enhance_image_url(src_s, dst, opts)
-        if "://" not in src_s and Path(src_s).is_dir():
+        if is_folder:
             from stream_gpen.io._image import IMAGE_EXTS, folder_media, folder_outputs
 
             root = Path(src_s)
@@ -578,11 +585,6 @@ class Enhancer:
             else:
                 summary = self._enhance_one(src_s, dst, **opts)
             summary.fallbacks[:0] = clashes
-            return summary
-        elif skip_existing and not overwrite and "://" not in src_s and Path(dst).exists():
-            summary = self._summary(input=src_s, output=str(dst))
-            summary.fallbacks.append(f"{dst} already exists: left as it is (skip_existing)")
-            log.info("%s already exists: left as it is", dst)
             return summary
         if copy_if_no_faces and _same_file(src_s, dst):
             return self._enhance_in_place(src_s, dst, opts)
@@ -1064,7 +1066,7 @@ def resolve_output(src: str, dst=None, image_format: str | None = None) -> str:
         if not photo:
             return str(d / Path(default_output(src)).name)
         name = own.name
-        if not url and d.resolve() == Path(src).resolve().parent:
+        if not url and d.resolve() in (Path(src).resolve().parent, Path(src).absolute().parent.resolve()):
             name = Path(default_output(src)).name  # beside the photo, never onto it
         return str(d / (Path(name).stem + ext if ext else name))
     if ext and _SAME_FORMAT.get(d.suffix.lower(), d.suffix.lower()) != _SAME_FORMAT.get(ext, ext):

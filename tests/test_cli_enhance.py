@@ -288,3 +288,38 @@ def test_newcomer_mistakes_get_cli_words(tmp_path, shared, det_home, capsys):
     assert main(["enhance", str(empty), "--model", "classic", "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "no images" in err and "no videos" in err and "hint:" in err
+
+
+def test_skip_existing_and_own_folder_for_urls_and_links(tmp_path, shared, det_home, capsys, monkeypatch):
+    """--skip-existing leaves an existing output of a photo URL alone (exit 0; it failed with a hint
+    naming --skip-existing), and a symlinked photo sent into the folder of the link gets its
+    default name there instead of replacing the link."""
+    import functools
+    import http.server
+    import threading
+
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "Photo.png").write_bytes((shared / "data/faces/aligned/gpen_ffhq_00000.png").read_bytes())
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    handler.log_message = lambda *a, **k: None
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.chdir(tmp_path)
+        url = f"http://127.0.0.1:{srv.server_address[1]}/Photo.png"
+        common = ["--model", "classic", "--device", "cpu", "--quiet"]
+        assert main(["enhance", url, *common]) == 0
+        made = (tmp_path / "Photo_enhanced.png").stat().st_mtime_ns
+        assert main(["enhance", url, "--skip-existing", *common]) == 0
+        assert (tmp_path / "Photo_enhanced.png").stat().st_mtime_ns == made
+    finally:
+        srv.shutdown()
+    album, orig = tmp_path / "album", tmp_path / "orig"
+    album.mkdir()
+    orig.mkdir()
+    (orig / "p.png").write_bytes((shared / "data/faces/aligned/gpen_ffhq_00000.png").read_bytes())
+    (album / "p.png").symlink_to(orig / "p.png")
+    monkeypatch.chdir(album)
+    assert main(["enhance", "p.png", "-o", ".", *common]) == 0
+    assert (album / "p.png").is_symlink() and (album / "p_enhanced.png").is_file()

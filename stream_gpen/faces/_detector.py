@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -416,7 +417,7 @@ DEFAULT_MIN_SCORE = 0.9
 
 
 def check_min_score(min_score) -> float:
-    if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not 0.0 <= min_score < 1.0:
+    if isinstance(min_score, bool) or not isinstance(min_score, numbers.Real) or not 0.0 <= min_score < 1.0:
         raise InvalidInputError(f"min_score must be a number in [0, 1), got {min_score!r}")
     return float(min_score)
 
