@@ -108,6 +108,9 @@ def build_restorer(
     if name == "classic":
         from stream_gpen.models.classic import ClassicRestorer
 
+        if weights is not None:
+            log.warning("the classic model has no weights: %s is not used", weights)
+
         # Crop size follows the GPEN default of the device: 512 on CUDA, 256 on CPU, where the
         # non-local-means pass costs ~4x less per face at 256 (faces in home videos and calls
         # are mostly under 300 px, so little detail is lost).

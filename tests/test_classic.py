@@ -189,3 +189,15 @@ def test_cuda_matches_cpu(method, clean_face):
     assert diff.max().item() <= 2 and diff.float().mean().item() < 0.05
     with pytest.raises(InvalidInputError, match=r"crops are on cpu but this restorer runs on cuda:0"):
         gpu(noisy)
+
+
+def test_classic_says_weights_are_not_used(caplog):
+    import logging
+
+    import torch
+
+    from stream_gpen.api import build_restorer
+
+    with caplog.at_level(logging.WARNING, logger="stream_gpen"):
+        build_restorer("classic", device=torch.device("cpu"), weights="/tmp/GPEN-BFR-512.pth")
+    assert any("classic model has no weights" in r.getMessage() for r in caplog.records)
