@@ -801,6 +801,8 @@ class FileSink(_Sink):
             self._aux = source.aux
             self._aux.subscribe()
         elif self.meta is not None and audio == "none":
+            if getattr(source, "aux", None) is not None:
+                source.aux.decline()  # by choice: discarding them is no warning
             for s in self.meta.audio + self.meta.subtitles + self.meta.data:
                 self._drop(f"{s.kind} stream #{s.index} ({s.codec}) dropped: audio='none'")
         self._thread = threading.Thread(target=self._run, name=f"encode:{Path(str(target)).name}", daemon=True)

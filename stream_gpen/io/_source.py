@@ -122,6 +122,7 @@ class AuxChannel:
         self._lock = threading.Lock()
         self._packets: collections.deque = collections.deque()
         self._subscribed = False
+        self._declined = False
         self._collecting = True
         self.discarded = 0
         #: bytes of the packets held in memory (payload + per-packet overhead), and its peak
@@ -135,6 +136,9 @@ class AuxChannel:
         self._spill_end = 0           # offset where the next record is written
         self._spill_count = 0         # records written and not read back yet
         self._spill_failed = False
+        #: inputs a reconnect replaced, each with how many packets queued ahead of its end are
+        #: still to be taken: their packets' ``stream`` points into them (see :meth:`retire`)
+        self._retired: list[list] = []
 
     def subscribe(self) -> None:
         with self._lock:
@@ -146,6 +150,13 @@ class AuxChannel:
                 )
             self._subscribed = True
 
+    def decline(self) -> None:
+        """A sink that takes none of the packets by choice (``audio='none'``, every camera
+        recording): when no other sink subscribes, they are discarded as usual after the first
+        frames, said as information rather than as a warning (the user asked for it)."""
+        with self._lock:
+            self._declined = True
+
     def put(self, packet, frames_emitted: int) -> None:
         with self._lock:
             if not self._collecting:
@@ -155,7 +166,12 @@ class AuxChannel:
                 self._collecting = False
                 self.discarded += len(self._packets) + self._spill_count + 1
                 self._clear()
-                log.warning("no sink consumes the source's audio/subtitle packets; they are discarded")
+                if self._declined:
+                    log.info("the source's audio/subtitle packets are discarded: the sink takes none (audio='none')")
+                else:
+                    # only a hand-made pipeline reads frames with no sink and leaves the channel
+                    # open (Enhancer.stream closes it): its audio is going nowhere, say so
+                    log.warning("no sink consumes the source's audio/subtitle packets; they are discarded")
                 return
             cost = packet.size + _AUX_PACKET_OVERHEAD
             # once anything waits in the file, everything after it does too (demux order)
@@ -184,18 +200,39 @@ class AuxChannel:
             self._collecting = False
             self._clear()
 
+    def retire(self, container) -> None:
+        """Close ``container`` (an input a reconnect replaces) once the packets of it that are
+        queued here have been taken. Closing it frees its streams, and a queued packet's
+        ``stream`` would then point at freed memory: the sink would read a garbage index and
+        lose the packet (or decode with a freed codec context). Until then it stays open."""
+        with self._lock:
+            queued = len(self._packets) + self._spill_count
+            if queued:
+                self._retired.append([container, queued])
+                return
+        _close_quietly(container)
+
     # --- internals (under self._lock) ----------------------------------------------------
     def _take_one(self, t: float | None):
+        # a retired input whose last packet the sink took (and has handled: it asks for the next
+        # one only then) can go
+        while self._retired and self._retired[0][1] <= 0:
+            _close_quietly(self._retired.pop(0)[0])
         if self._packets:
             p = self._packets[0]
             pt = p.pts if p.pts is not None else p.dts
             if t is not None and pt is not None and float(pt * p.time_base) > t:
                 return None
             self.memory_bytes -= p.size + _AUX_PACKET_OVERHEAD
-            return self._packets.popleft()
-        if not self._spill_count:
+            p = self._packets.popleft()
+        elif not self._spill_count:
             return None
-        return self._unspill(t)
+        else:
+            p = self._unspill(t)
+        if p is not None:
+            for r in self._retired:
+                r[1] -= 1
+        return p
 
     def _spill_packet(self, packet) -> bool:
         """Append ``packet`` to the temporary file; False (kept in memory) if there is no file."""
@@ -238,7 +275,9 @@ class AuxChannel:
             self._spill.close()
             self._spill = None
             return False
-        self._streams.setdefault(packet.stream.index, packet.stream)
+        # the newest input's stream (a reconnect's): an older one is closed once its packets
+        # are taken (retire), and a record read back after that must not point into it
+        self._streams[packet.stream.index] = packet.stream
         self._spill_end = self._spill.tell()
         self._spill_count += 1
         self.spilled += 1
@@ -277,6 +316,9 @@ class AuxChannel:
         return p
 
     def _clear(self) -> None:
+        for container, _ in self._retired:
+            _close_quietly(container)
+        self._retired.clear()
         self._packets.clear()
         self.memory_bytes = 0
         self._spill_count = 0
@@ -284,6 +326,13 @@ class AuxChannel:
         if self._spill is not None:
             self._spill.close()
             self._spill = None
+
+
+def _close_quietly(container) -> None:
+    try:
+        container.close()
+    except Exception:  # an input a drop replaced: its connection is already broken, nothing to save
+        pass
 
 
 def paced_by_default(kind: str, live: bool) -> bool:
@@ -325,6 +374,148 @@ class _Pacer:
         # the source catches up with its rate instead of drifting late for good
         delay = self._anchor[0] + (t - self._anchor[1]) - now
         return delay <= 0 or not self._wait(delay)
+
+
+#: audio/subtitle packets of a reconnected live session held until its first video frame says
+#: how far the session is moved (see _Timeline); beyond this many they are dropped (a session
+#: whose video does not decode)
+_REBASE_HOLD = 1024
+
+
+def _seek_target(t, tb) -> int:
+    """``t`` seconds in ticks of ``tb`` for ``container.seek``, which takes an int64: a time
+    past its range (no real input is that long) is OverflowError, not an internal error."""
+    ticks = t / tb
+    if not -(1 << 63) < ticks < (1 << 63):
+        raise OverflowError(f"{float(t):g} s is beyond any seekable time")
+    return int(ticks)
+
+
+class _Timeline:
+    """The source's timeline across reconnects. A reopened network input starts its own clock
+    again (an http(s) file at 0, an RTSP camera's new session wherever its clock is): used as
+    they are, its timestamps would go backwards, and a recording would squeeze the rest of the
+    session into a tick each after the drop.
+
+    * live: each new session is moved so that its first frame comes after the last frame given
+      out by the outage's length on the wall clock (at least one frame). A recording keeps real
+      time (the outage shows as the last picture held for as long as it lasted, and what follows
+      stays at its time of day); a frame duration alone would cut the outage out and put every
+      later moment early. The session's audio/subtitle packets move by the same amount: they
+      are held until its first frame sets it, and those that would overlap the packets already
+      given out (muxers need increasing times per stream) are dropped.
+    * not live (an http(s) file read offline): the file's own timeline is the timeline. The
+      reopened file starts again at its top (seeked back near the drop where it can be), and
+      the frames and packets up to the last ones given out are dropped: the output continues
+      where the drop cut it, with nothing repeated.
+
+    Moved frames carry the first session's video time base (a new session may use another)."""
+
+    def __init__(self, time_base: Fraction | None, *, live: bool, name: str = "", clock=time.monotonic) -> None:
+        self._tb = time_base
+        self._live = live
+        self._name = name
+        self._clock = clock
+        self._offset = Fraction(0)              # seconds added to this session's times
+        self._pending = False                   # live: the next frame sets the session's offset
+        self._resume: Fraction | None = None    # not live: frames up to this time were given out
+        self._held: list = []
+        self._last: Fraction | None = None      # the last frame given out (output seconds)
+        self._last_wall: float | None = None
+        self._step: Fraction | None = None      # the last step between two frames given out
+        self._aux_last: dict[int, Fraction] = {}  # stream index -> latest packet time given out
+        #: sessions opened (1 + successful reopens)
+        self.sessions = 1
+        #: audio/subtitle packets dropped at reconnects (overlapping, or not placeable)
+        self.dropped_packets = 0
+
+    def reopened(self) -> Fraction | None:
+        """A new session starts; returns the time to resume a non-live input at (None: no seek)."""
+        self.sessions += 1
+        if self._held:  # a live session that dropped before its first frame: nothing places them
+            self._drop(len(self._held))
+            self._held.clear()
+        if self._last is None:  # nothing given out yet: the new session's times are the only ones
+            return None
+        if self._live:
+            self._pending = True
+            return None
+        self._resume = self._last
+        return self._last
+
+    def frame(self, f, step: Fraction | None) -> list | None:
+        """Move decoded frame ``f`` onto the timeline (in place). Returns the held packets that
+        are now placed, or None when the frame was given out before (a resumed file)."""
+        if f.pts is None or not f.time_base:
+            return []
+        t = f.pts * Fraction(f.time_base)
+        if self._resume is not None:
+            if t <= self._resume:
+                return None
+            self._resume = None
+        ready: list = []
+        if self._pending:
+            self._pending = False
+            gap = step or self._step or Fraction(1, 25)
+            wall = Fraction(max(0.0, self._clock() - self._last_wall)) if self._last_wall is not None else Fraction(0)
+            off = self._last + max(gap, wall) - t
+            tb = self._tb or Fraction(f.time_base)
+            self._offset = round(off / tb) * tb
+            log.info("%s: the reconnected stream's clock restarts at %.3f s: its frames and audio are moved by "
+                     "%+.3f s to run on from %.3f s (the outage: %.3f s)", self._name, float(t),
+                     float(self._offset), float(self._last), float(max(gap, wall)))
+            held, self._held = self._held, []
+            ready = [p for p in held if self._place(p)]
+        if self._offset:
+            tb = self._tb or Fraction(f.time_base)
+            f.pts = round((t + self._offset) / tb)
+            f.time_base = tb
+        return ready
+
+    def emitted(self, f) -> None:
+        """Frame ``f`` (as :meth:`frame` left it) is given out."""
+        if f.pts is None or not f.time_base:
+            return
+        t = f.pts * Fraction(f.time_base)
+        if self._last is not None and t > self._last:
+            self._step = t - self._last
+        self._last = t if self._last is None else max(self._last, t)
+        self._last_wall = self._clock()
+
+    def aux(self, packet) -> list:
+        """Audio/subtitle ``packet`` moved like the frames of its session: ``[packet]`` to give
+        out, or ``[]`` (held for now, or dropped)."""
+        if self._pending:
+            if len(self._held) < _REBASE_HOLD:
+                self._held.append(packet)
+            else:
+                self._drop(1)
+            return []
+        return [packet] if self._place(packet) else []
+
+    def _place(self, p) -> bool:
+        tb = p.time_base
+        if self._offset and tb:
+            ticks = round(self._offset / Fraction(tb))
+            if p.pts is not None:
+                p.pts += ticks
+            if p.dts is not None:
+                p.dts += ticks
+        t = p.dts if p.dts is not None else p.pts
+        if t is None or not tb:
+            return True
+        ts = t * Fraction(tb)
+        last = self._aux_last.get(p.stream.index)
+        if self.sessions > 1 and last is not None and ts <= last:
+            self._drop(1)
+            return False
+        self._aux_last[p.stream.index] = ts if last is None else max(last, ts)
+        return True
+
+    def _drop(self, n: int) -> None:
+        if not self.dropped_packets:
+            log.info("%s: audio/subtitle packets that overlap the ones before a reconnect are dropped", self._name)
+        self.dropped_packets += n
 
 
 #: Demuxers an untrusted upload may be read with (``VideoSource(untrusted=True)``, the server's
@@ -525,6 +716,10 @@ class VideoSource:
       (exact, costs one extra read of the file); otherwise only the header's hint is given.
     * ``reconnect``: how many times a network source is reopened (exponential back-off from
       ``reconnect_delay_s``) after it drops; more rides out longer outages, fewer fail faster.
+      A reopened live stream's frames and audio run on after the last frame given out, by the
+      outage's wall-clock length (its own clock restarts); a file read offline over http(s)
+      resumes after its last frame. A "live" http(s) URL that declares a duration and reaches it
+      is a file: it ends there instead of being replayed (see :class:`_Timeline`).
     * ``autorotate``: apply the display-matrix rotation to the pixels (frames upright, as players
       show them; ``metadata.rotation`` becomes 0, the applied angle is in ``metadata.extra``).
       Face detectors need upright faces, so phone videos want this; it costs one extra copy per
@@ -955,12 +1150,22 @@ class VideoSource:
             self._fallback(f"{self.spec}: timestamps start at {s0:.3f} s (a wrapped clock?): reading from the "
                            f"start up to {self.trim_start:g} s instead of seeking")
         elif self.trim_start and tb:
+            if container.duration and start >= (container.start_time or 0) / 1e6 + container.duration / 1e6:
+                raise self._past_end()  # (a seek there would find nothing, or overflow FFmpeg's int64)
             try:
-                container.seek(int(start / tb), stream=vs, backward=True, any_frame=False)
+                target = _seek_target(start, tb)
+            except OverflowError:
+                raise self._past_end() from None  # billions of years in: no input is that long
+            try:
+                container.seek(target, stream=vs, backward=True, any_frame=False)
             except (av.error.FFmpegError, OSError) as e:
                 # no index / not seekable (a pipe, some hand-made files): decode from the top and
                 # drop what comes before the window (slower, same frames)
                 self._fallback(f"{self.spec}: cannot seek ({e}); reading from the start up to {self.trim_start:g} s")
+
+    def _past_end(self) -> InvalidInputError:
+        return InvalidInputError(f"start={self.trim_start:g} s is past the end of {self.spec!r}",
+                                 hint="`stream-gpen info INPUT` shows the video's duration")
 
     def _in_window(self, t: float | None, dur: float = 0.0) -> int:
         """-1 before the trim window, 0 inside (or no window / no time), 1 after it."""
@@ -989,6 +1194,19 @@ class VideoSource:
         # what was really there, for _check_truncated: the end of the last packet of any stream,
         # the first frame's time and the frames given out
         seen = {"end": None, "first": None, "frames": 0}
+        # a reconnected session's timestamps are its own (see _Timeline)
+        timeline = _Timeline(_fraction(self._vstream.time_base), live=self.live, name=self.spec)
+        session_end: float | None = None  # this session's last packet end, for _ended_like_a_file
+
+        def put_aux(packet) -> None:
+            if self._window is not None:
+                t = packet.pts if packet.pts is not None else packet.dts
+                tb = packet.time_base
+                if t is not None and tb and self._in_window(
+                        float(t * tb), float((packet.duration or 0) * tb)) != 0:
+                    return  # audio / subtitles outside the trim window
+            self.aux.put(packet, self.stats["decoded"])
+
         while True:
             container = self._container
             if container is not None:
@@ -1001,15 +1219,11 @@ class VideoSource:
                         if pt is not None and packet.time_base and packet.size:
                             end = float((pt + (packet.duration or 0)) * packet.time_base)
                             seen["end"] = end if seen["end"] is None else max(seen["end"], end)
+                            session_end = end if session_end is None else max(session_end, end)
                         if packet.stream.index != vs.index:
                             if packet.size or packet.pts is not None:  # skip the empty flush packets
-                                if self._window is not None:
-                                    t = packet.pts if packet.pts is not None else packet.dts
-                                    tb = packet.time_base
-                                    if t is not None and tb and self._in_window(
-                                            float(t * tb), float((packet.duration or 0) * tb)) != 0:
-                                        continue  # audio / subtitles outside the trim window
-                                self.aux.put(packet, self.stats["decoded"])
+                                for p in timeline.aux(packet):
+                                    put_aux(p)
                             continue
                         if first_dts is None and packet.size:
                             first_dts = packet.dts
@@ -1030,6 +1244,11 @@ class VideoSource:
                                 shift = late if late > 0 else 0
                             if shift and f.pts is not None:
                                 f.pts -= shift
+                            ready = timeline.frame(f, self._frame_step())
+                            if ready is None:
+                                continue  # a resumed file's frames already given out
+                            for p in ready:
+                                put_aux(p)
                             if self._window is not None and f.pts is not None and f.time_base:
                                 where = self._in_window(float(f.pts * f.time_base))
                                 if where < 0:
@@ -1043,10 +1262,13 @@ class VideoSource:
                             if seen["first"] is None and f.pts is not None and f.time_base:
                                 seen["first"] = float(f.pts * f.time_base)
                             seen["frames"] += 1
+                            timeline.emitted(f)
                             yield f
                     if self.kind != "url" or not self.live:
                         self._check_truncated(container, seen)
                         return  # clean end of input (an http(s) file ends like a local one)
+                    if self._ended_like_a_file(container, session_end):
+                        return
                     err = EOFError("live stream ended")
                 except (av.error.FFmpegError, OSError) as e:
                     if self._stop.is_set():
@@ -1072,15 +1294,53 @@ class VideoSource:
             if self._stop.wait(delay):
                 return
             if self._container is not None:
-                try:
-                    self._container.close()
-                except Exception:  # the old connection is already broken; nothing to save
-                    pass
+                self.aux.retire(self._container)  # closed once the sink took its queued packets
+                self._container = None
             try:
                 self._container = self._open_container(self._use_nvdec, reopen=True)
             except SourceClosedError as e2:
                 err = e2
                 self._container = None
+            else:
+                session_end = None
+                resume = timeline.reopened()
+                if resume is not None:
+                    self._seek_to(self._container, resume)
+
+    def _frame_step(self) -> Fraction | None:
+        """One frame's duration in seconds, from the stream's rate (None if unknown)."""
+        m = getattr(self, "metadata", None)
+        rate = m.frame_rate if m is not None else None
+        return 1 / rate if rate else None
+
+    def _seek_to(self, container, t: Fraction) -> None:
+        """Seek a reopened (non-live) input back to the keyframe before ``t`` seconds, so that a
+        resumed http(s) file is not read again from its top (the frames up to ``t`` are dropped
+        anyway: this only saves the download)."""
+        vs = container.streams[self._vstream.index]
+        tb = _fraction(vs.time_base)
+        if not tb:
+            return
+        try:
+            container.seek(_seek_target(t, tb), stream=vs, backward=True, any_frame=False)
+        except (av.error.FFmpegError, OSError, OverflowError) as e:
+            log.info("%s: cannot seek the reopened input (%s); reading it from the start up to %.3f s",
+                     self.spec, e, float(t))
+
+    def _ended_like_a_file(self, container, session_end: float | None) -> bool:
+        """A "live" http(s) URL that turns out to be a file (it has a duration and its data ran up
+        to it) has ended, not dropped: reconnecting would only replay it from its start, several
+        times over, into the recording. A live stream (rtsp/rtmp/srt/udp, live HLS, an MPEG-TS or
+        MJPEG feed over http) declares no duration."""
+        if not container.duration or session_end is None:
+            return False
+        s0 = container.start_time / 1e6 if container.start_time is not None else 0.0
+        want, got = container.duration / 1e6, session_end - s0
+        if want - got > 1.0 and got < 0.9 * want:  # ended well short of it: a real drop
+            return False
+        log.info("%s ended at its declared duration (%.2f s): a file rather than a live stream, so it is not "
+                 "reconnected to", self.spec, want)
+        return True
 
     def _check_truncated(self, container, seen: dict) -> None:
         """The input ended well before the duration its header promised (a download or copy cut
@@ -1114,8 +1374,7 @@ class VideoSource:
                     hint="the video data is damaged or truncated",
                 ) from None
             if self.trim_start:
-                raise InvalidInputError(f"start={self.trim_start:g} s is past the end of {self.spec!r}",
-                                        hint="`stream-gpen info INPUT` shows the video's duration") from None
+                raise self._past_end() from None
             raise DecodeError(f"{self.spec!r}: the video stream contains no frames") from None
         except BaseException:
             self._container.close()

@@ -1,0 +1,111 @@
+"""``start`` / ``duration`` at their extremes: a start past the end is the input's fault in words,
+never an ``OverflowError`` from the seek (its target is an int64 of stream ticks)."""
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+import pytest
+
+from stream_gpen.errors import InvalidInputError
+from stream_gpen.io import open_source
+from stream_gpen.io._source import _seek_target
+from tests.test_io_video import make_clip
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    p = tmp_path_factory.mktemp("win") / "c.mp4"
+    make_clip(p, n=10)  # 0.4 s
+    return p
+
+
+@pytest.fixture(scope="module")
+def ts90k(tmp_path_factory):
+    p = tmp_path_factory.mktemp("win") / "c.mkv"
+    make_clip(p, n=10, tb=Fraction(1, 90000))  # an MPEG-TS-like time base: 1e15 s overflows int64
+    return p
+
+
+@pytest.mark.parametrize("start", [0.4, 0.5, 3600.0, 1e15, 1e18, 1e308])
+def test_a_start_at_or_past_the_end_is_refused_in_words(clip, ts90k, start):
+    for path in (clip, ts90k):
+        with pytest.raises(InvalidInputError, match=re.escape(f"start={start:g} s is past the end of ")):
+            open_source(path, start=start)
+
+
+def test_a_start_past_the_end_of_a_file_without_a_duration_is_refused_too(tmp_path):
+    import av
+
+    # raw H.264: no container duration, no index; the seek's int64 target is the only guard
+    raw = tmp_path / "c.h264"
+    make_clip(tmp_path / "c.mkv", n=5)
+    with av.open(str(tmp_path / "c.mkv")) as i, av.open(str(raw), "w", format="h264") as o:
+        s = o.add_stream_from_template(i.streams.video[0])
+        for p in i.demux(i.streams.video[0]):
+            if p.size:
+                p.stream = s
+                o.mux(p)
+    for start in (5.0, 1e15, 1e308):
+        with pytest.raises(InvalidInputError, match="is past the end of"):
+            open_source(raw, start=start)
+
+
+@pytest.mark.parametrize("start", [float("inf"), float("nan"), -1.0, True, "1"])
+def test_a_start_that_is_not_a_finite_time_is_refused(clip, start):
+    with pytest.raises(InvalidInputError, match="start must be a number of seconds >= 0"):
+        open_source(clip, start=start)
+
+
+@pytest.mark.parametrize("duration", [float("inf"), float("nan"), 0.0, -1.0])
+def test_a_duration_that_is_not_a_finite_time_is_refused(clip, duration):
+    with pytest.raises(InvalidInputError, match="duration must be None or a number of seconds > 0"):
+        open_source(clip, duration=duration)
+
+
+def test_a_huge_duration_is_the_rest_of_the_video(clip):
+    with open_source(clip, start=0.2, duration=1e308) as src:
+        assert sum(1 for f in src if f.release() is None) == 5
+
+
+def test_seek_target_refuses_what_int64_cannot_hold():
+    assert _seek_target(2.0, Fraction(1, 90000)) == 180000
+    for t in (1e15, 1e308):
+        with pytest.raises(OverflowError):
+            _seek_target(t, Fraction(1, 90000))
+
+
+# --- audio='none': discarding the source's audio is what was asked for, not a warning ---------
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    p = tmp_path_factory.mktemp("aux") / "a.mkv"
+    make_clip(p, n=80, audio="aac")  # past the 64 frames a sink has to subscribe in
+    return p
+
+
+def _aux_logs(caplog):
+    return [(r.levelname, r.getMessage()) for r in caplog.records
+            if r.name == "stream_gpen.io._source" and "audio/subtitle packets" in r.getMessage()]
+
+
+def test_a_sink_without_audio_declines_the_packets_without_a_warning(long_clip, tmp_path, caplog):
+    from stream_gpen.io import open_sink
+
+    caplog.set_level("INFO", logger="stream_gpen.io._source")
+    with open_source(long_clip) as src:
+        with open_sink(tmp_path / "o.mp4", source=src, preset="ultrafast", audio="none") as sink:
+            for f in src:
+                sink.write(f)
+    assert src.aux.discarded > 0
+    assert _aux_logs(caplog) == [
+        ("INFO", "the source's audio/subtitle packets are discarded: the sink takes none (audio='none')")]
+
+
+def test_frames_read_with_no_sink_at_all_still_warn_that_the_audio_goes_nowhere(long_clip, caplog):
+    caplog.set_level("INFO", logger="stream_gpen.io._source")
+    with open_source(long_clip) as src:
+        for f in src:
+            f.release()
+    assert _aux_logs(caplog) == [
+        ("WARNING", "no sink consumes the source's audio/subtitle packets; they are discarded")]
