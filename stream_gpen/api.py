@@ -650,8 +650,8 @@ class Enhancer:
                 raise InvalidInputError("start/duration cut videos; this input is an image or a folder of images")
             if trimmed and total and getattr(meta, "frame_rate", None):
                 rate = float(meta.frame_rate)
-                left = max(1, total - round(start * rate))
-                total = min(left, max(1, round(duration * rate))) if duration is not None else left
+                left = max(1, total - _frames_in(start, rate, total))
+                total = min(left, max(1, _frames_in(duration, rate, total))) if duration is not None else left
             sink = None
             if is_still and on_progress is not None:  # a group photo on a CPU: progress per model batch
                 stage.on_faces = lambda k: on_progress(summary.frames_out, total, stage.faces_restored + k)
@@ -935,8 +935,14 @@ def _header_frames(path: Path, start: float = 0.0, duration: float | None = None
         return None
     if not n or not rate:
         return n or None
-    n = max(0, n - round(start * rate))
-    return min(n, round(duration * rate)) if duration is not None else n
+    n = max(0, n - _frames_in(start, rate, n))
+    return min(n, _frames_in(duration, rate, n)) if duration is not None else n
+
+
+def _frames_in(seconds: float, rate: float, cap: int) -> int:
+    """Frames in ``seconds`` at ``rate``, at most ``cap`` (``--start 1e308`` overflows ``round``)."""
+    x = seconds * rate
+    return cap if not x < cap else max(0, round(x))
 
 
 def _note_encoder(summary: RunSummary, sink) -> None:

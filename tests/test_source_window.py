@@ -109,3 +109,10 @@ def test_frames_read_with_no_sink_at_all_still_warn_that_the_audio_goes_nowhere(
             f.release()
     assert _aux_logs(caplog) == [
         ("WARNING", "no sink consumes the source's audio/subtitle packets; they are discarded")]
+
+
+def test_progress_counts_do_not_overflow_on_huge_windows():
+    from stream_gpen.api import _frames_in
+
+    assert _frames_in(1e308, 25.0, 100) == 100 and _frames_in(float("nan"), 25.0, 100) == 100
+    assert _frames_in(2.0, 25.0, 100) == 50 and _frames_in(0.0, 25.0, 100) == 0
