@@ -558,11 +558,14 @@ def test_http_source_reads_file_then_live_reconnect_gives_up(tmp_path):
             assert sum(1 for f in src if f.release() is None) == 10
         from stream_gpen.errors import SourceClosedError
 
-        with pytest.raises(SourceClosedError, match="did not come back after 2 reconnect attempts"):
+        # once open, a reconnect that meets a 404 (the camera went away) is a stream that failed
+        # while running: retried, then SourceClosedError (exit 4), never a bad-input exit 2
+        with pytest.raises(SourceClosedError, match="did not come back after 2 reconnect attempts") as ei:
             with open_source(url, live=True, reconnect=2, reconnect_delay_s=0.01) as src:
                 for f in src:
                     f.release()
         assert src.stats["reconnects"] == 2
+        assert ei.value.exit_code == 4 and "[Errno" not in str(ei.value)
     finally:
         srv.shutdown()
 
