@@ -32,6 +32,9 @@ VIDEO_ROUTE = "/v1/videos"
 _IMAGE_TYPES = ("image/", "application/octet-stream")
 _VIDEO_TYPES = ("video/", "application/octet-stream")
 _CHUNK = 1 << 16
+# nginx's code for "client closed request": what /metrics counts an upload the client abandoned as
+# (not 500; no answer reaches that client anyway).
+CLIENT_CLOSED = 499
 
 
 class _UploadTimeout(StreamGpenError, TimeoutError):
@@ -56,6 +59,9 @@ class _BodyLimit:
         self.app = app
         self.config = config
         self.metrics = metrics
+        from starlette.requests import ClientDisconnect
+
+        self._disconnect = ClientDisconnect
 
     def limit_for(self, path: str) -> int:
         return self.config.max_video_bytes if path.rstrip("/") == VIDEO_ROUTE else self.config.max_upload_bytes
@@ -78,7 +84,7 @@ class _BodyLimit:
         except ValueError:
             declared = -1
         try:
-            if declared > limit:
+            if declared > limit:  # (refused before routing: the route label comes from the path)
                 self.metrics.refuse("too_large")
                 await _plain_error(send_wrapper, 413, f"request body of {declared} bytes is over the limit of {limit}")
                 return
@@ -101,11 +107,36 @@ class _BodyLimit:
                     body_done = not message.get("more_body", False)
                 return message
 
-            await self.app(scope, limited_receive, send_wrapper)
+            try:
+                await self.app(scope, limited_receive, send_wrapper)
+            except self._disconnect:  # (the app's handler answers it; this is the backstop)
+                _log_disconnect(scope)
+                status[0] = CLIENT_CLOSED
         finally:
-            route = scope.get("route")
-            name = getattr(route, "path", None) or "other"
-            self.metrics.request(name, scope.get("method", ""), status[0], time.perf_counter() - t0)
+            self.metrics.request(_route_label(scope), scope.get("method", ""), status[0], time.perf_counter() - t0)
+
+
+def _route_label(scope) -> str:
+    """The route template for metrics (``/v1/videos/{job_id}``, not each id); also for requests
+    answered before routing ran (an early 413): the app's route their path matches."""
+    path = getattr(scope.get("route"), "path", None)
+    if path:
+        return path
+    from starlette.routing import Match
+
+    for route in getattr(scope.get("app"), "routes", ()):
+        try:
+            match, _ = route.matches(scope)
+        except Exception:  # noqa: BLE001 - a label is not worth failing a request for
+            continue
+        if match is not Match.NONE and getattr(route, "path", None):
+            return route.path
+    return "other"
+
+
+def _log_disconnect(scope) -> None:
+    log.info("%s %s: the client closed the connection before its request was read", scope.get("method", ""),
+             scope.get("path", ""))
 
 
 async def _plain_error(send, status: int, detail: str, headers: dict | None = None) -> None:
@@ -152,6 +183,7 @@ def create_app(
     from fastapi import FastAPI, Query, Request, WebSocket
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
     from starlette.concurrency import run_in_threadpool
+    from starlette.requests import ClientDisconnect
     from starlette.websockets import WebSocketDisconnect
 
     from stream_gpen import __version__
@@ -216,6 +248,13 @@ def create_app(
         if exc.hint:
             body["hint"] = exc.hint
         return JSONResponse(body, status_code=status, headers=headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, exc: ClientDisconnect):
+        # A cancelled upload (a closed tab, a lost phone signal) is routine, not a server error:
+        # one info line, no traceback, counted as 499. The answer goes nowhere.
+        _log_disconnect(request.scope)
+        return Response(status_code=CLIENT_CLOSED)
 
     def check_key(presented: str | None) -> bool:
         if config.api_key is None:
@@ -311,7 +350,7 @@ def create_app(
         faces: Literal["all", "largest", "center"] | None = Query(None, description="which faces to restore"),
         format: Literal["jpeg", "png", "webp", "avif"] | None = Query(None, description="answer format; default: the input's (HEIC: JPEG)"),
         quality: int = Query(92, ge=1, le=100, description="JPEG/WebP quality of the answer"),
-        strength: float | None = Query(None, ge=0.0, le=1.0, description=(
+        strength: float | None = Query(None, ge=0.0, le=1.0, allow_inf_nan=False, description=(
             "blend of each restored face with the original, 0-1 (1 = the model's output as it is; "
             "lower keeps more identity and skin texture); default: the model's")),
         aligned: bool = Query(False, description=(
@@ -356,11 +395,14 @@ def create_app(
         request: Request,
         model: str | None = Query(None, description="a model this server holds; default: the first"),
         faces: Literal["all", "largest", "center"] | None = Query(None, description="which faces to restore"),
-        strength: float | None = Query(None, ge=0.0, le=1.0, description=(
+        strength: float | None = Query(None, ge=0.0, le=1.0, allow_inf_nan=False, description=(
             "blend of each restored face with the original, 0-1 (1 = the model's output as it is; "
             "lower keeps more identity and skin texture); default: the model's")),
-        start: float = Query(0.0, ge=0.0, description="restore from this second on (the output starts at 0)"),
-        duration: float | None = Query(None, gt=0.0, description="restore only this many seconds; default: to the end"),
+        # allow_inf_nan=False: "inf" and "nan" are refused (422) before the upload is read
+        start: float = Query(0.0, ge=0.0, allow_inf_nan=False,
+                             description="restore from this second on (the output starts at 0)"),
+        duration: float | None = Query(None, gt=0.0, allow_inf_nan=False,
+                                       description="restore only this many seconds; default: to the end"),
         aligned: bool = Query(False, description="every frame is an aligned face crop already: the whole frame "
                               "goes through the model, no detection"),
     ):

@@ -104,22 +104,39 @@ class Job:
         }
 
 
-def _public_summary(summary) -> dict:
+def _scrub(text: str, job) -> str:
+    """``text`` with the server's own paths (the upload's, the result's, the job folder's) replaced
+    by what they are to the client: "the upload", "the result", "the job folder"."""
+    for path, name in ((job.input_path, "the upload"), (job.output_path, "the result"), (job.dir, "the job folder")):
+        for form in (repr(str(path)), str(path)):
+            text = text.replace(form, name)
+    return text
+
+
+def _scrubbed(value, job):
+    if isinstance(value, str):
+        return _scrub(value, job)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, job) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrubbed(v, job) for v in value]
+    return value
+
+
+def _public_summary(summary, job) -> dict:
     d = summary.to_dict()
-    # Server paths are nobody's business; the client knows its own file.
+    # Server paths are nobody's business; the client knows its own file. Dropped where they are a
+    # field, replaced where a message names them (fallbacks such as "<path> looks truncated").
     for k in ("input", "output", "partial_output"):
         d.pop(k, None)
-    return d
+    return _scrubbed(d, job)
 
 
 def _public_error(exc: Exception, job) -> str:
     """A failed job's error for its client: the server's own paths (the upload's, the job
     folder's) become "the upload" / "the job folder"; a picture sent as a video is pointed to the
     image endpoint."""
-    msg = str(exc)
-    for path, name in ((job.input_path, "the upload"), (job.output_path, "the result"), (job.dir, "the job folder")):
-        for form in (repr(str(path)), str(path)):
-            msg = msg.replace(form, name)
+    msg = _scrub(str(exc), job)
     try:
         from PIL import Image
 
@@ -151,6 +168,7 @@ class JobManager:
         self._queue: deque[str] = deque()
         self._cond = threading.Condition()
         self._stop = False
+        self._closing = False  # shutdown has begun: no new uploads, no new job starts
         self._thread: threading.Thread | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -160,10 +178,20 @@ class JobManager:
         self._thread.start()
         return self
 
+    def stop_accepting(self) -> None:
+        """Shutdown has begun (a signal; the server still drains open requests): refuse new uploads
+        and uploads that finish now (429 "the server is shutting down"), and start no queued job,
+        rather than answer 202 for a job that the exit is about to drop.
+
+        Called from a signal handler: one attribute write, no lock (the handler may interrupt a
+        thread holding it). The worker, if waiting, only waits while there is nothing to start.
+        """
+        self._closing = True
+
     def close(self, timeout: float = 30.0) -> None:
         """Cancel everything, wait for the running job to stop, remove every job folder."""
         with self._cond:
-            self._stop = True
+            self._stop = self._closing = True
             for job in self._jobs.values():
                 job.cancel.set()
             self._cond.notify_all()
@@ -194,7 +222,7 @@ class JobManager:
         """Reserve a slot and a folder for an upload (state ``uploading``)."""
         name, sel, st, al = self.models.resolve(model, faces, strength, aligned)
         with self._cond:
-            if self._stop:
+            if self._closing:
                 raise QueueFullError("the server is shutting down", retry_after_s=5)
             active = sum(1 for j in self._jobs.values() if j.state not in FINAL)
             if active >= self.max_jobs:
@@ -214,7 +242,8 @@ class JobManager:
 
     def enqueue(self, job: Job) -> None:
         with self._cond:
-            if job.id not in self._jobs:  # shut down meanwhile
+            if job.id not in self._jobs or self._closing:  # shut down meanwhile
+                self._jobs.pop(job.id, None)
                 self._remove_files(job)
                 raise QueueFullError("the server is shutting down", retry_after_s=5)
             job.state = JobState.queued
@@ -283,7 +312,7 @@ class JobManager:
             with self._cond:
                 while not self._stop:
                     nxt = self._expire_locked()
-                    if self._queue:
+                    if self._queue and not self._closing:
                         break
                     self._cond.wait(timeout=nxt if nxt is not None else 60.0)
                 if self._stop:
@@ -331,7 +360,7 @@ class JobManager:
             job.finished = time.time()
             job.error = error if state is JobState.failed else job.error
             if summary is not None:
-                job.summary = _public_summary(summary)
+                job.summary = _public_summary(summary, job)
                 job.frames_done = summary.frames_out
                 if state is JobState.done:
                     job.frames_total = summary.frames_out  # what there was, not the header's guess

@@ -77,7 +77,8 @@ def add_serve(subparsers, parents=()) -> None:
     s.add_argument("--encoder", default="software", choices=["software", "nvenc", "auto"],
                    help="what encodes video job results: software (CPU, default), nvenc (NVIDIA's hardware "
                    "encoder: L4/L40S/RTX; A100/H100/H200 have none) or auto (NVENC where it works)")
-    # uvicorn stops gracefully on SIGTERM/SIGHUP itself (a normal `docker stop`, exit 0): the
+    # uvicorn stops gracefully on SIGTERM/SIGHUP itself (a normal `docker stop`; it then re-raises
+    # the signal, so the exit status is 143/129 as for other commands): the
     # CLI's turning them into an interrupt (for runs that finalise a .partial) is not for it
     p.set_defaults(run=_run_serve, own_signals=True)
 
@@ -124,18 +125,43 @@ def _run_serve(args: argparse.Namespace) -> int:
     enh = _make_enhancer(args)  # weights errors surface here, before the port is bound
     app = create_app(enh, config=config)
     log.info("serving %s on http://%s:%d (docs at /docs, live page at /)", enh.model_name, args.host, args.port)
+    server = _server_class()(uvicorn.Config(
+        app, host=args.host, port=args.port, log_level="warning",
+        ws_max_size=config.max_upload_bytes + 64,
+        timeout_graceful_shutdown=10,
+    ))
     try:
-        uvicorn.run(
-            app, host=args.host, port=args.port, log_level="warning",
-            ws_max_size=config.max_upload_bytes + 64,
-            timeout_graceful_shutdown=10,
-        )
-    except SystemExit as e:  # uvicorn's startup failure (exit 3, our "weights" code): say it as ours
+        server.run()
+    except SystemExit as e:  # uvicorn's bind failure (sys.exit(1)): say it as ours
         if e.code in (0, None):
             return 0
+        started = False
+    else:
+        started = server.started
+    if not started:  # (also a failed start-up: uvicorn has logged why)
         raise InvalidInputError(f"the server could not start on {args.host}:{args.port} (see the error above)",
-                                hint="another program may hold the port: pick another --port") from None
+                                hint="another program may hold the port: pick another --port")
     return 0
+
+
+def _server_class():
+    """``uvicorn.Server`` that tells the app's job manager as soon as a stop signal arrives.
+
+    uvicorn runs the app's shutdown only after open requests have drained (up to its graceful
+    timeout); without this, an upload finishing in that window would get 202 for a job the exit
+    then drops. Now it gets 429 "the server is shutting down" and can go elsewhere.
+    """
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            runtime = getattr(getattr(self.config.app, "state", None), "runtime", None) or {}
+            jobs = runtime.get("jobs")
+            if jobs is not None:
+                jobs.stop_accepting()
+            super().handle_exit(sig, frame)
+
+    return _Server
 
 
 def _check_port(host: str, port: int) -> None:
