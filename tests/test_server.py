@@ -425,6 +425,10 @@ def test_api_key(fake):
         assert c.get("/metrics").status_code == 401
         assert c.get("/v1/videos/" + "a" * 22).status_code == 401
         assert post_image(c, img, headers={"Authorization": "Bearer k3y"}).status_code == 200
+        text = c.get("/metrics", headers={"X-API-Key": "k3y"}).text
+        # refused requests are counted like the others (they were only in refused_total)
+        assert 'stream_gpen_requests_total{route="/v1/images:enhance",method="POST",status="401"} 3' in text, text
+        assert 'stream_gpen_refused_total{reason="unauthorized"} 5' in text
         # The page, health and docs stay open (the page asks for the key itself).
         assert c.get("/").status_code == 200 and c.get("/healthz").status_code == 200
         assert c.get("/docs").status_code == 200

@@ -273,9 +273,12 @@ def create_app(
         path = request.url.path
         if (path.startswith("/v1/") or path == "/metrics") and not check_key(key_from_headers(request.headers)):
             metrics.refuse("unauthorized")
+            # answered before the body-limit layer (which counts requests) sees it: counted here
+            metrics.request(_route_label(request.scope), request.method, 401, 0.0)
             return JSONResponse({"detail": "missing or wrong API key (X-API-Key or Authorization: Bearer)"},
                                 status_code=401, headers={"WWW-Authenticate": "Bearer"})
         if not state and path.startswith("/v1/"):
+            metrics.request(_route_label(request.scope), request.method, 503, 0.0)
             return JSONResponse({"detail": "server not ready"}, status_code=503, headers={"Retry-After": "5"})
         return await call_next(request)
 
