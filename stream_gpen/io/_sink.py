@@ -804,14 +804,15 @@ class FileSink(_Sink):
             if getattr(source, "aux", None) is not None:
                 source.aux.decline()  # by choice: discarding them is no warning
             for s in self.meta.audio + self.meta.subtitles + self.meta.data:
-                self._drop(f"{s.kind} stream #{s.index} ({s.codec}) dropped: audio='none'")
+                # asked for: listed in the summary, said at info level (not as a warning)
+                self._drop(f"{s.kind} stream #{s.index} ({s.codec}) dropped: audio='none'", level=logging.INFO)
         self._thread = threading.Thread(target=self._run, name=f"encode:{Path(str(target)).name}", daemon=True)
         self._thread.start()
 
     # --- set-up at the first frame (needs the frame size) --------------------------------
-    def _drop(self, msg: str) -> None:
+    def _drop(self, msg: str, level: int = logging.WARNING) -> None:
         self.dropped.append(msg)
-        log.warning(msg)
+        log.log(level, msg)
 
     def _setup(self, h: int, w: int, frame: Frame) -> None:
         out, meta = self._out, self.meta

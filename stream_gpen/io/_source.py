@@ -1202,8 +1202,8 @@ class VideoSource:
             if self._window is not None:
                 t = packet.pts if packet.pts is not None else packet.dts
                 tb = packet.time_base
-                if t is not None and tb and self._in_window(
-                        float(t * tb), float((packet.duration or 0) * tb)) != 0:
+                where = self._in_window(float(t * tb), float((packet.duration or 0) * tb)) if t is not None and tb else 0
+                if where < 0 or (where > 0 and not self._anchor_end):  # (the end waits for the first frame)
                     return  # audio / subtitles outside the trim window
             self.aux.put(packet, self.stats["decoded"])
 
@@ -1250,15 +1250,17 @@ class VideoSource:
                             for p in ready:
                                 put_aux(p)
                             if self._window is not None and f.pts is not None and f.time_base:
-                                where = self._in_window(float(f.pts * f.time_base))
+                                t = float(f.pts * f.time_base)
+                                if self._anchor_end and t >= self._window[0] - 1e-6:
+                                    # the first frame kept sets the end, even where the video
+                                    # starts later than the file by more than ``duration``
+                                    self._anchor_end = False
+                                    self._window = (self._window[0], t + self.trim_duration)
+                                where = self._in_window(t)
                                 if where < 0:
                                     continue  # decoded from the keyframe before the window
                                 if where > 0:
                                     return  # past the window: done
-                                if self._anchor_end:
-                                    self._anchor_end = False
-                                    t = float(f.pts * f.time_base)
-                                    self._window = (self._window[0], t + self.trim_duration)
                             if seen["first"] is None and f.pts is not None and f.time_base:
                                 seen["first"] = float(f.pts * f.time_base)
                             seen["frames"] += 1
