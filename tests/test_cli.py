@@ -178,3 +178,16 @@ def test_console_script_and_module(tmp_path):
                          timeout=120, cwd=REPO)
     assert res.returncode == 0, res.stderr
     assert "gpen-bfr-512" in res.stdout
+
+
+def test_output_piped_into_a_reader_that_stops_is_quiet(shared):
+    """`stream-gpen info clip.mp4 | head -2`: no 'internal error: BrokenPipeError', exit 141."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "stream_gpen", "info",
+                          str(shared / "data/videos/upscaleavideo_old_movie1_bw_noface.mp4")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()  # the reader goes away before anything is printed (Python takes a second to start)
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 141 and "internal error" not in err, err
