@@ -318,6 +318,14 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         return 141  # 128 + SIGPIPE, as a shell reports a command a pipe closed on
+    except OSError as exc:
+        # the file system refused (read-only, full, no permission): the machine's state, not a bug
+        if debug:
+            traceback.print_exc()
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"{PROG}: error: cannot write or read a file ({exc.strerror or exc}){where}", file=sys.stderr)
+        print("hint: check that the output folder exists, is writable and has room", file=sys.stderr)
+        return signals.exit_code(4)
     except Exception as exc:  # a bug: say so in one line unless asked for the traceback
         if debug:
             traceback.print_exc()

@@ -191,3 +191,22 @@ def test_output_piped_into_a_reader_that_stops_is_quiet(shared):
     p.stdout.close()  # the reader goes away before anything is printed (Python takes a second to start)
     err = p.stderr.read().decode()
     assert p.wait(timeout=60) == 141 and "internal error" not in err, err
+
+
+def test_a_file_system_refusal_is_an_error_not_a_bug(tmp_path, shared, monkeypatch, capsys):
+    """A read-only file system (EROFS on the temporary output) is the machine's state: one error
+    line and exit 4, not 'internal error ... please report it'."""
+    import errno
+
+    from stream_gpen.api import Enhancer
+
+    def refuse(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / ".x.tmp.png"))
+
+    monkeypatch.setattr(Enhancer, "enhance_file", refuse)
+    img = tmp_path / "x.png"
+    img.write_bytes((shared / "data/faces/aligned/gpen_ffhq_00000.png").read_bytes())
+    code = main(["enhance", str(img), "--model", "classic", "--device", "cpu",
+                 "--detector-weights", str(shared / "weights/detection_mobilenet0.25_Final.pth")])
+    err = capsys.readouterr().err
+    assert code == 4 and "Read-only file system" in err and "internal error" not in err, err

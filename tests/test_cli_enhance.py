@@ -323,3 +323,19 @@ def test_skip_existing_and_own_folder_for_urls_and_links(tmp_path, shared, det_h
     monkeypatch.chdir(album)
     assert main(["enhance", "p.png", "-o", ".", *common]) == 0
     assert (album / "p.png").is_symlink() and (album / "p_enhanced.png").is_file()
+
+
+def test_overwrite_keeps_the_replaced_files_permissions(tmp_path, shared, det_home):
+    """A private output (0600) replaced with --overwrite stays private (it became 0644 with the
+    umask of the new temporary file): photos and videos."""
+    import stat
+
+    photo = tmp_path / "p.png"
+    photo.write_bytes((shared / "data/faces/aligned/gpen_ffhq_00000.png").read_bytes())
+    common = ["--model", "classic", "--device", "cpu", "--quiet", "--overwrite"]
+    for src, dst in ((photo, tmp_path / "out.png"),
+                     (shared / "data/videos/upscaleavideo_old_movie1_bw_noface.mp4", tmp_path / "out.mp4")):
+        dst.write_bytes(b"old")
+        dst.chmod(0o600)
+        assert main(["enhance", str(src), "-o", str(dst), *common]) == 0
+        assert stat.S_IMODE(dst.stat().st_mode) == 0o600 and dst.stat().st_size > 3

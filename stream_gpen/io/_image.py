@@ -36,7 +36,7 @@ from stream_gpen.errors import EmptyMediaError, InvalidInputError, MediaNotFound
 from stream_gpen.io._convert import u8_from_u16
 from stream_gpen.io._meta import StreamMetadata
 from stream_gpen.io._ring import Frame
-from stream_gpen.io._sink import _Sink
+from stream_gpen.io._sink import _Sink, keep_mode
 from stream_gpen.io._source import IMAGE_EXTS
 
 log = logging.getLogger(__name__)
@@ -905,9 +905,13 @@ class ImageSink(_Sink):
                     _write_heif_deep(tmp, deep, kwargs, bits=12 if int(info.get("bits", 10)) >= 12 else 10)
                 else:
                     self._write_tiff16(tmp, deep, im, info, kwargs)
+            keep_mode(path, tmp)
             tmp.replace(path)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:  # (never made: a read-only file system says EROFS)
+                pass
             raise
         self.written.append(path)
         self.frames_written += 1

@@ -10,6 +10,7 @@ import functools
 import logging
 import os
 import queue
+import shutil
 import sys
 import threading
 import uuid
@@ -536,6 +537,16 @@ def _describe(stream) -> str:
     """A name for a stream without a codec (data tracks): its handler, else "unknown codec"."""
     md = getattr(stream, "metadata", None) or {}
     return md.get("handler_name") or "unknown codec"
+
+
+def keep_mode(old, new) -> None:
+    """Give ``new`` (a finished temporary output) the permission bits of the ``old`` file it is
+    about to replace (``--overwrite``, an in-place run), so that a private video or photo stays
+    private, as ``sed -i`` keeps it; nothing when there is no old file or the bits cannot be set."""
+    try:
+        shutil.copymode(old, new)
+    except OSError:
+        pass
 
 
 def webm_refuses(codec: str) -> str | None:
@@ -1551,13 +1562,14 @@ class FileSink(_Sink):
             self._discard()
             raise
         if not self.is_url:
+            keep_mode(self.target, self._path)
             os.replace(self._path, self.target)
 
     def _remove_tmp(self) -> None:
         if not self.is_url:
             try:
                 os.unlink(self._path)
-            except FileNotFoundError:
+            except OSError:  # gone, or never made (a read-only file system says EROFS, not ENOENT)
                 pass
 
     def _discard(self) -> None:
