@@ -237,3 +237,18 @@ def test_timeline_resumes_a_file_after_the_last_frame():
     assert tl.aux(_P(int(0.2 * 48000))) == []
     f = _F(300)
     assert tl.frame(f, None) == [] and f.pts == 300
+
+
+def test_a_connection_cut_inside_the_header_is_fetched_again(tmp_path):
+    """The first answer breaks inside the file's header (a phone mp4's index is megabytes): to
+    FFmpeg that is 'invalid data', as a page that is not a video would be. The URL is fetched
+    again instead of being called not media (exit 2) at once."""
+    data = _clip(tmp_path / "c.mkv")
+    srv, url, hits = _serve(data, cut=40, premature=True)
+    try:
+        with open_source(url) as src:
+            n = sum(1 for f in src if f.release() is None)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert n == N and len(hits) >= 2

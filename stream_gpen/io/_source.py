@@ -1017,7 +1017,7 @@ class VideoSource:
             idx = self.device.index if self.device.index is not None else torch.cuda.current_device()
             kwargs["hwaccel"] = HWAccel("cuda", device=str(idx), allow_software_fallback=True, is_hw_owned=True)
         try:
-            container = av.open(self._target, "r", **kwargs)
+            container = self._open_av(kwargs)
         except (av.error.FFmpegError, OSError) as e:
             if not nvdec or isinstance(e, FileNotFoundError):
                 container = None
@@ -1082,6 +1082,24 @@ class VideoSource:
         except BaseException:
             container.close()
             raise
+
+    #: a URL whose header does not parse, or whose connection broke while it was read, is
+    #: fetched again this many times before it counts as "not media" or failed: a connection cut
+    #: while the header (an mp4's index, megabytes for a phone video) was read looks the same to
+    #: FFmpeg as a page that is not a video
+    URL_HEADER_RETRIES = 2
+
+    def _open_av(self, kwargs: dict):
+        for attempt in range(self.URL_HEADER_RETRIES + 1):
+            try:
+                return av.open(self._target, "r", **kwargs)
+            except (av.error.InvalidDataError, OSError) as e:
+                cut = isinstance(e, av.error.InvalidDataError) or getattr(e, "errno", None) in (
+                    errno.EIO, errno.ECONNRESET, errno.EPIPE)
+                if self.kind != "url" or not cut or attempt == self.URL_HEADER_RETRIES:
+                    raise
+                log.info("%s: its header did not parse (%s); fetching it again", self.spec, _ffmpeg_reason(e))
+                time.sleep(0.5 * (attempt + 1))
 
     def _open_error(self, e: BaseException, reopen: bool) -> StreamGpenError:
         """The error for a device, lavfi graph or URL that FFmpeg could not open (see
