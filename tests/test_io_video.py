@@ -859,3 +859,38 @@ def test_encoders_do_not_print_their_banners(tmp_path, capfd, codec):
             k.write(f)
     err = capfd.readouterr().err
     assert "x265 [info]" not in err and "Svt[info]" not in err, err[:500]
+
+
+def test_transcoded_audio_keeps_a_gap_in_its_source(tmp_path):
+    """Source audio with a 0.8 s dropout, re-encoded (audio='aac', or any .webm): the part after
+    the gap must stay at its time. The encoder numbered samples back to back, so it played 0.75 s
+    early (and the audio ended 0.8 s before the video)."""
+    src = tmp_path / "gap.mkv"
+    sr = 8000
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("pcm_s16le", rate=sr)
+        a.layout = "mono"
+        for i in range(60):  # 2.4 s
+            fr = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 4 * i, np.uint8), format="rgb24")
+            fr.pts = i
+            c.mux(v.encode(fr))
+            if not 20 <= i < 40:  # audio 0-0.8 s and 1.6-2.4 s
+                af = av.AudioFrame.from_ndarray(np.full((1, 320), 1000, np.int16), format="s16", layout="mono")
+                af.sample_rate, af.pts = sr, i * 320
+                c.mux(a.encode(af))
+        c.mux(v.encode(None))
+        c.mux(a.encode(None))
+
+    def audio_span(path):
+        with av.open(str(path)) as c:
+            ps = [p for p in c.demux(audio=0) if p.size]
+            return float(ps[0].pts * ps[0].time_base), float((ps[-1].pts + ps[-1].duration) * ps[-1].time_base)
+
+    out = tmp_path / "o.mkv"
+    with open_source(src) as s, open_sink(out, source=s, audio="aac", preset="ultrafast") as sink:
+        for f in s:
+            sink.write(f)
+    first, last = audio_span(out)
+    assert abs(first) < 0.2 and abs(last - 2.4) < 0.1, (first, last)  # (AAC primes with 1024 samples)

@@ -539,6 +539,11 @@ def _describe(stream) -> str:
     return md.get("handler_name") or "unknown codec"
 
 
+#: a gap in transcoded audio longer than this (seconds) is filled with silence; shorter ones are
+#: the source's own packet jitter
+_AUDIO_GAP_S = 0.04
+
+
 def keep_mode(old, new) -> None:
     """Give ``new`` (a finished temporary output) the permission bits of the ``old`` file it is
     about to replace (``--overwrite``, an in-place run), so that a private video or photo stays
@@ -1469,19 +1474,40 @@ class FileSink(_Sink):
 
     def _transcode_audio(self, p, o, tx) -> None:
         resampler = tx[0]
+        sr = o.codec_context.sample_rate
         packets = p.decode() if p is not None else []
         for af in packets:
+            t = Fraction(af.pts) * af.time_base if af.pts is not None and af.time_base else None
+            if t is not None and self._origin is not None:
+                t -= self._origin
             if tx[1] is None:
-                t0 = Fraction(af.pts) * af.time_base if af.pts is not None else Fraction(0)
-                if self._origin is not None:
-                    t0 -= self._origin
-                tx[1] = round(t0 * o.codec_context.sample_rate)
+                tx[1] = round((t or Fraction(0)) * sr)
+            elif t is not None and round(t * sr) - tx[1] > sr * _AUDIO_GAP_S:
+                # A gap in the source's audio (a dropout, a stream's discontinuity, a live
+                # source's outage): the encoder numbers samples back to back, so without this
+                # everything after the gap would play early by its length. Filled with silence.
+                self._encode_silence(o, resampler, tx, round(t * sr) - tx[1])
             for rf in resampler.resample(af):
                 rf.pts = tx[1]
                 rf.time_base = Fraction(1, o.codec_context.sample_rate)
                 tx[1] += rf.samples
                 for q in o.encode(rf):
                     self._mux_aux_packet(q)
+
+    def _encode_silence(self, o, resampler, tx, n: int) -> None:
+        """``n`` samples of silence into audio output ``o`` from position ``tx[1]`` (in pieces of
+        at most a second, so that an hour's gap costs no hour of memory)."""
+        sr = o.codec_context.sample_rate
+        while n > 0:
+            k = min(n, sr)
+            f = av.AudioFrame(format=resampler.format.name, layout=resampler.layout.name, samples=k)
+            for plane in f.planes:
+                plane.update(bytes(plane.buffer_size))
+            f.sample_rate, f.pts, f.time_base = sr, tx[1], Fraction(1, sr)
+            tx[1] += k
+            n -= k
+            for q in o.encode(f):
+                self._mux_aux_packet(q)
 
     def _mux_aux_packet(self, p, shift: int = 0) -> None:
         """Mux a copied or transcoded packet; for AVI (``_rebase``) moved ``shift`` ticks earlier
