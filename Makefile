@@ -25,5 +25,11 @@ test: $(STAMP)
 	sh scripts/ensure_chromium.sh
 	$(PY) -m pytest -q
 
+# The quick CPU forms of the benchmarks (docs/benchmarks.md): ratios measured side by side in one run.
+bench-cpu: $(STAMP)
+	$(PY) bench/runtime.py --quick --device cpu
+	$(PY) bench/e2e.py --max-frames 8
+	$(PY) bench/naive.py --max-frames 4 --repeats 1
+
 clean:
 	rm -rf $(VENV) samples/out build *.egg-info

@@ -8,6 +8,7 @@ Upsample, ...), so the next optimisation targets the layers that cost most.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import defaultdict
 
 import torch
@@ -27,6 +28,8 @@ def main() -> None:
 
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.precision]
     torch.backends.cudnn.benchmark = True
+    if not torch.cuda.is_available():
+        sys.exit("profile_gpen.py profiles CUDA kernels: no CUDA device here (bench/runtime.py times the CPU)")
     model = random_generator(MODELS[f"gpen-bfr-{args.size}"].config).cuda().to(dtype).eval()
     x = torch.rand(args.batch, 3, args.size, args.size, device="cuda", dtype=dtype) * 2 - 1
     if args.channels_last:

@@ -210,6 +210,9 @@ def main() -> int:
     a, b = runs
     print(f"batched / unbatched: req/s x{b['rps'] / a['rps']:.2f}, p50 x{b['p50'] / a['p50']:.2f}, "
           f"p99 x{b['p99'] / a['p99']:.2f}")
+    if b["per_call"] < 1.2:
+        print("  (the batched server made almost no batches this run: the ratio is the machine's noise, not "
+              "batching; raise --clients or --duration)")
     return 1 if any(r["errors"] for r in runs) else 0
 
 
