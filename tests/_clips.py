@@ -53,3 +53,26 @@ def write_audio(container, stream, seconds: float, *, tone_hz: float | None = 44
                 container.mux(p)
     for p in stream.encode(None):
         container.mux(p)
+
+
+def write_pcm_clip(path: Path, video: Iterable[int], audio: Iterable[int], *, size=(64, 48)) -> Path:
+    """A Matroska clip of 25 fps H.264 frames at the given frame indices (pts in 1/25 s) and
+    8 kHz mono PCM in 40 ms blocks at the given block indices (block ``i`` starts at ``i`` / 25 s,
+    with a constant level), so gaps and offsets between the two can be placed exactly."""
+    w, h = size
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = w, h, "yuv420p"
+        a = c.add_stream("pcm_s16le", rate=8000)
+        a.layout = "mono"
+        for i in audio:
+            af = av.AudioFrame.from_ndarray(np.full((1, 320), 1000, np.int16), format="s16", layout="mono")
+            af.sample_rate, af.pts = 8000, i * 320
+            c.mux(a.encode(af))
+        for i in video:
+            fr = av.VideoFrame.from_ndarray(np.full((h, w, 3), 7 * i % 255, np.uint8), format="rgb24")
+            fr.pts = i
+            c.mux(v.encode(fr))
+        c.mux(v.encode(None))
+        c.mux(a.encode(None))
+    return path

@@ -24,6 +24,7 @@ from stream_gpen.errors import (
     StreamGpenError,
 )
 from stream_gpen.io import FrameReleasedError, open_sink, open_source
+from tests._clips import write_pcm_clip
 
 SHARED_CLIPS = {  # frame counts from shared/data/videos/SOURCES.md
     "retalking_face2_frontal_talking_head.mp4": (125, 844, 844, True),
@@ -865,23 +866,8 @@ def test_transcoded_audio_keeps_a_gap_in_its_source(tmp_path):
     """Source audio with a 0.8 s dropout, re-encoded (audio='aac', or any .webm): the part after
     the gap must stay at its time. The encoder numbered samples back to back, so it played 0.75 s
     early (and the audio ended 0.8 s before the video)."""
-    src = tmp_path / "gap.mkv"
-    sr = 8000
-    with av.open(str(src), "w") as c:
-        v = c.add_stream("libx264", rate=25)
-        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-        a = c.add_stream("pcm_s16le", rate=sr)
-        a.layout = "mono"
-        for i in range(60):  # 2.4 s
-            fr = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 4 * i, np.uint8), format="rgb24")
-            fr.pts = i
-            c.mux(v.encode(fr))
-            if not 20 <= i < 40:  # audio 0-0.8 s and 1.6-2.4 s
-                af = av.AudioFrame.from_ndarray(np.full((1, 320), 1000, np.int16), format="s16", layout="mono")
-                af.sample_rate, af.pts = sr, i * 320
-                c.mux(a.encode(af))
-        c.mux(v.encode(None))
-        c.mux(a.encode(None))
+    # 2.4 s of video; audio 0-0.8 s and 1.6-2.4 s
+    src = write_pcm_clip(tmp_path / "gap.mkv", range(60), [i for i in range(60) if not 20 <= i < 40])
 
     def audio_span(path):
         with av.open(str(path)) as c:

@@ -12,7 +12,7 @@ import torch
 from stream_gpen import Enhancer
 from stream_gpen.errors import InvalidInputError
 from stream_gpen.models.gpen import TINY_CONFIG, random_generator
-from tests._clips import write_video
+from tests._clips import write_pcm_clip, write_video
 from tests._doubles import SolidRestorer
 
 VIDEOS = "data/videos"
@@ -690,21 +690,7 @@ def test_stream_takes_no_audio_and_says_nothing_about_it(tmp_path, mobilenet_wei
     about it (one came from the decode thread mid-loop on every clip with sound)."""
     import logging
 
-    path = tmp_path / "av.mkv"
-    with av.open(str(path), "w") as c:
-        v = c.add_stream("libx264", rate=25)
-        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-        a = c.add_stream("pcm_s16le", rate=8000)
-        a.layout = "mono"
-        for i in range(80):
-            fr = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 3 % 255, np.uint8), format="rgb24")
-            fr.pts = i
-            c.mux(v.encode(fr))
-            af = av.AudioFrame.from_ndarray(np.zeros((1, 320), np.int16), format="s16", layout="mono")
-            af.sample_rate, af.pts = 8000, i * 320
-            c.mux(a.encode(af))
-        c.mux(v.encode(None))
-        c.mux(a.encode(None))
+    path = write_pcm_clip(tmp_path / "av.mkv", range(80), range(80))
     enh = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights, progress=False)
     with caplog.at_level(logging.WARNING, logger="stream_gpen"):
         n = sum(1 for _ in enh.stream(str(path)))

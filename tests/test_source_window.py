@@ -10,6 +10,7 @@ import pytest
 from stream_gpen.errors import InvalidInputError
 from stream_gpen.io import open_source
 from stream_gpen.io._source import _seek_target
+from tests._clips import write_pcm_clip
 from tests.test_io_video import make_clip
 
 
@@ -122,27 +123,8 @@ def test_duration_counts_from_the_first_frame_of_a_late_video(tmp_path):
     """A video that starts 0.85 s after its file (its audio starts first, as in a phone or camera
     recording): --duration 0.4 gives 0.4 s of video; it gave 'the video stream contains no
     frames', the window's end being taken from the file's start."""
-    import av
-    import numpy as np
-
-    from stream_gpen.io import open_source
-
-    path = tmp_path / "late.mkv"
-    with av.open(str(path), "w") as c:
-        v = c.add_stream("libx264", rate=25)
-        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-        a = c.add_stream("pcm_s16le", rate=8000)
-        a.layout = "mono"
-        for i in range(50):  # 2 s of audio from 0
-            af = av.AudioFrame.from_ndarray(np.zeros((1, 320), np.int16), format="s16", layout="mono")
-            af.sample_rate, af.pts = 8000, i * 320
-            c.mux(a.encode(af))
-        for i in range(25):  # 1 s of video from 0.84 s (frame 21 at 25 fps)
-            fr = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 9 * i, np.uint8), format="rgb24")
-            fr.pts = 21 + i
-            c.mux(v.encode(fr))
-        c.mux(v.encode(None))
-        c.mux(a.encode(None))
+    # 2 s of audio from 0; 1 s of video from 0.84 s (frame 21 at 25 fps)
+    path = write_pcm_clip(tmp_path / "late.mkv", range(21, 46), range(50))
     with open_source(str(path), duration=0.4) as src:
         times = []
         for f in src:
