@@ -311,8 +311,11 @@ def test_skip_existing_and_own_folder_for_urls_and_links(tmp_path, shared, det_h
         common = ["--model", "classic", "--device", "cpu", "--quiet"]
         assert main(["enhance", url, *common]) == 0
         made = (tmp_path / "Photo_enhanced.png").stat().st_mtime_ns
-        assert main(["enhance", url, "--skip-existing", *common]) == 0
+        capsys.readouterr()
+        assert main(["enhance", url, "--skip-existing", *common[:-1]]) == 0  # (not --quiet: what it says)
         assert (tmp_path / "Photo_enhanced.png").stat().st_mtime_ns == made
+        err = capsys.readouterr().err
+        assert "left as it is" in err and "wrote" not in err, err
     finally:
         srv.shutdown()
     album, orig = tmp_path / "album", tmp_path / "orig"
