@@ -565,7 +565,9 @@ def ensure_weights(name_or_spec: str | WeightFile | ModelSpec, *, path: str | os
     if found is not None:
         return found
     if not download:
-        raise _not_found(wf, f"it has not been downloaded (`stream-gpen weights download {wf.name}` fetches it)")
+        bad = [d / n for d in search_dirs() for n in wf.names_on_disk if (d / n).is_file()]
+        why = (f"the copy at {bad[0]} was ignored (see the warning above)" if bad else "it has not been downloaded")
+        raise _not_found(wf, f"{why} (`stream-gpen weights download {wf.name}` fetches it)")
     return _download_allowed(wf, home_dir(), progress=progress)
 
 

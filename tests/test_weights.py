@@ -387,8 +387,8 @@ def test_corrupt_copy_is_skipped_and_replaced(server, dirs, caplog):
         assert ensure_weights(wf, download=False) == dirs.repo / "test-model.pth"
     assert f"ignoring {bad}: checksum mismatch" in caplog.text
     (dirs.repo / "test-model.pth").unlink()
-    with pytest.raises(WeightsNotFoundError):
-        ensure_weights(wf, download=False)  # the corrupt copy is never returned
+    with pytest.raises(WeightsNotFoundError, match=f"the copy at {re.escape(str(bad))} was ignored"):
+        ensure_weights(wf, download=False)  # the corrupt copy is never returned (and not "not downloaded")
     assert ensure_weights(wf, progress=False) == bad  # downloaded over it
     assert bad.read_bytes() == BODY
 
