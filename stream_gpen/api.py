@@ -542,6 +542,11 @@ class Enhancer:
             raise InvalidInputError(f"encoder={encoder!r} is not one of {ENCODER_MODES}")
         src_s = str(src)
         dst = resolve_output(src_s, dst, image_format)
+        from stream_gpen.io._source import IMAGE_EXTS as _IMAGE_EXTS
+
+        if image_format and Path(dst).suffix.lower() not in _IMAGE_EXTS and not (
+                "://" not in src_s and Path(src_s).is_dir()):
+            log.warning("image_format=%r applies to photos; %s is written as video", image_format, src_s)
         opts = dict(overwrite=overwrite, codec=codec, crf=crf, preset=preset, audio=audio, quality=quality,
                     on_progress=on_progress, cancel=cancel, copy_if_no_faces=copy_if_no_faces,
                     untrusted=untrusted, max_pixels=max_pixels, start=start, duration=duration,
@@ -607,14 +612,13 @@ class Enhancer:
             shutil.copy2(src_s, keep)
         try:
             summary = self._enhance_one(src_s, dst, **{**opts, "copy_if_no_faces": False})
-            stream_copy = (summary.faces_restored == 0 and not summary.interrupted and not opts.get("compare")
-                           and opts.get("start", 0.0) == 0.0 and opts.get("duration") is None
-                           and opts.get("audio", "copy") == "copy")
-            if stream_copy:
+            unmet = _copy_unmet(opts.get("start", 0.0), opts.get("duration"), opts.get("compare", False),
+                                opts.get("audio", "copy"))
+            if summary.faces_restored == 0 and not summary.interrupted and unmet is None:
                 os.replace(keep, dst)
                 summary.fallbacks.append("no faces found: the input was left as it was (copy_if_no_faces)")
             elif summary.faces_restored == 0:
-                summary.fallbacks.append("no faces found; copy_if_no_faces does not apply to this run's options: "
+                summary.fallbacks.append(f"no faces found; copy_if_no_faces does not apply to {unmet}: "
                                          "the re-encoded output was kept")
             return summary
         finally:
@@ -699,9 +703,7 @@ class Enhancer:
                     left.unlink()
                     summary.fallbacks.append(f"removed {left.name}, left by an interrupted earlier run")
         # what the stream copy could not honour: the cut, the side-by-side, the audio choice
-        unmet = ("a trimmed run (it would copy the whole input)" if trimmed else
-                 "compare (it would copy the input alone)" if compare else
-                 f"audio={audio!r} (it would copy the input's audio)" if audio != "copy" else None)
+        unmet = _copy_unmet(start, duration, compare, audio)
         if copy_if_no_faces and unmet and summary.faces_restored == 0 and not is_still:
             summary.fallbacks.append(f"no faces found; copy_if_no_faces does not apply to {unmet}: "
                                      "the re-encoded output was kept")
@@ -898,6 +900,18 @@ def _expected_frames(meta) -> int | None:
     return None
 
 
+def _copy_unmet(start, duration, compare, audio) -> str | None:
+    """What of a run's options a stream copy of the input could not honour (``copy_if_no_faces``
+    then keeps the re-encode), or None."""
+    if start or duration is not None:
+        return "a trimmed run (it would copy the whole input)"
+    if compare:
+        return "compare (it would copy the input alone)"
+    if audio != "copy":
+        return f"audio={audio!r} (it would copy the input's audio)"
+    return None
+
+
 def _same_file(src: str, dst) -> bool:
     """Whether ``dst`` names the local file ``src`` itself (same path, a link to it)."""
     if "://" in src or src.startswith("lavfi:") or dst is None or "://" in str(dst):
@@ -1065,8 +1079,6 @@ def resolve_output(src: str, dst=None, image_format: str | None = None) -> str:
     own = Path(_url_file_name(src) or "stream") if url else Path(src)
     photo = is_image_url(src) if url else own.suffix.lower() in IMAGE_EXTS
     ext = ("." + image_format.lower().lstrip(".")) if image_format and photo else None
-    if image_format and not photo:
-        log.warning("image_format=%r applies to photos; %s is written as video", image_format, src)
     if dst is None:
         out = Path(default_output(src))
         return str(out.with_suffix(ext) if ext else out)

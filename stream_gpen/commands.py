@@ -293,9 +293,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
             src, dst, overwrite=args.overwrite, codec=args.codec, crf=args.crf, preset=args.preset,
             audio=args.audio, quality=args.quality, on_progress=progress,
             copy_if_no_faces=args.copy_if_no_faces, start=args.start, duration=args.duration,
-            skip_existing=args.skip_existing, compare=args.compare,
-            # (one file's format is in its resolved name already; a folder's photos take it here)
-            image_format=args.image_format if "://" not in src and Path(src).is_dir() else None,
+            skip_existing=args.skip_existing, compare=args.compare, image_format=args.image_format,
             encoder=args.encoder,
         )
     except Interrupted as exc:
