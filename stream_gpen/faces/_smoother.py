@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from stream_gpen.errors import InvalidInputError
-from stream_gpen.faces._tracker import _REF, _RHO, Track, _compose, _pose, _wrap
+from stream_gpen.faces._tracker import _IOD, _RHO, Track, _compose, _pose, _wrap
 
 #: Default look-ahead for files (frames). Chosen on the six real clips (docs/tracking.md): with the
 #: tracker's default ``detect_every=5``, 5 frames let every frame's window reach the next
@@ -309,13 +309,7 @@ def _jump(x0: np.ndarray | None, x1: np.ndarray, x2: np.ndarray) -> float:
     if x0 is not None:
         d = d - (x1[:4] - x0[:4])
     d[3] = _wrap(d[3])
-    s = math.exp(x1[2])
-    iod = _IOD * s
-    move = math.hypot(d[0], d[1]) / iod + (abs(d[2]) + abs(d[3])) * _RHO / _IOD
-    return float(move)
+    return float(math.hypot(d[0], d[1]) / (_IOD * math.exp(x1[2])) + (abs(d[2]) + abs(d[3])) * _RHO / _IOD)
 
-
-#: inter-ocular distance of the template (S = 256), template px
-_IOD = float(np.linalg.norm(_REF[0] - _REF[1]))
 
 __all__ = ["DEFAULT_LAG", "TRACKER_OPTIONS", "FixedLagSmoother"]

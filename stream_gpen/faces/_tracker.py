@@ -119,6 +119,8 @@ def _points(p: np.ndarray) -> np.ndarray:
 # the components can be filtered independently.
 _REF_C = _REF - _REF.mean(0)
 _RHO = float(np.sqrt((_REF_C**2).sum(1).mean()))  # RMS radius: template px moved by a unit of log-scale / angle
+#: inter-ocular distance of the template (S = 256), template px
+_IOD = float(np.linalg.norm(_REF[0] - _REF[1]))
 
 
 def _pose(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -312,11 +314,8 @@ def _slip(points: np.ndarray, detected: np.ndarray) -> float:
     """Mean distance of a track's points from a detection's, in the face's inter-ocular distances
     (taken from its 5-point scale, so a profile's short eye distance does not inflate it)."""
     q, _ = _pose(detected)
-    iod = _IOD_REF * math.exp(q[2])
+    iod = _IOD * math.exp(q[2])
     return float(np.linalg.norm(points - detected, axis=1).mean() / max(iod, 1e-9))
-
-
-_IOD_REF = float(np.linalg.norm(_REF[0] - _REF[1]))
 
 
 class FaceTracker:
