@@ -6,6 +6,7 @@ cancellation, expiry and device exclusion deterministic.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import struct
@@ -152,6 +153,27 @@ def wait_for(pred, timeout=20.0, what="condition"):
             return
         time.sleep(0.01)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextlib.contextmanager
+def real_server(app, **config):
+    """``app`` served by a real uvicorn on a free 127.0.0.1 port in a thread; yields the address."""
+    import socket
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, **config))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, 30, "uvicorn start")
+        yield sock.getsockname()
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
 
 
 def wait_job(client, job_id, states=("done", "failed", "cancelled"), headers=KEY, timeout=60.0):
@@ -697,18 +719,10 @@ def test_stalled_upload_times_out_over_real_http(tmp_path):
     """A client that stops sending mid-body gets 408 and leaves no file behind (real uvicorn)."""
     import socket
 
-    import uvicorn
-
     fake = FakeEnhancer()
     app = create_app(fake, config=ServerConfig(request_timeout_s=0.5, work_dir=tmp_path))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: server.started, 30, "uvicorn start")
-        with socket.create_connection(sock.getsockname(), timeout=10) as c:
+    with real_server(app, log_level="warning") as address:
+        with socket.create_connection(address, timeout=10) as c:
             c.sendall(b"POST /v1/videos HTTP/1.1\r\nHost: x\r\nContent-Type: video/mp4\r\n"
                       b"Content-Length: 100000\r\n\r\n" + b"v" * 1000)
             # No more bytes are sent: the server must give up. Read until it closes the
@@ -728,10 +742,6 @@ def test_stalled_upload_times_out_over_real_http(tmp_path):
         assert reply.startswith("HTTP/1.1 408"), reply
         assert "no request data for 0.5 s" in reply
         assert list((tmp_path / "jobs").iterdir()) == []
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
 
 
 def test_phone_photo_formats(fake):

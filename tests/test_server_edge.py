@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ pytest.importorskip("fastapi")
 
 from stream_gpen.errors import InvalidInputError  # noqa: E402
 from stream_gpen.server import ServerConfig, create_app  # noqa: E402
-from tests.test_server import KEY, FakeEnhancer, client_for, make_clip, wait_for, wait_job  # noqa: E402
+from tests.test_server import KEY, FakeEnhancer, client_for, make_clip, real_server, wait_for, wait_job  # noqa: E402
 
 VIDEO = {**KEY, "Content-Type": "video/mp4"}
 
@@ -102,20 +101,12 @@ def real_client_edge(mobilenet_weights):
 # --- 2. a client that goes away mid-upload --------------------------------------------------------
 def test_aborted_uploads_are_not_server_errors(tmp_path, caplog):
     """Half a body, then the socket closes: no traceback, counted as 499, no folder left (real uvicorn)."""
-    import uvicorn
-
     app = create_app(FakeEnhancer(), config=ServerConfig(work_dir=tmp_path))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    # log_config=None: uvicorn's loggers reach caplog (its own config stops them at "uvicorn")
-    server = uvicorn.Server(uvicorn.Config(app, log_level="info", log_config=None))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     caplog.set_level(logging.INFO)
-    thread.start()
-    try:
-        wait_for(lambda: server.started, 30, "uvicorn start")
+    # log_config=None: uvicorn's loggers reach caplog (its own config stops them at "uvicorn")
+    with real_server(app, log_level="info", log_config=None) as address:
         for route, ctype in (("/v1/videos", "video/mp4"), ("/v1/images:enhance", "image/png")):
-            with socket.create_connection(sock.getsockname(), timeout=10) as s:
+            with socket.create_connection(address, timeout=10) as s:
                 s.sendall(f"POST {route} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
                           "Content-Length: 100000\r\n\r\n".encode() + b"v" * 5000)
                 time.sleep(0.3)  # the handler is reading the body now
@@ -128,10 +119,6 @@ def test_aborted_uploads_are_not_server_errors(tmp_path, caplog):
         assert sum("client closed the connection" in r.getMessage() for r in caplog.records) == 2
         assert not any(r.exc_info for r in caplog.records)
         assert list((tmp_path / "jobs").iterdir()) == []
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
 
 
 # --- 3. shutdown has begun: no 202 for a job about to be dropped ------------------------------------
