@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from fractions import Fraction
 
@@ -200,12 +201,14 @@ def test_ctrl_c_and_sigterm_finalise_the_recording(tmp_path, det_home, monkeypat
     assert not list(tmp_path.glob(".rec.*"))  # no temp file left either
     n = len(written)
     assert n == 6
-    assert _pts(out)[0] == list(range(n))
+    # the frames written, at their source times (a machine busy enough to fall behind the
+    # source's pace drops stale frames before the tee, which is the live design, not a loss)
+    assert _pts(out)[0] == written and written == sorted(set(written))
     data = json.loads(report.read_text())
     assert data["frames_out"] == n and not data["interrupted"] and data["partial_output"] is None
     why = "Ctrl-C" if signame == "SIGINT" else "SIGTERM received"
     assert f"stopped ({why}): finishing the outputs" in err
-    assert f"frames in {n}, out {n}" in err and f"wrote {out}" in err
+    assert re.search(rf"frames in \d+, out {n}\b", err) and f"wrote {out}" in err
 
 
 # --- 3. the recording's codec: from its name, or --codec/--crf/--preset --------------------------
@@ -219,7 +222,7 @@ def test_camera_webm_output_is_vp9(tmp_path, det_home, made_sinks):
     assert json.loads(report.read_text())["encoder"] == "libvpx-vp9"
     assert [(s.codec, s.crf, s.preset, s.live) for s in made_sinks] == [("vp9", None, None, True)]
     pts, _, codec = _pts(out)
-    assert codec == "vp9" and pts == list(range(5))
+    assert codec == "vp9" and len(pts) == 5 and pts == sorted(set(pts))  # (stale frames may drop)
 
 
 def test_camera_codec_crf_preset_options(tmp_path, det_home, made_sinks, capsys):
