@@ -391,6 +391,38 @@ def test_kalman_fixes_a_flow_slip_at_once_but_not_noise():
     assert kf2.estimate().mean(0)[0] - b2[0] < 0.5
 
 
+def test_kalman_snaps_to_a_jump_instead_of_gliding_beside_the_face():
+    """A jump cut within one set (or a face found again far from where the flow lost it): a
+    detection 0.4 inter-ocular distances away, far outside the track's noise. The live path has no
+    look-ahead smoother, so a glide would paste the face beside itself for several frames: the
+    output is there at once, and the jump leaves the detector-noise estimate alone."""
+    truth = _REF * 2.0 + 40.0
+    rng = np.random.default_rng(2)
+    kf = _kalman(process_noise=0.05)
+    for i in range(100):
+        kf.predict(kf.estimate())
+        if i % 5 == 0:
+            kf.correct(truth + rng.normal(0, 1.0, truth.shape))
+        kf.output()
+    r_before = kf.R.copy()
+    jump = 0.4 * 53.7 * 2.0  # frame px (scale 2)
+    kf.predict(kf.estimate())
+    kf.correct(truth + np.array([jump, 0.0]))
+    np.testing.assert_allclose(kf.output().mean(0), truth.mean(0) + [jump, 0.0], atol=1e-6)
+    np.testing.assert_array_equal(kf.R, r_before)
+    # the same step on a track whose detections scatter by more than that is noise, not a jump
+    noisy = _kalman(process_noise=0.05)
+    for i in range(100):
+        noisy.predict(noisy.estimate())
+        if i % 5 == 0:
+            noisy.correct(truth + rng.normal(0, 25.0, truth.shape))
+        noisy.output()
+    before = noisy.output().mean(0)
+    noisy.predict(noisy.estimate())
+    noisy.correct(noisy.estimate() + np.array([jump, 0.0]))
+    assert noisy.output().mean(0)[0] - before[0] < 0.5 * jump
+
+
 def test_uint8_grey_copy_is_the_float_one_rounded(clip):
     """The CPU default (``resize="auto"`` -> uint8) makes the flow's grey copy and the scene-cut
     thumbnail with the float path's filter, up to rounding (grey conversion and resize each round

@@ -160,7 +160,8 @@ class PoseKalman:
       raised to match, so such errors are corrected at once instead of slowly.
     * Output: follows the flow's (smoothed) velocity with no lag and converges to the estimate by
       ``settle`` of the gap per frame, so a correction becomes a short glide instead of a step
-      (steps are what the jitter metric, and the eye, see).
+      (steps are what the jitter metric, and the eye, see). A detection far beyond both
+      (``SNAP``, ``SNAP_NOISE``) is a jump, not drift: the filter restarts there (``snap``).
 
     The expression residual (shape relative to the template) has its own, much smaller process
     noise (``expression_noise``): expressions change slower than detector noise, so it is
@@ -170,6 +171,14 @@ class PoseKalman:
     GATE = 3.0
     MEMORY = 20  # detections in the running noise estimate
     PRIOR = 3.0  # weight (in detections) of the initial ``detection_noise`` guess
+    #: A detection this many inter-ocular distances from the estimate (pose change, in template
+    #: px) ...
+    SNAP = 0.3
+    #: ... and this many times its expected spread (prediction + detector noise) is a jump (a cut
+    #: within one set, a face found again after the flow lost it by far): the output snaps to it
+    #: at once, as the look-ahead smoother does, instead of gliding there beside the real face.
+    #: Smaller corrections (flow drift) still glide.
+    SNAP_NOISE = 4.0
 
     def __init__(
         self, points: np.ndarray, *, process_noise: float, flow_rel: float, expression_noise: float,
@@ -216,6 +225,9 @@ class PoseKalman:
         e = qz - self.q
         e[3] = _wrap(e[3])
         en2 = (e * u) ** 2
+        if en2.sum() > max((self.SNAP * _IOD) ** 2, self.SNAP_NOISE**2 * (self.P + self.R).sum()):
+            self.snap(points)  # not noise: left out of the noise estimate
+            return
         # running detector-noise estimate from the innovations: E[e^2] = P + R
         w = 1.0 / min(self.n + 1.0, self.MEMORY)
         sample = np.maximum(en2 - self.P, 0.0)
