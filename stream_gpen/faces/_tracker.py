@@ -531,6 +531,7 @@ class FaceTracker:
         self._prev_index: int | None = None
         self._prepared: tuple[int, np.ndarray | None, np.ndarray | None, bool] | None = None
         self._frame_size: tuple[int, int] | None = None
+        self._chosen: set[int] = set()  # track ids ``select``/``max_faces`` chose last (KEEP_CHOICE)
         self.scene_cuts = 0
         # change watch: small grey copy and track boxes at the last detection; frame of a pending probe
         self._watch_ref: np.ndarray | None = None
@@ -860,19 +861,28 @@ class FaceTracker:
             if j not in used and scores[j] >= self.min_score:
                 self._tracks.append(self._new_state(lms[j], boxes[j], float(scores[j])))
 
+    #: A face chosen by ``select``/``max_faces`` stays chosen until another is this much larger
+    #: (area) or nearer the centre (distance): two faces of about the same size would otherwise
+    #: swap with every frame's box jitter, and each would blink restored/unrestored.
+    KEEP_CHOICE = 1.3
+
     def _output(self) -> list[Track]:
         ts = [t for t in self._tracks if not t.lost]
+        chosen = self._chosen
+        bonus = {True: self.KEEP_CHOICE, False: 1.0}
         if self.select == "largest" or (self.select == "all" and self.max_faces is not None):
             # "all" capped at max_faces keeps the largest (usually nearest, most visible) ones
-            ts.sort(key=lambda t: -(t.box[2] - t.box[0]) * (t.box[3] - t.box[1]))
+            ts.sort(key=lambda t: -(t.box[2] - t.box[0]) * (t.box[3] - t.box[1]) * bonus[t.id in chosen])
         elif self.select == "center" and self._frame_size is not None:
             h, w = self._frame_size
-            ts.sort(key=lambda t: math.hypot((t.box[0] + t.box[2]) / 2 - w / 2, (t.box[1] + t.box[3]) / 2 - h / 2))
+            ts.sort(key=lambda t: math.hypot((t.box[0] + t.box[2]) / 2 - w / 2, (t.box[1] + t.box[3]) / 2 - h / 2)
+                    / bonus[t.id in chosen])
         limit = 1 if self.select in ("largest", "center") else None
         if self.max_faces is not None:
             limit = min(limit or self.max_faces, self.max_faces)
         if limit is not None:
             ts = ts[:limit]
+            self._chosen = {t.id for t in ts}
         out = []
         for t in ts:
             sm = t.smooth
