@@ -613,7 +613,8 @@ class Enhancer:
         try:
             summary = self._enhance_one(src_s, dst, **{**opts, "copy_if_no_faces": False})
             unmet = _copy_unmet(opts.get("start", 0.0), opts.get("duration"), opts.get("compare", False),
-                                opts.get("audio", "copy"))
+                                opts.get("audio", "copy"), opts.get("codec", "auto"), opts.get("crf"),
+                                opts.get("preset"))
             if summary.faces_restored == 0 and not summary.interrupted and unmet is None:
                 os.replace(keep, dst)
                 summary.fallbacks.append("no faces found: the input was left as it was (copy_if_no_faces)")
@@ -703,7 +704,7 @@ class Enhancer:
                     left.unlink()
                     summary.fallbacks.append(f"removed {left.name}, left by an interrupted earlier run")
         # what the stream copy could not honour: the cut, the side-by-side, the audio choice
-        unmet = _copy_unmet(start, duration, compare, audio)
+        unmet = _copy_unmet(start, duration, compare, audio, codec, crf, preset)
         if copy_if_no_faces and unmet and summary.faces_restored == 0 and not is_still:
             summary.fallbacks.append(f"no faces found; copy_if_no_faces does not apply to {unmet}: "
                                      "the re-encoded output was kept")
@@ -713,6 +714,7 @@ class Enhancer:
 
             try:
                 remux(src_s, dst)
+                summary.encoder = "copy"  # the re-encode's encoder no longer describes the output
                 summary.fallbacks.append("no faces found: the input was stream-copied to the output (copy_if_no_faces)")
             except EncodeError as exc:  # e.g. pcm audio into .mp4: the re-encoded output stays
                 log.warning("no faces found, but the input cannot be stream-copied (%s); kept the re-encoded output", exc)
@@ -900,7 +902,7 @@ def _expected_frames(meta) -> int | None:
     return None
 
 
-def _copy_unmet(start, duration, compare, audio) -> str | None:
+def _copy_unmet(start, duration, compare, audio, codec="auto", crf=None, preset=None) -> str | None:
     """What of a run's options a stream copy of the input could not honour (``copy_if_no_faces``
     then keeps the re-encode), or None."""
     if start or duration is not None:
@@ -909,6 +911,10 @@ def _copy_unmet(start, duration, compare, audio) -> str | None:
         return "compare (it would copy the input alone)"
     if audio != "copy":
         return f"audio={audio!r} (it would copy the input's audio)"
+    asked = [f"{k}={v!r}" for k, v in (("codec", codec), ("crf", crf), ("preset", preset))
+             if v is not None and v != "auto"]
+    if asked:
+        return f"{', '.join(asked)} (it would keep the input's own encoding)"
     return None
 
 

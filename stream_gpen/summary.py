@@ -33,7 +33,7 @@ class RunSummary:
     precision: str = ""
     strength: float = 1.0  # blend of the restored faces with the original crops
     mask: str = "feather"  # paste mask: "feather" (soft square) or "parse" (face-parsing net)
-    encoder: str = ""  # the FFmpeg video encoder that wrote the output ("libx264", "hevc_nvenc"...; folders: each one)
+    encoder: str = ""  # the FFmpeg video encoder that wrote the output ("libx264", "hevc_nvenc"...; "copy": stream-copied; folders: each one)
     frames_in: int = 0
     frames_out: int = 0
     frames_dropped: int = 0
@@ -74,7 +74,9 @@ class RunSummary:
             f"faces restored {self.faces_restored} in {self.frames_with_faces} frames, "
             f"detector calls {self.detector_calls}"
             + (f" ({self.detector_probes} of them region probes)" if self.detector_probes else ""),
-            f"{self.seconds:.2f} s, {self.fps:.2f} frames/s" + (f", video encoded with {self.encoder}" if self.encoder else ""),
+            f"{self.seconds:.2f} s, {self.fps:.2f} frames/s" + (
+                ", video stream-copied" if self.encoder == "copy"
+                else f", video encoded with {self.encoder}" if self.encoder else ""),
         ]
         if self.stage_seconds:
             lines.append(

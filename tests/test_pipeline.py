@@ -266,6 +266,7 @@ def test_no_face_video_stream_copied_on_request(tiny_enhancer, shared, tmp_path)
     dst = tmp_path / "copy.mp4"
     s = tiny_enhancer.enhance_file(src, dst, copy_if_no_faces=True)
     assert s.faces_restored == 0 and any("stream-copied" in f for f in s.fallbacks)
+    assert s.encoder == "copy" and "video stream-copied" in s.format()  # (it named the discarded re-encode's encoder)
     assert _packets(src, "video") == _packets(dst, "video")
     with av.open(str(src)) as a, av.open(str(dst)) as b:
         pa = [bytes(p) for p in a.demux(video=0) if p.size]

@@ -327,10 +327,12 @@ def test_bad_inputs_fail_cleanly(tmp_path, cli_env, capsys, name, src_name, dst_
     assert list(out.rglob("*")) == []  # nothing half-written
 
 
-@pytest.mark.parametrize("extra, kept", [(["--audio", "none"], "audio='none'"), (["--compare"], "compare")])
+@pytest.mark.parametrize("extra, kept", [(["--audio", "none"], "audio='none'"), (["--compare"], "compare"),
+                                         (["--codec", "hevc", "--crf", "30"], "codec='hevc', crf=30")])
 def test_copy_if_no_faces_keeps_what_was_asked(tmp_path, cli_env, extra, kept):
-    """A stream copy cannot drop the audio or put the input beside itself: with those asked for,
-    the re-encoded output stays (before, --audio none was said and the audio copied anyway)."""
+    """A stream copy cannot drop the audio, put the input beside itself or re-encode it: with those
+    asked for, the re-encoded output stays (before, --audio none was said and the audio copied
+    anyway, and an H.264 copy was written for --codec hevc)."""
     src = make_clip(tmp_path / "a.mp4", audio="aac")
     report = tmp_path / "r.json"
     assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), *cli_env, "--copy-if-no-faces",
@@ -339,6 +341,8 @@ def test_copy_if_no_faces_keeps_what_was_asked(tmp_path, cli_env, extra, kept):
     assert any(f"copy_if_no_faces does not apply to {kept}" in f for f in fb), fb
     info = video_info(tmp_path / "o.mp4")
     assert info["audio"] == ([] if extra[0] == "--audio" else ["aac"])
+    if extra[0] == "--codec":
+        assert info["video_codec"] == "hevc" and json.loads(report.read_text())["encoder"] == "libx265"
     if extra == ["--compare"]:
         with av.open(str(tmp_path / "o.mp4")) as c, av.open(str(src)) as i:
             assert c.streams.video[0].width == 2 * i.streams.video[0].width
