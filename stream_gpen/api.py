@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import numbers
 import os
 import threading
 import time
@@ -540,6 +541,11 @@ class Enhancer:
 
         if encoder not in ENCODER_MODES:  # before a folder walk or a model run, not at the first video
             raise InvalidInputError(f"encoder={encoder!r} is not one of {ENCODER_MODES}")
+        for name, value in (("quality", quality), ("crf", crf)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+                raise InvalidInputError(f"{name} must be a whole number, got {value!r}")
+        if preset is not None and not isinstance(preset, str):
+            raise InvalidInputError(f"preset must be a name (e.g. 'medium'), got {preset!r}")
         src_s = str(src)
         dst = resolve_output(src_s, dst, image_format)
         from stream_gpen.io._source import IMAGE_EXTS as _IMAGE_EXTS
@@ -845,7 +851,12 @@ class Enhancer:
         summary.skipped = [str(x) for x in getattr(source, "skipped", []) or []] + summary.skipped
 
     def stream(self, source, *, live: bool | None = None, latency_budget_s: float = 0.05) -> Iterator[EnhancedFrame]:
-        """Yield enhanced frames (numpy RGB) with their timestamps from any source spec."""
+        """Yield enhanced frames (numpy RGB) with their timestamps from any source spec: a file
+        path, URL, ``lavfi:`` graph or capture device (``/dev/video0``, or an index)."""
+        if isinstance(source, bool) or not isinstance(source, (str, os.PathLike, int)):
+            raise InvalidInputError(
+                f"stream() reads a file, URL, lavfi: graph or device, not {type(source).__name__}; for pictures "
+                "you already hold (numpy arrays), use enhance_image() or enhance_images()")
         src, stage = self._open(source, live=live)
         aux = getattr(src, "aux", None)
         if aux is not None:

@@ -261,6 +261,20 @@ def test_bad_options():
         Enhancer("gpen-bfr-9999", device="cpu")
 
 
+def test_wrong_kinds_of_arguments_are_said_in_the_api_s_words(tmp_path, mobilenet_weights):
+    """Was: ``enhance_file(photo, quality="95")`` -> a bare TypeError from a comparison deep in the
+    writer; ``stream(frame for ...)`` -> 'input not found: <generator object ...>'."""
+    enh = Enhancer(SolidRestorer(), device="cpu", detector_weights=mobilenet_weights)
+    photo = tmp_path / "a.png"
+    photo.write_bytes(b"")
+    for kw, word in (({"quality": "95"}, "quality"), ({"crf": 20.5}, "crf"), ({"crf": True}, "crf"),
+                     ({"preset": 3}, "preset")):
+        with pytest.raises(InvalidInputError, match=word):
+            enh.enhance_file(photo, tmp_path / "b.png", **kw)
+    with pytest.raises(InvalidInputError, match="use enhance_image"):
+        next(enh.stream(np.zeros((64, 64, 3), np.uint8) for _ in range(2)))
+
+
 def test_no_face_video_stream_copied_on_request(tiny_enhancer, shared, tmp_path):
     src = shared / VIDEOS / "upscaleavideo_old_movie1_bw_noface.mp4"
     dst = tmp_path / "copy.mp4"
