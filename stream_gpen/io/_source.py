@@ -16,6 +16,7 @@ import dataclasses
 import errno
 import itertools
 import logging
+import math
 import struct
 import sys
 import tempfile
@@ -348,13 +349,22 @@ class _Pacer:
     ``wait(seconds)`` sleeps and returns True when the source is being stopped; ``clock`` gives
     seconds (both injectable so the tests need no real time)."""
 
-    def __init__(self, wait, *, clock=time.monotonic, max_gap_s: float = _PACE_MAX_GAP_S, name: str = "") -> None:
+    #: a forward step counts as a clock jump only beyond this many frame intervals (the nominal
+    #: one, else the previous step) as well as ``max_gap_s``: a time-lapse or slideshow source at
+    #: one frame per 20 s is a rate, not a jump at every frame
+    JUMP_STEPS = 4.0
+    SLOWEST_STEP_S = 60.0
+
+    def __init__(self, wait, *, clock=time.monotonic, max_gap_s: float = _PACE_MAX_GAP_S, name: str = "",
+                 interval: float | None = None) -> None:
         self._wait = wait
         self._clock = clock
         self._max_gap = max_gap_s
         self._name = name
+        self._interval = interval if interval and interval > 0 and math.isfinite(interval) else None
         self._anchor: tuple[float, float] | None = None  # (wall clock, frame time) of the reference frame
         self._last: float | None = None
+        self._step: float | None = None  # the previous forward step (at most SLOWEST_STEP_S)
         #: times the clock was restarted at a timestamp jump
         self.resyncs = 0
 
@@ -362,7 +372,12 @@ class _Pacer:
         """Wait until frame time ``t`` (seconds) is due; False when stopped while waiting."""
         now = self._clock()
         last, self._last = self._last, t
-        if self._anchor is None or t < last or t - last > self._max_gap:
+        limit = max(self._max_gap, self.JUMP_STEPS * (self._interval or self._step or 0.0))
+        jump = self._anchor is None or t < last or t - last > limit
+        # the step the next one is measured against; a jump forwards counts as at most a minute,
+        # so that a slow source's first step teaches its rate and a later hour's jump still shows
+        self._step = min(t - last, self.SLOWEST_STEP_S) if last is not None and t >= last else None
+        if jump:
             if self._anchor is not None:
                 self.resyncs += 1
                 if self.resyncs == 1:
@@ -1503,7 +1518,9 @@ class VideoSource:
                     break
                 if self.paced:
                     if self._pacer is None:
-                        self._pacer = _Pacer(self._stop.wait, name=self.spec)
+                        rate = self.metadata.frame_rate
+                        self._pacer = _Pacer(self._stop.wait, name=self.spec,
+                                             interval=1.0 / float(rate) if rate else None)
                         log.info("%s: a %s source read live: frames paced at their own timestamps (like ffmpeg -re)",
                                  self.spec, self.kind)
                     if not self._pacer(self._frame_time(f, index)):
