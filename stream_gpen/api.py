@@ -944,8 +944,11 @@ def _side_by_side(frame, original: torch.Tensor):
     from stream_gpen.io import Frame
 
     img = torch.cat([original.to(frame.image.device), frame.image], dim=1)
+    # transparency is the same on both sides (faces are restored under it, not in it): tiled like
+    # the picture, so keyed footage and RGBA photos keep it (the sink said "kept" and wrote opaque)
+    alpha = torch.cat([frame.alpha, frame.alpha], dim=1) if frame.alpha is not None else None
     out = Frame(index=frame.index, pts=frame.pts, time_base=frame.time_base, time=frame.time, _image=img,
-                rel_path=frame.rel_path, image_info=frame.image_info)
+                rel_path=frame.rel_path, image_info=frame.image_info, alpha=alpha, grey=frame.grey)
     frame.release()
     return out
 

@@ -210,3 +210,29 @@ def test_info_says_whether_the_transparency_is_kept(tmp_path):
     assert "transparency (alpha channel): kept" in info["plan"] and info["nvenc"] == "prores has no NVENC encoder"
     _clip(tmp_path / "k.mp4", "libx264", "yuv420p")
     assert not describe_input(str(tmp_path / "k.mp4"))["alpha"]
+
+
+def test_compare_keeps_transparency_on_both_sides(tmp_path, mobilenet_weights):
+    """--compare on keyed footage said "transparency kept" and wrote every pixel opaque; an RGBA
+    photo came back RGB: the alpha is tiled like the picture."""
+    from PIL import Image
+
+    from stream_gpen import Enhancer
+
+    from tests._doubles import IdentityRestorer
+
+    enh = Enhancer(IdentityRestorer(64), device="cpu", detector_weights=mobilenet_weights)
+    _clip(tmp_path / "k.mov", "prores_ks", "yuva444p10le", {"profile": "4"}, frames=2)
+    enh.enhance_file(tmp_path / "k.mov", tmp_path / "cmp.mov", compare=True)
+    _, alphas, _ = _decoded_alpha(tmp_path / "cmp.mov")
+    want = np.concatenate([_want_alpha()] * 2, axis=1)
+    assert len(alphas) == 2 and all(a is not None and np.abs(a - want).max() < 0.01 for a in alphas)
+    rgba = np.zeros((48, 64, 4), np.uint8)
+    rgba[..., 1] = 120
+    rgba[:, 20:, 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "p.png")
+    enh.enhance_file(tmp_path / "p.png", tmp_path / "p_cmp.png", compare=True)
+    with Image.open(tmp_path / "p_cmp.png") as im:
+        assert im.mode == "RGBA" and im.size == (128, 48)
+        a = np.asarray(im)[..., 3]
+    assert np.array_equal(a, np.concatenate([rgba[..., 3]] * 2, axis=1))
