@@ -271,8 +271,53 @@ def test_wrong_kinds_of_arguments_are_said_in_the_api_s_words(tmp_path, mobilene
                      ({"preset": 3}, "preset")):
         with pytest.raises(InvalidInputError, match=word):
             enh.enhance_file(photo, tmp_path / "b.png", **kw)
-    with pytest.raises(InvalidInputError, match="use enhance_image"):
+    with pytest.raises(InvalidInputError, match="use stream_frames"):
         next(enh.stream(np.zeros((64, 64, 3), np.uint8) for _ in range(2)))
+
+
+def test_stream_frames_tracks_the_caller_s_own_pictures(shared, mobilenet_weights, monkeypatch):
+    """An OpenCV-style loop's numpy frames through stream_frames(): restored in order, one out per
+    picture, faces tracked (fewer detector calls than frames), and the same result as streaming
+    the file those frames came from with the same planning (live: no look-ahead; else the
+    file's look-ahead smoother)."""
+    from stream_gpen.io import open_source
+    from stream_gpen.pipeline import FaceStage
+
+    calls = []
+    real_detect = FaceStage._detect
+    monkeypatch.setattr(FaceStage, "_detect", lambda self, *a, **k: calls.append(1) or real_detect(self, *a, **k))
+    clip = shared / VIDEOS / "retalking_face2_frontal_talking_head.mp4"
+    pictures = []
+    with open_source(clip) as src:
+        for f in src:
+            if len(pictures) < 12:
+                pictures.append(f.image.clone().numpy())
+            f.release()
+    before = [p.copy() for p in pictures]
+    for live in (True, False):
+        calls.clear()
+        enh = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights, batch_size=4)
+        got = list(enh.stream_frames(iter(pictures), fps=25, live=live))  # a generator: no len()
+        assert [f.index for f in got] == list(range(12)) and got[3].time == pytest.approx(3 / 25)
+        assert all(np.array_equal(a, b) for a, b in zip(pictures, before))  # the caller's arrays untouched
+        assert all((f.image != p).any() for f, p in zip(got, pictures))  # a face restored on every frame
+        assert 1 <= len(calls) < 12  # tracked between detections
+        # the file, planned alike (smooth_lag=0 is the live planning; a file read live would be
+        # paced and could drop frames)
+        ref = []
+        for i, f in enumerate(Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights,
+                                       batch_size=4, smooth_lag=0 if live else None).stream(clip, live=False)):
+            if i >= 12:
+                break
+            ref.append(f.image)
+        n = 12 if live else 7  # the file's 5-frame look-ahead sees past frame 12 from frame 7 on
+        assert all(np.array_equal(a.image, b) for a, b in zip(got[:n], ref[:n]))
+    enh = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights)
+    assert list(enh.stream_frames([])) == []
+    with pytest.raises(InvalidInputError, match="one size"):
+        list(enh.stream_frames([pictures[0], pictures[0][:100]]))
+    with pytest.raises(InvalidInputError, match="enhance_image"):
+        next(enh.stream_frames(pictures[0]))
 
 
 def test_no_face_video_stream_copied_on_request(tiny_enhancer, shared, tmp_path):
