@@ -305,20 +305,31 @@ class FaceDetector:
         return results
 
     # --- several scales -------------------------------------------------------------------
-    #: Network pixels (shorter box side) from which a scale's detections are trusted. RetinaFace's
-    #: anchors span 16..512 px: a face much larger than 512 at the network is missed and its parts
-    #: (an eye and a cheek, a mouth) come out as faces instead, while one near 16 px is found
-    #: unreliably, with noisy landmarks. So each scale answers only for the faces it sees at a
-    #: good size: the coarsest for those of at least this many pixels there, each finer one for
-    #: those smaller than this at the next coarser scale.
+    #: Network pixels (shorter box side) under which a face is left to the next finer scale.
+    #: RetinaFace's smallest anchors are 16 px: a face near that size is found unreliably, with
+    #: noisy landmarks, so a coarse scale answers only for faces of at least this many pixels there.
     PYRAMID_MIN_PX = 40.0
+    #: Network pixels (shorter box side) over which a face is left to the next coarser scale.
+    #: A face much larger than the anchors' 512 px is missed whole and its parts (an eye and a
+    #: cheek, a mouth) come out as faces instead: on the shared selfies and on selfie crops of
+    #: 900-2400 px whose face fills 60-120 % of the frame, every such part is 387 px or more at
+    #: 2560, while faces up to this size are found whole. Raising it lets parts of big faces
+    #: through; lowering it narrows the band of sizes that two scales both answer for (from
+    #: :attr:`PYRAMID_MIN_PX` at the coarser to this at the finer), where a face one scale
+    #: misses or scores low is kept from the other.
+    PYRAMID_MAX_PX = 256.0
 
     def detect_pyramid(self, frames, long_sides, *, pixel_aspect: float = 1.0, region=None) -> list[Detections]:
-        """Detect at each long side of ``long_sides`` and keep, per face, the scale that sees it
-        at a good size (:attr:`PYRAMID_MIN_PX`): small faces of a big picture (a group photo at
-        2560, where 640 finds 23 of the Solvay photo's 29) without losing the big ones (a selfie's
-        face at 2560 is over the anchors' 512: its eyes and mouth were "found" instead). Faces
-        near the boundary, found at two scales, are merged by NMS. One size = :meth:`detect`.
+        """Detect at each long side of ``long_sides`` and keep, per face, what the scales that see
+        it at a good size found: small faces of a big picture (a group photo at 2560, where 640
+        finds 23 of the Solvay photo's 29) without losing the big ones (a selfie's face at 2560 is
+        over the anchors' 512: its eyes and mouth were "found" instead). A scale drops a face only
+        when it is too small there (:attr:`PYRAMID_MIN_PX`, not the finest scale) or too large
+        there (:attr:`PYRAMID_MAX_PX`, not the coarsest scale), and only if the neighbouring scale
+        keeps a face of that box's size. Sizes between the two limits are answered by both scales,
+        so a face measured on either side of one limit, or missed or scored low by one scale
+        (a sideways head, a crowd tile), is still kept from the other; the copies of a face found
+        at two scales are merged by NMS, which keeps the higher score. One size = :meth:`detect`.
         ``region``: as :meth:`detect_region` (one frame), at each scale."""
         from torchvision.ops import nms
 
@@ -364,10 +375,12 @@ class FaceDetector:
                     continue
                 side = torch.minimum(d.boxes[:, 2] - d.boxes[:, 0], d.boxes[:, 3] - d.boxes[:, 1])
                 keep = torch.ones(len(d), dtype=torch.bool)
-                if k < len(scales) - 1:  # the finer scales answer for what is small here
-                    keep &= side * r >= self.PYRAMID_MIN_PX
-                if k > 0:  # what the coarser scale saw well is its answer
-                    keep &= side * scales[k - 1][0] < self.PYRAMID_MIN_PX
+                # Each limit is checked against the neighbour's limit on the same box, so no size
+                # falls between two scales (a face of 39.8 px at 640 is 159 at 2560: kept there).
+                if k < len(scales) - 1:  # too small here: the finer scale answers for it
+                    keep &= (side * r >= self.PYRAMID_MIN_PX) | (side * scales[k + 1][0] > self.PYRAMID_MAX_PX)
+                if k > 0:  # too large here (parts of a face): the coarser scale answers for it
+                    keep &= (side * r <= self.PYRAMID_MAX_PX) | (side * scales[k - 1][0] < self.PYRAMID_MIN_PX)
                 parts.append(d.select(keep))
             if not parts:
                 out.append(Detections.empty())
