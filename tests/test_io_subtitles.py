@@ -421,11 +421,14 @@ def test_avi_audio_starting_after_the_video_is_reported(tmp_path):
     assert packet_timeline(tmp_path / "o.avi", "video")[:2] == pytest.approx([0.0, 0.04], abs=1e-3)
 
 
-def test_mkv_and_mp4_keep_their_start_times(tmp_path):
-    """Only AVI is rebased: containers with timestamps keep the input's times."""
+def test_mkv_and_mp4_start_at_the_inputs_start(tmp_path):
+    """As FFmpeg writes them (no -copyts): every stream moves back by the input's start (1 s
+    here), audio with the video. (They kept the input's times: a .ts at 10 h became a 10-hour
+    mp4, mostly an empty edit.)"""
     src = make_av_clip(tmp_path / "in.mkv", "libmp3lame", start_s=1.0)
     transcode(src, tmp_path / "o.mkv")
-    assert packet_timeline(tmp_path / "o.mkv", "video")[:2] == pytest.approx([1.0, 1.04], abs=1e-3)
+    assert packet_timeline(tmp_path / "o.mkv", "video")[:2] == pytest.approx([0.0, 0.04], abs=1e-3)
+    assert packet_timeline(tmp_path / "o.mkv", "audio")[0] == pytest.approx(0.0, abs=0.03)
 
 
 # --- remux (copy_if_no_faces) follows the same rules --------------------------------------------

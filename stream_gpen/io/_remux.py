@@ -23,7 +23,9 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
     uses, and again by FFmpeg while muxing) raise :class:`EncodeError`; nothing is then left
     under ``dst`` (an existing ``dst`` stays as it was). Into AVI, which stores no start times,
     every stream is written from the first video packet on, as the sink does (audio packets
-    before it, e.g. AAC priming, are left out), so audio and video stay in sync.
+    before it, e.g. AAC priming, are left out), so audio and video stay in sync. Elsewhere every
+    stream moves by the input's start, as the sink's ``_choose_shift`` does (a .ts at 10 h gives
+    an mp4 that starts at 0, not an edit list of 10 hours), keeping their offsets.
     Returns the number of video packets copied.
     """
     from stream_gpen.io._sink import _NO_START_TIMES, can_copy, clamp_to_origin, set_container_sar
@@ -48,7 +50,10 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
             bsfs: dict = {}
             converters: dict[int, SubtitleConverter] = {}
             fmt = out.format.name
-            lost = copy_container_tags(inp, out)  # global tags and chapters
+            avi = bool(set(fmt.split(",")) & set(_NO_START_TIMES))
+            shift = None if avi else _start_of(inp)
+            # global tags and chapters (moved with the streams)
+            lost = copy_container_tags(inp, out, window=(float(shift), None) if shift else None)
             for s in inp.streams:
                 if is_chapter_track(s) or is_timecode_track(s):
                     continue  # carried as chapters / the video's timecode tag
@@ -106,7 +111,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                         if set(fmt.split(",")) & {"matroska", "webm"}:
                             set_container_sar(mapping[s.index], sar)
                 copy_stream_tags(s, mapping[s.index])
-            origin = _first_video_time(src) if set(fmt.split(",")) & set(_NO_START_TIMES) else None
+            origin = _first_video_time(src) if avi else None
             left_out = 0
             try:
                 for pkt in inp.demux(list(s for s in inp.streams if s.index in mapping)):
@@ -115,8 +120,9 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                     conv = converters.get(pkt.stream.index)
                     if conv is not None:
                         for q in conv.convert(pkt):
-                            out.mux(q)
+                            out.mux(_moved(q, shift))
                         continue
+                    _moved(pkt, shift)
                     if origin is not None and not clamp_to_origin(pkt, round(origin / pkt.time_base)):
                         left_out += 1
                         continue
@@ -129,7 +135,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                         out.mux(q)
                 for conv in converters.values():
                     for q in conv.flush():
-                        out.mux(q)
+                        out.mux(_moved(q, shift))
             except (ValueError, av.FFmpegError) as exc:
                 raise EncodeError(f"stream-copying {src} into {dst.suffix} failed: {_why(exc)}") from exc
             for msg in lost:
@@ -144,6 +150,29 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
         if tmp.exists():
             tmp.unlink()
     return n_video
+
+
+def _start_of(inp) -> Fraction | None:
+    """The earliest start (s) of the streams copied (video, audio, subtitles; not cover art), or
+    ``None`` when it is under ``SHIFT_MIN_S`` (nothing to move: the encoders' delay; negative
+    times are the muxer's edit list)."""
+    from stream_gpen.io._sink import SHIFT_MIN_S
+
+    starts = [Fraction(s.start_time) * Fraction(s.time_base) for s in inp.streams
+              if s.type in ("video", "audio", "subtitle") and s.start_time is not None and s.time_base
+              and not (s.type == "video" and int(s.disposition) & int(av.stream.Disposition.attached_pic))]
+    return min(starts) if starts and min(starts) > SHIFT_MIN_S else None
+
+
+def _moved(pkt, shift: Fraction | None):
+    """``pkt`` moved ``shift`` seconds earlier (in its own time base)."""
+    if shift:
+        ticks = round(shift / (pkt.time_base or pkt.stream.time_base))
+        if pkt.pts is not None:
+            pkt.pts -= ticks
+        if pkt.dts is not None:
+            pkt.dts -= ticks
+    return pkt
 
 
 def _first_video_time(src) -> Fraction:

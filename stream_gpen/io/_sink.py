@@ -354,7 +354,9 @@ def resolve_codec(codec: str, target, source=None) -> str:
     (ProRes 4444, alpha kept) for a source with transparency (``source.has_alpha``: keyed
     footage) into ``.mov``/``.mkv``; ``hevc`` when the frames carry more than 8 bits
     (``source.high_bit_depth``: HEVC Main 10 is what phones, TVs, browsers and hardware decoders
-    play, H.264 High 10 almost nothing does); else ``h264``."""
+    play, H.264 High 10 almost nothing does), except into ``.avi``, which cannot hold HEVC: there
+    ``h264``, whose 10-bit profiles (libx264) keep the depth of a capture card's v210/FFV1 AVI;
+    else ``h264``."""
     if codec != "auto":
         return codec
     name = str(target).lower()
@@ -362,7 +364,9 @@ def resolve_codec(codec: str, target, source=None) -> str:
         return "vp9"
     if getattr(source, "has_alpha", False) is True and name.endswith((".mov", ".mkv")):
         return "prores"
-    return "hevc" if getattr(source, "high_bit_depth", False) is True else "h264"
+    if getattr(source, "high_bit_depth", False) is True and not name.endswith(".avi"):
+        return "hevc"
+    return "h264"
 
 
 #: where transparency can go: the encoders the sink writes alpha with, and what to tell users
@@ -407,6 +411,12 @@ def can_copy(fmt_name: str, codec: str | None, supported) -> bool:
 _NO_START_TIMES = ("avi",)
 #: muxers that turn negative start times into an edit list, which players honour by hiding them
 _MOV_FAMILY = {"mov", "mp4", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"}
+
+
+#: an input whose earliest kept stream starts later than this (seconds) is written from 0 (see
+#: FileSink._choose_shift and remux); earlier starts are the encoders' delay (AAC priming: 23 ms,
+#: two B-frames at 24 fps: 83 ms), which the input's own muxer put there
+SHIFT_MIN_S = Fraction(1, 10)
 
 
 def clamp_to_origin(p, shift: int = 0) -> bool:
@@ -561,6 +571,69 @@ def webm_refuses(codec: str) -> str | None:
     return None
 
 
+# What each container family holds of the codecs the sink writes, as FFmpeg 8's muxers take them
+# (each pair tried with PyAV: written, then read back). The ones missing fail only mid-run (mp4 and
+# webm refuse ProRes, mov VP9/AV1 "returned 22", avi HEVC) or, worse, not at all: mpegts takes
+# VP9/AV1/ProRes packets as an unnamed data stream, a file with no readable video. Matroska holds
+# them all; FLV (enhanced) holds HEVC/VP9/AV1 too.
+_VIDEO_IN = {
+    "mp4": ("h264", "hevc", "av1", "vp9"),
+    "mov": ("h264", "hevc", "prores"),
+    "webm": ("vp9", "av1"),
+    "mpegts": ("h264", "hevc"),
+    "avi": ("h264", "av1", "vp9"),
+    "flv": ("h264", "hevc", "av1", "vp9"),
+}
+_FAMILY_OF_MUXER = {"mp4": "mp4", "ipod": "mp4", "3gp": "mp4", "3g2": "mp4", "psp": "mp4", "ismv": "mp4",
+                    "f4v": "mp4", "mov": "mov", "webm": "webm", "mpegts": "mpegts", "rtp_mpegts": "mpegts",
+                    "avi": "avi", "flv": "flv"}
+_FAMILY_OF_EXT = {".mp4": "mp4", ".m4v": "mp4", ".3gp": "mp4", ".3g2": "mp4", ".mov": "mov", ".qt": "mov",
+                  ".webm": "webm", ".ts": "mpegts", ".mts": "mpegts", ".m2ts": "mpegts", ".avi": "avi", ".flv": "flv"}
+_WAY_OUT = {
+    "prores": "ProRes goes into .mov or .mkv",
+    "vp9": "VP9/AV1 go into .mp4, .mkv or .webm",
+    "av1": "VP9/AV1 go into .mp4, .mkv or .webm",
+    "hevc": "HEVC goes into .mp4, .mkv, .mov or .ts",
+    "h264": "H.264 goes into .mp4, .mkv, .mov, .ts or .avi",
+}
+
+
+def _family(target, fmt: str | None) -> tuple[str | None, str]:
+    """(container family, the name users know it by) from a muxer name, else the file name."""
+    text = str(target).lower()
+    if fmt is None and "://" in text:  # a stream URL: the muxer its scheme writes with
+        fmt = _STREAM_FORMATS.get(text.split("://", 1)[0])
+    ext = "" if "://" in text else text if text.startswith(".") and "/" not in text else os.path.splitext(text)[1]
+    if fmt is not None:
+        fam = next((_FAMILY_OF_MUXER[f] for f in fmt.split(",") if f in _FAMILY_OF_MUXER), None)
+        return fam, ext or fmt.split(",")[0]
+    return _FAMILY_OF_EXT.get(ext), ext
+
+
+def check_output_encoding(target, codec: str, audio: str = "copy", *, fmt: str | None = None) -> None:
+    """Refuse, before anything is encoded, a video ``codec`` or ``audio`` mode the output's
+    container cannot hold (:class:`InvalidInputError`, naming the option and a way out).
+
+    ``target``: the output's name or extension (``"x.mov"``, ``".ts"``) or a stream URL (judged by
+    the muxer its scheme writes with: rtmp -> flv, srt/udp/tcp -> mpegts); ``fmt``: the muxer's
+    name, when known (the sink passes its own). ``codec`` ``"auto"`` always fits (see
+    :func:`resolve_codec`). Containers not listed in ``_VIDEO_IN`` (Matroska, unknown names) are
+    left to FFmpeg. Cheap: nothing is opened, so the CLI calls it before the model loads; the sink
+    calls it too."""
+    fam, shown = _family(target, fmt)
+    if fam is None:
+        return
+    if codec != "auto" and codec in _ENCODERS and codec not in _VIDEO_IN[fam]:
+        if fam == "webm" and webm_refuses(codec):
+            raise InvalidInputError(webm_refuses(codec))
+        fits = " / ".join(repr(c) for c in _VIDEO_IN[fam])
+        raise InvalidInputError(f"codec={codec!r} (--codec {codec}) cannot go into {shown} ({fam} holds {fits}): "
+                                f"{_WAY_OUT[codec]}; name the output so, or choose a codec it holds")
+    if audio == "aac" and fam == "webm":
+        raise InvalidInputError(f"audio='aac' (--audio aac) cannot go into {shown}: WebM holds Opus/Vorbis audio only; "
+                                "use --audio copy (audio it cannot take is transcoded to Opus) or a .mkv name")
+
+
 def _holds_video(out) -> bool:
     # Only the muxers that cannot take our video at all; FFmpeg's supported_codecs list is
     # incomplete for some (mpegts lists no h264), so it is not asked here.
@@ -581,8 +654,12 @@ def _check_software_options(codec: str, crf: int | None, preset: str | None, not
     """crf/preset ranges of the software encoders; ``note``: why encoder='auto' chose one."""
     why = f" ({note})" if note else ""
     top = 51 if codec in ("h264", "hevc") else 63  # x264/x265 clamp anything above 51 silently
-    if crf is not None and not (0 <= crf <= top):
-        raise InvalidInputError(f"crf={crf} for codec={codec!r} must be within 0..{top}")
+    # SVT-AV1 (through FFmpeg) takes crf 1..63: its 0 means "not set", i.e. the default (35)
+    low = 1 if codec == "av1" else 0
+    if crf is not None and not (low <= crf <= top):
+        raise InvalidInputError(f"crf={crf} for codec={codec!r} must be within {low}..{top}"
+                                + (" (SVT-AV1 has no crf 0: it would mean its default, 35; 1 is the best quality)"
+                                   if codec == "av1" and crf == 0 else ""))
     if preset is not None and codec in ("h264", "hevc") and preset not in _X26X_PRESETS:
         raise InvalidInputError(f"preset={preset!r} for codec={codec!r} is not one of {_X26X_PRESETS}{why}")
     if preset is not None and codec == "av1" and not (str(preset).isdigit() and 0 <= int(preset) <= 13):
@@ -670,6 +747,10 @@ class FileSink(_Sink):
       stream URLs. (libx264/libx265 take ``tune=zerolatency`` for stream URLs either way.)
 
     What else is kept (nothing is lost silently: what a container cannot hold is in ``dropped``):
+
+    * timing: every stream's offset from the others; the whole starts at 0 when the input's clock
+      starts later (wall-clock stamped webcams, a .ts at 10 h), as FFmpeg writes it (see
+      ``_choose_shift``);
 
     * pixel shape: the input's sample aspect ratio (DV 10:11, DVD 32:27, HDV 4:3...) in the
       bitstream and the container, inverted when ``autorotate`` turned the frames a quarter turn;
@@ -791,9 +872,11 @@ class FileSink(_Sink):
             raise InvalidInputError(f"cannot write {self.target}: {e} (is the extension a known container?)") from e
         fmt_name = self._out.format.name
         bad = None
-        if "webm" in fmt_name and webm_refuses(codec):
-            bad = webm_refuses(codec)
-        elif not is_url and not _holds_video(self._out):
+        try:
+            check_output_encoding(self.target, codec, audio, fmt=fmt_name)
+        except InvalidInputError as e:
+            bad = str(e)
+        if bad is None and not is_url and not _holds_video(self._out):
             bad = (f"the {fmt_name} container ({t.suffix}) cannot hold {codec} video (nor any other codec "
                    "written here); write a video container (.mp4, .mkv, .mov, .webm)")
         if bad:
@@ -893,9 +976,35 @@ class FileSink(_Sink):
         cc.thread_type = "AUTO"
         self._vstream = vs
         self._first_time = float(frame.pts * frame.time_base) if frame.pts is not None else frame.time
-        self._setup_tags(vs)
         if self._aux is not None and meta is not None:
             self._setup_aux(meta)
+        self._choose_shift(frame)
+        self._setup_tags(vs)
+
+    def _choose_shift(self, frame: Frame) -> None:
+        """Outputs start where the input's earliest kept stream starts, as FFmpeg writes them
+        (it subtracts the input's start time unless told ``-copyts``): a live source stamped with
+        wall-clock time (FFmpeg's v4l2 input: seconds since 1970), a TV recording or an HLS stream
+        joined at 10 h would otherwise give an mp4 whose edit list plays hours or decades of
+        nothing first (and a wrapped clock in .ts/.flv). Every stream moves by the same amount, so
+        a video that starts 0.85 s after its audio still does. AVI and trimmed runs rebase on the
+        first frame instead (``_rebase``); a start at or before 0 is left as it is (negative
+        times: ``_rebase_negative`` and the muxers' edit lists), and so is one under
+        :data:`SHIFT_MIN_S` (encoder delay the input's muxer left there: its packets keep their
+        times exactly)."""
+        if self._rebase:
+            return
+        pts = frame.pts if frame.pts is not None else round(frame.time / frame.time_base)
+        starts = [Fraction(pts) * frame.time_base]
+        inp = getattr(self.source, "_container", None)
+        for index in self._aux_map:
+            st = inp.streams[index] if inp is not None and index < len(inp.streams) else None
+            if st is not None and st.type != "video" and st.start_time is not None and st.time_base:  # not covers
+                starts.append(Fraction(st.start_time) * Fraction(st.time_base))
+        origin = min(starts)
+        if origin > SHIFT_MIN_S:
+            self._origin = origin
+            log.debug("%s: written from the input's start at %.3f s", self.target, float(origin))
 
     def _hdr10_params(self, enc: str) -> str | None:
         """The source's HDR10 static metadata (mastering display, content light level; see
@@ -995,6 +1104,8 @@ class FileSink(_Sink):
             return
         out = self._out
         win = getattr(self.source, "_window", None) if getattr(self.source, "trim_start", 0) else None
+        if win is None and self._origin is not None and not self._rebase:
+            win = (float(self._origin), None)  # chapters move with the streams (_choose_shift)
         for msg in copy_container_tags(inp, out, window=win):
             self._drop(msg)
         copy_stream_tags(ins, vs, encoded=True)
@@ -1302,7 +1413,11 @@ class FileSink(_Sink):
         output is opaque, and the fallbacks say so."""
         # Only encoders known to write alpha: libx265 lists yuva420p, but opening it fails unless
         # x265 was built with its alpha layer (this wheel's is not), so the format list is not enough.
-        formats = _video_formats(self.encoder) if self.encoder in _ALPHA_ENCODERS else set()
+        # VP9's alpha is a second layer that only Matroska/WebM carry (BlockAdditional): mp4/avi/flv
+        # take the yuva420p stream but keep its picture alone.
+        fmts = set(self._out.format.name.split(","))
+        holds = self.encoder != "libvpx-vp9" or bool(fmts & {"matroska", "webm"})
+        formats = _video_formats(self.encoder) if self.encoder in _ALPHA_ENCODERS and holds else set()
         twin = alpha_twin(self._pix)
         if twin is None or twin not in formats:
             pix8 = self._choose_pix()
@@ -1389,9 +1504,9 @@ class FileSink(_Sink):
         # No pts (raw .h264/.hevc streams): the source's time (index / frame rate) in the output's
         # time base; a frame count there would squeeze the whole clip into a few microseconds.
         pts = frame.pts if frame.pts is not None else round(frame.time / frame.time_base)
-        if self._rebase:
-            if self._origin is None:
-                self._origin = Fraction(pts) * frame.time_base
+        if self._rebase and self._origin is None:
+            self._origin = Fraction(pts) * frame.time_base
+        if self._origin is not None:
             pts -= round(self._origin / frame.time_base)
         if self._last_pts is not None and pts <= self._last_pts:
             # encoders need strictly increasing pts; the input had a duplicate/backwards stamp
@@ -1464,11 +1579,7 @@ class FileSink(_Sink):
                 self._mux_aux_packet(p, shift)
             elif isinstance(tx, SubtitleConverter):
                 for q in tx.convert(p):
-                    if self._rebase and self._origin is not None:  # a trimmed source: cues move too
-                        tb = q.time_base or q.stream.time_base
-                        self._mux_aux_packet(q, round(self._origin / tb))
-                    else:
-                        self._out.mux(q)
+                    self._mux_cue(q)
             else:
                 self._transcode_audio(p, o, tx)
 
@@ -1509,9 +1620,17 @@ class FileSink(_Sink):
             for q in o.encode(f):
                 self._mux_aux_packet(q)
 
+    def _mux_cue(self, q) -> None:
+        """Mux a converted subtitle cue, moved with the video when the output is shifted."""
+        if self._origin is not None:  # a trimmed or shifted source: cues move too
+            tb = q.time_base or q.stream.time_base
+            self._mux_aux_packet(q, round(self._origin / tb))
+        else:
+            self._out.mux(q)
+
     def _mux_aux_packet(self, p, shift: int = 0) -> None:
-        """Mux a copied or transcoded packet; for AVI (``_rebase``) moved ``shift`` ticks earlier
-        and only from the origin on (see _NO_START_TIMES)."""
+        """Mux a copied or transcoded packet moved ``shift`` ticks earlier (see _choose_shift); for
+        AVI and trimmed runs (``_rebase``) only from the origin on (see _NO_START_TIMES)."""
         if self._rebase:
             if not clamp_to_origin(p, shift):
                 self._before_origin += 1
@@ -1519,6 +1638,11 @@ class FileSink(_Sink):
             t = p.pts if p.pts is not None else p.dts
             if t is not None:
                 self._late_audio.setdefault(p.stream.index, float(t * p.time_base))
+        elif shift:
+            if p.pts is not None:
+                p.pts -= shift
+            if p.dts is not None:
+                p.dts -= shift
         self._out.mux(p)
 
     def _finish_container(self, *, all_aux: bool) -> None:
@@ -1532,7 +1656,7 @@ class FileSink(_Sink):
             for index, (o, tx) in self._aux_map.items():
                 if isinstance(tx, SubtitleConverter):
                     for q in tx.flush():
-                        self._out.mux(q)
+                        self._mux_cue(q)
                     if tx.skipped:
                         self.fallbacks.append(f"subtitle stream #{index}: {tx.skipped} of its cues could not be "
                                               f"converted to {tx.codec} and were left out (see the log)")
