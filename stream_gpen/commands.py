@@ -427,6 +427,26 @@ def _encoded_output(o: str) -> bool:
     return o not in ("preview", "null", "virtualcam")
 
 
+def _exit_alone(sink, output: str, failures: list):
+    """``sink``'s exit for the camera's ExitStack. Once the session has run (no exception in
+    flight), a sink that fails to close is noted in ``failures`` instead of passed on: the stack
+    would hand its error to the next sink's exit, and a FileSink aborting on it deletes its
+    recording (a --stream server that hung up took the local recording with it). An exception in
+    flight (a second Ctrl-C, an error while the outputs were being opened) reaches every sink as
+    it would through ``enter_context``."""
+
+    def exit_(exc_type, exc, tb):
+        if exc_type is not None:
+            return sink.__exit__(exc_type, exc, tb)
+        try:
+            sink.__exit__(None, None, None)
+        except Exception as e:
+            failures.append((output, e))
+        return False
+
+    return exit_
+
+
 def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = None, seconds: float | None = None,
                quiet: bool = False, stop: threading.Event | None = None, overwrite: bool = False,
                latency_budget_s: float = 0.05, codec: str = "auto", crf: int | None = None,
@@ -438,11 +458,16 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
     its name (VP9 for .webm, else H.264; HEVC for a 10/12-bit source); ``preset=None`` is
     veryfast for H.264/HEVC (keeps up with the camera; slower presets give smaller files and may
     fall behind) and the encoder's default otherwise. Ctrl-C (a KeyboardInterrupt) ends the
-    session like ``stop``: the outputs are finalised under their own names."""
+    session like ``stop``: the outputs are finalised under their own names. ``stop``, ``seconds``
+    and a closed preview window are noticed within 0.1 s even while no frame comes (a slow or
+    stalled source). An error while running (the source gone for good, an output that fails such
+    as a --stream server hanging up, the restorer) also finishes the other outputs under their
+    own names; it is then raised, saying what was kept, with the summary as its ``summary``."""
     from contextlib import ExitStack
 
     from stream_gpen.api import _SINK_QUEUE
     from stream_gpen.io import open_sink
+    from stream_gpen.pipeline import run_stream
     from stream_gpen.summary import StageTimer
 
     stop = stop or threading.Event()
@@ -452,22 +477,34 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
     latencies: list[float] = []
     t0 = time.perf_counter()
     last_print = t0
+    close_failures: list = []  # (output, error) of outputs that failed to close
     src, stage = enh._open(source, live=True, sink_queue=_SINK_QUEUE, timer=timer)
     with src, ExitStack() as stack:
         sinks = []
         for o in outputs:
             c = _camera_codec(codec, o, src) if _encoded_output(o) else codec
-            sinks.append(stack.enter_context(open_sink(
-                o, source=src, overwrite=overwrite, codec=c, crf=crf, preset=_camera_preset(c, preset),
-                audio="none", queue_size=_SINK_QUEUE, encoder=encoder, live=True)))
+            sink = open_sink(o, source=src, overwrite=overwrite, codec=c, crf=crf, preset=_camera_preset(c, preset),
+                             audio="none", queue_size=_SINK_QUEUE, encoder=encoder, live=True).__enter__()
+            stack.push(_exit_alone(sink, o, close_failures))
+            sinks.append(sink)
         out = _Tee(sinks)
         stopped_by = None
-        source_failed = None
-        restored = enh._frames(src, stage, latency_budget_s=latency_budget_s,
-                               on_frame=lambda f: arrival.__setitem__(f.index, time.perf_counter()))
+        failed = None
+        received = 0  # frames the pipeline handed on (one may fail to be written)
+
+        def stopping() -> bool:
+            return (stop.is_set() or (seconds is not None and time.perf_counter() - t0 >= seconds)
+                    or any(getattr(s, "closed_by_user", False) for s in sinks))
+
+        # latency counts from the decoder's publishing the frame (time waiting in the ring included)
+        restored = run_stream(src, stage, batch_faces=enh.batch_size, max_pending_frames=enh._max_pending(),
+                              latency_budget_s=latency_budget_s, stop=stopping,
+                              on_frame=lambda f: arrival.__setitem__(
+                                  f.index, getattr(f, "published", None) or time.perf_counter()))
         try:
             try:
                 for frame in restored:
+                    received += 1
                     with timer("encode"):
                         out.write(frame)
                     now = time.perf_counter()
@@ -479,11 +516,7 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
                         print(f"\r{fps:6.1f} fps  added latency {1000 * sum(recent) / len(recent):6.1f} ms  "
                               f"faces {stage.faces_restored}", end="", file=sys.stderr, flush=True)
                         last_print = now
-                    if any(getattr(s, "closed_by_user", False) for s in sinks):
-                        break
-                    if stop.is_set() or (frames is not None and summary.frames_out >= frames) or (
-                        seconds is not None and now - t0 >= seconds
-                    ):
+                    if stopping() or (frames is not None and summary.frames_out >= frames):
                         break
             except KeyboardInterrupt as exc:
                 # Ctrl-C (and SIGTERM/SIGHUP, which the CLI turns into KeyboardInterrupt) is how a
@@ -491,11 +524,13 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
                 # normally and the recording is finalised under its own name, not as a .partial
                 # (which is what a KeyboardInterrupt reaching a file sink means: a cut-short job)
                 stopped_by = str(exc) or "Ctrl-C"
-            except SourceClosedError as exc:
-                # The source went away for good (a network camera that did not come back after
-                # its reconnects): what was recorded is finished under its own name, as for a stop,
-                # and the error is raised once the outputs are closed.
-                source_failed = exc
+            except Exception as exc:
+                # The source went away for good (SourceClosedError: a network camera that did not
+                # come back after its reconnects), an output failed (a --stream server that hung
+                # up) or the restorer did (out of memory an hour in): what was recorded is finished
+                # under its own name, as for a stop, and the error is raised once the outputs are
+                # closed.
+                failed = exc
             finally:
                 restored.close()  # the pipeline lets go of its frames before the source closes
         finally:
@@ -507,6 +542,9 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
                 if isinstance(enc, str) and enc and enc not in encoders:
                     encoders.append(enc)
             summary.encoder = ",".join(encoders)
+            # frames taken in and not written (restored in the batch a stop cut short, or the one an
+            # output failed on) are dropped like stale ones: frames in = out + dropped
+            summary.frames_dropped += stage.frames_discarded + received - summary.frames_out
             summary.frames_in = summary.frames_out + summary.frames_dropped
             if latencies:
                 summary.stage_seconds["mean_added_latency"] = sum(latencies) / len(latencies)
@@ -514,13 +552,21 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
                 print(file=sys.stderr)
             if stopped_by:
                 log.info("stopped (%s): finishing the outputs", stopped_by)
-    if source_failed is not None:
-        kept = [o for o in outputs if _encoded_output(o) and "://" not in o]
-        if kept and summary.frames_out:
-            source_failed.args = (f"{source_failed.args[0] if source_failed.args else source_failed}; "
-                                  f"the {summary.frames_out} frames recorded before were kept in {', '.join(kept)}",)
-        source_failed.summary = summary
-        raise source_failed
+    if failed is None and close_failures:
+        failed = close_failures[0][1]  # e.g. the stream's server hung up after the last frame
+    if failed is not None:
+        lost = {o for o, _ in close_failures}
+        kept = [(o, getattr(s, "frames_written", summary.frames_out)) for o, s in zip(outputs, sinks)
+                if _encoded_output(o) and "://" not in o and o not in lost]
+        if kept and any(n for _, n in kept):
+            # (each file's own count: one written before the output that failed has that frame too)
+            note = "; ".join(f"the {n} frames recorded before were kept in {o}" for o, n in kept)
+            if isinstance(failed, StreamGpenError):  # its one-line message says it
+                failed.args = (f"{failed.args[0] if failed.args else failed}; {note}",) + tuple(failed.args[1:])
+            else:  # (a foreign error's message is left as it is)
+                log.warning("%s: %s", type(failed).__name__, note)
+        failed.summary = summary
+        raise failed
     return summary
 
 
@@ -628,7 +674,9 @@ def _run_camera(args: argparse.Namespace) -> int:
         # before the session started (while the model or the source was opening): nothing to keep
         print("stopped", file=sys.stderr)
         return 0
-    except SourceClosedError as exc:
+    except Exception as exc:
+        # the session failed once running (the source gone for good, an output, the restorer):
+        # run_camera finished what was recorded, and the report says how far it got
         s = getattr(exc, "summary", None)
         if s is not None and args.report:
             s.write_json(args.report)

@@ -97,6 +97,8 @@ class FaceStage:
     detector_probes: int = 0  # of detector_calls: the tracker's change-watch probes (a region only)
     faces_restored: int = 0
     frames_with_faces: int = 0
+    #: live streams: frames taken from the source but never handed on (see :func:`run_stream`)
+    frames_discarded: int = 0
 
     @property
     def size(self) -> int:
@@ -453,33 +455,47 @@ def run_stream(
     max_pending_frames: int | None = None,
     latency_budget_s: float | None = None,
     on_frame: Callable[[object], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Iterator[object]:
     """Yield the frames of ``source`` with their faces restored, in input order.
 
     Faces of several frames are collected until ``batch_faces`` crops are pending, the
     pending frames reach ``max_pending_frames`` (keep it below the ring size so the decoder
     never starves), or — for live sources — the oldest pending frame has waited
-    ``latency_budget_s``. With a smoother (``stage.lag`` > 0) each frame first waits for its
-    look-ahead, so up to ``max_pending_frames + stage.lag`` frames are held: the ring must have
-    room for both. Each yielded frame still owns its ring slot: hand it to a sink (which
-    releases it) or call ``frame.release()``.
+    ``latency_budget_s``, whether or not another frame has come (a 2 fps camera does not hold a
+    frame for a whole frame interval, nor a stalled one its last frames). With a smoother
+    (``stage.lag`` > 0) each frame first waits for its look-ahead, so up to
+    ``max_pending_frames + stage.lag`` frames are held: the ring must have room for both. Each
+    yielded frame still owns its ring slot: hand it to a sink (which releases it) or call
+    ``frame.release()``.
+
+    ``stop()``: asked while waiting for the source (at least every 0.1 s, so a stop, or a time
+    limit, is noticed even when no frame comes); ``True`` ends the stream there. Frames taken
+    from the source and not handed on (a stop, or the caller closing the generator early) are
+    counted in ``stage.frames_discarded``, and their faces are taken back out of the stage's
+    counts: those count the frames handed on.
     """
     pending: list[_Pending] = []
     waiting: deque = deque()  # frames tracked but not yet released by the smoother (<= stage.lag)
+    restored: deque = deque()  # restored frames of the last batch not yet handed on
     pending_faces = 0
     oldest = 0.0
     ring = getattr(source, "ring_size", None) or 8
     if max_pending_frames is None:
         max_pending_frames = max(1, ring - 2 - stage.lag)
+    # Live: wait for the source in slices (to the budget's end, or a poll), never unboundedly.
+    frames_ring = getattr(source, "ring", None)
+    timed = (latency_budget_s is not None or stop is not None) and callable(getattr(frames_ring, "wait_ready", None))
 
     def flush():
         nonlocal pending, pending_faces
         if pending:
             stage.restore([p.frame.image for p in pending], [p.affines for p in pending],
                           [getattr(p.frame, "hi", None) for p in pending], [p.frame.index for p in pending])
-        out, pending, pending_faces = pending, [], 0
-        for p in out:
-            yield p.frame
+        restored.extend(pending)
+        pending, pending_faces = [], 0
+        while restored:
+            yield restored.popleft().frame  # (out of ``restored`` first: a caller that stops here saw it)
 
     def admit(released):
         nonlocal pending_faces, oldest
@@ -498,13 +514,47 @@ def run_stream(
             ):
                 yield from flush()
 
-    for frame in source:
-        if on_frame is not None:
-            on_frame(frame)
-        waiting.append(frame)
-        yield from admit(stage.plan_frames(frame.index, frame.image))
-    yield from admit(stage.plan_flush())
-    yield from flush()
+    def ready():
+        """Wait until the source has an answer (``True``) or ``stop()`` says so (``False``),
+        flushing the pending batch when its latency budget runs out meanwhile."""
+        while True:
+            if stop is not None and stop():
+                return False
+            wait = _POLL_S
+            if pending and latency_budget_s is not None:
+                left = oldest + latency_budget_s - time.perf_counter()
+                if left <= 0:
+                    yield from flush()
+                    continue
+                wait = min(wait, left)
+            if frames_ring.wait_ready(wait):
+                return True
+
+    frames = iter(source)
+    try:
+        while True:
+            if timed and not (yield from ready()):
+                return
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            if on_frame is not None:
+                on_frame(frame)
+            waiting.append(frame)
+            yield from admit(stage.plan_frames(frame.index, frame.image))
+        yield from admit(stage.plan_flush())
+        yield from flush()
+    finally:
+        # stopped, or closed by the caller: what was taken in and never handed on
+        stage.frames_discarded += len(waiting) + len(pending) + len(restored)
+        for p in restored:  # restored, but never seen: out of the counts of faces handed on
+            k = len(p.affines)  # (aligned pictures: one "face" each, as restore counted them)
+            stage.faces_restored -= k
+            stage.frames_with_faces -= int(k > 0)
+
+
+_POLL_S = 0.1  # a live wait for the source wakes this often to ask ``stop()``
 
 
 __all__ = ["FaceStage", "run_stream", "select_faces", "RunSummary"]

@@ -296,18 +296,18 @@ def test_a_source_that_dies_keeps_the_recording_and_report(tmp_path, det_home, m
     """A network camera that does not come back after its reconnects: the frames recorded so far
     are finished in rec.mp4 (they were deleted with the hidden temp file) and --report is written;
     the run still fails (exit 4), saying what was kept."""
-    from stream_gpen.api import Enhancer
+    from stream_gpen import pipeline
     from stream_gpen.errors import SourceClosedError
 
-    real = Enhancer._frames
+    real = pipeline.run_stream
 
-    def dying(self, src, stage, **kw):
-        for i, f in enumerate(real(self, src, stage, **kw)):
+    def dying(src, stage, **kw):
+        for i, f in enumerate(real(src, stage, **kw)):
             if i == 12:
                 raise SourceClosedError("'rtsp://cam' dropped and did not come back after 5 reconnect attempts")
             yield f
 
-    monkeypatch.setattr(Enhancer, "_frames", dying)
+    monkeypatch.setattr(pipeline, "run_stream", dying)
     rec, rep = tmp_path / "rec.mp4", tmp_path / "rep.json"
     code = main(["camera", "lavfi:testsrc2=size=96x64:rate=25", "--model", "classic", "--device", "cpu",
                  "-o", str(rec), "--report", str(rep), "--quiet"])
@@ -316,3 +316,65 @@ def test_a_source_that_dies_keeps_the_recording_and_report(tmp_path, det_home, m
     pts, _, _ = _pts(rec)
     assert len(pts) == 12
     assert json.loads(rep.read_text())["frames_out"] == 12
+
+
+def test_a_stream_server_that_hangs_up_keeps_the_local_recording(tmp_path, det_home, capsys):
+    """--stream to a server that resets the connection mid-session: rec.mp4 was deleted with its
+    temp file (the stream's error unwound every sink as an abort) and no --report was written.
+    Now the recording is finished, the report written, and the error raised (exit 4) saying so."""
+    import socket
+    import struct
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+
+    def hang_up():
+        conn, _ = server.accept()
+        got = 0
+        while got < 4000:  # some frames in: then reset, as an ingest server that went away
+            data = conn.recv(65536)
+            if not data:
+                break
+            got += len(data)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+        server.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    rec, rep = tmp_path / "rec.mp4", tmp_path / "rep.json"
+    code = main(["camera", LAVFI, *CHEAP, "-o", str(rec), "--stream", f"tcp://127.0.0.1:{port}",
+                 "--seconds", "8", "--quiet", "--report", str(rep)])
+    err = capsys.readouterr().err
+    assert code == 4 and f"encoding tcp://127.0.0.1:{port} failed" in err, err
+    n = len(_pts(rec)[0])
+    assert n >= 1 and f"the {n} frames recorded before were kept in {rec}" in err, err
+    data = json.loads(rep.read_text())
+    assert data["frames_in"] == data["frames_out"] + data["frames_dropped"] and data["frames_out"] <= n
+
+
+def test_a_restorer_that_fails_keeps_the_recording_and_report(tmp_path, det_home, monkeypatch, capsys):
+    """The restorer raising an hour in (CUDA out of memory): the recording was deleted and no
+    report written. Now both are kept, a line says so, and the error is raised as it was."""
+    from stream_gpen import Enhancer, commands
+
+    class Failing:
+        size, name, calls = 32, "failing", 0
+
+        def __call__(self, crops):
+            Failing.calls += 1
+            if Failing.calls == 6:
+                raise RuntimeError("CUDA out of memory (simulated)")
+            return crops
+
+    enh = Enhancer(Failing(), device="cpu", progress=False, aligned=True)  # (every picture restored)
+    monkeypatch.setattr(commands, "_make_enhancer", lambda args: enh)
+    rec, rep = tmp_path / "rec.mp4", tmp_path / "rep.json"
+    code = main(["camera", LAVFI, "--model", "classic", "-o", str(rec), "--report", str(rep), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and "CUDA out of memory (simulated)" in err, err
+    n = json.loads(rep.read_text())["frames_out"]
+    assert n >= 5 and f"the {n} frames recorded before were kept in {rec}" in err, err
+    assert len(_pts(rec)[0]) == n

@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -57,6 +58,10 @@ class Frame:
 
     ``pts`` is in ``time_base`` units, exactly as the decoder gave it (``None`` when the input has
     no timestamps); ``time`` is seconds (from pts, else ``index / frame_rate``).
+
+    ``published``: ``time.perf_counter()`` when the decoder handed the frame to the ring (``None``
+    for frames that never went through one): a live frame's latency counts from there, including
+    the time it waited in the ring for the pipeline to take it.
     """
 
     index: int
@@ -75,6 +80,7 @@ class Frame:
     image_info: dict | None = field(default=None, repr=False)
     _released: bool = field(default=False, repr=False)
     _hi: torch.Tensor | None = field(default=None, repr=False)  # see ``hi``
+    published: float | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.time_base, Fraction):
@@ -260,6 +266,7 @@ class FrameRing:
     def publish(self, frame: Frame) -> None:
         with self._cond:
             assert frame.slot is not None
+            frame.published = time.perf_counter()
             self._state[frame.slot] = _READY
             self._ready.append(frame)
             self._cond.notify_all()
@@ -304,6 +311,22 @@ class FrameRing:
                         "or open the source with a larger ring_size"
                     )
                 self._cond.wait(_POLL_S)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for :meth:`get` to have an answer (a READY frame, the
+        end of input, an error); ``False`` if it has none yet. A live consumer waits this way so a
+        slow or stalled source cannot keep it from acting on time (flushing a batch whose latency
+        budget ran out, noticing a stop). In live mode the producer may reclaim the READY frame
+        before :meth:`get` takes it; ``get`` then waits for the frame being decoded into its slot."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not (self._ready or self._error is not None or self._finished or self._closed
+                       or all(s == _HELD for s in self._state)):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
 
     def _release(self, slot: int) -> None:
         with self._cond:
