@@ -230,9 +230,10 @@ class Enhancer:
       face's mask is recomputed every 5 frames and cross-faded in over the next 5 (it is in crop
       coordinates, which follow the face; ``FaceStage.parse_every``). Its weights (``parsenet``) are
       downloaded like the model's, or given with ``parser_weights``.
-    * ``strength``: blend of each restored face with its aligned input crop before pasting
-      (GPEN's ``alpha``): 1.0 pastes the model's output as it is; lower keeps more of the
-      original face (identity, skin texture, expression) at the cost of less restoration.
+    * ``strength``: blend of each restored face with the original picture (GPEN's ``alpha``),
+      applied at paste time (the paste mask times ``strength``): 1.0 pastes the model's output as
+      it is; lower keeps more of the original face (identity, skin texture, expression) at the
+      cost of less restoration; 0 gives the input back unchanged.
       ``None`` = the model's default: 1.0, except 0.8 for GPEN-BFR-2048 (GPEN's run.sh).
     * ``high_bit_depth``: 10/12-bit video (phone HDR, ProRes, 10-bit AV1) keeps its precision:
       frames carry a 16-bit copy, faces are pasted into it too, and the output is written at the

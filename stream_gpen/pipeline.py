@@ -70,9 +70,11 @@ class FaceStage:
     #: ``parse_every`` frames. The parser costs more than GPEN itself, and a per-frame arg-max
     #: label map would flicker where hair meets background. Still images get a fresh mask.
     parse_every: int = 5
-    #: Blend of the restored face with its aligned input crop before pasting (GPEN's ``alpha``):
-    #: 1.0 = the model's output as it is; lower keeps more of the original (identity, texture)
-    #: at the cost of less restoration.
+    #: Blend of the restored face with the original (GPEN's ``alpha``): 1.0 = the model's output
+    #: as it is; lower keeps more of the original (identity, texture) at the cost of less
+    #: restoration; 0 gives the input back. Blended in the frame (the paste mask times
+    #: ``strength``), so the original share is the frame's own pixels, not a copy that went
+    #: through the S x S crop and back (GPEN blends the crops: its 0 blurs a face larger than S).
     strength: float = 1.0
     #: HDR video (PQ/HLG): the model gets each crop as an SDR picture and its change is mapped
     #: back into the source's codes (:class:`~stream_gpen.faces._hdr.HdrColour`); ``None`` = SDR.
@@ -240,16 +242,14 @@ class FaceStage:
             else:
                 out = self._run_restorer(given).to(device)
             restored = self.colour.from_sdr(out, crops, given) if self.colour is not None else out
-            if self.strength < 1.0:
-                restored = blend_crops(restored, crops, self.strength)
             if fine:
                 restored_hi = self._restored_hi(out_f, hi, counts, all_aff)
-        masks, paste_kw = None, {}
+        masks, paste_kw = None, {"strength": self.strength}  # blended with the frame, in the frame
         if self.parser is not None:
             with self.timer("parse"):
                 # the parser, like the model, reads faces as SDR pictures
                 masks = self._parse_masks(out, keys).to(device)
-            paste_kw = {"border": 0.0, "feather": 0.0}
+            paste_kw.update(border=0.0, feather=0.0)
         with self.timer("paste"):
             start = 0
             for j, (img, k) in enumerate(zip(images, counts)):
@@ -304,9 +304,9 @@ class FaceStage:
     def _restore_aligned(self, images: list[torch.Tensor], hi: list[torch.Tensor | None] | None) -> int:
         """``aligned``: every picture is one face crop. Resized to S x S (a no-op at S; bilinear
         when growing, as GPEN's ``cv2.resize``; area when shrinking, where bilinear would alias, e.g.
-        a 512 crop for GPEN-256), restored (with ``strength``), resized back to its own size the
-        same way and written over the whole picture, and over its 16-bit copy from the restorer's
-        unquantised output where there is one."""
+        a 512 crop for GPEN-256), restored, resized back to its own size the same way and written
+        over the whole picture (blended by ``strength`` with the picture itself), and over its
+        16-bit copy from the restorer's unquantised output where there is one."""
         if not images:
             return 0
         size = self.size
@@ -320,17 +320,20 @@ class FaceStage:
                 out = self.restorer(crops)
                 out_f = out.float() if deep else None
             out = out.to(images[0].device)
-            restored = blend_crops(out, crops, self.strength) if self.strength < 1.0 else out
+        s = float(self.strength)
         with self.timer("paste"):
             for j, img in enumerate(images):
                 h, w = int(img.shape[0]), int(img.shape[1])
-                img.copy_(_resize(restored[j], h, w).permute(1, 2, 0))
+                face = _resize(out[j], h, w)
+                if s < 1.0:  # against the picture itself, not its S x S copy (0: the input back)
+                    face = blend_crops(face, img.permute(2, 0, 1), s)
+                img.copy_(face.permute(1, 2, 0))
                 if deep and hi[j] is not None:
-                    face = out_f[j].to(hi[j].device)
-                    if self.strength < 1.0:
-                        own = _resize(hi[j].permute(2, 0, 1), size, size).float() / 257.0
-                        face = face * float(self.strength) + own * (1.0 - float(self.strength))
-                    hi[j].copy_(_resize(face * 257.0, h, w, top=65535).permute(1, 2, 0))
+                    face = _resize(out_f[j].to(hi[j].device) * 257.0, h, w, top=65535)
+                    if s < 1.0:
+                        own = hi[j].permute(2, 0, 1).float()
+                        face = (face.float() * s + own * (1.0 - s)).add_(0.5).floor_().clamp_(0, 65535).to(torch.uint16)
+                    hi[j].copy_(face.permute(1, 2, 0))
         self.faces_restored += len(images)
         self.frames_with_faces += len(images)
         return len(images)
@@ -338,10 +341,10 @@ class FaceStage:
     def _restored_hi(self, out_f: torch.Tensor, hi: list[torch.Tensor], counts: list[int],
                      affines: torch.Tensor) -> torch.Tensor:
         """The faces for the 16-bit pictures, float32 on the 0..255 scale: the model's unquantised
-        output, mapped back from SDR (HDR) and blended by ``strength`` against the crops cut from
-        the 16-bit pictures themselves, so no step of it is limited to 8 bits."""
+        output, mapped back from SDR (HDR) against the crops cut from the 16-bit pictures
+        themselves, so no step of it is limited to 8 bits (``strength`` is the paste's)."""
         crops_hi = None
-        if self.colour is not None or self.strength < 1.0:
+        if self.colour is not None:
             parts, start = [], 0
             for h, k in zip(hi, counts):  # one picture at a time: stacking would copy 16-bit frames
                 if k:
@@ -349,11 +352,7 @@ class FaceStage:
                     parts.append(warp_faces(h, ids, affines[start : start + k].to(h.device), size=self.size))
                 start += k
             crops_hi = torch.cat(parts).to(out_f.device)
-        faces = self.colour.from_sdr_fine(out_f, crops_hi) if self.colour is not None else out_f
-        if self.strength < 1.0:
-            s = float(self.strength)
-            faces = faces * s + crops_hi.to(torch.float32) * ((1.0 - s) / 257.0)
-        return faces
+        return self.colour.from_sdr_fine(out_f, crops_hi) if self.colour is not None else out_f
 
     def _parse_masks(self, restored: torch.Tensor, keys: list[tuple[int, int]] | None) -> torch.Tensor:
         """Paste masks for ``restored`` crops: fresh for stills. For video, per track, the parser

@@ -238,3 +238,83 @@ def test_paste_keeps_the_detail_of_a_medium_face(photo, backend):
     ref = detail(photo.numpy())
     assert detail(out) > 0.7 * detail(plain), (detail(out), detail(plain), ref)
     assert detail(out) > 0.62 * ref, (detail(out), detail(plain), ref)
+
+
+def _centre(a, size, at=(0.5, 0.56)):
+    """Frame pixel (x, y) of crop point ``at`` (fractions of S) of the face with affine ``a``."""
+    p = torch.tensor([[[at[0] * (size - 1), at[1] * (size - 1)]]], dtype=torch.float64)
+    c = apply_affines(invert_affines(a.double()), p)[0, 0]
+    return int(round(float(c[0]))), int(round(float(c[1])))
+
+
+@pytest.mark.parametrize("backend", ["torch", "cv2"])
+@pytest.mark.parametrize("parse", [False, True])
+def test_small_face_beside_a_big_one_keeps_its_own_restoration(photo, backend, parse):
+    """A small face in the full-weight part of a big face's crop (a child by a parent's temple):
+    each face's crop is one flat colour (a restorer that marks its faces), and each face shows
+    its own colour over itself. Where the small face lies on the big face itself (one face in
+    front of the other), the big one stays on top."""
+    frame = torch.full((240, 320, 3), 128, dtype=torch.uint8)
+    size = 128
+    big = _affine(size, 2.0, (190, 130))
+    crops = torch.stack([torch.full((3, size, size), 30, dtype=torch.uint8),
+                         torch.full((3, size, size), 220, dtype=torch.uint8)])
+    masks = torch.ones(2, size, size) if parse else None
+    beside = torch.cat([_affine(size, 0.3, (112, 85)), big])
+    out = paste_faces(frame.clone(), crops, beside, masks=masks, backend=backend)
+    sx, sy = _centre(beside[:1], size)
+    assert out[sy - 2 : sy + 3, sx - 2 : sx + 3].eq(30).all(), out[sy - 2 : sy + 3, sx - 2 : sx + 3, 0]
+    bx, by = _centre(big, size)
+    assert out[by, bx].tolist() == [220, 220, 220]
+    # the big crop still covers the background around the small face as it would alone
+    alone = paste_faces(frame.clone(), crops[1:], big, masks=None if masks is None else masks[1:], backend=backend)
+    assert out[sy + 22, sx].tolist() == alone[sy + 22, sx].tolist() and alone[sy + 22, sx, 0] > 200
+    # the small face on the big face's cheek: the big face wins there
+    on_top = torch.cat([_affine(size, 0.3, (205, 125)), big])
+    out = paste_faces(frame.clone(), crops, on_top, masks=masks, backend=backend)
+    sx, sy = _centre(on_top[:1], size)
+    assert out[sy, sx].tolist() == [220, 220, 220]
+
+
+@pytest.mark.parametrize("backend", ["torch", "cv2"])
+@pytest.mark.parametrize("bits", [8, 16])
+def test_strength_blends_in_frame_space(photo, backend, bits):
+    """``strength`` scales the mask: 0 gives the frame back bit for bit (no crop round trip),
+    1 is the plain paste, 0.5 is halfway between the frame and the plain paste."""
+    frame = photo[:240, :320].contiguous()
+    if bits == 16:
+        frame = frame.to(torch.int32).mul(257).add(99).to(torch.uint16)
+    a = torch.cat([_affine(128, 1.2, (160, 120), 0.1), _affine(128, 0.5, (60, 60))])
+    crops = torch.randint(0, 256, (2, 3, 128, 128), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    zero = paste_faces(frame.clone(), crops, a, strength=0.0, backend=backend)
+    assert torch.equal(zero, frame)
+    full = paste_faces(frame.clone(), crops, a, backend=backend)
+    assert torch.equal(paste_faces(frame.clone(), crops, a, strength=1.0, backend=backend), full)
+    half = paste_faces(frame.clone(), crops, a, strength=0.5, backend=backend)
+    want = (frame.double() + full.double()) / 2
+    assert (half.double() - want).abs().max() <= (257 if bits == 16 else 1)
+    assert not (half != frame).any(-1)[(full == frame).all(-1)].any()  # untouched stays untouched
+    for bad in (1.5, -0.1, True):
+        with pytest.raises(InvalidInputError, match=r"strength must be a number in \[0, 1\], got"):
+            paste_faces(frame.clone(), crops, a, strength=bad)
+
+
+def test_enhancer_strength_zero_gives_the_input_back(shared, mobilenet_weights):
+    """Through the whole pipeline (photo, 8 and 16 bits, and the aligned-crop path): strength 0
+    is the input bit for bit, even for a face larger than the 64-px crop (blending in crop space
+    blurred it); 0.5 still changes the face."""
+    from stream_gpen import Enhancer
+
+    from tests._doubles import FineRestorer
+
+    bgr = cv2.imread(str(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg"))
+    rgb = np.ascontiguousarray(cv2.resize(bgr, (240, 320), interpolation=cv2.INTER_AREA)[:, :, ::-1])
+    enh = Enhancer(FineRestorer(64), device="cpu", detector_weights=mobilenet_weights, faces="largest", strength=0.0)
+    assert np.array_equal(enh.enhance_image(rgb), rgb)
+    deep = rgb.astype(np.uint16) * 257 + 99
+    assert np.array_equal(enh.enhance_image(deep), deep)  # the 16-bit paste of the unquantised faces
+    enh.strength = 0.5  # as the server's per-request views set it
+    assert (enh.enhance_image(rgb) != rgb).any(-1).sum() > 1000
+    enh.strength, enh.aligned = 0.0, True
+    crop = np.ascontiguousarray(rgb[:96, :96])
+    assert np.array_equal(enh.enhance_image(crop), crop)

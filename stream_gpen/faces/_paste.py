@@ -23,6 +23,25 @@ def feather_mask(coords_x: torch.Tensor, coords_y: torch.Tensor, size: int, *, b
     return t * t * (3.0 - 2.0 * t)
 
 
+# The face itself inside GPEN's crop (in units of S): an ellipse around the aligned template's
+# landmarks (eyes at y 0.47, mouth at 0.72, x 0.39..0.61) wide enough for forehead, cheeks and
+# chin, which the detector's box spans. Full weight out to 0.9 of the ellipse, smoothstep to 0 at
+# 1.25: the ramp keeps the hand-over between two faces' renderings as soft as the feather.
+_CORE_CENTRE = (0.5, 0.56)
+_CORE_AXES = (0.23, 0.30)
+_CORE_RAMP = (0.9, 1.25)
+
+
+def face_core(coords_x: torch.Tensor, coords_y: torch.Tensor, size: int) -> torch.Tensor:
+    """Soft weight of the face itself (not the background around it) at crop coordinates: 1 over
+    the face, 0 outside :data:`_CORE_RAMP`'s outer ellipse."""
+    dx = (coords_x - _CORE_CENTRE[0] * (size - 1)) / (_CORE_AXES[0] * size)
+    dy = (coords_y - _CORE_CENTRE[1] * (size - 1)) / (_CORE_AXES[1] * size)
+    r = torch.sqrt(dx * dx + dy * dy)
+    t = ((_CORE_RAMP[1] - r) / (_CORE_RAMP[1] - _CORE_RAMP[0])).clamp_(0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
 def paste_faces(
     frame: torch.Tensor,
     crops: torch.Tensor,
@@ -33,6 +52,7 @@ def paste_faces(
     feather: float = 0.12,
     antialias: bool = True,
     backend: str = "auto",
+    strength: float = 1.0,
 ) -> torch.Tensor:
     """Blend restored ``crops`` ``[n,3,S,S]`` uint8 into ``frame`` ``[H,W,3]`` uint8, in place.
 
@@ -60,8 +80,18 @@ def paste_faces(
       GPEN's 20.2 on 120-140 px faces at S=512); at twice the frame size the two filters
       together span about one frame pixel, which keeps GPEN's detail on medium faces.
     * Overlapping faces are composited in order of increasing size, each over the result so far
-      with its own soft mask: the larger (usually nearer) face is on top, and every transition
-      stays feathered.
+      with its own soft mask, and the larger (usually nearer) face is on top where the faces
+      themselves overlap. A crop is about twice its face, though, so a smaller face beside a
+      larger one (a child by a parent's temple, a background person next to a selfie) lies in the
+      larger crop's full-weight area: there the larger face's mask is lowered over the smaller
+      face itself (:func:`face_core`, times the smaller face's own mask) wherever that lies
+      outside the larger face itself, so every face keeps its own restoration (GPEN's
+      face-parsing paste-back gets the same from its "larger mask wins" merge). Every transition
+      stays soft.
+    * ``strength`` in [0, 1] scales every mask: the frame keeps ``1 - strength`` of its own
+      pixels (``out = frame + strength * m * (face - frame)``), so 0 gives the frame back exactly
+      and 1 is the plain paste. Blending here, not in crop space, keeps the original share free of
+      the crop's round trip (which would blur a face larger than S).
     * ``backend``: ``"torch"`` samples the crop and the analytic mask with ``grid_sample`` (any
       device); ``"cv2"`` (CPU frames only) warps the crop and a precomputed mask image with
       OpenCV's SIMD ``warpAffine``, several times faster on CPU and within a grey level of the
@@ -81,8 +111,10 @@ def paste_faces(
         raise InvalidInputError(f"affines must be [{n},2,3] for {n} crops, got {tuple(affines.shape)}")
     if masks is not None and tuple(masks.shape) != (n, size, size):
         raise InvalidInputError(f"masks must be [{n},{size},{size}], got {tuple(masks.shape)}")
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+        raise InvalidInputError(f"strength must be a number in [0, 1], got {strength!r}")
     cv2_path = use_cv2(backend, frame.device)
-    if n == 0:
+    if n == 0 or strength == 0:
         return frame
     dev = frame.device
     h, w, _ = frame.shape
@@ -95,16 +127,22 @@ def paste_faces(
     # crop px per frame px, from the linear part's determinant (similarity: uniform scale)
     scale = face_scale(affines).cpu()
     order = torch.argsort(hi[:, 0] - lo[:, 0] + hi[:, 1] - lo[:, 1]).tolist()
-    for i in order:
+    cores = _core_boxes(inv, size)
+    for done, i in enumerate(order):
         x0, y0 = max(int(lo[i, 0]), 0), max(int(lo[i, 1]), 0)
         x1, y1 = min(int(hi[i, 0]) + 1, w), min(int(hi[i, 1]) + 1, h)
         if x0 >= x1 or y0 >= y1:
             continue
         a = affines[i]
         k = float(scale[i])
+        keep = _keep_smaller_faces(i, order[:done], affines, masks, (x0, y0, x1, y1), cores, size, border, feather)
+        if strength != 1:
+            keep = keep * float(strength) if keep is not None else float(strength)
         if cv2_path:
+            if isinstance(keep, torch.Tensor):
+                keep = keep.numpy()
             _paste_one_cv2(frame[y0:y1, x0:x1], crops[i], masks[i] if masks is not None else None, a, x0, y0,
-                           size, border, feather, k if antialias else 1.0)
+                           size, border, feather, k if antialias else 1.0, keep)
             continue
         crop = crops[i : i + 1]
         eff = prefilter_size(size, k) if antialias else size
@@ -121,6 +159,8 @@ def paste_faces(
         if masks is not None:
             mi = masks[i].to(device=dev, dtype=torch.float32)[None, None]
             m = m * _sample(mi, cx, cy, size)[0, 0]
+        if keep is not None:
+            m = m * keep
         if eff != size:
             # pixel-centre convention: q' = (q + 0.5) * eff/S - 0.5
             r = eff / size
@@ -130,6 +170,46 @@ def paste_faces(
         face = _sample(crop.float(), sx, sy, eff)[0].permute(1, 2, 0)  # [h,w,3]
         _blend(frame[y0:y1, x0:x1], face, m)
     return frame
+
+
+def _core_boxes(inv: torch.Tensor, size: int) -> list[tuple[int, int, int, int]]:
+    """Frame bounding box ``(x0, y0, x1, y1)`` (end exclusive) of each face's :func:`face_core`."""
+    (cx, cy), (ax, ay), r = _CORE_CENTRE, _CORE_AXES, _CORE_RAMP[1]
+    x_lo, x_hi = cx * (size - 1) - r * ax * size, cx * (size - 1) + r * ax * size
+    y_lo, y_hi = cy * (size - 1) - r * ay * size, cy * (size - 1) + r * ay * size
+    box = torch.tensor([[x_lo, y_lo], [x_hi, y_lo], [x_lo, y_hi], [x_hi, y_hi]], dtype=torch.float64, device=inv.device)
+    fc = apply_affines(inv, box.expand(len(inv), 4, 2))
+    lo, hi = fc.amin(dim=1).floor().long().tolist(), fc.amax(dim=1).ceil().long().tolist()
+    return [(a[0], a[1], b[0] + 1, b[1] + 1) for a, b in zip(lo, hi)]
+
+
+def _keep_smaller_faces(i, pasted, affines, masks, roi, cores, size, border, feather):
+    """Factor ``[h,w]`` (float32, on the frame's device) for face ``i``'s mask over its ROI that
+    keeps the faces already ``pasted`` (smaller ones) where they lie outside face ``i`` itself:
+    ``prod_j (1 - core_j * m_j * (1 - core_i))``; ``None`` where no smaller face is in the ROI.
+
+    Computed with the analytic masks (both backends), only over each smaller face's core box."""
+    x0, y0, x1, y1 = roi
+    dev = affines.device
+    keep = None
+    for j in pasted:
+        bx0, by0 = max(cores[j][0], x0), max(cores[j][1], y0)
+        bx1, by1 = min(cores[j][2], x1), min(cores[j][3], y1)
+        if bx0 >= bx1 or by0 >= by1:
+            continue
+        ys = torch.arange(by0, by1, dtype=torch.float32, device=dev).view(-1, 1)
+        xs = torch.arange(bx0, bx1, dtype=torch.float32, device=dev).view(1, -1)
+        aj, ai = affines[j].to(torch.float32), affines[i].to(torch.float32)
+        cx = aj[0, 0] * xs + aj[0, 1] * ys + aj[0, 2]
+        cy = aj[1, 0] * xs + aj[1, 1] * ys + aj[1, 2]
+        protect = face_core(cx, cy, size) * feather_mask(cx, cy, size, border=border, feather=feather)
+        if masks is not None:
+            protect = protect * _sample(masks[j].to(device=dev, dtype=torch.float32)[None, None], cx, cy, size)[0, 0]
+        own = face_core(ai[0, 0] * xs + ai[0, 1] * ys + ai[0, 2], ai[1, 0] * xs + ai[1, 1] * ys + ai[1, 2], size)
+        if keep is None:
+            keep = torch.ones(y1 - y0, x1 - x0, dtype=torch.float32, device=dev)
+        keep[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0] *= 1.0 - protect * (1.0 - own)
+    return keep
 
 
 def _blend(roi: torch.Tensor, face: torch.Tensor, m: torch.Tensor) -> None:
@@ -163,11 +243,12 @@ def _mask_image(size: int, border: float, feather: float):
     return _MASK_CACHE[key]
 
 
-def _paste_one_cv2(roi, crop, mask, a, x0, y0, size, border, feather, k) -> None:
+def _paste_one_cv2(roi, crop, mask, a, x0, y0, size, border, feather, k, keep=None) -> None:
     """Paste one face into ``roi`` (a CPU uint8 view of the frame, in place) with OpenCV: the crop
     (area-downscaled first for a face much smaller than S, as in the torch path) and the mask
     image are warped with the frame -> crop affine, offset to the ROI, as an inverse map; the
-    blend is one SIMD pass (``blendLinear``) into the ROI, exact where the mask is 0."""
+    blend is one SIMD pass (``blendLinear``) into the ROI, exact where the mask is 0. ``keep``
+    (``[h,w]`` array or a number) multiplies the warped mask."""
     import cv2
 
     a64 = a.to(torch.float64).cpu().numpy()
@@ -180,6 +261,8 @@ def _paste_one_cv2(roi, crop, mask, a, x0, y0, size, border, feather, k) -> None
     if mask is not None:
         mimg = mimg * mask.to(torch.float32).cpu().numpy()
     m = cv2.warpAffine(mimg, m_roi, dsize, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if keep is not None:
+        m = (m * keep).astype(np.float32, copy=False)
     mf = m_roi
     eff = prefilter_size(size, k)
     if eff != size:
@@ -231,4 +314,4 @@ def face_scale(affines: torch.Tensor) -> torch.Tensor:
     return torch.linalg.det(torch.as_tensor(affines, dtype=torch.float64)[:, :, :2]).abs().sqrt()
 
 
-__all__ = ["paste_faces", "feather_mask", "face_scale"]
+__all__ = ["paste_faces", "feather_mask", "face_core", "face_scale"]
