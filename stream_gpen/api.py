@@ -583,7 +583,7 @@ class Enhancer:
             plan, clashes, clashing = folder_outputs(
                 root, Path(dst), images + videos,
                 lambda q: (photo_ext or q.suffix) if q.suffix.lower() in IMAGE_EXTS
-                else (q.suffix if q.suffix.lower() in self._FOLDER_KEEP else ".mp4"))
+                else self._folder_video_ext(q.suffix, codec, audio))
             for note in clashes:
                 log.warning("%s", note)
             if skip_existing and not overwrite:
@@ -733,6 +733,22 @@ class Enhancer:
     #: containers a folder's videos keep (others are written as .mp4: the sink's H.264/HEVC in
     #: .wmv/.flv/.3gp/.mpg would play in few places, if it muxes at all)
     _FOLDER_KEEP = (".mp4", ".mov", ".mkv", ".webm", ".m4v", ".avi")
+
+    @classmethod
+    def _folder_video_ext(cls, suffix: str, codec: str, audio: str) -> str:
+        """The container a folder's video is written in: its own (if kept, see ``_FOLDER_KEEP``),
+        else .mp4; and where that cannot hold the asked ``codec``/``audio`` (``--codec prores`` and
+        .mp4, ``--codec h264`` and .webm), the first of .mp4, .mov, .mkv that can (a folder's
+        every .mp4 failed as "unreadable" with ``--codec prores``)."""
+        from stream_gpen.io._sink import check_output_encoding
+
+        for ext in (suffix if suffix.lower() in cls._FOLDER_KEEP else ".mp4", ".mp4", ".mov", ".mkv"):
+            try:
+                check_output_encoding(ext.lower(), codec, audio)
+            except InvalidInputError:
+                continue
+            return ext
+        return ".mkv"  # Matroska holds every codec and audio the sink writes
 
     def _enhance_folder(self, root: Path, dst: Path, images: list[Path], videos: list[Path],
                         plan: dict[Path, Path], *, skip_existing: bool = False, **opts) -> RunSummary:

@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from stream_gpen.errors import InvalidInputError, OutputExistsError, SourceClosedError, StreamGpenError
+from stream_gpen.errors import InvalidInputError, OutputExistsError, StreamGpenError
 
 log = logging.getLogger("stream_gpen.cli")
 
@@ -145,7 +145,7 @@ def _output_options(p: argparse.ArgumentParser) -> None:
                    help="video codec (default auto: h264; hevc for 10/12-bit sources; vp9 for a .webm output; "
                    "prores 4444 for a source with transparency into .mov/.mkv); prores = ProRes 422 HQ / 4444 for "
                    "editing (no --crf/--preset)")
-    g.add_argument("--crf", type=int, default=None, help="quality (lower = better, bigger; h264/hevc 0-51, av1/vp9 0-63); codec default if unset")
+    g.add_argument("--crf", type=int, default=None, help="quality (lower = better, bigger; h264/hevc 0-51, vp9 0-63, av1 1-63); codec default if unset")
     g.add_argument("--preset", default=None,
                    help="encoder speed preset: h264/hevc ultrafast..veryslow, av1 0..13 (higher = faster); "
                    "faster = bigger file at the same --crf")
@@ -285,6 +285,10 @@ def _run_enhance(args: argparse.Namespace) -> int:
                                     "the restored copy")
         raise OutputExistsError(f"output exists: {dst}", hint="pass --overwrite or choose another -o")
     _check_report(args.report, [src, dst], overwrite=args.overwrite)
+    if not (_is_image_name(dst) or _is_image_name(src) or Path(dst).is_dir() or Path(src).is_dir()):
+        from stream_gpen.io._sink import check_output_encoding
+
+        check_output_encoding(dst, args.codec, args.audio)  # before the model loads, not mid-run
     _check_nvenc_early(args, dst)
     enh = _make_enhancer(args)
     progress = _Progress(not args.quiet, Path(src).name or src)
@@ -574,15 +578,14 @@ def _check_camera_encoding(args: argparse.Namespace) -> None:
     """--codec/--crf/--preset/--encoder of the recording and the stream checked before the model
     loads (the sinks check again with the source's bit depth, and the container's fit)."""
     from stream_gpen.io._sink import (
-        _check_software_options, check_nvenc_crf, nvenc_preset, resolve_encoder, webm_refuses,
+        _check_software_options, check_nvenc_crf, check_output_encoding, nvenc_preset, resolve_encoder,
     )
 
     for o in (args.output, args.stream):
         if not o:
             continue
         codec = _camera_codec(args.codec, o)  # the source is not open yet: its bit depth is not known
-        if Path(o).suffix.lower() == ".webm" and webm_refuses(codec):
-            raise InvalidInputError(webm_refuses(codec))  # (the sink says so too, once the source is open)
+        check_output_encoding(o, codec, "none")  # (the sink says so too, once the source is open)
         preset = _camera_preset(codec, args.preset)
         if args.encoder == "nvenc":
             resolve_encoder("nvenc", codec)  # no NVENC here (or none for this codec): say so now
@@ -696,7 +699,7 @@ def _camera_codec_options(p) -> None:
                    help="video codec of --output and --stream (default auto: h264; vp9 for a .webm output; hevc "
                    "for a 10/12-bit source); prores = ProRes 422 HQ for editing (big files; no --crf/--preset)")
     p.add_argument("--crf", type=int, default=None,
-                   help="quality (lower = better, bigger; h264/hevc 0-51, av1/vp9 0-63); codec default if unset")
+                   help="quality (lower = better, bigger; h264/hevc 0-51, vp9 0-63, av1 1-63); codec default if unset")
     p.add_argument("--preset", default=None,
                    help="encoder speed preset: h264/hevc ultrafast..veryslow (default veryfast, to keep up with "
                    "the camera), av1 0..13 (higher = faster); slower = smaller files, may fall behind live")

@@ -245,7 +245,9 @@ def test_camera_codec_crf_preset_options(tmp_path, det_home, made_sinks, capsys)
     (["-o", "x.webm", "--preset", "veryfast"], "codec='vp9' takes no preset"),
     (["-o", "x.mp4", "--crf", "60"], "crf=60 for codec='h264' must be within 0..51"),
     (["-o", "x.mp4", "--codec", "hevc", "--preset", "turbo"], "preset='turbo' for codec='hevc' is not one of"),
-    (["--stream", "udp://127.0.0.1:45997", "--codec", "av1", "--preset", "20"], "preset='20' for codec='av1'"),
+    (["-o", "x.mkv", "--codec", "av1", "--preset", "20"], "preset='20' for codec='av1'"),
+    # a udp/srt stream is MPEG-TS, which takes AV1 packets as a nameless data stream: no video
+    (["--stream", "udp://127.0.0.1:45997", "--codec", "av1"], "codec='av1' (--codec av1) cannot go into mpegts"),
     (["-o", "x.webm", "--codec", "h264"], "codec='h264' cannot go into webm"),
     (["-o", "x.mov", "--codec", "prores", "--crf", "20"], "codec='prores' takes no crf or preset"),
 ])

@@ -616,3 +616,30 @@ def test_copy_refused_names_no_temporary_file(tmp_path, cli_env):
     fb = [f for f in json.loads(report.read_text())["fallbacks"] if "stream copy impossible" in f]
     assert len(fb) == 1 and ".remux" not in fb[0] and "o.mp4" not in fb[0].split("(", 1)[1], fb
     assert video_info(tmp_path / "o.mp4")["n"] == 20
+
+
+def test_codec_or_audio_the_container_cannot_hold_is_refused_before_the_model(tmp_path, cli_env, capsys,
+                                                                              monkeypatch):
+    """--codec prores -o x.mp4, --codec vp9 -o x.ts, --audio aac -o x.webm: exit 2 in the
+    option's words before the model loads (they failed mid-run with exit 4 and FFmpeg's words,
+    or, into .ts, wrote a file with no readable video and exit 0); a folder's videos go into a
+    container that holds the codec (with --codec prores every .mp4 was skipped as unreadable)."""
+    from stream_gpen import commands
+
+    src = make_clip(tmp_path / "a.mp4", audio="aac")
+    loaded = []
+    real = commands._make_enhancer
+    monkeypatch.setattr(commands, "_make_enhancer", lambda args: loaded.append(1) or real(args))
+    for extra, name, words in ((["--codec", "prores"], "x.mp4", "ProRes goes into .mov or .mkv"),
+                               (["--codec", "vp9"], "x.ts", "VP9/AV1 go into .mp4, .mkv or .webm"),
+                               (["--audio", "aac"], "x.webm", "--audio aac")):
+        assert main(["enhance", str(src), "-o", str(tmp_path / name), *cli_env, *extra]) == 2
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err, err
+    assert not loaded and not list(tmp_path.glob("x*")) and not list(tmp_path.glob(".x*"))
+    folder = tmp_path / "f"
+    folder.mkdir()
+    make_clip(folder / "b.mp4")
+    assert main(["enhance", str(folder), "-o", str(tmp_path / "f_out"), *cli_env, "--codec", "prores"]) == 0
+    assert [p.name for p in (tmp_path / "f_out").iterdir()] == ["b.mov"]
+    assert video_info(tmp_path / "f_out" / "b.mov")["video_codec"] == "prores"
