@@ -9,7 +9,7 @@ Exit codes (each :class:`~stream_gpen.errors.StreamGpenError` class carries its 
  1    any other stream-gpen error, or an internal error (a bug: rerun with --debug and report it)
  2    bad command line, invalid input or option value, missing input, device not available
  3    weights: not found, download failed, size/checksum mismatch, checkpoint does not fit
- 4    decoding, encoding or a live source failed while running
+ 4    decoding, encoding or a live source failed while running, or memory ran out (GPU or host)
  5    a folder was processed, but some of its files could not be read (skipped and listed)
 130   interrupted (Ctrl-C); SIGTERM (``kill``, ``timeout``, ``docker stop``) and SIGHUP (the
       terminal closed) are handled the same way and exit with 143 and 129 (128 + the signal)
@@ -329,6 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so in one line unless asked for the traceback
         if debug:
             traceback.print_exc()
+        if _out_of_memory(exc):  # the machine's limit (a GPU shared with others, a huge batch), not a bug
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            print(f"{PROG}: error: out of memory: {first}", file=sys.stderr)
+            print("hint: lower --batch-size (default 8), choose a smaller --model, close what else uses the "
+                  "GPU, or run with --device cpu", file=sys.stderr)
+            return signals.exit_code(4)
         print(f"{PROG}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         print("hint: rerun with --debug for the traceback, and please report it", file=sys.stderr)
         return 1
@@ -339,3 +345,10 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """torch's (CUDA or CPU) out-of-memory error, or Python's MemoryError; by name, so that this
+    module does not import torch."""
+    return (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+            or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()))

@@ -318,7 +318,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
         from stream_gpen.errors import SomeInputsSkippedError
 
         raise SomeInputsSkippedError(
-            f"{summary.frames_out} frames/images written to {dst}, {len(summary.skipped)} unreadable file(s) skipped "
+            f"{summary.frames_out} frames/images written to {dst}, {len(summary.skipped)} file(s) skipped, unreadable or failed "
             f"(first: {summary.skipped[0]})",
             hint="the warnings above (and --report) list every skipped file")
     return 0

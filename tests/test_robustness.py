@@ -643,3 +643,21 @@ def test_codec_or_audio_the_container_cannot_hold_is_refused_before_the_model(tm
     assert main(["enhance", str(folder), "-o", str(tmp_path / "f_out"), *cli_env, "--codec", "prores"]) == 0
     assert [p.name for p in (tmp_path / "f_out").iterdir()] == ["b.mov"]
     assert video_info(tmp_path / "f_out" / "b.mov")["video_codec"] == "prores"
+
+
+def test_out_of_memory_is_exit_4_with_a_hint_not_an_internal_error(tmp_path, cli_env, capsys, monkeypatch):
+    """A CUDA out-of-memory (a GPU shared with other jobs) was 'internal error ... please report
+    it', exit 1: it is the machine's limit, said so with what to lower."""
+    import torch
+
+    from stream_gpen import commands
+
+    def oom(args):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore details")
+
+    monkeypatch.setattr(commands, "_make_enhancer", oom)
+    src = make_clip(tmp_path / "a.mp4")
+    assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), *cli_env]) == 4
+    err = capsys.readouterr().err
+    assert "error: out of memory: CUDA out of memory. Tried to allocate 2.00 GiB\n" in err
+    assert "--batch-size" in err and "internal error" not in err
