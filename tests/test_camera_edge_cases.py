@@ -376,7 +376,7 @@ def test_a_restorer_that_fails_keeps_the_recording_and_report(tmp_path, det_home
     rec, rep = tmp_path / "rec.mp4", tmp_path / "rep.json"
     code = main(["camera", LAVFI, "--model", "classic", "-o", str(rec), "--report", str(rep), "--quiet"])
     err = capsys.readouterr().err
-    assert code == 1 and "CUDA out of memory (simulated)" in err, err
+    assert code == 4 and "error: out of memory: CUDA out of memory (simulated)" in err, err  # (the CLI: exit 4)
     n = json.loads(rep.read_text())["frames_out"]
     assert n >= 5 and f"the {n} frames recorded before were kept in {rec}" in err, err
     assert len(_pts(rec)[0]) == n
