@@ -402,16 +402,23 @@ def test_kalman_measures_the_detector_noise_online():
     assert est[2.0] > 8 * est[0.5]
 
 
+def _settled(rng, truth, sigma=1.0, **kw):
+    """A filter (trusted flow) run for 100 frames on a still face detected every 5 frames with
+    landmark noise ``sigma``."""
+    kf = _kalman(process_noise=0.05, **kw)
+    for i in range(100):
+        kf.predict(kf.estimate())
+        if i % 5 == 0:
+            kf.correct(truth + rng.normal(0, sigma, truth.shape))
+        kf.output()
+    return kf
+
+
 def test_kalman_fixes_a_flow_slip_at_once_but_not_noise():
     truth = _REF * 2.0 + 40.0
     rng = np.random.default_rng(1)
     # trusted flow (small process noise): without the gate, a slip would be fixed only slowly
-    kf = _kalman(process_noise=0.05)
-    for i in range(100):
-        kf.predict(kf.estimate())
-        if i % 5 == 0:
-            kf.correct(truth + rng.normal(0, 1.0, truth.shape))
-        kf.output()
+    kf = _settled(rng, truth)
     before = kf.estimate().mean(0)
     # the flow slipped: the face is really 30 frame px (15 template px) to the right
     kf.predict(kf.estimate())
@@ -422,12 +429,7 @@ def test_kalman_fixes_a_flow_slip_at_once_but_not_noise():
     out = [kf.output().mean(0)[0] - before[0] for _ in range(12)]
     assert out[0] < 0.5 * 30 and out[-1] > 0.95 * 30, np.round(out, 1)
     # a detection 1 noise-sigma off moves the estimate only part of the way
-    kf2 = _kalman(process_noise=0.05)
-    for i in range(100):
-        kf2.predict(kf2.estimate())
-        if i % 5 == 0:
-            kf2.correct(truth + rng.normal(0, 1.0, truth.shape))
-        kf2.output()
+    kf2 = _settled(rng, truth)
     b2 = kf2.estimate().mean(0)
     kf2.predict(kf2.estimate())
     kf2.correct(kf2.estimate() + np.array([1.0, 0.0]))
@@ -441,12 +443,7 @@ def test_kalman_snaps_to_a_jump_instead_of_gliding_beside_the_face():
     output is there at once, and the jump leaves the detector-noise estimate alone."""
     truth = _REF * 2.0 + 40.0
     rng = np.random.default_rng(2)
-    kf = _kalman(process_noise=0.05)
-    for i in range(100):
-        kf.predict(kf.estimate())
-        if i % 5 == 0:
-            kf.correct(truth + rng.normal(0, 1.0, truth.shape))
-        kf.output()
+    kf = _settled(rng, truth)
     r_before = kf.R.copy()
     jump = 0.4 * 53.7 * 2.0  # frame px (scale 2)
     kf.predict(kf.estimate())
@@ -454,12 +451,7 @@ def test_kalman_snaps_to_a_jump_instead_of_gliding_beside_the_face():
     np.testing.assert_allclose(kf.output().mean(0), truth.mean(0) + [jump, 0.0], atol=1e-6)
     np.testing.assert_array_equal(kf.R, r_before)
     # the same step on a track whose detections scatter by more than that is noise, not a jump
-    noisy = _kalman(process_noise=0.05)
-    for i in range(100):
-        noisy.predict(noisy.estimate())
-        if i % 5 == 0:
-            noisy.correct(truth + rng.normal(0, 25.0, truth.shape))
-        noisy.output()
+    noisy = _settled(rng, truth, sigma=25.0)
     before = noisy.output().mean(0)
     noisy.predict(noisy.estimate())
     noisy.correct(noisy.estimate() + np.array([jump, 0.0]))
