@@ -299,6 +299,21 @@ def test_strength_blends_in_frame_space(photo, backend, bits):
             paste_faces(frame.clone(), crops, a, strength=bad)
 
 
+@pytest.mark.parametrize("backend", ["torch", "cv2"])
+def test_strength_keeps_its_share_where_faces_squares_overlap(photo, backend):
+    """Two faces whose crop squares overlap (a group photo): each face's mask scaled by the
+    strength blended the second face over the first one's blend, so the overlap kept only
+    (1 - s)^2 of the original (25% at 0.5; GPEN-2048's default 0.8 kept 4% there, not 20%)."""
+    frame = photo[:240, :320].contiguous()
+    a = torch.cat([_affine(128, 0.9, (130, 120)), _affine(128, 0.8, (200, 125))])  # squares overlap
+    crops = torch.full((2, 3, 128, 128), 255, dtype=torch.uint8)
+    full = paste_faces(frame.clone(), crops, a, backend=backend)
+    for s in (0.5, 0.8):
+        got = paste_faces(frame.clone(), crops, a, strength=s, backend=backend)
+        want = frame.double() + s * (full.double() - frame.double())
+        assert (got.double() - want).abs().max() <= 1, s
+
+
 def test_enhancer_strength_zero_gives_the_input_back(shared, mobilenet_weights):
     """Through the whole pipeline (photo, 8 and 16 bits, and the aligned-crop path): strength 0
     is the input bit for bit, even for a face larger than the 64-px crop (blending in crop space

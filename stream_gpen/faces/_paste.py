@@ -88,10 +88,11 @@ def paste_faces(
       outside the larger face itself, so every face keeps its own restoration (GPEN's
       face-parsing paste-back gets the same from its "larger mask wins" merge). Every transition
       stays soft.
-    * ``strength`` in [0, 1] scales every mask: the frame keeps ``1 - strength`` of its own
-      pixels (``out = frame + strength * m * (face - frame)``), so 0 gives the frame back exactly
-      and 1 is the plain paste. Blending here, not in crop space, keeps the original share free of
-      the crop's round trip (which would blur a face larger than S).
+    * ``strength`` in [0, 1]: the frame keeps ``1 - strength`` of its own pixels
+      (``out = frame + strength * (paste - frame)``, ``paste`` the plain paste of all the faces;
+      one face: its mask scaled), so 0 gives the frame back exactly and 1 is the plain paste, also
+      where faces' squares overlap. Blending here, not in crop space, keeps the original share
+      free of the crop's round trip (which would blur a face larger than S).
     * ``backend``: ``"torch"`` samples the crop and the analytic mask with ``grid_sample`` (any
       device); ``"cv2"`` (CPU frames only) warps the crop and a precomputed mask image with
       OpenCV's SIMD ``warpAffine``, several times faster on CPU and within a grey level of the
@@ -128,16 +129,24 @@ def paste_faces(
     scale = face_scale(affines).cpu()
     order = torch.argsort(hi[:, 0] - lo[:, 0] + hi[:, 1] - lo[:, 1]).tolist()
     cores = _core_boxes(inv, size)
+    # Several faces at a strength under 1: composite them at full strength, then blend the whole
+    # with the original once. Scaling each face's mask instead would blend a face over the
+    # previous ones' blend where their squares overlap, leaving (1 - s)^2 of the original there.
+    whole = strength != 1 and n > 1
+    s_mask = 1.0 if whole else float(strength)
+    original, span = (frame.clone(), [w, h, 0, 0]) if whole else (None, None)
     for done, i in enumerate(order):
         x0, y0 = max(int(lo[i, 0]), 0), max(int(lo[i, 1]), 0)
         x1, y1 = min(int(hi[i, 0]) + 1, w), min(int(hi[i, 1]) + 1, h)
         if x0 >= x1 or y0 >= y1:
             continue
+        if span is not None:
+            span[:] = [min(span[0], x0), min(span[1], y0), max(span[2], x1), max(span[3], y1)]
         a = affines[i]
         k = float(scale[i])
         keep = _keep_smaller_faces(i, order[:done], affines, masks, (x0, y0, x1, y1), cores, size, border, feather)
-        if strength != 1:
-            keep = keep * float(strength) if keep is not None else float(strength)
+        if s_mask != 1:
+            keep = keep * s_mask if keep is not None else s_mask
         if cv2_path:
             if isinstance(keep, torch.Tensor):
                 keep = keep.numpy()
@@ -169,6 +178,12 @@ def paste_faces(
             sx, sy = cx, cy
         face = _sample(crop.float(), sx, sy, eff)[0].permute(1, 2, 0)  # [h,w,3]
         _blend(frame[y0:y1, x0:x1], face, m)
+    if span is not None and span[0] < span[2] and span[1] < span[3]:
+        x0, y0, x1, y1 = span
+        roi, base = frame[y0:y1, x0:x1], original[y0:y1, x0:x1].float()
+        top = 65535.0 if frame.dtype == torch.uint16 else 255.0
+        # exact where no face changed a pixel (float32 holds every 8/16-bit value)
+        roi.copy_((base + (roi.float() - base) * float(strength)).add_(0.5).floor_().clamp_(0, top))
     return frame
 
 
