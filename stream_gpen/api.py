@@ -15,7 +15,6 @@ meant to be used from several threads at once (the server serialises access to i
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import numbers
 import os
@@ -898,57 +897,86 @@ class Enhancer:
         of files is used (``smooth_lag`` frames held back: steadier faces; for recorded
         sequences). Pulling from ``frames`` happens in the caller's thread, inside ``next()``.
         """
-        if isinstance(frames, (np.ndarray, torch.Tensor)) and getattr(frames, "ndim", 0) != 4:
+        if isinstance(frames, torch.Tensor):
+            raise InvalidInputError("stream_frames() takes numpy pictures (a torch tensor: .cpu().numpy() each)")
+        if isinstance(frames, np.ndarray) and frames.ndim != 4:
             raise InvalidInputError("stream_frames() takes a sequence of pictures; for one picture use enhance_image()")
         if not (isinstance(fps, numbers.Real) and not isinstance(fps, bool) and 0 < fps < 1e6):
             raise InvalidInputError(f"fps must be a positive number, got {fps!r}")
         feed = _PictureFeed(frames, device=self.device, fps=float(fps), live=live)
         first = feed.peek()
-        if first is None:
+        if first is _END:
             return
+        try:
+            h, w = _to_rgb_tensor(first)[0].shape[:2]
+        except InvalidInputError as e:  # (OpenCV's failed first read is None: not an empty run)
+            raise InvalidInputError(f"stream_frames(): picture 0: {e}") from None
         stage = self._stage(lag=0 if live else self._file_lag())
-        h, w = first.shape[:2]
         stage.video_detect_size = self.detect_size or video_detect_size(SimpleNamespace(width=w, height=h))
         from stream_gpen.pipeline import run_stream
 
         for frame in run_stream(feed, stage, batch_faces=self.batch_size, max_pending_frames=self._max_pending(),
                                 latency_budget_s=latency_budget_s if live else None):
             yield _enhanced(frame)
+        if feed.error is not None:  # the frames taken before it are out: now the caller's error
+            raise feed.error
+
+
+_END = object()  # the end of a picture sequence (None may be a picture: OpenCV's failed read)
 
 
 class _PictureFeed:
     """The caller's pictures as a frame source for :func:`~stream_gpen.pipeline.run_stream`:
-    each array checked and copied to the device as a ring-less :class:`~stream_gpen.io.Frame`."""
+    each array checked and copied to the device as a ring-less :class:`~stream_gpen.io.Frame`.
+    An error raised by the caller's iterable ends the sequence (``error``), so the frames
+    already taken are restored and handed out before it is raised."""
 
     def __init__(self, pictures, *, device, fps: float, live: bool) -> None:
         self._it = iter(pictures)
         self._device = device
         self._tb = 1 / Fraction(fps).limit_denominator(1_000_000)
-        self._first: np.ndarray | None = None
+        self._first = self._UNSET = object()
         self._size: tuple[int, int] | None = None
         self.live = live
+        self.error: Exception | None = None
 
-    def peek(self) -> np.ndarray | None:
-        """The first picture (kept for iteration), or None for an empty sequence."""
-        if self._first is None:
-            self._first = next(self._it, None)
+    def peek(self):
+        """The first picture (kept for iteration), or ``_END`` for an empty sequence."""
+        if self._first is self._UNSET:
+            self._first = next(self._it, _END)
         return self._first
+
+    def _pictures(self):
+        yield self.peek()
+        while True:
+            try:
+                picture = next(self._it)
+            except StopIteration:
+                return
+            except Exception as e:  # the caller's camera or file failed: what came before still goes out
+                self.error = e
+                return
+            yield picture
 
     def __iter__(self):
         from stream_gpen.io import Frame
 
-        first = self.peek()
-        if first is None:
+        if self.peek() is _END:
             return
-        for index, picture in enumerate(itertools.chain([first], self._it)):
-            self._first = None
-            image, alpha, hi = _to_rgb_tensor(picture)
+        for index, picture in enumerate(self._pictures()):
+            try:
+                image, alpha, hi = _to_rgb_tensor(picture)
+            except InvalidInputError as e:  # (OpenCV's failed read is None) the ones before still go out
+                self.error = InvalidInputError(f"stream_frames(): picture {index}: {e}")
+                return
             size = tuple(image.shape[:2])
             if self._size is None:
                 self._size = size
             elif size != self._size:
-                raise InvalidInputError(f"stream_frames(): picture {index} is {size[1]}x{size[0]}, the first "
-                                        f"was {self._size[1]}x{self._size[0]}; a sequence keeps one size")
+                self.error = InvalidInputError(
+                    f"stream_frames(): picture {index} is {size[1]}x{size[0]}, the first was "
+                    f"{self._size[1]}x{self._size[0]}; a sequence keeps one size")
+                return
             dev = self._device
             yield Frame.from_tensor(
                 image.to(dev), index=index, pts=index, time_base=self._tb,

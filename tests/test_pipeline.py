@@ -314,10 +314,28 @@ def test_stream_frames_tracks_the_caller_s_own_pictures(shared, mobilenet_weight
         assert all(np.array_equal(a.image, b) for a, b in zip(got[:n], ref[:n]))
     enh = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights)
     assert list(enh.stream_frames([])) == []
-    with pytest.raises(InvalidInputError, match="one size"):
-        list(enh.stream_frames([pictures[0], pictures[0][:100]]))
     with pytest.raises(InvalidInputError, match="enhance_image"):
         next(enh.stream_frames(pictures[0]))
+    with pytest.raises(InvalidInputError, match="numpy"):
+        next(enh.stream_frames(torch.zeros(2, 8, 8, 3, dtype=torch.uint8)))
+    # a failing sequence: the frames taken before the failure are restored and handed out first
+    # (the live and look-ahead batches were dropped with the error), then the error is raised
+    def camera(fail):
+        yield from pictures[:10]
+        if fail == "raise":
+            raise OSError("camera unplugged")
+        yield pictures[0][:100] if fail == "size" else None  # a smaller picture; OpenCV's failed read
+
+    for live in (True, False):
+        for fail, err, words in (("raise", OSError, "unplugged"), ("size", InvalidInputError, "one size"),
+                                 ("none", InvalidInputError, "picture 10: image must be a numpy array")):
+            got = []
+            with pytest.raises(err, match=words):
+                for f in enh.stream_frames(camera(fail), live=live):
+                    got.append(f.index)
+            assert got == list(range(10)), (live, fail)
+    with pytest.raises(InvalidInputError, match="picture 0"):  # None first was an empty, silent run
+        list(enh.stream_frames([None, pictures[0]]))
 
 
 def test_no_face_video_stream_copied_on_request(tiny_enhancer, shared, tmp_path):
