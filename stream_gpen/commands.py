@@ -569,6 +569,7 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
                 failed.args = (f"{failed.args[0] if failed.args else failed}; {note}",) + tuple(failed.args[1:])
             else:  # (a foreign error's message is left as it is)
                 log.warning("%s: %s", type(failed).__name__, note)
+        summary.error = " ".join(f"{type(failed).__name__}: {failed}".split())  # (the report says it failed)
         failed.summary = summary
         raise failed
     return summary

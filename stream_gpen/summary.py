@@ -49,6 +49,7 @@ class RunSummary:
     interrupted: bool = False
     partial_output: str | None = None
     skipped: list[str] = field(default_factory=list)  # folder inputs: "path: reason" per unreadable file
+    error: str | None = None  # a run that failed after writing what it could (camera): the error, one line
 
     @property
     def fps(self) -> float:

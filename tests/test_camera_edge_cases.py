@@ -370,6 +370,7 @@ def test_a_stream_server_that_hangs_up_keeps_the_local_recording(tmp_path, det_h
     assert n >= 1 and f"the {n} frames recorded before were kept in {rec}" in err, err
     data = json.loads(rep.read_text())
     assert data["frames_in"] == data["frames_out"] + data["frames_dropped"] and data["frames_out"] <= n
+    assert f"encoding tcp://127.0.0.1:{port} failed" in data["error"]  # a script reading it sees the failure
 
 
 def test_a_restorer_that_fails_keeps_the_recording_and_report(tmp_path, det_home, monkeypatch, capsys):
@@ -392,6 +393,8 @@ def test_a_restorer_that_fails_keeps_the_recording_and_report(tmp_path, det_home
     code = main(["camera", LAVFI, "--model", "classic", "-o", str(rec), "--report", str(rep), "--quiet"])
     err = capsys.readouterr().err
     assert code == 4 and "error: out of memory: CUDA out of memory (simulated)" in err, err  # (the CLI: exit 4)
-    n = json.loads(rep.read_text())["frames_out"]
+    data = json.loads(rep.read_text())
+    n = data["frames_out"]
     assert n >= 5 and f"the {n} frames recorded before were kept in {rec}" in err, err
+    assert data["error"] == "RuntimeError: CUDA out of memory (simulated)"
     assert len(_pts(rec)[0]) == n
