@@ -896,6 +896,9 @@ class Enhancer:
         coming in, with no look-ahead (a camera loop). ``live=False``: the look-ahead smoother
         of files is used (``smooth_lag`` frames held back: steadier faces; for recorded
         sequences). Pulling from ``frames`` happens in the caller's thread, inside ``next()``.
+        If ``frames`` raises (a camera unplugged) or gives something that is not a picture (None
+        from a failed read), the frames taken before it are restored and yielded first, then
+        the error is raised.
         """
         if isinstance(frames, torch.Tensor):
             raise InvalidInputError("stream_frames() takes numpy pictures (a torch tensor: .cpu().numpy() each)")
