@@ -18,15 +18,17 @@ W, H = 64, 48
 TEN_H = 36000  # seconds: a TV recording / an HLS stream joined mid-way
 
 
-def _late_ts(path: Path, *, video_at: float = TEN_H, audio_at: float | None = TEN_H, n: int = 10) -> Path:
+def _late_ts(path: Path, *, video_at: float = TEN_H, audio_at: float | None = TEN_H, n: int = 10,
+             audio: str = "mp2") -> Path:
     """An MPEG-TS whose clock starts at 10 h: ``n`` 25 fps frames from ``video_at``, 0.4 s of mp2
-    audio from ``audio_at`` (None: no audio)."""
+    (or ``audio``: "aac" is ADTS there, as from TV and cameras) audio from ``audio_at`` (None: no
+    audio)."""
     with av.open(str(path), "w", format="mpegts") as c:
         vs = c.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
         vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
         aus = None
         if audio_at is not None:
-            aus = c.add_stream("mp2", rate=48000)
+            aus = c.add_stream(audio, rate=48000)
             aus.layout = "stereo"
         for i in range(n):
             f = av.VideoFrame.from_ndarray(np.full((H, W, 3), 20 * i % 250, np.uint8), format="rgb24")
@@ -36,7 +38,7 @@ def _late_ts(path: Path, *, video_at: float = TEN_H, audio_at: float | None = TE
         for p in vs.encode(None):
             c.mux(p)
         if aus is not None:
-            fs = 1152
+            fs = 1152 if audio == "mp2" else 1024
             for k in range(0, round(0.4 * 48000), fs):
                 x = (0.2 * np.sin(np.arange(fs) / 10)).astype(np.float32)
                 af = av.AudioFrame.from_ndarray(np.stack([x, x]), format="fltp", layout="stereo")
@@ -153,6 +155,84 @@ def test_a_ten_bit_avi_is_written_ten_bit(tmp_path):
         assert sum(1 for _ in c.decode(video=0)) == 3
 
 
+# FFmpeg's ipod (.m4v), 3gp/3g2 and f4v muxers take H.264 only: HEVC passed the table and failed
+# mid-run (a HandBrake/Apple 10-bit .m4v failed with every option at its default)
+@pytest.mark.parametrize("codec, name", [("hevc", "x.m4v"), ("vp9", "x.3gp"), ("av1", "x.3g2"), ("hevc", "x.f4v"),
+                                         ("vp9", "x.m2t")])
+def test_h264_only_mp4_variants_refuse_other_codecs_up_front(codec, name):
+    with pytest.raises(InvalidInputError, match=rf"codec='{codec}'.*go(es)? into \.mp4, \.mkv"):
+        check_output_encoding(name, codec)
+    check_output_encoding(name, "h264")
+
+
+def test_a_ten_bit_m4v_is_written_as_ten_bit_h264(tmp_path):
+    assert resolve_codec("auto", "x.m4v", _HighBitSource()) == "h264"
+    assert resolve_codec("auto", "x.3gp", _HighBitSource()) == "h264"
+    src = tmp_path / "handbrake10.m4v"
+    with av.open(str(src), "w") as c:
+        vs = c.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p10le"
+        for i in range(3):
+            f = av.VideoFrame.from_ndarray(np.full((H, W, 3), 40 * i, np.uint8), format="rgb24").reformat(
+                format="yuv420p10le")
+            f.pts = i
+            for p in vs.encode(f):
+                c.mux(p)
+        for p in vs.encode(None):
+            c.mux(p)
+    sink = _copy(src, tmp_path / "out.m4v", codec="auto")
+    assert sink.encoder == "libx264"
+    with av.open(str(tmp_path / "out.m4v")) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv420p10le"
+        assert sum(1 for _ in c.decode(video=0)) == 3
+
+
+# --- 2b. MPEG-TS audio (ADTS AAC) into AVI --------------------------------------------------------
+def _decoded(path, kind: str) -> int:
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(**{kind: 0}))
+
+
+def test_adts_aac_is_copied_into_avi(tmp_path):
+    # FFmpeg's avi muxer refused the first ADTS packet ("ADTS is only supported with codec tag
+    # 0x1610"): every .ts -> .avi ended with "returned 22"
+    ts = _late_ts(tmp_path / "tv.ts", video_at=1.4, audio_at=1.4, audio="aac")
+    sink = _copy(ts, tmp_path / "o.avi")
+    assert not any("transcoded" in m for m in sink.fallbacks)
+    with av.open(str(tmp_path / "o.avi")) as c:
+        assert c.streams.audio[0].codec_context.name == "aac" and c.streams.audio[0].codec_context.extradata
+    assert _decoded(tmp_path / "o.avi", "audio") > 10 and _decoded(tmp_path / "o.avi", "video") == 10
+    remux(ts, tmp_path / "r.avi")  # --copy-if-no-faces agrees
+    assert _decoded(tmp_path / "r.avi", "audio") > 10 and _decoded(tmp_path / "r.avi", "video") == 10
+
+
+# --- 2c. cover art in a stream copy ---------------------------------------------------------------
+def test_stream_copy_keeps_cover_art_a_cover(tmp_path):
+    src = tmp_path / "phone.mp4"
+    with av.open(str(src), "w") as c:
+        vs = c.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
+        cover = c.add_stream("png", rate=1)
+        cover.width, cover.height, cover.pix_fmt = W, H, "rgb24"
+        cover.disposition = int(av.stream.Disposition.attached_pic)
+        img = av.VideoFrame.from_ndarray(np.full((H, W, 3), 200, np.uint8), format="rgb24")
+        img.pts = 0
+        for p in cover.encode(img):
+            c.mux(p)
+        for i in range(3):
+            f = av.VideoFrame.from_ndarray(np.full((H, W, 3), 40 * i, np.uint8), format="rgb24")
+            f.pts = i
+            for p in vs.encode(f):
+                c.mux(p)
+        for p in vs.encode(None):
+            c.mux(p)
+    with av.open(str(src)) as c:
+        assert [int(s.disposition) & int(av.stream.Disposition.attached_pic) for s in c.streams] == [0, 1024]
+    remux(src, tmp_path / "copy.mp4")
+    with av.open(str(tmp_path / "copy.mp4")) as c:
+        assert [int(s.disposition) & int(av.stream.Disposition.attached_pic) for s in c.streams] == [0, 1024]
+
+
 # --- 3. SVT-AV1 has no crf 0 ------------------------------------------------------------------------
 def test_av1_crf_0_is_refused_with_its_range():
     with pytest.raises(InvalidInputError, match=r"crf=0 for codec='av1' must be within 1\.\.63"):
@@ -205,10 +285,13 @@ def test_the_sink_refuses_before_encoding_and_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("codec, fmt", [("vp9", "mpegts"), ("prores", "mp4")])
+@pytest.mark.parametrize("codec, fmt", [("vp9", "mpegts"), ("prores", "mp4"), ("hevc", "ipod"), ("vp9", "3gp"),
+                                        ("hevc", "f4v")])
 def test_the_table_agrees_with_ffmpeg(tmp_path, codec, fmt):
     """What the table refuses really fails (or, in mpegts, turns into a data stream)."""
-    enc = {"vp9": "libvpx-vp9", "prores": "prores_ks"}[codec]
+    with pytest.raises(InvalidInputError):
+        check_output_encoding("out", codec, fmt=fmt)
+    enc = {"vp9": "libvpx-vp9", "prores": "prores_ks", "hevc": "libx265"}[codec]
     pix = "yuv422p10le" if codec == "prores" else "yuv420p"
     path = tmp_path / f"t.{fmt}"
     try:

@@ -28,7 +28,14 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
     an mp4 that starts at 0, not an edit list of 10 hours), keeping their offsets.
     Returns the number of video packets copied.
     """
-    from stream_gpen.io._sink import _NO_START_TIMES, can_copy, clamp_to_origin, set_container_sar
+    from stream_gpen.io._sink import (
+        _NO_START_TIMES,
+        adts_to_asc,
+        can_copy,
+        clamp_to_origin,
+        needs_adtstoasc,
+        set_container_sar,
+    )
     from stream_gpen.io._source import _sample_aspect_ratio
     from stream_gpen.io._tags import (
         accepts_attachments,
@@ -89,6 +96,13 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                 except (ValueError, av.FFmpegError) as exc:
                     raise EncodeError(f"cannot stream-copy {s.type} stream #{s.index} ({name}) "
                                       f"into {dst.suffix}: {exc}") from exc
+                if needs_adtstoasc(fmt, s):  # ADTS AAC (MPEG-TS) into AVI, which takes it only with its config
+                    adts = adts_to_asc(src, s)
+                    if adts is None:
+                        raise EncodeError(f"cannot stream-copy audio stream #{s.index} (ADTS AAC) into {dst.suffix}: "
+                                          "its AudioSpecificConfig could not be read")
+                    bsfs[s.index] = adts[0]
+                    mapping[s.index].codec_context.extradata = adts[1]
                 if s.type == "video" and "avi" in fmt.split(",") and (s.codec_context.has_b_frames or 0) > 0:
                     # the sink encodes AVI without B-frames for this reason (see FileSink._setup)
                     raise EncodeError(f"cannot stream-copy video stream #{s.index} ({name}) into {dst.suffix}: it has "
@@ -111,6 +125,10 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                         if set(fmt.split(",")) & {"matroska", "webm"}:
                             set_container_sar(mapping[s.index], sar)
                 copy_stream_tags(s, mapping[s.index])
+                if s.type == "video" and int(s.disposition) & int(av.stream.Disposition.attached_pic):
+                    # cover art stays cover art (copy_stream_tags leaves a video's disposition to the
+                    # muxer, which would make it a one-frame video track), as the sink keeps it
+                    mapping[s.index].disposition = int(s.disposition)
             origin = _first_video_time(src) if avi else None
             left_out = 0
             try:

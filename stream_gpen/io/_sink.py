@@ -354,9 +354,10 @@ def resolve_codec(codec: str, target, source=None) -> str:
     (ProRes 4444, alpha kept) for a source with transparency (``source.has_alpha``: keyed
     footage) into ``.mov``/``.mkv``; ``hevc`` when the frames carry more than 8 bits
     (``source.high_bit_depth``: HEVC Main 10 is what phones, TVs, browsers and hardware decoders
-    play, H.264 High 10 almost nothing does), except into ``.avi``, which cannot hold HEVC: there
-    ``h264``, whose 10-bit profiles (libx264) keep the depth of a capture card's v210/FFV1 AVI;
-    else ``h264``."""
+    play, H.264 High 10 almost nothing does), except into containers that cannot hold HEVC
+    (``.avi``, and ``.m4v``/``.3gp``/``.3g2``/``.f4v``, whose FFmpeg muxers take H.264 only): there
+    ``h264``, whose 10-bit profiles (libx264) keep the depth of a capture card's v210/FFV1 AVI or
+    a HandBrake/Apple 10-bit ``.m4v``; else ``h264``."""
     if codec != "auto":
         return codec
     name = str(target).lower()
@@ -364,7 +365,8 @@ def resolve_codec(codec: str, target, source=None) -> str:
         return "vp9"
     if getattr(source, "has_alpha", False) is True and name.endswith((".mov", ".mkv")):
         return "prores"
-    if getattr(source, "high_bit_depth", False) is True and not name.endswith(".avi"):
+    holds_hevc = "hevc" in _VIDEO_IN.get(_family(name, None)[0], ("hevc",))
+    if getattr(source, "high_bit_depth", False) is True and holds_hevc:
         return "hevc"
     return "h264"
 
@@ -399,6 +401,31 @@ def can_copy(fmt_name: str, codec: str | None, supported) -> bool:
         if key in fmt_name.split(","):
             return codec in ok
     return codec in supported
+
+
+def needs_adtstoasc(fmt_name: str, stream) -> bool:
+    """True for ADTS AAC (MPEG-TS, .aac: no AudioSpecificConfig in the extradata) copied into AVI.
+    FFmpeg's mp4/mov/mkv/flv muxers convert it themselves; its avi muxer refuses the first packet
+    ("ADTS is only supported with codec tag 0x1610"), which failed every .ts -> .avi."""
+    cc = getattr(stream, "codec_context", None)
+    return "avi" in fmt_name.split(",") and cc is not None and cc.name == "aac" and not cc.extradata
+
+
+def adts_to_asc(path, stream):
+    """(``aac_adtstoasc`` filter for the packets of ADTS AAC ``stream``, its AudioSpecificConfig)
+    or ``None`` when it cannot be read. The config (the output stream's extradata) is in the
+    stream's first packet, which ``path`` is opened again for: the output's header is written
+    before any audio packet arrives."""
+    try:
+        with av.open(str(path)) as c:
+            s = c.streams[stream.index]
+            probe = av.bitstream.BitStreamFilterContext("aac_adtstoasc", s)
+            first = next((p for p in c.demux(s) if p.size), None)
+            got = probe.filter(first) if first is not None else []
+            asc = next((bytes(q.get_sidedata("new_extradata")) for q in got if q.has_sidedata("new_extradata")), b"")
+    except (av.error.FFmpegError, ValueError, OSError, IndexError):
+        return None
+    return (av.bitstream.BitStreamFilterContext("aac_adtstoasc", stream), asc) if asc else None
 
 
 # Muxers that store no start time per stream: the first packet of every stream plays at 0 and
@@ -575,20 +602,27 @@ def webm_refuses(codec: str) -> str | None:
 # (each pair tried with PyAV: written, then read back). The ones missing fail only mid-run (mp4 and
 # webm refuse ProRes, mov VP9/AV1 "returned 22", avi HEVC) or, worse, not at all: mpegts takes
 # VP9/AV1/ProRes packets as an unnamed data stream, a file with no readable video. Matroska holds
-# them all; FLV (enhanced) holds HEVC/VP9/AV1 too.
+# them all; FLV (enhanced) holds HEVC/VP9/AV1 too. Only FFmpeg's own "mp4" muxer takes
+# HEVC/AV1/VP9: its ipod (.m4v), 3gp/3g2 and f4v muxers take H.264 alone ("'ipod' format does not
+# support 'libx265' codec"), ismv H.264/HEVC.
 _VIDEO_IN = {
     "mp4": ("h264", "hevc", "av1", "vp9"),
+    "m4v": ("h264",),
+    "ismv": ("h264", "hevc"),
     "mov": ("h264", "hevc", "prores"),
     "webm": ("vp9", "av1"),
     "mpegts": ("h264", "hevc"),
     "avi": ("h264", "av1", "vp9"),
     "flv": ("h264", "hevc", "av1", "vp9"),
 }
-_FAMILY_OF_MUXER = {"mp4": "mp4", "ipod": "mp4", "3gp": "mp4", "3g2": "mp4", "psp": "mp4", "ismv": "mp4",
-                    "f4v": "mp4", "mov": "mov", "webm": "webm", "mpegts": "mpegts", "rtp_mpegts": "mpegts",
+_FAMILY_OF_MUXER = {"mp4": "mp4", "ipod": "m4v", "3gp": "m4v", "3g2": "m4v", "psp": "m4v", "ismv": "ismv",
+                    "f4v": "m4v", "mov": "mov", "webm": "webm", "mpegts": "mpegts", "rtp_mpegts": "mpegts",
                     "avi": "avi", "flv": "flv"}
-_FAMILY_OF_EXT = {".mp4": "mp4", ".m4v": "mp4", ".3gp": "mp4", ".3g2": "mp4", ".mov": "mov", ".qt": "mov",
-                  ".webm": "webm", ".ts": "mpegts", ".mts": "mpegts", ".m2ts": "mpegts", ".avi": "avi", ".flv": "flv"}
+_FAMILY_OF_EXT = {".mp4": "mp4", ".m4v": "m4v", ".3gp": "m4v", ".3g2": "m4v", ".f4v": "m4v", ".ismv": "ismv",
+                  ".mov": "mov", ".qt": "mov", ".webm": "webm", ".ts": "mpegts", ".mts": "mpegts",
+                  ".m2ts": "mpegts", ".m2t": "mpegts", ".avi": "avi", ".flv": "flv"}
+#: how a family is named in messages, where its muxer's name says little
+_FAMILY_SHOWN = {"m4v": "the .m4v/.3gp/.3g2/.f4v family"}
 _WAY_OUT = {
     "prores": "ProRes goes into .mov or .mkv",
     "vp9": "VP9/AV1 go into .mp4, .mkv or .webm",
@@ -627,7 +661,8 @@ def check_output_encoding(target, codec: str, audio: str = "copy", *, fmt: str |
         if fam == "webm" and webm_refuses(codec):
             raise InvalidInputError(webm_refuses(codec))
         fits = " / ".join(repr(c) for c in _VIDEO_IN[fam])
-        raise InvalidInputError(f"codec={codec!r} (--codec {codec}) cannot go into {shown} ({fam} holds {fits}): "
+        raise InvalidInputError(f"codec={codec!r} (--codec {codec}) cannot go into {shown} "
+                                f"({_FAMILY_SHOWN.get(fam, fam)} holds {fits}): "
                                 f"{_WAY_OUT[codec]}; name the output so, or choose a codec it holds")
     if audio == "aac" and fam == "webm":
         raise InvalidInputError(f"audio='aac' (--audio aac) cannot go into {shown}: WebM holds Opus/Vorbis audio only; "
@@ -894,7 +929,7 @@ class FileSink(_Sink):
         self._first_time: float | None = None  # the first written frame's time in the source's seconds
         self._before_origin = 0
         self._late_audio: dict[int, float] = {}
-        self._aux_map: dict[int, tuple] = {}  # input stream index -> (out stream, transcoder|None)
+        self._aux_map: dict[int, tuple] = {}  # input stream index -> (out stream, transcoder, aac_adtstoasc or None)
         self._aux = None
         if source is not None and audio != "none" and getattr(source, "aux", None) is not None:
             self._aux = source.aux
@@ -1144,15 +1179,25 @@ class FileSink(_Sink):
             if info.kind == "attachment":
                 self._setup_attachment(info, ins)
                 continue
-            if self.audio == "copy" and can_copy(out.format.name, name, out.supported_codecs):
+            copy = self.audio == "copy" and can_copy(out.format.name, name, out.supported_codecs)
+            why = adts = None
+            if copy and needs_adtstoasc(out.format.name, ins):
+                # copied through aac_adtstoasc; a live source's first packet cannot be read ahead
+                file = getattr(self.source, "kind", None) == "file"
+                adts = adts_to_asc(self.source.spec, ins) if file else None
+                if adts is None:
+                    copy, why = False, "its ADTS AAC (as in MPEG-TS) could not be converted for AVI"
+            if copy:
                 try:
                     o = out.add_stream_from_template(ins)
-                    self._aux_map[info.index] = (o, None)
+                    if adts is not None:
+                        o.codec_context.extradata = adts[1]
+                    self._aux_map[info.index] = (o, adts[0] if adts is not None else None)
                     copy_stream_tags(ins, o)
                     continue
                 except (ValueError, av.error.FFmpegError) as e:
                     why = str(e)
-            else:
+            elif why is None:
                 why = f"{self._out.format.name} does not accept {name}" if self.audio == "copy" else "audio='aac'"
             if info.kind == "audio":
                 codec = "aac" if self.audio == "aac" else _audio_fallback_codec(out.format.name)
@@ -1572,11 +1617,12 @@ class FileSink(_Sink):
             if entry is None:
                 continue
             o, tx = entry
-            if tx is None:
+            if tx is None or isinstance(tx, av.bitstream.BitStreamFilterContext):
                 # AVI: copied packets move with the video (see _NO_START_TIMES)
                 shift = round(self._origin / p.time_base) if self._origin is not None else 0
-                p.stream = o  # mux rescales from the packet's time base to the output stream's
-                self._mux_aux_packet(p, shift)
+                for q in (tx.filter(p) if tx is not None else [p]):  # ADTS AAC into AVI: aac_adtstoasc
+                    q.stream = o  # mux rescales from the packet's time base to the output stream's
+                    self._mux_aux_packet(q, shift)
             elif isinstance(tx, SubtitleConverter):
                 for q in tx.convert(p):
                     self._mux_cue(q)
@@ -1660,7 +1706,7 @@ class FileSink(_Sink):
                     if tx.skipped:
                         self.fallbacks.append(f"subtitle stream #{index}: {tx.skipped} of its cues could not be "
                                               f"converted to {tx.codec} and were left out (see the log)")
-                elif tx is not None:
+                elif isinstance(tx, list):  # an audio transcoder: [resampler, next sample]
                     for rf in tx[0].resample(None):
                         rf.pts = tx[1]
                         tx[1] += rf.samples
