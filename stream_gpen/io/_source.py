@@ -397,6 +397,22 @@ class _Pacer:
 _REBASE_HOLD = 1024
 
 
+def _header_span(container) -> tuple[float, float] | None:
+    """Where the input starts and ends, in seconds, by its header (None: no duration given).
+    FFmpeg's ``duration`` is the span from ``start_time`` (mp4/mov after their edit lists, MPEG-TS,
+    flv), except for Matroska/WebM, where it is the segment's Duration, which FFmpeg's own muxer
+    writes as the last timestamp (the end: a file whose streams start at 3 s and hold 1.2 s says
+    4.2 s) and mkvmerge as the span. There a Duration past the start is read as the end, the
+    shorter reading: a whole file is never taken for a cut one."""
+    if not container.duration:
+        return None
+    s0 = container.start_time / 1e6 if container.start_time is not None else 0.0
+    d = container.duration / 1e6
+    if "matroska" in (container.format.name or "").split(",") and 0 < s0 < d:
+        return s0, d
+    return s0, s0 + d
+
+
 def _seek_target(t, tb) -> int:
     """``t`` seconds in ticks of ``tb`` for ``container.seek``, which takes an int64: a time
     past its range (no real input is that long) is OverflowError, not an internal error."""
@@ -1191,10 +1207,52 @@ class VideoSource:
                 raise self._past_end() from None  # billions of years in: no input is that long
             try:
                 container.seek(target, stream=vs, backward=True, any_frame=False)
+                self._back_to_a_keyframe(container, vs, start, s0)
             except (av.error.FFmpegError, OSError) as e:
                 # no index / not seekable (a pipe, some hand-made files): decode from the top and
                 # drop what comes before the window (slower, same frames)
                 self._fallback(f"{self.spec}: cannot seek ({e}); reading from the start up to {self.trim_start:g} s")
+
+    #: FFmpeg's MPEG-TS seek is a binary search on timestamps that ignores keyframes: it lands on
+    #: the packet at the time asked, mid-GOP, and the decoder then drops every frame up to the next
+    #: keyframe, which lies after that time (mp4, mov, mkv, flv land on the keyframe before it)
+    KEYFRAME_BLIND_SEEK = frozenset({"mpegts"})
+
+    def _back_to_a_keyframe(self, container, vs, t: float, s0: float) -> None:
+        """After a seek to ``t`` seconds on a container whose seek ignores keyframes, seek again
+        1, 2, 4... s further back until the first keyframe read lies at or before ``t``, down to
+        the file's start (a single keyframe), so the frames from ``t`` on are all decoded. Each try
+        reads only up to ``t``; other containers keep their one seek."""
+        if not self.KEYFRAME_BLIND_SEEK.intersection((container.format.name or "").split(",")):
+            return
+        tb = _fraction(vs.time_base)
+        back = 1.0
+        target = t
+        while not self._keyframe_by(container, vs, t, tb):
+            if target < s0:
+                break  # no keyframe flagged before t: decode from the top, as the decoder can
+            # (down to 1 s before the start: with B-frames the first packet's dts precedes it)
+            target = max(t - back, s0 - 1.0)
+            back *= 2
+            container.seek(_seek_target(target, tb), stream=vs, backward=True, any_frame=False)
+        if target != t:
+            log.info("%s: the seek to %.3f s landed past the keyframe before it; decoding from %.3f s",
+                     self.spec, t, max(target, s0))
+        container.seek(_seek_target(target, tb), stream=vs, backward=True, any_frame=False)
+
+    @staticmethod
+    def _keyframe_by(container, vs, t: float, tb: Fraction) -> bool:
+        """Whether the first video keyframe read from here lies at or before ``t`` seconds (reads
+        no further than ``t``: a packet decoded after ``t`` means its keyframe is later still)."""
+        for packet in container.demux(vs):
+            if not packet.size:
+                continue
+            pts = packet.pts if packet.pts is not None else packet.dts
+            if packet.is_keyframe and pts is not None:
+                return float(pts * tb) <= t + 1e-6
+            if packet.dts is not None and float(packet.dts * tb) > t + 1e-6:
+                return False
+        return False
 
     def _past_end(self) -> InvalidInputError:
         return InvalidInputError(f"start={self.trim_start:g} s is past the end of {self.spec!r}",
@@ -1367,10 +1425,11 @@ class VideoSource:
         to it) has ended, not dropped: reconnecting would only replay it from its start, several
         times over, into the recording. A live stream (rtsp/rtmp/srt/udp, live HLS, an MPEG-TS or
         MJPEG feed over http) declares no duration."""
-        if not container.duration or session_end is None:
+        span = _header_span(container)
+        if span is None or session_end is None:
             return False
-        s0 = container.start_time / 1e6 if container.start_time is not None else 0.0
-        want, got = container.duration / 1e6, session_end - s0
+        s0 = span[0]
+        want, got = span[1] - s0, session_end - s0
         if want - got > 1.0 and got < 0.9 * want:  # ended well short of it: a real drop
             return False
         log.info("%s ended at its declared duration (%.2f s): a file rather than a live stream, so it is not "
@@ -1383,10 +1442,10 @@ class VideoSource:
         in ``fallbacks``, so a run summary does not pass off a part as the whole. "Well before":
         over 1 s and over 10% short. Measured on every stream's packets, so a video that simply
         ends before its audio (the header's duration is the longest stream's) is not flagged."""
-        if self.kind not in ("file", "url") or self.live or not container.duration or seen["end"] is None:
+        span = _header_span(container)
+        if self.kind not in ("file", "url") or self.live or span is None or seen["end"] is None:
             return
-        s0 = container.start_time / 1e6 if container.start_time is not None else 0.0
-        header_end = s0 + container.duration / 1e6
+        s0, header_end = span
         if self._window is not None and self._window[1] is not None:
             header_end = min(header_end, self._window[1])
         first = seen["first"] if seen["first"] is not None else s0
@@ -1448,6 +1507,7 @@ class VideoSource:
         # a mirrored display (selfie cameras, ``-display_hflip``): ``rotation`` is only the turn
         # that follows the mirror; the raw matrix goes with it so a sink can write it back as is
         mirror = {"mirror": "horizontal", "display_matrix": tuple(matrix)} if orientation[1] else {}
+        span = _header_span(c)
         return StreamMetadata(
             width=first.width,
             height=first.height,
@@ -1455,7 +1515,7 @@ class VideoSource:
             codec=cc.name,
             time_base=_fraction(vs.time_base) or (1 / rate if rate else Fraction(1, 1000)),
             frame_rate=rate,
-            duration_s=float(c.duration / av.time_base) if c.duration else None,
+            duration_s=round(span[1] - span[0], 6) if span else None,  # (microseconds, as FFmpeg gives them)
             frame_count=frame_count,
             frame_count_header=vs.frames or None,
             rotation=orientation[0],
