@@ -1416,6 +1416,8 @@ class VideoSource:
             return
         try:
             container.seek(_seek_target(t, tb), stream=vs, backward=True, any_frame=False)
+            s0 = container.start_time / 1e6 if container.start_time is not None else 0.0
+            self._back_to_a_keyframe(container, vs, float(t), s0)  # (MPEG-TS lands past the keyframe)
         except (av.error.FFmpegError, OSError, OverflowError) as e:
             log.info("%s: cannot seek the reopened input (%s); reading it from the start up to %.3f s",
                      self.spec, e, float(t))
