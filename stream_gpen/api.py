@@ -183,9 +183,11 @@ class Enhancer:
       frames in flight (more latency, more memory).
     * ``detect_every``: run the detector every k frames and track in between. Higher is faster;
       new faces appear up to k-1 frames later (scene cuts and lost tracks always re-detect).
-    * ``faces``: ``"all"``, the ``"largest"`` face, or the one nearest the ``"center"``.
-    * ``max_faces``: restore at most this many faces per picture, the largest (crowds cost per
-      face); ``None`` = all.
+    * ``faces``: ``"all"``, the ``"largest"`` face, or the one nearest the ``"center"``; in video
+      the chosen face stays chosen until another is 1.3x larger (nearer the centre), so two
+      similar faces do not swap with every frame's box jitter.
+    * ``max_faces``: restore at most this many faces per picture, the largest, chosen as
+      ``faces="largest"`` chooses (crowds cost per face); ``None`` = all.
     * ``min_face``: ignore faces smaller than this (pixels, shorter box side). Tiny faces gain
       little and cost as much as big ones.
     * ``min_score``: restore a face the detector scores at least this sure (default 0.9, GPEN's
@@ -202,7 +204,9 @@ class Enhancer:
       once each (a group photo's faces are small: the Solvay 1927 photo has 29 faces, 23 of
       them found at 640); GPEN's and GFPGAN's scripts detect photos at full size. A size over
       640 runs at 640 too, for the big faces (over ~512 px at the network RetinaFace finds a
-      selfie's eye and mouth instead of its face): each scale keeps the faces it sees well.
+      selfie's eye and mouth instead of its face): each scale drops only the faces too small
+      there (under 40 px) or too large (over 256 px), so faces in between are found at both and
+      the better-scored copy is kept.
     * ``weights``: explicit GPEN checkpoint path (overrides the weights cache);
       ``download``: allow downloads of missing weights; ``progress``: show a download's progress
       bar on stderr.

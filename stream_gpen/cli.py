@@ -6,11 +6,12 @@ Exit codes (each :class:`~stream_gpen.errors.StreamGpenError` class carries its 
 
 ====  ==========================================================================================
  0    success
- 1    any other stream-gpen error, or an internal error (a bug: rerun with --debug and report it)
+ 1    an internal error (a bug: rerun with --debug and report it), or a stream-gpen error with no
+      code of its own
  2    bad command line, invalid input or option value, missing input, device not available
  3    weights: not found, download failed, size/checksum mismatch, checkpoint does not fit
  4    decoding, encoding or a live source failed while running, or memory ran out (GPU or host)
- 5    a folder was processed, but some of its files could not be read (skipped and listed)
+ 5    a folder was processed, but some of its files could not be read or failed (skipped and listed)
 130   interrupted (Ctrl-C); SIGTERM (``kill``, ``timeout``, ``docker stop``) and SIGHUP (the
       terminal closed) are handled the same way and exit with 143 and 129 (128 + the signal)
 ====  ==========================================================================================
@@ -196,8 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Restore faces in videos, live cameras and photos with GPEN.",
-        epilog="exit codes: 0 ok, 1 other error, 2 bad input/usage, 3 weights, 4 decode/encode, "
-        "5 folder done with unreadable files skipped, 130 interrupted (143 SIGTERM, 129 SIGHUP)",
+        epilog="exit codes: 0 ok, 1 internal error (a bug), 2 bad input/usage, 3 weights, 4 decode/encode/"
+        "live source failed or out of memory, 5 folder done with files skipped (unreadable or failed), "
+        "130 interrupted (143 SIGTERM, 129 SIGHUP)",
         parents=[_common_options()],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

@@ -97,7 +97,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     f = p.add_argument_group("faces")
     f.add_argument("--detect-every", type=_positive_int, default=5,
                    help="run the detector every k frames, track in between (default 5)")
-    f.add_argument("--faces", default="all", choices=["all", "largest", "center"], help="which faces to restore (default all)")
+    f.add_argument("--faces", default="all", choices=["all", "largest", "center"], help="which faces to restore (default all); in video the chosen face stays chosen until another "
+                   "is 1.3x larger or nearer the centre")
     f.add_argument("--min-face", type=_in_range(float, 0, 100000), default=0.0, metavar="PX",
                    help="ignore faces whose shorter box side is under PX pixels (default 0: keep all); tiny "
                    "faces gain little and cost as much as big ones")
@@ -106,7 +107,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    "own script; lower ones are mostly profiles, which GPEN restores badly). In video a face "
                    "already restored is kept down to 0.8 so that a turning head does not blink")
     f.add_argument("--max-faces", type=_positive_int, default=None, metavar="N",
-                   help="restore at most N faces per frame, the largest (default: all); crowds cost per face")
+                   help="restore at most N faces per frame, the largest, kept as --faces largest keeps its choice "
+                   "(default: all); crowds cost per face")
     f.add_argument("--aligned", action="store_true",
                    help="the inputs are aligned face crops already (FFHQ-style, like GFPGAN's/CodeFormer's "
                    "cropped_faces): each whole picture is resized to the model, restored and resized back; "
@@ -337,7 +339,8 @@ def add_enhance(subparsers, parents=()) -> None:
         "NAME_enhanced.EXT next to the input (a folder is mirrored into FOLDER_enhanced/, its images "
         "and its videos; unreadable files in it are skipped and listed, exit code 5).",
         epilog="exit codes: 0 ok, 1 internal error, 2 bad input/usage/output exists, 3 weights, "
-        "4 decode/encode failed, 5 folder done but some files were unreadable, 130 interrupted",
+        "4 decoding/encoding/live source failed or out of memory, 5 folder done but some files skipped "
+        "(unreadable or failed), 130 interrupted (143 SIGTERM, 129 SIGHUP)",
     )
     p.add_argument("input", metavar="INPUT")
     p.add_argument("-o", "--output", help="output file (its extension picks the container or image "
