@@ -436,13 +436,14 @@ class Enhancer:
             log.info("non-square pixels (pixel aspect %.4g): faces are aligned in display geometry", stage.pixel_aspect)
         return src, stage
 
-    def _frames(self, src, stage, *, latency_budget_s: float | None = 0.05, on_frame=None):
-        """The restored frames of ``src`` in input order (each still holds its ring slot)."""
+    def _frames(self, src, stage, *, latency_budget_s: float | None = 0.05, on_frame=None, stop=None):
+        """The restored frames of ``src`` in input order (each still holds its ring slot);
+        ``stop``: see :func:`~stream_gpen.pipeline.run_stream`."""
         from stream_gpen.pipeline import run_stream
 
         budget = latency_budget_s if getattr(src, "live", False) else None
         return run_stream(src, stage, batch_faces=self.batch_size, max_pending_frames=self._max_pending(),
-                          latency_budget_s=budget, on_frame=on_frame)
+                          latency_budget_s=budget, on_frame=on_frame, stop=stop)
 
     def _summary(self, **kw) -> RunSummary:
         return RunSummary(model=self.model_name, device=str(self.device), precision=self.precision, mask=self.mask,
@@ -915,7 +916,7 @@ class Enhancer:
         if first is _END:
             return
         try:
-            h, w = _to_rgb_tensor(first)[0].shape[:2]
+            h, w = feed.converted_first()[0].shape[:2]
         except InvalidInputError as e:  # (OpenCV's failed first read is None: not an empty run)
             raise InvalidInputError(f"stream_frames(): picture 0: {e}") from None
         stage = self._stage(lag=0 if live else self._file_lag())
@@ -943,6 +944,7 @@ class _PictureFeed:
         self._device = device
         self._tb = 1 / Fraction(fps).limit_denominator(1_000_000)
         self._first = self._UNSET = object()
+        self._converted = None
         self._size: tuple[int, int] | None = None
         self.live = live
         self.error: Exception | None = None
@@ -952,6 +954,12 @@ class _PictureFeed:
         if self._first is self._UNSET:
             self._first = next(self._it, _END)
         return self._first
+
+    def converted_first(self):
+        """The first picture as :func:`_to_rgb_tensor` gives it (converted once, kept for iteration)."""
+        if self._converted is None:
+            self._converted = _to_rgb_tensor(self.peek())
+        return self._converted
 
     def _pictures(self):
         yield self.peek()
@@ -972,7 +980,7 @@ class _PictureFeed:
             return
         for index, picture in enumerate(self._pictures()):
             try:
-                image, alpha, hi = _to_rgb_tensor(picture)
+                image, alpha, hi = self.converted_first() if index == 0 else _to_rgb_tensor(picture)
             except InvalidInputError as e:  # (OpenCV's failed read is None) the ones before still go out
                 self.error = InvalidInputError(f"stream_frames(): picture {index}: {e}")
                 return

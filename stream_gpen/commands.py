@@ -474,7 +474,6 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
 
     from stream_gpen.api import _SINK_QUEUE
     from stream_gpen.io import open_sink
-    from stream_gpen.pipeline import run_stream
     from stream_gpen.summary import StageTimer
 
     stop = stop or threading.Event()
@@ -504,10 +503,9 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
                     or any(getattr(s, "closed_by_user", False) for s in sinks))
 
         # latency counts from the decoder's publishing the frame (time waiting in the ring included)
-        restored = run_stream(src, stage, batch_faces=enh.batch_size, max_pending_frames=enh._max_pending(),
-                              latency_budget_s=latency_budget_s, stop=stopping,
-                              on_frame=lambda f: arrival.__setitem__(
-                                  f.index, getattr(f, "published", None) or time.perf_counter()))
+        restored = enh._frames(src, stage, latency_budget_s=latency_budget_s, stop=stopping,
+                               on_frame=lambda f: arrival.__setitem__(
+                                   f.index, getattr(f, "published", None) or time.perf_counter()))
         try:
             try:
                 for frame in restored:

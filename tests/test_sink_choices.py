@@ -135,19 +135,24 @@ def test_a_high_bit_depth_avi_gets_a_codec_avi_holds():
     assert resolve_codec("auto", "x.mkv", _HighBitSource()) == "hevc"
 
 
-def test_a_ten_bit_avi_is_written_ten_bit(tmp_path):
-    src = tmp_path / "cap10.avi"
-    with av.open(str(src), "w") as c:
-        vs = c.add_stream("ffv1", rate=25)
-        vs.width, vs.height, vs.pix_fmt = W, H, "yuv422p10le"
+def _ten_bit_clip(path, codec: str, pix_fmt: str, options: dict | None = None):
+    """Three 10-bit frames (a capture card's FFV1 AVI, a HandBrake .m4v)."""
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream(codec, rate=25, options=options or {})
+        vs.width, vs.height, vs.pix_fmt = W, H, pix_fmt
         for i in range(3):
             f = av.VideoFrame.from_ndarray(np.full((H, W, 3), 40 * i, np.uint8), format="rgb24").reformat(
-                format="yuv422p10le")
+                format=pix_fmt)
             f.pts = i
             for p in vs.encode(f):
                 c.mux(p)
         for p in vs.encode(None):
             c.mux(p)
+    return path
+
+
+def test_a_ten_bit_avi_is_written_ten_bit(tmp_path):
+    src = _ten_bit_clip(tmp_path / "cap10.avi", "ffv1", "yuv422p10le")
     sink = _copy(src, tmp_path / "out.avi", codec="auto")
     assert sink.encoder == "libx264"
     with av.open(str(tmp_path / "out.avi")) as c:
@@ -168,18 +173,7 @@ def test_h264_only_mp4_variants_refuse_other_codecs_up_front(codec, name):
 def test_a_ten_bit_m4v_is_written_as_ten_bit_h264(tmp_path):
     assert resolve_codec("auto", "x.m4v", _HighBitSource()) == "h264"
     assert resolve_codec("auto", "x.3gp", _HighBitSource()) == "h264"
-    src = tmp_path / "handbrake10.m4v"
-    with av.open(str(src), "w") as c:
-        vs = c.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
-        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p10le"
-        for i in range(3):
-            f = av.VideoFrame.from_ndarray(np.full((H, W, 3), 40 * i, np.uint8), format="rgb24").reformat(
-                format="yuv420p10le")
-            f.pts = i
-            for p in vs.encode(f):
-                c.mux(p)
-        for p in vs.encode(None):
-            c.mux(p)
+    src = _ten_bit_clip(tmp_path / "handbrake10.m4v", "libx264", "yuv420p10le", {"preset": "ultrafast"})
     sink = _copy(src, tmp_path / "out.m4v", codec="auto")
     assert sink.encoder == "libx264"
     with av.open(str(tmp_path / "out.m4v")) as c:
