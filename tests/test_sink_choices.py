@@ -13,6 +13,7 @@ from stream_gpen.errors import InvalidInputError
 from stream_gpen.io import open_sink, open_source
 from stream_gpen.io._remux import remux
 from stream_gpen.io._sink import _check_software_options, check_output_encoding, resolve_codec
+from tests._clips import write_video
 
 W, H = 64, 48
 TEN_H = 36000  # seconds: a TV recording / an HLS stream joined mid-way
@@ -137,18 +138,8 @@ def test_a_high_bit_depth_avi_gets_a_codec_avi_holds():
 
 def _ten_bit_clip(path, codec: str, pix_fmt: str, options: dict | None = None):
     """Three 10-bit frames (a capture card's FFV1 AVI, a HandBrake .m4v)."""
-    with av.open(str(path), "w") as c:
-        vs = c.add_stream(codec, rate=25, options=options or {})
-        vs.width, vs.height, vs.pix_fmt = W, H, pix_fmt
-        for i in range(3):
-            f = av.VideoFrame.from_ndarray(np.full((H, W, 3), 40 * i, np.uint8), format="rgb24").reformat(
-                format=pix_fmt)
-            f.pts = i
-            for p in vs.encode(f):
-                c.mux(p)
-        for p in vs.encode(None):
-            c.mux(p)
-    return path
+    return write_video(path, [np.full((H, W, 3), 40 * i, np.uint8) for i in range(3)], codec=codec,
+                       pix_fmt=pix_fmt, options=options)
 
 
 def test_a_ten_bit_avi_is_written_ten_bit(tmp_path):
@@ -289,16 +280,7 @@ def test_the_table_agrees_with_ffmpeg(tmp_path, codec, fmt):
     pix = "yuv422p10le" if codec == "prores" else "yuv420p"
     path = tmp_path / f"t.{fmt}"
     try:
-        with av.open(str(path), "w", format=fmt) as c:
-            vs = c.add_stream(enc, rate=25)
-            vs.width, vs.height, vs.pix_fmt = W, H, pix
-            for i in range(30):
-                f = av.VideoFrame.from_ndarray(np.zeros((H, W, 3), np.uint8), format="rgb24").reformat(format=pix)
-                f.pts = i
-                for p in vs.encode(f):
-                    c.mux(p)
-            for p in vs.encode(None):
-                c.mux(p)
+        write_video(path, [np.zeros((H, W, 3), np.uint8)] * 30, codec=enc, pix_fmt=pix, fmt=fmt)
         with av.open(str(path)) as c:
             assert not c.streams.video
     except (av.error.FFmpegError, ValueError):
@@ -307,20 +289,11 @@ def test_the_table_agrees_with_ffmpeg(tmp_path, codec, fmt):
 
 # --- 5. VP9's alpha needs Matroska/WebM ------------------------------------------------------------
 def test_vp9_alpha_into_mp4_says_dropped_not_kept(tmp_path, caplog):
-    src = tmp_path / "keyed.webm"
-    with av.open(str(src), "w") as c:
-        vs = c.add_stream("libvpx-vp9", rate=25, options={"cpu-used": "8", "deadline": "realtime"})
-        vs.width, vs.height, vs.pix_fmt = W, H, "yuva420p"
-        for i in range(2):
-            img = np.zeros((H, W, 4), np.uint8)
-            img[..., 1] = 120
-            img[:, W // 2:, 3] = 255  # the left half transparent
-            f = av.VideoFrame.from_ndarray(img, format="rgba")
-            f.pts = i
-            for p in vs.encode(f):
-                c.mux(p)
-        for p in vs.encode(None):
-            c.mux(p)
+    img = np.zeros((H, W, 4), np.uint8)
+    img[..., 1] = 120
+    img[:, W // 2:, 3] = 255  # the left half transparent
+    src = write_video(tmp_path / "keyed.webm", [img] * 2, codec="libvpx-vp9", pix_fmt="yuva420p",
+                      options={"cpu-used": "8", "deadline": "realtime"})
     with open_source(src) as s:
         if not s.has_alpha:
             pytest.skip("this FFmpeg build reads no VP9 alpha")
