@@ -151,8 +151,7 @@ class FaceStage:
         return {} if self.pixel_aspect == 1.0 else {"pixel_aspect": self.pixel_aspect}
 
     def _planned(self, index: int, tracks: list) -> tuple[int, torch.Tensor]:
-        if self.parser is not None:
-            self._plan_ids[index] = [t.id for t in tracks]
+        self._plan_ids[index] = [t.id for t in tracks]  # parse masks and paste order follow the tracks
         return index, self._affines(tracks)
 
     def _affines(self, tracks: list) -> torch.Tensor:
@@ -209,11 +208,12 @@ class FaceStage:
         follow their tracks (:attr:`parse_every`); ``None`` for still images."""
         if self.aligned:
             return self._restore_aligned(images, hi)
-        keys = None
+        keys, tracks = None, [None] * len(images)
         if indices is not None:
-            ids = [self._plan_ids.pop(i, None) for i in indices]
-            if all(x is not None and len(x) == len(a) for x, a in zip(ids, affines)):
-                keys = [(i, t) for i, x in zip(indices, ids) for t in x]
+            tracks = [self._plan_ids.pop(i, None) for i in indices]
+            tracks = [x if x is not None and len(x) == len(a) else None for x, a in zip(tracks, affines)]
+            if all(x is not None for x in tracks):
+                keys = [(i, t) for i, x in zip(indices, tracks) for t in x]
         ids = [torch.full((len(a),), i, dtype=torch.long) for i, a in enumerate(affines)]
         counts = [len(a) for a in affines]
         n = sum(counts)
@@ -256,10 +256,10 @@ class FaceStage:
                 if k:
                     faces, aff = restored[start : start + k], all_aff[start : start + k]
                     m = masks[start : start + k] if masks is not None else None
-                    paste_faces(img, faces, aff, masks=m, **paste_kw)
+                    paste_faces(img, faces, aff, masks=m, ids=tracks[j], **paste_kw)
                     if hi is not None and hi[j] is not None:
                         faces_hi = restored_hi[start : start + k] if fine else faces
-                        paste_faces(hi[j], faces_hi, aff, masks=m, **paste_kw)
+                        paste_faces(hi[j], faces_hi, aff, masks=m, ids=tracks[j], **paste_kw)
                     self.frames_with_faces += 1
                 start += k
         self.faces_restored += n

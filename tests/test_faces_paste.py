@@ -277,6 +277,34 @@ def test_small_face_beside_a_big_one_keeps_its_own_restoration(photo, backend, p
 
 
 @pytest.mark.parametrize("backend", ["torch", "cv2"])
+def test_faces_of_about_the_same_size_keep_their_stacking_order(photo, backend):
+    """Two overlapping faces of about the same size (two heads side by side in a crowd): by size
+    alone the one on top swaps whenever the boxes' jitter makes the other a pixel larger, and the
+    shared region flickers between them. Given the track ids, the older track stays on top while
+    the sizes are within SAME_SIZE; a clearly larger (nearer) face still goes on top."""
+    frame = torch.full((240, 320, 3), 128, dtype=torch.uint8)
+    size = 128
+    crops = torch.stack([torch.full((3, size, size), 30, dtype=torch.uint8),
+                         torch.full((3, size, size), 220, dtype=torch.uint8)])
+    mid = _centre(torch.cat([_affine(size, 1.0, (140, 120)), _affine(size, 1.0, (180, 120))]).mean(0, keepdim=True), size)
+
+    def top(scale_a, scale_b, ids):
+        a = torch.cat([_affine(size, scale_a, (140, 120)), _affine(size, scale_b, (180, 120))])
+        out = paste_faces(frame.clone(), crops, a, ids=ids, backend=backend)
+        return int(out[mid[1], mid[0], 0])
+
+    # by size alone: whichever is a little larger is on top
+    assert (top(1.02, 1.0, None), top(1.0, 1.02, None)) == (30, 220)
+    # with identities: track 3 (older than 7) on top either way, whichever is larger
+    assert top(1.02, 1.0, [7, 3]) == top(1.0, 1.02, [7, 3]) == 220
+    assert top(1.02, 1.0, [3, 7]) == top(1.0, 1.02, [3, 7]) == 30
+    # a face clearly larger than the other is still on top
+    assert top(1.3, 1.0, [7, 3]) == 30
+    with pytest.raises(InvalidInputError, match="one identity per crop"):
+        paste_faces(frame.clone(), crops, torch.cat([_affine(size, 1.0, (140, 120))] * 2), ids=[1])
+
+
+@pytest.mark.parametrize("backend", ["torch", "cv2"])
 @pytest.mark.parametrize("bits", [8, 16])
 def test_strength_blends_in_frame_space(photo, backend, bits):
     """``strength`` scales the mask: 0 gives the frame back bit for bit (no crop round trip),

@@ -237,6 +237,44 @@ def test_faces_between_periodic_detections_on_real_footage(shared, mobilenet_wei
     assert faces[7] == 0 and faces[8] == 0
 
 
+def test_paste_stacks_tracked_faces_by_their_track_ids(monkeypatch):
+    """Video: each frame's faces reach the paste with their track ids, so two overlapping faces of
+    about the same size keep their stacking order when the boxes' jitter swaps which is larger
+    (``paste_faces(ids=...)``); still pictures have no ids."""
+    from stream_gpen import pipeline
+    from stream_gpen.faces import Detections, FaceTracker, reference_points
+
+    def face(cx, scale):
+        pts = (reference_points(64) - 32) * scale + torch.tensor([cx, 60.0])
+        return pts, torch.tensor([cx - 40 * scale, 20.0, cx + 40 * scale, 110.0])
+
+    class TwoHeads:  # side by side, every other frame the other one a little larger
+        def detect(self, images, **kw):
+            out = []
+            for _ in images:
+                k = len(self.seen) % 2
+                self.seen.append(k)
+                (pa, ba), (pb, bb) = face(70, 1.0 + 0.02 * k), face(110, 1.02 - 0.02 * k)
+                out.append(Detections(torch.stack([ba, bb]), torch.stack([pa, pb]).float(), torch.tensor([0.99, 0.98])))
+            return out
+
+    det = TwoHeads()
+    det.seen = []
+    pasted = []
+    real = pipeline.paste_faces
+    monkeypatch.setattr(pipeline, "paste_faces", lambda *a, ids=None, **kw: (pasted.append(ids), real(*a, ids=ids, **kw))[1])
+    stage = pipeline.FaceStage(SolidRestorer(64), det, FaceTracker(detect_every=1, watch=False))
+    images = [torch.full((120, 180, 3), 90, dtype=torch.uint8) for _ in range(6)]
+    for i, img in enumerate(images):
+        (index, aff), = stage.plan_frames(i, img)
+        stage.restore([img], [aff], indices=[index])
+    assert len(pasted) == 6 and all(ids is not None and len(ids) == 2 for ids in pasted), pasted
+    assert all(sorted(ids) == sorted(pasted[0]) for ids in pasted), pasted  # the same two tracks throughout
+    pasted.clear()
+    stage.restore([images[0]], [stage.plan_still(images[0])])
+    assert pasted == [None]
+
+
 def test_model_auto_without_weights_fails_clearly(tmp_path, monkeypatch, mobilenet_weights):
     from stream_gpen.errors import WeightsError
 
