@@ -216,6 +216,19 @@ def test_stream_copy_keeps_cover_art_a_cover(tmp_path):
     remux(src, tmp_path / "copy.mp4")
     with av.open(str(tmp_path / "copy.mp4")) as c:
         assert [int(s.disposition) & int(av.stream.Disposition.attached_pic) for s in c.streams] == [0, 1024]
+    # Matroska holds covers as attachments, read back as the same picture (a cover stream made
+    # the stream copy fail, so --copy-if-no-faces re-encoded); MPEG-TS has no covers: left out
+    # with a warning, as the encoding sink does, not copied as a one-frame video track.
+    remux(src, tmp_path / "copy.mkv")
+    with av.open(str(tmp_path / "copy.mkv")) as c:
+        assert [int(s.disposition) & int(av.stream.Disposition.attached_pic) for s in c.streams] == [0, 1024]
+        assert c.streams[1].metadata.get("mimetype") == "image/png"
+        pic = next(c.decode(c.streams[1])).to_ndarray(format="rgb24")
+        assert pic.shape == (H, W, 3) and (pic == 200).all()
+        assert sum(1 for _ in c.decode(c.streams[0])) == 3
+    remux(src, tmp_path / "copy.ts")
+    with av.open(str(tmp_path / "copy.ts"), format="mpegts") as c:  # (too short to be probed)
+        assert [s.type for s in c.streams] == ["video"] and sum(1 for _ in c.decode(video=0)) == 3
 
 
 # --- 3. SVT-AV1 has no crf 0 ------------------------------------------------------------------------

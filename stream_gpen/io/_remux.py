@@ -42,7 +42,9 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
         attachment,
         copy_container_tags,
         copy_stream_tags,
+        cover_attachment,
         is_chapter_track,
+        is_cover,
         is_timecode_track,
         timecode_of,
     )
@@ -73,6 +75,16 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                     continue
                 if s.type not in ("video", "audio", "subtitle"):
                     lost.append(f"{s.type} stream #{s.index} dropped: not copied")
+                    continue
+                if is_cover(s) and not set(fmt.split(",")) & {"mp4", "mov", "ipod"}:
+                    # as the encoding sink does: Matroska keeps covers as attachments; elsewhere a
+                    # cover would become a one-frame video track
+                    att = cover_attachment(src, s) if accepts_attachments(out) else None
+                    if att is not None:
+                        out.add_attachment(*att)
+                    else:
+                        lost.append(f"cover art (stream #{s.index}) dropped: the {fmt} container cannot hold it"
+                                    + (" (it could not be read as an attachment)" if accepts_attachments(out) else ""))
                     continue
                 name = s.codec_context.name if s.codec_context is not None else None
                 canonical = getattr(getattr(s.codec_context, "codec", None), "canonical_name", None) or name
@@ -125,7 +137,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                         if set(fmt.split(",")) & {"matroska", "webm"}:
                             set_container_sar(mapping[s.index], sar)
                 copy_stream_tags(s, mapping[s.index])
-                if s.type == "video" and int(s.disposition) & int(av.stream.Disposition.attached_pic):
+                if is_cover(s):
                     # cover art stays cover art (copy_stream_tags leaves a video's disposition to the
                     # muxer, which would make it a one-frame video track), as the sink keeps it
                     mapping[s.index].disposition = int(s.disposition)
@@ -175,10 +187,11 @@ def _start_of(inp) -> Fraction | None:
     ``None`` when it is under ``SHIFT_MIN_S`` (nothing to move: the encoders' delay; negative
     times are the muxer's edit list)."""
     from stream_gpen.io._sink import SHIFT_MIN_S
+    from stream_gpen.io._tags import is_cover
 
     starts = [Fraction(s.start_time) * Fraction(s.time_base) for s in inp.streams
               if s.type in ("video", "audio", "subtitle") and s.start_time is not None and s.time_base
-              and not (s.type == "video" and int(s.disposition) & int(av.stream.Disposition.attached_pic))]
+              and not is_cover(s)]
     return min(starts) if starts and min(starts) > SHIFT_MIN_S else None
 
 

@@ -39,6 +39,7 @@ from stream_gpen.io._tags import (
     attachment,
     copy_container_tags,
     copy_stream_tags,
+    cover_attachment,
     is_chapter_track,
     is_timecode_track,
     timecode_of,
@@ -1245,22 +1246,12 @@ class FileSink(_Sink):
             self._aux_map[ins.index] = (o, None)
 
     def _cover_as_attachment(self, ins, name: str) -> None:
-        # Matroska keeps covers as attachments (FFmpeg reads them back as attached pictures). The
-        # header is written before the decode thread hands over the picture's packet, so it is
-        # read here from the file itself: one packet, the first of that stream.
-        mime = ins.metadata.get("mimetype") or {"mjpeg": "image/jpeg", "png": "image/png"}.get(name)
-        data = None
-        if mime and getattr(self.source, "kind", None) == "file":
-            try:
-                with av.open(self.source.spec) as c:
-                    data = next((bytes(p) for p in c.demux(c.streams[ins.index]) if p.size), None)
-            except (av.error.FFmpegError, OSError, IndexError):
-                data = None
-        if data is None:
+        # Matroska keeps covers as attachments (FFmpeg reads them back as attached pictures).
+        att = cover_attachment(self.source.spec, ins) if getattr(self.source, "kind", None) == "file" else None
+        if att is None:
             self._drop(f"cover art (stream #{ins.index}, {name}) dropped: it could not be read as an attachment")
             return
-        ext = {"image/jpeg": "jpg", "image/png": "png"}.get(mime, "bin")
-        self._out.add_attachment(ins.metadata.get("filename") or f"cover.{ext}", mime, data)
+        self._out.add_attachment(*att)
 
     def _setup_attachment(self, info, ins) -> None:
         # Matroska attachments (fonts an ASS subtitle track needs, cover images) are part of the

@@ -168,5 +168,34 @@ def attachment(stream) -> tuple[str, str, bytes] | None:
     return str(name), str(mime), bytes(data)
 
 
+def is_cover(stream) -> bool:
+    """An attached picture (album art, a phone's thumbnail, a Matroska cover read back)."""
+    import av
+
+    return stream.type == "video" and bool(int(stream.disposition) & int(av.stream.Disposition.attached_pic))
+
+
+def cover_attachment(path, stream) -> tuple[str, str, bytes] | None:
+    """(file name, mime type, bytes) to store cover art ``stream`` of the file ``path`` as a
+    Matroska attachment (what FFmpeg reads back as an attached picture), or None when it is not a
+    JPEG/PNG picture or cannot be read. A muxer writes attachments in its header, before any
+    packet, so the picture is read from the file itself: its stream's first packet."""
+    import av
+
+    name = getattr(stream.codec_context, "name", None)
+    mime = stream.metadata.get("mimetype") or {"mjpeg": "image/jpeg", "png": "image/png"}.get(name)
+    if mime not in ("image/jpeg", "image/png"):
+        return None
+    try:
+        with av.open(str(path)) as c:
+            data = next((bytes(p) for p in c.demux(c.streams[stream.index]) if p.size), None)
+    except (av.error.FFmpegError, OSError, IndexError):
+        return None
+    if data is None:
+        return None
+    ext = {"image/jpeg": "jpg", "image/png": "png"}[mime]
+    return stream.metadata.get("filename") or f"cover.{ext}", mime, data
+
+
 def accepts_attachments(out) -> bool:
     return "matroska" in _fmts(out)
