@@ -417,6 +417,37 @@ def test_multipart_without_file_part(fake):
         assert r.status_code == 400 and "file part named 'file'" in r.json()["detail"]
 
 
+def test_multipart_video_upload_goes_straight_into_the_work_dir(tmp_path, monkeypatch):
+    """A multipart video upload is written into the job's folder as it arrives: Starlette's form
+    parser spooled it into the system's temporary folder first (outside --work-dir; a big video
+    filled a small /tmp), then it was copied. Other form fields are read past; two 'file' parts
+    or a body without a boundary are 400s, with nothing left on disk."""
+    import starlette.formparsers
+
+    class NoSpool:
+        def __init__(self, *a, **kw):
+            raise AssertionError("an upload was spooled into the system's temporary folder")
+
+    monkeypatch.setattr(starlette.formparsers, "SpooledTemporaryFile", NoSpool)
+    body = b"0123456789abcdef" * (1 << 17)  # 2 MiB, past Starlette's 1 MiB in-memory spool
+    fake = FakeEnhancer(frames=2)
+    with client_for(fake, work_dir=tmp_path) as c:
+        r = c.post("/v1/videos", data={"note": "from my phone"}, files={"file": ("clip.mp4", body, "video/mp4")},
+                   headers=KEY)
+        assert r.status_code == 202, r.text
+        assert wait_job(c, r.json()["id"])["state"] == "done"
+        assert fake.video_order == [body.decode()]  # the file part, bit for bit, and nothing else
+        r = c.post("/v1/videos", files=[("file", ("a.mp4", b"one", "video/mp4")), ("file", ("b.mp4", b"two", "video/mp4"))],
+                   headers=KEY)
+        assert r.status_code == 400 and "more than one part named 'file'" in r.json()["detail"]
+        r = c.post("/v1/videos", content=b"--x\r\n", headers={**KEY, "Content-Type": "multipart/form-data"})
+        assert r.status_code == 400 and "boundary" in r.json()["detail"]
+        assert len(list((tmp_path / "jobs").iterdir())) == 1  # the refused uploads left nothing
+        r = c.post("/v1/images:enhance", files={"file": ("x.png", encode(np.zeros((8, 8, 3), np.uint8), "PNG"), "image/png")},
+                   headers=KEY)
+        assert r.status_code == 200, r.text
+
+
 def test_size_and_pixel_limits(fake, tmp_path):
     big = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
     with client_for(fake, max_upload_bytes=2000, max_pixels=32 * 32, max_video_bytes=1000, work_dir=tmp_path) as c:

@@ -4,6 +4,7 @@
 
 import asyncio
 import hmac
+import io
 import logging
 import os
 import shutil
@@ -39,6 +40,65 @@ CLIENT_CLOSED = 499
 
 class _UploadTimeout(StreamGpenError, TimeoutError):
     exit_code = 1
+
+
+#: parts a multipart upload may have besides its file (form fields a client adds: a name, a token)
+_MAX_PARTS = 9
+
+
+async def _multipart_file(request, sink) -> None:
+    """Write the part named ``file`` of a ``multipart/form-data`` request into ``sink`` as it
+    arrives. (Starlette's ``request.form()`` first spools each file into the system's temporary
+    folder, outside the server's ``--work-dir``: a big video upload filled a small ``/tmp`` and was
+    then copied once more.) Other parts are read past; a second ``file`` part is an error."""
+    from python_multipart.exceptions import FormParserError
+    from python_multipart.multipart import MultipartParser, parse_options_header
+
+    _, params = parse_options_header(request.headers.get("content-type", ""))
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise InvalidInputError("multipart body without a boundary in its Content-Type")
+    st = {"field": b"", "value": b"", "headers": {}, "into": None, "found": 0, "parts": 0}
+
+    def part_begin():
+        st["headers"], st["into"] = {}, None
+        st["parts"] += 1
+        if st["parts"] > _MAX_PARTS:
+            raise InvalidInputError(f"multipart body with more than {_MAX_PARTS} parts")
+
+    def header_field(data, start, end):
+        st["field"] += data[start:end]
+
+    def header_value(data, start, end):
+        st["value"] += data[start:end]
+
+    def header_end():
+        st["headers"][st["field"].lower()] = st["value"]
+        st["field"], st["value"] = b"", b""
+
+    def headers_finished():
+        _, opts = parse_options_header(st["headers"].get(b"content-disposition", b""))
+        if opts.get(b"name") == b"file":
+            st["found"] += 1
+            if st["found"] > 1:
+                raise InvalidInputError("multipart body with more than one part named 'file'")
+            st["into"] = sink
+
+    def part_data(data, start, end):
+        if st["into"] is not None:
+            st["into"].write(data[start:end])
+
+    parser = MultipartParser(boundary, {
+        "on_part_begin": part_begin, "on_header_field": header_field, "on_header_value": header_value,
+        "on_header_end": header_end, "on_headers_finished": headers_finished, "on_part_data": part_data})
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+        parser.finalize()
+    except FormParserError as exc:
+        raise InvalidInputError(f"malformed multipart body: {exc}") from None
+    if not st["found"]:
+        raise InvalidInputError("multipart body needs a file part named 'file'")
 
 
 def _enhancer_of(obj):
@@ -323,18 +383,12 @@ def create_app(
         """Raw body (image/* etc.) or the ``file`` part of a multipart form; into ``sink`` if given."""
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "multipart/form-data":
-            form = await request.form(max_files=1, max_fields=8)
-            try:
-                part = form.get("file")
-                if part is None or isinstance(part, str):
-                    raise InvalidInputError("multipart body needs a file part named 'file'")
-                if sink is None:
-                    return await part.read()
-                while chunk := await part.read(_CHUNK):
-                    sink.write(chunk)
+            if sink is not None:
+                await _multipart_file(request, sink)
                 return None
-            finally:
-                await form.close()
+            buf = io.BytesIO()
+            await _multipart_file(request, buf)
+            return buf.getvalue()
         if not ctype.startswith(allowed):
             raise UnsupportedImageError(
                 f"unsupported content type {ctype or '(none)'!r}; send "
