@@ -442,6 +442,9 @@ def test_multipart_video_upload_goes_straight_into_the_work_dir(tmp_path, monkey
         assert r.status_code == 400 and "more than one part named 'file'" in r.json()["detail"]
         r = c.post("/v1/videos", content=b"--x\r\n", headers={**KEY, "Content-Type": "multipart/form-data"})
         assert r.status_code == 400 and "boundary" in r.json()["detail"]
+        cut = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n\r\nthe first half'
+        r = c.post("/v1/videos", content=cut, headers={**KEY, "Content-Type": "multipart/form-data; boundary=xyz"})
+        assert r.status_code == 400 and "cut short" in r.json()["detail"]
         assert len(list((tmp_path / "jobs").iterdir())) == 1  # the refused uploads left nothing
         r = c.post("/v1/images:enhance", files={"file": ("x.png", encode(np.zeros((8, 8, 3), np.uint8), "PNG"), "image/png")},
                    headers=KEY)

@@ -58,7 +58,7 @@ async def _multipart_file(request, sink) -> None:
     boundary = params.get(b"boundary")
     if not boundary:
         raise InvalidInputError("multipart body without a boundary in its Content-Type")
-    st = {"field": b"", "value": b"", "headers": {}, "into": None, "found": 0, "parts": 0}
+    st = {"field": b"", "value": b"", "headers": {}, "into": None, "found": 0, "parts": 0, "ended": False}
 
     def part_begin():
         st["headers"], st["into"] = {}, None
@@ -90,13 +90,16 @@ async def _multipart_file(request, sink) -> None:
 
     parser = MultipartParser(boundary, {
         "on_part_begin": part_begin, "on_header_field": header_field, "on_header_value": header_value,
-        "on_header_end": header_end, "on_headers_finished": headers_finished, "on_part_data": part_data})
+        "on_header_end": header_end, "on_headers_finished": headers_finished, "on_part_data": part_data,
+        "on_end": lambda: st.update(ended=True)})
     try:
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
     except FormParserError as exc:
         raise InvalidInputError(f"malformed multipart body: {exc}") from None
+    if st["found"] and not st["ended"]:
+        raise InvalidInputError("multipart body ends before its closing boundary: the upload was cut short")
     if not st["found"]:
         raise InvalidInputError("multipart body needs a file part named 'file'")
 
