@@ -8,10 +8,14 @@ from fractions import Fraction
 COLOR_RANGES = {0: "unspecified", 1: "limited", 2: "full"}
 COLOR_SPACES = {0: "rgb", 1: "bt709", 2: "unspecified", 4: "fcc", 5: "bt470bg", 6: "smpte170m",
                 7: "smpte240m", 8: "ycgco", 9: "bt2020nc", 10: "bt2020c"}
+# (every value H.273 defines and FFmpeg names: a tag outside these tables was dropped on output
+# and shown as "unspecified")
 COLOR_PRIMARIES = {1: "bt709", 2: "unspecified", 4: "bt470m", 5: "bt470bg", 6: "smpte170m",
-                   7: "smpte240m", 8: "film", 9: "bt2020", 12: "smpte432"}
+                   7: "smpte240m", 8: "film", 9: "bt2020", 10: "smpte428", 11: "smpte431", 12: "smpte432",
+                   22: "ebu3213"}
 COLOR_TRCS = {1: "bt709", 2: "unspecified", 4: "gamma22", 5: "gamma28", 6: "smpte170m",
-              7: "smpte240m", 8: "linear", 13: "iec61966-2-1", 14: "bt2020-10", 16: "smpte2084",
+              7: "smpte240m", 8: "linear", 9: "log100", 10: "log316", 11: "iec61966-2-4", 12: "bt1361e",
+              13: "iec61966-2-1", 14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084", 17: "smpte428",
               18: "arib-std-b67"}
 
 
