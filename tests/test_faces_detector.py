@@ -345,3 +345,21 @@ def test_pyramid_keeps_faces_either_scale_finds_well(det, shared):
         assert int((got.scores >= 0.9).sum()) == n, (img.shape, got.scores)
         # each face once: copies found at both scales are merged
         assert len(got) == n
+
+
+def test_anchor_cache_is_bounded(mobilenet_weights, shared):
+    """A service sees photos of every size: the anchors kept per network input size were never
+    dropped (~1-3 MB each; 1,000 phone photos of distinct sizes held ~3 GB). The cache keeps the
+    most recently used sizes, and a size seen again gives the same faces."""
+    import cv2
+
+    from stream_gpen.faces._detector import PRIOR_CACHE_SIZE
+
+    det = FaceDetector(backbone="mobilenet0.25", device="cpu", weights=mobilenet_weights, long_side=160)
+    img = torch.from_numpy(cv2.imread(str(shared / "data/faces/aligned/gpen_ffhq_00000.png"))[:, :, ::-1].copy())
+    first = det.detect([img])[0]
+    for k in range(PRIOR_CACHE_SIZE + 8):
+        det.detect([torch.zeros(48 + 4 * k, 64, 3, dtype=torch.uint8)])
+        assert len(det._prior_cache) <= PRIOR_CACHE_SIZE
+    again = det.detect([img])[0]
+    assert torch.equal(first.boxes, again.boxes) and torch.equal(first.landmarks, again.landmarks)

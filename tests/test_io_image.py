@@ -1,6 +1,7 @@
 """Image and folder sources/sinks: EXIF orientation, alpha kept aside and restored, tree mirrored."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import av
@@ -266,3 +267,44 @@ def test_folder_outputs_names_clashes_ignoring_case(tmp_path):
         "IMG_1.HEIC": "IMG_1_heic_2.jpg",  # IMG_1_heic.jpg is another input's output
         "IMG_1.JPG": "IMG_1.jpg", "IMG_1.jpeg": "IMG_1_jpeg.jpg", "IMG_1_heic.jpg": "IMG_1_heic.jpg", "x/b.png": "x/b.jpg"}
     assert len(notes) == 2 and clashing == set(files[:3])
+
+
+def test_photo_loads_in_two_threads_leave_the_warning_filters_alone(tmp_path, monkeypatch):
+    """Each photo load records Pillow's warnings with ``warnings.catch_warnings``, which swaps the
+    process-wide filters: two loads overlapping in two threads (two Enhancers, a server's jobs)
+    left an "always" filter in the host program for good. The loads now take turns there."""
+    import threading
+    import warnings
+
+    from stream_gpen.io import _image
+
+    Image.new("RGB", (16, 16), (90, 90, 90)).save(tmp_path / "a.png")
+    real = _image._load_checked
+    inside_b, done_a = threading.Event(), threading.Event()
+
+    def slow(path, notes):
+        if threading.current_thread().name == "A":
+            inside_b.wait(1.5)  # without turns, B enters meanwhile and leaves last
+        else:
+            inside_b.set()
+            done_a.wait(1.5)
+        return real(path, notes)
+
+    monkeypatch.setattr(_image, "_load_checked", slow)
+    before = list(warnings.filters)
+
+    def a():
+        _image._load(tmp_path / "a.png")
+        done_a.set()
+
+    ta = threading.Thread(target=a, name="A")
+    tb = threading.Thread(target=lambda: _image._load(tmp_path / "a.png"), name="B")
+    ta.start()
+    time.sleep(0.2)  # (ordering for the old race only; the assertion holds for any interleaving)
+    tb.start()
+    ta.join(10)
+    tb.join(10)
+    try:
+        assert warnings.filters == before
+    finally:
+        warnings.filters[:] = before

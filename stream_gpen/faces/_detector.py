@@ -5,6 +5,7 @@ import logging
 import math
 import numbers
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -12,6 +13,7 @@ from typing import Literal, get_args
 import torch
 import torch.nn.functional as F
 
+from stream_gpen._warnings import caught_warnings
 from stream_gpen.errors import CheckpointError, InvalidInputError
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,8 @@ _MIN_SIZES = ((16, 32), (64, 128), (256, 512))
 _STEPS = (8, 16, 32)
 _VARIANCE = (0.1, 0.2)
 _MEAN_BGR = (104.0, 117.0, 123.0)
+#: network input sizes whose anchors are kept (least recently used dropped first)
+PRIOR_CACHE_SIZE = 32
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,9 @@ class FaceDetector:
             weights = ensure_weights(_WEIGHTS[backbone])
         self.weights = Path(weights)
         self.net = self._load(self.weights)
-        self._prior_cache: dict[tuple[int, int], torch.Tensor] = {}
+        # anchors per network input size, most recent last: bounded, as a service sees photos of
+        # every size and the change-watch probes regions of many sizes (each 640-px entry ~1 MB)
+        self._prior_cache: OrderedDict[tuple[int, int], torch.Tensor] = OrderedDict()
         self._mean = torch.tensor(_MEAN_BGR, device=self.device).view(1, 3, 1, 1)
 
     def _load(self, path: Path) -> torch.nn.Module:
@@ -166,7 +172,7 @@ class FaceDetector:
             raise InvalidInputError(f"detector weights not found: {path}")
         # facexlib's resnet50 branch calls torchvision's resnet50(pretrained=False): no download,
         # only torchvision's deprecation warning for the old keyword, which is not the user's concern.
-        with warnings.catch_warnings():
+        with caught_warnings():
             warnings.filterwarnings("ignore", message=".*(pretrained|weight enum).*", category=UserWarning)
             net = RetinaFace(network_name=_NETWORK[self.backbone], half=False, phase="test", device=self.device)
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -191,9 +197,14 @@ class FaceDetector:
 
     def _priors(self, h: int, w: int) -> torch.Tensor:
         key = (h, w)
-        if key not in self._prior_cache:
-            self._prior_cache[key] = _priors(h, w, self.device)
-        return self._prior_cache[key]
+        cache = self._prior_cache
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        cache[key] = p = _priors(h, w, self.device)
+        while len(cache) > PRIOR_CACHE_SIZE:
+            cache.popitem(last=False)
+        return p
 
     def scaled_size(self, h: int, w: int, pixel_aspect: float = 1.0, long_side: int | None = None) -> tuple[int, int]:
         """The network input size for an ``h x w`` frame: its display geometry (width scaled by

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stream_gpen._warnings import caught_warnings
 from stream_gpen.errors import EmptyMediaError, InvalidInputError, MediaNotFoundError, NotMediaError, OutputExistsError
 from stream_gpen.io._convert import u8_from_u16
 from stream_gpen.io._meta import StreamMetadata
@@ -480,7 +481,7 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
     _heif_plugin(path)
     # Pillow says what it finds wrong in a file ("Corrupt EXIF data", a truncated chunk) through
     # Python's warnings, which print as a source line of Pillow's: say it as ours, naming the file.
-    with warnings.catch_warnings(record=True) as said:
+    with caught_warnings(record=True) as said:
         warnings.simplefilter("always")
         try:
             return _load_checked(path, notes)
