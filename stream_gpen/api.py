@@ -875,7 +875,9 @@ class Enhancer:
 
     def stream(self, source, *, live: bool | None = None, latency_budget_s: float = 0.05) -> Iterator[EnhancedFrame]:
         """Yield enhanced frames (numpy RGB) with their timestamps from any source spec: a file
-        path, URL, ``lavfi:`` graph or capture device (``/dev/video0``, or an index)."""
+        path, URL, ``lavfi:`` graph or capture device (``/dev/video0``, or an index). A photo or
+        a folder of photos gives each photo restored on its own, as :meth:`enhance_file` does
+        (photos of a folder are not frames of one scene: no tracking from one to the next)."""
         if isinstance(source, bool) or not isinstance(source, (str, os.PathLike, int)):
             raise InvalidInputError(
                 f"stream() reads a file, URL, lavfi: graph or device, not {type(source).__name__}; for pictures "
@@ -884,8 +886,11 @@ class Enhancer:
         aux = getattr(src, "aux", None)
         if aux is not None:
             aux.close()  # pictures only: the source's audio is not collected (nor warned about)
+        still = getattr(src.metadata, "kind", "") in ("image", "folder")
         with src:
-            for frame in self._frames(src, stage, latency_budget_s=latency_budget_s):
+            frames = (self._still_frames(src, stage) if still
+                      else self._frames(src, stage, latency_budget_s=latency_budget_s))
+            for frame in frames:
                 yield _enhanced(frame)
 
     def stream_frames(self, frames, *, fps: float = 30.0, live: bool = True,

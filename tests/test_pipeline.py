@@ -275,6 +275,35 @@ def test_paste_stacks_tracked_faces_by_their_track_ids(monkeypatch):
     assert pasted == [None]
 
 
+def test_stream_over_a_folder_restores_each_photo_on_its_own(tiny_enhancer, shared, tmp_path):
+    """``stream()`` on a folder of photos of different sizes (a phone's portrait and landscape
+    shots) crashed in the tracker's optical flow between two pictures of different sizes (a raw
+    OpenCV assertion); photos of one size were tracked from one to the next as frames of a
+    scene. Each photo is now restored on its own, as enhance_image() does; and the tracker takes
+    a new picture size as a new scene (a stream that switches resolution)."""
+    from PIL import Image
+
+    from stream_gpen.faces import FaceTracker
+
+    photo = Image.open(shared / "data/faces/aligned/gpen_ffhq_00000.png").convert("RGB").resize((200, 200))
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    photo.save(folder / "a.png")
+    photo.resize((148, 148)).save(folder / "b.png")
+    got = list(tiny_enhancer.stream(folder))
+    assert [f.image.shape for f in got] == [(200, 200, 3), (148, 148, 3)]
+    for f, name in zip(got, ("a.png", "b.png")):
+        original = np.asarray(Image.open(folder / name))
+        want = tiny_enhancer.enhance_image(original)
+        assert np.array_equal(f.image, want) and not np.array_equal(want, original), name  # (a face was restored)
+    tracker = FaceTracker(detect_every=5)
+    assert tracker.needs_detection(0, torch.zeros(64, 64, 3, dtype=torch.uint8))
+    tracker.update(0, None, frame=torch.zeros(64, 64, 3, dtype=torch.uint8))
+    assert tracker.needs_detection(1, torch.zeros(48, 80, 3, dtype=torch.uint8)) and tracker.scene_cuts == 0
+    tracker.update(1, None, frame=torch.zeros(48, 80, 3, dtype=torch.uint8))
+    assert tracker.scene_cuts == 1
+
+
 def test_model_auto_without_weights_fails_clearly(tmp_path, monkeypatch, mobilenet_weights):
     from stream_gpen.errors import WeightsError
 

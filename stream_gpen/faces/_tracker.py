@@ -553,6 +553,10 @@ class FaceTracker:
             if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != torch.uint8:
                 raise InvalidInputError(f"frame must be uint8 RGB [H,W,3], got {frame.dtype} {tuple(frame.shape)}")
             h, w = frame.shape[:2]
+            # a new picture size is a new scene (photos of a folder; a stream that switches
+            # resolution): nothing to follow from the previous picture, whose flow and
+            # change-watch maps would not even line up with this one
+            resized = self._frame_size is not None and self._frame_size != (h, w)
             self._frame_size = (h, w)
             r = min(1.0, self.flow_long_side / max(h, w))
             fh, fw = max(int(round(h * r)), 1), max(int(round(w * r)), 1)
@@ -563,7 +567,9 @@ class FaceTracker:
             else:
                 gray, thumb = _small_grey_float(frame, fh, fw)
             self._watch_cur = None  # made from `gray` on demand (only between detections)
-            if self._prev_thumb is not None:
+            if resized:
+                cut = True
+            elif self._prev_thumb is not None:
                 cut = float(np.abs(thumb - self._prev_thumb).mean()) > self.scene_cut_threshold
         self._prepared = (frame_index, gray, thumb, cut)
         if self.motion == "flow" and gray is not None and self._prev_gray is not None and not cut:
