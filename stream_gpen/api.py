@@ -145,6 +145,8 @@ def _to_rgb_tensor(image: np.ndarray) -> tuple[torch.Tensor, np.ndarray | None, 
     Grey images are expanded; a uint16 image (0..65535) also gives its 8-bit twin ``round(v / 257)``."""
     if not isinstance(image, np.ndarray):
         raise InvalidInputError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.dtype.kind == "u" and image.dtype.itemsize == 2 and not image.dtype.isnative:
+        image = image.astype(np.uint16)  # big-endian 16 bits (Pillow's I;16B, FITS, raw PGM): the same levels
     if image.dtype not in (np.uint8, np.uint16):
         raise InvalidInputError(f"image must be uint8 (or uint16, 0..65535), got {image.dtype}")
     alpha = None
@@ -512,7 +514,9 @@ class Enhancer:
         """Enhance a video file, URL, image or folder into ``dst`` (default: ``name_enhanced.ext``).
 
         ``on_progress(frames_done, frames_total_or_None, faces_so_far)`` is called per frame.
-        ``cancel``: set it to stop early; the output is then finalised as ``.partial`` like Ctrl-C.
+        ``cancel``: set it to stop early; a video's output is then finalised as ``.partial`` like
+        Ctrl-C, a folder stops after the photo in hand (its photos so far are written), a single
+        photo whose restoring has begun is finished and returned; set before the start, nothing runs.
         ``codec``: ``"auto"`` (H.264; HEVC for a 10/12-bit source; VP9 for a ``.webm`` output; ProRes
         4444 for a source with transparency into ``.mov``/``.mkv``), ``"h264"``, ``"hevc"``, ``"av1"``,
         ``"vp9"``, ``"prores"`` (ProRes 422 HQ, or 4444 for 4:4:4 and alpha: editing; no crf/preset).
@@ -682,6 +686,8 @@ class Enhancer:
                     keep = (lambda f: originals.__setitem__(f.index, f.image.clone())) if compare else None
                     frames = (self._still_frames(source, stage, on_frame=keep) if is_still
                               else self._frames(source, stage, on_frame=keep))
+                    if cancel is not None and cancel.is_set():
+                        raise KeyboardInterrupt  # cancelled before it began: nothing is written
                     for frame in frames:
                         if compare:
                             frame = _side_by_side(frame, originals.pop(frame.index))
@@ -692,7 +698,8 @@ class Enhancer:
                         summary.frames_out += 1
                         if on_progress is not None:
                             on_progress(summary.frames_out, total, stage.faces_restored)
-                        if cancel is not None and cancel.is_set():
+                        # (a single photo is written whole under its name by now: that job is done)
+                        if cancel is not None and cancel.is_set() and meta.kind != "image":
                             raise KeyboardInterrupt
             except KeyboardInterrupt as exc:
                 # The sink has already finalised `<name>.partial.<ext>` (if it could).

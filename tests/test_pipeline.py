@@ -304,6 +304,38 @@ def test_stream_over_a_folder_restores_each_photo_on_its_own(tiny_enhancer, shar
     assert tracker.scene_cuts == 1
 
 
+def test_cancel_on_photos(tiny_enhancer, shared, tmp_path):
+    """``cancel`` on photos: set before the start, nothing runs and nothing is written; set while
+    a single photo is restored, that photo is finished and returned as done (it raised
+    Interrupted although the whole photo was written under its name); a folder stops after the
+    photo in hand."""
+    import threading
+
+    from PIL import Image
+
+    from stream_gpen.errors import Interrupted
+
+    photo = Image.open(shared / "data/faces/aligned/gpen_ffhq_00000.png").convert("RGB").resize((160, 160))
+    photo.save(tmp_path / "a.png")
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Interrupted, match="after 0 frames"):
+        tiny_enhancer.enhance_file(tmp_path / "a.png", tmp_path / "early.png", cancel=stop)
+    assert not (tmp_path / "early.png").exists()
+    stop.clear()
+    summary = tiny_enhancer.enhance_file(tmp_path / "a.png", tmp_path / "late.png", cancel=stop,
+                                         on_progress=lambda *a: stop.set())
+    assert summary.frames_out == 1 and not summary.interrupted and (tmp_path / "late.png").is_file()
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        photo.save(folder / name)
+    stop.clear()
+    with pytest.raises(Interrupted, match="after 1 frames"):
+        tiny_enhancer.enhance_file(folder, tmp_path / "out", cancel=stop, on_progress=lambda *a: stop.set())
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.png"]
+
+
 def test_model_auto_without_weights_fails_clearly(tmp_path, monkeypatch, mobilenet_weights):
     from stream_gpen.errors import WeightsError
 
