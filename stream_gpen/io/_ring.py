@@ -59,6 +59,8 @@ class Frame:
     ``pts`` is in ``time_base`` units, exactly as the decoder gave it (``None`` when the input has
     no timestamps); ``time`` is seconds (from pts, else ``index / frame_rate``).
 
+    ``duration``: seconds until the next frame (see the field), ``None`` when unknown.
+
     ``published``: ``time.perf_counter()`` when the decoder handed the frame to the ring (``None``
     for frames that never went through one): a live frame's latency counts from there, including
     the time it waited in the ring for the pipeline to take it.
@@ -81,6 +83,10 @@ class Frame:
     _released: bool = field(default=False, repr=False)
     _hi: torch.Tensor | None = field(default=None, repr=False)  # see ``hi``
     published: float | None = field(default=None, repr=False)
+    # seconds the picture stays on screen (until the next frame; the last frame of a window: until
+    # the window's end), None when the input does not say: a sink gives the last frame this length
+    # instead of repeating the interval before it (a still held at the end would vanish)
+    duration: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.time_base, Fraction):

@@ -70,6 +70,11 @@ URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif")
 _NVDEC_CODECS = {"h264": "h264_cuvid", "hevc": "hevc_cuvid", "av1": "av1_cuvid", "vp9": "vp9_cuvid",
                  "vp8": "vp8_cuvid", "mpeg2video": "mpeg2_cuvid", "mpeg4": "mpeg4_cuvid"}
+#: past a window's end, how far (seconds of the file) audio stored after the video is still read
+_AUX_TAIL_S = 3.0
+#: a stream's dts falling back by more than this (or a frame interval, if longer) is a join of two
+#: recordings (see _Joins); smaller steps back are a muxer's jitter, which the sink's clamp absorbs
+_JOIN_MIN_S = Fraction(1, 4)
 _AUX_GRACE_FRAMES = 64  # frames emitted without a subscribing sink before audio collection stops
 #: a step between two frames' timestamps longer than this (or one backwards) is a clock jump (a
 #: wrapped or restarted timeline, concatenated recordings), not footage: pacing restarts its clock
@@ -549,6 +554,71 @@ class _Timeline:
         self.dropped_packets += n
 
 
+class _Joins:
+    """Timestamps that jump back inside one file: recordings joined end to end (``cat a.ts b.ts``,
+    AVCHD ``.MTS`` segments), each with its own clock. Used as they are, the later segment's
+    frames would be squeezed into a tick each after the earlier one's last frame, and its copied
+    audio would go backwards, which muxers refuse.
+
+    A stream whose dts falls back by more than ``step`` (a frame interval, at least
+    ``_JOIN_MIN_S``) has passed a join: it and
+    everything after it in that stream is moved by the join's offset, so the later segment runs on
+    from the end of what came before (the latest packet end of any stream), as FFmpeg's
+    "Non-monotonic DTS" fix-up and :class:`_Timeline` do for reconnects. Every stream passing its
+    k-th join takes the k-th offset, set by the first stream there: video and audio of a segment
+    keep their sync. Packets without a dts are moved but never taken for a join (Matroska gives
+    B-frames pts only, which go back by design)."""
+
+    def __init__(self, step: float, name: str = "") -> None:
+        self._step = Fraction(step)
+        self._name = name
+        self._offsets: list[Fraction] = []  # seconds added after the k-th join
+        self._passed: dict[int, int] = {}  # stream index -> joins passed
+        self._last: dict[int, Fraction] = {}  # stream index -> latest dts (moved seconds)
+        self._last_end: dict[int, Fraction] = {}  # stream index -> that packet's end (a step without a duration)
+        self._end: Fraction | None = None  # latest packet end of any stream (moved seconds)
+
+    def move(self, p) -> None:
+        """Move packet ``p`` (in place) past the joins its stream has passed."""
+        tb = p.time_base
+        if not tb or not p.size:
+            return
+        tb = Fraction(tb)
+        i = p.stream.index
+        k = self._passed.get(i, 0)
+        if p.dts is not None:
+            raw = p.dts * tb
+            last = self._last.get(i)
+            if last is not None and raw + (self._offsets[k - 1] if k else 0) < last - self._step:
+                k += 1
+                self._passed[i] = k
+                if len(self._offsets) < k:
+                    off = max(self._end if self._end is not None else last, self._last_end[i]) - raw
+                    self._offsets.append(round(off / tb) * tb)
+                    log.warning("%s: timestamps jump back to %.3f s after %.3f s (recordings joined into one file?): "
+                                "what follows is moved by %+.3f s to run on", self._name, float(raw), float(last),
+                                float(self._offsets[-1]))
+        if k:
+            ticks = round(self._offsets[k - 1] / tb)
+            if p.pts is not None:
+                p.pts += ticks
+            if p.dts is not None:
+                p.dts += ticks
+        if p.dts is not None:
+            t = p.dts * tb
+            if i not in self._last or t >= self._last[i]:
+                self._last[i] = t
+                self._last_end[i] = t + (p.duration * tb if p.duration else self._step)
+        t0 = p.pts if p.pts is not None else p.dts
+        if t0 is not None:
+            end = (t0 + (p.duration or 0)) * tb
+            self._end = end if self._end is None else max(self._end, end)
+
+    @property
+    def joins(self) -> int:
+        return len(self._offsets)
+
+
 #: Demuxers an untrusted upload may be read with (``VideoSource(untrusted=True)``, the server's
 #: video jobs): real media containers and raw video streams. Not allowed: playlists and scripts
 #: that make FFmpeg open *other* files or URLs (hls, dash, concat, ffconcat, image2 patterns,
@@ -788,6 +858,10 @@ class VideoSource:
       read from the top rather than seeked (FFmpeg cannot seek across the wrap). The file is seeked to the keyframe before ``start`` (files and http(s) only, not
       live sources); frames keep their pts and the sink writes them from 0
       (``trim_start`` > 0 tells it to). Try settings on a short part of a long video this way.
+      A ``start`` inside a pause of the video (no frame for longer than a frame interval after
+      it: screen recordings, a still held at the end) opens on the frame on screen then, moved to
+      ``start``. Audio the file stores after the window's last frame (phones' chunked
+      interleave) is still read, up to ``_AUX_TAIL_S`` of the file past the window's end.
     * ``pace``: hand frames out at their own timestamps against the wall clock, like FFmpeg's
       ``-re``: the decode thread waits until a frame's time (counted from the first frame) has
       come. A lavfi graph or a file read as ``live`` decodes far faster than real time; unpaced,
@@ -1270,8 +1344,62 @@ class VideoSource:
         return -1 if before else 0
 
     def _decode_frames(self) -> Iterator["av.VideoFrame"]:
+        """The decoded frames, each with its ``duration`` (ticks of its time base) until the next
+        one: decoders give the packet's, which with B-frames belongs to another frame (an mp4's
+        pause shows up on the wrong one). The last frame keeps the decoder's, and the last one of
+        a window lasts until the window's end. One frame of look-ahead: live sources, where it
+        would add latency, keep the decoder's durations."""
+        frames = self._tagged(self._decoded())
+        if self.live:
+            yield from frames
+            return
+        prev = None
+        for f in frames:
+            if prev is not None:
+                t0, t1 = _seconds(prev), _seconds(f)
+                if t0 is not None and t1 is not None and t1 > t0:
+                    prev.duration = round((t1 - t0) / Fraction(prev.time_base))
+                yield self._clip_to_window(prev)
+            prev = f
+        if prev is not None:
+            t0 = _seconds(prev)
+            if self._cut_at is not None and t0 is not None and self._cut_at > t0:
+                prev.duration = round((self._cut_at - t0) / Fraction(prev.time_base))  # to the window's end
+            yield self._clip_to_window(prev)
+
+    def _tagged(self, frames) -> Iterator["av.VideoFrame"]:
+        """Frames whose own colour tags say unspecified (2) take the stream's (codec parameters:
+        the container's or the header's) where those are specified: some decoders leave frames
+        untagged that their mov/mkv says are PQ/BT.2020 (ProRes from encoders that tag only the
+        container). The conversion to RGB then uses the stream's matrix, and the metadata and
+        the sink's tags say what the file says."""
+        cc = self._vstream.codec_context
+        tags = {k: int(getattr(cc, k) or 2) for k in ("colorspace", "color_primaries", "color_trc")} if cc else {}
+        tags = {k: v for k, v in tags.items() if v != 2}
+        for f in frames:
+            for k, v in tags.items():
+                if int(getattr(f, k)) == 2:
+                    setattr(f, k, v)
+            yield f
+
+    def _clip_to_window(self, f):
+        """``f`` with its duration cut at the window's end (a still held past it)."""
+        end = self._window[1] if self._window is not None else None
+        t0 = _seconds(f)
+        if end is not None and t0 is not None and f.duration and t0 + f.duration * Fraction(f.time_base) > end:
+            f.duration = max(1, round((Fraction(end) - t0) / Fraction(f.time_base)))
+        return f
+
+    def _hold_gap(self) -> Fraction:
+        """One nominal frame interval of the video (0.1 s when its rate is unknown)."""
+        vs = self._vstream
+        rate = _fraction(vs.guessed_rate) or _fraction(vs.average_rate)
+        return 1 / rate if rate else Fraction(1, 10)
+
+    def _decoded(self) -> Iterator["av.VideoFrame"]:
         attempts = 0
         err: BaseException | None = None
+        self._cut_at = None  # the window's end, once a frame past it ended the video
         if self._container is not None:
             self._set_window(self._container)
         # AVI stores no presentation times: chunk k of the video is frame k (its dts), and
@@ -1287,7 +1415,22 @@ class VideoSource:
         seen = {"end": None, "first": None, "frames": 0}
         # a reconnected session's timestamps are its own (see _Timeline)
         timeline = _Timeline(_fraction(self._vstream.time_base), live=self.live, name=self.spec)
+        # a file's clock that jumps back (joined recordings, see _Joins); live clocks are _Timeline's
+        joins = None if self.live else _Joins(max(self._hold_gap(), _JOIN_MIN_S), self.spec)
         session_end: float | None = None  # this session's last packet end, for _ended_like_a_file
+        # The frame on screen at the window's start: the last one before it, kept aside until the
+        # next frame shows whether it matters. It opens the window (moved to the start, so the
+        # output and its audio begin there) when the next frame comes more than a nominal frame
+        # interval after the start: a pause (screen recordings, phones send no frame while the
+        # picture is still) or a still held at the end. Otherwise (constant-rate video, a start
+        # between two frames) the window opens frame-exact on the next frame, as before.
+        held = None
+        # Past the window's end: the audio the file stores after the window's last video frame
+        # (phones and cameras interleave in 0.5-1 s chunks, video first) is still read, without
+        # decoding video, until each audio stream has passed the end, for at most _AUX_TAIL_S of
+        # the file past it (an audio stream that ends early or a file of all video, then all audio).
+        tail: set | None = None
+        aux_last: dict[int, float] = {}  # audio stream index -> latest packet time
 
         def put_aux(packet) -> None:
             if self._window is not None:
@@ -1298,6 +1441,46 @@ class VideoSource:
                     return  # audio / subtitles outside the trim window
             self.aux.put(packet, self.stats["decoded"])
 
+        def keep(f, t: float | None) -> bool:
+            """Window bookkeeping for frame ``f`` at ``t`` seconds; False: past the window's end."""
+            if self._window is not None and t is not None:
+                if self._anchor_end and t >= self._window[0] - 1e-6:
+                    # the first frame kept sets the end, even where the video
+                    # starts later than the file by more than ``duration``
+                    self._anchor_end = False
+                    self._window = (self._window[0], t + self.trim_duration)
+                if self._in_window(t) > 0:
+                    self._cut_at = Fraction(self._window[1])
+                    return False
+            if seen["first"] is None and t is not None:
+                seen["first"] = t
+            seen["frames"] += 1
+            timeline.emitted(f)
+            return True
+
+        def opening(h):
+            """Held frame ``h`` moved to the window's start (its duration shortened to match)."""
+            tb = Fraction(h.time_base)
+            pts = math.ceil(Fraction(self._window[0]) / tb)
+            if h.duration:
+                h.duration = max(1, h.duration - (pts - h.pts))
+            log.info("%s: the frame on screen at start=%g s (from %.3f s) opens the window", self.spec,
+                     self.trim_start, float(h.pts * tb))
+            h.pts = pts
+            return h
+
+        def on_screen_at_end(h) -> bool:
+            """Whether held frame ``h``, the file's last, still shows at the window's start."""
+            if h is None or seen["frames"]:
+                return False
+            t = _seconds(h)
+            if h.duration:
+                end = t + h.duration * Fraction(h.time_base)
+            else:
+                span = _header_span(self._container)
+                end = Fraction(span[1]) if span else None
+            return end is not None and end > Fraction(self._window[0]) + Fraction(1, 1000000)
+
         while True:
             container = self._container
             if container is not None:
@@ -1306,11 +1489,26 @@ class VideoSource:
                     for packet in container.demux(list(container.streams)):
                         if self._stop.is_set():
                             return
+                        if joins is not None:
+                            joins.move(packet)
                         pt = packet.pts if packet.pts is not None else packet.dts
                         if pt is not None and packet.time_base and packet.size:
                             end = float((pt + (packet.duration or 0)) * packet.time_base)
                             seen["end"] = end if seen["end"] is None else max(seen["end"], end)
                             session_end = end if session_end is None else max(session_end, end)
+                            if packet.stream.type == "audio":
+                                at = float(pt * packet.time_base)
+                                aux_last[packet.stream.index] = max(aux_last.get(packet.stream.index, at), at)
+                        if tail is not None:
+                            if packet.stream.index != vs.index and (packet.size or packet.pts is not None):
+                                for p in timeline.aux(packet):
+                                    put_aux(p)
+                            cut = float(self._cut_at)
+                            tail -= {i for i in tail if aux_last.get(i, -math.inf) >= cut - 1e-6}
+                            if not tail or (pt is not None and packet.time_base and packet.size
+                                            and float(pt * packet.time_base) > cut + _AUX_TAIL_S):
+                                return
+                            continue
                         if packet.stream.index != vs.index:
                             if packet.size or packet.pts is not None:  # skip the empty flush packets
                                 for p in timeline.aux(packet):
@@ -1340,23 +1538,35 @@ class VideoSource:
                                 continue  # a resumed file's frames already given out
                             for p in ready:
                                 put_aux(p)
-                            if self._window is not None and f.pts is not None and f.time_base:
-                                t = float(f.pts * f.time_base)
-                                if self._anchor_end and t >= self._window[0] - 1e-6:
-                                    # the first frame kept sets the end, even where the video
-                                    # starts later than the file by more than ``duration``
-                                    self._anchor_end = False
-                                    self._window = (self._window[0], t + self.trim_duration)
-                                where = self._in_window(t)
-                                if where < 0:
-                                    continue  # decoded from the keyframe before the window
-                                if where > 0:
-                                    return  # past the window: done
-                            if seen["first"] is None and f.pts is not None and f.time_base:
-                                seen["first"] = float(f.pts * f.time_base)
-                            seen["frames"] += 1
-                            timeline.emitted(f)
+                            t = _seconds(f) if self._window is not None else None
+                            if t is not None:
+                                start = Fraction(self._window[0])
+                                if t < start - Fraction(1, 1000000):
+                                    held = f  # decoded from the keyframe before the window
+                                    continue
+                                if held is not None:
+                                    h, held = held, None
+                                    if t - start > self._hold_gap():
+                                        h = opening(h)
+                                        if not keep(h, _seconds(h)):
+                                            tail = set()
+                                            break
+                                        yield h
+                            if not keep(f, float(t) if t is not None else _seconds_or_none(f)):
+                                tail = {s.index for s in container.streams if s.type == "audio"}
+                                break  # past the window: read the audio stored after it, then done
                             yield f
+                        if tail is not None:
+                            tail -= {i for i in tail if aux_last.get(i, -math.inf) >= float(self._cut_at) - 1e-6}
+                            if not tail:
+                                return
+                    if on_screen_at_end(held):
+                        h, held = held, None
+                        h = opening(h)
+                        if keep(h, _seconds(h)):
+                            yield h
+                    if tail is not None:
+                        return  # (the file ended within the tail)
                     if self.kind != "url" or not self.live:
                         self._check_truncated(container, seen)
                         return  # clean end of input (an http(s) file ends like a local one)
@@ -1396,6 +1606,8 @@ class VideoSource:
                 self._container = None
             else:
                 session_end = None
+                if joins is not None:
+                    joins = _Joins(max(self._hold_gap(), _JOIN_MIN_S), self.spec)  # the reopened file's clock starts again
                 resume = timeline.reopened()
                 if resume is not None:
                     self._seek_to(self._container, resume)
@@ -1471,7 +1683,9 @@ class VideoSource:
                 ) from None
             if self.trim_start:
                 raise self._past_end() from None
-            raise DecodeError(f"{self.spec!r}: the video stream contains no frames") from None
+            # an empty video track is the input's fault (exit 2), not a decoder's failure
+            raise InvalidInputError(f"{self.spec!r}: the video stream contains no frames",
+                                    hint="the file has no pictures to restore; check it plays as a video") from None
         except BaseException:
             self._container.close()
             raise
@@ -1541,6 +1755,11 @@ class VideoSource:
                    "matrix_id": decode_colorspace(first.colorspace, first.width, first.height),
                    "range_id": decode_range(pix_fmt, int(first.color_range)),
                    "bits_per_component": bits_per_component(pix_fmt),
+                   # where the chroma samples sit (FFmpeg's names), for the sink to tag; None: not
+                   # known. PyAV 18 exposes no chroma location (frame or codec context), so only
+                   # what the codec fixes is known: JPEG's centred chroma (JFIF). An H.264/HEVC VUI
+                   # value (HDR10's "topleft") would need the bitstream read, and is not.
+                   "chroma_location": "center" if cc.name in ("mjpeg", "mjpegb") else None,
                    # HDR10's mastering display and content light level, when the stream has them
                    **hdr_static_metadata(first), **mirror},
         )
@@ -1668,7 +1887,7 @@ class VideoSource:
             self.stats["corrupt_frames"] += 1
         tb = _fraction(f.time_base) or self.metadata.time_base
         ring.publish(Frame(index=index, pts=f.pts, time_base=tb, time=t, _image=img, _ring=ring, slot=slot, corrupt=corrupt,
-                             _hi=hi, alpha=alpha))
+                             _hi=hi, alpha=alpha, duration=float(f.duration * tb) if f.duration else None))
 
     def _alpha(self, f, index: int, *, high: bool) -> torch.Tensor:
         """The frame's alpha plane, upright and fitted like its picture, on the CPU (sinks read it
@@ -1737,6 +1956,16 @@ class VideoSource:
                         self.spec, self.stats["corrupt_packets"], self.stats["corrupt_frames"])
 
 
+def _seconds(f) -> Fraction | None:
+    """A decoded frame's time in seconds (exact), None without a pts or time base."""
+    return f.pts * Fraction(f.time_base) if f.pts is not None and f.time_base else None
+
+
+def _seconds_or_none(f) -> float | None:
+    t = _seconds(f)
+    return float(t) if t is not None else None
+
+
 def _sw_format(f) -> str:
     """The pixel format of a decoded frame's data (for NVDEC frames: of the surface, e.g. p010le)."""
     if f.format.name == "cuda":
@@ -1761,10 +1990,11 @@ def _deinterlaced(graph, frames, shape: tuple[str, int, int]) -> Iterator["av.Vi
                 out = graph.vpull()
             except (av.error.BlockingIOError, av.error.EOFError):
                 return
-            pts, tb = times.popleft() if times else (None, None)
+            pts, tb, dur = times.popleft() if times else (None, None, 0)
             out.pts = pts
             if tb is not None:
                 out.time_base = tb
+                out.duration = dur
             yield out
 
     for f in frames:
@@ -1773,7 +2003,7 @@ def _deinterlaced(graph, frames, shape: tuple[str, int, int]) -> Iterator["av.Vi
             yield from drain()
             yield f
             continue
-        times.append((f.pts, f.time_base))
+        times.append((f.pts, f.time_base, f.duration))
         graph.vpush(f)
         yield from drain()
     graph.vpush(None)
