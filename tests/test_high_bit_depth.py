@@ -346,7 +346,7 @@ def test_10bit_round_trip_keeps_precision_outside_the_face(tmp_path):
     assert info8["pix_fmt"] == "yuv420p"
     y10, y8 = out[0][0][keep].astype(int), out8[0][0][keep].astype(int) * 4
     err10, err8 = np.abs(y10 - truth[0][0][keep]).max(), np.abs(y8 - truth[0][0][keep]).max()
-    assert err8 >= 4 * err10 and err8 >= 4
+    assert err8 >= 2 * err10 and err8 >= 4  # 8 bits: 10-bit rounding plus x265's loss
     assert len(np.unique(y10)) > 2 * len(np.unique(y8))
 
 

@@ -13,8 +13,19 @@ import torch
 from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
 # Encode side only: swscale's fast RGB->YUV path rounds full-range grey chroma to 127 (a visible
-# tint after a round trip); on the decode side the accurate path maps Y=235 to 253, so it stays off.
+# tint after a round trip); on the decode side the accurate path alone maps Y=235 to 253.
 _INTERP = Interpolation.BILINEAR | Interpolation.ACCURATE_RND
+# 8-bit decode of everything but swscale's SIMD yuv420p/yuv422p converters: its generic path maps
+# limited white 235 to 253 (nv12, yuyv422, 10/12-bit at --bit-depth 8, ...); with accurate
+# rounding *and* full chroma interpolation every grey code lands on round((Y - 16) * 255 / 219),
+# at about the generic path's cost. Chroma is repeated (point), as on the >8-bit path, so the
+# encoder's 2x2 average gives back the same chroma samples.
+_EXACT8 = Interpolation.POINT | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+# The SIMD converters (0.7 ms per 1080p frame here) truncate: 89 of 220 grey codes come back one
+# low (a real clip: -1.3 levels on average per pass). The exact flags cost 6.7 ms per 1080p frame
+# and, with the encoder's bilinear chroma average after them, moved 9-px saturated colour bars by
+# up to 10 levels as a player decodes them (tests/test_fidelity.py): not taken for these yet.
+_FAST8 = frozenset({"yuv420p", "yuv422p", "yuvj420p", "yuvj422p"})
 
 # swscale knows these matrices; anything else (unspecified, rgb, ...) uses its BT.601 default, which is
 # also what every FFmpeg-based player assumes for untagged SD content.
@@ -42,7 +53,8 @@ def decode_colorspace(colorspace: int | None, width: int, height: int) -> int:
 
 
 def decode_range(pix_fmt: str, color_range: int | None) -> int:
-    """2 (full) for ``yuvj*`` or a full-range tag, else 1 (limited: what untagged video means)."""
+    """2 (full) for ``yuvj*``, a full-range tag or untagged grey (see :func:`is_full_range`), else 1
+    (limited: what untagged video means)."""
     return 2 if is_full_range(pix_fmt, color_range) else 1
 
 
@@ -51,7 +63,37 @@ def sws_range(value: int | None):
 
 
 def is_full_range(pix_fmt: str, color_range: int | None) -> bool:
-    return pix_fmt.startswith("yuvj") or color_range == 2
+    """Full range for ``yuvj*``, a full-range tag, and untagged grey (``gray``, ``gray10le``, ...):
+    FFmpeg makes and reads grey as full range (swscale's ``format=gray``), so an untagged grey clip
+    is decoded as full range and written back tagged so."""
+    if pix_fmt.startswith("yuvj") or color_range == 2:
+        return True
+    return pix_fmt in _GREY and color_range != 1
+
+
+# Grey formats as decoders give them (native, little-endian). swscale takes every grey format as
+# full range whatever range it is told, so limited grey (HEVC 4:0:0, FFV1 ``gray`` tagged tv)
+# decoded directly came back with black lifted (Y 16 -> RGB 16 -> Y 30): it goes through a table.
+_GREY = frozenset({"gray", "gray9le", "gray10le", "gray12le", "gray14le", "gray16le"})
+_GREY_LUT: dict[tuple[int, bool], np.ndarray] = {}
+
+
+def _limited_grey_to_rgb(frame: "av.VideoFrame", high: bool) -> np.ndarray:
+    """Limited-range grey -> RGB (rgb24, or rgb48 on the full 16-bit scale when ``high``):
+    ``round((Y - 16) * 255 / 219)`` (scaled to the depth), clipped, what the YUV paths give for
+    neutral chroma; a table lookup costs about what swscale's grey path did (it ignores the range)."""
+    import cv2
+
+    bits = bits_per_component(frame.format.name)
+    key = (bits, high)
+    if key not in _GREY_LUT:
+        s, top = 1 << (bits - 8), 65535 if high else 255
+        codes = np.arange(1 << bits, dtype=np.float64)
+        _GREY_LUT[key] = np.clip(np.floor((codes - 16 * s) * top / (219 * s) + 0.5), 0, top).astype(
+            np.uint16 if high else np.uint8)
+    y = frame.to_ndarray()
+    v = cv2.LUT(y, _GREY_LUT[key]) if bits == 8 else np.take(_GREY_LUT[key], y)
+    return cv2.merge((v, v, v))
 
 
 def bits_per_component(pix_fmt: str | None) -> int:
@@ -149,12 +191,31 @@ def _rgb48_white_out(pix_fmt: str, full_range: bool) -> float:
     return white
 
 
-def _rescale16(a: np.ndarray, k: float) -> np.ndarray:
-    """``round(a * k)`` clipped to uint16 (float32 holds every 16-bit value exactly)."""
+def _rescale16(a: np.ndarray, k: float, offset=None) -> np.ndarray:
+    """``round(a * k + offset)`` clipped to uint16 (float32 holds every 16-bit value exactly);
+    ``offset``: one value per channel, or none."""
     out = np.multiply(a, np.float32(k), dtype=np.float32)
-    out += np.float32(0.5)
-    np.minimum(out, np.float32(65535.0), out=out)
+    out += np.float32(0.5) if offset is None else np.asarray(offset, np.float32) + np.float32(0.5)
+    np.clip(out, np.float32(0.0), np.float32(65535.0), out=out)
     return out.astype(np.uint16)
+
+
+def _full_range_chroma_nudge(pix_fmt: str, colorspace: int | None) -> np.ndarray | None:
+    """The RGB offset (swscale's rgb48 scale) that moves Cb and Cr up by half a code and leaves Y
+    as it is, for full-range YUV ``pix_fmt`` written from rgb48: swscale's full-range encode
+    truncates chroma (mean -0.5 code, so 90-100% of the chroma of a decoded 10-bit full-range
+    frame came back one code low); limited range and luma round correctly."""
+    try:
+        fmt = av.VideoFormat(pix_fmt)
+    except (ValueError, av.error.FFmpegError):
+        return None
+    if fmt.is_rgb or len([c for c in fmt.components if not c.is_alpha]) < 3:
+        return None
+    kr, kb = _KRKB.get(int(colorspace) if colorspace is not None else 2, _BT601)
+    kg = 1.0 - kr - kb
+    half = 0.5 / ((1 << bits_per_component(pix_fmt)) - 1) * _SWS_RGB48_WHITE_IN
+    r, b = 2.0 * (1.0 - kr) * half, 2.0 * (1.0 - kb) * half
+    return np.array([r, -(kr * r + kb * b) / kg, b], np.float32)
 
 
 def av_to_rgb_numpy(frame: "av.VideoFrame", *, high: bool = False) -> np.ndarray:
@@ -166,8 +227,12 @@ def av_to_rgb_numpy(frame: "av.VideoFrame", *, high: bool = False) -> np.ndarray
     :func:`rgb_to_av` an untouched pixel converts back to the same 10/12-bit codes (luma and
     chroma, for colours inside the RGB gamut); see the notes above on swscale's scale and chroma."""
     fmt = frame.format.name
+    if fmt in _GREY and not is_full_range(fmt, frame.color_range):
+        return _limited_grey_to_rgb(frame, high)  # (see _GREY; full-range grey converts right as it is)
     if not high:
-        return frame.to_ndarray() if fmt == "rgb24" else _to_rgb(frame, "rgb24")
+        if fmt == "rgb24":
+            return frame.to_ndarray()
+        return _to_rgb(frame, "rgb24", None if fmt in _FAST8 else _EXACT8)
     if fmt == "rgb48le":
         return frame.to_ndarray()
     raw = _to_rgb(frame, "rgb48le", _HI_DECODE)
@@ -207,7 +272,8 @@ def rgb_to_av(rgb: np.ndarray, *, pix_fmt: str, colorspace: int | None, color_ra
     high = rgb.dtype == np.uint16
     src = "rgb48le" if high else "rgb24"
     if high and pix_fmt != src:
-        rgb = _rescale16(rgb, _SWS_RGB48_WHITE_IN / 65535.0)  # swscale's rgb48 scale (see above)
+        nudge = _full_range_chroma_nudge(pix_fmt, colorspace) if color_range == 2 else None
+        rgb = _rescale16(rgb, _SWS_RGB48_WHITE_IN / 65535.0, nudge)  # swscale's rgb48 scale (see above)
     vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=src)
     if pix_fmt == src:
         return vf
