@@ -25,10 +25,15 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
     every stream is written from the first video packet on, as the sink does (audio packets
     before it, e.g. AAC priming, are left out), so audio and video stay in sync. Elsewhere every
     stream moves by the input's start, as the sink's ``_choose_shift`` does (a .ts at 10 h gives
-    an mp4 that starts at 0, not an edit list of 10 hours), keeping their offsets.
+    an mp4 that starts at 0, not an edit list of 10 hours), keeping their offsets. Packets an
+    mp4/mov's edit list hides (a clip cut in an editor or with ``ffmpeg -ss -c copy``) stay hidden
+    in mp4/mov; elsewhere (no edit lists) hidden audio/subtitle packets are left out, and hidden
+    video frames (the cut's keyframe: the frames shown need them to decode) raise
+    :class:`EncodeError`, as they would play.
     Returns the number of video packets copied.
     """
     from stream_gpen.io._sink import (
+        _MOV_FAMILY,
         _NO_START_TIMES,
         adts_to_asc,
         can_copy,
@@ -143,10 +148,21 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                     mapping[s.index].disposition = int(s.disposition)
             origin = _first_video_time(src) if avi else None
             left_out = 0
+            edit_lists = bool(set(fmt.split(",")) & _MOV_FAMILY)  # they can hide packets again
+            hidden = 0
             try:
                 for pkt in inp.demux(list(s for s in inp.streams if s.index in mapping)):
                     if pkt.dts is None and pkt.size == 0:  # demuxer flush packet
                         continue
+                    if pkt.is_discard and not edit_lists:
+                        if pkt.stream.type == "video":
+                            raise EncodeError(f"cannot stream-copy {src} into {dst.suffix}: its edit list hides video "
+                                              f"frames before its start (a cut clip), which the {fmt} container "
+                                              "would show; copy it into .mp4 or .mov, or let it be re-encoded")
+                        t = pkt.pts if pkt.pts is not None else pkt.dts
+                        if t is not None and (t + (pkt.duration or 0)) * pkt.time_base < 0:
+                            hidden += 1  # cut-away audio/subtitles (the priming packet ending at 0 is kept)
+                            continue
                     conv = converters.get(pkt.stream.index)
                     if conv is not None:
                         for q in conv.convert(pkt):
@@ -170,6 +186,9 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                 raise EncodeError(f"stream-copying {src} into {dst.suffix} failed: {_why(exc)}") from exc
             for msg in lost:
                 log.warning("remux: %s", msg)
+            if hidden:
+                log.info("remux into %s: %d packet(s) the input's edit list hides left out (no edit lists there)",
+                         fmt, hidden)
             if left_out:
                 log.info("remux into %s: %d packet(s) before the first video frame left out (no start times there)",
                          fmt, left_out)

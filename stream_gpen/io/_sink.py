@@ -157,7 +157,7 @@ def nvenc_pix_fmt(codec: str, source_pix_fmt: str | None, *, high: bool, support
             return "p010le"
         return "yuv444p10msble" if "yuv444p10msble" in supported else "yuv444p16le"
     # 8-bit: as the software path (_choose_pix), only a yuv444p source keeps 4:4:4
-    return "yuv444p" if source_pix_fmt == "yuv444p" and codec != "av1" else "nv12"
+    return "yuv444p" if source_pix_fmt in ("yuv444p", "yuvj444p") and codec != "av1" else "nv12"
 
 
 def nvenc_options(codec: str, *, crf: int | None = None, preset: str | None = None, live: bool = False,
@@ -537,6 +537,71 @@ def set_container_sar(stream, sar: Fraction) -> bool:
         return False
 
 
+def clear_initial_padding(stream) -> bool:
+    """Set ``AVCodecParameters.initial_padding`` of a copied (template) output audio ``stream`` to
+    0, before the header is written; True if it is 0 now.
+
+    The padding is the encoder's priming (AAC: 1024 samples), which Matroska writes as its
+    CodecDelay and mp4 as Opus's pre-skip: decoders drop that many samples from the start. A
+    stream whose first packets were cut (``--start``) no longer begins with the priming packet,
+    so the delay would drop the first *real* packet instead (128 ms at 8 kHz). PyAV has no
+    setter: the field is written through the C struct as :func:`set_container_sar` does, only
+    after checking that the pointer is this audio stream's (media type, codec id, sample rate and
+    frame size where expected), and copied into the stream's codec context with FFmpeg's own
+    ``avcodec_parameters_to_context`` (PyAV rebuilds the parameters from the context when the
+    header is written). Call it right after ``add_stream_from_template``: the context is reset to
+    the parameters (extradata included)."""
+    import ctypes
+
+    try:
+        if (sys.implementation.name != "cpython" or ctypes.sizeof(ctypes.c_void_p) != 8
+                or av.__version__.split(".")[0] != "18"):
+            return False
+        ptr = ctypes.c_void_p.from_address(id(stream) + 24).value  # AVStream * (see set_container_sar)
+        par = ctypes.c_void_p.from_address(ptr + 16).value if ptr else None
+        cc = getattr(stream, "codec_context", None)
+        codec = getattr(cc, "codec", None)
+        # AVCodecParameters (FFmpeg 7/8): codec_type @0, codec_id @4, ch_layout @128 (24 bytes),
+        # sample_rate @152, block_align, frame_size @160, initial_padding @164
+        if (not par or codec is None or ctypes.c_int.from_address(par).value != 1  # AVMEDIA_TYPE_AUDIO
+                or ctypes.c_int.from_address(par + 4).value != codec.id
+                or ctypes.c_int.from_address(par + 152).value != (cc.sample_rate or -1)
+                or ctypes.c_int.from_address(par + 160).value != (cc.frame_size or 0)):
+            return False
+        # PyAV's CodecContext: PyObject_HEAD, vtable pointer, then `AVCodecContext *ptr` (av/codec/context.pxd);
+        # AVCodecContext: av_class, log_level_offset @8, codec_type @12, codec @16, codec_id @24
+        ctx = ctypes.c_void_p.from_address(id(cc) + 24).value
+        if (not ctx or ctypes.c_int.from_address(ctx + 12).value != 1
+                or ctypes.c_int.from_address(ctx + 24).value != codec.id):
+            return False
+        if ctypes.c_int.from_address(par + 164).value == 0:
+            return True  # (mp4/mov inputs: their edit list, not a delay, hides the priming)
+        lib = _libavcodec()
+        if lib is None:
+            return False
+        ctypes.c_int.from_address(par + 164).value = 0
+        return lib.avcodec_parameters_to_context(ctypes.c_void_p(ctx), ctypes.c_void_p(par)) >= 0
+    except (AttributeError, TypeError, ValueError, OverflowError, OSError):
+        return False
+
+
+@functools.lru_cache(maxsize=1)
+def _libavcodec():
+    """The libavcodec PyAV runs on (its wheel's copy, already loaded), through ctypes; ``None``
+    when it cannot be found."""
+    import ctypes
+    import glob
+
+    here = os.path.dirname(os.path.dirname(av.__file__))
+    libs = sorted(glob.glob(os.path.join(here, "av.libs", "libavcodec*.so*")))
+    if not libs:
+        return None
+    lib = ctypes.CDLL(libs[0])
+    lib.avcodec_parameters_to_context.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    lib.avcodec_parameters_to_context.restype = ctypes.c_int
+    return lib
+
+
 def _video_formats(encoder: str) -> set[str]:
     try:
         return {f.name for f in (av.codec.Codec(encoder, "w").video_formats or [])}
@@ -567,8 +632,59 @@ def choose_high_pix_fmt(source_pix_fmt: str, supported) -> str | None:
 def _software_pix(encoder: str, source_pix_fmt: str) -> str:
     """The 8-bit pixel format a software ``encoder`` writes a ``source_pix_fmt`` source with (see
     FileSink._choose_pix)."""
-    cand = "yuv420p" if source_pix_fmt.startswith("yuvj") else source_pix_fmt
+    cand = _unjpeg(source_pix_fmt)
     return cand if cand in ("yuv422p", "yuv444p") and cand in _video_formats(encoder) else "yuv420p"
+
+
+def _unjpeg(pix_fmt: str) -> str:
+    """The limited-range name of a full-range JPEG format (the range itself travels as a tag):
+    ``yuvj444p`` (full-range 4:4:4, a deliberate choice: OBS "I444, full range") keeps 4:4:4;
+    ``yuvj422p`` (MJPEG's default, not a choice; H.264 4:2:2 plays in few places) and every other
+    ``yuvj*`` become 4:2:0."""
+    if pix_fmt == "yuvj444p":
+        return "yuv444p"
+    return "yuv420p" if pix_fmt.startswith("yuvj") else pix_fmt
+
+
+#: the usual speaker layout for a number of channels (what AAC and Opus number them in)
+_USUAL_LAYOUTS = {3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+@functools.lru_cache(maxsize=None)
+def _encoder_takes(codec: str, rate: int, layout: str) -> bool:
+    """True if the audio encoder ``codec`` opens with this channel ``layout`` (libopus: up to 8
+    channels in Vorbis order, e.g. ``5.1`` but not ``5.1(side)``; FFmpeg's aac: 5.1, 7.1, ...)."""
+    try:
+        cc = av.CodecContext.create(codec, "w")
+        cc.sample_rate, cc.layout = rate, layout
+        cc.format = cc.codec.audio_formats[0].name
+        cc.open()
+        return True
+    except (av.error.FFmpegError, ValueError):
+        return False
+
+
+def _keep_layout(codec: str, rate: int, layout: str | None, channels: int | None) -> str:
+    """The channel layout audio transcoded to ``codec`` is written with: the input's ``layout``
+    (5.1, 7.1, ...) as the usual layout for as many ``channels`` (5.1(side) -> 5.1: the
+    surround pair named back instead of side, as FFmpeg's own transcodes do) or else as it is,
+    where the encoder takes it; else stereo (mono stays mono): the caller says "downmixed" when
+    channels are lost."""
+    try:
+        n = channels or (len(av.AudioLayout(layout).channels) if layout else 2)
+    except ValueError:
+        n = 2
+    if n <= 2:
+        return "stereo" if n == 2 else "mono"
+    # the usual layout first: AAC signals it in its header (5.1(side) would need a program config
+    # element, read back as "6 channels" with no speaker names), Opus numbers only those
+    for cand in dict.fromkeys(c for c in (_USUAL_LAYOUTS.get(n), layout) if c):
+        try:
+            if len(av.AudioLayout(cand).channels) == n and _encoder_takes(codec, rate, cand):
+                return cand
+        except ValueError:  # a layout name this FFmpeg cannot parse
+            continue
+    return "stereo"
 
 
 def _describe(stream) -> str:
@@ -576,6 +692,9 @@ def _describe(stream) -> str:
     md = getattr(stream, "metadata", None) or {}
     return md.get("handler_name") or "unknown codec"
 
+
+#: FFmpeg's AVChromaLocation values and names (1..6; 0 "unspecified" is not written)
+_CHROMA_LOCATIONS = {1: "left", 2: "center", 3: "topleft", 4: "top", 5: "bottomleft", 6: "bottom"}
 
 #: a gap in transcoded audio longer than this (seconds) is filled with silence; shorter ones are
 #: the source's own packet jitter
@@ -786,13 +905,20 @@ class FileSink(_Sink):
 
     * timing: every stream's offset from the others; the whole starts at 0 when the input's clock
       starts later (wall-clock stamped webcams, a .ts at 10 h), as FFmpeg writes it (see
-      ``_choose_shift``);
+      ``_choose_shift``); each frame's duration (``frame.duration``: a still held at the end keeps
+      its length); what an mp4/mov edit list hides stays hidden (left out of containers without
+      edit lists, see ``_hidden_by_edit_list``); copied packets whose time goes backwards (joined
+      recordings) are moved to follow on (``_keep_monotonic``);
+    * audio channels: transcoded audio keeps its layout (5.1, 7.1) where the encoder takes it,
+      else is downmixed to stereo, and the note says so;
 
     * pixel shape: the input's sample aspect ratio (DV 10:11, DVD 32:27, HDV 4:3...) in the
       bitstream and the container, inverted when ``autorotate`` turned the frames a quarter turn;
     * colour: encoded with the matrix and range the source decoded with, and tagged with them
       (untagged input: BT.709 for HD, BT.601 for SD, as players assume; see
-      ``_convert.decode_colorspace``); primaries and transfer copied (PQ/HLG/BT.2020 included).
+      ``_convert.decode_colorspace``; ProRes, which has no range flag, is always written with
+      limited-range codes); primaries and transfer copied (PQ/HLG/BT.2020 included; on every
+      frame too, where ProRes reads them), and the chroma sample location when the source gives one.
       HDR10 static metadata (mastering display, content light level) is passed to libx265 and
       SVT-AV1 as their own parameters (PyAV cannot attach side data to encoded frames); other
       encoders drop it, with a note;
@@ -930,6 +1056,14 @@ class FileSink(_Sink):
         self._first_time: float | None = None  # the first written frame's time in the source's seconds
         self._before_origin = 0
         self._late_audio: dict[int, float] = {}
+        self._aux_last_dts: dict[int, Fraction] = {}  # output stream index -> last muxed dts (s)
+        self._aux_bumped: dict[int, int] = {}  # output stream index -> packets moved to follow on
+        self._frame_tags: dict[str, int] = {}  # colour tags set on every frame (see _setup)
+        self._durations: dict[int, int] = {}  # encoded pts -> the frame's duration in ticks (frame.duration)
+        self._video_end: int | None = None  # the end of the last frame shown (pts + duration), in its ticks
+        self._held_video = None  # mp4/mov: the last video packet, muxed by _finish_video
+        self._dts_delay: int | None = None  # mp4/mov: the first video packet's pts - dts (B-frame delay)
+        self._hidden: dict[int, int] = {}  # input stream index -> packets an edit list hid, left out
         self._aux_map: dict[int, tuple] = {}  # input stream index -> (out stream, transcoder, aac_adtstoasc or None)
         self._aux = None
         if source is not None and audio != "none" and getattr(source, "aux", None) is not None:
@@ -976,13 +1110,24 @@ class FileSink(_Sink):
         ex = meta.extra if meta is not None else {}
         self._colorspace = ex.get("matrix_id") or decode_colorspace(None, w, h)
         self._color_range = ex.get("range_id") or (2 if meta is not None and meta.color_range == "full" else 1)
+        if self.codec == "prores" and self._color_range != 1:
+            # ProRes has no range flag: every decoder reads its codes as limited range, so a
+            # full-range source (PNG-in-mov keyed footage, yuvj MJPEG) is converted to limited
+            # codes, or its shadows would be crushed and highlights clipped
+            log.info("%s: ProRes is limited range only: the full-range source is written with limited-range codes",
+                     self.target)
+            self._color_range = 1
         cc.colorspace = self._colorspace
         cc.color_range = self._color_range
+        # primaries and transfer go on every frame too: prores_ks writes its frame header from the
+        # frame, not the codec context (without them an HDR ProRes reads back as SDR)
+        self._frame_tags: dict[str, int] = {}
         for attr, key, known in (("color_primaries", "color_primaries_id", COLOR_PRIMARIES),
                                  ("color_trc", "color_trc_id", COLOR_TRCS)):
             v = ex.get(key)
             if v is not None and v != 2 and v in known:
                 setattr(cc, attr, v)
+                self._frame_tags[attr] = v
         if meta is not None:
             if meta.extra.get("display_matrix") and not self.is_url:
                 # a mirror (not applied to the pixels): the input's own matrix, as it was
@@ -1008,6 +1153,9 @@ class FileSink(_Sink):
             opts["x265-params"] = ":".join(filter(None, (opts.get("x265-params"), hdr10)))
         elif hdr10:
             opts["svtav1-params"] = hdr10
+        loc = self._chroma_location()
+        if loc is not None:
+            opts["chroma_sample_location"] = loc  # AVCodecContext's option: x264/x265/SVT-AV1 write it in the VUI
         cc.options = opts
         cc.thread_type = "AUTO"
         self._vstream = vs
@@ -1016,6 +1164,19 @@ class FileSink(_Sink):
             self._setup_aux(meta)
         self._choose_shift(frame)
         self._setup_tags(vs)
+
+    def _chroma_location(self) -> str | None:
+        """The source's chroma sample location (FFmpeg's names: ``left`` for MPEG-2/H.264 SD/HD,
+        ``topleft`` for UHD/HDR10, ``center`` for JPEG/MJPEG), or ``None`` when it said none
+        (encoders then write none: players assume ``left``). Without it a player that honours the
+        tag shifts the chroma of a ``topleft`` or ``center`` source by half a sample."""
+        meta = self.meta
+        loc = getattr(meta, "chroma_location", None)
+        if loc is None and meta is not None:
+            loc = (getattr(meta, "extra", None) or {}).get("chroma_location")
+        if isinstance(loc, int):
+            loc = _CHROMA_LOCATIONS.get(loc)
+        return loc if loc in _CHROMA_LOCATIONS.values() else None
 
     def _choose_shift(self, frame: Frame) -> None:
         """Outputs start where the input's earliest kept stream starts, as FFmpeg writes them
@@ -1191,6 +1352,13 @@ class FileSink(_Sink):
             if copy:
                 try:
                     o = out.add_stream_from_template(ins)
+                    if (info.kind == "audio" and getattr(self.source, "trim_start", 0) and not clear_initial_padding(o)
+                            and getattr(o.codec_context, "delay", 0)):
+                        # (cut off the front: the first packet kept is no priming, see clear_initial_padding)
+                        msg = (f"audio stream #{info.index} ({name}): its encoder delay could not be cleared in this "
+                               f"PyAV/FFmpeg build: players drop its first {o.codec_context.delay} samples")
+                        self.fallbacks.append(msg)
+                        log.warning(msg)
                     if adts is not None:
                         o.codec_context.extradata = adts[1]
                     self._aux_map[info.index] = (o, adts[0] if adts is not None else None)
@@ -1204,12 +1372,15 @@ class FileSink(_Sink):
                 codec = "aac" if self.audio == "aac" else _audio_fallback_codec(out.format.name)
                 rate = 48000 if codec == "libopus" else (info.sample_rate or 48000)
                 o = out.add_stream(codec, rate=rate)
-                layout = "stereo" if (info.channels or 2) >= 2 else "mono"
+                layout = _keep_layout(codec, rate, getattr(getattr(getattr(ins, "codec_context", None), "layout", None),
+                                                           "name", None), info.channels)
                 o.layout = layout
                 resampler = av.AudioResampler(format=o.codec_context.codec.audio_formats[0].name, layout=layout, rate=rate)
                 self._aux_map[info.index] = (o, [resampler, None])
                 copy_stream_tags(ins, o, encoded=True)
-                msg = f"audio stream #{info.index} ({name}) transcoded to {codec}: {why}"
+                n_in = info.channels or 0
+                mixed = f", downmixed from {n_in} channels to {layout}" if n_in > len(o.layout.channels) else ""
+                msg = f"audio stream #{info.index} ({name}) transcoded to {codec}{mixed}: {why}"
                 self.fallbacks.append(msg)
                 log.warning(msg)
             else:
@@ -1347,8 +1518,8 @@ class FileSink(_Sink):
         # Keep 4:2:2 (DV, broadcast) / 4:4:4 chroma when the encoder can; everything else
         # (grey, RGB, 4:1:1...) becomes 8-bit 4:2:0, which every player decodes. MJPEG's
         # 4:2:2 (webcams, old photo cameras: yuvj422p) is JPEG's default, not a choice, and
-        # H.264 4:2:2 does not play in browsers or on phones: those become 4:2:0 too.
-        # (>8-bit frames: see _choose_hi_pix.)
+        # H.264 4:2:2 does not play in browsers or on phones: those become 4:2:0 too; full-range
+        # 4:4:4 (yuvj444p) stays 4:4:4 (see _unjpeg). (>8-bit frames: see _choose_hi_pix.)
         cand = self.meta.pix_fmt if self.meta is not None else "yuv420p"
         if self._hardware:
             pix = nvenc_pix_fmt(self.codec, cand, high=False)
@@ -1537,6 +1708,8 @@ class FileSink(_Sink):
             else:
                 a = a.cpu().numpy()
             vf = add_alpha(vf, self._to_even(a[..., None])[..., 0])
+        for attr, v in self._frame_tags.items():
+            setattr(vf, attr, v)
         # No pts (raw .h264/.hevc streams): the source's time (index / frame rate) in the output's
         # time base; a frame count there would squeeze the whole clip into a few microseconds.
         pts = frame.pts if frame.pts is not None else round(frame.time / frame.time_base)
@@ -1553,6 +1726,14 @@ class FileSink(_Sink):
         self._last_pts = pts
         vf.pts = pts
         vf.time_base = frame.time_base
+        dur = getattr(frame, "duration", None)
+        if dur:
+            # how long the frame is shown (a held last frame, a VFR pause, a trimmed window's end):
+            # encoders give packets no duration, and the muxer would give the last one the
+            # interval before it, cutting a 2 s closing still to one frame
+            self._durations[pts] = max(1, round(Fraction(dur) / frame.time_base))
+            while len(self._durations) > 256:  # frames an encoder dropped never come back as packets
+                self._durations.pop(next(iter(self._durations)))
         for packet in self._vstream.encode(vf):
             self._mux_video(packet)
         self.frames_written += 1
@@ -1600,7 +1781,34 @@ class FileSink(_Sink):
                     log.info("%s: encoder gave packet dts %d for pts %d; muxed with dts %d",
                              self.target, dts, pts, packet.dts)
             self._last_dts = packet.dts
+        ticks = self._durations.pop(packet.pts, None) if packet.pts is not None else None
+        if ticks and not packet.duration:
+            packet.duration = ticks
+        if packet.pts is not None and packet.duration:
+            end = packet.pts + packet.duration
+            self._video_end = end if self._video_end is None else max(self._video_end, end)
+        if set(self._out.format.name.split(",")) & _MOV_FAMILY:
+            # mp4/mov time samples by their dts and end the track at the last packet's dts + its
+            # duration (+ the B-frame delay its edit list skips): with B-frames that packet is not
+            # the last frame shown, so it is held back until the end (_finish_video) to be given
+            # the span up to the last frame's end
+            if self._dts_delay is None and packet.pts is not None and packet.dts is not None:
+                self._dts_delay = max(0, packet.pts - packet.dts)
+            packet, self._held_video = self._held_video, packet
+            if packet is None:
+                return
         self._out.mux(packet)
+
+    def _finish_video(self) -> None:
+        """Mux the packet held back by _mux_video, lasting until the end of the last frame shown."""
+        held, self._held_video = self._held_video, None
+        if held is None:
+            return
+        if self._video_end is not None and held.dts is not None:
+            span = self._video_end - held.dts - (self._dts_delay or 0)
+            if span > (held.duration or 0):
+                held.duration = span
+        self._out.mux(held)
 
     def _mux_aux(self, packets) -> None:
         for p in packets:
@@ -1609,6 +1817,8 @@ class FileSink(_Sink):
                 continue
             o, tx = entry
             if tx is None or isinstance(tx, av.bitstream.BitStreamFilterContext):
+                if self._hidden_by_edit_list(p):
+                    continue
                 # AVI: copied packets move with the video (see _NO_START_TIMES)
                 shift = round(self._origin / p.time_base) if self._origin is not None else 0
                 for q in (tx.filter(p) if tx is not None else [p]):  # ADTS AAC into AVI: aac_adtstoasc
@@ -1619,6 +1829,27 @@ class FileSink(_Sink):
                     self._mux_cue(q)
             else:
                 self._transcode_audio(p, o, tx)
+
+    def _hidden_by_edit_list(self, p) -> bool:
+        """True for a copied packet that the input's edit list hides (an mp4/mov cut in an editor
+        or with ``ffmpeg -ss -c copy``: FFmpeg flags it discard) and that ends before the first
+        frame, going into a container without edit lists (mkv, ts, ...): there it would play, the
+        cut-away sound over no picture, and push every stream later. mp4/mov keep it (their edit
+        list hides it again); the encoder priming packet that ends at the first frame is kept as
+        the decoder needs it (FFmpeg's muxers give it the delay, as before)."""
+        if not p.is_discard or self._rebase or self._first_time is None:
+            return False  # (AVI and trimmed runs: clamp_to_origin leaves out what is before the origin)
+        if set(self._out.format.name.split(",")) & _MOV_FAMILY:
+            return False
+        t = p.pts if p.pts is not None else p.dts
+        if t is None or not p.time_base or (t + (p.duration or 0)) * p.time_base >= min(self._first_time, 0):
+            return False
+        n = self._hidden.get(p.stream.index, 0)
+        self._hidden[p.stream.index] = n + 1
+        if not n:
+            log.info("%s: stream #%d: packets the input's edit list hides are left out (%s has no edit lists)",
+                     self.target, p.stream.index, self._out.format.name)
+        return True
 
     def _transcode_audio(self, p, o, tx) -> None:
         resampler = tx[0]
@@ -1680,13 +1911,42 @@ class FileSink(_Sink):
                 p.pts -= shift
             if p.dts is not None:
                 p.dts -= shift
+        self._keep_monotonic(p)
         self._out.mux(p)
+        if p.dts is not None and p.time_base:  # (mux rebased it to the output stream's time base)
+            self._aux_last_dts[p.stream.index] = Fraction(p.dts) * p.time_base
+
+    def _keep_monotonic(self, p) -> None:
+        """A copied packet whose dts is not after the previous one of its output stream (a file
+        joined from recordings whose clock restarts: ``cat a.ts b.ts``, joined AVCHD .MTS) is
+        moved, with its pts, to just after it: the muxer refuses it ("returned 22") and the
+        whole run would fail. Said once per stream, and counted in ``fallbacks``."""
+        last = self._aux_last_dts.get(p.stream.index)
+        if last is None or p.dts is None or not p.time_base:
+            return
+        t = Fraction(p.dts) * p.time_base
+        if t > last or (t == last and p.stream.type in ("subtitle", "data")):  # (cues may share a start)
+            return
+        tb = Fraction(p.time_base)
+        # just after ``last`` by one tick of the output stream (unknown before the header: the packet's own)
+        tick = Fraction(p.stream.time_base) if p.stream.time_base else tb
+        new = -(-(last + tick) // tb)  # ceil: at least one output tick later once rescaled
+        delta = int(new) - p.dts
+        p.dts += delta
+        if p.pts is not None:
+            p.pts += delta
+        n = self._aux_bumped.get(p.stream.index, 0)
+        self._aux_bumped[p.stream.index] = n + 1
+        if not n:
+            log.warning("%s: output stream #%d: timestamps go backwards at %.3f s (a joined recording?): its packets "
+                        "are moved to follow on", self.target, p.stream.index, float(last))
 
     def _finish_container(self, *, all_aux: bool) -> None:
         if self._vstream is None:
             raise EncodeError(f"no frames were written to {self.target}; nothing to save")
         for packet in self._vstream.encode(None):
             self._mux_video(packet)
+        self._finish_video()
         if self._aux is not None:
             if all_aux:
                 self._mux_aux(self._aux.take_until(None))
@@ -1706,6 +1966,9 @@ class FileSink(_Sink):
                     for q in o.encode(None):
                         self._mux_aux_packet(q)
         self._report_rebase()
+        for index, n in self._aux_bumped.items():
+            self.fallbacks.append(f"output stream #{index}: {n} packet(s) whose timestamps went backwards (a file joined "
+                                  "from recordings?) were moved to follow on; they may play out of sync with the video")
         self._out.close()
 
     def _report_rebase(self) -> None:
