@@ -131,7 +131,7 @@ def test_crf_range_under_nvenc(codec, crf, message):
 @pytest.mark.parametrize("codec, src, high, want", [
     ("h264", "yuv420p", False, "nv12"),
     ("h264", "yuv444p", False, "yuv444p"),
-    ("hevc", "yuvj444p", False, "nv12"),  # JPEG-range 4:4:4 (webcam MJPEG) -> 4:2:0 as in software
+    ("hevc", "yuvj444p", False, "yuv444p"),  # full-range 4:4:4 (OBS "I444 full") stays 4:4:4, as in software
     ("hevc", "yuv422p", False, "nv12"),   # NVENC 4:2:2 needs an RTX 50
     ("av1", "yuv444p", False, "nv12"),    # AV1 NVENC is 4:2:0 only
     ("h264", "yuv420p10le", True, None),  # no H.264 10-bit: the sink writes 8-bit and says so
