@@ -484,6 +484,8 @@ class Enhancer:
                 arr = arr.mean(axis=2).round().astype(arr.dtype).reshape(im.shape)
             elif a is not None:
                 arr = np.concatenate([arr, a[:, :, None]], axis=2)
+            if im.dtype != arr.dtype and im.dtype.kind == "u" and im.dtype.itemsize == arr.dtype.itemsize:
+                arr = arr.astype(im.dtype)  # a big-endian picture comes back big-endian, as it came
             out.append(arr)
         return out
 
@@ -882,18 +884,32 @@ class Enhancer:
 
     def stream(self, source, *, live: bool | None = None, latency_budget_s: float = 0.05) -> Iterator[EnhancedFrame]:
         """Yield enhanced frames (numpy RGB) with their timestamps from any source spec: a file
-        path, URL, ``lavfi:`` graph or capture device (``/dev/video0``, or an index). A photo or
-        a folder of photos gives each photo restored on its own, as :meth:`enhance_file` does
-        (photos of a folder are not frames of one scene: no tracking from one to the next)."""
+        path, URL, ``lavfi:`` graph or capture device (``/dev/video0``, or an index). A photo (a
+        path or a URL) or a folder of photos gives each photo restored on its own, as
+        :meth:`enhance_file` does (photos of a folder are not frames of one scene: no tracking from
+        one to the next); a folder's videos are left out with a warning (:meth:`enhance_file`
+        takes them)."""
         if isinstance(source, bool) or not isinstance(source, (str, os.PathLike, int)):
             raise InvalidInputError(
                 f"stream() reads a file, URL, lavfi: graph or device, not {type(source).__name__}; for pictures "
                 "you already hold (numpy arrays), use stream_frames() (a sequence, tracked) or enhance_image()")
+        if is_image_url(str(source)):  # a photo URL: the photo itself, as enhance_file() reads it
+            with fetched(str(source)) as local:
+                yield from self.stream(local, live=live, latency_budget_s=latency_budget_s)
+            return
         src, stage = self._open(source, live=live)
         aux = getattr(src, "aux", None)
         if aux is not None:
             aux.close()  # pictures only: the source's audio is not collected (nor warned about)
         still = getattr(src.metadata, "kind", "") in ("image", "folder")
+        if getattr(src.metadata, "kind", "") == "folder":
+            from stream_gpen.io._image import folder_media
+
+            videos = folder_media(Path(source))[1]
+            if videos:  # (enhance_file restores them; here they would be frames among photos)
+                log.warning("stream(): %d video file(s) in %s left out (photos only; Enhancer.enhance_file "
+                            "restores a folder's videos too): %s", len(videos), source,
+                            ", ".join(v.name for v in videos[:3]) + (", ..." if len(videos) > 3 else ""))
         with src:
             frames = (self._still_frames(src, stage) if still
                       else self._frames(src, stage, latency_budget_s=latency_budget_s))

@@ -318,6 +318,31 @@ def test_cover_art_kept(tmp_path, enh):
         with av.open(str(tmp_path / dst)) as c:
             covers = [s for s in c.streams.video if int(s.disposition) & pic]
             assert len(covers) == 1 and bytes(next(c.demux(covers[0]))) == jpg.getvalue()
+    # QuickTime .mov: FFmpeg's mov muxer writes no cover atom, so the cover vanished without a
+    # word; it is now dropped with a note, as for other containers without covers
+    summary = enh.enhance_file(tmp_path / "c.mp4", tmp_path / "o.mov")
+    assert any("cover art" in f and "cannot hold it" in f for f in summary.fallbacks), summary.fallbacks
+
+
+def test_gif_cover_of_an_mkv_is_kept(tmp_path, enh):
+    """An .mkv's GIF cover (an attachment FFmpeg reads back as a cover) was dropped as "could not
+    be read" once covers went through the JPEG/PNG-only cover_attachment(), by the encoding sink
+    and by the stream copy alike."""
+    import io
+
+    gif = io.BytesIO()
+    Image.new("P", (8, 8), 3).save(gif, "GIF")
+    make_clip(tmp_path / "v.mkv", attach=("cover.gif", "image/gif", gif.getvalue()))
+    pic = int(av.stream.Disposition.attached_pic)
+    with av.open(str(tmp_path / "v.mkv")) as c:
+        assert [int(s.disposition) & pic for s in c.streams.video] == [0, pic]
+    enh.enhance_file(tmp_path / "v.mkv", tmp_path / "o.mkv")
+    remux(tmp_path / "v.mkv", tmp_path / "r.mkv")
+    for out in ("o.mkv", "r.mkv"):
+        with av.open(str(tmp_path / out)) as c:
+            covers = [s for s in c.streams.video if int(s.disposition) & pic]
+            assert len(covers) == 1 and covers[0].metadata.get("mimetype") == "image/gif", out
+            assert bytes(next(c.demux(covers[0]))) == gif.getvalue()
 
 
 # --- 5. photos ---------------------------------------------------------------------------------

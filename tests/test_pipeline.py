@@ -304,6 +304,39 @@ def test_stream_over_a_folder_restores_each_photo_on_its_own(tiny_enhancer, shar
     assert tracker.scene_cuts == 1
 
 
+def test_stream_of_a_photo_url_and_of_a_folder_with_videos(tiny_enhancer, shared, tmp_path, caplog):
+    """A photo URL given to stream() is the photo, as enhance_file() reads it (it was decoded as a
+    one-frame video: other pixels, and a phone JPEG's EXIF crashed it); a folder's videos, which
+    stream() leaves out, are said to be left out."""
+    import functools
+    import http.server
+    import logging
+    import threading
+
+    from PIL import Image
+
+    photo = Image.open(shared / "data/faces/aligned/gpen_ffhq_00000.png").convert("RGB").resize((160, 160))
+    exif = Image.Exif()
+    exif[0x0110] = "Phone"
+    www = tmp_path / "www"
+    www.mkdir()
+    photo.save(www / "face.jpg", exif=exif, quality=92)
+    srv = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        by_url = [f.image for f in tiny_enhancer.stream(f"http://127.0.0.1:{srv.server_port}/face.jpg")]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    by_path = [f.image for f in tiny_enhancer.stream(www / "face.jpg")]
+    assert len(by_url) == 1 and np.array_equal(by_url[0], by_path[0])
+    write_video(www / "clip.mp4", [np.zeros((32, 32, 3), np.uint8)] * 2)
+    with caplog.at_level(logging.WARNING, logger="stream_gpen"):
+        assert len(list(tiny_enhancer.stream(www))) == 1
+    assert "1 video file(s)" in caplog.text and "clip.mp4" in caplog.text
+
+
 def test_cancel_on_photos(tiny_enhancer, shared, tmp_path):
     """``cancel`` on photos: set before the start, nothing runs and nothing is written; set while
     a single photo is restored, that photo is finished and returned as done (it raised

@@ -430,3 +430,36 @@ def test_a_finished_run_removes_the_partial_of_an_interrupted_one(tmp_path, mobi
     s = enh.enhance_file(clip, tmp_path / "o.mp4")
     assert not (tmp_path / "o.partial.mp4").exists() and (tmp_path / "p.partial.mp4").exists()
     assert "removed o.partial.mp4, left by an interrupted earlier run" in s.fallbacks
+
+
+def test_mjpeg_frames_with_exif_are_read(tmp_path):
+    """Compact cameras' MJPEG clips carry an EXIF block in every JPEG frame, which FFmpeg 8 hands
+    over as frame side data of a type PyAV 18 has no name for: reading the frame's side data
+    raised ValueError, and info/enhance/serve failed as an internal error (exit 1)."""
+    import io
+
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0110] = "DSC-TEST"
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (120, 80, 40)).save(buf, "JPEG", exif=exif, quality=90)
+    path = tmp_path / "camera.avi"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mjpeg", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuvj420p"
+        for i in range(4):
+            p = av.Packet(buf.getvalue())
+            p.stream, p.pts, p.dts, p.time_base, p.is_keyframe = s, i, i, Fraction(1, 10), True
+            c.mux(p)
+    with av.open(str(path)) as c:  # (the condition: PyAV cannot list this frame's side data)
+        f = next(c.decode(video=0))
+        with pytest.raises(ValueError):
+            list(f.side_data)
+    frames = []
+    with open_source(path) as src:
+        for fr in src:
+            frames.append(fr.image.numpy().mean(axis=(0, 1)))
+            fr.release()
+    assert src.metadata.width == 64 and len(frames) == 4
+    assert np.abs(frames[0] - (120, 80, 40)).max() < 4

@@ -88,6 +88,17 @@ class StreamMetadata:
         return (self.width, self.height)
 
 
+def frame_side_data(frame) -> list:
+    """A decoded frame's side data, or ``[]`` when PyAV cannot list it: FFmpeg 8 attaches EXIF
+    (JPEG APP1 blocks: cameras' MJPEG clips, photos read as video) as a side data type PyAV 18
+    has no name for, and reading ``frame.side_data`` then raises ``ValueError`` (every such clip
+    failed as an internal error). Only the display matrix and HDR10 metadata are read from it."""
+    try:
+        return list(getattr(frame, "side_data", None) or ())
+    except ValueError:
+        return []
+
+
 def hdr_static_metadata(frame) -> dict:
     """HDR10 static metadata a decoded frame carries (FFmpeg's frame side data), for the sink to
     write again: ``{"mastering_display": {"r", "g", "b", "white": (x, y) CIE 1931, "max_nits",
@@ -98,7 +109,7 @@ def hdr_static_metadata(frame) -> dict:
     import struct
 
     out: dict = {}
-    for sd in getattr(frame, "side_data", None) or ():
+    for sd in frame_side_data(frame):
         kind = str(getattr(sd, "type", "")).rsplit(".", 1)[-1]
         raw = bytes(sd)
         if kind == "MASTERING_DISPLAY_METADATA" and len(raw) >= 88:

@@ -43,6 +43,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
     )
     from stream_gpen.io._source import _sample_aspect_ratio
     from stream_gpen.io._tags import (
+        COVER_MUXERS,
         accepts_attachments,
         attachment,
         copy_container_tags,
@@ -81,7 +82,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                 if s.type not in ("video", "audio", "subtitle"):
                     lost.append(f"{s.type} stream #{s.index} dropped: not copied")
                     continue
-                if is_cover(s) and not set(fmt.split(",")) & {"mp4", "mov", "ipod"}:
+                if is_cover(s) and not set(fmt.split(",")) & COVER_MUXERS:
                     # as the encoding sink does: Matroska keeps covers as attachments; elsewhere a
                     # cover would become a one-frame video track
                     att = cover_attachment(src, s) if accepts_attachments(out) else None

@@ -35,6 +35,7 @@ from stream_gpen.io._meta import COLOR_PRIMARIES, COLOR_TRCS
 from stream_gpen.io._ring import Frame
 from stream_gpen.io._subtitles import SubtitleConverter, is_text_subtitle, text_target
 from stream_gpen.io._tags import (
+    COVER_MUXERS,
     accepts_attachments,
     attachment,
     copy_container_tags,
@@ -1403,7 +1404,7 @@ class FileSink(_Sink):
             if "matroska" in fmts:
                 self._cover_as_attachment(ins, name)
                 continue
-            if not fmts & {"mp4", "mov", "ipod"}:
+            if not fmts & COVER_MUXERS:
                 self._drop(f"cover art (stream #{ins.index}, {name}) dropped: the {self._out.format.name} container "
                            "cannot hold it")
                 continue

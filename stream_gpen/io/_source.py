@@ -58,6 +58,7 @@ from stream_gpen.io._meta import (
     COLOR_TRCS,
     AuxStreamInfo,
     StreamMetadata,
+    frame_side_data,
     hdr_static_metadata,
 )
 from stream_gpen.io._ring import Frame, FrameRing, _RingClosed
@@ -671,7 +672,7 @@ def _has_alpha(stream, sw_format: str) -> bool:
 def display_matrix(frame) -> tuple[int, ...] | None:
     """The frame's display matrix (FFmpeg's ``AV_FRAME_DATA_DISPLAYMATRIX``: 9 int32, a/b/c/d/x/y
     in 16.16, u/v/w in 2.30), or ``None`` when it has none."""
-    for sd in getattr(frame, "side_data", None) or ():
+    for sd in frame_side_data(frame):
         if "DISPLAYMATRIX" in str(sd.type):
             raw = bytes(sd)
             if len(raw) >= 36:

@@ -168,6 +168,12 @@ def attachment(stream) -> tuple[str, str, bytes] | None:
     return str(name), str(mime), bytes(data)
 
 
+#: output muxers that store cover art as an attached picture (an MP4 ``covr`` atom; .m4v's ipod
+#: muxer takes only some codecs and says so). FFmpeg's QuickTime (.mov) muxer writes no ``covr``:
+#: a cover stream given to it vanished without a word. Matroska keeps covers as attachments.
+COVER_MUXERS = frozenset({"mp4", "ipod"})
+
+
 def is_cover(stream) -> bool:
     """An attached picture (album art, a phone's thumbnail, a Matroska cover read back)."""
     import av
@@ -178,13 +184,15 @@ def is_cover(stream) -> bool:
 def cover_attachment(path, stream) -> tuple[str, str, bytes] | None:
     """(file name, mime type, bytes) to store cover art ``stream`` of the file ``path`` as a
     Matroska attachment (what FFmpeg reads back as an attached picture), or None when it is not a
-    JPEG/PNG picture or cannot be read. A muxer writes attachments in its header, before any
-    packet, so the picture is read from the file itself: its stream's first packet."""
+    picture or cannot be read. A muxer writes attachments in its header, before any packet, so
+    the picture is read from the file itself: its stream's first packet. Any ``image/*`` type the
+    stream states is kept (an .mkv's GIF or TIFF cover comes back as a cover); without one, the
+    codec names it."""
     import av
 
     name = getattr(stream.codec_context, "name", None)
-    mime = stream.metadata.get("mimetype") or {"mjpeg": "image/jpeg", "png": "image/png"}.get(name)
-    if mime not in ("image/jpeg", "image/png"):
+    mime = str(stream.metadata.get("mimetype") or _COVER_MIME.get(name, ""))
+    if not mime.startswith("image/"):
         return None
     try:
         with av.open(str(path)) as c:
@@ -193,8 +201,12 @@ def cover_attachment(path, stream) -> tuple[str, str, bytes] | None:
         return None
     if data is None:
         return None
-    ext = {"image/jpeg": "jpg", "image/png": "png"}[mime]
+    ext = {"image/jpeg": "jpg", "image/svg+xml": "svg"}.get(mime, mime.split("/", 1)[1])
     return stream.metadata.get("filename") or f"cover.{ext}", mime, data
+
+
+_COVER_MIME = {"mjpeg": "image/jpeg", "png": "image/png", "gif": "image/gif", "tiff": "image/tiff",
+               "bmp": "image/bmp", "webp": "image/webp"}
 
 
 def accepts_attachments(out) -> bool:
