@@ -823,7 +823,8 @@ def describe_input(spec: str) -> dict:
             "sample_aspect_ratio": str(m.sample_aspect_ratio) if m.sample_aspect_ratio else None,
             "colour": {"matrix": m.color_space, "range": m.color_range, "primaries": m.color_primaries,
                        "transfer": m.color_trc},
-            "interlaced": m.interlaced,
+            # the file's own field order (the source reports "progressive" once it deinterlaces)
+            "interlaced": m.extra.get("deinterlaced_from") or m.interlaced,
             "audio": [{"codec": a.codec, "sample_rate": a.sample_rate, "channels": a.channels,
                        "language": a.language} for a in m.audio],
             "subtitles": [{"codec": s.codec, "language": s.language} for s in m.subtitles],
@@ -833,7 +834,7 @@ def describe_input(spec: str) -> dict:
             plan.append("mirrored left-right, as its display matrix says, and written that way")
         if out["rotation_applied"]:
             plan.append(f"turned upright ({out['rotation_applied']} degrees) and written upright")
-        if m.interlaced in ("tt", "bb", "tb", "bt"):
+        if m.extra.get("deinterlaced_from") or m.interlaced in ("tt", "bb", "tb", "bt"):
             plan.append("deinterlaced with bwdif (--deinterlace off keeps the fields)")
         if par != 1.0:
             plan.append(f"non-square pixels ({m.sample_aspect_ratio}): faces aligned in display geometry")

@@ -104,3 +104,37 @@ def test_a_matroska_file_that_starts_late_and_ran_to_its_end_ended_like_a_file(t
     with av.open(str(p)) as c:
         assert VideoSource._ended_like_a_file(me, c, session_end=7.0)
         assert not VideoSource._ended_like_a_file(me, c, session_end=4.0)  # a drop 1 s in
+
+
+@pytest.mark.parametrize("ext", ["mpg", "vob"])
+def test_an_mpeg_ps_window_starts_at_the_asked_time(tmp_path, ext):
+    """DVD/VHS captures (MPEG-PS) seek like MPEG-TS, onto the packet at the time asked: the window
+    began at the next keyframe, up to a GOP late (0.44 s lost on a DVD-like clip)."""
+    p = tmp_path / f"c.{ext}"
+    rng = np.random.default_rng(0)
+    with av.open(str(p), "w") as out:  # DVD-like: 352x288, a keyframe every 12 frames, B-frames
+        vs = out.add_stream("mpeg2video", rate=FPS)
+        vs.width, vs.height, vs.pix_fmt = 352, 288, "yuv420p"
+        vs.options = {"g": "12", "b": "4M", "bf": "2", "qmax": "3"}
+        for i in range(60):
+            img = np.full((288, 352, 3), 4 * i, np.uint8)  # which frame it is (top half)
+            img[160:] = rng.integers(0, 256, (128, 352, 3), dtype=np.uint8)  # bytes, so the seek has a file to search
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+            vf.pts, vf.time_base = i, Fraction(1, FPS)
+            for pk in vs.encode(vf):
+                out.mux(pk)
+        for pk in vs.encode(None):
+            out.mux(pk)
+    with av.open(str(p)) as c:
+        assert c.format.name == "mpeg"
+
+    def frames(**window):
+        got = []
+        with open_source(p, **window) as s:
+            for f in s:
+                got.append(round(float(f.image[16:48, 16:48].float().mean()) / 4))
+                f.release()
+        return got
+
+    got = frames(start=1.0, duration=0.8)
+    assert got == list(range(25, 45)), got  # (it began 5 frames late)

@@ -1290,8 +1290,9 @@ class VideoSource:
 
     #: FFmpeg's MPEG-TS seek is a binary search on timestamps that ignores keyframes: it lands on
     #: the packet at the time asked, mid-GOP, and the decoder then drops every frame up to the next
-    #: keyframe, which lies after that time (mp4, mov, mkv, flv land on the keyframe before it)
-    KEYFRAME_BLIND_SEEK = frozenset({"mpegts"})
+    #: keyframe, which lies after that time (mp4, mov, mkv, flv land on the keyframe before it).
+    #: MPEG-PS (DVD .vob/.mpg, camcorders' .mod/.tod) and raw MPEG video seek the same way.
+    KEYFRAME_BLIND_SEEK = frozenset({"mpegts", "mpeg", "mpegvideo"})
 
     def _back_to_a_keyframe(self, container, vs, t: float, s0: float) -> None:
         """After a seek to ``t`` seconds on a container whose seek ignores keyframes, seek again
