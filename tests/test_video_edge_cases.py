@@ -463,3 +463,20 @@ def test_mjpeg_frames_with_exif_are_read(tmp_path):
             fr.release()
     assert src.metadata.width == 64 and len(frames) == 4
     assert np.abs(frames[0] - (120, 80, 40)).max() < 4
+
+
+@pytest.mark.parametrize("codec, options", [("libx264", {"bf": "2", "g": "15", "preset": "ultrafast"}),
+                                            ("mpeg4", {"bf": "1", "g": "15"})])
+def test_avi_with_b_frames_keeps_each_frame_at_its_time(tmp_path, codec, options):
+    """H.264 with B-frames in AVI (``ffmpeg -c:v libx264 out.avi``): FFmpeg guesses each frame's
+    time in decode order, so frames came out at 0, 0.08, 0.12, 0.04, ...: the picture ran a frame
+    behind its audio and its first frame was held twice. Frame k is at k/25, also for MPEG-4
+    (Xvid), as before."""
+    frames = [np.full((48, 64, 3), 8 * k, np.uint8) for k in range(30)]
+    path = write_video(tmp_path / "cam.avi", frames, codec=codec, options=options)
+    got = []
+    with open_source(path) as src:
+        for f in src:
+            got.append((round(float(f.image.float().mean()) / 8), round(f.time, 4)))
+            f.release()
+    assert got == [(k, round(k / 25, 4)) for k in range(30)], got

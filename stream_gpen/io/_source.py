@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import errno
+import heapq
 import itertools
 import logging
 import math
@@ -1412,6 +1413,14 @@ class VideoSource:
         avi = self.kind == "file" and "avi" in (self._container.format.name or "").split(",")
         first_dts: int | None = None
         shift: int | None = None if avi else 0
+        # ... which holds without B-frames only. With them (x264's default, ``ffmpeg -c:v libx264
+        # out.avi``) FFmpeg's guesses follow decode order (0.033, 0.100, 0.133, 0.067, ...): the
+        # picture ran a frame behind its audio, its first frame held twice. AVI is fixed-rate and
+        # its chunks hold every frame, so the frames leaving the decoder (display order) take the
+        # chunks' times in increasing order: a heap of the dts of the chunks sent to the decoder.
+        # From the top of the file only: after a seek the decoder drops the leading B-frames it
+        # cannot decode, whose chunks would then shift every later frame (the shift is used there).
+        avi_dts: list[int] | None = [] if avi and not self.trim_start else None
         # what was really there, for _check_truncated: the end of the last packet of any stream,
         # the first frame's time and the frames given out
         seen = {"end": None, "first": None, "frames": 0}
@@ -1528,13 +1537,20 @@ class VideoSource:
                             if self.stats["corrupt_packets"] == 1:
                                 log.warning("%s: skipping corrupt video packet (pts=%s): %s", self.spec, packet.pts, e)
                             continue
+                        if avi_dts is not None and packet.size and packet.dts is not None:
+                            heapq.heappush(avi_dts, packet.dts)
                         for f in frames:
                             attempts = 0
                             if shift is None:
                                 late = f.pts - first_dts if f.pts is not None and first_dts is not None else 0
                                 shift = late if late > 0 else 0
-                            if shift and f.pts is not None:
+                            slot = heapq.heappop(avi_dts) if avi_dts else None
+                            if slot is not None and f.pts is not None and (vs.codec_context.has_b_frames or 0) > 0:
+                                f.pts = slot
+                            elif shift and f.pts is not None:
                                 f.pts -= shift
+                            while avi_dts is not None and len(avi_dts) > 32:  # chunks that gave no frame
+                                heapq.heappop(avi_dts)
                             ready = timeline.frame(f, self._frame_step())
                             if ready is None:
                                 continue  # a resumed file's frames already given out
