@@ -76,3 +76,16 @@ def write_pcm_clip(path: Path, video: Iterable[int], audio: Iterable[int], *, si
         c.mux(v.encode(None))
         c.mux(a.encode(None))
     return path
+
+
+def copy_through(src_path, dst, *, source_kw: dict | None = None, **sink_kw):
+    """Decode ``src_path`` and encode every frame into ``dst`` through the project's own source
+    and sink (``preset`` ultrafast unless given); returns the sink (its fallbacks, notes)."""
+    from stream_gpen.io import open_sink, open_source
+
+    with open_source(src_path, **(source_kw or {})) as src:
+        sink_kw.setdefault("preset", "ultrafast")
+        with open_sink(dst, source=src, **sink_kw) as sink:
+            for f in src:
+                sink.write(f)
+    return sink

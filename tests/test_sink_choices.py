@@ -13,7 +13,7 @@ from stream_gpen.errors import InvalidInputError
 from stream_gpen.io import open_sink, open_source
 from stream_gpen.io._remux import remux
 from stream_gpen.io._sink import _check_software_options, check_output_encoding, resolve_codec
-from tests._clips import write_video
+from tests._clips import copy_through, write_video
 
 W, H = 64, 48
 TEN_H = 36000  # seconds: a TV recording / an HLS stream joined mid-way
@@ -51,15 +51,6 @@ def _late_ts(path: Path, *, video_at: float = TEN_H, audio_at: float | None = TE
     return path
 
 
-def _copy(src_path, dst, **sink_kw):
-    with open_source(src_path) as src:
-        sink_kw.setdefault("preset", "ultrafast")
-        with open_sink(dst, source=src, **sink_kw) as sink:
-            for f in src:
-                sink.write(f)
-    return sink
-
-
 def _starts(path) -> dict[str, float]:
     """First presentation time (s) of the first video and audio stream, as decoded."""
     out = {}
@@ -77,7 +68,7 @@ def _starts(path) -> dict[str, float]:
 @pytest.mark.parametrize("name", ["o.mp4", "o.mkv"])
 def test_a_clock_at_ten_hours_is_written_from_zero(tmp_path, name):
     ts = _late_ts(tmp_path / "late.ts", audio_at=None)
-    _copy(ts, tmp_path / name)
+    copy_through(ts, tmp_path / name)
     st = _starts(tmp_path / name)
     assert abs(st["video"]) < 0.01
     assert st["duration"] < 5  # not 10 hours of an empty edit before 0.4 s of picture
@@ -87,7 +78,7 @@ def test_video_starting_after_its_audio_keeps_that_offset(tmp_path):
     # audio from 10 h, video 0.4 s later (as hamilton_stage_lowlight_multiface.mp4 has 0.85 s)
     ts = _late_ts(tmp_path / "late.ts", video_at=TEN_H + 0.4, audio_at=TEN_H)
     for name in ("o.mp4", "o.mkv"):
-        _copy(ts, tmp_path / name)
+        copy_through(ts, tmp_path / name)
         st = _starts(tmp_path / name)
         assert abs(st["audio"]) < 0.03, name
         assert abs(st["video"] - 0.4) < 0.03, name
@@ -96,15 +87,15 @@ def test_video_starting_after_its_audio_keeps_that_offset(tmp_path):
 
 def test_transcoded_audio_moves_with_the_video(tmp_path):
     ts = _late_ts(tmp_path / "late.ts", video_at=TEN_H + 0.4, audio_at=TEN_H)
-    _copy(ts, tmp_path / "o.mp4", audio="aac")
+    copy_through(ts, tmp_path / "o.mp4", audio="aac")
     st = _starts(tmp_path / "o.mp4")
     assert abs(st["video"] - 0.4) < 0.03 and st["audio"] < 0.03 and st["duration"] < 5
 
 
 def test_a_file_starting_at_zero_is_left_as_it_is(tmp_path):
     ts = _late_ts(tmp_path / "late.ts", video_at=TEN_H + 0.4, audio_at=TEN_H)
-    _copy(ts, tmp_path / "a.mkv")  # audio at 0, video at 0.4
-    _copy(tmp_path / "a.mkv", tmp_path / "b.mkv")
+    copy_through(ts, tmp_path / "a.mkv")  # audio at 0, video at 0.4
+    copy_through(tmp_path / "a.mkv", tmp_path / "b.mkv")
     st = _starts(tmp_path / "b.mkv")
     assert abs(st["audio"]) < 0.03 and abs(st["video"] - 0.4) < 0.03
 
@@ -112,7 +103,7 @@ def test_a_file_starting_at_zero_is_left_as_it_is(tmp_path):
 def test_a_live_source_stamped_with_epoch_time_starts_at_zero(tmp_path):
     # FFmpeg's v4l2 input stamps webcam frames with wall-clock time (seconds since 1970)
     spec = "lavfi:testsrc2=size=64x48:rate=25:duration=0.4,settb=1/1000000,setpts=PTS+1795935000/TB"
-    _copy(spec, tmp_path / "cam.mp4")
+    copy_through(spec, tmp_path / "cam.mp4")
     st = _starts(tmp_path / "cam.mp4")
     assert abs(st["video"]) < 0.01 and st["duration"] < 5
 
@@ -144,7 +135,7 @@ def _ten_bit_clip(path, codec: str, pix_fmt: str, options: dict | None = None):
 
 def test_a_ten_bit_avi_is_written_ten_bit(tmp_path):
     src = _ten_bit_clip(tmp_path / "cap10.avi", "ffv1", "yuv422p10le")
-    sink = _copy(src, tmp_path / "out.avi", codec="auto")
+    sink = copy_through(src, tmp_path / "out.avi", codec="auto")
     assert sink.encoder == "libx264"
     with av.open(str(tmp_path / "out.avi")) as c:
         assert c.streams.video[0].codec_context.pix_fmt == "yuv422p10le"
@@ -165,7 +156,7 @@ def test_a_ten_bit_m4v_is_written_as_ten_bit_h264(tmp_path):
     assert resolve_codec("auto", "x.m4v", _HighBitSource()) == "h264"
     assert resolve_codec("auto", "x.3gp", _HighBitSource()) == "h264"
     src = _ten_bit_clip(tmp_path / "handbrake10.m4v", "libx264", "yuv420p10le", {"preset": "ultrafast"})
-    sink = _copy(src, tmp_path / "out.m4v", codec="auto")
+    sink = copy_through(src, tmp_path / "out.m4v", codec="auto")
     assert sink.encoder == "libx264"
     with av.open(str(tmp_path / "out.m4v")) as c:
         assert c.streams.video[0].codec_context.pix_fmt == "yuv420p10le"
@@ -182,7 +173,7 @@ def test_adts_aac_is_copied_into_avi(tmp_path):
     # FFmpeg's avi muxer refused the first ADTS packet ("ADTS is only supported with codec tag
     # 0x1610"): every .ts -> .avi ended with "returned 22"
     ts = _late_ts(tmp_path / "tv.ts", video_at=1.4, audio_at=1.4, audio="aac")
-    sink = _copy(ts, tmp_path / "o.avi")
+    sink = copy_through(ts, tmp_path / "o.avi")
     assert not any("transcoded" in m for m in sink.fallbacks)
     with av.open(str(tmp_path / "o.avi")) as c:
         assert c.streams.audio[0].codec_context.name == "aac" and c.streams.audio[0].codec_context.extradata
@@ -311,8 +302,8 @@ def test_vp9_alpha_into_mp4_says_dropped_not_kept(tmp_path, caplog):
         if not s.has_alpha:
             pytest.skip("this FFmpeg build reads no VP9 alpha")
     caplog.set_level("INFO")
-    sink = _copy(src, tmp_path / "o.mp4", codec="vp9", preset=None)
+    sink = copy_through(src, tmp_path / "o.mp4", codec="vp9", preset=None)
     assert any("alpha channel (transparency) is dropped" in m for m in sink.fallbacks)
     assert "transparency kept" not in caplog.text
-    sink = _copy(src, tmp_path / "o.webm", codec="vp9", preset=None)
+    sink = copy_through(src, tmp_path / "o.webm", codec="vp9", preset=None)
     assert not any("dropped" in m for m in sink.fallbacks)

@@ -18,7 +18,7 @@ from stream_gpen.io import open_sink, open_source
 from stream_gpen.io._remux import remux
 from stream_gpen.io._ring import Frame
 from stream_gpen.io._sink import _keep_layout
-from tests._clips import write_video
+from tests._clips import copy_through, write_video
 
 W, H = 64, 48
 
@@ -64,15 +64,6 @@ def _clip(path: Path, pts: list[int], tb: Fraction, *, audio_start: float | None
     return path
 
 
-def _copy(src_path, dst, *, source_kw=None, **sink_kw):
-    with open_source(src_path, **(source_kw or {})) as src:
-        sink_kw.setdefault("preset", "ultrafast")
-        with open_sink(dst, source=src, **sink_kw) as sink:
-            for f in src:
-                sink.write(f)
-    return sink
-
-
 def _starts(path) -> dict[str, float]:
     with av.open(str(path)) as c:
         return {s.type: float(s.start_time * s.time_base) for s in c.streams if s.start_time is not None}
@@ -85,7 +76,7 @@ def test_transcoded_surround_audio_keeps_its_channels(tmp_path):
     # transcoded to AAC, which carries 5.1, so all six channels stay
     src = _clip(tmp_path / "s.mov", list(range(5)), Fraction(1, 25), layout="5.1", audio_codec="pcm_s16le",
                 audio_s=0.2)
-    sink = _copy(src, tmp_path / "o.mp4")
+    sink = copy_through(src, tmp_path / "o.mp4")
     with av.open(str(tmp_path / "o.mp4")) as c:
         a = c.streams.audio[0].codec_context
         assert (a.name, a.channels) == ("aac", 6)
@@ -110,13 +101,13 @@ def _cut_mp4(path: Path) -> Path:
 
 def test_audio_an_edit_list_hides_is_left_out_of_mkv(tmp_path):
     src = _cut_mp4(tmp_path / "cut.mp4")
-    _copy(src, tmp_path / "o.mkv")
+    copy_through(src, tmp_path / "o.mkv")
     starts = _starts(tmp_path / "o.mkv")
     # the hidden 0.2 s of audio played first and pushed the video to 0.22 s; now at most the
     # part of one audio packet that straddles the edit point (1024 samples: 21 ms)
     assert starts["video"] < 0.022
     assert abs(starts["audio"] - 0.0) < 1e-3
-    _copy(src, tmp_path / "o.mp4")  # mp4 keeps its edit list: unchanged
+    copy_through(src, tmp_path / "o.mp4")  # mp4 keeps its edit list: unchanged
     assert _starts(tmp_path / "o.mp4")["video"] == 0
 
 
@@ -190,7 +181,7 @@ def test_trimmed_aac_in_mkv_loses_no_packet(tmp_path):
     # FFmpeg writes AAC into mkv with CodecDelay 1024 (its priming); a trimmed copy starts with a
     # real packet, which the delay would hide: 128 ms at 8 kHz
     src = _clip(tmp_path / "a.mkv", list(range(25)), Fraction(1, 25), audio_s=1.0, rate=8000, layout="mono")
-    _copy(src, tmp_path / "o.mkv", source_kw={"start": 0.4})
+    copy_through(src, tmp_path / "o.mkv", source_kw={"start": 0.4})
     with av.open(str(tmp_path / "o.mkv")) as c:
         n_packets = sum(1 for p in c.demux(audio=0) if p.size)
     with av.open(str(tmp_path / "o.mkv")) as c:
@@ -205,7 +196,7 @@ RAMP = np.repeat(np.repeat(np.arange(0, 256, 16, dtype=np.uint8), 4)[None, :, No
 
 def test_full_range_source_into_prores_keeps_its_levels(tmp_path):
     src = write_video(tmp_path / "full.mov", [RAMP] * 3, codec="mjpeg", pix_fmt="yuvj422p")
-    _copy(src, tmp_path / "o.mov", codec="prores", preset=None)
+    copy_through(src, tmp_path / "o.mov", codec="prores", preset=None)
     with av.open(str(tmp_path / "o.mov")) as c:
         f = next(c.decode(video=0))
         row = f.to_ndarray(format="rgb24")[H // 2, 2::4, 1].astype(int)
@@ -218,7 +209,7 @@ def test_prores_frames_carry_primaries_and_transfer(tmp_path):
         s.codec_context.color_primaries, s.codec_context.color_trc, s.codec_context.colorspace = 9, 16, 9
 
     src = write_video(tmp_path / "pq.mkv", [RAMP] * 3, options={"preset": "ultrafast"}, setup=tags)
-    _copy(src, tmp_path / "o.mov", codec="prores", preset=None)
+    copy_through(src, tmp_path / "o.mov", codec="prores", preset=None)
     with av.open(str(tmp_path / "o.mov")) as c:
         f = next(c.decode(video=0))
     assert (f.color_primaries, f.color_trc) == (9, 16)
@@ -229,7 +220,7 @@ def test_every_h273_tag_is_kept(tmp_path):
         s.codec_context.color_primaries, s.codec_context.color_trc = 11, 15
 
     src = write_video(tmp_path / "p3.mkv", [RAMP] * 3, options={"preset": "ultrafast"}, setup=tags)
-    _copy(src, tmp_path / "o.mkv")
+    copy_through(src, tmp_path / "o.mkv")
     with av.open(str(tmp_path / "o.mkv")) as c:
         f = next(c.decode(video=0))
     assert (f.color_primaries, f.color_trc) == (11, 15)
@@ -237,7 +228,7 @@ def test_every_h273_tag_is_kept(tmp_path):
 
 def test_full_range_444_stays_444(tmp_path):
     src = write_video(tmp_path / "i444.mkv", [RAMP] * 3, pix_fmt="yuvj444p", options={"preset": "ultrafast"})
-    _copy(src, tmp_path / "o.mkv")
+    copy_through(src, tmp_path / "o.mkv")
     with av.open(str(tmp_path / "o.mkv")) as c:
         s = c.streams.video[0]
         f = next(c.decode(s))
