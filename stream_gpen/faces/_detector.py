@@ -1,6 +1,7 @@
 """RetinaFace detector (facexlib network, our own batched torch pre/post-processing)."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import numbers
@@ -198,12 +199,18 @@ class FaceDetector:
     def _priors(self, h: int, w: int) -> torch.Tensor:
         key = (h, w)
         cache = self._prior_cache
-        if key in cache:
-            cache.move_to_end(key)
-            return cache[key]
+        # (a detector shared by threads must not fail here: another may drop the same entry)
+        p = cache.get(key)
+        if p is not None:
+            with contextlib.suppress(KeyError):
+                cache.move_to_end(key)
+            return p
         cache[key] = p = _priors(h, w, self.device)
         while len(cache) > PRIOR_CACHE_SIZE:
-            cache.popitem(last=False)
+            try:
+                cache.popitem(last=False)
+            except KeyError:
+                break
         return p
 
     def scaled_size(self, h: int, w: int, pixel_aspect: float = 1.0, long_side: int | None = None) -> tuple[int, int]:
