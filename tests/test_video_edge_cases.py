@@ -466,17 +466,31 @@ def test_mjpeg_frames_with_exif_are_read(tmp_path):
 
 
 @pytest.mark.parametrize("codec, options", [("libx264", {"bf": "2", "g": "15", "preset": "ultrafast"}),
-                                            ("mpeg4", {"bf": "1", "g": "15"})])
+                                            ("libx264", {"bf": "2", "g": "15", "preset": "ultrafast",
+                                                         "x264-params": "open-gop=1"}),
+                                            ("mpeg4", {"bf": "1", "g": "15", "qmax": "3"})])
 def test_avi_with_b_frames_keeps_each_frame_at_its_time(tmp_path, codec, options):
     """H.264 with B-frames in AVI (``ffmpeg -c:v libx264 out.avi``): FFmpeg guesses each frame's
     time in decode order, so frames came out at 0, 0.08, 0.12, 0.04, ...: the picture ran a frame
     behind its audio and its first frame was held twice. Frame k is at k/25, also for MPEG-4
-    (Xvid), as before."""
-    frames = [np.full((48, 64, 3), 8 * k, np.uint8) for k in range(30)]
+    (Xvid), and also in a part (``start``): after the seek the decoder drops the B-frames before
+    the keyframe it cannot decode (as FFmpeg does), and every later frame used to come out a
+    frame early (MPEG-4) or was held a frame late (open-GOP H.264)."""
+    frames = [np.full((48, 64, 3), 6 * k, np.uint8) for k in range(40)]
     path = write_video(tmp_path / "cam.avi", frames, codec=codec, options=options)
-    got = []
-    with open_source(path) as src:
-        for f in src:
-            got.append((round(float(f.image.float().mean()) / 8), round(f.time, 4)))
-            f.release()
-    assert got == [(k, round(k / 25, 4)) for k in range(30)], got
+
+    def read(**window):
+        got = []
+        with open_source(path, **window) as src:
+            for f in src:
+                got.append((round(float(f.image.float().mean()) / 6), round(f.time, 4)))
+                f.release()
+        return got
+
+    assert read() == [(k, round(k / 25, 4)) for k in range(40)]
+    for start in (0.6, 1.0):
+        got = read(start=start, duration=0.32)
+        assert got and all(t == round(k / 25, 4) for k, t in got), (start, got)  # each frame at its own time
+        first = round(start * 25)
+        ks = [k for k, _ in got]
+        assert first <= ks[0] <= first + 2 and ks == list(range(ks[0], ks[0] + len(ks))) and len(ks) >= 7, got

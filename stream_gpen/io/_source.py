@@ -1393,6 +1393,28 @@ class VideoSource:
             f.duration = max(1, round((Fraction(end) - t0) / Fraction(f.time_base)))
         return f
 
+    def _avi_decoder_delay(self) -> int:
+        """Chunks an AVI's video decoder takes before its first frame comes out, from the top of
+        the file (where no frame is dropped): its reordering delay plus its frame threads'. Read
+        once, from a second opening of the file with the same threads (a few packets)."""
+        if getattr(self, "_avi_delay", None) is None:
+            sent = 0
+            try:
+                with av.open(self.spec, format="avi") as c:  # (known to be AVI: no other demuxer is tried)
+                    vs = c.streams[self._vstream.index]
+                    # the same threads as the real decoder: frame threads add to its delay
+                    vs.thread_type, vs.thread_count = self._vstream.thread_type, self._vstream.thread_count
+                    for packet in c.demux(vs):
+                        frames = packet.decode()
+                        if packet.size:
+                            sent += 1
+                        if frames or sent > 64:
+                            break
+            except (av.error.FFmpegError, OSError, IndexError):
+                sent = 1
+            self._avi_delay = max(0, sent - 1)
+        return self._avi_delay
+
     def _hold_gap(self) -> Fraction:
         """One nominal frame interval of the video (0.1 s when its rate is unknown)."""
         vs = self._vstream
@@ -1418,9 +1440,12 @@ class VideoSource:
         # picture ran a frame behind its audio, its first frame held twice. AVI is fixed-rate and
         # its chunks hold every frame, so the frames leaving the decoder (display order) take the
         # chunks' times in increasing order: a heap of the dts of the chunks sent to the decoder.
-        # From the top of the file only: after a seek the decoder drops the leading B-frames it
-        # cannot decode, whose chunks would then shift every later frame (the shift is used there).
-        avi_dts: list[int] | None = [] if avi and not self.trim_start else None
+        # After a seek the decoder drops the leading B-frames it cannot decode (they show before
+        # the keyframe): at the first frame out, the chunks sent beyond the decoder's own delay
+        # (measured from the top of the file, see _avi_decoder_delay) were those, and their
+        # times, the earliest, are let go.
+        avi_dts: list[int] | None = [] if avi else None
+        avi_sent = 0  # chunks sent to the decoder before the first frame came out (None after)
         # what was really there, for _check_truncated: the end of the last packet of any stream,
         # the first frame's time and the frames given out
         seen = {"end": None, "first": None, "frames": 0}
@@ -1539,13 +1564,21 @@ class VideoSource:
                             continue
                         if avi_dts is not None and packet.size and packet.dts is not None:
                             heapq.heappush(avi_dts, packet.dts)
+                            if avi_sent is not None:
+                                avi_sent += 1
                         for f in frames:
                             attempts = 0
                             if shift is None:
                                 late = f.pts - first_dts if f.pts is not None and first_dts is not None else 0
                                 shift = late if late > 0 else 0
+                            b_frames = bool(vs.codec_context.has_b_frames)
+                            if avi_sent is not None and avi_dts is not None:
+                                if b_frames and self.trim_start:
+                                    for _ in range(max(0, avi_sent - 1 - self._avi_decoder_delay())):
+                                        heapq.heappop(avi_dts)  # leading B-frames the decoder dropped
+                                avi_sent = None
                             slot = heapq.heappop(avi_dts) if avi_dts else None
-                            if slot is not None and f.pts is not None and (vs.codec_context.has_b_frames or 0) > 0:
+                            if slot is not None and f.pts is not None and b_frames:
                                 f.pts = slot
                             elif shift and f.pts is not None:
                                 f.pts -= shift
