@@ -470,3 +470,41 @@ def test_remux_into_avi_starts_streams_together(tmp_path):
     a = packet_timeline(tmp_path / "r.avi", "audio")
     assert v[:3] == pytest.approx([0.0, 0.04, 0.08], abs=1e-3) and abs(a[0]) < 0.02
     assert len(v) == N_FRAMES
+
+
+@pytest.mark.parametrize("out_name", ["part.mkv", "part.mp4"])
+def test_a_part_keeps_the_cues_on_screen_at_its_start_and_cuts_them_at_its_end(tmp_path, out_name):
+    """``--start 2 --duration 1`` of a clip with a keyframe every second and cues A 0-3 s,
+    B 1-2.2 s, C 2.5-3.5 s: A and B, on screen at the cut, were lost (the seek lands on the
+    keyframe at 2 s, after their packets) or dropped as "mostly before the origin"; C ran on to
+    1.5 s, so the file said 1.5 s for 1 s of video. Now A shows 0-1, B 0-0.2, C 0.5-1."""
+    srt = tmp_path / "s.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:03,000\nA\n\n2\n00:00:01,000 --> 00:00:02,200\nB\n\n"
+                   "3\n00:00:02,500 --> 00:00:03,500\nC\n", encoding="utf-8")
+    src = tmp_path / "film.mkv"
+    with av.open(str(srt)) as s, av.open(str(src), "w") as out:
+        vs = out.add_stream("libx264", rate=25, options={"preset": "ultrafast", "g": "25", "keyint_min": "25",
+                                                         "sc_threshold": "0"})
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        so = out.add_stream_from_template(s.streams.subtitles[0])
+        cues = [p for p in s.demux(s.streams.subtitles[0]) if p.size]
+        for i in range(100):
+            for p in vs.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 2 * i, np.uint8), format="rgb24")):
+                out.mux(p)
+            while cues and cues[0].pts * cues[0].time_base <= Fraction(i, 25):  # interleaved by time
+                p = cues.pop(0)
+                p.stream = so
+                out.mux(p)
+        for p in vs.encode(None):
+            out.mux(p)
+    dst = tmp_path / out_name
+    with open_source(src, start=2.0, duration=1.0) as source, open_sink(dst, source=source, preset="ultrafast") as sink:
+        for f in source:
+            sink.write(f)
+    with av.open(str(dst)) as c:
+        assert c.duration / 1e6 == pytest.approx(1.0, abs=0.05)
+    shown = [(round(t, 2), round(d, 2), text) for t, d, text, _ in read_cues(dst)["cues"]]
+    if out_name.endswith(".mkv"):
+        assert shown == [(0.0, 1.0, "A"), (0.0, 0.2, "B"), (0.5, 0.5, "C")], shown
+    else:  # mov_text: one sample per change of what is on screen
+        assert shown == [(0.0, 0.2, "A\nB"), (0.2, 0.3, "A"), (0.5, 0.5, "A\nC")], shown

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import queue
 import shutil
@@ -1901,7 +1902,10 @@ class FileSink(_Sink):
         """Mux a copied or transcoded packet moved ``shift`` ticks earlier (see _choose_shift); for
         AVI and trimmed runs (``_rebase``) only from the origin on (see _NO_START_TIMES)."""
         if self._rebase:
-            if not clamp_to_origin(p, shift):
+            if p.stream.type == "subtitle" and p.duration:
+                if not self._cut_cue(p, shift):
+                    return
+            elif not clamp_to_origin(p, shift):
                 self._before_origin += 1
                 return
             t = p.pts if p.pts is not None else p.dts
@@ -1916,6 +1920,36 @@ class FileSink(_Sink):
         self._out.mux(p)
         if p.dts is not None and p.time_base:  # (mux rebased it to the output stream's time base)
             self._aux_last_dts[p.stream.index] = Fraction(p.dts) * p.time_base
+
+    def _cut_cue(self, p, shift: int) -> bool:
+        """A subtitle cue of a part (``--start``/``--duration``) moved ``shift`` ticks earlier and
+        cut to the part: a cue on screen at its start shows from 0 for what is left of it, one
+        running past its end stops there, one wholly outside is left out (False).
+        (:func:`clamp_to_origin` keeps or drops a packet whole: right for 20 ms of audio, but it
+        dropped a 0.4 s cue on screen at the cut and kept a 1.8 s one whole, so the file ran past
+        the video by 0.8 s.)"""
+        if shift:
+            if p.pts is not None:
+                p.pts -= shift
+            if p.dts is not None:
+                p.dts -= shift
+        t = p.pts if p.pts is not None else p.dts
+        if t is None:
+            return True
+        if t < 0:
+            end = t + p.duration
+            if end <= 0:
+                return False
+            p.pts = 0 if p.pts is not None else None
+            p.dts = 0 if p.dts is not None else None
+            p.duration, t = end, 0
+        win = getattr(self.source, "_window", None) if getattr(self.source, "trim_start", 0) is not None else None
+        if win is not None and win[1] is not None and self._origin is not None and p.time_base:
+            limit = math.floor((Fraction(win[1]) - self._origin) / Fraction(p.time_base))
+            if t >= limit:
+                return False
+            p.duration = min(p.duration, limit - t)
+        return True
 
     def _keep_monotonic(self, p) -> None:
         """A copied packet whose dts is not after the previous one of its output stream (a file

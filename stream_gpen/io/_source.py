@@ -74,6 +74,8 @@ _NVDEC_CODECS = {"h264": "h264_cuvid", "hevc": "hevc_cuvid", "av1": "av1_cuvid",
                  "vp8": "vp8_cuvid", "mpeg2video": "mpeg2_cuvid", "mpeg4": "mpeg4_cuvid"}
 #: past a window's end, how far (seconds of the file) audio stored after the video is still read
 _AUX_TAIL_S = 3.0
+#: before a part (``--start``), how far back (seconds) subtitle cues still on screen at its start are looked for
+_CUE_LOOKBACK_S = 30.0
 #: a stream's dts falling back by more than this (or a frame interval, if longer) is a join of two
 #: recordings (see _Joins); smaller steps back are a muxer's jitter, which the sink's clamp absorbs
 _JOIN_MIN_S = Fraction(1, 4)
@@ -1393,6 +1395,37 @@ class VideoSource:
             f.duration = max(1, round((Fraction(end) - t0) / Fraction(f.time_base)))
         return f
 
+    def _cues_at_start(self) -> list | None:
+        """The subtitle packets of a part's file (``--start``, local files) that start before the
+        part and are still on screen at its start, read from up to ``_CUE_LOOKBACK_S`` before it
+        in a second opening of the file (the main read starts at the keyframe before the part,
+        after which such a cue is never seen: a line on screen at the cut was lost). ``None``:
+        nothing was looked up (no part, no subtitles, or the file could not be read again)."""
+        c0 = self._container
+        if not self.trim_start or self._window is None or c0 is None or self.kind != "file":
+            return None
+        subs = {s.index for s in c0.streams if s.type == "subtitle"}
+        if not subs:
+            return None
+        start = Fraction(self._window[0])
+        found = []
+        try:
+            with av.open(self.spec, format=(c0.format.name or "").split(",")[0]) as c:
+                c.seek(max(0, int((float(start) - _CUE_LOOKBACK_S) * 1e6)), backward=True)
+                for p in c.demux():
+                    t = p.pts if p.pts is not None else p.dts
+                    if t is None or not p.time_base:
+                        continue
+                    at = t * Fraction(p.time_base)
+                    if at > start + 1:
+                        break  # (past the part's start in every stream, near enough)
+                    if p.stream.index in subs and p.size and at < start < at + (p.duration or 0) * Fraction(p.time_base):
+                        p.stream = c0.streams[p.stream.index]  # (this opening closes; the packet stays)
+                        found.append(p)
+        except (av.error.FFmpegError, OSError, ValueError):
+            return None
+        return found
+
     def _avi_decoder_delay(self) -> int:
         """Chunks an AVI's video decoder takes before its first frame comes out, from the top of
         the file (where no frame is dropped): its reordering delay plus its frame threads'. Read
@@ -1467,6 +1500,10 @@ class VideoSource:
         # the file past it (an audio stream that ends early or a file of all video, then all audio).
         tail: set | None = None
         aux_last: dict[int, float] = {}  # audio stream index -> latest packet time
+        # Subtitle cues on screen at the part's start that began before the keyframe the seek
+        # landed on are never read after it: they are looked up on their own (_cues_at_start) and
+        # the main read then skips every cue that starts before the part (those, or ones over).
+        early = self._cues_at_start()
 
         def put_aux(packet) -> None:
             if self._window is not None:
@@ -1517,6 +1554,8 @@ class VideoSource:
                 end = Fraction(span[1]) if span else None
             return end is not None and end > Fraction(self._window[0]) + Fraction(1, 1000000)
 
+        for p in early or ():
+            put_aux(p)
         while True:
             container = self._container
             if container is not None:
@@ -1546,6 +1585,9 @@ class VideoSource:
                                 return
                             continue
                         if packet.stream.index != vs.index:
+                            if (early is not None and packet.stream.type == "subtitle" and pt is not None
+                                    and packet.time_base and pt * packet.time_base < Fraction(self._window[0])):
+                                continue  # (see _cues_at_start)
                             if packet.size or packet.pts is not None:  # skip the empty flush packets
                                 for p in timeline.aux(packet):
                                     put_aux(p)
