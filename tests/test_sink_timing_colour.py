@@ -4,6 +4,7 @@ the last frame's duration, the encoder delay of trimmed audio, ProRes range and 
 from __future__ import annotations
 
 import logging
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -273,3 +274,95 @@ def test_chroma_location_is_written(tmp_path):
                 sink.write(f)
     assert _chroma_loc_type(tmp_path / "o.mkv") == 2  # topleft (UHD/HDR10 siting)
     assert _chroma_loc_type(src_path) is None
+
+
+# --- audio the encoder must adapt (hunt r3a) -----------------------------------------------------
+def _clip_with_audio(path, write_audio_packets, *, n=20):
+    """A tiny H.264 clip (``n`` frames at 25 fps) plus whatever audio ``write_audio_packets(c)`` muxes."""
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream("libx264", rate=25, options={"preset": "ultrafast", "bf": "0"})
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        write_audio_packets(c)
+        for i in range(n):
+            for p in vs.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 60, np.uint8), format="rgb24")):
+                c.mux(p)
+        for p in vs.encode(None):
+            c.mux(p)
+    return path
+
+
+def _tone(c, codec, rate, layout, seconds=0.8, *, stream=None, start=0):
+    """``seconds`` of a 1 kHz tone in every channel, encoded with ``codec`` into ``c``."""
+    s = stream or c.add_stream(codec, rate=rate, layout=layout)
+    n = int(seconds * rate)
+    ch = len(av.AudioLayout(layout).channels)
+    x = np.repeat((0.3 * np.sin(2 * np.pi * 1000 * np.arange(n) / rate)).astype(np.float32)[None], ch, 0)
+    f = av.AudioFrame.from_ndarray(np.ascontiguousarray(x), format="fltp", layout=layout)
+    f.sample_rate, f.pts, f.time_base = rate, start, Fraction(1, rate)
+    for p in s.encode(f):
+        c.mux(p)
+    for p in s.encode(None):
+        c.mux(p)
+    return s
+
+
+def _audio(path):
+    with av.open(str(path)) as c:
+        a = c.streams.audio[0]
+        return a.codec_context.name, a.codec_context.sample_rate, a.codec_context.layout.name, \
+            sum(f.samples for f in c.decode(a))
+
+
+def test_audio_at_a_rate_aac_does_not_take_is_resampled(tmp_path):
+    """A 192 kHz FLAC master (or 47.952 kHz pull-down audio) that had to become AAC failed the
+    whole run ("avcodec_open2 returned 22"): it is resampled to the nearest rate AAC takes."""
+    src = _clip_with_audio(tmp_path / "master.mkv", lambda c: _tone(c, "flac", 192000, "stereo"))
+    sink = copy_through(src, tmp_path / "o.ts")
+    codec, rate, layout, samples = _audio(tmp_path / "o.ts")
+    assert (codec, rate, layout) == ("aac", 96000, "stereo") and abs(samples - 0.8 * 96000) <= 2048
+    assert any("resampled from 192000 to 96000 Hz" in m for m in sink.fallbacks), sink.fallbacks
+
+
+def test_audio_that_changes_layout_midway_is_transcoded_on(tmp_path):
+    """A TV recording's AC-3 switching from 2.0 to 5.1 at an ad break: PyAV's resampler, set up
+    by the first frame, refused the 5.1 ones and the run failed; transcoding now goes on."""
+    def switching(c):
+        s = c.add_stream("ac3", rate=48000, layout="stereo")
+        _tone(c, "ac3", 48000, "stereo", 0.384, stream=s)
+        five = av.CodecContext.create("ac3", "w")
+        five.sample_rate, five.layout, five.format, five.time_base = 48000, "5.1", "fltp", Fraction(1, 48000)
+        five.open()
+        x = np.zeros((6, 18432), np.float32)
+        f = av.AudioFrame.from_ndarray(x, format="fltp", layout="5.1")
+        f.sample_rate, f.pts, f.time_base = 48000, 18432, Fraction(1, 48000)
+        for p in [*five.encode(f), *five.encode(None)]:
+            p.stream, p.time_base = s, Fraction(1, 48000)
+            c.mux(p)
+
+    src = _clip_with_audio(tmp_path / "tv.ts", switching)
+    copy_through(src, tmp_path / "o.webm", preset=None)
+    codec, rate, layout, samples = _audio(tmp_path / "o.webm")
+    assert codec == "opus" and samples >= 0.7 * 48000
+
+
+@pytest.mark.parametrize("codec, layout, want", [
+    ("aac", "2.1", "2.1"), ("aac", "3.1", "3.1"), ("aac", "5.1(side)", "5.1"), ("aac", "4.0", "quad"),
+    ("libopus", "2.1", "5.1"), ("libopus", "3.1", "5.1"), ("libopus", "5.0", "5.1"), ("libopus", "6.1", "7.1"),
+    ("libopus", "7.1", "7.1"), ("libopus", "mono", "mono")])
+def test_transcoded_layouts_keep_every_speaker(codec, layout, want):
+    """2.1/3.1/4.1 lost their LFE (the usual 3-channel layout is 3.0); Opus scrambles 5.0 and
+    6.1 (centre and surrounds rotated on the way back), so those go out as 5.1/7.1."""
+    from stream_gpen.io._sink import _keep_layout
+
+    assert _keep_layout(codec, 48000, layout, None) == want
+
+
+def test_g711_and_quicktime_captions_are_copied_where_they_fit():
+    """IP cameras' G.711 audio went through AAC although AVI and MOV hold it; a .mov's c608
+    caption track was dropped on .mov output as "not accepted"."""
+    from stream_gpen.io._sink import can_copy
+
+    with av.open(os.devnull, "w", format="avi") as avi, av.open(os.devnull, "w", format="mov") as mov:
+        for codec in ("pcm_alaw", "pcm_mulaw"):
+            assert can_copy("avi", codec, avi.supported_codecs) and can_copy("mov", codec, mov.supported_codecs)
+        assert can_copy("mov", "eia_608", mov.supported_codecs)

@@ -384,12 +384,14 @@ _ALPHA_HOME = "write .mov or .mkv (ProRes 4444) or .webm (VP9) to keep it"
 # even abort the process (pcm in flv) -- and empty for others (mpegts). Known muxers therefore get
 # an explicit allow-list of what plays back; the rest fall back to FFmpeg's answer.
 _PCM = ("pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s24be", "pcm_s32le", "pcm_f32le", "pcm_u8")
+_G711 = ("pcm_alaw", "pcm_mulaw")
 _COPY_OK: dict[str, tuple[str, ...]] = {
     "mp4": ("aac", "mp3", "ac3", "eac3", "alac", "flac", "opus", "mov_text"),
     "ipod": ("aac", "ac3", "eac3", "alac", "mov_text"),
-    "mov": ("aac", "mp3", "ac3", "eac3", "alac", "mov_text", "adpcm_ima_qt", *_PCM),
+    # (G.711 from IP cameras and DVRs copies into .mov/.avi; QuickTime c608 caption tracks into .mov)
+    "mov": ("aac", "mp3", "ac3", "eac3", "alac", "mov_text", "adpcm_ima_qt", *_PCM, *_G711, "eia_608"),
     "flv": ("aac", "mp3"),
-    "avi": ("mp3", "mp2", "ac3", "aac", *_PCM),
+    "avi": ("mp3", "mp2", "ac3", "aac", *_PCM, *_G711),
     "mpegts": ("aac", "mp3", "mp2", "ac3", "eac3", "opus", "dvb_subtitle"),
     "webm": ("opus", "vorbis", "webvtt"),
 }
@@ -648,6 +650,21 @@ def _unjpeg(pix_fmt: str) -> str:
     return "yuv420p" if pix_fmt.startswith("yuvj") else pix_fmt
 
 
+#: the sample rates FFmpeg's AAC encoder opens at (MPEG-4's table); another (192 kHz masters,
+#: 47.952 kHz pull-down audio) made the whole run fail ("avcodec_open2 returned 22")
+_AAC_RATES = (7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
+
+
+def _encoder_rate(codec: str, rate: int) -> int:
+    """The sample rate audio transcoded to ``codec`` is written at: Opus 48 kHz; AAC the input's
+    where it takes it, else the nearest rate it takes (at most 96 kHz); else the input's."""
+    if codec == "libopus":
+        return 48000
+    if codec == "aac" and rate not in _AAC_RATES:
+        return min(_AAC_RATES, key=lambda r: (abs(r - rate), -r))
+    return rate
+
+
 #: the usual speaker layout for a number of channels (what AAC and Opus number them in)
 _USUAL_LAYOUTS = {3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
@@ -666,23 +683,40 @@ def _encoder_takes(codec: str, rate: int, layout: str) -> bool:
         return False
 
 
+#: the layouts libopus writes in the order its decoders read back: 5.0 and 6.1 came back with
+#: centre and surrounds rotated (FFmpeg's wrapper and both decoders agree, so it is the mapping)
+_OPUS_SAFE = frozenset({"mono", "stereo", "3.0", "quad", "5.1", "7.1"})
+
+
+def _speakers(layout: str) -> list[str]:
+    return [c.name for c in av.AudioLayout(layout).channels]
+
+
 def _keep_layout(codec: str, rate: int, layout: str | None, channels: int | None) -> str:
-    """The channel layout audio transcoded to ``codec`` is written with: the input's ``layout``
-    (5.1, 7.1, ...) as the usual layout for as many ``channels`` (5.1(side) -> 5.1: the
-    surround pair named back instead of side, as FFmpeg's own transcodes do) or else as it is,
-    where the encoder takes it; else stereo (mono stays mono): the caller says "downmixed" when
-    channels are lost."""
+    """The channel layout audio transcoded to ``codec`` is written with, where the encoder takes
+    it: the usual layout for as many ``channels`` (5.1(side) -> 5.1: the surround pair named back
+    instead of side, as FFmpeg's own transcodes do; AAC signals only those in its header), unless
+    that would lose the LFE (2.1 is not 3.0); else the input's ``layout`` as it is; else a larger
+    usual layout holding as many speakers and the LFE (2.1/3.1/4.1 -> 5.1, and for Opus, whose
+    5.0/6.1 come back scrambled, 5.0 -> 5.1, 6.1 -> 7.1); else stereo (mono stays mono). The
+    caller says "downmixed" when channels are lost."""
     try:
-        n = channels or (len(av.AudioLayout(layout).channels) if layout else 2)
+        names = _speakers(layout) if layout else None
     except ValueError:
-        n = 2
+        names = None
+    n = channels or (len(names) if names else 2)
     if n <= 2:
         return "stereo" if n == 2 else "mono"
-    # the usual layout first: AAC signals it in its header (5.1(side) would need a program config
-    # element, read back as "6 channels" with no speaker names), Opus numbers only those
-    for cand in dict.fromkeys(c for c in (_USUAL_LAYOUTS.get(n), layout) if c):
+    lfe = names is not None and "LFE" in names
+    usual = _USUAL_LAYOUTS.get(n)
+    cands = [usual] if usual and (names is None or ("LFE" in _speakers(usual)) == lfe) else []
+    cands += [layout] if layout else []
+    cands += [big for m, big in sorted(_USUAL_LAYOUTS.items()) if m > n and (not lfe or "LFE" in _speakers(big))]
+    for cand in dict.fromkeys(cands):
+        if codec == "libopus" and cand not in _OPUS_SAFE:
+            continue
         try:
-            if len(av.AudioLayout(cand).channels) == n and _encoder_takes(codec, rate, cand):
+            if len(_speakers(cand)) >= n and _encoder_takes(codec, rate, cand):
                 return cand
         except ValueError:  # a layout name this FFmpeg cannot parse
             continue
@@ -1059,6 +1093,7 @@ class FileSink(_Sink):
         self._before_origin = 0
         self._late_audio: dict[int, float] = {}
         self._aux_last_dts: dict[int, Fraction] = {}  # output stream index -> last muxed dts (s)
+        self._aux_reconfigured = False  # an audio transcoder met a change of layout/rate (said once)
         self._aux_bumped: dict[int, int] = {}  # output stream index -> packets moved to follow on
         self._frame_tags: dict[str, int] = {}  # colour tags set on every frame (see _setup)
         self._durations: dict[int, int] = {}  # encoded pts -> the frame's duration in ticks (frame.duration)
@@ -1076,7 +1111,7 @@ class FileSink(_Sink):
                 source.aux.decline()  # by choice: discarding them is no warning
             for s in self.meta.audio + self.meta.subtitles + self.meta.data:
                 # asked for: listed in the summary, said at info level (not as a warning)
-                self._drop(f"{s.kind} stream #{s.index} ({s.codec}) dropped: audio='none'", level=logging.INFO)
+                self._drop(f"{s.kind} stream #{s.index} ({s.codec or s.kind}) dropped: audio='none'", level=logging.INFO)
         self._thread = threading.Thread(target=self._run, name=f"encode:{Path(str(target)).name}", daemon=True)
         self._thread.start()
 
@@ -1369,10 +1404,11 @@ class FileSink(_Sink):
                 except (ValueError, av.error.FFmpegError) as e:
                     why = str(e)
             elif why is None:
-                why = f"{self._out.format.name} does not accept {name}" if self.audio == "copy" else "audio='aac'"
+                what = name or "timed metadata without a codec FFmpeg can copy"  # (GoPro/DJI telemetry)
+                why = f"{self._out.format.name} does not accept {what}" if self.audio == "copy" else "audio='aac'"
             if info.kind == "audio":
                 codec = "aac" if self.audio == "aac" else _audio_fallback_codec(out.format.name)
-                rate = 48000 if codec == "libopus" else (info.sample_rate or 48000)
+                rate = _encoder_rate(codec, info.sample_rate or 48000)
                 o = out.add_stream(codec, rate=rate)
                 layout = _keep_layout(codec, rate, getattr(getattr(getattr(ins, "codec_context", None), "layout", None),
                                                            "name", None), info.channels)
@@ -1382,6 +1418,11 @@ class FileSink(_Sink):
                 copy_stream_tags(ins, o, encoded=True)
                 n_in = info.channels or 0
                 mixed = f", downmixed from {n_in} channels to {layout}" if n_in > len(o.layout.channels) else ""
+                src_layout = getattr(getattr(getattr(ins, "codec_context", None), "layout", None), "name", None)
+                if not mixed and src_layout and n_in < len(o.layout.channels):
+                    mixed = f", {src_layout} written as {layout} ({codec} takes no {src_layout})"
+                if info.sample_rate and rate != info.sample_rate and codec != "libopus":  # (Opus is always 48 kHz)
+                    mixed += f", resampled from {info.sample_rate} to {rate} Hz ({codec} does not take {info.sample_rate})"
                 msg = f"audio stream #{info.index} ({name}) transcoded to {codec}{mixed}: {why}"
                 self.fallbacks.append(msg)
                 log.warning(msg)
@@ -1868,7 +1909,22 @@ class FileSink(_Sink):
                 # source's outage): the encoder numbers samples back to back, so without this
                 # everything after the gap would play early by its length. Filled with silence.
                 self._encode_silence(o, resampler, tx, round(t * sr) - tx[1])
-            for rf in resampler.resample(af):
+            try:
+                out_frames = resampler.resample(af)
+            except ValueError:
+                # The source's audio changed its layout or rate mid-stream (TV recordings switch
+                # between 2.0 and 5.1 at ad breaks): PyAV's resampler is set up by its first frame
+                # and refuses the next kind. What it holds is drained, and a new one, with the
+                # same output, takes over (as FFmpeg reconfigures its filter graph).
+                out_frames = list(resampler.resample(None))
+                resampler = tx[0] = av.AudioResampler(format=resampler.format.name, layout=resampler.layout.name,
+                                                      rate=resampler.rate)
+                out_frames += resampler.resample(af)
+                if not self._aux_reconfigured:
+                    self._aux_reconfigured = True
+                    log.info("%s: the source's audio changed its channels or rate mid-stream; transcoding goes on",
+                             self.target)
+            for rf in out_frames:
                 rf.pts = tx[1]
                 rf.time_base = Fraction(1, o.codec_context.sample_rate)
                 tx[1] += rf.samples
