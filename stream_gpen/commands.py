@@ -152,7 +152,8 @@ def _output_options(p: argparse.ArgumentParser) -> None:
                    help="encoder speed preset: h264/hevc ultrafast..veryslow, av1 0..13 (higher = faster); "
                    "faster = bigger file at the same --crf")
     g.add_argument("--audio", default="copy", choices=["copy", "aac", "none"],
-                   help="copy audio packets (default; transcoded only if the container needs it)")
+                   help="copy audio packets (default; transcoded only if the container needs it); aac: "
+                   "always AAC; none: video only (subtitles, data and attachments are left out too)")
     _encoder_option(g)
     g.add_argument("--image-format", default=None, metavar="EXT", type=str.lower,
                    choices=["jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp", "heic", "heif", "avif"],

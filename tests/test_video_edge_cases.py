@@ -494,3 +494,20 @@ def test_avi_with_b_frames_keeps_each_frame_at_its_time(tmp_path, codec, options
         first = round(start * 25)
         ks = [k for k, _ in got]
         assert first <= ks[0] <= first + 2 and ks == list(range(ks[0], ks[0] + len(ks))) and len(ks) >= 7, got
+
+
+def test_closed_captions_in_the_video_are_said_to_be_lost(tmp_path, monkeypatch):
+    """CEA-608/708 captions ride in the video's own frames (A/53 side data, US TV recordings);
+    the output's frames are new pictures, so they are lost: that was silent. (A frame with
+    caption side data is simulated: building an H.264 stream with A/53 SEI needs a bitstream
+    writer.)"""
+    from types import SimpleNamespace
+
+    from stream_gpen.io import _source
+
+    path = write_video(tmp_path / "tv.mp4", [np.zeros((48, 64, 3), np.uint8)] * 3)
+    with open_source(path) as src:
+        assert not any("closed captions" in m for m in src.fallbacks)
+    monkeypatch.setattr(_source, "frame_side_data", lambda f: [SimpleNamespace(type="Type.A53_CC")])
+    with open_source(path) as src:
+        assert any("closed captions carried in the video" in m for m in src.fallbacks), src.fallbacks

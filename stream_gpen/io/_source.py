@@ -991,6 +991,10 @@ class VideoSource:
             self._frames = self._decode_frames()
             first = self._first_frame()
         self.metadata = self._build_metadata(first, count_frames)
+        if any("A53_CC" in str(getattr(sd, "type", "")) for sd in frame_side_data(first)):
+            # (new frames are made from the restored pictures; PyAV cannot attach side data to them)
+            self._fallback(f"{self.spec}: closed captions carried in the video (CEA-608/708) are not kept in the "
+                           "output; extract them first (e.g. ccextractor) to keep them as subtitles")
         if max_pixels is not None and self.metadata.width * self.metadata.height > max_pixels:
             from stream_gpen.errors import PayloadTooLargeError
 
