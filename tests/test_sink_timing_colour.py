@@ -366,3 +366,26 @@ def test_g711_and_quicktime_captions_are_copied_where_they_fit():
         for codec in ("pcm_alaw", "pcm_mulaw"):
             assert can_copy("avi", codec, avi.supported_codecs) and can_copy("mov", codec, mov.supported_codecs)
         assert can_copy("mov", "eia_608", mov.supported_codecs)
+
+
+def test_mov_keeps_track_languages_under_the_code_its_table_has(tmp_path):
+    """FFmpeg's QuickTime muxer keeps only the old Macintosh table's codes, one of each ISO 639-2
+    twin ("fra" but "ger", "chi"): German "deu", French "fre", Chinese "zho" audio or subtitle
+    tracks came out of .mov with no language and no note. The twin it keeps is written."""
+    from stream_gpen.io._tags import language_for
+
+    with av.open(os.devnull, "w", format="mov") as mov, av.open(os.devnull, "w", format="mp4") as mp4:
+        assert [language_for(mov, c) for c in ("fre", "deu", "zho", "nld", "eng", "xyz")] == \
+            ["fra", "ger", "chi", "dut", "eng", "xyz"]
+        assert language_for(mp4, "deu") == "deu"  # mp4 keeps every code
+    src = _clip_with_audio(tmp_path / "de.mkv", lambda c: _tone(c, "aac", 48000, "stereo"))
+    with av.open(str(src)) as i, av.open(str(tmp_path / "tagged.mkv"), "w") as o:
+        m = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        m[1].metadata["language"] = "deu"
+        for p in i.demux():
+            if p.size:
+                p.stream = m[p.stream.index]
+                o.mux(p)
+    copy_through(tmp_path / "tagged.mkv", tmp_path / "o.mov")
+    with av.open(str(tmp_path / "o.mov")) as c:
+        assert c.streams.audio[0].metadata.get("language") == "ger"

@@ -21,6 +21,8 @@ from fractions import Fraction
 import av
 from av.subtitles.subtitle import SubtitleSet
 
+from stream_gpen.io._tags import language_for
+
 log = logging.getLogger(__name__)
 
 # Which text codec each muxer holds, checked in this order against the muxer's names.
@@ -115,7 +117,7 @@ class SubtitleConverter:
         self.stream.codec_context.subtitle_header = self._dec.subtitle_header or _DEFAULT_ASS_HEADER
         md = in_stream.metadata
         if md.get("language"):
-            self.stream.metadata["language"] = md["language"]
+            self.stream.metadata["language"] = language_for(out_container, md["language"])
         # MP4/MOV keep a track title in the udta 'name' box: FFmpeg writes it from 'title' but
         # reads it back as 'name'.
         title = md.get("title") or md.get("name")

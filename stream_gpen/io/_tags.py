@@ -15,6 +15,7 @@ cannot hold is reported by the caller (chapters into avi/ts, attachments outside
 """
 from __future__ import annotations
 
+import functools
 import logging
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,48 @@ def _window_chapters(chapters: list[dict], start: float, end: float | None) -> l
     return out
 
 
+#: ISO 639-2's twenty languages with two codes (bibliographic / terminology)
+_TWINS = {"alb": "sqi", "arm": "hye", "baq": "eus", "bur": "mya", "chi": "zho", "cze": "ces", "dut": "nld",
+          "fre": "fra", "geo": "kat", "ger": "deu", "gre": "ell", "ice": "isl", "mac": "mkd", "mao": "mri",
+          "may": "msa", "per": "fas", "rum": "ron", "slo": "slk", "tib": "bod", "wel": "cym"}
+_TWINS.update({t: b for b, t in list(_TWINS.items())})
+
+
+def language_for(out_container, code: str) -> str:
+    """The language ``code`` as the output's muxer keeps it. FFmpeg's QuickTime (.mov) muxer
+    writes only the codes of the old Macintosh table, which has one code of each twin ("fra" but
+    "ger", "chi", "dut"): "fre", "deu", "zho" (what mkvmerge and phones write) vanished without a
+    note. There the twin it keeps is used; other muxers keep either."""
+    if "mov" not in _fmts(out_container) or _mov_keeps(code):
+        return code
+    twin = _TWINS.get(code.lower())
+    return twin if twin is not None and _mov_keeps(twin) else code
+
+
+@functools.lru_cache(maxsize=None)
+def _mov_keeps(code: str) -> bool:
+    """Whether the mov muxer keeps language ``code`` (a tiny file written in memory and read back)."""
+    import io
+
+    import av
+    import numpy as np
+
+    buf = io.BytesIO()
+    try:
+        with av.open(buf, "w", format="mov") as c:
+            s = c.add_stream("pcm_s16le", rate=8000, layout="mono")
+            s.metadata["language"] = code
+            f = av.AudioFrame.from_ndarray(np.zeros((1, 8), np.int16), format="s16", layout="mono")
+            f.sample_rate, f.pts = 8000, 0
+            for p in [*s.encode(f), *s.encode(None)]:
+                c.mux(p)
+        buf.seek(0)
+        with av.open(buf, format="mov") as c:
+            return c.streams[0].metadata.get("language") == code
+    except (av.error.FFmpegError, ValueError, IndexError):
+        return True  # (no better answer: keep the code as it is)
+
+
 def copy_stream_tags(ins, outs, *, encoded: bool = False) -> None:
     """Per-stream tags (language, title, timecode, creation time, ...) and disposition (default,
     forced, hearing impaired, ...) from input stream ``ins`` to output stream ``outs``.
@@ -123,6 +166,8 @@ def copy_stream_tags(ins, outs, *, encoded: bool = False) -> None:
     if "name" in tags and "title" not in tags:
         # the mov demuxer reads a track's title as "name"; every muxer writes it from "title"
         tags["title"] = tags.pop("name")
+    if tags.get("language"):
+        tags["language"] = language_for(outs.container, tags["language"])
     for k, v in tags.items():
         outs.metadata[k] = v
     try:
