@@ -508,3 +508,23 @@ def test_a_part_keeps_the_cues_on_screen_at_its_start_and_cuts_them_at_its_end(t
         assert shown == [(0.0, 1.0, "A"), (0.0, 0.2, "B"), (0.5, 0.5, "C")], shown
     else:  # mov_text: one sample per change of what is on screen
         assert shown == [(0.0, 0.2, "A\nB"), (0.2, 0.3, "A"), (0.5, 0.5, "A\nC")], shown
+
+
+def test_each_line_of_a_shared_mov_text_sample_keeps_its_own_style(tmp_path):
+    """A sign (its own style: yellow, bold, small) on screen while a line of dialogue shows: the
+    sample holding both was written under the sign's style, so the dialogue came out yellow and
+    bold. Each later line now resets to its own style."""
+    head, events = ASS.split("[Events]")
+    head = head.replace("Style: Default,", "Style: Sign,Arial,14,&H0000FFFF,&H000000FF,&H00000000,&H00000000,"
+                        "-1,0,0,0,100,100,0,0,1,2,0,8,10,10,10,1\nStyle: Default,")
+    ass = head + "[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n" + "\n".join([
+        r"Dialogue: 0,0:00:00.10,0:00:00.80,Sign,,0,0,0,,SHOP",
+        r"Dialogue: 0,0:00:00.30,0:00:00.50,Default,,0,0,0,,plain words",
+    ]) + "\n"
+    src = with_subtitles(tmp_path, "ass", "in.mkv", text=ass)
+    transcode(src, tmp_path / "o.mp4")
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        st = c.streams.subtitles[0]
+        both = [r.ass.decode() for p in c.demux(st) if p.size for r in (st.codec_context.decode2(p) or [])
+                if "plain words" in r.ass.decode()]
+    assert len(both) == 1 and "{\\r}plain words" in both[0], both  # back to the plain style

@@ -73,6 +73,12 @@ _ASS_OVERRIDE = re.compile(r"\{\\[^}]*\}")
 _MARKUP = re.compile(r"</?[a-zA-Z][^<>]*>")
 
 
+def _style(fields: bytes) -> bytes:
+    """The Style of an ASS event's fields (Layer, Style, Name, MarginL, MarginR, MarginV, Effect)."""
+    parts = fields.split(b",")
+    return parts[1] if len(parts) > 1 else b"Default"
+
+
 def plain_text(text: str) -> str:
     """A cue's text without markup: ASS override blocks ``{\\...}`` and SubRip/WebVTT tags
     (``<i>``, ``<font ...>``, ``<c.x>``) removed, ``\\N``/``\\n`` as newlines, ``\\h`` (ASS hard space)
@@ -238,7 +244,11 @@ class SubtitleConverter:
             nxt = min(bounds)
             shown = [c for c in pend if c.start <= cur and (c.end is None or c.end > cur)]
             if shown:
-                text = b"\\N".join(c.text for c in shown)
+                # one sample for all the cues on screen, under the first one's event fields: each
+                # later line starts with {\r<its style>} (mov_text's encoder reads it), or it took
+                # the first cue's style (a sign's yellow bold over the dialogue below it)
+                text = b"\\N".join(c.text if i == 0 else b"{\\r%s}%s" % (_style(c.fields), c.text)
+                                    for i, c in enumerate(shown))
                 line = b"%d,%s,%s" % (self._order, shown[0].fields, text)
                 self._order += 1
                 try:
