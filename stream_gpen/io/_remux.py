@@ -217,12 +217,10 @@ def _start_of(inp) -> Fraction | None:
 
 def _moved(pkt, shift: Fraction | None):
     """``pkt`` moved ``shift`` seconds earlier (in its own time base)."""
+    from stream_gpen.io._sink import move_packet
+
     if shift:
-        ticks = round(shift / (pkt.time_base or pkt.stream.time_base))
-        if pkt.pts is not None:
-            pkt.pts -= ticks
-        if pkt.dts is not None:
-            pkt.dts -= ticks
+        move_packet(pkt, -round(shift / (pkt.time_base or pkt.stream.time_base)))
     return pkt
 
 

@@ -451,6 +451,15 @@ _MOV_FAMILY = {"mov", "mp4", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"}
 SHIFT_MIN_S = Fraction(1, 10)
 
 
+def move_packet(p, ticks: int) -> None:
+    """Move packet ``p`` by ``ticks`` of its time base (pts and dts, where it has them)."""
+    if ticks:
+        if p.pts is not None:
+            p.pts += ticks
+        if p.dts is not None:
+            p.dts += ticks
+
+
 def clamp_to_origin(p, shift: int = 0) -> bool:
     """Move packet ``p`` ``shift`` ticks (its time base) earlier for a container without start
     times (see _NO_START_TIMES); False if it then lies before 0 and is to be left out.
@@ -458,11 +467,7 @@ def clamp_to_origin(p, shift: int = 0) -> bool:
     Such a container plays each stream's first packet at 0, whatever its time: of the packets
     around the origin the one nearest to it is kept (moved to 0, an error of under half a
     packet), those mostly before it are left out."""
-    if shift:
-        if p.pts is not None:
-            p.pts -= shift
-        if p.dts is not None:
-            p.dts -= shift
+    move_packet(p, -shift)
     t = p.pts if p.pts is not None else p.dts
     if t is None or t >= 0:
         return True
@@ -1967,11 +1972,8 @@ class FileSink(_Sink):
             t = p.pts if p.pts is not None else p.dts
             if t is not None:
                 self._late_audio.setdefault(p.stream.index, float(t * p.time_base))
-        elif shift:
-            if p.pts is not None:
-                p.pts -= shift
-            if p.dts is not None:
-                p.dts -= shift
+        else:
+            move_packet(p, -shift)
         self._keep_monotonic(p)
         self._out.mux(p)
         if p.dts is not None and p.time_base:  # (mux rebased it to the output stream's time base)
@@ -1984,11 +1986,7 @@ class FileSink(_Sink):
         (:func:`clamp_to_origin` keeps or drops a packet whole: right for 20 ms of audio, but it
         dropped a 0.4 s cue on screen at the cut and kept a 1.8 s one whole, so the file ran past
         the video by 0.8 s.)"""
-        if shift:
-            if p.pts is not None:
-                p.pts -= shift
-            if p.dts is not None:
-                p.dts -= shift
+        move_packet(p, -shift)
         t = p.pts if p.pts is not None else p.dts
         if t is None:
             return True
