@@ -1123,7 +1123,9 @@ def _header_frames(path: Path, start: float = 0.0, duration: float | None = None
     import av
 
     try:
-        with av.open(str(path)) as c:
+        from stream_gpen.io._meta import ffmpeg_local
+
+        with av.open(ffmpeg_local(path)) as c:
             vs = c.streams.video[0]
             rate = float(vs.average_rate or vs.guessed_rate or 0)
             n = vs.frames or (round(float(vs.duration * vs.time_base) * rate) if vs.duration and rate else 0)

@@ -511,3 +511,21 @@ def test_closed_captions_in_the_video_are_said_to_be_lost(tmp_path, monkeypatch)
     monkeypatch.setattr(_source, "frame_side_data", lambda f: [SimpleNamespace(type="Type.A53_CC")])
     with open_source(path) as src:
         assert any("closed captions carried in the video" in m for m in src.fallbacks), src.fallbacks
+
+
+def test_relative_names_with_a_colon_are_files_not_protocols(tmp_path, monkeypatch):
+    """FFmpeg reads a leading ``word:`` as a protocol: ``10:30.mp4`` (a time in a file name) or
+    ``Party:2019/clip.mp4`` failed with "Protocol not found", as input, as output (through its
+    temporary name) and in a stream copy."""
+    from stream_gpen.io import remux
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "Party:2019").mkdir()
+    write_video(tmp_path / "Party:2019" / "10:30.mp4", [np.full((48, 64, 3), 40 * k, np.uint8) for k in range(3)])
+    with open_source("Party:2019/10:30.mp4") as src, open_sink("11:00.mkv", source=src, preset="ultrafast") as sink:
+        for f in src:
+            sink.write(f)
+    assert remux("Party:2019/10:30.mp4", "12:00.mkv") == 3
+    for name in ("11:00.mkv", "12:00.mkv"):
+        with av.open(str(tmp_path / name)) as c:
+            assert sum(1 for _ in c.decode(video=0)) == 3

@@ -88,6 +88,20 @@ class StreamMetadata:
         return (self.width, self.height)
 
 
+def ffmpeg_local(path) -> str:
+    """A local file's path as FFmpeg must be given it: FFmpeg reads a leading ``word:`` as a
+    protocol, so a relative name like ``10:30.mp4`` or ``Party:2019/clip.mp4`` failed with
+    "Protocol not found" (on input, and on output through the temporary name). Such a path is
+    made absolute; any other is returned as it is."""
+    s = str(path)
+    head = s.split("/", 1)[0]
+    if ":" in head and "://" not in s:
+        import os
+
+        return os.path.abspath(s)
+    return s
+
+
 def frame_side_data(frame) -> list:
     """A decoded frame's side data, or ``[]`` when PyAV cannot list it: FFmpeg 8 attaches EXIF
     (JPEG APP1 blocks: cameras' MJPEG clips, photos read as video) as a side data type PyAV 18

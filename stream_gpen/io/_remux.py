@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 
 from stream_gpen.errors import EncodeError
+from stream_gpen.io._meta import ffmpeg_local
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
     tmp = dst.with_name(f".{dst.stem}.remux{dst.suffix}")
     n_video = 0
     try:
-        with av.open(str(src)) as inp, av.open(str(tmp), "w", format=_format_for(dst)) as out:
+        with av.open(ffmpeg_local(src)) as inp, av.open(ffmpeg_local(tmp), "w", format=_format_for(dst)) as out:
             mapping = {}
             bsfs: dict = {}
             converters: dict[int, SubtitleConverter] = {}
@@ -228,7 +229,7 @@ def _first_video_time(src) -> Fraction:
     """Time (s) of the first video packet in decode order (its dts: AVI's chunk timeline), 0 if none."""
     from stream_gpen.io._source import main_video_stream
 
-    with av.open(str(src)) as c:
+    with av.open(ffmpeg_local(src)) as c:
         vs = main_video_stream(c)
         if vs is None:
             return Fraction(0)

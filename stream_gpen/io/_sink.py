@@ -32,7 +32,7 @@ from stream_gpen.errors import (
     UnsupportedCodecError,
 )
 from stream_gpen.io._convert import add_alpha, alpha_twin, bits_per_component, chroma_of, decode_colorspace, rgb_to_av
-from stream_gpen.io._meta import COLOR_PRIMARIES, COLOR_TRCS
+from stream_gpen.io._meta import COLOR_PRIMARIES, COLOR_TRCS, ffmpeg_local
 from stream_gpen.io._ring import Frame
 from stream_gpen.io._subtitles import SubtitleConverter, is_text_subtitle, text_target
 from stream_gpen.io._tags import (
@@ -422,7 +422,7 @@ def adts_to_asc(path, stream):
     stream's first packet, which ``path`` is opened again for: the output's header is written
     before any audio packet arrives."""
     try:
-        with av.open(str(path)) as c:
+        with av.open(ffmpeg_local(path)) as c:
             s = c.streams[stream.index]
             probe = av.bitstream.BitStreamFilterContext("aac_adtstoasc", s)
             first = next((p for p in c.demux(s) if p.size), None)
@@ -1070,7 +1070,7 @@ class FileSink(_Sink):
             self._fmt = None
             self._path = str(t.with_name(f".{t.stem}.{uuid.uuid4().hex[:8]}.tmp{t.suffix}"))
         try:
-            self._out = av.open(self._path, "w", format=self._fmt)
+            self._out = av.open(ffmpeg_local(self._path), "w", format=self._fmt)
         except (av.error.FFmpegError, ValueError) as e:
             raise InvalidInputError(f"cannot write {self.target}: {e} (is the extension a known container?)") from e
         fmt_name = self._out.format.name

@@ -59,6 +59,7 @@ from stream_gpen.io._meta import (
     COLOR_TRCS,
     AuxStreamInfo,
     StreamMetadata,
+    ffmpeg_local,
     frame_side_data,
     hdr_static_metadata,
 )
@@ -658,7 +659,7 @@ def _classify(spec) -> tuple[str, str, str | None, dict]:
                 )
             return "device", spec, "dshow", {}
         raise InvalidInputError(f"capture devices are not supported on {sys.platform!r}")
-    return "file", spec, None, {}
+    return "file", ffmpeg_local(spec), None, {}
 
 
 def _has_alpha(stream, sw_format: str) -> bool:
@@ -1414,7 +1415,7 @@ class VideoSource:
         start = Fraction(self._window[0])
         found = []
         try:
-            with av.open(self.spec, format=(c0.format.name or "").split(",")[0]) as c:
+            with av.open(ffmpeg_local(self.spec), format=(c0.format.name or "").split(",")[0]) as c:
                 c.seek(max(0, int((float(start) - _CUE_LOOKBACK_S) * 1e6)), backward=True)
                 for p in c.demux():
                     t = p.pts if p.pts is not None else p.dts
@@ -1437,7 +1438,7 @@ class VideoSource:
         if getattr(self, "_avi_delay", None) is None:
             sent = 0
             try:
-                with av.open(self.spec, format="avi") as c:  # (known to be AVI: no other demuxer is tried)
+                with av.open(ffmpeg_local(self.spec), format="avi") as c:  # (known to be AVI: no other demuxer is tried)
                     vs = c.streams[self._vstream.index]
                     # the same threads as the real decoder: frame threads add to its delay
                     vs.thread_type, vs.thread_count = self._vstream.thread_type, self._vstream.thread_count
@@ -2128,6 +2129,6 @@ def main_video_stream(container):
 
 def count_video_packets(path: str, options: dict | None = None) -> int:
     """Exact frame count by demuxing (no decoding): one packet per frame for every codec we meet."""
-    with av.open(path, options=dict(options or {})) as c:
+    with av.open(ffmpeg_local(path) if "://" not in str(path) else path, options=dict(options or {})) as c:
         vs = main_video_stream(c) or c.streams.video[0]
         return sum(1 for p in c.demux(vs) if p.size)

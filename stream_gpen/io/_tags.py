@@ -240,7 +240,9 @@ def cover_attachment(path, stream) -> tuple[str, str, bytes] | None:
     if not mime.startswith("image/"):
         return None
     try:
-        with av.open(str(path)) as c:
+        from stream_gpen.io._meta import ffmpeg_local
+
+        with av.open(ffmpeg_local(path)) as c:
             data = next((bytes(p) for p in c.demux(c.streams[stream.index]) if p.size), None)
     except (av.error.FFmpegError, OSError, IndexError):
         return None
