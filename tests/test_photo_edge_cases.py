@@ -108,6 +108,54 @@ def test_scan_metadata_a_jpeg_cannot_hold_is_dropped_and_said(tmp_path, enh, fac
     assert (tmp_path / "big.jpg").exists() and any("EXIF was dropped" in f for f in s.fallbacks)
 
 
+def test_photo_metadata_round_4(tmp_path, enh, face):
+    """(1) A Lightroom-sized XMP (over 64 KB) written as JPEG crashed the run (Pillow refuses
+    it): dropped and said, as a big EXIF is. (2) A PNG's colour key (tRNS on an RGB or grey
+    picture) was lost: the keyed pixels stay transparent. (3) A grey photo's GRAY profile went
+    into an RGB WebP (WebP has no grey): dropped and said."""
+    big = b'<x:xmpmeta xmlns:x="adobe:ns:meta/">' + b" " * 100_000 + b"</x:xmpmeta>"
+    face.save(tmp_path / "edited.webp", xmp=big, lossless=True)
+    s = enh.enhance_file(tmp_path / "edited.webp", tmp_path / "edited.jpg")
+    assert (tmp_path / "edited.jpg").exists() and any("XMP was dropped" in f for f in s.fallbacks), s.fallbacks
+
+    keyed = np.asarray(face).copy()
+    keyed[:8] = (0, 255, 0)
+    Image.fromarray(keyed).save(tmp_path / "keyed.png", transparency=(0, 255, 0))
+    Image.fromarray(keyed[:, :, 1]).save(tmp_path / "keyed_grey.png", transparency=255)
+    for name in ("keyed.png", "keyed_grey.png"):
+        enh.enhance_file(tmp_path / name, tmp_path / f"out_{name}")
+        with Image.open(tmp_path / f"out_{name}") as out:
+            a = np.asarray(out.convert("RGBA"))[:, :, 3]
+        assert (a[:8] == 0).all() and (a[8:] == 255).mean() > 0.95, name
+
+    grey_icc = _gray_profile()
+    face.convert("L").save(tmp_path / "grey.jpg", icc_profile=grey_icc)
+    s = enh.enhance_file(tmp_path / "grey.jpg", tmp_path / "grey.webp")
+    with Image.open(tmp_path / "grey.webp") as out:
+        assert out.info.get("icc_profile") is None
+    assert any("GRAY ICC profile was dropped" in f and "RGB pixels" in f for f in s.fallbacks), s.fallbacks
+
+
+def _gray_profile() -> bytes:
+    """A minimal ICC v2 GRAY display profile (header, a gamma 2.2 grey TRC and a D50 white)."""
+    def tag(sig, data):
+        return sig, data + b"\0" * (-len(data) % 4)
+
+    xyz = b"XYZ \0\0\0\0" + struct.pack(">3i", 63190, 65536, 54061)  # D50
+    trc = b"curv\0\0\0\0" + struct.pack(">IH", 1, 563) + b"\0\0"  # gamma 2.2 (u8.8)
+    desc = b"desc\0\0\0\0" + struct.pack(">I", 5) + b"gray\0" + b"\0" * 79
+    tags = [tag(b"desc", desc), tag(b"wtpt", xyz), tag(b"kTRC", trc)]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = struct.pack(">I", len(tags)), b""
+    for sig, data in tags:
+        table += sig + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    size = offset + len(body)
+    header = struct.pack(">I4sI4s4s4s", size, b"none", 0x02100000, b"mntr", b"GRAY", b"XYZ ") + bytes(12)
+    header += b"acsp" + bytes(24) + struct.pack(">3i", 63190, 65536, 54061) + bytes(48)
+    return header + table + body
+
+
 def test_tiff_without_resolution_gets_none(tmp_path, enh, face):
     """Pillow says (1, 1) dpi for a TIFF without resolution tags; written back that would make a
     photo hundreds of inches wide in layout programs."""

@@ -73,6 +73,8 @@ _TIFF_LAYOUT_TAGS = {254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279,
 _STALE_TAGS = {37724, 34377}
 # An APP1 segment's length field is 16 bits: 65535 - 2 (length) - 6 ("Exif\0\0", counted in the block)
 _JPEG_EXIF_MAX = 65533
+#: the XMP a JPEG APP1 segment holds after its namespace header (Pillow's own limit)
+_JPEG_XMP_MAX = 65502
 # what a folder's videos may be called: phones, web, camcorders (AVCHD .mts, MiniDV .dv, JVC .mod/
 # .tod, DVD .vob), broadcast (.mxf) and animated GIFs (written as .mp4, see Enhancer._FOLDER_KEEP)
 _VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mts", ".m2ts", ".ts", ".mpg", ".mpeg", ".wmv",
@@ -522,7 +524,9 @@ def _load_checked(path: Path, notes: list[str] | None):
             if im.mode in ("I", "F") or im.mode.startswith("I;16"):
                 # 16-bit / 32-bit grey: Pillow's convert("RGB") clips at 255 (a white picture)
                 im = Image.fromarray(_to_uint8(np.asarray(im), bits if bits in (8, 16) else None), "L")
-            if im.mode in ("RGBA", "LA", "La", "PA", "RGBa") or (im.mode == "P" and "transparency" in im.info):
+            # (a colour key, PNG's tRNS for RGB/grey pictures, is transparency too: it was lost)
+            if im.mode in ("RGBA", "LA", "La", "PA", "RGBa") or (
+                    im.mode in ("P", "RGB", "L") and im.info.get("transparency") is not None):
                 im = im.convert("RGBA")
                 alpha = np.asarray(im)[:, :, 3].copy()
             rgb = np.asarray(im.convert("RGB")).copy()
@@ -775,9 +779,11 @@ class ImageSink(_Sink):
             kw["quality"] = self.quality
         icc = info.get("icc_profile")
         if icc:
-            if not icc_describes(icc, grey=im.mode in ("L", "LA")):
+            # (WebP has no grey pictures: Pillow writes L as RGB, which a GRAY profile does not describe)
+            written = "RGB" if fmt == "WEBP" and im.mode == "L" else "RGBA" if fmt == "WEBP" and im.mode == "LA" else im.mode
+            if not icc_describes(icc, grey=written in ("L", "LA")):
                 self._note(f"a {icc_space(icc)} ICC profile was dropped: it does not "
-                           f"describe the {im.mode} pixels written", path)
+                           f"describe the {written} pixels written", path)
             elif fmt == "BMP":
                 self._note("the ICC profile was dropped: BMP output cannot hold it (write .png/.jpg/.webp/.tif)", path)
             else:
@@ -794,7 +800,11 @@ class ImageSink(_Sink):
             else:
                 self._note("EXIF was dropped: BMP output cannot hold it", path)
         if info.get("xmp"):
-            if fmt in ("JPEG", "WEBP", "HEIF", "AVIF"):
+            if fmt == "JPEG" and len(info["xmp"]) > _JPEG_XMP_MAX:
+                # (Pillow refuses it: Lightroom/Photoshop edit histories run past 100 KB)
+                self._note(f"XMP was dropped: {len(info['xmp'])} bytes, over the {_JPEG_XMP_MAX} a JPEG segment "
+                           "holds (write .png/.tif/.webp to keep it)", path)
+            elif fmt in ("JPEG", "WEBP", "HEIF", "AVIF"):
                 kw["xmp"] = info["xmp"]
             elif fmt != "PNG" or "XML:com.adobe.xmp" not in info.get("text", {}):  # PNG: a text chunk
                 self._note(f"XMP was dropped: Pillow does not write it to {fmt or path.suffix}", path)
