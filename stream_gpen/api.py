@@ -721,7 +721,9 @@ class Enhancer:
             _note_encoder(summary, sink)
             if not is_still and "://" not in str(dst):
                 # an interrupted earlier run's `.partial` is superseded by the whole output
-                left = Path(dst).with_name(f"{Path(dst).stem}.partial{Path(dst).suffix}")
+                from stream_gpen.io._meta import hidden_temp
+
+                left = hidden_temp(dst, ".partial", hidden=False)
                 if left.is_file():
                     left.unlink()
                     summary.fallbacks.append(f"removed {left.name}, left by an interrupted earlier run")
@@ -844,7 +846,8 @@ class Enhancer:
         except OutputExistsError:
             raise
         except OSError as e:
-            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            # the file system refuses every next photo too: full, read-only, no permission, not a folder
+            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR):
                 raise
             why = e
         except Exception as e:  # noqa: BLE001 - one odd photo must not end a run over thousands

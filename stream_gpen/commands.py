@@ -315,7 +315,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(summary.format(), file=sys.stderr)
         left = not Path(src).is_dir() and any(f.endswith("(skip_existing)") for f in summary.fallbacks)
-        if not left:  # (the summary's fallback line says it was left as it is)
+        if not left and (summary.frames_out or not summary.skipped):  # (the summary's line says it was left as it is)
             print(f"wrote {dst}", file=sys.stderr)
     if summary.skipped:
         from stream_gpen.errors import SomeInputsSkippedError

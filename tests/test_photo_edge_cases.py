@@ -206,6 +206,29 @@ def test_a_photo_that_fails_in_a_folder_is_listed_and_the_rest_go_on(tmp_path, e
     assert s.skipped[1] == "c.png: could not be written (ValueError: a writer bug)"
 
 
+def test_a_folder_run_stops_when_the_output_refuses_writing(tmp_path, enh, face, monkeypatch):
+    """An output folder the user may not write into: every photo was restored, then each write
+    failed on its own ("skipped ... PermissionError"), exit 5 and "wrote DIR". The first refusal
+    (no permission, not a folder) now ends the run as a full disk does (exit 4)."""
+    import errno
+
+    from stream_gpen.io import _image
+
+    (tmp_path / "in").mkdir()
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        face.save(tmp_path / "in" / name)
+    calls = []
+
+    def refuse(self, frame):
+        calls.append(frame.rel_path)
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "out" / ".a.tmp.jpg"))
+
+    monkeypatch.setattr(_image.ImageSink, "write", refuse)
+    with pytest.raises(PermissionError):
+        enh.enhance_file(tmp_path / "in", tmp_path / "out")
+    assert len(calls) == 1
+
+
 def test_folder_outputs_from_dot_and_onto_itself(tmp_path, det_home, face, monkeypatch, capsys):
     album = tmp_path / "album"
     album.mkdir()
@@ -284,3 +307,20 @@ def test_info_faces_counts_what_enhance_restores(shared, det_home, capsys):
     for name, n in (("gpen_selfie_20200320.101220.jpg", 1), ("gpen_Solvay_conference_1927.png", 29)):
         assert main(["info", "--faces", "--json", str(shared / "data/faces/whole" / name)]) == 0
         assert json.loads(capsys.readouterr().out)["faces"]["per_frame"] == [n], name
+
+
+def test_long_names_that_fit_are_written(tmp_path, enh, face):
+    """A photo or video named with 83 CJK characters (253 bytes: a download's title) fits the file
+    system, but its hidden temporary name, 5-14 bytes longer, did not: "File name too long"."""
+    import av
+
+    from tests._clips import write_video
+
+    name = "家" * 83
+    face.save(tmp_path / f"{name}.jpg")
+    enh.enhance_file(tmp_path / f"{name}.jpg", tmp_path / f"{name[:-1]}x.jpg")
+    assert (tmp_path / f"{name[:-1]}x.jpg").is_file()
+    write_video(tmp_path / f"{name[:-1]}.mp4", [np.zeros((48, 64, 3), np.uint8)] * 2)
+    enh.enhance_file(tmp_path / f"{name[:-1]}.mp4", tmp_path / f"{name[:-2]}x.mp4")
+    with av.open(str(tmp_path / f"{name[:-2]}x.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 2

@@ -35,7 +35,7 @@ import torch
 from stream_gpen._warnings import caught_warnings
 from stream_gpen.errors import EmptyMediaError, InvalidInputError, MediaNotFoundError, NotMediaError, OutputExistsError
 from stream_gpen.io._convert import u8_from_u16
-from stream_gpen.io._meta import StreamMetadata
+from stream_gpen.io._meta import StreamMetadata, hidden_temp
 from stream_gpen.io._ring import Frame
 from stream_gpen.io._sink import _Sink, keep_mode
 from stream_gpen.io._source import IMAGE_EXTS
@@ -870,7 +870,7 @@ class ImageSink(_Sink):
                 log.warning(msg)
         if im.mode == "LA" and path.suffix.lower() not in (".png", ".tif", ".tiff"):
             im = im.convert("RGBA")  # webp has no grey+alpha mode
-        tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+        tmp = hidden_temp(path, ".tmp")
         _heif_plugin(path)
         info = frame.image_info or {}
         kwargs = self._save_options(path, im, info)

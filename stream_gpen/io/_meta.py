@@ -88,6 +88,21 @@ class StreamMetadata:
         return (self.width, self.height)
 
 
+def hidden_temp(target, tag: str, *, hidden: bool = True):
+    """``target``'s twin in its own folder, ``.<stem><tag><suffix>`` (``<stem><tag><suffix>``
+    when not ``hidden``: the ``.partial`` of an interrupted run), its stem shortened where the name
+    would pass the file system's 255 bytes (a CJK title of 83 characters is 253 bytes: its output
+    fits, and the longer temporary name failed the write)."""
+    from pathlib import Path
+
+    t = Path(target)
+    dot = "." if hidden else ""
+    stem = t.stem
+    while stem and len(f"{dot}{stem}{tag}{t.suffix}".encode("utf-8", "surrogateescape")) > 255:
+        stem = stem[:-1]
+    return t.with_name(f"{dot}{stem}{tag}{t.suffix}")
+
+
 def ffmpeg_local(path) -> str:
     """A local file's path as FFmpeg must be given it: FFmpeg reads a leading ``word:`` as a
     protocol, so a relative name like ``10:30.mp4`` or ``Party:2019/clip.mp4`` failed with

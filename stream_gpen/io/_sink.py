@@ -32,7 +32,7 @@ from stream_gpen.errors import (
     UnsupportedCodecError,
 )
 from stream_gpen.io._convert import add_alpha, alpha_twin, bits_per_component, chroma_of, decode_colorspace, rgb_to_av
-from stream_gpen.io._meta import COLOR_PRIMARIES, COLOR_TRCS, ffmpeg_local
+from stream_gpen.io._meta import COLOR_PRIMARIES, COLOR_TRCS, ffmpeg_local, hidden_temp
 from stream_gpen.io._ring import Frame
 from stream_gpen.io._subtitles import SubtitleConverter, is_text_subtitle, text_target
 from stream_gpen.io._tags import (
@@ -1068,7 +1068,7 @@ class FileSink(_Sink):
             if not t.parent.is_dir():
                 raise InvalidInputError(f"output folder does not exist: {t.parent}")
             self._fmt = None
-            self._path = str(t.with_name(f".{t.stem}.{uuid.uuid4().hex[:8]}.tmp{t.suffix}"))
+            self._path = str(hidden_temp(t, f".{uuid.uuid4().hex[:8]}.tmp"))
         try:
             self._out = av.open(ffmpeg_local(self._path), "w", format=self._fmt)
         except (av.error.FFmpegError, ValueError) as e:
@@ -2152,7 +2152,7 @@ class FileSink(_Sink):
             self._discard()
             raise
         t = self.target
-        self.partial_path = t.with_name(f"{t.stem}.partial{t.suffix}")
+        self.partial_path = hidden_temp(t, ".partial", hidden=False)
         os.replace(self._path, self.partial_path)
         return self.partial_path
 
