@@ -308,3 +308,25 @@ def test_photo_loads_in_two_threads_leave_the_warning_filters_alone(tmp_path, mo
         assert warnings.filters == before
     finally:
         warnings.filters[:] = before
+
+
+def test_folder_walk_follows_linked_folders_and_says_what_it_leaves_out(tmp_path, caplog):
+    """A photo library's year folder linked in from elsewhere was left out without a word (Python
+    3.11's rglob does not enter linked folders); broken links too. Linked folders are walked
+    (each real folder once: a link loop ends), broken links said."""
+    import logging
+
+    from stream_gpen.io._image import folder_media
+
+    album, elsewhere = tmp_path / "album", tmp_path / "elsewhere" / "2019"
+    album.mkdir()
+    elsewhere.mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(album / "home.jpg")
+    Image.new("RGB", (8, 8)).save(elsewhere / "beach.jpg")
+    (album / "2019").symlink_to(elsewhere, target_is_directory=True)
+    (elsewhere / "loop").symlink_to(album, target_is_directory=True)
+    (album / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    with caplog.at_level(logging.WARNING, logger="stream_gpen"):
+        images, videos, others = folder_media(album)
+    assert [p.relative_to(album).as_posix() for p in images] == ["2019/beach.jpg", "home.jpg"]
+    assert "gone.jpg: a broken link, left out" in caplog.text

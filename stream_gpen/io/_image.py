@@ -92,12 +92,41 @@ def _listed(rel: Path) -> bool:
     return not any(part.startswith(".") or part.lower() in _JUNK_DIRS for part in rel.parts)
 
 
+def _walk(root: Path) -> list[Path]:
+    """Every file under ``root``, following links to folders (a photo library's year folders
+    linked in from another disk; each real folder once, so a link loop ends). ``rglob`` left
+    linked folders, unreadable folders and broken links out without a word: those last two are
+    said here (a warning each, as the files behind them are not restored)."""
+    import os
+
+    files: list[Path] = []
+    seen: set[str] = set()
+
+    def said(e: OSError) -> None:
+        log.warning("%s: folder left out: %s", e.filename, e.strerror)
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=said):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = [d for d in dirnames if _listed(Path(d))]  # (hidden/thumbnail/trash: not walked)
+        for name in filenames:
+            q = Path(dirpath) / name
+            if q.is_file():
+                files.append(q)
+            elif q.is_symlink() and _listed(Path(name)):
+                log.warning("%s: a broken link, left out", q)
+    return files
+
+
 def folder_media(root: Path, exclude: Path | None = None) -> tuple[list[Path], list[Path], list[Path]]:
     """The images, the videos and the other files under ``root`` (one recursive walk, sorted,
     hidden files and folders, thumbnail and trash folders left out), by extension. ``exclude``: a
     folder inside ``root`` to leave out (the output of an earlier run written into the input
     folder, which would otherwise be restored again, and nested deeper each time)."""
-    files = sorted(q for q in root.rglob("*") if q.is_file() and _listed(q.relative_to(root)))
+    files = sorted(q for q in _walk(root) if _listed(q.relative_to(root)))
     if exclude is not None:
         ex = exclude.resolve()
         files = [q for q in files if not q.resolve().is_relative_to(ex)]
