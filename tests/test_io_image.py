@@ -267,6 +267,13 @@ def test_folder_outputs_names_clashes_ignoring_case(tmp_path):
         "IMG_1.HEIC": "IMG_1_heic_2.jpg",  # IMG_1_heic.jpg is another input's output
         "IMG_1.JPG": "IMG_1.jpg", "IMG_1.jpeg": "IMG_1_jpeg.jpg", "IMG_1_heic.jpg": "IMG_1_heic.jpg", "x/b.png": "x/b.jpg"}
     assert len(notes) == 2 and clashing == set(files[:3])
+    # two folders named apart only by case: each file stays in its own mirrored folder, renamed
+    # from its own name (photos/a.jpg went into Photos/, named after the other file)
+    files = [root / "Photos/a.jpg", root / "photos/a.jpg", root / "Case.jpg", root / "case.jpg"]
+    plan, notes, _ = folder_outputs(root, dst, files, lambda q: q.suffix)
+    assert {str(k.relative_to(root)): str(v.relative_to(dst)) for k, v in plan.items()} == {
+        "Photos/a.jpg": "Photos/a.jpg", "photos/a.jpg": "photos/a_jpg.jpg", "Case.jpg": "Case.jpg",
+        "case.jpg": "case_jpg.jpg"}
 
 
 def test_photo_loads_in_two_threads_leave_the_warning_filters_alone(tmp_path, monkeypatch):

@@ -159,19 +159,21 @@ def folder_outputs(root: Path, dst: Path, files: list[Path],
         if len(qs) < 2:
             continue
         clashing.update(qs)
-        out = plan[qs[0]]
-        keep = next((q for q in qs if q.suffix.lower() == out.suffix.lower()), qs[0])
+        keep = next((q for q in qs if q.suffix.lower() == plan[qs[0]].suffix.lower()), qs[0])
         for q in qs:
             if q is keep:
                 continue
-            stem = f"{out.stem}_{q.suffix.lstrip('.').lower() or 'file'}"
-            new, n = out.with_name(stem + out.suffix), 2
+            # renamed from its own path: ``photos/a.jpg`` beside ``Photos/a.jpg`` stays in photos/
+            # on a case-sensitive disk (it went into Photos/, named after the other file)
+            own = plan[q]
+            stem = f"{own.stem}_{q.suffix.lstrip('.').lower() or 'file'}"
+            new, n = own.with_name(stem + own.suffix), 2
             while str(new).lower() in taken:
-                new, n = out.with_name(f"{stem}_{n}{out.suffix}"), n + 1
+                new, n = own.with_name(f"{stem}_{n}{own.suffix}"), n + 1
             taken.add(str(new).lower())
             plan[q] = new
             notes.append(f"{q.relative_to(root)} written as {new.relative_to(dst)}: "
-                         f"{keep.relative_to(root)} takes {out.relative_to(dst)}")
+                         f"{keep.relative_to(root)} takes {plan[keep].relative_to(dst)}")
     return plan, notes, clashing
 
 
