@@ -136,6 +136,21 @@ def test_photo_metadata_round_4(tmp_path, enh, face):
     assert any("GRAY ICC profile was dropped" in f and "RGB pixels" in f for f in s.fallbacks), s.fallbacks
 
 
+def test_xmp_orientation_is_reset_with_the_exif_one(tmp_path, enh, face):
+    """A phone photo stored sideways with EXIF and XMP Orientation 6 is written upright with EXIF
+    Orientation 1, but its XMP still said 6: XMP-first readers turned it again."""
+    side = face.transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
+    side.save(tmp_path / "phone.jpg", exif=exif, xmp=xmp)
+    enh.enhance_file(tmp_path / "phone.jpg", tmp_path / "out.jpg")
+    with Image.open(tmp_path / "out.jpg") as out:
+        assert out.size == face.size and out.getexif().get(0x0112, 1) == 1
+        assert b'tiff:Orientation="1"' in out.info["xmp"] and b'Orientation="6"' not in out.info["xmp"]
+
+
 def _gray_profile() -> bytes:
     """A minimal ICC v2 GRAY display profile (header, a gamma 2.2 grey TRC and a D50 white)."""
     def tag(sig, data):

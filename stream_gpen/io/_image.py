@@ -615,6 +615,22 @@ def _upright(im, orientation: int, path: Path):
     return im
 
 
+_XMP_ORIENTATION = (r'(tiff:Orientation\s*=\s*["\'])[2-8](["\'])', r'(<tiff:Orientation>\s*)[2-8](\s*</tiff:Orientation>)')
+
+
+def upright_xmp(xmp):
+    """XMP (str or bytes) with its ``tiff:Orientation`` set to 1: the photo is written upright, and
+    an XMP still saying 6 made XMP-first readers (photo libraries, some Adobe paths) turn it again,
+    as EXIF's Orientation 6 would (that one is reset too)."""
+    import re
+
+    raw = isinstance(xmp, (bytes, bytearray))
+    text = bytes(xmp).decode("utf-8", "surrogateescape") if raw else xmp
+    for pat in _XMP_ORIENTATION:
+        text = re.sub(pat, r"\g<1>1\g<2>", text)
+    return text.encode("utf-8", "surrogateescape") if raw else text
+
+
 def _png_chunks(info: dict):
     """PNG ancillary chunks of the input (gamma, chromaticities, sRGB intent, text incl. XMP)."""
     import struct
@@ -629,6 +645,8 @@ def _png_chunks(info: dict):
     if info.get("srgb") is not None and "icc_profile" not in info:  # PNG: sRGB and iCCP exclude each other
         chunks.add(b"sRGB", bytes([int(info["srgb"])]))
     for k, v in (info.get("text") or {}).items():
+        if k == "XML:com.adobe.xmp":
+            v = upright_xmp(str(v))
         if isinstance(v, PngImagePlugin.iTXt) or not str(v).isascii():
             chunks.add_itxt(k, str(v), getattr(v, "lang", None) or "", getattr(v, "tkey", None) or "")
         else:
@@ -836,7 +854,7 @@ class ImageSink(_Sink):
                 self._note(f"XMP was dropped: {len(info['xmp'])} bytes, over the {_JPEG_XMP_MAX} a JPEG segment "
                            "holds (write .png/.tif/.webp to keep it)", path)
             elif fmt in ("JPEG", "WEBP", "HEIF", "AVIF"):
-                kw["xmp"] = info["xmp"]
+                kw["xmp"] = upright_xmp(info["xmp"])
             elif fmt != "PNG" or "XML:com.adobe.xmp" not in info.get("text", {}):  # PNG: a text chunk
                 self._note(f"XMP was dropped: Pillow does not write it to {fmt or path.suffix}", path)
         nclx = info.get("nclx_profile")
