@@ -339,3 +339,24 @@ def test_long_names_that_fit_are_written(tmp_path, enh, face):
     enh.enhance_file(tmp_path / f"{name[:-1]}.mp4", tmp_path / f"{name[:-2]}x.mp4")
     with av.open(str(tmp_path / f"{name[:-2]}x.mp4")) as c:
         assert sum(1 for _ in c.decode(video=0)) == 2
+
+
+def test_metadata_a_format_change_drops_is_said(tmp_path, enh, face):
+    """IPTC (APP13), a PNG's text and gamma, a JPEG's comment were dropped without a word when the
+    output could not carry them (IPTC: never written back)."""
+    from PIL import PngImagePlugin
+
+    iptc = b"Photoshop 3.0\x008BIM\x04\x04\x00\x00\x00\x00\x00\x0b\x1c\x02x\x00\x06grandma\x00"
+    face.save(tmp_path / "news.jpg")
+    data = (tmp_path / "news.jpg").read_bytes()
+    seg = b"\xff\xed" + struct.pack(">H", len(iptc) + 2) + iptc
+    (tmp_path / "news.jpg").write_bytes(data[:2] + seg + data[2:])
+    s = enh.enhance_file(tmp_path / "news.jpg", tmp_path / "news_out.jpg")
+    assert any(f.startswith("IPTC") for f in s.fallbacks), s.fallbacks
+    chunks = PngImagePlugin.PngInfo()
+    chunks.add_text("Author", "grandpa")
+    face.save(tmp_path / "scan.png", pnginfo=chunks)
+    s = enh.enhance_file(tmp_path / "scan.png", tmp_path / "scan.jpg")
+    assert any("the input's text (PNG) was dropped" in f for f in s.fallbacks), s.fallbacks
+    s = enh.enhance_file(tmp_path / "scan.png", tmp_path / "scan_out.png")
+    assert not any("was dropped" in f for f in s.fallbacks), s.fallbacks

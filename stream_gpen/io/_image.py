@@ -283,6 +283,8 @@ def read_image_info(im, path: Path) -> dict:
         text = getattr(im, "text", None) or {}
         if text:
             out["text"] = dict(text)
+    if im.format in ("JPEG", "MPO") and info.get("photoshop"):
+        out["iptc"] = True  # (APP13: captions, keywords, copyright; Pillow writes none back)
     if im.format == "JPEG":
         from PIL import JpegImagePlugin
 
@@ -869,6 +871,18 @@ class ImageSink(_Sink):
         if info.get("dpi") and fmt in ("JPEG", "PNG", "TIFF"):
             kw["dpi"] = tuple(round(float(d), 4) for d in info["dpi"])
         same = info.get("format") == fmt
+        if info.get("iptc"):
+            self._note("IPTC (Photoshop APP13: caption, keywords, copyright) was dropped: Pillow does not write it"
+                       + (" (the XMP, where editors keep the same fields too, is kept)" if "xmp" in kw else ""), path)
+        text = {k for k in info.get("text") or {} if k != "XML:com.adobe.xmp"}  # (XMP: carried as such)
+        lost = [what for what, there in (("text", bool(text)),
+                                         ("gamma/chromaticities", bool(info.get("gamma") or info.get("chromaticity"))))
+                if there and fmt != "PNG"]
+        if info.get("comment") and not (fmt == "JPEG" and same):
+            lost.append("comment")
+        if lost:
+            self._note(f"the input's {', '.join(lost)} ({info.get('format')}) was dropped: {fmt or path.suffix} output "
+                       "does not carry it here", path)
         if fmt == "PNG":
             kw["pnginfo"] = _png_chunks(info)
         elif fmt == "JPEG" and same:
