@@ -337,3 +337,20 @@ def test_folder_walk_follows_linked_folders_and_says_what_it_leaves_out(tmp_path
         images, videos, others = folder_media(album)
     assert [p.relative_to(album).as_posix() for p in images] == ["2019/beach.jpg", "home.jpg"]
     assert "gone.jpg: a broken link, left out" in caplog.text
+
+
+def test_photo_temporary_names_are_their_own(tmp_path, monkeypatch):
+    """Two runs writing one folder at once used the same hidden ``.a.tmp.jpg`` for a photo and
+    could clobber each other's half-written file: each write now has a name of its own."""
+    from stream_gpen.io import _image
+
+    seen = []
+    real = _image.hidden_temp
+    monkeypatch.setattr(_image, "hidden_temp", lambda path, tag, **kw: seen.append(tag) or real(path, tag, **kw))
+    Image.new("RGB", (16, 16), (90, 90, 90)).save(tmp_path / "a.png")
+    for out in ("b.png", "c.png"):
+        with open_source(tmp_path / "a.png") as src, open_sink(tmp_path / out, source=src) as sink:
+            for f in src:
+                sink.write(f)
+    assert len(seen) == 2 and seen[0] != seen[1] and all(t.endswith(".tmp") for t in seen), seen
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png", "c.png"]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import uuid
 from fractions import Fraction
 from pathlib import Path
 
@@ -933,7 +934,8 @@ class ImageSink(_Sink):
                 log.warning(msg)
         if im.mode == "LA" and path.suffix.lower() not in (".png", ".tif", ".tiff"):
             im = im.convert("RGBA")  # webp has no grey+alpha mode
-        tmp = hidden_temp(path, ".tmp")
+        # (a name of its own: two runs writing into one folder at once clobbered each other's)
+        tmp = hidden_temp(path, f".{uuid.uuid4().hex[:8]}.tmp")
         _heif_plugin(path)
         info = frame.image_info or {}
         kwargs = self._save_options(path, im, info)
