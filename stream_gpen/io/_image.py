@@ -93,7 +93,7 @@ def _listed(rel: Path) -> bool:
     return not any(part.startswith(".") or part.lower() in _JUNK_DIRS for part in rel.parts)
 
 
-def _walk(root: Path) -> list[Path]:
+def _walk(root: Path, say: bool = True) -> list[Path]:
     """Every file under ``root``, following links to folders (a photo library's year folders
     linked in from another disk; each real folder once, so a link loop ends). ``rglob`` left
     linked folders, unreadable folders and broken links out without a word: those last two are
@@ -104,7 +104,8 @@ def _walk(root: Path) -> list[Path]:
     seen: set[str] = set()
 
     def said(e: OSError) -> None:
-        log.warning("%s: folder left out: %s", e.filename, e.strerror)
+        if say:
+            log.warning("%s: folder left out: %s", e.filename, e.strerror)
 
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=said):
         real = os.path.realpath(dirpath)
@@ -117,17 +118,19 @@ def _walk(root: Path) -> list[Path]:
             q = Path(dirpath) / name
             if q.is_file():
                 files.append(q)
-            elif q.is_symlink() and _listed(Path(name)):
+            elif say and q.is_symlink() and _listed(Path(name)):
                 log.warning("%s: a broken link, left out", q)
     return files
 
 
-def folder_media(root: Path, exclude: Path | None = None) -> tuple[list[Path], list[Path], list[Path]]:
+def folder_media(root: Path, exclude: Path | None = None, *,
+                 say: bool = True) -> tuple[list[Path], list[Path], list[Path]]:
     """The images, the videos and the other files under ``root`` (one recursive walk, sorted,
     hidden files and folders, thumbnail and trash folders left out), by extension. ``exclude``: a
     folder inside ``root`` to leave out (the output of an earlier run written into the input
-    folder, which would otherwise be restored again, and nested deeper each time)."""
-    files = sorted(q for q in _walk(root) if _listed(q.relative_to(root)))
+    folder, which would otherwise be restored again, and nested deeper each time). ``say``: warn
+    about unreadable folders and broken links (once per run: the first walk says it)."""
+    files = sorted(q for q in _walk(root, say) if _listed(q.relative_to(root)))
     if exclude is not None:
         ex = exclude.resolve()
         files = [q for q in files if not q.resolve().is_relative_to(ex)]
@@ -683,7 +686,8 @@ class ImageSource:
             raise MediaNotFoundError(f"input not found: {p}")
         if p.is_dir():
             self.root = p
-            self.paths, videos, others = folder_media(p, exclude)
+            # (silent: enhance_file, stream() and info walk the folder first and say what is left out)
+            self.paths, videos, others = folder_media(p, exclude, say=False)
             if skip is not None:
                 self.paths = [q for q in self.paths if not skip(q)]
             if not self.paths:
