@@ -528,3 +528,50 @@ def test_each_line_of_a_shared_mov_text_sample_keeps_its_own_style(tmp_path):
         both = [r.ass.decode() for p in c.demux(st) if p.size for r in (st.codec_context.decode2(p) or [])
                 if "plain words" in r.ass.decode()]
     assert len(both) == 1 and "{\\r}plain words" in both[0], both  # back to the plain style
+
+
+@pytest.mark.parametrize("rate", [Fraction(25), Fraction(30000, 1001)])
+@pytest.mark.parametrize("copy", [False, True], ids=["encode", "copy"])
+def test_avi_output_runs_at_the_frame_rate_not_the_source_clock(tmp_path, rate, copy):
+    """AVI stores a rate (1/time base) and one chunk per tick. From a Matroska source (1/1000 s)
+    the file declared 1000 fps and wrote 39 empty chunks between two frames of a 25 fps clip
+    (3800 chunks for 40 frames), encoded or stream-copied. On the frame grid a pause is still a
+    held frame."""
+    times = [i / rate for i in range(10)] + [2 + i / rate for i in range(10)]  # a 2 s pause (VFR)
+    src = tmp_path / "in.mkv"
+    with av.open(str(src), "w") as c:
+        vs = c.add_stream("libx264", rate=rate)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        vs.codec_context.options = {"preset": "ultrafast", "bf": "0"}
+        vs.codec_context.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 9, np.uint8), format="rgb24")
+            f.pts, f.time_base = round(t * 1000), Fraction(1, 1000)
+            for p in vs.encode(f):
+                c.mux(p)
+        for p in vs.encode(None):
+            c.mux(p)
+    assert av.open(str(src)).streams.video[0].time_base == Fraction(1, 1000)
+    if copy:
+        assert remux(src, tmp_path / "o.avi") == len(times)
+    else:
+        transcode(src, tmp_path / "o.avi")
+    with av.open(str(tmp_path / "o.avi")) as c:
+        st = c.streams.video[0]
+        assert st.time_base == 1 / rate and st.average_rate == rate
+        assert st.frames <= round((times[-1] + 1 / rate) * rate) + 1  # one chunk per frame slot
+    v_in, v_out = packet_timeline(src, "video"), packet_timeline(tmp_path / "o.avi", "video")
+    assert len(v_out) == len(times)
+    assert max(abs(o - i) for o, i in zip(v_out, v_in)) < 0.5 / rate, v_out
+
+
+def test_copied_avi_frames_on_one_slot_go_to_the_next():
+    """A VFR source's two frames 10 ms apart land on one 25 fps slot: the second takes the next."""
+    from stream_gpen.io._sink import to_avi_grid
+    last, slots = None, []
+    for ms in (0, 40, 50, 120, 2000):
+        p = av.Packet(b"\0")
+        p.time_base, p.pts, p.dts, p.duration = Fraction(1, 1000), ms, ms, 40
+        last = to_avi_grid(p, Fraction(1, 25), last)
+        slots.append((p.pts, p.dts, p.duration, p.time_base))
+    assert slots == [(s, s, 1, Fraction(1, 25)) for s in (0, 1, 2, 3, 50)]

@@ -37,10 +37,12 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
         _MOV_FAMILY,
         _NO_START_TIMES,
         adts_to_asc,
+        avi_frame_grid,
         can_copy,
         clamp_to_origin,
         needs_adtstoasc,
         set_container_sar,
+        to_avi_grid,
     )
     from stream_gpen.io._source import _sample_aspect_ratio
     from stream_gpen.io._tags import (
@@ -65,6 +67,8 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
             mapping = {}
             bsfs: dict = {}
             converters: dict[int, SubtitleConverter] = {}
+            grids: dict[int, Fraction] = {}  # AVI video: its frame grid, and the last slot written
+            slots: dict[int, int] = {}
             fmt = out.format.name
             avi = bool(set(fmt.split(",")) & set(_NO_START_TIMES))
             shift = None if avi else _start_of(inp)
@@ -126,6 +130,12 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                     # the sink encodes AVI without B-frames for this reason (see FileSink._setup)
                     raise EncodeError(f"cannot stream-copy video stream #{s.index} ({name}) into {dst.suffix}: it has "
                                       "B-frames, whose display order AVI cannot store")
+                if s.type == "video" and avi:
+                    grid = avi_frame_grid(_fraction_or_none(s.guessed_rate) or _fraction_or_none(s.average_rate),
+                                          Fraction(s.time_base))
+                    if grid != Fraction(s.time_base):
+                        mapping[s.index].time_base = grid  # one chunk a frame (see avi_frame_grid)
+                        grids[s.index] = grid
                 if s.type == "video" and _needs_annexb(s, fmt):
                     # AVI holds H.264/HEVC as Annex B start codes, MP4/MKV as length-prefixed NAL
                     # units + avcC/hvcC extradata: FFmpeg's avi muxer does not convert (it refused
@@ -179,6 +189,9 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                     for q in (bsf.filter(pkt) if bsf is not None else [pkt]):
                         if ostream.type == "video":
                             n_video += 1
+                            grid = grids.get(pkt.stream.index)
+                            if grid is not None:
+                                slots[pkt.stream.index] = to_avi_grid(q, grid, slots.get(pkt.stream.index))
                         q.stream = ostream
                         out.mux(q)
                 for conv in converters.values():
@@ -257,3 +270,7 @@ def _format_for(path: Path) -> str | None:
 def _why(exc: Exception) -> str:
     """FFmpeg's reason without the file name it names (our hidden temporary file, not the user's)."""
     return str(getattr(exc, "strerror", None) or exc)
+
+
+def _fraction_or_none(x) -> Fraction | None:
+    return Fraction(x) if x else None

@@ -460,6 +460,37 @@ def move_packet(p, ticks: int) -> None:
             p.dts += ticks
 
 
+def avi_frame_grid(rate, tb: Fraction) -> Fraction:
+    """The time base of an AVI's video: one tick a frame (``1/rate``). AVI stores no times; a
+    frame's time is its chunk's index, and its header's rate is ``1/time base``. Left at a
+    Matroska or MPEG-TS source's 1/1000 or 1/90000 s, the file declared 1000 or 90000 fps and
+    wrote 39 (or 3599) empty chunks between every two frames of a 25 fps clip: players show the
+    rate, some stutter or refuse, and the index grows 40-fold. On the frame grid a VFR pause still
+    becomes empty chunks (a held frame); a frame that lands on a taken slot goes to the next one
+    (FileSink._encode's bump, remux's :func:`to_avi_grid`). An odd guessed rate (none, over 300
+    fps, or a denominator past NTSC's 1001) keeps the source's time base."""
+    rate = Fraction(rate) if rate else None
+    if not rate or rate <= 0 or rate > 300 or rate.denominator > 1001:
+        return tb
+    grid = 1 / rate
+    return grid if grid > tb else tb
+
+
+def to_avi_grid(p, grid: Fraction, last: int | None) -> int:
+    """Put copied video packet ``p`` (AVI: no B-frames, pts = dts) on the frame grid, after
+    slot ``last``; returns its slot."""
+    tb = Fraction(p.time_base)
+    t = p.dts if p.dts is not None else p.pts
+    slot = round(Fraction(t) * tb / grid) if t is not None else (-1 if last is None else last) + 1
+    if last is not None and slot <= last:
+        slot = last + 1
+    dur = round(Fraction(p.duration) * tb / grid) if p.duration else 0
+    p.time_base = grid
+    p.pts = p.dts = slot
+    p.duration = max(dur, 1) if dur else 0
+    return slot
+
+
 def clamp_to_origin(p, shift: int = 0) -> bool:
     """Move packet ``p`` ``shift`` ticks (its time base) earlier for a container without start
     times (see _NO_START_TIMES); False if it then lies before 0 and is to be left out.
@@ -1140,8 +1171,9 @@ class FileSink(_Sink):
         if w % 2 or h % 2:  # pragma: no cover - sizes are made even in _to_even
             raise EncodeError(f"{pix} needs even sizes, got {w}x{h}")
         vs.pix_fmt = self._alpha_pix or pix
-        vs.time_base = tb
-        vs.codec_context.time_base = tb
+        self._tb_out = avi_frame_grid(rate, tb) if self._rebase_avi else tb
+        vs.time_base = self._tb_out
+        vs.codec_context.time_base = self._tb_out
         cc = vs.codec_context
         # Colour: encode with the matrix and range the source decoded with (its tags; for untagged
         # video the players' guess, see decode_colorspace) and write them as tags, so decode,
@@ -1765,6 +1797,9 @@ class FileSink(_Sink):
             self._origin = Fraction(pts) * frame.time_base
         if self._origin is not None:
             pts -= round(self._origin / frame.time_base)
+        tb_out = self._tb_out
+        if tb_out != frame.time_base:  # (AVI: frame slots, see avi_frame_grid)
+            pts = round(Fraction(pts) * frame.time_base / tb_out)
         if self._last_pts is not None and pts <= self._last_pts:
             # encoders need strictly increasing pts; the input had a duplicate/backwards stamp
             pts = self._last_pts + 1
@@ -1773,13 +1808,13 @@ class FileSink(_Sink):
                 log.warning("%s: non-increasing pts at frame %d bumped by one tick", self.target, frame.index)
         self._last_pts = pts
         vf.pts = pts
-        vf.time_base = frame.time_base
+        vf.time_base = tb_out
         dur = getattr(frame, "duration", None)
         if dur:
             # how long the frame is shown (a held last frame, a VFR pause, a trimmed window's end):
             # encoders give packets no duration, and the muxer would give the last one the
             # interval before it, cutting a 2 s closing still to one frame
-            self._durations[pts] = max(1, round(Fraction(dur) / frame.time_base))
+            self._durations[pts] = max(1, round(Fraction(dur) / tb_out))
             while len(self._durations) > 256:  # frames an encoder dropped never come back as packets
                 self._durations.pop(next(iter(self._durations)))
         for packet in self._vstream.encode(vf):
