@@ -575,3 +575,71 @@ def test_copied_avi_frames_on_one_slot_go_to_the_next():
         last = to_avi_grid(p, Fraction(1, 25), last)
         slots.append((p.pts, p.dts, p.duration, p.time_base))
     assert slots == [(s, s, 1, Fraction(1, 25)) for s in (0, 1, 2, 3, 50)]
+
+
+def _marked_clip(path: Path) -> Path:
+    """x264 video, a commentary AAC track, an audio-description AAC track and SDH SubRip cues."""
+    D = av.stream.Disposition
+    srt = path.with_suffix(".srt")
+    srt.write_text(SRT, encoding="utf-8")
+    with av.open(str(path), "w") as c, av.open(str(srt)) as s:
+        vs = c.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        vs.codec_context.options = {"preset": "ultrafast", "bf": "0"}
+        auds = []
+        for disp in (D.comment, D.visual_impaired):
+            a = c.add_stream("aac", rate=48000)
+            a.layout, a.disposition = "mono", int(disp)
+            auds.append(a)
+        sub = c.add_stream_from_template(s.streams.subtitles[0])
+        sub.disposition = int(D.hearing_impaired | D.forced)
+        for i in range(10):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 9, np.uint8), format="rgb24")
+            f.pts, f.time_base = i, Fraction(1, 25)
+            for p in vs.encode(f):
+                c.mux(p)
+        for p in vs.encode(None):
+            c.mux(p)
+        for a in auds:
+            for k in range(0, 19200, 1024):
+                af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+                af.sample_rate, af.pts, af.time_base = 48000, k, Fraction(1, 48000)
+                for p in a.encode(af):
+                    c.mux(p)
+            for p in a.encode(None):
+                c.mux(p)
+        for p in s.demux(s.streams.subtitles[0]):
+            if p.size:
+                p.stream = sub
+                c.mux(p)
+    return path
+
+
+@pytest.mark.parametrize("ext, kept, said", [
+    (".mkv", {1: {"comment"}, 2: {"visual_impaired"}, 3: {"hearing_impaired", "forced"}}, []),
+    (".mp4", {1: {"comment"}, 2: {"visual_impaired"}, 3: {"hearing_impaired", "forced"}}, []),
+    (".webm", {3: {"forced"}}, ["stream #1: its commentary mark", "stream #2: its audio description mark",
+                                "stream #3: its hearing impaired mark"]),
+    (".mov", {}, ["stream #1: its commentary mark", "stream #2: its audio description mark",
+                  "stream #3: its forced, hearing impaired marks"]),
+])
+def test_track_marks_kept_or_said_to_be_dropped(tmp_path, ext, kept, said):
+    """Commentary, audio description and SDH/forced subtitle marks: kept where the container has
+    a place for them, said where it has none (.webm and .mov dropped them without a word)."""
+    src = _marked_clip(tmp_path / "in.mkv")
+    sink = transcode(src, tmp_path / f"o{ext}")
+    D = av.stream.Disposition
+    marks = ("comment", "visual_impaired", "hearing_impaired", "forced")
+    with av.open(str(tmp_path / f"o{ext}")) as c:
+        got = {s.index: {m for m in marks if int(s.disposition) & int(getattr(D, m))} for s in c.streams}
+    assert {i: m for i, m in got.items() if m} == kept
+    notes = [d for d in sink.dropped if " mark" in d]
+    assert len(notes) == len(said) and all(any(n.startswith(w) for n in notes) for w in said), notes
+
+
+def test_stream_copy_says_which_track_marks_it_drops(tmp_path, caplog):
+    src = _marked_clip(tmp_path / "in.mkv")
+    with caplog.at_level("WARNING", logger="stream_gpen"):
+        remux(src, tmp_path / "o.mov")
+    said = [r.getMessage() for r in caplog.records if " mark" in r.getMessage()]
+    assert len(said) == 3 and any("stream #3: its forced, hearing impaired marks dropped" in m for m in said), said

@@ -55,6 +55,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
         is_chapter_track,
         is_cover,
         is_timecode_track,
+        marks_lost,
         timecode_of,
     )
     from stream_gpen.io._subtitles import SubtitleConverter, text_target
@@ -111,6 +112,9 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                                           f"for {dst.suffix}: {exc}") from exc
                     converters[s.index] = conv
                     mapping[s.index] = conv.stream
+                    note = marks_lost(out, s.index, int(s.disposition))
+                    if note:
+                        lost.append(note)
                     log.info("remux: subtitle stream #%d (%s) converted to %s: %s does not accept it",
                              s.index, canonical, target, fmt)
                     continue
@@ -153,7 +157,9 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                         mapping[s.index].codec_context.sample_aspect_ratio = sar
                         if set(fmt.split(",")) & {"matroska", "webm"}:
                             set_container_sar(mapping[s.index], sar)
-                copy_stream_tags(s, mapping[s.index])
+                note = copy_stream_tags(s, mapping[s.index])
+                if note:
+                    lost.append(note)
                 if is_cover(s):
                     # cover art stays cover art (copy_stream_tags leaves a video's disposition to the
                     # muxer, which would make it a one-frame video track), as the sink keeps it

@@ -44,6 +44,7 @@ from stream_gpen.io._tags import (
     cover_attachment,
     is_chapter_track,
     is_timecode_track,
+    marks_lost,
     timecode_of,
 )
 
@@ -1436,7 +1437,7 @@ class FileSink(_Sink):
                     if adts is not None:
                         o.codec_context.extradata = adts[1]
                     self._aux_map[info.index] = (o, adts[0] if adts is not None else None)
-                    copy_stream_tags(ins, o)
+                    self._note_marks(copy_stream_tags(ins, o))
                     continue
                 except (ValueError, av.error.FFmpegError) as e:
                     why = str(e)
@@ -1452,7 +1453,7 @@ class FileSink(_Sink):
                 o.layout = layout
                 resampler = av.AudioResampler(format=o.codec_context.codec.audio_formats[0].name, layout=layout, rate=rate)
                 self._aux_map[info.index] = (o, [resampler, None])
-                copy_stream_tags(ins, o, encoded=True)
+                self._note_marks(copy_stream_tags(ins, o, encoded=True))
                 n_in = info.channels or 0
                 mixed = f", downmixed from {n_in} channels to {layout}" if n_in > len(o.layout.channels) else ""
                 src_layout = getattr(getattr(getattr(ins, "codec_context", None), "layout", None), "name", None)
@@ -1496,6 +1497,10 @@ class FileSink(_Sink):
                 continue
             self._aux_map[ins.index] = (o, None)
 
+    def _note_marks(self, note: str | None) -> None:
+        if note:
+            self._drop(note)
+
     def _cover_as_attachment(self, ins, name: str) -> None:
         # Matroska keeps covers as attachments (FFmpeg reads them back as attached pictures).
         att = cover_attachment(self.source.spec, ins) if getattr(self.source, "kind", None) == "file" else None
@@ -1526,7 +1531,7 @@ class FileSink(_Sink):
         if can_copy(fmt, name, out.supported_codecs):
             try:
                 self._aux_map[info.index] = (out.add_stream_from_template(ins), None)
-                copy_stream_tags(ins, self._aux_map[info.index][0])
+                self._note_marks(copy_stream_tags(ins, self._aux_map[info.index][0]))
                 return
             except (ValueError, av.error.FFmpegError) as e:
                 why = str(e)
@@ -1547,6 +1552,7 @@ class FileSink(_Sink):
         msg = f"subtitle stream #{info.index} ({name}) converted to {target}: {fmt} does not accept {name}"
         self.fallbacks.append(msg)
         log.info(msg)
+        self._note_marks(marks_lost(out, ins.index, int(ins.disposition)))
 
     # --- encoder thread -----------------------------------------------------------------
     def write(self, frame: Frame) -> None:

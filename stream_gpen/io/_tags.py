@@ -156,11 +156,51 @@ def _mov_keeps(code: str) -> bool:
         return True  # (no better answer: keep the code as it is)
 
 
-def copy_stream_tags(ins, outs, *, encoded: bool = False) -> None:
+#: The marks of a track a viewer's player acts on (which subtitles show by themselves, which audio
+#: is the description for the blind, the commentary...), in the words a note uses
+_MARKS = {"forced": "forced", "hearing_impaired": "hearing impaired", "visual_impaired": "audio description",
+          "comment": "commentary", "original": "original language", "dub": "dub", "captions": "captions",
+          "descriptions": "descriptions"}
+#: Of those, the ones each FFmpeg muxer writes and reads back (measured with FFmpeg 8 on every
+#: flag alone; a container not listed is not judged). WebM keeps only default/forced, QuickTime
+#: (.mov/.m4a/.3gp) only the track's enabled flag, MPEG-TS the ISO 639 descriptor's audio type.
+_KEPT_MARKS = {
+    "matroska": {"forced", "hearing_impaired", "visual_impaired", "comment", "original", "dub"},
+    "webm": {"forced"},
+    "mp4": {"forced", "hearing_impaired", "visual_impaired", "comment", "dub", "captions", "descriptions"},
+    "mov": set(), "ipod": set(), "3gp": set(),
+    "mpegts": {"hearing_impaired", "visual_impaired"},
+    "avi": set(), "flv": set(), "ogg": set(),
+}
+
+
+def marks_lost(container, index: int, disposition: int) -> str | None:
+    """A note naming the marks (:data:`_MARKS`) of input stream ``index`` that ``container``'s
+    format cannot hold, or None. A hearing-impaired or commentary flag that vanishes turns SDH
+    subtitles into ordinary ones and a commentary into a second main track in every player."""
+    names = _fmts(container)
+    kept = next((_KEPT_MARKS[n] for n in names if n in _KEPT_MARKS), None)
+    if kept is None or not disposition:
+        return None
+    import av
+
+    D = av.stream.Disposition
+    lost = [word for flag, word in _MARKS.items()
+            if flag not in kept and int(disposition) & int(getattr(D, flag, 0) or 0)]
+    if not lost:
+        return None
+    return (f"stream #{index}: its {', '.join(lost)} mark{'s' if len(lost) > 1 else ''} dropped: the "
+            f"{'/'.join(sorted(names))} container has no place for {'them' if len(lost) > 1 else 'it'} (.mkv keeps "
+            "them)")
+
+
+def copy_stream_tags(ins, outs, *, encoded: bool = False) -> str | None:
     """Per-stream tags (language, title, timecode, creation time, ...) and disposition (default,
     forced, hearing impaired, ...) from input stream ``ins`` to output stream ``outs``.
 
-    ``encoded``: the stream was re-encoded, so tags about its old encoding are not carried."""
+    ``encoded``: the stream was re-encoded, so tags about its old encoding are not carried.
+    Returns a note when the output's container cannot hold some of its marks (see
+    :func:`marks_lost`), else None."""
     tags = clean_tags(dict(ins.metadata), extra_skip=("handler_name",) if encoded else (),
                       for_mov=bool(_fmts(outs.container) & _MOV))
     if "name" in tags and "title" not in tags:
@@ -174,8 +214,10 @@ def copy_stream_tags(ins, outs, *, encoded: bool = False) -> None:
         disp = int(ins.disposition)
         if disp and ins.type != "video":  # video: the muxer's default flag is right (one video track)
             outs.disposition = disp
+            return marks_lost(outs.container, ins.index, disp)
     except (AttributeError, ValueError, TypeError):
         pass
+    return None
 
 
 def timecode_of(container, video_stream) -> str | None:
