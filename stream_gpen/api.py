@@ -538,7 +538,9 @@ class Enhancer:
         a long video (``copy_if_no_faces`` is then off: it would copy the whole input).
         ``skip_existing``: leave alone every output that already exists (a folder: those files; a
         single input: the whole job), so an interrupted run of a big folder resumes where it
-        stopped; the summary says how many were left. (``overwrite`` redoes them instead.)
+        stopped; the summary says how many were left. Each output is looked for again when its
+        turn comes, so two such runs into one folder share the work. (``overwrite`` redoes them
+        instead.)
         ``compare``: write the input and the result side by side (input left, restored right,
         twice the width, 8-bit) to judge settings; audio and timing as usual.
         ``image_format`` (folders): write every photo in this format (``"jpg"``, ``"png"``,
@@ -677,6 +679,7 @@ class Enhancer:
                 left = max(1, total - _frames_in(start, rate, total))
                 total = min(left, max(1, _frames_in(duration, rate, total))) if duration is not None else left
             sink = None
+            meanwhile = [0] if skip is not None else None  # outputs another run wrote since this one began
             if is_still and on_progress is not None:  # a group photo on a CPU: progress per model batch
                 stage.on_faces = lambda k: on_progress(summary.frames_out, total, stage.faces_restored + k)
             try:
@@ -695,7 +698,8 @@ class Enhancer:
                             frame = _side_by_side(frame, originals.pop(frame.index))
                         summary.frames_in += 1
                         with timer("encode"):
-                            if not self._write_photo(sink, frame, summary, folder=meta.kind == "folder"):
+                            if not self._write_photo(sink, frame, summary, folder=meta.kind == "folder",
+                                                     meanwhile=meanwhile):
                                 continue
                         summary.frames_out += 1
                         if on_progress is not None:
@@ -716,6 +720,10 @@ class Enhancer:
                     raise
                 raise err from exc
             self._finish(summary, stage, source, timer, t0)
+            n = getattr(source, "done_meanwhile", 0) + (meanwhile[0] if meanwhile else 0)
+            if n:
+                summary.fallbacks.append(f"{n} photo(s) whose output another run wrote meanwhile were left as they "
+                                         "are (skip_existing)")
             for attr in ("fallbacks", "dropped"):
                 summary.fallbacks += [str(x) for x in getattr(sink, attr, []) or []]
             _note_encoder(summary, sink)
@@ -802,6 +810,11 @@ class Enhancer:
             grand[0] = len(images) + sum(counts) if None not in counts else None
         try:
             for src, out in jobs:
+                if src is not root and skip_existing and out.exists():
+                    # another run into the same folder wrote it since this one began
+                    total.fallbacks.append(f"{out} was written meanwhile (another run?): left as it is (skip_existing)")
+                    log.info("%s: written meanwhile, left as it is", out)
+                    continue
                 if src is not root:
                     out.parent.mkdir(parents=True, exist_ok=True)
                 try:
@@ -829,10 +842,12 @@ class Enhancer:
         return total
 
     @staticmethod
-    def _write_photo(sink, frame, summary: RunSummary, *, folder: bool) -> bool:
+    def _write_photo(sink, frame, summary: RunSummary, *, folder: bool, meanwhile: list[int] | None = None) -> bool:
         """``sink.write(frame)``; in a folder run a photo that cannot be written (a metadata
         block its format refuses, say) is listed in ``summary.skipped`` and the rest go on. An
-        existing output (the user's choice) and a full disk (every next photo too) still stop it."""
+        existing output (the user's choice) and a full disk (every next photo too) still stop it;
+        in a resumed run (skip_existing: ``meanwhile`` counts them) an output that appeared since
+        the run began (another run into the same folder wrote it) is left as it is."""
         import errno
 
         from stream_gpen.errors import OutputExistsError
@@ -844,7 +859,12 @@ class Enhancer:
             sink.write(frame)
             return True
         except OutputExistsError:
-            raise
+            if meanwhile is None:
+                raise
+            meanwhile[0] += 1
+            log.info("%s: its output was written meanwhile (another run?): left as it is", frame.rel_path)
+            frame.release()
+            return False
         except OSError as e:
             # the file system refuses every next photo too: full, read-only, no permission, not a folder
             if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR):

@@ -240,6 +240,38 @@ def test_folder_inputs_never_share_an_output(tmp_path, mobilenet_weights):
     assert any("whose names clash were redone" in f for f in again.fallbacks)
 
 
+def test_a_resumed_run_leaves_what_another_run_writes_meanwhile(tmp_path, mobilenet_weights):
+    """Two --skip-existing runs into one folder at once: the list of what is done was made at the
+    start, so the second stopped ("output exists") at the first photo the other had written since,
+    and would have redone its videos. Each output is looked for again when its turn comes."""
+    from stream_gpen import Enhancer
+    from tests._clips import write_video
+    from tests._doubles import IdentityRestorer
+
+    album, out = tmp_path / "album", tmp_path / "out"
+    album.mkdir()
+    for name, colour in (("a", (200, 0, 0)), ("b", (0, 200, 0)), ("c", (0, 0, 200))):
+        Image.new("RGB", (40, 30), colour).save(album / f"{name}.png")
+    write_video(album / "clip.mp4", [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(3)], rate=5)
+    others = {out / "b.jpg": b"the other run's b", out / "c.jpg": b"the other run's c",
+              out / "clip.mp4": b"the other run's clip"}
+
+    def other_run(done, total, faces):  # after this run's first photo, the other writes the rest
+        if done == 1:
+            for path, data in others.items():
+                if not path.exists():
+                    path.write_bytes(data)
+
+    enh = Enhancer(IdentityRestorer(64), device="cpu", detector_weights=mobilenet_weights)
+    summary = enh.enhance_file(album, out, image_format="jpg", skip_existing=True, on_progress=other_run)
+    assert {p: p.read_bytes() for p in others} == others
+    with Image.open(out / "a.jpg") as a:
+        assert a.getpixel((5, 5))[0] > 150
+    assert summary.frames_out == 1 and not summary.skipped
+    assert any("2 photo(s) whose output another run wrote meanwhile" in f for f in summary.fallbacks), summary.fallbacks
+    assert any("clip.mp4 was written meanwhile" in f for f in summary.fallbacks), summary.fallbacks
+
+
 def test_resume_after_a_clashing_file_was_added(tmp_path, mobilenet_weights):
     """Run 1 has only a.png (-> a.jpg); a.jpg is added; the resumed run must restore it into
     a.jpg, not keep a.png's picture there as "done" and never restore the new photo."""

@@ -702,6 +702,10 @@ class ImageSource:
             self.root = p.parent
             self.paths = [p]
             kind = "image"
+        # a resumed run (skip_existing) asks again before each photo: another run into the same
+        # folder may have written its output meanwhile (each then does what the other left)
+        self._skip = skip
+        self.done_meanwhile = 0
         self.kind = kind
         self.device = torch.device(device)
         self.fallbacks: list[str] = []
@@ -740,6 +744,9 @@ class ImageSource:
         while self._i < len(self.paths):
             i = self._i
             self._i += 1
+            if self._skip is not None and i and self._skip(self.paths[i]):
+                self.done_meanwhile += 1
+                continue
             try:
                 rgb, alpha, grey, info, hi = _load(self.paths[i], self.fallbacks)
             except InvalidInputError as e:
