@@ -169,3 +169,63 @@ def test_pq_heif_photo_goes_through_the_model_as_sdr(tmp_path, shared, mobilenet
     assert abs(rec.means[0] - sdr_mean) < 0.5 * abs(pq_mean - sdr_mean)  # SDR-bright, not PQ-dark
     with Image.open(tmp_path / "out.heic") as im:
         assert im.info["nclx_profile"]["transfer_characteristics"] == 16
+
+
+def _avif(path, rgb16: np.ndarray, *, trc: int, prim: int, mat: int) -> None:
+    """A 10-bit AVIF still (FFmpeg's avif muxer, SVT-AV1) with the nclx colour description given."""
+    import os
+
+    os.environ.setdefault("SVT_LOG", "1")
+    h, w = rgb16.shape[:2]
+    with av.open(str(path), "w", format="avif") as c:
+        s = c.add_stream("libsvtav1", rate=1)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p10le"
+        cc = s.codec_context
+        cc.color_trc, cc.color_primaries, cc.colorspace, cc.color_range = trc, prim, mat, 1
+        cc.options = {"crf": "8"}
+        f = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb16), format="rgb48le")
+        f = f.reformat(format="yuv420p10le", dst_colorspace=mat, dst_color_range=1)
+        f.pts = 0
+        for p in s.encode(f):
+            c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+
+
+def test_pq_ten_bit_avif_photo_is_read_deep_and_as_hdr(tmp_path, shared, mobilenet_weights):
+    """Phones' and cameras' HDR AVIFs: Pillow decodes them to 8 bits and gives no colour
+    description, so their PQ codes went through the model as if SDR (dark, flat faces) and came
+    back as an 8-bit AVIF tagged sRGB, without a word. The file's own boxes say 10 bits and PQ:
+    the picture is read at 10 bits (FFmpeg), the face restored as SDR, and a .heic output keeps
+    both; an .avif output says what it cannot hold."""
+    from PIL import Image
+
+    from stream_gpen import Enhancer
+    from stream_gpen.io._image import _avif_properties, _load
+
+    colour = HdrColour("pq")
+    bgr = cv2.imread(str(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg"))
+    sdr = torch.from_numpy(cv2.resize(bgr, (320, 240))[:, :, ::-1].copy()).permute(2, 0, 1)[None]
+    hdr = _as_hdr(colour, sdr)[0].permute(1, 2, 0).numpy()
+    src = tmp_path / "IMG_HDR.avif"
+    _avif(src, hdr.astype(np.uint16) * 257, trc=16, prim=9, mat=9)
+    nclx = {"color_primaries": 9, "transfer_characteristics": 16, "matrix_coefficients": 9, "full_range_flag": 0}
+    assert _avif_properties(src) == (10, nclx)
+    rgb, _, _, info, hi = _load(src, [])
+    assert info["nclx_profile"] == nclx and info["bits"] == 10 and hi.dtype == np.uint16
+    assert np.abs(hi / 257.0 - hdr).mean() < 3 and np.abs(rgb.astype(float) - hdr).mean() < 3
+    rec = _Recorder()
+    enh = Enhancer(rec, device="cpu", detector_weights=mobilenet_weights, faces="largest")
+    enh.enhance_file(src, tmp_path / "out.heic")
+    assert len(rec.means) == 1
+    sdr_mean, pq_mean = float(sdr.float().mean()), float(hdr.mean())
+    assert abs(rec.means[0] - sdr_mean) < 0.5 * abs(pq_mean - sdr_mean)  # SDR-bright, not PQ-dark
+    import pillow_heif
+
+    heif = pillow_heif.open_heif(str(tmp_path / "out.heic"), convert_hdr_to_8bit=False)
+    assert heif.info["bit_depth"] == 10 and heif.info["nclx_profile"]["transfer_characteristics"] == 16
+    summary = enh.enhance_file(src, tmp_path / "out.avif")
+    said = " ".join(summary.fallbacks)
+    assert "nclx: PQ HDR" in said and "washed out" in said and "written at 8 bits" in said, summary.fallbacks
+    with Image.open(tmp_path / "out.avif") as im:
+        assert im.size == (320, 240)

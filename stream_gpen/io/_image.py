@@ -211,6 +211,74 @@ _ORIENT = {
 }
 
 
+def _avif_properties(path: Path) -> tuple[int, dict | None]:
+    """(bits per sample, nclx colour description or None) of an AVIF's primary picture, read from
+    its item properties (``meta/iprp/ipco``: ``pixi``, ``av1C``, ``colr``). Pillow's AVIF plugin
+    gives neither: it decodes 10/12-bit AVIFs (phones' and cameras' HDR photos) to 8 bits and
+    says nothing of their transfer (PQ/HLG) or primaries. The first of each box is taken (libavif
+    and the phones write the primary picture's first); (8, None) when the file says nothing."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(1 << 20)  # the meta box comes first in AVIFs written for the web and by phones
+    except OSError:
+        return 8, None
+
+    def boxes(buf: bytes, start: int, end: int):
+        i = start
+        while i + 8 <= end:
+            size, kind = struct.unpack(">I4s", buf[i:i + 8])
+            head = 8
+            if size == 1 and i + 16 <= end:
+                size, head = struct.unpack(">Q", buf[i + 8:i + 16])[0], 16
+            elif size == 0:
+                size = end - i
+            if size < head or i + size > end:
+                return
+            yield kind, i + head, i + size
+            i += size
+
+    bits, nclx = 8, None
+    try:
+        meta = next(((a, b) for k, a, b in boxes(data, 0, len(data)) if k == b"meta"), None)
+        if meta is None:
+            return 8, None
+        iprp = next(((a, b) for k, a, b in boxes(data, meta[0] + 4, meta[1]) if k == b"iprp"), None)
+        ipco = iprp and next(((a, b) for k, a, b in boxes(data, *iprp) if k == b"ipco"), None)
+        if not ipco:
+            return 8, None
+        depth = None
+        for kind, a, b in boxes(data, *ipco):
+            if kind == b"pixi" and depth is None and b - a >= 6:
+                depth = max(data[a + 5:a + 5 + data[a + 4]] or b"\x08")
+            elif kind == b"av1C" and depth is None and b - a >= 3:
+                high, twelve = (data[a + 2] >> 6) & 1, (data[a + 2] >> 5) & 1
+                depth = 12 if high and twelve else 10 if high else 8
+            elif kind == b"colr" and nclx is None and data[a:a + 4] == b"nclx" and b - a >= 11:
+                prim, trc, mat = struct.unpack(">HHH", data[a + 4:a + 10])
+                nclx = {"color_primaries": prim, "transfer_characteristics": trc, "matrix_coefficients": mat,
+                        "full_range_flag": data[a + 10] >> 7}
+        bits = int(depth or 8)
+    except (struct.error, IndexError, ValueError, TypeError):
+        return 8, None
+    return bits, nclx
+
+
+def _avif16(path: Path) -> tuple[np.ndarray | None, str | None]:
+    """A 10/12-bit AVIF's picture as RGB uint16 on the full 16-bit scale, decoded by FFmpeg
+    (its AVIF reader and dav1d keep the depth), or (None, why not)."""
+    import av
+
+    from stream_gpen.io._convert import av_to_rgb_numpy
+    from stream_gpen.io._meta import ffmpeg_local
+
+    try:
+        with av.open(ffmpeg_local(str(path))) as c:
+            frame = next(c.decode(video=0))
+            return np.ascontiguousarray(av_to_rgb_numpy(frame, high=True)), None
+    except (av.FFmpegError, StopIteration, ValueError, IndexError) as e:
+        return None, f"FFmpeg could not decode it above 8 bits ({e})"
+
+
 def _load16(path: Path, fmt: str, orientation: int, upright8: np.ndarray) -> tuple[np.ndarray | None, str | None]:
     """The picture at more than 8 bits as RGB uint16 on the full 16-bit scale ``[H, W, 3]``,
     upright (RGBA ``[H, W, 4]`` when it has an alpha channel), or (None, why not).
@@ -239,6 +307,13 @@ def _load16(path: Path, fmt: str, orientation: int, upright8: np.ndarray) -> tup
         if rgb.ndim == 2:
             rgb = np.repeat(rgb[:, :, None], 3, axis=2)
         who = "pillow-heif"
+    elif fmt == "AVIF":
+        rgb, why = _avif16(path)
+        if rgb is None:
+            return None, why
+        if rgb.dtype != np.uint16:
+            return None, "FFmpeg did not decode it above 8 bits"
+        who = "FFmpeg"
     else:
         import cv2
 
@@ -279,6 +354,8 @@ def read_image_info(im, path: Path) -> dict:
         # would be 2000 inches wide in layout and print programs. No tag in, none out.
         out.pop("dpi", None)
     nclx = info.get("nclx_profile")
+    if im.format == "AVIF" and not nclx:
+        nclx = _avif_properties(path)[1]  # (Pillow's AVIF plugin does not give it)
     if isinstance(nclx, dict) and "color_primaries" in nclx:
         # HEIF's colour description without an ICC profile (iPhones: Display P3 as nclx)
         out["nclx_profile"] = {k: int(nclx[k]) for k in ("color_primaries", "transfer_characteristics",
@@ -553,7 +630,8 @@ def _load_checked(path: Path, notes: list[str] | None):
                 if notes is not None:
                     notes.append(msg)
             bits = (_bits_per_sample(im, path) if im.format in ("PNG", "TIFF")
-                    else int(im.info.get("bit_depth", 8) or 8) if im.format == "HEIF" else 8)
+                    else int(im.info.get("bit_depth", 8) or 8) if im.format == "HEIF"
+                    else _avif_properties(path)[0] if im.format == "AVIF" else 8)
             orientation = _orientation(im, path)
             im = _upright(im, orientation, path)
             grey = im.mode in ("1", "L", "LA", "La", "I", "F") or im.mode.startswith("I;16")
@@ -875,11 +953,19 @@ class ImageSink(_Sink):
         if nclx:
             if fmt == "HEIF":
                 kw["nclx_profile"] = dict(nclx)
-            elif nclx.get("color_primaries") not in (1, 2) and "icc_profile" not in kw:
-                # P3 / BT.2020 pixels written without any colour description look desaturated
-                self._note(f"the HEIF colour description (nclx, primaries {nclx.get('color_primaries')}) was dropped: "
-                           f"{fmt or path.suffix} output cannot hold it, so wide-gamut colours will show less "
-                           "saturated (write .heic to keep it)", path)
+            elif "icc_profile" not in kw:
+                src = info.get("format") or "input's"
+                trc = {16: "PQ", 18: "HLG"}.get(nclx.get("transfer_characteristics"))
+                if trc is not None:
+                    # (Pillow writes AVIF as sRGB: HDR codes shown as SDR are flat and grey)
+                    self._note(f"the {src} colour description (nclx: {trc} HDR, primaries "
+                               f"{nclx.get('color_primaries')}) was dropped: {fmt or path.suffix} output cannot hold "
+                               "it, so the HDR photo will show washed out, as SDR (write .heic to keep it)", path)
+                elif nclx.get("color_primaries") not in (1, 2):
+                    # P3 / BT.2020 pixels written without any colour description look desaturated
+                    self._note(f"the {src} colour description (nclx, primaries {nclx.get('color_primaries')}) was "
+                               f"dropped: {fmt or path.suffix} output cannot hold it, so wide-gamut colours will show "
+                               "less saturated (write .heic to keep it)", path)
         if info.get("dpi") and fmt in ("JPEG", "PNG", "TIFF"):
             kw["dpi"] = tuple(round(float(d), 4) for d in info["dpi"])
         same = info.get("format") == fmt
