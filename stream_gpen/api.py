@@ -112,6 +112,10 @@ def build_restorer(
 
         if weights is not None:
             log.warning("the classic model has no weights: %s is not used", weights)
+        if precision not in ("auto", "fp32"):
+            log.warning("the classic model computes in fp32: precision %s is not used", precision)
+        if compile:
+            log.warning("the classic model is not a network: compile is not used")
 
         # Crop size follows the GPEN default of the device: 512 on CUDA, 256 on CPU, where the
         # non-local-means pass costs ~4x less per face at 256 (faces in home videos and calls
@@ -129,6 +133,10 @@ def build_restorer(
         return runner_for(gen, spec.input_size, name)
     path = Path(name).expanduser()
     if path.exists():
+        if weights is not None and Path(weights).expanduser().resolve() != path.resolve():
+            # (the model named by its path is the checkpoint; weights= goes with a registry name)
+            log.warning("%s is not used: the model is the checkpoint file %s (weights go with a registry name, "
+                        "e.g. model 'gpen-bfr-512')", weights, path)
         gen = load_generator(path, device=device)
         return runner_for(gen, gen.config.size, path.name)
     import difflib
@@ -344,8 +352,25 @@ class Enhancer:
         from stream_gpen.models.registry import MODELS
 
         spec = MODELS.get(self.model_name)
+        if spec is None:
+            # a checkpoint given by its path that is a registry model (GPEN-BFR-2048 downloaded from
+            # ModelScope as pytorch_model-2048.pt) takes that model's default strength too
+            from stream_gpen.models.loading import _registry_match
+
+            config = getattr(getattr(self.restorer, "_model32", None), "config", None)
+            match = _registry_match(config) if config is not None else None
+            spec = MODELS.get(match) if match else None
         #: blend of each restored face with its input crop (1.0 = model output as it is)
         self.strength = float(strength) if strength is not None else (spec.strength if spec else 1.0)
+        if detector_weights is None:
+            # found or fetched here, so that download=False (`--no-download`) holds for it too
+            from stream_gpen.faces._detector import _WEIGHTS
+            from stream_gpen.weights import ensure_weights
+
+            backbone = detector if detector != "auto" else ("resnet50" if self.device.type == "cuda"
+                                                            else "mobilenet0.25")
+            if backbone in _WEIGHTS:
+                detector_weights = ensure_weights(_WEIGHTS[backbone], download=download, progress=progress)
         self.detector = FaceDetector(
             # its own long side is the pyramid's coarse scale (FaceStage._detect): big faces
             backbone=detector, device=self.device, weights=detector_weights,
@@ -900,6 +925,7 @@ class Enhancer:
         summary.detector_probes = stage.detector_probes
         summary.faces_parsed = stage.parser_calls
         summary.seconds = time.perf_counter() - t0
+        summary.precision = self.precision  # (the runner may have fallen back to fp32 since the start)
         summary.stage_seconds = dict(timer.totals)
         summary.frames_in = max(summary.frames_in, int(stats.get("decoded", 0)))
         summary.fallbacks = self._all_fallbacks() + [str(f) for f in getattr(source, "fallbacks", []) or []]
@@ -1185,6 +1211,7 @@ def _add_summary(total: RunSummary, part: RunSummary, root: Path, common: list[s
         setattr(total, k, getattr(total, k) + getattr(part, k))
     for k, v in part.stage_seconds.items():
         total.stage_seconds[k] = total.stage_seconds.get(k, 0.0) + v
+    total.precision = part.precision
     if part.encoder and part.encoder not in total.encoder.split(", "):
         total.encoder = ", ".join(filter(None, (total.encoder, part.encoder)))
     src = Path(part.input)
