@@ -14,20 +14,25 @@ Where files are looked for, in this order (the first good copy wins):
    from a source checkout), where files can be dropped by hand.
 
 In each directory a file is accepted under its ``filename`` or any of its ``aliases``. A found
-file whose size or sha256 differs from the registry's is reported (logged) and skipped, never
-used. ``STREAM_GPEN_OFFLINE=1`` forbids downloads.
+file whose size or sha256 differs from the registry's, or (with no published sha256) that is not
+a whole checkpoint archive, is reported (logged) and skipped, never used. A download that
+replaces such a copy in the cache first moves it aside to ``<target>.ignored`` (a warning says
+so): it may be the user's own file. ``STREAM_GPEN_OFFLINE=1`` forbids downloads.
 
-Downloads stream into ``<target>.part`` (resumed with an HTTP ``Range`` request on the next try),
-and the part file is renamed to its final name only after its size and sha256 check out; a file
-that fails the check is deleted, so a corrupt download never sits under the final name. A
-``<target>.lock`` file beside it makes a second process wait for the first instead of writing
-into the same part file.
+Downloads stream into ``<target>.part`` (resumed with an HTTP ``Range`` request on the next try
+from the same URL, which ``<target>.part.url`` records: a mirror's copy may be a different file,
+so a part is never continued from another URL), and the part file is renamed to its final name
+only after its size and sha256 check out (or, where no sha256 is published, its zip directory
+can be read); a file that fails the check is deleted, so a corrupt download never sits under the
+final name. A ``<target>.lock`` file beside it makes a second process wait for the first instead
+of writing into the same part file.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import http.client
+import json
 import logging
 import os
 import shutil
@@ -35,6 +40,7 @@ import socket
 import sys
 import urllib.error
 import urllib.request
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Literal
@@ -160,9 +166,13 @@ def search_dirs() -> list[Path]:
     return dirs
 
 
+_ONLINE = ("", "0", "false", "no", "off")
+
+
 def offline() -> bool:
-    """True when ``STREAM_GPEN_OFFLINE`` forbids downloads (any value but "", "0", "false", "no")."""
-    return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    """True when ``STREAM_GPEN_OFFLINE`` forbids downloads: any value but "", "0", "false", "no",
+    "off" (an unknown value such as "yes" or "on" errs on the side of not downloading)."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() not in _ONLINE
 
 
 # --- registry access ------------------------------------------------------------------------
@@ -209,7 +219,51 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-Status = Literal["ok", "missing", "size mismatch", "checksum mismatch", "unverified"]
+Status = Literal["ok", "missing", "size mismatch", "checksum mismatch", "damaged", "unverified"]
+
+_ZIP_MAGIC = b"PK\x03\x04"
+# torch.save's pre-1.6 format starts with this number, pickled (as 10 little-endian bytes).
+_LEGACY_TORCH_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+
+
+def _damage(path: Path) -> tuple[str, bool] | None:
+    """Why ``path`` is not a whole checkpoint, as ``(detail, truncated)``; ``None`` if it looks whole.
+
+    For files without a published sha256, the only check of their content. Cheap: it reads the
+    first bytes and the zip directory at the end of the file, never the weights. ``truncated``:
+    the start of a checkpoint without its end (a cut download, which a resume can finish), as
+    opposed to something else altogether (an error page, an empty file).
+    """
+    with open(path, "rb") as f:
+        head = f.read(64)
+        size = f.seek(0, os.SEEK_END)
+    if head.startswith(_ZIP_MAGIC):  # torch.save since PyTorch 1.6; the GPEN releases
+        try:
+            with zipfile.ZipFile(path) as archive:  # reads the central directory at the end
+                archive.infolist()
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+            return f"a zip archive without its end: truncated at {size:,} bytes", True
+        return None
+    if _LEGACY_TORCH_MAGIC in head[:32]:
+        # The pre-1.6 format (the RetinaFace files are in it) has no directory: telling a whole
+        # file from a cut one means unpickling it. Accepted here; the loader reports a cut one.
+        return None
+    if len(head) >= 9 and head[8:9] == b"{":  # safetensors: header length, JSON header, data
+        header_len = int.from_bytes(head[:8], "little")
+        if 8 + header_len > size:
+            return f"a safetensors file cut inside its header ({size:,} bytes)", True
+        try:
+            with open(path, "rb") as f:
+                f.seek(8)
+                header = json.loads(f.read(header_len))
+            end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            return f"a safetensors file with an unreadable header ({exc})", False
+        if 8 + header_len + end > size:
+            return f"a safetensors file cut short ({size:,} of {8 + header_len + end:,} bytes)", True
+        return None
+    what = "an empty file" if not head else f"not a PyTorch checkpoint (it starts with {head[:16]!r})"
+    return what, False
 
 
 @dataclass(frozen=True)
@@ -217,7 +271,9 @@ class VerifyResult:
     """The state of one copy of a weights file (or of its absence).
 
     ``status``: "ok" (size and sha256 match), "unverified" (no published sha256; the size
-    matched where known), "size mismatch", "checksum mismatch", or "missing" (``path`` is None).
+    matched where known, and the file is a whole checkpoint archive), "size mismatch",
+    "checksum mismatch", "damaged" (no published sha256, and the file is cut short or is not a
+    checkpoint), or "missing" (``path`` is None).
     """
 
     file: WeightFile
@@ -232,13 +288,19 @@ class VerifyResult:
 
 
 def check_file(wf: WeightFile, path: Path) -> VerifyResult:
-    """Check one file on disk against ``wf``'s size, then sha256 (hashing only if the size fits)."""
+    """Check one file on disk against ``wf``'s size, then sha256 (hashing only if the size fits);
+    without a published sha256, check that it is a whole checkpoint archive instead."""
     actual = path.stat().st_size
     if wf.size is not None and actual != wf.size:
         return VerifyResult(
             wf, "size mismatch", path, f"{actual:,} bytes, expected {wf.size:,} (truncated or a different file)"
         )
     if wf.sha256 is None:
+        # Nothing to hash against: at least make sure it is a whole checkpoint archive, so a cut
+        # download of a file of unknown size is not taken for the finished file.
+        damage = _damage(path)
+        if damage is not None:
+            return VerifyResult(wf, "damaged", path, damage[0])
         return VerifyResult(wf, "unverified", path, "no published sha256" + (
             "; size matches" if wf.size is not None else "; size unknown too"))
     digest = sha256_file(path)
@@ -336,11 +398,40 @@ def _content_range_start(value: str | None) -> int | None:
         return None
 
 
+def _origin_file(part: Path) -> Path:
+    """``<target>.part.url``: the URL whose bytes ``part`` holds."""
+    return part.with_name(part.name + ".url")
+
+
+def _discard(part: Path) -> None:
+    part.unlink(missing_ok=True)
+    _origin_file(part).unlink(missing_ok=True)
+
+
+def _resumable(part: Path, url: str, wf: WeightFile) -> int:
+    """How many bytes of ``part`` a download from ``url`` may continue: 0 unless they came from it.
+
+    A mirror may hold a different file under the same name (GPEN's and facexlib's ParseNet were
+    saved separately): the rest of it after another file's first bytes is a splice that no check
+    catches where no sha256 is published. A part with no record of its URL (left by an older
+    version) is continued only where a sha256 catches a splice (which is then retried from zero).
+    """
+    if not part.is_file():
+        return 0
+    try:
+        origin = _origin_file(part).read_text().strip()
+    except FileNotFoundError:
+        origin = None
+    if origin == url or (origin is None and wf.sha256 is not None):
+        return part.stat().st_size
+    return 0
+
+
 def _fetch(url: str, part: Path, wf: WeightFile, *, progress: bool) -> None:
-    """Download ``url`` into ``part``, resuming what is there. Raises :class:`_Failure`."""
-    have = part.stat().st_size if part.exists() else 0
+    """Download ``url`` into ``part``, resuming what is there from ``url``. Raises :class:`_Failure`."""
+    have = _resumable(part, url, wf)
     if wf.size is not None and have > wf.size:
-        part.unlink()  # longer than the real file: cannot be a prefix of it
+        _discard(part)  # longer than the real file: cannot be a prefix of it
         have = 0
     if wf.size is not None and have == wf.size:
         return  # a complete part from an earlier run whose check was interrupted: check it now
@@ -354,7 +445,7 @@ def _fetch(url: str, part: Path, wf: WeightFile, *, progress: bool) -> None:
         exc.close()
         if exc.code == 416 and have:
             # Our part is not a prefix the server can continue: start over next time.
-            part.unlink(missing_ok=True)
+            _discard(part)
             raise _Failure(f"HTTP 416 for a resume at byte {have:,}; the partial file was discarded") from None
         raise _Failure(f"HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
@@ -378,7 +469,7 @@ def _fetch(url: str, part: Path, wf: WeightFile, *, progress: bool) -> None:
         if have and response.status == 206:
             start = _content_range_start(response.headers.get("Content-Range"))
             if start != have:
-                part.unlink(missing_ok=True)
+                _discard(part)
                 raise _Failure(f"server resumed at {start} instead of byte {have:,}; the partial file was discarded")
             mode = "ab"
         else:
@@ -389,14 +480,18 @@ def _fetch(url: str, part: Path, wf: WeightFile, *, progress: bool) -> None:
         if wf.size is not None and expected_total != wf.size:
             # Fail before fetching hundreds of MB of the wrong file; a resumed part is suspect.
             if have:
-                part.unlink(missing_ok=True)
+                _discard(part)
             raise _Failure(f"size mismatch (the server has {expected_total:,} bytes, expected {wf.size:,})",
                            checksum=True)
         received = 0
         with open(part, mode) as out, _progress_bar(expected_total, have, wf.filename, progress) as bar:
+            # Written after "wb" emptied the part, so the record never names another URL's bytes.
+            _origin_file(part).write_text(url)
             while True:
                 try:
-                    chunk = response.read(_CHUNK)
+                    # read1: what has arrived, up to a chunk. read() waits for a whole chunk and
+                    # loses what it holds when the connection stalls or breaks meanwhile.
+                    chunk = response.read1(_CHUNK)
                 except (socket.timeout, TimeoutError):
                     raise _Failure(
                         f"connection stalled after {have + received:,} bytes (no data for {_TIMEOUT_S:g} s); "
@@ -418,6 +513,14 @@ def _fetch(url: str, part: Path, wf: WeightFile, *, progress: bool) -> None:
     if short:
         total = f" of {expected_total:,}" if expected_total else ""
         raise _Failure(f"connection closed after {have + received:,}{total} bytes; run again to resume")
+    if length is None and wf.size is None:
+        # A reply without Content-Length ends where the server closes the connection: with no
+        # size to compare, a cut one shows only as a checkpoint without its end. Kept, like a
+        # short one, for the next run to resume.
+        damage = _damage(part)
+        if damage is not None and damage[1]:
+            raise _Failure(f"connection closed after {have + received:,} bytes, before the end of the file "
+                           f"({damage[0]}); run again to resume")
 
 
 @contextlib.contextmanager
@@ -446,6 +549,11 @@ def _exclusive(target: Path) -> Iterator[None]:
 
 def _download(wf: WeightFile, target: Path, *, progress: bool) -> Path:
     """Create the directory, take the lock, and download (unless a waited-for process did)."""
+    if target.parent.exists() and not target.parent.is_dir():
+        raise DownloadError(
+            f"cannot save {wf.filename} in {target.parent}: it is a file, not a folder",
+            hint=f"set {HOME_ENV} to a folder (it is created if missing)",
+        )
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with _exclusive(target):
@@ -475,18 +583,26 @@ def _download_locked(wf: WeightFile, target: Path, *, progress: bool) -> Path:
             )
     failures: list[tuple[str, _Failure]] = []
     for url in wf.urls:
-        resumed_from = part.stat().st_size if part.exists() else 0
-        logger.info("downloading %s from %s%s", wf.filename, url,
-                    f" (resuming at byte {resumed_from:,})" if resumed_from else "")
+        resumed_from = _resumable(part, url, wf)
+        if resumed_from:
+            how = f" (resuming at byte {resumed_from:,})"
+        elif part.is_file() and part.stat().st_size:
+            how = " (from the start: the partial file is not known to come from this URL)"
+        else:
+            how = ""
+        logger.info("downloading %s from %s%s", wf.filename, url, how)
         for attempt in (1, 2):
             try:
                 _fetch(url, part, wf, progress=progress)
                 result = check_file(wf, part)
                 if not result.good:
-                    part.unlink()  # never keep, never rename a file that failed its check
+                    _discard(part)  # never keep, never rename a file that failed its check
                     raise _Failure(f"downloaded file failed its check: {result.status} ({result.detail})",
                                    checksum=True)
+                if target.exists() or target.is_symlink():
+                    _move_aside(target)
                 os.replace(part, target)
+                _origin_file(part).unlink(missing_ok=True)
                 logger.info("saved %s (%s)", target, result.status)
                 return target
             except _Failure as exc:
@@ -504,6 +620,21 @@ def _download_locked(wf: WeightFile, target: Path, *, progress: bool) -> Path:
     raise cls(f"cannot download {wf.name}: {reasons}; {_by_hand(wf, target)}", hint=_hint(wf))
 
 
+def _move_aside(target: Path) -> None:
+    """Rename the copy at ``target`` to a free ``<target>.ignored[-N]`` instead of overwriting it.
+
+    That copy failed its check and was reported as ignored, but it may be the user's own file (an
+    fp16 conversion saved under the official name, say): never destroy it without a word.
+    """
+    aside, n = target.with_name(target.name + ".ignored"), 1
+    while aside.exists() or aside.is_symlink():
+        n += 1
+        aside = target.with_name(f"{target.name}.ignored-{n}")
+    os.replace(target, aside)
+    logger.warning("moved the ignored copy %s aside to %s, to make room for the download; delete it if "
+                   "you do not need it, or pass it with --weights / path= to use it", target, aside)
+
+
 def _not_found(wf: WeightFile, why: str) -> WeightsNotFoundError:
     searched = " or ".join(str(d) for d in search_dirs())
     return WeightsNotFoundError(
@@ -517,7 +648,8 @@ def download(name_or_spec: str | WeightFile | ModelSpec, *, dest_dir: str | os.P
              progress: bool = True) -> Path:
     """Download a file into ``dest_dir`` (default: the cache directory) without searching first.
 
-    Replaces a bad copy at the destination; returns a good one there without a request. Use
+    Moves a bad copy at the destination aside (to ``<file>.ignored``, with a warning) once the
+    new one checks out; returns a good one there without a request. Use
     :func:`ensure_weights` for find-or-download. ``STREAM_GPEN_OFFLINE=1`` makes this fail.
     """
     wf = get_weight_file(name_or_spec)

@@ -3,12 +3,16 @@ local HTTP server on 127.0.0.1 with Range support and fault injection (no intern
 from __future__ import annotations
 
 import hashlib
+import io
+import json
+import pickle
 import random
 import re
 import socket
 import sys
 import threading
 import time
+import zipfile
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -30,13 +34,26 @@ BODY = random.Random(0).randbytes(300_000)
 SHA = hashlib.sha256(BODY).hexdigest()
 
 
+def zipped(payload: bytes) -> bytes:
+    """A zip archive holding ``payload``: the container torch.save writes since PyTorch 1.6."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("archive/data/0", payload)
+    return buf.getvalue()
+
+
+CKPT = zipped(BODY)  # what GPEN's 1024/2048 files and ParseNet look like: no size or sha256 published
+
+
 # --- a tiny file server ---------------------------------------------------------------------
 @dataclass
 class Route:
     body: bytes
     honour_range: bool = True
     # One fault is consumed per request: "cut" (send half the body, then close), "html" / "json" (claim
-    # that content type), "stall" (send headers, then nothing), "nolength" (no Content-Length), "500".
+    # that content type), "stall" (send headers, then nothing), "halfstall" (half the body, then
+    # nothing), "nolength" (no Content-Length), "cutnolength" (both: the end of the body is the
+    # closed connection, and it comes early), "500".
     faults: list[str] = field(default_factory=list)
     gate: threading.Event = field(default_factory=threading.Event)  # "gate": half, wait, rest
 
@@ -75,10 +92,10 @@ class _Handler(BaseHTTPRequestHandler):
         payload = body[start:]
         ctype = {"html": "text/html; charset=utf-8", "json": "application/json"}.get(fault, "application/octet-stream")
         self.send_header("Content-Type", ctype)
-        if fault != "nolength":  # without it, the end of the body is the closed connection
+        if fault not in ("nolength", "cutnolength"):  # without it, the end of the body is the closed connection
             self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
-        if fault == "cut":
+        if fault in ("cut", "cutnolength"):
             self.wfile.write(payload[: len(payload) // 2])
             self.close_connection = True
             return
@@ -88,6 +105,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload[len(payload) // 2:])
             return
         if fault == "stall":
+            srv.release.wait(10)
+            return
+        if fault == "halfstall":
+            self.wfile.write(payload[: len(payload) // 2])
+            self.wfile.flush()
             srv.release.wait(10)
             return
         self.wfile.write(payload)
@@ -154,6 +176,7 @@ def test_full_download(server, dirs):
     assert path == dirs.home / "test-model.pth"
     assert path.read_bytes() == BODY
     assert not path.with_name("test-model.pth.part").exists()
+    assert not path.with_name("test-model.pth.part.url").exists()
     assert server.requests == [("/w.bin", None)]
     # Second call: found in the cache, no request.
     assert ensure_weights(wf, progress=False) == path
@@ -184,6 +207,33 @@ def test_server_that_ignores_range_restarts_cleanly(server, dirs, caplog):
     assert server.requests[-1] == ("/w.bin", "bytes=150000-")  # asked to resume ...
     assert path.read_bytes() == BODY  # ... got a 200 with the whole file: not appended twice
     assert "ignored the resume request" in caplog.text
+
+
+def test_part_is_never_resumed_from_another_url(server, dirs, caplog):
+    # GPEN's and facexlib's ParseNet are different files: the mirror's bytes after the first URL's
+    # cut would make a splice that nothing catches (no size or sha256 published).
+    mirror_body = zipped(BODY[::-1] + b"re-saved")
+    wf = make(server.serve("/gpen.pth", CKPT, faults=["cut"]), server.serve("/facexlib.pth", mirror_body),
+              size=None, sha256=None)
+    with caplog.at_level("INFO", logger="stream_gpen.weights"):
+        path = ensure_weights(wf, progress=False)
+    assert server.requests == [("/gpen.pth", None), ("/facexlib.pth", None)]  # no Range to the mirror
+    assert path.read_bytes() == mirror_body
+    assert "(from the start: the partial file is not known to come from this URL)" in caplog.text
+    assert sorted(p.name for p in dirs.home.iterdir()) == ["test-model.pth", "test-model.pth.lock"]
+
+
+def test_part_waits_for_its_own_url(server, dirs):
+    # The mirror fails before sending anything: the first URL's part is kept, and resumed from it.
+    wf = make(server.serve("/gpen.pth", CKPT, faults=["cut"]), server.url("/gone.pth"), size=None, sha256=None)
+    with pytest.raises(DownloadError, match=r"gpen\.pth failed: connection closed after .*gone\.pth failed: HTTP 404"):
+        ensure_weights(wf, progress=False)
+    part = dirs.home / "test-model.pth.part"
+    assert part.stat().st_size == len(CKPT) // 2
+    assert (dirs.home / "test-model.pth.part.url").read_text() == server.url("/gpen.pth")
+    assert ensure_weights(wf, progress=False).read_bytes() == CKPT
+    assert server.requests[-1] == ("/gpen.pth", f"bytes={len(CKPT) // 2}-")
+    assert not part.exists()
 
 
 def test_stale_part_is_retried_from_zero(server, dirs):
@@ -264,6 +314,39 @@ def test_stalled_connection_times_out(server, dirs, monkeypatch):
         ensure_weights(wf, progress=False)
 
 
+def test_stall_keeps_what_arrived(server, dirs, monkeypatch):
+    monkeypatch.setattr(weights, "_TIMEOUT_S", 0.3)
+    wf = make(server.serve("/w.bin", faults=["halfstall"]))
+    with pytest.raises(DownloadError, match=r"connection stalled after 150,000 bytes \(no data for 0\.3 s\); "
+                                            r"run again to resume"):
+        ensure_weights(wf, progress=False)
+    assert (dirs.home / "test-model.pth.part").stat().st_size == 150_000
+    assert ensure_weights(wf, progress=False).read_bytes() == BODY
+    assert server.requests[-1] == ("/w.bin", "bytes=150000-")
+
+
+def test_close_delimited_cut_of_unknown_size_is_not_saved(server, dirs):
+    # No Content-Length and no published size: the server closing early looks like the end.
+    wf = make(server.serve("/w.pt", CKPT, faults=["cutnolength"]), size=None, sha256=None)
+    target = dirs.home / "test-model.pth"
+    with pytest.raises(DownloadError, match=rf"connection closed after {len(CKPT) // 2:,} bytes, before the end "
+                                            rf"of the file \(a zip archive without its end: truncated at "
+                                            rf"{len(CKPT) // 2:,} bytes\); run again to resume"):
+        ensure_weights(wf, progress=False)
+    assert not target.exists()
+    assert (dirs.home / "test-model.pth.part").read_bytes() == CKPT[: len(CKPT) // 2]  # kept to resume
+    assert ensure_weights(wf, progress=False).read_bytes() == CKPT
+    assert server.requests[-1] == ("/w.pt", f"bytes={len(CKPT) // 2}-")
+
+
+def test_download_of_unknown_size_that_is_not_a_checkpoint_is_not_kept(server, dirs):
+    wf = make(server.serve("/w.pt", b"<html>please log in</html>", faults=["nolength"]), size=None, sha256=None)
+    with pytest.raises(ChecksumError, match=r"failed its check: damaged \(not a PyTorch checkpoint \(it starts "
+                                            r"with b'<html>please log'\)\)"):
+        ensure_weights(wf, progress=False)
+    assert [p.name for p in dirs.home.iterdir()] == ["test-model.pth.lock"]  # no .pth, no .part
+
+
 def test_progress_bar_only_on_a_terminal(server, dirs, capsys, monkeypatch):
     wf = make(server.serve("/w.bin"))
     ensure_weights(wf, progress=True)
@@ -292,8 +375,12 @@ def test_offline_forbids_downloads(server, dirs, monkeypatch):
         monkeypatch.delenv("STREAM_GPEN_OFFLINE")
         ensure_weights(make(url), download=False)
     assert server.requests == []
-    monkeypatch.setenv("STREAM_GPEN_OFFLINE", "0")
-    assert not weights.offline()
+    for value in ("0", "off", "OFF ", "false", "no", ""):
+        monkeypatch.setenv("STREAM_GPEN_OFFLINE", value)
+        assert not weights.offline(), value
+    for value in ("1", "on", "yes", "true"):
+        monkeypatch.setenv("STREAM_GPEN_OFFLINE", value)
+        assert weights.offline(), value
 
 
 def test_concurrent_downloads_wait_for_each_other(server, dirs, caplog):
@@ -326,6 +413,16 @@ def test_unwritable_cache_is_a_clear_error(server, dirs, monkeypatch):
     monkeypatch.setenv("STREAM_GPEN_HOME", str(dirs.home.parent / "a-file" / "cache"))
     with pytest.raises(DownloadError, match=r"cannot write test-model\.pth to .*a-file/cache: Not a directory"):
         ensure_weights(make(server.serve("/w.bin")), progress=False)
+    assert server.requests == []
+
+
+def test_cache_that_is_a_file_is_a_clear_error(server, dirs, monkeypatch):
+    dirs.home.parent.joinpath("a-file").write_text("")
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(dirs.home.parent / "a-file"))
+    with pytest.raises(DownloadError, match=r"cannot save test-model\.pth in .*a-file: it is a file, "
+                                            r"not a folder") as info:
+        ensure_weights(make(server.serve("/w.bin")), progress=False)
+    assert "set STREAM_GPEN_HOME to a folder" in info.value.hint
     assert server.requests == []
 
 
@@ -389,25 +486,80 @@ def test_corrupt_copy_is_skipped_and_replaced(server, dirs, caplog):
     (dirs.repo / "test-model.pth").unlink()
     with pytest.raises(WeightsNotFoundError, match=f"the copy at {re.escape(str(bad))} was ignored"):
         ensure_weights(wf, download=False)  # the corrupt copy is never returned (and not "not downloaded")
-    assert ensure_weights(wf, progress=False) == bad  # downloaded over it
+    with caplog.at_level("WARNING", logger="stream_gpen.weights"):
+        assert ensure_weights(wf, progress=False) == bad  # downloaded in its place ...
     assert bad.read_bytes() == BODY
+    aside = dirs.home / "test-model.pth.ignored"  # ... once it was moved aside: it may be the user's
+    assert aside.read_bytes() == BODY[:-1] + bytes([BODY[-1] ^ 1])
+    assert f"moved the ignored copy {bad} aside to {aside}" in caplog.text
+
+
+def test_ignored_copies_are_never_overwritten(server, dirs):
+    dirs.home.mkdir()
+    wf = make(server.serve("/w.bin"))
+    target = dirs.home / "test-model.pth"
+    for n, mine in enumerate([b"my fp16 copy", b"my other copy"]):
+        target.write_bytes(mine)
+        assert weights.download(wf, progress=False) == target  # `weights download` goes this way
+        assert target.read_bytes() == BODY
+        target.unlink()
+    assert (dirs.home / "test-model.pth.ignored").read_bytes() == b"my fp16 copy"
+    assert (dirs.home / "test-model.pth.ignored-2").read_bytes() == b"my other copy"
+    # A failed download leaves the copy where it was.
+    target.write_bytes(b"mine again")
+    with pytest.raises(DownloadError):
+        weights.download(make(server.url("/gone.bin")), progress=False)
+    assert target.read_bytes() == b"mine again"
 
 
 def test_verify_statuses(dirs, monkeypatch):
     files = {
         "good": WeightFile(name="good", filename="good.pth", urls=(), size=len(BODY), sha256=SHA),
-        "nosha": WeightFile(name="nosha", filename="nosha.pth", urls=(), size=len(BODY)),
+        "nosha": WeightFile(name="nosha", filename="nosha.pth", urls=(), size=len(CKPT)),
         "short": WeightFile(name="short", filename="short.pth", urls=(), size=len(BODY), sha256=SHA),
         "flipped": WeightFile(name="flipped", filename="flipped.pth", urls=(), size=len(BODY), sha256=SHA),
         "absent": WeightFile(name="absent", filename="absent.pth", urls=()),
     }
     monkeypatch.setattr(weights, "all_weight_files", lambda: files)
-    for name, data in [("good", BODY), ("nosha", BODY), ("short", BODY[:10]), ("flipped", BODY[::-1])]:
+    for name, data in [("good", BODY), ("nosha", CKPT), ("short", BODY[:10]), ("flipped", BODY[::-1])]:
         (dirs.repo / f"{name}.pth").write_bytes(data)
     status = {r.file.name: r.status for r in weights.verify()}
     assert status == {"good": "ok", "nosha": "unverified", "short": "size mismatch",
                       "flipped": "checksum mismatch", "absent": "missing"}
     assert [r.status for r in weights.verify(["short"])] == ["size mismatch"]
+
+
+def safetensors_bytes(payload: bytes) -> bytes:
+    header = json.dumps({"w": {"dtype": "U8", "shape": [len(payload)], "data_offsets": [0, len(payload)]}}).encode()
+    return len(header).to_bytes(8, "little") + header + payload
+
+
+def test_unverifiable_copy_must_be_a_whole_checkpoint(dirs, monkeypatch, caplog):
+    # No sha256 (GPEN 1024/2048, ParseNet): a cut or foreign file is "damaged", skipped, re-downloaded.
+    legacy = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2) + BODY[:1000]  # torch.save before 1.6
+    copies = {
+        "whole-zip": (CKPT, "unverified", "size unknown too"),
+        "legacy": (legacy, "unverified", "size unknown too"),  # no directory to check: accepted
+        "whole-st": (safetensors_bytes(BODY[:1000]), "unverified", "size unknown too"),
+        "cut-zip": (CKPT[:-100], "damaged", "a zip archive without its end: truncated"),
+        "cut-st": (safetensors_bytes(BODY[:1000])[:-1], "damaged", "a safetensors file cut short"),
+        "html": (b"<html>gone</html>", "damaged", "not a PyTorch checkpoint (it starts with b'<html>gone"),
+        "empty": (b"", "damaged", "an empty file"),
+    }
+    files = {name: WeightFile(name=name, filename=f"{name}.pt", urls=("http://127.0.0.1:9/never",))
+             for name in copies}
+    monkeypatch.setattr(weights, "all_weight_files", lambda: files)
+    for name, (data, _, _) in copies.items():
+        (dirs.repo / f"{name}.pt").write_bytes(data)
+    results = {r.file.name: r for r in weights.verify()}
+    for name, (_, status, detail) in copies.items():
+        assert results[name].status == status and detail in results[name].detail, (name, results[name])
+    # Never taken for a good copy, so `weights download` does not call it "already present".
+    with caplog.at_level("WARNING", logger="stream_gpen.weights"):
+        assert weights.find_weights(files["cut-zip"]) is None
+    assert "cut-zip.pt: damaged (a zip archive without its end" in caplog.text
+    with pytest.raises(WeightsNotFoundError, match="cut-zip.pt was ignored"):
+        ensure_weights(files["cut-zip"], download=False)
 
 
 def test_registry_lists_models_detectors_and_parser():
