@@ -56,9 +56,15 @@ def _fmt_size(n: int | None) -> str:
 def _where(wf: WeightFile, copies: list[Path]) -> str:
     if not copies:
         return "missing"
-    # Sizes only (a stat): hashing every checkpoint is what `weights verify` is for.
-    sizes_ok = wf.size is None or copies[0].stat().st_size == wf.size
-    return str(copies[0]) + ("" if sizes_ok else "  (wrong size: run `stream-gpen weights verify`)")
+    # Sizes only (a stat), and for files without a published sha256 whether they are whole (their
+    # zip directory): hashing every checkpoint is what `weights verify` is for.
+    from stream_gpen.weights import _damage
+
+    if wf.size is not None and copies[0].stat().st_size != wf.size:
+        return f"{copies[0]}  (wrong size: run `stream-gpen weights verify`)"
+    if wf.sha256 is None and _damage(copies[0]) is not None:
+        return f"{copies[0]}  (damaged: run `stream-gpen weights verify`)"
+    return str(copies[0])
 
 
 def _run_weights_list(args: argparse.Namespace) -> int:

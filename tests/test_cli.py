@@ -43,6 +43,7 @@ def test_usage_errors_exit_2(capsys):
 def test_weights_list(dirs, capsys):
     dirs.home.mkdir()
     (dirs.home / "GPEN-BFR-512.pth").write_bytes(b"x")
+    (dirs.home / "GPEN-BFR-1024.pt").write_bytes(b"PK\x03\x04 a download cut short")  # no size published
     assert main(["weights", "list"]) == 0
     out = capsys.readouterr().out
     assert f"search order: {dirs.home} -> {dirs.repo} (downloads go to {dirs.home})" in out
@@ -51,10 +52,14 @@ def test_weights_list(dirs, capsys):
     assert re.search(rf"gpen-bfr-512 +GPEN-BFR-512\.pth +270\.9 MiB +not published +{re.escape(str(dirs.home))}", out)
     assert re.search(r"retinaface-resnet50 +detection_Resnet50_Final\.pth +104\.4 MiB +published +missing", out)
     assert out.count("(wrong size: run `stream-gpen weights verify`)") == 1  # the 1-byte GPEN-BFR-512
+    assert out.count("(damaged: run `stream-gpen weights verify`)") == 1  # the cut GPEN-BFR-1024
 
 
 def test_weights_path_found(dirs, capsys):
-    (dirs.repo / "GPEN-BFR-1024.pt").write_bytes(b"size unknown: accepted unchecked")
+    import zipfile
+
+    with zipfile.ZipFile(dirs.repo / "GPEN-BFR-1024.pt", "w") as z:  # size unknown: a whole archive is taken
+        z.writestr("archive/data.pkl", b"weights")
     assert main(["weights", "path", "gpen-bfr-1024"]) == 0
     assert capsys.readouterr().out == f"{dirs.repo / 'GPEN-BFR-1024.pt'}\n"
 
