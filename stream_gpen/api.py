@@ -738,6 +738,8 @@ class Enhancer:
                 partial = getattr(sink, "partial_path", None)
                 summary.partial_output = str(partial) if partial else None
                 self._finish(summary, stage, source, timer, t0)
+                if partial:  # what wrote the partial output, and its notes (the audio transcoded...)
+                    _sink_notes(summary, sink)
                 err = exc if isinstance(exc, Interrupted) else Interrupted(
                     f"interrupted after {summary.frames_out} frames")
                 err.summary = summary
@@ -749,9 +751,7 @@ class Enhancer:
             if n:
                 summary.fallbacks.append(f"{n} photo(s) whose output another run wrote meanwhile were left as they "
                                          "are (skip_existing)")
-            for attr in ("fallbacks", "dropped"):
-                summary.fallbacks += [str(x) for x in getattr(sink, attr, []) or []]
-            _note_encoder(summary, sink)
+            _sink_notes(summary, sink)
             if not is_still and "://" not in str(dst):
                 # an interrupted earlier run's `.partial` is superseded by the whole output
                 from stream_gpen.io._meta import hidden_temp
@@ -1192,6 +1192,13 @@ def _frames_in(seconds: float, rate: float, cap: int) -> int:
     """Frames in ``seconds`` at ``rate``, at most ``cap`` (``--start 1e308`` overflows ``round``)."""
     x = seconds * rate
     return cap if not x < cap else max(0, round(x))
+
+
+def _sink_notes(summary: RunSummary, sink) -> None:
+    """The output's notes (streams dropped or transcoded, colour...) and its encoder."""
+    for attr in ("fallbacks", "dropped"):
+        summary.fallbacks += [str(x) for x in getattr(sink, attr, []) or []]
+    _note_encoder(summary, sink)
 
 
 def _note_encoder(summary: RunSummary, sink) -> None:

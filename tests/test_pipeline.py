@@ -369,6 +369,24 @@ def test_cancel_on_photos(tiny_enhancer, shared, tmp_path):
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.png"]
 
 
+def test_a_cancelled_video_run_describes_its_partial_output(tiny_enhancer, tmp_path):
+    """The summary an interrupted run carries (and --report writes) named no encoder and left out
+    the output's notes (audio transcoded...), which a finished run lists."""
+    import threading
+
+    from stream_gpen.errors import Interrupted
+    from tests._clips import write_pcm_clip
+
+    src = write_pcm_clip(tmp_path / "in.mkv", range(20), range(20))
+    stop = threading.Event()
+    with pytest.raises(Interrupted) as info:
+        tiny_enhancer.enhance_file(src, tmp_path / "o.webm", cancel=stop, on_progress=lambda *a: stop.set())
+    summary = info.value.summary
+    assert summary.interrupted and summary.partial_output and Path(summary.partial_output).is_file()
+    assert summary.encoder == "libvpx-vp9", summary.encoder
+    assert any("transcoded" in f and "libopus" in f for f in summary.fallbacks), summary.fallbacks
+
+
 def test_model_auto_without_weights_fails_clearly(tmp_path, monkeypatch, mobilenet_weights):
     from stream_gpen.errors import WeightsError
 
