@@ -124,12 +124,14 @@ def build_restorer(
     from stream_gpen.models.loading import load_generator
     from stream_gpen.weights import ensure_weights
 
-    if name == "auto":
+    auto = name == "auto"
+    if auto:
         name = default_model_name(device)
     if name in MODELS:
         spec = MODELS[name]
         path = ensure_weights(spec, path=weights, download=download, progress=progress)
-        gen = load_generator(path, spec=spec, device=device)
+        gen = load_generator(path, spec=spec, device=device, expected_as=(
+            f"{name}, the default model on {device.type} (--model auto)" if auto else None))
         return runner_for(gen, spec.input_size, name)
     path = Path(name).expanduser()
     if path.exists():

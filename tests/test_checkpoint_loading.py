@@ -193,7 +193,9 @@ def test_real_256_checkpoint_loaded_as_512(tmp_path: Path, gpen_fixtures: Path) 
     assert "GPEN-BFR-256.pth does not match the expected model gpen-bfr-512" in msg
     assert "19 missing keys (first: generator.convs.12.conv.weight" in msg
     assert "shape mismatches (first: generator.input.input: file [1,256,4,4] vs model [1,512,4,4]" in msg
-    assert "looks like gpen-bfr-256" in msg and "load it as 'gpen-bfr-256'" in msg
+    # what the file is, and how to load it, in the command line's terms and Python's
+    assert ("The file is gpen-bfr-256 (" in msg and "load it with --model gpen-bfr-256 --weights PATH "
+            "or with --model PATH (model='gpen-bfr-256', weights=PATH or model=PATH in Python)" in msg)
     assert isinstance(info.value, WeightsError) and isinstance(info.value, ValueError)
     assert info.value.exit_code == 3
     # and the same file loads as what it is
@@ -250,7 +252,9 @@ def test_tiny256_loaded_as_bfr256_names_the_inferred_config(gpen_fixtures: Path)
     with pytest.raises(
         CheckpointError,
         match=r"gpen_tiny256_state_dict\.pt does not match the expected model gpen-bfr-256.*"
-        r"The file looks like GPENConfig\(size=256, style_dim=48, n_mlp=8, channel_multiplier=2, narrow=0\.1",
+        r"The file is GPENConfig\(size=256, style_dim=48, n_mlp=8, channel_multiplier=2, narrow=0\.1, "
+        r"lr_mlp=0\.01\), not a registry model: load it with --model PATH \(model=PATH in Python\), "
+        r"which infers its config$",
     ):
         load_generator(gpen_fixtures / "gpen_tiny256_state_dict.pt", spec="gpen-bfr-256")
 
@@ -269,3 +273,98 @@ def test_device_and_dtype_are_applied(gpen_fixtures: Path) -> None:
     model = load_generator(gpen_fixtures / "gpen_tiny64_state_dict.pt", dtype=torch.bfloat16, device="cpu")
     assert {t.dtype for t in model.state_dict().values()} == {torch.bfloat16}
     assert {t.device.type for t in model.state_dict().values()} == {"cpu"}
+
+
+def test_mismatch_error_can_say_why_the_model_was_expected(gpen_fixtures: Path) -> None:
+    # `--model auto` chose gpen-bfr-256, not the user: the caller says so instead of the bare name
+    with pytest.raises(CheckpointError) as info:
+        load_generator(gpen_fixtures / "gpen_tiny256_state_dict.pt", spec="gpen-bfr-256",
+                       expected_as="gpen-bfr-256, the default model on cpu (--model auto)")
+    msg = str(info.value)
+    assert "does not match the expected model gpen-bfr-256, the default model on cpu (--model auto): " in msg
+    assert "spec=None" not in msg and "load it as" not in msg
+
+
+# --- files of other formats and folders ----------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:FutureWarning")
+def test_torchscript_archive_is_named_and_no_warning_leaks(tmp_path: Path, recwarn) -> None:
+    path = tmp_path / "traced.pt"
+    torch.jit.script(torch.nn.Linear(2, 2)).save(str(path))
+    with pytest.raises(CheckpointError, match=r"traced\.pt is a TorchScript archive \(a compiled model, "
+                       r"torch\.jit\.save\), not a state dict of weights; save the weights instead") as info:
+        load_generator(path)
+    assert "damaged" not in str(info.value)
+    assert not [w for w in recwarn if "TorchScript" in str(w.message)]
+
+
+@pytest.mark.parametrize("name", ["model.pth", "model.pt", "model"])
+def test_safetensors_is_sniffed_whatever_the_extension(tmp_path: Path, tiny_sd, tiny_io, name: str) -> None:
+    path = tmp_path / name
+    save_file(tiny_sd, str(path))
+    _assert_golden(load_generator(path), tiny_io)
+
+
+def test_torch_file_named_safetensors_is_read_by_its_bytes(tmp_path: Path, tiny_sd, tiny_io) -> None:
+    path = tmp_path / "model.safetensors"
+    torch.save(tiny_sd, path)
+    _assert_golden(load_generator(path), tiny_io)
+    # a damaged file under that name is still reported as a safetensors file
+    path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00[not json")
+    with pytest.raises(CheckpointError, match=r"model\.safetensors is not a readable safetensors file"):
+        read_state_dict(path)
+
+
+def test_git_lfs_pointer_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "GPEN-BFR-512.pth"
+    path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 75573183\n")
+    with pytest.raises(CheckpointError, match=r"GPEN-BFR-512\.pth is a Git LFS pointer .*`git lfs pull`"):
+        read_state_dict(path)
+
+
+def test_folder_as_checkpoint_says_so(tmp_path: Path, gpen_fixtures: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(WeightsNotFoundError, match=r"checkpoint .* is a folder \(it holds no "
+                       r"\.pth/\.pt/\.safetensors file\); name the checkpoint file inside it") as info:
+        load_generator(tmp_path)
+    assert info.value.exit_code == 3
+    (tmp_path / "mine.pth").write_bytes((gpen_fixtures / "gpen_tiny64_state_dict.pt").read_bytes())
+    with pytest.raises(WeightsNotFoundError, match=r"is a folder \(it holds mine\.pth\); name the checkpoint"):
+        read_state_dict(tmp_path)
+
+
+# --- the other networks' weights (face parser) go through the same reader ------------------
+
+
+@pytest.mark.parametrize("kind", ["truncated", "empty", "lfs", "list", "folder"])
+def test_damaged_parser_weights_are_one_weights_error(tmp_path: Path, mobilenet_weights: Path, kind: str) -> None:
+    from stream_gpen.faces import FaceParser
+
+    path = tmp_path / "ParseNet-latest.pth"
+    if kind == "truncated":
+        path.write_bytes(mobilenet_weights.read_bytes()[:1_000_000])
+        match = r"face-parsing weights .*ParseNet-latest\.pth could not be read as a PyTorch checkpoint.*damaged, truncated"
+    elif kind == "empty":
+        path.write_bytes(b"")
+        match = r"face-parsing weights .*ParseNet-latest\.pth is empty \(0 bytes\)"
+    elif kind == "lfs":
+        path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 1\n")
+        match = r"face-parsing weights .*ParseNet-latest\.pth is a Git LFS pointer"
+    elif kind == "list":
+        torch.save([1, 2], path)
+        match = r"face-parsing weights .*ParseNet-latest\.pth does not hold a state dict \(found list\)"
+    else:
+        path = tmp_path
+        match = r"face-parsing weights not found: no ParseNet-latest\.pth / parsing_parsenet\.pth in the folder"
+    with pytest.raises(WeightsError, match=match) as info:
+        FaceParser(weights=path)
+    assert info.value.exit_code == 3
+
+
+def test_wrong_network_as_parser_weights_lists_the_keys(mobilenet_weights: Path) -> None:
+    from stream_gpen.faces import FaceParser
+
+    with pytest.raises(CheckpointError, match=r"is not a ParseNet checkpoint: 238 missing keys \(first: encoder\.0\."
+                       r".*300 unexpected keys \(first: body\.stage1\.0\.0\.weight"):
+        FaceParser(weights=mobilenet_weights)

@@ -77,7 +77,7 @@ def test_enhance_video_keeps_audio(tmp_path, shared, tiny_ckpt, det_home):
         # --mask parse needs the ParseNet file: offline and missing -> exit 3 naming the file
         (["enhance", "{img}", "--model", "classic", "--device", "cpu", "--mask", "parse"], 3, "ParseNet-latest.pth"),
         (["enhance", "{img}", "--model", "classic", "--device", "cpu", "--mask", "parse",
-          "--parser-weights", "/no/such/parsenet.pth"], 2, "face-parsing weights not found"),
+          "--parser-weights", "/no/such/parsenet.pth"], 3, "face-parsing weights not found"),
         (["enhance", "{img}", "--mask", "hull"], 2, "invalid choice"),
         (["enhance", "{img}", "--strength", "2"], 2, "must be a number in [0, 1]"),
         (["enhance", "{img}", "--min-score", "1"], 2, "must be a number in [0.01, 0.99]"),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from stream_gpen.errors import CheckpointError, InvalidInputError
+from stream_gpen.errors import CheckpointError, InvalidInputError, WeightsNotFoundError
 from stream_gpen.faces import Detections, FaceDetector
 
 
@@ -132,11 +132,68 @@ def test_wrong_checkpoint_is_a_checkpoint_error(mobilenet_weights, tmp_path):
     broken = OrderedDict((k, v) for k, v in state.items() if not k.startswith("LandmarkHead"))
     path = tmp_path / "broken.pth"
     torch.save(broken, path)
-    with pytest.raises(CheckpointError, match="is not a RetinaFace mobilenet0.25 checkpoint"):
+    # what is wrong is summarised (torch's own first line is empty)
+    n = len(state) - len(broken)
+    with pytest.raises(CheckpointError, match=rf"is not a RetinaFace mobilenet0.25 checkpoint: {n} missing keys "
+                       r"\(first: LandmarkHead\.0\.conv1x1\.weight"):
         FaceDetector(device="cpu", weights=path)
-    # resnet50 layout refuses the MobileNet weights
-    with pytest.raises(CheckpointError, match="is not a RetinaFace resnet50 checkpoint"):
+    # resnet50 layout refuses the MobileNet weights, and says which backbone they are for
+    with pytest.raises(CheckpointError, match="is not a RetinaFace resnet50 checkpoint: it is the mobilenet0.25 "
+                       "detector's file; .* missing keys") as info:
         FaceDetector(backbone="resnet50", device="cpu", weights=mobilenet_weights)
+    assert info.value.hint == "pick the matching backbone (--detector mobilenet0.25, detector='mobilenet0.25' in Python)"
+
+
+@pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:FutureWarning")
+@pytest.mark.parametrize("kind", ["truncated", "empty", "lfs", "list", "torchscript"])
+def test_damaged_detector_weights_are_one_weights_error(mobilenet_weights, tmp_path, kind):
+    # the same one-line error (exit 3) as a damaged GPEN checkpoint, not a raw torch error
+    path = tmp_path / "detection_mobilenet0.25_Final.pth"
+    if kind == "truncated":
+        path.write_bytes(mobilenet_weights.read_bytes()[:1_000_000])
+        match = r"detector weights .* could not be read as a PyTorch checkpoint \(RuntimeError: .*damaged, truncated"
+    elif kind == "empty":
+        path.write_bytes(b"")
+        match = r"detector weights .* is empty \(0 bytes\)"
+    elif kind == "lfs":
+        path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 1789735\n")
+        match = r"detector weights .* is a Git LFS pointer"
+    elif kind == "list":
+        torch.save([1, 2], path)
+        match = r"detector weights .* does not hold a state dict \(found list\)"
+    else:
+        torch.jit.script(torch.nn.Linear(2, 2)).save(str(path))
+        match = r"detector weights .* is a TorchScript archive"
+    with pytest.raises(CheckpointError, match=match) as info:
+        FaceDetector(device="cpu", weights=path)
+    assert info.value.exit_code == 3 and "\n" not in str(info.value)
+
+
+def test_detector_weights_folder_and_missing_file(mobilenet_weights, tmp_path):
+    # a folder is searched for the accepted names, as --weights DIR is
+    (tmp_path / "detection_mobilenet0.25_Final.pth").symlink_to(mobilenet_weights)
+    d = FaceDetector(backbone="mobilenet0.25", device="cpu", weights=tmp_path)
+    assert d.weights == tmp_path / "detection_mobilenet0.25_Final.pth"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(WeightsNotFoundError, match=r"detector weights not found: no detection_mobilenet0\.25_Final\.pth "
+                       r"/ mobilenet0\.25_Final\.pth in the folder") as info:
+        FaceDetector(backbone="mobilenet0.25", device="cpu", weights=empty)
+    assert info.value.exit_code == 3
+    # a missing file is a weights error (exit 3), as a missing --weights file is
+    with pytest.raises(WeightsNotFoundError, match=r"detector weights not found: .*nothere\.pth"):
+        FaceDetector(device="cpu", weights=tmp_path / "nothere.pth")
+
+
+def test_detector_download_false_does_not_download(tmp_path, monkeypatch):
+    import stream_gpen.weights as weights
+
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(tmp_path))
+    monkeypatch.delenv("STREAM_GPEN_OFFLINE", raising=False)  # only download=False may stop it
+    monkeypatch.setattr(weights, "repo_weights_dir", lambda: None)
+    monkeypatch.setattr(weights, "_download", lambda *a, **k: pytest.fail("downloaded with download=False"))
+    with pytest.raises(WeightsNotFoundError, match="detection_mobilenet0.25_Final.pth"):
+        FaceDetector(backbone="mobilenet0.25", device="cpu", download=False)
 
 
 def test_detections_validate_shapes():

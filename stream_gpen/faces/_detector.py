@@ -23,6 +23,7 @@ Backbone = Literal["mobilenet0.25", "resnet50", "auto"]
 Resize = Literal["auto", "float", "uint8"]
 _NETWORK = {"mobilenet0.25": "mobile0.25", "resnet50": "resnet50"}
 _WEIGHTS = {"mobilenet0.25": "retinaface-mobilenet0.25", "resnet50": "retinaface-resnet50"}
+_FIRST_KEY = {"mobilenet0.25": "body.stage1.0.0.weight", "resnet50": "body.conv1.weight"}
 # facexlib cfg_mnet / cfg_re50 (identical for both backbones)
 _MIN_SIZES = ((16, 32), (64, 128), (256, 512))
 _STEPS = (8, 16, 32)
@@ -104,6 +105,9 @@ class FaceDetector:
       and the input differs only by rounding to whole grey levels (mean 0.25), which moves
       boxes and landmarks by well under a frame pixel on real footage
       (``tests/test_faces_detector.py``). ``"auto"`` = uint8 on CPU, float otherwise.
+    * ``weights``: the RetinaFace file for ``backbone``, or a folder holding it under one of the
+      names the weights manager accepts; ``None`` uses the managed copy, downloading it unless
+      ``download=False`` (then a missing copy is a :class:`WeightsNotFoundError`).
     """
 
     def __init__(
@@ -119,6 +123,7 @@ class FaceDetector:
         max_faces: int | None = None,
         batch_size: int = 8,
         resize: Resize = "auto",
+        download: bool = True,
     ) -> None:
         if backbone not in get_args(Backbone):
             raise InvalidInputError(f"backbone must be one of {get_args(Backbone)}, got {backbone!r}")
@@ -155,11 +160,14 @@ class FaceDetector:
         self.batch_size = batch_size
         self.calls = 0  # frames run through the network (for benchmarks and run summaries)
         self.fallbacks: list[str] = []
-        if weights is None:
-            from stream_gpen.weights import ensure_weights
+        from stream_gpen.models.loading import weights_file
+        from stream_gpen.weights import ensure_weights, get_weight_file
 
-            weights = ensure_weights(_WEIGHTS[backbone])
-        self.weights = Path(weights)
+        if weights is None:
+            weights = ensure_weights(_WEIGHTS[backbone], download=download)
+        # a folder is searched for the file names the weights manager accepts, as --weights DIR
+        self.weights = weights_file(weights, get_weight_file(_WEIGHTS[backbone]).names_on_disk,
+                                    what="detector weights")
         self.net = self._load(self.weights)
         # anchors per network input size, most recent last: bounded, as a service sees photos of
         # every size and the change-watch probes regions of many sizes (each 640-px entry ~1 MB)
@@ -169,24 +177,29 @@ class FaceDetector:
     def _load(self, path: Path) -> torch.nn.Module:
         from facexlib.detection.retinaface import RetinaFace
 
-        if not path.is_file():
-            raise InvalidInputError(f"detector weights not found: {path}")
+        from stream_gpen.models.loading import describe_mismatch, read_state_dict
+        from stream_gpen.weights import get_weight_file
+
+        # a damaged or foreign file is one CheckpointError line (exit 3), as for GPEN checkpoints
+        state = read_state_dict(path, what="detector weights", wrappers=("state_dict",))
+        state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
         # facexlib's resnet50 branch calls torchvision's resnet50(pretrained=False): no download,
         # only torchvision's deprecation warning for the old keyword, which is not the user's concern.
         with caught_warnings():
             warnings.filterwarnings("ignore", message=".*(pretrained|weight enum).*", category=UserWarning)
             net = RetinaFace(network_name=_NETWORK[self.backbone], half=False, phase="test", device=self.device)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
-        state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
-        try:
-            net.load_state_dict(state, strict=True)
-        except RuntimeError as e:
+        problem = describe_mismatch(state, net.state_dict())
+        if problem:
+            # the backbones' first layers tell a file for the other backbone apart
+            other = next((b for b, key in _FIRST_KEY.items() if b != self.backbone and key in state), None)
             raise CheckpointError(
-                f"{path} is not a RetinaFace {self.backbone} checkpoint: {str(e).splitlines()[0]}",
-                hint=f"pass the {_WEIGHTS[self.backbone]} weights or pick the matching backbone",
-            ) from e
+                f"{path} is not a RetinaFace {self.backbone} checkpoint: "
+                + (f"it is the {other} detector's file; " if other else "") + problem,
+                hint=(f"pick the matching backbone (--detector {other}, detector={other!r} in Python)"
+                      if other else f"pass the {_WEIGHTS[self.backbone]} weights "
+                      f"({get_weight_file(_WEIGHTS[self.backbone]).filename}) or pick the matching backbone"),
+            )
+        net.load_state_dict(state, strict=True)
         net = net.eval()
         self.fused_batchnorms = _fuse_conv_bn(net)
         net = net.to(self.device)

@@ -92,7 +92,8 @@ class FaceParser:
     """Paste masks from ParseNet: ``parser(crops uint8 [n,3,S,S]) -> float32 [n,S,S]`` in [0,1].
 
     * ``weights``: a ParseNet checkpoint (GPEN's ``ParseNet-latest.pth`` or facexlib's
-      ``parsing_parsenet.pth``); ``None`` fetches the ``parsenet`` entry of the weights manager.
+      ``parsing_parsenet.pth``), or a folder holding one under either name; ``None`` fetches
+      the ``parsenet`` entry of the weights manager.
       ``state_dict`` instead passes the tensors directly (tests, random weights).
     * ``precision``: ``"auto"`` = fp16 on CUDA (a label map is robust to half-precision
       rounding, and it halves the cost), fp32 on CPU.
@@ -117,30 +118,34 @@ class FaceParser:
         self.fallbacks: list[str] = []
         self.weights: Path | None = None
         if state_dict is None:
-            if weights is None:
-                from stream_gpen.weights import ensure_weights
+            from stream_gpen.models.loading import read_state_dict, weights_file
+            from stream_gpen.weights import ensure_weights, get_weight_file
 
+            if weights is None:
                 weights = ensure_weights("parsenet")
-            self.weights = Path(weights)
-            if not self.weights.is_file():
-                raise InvalidInputError(f"face-parsing weights not found: {self.weights}")
-            state_dict = torch.load(self.weights, map_location="cpu", weights_only=True)
+            # a folder is searched for the accepted file names; a damaged or foreign file is one
+            # CheckpointError line (exit 3), as for GPEN checkpoints
+            self.weights = weights_file(weights, get_weight_file("parsenet").names_on_disk,
+                                        what="face-parsing weights")
+            state_dict = read_state_dict(self.weights, what="face-parsing weights", wrappers=("state_dict",))
         self.net = self._build(state_dict, str(self.weights) if self.weights else "state_dict")
 
     def _build(self, state: dict, where: str) -> torch.nn.Module:
+        from stream_gpen.models.loading import describe_mismatch
+
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
             state = state["state_dict"]
         if not isinstance(state, dict):
             raise CheckpointError(f"{where} does not hold a state dict (got {type(state).__name__})")
         state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
         net = build_parsenet()
-        try:
-            net.load_state_dict(state, strict=True)
-        except RuntimeError as e:
+        problem = describe_mismatch(state, net.state_dict())
+        if problem:
             raise CheckpointError(
-                f"{where} is not a ParseNet checkpoint: {str(e).splitlines()[0]}",
+                f"{where} is not a ParseNet checkpoint: {problem}",
                 hint="pass GPEN's ParseNet-latest.pth or facexlib's parsing_parsenet.pth",
-            ) from e
+            )
+        net.load_state_dict(state, strict=True)
         net = net.eval()
         _fold_batchnorms(net)
         del net.out_img_conv  # the restored-image head: not needed for a mask

@@ -15,10 +15,12 @@ import math
 import os
 import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stream_gpen._warnings import caught_warnings
 from stream_gpen.errors import CheckpointError, InvalidInputError, WeightsNotFoundError
 from stream_gpen.models.registry import MODELS, GPENConfig, ModelSpec, get_spec
 
@@ -27,44 +29,109 @@ if TYPE_CHECKING:
 
     from stream_gpen.models.gpen import FullGenerator
 
-__all__ = ["read_state_dict", "infer_config", "load_generator", "check_state_dict"]
+__all__ = ["read_state_dict", "infer_config", "load_generator", "check_state_dict", "describe_mismatch",
+           "weights_file"]
 
 log = logging.getLogger(__name__)
 
 _SAFETENSORS_EXT = (".safetensors",)
-_TORCH_EXT = (".pth", ".pt", ".ckpt", ".bin")
 _SHOW = 5  # how many offending keys an error message lists
+_TORCH_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save's zip; the legacy format's pickle
+_LFS_POINTER = b"version https://git-lfs"  # what a clone without git-lfs holds instead of a file
+_CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors", ".ckpt", ".bin")
 
 
 def _looks_like_safetensors(path: Path) -> bool:
-    # safetensors: 8-byte little-endian header length, then a JSON object.
+    # safetensors: 8-byte little-endian header length, then a JSON object within the file.
     with open(path, "rb") as f:
         head = f.read(9)
-    return len(head) == 9 and head[8:9] == b"{"
+    if len(head) != 9 or head[8:9] != b"{":
+        return False
+    return 2 <= int.from_bytes(head[:8], "little") <= path.stat().st_size - 8
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+def _is_torchscript(path: Path) -> bool:
+    # torch.jit.save writes a zip like torch.save's, plus the model's code and constants.pkl;
+    # torch.load refuses it under weights_only with an essay and a UserWarning.
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False  # not a zip, or a truncated one: torch.load says what is wrong
+    return any(n.endswith("/constants.pkl") or "/code/" in n for n in names)
+
+
+def weights_file(path: str | os.PathLike, names: tuple[str, ...], *, what: str) -> Path:
+    """An explicitly given weights path: the file itself, or the copy inside a given folder under
+    one of ``names`` (the file names the weights manager accepts, first match wins), as
+    ``--weights DIR`` finds the GPEN file. Raises :class:`WeightsNotFoundError` naming ``what``
+    (e.g. ``"detector weights"``) when there is no such file."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        for name in names:
+            if (path / name).is_file():
+                return path / name
+        raise WeightsNotFoundError(
+            f"{what} not found: no {' / '.join(names)} in the folder {path}",
+            hint="pass the weights file itself, or a folder that holds it under one of these names",
+        )
+    if not path.is_file():
+        raise WeightsNotFoundError(f"{what} not found: {path}", hint="check the path")
+    return path
+
+
+def _folder_error(path: Path, what: str) -> WeightsNotFoundError:
+    found = sorted(p.name for p in path.iterdir() if p.suffix.lower() in _CHECKPOINT_SUFFIXES)
+    shown = ", ".join(found[:_SHOW]) + (", …" if len(found) > _SHOW else "")
+    inside = f" (it holds {shown})" if found else " (it holds no .pth/.pt/.safetensors file)"
+    return WeightsNotFoundError(f"{what} {path} is a folder{inside}; name the checkpoint file inside it")
+
+
+def read_state_dict(
+    path: str | os.PathLike, *, what: str = "checkpoint", wrappers: tuple[str, ...] = ("g_ema",)
+) -> dict[str, torch.Tensor]:
     """Read a checkpoint into a flat ``{name: tensor}`` dict on the CPU.
 
-    ``.safetensors`` goes through ``safetensors`` (no code execution possible); anything else
-    through ``torch.load(weights_only=True)`` (tensors and plain containers only — a pickle that
-    wants to import arbitrary classes is refused). If the loaded object is a training checkpoint
-    with a ``g_ema`` entry (GPEN's ``train_simple.py``), that entry is used. A ``module.`` prefix
-    left by ``DataParallel`` is stripped.
+    The format is told by the file's first bytes, whatever its name: a safetensors header goes
+    through ``safetensors`` (no code execution possible), anything else through
+    ``torch.load(weights_only=True)`` (tensors and plain containers only — a pickle that wants to
+    import arbitrary classes is refused); a TorchScript archive is refused with a message saying
+    so. If the loaded object is a dict with one of ``wrappers`` holding a dict (GPEN's
+    ``train_simple.py`` keeps the generator in ``g_ema``; facexlib's files may use
+    ``state_dict``), that entry is used. A ``module.`` prefix left by ``DataParallel`` is
+    stripped. ``what`` names the file in messages (``"detector weights"``).
 
-    Raises :class:`WeightsNotFoundError` if the file is missing, :class:`CheckpointError` if it
-    cannot be read as a checkpoint or does not hold a state dict of tensors.
+    Raises :class:`WeightsNotFoundError` if the file is missing (or is a folder),
+    :class:`CheckpointError` if it cannot be read as a checkpoint or does not hold a state dict
+    of tensors.
     """
     import torch
 
     path = Path(path)
+    if path.is_dir():
+        raise _folder_error(path, what)
     if not path.is_file():
-        raise WeightsNotFoundError(f"checkpoint not found: {path}")
+        raise WeightsNotFoundError(f"{what} not found: {path}")
     if path.stat().st_size == 0:
-        raise CheckpointError(f"checkpoint {path} is empty (0 bytes); download it again")
-    use_safetensors = path.suffix.lower() in _SAFETENSORS_EXT or (
-        path.suffix.lower() not in _TORCH_EXT and _looks_like_safetensors(path)
+        raise CheckpointError(f"{what} {path} is empty (0 bytes); download it again")
+    with open(path, "rb") as f:
+        head = f.read(len(_LFS_POINTER))
+    if head == _LFS_POINTER:
+        raise CheckpointError(
+            f"{what} {path} is a Git LFS pointer (a small text file naming the real one), not "
+            "the weights: run `git lfs pull` in its repository, or download the file itself"
+        )
+    # The bytes tell the format, not the name (a .safetensors saved as .pth, a torch file named
+    # .safetensors); a damaged file named .safetensors is reported as a safetensors file.
+    use_safetensors = _looks_like_safetensors(path) or (
+        path.suffix.lower() in _SAFETENSORS_EXT and not head.startswith(_TORCH_MAGIC)
     )
+    if not use_safetensors and _is_torchscript(path):
+        raise CheckpointError(
+            f"{what} {path} is a TorchScript archive (a compiled model, torch.jit.save), not a "
+            "state dict of weights; save the weights instead: torch.save(model.state_dict(), "
+            "PATH), or torch.jit.load(PATH).state_dict() in a trusted environment"
+        )
     try:
         if use_safetensors:
             from safetensors import SafetensorError
@@ -74,11 +141,16 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                 obj = load_file(str(path), device="cpu")
             except SafetensorError as e:
                 raise CheckpointError(
-                    f"checkpoint {path} is not a readable safetensors file ({e}); the file is "
+                    f"{what} {path} is not a readable safetensors file ({e}); the file is "
                     "damaged or truncated — download it again"
                 ) from None
         else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            # torch.load's warnings (about TorchScript, legacy formats) are not the user's to act
+            # on; its errors are turned into one line below. An open file, not the path: given a
+            # path ending in .safetensors, torch.load reads it as safetensors whatever its bytes.
+            with caught_warnings(), open(path, "rb") as f:
+                warnings.simplefilter("ignore")
+                obj = torch.load(f, map_location="cpu", weights_only=True)
     except CheckpointError:
         raise
     except pickle.UnpicklingError as e:
@@ -88,13 +160,13 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         reason = (m.group(1) if m else text.strip().splitlines()[0] if text.strip() else "")[:200]
         if "Unsupported global" in reason:
             raise CheckpointError(
-                f"checkpoint {path} holds Python objects other than tensors and plain containers "
+                f"{what} {path} holds Python objects other than tensors and plain containers "
                 f"({reason.split(' was not')[0]}), which weights_only loading refuses (unpickling "
                 "them could run arbitrary code); convert it once, in a trusted environment, to a "
                 "plain state dict or .safetensors"
             ) from None
         raise CheckpointError(
-            f"checkpoint {path} could not be read as a PyTorch checkpoint (UnpicklingError: "
+            f"{what} {path} could not be read as a PyTorch checkpoint (UnpicklingError: "
             f"{reason}); the file is damaged, truncated or not a checkpoint — download it again "
             "or check the path"
         ) from None
@@ -104,24 +176,27 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         # exception types; they all mean "this is not a usable checkpoint".
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
-            f"checkpoint {path} could not be read as a PyTorch checkpoint "
+            f"{what} {path} could not be read as a PyTorch checkpoint "
             f"({type(e).__name__}: {first[:200]}); the file is damaged, truncated or not a "
             "checkpoint — download it again or check the path"
         ) from None
 
-    if isinstance(obj, dict) and "g_ema" in obj and isinstance(obj["g_ema"], dict):
-        obj = obj["g_ema"]
+    for key in wrappers:
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
     if not isinstance(obj, dict) or not obj:
+        wrapped = " or ".join(f"a dict with a {k!r} entry" for k in wrappers)
         raise CheckpointError(
-            f"checkpoint {path} does not hold a state dict (found {type(obj).__name__}"
-            f"{' (empty)' if isinstance(obj, dict) else ''}); expected a dict of tensors or a "
-            "dict with a 'g_ema' entry"
+            f"{what} {path} does not hold a state dict (found {type(obj).__name__}"
+            f"{' (empty)' if isinstance(obj, dict) else ''}); expected a dict of tensors"
+            f"{' or ' + wrapped if wrapped else ''}"
         )
     bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
         raise CheckpointError(
-            f"checkpoint {path} is not a plain state dict: entries {bad[:_SHOW]!r} are not "
-            "tensors (a training checkpoint without 'g_ema'?)"
+            f"{what} {path} is not a plain state dict: entries {bad[:_SHOW]!r} are not "
+            f"tensors{' (a training checkpoint without ' + repr(wrappers[0]) + '?)' if wrappers else ''}"
         )
     if all(k.startswith("module.") for k in obj):
         obj = {k[len("module."):]: v for k, v in obj.items()}
@@ -246,6 +321,21 @@ def check_state_dict(
     return missing, unexpected, mismatched
 
 
+def describe_mismatch(state_dict: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> str:
+    """What keeps ``state_dict`` from loading strictly into a model whose state dict is
+    ``expected``, in one line (counts and the first keys of each kind); ``""`` if nothing does."""
+    missing, unexpected, mismatched = check_state_dict(state_dict, expected)
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing keys (first: {', '.join(missing[:_SHOW])})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys (first: {', '.join(unexpected[:_SHOW])})")
+    if mismatched:
+        shown = "; ".join(f"{k}: file {a} vs model {b}" for k, a, b in mismatched[:_SHOW])
+        parts.append(f"{len(mismatched)} shape mismatches (first: {shown})")
+    return "; ".join(parts)
+
+
 def _describe(name: str, config: GPENConfig) -> str:
     return f"{name} ({config})" if name else str(config)
 
@@ -264,6 +354,7 @@ def load_generator(
     config: GPENConfig | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype | None = None,
+    expected_as: str | None = None,
 ) -> FullGenerator:
     """Build a :class:`FullGenerator` from a checkpoint, with strict keys and shapes.
 
@@ -277,9 +368,11 @@ def load_generator(
     (default float32). Returned in eval mode with ``requires_grad`` off: this is an inference
     loader.
 
-    Raises :class:`CheckpointError` naming the file, the expected model and the first
-    missing / unexpected keys and mismatched shapes; :class:`WeightsNotFoundError` if the
-    file does not exist.
+    Raises :class:`CheckpointError` naming the file, the expected model (``expected_as``, if
+    given, says how: e.g. ``"gpen-bfr-256, the default model on cpu"`` when the caller chose the
+    spec rather than the user), the first missing / unexpected keys and mismatched shapes, and
+    what the file is where its shapes tell; :class:`WeightsNotFoundError` if the file does not
+    exist.
     """
     import torch
 
@@ -314,19 +407,10 @@ def load_generator(
     with torch.device("meta"):
         model = FullGenerator(config)
     expected = model.state_dict()
-    missing, unexpected, mismatched = check_state_dict(state_dict, expected)
+    problem = describe_mismatch(state_dict, expected)
     non_float = [k for k, v in state_dict.items() if k in expected and not v.is_floating_point()]
-    if missing or unexpected or mismatched or non_float:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing keys (first: {', '.join(missing[:_SHOW])})")
-        if unexpected:
-            parts.append(
-                f"{len(unexpected)} unexpected keys (first: {', '.join(unexpected[:_SHOW])})"
-            )
-        if mismatched:
-            shown = "; ".join(f"{k}: file {a} vs model {b}" for k, a, b in mismatched[:_SHOW])
-            parts.append(f"{len(mismatched)} shape mismatches (first: {shown})")
+    if problem or non_float:
+        parts = [problem] if problem else []
         if non_float:
             parts.append(f"non-float tensors: {', '.join(non_float[:_SHOW])}")
         hint = ""
@@ -335,13 +419,19 @@ def load_generator(
         except CheckpointError:
             actual = None
         if actual is not None and actual != config:
+            # Advice in both forms, the command line's and Python's; a path as the model has its
+            # config inferred, whether or not it is a registry model and whatever its file name.
             match = _registry_match(actual)
-            hint = f". The file looks like {_describe(match or '', actual)}" + (
-                f"; load it as {match!r}" if match else "; pass spec=None to infer its config"
-            )
+            if match:
+                hint = (f". The file is {_describe(match, actual)}: load it with --model {match} "
+                        f"--weights PATH or with --model PATH (model={match!r}, weights=PATH or "
+                        "model=PATH in Python)")
+            else:
+                hint = (f". The file is {actual}, not a registry model: load it with --model PATH "
+                        "(model=PATH in Python), which infers its config")
         raise CheckpointError(
             f"checkpoint {path} does not match the expected model "
-            f"{_describe(model_name, config)}: {'; '.join(parts)}{hint}"
+            f"{expected_as or _describe(model_name, config)}: {'; '.join(parts)}{hint}"
         )
 
     model.load_state_dict(state_dict, strict=True, assign=True)
