@@ -272,6 +272,25 @@ def test_a_resumed_run_leaves_what_another_run_writes_meanwhile(tmp_path, mobile
     assert any("clip.mp4 was written meanwhile" in f for f in summary.fallbacks), summary.fallbacks
 
 
+def test_a_folders_raw_video_streams_are_mirrored(tmp_path, mobilenet_weights):
+    """A drone's .h264/.hevc or an encoder's .y4m beside the photos: read alone, they work; in a
+    folder they were not taken for videos at all ("contains no images ... and no videos")."""
+    from stream_gpen import Enhancer
+    from tests._clips import write_video
+    from tests._doubles import IdentityRestorer
+
+    album, out = tmp_path / "album", tmp_path / "out"
+    album.mkdir()
+    frames = [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(3)]
+    write_video(album / "talk.y4m", frames, codec="rawvideo", pix_fmt="yuv420p", fmt="yuv4mpegpipe")
+    write_video(album / "drone.h264", frames, fmt="h264")
+    write_video(album / "cam.mjpeg", frames, codec="mjpeg", pix_fmt="yuvj420p", fmt="mjpeg")
+    enh = Enhancer(IdentityRestorer(64), device="cpu", detector_weights=mobilenet_weights)
+    summary = enh.enhance_file(album, out)
+    assert sorted(p.name for p in out.iterdir()) == ["cam.mp4", "drone.mp4", "talk.mp4"]
+    assert summary.frames_out == 9 and not summary.skipped
+
+
 def test_resume_after_a_clashing_file_was_added(tmp_path, mobilenet_weights):
     """Run 1 has only a.png (-> a.jpg); a.jpg is added; the resumed run must restore it into
     a.jpg, not keep a.png's picture there as "done" and never restore the new photo."""

@@ -77,9 +77,12 @@ _JPEG_EXIF_MAX = 65533
 #: the XMP a JPEG APP1 segment holds after its namespace header (Pillow's own limit)
 _JPEG_XMP_MAX = 65502
 # what a folder's videos may be called: phones, web, camcorders (AVCHD .mts, MiniDV .dv, JVC .mod/
-# .tod, DVD .vob), broadcast (.mxf) and animated GIFs (written as .mp4, see Enhancer._FOLDER_KEEP)
-_VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mts", ".m2ts", ".ts", ".mpg", ".mpeg", ".wmv",
-               ".flv", ".3gp", ".vob", ".dv", ".mod", ".tod", ".mxf", ".ogv", ".gif")
+# .tod, DVD .vob), broadcast (.mxf), animated GIFs, and the raw streams that drones, DVRs and
+# encoders leave (.h264/.hevc/.y4m/.ivf/.mjpeg...: each written as .mp4, see Enhancer._FOLDER_KEEP)
+_VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mts", ".m2ts", ".m2t", ".ts", ".mpg", ".mpeg",
+               ".m2v", ".wmv", ".asf", ".flv", ".f4v", ".3gp", ".3g2", ".vob", ".dv", ".mod", ".tod", ".mxf", ".ogv",
+               ".gif", ".nut", ".rm", ".rmvb", ".y4m", ".h264", ".264", ".hevc", ".h265", ".265", ".ivf", ".obu",
+               ".mjpeg", ".mjpg")
 
 
 # Folders of thumbnails and deleted files that file managers, NASes and archivers leave in photo
