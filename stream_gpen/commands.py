@@ -851,7 +851,7 @@ def describe_input(spec: str) -> dict:
                         "(--bit-depth 8 for 8-bit)")
         out["alpha"] = bool(src.has_alpha)
         plan.append(f"written as {codec} into {Path(dst).suffix} by default (--codec, -o), "
-                    + ("audio copied" if m.audio else "no audio"))
+                    + (_audio_plan(dst, m.audio) if m.audio else "no audio"))
         if src.has_alpha:
             plan.append("transparency (alpha channel): kept" if codec in ("prores", "vp9") else
                         "transparency (alpha channel): dropped in this output; -o NAME.mov / .mkv (ProRes 4444) or "
@@ -865,6 +865,31 @@ def describe_input(spec: str) -> dict:
             out["nvenc"] = f"{codec} has no NVENC encoder"
         out["plan"] = plan
         return out
+
+
+def _audio_plan(dst: str, tracks) -> str:
+    """What enhance does with the audio by default (``--audio copy``) in ``dst``'s container:
+    copied where it takes the codec, else transcoded (a DV's PCM or a DVD's MP2 into .mp4)."""
+    import tempfile
+
+    import av
+
+    from stream_gpen.io._remux import _format_for
+    from stream_gpen.io._sink import _audio_fallback_codec, can_copy
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp, \
+                av.open(str(Path(tmp) / f"probe{Path(dst).suffix}"), "w", format=_format_for(Path(dst))) as o:
+            fmt, supported = o.format.name, o.supported_codecs
+    except (av.FFmpegError, ValueError, OSError):
+        return "audio copied"
+    kept = [a.codec for a in tracks if can_copy(fmt, a.codec, supported)]
+    moved = [a.codec for a in tracks if a.codec not in kept]
+    if not moved:
+        return "audio copied"
+    to = _audio_fallback_codec(fmt).replace("lib", "")
+    return (f"audio {', '.join(sorted(set(moved)))} transcoded to {to} ({Path(dst).suffix} does not take it)"
+            + (", the rest copied" if kept else ""))
 
 
 def sample_faces(spec: str, info: dict, *, weights=None, n: int = 8) -> dict:

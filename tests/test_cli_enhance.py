@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 import torch
 
@@ -129,6 +130,34 @@ def test_console_script_enhance_help():
         pytest.fail(f"console script not installed next to {sys.executable}")
     r = subprocess.run([str(exe), "enhance", "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "--detect-every" in r.stdout
+
+
+def test_info_says_which_audio_enhance_transcodes(tmp_path, capsys):
+    """`info` said "audio copied" for a DV's PCM (written as .mp4, which does not take PCM)."""
+    from stream_gpen.cli import main
+    from tests._clips import write_pcm_clip
+
+    mkv = write_pcm_clip(tmp_path / "pcm.mkv", range(5), range(5))
+    mpg = tmp_path / "pcm.mpg"  # -> pcm_enhanced.mp4 by default
+    with av.open(str(mkv)) as i, av.open(str(mpg), "w") as o:
+        vs = o.add_stream("mpeg2video", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        a = o.add_stream("mp2", rate=48000)
+        a.layout = "mono"
+        for f in i.decode(video=0):
+            f.pict_type = av.video.frame.PictureType.NONE
+            o.mux(vs.encode(f))
+        o.mux(vs.encode(None))
+        for k in range(0, 9600, 1152):
+            af = av.AudioFrame.from_ndarray(np.zeros((1, 1152), np.int16), format="s16", layout="mono")
+            af.sample_rate, af.pts = 48000, k
+            o.mux(a.encode(af))
+        o.mux(a.encode(None))
+    for clip, want in ((mkv, "into .mkv by default (--codec, -o), audio copied"),
+                       (mpg, "into .mp4 by default (--codec, -o), audio mp2 transcoded to aac")):
+        assert main(["info", str(clip), "--json"]) == 0
+        plan = " | ".join(json.loads(capsys.readouterr().out)["plan"])
+        assert want in plan, plan
 
 
 def test_info_describes_inputs_and_the_plan(tmp_path, shared, capsys):
