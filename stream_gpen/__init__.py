@@ -1,8 +1,8 @@
 """stream-gpen: GPEN face restoration for videos, live cameras and photos."""
-from stream_gpen.errors import StreamGpenError
+from stream_gpen.errors import Interrupted, StreamGpenError
 
 __version__ = "0.1.0"
-__all__ = ["StreamGpenError", "Enhancer", "__version__"]
+__all__ = ["StreamGpenError", "Interrupted", "Enhancer", "__version__"]
 
 
 def __getattr__(name: str):

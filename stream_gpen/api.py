@@ -252,8 +252,10 @@ class Enhancer:
       ``None`` = the model's default: 1.0, except 0.8 for GPEN-BFR-2048 (GPEN's run.sh).
     * ``high_bit_depth``: 10/12-bit video (phone HDR, ProRes, 10-bit AV1) keeps its precision:
       frames carry a 16-bit copy, faces are pasted into it too, and the output is written at the
-      source's depth (``codec="auto"`` then picks HEVC Main 10, which players and hardware
-      decoders play, unlike H.264 High 10). Costs ~3x the ring memory and ~1.4-1.7x the
+      source's depth (``codec="auto"`` then picks HEVC Main 10 for 4:2:0 sources, which players
+      and hardware decoders play, unlike H.264 High 10; 4:2:2 and 4:4:4 sources, ProRes and
+      broadcast masters, keep their chroma: HEVC RExt 4:2:2/4:4:4, which editors take and many
+      players and phones do not). Costs ~3x the ring memory and ~1.4-1.7x the
       conversion time per frame of such video; ``False`` decodes and writes 8-bit.
     * ``cpu_memory`` (GPEN on a CPU): ``"keep"`` (default) raises glibc's mmap/trim thresholds
       for the whole process once, so GPEN's large activations are reused instead of page-faulted
@@ -546,6 +548,8 @@ class Enhancer:
         ``cancel``: set it to stop early; a video's output is then finalised as ``.partial`` like
         Ctrl-C, a folder stops after the photo in hand (its photos so far are written), a single
         photo whose restoring has begun is finished and returned; set before the start, nothing runs.
+        A stopped run raises :class:`stream_gpen.Interrupted` (a ``KeyboardInterrupt``, as Ctrl-C
+        is) whose ``.summary`` is the run's summary so far (``interrupted``, ``partial_output``).
         ``codec``: ``"auto"`` (H.264; HEVC for a 10/12-bit source; VP9 for a ``.webm`` output; ProRes
         4444 for a source with transparency into ``.mov``/``.mkv``), ``"h264"``, ``"hevc"``, ``"av1"``,
         ``"vp9"``, ``"prores"`` (ProRes 422 HQ, or 4444 for 4:4:4 and alpha: editing; no crf/preset).
