@@ -131,3 +131,77 @@ def test_duration_counts_from_the_first_frame_of_a_late_video(tmp_path):
             times.append(f.time)
             f.release()
     assert len(times) == 10 and abs(times[0] - 0.84) < 1e-3, times
+
+
+# --- a part of a raw elementary stream, and of an Ogg file whose audio runs ahead -------------
+
+def _raw_h264(tmp_path, n: int):
+    import av
+
+    make_clip(tmp_path / "c.mkv", n=n)
+    raw = tmp_path / "c.h264"
+    with av.open(str(tmp_path / "c.mkv")) as i, av.open(str(raw), "w", format="h264") as o:
+        s = o.add_stream_from_template(i.streams.video[0])
+        for p in i.demux(i.streams.video[0]):
+            if p.size:
+                p.stream = s
+                o.mux(p)
+    return raw
+
+
+def _read(path, **kw):
+    with open_source(path, **kw) as src:
+        out = []
+        for f in src:
+            out.append((round(f.time, 6), f.image.numpy().copy()))
+            f.release()
+    return out
+
+
+def test_a_part_of_a_raw_h264_stream_goes_by_frame_index(tmp_path):
+    """A raw .h264 (no timestamps, 25 fps, 30 frames) is timed by index over the frame rate: the
+    window uses those times. ``start`` said 'past the end' (the failed seek left the read at the
+    stream's end) and ``duration`` was ignored (every frame kept)."""
+    raw = _raw_h264(tmp_path, 30)
+    whole = _read(raw)
+    assert len(whole) == 30
+    part = _read(raw, start=0.4, duration=0.4)
+    assert [t for t, _ in part] == [round(0.4 + 0.04 * k, 6) for k in range(10)]
+    assert all((a == b).all() for (_, a), (_, b) in zip(part, whole[10:20]))  # frames 10-19
+    head = _read(raw, duration=0.4)
+    assert [t for t, _ in head] == [round(0.04 * k, 6) for k in range(10)]
+    assert len(_read(raw, start=0.4)) == 20
+
+
+def test_a_part_of_an_ogg_file_has_no_audio_past_its_end(tmp_path):
+    """Ogg stores the audio about 1 s ahead of the video: the packets read before the part's first
+    frame (which fixes its end) were all queued, and the part's audio ran on to ~1 s (0.58 s of
+    audio for a 0.4 s part). Only what starts before the end is kept now."""
+    import av
+    import numpy as np
+
+    path = tmp_path / "a.ogv"
+    with av.open(str(path), "w", format="ogg") as c:
+        v = c.add_stream("libvpx", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("vorbis", rate=16000)
+        a.layout = "stereo"
+        a.codec_context.options = {"strict": "-2"}  # (FFmpeg's own Vorbis encoder is "experimental")
+        for i in range(50):  # 2 s of each, 40 ms of audio after each frame
+            fr = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 5 * i, np.uint8), format="rgb24")
+            fr.pts = i
+            c.mux(v.encode(fr))
+            af = av.AudioFrame.from_ndarray(np.zeros((2, 640), np.float32), format="fltp", layout="stereo")
+            af.sample_rate, af.pts = 16000, 640 * i
+            c.mux(a.encode(af))
+        c.mux(v.encode(None))
+        c.mux(a.encode(None))
+    with av.open(str(path)) as c:  # (the premise: audio from well past 0.8 s comes before the video at 0.4 s)
+        order = [(p.stream.type, float(p.pts * p.time_base)) for p in c.demux() if p.pts is not None]
+    first_in_part = next(i for i, (k, t) in enumerate(order) if k == "video" and t >= 0.4)
+    assert max(t for k, t in order[:first_in_part] if k == "audio") > 0.85
+    with open_source(path, start=0.4, duration=0.4) as src:
+        times = [f.time for f in src if f.release() is None]
+        audio = [float(p.pts * p.time_base) for p in src.aux.take_until(None)]
+    assert len(times) == 10 and abs(times[0] - 0.4) < 1e-6
+    assert audio and min(audio) < 0.41 and 0.7 < max(audio) < 0.8 - 1e-6, audio

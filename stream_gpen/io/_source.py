@@ -85,6 +85,8 @@ _AUX_GRACE_FRAMES = 64  # frames emitted without a subscribing sink before audio
 #: wrapped or restarted timeline, concatenated recordings), not footage: pacing restarts its clock
 #: there instead of holding the next frame back for the length of the jump
 _PACE_MAX_GAP_S = 10.0
+#: libavformat's AVFMT_NOTIMESTAMPS: the demuxer stores no times (raw .h264/.hevc/.mjpeg streams)
+_NO_TIMESTAMPS = 0x0080
 
 
 def _fraction(x) -> Fraction | None:
@@ -150,6 +152,7 @@ class AuxChannel:
         #: inputs a reconnect replaced, each with how many packets queued ahead of its end are
         #: still to be taken: their packets' ``stream`` points into them (see :meth:`retire`)
         self._retired: list[list] = []
+        self._end: float | None = None  # packets from here on (seconds) are dropped (see end_at)
 
     def subscribe(self) -> None:
         with self._lock:
@@ -204,6 +207,15 @@ class AuxChannel:
                 return
             yield p
 
+    def end_at(self, t: float) -> None:
+        """Packets from ``t`` seconds on are dropped instead of taken: a trim window's end, known
+        only once its first frame comes (``duration`` counts from there), when what the demuxer
+        read before that frame is already queued here. An Ogg file stores its audio about 1 s
+        ahead of the video: a 0.4 s part kept all of it, 0.58 s of audio running on past the
+        picture (the sink cuts only subtitles at the window's end)."""
+        with self._lock:
+            self._end = t
+
     def close(self) -> None:
         """Drop what is left (the source is closed: its streams cannot be decoded or copied any
         more) and delete the temporary file."""
@@ -225,6 +237,18 @@ class AuxChannel:
 
     # --- internals (under self._lock) ----------------------------------------------------
     def _take_one(self, t: float | None):
+        while True:
+            p = self._take_any(t)
+            if p is None or self._end is None or not self._past_end(p):
+                return p
+
+    def _past_end(self, p) -> bool:
+        """Whether packet ``p`` starts at or after the end set by :meth:`end_at` (as the source's
+        ``_in_window`` says 'after')."""
+        pt = p.pts if p.pts is not None else p.dts
+        return pt is not None and bool(p.time_base) and float(pt * p.time_base) >= self._end - 1e-6
+
+    def _take_any(self, t: float | None):
         # a retired input whose last packet the sink took (and has handled: it asks for the next
         # one only then) can go
         while self._retired and self._retired[0][1] <= 0:
@@ -945,6 +969,7 @@ class VideoSource:
         self.trim_duration = float(duration) if duration is not None else None
         self._window: tuple[float, float | None] | None = None  # absolute (start, end) seconds
         self._anchor_end = False
+        self._seeked = False  # the window's seek succeeded (see _set_window)
         self._decode_req = decode
         self._reconnect = reconnect
         self._reconnect_delay = reconnect_delay_s
@@ -1256,6 +1281,7 @@ class VideoSource:
     # --- decode generator (runs first in __init__, then in the decode thread) ------------
     def _set_window(self, container) -> None:
         """The trim window in the stream's own seconds, and a seek to the keyframe before it."""
+        self._seeked = False  # (frames without times are timed by their index from the top only)
         if not self.trim_start and self.trim_duration is None:
             return
         vs = container.streams[self._vstream.index]
@@ -1295,6 +1321,23 @@ class VideoSource:
                 # no index / not seekable (a pipe, some hand-made files): decode from the top and
                 # drop what comes before the window (slower, same frames)
                 self._fallback(f"{self.spec}: cannot seek ({e}); reading from the start up to {self.trim_start:g} s")
+                if container.format.flags & _NO_TIMESTAMPS:
+                    self._rewind(container, e)
+            else:
+                self._seeked = True
+
+    def _rewind(self, container, e: BaseException) -> None:
+        """Back to the top of a raw elementary stream (.h264, .hevc: no timestamps) after its seek
+        failed: FFmpeg's seek there reads the whole stream looking for times and leaves the read
+        at its end, so "reading from the start" found no frame ("past the end"). Such a stream
+        has no header: its first byte is its first frame's."""
+        try:
+            container.seek(0, unsupported_byte_offset=True)
+        except (av.error.FFmpegError, OSError) as e2:
+            raise InvalidInputError(
+                f"start={self.trim_start:g} s cannot be honoured: {self.spec!r} has no timestamps, cannot seek "
+                f"({e}) and cannot be read again from its start ({e2})",
+                hint="cut the part out first (ffmpeg -ss START -i INPUT ...) or leave out start") from e2
 
     #: FFmpeg's MPEG-TS seek is a binary search on timestamps that ignores keyframes: it lands on
     #: the packet at the time asked, mid-GOP, and the decoder then drops every frame up to the next
@@ -1492,6 +1535,7 @@ class VideoSource:
         # a file's clock that jumps back (joined recordings, see _Joins); live clocks are _Timeline's
         joins = None if self.live else _Joins(max(self._hold_gap(), _JOIN_MIN_S), self.spec)
         session_end: float | None = None  # this session's last packet end, for _ended_like_a_file
+        untimed = 0  # frames out of the decoder since the top (the index of one without a time)
         # The frame on screen at the window's start: the last one before it, kept aside until the
         # next frame shows whether it matters. It opens the window (moved to the start, so the
         # output and its audio begin there) when the next frame comes more than a nominal frame
@@ -1527,6 +1571,7 @@ class VideoSource:
                     # starts later than the file by more than ``duration``
                     self._anchor_end = False
                     self._window = (self._window[0], t + self.trim_duration)
+                    self.aux.end_at(self._window[1])  # (packets queued past it while it waited)
                 if self._in_window(t) > 0:
                     self._cut_at = Fraction(self._window[1])
                     return False
@@ -1631,6 +1676,11 @@ class VideoSource:
                                 f.pts -= shift
                             while avi_dts is not None and len(avi_dts) > 32:  # chunks that gave no frame
                                 heapq.heappop(avi_dts)
+                            if f.pts is None and self._window is not None and not self._seeked:
+                                # a raw .h264/.hevc stream has no times: the window goes by the
+                                # time the frames are given (_frame_time), their index over the rate
+                                self._time_by_index(f, vs, untimed)
+                            untimed += 1
                             ready = timeline.frame(f, self._frame_step())
                             if ready is None:
                                 continue  # a resumed file's frames already given out
@@ -1709,6 +1759,15 @@ class VideoSource:
                 resume = timeline.reopened()
                 if resume is not None:
                     self._seek_to(self._container, resume)
+
+    @staticmethod
+    def _time_by_index(f, vs, index: int) -> None:
+        """Give frame ``f``, the ``index``-th from the top of a stream without timestamps, a pts as
+        :meth:`_frame_time` times such frames: ``index`` over the frame rate (1 s a frame without one)."""
+        tb = _fraction(f.time_base) or _fraction(vs.time_base) or Fraction(1, 90000)
+        rate = _fraction(vs.guessed_rate) or _fraction(vs.average_rate)
+        f.pts = round(index / (rate or 1) / tb)
+        f.time_base = tb
 
     def _frame_step(self) -> Fraction | None:
         """One frame's duration in seconds, from the stream's rate (None if unknown)."""
