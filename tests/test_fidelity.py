@@ -185,7 +185,7 @@ def test_stream_copy_into_avi_refuses_b_frames(tmp_path):
                 c.mux(p)
         for p in vs.encode(None):
             c.mux(p)
-    with pytest.raises(EncodeError, match="has B-frames, whose display order AVI cannot store"):
+    with pytest.raises(EncodeError, match="has B-frames, whose display order the avi container cannot store"):
         remux(tmp_path / "b.mp4", tmp_path / "b.avi")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.mp4"]
 

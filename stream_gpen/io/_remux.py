@@ -13,6 +13,8 @@ from stream_gpen.io._meta import ffmpeg_local
 
 log = logging.getLogger(__name__)
 
+_NO_TIMESTAMPS = 0x0080  # AVFMT_NOTIMESTAMPS: a (de)muxer of raw streams, which store no timestamps
+
 
 def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
     """Copy all streams of ``src`` into ``dst`` (container from the extension), bit-exact packets.
@@ -40,8 +42,10 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
         avi_frame_grid,
         can_copy,
         clamp_to_origin,
+        copy_refusal,
         needs_adtstoasc,
         set_container_sar,
+        stores_no_pts,
         to_avi_grid,
     )
     from stream_gpen.io._source import _sample_aspect_ratio
@@ -104,7 +108,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                     target = text_target(fmt, canonical) if s.type == "subtitle" else None
                     if target is None:
                         raise EncodeError(f"cannot stream-copy {s.type} stream #{s.index} ({canonical}) into "
-                                          f"{dst.suffix}: the {fmt} container does not take it")
+                                          f"{dst.suffix}: {copy_refusal(fmt, canonical, out.supported_codecs)}")
                     try:
                         conv = SubtitleConverter(s, out, target)
                     except (ValueError, av.FFmpegError) as exc:
@@ -130,10 +134,10 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                                           "its AudioSpecificConfig could not be read")
                     bsfs[s.index] = adts[0]
                     mapping[s.index].codec_context.extradata = adts[1]
-                if s.type == "video" and "avi" in fmt.split(",") and (s.codec_context.has_b_frames or 0) > 0:
-                    # the sink encodes AVI without B-frames for this reason (see FileSink._setup)
+                if s.type == "video" and stores_no_pts(fmt) and (s.codec_context.has_b_frames or 0) > 0:
+                    # the sink encodes AVI and ASF without B-frames for this reason (see _NO_PTS)
                     raise EncodeError(f"cannot stream-copy video stream #{s.index} ({name}) into {dst.suffix}: it has "
-                                      "B-frames, whose display order AVI cannot store")
+                                      f"B-frames, whose display order the {fmt} container cannot store")
                 if s.type == "video" and avi:
                     grid = avi_frame_grid(_fraction_or_none(s.guessed_rate) or _fraction_or_none(s.average_rate),
                                           Fraction(s.time_base))
@@ -141,9 +145,10 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                         mapping[s.index].time_base = grid  # one chunk a frame (see avi_frame_grid)
                         grids[s.index] = grid
                 if s.type == "video" and _needs_annexb(s, fmt):
-                    # AVI holds H.264/HEVC as Annex B start codes, MP4/MKV as length-prefixed NAL
-                    # units + avcC/hvcC extradata: FFmpeg's avi muxer does not convert (it refused
-                    # every mp4 -> avi stream copy with "Invalid data").
+                    # AVI and ASF hold H.264/HEVC as Annex B start codes, MP4/MKV as length-prefixed
+                    # NAL units + avcC/hvcC extradata: FFmpeg's avi muxer does not convert (it refused
+                    # every mp4 -> avi stream copy with "Invalid data"), its asf muxer writes them as
+                    # they are (the .wmv read back as broken frames).
                     name2 = {"h264": "h264_mp4toannexb", "hevc": "hevc_mp4toannexb"}[name]
                     bsfs[s.index] = av.bitstream.BitStreamFilterContext(name2, s, mapping[s.index])
                 if s.type == "video":
@@ -168,6 +173,9 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
             left_out = 0
             edit_lists = bool(set(fmt.split(",")) & _MOV_FAMILY)  # they can hide packets again
             hidden = 0
+            stamped: dict[int, int] = {}  # bare video streams (no timestamps): input stream index -> frames
+            # (a bare input: its demuxer reads no timestamps; into a bare output, which stores none, as they are)
+            bare_in = bool(inp.format.flags & _NO_TIMESTAMPS) and not out.format.flags & _NO_TIMESTAMPS
             try:
                 for pkt in inp.demux(list(s for s in inp.streams if s.index in mapping)):
                     if pkt.dts is None and pkt.size == 0:  # demuxer flush packet
@@ -186,6 +194,8 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                         for q in conv.convert(pkt):
                             out.mux(_moved(q, shift))
                         continue
+                    if bare_in and pkt.pts is None and pkt.dts is None and pkt.stream.type == "video":
+                        _stamp(pkt, stamped, src, dst)
                     _moved(pkt, shift)
                     if origin is not None and not clamp_to_origin(pkt, round(origin / pkt.time_base)):
                         left_out += 1
@@ -220,6 +230,20 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
         if tmp.exists():
             tmp.unlink()
     return n_video
+
+
+def _stamp(pkt, stamped: dict[int, int], src, dst: Path) -> None:
+    """Time a video packet of a bare elementary stream (.hevc/.h264 from a camera or DVR, which
+    carry no timestamps; muxers other than the raw ones refuse such packets with "Invalid
+    argument") by its index: frame k at k frame durations. Only right without B-frames, whose
+    display order is not the stored one: those raise :class:`EncodeError`."""
+    k = stamped.get(pkt.stream.index, 0)
+    if (pkt.stream.codec_context.has_b_frames or 0) > 0 or not pkt.duration:
+        raise EncodeError(f"cannot stream-copy {src} into {dst.suffix}: its video is a bare stream without "
+                          "timestamps" + (" and with B-frames, whose display order cannot be told from it"
+                                          if pkt.duration else "") + "; let it be re-encoded")
+    pkt.pts = pkt.dts = k * pkt.duration
+    stamped[pkt.stream.index] = k + 1
 
 
 def _start_of(inp) -> Fraction | None:
@@ -260,9 +284,11 @@ def _first_video_time(src) -> Fraction:
 
 
 def _needs_annexb(stream, fmt: str) -> bool:
-    """H.264/HEVC with MP4-style extradata (avcC/hvcC: first byte 1) going into AVI."""
+    """H.264/HEVC with MP4-style extradata (avcC/hvcC: first byte 1) going into AVI or ASF."""
+    from stream_gpen.io._sink import stores_no_pts
+
     cc = stream.codec_context
-    if "avi" not in fmt.split(",") or cc is None or cc.name not in ("h264", "hevc"):
+    if not stores_no_pts(fmt) or cc is None or cc.name not in ("h264", "hevc"):
         return False
     extra = cc.extradata or b""
     return len(extra) > 0 and extra[0] == 1

@@ -177,7 +177,7 @@ def nvenc_options(codec: str, *, crf: int | None = None, preset: str | None = No
     * ``live`` (stream URLs, the camera's outputs): ``tune=ll`` (low latency), no B-frames and
       ``delay=0`` (each packet out as soon as its frame is encoded), like x264's zerolatency.
       Files: ``tune=hq`` with B-frames as the preset sets them.
-    * ``no_bframes``: B-frames off for containers without presentation times (AVI).
+    * ``no_bframes``: B-frames off for containers without presentation times (AVI, ASF/.wmv).
     * ``profile`` from ``pix_fmt``: h264 ``high`` (NVENC's default is ``main``, which compresses
       worse) or ``high444p``; hevc ``main`` / ``main10`` (p010le) / ``rext`` (4:4:4); av1 none
       (NVENC picks it).
@@ -346,11 +346,30 @@ def _audio_fallback_codec(fmt_name: str) -> str:
     return "libopus" if ("webm" in fmt_name or "matroska" in fmt_name) else "aac"
 
 
-#: File names whose containers cannot hold any video codec the sink writes (H.264/HEVC/AV1/VP9):
-#: MPEG-PS and DVD (.mpg/.vob: MPEG-1/2 only), raw MPEG-2, DV, Ogg (Theora), MXF, camcorder names
-#: for them, GIF. An input named so is written as .mp4 by default (api.default_output); asking for
-#: such an output is refused by _holds_video.
-NO_MODERN_VIDEO = (".mpg", ".mpeg", ".vob", ".m2v", ".dv", ".ogv", ".ogg", ".mxf", ".mod", ".tod", ".gif")
+#: Video file names whose containers cannot hold the video the sink writes (H.264/HEVC/AV1/VP9/
+#: ProRes), with the muxer that writes them: MPEG-PS and DVD (.mpg/.vob: MPEG-1/2 only; .mod/.tod
+#: are camcorder names for it), raw MPEG-1/2, DV, Ogg (Theora), MXF, GIF, YUV4MPEG (.y4m: raw
+#: pictures; the muxer failed only at the end of a run) and raw pictures (.yuv), Motion JPEG,
+#: RealMedia, H.261/H.263, Flash (.swf), raw VC-1, AMV, GXF -- and the raw elementary streams of
+#: one codec (.hevc, .ivf, .obu: no audio, and .hevc/.obu no frame times; they take no H.264).
+#: An input named so is written as .mp4 by default (api.default_output, NO_MODERN_VIDEO); asking
+#: for such an output is refused before anything runs (check_output_encoding).
+_NO_VIDEO_EXTS = {
+    ".mpg": "mpeg", ".mpeg": "mpeg", ".mod": "mpeg", ".tod": "mpeg", ".vob": "vob", ".m1v": "mpeg1video",
+    ".m2v": "mpeg2video", ".dv": "dv", ".ogv": "ogv", ".ogg": "ogg", ".mxf": "mxf", ".gif": "gif",
+    ".y4m": "yuv4mpegpipe", ".yuv": "rawvideo", ".rgb": "rawvideo", ".mjpeg": "mjpeg", ".mjpg": "mjpeg",
+    ".rm": "rm", ".rmvb": "rm", ".h263": "h263", ".h261": "h261", ".swf": "swf", ".vc1": "vc1", ".rcv": "vc1test",
+    ".amv": "amv", ".gxf": "gxf", ".hevc": "hevc", ".h265": "hevc", ".265": "hevc", ".ivf": "ivf", ".obu": "obu",
+}
+NO_MODERN_VIDEO = tuple(_NO_VIDEO_EXTS)
+#: the muxers of those names, and the others that hold none of the sink's video (still images,
+#: audio, subtitles, the VCD/SVCD/DVD variants of MPEG-PS, other raw video streams)
+_NO_VIDEO_MUXERS = frozenset({
+    *_NO_VIDEO_EXTS.values(), "apng", "image2", "webp", "mp3", "wav", "adts", "flac", "null", "srt", "dvd", "svcd",
+    "vcd", "mxf_d10", "mxf_opatom", "mpjpeg", "m4v", "dirac", "cavsvideo", "avs2", "avs3", "vvc", "evc", "dnxhd",
+    "roq", "filmstrip", "a64"})
+#: raw elementary streams that hold one codec the sink writes, but as bare packets (see above)
+_RAW_STREAM = {"hevc": "HEVC", "ivf": "VP8/VP9/AV1", "obu": "AV1"}
 
 
 def resolve_codec(codec: str, target, source=None) -> str:
@@ -391,22 +410,56 @@ _COPY_OK: dict[str, tuple[str, ...]] = {
     "ipod": ("aac", "ac3", "eac3", "alac", "mov_text"),
     # (G.711 from IP cameras and DVRs copies into .mov/.avi; QuickTime c608 caption tracks into .mov)
     "mov": ("aac", "mp3", "ac3", "eac3", "alac", "mov_text", "adpcm_ima_qt", *_PCM, *_G711, "eia_608"),
-    "flv": ("aac", "mp3"),
-    "avi": ("mp3", "mp2", "ac3", "aac", *_PCM, *_G711),
+    # (FLV's own Nellymoser and ADPCM; the IMA/MS ADPCM of old digicams' MJPEG AVIs: copies decode in full)
+    "flv": ("aac", "mp3", "nellymoser", "adpcm_swf"),
+    "avi": ("mp3", "mp2", "ac3", "aac", *_PCM, *_G711, "adpcm_ima_wav", "adpcm_ms"),
     "mpegts": ("aac", "mp3", "mp2", "ac3", "eac3", "opus", "dvb_subtitle"),
     "webm": ("opus", "vorbis", "webvtt"),
 }
 
 
+@functools.lru_cache(maxsize=None)
+def codec_identity(name: str) -> str:
+    """The canonical name of the codec ``name`` names (``amrnb``, ``libopencore_amrnb``,
+    ``amr_nb`` -> ``amr_nb``; ``dca`` -> ``dts``; ``g726`` -> ``adpcm_g726``; ``mp3float`` ->
+    ``mp3``; ``srt`` -> ``subrip``), or ``name`` itself when FFmpeg knows no such codec.
+
+    A source names its streams by the codec's canonical name, a muxer's ``supported_codecs`` by
+    its decoders' and encoders' names: compared as they are, AMR never matched 3GP nor DTS
+    Matroska, and both were re-encoded (lossy) with a false "does not accept"."""
+    for mode in ("r", "w"):
+        try:
+            return av.Codec(name, mode).canonical_name
+        except (ValueError, av.error.FFmpegError):  # (UnknownCodecError is a ValueError)
+            continue
+    return name
+
+
+def _identities(supported) -> frozenset[str]:
+    return frozenset(codec_identity(n) for n in supported)
+
+
 def can_copy(fmt_name: str, codec: str | None, supported) -> bool:
-    """True if packets of ``codec`` can be stream-copied into the muxer ``fmt_name``."""
+    """True if packets of ``codec`` can be stream-copied into the muxer ``fmt_name`` (codecs
+    compared by identity, see :func:`codec_identity`)."""
     if not codec:
         return False
-    codec = {"mp3float": "mp3", "srt": "subrip"}.get(codec, codec)
+    codec = codec_identity(codec)
     for key, ok in _COPY_OK.items():
         if key in fmt_name.split(","):
             return codec in ok
-    return codec in supported
+    return codec in _identities(supported)
+
+
+def copy_refusal(fmt_name: str, codec: str | None, supported) -> str:
+    """Why ``codec`` is not stream-copied into the muxer ``fmt_name`` (``can_copy`` said no), in
+    words that do not blame the container for what is only this tool's choice: a codec FFmpeg's
+    muxer takes but that is left off its allow-list here (``_COPY_OK``: such copies failed at the
+    header or trailer, or did not play back) is "not copied", not "not accepted"."""
+    what = codec or "timed metadata without a codec FFmpeg can copy"  # (GoPro/DJI telemetry)
+    if codec and codec_identity(codec) in _identities(supported):
+        return f"{codec} is not stream-copied into {fmt_name} here (such copies fail or do not play back)"
+    return f"{fmt_name} does not accept {what}"
 
 
 def needs_adtstoasc(fmt_name: str, stream) -> bool:
@@ -442,6 +495,18 @@ def adts_to_asc(path, stream):
 # every frame but the first plays late against the audio. The sink therefore writes such
 # containers relative to the first video frame itself (see FileSink._origin).
 _NO_START_TIMES = ("avi",)
+#: muxers that keep no presentation order, one time per packet: frames come back in the order
+#: stored, so B-frames (stored ahead of the frames they follow) play out of order (AVI; a .wmv of
+#: H.264 with B-frames read back as frames 0, 4, 2, 1, 3, 8...). The sink writes them without
+#: B-frames; remux refuses to copy a B-frame stream into them.
+_NO_PTS = ("avi", "asf", "asf_stream")
+
+
+def stores_no_pts(fmt_name: str) -> bool:
+    """True for a muxer that keeps no presentation order (see ``_NO_PTS``): no B-frames there."""
+    return bool(set(fmt_name.split(",")) & set(_NO_PTS))
+
+
 #: muxers that turn negative start times into an edit list, which players honour by hiding them
 _MOV_FAMILY = {"mov", "mp4", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"}
 
@@ -839,7 +904,9 @@ def _family(target, fmt: str | None) -> tuple[str | None, str]:
 
 def check_output_encoding(target, codec: str, audio: str = "copy", *, fmt: str | None = None) -> None:
     """Refuse, before anything is encoded, a video ``codec`` or ``audio`` mode the output's
-    container cannot hold (:class:`InvalidInputError`, naming the option and a way out).
+    container cannot hold, or a container that holds none of the sink's video (``.y4m``, ``.dv``,
+    ``.gif``, ``.hevc``...: see ``_NO_VIDEO_EXTS``) (:class:`InvalidInputError`, naming the option
+    and a way out).
 
     ``target``: the output's name or extension (``"x.mov"``, ``".ts"``) or a stream URL (judged by
     the muxer its scheme writes with: rtmp -> flv, srt/udp/tcp -> mpegts); ``fmt``: the muxer's
@@ -847,6 +914,9 @@ def check_output_encoding(target, codec: str, audio: str = "copy", *, fmt: str |
     :func:`resolve_codec`). Containers not listed in ``_VIDEO_IN`` (Matroska, unknown names) are
     left to FFmpeg. Cheap: nothing is opened, so the CLI calls it before the model loads; the sink
     calls it too."""
+    why = _refuses_video(target, codec, fmt)
+    if why is not None:
+        raise InvalidInputError(why)
     fam, shown = _family(target, fmt)
     if fam is None:
         return
@@ -862,14 +932,28 @@ def check_output_encoding(target, codec: str, audio: str = "copy", *, fmt: str |
                                 "use --audio copy (audio it cannot take is transcoded to Opus) or a .mkv name")
 
 
-def _holds_video(out) -> bool:
-    # Only the muxers that cannot take our video at all; FFmpeg's supported_codecs list is
-    # incomplete for some (mpegts lists no h264), so it is not asked here.
-    fmts = set(out.format.name.split(","))
-    return not fmts & {"gif", "apng", "image2", "webp", "mp3", "wav", "adts", "ogg", "flac", "null", "srt",
-                       # MPEG-PS / DVD / VCD (MPEG-1/2 only), raw MPEG-2, DV, MXF (see NO_MODERN_VIDEO)
-                       "mpeg", "vob", "dvd", "svcd", "vcd", "mpeg2video", "mpeg1video", "dv", "mxf",
-                       "mxf_d10", "mxf_opatom", "ogv"}
+def _refuses_video(target, codec: str, fmt: str | None) -> str | None:
+    """Why the output ``target`` (judged by the muxer ``fmt`` when known, else by its extension)
+    cannot take the sink's video at all (see ``_NO_VIDEO_MUXERS``), or ``None``. Only the muxers
+    that cannot take our video at all: FFmpeg's supported_codecs list is incomplete for some
+    (mpegts lists no h264), so it is not asked here."""
+    text = str(target).lower()
+    if "://" in text:
+        return None  # a stream URL: its scheme's muxer (flv, mpegts...) holds video
+    ext = text if text.startswith(".") and "/" not in text else os.path.splitext(text)[1]
+    if fmt is not None:
+        mux = next((f for f in fmt.split(",") if f in _NO_VIDEO_MUXERS), None)
+    else:
+        mux = _NO_VIDEO_EXTS.get(ext)
+    if mux is None:
+        return None
+    shown = ext or mux
+    if mux in _RAW_STREAM:
+        return (f"the {mux} container ({shown}) holds only a bare {_RAW_STREAM[mux]} stream (no audio) and is not "
+                "written here; write a video container (.mp4, .mkv, .mov, .webm)")
+    what = "h264" if codec == "auto" else codec  # (what "auto" is for these names, see resolve_codec)
+    return (f"the {mux} container ({shown}) cannot hold {what} video (nor any other codec written here); "
+            "write a video container (.mp4, .mkv, .mov, .webm)")
 
 
 def _check_nvenc_codec(codec: str) -> None:
@@ -1111,9 +1195,6 @@ class FileSink(_Sink):
             check_output_encoding(self.target, codec, audio, fmt=fmt_name)
         except InvalidInputError as e:
             bad = str(e)
-        if bad is None and not is_url and not _holds_video(self._out):
-            bad = (f"the {fmt_name} container ({t.suffix}) cannot hold {codec} video (nor any other codec "
-                   "written here); write a video container (.mp4, .mkv, .mov, .webm)")
         if bad:
             self._out.close()
             self._remove_tmp()
@@ -1329,17 +1410,18 @@ class FileSink(_Sink):
 
     def _nvenc_options(self) -> dict[str, str]:
         return nvenc_options(self.codec, crf=self.crf, preset=self.preset, live=self.live, pix_fmt=self._pix,
-                             no_bframes="avi" in self._out.format.name.split(","))
+                             no_bframes=stores_no_pts(self._out.format.name))
 
     def _software_options(self, enc: str) -> dict[str, str]:
         out = self._out
         opts = {}
-        if "avi" in out.format.name.split(","):
-            # AVI stores no presentation times: B-frames would come back with shuffled timestamps.
-            # Frame k is chunk k (k / rate). FFmpeg's own reader still shows H.264 in AVI one
-            # frame late (it guesses each pts as the next frame's dts, whatever the encoder
-            # settings; MPEG-4 Part 2 is read at its dts): that is the reader's guess, the same for
-            # any H.264 AVI, and not in the file; audio/video sync is checked on the chunk timeline.
+        if stores_no_pts(out.format.name):
+            # AVI and ASF (.wmv) store no presentation times: B-frames would come back with shuffled
+            # timestamps (see _NO_PTS). In AVI frame k is chunk k (k / rate). FFmpeg's own reader
+            # still shows H.264 in AVI (and ASF) one frame late (it guesses each pts as the next
+            # frame's dts, whatever the encoder settings; MPEG-4 Part 2 is read at its dts): that is
+            # the reader's guess, the same for any H.264 AVI, and not in the file; audio/video sync
+            # is checked on the chunk timeline.
             if enc == "libx264":
                 opts["bf"] = "0"
             elif enc == "libx265":
@@ -1442,8 +1524,8 @@ class FileSink(_Sink):
                 except (ValueError, av.error.FFmpegError) as e:
                     why = str(e)
             elif why is None:
-                what = name or "timed metadata without a codec FFmpeg can copy"  # (GoPro/DJI telemetry)
-                why = f"{self._out.format.name} does not accept {what}" if self.audio == "copy" else "audio='aac'"
+                why = (copy_refusal(out.format.name, name, out.supported_codecs) if self.audio == "copy"
+                       else "audio='aac'")
             if info.kind == "audio":
                 codec = "aac" if self.audio == "aac" else _audio_fallback_codec(out.format.name)
                 rate = _encoder_rate(codec, info.sample_rate or 48000)
