@@ -1620,7 +1620,7 @@ class FileSink(_Sink):
         target = text_target(fmt, name)
         if target is None:
             if why is None:
-                why = f"{fmt} does not accept {name}" + (
+                why = copy_refusal(fmt, name, out.supported_codecs) + (
                     " and holds no text subtitles to convert it to" if is_text_subtitle(name)
                     else " (not text subtitles, so they cannot be converted)")
             self._drop(f"subtitle stream #{info.index} ({name}) dropped: {why}")
