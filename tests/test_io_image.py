@@ -291,6 +291,30 @@ def test_a_folders_raw_video_streams_are_mirrored(tmp_path, mobilenet_weights):
     assert summary.frames_out == 9 and not summary.skipped
 
 
+def test_a_jpeg_cut_short_by_a_full_disk_is_not_kept(tmp_path, shared, mobilenet_weights):
+    """Pillow's JPEG encoder does not notice a short write: on a full disk (here a file-size
+    limit of 8 KiB) an in-place run replaced the photo with its first 8 KiB and exited 0."""
+    import resource
+    import shutil
+    import subprocess
+    import sys
+
+    photo = tmp_path / "mine.jpg"
+    shutil.copy(shared / "data/faces/whole/codeformer_whole_00.jpg", photo)
+    before = photo.read_bytes()
+    assert len(before) > 16384
+
+    def small_disk():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+
+    exe = [sys.executable, "-m", "stream_gpen", "enhance", str(photo), "-o", str(photo), "--overwrite",
+           "--model", "classic", "--device", "cpu", "--quiet", "--detector-weights", str(mobilenet_weights)]
+    r = subprocess.run(exe, preexec_fn=small_disk, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 4, (r.returncode, r.stderr)
+    assert photo.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.jpg"]  # no temporary file left
+
+
 def test_resume_after_a_clashing_file_was_added(tmp_path, mobilenet_weights):
     """Run 1 has only a.png (-> a.jpg); a.jpg is added; the resumed run must restore it into
     a.jpg, not keep a.png's picture there as "done" and never restore the new photo."""

@@ -1067,6 +1067,15 @@ class ImageSink(_Sink):
                 if gain is not None:
                     data = _with_gain_map(data, gain, info.get("gain_map_iso"))
                 tmp.write_bytes(data + (trailer or b""))
+            elif hi is None and fmt:
+                # encoded in memory, then written by Python, which raises on a short write: Pillow's
+                # JPEG encoder ignores one, so a full disk left a cut JPEG under the final name
+                # (exit 0, the original photo replaced by its first 8 KB)
+                import io
+
+                buf = io.BytesIO()
+                im.save(buf, format=fmt, **kwargs)
+                tmp.write_bytes(buf.getbuffer())
             elif hi is None:
                 im.save(tmp, **kwargs)
             else:
