@@ -243,15 +243,18 @@ class _DebugFormatter(logging.Formatter):
 
 
 class _Signals:
-    """SIGTERM and SIGHUP handled like Ctrl-C while a command runs: the first one raises
+    """Ctrl-C (SIGINT), SIGTERM and SIGHUP while a command runs: the first one raises
     KeyboardInterrupt in the main thread, so a video run finalizes what it encoded into its
     ``.partial`` file and removes its temp file instead of dying with them on disk. The exit code
     is then 128 + the signal's number, as shells report a death by that signal. Later signals
-    are ignored while the partial file is written (a second ``kill`` must not cut that short;
-    ``kill -9`` still ends it). Only in the main thread (Python allows handlers only there)."""
+    are ignored while the partial file is written (a second Ctrl-C or ``kill`` must not cut that
+    short: it landed in the sink's clean-up, which deleted everything encoded, and the camera took
+    it for a stop before the session and said "stopped", exit 0, with no recording; ``kill -9``
+    still ends it). Only in the main thread (Python allows handlers only there)."""
 
     def __init__(self) -> None:
         self.received: int | None = None
+        self._said = False
         self._old: dict = {}
 
     def __enter__(self) -> "_Signals":
@@ -259,7 +262,7 @@ class _Signals:
         import threading
 
         if threading.current_thread() is threading.main_thread():
-            for name in ("SIGTERM", "SIGHUP"):
+            for name in ("SIGINT", "SIGTERM", "SIGHUP"):
                 sig = getattr(signal, name, None)
                 if sig is not None:
                     self._old[sig] = signal.signal(sig, self._handle)
@@ -267,10 +270,15 @@ class _Signals:
 
     def _handle(self, signum, frame) -> None:
         if self.received is not None:
+            if not self._said:
+                self._said = True
+                print(f"{PROG}: stopping: finishing what was written (kill -9 abandons it)", file=sys.stderr)
             return
         self.received = signum
         import signal
 
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt  # (as Python's own handler: "Ctrl-C" in messages)
         raise KeyboardInterrupt(f"{signal.Signals(signum).name} received")
 
     def exit_code(self, code: int) -> int:
@@ -340,8 +348,12 @@ def main(argv: list[str] | None = None) -> int:
         if _out_of_memory(exc):  # the machine's limit (a GPU shared with others, a huge batch), not a bug
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             print(f"{PROG}: error: out of memory: {first}", file=sys.stderr)
-            print("hint: lower --batch-size (default 8), choose a smaller --model, close what else uses the "
-                  "GPU, or run with --device cpu", file=sys.stderr)
+            if "cpu" in first.lower() or isinstance(exc, MemoryError):  # the host's memory, not the GPU's
+                print("hint: close what else uses the memory, lower --batch-size (default 8), or restore a smaller "
+                      "copy of the input (8K video holds ~100 MB per buffered frame, 3x at 10 bits)", file=sys.stderr)
+            else:
+                print("hint: lower --batch-size (default 8), choose a smaller --model, close what else uses the "
+                      "GPU, or run with --device cpu", file=sys.stderr)
             return signals.exit_code(4)
         print(f"{PROG}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         print("hint: rerun with --debug for the traceback, and please report it", file=sys.stderr)
@@ -358,5 +370,7 @@ if __name__ == "__main__":
 def _out_of_memory(exc: BaseException) -> bool:
     """torch's (CUDA or CPU) out-of-memory error, or Python's MemoryError; by name, so that this
     module does not import torch."""
+    text = str(exc).lower()
     return (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
-            or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()))
+            # (torch's CPU allocator: "DefaultCPUAllocator: can't allocate memory: you tried to allocate...")
+            or (isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)))

@@ -661,3 +661,45 @@ def test_out_of_memory_is_exit_4_with_a_hint_not_an_internal_error(tmp_path, cli
     err = capsys.readouterr().err
     assert "error: out of memory: CUDA out of memory. Tried to allocate 2.00 GiB\n" in err
     assert "--batch-size" in err and "internal error" not in err
+
+
+def test_host_memory_running_out_in_torch_is_exit_4(tmp_path, cli_env, capsys, monkeypatch):
+    """torch's CPU allocator says "can't allocate memory" (an 8K frame buffer on a small machine):
+    that was 'internal error ... please report it', exit 1."""
+    from stream_gpen import commands
+
+    def oom(args):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 2388787200 bytes. Error code 12 (Cannot allocate memory)")
+
+    monkeypatch.setattr(commands, "_make_enhancer", oom)
+    src = make_clip(tmp_path / "a.mp4")
+    assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), *cli_env]) == 4
+    err = capsys.readouterr().err
+    assert "error: out of memory:" in err and "internal error" not in err and "--device cpu" not in err
+
+
+def test_a_second_ctrl_c_does_not_cut_the_finishing_short(capsys):
+    """The first Ctrl-C stops the run; a second one, while the partial output is finalised, landed
+    in the sink's clean-up (which deleted everything encoded) or made the camera say "stopped",
+    exit 0, with no recording. It is ignored now, as a second SIGTERM already was."""
+    import os
+    import signal
+
+    from stream_gpen.cli import _Signals
+
+    finished = False
+    with _Signals() as sig:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)  # (its handler runs at the next bytecode)
+            for _ in range(1000):
+                pass
+            raise AssertionError("the first Ctrl-C did not stop the run")
+        except KeyboardInterrupt:
+            os.kill(os.getpid(), signal.SIGINT)  # while "finalising"
+            for _ in range(1000):
+                pass
+            finished = True
+    assert finished and sig.exit_code(130) == 130
+    assert "finishing what was written" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored afterwards
