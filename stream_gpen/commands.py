@@ -251,6 +251,14 @@ def _check_report(report: str | None, media: list[str], *, overwrite: bool) -> N
                                     "name a .json file elsewhere")
     if p.is_dir():
         raise InvalidInputError(f"--report {report} is a folder; name a .json file")
+    import tempfile
+
+    try:  # the folder takes a file (not read-only, not someone else's)
+        with tempfile.NamedTemporaryFile(dir=p.parent, prefix=f".{p.name}.", suffix=".probe"):
+            pass
+    except OSError as e:
+        raise InvalidInputError(f"--report {report} cannot be written there: {e.strerror or e}",
+                                hint="name a .json file in a writable folder") from e
     if p.exists() and not overwrite:
         try:
             old = json.loads(p.read_text(encoding="utf-8"))
@@ -310,13 +318,13 @@ def _run_enhance(args: argparse.Namespace) -> int:
             s.write_json(args.report)
         raise
     progress.close()
-    if args.report:
-        summary.write_json(args.report)
     if not args.quiet:
         print(summary.format(), file=sys.stderr)
         left = not Path(src).is_dir() and any(f.endswith("(skip_existing)") for f in summary.fallbacks)
         if not left and (summary.frames_out or not summary.skipped):  # (the summary's line says it was left as it is)
             print(f"wrote {dst}", file=sys.stderr)
+    if args.report:  # (after "wrote": a report that cannot be written does not unmake the output)
+        summary.write_json(args.report)
     if summary.skipped:
         from stream_gpen.errors import SomeInputsSkippedError
 
@@ -687,12 +695,12 @@ def _run_camera(args: argparse.Namespace) -> int:
         if s is not None and args.report:
             s.write_json(args.report)
         raise
-    if args.report:
-        summary.write_json(args.report)
     if not args.quiet:
         print(summary.format(), file=sys.stderr)
         if args.output:
             print(f"wrote {args.output}", file=sys.stderr)
+    if args.report:
+        summary.write_json(args.report)
     return 0
 
 

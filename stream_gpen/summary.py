@@ -63,7 +63,22 @@ class RunSummary:
         return d
 
     def write_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write the summary as JSON: whole or not at all (through a hidden file beside it, so a
+        full disk leaves an earlier report as it was, not emptied). An OSError names ``path``."""
+        import os
+        import uuid
+
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as e:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            raise OSError(e.errno, f"the report could not be written: {e.strerror or e}", str(path)) from e
 
     def format(self) -> str:
         lines = [

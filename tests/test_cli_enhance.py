@@ -371,3 +371,37 @@ def test_overwrite_keeps_the_replaced_files_permissions(tmp_path, shared, det_ho
         dst.chmod(0o600)
         assert main(["enhance", str(src), "-o", str(dst), *common]) == 0
         assert stat.S_IMODE(dst.stat().st_mode) == 0o600 and dst.stat().st_size > 3
+
+
+def test_a_report_that_cannot_be_written_is_found_before_the_run(tmp_path, capsys, monkeypatch):
+    """An unwritable --report folder was found only after the whole run (exit 4, no "wrote"); a
+    full disk emptied an earlier report."""
+    import errno
+    import tempfile
+
+    from stream_gpen import commands
+    from stream_gpen.errors import InvalidInputError
+    from stream_gpen.summary import RunSummary
+
+    def refuse(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    with monkeypatch.context() as m:
+        m.setattr(tempfile, "NamedTemporaryFile", refuse)
+        with pytest.raises(InvalidInputError, match="cannot be written there: Read-only file system"):
+            commands._check_report(str(tmp_path / "r.json"), [], overwrite=False)
+    report = tmp_path / "r.json"
+    RunSummary(frames_in=3, frames_out=3).write_json(report)
+    before = report.read_text()
+    real = Path.write_text
+
+    def full(self, *a, **k):
+        real(self, "{", encoding="utf-8")  # a start, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(OSError) as info:
+        RunSummary(frames_in=9, frames_out=9).write_json(report)
+    assert info.value.filename == str(report) and "No space left" in info.value.strerror
+    monkeypatch.undo()
+    assert report.read_text() == before and [p.name for p in tmp_path.iterdir()] == ["r.json"]
