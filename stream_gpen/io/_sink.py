@@ -14,6 +14,7 @@ import queue
 import shutil
 import sys
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from fractions import Fraction
@@ -1184,7 +1185,9 @@ class FileSink(_Sink):
             if not t.parent.is_dir():
                 raise InvalidInputError(f"output folder does not exist: {t.parent}")
             self._fmt = None
-            self._path = str(hidden_temp(t, f".{uuid.uuid4().hex[:8]}.tmp"))
+            self._remove_stale_temps(t)
+            # (the process id in the name tells a later run whose it is: see _remove_stale_temps)
+            self._path = str(hidden_temp(t, f".{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"))
         try:
             self._out = av.open(ffmpeg_local(self._path), "w", format=self._fmt)
         except (av.error.FFmpegError, ValueError) as e:
@@ -1232,6 +1235,46 @@ class FileSink(_Sink):
                 self._drop(f"{s.kind} stream #{s.index} ({s.codec or s.kind}) dropped: audio='none'", level=logging.INFO)
         self._thread = threading.Thread(target=self._run, name=f"encode:{Path(str(target)).name}", daemon=True)
         self._thread.start()
+
+    #: a temporary output untouched this long, of a process that is gone, was left by a killed run
+    STALE_TEMP_S = 600.0
+
+    def _remove_stale_temps(self, target: Path) -> None:
+        """Remove the hidden temporary outputs (``.NAME.<pid>-<random>.tmp.EXT``) that runs
+        killed with ``kill -9`` (or a power cut) left beside ``target``: nothing else ever removes
+        them, and each can be as large as the video written so far. Only those whose process is
+        gone from this machine and that were not written for :attr:`STALE_TEMP_S` (a run on
+        another machine writing into a shared folder keeps writing), and said."""
+        import re
+
+        pattern = re.compile(r"\.(\d+)-[0-9a-f]{8}\.tmp" + re.escape(target.suffix) + "$")
+        try:
+            candidates = list(target.parent.glob(f".*.tmp{target.suffix}"))
+        except OSError:
+            return
+        now = time.time()
+        for q in candidates:
+            m = pattern.search(q.name)
+            if m is None or q.name[: m.start()] != hidden_temp(target, "").stem:
+                continue
+            pid = int(m.group(1))
+            try:
+                if pid == os.getpid() or now - q.stat().st_mtime < self.STALE_TEMP_S:
+                    continue
+                os.kill(pid, 0)
+                continue  # its process is still there
+            except ProcessLookupError:
+                pass
+            except OSError:  # (PermissionError: another user's live process; or the file went)
+                continue
+            try:
+                size = q.stat().st_size
+                q.unlink()
+            except OSError:
+                continue
+            msg = f"removed {q.name} ({size:,} bytes), the temporary output of a run that was killed"
+            self.fallbacks.append(msg)
+            log.info("%s", msg)
 
     # --- set-up at the first frame (needs the frame size) --------------------------------
     def _drop(self, msg: str, level: int = logging.WARNING) -> None:
