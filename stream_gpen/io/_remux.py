@@ -48,7 +48,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
         stores_no_pts,
         to_avi_grid,
     )
-    from stream_gpen.io._source import _sample_aspect_ratio
+    from stream_gpen.io._source import _fraction, _sample_aspect_ratio
     from stream_gpen.io._tags import (
         COVER_MUXERS,
         accepts_attachments,
@@ -139,7 +139,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                     raise EncodeError(f"cannot stream-copy video stream #{s.index} ({name}) into {dst.suffix}: it has "
                                       f"B-frames, whose display order the {fmt} container cannot store")
                 if s.type == "video" and avi:
-                    grid = avi_frame_grid(_fraction_or_none(s.guessed_rate) or _fraction_or_none(s.average_rate),
+                    grid = avi_frame_grid(_fraction(s.guessed_rate) or _fraction(s.average_rate),
                                           Fraction(s.time_base))
                     if grid != Fraction(s.time_base):
                         mapping[s.index].time_base = grid  # one chunk a frame (see avi_frame_grid)
@@ -303,6 +303,3 @@ def _why(exc: Exception) -> str:
     """FFmpeg's reason without the file name it names (our hidden temporary file, not the user's)."""
     return str(getattr(exc, "strerror", None) or exc)
 
-
-def _fraction_or_none(x) -> Fraction | None:
-    return Fraction(x) if x else None
