@@ -644,3 +644,42 @@ def test_stream_copy_says_which_track_marks_it_drops(tmp_path, caplog):
         remux(src, tmp_path / "o.mov")
     said = [r.getMessage() for r in caplog.records if " mark" in r.getMessage()]
     assert len(said) == 3 and any("stream #3: its forced, hearing impaired marks dropped" in m for m in said), said
+
+
+@pytest.mark.parametrize("copy", [False, True], ids=["encode", "copy"])
+def test_a_vfr_avi_keeps_each_frame_near_its_time_without_a_chunk_flood(tmp_path, copy):
+    """A phone's low-light clip (each frame shown 1/30 to 1/15 s, 1/90000 s clock) into AVI: it
+    declared 600 fps with 20-30 index entries a frame; on a grid of its average rate frames
+    landed up to 64 ms off their sound. A quarter of the average interval: 4 ticks a frame."""
+    import random
+
+    rng = random.Random(1)
+    times, t = [], 0.0
+    for _ in range(40):
+        times.append(t)
+        t += rng.uniform(1 / 30, 1 / 15)  # (times on no grid: FFmpeg guesses no clean rate)
+    src = tmp_path / "in.mp4"
+    with av.open(str(src), "w") as c:
+        vs = c.add_stream("libx264", rate=30)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        vs.codec_context.options = {"preset": "ultrafast", "bf": "0"}
+        vs.codec_context.time_base = Fraction(1, 90000)
+        for i, t in enumerate(times):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 6, np.uint8), format="rgb24")
+            f.pts, f.time_base = round(t * 90000), Fraction(1, 90000)
+            for p in vs.encode(f):
+                c.mux(p)
+        for p in vs.encode(None):
+            c.mux(p)
+    if copy:
+        assert remux(src, tmp_path / "o.avi") == len(times)
+    else:
+        transcode(src, tmp_path / "o.avi")
+    mean = (times[-1] - times[0]) / (len(times) - 1)
+    with av.open(str(tmp_path / "o.avi")) as c:
+        st = c.streams.video[0]
+        assert float(st.average_rate) * mean <= 4.2  # about four ticks a frame, not 600 fps
+        assert st.frames <= 4 * len(times) + 4
+    v_out = packet_timeline(tmp_path / "o.avi", "video")
+    assert len(v_out) == len(times)
+    assert max(abs(o - i) for o, i in zip(v_out, times)) <= mean / 8 + 1e-3, v_out[:5]

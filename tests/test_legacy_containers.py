@@ -229,8 +229,6 @@ def test_amr_in_3gp_is_copied(tmp_path):
 
 # --- 4. the native audio of old AVI and FLV files is copied --------------------------------------------
 @pytest.mark.parametrize("name, vcodec, acodec, rate, pix_fmt", [
-    ("digicam.avi", "mjpeg", "adpcm_ima_wav", 22050, "yuvj420p"),
-    ("digicam_ms.avi", "mjpeg", "adpcm_ms", 22050, "yuvj420p"),
     ("flash.flv", "flv", "nellymoser", 22050, "yuv420p"),
     ("flash_adpcm.flv", "flv", "adpcm_swf", 22050, "yuv420p"),
 ])
@@ -244,6 +242,22 @@ def test_native_audio_of_old_avi_and_flv_is_copied_in_full(tmp_path, name, vcode
     assert _audio(out) == want
     remux(src, tmp_path / f"copy{src.suffix}")
     assert _audio(tmp_path / f"copy{src.suffix}") == want
+
+
+@pytest.mark.parametrize("acodec", ["adpcm_ima_wav", "adpcm_ms"])
+def test_digicam_adpcm_into_avi_is_transcoded_and_keeps_its_time(tmp_path, acodec):
+    """Copied into AVI, IMA/MS ADPCM was timed by FFmpeg's muxer from the bit rate, which FFmpeg's
+    own ADPCM files leave at 0: 1 s of sound read back as 3 s (4 s as 4052 s). It is transcoded,
+    said so truthfully, and lasts as long as the input."""
+    src = _with_audio(tmp_path / "digicam.avi", "mjpeg", acodec, 22050, pix_fmt="yuvj420p")
+    want = _audio(src)[1] / 22050
+    sink = copy_through(src, tmp_path / "o.avi")
+    note = next(f for f in sink.fallbacks if "transcoded" in f)
+    assert f"{acodec} is not stream-copied into avi here" in note, note
+    with av.open(str(tmp_path / "o.avi")) as c:
+        frames = list(c.decode(audio=0))
+        end = float(frames[-1].pts * frames[-1].time_base) + frames[-1].samples / frames[-1].sample_rate
+    assert abs(end - want) < 0.1, (end, want)
 
 
 def test_what_only_this_tool_declines_is_not_said_to_be_refused_by_the_container(tmp_path):

@@ -139,8 +139,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                     raise EncodeError(f"cannot stream-copy video stream #{s.index} ({name}) into {dst.suffix}: it has "
                                       f"B-frames, whose display order the {fmt} container cannot store")
                 if s.type == "video" and avi:
-                    grid = avi_frame_grid(_fraction(s.guessed_rate) or _fraction(s.average_rate),
-                                          Fraction(s.time_base))
+                    grid = avi_frame_grid(_fraction(s.guessed_rate), Fraction(s.time_base), _fraction(s.average_rate))
                     if grid != Fraction(s.time_base):
                         mapping[s.index].time_base = grid  # one chunk a frame (see avi_frame_grid)
                         grids[s.index] = grid

@@ -411,9 +411,11 @@ _COPY_OK: dict[str, tuple[str, ...]] = {
     "ipod": ("aac", "ac3", "eac3", "alac", "mov_text"),
     # (G.711 from IP cameras and DVRs copies into .mov/.avi; QuickTime c608 caption tracks into .mov)
     "mov": ("aac", "mp3", "ac3", "eac3", "alac", "mov_text", "adpcm_ima_qt", *_PCM, *_G711, "eia_608"),
-    # (FLV's own Nellymoser and ADPCM; the IMA/MS ADPCM of old digicams' MJPEG AVIs: copies decode in full)
+    # (FLV's own Nellymoser and ADPCM: copies decode in full. The IMA/MS ADPCM of old digicams'
+    # MJPEG AVIs is not copied into AVI: FFmpeg's muxer times its blocks by the bit rate, which
+    # FFmpeg's own ADPCM files leave at 0, and 1 s of sound read back as 3 s, or 4 s as 4052 s)
     "flv": ("aac", "mp3", "nellymoser", "adpcm_swf"),
-    "avi": ("mp3", "mp2", "ac3", "aac", *_PCM, *_G711, "adpcm_ima_wav", "adpcm_ms"),
+    "avi": ("mp3", "mp2", "ac3", "aac", *_PCM, *_G711),
     "mpegts": ("aac", "mp3", "mp2", "ac3", "eac3", "opus", "dvb_subtitle"),
     "webm": ("opus", "vorbis", "webvtt"),
 }
@@ -527,20 +529,29 @@ def move_packet(p, ticks: int) -> None:
             p.dts += ticks
 
 
-def avi_frame_grid(rate, tb: Fraction) -> Fraction:
-    """The time base of an AVI's video: one tick a frame (``1/rate``). AVI stores no times; a
-    frame's time is its chunk's index, and its header's rate is ``1/time base``. Left at a
-    Matroska or MPEG-TS source's 1/1000 or 1/90000 s, the file declared 1000 or 90000 fps and
-    wrote 39 (or 3599) empty chunks between every two frames of a 25 fps clip: players show the
-    rate, some stutter or refuse, and the index grows 40-fold. On the frame grid a VFR pause still
-    becomes empty chunks (a held frame); a frame that lands on a taken slot goes to the next one
-    (FileSink._encode's bump, remux's :func:`to_avi_grid`). An odd guessed rate (none, over 300
-    fps, or a denominator past NTSC's 1001) keeps the source's time base."""
-    rate = Fraction(rate) if rate else None
-    if not rate or rate <= 0 or rate > 300 or rate.denominator > 1001:
-        return tb
-    grid = 1 / rate
-    return grid if grid > tb else tb
+def avi_frame_grid(rate, tb: Fraction, average=None) -> Fraction:
+    """The time base of an AVI's video. AVI stores no times; a frame's time is its chunk's index,
+    and its header's rate is ``1/time base``. Left at a Matroska or MPEG-TS source's 1/1000 or
+    1/90000 s, the file declared 1000 (FFmpeg caps it at 600) fps and wrote 39 empty chunks
+    between every two frames of a 25 fps clip: players show the rate, some stutter or refuse, and
+    the index grows 40-fold.
+
+    * A clean guessed ``rate`` (up to 300 fps, a denominator up to NTSC's 1001: a CFR source):
+      one tick a frame. A frame that lands on a taken slot goes to the next one
+      (FileSink._encode's bump, remux's :func:`to_avi_grid`); a pause becomes a held frame.
+    * Else (a VFR source: a phone's low-light clip, a screen recording, a VFR Matroska file) a
+      quarter of the ``average`` frame interval: each frame within an eighth of a frame of its
+      time (on a grid of the average rate, frames of a phone's 1/30-1/15 s mix landed up to 64 ms
+      off, out of sync with the sound), four ticks a frame instead of 20-30.
+    * With neither, the source's time base."""
+    r = Fraction(rate) if rate else None
+    if r is not None and 1 <= r <= 300 and r.denominator <= 1001:
+        return 1 / r if 1 / r > tb else tb
+    a = Fraction(average) if average else None
+    if a is not None and 1 <= a <= 300:
+        grid = 1 / (4 * a).limit_denominator(1001)
+        return grid if grid > tb else tb
+    return tb
 
 
 def to_avi_grid(p, grid: Fraction, last: int | None) -> int:
@@ -1296,7 +1307,10 @@ class FileSink(_Sink):
         if w % 2 or h % 2:  # pragma: no cover - sizes are made even in _to_even
             raise EncodeError(f"{pix} needs even sizes, got {w}x{h}")
         vs.pix_fmt = self._alpha_pix or pix
-        self._tb_out = avi_frame_grid(rate, tb) if self._rebase_avi else tb
+        average = (meta.extra or {}).get("average_rate") if meta is not None else None
+        if self._rebase_avi and getattr(frame, "duration", None) and not avi_frame_grid(rate, Fraction(0), average):
+            average = 1 / Fraction(frame.duration).limit_denominator(1 << 20)  # (a VFR .mkv: no rate but its own)
+        self._tb_out = avi_frame_grid(rate, tb, average) if self._rebase_avi else tb
         vs.time_base = self._tb_out
         vs.codec_context.time_base = self._tb_out
         cc = vs.codec_context
@@ -1935,7 +1949,11 @@ class FileSink(_Sink):
             # encoders need strictly increasing pts; the input had a duplicate/backwards stamp
             pts = self._last_pts + 1
             self.fixed_pts += 1
-            if self.fixed_pts == 1:
+            if self.fixed_pts == 1 and tb_out != frame.time_base:
+                # (an AVI's frame grid, see avi_frame_grid: two frames closer than a slot)
+                log.info("%s: frame %d moved to the next slot of the AVI's %s fps frame grid", self.target,
+                         frame.index, f"{float(1 / tb_out):.3f}".rstrip("0").rstrip("."))
+            elif self.fixed_pts == 1:
                 log.warning("%s: non-increasing pts at frame %d bumped by one tick", self.target, frame.index)
         self._last_pts = pts
         vf.pts = pts

@@ -1917,6 +1917,9 @@ class VideoSource:
                    # what the codec fixes is known: JPEG's centred chroma (JFIF). An H.264/HEVC VUI
                    # value (HDR10's "topleft") would need the bitstream read, and is not.
                    "chroma_location": "center" if cc.name in ("mjpeg", "mjpegb") else None,
+                   # the mean rate over the file (frame_rate is FFmpeg's guess: a VFR Matroska
+                   # file's is its 1000 ticks a second), for an AVI's frame grid (avi_frame_grid)
+                   "average_rate": _fraction(vs.average_rate),
                    # HDR10's mastering display and content light level, when the stream has them
                    **hdr_static_metadata(first), **mirror},
         )
