@@ -273,3 +273,16 @@ def test_the_transcode_note_says_so(tmp_path):
     sink = copy_through(src, tmp_path / "o.mp4")
     note = next(f for f in sink.fallbacks if "transcoded" in f)
     assert "pcm_s16le is not stream-copied into mp4 here" in note and "does not accept" not in note
+
+
+def test_a_bare_h264_output_of_a_clip_with_audio_drops_the_audio(tmp_path):
+    """`-o clip.h264` of a clip with sound failed at the first packet, after the model loaded
+    ("'h264' format does not support 'aac' codec", exit 4); a bare stream holds the video only."""
+    from tests._clips import write_pcm_clip
+
+    src = write_pcm_clip(tmp_path / "in.mkv", range(10), range(10))
+    sink = copy_through(src, tmp_path / "o.h264")
+    assert any("audio stream #1 (pcm_s16le) dropped: the h264 container (.h264) holds a bare video" in d
+               for d in sink.dropped), sink.dropped
+    with av.open(str(tmp_path / "o.h264")) as c:
+        assert [s.type for s in c.streams] == ["video"] and sum(1 for _ in c.decode(video=0)) == 10

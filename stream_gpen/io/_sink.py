@@ -369,6 +369,8 @@ _NO_VIDEO_MUXERS = frozenset({
     *_NO_VIDEO_EXTS.values(), "apng", "image2", "webp", "mp3", "wav", "adts", "flac", "null", "srt", "dvd", "svcd",
     "vcd", "mxf_d10", "mxf_opatom", "mpjpeg", "m4v", "dirac", "cavsvideo", "avs2", "avs3", "vvc", "evc", "dnxhd",
     "roq", "filmstrip", "a64"})
+#: muxers of a bare video stream that the sink may write (``-o clip.h264``): no audio, no subtitles
+_BARE_VIDEO = frozenset({"h264", "hevc", "m4v", "ivf", "obu", "rawvideo"})
 #: raw elementary streams that hold one codec the sink writes, but as bare packets (see above)
 _RAW_STREAM = {"hevc": "HEVC", "ivf": "VP8/VP9/AV1", "obu": "AV1"}
 
@@ -1542,6 +1544,13 @@ class FileSink(_Sink):
 
     def _setup_aux(self, meta) -> None:
         out = self._out
+        if set(out.format.name.split(",")) & _BARE_VIDEO:
+            # a raw elementary stream (-o clip.h264) holds the one video stream and nothing else:
+            # the audio failed the run at its first packet ("'h264' format does not support 'aac'")
+            for info in meta.audio + meta.subtitles + meta.data:
+                self._drop(f"{info.kind} stream #{info.index} ({info.codec}) dropped: the {out.format.name} container "
+                           f"({Path(str(self.target)).suffix}) holds a bare video stream only (write .mp4 or .mkv to keep it)")
+            return
         in_streams = {s.index: s for s in self.source._container.streams}
         self._setup_other_video(in_streams)
         for info in meta.audio + meta.subtitles + meta.data:
