@@ -72,14 +72,23 @@ else
 fi
 
 if [[ -z "${STREAM_GPEN_SHARED:-}" ]]; then
+    # the first folder with everything the later steps read (bench/make_devcarry.sh builds
+    # .devcarry/shared so), else the first with the golden fixtures at least
     for cand in .devcarry/shared shared ../shared; do
-        if [[ -d "$cand/fixtures/gpen" ]]; then
+        if [[ -d "$cand/fixtures/gpen" && -f "$cand/weights/detection_mobilenet0.25_Final.pth" \
+              && -d "$cand/data/videos" && -d "$cand/data/faces" ]]; then
             export STREAM_GPEN_SHARED="$PWD/$cand"
             break
         fi
     done
+    for cand in .devcarry/shared shared ../shared; do
+        if [[ -z "${STREAM_GPEN_SHARED:-}" && -d "$cand/fixtures/gpen" ]]; then
+            export STREAM_GPEN_SHARED="$PWD/$cand"
+            log "warning: $cand has the golden fixtures but not the detector, photos and clips: the e2e steps and some CUDA tests will fail (bash bench/make_devcarry.sh builds the full set)"
+        fi
+    done
 fi
-log "STREAM_GPEN_SHARED=${STREAM_GPEN_SHARED:-<not found: golden-fixture tests will fail>}"
+log "STREAM_GPEN_SHARED=${STREAM_GPEN_SHARED:-<not found: golden-fixture tests will fail; bash bench/make_devcarry.sh>}"
 
 # ---------------------------------------------------------------- 1. machine info
 {
