@@ -85,3 +85,12 @@ def random_gpen(size: int, device: str):
 def count_frames(path: Path) -> int:
     with av.open(str(path)) as c:
         return sum(1 for _ in c.decode(video=0))
+
+
+def refuse_missing_cuda(parser, device) -> None:
+    """``--device cuda`` on a machine without CUDA: one line and exit 2 (argparse's own), not
+    torch's traceback from deep inside the first CUDA call."""
+    import torch
+
+    if str(device or "").startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {device}: torch sees no CUDA device on this machine")

@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CLIPS, MOBILENET, VIDEOS, random_gpen, synthetic_faces_clip, trim  # noqa: E402
+from _common import (  # noqa: E402
+    CLIPS, MOBILENET, VIDEOS, random_gpen, refuse_missing_cuda, synthetic_faces_clip, trim)
 
 
 def plain(src: Path, dst: Path, preset: str, crf: int) -> tuple[int, float]:
@@ -58,13 +59,15 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=None, help="random GPEN size (default 512 on CUDA, 256 on CPU)")
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--clips", default=None, help=f"comma list of {','.join(CLIPS)},synthetic_1080p")
-    ap.add_argument("--max-frames", type=int, default=None, help="frames per clip (default 12 on CPU, all on CUDA)")
+    ap.add_argument("--max-frames", type=int, default=None,
+                    help="frames per clip (default 12 on CPU, all on CUDA; 0 = the whole clip)")
     ap.add_argument("--preset", default="veryfast")
     ap.add_argument("--crf", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--gpu-quick", action="store_true", help="short CUDA run for bench/gpu_check.sh")
     ap.add_argument("--compile", action="store_true", help="torch.compile the runner (warm-up excluded)")
     args = ap.parse_args()
+    refuse_missing_cuda(ap, args.device)
     torch.set_grad_enabled(False)
 
     from stream_gpen import Enhancer
@@ -77,6 +80,7 @@ def main() -> None:
     size = args.size or (512 if cuda else 256)
     clips = (args.clips or ("synthetic_1080p,talking_head,crowd_1080p" if cuda else "talking_head,old_tv,synthetic_1080p")).split(",")
     max_frames = args.max_frames if args.max_frames is not None else (60 if args.gpu_quick else None if cuda else 12)
+    max_frames = max_frames or None  # (0: the whole clip, as naive.py and tracking.py take it)
     model = IdentityRestorer(size, device) if args.model == "identity" else args.model or random_gpen(size, str(device))
     enh = Enhancer(model, device=str(device), precision=args.precision, batch_size=args.batch_size,
                    download=False, compile=args.compile, detector="mobilenet0.25",

@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import refuse_missing_cuda  # noqa: E402
 
 from stream_gpen.models import gpen  # noqa: E402
 from stream_gpen.models.registry import MODELS  # noqa: E402
@@ -176,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpu-memory", nargs="+", choices=["system", "keep"], default=None,
                    help="CPU allocator settings, each in its own worker process (default: none, in-process)")
     args = p.parse_args(argv)
+    refuse_missing_cuda(p, args.device)
 
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(args.device)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CLIPS, MOBILENET, VIDEOS, count_frames, random_gpen, trim  # noqa: E402
+from _common import CLIPS, MOBILENET, VIDEOS, count_frames, random_gpen, refuse_missing_cuda, trim  # noqa: E402
 
 
 def _feather_mask(size: int) -> np.ndarray:
@@ -147,6 +147,7 @@ def main() -> None:
     ap.add_argument("--naive-cpu-memory", choices=["system", "keep"], default="system",
                     help="the naive process's allocator (default: untouched, as in the popular tools)")
     args = ap.parse_args()
+    refuse_missing_cuda(ap, args.device)
     torch.set_grad_enabled(False)
 
     from stream_gpen import Enhancer

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import refuse_missing_cuda  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -56,6 +58,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--repeats", type=int, default=None)
     args = ap.parse_args(argv)
+    refuse_missing_cuda(ap, args.device)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     repeats = args.repeats or (20 if cuda else 3)

@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import refuse_missing_cuda  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -263,7 +265,15 @@ def main(argv=None) -> int:
     p.add_argument("--compile", action="store_true", help="CPU: also time torch.compile (minutes of compiling)")
     p.add_argument("--json", type=Path, default=None, help="write all rows here")
     args = p.parse_args(argv)
+    refuse_missing_cuda(p, args.device)
     use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    gpu_only = [f"--{k.replace('_', '-')}" for k in ("sizes", "precisions", "modes", "amp", "forms", "buckets",
+                                                      "compile_buckets", "compile_precisions", "compile_sizes")
+                if getattr(args, k) != p.get_default(k)]
+    if not use_cuda and gpu_only:
+        # (the CPU table is fixed: GPEN-256, its eager/channels-last/bf16 variants, at --cpu-batches)
+        p.error(f"{', '.join(gpu_only)}: GPU options; on the CPU the table is GPEN-256 at --cpu-batches "
+                "(--compile adds the compiled variants)")
     if args.repeats is None:
         args.repeats = (5 if use_cuda else 2) if args.quick else (20 if use_cuda else 5)
     if use_cuda:
