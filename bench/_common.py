@@ -49,6 +49,9 @@ def synthetic_faces_clip(path: Path, *, size=(1920, 1080), frames: int = 30, fac
     """A clip with real faces (shared FFHQ crops) moving over a textured background."""
     w, h = size
     crops = sorted((SHARED / "data" / "faces" / "aligned").glob("gpen_ffhq_*.png"))[:faces]
+    if len(crops) < faces:  # (a face-less clip would measure the pipeline with nothing to restore)
+        raise SystemExit(f"synthetic clip: {faces} face photos wanted, {len(crops)} found in "
+                         f"{SHARED / 'data' / 'faces' / 'aligned'} (set STREAM_GPEN_SHARED)")
     imgs = [cv2.resize(cv2.imread(str(c))[:, :, ::-1], (h // 3, h // 3)) for c in crops]
     rng = np.random.default_rng(0)
     bg = rng.integers(60, 120, (h, w, 3), dtype=np.uint8)
