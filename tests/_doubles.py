@@ -53,3 +53,25 @@ class FineRestorer:
     def restore_fine(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         fine = torch.full(crops.shape, self.value, dtype=torch.float32)
         return fine.to(torch.uint8), fine
+
+
+def damaged_weights(path, kind: str, good) -> str:
+    """Write a weights file damaged as users get them at ``path`` (``kind``: "truncated", a cut
+    copy of the ``good`` file; "empty"; "lfs", a Git LFS pointer; "list", a pickled non-dict;
+    "torchscript", a compiled model) and return the regex tail its one-line error must match."""
+    if kind == "truncated":
+        path.write_bytes(good.read_bytes()[:1_000_000])
+        return r"could not be read as a PyTorch checkpoint.*damaged, truncated"
+    if kind == "empty":
+        path.write_bytes(b"")
+        return r"is empty \(0 bytes\)"
+    if kind == "lfs":
+        path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 1789735\n")
+        return r"is a Git LFS pointer"
+    if kind == "list":
+        torch.save([1, 2], path)
+        return r"does not hold a state dict \(found list\)"
+    if kind == "torchscript":
+        torch.jit.script(torch.nn.Linear(2, 2)).save(str(path))
+        return r"is a TorchScript archive"
+    raise ValueError(kind)

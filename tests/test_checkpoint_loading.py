@@ -341,22 +341,14 @@ def test_folder_as_checkpoint_says_so(tmp_path: Path, gpen_fixtures: Path) -> No
 def test_damaged_parser_weights_are_one_weights_error(tmp_path: Path, mobilenet_weights: Path, kind: str) -> None:
     from stream_gpen.faces import FaceParser
 
+    from tests._doubles import damaged_weights
+
     path = tmp_path / "ParseNet-latest.pth"
-    if kind == "truncated":
-        path.write_bytes(mobilenet_weights.read_bytes()[:1_000_000])
-        match = r"face-parsing weights .*ParseNet-latest\.pth could not be read as a PyTorch checkpoint.*damaged, truncated"
-    elif kind == "empty":
-        path.write_bytes(b"")
-        match = r"face-parsing weights .*ParseNet-latest\.pth is empty \(0 bytes\)"
-    elif kind == "lfs":
-        path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 1\n")
-        match = r"face-parsing weights .*ParseNet-latest\.pth is a Git LFS pointer"
-    elif kind == "list":
-        torch.save([1, 2], path)
-        match = r"face-parsing weights .*ParseNet-latest\.pth does not hold a state dict \(found list\)"
-    else:
+    if kind == "folder":
         path = tmp_path
         match = r"face-parsing weights not found: no ParseNet-latest\.pth / parsing_parsenet\.pth in the folder"
+    else:
+        match = r"face-parsing weights .*ParseNet-latest\.pth " + damaged_weights(path, kind, mobilenet_weights)
     with pytest.raises(WeightsError, match=match) as info:
         FaceParser(weights=path)
     assert info.value.exit_code == 3

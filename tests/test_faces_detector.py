@@ -148,22 +148,10 @@ def test_wrong_checkpoint_is_a_checkpoint_error(mobilenet_weights, tmp_path):
 @pytest.mark.parametrize("kind", ["truncated", "empty", "lfs", "list", "torchscript"])
 def test_damaged_detector_weights_are_one_weights_error(mobilenet_weights, tmp_path, kind):
     # the same one-line error (exit 3) as a damaged GPEN checkpoint, not a raw torch error
+    from tests._doubles import damaged_weights
+
     path = tmp_path / "detection_mobilenet0.25_Final.pth"
-    if kind == "truncated":
-        path.write_bytes(mobilenet_weights.read_bytes()[:1_000_000])
-        match = r"detector weights .* could not be read as a PyTorch checkpoint \(RuntimeError: .*damaged, truncated"
-    elif kind == "empty":
-        path.write_bytes(b"")
-        match = r"detector weights .* is empty \(0 bytes\)"
-    elif kind == "lfs":
-        path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 1789735\n")
-        match = r"detector weights .* is a Git LFS pointer"
-    elif kind == "list":
-        torch.save([1, 2], path)
-        match = r"detector weights .* does not hold a state dict \(found list\)"
-    else:
-        torch.jit.script(torch.nn.Linear(2, 2)).save(str(path))
-        match = r"detector weights .* is a TorchScript archive"
+    match = r"detector weights .* " + damaged_weights(path, kind, mobilenet_weights)
     with pytest.raises(CheckpointError, match=match) as info:
         FaceDetector(device="cpu", weights=path)
     assert info.value.exit_code == 3 and "\n" not in str(info.value)

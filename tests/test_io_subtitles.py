@@ -531,6 +531,23 @@ def test_each_line_of_a_shared_mov_text_sample_keeps_its_own_style(tmp_path):
     assert len(both) == 1 and "{\\r}plain words" in both[0], both  # back to the plain style
 
 
+def _x264_at(path: Path, times: list, rate, tb: Fraction) -> Path:
+    """A video-only H.264 clip (no B-frames) with a frame at each of ``times`` (seconds) on ``tb``."""
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream("libx264", rate=rate)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        vs.codec_context.options = {"preset": "ultrafast", "bf": "0"}
+        vs.codec_context.time_base = tb
+        for i, t in enumerate(times):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 6 % 256, np.uint8), format="rgb24")
+            f.pts, f.time_base = round(t / tb), tb
+            for p in vs.encode(f):
+                c.mux(p)
+        for p in vs.encode(None):
+            c.mux(p)
+    return path
+
+
 @pytest.mark.parametrize("rate", [Fraction(25), Fraction(30000, 1001)])
 @pytest.mark.parametrize("copy", [False, True], ids=["encode", "copy"])
 def test_avi_output_runs_at_the_frame_rate_not_the_source_clock(tmp_path, rate, copy):
@@ -539,19 +556,7 @@ def test_avi_output_runs_at_the_frame_rate_not_the_source_clock(tmp_path, rate, 
     (3800 chunks for 40 frames), encoded or stream-copied. On the frame grid a pause is still a
     held frame."""
     times = [i / rate for i in range(10)] + [2 + i / rate for i in range(10)]  # a 2 s pause (VFR)
-    src = tmp_path / "in.mkv"
-    with av.open(str(src), "w") as c:
-        vs = c.add_stream("libx264", rate=rate)
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
-        vs.codec_context.options = {"preset": "ultrafast", "bf": "0"}
-        vs.codec_context.time_base = Fraction(1, 1000)
-        for i, t in enumerate(times):
-            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 9, np.uint8), format="rgb24")
-            f.pts, f.time_base = round(t * 1000), Fraction(1, 1000)
-            for p in vs.encode(f):
-                c.mux(p)
-        for p in vs.encode(None):
-            c.mux(p)
+    src = _x264_at(tmp_path / "in.mkv", times, rate, Fraction(1, 1000))
     assert av.open(str(src)).streams.video[0].time_base == Fraction(1, 1000)
     if copy:
         assert remux(src, tmp_path / "o.avi") == len(times)
@@ -658,19 +663,7 @@ def test_a_vfr_avi_keeps_each_frame_near_its_time_without_a_chunk_flood(tmp_path
     for _ in range(40):
         times.append(t)
         t += rng.uniform(1 / 30, 1 / 15)  # (times on no grid: FFmpeg guesses no clean rate)
-    src = tmp_path / "in.mp4"
-    with av.open(str(src), "w") as c:
-        vs = c.add_stream("libx264", rate=30)
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
-        vs.codec_context.options = {"preset": "ultrafast", "bf": "0"}
-        vs.codec_context.time_base = Fraction(1, 90000)
-        for i, t in enumerate(times):
-            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 6, np.uint8), format="rgb24")
-            f.pts, f.time_base = round(t * 90000), Fraction(1, 90000)
-            for p in vs.encode(f):
-                c.mux(p)
-        for p in vs.encode(None):
-            c.mux(p)
+    src = _x264_at(tmp_path / "in.mp4", times, 30, Fraction(1, 90000))
     if copy:
         assert remux(src, tmp_path / "o.avi") == len(times)
     else:

@@ -36,17 +36,8 @@ def test_a_start_at_or_past_the_end_is_refused_in_words(clip, ts90k, start):
 
 
 def test_a_start_past_the_end_of_a_file_without_a_duration_is_refused_too(tmp_path):
-    import av
-
     # raw H.264: no container duration, no index; the seek's int64 target is the only guard
-    raw = tmp_path / "c.h264"
-    make_clip(tmp_path / "c.mkv", n=5)
-    with av.open(str(tmp_path / "c.mkv")) as i, av.open(str(raw), "w", format="h264") as o:
-        s = o.add_stream_from_template(i.streams.video[0])
-        for p in i.demux(i.streams.video[0]):
-            if p.size:
-                p.stream = s
-                o.mux(p)
+    raw = _raw_h264(tmp_path, 5)
     for start in (5.0, 1e15, 1e308):
         with pytest.raises(InvalidInputError, match="is past the end of"):
             open_source(raw, start=start)
