@@ -13,8 +13,6 @@ from stream_gpen.io._meta import ffmpeg_local
 
 log = logging.getLogger(__name__)
 
-_NO_TIMESTAMPS = 0x0080  # AVFMT_NOTIMESTAMPS: a (de)muxer of raw streams, which store no timestamps
-
 
 def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
     """Copy all streams of ``src`` into ``dst`` (container from the extension), bit-exact packets.
@@ -48,7 +46,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
         stores_no_pts,
         to_avi_grid,
     )
-    from stream_gpen.io._source import _fraction, _sample_aspect_ratio
+    from stream_gpen.io._source import _NO_TIMESTAMPS, _fraction, _sample_aspect_ratio
     from stream_gpen.io._tags import (
         COVER_MUXERS,
         accepts_attachments,
