@@ -366,20 +366,12 @@ class Enhancer:
             spec = MODELS.get(match) if match else None
         #: blend of each restored face with its input crop (1.0 = model output as it is)
         self.strength = float(strength) if strength is not None else (spec.strength if spec else 1.0)
-        if detector_weights is None:
-            # found or fetched here, so that download=False (`--no-download`) holds for it too
-            from stream_gpen.faces._detector import _WEIGHTS
-            from stream_gpen.weights import ensure_weights
-
-            backbone = detector if detector != "auto" else ("resnet50" if self.device.type == "cuda"
-                                                            else "mobilenet0.25")
-            if backbone in _WEIGHTS:
-                detector_weights = ensure_weights(_WEIGHTS[backbone], download=download, progress=progress)
         self.detector = FaceDetector(
             # its own long side is the pyramid's coarse scale (FaceStage._detect): big faces
             backbone=detector, device=self.device, weights=detector_weights,
             long_side=min(detect_size or VIDEO_DETECT_SIZE, VIDEO_DETECT_SIZE),
             min_face=self.min_face, max_faces=None, score_threshold=min(DETECT_SCORE, self.min_score),
+            download=download, progress=progress,  # (`--no-download` holds for the detector too)
         )
         self.parser = None
         if mask == "parse" and self.aligned:

@@ -106,8 +106,9 @@ class FaceDetector:
       boxes and landmarks by well under a frame pixel on real footage
       (``tests/test_faces_detector.py``). ``"auto"`` = uint8 on CPU, float otherwise.
     * ``weights``: the RetinaFace file for ``backbone``, or a folder holding it under one of the
-      names the weights manager accepts; ``None`` uses the managed copy, downloading it unless
-      ``download=False`` (then a missing copy is a :class:`WeightsNotFoundError`).
+      names the weights manager accepts; ``None`` uses the managed copy, downloading it (with a
+      progress bar unless ``progress=False``) unless ``download=False`` (then a missing copy is a
+      :class:`WeightsNotFoundError`).
     """
 
     def __init__(
@@ -124,6 +125,7 @@ class FaceDetector:
         batch_size: int = 8,
         resize: Resize = "auto",
         download: bool = True,
+        progress: bool = True,
     ) -> None:
         if backbone not in get_args(Backbone):
             raise InvalidInputError(f"backbone must be one of {get_args(Backbone)}, got {backbone!r}")
@@ -164,7 +166,7 @@ class FaceDetector:
         from stream_gpen.weights import ensure_weights, get_weight_file
 
         if weights is None:
-            weights = ensure_weights(_WEIGHTS[backbone], download=download)
+            weights = ensure_weights(_WEIGHTS[backbone], download=download, progress=progress)
         # a folder is searched for the file names the weights manager accepts, as --weights DIR
         self.weights = weights_file(weights, get_weight_file(_WEIGHTS[backbone]).names_on_disk,
                                     what="detector weights")
