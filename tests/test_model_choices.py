@@ -40,8 +40,27 @@ def test_nan_weights_are_refused_not_pasted_as_black_faces():
     name, p = next(iter(gen.named_parameters()))
     with torch.no_grad():
         p.view(-1)[0] = float("nan")
-    with pytest.raises(CheckpointError, match=rf"NaN/inf weights in 1 tensor\(s\) \(first: {name}\)"):
+    with pytest.raises(CheckpointError, match=rf"weights hold NaN/inf in 1 tensor\(s\) \(first: {name}\)"):
         FaceRunner(gen, size=TINY_CONFIG.size, device="cpu", precision="fp32")
+
+
+def test_nan_detector_and_parser_weights_are_refused(tmp_path, mobilenet_weights):
+    """A NaN detector found no face and a NaN parser pasted nothing, each exit 0 (the face
+    counted as restored), and `serve` started with them: refused like a NaN GPEN checkpoint."""
+    from stream_gpen.faces import FaceDetector, FaceParser
+    from stream_gpen.faces._parse import build_parsenet
+
+    det = torch.load(mobilenet_weights, map_location="cpu", weights_only=True)
+    det = {k: v.fill_(float("nan")) if v.is_floating_point() else v for k, v in det.items()}
+    torch.save(det, tmp_path / "det_nan.pth")
+    with pytest.raises(CheckpointError, match=r"det_nan\.pth: the detector weights hold NaN/inf") as info:
+        FaceDetector(device="cpu", weights=tmp_path / "det_nan.pth")
+    assert info.value.exit_code == 3
+    parse = {k: v.clone().fill_(float("nan")) if v.is_floating_point() else v
+             for k, v in build_parsenet().state_dict().items()}
+    torch.save(parse, tmp_path / "parse_nan.pth")
+    with pytest.raises(CheckpointError, match=r"parse_nan\.pth: the face-parsing weights hold NaN/inf"):
+        FaceParser(weights=tmp_path / "parse_nan.pth")
 
 
 def test_a_registry_model_given_by_its_path_keeps_its_default_strength(tmp_path, monkeypatch, mobilenet_weights):

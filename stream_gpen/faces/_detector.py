@@ -179,7 +179,7 @@ class FaceDetector:
     def _load(self, path: Path) -> torch.nn.Module:
         from facexlib.detection.retinaface import RetinaFace
 
-        from stream_gpen.models.loading import describe_mismatch, read_state_dict
+        from stream_gpen.models.loading import describe_mismatch, read_state_dict, refuse_nonfinite
         from stream_gpen.weights import get_weight_file
 
         # a damaged or foreign file is one CheckpointError line (exit 3), as for GPEN checkpoints
@@ -201,6 +201,7 @@ class FaceDetector:
                       if other else f"pass the {_WEIGHTS[self.backbone]} weights "
                       f"({get_weight_file(_WEIGHTS[self.backbone]).filename}) or pick the matching backbone"),
             )
+        refuse_nonfinite(state.items(), str(path), "detector weights")
         net.load_state_dict(state, strict=True)
         net = net.eval()
         self.fused_batchnorms = _fuse_conv_bn(net)

@@ -131,7 +131,7 @@ class FaceParser:
         self.net = self._build(state_dict, str(self.weights) if self.weights else "state_dict")
 
     def _build(self, state: dict, where: str) -> torch.nn.Module:
-        from stream_gpen.models.loading import describe_mismatch
+        from stream_gpen.models.loading import describe_mismatch, refuse_nonfinite
 
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
             state = state["state_dict"]
@@ -145,6 +145,7 @@ class FaceParser:
                 f"{where} is not a ParseNet checkpoint: {problem}",
                 hint="pass GPEN's ParseNet-latest.pth or facexlib's parsing_parsenet.pth",
             )
+        refuse_nonfinite(state.items(), where, "face-parsing weights")
         net.load_state_dict(state, strict=True)
         net = net.eval()
         _fold_batchnorms(net)

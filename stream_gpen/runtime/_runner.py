@@ -103,22 +103,6 @@ def _check_choice(name: str, value: object, allowed: Sequence[object]) -> None:
         )
 
 
-def _check_finite_weights(model: nn.Module, name: str) -> None:
-    """Refuse a model with NaN/inf weights (a fine-tune that diverged, a damaged conversion):
-    its every output is NaN, which the uint8 conversion turns into black faces pasted over the
-    real ones, counted as restored. One pass over the weights (tens of ms for GPEN-512 on a CPU)."""
-    from stream_gpen.errors import CheckpointError
-
-    bad = [n for n, t in [*model.named_parameters(), *model.named_buffers()]
-           if t.is_floating_point() and not bool(torch.isfinite(t).all())]
-    if bad:
-        raise CheckpointError(
-            f"{name}: the model holds NaN/inf weights in {len(bad)} tensor(s) (first: {bad[0]}), so every face "
-            "it restored would be black",
-            hint="the checkpoint comes from a training run that diverged or a damaged conversion: use an earlier "
-            "checkpoint of that run, or an official GPEN file")
-
-
 class FaceRunner:
     """Run a face-restoration generator on ``[n,3,S,S]`` uint8 RGB crops, any ``n``.
 
@@ -257,7 +241,10 @@ class FaceRunner:
         self._warmup_iters = warmup_iters
 
         self.amp: str = amp
-        _check_finite_weights(model, self.name)
+        from stream_gpen.models.loading import refuse_nonfinite
+
+        # (NaN/inf weights: every face would come out black, pasted over the real ones)
+        refuse_nonfinite([*model.named_parameters(), *model.named_buffers()], self.name, "model's weights")
         model.eval().requires_grad_(False)
         self._model32 = model
         self._set_model()
