@@ -193,3 +193,42 @@ def test_early_refusals_are_counted_under_their_route(fake):
         assert not any('route="other"' in ln for ln in lines)
         assert c.post("/nowhere", content=b"v" * 2000).status_code == 413
         assert any('route="other",method="POST",status="413"' in ln for ln in metric_lines(c))
+
+
+# --- the work folder: removed while serving, full, or not a folder ---------------------------------
+def test_a_removed_or_full_work_folder_is_said_not_a_bare_500(tmp_path, monkeypatch):
+    """A tmp cleaner removes an idle server's work folder: every video upload got Starlette's bare
+    500 page until a restart. It is made again; an upload the disk cannot hold gets 507 with why."""
+    import builtins
+    import errno
+    import shutil
+
+    fake = FakeEnhancer()
+    with client_for(fake, work_dir=tmp_path) as c:
+        shutil.rmtree(tmp_path / "jobs")
+        r = c.post("/v1/videos", content=b"one", headers=VIDEO)
+        assert r.status_code == 202, r.text
+        assert wait_job(c, r.json()["id"])["state"] == "done"
+        real_open = builtins.open
+
+        def full(path, mode="r", *a, **k):
+            if "w" in mode and str(path).startswith(str(tmp_path)):
+                raise OSError(errno.ENOSPC, "No space left on device", str(path))
+            return real_open(path, mode, *a, **k)
+
+        monkeypatch.setattr(builtins, "open", full)
+        r = c.post("/v1/videos", content=b"two", headers=VIDEO)
+        monkeypatch.undo()
+        assert r.status_code == 507 and "No space left on device" in r.json()["detail"], r.text
+        assert r.headers["Retry-After"] == "60" and str(tmp_path) not in r.text
+        assert fake.video_order == ["one"]
+
+
+def test_a_work_dir_that_is_a_file_is_refused_before_the_model_loads(tmp_path):
+    from stream_gpen.server.cli import _check_work_dir
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(InvalidInputError, match="is a file, not a folder"):
+        _check_work_dir(tmp_path / "f")
+    _check_work_dir(tmp_path / "new" / "work")  # made
+    assert (tmp_path / "new" / "work").is_dir()

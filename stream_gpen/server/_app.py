@@ -230,6 +230,23 @@ def _status_for(exc: Exception) -> tuple[int, dict]:
     return 500, {}
 
 
+def _storage_refused(e: BaseException) -> bool:
+    """The file system refused (full, read-only, gone...), not the client (a timeout, a hang-up)."""
+    return (isinstance(e, OSError) and e.errno is not None and not isinstance(e, StreamGpenError)
+            and not isinstance(e, (TimeoutError, ConnectionError)))
+
+
+def _storage_error(e: OSError):
+    """The server's work folder refused an upload (full, removed and not made again, read-only):
+    507 with the reason, not Starlette's bare 500 page (the upload is discarded)."""
+    from fastapi.responses import JSONResponse
+
+    log.error("video upload refused: the work folder cannot store it: %s", e)
+    return JSONResponse({"detail": f"the server cannot store the upload: {e.strerror or e}", "error": "StorageError",
+                         "hint": "retry later or send a smaller file; the server's --work-dir needs room"},
+                        status_code=507, headers={"Retry-After": "60"})
+
+
 def create_app(
     enhancer,
     *,
@@ -467,17 +484,24 @@ def create_app(
                               "goes through the model, no detection"),
     ):
         jobs = state["jobs"]
-        job = jobs.new_job(model=model, faces=faces, strength=strength, start=start, duration=duration,
-                           aligned=aligned)
+        try:
+            job = jobs.new_job(model=model, faces=faces, strength=strength, start=start, duration=duration,
+                               aligned=aligned)
+        except OSError as e:
+            if not _storage_refused(e):
+                raise
+            return _storage_error(e)
         try:
             with open(job.input_path, "wb") as f:
                 await read_body(request, _VIDEO_TYPES, sink=f)
             if job.input_path.stat().st_size == 0:
                 raise InvalidInputError("empty upload: send a video file")
             jobs.enqueue(job)
-        except BaseException:
+        except BaseException as e:
             # Too large, timed out, client gone, shutdown: nothing stays on disk.
             jobs.discard(job)
+            if _storage_refused(e):
+                return _storage_error(e)
             raise
         return JSONResponse(jobs.snapshot(job), status_code=202, headers={"Location": f"{VIDEO_ROUTE}/{job.id}"})
 

@@ -230,7 +230,8 @@ class JobManager:
                                      retry_after_s=30, hint="raise --max-jobs")
             job_id = secrets.token_urlsafe(16)
             job = Job(job_id, self.work_dir / job_id, name, sel, st, float(start), duration, al)
-            job.dir.mkdir(mode=0o700)
+            # (parents: a tmp cleaner may have removed the work folder of a server idle for days)
+            job.dir.mkdir(mode=0o700, parents=True)
             self._jobs[job_id] = job
         return job
 

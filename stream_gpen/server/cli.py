@@ -118,6 +118,8 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     _check_port(args.host, args.port)  # before the model loads: a busy port is said in one line
+    if config.work_dir is not None:
+        _check_work_dir(config.work_dir)
     if config.encoder == "nvenc":  # fail at start, not at the first video job
         from stream_gpen.io._sink import resolve_encoder
 
@@ -162,6 +164,25 @@ def _server_class():
             super().handle_exit(sig, frame)
 
     return _Server
+
+
+def _check_work_dir(path) -> None:
+    """``--work-dir`` usable before the model loads: a file there, or a folder that cannot be
+    made or written, failed inside uvicorn's start-up after "serving ... on http://..." with a
+    traceback and a hint about the port."""
+    import tempfile
+    from pathlib import Path
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise InvalidInputError(f"--work-dir {p} is a file, not a folder", hint="name a folder (it is created if missing)")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=p, prefix=".probe-"):
+            pass
+    except OSError as e:
+        raise InvalidInputError(f"--work-dir {p} cannot be used: {e.strerror or e}",
+                                hint="name a writable folder with room for uploads and results") from e
 
 
 def _check_port(host: str, port: int) -> None:
