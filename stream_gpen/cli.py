@@ -269,6 +269,16 @@ class _Signals:
         return self
 
     def _handle(self, signum, frame) -> None:
+        from stream_gpen._finishing import defer, is_finishing
+
+        if self.received is None and is_finishing():
+            # the run is done but for writing its output (flushing, renaming): an interrupt there
+            # made the sink discard the whole file; the stop is taken once the output is whole
+            self.received = signum
+            self._said = True
+            print(f"{PROG}: stopping once the output is written", file=sys.stderr)
+            defer()
+            return
         if self.received is not None:
             if not self._said:
                 self._said = True

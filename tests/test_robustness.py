@@ -703,3 +703,29 @@ def test_a_second_ctrl_c_does_not_cut_the_finishing_short(capsys):
     assert finished and sig.exit_code(130) == 130
     assert "finishing what was written" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored afterwards
+
+
+def test_a_ctrl_c_while_the_finished_output_is_written_keeps_it(tmp_path, cli_env, capsys, monkeypatch):
+    """One Ctrl-C at 100%, while the encoders were flushed and the file renamed: the sink's
+    clean-up deleted the whole encoded video (no output, no .partial; the camera said "stopped",
+    exit 0, with no recording). The stop now waits for the output to be whole."""
+    import os
+    import signal
+
+    from stream_gpen.io import _sink
+
+    real = _sink.FileSink._finish_container
+
+    def finish(self, *a, **k):
+        os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C now
+        for _ in range(1000):  # (the handler runs here, at a bytecode boundary)
+            pass
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(_sink.FileSink, "_finish_container", finish)
+    src = make_clip(tmp_path / "a.mp4")
+    out = tmp_path / "o.mp4"
+    assert main(["enhance", str(src), "-o", str(out), *cli_env]) == 130
+    assert "the output in hand was written whole first" in capsys.readouterr().err
+    assert video_info(out)["n"] == video_info(src)["n"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["a.mp4", "o.mp4"]

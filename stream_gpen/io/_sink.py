@@ -2276,9 +2276,16 @@ class FileSink(_Sink):
         self._thread.join()
 
     def close(self) -> None:
-        """Finish: flush encoders, mux the remaining audio, rename the temp file to the target."""
+        """Finish: flush encoders, mux the remaining audio, rename the temp file to the target
+        (a Ctrl-C meanwhile waits for it at the command line: see stream_gpen._finishing)."""
         if self._closed:
             return
+        from stream_gpen._finishing import finishing
+
+        with finishing():
+            self._close()
+
+    def _close(self) -> None:
         self._closed = True
         try:
             self._join()
