@@ -239,6 +239,8 @@ def _check_report(report: str | None, media: list[str], *, overwrite: bool) -> N
 
     if not report:
         return
+    if Path(report).exists() and not Path(report).is_file():
+        return  # /dev/stdout, a named pipe: written as it is (write_json)
     p = Path(report).resolve()
     if not p.parent.is_dir():
         raise InvalidInputError(f"--report folder does not exist: {Path(report).parent}")

@@ -64,15 +64,32 @@ class RunSummary:
 
     def write_json(self, path: str | Path) -> None:
         """Write the summary as JSON: whole or not at all (through a hidden file beside it, so a
-        full disk leaves an earlier report as it was, not emptied). An OSError names ``path``."""
+        full disk leaves an earlier report as it was, not emptied), into a link's target (the
+        link stays), keeping an earlier report's permission bits; a pipe or a device
+        (``/dev/stdout``) is written as it is. An OSError names ``path``."""
         import os
+        import shutil
         import uuid
 
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        if path.exists() and not path.is_file():  # /dev/stdout, a named pipe
+            try:
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(text)
+            except OSError as e:
+                raise OSError(e.errno, f"the report could not be written: {e.strerror or e}", str(path)) from e
+            return
+        real = path.resolve()  # (a link: its target is written, the link stays)
+        tmp = real.with_name(f".{real.name}.{uuid.uuid4().hex[:8]}.tmp")
         try:
-            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-            os.replace(tmp, path)
+            tmp.write_text(text, encoding="utf-8")
+            if real.exists():
+                try:
+                    shutil.copymode(real, tmp)
+                except OSError:
+                    pass
+            os.replace(tmp, real)
         except OSError as e:
             try:
                 tmp.unlink(missing_ok=True)

@@ -405,3 +405,35 @@ def test_a_report_that_cannot_be_written_is_found_before_the_run(tmp_path, capsy
     assert info.value.filename == str(report) and "No space left" in info.value.strerror
     monkeypatch.undo()
     assert report.read_text() == before and [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_a_report_through_a_link_or_into_a_pipe(tmp_path):
+    """The atomic report write replaced a link with a file (its target kept the old report), reset
+    an earlier report's mode, and refused or replaced /dev/stdout."""
+    import os
+    import stat
+    import threading
+
+    from stream_gpen.commands import _check_report
+    from stream_gpen.summary import RunSummary
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    target = runs / "r1.json"
+    RunSummary(frames_in=1, frames_out=1).write_json(target)
+    os.chmod(target, 0o600)
+    link = tmp_path / "latest.json"
+    link.symlink_to(target)
+    _check_report(str(link), [], overwrite=True)
+    RunSummary(frames_in=7, frames_out=7).write_json(link)
+    assert link.is_symlink() and json.loads(target.read_text())["frames_out"] == 7
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    _check_report(str(fifo), [], overwrite=False)  # (a pipe is not "an earlier report" to refuse)
+    RunSummary(frames_in=3, frames_out=3).write_json(fifo)
+    reader.join(10)
+    assert json.loads(got[0])["frames_out"] == 3 and stat.S_ISFIFO(fifo.stat().st_mode)
