@@ -311,30 +311,34 @@ def test_vp9_alpha_into_mp4_says_dropped_not_kept(tmp_path, caplog):
 
 def test_temporary_outputs_of_killed_runs_are_removed(tmp_path):
     """`kill -9` (or a power cut) left the hidden temporary output behind, and no later run removed
-    it: each as large as the video written so far. One whose process is gone and that has not been
-    written for 10 minutes is removed (and said); a live run's, or a fresh one, is left alone."""
+    it: each as large as the video written so far. One made on this machine whose process is gone
+    is removed (and said); a live run's, a fresh one, or one another machine (or container) is
+    writing into a shared folder is left alone."""
     import os
     import subprocess
     import sys
     import time
 
     from stream_gpen.io import open_sink, open_source
+    from stream_gpen.io._sink import _machine_tag
     from tests._clips import write_video
 
     src = write_video(tmp_path / "in.mp4", [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(3)])
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()
-    stale = tmp_path / f".o.{gone}-0123abcd.tmp.mp4"
-    fresh = tmp_path / f".o.{gone}-4567abcd.tmp.mp4"
-    alive = tmp_path / f".o.{os.getppid()}-89abcdef.tmp.mp4"
-    other = tmp_path / f".other.{gone}-0123abcd.tmp.mp4"
-    for p in (stale, fresh, alive, other):
+    here = _machine_tag()
+    stale = tmp_path / f".o.{here}-{gone}-0123abcd.tmp.mp4"
+    fresh = tmp_path / f".o.{here}-{gone}-4567abcd.tmp.mp4"
+    alive = tmp_path / f".o.{here}-{os.getppid()}-89abcdef.tmp.mp4"
+    other = tmp_path / f".other.{here}-{gone}-0123abcd.tmp.mp4"
+    elsewhere = tmp_path / f".o.{'0' * 8 if here != '0' * 8 else '1' * 8}-{gone}-0123abcd.tmp.mp4"  # another machine
+    for p in (stale, fresh, alive, other, elsewhere):
         p.write_bytes(b"\0" * 1000)
     old = time.time() - 3600
-    for p in (stale, alive, other):
+    for p in (stale, alive, other, elsewhere):
         os.utime(p, (old, old))
     with open_source(src) as s, open_sink(tmp_path / "o.mp4", source=s, preset="ultrafast") as sink:
         for f in s:
             sink.write(f)
-    assert not stale.exists() and fresh.exists() and alive.exists() and other.exists()
+    assert not stale.exists() and fresh.exists() and alive.exists() and other.exists() and elsewhere.exists()
     assert any(f"removed {stale.name} (1,000 bytes)" in f for f in sink.fallbacks), sink.fallbacks

@@ -853,6 +853,23 @@ _CHROMA_LOCATIONS = {1: "left", 2: "center", 3: "topleft", 4: "top", 5: "bottoml
 _AUDIO_GAP_S = 0.04
 
 
+@functools.lru_cache(maxsize=1)
+def _machine_tag() -> str:
+    """8 hex digits naming this machine's boot and this process namespace: process ids mean
+    something only among the processes that share both (another machine writing into a shared
+    folder, or another container, has its own)."""
+    import hashlib
+    import socket
+
+    parts = [socket.gethostname()]
+    for p in ("/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid"):
+        try:
+            parts.append(os.readlink(p) if p.endswith("pid") else Path(p).read_text().strip())
+        except OSError:
+            parts.append("")
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:8]
+
+
 def keep_mode(old, new) -> None:
     """Give ``new`` (a finished temporary output) the permission bits of the ``old`` file it is
     about to replace (``--overwrite``, an in-place run), so that a private video or photo stays
@@ -1199,8 +1216,8 @@ class FileSink(_Sink):
                 raise InvalidInputError(f"output folder does not exist: {t.parent}")
             self._fmt = None
             self._remove_stale_temps(t)
-            # (the process id in the name tells a later run whose it is: see _remove_stale_temps)
-            self._path = str(hidden_temp(t, f".{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"))
+            # (the machine and process in the name tell a later run whose it is: _remove_stale_temps)
+            self._path = str(hidden_temp(t, f".{_machine_tag()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"))
         try:
             self._out = av.open(ffmpeg_local(self._path), "w", format=self._fmt)
         except (av.error.FFmpegError, ValueError) as e:
@@ -1249,33 +1266,35 @@ class FileSink(_Sink):
         self._thread = threading.Thread(target=self._run, name=f"encode:{Path(str(target)).name}", daemon=True)
         self._thread.start()
 
-    #: a temporary output untouched this long, of a process that is gone, was left by a killed run
-    STALE_TEMP_S = 600.0
+    #: a temporary output untouched this long, of a process gone from this machine, was left by a
+    #: killed run (a guard on top of the machine tag and the process check)
+    STALE_TEMP_S = 60.0
 
     def _remove_stale_temps(self, target: Path) -> None:
-        """Remove the hidden temporary outputs (``.NAME.<pid>-<random>.tmp.EXT``) that runs
-        killed with ``kill -9`` (or a power cut) left beside ``target``: nothing else ever removes
-        them, and each can be as large as the video written so far. Only those whose process is
-        gone from this machine and that were not written for :attr:`STALE_TEMP_S` (a run on
-        another machine writing into a shared folder keeps writing), and said."""
+        """Remove the hidden temporary outputs (``.NAME.<machine>-<pid>-<random>.tmp.EXT``) that
+        runs killed with ``kill -9`` (or a power cut) left beside ``target``: nothing else ever
+        removes them, and each can be as large as the video written so far. Only those made on
+        this machine and in this process namespace (:func:`_machine_tag`: a run on another
+        machine or in another container writing into a shared folder is never judged by its
+        process id, which means nothing here) whose process is gone, and said."""
         import re
 
-        pattern = re.compile(r"\.(\d+)-[0-9a-f]{8}\.tmp" + re.escape(target.suffix) + "$")
+        pattern = re.compile(r"\.([0-9a-f]{8})-(\d+)-[0-9a-f]{8}\.tmp" + re.escape(target.suffix) + "$")
         try:
             candidates = list(target.parent.glob(f".*.tmp{target.suffix}"))
         except OSError:
             return
-        now = time.time()
+        now, here = time.time(), _machine_tag()
         for q in candidates:
             m = pattern.search(q.name)
-            if m is None or q.name[: m.start()] != hidden_temp(target, "").stem:
+            if m is None or m.group(1) != here or q.name[: m.start()] != hidden_temp(target, "").stem:
                 continue
-            pid = int(m.group(1))
+            pid = int(m.group(2))
             try:
                 if pid == os.getpid() or now - q.stat().st_mtime < self.STALE_TEMP_S:
                     continue
                 os.kill(pid, 0)
-                continue  # its process is still there
+                continue  # its process is still there (or its id was taken again: left alone)
             except ProcessLookupError:
                 pass
             except OSError:  # (PermissionError: another user's live process; or the file went)
