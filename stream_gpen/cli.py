@@ -371,6 +371,19 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         pkg_logger.removeHandler(handler)
         pkg_logger.setLevel(old_level)
+        if argv is None and not getattr(args, "own_signals", False):
+            # the program itself (not a caller's main([...])): it exits now, and a Ctrl-C during
+            # Python's shutdown (torch's exit handlers, ~0.5 s) printed a traceback after "wrote"
+            # and ended the process by the signal instead of with its exit code
+            _ignore_sigint_now()
+
+
+def _ignore_sigint_now() -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":
