@@ -342,3 +342,30 @@ def test_temporary_outputs_of_killed_runs_are_removed(tmp_path):
             sink.write(f)
     assert not stale.exists() and fresh.exists() and alive.exists() and other.exists() and elsewhere.exists()
     assert any(f"removed {stale.name} (1,000 bytes)" in f for f in sink.fallbacks), sink.fallbacks
+
+
+def test_a_ctrl_c_while_the_encoder_drains_keeps_a_partial_output(tmp_path, monkeypatch):
+    """In a Python program (no command-line deferral), a KeyboardInterrupt while close() waited
+    for the encoder's last frames discarded the whole encoded file; it is kept as .partial."""
+    from stream_gpen.errors import Interrupted
+    from stream_gpen.io import _sink, open_sink, open_source
+    from tests._clips import write_video
+
+    src = write_video(tmp_path / "in.mp4", [np.full((48, 64, 3), 30 * i, np.uint8) for i in range(6)])
+    real_join, calls = _sink.FileSink._join, []
+
+    def join(self):
+        real_join(self)
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # the user presses Ctrl-C as the last frames are encoded
+
+    monkeypatch.setattr(_sink.FileSink, "_join", join)
+    with pytest.raises(Interrupted, match="interrupted while finishing: 6 frames were saved to"):
+        with open_source(src) as s, open_sink(tmp_path / "o.mp4", source=s, preset="ultrafast") as sink:
+            for f in s:
+                sink.write(f)
+    assert not (tmp_path / "o.mp4").exists()
+    with av.open(str(tmp_path / "o.partial.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 6
+    assert not list(tmp_path.glob(".o.*"))

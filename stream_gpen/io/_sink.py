@@ -2307,7 +2307,19 @@ class FileSink(_Sink):
     def _close(self) -> None:
         self._closed = True
         try:
-            self._join()
+            try:
+                self._join()
+            except KeyboardInterrupt as exc:
+                # Ctrl-C in a Python program while the encoder drains the last frames (the command
+                # line defers it, see stream_gpen._finishing): what was encoded is kept as the
+                # .partial output, as a Ctrl-C mid-run keeps it, not discarded whole
+                if isinstance(exc, Interrupted) or self.is_url:
+                    raise
+                self._closed = False
+                partial = self.interrupt()
+                where = (f"{self.frames_written} frames were saved to {partial}" if partial
+                         else "no frames had been encoded, nothing was saved")
+                raise Interrupted(f"interrupted while finishing: {where}") from exc
             if self._error is not None:
                 raise EncodeError(f"encoding {self.target} failed: {self._error}",
                                   hint=getattr(self._error, "hint", None)) from self._error
