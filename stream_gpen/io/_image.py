@@ -356,9 +356,7 @@ def read_image_info(im, path: Path) -> dict:
         # Pillow reports (1, 1) for a TIFF without resolution tags: written back, a 2000-px photo
         # would be 2000 inches wide in layout and print programs. No tag in, none out.
         out.pop("dpi", None)
-    nclx = info.get("nclx_profile")
-    if im.format == "AVIF" and not nclx:
-        nclx = _avif_properties(path)[1]  # (Pillow's AVIF plugin does not give it)
+    nclx = info.get("nclx_profile")  # (an AVIF's: from its own boxes, see _load_checked)
     if isinstance(nclx, dict) and "color_primaries" in nclx:
         # HEIF's colour description without an ICC profile (iPhones: Display P3 as nclx)
         out["nclx_profile"] = {k: int(nclx[k]) for k in ("color_primaries", "transfer_characteristics",
@@ -615,6 +613,11 @@ def _load_checked(path: Path, notes: list[str] | None):
     try:
         with Image.open(path) as im:
             frames = getattr(im, "n_frames", 1)
+            avif_bits = 8
+            if im.format == "AVIF":  # Pillow's AVIF plugin gives neither depth nor colour description
+                avif_bits, nclx = _avif_properties(path)
+                if nclx and not im.info.get("nclx_profile"):
+                    im.info["nclx_profile"] = nclx
             image_info = read_image_info(im, path)
             msg = None
             if frames > 1 and "gain_map" in image_info:
@@ -634,7 +637,7 @@ def _load_checked(path: Path, notes: list[str] | None):
                     notes.append(msg)
             bits = (_bits_per_sample(im, path) if im.format in ("PNG", "TIFF")
                     else int(im.info.get("bit_depth", 8) or 8) if im.format == "HEIF"
-                    else _avif_properties(path)[0] if im.format == "AVIF" else 8)
+                    else avif_bits)
             orientation = _orientation(im, path)
             im = _upright(im, orientation, path)
             grey = im.mode in ("1", "L", "LA", "La", "I", "F") or im.mode.startswith("I;16")
