@@ -531,7 +531,7 @@ def move_packet(p, ticks: int) -> None:
             p.dts += ticks
 
 
-def avi_frame_grid(rate, tb: Fraction, average=None) -> Fraction:
+def avi_frame_grid(rate, tb: Fraction, average=None, interval=None) -> Fraction:
     """The time base of an AVI's video. AVI stores no times; a frame's time is its chunk's index,
     and its header's rate is ``1/time base``. Left at a Matroska or MPEG-TS source's 1/1000 or
     1/90000 s, the file declared 1000 (FFmpeg caps it at 600) fps and wrote 39 empty chunks
@@ -544,15 +544,18 @@ def avi_frame_grid(rate, tb: Fraction, average=None) -> Fraction:
     * Else (a VFR source: a phone's low-light clip, a screen recording, a VFR Matroska file) a
       quarter of the ``average`` frame interval: each frame within an eighth of a frame of its
       time (on a grid of the average rate, frames of a phone's 1/30-1/15 s mix landed up to 64 ms
-      off, out of sync with the sound), four ticks a frame instead of 20-30.
-    * With neither, the source's time base."""
+      off, out of sync with the sound), four ticks a frame instead of 20-30. Without a usable
+      average (a VFR Matroska file's is its clock's), the first frame's ``interval`` (seconds)
+      stands in for it.
+    * With none of these, the source's time base."""
     r = Fraction(rate) if rate else None
     if r is not None and 1 <= r <= 300 and r.denominator <= 1001:
         return 1 / r if 1 / r > tb else tb
-    a = Fraction(average) if average else None
-    if a is not None and 1 <= a <= 300:
-        grid = 1 / (4 * a).limit_denominator(1001)
-        return grid if grid > tb else tb
+    for a in (average, 1 / Fraction(interval).limit_denominator(1 << 20) if interval else None):
+        a = Fraction(a) if a else None
+        if a is not None and 1 <= a <= 300:
+            grid = 1 / (4 * a).limit_denominator(1001)
+            return grid if grid > tb else tb
     return tb
 
 
@@ -1329,9 +1332,8 @@ class FileSink(_Sink):
             raise EncodeError(f"{pix} needs even sizes, got {w}x{h}")
         vs.pix_fmt = self._alpha_pix or pix
         average = (meta.extra or {}).get("average_rate") if meta is not None else None
-        if self._rebase_avi and getattr(frame, "duration", None) and not avi_frame_grid(rate, Fraction(0), average):
-            average = 1 / Fraction(frame.duration).limit_denominator(1 << 20)  # (a VFR .mkv: no rate but its own)
-        self._tb_out = avi_frame_grid(rate, tb, average) if self._rebase_avi else tb
+        self._tb_out = (avi_frame_grid(rate, tb, average, getattr(frame, "duration", None)) if self._rebase_avi
+                        else tb)
         vs.time_base = self._tb_out
         vs.codec_context.time_base = self._tb_out
         cc = vs.codec_context
