@@ -666,11 +666,12 @@ def _download_allowed(wf: WeightFile, dest_dir: Path, *, progress: bool) -> Path
 
 
 def ensure_weights(name_or_spec: str | WeightFile | ModelSpec, *, path: str | os.PathLike | None = None,
-                   download: bool = True, progress: bool = True) -> Path:
+                   download: bool = True, progress: bool = True, what: str | None = None) -> Path:
     """Return the path of a usable copy of the weights, downloading them if needed.
 
     ``path``: an explicit file (or a directory holding the file under one of its names); it
     overrides everything, is never downloaded to, and is not checked against the registry.
+    ``what`` names it in the not-found errors (``"detector weights"``: ``--detector-weights``).
     ``download=False`` (or ``STREAM_GPEN_OFFLINE=1``) turns a missing file into a
     :class:`WeightsNotFoundError` instead of a download. ``progress``: draw a progress bar
     (only on a terminal). Raises :class:`DownloadError` / :class:`ChecksumError` when every URL
@@ -679,18 +680,21 @@ def ensure_weights(name_or_spec: str | WeightFile | ModelSpec, *, path: str | os
     wf = get_weight_file(name_or_spec)
     if path is not None:
         explicit = Path(path).expanduser()
+        names = " / ".join(wf.names_on_disk)
         if explicit.is_dir():
             for name in wf.names_on_disk:
                 if (explicit / name).is_file():
                     return explicit / name
             raise WeightsNotFoundError(
-                f"no {' / '.join(wf.names_on_disk)} in the given weights directory {explicit}",
+                f"{what} not found: no {names} in the folder {explicit}" if what
+                else f"no {names} in the given weights directory {explicit}",
                 hint="pass the checkpoint file itself, or a directory that holds it",
             )
         if not explicit.is_file():
             raise WeightsNotFoundError(
-                f"weights file {explicit} does not exist (given explicitly, so nothing else is searched)",
-                hint=f"drop --weights / path= to use the managed copy of {wf.name}",
+                f"{what} not found: {explicit}" if what
+                else f"weights file {explicit} does not exist (given explicitly, so nothing else is searched)",
+                hint="check the path" if what else f"drop --weights / path= to use the managed copy of {wf.name}",
             )
         return explicit
 

@@ -162,14 +162,12 @@ class FaceDetector:
         self.batch_size = batch_size
         self.calls = 0  # frames run through the network (for benchmarks and run summaries)
         self.fallbacks: list[str] = []
-        from stream_gpen.models.loading import weights_file
-        from stream_gpen.weights import ensure_weights, get_weight_file
+        from stream_gpen.weights import ensure_weights
 
-        if weights is None:
-            weights = ensure_weights(_WEIGHTS[backbone], download=download, progress=progress)
-        # a folder is searched for the file names the weights manager accepts, as --weights DIR
-        self.weights = weights_file(weights, get_weight_file(_WEIGHTS[backbone]).names_on_disk,
-                                    what="detector weights")
+        # the managed copy, or the file given (a folder is searched for the accepted names, as
+        # --weights DIR is)
+        self.weights = ensure_weights(_WEIGHTS[backbone], path=weights, download=download, progress=progress,
+                                      what="detector weights")
         self.net = self._load(self.weights)
         # anchors per network input size, most recent last: bounded, as a service sees photos of
         # every size and the change-watch probes regions of many sizes (each 640-px entry ~1 MB)

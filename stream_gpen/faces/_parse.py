@@ -118,15 +118,12 @@ class FaceParser:
         self.fallbacks: list[str] = []
         self.weights: Path | None = None
         if state_dict is None:
-            from stream_gpen.models.loading import read_state_dict, weights_file
-            from stream_gpen.weights import ensure_weights, get_weight_file
+            from stream_gpen.models.loading import read_state_dict
+            from stream_gpen.weights import ensure_weights
 
-            if weights is None:
-                weights = ensure_weights("parsenet")
             # a folder is searched for the accepted file names; a damaged or foreign file is one
             # CheckpointError line (exit 3), as for GPEN checkpoints
-            self.weights = weights_file(weights, get_weight_file("parsenet").names_on_disk,
-                                        what="face-parsing weights")
+            self.weights = ensure_weights("parsenet", path=weights, what="face-parsing weights")
             state_dict = read_state_dict(self.weights, what="face-parsing weights", wrappers=("state_dict",))
         self.net = self._build(state_dict, str(self.weights) if self.weights else "state_dict")
 

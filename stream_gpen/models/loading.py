@@ -29,8 +29,7 @@ if TYPE_CHECKING:
 
     from stream_gpen.models.gpen import FullGenerator
 
-__all__ = ["read_state_dict", "infer_config", "load_generator", "check_state_dict", "describe_mismatch",
-           "weights_file"]
+__all__ = ["read_state_dict", "infer_config", "load_generator", "check_state_dict", "describe_mismatch"]
 
 log = logging.getLogger(__name__)
 
@@ -59,25 +58,6 @@ def _is_torchscript(path: Path) -> bool:
     except (zipfile.BadZipFile, OSError, ValueError):
         return False  # not a zip, or a truncated one: torch.load says what is wrong
     return any(n.endswith("/constants.pkl") or "/code/" in n for n in names)
-
-
-def weights_file(path: str | os.PathLike, names: tuple[str, ...], *, what: str) -> Path:
-    """An explicitly given weights path: the file itself, or the copy inside a given folder under
-    one of ``names`` (the file names the weights manager accepts, first match wins), as
-    ``--weights DIR`` finds the GPEN file. Raises :class:`WeightsNotFoundError` naming ``what``
-    (e.g. ``"detector weights"``) when there is no such file."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        for name in names:
-            if (path / name).is_file():
-                return path / name
-        raise WeightsNotFoundError(
-            f"{what} not found: no {' / '.join(names)} in the folder {path}",
-            hint="pass the weights file itself, or a folder that holds it under one of these names",
-        )
-    if not path.is_file():
-        raise WeightsNotFoundError(f"{what} not found: {path}", hint="check the path")
-    return path
 
 
 def _folder_error(path: Path, what: str) -> WeightsNotFoundError:
