@@ -134,8 +134,8 @@ def _add_weights(subparsers: argparse._SubParsersAction) -> None:
         "weights",
         help="list, download, verify or locate model weights",
         description="Manage model weights. Files are looked for in $STREAM_GPEN_HOME "
-        "(default ~/.cache/stream-gpen, also where downloads go), then in the checkout's weights/ "
-        "folder. STREAM_GPEN_OFFLINE=1 forbids downloads.",
+        "(default ~/.cache/stream-gpen, also where downloads go), then, when run from a source "
+        "checkout, in its weights/ folder. STREAM_GPEN_OFFLINE=1 forbids downloads.",
         parents=[_common_options()],
     )
     sub = p.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
@@ -302,7 +302,18 @@ class _Signals:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit code. The caller's
+    process is left as it was (signal handlers, logging), so a program can call it and go on."""
+    return _main(argv, exiting=False)
+
+
+def run() -> int:
+    """The ``stream-gpen`` program (``python -m stream_gpen``): :func:`main` on ``sys.argv``, for a
+    process that exits with its result."""
+    return _main(None, exiting=True)
+
+
+def _main(argv: list[str] | None, *, exiting: bool) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -313,8 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     pkg_logger = logging.getLogger("stream_gpen")
     handler = _StderrHandler()
     handler.setFormatter(_DebugFormatter() if debug else _UserFormatter())
-    old_level = pkg_logger.level
+    old_level, old_propagate = pkg_logger.level, pkg_logger.propagate
     pkg_logger.addHandler(handler)
+    # our handler says each line on stderr; a host's own root handlers (logging.basicConfig) would
+    # say it again, and below the host's level too
+    pkg_logger.propagate = False
     # --quiet: warnings and errors only (no progress, summary or info lines such as the precision pick)
     quiet = getattr(args, "quiet", False)
     pkg_logger.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
@@ -371,8 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         pkg_logger.removeHandler(handler)
         pkg_logger.setLevel(old_level)
-        if argv is None and not getattr(args, "own_signals", False):
-            # the program itself (not a caller's main([...])): it exits now, and a Ctrl-C during
+        pkg_logger.propagate = old_propagate
+        if exiting and not getattr(args, "own_signals", False):
+            # the program itself (not a caller's main()): it exits now, and a Ctrl-C during
             # Python's shutdown (torch's exit handlers, ~0.5 s) printed a traceback after "wrote"
             # and ended the process by the signal instead of with its exit code
             _ignore_sigint_now()
@@ -386,9 +401,6 @@ def _ignore_sigint_now() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 def _out_of_memory(exc: BaseException) -> bool:
     """torch's (CUDA or CPU) out-of-memory error, or Python's MemoryError; by name, so that this
@@ -397,3 +409,7 @@ def _out_of_memory(exc: BaseException) -> bool:
     return (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
             # (torch's CPU allocator: "DefaultCPUAllocator: can't allocate memory: you tried to allocate...")
             or (isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)))
+
+
+if __name__ == "__main__":  # (last: everything main() calls is defined by now)
+    sys.exit(run())

@@ -733,15 +733,19 @@ def test_a_ctrl_c_while_the_finished_output_is_written_keeps_it(tmp_path, cli_en
 
 def test_the_program_ignores_ctrl_c_while_it_exits(monkeypatch, capsys):
     """A Ctrl-C just after "wrote", during Python's shutdown (torch's exit handlers), printed a
-    traceback and ended the process by the signal: the program (main() reading sys.argv) leaves
-    SIGINT ignored as it returns; a caller's main([...]) gets its own handler back."""
+    traceback and ended the process by the signal: the program (cli.run(), the console script and
+    ``python -m stream_gpen``) leaves SIGINT ignored as it returns; a caller's main([...]) and
+    main() reading sys.argv (a launcher that goes on) get their own handler back."""
     import signal
     import sys
+
+    from stream_gpen.cli import run
 
     old = signal.getsignal(signal.SIGINT)
     try:
         assert main(["weights", "list"]) == 0 and signal.getsignal(signal.SIGINT) is old
         monkeypatch.setattr(sys, "argv", ["stream-gpen", "weights", "list"])
-        assert main() == 0 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert main() == 0 and signal.getsignal(signal.SIGINT) is old
+        assert run() == 0 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, old)
