@@ -82,7 +82,8 @@ def build_restorer(
 
     ``model``: ``"auto"`` (an official GPEN checkpoint: found on disk or downloaded; never a silent
     downgrade), a registry name (``"gpen-bfr-512"``…), ``"classic"`` (the offline non-neural
-    enhancer), a checkpoint path, an ``nn.Module`` GPEN generator, or a ready restorer object.
+    enhancer), a checkpoint path, an ``nn.Module`` GPEN generator (a copy of it runs: the caller's
+    module is left as it was), or a ready restorer object.
     """
     from stream_gpen.models.registry import MODELS
     from stream_gpen.runtime import FaceRunner
@@ -99,7 +100,11 @@ def build_restorer(
         size = int(getattr(getattr(model, "config", None), "size", 0) or getattr(model, "size", 0))
         if not size:
             raise InvalidInputError("an nn.Module model needs a .config.size or .size attribute (crop size)")
-        return runner_for(model, size, type(model).__name__)
+        # the runner takes its module over (eval mode, no gradients, channels-last, onto the
+        # device): a copy, so that the caller's (say, mid fine-tuning) trains on as it was
+        import copy
+
+        return runner_for(copy.deepcopy(model), size, type(model).__name__)
     if callable(model) and hasattr(model, "size") and not isinstance(model, (str, Path)):
         return model  # a ready restorer (runner, classic, or a test double)
     if not isinstance(model, (str, Path)):
@@ -186,7 +191,7 @@ class Enhancer:
     * ``model``: ``"auto"`` (default: GPEN-BFR-512 on CUDA, GPEN-BFR-256 on CPU; downloaded if
       missing and the network allows, else a :class:`~stream_gpen.errors.WeightsNotFoundError`
       saying where to put the file), a registry name, ``"classic"`` (offline, non-neural), a
-      checkpoint path, an ``nn.Module`` or a restorer object.
+      checkpoint path, an ``nn.Module`` (a copy of it runs) or a restorer object.
     * ``device``: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
     * ``precision``: ``"auto"`` (fp16 on CUDA; on the CPU bf16 where it has bf16 instructions,
       e.g. AMD Zen 4 or Intel Xeon since Cooper Lake: ~1.8-2x fp32 with output ~53 dB PSNR from fp32's;
@@ -387,6 +392,17 @@ class Enhancer:
                 parser_weights = ensure_weights("parsenet", download=download, progress=progress)
             self.parser = FaceParser(weights=parser_weights, device=self.device)
         self._lock = threading.Lock()
+
+    def __copy__(self) -> "Enhancer":
+        # a shallow copy shares the model, the detector and the lock (the server's per-request views)
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
+    def __reduce__(self):
+        # (pickle's own "cannot pickle '_thread.lock' object" named neither the Enhancer nor a way out)
+        raise TypeError("an Enhancer holds a loaded model and cannot be pickled or sent to another process: "
+                        "create one in each process (with a ProcessPoolExecutor, in its initializer)")
 
     # --- helpers -------------------------------------------------------------------------------
     def _max_pending(self) -> int:
@@ -1291,10 +1307,21 @@ def default_output(src: str) -> str:
             p = p.resolve()
             if not p.name:
                 raise InvalidInputError(f"{src} has no name to derive an output folder from; name one with -o")
-        return str(p.with_name(p.name + "_enhanced"))
+        return str(_fit_name(p.with_name(p.name + "_enhanced"), len("_enhanced"), folder=True))
     # (an animated PNG is decoded as a video; the apng muxer holds no H.264)
     suffix = ".mp4" if p.suffix.lower() in NO_MODERN_VIDEO or p.suffix.lower() == ".apng" else p.suffix
-    return str(p.with_name(f"{p.stem}_enhanced{suffix}"))
+    return str(_fit_name(p.with_name(f"{p.stem}_enhanced{suffix}"), len("_enhanced")))
+
+
+def _fit_name(p: Path, keep: int = 0, *, folder: bool = False) -> Path:
+    """``p`` with its stem shortened (before its last ``keep`` characters, the ``_enhanced``) where
+    its name passes the file system's 255 bytes: a 245-character title's ``_enhanced`` name failed
+    the write, after the whole run, as "File name too long"."""
+    stem, suffix = (p.name, "") if folder else (p.stem, p.suffix)
+    head, tail = (stem[:-keep], stem[-keep:]) if keep else (stem, "")
+    while head and len(f"{head}{tail}{suffix}".encode("utf-8", "surrogateescape")) > 255:
+        head = head[:-1]
+    return p if head + tail == stem else p.with_name(f"{head}{tail}{suffix}")
 
 
 _SAME_FORMAT = {".jpeg": ".jpg", ".tiff": ".tif", ".heif": ".heic"}
@@ -1322,7 +1349,7 @@ def resolve_output(src: str, dst=None, image_format: str | None = None) -> str:
     ext = ("." + image_format.lower().lstrip(".")) if image_format and photo else None
     if dst is None:
         out = Path(default_output(src))
-        return str(out.with_suffix(ext) if ext else out)
+        return str(_fit_name(out.with_suffix(ext), len("_enhanced")) if ext else out)
     d = Path(dst)
     if d.is_dir():
         if not photo:

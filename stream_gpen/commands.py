@@ -281,8 +281,9 @@ def _run_enhance(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"input not found: {src}", hint="check the path; URLs need a scheme like rtsp://")
     if (args.output and args.output.endswith(("/", os.sep)) and not Path(args.output).is_dir()
             and not ("://" not in src and Path(src).is_dir())):
+        example = "photo_enhanced" + Path(src).suffix.lower() if _is_image_name(src) else "clip.mp4"
         raise InvalidInputError(f"output folder does not exist: {args.output}",
-                                hint="create it, or name the output file (e.g. clip.mp4)")
+                                hint=f"create it, or name the output file (e.g. {example})")
     # `-o some/folder` for one file: a video gets its default name there, a photo its own (its
     # default name in its own folder); --image-format names a photo's format
     dst = resolve_output(src, args.output, args.image_format)
@@ -668,6 +669,14 @@ def _run_camera(args: argparse.Namespace) -> int:
     _check_report(args.report, [args.output, args.source], overwrite=args.overwrite)
     _check_camera_encoding(args)
     source = args.source or _default_camera()
+    if args.output and Path(source).is_file() and Path(args.output).exists():
+        from stream_gpen.api import _same_file
+
+        if _same_file(source, args.output):
+            # even with --overwrite: camera keeps the frames it can keep up with, and no sound
+            raise OutputExistsError(f"the output is the camera's source itself: {args.output}",
+                                    hint="name another -o; to restore a file in place with every frame and its "
+                                    "sound, use stream-gpen enhance FILE -o FILE --overwrite")
     if source.startswith("/dev/") and not Path(source).exists():
         # before the model loads (or is downloaded): the missing camera is the first thing to hear
         found = ", ".join(p for p, _ in list_video_devices()) or "none"
@@ -751,18 +760,23 @@ def _describe_image(p: Path) -> dict:
     really be kept (bits, profile, EXIF, DPI, transparency) and what not."""
     from PIL import Image, UnidentifiedImageError
 
+    from stream_gpen._warnings import caught_warnings
     from stream_gpen.errors import NotMediaError
     from stream_gpen.io._image import _bits_per_sample, _heif_plugin, _load, _orientation, icc_describes, icc_space
 
     _heif_plugin(p)
     try:
-        with Image.open(p) as im:
+        # (Pillow's complaints, a DecompressionBombWarning among them, are said by _load below, as
+        # enhance says them; here they would print as a source line of Pillow's)
+        with caught_warnings(record=True), Image.open(p) as im:
             fmt, size, mode, frames = im.format, list(im.size), im.mode, getattr(im, "n_frames", 1)
             orient = _orientation(im, p)
             bits = (_bits_per_sample(im, p) if fmt in ("PNG", "TIFF")
                     else int(im.info.get("bit_depth", 8) or 8) if fmt == "HEIF" else 8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise NotMediaError(f"cannot read {p} as an image: {e}") from e
+    except Image.DecompressionBombError as e:  # (as enhance says it)
+        raise InvalidInputError(f"{p} is too large to load safely: {e}") from e
     notes: list[str] = []
     quiet = logging.getLogger("stream_gpen.io._image")
     level = quiet.level

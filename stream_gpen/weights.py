@@ -366,7 +366,8 @@ def _hint(wf: WeightFile) -> str:
         flag = "--parser-weights PATH (parser_weights= in Python)"
     else:
         flag = "--weights PATH (weights= in Python)"
-    parts.append(f"set {HOME_ENV} to use another cache directory, or give enhance/camera/serve {flag} to use a "
+    commands = "enhance/camera/serve" + ("/info --faces" if wf.name in DETECTOR_FILES else "")
+    parts.append(f"set {HOME_ENV} to use another cache directory, or give {commands} {flag} to use a "
                  "file anywhere")
     return "; ".join(parts)
 
