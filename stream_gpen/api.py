@@ -1324,7 +1324,7 @@ def _fit_name(p: Path, keep: int = 0, *, folder: bool = False) -> Path:
     return p if head + tail == stem else p.with_name(f"{head}{tail}{suffix}")
 
 
-_SAME_FORMAT = {".jpeg": ".jpg", ".tiff": ".tif", ".heif": ".heic"}
+_SAME_FORMAT = {".jpeg": ".jpg", ".jfif": ".jpg", ".jpe": ".jpg", ".tiff": ".tif", ".heif": ".heic", ".hif": ".heic"}
 
 
 def resolve_output(src: str, dst=None, image_format: str | None = None) -> str:

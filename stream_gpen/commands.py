@@ -760,7 +760,7 @@ def _describe_image(p: Path) -> dict:
     really be kept (bits, profile, EXIF, DPI, transparency) and what not."""
     from PIL import Image, UnidentifiedImageError
 
-    from stream_gpen._warnings import caught_warnings
+    from stream_gpen._warnings import warnings_of
     from stream_gpen.errors import NotMediaError
     from stream_gpen.io._image import _bits_per_sample, _heif_plugin, _load, _orientation, icc_describes, icc_space
 
@@ -768,7 +768,7 @@ def _describe_image(p: Path) -> dict:
     try:
         # (Pillow's complaints, a DecompressionBombWarning among them, are said by _load below, as
         # enhance says them; here they would print as a source line of Pillow's)
-        with caught_warnings(record=True), Image.open(p) as im:
+        with warnings_of("PIL", "pillow_heif", into=[]), Image.open(p) as im:
             fmt, size, mode, frames = im.format, list(im.size), im.mode, getattr(im, "n_frames", 1)
             orient = _orientation(im, p)
             bits = (_bits_per_sample(im, p) if fmt in ("PNG", "TIFF")

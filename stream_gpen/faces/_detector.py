@@ -14,7 +14,7 @@ from typing import Literal, get_args
 import torch
 import torch.nn.functional as F
 
-from stream_gpen._warnings import caught_warnings
+from stream_gpen._warnings import caught_warnings, modules_pattern
 from stream_gpen.errors import CheckpointError, InvalidInputError
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,9 @@ class FaceDetector:
         # facexlib's resnet50 branch calls torchvision's resnet50(pretrained=False): no download,
         # only torchvision's deprecation warning for the old keyword, which is not the user's concern.
         with caught_warnings():
-            warnings.filterwarnings("ignore", message=".*(pretrained|weight enum).*", category=UserWarning)
+            # (torchvision's only: the filters are the whole process's, shared with the host's threads)
+            warnings.filterwarnings("ignore", message=".*(pretrained|weight enum).*", category=UserWarning,
+                                    module=modules_pattern("torchvision"))
             net = RetinaFace(network_name=_NETWORK[self.backbone], half=False, phase="test", device=self.device)
         problem = describe_mismatch(state, net.state_dict())
         if problem:

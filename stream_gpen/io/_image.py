@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stream_gpen._warnings import caught_warnings
+from stream_gpen._warnings import warnings_of
 from stream_gpen.errors import EmptyMediaError, InvalidInputError, MediaNotFoundError, NotMediaError, OutputExistsError
 from stream_gpen.io._convert import u8_from_u16
 from stream_gpen.io._meta import StreamMetadata, hidden_temp
@@ -42,10 +42,13 @@ from stream_gpen.io._sink import _Sink, keep_mode
 from stream_gpen.io._source import IMAGE_EXTS
 
 log = logging.getLogger(__name__)
-_ALPHA_EXTS = (".png", ".webp", ".tif", ".tiff", ".heic", ".heif", ".avif")
-_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
-            ".bmp": "BMP", ".heic": "HEIF", ".heif": "HEIF", ".avif": "AVIF"}
-_HEIF_EXTS = (".heic", ".heif")
+_ALPHA_EXTS = (".png", ".webp", ".tif", ".tiff", ".heic", ".heif", ".hif", ".avif")
+# (.jfif/.jpe: JPEGs under the names browsers and old Windows tools save; .hif: the HEIF
+# Fujifilm and Canon cameras write; each is written back in its own format)
+_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".jfif": "JPEG", ".jpe": "JPEG", ".png": "PNG", ".webp": "WEBP",
+            ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".heic": "HEIF", ".heif": "HEIF", ".hif": "HEIF",
+            ".avif": "AVIF"}
+_HEIF_EXTS = (".heic", ".heif", ".hif")
 _heif_registered = False
 
 
@@ -589,8 +592,6 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
     A 16-bit PNG or TIFF (scans, raw developers' exports) also gives its pixels as RGB uint16
     (the frame's ``hi``): faces are restored into it and the sink writes 16 bits back, so the
     rest of the picture keeps every level. The 8-bit picture is then ``round(hi / 257)``."""
-    import warnings
-
     if not path.exists():
         raise MediaNotFoundError(f"image not found: {path}")
     if path.stat().st_size == 0:
@@ -598,13 +599,14 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
     _heif_plugin(path)
     # Pillow says what it finds wrong in a file ("Corrupt EXIF data", a truncated chunk) through
     # Python's warnings, which print as a source line of Pillow's: say it as ours, naming the file.
-    with caught_warnings(record=True) as said:
-        warnings.simplefilter("always")
-        try:
+    # (Only Pillow's: another thread's warnings, raised meanwhile, go back to the host.)
+    said: list = []
+    try:
+        with warnings_of("PIL", "pillow_heif", into=said):
             return _load_checked(path, notes)
-        finally:
-            for w in {str(w.message).strip() for w in said}:
-                log.warning("%s: %s", path, w)
+    finally:
+        for w in dict.fromkeys(str(w.message).strip() for w in said):
+            log.warning("%s: %s", path, w)
 
 
 def _load_checked(path: Path, notes: list[str] | None):

@@ -70,7 +70,10 @@ log = logging.getLogger(__name__)
 DecodeMode = Literal["auto", "cpu", "nvdec"]
 _DECODE_MODES = ("auto", "cpu", "nvdec")
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp", "rtp", "hls")
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif")
+#: photo names; .jfif/.jpe are JPEGs (browsers save .jfif), .hif is the HEIF that Fujifilm and
+#: Canon cameras write
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif",
+              ".jfif", ".jpe", ".hif")
 _NVDEC_CODECS = {"h264": "h264_cuvid", "hevc": "hevc_cuvid", "av1": "av1_cuvid", "vp9": "vp9_cuvid",
                  "vp8": "vp8_cuvid", "mpeg2video": "mpeg2_cuvid", "mpeg4": "mpeg4_cuvid"}
 #: past a window's end, how far (seconds of the file) audio stored after the video is still read

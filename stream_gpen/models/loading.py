@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stream_gpen._warnings import caught_warnings
+from stream_gpen._warnings import caught_warnings, modules_pattern
 from stream_gpen.errors import CheckpointError, InvalidInputError, WeightsNotFoundError
 from stream_gpen.models.registry import MODELS, GPENConfig, ModelSpec, get_spec
 
@@ -128,8 +128,10 @@ def read_state_dict(
             # torch.load's warnings (about TorchScript, legacy formats) are not the user's to act
             # on; its errors are turned into one line below. An open file, not the path: given a
             # path ending in .safetensors, torch.load reads it as safetensors whatever its bytes.
+            # (Only torch's are ignored, and those it points at this call: the filters are the
+            # whole process's, and the host's other threads' warnings must still reach it.)
             with caught_warnings(), open(path, "rb") as f:
-                warnings.simplefilter("ignore")
+                warnings.filterwarnings("ignore", module=modules_pattern("torch", __name__))
                 obj = torch.load(f, map_location="cpu", weights_only=True)
     except CheckpointError:
         raise
