@@ -898,6 +898,7 @@ def _audio_plan(dst: str, tracks) -> str:
 
     import av
 
+    from stream_gpen.io._meta import audio_params_unknown
     from stream_gpen.io._remux import _format_for
     from stream_gpen.io._sink import _audio_fallback_codec, can_copy
 
@@ -907,12 +908,17 @@ def _audio_plan(dst: str, tracks) -> str:
             fmt, supported = o.format.name, o.supported_codecs
     except (av.FFmpegError, ValueError, OSError):
         return "audio copied"
-    kept = [a.codec for a in tracks if can_copy(fmt, a.codec, supported)]
-    moved = [a.codec for a in tracks if a.codec not in kept]
+    def copied(a) -> bool:  # (audio whose rate and channels are not known until it starts: transcoded)
+        return can_copy(fmt, a.codec, supported) and not audio_params_unknown(a)
+
+    kept = [a for a in tracks if copied(a)]
+    moved = [a for a in tracks if not copied(a)]
     if not moved:
         return "audio copied"
     to = _audio_fallback_codec(fmt).replace("lib", "")
-    return (f"audio {', '.join(sorted(set(moved)))} transcoded to {to} ({Path(dst).suffix} does not take it)"
+    why = ("its sample rate and channels are not known where the input begins"
+           if any(audio_params_unknown(a) for a in moved) else f"{Path(dst).suffix} does not take it")
+    return (f"audio {', '.join(sorted({a.codec or 'unknown' for a in moved}))} transcoded to {to} ({why})"
             + (", the rest copied" if kept else ""))
 
 

@@ -88,6 +88,20 @@ class StreamMetadata:
         return (self.width, self.height)
 
 
+def audio_params_unknown(stream) -> bool:
+    """True for an audio stream (an :class:`AuxStreamInfo` or a PyAV stream) whose sample rate or
+    channel count FFmpeg did not learn while opening the input: its first packet came after the
+    seconds it reads ahead (a TV recording whose audio starts late), or only a later part of a
+    joined recording has audio (``cat video_only.ts with_audio.ts``). Such a stream cannot be
+    copied (the muxer refuses its header: "Invalid argument" at the end of the run); sinks
+    transcode it, its decoded frames saying what they are."""
+    kind = getattr(stream, "kind", None) or getattr(stream, "type", None)
+    if kind != "audio":
+        return False
+    src = stream if isinstance(stream, AuxStreamInfo) else getattr(stream, "codec_context", None)
+    return not getattr(src, "sample_rate", None) or not getattr(src, "channels", None)
+
+
 def hidden_temp(target, tag: str, *, hidden: bool = True):
     """``target``'s twin in its own folder, ``.<stem><tag><suffix>`` (``<stem><tag><suffix>``
     when not ``hidden``: the ``.partial`` of an interrupted run), its stem shortened where the name

@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 
 from stream_gpen.errors import EncodeError
-from stream_gpen.io._meta import ffmpeg_local
+from stream_gpen.io._meta import audio_params_unknown, ffmpeg_local
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,9 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                     log.info("remux: subtitle stream #%d (%s) converted to %s: %s does not accept it",
                              s.index, canonical, target, fmt)
                     continue
+                if audio_params_unknown(s):  # (the muxer refused its header at the end: "Invalid argument")
+                    raise EncodeError(f"cannot stream-copy audio stream #{s.index} ({name}) into {dst.suffix}: its "
+                                      "sample rate and channels are not known where the input begins")
                 try:
                     mapping[s.index] = out.add_stream_from_template(s)
                 except (ValueError, av.FFmpegError) as exc:

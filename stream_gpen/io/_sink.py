@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal
@@ -33,7 +33,7 @@ from stream_gpen.errors import (
     UnsupportedCodecError,
 )
 from stream_gpen.io._convert import add_alpha, alpha_twin, bits_per_component, chroma_of, decode_colorspace, rgb_to_av
-from stream_gpen.io._meta import COLOR_PRIMARIES, COLOR_TRCS, ffmpeg_local, hidden_temp
+from stream_gpen.io._meta import COLOR_PRIMARIES, COLOR_TRCS, audio_params_unknown, ffmpeg_local, hidden_temp
 from stream_gpen.io._ring import Frame
 from stream_gpen.io._subtitles import SubtitleConverter, is_text_subtitle, text_target
 from stream_gpen.io._tags import (
@@ -257,6 +257,30 @@ def _capture_errors():
         if raise_level:
             av.logging.set_level(old)
         lines.extend(str(m[2]) for m in logs if m[0] <= av.logging.ERROR)
+
+
+_svt_log_lock = threading.Lock()
+
+
+@contextmanager
+def _quiet_svt(encoder: str):
+    """Around the opening of an encoder: SVT-AV1 prints a banner and its settings at info level,
+    read from ``SVT_LOG`` when each encoder starts: errors only (its one common warning is about
+    thread priority), unless the user set a level. Set only while it opens and then taken away
+    again (left set, every program the host started later inherited it), under a lock so that
+    two sinks opening at once do not take it from each other."""
+    if encoder != "libsvtav1":
+        yield
+        return
+    with _svt_log_lock:
+        if "SVT_LOG" in os.environ:
+            yield
+            return
+        os.environ["SVT_LOG"] = "1"
+        try:
+            yield
+        finally:
+            os.environ.pop("SVT_LOG", None)
 
 
 def _try_open(encoder: str, *, width: int, height: int, pix_fmt: str, options: dict[str, str],
@@ -559,14 +583,25 @@ def avi_frame_grid(rate, tb: Fraction, average=None, interval=None) -> Fraction:
     return tb
 
 
+#: the most empty slots FFmpeg's AVI muxer writes between two frames of a stream ("Too large
+#: number of skipped frames"): a longer pause (40 min at 25 fps: a camera paused, a surveillance
+#: clip) failed the whole run at its end
+AVI_MAX_SKIP = 60000
+
+
 def to_avi_grid(p, grid: Fraction, last: int | None) -> int:
     """Put copied video packet ``p`` (AVI: no B-frames, pts = dts) on the frame grid, after
-    slot ``last``; returns its slot."""
+    slot ``last``; returns its slot. A pause of more than :data:`AVI_MAX_SKIP` slots raises
+    :class:`EncodeError` (a copied packet cannot be repeated to fill it: it may need the ones
+    before it to decode)."""
     tb = Fraction(p.time_base)
     t = p.dts if p.dts is not None else p.pts
     slot = round(Fraction(t) * tb / grid) if t is not None else (-1 if last is None else last) + 1
     if last is not None and slot <= last:
         slot = last + 1
+    if last is not None and slot - last - 1 > AVI_MAX_SKIP:
+        raise EncodeError(f"the video pauses for {float((slot - last) * grid):.0f} s at {float(last * grid):.3f} s, "
+                          f"longer than AVI can hold ({AVI_MAX_SKIP} empty frames); write .mkv or .mp4 instead")
     dur = round(Fraction(p.duration) * tb / grid) if p.duration else 0
     p.time_base = grid
     p.pts = p.dts = slot
@@ -1253,6 +1288,7 @@ class FileSink(_Sink):
         self._durations: dict[int, int] = {}  # encoded pts -> the frame's duration in ticks (frame.duration)
         self._video_end: int | None = None  # the end of the last frame shown (pts + duration), in its ticks
         self._held_video = None  # mp4/mov: the last video packet, muxed by _finish_video
+        self._held_vf = None  # AVI: the last frame encoded, written again through a long pause
         self._dts_delay: int | None = None  # mp4/mov: the first video packet's pts - dts (B-frame delay)
         self._hidden: dict[int, int] = {}  # input stream index -> packets an edit list hid, left out
         self._aux_map: dict[int, tuple] = {}  # input stream index -> (out stream, transcoder, aac_adtstoasc or None)
@@ -1290,7 +1326,13 @@ class FileSink(_Sink):
         now, here = time.time(), _machine_tag()
         for q in candidates:
             m = pattern.search(q.name)
-            if m is None or m.group(1) != here or q.name[: m.start()] != hidden_temp(target, "").stem:
+            if m is None:
+                continue
+            # (the name ``target`` would give with this very tag: a long stem is shortened to fit
+            # 255 bytes with the tag, so comparing the part before the tag with the bare stem
+            # missed every temporary output of a long name)
+            tag = m.group(0)[: len(m.group(0)) - len(target.suffix)]
+            if m.group(1) != here or hidden_temp(target, tag).name != q.name:
                 continue
             pid = int(m.group(2))
             try:
@@ -1510,11 +1552,6 @@ class FileSink(_Sink):
             # x265 prints its own banner and per-run statistics (~25 lines on stderr) whatever
             # FFmpeg's log level: errors only, as the other encoders
             opts["x265-params"] = ":".join(filter(None, (opts.get("x265-params"), "log-level=error")))
-        if enc == "libsvtav1":
-            # SVT-AV1 prints a banner and its settings at info level, read from SVT_LOG when each
-            # encoder starts: errors only (its one common warning is about thread priority), unless
-            # the user set a level
-            os.environ.setdefault("SVT_LOG", "1")
         if enc == "prores_ks":
             # 4444 for 4:4:4 and alpha (what editors exchange keyed footage in), else 422 HQ
             opts["profile"] = "4444" if chroma_of(self._pix) == "444" else "hq"
@@ -1587,6 +1624,18 @@ class FileSink(_Sink):
                 continue
             copy = self.audio == "copy" and can_copy(out.format.name, name, out.supported_codecs)
             why = adts = None
+            unknown = audio_params_unknown(info)
+            if unknown and getattr(ins, "codec_context", None) is None:
+                # (nothing here can decode it either, to learn what it is)
+                self._drop(f"audio stream #{info.index} ({name or 'unknown codec'}) dropped: its sample rate and "
+                           "channels were not found where the input begins, and this FFmpeg cannot decode it "
+                           "(pass --audio none to leave it out knowingly)")
+                continue
+            if copy and unknown:
+                # a copy needs them in the output's header: the muxer refused it at the end of the
+                # run ("Invalid argument"); decoded, each frame says its rate and channels
+                copy, why = False, ("its sample rate and channels were not found where the input begins (audio that "
+                                    "starts late, or a joined recording whose first part has none)")
             if copy and needs_adtstoasc(out.format.name, ins):
                 # copied through aac_adtstoasc; a live source's first packet cannot be read ahead
                 file = getattr(self.source, "kind", None) == "file"
@@ -1626,7 +1675,9 @@ class FileSink(_Sink):
                 n_in = info.channels or 0
                 mixed = f", downmixed from {n_in} channels to {layout}" if n_in > len(o.layout.channels) else ""
                 src_layout = getattr(getattr(getattr(ins, "codec_context", None), "layout", None), "name", None)
-                if not mixed and src_layout and n_in < len(o.layout.channels):
+                if unknown:  # (what it really is shows only when it is decoded)
+                    mixed = f", written as {layout} at {rate} Hz"
+                elif not mixed and src_layout and n_in < len(o.layout.channels):
                     mixed = f", {src_layout} written as {layout} ({codec} takes no {src_layout})"
                 if info.sample_rate and rate != info.sample_rate and codec != "libopus":  # (Opus is always 48 kHz)
                     mixed += f", resampled from {info.sample_rate} to {rate} Hz ({codec} does not take {info.sample_rate})"
@@ -1985,6 +2036,8 @@ class FileSink(_Sink):
                          frame.index, f"{float(1 / tb_out):.3f}".rstrip("0").rstrip("."))
             elif self.fixed_pts == 1:
                 log.warning("%s: non-increasing pts at frame %d bumped by one tick", self.target, frame.index)
+        if self._rebase_avi and self._last_pts is not None and pts - self._last_pts - 1 > AVI_MAX_SKIP:
+            self._fill_avi_pause(pts)
         self._last_pts = pts
         vf.pts = pts
         vf.time_base = tb_out
@@ -1996,8 +2049,12 @@ class FileSink(_Sink):
             self._durations[pts] = max(1, round(Fraction(dur) / tb_out))
             while len(self._durations) > 256:  # frames an encoder dropped never come back as packets
                 self._durations.pop(next(iter(self._durations)))
-        for packet in self._vstream.encode(vf):
+        with _quiet_svt(self.encoder) if not self._vstream.codec_context.is_open else nullcontext():
+            packets = self._vstream.encode(vf)  # (the first opens the encoder)
+        for packet in packets:
             self._mux_video(packet)
+        if self._rebase_avi:
+            self._held_vf = vf  # (shown again through a long pause: _fill_avi_pause)
         self.frames_written += 1
         if self._aux is not None:
             # audio/subtitles up to the end of this frame only: were the run stopped now (Ctrl-C,
@@ -2005,6 +2062,24 @@ class FileSink(_Sink):
             # frame under audio that ran ahead (the muxer interleaves whatever we give it)
             rate = self.meta.frame_rate if self.meta is not None and self.meta.frame_rate else Fraction(25)
             self._mux_aux(self._aux.take_until(frame.time + float(1 / rate)))
+
+    def _fill_avi_pause(self, pts: int) -> None:
+        """AVI stores a pause as empty chunks (the frame before is held), and FFmpeg's muxer
+        writes at most :data:`AVI_MAX_SKIP` of them in a row: a longer pause before slot ``pts``
+        failed the run at its end ("Invalid argument"). The frame held is encoded again every
+        ``AVI_MAX_SKIP`` slots, which is what the pause shows anyway."""
+        held = self._held_vf
+        gap_s = float((pts - self._last_pts) * self._tb_out)
+        slot = self._last_pts + AVI_MAX_SKIP
+        n = 0
+        while pts - self._last_pts - 1 > AVI_MAX_SKIP:
+            held.pts = self._last_pts = slot
+            for packet in self._vstream.encode(held):
+                self._mux_video(packet)
+            slot += AVI_MAX_SKIP
+            n += 1
+        log.info("%s: a pause of %.0f s is longer than AVI can skip: the frame before it is written again %d time(s)",
+                 self.target, gap_s, n)
 
     def _rebase_negative(self, frame: Frame) -> None:
         """A source that starts before 0 (an MPEG-TS whose 33-bit timestamps wrapped: FFmpeg
