@@ -18,6 +18,8 @@ import heapq
 import itertools
 import logging
 import math
+import os
+import stat
 import struct
 import sys
 import tempfile
@@ -83,6 +85,9 @@ _CUE_LOOKBACK_S = 30.0
 #: a stream's dts falling back by more than this (or a frame interval, if longer) is a join of two
 #: recordings (see _Joins); smaller steps back are a muxer's jitter, which the sink's clamp absorbs
 _JOIN_MIN_S = Fraction(1, 4)
+#: at most this many packets in a row far off their stream's timeline are taken for damaged
+#: timestamps when the next one is back on it (see _Joins); a longer run is footage (a pause, a join)
+_OUTLIER_RUN = 3
 _AUX_GRACE_FRAMES = 64  # frames emitted without a subscribing sink before audio collection stops
 #: a step between two frames' timestamps longer than this (or one backwards) is a clock jump (a
 #: wrapped or restarted timeline, concatenated recordings), not footage: pacing restarts its clock
@@ -599,7 +604,17 @@ class _Joins:
     "Non-monotonic DTS" fix-up and :class:`_Timeline` do for reconnects. Every stream passing its
     k-th join takes the k-th offset, set by the first stream there: video and audio of a segment
     keep their sync. Packets without a dts are moved but never taken for a join (Matroska gives
-    B-frames pts only, which go back by design)."""
+    B-frames pts only, which go back by design).
+
+    One damaged timestamp (a flipped bit in a PES header: one packet hours off, the next back
+    where the stream was) is neither a join nor a pause: taken for a leap and a join back, it
+    moved all that followed by hours, and video and audio apart (each stream's outlier its own
+    "join"). :meth:`packets` therefore holds a video/audio packet whose dts leaps forward more
+    than ``step`` from its stream's, with the next ones while they are off too (flipped bits often
+    damage a few headers in a row), up to ``_OUTLIER_RUN``: a packet back within ``step`` of
+    where the stream was shows that those held were outliers, retimed between their neighbours;
+    past ``_OUTLIER_RUN`` (time went on from the leap: a pause, a join) they are passed on as
+    before."""
 
     def __init__(self, step: float, name: str = "") -> None:
         self._step = Fraction(step)
@@ -609,6 +624,78 @@ class _Joins:
         self._last: dict[int, Fraction] = {}  # stream index -> latest dts (moved seconds)
         self._last_end: dict[int, Fraction] = {}  # stream index -> that packet's end (a step without a duration)
         self._end: Fraction | None = None  # latest packet end of any stream (moved seconds)
+        self._held: dict[int, tuple] = {}  # stream index -> (packets that leapt, the stream's dts before them)
+        #: packets whose damaged timestamp was retimed between their neighbours
+        self.retimed = 0
+
+    def packets(self, packets):
+        """``packets`` (a demuxer's), each moved (see :meth:`move`), in the same order but for a
+        leaping packet held back until its stream's next one shows what it was (see the class)."""
+        try:
+            for p in packets:
+                yield from self._sift(p)
+        except (av.error.FFmpegError, OSError):
+            yield from self._release()  # (what was read before a damaged part is still used)
+            raise
+        yield from self._release()
+
+    def _sift(self, p):
+        i = p.stream.index
+        t = self._dts(p)
+        if i in self._held:
+            run, before = self._held[i]
+            if t is not None and abs(t - before) <= self._step:
+                # back where the stream was: each packet held was a damaged timestamp
+                for j, h in enumerate(run, 1):
+                    self._retime(h, before + (t - before) * j / (len(run) + 1), before, t)
+            elif t is not None and len(run) < _OUTLIER_RUN:
+                run.append(p)  # still off: a further damaged one, or footage (a pause, a join)?
+                return
+            del self._held[i]
+            for h in run:
+                self.move(h)
+                yield h
+            t = self._dts(p)  # (past a join now, maybe)
+        before = self._last.get(i)
+        if (t is not None and before is not None and t - before > self._step
+                and p.stream.type in ("video", "audio")):  # (subtitle cues are seconds apart by nature)
+            # (only a leap forward: held back, the first packets of a joined recording would let
+            # a later stream's set the join's offset, and an earlier-starting one overlap)
+            self._held[i] = ([p], before)
+            return
+        self.move(p)
+        yield p
+
+    def _release(self):
+        held, self._held = self._held, {}
+        for run, _ in held.values():
+            for h in run:
+                self.move(h)
+                yield h
+
+    def _dts(self, p) -> Fraction | None:
+        """Packet ``p``'s dts in seconds on its stream's moved timeline (``None``: none to judge by)."""
+        if p.dts is None or not p.time_base or not p.size:
+            return None
+        k = self._passed.get(p.stream.index, 0)
+        return p.dts * Fraction(p.time_base) + (self._offsets[k - 1] if k else 0)
+
+    def _retime(self, p, to: Fraction, before: Fraction, after: Fraction) -> None:
+        """Move outlier ``p``'s dts to ``to`` seconds, between its stream's packets ``before`` and
+        ``after``; its pts moves with it where it was as far off (the bits flipped in both)."""
+        tb = Fraction(p.time_base)
+        was = self._dts(p)
+        dts = p.dts + round((to - was) / tb)
+        if p.pts is not None:
+            if abs(p.pts - p.dts) < abs(p.pts - dts):
+                p.pts += dts - p.dts
+            dts = min(dts, p.pts)
+        p.dts = dts
+        self.retimed += 1
+        (log.warning if self.retimed == 1 else log.info)(
+            "%s: one %s packet's timestamp (%.3f s) is far off the ones around it (%.3f s, %.3f s): a damaged "
+            "timestamp, retimed to %.3f s", self._name, p.stream.type, float(was), float(before), float(after),
+            float(self._dts(p)))
 
     def move(self, p) -> None:
         """Move packet ``p`` (in place) past the joins its stream has passed."""
@@ -782,6 +869,20 @@ def _check_file(path: str) -> None:
         raise MediaNotFoundError(f"input not found: {path}", hint="check the path (relative paths are from the working directory)")
     if p.is_file() and p.stat().st_size == 0:
         raise EmptyMediaError(f"input is empty (0 bytes): {path}", hint="the file was probably not fully written or copied")
+
+
+def _index_at_end_in_a_pipe(container, path: str) -> bool:
+    """``container`` is an mp4/mov read from a pipe, FIFO or character device (``cat a.mp4 |
+    stream-gpen enhance /dev/stdin``). Such a file whose index (moov) follows its media data
+    opens (FFmpeg reads on to the index) but gives no packet: the data lies behind, and a pipe
+    cannot seek back. Its first read failing is that, not damage."""
+    if "mov" not in container.format.name.split(","):
+        return False
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
 def _ffmpeg_reason(e: BaseException) -> str:
@@ -1614,11 +1715,10 @@ class VideoSource:
             if container is not None:
                 vs = container.streams[self._vstream.index]
                 try:
-                    for packet in container.demux(list(container.streams)):
+                    packets = container.demux(list(container.streams))
+                    for packet in joins.packets(packets) if joins is not None else packets:
                         if self._stop.is_set():
                             return
-                        if joins is not None:
-                            joins.move(packet)
                         pt = packet.pts if packet.pts is not None else packet.dts
                         if pt is not None and packet.time_base and packet.size:
                             end = float((pt + (packet.duration or 0)) * packet.time_base)
@@ -1728,6 +1828,13 @@ class VideoSource:
                     if self._stop.is_set():
                         return
                     if self.kind == "file":
+                        if seen["end"] is None and _index_at_end_in_a_pipe(container, self._target):
+                            raise InvalidInputError(
+                                f"{self.spec!r} is an .mp4/.mov with its index (moov) at the end: such a file "
+                                "cannot be read from a pipe or FIFO",
+                                hint="give the file itself, or a streamable copy made with "
+                                     "'ffmpeg -i IN -c copy -movflags +faststart OUT.mp4'",
+                            ) from e
                         # A read error mid-file (truncated / damaged container): keep what we have.
                         self.stats["corrupt_packets"] += 1
                         log.warning("%s: stopped reading at a damaged part of the file: %s", self.spec, e)
