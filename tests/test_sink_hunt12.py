@@ -186,3 +186,23 @@ def test_info_and_remux_do_not_promise_a_copy_of_such_audio(tmp_path):
         remux(src, tmp_path / "r.mp4")
     with open_source(_ts(tmp_path / "a.ts", 10, audio=True)) as s:
         assert _audio_plan("o.mp4", s.metadata.audio) == "audio copied"
+
+
+def test_a_damaged_audio_packet_the_muxer_refuses_is_left_out_not_the_run(tmp_path, caplog):
+    """A copied ADTS packet with flipped header bits (a damaged .ts) made the mp4 muxer's
+    aac_adtstoasc refuse it, and the whole run failed at that packet (exit 4); it is left out,
+    said once and counted in the summary, and the rest of the audio is kept."""
+    src = _ts(tmp_path / "a.ts", 25, audio=True)
+    d = bytearray(src.read_bytes())
+    heads = [i for i in range(len(d) - 7) if d[i] == 0xFF and d[i + 1] == 0xF1 and i % 188 + 7 < 188
+             and (d[i + 2] >> 2) & 0xF == 3]  # ADTS headers (48 kHz) inside one TS packet
+    i = heads[len(heads) // 2]
+    d[i + 1] = 0xF0  # a CRC present...
+    d[i + 6] = (d[i + 6] & 0xFC) | 1  # ...with two raw data blocks: "patches welcome"
+    (tmp_path / "bad.ts").write_bytes(d)
+    sink = copy_through(tmp_path / "bad.ts", tmp_path / "o.mp4")
+    assert "output stream #1: 1 damaged packet(s) the muxer refused were left out" in sink.fallbacks
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        n = sum(1 for _ in c.demux(c.streams.audio[0]) if _.size)
+    with av.open(str(src)) as c:
+        assert n == sum(1 for _ in c.demux(c.streams.audio[0]) if _.size) - 1

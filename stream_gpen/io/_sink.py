@@ -1280,6 +1280,7 @@ class FileSink(_Sink):
         self._origin: Fraction | None = None
         self._first_time: float | None = None  # the first written frame's time in the source's seconds
         self._before_origin = 0
+        self._bad_aux: dict[int, int] = {}  # output stream index -> damaged copied packets left out
         self._late_audio: dict[int, float] = {}
         self._aux_last_dts: dict[int, Fraction] = {}  # output stream index -> last muxed dts (s)
         self._aux_reconfigured = False  # an audio transcoder met a change of layout/rate (said once)
@@ -2264,7 +2265,19 @@ class FileSink(_Sink):
         else:
             move_packet(p, -shift)
         self._keep_monotonic(p)
-        self._out.mux(p)
+        try:
+            self._out.mux(p)
+        except (av.error.InvalidDataError, av.error.PatchWelcomeError) as exc:
+            if p.stream.type not in ("audio", "subtitle", "data"):
+                raise
+            # a copied packet damaged in the file (an ADTS header with flipped bits, which the
+            # mp4 muxer's aac_adtstoasc refuses): left out and counted; it failed the whole run
+            self._bad_aux[p.stream.index] = self._bad_aux.get(p.stream.index, 0) + 1
+            if sum(self._bad_aux.values()) == 1:
+                log.warning("%s: a damaged %s packet at %.3f s was left out (%s)", self.target, p.stream.type,
+                            float((p.pts if p.pts is not None else p.dts or 0) * (p.time_base or 0)),
+                            getattr(exc, "strerror", None) or exc)
+            return
         if p.dts is not None and p.time_base:  # (mux rebased it to the output stream's time base)
             self._aux_last_dts[p.stream.index] = Fraction(p.dts) * p.time_base
 
@@ -2347,6 +2360,8 @@ class FileSink(_Sink):
         for index, n in self._aux_bumped.items():
             self.fallbacks.append(f"output stream #{index}: {n} packet(s) whose timestamps went backwards (a file joined "
                                   "from recordings?) were moved to follow on; they may play out of sync with the video")
+        for index, n in self._bad_aux.items():
+            self.fallbacks.append(f"output stream #{index}: {n} damaged packet(s) the muxer refused were left out")
         self._out.close()
 
     def _report_rebase(self) -> None:
