@@ -206,3 +206,16 @@ def test_a_damaged_audio_packet_the_muxer_refuses_is_left_out_not_the_run(tmp_pa
         n = sum(1 for _ in c.demux(c.streams.audio[0]) if _.size)
     with av.open(str(src)) as c:
         assert n == sum(1 for _ in c.demux(c.streams.audio[0]) if _.size) - 1
+
+
+def test_the_audio_of_a_joined_files_second_part_plays_with_its_video(tmp_path):
+    """`cat video_only.ts with_audio.ts`: the second part's audio comes before its first video
+    packet in the file, so it met no join and ran on its own clock, ~1 s before its video; a
+    stream first met behind the others' time waits to see whether a join precedes it."""
+    copy_through(_joined(tmp_path), tmp_path / "o.mkv")
+    with av.open(str(tmp_path / "o.mkv")) as c:
+        video = [f.time for f in c.decode(c.streams.video[0])]
+    with av.open(str(tmp_path / "o.mkv")) as c:
+        audio = [f.time for f in c.decode(c.streams.audio[0])]
+    assert len(video) == 36 and video[26] == pytest.approx(26 / 25, abs=0.05)
+    assert audio[0] == pytest.approx(video[26], abs=0.05) and audio[-1] < video[-1] + 0.1

@@ -88,6 +88,9 @@ _JOIN_MIN_S = Fraction(1, 4)
 #: at most this many packets in a row far off their stream's timeline are taken for damaged
 #: timestamps when the next one is back on it (see _Joins); a longer run is footage (a pause, a join)
 _OUTLIER_RUN = 3
+#: at most this many packets of streams met for the first time are held to see whether a join
+#: precedes them (see _Joins._sift)
+_FRESH_MAX = 64
 _AUX_GRACE_FRAMES = 64  # frames emitted without a subscribing sink before audio collection stops
 #: a step between two frames' timestamps longer than this (or one backwards) is a clock jump (a
 #: wrapped or restarted timeline, concatenated recordings), not footage: pacing restarts its clock
@@ -625,6 +628,9 @@ class _Joins:
         self._last_end: dict[int, Fraction] = {}  # stream index -> that packet's end (a step without a duration)
         self._end: Fraction | None = None  # latest packet end of any stream (moved seconds)
         self._held: dict[int, tuple] = {}  # stream index -> (packets that leapt, the stream's dts before them)
+        self._fresh: list = []  # packets of streams met for the first time, held (see _sift)
+        self._fresh_ids: set[int] = set()
+        self._fresh_joins = 0  # joins met when the first of them was held
         #: packets whose damaged timestamp was retimed between their neighbours
         self.retimed = 0
 
@@ -640,6 +646,33 @@ class _Joins:
         yield from self._release()
 
     def _sift(self, p):
+        i = p.stream.index
+        if i in self._fresh_ids or (
+                i not in self._passed and self._end is not None and p.dts is not None and p.size and p.time_base
+                and p.dts * Fraction(p.time_base) + (self._offsets[-1] if self._offsets else 0) < self._end - self._step):
+            # A stream met for the first time, behind the others' time: held until a join shows
+            # up in another stream (or it is clear none does). In ``cat video_only.ts
+            # with_audio.ts`` the second part's audio comes before its first video packet in
+            # the file: it took no join, and played 2 s before its video.
+            if not self._fresh:
+                self._fresh_joins = len(self._offsets)
+            self._fresh_ids.add(i)
+            self._fresh.append(p)
+            if len(self._fresh) >= _FRESH_MAX:  # (no join came: a stream that starts late, interleaved late)
+                yield from self._release_fresh()
+            return
+        for h in self._sift_timed(p):
+            yield h
+        if self._fresh and len(self._offsets) > self._fresh_joins:
+            yield from self._release_fresh()
+
+    def _release_fresh(self):
+        fresh, self._fresh, self._fresh_ids = self._fresh, [], set()
+        for h in fresh:
+            self.move(h)  # (its stream takes the joins met so far: see _joins_passed)
+            yield h
+
+    def _sift_timed(self, p):
         i = p.stream.index
         t = self._dts(p)
         if i in self._held:
@@ -672,13 +705,20 @@ class _Joins:
             for h in run:
                 self.move(h)
                 yield h
+        yield from self._release_fresh()
 
     def _dts(self, p) -> Fraction | None:
         """Packet ``p``'s dts in seconds on its stream's moved timeline (``None``: none to judge by)."""
         if p.dts is None or not p.time_base or not p.size:
             return None
-        k = self._passed.get(p.stream.index, 0)
+        k = self._joins_passed(p.stream.index)
         return p.dts * Fraction(p.time_base) + (self._offsets[k - 1] if k else 0)
+
+    def _joins_passed(self, i: int) -> int:
+        """The joins stream ``i`` has passed. A stream first met after a join belongs to the
+        recording that follows it (``cat video_only.ts with_audio.ts``: the audio of the second
+        part ran on its own clock, 2 s before its video)."""
+        return self._passed.setdefault(i, len(self._offsets))
 
     def _retime(self, p, to: Fraction, before: Fraction, after: Fraction) -> None:
         """Move outlier ``p``'s dts to ``to`` seconds, between its stream's packets ``before`` and
@@ -704,7 +744,7 @@ class _Joins:
             return
         tb = Fraction(tb)
         i = p.stream.index
-        k = self._passed.get(i, 0)
+        k = self._joins_passed(i)
         if p.dts is not None:
             raw = p.dts * tb
             last = self._last.get(i)
