@@ -626,7 +626,7 @@ class Enhancer:
             root = Path(src_s)
             if Path(dst).exists() and not Path(dst).is_dir():
                 raise InvalidInputError(f"the output {dst} is a file; a folder input needs an output folder")
-            if Path(dst).resolve() == root.resolve():
+            if _same_place(dst, root):
                 raise InvalidInputError(f"the output folder {dst} is the input folder: the restored photos would "
                                         "replace or mix with the originals; name another with -o")
             images, videos, _ = folder_media(root, Path(dst))
@@ -772,8 +772,12 @@ class Enhancer:
 
                 left = hidden_temp(dst, ".partial", hidden=False)
                 if left.is_file():
-                    left.unlink()
-                    summary.fallbacks.append(f"removed {left.name}, left by an interrupted earlier run")
+                    try:
+                        left.unlink()
+                        summary.fallbacks.append(f"removed {left.name}, left by an interrupted earlier run")
+                    except OSError as e:  # (open in a player on Windows: the output is written all the same)
+                        summary.fallbacks.append(f"{left.name}, left by an interrupted earlier run, could not be "
+                                                 f"removed ({e.strerror or e}): delete it yourself")
         # what the stream copy could not honour: the cut, the side-by-side, the audio choice
         unmet = _copy_unmet(start, duration, compare, audio, codec, crf, preset)
         if copy_if_no_faces and unmet and summary.faces_restored == 0 and not is_still:
@@ -1156,6 +1160,18 @@ def _copy_unmet(start, duration, compare, audio, codec="auto", crf=None, preset=
     return None
 
 
+def _same_place(a, b) -> bool:
+    """Whether paths ``a`` and ``b`` name one file or folder: by identity where both exist (on a
+    case-insensitive disk, macOS's or a FAT/exFAT card's, ``trip`` is ``Trip``, which ``resolve()``
+    does not say: ``--overwrite`` then replaced the original photos), else by their resolved paths."""
+    try:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
 def _same_file(src: str, dst) -> bool:
     """Whether ``dst`` names the local file ``src`` itself (same path, a link to it)."""
     if "://" in src or src.startswith("lavfi:") or dst is None or "://" in str(dst):
@@ -1355,7 +1371,8 @@ def resolve_output(src: str, dst=None, image_format: str | None = None) -> str:
         if not photo:
             return str(d / Path(default_output(src)).name)
         name = own.name
-        if not url and d.resolve() in (Path(src).resolve().parent, Path(src).absolute().parent.resolve()):
+        if not url and (_same_place(d, Path(src).parent)
+                        or d.resolve() in (Path(src).resolve().parent, Path(src).absolute().parent.resolve())):
             name = Path(default_output(src)).name  # beside the photo, never onto it
         return str(d / (Path(name).stem + ext if ext else name))
     if ext and _SAME_FORMAT.get(d.suffix.lower(), d.suffix.lower()) != _SAME_FORMAT.get(ext, ext):

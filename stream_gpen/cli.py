@@ -262,7 +262,8 @@ class _Signals:
         import threading
 
         if threading.current_thread() is threading.main_thread():
-            for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+            # (SIGBREAK: Windows' Ctrl-Break and console window closed; SIGHUP does not exist there)
+            for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"):
                 sig = getattr(signal, name, None)
                 if sig is not None:
                     self._old[sig] = signal.signal(sig, self._handle)
@@ -310,6 +311,13 @@ def main(argv: list[str] | None = None) -> int:
 def run() -> int:
     """The ``stream-gpen`` program (``python -m stream_gpen``): :func:`main` on ``sys.argv``, for a
     process that exits with its result."""
+    # What is printed on stdout (info, weights list) names files: under Windows a redirected
+    # stdout is the ANSI code page with strict errors, and a CJK file name crashed `info > out.txt`
+    # half-way (stderr already replaces what it cannot encode)
+    try:
+        sys.stdout.reconfigure(errors="backslashreplace")
+    except (AttributeError, ValueError):  # (not a text stream we can change: leave it)
+        pass
     return _main(None, exiting=True)
 
 

@@ -99,11 +99,13 @@ def _listed(rel: Path) -> bool:
     return not any(part.startswith(".") or part.lower() in _JUNK_DIRS for part in rel.parts)
 
 
-def _walk(root: Path, say: bool = True) -> list[Path]:
+def _walk(root: Path, say: bool = True, skip: tuple[int, int] | None = None) -> list[Path]:
     """Every file under ``root``, following links to folders (a photo library's year folders
     linked in from another disk; each real folder once, so a link loop ends). ``rglob`` left
     linked folders, unreadable folders and broken links out without a word: those last two are
-    said here (a warning each, as the files behind them are not restored)."""
+    said here (a warning each, as the files behind them are not restored). ``skip``: the
+    (device, inode) of a folder not to walk (by identity: on a case-insensitive disk, macOS's or a
+    FAT/exFAT card's, ``trip/`` and ``Trip/`` are one folder with two paths)."""
     import os
 
     files: list[Path] = []
@@ -119,6 +121,14 @@ def _walk(root: Path, say: bool = True) -> list[Path]:
             dirnames[:] = []
             continue
         seen.add(real)
+        if skip is not None:
+            try:
+                st = os.stat(dirpath)
+            except OSError:
+                st = None
+            if st is not None and (st.st_dev, st.st_ino) == skip:
+                dirnames[:] = []
+                continue
         dirnames[:] = [d for d in dirnames if _listed(Path(d))]  # (hidden/thumbnail/trash: not walked)
         for name in filenames:
             q = Path(dirpath) / name
@@ -136,7 +146,14 @@ def folder_media(root: Path, exclude: Path | None = None, *,
     folder inside ``root`` to leave out (the output of an earlier run written into the input
     folder, which would otherwise be restored again, and nested deeper each time). ``say``: warn
     about unreadable folders and broken links (once per run: the first walk says it)."""
-    files = sorted(q for q in _walk(root, say) if _listed(q.relative_to(root)))
+    skip = None
+    if exclude is not None:
+        try:
+            st = exclude.stat()
+            skip = (st.st_dev, st.st_ino)
+        except OSError:
+            pass
+    files = sorted(q for q in _walk(root, say, skip) if _listed(q.relative_to(root)))
     if exclude is not None:
         ex = exclude.resolve()
         files = [q for q in files if not q.resolve().is_relative_to(ex)]

@@ -71,16 +71,33 @@ _BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 def cpu_bf16_feature() -> str | None:
     """The CPU feature that makes bf16 convolutions fast here (``"amx_bf16"``, ``"avx512_bf16"``), or None.
 
-    Read from ``/proc/cpuinfo`` (Linux; elsewhere None, so those CPUs keep fp32) and only when
-    torch's oneDNN backend is available and reports bf16 support.
+    Read from ``/proc/cpuinfo`` on Linux, elsewhere (Windows, macOS) from torch's own CPU probe
+    (cpuinfo), and only when torch's oneDNN backend is available and reports bf16 support.
     """
     try:
         if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
             return None
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except (OSError, AttributeError, RuntimeError):
+    except (AttributeError, RuntimeError):
         return None
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return _bf16_feature_from_torch()  # (no /proc: a Zen 4 under Windows kept fp32, "no native bf16")
     return _bf16_flag_in(text)
+
+
+def _bf16_feature_from_torch() -> str | None:
+    """The bf16 feature as torch's cpuinfo probe sees it (private helpers of ``torch.cpu``:
+    None where this torch lacks them)."""
+    probes = (("amx_bf16", "_is_amx_tile_supported"), ("avx512_bf16", "_is_avx512_bf16_supported"))
+    for flag, name in probes:
+        probe = getattr(torch.cpu, name, None)
+        try:
+            if probe is not None and probe():
+                return flag
+        except (RuntimeError, AttributeError):
+            continue
+    return None
 
 
 def _bf16_flag_in(cpuinfo: str) -> str | None:
