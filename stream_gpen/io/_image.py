@@ -34,11 +34,18 @@ import numpy as np
 import torch
 
 from stream_gpen._warnings import warnings_of
-from stream_gpen.errors import EmptyMediaError, InvalidInputError, MediaNotFoundError, NotMediaError, OutputExistsError
+from stream_gpen.errors import (
+    EmptyMediaError,
+    EncodeError,
+    InvalidInputError,
+    MediaNotFoundError,
+    NotMediaError,
+    OutputExistsError,
+)
 from stream_gpen.io._convert import u8_from_u16
 from stream_gpen.io._meta import StreamMetadata, hidden_temp
 from stream_gpen.io._ring import Frame
-from stream_gpen.io._sink import _Sink, keep_mode
+from stream_gpen.io._sink import _Sink, keep_beside, keep_mode
 from stream_gpen.io._source import IMAGE_EXTS
 
 log = logging.getLogger(__name__)
@@ -1113,7 +1120,16 @@ class ImageSink(_Sink):
                 else:
                     self._write_tiff16(tmp, deep, im, info, kwargs)
             keep_mode(path, tmp)
-            tmp.replace(path)
+            try:
+                tmp.replace(path)
+            except OSError as e:  # Windows: the old photo is open in a viewer, or read-only
+                kept = keep_beside(tmp, path)
+                if kept is None:
+                    raise
+                raise EncodeError(f"the restored photo is complete and was kept as {kept}; {path} could not be "
+                                  f"replaced ({e.strerror or e})",
+                                  hint=f"{path.name} is in use by another program (a viewer) or read-only: close it, "
+                                  f"then move {kept.name} over it") from e
         except BaseException:
             try:
                 tmp.unlink(missing_ok=True)

@@ -908,6 +908,82 @@ def _machine_tag() -> str:
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:8]
 
 
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine is still there (or its id was taken again), asked
+    without signalling it; when in doubt, alive (a live run's temporary output is never removed).
+
+    POSIX: ``kill(pid, 0)``. Windows has no signal 0: ``os.kill(pid, 0)`` there is CTRL_C_EVENT,
+    sent to the console group ``pid`` (a spurious Ctrl-C), and it never says "no such process",
+    so no leftover was ever removed; the process is looked up with OpenProcess instead."""
+    if os.name == "nt":
+        return _pid_alive_windows(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # (PermissionError: another user's live process)
+        return True
+    return True
+
+
+def _kernel32():
+    """Windows' kernel32, typed for :func:`_pid_alive_windows` (a function, so tests can stand in
+    for it on other systems)."""
+    import ctypes
+
+    k = ctypes.WinDLL("kernel32", use_last_error=True)
+    k.OpenProcess.argtypes, k.OpenProcess.restype = (ctypes.c_uint32, ctypes.c_int, ctypes.c_uint32), ctypes.c_void_p
+    k.GetExitCodeProcess.argtypes = (ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32))
+    k.GetExitCodeProcess.restype = ctypes.c_int
+    k.CloseHandle.argtypes, k.CloseHandle.restype = (ctypes.c_void_p,), ctypes.c_int
+    return k
+
+
+def _last_error() -> int:
+    import ctypes
+
+    return ctypes.get_last_error()
+
+
+def _pid_alive_windows(pid: int) -> bool:
+    """OpenProcess refuses an id no process has with ERROR_INVALID_PARAMETER (dead); any other
+    refusal (access denied: another user's process) means it exists. An open process is alive
+    while its exit code reads STILL_ACTIVE (a process that has exited but whose handle another
+    program still holds is dead)."""
+    import ctypes
+
+    k = _kernel32()
+    h = k.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not h:
+        return _last_error() != 87  # ERROR_INVALID_PARAMETER: no such process
+    try:
+        code = ctypes.c_uint32()
+        if not k.GetExitCodeProcess(h, ctypes.byref(code)):
+            return True
+        return code.value == 259  # STILL_ACTIVE
+    finally:
+        k.CloseHandle(h)
+
+
+def keep_beside(tmp, target) -> Path | None:
+    """Move a finished temporary output that could not replace ``target`` (Windows: ``target`` is
+    open in another program, or read-only) to a visible name beside it, ``NAME.restored.EXT``
+    (``NAME.restored-1.EXT``, ... where taken: an earlier result is never replaced); that name, or
+    ``None`` when even this rename failed (``tmp`` is then where it was)."""
+    for k in range(100):
+        q = hidden_temp(target, ".restored" + (f"-{k}" if k else ""), hidden=False)
+        if q.exists():
+            continue
+        try:
+            os.rename(tmp, q)  # (the name is free; on Windows a rename never replaces)
+        except FileExistsError:
+            continue
+        except OSError:
+            return None
+        return q
+    return None
+
+
 def keep_mode(old, new) -> None:
     """Give ``new`` (a finished temporary output) the permission bits of the ``old`` file it is
     about to replace (``--overwrite``, an in-place run), so that a private video or photo stays
@@ -1339,12 +1415,10 @@ class FileSink(_Sink):
             try:
                 if pid == os.getpid() or now - q.stat().st_mtime < self.STALE_TEMP_S:
                     continue
-                os.kill(pid, 0)
-                continue  # its process is still there (or its id was taken again: left alone)
-            except ProcessLookupError:
-                pass
-            except OSError:  # (PermissionError: another user's live process; or the file went)
+            except OSError:  # (the file went)
                 continue
+            if _pid_alive(pid):
+                continue  # its process is still there (or its id was taken again: left alone)
             try:
                 size = q.stat().st_size
                 q.unlink()
@@ -2425,7 +2499,25 @@ class FileSink(_Sink):
             raise
         if not self.is_url:
             keep_mode(self.target, self._path)
-            os.replace(self._path, self.target)
+            try:
+                os.replace(self._path, self.target)
+            except OSError as e:
+                self._keep_beside(e)
+
+    def _keep_beside(self, exc: OSError) -> None:
+        """The finished output could not replace the target: on Windows a file open in another
+        program (a player, or this run's own input: an in-place restore) or read-only cannot be
+        replaced. The complete result is kept under a visible name beside it (:func:`keep_beside`),
+        never left under the hidden temporary name that a later run removes, and said."""
+        t = self.target
+        kept = keep_beside(self._path, t)
+        where = (f"was kept as {kept}" if kept is not None else
+                 f"is under the hidden name {self._path}: move it now, a later run of this output removes it")
+        name = kept.name if kept is not None else Path(self._path).name
+        raise EncodeError(
+            f"the restored video is complete and {where}; {t} could not be replaced ({exc.strerror or exc})",
+            hint=f"{t.name} is in use by another program (a player, or this run's own input) or read-only: "
+                 f"close it, then move {name} over it") from exc
 
     def _remove_tmp(self) -> None:
         if not self.is_url:
