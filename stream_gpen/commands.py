@@ -369,14 +369,25 @@ def add_enhance(subparsers, parents=()) -> None:
 
 # --- camera ------------------------------------------------------------------------------------
 def _default_camera() -> str:
+    """The first camera on every system: the first one ``camera --list`` shows."""
     if sys.platform.startswith("linux"):
         return "/dev/video0"
-    return "0"  # avfoundation / dshow index, resolved by the source
+    return "0"  # the first AVFoundation / DirectShow camera, resolved by the source
 
 
 def list_video_devices(root: str = "/") -> list[tuple[str, str]]:
-    """``(device path, name)`` of the Linux capture devices (``/dev/videoN``, names from sysfs;
-    a camera often shows up twice, once for its metadata node). Empty elsewhere."""
+    """``(device, name)`` of the capture devices: on Linux ``/dev/videoN`` with names from sysfs
+    (a camera often shows up twice, once for its metadata node); on macOS and Windows the
+    camera's number, which ``camera`` takes as its source, as FFmpeg lists them (AVFoundation,
+    DirectShow). Empty elsewhere."""
+    if sys.platform == "darwin":
+        from stream_gpen.io._source import avfoundation_cameras
+
+        return avfoundation_cameras()
+    if sys.platform == "win32":
+        from stream_gpen.io._source import dshow_cameras
+
+        return [(str(i), name) for i, name in enumerate(dshow_cameras())]
     base = Path(root)
     out = []
     for dev in sorted((base / "dev").glob("video*"), key=lambda p: (len(p.name), p.name)):
@@ -641,9 +652,16 @@ def _run_camera(args: argparse.Namespace) -> int:
         for path, name in devices:
             print(f"{path:<14} {name}")
         if not devices:
-            where = ("no /dev/video* devices (is the camera plugged in, and are you in the 'video' group?)"
-                     if sys.platform.startswith("linux") else
-                     "device listing is Linux-only; on macOS/Windows give the camera's index (0, 1, ...)")
+            if sys.platform.startswith("linux"):
+                where = "no /dev/video* devices (is the camera plugged in, and are you in the 'video' group?)"
+            elif sys.platform == "darwin":
+                where = ("no cameras found by AVFoundation (is one connected, and may this terminal use it: "
+                         "System Settings > Privacy & Security > Camera?)")
+            elif sys.platform == "win32":
+                where = ("no cameras found by DirectShow (is one connected, enabled and allowed in Settings > "
+                         "Privacy > Camera?); a camera can also be named as DirectShow names it: video=NAME")
+            else:
+                where = f"listing capture devices is not supported on {sys.platform}"
             print(where, file=sys.stderr)
         return 0
     outputs = []
@@ -730,13 +748,15 @@ def _camera_codec_options(p) -> None:
 def add_camera(subparsers, parents=()) -> None:
     p = subparsers.add_parser(
         "camera", parents=list(parents), help="live enhancement from a camera or stream",
-        description="Live face restoration from a capture device (/dev/videoN on Linux, an index on "
-        "macOS/Windows), a stream URL, an FFmpeg lavfi graph (lavfi:testsrc2) or a video file; a lavfi "
-        "graph or a file is read at its own frame rate, as a camera delivers (like ffmpeg -re). Stale frames "
-        "are dropped when processing falls behind, so latency stays bounded. Stop with Ctrl-C (or SIGTERM), "
-        "q + Enter, or q in the preview window: the recording is finished under its own name either way.",
+        description="Live face restoration from a capture device (/dev/videoN on Linux; on macOS and Windows "
+        "the camera's number from camera --list, 0 = the first, or on Windows video=NAME), a stream URL, an "
+        "FFmpeg lavfi graph (lavfi:testsrc2) or a video file; a lavfi graph or a file is read at its own frame "
+        "rate, as a camera delivers (like ffmpeg -re). Stale frames are dropped when processing falls behind, so "
+        "latency stays bounded. Stop with Ctrl-C (or SIGTERM), q + Enter, or q in the preview window: the "
+        "recording is finished under its own name either way.",
     )
-    p.add_argument("source", nargs="?", metavar="DEVICE|URL", help=f"default {_default_camera()}")
+    p.add_argument("source", nargs="?", metavar="DEVICE|URL",
+                   help=f"default {_default_camera()}, the first camera (camera --list shows them)")
     p.add_argument("--preview", action="store_true", help="show a preview window (OpenCV)")
     p.add_argument("-o", "--output", help="also record to this file (.mp4, .mkv, .mov, .webm...: its extension "
                    "picks the container, and the codec unless --codec says)")

@@ -805,15 +805,138 @@ def _classify(spec) -> tuple[str, str, str | None, dict]:
         if sys.platform.startswith("linux"):
             return "device", spec if spec.startswith("/dev/") else f"/dev/video{spec}", "v4l2", {}
         if sys.platform == "darwin":
-            return "device", spec, "avfoundation", {}
+            return "device", spec, "avfoundation", {}  # the frame rate is chosen on open: _open_avfoundation
         if sys.platform == "win32":
+            if spec.isdigit():
+                return "device", *_dshow_camera(int(spec))
             if not spec.startswith("video="):
                 raise InvalidInputError(
-                    f"capture device {spec!r}: on Windows name the DirectShow device, e.g. 'video=Integrated Camera'"
+                    f"capture device {spec!r}: on Windows give the camera's number from `stream-gpen camera --list` "
+                    "(0 = the first) or name the DirectShow device, e.g. 'video=Integrated Camera'"
                 )
             return "device", spec, "dshow", {}
         raise InvalidInputError(f"capture devices are not supported on {sys.platform!r}")
     return "file", ffmpeg_local(spec), None, {}
+
+
+def _listed_devices(fmt: str, target: str) -> list[str]:
+    """The lines of FFmpeg's device list for the capture demuxer ``fmt`` (its ``list_devices``
+    option): the demuxer only logs the list (at INFO) and then fails the open, so the log is
+    captured."""
+    import av.logging
+
+    from stream_gpen.io._sink import _log_lock
+
+    with _log_lock:  # the log level is process-wide (see _sink._ffmpeg_errors)
+        old, skip = av.logging.get_level(), av.logging.get_skip_repeated()
+        av.logging.set_level(av.logging.INFO)
+        av.logging.set_skip_repeated(False)  # two cameras of one model log the same line twice
+        try:
+            with av.logging.Capture(local=True) as logs:
+                try:
+                    av.open(target, "r", format=fmt, options={"list_devices": "true"}).close()
+                except (av.error.FFmpegError, OSError):  # the listing ends the open
+                    pass
+                except ValueError as e:  # "no container format 'dshow'": not in this FFmpeg build
+                    raise _no_camera_input(fmt, e) from e
+        finally:
+            av.logging.set_skip_repeated(skip)
+            av.logging.set_level(old)
+    # one line may come in several messages (dshow logs a name, then its media types)
+    return "".join(str(m[2]) for m in logs).splitlines()
+
+
+def _no_camera_input(fmt: str, e: ValueError) -> InvalidInputError:
+    return InvalidInputError(
+        f"this FFmpeg (the one PyAV {av.__version__} brings) cannot open cameras: it has no '{fmt}' input ({e})",
+        hint="install a PyAV build whose FFmpeg has it; or give a lavfi:, file or URL source")
+
+
+def avfoundation_cameras() -> list[tuple[str, str]]:
+    """``(index, name)`` of the macOS video capture devices, as AVFoundation numbers them
+    (``[0] FaceTime HD Camera``; screens come after the cameras)."""
+    import re
+
+    out, video = [], False
+    for line in _listed_devices("avfoundation", ""):
+        if "AVFoundation video devices" in line:
+            video = True
+        elif "AVFoundation audio devices" in line:
+            video = False
+        elif video and (m := re.match(r"\s*\[(\d+)\]\s+(.+?)\s*$", line)):
+            out.append((m[1], m[2]))
+    return out
+
+
+def dshow_cameras() -> list[str]:
+    """The names of the Windows DirectShow video capture devices, in DirectShow's order
+    (FFmpeg logs ``"Integrated Camera" (video)``; an older FFmpeg lists the names under a
+    "DirectShow video devices" heading, without the types)."""
+    import re
+
+    out, video = [], False
+    for line in _listed_devices("dshow", "dummy"):
+        if "DirectShow video devices" in line:
+            video = True
+        elif "DirectShow audio devices" in line:
+            video = False
+        elif m := re.match(r'\s*"(.+)"\s*(?:\(([^)]*)\))?\s*$', line):
+            if (m[2] is not None and "video" in m[2]) or (m[2] is None and video):
+                out.append(m[1])
+    return out
+
+
+def _dshow_camera(n: int) -> tuple[str, str, dict]:
+    """``(target, format, options)`` of the ``n``-th DirectShow camera (0 = the first), so that an
+    index means the same camera on every system. DirectShow itself opens cameras by name only;
+    a second camera of the same name is picked with its ``video_device_number``."""
+    names = dshow_cameras()
+    if not names:
+        raise InvalidInputError(
+            f"capture device {str(n)!r}: DirectShow lists no camera on this computer",
+            hint="check that the camera is connected, enabled and not blocked in Settings > Privacy > Camera; "
+                 "or name the DirectShow device, e.g. 'video=Integrated Camera'")
+    if n >= len(names):
+        listed = ", ".join(f"{i} {name}" for i, name in enumerate(names))
+        raise InvalidInputError(f"capture device {str(n)!r}: there are only {len(names)} cameras here ({listed})",
+                                hint="list the capture devices with `stream-gpen camera --list`")
+    name = names[n]
+    same = names[:n].count(name)
+    return f"video={name}", "dshow", ({"video_device_number": str(same)} if same else {})
+
+
+#: Frame rates asked of an AVFoundation camera, in turn (``None``: FFmpeg's own default, ntsc).
+#: FFmpeg's default alone, 29.97 fps, is refused by a camera whose fastest mode is exactly 30
+#: fps (MacBook FaceTime cameras): AVFoundation takes only a rate within 0.01 of a mode's
+#: maximum, and FFmpeg does not fall back. The pixel format stays FFmpeg's choice.
+AVFOUNDATION_RATES = ("30", "30000/1001", "25", "15", "60", None)
+
+
+def _open_avfoundation(target: str, kwargs: dict):
+    """``av.open`` of a macOS camera at the first of :data:`AVFOUNDATION_RATES` it accepts. An
+    open that fails for another reason (FFmpeg's log names it: "Video device not found") is not
+    tried again. When every rate is refused, the last error carries ``rates_tried``."""
+    from stream_gpen.io._sink import _ffmpeg_errors
+
+    tried = []
+    for rate in AVFOUNDATION_RATES:
+        options = dict(kwargs.get("options") or {})
+        if rate is not None:
+            options["framerate"] = rate
+        with _ffmpeg_errors() as lines:
+            try:
+                return av.open(target, "r", **{**kwargs, "options": options})
+            except (av.error.FFmpegError, OSError) as e:
+                err = e
+            except ValueError as e:
+                raise _no_camera_input("avfoundation", e) from e
+        lines = [ln.strip() for ln in lines if ln.strip()]
+        err.ffmpeg_log = lines
+        if lines and not any("framerate" in ln.lower() for ln in lines):
+            raise err
+        tried.append(rate)
+    err.rates_tried = tried
+    raise err
 
 
 def _has_alpha(stream, sw_format: str) -> bool:
@@ -1373,6 +1496,8 @@ class VideoSource:
     URL_HEADER_RETRIES = 2
 
     def _open_av(self, kwargs: dict):
+        if self._format == "avfoundation":
+            return _open_avfoundation(self._target, kwargs)
         for attempt in range(self.URL_HEADER_RETRIES + 1):
             try:
                 return av.open(self._target, "r", **kwargs)
@@ -1399,6 +1524,18 @@ class VideoSource:
                 hint="lavfi: takes an FFmpeg filter graph, e.g. lavfi:testsrc2=size=640x480:rate=25; check the "
                      "filter names and their options")
         if self.kind == "device":
+            # FFmpeg's logged reason (avfoundation: "Video device not found", or the modes a
+            # camera offers when it refused the rate); the exception says only "Input/output error"
+            detail = "; ".join(ln for ln in getattr(e, "ffmpeg_log", None) or [] if "Selected framerate" not in ln)
+            rates = getattr(e, "rates_tried", None)
+            if rates:
+                asked = ", ".join(r if r != "30000/1001" else "29.97" for r in rates if r) + " fps"
+                asked += " and FFmpeg's default" if None in rates else ""
+                return InvalidInputError(
+                    f"capture device {self.spec!r} refused every frame rate tried ({asked}): {reason}"
+                    + (f" ({detail})" if detail else ""),
+                    hint="the camera offers none of these rates; list the capture devices with "
+                         "`stream-gpen camera --list` and try another one")
             what = {errno.ENOENT: "not found", errno.ENODEV: "not found", errno.ENXIO: "not found",
                     errno.EBUSY: "busy (another program is using it)", errno.EACCES: "not allowed (permission denied)",
                     errno.EPERM: "not allowed (permission denied)",
@@ -1406,7 +1543,8 @@ class VideoSource:
             hint = ("add your user to the 'video' group (then log in again)" if code in (errno.EACCES, errno.EPERM)
                     else "list the capture devices with `stream-gpen camera --list`")
             return InvalidInputError(f"capture device {self.spec!r} is not available: {what or reason}"
-                                     + (f" ({reason})" if what and what != "not found" else ""), hint=hint)
+                                     + (f" ({reason})" if what and what != "not found" else "")
+                                     + (f" ({detail})" if detail else ""), hint=hint)
         # a URL: refused at once or unknown is the address's fault; a timeout, a server error
         # (5xx) or an I/O error may pass, so it stays "failed" (exit 4) and a retry may work
         if isinstance(e, av.error.HTTPClientError):
