@@ -233,3 +233,11 @@ def test_camera_help_names_the_default_and_the_list(monkeypatch, capsys, platfor
     text = " ".join(capsys.readouterr().out.split())
     assert "default 0, the first camera (camera --list shows them)" in text
     assert "the camera's number from camera --list, 0 = the first, or on Windows video=NAME" in text
+
+
+def test_a_named_directshow_camera_on_an_ffmpeg_without_dshow_says_so(monkeypatch):
+    """`camera "video=NAME"` skips the listing: the open itself met "no container format 'dshow'"
+    (a ValueError), which was an internal error."""
+    monkeypatch.setattr(sys, "platform", "win32")  # the real av.open: this Linux FFmpeg has no dshow
+    with pytest.raises(InvalidInputError, match="cannot open cameras: it has no 'dshow' input"):
+        VideoSource("video=Integrated Camera")

@@ -1501,6 +1501,10 @@ class VideoSource:
         for attempt in range(self.URL_HEADER_RETRIES + 1):
             try:
                 return av.open(self._target, "r", **kwargs)
+            except ValueError as e:
+                if self.kind == "device" and self._format:  # "no container format 'dshow'": not in this build
+                    raise _no_camera_input(self._format, e) from e
+                raise
             except (av.error.InvalidDataError, OSError) as e:
                 cut = isinstance(e, av.error.InvalidDataError) or getattr(e, "errno", None) in (
                     errno.EIO, errno.ECONNRESET, errno.EPIPE)
