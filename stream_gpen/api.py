@@ -399,6 +399,10 @@ class Enhancer:
         new.__dict__.update(self.__dict__)
         return new
 
+    def __deepcopy__(self, memo) -> "Enhancer":
+        raise TypeError("an Enhancer holds a loaded model and is not deep-copied: copy.copy() gives a view that "
+                        "shares it; create another Enhancer for a second model instance")
+
     def __reduce__(self):
         # (pickle's own "cannot pickle '_thread.lock' object" named neither the Enhancer nor a way out)
         raise TypeError("an Enhancer holds a loaded model and cannot be pickled or sent to another process: "
@@ -1310,6 +1314,7 @@ def default_output(src: str) -> str:
     ``clip_enhanced.mp4``); other URLs, devices and lavfi -> ``stream_enhanced.mp4``; a container
     that cannot hold the restored video (``.mpg``/``.vob`` DVD and VHS captures, ``.dv``,
     ``.gif``...: ``io._sink.NO_MODERN_VIDEO``) -> ``NAME_enhanced.mp4``."""
+    from stream_gpen.io._meta import fit_name
     from stream_gpen.io._sink import NO_MODERN_VIDEO
 
     if "://" in src or src.startswith("lavfi:"):
@@ -1323,21 +1328,10 @@ def default_output(src: str) -> str:
             p = p.resolve()
             if not p.name:
                 raise InvalidInputError(f"{src} has no name to derive an output folder from; name one with -o")
-        return str(_fit_name(p.with_name(p.name + "_enhanced"), len("_enhanced"), folder=True))
+        return str(fit_name(p.with_name(p.name + "_enhanced"), len("_enhanced"), folder=True))
     # (an animated PNG is decoded as a video; the apng muxer holds no H.264)
     suffix = ".mp4" if p.suffix.lower() in NO_MODERN_VIDEO or p.suffix.lower() == ".apng" else p.suffix
-    return str(_fit_name(p.with_name(f"{p.stem}_enhanced{suffix}"), len("_enhanced")))
-
-
-def _fit_name(p: Path, keep: int = 0, *, folder: bool = False) -> Path:
-    """``p`` with its stem shortened (before its last ``keep`` characters, the ``_enhanced``) where
-    its name passes the file system's 255 bytes: a 245-character title's ``_enhanced`` name failed
-    the write, after the whole run, as "File name too long"."""
-    stem, suffix = (p.name, "") if folder else (p.stem, p.suffix)
-    head, tail = (stem[:-keep], stem[-keep:]) if keep else (stem, "")
-    while head and len(f"{head}{tail}{suffix}".encode("utf-8", "surrogateescape")) > 255:
-        head = head[:-1]
-    return p if head + tail == stem else p.with_name(f"{head}{tail}{suffix}")
+    return str(fit_name(p.with_name(f"{p.stem}_enhanced{suffix}"), len("_enhanced")))
 
 
 _SAME_FORMAT = {".jpeg": ".jpg", ".jfif": ".jpg", ".jpe": ".jpg", ".tiff": ".tif", ".heif": ".heic", ".hif": ".heic"}
@@ -1354,6 +1348,7 @@ def resolve_output(src: str, dst=None, image_format: str | None = None) -> str:
     * ``dst`` a file name: as it is. With ``image_format`` its extension must agree (else
       :class:`InvalidInputError`: which of the two was meant cannot be told).
     """
+    from stream_gpen.io._meta import fit_name
     from stream_gpen.io._source import IMAGE_EXTS
 
     src = str(src)
@@ -1365,16 +1360,17 @@ def resolve_output(src: str, dst=None, image_format: str | None = None) -> str:
     ext = ("." + image_format.lower().lstrip(".")) if image_format and photo else None
     if dst is None:
         out = Path(default_output(src))
-        return str(_fit_name(out.with_suffix(ext), len("_enhanced")) if ext else out)
+        return str(fit_name(out.with_suffix(ext), len("_enhanced")) if ext else out)
     d = Path(dst)
     if d.is_dir():
         if not photo:
             return str(d / Path(default_output(src)).name)
-        name = own.name
+        name, keep = own.name, 0
         if not url and (_same_place(d, Path(src).parent)
                         or d.resolve() in (Path(src).resolve().parent, Path(src).absolute().parent.resolve())):
-            name = Path(default_output(src)).name  # beside the photo, never onto it
-        return str(d / (Path(name).stem + ext if ext else name))
+            name, keep = Path(default_output(src)).name, len("_enhanced")  # beside the photo, never onto it
+        # (a longer extension may pass 255 bytes: ``--image-format webp`` of a 251-character JPEG)
+        return str(fit_name(d / (Path(name).stem + ext if ext else name), keep))
     if ext and _SAME_FORMAT.get(d.suffix.lower(), d.suffix.lower()) != _SAME_FORMAT.get(ext, ext):
         raise InvalidInputError(f"the output {dst} is not a {image_format} file, which image_format asks for",
                                 hint=f"name the output with .{image_format.lower().lstrip('.')}, or leave out the format")

@@ -156,7 +156,8 @@ def _output_options(p: argparse.ArgumentParser) -> None:
                    "always AAC; none: video only (subtitles, data and attachments are left out too)")
     _encoder_option(g)
     g.add_argument("--image-format", default=None, metavar="EXT", type=str.lower,
-                   choices=["jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp", "heic", "heif", "avif"],
+                   choices=["jpg", "jpeg", "jfif", "jpe", "png", "webp", "tif", "tiff", "bmp", "heic", "heif", "hif",
+                            "avif"],
                    help="write photos in this format (e.g. jpg for iPhone HEICs), a folder's every photo or one; "
                    "default: each its own")
     g.add_argument("--quality", type=_quality, default=95, help="JPEG/WebP/HEIC/AVIF quality 1-100 for image outputs (default 95)")
@@ -785,10 +786,11 @@ def _describe_image(p: Path) -> dict:
     from stream_gpen.io._image import _bits_per_sample, _heif_plugin, _load, _orientation, icc_describes, icc_space
 
     _heif_plugin(p)
+    said: list = []
     try:
-        # (Pillow's complaints, a DecompressionBombWarning among them, are said by _load below, as
-        # enhance says them; here they would print as a source line of Pillow's)
-        with warnings_of("PIL", "pillow_heif", into=[]), Image.open(p) as im:
+        # (Pillow's complaints, a DecompressionBombWarning among them: in the plan below, not as a
+        # source line of Pillow's)
+        with warnings_of("PIL", "pillow_heif", into=said), Image.open(p) as im:
             fmt, size, mode, frames = im.format, list(im.size), im.mode, getattr(im, "n_frames", 1)
             orient = _orientation(im, p)
             bits = (_bits_per_sample(im, p) if fmt in ("PNG", "TIFF")
@@ -813,6 +815,7 @@ def _describe_image(p: Path) -> dict:
         plan.append(f"{bits}-bit: restored and written at {bits if fmt == 'HEIF' else 16} bits "
                     "(PNG/TIFF/HEIF output; 8-bit formats get 8)")
     plan += notes  # what is not kept: 8 bits from a deeper file, other frames or pages
+    plan += [f"Pillow warns: {m}" for m in dict.fromkeys(str(w.message).strip() for w in said)]
     kept, dropped = [], []
     icc = info.get("icc_profile")
     if icc:

@@ -190,3 +190,78 @@ def test_a_photo_to_a_missing_folder_hints_a_photo_name(tmp_path, cli_env, share
     assert main(["enhance", str(photo), "-o", str(tmp_path / "nope") + "/", *cli_env]) == 2
     err = capsys.readouterr().err
     assert "photo_enhanced.jpg" in err and "clip.mp4" not in err
+
+
+def test_two_long_names_cut_alike_get_outputs_of_their_own(tmp_path, cli_env):
+    """Shortened from their end, `C*250 + "1.jpg"` and `C*250 + "2.jpg"` shared one default output:
+    the second run said "output exists", and with --overwrite replaced the first one's result."""
+    from PIL import Image
+
+    from stream_gpen.api import default_output
+
+    a, b = tmp_path / ("C" * 250 + "1.jpg"), tmp_path / ("C" * 250 + "2.jpg")
+    Image.new("RGB", (40, 32), (10, 20, 30)).save(a)
+    Image.new("RGB", (40, 32), (200, 100, 50)).save(b)
+    assert default_output(str(a)) != default_output(str(b))
+    assert main(["enhance", str(a), *cli_env]) == 0 and main(["enhance", str(b), *cli_env]) == 0
+    outs = [p for p in tmp_path.iterdir() if p.name.endswith("_enhanced.jpg")]
+    assert len(outs) == 2 and all(len(p.name.encode()) <= 255 for p in outs)
+
+
+def test_a_long_photo_name_into_a_folder_with_a_longer_extension_fits(tmp_path, cli_env):
+    """`-o DIR/ --image-format webp` and a folder run with --image-format kept the input's name
+    with the longer extension: 256 bytes, "File name too long" after the photo was restored."""
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    photo = src / ("A" * 251 + ".jpg")
+    Image.new("RGB", (40, 32), (90, 60, 30)).save(photo)
+    (tmp_path / "od").mkdir()
+    assert main(["enhance", str(photo), "-o", str(tmp_path / "od"), "--image-format", "webp", *cli_env]) == 0
+    assert main(["enhance", str(src), "-o", str(tmp_path / "mirror"), "--image-format", "webp", *cli_env]) == 0
+    for d in ("od", "mirror"):
+        (out,) = list((tmp_path / d).iterdir())
+        assert out.suffix == ".webp" and len(out.name.encode()) <= 255 and out.name.startswith("A" * 200)
+
+
+def test_info_says_what_pillow_warns_of(tmp_path, capsys, monkeypatch):
+    """`info` swallowed Pillow's complaints (a very large picture, corrupt EXIF): the plan says them."""
+    from PIL import Image
+
+    photo = tmp_path / "big.png"
+    Image.new("L", (60, 60)).save(photo)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # 3600 pixels: over the limit, under twice it
+    assert main(["info", str(photo)]) == 0
+    out = capsys.readouterr().out
+    assert "Pillow warns: Image size (3600 pixels) exceeds limit" in out
+
+
+def test_an_enhancer_is_not_deep_copied(mobilenet_weights):
+    from stream_gpen import Enhancer
+
+    enh = Enhancer(model="classic", device="cpu", detector_weights=mobilenet_weights)
+    with pytest.raises(TypeError, match="not deep-copied: copy.copy"):
+        copy.deepcopy(enh)
+
+
+def test_the_server_says_pillows_complaints_in_one_line(caplog):
+    import io
+
+    import warnings
+
+    from PIL import Image
+
+    from stream_gpen.server._imaging import decode_image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (60, 60)).save(buf, format="PNG")
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = 2000
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # none escapes as Pillow's own
+            decode_image(buf.getvalue(), max_pixels=10**6)
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+    assert any(r.getMessage().startswith("uploaded image: Image size (3600 pixels)") for r in caplog.records)

@@ -43,7 +43,7 @@ from stream_gpen.errors import (
     OutputExistsError,
 )
 from stream_gpen.io._convert import u8_from_u16
-from stream_gpen.io._meta import StreamMetadata, hidden_temp
+from stream_gpen.io._meta import StreamMetadata, fit_name, hidden_temp
 from stream_gpen.io._ring import Frame
 from stream_gpen.io._sink import _Sink, keep_beside, keep_mode
 from stream_gpen.io._source import IMAGE_EXTS
@@ -183,7 +183,8 @@ def folder_outputs(root: Path, dst: Path, files: list[Path],
     plan: dict[Path, Path] = {}
     groups: dict[str, list[Path]] = {}
     for q in files:
-        out = (dst / q.relative_to(root)).with_suffix(suffix_of(q))
+        # (fitted: a longer extension, or the renames below, may pass the file system's 255 bytes)
+        out = fit_name((dst / q.relative_to(root)).with_suffix(suffix_of(q)))
         plan[q] = out
         groups.setdefault(str(out).lower(), []).append(q)
     taken = {str(o).lower() for o in plan.values()}
@@ -201,9 +202,9 @@ def folder_outputs(root: Path, dst: Path, files: list[Path],
             # on a case-sensitive disk (it went into Photos/, named after the other file)
             own = plan[q]
             stem = f"{own.stem}_{q.suffix.lstrip('.').lower() or 'file'}"
-            new, n = own.with_name(stem + own.suffix), 2
+            new, n = fit_name(own.with_name(stem + own.suffix)), 2
             while str(new).lower() in taken:
-                new, n = own.with_name(f"{stem}_{n}{own.suffix}"), n + 1
+                new, n = fit_name(own.with_name(f"{stem}_{n}{own.suffix}")), n + 1
             taken.add(str(new).lower())
             plan[q] = new
             notes.append(f"{q.relative_to(root)} written as {new.relative_to(dst)}: "

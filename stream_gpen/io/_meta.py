@@ -102,6 +102,29 @@ def audio_params_unknown(stream) -> bool:
     return not getattr(src, "sample_rate", None) or not getattr(src, "channels", None)
 
 
+def fit_name(p, keep: int = 0, *, folder: bool = False):
+    """``p`` (a Path) as it is where its name fits the file system's 255 bytes; else with its stem
+    shortened before its last ``keep`` characters (``_enhanced``) and marked with a short hash of
+    the whole stem, so that two long names that differ only where they are cut (``... part
+    1.mp4``, ``... part 2.mp4``) still get outputs of their own. A 245-character title's
+    ``_enhanced`` name failed the write after the whole run ("File name too long"). ``folder``:
+    the whole name is the stem."""
+    import hashlib
+
+    stem, suffix = (p.name, "") if folder else (p.stem, p.suffix)
+
+    def size(name: str) -> int:
+        return len(name.encode("utf-8", "surrogateescape"))
+
+    if size(stem + suffix) <= 255:
+        return p
+    head, tail = (stem[:-keep], stem[-keep:]) if keep else (stem, "")
+    mark = "~" + hashlib.sha1(stem.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    while head and size(f"{head}{mark}{tail}{suffix}") > 255:
+        head = head[:-1]
+    return p.with_name(f"{head}{mark}{tail}{suffix}")
+
+
 def hidden_temp(target, tag: str, *, hidden: bool = True):
     """``target``'s twin in its own folder, ``.<stem><tag><suffix>`` (``<stem><tag><suffix>``
     when not ``hidden``: the ``.partial`` of an interrupted run), its stem shortened where the name

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -10,6 +11,7 @@ import numpy as np
 
 from stream_gpen.errors import InvalidInputError, PayloadTooLargeError
 
+log = logging.getLogger(__name__)
 ImageFormat = Literal["jpeg", "png", "webp", "avif"]
 # Pillow format name -> ours. BMP/TIFF inputs are answered as PNG (lossless, and browsers show it);
 # HEIC (iPhone photos) as JPEG, since browsers do not show HEIC.
@@ -45,7 +47,21 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
 
     The header is read first and the pixel count checked against ``max_pixels`` before any pixel
     is decoded (Pillow's own bomb check is global state and only warns below 2x its limit).
+    Pillow's complaints ("Corrupt EXIF data") are logged as one line each, as ``enhance`` says
+    them (they printed as Pillow's own two-line source warning on the server's stderr).
     """
+    from stream_gpen._warnings import warnings_of
+
+    said: list = []
+    try:
+        with warnings_of("PIL", "pillow_heif", into=said):
+            return _decode_image(data, max_pixels=max_pixels)
+    finally:
+        for m in dict.fromkeys(str(w.message).strip() for w in said):
+            log.warning("uploaded image: %s", m)
+
+
+def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
     from PIL import Image, UnidentifiedImageError
 
     from stream_gpen.io._image import _orientation, _upright, icc_describes
