@@ -408,3 +408,23 @@ def test_anchor_cache_is_bounded(mobilenet_weights, shared):
         assert len(det._prior_cache) <= PRIOR_CACHE_SIZE
     again = det.detect([img])[0]
     assert torch.equal(first.boxes, again.boxes) and torch.equal(first.landmarks, again.landmarks)
+
+
+def test_a_region_that_cuts_a_face_finds_no_part_of_it(det, shared):
+    """A probe window smaller than a face found part of it (score 0.98, a box reaching past the
+    window, eyes 81 px apart for 138): a box the window cuts is left out; a window holding the
+    whole face finds it as the whole frame does."""
+    import av
+
+    with av.open(str(shared / "data/videos/retalking_face2_frontal_talking_head.mp4")) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i == 29:
+                frame = torch.from_numpy(f.to_ndarray(format="rgb24"))
+                break
+    full = det.detect(frame)[0]
+    assert len(full) == 1
+    x1, y1, x2, y2 = full.boxes[0].tolist()  # about 255, 222, 554, 619
+    for region in ((467, 401, 678, 612), (400, 300, 700, 700), (300, 420, 600, 700), (150, 150, 420, 500)):
+        assert len(det.detect_region(frame, region)) == 0, region
+    whole = det.detect_region(frame, (x1 - 20, y1 - 20, x2 + 20, y2 + 20))
+    assert len(whole) == 1 and (whole.landmarks[0] - full.landmarks[0]).abs().max() < 1.0

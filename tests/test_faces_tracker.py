@@ -485,3 +485,30 @@ def test_uint8_and_float_grey_track_the_same(det, clip):
     for ta, tb in zip(a, b):
         assert len(ta) == len(tb) == 1
         assert (ta[0].landmarks - tb[0].landmarks).abs().max() < 0.5
+
+
+def test_a_probe_takes_in_the_whole_of_a_once_seen_face_it_would_cut():
+    """A change inside a once-seen face (its mouth moving) made a probe region smaller than the
+    face: the detector found part of it and one frame was aligned on that (eyes 81 px apart
+    instead of 135). The region now takes in such a face whole, with a margin."""
+    bg = _background(5)
+    frames = [torch.from_numpy(bg.copy()) for _ in range(4)]
+    box = np.array([100.0, 60.0, 180.0, 160.0])  # the face found at frame 0, seen once
+    pts = _REF.astype(np.float64) * 0.3 + [105, 70]
+    frames[2] = frames[2].clone()
+    frames[2][135:151, 130:150] = torch.tensor([250, 60, 60], dtype=torch.uint8)  # its "mouth" moves
+    tr = FaceTracker(detect_every=5, motion="none")
+    regions = {}
+    for i, f in enumerate(frames):
+        if tr.needs_detection(i, f):
+            regions[i] = tr.probe_region
+        d = None
+        if i == 0:
+            d = Detections(torch.tensor(box[None], dtype=torch.float32), torch.tensor(pts[None], dtype=torch.float32),
+                           torch.tensor([0.99]))
+        elif i in regions:
+            d = Detections.empty()
+        tr.update(i, d, frame=f)
+    assert 2 in regions and regions[2] is not None
+    x1, y1, x2, y2 = regions[2]
+    assert x1 <= box[0] and y1 <= box[1] and x2 >= box[2] and y2 >= box[3], regions[2]

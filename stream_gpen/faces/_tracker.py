@@ -743,6 +743,19 @@ class FaceTracker:
         side = max(fw, fh) / 4
         rw, rh = max((x2 - x1) * 2, side), max((y2 - y1) * 2, side)
         region = (max(cx - rw / 2, 0.0), max(cy - rh / 2, 0.0), min(cx + rw / 2, fw), min(cy + rh / 2, fh))
+        # An unconfirmed face the region cuts (its mouth or head moved, not the whole face) is
+        # taken in whole, with a quarter of its size around it: cut, the detector found part of
+        # it (0.98 score, eyes 81 px apart instead of 135), and the probe aligned one frame on
+        # that; or it did not find it, and dropped the track.
+        for t in self._tracks:
+            if t.hits != 1 or t.lost:
+                continue
+            b = t.box
+            gx, gy = (b[2] - b[0]) / 4, (b[3] - b[1]) / 4
+            g = (b[0] - gx, b[1] - gy, b[2] + gx, b[3] + gy)
+            if g[0] < region[2] and g[2] > region[0] and g[1] < region[3] and g[3] > region[1]:
+                region = (max(min(region[0], g[0]), 0.0), max(min(region[1], g[1]), 0.0),
+                          min(max(region[2], g[2]), fw), min(max(region[3], g[3]), fh))
         area = (region[2] - region[0]) * (region[3] - region[1]) / (fw * fh)
         self.probe_region = None if area > 0.6 else region
         self.probe_area += 1.0 if area > 0.6 else area
