@@ -88,6 +88,11 @@ _JOIN_MIN_S = Fraction(1, 4)
 #: at most this many packets in a row far off their stream's timeline are taken for damaged
 #: timestamps when the next one is back on it (see _Joins); a longer run is footage (a pause, a join)
 _OUTLIER_RUN = 3
+#: a packet's pts more than this (or 17 of its durations, if longer) off its dts, beyond its
+#: stream's recent offset between the two, is a damaged timestamp (see _Joins._mend_pts): a
+#: decoder holds at most 16 frames back to reorder them (H.264/HEVC's limit), well under a
+#: second at usual frame rates
+_REORDER_MAX_S = Fraction(3)
 #: at most this many packets of streams met for the first time are held to see whether a join
 #: precedes them (see _Joins._sift)
 _FRESH_MAX = 64
@@ -617,7 +622,9 @@ class _Joins:
     damage a few headers in a row), up to ``_OUTLIER_RUN``: a packet back within ``step`` of
     where the stream was shows that those held were outliers, retimed between their neighbours;
     past ``_OUTLIER_RUN`` (time went on from the leap: a pause, a join) they are passed on as
-    before."""
+    before. Where no neighbour is on one side, the stream's first packet is held until its second
+    (see :meth:`_sift_timed`), a run still held at the end is judged by the other streams' ends
+    (:meth:`_trailing`), and a pts is judged by its own dts (:meth:`_mend_pts`)."""
 
     def __init__(self, step: float, name: str = "") -> None:
         self._step = Fraction(step)
@@ -631,7 +638,10 @@ class _Joins:
         self._fresh: list = []  # packets of streams met for the first time, held (see _sift)
         self._fresh_ids: set[int] = set()
         self._fresh_joins = 0  # joins met when the first of them was held
-        #: packets whose damaged timestamp was retimed between their neighbours
+        self._first: dict[int, object] = {}  # stream index -> its first timed packet, held until its second
+        self._lag: dict[int, int] = {}  # stream index -> pts - dts of its latest packet (ticks)
+        #: packets whose damaged timestamp was retimed (between their neighbours, before their
+        #: stream's second packet, after its last one, or a pts by its dts)
         self.retimed = 0
 
     def packets(self, packets):
@@ -675,15 +685,33 @@ class _Joins:
     def _sift_timed(self, p):
         i = p.stream.index
         t = self._dts(p)
+        first = self._first.pop(i, None)
+        if first is not None:
+            # The stream's first packet, held until now: far ahead of this one (more than a
+            # join's step), it had a damaged timestamp. Taken for the stream's start, it made this
+            # packet a jump back, a "join", and the rest of the stream was moved as far (an hour
+            # past its audio).
+            t0 = self._dts(first)
+            if t is not None and t0 - t > self._step:
+                tb, d = Fraction(first.time_base), first.duration or p.duration
+                self._retime(first, t - (d * tb if d else self._step), f"the next one ({float(t):.3f} s)")
+            self.move(first)
+            yield first
+        elif t is not None and i not in self._last and p.stream.type in ("video", "audio"):
+            self._first[i] = p
+            return
         if i in self._held:
             run, before = self._held[i]
             if t is not None and abs(t - before) <= self._step:
                 # back where the stream was: each packet held was a damaged timestamp
                 for j, h in enumerate(run, 1):
-                    self._retime(h, before + (t - before) * j / (len(run) + 1), before, t)
+                    self._retime(h, before + (t - before) * j / (len(run) + 1),
+                                 f"the ones around it ({float(before):.3f} s, {float(t):.3f} s)")
             elif t is not None and len(run) < _OUTLIER_RUN:
                 run.append(p)  # still off: a further damaged one, or footage (a pause, a join)?
                 return
+            elif not p.size:  # (PyAV's flush packet: the input has ended)
+                self._trailing(i, run)
             del self._held[i]
             for h in run:
                 self.move(h)
@@ -700,12 +728,35 @@ class _Joins:
         yield p
 
     def _release(self):
+        first, self._first = self._first, {}
+        for h in first.values():  # (a stream of one packet)
+            self.move(h)
+            yield h
         held, self._held = self._held, {}
-        for run, _ in held.values():
+        for i, (run, _) in held.items():
+            self._trailing(i, run)
             for h in run:
                 self.move(h)
                 yield h
         yield from self._release_fresh()
+
+    def _trailing(self, i: int, run: list) -> None:
+        """Stream ``i``'s last packets, ``run``, held as a leap when the input ended: with no next
+        packet to show what they were, a run that leapt past every other stream's end by more than
+        ``step`` is taken for damaged timestamps (the file obviously ends before them) and retimed
+        to follow its stream, one packet's duration after another. A real pause before the last
+        ``_OUTLIER_RUN`` packets of a stream that outlasts all the others looks the same, and is
+        closed up too. With another stream running on past the leap (the sound over a still
+        picture), or no other stream to judge by (a file of video only), the run is kept."""
+        others = [e for j, e in self._last_end.items() if j != i]
+        t0 = self._dts(run[0])
+        if not others or t0 is None or t0 - max(others) <= self._step:
+            return
+        tb = Fraction(run[0].time_base)
+        to, gap = self._last_end[i], self._last_end[i] - self._last[i]
+        for h in run:
+            self._retime(h, to, f"the end of the other streams ({float(max(others)):.3f} s)")
+            to += h.duration * tb if h.duration else gap
 
     def _dts(self, p) -> Fraction | None:
         """Packet ``p``'s dts in seconds on its stream's moved timeline (``None``: none to judge by)."""
@@ -720,9 +771,10 @@ class _Joins:
         part ran on its own clock, 2 s before its video)."""
         return self._passed.setdefault(i, len(self._offsets))
 
-    def _retime(self, p, to: Fraction, before: Fraction, after: Fraction) -> None:
-        """Move outlier ``p``'s dts to ``to`` seconds, between its stream's packets ``before`` and
-        ``after``; its pts moves with it where it was as far off (the bits flipped in both)."""
+    def _retime(self, p, to: Fraction, near: str) -> None:
+        """Move outlier ``p``'s dts to ``to`` seconds, by its stream's packets (``near`` says
+        which, for the message); its pts moves with it where it was as far off (the bits flipped
+        in both)."""
         tb = Fraction(p.time_base)
         was = self._dts(p)
         dts = p.dts + round((to - was) / tb)
@@ -731,11 +783,31 @@ class _Joins:
                 p.pts += dts - p.dts
             dts = min(dts, p.pts)
         p.dts = dts
+        self._said("%s: one %s packet's timestamp (%.3f s) is far off %s: a damaged timestamp, retimed to %.3f s",
+                   self._name, p.stream.type, float(was), near, float(self._dts(p)))
+
+    def _said(self, msg: str, *args) -> None:
+        """Count a retimed packet and say so: the first as a warning, the rest at info."""
         self.retimed += 1
-        (log.warning if self.retimed == 1 else log.info)(
-            "%s: one %s packet's timestamp (%.3f s) is far off the ones around it (%.3f s, %.3f s): a damaged "
-            "timestamp, retimed to %.3f s", self._name, p.stream.type, float(was), float(before), float(after),
-            float(self._dts(p)))
+        (log.warning if self.retimed == 1 else log.info)(msg, *args)
+
+    def _mend_pts(self, p) -> None:
+        """A damaged pts over an intact dts (separate fields of a PES header: a flipped bit hits
+        one as often as both; a damaged dts is a leap, see the class): a pts off its dts by more
+        than any reorder delay (``_REORDER_MAX_S``) beyond the stream's recent offset between the
+        two is set from its dts and that offset. Left as it was, the frame came out an hour on,
+        and the sink pinned every later frame one tick after it. (A stream whose pts runs
+        constantly seconds off its dts is not met: no real reorder delay is that long.)"""
+        if p.pts is None or p.dts is None or p.stream.type not in ("video", "audio"):
+            return
+        i, tb = p.stream.index, Fraction(p.time_base)
+        lag = self._lag.get(i, 0)
+        if abs(p.pts - p.dts - lag) * tb > max(_REORDER_MAX_S, 17 * (p.duration or 0) * tb):
+            was, p.pts = p.pts, p.dts + lag
+            self._said("%s: one %s packet's presentation time (%.3f s) is far off its decode time (%.3f s): a "
+                       "damaged timestamp, retimed to %.3f s", self._name, p.stream.type, float(was * tb),
+                       float(p.dts * tb), float(p.pts * tb))
+        self._lag[i] = p.pts - p.dts
 
     def move(self, p) -> None:
         """Move packet ``p`` (in place) past the joins its stream has passed."""
@@ -744,6 +816,7 @@ class _Joins:
             return
         tb = Fraction(tb)
         i = p.stream.index
+        self._mend_pts(p)
         k = self._joins_passed(i)
         if p.dts is not None:
             raw = p.dts * tb
@@ -2001,7 +2074,7 @@ class VideoSource:
                     if tail is not None:
                         return  # (the file ended within the tail)
                     if self.kind != "url" or not self.live:
-                        self._check_truncated(container, seen)
+                        self._check_truncated(container, seen, retimed=bool(joins and joins.retimed))
                         return  # clean end of input (an http(s) file ends like a local one)
                     if self._ended_like_a_file(container, session_end):
                         return
@@ -2020,7 +2093,7 @@ class VideoSource:
                         # A read error mid-file (truncated / damaged container): keep what we have.
                         self.stats["corrupt_packets"] += 1
                         log.warning("%s: stopped reading at a damaged part of the file: %s", self.spec, e)
-                        self._check_truncated(container, seen)
+                        self._check_truncated(container, seen, retimed=bool(joins and joins.retimed))
                         return
                     if self.kind != "url":
                         raise SourceClosedError(f"{self.kind} source {self.spec!r} failed: {e}") from e
@@ -2099,14 +2172,17 @@ class VideoSource:
                  "reconnected to", self.spec, want)
         return True
 
-    def _check_truncated(self, container, seen: dict) -> None:
+    def _check_truncated(self, container, seen: dict, *, retimed: bool = False) -> None:
         """The input ended well before the duration its header promised (a download or copy cut
         off, a recording whose writer died: a streamable mkv/ts still plays up to the cut): said
         in ``fallbacks``, so a run summary does not pass off a part as the whole. "Well before":
         over 1 s and over 10% short. Measured on every stream's packets, so a video that simply
-        ends before its audio (the header's duration is the longest stream's) is not flagged."""
+        ends before its audio (the header's duration is the longest stream's) is not flagged.
+        Not judged where a damaged timestamp was ``retimed`` (see _Joins): the header's duration
+        (FFmpeg's estimate from the timestamps, for MPEG-TS) came from that very timestamp, and
+        the retiming was said already."""
         span = _header_span(container)
-        if self.kind not in ("file", "url") or self.live or span is None or seen["end"] is None:
+        if self.kind not in ("file", "url") or self.live or span is None or seen["end"] is None or retimed:
             return
         s0, header_end = span
         if self._window is not None and self._window[1] is not None:
