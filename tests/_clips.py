@@ -89,3 +89,63 @@ def copy_through(src_path, dst, *, source_kw: dict | None = None, **sink_kw):
             for f in src:
                 sink.write(f)
     return sink
+
+
+def ts_clip(path, n=25, *, bf=0, audio_s=None, size=(64, 48)) -> bytearray:
+    """An MPEG-TS clip: ``n`` frames at 25 fps (``bf`` B-frames) with its AAC audio (as long as the
+    video, or ``audio_s`` seconds)."""
+    w, h = size
+    with av.open(str(path), "w", format="mpegts") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = w, h, "yuv420p"
+        v.options = {"bf": str(bf), "g": "25"}
+        a = c.add_stream("aac", rate=8000, layout="mono")
+        for i in range(n):
+            fr = av.VideoFrame.from_ndarray(np.full((h, w, 3), 7 * i % 255, np.uint8), format="rgb24")
+            fr.pts, fr.time_base = i, Fraction(1, 25)
+            for p in v.encode(fr):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+        fs = a.codec_context.frame_size or 1024
+        for k in range(0, round((n / 25 if audio_s is None else audio_s) * 8000), fs):
+            af = av.AudioFrame.from_ndarray(np.zeros((1, fs), np.float32), format="fltp", layout="mono")
+            af.sample_rate, af.pts, af.time_base = 8000, k, Fraction(1, 8000)
+            for p in a.encode(af):
+                c.mux(p)
+        for p in a.encode(None):
+            c.mux(p)
+    return bytearray(path.read_bytes())
+
+
+def damage_pes(data: bytearray, kind: str, k: int, seconds: float, *, dts_too: bool = True) -> None:
+    """Add ``seconds`` to the PTS (and the DTS, where ``dts_too``) of the ``k``-th (``-1``: the
+    last) ``kind`` ("video" or "audio") PES header, as a bit flipped high in it does."""
+    def get(off):
+        b = data[off:off + 5]
+        return ((b[0] >> 1) & 7) << 30 | b[1] << 22 | (b[2] >> 1) << 15 | b[3] << 7 | (b[4] >> 1)
+
+    def put(off, v, prefix):
+        v &= (1 << 33) - 1
+        data[off] = (prefix << 4) | (((v >> 30) & 7) << 1) | 1
+        data[off + 1], data[off + 2] = (v >> 22) & 0xFF, (((v >> 15) & 0x7F) << 1) | 1
+        data[off + 3], data[off + 4] = (v >> 7) & 0xFF, ((v & 0x7F) << 1) | 1
+
+    heads = []  # (offset of the PTS field, has a DTS)
+    for i in range(0, len(data), 188):
+        p = data[i:i + 188]
+        if p[0] != 0x47 or not p[1] & 0x40:
+            continue  # (not the start of a PES)
+        afc, off = (p[3] >> 4) & 3, 4
+        if afc & 2:
+            off += 1 + p[4]
+        if not afc & 1 or p[off:off + 3] != b"\x00\x00\x01" or not p[off + 7] & 0x80:
+            continue
+        sid = p[off + 3]
+        if (0xE0 <= sid <= 0xEF) == (kind == "video") and (0xC0 <= sid <= 0xEF):
+            heads.append((i + off + 9, bool(p[off + 7] & 0x40)))
+    h, has_dts = heads[k]
+    d = round(seconds * 90000)
+    put(h, get(h) + d, 3 if has_dts else 2)
+    if has_dts and dts_too:
+        put(h + 5, get(h + 5) + d, 1)

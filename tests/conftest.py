@@ -56,6 +56,17 @@ def det_home(tmp_path, monkeypatch, mobilenet_weights):
     return home
 
 
+@pytest.fixture
+def cli_env(tmp_path, monkeypatch, mobilenet_weights):
+    """Command-line options for a quick offline run: the classic enhancer on the CPU, the real
+    detector, a weights cache of the test's own, downloads off, no progress."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(home))
+    monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
+    return ["--model", "classic", "--device", "cpu", "--detector-weights", str(mobilenet_weights), "--quiet"]
+
+
 def _cuda_available() -> bool:
     try:
         import torch

@@ -18,15 +18,6 @@ import torch
 from stream_gpen.cli import main
 
 
-@pytest.fixture
-def cli_env(tmp_path, monkeypatch, mobilenet_weights):
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("STREAM_GPEN_HOME", str(home))
-    monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
-    return ["--model", "classic", "--device", "cpu", "--detector-weights", str(mobilenet_weights), "--quiet"]
-
-
 def _clip(path: Path, frames: int = 6) -> Path:
     import av
     import numpy as np

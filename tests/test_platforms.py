@@ -15,15 +15,6 @@ from stream_gpen.cli import main
 
 
 @pytest.fixture
-def cli_env(tmp_path, monkeypatch, mobilenet_weights):
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("STREAM_GPEN_HOME", str(home))
-    monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
-    return ["--model", "classic", "--device", "cpu", "--detector-weights", str(mobilenet_weights), "--quiet"]
-
-
-@pytest.fixture
 def case_folding(tmp_path, monkeypatch):
     """``trip`` as a second name of ``Trip`` (a link standing in for the disk's case folding),
     with ``resolve()`` keeping the name as typed, as macOS's realpath does."""

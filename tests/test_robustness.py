@@ -35,15 +35,6 @@ def enh(mobilenet_weights):
                     progress=False)
 
 
-@pytest.fixture
-def cli_env(tmp_path, monkeypatch, mobilenet_weights):
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("STREAM_GPEN_HOME", str(home))
-    monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
-    return ["--model", "classic", "--device", "cpu", "--detector-weights", str(mobilenet_weights), "--quiet"]
-
-
 def picture(w: int = W, h: int = H, i: int = 0) -> np.ndarray:
     a = np.full((h, w, 3), 128, np.uint8)
     p = max(2, min(w, h) // 4)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from fractions import Fraction
 
 import av
 import numpy as np
@@ -13,61 +12,7 @@ import pytest
 
 from stream_gpen.errors import InvalidInputError
 from stream_gpen.io import open_source
-
-
-def _ts(path, n=25, *, size=(64, 48)) -> bytearray:
-    """An MPEG-TS clip: ``n`` frames at 25 fps (no B-frames) with its AAC audio."""
-    w, h = size
-    with av.open(str(path), "w", format="mpegts") as c:
-        v = c.add_stream("libx264", rate=25)
-        v.width, v.height, v.pix_fmt = w, h, "yuv420p"
-        v.options = {"bf": "0", "g": "25"}
-        a = c.add_stream("aac", rate=8000, layout="mono")
-        for i in range(n):
-            fr = av.VideoFrame.from_ndarray(np.full((h, w, 3), 7 * i % 255, np.uint8), format="rgb24")
-            fr.pts, fr.time_base = i, Fraction(1, 25)
-            for p in v.encode(fr):
-                c.mux(p)
-        for p in v.encode(None):
-            c.mux(p)
-        fs = a.codec_context.frame_size or 1024
-        for k in range(0, n * 320, fs):
-            af = av.AudioFrame.from_ndarray(np.zeros((1, fs), np.float32), format="fltp", layout="mono")
-            af.sample_rate, af.pts, af.time_base = 8000, k, Fraction(1, 8000)
-            for p in a.encode(af):
-                c.mux(p)
-        for p in a.encode(None):
-            c.mux(p)
-    return bytearray(path.read_bytes())
-
-
-def _damage_pes_times(data: bytearray, which, seconds: float) -> None:
-    """Add ``seconds`` to the PTS (and DTS) of the video PES packets numbered ``which`` (a bit
-    flipped high in a PES header does that)."""
-    def get(b):
-        return ((b[0] >> 1) & 7) << 30 | b[1] << 22 | (b[2] >> 1) << 15 | b[3] << 7 | (b[4] >> 1)
-
-    def put(off, v, prefix):
-        data[off] = (prefix << 4) | (((v >> 30) & 7) << 1) | 1
-        data[off + 1], data[off + 2] = (v >> 22) & 0xFF, (((v >> 15) & 0x7F) << 1) | 1
-        data[off + 3], data[off + 4] = (v >> 7) & 0xFF, ((v & 0x7F) << 1) | 1
-
-    n = 0
-    for i in range(0, len(data), 188):
-        p = data[i:i + 188]
-        if p[0] != 0x47 or not p[1] & 0x40:
-            continue  # (not the start of a PES)
-        afc, off = (p[3] >> 4) & 3, 4
-        if afc & 2:
-            off += 1 + p[4]
-        if not afc & 1 or p[off:off + 4] != b"\x00\x00\x01\xe0":
-            continue
-        if n in which:
-            flags, h = p[off + 7], i + off + 9
-            put(h, get(data[h:h + 5]) + round(seconds * 90000), 3 if flags & 0x40 else 2)
-            if flags & 0x40:
-                put(h + 5, get(data[h + 5:h + 10]) + round(seconds * 90000), 1)
-        n += 1
+from tests._clips import damage_pes, ts_clip
 
 
 def _read(path):
@@ -86,8 +31,9 @@ def test_a_damaged_timestamp_is_retimed_not_taken_for_a_join(tmp_path, caplog, d
     """A video PES 2 hours ahead, the next back on the timeline: taken for a leap, then a join of
     recordings, everything after it was moved 2 hours on, away from its audio (a 2 s clip came
     out 2 hours long). Now it is retimed between its neighbours, and the frames run on as filmed."""
-    data = _ts(tmp_path / "a.ts")
-    _damage_pes_times(data, damaged, 7200.0)
+    data = ts_clip(tmp_path / "a.ts")
+    for k in damaged:
+        damage_pes(data, "video", k, 7200.0)
     path = tmp_path / "bad.ts"
     path.write_bytes(bytes(data))
     with caplog.at_level(logging.INFO, logger="stream_gpen.io._source"):
@@ -103,8 +49,9 @@ def test_a_damaged_timestamp_is_retimed_not_taken_for_a_join(tmp_path, caplog, d
 
 def test_a_pause_in_a_ts_is_still_kept(tmp_path):
     """The same leap with every later packet after it (a camera's pause): not a damaged timestamp."""
-    data = _ts(tmp_path / "a.ts")
-    _damage_pes_times(data, range(10, 25), 60.0)
+    data = ts_clip(tmp_path / "a.ts")
+    for k in range(10, 25):
+        damage_pes(data, "video", k, 60.0)
     path = tmp_path / "pause.ts"
     path.write_bytes(bytes(data))
     times, _ = _read(path)
@@ -169,7 +116,7 @@ def test_an_mp4_with_its_index_at_the_end_through_a_pipe_says_so(tmp_path):
 
 @pytest.mark.parametrize("kind", ["faststart.mp4", "a.ts"])
 def test_a_streamable_file_through_a_pipe_is_still_read(tmp_path, kind):
-    data = _mp4(tmp_path / "fs.mp4", faststart=True) if kind.endswith(".mp4") else bytes(_ts(tmp_path / "x.ts", 5))
+    data = _mp4(tmp_path / "fs.mp4", faststart=True) if kind.endswith(".mp4") else bytes(ts_clip(tmp_path / "x.ts", 5))
     fifo, t = _through_a_fifo(tmp_path, data, "in-" + kind)
     try:
         times, _ = _read(fifo)
