@@ -149,3 +149,18 @@ def damage_pes(data: bytearray, kind: str, k: int, seconds: float, *, dts_too: b
     put(h, get(h) + d, 3 if has_dts else 2)
     if has_dts and dts_too:
         put(h + 5, get(h + 5) + d, 1)
+
+
+def read_times(path):
+    """(frame times, audio packet times, the source's fallbacks) of ``path``."""
+    from stream_gpen.io import open_source
+
+    with open_source(str(path)) as src:
+        src.aux.subscribe()
+        times = []
+        for f in src:
+            times.append(f.time)
+            f.release()
+        audio = [float(p.pts * p.time_base) for p in src.aux.take_until(None) if p.size and p.stream.type == "audio"]
+        fallbacks = list(src.fallbacks)
+    return times, audio, fallbacks

@@ -8,23 +8,9 @@ import logging
 import numpy as np
 import pytest
 
-from stream_gpen.io import open_source
-from tests._clips import damage_pes, ts_clip
+from tests._clips import damage_pes, read_times, ts_clip
 
 H = 3600.0
-
-
-def _read(path):
-    """(frame times, audio packet times, the source's fallbacks) of ``path``."""
-    with open_source(str(path)) as src:
-        src.aux.subscribe()
-        times = []
-        for f in src:
-            times.append(f.time)
-            f.release()
-        audio = [float(p.pts * p.time_base) for p in src.aux.take_until(None) if p.size and p.stream.type == "audio"]
-        fallbacks = list(src.fallbacks)
-    return times, audio, fallbacks
 
 
 def _damaged(tmp_path, caplog, kind, k, *, bf=0, dts_too=True):
@@ -33,7 +19,7 @@ def _damaged(tmp_path, caplog, kind, k, *, bf=0, dts_too=True):
     path = tmp_path / "bad.ts"
     path.write_bytes(bytes(data))
     with caplog.at_level(logging.INFO, logger="stream_gpen.io._source"):
-        times, audio, fallbacks = _read(path)
+        times, audio, fallbacks = read_times(path)
     return times, audio, fallbacks, [r.getMessage() for r in caplog.records]
 
 
@@ -82,7 +68,7 @@ def test_a_trailing_pause_without_other_streams_past_it_is_kept(tmp_path):
     damage_pes(data, "video", -1, 0.5)
     path = tmp_path / "pause.ts"
     path.write_bytes(bytes(data))
-    times, _, _ = _read(path)
+    times, _, _ = read_times(path)
     assert len(times) == 25 and abs(times[-2] - times[-3] - 0.54) < 1e-3, times
 
 
@@ -94,7 +80,7 @@ def test_no_truncation_claim_after_a_retimed_timestamp(tmp_path, caplog):
     path = tmp_path / "bad.ts"
     path.write_bytes(bytes(data))
     with caplog.at_level(logging.INFO, logger="stream_gpen.io._source"):
-        times, _, fallbacks = _read(path)
+        times, _, fallbacks = read_times(path)
     assert len(times) == 25 and max(times) < 1.5, times
     assert any("a damaged timestamp, retimed" in r.getMessage() for r in caplog.records)
     assert not any("truncated" in f for f in fallbacks), fallbacks

@@ -12,18 +12,7 @@ import pytest
 
 from stream_gpen.errors import InvalidInputError
 from stream_gpen.io import open_source
-from tests._clips import damage_pes, ts_clip
-
-
-def _read(path):
-    with open_source(str(path)) as src:
-        src.aux.subscribe()
-        times = []
-        for f in src:
-            times.append(f.time)
-            f.release()
-        audio = [float(p.pts * p.time_base) for p in src.aux.take_until(None) if p.size and p.stream.type == "audio"]
-    return times, audio
+from tests._clips import damage_pes, read_times, ts_clip
 
 
 @pytest.mark.parametrize("damaged", [(10,), (10, 11)], ids=["one", "two-in-a-row"])
@@ -37,7 +26,7 @@ def test_a_damaged_timestamp_is_retimed_not_taken_for_a_join(tmp_path, caplog, d
     path = tmp_path / "bad.ts"
     path.write_bytes(bytes(data))
     with caplog.at_level(logging.INFO, logger="stream_gpen.io._source"):
-        times, audio = _read(path)
+        times, audio, _ = read_times(path)
     assert len(times) == 25, times
     steps = np.diff(times)
     assert max(times) < 1.5 and steps.min() > 0.039 and steps.max() < 0.041, times
@@ -54,7 +43,7 @@ def test_a_pause_in_a_ts_is_still_kept(tmp_path):
         damage_pes(data, "video", k, 60.0)
     path = tmp_path / "pause.ts"
     path.write_bytes(bytes(data))
-    times, _ = _read(path)
+    times, _, _ = read_times(path)
     assert len(times) == 25 and abs(times[10] - times[9] - 60.04) < 1e-3, times
 
 
@@ -119,7 +108,7 @@ def test_a_streamable_file_through_a_pipe_is_still_read(tmp_path, kind):
     data = _mp4(tmp_path / "fs.mp4", faststart=True) if kind.endswith(".mp4") else bytes(ts_clip(tmp_path / "x.ts", 5))
     fifo, t = _through_a_fifo(tmp_path, data, "in-" + kind)
     try:
-        times, _ = _read(fifo)
+        times, _, _ = read_times(fifo)
         assert len(times) == 5
     finally:
         _unblock(fifo, t)
