@@ -88,11 +88,11 @@ _JOIN_MIN_S = Fraction(1, 4)
 #: at most this many packets in a row far off their stream's timeline are taken for damaged
 #: timestamps when the next one is back on it (see _Joins); a longer run is footage (a pause, a join)
 _OUTLIER_RUN = 3
-#: a packet's pts more than this (or 17 of its durations, if longer) off its dts, beyond its
-#: stream's recent offset between the two, is a damaged timestamp (see _Joins._mend_pts): a
-#: decoder holds at most 16 frames back to reorder them (H.264/HEVC's limit), well under a
-#: second at usual frame rates
-_REORDER_MAX_S = Fraction(3)
+#: a run of a stream's last packets held as a leap when the input ends is taken for damaged
+#: timestamps only this far (seconds) past every other stream's end (see _Joins._trailing): a
+#: flipped high bit of a PES timestamp moves it by hours; a slideshow's frames 10 s apart after its
+#: music ended, or a still held at the end, are footage
+_TRAILING_MIN_S = Fraction(600)
 #: at most this many packets of streams met for the first time are held to see whether a join
 #: precedes them (see _Joins._sift)
 _FRESH_MAX = 64
@@ -624,7 +624,9 @@ class _Joins:
     past ``_OUTLIER_RUN`` (time went on from the leap: a pause, a join) they are passed on as
     before. Where no neighbour is on one side, the stream's first packet is held until its second
     (see :meth:`_sift_timed`), a run still held at the end is judged by the other streams' ends
-    (:meth:`_trailing`), and a pts is judged by its own dts (:meth:`_mend_pts`)."""
+    (:meth:`_trailing`). (A pts damaged over an intact dts is not judged: after a pause in
+    B-frame video, x264's pts runs seconds ahead of its dts for a few frames by design, and a
+    bound on their difference moved the rest of such a file seconds late.)"""
 
     def __init__(self, step: float, name: str = "") -> None:
         self._step = Fraction(step)
@@ -639,9 +641,8 @@ class _Joins:
         self._fresh_ids: set[int] = set()
         self._fresh_joins = 0  # joins met when the first of them was held
         self._first: dict[int, object] = {}  # stream index -> its first timed packet, held until its second
-        self._lag: dict[int, int] = {}  # stream index -> pts - dts of its latest packet (ticks)
         #: packets whose damaged timestamp was retimed (between their neighbours, before their
-        #: stream's second packet, after its last one, or a pts by its dts)
+        #: stream's second packet, or after its last one)
         self.retimed = 0
 
     def packets(self, packets):
@@ -742,15 +743,17 @@ class _Joins:
 
     def _trailing(self, i: int, run: list) -> None:
         """Stream ``i``'s last packets, ``run``, held as a leap when the input ended: with no next
-        packet to show what they were, a run that leapt past every other stream's end by more than
-        ``step`` is taken for damaged timestamps (the file obviously ends before them) and retimed
-        to follow its stream, one packet's duration after another. A real pause before the last
-        ``_OUTLIER_RUN`` packets of a stream that outlasts all the others looks the same, and is
-        closed up too. With another stream running on past the leap (the sound over a still
-        picture), or no other stream to judge by (a file of video only), the run is kept."""
+        packet to show what they were, a run that leapt more than ``_TRAILING_MIN_S`` past every
+        other stream's end is taken for damaged timestamps (the file obviously ends before them)
+        and retimed to follow its stream, one packet's duration after another. A shorter leap is
+        kept: a slideshow's last frames 10 s apart after its music ended (closed up, a 30 s
+        slideshow came out 0.16 s long), a still held at the end. So are a run with another stream
+        running on past it (the sound over a still picture) and one with no other stream to judge
+        by (a file of video only). A real pause of ten minutes before the last ``_OUTLIER_RUN``
+        packets of a stream that outlasts all the others is closed up too."""
         others = [e for j, e in self._last_end.items() if j != i]
         t0 = self._dts(run[0])
-        if not others or t0 is None or t0 - max(others) <= self._step:
+        if not others or t0 is None or t0 - max(others) <= max(self._step, _TRAILING_MIN_S):
             return
         tb = Fraction(run[0].time_base)
         to, gap = self._last_end[i], self._last_end[i] - self._last[i]
@@ -791,24 +794,6 @@ class _Joins:
         self.retimed += 1
         (log.warning if self.retimed == 1 else log.info)(msg, *args)
 
-    def _mend_pts(self, p) -> None:
-        """A damaged pts over an intact dts (separate fields of a PES header: a flipped bit hits
-        one as often as both; a damaged dts is a leap, see the class): a pts off its dts by more
-        than any reorder delay (``_REORDER_MAX_S``) beyond the stream's recent offset between the
-        two is set from its dts and that offset. Left as it was, the frame came out an hour on,
-        and the sink pinned every later frame one tick after it. (A stream whose pts runs
-        constantly seconds off its dts is not met: no real reorder delay is that long.)"""
-        if p.pts is None or p.dts is None or p.stream.type not in ("video", "audio"):
-            return
-        i, tb = p.stream.index, Fraction(p.time_base)
-        lag = self._lag.get(i, 0)
-        if abs(p.pts - p.dts - lag) * tb > max(_REORDER_MAX_S, 17 * (p.duration or 0) * tb):
-            was, p.pts = p.pts, p.dts + lag
-            self._said("%s: one %s packet's presentation time (%.3f s) is far off its decode time (%.3f s): a "
-                       "damaged timestamp, retimed to %.3f s", self._name, p.stream.type, float(was * tb),
-                       float(p.dts * tb), float(p.pts * tb))
-        self._lag[i] = p.pts - p.dts
-
     def move(self, p) -> None:
         """Move packet ``p`` (in place) past the joins its stream has passed."""
         tb = p.time_base
@@ -816,7 +801,6 @@ class _Joins:
             return
         tb = Fraction(tb)
         i = p.stream.index
-        self._mend_pts(p)
         k = self._joins_passed(i)
         if p.dts is not None:
             raw = p.dts * tb
