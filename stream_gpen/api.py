@@ -725,6 +725,7 @@ class Enhancer:
             meanwhile = [0] if skip is not None else None  # outputs another run wrote since this one began
             if is_still and on_progress is not None:  # a group photo on a CPU: progress per model batch
                 stage.on_faces = lambda k: on_progress(summary.frames_out, total, stage.faces_restored + k)
+            frames = None
             try:
                 with open_sink(dst, source=source, codec=codec, crf=crf, preset=preset, audio=audio,
                                overwrite=overwrite, quality=quality, queue_size=_SINK_QUEUE,
@@ -755,7 +756,14 @@ class Enhancer:
                 summary.interrupted = True
                 partial = getattr(sink, "partial_path", None)
                 summary.partial_output = str(partial) if partial else None
+                if frames is not None:
+                    # closed first: the faces of frames restored but never written come out of
+                    # the counts (they were counted, and the partial output had fewer)
+                    frames.close()
                 self._finish(summary, stage, source, timer, t0)
+                # frames read (the decoder reads ahead) but not written before the stop: dropped,
+                # so that in = out + dropped, as camera counts them
+                summary.frames_dropped = max(summary.frames_dropped, summary.frames_in - summary.frames_out)
                 if partial:  # what wrote the partial output, and its notes (the audio transcoded...)
                     _sink_notes(summary, sink)
                 err = exc if isinstance(exc, Interrupted) else Interrupted(
@@ -764,6 +772,17 @@ class Enhancer:
                 if err is exc:
                     raise
                 raise err from exc
+            except Exception as exc:
+                # a run that failed (the disk full mid-way, a damaged input the decoder gave up
+                # on): what it had done, and why it stopped, for --report
+                if getattr(exc, "summary", None) is None:
+                    summary.seconds = time.perf_counter() - t0
+                    summary.error = " ".join(str(exc).split()) or type(exc).__name__
+                    try:
+                        exc.summary = summary
+                    except AttributeError:  # (an exception type without a __dict__)
+                        pass
+                raise
             self._finish(summary, stage, source, timer, t0)
             n = getattr(source, "done_meanwhile", 0) + (meanwhile[0] if meanwhile else 0)
             if n:
@@ -951,6 +970,10 @@ class Enhancer:
         summary.stage_seconds = dict(timer.totals)
         summary.frames_in = max(summary.frames_in, int(stats.get("decoded", 0)))
         summary.fallbacks = self._all_fallbacks() + [str(f) for f in getattr(source, "fallbacks", []) or []]
+        concealed = int(stats.get("corrupt_frames", 0))
+        if concealed:  # (damaged, shown patched by the decoder: said only on stderr, the report was clean)
+            summary.fallbacks.append(f"{concealed} damaged frame(s) concealed by the decoder (the input is damaged "
+                                     "there)")
         summary.skipped = [str(x) for x in getattr(source, "skipped", []) or []] + summary.skipped
 
     def stream(self, source, *, live: bool | None = None, latency_budget_s: float = 0.05) -> Iterator[EnhancedFrame]:

@@ -226,8 +226,13 @@ class _Progress:
         # a photo's faces restored batch by batch: the count is all that moves, so show it now
         self.bar.set_postfix(faces=faces, refresh=not moved)
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
         if self.bar is not None:
+            if finished and self.bar.total is not None and self.bar.total != self.bar.n:
+                # (the total was an estimate: a Matroska duration with its audio tail, a VFR
+                # rate, a folder's unreadable photos) a finished run's bar ends at 100%
+                self.bar.total = self.bar.n
+                self.bar.refresh()
             self.bar.close()
 
 
@@ -321,7 +326,20 @@ def _run_enhance(args: argparse.Namespace) -> int:
         if s is not None and args.report:
             s.write_json(args.report)
         raise
-    progress.close()
+    except Exception as exc:
+        # failed: the report says so (an earlier run's report under that name said it succeeded)
+        progress.close()
+        s = getattr(exc, "summary", None)
+        if args.report:
+            if s is None:
+                s = enh._summary(input=src, output=dst)
+                s.error = " ".join(str(exc).split()) or type(exc).__name__
+            try:
+                s.write_json(args.report)
+            except OSError as e:  # (the error that stopped the run is the one to say)
+                log.warning("--report %s could not be written: %s", args.report, e.strerror or e)
+        raise
+    progress.close(finished=True)
     if not args.quiet:
         print(summary.format(), file=sys.stderr)
         left = not Path(src).is_dir() and any(f.endswith("(skip_existing)") for f in summary.fallbacks)
@@ -576,7 +594,7 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
             summary.frames_dropped += stage.frames_discarded + received - summary.frames_out
             summary.frames_in = summary.frames_out + summary.frames_dropped
             if latencies:
-                summary.stage_seconds["mean_added_latency"] = sum(latencies) / len(latencies)
+                summary.mean_added_latency = sum(latencies) / len(latencies)
             if not quiet:
                 print(file=sys.stderr)
             if stopped_by:

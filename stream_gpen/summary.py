@@ -49,7 +49,8 @@ class RunSummary:
     interrupted: bool = False
     partial_output: str | None = None
     skipped: list[str] = field(default_factory=list)  # folder inputs: "path: reason" per unreadable file
-    error: str | None = None  # a run that failed after writing what it could (camera): the error, one line
+    error: str | None = None  # a run that failed after writing what it could: the error, one line
+    mean_added_latency: float | None = None  # camera: seconds from a frame's decoding to its writing, on average
 
     @property
     def fps(self) -> float:
@@ -60,6 +61,8 @@ class RunSummary:
         d["fps"] = round(self.fps, 3)
         d["stage_seconds"] = {k: round(v, 4) for k, v in self.stage_seconds.items()}
         d["seconds"] = round(self.seconds, 4)
+        if self.mean_added_latency is not None:
+            d["mean_added_latency"] = round(self.mean_added_latency, 4)
         return d
 
     def write_json(self, path: str | Path) -> None:
@@ -115,6 +118,8 @@ class RunSummary:
             lines.append(
                 "stages: " + ", ".join(f"{k} {v:.2f}s" for k, v in sorted(self.stage_seconds.items()))
             )
+        if self.mean_added_latency is not None:
+            lines.append(f"mean added latency {self.mean_added_latency * 1000:.0f} ms")
         for fb in self.fallbacks:
             lines.append(f"fallback: {fb}")
         for sk in self.skipped:

@@ -1,0 +1,101 @@
+"""What a run reports about itself, checked against what it did: interrupted runs' counts, a
+failed run's report, damaged frames, the progress bar's end, camera latency in the report."""
+from __future__ import annotations
+
+import json
+import threading
+
+import av
+import numpy as np
+import pytest
+
+import stream_gpen
+from stream_gpen.cli import main
+from tests._doubles import SolidRestorer
+
+
+def _video(shared):
+    return str(shared / "data/videos/retalking_face2_frontal_talking_head.mp4")
+
+
+def test_an_interrupted_run_counts_what_its_partial_output_holds(shared, mobilenet_weights, tmp_path):
+    """Cancelled after 5 frames, the summary counted the faces of frames restored but never
+    written (32 faces for 26 in the partial output), and the frames read ahead as neither
+    written nor dropped."""
+    from stream_gpen import Enhancer
+
+    enh = Enhancer(model=SolidRestorer(), device="cpu", detector_weights=mobilenet_weights, batch_size=8)
+    stop = threading.Event()
+
+    def progress(done, total, faces):
+        if done >= 5:
+            stop.set()
+
+    with pytest.raises(stream_gpen.Interrupted) as e:
+        enh.enhance_file(_video(shared), tmp_path / "o.mp4", duration=1.0, cancel=stop, on_progress=progress)
+    s = e.value.summary
+    with av.open(s.partial_output) as c:
+        written = sum(1 for _ in c.decode(video=0))
+    assert s.frames_out == written and s.frames_in == s.frames_out + s.frames_dropped
+    assert s.faces_restored == s.frames_with_faces == written  # one face a frame, in the partial output
+
+
+def test_a_failed_run_writes_its_report_with_the_error(tmp_path, cli_env, monkeypatch, capsys):
+    """An encode that fails (exit 4) wrote no report, and left an earlier run's, which said it had
+    succeeded, under the name asked for."""
+    from tests._clips import write_video
+
+    src = write_video(tmp_path / "a.mp4", [np.full((48, 64, 3), 9 * i, np.uint8) for i in range(6)])
+    report = tmp_path / "r.json"
+    assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), "--report", str(report), *cli_env]) == 0
+    assert json.loads(report.read_text())["error"] is None
+    from stream_gpen.io import _sink
+
+    def refuse(self, *a, **k):
+        raise OSError(27, "File too large")
+
+    monkeypatch.setattr(_sink.FileSink, "_finish_container", refuse)
+    assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), "--report", str(report), "--overwrite",
+                 *cli_env]) == 4
+    r = json.loads(report.read_text())
+    assert r["error"] and "File too large" in r["error"] and r["input"] == str(src)
+
+
+def test_concealed_frames_are_in_the_summary(tmp_path, cli_env):
+    """Frames FFmpeg concealed (damaged, shown patched) were said only as a stderr warning: the
+    summary and --report said 0 corrupt and no word of damage."""
+    from tests._clips import ts_clip
+
+    data = ts_clip(tmp_path / "a.ts", 25)
+    rng = np.random.default_rng(1)
+    vids = [i for i in range(0, len(data), 188) if data[i] == 0x47 and (data[i + 1] & 0x1F, data[i + 2]) == (0x01, 0x00)]
+    for i in vids[3::2]:  # payload bytes of half the video TS packets, headers intact
+        for k in rng.integers(i + 20, i + 188, 6):
+            data[int(k)] ^= 0xFF
+    (tmp_path / "bad.ts").write_bytes(bytes(data))
+    report = tmp_path / "r.json"
+    main(["enhance", str(tmp_path / "bad.ts"), "-o", str(tmp_path / "o.mp4"), "--report", str(report), *cli_env])
+    r = json.loads(report.read_text())
+    assert any("damaged frame(s) concealed" in f for f in r["fallbacks"]), r["fallbacks"]
+
+
+def test_camera_latency_is_its_own_field_not_a_stage(tmp_path, cli_env):
+    report = tmp_path / "r.json"
+    assert main(["camera", "lavfi:testsrc2=size=64x48:rate=25", "--frames", "10", "-o", str(tmp_path / "c.mp4"),
+                 "--report", str(report), *cli_env]) == 0
+    r = json.loads(report.read_text())
+    assert "mean_added_latency" not in r["stage_seconds"]
+    assert isinstance(r["mean_added_latency"], float) and r["mean_added_latency"] >= 0
+
+
+def test_a_finished_runs_progress_bar_ends_at_its_count():
+    """The total is an estimate (a Matroska duration with an audio tail: 100 for 25 frames):
+    a finished run's bar ended at 25%."""
+    from stream_gpen.commands import _Progress
+
+    p = _Progress(True, "x")
+    p.enabled = True  # (stderr is not a terminal here)
+    p(25, 100, 3)
+    bar = p.bar
+    p.close(finished=True)
+    assert (bar.n, bar.total) == (25, 25)
