@@ -983,14 +983,23 @@ def sample_faces(spec: str, info: dict, *, weights=None, n: int = 8) -> dict:
         pictures.append((torch.from_numpy(load_image(Path(spec))[0]), PHOTO_DETECT_SIZE, 1.0))
     elif info["kind"] != "folder":
         dur = info.get("duration_s") or 0.0
+        frames, rate = info.get("frames_header"), info.get("frame_rate")
+        if frames and rate:
+            # spread over the video itself: the container's duration may run on with the audio
+            # (1 s of video in 4 s of sound: six of eight samples fell after the video, unsaid)
+            dur = min(dur, frames / rate) if dur else frames / rate
         starts = [dur * (i + 0.5) / n for i in range(n)] if dur else [0.0]
+        seen = set()  # (a 3-frame clip: the same frames were counted again and again)
         for t in starts:
             try:
                 with open_source(spec, autorotate=True, start=t, duration=1.0, live=False) as src:
                     f = next(iter(src), None)
                     if f is not None:
-                        par = pixel_aspect(src.metadata)
-                        pictures.append((f.image.clone(), video_detect_size(src.metadata, par), par))
+                        key = hash(f.image[::8, ::8].numpy().tobytes())  # (a frame held into a later start: its time moves)
+                        if key not in seen:
+                            seen.add(key)
+                            par = pixel_aspect(src.metadata)
+                            pictures.append((f.image.clone(), video_detect_size(src.metadata, par), par))
                         f.release()
             except StreamGpenError:
                 continue
@@ -1002,8 +1011,11 @@ def sample_faces(spec: str, info: dict, *, weights=None, n: int = 8) -> dict:
         if len(d):
             wh = (d.boxes[:, 2:] - d.boxes[:, :2]).min(dim=1).values
             sides += wh.tolist()
-    return {"frames_sampled": len(pictures), "per_frame": counts,
-            "median_face_px": round(float(np.median(sides)), 1) if sides else None}
+    out = {"frames_sampled": len(pictures), "per_frame": counts,
+           "median_face_px": round(float(np.median(sides)), 1) if sides else None}
+    if info["kind"] == "folder":
+        out["note"] = "--faces looks at one video or photo: give info a file of the folder"
+    return out
 
 
 def add_info(subparsers, parents=()) -> None:
