@@ -774,9 +774,17 @@ class Enhancer:
                 raise err from exc
             except Exception as exc:
                 # a run that failed (the disk full mid-way, a damaged input the decoder gave up
-                # on): what it had done, and why it stopped, for --report
+                # on): what it had done, and why it stopped, for --report, counted as an
+                # interrupted run's are; no output was written, so nothing counts as out
                 if getattr(exc, "summary", None) is None:
-                    summary.seconds = time.perf_counter() - t0
+                    try:
+                        if frames is not None:
+                            frames.close()
+                        self._finish(summary, stage, source, timer, t0)
+                    except Exception:  # noqa: BLE001 - the error that stopped the run is the one to say
+                        summary.seconds = time.perf_counter() - t0
+                    summary.frames_out = 0 if not is_still else summary.frames_out
+                    summary.frames_dropped = max(summary.frames_dropped, summary.frames_in - summary.frames_out)
                     summary.error = " ".join(str(exc).split()) or type(exc).__name__
                     try:
                         exc.summary = summary
@@ -1316,7 +1324,19 @@ def fetched(url: str) -> Iterator[Path]:
             with urllib.request.urlopen(url, timeout=30) as r, open(local, "wb") as f:
                 shutil.copyfileobj(r, f)
         except (urllib.error.URLError, OSError, ValueError) as e:
-            raise MediaNotFoundError(f"cannot fetch {url}: {getattr(e, 'reason', e)}") from e
+            import errno
+
+            from stream_gpen.errors import SourceClosedError
+
+            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT):
+                raise  # this machine's disk, not the URL (exit 4, as any file the system refuses)
+            reason = getattr(e, "reason", e)
+            if (isinstance(e, urllib.error.HTTPError) and e.code >= 500) or isinstance(e, TimeoutError) \
+                    or isinstance(reason, TimeoutError):
+                # may pass: exit 4, as a video URL that fails so when first opened
+                raise SourceClosedError(f"cannot fetch {url}: {reason}",
+                                        hint="the server did not answer or failed; try again later") from e
+            raise MediaNotFoundError(f"cannot fetch {url}: {reason}") from e
         yield local
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

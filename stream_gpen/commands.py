@@ -327,13 +327,12 @@ def _run_enhance(args: argparse.Namespace) -> int:
             s.write_json(args.report)
         raise
     except Exception as exc:
-        # failed: the report says so (an earlier run's report under that name said it succeeded)
+        # a run that started and failed: the report says so (an earlier run's report under that
+        # name said it had succeeded). Errors found before anything ran (bad options, an input
+        # that does not open) write none, as those checked before the model loads do not.
         progress.close()
         s = getattr(exc, "summary", None)
-        if args.report:
-            if s is None:
-                s = enh._summary(input=src, output=dst)
-                s.error = " ".join(str(exc).split()) or type(exc).__name__
+        if args.report and s is not None:
             try:
                 s.write_json(args.report)
             except OSError as e:  # (the error that stopped the run is the one to say)
@@ -714,6 +713,9 @@ def _run_camera(args: argparse.Namespace) -> int:
             raise OutputExistsError(f"the output is the camera's source itself: {args.output}",
                                     hint="name another -o; to restore a file in place with every frame and its "
                                     "sound, use stream-gpen enhance FILE -o FILE --overwrite")
+    if args.output and "://" not in args.output and Path(args.output).is_file() and not args.overwrite:
+        # before the model loads (or is downloaded), as enhance says it
+        raise OutputExistsError(f"output exists: {args.output}", hint="pass --overwrite or choose another -o")
     if source.startswith("/dev/") and not Path(source).exists():
         # before the model loads (or is downloaded): the missing camera is the first thing to hear
         found = ", ".join(p for p, _ in list_video_devices()) or "none"
@@ -975,34 +977,50 @@ def sample_faces(spec: str, info: dict, *, weights=None, n: int = 8) -> dict:
 
     from stream_gpen.api import PHOTO_DETECT_SIZE, pixel_aspect, video_detect_size
 
-    det = FaceDetector(device="cpu", weights=weights)
+    try:
+        det = FaceDetector(device="cpu", weights=weights)
+    except StreamGpenError as e:
+        # info has no --detector: a ResNet-50 file given with --detector-weights picks its backbone
+        if weights is None or "resnet50" not in str(e):
+            raise
+        det = FaceDetector(device="cpu", weights=weights, backbone="resnet50")
     pictures = []  # (picture, long side and pixel aspect enhance detects it at)
     if info["kind"] == "image":
         from stream_gpen.io._image import load_image
 
         pictures.append((torch.from_numpy(load_image(Path(spec))[0]), PHOTO_DETECT_SIZE, 1.0))
     elif info["kind"] != "folder":
-        dur = info.get("duration_s") or 0.0
-        frames, rate = info.get("frames_header"), info.get("frame_rate")
-        if frames and rate:
-            # spread over the video itself: the container's duration may run on with the audio
-            # (1 s of video in 4 s of sound: six of eight samples fell after the video, unsaid)
-            dur = min(dur, frames / rate) if dur else frames / rate
-        starts = [dur * (i + 0.5) / n for i in range(n)] if dur else [0.0]
         seen = set()  # (a 3-frame clip: the same frames were counted again and again)
-        for t in starts:
-            try:
-                with open_source(spec, autorotate=True, start=t, duration=1.0, live=False) as src:
-                    f = next(iter(src), None)
-                    if f is not None:
-                        key = hash(f.image[::8, ::8].numpy().tobytes())  # (a frame held into a later start: its time moves)
+
+        def sample(starts) -> tuple[int, float]:
+            """Sample at ``starts``; -> (starts that found no frame, the latest frame time met)."""
+            missed, last = 0, 0.0
+            for t in starts:
+                try:
+                    with open_source(spec, autorotate=True, start=t, duration=1.0, live=False) as src:
+                        f = next(iter(src), None)
+                        if f is None:
+                            missed += 1
+                            continue
+                        last = max(last, float(f.time or 0.0))
+                        key = hash(f.image[::8, ::8].numpy().tobytes())  # (a frame held into a later start)
                         if key not in seen:
                             seen.add(key)
                             par = pixel_aspect(src.metadata)
                             pictures.append((f.image.clone(), video_detect_size(src.metadata, par), par))
                         f.release()
-            except StreamGpenError:
-                continue
+                except StreamGpenError:
+                    missed += 1
+            return missed, last
+
+        dur = info.get("duration_s") or 0.0
+        missed, last = sample([dur * (i + 0.5) / n for i in range(n)] if dur else [0.0])
+        if missed and last > 0:
+            # the container's duration ran on past the video (its sound, 4 s for 1 s of picture):
+            # spread again over the video's own time
+            pictures.clear()
+            seen.clear()
+            sample([last * (i + 0.5) / n for i in range(n)])
     counts, sides = [], []
     for pic, size, par in pictures:
         d = det.detect_pyramid([pic], (det.long_side, size), pixel_aspect=par)[0]  # as enhance does

@@ -343,8 +343,8 @@ def find_weights(name_or_spec: str | WeightFile | ModelSpec) -> Path | None:
         result = check_file(wf, path)
         if result.good:
             return path
-        logger.warning("ignoring %s: %s (%s); replace it, or pass it with --weights / path= to use it "
-                       "unchecked", path, result.status, result.detail)
+        logger.warning("ignoring %s: %s (%s); replace it, or pass it with %s to use it unchecked",
+                       path, result.status, result.detail, _flag(wf))
     return None
 
 
@@ -356,16 +356,20 @@ def _by_hand(wf: WeightFile, target: Path) -> str:
     return f"{get} as {target} ({', '.join(facts)})"
 
 
+def _flag(wf: WeightFile) -> str:
+    """The option (and the Enhancer keyword) that gives this file by its path."""
+    if wf.name in DETECTOR_FILES:
+        return "--detector-weights PATH (detector_weights= in Python)"
+    if wf.name in PARSER_FILES:
+        return "--parser-weights PATH (parser_weights= in Python)"
+    return "--weights PATH (weights= in Python)"
+
+
 def _hint(wf: WeightFile) -> str:
     parts = [f"or save it as {d / wf.filename}" for d in search_dirs()[1:]]
     if wf.aliases:
         parts.append("accepted file names: " + ", ".join(wf.names_on_disk))
-    if wf.name in DETECTOR_FILES:
-        flag = "--detector-weights PATH (detector_weights= in Python)"
-    elif wf.name in PARSER_FILES:
-        flag = "--parser-weights PATH (parser_weights= in Python)"
-    else:
-        flag = "--weights PATH (weights= in Python)"
+    flag = _flag(wf)
     commands = "enhance/camera/serve" + ("/info --faces" if wf.name in DETECTOR_FILES else "")
     parts.append(f"set {HOME_ENV} to use another cache directory, or give {commands} {flag} to use a "
                  "file anywhere")
@@ -602,7 +606,7 @@ def _download_locked(wf: WeightFile, target: Path, *, progress: bool) -> Path:
                     raise _Failure(f"downloaded file failed its check: {result.status} ({result.detail})",
                                    checksum=True)
                 if target.exists() or target.is_symlink():
-                    _move_aside(target)
+                    _move_aside(target, wf)
                 os.replace(part, target)
                 _origin_file(part).unlink(missing_ok=True)
                 logger.info("saved %s (%s)", target, result.status)
@@ -622,7 +626,7 @@ def _download_locked(wf: WeightFile, target: Path, *, progress: bool) -> Path:
     raise cls(f"cannot download {wf.name}: {reasons}; {_by_hand(wf, target)}", hint=_hint(wf))
 
 
-def _move_aside(target: Path) -> None:
+def _move_aside(target: Path, wf: WeightFile) -> None:
     """Rename the copy at ``target`` to a free ``<target>.ignored[-N]`` instead of overwriting it.
 
     That copy failed its check and was reported as ignored, but it may be the user's own file (an
@@ -634,7 +638,7 @@ def _move_aside(target: Path) -> None:
         aside = target.with_name(f"{target.name}.ignored-{n}")
     os.replace(target, aside)
     logger.warning("moved the ignored copy %s aside to %s, to make room for the download; delete it if "
-                   "you do not need it, or pass it with --weights / path= to use it", target, aside)
+                   "you do not need it, or pass it with %s to use it", target, aside, _flag(wf))
 
 
 def _not_found(wf: WeightFile, why: str) -> WeightsNotFoundError:
@@ -695,7 +699,7 @@ def ensure_weights(name_or_spec: str | WeightFile | ModelSpec, *, path: str | os
             raise WeightsNotFoundError(
                 f"{what} not found: {explicit}" if what
                 else f"weights file {explicit} does not exist (given explicitly, so nothing else is searched)",
-                hint="check the path" if what else f"drop --weights / path= to use the managed copy of {wf.name}",
+                hint="check the path" if what else f"drop --weights (weights=) to use the managed copy of {wf.name}",
             )
         return explicit
 

@@ -59,6 +59,14 @@ def test_a_failed_run_writes_its_report_with_the_error(tmp_path, cli_env, monkey
                  *cli_env]) == 4
     r = json.loads(report.read_text())
     assert r["error"] and "File too large" in r["error"] and r["input"] == str(src)
+    # what it did, counted as an interrupted run's are: nothing was written, nothing is "out"
+    assert r["frames_out"] == 0 and r["frames_in"] == r["frames_dropped"] == 6 and r["detector_calls"] > 0
+    # an error found before the run (an input that does not open) writes no report
+    report.unlink()
+    (tmp_path / "bad.mp4").write_bytes(b"not a video")
+    assert main(["enhance", str(tmp_path / "bad.mp4"), "-o", str(tmp_path / "o2.mp4"), "--report", str(report),
+                 *cli_env]) != 0
+    assert not report.exists()
 
 
 def test_concealed_frames_are_in_the_summary(tmp_path, cli_env):
@@ -131,12 +139,89 @@ def test_info_faces_samples_distinct_frames_of_the_video_itself(tmp_path, mobile
                 c.mux(p)
         return str(path)
 
-    long_tail = clip(tmp_path / "tail.mp4", 25, 4.0)
-    r = sample_faces(long_tail, describe_input(long_tail), weights=mobilenet_weights)
-    assert r["frames_sampled"] == 8 and len(r["per_frame"]) == 8
+    for name in ("tail.mp4", "tail.mkv"):  # (Matroska gives no frame count to go by)
+        long_tail = clip(tmp_path / name, 25, 4.0)
+        r = sample_faces(long_tail, describe_input(long_tail), weights=mobilenet_weights)
+        assert r["frames_sampled"] == 8 and len(r["per_frame"]) == 8, name
     short = clip(tmp_path / "short.mp4", 3, 0.12)
     r = sample_faces(short, describe_input(short), weights=mobilenet_weights)
     assert 1 <= r["frames_sampled"] <= 3 and len(r["per_frame"]) == r["frames_sampled"]
     (tmp_path / "f").mkdir()
     r = sample_faces(str(tmp_path / "f"), {"kind": "folder"}, weights=mobilenet_weights)
     assert r["frames_sampled"] == 0 and "one video or photo" in r["note"]
+
+
+def test_a_damaged_cached_detector_names_its_own_option(tmp_path, monkeypatch, caplog):
+    """The warning for a damaged detector file in the cache said to pass it with "--weights /
+    path=", which loads a GPEN checkpoint (and path= is no Enhancer keyword)."""
+    from stream_gpen.weights import find_weights
+
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(tmp_path))
+    (tmp_path / "detection_mobilenet0.25_Final.pth").write_bytes(b"x" * 1000)
+    assert find_weights("retinaface-mobilenet0.25") is None
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "--detector-weights PATH (detector_weights= in Python)" in said and "path=" not in said.replace(
+        "detector_weights=", "")
+
+
+def test_a_mistyped_stream_url_scheme_is_said_as_such(tmp_path, cli_env, capsys):
+    """`--stream rmtp://host/live/key` was taken for a local file ("has no extension; name the
+    container, e.g. key.mp4"); `-o rmtp://...` for a missing folder."""
+    assert main(["camera", "lavfi:testsrc2=size=64x48:rate=25", "--frames", "3", "--stream",
+                 "rmtp://127.0.0.1/live/key", *cli_env]) == 2
+    assert "stream URL scheme 'rmtp' is not one of" in capsys.readouterr().err
+    assert not any(p.name.startswith("rmtp") for p in tmp_path.iterdir())
+
+
+def test_a_photo_url_that_fails_on_the_server_side_is_exit_4(tmp_path, cli_env, capsys):
+    """A photo URL answered 503 exited 2 ("not found") with no hint; a video URL's 5xx is 4, as
+    the README says for a server error (a retry may work)."""
+    import http.server
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_error(503)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/photo.jpg"
+        assert main(["enhance", url, "-o", str(tmp_path / "o.jpg"), *cli_env]) == 4
+        assert "try again later" in capsys.readouterr().err
+    finally:
+        srv.shutdown()
+
+
+def test_a_photo_the_disk_refuses_is_said_under_its_own_name(tmp_path, cli_env, capsys, monkeypatch):
+    from PIL import Image
+
+    photo = tmp_path / "p.jpg"
+    Image.new("RGB", (40, 32)).save(photo)
+    from pathlib import Path
+
+    real = Path.write_bytes
+
+    def refuse(self, data):
+        if ".tmp." in self.name:
+            raise OSError(30, "Read-only file system", str(self))
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", refuse)
+    assert main(["enhance", str(photo), "-o", str(tmp_path / "o.jpg"), *cli_env]) == 4
+    err = capsys.readouterr().err
+    assert f"(Read-only file system): {tmp_path / 'o.jpg'}" in err and ".tmp." not in err
+
+
+def test_camera_says_the_output_exists_before_the_model_loads(tmp_path, cli_env, capsys, monkeypatch):
+    from stream_gpen import commands
+
+    (tmp_path / "c.mp4").write_bytes(b"an earlier recording")
+    monkeypatch.setattr(commands, "_make_enhancer", lambda args: pytest.fail("the model was loaded"))
+    assert main(["camera", "lavfi:testsrc2=size=64x48:rate=25", "--frames", "3", "-o", str(tmp_path / "c.mp4"),
+                 *cli_env]) == 2
+    err = capsys.readouterr().err
+    assert "output exists" in err and "pass --overwrite or choose another -o" in err

@@ -1131,11 +1131,14 @@ class ImageSink(_Sink):
                                   f"replaced ({e.strerror or e})",
                                   hint=f"{path.name} is in use by another program (a viewer) or read-only: close it, "
                                   f"then move {kept.name} over it") from e
-        except BaseException:
+        except BaseException as exc:
             try:
                 tmp.unlink(missing_ok=True)
             except OSError:  # (never made: a read-only file system says EROFS)
                 pass
+            if isinstance(exc, OSError) and exc.filename is not None and Path(exc.filename).name == tmp.name:
+                # said as the output's (the hidden temporary name is nothing the user asked for)
+                raise OSError(exc.errno, exc.strerror, str(path)) from exc
             raise
         self.written.append(path)
         self.frames_written += 1

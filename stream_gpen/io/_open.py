@@ -109,6 +109,11 @@ def open_sink(
         if scheme in _STREAM_FORMATS or scheme in URL_SCHEMES:
             return FileSink(t, source=source, codec=codec, crf=crf, preset=preset, audio=audio,
                             queue_size=queue_size, odd_size=odd_size, is_url=True, encoder=encoder, live=live)
+        if scheme.isalnum():  # (`rmtp://` mistyped: it was taken for a folder "rmtp:" and a file name)
+            from stream_gpen.errors import InvalidInputError
+
+            raise InvalidInputError(f"stream URL scheme {scheme!r} is not one of {tuple(_STREAM_FORMATS)}",
+                                    hint="check the URL's scheme (rtmp://, srt://, udp://...)")
     from stream_gpen.io._image import ImageSink, ImageSource
 
     from stream_gpen.errors import InvalidInputError

@@ -48,7 +48,7 @@ def select_device(device: str | torch.device = "auto") -> tuple[torch.device, st
         raise DeviceError(
             f"device {device!r} requested but torch sees no CUDA device "
             f"(torch {torch.__version__}, built for CUDA {torch.version.cuda})",
-            hint="use device='cpu' or 'auto', or install a CUDA build of torch",
+            hint="use --device cpu or auto (device='cpu' in Python), or install a CUDA build of torch",
         )
     index = int(text.split(":")[1]) if ":" in text else torch.cuda.current_device()
     count = torch.cuda.device_count()

@@ -67,7 +67,7 @@ def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
     from stream_gpen.io._image import _orientation, _upright, icc_describes
 
     if not data:
-        raise InvalidInputError("empty request body: send an image (JPEG, PNG or WebP)")
+        raise InvalidInputError("empty request body: send an image (JPEG, PNG, WebP, AVIF, HEIC, TIFF or BMP)")
     from stream_gpen.io._image import _heif_plugin
 
     try:
@@ -77,7 +77,7 @@ def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
     try:
         im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise InvalidInputError("cannot decode the body as an image; send JPEG, PNG or WebP") from None
+        raise InvalidInputError("cannot decode the body as an image; send JPEG, PNG, WebP, AVIF, HEIC, TIFF or BMP") from None
     except Image.DecompressionBombError as e:  # header claims > 2x Pillow's global limit
         raise PayloadTooLargeError(f"image refused before decoding: {e}") from None
     except (OSError, SyntaxError, ValueError) as e:  # a recognised but truncated/corrupt header
