@@ -30,7 +30,9 @@ def finishing() -> Iterator[None]:
     if stop:
         from stream_gpen.errors import Interrupted
 
-        raise Interrupted("stopped: the output in hand was written whole first")
+        err = Interrupted("stopped: the output in hand was written whole first")
+        err.output_whole = True  # (the run's summary says so, and an earlier run's .partial goes)
+        raise err
 
 
 def is_finishing() -> bool:

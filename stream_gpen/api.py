@@ -766,6 +766,11 @@ class Enhancer:
                 summary.frames_dropped = max(summary.frames_dropped, summary.frames_in - summary.frames_out)
                 if partial:  # what wrote the partial output, and its notes (the audio transcoded...)
                     _sink_notes(summary, sink)
+                elif getattr(exc, "output_whole", False) and not is_still and "://" not in str(dst):
+                    # stopped while the output was being finished: it was written whole first
+                    _sink_notes(summary, sink)
+                    summary.fallbacks.append(f"stopped while finishing: {dst} was written whole first")
+                    _remove_old_partial(summary, dst)
                 err = exc if isinstance(exc, Interrupted) else Interrupted(
                     f"interrupted after {summary.frames_out} frames")
                 err.summary = summary
@@ -798,17 +803,7 @@ class Enhancer:
                                          "are (skip_existing)")
             _sink_notes(summary, sink)
             if not is_still and "://" not in str(dst):
-                # an interrupted earlier run's `.partial` is superseded by the whole output
-                from stream_gpen.io._meta import hidden_temp
-
-                left = hidden_temp(dst, ".partial", hidden=False)
-                if left.is_file():
-                    try:
-                        left.unlink()
-                        summary.fallbacks.append(f"removed {left.name}, left by an interrupted earlier run")
-                    except OSError as e:  # (open in a player on Windows: the output is written all the same)
-                        summary.fallbacks.append(f"{left.name}, left by an interrupted earlier run, could not be "
-                                                 f"removed ({e.strerror or e}): delete it yourself")
+                _remove_old_partial(summary, dst)
         # what the stream copy could not honour: the cut, the side-by-side, the audio choice
         unmet = _copy_unmet(start, duration, compare, audio, codec, crf, preset)
         if copy_if_no_faces and unmet and summary.faces_restored == 0 and not is_still:
@@ -1193,6 +1188,20 @@ def _copy_unmet(start, duration, compare, audio, codec="auto", crf=None, preset=
     if asked:
         return f"{', '.join(asked)} (it would keep the input's own encoding)"
     return None
+
+
+def _remove_old_partial(summary: RunSummary, dst) -> None:
+    """An interrupted earlier run's ``.partial`` is superseded by the whole output ``dst``."""
+    from stream_gpen.io._meta import hidden_temp
+
+    left = hidden_temp(dst, ".partial", hidden=False)
+    if left.is_file():
+        try:
+            left.unlink()
+            summary.fallbacks.append(f"removed {left.name}, left by an interrupted earlier run")
+        except OSError as e:  # (open in a player on Windows: the output is written all the same)
+            summary.fallbacks.append(f"{left.name}, left by an interrupted earlier run, could not be "
+                                     f"removed ({e.strerror or e}): delete it yourself")
 
 
 def _same_place(a, b) -> bool:

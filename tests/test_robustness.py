@@ -716,10 +716,16 @@ def test_a_ctrl_c_while_the_finished_output_is_written_keeps_it(tmp_path, cli_en
     monkeypatch.setattr(_sink.FileSink, "_finish_container", finish)
     src = make_clip(tmp_path / "a.mp4")
     out = tmp_path / "o.mp4"
-    assert main(["enhance", str(src), "-o", str(out), *cli_env]) == 130
+    (tmp_path / "o.partial.mp4").write_bytes(b"an earlier run's partial")  # superseded: removed
+    report = tmp_path / "r.json"
+    assert main(["enhance", str(src), "-o", str(out), "--report", str(report), *cli_env]) == 130
     assert "the output in hand was written whole first" in capsys.readouterr().err
     assert video_info(out)["n"] == video_info(src)["n"]
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["a.mp4", "o.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["a.mp4", "o.mp4", "r.json"]
+    import json
+
+    r = json.loads(report.read_text())
+    assert r["partial_output"] is None and any("was written whole first" in f for f in r["fallbacks"])
 
 
 def test_the_program_ignores_ctrl_c_while_it_exits(monkeypatch, capsys):
