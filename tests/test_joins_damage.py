@@ -107,3 +107,14 @@ def test_a_pause_in_b_frame_video_keeps_its_times(tmp_path):
     assert len(times) == 100 and abs(times[50] - 7.0) < 1e-3 and abs(times[-1] - 8.96) < 1e-3, times
     assert np.diff(times).min() > 0.039, times
     assert not any("damaged timestamp" in f for f in fallbacks)
+
+
+def test_a_damaged_presentation_time_over_an_intact_decode_time_is_retimed(tmp_path, caplog):
+    """B-frame video, one PES's PTS an hour ahead and its DTS intact: the frame came out at 3600 s,
+    the one before it lasted the hour, and every later frame was pinned one tick after it. A
+    decoded frame far ahead of both neighbours, the next back on time, is retimed between them
+    (a pause goes on from its new time: test_a_pause_in_b_frame_video_keeps_its_times)."""
+    times, _, _, msgs = _damaged(tmp_path, caplog, "video", 10, bf=2, dts_too=False)
+    assert len(times) == 25 and max(times) < 1.5, times
+    assert np.diff(times).min() > 0, times
+    assert sum("a damaged timestamp, retimed" in m for m in msgs) == 1, msgs

@@ -1743,25 +1743,55 @@ class VideoSource:
         """The decoded frames, each with its ``duration`` (ticks of its time base) until the next
         one: decoders give the packet's, which with B-frames belongs to another frame (an mp4's
         pause shows up on the wrong one). The last frame keeps the decoder's, and the last one of
-        a window lasts until the window's end. One frame of look-ahead: live sources, where it
+        a window lasts until the window's end. Two frames of look-ahead (one to time a frame,
+        one to tell a damaged presentation time: :meth:`_mend_leap`); live sources, where they
         would add latency, keep the decoder's durations."""
         frames = self._tagged(self._decoded())
         if self.live:
             yield from frames
             return
-        prev = None
+        held: list = []  # frames not yet handed on: at most two
         for f in frames:
-            if prev is not None:
-                t0, t1 = _seconds(prev), _seconds(f)
-                if t0 is not None and t1 is not None and t1 > t0:
-                    prev.duration = round((t1 - t0) / Fraction(prev.time_base))
-                yield self._clip_to_window(prev)
-            prev = f
-        if prev is not None:
+            held.append(f)
+            if len(held) < 3:
+                continue
+            a, b, c = held
+            self._mend_leap(a, b, c)
+            self._time_to(a, b)
+            yield self._clip_to_window(a)
+            held = [b, c]
+        if len(held) == 2:
+            self._time_to(held[0], held[1])
+            yield self._clip_to_window(held.pop(0))
+        if held:
+            prev = held[0]
             t0 = _seconds(prev)
             if self._cut_at is not None and t0 is not None and self._cut_at > t0:
                 prev.duration = round((self._cut_at - t0) / Fraction(prev.time_base))  # to the window's end
             yield self._clip_to_window(prev)
+
+    @staticmethod
+    def _time_to(prev, f) -> None:
+        """``prev`` lasts until ``f``."""
+        t0, t1 = _seconds(prev), _seconds(f)
+        if t0 is not None and t1 is not None and t1 > t0:
+            prev.duration = round((t1 - t0) / Fraction(prev.time_base))
+
+    def _mend_leap(self, a, b, c) -> None:
+        """``b``'s presentation time leapt far ahead of ``a``'s and ``c`` is back where the picture
+        was: a damaged pts over an intact dts (a flipped bit in a .ts), which :class:`_Joins`
+        (packets, by their dts) cannot see. Left, every later frame was pinned one tick after it
+        (an hour on) and ``a`` lasted the hour; retimed between its neighbours. (A pause, B-frames
+        or not, goes on from its new time: ``c`` after ``b``.)"""
+        ta, tb, tc = _seconds(a), _seconds(b), _seconds(c)
+        if ta is None or tb is None or tc is None or not (ta <= tc < tb) or tb - ta <= max(self._hold_gap(), _JOIN_MIN_S):
+            return
+        mid = ta + (tc - ta) / 2
+        b.pts = round(mid / Fraction(b.time_base))
+        self.stats["retimed_frames"] = self.stats.get("retimed_frames", 0) + 1
+        (log.warning if self.stats["retimed_frames"] == 1 else log.info)(
+            "%s: a frame's presentation time (%.3f s) is far off the ones around it (%.3f s, %.3f s): a damaged "
+            "timestamp, retimed to %.3f s", self.spec, float(tb), float(ta), float(tc), float(mid))
 
     def _tagged(self, frames) -> Iterator["av.VideoFrame"]:
         """Frames whose own colour tags say unspecified (2) take the stream's (codec parameters:
