@@ -92,10 +92,10 @@ def copy_through(src_path, dst, *, source_kw: dict | None = None, **sink_kw):
 
 
 def ts_clip(path, n=25, *, bf=0, audio_s=None, size=(64, 48)) -> bytearray:
-    """An MPEG-TS clip: ``n`` frames at 25 fps (``bf`` B-frames) with its AAC audio (as long as the
-    video, or ``audio_s`` seconds)."""
+    """An MPEG-TS clip (another container where ``path`` names one: .mp4, .mkv): ``n`` frames at
+    25 fps (``bf`` B-frames) with its AAC audio (as long as the video, or ``audio_s`` seconds)."""
     w, h = size
-    with av.open(str(path), "w", format="mpegts") as c:
+    with av.open(str(path), "w", format="mpegts" if Path(path).suffix in (".ts", "") else None) as c:
         v = c.add_stream("libx264", rate=25)
         v.width, v.height, v.pix_fmt = w, h, "yuv420p"
         v.options = {"bf": str(bf), "g": "25"}

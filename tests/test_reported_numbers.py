@@ -113,30 +113,11 @@ def test_info_faces_samples_distinct_frames_of_the_video_itself(tmp_path, mobile
     """`info --faces` spread its 8 samples over the container's duration: with 1 s of video in
     4 s of sound, six fell after the video and were dropped unsaid; a 3-frame clip counted the
     same frames again and again. A folder says it is not sampled."""
-    from fractions import Fraction
-
     from stream_gpen.commands import describe_input, sample_faces
+    from tests._clips import ts_clip
 
     def clip(path, n_video, audio_s):
-        with av.open(str(path), "w") as c:
-            v = c.add_stream("libx264", rate=25)
-            v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-            a = c.add_stream("aac", rate=8000, layout="mono")
-            for i in range(n_video):
-                fr = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30 * i % 250, np.uint8), format="rgb24")
-                fr.pts, fr.time_base = i, Fraction(1, 25)
-                for p in v.encode(fr):
-                    c.mux(p)
-            for p in v.encode(None):
-                c.mux(p)
-            fs = a.codec_context.frame_size or 1024
-            for k in range(0, int(audio_s * 8000), fs):
-                af = av.AudioFrame.from_ndarray(np.zeros((1, fs), np.float32), format="fltp", layout="mono")
-                af.sample_rate, af.pts, af.time_base = 8000, k, Fraction(1, 8000)
-                for p in a.encode(af):
-                    c.mux(p)
-            for p in a.encode(None):
-                c.mux(p)
+        ts_clip(path, n_video, audio_s=audio_s)
         return str(path)
 
     for name in ("tail.mp4", "tail.mkv"):  # (Matroska gives no frame count to go by)
