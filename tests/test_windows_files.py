@@ -209,3 +209,31 @@ def test_a_photo_that_cannot_replace_its_target_is_kept_beside_it(tmp_path, monk
     assert dst.read_bytes() == b"the old output, open in a viewer"
     assert Image.open(tmp_path / "o.restored.jpg").size == (40, 32)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.jpg", "o.restored.jpg", "p.jpg"]
+
+
+def test_an_in_place_run_replaces_its_own_input_once_it_lets_go_of_it(tmp_path, monkeypatch, cli_env):
+    """`enhance clip.mp4 -o clip.mp4 --overwrite` on Windows: the input was still open when the
+    output was renamed over it, so every in-place run ended with exit 4 and NAME.restored.EXT.
+    The source, read to its end, closes its file first. (Simulated: a replace onto a file this
+    process holds open fails, as MoveFileExW does.)"""
+    from stream_gpen.cli import main
+
+    real = os.replace
+
+    def replace(src, dst, *a, **k):
+        target = os.path.realpath(dst)
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                if os.path.realpath(os.readlink(f"/proc/self/fd/{fd}")) == target:
+                    raise PermissionError(13, "Access is denied", str(dst))
+            except OSError as e:
+                if isinstance(e, PermissionError):
+                    raise
+        return real(src, dst, *a, **k)
+
+    src = _clip(tmp_path)
+    n = _frames(src)
+    monkeypatch.setattr(os, "replace", replace)
+    assert main(["enhance", str(src), "-o", str(src), "--overwrite", *cli_env]) == 0
+    assert _frames(src) == n
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == [src.name]

@@ -2502,7 +2502,22 @@ class FileSink(_Sink):
             try:
                 os.replace(self._path, self.target)
             except OSError as e:
-                self._keep_beside(e)
+                if not self._release_own_input():
+                    self._keep_beside(e)
+                try:  # (an in-place run on Windows: its input, now closed, can be replaced)
+                    os.replace(self._path, self.target)
+                except OSError as e2:
+                    self._keep_beside(e2)
+
+    def _release_own_input(self) -> bool:
+        """The target is this run's own input (an in-place run) and the source let go of it."""
+        spec = getattr(self.source, "spec", None)
+        release = getattr(self.source, "release_input", None)
+        try:
+            same = spec is not None and os.path.samefile(spec, self.target)
+        except OSError:
+            same = False
+        return bool(same and release is not None and release())
 
     def _keep_beside(self, exc: OSError) -> None:
         """The finished output could not replace the target: on Windows a file open in another

@@ -2477,6 +2477,21 @@ class VideoSource:
         self.stats["dropped"] = self.ring.dropped
         return frame
 
+    def release_input(self) -> bool:
+        """Close the input file now, once it has been read to its end (the decode thread is
+        done): on Windows a file still open cannot be replaced, and an in-place run
+        (``enhance clip.mp4 -o clip.mp4 --overwrite``) renames its output over its own input.
+        False (nothing done) while the thread still runs."""
+        if self._thread is not None and self._thread.is_alive():
+            return False
+        c, self._container = self._container, None
+        if c is not None:
+            try:
+                c.close()
+            except Exception as e:  # noqa: BLE001 - as close() says it
+                log.warning("closing %s: %s", self.spec, e)
+        return True
+
     def close(self) -> None:
         if self._closed:
             return
