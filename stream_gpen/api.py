@@ -756,14 +756,7 @@ class Enhancer:
                 summary.interrupted = True
                 partial = getattr(sink, "partial_path", None)
                 summary.partial_output = str(partial) if partial else None
-                if frames is not None:
-                    # closed first: the faces of frames restored but never written come out of
-                    # the counts (they were counted, and the partial output had fewer)
-                    frames.close()
-                self._finish(summary, stage, source, timer, t0)
-                # frames read (the decoder reads ahead) but not written before the stop: dropped,
-                # so that in = out + dropped, as camera counts them
-                summary.frames_dropped = max(summary.frames_dropped, summary.frames_in - summary.frames_out)
+                self._finish_stopped(summary, frames, stage, source, timer, t0)
                 if partial:  # what wrote the partial output, and its notes (the audio transcoded...)
                     _sink_notes(summary, sink)
                 elif getattr(exc, "output_whole", False) and not is_still and "://" not in str(dst):
@@ -783,13 +776,9 @@ class Enhancer:
                 # interrupted run's are; no output was written, so nothing counts as out
                 if getattr(exc, "summary", None) is None:
                     try:
-                        if frames is not None:
-                            frames.close()
-                        self._finish(summary, stage, source, timer, t0)
+                        self._finish_stopped(summary, frames, stage, source, timer, t0, kept_out=is_still)
                     except Exception:  # noqa: BLE001 - the error that stopped the run is the one to say
                         summary.seconds = time.perf_counter() - t0
-                    summary.frames_out = 0 if not is_still else summary.frames_out
-                    summary.frames_dropped = max(summary.frames_dropped, summary.frames_in - summary.frames_out)
                     summary.error = " ".join(str(exc).split()) or type(exc).__name__
                     try:
                         exc.summary = summary
@@ -958,6 +947,20 @@ class Enhancer:
             stage.colour = HdrColour.for_image(frame.image_info)
             stage.restore([img], [stage.plan_still(img)], hi=[frame.hi])  # hi: a 16-bit photo's own pixels
             yield frame
+
+    def _finish_stopped(self, summary: RunSummary, frames, stage, source, timer: StageTimer, t0: float, *,
+                        kept_out: bool = True) -> None:
+        """:meth:`_finish` for a run stopped before its end (interrupted, or failed). The frames
+        generator is closed first: the faces of frames restored but never written come out of the
+        counts (the partial output had fewer). Frames read (the decoder reads ahead) and not
+        written count as dropped, so that in = out + dropped, as camera counts them; ``kept_out``
+        False: no output was kept (a failed video), nothing counts as out."""
+        if frames is not None:
+            frames.close()
+        self._finish(summary, stage, source, timer, t0)
+        if not kept_out:
+            summary.frames_out = 0
+        summary.frames_dropped = max(summary.frames_dropped, summary.frames_in - summary.frames_out)
 
     def _finish(self, summary: RunSummary, stage, source, timer: StageTimer, t0: float) -> None:
         stats = getattr(source, "stats", {}) or {}

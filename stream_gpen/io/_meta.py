@@ -112,17 +112,19 @@ def fit_name(p, keep: int = 0, *, folder: bool = False):
     import hashlib
 
     stem, suffix = (p.name, "") if folder else (p.stem, p.suffix)
-
-    def size(name: str) -> int:
-        return len(name.encode("utf-8", "surrogateescape"))
-
-    if size(stem + suffix) <= 255:
+    if len((stem + suffix).encode("utf-8", "surrogateescape")) <= 255:
         return p
     head, tail = (stem[:-keep], stem[-keep:]) if keep else (stem, "")
     mark = "~" + hashlib.sha1(stem.encode("utf-8", "surrogateescape")).hexdigest()[:8]
-    while head and size(f"{head}{mark}{tail}{suffix}") > 255:
+    return p.with_name(_fitted(head, f"{mark}{tail}{suffix}") + f"{mark}{tail}{suffix}")
+
+
+def _fitted(head: str, rest: str) -> str:
+    """``head`` shortened (whole characters off its end) so that ``head + rest`` fits the file
+    system's 255 bytes."""
+    while head and len((head + rest).encode("utf-8", "surrogateescape")) > 255:
         head = head[:-1]
-    return p.with_name(f"{head}{mark}{tail}{suffix}")
+    return head
 
 
 def hidden_temp(target, tag: str, *, hidden: bool = True):
@@ -134,9 +136,7 @@ def hidden_temp(target, tag: str, *, hidden: bool = True):
 
     t = Path(target)
     dot = "." if hidden else ""
-    stem = t.stem
-    while stem and len(f"{dot}{stem}{tag}{t.suffix}".encode("utf-8", "surrogateescape")) > 255:
-        stem = stem[:-1]
+    stem = _fitted(t.stem, f"{dot}{tag}{t.suffix}")  # (the byte count is the same in any order)
     return t.with_name(f"{dot}{stem}{tag}{t.suffix}")
 
 

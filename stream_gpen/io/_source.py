@@ -909,20 +909,26 @@ def _no_camera_input(fmt: str, e: ValueError) -> InvalidInputError:
         hint="install a PyAV build whose FFmpeg has it; or give a lavfi:, file or URL source")
 
 
+def _listed_by_section(fmt: str, target: str, family: str):
+    """``(line, under the video devices' heading)`` of FFmpeg's device list for ``fmt``; the
+    headings themselves (``"<family> video devices"``, ``"... audio devices"``) left out."""
+    video = False
+    for line in _listed_devices(fmt, target):
+        if f"{family} video devices" in line:
+            video = True
+        elif f"{family} audio devices" in line:
+            video = False
+        else:
+            yield line, video
+
+
 def avfoundation_cameras() -> list[tuple[str, str]]:
     """``(index, name)`` of the macOS video capture devices, as AVFoundation numbers them
     (``[0] FaceTime HD Camera``; screens come after the cameras)."""
     import re
 
-    out, video = [], False
-    for line in _listed_devices("avfoundation", ""):
-        if "AVFoundation video devices" in line:
-            video = True
-        elif "AVFoundation audio devices" in line:
-            video = False
-        elif video and (m := re.match(r"\s*\[(\d+)\]\s+(.+?)\s*$", line)):
-            out.append((m[1], m[2]))
-    return out
+    return [(m[1], m[2]) for line, video in _listed_by_section("avfoundation", "", "AVFoundation")
+            if video and (m := re.match(r"\s*\[(\d+)\]\s+(.+?)\s*$", line))]
 
 
 def dshow_cameras() -> list[str]:
@@ -931,15 +937,11 @@ def dshow_cameras() -> list[str]:
     "DirectShow video devices" heading, without the types)."""
     import re
 
-    out, video = [], False
-    for line in _listed_devices("dshow", "dummy"):
-        if "DirectShow video devices" in line:
-            video = True
-        elif "DirectShow audio devices" in line:
-            video = False
-        elif m := re.match(r'\s*"(.+)"\s*(?:\(([^)]*)\))?\s*$', line):
-            if (m[2] is not None and "video" in m[2]) or (m[2] is None and video):
-                out.append(m[1])
+    out = []
+    for line, video in _listed_by_section("dshow", "dummy", "DirectShow"):
+        m = re.match(r'\s*"(.+)"\s*(?:\(([^)]*)\))?\s*$', line)
+        if m and ((m[2] is not None and "video" in m[2]) or (m[2] is None and video)):
+            out.append(m[1])
     return out
 
 
