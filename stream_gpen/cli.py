@@ -161,6 +161,49 @@ def _add_weights(subparsers: argparse._SubParsersAction) -> None:
 
 
 # --- the parser -------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    # No abbreviated long options: `--detector` must not silently mean `--detector-weights`, and
+    # a later option must not change what an abbreviation a user's script relies on expands to.
+    # Sub-parsers are made with the class of the parser that makes them, so this covers them all.
+    def __init__(self, *args, allow_abbrev: bool = False, **kwargs) -> None:
+        super().__init__(*args, allow_abbrev=allow_abbrev, **kwargs)
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        # argparse reports a sub-command's unknown options with the top-level usage and no hint:
+        # say them with the sub-command's usage, and name the option that was probably meant.
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            (self._command_parser(parsed) or self).error(_unknown_arguments(
+                extras, self._command_parser(parsed) or self))
+        return parsed
+
+    def _command_parser(self, parsed: argparse.Namespace) -> argparse.ArgumentParser | None:
+        # the innermost sub-command parser the command line chose (`weights verify`, `enhance`)
+        parser: argparse.ArgumentParser = self
+        while True:
+            subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+            chosen = getattr(parsed, subs[0].dest, None) if subs and subs[0].dest else None
+            if chosen is None or chosen not in subs[0].choices:
+                return None if parser is self else parser
+            parser = subs[0].choices[chosen]
+
+
+def _unknown_arguments(extras: list[str], parser: argparse.ArgumentParser) -> str:
+    import difflib
+
+    known = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+    hints = []
+    for extra in extras:
+        if extra.startswith("--"):
+            close = difflib.get_close_matches(extra.split("=", 1)[0], known, n=1, cutoff=0.6)
+            prefixed = [o for o in known if o.startswith(extra.split("=", 1)[0])]
+            guess = close or prefixed[:1]
+            if guess:
+                hints.append(f"{extra.split('=', 1)[0]}: did you mean {guess[0]}?")
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    return message + (f" ({'; '.join(hints)})" if hints else "")
+
+
 def _common_options() -> argparse.ArgumentParser:
     # Accepted before or after the sub-command. SUPPRESS keeps a sub-parser from resetting a
     # value given earlier on the command line to its default.
@@ -200,7 +243,7 @@ _SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Restore faces in videos, live cameras and photos with GPEN.",
         epilog="exit codes: 0 ok, 1 internal error (a bug), 2 bad input/usage, 3 weights, 4 decode/encode/"

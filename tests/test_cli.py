@@ -215,3 +215,19 @@ def test_a_file_system_refusal_is_an_error_not_a_bug(tmp_path, shared, monkeypat
                  "--detector-weights", str(shared / "weights/detection_mobilenet0.25_Final.pth")])
     err = capsys.readouterr().err
     assert code == 4 and "Read-only file system" in err and "internal error" not in err, err
+
+
+def test_long_options_are_not_abbreviated_and_a_typo_is_named(capsys):
+    # `info --detector W` used to be read as --detector-weights W without a word; abbreviations
+    # are refused now, and an unknown option comes with the sub-command's usage and a hint
+    assert main(["info", "--detector", "w.pth", "clip.mp4"]) == 2
+    err = capsys.readouterr().err
+    assert "usage: stream-gpen info" in err
+    assert "unrecognized arguments: --detector" in err and "did you mean --detector-weights?" in err
+    assert main(["enhance", "in.mp4", "--overwite"]) == 2
+    assert "did you mean --overwrite?" in capsys.readouterr().err
+    assert main(["weights", "verify", "--hel"]) == 2
+    err = capsys.readouterr().err
+    assert "usage: stream-gpen weights verify" in err and "did you mean --help?" in err
+    assert main(["enhance", "in.mp4", "--zzz-nothing-like-it"]) == 2
+    assert "did you mean" not in capsys.readouterr().err
