@@ -212,8 +212,9 @@ class Enhancer:
       frontal template restores badly, and the odd false face). In video a face already being
       restored is kept down to the detector's 0.8 (or ``min_score``, if lower), so a head that
       turns does not blink in and out of restoration.
-    * ``detector``: RetinaFace backbone: ``"auto"`` (ResNet-50 on CUDA, MobileNet-0.25 on CPU),
-      ``"resnet50"``, ``"mobilenet0.25"``. ``detector_weights`` overrides its file.
+    * ``detector``: RetinaFace backbone: ``"auto"`` (the backbone of a ``detector_weights``
+      file; else ResNet-50 on CUDA, MobileNet-0.25 on CPU), ``"resnet50"``, ``"mobilenet0.25"``.
+      ``detector_weights`` overrides its file.
     * ``detect_size``: the detector sees pictures downscaled to this long side (never upscaled).
       Lower is faster but misses small faces (below ~16 px at that scale). ``None`` (default):
       for video, where it runs every few frames, half the frame's long side within 640..1280

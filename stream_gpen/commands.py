@@ -114,7 +114,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    "cropped_faces): each whole picture is resized to the model, restored and resized back; "
                    "no detection, no paste mask")
     f.add_argument("--detector", default="auto", choices=["auto", "resnet50", "mobilenet0.25"],
-                   help="RetinaFace backbone (auto: ResNet-50 on CUDA, MobileNet-0.25 on CPU)")
+                   help="RetinaFace backbone (auto: that of a --detector-weights file; else ResNet-50 on CUDA, "
+                   "MobileNet-0.25 on CPU)")
     f.add_argument("--detector-weights", metavar="PATH",
                    help="explicit RetinaFace weights file for --detector (overrides the cache)")
     f.add_argument("--detect-size", type=_in_range(int, 32, 16384), default=None,
@@ -977,13 +978,8 @@ def sample_faces(spec: str, info: dict, *, weights=None, n: int = 8) -> dict:
 
     from stream_gpen.api import PHOTO_DETECT_SIZE, pixel_aspect, video_detect_size
 
-    try:
-        det = FaceDetector(device="cpu", weights=weights)
-    except StreamGpenError as e:
-        # info has no --detector: a ResNet-50 file given with --detector-weights picks its backbone
-        if weights is None or "resnet50" not in str(e):
-            raise
-        det = FaceDetector(device="cpu", weights=weights, backbone="resnet50")
+    # (info has no --detector: a file given with --detector-weights picks its own backbone)
+    det = FaceDetector(device="cpu", weights=weights)
     pictures = []  # (picture, long side and pixel aspect enhance detects it at)
     if info["kind"] == "image":
         from stream_gpen.io._image import load_image

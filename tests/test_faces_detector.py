@@ -144,6 +144,28 @@ def test_wrong_checkpoint_is_a_checkpoint_error(mobilenet_weights, tmp_path):
     assert info.value.hint == "pick the matching backbone (--detector mobilenet0.25, detector='mobilenet0.25' in Python)"
 
 
+def test_auto_backbone_follows_the_weights_file_given(mobilenet_weights, tmp_path):
+    # backbone="auto" on the CPU meant MobileNet whatever file was given: a ResNet-50 file (from
+    # --detector-weights, `info --faces`, a service) was refused as "not a mobilenet0.25 checkpoint"
+    import warnings
+
+    from facexlib.detection.retinaface import RetinaFace
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r50 = RetinaFace(network_name="resnet50", half=False, phase="test", device="cpu")
+    path = tmp_path / "r50.pth"
+    torch.save({f"module.{k}": v for k, v in r50.state_dict().items()}, path)
+    del r50
+    det = FaceDetector(device="cpu", weights=path)
+    assert det.backbone == "resnet50" and det.weights == path
+    assert FaceDetector(device="cpu", weights=mobilenet_weights).backbone == "mobilenet0.25"
+    # a backbone asked for by name is still checked against the file
+    with pytest.raises(CheckpointError, match="it is the resnet50 detector's file"):
+        FaceDetector(backbone="mobilenet0.25", device="cpu", weights=path)
+
+
 @pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:FutureWarning")
 @pytest.mark.parametrize("kind", ["truncated", "empty", "lfs", "list", "torchscript"])
 def test_damaged_detector_weights_are_one_weights_error(mobilenet_weights, tmp_path, kind):

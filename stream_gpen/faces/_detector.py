@@ -82,14 +82,23 @@ def _priors(h: int, w: int, device) -> torch.Tensor:
     return torch.cat(out)
 
 
+def _read_detector_state(path: Path) -> dict:
+    from stream_gpen.models.loading import read_state_dict
+
+    # a damaged or foreign file is one CheckpointError line (exit 3), as for GPEN checkpoints
+    state = read_state_dict(path, what="detector weights", wrappers=("state_dict",))
+    return {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
+
+
 class FaceDetector:
     """RetinaFace on a downscaled copy of each frame, batched over frames of equal size.
 
     Options (keyword-only):
 
     * ``backbone``: ``"resnet50"`` is more accurate on small/profile faces but ~10x the compute;
-      ``"mobilenet0.25"`` (1.8 MB) is the CPU choice. ``"auto"`` picks ResNet-50 on CUDA and
-      MobileNet-0.25 on CPU.
+      ``"mobilenet0.25"`` (1.8 MB) is the CPU choice. ``"auto"`` follows a ``weights`` file (the
+      backbone it was trained for); without one it picks ResNet-50 on CUDA and MobileNet-0.25 on
+      CPU.
     * ``long_side``: the frame is downscaled so its longer side is at most this (never upscaled).
       Lower is faster (cost ~ pixels) but faces below ~16 px at that scale are missed: a face of
       ``f`` px in a frame whose long side is ``L`` is ``f * long_side / L`` px to the network.
@@ -151,6 +160,12 @@ class FaceDetector:
         self.resize: str = resize
         #: whether frames are resized as uint8 (the CPU fast path) rather than as float
         self.resize_uint8 = resize == "uint8" or (resize == "auto" and self.device.type == "cpu")
+        state = None
+        if backbone == "auto" and weights is not None and Path(weights).is_file():
+            # a file given is used as it is: its own backbone, not the device's default (a
+            # ResNet-50 file on the CPU was refused as "not a MobileNet checkpoint")
+            state = _read_detector_state(Path(weights))
+            backbone = next((b for b, key in _FIRST_KEY.items() if key in state), "auto")
         if backbone == "auto":
             backbone = "resnet50" if self.device.type == "cuda" else "mobilenet0.25"
         self.backbone: str = backbone
@@ -168,21 +183,20 @@ class FaceDetector:
         # --weights DIR is)
         self.weights = ensure_weights(_WEIGHTS[backbone], path=weights, download=download, progress=progress,
                                       what="detector weights")
-        self.net = self._load(self.weights)
+        self.net = self._load(self.weights, state)
         # anchors per network input size, most recent last: bounded, as a service sees photos of
         # every size and the change-watch probes regions of many sizes (each 640-px entry ~1 MB)
         self._prior_cache: OrderedDict[tuple[int, int], torch.Tensor] = OrderedDict()
         self._mean = torch.tensor(_MEAN_BGR, device=self.device).view(1, 3, 1, 1)
 
-    def _load(self, path: Path) -> torch.nn.Module:
+    def _load(self, path: Path, state: dict | None = None) -> torch.nn.Module:
         from facexlib.detection.retinaface import RetinaFace
 
-        from stream_gpen.models.loading import describe_mismatch, read_state_dict, refuse_nonfinite
+        from stream_gpen.models.loading import describe_mismatch, refuse_nonfinite
         from stream_gpen.weights import get_weight_file
 
-        # a damaged or foreign file is one CheckpointError line (exit 3), as for GPEN checkpoints
-        state = read_state_dict(path, what="detector weights", wrappers=("state_dict",))
-        state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
+        if state is None:
+            state = _read_detector_state(path)
         # facexlib's resnet50 branch calls torchvision's resnet50(pretrained=False): no download,
         # only torchvision's deprecation warning for the old keyword, which is not the user's concern.
         with caught_warnings():

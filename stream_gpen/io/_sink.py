@@ -1122,7 +1122,7 @@ def _check_software_options(codec: str, crf: int | None, preset: str | None, not
     if preset is not None and codec == "av1" and not (str(preset).isdigit() and 0 <= int(preset) <= 13):
         raise InvalidInputError(f"preset={preset!r} for codec='av1' (svt-av1) must be '0'..'13' (higher is faster){why}")
     if preset is not None and codec == "vp9":
-        raise InvalidInputError("codec='vp9' takes no preset (libvpx speed is fixed here); leave preset=None")
+        raise InvalidInputError("codec='vp9' takes no preset (libvpx speed is fixed here): leave out --preset (preset=None)")
     if codec == "prores" and (crf is not None or preset is not None):
         raise InvalidInputError("codec='prores' takes no crf or preset: ProRes is fixed-quality (422 HQ, or 4444 for "
                                 "4:4:4 and alpha); leave them unset")
