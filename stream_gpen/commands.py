@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -821,13 +822,8 @@ def _describe_image(p: Path) -> dict:
     except Image.DecompressionBombError as e:  # (as enhance says it)
         raise InvalidInputError(f"{p} is too large to load safely: {e}") from e
     notes: list[str] = []
-    quiet = logging.getLogger("stream_gpen.io._image")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # what it would warn of is in the plan below, said once
-    try:
+    with _logger_at("stream_gpen.io._image", logging.ERROR):  # (what it would warn of is in the plan below, said once)
         _, alpha, grey, info, hi = _load(p, notes)  # raises the same errors enhance would
-    finally:
-        quiet.setLevel(level)
     out = {"kind": "image", "path": str(p), "format": fmt, "size": size, "mode": mode, "bits": bits,
            "frames": frames, "exif_orientation": orient, "icc_profile": bool(info.get("icc_profile")),
            "exif": bool(info.get("exif")), "nclx": info.get("nclx_profile"), "alpha": alpha is not None}
@@ -1047,15 +1043,31 @@ def add_info(subparsers, parents=()) -> None:
     p.set_defaults(run=_run_info)
 
 
+@contextlib.contextmanager
+def _logger_at(name: str, level: int):
+    """The logger ``name`` says nothing below ``level`` meanwhile (a command that reports in its
+    own words what a module would note as it works)."""
+    logger = logging.getLogger(name)
+    old = logger.level
+    logger.setLevel(max(level, old))
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
+
+
 def _run_info(args: argparse.Namespace) -> int:
     import json
 
     src = args.input
     if "://" not in src and not src.startswith("lavfi:") and not Path(src).exists():
         raise InvalidInputError(f"input not found: {src}")
-    info = describe_input(src)
-    if args.faces:
-        info["faces"] = sample_faces(src, info, weights=args.detector_weights)
+    # the source's notes as it opens and seeks ("deinterlacing with bwdif", "the seek to ... landed
+    # past the keyframe") are about a run: info deinterlaces nothing, and its plan says what enhance will do
+    with _logger_at("stream_gpen.io._source", logging.WARNING):
+        info = describe_input(src)
+        if args.faces:
+            info["faces"] = sample_faces(src, info, weights=args.detector_weights)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0

@@ -231,3 +231,18 @@ def test_long_options_are_not_abbreviated_and_a_typo_is_named(capsys):
     assert "usage: stream-gpen weights verify" in err and "did you mean --help?" in err
     assert main(["enhance", "in.mp4", "--zzz-nothing-like-it"]) == 2
     assert "did you mean" not in capsys.readouterr().err
+
+
+def test_info_does_not_say_the_sources_run_notes(tmp_path, capsys, mobilenet_weights, monkeypatch):
+    # info on an interlaced clip printed "interlaced (tt): deinterlacing with bwdif" (and with
+    # --faces, that and a seek note for every sampled frame): info deinterlaces nothing; its plan says it
+    from tests.test_io_video import _interlaced_clip
+
+    monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
+    clip = tmp_path / "interlaced.mp4"
+    _interlaced_clip(clip)
+    assert main(["info", str(clip), "--faces", "--detector-weights", str(mobilenet_weights)]) == 0
+    out, err = capsys.readouterr()
+    assert "deinterlacing" not in err and "seek" not in err, err
+    assert "deinterlaced with bwdif (--deinterlace off keeps the fields)" in out
+    assert re.search(r"interlaced +tt", out)

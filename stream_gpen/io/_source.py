@@ -1708,8 +1708,9 @@ class VideoSource:
             back *= 2
             container.seek(_seek_target(target, tb), stream=vs, backward=True, any_frame=False)
         if target != t:
+            # (in --start's terms: t and s0 are on the file's clock, which may start at 10 h)
             log.info("%s: the seek to %.3f s landed past the keyframe before it; decoding from %.3f s",
-                     self.spec, t, max(target, s0))
+                     self.spec, t - s0, max(target, s0) - s0)
         container.seek(_seek_target(target, tb), stream=vs, backward=True, any_frame=False)
 
     @staticmethod
