@@ -91,9 +91,10 @@ def copy_through(src_path, dst, *, source_kw: dict | None = None, **sink_kw):
     return sink
 
 
-def ts_clip(path, n=25, *, bf=0, audio_s=None, size=(64, 48)) -> bytearray:
+def ts_clip(path, n=25, *, bf=0, audio_s=None, size=(64, 48), t0: float = 0.0) -> bytearray:
     """An MPEG-TS clip (another container where ``path`` names one: .mp4, .mkv): ``n`` frames at
-    25 fps (``bf`` B-frames) with its AAC audio (as long as the video, or ``audio_s`` seconds)."""
+    25 fps (``bf`` B-frames) with its AAC audio (as long as the video, or ``audio_s`` seconds),
+    both starting ``t0`` seconds into the stream's clock (a broadcast capture's is hours in)."""
     w, h = size
     with av.open(str(path), "w", format="mpegts" if Path(path).suffix in (".ts", "") else None) as c:
         v = c.add_stream("libx264", rate=25)
@@ -102,7 +103,7 @@ def ts_clip(path, n=25, *, bf=0, audio_s=None, size=(64, 48)) -> bytearray:
         a = c.add_stream("aac", rate=8000, layout="mono")
         for i in range(n):
             fr = av.VideoFrame.from_ndarray(np.full((h, w, 3), 7 * i % 255, np.uint8), format="rgb24")
-            fr.pts, fr.time_base = i, Fraction(1, 25)
+            fr.pts, fr.time_base = i + round(t0 * 25), Fraction(1, 25)
             for p in v.encode(fr):
                 c.mux(p)
         for p in v.encode(None):
@@ -110,7 +111,7 @@ def ts_clip(path, n=25, *, bf=0, audio_s=None, size=(64, 48)) -> bytearray:
         fs = a.codec_context.frame_size or 1024
         for k in range(0, round((n / 25 if audio_s is None else audio_s) * 8000), fs):
             af = av.AudioFrame.from_ndarray(np.zeros((1, fs), np.float32), format="fltp", layout="mono")
-            af.sample_rate, af.pts, af.time_base = 8000, k, Fraction(1, 8000)
+            af.sample_rate, af.pts, af.time_base = 8000, k + round(t0 * 8000), Fraction(1, 8000)
             for p in a.encode(af):
                 c.mux(p)
         for p in a.encode(None):

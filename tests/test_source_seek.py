@@ -141,14 +141,14 @@ def test_an_mpeg_ps_window_starts_at_the_asked_time(tmp_path, ext):
 
 
 def test_seek_note_is_in_start_terms_not_the_file_clock(tmp_path, caplog):
-    # the note said "the seek to 2.900 s ... decoding from 1.900 s" for --start 1.5 on a .ts whose
-    # clock starts at 1.4 s (a broadcast capture's at 10 h: "seek to 36000.5 s")
+    # the note said "the seek to 101.5 s ... decoding from 100.5 s" for --start 1.5 on a .ts whose
+    # clock starts at 100 s (a broadcast capture's at 10 h: "seek to 36001.5 s")
     import logging
 
     from tests._clips import ts_clip
 
     clip = tmp_path / "clip.ts"
-    ts_clip(clip, n=75)
+    ts_clip(clip, n=75, t0=100.0)
     with caplog.at_level(logging.INFO, logger="stream_gpen.io._source"):
         with open_source(clip, start=1.5, duration=0.2) as src:
             frames = [f.time for f in src]
