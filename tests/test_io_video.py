@@ -240,7 +240,7 @@ def test_full_range_colours_roundtrip(tmp_path, shared):
 @pytest.mark.parametrize("odd_size, expect", [("pad", (66, 50)), ("crop", (64, 48))])
 def test_odd_size(tmp_path, odd_size, expect):
     clip = tmp_path / "odd.mkv"
-    make_clip(clip, n=3, w=65, h=49, codec="ffv1", pix_fmt="yuv444p")
+    make_clip(clip, n=3, w=65, h=49, codec="ffv1", pix_fmt="yuv420p")
     with open_source(clip) as src:
         assert src.metadata.size == (65, 49)
         with open_sink(tmp_path / "o.mp4", source=src, odd_size=odd_size, preset="ultrafast") as sink:

@@ -123,7 +123,7 @@ VIDEO_CASES = {
     "non-zero start": ("a.mp4", dict(start=50, audio="aac"), "o.mp4", "aac"),
     "vfr": ("a.mkv", dict(n=6, pts=[0, 40, 80, 200, 210, 400], tb=Fraction(1, 1000)), "o.mkv", None),
     "audio longer than video": ("a.mp4", dict(audio="aac", audio_s=1.0), "o.mp4", "aac"),
-    "odd size": ("a.mkv", dict(codec="ffv1", pix_fmt="yuv444p", w=65, h=47), "o.mp4", None),
+    "odd size": ("a.mkv", dict(codec="ffv1", pix_fmt="yuv420p", w=65, h=47), "o.mp4", None),
     "one frame": ("a.mp4", dict(n=1, audio="aac"), "o.mkv", "aac"),
     "raw h264, no timestamps": ("a.h264", dict(fmt="h264"), "o.mp4", None),
 }

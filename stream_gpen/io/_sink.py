@@ -555,6 +555,10 @@ def move_packet(p, ticks: int) -> None:
             p.dts += ticks
 
 
+#: the slowest frame rate an AVI's grid follows (one frame an hour); below it, the source's time base
+_AVI_MIN_RATE = Fraction(1, 3600)
+
+
 def avi_frame_grid(rate, tb: Fraction, average=None, interval=None) -> Fraction:
     """The time base of an AVI's video. AVI stores no times; a frame's time is its chunk's index,
     and its header's rate is ``1/time base``. Left at a Matroska or MPEG-TS source's 1/1000 or
@@ -562,8 +566,9 @@ def avi_frame_grid(rate, tb: Fraction, average=None, interval=None) -> Fraction:
     between every two frames of a 25 fps clip: players show the rate, some stutter or refuse, and
     the index grows 40-fold.
 
-    * A clean guessed ``rate`` (up to 300 fps, a denominator up to NTSC's 1001: a CFR source):
-      one tick a frame. A frame that lands on a taken slot goes to the next one
+    * A clean guessed ``rate`` (up to 300 fps, a denominator up to NTSC's 1001; down to one frame
+      an hour, where its interval is the clean number: a 0.5 fps slideshow, a time-lapse): one
+      tick a frame. A frame that lands on a taken slot goes to the next one
       (FileSink._encode's bump, remux's :func:`to_avi_grid`); a pause becomes a held frame.
     * Else (a VFR source: a phone's low-light clip, a screen recording, a VFR Matroska file) a
       quarter of the ``average`` frame interval: each frame within an eighth of a frame of its
@@ -573,14 +578,20 @@ def avi_frame_grid(rate, tb: Fraction, average=None, interval=None) -> Fraction:
       stands in for it.
     * With none of these, the source's time base."""
     r = Fraction(rate) if rate else None
-    if r is not None and 1 <= r <= 300 and r.denominator <= 1001:
+    # (below 1 fps the clean part is the interval: 1/2 fps, a tick of 2 s; a grid of the source's
+    # 1/16000 s clock declared 600 fps and wrote 1199 empty chunks between the slides)
+    if r is not None and _AVI_MIN_RATE <= r <= 300 and min(r.numerator, r.denominator) <= 1001:
         return 1 / r if 1 / r > tb else tb
     for a in (average, 1 / Fraction(interval).limit_denominator(1 << 20) if interval else None):
         a = Fraction(a) if a else None
-        if a is not None and 1 <= a <= 300:
+        if a is not None and _AVI_MIN_RATE <= a <= 300:
             grid = 1 / (4 * a).limit_denominator(1001)
             return grid if grid > tb else tb
     return tb
+
+
+#: FFmpeg's AVFieldOrder of StreamMetadata.interlaced's names
+_FIELD_ORDERS = {"tt": 2, "bb": 3, "tb": 4, "bt": 5}
 
 
 #: the most empty slots FFmpeg's AVI muxer writes between two frames of a stream ("Too large
@@ -1187,7 +1198,8 @@ class FileSink(_Sink):
       converted cue by cue (SubRip/ASS/WebVTT -> mov_text for mp4/mov; mov_text -> SubRip for
       mkv, WebVTT for webm; styling the target cannot express is lost) and reported in
       ``fallbacks``; bitmap subtitles (DVD, PGS) it cannot hold are dropped (in ``dropped``).
-    * ``odd_size``: yuv420 needs even sizes: ``pad`` repeats the last row/column (output 1 px
+    * ``odd_size``: a dimension the output's chroma is halved in (both for 4:2:0, the width for
+      4:2:2, none for 4:4:4) must be even: ``pad`` repeats the last row/column (output 1 px
       larger, nothing lost), ``crop`` drops it (output 1 px smaller, exact size ratio kept).
     * ``queue_size``: frames waiting for the encoder; more smooths bursts but holds more slots.
     * ``encoder``: ``software`` (default: the encoders above, on the CPU), ``nvenc`` (NVIDIA's
@@ -1366,6 +1378,7 @@ class FileSink(_Sink):
         self._video_end: int | None = None  # the end of the last frame shown (pts + duration), in its ticks
         self._held_video = None  # mp4/mov: the last video packet, muxed by _finish_video
         self._held_vf = None  # AVI: the last frame encoded, written again through a long pause
+        self._fields = None  # an interlaced source's frames are flagged with its field order (_setup_fields)
         self._dts_delay: int | None = None  # mp4/mov: the first video packet's pts - dts (B-frame delay)
         self._hidden: dict[int, int] = {}  # input stream index -> packets an edit list hid, left out
         self._aux_map: dict[int, tuple] = {}  # input stream index -> (out stream, transcoder, aac_adtstoasc or None)
@@ -1445,7 +1458,7 @@ class FileSink(_Sink):
             # (parameter sets in the sample description), not FFmpeg's default 'hev1'.
             vs.codec_tag = "hvc1"
         pix = self._pix
-        if w % 2 or h % 2:  # pragma: no cover - sizes are made even in _to_even
+        if (h, w) != self._even_size(h, w):  # pragma: no cover - sizes are made even in _to_even
             raise EncodeError(f"{pix} needs even sizes, got {w}x{h}")
         vs.pix_fmt = self._alpha_pix or pix
         average = (meta.extra or {}).get("average_rate") if meta is not None else None
@@ -1509,6 +1522,7 @@ class FileSink(_Sink):
         loc = self._chroma_location()
         if loc is not None:
             opts["chroma_sample_location"] = loc  # AVCodecContext's option: x264/x265/SVT-AV1 write it in the VUI
+        self._setup_fields(vs, opts, frame)
         cc.options = opts
         cc.thread_type = "AUTO"
         self._vstream = vs
@@ -1517,6 +1531,42 @@ class FileSink(_Sink):
             self._setup_aux(meta)
         self._choose_shift(frame)
         self._setup_tags(vs)
+
+    def _setup_fields(self, vs, opts: dict[str, str], frame: Frame) -> None:
+        """Keep an interlaced source's field order (``deinterlace='off'``: its pixels are the two
+        fields woven). Written as progressive, players never deinterlaced it and its combing
+        showed everywhere. The stream's field order goes to the container (Matroska FieldOrder,
+        QuickTime ``fiel``); x264 and ProRes code the fields as fields (interlaced DCT), with
+        each frame flagged top or bottom field first (FFmpeg's ``setfield``: x264 takes the order
+        from the frame, not its options). x265, VP9 and AV1 here code progressive pictures: the
+        container's tag alone tells players (none in WebM or MPEG-TS), which is said.
+        The 4:2:0 chroma is converted from the frame as a whole, not field by field."""
+        meta = self.meta
+        order = meta.interlaced if meta is not None else "progressive"
+        if order not in _FIELD_ORDERS or frame.image.shape[0] != meta.height:  # (a resized picture has no fields)
+            return
+        vs.codec_context.field_order = _FIELD_ORDERS[order]
+        fmts = set(self._out.format.name.split(","))
+        if self.encoder in ("libx264", "prores_ks"):
+            opts["flags"] = "+ildct"
+            tff = order in ("tt", "tb")
+            graph = av.filter.Graph()
+            src = graph.add_buffer(width=vs.width, height=vs.height, format=vs.pix_fmt, time_base=self._tb_out)
+            flag = graph.add("setfield", "tff" if tff else "bff")
+            src.link_to(flag)
+            flag.link_to(graph.add("buffersink"))
+            graph.configure()
+            self._fields = graph
+            log.info("%s: interlaced (%s): coded as fields by %s, %s field first", self.target, order, self.encoder,
+                     "top" if tff else "bottom")
+            return
+        kept = bool(fmts & (_MOV_FAMILY | {"matroska"})) and "webm" not in fmts
+        msg = (f"interlaced video ({order}) coded as progressive pictures by {self.encoder}: "
+               + (f"its field order is kept as the {self._out.format.name.split(',')[0]} container's tag"
+                  if kept else "the output is flagged progressive")
+               + "; codec='h264' keeps the fields, --deinterlace auto removes them")
+        self.fallbacks.append(msg)
+        log.warning(msg)
 
     def _chroma_location(self) -> str | None:
         """The source's chroma sample location (FFmpeg's names: ``left`` for MPEG-2/H.264 SD/HD,
@@ -1736,7 +1786,7 @@ class FileSink(_Sink):
                     why = str(e)
             elif why is None:
                 why = (copy_refusal(out.format.name, name, out.supported_codecs) if self.audio == "copy"
-                       else "audio='aac'")
+                       else "as asked (--audio aac)")
             if info.kind == "audio":
                 codec = "aac" if self.audio == "aac" else _audio_fallback_codec(out.format.name)
                 rate = _encoder_rate(codec, info.sample_rate or 48000)
@@ -1757,8 +1807,11 @@ class FileSink(_Sink):
                 if info.sample_rate and rate != info.sample_rate and codec != "libopus":  # (Opus is always 48 kHz)
                     mixed += f", resampled from {info.sample_rate} to {rate} Hz ({codec} does not take {info.sample_rate})"
                 msg = f"audio stream #{info.index} ({name}) transcoded to {codec}{mixed}: {why}"
-                self.fallbacks.append(msg)
-                log.warning(msg)
+                if self.audio == "aac" and not mixed:
+                    log.info(msg)  # what was asked, nothing more lost: no fallback
+                else:  # (the container refused a copy, or the encoder changed its channels or rate)
+                    self.fallbacks.append(msg)
+                    log.warning(msg)
             else:
                 self._drop(f"{info.kind} stream #{info.index} ({name or _describe(ins)}) dropped: {why}")
 
@@ -1967,11 +2020,12 @@ class FileSink(_Sink):
 
     def _to_even(self, img: np.ndarray) -> np.ndarray:
         h, w = img.shape[:2]
-        if not (h % 2 or w % 2):
+        eh, ew = self._even_size(h, w)
+        if (eh, ew) == (h, w):
             return img
         if self.odd_size == "crop":
-            return img[: h - h % 2, : w - w % 2]
-        return np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+            return img[:eh, :ew]
+        return np.pad(img, ((0, eh - h), (0, ew - w), (0, 0)), mode="edge")
 
     def _choose_formats(self, frame: Frame) -> None:
         # >8-bit source frames (``hi``): encode 10/12-bit from the 16-bit copy when the
@@ -2049,8 +2103,20 @@ class FileSink(_Sink):
         self.fallbacks.append(self.encoder_note)
         log.info("%s: %s", self.target, self.encoder_note)
 
+    def _subsampled(self) -> tuple[bool, bool]:
+        """Whether the output's pixel format halves the chroma's (height, width): both for 4:2:0,
+        the width for 4:2:2, neither for 4:4:4. x264/x265 refuse an odd size there, and players
+        expect it even; an odd 4:4:4 size is encoded as it is (x264, x265, VP9, SVT-AV1 and
+        ProRes take it). NVENC: both, as before (not measured on odd 4:4:4)."""
+        if self._hardware:
+            return True, True
+        fmt = av.VideoFormat(self._alpha_pix or self._pix)
+        return fmt.chroma_height(3) < 3, fmt.chroma_width(3) < 3
+
     def _even_size(self, h: int, w: int) -> tuple[int, int]:
-        return (h + h % 2, w + w % 2) if self.odd_size == "pad" else (h - h % 2, w - w % 2)
+        sh, sw = self._subsampled()
+        dh, dw = h % 2 * sh, w % 2 * sw
+        return (h + dh, w + dw) if self.odd_size == "pad" else (h - dh, w - dw)
 
     def _encode(self, frame: Frame) -> None:
         img = frame.image
@@ -2072,8 +2138,11 @@ class FileSink(_Sink):
         h, w = arr.shape[:2]
         if self._vstream is None:
             even = self._even_size(h, w)
-            if h % 2 or w % 2:
-                msg = f"odd frame size {w}x{h}: {self.odd_size} to {even[1]}x{even[0]} (players expect even sizes; yuv420 needs them)"
+            if even != (h, w):
+                dims = " and ".join(d for d, odd in (("width", even[1] != w), ("height", even[0] != h)) if odd)
+                why = (f"{self.encoder} takes even sizes" if self._hardware else
+                       f"{self._alpha_pix or self._pix} halves the chroma's {dims}, which must then be even")
+                msg = f"odd frame size {w}x{h}: {self.odd_size} to {even[1]}x{even[0]} ({why})"
                 self.fallbacks.append(msg)
                 log.warning(msg)
             self._setup(even[0], even[1], frame)
@@ -2124,6 +2193,9 @@ class FileSink(_Sink):
             self._durations[pts] = max(1, round(Fraction(dur) / tb_out))
             while len(self._durations) > 256:  # frames an encoder dropped never come back as packets
                 self._durations.pop(next(iter(self._durations)))
+        if self._fields is not None:  # (flagged top/bottom field first, see _setup_fields)
+            self._fields.push(vf)
+            vf = self._fields.pull()
         with _quiet_svt(self.encoder) if not self._vstream.codec_context.is_open else nullcontext():
             packets = self._vstream.encode(vf)  # (the first opens the encoder)
         for packet in packets:

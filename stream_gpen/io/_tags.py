@@ -26,6 +26,9 @@ _REGENERATED = {
     "major_brand", "minor_version", "compatible_brands", "encoder", "encoding_tool", "vendor_id",
     "duration", "number_of_frames", "number_of_bytes", "bps", "_statistics_writing_app",
     "_statistics_writing_date_utc", "_statistics_tags",
+    # the program that wrote the input (an AVI's ISFT, which FFmpeg reads as "software"): the AVI
+    # muxer writes its own over it, and it is not true of the new file in any container
+    "software",
 }
 _MOV = {"mov", "mp4", "ipod"}
 _AVI_INFO = {"artist", "comment", "copyright", "date", "genre", "language", "title", "album", "track", "subject",
@@ -174,24 +177,35 @@ _KEPT_MARKS = {
 }
 
 
-def marks_lost(container, index: int, disposition: int) -> str | None:
+#: containers whose muxer writes no per-stream language (measured with FFmpeg 8: AVI's ``strn``
+#: chunk holds the title only, FLV has no per-track tags)
+_NO_LANGUAGE = {"avi", "flv"}
+
+
+def marks_lost(container, index: int, disposition: int, *, language: str | None = None) -> str | None:
     """A note naming the marks (:data:`_MARKS`) of input stream ``index`` that ``container``'s
     format cannot hold, or None. A hearing-impaired or commentary flag that vanishes turns SDH
-    subtitles into ordinary ones and a commentary into a second main track in every player."""
+    subtitles into ordinary ones and a commentary into a second main track in every player.
+    ``language``: the stream's language code, named too where the container drops it (a player
+    then no longer picks the viewer's language, and an English and a French track look alike)."""
     names = _fmts(container)
+    lang = (f"language '{language}'" if language and language.lower() not in ("und", "")
+            and names & _NO_LANGUAGE else None)
     kept = next((_KEPT_MARKS[n] for n in names if n in _KEPT_MARKS), None)
-    if kept is None or not disposition:
-        return None
-    import av
+    lost = []
+    if kept is not None and disposition:
+        import av
 
-    D = av.stream.Disposition
-    lost = [word for flag, word in _MARKS.items()
-            if flag not in kept and int(disposition) & int(getattr(D, flag, 0) or 0)]
-    if not lost:
+        D = av.stream.Disposition
+        lost = [word for flag, word in _MARKS.items()
+                if flag not in kept and int(disposition) & int(getattr(D, flag, 0) or 0)]
+    if not lost and lang is None:
         return None
-    return (f"stream #{index}: its {', '.join(lost)} mark{'s' if len(lost) > 1 else ''} dropped: the "
-            f"{'/'.join(sorted(names))} container has no place for {'them' if len(lost) > 1 else 'it'} (.mkv keeps "
-            "them)")
+    what = f"{', '.join(lost)} mark{'s' if len(lost) > 1 else ''}" if lost else ""
+    what = " and its ".join(w for w in (lang, what) if w)
+    it = "them" if len(lost) + (lang is not None) > 1 else "it"
+    return (f"stream #{index}: its {what} dropped: the {'/'.join(sorted(names))} container has no place for {it} "
+            f"(.mkv keeps {it})")
 
 
 def copy_stream_tags(ins, outs, *, encoded: bool = False) -> str | None:
@@ -199,8 +213,8 @@ def copy_stream_tags(ins, outs, *, encoded: bool = False) -> str | None:
     forced, hearing impaired, ...) from input stream ``ins`` to output stream ``outs``.
 
     ``encoded``: the stream was re-encoded, so tags about its old encoding are not carried.
-    Returns a note when the output's container cannot hold some of its marks (see
-    :func:`marks_lost`), else None."""
+    Returns a note when the output's container cannot hold some of its marks or its language
+    (see :func:`marks_lost`), else None."""
     tags = clean_tags(dict(ins.metadata), extra_skip=("handler_name",) if encoded else (),
                       for_mov=bool(_fmts(outs.container) & _MOV))
     if "name" in tags and "title" not in tags:
@@ -210,14 +224,15 @@ def copy_stream_tags(ins, outs, *, encoded: bool = False) -> str | None:
         tags["language"] = language_for(outs.container, tags["language"])
     for k, v in tags.items():
         outs.metadata[k] = v
+    if ins.type == "video":  # the muxer's default flag is right (one video track); no viewer picks its language
+        return None
     try:
         disp = int(ins.disposition)
-        if disp and ins.type != "video":  # video: the muxer's default flag is right (one video track)
+        if disp:
             outs.disposition = disp
-            return marks_lost(outs.container, ins.index, disp)
     except (AttributeError, ValueError, TypeError):
-        pass
-    return None
+        disp = 0
+    return marks_lost(outs.container, ins.index, disp, language=tags.get("language"))
 
 
 def timecode_of(container, video_stream) -> str | None:
