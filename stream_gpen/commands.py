@@ -75,6 +75,17 @@ def _duration(text: str) -> float:
     return v
 
 
+def _positive_seconds(text: str) -> float:
+    """A positive, finite number of seconds (0, negatives, nan and inf are no time limit)."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = None
+    if v is None or not 0 < v < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return v
+
+
 def _is_image_name(path: str) -> bool:
     from stream_gpen.io._source import IMAGE_EXTS
 
@@ -179,6 +190,60 @@ def _encoder_option(g) -> None:
                    help="software (default: x264/x265/SVT-AV1/libvpx on the CPU); nvenc = NVIDIA's hardware "
                    "encoder for h264/hevc/av1 (RTX, L4, L40S, A10...; not A100/H100/H200), frees the CPU for "
                    "somewhat bigger files; auto = nvenc where it works here, else software (the summary says why)")
+
+
+_CRF_PRESET_HINT = ("--crf: h264/hevc 0-51, vp9 0-63, av1 1-63; --preset: h264/hevc ultrafast..veryslow, av1 0-13, "
+                    "none for vp9/prores; leave either out for the codec's default")
+
+
+def _check_crf_preset(codec: str, crf: int | None, preset: str | None) -> None:
+    """--crf/--preset for the software encoder of ``codec`` ("auto": one of those it may pick
+    fits), before the model loads (the sink checks them again), with the ranges as a hint."""
+    from stream_gpen.io._sink import _check_software_options
+
+    errors = []
+    for c in (codec,) if codec != "auto" else ("h264", "hevc", "vp9", "av1"):
+        try:
+            _check_software_options(c, crf, preset)
+            return
+        except InvalidInputError as e:
+            errors.append(e)
+    raise InvalidInputError(str(errors[0]), hint=errors[0].hint or _CRF_PRESET_HINT) from errors[0]
+
+
+def _video_options_on_a_photo(args, src: str) -> None:
+    """Video-only options given for a photo are checked as for a video (a folder of photos and
+    videos would refuse a bad value at its first video), then said to be unused."""
+    given = [name for name, on in (("--codec", args.codec != "auto"), ("--crf", args.crf is not None),
+                                   ("--preset", args.preset is not None), ("--audio", args.audio != "copy"),
+                                   ("--encoder", args.encoder != "software"),
+                                   ("--copy-if-no-faces", args.copy_if_no_faces)) if on]
+    if not given:
+        return
+    if args.encoder == "software":
+        _check_crf_preset(args.codec, args.crf, args.preset)
+    log.warning("%s apply to videos; %s is written as a photo", "/".join(given), src)
+
+
+def _check_output_ext(dst: str) -> None:
+    """An output name FFmpeg has no container for (``x.xyz``), refused before the model loads
+    (FFmpeg says only "Could not determine output format")."""
+    import av
+
+    ext = Path(dst).suffix.lower().lstrip(".")
+    if "://" in dst or not ext:
+        return
+    known = set()
+    for name in av.formats_available:
+        try:
+            fmt = av.ContainerFormat(name)
+        except (ValueError, av.error.FFmpegError):
+            continue
+        if fmt.is_output:
+            known.update(fmt.extensions)
+    if ext not in known:
+        raise InvalidInputError(f"no video container is known for the output name {dst} (.{ext})",
+                                hint="name a .mp4, .mkv, .mov or .webm (or a photo's .jpg, .png, ...)")
 
 
 def _check_nvenc_early(args, dst: str) -> None:
@@ -295,6 +360,10 @@ def _run_enhance(args: argparse.Namespace) -> int:
     # `-o some/folder` for one file: a video gets its default name there, a photo its own (its
     # default name in its own folder); --image-format names a photo's format
     dst = resolve_output(src, args.output, args.image_format)
+    parent = next((p for p in Path(dst).parents if p.exists()), None) if "://" not in dst else None
+    if parent is not None and not parent.is_dir():
+        raise InvalidInputError(f"the output's folder {parent} is a file, not a folder: -o {args.output}",
+                                hint="choose an -o in a folder (the file's own folder, or a new one)")
     if (not args.output and Path(dst).suffix.lower() != Path(src).suffix.lower() and Path(src).is_file()
             and not _is_image_name(src)):
         # GIF, MPEG-PS/DVD (.mpg/.vob), DV...: the container cannot hold the restored video
@@ -307,10 +376,16 @@ def _run_enhance(args: argparse.Namespace) -> int:
                                     "the restored copy")
         raise OutputExistsError(f"output exists: {dst}", hint="pass --overwrite or choose another -o")
     _check_report(args.report, [src, dst], overwrite=args.overwrite)
-    if not (_is_image_name(dst) or _is_image_name(src) or Path(dst).is_dir() or Path(src).is_dir()):
-        from stream_gpen.io._sink import check_output_encoding
+    photo = _is_image_name(dst) or _is_image_name(src)
+    if not (photo or Path(dst).is_dir() or Path(src).is_dir()):
+        from stream_gpen.io._sink import check_output_encoding, resolve_codec
 
+        _check_output_ext(dst)
         check_output_encoding(dst, args.codec, args.audio)  # before the model loads, not mid-run
+        if args.encoder == "software":
+            _check_crf_preset(resolve_codec(args.codec, dst), args.crf, args.preset)
+    elif photo and not Path(src).is_dir():
+        _video_options_on_a_photo(args, src)
     _check_nvenc_early(args, dst)
     enh = _make_enhancer(args)
     progress = _Progress(not args.quiet, Path(src).name or src)
@@ -343,7 +418,9 @@ def _run_enhance(args: argparse.Namespace) -> int:
     progress.close(finished=True)
     if not args.quiet:
         print(summary.format(), file=sys.stderr)
-        left = not Path(src).is_dir() and any(f.endswith("(skip_existing)") for f in summary.fallbacks)
+        # left as it was: a file whose output existed, or a folder run that wrote nothing new
+        left = ((not Path(src).is_dir() or not summary.frames_out)
+                and any(f.endswith("(skip_existing)") for f in summary.fallbacks))
         if not left and (summary.frames_out or not summary.skipped):  # (the summary's line says it was left as it is)
             print(f"wrote {dst}", file=sys.stderr)
     if args.report:  # (after "wrote": a report that cannot be written does not unmake the output)
@@ -786,7 +863,7 @@ def add_camera(subparsers, parents=()) -> None:
     p.add_argument("--stream", metavar="URL", help="also send to rtmp://, srt:// or udp://")
     p.add_argument("--virtual-camera", action="store_true", help="also send to a virtual camera (pyvirtualcam)")
     p.add_argument("--frames", type=_positive_int, help="stop after N frames")
-    p.add_argument("--seconds", type=float, help="stop after S seconds")
+    p.add_argument("--seconds", type=_positive_seconds, help="stop after S seconds (a positive number)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     p.add_argument("--quiet", action="store_true", help="no live status line")
     p.add_argument("--report", metavar="FILE.json", help="write the run summary as JSON")

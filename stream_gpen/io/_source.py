@@ -1093,18 +1093,46 @@ def _check_file(path: str) -> None:
         raise EmptyMediaError(f"input is empty (0 bytes): {path}", hint="the file was probably not fully written or copied")
 
 
+def _is_mov(container) -> bool:
+    return "mov" in container.format.name.split(",")
+
+
 def _index_at_end_in_a_pipe(container, path: str) -> bool:
     """``container`` is an mp4/mov read from a pipe, FIFO or character device (``cat a.mp4 |
     stream-gpen enhance /dev/stdin``). Such a file whose index (moov) follows its media data
     opens (FFmpeg reads on to the index) but gives no packet: the data lies behind, and a pipe
     cannot seek back. Its first read failing is that, not damage."""
-    if "mov" not in container.format.name.split(","):
+    if not _is_mov(container):
         return False
     try:
         mode = os.stat(path).st_mode
     except OSError:
         return False
     return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+def _served_without_ranges(url: str, options: dict, timeout_s: float | None) -> bool:
+    """The http(s) server of ``url`` answers a byte-range request with the whole file (200, not
+    206), as ``python -m http.server`` does: FFmpeg cannot seek in what it serves, so an mp4/mov
+    whose index (moov) is at the end opens but gives no packet, exactly as from a pipe (see
+    _index_at_end_in_a_pipe), and reconnecting cannot help. Asked only to explain a failed first
+    read; a question that itself fails is "don't know" (False: the reconnect loop goes on)."""
+    import urllib.request
+
+    if not url.lower().startswith(("http://", "https://")):
+        return False
+    headers = {"Range": "bytes=0-0"}
+    for line in str(options.get("headers", "")).splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip():
+            headers[key.strip()] = value.strip()
+    if options.get("user_agent"):
+        headers["User-Agent"] = str(options["user_agent"])
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout_s or 10) as r:
+            return r.status == 200 and not r.headers.get("Content-Range")
+    except (OSError, ValueError):  # (urllib's errors are OSErrors)
+        return False
 
 
 def _ffmpeg_reason(e: BaseException) -> str:
@@ -2114,6 +2142,14 @@ class VideoSource:
                         return
                     if self.kind != "url":
                         raise SourceClosedError(f"{self.kind} source {self.spec!r} failed: {e}") from e
+                    if (seen["end"] is None and _is_mov(container)
+                            and _served_without_ranges(self._target, self._options, self._timeout)):
+                        raise InvalidInputError(
+                            f"{self.spec!r} is an .mp4/.mov with its index (moov) at the end, and its server "
+                            "cannot seek (no Range support)",
+                            hint="download it first, or serve a streamable copy made with "
+                                 "'ffmpeg -i IN -c copy -movflags +faststart OUT.mp4'",
+                        ) from e
                     err = e
             # network drop: reconnect with exponential back-off, a bounded number of times
             if attempts >= self._reconnect:

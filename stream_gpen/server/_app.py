@@ -260,7 +260,7 @@ def create_app(
     named Enhancers (or factories) the ``model`` option may pick; the first model is the default.
     Each holds one model instance; nothing is ever built per request.
     """
-    from fastapi import FastAPI, Query, Request, WebSocket
+    from fastapi import Depends, FastAPI, HTTPException, Query, Request, WebSocket
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import ClientDisconnect
@@ -399,6 +399,12 @@ def create_app(
         }
     }
 
+    async def known_query(request: Request) -> None:
+        """Refuse (422) a query parameter the route does not take, before the body is read."""
+        problem = _unknown_query(request.query_params.keys(), request.scope.get("endpoint"))
+        if problem:
+            raise HTTPException(422, problem)
+
     async def read_body(request: Request, allowed: tuple[str, ...], sink=None) -> bytes | None:
         """Raw body (image/* etc.) or the ``file`` part of a multipart form; into ``sink`` if given."""
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -420,6 +426,7 @@ def create_app(
         return None
 
     @app.post(IMAGE_ROUTE, summary="Enhance the faces of one image", openapi_extra=body_doc,
+              dependencies=[Depends(known_query)],
               response_class=Response, responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}})
     async def enhance_image(
         request: Request,
@@ -467,7 +474,8 @@ def create_app(
         "multipart/form-data": {"schema": {"type": "object", "properties": {
             "file": {"type": "string", "format": "binary"}}, "required": ["file"]}}}}}
 
-    @app.post(VIDEO_ROUTE, status_code=202, summary="Upload a video; returns a job id", openapi_extra=video_doc)
+    @app.post(VIDEO_ROUTE, status_code=202, summary="Upload a video; returns a job id", openapi_extra=video_doc,
+              dependencies=[Depends(known_query)])
     async def create_video_job(
         request: Request,
         model: str | None = Query(None, description="a model this server holds; default: the first"),
@@ -540,6 +548,10 @@ def create_app(
         if not state:
             await ws.close(code=1013, reason="server not ready")
             return
+        problem = _unknown_query(ws.query_params.keys(), live)
+        if problem:
+            await ws.close(code=1008, reason=problem[:120])
+            return
         try:
             state["models"].resolve(model, faces, strength, aligned)
         except InvalidInputError as e:
@@ -554,6 +566,24 @@ def create_app(
             pass
 
     return app
+
+
+def _unknown_query(given, endpoint) -> str | None:
+    """What is wrong with query parameters ``given`` to a route whose function is ``endpoint``:
+    one it does not take (FastAPI drops those silently, so ``?strenght=0`` restored at full
+    strength), said with the closest name it does take, as the CLI says "did you mean"."""
+    import difflib
+    import inspect
+
+    if endpoint is None:
+        return None
+    takes = [n for n in inspect.signature(endpoint).parameters if n not in ("request", "ws", "job_id")]
+    for name in given:
+        if name not in takes:
+            close = difflib.get_close_matches(name, takes, n=1)
+            guess = f" (did you mean {close[0]!r}?)" if close else f"; this endpoint takes {', '.join(takes)}"
+            return f"unknown query parameter {name!r}{guess}"
+    return None
 
 
 def _register_gauges(metrics, state: dict) -> None:
