@@ -460,13 +460,17 @@ class Enhancer:
         faces, so frames are rotated on decode and written upright (no flag).
         """
         from stream_gpen.io import open_source
+        from stream_gpen.io._image import ImageSource, still_gif
 
         lag = 0 if live else self._file_lag()
         ring = self._max_pending() + lag + sink_queue + 3
-        src = open_source(str(spec), device=self.device, live=live, ring_size=ring, autorotate=True,
-                          deinterlace=self.deinterlace, untrusted=untrusted, max_pixels=max_pixels,
-                          high_bit_depth=self.high_bit_depth, start=start, duration=duration, exclude=exclude,
-                          skip=skip)
+        if not untrusted and "://" not in str(spec) and still_gif(spec):
+            src = ImageSource(Path(spec), device=self.device)  # a photo, not a 1-frame video
+        else:
+            src = open_source(str(spec), device=self.device, live=live, ring_size=ring, autorotate=True,
+                              deinterlace=self.deinterlace, untrusted=untrusted, max_pixels=max_pixels,
+                              high_bit_depth=self.high_bit_depth, start=start, duration=duration, exclude=exclude,
+                              skip=skip)
         stage = self._stage(timer, lag=0 if getattr(src, "live", False) else lag)
         stage.pixel_aspect = pixel_aspect(getattr(src, "metadata", None))
         if getattr(src, "metadata", None) is not None:
@@ -626,7 +630,7 @@ class Enhancer:
         if is_image_url(src_s):
             return self._enhance_image_url(src_s, dst, opts)
         if is_folder:
-            from stream_gpen.io._image import IMAGE_EXTS, folder_media, folder_outputs
+            from stream_gpen.io._image import folder_media, folder_outputs
 
             root = Path(src_s)
             if Path(dst).exists() and not Path(dst).is_dir():
@@ -636,10 +640,12 @@ class Enhancer:
                                         "replace or mix with the originals; name another with -o")
             images, videos, _ = folder_media(root, Path(dst))
             photo_ext = "." + image_format.lower().lstrip(".") if image_format else None
+            photos = set(images)
             plan, clashes, clashing = folder_outputs(
                 root, Path(dst), images + videos,
-                lambda q: (photo_ext or q.suffix) if q.suffix.lower() in IMAGE_EXTS
+                lambda q: (photo_ext or _photo_suffix(q)) if q in photos
                 else self._folder_video_ext(q.suffix, codec, audio))
+            _check_output_inside(root, Path(dst), images + videos, plan)
             for note in clashes:
                 log.warning("%s", note)
             if skip_existing and not overwrite:
@@ -1220,6 +1226,50 @@ def _same_place(a, b) -> bool:
         return False
 
 
+def _check_output_inside(root: Path, dst: Path, inputs: list[Path], plan: dict[Path, Path]) -> None:
+    """Refuse an output folder inside the input folder that holds photos or videos of its own.
+
+    Such a folder is left out of the walk (an earlier run's output would be restored again, nested
+    deeper each time), so the originals there were silently not restored, and with ``overwrite``
+    one of them (``lib/2019/a.jpg``) was replaced by another photo's result (``lib/a.jpg``'s). A
+    file there counts as an earlier run's output when one of the inputs maps to it, or to its name
+    in another format (a run with another ``image_format``, a ``.partial`` video)."""
+    try:
+        inside = dst.is_dir() and dst.resolve().is_relative_to(root.resolve())
+    except OSError:
+        return
+    if not inside:
+        return
+    from stream_gpen.io._image import folder_media
+
+    images, videos, _ = folder_media(dst, say=False)
+    outs = {str(o.relative_to(dst)).lower() for o in plan.values()}
+    stems = {str(q.relative_to(root).with_suffix("")).lower() for q in inputs}
+    stems |= {str(Path(o).with_suffix("")) for o in outs}
+
+    def earlier(q: Path) -> bool:
+        rel = q.relative_to(dst)
+        stem = rel.with_suffix("")
+        if stem.suffix.lower() == ".partial":
+            stem = stem.with_suffix("")
+        return str(rel).lower() in outs or str(stem).lower() in stems
+
+    own = [q for q in images + videos if not earlier(q)]
+    if own:
+        raise InvalidInputError(
+            f"the output folder {dst} is inside the input folder and holds {len(own)} photo(s) or video(s) that no "
+            f"run on {root} wrote (first: {own[0].relative_to(dst)}): they would be left out and could be "
+            "overwritten", hint=f"name an output folder outside {root} with -o")
+
+
+def _photo_suffix(path: Path) -> str:
+    """The extension a photo is written with by default: its own; a still GIF's ``.png`` (there is
+    no GIF writer: an animated GIF is a video, ``.gif`` itself)."""
+    from stream_gpen.io._image import still_gif
+
+    return ".png" if path.suffix.lower() == ".gif" and still_gif(path) else path.suffix
+
+
 def _same_file(src: str, dst) -> bool:
     """Whether ``dst`` names the local file ``src`` itself (same path, a link to it)."""
     if "://" in src or src.startswith("lavfi:") or dst is None or "://" in str(dst):
@@ -1386,7 +1436,9 @@ def default_output(src: str) -> str:
                 raise InvalidInputError(f"{src} has no name to derive an output folder from; name one with -o")
         return str(fit_name(p.with_name(p.name + "_enhanced"), len("_enhanced"), folder=True))
     # (an animated PNG is decoded as a video; the apng muxer holds no H.264)
-    suffix = ".mp4" if p.suffix.lower() in NO_MODERN_VIDEO or p.suffix.lower() == ".apng" else p.suffix
+    suffix = _photo_suffix(p)  # (a still GIF: a photo, .png)
+    if suffix == p.suffix and (p.suffix.lower() in NO_MODERN_VIDEO or p.suffix.lower() == ".apng"):
+        suffix = ".mp4"
     return str(fit_name(p.with_name(f"{p.stem}_enhanced{suffix}"), len("_enhanced")))
 
 
@@ -1412,8 +1464,10 @@ def resolve_output(src: str, dst=None, image_format: str | None = None) -> str:
     if not url and Path(src).is_dir():
         return str(dst) if dst is not None else default_output(src)
     own = Path(_url_file_name(src) or "stream") if url else Path(src)
-    photo = is_image_url(src) if url else own.suffix.lower() in IMAGE_EXTS
+    photo = is_image_url(src) if url else own.suffix.lower() in IMAGE_EXTS or _photo_suffix(own) != own.suffix
     ext = ("." + image_format.lower().lstrip(".")) if image_format and photo else None
+    if ext is None and photo and own.suffix.lower() == ".gif":
+        ext = ".png"  # a still GIF (no GIF writer)
     if dst is None:
         out = Path(default_output(src))
         return str(fit_name(out.with_suffix(ext), len("_enhanced")) if ext else out)

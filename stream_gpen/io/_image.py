@@ -6,9 +6,11 @@ can store it (png/webp/tiff), otherwise dropped with a warning.
 
 What a photo carries besides pixels travels with the frame (``frame.image_info``) and is written
 back where the output format can hold it: the ICC profile (phone photos are Display P3: without
-it colour-managed viewers show them desaturated), EXIF (date, camera, GPS), XMP, DPI, PNG gamma /
-chromaticities / sRGB intent / text chunks, a JPEG's chroma subsampling (4:4:4 stays 4:4:4),
-progressive flag and comment, a TIFF's compression, a lossless WebP stays lossless. A profile
+it colour-managed viewers show them desaturated), EXIF (date, camera, GPS; its stated picture size
+set to the written one), XMP (into PNG as an iTXt chunk, into TIFF as tag 700), DPI, PNG gamma /
+chromaticities / sRGB intent / text chunks, a JPEG's (and a camera MPO's) chroma subsampling (4:4:4
+stays 4:4:4), progressive flag and comment, a TIFF's compression (one Pillow does not write, JPEG or
+CCITT fax, becomes deflate), a lossless WebP stays lossless. A profile
 that does not describe the written pixels (CMYK, which Pillow converts to RGB naively) is
 dropped and reported; so is anything the output format cannot hold.
 
@@ -74,6 +76,10 @@ def _heif_plugin(path: Path) -> None:
     _heif_registered = True
 # lossless TIFF compressions Pillow writes (JPEG-in-TIFF would need a quality; it is left to Pillow)
 _TIFF_COMPRESSIONS = ("raw", "tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "packbits")
+# the format a file Pillow reports as this one is written back in
+_AS_WRITTEN = {"MPO": "JPEG"}
+# formats that hold several pages or frames (Pillow's save_all): a multi-page TIFF, an animation
+_MULTI_PAGE = ("TIFF", "WEBP", "PNG")
 # TIFF tags that describe the file's own layout (sizes, strips/tiles, samples, compression,
 # colour map, ICC, XMP): never copied from one file into another
 _TIFF_LAYOUT_TAGS = {254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 280, 281, 284, 296, 282, 283, 317,
@@ -146,13 +152,29 @@ def _walk(root: Path, say: bool = True, skip: tuple[int, int] | None = None) -> 
     return files
 
 
+def still_gif(path) -> bool:
+    """A GIF of one frame: a photo (an old scan, a web portrait), restored and written as a picture
+    (PNG by default: there is no GIF writer here), not as a 0.1 s video padded to an even size."""
+    p = Path(path)
+    if p.suffix.lower() != ".gif" or not p.is_file():
+        return False
+    from PIL import Image
+
+    try:
+        with Image.open(p) as im:
+            return im.format == "GIF" and getattr(im, "n_frames", 1) == 1
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return False  # (read as a video, which says what is wrong with it)
+
+
 def folder_media(root: Path, exclude: Path | None = None, *,
                  say: bool = True) -> tuple[list[Path], list[Path], list[Path]]:
     """The images, the videos and the other files under ``root`` (one recursive walk, sorted,
     hidden files and folders, thumbnail and trash folders left out), by extension. ``exclude``: a
     folder inside ``root`` to leave out (the output of an earlier run written into the input
     folder, which would otherwise be restored again, and nested deeper each time). ``say``: warn
-    about unreadable folders and broken links (once per run: the first walk says it)."""
+    about unreadable folders and broken links (once per run: the first walk says it). A still GIF
+    (:func:`still_gif`) is an image, an animated one a video."""
     skip = None
     if exclude is not None:
         try:
@@ -164,8 +186,9 @@ def folder_media(root: Path, exclude: Path | None = None, *,
     if exclude is not None:
         ex = exclude.resolve()
         files = [q for q in files if not q.resolve().is_relative_to(ex)]
-    images = [q for q in files if q.suffix.lower() in IMAGE_EXTS]
-    videos = [q for q in files if q.suffix.lower() in _VIDEO_EXTS]
+    gifs = {q for q in files if q.suffix.lower() == ".gif" and still_gif(q)}
+    images = [q for q in files if q.suffix.lower() in IMAGE_EXTS or q in gifs]
+    videos = [q for q in files if q.suffix.lower() in _VIDEO_EXTS and q not in gifs]
     other = [q for q in files if q.suffix.lower() not in IMAGE_EXTS and q.suffix.lower() not in _VIDEO_EXTS]
     return images, videos, other
 
@@ -395,7 +418,7 @@ def read_image_info(im, path: Path) -> dict:
             out["text"] = dict(text)
     if im.format in ("JPEG", "MPO") and info.get("photoshop"):
         out["iptc"] = True  # (APP13: captions, keywords, copyright; Pillow writes none back)
-    if im.format == "JPEG":
+    if im.format in ("JPEG", "MPO"):  # (MPO: a camera JPEG with an MPF preview, Ultra HDR: a JPEG)
         from PIL import JpegImagePlugin
 
         sampling = JpegImagePlugin.get_sampling(im)
@@ -655,9 +678,13 @@ def _load_checked(path: Path, notes: list[str] | None):
                 msg = (f"{path} holds {frames} pictures (a camera's large preview, a stereo pair, or an HDR gain map that "
                        "could not be read): the main photo is restored and written on its own")
             elif frames > 1:
-                # Animated PNG/WebP (or a multi-page TIFF): Pillow shows the first frame only.
-                msg = (f"{path} has {frames} frames (animation or pages): only the first is restored; "
-                       "convert it to a video (e.g. .mp4) to restore every frame")
+                # Animated PNG/WebP or a multi-page TIFF (a scanned album): every page is restored
+                # (ImageSource gives one frame each) and the sink writes them all into one file
+                im.load()  # (a WebP frame's duration is known once it is decoded)
+                image_info.update(frames=frames, page=0, duration=im.info.get("duration"))
+                if im.info.get("loop") is not None:
+                    image_info["loop"] = im.info["loop"]
+                log.info("%s: %d %s, each restored", path, frames, "pages" if im.format == "TIFF" else "frames")
             if msg is not None:
                 log.warning(msg)
                 if notes is not None:
@@ -666,24 +693,18 @@ def _load_checked(path: Path, notes: list[str] | None):
                     else int(im.info.get("bit_depth", 8) or 8) if im.format == "HEIF"
                     else avif_bits)
             orientation = _orientation(im, path)
-            im = _upright(im, orientation, path)
-            grey = im.mode in ("1", "L", "LA", "La", "I", "F") or im.mode.startswith("I;16")
-            alpha = None
-            if im.mode in ("I", "F") or im.mode.startswith("I;16"):
-                # 16-bit / 32-bit grey: Pillow's convert("RGB") clips at 255 (a white picture)
-                im = Image.fromarray(_to_uint8(np.asarray(im), bits if bits in (8, 16) else None), "L")
-            # (a colour key, PNG's tRNS for RGB/grey pictures, is transparency too: it was lost)
-            if im.mode in ("RGBA", "LA", "La", "PA", "RGBa") or (
-                    im.mode in ("P", "RGB", "L") and im.info.get("transparency") is not None):
-                im = im.convert("RGBA")
-                alpha = np.asarray(im)[:, :, 3].copy()
-            rgb = np.asarray(im.convert("RGB")).copy()
+            rgb, alpha, grey = _pixels(_upright(im, orientation, path), bits)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise NotMediaError(f"cannot read {path} as an image: {e}") from e
     except Image.DecompressionBombError as e:
         raise InvalidInputError(f"{path} is too large to load safely: {e}") from e
     hi = None
-    if bits > 8:
+    if bits > 8 and "frames" in image_info:
+        msg = f"{path}: its {bits}-bit pages or frames are restored and written at 8 bits (one at a time, as Pillow reads them)"
+        log.warning(msg)
+        if notes is not None:
+            notes.append(msg)
+    elif bits > 8:
         hi, why = _load16(path, image_info.get("format") or "", orientation, rgb)
         if hi is None:
             msg = f"{path}: its {bits}-bit pixels are restored and written at 8 bits: {why}"
@@ -694,6 +715,47 @@ def _load_checked(path: Path, notes: list[str] | None):
             rgb = u8_from_u16(hi[..., :3])
             image_info["bits"] = bits  # what a deep writer keeps (HEIF: 10 or 12)
     return rgb, alpha, grey, image_info, hi
+
+
+def _pixels(im, bits: int | None) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    """(RGB uint8, alpha or None, greyscale) of an upright Pillow picture; ``bits``: see
+    :func:`_to_uint8`."""
+    from PIL import Image
+
+    grey = im.mode in ("1", "L", "LA", "La", "I", "F") or im.mode.startswith("I;16")
+    alpha = None
+    if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+        # 16-bit / 32-bit grey: Pillow's convert("RGB") clips at 255 (a white picture)
+        im = Image.fromarray(_to_uint8(np.asarray(im), bits if bits in (8, 16) else None), "L")
+    # (a colour key, PNG's tRNS for RGB/grey pictures, is transparency too: it was lost)
+    if im.mode in ("RGBA", "LA", "La", "PA", "RGBa") or (
+            im.mode in ("P", "RGB", "L") and im.info.get("transparency") is not None):
+        im = im.convert("RGBA")
+        alpha = np.asarray(im)[:, :, 3].copy()
+    return np.asarray(im.convert("RGB")).copy(), alpha, grey
+
+
+def _load_page(path: Path, page: int) -> tuple[np.ndarray, np.ndarray | None, bool, dict]:
+    """Page or frame ``page`` (> 0) of a multi-page TIFF or an animated WebP/PNG, as :func:`_load`
+    gives the first (at 8 bits): (RGB uint8, alpha or None, greyscale, {"page", "duration"})."""
+    from PIL import Image, UnidentifiedImageError
+
+    said: list = []
+    try:
+        with warnings_of("PIL", into=said), Image.open(path) as im:
+            im.seek(page)
+            im.load()  # (a WebP frame's duration is known once it is decoded)
+            info = {"page": page, "duration": im.info.get("duration")}
+            bits = 16 if im.mode.startswith("I;16") else None
+            rgb, alpha, grey = _pixels(_upright(im, _orientation(im, path), path), bits)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
+        raise NotMediaError(f"cannot read page {page + 1} of {path}: {e}") from e
+    except Image.DecompressionBombError as e:
+        raise InvalidInputError(f"{path} is too large to load safely: {e}") from e
+    finally:
+        for w in dict.fromkeys(str(w.message).strip() for w in said):
+            log.warning("%s: %s", path, w)
+    return rgb, alpha, grey, info
 
 
 def _orientation(im, path: Path) -> int:
@@ -748,8 +810,83 @@ def upright_xmp(xmp):
     return text.encode("utf-8", "surrogateescape") if raw else text
 
 
-def _png_chunks(info: dict):
-    """PNG ancillary chunks of the input (gamma, chromaticities, sRGB intent, text incl. XMP)."""
+def _as_bytes(xmp) -> bytes:
+    return bytes(xmp) if isinstance(xmp, (bytes, bytearray)) else str(xmp).encode("utf-8", "surrogateescape")
+
+
+def _with_tag(exif: bytes | None, tag: int, value) -> bytes:
+    """The EXIF block ``exif`` (or a new one) with ``tag`` set to ``value``."""
+    from PIL import Image
+
+    out = Image.Exif()
+    if exif:
+        out.load(exif)
+    out[tag] = value
+    return out.tobytes()
+
+
+def _sub_ifds(exif: bytes | None) -> bool:
+    """The EXIF block holds sub-directories (Exif IFD: camera settings, dates; GPS; Interop)."""
+    if not exif:
+        return False
+    from PIL import Image
+
+    try:
+        e = Image.Exif()
+        e.load(exif)
+        return any(tag in e for tag in (0x8769, 0x8825, 0xA005))
+    except _EXIF_ERRORS:
+        return False
+
+
+def _sized_exif(exif: bytes, size: tuple[int, int]) -> bytes:
+    """The EXIF block with the picture size it states (the Exif IFD's PixelX/YDimension, IFD0's
+    ImageWidth/Length, where present) set to ``size``, the written picture's: a phone photo turned
+    upright, stored 4032x3024 before, still said 4032x3024 to catalogues and layout programs."""
+    from PIL import Image
+
+    try:
+        out = Image.Exif()
+        out.load(exif)
+        ifd = out.get_ifd(0x8769)
+        changed = False
+        for d, tags in ((ifd, (40962, 40963)), (out, (256, 257))):
+            for tag, v in zip(tags, size):
+                if tag in d and d[tag] != v:
+                    d[tag] = v
+                    changed = True
+        return out.tobytes() if changed else exif
+    except _EXIF_ERRORS:  # (carried as read: carried_exif re-encoded it once already)
+        return exif
+
+
+def _raw_profile(text: str, fix):
+    """ImageMagick's "Raw profile type NAME" PNG text (``\nNAME\n   LENGTH\nHEX...``) with its
+    payload passed through ``fix``, or ``None`` when it is not in that form."""
+    import binascii
+
+    parts = text.split("\n", 3)
+    if len(parts) < 4:
+        return None
+    try:
+        data = binascii.unhexlify("".join(parts[3].split()))
+    except (binascii.Error, ValueError):
+        return None
+    data = fix(data)
+    hexed = binascii.hexlify(data).decode("ascii")
+    lines = "\n".join(hexed[i:i + 72] for i in range(0, len(hexed), 72))
+    return f"\n{parts[1]}\n{len(data):8d}\n{lines}\n"
+
+
+# ImageMagick's copies of the EXIF block as PNG text: stale beside the eXIf chunk written (their
+# Orientation 6 turned the upright picture again in readers that take them)
+_RAW_EXIF_TEXT = ("raw profile type exif", "raw profile type app1")
+
+
+def _png_chunks(info: dict, *, exif_written: bool = False):
+    """PNG ancillary chunks of the input (gamma, chromaticities, sRGB intent, text incl. XMP: the
+    input's own XMP, from any format, as the iTXt chunk ``XML:com.adobe.xmp``). ``exif_written``:
+    ImageMagick's text copies of the EXIF block are left out (the eXIf chunk says it)."""
     import struct
 
     from PIL import PngImagePlugin
@@ -761,10 +898,19 @@ def _png_chunks(info: dict):
         chunks.add(b"cHRM", struct.pack(">8I", *(round(float(v) * 100000) for v in info["chromaticity"])))
     if info.get("srgb") is not None and "icc_profile" not in info:  # PNG: sRGB and iCCP exclude each other
         chunks.add(b"sRGB", bytes([int(info["srgb"])]))
-    for k, v in (info.get("text") or {}).items():
+    text = dict(info.get("text") or {})
+    if info.get("xmp") and "XML:com.adobe.xmp" not in text:
+        text["XML:com.adobe.xmp"] = _as_bytes(info["xmp"]).decode("utf-8", "replace")
+    for k, v in text.items():
         if k == "XML:com.adobe.xmp":
             v = upright_xmp(str(v))
-        if isinstance(v, PngImagePlugin.iTXt) or not str(v).isascii():
+        elif k.lower() in _RAW_EXIF_TEXT and exif_written:
+            continue
+        elif k.lower() == "raw profile type xmp":
+            v = _raw_profile(str(v), upright_xmp) or v
+        if k.lower().startswith("raw profile type "):
+            chunks.add_text(k, str(v), zip=True)  # (zTXt, as ImageMagick writes them: hex is bulky)
+        elif isinstance(v, PngImagePlugin.iTXt) or not str(v).isascii() or k == "XML:com.adobe.xmp":
             chunks.add_itxt(k, str(v), getattr(v, "lang", None) or "", getattr(v, "tkey", None) or "")
         else:
             chunks.add_text(k, str(v))
@@ -839,6 +985,7 @@ class ImageSource:
         self.aux = None
         self.live = False
         self._i = 0
+        self._more: tuple[int, int, int] | None = None  # (path index, next page, pages) of a multi-page file
         first = self._next_readable()
         if first is None:
             raise NotMediaError(f"none of the {len(self.paths)} images in {p} could be read "
@@ -851,7 +998,22 @@ class ImageSource:
         )
 
     def _next_readable(self):
-        """(index, rgb, alpha, grey) of the next image that loads, or None at the end."""
+        """(index, rgb, alpha, grey, info, hi) of the next image (or page) that loads, or None at
+        the end. A multi-page TIFF or an animated WebP/PNG gives one per page, which the sink
+        writes back into one file when the last arrives; a page that cannot be read ends it."""
+        if self._more is not None:
+            i, page, pages = self._more
+            self._more = (i, page + 1, pages) if page + 1 < pages else None
+            try:
+                rgb, alpha, grey, info = _load_page(self.paths[i], page)
+            except InvalidInputError as e:
+                if self.kind != "folder":
+                    raise
+                self._more = None  # (the sink writes nothing of a file whose last page never comes)
+                self.skipped.append(f"{e}: the file was not written")
+                log.warning("skipped: %s: the file was not written", e)
+                return self._next_readable()
+            return i, rgb, alpha, grey, {**info, "frames": pages}, None
         while self._i < len(self.paths):
             i = self._i
             self._i += 1
@@ -873,6 +1035,8 @@ class ImageSource:
                 log.warning("skipped %s: %s: %s (please report it with the file)", self.paths[i], type(e).__name__, e)
                 log.debug("reading %s failed", self.paths[i], exc_info=True)
                 continue
+            if info.get("frames", 1) > 1:
+                self._more = (i, 1, info["frames"])
             return i, rgb, alpha, grey, info, hi
         return None
 
@@ -935,6 +1099,7 @@ class ImageSink(_Sink):
         self.fallbacks: list[str] = []
         self.written: list[Path] = []
         self._noted: set[str] = set()
+        self._pages: dict[Path, list] = {}  # a multi-page picture's pages restored so far
 
     def _note(self, what: str, path: Path) -> None:
         """Report a kind of loss once (a folder of 1000 phone photos gives one line, not 1000)."""
@@ -949,6 +1114,8 @@ class ImageSink(_Sink):
         """Pillow save arguments that carry ``info`` (see the module doc) into ``path``'s format."""
         fmt = _FORMATS.get(path.suffix.lower(), "")
         kw: dict = {}
+        if info.get("format") == "GIF":
+            self._note(f"still GIFs are written as {fmt or path.suffix} (there is no GIF writer here)", path)
         if fmt in ("JPEG", "WEBP", "HEIF", "AVIF"):
             kw["quality"] = self.quality
         icc = info.get("icc_profile")
@@ -980,8 +1147,11 @@ class ImageSink(_Sink):
                            "holds (write .png/.tif/.webp to keep it)", path)
             elif fmt in ("JPEG", "WEBP", "HEIF", "AVIF"):
                 kw["xmp"] = upright_xmp(info["xmp"])
-            elif fmt != "PNG" or "XML:com.adobe.xmp" not in info.get("text", {}):  # PNG: a text chunk
-                self._note(f"XMP was dropped: Pillow does not write it to {fmt or path.suffix}", path)
+            elif fmt == "TIFF":
+                # (tag 700, written with the EXIF block's tags: Pillow's tiffinfo= would replace those)
+                kw["exif"] = _with_tag(kw.get("exif"), 700, _as_bytes(upright_xmp(info["xmp"])))
+            elif fmt != "PNG":  # (PNG: an iTXt chunk, see _png_chunks)
+                self._note(f"XMP was dropped: {fmt or path.suffix} output cannot hold it", path)
         nclx = info.get("nclx_profile")
         if nclx:
             if fmt == "HEIF":
@@ -1001,7 +1171,8 @@ class ImageSink(_Sink):
                                "less saturated (write .heic to keep it)", path)
         if info.get("dpi") and fmt in ("JPEG", "PNG", "TIFF"):
             kw["dpi"] = tuple(round(float(d), 4) for d in info["dpi"])
-        same = info.get("format") == fmt
+        # (an MPO, which Pillow reports for camera JPEGs with an MPF preview, is written as JPEG)
+        same = _AS_WRITTEN.get(info.get("format"), info.get("format")) == fmt
         if info.get("iptc"):
             self._note("IPTC (Photoshop APP13: caption, keywords, copyright) was dropped: Pillow does not write it"
                        + (" (the XMP, where editors keep the same fields too, is kept)" if "xmp" in kw else ""), path)
@@ -1015,7 +1186,7 @@ class ImageSink(_Sink):
             self._note(f"the input's {', '.join(lost)} ({info.get('format')}) was dropped: {fmt or path.suffix} output "
                        "does not carry it here", path)
         if fmt == "PNG":
-            kw["pnginfo"] = _png_chunks(info)
+            kw["pnginfo"] = _png_chunks(info, exif_written="exif" in kw)
         elif fmt == "JPEG" and same:
             # 4:4:4 stays 4:4:4 (Pillow's default is 4:2:0: halved colour resolution)
             if "subsampling" in info:
@@ -1028,6 +1199,21 @@ class ImageSink(_Sink):
             kw["lossless"] = True
         elif fmt == "TIFF" and same and info.get("compression") in _TIFF_COMPRESSIONS:
             kw["compression"] = info["compression"]
+        elif fmt == "TIFF" and same and info.get("compression"):
+            # JPEG-in-TIFF, CCITT fax (G3/G4)...: Pillow writes none of them from an RGB/grey picture;
+            # left to its default the scan came back raw, 3-4x bigger
+            kw["compression"] = "tiff_adobe_deflate"
+            if not _sub_ifds(kw.get("exif")):  # (else written raw, said below)
+                self._note(f"the input's TIFF compression ({info['compression']}) is not written here: written "
+                           "losslessly as deflate instead", path)
+        if kw.get("exif"):
+            kw["exif"] = _sized_exif(kw["exif"], im.size)
+        if fmt == "TIFF" and kw.get("compression", "raw") != "raw" and _sub_ifds(kw.get("exif")):
+            # libtiff, which Pillow compresses TIFFs with, refuses EXIF sub-directories (the run
+            # failed with "Error setting from dictionary"): the metadata is worth more than the bytes
+            self._note(f"TIFFs whose EXIF holds camera settings or GPS were written uncompressed (the input's "
+                       f"{info.get('compression')}): Pillow's compressed TIFF writer cannot hold them", path)
+            kw["compression"] = "raw"
         return kw
 
     def _path_for(self, frame: Frame) -> Path:
@@ -1038,14 +1224,23 @@ class ImageSink(_Sink):
         rel = Path(frame.rel_path or f"{frame.index:06d}.png")
         if self.format:
             rel = rel.with_suffix("." + self.format.lower().lstrip("."))
+        elif rel.suffix.lower() == ".gif":  # a still GIF (no GIF writer)
+            rel = rel.with_suffix(".png")
         return self.target / rel
 
     def write(self, frame: Frame) -> None:
         from PIL import Image
 
         path = self._path_for(frame)
-        if path.exists() and not self.overwrite:
+        info = frame.image_info or {}
+        pages, page = info.get("frames", 1), info.get("page", 0)
+        if page == 0 and path.exists() and not self.overwrite:
             raise OutputExistsError(f"output exists: {path}", hint="--overwrite redoes it, --skip-existing resumes a folder run (overwrite= / skip_existing= in Python)")
+        fmt = _FORMATS.get(path.suffix.lower(), "")
+        if page and fmt not in _MULTI_PAGE:  # (noted with the first page)
+            self.frames_written += 1
+            frame.release()
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         rgb = frame.image.cpu().numpy()
         im = Image.fromarray(rgb, "RGB")
@@ -1064,13 +1259,38 @@ class ImageSink(_Sink):
                 log.warning(msg)
         if im.mode == "LA" and path.suffix.lower() not in (".png", ".tif", ".tiff"):
             im = im.convert("RGBA")  # webp has no grey+alpha mode
+        if pages > 1 and fmt not in _MULTI_PAGE:
+            self._note(f"only the first page or frame of multi-page pictures was written: {fmt or path.suffix} holds "
+                       "one (write .tif, .webp or .png to keep them all)", path)
+        elif pages > 1:
+            # every page is restored: held until the last one comes, then written as one file
+            # (a multi-page TIFF written back with its first page alone lost the rest, exit 0)
+            held = self._pages.setdefault(path, [])
+            if page == 0:
+                held[:] = [(im, info)]
+            else:
+                held.append((im, info.get("duration")))
+            if page + 1 < pages:
+                self.frames_written += 1
+                frame.release()
+                return
+            del self._pages[path]
+            im, info = held[0]
+            rest = [p for p, _ in held[1:]]
+            if fmt != "TIFF" and len({p.mode for p in [im] + rest}) > 1:  # (one mode per animation)
+                mode = "RGBA" if any(p.mode in ("RGBA", "LA") for p in [im] + rest) else "RGB"
+                im, rest = im.convert(mode), [p.convert(mode) for p in rest]
         # (a name of its own: two runs writing into one folder at once clobbered each other's)
         tmp = hidden_temp(path, f".{uuid.uuid4().hex[:8]}.tmp")
         _heif_plugin(path)
-        info = frame.image_info or {}
         kwargs = self._save_options(path, im, info)
+        if pages > 1 and fmt in _MULTI_PAGE:
+            kwargs.update(save_all=True, append_images=rest)
+            if fmt != "TIFF":  # an animation keeps each frame's time on screen and its loop count
+                kwargs["duration"] = [d or 100 for d in [info.get("duration")] + [d for _, d in held[1:]]]
+                if info.get("loop") is not None:
+                    kwargs["loop"] = info["loop"]
         hi = frame.hi
-        fmt = _FORMATS.get(path.suffix.lower(), "")
         if hi is not None and fmt not in ("PNG", "TIFF", "HEIF"):
             self._note(f"16-bit pictures were written at 8 bits: {fmt or path.suffix} holds 8 (write .png or .tif "
                        "to keep 16, .heic for 10/12)", path)
@@ -1161,6 +1381,8 @@ class ImageSink(_Sink):
                     software = value  # tifffile writes Software itself (an extratag 305 is refused)
                 elif tag in _TIFF_TEXT_TAGS and isinstance(value, str):
                     extratags.append((tag, "s", 0, value, True))
+                elif tag == 700 and isinstance(value, bytes):  # XMP (see _save_options)
+                    extratags.append((700, "B", len(value), value, True))
                 elif tag not in (0x0112,):  # orientation: written upright anyway
                     dropped.append(tag)
         if dropped:
