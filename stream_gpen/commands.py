@@ -87,9 +87,11 @@ def _positive_seconds(text: str) -> float:
 
 
 def _is_image_name(path: str) -> bool:
+    """A photo's name (or a still GIF's, which is restored as a photo)."""
+    from stream_gpen.io._image import still_gif
     from stream_gpen.io._source import IMAGE_EXTS
 
-    return Path(path).suffix.lower() in IMAGE_EXTS
+    return Path(path).suffix.lower() in IMAGE_EXTS or still_gif(path)
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
@@ -142,7 +144,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    "and is written 10/12-bit (HEVC by default); 8: decode and write 8-bit")
     f.add_argument("--deinterlace", default="auto", choices=["auto", "off"],
                    help="auto (default): interlaced video (VHS/DV/TV captures) is deinterlaced with bwdif, "
-                   "one frame per frame, so faces are whole, not combed; off: frames as decoded")
+                   "one frame per frame, so faces are whole, not combed; off: frames as decoded, written with the "
+                   "source's field order")
     f.add_argument("--mask", default="feather", choices=["feather", "parse"],
                    help="what of each restored face is pasted: feather (default) = the crop with a soft "
                    "square edge; parse = GPEN's own paste-back, a face-parsing net keeps face, hair, ears and "
@@ -908,7 +911,12 @@ def _describe_image(p: Path) -> dict:
     if hi is not None:
         plan.append(f"{bits}-bit: restored and written at {bits if fmt == 'HEIF' else 16} bits "
                     "(PNG/TIFF/HEIF output; 8-bit formats get 8)")
-    plan += notes  # what is not kept: 8 bits from a deeper file, other frames or pages
+    if fmt == "GIF":
+        plan.append("written as PNG by default (a still GIF is a photo; there is no GIF writer here)")
+    elif frames > 1 and fmt in ("TIFF", "WEBP", "PNG"):
+        plan.append(f"each of its {frames} {'pages' if fmt == 'TIFF' else 'frames'} restored and written back "
+                    "into one file (.tif/.webp/.png output; other formats get the first)")
+    plan += notes  # what is not kept: 8 bits from a deeper file, a camera's preview pictures
     plan += [f"Pillow warns: {m}" for m in dict.fromkeys(str(w.message).strip() for w in said)]
     kept, dropped = [], []
     icc = info.get("icc_profile")
@@ -932,7 +940,7 @@ def describe_input(spec: str) -> dict:
     from stream_gpen.faces._hdr import HdrColour
     from stream_gpen.io import open_source
     from stream_gpen.io._convert import bits_per_component
-    from stream_gpen.io._image import IMAGE_EXTS, folder_media
+    from stream_gpen.io._image import IMAGE_EXTS, folder_media, still_gif
     from stream_gpen.io._sink import _ENCODERS, NVENC_ENCODERS, nvenc_available, resolve_codec
 
     p = Path(spec)
@@ -947,7 +955,7 @@ def describe_input(spec: str) -> dict:
         return {"kind": "folder", "path": str(p), "images": len(images), "videos": len(videos),
                 "other_files": other, "plan": ["photos and videos restored into a mirrored folder"]
                 + ([f"{other} other file(s) left out"] if other else [])}
-    if "://" not in spec and p.suffix.lower() in IMAGE_EXTS:
+    if "://" not in spec and (p.suffix.lower() in IMAGE_EXTS or still_gif(p)):
         return _describe_image(p)
     with open_source(spec, live=False if "://" not in spec and not spec.startswith("lavfi:") else None,
                      autorotate=True) as src:
@@ -977,7 +985,7 @@ def describe_input(spec: str) -> dict:
         if out["rotation_applied"]:
             plan.append(f"turned upright ({out['rotation_applied']} degrees) and written upright")
         if m.extra.get("deinterlaced_from") or m.interlaced in ("tt", "bb", "tb", "bt"):
-            plan.append("deinterlaced with bwdif (--deinterlace off keeps the fields)")
+            plan.append("deinterlaced with bwdif (--deinterlace off keeps the fields, and their order in the output)")
         if par != 1.0:
             plan.append(f"non-square pixels ({m.sample_aspect_ratio}): faces aligned in display geometry")
         if hdr is not None:

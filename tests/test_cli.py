@@ -244,5 +244,20 @@ def test_info_does_not_say_the_sources_run_notes(tmp_path, capsys, mobilenet_wei
     assert main(["info", str(clip), "--faces", "--detector-weights", str(mobilenet_weights)]) == 0
     out, err = capsys.readouterr()
     assert "deinterlacing" not in err and "seek" not in err, err
-    assert "deinterlaced with bwdif (--deinterlace off keeps the fields)" in out
+    assert "deinterlaced with bwdif (--deinterlace off keeps the fields, and their order in the output)" in out
     assert re.search(r"interlaced +tt", out)
+
+
+def test_info_on_a_still_gif_and_a_multi_page_tiff_says_what_enhance_does(tmp_path, capsys):
+    # a still GIF is restored as a photo (PNG), every page of a TIFF album is restored: info described
+    # the GIF as a video and said nothing of the pages
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), (120, 80, 40)).save(tmp_path / "still.gif")
+    pages = [Image.new("RGB", (64, 48), (k * 60, 80, 40)) for k in range(3)]
+    pages[0].save(tmp_path / "album.tif", save_all=True, append_images=pages[1:])
+    assert main(["info", str(tmp_path / "still.gif")]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"kind +image", out) and "written as PNG by default" in out
+    assert main(["info", str(tmp_path / "album.tif")]) == 0
+    assert "each of its 3 pages restored and written back into one file" in capsys.readouterr().out
