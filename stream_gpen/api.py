@@ -207,7 +207,7 @@ class Enhancer:
       ``faces="largest"`` chooses (crowds cost per face); ``None`` = all.
     * ``min_face``: ignore faces smaller than this (pixels, shorter box side). Tiny faces gain
       little and cost as much as big ones.
-    * ``min_score``: restore a face the detector scores at least this sure (default 0.9, GPEN's
+    * ``min_score``: in (0, 1): restore a face the detector scores at least this sure (default 0.9, GPEN's
       own threshold; faces scored lower are mostly profiles and turned heads, which the
       frontal template restores badly, and the odd false face). In video a face already being
       restored is kept down to the detector's 0.8 (or ``min_score``, if lower), so a head that
@@ -646,6 +646,10 @@ class Enhancer:
                 lambda q: (photo_ext or _photo_suffix(q)) if q in photos
                 else self._folder_video_ext(q.suffix, codec, audio))
             _check_output_inside(root, Path(dst), images + videos, plan)
+            if images or videos:
+                # made now: an output folder that cannot be made (read-only, no permission) fails the
+                # run before the first file's restoration, not after it
+                Path(dst).mkdir(parents=True, exist_ok=True)
             for note in clashes:
                 log.warning("%s", note)
             if skip_existing and not overwrite:
@@ -1399,7 +1403,11 @@ def fetched(url: str) -> Iterator[Path]:
                 # may pass: exit 4, as a video URL that fails so when first opened
                 raise SourceClosedError(f"cannot fetch {url}: {reason}",
                                         hint="the server did not answer or failed; try again later") from e
-            raise MediaNotFoundError(f"cannot fetch {url}: {reason}") from e
+            code = getattr(e, "code", None) if isinstance(e, urllib.error.HTTPError) else None
+            raise MediaNotFoundError(
+                f"cannot fetch {url}: {reason}",
+                hint=("check the URL, and that it is public (not behind a login or an expired link)"
+                      if code in (401, 403, 404, 410) else "check the URL and the network")) from e
         yield local
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

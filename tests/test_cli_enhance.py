@@ -246,7 +246,8 @@ def test_photo_and_video_urls_are_named_after_their_file(tmp_path, shared, det_h
         info = describe_input(f"{base}/portrait.jpg")
         assert info["kind"] == "image" and info["format"] == "JPEG" and info["path"] == f"{base}/portrait.jpg"
         assert main(["enhance", f"{base}/gone.jpg", "--model", "classic", "--device", "cpu", "--quiet"]) == 2
-        assert "cannot fetch" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "cannot fetch" in err and "hint: check the URL, and that it is public" in err
     finally:
         srv.shutdown()
 

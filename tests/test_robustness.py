@@ -748,3 +748,17 @@ def test_the_program_ignores_ctrl_c_while_it_exits(monkeypatch, capsys):
         assert run() == 0 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, old)
+
+
+def test_a_folder_output_that_cannot_be_made_fails_before_any_restoration(tmp_path, enh, monkeypatch):
+    # the first photo was restored (model work wasted), then "skipped: could not be written", and
+    # the run failed at the end with no file written
+    src = tmp_path / "photos"
+    src.mkdir()
+    Image.fromarray(picture()).save(src / "a.png")
+    (tmp_path / "afile").write_text("x")
+    calls = []
+    monkeypatch.setattr(type(enh), "_enhance_one", lambda self, *a, **k: calls.append(a))
+    with pytest.raises(OSError):
+        enh.enhance_file(src, tmp_path / "afile" / "out")
+    assert calls == []

@@ -260,3 +260,21 @@ def test_a_deinterlaced_output_is_progressive(tmp_path):
     src = _interlaced(tmp_path / "i.mkv", "tt")
     copy_through(src, tmp_path / "o.mkv")
     assert _fields(tmp_path / "o.mkv") == (1, "P")
+
+
+def test_failed_encodes_and_option_errors_come_with_hints(tmp_path):
+    import errno
+
+    from stream_gpen.errors import InvalidInputError
+    from stream_gpen.io._sink import FileSink, _check_software_options, _encode_hint
+
+    # a file system refusal says what to check (the photo path did, a video's said nothing more)
+    for code in (errno.ENOSPC, errno.EROFS, errno.ENOENT, errno.EACCES):
+        assert _encode_hint(OSError(code, "x")) == "check that the output folder exists, is writable and has room"
+    assert _encode_hint(ValueError("bad")) is None
+    # prores says it takes no crf, not a range that is not its own ("must be within 0..63")
+    with pytest.raises(InvalidInputError, match="codec='prores' takes no crf or preset"):
+        _check_software_options("prores", 99, None)
+    with pytest.raises(InvalidInputError) as e:
+        FileSink(tmp_path / "missing" / "o.mp4")
+    assert "output folder does not exist" in str(e.value) and e.value.hint == "create it, or choose another -o"

@@ -1121,6 +1121,9 @@ def _check_nvenc_codec(codec: str) -> None:
 def _check_software_options(codec: str, crf: int | None, preset: str | None, note: str | None = None) -> None:
     """crf/preset ranges of the software encoders; ``note``: why encoder='auto' chose one."""
     why = f" ({note})" if note else ""
+    if codec == "prores" and (crf is not None or preset is not None):  # (before a range that is not its own)
+        raise InvalidInputError("codec='prores' takes no crf or preset: ProRes is fixed-quality (422 HQ, or 4444 for "
+                                "4:4:4 and alpha); leave them unset")
     top = 51 if codec in ("h264", "hevc") else 63  # x264/x265 clamp anything above 51 silently
     # SVT-AV1 (through FFmpeg) takes crf 1..63: its 0 means "not set", i.e. the default (35)
     low = 1 if codec == "av1" else 0
@@ -1134,9 +1137,19 @@ def _check_software_options(codec: str, crf: int | None, preset: str | None, not
         raise InvalidInputError(f"preset={preset!r} for codec='av1' (svt-av1) must be '0'..'13' (higher is faster){why}")
     if preset is not None and codec == "vp9":
         raise InvalidInputError("codec='vp9' takes no preset (libvpx speed is fixed here): leave out --preset (preset=None)")
-    if codec == "prores" and (crf is not None or preset is not None):
-        raise InvalidInputError("codec='prores' takes no crf or preset: ProRes is fixed-quality (422 HQ, or 4444 for "
-                                "4:4:4 and alpha); leave them unset")
+
+
+def _encode_hint(err: BaseException) -> str | None:
+    """The hint of a failed encode: the error's own, or where the file system refused the output
+    (a full disk, a read-only or vanished folder) what to check, as a photo's failed write says."""
+    import errno
+
+    own = getattr(err, "hint", None)
+    if own or not isinstance(err, OSError):
+        return own
+    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.EIO):
+        return "check that the output folder exists, is writable and has room"
+    return None
 
 
 class _Sink:
@@ -1339,7 +1352,7 @@ class FileSink(_Sink):
             if t.exists() and not overwrite:
                 raise OutputExistsError(f"output exists: {t}", hint="pass overwrite=True (--overwrite) or choose another name")
             if not t.parent.is_dir():
-                raise InvalidInputError(f"output folder does not exist: {t.parent}")
+                raise InvalidInputError(f"output folder does not exist: {t.parent}", hint="create it, or choose another -o")
             self._fmt = None
             self._remove_stale_temps(t)
             # (the machine and process in the name tell a later run whose it is: _remove_stale_temps)
@@ -1914,7 +1927,7 @@ class FileSink(_Sink):
         while True:
             if self._error is not None:
                 raise EncodeError(f"encoding {self.target} failed: {self._error}",
-                                  hint=getattr(self._error, "hint", None)) from self._error
+                                  hint=_encode_hint(self._error)) from self._error
             try:
                 self._queue.put(frame, timeout=_QUEUE_POLL_S)
                 return
@@ -2560,7 +2573,7 @@ class FileSink(_Sink):
                 raise Interrupted(f"interrupted while finishing: {where}") from exc
             if self._error is not None:
                 raise EncodeError(f"encoding {self.target} failed: {self._error}",
-                                  hint=getattr(self._error, "hint", None)) from self._error
+                                  hint=_encode_hint(self._error)) from self._error
             src_done = getattr(getattr(self.source, "ring", None), "_finished", True)
             try:
                 self._finish_container(all_aux=src_done)
