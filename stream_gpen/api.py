@@ -206,7 +206,11 @@ class Enhancer:
     * ``max_faces``: restore at most this many faces per picture, the largest, chosen as
       ``faces="largest"`` chooses (crowds cost per face); ``None`` = all.
     * ``min_face``: ignore faces smaller than this (pixels, shorter box side). Tiny faces gain
-      little and cost as much as big ones.
+      little and cost as much as big ones. (Video: judged at each detection.)
+    * ``check_landmarks``: leave untouched a face found sideways or upside down whose landmarks
+      fit no face the right way up (RetinaFace misplaces them there: the crop aligned on them
+      is a turned, zoomed face, restored and pasted over the real one); ``False`` restores every
+      face the detector finds, as GPEN's own script does. See ``FaceDetector``.
     * ``min_score``: in (0, 1): restore a face the detector scores at least this sure (default 0.9, GPEN's
       own threshold; faces scored lower are mostly profiles and turned heads, which the
       frontal template restores badly, and the odd false face). In video a face already being
@@ -289,6 +293,7 @@ class Enhancer:
         min_face: float = 0.0,
         max_faces: int | None = None,
         min_score: float = DEFAULT_MIN_SCORE,
+        check_landmarks: bool = True,
         detector: Literal["auto", "resnet50", "mobilenet0.25"] = "auto",
         detector_weights: str | Path | None = None,
         detect_size: int | None = None,
@@ -377,7 +382,7 @@ class Enhancer:
             backbone=detector, device=self.device, weights=detector_weights,
             long_side=min(detect_size or VIDEO_DETECT_SIZE, VIDEO_DETECT_SIZE),
             min_face=self.min_face, max_faces=None, score_threshold=min(DETECT_SCORE, self.min_score),
-            download=download, progress=progress,  # (`--no-download` holds for the detector too)
+            check_landmarks=check_landmarks, download=download, progress=progress,  # (`--no-download` holds for the detector too)
         )
         self.parser = None
         if mask == "parse" and self.aligned:
@@ -981,6 +986,7 @@ class Enhancer:
         summary.frames_with_faces = stage.frames_with_faces
         summary.detector_calls = stage.detector_calls
         summary.detector_probes = stage.detector_probes
+        summary.detections_implausible = stage.detections_implausible
         summary.faces_parsed = stage.parser_calls
         summary.seconds = time.perf_counter() - t0
         summary.precision = self.precision  # (the runner may have fallen back to fp32 since the start)
@@ -1346,7 +1352,7 @@ def _add_summary(total: RunSummary, part: RunSummary, root: Path, common: list[s
     """Add one file's run summary into a folder's. ``common``: the enhancer's own fallbacks (the
     same in every part: listed once); the rest are prefixed with the file they came from."""
     for k in ("frames_in", "frames_out", "frames_dropped", "packets_corrupt", "faces_restored", "frames_with_faces",
-              "detector_calls", "detector_probes", "faces_parsed"):
+              "detector_calls", "detector_probes", "detections_implausible", "faces_parsed"):
         setattr(total, k, getattr(total, k) + getattr(part, k))
     for k, v in part.stage_seconds.items():
         total.stage_seconds[k] = total.stage_seconds.get(k, 0.0) + v

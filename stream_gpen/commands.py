@@ -114,8 +114,11 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     f.add_argument("--faces", default="all", choices=["all", "largest", "center"], help="which faces to restore (default all); in video the chosen face stays chosen until another "
                    "is 1.3x larger or nearer the centre")
     f.add_argument("--min-face", type=_in_range(float, 0, 100000), default=0.0, metavar="PX",
-                   help="ignore faces whose shorter box side is under PX pixels (default 0: keep all); tiny "
-                   "faces gain little and cost as much as big ones")
+                   help="ignore faces whose shorter box side is under PX pixels, judged at each detection "
+                   "(default 0: keep all); tiny faces gain little and cost as much as big ones")
+    f.add_argument("--no-landmark-check", dest="check_landmarks", action="store_false",
+                   help="also restore faces found sideways or upside down whose landmarks fit no upright face "
+                   "(left untouched by default: their crops are misaligned), as GPEN's own script does")
     f.add_argument("--min-score", type=_min_score, default=0.9, metavar="S",
                    help="restore faces the detector is at least this sure of (0.01-0.99, default 0.9 as GPEN's "
                    "own script; lower ones are mostly profiles, which GPEN restores badly). In video a face "
@@ -266,6 +269,7 @@ def _make_enhancer(args):
     return Enhancer(
         args.model, device=args.device, precision=args.precision, batch_size=args.batch_size,
         detect_every=args.detect_every, faces=args.faces, min_face=args.min_face, detector=args.detector,
+        check_landmarks=getattr(args, "check_landmarks", True),
         max_faces=getattr(args, "max_faces", None), min_score=getattr(args, "min_score", 0.9),
         detect_size=args.detect_size, weights=args.weights, detector_weights=args.detector_weights, download=not args.no_download,
         progress=not getattr(args, "quiet", False), compile=args.compile,

@@ -97,6 +97,9 @@ class FaceStage:
     on_faces: Callable[[int], None] | None = None
     detector_calls: int = 0
     detector_probes: int = 0  # of detector_calls: the tracker's change-watch probes (a region only)
+    #: detections the detector dropped for landmarks that fit no face (``check_landmarks``):
+    #: sideways / upside-down faces, left untouched
+    detections_implausible: int = 0
     faces_restored: int = 0
     frames_with_faces: int = 0
     #: live streams: frames taken from the source but never handed on (see :func:`run_stream`)
@@ -129,11 +132,18 @@ class FaceStage:
             dets = None
             if self.tracker.needs_detection(index, image):
                 region = self.tracker.probe_region  # a change-watch probe looks only where it changed
-                dets = self._detect(image, self.video_detect_size, region)
+                dets = self._counted_detect(image, self.video_detect_size, region)
                 self.detector_calls += 1
                 self.detector_probes += int(self.tracker.probing)
         with self.timer("track"):
             return self.tracker.update(index, dets, frame=image)
+
+    def _counted_detect(self, image: torch.Tensor, size: int | None, region=None):
+        # the detector may be shared by several stages (runs): its running count is per detector
+        before = getattr(self.detector, "implausible", 0)
+        dets = self._detect(image, size, region)
+        self.detections_implausible += getattr(self.detector, "implausible", 0) - before
+        return dets
 
     def _detect(self, image: torch.Tensor, size: int | None, region=None):
         """Faces of one picture (or of a ``region`` of it): at the detector's own long side, or,
@@ -189,7 +199,7 @@ class FaceStage:
         if self.aligned:
             return self._whole(image)
         with self.timer("detect"):
-            dets = self._detect(image, self.still_detect_size)
+            dets = self._counted_detect(image, self.still_detect_size)
             self.detector_calls += 1
         dets = select_faces(dets, self.tracker.select, self.tracker.min_face, self.tracker.max_faces, image.shape,
                             self.tracker.min_score)

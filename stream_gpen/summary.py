@@ -42,6 +42,7 @@ class RunSummary:
     frames_with_faces: int = 0
     detector_calls: int = 0
     detector_probes: int = 0  # of detector_calls: change-watch probes (a region of the frame only)
+    detections_implausible: int = 0  # detections dropped: landmarks that fit no face (sideways / upside down)
     faces_parsed: int = 0  # --mask parse: faces run through the parser (video reuses masks in between)
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
@@ -109,7 +110,9 @@ class RunSummary:
             f"corrupt packets skipped {self.packets_corrupt}",
             f"faces restored {self.faces_restored} in {self.frames_with_faces} frames, "
             f"detector calls {self.detector_calls}"
-            + (f" ({self.detector_probes} of them region probes)" if self.detector_probes else ""),
+            + (f" ({self.detector_probes} of them region probes)" if self.detector_probes else "")
+            + (f", {self.detections_implausible} detections with implausible landmarks left untouched"
+               if self.detections_implausible else ""),
             f"{self.seconds:.2f} s, {self.fps:.2f} frames/s" + (
                 ", video stream-copied" if self.encoder == "copy"
                 else f", video encoded with {self.encoder}" if self.encoder else ""),

@@ -104,8 +104,17 @@ class FaceDetector:
       ``f`` px in a frame whose long side is ``L`` is ``f * long_side / L`` px to the network.
     * ``score_threshold``: higher drops false positives but loses blurry / profile faces.
     * ``min_face``: drop faces whose box's shorter side (frame px) is smaller; small faces gain
-      little from restoration and cost as much as big ones.
+      little from restoration and cost as much as big ones. (Video: judged at each detection;
+      see :class:`~stream_gpen.faces.FaceTracker`.)
     * ``max_faces``: keep at most this many (highest score); ``None`` keeps all.
+    * ``check_landmarks``: drop a detection whose five landmarks fit no face the right way up:
+      their shape does not fit the alignment template (:func:`landmark_misfit` over
+      :attr:`MAX_LANDMARK_MISFIT`), or the crop aligned on them looks more like a face turned
+      (:meth:`turn_margin` over :attr:`MAX_TURN_MARGIN`). RetinaFace finds sideways and
+      upside-down faces at high scores but misplaces their landmarks, and the crop aligned on
+      them is a zoomed, turned face that would be restored and pasted over the real one. A
+      dropped face is left untouched, as if not detected; :attr:`implausible` counts them. Costs
+      one network call on four 128 px crops per face found. ``False`` keeps every detection.
     * ``batch_size``: frames per network call; larger batches amortise launch cost on GPU.
     * ``resize``: how frames are downscaled for the network; both use torch's antialiased bilinear
       filter. ``"float"``: on float copies of the frames (any device; the exact input).
@@ -131,6 +140,7 @@ class FaceDetector:
         nms_threshold: float = 0.4,
         min_face: float = 0.0,
         max_faces: int | None = None,
+        check_landmarks: bool = True,
         batch_size: int = 8,
         resize: Resize = "auto",
         download: bool = True,
@@ -174,7 +184,10 @@ class FaceDetector:
         self.nms_threshold = float(nms_threshold)
         self.min_face = float(min_face)
         self.max_faces = max_faces
+        self.check_landmarks = bool(check_landmarks)
         self.batch_size = batch_size
+        #: detections dropped for implausible landmarks (``check_landmarks``), for run summaries
+        self.implausible = 0
         self.calls = 0  # frames run through the network (for benchmarks and run summaries)
         self.fallbacks: list[str] = []
         from stream_gpen.weights import ensure_weights
@@ -362,10 +375,55 @@ class FaceDetector:
                 side = torch.minimum(bx[:, 2] - bx[:, 0], bx[:, 3] - bx[:, 1])
                 ok = side >= self.min_face
                 bx, lm, sc = bx[ok], lm[ok], sc[ok]
+            if self.check_landmarks and len(sc):
+                ok = landmark_misfit(lm) <= self.MAX_LANDMARK_MISFIT
+                ok &= self.turn_margin(frames[b], lm) <= self.MAX_TURN_MARGIN
+                self.implausible += int((~ok).sum())
+                bx, lm, sc = bx[ok], lm[ok], sc[ok]
             if self.max_faces is not None:
                 bx, lm, sc = bx[: self.max_faces], lm[: self.max_faces], sc[: self.max_faces]
             results.append(Detections(bx.float().cpu(), lm.float().cpu(), sc.float().cpu()))
         return results
+
+    #: Largest :func:`landmark_misfit` of a kept detection (``check_landmarks``). Calibrated with
+    #: MobileNet-0.25 on the shared face photos and clips (docs/tracking.md, "Implausible
+    #: landmarks"): upright faces reach 0.57 (small and profile faces in the crowd and stage
+    #: clips), scrambled sideways ones up to 6. Lowering it drops more scrambled faces and risks
+    #: small and profile ones.
+    MAX_LANDMARK_MISFIT = 0.8
+
+    #: Largest :meth:`turn_margin` of a kept detection (``check_landmarks``), face logits. On the
+    #: same data upright real faces reach 0.47, misaligned upside-down ones median 4.1; lowering
+    #: it drops more misaligned faces and comes closer to dropping real ones.
+    MAX_TURN_MARGIN = 2.5
+    #: side of the crops :meth:`turn_margin` scores (px): the face's template spans ~60 px of it
+    TURN_CROP = 128
+
+    @torch.inference_mode()
+    def turn_margin(self, frame: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+        """How much more face-like each face's aligned crop looks turned than as aligned: the best
+        face logit (over all anchors) of the crop turned 90, 180 or 270 degrees, minus that of the
+        crop itself. ``frame`` ``[H,W,3]`` uint8, ``landmarks`` ``[n,5,2]`` in its pixels; ``[n]``.
+
+        The landmarks RetinaFace gives a face lying sideways or upside down often still look like
+        an upright face's (it draws the eyes on the mouth of an upside-down face), so their shape
+        cannot tell; the crop aligned on them shows the face sideways or upside down, and the
+        network itself scores that crop turned upright higher. One extra network call on ``4n``
+        small crops."""
+        from stream_gpen.faces._align import estimate_affines, warp_faces
+
+        n, s = len(landmarks), self.TURN_CROP
+        aff = estimate_affines(landmarks.float().cpu(), size=s)
+        crops = warp_faces([frame], torch.zeros(n, dtype=torch.long), aff.to(frame.device), size=s)
+        x = crops.to(self.device).float()
+        x = torch.cat([torch.rot90(x, k, (2, 3)) for k in range(4)])
+        x = x.flip(1) - self._mean  # RGB -> BGR, minus the training mean, as the frames
+        if self.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        _, conf, _ = self.net(x)
+        p = conf[..., 1].clamp(1e-7, 1 - 1e-7)
+        logit = (p.log() - (1 - p).log()).amax(1).view(4, n).cpu()
+        return logit[1:].amax(0) - logit[0]
 
     # --- several scales -------------------------------------------------------------------
     #: Network pixels (shorter box side) under which a face is left to the next finer scale.
@@ -483,6 +541,34 @@ def _fuse_conv_bn(net: torch.nn.Module) -> int:
                 seq._modules[b] = torch.nn.Identity()
                 n += 1
     return n
+
+
+def landmark_misfit(landmarks: torch.Tensor) -> torch.Tensor:
+    """How badly each face's five landmarks ``[n,5,2]`` fit the alignment template: the RMS
+    distance between the points and the template placed on them by the best similarity (Umeyama,
+    no reflection), in inter-ocular distances of that fitted template. ``[n]`` float32.
+
+    Real upright faces measure 0.07 (median) and up to 0.57 (small and profile faces); the
+    landmarks RetinaFace gives some sideways faces are collapsed or relabelled into shapes no
+    rotation of the template matches (up to 6). Upside-down faces often get a plausible upright
+    shape in the wrong place, which only :meth:`FaceDetector.turn_margin` catches."""
+    from stream_gpen.faces._align import reference_points
+
+    p = landmarks.double()
+    ref = reference_points(256)
+    rc = ref - ref.mean(0)
+    pc = p - p.mean(1, keepdim=True)
+    # the similarity template -> points: rotation from the SVD of the cross-covariance, then scale
+    cov = pc.transpose(1, 2) @ rc / 5
+    u, sv, vt = torch.linalg.svd(cov)
+    d = torch.ones_like(sv)
+    d[:, 1] = torch.where(torch.linalg.det(cov) < 0, -1.0, 1.0)
+    r = u @ torch.diag_embed(d) @ vt
+    k = (sv * d).sum(1) / (rc**2).sum(1).mean()
+    fit = k[:, None, None] * (rc @ r.transpose(1, 2))
+    rms = ((fit - pc) ** 2).sum(2).mean(1).sqrt()
+    iod = k * torch.linalg.norm(ref[0] - ref[1])
+    return (rms / iod.clamp_min(1e-9)).float()
 
 
 #: the detector's own score threshold (facexlib's): faces above it are found and tracked

@@ -351,7 +351,10 @@ class FaceTracker:
     * ``motion``: ``"flow"`` carries points with optical flow between detections; ``"none"`` holds
       them (only for a static camera and subject; it lags any motion by up to k frames).
     * ``select``: ``"all"`` faces, the ``"largest"`` one, or the one nearest the ``"center"``.
-    * ``min_face``: ignore faces whose box's shorter side is below this (frame px).
+    * ``min_face``: ignore faces whose box's shorter side is below this (frame px), judged on
+      each detection's box: a tracked face that shrinks below it between detections (walking
+      away) stays restored until detections no longer find it that large (``max_misses``), so
+      the flow-carried box does not switch a face on and off around the limit.
     * ``min_score``: a detection starts a new track only at this detector score or above (GPEN's
       own script restores faces scored 0.9 and up; lower ones are mostly profiles and turned
       heads, which a frontal template restores badly). A face already tracked is kept by any
@@ -625,9 +628,14 @@ class FaceTracker:
                 t.raw = t.kf.estimate()
             else:
                 t.raw = moved
-            c = np.array([[t.box[0], t.box[1]], [t.box[2], t.box[3]]])
-            c = _apply(a, c)
-            t.box = np.array([c[:, 0].min(), c[:, 1].min(), c[:, 0].max(), c[:, 1].max()])
+            # The box moves with the similarity's translation and scale about its centre. Its
+            # rotation is ignored: mapping corners through it would turn the box's diagonal and
+            # collapse an axis-aligned box towards a line as the face rotates, and the next
+            # detection would then fail the IoU match and start a second track on the same face.
+            s = float(np.sqrt(abs(np.linalg.det(a[:, :2]))))
+            cx, cy = _apply(a, np.array([[(t.box[0] + t.box[2]) / 2, (t.box[1] + t.box[3]) / 2]]))[0]
+            hw, hh = (t.box[2] - t.box[0]) / 2 * s, (t.box[3] - t.box[1]) / 2 * s
+            t.box = np.array([cx - hw, cy - hh, cx + hw, cy + hh])
 
     def needs_detection(self, frame_index: int, frame: torch.Tensor | None = None) -> bool:
         """Whether the caller should run the detector on this frame before :meth:`update`.
