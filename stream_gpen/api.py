@@ -651,10 +651,11 @@ class Enhancer:
                 lambda q: (photo_ext or _photo_suffix(q)) if q in photos
                 else self._folder_video_ext(q.suffix, codec, audio))
             _check_output_inside(root, Path(dst), images + videos, plan)
-            if images or videos:
+            made = (images or videos) and not Path(dst).exists()
+            if made:
                 # made now: an output folder that cannot be made (read-only, no permission) fails the
                 # run before the first file's restoration, not after it
-                Path(dst).mkdir(parents=True, exist_ok=True)
+                Path(dst).mkdir(parents=True)
             for note in clashes:
                 log.warning("%s", note)
             if skip_existing and not overwrite:
@@ -667,11 +668,16 @@ class Enhancer:
                     clashes.append(f"{len(stale)} output(s) of inputs whose names clash were redone, not skipped: "
                                    "which input made them cannot be told")
             opts["names"] = {q.relative_to(root).as_posix(): plan[q] for q in images}
-            if videos or (skip_existing and not overwrite):
-                summary = self._enhance_folder(root, Path(dst), images, videos, plan,
-                                               skip_existing=skip_existing and not overwrite, **opts)
-            else:
-                summary = self._enhance_one(src_s, dst, **opts)
+            try:
+                if videos or (skip_existing and not overwrite):
+                    summary = self._enhance_folder(root, Path(dst), images, videos, plan,
+                                                   skip_existing=skip_existing and not overwrite, **opts)
+                else:
+                    summary = self._enhance_one(src_s, dst, **opts)
+            finally:
+                if made:  # (nothing could be read: no empty folder left behind)
+                    with contextlib.suppress(OSError):
+                        Path(dst).rmdir()  # (only if empty)
             summary.fallbacks[:0] = clashes
             return summary
         if copy_if_no_faces and _same_file(src_s, dst):
