@@ -489,14 +489,15 @@ class Enhancer:
             log.info("non-square pixels (pixel aspect %.4g): faces are aligned in display geometry", stage.pixel_aspect)
         return src, stage
 
-    def _frames(self, src, stage, *, latency_budget_s: float | None = 0.05, on_frame=None, stop=None):
+    def _frames(self, src, stage, *, latency_budget_s: float | None = 0.05, on_frame=None, stop=None,
+                max_frames: int | None = None):
         """The restored frames of ``src`` in input order (each still holds its ring slot);
-        ``stop``: see :func:`~stream_gpen.pipeline.run_stream`."""
+        ``stop``, ``max_frames``: see :func:`~stream_gpen.pipeline.run_stream`."""
         from stream_gpen.pipeline import run_stream
 
         budget = latency_budget_s if getattr(src, "live", False) else None
         return run_stream(src, stage, batch_faces=self.batch_size, max_pending_frames=self._max_pending(),
-                          latency_budget_s=budget, on_frame=on_frame, stop=stop)
+                          latency_budget_s=budget, on_frame=on_frame, stop=stop, max_frames=max_frames)
 
     def _summary(self, **kw) -> RunSummary:
         return RunSummary(model=self.model_name, device=str(self.device), precision=self.precision, mask=self.mask,

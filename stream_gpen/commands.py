@@ -581,6 +581,46 @@ def _exit_alone(sink, output: str, failures: list):
     return exit_
 
 
+class _StatusLine:
+    """The camera's ``\r`` status line on stderr, ended before any log line is said (a note from
+    the sink or a reconnect warning landed inside it: "faces 12stream-gpen: ..."). While open, it
+    ends itself through a filter on the handlers that write to stderr, whatever thread logs."""
+
+    def __init__(self) -> None:
+        self._open = False
+        self._lock = threading.Lock()
+        self._handlers: list[logging.Handler] = []
+
+    def show(self, text: str) -> None:
+        with self._lock:
+            print(f"\r{text}", end="", file=sys.stderr, flush=True)
+            self._open = True
+
+    def end(self) -> None:
+        with self._lock:
+            if self._open:
+                print(file=sys.stderr, flush=True)
+                self._open = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.end()
+        return True
+
+    def __enter__(self) -> "_StatusLine":
+        for name in ("stream_gpen", ""):
+            for h in logging.getLogger(name).handlers:
+                if getattr(h, "stream", None) is sys.stderr and h not in self._handlers:
+                    h.addFilter(self)
+                    self._handlers.append(h)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handlers:
+            h.removeFilter(self)
+        self._handlers.clear()
+        self.end()
+
+
 def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = None, seconds: float | None = None,
                quiet: bool = False, stop: threading.Event | None = None, overwrite: bool = False,
                latency_budget_s: float = 0.05, codec: str = "auto", crf: int | None = None,
@@ -612,7 +652,9 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
     last_print = t0
     close_failures: list = []  # (output, error) of outputs that failed to close
     src, stage = enh._open(source, live=True, sink_queue=_SINK_QUEUE, timer=timer)
+    status = _StatusLine()
     with src, ExitStack() as stack:
+        stack.enter_context(status)  # (last out: after the sinks' closing notes)
         sinks = []
         for o in outputs:
             c = _camera_codec(codec, o, src) if _encoded_output(o) else codec
@@ -630,7 +672,7 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
                     or any(getattr(s, "closed_by_user", False) for s in sinks))
 
         # latency counts from the decoder's publishing the frame (time waiting in the ring included)
-        restored = enh._frames(src, stage, latency_budget_s=latency_budget_s, stop=stopping,
+        restored = enh._frames(src, stage, latency_budget_s=latency_budget_s, stop=stopping, max_frames=frames,
                                on_frame=lambda f: arrival.__setitem__(
                                    f.index, getattr(f, "published", None) or time.perf_counter()))
         try:
@@ -645,8 +687,9 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
                     if not quiet and now - last_print >= 1.0:
                         recent = latencies[-30:]
                         fps = summary.frames_out / (now - t0)
-                        print(f"\r{fps:6.1f} fps  added latency {1000 * sum(recent) / len(recent):6.1f} ms  "
-                              f"faces {stage.faces_restored}", end="", file=sys.stderr, flush=True)
+                        # (faces handed on: a restored batch a stop discards is not in the summary)
+                        status.show(f"{fps:6.1f} fps  added latency {1000 * sum(recent) / len(recent):6.1f} ms  "
+                                    f"faces {stage.faces_out}")
                         last_print = now
                     if stopping() or (frames is not None and summary.frames_out >= frames):
                         break
@@ -680,8 +723,7 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
             summary.frames_in = summary.frames_out + summary.frames_dropped
             if latencies:
                 summary.mean_added_latency = sum(latencies) / len(latencies)
-            if not quiet:
-                print(file=sys.stderr)
+            status.end()
             if stopped_by:
                 log.info("stopped (%s): finishing the outputs", stopped_by)
     if failed is None and close_failures:

@@ -104,6 +104,9 @@ class FaceStage:
     frames_with_faces: int = 0
     #: live streams: frames taken from the source but never handed on (see :func:`run_stream`)
     frames_discarded: int = 0
+    #: faces of the frames :func:`run_stream` has handed on so far (``faces_restored`` also
+    #: counts a restored batch still on its way out, which a stop may discard)
+    faces_out: int = 0
 
     @property
     def size(self) -> int:
@@ -465,16 +468,21 @@ def run_stream(
     latency_budget_s: float | None = None,
     on_frame: Callable[[object], None] | None = None,
     stop: Callable[[], bool] | None = None,
+    max_frames: int | None = None,
 ) -> Iterator[object]:
     """Yield the frames of ``source`` with their faces restored, in input order.
 
     Faces of several frames are collected until ``batch_faces`` crops are pending, the
     pending frames reach ``max_pending_frames`` (keep it below the ring size so the decoder
     never starves), or — for live sources — the oldest pending frame has waited
-    ``latency_budget_s``, whether or not another frame has come (a 2 fps camera does not hold a
-    frame for a whole frame interval, nor a stalled one its last frames). With a smoother
-    (``stage.lag`` > 0) each frame first waits for its look-ahead, so up to
-    ``max_pending_frames + stage.lag`` frames are held: the ring must have room for both. Each
+    ``latency_budget_s`` since the source published it (time in the ring included), whether or
+    not another frame has come (a 2 fps camera does not hold a frame for a whole frame interval,
+    nor a stalled one its last frames). A live frame taken after the source dropped older ones
+    (the ring's ``dropped`` grew: processing is behind) is restored at once, without waiting for
+    another: batching it with the next frame would make the output come in bursts of consecutive
+    frames, each burst later. With a smoother (``stage.lag`` > 0) each frame first waits for its
+    look-ahead, so up to ``max_pending_frames + stage.lag`` frames are held: the ring must have
+    room for both. Each
     yielded frame still owns its ring slot: hand it to a sink (which releases it) or call
     ``frame.release()``.
 
@@ -482,7 +490,11 @@ def run_stream(
     limit, is noticed even when no frame comes); ``True`` ends the stream there. Frames taken
     from the source and not handed on (a stop, or the caller closing the generator early) are
     counted in ``stage.frames_discarded``, and their faces are taken back out of the stage's
-    counts: those count the frames handed on.
+    counts: those count the frames handed on. ``stage.faces_out`` counts the faces of the frames
+    handed on so far (a live status line: ``faces_restored`` includes a batch not yet handed on).
+
+    ``max_frames``: take at most this many frames from the source (``camera --frames``), so
+    none is taken only to be discarded.
     """
     pending: list[_Pending] = []
     waiting: deque = deque()  # frames tracked but not yet released by the smoother (<= stage.lag)
@@ -504,22 +516,26 @@ def run_stream(
         restored.extend(pending)
         pending, pending_faces = [], 0
         while restored:
-            yield restored.popleft().frame  # (out of ``restored`` first: a caller that stops here saw it)
+            p = restored.popleft()  # (out of ``restored`` first: a caller that stops here saw it)
+            stage.faces_out = getattr(stage, "faces_out", 0) + len(p.affines)
+            yield p.frame
 
-    def admit(released):
+    def admit(released, late: bool = False):
         nonlocal pending_faces, oldest
         for index, aff in released:
             frame = waiting.popleft()
             if frame.index != index:  # the smoother releases in push order; anything else is a bug
                 raise RuntimeError(f"face planning released frame {index}, expected {frame.index}")
             if not pending:
-                oldest = time.perf_counter()
+                # a live frame's budget started when the source published it, not when it was taken
+                published = getattr(frame, "published", None) if latency_budget_s is not None else None
+                oldest = published if published is not None else time.perf_counter()
             pending.append(_Pending(frame, aff))
             pending_faces += len(aff)
             if (
                 pending_faces >= batch_faces
                 or len(pending) >= max_pending_frames
-                or (latency_budget_s is not None and time.perf_counter() - oldest >= latency_budget_s)
+                or (latency_budget_s is not None and (late or time.perf_counter() - oldest >= latency_budget_s))
             ):
                 yield from flush()
 
@@ -540,18 +556,23 @@ def run_stream(
                 return True
 
     frames = iter(source)
+    taken = 0
     try:
-        while True:
+        while max_frames is None or taken < max_frames:
             if timed and not (yield from ready()):
                 return
+            dropped = getattr(frames_ring, "dropped", 0)
             try:
                 frame = next(frames)
             except StopIteration:
                 break
+            taken += 1
+            # live: the ring dropped stale frames for this one, so processing is behind the source
+            late = getattr(frames_ring, "dropped", 0) > dropped
             if on_frame is not None:
                 on_frame(frame)
             waiting.append(frame)
-            yield from admit(stage.plan_frames(frame.index, frame.image))
+            yield from admit(stage.plan_frames(frame.index, frame.image), late)
         yield from admit(stage.plan_flush())
         yield from flush()
     finally:

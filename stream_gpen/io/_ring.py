@@ -4,7 +4,8 @@ Slot life cycle (the one rule to remember)::
 
     FREE --decoder acquires--> FILLING --published--> READY --caller takes (next(src))--> HELD
       ^                                                  |                                  |
-      |                 live mode: stale frame dropped --+                                  |
+      |  live mode: a stale frame dropped (no free slot, |                                  |
+      |  or the caller took a newer one) ----------------+                                  |
       +---------------------- frame.release() / sink.write(frame) --------------------------+
 
 A slot is recycled **only** when the frame that holds it is released, either explicitly with
@@ -12,6 +13,11 @@ A slot is recycled **only** when the frame that holds it is released, either exp
 After release, ``frame.image`` raises instead of silently showing a newer picture. If the caller
 holds every slot and asks for another frame, the ring raises :class:`RingExhaustedError` instead of
 deadlocking (raise ``ring_size`` if the pipeline really needs more frames in flight).
+
+Live mode (the producer acquires with ``drop_stale``: a camera, a stream, a file read as one): the
+caller always gets the newest READY frame, and the older READY ones are dropped then (counted in
+``dropped``). A live consumer that falls behind works on what the camera shows now, not on a queue
+of frames from seconds ago; a file (not live) gives every frame, in order.
 """
 from __future__ import annotations
 
@@ -203,6 +209,7 @@ class FrameRing:
         self._closed = False
         self._error: BaseException | None = None
         self.dropped = 0  # live mode: stale frames dropped so the newest is processed next
+        self.live = False  # set by the first ``acquire(drop_stale=True)``: see the module docstring
 
     # --- producer side ------------------------------------------------------------------
     def acquire(self, *, drop_stale: bool = False) -> int | None:
@@ -210,8 +217,11 @@ class FrameRing:
 
         With ``drop_stale`` (live sources) never block on a slow consumer: reclaim the oldest
         READY frame (counted in ``dropped``) or return ``None`` so the caller drops the new one.
+        It also puts the ring in live mode: :meth:`get` gives the newest frame.
         """
         with self._cond:
+            if drop_stale:
+                self.live = True  # (before this slot's frame can be READY: get() sees it first)
             while True:
                 if self._closed:
                     raise _RingClosed
@@ -298,11 +308,23 @@ class FrameRing:
     # --- consumer side ------------------------------------------------------------------
     def get(self) -> Frame:
         """Next READY frame (now HELD by the caller). Raises StopIteration at the end of input,
-        the producer's exception if it failed, RingExhaustedError if the caller holds every slot."""
+        the producer's exception if it failed, RingExhaustedError if the caller holds every slot.
+
+        Live mode: the newest READY frame; the older ones are dropped (freed, counted in
+        ``dropped``). Taking them oldest first, a consumer that fell behind kept working through a
+        full ring of frames seconds old (3-4x its processing time late, in bursts of consecutive
+        frames between freezes)."""
         with self._cond:
             while True:
                 if self._ready:
-                    frame = self._ready.popleft()
+                    frame = self._ready.pop() if self.live else self._ready.popleft()
+                    while self.live and self._ready:  # stale: nobody saw them
+                        stale = self._ready.popleft()
+                        stale._released = True  # a stray reference fails loudly
+                        self._state[stale.slot] = _FREE
+                        self._free.append(stale.slot)
+                        self.dropped += 1
+                        self._cond.notify_all()
                     assert frame.slot is not None
                     self._state[frame.slot] = _HELD
                     return frame
