@@ -389,8 +389,34 @@ def _close_quietly(container) -> None:
 def paced_by_default(kind: str, live: bool) -> bool:
     """Whether a source is paced when ``pace=None``: a live lavfi graph or file (they decode far
     faster than real time), not a device or network stream (those deliver in real time by
-    themselves; waiting on their timestamps would only add latency) and never an offline read."""
+    themselves; waiting on their timestamps would only add latency) and never an offline read.
+    A live http(s) URL that turns out to serve a file is paced too (see :func:`_served_as_file`),
+    known only once it is open."""
     return bool(live) and kind in ("lavfi", "file")
+
+
+def _download_size(url: str, container) -> int | None:
+    """The length the http(s) server of ``url`` gave its answer (``Content-Length``, FFmpeg's
+    ``avio_size``), None without one. A file is served with its length; a live MPEG-TS/MJPEG
+    feed over http without (chunked, or until the connection closes). FFmpeg reports a transfer
+    that stops short of the length as an I/O error, so a clean end of such an answer is the
+    file's end. HLS is left out: its demuxer's size is the playlist's."""
+    if not url.lower().startswith(("http://", "https://")) or "hls" in (container.format.name or "").split(","):
+        return None
+    try:
+        size = container.size
+    except (av.error.FFmpegError, OSError, ValueError):
+        return None
+    return size if size and size > 0 else None
+
+
+def _served_as_file(url: str, container) -> bool:
+    """A live http(s)/HLS URL that gives a file: served with a length (:func:`_download_size`)
+    or declaring a duration (mp4, mkv, VOD HLS). It downloads as fast as the network allows,
+    so read live it is paced at its own rate like a local file (see :func:`paced_by_default`)."""
+    if not url.lower().startswith(("http://", "https://", "hls")):
+        return False
+    return _header_span(container) is not None or _download_size(url, container) is not None
 
 
 class _Pacer:
@@ -440,6 +466,10 @@ class _Pacer:
         delay = self._anchor[0] + (t - self._anchor[1]) - now
         return delay <= 0 or not self._wait(delay)
 
+
+#: a reopened session's first frame this close to the time the session before began with is a
+#: replay of it (see VideoSource._decoded); its end this close to that one's end, the same file
+_REPLAY_TOL_S = 0.002
 
 #: audio/subtitle packets of a reconnected live session held until its first video frame says
 #: how far the session is moved (see _Timeline); beyond this many they are dropped (a session
@@ -1202,8 +1232,12 @@ class VideoSource:
       ``reconnect_delay_s``) after it drops; more rides out longer outages, fewer fail faster.
       A reopened live stream's frames and audio run on after the last frame given out, by the
       outage's wall-clock length (its own clock restarts); a file read offline over http(s)
-      resumes after its last frame. A "live" http(s) URL that declares a duration and reaches it
-      is a file: it ends there instead of being replayed (see :class:`_Timeline`).
+      resumes after its last frame. A "live" http(s) URL that is a file ends at its end instead
+      of being replayed: its server gave it with a length (``Content-Length``) and it was read
+      to the end, or it declares a duration and reached it. A reopened session that only
+      replays what the one before gave (the same first frame time) does not renew the
+      ``reconnect`` budget until it runs past where that one ended, and one that ends where that
+      one ended is a file served again: the source ends there.
     * ``autorotate``: apply the display-matrix rotation to the pixels (frames upright, as players
       show them; ``metadata.rotation`` becomes 0, the applied angle is in ``metadata.extra``).
       Face detectors need upright faces, so phone videos want this; it costs one extra copy per
@@ -1250,11 +1284,13 @@ class VideoSource:
       come. A lavfi graph or a file read as ``live`` decodes far faster than real time; unpaced,
       the live ring would keep only the newest of thousands of frames a second and a recording of
       it would be a gappy slideshow. Paced, the ring drops frames only when processing is really
-      slower than the source's rate. ``None`` (default): on for live lavfi graphs and files, off
-      for devices and network streams (real time by themselves: waiting would only add latency)
-      and for every offline read (as fast as it decodes). ``True`` paces any source (a file read
-      offline then takes its own duration, every frame kept); ``False`` never (a live lavfi graph
-      then drops most frames). ``self.paced`` says which applies.
+      slower than the source's rate. ``None`` (default): on for live lavfi graphs and files, and
+      for live http(s) URLs that serve a file (a ``Content-Length`` or a declared duration: they
+      download as fast as the network goes), off for devices and network streams (real time by
+      themselves: waiting would only add latency) and for every offline read (as fast as it
+      decodes). ``True`` paces any source (a file read offline then takes its own duration, every
+      frame kept); ``False`` never (a live lavfi graph then drops most frames). ``self.paced``
+      says which applies.
     """
 
     def __init__(
@@ -1337,6 +1373,9 @@ class VideoSource:
         self.aux = AuxChannel()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._exit_lock = threading.Lock()
+        self._thread_done = False
+        self._left_behind = False  # close() returned without waiting for the decode thread
         self._started = False
         self._closed = False
 
@@ -1371,6 +1410,10 @@ class VideoSource:
             self._frames = self._decode_frames()
             first = self._first_frame()
         self.metadata = self._build_metadata(first, count_frames)
+        if pace is None and self.live and self.kind == "url" and _served_as_file(self._target, self._container):
+            # an http(s) file read as live downloads far faster than its rate: 78 fps from a
+            # 25 fps clip, most of it dropped by the ring; paced, it plays like a local file
+            self.paced = True
         if any("A53_CC" in str(getattr(sd, "type", "")) for sd in frame_side_data(first)):
             # (new frames are made from the restored pictures; PyAV cannot attach side data to them)
             self._fallback(f"{self.spec}: closed captions carried in the video (CEA-608/708) are not kept in the "
@@ -1939,6 +1982,16 @@ class VideoSource:
         # a file's clock that jumps back (joined recordings, see _Joins); live clocks are _Timeline's
         joins = None if self.live else _Joins(max(self._hold_gap(), _JOIN_MIN_S), self.spec)
         session_end: float | None = None  # this session's last packet end, for _ended_like_a_file
+        # A reopened session whose first frame has the time the one before began with only
+        # replays it (an http file served without a length, given again from its top): it renews
+        # the reconnect budget only once it runs past where that one ended, else such a file was
+        # replayed for ever (each replay's frames reset the count), and if it ends where that one
+        # ended it is that file again: the source ends (see the end of input below).
+        # (http(s) only: an RTSP camera whose clock restarts at 0 in each session is live all the same)
+        http = self.kind == "url" and self.spec.lower().startswith(("http://", "https://"))
+        session_first: float | None = None  # this session's first frame time (its own clock)
+        before: tuple[float | None, float | None] | None = None  # (first, end) of the session before
+        replay = False
         untimed = 0  # frames out of the decoder since the top (the index of one without a time)
         # The frame on screen at the window's start: the last one before it, kept aside until the
         # next frame shows whether it matters. It opens the window (moved to the start, so the
@@ -1957,6 +2010,15 @@ class VideoSource:
         # landed on are never read after it: they are looked up on their own (_cues_at_start) and
         # the main read then skips every cue that starts before the part (those, or ones over).
         early = self._cues_at_start()
+
+        def replayed_whole() -> bool:
+            """This session replayed the one before and ended where it did: a file served again."""
+            if not (replay and session_end is not None and before[1] is not None
+                    and abs(session_end - before[1]) < _REPLAY_TOL_S):
+                return False
+            log.info("%s gave the same %.2f s again after it was reconnected to: a file rather than a live "
+                     "stream, so it ends here", self.spec, session_end - (session_first or 0.0))
+            return True
 
         def put_aux(packet) -> None:
             if self._window is not None:
@@ -2062,7 +2124,6 @@ class VideoSource:
                             if avi_sent is not None:
                                 avi_sent += 1
                         for f in frames:
-                            attempts = 0
                             if shift is None:
                                 late = f.pts - first_dts if f.pts is not None and first_dts is not None else 0
                                 shift = late if late > 0 else 0
@@ -2084,6 +2145,15 @@ class VideoSource:
                                 # time the frames are given (_frame_time), their index over the rate
                                 self._time_by_index(f, vs, untimed)
                             untimed += 1
+                            t_own = _seconds_or_none(f)
+                            if session_first is None and t_own is not None:
+                                session_first = t_own
+                                replay = (http and before is not None and before[0] is not None
+                                          and abs(t_own - before[0]) < _REPLAY_TOL_S)
+                            if replay and (t_own is None or before[1] is None or t_own > before[1] + _REPLAY_TOL_S):
+                                replay = False  # past the end of the session before: new frames
+                            if not replay:
+                                attempts = 0
                             ready = timeline.frame(f, self._frame_step())
                             if ready is None:
                                 continue  # a resumed file's frames already given out
@@ -2123,6 +2193,8 @@ class VideoSource:
                         return  # clean end of input (an http(s) file ends like a local one)
                     if self._ended_like_a_file(container, session_end):
                         return
+                    if replayed_whole():
+                        return
                     err = EOFError("live stream ended")
                 except (av.error.FFmpegError, OSError) as e:
                     if self._stop.is_set():
@@ -2150,6 +2222,8 @@ class VideoSource:
                             hint="download it first, or serve a streamable copy made with "
                                  "'ffmpeg -i IN -c copy -movflags +faststart OUT.mp4'",
                         ) from e
+                    if replayed_whole():  # (FFmpeg ends an http answer without a length as an I/O error)
+                        return
                     err = e
             # network drop: reconnect with exponential back-off, a bounded number of times
             if attempts >= self._reconnect:
@@ -2171,7 +2245,9 @@ class VideoSource:
                 err = e2
                 self._container = None
             else:
-                session_end = None
+                before = (session_first, session_end) if session_first is not None else before
+                session_end = session_first = None
+                replay = False
                 if joins is not None:
                     joins = _Joins(max(self._hold_gap(), _JOIN_MIN_S), self.spec)  # the reopened file's clock starts again
                 resume = timeline.reopened()
@@ -2210,12 +2286,19 @@ class VideoSource:
                      self.spec, e, float(t))
 
     def _ended_like_a_file(self, container, session_end: float | None) -> bool:
-        """A "live" http(s) URL that turns out to be a file (it has a duration and its data ran up
-        to it) has ended, not dropped: reconnecting would only replay it from its start, several
-        times over, into the recording. A live stream (rtsp/rtmp/srt/udp, live HLS, an MPEG-TS or
-        MJPEG feed over http) declares no duration."""
+        """A "live" http(s) URL that turns out to be a file has ended, not dropped: reconnecting
+        would only replay it from its start, several times over, into the recording. A file
+        declares a duration (its data ran up to it; one that ended well short of it was cut off:
+        a drop) or, without one (MPEG-TS), was served with a length and read to its end. A live
+        stream (rtsp/rtmp/srt/udp, live HLS, an MPEG-TS or MJPEG feed over http) has neither."""
         span = _header_span(container)
-        if span is None or session_end is None:
+        if span is None:
+            size = _download_size(self._target, container)
+            if size is None:
+                return False
+            log.info("%s ended: its server gave it as a file (%d bytes), so it is not reconnected to", self.spec, size)
+            return True
+        if session_end is None:
             return False
         s0 = span[0]
         want, got = span[1] - s0, session_end - s0
@@ -2394,6 +2477,13 @@ class VideoSource:
             ring.finish()
         except BaseException as e:  # hand everything (incl. MemoryError) to the caller
             ring.fail(e)
+        finally:
+            with self._exit_lock:
+                self._thread_done = True
+                left_behind = self._left_behind
+            if left_behind:  # close() did not wait for this thread (see STOP_WAIT_S): the input is ours
+                self.aux.close()
+                self._close_input()
 
     def _frame_time(self, f, index: int) -> float:
         """Seconds on the source's timeline: the pts, else the index over the frame rate."""
@@ -2531,17 +2621,38 @@ class VideoSource:
                 log.warning("closing %s: %s", self.spec, e)
         return True
 
+    #: seconds close() waits for the decode thread of a network or device input before leaving
+    #: it behind: a stalled peer holds it in a read for up to ``timeout_s`` (10 s), which FFmpeg
+    #: cannot be made to give up from here (PyAV's interrupt callback only knows that timeout);
+    #: the stop of a recording (Ctrl-C, ``--seconds``) would wait that long to finish its outputs
+    STOP_WAIT_S = 0.5
+
     def close(self) -> None:
+        """Stop the decode thread and close the input. A file's thread is waited for; one reading
+        a network or device input stuck on a stalled peer is left behind after
+        :attr:`STOP_WAIT_S`: it ends, and closes the input itself, when its read times out."""
         if self._closed:
             return
         self._closed = True
         self._stop.set()
         self.ring.close()
         if self._thread is not None:
-            self._thread.join(timeout=30)
-            if self._thread.is_alive():
-                log.warning("decode thread for %s did not stop within 30 s", self.spec)
+            wait = 30.0 if self.kind in ("file", "lavfi") else self.STOP_WAIT_S
+            self._thread.join(timeout=wait)
+            with self._exit_lock:
+                # (the lock: the thread either sees the flag and closes the input, or has finished)
+                self._left_behind = not self._thread_done
+            if self._left_behind:
+                if self.kind in ("file", "lavfi"):
+                    log.warning("decode thread for %s did not stop within %g s", self.spec, wait)
+                else:
+                    log.info("%s: its read is stuck on a stalled peer; not waiting for its %g s timeout",
+                             self.spec, self._timeout)
+                return
         self.aux.close()
+        self._close_input()
+
+    def _close_input(self) -> None:
         try:
             if self._container is not None:
                 self._container.close()

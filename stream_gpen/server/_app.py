@@ -38,7 +38,10 @@ _CHUNK = 1 << 16
 CLIENT_CLOSED = 499
 
 
-class _UploadTimeout(StreamGpenError, TimeoutError):
+class UploadTimeoutError(StreamGpenError, TimeoutError):
+    """An upload whose client sent nothing for ``--request-timeout`` seconds (answered 408; the
+    name is the ``error`` of that answer's body)."""
+
     exit_code = 1
 
 
@@ -149,7 +152,8 @@ class _BodyLimit:
         try:
             if declared > limit:  # (refused before routing: the route label comes from the path)
                 self.metrics.refuse("too_large")
-                await _plain_error(send_wrapper, 413, f"request body of {declared} bytes is over the limit of {limit}")
+                await _plain_error(send_wrapper, 413, f"request body of {declared} bytes is over the limit of {limit}",
+                                   error=PayloadTooLargeError.__name__)
                 return
             seen = 0
             body_done = False
@@ -162,7 +166,7 @@ class _BodyLimit:
                 try:
                     message = await asyncio.wait_for(receive(), idle)
                 except asyncio.TimeoutError:
-                    raise _UploadTimeout(f"no request data for {idle:g} s; upload abandoned") from None
+                    raise UploadTimeoutError(f"no request data for {idle:g} s; upload abandoned") from None
                 if message["type"] == "http.request":
                     seen += len(message.get("body", b""))
                     if seen > limit:
@@ -202,10 +206,12 @@ def _log_disconnect(scope) -> None:
              scope.get("path", ""))
 
 
-async def _plain_error(send, status: int, detail: str, headers: dict | None = None) -> None:
+async def _plain_error(send, status: int, detail: str, headers: dict | None = None, *, error: str) -> None:
+    """An error answered below the app (no exception handler there), in the body every error has:
+    ``detail`` (what happened) and ``error`` (a name a client can test for)."""
     import json
 
-    body = json.dumps({"detail": detail}).encode()
+    body = json.dumps({"detail": detail, "error": error}).encode()
     hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     hdrs += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": hdrs})
@@ -221,7 +227,7 @@ def _status_for(exc: Exception) -> tuple[int, dict]:
         return 404, {}
     if isinstance(exc, UnsupportedImageError):
         return 415, {}
-    if isinstance(exc, _UploadTimeout):
+    if isinstance(exc, UploadTimeoutError):
         return 408, {}
     if isinstance(exc, InvalidInputError):
         return 400, {}
@@ -355,11 +361,12 @@ def create_app(
             metrics.refuse("unauthorized")
             # answered before the body-limit layer (which counts requests) sees it: counted here
             metrics.request(_route_label(request.scope), request.method, 401, 0.0)
-            return JSONResponse({"detail": "missing or wrong API key (X-API-Key or Authorization: Bearer)"},
+            return JSONResponse({"detail": "missing or wrong API key (X-API-Key or Authorization: Bearer)",
+                                 "error": "UnauthorizedError"},
                                 status_code=401, headers={"WWW-Authenticate": "Bearer"})
         if not state and path.startswith("/v1/"):
             metrics.request(_route_label(request.scope), request.method, 503, 0.0)
-            return JSONResponse({"detail": "server not ready"}, status_code=503, headers={"Retry-After": "5"})
+            return JSONResponse({"detail": "server not ready", "error": "NotReadyError"}, status_code=503, headers={"Retry-After": "5"})
         return await call_next(request)
 
     # --- page, health, metrics ---------------------------------------------------------------------
@@ -451,13 +458,14 @@ def create_app(
         except asyncio.TimeoutError:
             fut.cancel()  # if it has not started, the batcher skips it
             metrics.refuse("timeout")
-            return JSONResponse({"detail": f"not processed within {config.request_timeout_s:g} s; retry later"},
+            return JSONResponse({"detail": f"not processed within {config.request_timeout_s:g} s; retry later",
+                                 "error": "ProcessingTimeoutError"},
                                 status_code=503, headers={"Retry-After": "5"})
         except StreamGpenError:
             raise
         except Exception as exc:  # model failure (e.g. device out of memory): this request only
             log.warning("image request failed: %s: %s", type(exc).__name__, exc)
-            return JSONResponse({"detail": f"enhancement failed: {type(exc).__name__}: {exc}"},
+            return JSONResponse({"detail": f"enhancement failed: {type(exc).__name__}: {exc}", "error": "EnhancementError"},
                                 status_code=503, headers={"Retry-After": "5"})
         fmt = format or decoded.format
         payload = await run_in_threadpool(encode_image, out, fmt, quality=quality, icc_profile=decoded.icc_profile,
@@ -527,7 +535,8 @@ def create_app(
         job = jobs.get(job_id)
         if job.state is not JobState.done or not job.output_path.exists():
             headers = {"Retry-After": "5"} if job.state in (JobState.queued, JobState.running) else {}
-            return JSONResponse({"detail": f"job {job_id} is {job.state.value}, no result", "state": job.state.value},
+            return JSONResponse({"detail": f"job {job_id} is {job.state.value}, no result", "error": "JobNotDoneError",
+                                 "state": job.state.value},
                                 status_code=409, headers=headers)
         return FileResponse(job.output_path, media_type="video/mp4", filename=f"{job_id}.mp4")
 

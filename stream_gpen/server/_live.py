@@ -8,12 +8,14 @@ Binary messages both ways carry a 12-byte little-endian header, then the payload
     uint8  kind     0 = JPEG, 1 = raw RGBA (width*height*4 bytes)
     uint8[3]        reserved (0)
 
-Each answer has the kind of its question. Text messages from the client are JSON options,
+Each answer has the kind of its question. Text messages from the client are JSON objects of options,
 ``{"model": ..., "faces": ..., "strength": ..., "aligned": ...}`` (``aligned``: every frame is
-an aligned face crop already, e.g. from a face-tracking front end); from the server, JSON events: ``{"type": "ready", ...}``,
+an aligned face crop already, e.g. from a face-tracking front end; any other key is refused); from the
+server, JSON events: ``{"type": "ready", ...}``,
 ``{"type": "frame", "seq", "server_ms"}`` (after each answer), ``{"type": "dropped", "seq"}`` (a
 frame replaced by a newer one before it was started), ``{"type": "busy", "seq"}`` (the model queue
-was full) and ``{"type": "error", "seq", "detail"}`` (a bad frame; the connection stays open).
+was full) and ``{"type": "error", "seq", "detail"}`` (a bad frame, or bad options with ``seq`` null; the
+connection stays open).
 
 Latency stays bounded because the server holds at most one waiting frame per connection: a frame
 that arrives while another is waiting replaces it (the old one is reported ``dropped``).
@@ -53,6 +55,45 @@ def parse_frame(data: bytes, *, max_pixels: int) -> tuple[int, int, np.ndarray]:
             raise InvalidInputError(f"raw frame {w}x{h} needs {w * h * 4} bytes, got {len(payload)}")
         return seq, kind, np.frombuffer(payload, dtype=np.uint8).reshape(h, w, 4).copy()
     raise InvalidInputError(f"unknown frame kind {kind}; allowed: 0 (JPEG), 1 (raw RGBA)")
+
+
+def _shown(value) -> str:
+    """A client's value as a message quotes it: a string as 'text' (as the other messages do),
+    anything else as the JSON it came as, cut short."""
+    return repr(value) if isinstance(value, str) else json.dumps(value)[:40]
+
+
+def parse_options(text: str, *, aligned: bool) -> dict:
+    """A text message's options -> ``{"model", "faces", "strength", "aligned"}`` (``aligned``: the
+    value kept when the message does not say). Raises InvalidInputError in the client's terms
+    (JSON and its types, not Python's)."""
+    try:
+        req = json.loads(text)
+    except ValueError:
+        req = None
+    if not isinstance(req, dict):
+        raise InvalidInputError('options must be a JSON object such as {"strength": 0.8}, '
+                                f"not {text.strip()[:40]!r}")
+    unknown = sorted(set(req) - {"model", "faces", "strength", "aligned"})
+    if unknown:
+        raise InvalidInputError(f"unknown option {unknown[0]!r}; allowed: model, faces, strength, aligned")
+    for key in ("model", "faces"):
+        if req.get(key) is not None and not isinstance(req[key], str):
+            raise InvalidInputError(f"{key} must be a string, not {_shown(req[key])}")
+    st = req.get("strength")
+    if st == "":
+        st = None
+    elif st is not None:
+        try:
+            if isinstance(st, bool) or not isinstance(st, (int, float, str)):
+                raise ValueError
+            st = float(st)
+        except ValueError:
+            raise InvalidInputError(f"strength must be a number in [0, 1], not {_shown(req['strength'])}") from None
+    al = req.get("aligned", aligned)
+    if not isinstance(al, bool):
+        raise InvalidInputError(f"aligned must be true or false, not {_shown(al)}")
+    return {"model": req.get("model") or None, "faces": req.get("faces") or None, "strength": st, "aligned": al}
 
 
 def pack_frame(seq: int, kind: int, pixels: np.ndarray, *, quality: int = 80) -> bytes:
@@ -97,17 +138,11 @@ async def live_session(ws, *, batcher, metrics, max_pixels: int, timeout_s: floa
                     wake.set()
                 elif msg.get("text") is not None:
                     try:
-                        req = json.loads(msg["text"])
-                        st = req.get("strength")
-                        al = req.get("aligned", options["aligned"])
-                        if not isinstance(al, bool):
-                            raise ValueError(f"aligned must be true or false, not {al!r}")
-                        new = {"model": req.get("model") or None, "faces": req.get("faces") or None,
-                               "strength": None if st in (None, "") else float(st), "aligned": al}
+                        new = parse_options(msg["text"], aligned=options["aligned"])
                         batcher.models.resolve(new["model"], new["faces"], new["strength"], new["aligned"])
                         options.update(new)
                         await send_json({"type": "options", **options})
-                    except (ValueError, TypeError, AttributeError, InvalidInputError) as e:
+                    except InvalidInputError as e:
                         await send_json({"type": "error", "seq": None, "detail": f"bad options: {e}"})
         except WebSocketDisconnect:
             return
