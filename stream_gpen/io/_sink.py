@@ -1404,7 +1404,7 @@ class FileSink(_Sink):
                 source.aux.decline()  # by choice: discarding them is no warning
             for s in self.meta.audio + self.meta.subtitles + self.meta.data:
                 # asked for: listed in the summary, said at info level (not as a warning)
-                self._drop(f"{s.kind} stream #{s.index} ({s.codec or s.kind}) dropped: audio='none'", level=logging.INFO)
+                self._drop(f"{s.kind} stream #{s.index} ({s.codec or s.kind}) dropped: no audio asked for (--audio none; a camera records video only)", level=logging.INFO)
         self._thread = threading.Thread(target=self._run, name=f"encode:{Path(str(target)).name}", daemon=True)
         self._thread.start()
 

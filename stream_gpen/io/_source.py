@@ -197,7 +197,8 @@ class AuxChannel:
                 self.discarded += len(self._packets) + self._spill_count + 1
                 self._clear()
                 if self._declined:
-                    log.info("the source's audio/subtitle packets are discarded: the sink takes none (audio='none')")
+                    # (the sink has said it, stream by stream)
+                    log.debug("the source's audio/subtitle packets are discarded: the sink takes none (audio='none')")
                 else:
                     # only a hand-made pipeline reads frames with no sink and leaves the channel
                     # open (Enhancer.stream closes it): its audio is going nowhere, say so
