@@ -616,7 +616,12 @@ class Enhancer:
         if preset is not None and not isinstance(preset, str):
             raise InvalidInputError(f"preset must be a name (e.g. 'medium'), got {preset!r}")
         src_s = str(src)
+        gif_default = (not image_format and (dst is None or Path(dst).is_dir()) and "://" not in src_s
+                       and Path(src_s).suffix.lower() == ".gif" and _photo_suffix(Path(src_s)) == ".png")
         dst = resolve_output(src_s, dst, image_format)
+        if gif_default:  # (a name or format the user gave is what was asked for: no note then)
+            note = "still GIFs are written as PNG (there is no GIF writer here)"
+            log.warning("%s (first: %s)", note, Path(dst).name)
         from stream_gpen.io._source import IMAGE_EXTS as _IMAGE_EXTS
 
         if image_format and Path(dst).suffix.lower() not in _IMAGE_EXTS and not (
@@ -683,7 +688,10 @@ class Enhancer:
             return summary
         if copy_if_no_faces and _same_file(src_s, dst):
             return self._enhance_in_place(src_s, dst, opts)
-        return self._enhance_one(src_s, dst, **opts)
+        summary = self._enhance_one(src_s, dst, **opts)
+        if gif_default:
+            summary.fallbacks.append(f"{note} (first: {Path(dst).name})")
+        return summary
 
     def _enhance_in_place(self, src_s: str, dst, opts: dict) -> RunSummary:
         """``copy_if_no_faces`` with the output replacing the input: the restored file replaces the
@@ -764,11 +772,15 @@ class Enhancer:
                         if compare:
                             frame = _side_by_side(frame, originals.pop(frame.index))
                         summary.frames_in += 1
+                        written = sink.frames_written
                         with timer("encode"):
                             if not self._write_photo(sink, frame, summary, folder=meta.kind == "folder",
                                                      meanwhile=meanwhile):
                                 continue
-                        summary.frames_out += 1
+                        # a photo sink counts a multi-page picture's pages when the file is written
+                        # (held pages of one whose later page proves unreadable never are); a video
+                        # sink's count lags on its own thread
+                        summary.frames_out += sink.frames_written - written if is_still else 1
                         if on_progress is not None:
                             on_progress(summary.frames_out, total, stage.faces_restored)
                         # (a single photo is written whole under its name by now: that job is done)
@@ -1243,14 +1255,81 @@ def _same_place(a, b) -> bool:
         return False
 
 
+def _picture_size(path: Path) -> tuple[int, int] | None:
+    """A photo's or video's size in pixels from its header (None where it cannot be read)."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return im.size
+    except Exception:  # noqa: BLE001 - not a picture Pillow reads: a video, or a HEIC without its plugin
+        pass
+    try:
+        import av
+
+        with av.open(str(path)) as c:
+            v = c.streams.video[0]
+            return v.codec_context.width, v.codec_context.height
+    except Exception:  # noqa: BLE001 - nothing known about it
+        return None
+
+
+def _earlier_output(src: Path, out: Path) -> bool:
+    """Whether ``out`` can be an earlier run's output of ``src``: a restored picture keeps its size
+    (upright: EXIF-rotated photos come out turned; side by side with ``compare``: twice as wide;
+    a video padded to even sides). Unreadable sizes are given the benefit of the doubt."""
+    a, b = _picture_size(src), _picture_size(out)
+    if a is None or b is None:
+        return True
+    (w, h), (ow, oh) = a, b
+    if not any(abs(ow - x) <= 1 and abs(oh - y) <= 1 for x, y in ((w, h), (h, w), (2 * w, h), (2 * h, w))):
+        return False
+    # A camera's photos all have one size, and its file numbers start again (lib/IMG_0001.jpg and
+    # lib/2019/IMG_0001.jpg): a restored photo looks like its input at a glance (only faces change),
+    # another photo does not
+    return _looks_alike(src, out)
+
+
+#: the largest mean difference (of 255) between 16x16 grey thumbnails of a photo and its restored
+#: output; restoration changes faces, not what a thumbnail shows (a restored portrait: < 4), and
+#: two different photos differ by tens
+_ALIKE_MAX = 12.0
+
+
+def _looks_alike(a: Path, b: Path) -> bool:
+    """Whether two pictures look alike as 16x16 grey thumbnails (upright; of the left half of a
+    side-by-side ``compare`` output). Unreadable ones (videos, HEIC without its plugin) do."""
+    try:
+        import numpy as np
+        from PIL import Image, ImageOps
+
+        def thumb(p: Path, half: bool) -> np.ndarray:
+            with Image.open(p) as im:
+                im = ImageOps.exif_transpose(im.convert("RGB") if im.mode not in ("RGB", "L") else im)
+                if half:
+                    im = im.crop((0, 0, im.width // 2, im.height))
+                return np.asarray(im.convert("L").resize((16, 16), Image.BILINEAR), np.float32)
+
+        ta = thumb(a, False)
+        tb = thumb(b, False)
+        if np.abs(ta - tb).mean() <= _ALIKE_MAX:
+            return True
+        return bool(np.abs(ta - thumb(b, True)).mean() <= _ALIKE_MAX)
+    except Exception:  # noqa: BLE001 - not a picture Pillow reads: given the benefit of the doubt
+        return True
+
+
 def _check_output_inside(root: Path, dst: Path, inputs: list[Path], plan: dict[Path, Path]) -> None:
-    """Refuse an output folder inside the input folder that holds photos or videos of its own.
+    """Refuse an output folder inside the input folder where this run would overwrite (or, resumed,
+    skip as done) a photo or video that is not its input's earlier output.
 
     Such a folder is left out of the walk (an earlier run's output would be restored again, nested
-    deeper each time), so the originals there were silently not restored, and with ``overwrite``
-    one of them (``lib/2019/a.jpg``) was replaced by another photo's result (``lib/a.jpg``'s). A
-    file there counts as an earlier run's output when one of the inputs maps to it, or to its name
-    in another format (a run with another ``image_format``, a ``.partial`` video)."""
+    deeper each time). ``enhance lib -o lib/2019`` with originals in lib/2019 replaced
+    ``lib/2019/a.jpg`` by ``lib/a.jpg``'s result (with overwrite): a file the plan maps an input
+    onto counts as that input's earlier output when its size agrees (:func:`_earlier_output`).
+    Other files there (outputs of inputs since removed or renamed, of a run with another
+    ``image_format``, the user's own) are left as they are: said once where they look like
+    originals (no input's name)."""
     try:
         inside = dst.is_dir() and dst.resolve().is_relative_to(root.resolve())
     except OSError:
@@ -1258,25 +1337,41 @@ def _check_output_inside(root: Path, dst: Path, inputs: list[Path], plan: dict[P
     if not inside:
         return
     from stream_gpen.io._image import folder_media
+    from stream_gpen.io._meta import hidden_temp
 
     images, videos, _ = folder_media(dst, say=False)
-    outs = {str(o.relative_to(dst)).lower() for o in plan.values()}
-    stems = {str(q.relative_to(root).with_suffix("")).lower() for q in inputs}
-    stems |= {str(Path(o).with_suffix("")) for o in outs}
-
-    def earlier(q: Path) -> bool:
-        rel = q.relative_to(dst)
-        stem = rel.with_suffix("")
-        if stem.suffix.lower() == ".partial":
-            stem = stem.with_suffix("")
-        return str(rel).lower() in outs or str(stem).lower() in stems
-
-    own = [q for q in images + videos if not earlier(q)]
-    if own:
+    there = {str(q).lower(): q for q in images + videos}
+    foreign = []
+    for q, out in plan.items():
+        for o in (out, hidden_temp(out, ".partial", hidden=False)):
+            found = there.pop(str(o).lower(), None)
+            if found is not None and not _earlier_output(q, found):
+                foreign.append((q, found))
+    if foreign:
+        q, o = foreign[0]
+        extra = list(there.values())
+        more = (f"; and {len(extra)} more that no input maps to (first: {extra[0].relative_to(dst)})"
+                if extra else "")
         raise InvalidInputError(
-            f"the output folder {dst} is inside the input folder and holds {len(own)} photo(s) or video(s) that no "
-            f"run on {root} wrote (first: {own[0].relative_to(dst)}): they would be left out and could be "
-            "overwritten", hint=f"name an output folder outside {root} with -o")
+            f"the output folder {dst} is inside the input folder and holds {len(foreign)} photo(s) or video(s) this "
+            f"run would overwrite that are not their input's earlier output (first: {o.relative_to(dst)}, another "
+            f"size than {q.relative_to(root)}){more}: originals, it seems",
+            hint=f"name an output folder outside {root} with -o")
+    # (an input's clash-renamed name in another format, ``a_png.jpg``, is one of its names too)
+    stems = {str(q.relative_to(root).with_suffix("")).lower() for q in inputs}
+    stems |= {str(q.relative_to(root).with_suffix("")).lower() + "_" + q.suffix[1:].lower() for q in inputs}
+
+    def named(p: Path) -> bool:
+        stem = str(p.relative_to(dst).with_suffix("")).lower()
+        stem = stem[:-len(".partial")] if stem.endswith(".partial") else stem
+        base, _, n = stem.rpartition("_")
+        return stem in stems or (n.isdigit() and base in stems)
+
+    odd = [p for p in there.values() if not named(p)]
+    if odd:
+        log.warning("%s holds %d photo(s) or video(s) that no input of this run maps to (first: %s): left as they "
+                    "are, not restored (outputs of inputs since removed or renamed, or files of your own: those "
+                    "are restored by a run on %s itself)", dst, len(odd), odd[0].relative_to(dst), dst)
 
 
 def _photo_suffix(path: Path) -> str:
@@ -1487,8 +1582,8 @@ def resolve_output(src: str, dst=None, image_format: str | None = None) -> str:
     own = Path(_url_file_name(src) or "stream") if url else Path(src)
     photo = is_image_url(src) if url else own.suffix.lower() in IMAGE_EXTS or _photo_suffix(own) != own.suffix
     ext = ("." + image_format.lower().lstrip(".")) if image_format and photo else None
-    if ext is None and photo and own.suffix.lower() == ".gif":
-        ext = ".png"  # a still GIF (no GIF writer)
+    if ext is None and photo and own.suffix.lower() == ".gif" and (dst is None or Path(dst).is_dir()):
+        ext = ".png"  # a still GIF's default (no GIF writer); a file name the user gave decides its format
     if dst is None:
         out = Path(default_output(src))
         return str(fit_name(out.with_suffix(ext), len("_enhanced")) if ext else out)

@@ -259,3 +259,23 @@ def test_compressed_tiff_whose_exif_has_sub_directories_is_written_uncompressed_
         with Image.open(tmp_path / f"{comp}.tif") as im:
             assert im.info["compression"] == "raw" and im.getexif().get_ifd(0x8769)[36867] == "2001:01:01 10:00:00"
         assert len(sink.fallbacks) == 1 and f"the input's {comp}): Pillow's compressed TIFF writer" in sink.fallbacks[0]
+
+
+def test_a_same_size_original_under_a_reused_camera_name_is_not_taken_for_an_earlier_output(tmp_path, enh, shared):
+    """A camera's photos share one size and its numbers start again: ``lib/IMG_0001.jpg`` and
+    ``lib/2019/IMG_0001.jpg`` are two photos of one size. The size alone took the 2019 original for
+    ``lib/IMG_0001.jpg``'s earlier output, and ``--overwrite`` replaced it; its thumbnail tells."""
+    lib = tmp_path / "lib"
+    (lib / "2019").mkdir(parents=True)
+    whole = shared / "data/faces/whole"
+    Image.open(whole / "gfpgan_whole_Blake_Lively.jpg").convert("RGB").resize((160, 120)).save(lib / "IMG_0001.jpg")
+    Image.open(whole / "codeformer_whole_00.jpg").convert("RGB").resize((160, 120)).save(
+        lib / "2019" / "IMG_0001.jpg")
+    before = _md5(lib / "2019" / "IMG_0001.jpg")
+    with pytest.raises(InvalidInputError, match=r"inside the input folder .*first: IMG_0001\.jpg"):
+        enh.enhance_file(lib, lib / "2019", overwrite=True)
+    assert _md5(lib / "2019" / "IMG_0001.jpg") == before
+    # the run's own earlier output (same size, same picture but for its faces) is redone
+    (lib / "2019" / "IMG_0001.jpg").unlink()
+    enh.enhance_file(lib, lib / "out")
+    assert enh.enhance_file(lib, lib / "out", overwrite=True).frames_out == 1

@@ -1114,7 +1114,9 @@ class ImageSink(_Sink):
         """Pillow save arguments that carry ``info`` (see the module doc) into ``path``'s format."""
         fmt = _FORMATS.get(path.suffix.lower(), "")
         kw: dict = {}
-        if info.get("format") == "GIF":
+        if info.get("format") == "GIF" and self.is_folder and self.format is None:
+            # (only where the format was defaulted: a named file or format is what the user asked for;
+            # a single photo's default is said by enhance_file, which alone knows it was defaulted)
             self._note(f"still GIFs are written as {fmt or path.suffix} (there is no GIF writer here)", path)
         if fmt in ("JPEG", "WEBP", "HEIF", "AVIF"):
             kw["quality"] = self.quality
@@ -1234,6 +1236,9 @@ class ImageSink(_Sink):
         path = self._path_for(frame)
         info = frame.image_info or {}
         pages, page = info.get("frames", 1), info.get("page", 0)
+        for other in [q for q in self._pages if q != path]:
+            # pages come file by file: one whose later page could not be read is not written
+            del self._pages[other]
         if page == 0 and path.exists() and not self.overwrite:
             raise OutputExistsError(f"output exists: {path}", hint="--overwrite redoes it, --skip-existing resumes a folder run (overwrite= / skip_existing= in Python)")
         fmt = _FORMATS.get(path.suffix.lower(), "")
@@ -1271,8 +1276,7 @@ class ImageSink(_Sink):
             else:
                 held.append((im, info.get("duration")))
             if page + 1 < pages:
-                self.frames_written += 1
-                frame.release()
+                frame.release()  # (counted when the file is written: a later page may fail)
                 return
             del self._pages[path]
             im, info = held[0]
@@ -1361,7 +1365,7 @@ class ImageSink(_Sink):
                 raise OSError(exc.errno, exc.strerror, str(path)) from exc
             raise
         self.written.append(path)
-        self.frames_written += 1
+        self.frames_written += pages if pages > 1 and fmt in _MULTI_PAGE else 1
         frame.release()
 
     def _write_tiff16(self, tmp: Path, deep: np.ndarray, im, info: dict, kwargs: dict) -> None:

@@ -1288,7 +1288,15 @@ class FileSink(_Sink):
             raise InvalidInputError(f"encoder={encoder!r} is not one of {ENCODER_MODES}")
         if codec != "auto" and codec not in _ENCODERS:
             raise InvalidInputError(f"codec={codec!r} is not one of {('auto', *_ENCODERS)}")
-        codec = resolve_codec(codec, target, None if is_url else source)
+        asked, codec = codec, resolve_codec(codec, target, None if is_url else source)
+        alpha_note = None
+        if asked == "auto" and codec == "prores" and (crf is not None or preset is not None):
+            # chosen for the transparency, not by the user: their crf/preset is not an error here
+            alpha_note = ("ProRes 4444 was chosen to keep the source's transparency: crf/preset (--crf/--preset) "
+                          "unused, ProRes is fixed-quality; --codec h264 drops the alpha, a .webm output keeps it "
+                          "with VP9")
+            log.warning("%s", alpha_note)
+            crf = preset = None
         if audio not in _AUDIO_MODES:
             raise InvalidInputError(f"audio={audio!r} is not one of {_AUDIO_MODES}")
         if odd_size not in ("pad", "crop"):
@@ -1323,7 +1331,7 @@ class FileSink(_Sink):
         self.preset = preset
         self.audio = audio
         self.odd_size = odd_size
-        self.fallbacks: list[str] = [encoder_note] if encoder_note else []
+        self.fallbacks: list[str] = [n for n in (alpha_note, encoder_note) if n]
         self.dropped: list[str] = []  # streams not carried over, with the reason (also logged)
         self.frames_written = 0
         self.fixed_pts = 0
