@@ -98,3 +98,21 @@ def made_sinks(monkeypatch):
 
     monkeypatch.setattr(_open, "FileSink", Recording)
     return made
+
+
+@pytest.fixture(scope="module")
+def enh(mobilenet_weights):
+    """An Enhancer with the identity restorer and the real detector (the photo tests'; a module
+    that needs another defines its own ``enh``)."""
+    from stream_gpen import Enhancer
+    from tests._doubles import IdentityRestorer
+
+    return Enhancer(IdentityRestorer(), device="cpu", detector_weights=mobilenet_weights, progress=False)
+
+
+@pytest.fixture
+def face(shared):
+    """A real face photo, small (96x64 RGB Pillow image)."""
+    from PIL import Image
+
+    return Image.open(shared / "data/faces/whole/codeformer_whole_04.jpg").convert("RGB").resize((96, 64))

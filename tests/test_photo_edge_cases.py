@@ -16,16 +16,6 @@ from stream_gpen import Enhancer
 from stream_gpen.cli import main
 
 
-@pytest.fixture(scope="module")
-def enh(mobilenet_weights):
-    return Enhancer(IdentityRestorer(), device="cpu", detector_weights=mobilenet_weights, progress=False)
-
-
-@pytest.fixture
-def face(shared):
-    return Image.open(shared / "data/faces/whole/codeformer_whole_04.jpg").convert("RGB").resize((96, 64))
-
-
 def _jpeg_with_exif_ifd(img: Image.Image, entries, extra: bytes = b"", cut: int | None = None) -> bytes:
     """A JPEG whose APP1 holds a hand-made little-endian IFD0 of ``entries`` (tag, type, count,
     4-byte value): what cameras and editors write, type errors included; ``cut``: the block

@@ -10,18 +10,6 @@ import pytest
 import torch
 from PIL import Image, JpegImagePlugin
 
-from _doubles import IdentityRestorer
-from stream_gpen import Enhancer
-
-
-@pytest.fixture(scope="module")
-def enh(mobilenet_weights):
-    return Enhancer(IdentityRestorer(), device="cpu", detector_weights=mobilenet_weights, progress=False)
-
-
-@pytest.fixture
-def face(shared):
-    return Image.open(shared / "data/faces/whole/codeformer_whole_04.jpg").convert("RGB").resize((96, 64))
 
 
 def _exif(description: str) -> bytes:

@@ -10,23 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image, JpegImagePlugin, PngImagePlugin
 
-from _doubles import IdentityRestorer, SolidRestorer
+from _doubles import SolidRestorer
 from stream_gpen import Enhancer
 from stream_gpen.errors import InvalidInputError
 
 XMP = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
        '<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/" '
        'tiff:Orientation="6"><dc:subject>grandma, 1962</dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>')
-
-
-@pytest.fixture(scope="module")
-def enh(mobilenet_weights):
-    return Enhancer(IdentityRestorer(), device="cpu", detector_weights=mobilenet_weights, progress=False)
-
-
-@pytest.fixture
-def face(shared):
-    return Image.open(shared / "data/faces/whole/codeformer_whole_04.jpg").convert("RGB").resize((96, 64))
 
 
 def _md5(p) -> str:

@@ -12,21 +12,9 @@ import pytest
 from PIL import Image
 
 from _clips import write_video
-from _doubles import IdentityRestorer
-from stream_gpen import Enhancer
 from stream_gpen.api import resolve_output
 from stream_gpen.errors import InvalidInputError
 from stream_gpen.io._source import VideoSource
-
-
-@pytest.fixture(scope="module")
-def enh(mobilenet_weights):
-    return Enhancer(IdentityRestorer(), device="cpu", detector_weights=mobilenet_weights, progress=False)
-
-
-@pytest.fixture
-def face(shared):
-    return Image.open(shared / "data/faces/whole/codeformer_whole_04.jpg").convert("RGB").resize((96, 64))
 
 
 def test_a_still_gif_named_as_another_format_is_written_in_it(tmp_path, enh, face, caplog):
