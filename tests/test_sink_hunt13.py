@@ -278,3 +278,25 @@ def test_failed_encodes_and_option_errors_come_with_hints(tmp_path):
     with pytest.raises(InvalidInputError) as e:
         FileSink(tmp_path / "missing" / "o.mp4")
     assert "output folder does not exist" in str(e.value) and e.value.hint == "create it, or choose another -o"
+
+
+def test_audio_left_out_before_an_avis_first_frame_is_a_warning_when_it_is_sound(tmp_path, caplog):
+    # a second of sound before the pictures, left out of an AVI (which stores no start times), was
+    # an info line like a codec's priming packet; it is a loss: a warning with its length
+    import logging
+
+    from tests.test_sink_timing_colour import _clip
+
+    src = _clip(tmp_path / "late_video.mkv", [25 + i for i in range(10)], Fraction(1, 25), audio_start=0.0,
+                audio_s=1.4)
+    with caplog.at_level(logging.INFO, logger="stream_gpen.io._sink"):
+        copy_through(src, tmp_path / "o.avi", preset="ultrafast")
+    said = [r for r in caplog.records if "stores no start times" in r.getMessage()]
+    assert said and said[0].levelno == logging.WARNING, [(r.levelname, r.getMessage()) for r in said]
+    assert "s of it" in said[0].getMessage()
+    # a codec's priming alone stays a note
+    caplog.clear()
+    src = _clip(tmp_path / "together.mkv", list(range(10)), Fraction(1, 25), audio_start=0.0, audio_s=0.4)
+    with caplog.at_level(logging.INFO, logger="stream_gpen.io._sink"):
+        copy_through(src, tmp_path / "o2.avi", preset="ultrafast")
+    assert all(r.levelno == logging.INFO for r in caplog.records if "stores no start times" in r.getMessage())

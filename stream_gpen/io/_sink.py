@@ -1389,6 +1389,7 @@ class FileSink(_Sink):
         self._origin: Fraction | None = None
         self._first_time: float | None = None  # the first written frame's time in the source's seconds
         self._before_origin = 0
+        self._before_origin_s = 0.0  # (their length, where the packets say it)
         self._bad_aux: dict[int, int] = {}  # output stream index -> damaged copied packets left out
         self._late_audio: dict[int, float] = {}
         self._aux_last_dts: dict[int, Fraction] = {}  # output stream index -> last muxed dts (s)
@@ -2425,6 +2426,8 @@ class FileSink(_Sink):
                     return
             elif not clamp_to_origin(p, shift):
                 self._before_origin += 1
+                if p.duration and p.time_base:
+                    self._before_origin_s += float(p.duration * p.time_base)
                 return
             t = p.pts if p.pts is not None else p.dts
             if t is not None:
@@ -2535,11 +2538,16 @@ class FileSink(_Sink):
         if not self._rebase_avi:
             return  # a trimmed source: audio before its first frame is meant to go
         if self._before_origin:
+            lost = self._before_origin_s
             msg = (f"{self._out.format.name} stores no start times: {self._before_origin} audio packet(s) before the "
-                   "first video frame (encoder priming, or audio that starts earlier) were left out so that audio "
-                   "and video start together")
+                   "first video frame (encoder priming, or audio that starts earlier"
+                   + (f": {lost:.2f} s of it" if lost else "") + ") were left out so that audio and video start together")
             self.fallbacks.append(msg)
-            log.info(msg)
+            # a codec's priming is a packet or two; a second of sound before the pictures is a loss
+            if lost > 0.1:
+                log.warning("%s (write .mkv or .mp4 to keep it)", msg)
+            else:
+                log.info(msg)
         half = 0.5 / float(self.meta.frame_rate) if self.meta is not None and self.meta.frame_rate else 0.02
         for index, t in self._late_audio.items():
             if t > half:
