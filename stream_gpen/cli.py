@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from stream_gpen import __version__
-from stream_gpen.errors import StreamGpenError
+from stream_gpen.errors import FILE_SYSTEM_HINT, StreamGpenError
 
 if TYPE_CHECKING:
     from stream_gpen.weights import WeightFile
@@ -415,7 +415,7 @@ def _main(argv: list[str] | None, *, exiting: bool) -> int:
             traceback.print_exc()
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
         print(f"{PROG}: error: cannot write or read a file ({exc.strerror or exc}){where}", file=sys.stderr)
-        print("hint: check that the output folder exists, is writable and has room", file=sys.stderr)
+        print(f"hint: {FILE_SYSTEM_HINT}", file=sys.stderr)
         return signals.exit_code(4)
     except Exception as exc:  # a bug: say so in one line unless asked for the traceback
         if debug:

@@ -146,3 +146,7 @@ class HardwareEncoderError(DeviceError):
     (data-centre GPUs such as A100/H100/H200 have no NVENC; no NVIDIA driver; session limit)."""
 
     exit_code = 2
+
+
+#: the hint for a write the file system refused (full, read-only, no permission, a folder gone)
+FILE_SYSTEM_HINT = "check that the output folder exists, is writable and has room"

@@ -231,10 +231,12 @@ class FaceStage:
                 corners = _unturn(box.view(2, 2), k, h, w)
                 box = torch.cat([corners.amin(0), corners.amax(0)])
                 found.append((box, _unturn(lm, k, h, w), sc))
+        from stream_gpen.faces._tracker import _iou
+
         kept_boxes = list(dets.boxes)
         added = []
         for box, lm, sc in sorted(found, key=lambda t: -float(t[2])):
-            if all(_box_iou(box, b) < 0.3 for b in kept_boxes):
+            if not kept_boxes or (_iou(box[None].numpy(), torch.stack(kept_boxes).numpy()) < 0.3).all():
                 kept_boxes.append(box)
                 added.append((box, lm, sc))
         if not added:
@@ -637,10 +639,3 @@ def _unturn(points: torch.Tensor, k: int, h: int, w: int) -> torch.Tensor:
         p = torch.stack([pw - p[..., 1], p[..., 0]], -1)
     return p
 
-
-def _box_iou(a: torch.Tensor, b: torch.Tensor) -> float:
-    ix = max(0.0, float(torch.minimum(a[2], b[2]) - torch.maximum(a[0], b[0])))
-    iy = max(0.0, float(torch.minimum(a[3], b[3]) - torch.maximum(a[1], b[1])))
-    inter = ix * iy
-    area = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - inter
-    return inter / area if area > 0 else 0.0

@@ -1148,7 +1148,9 @@ def _encode_hint(err: BaseException) -> str | None:
     if own or not isinstance(err, OSError):
         return own
     if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.EIO):
-        return "check that the output folder exists, is writable and has room"
+        from stream_gpen.errors import FILE_SYSTEM_HINT
+
+        return FILE_SYSTEM_HINT
     return None
 
 
