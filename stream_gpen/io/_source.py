@@ -101,6 +101,11 @@ _AUX_GRACE_FRAMES = 64  # frames emitted without a subscribing sink before audio
 #: wrapped or restarted timeline, concatenated recordings), not footage: pacing restarts its clock
 #: there instead of holding the next frame back for the length of the jump
 _PACE_MAX_GAP_S = 10.0
+
+#: a live http(s) source whose frames run this many seconds ahead of the wall clock since it was
+#: opened (and at twice its rate) is a file served without a length: a live stream cannot send
+#: what has not happened yet, beyond a server's short start-up burst (see VideoSource._run)
+_AHEAD_S = 2.0
 #: libavformat's AVFMT_NOTIMESTAMPS: the demuxer stores no times (raw .h264/.hevc/.mjpeg streams)
 _NO_TIMESTAMPS = 0x0080
 
@@ -494,6 +499,23 @@ def _header_span(container) -> tuple[float, float] | None:
     return s0, s0 + d
 
 
+def _stream_end(stream) -> float | None:
+    """Where ``stream`` ends, in seconds, by its header: its duration (mp4, mov), or the
+    ``DURATION`` tag FFmpeg's Matroska muxer writes per track (its end, as for the segment's, see
+    _header_span; a span where that is before the start); None where neither says."""
+    tb = _fraction(stream.time_base)
+    start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
+    if stream.duration and tb:
+        return start + float(stream.duration * tb)
+    tag = (stream.metadata or {}).get("DURATION")
+    try:
+        h, m, sec = tag.split(":")
+        d = int(h) * 3600 + int(m) * 60 + float(sec)
+    except (AttributeError, ValueError):
+        return None
+    return d if d > start else start + d
+
+
 def _seek_target(t, tb) -> int:
     """``t`` seconds in ticks of ``tb`` for ``container.seek``, which takes an int64: a time
     past its range (no real input is that long) is OverflowError, not an internal error."""
@@ -540,6 +562,13 @@ class _Timeline:
         self.sessions = 1
         #: audio/subtitle packets dropped at reconnects (overlapping, or not placeable)
         self.dropped_packets = 0
+
+    def as_file(self) -> None:
+        """The live source turned out to be a file (it ran ahead of its clock): a reopened session
+        resumes after the last frame given out, as an offline file does, instead of running on
+        (a replay of the file would go into the output). Only while no session was moved."""
+        if not self._offset:
+            self._live = False
 
     def reopened(self) -> Fraction | None:
         """A new session starts; returns the time to resume a non-live input at (None: no seek)."""
@@ -1238,7 +1267,9 @@ class VideoSource:
       to the end, or it declares a duration and reached it. A reopened session that only
       replays what the one before gave (the same first frame time) does not renew the
       ``reconnect`` budget until it runs past where that one ended, and one that ends where that
-      one ended is a file served again: the source ends there.
+      one ended is a file served again: the source ends there. A source found to be a file by
+      running ahead of its clock (see ``pace``) resumes after its last frame given out when
+      reopened, like a file read offline: its replay is not given out again.
     * ``autorotate``: apply the display-matrix rotation to the pixels (frames upright, as players
       show them; ``metadata.rotation`` becomes 0, the applied angle is in ``metadata.extra``).
       Face detectors need upright faces, so phone videos want this; it costs one extra copy per
@@ -1287,7 +1318,9 @@ class VideoSource:
       it would be a gappy slideshow. Paced, the ring drops frames only when processing is really
       slower than the source's rate. ``None`` (default): on for live lavfi graphs and files, and
       for live http(s) URLs that serve a file (a ``Content-Length`` or a declared duration: they
-      download as fast as the network goes), off for devices and network streams (real time by
+      download as fast as the network goes; without either, from the moment its frames run more
+      than ``_AHEAD_S`` ahead of the wall clock since the open, which no live stream can: the
+      frames before that came in a burst), off for devices and network streams (real time by
       themselves: waiting would only add latency) and for every offline read (as fast as it
       decodes). ``True`` paces any source (a file read offline then takes its own duration, every
       frame kept); ``False`` never (a live lavfi graph then drops most frames). ``self.paced``
@@ -1369,7 +1402,7 @@ class VideoSource:
         self._rot_k = 0
         self._mirror = False  # display matrix mirrors left-right (applied before the turn)
         self.fallbacks: list[str] = []
-        self._fitted: set[tuple[int, int]] = set()  # mid-stream picture sizes already reported
+        self._fitted: set[tuple[int, int, Fraction]] = set()  # mid-stream sizes and SARs already reported
         self.stats = {"decoded": 0, "corrupt_packets": 0, "corrupt_frames": 0, "dropped": 0, "reconnects": 0}
         self.aux = AuxChannel()
         self._stop = threading.Event()
@@ -1380,8 +1413,13 @@ class VideoSource:
         self._started = False
         self._closed = False
 
+        self._size_at_open: int | None = None  # a local file's size, to tell one still being written
         if self.kind == "file":
             _check_file(self._target)
+            try:
+                self._size_at_open = os.stat(self._target).st_size
+            except OSError:
+                pass
         self._use_nvdec = self._want_nvdec()
         self._container = self._open_container(self._use_nvdec)
         self._alpha_decoder = None
@@ -1415,6 +1453,14 @@ class VideoSource:
             # an http(s) file read as live downloads far faster than its rate: 78 fps from a
             # 25 fps clip, most of it dropped by the ring; paced, it plays like a local file
             self.paced = True
+        #: a live http(s) URL not known to be a file is watched for frames running ahead of the
+        #: wall clock (a file served without a length, see _AHEAD_S): then paced, and not replayed
+        self._watch_ahead = (pace is None and not self.paced and self.live and self.kind == "url"
+                             and self.spec.lower().startswith(("http://", "https://"))
+                             and "hls" not in (self._container.format.name or "").split(","))
+        self._ahead = False  # it ran ahead: a file (see _check_ahead)
+        self._ahead_from: tuple[float, float] | None = None  # (wall clock at open, first frame's time)
+        self._opened_wall = time.monotonic()
         if any("A53_CC" in str(getattr(sd, "type", "")) for sd in frame_side_data(first)):
             # (new frames are made from the restored pictures; PyAV cannot attach side data to them)
             self._fallback(f"{self.spec}: closed captions carried in the video (CEA-608/708) are not kept in the "
@@ -1756,18 +1802,19 @@ class VideoSource:
                 f"({e}) and cannot be read again from its start ({e2})",
                 hint="cut the part out first (ffmpeg -ss START -i INPUT ...) or leave out start") from e2
 
-    #: FFmpeg's MPEG-TS seek is a binary search on timestamps that ignores keyframes: it lands on
-    #: the packet at the time asked, mid-GOP, and the decoder then drops every frame up to the next
-    #: keyframe, which lies after that time (mp4, mov, mkv, flv land on the keyframe before it).
-    #: MPEG-PS (DVD .vob/.mpg, camcorders' .mod/.tod) and raw MPEG video seek the same way.
-    KEYFRAME_BLIND_SEEK = frozenset({"mpegts", "mpeg", "mpegvideo"})
-
     def _back_to_a_keyframe(self, container, vs, t: float, s0: float) -> None:
-        """After a seek to ``t`` seconds on a container whose seek ignores keyframes, seek again
-        1, 2, 4... s further back until the first keyframe read lies at or before ``t``, down to
-        the file's start (a single keyframe), so the frames from ``t`` on are all decoded. Each try
-        reads only up to ``t``; other containers keep their one seek."""
-        if not self.KEYFRAME_BLIND_SEEK.intersection((container.format.name or "").split(",")):
+        """After a seek to ``t`` seconds, seek again 1, 2, 4... s further back until the first
+        keyframe read lies at or before ``t`` (by its presentation time), down to the file's start
+        (a single keyframe), so the frames from ``t`` on are all decoded. FFmpeg's MPEG-TS/PS seek
+        (and raw MPEG video's) is a binary search on timestamps that ignores keyframes: it lands
+        mid-GOP, and the decoder drops every frame up to the next keyframe, after ``t``. mp4, mov
+        and mkv land on the keyframe before ``t`` by its index time, its decode time: an open-GOP
+        keyframe (HEVC CRA, x265's default) shown after ``t`` has its leading pictures, shown before
+        it, in the GOP before, and the decoder drops them. Each try reads only up to ``t``; an
+        ordinary seek costs one packet read and the same seek again. AVI keeps its one seek: it
+        has no presentation times to judge by, and its frames are timed by the chunks read after
+        the seek (see _decoded)."""
+        if "avi" in (container.format.name or "").split(","):
             return
         tb = _fraction(vs.time_base)
         back = 1.0
@@ -1800,6 +1847,22 @@ class VideoSource:
         return False
 
     def _past_end(self) -> InvalidInputError:
+        """``start`` found no frame: past the file's end, or past its video's where the file's
+        other streams run on (0.4 s of video over 3 minutes of audio), said as such."""
+        c = self._container
+        video = None
+        try:
+            span = _header_span(c)
+            video = _stream_end(c.streams[self._vstream.index])
+            s0 = c.start_time / 1e6 if c.start_time is not None else 0.0
+        except (AttributeError, IndexError, ValueError, av.error.FFmpegError):
+            span = None
+        if span is not None and video is not None and span[1] - video > 0.5 and self.trim_start < span[1] - s0:
+            audio = any(st.type == "audio" for st in c.streams)
+            other = f"the {'audio' if audio else 'other streams'} run{'s' if audio else ''} on to {span[1] - s0:.2f} s"
+            return InvalidInputError(
+                f"start={self.trim_start:g} s is past the end of the video of {self.spec!r}: it ends at "
+                f"{video - s0:.2f} s ({other})", hint=f"give a start before {video - s0:.2f} s")
         return InvalidInputError(f"start={self.trim_start:g} s is past the end of {self.spec!r}",
                                  hint="`stream-gpen info INPUT` shows the video's duration")
 
@@ -1975,9 +2038,13 @@ class VideoSource:
         # times, the earliest, are let go.
         avi_dts: list[int] | None = [] if avi else None
         avi_sent = 0  # chunks sent to the decoder before the first frame came out (None after)
+        # The bitstream's pixel shape (H.264 VUI, MPEG-2 sequence header) as it was at the first
+        # frame; a frame decoded after it changed (a DVB channel switching 4:3 <-> 16:9, with or
+        # without a new size) carries the new one in ``opaque``, for _fit.
+        sar0: list = []
         # what was really there, for _check_truncated: the end of the last packet of any stream,
         # the first frame's time and the frames given out
-        seen = {"end": None, "first": None, "frames": 0}
+        seen = {"end": None, "first": None, "frames": 0, "last": None, "squeezed": 0, "squeezed_at": None}
         # a reconnected session's timestamps are its own (see _Timeline)
         timeline = _Timeline(_fraction(self._vstream.time_base), live=self.live, name=self.spec)
         # a file's clock that jumps back (joined recordings, see _Joins); live clocks are _Timeline's
@@ -2044,6 +2111,18 @@ class VideoSource:
                     return False
             if seen["first"] is None and t is not None:
                 seen["first"] = t
+            if joins is not None and t is not None:
+                # A clock that steps back by less than a join (_Joins: more than a frame interval
+                # and _JOIN_MIN_S), e.g. two segments cut with an overlap of a frame or two and
+                # joined: these frames keep their times, so the video stays in sync with the audio
+                # (moving the rest on, as a join does, would put it late by the overlap where the
+                # audio does not step back with it), and the sink shows each for a tick: said
+                # here with their number (see _check_squeezed), not lost unsaid.
+                if seen["last"] is not None and t <= seen["last"]:
+                    seen["squeezed"] += 1
+                    if seen["squeezed_at"] is None:
+                        seen["squeezed_at"] = (seen["last"], t)
+                seen["last"] = t if seen["last"] is None else max(seen["last"], t)
             seen["frames"] += 1
             timeline.emitted(f)
             return True
@@ -2124,6 +2203,14 @@ class VideoSource:
                             heapq.heappush(avi_dts, packet.dts)
                             if avi_sent is not None:
                                 avi_sent += 1
+                        if frames:
+                            sar = _fraction(vs.codec_context.sample_aspect_ratio)
+                            sar = sar if sar is not None and sar > 0 else None  # (0:1: unknown, square)
+                            if not sar0:
+                                sar0.append(sar)
+                            elif sar != sar0[0]:
+                                for f in frames:
+                                    f.opaque = sar or Fraction(1)
                         for f in frames:
                             if shift is None:
                                 late = f.pts - first_dts if f.pts is not None and first_dts is not None else 0
@@ -2191,6 +2278,8 @@ class VideoSource:
                         return  # (the file ended within the tail)
                     if self.kind != "url" or not self.live:
                         self._check_truncated(container, seen, retimed=bool(joins and joins.retimed))
+                        self._check_grown(seen)
+                        self._check_squeezed(seen)
                         return  # clean end of input (an http(s) file ends like a local one)
                     if self._ended_like_a_file(container, session_end):
                         return
@@ -2212,6 +2301,8 @@ class VideoSource:
                         self.stats["corrupt_packets"] += 1
                         log.warning("%s: stopped reading at a damaged part of the file: %s", self.spec, e)
                         self._check_truncated(container, seen, retimed=bool(joins and joins.retimed))
+                        self._check_grown(seen)
+                        self._check_squeezed(seen)
                         return
                     if self.kind != "url":
                         raise SourceClosedError(f"{self.kind} source {self.spec!r} failed: {e}") from e
@@ -2232,9 +2323,18 @@ class VideoSource:
                     f"{self.spec!r} dropped and did not come back after {self._reconnect} reconnect attempts: {err}"
                 )
             delay = self._reconnect_delay * (2**attempts)
+            # a reopened live session may start with a burst of its own: ahead of the clock
+            # since the first open by the sum of them, never itself. Only the first is judged.
+            self._watch_ahead = False
             attempts += 1
             self.stats["reconnects"] += 1
-            log.warning("%s dropped (%s); reconnecting in %.1f s (attempt %d/%d)", self.spec, err, delay, attempts, self._reconnect)
+            if self._ahead:
+                # (FFmpeg ends such an answer as an I/O error: its end and a drop look the same)
+                log.info("%s: the file served without a length ended (%s); opening it again to tell its end from a "
+                         "drop (attempt %d/%d)", self.spec, err, attempts, self._reconnect)
+            else:
+                log.warning("%s dropped (%s); reconnecting in %.1f s (attempt %d/%d)", self.spec, err, delay, attempts,
+                            self._reconnect)
             if self._stop.wait(delay):
                 return
             if self._container is not None:
@@ -2251,8 +2351,10 @@ class VideoSource:
                 replay = False
                 if joins is not None:
                     joins = _Joins(max(self._hold_gap(), _JOIN_MIN_S), self.spec)  # the reopened file's clock starts again
+                if self._ahead:
+                    timeline.as_file()
                 resume = timeline.reopened()
-                if resume is not None:
+                if resume is not None and not self._ahead:  # (a server without a length: no Range either)
                     self._seek_to(self._container, resume)
 
     @staticmethod
@@ -2333,18 +2435,49 @@ class VideoSource:
         self._fallback(f"{self.spec} looks truncated: its data ends at {got:.2f} s of the {want:.2f} s its header "
                        f"promises ({seen['frames']} frames decoded{expected}); the output is only that part")
 
+    def _check_squeezed(self, seen: dict) -> None:
+        """Frames whose time is not after the frame before them (see ``keep`` in _decoded): each
+        is shown for a tick in the output, so they are as good as lost: said with their number."""
+        if not seen["squeezed"]:
+            return
+        last, t = seen["squeezed_at"]
+        self._fallback(f"{self.spec}: {seen['squeezed']} frame(s) come at or before the frame before them (the clock "
+                       f"steps back from {last:.3f} s to {t:.3f} s, less than a join: segments joined with an "
+                       "overlap?); they keep their times, in sync with the audio, and show for a tick each")
+
+    def _check_grown(self, seen: dict) -> None:
+        """A local file that grew while it was read (a recording, download or copy still being
+        written: an MPEG-TS has no duration to fall short of) was read only up to where it was when
+        the read reached its end: said in ``fallbacks``, so a run does not pass that part off as
+        the whole."""
+        if self.kind != "file" or self._size_at_open is None:
+            return
+        try:
+            size = os.stat(self._target).st_size
+        except OSError:
+            return
+        if size <= self._size_at_open:
+            return
+        first = seen["first"]
+        upto = (f"its first {seen['end'] - first:.2f} s" if first is not None and seen["end"] is not None
+                else "its first part")
+        self._fallback(f"{self.spec} grew by {(size - self._size_at_open) / 1e6:.2f} MB while it was read (still being "
+                       f"written?): the output covers only {upto}, as far as it was when the read reached its end; "
+                       "restore it again once it is finished")
+
     def _first_frame(self):
         try:
             first = next(self._frames)
         except StopIteration:
+            past_end = self._past_end() if self.trim_start else None  # (reads the header: before the close)
             self._container.close()
             if self.stats["corrupt_packets"]:
                 raise DecodeError(
                     f"{self.spec!r}: no decodable video frame ({self.stats['corrupt_packets']} corrupt packets)",
                     hint="the video data is damaged or truncated",
                 ) from None
-            if self.trim_start:
-                raise self._past_end() from None
+            if past_end is not None:
+                raise past_end from None
             # an empty video track is the input's fault (exit 2), not a decoder's failure
             raise InvalidInputError(f"{self.spec!r}: the video stream contains no frames",
                                     hint="the file has no pictures to restore; check it plays as a video") from None
@@ -2462,6 +2595,8 @@ class VideoSource:
                         break
                 if self._stop.is_set():
                     break
+                if self._watch_ahead:
+                    self._check_ahead(self._frame_time(f, index))
                 if self.paced:
                     if self._pacer is None:
                         rate = self.metadata.frame_rate
@@ -2485,6 +2620,26 @@ class VideoSource:
             if left_behind:  # close() did not wait for this thread (see STOP_WAIT_S): the input is ours
                 self.aux.close()
                 self._close_input()
+
+    def _check_ahead(self, t: float) -> None:
+        """Whether the live http(s) source, at frame time ``t``, has run ahead of the wall clock
+        since it was opened by over ``_AHEAD_S`` and at twice its rate: a file served without a
+        length (chunked, or until the connection closes), which arrives in one burst. Measured from
+        the open, not the first frame read here: a live stream's frames buffered while the models
+        loaded are behind that clock, never ahead of it. Such a source is paced from here on (else
+        the ring keeps one frame per burst) and, reopened after its end, resumes after the last
+        frame given out like an offline file (else its replay went into the output). Judged in
+        the first session only (see the reconnect in _decoded)."""
+        if self._ahead_from is None:
+            self._ahead_from = (self._opened_wall, t)
+            return
+        w0, t0 = self._ahead_from
+        span, wall = t - t0, time.monotonic() - w0
+        if span - wall > _AHEAD_S and span > 2 * wall:
+            self._watch_ahead = False
+            self._ahead = self.paced = True
+            log.info("%s: %.1f s of video arrived in %.1f s: a file served without a length rather than a live "
+                     "stream; paced at its own rate from here on", self.spec, span, wall)
 
     def _frame_time(self, f, index: int) -> float:
         """Seconds on the source's timeline: the pts, else the index over the frame rate."""
@@ -2518,7 +2673,8 @@ class VideoSource:
                     k = self._rot_k
                     hi_out = ring.hi_slots is not None
                     shape = (f.width, f.height) if k % 2 else (f.height, f.width)  # after rotation
-                    direct = not k and not self._mirror and shape == (ring.height, ring.width)
+                    sar = self._frame_sar(f)
+                    direct = not k and not self._mirror and shape == (ring.height, ring.width) and sar is None
                     if hi_out:
                         dst = ring.hi_slots[slot] if direct else torch.empty(
                             (f.height, f.width, 3), dtype=torch.uint16, device=ring.device)
@@ -2529,7 +2685,7 @@ class VideoSource:
                                 full_range=is_full_range(sw, f.color_range), bits=bits_per_component(sw))
                     target = ring.hi_slots if hi_out else ring.slots
                     if not direct:
-                        target[slot].copy_(self._fit(orient(dst, k, self._mirror), index))
+                        target[slot].copy_(self._fit(orient(dst, k, self._mirror), index, sar))
                     if hi_out:
                         hi = ring.hi_slots[slot]
                         rgb8_from_rgb16(hi, out=ring.slots[slot])
@@ -2540,12 +2696,12 @@ class VideoSource:
                 rgb16 = torch.from_numpy(av_to_rgb_numpy(f, high=True))
                 if self._rot_k or self._mirror:
                     rgb16 = orient(rgb16, self._rot_k, self._mirror)
-                img, hi = ring.write_hi_slot(slot, self._fit(rgb16, index))
+                img, hi = ring.write_hi_slot(slot, self._fit(rgb16, index, self._frame_sar(f)))
             else:
                 rgb = torch.from_numpy(av_to_rgb_numpy(f))
                 if self._rot_k or self._mirror:  # mirror, then counter-clockwise, as the display matrix says
                     rgb = orient(rgb, self._rot_k, self._mirror)
-                img = ring.write_slot(slot, self._fit(rgb, index))
+                img = ring.write_slot(slot, self._fit(rgb, index, self._frame_sar(f)))
             alpha = self._alpha(f, index, high=hi is not None) if self.has_alpha else None
             if self._watch_alpha and _transparent(f):
                 self._watch_alpha = False
@@ -2571,23 +2727,39 @@ class VideoSource:
             a = torch.from_numpy(np.ascontiguousarray(f.to_ndarray(format="rgba64le" if high else "rgba")[..., 3]))
         if self._rot_k or self._mirror:
             a = orient(a, self._rot_k, self._mirror)
-        return self._fit(a[..., None].expand(*a.shape, 3), index)[..., 0].contiguous()
+        return self._fit(a[..., None].expand(*a.shape, 3), index, self._frame_sar(f))[..., 0].contiguous()
 
-    def _fit(self, rgb: torch.Tensor, index: int) -> torch.Tensor:
-        """A picture whose size differs from the stream's (a resolution change mid-stream: TV and
-        IPTV recordings, concatenated clips, adaptive streams) scaled to fit the ring's size with
-        its aspect ratio kept, centred on black, like a player letterboxes it: the output keeps
-        one size, every frame is kept, and faces are not squashed. Said once per new size."""
+    def _frame_sar(self, f) -> Fraction | None:
+        """The pixel shape of frame ``f`` where the bitstream's changed since the first frame
+        (see _decoded), as the frame is turned; None: the stream's."""
+        sar = f.opaque if isinstance(f.opaque, Fraction) else None
+        return 1 / sar if sar is not None and self._rot_k % 2 else sar
+
+    def _fit(self, rgb: torch.Tensor, index: int, sar: Fraction | None = None) -> torch.Tensor:
+        """A picture whose size or pixel shape (``sar``; None: the stream's) differs from the
+        stream's (a resolution or 4:3 <-> 16:9 change mid-stream: TV and IPTV recordings,
+        concatenated clips, adaptive streams) scaled to fit the ring's size with its display
+        aspect kept, centred on black, like a player letterboxes or pillarboxes it: the output
+        keeps one size and pixel shape, every frame is kept, and faces are not squashed. Said once
+        per new size and pixel shape."""
         H, W = self.ring.height, self.ring.width
         h, w = int(rgb.shape[0]), int(rgb.shape[1])
-        if (h, w) == (H, W):
+        S = self.metadata.sample_aspect_ratio or Fraction(1)
+        sar = sar or S
+        if (h, w) == (H, W) and sar == S:
             return rgb
-        s = min(W / w, H / h)
-        nw, nh = max(1, min(W, round(w * s))), max(1, min(H, round(h * s)))
-        if (w, h) not in self._fitted:
-            self._fitted.add((w, h))
-            self._fallback(f"frame size changed mid-stream at frame {index}: {w}x{h} pictures are scaled to "
-                           f"{nw}x{nh} and letterboxed into the stream's {W}x{H} (aspect ratio kept)")
+        # in display units (a stored pixel is SAR wide): the frame's picture into the stream's
+        s = min(W * S / (w * sar), Fraction(H, h))
+        nw, nh = max(1, min(W, round(w * sar * s / S))), max(1, min(H, round(h * s)))
+        if (w, h, sar) not in self._fitted:
+            self._fitted.add((w, h, sar))
+            if sar == S:
+                self._fallback(f"frame size changed mid-stream at frame {index}: {w}x{h} pictures are scaled to "
+                               f"{nw}x{nh} and letterboxed into the stream's {W}x{H} (aspect ratio kept)")
+            else:
+                self._fallback(f"picture shape changed mid-stream at frame {index}: {w}x{h} pictures of pixel aspect "
+                               f"{sar} are scaled to {nw}x{nh} and centred on black in the stream's {W}x{H} of pixel "
+                               f"aspect {S} (display aspect kept: {float(w * sar / h):.2f}:1)")
         x = rgb.permute(2, 0, 1)[None].to(torch.float32)
         x = torch.nn.functional.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False,
                                             antialias=nh < h or nw < w)
