@@ -352,9 +352,47 @@ def _check_report(report: str | None, media: list[str], *, overwrite: bool) -> N
                                     hint="pass --overwrite to replace it, or name another file")
 
 
+def _writes_nothing(src: str, output: str | None) -> bool:
+    """``-o /dev/null`` (``NUL`` on Windows): a benchmark or a dry run that writes nothing. Its
+    frames go to the null sink, as ``camera``'s ``null`` output: writing a container through a
+    temporary file renamed over the device replaced it (or refused it as an existing output). A
+    folder input needs an output folder (said by the folder run)."""
+    if not output or "://" in output or ("://" not in src and Path(src).is_dir()):
+        return False
+    if output == os.devnull:
+        return True
+    try:
+        return os.path.samefile(output, os.devnull)
+    except OSError:
+        return False
+
+
+def _report_unstarted(args: argparse.Namespace, src: str, dst: str | None, exc: BaseException) -> None:
+    """``--report`` for a run stopped or failed before it had a summary (while the model loaded):
+    zero counts, ``interrupted`` or ``error``."""
+    if not args.report:
+        return
+    from stream_gpen.errors import WeightsError
+    from stream_gpen.summary import RunSummary
+
+    if not isinstance(exc, (KeyboardInterrupt, StreamGpenError, OSError, RuntimeError, ValueError)):
+        return  # (SystemExit, a bug: nothing to say about the run)
+    s = RunSummary(input=src, output=dst, model=str(args.model), device=str(args.device or ""))
+    if isinstance(exc, KeyboardInterrupt):
+        s.interrupted = True
+        s.fallbacks.append("stopped before the run began (while the model loaded): nothing was written")
+    else:
+        s.error = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, WeightsError):
+            s.fallbacks.append("the model could not be loaded: nothing was written")
+    try:
+        s.write_json(args.report)
+    except OSError as e:  # (the error that stopped the run is the one to say)
+        log.warning("--report %s could not be written: %s", args.report, e.strerror or e)
+
+
 def _run_enhance(args: argparse.Namespace) -> int:
     from stream_gpen.api import _same_file, resolve_output
-    from stream_gpen.errors import Interrupted
 
     src = args.input
     if "://" not in src and not src.startswith("lavfi:") and not Path(src).exists():
@@ -366,7 +404,12 @@ def _run_enhance(args: argparse.Namespace) -> int:
                                 hint=f"create it, or name the output file (e.g. {example})")
     # `-o some/folder` for one file: a video gets its default name there, a photo its own (its
     # default name in its own folder); --image-format names a photo's format
-    dst = resolve_output(src, args.output, args.image_format)
+    null = _writes_nothing(src, args.output)
+    dst = "null" if null else resolve_output(src, args.output, args.image_format)
+    if not null:
+        from stream_gpen.io._sink import check_not_special
+
+        check_not_special(dst)
     parent = next((p for p in Path(dst).parents if p.exists()), None) if "://" not in dst else None
     if parent is not None and not parent.is_dir():
         raise InvalidInputError(f"the output's folder {parent} is a file, not a folder: -o {args.output}",
@@ -376,15 +419,18 @@ def _run_enhance(args: argparse.Namespace) -> int:
         # GIF, MPEG-PS/DVD (.mpg/.vob), DV...: the container cannot hold the restored video
         log.info("a %s input is written as %s (name a .mp4/.mkv/.mov/.webm with -o to choose)",
                  Path(src).suffix, dst)
-    if Path(dst).exists() and not args.overwrite and not args.skip_existing and not Path(dst).is_dir():
+    if (not null and Path(dst).exists() and not args.overwrite and not args.skip_existing
+            and not Path(dst).is_dir()):
         if _same_file(src, dst):
             raise OutputExistsError(f"the output is the input itself: {dst}",
                                     hint="choose another -o to keep the original; --overwrite replaces it with "
                                     "the restored copy")
         raise OutputExistsError(f"output exists: {dst}", hint="pass --overwrite or choose another -o")
-    _check_report(args.report, [src, dst], overwrite=args.overwrite)
+    _check_report(args.report, [src] if null else [src, dst], overwrite=args.overwrite)
     photo = _is_image_name(dst) or _is_image_name(src)
-    if not (photo or Path(dst).is_dir() or Path(src).is_dir()):
+    if null:
+        pass  # (no container: the frames are restored and discarded)
+    elif not (photo or Path(dst).is_dir() or Path(src).is_dir()):
         from stream_gpen.io._sink import check_output_encoding, resolve_codec
 
         _check_output_ext(dst)
@@ -394,21 +440,29 @@ def _run_enhance(args: argparse.Namespace) -> int:
     elif photo and not Path(src).is_dir():
         _video_options_on_a_photo(args, src)
     _check_nvenc_early(args, dst)
-    enh = _make_enhancer(args)
+    try:
+        enh = _make_enhancer(args)
+    except BaseException as exc:
+        # stopped (Ctrl-C, SIGTERM) or failed while the model loads: the report says so, else an
+        # earlier run's report under that name still said it had succeeded
+        _report_unstarted(args, src, None if null else dst, exc)
+        raise
     progress = _Progress(not args.quiet, Path(src).name or src)
     try:
         summary = enh.enhance_file(
             src, dst, overwrite=args.overwrite, codec=args.codec, crf=args.crf, preset=args.preset,
             audio=args.audio, quality=args.quality, on_progress=progress,
-            copy_if_no_faces=args.copy_if_no_faces, start=args.start, duration=args.duration,
+            copy_if_no_faces=args.copy_if_no_faces and not null, start=args.start, duration=args.duration,
             skip_existing=args.skip_existing, compare=args.compare, image_format=args.image_format,
             encoder=args.encoder,
         )
-    except Interrupted as exc:
+    except KeyboardInterrupt as exc:  # (Interrupted, or a Ctrl-C before the run had a summary)
         progress.close()
         s = getattr(exc, "summary", None)
         if s is not None and args.report:
             s.write_json(args.report)
+        elif s is None:
+            _report_unstarted(args, src, None if null else dst, exc)
         raise
     except Exception as exc:
         # a run that started and failed: the report says so (an earlier run's report under that
@@ -428,7 +482,9 @@ def _run_enhance(args: argparse.Namespace) -> int:
         # left as it was: a file whose output existed, or a folder run that wrote nothing new
         left = ((not Path(src).is_dir() or not summary.frames_out)
                 and any(f.endswith("(skip_existing)") for f in summary.fallbacks))
-        if not left and (summary.frames_out or not summary.skipped):  # (the summary's line says it was left as it is)
+        if null:
+            print(f"wrote nothing (-o {args.output})", file=sys.stderr)
+        elif not left and (summary.frames_out or not summary.skipped):  # (the summary's line says it was left as it is)
             print(f"wrote {dst}", file=sys.stderr)
     if args.report:  # (after "wrote": a report that cannot be written does not unmake the output)
         summary.write_json(args.report)
@@ -460,7 +516,8 @@ def add_enhance(subparsers, parents=()) -> None:
     )
     p.add_argument("input", metavar="INPUT")
     p.add_argument("-o", "--output", help="output file (its extension picks the container or image "
-                   "format) or folder (created for folder inputs; an existing one for single files)")
+                   "format) or folder (created for folder inputs; an existing one for single files); "
+                   "/dev/null restores and writes nothing (a benchmark)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--skip-existing", action="store_true",
                    help="leave outputs that already exist as they are (folders: resume an interrupted run)")
@@ -659,7 +716,8 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
         for o in outputs:
             c = _camera_codec(codec, o, src) if _encoded_output(o) else codec
             sink = open_sink(o, source=src, overwrite=overwrite, codec=c, crf=crf, preset=_camera_preset(c, preset),
-                             audio="none", queue_size=_SINK_QUEUE, encoder=encoder, live=True).__enter__()
+                             audio="none", queue_size=_SINK_QUEUE, encoder=encoder, live=True,
+                             no_audio_why="a camera records video only").__enter__()
             stack.push(_exit_alone(sink, o, close_failures))
             sinks.append(sink)
         out = _Tee(sinks)

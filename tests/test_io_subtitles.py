@@ -272,7 +272,7 @@ def test_subtitles_kept_with_audio_aac(tmp_path):
     assert sink.dropped == []
     assert_cues(read_cues(tmp_path / "o.mp4"), CUES["srt"], tick=1e-6)
     sink = transcode(src, tmp_path / "n.mp4", audio="none")
-    assert any("subtitle stream #1 (subrip) dropped: no audio asked for (--audio none" in d for d in sink.dropped)
+    assert any("subtitle stream #1 (subrip) dropped: left out with the audio (--audio none)" in d for d in sink.dropped)
 
 
 # --- what cannot be converted -------------------------------------------------------------------

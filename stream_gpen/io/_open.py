@@ -82,13 +82,15 @@ def open_sink(
     encoder: Encoder = "software",
     live: bool | None = None,
     image_names: dict | None = None,
+    no_audio_why: str = "--audio none",
 ):
     """Open a sink: ``"null"``, ``"preview"``, ``"virtualcam"``, a stream URL (rtmp/srt/udp/...),
     an image file or folder (when ``source`` is an image source, or the name ends in an image
     extension), or a video file (container from the extension). ``encoder`` (software / nvenc /
     auto) and ``live`` apply to video files and stream URLs (see :class:`FileSink`).
     ``image_names``: a folder's photos whose output is not the plain mirror (``rel_path`` ->
-    path; :func:`~stream_gpen.io._image.folder_outputs`)."""
+    path; :func:`~stream_gpen.io._image.folder_outputs`). ``no_audio_why``: under ``audio="none"``,
+    why, in the caller's terms, for the notes on the streams left out (:class:`FileSink`)."""
     from stream_gpen.io._sink import ENCODER_MODES
 
     if encoder not in ENCODER_MODES:
@@ -108,7 +110,8 @@ def open_sink(
         scheme = t.split("://", 1)[0].lower()
         if scheme in _STREAM_FORMATS or scheme in URL_SCHEMES:
             return FileSink(t, source=source, codec=codec, crf=crf, preset=preset, audio=audio,
-                            queue_size=queue_size, odd_size=odd_size, is_url=True, encoder=encoder, live=live)
+                            queue_size=queue_size, odd_size=odd_size, is_url=True, encoder=encoder, live=live,
+                            no_audio_why=no_audio_why)
         if scheme.isalnum():  # (`rmtp://` mistyped: it was taken for a folder "rmtp:" and a file name)
             from stream_gpen.errors import InvalidInputError
 
@@ -134,4 +137,4 @@ def open_sink(
     if isinstance(source, ImageSource) or is_image_name:
         return ImageSink(p, format=image_format, quality=quality, overwrite=overwrite, names=image_names)
     return FileSink(p, source=source, codec=codec, crf=crf, preset=preset, audio=audio, overwrite=overwrite,
-                    odd_size=odd_size, queue_size=queue_size, encoder=encoder, live=live)
+                    odd_size=odd_size, queue_size=queue_size, encoder=encoder, live=live, no_audio_why=no_audio_why)

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import uuid
+import contextlib
 from contextlib import contextmanager, nullcontext
 from fractions import Fraction
 from pathlib import Path
@@ -919,6 +920,21 @@ def _machine_tag() -> str:
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:8]
 
 
+@functools.lru_cache(maxsize=1)
+def _pids_comparable() -> bool:
+    """Whether :func:`_machine_tag` names this process namespace for sure: on Linux it reads the
+    namespace, elsewhere (macOS, Windows) there are no containers sharing the host name; where
+    /proc could not be read (a sandbox) two containers may share a tag, and a process id of one
+    means nothing in the other."""
+    if not sys.platform.startswith("linux"):
+        return True
+    try:
+        os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return False
+    return True
+
+
 def _pid_alive(pid: int) -> bool:
     """Whether process ``pid`` of this machine is still there (or its id was taken again), asked
     without signalling it; when in doubt, alive (a live run's temporary output is never removed).
@@ -974,6 +990,53 @@ def _pid_alive_windows(pid: int) -> bool:
         return code.value == 259  # STILL_ACTIVE
     finally:
         k.CloseHandle(h)
+
+
+#: copied audio codecs whose packets are decoded on the side to count the damaged ones
+#: (:meth:`FileSink._check_copied`): compressed, cheap to decode, and damage shows as an error
+_CHECKED_AUDIO = frozenset({"aac", "aac_latm", "mp3", "mp2", "opus", "vorbis", "ac3", "eac3", "flac", "alac"})
+
+
+def _damage_check(ins):
+    """A throwaway decoder for the copied audio stream ``ins``, or ``None`` (another codec, or
+    one that does not open: the copy goes on unchecked)."""
+    try:
+        ctx = ins.codec_context
+        if ctx.name not in _CHECKED_AUDIO:
+            return None
+        d = av.CodecContext.create(ctx.name, "r")
+        if ctx.extradata:
+            d.extradata = ctx.extradata
+        if ctx.sample_rate:
+            d.sample_rate = ctx.sample_rate
+        with contextlib.suppress(ValueError, AttributeError, TypeError):
+            d.layout = ctx.layout
+        d.open()
+        return d
+    except (av.error.FFmpegError, ValueError, AttributeError, TypeError):
+        return None
+
+
+def check_not_special(target) -> None:
+    """Refuse an existing ``target`` that is not a regular file (or a folder, whose own checks
+    apply): a named pipe, a device, a socket. The output is written to a temporary file renamed
+    over the target, which replaced a pipe with a plain file (its reader waited for ever); no
+    container is written into a pipe or device here. (The command line sends ``-o /dev/null`` to
+    the null sink before this; the API's is ``"null"``.)"""
+    import stat
+
+    try:
+        mode = os.stat(target).st_mode
+    except (OSError, ValueError):  # (absent: the usual case)
+        return
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+    raise InvalidInputError(f"output {target} is {kind}: the output is written to a file and renamed into place, "
+                            "which would replace it",
+                            hint="name a regular file with -o (-o /dev/null restores without writing anything; "
+                                 "the API's is the output \"null\")")
 
 
 def keep_beside(tmp, target) -> Path | None:
@@ -1229,6 +1292,8 @@ class FileSink(_Sink):
     * ``live``: the output is watched as it is written (stream URLs, the camera command's
       recordings): NVENC then uses its low-latency tuning without B-frames. ``None`` = only for
       stream URLs. (libx264/libx265 take ``tune=zerolatency`` for stream URLs either way.)
+    * ``no_audio_why``: under ``audio="none"``, why, as the dropped streams' notes give it
+      (``"--audio none"``; the camera's ``"a camera records video only"``).
 
     What else is kept (nothing is lost silently: what a container cannot hold is in ``dropped``):
 
@@ -1267,7 +1332,9 @@ class FileSink(_Sink):
 
     Output is written to ``.<name>.<id>.tmp<ext>`` next to the target and renamed on success.
     KeyboardInterrupt inside the ``with``: frames so far are finalized into ``<name>.partial<ext>``
-    and :class:`Interrupted` (a KeyboardInterrupt) says where. Any other error: nothing is left.
+    (``<name>.partial-1<ext>``... beside an earlier run's, which is kept) and :class:`Interrupted`
+    (a KeyboardInterrupt) says where. Any other error: nothing is left. A target that is a pipe or
+    a device is refused (:func:`check_not_special`).
     """
 
     def __init__(
@@ -1285,6 +1352,7 @@ class FileSink(_Sink):
         is_url: bool = False,
         encoder: Encoder = "software",
         live: bool | None = None,
+        no_audio_why: str = "--audio none",
     ) -> None:
         if encoder not in ENCODER_MODES:
             raise InvalidInputError(f"encoder={encoder!r} is not one of {ENCODER_MODES}")
@@ -1357,6 +1425,7 @@ class FileSink(_Sink):
             self._path = self.target
         else:
             t = self.target
+            check_not_special(t)
             if t.suffix == "":
                 raise InvalidInputError(f"output {t} has no extension; name the container, e.g. {t.name}.mp4")
             if t.exists() and not overwrite:
@@ -1393,6 +1462,8 @@ class FileSink(_Sink):
         self._before_origin = 0
         self._before_origin_s = 0.0  # (their length, where the packets say it)
         self._bad_aux: dict[int, int] = {}  # output stream index -> damaged copied packets left out
+        self._aux_check: dict[int, object] = {}  # input stream index -> a throwaway decoder of copied audio
+        self._aux_damaged: dict[int, int] = {}  # output stream index -> copied audio packets it could not decode
         self._late_audio: dict[int, float] = {}
         self._aux_last_dts: dict[int, Fraction] = {}  # output stream index -> last muxed dts (s)
         self._aux_reconfigured = False  # an audio transcoder met a change of layout/rate (said once)
@@ -1415,12 +1486,15 @@ class FileSink(_Sink):
                 source.aux.decline()  # by choice: discarding them is no warning
             for s in self.meta.audio + self.meta.subtitles + self.meta.data:
                 # asked for: listed in the summary, said at info level (not as a warning)
-                self._drop(f"{s.kind} stream #{s.index} ({s.codec or s.kind}) dropped: no audio asked for (--audio none; a camera records video only)", level=logging.INFO)
+                why = "no audio asked for" if s.kind == "audio" else "left out with the audio"
+                self._drop(f"{s.kind} stream #{s.index} ({s.codec or s.kind}) dropped: {why} ({no_audio_why})",
+                           level=logging.INFO)
         self._thread = threading.Thread(target=self._run, name=f"encode:{Path(str(target)).name}", daemon=True)
         self._thread.start()
 
     #: a temporary output untouched this long, of a process gone from this machine, was left by a
-    #: killed run (a guard on top of the machine tag and the process check)
+    #: killed run (a guard on top of the machine tag and the process check, used only where the
+    #: process namespace could not be read: see :func:`_pids_comparable`)
     STALE_TEMP_S = 60.0
 
     def _remove_stale_temps(self, target: Path) -> None:
@@ -1449,13 +1523,16 @@ class FileSink(_Sink):
             if m.group(1) != here or hidden_temp(target, tag).name != q.name:
                 continue
             pid = int(m.group(2))
+            if pid == os.getpid() or _pid_alive(pid):
+                continue  # its process is still there (or its id was taken again: left alone)
+            # (no age guard where the process check is sound: a run killed with kill -9 was
+            # writing until it died, so its file is always fresh, and "kill it, start it again"
+            # left it for good; the guard stays where the process table could not be identified)
             try:
-                if pid == os.getpid() or now - q.stat().st_mtime < self.STALE_TEMP_S:
+                if not _pids_comparable() and now - q.stat().st_mtime < self.STALE_TEMP_S:
                     continue
             except OSError:  # (the file went)
                 continue
-            if _pid_alive(pid):
-                continue  # its process is still there (or its id was taken again: left alone)
             try:
                 size = q.stat().st_size
                 q.unlink()
@@ -1804,6 +1881,8 @@ class FileSink(_Sink):
                     if adts is not None:
                         o.codec_context.extradata = adts[1]
                     self._aux_map[info.index] = (o, adts[0] if adts is not None else None)
+                    if info.kind == "audio":
+                        self._aux_check[info.index] = _damage_check(ins)
                     self._note_marks(copy_stream_tags(ins, o))
                     continue
                 except (ValueError, av.error.FFmpegError) as e:
@@ -2327,6 +2406,9 @@ class FileSink(_Sink):
             if tx is None or isinstance(tx, av.bitstream.BitStreamFilterContext):
                 if self._hidden_by_edit_list(p):
                     continue
+                check = self._aux_check.get(p.stream.index)
+                if check is not None:
+                    self._check_copied(check, p, o.index)
                 # AVI: copied packets move with the video (see _NO_START_TIMES)
                 shift = round(self._origin / p.time_base) if self._origin is not None else 0
                 for q in (tx.filter(p) if tx is not None else [p]):  # ADTS AAC into AVI: aac_adtstoasc
@@ -2337,6 +2419,24 @@ class FileSink(_Sink):
                     self._mux_cue(q)
             else:
                 self._transcode_audio(p, o, tx)
+
+    def _check_copied(self, decoder, p, index: int) -> None:
+        """Decode a copied audio packet with a throwaway decoder, only to count those that cannot
+        be decoded (bytes zeroed or overwritten in the file): they are copied as they are, and
+        players click or go silent there, strict decoders stop. (Cheap: two minutes of stereo AAC
+        take 0.06 s of CPU.)"""
+        if not p.size:
+            return
+        try:
+            decoder.decode(p)
+        except av.error.FFmpegError:
+            n = self._aux_damaged.get(index, 0)
+            self._aux_damaged[index] = n + 1
+            if not n:
+                log.warning("%s: a damaged audio packet at %.3f s is copied as it is (output stream #%d)", self.target,
+                            float((p.pts if p.pts is not None else p.dts or 0) * (p.time_base or 0)), index)
+        except (ValueError, RuntimeError):  # (the checker itself: no count, no harm to the copy)
+            pass
 
     def _hidden_by_edit_list(self, p) -> bool:
         """True for a copied packet that the input's edit list hides (an mp4/mov cut in an editor
@@ -2534,6 +2634,9 @@ class FileSink(_Sink):
                                   "from recordings?) were moved to follow on; they may play out of sync with the video")
         for index, n in self._bad_aux.items():
             self.fallbacks.append(f"output stream #{index}: {n} damaged packet(s) the muxer refused were left out")
+        for index, n in self._aux_damaged.items():
+            self.fallbacks.append(f"audio stream #{index}: {n} damaged packet(s) copied as they were (the decoder "
+                                  "cannot read them: players may click or go silent there)")
         self._out.close()
 
     def _report_rebase(self) -> None:
@@ -2605,6 +2708,7 @@ class FileSink(_Sink):
             try:
                 os.replace(self._path, self.target)
             except OSError as e:
+                self._check_still_there(e)
                 if not self._release_own_input():
                     self._keep_beside(e)
                 try:  # (an in-place run on Windows: its input, now closed, can be replaced)
@@ -2629,6 +2733,8 @@ class FileSink(_Sink):
         never left under the hidden temporary name that a later run removes, and said."""
         t = self.target
         kept = keep_beside(self._path, t)
+        if kept is None:
+            self._check_still_there(exc)
         where = (f"was kept as {kept}" if kept is not None else
                  f"is under the hidden name {self._path}: move it now, a later run of this output removes it")
         name = kept.name if kept is not None else Path(self._path).name
@@ -2636,6 +2742,22 @@ class FileSink(_Sink):
             f"the restored video is complete and {where}; {t} could not be replaced ({exc.strerror or exc})",
             hint=f"{t.name} is in use by another program (a player, or this run's own input) or read-only: "
                  f"close it, then move {name} over it") from exc
+
+    def _check_still_there(self, exc: OSError) -> None:
+        """The temporary output could not be renamed because it is gone: its folder was removed
+        during the run (or its drive unplugged, a network share lost), or another program deleted
+        the file. The encoder wrote into a file no longer in any folder: nothing was saved, and no
+        message may point at a file that is not there."""
+        if os.path.exists(self._path):
+            return
+        folder = Path(self._path).parent
+        if not folder.is_dir():
+            what = (f"the output folder {folder} disappeared during the run (removed, or its drive unplugged "
+                    "or network share lost)")
+        else:
+            what = f"the temporary output {Path(self._path).name} was deleted during the run (by another program)"
+        raise EncodeError(f"{what}: nothing was saved, {self.target} was not written",
+                          hint="keep the output folder in place until the run ends, then run it again") from exc
 
     def _remove_tmp(self) -> None:
         if not self.is_url:
@@ -2671,7 +2793,8 @@ class FileSink(_Sink):
                 f.release()
 
     def interrupt(self) -> Path | None:
-        """Ctrl-C: finalize what was encoded into ``<name>.partial<ext>`` (playable); return it."""
+        """Ctrl-C: finalize what was encoded into ``<name>.partial<ext>`` (playable; beside an
+        earlier interrupted run's, never over it); return it."""
         if self._closed:
             return self.partial_path
         self._closed = True
@@ -2685,8 +2808,26 @@ class FileSink(_Sink):
             self._discard()
             raise
         t = self.target
-        self.partial_path = hidden_temp(t, ".partial", hidden=False)
-        os.replace(self._path, self.partial_path)
+        first = hidden_temp(t, ".partial", hidden=False)
+        for k in range(100):
+            # an earlier interrupted run's part (stopped at 90 %, this one at 2 %) is never
+            # replaced: this one goes beside it, NAME.partial-1.EXT, ...
+            q = hidden_temp(t, ".partial" + (f"-{k}" if k else ""), hidden=False)
+            if os.path.lexists(q):
+                continue
+            try:
+                os.rename(self._path, q)  # (the name is free; where it was just taken: the next)
+            except FileExistsError:
+                continue
+            break
+        else:
+            q = first
+            os.replace(self._path, q)
+        self.partial_path = q
+        if q != first:
+            msg = f"an earlier interrupted run's {first.name} was kept as it was; this run's part is {q.name}"
+            self.fallbacks.append(msg)
+            log.warning("%s", msg)
         return self.partial_path
 
     def __exit__(self, exc_type, exc, tb) -> None:
