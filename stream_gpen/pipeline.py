@@ -40,6 +40,22 @@ class _Pending:
     affines: torch.Tensor  # [k,2,3]
 
 
+def _library_dtypes(method):
+    """Run ``method`` without a host's autocast (``torch.autocast`` around the call): detection,
+    alignment and pasting compute in float32 as calibrated; a restorer's own fp16/bf16 autocast
+    is entered inside (``FaceRunner``)."""
+    import functools
+
+    from stream_gpen.runtime._runner import no_autocast
+
+    @functools.wraps(method)
+    def run(*args, **kwargs):
+        with no_autocast():
+            return method(*args, **kwargs)
+
+    return run
+
+
 @dataclass
 class FaceStage:
     """Detect/track faces, cut aligned crops in batches, restore them and paste them back.
@@ -169,10 +185,11 @@ class FaceStage:
 
     def _affines(self, tracks: list) -> torch.Tensor:
         if not tracks:
-            return torch.zeros(0, 2, 3)
+            return torch.zeros(0, 2, 3, dtype=torch.float32)
         points = torch.stack([torch.as_tensor(t.landmarks, dtype=torch.float32) for t in tracks])
         return estimate_affines(points, size=self.size, pixel_aspect=self.pixel_aspect)
 
+    @_library_dtypes
     def plan_frames(self, index: int, image: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
         """Track frame ``index`` and return ``(index, affines)`` of the frames whose faces are now
         final: this frame without a smoother, else frame ``index - lag`` (none while the first
@@ -190,6 +207,7 @@ class FaceStage:
             self._cuts_seen = self.tracker.scene_cuts
             return [self._planned(i, t) for i, t in self.smoother.push(index, tracks, cut=cut)]
 
+    @_library_dtypes
     def plan_flush(self) -> list[tuple[int, torch.Tensor]]:
         """End of stream: ``(index, affines)`` of every frame the smoother still holds."""
         if self.smoother is None:
@@ -197,57 +215,90 @@ class FaceStage:
         with self.timer("track"):
             return [self._planned(i, t) for i, t in self.smoother.flush()]
 
+    @_library_dtypes
     def plan_still(self, image: torch.Tensor) -> torch.Tensor:
         """Affines for a single image: always detect, no temporal smoothing."""
         if self.aligned:
             return self._whole(image)
         with self.timer("detect"):
             dropped = self.detections_implausible
+            boxes = getattr(self.detector, "dropped_boxes", None)
+            if boxes is not None:
+                boxes.clear()
             dets = self._counted_detect(image, self.still_detect_size)
             self.detector_calls += 1
-            if self.detections_implausible > dropped:
-                dets = self._turned_faces(image, dets, self.detections_implausible - dropped)
+            if self.detections_implausible > dropped and boxes:
+                dets = self._turned_faces(image, dets, torch.cat(list(boxes)))
         dets = select_faces(dets, self.tracker.select, self.tracker.min_face, self.tracker.max_faces, image.shape,
                             self.tracker.min_score)
         if len(dets) == 0:
-            return torch.zeros(0, 2, 3)
+            return torch.zeros(0, 2, 3, dtype=torch.float32)
         return estimate_affines(dets.landmarks.to(torch.float32), size=self.size, pixel_aspect=self.pixel_aspect)
 
-    def _turned_faces(self, image: torch.Tensor, dets, dropped: int):
-        """``dets`` of a photo plus the faces found in it turned 90, 180 and 270 degrees, where the
-        detector dropped ``dropped`` sideways or upside-down faces (``check_landmarks``: their
-        landmarks were misplaced). Found upright in a turned copy, a face's landmarks are right;
-        mapped back, its crop is aligned (the alignment's similarity takes any angle) and it is
-        restored instead of left untouched. Photos only: detected once, at 3 more detector passes
-        where it matters (none otherwise); video keeps the plain detection."""
+    def _turned_faces(self, image: torch.Tensor, dets, dropped: torch.Tensor):
+        """``dets`` of a photo, with the faces found upright in it turned 90, 180 or 270 degrees
+        around the ``dropped`` boxes (``[n,4]``: detections ``check_landmarks`` dropped as
+        sideways or upside down) and around the detections ``min_score`` will drop (an
+        upside-down face often comes out as a poor detection that passes the check). Found upright
+        in a turned copy, a face's landmarks are right; mapped back, its crop is aligned (the
+        alignment's similarity takes any angle) and it is restored instead of left untouched.
+        Where one overlaps a detection ``select_faces`` keeps, the higher score stays. Only
+        padded regions around those boxes are searched (``detect_region``: a fraction of a full
+        pass), so no face elsewhere in the photo is added. Photos only; video keeps the plain
+        detection."""
         from stream_gpen.faces import Detections
-
-        h, w = image.shape[:2]
-        found = []
-        for k in (1, 2, 3):
-            turned = self._detect(torch.rot90(image, k, (0, 1)).contiguous(), self.still_detect_size)
-            self.detector_calls += 1
-            for box, lm, sc in zip(turned.boxes, turned.landmarks, turned.scores):
-                corners = _unturn(box.view(2, 2), k, h, w)
-                box = torch.cat([corners.amin(0), corners.amax(0)])
-                found.append((box, _unturn(lm, k, h, w), sc))
         from stream_gpen.faces._tracker import _iou
 
-        kept_boxes = list(dets.boxes)
+        h, w = image.shape[:2]
+        wh = (dets.boxes[:, 2:] - dets.boxes[:, :2]).clamp(min=0)
+        passing = (wh.min(dim=1).values >= self.tracker.min_face) & (dets.scores >= self.tracker.min_score)
+        areas = torch.cat([dropped.float(), dets.boxes[~passing].float()])
+        regions: list[list[float]] = []
+        for b in areas.tolist():
+            # a misread face's box may sit off the face (on its chin, a cheek): a quarter of its
+            # size around it (detect_region adds the network's context margin)
+            pw, ph = (b[2] - b[0]) / 4, (b[3] - b[1]) / 4
+            r = [max(b[0] - pw, 0.0), max(b[1] - ph, 0.0), min(b[2] + pw, w), min(b[3] + ph, h)]
+            # overlapping regions (one face's boxes from two scales, neighbours) are searched once
+            for o in [o for o in regions if o[0] < r[2] and r[0] < o[2] and o[1] < r[3] and r[1] < o[3]]:
+                regions.remove(o)
+                r = [min(r[0], o[0]), min(r[1], o[1]), max(r[2], o[2]), max(r[3], o[3])]
+            regions.append(r)
+        found = []
+        for k in (1, 2, 3):
+            turned = torch.rot90(image, k, (0, 1)).contiguous()
+            th, tw = turned.shape[:2]
+            for r in regions:
+                # the region in the turned picture (which turned 4 - k more times is the photo)
+                c = _unturn(torch.tensor(r, dtype=torch.float32).view(2, 2), 4 - k, th, tw)
+                t = self._detect(turned, self.still_detect_size, region=tuple(float(v) for v in torch.cat([c.amin(0), c.amax(0)])))
+                self.detector_calls += 1
+                for box, lm, sc in zip(t.boxes, t.landmarks, t.scores):
+                    corners = _unturn(box.view(2, 2), k, h, w)
+                    found.append((torch.cat([corners.amin(0), corners.amax(0)]), _unturn(lm, k, h, w), sc))
+        keep = passing.clone()
         added = []
         for box, lm, sc in sorted(found, key=lambda t: -float(t[2])):
-            if not kept_boxes or (_iou(box[None].numpy(), torch.stack(kept_boxes).numpy()) < 0.3).all():
-                kept_boxes.append(box)
-                added.append((box, lm, sc))
+            if added and (_iou(box[None].numpy(), torch.stack([a[0] for a in added]).numpy()) >= 0.3).any():
+                continue  # the same face from another region or turn, at a lower score
+            over = torch.from_numpy(_iou(box[None].numpy(), dets.boxes.numpy())[0] >= 0.3) if len(dets) else None
+            if over is not None and (over & keep & (dets.scores >= sc)).any():
+                continue  # already kept, at least as well placed
+            if over is not None:
+                keep &= ~over  # the face, misread (upside down) or poorly scored: replaced
+            added.append((box, lm, sc))
         if not added:
             return dets
-        self.detections_implausible -= min(dropped, len(added))  # (found the right way up after all)
-        boxes = torch.cat([dets.boxes, torch.stack([a[0] for a in added])])
-        lms = torch.cat([dets.landmarks, torch.stack([a[1] for a in added])])
-        scores = torch.cat([dets.scores, torch.stack([a[2] for a in added])])
+        # Found the right way up after all: no longer counted as dropped (each dropped box once).
+        hit = _iou(dropped.numpy(), torch.stack([a[0] for a in added]).numpy()) >= 0.3
+        self.detections_implausible -= min(int(hit.any(1).sum()), len(dropped))
+        boxes = torch.cat([dets.boxes[keep], torch.stack([a[0] for a in added])])
+        lms = torch.cat([dets.landmarks[keep], torch.stack([a[1] for a in added])])
+        scores = torch.cat([dets.scores[keep], torch.stack([a[2] for a in added])])
         order = scores.argsort(descending=True)
         return Detections(boxes[order].float(), lms[order].float(), scores[order].float())
 
+    @_library_dtypes
     def restore(self, images: list[torch.Tensor], affines: list[torch.Tensor],
                 hi: list[torch.Tensor | None] | None = None, indices: list[int] | None = None) -> int:
         """Restore every planned face of ``images`` (in place). Returns the number of faces.

@@ -6,7 +6,7 @@ import logging
 import math
 import numbers
 import warnings
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from stream_gpen._warnings import caught_warnings, modules_pattern
 from stream_gpen.errors import CheckpointError, InvalidInputError
+from stream_gpen.runtime._runner import no_autocast
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ class Detections:
 
     @staticmethod
     def empty() -> "Detections":
-        return Detections(torch.zeros(0, 4), torch.zeros(0, 5, 2), torch.zeros(0))
+        f = torch.float32  # (not the default dtype: a host may have set float64)
+        return Detections(torch.zeros(0, 4, dtype=f), torch.zeros(0, 5, 2, dtype=f), torch.zeros(0, dtype=f))
 
     def select(self, index) -> "Detections":
         return Detections(self.boxes[index], self.landmarks[index], self.scores[index])
@@ -188,6 +190,10 @@ class FaceDetector:
         self.batch_size = batch_size
         #: detections dropped for implausible landmarks (``check_landmarks``), for run summaries
         self.implausible = 0
+        #: boxes ``[n,4]`` (frame px) of the detections ``check_landmarks`` dropped, one entry per
+        #: picture that had any, newest last (bounded); a caller clears it to see one picture's
+        #: (the turned-photo search looks again around them)
+        self.dropped_boxes: deque[torch.Tensor] = deque(maxlen=16)
         self.calls = 0  # frames run through the network (for benchmarks and run summaries)
         self.fallbacks: list[str] = []
         from stream_gpen.weights import ensure_weights
@@ -200,7 +206,8 @@ class FaceDetector:
         # anchors per network input size, most recent last: bounded, as a service sees photos of
         # every size and the change-watch probes regions of many sizes (each 640-px entry ~1 MB)
         self._prior_cache: OrderedDict[tuple[int, int], torch.Tensor] = OrderedDict()
-        self._mean = torch.tensor(_MEAN_BGR, device=self.device).view(1, 3, 1, 1)
+        # float32 whatever the host's default dtype (torch.set_default_dtype): the weights are float32
+        self._mean = torch.tensor(_MEAN_BGR, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
 
     def _load(self, path: Path, state: dict | None = None) -> torch.nn.Module:
         from facexlib.detection.retinaface import RetinaFace
@@ -318,8 +325,11 @@ class FaceDetector:
             return Detections.empty()
         x1, y1 = int(round(nx1 * fx)), int(round(ny1 * fy))
         x2, y2 = min(int(round(nx2 * fx)), w), min(int(round(ny2 * fy)), h)
+        last = self.dropped_boxes[-1] if self.dropped_boxes else None
         d = self._detect_batch([frame[y1:y2, x1:x2]], y2 - y1, x2 - x1, size=(ny2 - ny1, nx2 - nx1))[0]
-        off = torch.tensor([float(x1), float(y1)])
+        off = torch.tensor([float(x1), float(y1)], dtype=torch.float32)
+        if self.dropped_boxes and self.dropped_boxes[-1] is not last:  # the window's pixels -> the frame's
+            self.dropped_boxes[-1] = self.dropped_boxes[-1] + off.repeat(2)
         boxes = d.boxes + off.repeat(2)
         # A face the window cuts is found in part (a box reaching past the cut, landmarks of half
         # a face): left out. Edges that are the frame's own are no cut.
@@ -346,7 +356,8 @@ class FaceDetector:
             if (sh, sw) != (h, w):
                 x = F.interpolate(x, size=(sh, sw), mode="bilinear", align_corners=False, antialias=True)
             x = x.flip(1) - self._mean  # RGB -> BGR, minus the training mean (no /255)
-        loc, conf, ldm = self.net(x)
+        with no_autocast():  # float32 landmarks, whatever autocast a host has on (bf16 rounds them)
+            loc, conf, ldm = self.net(x)
         self.calls += len(frames)
         pri = self._priors(sh, sw)
         v0, v1 = _VARIANCE
@@ -356,7 +367,7 @@ class FaceDetector:
         lms = pri[None, :, None, :2] + ldm.view(ldm.shape[0], -1, 5, 2) * v0 * pri[None, :, None, 2:]
         # back to frame pixels (separate x/y factors: rounding of the scaled size)
         fx, fy = w / sw, h / sh
-        fac = torch.tensor([fx, fy], device=self.device)
+        fac = torch.tensor([fx, fy], dtype=torch.float32, device=self.device)
         boxes = boxes * fac.repeat(2)
         lms = lms * fac
         scores = conf[..., 1]
@@ -379,6 +390,8 @@ class FaceDetector:
                 ok = landmark_misfit(lm) <= self.MAX_LANDMARK_MISFIT
                 ok &= self.turn_margin(frames[b], lm) <= self.MAX_TURN_MARGIN
                 self.implausible += int((~ok).sum())
+                if not ok.all():
+                    self.dropped_boxes.append(bx[~ok].float().cpu())
                 bx, lm, sc = bx[ok], lm[ok], sc[ok]
             if self.max_faces is not None:
                 bx, lm, sc = bx[: self.max_faces], lm[: self.max_faces], sc[: self.max_faces]
@@ -420,7 +433,8 @@ class FaceDetector:
         x = x.flip(1) - self._mean  # RGB -> BGR, minus the training mean, as the frames
         if self.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
-        _, conf, _ = self.net(x)
+        with no_autocast():
+            _, conf, _ = self.net(x)
         p = conf[..., 1].clamp(1e-7, 1 - 1e-7)
         logit = (p.log() - (1 - p).log()).amax(1).view(4, n).cpu()
         return logit[1:].amax(0) - logit[0]
@@ -597,8 +611,8 @@ def _input_uint8(frames: list[torch.Tensor], sh: int, sw: int) -> torch.Tensor:
     the channels-last layout a HWC frame already has), then flipped to BGR minus the training
     mean into the batch."""
     # channels-last like the CPU network (and like the resized HWC frames: a plain copy per frame)
-    x = torch.empty(len(frames), sh, sw, 3).permute(0, 3, 1, 2)
-    mean = torch.tensor(_MEAN_BGR).view(3, 1, 1)
+    x = torch.empty(len(frames), sh, sw, 3, dtype=torch.float32).permute(0, 3, 1, 2)
+    mean = torch.tensor(_MEAN_BGR, dtype=torch.float32).view(3, 1, 1)
     for i, f in enumerate(frames):
         t = f.cpu().permute(2, 0, 1)[None]
         if not t.is_contiguous(memory_format=torch.channels_last):

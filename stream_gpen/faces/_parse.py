@@ -169,7 +169,7 @@ class FaceParser:
         """Paste masks ``[n,S,S]`` float32 in [0, 1] for restored crops ``[n,3,S,S]`` uint8."""
         _check_crops(crops)
         if len(crops) == 0:
-            return torch.zeros(0, crops.shape[-1], crops.shape[-1], device=self.device)
+            return torch.zeros(0, crops.shape[-1], crops.shape[-1], dtype=torch.float32, device=self.device)
         return postprocess_labels(self.labels(crops), crops.shape[-1])
 
 

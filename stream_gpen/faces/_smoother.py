@@ -19,6 +19,10 @@ the face: a step between two frames that departs from the face's motion by more 
 see; a track lost and found again elsewhere). Spreading or smoothing such a step would paste the
 face beside itself on the frames around it, before the jump as well as after.
 
+A track that ends after missing a detection (``Track.misses``: occluded, turned away, gone) is
+not pasted on its held frames since its last detection: the flow alone carried it there, and it
+follows whatever moved over the face (an occluder, the background). A track found again keeps them.
+
 Before the fit, the flow drift is undone where the look-ahead shows it (``drift="spread"``): the
 step a track takes at a detection, beyond its carried velocity, is ramped back over the frames
 since its previous detection, and frames whose drift no detection has corrected yet weigh less.
@@ -45,7 +49,10 @@ DEFAULT_LAG = 5
 #: FaceTracker options to use under a smoother: the tracker's causal output glide (``settle``)
 #: is a lagging smoother of its own; the look-ahead smoother replaces it, so the tracker hands
 #: over its filter estimate (measured: old TV offset 4.16% with the glide vs 2.84% without).
-TRACKER_OPTIONS = {"settle": 1.0}
+#: The tracker's ``drop_unsure`` (hide a track that missed a detection and whose flow is unsure,
+#: for live use) is off: the smoother sees whether the track is found again, and drops the whole
+#: flow-only tail of one that is not (a hidden frame would also break a found track's window).
+TRACKER_OPTIONS = {"settle": 1.0, "drop_unsure": False}
 
 Drift = Literal["spread", "keep"]
 
@@ -163,6 +170,11 @@ class FixedLagSmoother:
             params[t.id] = np.concatenate([q, res])
         carried, piece, jumped = {}, {}, set()
         prev = self._buf[-1] if self._buf and self._buf[-1].epoch == self._epoch else None
+        if prev is not None:
+            ids = {t.id for t in tracks}
+            for t in prev.tracks:
+                if t.id not in ids and t.misses > 0:
+                    self._drop_tail(t.id)
         before = self._buf[-2] if len(self._buf) > 1 and self._buf[-2].epoch == self._epoch else None
         for t in tracks:
             if prev is None or t.id not in prev.params:
@@ -215,6 +227,22 @@ class FixedLagSmoother:
             self._buf.popleft()
             self._next -= 1
         return e.index, tracks
+
+    def _drop_tail(self, tid: int) -> None:
+        """Track ``tid`` ended after missing a detection (occluded, turned away, gone): its held
+        frames since its last detection were carried by flow alone, which follows whatever moved
+        there (the occluder, the background), so they are not pasted. A track found again by a
+        detection is not ended and keeps its flow frames."""
+        r = len(self._buf) - 1
+        while r >= self._next:
+            f = self._buf[r]
+            t = next((t for t in f.tracks if t.id == tid), None)
+            if t is None or t.detected:
+                return
+            f.tracks = [x for x in f.tracks if x.id != tid]
+            for d in (f.params, f.carried, f.piece):
+                d.pop(tid, None)
+            r -= 1
 
     def _spread(self, tid: int) -> None:
         """Ramp the correction at the newest frame (a detection of ``tid``) back over the held

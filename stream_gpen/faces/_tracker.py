@@ -320,6 +320,11 @@ class _State:
     detected: bool = False
     lost: bool = False
     hits: int = 1  # detections matched so far; a track with one is unconfirmed (may be a one-off)
+    # flow points that agree with the track's motion: on the first flow frame after a detection
+    # (reference) and on the latest one (``drop_unsure``)
+    inliers_ref: int = 0
+    inliers: int = 0
+    covered: bool = False  # its box lies over a face a detection matched to another track
 
 
 def _slip(points: np.ndarray, detected: np.ndarray) -> float:
@@ -398,6 +403,12 @@ class FaceTracker:
       jitter, slightly more offset).
     * ``max_misses``: periodic detections in a row a track may go unmatched (carried by flow)
       before it is dropped; guards against one missed detection (blur, turned head) dropping a face.
+    * ``drop_unsure``: a track that missed a detection is not output (not pasted) while its flow
+      is unsure: its box lies over a face that the detection matched to another track (the flow
+      followed an occluder), or fewer than half its flow points agree with its motion compared
+      with the frame after its last detection. It is still kept, and shown again when found.
+      ``False`` keeps showing it up to ``max_misses`` (the look-ahead smoother sets this: it
+      drops the flow-only tail of a track that is not found again itself).
     * ``scene_cut_threshold``: mean absolute grey difference (0-255) of consecutive 32x32
       thumbnails above which the frame is treated as a cut: detect and start new tracks.
       Lower catches soft cuts but fires on flashes and fast pans.
@@ -444,6 +455,7 @@ class FaceTracker:
         beta: float = 0.1,
         correction: float = 0.5,
         max_misses: int = 1,
+        drop_unsure: bool = True,
         scene_cut_threshold: float = 40.0,
         flow_long_side: int = 480,
         iou_match: float = 0.3,
@@ -506,6 +518,7 @@ class FaceTracker:
         self.beta = float(beta)
         self.correction = float(correction)
         self.max_misses = max_misses
+        self.drop_unsure = bool(drop_unsure)
         self.scene_cut_threshold = float(scene_cut_threshold)
         self.flow_long_side = int(flow_long_side)
         self.iou_match = float(iou_match)
@@ -614,6 +627,9 @@ class FaceTracker:
             if a is None or inl is None or inl.sum() < 4:
                 t.lost = True
                 continue
+            t.inliers = int(inl.sum())
+            if t.detected or not t.inliers_ref:
+                t.inliers_ref = t.inliers
             a = a.astype(np.float64)
             a[:, 2] /= r
             moved = _apply(a, t.raw)
@@ -867,7 +883,7 @@ class FaceTracker:
                     t.raw = t.raw + g * (lms[j] - t.raw)
                     t.box = t.box + g * (boxes[j] - t.box)
                 t.score = float(scores[j])
-                t.misses, t.lost, t.detected = 0, False, True
+                t.misses, t.lost, t.detected, t.covered = 0, False, True, False
         for i, t in enumerate(self._tracks):
             if i in matched_t:
                 continue
@@ -884,6 +900,10 @@ class FaceTracker:
                 t.misses += 1
                 if t.misses > self.max_misses:
                     t.lost = True
+                else:
+                    # the flow may have followed a face passing in front of this one
+                    found = [self._tracks[k].box for k in matched_t]
+                    t.covered = bool(found) and bool((_iou(t.box[None], np.stack(found)) >= self.iou_match).any())
         for j in range(len(boxes)):
             if j not in used and scores[j] >= self.min_score:
                 self._tracks.append(self._new_state(lms[j], boxes[j], float(scores[j])))
@@ -894,7 +914,7 @@ class FaceTracker:
     KEEP_CHOICE = 1.3
 
     def _output(self) -> list[Track]:
-        ts = [t for t in self._tracks if not t.lost]
+        ts = [t for t in self._tracks if not t.lost and not (self.drop_unsure and self._unsure(t))]
         chosen = self._chosen
         bonus = {True: self.KEEP_CHOICE, False: 1.0}
         if self.select == "largest" or (self.select == "all" and self.max_faces is not None):
@@ -925,12 +945,17 @@ class FaceTracker:
     def tracks(self) -> list[Track]:
         return self._output()
 
+    def _unsure(self, t: _State) -> bool:
+        """A track that missed a detection and whose flow can no longer be trusted to be on the
+        face (``drop_unsure``): pasted, it would slide over the occluder or the background."""
+        return t.misses > 0 and (t.covered or 0 < t.inliers * 2 < t.inliers_ref)
+
 
 def _small_grey_float(frame: torch.Tensor, fh: int, fw: int) -> tuple[np.ndarray, np.ndarray]:
     """``frame`` ``[H,W,3]`` uint8 RGB (any device) -> (grey ``[fh,fw]`` uint8, 32x32 float32 thumbnail).
     Downscaled and converted on the frame's device; only the small images go to the host."""
     g = frame.permute(2, 0, 1)[None].float()
-    g = (g * torch.tensor([0.299, 0.587, 0.114], device=g.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    g = (g * torch.tensor([0.299, 0.587, 0.114], dtype=g.dtype, device=g.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
     resize = (fh, fw) != tuple(frame.shape[:2])
     small = F.interpolate(g, size=(fh, fw), mode="bilinear", antialias=True, align_corners=False) if resize else g
     tb = F.adaptive_avg_pool2d(small, (32, 32))

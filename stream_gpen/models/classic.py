@@ -146,9 +146,14 @@ class ClassicRestorer:
         fine = self._restore(crops)
         return fine.round().to(torch.uint8), fine
 
-    @torch.no_grad()
     def _restore(self, crops: torch.Tensor) -> torch.Tensor:
         """Restored crops as float32 on the 0..255 scale, clamped, not yet rounded."""
+        from stream_gpen.runtime._runner import no_autocast
+
+        with torch.no_grad(), no_autocast():  # float32, whatever autocast a host has on
+            return self._restore_f32(crops)
+
+    def _restore_f32(self, crops: torch.Tensor) -> torch.Tensor:
         self._check_crops(crops)
         if crops.shape[0] == 0:
             return crops.float()
@@ -156,7 +161,7 @@ class ClassicRestorer:
         if self.noise_sigma is None:
             sigma = estimate_noise(x)
         else:
-            sigma = torch.full((x.shape[0],), self.noise_sigma / 255.0, device=x.device)
+            sigma = torch.full((x.shape[0],), self.noise_sigma / 255.0, device=x.device, dtype=x.dtype)
         if self.strength > 0:
             level = self.strength * (self._gain * sigma + self._floor)
             x = self._denoise(x, level, sigma)

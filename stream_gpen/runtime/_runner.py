@@ -85,6 +85,25 @@ class _Graph:
     static_float: torch.Tensor
 
 
+#: device types whose autocast a host may have turned on around a call into the library
+_AUTOCAST_TYPES = ("cpu", "cuda", "xpu", "mps")
+
+
+def no_autocast() -> contextlib.AbstractContextManager:
+    """Turn off any autocast the caller has on (a host's ``torch.autocast`` block): the library's
+    detector, alignment and fp32 models must compute in the dtypes they were calibrated in (bf16
+    landmarks are rounded by pixels). The runner's own fp16/bf16 autocast is entered inside."""
+    stack = contextlib.ExitStack()
+    for dev in _AUTOCAST_TYPES:
+        try:
+            on = torch.is_autocast_enabled(dev)
+        except (RuntimeError, TypeError):  # a device type this torch build does not know
+            continue
+        if on:
+            stack.enter_context(torch.autocast(dev, enabled=False))
+    return stack
+
+
 def _to_255(y: torch.Tensor) -> torch.Tensor:
     """The model's [-1,1] output on the 0..255 scale, in GPEN's order (FACTS.md section 6), float32;
     its truncation is the uint8 output."""
@@ -450,7 +469,7 @@ class FaceRunner:
             x = x.contiguous(memory_format=torch.channels_last)
         if self.precision != "fp32" and self.amp == "cast":
             x = x.to(_DTYPES[self.precision])
-        with self._autocast():
+        with no_autocast(), self._autocast():  # the precision chosen, not a host's autocast
             y = self._fn(x)
         if isinstance(y, (tuple, list)):  # the official FullGenerator returns (image, latents)
             y = y[0]
