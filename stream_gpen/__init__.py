@@ -1,14 +1,26 @@
 """stream-gpen: GPEN face restoration for videos, live cameras and photos."""
+from typing import TYPE_CHECKING
+
 from stream_gpen.errors import Interrupted, StreamGpenError
 
+if TYPE_CHECKING:  # what checkers and IDEs see; at run time these load on first use (__getattr__)
+    from stream_gpen.api import EnhancedFrame, Enhancer
+    from stream_gpen.summary import RunSummary
+
 __version__ = "0.1.0"
-__all__ = ["StreamGpenError", "Interrupted", "Enhancer", "__version__"]
+__all__ = ["StreamGpenError", "Interrupted", "Enhancer", "EnhancedFrame", "RunSummary", "__version__"]
+
+# Lazy so that `import stream_gpen` stays cheap (no torch/av import at package import).
+_LAZY = {"Enhancer": "stream_gpen.api", "EnhancedFrame": "stream_gpen.api", "RunSummary": "stream_gpen.summary"}
 
 
 def __getattr__(name: str):
-    # Lazy so that `import stream_gpen` stays cheap (no torch/av import at package import).
-    if name == "Enhancer":
-        from stream_gpen.api import Enhancer
+    if name in _LAZY:
+        import importlib
 
-        return Enhancer
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'stream_gpen' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

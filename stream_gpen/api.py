@@ -9,8 +9,9 @@
     for f in enh.stream("/dev/video0"):               # live: enhanced frames with timestamps
         show(f.image, f.time)
 
-One ``Enhancer`` holds one model instance per device and may be reused for many files; it is not
-meant to be used from several threads at once (the server serialises access to it).
+One ``Enhancer`` holds one model instance per device and may be reused for many files; threads
+may share one (measured: results identical to serial runs). They take turns in the model: one
+``enhance_images`` call at a time, and GPEN's runner takes one batch at a time.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable, Iterator, Literal, get_args
+from typing import Callable, Iterable, Iterator, Literal, get_args
 
 import numpy as np
 import torch
@@ -283,7 +284,7 @@ class Enhancer:
 
     def __init__(
         self,
-        model="auto",
+        model: str | Path | torch.nn.Module | Callable[[torch.Tensor], torch.Tensor] = "auto",
         *,
         device: str = "auto",
         precision: Precision = "auto",
@@ -469,7 +470,8 @@ class Enhancer:
 
         lag = 0 if live else self._file_lag()
         ring = self._max_pending() + lag + sink_queue + 3
-        if not untrusted and "://" not in str(spec) and still_gif(spec):
+        # (a capture device's index, ``stream(0)``, is no file)
+        if isinstance(spec, (str, os.PathLike)) and not untrusted and "://" not in str(spec) and still_gif(spec):
             src = ImageSource(Path(spec), device=self.device)  # a photo, not a 1-frame video
         else:
             src = open_source(str(spec), device=self.device, live=live, ring_size=ring, autorotate=True,
@@ -509,9 +511,13 @@ class Enhancer:
         whose faces then keep the model's own precision); returns a new array of the same shape and dtype."""
         return self.enhance_images([image])[0]
 
-    def enhance_images(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        """Restore several images (any iterable: a list, a generator); all their faces go through
-        the model in shared batches (8-bit and 16-bit images in one batch each)."""
+    def enhance_images(self, images: Iterable[np.ndarray]) -> list[np.ndarray]:
+        """Restore several images (any iterable: a list, a generator, an ``[N,H,W,C]`` array); all
+        their faces go through the model in shared batches (8-bit and 16-bit images in one batch each)."""
+        if isinstance(images, torch.Tensor) or isinstance(images, np.ndarray) and images.ndim != 4:
+            # one picture's rows would each be restored as a grey picture of their own
+            raise InvalidInputError(f"enhance_images() takes a list of pictures, not one {type(images).__name__} "
+                                    f"(shape {tuple(images.shape)}); for one picture use enhance_image()")
         images = list(images)
         tensors, alphas, grey, his = [], [], [], []
         for im in images:
@@ -567,7 +573,11 @@ class Enhancer:
     ) -> RunSummary:
         """Enhance a video file, URL, image or folder into ``dst`` (default: ``name_enhanced.ext``).
 
-        ``on_progress(frames_done, frames_total_or_None, faces_so_far)`` is called per frame.
+        ``on_progress(frames_done, frames_total_or_None, faces_so_far)`` is called per frame
+        (``frames_total_or_None``: ``None`` where the count is unknown). ``faces_so_far`` counts the
+        faces sent through the model so far, which runs a batch of frames ahead of those written:
+        it may include faces of frames not yet in ``frames_done`` (a group photo on a CPU also
+        reports it per model batch, ``frames_done`` unchanged).
         ``cancel``: set it to stop early; a video's output is then finalised as ``.partial`` like
         Ctrl-C, a folder stops after the photo in hand (its photos so far are written), a single
         photo whose restoring has begun is finished and returned; set before the start, nothing runs.
@@ -632,7 +642,7 @@ class Enhancer:
                     untrusted=untrusted, max_pixels=max_pixels, start=start, duration=duration,
                     compare=compare, image_format=image_format, encoder=encoder)
         is_folder = "://" not in src_s and not src_s.startswith("lavfi:") and Path(src_s).is_dir()
-        if skip_existing and not overwrite and not is_folder and Path(dst).is_file():
+        if skip_existing and not overwrite and not is_folder and dst != "null" and Path(dst).is_file():
             # a single input (a file, a photo or video URL): the whole job is done already
             summary = self._summary(input=src_s, output=str(dst))
             summary.fallbacks.append(f"{dst} already exists: left as it is (skip_existing)")
@@ -656,7 +666,7 @@ class Enhancer:
                 root, Path(dst), images + videos,
                 lambda q: (photo_ext or _photo_suffix(q)) if q in photos
                 else self._folder_video_ext(q.suffix, codec, audio))
-            _check_output_inside(root, Path(dst), images + videos, plan)
+            _check_output_inside(root, Path(dst), images + videos, plan, start=start)
             made = (images or videos) and not Path(dst).exists()
             if made:
                 # made now: an output folder that cannot be made (read-only, no permission) fails the
@@ -799,8 +809,14 @@ class Enhancer:
                     _sink_notes(summary, sink)
                     summary.fallbacks.append(f"stopped while finishing: {dst} was written whole first")
                     _remove_old_partial(summary, dst)
-                err = exc if isinstance(exc, Interrupted) else Interrupted(
-                    f"interrupted after {summary.frames_out} frames")
+                if meta.kind == "folder":  # its photos so far are written: a resumed run skips them
+                    of = f" of {total}" if total else ""
+                    said = f"interrupted after {summary.frames_out}{of} photos; --skip-existing resumes"
+                elif is_still and not summary.frames_out:
+                    said = "interrupted before the photo was written"
+                else:
+                    said = f"interrupted after {summary.frames_out} frames"
+                err = exc if isinstance(exc, Interrupted) else Interrupted(said)
                 err.summary = summary
                 if err is exc:
                     raise
@@ -1018,7 +1034,8 @@ class Enhancer:
                                      "there)")
         summary.skipped = [str(x) for x in getattr(source, "skipped", []) or []] + summary.skipped
 
-    def stream(self, source, *, live: bool | None = None, latency_budget_s: float = 0.05) -> Iterator[EnhancedFrame]:
+    def stream(self, source: str | os.PathLike | int, *, live: bool | None = None,
+               latency_budget_s: float = 0.05) -> Iterator[EnhancedFrame]:
         """Yield enhanced frames (numpy RGB) with their timestamps from any source spec: a file
         path, URL, ``lavfi:`` graph or capture device (``/dev/video0``, or an index). A photo (a
         path or a URL) or a folder of photos gives each photo restored on its own, as
@@ -1230,11 +1247,20 @@ def _copy_unmet(start, duration, compare, audio, codec="auto", crf=None, preset=
 
 
 def _remove_old_partial(summary: RunSummary, dst) -> None:
-    """An interrupted earlier run's ``.partial`` is superseded by the whole output ``dst``."""
+    """Interrupted earlier runs' ``.partial`` outputs (``NAME.partial.EXT``, and the
+    ``NAME.partial-N.EXT`` of runs interrupted after one) are superseded by the whole output ``dst``."""
+    import glob
+    import re
+
     from stream_gpen.io._meta import hidden_temp
 
-    left = hidden_temp(dst, ".partial", hidden=False)
-    if left.is_file():
+    first = hidden_temp(dst, ".partial", hidden=False)
+    stem, _, ext = first.name.rpartition(".partial")
+    later = sorted(p for p in first.parent.glob(glob.escape(stem) + ".partial-*" + glob.escape(ext))
+                   if re.fullmatch(re.escape(stem) + r"\.partial-\d+" + re.escape(ext), p.name))
+    for left in [first, *later]:
+        if not left.is_file():
+            continue
         try:
             left.unlink()
             summary.fallbacks.append(f"removed {left.name}, left by an interrupted earlier run")
@@ -1274,60 +1300,104 @@ def _picture_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def _earlier_output(src: Path, out: Path) -> bool:
-    """Whether ``out`` can be an earlier run's output of ``src``: a restored picture keeps its size
-    (upright: EXIF-rotated photos come out turned; side by side with ``compare``: twice as wide;
-    a video padded to even sides). Unreadable sizes are given the benefit of the doubt."""
+def _not_earlier_output(src: Path, out: Path, name: str, start: float = 0.0) -> str | None:
+    """Why ``out`` cannot be an earlier run's output of ``src`` (called ``name`` in the answer; None
+    where it can be): a restored picture keeps its size (upright: EXIF-rotated photos come out
+    turned; side by side with ``compare``: twice as wide; a video padded to even sides) and looks
+    like its input. Unreadable sizes are given the benefit of the doubt."""
     a, b = _picture_size(src), _picture_size(out)
     if a is None or b is None:
-        return True
+        return None
     (w, h), (ow, oh) = a, b
     if not any(abs(ow - x) <= 1 and abs(oh - y) <= 1 for x, y in ((w, h), (h, w), (2 * w, h), (2 * h, w))):
-        return False
+        return f"another size than {name}: {ow}x{oh}, not {w}x{h}"
     # A camera's photos all have one size, and its file numbers start again (lib/IMG_0001.jpg and
     # lib/2019/IMG_0001.jpg): a restored photo looks like its input at a glance (only faces change),
     # another photo does not
-    return _looks_alike(src, out)
+    return None if _looks_alike(src, out, start) else f"the size of {name} but another picture at a glance"
 
 
-#: the largest difference (of 255) between 16x16 grey thumbnails of a photo and its restored
-#: output over the quarter of the thumbnail that differs least: restoration changes faces only,
-#: so a quarter is untouched (0 on the shared photos even with every face painted over; the
-#: mean, 7-84 then, would tell nothing), while two different photos of one size differ by 15
-#: and more there (the 9 shared whole photos, pairwise)
-_ALIKE_MAX = 8.0
+#: the texture (grey-level spread, of 255, over a cell's 4x4 pixels in a 64x64 thumbnail) that
+#: makes one of 16x16 thumbnail cells count: cells plain in both pictures (a scanner's page
+#: margin, a dark background, sky, letterbox bars) are alike in any two photos and tell nothing
+_ALIKE_TEXTURE = 3.0
+#: the largest difference (of 255) between two pictures' textured cells, over the quarter of them
+#: that differs least, for one to be the other's restored output: restoration changes faces only,
+#: so a quarter is untouched. Measured on the 9 shared whole photos (close-up selfies included):
+#: an input against its classic-model output, against its output with every face painted white,
+#: and against a quality-50 JPEG of it, 0.1 at most (the 6 shared videos' first frames, H.264
+#: re-encoded, side by side too: 1.1 at most); two different photos 5.9 and more (pairwise:
+#: of one size 15.4, dimmed to 0.35x 5.9, each on one white scanner page 9.3), where the test
+#: before (p25 over all cells <= 8) took 36 of 36 scan pairs and 15 of 36 dimmed pairs for alike
+_ALIKE_MAX = 3.0
 
 
-def _looks_alike(a: Path, b: Path) -> bool:
-    """Whether two pictures look alike as 16x16 grey thumbnails (upright; of the left half of a
-    side-by-side ``compare`` output). Unreadable ones (videos, HEIC without its plugin) do."""
+def _grey_thumb(path: Path, half: bool, start: float = 0.0) -> np.ndarray:
+    """A picture's 64x64 grey thumbnail, upright (of its left half with ``half``: a side-by-side
+    ``compare`` output): a photo's through Pillow, a video's from its first decoded frame (at
+    ``start`` seconds or after: a cut's output begins there)."""
+    from PIL import Image, ImageOps
+
+    def small(im) -> np.ndarray:
+        if half:
+            im = im.crop((0, 0, im.width // 2, im.height))
+        return np.asarray(im.convert("L").resize((64, 64), Image.BILINEAR), np.float32)
+
     try:
-        import numpy as np
-        from PIL import Image, ImageOps
+        with Image.open(path) as im:
+            return small(ImageOps.exif_transpose(im.convert("RGB") if im.mode not in ("RGB", "L") else im))
+    except Exception:  # noqa: BLE001 - not a picture Pillow reads: a video (a phone's VID_0001 of one size)
+        pass
+    import av
 
-        def thumb(p: Path, half: bool) -> np.ndarray:
-            with Image.open(p) as im:
-                im = ImageOps.exif_transpose(im.convert("RGB") if im.mode not in ("RGB", "L") else im)
-                if half:
-                    im = im.crop((0, 0, im.width // 2, im.height))
-                return np.asarray(im.convert("L").resize((16, 16), Image.BILINEAR), np.float32)
+    from stream_gpen.io._source import display_matrix, display_orientation
 
-        ta = thumb(a, False)
-        if np.percentile(np.abs(ta - thumb(b, False)), 25) <= _ALIKE_MAX:
-            return True
-        return bool(np.percentile(np.abs(ta - thumb(b, True)), 25) <= _ALIKE_MAX)
-    except Exception:  # noqa: BLE001 - not a picture Pillow reads: given the benefit of the doubt
+    with av.open(str(path)) as c:
+        at = start + (c.start_time or 0) / av.time_base  # (seconds from the file's beginning)
+        if start > 0:
+            c.seek(int(at * av.time_base))  # the keyframe before it, decoded on from there
+        frame = None
+        for frame in c.decode(video=0):
+            if start <= 0 or frame.time is None or frame.time >= at - 1e-3:
+                break
+        if frame is None:
+            raise ValueError(f"{path.name}: no video frame")
+        k, mirrored = display_orientation(frame.rotation, display_matrix(frame))  # the output is upright
+        im = frame.to_image()
+    im = ImageOps.mirror(im) if mirrored else im
+    return small(im.rotate(k, expand=True) if k else im)
+
+
+def _thumbs_alike(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two 64x64 thumbnails agree over a quarter of the 16x16 cells textured in either."""
+    ca, cb = a.reshape(16, 4, 16, 4), b.reshape(16, 4, 16, 4)
+    diff = np.abs(ca.mean(axis=(1, 3)) - cb.mean(axis=(1, 3)))
+    textured = (ca.std(axis=(1, 3)) > _ALIKE_TEXTURE) | (cb.std(axis=(1, 3)) > _ALIKE_TEXTURE)
+    cells = diff[textured] if textured.any() else diff.ravel()  # (two plain pictures: all of them)
+    return bool(np.percentile(cells, 25) <= _ALIKE_MAX)
+
+
+def _looks_alike(a: Path, b: Path, start: float = 0.0) -> bool:
+    """Whether ``b`` looks like ``a`` restored, at a glance (upright; or its left half: a
+    side-by-side ``compare`` output; a video from ``start`` seconds on, as cut). Unreadable ones
+    (a HEIC without its plugin) do."""
+    try:
+        ta = _grey_thumb(a, False, start)
+        return _thumbs_alike(ta, _grey_thumb(b, False)) or _thumbs_alike(ta, _grey_thumb(b, True))
+    except Exception:  # noqa: BLE001 - neither Pillow nor FFmpeg reads it: given the benefit of the doubt
         return True
 
 
-def _check_output_inside(root: Path, dst: Path, inputs: list[Path], plan: dict[Path, Path]) -> None:
+def _check_output_inside(root: Path, dst: Path, inputs: list[Path], plan: dict[Path, Path], *,
+                         start: float = 0.0) -> None:
     """Refuse an output folder inside the input folder where this run would overwrite (or, resumed,
     skip as done) a photo or video that is not its input's earlier output.
 
     Such a folder is left out of the walk (an earlier run's output would be restored again, nested
     deeper each time). ``enhance lib -o lib/2019`` with originals in lib/2019 replaced
     ``lib/2019/a.jpg`` by ``lib/a.jpg``'s result (with overwrite): a file the plan maps an input
-    onto counts as that input's earlier output when its size agrees (:func:`_earlier_output`).
+    onto counts as that input's earlier output when its size agrees and it looks alike
+    (:func:`_not_earlier_output`; a video's output begins at ``start``, a re-run's).
     Other files there (outputs of inputs since removed or renamed, of a run with another
     ``image_format``, the user's own) are left as they are: said once where they look like
     originals (no input's name)."""
@@ -1346,18 +1416,9 @@ def _check_output_inside(root: Path, dst: Path, inputs: list[Path], plan: dict[P
     for q, out in plan.items():
         for o in (out, hidden_temp(out, ".partial", hidden=False)):
             found = there.pop(str(o).lower(), None)
-            if found is not None and not _earlier_output(q, found):
-                foreign.append((q, found))
-    if foreign:
-        q, o = foreign[0]
-        extra = list(there.values())
-        more = (f"; and {len(extra)} more that no input maps to (first: {extra[0].relative_to(dst)})"
-                if extra else "")
-        raise InvalidInputError(
-            f"the output folder {dst} is inside the input folder and holds {len(foreign)} photo(s) or video(s) this "
-            f"run would overwrite that are not their input's earlier output (first: {o.relative_to(dst)}, another "
-            f"size than {q.relative_to(root)}){more}: originals, it seems",
-            hint=f"name an output folder outside {root} with -o")
+            why = _not_earlier_output(q, found, str(q.relative_to(root)), start) if found is not None else None
+            if why is not None:
+                foreign.append((found, why))
     # (an input's clash-renamed name in another format, ``a_png.jpg``, is one of its names too)
     stems = {str(q.relative_to(root).with_suffix("")).lower() for q in inputs}
     stems |= {str(q.relative_to(root).with_suffix("")).lower() + "_" + q.suffix[1:].lower() for q in inputs}
@@ -1368,7 +1429,16 @@ def _check_output_inside(root: Path, dst: Path, inputs: list[Path], plan: dict[P
         base, _, n = stem.rpartition("_")
         return stem in stems or (n.isdigit() and base in stems)
 
+    # (an input's own output in another format, an earlier run's ``image_format``, is not odd)
     odd = [p for p in there.values() if not named(p)]
+    if foreign:
+        o, why = foreign[0]
+        more = f"; and {len(odd)} more that no input maps to (first: {odd[0].relative_to(dst)})" if odd else ""
+        raise InvalidInputError(
+            f"the output folder {dst} is inside the input folder and holds {len(foreign)} photo(s) or video(s) this "
+            f"run would overwrite that are not their input's earlier output (first: {o.relative_to(dst)}, {why})"
+            f"{more}: originals, it seems (or outputs edited since)",
+            hint=f"name an output folder outside {root} with -o")
     if odd:
         log.warning("%s holds %d photo(s) or video(s) that no input of this run maps to (first: %s): left as they "
                     "are, not restored (outputs of inputs since removed or renamed, or files of your own: those "
@@ -1577,6 +1647,8 @@ def resolve_output(src: str, dst=None, image_format: str | None = None) -> str:
     from stream_gpen.io._source import IMAGE_EXTS
 
     src = str(src)
+    if dst is not None and str(dst) == "null":
+        return "null"  # the null sink (``-o /dev/null``), not a file or folder named so
     url = "://" in src or src.startswith("lavfi:")
     if not url and Path(src).is_dir():
         return str(dst) if dst is not None else default_output(src)

@@ -178,10 +178,14 @@ def test_single_frame_face_and_4k(tmp_path, mobilenet_weights, shared):
             yield img
 
     write_video(path, frames(), rate=10, options={"preset": "ultrafast", "crf": "18"})
+    with av.open(str(path)) as c:
+        decoded = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     for live in (False, True):  # with the file look-ahead smoother, and without (live)
         solid = SolidRestorer(64)
         enh = Enhancer(solid, device="cpu", detector_weights=mobilenet_weights)  # detect_every=5
-        frames = list(enh.stream(path, live=live))
+        # live: the frames are handed in by the caller, so none is dropped however slow this
+        # machine is (a file read live is paced at its own rate and drops what comes late)
+        frames = list(enh.stream(path, live=False) if not live else enh.stream_frames(decoded, fps=10, live=True))
         assert len(frames) == 4 and [f.image.shape for f in frames] == [(2160, 3840, 3)] * 4
         assert sum(solid.calls) == 1
         white = [int((f.image == 255).all(axis=2).sum()) for f in frames]
@@ -352,7 +356,7 @@ def test_cancel_on_photos(tiny_enhancer, shared, tmp_path):
     photo.save(tmp_path / "a.png")
     stop = threading.Event()
     stop.set()
-    with pytest.raises(Interrupted, match="after 0 frames"):
+    with pytest.raises(Interrupted, match="before the photo was written"):
         tiny_enhancer.enhance_file(tmp_path / "a.png", tmp_path / "early.png", cancel=stop)
     assert not (tmp_path / "early.png").exists()
     stop.clear()
@@ -364,7 +368,7 @@ def test_cancel_on_photos(tiny_enhancer, shared, tmp_path):
     for name in ("a.png", "b.png", "c.png"):
         photo.save(folder / name)
     stop.clear()
-    with pytest.raises(Interrupted, match="after 1 frames"):
+    with pytest.raises(Interrupted, match=r"after 1 of 3 photos; --skip-existing resumes"):
         tiny_enhancer.enhance_file(folder, tmp_path / "out", cancel=stop, on_progress=lambda *a: stop.set())
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.png"]
 
