@@ -205,7 +205,8 @@ class FaceStage:
             # any id that survives (belt and braces: never smooth across a cut).
             cut = self.tracker.scene_cuts > self._cuts_seen
             self._cuts_seen = self.tracker.scene_cuts
-            return [self._planned(i, t) for i, t in self.smoother.push(index, tracks, cut=cut)]
+            return [self._planned(i, t) for i, t in self.smoother.push(index, tracks, cut=cut,
+                                                                      alive=self.tracker.alive_ids())]
 
     @_library_dtypes
     def plan_flush(self) -> list[tuple[int, torch.Tensor]]:

@@ -204,3 +204,34 @@ def test_runner_fp32_ignores_a_host_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         got = runner(crops)
     assert torch.equal(got, ref)
+
+
+def _held(tid, cx, detected, misses=0):
+    p = (_REF - _REF.mean(0)) * 0.5 + np.array([cx, 100.0])
+    box = np.concatenate([p.min(0) - 20, p.max(0) + 20])
+    return Track(id=tid, landmarks=torch.from_numpy(p.astype(np.float32)),
+                 box=torch.from_numpy(box.astype(np.float32)), score=0.99, detected=detected, misses=misses)
+
+
+@pytest.mark.parametrize("a_alive", [True, False])
+def test_smoother_keeps_the_tail_of_a_track_only_left_unchosen(a_alive):
+    """--faces largest: face A (chosen, one detection missed) loses the choice to a larger B but is
+    still followed; the tail drop took A's absence from the output for its end and left frames 7-11
+    with no face restored at all. Only a track the tracker no longer follows has its tail dropped."""
+    frames = [[_held(0, 100 + i, detected=i in (0, 5), misses=int(i >= 10))] if i < 12
+              else [_held(1, 300, detected=i == 15)] for i in range(20)]
+    sm = FixedLagSmoother(lag=5)
+    out = [r for i, ts in enumerate(frames)
+           for r in sm.push(i, ts, alive={0, 1} if a_alive else {1})] + sm.flush()
+    empty = [i for i, ts in out if not ts]
+    assert empty == ([] if a_alive else [7, 8, 9, 10, 11]), empty  # (6 was out already)
+
+
+def test_tracker_alive_ids_include_unchosen_tracks():
+    """alive_ids(): every track followed, chosen for the output or not."""
+    tr = FaceTracker(select="largest", detect_every=1)
+    big, small = (_held(0, 200, True), _held(1, 400, True))
+    lms = torch.stack([big.landmarks, small.landmarks])
+    boxes = torch.stack([big.box, torch.tensor([380.0, 80.0, 420.0, 120.0])])
+    out = tr.update(0, Detections(boxes, lms, torch.tensor([0.99, 0.99])))
+    assert len(out) == 1 and tr.alive_ids() == {t.id for t in tr._tracks} and len(tr.alive_ids()) == 2

@@ -149,11 +149,16 @@ class FixedLagSmoother:
         """Frames pushed but not released yet (at most ``lag``)."""
         return len(self._buf) - self._next
 
-    def push(self, frame_index: int, tracks: list[Track], *, cut: bool = False) -> list[tuple[int, list[Track]]]:
+    def push(self, frame_index: int, tracks: list[Track], *, cut: bool = False,
+             alive: set[int] | None = None) -> list[tuple[int, list[Track]]]:
         """Add one frame's tracks; returns the frames that became final as ``(index, tracks)``.
 
         ``frame_index`` must increase; a jump of more than one frame, or ``cut=True`` (a scene cut
-        on this frame), starts a new segment that no window crosses.
+        on this frame), starts a new segment that no window crosses. ``alive``: the ids the
+        tracker still follows (:meth:`FaceTracker.alive_ids`); a track missing from ``tracks``
+        but alive was only not chosen (``select``/``max_faces``) and has not ended: its flow tail
+        is kept (dropping it left frames with no face restored at all). None: a track missing
+        from ``tracks`` has ended.
         """
         if self._last_index is not None and frame_index <= self._last_index:
             raise InvalidInputError(
@@ -173,7 +178,7 @@ class FixedLagSmoother:
         if prev is not None:
             ids = {t.id for t in tracks}
             for t in prev.tracks:
-                if t.id not in ids and t.misses > 0:
+                if t.id not in ids and t.misses > 0 and (alive is None or t.id not in alive):
                     self._drop_tail(t.id)
         before = self._buf[-2] if len(self._buf) > 1 and self._buf[-2].epoch == self._epoch else None
         for t in tracks:

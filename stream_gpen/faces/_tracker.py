@@ -913,6 +913,11 @@ class FaceTracker:
     #: swap with every frame's box jitter, and each would blink restored/unrestored.
     KEEP_CHOICE = 1.3
 
+    def alive_ids(self) -> set[int]:
+        """Ids of the tracks still followed (not lost), whether or not ``select``/``max_faces``
+        chose them for this frame's output: a track left out of the output is not over."""
+        return {t.id for t in self._tracks if not t.lost}
+
     def _output(self) -> list[Track]:
         ts = [t for t in self._tracks if not t.lost and not (self.drop_unsure and self._unsure(t))]
         chosen = self._chosen
