@@ -356,15 +356,18 @@ def _writes_nothing(src: str, output: str | None) -> bool:
     """``-o /dev/null`` (``NUL`` on Windows): a benchmark or a dry run that writes nothing. Its
     frames go to the null sink, as ``camera``'s ``null`` output: writing a container through a
     temporary file renamed over the device replaced it (or refused it as an existing output). A
-    folder input needs an output folder (said by the folder run)."""
-    if not output or "://" in output or ("://" not in src and Path(src).is_dir()):
+    folder input needs an output folder (refused here: the device refusal's hint offered
+    ``-o /dev/null``)."""
+    if not output or "://" in output:
         return False
-    if output == os.devnull:
-        return True
     try:
-        return os.path.samefile(output, os.devnull)
+        null = output == os.devnull or os.path.samefile(output, os.devnull)
     except OSError:
-        return False
+        null = False
+    if null and "://" not in src and Path(src).is_dir():
+        raise InvalidInputError(f"a folder input needs an output folder: -o {output} (write nothing) takes one file",
+                                hint="name an output folder with -o")
+    return null
 
 
 def _report_unstarted(args: argparse.Namespace, src: str, dst: str | None, exc: BaseException) -> None:
@@ -377,6 +380,8 @@ def _report_unstarted(args: argparse.Namespace, src: str, dst: str | None, exc: 
 
     if not isinstance(exc, (KeyboardInterrupt, StreamGpenError, OSError, RuntimeError, ValueError)):
         return  # (SystemExit, a bug: nothing to say about the run)
+    if isinstance(exc, InvalidInputError):
+        return  # (a bad option, such as an unknown --model name: no run, as for the other option errors)
     s = RunSummary(input=src, output=dst, model=str(args.model), device=str(args.device or ""))
     if isinstance(exc, KeyboardInterrupt):
         s.interrupted = True

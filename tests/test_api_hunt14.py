@@ -235,3 +235,82 @@ def test_null_output_in_the_api_is_the_null_sink_whatever_the_folder_holds(tmp_p
     (tmp_path / "null").write_bytes(b"x")
     s = enh.enhance_file(src, "null", skip_existing=True)
     assert s.frames_out == 3 and (tmp_path / "null").read_bytes() == b"x"
+
+
+def test_sixteen_bit_grey_originals_are_told_apart(tmp_path, enh, shared):
+    """16-bit grey scans (mode I;16): Pillow's convert clipped them to one flat white thumbnail, so
+    any two of one size were "alike" and --overwrite replaced an original. Their 8-bit output (or
+    a 16-bit one) is still their earlier output."""
+    aligned = sorted((shared / "data/faces/aligned").glob("*.png"))
+    scans = []
+    for i, p in enumerate(aligned[:2]):
+        g = np.asarray(Image.open(p).convert("L").resize((96, 96)), np.uint16) * 257
+        scans.append(tmp_path / f"scan{i}.png")
+        Image.fromarray(g).save(scans[-1])  # (a 16-bit grey PNG)
+    assert Image.open(scans[0]).mode.startswith("I")
+    assert _not_earlier_output(scans[0], scans[1], "scan0.png") == "the size of scan0.png but another picture at a glance"
+    as8 = tmp_path / "out8.jpg"
+    Image.open(scans[0]).convert("I").point(lambda v: v / 257).convert("L").save(as8, quality=90)
+    assert _not_earlier_output(scans[0], as8, "scan0.png") is None
+    lib = tmp_path / "lib"
+    (lib / "out").mkdir(parents=True)
+    scans[0].rename(lib / "scan.png")
+    scans[1].rename(lib / "out" / "scan.png")
+    before = _md5(lib / "out" / "scan.png")
+    with pytest.raises(InvalidInputError, match="another picture at a glance"):
+        enh.enhance_file(lib, lib / "out", overwrite=True)
+    assert _md5(lib / "out" / "scan.png") == before
+    (lib / "out" / "scan.png").unlink()
+    enh.enhance_file(lib, lib / "out")
+    assert enh.enhance_file(lib, lib / "out", overwrite=True).frames_out == 1  # (its own output: accepted)
+
+
+def test_dark_photos_are_told_apart_and_a_dark_photos_output_is_recognised(tmp_path, shared):
+    """Underexposed photos of one size: their differences fell under the grey-level limits (at
+    0.15x, 89 of 378 pairs of the shared aligned faces were "alike"); the pair is stretched to an
+    ordinary photo's contrast first. A dark photo's own restored copy still passes."""
+    aligned = sorted((shared / "data/faces/aligned").glob("*.png"))[:8]
+    paths = []
+    for i, p in enumerate(aligned):
+        a = np.asarray(Image.open(p).convert("RGB").resize((160, 160)), np.float32) * 0.15
+        paths.append(tmp_path / f"d{i}.jpg")
+        Image.fromarray(a.astype(np.uint8)).save(paths[-1], quality=90)
+    alike = [(a.name, b.name) for a in paths for b in paths if a != b and _looks_alike(a, b)]
+    assert alike == []
+    # its restored copy: the face region repainted, the rest re-encoded
+    a = np.asarray(Image.open(paths[0])).copy()
+    a[40:120, 40:120] = np.clip(a[40:120, 40:120].astype(int) + 12, 0, 255)
+    out = tmp_path / "d0_out.jpg"
+    Image.fromarray(a).save(out, quality=95)
+    assert _looks_alike(paths[0], out)
+
+
+def test_the_null_output_takes_one_file_not_a_folder(tmp_path, enh, face, caplog):
+    """enhance_file(folder, "null") made a real ./null folder of outputs; a photo with
+    image_format and the null output was said to be "written as video"."""
+    import logging
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    face.save(lib / "a.jpg")
+    with pytest.raises(InvalidInputError, match=r'needs an output folder: the output "null" \(write nothing\) takes one file'):
+        enh.enhance_file(lib, "null")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lib"]
+    with caplog.at_level(logging.WARNING, logger="stream_gpen"):
+        s = enh.enhance_file(lib / "a.jpg", "null", image_format="png")
+    assert s.frames_out == 1 and not any("written as video" in r.getMessage() for r in caplog.records)
+
+
+def test_an_interrupted_runs_partial_n_output_is_not_a_stranger(tmp_path, enh, caplog):
+    """A NAME.partial-1.EXT left in an output folder inside the input was warned about as a file
+    "no input of this run maps to" (only NAME.partial.EXT was known)."""
+    import logging
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    write_video(lib / "clip.mp4", [np.full((48, 64, 3), 30 * i, np.uint8) for i in range(3)])
+    enh.enhance_file(lib, lib / "out")
+    (lib / "out" / "clip.partial-1.mp4").write_bytes((lib / "out" / "clip.mp4").read_bytes())
+    with caplog.at_level(logging.WARNING, logger="stream_gpen"):
+        enh.enhance_file(lib, lib / "out", skip_existing=True)
+    assert not any("no input of this run maps to" in r.getMessage() for r in caplog.records), caplog.records

@@ -278,3 +278,23 @@ def test_clean_audio_copied_through_says_nothing(tmp_path):
         write_audio(c, a, 1.0)
     sink = copy_through(src, tmp_path / "o.mp4")
     assert not [f for f in sink.fallbacks if "damaged" in f], sink.fallbacks
+
+
+def test_a_folder_with_dev_null_is_told_it_needs_an_output_folder(tmp_path, capsys):
+    """A folder input with -o /dev/null was refused as "a device", with a hint offering -o /dev/null."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "a.jpg").write_bytes(b"x")
+    assert main(["enhance", str(lib), "-o", os.devnull, "--model", "classic", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert f"a folder input needs an output folder: -o {os.devnull} (write nothing) takes one file" in err, err
+    assert "is a device" not in err
+
+
+def test_an_unknown_model_name_writes_no_report(tmp_path, capsys):
+    """A mistyped --model wrote a --report (an option error), while --crf 99 and the others write none."""
+    src = _clip(tmp_path / "in.mp4", 3)
+    report = tmp_path / "r.json"
+    assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), "--model", "gpen-bfr-51",
+                 "--device", "cpu", "--report", str(report)]) == 2
+    assert "unknown model" in capsys.readouterr().err and not report.exists()
