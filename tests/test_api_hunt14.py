@@ -314,3 +314,24 @@ def test_an_interrupted_runs_partial_n_output_is_not_a_stranger(tmp_path, enh, c
     with caplog.at_level(logging.WARNING, logger="stream_gpen"):
         enh.enhance_file(lib, lib / "out", skip_existing=True)
     assert not any("no input of this run maps to" in r.getMessage() for r in caplog.records), caplog.records
+
+
+def test_thumbnails_decode_a_jpeg_at_a_reduced_scale_and_each_file_once(tmp_path, monkeypatch, shared):
+    """A resumed folder run thumbnails every input and its earlier output before the first photo:
+    each was decoded at full size (a 12 MP photo 0.28 s) and an output twice (whole, then its left
+    half). A JPEG is decoded at a reduced scale now, each file once; the answer is the same."""
+    import PIL.Image
+    import PIL.ImageOps
+
+    src = tmp_path / "a.jpg"
+    im = Image.open(shared / "data/faces/whole/codeformer_whole_04.jpg").convert("RGB").resize((2048, 1536))
+    im.save(src, quality=90)
+    out = tmp_path / "b.jpg"
+    im.save(out, quality=80)
+    sizes, opened = [], []
+    real_transpose, real_open = PIL.ImageOps.exif_transpose, PIL.Image.open
+    monkeypatch.setattr(PIL.ImageOps, "exif_transpose", lambda x, **k: sizes.append(x.size) or real_transpose(x, **k))
+    monkeypatch.setattr(PIL.Image, "open", lambda fp, *a, **k: opened.append(str(fp)) or real_open(fp, *a, **k))
+    assert _looks_alike(src, out)
+    assert sizes and all(w <= 512 for w, _ in sizes), sizes
+    assert opened.count(str(out)) == 1, opened
