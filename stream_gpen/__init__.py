@@ -1,9 +1,9 @@
 """stream-gpen: GPEN face restoration for videos, live cameras and photos."""
-from typing import TYPE_CHECKING
+import typing
 
 from stream_gpen.errors import Interrupted, StreamGpenError
 
-if TYPE_CHECKING:  # what checkers and IDEs see; at run time these load on first use (__getattr__)
+if typing.TYPE_CHECKING:  # what checkers and IDEs see; at run time these load on first use (__getattr__)
     from stream_gpen.api import EnhancedFrame, Enhancer
     from stream_gpen.summary import RunSummary
 
@@ -23,4 +23,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted((set(globals()) - {"typing"}) | set(_LAZY))

@@ -1001,7 +1001,9 @@ class Enhancer:
             img = frame.image
             # an HDR photo (PQ/HLG HEIF) is restored as SDR, as HDR video is; each photo says its own
             stage.colour = HdrColour.for_image(frame.image_info)
-            stage.restore([img], [stage.plan_still(img)], hi=[frame.hi])  # hi: a 16-bit photo's own pixels
+            with self._lock:  # (the detector's dropped boxes, which the turned search reads, are shared)
+                planned = stage.plan_still(img)
+            stage.restore([img], [planned], hi=[frame.hi])  # hi: a 16-bit photo's own pixels
             yield frame
 
     def _finish_stopped(self, summary: RunSummary, frames, stage, source, timer: StageTimer, t0: float, *,
@@ -1446,7 +1448,8 @@ def _check_output_inside(root: Path, dst: Path, inputs: list[Path], plan: dict[P
     for q, out in plan.items():
         for o in (out, hidden_temp(out, ".partial", hidden=False)):
             found = there.pop(str(o).lower(), None)
-            why = _not_earlier_output(q, found, str(q.relative_to(root)), start) if found is not None else None
+            # (both named with their folders: "a.jpg, ... than a.jpg" read as a.jpg not being a.jpg)
+            why = _not_earlier_output(q, found, f"the input {q}", start) if found is not None else None
             if why is not None:
                 foreign.append((found, why))
     # (an input's clash-renamed name in another format, ``a_png.jpg``, is one of its names too)
@@ -1466,7 +1469,7 @@ def _check_output_inside(root: Path, dst: Path, inputs: list[Path], plan: dict[P
         more = f"; and {len(odd)} more that no input maps to (first: {odd[0].relative_to(dst)})" if odd else ""
         raise InvalidInputError(
             f"the output folder {dst} is inside the input folder and holds {len(foreign)} photo(s) or video(s) this "
-            f"run would overwrite that are not their input's earlier output (first: {o.relative_to(dst)}, {why})"
+            f"run would overwrite that are not their input's earlier output (first: {o}, {why})"
             f"{more}: originals, it seems (or outputs edited since)",
             hint=f"name an output folder outside {root} with -o")
     if odd:

@@ -228,7 +228,8 @@ def _video_options_on_a_photo(args, src: str) -> None:
         return
     if args.encoder == "software":
         _check_crf_preset(args.codec, args.crf, args.preset)
-    log.warning("%s apply to videos; %s is written as a photo", "/".join(given), src)
+    log.warning("%s %s to videos; %s is written as a photo", "/".join(given), "applies" if len(given) == 1 else "apply",
+                src)
 
 
 def _check_output_ext(dst: str) -> None:
@@ -410,7 +411,9 @@ def _run_enhance(args: argparse.Namespace) -> int:
     # `-o some/folder` for one file: a video gets its default name there, a photo its own (its
     # default name in its own folder); --image-format names a photo's format
     null = _writes_nothing(src, args.output)
-    dst = "null" if null else resolve_output(src, args.output, args.image_format)
+    # (the API's "null" output is -o /dev/null here: a user's -o null names a file or folder)
+    given = os.path.join(".", args.output) if args.output == "null" else args.output
+    dst = "null" if null else resolve_output(src, given, args.image_format)
     if not null:
         from stream_gpen.io._sink import check_not_special
 
@@ -433,8 +436,16 @@ def _run_enhance(args: argparse.Namespace) -> int:
         raise OutputExistsError(f"output exists: {dst}", hint="pass --overwrite or choose another -o")
     _check_report(args.report, [src] if null else [src, dst], overwrite=args.overwrite)
     photo = _is_image_name(dst) or _is_image_name(src)
-    if null:
-        pass  # (no container: the frames are restored and discarded)
+    if null and not _is_image_name(src):
+        # no container: the frames are restored and discarded; the video options are checked as
+        # for an .mp4 all the same (a dry run passed --crf 99 that the real run refuses)
+        from stream_gpen.io._sink import check_output_encoding, resolve_codec
+
+        check_output_encoding("null.mp4", args.codec, args.audio)
+        if args.encoder == "software":
+            _check_crf_preset(resolve_codec(args.codec, "null.mp4"), args.crf, args.preset)
+    elif null:
+        _video_options_on_a_photo(args, src)
     elif not (photo or Path(dst).is_dir() or Path(src).is_dir()):
         from stream_gpen.io._sink import check_output_encoding, resolve_codec
 
@@ -877,7 +888,8 @@ def _run_camera(args: argparse.Namespace) -> int:
     if args.preview:
         outputs.append("preview")
     if args.output:
-        outputs.append(args.output)
+        # -o /dev/null: the null output (a file renamed over the device would replace it)
+        outputs.append("null" if _writes_nothing("lavfi:", args.output) else args.output)
     if args.stream:
         outputs.append(args.stream)
     if args.virtual_camera:
@@ -912,7 +924,11 @@ def _run_camera(args: argparse.Namespace) -> int:
         found = ", ".join(p for p, _ in list_video_devices()) or "none"
         raise InvalidInputError(f"no such capture device: {source} (devices here: {found})",
                                 hint="stream-gpen camera --list names them; or give a lavfi:, file or URL source")
-    enh = _make_enhancer(args)
+    try:
+        enh = _make_enhancer(args)
+    except BaseException as exc:  # (as enhance: an earlier report under that name said it succeeded)
+        _report_unstarted(args, source, args.output, exc)
+        raise
     if enh.mask == "parse" and enh.device.type == "cpu":
         log.warning("--mask parse on a CPU costs seconds per face (ParseNet, 468 GFLOP): live output will "
                     "drop most frames; use --mask feather for live work, or a GPU")

@@ -298,3 +298,41 @@ def test_an_unknown_model_name_writes_no_report(tmp_path, capsys):
     assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), "--model", "gpen-bfr-51",
                  "--device", "cpu", "--report", str(report)]) == 2
     assert "unknown model" in capsys.readouterr().err and not report.exists()
+
+
+def test_dash_o_null_on_the_command_line_is_a_path(tmp_path, monkeypatch, face, det_home):
+    """The API's "null" output leaked to the command line: `-o null` wrote nothing and said
+    "wrote null", and a folder run into a folder named null was refused. Only -o /dev/null is
+    the null output there."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    face.save(lib / "a.jpg")
+    monkeypatch.chdir(tmp_path)
+    assert main(["enhance", "lib", "-o", "null", "--model", "classic", "--device", "cpu", "--quiet",
+                 "--detect-size", "96"]) == 0
+    assert (tmp_path / "null" / "a.jpg").is_file()
+
+
+def test_a_dry_run_checks_the_video_options(tmp_path, capsys):
+    """-o /dev/null passed --crf 99 that the real run refuses."""
+    src = _clip(tmp_path / "in.mp4", 3)
+    assert main(["enhance", str(src), "-o", os.devnull, "--crf", "99", "--model", "classic", "--device", "cpu"]) == 2
+    assert "crf" in capsys.readouterr().err
+
+
+def test_camera_dev_null_is_the_null_output(tmp_path, det_home, capsys):
+    """camera -o /dev/null was refused after the model loaded, its hint offering -o /dev/null."""
+    assert main(["camera", "lavfi:testsrc2=size=64x48:rate=25", "--model", "classic", "--detect-size", "96",
+                 "-o", os.devnull, "--frames", "2"]) == 0
+    assert "is a device" not in capsys.readouterr().err
+
+
+def test_camera_writes_its_report_when_the_model_fails_to_load(tmp_path, det_home):
+    """camera --report was not written when the model failed to load: an earlier success stayed."""
+    report = tmp_path / "r.json"
+    report.write_text('{"old": "success"}')
+    rc = main(["camera", "lavfi:testsrc2=size=64x48:rate=25", "--model", "gpen-bfr-256", "--device", "cpu",
+               "-o", os.devnull, "--frames", "2", "--report", str(report), "--overwrite"])
+    assert rc != 0
+    r = json.loads(report.read_text())
+    assert "old" not in r and r["error"], r
