@@ -114,7 +114,8 @@ def _listed(rel: Path) -> bool:
 
 def _walk(root: Path, say: bool = True, skip: tuple[int, int] | None = None) -> list[Path]:
     """Every file under ``root``, following links to folders (a photo library's year folders
-    linked in from another disk; each real folder once, so a link loop ends). ``rglob`` left
+    linked in from another disk; each real folder once, so a link loop ends; a link to a folder
+    of the tree itself is left to that folder's own path). ``rglob`` left
     linked folders, unreadable folders and broken links out without a word: those last two are
     said here (a warning each, as the files behind them are not restored). ``skip``: the
     (device, inode) of a folder not to walk (by identity: on a case-insensitive disk, macOS's or a
@@ -123,6 +124,18 @@ def _walk(root: Path, say: bool = True, skip: tuple[int, int] | None = None) -> 
 
     files: list[Path] = []
     seen: set[str] = set()
+    top = os.path.realpath(root)
+
+    def walked_anyway(d: str) -> bool:
+        # a link to a folder of this tree that is walked under its own path: followed, the folder
+        # was mirrored under whichever of its two paths the disk listed first (1998/ went to
+        # "Photos/link_1998/", and a resume on another disk restored it again under the other)
+        if not os.path.islink(d):
+            return False
+        target = os.path.realpath(d)
+        if target != top and not target.startswith(top.rstrip(os.sep) + os.sep):
+            return False
+        return target != top and _listed(Path(os.path.relpath(target, top)))
 
     def said(e: OSError) -> None:
         if say:
@@ -142,7 +155,8 @@ def _walk(root: Path, say: bool = True, skip: tuple[int, int] | None = None) -> 
             if st is not None and (st.st_dev, st.st_ino) == skip:
                 dirnames[:] = []
                 continue
-        dirnames[:] = [d for d in dirnames if _listed(Path(d))]  # (hidden/thumbnail/trash: not walked)
+        # (hidden/thumbnail/trash: not walked; sorted: the same walk whatever order the disk lists)
+        dirnames[:] = sorted(d for d in dirnames if _listed(Path(d)) and not walked_anyway(os.path.join(dirpath, d)))
         for name in filenames:
             q = Path(dirpath) / name
             if q.is_file():
