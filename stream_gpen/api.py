@@ -695,6 +695,12 @@ class Enhancer:
                                                    skip_existing=skip_existing and not overwrite, **opts)
                 else:
                     summary = self._enhance_one(src_s, dst, **opts)
+            except BaseException as e:
+                # an interrupted (or failed) run's report says why clash-renamed outputs exist too
+                stopped = getattr(e, "summary", None)
+                if stopped is not None:
+                    stopped.fallbacks[:0] = clashes
+                raise
             finally:
                 if made:  # (nothing could be read: no empty folder left behind)
                     with contextlib.suppress(OSError):

@@ -336,3 +336,16 @@ def test_thumbnails_decode_a_jpeg_at_a_reduced_scale_and_each_file_once(tmp_path
     assert _looks_alike(src, out)
     assert sizes and all(w <= 512 for w, _ in sizes), sizes
     assert opened.count(str(out)) == 1, opened
+
+
+def test_an_interrupted_folder_reports_its_clash_renames(tmp_path, enh, face):
+    """a.jpg and a.png both write a .jpg under --image-format jpg: one is renamed a_png.jpg and
+    the report says why; an interrupted run's report left that out (the file was there all the same)."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in ("a.jpg", "a.png", "c.jpg"):
+        face.save(lib / name)
+    stop = threading.Event()
+    with pytest.raises(Interrupted) as e:
+        enh.enhance_file(lib, tmp_path / "out", image_format="jpg", cancel=stop, on_progress=lambda *_: stop.set())
+    assert any("a_png.jpg" in f for f in e.value.summary.fallbacks), e.value.summary.fallbacks
