@@ -118,24 +118,38 @@ def apply_affines(affines: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     return points @ affines[:, :, :2].transpose(1, 2) + affines[:, None, :, 2]
 
 
-def _as_frame_batch(frames) -> torch.Tensor:
+def _as_frame_batch(frames, stack: bool = True):
+    """``frames`` checked, as one ``[B,H,W,3]`` tensor; with ``stack=False`` a list of frames
+    stays a list (the OpenCV warp reads one frame per face: no copy of every frame)."""
     if isinstance(frames, torch.Tensor):
         if frames.ndim == 3:
             frames = frames[None]
         batch = frames
     elif isinstance(frames, Sequence) and len(frames) > 0:
+        if not all(isinstance(f, torch.Tensor) for f in frames):
+            raise InvalidInputError("frames must be a list of [H,W,3] tensors, got "
+                                    f"{sorted({type(f).__name__ for f in frames})}")
         shapes = {tuple(f.shape) for f in frames}
         if len(shapes) != 1:
             raise InvalidInputError(f"frames must all have the same shape, got {sorted(shapes)}")
+        kinds = {(f.dtype, f.device) for f in frames}
+        if len(kinds) != 1:
+            raise InvalidInputError(f"frames must all have one dtype and device, got {sorted(map(str, kinds))}")
+        if not stack:
+            f = frames[0]
+            _check_batch(f.dtype, (len(frames), *f.shape))
+            return list(frames)
         # One copy of the frames that have faces; a pipeline ring passes its [N,H,W,3] tensor instead.
         batch = torch.stack(list(frames))
     else:
         raise InvalidInputError("frames must be a [H,W,3] / [B,H,W,3] uint8 tensor or a non-empty list of [H,W,3]")
-    if batch.ndim != 4 or batch.shape[-1] != 3 or batch.dtype not in (torch.uint8, torch.uint16):
-        raise InvalidInputError(
-            f"frames must be uint8 RGB [B,H,W,3] (or uint16 rgb48), got {batch.dtype} {tuple(batch.shape)}"
-        )
+    _check_batch(batch.dtype, tuple(batch.shape))
     return batch
+
+
+def _check_batch(dtype: torch.dtype, shape: tuple) -> None:
+    if len(shape) != 4 or shape[-1] != 3 or dtype not in (torch.uint8, torch.uint16):
+        raise InvalidInputError(f"frames must be uint8 RGB [B,H,W,3] (or uint16 rgb48), got {dtype} {shape}")
 
 
 def bilinear_gather(images: torch.Tensor, index: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -192,8 +206,9 @@ def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int, backend: 
     frames only: its fixed-point SIMD warp is 4-20x faster than the gather on CPU, within one grey
     level of it), ``"auto"`` = cv2 for CPU frames, torch otherwise.
     """
-    batch = _as_frame_batch(frames)
-    dev = batch.device
+    batch = _as_frame_batch(frames, stack=False)
+    head = batch[0] if isinstance(batch, list) else batch
+    dev, dtype, count = head.device, head.dtype, len(batch)
     affines = torch.as_tensor(affines)
     if affines.ndim == 2:
         affines = affines[None]
@@ -204,11 +219,13 @@ def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int, backend: 
     if ids.numel() != n:
         raise InvalidInputError(f"got {ids.numel()} frame ids for {n} affines")
     if n == 0:
-        return torch.empty(0, 3, size, size, dtype=batch.dtype, device=dev)
-    if int(ids.min()) < 0 or int(ids.max()) >= batch.shape[0]:
-        raise InvalidInputError(f"frame ids must lie in [0, {batch.shape[0]}), got {ids.tolist()}")
+        return torch.empty(0, 3, size, size, dtype=dtype, device=dev)
+    if int(ids.min()) < 0 or int(ids.max()) >= count:
+        raise InvalidInputError(f"frame ids must lie in [0, {count}), got {ids.tolist()}")
     if use_cv2(backend, dev):
         return _warp_cv2(batch, ids, affines, size)
+    if isinstance(batch, list):
+        batch = torch.stack(batch)  # the gather indexes one [B,H,W,3] tensor
     inv = invert_affines(affines.to(device=dev, dtype=torch.float64))
     g = torch.arange(size, dtype=torch.float64, device=dev)
     gy, gx = torch.meshgrid(g, g, indexing="ij")
@@ -233,10 +250,11 @@ def use_cv2(backend: str, device: torch.device) -> bool:
     return backend == "cv2" or (backend == "auto" and device.type == "cpu")
 
 
-def _warp_cv2(batch: torch.Tensor, ids: torch.Tensor, affines: torch.Tensor, size: int) -> torch.Tensor:
+def _warp_cv2(batch, ids: torch.Tensor, affines: torch.Tensor, size: int) -> torch.Tensor:
+    """``batch``: a ``[B,H,W,3]`` CPU tensor or a list of ``[H,W,3]`` ones."""
     import cv2
 
-    out = torch.empty(len(ids), size, size, 3, dtype=batch.dtype)
+    out = torch.empty(len(ids), size, size, 3, dtype=batch[0].dtype)
     a64 = affines.to(torch.float64).cpu().numpy()
     for i, fi in enumerate(ids.tolist()):
         src = np.ascontiguousarray(batch[fi].numpy())

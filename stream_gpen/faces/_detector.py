@@ -278,6 +278,11 @@ class FaceDetector:
         list of them). Returns one :class:`Detections` per frame, in frame pixel coordinates.
         ``pixel_aspect``: the frames' sample aspect ratio; ``long_side``: this call's instead of
         the detector's (a photo is worth a larger one than a video frame; see :meth:`scaled_size`)."""
+        return self._detect(frames, pixel_aspect, long_side, final=True)
+
+    def _detect(self, frames, pixel_aspect, long_side, *, final: bool) -> list[Detections]:
+        # final=False: no landmark check and no max_faces cut (detect_pyramid does both once, on
+        # the faces its scales keep)
         pixel_aspect = _check_aspect(pixel_aspect)
         if long_side is not None and (not isinstance(long_side, int) or long_side < 32):
             raise InvalidInputError(f"long_side must be an int >= 32, got {long_side!r}")
@@ -297,7 +302,7 @@ class FaceDetector:
                 chunk = idx[s : s + self.batch_size]
                 size = self.scaled_size(h, w, pixel_aspect, long_side)
                 for i, d in zip(chunk, self._detect_batch([frames[i] for i in chunk], h, w, size)):
-                    out[i] = d
+                    out[i] = self._finish(frames[i], d) if final else d
         return out  # type: ignore[return-value]
 
     @torch.inference_mode()
@@ -309,6 +314,9 @@ class FaceDetector:
         sees the same pixels on the same anchor grid: faces inside it come out as a whole-frame
         detection finds them.
         Returns frame pixel coordinates."""
+        return self._detect_region(frame, region, pixel_aspect, long_side, final=True)
+
+    def _detect_region(self, frame, region, pixel_aspect, long_side, *, final: bool) -> Detections:
         if not isinstance(frame, torch.Tensor) or frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != torch.uint8:
             raise InvalidInputError(f"frame must be a uint8 RGB [H,W,3] tensor, got {getattr(frame, 'dtype', None)}")
         h, w = frame.shape[:2]
@@ -327,6 +335,8 @@ class FaceDetector:
         x2, y2 = min(int(round(nx2 * fx)), w), min(int(round(ny2 * fy)), h)
         last = self.dropped_boxes[-1] if self.dropped_boxes else None
         d = self._detect_batch([frame[y1:y2, x1:x2]], y2 - y1, x2 - x1, size=(ny2 - ny1, nx2 - nx1))[0]
+        if final:
+            d = self._finish(frame[y1:y2, x1:x2], d)
         off = torch.tensor([float(x1), float(y1)], dtype=torch.float32)
         if self.dropped_boxes and self.dropped_boxes[-1] is not last:  # the window's pixels -> the frame's
             self.dropped_boxes[-1] = self.dropped_boxes[-1] + off.repeat(2)
@@ -348,6 +358,8 @@ class FaceDetector:
         return Detections(boxes[keep], (d.landmarks + off)[keep], d.scores[keep])
 
     def _detect_batch(self, frames: list[torch.Tensor], h: int, w: int, size=None) -> list[Detections]:
+        """The network's faces of ``frames`` (scored, NMS, ``min_face``), before ``check_landmarks``
+        and ``max_faces`` (:meth:`_finish`)."""
         sh, sw = size if size is not None else self.scaled_size(h, w)
         if self.resize_uint8:
             x = _input_uint8(frames, sh, sw)
@@ -386,17 +398,27 @@ class FaceDetector:
                 side = torch.minimum(bx[:, 2] - bx[:, 0], bx[:, 3] - bx[:, 1])
                 ok = side >= self.min_face
                 bx, lm, sc = bx[ok], lm[ok], sc[ok]
-            if self.check_landmarks and len(sc):
-                ok = landmark_misfit(lm) <= self.MAX_LANDMARK_MISFIT
-                ok &= self.turn_margin(frames[b], lm) <= self.MAX_TURN_MARGIN
-                self.implausible += int((~ok).sum())
-                if not ok.all():
-                    self.dropped_boxes.append(bx[~ok].float().cpu())
-                bx, lm, sc = bx[ok], lm[ok], sc[ok]
-            if self.max_faces is not None:
-                bx, lm, sc = bx[: self.max_faces], lm[: self.max_faces], sc[: self.max_faces]
             results.append(Detections(bx.float().cpu(), lm.float().cpu(), sc.float().cpu()))
         return results
+
+    def _finish(self, frame: torch.Tensor, d: Detections) -> Detections:
+        """One picture's faces after ``check_landmarks`` (counted, their boxes recorded) and ``max_faces``."""
+        if self.check_landmarks and len(d):
+            ok = self._plausible(frame, d.landmarks)
+            self._count_dropped(d.boxes[~ok])
+            d = d.select(ok)
+        return d if self.max_faces is None else d.select(slice(0, self.max_faces))
+
+    def _plausible(self, frame: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+        """``[n]`` bool: which faces pass ``check_landmarks`` (their landmarks fit the template and
+        their crop looks no more face-like turned)."""
+        ok = landmark_misfit(landmarks) <= self.MAX_LANDMARK_MISFIT
+        return ok & (self.turn_margin(frame, landmarks) <= self.MAX_TURN_MARGIN)
+
+    def _count_dropped(self, boxes: torch.Tensor) -> None:
+        self.implausible += len(boxes)
+        if len(boxes):
+            self.dropped_boxes.append(boxes.float().cpu())
 
     #: Largest :func:`landmark_misfit` of a kept detection (``check_landmarks``). Calibrated with
     #: MobileNet-0.25 on the shared face photos and clips (docs/tracking.md, "Implausible
@@ -454,6 +476,7 @@ class FaceDetector:
     #: misses or scores low is kept from the other.
     PYRAMID_MAX_PX = 256.0
 
+    @torch.inference_mode()
     def detect_pyramid(self, frames, long_sides, *, pixel_aspect: float = 1.0, region=None) -> list[Detections]:
         """Detect at each long side of ``long_sides`` and keep, per face, what the scales that see
         it at a good size found: small faces of a big picture (a group photo at 2560, where 640
@@ -465,9 +488,11 @@ class FaceDetector:
         so a face measured on either side of one limit, or missed or scored low by one scale
         (a sideways head, a crowd tile), is still kept from the other; the copies of a face found
         at two scales are merged by NMS, which keeps the higher score. One size = :meth:`detect`.
-        ``region``: as :meth:`detect_region` (one frame), at each scale."""
-        from torchvision.ops import nms
+        ``region``: as :meth:`detect_region` (one frame), at each scale.
 
+        ``check_landmarks`` and ``max_faces`` apply once, to the merged faces: each face is checked
+        once (not once per scale that sees it, nor where the merge drops it), with the same result
+        as checking every scale's faces before the merge."""
         pixel_aspect = _check_aspect(pixel_aspect)
         if isinstance(frames, torch.Tensor):
             frames = [frames] if frames.ndim == 3 else list(frames)
@@ -476,10 +501,10 @@ class FaceDetector:
             if x < 32:
                 raise InvalidInputError(f"long sides must be >= 32, got {long_sides!r}")
 
-        def run(size):
+        def run(size, final):
             if region is not None:
-                return [self.detect_region(frames[0], region, pixel_aspect=pixel_aspect, long_side=size)]
-            return self.detect(frames, pixel_aspect=pixel_aspect, long_side=size)
+                return [self._detect_region(frames[0], region, pixel_aspect, size, final=final)]
+            return self._detect(frames, pixel_aspect, size, final=final)
 
         # sizes past the frame are the frame itself: one pass for those (a webcam frame of 640 px
         # at (640, 2560) is detected once)
@@ -492,7 +517,9 @@ class FaceDetector:
             else:
                 sizes = [x for x in sizes if x < full] + [x for x in sizes if x >= full][:1]
         out: list[Detections] = []
-        per = {x: run(x) for x in sizes}
+        # one scale: plain detect (or detect_region); several: checked once merged
+        single = len(sizes) == 1
+        per = {x: run(x, single) for x in sizes}
         for i, f in enumerate(frames):
             h, w = int(f.shape[0]), int(f.shape[1])
             full = max(h, w * pixel_aspect)
@@ -502,7 +529,7 @@ class FaceDetector:
                 if not scales or r > scales[-1][0] + 1e-9:
                     scales.append((r, per[x][i]))
             if len(scales) == 1:
-                out.append(scales[0][1])
+                out.append(scales[0][1] if single else self._finish(f, scales[0][1]))
                 continue
             parts = []
             for k, (r, d) in enumerate(scales):
@@ -517,17 +544,39 @@ class FaceDetector:
                 if k > 0:  # too large here (parts of a face): the coarser scale answers for it
                     keep &= (side * r <= self.PYRAMID_MAX_PX) | (side * scales[k - 1][0] < self.PYRAMID_MIN_PX)
                 parts.append(d.select(keep))
-            if not parts:
-                out.append(Detections.empty())
-                continue
-            boxes = torch.cat([p.boxes for p in parts])
-            lms = torch.cat([p.landmarks for p in parts])
-            scores = torch.cat([p.scores for p in parts])
-            k = nms(boxes, scores, self.nms_threshold)
-            if self.max_faces is not None:
-                k = k[: self.max_faces]
-            out.append(Detections(boxes[k], lms[k], scores[k]))
+            out.append(self._merged(f, parts))
         return out
+
+    def _merged(self, frame: torch.Tensor, parts: list[Detections]) -> Detections:
+        """The scales' faces ``parts`` of ``frame`` merged by NMS, then ``check_landmarks`` and
+        ``max_faces``, as :meth:`_finish` does for one scale. Only the faces NMS keeps are checked:
+        one that fails is dropped and NMS runs again without it, checking any face it had hidden,
+        which gives what NMS over only the faces that pass gives (greedy NMS: a face it drops never
+        hides another), one check per face instead of one per scale and per face the merge drops."""
+        from torchvision.ops import nms
+
+        if not parts:
+            return Detections.empty()
+        d = Detections(torch.cat([p.boxes for p in parts]), torch.cat([p.landmarks for p in parts]),
+                       torch.cat([p.scores for p in parts]))
+        live = torch.arange(len(d))
+        checked = torch.zeros(len(d), dtype=torch.bool)
+        bad = torch.zeros(len(d), dtype=torch.bool)
+        while True:
+            k = live[nms(d.boxes[live], d.scores[live], self.nms_threshold)]
+            new = k[~checked[k]]
+            if not (self.check_landmarks and len(new)):
+                break
+            checked[new] = True
+            failed = new[~self._plausible(frame, d.landmarks[new])]
+            if not len(failed):
+                break
+            bad[failed] = True
+            live = (~bad).nonzero().flatten()
+        self._count_dropped(d.boxes[bad])
+        if self.max_faces is not None:
+            k = k[: self.max_faces]
+        return d.select(k)
 
     def __repr__(self) -> str:
         return (
