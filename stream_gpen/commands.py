@@ -353,18 +353,23 @@ def _check_report(report: str | None, media: list[str], *, overwrite: bool) -> N
                                     hint="pass --overwrite to replace it, or name another file")
 
 
-def _writes_nothing(src: str, output: str | None) -> bool:
-    """``-o /dev/null`` (``NUL`` on Windows): a benchmark or a dry run that writes nothing. Its
-    frames go to the null sink, as ``camera``'s ``null`` output: writing a container through a
-    temporary file renamed over the device replaced it (or refused it as an existing output). A
-    folder input needs an output folder (refused here: the device refusal's hint offered
-    ``-o /dev/null``)."""
+def _null_device(output: str | None) -> bool:
+    """Whether ``-o`` names the null device (``/dev/null``, ``NUL`` on Windows): a benchmark or a
+    dry run that writes nothing. Its frames go to the null sink, as ``camera``'s ``null`` output:
+    writing a container through a temporary file renamed over the device replaced it (or refused
+    it as an existing output)."""
     if not output or "://" in output:
         return False
     try:
-        null = output == os.devnull or os.path.samefile(output, os.devnull)
+        return output == os.devnull or os.path.samefile(output, os.devnull)
     except OSError:
-        null = False
+        return False
+
+
+def _writes_nothing(src: str, output: str | None) -> bool:
+    """:func:`_null_device` for ``enhance``'s ``src``: a folder input needs an output folder
+    (refused here: the device refusal's hint offered ``-o /dev/null``)."""
+    null = _null_device(output)
     if null and "://" not in src and Path(src).is_dir():
         raise InvalidInputError(f"a folder input needs an output folder: -o {output} (write nothing) takes one file",
                                 hint="name an output folder with -o")
@@ -436,23 +441,16 @@ def _run_enhance(args: argparse.Namespace) -> int:
         raise OutputExistsError(f"output exists: {dst}", hint="pass --overwrite or choose another -o")
     _check_report(args.report, [src] if null else [src, dst], overwrite=args.overwrite)
     photo = _is_image_name(dst) or _is_image_name(src)
-    if null and not _is_image_name(src):
-        # no container: the frames are restored and discarded; the video options are checked as
-        # for an .mp4 all the same (a dry run passed --crf 99 that the real run refuses)
+    if (null and not _is_image_name(src)) or not (null or photo or Path(dst).is_dir() or Path(src).is_dir()):
+        # before the model loads, not mid-run; -o /dev/null (no container) is checked as an .mp4
+        # all the same (a dry run passed --crf 99 that the real run refuses)
         from stream_gpen.io._sink import check_output_encoding, resolve_codec
 
-        check_output_encoding("null.mp4", args.codec, args.audio)
+        target = "null.mp4" if null else dst
+        _check_output_ext(target)
+        check_output_encoding(target, args.codec, args.audio)
         if args.encoder == "software":
-            _check_crf_preset(resolve_codec(args.codec, "null.mp4"), args.crf, args.preset)
-    elif null:
-        _video_options_on_a_photo(args, src)
-    elif not (photo or Path(dst).is_dir() or Path(src).is_dir()):
-        from stream_gpen.io._sink import check_output_encoding, resolve_codec
-
-        _check_output_ext(dst)
-        check_output_encoding(dst, args.codec, args.audio)  # before the model loads, not mid-run
-        if args.encoder == "software":
-            _check_crf_preset(resolve_codec(args.codec, dst), args.crf, args.preset)
+            _check_crf_preset(resolve_codec(args.codec, target), args.crf, args.preset)
     elif photo and not Path(src).is_dir():
         _video_options_on_a_photo(args, src)
     _check_nvenc_early(args, dst)
@@ -889,7 +887,7 @@ def _run_camera(args: argparse.Namespace) -> int:
         outputs.append("preview")
     if args.output:
         # -o /dev/null: the null output (a file renamed over the device would replace it)
-        outputs.append("null" if _writes_nothing("lavfi:", args.output) else args.output)
+        outputs.append("null" if _null_device(args.output) else args.output)
     if args.stream:
         outputs.append(args.stream)
     if args.virtual_camera:

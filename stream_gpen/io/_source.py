@@ -2277,9 +2277,7 @@ class VideoSource:
                     if tail is not None:
                         return  # (the file ended within the tail)
                     if self.kind != "url" or not self.live:
-                        self._check_truncated(container, seen, retimed=bool(joins and joins.retimed))
-                        self._check_grown(seen)
-                        self._check_squeezed(seen)
+                        self._ended(container, seen, retimed=bool(joins and joins.retimed))
                         return  # clean end of input (an http(s) file ends like a local one)
                     if self._ended_like_a_file(container, session_end):
                         return
@@ -2300,9 +2298,7 @@ class VideoSource:
                         # A read error mid-file (truncated / damaged container): keep what we have.
                         self.stats["corrupt_packets"] += 1
                         log.warning("%s: stopped reading at a damaged part of the file: %s", self.spec, e)
-                        self._check_truncated(container, seen, retimed=bool(joins and joins.retimed))
-                        self._check_grown(seen)
-                        self._check_squeezed(seen)
+                        self._ended(container, seen, retimed=bool(joins and joins.retimed))
                         return
                     if self.kind != "url":
                         raise SourceClosedError(f"{self.kind} source {self.spec!r} failed: {e}") from e
@@ -2410,6 +2406,13 @@ class VideoSource:
         log.info("%s ended at its declared duration (%.2f s): a file rather than a live stream, so it is not "
                  "reconnected to", self.spec, want)
         return True
+
+    def _ended(self, container, seen: dict, *, retimed: bool) -> None:
+        """What a file's end (clean, or at a damaged part) says about what was read: cut short of
+        its header's duration, grown while read, frames squeezed by a clock stepping back."""
+        self._check_truncated(container, seen, retimed=retimed)
+        self._check_grown(seen)
+        self._check_squeezed(seen)
 
     def _check_truncated(self, container, seen: dict, *, retimed: bool = False) -> None:
         """The input ended well before the duration its header promised (a download or copy cut
