@@ -282,14 +282,25 @@ def _make_enhancer(args):
 
 
 class _Progress:
-    """tqdm bar on a terminal; nothing with --quiet or when stderr is not a TTY."""
+    """tqdm bar on a terminal; nothing with --quiet. Piped or logged (stderr not a TTY: a
+    container's log, ``2>&1 | tee``, a cron job) a bar's carriage returns would be noise, and
+    silence until the summary looked like a hang for an hour of video: a plain line every
+    :data:`PIPED_EVERY_S` seconds says how far the run is, how fast it goes and how long is left."""
+
+    PIPED_EVERY_S = 30.0
 
     def __init__(self, enabled: bool, desc: str) -> None:
         self.bar = None
-        self.enabled = enabled and sys.stderr.isatty()
+        tty = sys.stderr.isatty()
+        self.enabled = enabled and tty
+        self.piped = enabled and not tty
         self.desc = desc
+        self._first: tuple[float, int] | None = None  # (time, frames done) at the first call
+        self._said = 0.0
 
     def __call__(self, done: int, total: int | None, faces: int) -> None:
+        if self.piped:
+            self._line(done, total, faces)
         if not self.enabled:
             return
         if self.bar is None:
@@ -301,6 +312,22 @@ class _Progress:
         # a photo's faces restored batch by batch: the count is all that moves, so show it now
         self.bar.set_postfix(faces=faces, refresh=not moved)
 
+    def _line(self, done: int, total: int | None, faces: int) -> None:
+        now = time.monotonic()
+        if self._first is None:  # (timed from the first frame: the model load is not the run's pace)
+            self._first, self._said = (now, done), now
+            return
+        if now - self._said < self.PIPED_EVERY_S:
+            return
+        self._said = now
+        t0, done0 = self._first
+        rate = (done - done0) / max(now - t0, 1e-9)
+        part = f"{done}/{total} frames ({100 * done // total}%)" if total and done <= total else f"{done} frames"
+        left = ""
+        if total and rate > 0 and total > done:
+            left = f", about {_duration_words((total - done) / rate)} left"
+        log.info("%s: %s, %d faces, %.1f frames/s%s", self.desc, part, faces, rate, left)
+
     def close(self, finished: bool = False) -> None:
         if self.bar is not None:
             if finished and self.bar.total is not None and self.bar.total != self.bar.n:
@@ -309,6 +336,16 @@ class _Progress:
                 self.bar.total = self.bar.n
                 self.bar.refresh()
             self.bar.close()
+
+
+def _duration_words(seconds: float) -> str:
+    """``42 s``, ``7 min``, ``2 h 05 min``: a piped progress line's time left."""
+    s = int(round(seconds))
+    if s < 90:
+        return f"{s} s"
+    if s < 3600:
+        return f"{round(s / 60)} min"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
 def _check_report(report: str | None, media: list[str], *, overwrite: bool) -> None:
@@ -535,7 +572,7 @@ def add_enhance(subparsers, parents=()) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--skip-existing", action="store_true",
                    help="leave outputs that already exist as they are (folders: resume an interrupted run)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary, no info lines (warnings and errors still show)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (piped: no progress line every 30 s), no summary, no info lines (warnings and errors still show)")
     p.add_argument("--report", metavar="FILE.json", help="write the run summary as JSON")
     _model_options(p)
     _output_options(p)
@@ -655,14 +692,23 @@ def _exit_alone(sink, output: str, failures: list):
 class _StatusLine:
     """The camera's ``\r`` status line on stderr, ended before any log line is said (a note from
     the sink or a reconnect warning landed inside it: "faces 12stream-gpen: ..."). While open, it
-    ends itself through a filter on the handlers that write to stderr, whatever thread logs."""
+    ends itself through a filter on the handlers that write to stderr, whatever thread logs.
+    Piped or logged (not a TTY) it is a plain info line every :attr:`_Progress.PIPED_EVERY_S`."""
 
     def __init__(self) -> None:
         self._open = False
         self._lock = threading.Lock()
         self._handlers: list[logging.Handler] = []
+        self._said: float | None = None
 
     def show(self, text: str) -> None:
+        if not sys.stderr.isatty():
+            # piped or logged: a line each _Progress.PIPED_EVERY_S, not one ever-growing line of \r
+            now = time.monotonic()
+            if self._said is None or now - self._said >= _Progress.PIPED_EVERY_S:
+                self._said = now
+                log.info("live: %s", " ".join(text.split()))
+            return
         with self._lock:
             print(f"\r{text}", end="", file=sys.stderr, flush=True)
             self._open = True
@@ -991,7 +1037,7 @@ def add_camera(subparsers, parents=()) -> None:
     p.add_argument("--frames", type=_positive_int, help="stop after N frames")
     p.add_argument("--seconds", type=_positive_seconds, help="stop after S seconds (a positive number)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
-    p.add_argument("--quiet", action="store_true", help="no live status line")
+    p.add_argument("--quiet", action="store_true", help="no live status line (piped: no status line every 30 s)")
     p.add_argument("--report", metavar="FILE.json", help="write the run summary as JSON")
     p.add_argument("--list", action="store_true", help="list the capture devices and exit")
     _camera_codec_options(p)

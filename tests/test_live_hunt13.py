@@ -298,6 +298,7 @@ def test_camera_status_line_ends_before_a_log_line(det_home, monkeypatch, capsys
         note.warning("a note")  # (every frame: some come after a status line is up)
 
     monkeypatch.setattr(commands._Tee, "write", write)
+    monkeypatch.setattr(commands.sys.stderr, "isatty", lambda: True, raising=False)  # (the \r line is a terminal's)
     # paced at 25 fps, 40 frames take over 1.5 s: the status line (once a second) is shown
     assert main(["camera", LAVFI, "--model", "classic", "--detect-size", "96", "-o", "null",
                  "--frames", "40"]) == 0
