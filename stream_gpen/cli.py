@@ -54,17 +54,27 @@ def _fmt_size(n: int | None) -> str:
 
 
 def _where(wf: WeightFile, copies: list[Path]) -> str:
+    """The copy a run uses (the first good one, as ``find_weights`` picks), then the bad copies it
+    skips; with no good copy, the first one and what is wrong with it."""
     if not copies:
         return "missing"
     # Sizes only (a stat), and for files without a published sha256 whether they are whole (their
     # zip directory): hashing every checkpoint is what `weights verify` is for.
     from stream_gpen.weights import _damage
 
-    if wf.size is not None and copies[0].stat().st_size != wf.size:
-        return f"{copies[0]}  (wrong size: run `stream-gpen weights verify`)"
-    if wf.sha256 is None and _damage(copies[0]) is not None:
-        return f"{copies[0]}  (damaged: run `stream-gpen weights verify`)"
-    return str(copies[0])
+    def problem(path: Path) -> str | None:
+        if wf.size is not None and path.stat().st_size != wf.size:
+            return "wrong size"
+        if wf.sha256 is None and _damage(path) is not None:
+            return "damaged"
+        return None
+
+    problems = {path: problem(path) for path in copies}
+    used = next((path for path, bad in problems.items() if bad is None), None)
+    if used is None:
+        return f"{copies[0]}  ({problems[copies[0]]}: run `stream-gpen weights verify`)"
+    ignored = [f"{path} ({bad})" for path, bad in problems.items() if bad is not None]
+    return str(used) + (f"  (ignored: {', '.join(ignored)})" if ignored else "")
 
 
 def _run_weights_list(args: argparse.Namespace) -> int:
@@ -140,12 +150,14 @@ def _add_weights(subparsers: argparse._SubParsersAction) -> None:
     )
     sub = p.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
 
-    sub.add_parser("list", help="every managed file, its size, checksum and where it is on disk",
+    sub.add_parser("list", help="every managed file, its size, checksum and the copy on disk a run uses",
                    parents=[_common_options()]).set_defaults(run=_run_weights_list)
 
     d = sub.add_parser("download", help="download files (skips those already present and valid)",
                        parents=[_common_options()])
-    d.add_argument("names", nargs="+", metavar="NAME", help="registry name, e.g. gpen-bfr-512")
+    d.add_argument("names", nargs="+", metavar="NAME",
+                   help="registry name in any case (gpen-bfr-512), file name, "
+                   "or a --detector value (mobilenet0.25)")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     d.set_defaults(run=_run_weights_download)
 

@@ -21,7 +21,9 @@ so): it may be the user's own file. ``STREAM_GPEN_OFFLINE=1`` forbids downloads.
 
 Downloads stream into ``<target>.part`` (resumed with an HTTP ``Range`` request on the next try
 from the same URL, which ``<target>.part.url`` records: a mirror's copy may be a different file,
-so a part is never continued from another URL), and the part file is renamed to its final name
+so a part is never continued from another URL). Each URL has its own part (the second URL's is
+``<target>.part-2``): on a connection that drops, a mirror tried after a cut must not start over
+the first URL's part, or no run would ever finish. The part file is renamed to its final name
 only after its size and sha256 check out (or, where no sha256 is published, its zip directory
 can be read); a file that fails the check is deleted, so a corrupt download never sits under the
 final name. A ``<target>.lock`` file beside it makes a second process wait for the first instead
@@ -30,6 +32,8 @@ of writing into the same part file.
 from __future__ import annotations
 
 import contextlib
+import difflib
+import errno
 import hashlib
 import http.client
 import json
@@ -43,7 +47,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Literal
+from typing import TYPE_CHECKING, Iterator, Literal, TypeVar
 
 from stream_gpen.errors import (
     ChecksumError,
@@ -140,9 +144,21 @@ PARSER_FILES: dict[str, WeightFile] = {
 
 # --- where files live -----------------------------------------------------------------------
 def home_dir() -> Path:
-    """The cache directory: ``$STREAM_GPEN_HOME`` or ``~/.cache/stream-gpen`` (may not exist yet)."""
+    """The cache directory: ``$STREAM_GPEN_HOME`` or ``~/.cache/stream-gpen`` (may not exist yet).
+
+    Raises :class:`WeightsError` when ``$STREAM_GPEN_HOME`` is unset and there is no home
+    directory to default to (no ``HOME`` and no passwd entry: a container run under an arbitrary
+    user id with a cleared environment).
+    """
     raw = os.environ.get(HOME_ENV, "").strip()
-    return Path(raw).expanduser() if raw else DEFAULT_HOME.expanduser()
+    try:
+        return Path(raw).expanduser() if raw else DEFAULT_HOME.expanduser()
+    except RuntimeError:  # Path.expanduser: "Could not determine home directory."
+        raise WeightsError(
+            f"cannot tell where the weights cache is: {HOME_ENV} is not set, and neither is HOME "
+            f"(user id {os.getuid() if hasattr(os, 'getuid') else '?'} has no home directory)",
+            hint=f"set {HOME_ENV} to a folder for the weights (it is created if missing)",
+        ) from None
 
 
 def repo_weights_dir() -> Path | None:
@@ -199,14 +215,20 @@ def get_weight_file(name_or_spec: str | WeightFile | ModelSpec) -> WeightFile:
             f"expected a weights name, WeightFile or ModelSpec, got {type(name_or_spec).__name__}"
         )
     files = all_weight_files()
-    if name_or_spec in files:
-        return files[name_or_spec]
-    for wf in files.values():  # also accept "GPEN-BFR-512.pth" and friends
-        if name_or_spec in wf.names_on_disk:
-            return wf
+    # Any case (`--model GPEN-BFR-512` is accepted too), the file names ("GPEN-BFR-512.pth" and
+    # friends), and the `--detector` values ("mobilenet0.25" for "retinaface-mobilenet0.25").
+    spellings = {}
+    for wf in files.values():
+        for spelling in (wf.name, *wf.names_on_disk, wf.name.removeprefix("retinaface-")):
+            spellings.setdefault(spelling.lower(), wf)
+    wf = spellings.get(name_or_spec.strip().lower())
+    if wf is not None:
+        return wf
+    close = difflib.get_close_matches(name_or_spec.strip().lower(), spellings, n=1, cutoff=0.6)
+    hint = f"did you mean {spellings[close[0]].name!r}? " if close else ""
     raise InvalidInputError(
         f"unknown weights {name_or_spec!r}; known: {', '.join(files)}",
-        hint="`stream-gpen weights list` shows every managed file",
+        hint=hint + "`stream-gpen weights list` shows every managed file",
     )
 
 
@@ -352,8 +374,19 @@ def find_weights(name_or_spec: str | WeightFile | ModelSpec) -> Path | None:
 def _by_hand(wf: WeightFile, target: Path) -> str:
     facts = [f"{wf.size:,} bytes" if wf.size is not None else "size not published",
              f"sha256 {wf.sha256}" if wf.sha256 else "sha256 not published"]
-    get = f"download {wf.urls[0]} by hand and save it" if wf.urls else "put it by hand"
+    # Every URL: the one that just failed (a 404 here) may be the only one the reader sees first.
+    get = f"download {' or '.join(wf.urls)} by hand and save it" if wf.urls else "put it by hand"
     return f"{get} as {target} ({', '.join(facts)})"
+
+
+_E = TypeVar("_E", bound=WeightsError)
+
+
+def _about(exc: _E, wf: WeightFile) -> _E:
+    """Tag ``exc`` with the registry name it is about (``exc.weights_name``), so a caller can name
+    that file in its own advice (``make demo``: which download to run) without parsing the text."""
+    exc.weights_name = wf.name  # type: ignore[attr-defined]
+    return exc
 
 
 def _flag(wf: WeightFile) -> str:
@@ -407,6 +440,12 @@ def _content_range_start(value: str | None) -> int | None:
 def _origin_file(part: Path) -> Path:
     """``<target>.part.url``: the URL whose bytes ``part`` holds."""
     return part.with_name(part.name + ".url")
+
+
+def _parts(target: Path, wf: WeightFile) -> list[Path]:
+    """The part file of each of ``wf.urls``, in order: ``<target>.part``, ``<target>.part-2``, ..."""
+    return [target.with_name(target.name + (".part" if i == 1 else f".part-{i}"))
+            for i in range(1, max(len(wf.urls), 1) + 1)]
 
 
 def _discard(part: Path) -> None:
@@ -569,18 +608,25 @@ def _download(wf: WeightFile, target: Path, *, progress: bool) -> Path:
     except WeightsError:
         raise  # DownloadError is a ConnectionError, hence an OSError: not a disk problem
     except OSError as exc:  # network errors are handled per URL; these are the local disk's
+        kept = ""
+        parts = [p for p in _parts(target, wf) if p.is_file()]
+        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)) and parts:
+            # The part that filled the disk stays for a resume: say so, or the disk stays full
+            # with nobody knowing why.
+            listed = ", ".join(f"{p} ({p.stat().st_size:,} bytes)" for p in parts)
+            kept = f"; the partial download {listed} is kept to resume it: delete it to free that space"
         raise DownloadError(
-            f"cannot write {wf.filename} to {target.parent}: {exc.strerror or exc}",
+            f"cannot write {wf.filename} to {target.parent}: {exc.strerror or exc}{kept}",
             hint=f"set {HOME_ENV} to a writable directory with enough space",
         ) from None
 
 
 def _download_locked(wf: WeightFile, target: Path, *, progress: bool) -> Path:
-    """Try each URL in order; rename ``<target>.part`` to ``target`` once it verifies."""
-    part = target.with_name(target.name + ".part")
+    """Try each URL in order, each into its own part; rename the part that verifies to ``target``."""
+    parts = _parts(target, wf)
     if wf.size is not None:
         free = shutil.disk_usage(target.parent).free
-        need = wf.size - (part.stat().st_size if part.exists() else 0)
+        need = wf.size - max((p.stat().st_size for p in parts if p.is_file()), default=0)
         if need > free:
             raise DownloadError(
                 f"not enough disk space for {wf.filename} in {target.parent}: needs {need:,} bytes, "
@@ -588,7 +634,7 @@ def _download_locked(wf: WeightFile, target: Path, *, progress: bool) -> Path:
                 hint=f"free some space or set {HOME_ENV} to a bigger disk",
             )
     failures: list[tuple[str, _Failure]] = []
-    for url in wf.urls:
+    for url, part in zip(wf.urls, parts):
         resumed_from = _resumable(part, url, wf)
         if resumed_from:
             how = f" (resuming at byte {resumed_from:,})"
@@ -608,7 +654,8 @@ def _download_locked(wf: WeightFile, target: Path, *, progress: bool) -> Path:
                 if target.exists() or target.is_symlink():
                     _move_aside(target, wf)
                 os.replace(part, target)
-                _origin_file(part).unlink(missing_ok=True)
+                for other in parts:  # this one's record, and the other URLs' parts: done with
+                    _discard(other)
                 logger.info("saved %s (%s)", target, result.status)
                 return target
             except _Failure as exc:
@@ -623,7 +670,7 @@ def _download_locked(wf: WeightFile, target: Path, *, progress: bool) -> Path:
                 break
     reasons = "; ".join(f"{url} failed: {exc}" for url, exc in failures)
     cls = ChecksumError if all(exc.checksum for _, exc in failures) else DownloadError
-    raise cls(f"cannot download {wf.name}: {reasons}; {_by_hand(wf, target)}", hint=_hint(wf))
+    raise _about(cls(f"cannot download {wf.name}: {reasons}; {_by_hand(wf, target)}", hint=_hint(wf)), wf)
 
 
 def _move_aside(target: Path, wf: WeightFile) -> None:
@@ -643,11 +690,11 @@ def _move_aside(target: Path, wf: WeightFile) -> None:
 
 def _not_found(wf: WeightFile, why: str) -> WeightsNotFoundError:
     searched = " or ".join(str(d) for d in search_dirs())
-    return WeightsNotFoundError(
+    return _about(WeightsNotFoundError(
         f"weights {wf.name} ({wf.filename}) not found in {searched}; {why}; "
         f"{_by_hand(wf, home_dir() / wf.filename)}",
         hint=_hint(wf),
-    )
+    ), wf)
 
 
 def download(name_or_spec: str | WeightFile | ModelSpec, *, dest_dir: str | os.PathLike | None = None,

@@ -31,7 +31,7 @@ def test_demo_falls_back_to_classic_offline(tmp_path, shared):
     assert "GPEN weights are not available here" in err
     assert "GPEN-BFR-256.pth" in err and "https://public-vigen-video" in err
     assert str(tmp_path / "empty-cache") in err  # where to put the file
-    assert "falls back to the offline 'classic' enhancer" in err
+    assert "falls back to the 'classic' enhancer" in err
     assert "model: classic" in err
     clip = out / "astronaut_clip_enhanced.mp4"
     with av.open(str(clip)) as c:
