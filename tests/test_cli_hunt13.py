@@ -141,8 +141,8 @@ def test_server_refuses_unknown_query_parameters(tmp_path):
         r = c.post("/v1/videos?duratoin=2", content=b"x", headers={"Content-Type": "video/mp4"})
         assert r.status_code == 422 and "'duratoin' (did you mean 'duration'?)" in r.json()["detail"]
         with pytest.raises(WebSocketDisconnect) as e:
-            with c.websocket_connect("/v1/live?strenght=0"):
-                pass
+            with c.websocket_connect("/v1/live?strenght=0") as ws:
+                ws.receive_text()
         assert e.value.code == 1008 and "did you mean 'strength'?" in e.value.reason
 
 

@@ -318,9 +318,9 @@ def test_live_websocket_real_model(real_client, photo):
         assert np.abs(weak - photo)[60:200, 60:200].mean() < np.abs(weak - photo).mean() * 3 + 4
     from starlette.websockets import WebSocketDisconnect
 
-    with pytest.raises(WebSocketDisconnect) as e:  # refused before accept: a policy close
-        with real_client.websocket_connect("/v1/live?key=k3y&strength=7"):
-            pass
+    with pytest.raises(WebSocketDisconnect) as e:  # refused: accepted, then a policy close with the reason
+        with real_client.websocket_connect("/v1/live?key=k3y&strength=7") as ws:
+            ws.receive_text()
     assert e.value.code == 1008 and "strength must be a number in [0, 1]" in e.value.reason
 
 
@@ -396,7 +396,7 @@ def test_several_models_one_instance_each():
     [
         (b"", "image/png", 400, "empty request body"),
         (b"not an image at all", "image/jpeg", 400, "cannot decode the body as an image"),
-        (encode(np.zeros((4, 4, 3), np.uint8), "GIF"), "image/gif", 415, "unsupported image type 'GIF'"),
+        (encode(np.zeros((4, 4, 3), np.uint8), "PCX"), "image/x-pcx", 415, "unsupported image type 'PCX'"),
         (b"hello", "text/plain", 415, "unsupported content type 'text/plain'"),
         (encode(np.zeros((4, 4, 3), np.uint8), "JPEG")[:40], "image/jpeg", 400, "cannot decode the image"),
         (encode(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8), "PNG")[:2000],
@@ -860,9 +860,9 @@ def test_aligned_live_frames(real_client, shared):
         assert json.loads(ws.receive_text())["aligned"] is False
         assert np.abs(ask(ws, 2) - whole).mean() > 5  # detected, aligned and pasted: another picture
     with pytest.raises(WebSocketDisconnect) as e:
-        with real_client.websocket_connect("/v1/live?key=k3y&aligned=maybe"):
-            pass
-    assert e.value.code == 1008  # FastAPI refuses a query that is not a boolean before accept
+        with real_client.websocket_connect("/v1/live?key=k3y&aligned=maybe") as ws:
+            ws.receive_text()
+    assert e.value.code == 1008  # a query that is not a boolean: FastAPI's refusal, turned into a policy close
 
 
 def test_aligned_video_job(real_client, photo, tmp_path):

@@ -31,11 +31,21 @@ log = logging.getLogger(__name__)
 IMAGE_ROUTE = "/v1/images:enhance"
 VIDEO_ROUTE = "/v1/videos"
 _IMAGE_TYPES = ("image/", "application/octet-stream")
-_VIDEO_TYPES = ("video/", "application/octet-stream")
+# (an animated GIF is a video: image/gif is what clients label one with)
+_VIDEO_TYPES = ("video/", "image/gif", "application/octet-stream")
 _CHUNK = 1 << 16
 # nginx's code for "client closed request": what /metrics counts an upload the client abandoned as
 # (not 500; no answer reaches that client anyway).
 CLIENT_CLOSED = 499
+
+
+class UnknownOptionError(InvalidInputError):
+    """A query parameter the route does not take (422; FastAPI drops those silently)."""
+
+
+class FormOptionError(UnknownOptionError):
+    """A multipart form field named as one of the route's options: those are read from the query
+    only, and one ignored (``strength=0`` restored at full strength) was a silent wrong answer (422)."""
 
 
 class UploadTimeoutError(StreamGpenError, TimeoutError):
@@ -49,11 +59,12 @@ class UploadTimeoutError(StreamGpenError, TimeoutError):
 _MAX_PARTS = 9
 
 
-async def _multipart_file(request, sink) -> None:
+async def _multipart_file(request, sink, options: tuple[str, ...] = ()) -> None:
     """Write the part named ``file`` of a ``multipart/form-data`` request into ``sink`` as it
     arrives. (Starlette's ``request.form()`` first spools each file into the system's temporary
     folder, outside the server's ``--work-dir``: a big video upload filled a small ``/tmp`` and was
-    then copied once more.) Other parts are read past; a second ``file`` part is an error."""
+    then copied once more.) Other parts are read past; a second ``file`` part, or one named as
+    an ``options`` query parameter, is an error."""
     from python_multipart.exceptions import FormParserError
     from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -81,6 +92,10 @@ async def _multipart_file(request, sink) -> None:
 
     def headers_finished():
         _, opts = parse_options_header(st["headers"].get(b"content-disposition", b""))
+        name = opts.get(b"name", b"").decode("latin-1")
+        if name in options:
+            raise FormOptionError(f"form field {name!r} is not read: send {name} as a query parameter "
+                                  f"(?{name}=...), and only the image or video as the form's 'file' part")
         if opts.get(b"name") == b"file":
             st["found"] += 1
             if st["found"] > 1:
@@ -227,6 +242,8 @@ def _status_for(exc: Exception) -> tuple[int, dict]:
         return 404, {}
     if isinstance(exc, UnsupportedImageError):
         return 415, {}
+    if isinstance(exc, UnknownOptionError):
+        return 422, {}
     if isinstance(exc, UploadTimeoutError):
         return 408, {}
     if isinstance(exc, InvalidInputError):
@@ -266,7 +283,8 @@ def create_app(
     named Enhancers (or factories) the ``model`` option may pick; the first model is the default.
     Each holds one model instance; nothing is ever built per request.
     """
-    from fastapi import Depends, FastAPI, HTTPException, Query, Request, WebSocket
+    from fastapi import Depends, FastAPI, Query, Request, WebSocket
+    from fastapi.exceptions import WebSocketRequestValidationError
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import ClientDisconnect
@@ -319,6 +337,17 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(_BodyLimit, config=config, metrics=metrics)
+
+    def openapi():
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            app.openapi_schema = _documented(
+                get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes),
+                keyed=config.api_key is not None)
+        return app.openapi_schema
+
+    app.openapi = openapi
     app.state.metrics = metrics
     app.state.config = config
     app.state.runtime = state
@@ -370,23 +399,32 @@ def create_app(
         return await call_next(request)
 
     # --- page, health, metrics ---------------------------------------------------------------------
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def get_and_head(path: str, **kw):
+        """``app.get`` that also answers HEAD (uptime probes, `curl -I`, a download manager asking a
+        result's size: 405 before), the HEAD route left out of /docs (one operation id per route)."""
+        def register(fn):
+            app.add_api_route(path, fn, methods=["HEAD"], include_in_schema=False,
+                              response_class=kw.get("response_class", JSONResponse))
+            return app.get(path, **kw)(fn)
+        return register
+
+    @get_and_head("/", response_class=HTMLResponse, include_in_schema=False)
     async def index():
         page = resources.files("stream_gpen.server").joinpath("static/index.html").read_text(encoding="utf-8")
         return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
-    @app.get("/healthz", summary="Liveness and what this server runs")
+    @get_and_head("/healthz", summary="Liveness and what this server runs")
     async def healthz():
         if not state:
             return JSONResponse({"status": "starting"}, status_code=503)
         return {"status": "ok", "version": __version__, "models": state["models"].names,
                 "uptime_s": round(time.time() - state["started"], 1)}
 
-    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+    @get_and_head("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
     async def metrics_route():
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.get("/v1/models", summary="The models this server holds and the options they take")
+    @get_and_head("/v1/models", summary="The models this server holds and the options they take")
     async def list_models():
         return {"default": state["models"].default, "models": state["models"].describe(),
                 "faces": ["all", "largest", "center"], "strength": "a number in [0, 1]", "formats": list(MEDIA_TYPES)}
@@ -398,7 +436,9 @@ def create_app(
             "content": {
                 "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
                 "image/png": {"schema": {"type": "string", "format": "binary"}},
-                "image/webp": {"schema": {"type": "string", "format": "binary"}},
+                **{t: {"schema": {"type": "string", "format": "binary"}} for t in (
+                    "image/webp", "image/avif", "image/heic", "image/tiff", "image/bmp", "image/gif",
+                    "application/octet-stream")},
                 "multipart/form-data": {
                     "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}},
                                "required": ["file"]}},
@@ -408,19 +448,20 @@ def create_app(
 
     async def known_query(request: Request) -> None:
         """Refuse (422) a query parameter the route does not take, before the body is read."""
-        problem = _unknown_query(request.query_params.keys(), request.scope.get("endpoint"))
+        problem = _unknown_query([k for k, _ in request.query_params.multi_items()], request.scope.get("endpoint"))
         if problem:
-            raise HTTPException(422, problem)
+            raise UnknownOptionError(problem)
 
     async def read_body(request: Request, allowed: tuple[str, ...], sink=None) -> bytes | None:
         """Raw body (image/* etc.) or the ``file`` part of a multipart form; into ``sink`` if given."""
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "multipart/form-data":
+            options = tuple(_options_of(request.scope.get("endpoint")))
             if sink is not None:
-                await _multipart_file(request, sink)
+                await _multipart_file(request, sink, options)
                 return None
             buf = io.BytesIO()
-            await _multipart_file(request, buf)
+            await _multipart_file(request, buf, options)
             return buf.getvalue()
         if not ctype.startswith(allowed):
             raise UnsupportedImageError(
@@ -469,7 +510,8 @@ def create_app(
                                 status_code=503, headers={"Retry-After": "5"})
         fmt = format or decoded.format
         payload = await run_in_threadpool(encode_image, out, fmt, quality=quality, icc_profile=decoded.icc_profile,
-                                          exif=decoded.exif)
+                                          exif=decoded.exif, dpi=decoded.dpi, xmp=decoded.xmp,
+                                          subsampling=decoded.subsampling)
         name = state["models"].resolve(model, faces, strength, aligned)
         return Response(payload, media_type=MEDIA_TYPES[fmt], headers={
             "X-Model": name[0], "X-Faces-Option": name[1], "X-Strength": f"{name[2]:g}", "X-Aligned": str(name[3]).lower(),
@@ -478,6 +520,7 @@ def create_app(
     # --- videos ------------------------------------------------------------------------------------
     video_doc = {"requestBody": {"required": True, "content": {
         "video/mp4": {"schema": {"type": "string", "format": "binary"}},
+        "image/gif": {"schema": {"type": "string", "format": "binary"}},
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
         "multipart/form-data": {"schema": {"type": "object", "properties": {
             "file": {"type": "string", "format": "binary"}}, "required": ["file"]}}}}}
@@ -521,13 +564,13 @@ def create_app(
             raise
         return JSONResponse(jobs.snapshot(job), status_code=202, headers={"Location": f"{VIDEO_ROUTE}/{job.id}"})
 
-    @app.get(VIDEO_ROUTE + "/{job_id}", summary="State, progress and summary of a video job")
+    @get_and_head(VIDEO_ROUTE + "/{job_id}", summary="State, progress and summary of a video job")
     async def get_video_job(job_id: str):
         jobs = state["jobs"]
         return jobs.snapshot(jobs.get(job_id))
 
-    @app.get(VIDEO_ROUTE + "/{job_id}/result", summary="The enhanced video (when the job is done)",
-             response_class=FileResponse)
+    @get_and_head(VIDEO_ROUTE + "/{job_id}/result", summary="The enhanced video (when the job is done)",
+                  response_class=FileResponse)
     async def get_video_result(job_id: str):
         from stream_gpen.server._jobs import JobState
 
@@ -547,24 +590,38 @@ def create_app(
                 else job.state.value, "deleted": True}
 
     # --- live --------------------------------------------------------------------------------------
+    async def refuse_live(ws, code: int, reason: str) -> None:
+        # Accepted, then closed: a close before accept reaches a client through uvicorn as a bare
+        # HTTP 403, without the code or the reason (a browser shows "closed 1006", whatever was wrong).
+        # (A close frame's reason holds 123 bytes.)
+        await ws.accept()
+        await ws.close(code=code, reason=reason.encode()[:123].decode("utf-8", "ignore"))
+
+    @app.exception_handler(WebSocketRequestValidationError)
+    async def _live_bad_query(ws: WebSocket, exc: WebSocketRequestValidationError):
+        # FastAPI's own refusal of a malformed query (?aligned=maybe) closes before accept too
+        errors = exc.errors()
+        where = ".".join(str(p) for p in errors[0].get("loc", ())[1:]) if errors else ""
+        await refuse_live(ws, 1008, f"{where}: {errors[0].get('msg', 'invalid')}" if errors else "invalid query")
+
     @app.websocket("/v1/live")
     async def live(ws: WebSocket, model: str | None = None, faces: str | None = None, key: str | None = None,
                    strength: float | None = None, aligned: bool = False):
         if not check_key(key or key_from_headers(ws.headers)):
             metrics.refuse("unauthorized")
-            await ws.close(code=1008, reason="missing or wrong API key (?key=...)")
+            await refuse_live(ws, 1008, "missing or wrong API key (?key=...)")
             return
         if not state:
-            await ws.close(code=1013, reason="server not ready")
+            await refuse_live(ws, 1013, "server not ready")
             return
-        problem = _unknown_query(ws.query_params.keys(), live)
+        problem = _unknown_query([k for k, _ in ws.query_params.multi_items()], live)
         if problem:
-            await ws.close(code=1008, reason=problem[:120])
+            await refuse_live(ws, 1008, problem)
             return
         try:
             state["models"].resolve(model, faces, strength, aligned)
         except InvalidInputError as e:
-            await ws.close(code=1008, reason=str(e)[:120])
+            await refuse_live(ws, 1008, str(e))
             return
         await ws.accept()
         try:
@@ -577,17 +634,74 @@ def create_app(
     return app
 
 
-def _unknown_query(given, endpoint) -> str | None:
-    """What is wrong with query parameters ``given`` to a route whose function is ``endpoint``:
-    one it does not take (FastAPI drops those silently, so ``?strenght=0`` restored at full
-    strength), said with the closest name it does take, as the CLI says "did you mean"."""
-    import difflib
+#: the error answers each operation may give besides 401 (with a key) and 503 "not ready" (all of /v1)
+_ERRORS = {
+    ("post", IMAGE_ROUTE): {400: "bad option or undecodable image", 408: "upload stalled",
+                            413: "body or pixels over the limit", 415: "unsupported content or image type",
+                            422: "bad query or form field",
+                            429: "too many requests waiting", 503: "not processed in time or model failure; retry"},
+    ("post", VIDEO_ROUTE): {400: "bad option or empty upload", 408: "upload stalled", 413: "upload over --max-video-mb",
+                            415: "unsupported content type", 422: "bad query or form field",
+                            429: "too many jobs, or shutting down",
+                            507: "the server cannot store the upload; retry later"},
+    ("get", VIDEO_ROUTE + "/{job_id}"): {404: "no such job (or expired)"},
+    ("get", VIDEO_ROUTE + "/{job_id}/result"): {404: "no such job (or expired)", 409: "the job has no result (yet)"},
+    ("delete", VIDEO_ROUTE + "/{job_id}"): {404: "no such job (or expired)"},
+}
+
+
+def _documented(schema: dict, *, keyed: bool) -> dict:
+    """The OpenAPI ``schema`` with what FastAPI cannot see: the error answers (a JSON ``Error``:
+    ``detail``, ``error``, ``hint``) and, with ``--api-key``, the key as security schemes (the
+    middleware checks it; without them /docs' "Try it out" had no way to send it and got 401)."""
+    comps = schema.setdefault("components", {})
+    comps.setdefault("schemas", {})["Error"] = {"type": "object", "required": ["detail", "error"], "properties": {
+        "detail": {"type": "string", "description": "what went wrong"},
+        "error": {"type": "string", "description": "a name to test for, e.g. PayloadTooLargeError"},
+        "hint": {"type": "string", "description": "how to fix it, where known"}}}
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    if keyed:
+        comps["securitySchemes"] = {"APIKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                                    "Bearer": {"type": "http", "scheme": "bearer"}}
+    for path, ops in schema.get("paths", {}).items():
+        for method, op in ops.items():
+            said = dict(_ERRORS.get((method, path), {}))
+            if path.startswith("/v1/"):
+                said[503] = said.get(503, "server not ready; retry")
+            if keyed and (path.startswith("/v1/") or path == "/metrics"):
+                op["security"] = [{"APIKeyHeader": []}, {"Bearer": []}]
+                said[401] = "missing or wrong API key"
+            if "{job_id}" in path:
+                op["responses"].pop("422", None)  # (a job id is any string: an unknown one is 404)
+            for code, what in sorted(said.items()):
+                # (FastAPI's own 422, a list of validation errors, is kept as it describes it)
+                op["responses"].setdefault(str(code), {"description": what, "content": error})
+    return schema
+
+
+def _options_of(endpoint) -> list[str]:
+    """The query options a route's function takes (its parameters, less the request and path ones)."""
     import inspect
 
     if endpoint is None:
+        return []
+    return [n for n in inspect.signature(endpoint).parameters if n not in ("request", "ws", "job_id")]
+
+
+def _unknown_query(given, endpoint) -> str | None:
+    """What is wrong with query parameters ``given`` to a route whose function is ``endpoint``:
+    one it does not take (FastAPI drops those silently, so ``?strenght=0`` restored at full
+    strength), said with the closest name it does take, as the CLI says "did you mean"; or one
+    given twice (``?strength=0.3&strength=0.9`` used the last one without a word)."""
+    import difflib
+
+    if endpoint is None:
         return None
-    takes = [n for n in inspect.signature(endpoint).parameters if n not in ("request", "ws", "job_id")]
+    takes = _options_of(endpoint)
+    given = list(given)
     for name in given:
+        if given.count(name) > 1 and name in takes:  # (only the last was used, without a word)
+            return f"query parameter {name!r} given {given.count(name)} times; give it once"
         if name not in takes:
             close = difflib.get_close_matches(name, takes, n=1)
             guess = f" (did you mean {close[0]!r}?)" if close else f"; this endpoint takes {', '.join(takes)}"

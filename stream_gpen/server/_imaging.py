@@ -14,9 +14,13 @@ from stream_gpen.errors import InvalidInputError, PayloadTooLargeError
 log = logging.getLogger(__name__)
 ImageFormat = Literal["jpeg", "png", "webp", "avif"]
 # Pillow format name -> ours. BMP/TIFF inputs are answered as PNG (lossless, and browsers show it);
-# HEIC (iPhone photos) as JPEG, since browsers do not show HEIC.
+# HEIC (iPhone photos) as JPEG, since browsers do not show HEIC; a still GIF as PNG, as ``enhance``
+# writes one (there is no GIF writer).
 _READABLE = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp", "BMP": "png", "TIFF": "png", "MPO": "jpeg",
-             "HEIF": "jpeg", "AVIF": "avif"}
+             "HEIF": "jpeg", "AVIF": "avif", "GIF": "png"}
+# Formats whose extra frames are pictures of their own (animation frames, scanned pages). An MPO's
+# are a camera's preview or gain map, and a HEIC's main picture is the one shown: both restore as one.
+_MULTI_FRAME = ("PNG", "WEBP", "TIFF", "GIF", "AVIF")
 MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif"}
 
 
@@ -35,6 +39,11 @@ class DecodedImage:
     #: pixels are upright); ``None`` where the upload had none or it did not fit
     icc_profile: bytes | None = None
     exif: bytes | None = None
+    #: the print resolution (JPEG/PNG/TIFF with one), the XMP packet (its orientation reset), and a
+    #: JPEG's chroma subsampling (0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0; kept for a JPEG answer)
+    dpi: tuple[float, float] | None = None
+    xmp: bytes | None = None
+    subsampling: int | None = None
 
     def __post_init__(self) -> None:
         p = self.pixels
@@ -67,7 +76,7 @@ def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
     from stream_gpen.io._image import _orientation, _upright, icc_describes
 
     if not data:
-        raise InvalidInputError("empty request body: send an image (JPEG, PNG, WebP, AVIF, HEIC, TIFF or BMP)")
+        raise InvalidInputError("empty request body: send an image (JPEG, PNG, WebP, AVIF, HEIC, TIFF, BMP or GIF)")
     from stream_gpen.io._image import _heif_plugin
 
     try:
@@ -77,7 +86,8 @@ def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
     try:
         im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise InvalidInputError("cannot decode the body as an image; send JPEG, PNG, WebP, AVIF, HEIC, TIFF or BMP") from None
+        raise InvalidInputError(
+            "cannot decode the body as an image; send JPEG, PNG, WebP, AVIF, HEIC, TIFF, BMP or GIF") from None
     except Image.DecompressionBombError as e:  # header claims > 2x Pillow's global limit
         raise PayloadTooLargeError(f"image refused before decoding: {e}") from None
     except (OSError, SyntaxError, ValueError) as e:  # a recognised but truncated/corrupt header
@@ -87,11 +97,19 @@ def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
         if fmt is None:
             raise UnsupportedImageError(
                 f"unsupported image type {im.format!r}; allowed: {', '.join(sorted(set(_READABLE) - {'MPO'}))}")
+        frames = getattr(im, "n_frames", 1) if im.format in _MULTI_FRAME else 1
+        if frames > 1:
+            # One picture in, one out: frames 2..N were dropped without a word.
+            other = "POST it to /v1/videos as a video job, or use" if im.format == "GIF" else "use"
+            raise UnsupportedImageError(
+                f"animated or multi-page {im.format} ({frames} frames): this endpoint restores one picture; "
+                f"{other} `stream-gpen enhance`, which restores every frame into one file")
         w, h = im.size
         if w * h > max_pixels:
             raise PayloadTooLargeError(f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels} (--max-pixels)")
         try:
             icc, exif = _carried(im)
+            kept = _kept(im)
             im = _upright(im, _orientation(im, Path("upload")), Path("upload"))
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 pixels = np.array(im.convert("RGBA"))
@@ -110,7 +128,7 @@ def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
     grey = pixels.ndim == 2
     if icc is not None and not icc_describes(icc, grey=grey):
         icc = None  # a CMYK profile of a CMYK JPEG would mis-describe the RGB answer
-    return DecodedImage(np.ascontiguousarray(pixels), fmt, icc, exif)  # type: ignore[arg-type]
+    return DecodedImage(np.ascontiguousarray(pixels), fmt, icc, exif, **kept)  # type: ignore[arg-type]
 
 
 def _carried(im) -> tuple[bytes | None, bytes | None]:
@@ -121,13 +139,37 @@ def _carried(im) -> tuple[bytes | None, bytes | None]:
     return im.info.get("icc_profile") or None, carried_exif(im, "upload")[0]
 
 
+def _kept(im) -> dict:
+    """``DecodedImage``'s ``dpi``, ``xmp`` and ``subsampling`` as ``enhance`` keeps them
+    (``read_image_info``), read before the picture is turned upright."""
+    from PIL import JpegImagePlugin
+
+    from stream_gpen.io._image import _as_bytes, upright_xmp
+
+    out: dict = {}
+    dpi = im.info.get("dpi")
+    # (Pillow reports (1, 1) for a TIFF without resolution tags: no tag in, none out)
+    if dpi and not (im.format == "TIFF" and 282 not in getattr(im, "tag_v2", {})):
+        try:
+            out["dpi"] = (round(float(dpi[0]), 4), round(float(dpi[1]), 4))
+        except (TypeError, ValueError, IndexError):
+            pass
+    if im.info.get("xmp"):
+        out["xmp"] = _as_bytes(upright_xmp(im.info["xmp"]))
+    if im.format in ("JPEG", "MPO") and JpegImagePlugin.get_sampling(im) in (0, 1, 2):
+        out["subsampling"] = JpegImagePlugin.get_sampling(im)
+    return out
+
+
 def encode_image(pixels: np.ndarray, fmt: ImageFormat, *, quality: int = 92, icc_profile: bytes | None = None,
-                 exif: bytes | None = None) -> bytes:
-    """RGB/RGBA/grey uint8 -> image bytes, with ``icc_profile`` and ``exif`` where given (an EXIF
-    block over a JPEG segment's 64 KB is left out). JPEG has no alpha: it is dropped there."""
+                 exif: bytes | None = None, dpi: tuple[float, float] | None = None, xmp: bytes | None = None,
+                 subsampling: int | None = None) -> bytes:
+    """RGB/RGBA/grey uint8 -> image bytes, with ``icc_profile``, ``exif``, ``dpi`` (JPEG/PNG),
+    ``xmp`` and ``subsampling`` (JPEG) where given (an EXIF or XMP block over a JPEG segment's
+    64 KB is left out). JPEG has no alpha: it is dropped there."""
     from PIL import Image
 
-    from stream_gpen.io._image import _JPEG_EXIF_MAX
+    from stream_gpen.io._image import _JPEG_EXIF_MAX, _JPEG_XMP_MAX, _png_chunks
 
     if fmt not in get_args(ImageFormat):
         raise InvalidInputError(f"format must be one of {get_args(ImageFormat)}, got {fmt!r}")
@@ -139,8 +181,16 @@ def encode_image(pixels: np.ndarray, fmt: ImageFormat, *, quality: int = 92, icc
         kw["icc_profile"] = icc_profile
     if exif and not (fmt == "jpeg" and len(exif) > _JPEG_EXIF_MAX):
         kw["exif"] = exif
+    if dpi and fmt in ("jpeg", "png"):
+        kw["dpi"] = dpi
+    if xmp and fmt in ("webp", "avif"):
+        kw["xmp"] = xmp
     buf = io.BytesIO()
     if fmt == "jpeg":
+        if xmp and len(xmp) <= _JPEG_XMP_MAX:
+            kw["xmp"] = xmp
+        if subsampling is not None:
+            kw["subsampling"] = subsampling  # (Pillow's default, 4:2:0, halves a 4:4:4 upload's colour)
         im.save(buf, "JPEG", quality=quality, **kw)
     elif fmt == "webp":
         im.save(buf, "WEBP", quality=quality, **kw)
@@ -148,5 +198,7 @@ def encode_image(pixels: np.ndarray, fmt: ImageFormat, *, quality: int = 92, icc
         im.save(buf, "AVIF", quality=quality, **kw)
     else:
         # Fast zlib level: the PNG answer is on the request's critical path.
+        if xmp:
+            kw["pnginfo"] = _png_chunks({"xmp": xmp})  # (as an iTXt chunk, as enhance writes it)
         im.save(buf, "PNG", compress_level=1, **kw)
     return buf.getvalue()

@@ -9,6 +9,7 @@ playlist or concat script posing as a video cannot make FFmpeg read other files 
 """
 from __future__ import annotations
 
+import errno
 import logging
 import re
 import secrets
@@ -132,10 +133,31 @@ def _public_summary(summary, job) -> dict:
     return _scrubbed(d, job)
 
 
+#: the server's disk refused (full, file too large for its limits, read-only, over quota)
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT})
+
+
+def _storage_failure(exc: BaseException) -> OSError | None:
+    """The OSError of the server's own storage behind ``exc`` (itself, or what it was raised from:
+    the sink's EncodeError wraps it), or ``None``."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def _public_error(exc: Exception, job) -> str:
     """A failed job's error for its client: the server's own paths (the upload's, the job
     folder's) become "the upload" / "the job folder"; a picture sent as a video is pointed to the
-    image endpoint."""
+    image endpoint; the server's full (or read-only) disk is a StorageError to retry later, not a
+    fault of the upload (nor a name of the pipeline's temporary files)."""
+    full = _storage_failure(exc)
+    if full is not None:
+        return (f"StorageError: the server could not store the result ({full.strerror or 'storage error'}); "
+                "retry later")
     msg = _scrub(str(exc), job)
     try:
         from PIL import Image

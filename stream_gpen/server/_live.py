@@ -135,6 +135,10 @@ async def live_session(ws, *, batcher, metrics, max_pixels: int, timeout_s: floa
                     if old is not None and len(old) >= HEADER.size:
                         metrics.live("dropped")
                         await send_json({"type": "dropped", "seq": HEADER.unpack_from(old)[0]})
+                    elif old is not None:  # (not a frame: said as the worker says it, not dropped unseen)
+                        metrics.live("error")
+                        await send_json({"type": "error", "seq": None,
+                                         "detail": f"live frame shorter than its {HEADER.size}-byte header"})
                     wake.set()
                 elif msg.get("text") is not None:
                     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+from collections import OrderedDict
 from typing import Literal, get_args
 
 from stream_gpen.errors import InvalidInputError
@@ -11,6 +12,9 @@ from stream_gpen.errors import InvalidInputError
 log = logging.getLogger(__name__)
 
 FaceSelect = Literal["all", "largest", "center"]
+#: views kept for reuse, the least recently used dropped first: a client sending a computed strength
+#: per photo (0.7312...) made one more view per request, kept for ever. Views are cheap to rebuild.
+MAX_VIEWS = 64
 
 
 class CountingRestorer:
@@ -45,7 +49,7 @@ class ModelSet:
 
     A *view* is a shallow copy of an Enhancer with other ``faces`` / ``strength`` options: it shares the model,
     the detector and the Enhancer's lock, so options per request never cost a second model
-    instance. The first name is the default.
+    instance. The first name is the default. The :data:`MAX_VIEWS` last used views are kept.
     """
 
     def __init__(self, enhancers: dict) -> None:
@@ -57,7 +61,7 @@ class ModelSet:
             enh.restorer = CountingRestorer(enh.restorer)
             self._base[name] = enh
         self.default = next(iter(self._base))
-        self._views: dict[tuple[str, str, float, bool], object] = {}
+        self._views: OrderedDict[tuple[str, str, float, bool], object] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
@@ -92,6 +96,10 @@ class ModelSet:
                 v = copy.copy(self._base[key[0]])
                 v.faces, v.strength, v.aligned = key[1], key[2], key[3]
                 self._views[key] = v
+                if len(self._views) > MAX_VIEWS:
+                    self._views.popitem(last=False)
+            else:
+                self._views.move_to_end(key)
             return v
 
     def devices(self) -> list[str]:
