@@ -278,8 +278,9 @@ class Enhancer:
     * ``aligned``: the inputs are aligned face crops already (FFHQ-style: GFPGAN's and
       CodeFormer's ``cropped_faces``, face datasets, the output of another aligner). Each whole
       picture (or video frame) is resized to the model's size, restored and resized back to its
-      own size (GPEN's own aligned mode returns the model's S x S output instead): no detection,
-      no paste mask, the crop's edges restored too. On a picture that is not such a crop the result is a distorted
+      own size (GPEN's own aligned mode returns the model's S x S output instead): no detection
+      (no detector is built, so its weights are neither needed nor downloaded), no paste mask,
+      the crop's edges restored too. On a picture that is not such a crop the result is a distorted
       "face" over everything: leave it off for ordinary photos and video.
     """
 
@@ -379,13 +380,19 @@ class Enhancer:
             spec = MODELS.get(match) if match else None
         #: blend of each restored face with its input crop (1.0 = model output as it is)
         self.strength = float(strength) if strength is not None else (spec.strength if spec else 1.0)
-        self.detector = FaceDetector(
+        detector_options = dict(
             # its own long side is the pyramid's coarse scale (FaceStage._detect): big faces
             backbone=detector, device=self.device, weights=detector_weights,
             long_side=min(detect_size or VIDEO_DETECT_SIZE, VIDEO_DETECT_SIZE),
             min_face=self.min_face, max_faces=None, score_threshold=min(DETECT_SCORE, self.min_score),
             check_landmarks=check_landmarks, download=download, progress=progress,  # (`--no-download` holds for the detector too)
         )
+        # Aligned crops are never detected on: no detector weights are needed (offline) or fetched
+        # (104 MB on CUDA). A copy that detects after all (a server view of an aligned Enhancer with
+        # aligned=False) builds it on first use; the list is shared by shallow copies, so once.
+        self._detector_box: list = [None, detector_options, threading.Lock()]
+        if not self.aligned:
+            self._detector_box[0] = FaceDetector(**detector_options)
         self.parser = None
         if mask == "parse" and self.aligned:
             # an aligned crop is replaced whole, as GPEN's aligned mode does: no mask to parse for
@@ -400,6 +407,17 @@ class Enhancer:
                 parser_weights = ensure_weights("parsenet", download=download, progress=progress)
             self.parser = FaceParser(weights=parser_weights, device=self.device)
         self._lock = threading.Lock()
+
+    @property
+    def detector(self):
+        """The RetinaFace detector, built on first use by an Enhancer made with ``aligned=True``."""
+        box = self._detector_box
+        with box[2]:
+            if box[0] is None:
+                from stream_gpen.faces import FaceDetector
+
+                box[0] = FaceDetector(**box[1])
+        return box[0]
 
     def __copy__(self) -> "Enhancer":
         # a shallow copy shares the model, the detector and the lock (the server's per-request views)
@@ -428,7 +446,7 @@ class Enhancer:
 
     def _all_fallbacks(self) -> list[str]:
         out = list(self.fallbacks)
-        for part in (self.restorer, self.detector, self.parser):
+        for part in (self.restorer, self._detector_box[0], self.parser):
             out += [str(f) for f in getattr(part, "fallbacks", []) or []]
         return out
 
@@ -450,7 +468,7 @@ class Enhancer:
             **(TRACKER_OPTIONS if lag > 0 else {}),
         )
         smoother = FixedLagSmoother(lag=lag) if lag > 0 and not self.aligned else None
-        return FaceStage(self.restorer, self.detector, tracker, timer=timer or StageTimer(), smoother=smoother,
+        return FaceStage(self.restorer, None if self.aligned else self.detector, tracker, timer=timer or StageTimer(), smoother=smoother,
                          parser=self.parser, strength=self.strength, aligned=self.aligned,
                          still_detect_size=self.detect_size or PHOTO_DETECT_SIZE)
 

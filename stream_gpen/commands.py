@@ -1148,11 +1148,15 @@ def describe_input(spec: str) -> dict:
                        "language": a.language} for a in m.audio],
             "subtitles": [{"codec": s.codec, "language": s.language} for s in m.subtitles],
         }
+        data = _data_tracks(src)
+        if data:
+            out["data"] = data
         plan = []
         if out["mirror_applied"]:
             plan.append("mirrored left-right, as its display matrix says, and written that way")
-        if out["rotation_applied"]:
-            plan.append(f"turned upright ({out['rotation_applied']} degrees) and written upright")
+        if out["rotation_applied"]:  # (counter-clockwise degrees, as the source turns the frames)
+            plan.append(f"turned upright: {turn_words(out['rotation_applied'])}, as its display matrix says, "
+                        "and written upright")
         if m.extra.get("deinterlaced_from") or m.interlaced in ("tt", "bb", "tb", "bt"):
             plan.append("deinterlaced with bwdif (--deinterlace off keeps the fields, and their order in the output)")
         if par != 1.0:
@@ -1170,6 +1174,7 @@ def describe_input(spec: str) -> dict:
         out["alpha"] = bool(src.has_alpha)
         plan.append(f"written as {codec} into {Path(dst).suffix} by default (--codec, -o), "
                     + (_audio_plan(dst, m.audio) if m.audio else "no audio"))
+        plan += _data_plan(dst, data)
         if src.has_alpha:
             plan.append("transparency (alpha channel): kept" if codec in ("prores", "vp9") else
                         "transparency (alpha channel): dropped in this output; -o NAME.mov / .mkv (ProRes 4444) or "
@@ -1185,23 +1190,76 @@ def describe_input(spec: str) -> dict:
         return out
 
 
-def _audio_plan(dst: str, tracks) -> str:
-    """What enhance does with the audio by default (``--audio copy``) in ``dst``'s container:
-    copied where it takes the codec, else transcoded (a DV's PCM or a DVD's MP2 into .mp4)."""
+def turn_words(ccw: int) -> str:
+    """A display rotation (``rotation_applied``: degrees counter-clockwise, the way the frames are
+    turned) in words: a phone's portrait clip (display matrix -90, ffprobe's old ``rotate=90``
+    tag) is "90 degrees clockwise"."""
+    ccw %= 360
+    return {0: "none", 90: "90 degrees counter-clockwise", 180: "180 degrees", 270: "90 degrees clockwise"}.get(
+        ccw, f"{ccw} degrees counter-clockwise")
+
+
+def _data_tracks(src) -> list[dict]:
+    """The input's data tracks (telemetry, timecode, chapter text), each with what it is: its
+    handler name ("GoPro MET"), and the codec enhance copies it as (``None``: none known)."""
+    from stream_gpen.io._sink import _describe, aux_codec
+    from stream_gpen.io._tags import is_chapter_track, is_timecode_track
+
+    container = getattr(src, "_container", None)
+    if container is None:
+        return []
+    streams = {s.index: s for s in container.streams}
+    out = []
+    for info in src.metadata.data:
+        ins = streams.get(info.index)
+        if ins is None:
+            continue
+        role = ("timecode" if is_timecode_track(ins) else "chapters" if is_chapter_track(ins)
+                else aux_codec(info, ins, container.format.name))
+        out.append({"stream": info.index, "name": _describe(ins), "codec": role})
+    return out
+
+
+def _probe_format(dst: str):
+    """(muxer name, its supported codecs) of the container ``dst`` names, or ``None``."""
     import tempfile
 
     import av
 
-    from stream_gpen.io._meta import audio_params_unknown
     from stream_gpen.io._remux import _format_for
-    from stream_gpen.io._sink import _audio_fallback_codec, can_copy
 
     try:
         with tempfile.TemporaryDirectory() as tmp, \
                 av.open(str(Path(tmp) / f"probe{Path(dst).suffix}"), "w", format=_format_for(Path(dst))) as o:
-            fmt, supported = o.format.name, o.supported_codecs
+            return o.format.name, o.supported_codecs
     except (av.FFmpegError, ValueError, OSError):
+        return None
+
+
+def _data_plan(dst: str, tracks: list[dict]) -> list[str]:
+    """What enhance's default output drops of the data tracks, in the sink's words (timecode and
+    chapter tracks are carried as the timecode tag and chapters, not copied)."""
+    from stream_gpen.io._sink import can_copy, copy_refusal
+
+    tracks = [t for t in tracks if t["codec"] not in ("timecode", "chapters")]
+    probe = _probe_format(dst) if tracks else None
+    if probe is None:
+        return []
+    fmt, supported = probe
+    return [f"data stream #{t['stream']} ({t['name']}) dropped: {copy_refusal(fmt, t['codec'], supported)}"
+            for t in tracks if not can_copy(fmt, t["codec"], supported)]
+
+
+def _audio_plan(dst: str, tracks) -> str:
+    """What enhance does with the audio by default (``--audio copy``) in ``dst``'s container:
+    copied where it takes the codec, else transcoded (a DV's PCM or a DVD's MP2 into .mp4)."""
+    from stream_gpen.io._meta import audio_params_unknown
+    from stream_gpen.io._sink import _audio_fallback_codec, can_copy
+
+    probe = _probe_format(dst)
+    if probe is None:
         return "audio copied"
+    fmt, supported = probe
     def copied(a) -> bool:  # (audio whose rate and channels are not known until it starts: transcoded)
         return can_copy(fmt, a.codec, supported) and not audio_params_unknown(a)
 
@@ -1286,8 +1344,8 @@ def add_info(subparsers, parents=()) -> None:
     p = subparsers.add_parser(
         "info", parents=list(parents), help="what enhance will see in an input and do with it",
         description="Describe INPUT (video, URL, image or folder) as stream-gpen reads it: streams, size, "
-        "frame rate, bit depth, colour (HDR), rotation, pixel aspect, interlacing, audio and subtitles, "
-        "and what `enhance` will do about each. Loads no model.")
+        "frame rate, bit depth, colour (HDR), rotation, pixel aspect, interlacing, audio, subtitles and data "
+        "tracks (telemetry, timecode), and what `enhance` will do about each. Loads no model.")
     p.add_argument("input", metavar="INPUT")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--faces", action="store_true",
@@ -1329,7 +1387,9 @@ def _run_info(args: argparse.Namespace) -> int:
     for k, v in info.items():
         if v in (None, [], {}):
             continue
-        if isinstance(v, dict):
+        if k == "rotation_applied":
+            v = turn_words(v)  # (the JSON's number is counter-clockwise, as the frames are turned)
+        elif isinstance(v, dict):
             v = ", ".join(f"{a} {b}" for a, b in v.items())
         elif isinstance(v, list) and v and isinstance(v[0], dict):
             v = "; ".join(", ".join(f"{a} {b}" for a, b in d.items() if b is not None) for d in v)

@@ -153,8 +153,8 @@ def test_an_odd_size_is_padded_only_where_the_chroma_is_halved(tmp_path, pix, co
         assert not said
     else:
         dims = "width and height" if expect == (54, 40) else "width"
-        assert said == [f"odd frame size 53x39: pad to {expect[0]}x{expect[1]} ({pix} halves the chroma's {dims}, "
-                        "which must then be even)"]
+        assert said == [f"odd frame size 53x39: pad to {expect[0]}x{expect[1]} (libx264 encodes {pix} at an even "
+                        f"{dims} only: its chroma has half the {dims})"]
 
 
 def test_an_odd_444_size_is_cropped_to_nothing_too(tmp_path):

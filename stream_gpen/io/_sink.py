@@ -422,6 +422,11 @@ def resolve_codec(codec: str, target, source=None) -> str:
     return "h264"
 
 
+#: software encoders that encode odd sizes in every format they take, subsampled chroma too
+#: (libvpx-vp9: 4:2:0, 4:2:2 and its alpha twin; SVT-AV1: 4:2:0 at 8 and 10 bits; each read back
+#: at the odd size, its edge row and column as close as the rest). x264/x265 refuse odd 4:2:0/4:2:2.
+_ODD_SIZE_ENCODERS = frozenset({"libvpx-vp9", "libsvtav1"})
+
 #: where transparency can go: the encoders the sink writes alpha with, and what to tell users
 _ALPHA_ENCODERS = ("prores_ks", "libvpx-vp9")
 _ALPHA_HOME = "write .mov or .mkv (ProRes 4444) or .webm (VP9) to keep it"
@@ -434,10 +439,12 @@ _ALPHA_HOME = "write .mov or .mkv (ProRes 4444) or .webm (VP9) to keep it"
 _PCM = ("pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s24be", "pcm_s32le", "pcm_f32le", "pcm_u8")
 _G711 = ("pcm_alaw", "pcm_mulaw")
 _COPY_OK: dict[str, tuple[str, ...]] = {
-    "mp4": ("aac", "mp3", "ac3", "eac3", "alac", "flac", "opus", "mov_text"),
+    # (bin_data: GoPro's gpmd telemetry, see gopro_telemetry; the muxers write its gpmd sample
+    # entry from the copied tag and keep its handler, as GoPro Player and telemetry tools read it)
+    "mp4": ("aac", "mp3", "ac3", "eac3", "alac", "flac", "opus", "mov_text", "bin_data"),
     "ipod": ("aac", "ac3", "eac3", "alac", "mov_text"),
     # (G.711 from IP cameras and DVRs copies into .mov/.avi; QuickTime c608 caption tracks into .mov)
-    "mov": ("aac", "mp3", "ac3", "eac3", "alac", "mov_text", "adpcm_ima_qt", *_PCM, *_G711, "eia_608"),
+    "mov": ("aac", "mp3", "ac3", "eac3", "alac", "mov_text", "adpcm_ima_qt", *_PCM, *_G711, "eia_608", "bin_data"),
     # (FLV's own Nellymoser and ADPCM: copies decode in full. The IMA/MS ADPCM of old digicams'
     # MJPEG AVIs is not copied into AVI: FFmpeg's muxer times its blocks by the bit rate, which
     # FFmpeg's own ADPCM files leave at 0, and 1 s of sound read back as 3 s, or 4 s as 4052 s)
@@ -485,11 +492,32 @@ def copy_refusal(fmt_name: str, codec: str | None, supported) -> str:
     """Why ``codec`` is not stream-copied into the muxer ``fmt_name`` (``can_copy`` said no), in
     words that do not blame the container for what is only this tool's choice: a codec FFmpeg's
     muxer takes but that is left off its allow-list here (``_COPY_OK``: such copies failed at the
-    header or trailer, or did not play back) is "not copied", not "not accepted"."""
-    what = codec or "timed metadata without a codec FFmpeg can copy"  # (GoPro/DJI telemetry)
-    if codec and codec_identity(codec) in _identities(supported):
+    header or trailer, or did not play back) is "not copied", not "not accepted". ``codec``
+    ``None``: a data track FFmpeg names no codec for (DJI telemetry, camera makers' own tracks)."""
+    if codec == "bin_data":  # (GoPro's gpmd, see gopro_telemetry)
+        return "GoPro telemetry (gpmd) is copied into .mp4 and .mov only (write one of those to keep it)"
+    if not codec:
+        return "its format is unknown (FFmpeg names no codec for it), so it is not copied"
+    if codec_identity(codec) in _identities(supported):
         return f"{codec} is not stream-copied into {fmt_name} here (such copies fail or do not play back)"
-    return f"{fmt_name} does not accept {what}"
+    return f"{fmt_name} does not accept {codec}"
+
+
+def gopro_telemetry(stream, input_format: str) -> bool:
+    """True for GoPro's telemetry track (GPS, gyro, accelerometer: its ``gpmd`` sample entry),
+    which FFmpeg's mov/mp4 demuxer, alone, names ``bin_data``. Its copy keeps that tag, so the
+    output is a gpmd track again; a ``bin_data`` stream of another demuxer (a private stream of
+    MPEG-TS) is of unknown format and would be mislabelled as GoPro's."""
+    return (getattr(stream, "type", None) == "data" and getattr(stream, "name", None) == "bin_data"
+            and "mov" in input_format.split(","))
+
+
+def aux_codec(info, stream, input_format: str) -> str | None:
+    """The codec a sink copies auxiliary stream ``info`` as: its own, or ``bin_data`` for GoPro
+    telemetry (a data stream PyAV gives no codec)."""
+    if info.codec is None and gopro_telemetry(stream, input_format):
+        return "bin_data"
+    return info.codec
 
 
 def needs_adtstoasc(fmt_name: str, stream) -> bool:
@@ -1277,8 +1305,9 @@ class FileSink(_Sink):
       mkv, WebVTT for webm; styling the target cannot express is lost) and reported in
       ``fallbacks``; bitmap subtitles (DVD, PGS) it cannot hold are dropped (in ``dropped``).
     * ``odd_size``: a dimension the output's chroma is halved in (both for 4:2:0, the width for
-      4:2:2, none for 4:4:4) must be even: ``pad`` repeats the last row/column (output 1 px
-      larger, nothing lost), ``crop`` drops it (output 1 px smaller, exact size ratio kept).
+      4:2:2, none for 4:4:4) must be even for H.264, HEVC and NVENC (VP9 and AV1 keep odd sizes):
+      ``pad`` repeats the last row/column (output 1 px larger, nothing lost), ``crop`` drops it
+      (output 1 px smaller, exact size ratio kept).
     * ``queue_size``: frames waiting for the encoder; more smooths bursts but holds more slots.
     * ``encoder``: ``software`` (default: the encoders above, on the CPU), ``nvenc`` (NVIDIA's
       hardware encoder: h264_nvenc / hevc_nvenc / av1_nvenc; frees the CPU, which becomes the
@@ -1839,7 +1868,7 @@ class FileSink(_Sink):
         self._setup_other_video(in_streams)
         for info in meta.audio + meta.subtitles + meta.data:
             ins = in_streams.get(info.index)
-            name = info.codec
+            name = aux_codec(info, ins, self.source._container.format.name)
             if info.kind == "subtitle":
                 self._setup_subtitle(info, ins)
                 continue
@@ -1848,7 +1877,9 @@ class FileSink(_Sink):
             if info.kind == "attachment":
                 self._setup_attachment(info, ins)
                 continue
-            copy = self.audio == "copy" and can_copy(out.format.name, name, out.supported_codecs)
+            # (data tracks are kept under --audio aac too, as subtitles are: 'aac' is about audio)
+            copying = self.audio == "copy" or info.kind == "data"
+            copy = copying and can_copy(out.format.name, name, out.supported_codecs)
             why = adts = None
             unknown = audio_params_unknown(info)
             if unknown and getattr(ins, "codec_context", None) is None:
@@ -1888,7 +1919,7 @@ class FileSink(_Sink):
                 except (ValueError, av.error.FFmpegError) as e:
                     why = str(e)
             elif why is None:
-                why = (copy_refusal(out.format.name, name, out.supported_codecs) if self.audio == "copy"
+                why = (copy_refusal(out.format.name, name, out.supported_codecs) if copying
                        else "as asked (--audio aac)")
             if info.kind == "audio":
                 codec = "aac" if self.audio == "aac" else _audio_fallback_codec(out.format.name)
@@ -1916,7 +1947,7 @@ class FileSink(_Sink):
                     self.fallbacks.append(msg)
                     log.warning(msg)
             else:
-                self._drop(f"{info.kind} stream #{info.index} ({name or _describe(ins)}) dropped: {why}")
+                self._drop(f"{info.kind} stream #{info.index} ({info.codec or _describe(ins)}) dropped: {why}")
 
     def _setup_other_video(self, in_streams: dict) -> None:
         # Video streams besides the one restored: cover art (an attached picture: album/phone
@@ -2207,12 +2238,16 @@ class FileSink(_Sink):
         log.info("%s: %s", self.target, self.encoder_note)
 
     def _subsampled(self) -> tuple[bool, bool]:
-        """Whether the output's pixel format halves the chroma's (height, width): both for 4:2:0,
-        the width for 4:2:2, neither for 4:4:4. x264/x265 refuse an odd size there, and players
-        expect it even; an odd 4:4:4 size is encoded as it is (x264, x265, VP9, SVT-AV1 and
-        ProRes take it). NVENC: both, as before (not measured on odd 4:4:4)."""
+        """Whether the output must have an even (height, width) because its pixel format halves
+        the chroma's: both for 4:2:0, the width for 4:2:2, neither for 4:4:4. x264/x265 refuse an
+        odd size there; an odd 4:4:4 size is encoded as it is (x264, x265, VP9, SVT-AV1 and
+        ProRes take it). VP9 and AV1 take odd 4:2:0 sizes too (messenger and WebRTC recordings
+        have them): nothing is padded for them (see :data:`_ODD_SIZE_ENCODERS`). NVENC:
+        both, as before (not measured on odd 4:4:4)."""
         if self._hardware:
             return True, True
+        if self.encoder in _ODD_SIZE_ENCODERS:
+            return False, False
         fmt = av.VideoFormat(self._alpha_pix or self._pix)
         return fmt.chroma_height(3) < 3, fmt.chroma_width(3) < 3
 
@@ -2244,7 +2279,8 @@ class FileSink(_Sink):
             if even != (h, w):
                 dims = " and ".join(d for d, odd in (("width", even[1] != w), ("height", even[0] != h)) if odd)
                 why = (f"{self.encoder} takes even sizes" if self._hardware else
-                       f"{self._alpha_pix or self._pix} halves the chroma's {dims}, which must then be even")
+                       f"{self.encoder} encodes {self._alpha_pix or self._pix} at an even {dims} only: its chroma "
+                       f"has half the {dims}")
                 msg = f"odd frame size {w}x{h}: {self.odd_size} to {even[1]}x{even[0]} ({why})"
                 self.fallbacks.append(msg)
                 log.warning(msg)
