@@ -7,25 +7,25 @@ for everything outside the pasted faces. :func:`rgb8_from_rgb16` derives the 8-b
 """
 from __future__ import annotations
 
+import threading
+
 import av
 import numpy as np
 import torch
-from av.video.reformatter import ColorRange, Colorspace, Interpolation
+from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
 
 # Encode side only: swscale's fast RGB->YUV path rounds full-range grey chroma to 127 (a visible
 # tint after a round trip); on the decode side the accurate path alone maps Y=235 to 253.
 _INTERP = Interpolation.BILINEAR | Interpolation.ACCURATE_RND
-# 8-bit decode of everything but swscale's SIMD yuv420p/yuv422p converters: its generic path maps
-# limited white 235 to 253 (nv12, yuyv422, 10/12-bit at --bit-depth 8, ...); with accurate
-# rounding *and* full chroma interpolation every grey code lands on round((Y - 16) * 255 / 219),
-# at about the generic path's cost. Chroma is repeated (point), as on the >8-bit path, so the
+# 8-bit decode: swscale's generic path maps limited white 235 to 253 (nv12, yuyv422, 10/12-bit at
+# --bit-depth 8, ...); with accurate rounding *and* full chroma interpolation every grey code
+# lands on round((Y - 16) * 255 / 219). Chroma is repeated (point), as on the >8-bit path, so the
 # encoder's 2x2 average gives back the same chroma samples.
 _EXACT8 = Interpolation.POINT | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
-# The SIMD converters (0.7 ms per 1080p frame here) truncate: 89 of 220 grey codes come back one
-# low (a real clip: -1.3 levels on average per pass). The exact flags cost 6.7 ms per 1080p frame
-# and, with the encoder's bilinear chroma average after them, moved 9-px saturated colour bars by
-# up to 10 levels as a player decodes them (tests/test_fidelity.py): not taken for these yet.
-_FAST8 = frozenset({"yuv420p", "yuv422p", "yuvj420p", "yuvj422p"})
+# yuv420p/yuv422p would take swscale's SIMD converters, which truncate: 89 of 220 grey codes came
+# back one low, real BT.709 footage 1.1-1.5 RGB levels dark, so every pass darkened the untouched
+# picture by about a Y code. They, and every planar YUV, go through _EXACT8 (see _planar_to_rgb8).
+_LOCAL = threading.local()  # one swscale context per thread (set-up: 0.4 ms a 640x360 frame)
 
 # swscale knows these matrices; anything else (unspecified, rgb, ...) uses its BT.601 default, which is
 # also what every FFmpeg-based player assumes for untagged SD content.
@@ -144,18 +144,99 @@ _SWS_RGB48_WHITE_IN = 65280.0  # encode side: what swscale takes as white in rgb
 _WHITE_OUT: dict[tuple[str, bool], float] = {}
 
 
-def _to_rgb(frame: "av.VideoFrame", dst: str, interpolation=None) -> np.ndarray:
+def _sws_src(frame: "av.VideoFrame") -> dict:
+    """``reformat`` arguments that decode ``frame`` to full-range RGB with its own matrix and range
+    (untagged: see :func:`decode_colorspace`)."""
     space = sws_colorspace(decode_colorspace(frame.colorspace, frame.width, frame.height))
     if frame.format.name.startswith("yuvj"):
         # yuvj* already means full range to swscale; passing a range again would be redundant.
-        return frame.reformat(format=dst, src_colorspace=space, interpolation=interpolation).to_ndarray()
-    return frame.reformat(
-        format=dst,
-        src_colorspace=space,
-        src_color_range=sws_range(frame.color_range),
-        dst_color_range=ColorRange.JPEG,
-        interpolation=interpolation,
-    ).to_ndarray()
+        return {"src_colorspace": space}
+    return {"src_colorspace": space, "src_color_range": sws_range(frame.color_range),
+            "dst_color_range": ColorRange.JPEG}
+
+
+def _to_rgb(frame: "av.VideoFrame", dst: str, interpolation=None) -> np.ndarray:
+    return frame.reformat(format=dst, interpolation=interpolation, **_sws_src(frame)).to_ndarray()
+
+
+def _rows(plane) -> np.ndarray:
+    """A plane's bytes as ``[height, line_size]`` (padding included), writable, no copy."""
+    return np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
+
+
+_PLANAR_YUV: dict[str, tuple[int, int] | None] = {}
+
+
+def _planar_yuv(pix_fmt: str) -> tuple[int, int] | None:
+    """``(sx, sy)``, the chroma subsampling, for planar little-endian YUV with one component per
+    plane (yuv420p, yuvj422p, yuv420p10le, yuva444p12le, ...); None for anything else."""
+    if pix_fmt not in _PLANAR_YUV:
+        try:
+            fmt = av.VideoFormat(pix_fmt, 64, 64)
+            ok = (fmt.is_planar and not fmt.is_rgb and not fmt.is_big_endian and not fmt.has_palette
+                  and len([c for c in fmt.components if not c.is_alpha]) == 3
+                  and len({c.plane for c in fmt.components}) == len(fmt.components))
+        except (ValueError, av.error.FFmpegError):
+            ok = False
+        _PLANAR_YUV[pix_fmt] = (64 // fmt.chroma_width(64), 64 // fmt.chroma_height(64)) if ok else None
+    return _PLANAR_YUV[pix_fmt]
+
+
+def _planar_to_rgb8(frame: "av.VideoFrame", sx: int, sy: int) -> np.ndarray:
+    """Planar YUV (see :func:`_planar_yuv`) -> rgb24, exact: ``round()`` of the float conversion
+    with each chroma sample repeated over its block (2x2 for 4:2:0), as swscale's SIMD yuv420p
+    converters repeat it.
+
+    _EXACT8 on the decoded frame itself samples chroma at the frame's chroma location: decoders
+    state "left" for H.264/HEVC, so odd columns took the next sample (up to 60 levels off at a
+    chroma edge; PyAV cannot unset it). The planes are therefore copied into a frame that states
+    none (with sides a multiple of the subsampling: at others swscale's chroma step is not exactly
+    2 and drifts by a sample), and swscale writes planar gbrp, for which it has SIMD output,
+    interleaved by cv2. Per 1080p 4:2:0 frame here about 5 ms against the SIMD converters' 0.8
+    (bench/bench_decode_convert.py)."""
+    import cv2
+
+    w, h = frame.width, frame.height
+    size = 2 if bits_per_component(frame.format.name) > 8 else 1
+    plain = av.VideoFrame(-(-w // sx) * sx, -(-h // sy) * sy, frame.format.name)
+    for src, dst in zip(frame.planes, plain.planes):
+        s, d = _rows(src)[:, : src.width * size], _rows(dst)
+        d[: s.shape[0], : s.shape[1]] = s
+        d[s.shape[0]:] = d[s.shape[0] - 1]  # the padding rows (cropped below) repeat the last
+    rf = getattr(_LOCAL, "reformatter", None)
+    if rf is None:
+        rf = _LOCAL.reformatter = VideoReformatter()
+    out = rf.reformat(plain, format="gbrp", interpolation=_EXACT8, **_sws_src(frame))
+    g, b, r = (_rows(p)[:h, :w] for p in out.planes)
+    rgb = cv2.merge((r, g, b))
+    if not is_full_range(frame.format.name, frame.color_range):
+        _fix_blue_overflow(rgb, frame, sx, sy)
+    return rgb
+
+
+def _fix_blue_overflow(rgb: np.ndarray, frame: "av.VideoFrame", sx: int, sy: int) -> None:
+    """Blue 255 where the limited-range planar ``frame`` is bluer than white: swscale's accurate
+    path overflows past about twice white (8 bits: Y >= 222 with Cb >= 237 in BT.2020, far outside
+    the gamut) and writes 0. Such blue needs Cb >= 230 (8 bits) in every matrix here, which real
+    video rarely has, so this looks at the few chroma samples that high."""
+    bits = bits_per_component(frame.format.name)
+    dt, s = (np.uint16, 1 << (bits - 8)) if bits > 8 else (np.uint8, 1)
+    cbp = frame.planes[1]
+    cb = np.frombuffer(memoryview(cbp), dt).reshape(cbp.height, -1)[:, : cbp.width]
+    if int(cb.max()) < 230 * s:
+        return
+    yp = frame.planes[0]
+    y = np.frombuffer(memoryview(yp), dt).reshape(yp.height, -1)
+    kb = _KRKB.get(decode_colorspace(frame.colorspace, frame.width, frame.height), _BT601)[1]
+    cy, cx = np.nonzero(cb >= 230 * s)
+    for dy in range(sy):
+        for dx in range(sx):
+            yy, xx = cy * sy + dy, cx * sx + dx
+            keep = (yy < frame.height) & (xx < frame.width)
+            yy, xx = yy[keep], xx[keep]
+            blue = (y[yy, xx] - 16.0 * s) / (219.0 * s) + 2.0 * (1.0 - kb) * (cb[cy[keep], cx[keep]] - 128.0 * s) / (224.0 * s)
+            hot = blue * 255.0 >= 254.5
+            rgb[yy[hot], xx[hot], 2] = 255
 
 
 def _rgb48_white_out(pix_fmt: str, full_range: bool) -> float:
@@ -232,7 +313,10 @@ def av_to_rgb_numpy(frame: "av.VideoFrame", *, high: bool = False) -> np.ndarray
     if not high:
         if fmt == "rgb24":
             return frame.to_ndarray()
-        return _to_rgb(frame, "rgb24", None if fmt in _FAST8 else _EXACT8)
+        sub = _planar_yuv(fmt)
+        if sub is not None:
+            return _planar_to_rgb8(frame, *sub)
+        return _to_rgb(frame, "rgb24", _EXACT8)
     if fmt == "rgb48le":
         return frame.to_ndarray()
     raw = _to_rgb(frame, "rgb48le", _HI_DECODE)
