@@ -138,12 +138,14 @@ def float_rgb(f: av.VideoFrame, colorspace: int) -> np.ndarray:
 @pytest.mark.parametrize("size", [(64, 32), (33, 17), (34, 9)])  # odd sides; padded planes (line size > width)
 @pytest.mark.parametrize("pix_fmt, color_range", [("yuv420p", 1), ("yuv420p", 2), ("yuv422p", 1),
                                                   ("yuvj420p", 2), ("yuvj422p", 2), ("yuv444p", 1),
-                                                  ("yuv420p10le", 1), ("yuv422p12le", 1)])
+                                                  ("yuv420p10le", 1), ("yuv422p12le", 1),
+                                                  ("yuv420p10le", 2), ("yuv444p16le", 2)])  # were 1.5 levels off
 def test_8bit_decode_of_planar_yuv_is_exact_in_every_matrix(pix_fmt, color_range, size):
     """Random codes (all of them, sub-black and super-white too): each pixel within half a level
     of the float decode with repeated chroma, no bias. swscale's SIMD yuv420p/yuv422p converters
     were up to 3 levels off (-0.5 on average), its exact path sampled chroma off by one at odd
-    sides and wrote blue 0 for limited-range blue past twice white."""
+    sides and wrote blue 0 for limited-range blue past twice white; it takes >8-bit full-range
+    white as 2^bits (1.2-1.5 levels off, +0.3 on average)."""
     g = np.random.default_rng(0)
     bits = av.VideoFormat(pix_fmt).components[0].bits
     dt = np.uint8 if bits == 8 else np.uint16
@@ -186,3 +188,129 @@ def test_8bit_decode_of_a_10bit_hevc_frame_repeats_chroma(tmp_path):
     assert f.format.name == "yuv420p10le" and int(f.colorspace) == 2  # untagged SD: BT.601
     d = av_to_rgb_numpy(f).astype(float) - float_rgb(f, 6)
     assert np.abs(d).max() <= EXACT
+
+
+def _interleave(*planes: np.ndarray) -> np.ndarray:
+    """``[h, w]`` arrays -> ``[h, w * n]``, sample by sample (a, b, a, b, ...)."""
+    return np.stack(planes, -1).reshape(planes[0].shape[0], -1)
+
+
+def _pack(fmt: str, y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> av.VideoFrame:
+    """A ``fmt`` frame holding these codes, written by hand (swscale's planar -> packed writers drop
+    the last chroma column at odd widths): semi-planar Y then CbCr (nv21/nv42: CrCb) pairs, packed
+    4:2:2 in its byte order; p0xx/p2xx/p4xx/y21x keep each code in the high bits of 16."""
+    f = av.VideoFrame(y.shape[1], y.shape[0], fmt)
+    wide = f.format.components[0].bits > 8
+    dt = np.uint16 if wide else np.uint8
+    if wide and fmt != "nv20le":
+        y, cb, cr = (a << (16 - f.format.components[0].bits) for a in (y, cb, cr))
+    y, cb, cr = (a.astype(dt) for a in (y, cb, cr))
+    if f.format.name in ("yuyv422", "yvyu422", "uyvy422", "y210le"):
+        y = np.pad(y, ((0, 0), (0, y.shape[1] % 2)), mode="edge")
+        y0, y1 = y[:, 0::2], y[:, 1::2]
+        rows = {"yuyv422": (y0, cb, y1, cr), "y210le": (y0, cb, y1, cr), "yvyu422": (y0, cr, y1, cb),
+                "uyvy422": (cb, y0, cr, y1)}[fmt]
+        planes = [_interleave(*rows)]
+    else:
+        planes = [y, _interleave(*((cr, cb) if fmt in ("nv21", "nv42") else (cb, cr)))]
+    for p, a in zip(f.planes, planes):
+        np.frombuffer(memoryview(p), dt).reshape(p.height, -1)[:, : a.shape[1]] = a
+    return f
+
+
+# the formats hardware decoders download (NV12/P010: VAAPI, QSV, VideoToolbox, NVDEC to the CPU),
+# webcams and raw video give: -> the planar format with the same samples
+INTERLEAVED = {"nv12": "yuv420p", "nv21": "yuv420p", "nv16": "yuv422p", "nv24": "yuv444p", "nv42": "yuv444p",
+               "yuyv422": "yuv422p", "yvyu422": "yuv422p", "uyvy422": "yuv422p",
+               "p010le": "yuv420p10le", "p012le": "yuv420p12le", "p016le": "yuv420p16le", "p210le": "yuv422p10le",
+               "p410le": "yuv444p10le", "nv20le": "yuv422p10le", "y210le": "yuv422p10le"}
+
+
+@pytest.mark.parametrize("size", [(64, 32), (33, 17), (34, 9)])
+@pytest.mark.parametrize("pix_fmt", INTERLEAVED)
+def test_8bit_decode_of_semi_planar_and_packed_yuv_is_exact(pix_fmt, size):
+    """Random codes in every matrix: each pixel within half a level of the float decode of the
+    same samples as planar YUV (chroma repeated). swscale's exact path on these frames directly
+    wrote blue 0 for limited-range blue past white (255 levels) and, as decoders tag them, took the
+    next chroma sample on odd columns (see the decoded test below)."""
+    g = np.random.default_rng(3)
+    planar = INTERLEAVED[pix_fmt]
+    bits = av.VideoFormat(planar).components[0].bits
+    dt = np.uint8 if bits == 8 else np.uint16
+    for colorspace, color_range in [(cs, 1) for cs in KRKB] + [(1, 2), (6, 2)]:
+        f = av.VideoFrame(*size, planar)
+        for p in f.planes:
+            _plane(p, dt)[:] = g.integers(0, 1 << bits, (p.height, p.width))
+        packed = _pack(pix_fmt, *(_plane(p, dt).astype(np.int64) for p in f.planes))
+        if size[0] % 2 == 0 and pix_fmt != "nv20le":  # the hand packer agrees with swscale's
+            sws = f.reformat(format=pix_fmt)
+            assert all(np.array_equal(_plane(a, np.uint8), _plane(b, np.uint8)) for a, b in zip(sws.planes, packed.planes))
+        for frame in (f, packed):
+            frame.colorspace, frame.color_range = colorspace, color_range
+        d = av_to_rgb_numpy(packed).astype(float) - float_rgb(f, colorspace)
+        assert np.abs(d).max() <= EXACT and abs(d.mean()) < 0.05, (colorspace, color_range, np.abs(d).max(), d.mean())
+
+
+def _decoded(tmp_path, pix_fmt: str, codec: str, options: dict) -> av.VideoFrame:
+    """The first frame of a lossless clip of 4x4 blocks of random colour, decoded: it states the
+    chroma location ("left") as decoders do, and frames made from it by ``reformat`` keep it."""
+    g = np.random.default_rng(4)
+    rgb = np.repeat(np.repeat(g.integers(0, 256, (8, 16, 3), dtype=np.uint8), 4, 0), 4, 1)
+    path = tmp_path / f"{pix_fmt}.mkv"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=25, options=options)
+        s.width, s.height, s.pix_fmt = 64, 32, pix_fmt
+        s.codec_context.colorspace, s.codec_context.color_range = 1, 1
+        vf = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt, dst_colorspace=1)
+        vf.colorspace, vf.color_range = 1, 1
+        for p in [*s.encode(vf), *s.encode(None)]:
+            c.mux(p)
+    with av.open(str(path)) as c:
+        return next(c.decode(video=0))
+
+
+@pytest.mark.parametrize("planar, codec, options, interleaved", [
+    ("yuv420p", "libx264", {"qp": "0"}, ("nv12", "nv21")),
+    ("yuv422p", "libx264", {"qp": "0"}, ("yuyv422", "uyvy422", "nv16")),
+    ("yuv420p10le", "libx265", {"x265-params": "lossless=1:log-level=error"}, ("p010le", "p016le")),
+])
+def test_8bit_decode_of_decoded_nv12_and_yuyv_repeats_chroma(tmp_path, planar, codec, options, interleaved):
+    """A decoded frame as a hardware decoder's download (NV12, P010) or a webcam (YUYV) gives it,
+    chroma location "left" kept: chroma repeated over its block like the planar frame's (odd
+    columns took the next sample: up to 250 levels off at these colour edges)."""
+    f = _decoded(tmp_path, planar, codec, options)
+    assert f.format.name == planar and int(f.colorspace) == 1
+    ref = float_rgb(f, 1)
+    for pix_fmt in interleaved:
+        d = av_to_rgb_numpy(f.reformat(format=pix_fmt)).astype(float) - ref
+        assert np.abs(d).max() <= EXACT and abs(d.mean()) < 0.05, (pix_fmt, np.abs(d).max(), d.mean())
+
+
+@pytest.mark.parametrize("size", [(64, 32), (33, 17)])
+@pytest.mark.parametrize("colorspace, color_range", [(1, 1), (1, 2), (6, 1), (6, 2)])
+@pytest.mark.parametrize("pix_fmt", ["nv12", "p010le"])
+def test_gpu_nv12_conversion_equals_the_cpu_decode(pix_fmt, colorspace, color_range, size):
+    """The NVDEC path's maths (:func:`nv12_to_rgb`, on CPU tensors) writes what the CPU decode of
+    the same frame writes, within rounding: each chroma sample repeated, round() of the float
+    conversion (bilinear chroma was up to 194 levels off at these edges; a GPU and a CPU run wrote
+    different untouched pixels)."""
+    import torch
+
+    from stream_gpen.io._convert import nv12_to_rgb
+
+    g = np.random.default_rng(5)
+    planar = INTERLEAVED[pix_fmt]
+    bits = av.VideoFormat(planar).components[0].bits
+    dt = np.uint8 if bits == 8 else np.uint16
+    f = av.VideoFrame(*size, planar)
+    for p in f.planes:  # random codes: every chroma sample an edge
+        _plane(p, dt)[:] = g.integers(0, 1 << bits, (p.height, p.width))
+    nv = _pack(pix_fmt, *(_plane(p, dt).astype(np.int64) for p in f.planes))
+    for frame in (f, nv):
+        frame.colorspace, frame.color_range = colorspace, color_range
+    y, uv = (torch.from_numpy(np.frombuffer(memoryview(p), dt).reshape(p.height, -1)) for p in nv.planes)
+    out = torch.empty((size[1], size[0], 3), dtype=torch.uint8)
+    nv12_to_rgb(y, uv, out, colorspace=colorspace, full_range=color_range == 2, bits=bits)
+    d = out.numpy().astype(int) - av_to_rgb_numpy(nv).astype(int)
+    assert np.abs(d).max() <= 1 and np.count_nonzero(d) < 0.01 * d.size, (np.abs(d).max(), np.count_nonzero(d))
+    assert np.abs(out.numpy() - float_rgb(f, colorspace)).max() <= EXACT

@@ -528,7 +528,7 @@ def test_nv12_torch_conversion_matches_swscale(shared, name):
     nv12_to_rgb(torch.from_dlpack(nv.planes[0]), torch.from_dlpack(nv.planes[1]), out,
                 colorspace=f.colorspace, full_range=is_full_range(f.format.name, f.color_range))
     d = np.abs(out.numpy().astype(int) - av_to_rgb_numpy(f).astype(int))
-    assert d.mean() < 1.5 and np.percentile(d, 99.9) <= 8
+    assert d.max() <= 1 and d.mean() < 0.01  # both repeat chroma and round the float conversion
 
 
 def test_http_source_reads_file_then_live_reconnect_gives_up(tmp_path):

@@ -7,7 +7,9 @@ for everything outside the pasted faces. :func:`rgb8_from_rgb16` derives the 8-b
 """
 from __future__ import annotations
 
+import re
 import threading
+from typing import NamedTuple
 
 import av
 import numpy as np
@@ -24,7 +26,8 @@ _INTERP = Interpolation.BILINEAR | Interpolation.ACCURATE_RND
 _EXACT8 = Interpolation.POINT | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 # yuv420p/yuv422p would take swscale's SIMD converters, which truncate: 89 of 220 grey codes came
 # back one low, real BT.709 footage 1.1-1.5 RGB levels dark, so every pass darkened the untouched
-# picture by about a Y code. They, and every planar YUV, go through _EXACT8 (see _planar_to_rgb8).
+# picture by about a Y code. They, and all YUV but a few rare packed layouts, go through _EXACT8
+# (see _yuv_to_rgb8).
 _LOCAL = threading.local()  # one swscale context per thread (set-up: 0.4 ms a 640x360 frame)
 
 # swscale knows these matrices; anything else (unspecified, rgb, ...) uses its BT.601 default, which is
@@ -164,75 +167,156 @@ def _rows(plane) -> np.ndarray:
     return np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
 
 
-_PLANAR_YUV: dict[str, tuple[int, int] | None] = {}
+def _samples(plane, dt) -> np.ndarray:
+    """A plane's samples as ``[height, line_size / itemsize]`` (padding included), writable, no copy."""
+    return np.frombuffer(memoryview(plane), dt).reshape(plane.height, -1)
 
 
-def _planar_yuv(pix_fmt: str) -> tuple[int, int] | None:
-    """``(sx, sy)``, the chroma subsampling, for planar little-endian YUV with one component per
-    plane (yuv420p, yuvj422p, yuv420p10le, yuva444p12le, ...); None for anything else."""
-    if pix_fmt not in _PLANAR_YUV:
+class _Layout(NamedTuple):
+    """How :func:`_yuv_to_rgb8` reads a YUV format's samples into planes."""
+
+    twin: str | None  # the planar format with the same samples (None: the frame's own)
+    sub: tuple[int, int]  # the chroma subsampling (sx, sy)
+    shift: int  # the right shift that makes MSB-aligned samples codes
+    where: tuple[tuple[int, int, int], ...]  # for Y, Cb, Cr: (plane, first sample, step) along a row
+
+
+_PLANAR = ((0, 0, 1), (1, 0, 1), (2, 0, 1))
+_UV, _VU = ((0, 0, 1), (1, 0, 2), (1, 1, 2)), ((0, 0, 1), (1, 1, 2), (1, 0, 2))
+# Semi-planar and packed YUV as hardware decoders' downloads (NV12/P010), webcams (YUYV) and raw
+# video give them: swscale's exact path on these frames as they are took the next chroma sample on
+# odd columns (the decoder's "left" siting: up to 250 levels off at colour edges) and wrapped blue
+# past white to 0, so their samples are copied into the planar twin like planar YUV's. (Rarer
+# packed layouts, vuyx, xv30le, ..., are left to swscale.)
+_INTERLEAVED: dict[str, _Layout] = {k: _Layout(*v) for k, v in {
+    "nv12": ("yuv420p", (2, 2), 0, _UV), "nv21": ("yuv420p", (2, 2), 0, _VU),
+    "nv16": ("yuv422p", (2, 1), 0, _UV), "nv24": ("yuv444p", (1, 1), 0, _UV), "nv42": ("yuv444p", (1, 1), 0, _VU),
+    "nv20le": ("yuv422p10le", (2, 1), 0, _UV),
+    "p010le": ("yuv420p10le", (2, 2), 6, _UV), "p012le": ("yuv420p12le", (2, 2), 4, _UV),
+    "p016le": ("yuv420p16le", (2, 2), 0, _UV), "p210le": ("yuv422p10le", (2, 1), 6, _UV),
+    "p212le": ("yuv422p12le", (2, 1), 4, _UV), "p216le": ("yuv422p16le", (2, 1), 0, _UV),
+    "p410le": ("yuv444p10le", (1, 1), 6, _UV), "p412le": ("yuv444p12le", (1, 1), 4, _UV),
+    "p416le": ("yuv444p16le", (1, 1), 0, _UV),
+    "yuyv422": ("yuv422p", (2, 1), 0, ((0, 0, 2), (0, 1, 4), (0, 3, 4))),
+    "yvyu422": ("yuv422p", (2, 1), 0, ((0, 0, 2), (0, 3, 4), (0, 1, 4))),
+    "uyvy422": ("yuv422p", (2, 1), 0, ((0, 1, 2), (0, 0, 4), (0, 2, 4))),
+    "y210le": ("yuv422p10le", (2, 1), 6, ((0, 0, 2), (0, 1, 4), (0, 3, 4))),
+    "y212le": ("yuv422p12le", (2, 1), 4, ((0, 0, 2), (0, 1, 4), (0, 3, 4))),
+}.items()}
+_LAYOUT: dict[str, _Layout | None] = {}
+
+
+def _yuv_layout(pix_fmt: str) -> _Layout | None:
+    """How :func:`_yuv_to_rgb8` reads ``pix_fmt``: planar little-endian YUV with one component per
+    plane (yuv420p, yuvj422p, yuv420p10le, yuva444p12le, ...) or one of ``_INTERLEAVED``; None for
+    anything else."""
+    if pix_fmt not in _LAYOUT:
+        layout = _INTERLEAVED.get(pix_fmt)
         try:
             fmt = av.VideoFormat(pix_fmt, 64, 64)
-            ok = (fmt.is_planar and not fmt.is_rgb and not fmt.is_big_endian and not fmt.has_palette
-                  and len([c for c in fmt.components if not c.is_alpha]) == 3
-                  and len({c.plane for c in fmt.components}) == len(fmt.components))
+            if layout is None and (
+                    fmt.is_planar and not fmt.is_rgb and not fmt.is_big_endian and not fmt.has_palette
+                    and len([c for c in fmt.components if not c.is_alpha]) == 3
+                    and len({c.plane for c in fmt.components}) == len(fmt.components)):
+                layout = _Layout(None, (64 // fmt.chroma_width(64), 64 // fmt.chroma_height(64)), 0, _PLANAR)
         except (ValueError, av.error.FFmpegError):
-            ok = False
-        _PLANAR_YUV[pix_fmt] = (64 // fmt.chroma_width(64), 64 // fmt.chroma_height(64)) if ok else None
-    return _PLANAR_YUV[pix_fmt]
+            layout = None
+        _LAYOUT[pix_fmt] = layout
+    return _LAYOUT[pix_fmt]
 
 
-def _planar_to_rgb8(frame: "av.VideoFrame", sx: int, sy: int) -> np.ndarray:
-    """Planar YUV (see :func:`_planar_yuv`) -> rgb24, exact: ``round()`` of the float conversion
-    with each chroma sample repeated over its block (2x2 for 4:2:0), as swscale's SIMD yuv420p
+def _yuv_to_rgb8(frame: "av.VideoFrame", layout: _Layout) -> np.ndarray:
+    """YUV (see :func:`_yuv_layout`) -> rgb24, exact: ``round()`` of the float conversion with
+    each chroma sample repeated over its block (2x2 for 4:2:0), as swscale's SIMD yuv420p
     converters repeat it.
 
     _EXACT8 on the decoded frame itself samples chroma at the frame's chroma location: decoders
     state "left" for H.264/HEVC, so odd columns took the next sample (up to 60 levels off at a
-    chroma edge; PyAV cannot unset it). The planes are therefore copied into a frame that states
-    none (with sides a multiple of the subsampling: at others swscale's chroma step is not exactly
-    2 and drifts by a sample), and swscale writes planar gbrp, for which it has SIMD output,
-    interleaved by cv2. Per 1080p 4:2:0 frame here about 5 ms against the SIMD converters' 0.8
-    (bench/bench_decode_convert.py)."""
+    chroma edge in planar YUV, 240 in NV12; PyAV cannot unset it). The samples are therefore
+    copied into a planar frame that states none (with sides a multiple of the subsampling: at
+    others swscale's chroma step is not exactly 2 and drifts by a sample; interleaved chroma taken
+    apart, MSB-aligned samples shifted down), and swscale writes planar gbrp, for which it has SIMD
+    output, interleaved by cv2. Per 1080p 4:2:0 frame here about 5 ms against the SIMD converters'
+    0.8; NV12 costs about the same (bench/bench_decode_convert.py)."""
     import cv2
 
+    twin, (sx, sy), shift, where = layout
+    twin = twin or frame.format.name
     w, h = frame.width, frame.height
-    size = 2 if bits_per_component(frame.format.name) > 8 else 1
-    plain = av.VideoFrame(-(-w // sx) * sx, -(-h // sy) * sy, frame.format.name)
-    for src, dst in zip(frame.planes, plain.planes):
-        s, d = _rows(src)[:, : src.width * size], _rows(dst)
-        d[: s.shape[0], : s.shape[1]] = s
-        d[s.shape[0]:] = d[s.shape[0] - 1]  # the padding rows (cropped below) repeat the last
+    bits = bits_per_component(twin)
+    dt = np.uint16 if bits > 8 else np.uint8
+    sws = _sws_src(frame)
+    full = is_full_range(frame.format.name, frame.color_range)
+    luts = _FULL_TO_LIMITED16[twin] if full and bits > 8 else None
+    if luts is not None:
+        # swscale decodes >8-bit full range as if white were 2^bits (up to 1.5 levels bright):
+        # the codes go over to 16-bit limited range, which it decodes exactly
+        twin, luts = luts
+        sws["src_color_range"], full = ColorRange.MPEG, False
+    plain = av.VideoFrame(-(-w // sx) * sx, -(-h // sy) * sy, twin)
+    for k, (plane, first, step) in enumerate(where):
+        s = _samples(frame.planes[plane], dt)[:, first::step][:, : -(-w // sx) if k else w]
+        d = _samples(plain.planes[k], dt)
+        n, m = s.shape
+        if luts is not None:
+            np.take(luts[k > 0], s >> shift if shift else s, out=d[:n, :m], mode="clip")
+        elif shift:
+            np.right_shift(s, shift, out=d[:n, :m])
+        else:
+            d[:n, :m] = s
+        d[n:] = d[n - 1]  # the padding rows (cropped below) repeat the last
     rf = getattr(_LOCAL, "reformatter", None)
     if rf is None:
         rf = _LOCAL.reformatter = VideoReformatter()
-    out = rf.reformat(plain, format="gbrp", interpolation=_EXACT8, **_sws_src(frame))
+    out = rf.reformat(plain, format="gbrp", interpolation=_EXACT8, **sws)
     g, b, r = (_rows(p)[:h, :w] for p in out.planes)
     rgb = cv2.merge((r, g, b))
-    if not is_full_range(frame.format.name, frame.color_range):
-        _fix_blue_overflow(rgb, frame, sx, sy)
+    if not full:
+        _fix_blue_overflow(rgb, plain, decode_colorspace(frame.colorspace, w, h), sx, sy)
     return rgb
 
 
-def _fix_blue_overflow(rgb: np.ndarray, frame: "av.VideoFrame", sx: int, sy: int) -> None:
-    """Blue 255 where the limited-range planar ``frame`` is bluer than white: swscale's accurate
-    path overflows past about twice white (8 bits: Y >= 222 with Cb >= 237 in BT.2020, far outside
-    the gamut) and writes 0. Such blue needs Cb >= 230 (8 bits) in every matrix here, which real
-    video rarely has, so this looks at the few chroma samples that high."""
-    bits = bits_per_component(frame.format.name)
+class _FullToLimited16(dict):
+    """planar twin (>8 bits) -> (its 16-bit twin, (luma, chroma) tables taking each full-range code
+    to the 16-bit limited-range code of the same value), made on first use; None where FFmpeg has
+    no 16-bit twin (yuv440p10le, ...: left to swscale)."""
+
+    def __missing__(self, twin: str):
+        name, value = re.sub(r"p\d+le$", "p16le", twin), None
+        try:
+            av.VideoFormat(name)
+            bits = bits_per_component(twin)
+            c, top = np.arange(1 << bits, dtype=np.float64), (1 << bits) - 1
+            luma = np.floor(16 * 256 + c * (219 * 256 / top) + 0.5)
+            chroma = np.floor(128 * 256 + (c - (1 << (bits - 1))) * (224 * 256 / top) + 0.5)
+            value = (name, (luma.astype(np.uint16), np.clip(chroma, 0, 65535).astype(np.uint16)))
+        except (ValueError, av.error.FFmpegError):
+            pass
+        self[twin] = value
+        return value
+
+
+_FULL_TO_LIMITED16 = _FullToLimited16()
+
+
+def _fix_blue_overflow(rgb: np.ndarray, plain: "av.VideoFrame", colorspace: int, sx: int, sy: int) -> None:
+    """Blue 255 where the limited-range planar ``plain`` (cropped to ``rgb``) is bluer than white:
+    swscale's accurate path overflows past about twice white (8 bits: Y >= 222 with Cb >= 237 in
+    BT.2020, far outside the gamut) and writes 0. Such blue needs Cb >= 230 (8 bits) in every
+    matrix here, which real video rarely has, so this looks at the few chroma samples that high."""
+    h, w = rgb.shape[:2]
+    bits = bits_per_component(plain.format.name)
     dt, s = (np.uint16, 1 << (bits - 8)) if bits > 8 else (np.uint8, 1)
-    cbp = frame.planes[1]
-    cb = np.frombuffer(memoryview(cbp), dt).reshape(cbp.height, -1)[:, : cbp.width]
+    cb = _samples(plain.planes[1], dt)[: -(-h // sy), : -(-w // sx)]
     if int(cb.max()) < 230 * s:
         return
-    yp = frame.planes[0]
-    y = np.frombuffer(memoryview(yp), dt).reshape(yp.height, -1)
-    kb = _KRKB.get(decode_colorspace(frame.colorspace, frame.width, frame.height), _BT601)[1]
+    y = _samples(plain.planes[0], dt)
+    kb = _KRKB.get(colorspace, _BT601)[1]
     cy, cx = np.nonzero(cb >= 230 * s)
     for dy in range(sy):
         for dx in range(sx):
             yy, xx = cy * sy + dy, cx * sx + dx
-            keep = (yy < frame.height) & (xx < frame.width)
+            keep = (yy < h) & (xx < w)
             yy, xx = yy[keep], xx[keep]
             blue = (y[yy, xx] - 16.0 * s) / (219.0 * s) + 2.0 * (1.0 - kb) * (cb[cy[keep], cx[keep]] - 128.0 * s) / (224.0 * s)
             hot = blue * 255.0 >= 254.5
@@ -313,9 +397,9 @@ def av_to_rgb_numpy(frame: "av.VideoFrame", *, high: bool = False) -> np.ndarray
     if not high:
         if fmt == "rgb24":
             return frame.to_ndarray()
-        sub = _planar_yuv(fmt)
-        if sub is not None:
-            return _planar_to_rgb8(frame, *sub)
+        layout = _yuv_layout(fmt)
+        if layout is not None:
+            return _yuv_to_rgb8(frame, layout)
         return _to_rgb(frame, "rgb24", _EXACT8)
     if fmt == "rgb48le":
         return frame.to_ndarray()
@@ -389,9 +473,11 @@ def nv12_to_rgb(y: torch.Tensor, uv: torch.Tensor, out: torch.Tensor, *, colorsp
     ``uint8`` planes are NV12; ``uint16`` planes are P010/P012/P016 (``bits`` significant bits,
     stored in the high bits of each sample, as NVDEC writes them). ``out`` is ``uint8`` (rgb24) or
     ``uint16`` (rgb48, full 16-bit scale: the >8-bit path).
-    Chroma is upsampled bilinearly (centre-sited) for ``uint8`` output, which matches swscale's
-    default within a few levels (the GPU check measures the difference), and repeated for
-    ``uint16`` output, as the CPU >8-bit path does.
+    Each chroma sample is repeated over its 2x2 block and the float result rounded, as the CPU
+    paths do (:func:`av_to_rgb_numpy`: 8-bit within a level of it, 0 for most pixels), so a GPU
+    and a CPU run write the same untouched pixels and the encoder's 2x2 average gives back the
+    same chroma. (Bilinear chroma, as before, put 12% of the values of a real 640x360 frame off
+    the CPU path's, up to 22 levels at colour edges, and blurred the edges a little every pass.)
     """
     h, w = out.shape[0], out.shape[1]
     if y.ndim == 3:
@@ -404,18 +490,14 @@ def nv12_to_rgb(y: torch.Tensor, uv: torch.Tensor, out: torch.Tensor, *, colorsp
     y = y[:h, :w].float()
     if uv.ndim == 2:
         uv = uv.reshape(uv.shape[0], uv.shape[1] // 2, 2)
-    uv = uv[: (h + 1) // 2, : (w + 1) // 2].float().permute(2, 0, 1).unsqueeze(0)
-    if out.dtype == torch.uint16:
-        # the >8-bit path repeats each chroma sample like the CPU path (_HI_DECODE), so the
-        # encoder's 2x2 average gives back the same chroma for untouched pixels
-        uv = uv.repeat_interleave(2, dim=-1).repeat_interleave(2, dim=-2)[0, :, :h, :w]
-    else:
-        uv = torch.nn.functional.interpolate(uv, scale_factor=2.0, mode="bilinear", align_corners=False)[0, :, :h, :w]
+    ch, cw = (h + 1) // 2, (w + 1) // 2
+    # each chroma sample repeated over its 2x2 block (one copy), as on the CPU (_EXACT8, _HI_DECODE)
+    uv = uv[:ch, :cw].float().permute(2, 0, 1)[:, :, None, :, None].expand(2, ch, 2, cw, 2)
+    uv = uv.reshape(2, 2 * ch, 2 * cw)[:, :h, :w]
     kr, kb = _KRKB.get(int(colorspace) if colorspace is not None else 2, _BT601)
     kg = 1.0 - kr - kb
     top = 65535.0 if out.dtype == torch.uint16 else 255.0
     if not wide:
-        # the 8-bit arithmetic, unchanged (the GPU check measured it against swscale)
         if full_range:
             yf = y
             cb, cr = uv[0] - 128.0, uv[1] - 128.0
