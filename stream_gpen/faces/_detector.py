@@ -112,7 +112,8 @@ class FaceDetector:
     * ``check_landmarks``: drop a detection whose five landmarks fit no face the right way up:
       their shape does not fit the alignment template (:func:`landmark_misfit` over
       :attr:`MAX_LANDMARK_MISFIT`), or the crop aligned on them looks more like a face turned
-      (:meth:`turn_margin` over :attr:`MAX_TURN_MARGIN`). RetinaFace finds sideways and
+      (:meth:`turn_margin` over :attr:`MAX_TURN_MARGIN`), or it is zoomed far into the face's
+      box (:func:`box_zoom` over :attr:`MAX_BOX_ZOOM`). RetinaFace finds sideways and
       upside-down faces at high scores but misplaces their landmarks, and the crop aligned on
       them is a zoomed, turned face that would be restored and pasted over the real one. A
       dropped face is left untouched, as if not detected; :attr:`implausible` counts them. Costs
@@ -404,15 +405,15 @@ class FaceDetector:
     def _finish(self, frame: torch.Tensor, d: Detections) -> Detections:
         """One picture's faces after ``check_landmarks`` (counted, their boxes recorded) and ``max_faces``."""
         if self.check_landmarks and len(d):
-            ok = self._plausible(frame, d.landmarks)
+            ok = self._plausible(frame, d.landmarks, d.boxes)
             self._count_dropped(d.boxes[~ok])
             d = d.select(ok)
         return d if self.max_faces is None else d.select(slice(0, self.max_faces))
 
-    def _plausible(self, frame: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
-        """``[n]`` bool: which faces pass ``check_landmarks`` (their landmarks fit the template and
-        their crop looks no more face-like turned)."""
-        ok = landmark_misfit(landmarks) <= self.MAX_LANDMARK_MISFIT
+    def _plausible(self, frame: torch.Tensor, landmarks: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """``[n]`` bool: which faces pass ``check_landmarks`` (their landmarks fit the template,
+        the crop aligned on them is not zoomed into the box, and it looks no more face-like turned)."""
+        ok = (landmark_misfit(landmarks) <= self.MAX_LANDMARK_MISFIT) & (box_zoom(landmarks, boxes) <= self.MAX_BOX_ZOOM)
         return ok & (self.turn_margin(frame, landmarks) <= self.MAX_TURN_MARGIN)
 
     def _count_dropped(self, boxes: torch.Tensor) -> None:
@@ -431,6 +432,12 @@ class FaceDetector:
     #: same data upright real faces reach 0.47, misaligned upside-down ones median 4.1; lowering
     #: it drops more misaligned faces and comes closer to dropping real ones.
     MAX_TURN_MARGIN = 2.5
+    #: Largest :func:`box_zoom` of a kept detection (``check_landmarks``). Upright real faces
+    #: reach 0.63 on the shared photos and clips (0.52-0.59 on photos); landmarks misplaced on
+    #: an upside-down or sideways face that pass the other two tests give 0.76-1.57 (the crop
+    #: shows half the face, zoomed ~2x). Lowering it drops more of those and comes closer to
+    #: dropping real faces with unusual boxes.
+    MAX_BOX_ZOOM = 0.74
     #: side of the crops :meth:`turn_margin` scores (px): the face's template spans ~60 px of it
     TURN_CROP = 128
 
@@ -568,7 +575,7 @@ class FaceDetector:
             if not (self.check_landmarks and len(new)):
                 break
             checked[new] = True
-            failed = new[~self._plausible(frame, d.landmarks[new])]
+            failed = new[~self._plausible(frame, d.landmarks[new], d.boxes[new])]
             if not len(failed):
                 break
             bad[failed] = True
@@ -632,6 +639,24 @@ def landmark_misfit(landmarks: torch.Tensor) -> torch.Tensor:
     rms = ((fit - pc) ** 2).sum(2).mean(1).sqrt()
     iod = k * torch.linalg.norm(ref[0] - ref[1])
     return (rms / iod.clamp_min(1e-9)).float()
+
+
+def box_zoom(landmarks: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """How far the crop aligned on each face's landmarks ``[n,5,2]`` zooms into its box ``[n,4]``
+    (both in frame pixels): the box's side (square root of its area) in crop pixels over the crop's
+    side. ``[n]`` float32, independent of the crop size.
+
+    Real upright faces measure 0.44-0.63 (the template frames the whole face with a margin). The
+    landmarks RetinaFace misplaces on an upside-down or sideways face can have a plausible shape
+    that the crop, turned, scores no more face-like (:meth:`FaceDetector.turn_margin`), yet sit
+    close together inside the box: the crop then shows half the face, zoomed (0.76-1.57)."""
+    from stream_gpen.faces._align import estimate_affines
+
+    s = 256
+    scale = torch.linalg.det(estimate_affines(landmarks.float().cpu(), size=s)[:, :, :2].double()).abs().sqrt()
+    b = boxes.double().cpu()
+    side = ((b[:, 2] - b[:, 0]).clamp_min(0) * (b[:, 3] - b[:, 1]).clamp_min(0)).sqrt()
+    return (side * scale / s).float()
 
 
 #: the detector's own score threshold (facexlib's): faces above it are found and tracked

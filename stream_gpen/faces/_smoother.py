@@ -22,6 +22,12 @@ face beside itself on the frames around it, before the jump as well as after.
 A track that ends after missing a detection (``Track.misses``: occluded, turned away, gone) is
 not pasted on its held frames since its last detection: the flow alone carried it there, and it
 follows whatever moved over the face (an occluder, the background). A track found again keeps them.
+A track missed by two detections in a row (``Track.misses == 2``: the tracker's re-detect right
+after a miss did not find it either) loses those frames the same way, since they leave the window
+before the next periodic detection decides; the tracker still follows it, and if it is found again
+its frames from then on are pasted (a face whose score dips under the detector's threshold).
+A track whose whole first run is at most ``BLIP`` frames, its end in view, is not pasted at all,
+unless one of its detections scored ``BLIP_SURE`` (a clear face on screen for a moment).
 
 Before the fit, the flow drift is undone where the look-ahead shows it (``drift="spread"``): the
 step a track takes at a detection, beyond its carried velocity, is ramped back over the frames
@@ -31,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
 
 import numpy as np
@@ -68,6 +74,8 @@ class _Entry:
     carried: dict[int, int]
     # track id -> piece of the track: bumped where the face jumps, windows never cross pieces
     piece: dict[int, int]
+    alive: set[int] | None = None  # ids the tracker still follows (None: those in `tracks`)
+    cut: set[int] = field(default_factory=set)  # ids whose flow tail `_drop_tail` removed here
 
 
 class FixedLagSmoother:
@@ -118,6 +126,14 @@ class FixedLagSmoother:
     JUMP_NOISE = 4.0
     #: a new track's RMS step departure before any is measured
     JUMP_START = 0.1
+    #: a track that lives this many frames or fewer, start and end both within the look-ahead
+    #: window, is not pasted: restored for 0.1 s, it is a visible pop (hunt 15: crowd faces
+    #: found by a lucky detection or two), and a one-off false face
+    BLIP = 3
+    #: ... unless a detection in it scored at least this: a clear face on screen for a moment (a
+    #: flash cut, a face passing the camera) is restored where it is; the blips seen were faces
+    #: scored 0.84-0.93 (a crowd's small faces), a clear face scores 0.99 and more
+    BLIP_SURE = 0.97
 
     def __init__(
         self, *, lag: int = DEFAULT_LAG, sigma: float | None = None, degree: int = 1, drift: Drift = "spread"
@@ -143,6 +159,7 @@ class FixedLagSmoother:
         self._epoch = 0
         self._last_index: int | None = None
         self._step_ms: dict[int, float] = {}  # track id -> running mean square of its step departures
+        self._blips: dict[int, bool] = {}  # track id -> its current run is a blip (`_blip`)
 
     @property
     def held(self) -> int:
@@ -201,7 +218,12 @@ class FixedLagSmoother:
                 carried[t.id] = 0
             else:
                 carried[t.id] = prev.carried[t.id] + 1
-        self._buf.append(_Entry(frame_index, self._epoch, list(tracks), params, carried, piece))
+        self._buf.append(_Entry(frame_index, self._epoch, list(tracks), params, carried, piece, alive))
+        if prev is not None:
+            missed_once = {t.id for t in prev.tracks if t.misses == 1}
+            for t in tracks:
+                if t.misses == 2 and t.id in missed_once:
+                    self._drop_tail(t.id)
         if self.drift == "spread":
             for t in tracks:
                 if t.detected and t.id not in jumped:
@@ -225,13 +247,46 @@ class FixedLagSmoother:
     def _release(self) -> tuple[int, list[Track]]:
         p = self._next
         e = self._buf[p]
-        tracks = [self._smooth(p, t) for t in e.tracks]
+        tracks = []
+        for t in e.tracks:
+            # decided at a run's first frame for the whole run, so a run is pasted whole or not
+            q = self._buf[p - 1] if p > 0 and self._buf[p - 1].epoch == e.epoch else None
+            if q is None or all(x.id != t.id for x in q.tracks):
+                self._blips[t.id] = self._blip(p, t.id)
+            if not self._blips.get(t.id, False):
+                tracks.append(self._smooth(p, t))
         self._next += 1
         # keep `lag` released frames as the past of the next window
         while self._next > self.lag:
             self._buf.popleft()
             self._next -= 1
         return e.index, tracks
+
+    def _blip(self, p: int, tid: int) -> bool:
+        """Whether the run of track ``tid`` starting at position ``p`` is the track's first and
+        ends within ``BLIP`` frames, in view (it ends or loses its flow tail, `_drop_tail`), with
+        no detection scored ``BLIP_SURE``: pasted, a doubtful face would light up restored for a
+        moment and go back."""
+        if self.lag < self.BLIP:
+            return False  # the window cannot show the end of a whole blip
+        e = self._buf[p]
+        if p > 0 and self._buf[p - 1].epoch == e.epoch:
+            f = self._buf[p - 1]
+            if tid in f.cut or (f.alive is not None and tid in f.alive):
+                return False  # not the track's start: found again after a gap, or chosen again
+        best = 0.0
+        for j in range(p, min(p + self.BLIP + 1, len(self._buf))):
+            f = self._buf[j]
+            if f.epoch != e.epoch:
+                return False
+            t = next((t for t in f.tracks if t.id == tid), None)
+            if t is None:
+                if best >= self.BLIP_SURE:
+                    return False  # a clear face seen briefly (a flash cut): restored where it is
+                return tid in f.cut or f.alive is None or tid not in f.alive  # else only left unchosen
+            if t.detected:
+                best = max(best, float(t.score))
+        return False
 
     def _drop_tail(self, tid: int) -> None:
         """Track ``tid`` ended after missing a detection (occluded, turned away, gone): its held
@@ -247,6 +302,7 @@ class FixedLagSmoother:
             f.tracks = [x for x in f.tracks if x.id != tid]
             for d in (f.params, f.carried, f.piece):
                 d.pop(tid, None)
+            f.cut.add(tid)
             r -= 1
 
     def _spread(self, tid: int) -> None:

@@ -325,6 +325,8 @@ class _State:
     inliers_ref: int = 0
     inliers: int = 0
     covered: bool = False  # its box lies over a face a detection matched to another track
+    missed_at: int = 0  # frame of the first miss of its current run of misses
+    retried: bool = False  # the extra re-detect after its first miss did not find it either
 
 
 def _slip(points: np.ndarray, detected: np.ndarray) -> float:
@@ -402,7 +404,13 @@ class FaceTracker:
       drift correction and the detector's own landmark noise over several detections (less
       jitter, slightly more offset).
     * ``max_misses``: periodic detections in a row a track may go unmatched (carried by flow)
-      before it is dropped; guards against one missed detection (blur, turned head) dropping a face.
+      before it is dropped, i.e. it survives misses for ``max_misses * detect_every`` frames;
+      guards against one missed detection (blur, turned head, a small face scored just under the
+      detector's threshold) dropping a face. After a track's first miss one extra detection runs
+      on the next frame; it does not spend the budget, but a track it misses too is not output
+      under ``drop_unsure`` until found again (its flow frames are unconfirmed), and one whose
+      flow is unsure (see ``drop_unsure``) is dropped there. Higher keeps wavering faces
+      tracked through longer dips, at more flow-carried frames for a face that is really gone.
     * ``drop_unsure``: a track that missed a detection is not output (not pasted) while its flow
       is unsure: its box lies over a face that the detection matched to another track (the flow
       followed an occluder), or fewer than half its flow points agree with its motion compared
@@ -553,6 +561,7 @@ class FaceTracker:
         self._watch_ref: np.ndarray | None = None
         self._watch_boxes: list[np.ndarray] = []
         self._probe_for: int | None = None
+        self._retry_for: int | None = None  # frame of a pending re-detect after a first miss
         self._watch_cur: np.ndarray | None = None
         #: (x1, y1, x2, y2) frame px: where the pending probe should look (None: whole frame)
         self.probe_region: tuple[float, float, float, float] | None = None
@@ -657,15 +666,21 @@ class FaceTracker:
         """Whether the caller should run the detector on this frame before :meth:`update`.
 
         True on the first frame, every ``detect_every`` frames, when a track was lost by the flow,
-        when a track missed its last detection, and on a scene cut (needs ``frame``).
+        once on the frame after a track's first miss, and on a scene cut (needs ``frame``).
         """
         _, _, _, cut = self._prepare(frame_index, frame)
         self.probe_region = None
+        self._retry_for = None
         if self._last_detect is None or cut:
             return True
         if frame_index - self._last_detect >= self.detect_every:
             return True
-        if any(t.lost or t.misses > 0 for t in self._tracks):
+        if any(t.lost for t in self._tracks):
+            return True
+        if any(t.misses == 1 and t.missed_at == self._last_detect for t in self._tracks):
+            # an extra look right after a miss: it keeps the periodic schedule (the next periodic
+            # detection, which counts against max_misses, is still detect_every after the miss)
+            self._retry_for = frame_index
             return True
         if self._changed(frame_index):
             self._probe_for = frame_index
@@ -805,13 +820,15 @@ class FaceTracker:
             if t.kf is not None and not t.kf.stepped:
                 t.kf.predict(None)  # no flow for this frame (no frame given, motion="none", flow failed)
         probe = detections is not None and self._probe_for == frame_index and not cut
-        self._probe_for = None
+        retry = self._retry_for == frame_index and not cut
+        self._probe_for = self._retry_for = None
         if probe:
             self.probes += 1
-            self._match(detections, cut, probe=True, region=self.probe_region)
+            self._match(frame_index, detections, cut, probe=True, region=self.probe_region)
         elif detections is not None:
-            self._last_detect = frame_index
-            self._match(detections, cut)
+            if not retry:
+                self._last_detect = frame_index
+            self._match(frame_index, detections, cut, retry=retry)
         self._tracks = [t for t in self._tracks if not (t.lost and detections is not None)]
         if detections is not None and self.watch:
             self._watch_reset()
@@ -844,11 +861,13 @@ class FaceTracker:
         self._next_id += 1
         return st
 
-    def _match(self, d: Detections, cut: bool, *, probe: bool = False, region=None) -> None:
+    def _match(self, frame_index: int, d: Detections, cut: bool, *, probe: bool = False, region=None,
+               retry: bool = False) -> None:
         """Match detections to tracks (greedy IoU), correct matched tracks, age unmatched ones and
         start tracks for unmatched detections. A ``probe`` (change-watch) detection leaves
         confirmed tracks to the flow and only starts new tracks, confirms young ones, and drops
-        an unconfirmed track it does not find inside its ``region`` (None = whole frame)."""
+        an unconfirmed track it does not find inside its ``region`` (None = whole frame). A
+        ``retry`` (the re-detect after a first miss) spends no miss budget."""
         boxes = d.boxes.double().numpy()
         lms = d.landmarks.double().numpy()
         scores = d.scores.double().numpy()
@@ -883,7 +902,7 @@ class FaceTracker:
                     t.raw = t.raw + g * (lms[j] - t.raw)
                     t.box = t.box + g * (boxes[j] - t.box)
                 t.score = float(scores[j])
-                t.misses, t.lost, t.detected, t.covered = 0, False, True, False
+                t.misses, t.lost, t.detected, t.covered, t.retried = 0, False, True, False, False
         for i, t in enumerate(self._tracks):
             if i in matched_t:
                 continue
@@ -898,12 +917,20 @@ class FaceTracker:
                     t.lost = True
             else:
                 t.misses += 1
-                if t.misses > self.max_misses:
+                if t.misses == 1:
+                    t.missed_at = frame_index
+                t.retried = t.retried or retry
+                # the flow may have followed a face passing in front of this one
+                found = [self._tracks[k].box for k in matched_t]
+                t.covered = bool(found) and bool((_iou(t.box[None], np.stack(found)) >= self.iou_match).any())
+                # The budget is in periodic detections (frames since the first miss), so the quick
+                # re-detect does not end a face whose score dips under the detector's threshold for
+                # two frames (hunt 15: small crowd faces restored 3 frames, then dropped for 25). A
+                # track whose flow is unsure is ending (covered, or followed something else) and
+                # is dropped as soon as it misses more than max_misses detections of any kind.
+                spent = frame_index - t.missed_at >= self.max_misses * self.detect_every
+                if t.misses > self.max_misses and (spent or self._flow_unsure(t)):
                     t.lost = True
-                else:
-                    # the flow may have followed a face passing in front of this one
-                    found = [self._tracks[k].box for k in matched_t]
-                    t.covered = bool(found) and bool((_iou(t.box[None], np.stack(found)) >= self.iou_match).any())
         for j in range(len(boxes)):
             if j not in used and scores[j] >= self.min_score:
                 self._tracks.append(self._new_state(lms[j], boxes[j], float(scores[j])))
@@ -952,8 +979,14 @@ class FaceTracker:
 
     def _unsure(self, t: _State) -> bool:
         """A track that missed a detection and whose flow can no longer be trusted to be on the
-        face (``drop_unsure``): pasted, it would slide over the occluder or the background."""
-        return t.misses > 0 and (t.covered or 0 < t.inliers * 2 < t.inliers_ref)
+        face (``drop_unsure``): pasted, it would slide over the occluder or the background. One
+        the re-detect after its first miss did not find either is held back too: live, its flow
+        frames until it is found again are unconfirmed (a head turned away, a face gone)."""
+        return t.misses > 0 and (t.retried or self._flow_unsure(t))
+
+    @staticmethod
+    def _flow_unsure(t: _State) -> bool:
+        return t.covered or 0 < t.inliers * 2 < t.inliers_ref
 
 
 def _small_grey_float(frame: torch.Tensor, fh: int, fw: int) -> tuple[np.ndarray, np.ndarray]:
