@@ -206,7 +206,8 @@ class Enhancer:
       the chosen face stays chosen until another is 1.3x larger (nearer the centre), so two
       similar faces do not swap with every frame's box jitter.
     * ``max_faces``: restore at most this many faces per picture, the largest, chosen as
-      ``faces="largest"`` chooses (crowds cost per face); ``None`` = all.
+      ``faces="largest"`` chooses (crowds cost per face); ``None`` = all. Not used (warned) with
+      ``faces="largest"``/``"center"``, which restore one face.
     * ``min_face``: ignore faces smaller than this (pixels, shorter box side). Tiny faces gain
       little and cost as much as big ones. (Video: judged at each detection.)
     * ``check_landmarks``: leave untouched a face found sideways or upside down whose landmarks
@@ -256,7 +257,8 @@ class Enhancer:
       face, 1.7x GPEN-512 and 27x GPEN-256 (~3.5 s per face on a 2-core CPU), so in video a
       face's mask is recomputed every 5 frames and cross-faded in over the next 5 (it is in crop
       coordinates, which follow the face; ``FaceStage.parse_every``). Its weights (``parsenet``) are
-      downloaded like the model's, or given with ``parser_weights``.
+      downloaded like the model's, or given with ``parser_weights`` (not used, and warned about,
+      without ``mask="parse"``).
     * ``strength``: blend of each restored face with the original picture (GPEN's ``alpha``),
       applied at paste time (the paste mask times ``strength``): 1.0 pastes the model's output as
       it is; lower keeps more of the original face (identity, skin texture, expression) at the
@@ -281,7 +283,10 @@ class Enhancer:
       own size (GPEN's own aligned mode returns the model's S x S output instead): no detection
       (no detector is built, so its weights are neither needed nor downloaded), no paste mask,
       the crop's edges restored too. On a picture that is not such a crop the result is a distorted
-      "face" over everything: leave it off for ordinary photos and video.
+      "face" over everything: leave it off for ordinary photos and video. The detection and
+      face-selection options (``faces``, ``max_faces``, ``min_face``, ``min_score``,
+      ``detect_size``, ``detect_every``, ``check_landmarks``, ``smooth_lag``) are not used then;
+      given, they are warned about.
     """
 
     def __init__(
@@ -394,6 +399,9 @@ class Enhancer:
         if not self.aligned:
             self._detector_box[0] = FaceDetector(**detector_options)
         self.parser = None
+        self._note_unused(faces=faces, max_faces=max_faces, min_face=min_face, min_score=min_score,
+                          detect_size=detect_size, detect_every=detect_every, check_landmarks=check_landmarks,
+                          smooth_lag=smooth_lag, parser_weights=parser_weights)
         if mask == "parse" and self.aligned:
             # an aligned crop is replaced whole, as GPEN's aligned mode does: no mask to parse for
             note = "mask='parse' is not used with aligned=True: each aligned crop is restored whole"
@@ -407,6 +415,30 @@ class Enhancer:
                 parser_weights = ensure_weights("parsenet", download=download, progress=progress)
             self.parser = FaceParser(weights=parser_weights, device=self.device)
         self._lock = threading.Lock()
+
+    def _note_unused(self, *, faces, max_faces, min_face, min_score, detect_size, detect_every, check_landmarks,
+                     smooth_lag, parser_weights) -> None:
+        """Options given (not left at their defaults) that this Enhancer does not use, each logged
+        once and kept in the fallbacks (the run summary), as an unused ``mask`` is: not silently
+        ignored."""
+        notes = []
+        if self.aligned:
+            given = [f"{name}={value!r}" for name, value, default in (
+                ("faces", faces, "all"), ("max_faces", max_faces, None), ("min_face", float(min_face), 0.0),
+                ("min_score", float(min_score), float(DEFAULT_MIN_SCORE)), ("detect_size", detect_size, None),
+                ("detect_every", detect_every, 5), ("check_landmarks", bool(check_landmarks), True),
+                ("smooth_lag", smooth_lag, None)) if value != default]
+            if given:
+                notes.append(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} not used with aligned=True: "
+                             "no faces are detected, each aligned crop is restored whole")
+        elif max_faces is not None and faces != "all":
+            notes.append(f"max_faces={max_faces} is not used with faces={faces!r}, which restores one face")
+        if parser_weights is not None and self.mask != "parse":
+            notes.append(f"parser_weights is not used without mask='parse' (the {self.mask} mask needs no "
+                         "face parser): pass mask='parse' to use it")
+        for note in notes:
+            log.warning(note)
+            self.fallbacks.append(note)
 
     @property
     def detector(self):

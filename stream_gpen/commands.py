@@ -47,6 +47,8 @@ def _in_range(kind: type, lo, hi):
 
 
 _quality = _in_range(int, 1, 100)
+_QUALITY = 95  # --quality's default
+_DETECT_EVERY = 5  # --detect-every's default
 _smooth_lag = _in_range(int, 0, 64)
 _strength = _in_range(float, 0, 1)
 _min_score = _in_range(float, 0.01, 0.99)
@@ -109,7 +111,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    help="torch.compile the model (fuses element-wise ops; compiling takes seconds to minutes "
                    "per batch size). On a quiet CPU: fp32 1.2x eager at batch 4, bf16 no gain (docs/benchmarks.md)")
     f = p.add_argument_group("faces")
-    f.add_argument("--detect-every", type=_positive_int, default=5,
+    f.add_argument("--detect-every", type=_positive_int, default=_DETECT_EVERY,
                    help="run the detector every k frames, track in between (default 5)")
     f.add_argument("--faces", default="all", choices=["all", "largest", "center"], help="which faces to restore (default all); in video the chosen face stays chosen until another "
                    "is 1.3x larger or nearer the centre")
@@ -125,7 +127,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    "already restored is kept down to 0.8 so that a turning head does not blink")
     f.add_argument("--max-faces", type=_positive_int, default=None, metavar="N",
                    help="restore at most N faces per frame, the largest, kept as --faces largest keeps its choice "
-                   "(default: all); crowds cost per face")
+                   "(default: all; with --faces all); crowds cost per face")
     f.add_argument("--aligned", action="store_true",
                    help="the inputs are aligned face crops already (FFHQ-style, like GFPGAN's/CodeFormer's "
                    "cropped_faces): each whole picture is resized to the model, restored and resized back; "
@@ -179,7 +181,8 @@ def _output_options(p: argparse.ArgumentParser) -> None:
                             "avif"],
                    help="write photos in this format (e.g. jpg for iPhone HEICs), a folder's every photo or one; "
                    "default: each its own")
-    g.add_argument("--quality", type=_quality, default=95, help="JPEG/WebP/HEIC/AVIF quality 1-100 for image outputs (default 95)")
+    g.add_argument("--quality", type=_quality, default=_QUALITY,
+                   help=f"JPEG/WebP/HEIC/AVIF quality 1-100 for image outputs (default {_QUALITY})")
     g.add_argument("--start", type=_timestamp, default=0.0, metavar="TIME",
                    help="videos: begin at TIME (seconds or [HH:]MM:SS[.ms]); the output starts at 0 with its "
                    "audio, subtitles and chapters cut to match. With --duration, a quick way to try settings")
@@ -202,34 +205,107 @@ _CRF_PRESET_HINT = ("--crf: h264/hevc 0-51, vp9 0-63, av1 1-63; --preset: h264/h
                     "none for vp9/prores; leave either out for the codec's default")
 
 
-def _check_crf_preset(codec: str, crf: int | None, preset: str | None) -> None:
+def _check_crf_preset(codec: str, crf: int | None, preset: str | None, note: str | None = None) -> None:
     """--crf/--preset for the software encoder of ``codec`` ("auto": one of those it may pick
-    fits), before the model loads (the sink checks them again), with the ranges as a hint."""
+    fits), before the model loads (the sink checks them again), with the ranges as a hint;
+    ``note``: why --encoder auto chose software."""
     from stream_gpen.io._sink import _check_software_options
 
     errors = []
     for c in (codec,) if codec != "auto" else ("h264", "hevc", "vp9", "av1"):
         try:
-            _check_software_options(c, crf, preset)
+            _check_software_options(c, crf, preset, note)
             return
         except InvalidInputError as e:
             errors.append(e)
     raise InvalidInputError(str(errors[0]), hint=errors[0].hint or _CRF_PRESET_HINT) from errors[0]
 
 
-def _video_options_on_a_photo(args, src: str) -> None:
-    """Video-only options given for a photo are checked as for a video (a folder of photos and
-    videos would refuse a bad value at its first video), then said to be unused."""
+def _check_encoder_options(encoder: str, codec: str, crf: int | None, preset: str | None) -> None:
+    """--crf/--preset for the encoder ``encoder`` gives the resolved ``codec``, before the model
+    loads, as the sink will check them: ``auto`` is resolved here (NVENC's probe is cached, so
+    the sink's own costs nothing more), its preset translated as the sink translates it."""
+    from stream_gpen.io._sink import (
+        NVENC_ENCODERS, _check_nvenc_codec, auto_preset, check_nvenc_crf, nvenc_preset, resolve_encoder,
+    )
+
+    note = None
+    if encoder == "nvenc":  # (ranges before the probe, as the sink: _check_nvenc_early probes)
+        _check_nvenc_codec(codec)
+        check_nvenc_crf(codec, crf)
+        nvenc_preset(preset)
+        return
+    if encoder == "auto":
+        enc, note = resolve_encoder("auto", codec)
+        hardware = enc in NVENC_ENCODERS.values()
+        preset = auto_preset(codec, preset, hardware=hardware)
+        if hardware:
+            check_nvenc_crf(codec, crf)
+            nvenc_preset(preset)
+            return
+    _check_crf_preset(codec, crf, preset, note)
+
+
+def _video_options_on_a_photo(args, src: str, where: str | None = None) -> None:
+    """Video-only options given for a photo (or a folder of photos only: ``where`` says so) are
+    checked as for a video, then said to be unused."""
     given = [name for name, on in (("--codec", args.codec != "auto"), ("--crf", args.crf is not None),
                                    ("--preset", args.preset is not None), ("--audio", args.audio != "copy"),
                                    ("--encoder", args.encoder != "software"),
-                                   ("--copy-if-no-faces", args.copy_if_no_faces)) if on]
+                                   ("--copy-if-no-faces", args.copy_if_no_faces),
+                                   # (a photo is decoded at its own depth and detected once)
+                                   ("--bit-depth", args.bit_depth != "auto"),
+                                   ("--deinterlace", args.deinterlace != "auto"),
+                                   ("--smooth-lag", args.smooth_lag is not None),
+                                   ("--detect-every", args.detect_every != _DETECT_EVERY)) if on]
     if not given:
         return
     if args.encoder == "software":
         _check_crf_preset(args.codec, args.crf, args.preset)
-    log.warning("%s %s to videos; %s is written as a photo", "/".join(given), "applies" if len(given) == 1 else "apply",
-                src)
+    log.warning("%s %s to videos; %s", "/".join(given), "applies" if len(given) == 1 else "apply",
+                where or f"{src} is written as a photo")
+
+
+def _check_folder_encoding(args, src: str, dst: str) -> None:
+    """A folder's videos: --codec/--crf/--preset/--encoder checked before the model loads against
+    the codec each video will be written with (its container named as the run names it): a bad
+    value refused only at the first video skipped every video after all the photos were restored.
+    A folder without videos says they are unused, as a photo does."""
+    from stream_gpen.api import Enhancer
+    from stream_gpen.io._image import folder_media
+    from stream_gpen.io._sink import resolve_codec
+
+    _, videos, _ = folder_media(Path(src), Path(dst), say=False)  # (the run's own walk says what it finds)
+    if not videos:
+        _video_options_on_a_photo(args, src, f"{src} holds no videos")
+        return
+    for ext in sorted({Enhancer._folder_video_ext(q.suffix, args.codec, args.audio).lower() for q in videos}):
+        _check_encoder_options(args.encoder, resolve_codec(args.codec, "video" + ext), args.crf, args.preset)
+
+
+#: image formats --quality applies to (the others are lossless)
+_QUALITY_FORMATS = ("JPEG", "WEBP", "HEIF", "AVIF")
+
+
+def _quality_unused(args, src: str, dst: str, *, photo: bool) -> None:
+    """--quality given for an output it does not apply to (a video, a PNG/TIFF/BMP) is said to
+    be unused (a folder's photos are each their own format: not judged here)."""
+    from stream_gpen.io._image import _FORMATS
+
+    if args.quality == _QUALITY or dst == "null" or ("://" not in src and Path(src).is_dir()):
+        return
+    if not photo:
+        log.warning("--quality applies to JPEG/WebP/HEIC/AVIF outputs; %s is written as a video", src)
+    elif _FORMATS.get(Path(dst).suffix.lower()) not in _QUALITY_FORMATS:
+        log.warning("--quality applies to JPEG/WebP/HEIC/AVIF outputs; %s is lossless", Path(dst).name)
+
+
+def _check_face_options(args) -> None:
+    """Face options that contradict each other, refused before the model loads."""
+    faces, n = getattr(args, "faces", "all"), getattr(args, "max_faces", None)
+    if n is not None and faces != "all":
+        raise InvalidInputError(f"--max-faces {n} does not combine with --faces {faces}, which restores one face",
+                                hint="leave out --faces to restore the largest N faces, or --max-faces for one")
 
 
 def _check_output_ext(dst: str) -> None:
@@ -267,12 +343,15 @@ def _check_nvenc_early(args, dst: str) -> None:
 def _make_enhancer(args):
     from stream_gpen.api import Enhancer
 
+    detect_size = args.detect_size
+    if getattr(args, "aligned", False) and getattr(args, "run", None) is _run_camera and detect_size == _CAMERA_DETECT_SIZE:
+        detect_size = None  # (the camera's default, not asked for: aligned crops are not detected, nor warned about)
     return Enhancer(
         args.model, device=args.device, precision=args.precision, batch_size=args.batch_size,
         detect_every=args.detect_every, faces=args.faces, min_face=args.min_face, detector=args.detector,
         check_landmarks=getattr(args, "check_landmarks", True),
         max_faces=getattr(args, "max_faces", None), min_score=getattr(args, "min_score", 0.9),
-        detect_size=args.detect_size, weights=args.weights, detector_weights=args.detector_weights, download=not args.no_download,
+        detect_size=detect_size, weights=args.weights, detector_weights=args.detector_weights, download=not args.no_download,
         progress=not getattr(args, "quiet", False), compile=args.compile,
         smooth_lag=getattr(args, "smooth_lag", None), deinterlace=getattr(args, "deinterlace", "auto"),
         mask=getattr(args, "mask", "feather"), parser_weights=getattr(args, "parser_weights", None),
@@ -443,6 +522,11 @@ def _run_enhance(args: argparse.Namespace) -> int:
     from stream_gpen.api import _same_file, resolve_output
 
     src = args.input
+    if args.overwrite and args.skip_existing:
+        # (the API's overwrite wins: a user who asked for both may not expect outputs replaced)
+        raise InvalidInputError("--overwrite and --skip-existing contradict each other: --overwrite replaces "
+                                "existing outputs, --skip-existing leaves them; choose one")
+    _check_face_options(args)
     if "://" not in src and not src.startswith("lavfi:") and not Path(src).exists():
         raise InvalidInputError(f"input not found: {src}", hint="check the path; URLs need a scheme like rtsp://")
     if (args.output and args.output.endswith(("/", os.sep)) and not Path(args.output).is_dir()
@@ -486,10 +570,12 @@ def _run_enhance(args: argparse.Namespace) -> int:
         target = "null.mp4" if null else dst
         _check_output_ext(target)
         check_output_encoding(target, args.codec, args.audio)
-        if args.encoder == "software":
-            _check_crf_preset(resolve_codec(args.codec, target), args.crf, args.preset)
-    elif photo and not Path(src).is_dir():
+        _check_encoder_options(args.encoder, resolve_codec(args.codec, target), args.crf, args.preset)
+    elif "://" not in src and Path(src).is_dir():
+        _check_folder_encoding(args, src, dst)
+    elif photo:
         _video_options_on_a_photo(args, src)
+    _quality_unused(args, src, dst, photo=photo)
     _check_nvenc_early(args, dst)
     try:
         enh = _make_enhancer(args)
@@ -571,7 +657,8 @@ def add_enhance(subparsers, parents=()) -> None:
                    "/dev/null restores and writes nothing (a benchmark)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--skip-existing", action="store_true",
-                   help="leave outputs that already exist as they are (folders: resume an interrupted run)")
+                   help="leave outputs that already exist as they are (folders: resume an interrupted run); "
+                   "not with --overwrite")
     p.add_argument("--quiet", action="store_true", help="no progress bar (piped: no progress line every 30 s), no summary, no info lines (warnings and errors still show)")
     p.add_argument("--report", metavar="FILE.json", help="write the run summary as JSON")
     _model_options(p)
@@ -646,6 +733,8 @@ def _stdin_quit_watcher(stop: threading.Event) -> None:
 #: up with the camera on the CPU it shares with the model (a slower preset saves bytes, and a
 #: recording that falls behind drops frames)
 _LIVE_X26X_PRESET = "veryfast"
+#: the detector's long side for live sources unless --detect-size says
+_CAMERA_DETECT_SIZE = 640
 
 
 def _camera_codec(codec: str, output: str, source=None) -> str:
@@ -866,22 +955,17 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
 def _check_camera_encoding(args: argparse.Namespace) -> None:
     """--codec/--crf/--preset/--encoder of the recording and the stream checked before the model
     loads (the sinks check again with the source's bit depth, and the container's fit)."""
-    from stream_gpen.io._sink import (
-        _check_software_options, check_nvenc_crf, check_output_encoding, nvenc_preset, resolve_encoder,
-    )
+    from stream_gpen.io._sink import check_output_encoding, resolve_encoder
 
     for o in (args.output, args.stream):
         if not o:
             continue
         codec = _camera_codec(args.codec, o)  # the source is not open yet: its bit depth is not known
         check_output_encoding(o, codec, "none")  # (the sink says so too, once the source is open)
-        preset = _camera_preset(codec, args.preset)
         if args.encoder == "nvenc":
             resolve_encoder("nvenc", codec)  # no NVENC here (or none for this codec): say so now
-            check_nvenc_crf(codec, args.crf)
-            nvenc_preset(preset)
-        elif args.encoder == "software":
-            _check_software_options(codec, args.crf, preset)
+        # (auto too: resolved as the sink will, not found out once the model has loaded)
+        _check_encoder_options(args.encoder, codec, args.crf, _camera_preset(codec, args.preset))
 
 
 _DISPLAY_PROBE = "import cv2; cv2.namedWindow('stream-gpen'); cv2.waitKey(1); cv2.destroyAllWindows()"
@@ -928,6 +1012,7 @@ def _run_camera(args: argparse.Namespace) -> int:
                 where = f"listing capture devices is not supported on {sys.platform}"
             print(where, file=sys.stderr)
         return 0
+    _check_face_options(args)
     outputs = []
     if args.preview:
         outputs.append("preview")
@@ -949,6 +1034,12 @@ def _run_camera(args: argparse.Namespace) -> int:
         outputs = ["null"] if problem else ["preview"]
         if problem:
             log.warning("%s, and no --output/--stream given: frames are processed but not shown", problem)
+    given = [name for name, on in (("--codec", args.codec != "auto"), ("--crf", args.crf is not None),
+                                   ("--preset", args.preset is not None), ("--encoder", args.encoder != "software"))
+             if on]
+    if given and not any(_encoded_output(o) for o in outputs):
+        log.warning("%s %s to --output/--stream; nothing is encoded here", "/".join(given),
+                    "applies" if len(given) == 1 else "apply")
     _check_report(args.report, [args.output, args.source], overwrite=args.overwrite)
     _check_camera_encoding(args)
     source = args.source or _default_camera()
@@ -1043,7 +1134,7 @@ def add_camera(subparsers, parents=()) -> None:
     _camera_codec_options(p)
     _encoder_option(p)
     _model_options(p)
-    p.set_defaults(run=_run_camera, detect_size=640)
+    p.set_defaults(run=_run_camera, detect_size=_CAMERA_DETECT_SIZE)
 
 
 # --- info ---------------------------------------------------------------------------------------
