@@ -649,6 +649,48 @@ def to_avi_grid(p, grid: Fraction, last: int | None) -> int:
     return slot
 
 
+def _drop_samples(frame, n: int, layout: str | None = None):
+    """Audio ``frame`` without its first ``n`` samples, its channels named ``layout`` if given (a
+    new frame; only the real planes are read: PyAV 18 lists 9 for 7.1 planar audio, see
+    FileSink._encode_silence)."""
+    m = frame.samples - n
+    out = av.AudioFrame(format=frame.format.name, layout=layout or frame.layout.name, samples=m)
+    planar = frame.format.is_planar
+    size = frame.format.bytes * (1 if planar else len(frame.layout.channels))
+    for src, dst in zip(frame.planes[:len(frame.layout.channels) if planar else 1], out.planes):
+        d = bytes(src)[n * size:(n + m) * size]
+        dst.update(d + bytes(dst.buffer_size - len(d)))
+    out.sample_rate, out.pts, out.time_base = frame.sample_rate, frame.pts, frame.time_base
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _guessed_layout(layout: str | None) -> str | None:
+    """The usual layout for an ``N channels`` layout whose speaker order is unspecified (PCM in
+    Matroska, AVI or WAV without a channel mask), as FFmpeg guesses it (5.1 for 6, 7.1 for 8);
+    ``None`` for a named layout, or a count without a usual one."""
+    try:
+        names = _speakers(layout) if layout else None
+    except ValueError:
+        return None
+    if not names or any(c != "NONE" for c in names):
+        return None
+    return _USUAL_LAYOUTS.get(len(names))
+
+
+def keep_from_origin(p, shift: int = 0, *, edit_list: bool) -> bool:
+    """Move packet ``p`` ``shift`` ticks (its time base) earlier for a container with start times;
+    False if it then lies before 0 and is to be left out. One that straddles 0 keeps its true
+    (negative) time where an ``edit_list`` (mp4/mov) hides its part before 0, as FFmpeg's
+    ``-ss -c copy`` does; elsewhere it is left out and the stream starts a moment after 0, in
+    sync (Matroska and MPEG-TS would start every stream that much later, the video too). Moved
+    to 0, as :func:`clamp_to_origin` does, it made the whole track play late by up to half a
+    packet: 64 ms for 8 kHz AAC."""
+    move_packet(p, -shift)
+    t = p.pts if p.pts is not None else p.dts
+    return t is None or t >= 0 or (edit_list and t + (p.duration or 0) > 0)
+
+
 def clamp_to_origin(p, shift: int = 0) -> bool:
     """Move packet ``p`` ``shift`` ticks (its time base) earlier for a container without start
     times (see _NO_START_TIMES); False if it then lies before 0 and is to be left out.
@@ -1925,15 +1967,20 @@ class FileSink(_Sink):
                 codec = "aac" if self.audio == "aac" else _audio_fallback_codec(out.format.name)
                 rate = _encoder_rate(codec, info.sample_rate or 48000)
                 o = out.add_stream(codec, rate=rate)
-                layout = _keep_layout(codec, rate, getattr(getattr(getattr(ins, "codec_context", None), "layout", None),
-                                                           "name", None), info.channels)
+                src_layout = getattr(getattr(getattr(ins, "codec_context", None), "layout", None), "name", None)
+                # "6 channels" (Matroska stores no layout for PCM): taken as FFmpeg's usual 5.1, or
+                # its LFE and surrounds were folded into 6.1, and 8 channels into stereo
+                guessed = _guessed_layout(src_layout)
+                layout = _keep_layout(codec, rate, guessed or src_layout, info.channels)
                 o.layout = layout
                 resampler = av.AudioResampler(format=o.codec_context.codec.audio_formats[0].name, layout=layout, rate=rate)
                 self._aux_map[info.index] = (o, [resampler, None])
                 self._note_marks(copy_stream_tags(ins, o, encoded=True))
                 n_in = info.channels or 0
                 mixed = f", downmixed from {n_in} channels to {layout}" if n_in > len(o.layout.channels) else ""
-                src_layout = getattr(getattr(getattr(ins, "codec_context", None), "layout", None), "name", None)
+                if guessed:
+                    mixed = f", channel order unspecified, taken as {guessed}{mixed}"
+                    src_layout = guessed
                 if unknown:  # (what it really is shows only when it is decoded)
                     mixed = f", written as {layout} at {rate} Hz"
                 elif not mixed and src_layout and n_in < len(o.layout.channels):
@@ -2505,11 +2552,22 @@ class FileSink(_Sink):
                 t -= self._origin
             if tx[1] is None:
                 tx[1] = round((t or Fraction(0)) * sr)
+                if tx[1] > 0 and getattr(self.source, "trim_start", 0):
+                    # a cut's first decoded frame comes a packet or two after the cut (a decoder
+                    # resumed after a seek gives nothing for its first packet): silence from 0, so
+                    # that the encoder's first packets start there too (its priming packet,
+                    # straddling 0, was moved to 0 and the whole track played late by up to
+                    # half a packet: 56 ms at 8 kHz)
+                    n, tx[1] = tx[1], 0
+                    self._encode_silence(o, resampler, tx, n)
             elif t is not None and round(t * sr) - tx[1] > sr * _AUDIO_GAP_S:
                 # A gap in the source's audio (a dropout, a stream's discontinuity, a live
                 # source's outage): the encoder numbers samples back to back, so without this
                 # everything after the gap would play early by its length. Filled with silence.
                 self._encode_silence(o, resampler, tx, round(t * sr) - tx[1])
+            guessed = _guessed_layout(af.layout.name)
+            if guessed:  # (see _setup_aux: the resampler is to read it as the encoder's layout)
+                af = _drop_samples(af, 0, guessed)
             try:
                 out_frames = resampler.resample(af)
             except ValueError:
@@ -2526,6 +2584,17 @@ class FileSink(_Sink):
                     log.info("%s: the source's audio changed its channels or rate mid-stream; transcoding goes on",
                              self.target)
             for rf in out_frames:
+                if self._rebase and tx[1] < 0:
+                    # a cut (or AVI): samples before the first frame are left out here, to the
+                    # sample, so the track starts at 0 exactly (packets encoded across the origin
+                    # were moved to 0 by clamp_to_origin: up to half a packet late)
+                    cut = min(rf.samples, -tx[1])
+                    self._before_origin += 1  # (reported for AVI: sound before the pictures is lost)
+                    self._before_origin_s += cut / o.codec_context.sample_rate
+                    if cut == rf.samples:
+                        tx[1] += cut
+                        continue
+                    rf, tx[1] = _drop_samples(rf, cut), 0
                 rf.pts = tx[1]
                 rf.time_base = Fraction(1, o.codec_context.sample_rate)
                 tx[1] += rf.samples
@@ -2539,7 +2608,9 @@ class FileSink(_Sink):
         while n > 0:
             k = min(n, sr)
             f = av.AudioFrame(format=resampler.format.name, layout=resampler.layout.name, samples=k)
-            for plane in f.planes:
+            # only the real planes (one per channel if planar, else one): PyAV 18 lists 9 for a
+            # 7.1 fltp frame, and writing the 9th crashed the interpreter (SIGSEGV)
+            for plane in f.planes[:len(f.layout.channels) if f.format.is_planar else 1]:
                 plane.update(bytes(plane.buffer_size))
             f.sample_rate, f.pts, f.time_base = sr, tx[1], Fraction(1, sr)
             tx[1] += k
@@ -2562,7 +2633,8 @@ class FileSink(_Sink):
             if p.stream.type == "subtitle" and p.duration:
                 if not self._cut_cue(p, shift):
                     return
-            elif not clamp_to_origin(p, shift):
+            elif not (clamp_to_origin(p, shift) if self._rebase_avi else keep_from_origin(
+                    p, shift, edit_list=bool(set(self._out.format.name.split(",")) & _MOV_FAMILY))):
                 self._before_origin += 1
                 if p.duration and p.time_base:
                     self._before_origin_s += float(p.duration * p.time_base)
