@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import numbers
 import os
 import re
@@ -1289,7 +1290,9 @@ def _expected_frames(meta) -> int | None:
         return int(meta.frame_count_header)
     dur, rate = getattr(meta, "duration_s", None), getattr(meta, "frame_rate", None)
     if dur and rate and not getattr(meta, "live", False):
-        return max(1, round(dur * float(rate)))
+        # frames whose time is before the end: a --duration 0.5 part at 25 fps holds 13 (0.00 to
+        # 0.48 s), which round() made 12 (banker's rounding of 12.5); the slack absorbs float noise
+        return max(1, math.ceil(dur * float(rate) - 1e-3))
     return None
 
 

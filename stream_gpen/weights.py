@@ -624,17 +624,29 @@ def _download(wf: WeightFile, target: Path, *, progress: bool) -> Path:
 def _download_locked(wf: WeightFile, target: Path, *, progress: bool) -> Path:
     """Try each URL in order, each into its own part; rename the part that verifies to ``target``."""
     parts = _parts(target, wf)
+
+    def need(part: Path) -> tuple[int, int]:
+        """(bytes still to write into ``part``, bytes free): each URL's own part, measured when its
+        turn comes (a mirror's part grows beside the first URL's, which stays for a resume)."""
+        have = part.stat().st_size if part.is_file() else 0
+        return (wf.size or 0) - have, shutil.disk_usage(target.parent).free
+
     if wf.size is not None:
-        free = shutil.disk_usage(target.parent).free
-        need = wf.size - max((p.stat().st_size for p in parts if p.is_file()), default=0)
-        if need > free:
+        more, free = need(parts[0])
+        if more > free:
             raise DownloadError(
-                f"not enough disk space for {wf.filename} in {target.parent}: needs {need:,} bytes, "
+                f"not enough disk space for {wf.filename} in {target.parent}: needs {more:,} bytes, "
                 f"{free:,} free",
                 hint=f"free some space or set {HOME_ENV} to a bigger disk",
             )
     failures: list[tuple[str, _Failure]] = []
     for url, part in zip(wf.urls, parts):
+        if wf.size is not None and part is not parts[0]:
+            more, free = need(part)
+            if more > free:
+                failures.append((url, _Failure(f"not enough disk space for its copy beside the partial download "
+                                               f"of the URL before: needs {more:,} bytes, {free:,} free")))
+                continue
         resumed_from = _resumable(part, url, wf)
         if resumed_from:
             how = f" (resuming at byte {resumed_from:,})"

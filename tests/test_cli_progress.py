@@ -70,3 +70,15 @@ def test_camera_piped_status_is_plain_lines(det_home, monkeypatch, capsys):
     assert "\r" not in err
     lines = [ln for ln in err.splitlines() if ln.startswith("stream-gpen: live: ") and "added latency" in ln]
     assert lines and " fps added latency " in lines[0], err
+
+
+def test_expected_frames_of_a_part_counts_the_frames_before_its_end():
+    """--duration 0.5 at 25 fps writes 13 frames (0.00 to 0.48 s): the total said 12 (round(12.5))."""
+    from types import SimpleNamespace
+
+    from stream_gpen.api import _expected_frames
+
+    part = SimpleNamespace(frame_count=None, frame_count_header=None, duration_s=0.5, frame_rate=25.0)
+    assert _expected_frames(part) == 13
+    whole = SimpleNamespace(frame_count=None, frame_count_header=None, duration_s=100 / 29.97, frame_rate=29.97)
+    assert _expected_frames(whole) == 100

@@ -181,3 +181,25 @@ def test_disk_full_names_the_kept_part(dirs, monkeypatch):
     assert (f"No space left on device; the partial download {part} (4,096 bytes) is kept to resume it: "
             "delete it to free that space") in str(info.value)
     assert part.stat().st_size == 4096
+
+
+def test_a_mirror_needs_room_beside_the_first_urls_part(dirs, monkeypatch):
+    """The free-space check counted the largest part: with the first URL's part kept for a resume,
+    the mirror's own copy from 0 could fill the disk mid-download. Each URL is checked for its own part."""
+    tried = []
+
+    def cut(url, part, wf, *, progress):
+        tried.append(url)
+        part.write_bytes(BODY[: len(BODY) - 10])
+        raise weights._Failure("connection closed")
+
+    monkeypatch.setattr(weights, "_fetch", cut)
+    monkeypatch.setattr(weights.shutil, "disk_usage",
+                        lambda p: SimpleNamespace(total=10**9, used=0, free=len(BODY) // 2))
+    wf = make("http://127.0.0.1:9/a.bin", "http://127.0.0.1:9/b.bin")
+    dirs.home.mkdir()
+    (dirs.home / "test-model.pth.part").write_bytes(BODY[: len(BODY) - 10])  # an earlier run's, 10 bytes short
+    with pytest.raises(DownloadError) as info:
+        ensure_weights(wf, progress=False)
+    assert tried == ["http://127.0.0.1:9/a.bin"]  # the mirror was not started on a disk it would fill
+    assert "http://127.0.0.1:9/b.bin failed: not enough disk space for its copy beside the partial download" in str(info.value)
