@@ -207,3 +207,16 @@ def test_info_says_which_way_a_clip_is_turned(tmp_path, capsys, display, corner,
     assert f"turned upright: {words}, as its display matrix says, and written upright" in info["plan"]
     assert main(["info", str(clip)]) == 0
     assert f"rotation_applied     {words}\n" in capsys.readouterr().out
+
+
+def test_gopro_telemetry_is_kept_by_the_no_face_stream_copy(tmp_path, caplog):
+    """--copy-if-no-faces (the remux) dropped the gpmd track "not copied" where the encoding sink keeps it."""
+    from stream_gpen.io._remux import remux
+
+    src = _gopro(tmp_path / "GX010001.MP4")
+    for ext in (".mp4", ".mov"):
+        assert remux(src, tmp_path / f"o{ext}") == 25
+        assert _telemetry(tmp_path / f"o{ext}") == [(100 * i, bytes([i])) for i in range(10)]
+    with caplog.at_level("INFO", logger="stream_gpen"):
+        remux(src, tmp_path / "o.mkv")
+    assert "data stream #1 (GoPro MET) dropped: GoPro telemetry (gpmd) is copied into .mp4 and .mov only" in caplog.text

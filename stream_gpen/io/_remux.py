@@ -41,6 +41,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
         can_copy,
         clamp_to_origin,
         copy_refusal,
+        gopro_telemetry,
         needs_adtstoasc,
         set_container_sar,
         stores_no_pts,
@@ -87,7 +88,8 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                     else:
                         lost.append(f"attachment stream #{s.index} dropped: {dst.suffix} cannot hold attachments")
                     continue
-                if s.type not in ("video", "audio", "subtitle"):
+                gopro = gopro_telemetry(s, inp.format.name)
+                if s.type not in ("video", "audio", "subtitle") and not gopro:
                     lost.append(f"{s.type} stream #{s.index} dropped: not copied")
                     continue
                 if is_cover(s) and not set(fmt.split(",")) & COVER_MUXERS:
@@ -102,7 +104,13 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
                     continue
                 name = s.codec_context.name if s.codec_context is not None else None
                 canonical = getattr(getattr(s.codec_context, "codec", None), "canonical_name", None) or name
+                if gopro:  # (GPS/gyro telemetry, copied as the encoding sink copies it: mp4/mov only)
+                    name = canonical = "bin_data"
                 if s.type != "video" and not can_copy(fmt, canonical, out.supported_codecs):
+                    if gopro:
+                        lost.append(f"data stream #{s.index} ({s.metadata.get('handler_name') or 'GoPro MET'}) "
+                                    f"dropped: {copy_refusal(fmt, canonical, out.supported_codecs)}")
+                        continue
                     target = text_target(fmt, canonical) if s.type == "subtitle" else None
                     if target is None:
                         raise EncodeError(f"cannot stream-copy {s.type} stream #{s.index} ({canonical}) into "
