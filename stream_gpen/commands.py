@@ -1153,7 +1153,10 @@ def _describe_image(p: Path) -> dict:
         # (Pillow's complaints, a DecompressionBombWarning among them: in the plan below, not as a
         # source line of Pillow's)
         with warnings_of("PIL", "pillow_heif", into=said), Image.open(p) as im:
-            fmt, size, mode, frames = im.format, list(im.size), im.mode, getattr(im, "n_frames", 1)
+            from stream_gpen.io._image import tiff_pages
+
+            # (a TIFF's reduced-resolution previews are not pages: enhance neither counts nor restores them)
+            fmt, size, mode, frames = im.format, list(im.size), im.mode, len(tiff_pages(im)[0])
             orient = _orientation(im, p)
             bits = (_bits_per_sample(im, p) if fmt in ("PNG", "TIFF")
                     else int(im.info.get("bit_depth", 8) or 8) if fmt == "HEIF" else 8)

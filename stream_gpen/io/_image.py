@@ -10,7 +10,8 @@ it colour-managed viewers show them desaturated), EXIF (date, camera, GPS; its s
 set to the written one), XMP (into PNG as an iTXt chunk, into TIFF as tag 700), DPI, PNG gamma /
 chromaticities / sRGB intent / text chunks, a JPEG's (and a camera MPO's) chroma subsampling (4:4:4
 stays 4:4:4), progressive flag and comment, a TIFF's compression (one Pillow does not write, JPEG or
-CCITT fax, becomes deflate), a lossless WebP stays lossless. A profile
+CCITT fax, becomes deflate) and its reduced-resolution previews (made again from the restored
+picture; they are not pages), a lossless WebP stays lossless. A profile
 that does not describe the written pixels (CMYK, which Pillow converts to RGB naively) is
 dropped and reported; so is anything the output format cannot hold.
 
@@ -80,10 +81,10 @@ _TIFF_COMPRESSIONS = ("raw", "tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "
 _AS_WRITTEN = {"MPO": "JPEG"}
 # formats that hold several pages or frames (Pillow's save_all): a multi-page TIFF, an animation
 _MULTI_PAGE = ("TIFF", "WEBP", "PNG")
-# TIFF tags that describe the file's own layout (sizes, strips/tiles, samples, compression,
+# TIFF tags that describe the file's own layout (sizes, strips/tiles, samples, compression, SubIFD offsets,
 # colour map, ICC, XMP): never copied from one file into another
 _TIFF_LAYOUT_TAGS = {254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 280, 281, 284, 296, 282, 283, 317,
-                     320, 322, 323, 324, 325, 338, 339, 340, 341, 530, 531, 532, 700, 34675}
+                     320, 322, 323, 324, 325, 330, 338, 339, 340, 341, 530, 531, 532, 700, 34675}
 # Tags that hold another copy of the picture, which would go stale beside the restored one:
 # Photoshop's layers (37724 ImageSourceData: Photoshop opens a TIFF from them, unrestored) and
 # image resources (34377: a thumbnail, and layer data too).
@@ -421,6 +422,8 @@ def read_image_info(im, path: Path) -> dict:
         # Pillow reports (1, 1) for a TIFF without resolution tags: written back, a 2000-px photo
         # would be 2000 inches wide in layout and print programs. No tag in, none out.
         out.pop("dpi", None)
+    if im.format == "TIFF" and 330 in getattr(im, "tag_v2", {}):
+        out["subifds"] = True  # (previews or pyramid levels kept beside the picture: not written, said)
     nclx = info.get("nclx_profile")  # (an AVIF's: from its own boxes, see _load_checked)
     if isinstance(nclx, dict) and "color_primaries" in nclx:
         # HEIF's colour description without an ICC profile (iPhones: Display P3 as nclx)
@@ -646,6 +649,46 @@ def _webp_is_lossless(path: Path) -> bool:
         return False
 
 
+def tiff_pages(im) -> tuple[list[int], list[tuple[int, tuple[int, int], tuple[int, int]]]]:
+    """(the IFDs of an open TIFF's full-resolution pages, its reduced-resolution previews as
+    (page they follow, their size, that page's size, both as stored)); every frame a page, and no
+    preview, for other formats.
+
+    Scanners, cameras and editors store a small preview of the picture as a second IFD marked
+    NewSubfileType bit 0 (OldSubfileType 2): it is the same picture again, not a page of its own,
+    so it is neither counted nor restored as one. (Pillow does not follow SubIFDs, where
+    pyramid writers keep theirs.) A file with no full-resolution IFD at all keeps every IFD a page."""
+    n = getattr(im, "n_frames", 1)
+    if im.format != "TIFF" or n == 1:
+        return list(range(n)), []
+    here = im.tell()
+    pages: list[int] = []
+    reduced: list[tuple[int, tuple[int, int]]] = []
+    sizes: dict[int, tuple[int, int]] = {}
+    try:
+        for k in range(n):
+            im.seek(k)
+            tags = im.tag_v2
+            # (as stored: Pillow's size is turned by the IFD's orientation, the pixels by _upright)
+            sizes[k] = int(tags.get(256, im.width)), int(tags.get(257, im.height))
+            if int(tags.get(254, 0) or 0) & 1 or tags.get(255) == 2:
+                reduced.append((k, sizes[k]))
+            else:
+                pages.append(k)
+    except (OSError, EOFError, ValueError, SyntaxError, TypeError):
+        return list(range(n)), []  # (a damaged IFD: the pages are read, and complained of, as before)
+    finally:
+        im.seek(here)
+    if not pages or not reduced:
+        return list(range(n)), []
+    previews = []
+    for k, size in reduced:
+        # (a preview follows the page it shows; one stored before every page goes with the first)
+        after = max([pos for pos, ifd in enumerate(pages) if ifd < k], default=0)
+        previews.append((after, size, sizes[pages[after]]))
+    return pages, previews
+
+
 def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray | None, bool, dict,
                                                               np.ndarray | None]:
     """-> (RGB uint8 [H, W, 3], alpha or None, the file was greyscale, image info, the picture
@@ -676,7 +719,10 @@ def _load_checked(path: Path, notes: list[str] | None):
 
     try:
         with Image.open(path) as im:
-            frames = getattr(im, "n_frames", 1)
+            ifds, previews = tiff_pages(im)
+            frames = len(ifds)
+            if ifds[0]:
+                im.seek(ifds[0])  # (a preview stored first: the picture is the first full page)
             avif_bits = 8
             if im.format == "AVIF":  # Pillow's AVIF plugin gives neither depth nor colour description
                 avif_bits, nclx = _avif_properties(path)
@@ -696,9 +742,14 @@ def _load_checked(path: Path, notes: list[str] | None):
                 # (ImageSource gives one frame each) and the sink writes them all into one file
                 im.load()  # (a WebP frame's duration is known once it is decoded)
                 image_info.update(frames=frames, page=0, duration=im.info.get("duration"))
+                if ifds != list(range(frames)):
+                    image_info["ifds"] = ifds  # (the pages' IFDs, previews left out)
                 if im.info.get("loop") is not None:
                     image_info["loop"] = im.info["loop"]
                 log.info("%s: %d %s, each restored", path, frames, "pages" if im.format == "TIFF" else "frames")
+            if previews:
+                # written again, from the restored pages, by a TIFF sink (see ImageSink.write)
+                image_info["previews"] = previews
             if msg is not None:
                 log.warning(msg)
                 if notes is not None:
@@ -749,15 +800,16 @@ def _pixels(im, bits: int | None) -> tuple[np.ndarray, np.ndarray | None, bool]:
     return np.asarray(im.convert("RGB")).copy(), alpha, grey
 
 
-def _load_page(path: Path, page: int) -> tuple[np.ndarray, np.ndarray | None, bool, dict]:
+def _load_page(path: Path, page: int, ifd: int | None = None) -> tuple[np.ndarray, np.ndarray | None, bool, dict]:
     """Page or frame ``page`` (> 0) of a multi-page TIFF or an animated WebP/PNG, as :func:`_load`
-    gives the first (at 8 bits): (RGB uint8, alpha or None, greyscale, {"page", "duration"})."""
+    gives the first (at 8 bits): (RGB uint8, alpha or None, greyscale, {"page", "duration"}).
+    ``ifd``: where the page is stored, when that is not ``page`` (a TIFF with previews)."""
     from PIL import Image, UnidentifiedImageError
 
     said: list = []
     try:
         with warnings_of("PIL", into=said), Image.open(path) as im:
-            im.seek(page)
+            im.seek(page if ifd is None else ifd)
             im.load()  # (a WebP frame's duration is known once it is decoded)
             info = {"page": page, "duration": im.info.get("duration")}
             bits = 16 if im.mode.startswith("I;16") else None
@@ -999,7 +1051,8 @@ class ImageSource:
         self.aux = None
         self.live = False
         self._i = 0
-        self._more: tuple[int, int, int] | None = None  # (path index, next page, pages) of a multi-page file
+        # (path index, next page, pages, the pages' IFDs or None) of a multi-page file
+        self._more: tuple[int, int, int, list[int] | None] | None = None
         first = self._next_readable()
         if first is None:
             raise NotMediaError(f"none of the {len(self.paths)} images in {p} could be read "
@@ -1016,10 +1069,10 @@ class ImageSource:
         the end. A multi-page TIFF or an animated WebP/PNG gives one per page, which the sink
         writes back into one file when the last arrives; a page that cannot be read ends it."""
         if self._more is not None:
-            i, page, pages = self._more
-            self._more = (i, page + 1, pages) if page + 1 < pages else None
+            i, page, pages, ifds = self._more
+            self._more = (i, page + 1, pages, ifds) if page + 1 < pages else None
             try:
-                rgb, alpha, grey, info = _load_page(self.paths[i], page)
+                rgb, alpha, grey, info = _load_page(self.paths[i], page, ifds[page] if ifds else None)
             except InvalidInputError as e:
                 if self.kind != "folder":
                     raise
@@ -1050,7 +1103,7 @@ class ImageSource:
                 log.debug("reading %s failed", self.paths[i], exc_info=True)
                 continue
             if info.get("frames", 1) > 1:
-                self._more = (i, 1, info["frames"])
+                self._more = (i, 1, info["frames"], info.get("ifds"))
             return i, rgb, alpha, grey, info, hi
         return None
 
@@ -1145,6 +1198,10 @@ class ImageSink(_Sink):
                 self._note("the ICC profile was dropped: BMP output cannot hold it (write .png/.jpg/.webp/.tif)", path)
             else:
                 kw["icc_profile"] = icc
+        if info.get("subifds") and fmt == "TIFF":
+            # (SubIFD offsets copied as they were pointed into nothing: readers failed on the file)
+            self._note("the input's TIFF SubIFDs (reduced-resolution previews kept beside the picture) were dropped: "
+                       "the TIFF writer here makes none", path)
         if info.get("stale_tags"):
             self._note(f"TIFF tags {info['stale_tags']} (Photoshop layers / image resources) were dropped: they hold "
                        "the unrestored picture, which editors would show instead of the restored one", path)
@@ -1313,6 +1370,15 @@ class ImageSink(_Sink):
             self._note(f"16-bit pictures were written at 8 bits: {fmt or path.suffix} holds 8 (write .png or .tif "
                        "to keep 16, .heic for 10/12)", path)
             hi = None
+        previews = info.get("previews") if fmt == "TIFF" else None
+        if previews and hi is None:
+            # the input's previews stay previews (NewSubfileType 1), made again from the restored
+            # pages: a viewer showing a preview shows the restored picture (another format has none)
+            ordered: list = []
+            for pos, page_im in enumerate([im] + (rest if pages > 1 else [])):
+                ordered += [page_im] + [_preview(page_im, size, stored) for after, size, stored in previews
+                                        if after == pos]
+            kwargs.update(save_all=True, append_images=ordered[1:])
         if info.get("heif_gain_map"):
             self._note("the HDR gain map of iPhone HDR photos was dropped (no writer here carries a HEIC gain map); "
                        "HDR screens show the photo as SDR", path)
@@ -1357,7 +1423,7 @@ class ImageSink(_Sink):
                 elif fmt == "HEIF":
                     _write_heif_deep(tmp, deep, kwargs, bits=12 if int(info.get("bits", 10)) >= 12 else 10)
                 else:
-                    self._write_tiff16(tmp, deep, im, info, kwargs)
+                    self._write_tiff16(tmp, deep, im, info, kwargs, previews)
             keep_mode(path, tmp)
             try:
                 tmp.replace(path)
@@ -1382,10 +1448,12 @@ class ImageSink(_Sink):
         self.frames_written += pages if pages > 1 and fmt in _MULTI_PAGE else 1
         frame.release()
 
-    def _write_tiff16(self, tmp: Path, deep: np.ndarray, im, info: dict, kwargs: dict) -> None:
+    def _write_tiff16(self, tmp: Path, deep: np.ndarray, im, info: dict, kwargs: dict,
+                      previews: list | None = None) -> None:
         """A 16-bit TIFF (tifffile: Pillow writes no 16-bit RGB) with what ``kwargs`` carries:
         ICC profile, DPI, the input's compression (deflate for any compressed input: LZW needs
-        imagecodecs) and the descriptive text tags of its EXIF; other tags are reported."""
+        imagecodecs) and the descriptive text tags of its EXIF; other tags are reported.
+        ``previews``: the input's (see :func:`tiff_pages`), made again from ``deep``."""
         import tifffile
 
         extratags, dropped, software = [], [], None
@@ -1408,16 +1476,40 @@ class ImageSink(_Sink):
                        "(description, make, model, date, artist, copyright), ICC profile and DPI", tmp)
         dpi = kwargs.get("dpi")
         compressed = info.get("compression") not in (None, "raw")
-        tifffile.imwrite(
-            tmp, deep, photometric="minisblack" if deep.ndim == 2 or deep.shape[2] == 2 else "rgb",
+        layout = dict(
+            photometric="minisblack" if deep.ndim == 2 or deep.shape[2] == 2 else "rgb",
             extrasamples=("unassalpha",) if deep.ndim == 3 and deep.shape[2] in (2, 4) else None,
             compression="zlib" if compressed else None, iccprofile=kwargs.get("icc_profile"),
             resolution=(float(dpi[0]), float(dpi[1])) if dpi else None, resolutionunit="INCH" if dpi else None,
-            metadata=None, software=software, extratags=extratags,
-        )
+            metadata=None)
+        with tifffile.TiffWriter(tmp) as tif:
+            tif.write(deep, software=software, extratags=extratags, **layout)
+            for _, size, stored in previews or ():
+                import cv2
+
+                w, h = _preview_size(deep.shape[1::-1], size, stored)
+                tif.write(cv2.resize(deep, (w, h), interpolation=cv2.INTER_AREA), subfiletype=1, **layout)
 
     def close(self) -> None:
         pass
+
+
+def _preview_size(page_size: tuple[int, int], size: tuple[int, int], stored: tuple[int, int]) -> tuple[int, int]:
+    """A preview's (width, height) for a restored page of ``page_size``: the input preview's
+    ``size``, turned as the page was (``stored``: the page's size as stored, before EXIF turned it)."""
+    if tuple(page_size) != tuple(stored) and tuple(page_size) == tuple(stored)[::-1]:
+        return size[1], size[0]
+    return size[0], size[1]
+
+
+def _preview(page, size: tuple[int, int], stored: tuple[int, int]):
+    """The restored Pillow ``page`` shrunk to a TIFF preview, written as one (NewSubfileType 1)."""
+    from PIL import Image
+
+    p = page.resize(_preview_size(page.size, size, stored), Image.Resampling.LANCZOS)
+    # (its own tags: the page's EXIF and XMP are the page's; profile, DPI, compression are shared)
+    p.encoderinfo = {"tiffinfo": {254: 1}}
+    return p
 
 
 # Descriptive TIFF text tags a 16-bit TIFF keeps: ImageDescription, Make, Model, Software, DateTime,

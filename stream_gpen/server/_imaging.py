@@ -73,7 +73,7 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
 def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
     from PIL import Image, UnidentifiedImageError
 
-    from stream_gpen.io._image import _orientation, _upright, icc_describes
+    from stream_gpen.io._image import _orientation, _upright, icc_describes, tiff_pages
 
     if not data:
         raise InvalidInputError("empty request body: send an image (JPEG, PNG, WebP, AVIF, HEIC, TIFF, BMP or GIF)")
@@ -98,6 +98,12 @@ def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
             raise UnsupportedImageError(
                 f"unsupported image type {im.format!r}; allowed: {', '.join(sorted(set(_READABLE) - {'MPO'}))}")
         frames = getattr(im, "n_frames", 1) if im.format in _MULTI_FRAME else 1
+        if frames > 1 and im.format == "TIFF":
+            # a TIFF's reduced-resolution previews (scanners, cameras, editors) are not pages
+            pages, _ = tiff_pages(im)
+            frames = len(pages)
+            if frames == 1 and pages[0]:
+                im.seek(pages[0])  # (a preview stored first: the picture is the full-resolution IFD)
         if frames > 1:
             # One picture in, one out: frames 2..N were dropped without a word.
             other = "POST it to /v1/videos as a video job, or use" if im.format == "GIF" else "use"

@@ -162,8 +162,10 @@ def _public_error(exc: Exception, job) -> str:
     try:
         from PIL import Image
 
+        from stream_gpen.io._image import tiff_pages
+
         with Image.open(job.input_path) as im:  # (still there: removed after this)
-            if getattr(im, "n_frames", 1) == 1:
+            if len(tiff_pages(im)[0]) == 1:  # (a TIFF's preview is not a second page)
                 msg = f"the upload is a still {im.format} picture, not a video: send it to /v1/images:enhance"
     except Exception:  # noqa: BLE001 - not a picture either: the pipeline's message stands
         pass
