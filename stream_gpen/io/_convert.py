@@ -225,6 +225,41 @@ def _yuv_layout(pix_fmt: str) -> _Layout | None:
     return _LAYOUT[pix_fmt]
 
 
+def _reformatter() -> VideoReformatter:
+    rf = getattr(_LOCAL, "reformatter", None)
+    if rf is None:
+        rf = _LOCAL.reformatter = VideoReformatter()
+    return rf
+
+
+def _planar_twin(frame: "av.VideoFrame", layout: _Layout, twin: str,
+                 luts: tuple[np.ndarray, np.ndarray] | None = None) -> "av.VideoFrame":
+    """``frame``'s samples (see :func:`_yuv_layout`) copied into a new ``twin`` frame, which states no
+    chroma location, with sides rounded up to a multiple of the chroma subsampling (the padding
+    repeats the last row; crop the conversion to ``frame``'s size): swscale samples chroma at the
+    stated location (decoders state "left": odd columns took the next sample), and at sides that
+    are not a multiple of the subsampling its chroma step is not exactly 2 and drifts by a sample
+    from the middle on. Interleaved chroma is taken apart, MSB-aligned samples shifted down;
+    ``luts``: (luma, chroma) tables applied to the codes on the way (see :class:`_Limited16`)."""
+    _, (sx, sy), shift, where = layout
+    w, h = frame.width, frame.height
+    dt = np.uint16 if bits_per_component(layout.twin or frame.format.name) > 8 else np.uint8
+    plain = av.VideoFrame(-(-w // sx) * sx, -(-h // sy) * sy, twin)
+    dt_out = np.uint16 if bits_per_component(twin) > 8 else np.uint8
+    for k, (plane, first, step) in enumerate(where):
+        s = _samples(frame.planes[plane], dt)[:, first::step][:, : -(-w // sx) if k else w]
+        d = _samples(plain.planes[k], dt_out)
+        n, m = s.shape
+        if luts is not None:
+            np.take(luts[k > 0], s >> shift if shift else s, out=d[:n, :m], mode="clip")
+        elif shift:
+            np.right_shift(s, shift, out=d[:n, :m])
+        else:
+            d[:n, :m] = s
+        d[n:] = d[n - 1]  # the padding rows (cropped away) repeat the last
+    return plain
+
+
 def _yuv_to_rgb8(frame: "av.VideoFrame", layout: _Layout) -> np.ndarray:
     """YUV (see :func:`_yuv_layout`) -> rgb24, exact: ``round()`` of the float conversion with
     each chroma sample repeated over its block (2x2 for 4:2:0), as swscale's SIMD yuv420p
@@ -233,42 +268,25 @@ def _yuv_to_rgb8(frame: "av.VideoFrame", layout: _Layout) -> np.ndarray:
     _EXACT8 on the decoded frame itself samples chroma at the frame's chroma location: decoders
     state "left" for H.264/HEVC, so odd columns took the next sample (up to 60 levels off at a
     chroma edge in planar YUV, 240 in NV12; PyAV cannot unset it). The samples are therefore
-    copied into a planar frame that states none (with sides a multiple of the subsampling: at
-    others swscale's chroma step is not exactly 2 and drifts by a sample; interleaved chroma taken
-    apart, MSB-aligned samples shifted down), and swscale writes planar gbrp, for which it has SIMD
-    output, interleaved by cv2. Per 1080p 4:2:0 frame here about 5 ms against the SIMD converters'
+    copied into a planar frame that states none (:func:`_planar_twin`), and swscale writes planar
+    gbrp, for which it has SIMD output, interleaved by cv2. Per 1080p 4:2:0 frame here about 5 ms against the SIMD converters'
     0.8; NV12 costs about the same (bench/bench_decode_convert.py)."""
     import cv2
 
-    twin, (sx, sy), shift, where = layout
-    twin = twin or frame.format.name
+    twin = layout.twin or frame.format.name
+    sx, sy = layout.sub
     w, h = frame.width, frame.height
     bits = bits_per_component(twin)
-    dt = np.uint16 if bits > 8 else np.uint8
     sws = _sws_src(frame)
     full = is_full_range(frame.format.name, frame.color_range)
-    luts = _FULL_TO_LIMITED16[twin] if full and bits > 8 else None
+    luts = _LIMITED16[twin, True] if full and bits > 8 else None
     if luts is not None:
         # swscale decodes >8-bit full range as if white were 2^bits (up to 1.5 levels bright):
         # the codes go over to 16-bit limited range, which it decodes exactly
         twin, luts = luts
         sws["src_color_range"], full = ColorRange.MPEG, False
-    plain = av.VideoFrame(-(-w // sx) * sx, -(-h // sy) * sy, twin)
-    for k, (plane, first, step) in enumerate(where):
-        s = _samples(frame.planes[plane], dt)[:, first::step][:, : -(-w // sx) if k else w]
-        d = _samples(plain.planes[k], dt)
-        n, m = s.shape
-        if luts is not None:
-            np.take(luts[k > 0], s >> shift if shift else s, out=d[:n, :m], mode="clip")
-        elif shift:
-            np.right_shift(s, shift, out=d[:n, :m])
-        else:
-            d[:n, :m] = s
-        d[n:] = d[n - 1]  # the padding rows (cropped below) repeat the last
-    rf = getattr(_LOCAL, "reformatter", None)
-    if rf is None:
-        rf = _LOCAL.reformatter = VideoReformatter()
-    out = rf.reformat(plain, format="gbrp", interpolation=_EXACT8, **sws)
+    plain = _planar_twin(frame, layout, twin, luts)
+    out = _reformatter().reformat(plain, format="gbrp", interpolation=_EXACT8, **sws)
     g, b, r = (_rows(p)[:h, :w] for p in out.planes)
     rgb = cv2.merge((r, g, b))
     if not full:
@@ -276,27 +294,33 @@ def _yuv_to_rgb8(frame: "av.VideoFrame", layout: _Layout) -> np.ndarray:
     return rgb
 
 
-class _FullToLimited16(dict):
-    """planar twin (>8 bits) -> (its 16-bit twin, (luma, chroma) tables taking each full-range code
-    to the 16-bit limited-range code of the same value), made on first use; None where FFmpeg has
-    no 16-bit twin (yuv440p10le, ...: left to swscale)."""
+class _Limited16(dict):
+    """(planar twin, full range) -> (its 16-bit twin, (luma, chroma) tables taking each code to the
+    16-bit limited-range code of the same value), made on first use; None where FFmpeg has no
+    16-bit twin (yuv440p10le, yuv410p, ...: left to swscale)."""
 
-    def __missing__(self, twin: str):
-        name, value = re.sub(r"p\d+le$", "p16le", twin), None
+    def __missing__(self, key: tuple[str, bool]):
+        twin, full = key
+        name = re.sub(r"p\d+le$", "p16le", twin) if twin.endswith("le") else re.sub("^yuvj", "yuv", twin) + "16le"
+        value = None
         try:
             av.VideoFormat(name)
             bits = bits_per_component(twin)
-            c, top = np.arange(1 << bits, dtype=np.float64), (1 << bits) - 1
-            luma = np.floor(16 * 256 + c * (219 * 256 / top) + 0.5)
-            chroma = np.floor(128 * 256 + (c - (1 << (bits - 1))) * (224 * 256 / top) + 0.5)
+            c = np.arange(1 << bits, dtype=np.float64)
+            if full:
+                top = (1 << bits) - 1
+                luma = np.floor(16 * 256 + c * (219 * 256 / top) + 0.5)
+                chroma = np.floor(128 * 256 + (c - (1 << (bits - 1))) * (224 * 256 / top) + 0.5)
+            else:
+                luma = chroma = c * (1 << (16 - bits))
             value = (name, (luma.astype(np.uint16), np.clip(chroma, 0, 65535).astype(np.uint16)))
         except (ValueError, av.error.FFmpegError):
             pass
-        self[twin] = value
+        self[key] = value
         return value
 
 
-_FULL_TO_LIMITED16 = _FullToLimited16()
+_LIMITED16 = _Limited16()
 
 
 def _fix_blue_overflow(rgb: np.ndarray, plain: "av.VideoFrame", colorspace: int, sx: int, sy: int) -> None:
@@ -403,9 +427,39 @@ def av_to_rgb_numpy(frame: "av.VideoFrame", *, high: bool = False) -> np.ndarray
         return _to_rgb(frame, "rgb24", _EXACT8)
     if fmt == "rgb48le":
         return frame.to_ndarray()
+    layout = _yuv_layout(fmt)
+    rgb = _yuv_to_rgb16(frame, layout) if layout is not None else None
+    if rgb is not None:
+        return rgb
     raw = _to_rgb(frame, "rgb48le", _HI_DECODE)
     white = _rgb48_white_out(fmt, is_full_range(fmt, frame.color_range))
     return _rescale16(raw, 65535.0 / white)
+
+
+def _yuv_to_rgb16(frame: "av.VideoFrame", layout: _Layout) -> np.ndarray | None:
+    """YUV (see :func:`_yuv_layout`) -> rgb48 on the full 16-bit scale: swscale with the >8-bit
+    path's flags and white rescale (see the notes above), on the planar twin as on the 8-bit path
+    (:func:`_planar_twin`): on an odd-sized frame itself swscale drifted chroma by a sample from
+    the middle down (10-bit 640x267: 18% of pixels off, up to 205 levels). 8-bit codes go over to
+    16-bit limited range (swscale's 8-bit planar -> rgb48 converters are up to 2.7 levels off);
+    None for the few 8-bit formats without a 16-bit twin (yuv410p, yuv440p, ...: left to swscale)."""
+    twin = layout.twin or frame.format.name
+    full = is_full_range(frame.format.name, frame.color_range)
+    sws = _sws_src(frame)
+    luts = None
+    sx, sy = layout.sub
+    if layout.twin is None and bits_per_component(twin) > 8 and not (frame.width % sx or frame.height % sy):
+        # planar at whole blocks: _HI_DECODE takes the frame as it is (a copy saved: 1-4 ms at 1080p)
+        raw = _reformatter().reformat(frame, format="rgb48le", interpolation=_HI_DECODE, **sws).to_ndarray()
+        return _rescale16(raw, 65535.0 / _rgb48_white_out(twin, full))
+    if bits_per_component(twin) == 8:
+        if _LIMITED16[twin, full] is None:
+            return None
+        (twin, luts), full = _LIMITED16[twin, full], False
+        sws.update(src_color_range=ColorRange.MPEG, dst_color_range=ColorRange.JPEG)
+    plain = _planar_twin(frame, layout, twin, luts)
+    raw = _reformatter().reformat(plain, format="rgb48le", interpolation=_HI_DECODE, **sws).to_ndarray()
+    return _rescale16(raw[: frame.height, : frame.width], 65535.0 / _rgb48_white_out(twin, full))
 
 
 def u8_from_u16(a: np.ndarray) -> np.ndarray:
@@ -436,12 +490,22 @@ def rgb_to_av(rgb: np.ndarray, *, pix_fmt: str, colorspace: int | None, color_ra
     """Encode-side conversion: RGB ``[H, W, 3]`` -> ``pix_fmt`` with the *same* matrix/range the
     decoder used, so an unprocessed round trip is colour-exact up to rounding.
 
-    ``rgb`` is ``uint8`` (rgb24) or ``uint16`` (rgb48, full 16-bit scale: the >8-bit path)."""
+    ``rgb`` is ``uint8`` (rgb24) or ``uint16`` (rgb48, full 16-bit scale: the >8-bit path).
+
+    Sides that are not a multiple of ``pix_fmt``'s chroma subsampling (427x239 in 4:2:0) are
+    converted edge-padded up to one, and the planes copied into a frame of the true size: swscale's
+    chroma step at such sides is not exactly 2, so chroma drifted by a sample from the middle on
+    (4-7x more chroma samples off after a round trip than at the padded size)."""
     high = rgb.dtype == np.uint16
     src = "rgb48le" if high else "rgb24"
     if high and pix_fmt != src:
         nudge = _full_range_chroma_nudge(pix_fmt, colorspace) if color_range == 2 else None
         rgb = _rescale16(rgb, _SWS_RGB48_WHITE_IN / 65535.0, nudge)  # swscale's rgb48 scale (see above)
+    h, w = rgb.shape[:2]
+    layout = _yuv_layout(pix_fmt) if pix_fmt != src else None
+    sx, sy = layout.sub if layout is not None else (1, 1)
+    if w % sx or h % sy:
+        rgb = np.pad(rgb, ((0, -h % sy), (0, -w % sx), (0, 0)), mode="edge")
     vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=src)
     if pix_fmt == src:
         return vf
@@ -452,11 +516,23 @@ def rgb_to_av(rgb: np.ndarray, *, pix_fmt: str, colorspace: int | None, color_ra
         dst_color_range=sws_range(color_range),
         interpolation=_HI_ENCODE if high else _INTERP,
     )
+    if (out.width, out.height) != (w, h):
+        out = _cropped(out, w, h)
     # Tag the frame so the encoder writes the VUI the pixels were made with.
     if color_range in (1, 2):
         out.color_range = color_range
     if colorspace is not None and colorspace != 2:
         out.colorspace = colorspace
+    return out
+
+
+def _cropped(frame: "av.VideoFrame", w: int, h: int) -> "av.VideoFrame":
+    """The top-left ``w x h`` of ``frame`` (same format) as a new frame: each plane's rows copied as
+    bytes, so a chroma plane keeps the samples it has (the last one covers a half block at odd sides)."""
+    out = av.VideoFrame(w, h, frame.format.name)
+    for s, d in zip(frame.planes, out.planes):
+        n = min(s.line_size, d.line_size)
+        _rows(d)[:, :n] = _rows(s)[: d.height, :n]
     return out
 
 
