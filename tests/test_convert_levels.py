@@ -5,6 +5,7 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
+from av.video.reformatter import Colorspace
 
 from stream_gpen.io._convert import av_to_rgb_numpy, decode_range, rgb_to_av
 
@@ -407,3 +408,23 @@ def test_gpu_nv12_rgb48_equals_the_cpu_high_decode_at_odd_sizes(pix_fmt, color_r
     out = torch.empty((17, 33, 3), dtype=torch.uint16)
     nv12_to_rgb(y, uv, out, colorspace=1, full_range=color_range == 2, bits=bits)
     assert np.abs(out.numpy().astype(int) - av_to_rgb_numpy(nv, high=True)).max() <= 8
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv422p"])
+def test_untouched_8bit_chroma_survives_a_pass(pix_fmt):
+    """A decode (chroma repeated over its block) and an encode gave back other chroma samples at
+    colour edges: the 8-bit encode averaged chroma bilinearly, a blur of about a sample per pass
+    (a flat blue corner of a test clip lost 2.2 levels through a lossless re-encode). Box (area)
+    averaging gives back the very samples, as on the >8-bit path."""
+    rng = np.random.default_rng(7)
+    rgb = np.full((46, 64, 3), 128, np.uint8)
+    for _ in range(12):  # colour blocks whose edges fall inside chroma blocks too
+        y, x, hh, ww = rng.integers(0, 40), rng.integers(0, 58), rng.integers(3, 15), rng.integers(3, 15)
+        rgb[y:y + hh, x:x + ww] = rng.integers(30, 225, 3)
+    src = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt, dst_colorspace=Colorspace.ITU709)
+    src.colorspace, src.color_range = 1, 1
+    back = rgb_to_av(av_to_rgb_numpy(src), pix_fmt=pix_fmt, colorspace=1, color_range=1)
+    for k in range(3):
+        a, b = (np.frombuffer(f.planes[k], np.uint8).reshape(f.planes[k].height, -1)[:, :f.planes[k].width]
+                for f in (src, back))
+        assert np.abs(a.astype(int) - b).max() <= 1, k

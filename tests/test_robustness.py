@@ -22,6 +22,7 @@ from stream_gpen import Enhancer
 from stream_gpen.cli import build_parser, main
 from stream_gpen.errors import EncodeError
 from stream_gpen.io import remux
+from stream_gpen.io._convert import av_to_rgb_numpy
 from stream_gpen.io._sink import can_copy
 
 W, H = 64, 48
@@ -94,7 +95,8 @@ def video_info(path: Path) -> dict:
             "size": (frames[0].width, frames[0].height),
             # raw elementary streams carry no pts: frame i is shown at i / 25 (make_clip's rate)
             "times": [round(float(f.pts * f.time_base), 3) if f.pts is not None else i / 25 for i, f in enumerate(frames)],
-            "first": frames[0].to_ndarray(format="rgb24"),
+            # (decoded exactly: swscale's default drifts chroma by a sample at odd sizes, 2 levels here)
+            "first": av_to_rgb_numpy(frames[0]),
             "streams": [s.type for s in c.streams],
             "audio": [s.codec_context.name for s in c.streams.audio],
             "video_codec": c.streams.video[0].codec_context.name,

@@ -17,8 +17,12 @@ import torch
 from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
 
 # Encode side only: swscale's fast RGB->YUV path rounds full-range grey chroma to 127 (a visible
-# tint after a round trip); on the decode side the accurate path alone maps Y=235 to 253.
-_INTERP = Interpolation.BILINEAR | Interpolation.ACCURATE_RND
+# tint after a round trip); on the decode side the accurate path alone maps Y=235 to 253. Chroma
+# is box-averaged (area), as on the >8-bit path: the decode repeats each chroma sample over its
+# block, so an untouched pixel's chroma comes back the same sample; bilinear averaging blurred
+# every chroma edge by about a sample per pass (a flat corner of a test clip lost 2.2 levels
+# through a lossless re-encode).
+_INTERP = Interpolation.AREA | Interpolation.ACCURATE_RND
 # 8-bit decode: swscale's generic path maps limited white 235 to 253 (nv12, yuyv422, 10/12-bit at
 # --bit-depth 8, ...); with accurate rounding *and* full chroma interpolation every grey code
 # lands on round((Y - 16) * 255 / 219). Chroma is repeated (point), as on the >8-bit path, so the
