@@ -19,6 +19,10 @@ connection stays open).
 
 Latency stays bounded because the server holds at most one waiting frame per connection: a frame
 that arrives while another is waiting replaces it (the old one is reported ``dropped``).
+
+Each frame is restored as a photo (through the batcher, with other clients' frames): no tracking
+between a connection's frames, so a face scored near the 0.9 threshold can blink from frame to
+frame; ``camera`` and ``Enhancer.stream_frames(live=True)`` track faces and keep them down to 0.8.
 """
 from __future__ import annotations
 
