@@ -402,10 +402,11 @@ class Enhancer:
         self.parser = None
         self._note_unused(faces=faces, max_faces=max_faces, min_face=min_face, min_score=min_score,
                           detect_size=detect_size, detect_every=detect_every, check_landmarks=check_landmarks,
-                          smooth_lag=smooth_lag, parser_weights=parser_weights)
+                          smooth_lag=smooth_lag, parser_weights=parser_weights, detector=detector,
+                          detector_weights=detector_weights)
         if mask == "parse" and self.aligned:
             # an aligned crop is replaced whole, as GPEN's aligned mode does: no mask to parse for
-            note = "mask='parse' is not used with aligned=True: each aligned crop is restored whole"
+            note = "mask='parse' (--mask parse) is not used with aligned=True (--aligned): each aligned crop is restored whole"
             log.warning(note)
             self.fallbacks.append(note)
         elif mask == "parse":
@@ -418,25 +419,30 @@ class Enhancer:
         self._lock = threading.Lock()
 
     def _note_unused(self, *, faces, max_faces, min_face, min_score, detect_size, detect_every, check_landmarks,
-                     smooth_lag, parser_weights) -> None:
+                     smooth_lag, parser_weights, detector="auto", detector_weights=None) -> None:
         """Options given (not left at their defaults) that this Enhancer does not use, each logged
         once and kept in the fallbacks (the run summary), as an unused ``mask`` is: not silently
         ignored."""
         notes = []
+        # (named both ways: the keyword, and the command line's option, whoever reads the note)
+        flag = {"check_landmarks": "--no-landmark-check"}
         if self.aligned:
-            given = [f"{name}={value!r}" for name, value, default in (
+            given = [f"{name}={value!r} ({flag.get(name, '--' + name.replace('_', '-'))})" for name, value, default in (
                 ("faces", faces, "all"), ("max_faces", max_faces, None), ("min_face", float(min_face), 0.0),
                 ("min_score", float(min_score), float(DEFAULT_MIN_SCORE)), ("detect_size", detect_size, None),
                 ("detect_every", detect_every, 5), ("check_landmarks", bool(check_landmarks), True),
-                ("smooth_lag", smooth_lag, None)) if value != default]
+                ("smooth_lag", smooth_lag, None), ("detector", detector, "auto"),
+                ("detector_weights", None if detector_weights is None else str(detector_weights), None))
+                if value != default]
             if given:
-                notes.append(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} not used with aligned=True: "
-                             "no faces are detected, each aligned crop is restored whole")
+                notes.append(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} not used with aligned=True "
+                             "(--aligned): no faces are detected, each aligned crop is restored whole")
         elif max_faces is not None and faces != "all":
-            notes.append(f"max_faces={max_faces} is not used with faces={faces!r}, which restores one face")
+            notes.append(f"max_faces={max_faces} (--max-faces) is not used with faces={faces!r} (--faces {faces}), "
+                         "which restores one face")
         if parser_weights is not None and self.mask != "parse":
-            notes.append(f"parser_weights is not used without mask='parse' (the {self.mask} mask needs no "
-                         "face parser): pass mask='parse' to use it")
+            notes.append(f"parser_weights (--parser-weights) is not used without the parse mask (the {self.mask} "
+                         "mask needs no face parser): use mask='parse' (--mask parse) to use it")
         for note in notes:
             log.warning(note)
             self.fallbacks.append(note)
@@ -819,7 +825,8 @@ class Enhancer:
             total = _expected_frames(meta)
             is_still = getattr(meta, "kind", "") in ("image", "folder")
             if trimmed and is_still:
-                raise InvalidInputError("start/duration cut videos; this input is an image or a folder of images")
+                raise InvalidInputError("start/duration (--start/--duration) cut videos; this input is an image or a "
+                                        "folder of images")
             if trimmed and total and getattr(meta, "frame_rate", None):
                 rate = float(meta.frame_rate)
                 left = max(1, total - _frames_in(start, rate, total))

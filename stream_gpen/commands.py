@@ -139,8 +139,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    help="explicit RetinaFace weights file for --detector (overrides the cache)")
     f.add_argument("--detect-size", type=_in_range(int, 32, 16384), default=None,
                    help="long side the detector sees (default: video half its long side within 640..1280, "
-                   "photos 2560; over 640 a 640 pass runs too, for big faces; lower = faster, "
-                   "misses small faces)")
+                   "photos 2560, camera 640 to keep up live; over 640 a 640 pass runs too, for big faces; "
+                   "lower = faster, misses small faces)")
     f.add_argument("--smooth-lag", type=_smooth_lag, default=None, metavar="N",
                    help="files only: smooth landmarks with N frames of look-ahead (default 5; 0 = off). "
                    "More = steadier faces, N more frames held in memory; live sources never wait")
@@ -256,8 +256,10 @@ def _video_options_on_a_photo(args, src: str, where: str | None = None) -> None:
                                    # (a photo is decoded at its own depth and detected once)
                                    ("--bit-depth", args.bit_depth != "auto"),
                                    ("--deinterlace", args.deinterlace != "auto"),
-                                   ("--smooth-lag", args.smooth_lag is not None),
-                                   ("--detect-every", args.detect_every != _DETECT_EVERY)) if on]
+                                   # (with --aligned the Enhancer says these two: not twice)
+                                   ("--smooth-lag", args.smooth_lag is not None and not getattr(args, "aligned", False)),
+                                   ("--detect-every", args.detect_every != _DETECT_EVERY
+                                    and not getattr(args, "aligned", False))) if on]
     if not given:
         return
     if args.encoder == "software":
@@ -574,6 +576,11 @@ def _run_enhance(args: argparse.Namespace) -> int:
     elif "://" not in src and Path(src).is_dir():
         _check_folder_encoding(args, src, dst)
     elif photo:
+        if ((args.start or args.duration is not None) and _is_image_name(src)
+                and Path(src).suffix.lower() != ".gif"):  # (an animated GIF is a video: it takes a cut)
+            # before the model loads (it was refused only once the model was built, or downloaded)
+            raise InvalidInputError(f"--start/--duration cut videos; {src} is a photo",
+                                    hint="leave out --start and --duration for a photo")
         _video_options_on_a_photo(args, src)
     _quality_unused(args, src, dst, photo=photo)
     _check_nvenc_early(args, dst)
@@ -1348,7 +1355,7 @@ def _audio_plan(dst: str, tracks) -> str:
     """What enhance does with the audio by default (``--audio copy``) in ``dst``'s container:
     copied where it takes the codec, else transcoded (a DV's PCM or a DVD's MP2 into .mp4)."""
     from stream_gpen.io._meta import audio_params_unknown
-    from stream_gpen.io._sink import _audio_fallback_codec, can_copy
+    from stream_gpen.io._sink import _audio_fallback_codec, can_copy, copy_refusal
 
     probe = _probe_format(dst)
     if probe is None:
@@ -1363,7 +1370,9 @@ def _audio_plan(dst: str, tracks) -> str:
         return "audio copied"
     to = _audio_fallback_codec(fmt).replace("lib", "")
     why = ("its sample rate and channels are not known where the input begins"
-           if any(audio_params_unknown(a) for a in moved) else f"{Path(dst).suffix} does not take it")
+           if any(audio_params_unknown(a) for a in moved)
+           # (enhance's own words: "is not stream-copied into mp4 here" where only this tool refuses)
+           else "; ".join(dict.fromkeys(copy_refusal(fmt, a.codec, supported) for a in moved)))
     return (f"audio {', '.join(sorted({a.codec or 'unknown' for a in moved}))} transcoded to {to} ({why})"
             + (", the rest copied" if kept else ""))
 

@@ -95,4 +95,4 @@ def test_aligned_video_frames(tmp_path, mobilenet_weights):
 def test_parse_mask_with_aligned_is_said_to_be_unused(mobilenet_weights):
     enh = _enh(IdentityRestorer(64), mobilenet_weights, mask="parse")  # no ParseNet is loaded for it
     assert enh.parser is None
-    assert any("mask='parse' is not used with aligned=True" in f for f in enh.fallbacks)
+    assert any("mask='parse' (--mask parse) is not used with aligned=True" in f for f in enh.fallbacks)

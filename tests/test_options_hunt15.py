@@ -174,9 +174,11 @@ def _enhancer(**kw):
 
 def test_aligned_says_which_detection_options_are_unused(caplog):
     """--aligned --min-face 500 restored every crop (no detection), without a word."""
-    enh = _enhancer(aligned=True, min_face=500, faces="largest", detect_size=64, min_score=0.99, detect_every=3)
-    note = ("faces='largest', min_face=500.0, min_score=0.99, detect_size=64, detect_every=3 are not used with "
-            "aligned=True")
+    enh = _enhancer(aligned=True, min_face=500, faces="largest", detect_size=64, min_score=0.99, detect_every=3,
+                    detector="resnet50", detector_weights="/nonexistent.pth")
+    note = ("faces='largest' (--faces), min_face=500.0 (--min-face), min_score=0.99 (--min-score), detect_size=64 "
+            "(--detect-size), detect_every=3 (--detect-every), detector='resnet50' (--detector), "
+            "detector_weights='/nonexistent.pth' (--detector-weights) are not used with aligned=True (--aligned)")
     assert any(f.startswith(note) for f in enh.fallbacks)
     assert note in caplog.text
     assert not [f for f in _enhancer(aligned=True).fallbacks if "not used" in f]  # (defaults: nothing)
@@ -198,10 +200,66 @@ def test_camera_default_detect_size_is_not_warned_with_aligned(monkeypatch):
 def test_parser_weights_without_mask_parse_is_said_unused(tmp_path, mobilenet_weights):
     """A path (even one that does not exist) was ignored: the feather mask was used, without a word."""
     enh = _enhancer(aligned=True, parser_weights=tmp_path / "ParseNet.pth")
-    assert any(f.startswith("parser_weights is not used without mask='parse'") for f in enh.fallbacks)
+    assert any(f.startswith("parser_weights (--parser-weights) is not used without the parse mask") and
+               "mask='parse' (--mask parse)" in f for f in enh.fallbacks)
 
 
 def test_max_faces_with_one_face_choice_is_said_unused(mobilenet_weights):
     enh = _enhancer(faces="center", max_faces=3, detector_weights=mobilenet_weights)
-    assert "max_faces=3 is not used with faces='center', which restores one face" in enh.fallbacks
+    assert ("max_faces=3 (--max-faces) is not used with faces='center' (--faces center), which restores one face"
+            in enh.fallbacks)
     assert not _enhancer(max_faces=3, detector_weights=mobilenet_weights).fallbacks
+
+
+# --- hunt 15 newuser: the same rules everywhere ---------------------------------------------------
+def test_serve_refuses_max_faces_with_one_face_choice(capsys):
+    """enhance and camera refused --max-faces 2 --faces largest; serve started with a warning."""
+    from stream_gpen.cli import main
+
+    assert main(["serve", "--max-faces", "2", "--faces", "largest", "--port", "1"]) == 2
+    assert "--max-faces 2 does not combine with --faces largest" in capsys.readouterr().err
+
+
+def test_start_on_a_photo_is_refused_before_the_model_loads(tmp_path, shared, monkeypatch, capsys):
+    """It was refused only once the model was built (or its weights downloaded)."""
+    import shutil
+
+    from stream_gpen.cli import main
+
+    img = tmp_path / "x.png"
+    shutil.copy(shared / "data/faces/aligned/gpen_ffhq_00000.png", img)
+    monkeypatch.setattr(commands, "_make_enhancer", lambda args: pytest.fail("the model was built"))
+    assert main(["enhance", str(img), "--model", "classic", "--device", "cpu", "--start", "2"]) == 2
+    assert f"--start/--duration cut videos; {img} is a photo" in capsys.readouterr().err
+
+
+def test_aligned_detect_every_on_a_photo_is_said_once(caplog):
+    args = build_parser().parse_args(["enhance", "x.png", "--aligned", "--detect-every", "3"])
+    commands._video_options_on_a_photo(args, "x.png")
+    assert "--detect-every" not in caplog.text  # (the Enhancer says it, with --aligned)
+
+
+def test_info_says_why_audio_is_transcoded_in_enhances_words(tmp_path):
+    """info said ".mp4 does not take it" where enhance says mp2 "is not stream-copied into mp4 here"."""
+    import av
+
+    src = tmp_path / "dvd.mpg"
+    with av.open(str(src), "w", format="mpeg") as c:
+        vs = c.add_stream("mpeg2video", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("mp2", rate=48000)
+        a.layout = "stereo"
+        for i in range(5):
+            for p in vs.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")):
+                c.mux(p)
+        for p in vs.encode(None):
+            c.mux(p)
+        for i in range(5):
+            f = av.AudioFrame.from_ndarray(np.zeros((1, 2 * 1152), np.int16), format="s16", layout="stereo")
+            f.sample_rate, f.pts = 48000, i * 1152
+            for p in a.encode(f):
+                c.mux(p)
+        for p in a.encode(None):
+            c.mux(p)
+    plan = " | ".join(commands.describe_input(str(src))["plan"])
+    assert "audio mp2 transcoded to aac (mp2 is not stream-copied into mp4 here" in plan, plan

@@ -113,9 +113,10 @@ def _run_serve(args: argparse.Namespace) -> int:
                                 hint="pip install 'stream-gpen[server]'") from None
     import uvicorn
 
-    from stream_gpen.commands import _make_enhancer
+    from stream_gpen.commands import _check_face_options, _make_enhancer
     from stream_gpen.server._app import create_app
 
+    _check_face_options(args)  # (refused as enhance and camera refuse it)
     config = config_from_args(args)
     _check_port(args.host, args.port)  # before the model loads: a busy port is said in one line
     if config.work_dir is not None:
