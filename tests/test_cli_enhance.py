@@ -84,7 +84,7 @@ def test_enhance_video_keeps_audio(tmp_path, shared, tiny_ckpt, det_home):
         (["enhance", "{img}", "--min-score", "1"], 2, "must be a number in [0.01, 0.99]"),
         (["enhance", "{img}", "--start", "1:75"], 2, "expected seconds or [HH:]MM:SS[.ms]"),
         (["enhance", "{img}", "--model", "classic", "--device", "cpu", "--start", "2"], 2,
-         "start/duration cut videos"),
+         "--start/--duration cut videos"),
     ],
 )
 def test_enhance_errors_and_exit_codes(tmp_path, shared, det_home, capsys, args, code, text):
