@@ -1047,6 +1047,8 @@ def _run_camera(args: argparse.Namespace) -> int:
     if given and not any(_encoded_output(o) for o in outputs):
         log.warning("%s %s to --output/--stream; nothing is encoded here", "/".join(given),
                     "applies" if len(given) == 1 else "apply")
+    if args.smooth_lag is not None:  # (live frames are never held back for a look-ahead)
+        log.warning("--smooth-lag applies to files; a live source is not held back")
     _check_report(args.report, [args.output, args.source], overwrite=args.overwrite)
     _check_camera_encoding(args)
     source = args.source or _default_camera()

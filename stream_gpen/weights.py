@@ -768,6 +768,8 @@ def ensure_weights(name_or_spec: str | WeightFile | ModelSpec, *, path: str | os
     if not download:
         bad = [d / n for d in search_dirs() for n in wf.names_on_disk if (d / n).is_file()]
         why = (f"the copy at {bad[0]} was ignored (see the warning above)" if bad else "it has not been downloaded")
+        if offline():  # (the download command would be refused too: say why instead)
+            raise _not_found(wf, f"{why}, and downloads are disabled ({OFFLINE_ENV}={os.environ.get(OFFLINE_ENV)})")
         raise _not_found(wf, f"{why} (`stream-gpen weights download {wf.name}` fetches it)")
     return _download_allowed(wf, home_dir(), progress=progress)
 

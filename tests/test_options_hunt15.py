@@ -263,3 +263,28 @@ def test_info_says_why_audio_is_transcoded_in_enhances_words(tmp_path):
             c.mux(p)
     plan = " | ".join(commands.describe_input(str(src))["plan"])
     assert "audio mp2 transcoded to aac (mp2 is not stream-copied into mp4 here" in plan, plan
+
+
+def test_camera_smooth_lag_is_said_unused(no_model, monkeypatch, capsys):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    assert main(["camera", "lavfi:testsrc2", "--frames", "3", "--smooth-lag", "3", "--quiet"]) == 3
+    assert "--smooth-lag applies to files; a live source is not held back" in capsys.readouterr().err
+
+
+def test_offline_missing_weights_do_not_advise_a_download_that_is_refused(tmp_path, monkeypatch):
+    """Offline, the advice was `stream-gpen weights download ...`, which STREAM_GPEN_OFFLINE refuses."""
+    from stream_gpen.errors import WeightsNotFoundError
+    from stream_gpen.weights import ensure_weights
+
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("STREAM_GPEN_SHARED", str(tmp_path / "none"))
+    monkeypatch.setattr("stream_gpen.weights._CHECKOUT", tmp_path)
+    monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
+    with pytest.raises(WeightsNotFoundError) as e:
+        ensure_weights("gpen-bfr-256", download=False, progress=False)
+    assert "downloads are disabled (STREAM_GPEN_OFFLINE=1)" in str(e.value)
+    assert "weights download gpen-bfr-256` fetches it" not in str(e.value)
+    monkeypatch.delenv("STREAM_GPEN_OFFLINE")
+    with pytest.raises(WeightsNotFoundError) as e:
+        ensure_weights("gpen-bfr-256", download=False, progress=False)
+    assert "`stream-gpen weights download gpen-bfr-256` fetches it" in str(e.value)
