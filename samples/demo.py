@@ -97,6 +97,11 @@ def main(argv=None) -> int:
         if args.model != "auto":
             return _give_up(exc, f"the weights of --model {args.model}")
         fetch = f"run `stream-gpen weights download {name}`" if name else "get the file named above"
+        try:  # (before saying it falls back: without the detector the fallback cannot run either)
+            enh = _build("classic", args.device, download=download)
+        except WeightsError as det_exc:
+            return _give_up(det_exc, "the RetinaFace face detector, which the classic fallback needs too (the GPEN "
+                            f"weights are missing as well: {fetch} for GPEN results)")
         _say(
             f"GPEN weights are not available here: {' '.join(str(exc).split()).rstrip('.')}. "
             "The demo now falls back to the 'classic' enhancer (non-neural denoise and detail "
@@ -104,10 +109,6 @@ def main(argv=None) -> int:
             f"pipeline work; put the file where the message says (or {fetch}) and rerun "
             "`make demo` for GPEN results."
         )
-        try:
-            enh = _build("classic", args.device, download=download)
-        except WeightsError as exc:
-            return _give_up(exc, "the RetinaFace face detector, which the classic enhancer needs too")
 
     photo_in = HERE / "astronaut_degraded.jpg"
     clip_in = HERE / "astronaut_clip.mp4"

@@ -65,8 +65,8 @@ def test_demo_without_detector_exits_cleanly_naming_the_missing_files(dirs, monk
     code = _demo().main(["--device", "cpu", "--out", str(tmp_path / "out")])  # no traceback: returns
     err = " ".join(capsys.readouterr().err.split())
     assert code == 3
-    assert "falls back to the 'classic' enhancer" in err
-    assert "`stream-gpen weights download gpen-bfr-512`" in err
+    assert "falls back" not in err  # (one paragraph: the fallback cannot run either)
+    assert "`stream-gpen weights download gpen-bfr-512` for GPEN results" in err
     assert "gpen-bfr-256" not in err
     detector = DETECTOR_FILES["retinaface-mobilenet0.25"]
     assert "The demo cannot run without the RetinaFace face detector" in err
