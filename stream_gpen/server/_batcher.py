@@ -5,8 +5,12 @@ to ``max_batch`` images; under load the queue is already full when the worker co
 batches form without any added wait. All faces of a batch go through the model together.
 
 Only images of the same shape (and model and options) share a call: ``Enhancer.enhance_images``
-stacks its frames for the warp. Live frames of a camera, and API clients that send fixed-size
-images, batch fully; a mix of photo sizes is split into per-shape calls of one wake-up.
+stacks its frames for the warp. API clients that send fixed-size images (and aligned live
+frames) batch fully; a mix of photo sizes is split into per-shape calls of one wake-up.
+
+A live connection's frames carry its :class:`LiveFaces` instead: they go through the same queue,
+scheduler and metrics, but each through the connection's own face tracker (video's rule, not a
+photo's), so they are not batched with other requests.
 """
 from __future__ import annotations
 
@@ -24,10 +28,60 @@ from stream_gpen.errors import QueueFullError
 log = logging.getLogger(__name__)
 
 
+class LiveFaces:
+    """One live connection's faces, tracked from frame to frame as ``camera`` and
+    ``Enhancer.stream_frames(live=True)`` track them: a face already restored is kept down to a
+    score of 0.8 (a new one needs ``min_score``) so it does not blink, and the detector runs every
+    ``detect_every`` frames with optical flow between. The face stage is built from the
+    connection's model view and rebuilt when its options or the frame size change.
+
+    Used by the batcher's worker only, one frame at a time (a connection has at most one in flight).
+    """
+
+    def __init__(self) -> None:
+        self._stage = None
+        self._built: tuple | None = None  # (options key, frame shape) the stage was built for
+        self._index = 0
+
+    def enhance(self, view, key: tuple, pixels: np.ndarray) -> np.ndarray:
+        """The next frame of the connection, restored (a new array; ``pixels`` is left untouched)."""
+        if not hasattr(view, "_stage"):  # a model without a face stage: each frame as a photo
+            return view.enhance_images([pixels])[0]
+        from types import SimpleNamespace
+
+        from stream_gpen.api import _to_rgb_tensor, video_detect_size
+
+        image, alpha, hi = _to_rgb_tensor(pixels)
+        image = image.to(view.device)
+        hi = hi.to(view.device) if hi is not None else None
+        with view._lock:  # (the detector and the model are shared with the view's other users)
+            try:
+                if self._built != (key, pixels.shape):
+                    h, w = image.shape[:2]
+                    self._stage = view._stage()
+                    self._stage.video_detect_size = view.detect_size or video_detect_size(
+                        SimpleNamespace(width=w, height=h))
+                    self._built, self._index = (key, pixels.shape), 0
+                index = self._index
+                self._index += 1
+                [(index, affines)] = self._stage.plan_frames(index, image)
+                self._stage.restore([image], [affines], hi=None if hi is None else [hi], indices=[index])
+            except BaseException:
+                self._built = None  # a tracker left half-updated: start afresh on the next frame
+                raise
+        arr = (hi if hi is not None else image).cpu().numpy()
+        if pixels.ndim == 2 or pixels.shape[2] == 1:
+            arr = arr.mean(axis=2).round().astype(arr.dtype).reshape(pixels.shape)
+        elif alpha is not None:
+            arr = np.concatenate([arr, alpha[:, :, None]], axis=2)
+        return arr
+
+
 @dataclass
 class _Request:
     pixels: np.ndarray
     key: tuple[str, str, float, bool]  # (model, faces, strength, aligned)
+    live: LiveFaces | None = None  # a live connection's tracker: the frame goes through it, alone
     future: Future = field(default_factory=Future)
     queued_at: float = field(default_factory=time.monotonic)
 
@@ -82,11 +136,12 @@ class ImageBatcher:
         return len(self._queue)
 
     def submit(self, pixels: np.ndarray, *, model: str | None = None, faces: str | None = None,
-               strength: float | None = None, aligned: bool = False) -> Future:
+               strength: float | None = None, aligned: bool = False, live: LiveFaces | None = None) -> Future:
         """Queue one image; the future gets the enhanced array (or the exception). Only requests
-        with the same options share a model call."""
+        with the same options share a model call. ``live``: the image is the next frame of that
+        connection, whose faces are tracked (see :class:`LiveFaces`)."""
         key = self.models.resolve(model, faces, strength, aligned)
-        req = _Request(pixels, key)
+        req = _Request(pixels, key, live)
         with self._cond:
             if self._stop:
                 raise QueueFullError("the server is shutting down", retry_after_s=5)
@@ -122,11 +177,12 @@ class ImageBatcher:
             # A caller that timed out cancelled its future: skip its work.
             batch = [r for r in batch if r.future.set_running_or_notify_cancel()]
             # Enhancer.enhance_images needs one image shape per call (its warp stacks the frames),
-            # so requests batch with others of the same model, options and shape.
+            # so requests batch with others of the same model, options and shape; a live frame goes
+            # through its connection's tracker.
             groups: dict[tuple, list[_Request]] = {}
             for r in batch:
-                groups.setdefault((r.key, r.pixels.shape), []).append(r)
-            for (key, _shape), reqs in groups.items():
+                groups.setdefault((r.key, r.pixels.shape, id(r.live)), []).append(r)
+            for (key, _shape, _live), reqs in groups.items():
                 try:
                     self._run_group(key, reqs)
                 except BaseException as exc:  # never leave a caller waiting, even on Ctrl-C
@@ -143,7 +199,10 @@ class ImageBatcher:
         try:
             with sched.short():
                 before = counter.faces
-                outs = view.enhance_images([r.pixels for r in reqs])
+                if reqs[0].live is not None:
+                    outs = [r.live.enhance(view, key, r.pixels) for r in reqs]
+                else:
+                    outs = view.enhance_images([r.pixels for r in reqs])
                 faces = counter.faces - before
         except Exception as exc:
             if len(reqs) == 1:

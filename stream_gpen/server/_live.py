@@ -20,9 +20,10 @@ connection stays open).
 Latency stays bounded because the server holds at most one waiting frame per connection: a frame
 that arrives while another is waiting replaces it (the old one is reported ``dropped``).
 
-Each frame is restored as a photo (through the batcher, with other clients' frames): no tracking
-between a connection's frames, so a face scored near the 0.9 threshold can blink from frame to
-frame; ``camera`` and ``Enhancer.stream_frames(live=True)`` track faces and keep them down to 0.8.
+Faces are tracked from frame to frame within a connection, as ``camera`` and
+``Enhancer.stream_frames(live=True)`` track them (a face already restored is kept down to a score of
+0.8, so it does not blink; see :class:`~stream_gpen.server._batcher.LiveFaces`); new options or a new
+frame size start the tracking afresh. Aligned frames (``aligned``) are restored whole, as photos.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ import time
 import numpy as np
 
 from stream_gpen.errors import InvalidInputError, PayloadTooLargeError, QueueFullError, StreamGpenError
+from stream_gpen.server._batcher import LiveFaces
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +121,7 @@ async def live_session(ws, *, batcher, metrics, max_pixels: int, timeout_s: floa
 
     options = {"model": model, "faces": faces, "strength": strength, "aligned": bool(aligned)}
     batcher.models.resolve(model, faces, strength, aligned)  # validated before accept by the caller; cheap re-check
+    tracked = LiveFaces()  # this connection's faces, from frame to frame
     send_lock = asyncio.Lock()
     latest: list[bytes | None] = [None]
     wake = asyncio.Event()
@@ -172,7 +175,8 @@ async def live_session(ws, *, batcher, metrics, max_pixels: int, timeout_s: floa
             try:
                 seq, kind, pixels = await run_in_threadpool(parse_frame, data, max_pixels=max_pixels)
                 fut = batcher.submit(pixels, model=options["model"], faces=options["faces"],
-                                     strength=options["strength"], aligned=options["aligned"])
+                                     strength=options["strength"], aligned=options["aligned"],
+                                     live=None if options["aligned"] else tracked)
                 try:
                     out = await asyncio.wait_for(asyncio.wrap_future(fut), timeout_s)
                 except asyncio.TimeoutError:
