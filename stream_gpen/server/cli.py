@@ -59,7 +59,8 @@ def add_serve(subparsers, parents=()) -> None:
     s.add_argument("--max-pixels", type=_positive_int, default=40_000_000,
                    help="refuse larger images before decoding them (default 40e6)")
     s.add_argument("--max-batch", type=_positive_int, default=8,
-                   help="most image requests per model call (default 8; 1 = no batching)")
+                   help="most image requests per model call (default 8; 1 = no batching; a /v1/live frame goes through "
+                   "its connection's face tracker alone)")
     s.add_argument("--batch-wait-ms", type=_nonneg_float, default=5.0,
                    help="how long a request waits for others to batch with (default 5; 0 = never wait)")
     s.add_argument("--max-queue", type=_positive_int, default=64,
