@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import importlib.util
 import re
-import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,34 +15,12 @@ from stream_gpen import weights
 from stream_gpen.cli import main as cli_main
 from stream_gpen.errors import DownloadError, InvalidInputError, WeightsError
 from stream_gpen.weights import DETECTOR_FILES, ensure_weights
-from tests.test_weights import BODY, CKPT, WeightServer, make
+import tests.test_weights as _tw
+from tests.test_weights import BODY, CKPT, make
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def server():
-    srv = WeightServer()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield srv
-    srv.release.set()
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
-
-
-@pytest.fixture(autouse=True)
-def dirs(tmp_path, monkeypatch):
-    """A private cache and a fake checkout, as in test_weights: no test sees the user's files."""
-    checkout = tmp_path / "checkout"
-    (checkout / "weights").mkdir(parents=True)
-    (checkout / "pyproject.toml").write_text("")
-    monkeypatch.setattr(weights, "_CHECKOUT", checkout)
-    home = tmp_path / "home"
-    monkeypatch.setenv("STREAM_GPEN_HOME", str(home))
-    monkeypatch.delenv("STREAM_GPEN_OFFLINE", raising=False)
-    return SimpleNamespace(home=home, repo=checkout / "weights")
+# test_weights' fixtures: a local HTTP server, and a private cache and checkout (autouse)
+server, dirs = _tw.server, _tw.dirs
 
 
 def _demo():
