@@ -923,7 +923,7 @@ class Enhancer:
             from stream_gpen.io import remux
 
             try:
-                remux(src_s, dst)
+                remux(src_s, dst, said=set(summary.fallbacks))
                 summary.encoder = "copy"  # the re-encode's encoder no longer describes the output
                 summary.fallbacks.append("no faces found: the input was stream-copied to the output (copy_if_no_faces)")
             except EncodeError as exc:  # e.g. pcm audio into .mp4: the re-encoded output stays

@@ -220,3 +220,17 @@ def test_gopro_telemetry_is_kept_by_the_no_face_stream_copy(tmp_path, caplog):
     with caplog.at_level("INFO", logger="stream_gpen"):
         remux(src, tmp_path / "o.mkv")
     assert "data stream #1 (GoPro MET) dropped: GoPro telemetry (gpmd) is copied into .mp4 and .mov only" in caplog.text
+
+
+def test_a_dropped_track_is_warned_once_with_copy_if_no_faces(tmp_path, mobilenet_weights, caplog):
+    """--copy-if-no-faces into .mkv warned of the dropped GoPro track twice: the re-encode, then the remux."""
+    from stream_gpen import Enhancer
+    from tests._doubles import IdentityRestorer
+
+    src = _gopro(tmp_path / "GX010001.MP4")
+    enh = Enhancer(IdentityRestorer(), device="cpu", detector_weights=mobilenet_weights, progress=False)
+    with caplog.at_level("WARNING", logger="stream_gpen"):
+        s = enh.enhance_file(src, tmp_path / "o.mkv", copy_if_no_faces=True)
+    assert s.encoder == "copy"
+    said = [r.getMessage() for r in caplog.records if "GoPro MET" in r.getMessage()]
+    assert len(said) == 1, said

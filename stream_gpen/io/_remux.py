@@ -14,7 +14,7 @@ from stream_gpen.io._meta import audio_params_unknown, ffmpeg_local
 log = logging.getLogger(__name__)
 
 
-def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
+def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=()) -> int:
     """Copy all streams of ``src`` into ``dst`` (container from the extension), bit-exact packets.
 
     Written to a temporary file next to ``dst`` and renamed on success. Text subtitles the output
@@ -31,6 +31,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
     in mp4/mov; elsewhere (no edit lists) hidden audio/subtitle packets are left out, and hidden
     video frames (the cut's keyframe: the frames shown need them to decode) raise
     :class:`EncodeError`, as they would play.
+    ``said``: notes already warned of (by the re-encode of ``--copy-if-no-faces``), not said again.
     Returns the number of video packets copied.
     """
     from stream_gpen.io._sink import (
@@ -224,7 +225,8 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike) -> int:
             except (ValueError, av.FFmpegError) as exc:
                 raise EncodeError(f"stream-copying {src} into {dst.suffix} failed: {_why(exc)}") from exc
             for msg in lost:
-                log.warning("remux: %s", msg)
+                if msg not in said:  # (the re-encode that came first warned of it already)
+                    log.warning("remux: %s", msg)
             if hidden:
                 log.info("remux into %s: %d packet(s) the input's edit list hides left out (no edit lists there)",
                          fmt, hidden)
