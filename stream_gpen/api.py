@@ -186,6 +186,21 @@ def _to_rgb_tensor(image: np.ndarray) -> tuple[torch.Tensor, np.ndarray | None, 
     return torch.from_numpy(np.array(image, copy=True, order="C")), alpha, None
 
 
+def _from_rgb_tensor(t: torch.Tensor, alpha: np.ndarray | None, hi: torch.Tensor | None,
+                     like: np.ndarray) -> np.ndarray:
+    """The restored picture (``t``, or its 16-bit ``hi``) back in the form :func:`_to_rgb_tensor`
+    took it from (``like``): grey stays grey, the alpha plane is put back, a big-endian picture
+    comes back big-endian."""
+    arr = (hi if hi is not None else t).cpu().numpy()
+    if like.ndim == 2 or (like.ndim == 3 and like.shape[2] == 1):
+        arr = arr.mean(axis=2).round().astype(arr.dtype).reshape(like.shape)
+    elif alpha is not None:
+        arr = np.concatenate([arr, alpha[:, :, None]], axis=2)
+    if like.dtype != arr.dtype and like.dtype.kind == "u" and like.dtype.itemsize == arr.dtype.itemsize:
+        arr = arr.astype(like.dtype)
+    return arr
+
+
 class Enhancer:
     """Restore faces in images, files, folders and live streams.
 
@@ -577,13 +592,12 @@ class Enhancer:
             raise InvalidInputError(f"enhance_images() takes a list of pictures, not one {type(images).__name__} "
                                     f"(shape {tuple(images.shape)}); for one picture use enhance_image()")
         images = list(images)
-        tensors, alphas, grey, his = [], [], [], []
+        tensors, alphas, his = [], [], []
         for im in images:
             t, a, hi = _to_rgb_tensor(im)
             tensors.append(t.to(self.device))
             his.append(hi.to(self.device) if hi is not None else None)
             alphas.append(a)
-            grey.append(im.ndim == 2 or (im.ndim == 3 and im.shape[2] == 1))
         with self._lock:
             stage = self._stage()
             affines = [stage.plan_still(t) for t in tensors]
@@ -593,17 +607,24 @@ class Enhancer:
                 if group:
                     stage.restore([tensors[i] for i in group], [affines[i] for i in group],
                                   hi=[his[i] for i in group] if deep else None)
-        out = []
-        for t, a, g, im, hi in zip(tensors, alphas, grey, images, his):
-            arr = (hi if hi is not None else t).cpu().numpy()
-            if g:
-                arr = arr.mean(axis=2).round().astype(arr.dtype).reshape(im.shape)
-            elif a is not None:
-                arr = np.concatenate([arr, a[:, :, None]], axis=2)
-            if im.dtype != arr.dtype and im.dtype.kind == "u" and im.dtype.itemsize == arr.dtype.itemsize:
-                arr = arr.astype(im.dtype)  # a big-endian picture comes back big-endian, as it came
-            out.append(arr)
-        return out
+        return [_from_rgb_tensor(t, a, hi, im) for t, a, im, hi in zip(tensors, alphas, images, his)]
+
+    def _picture_stage(self, width: int, height: int, *, live: bool = True):
+        """A face stage for a sequence of pictures of one size (:meth:`stream_frames`, the server's
+        live connections): faces tracked from picture to picture, detected at the video size."""
+        stage = self._stage(lag=0 if live else self._file_lag())
+        stage.video_detect_size = self.detect_size or video_detect_size(SimpleNamespace(width=width, height=height))
+        return stage
+
+    def _restore_tracked(self, stage, index: int, image: np.ndarray) -> np.ndarray:
+        """Picture ``index`` of a live sequence through ``stage`` (:meth:`_picture_stage`,
+        ``live=True``), returned as :meth:`enhance_image` returns it (``image`` is left untouched)."""
+        t, a, hi = _to_rgb_tensor(image)
+        t, hi = t.to(self.device), hi.to(self.device) if hi is not None else None
+        with self._lock:  # (the detector and the model are shared with this Enhancer's other users)
+            [(_, affines)] = stage.plan_frames(index, t)
+            stage.restore([t], [affines], hi=None if hi is None else [hi], indices=[index])
+        return _from_rgb_tensor(t, a, hi, image)
 
     # --- files and streams ---------------------------------------------------------------------
     def enhance_file(
@@ -1171,8 +1192,7 @@ class Enhancer:
             h, w = feed.converted_first()[0].shape[:2]
         except InvalidInputError as e:  # (OpenCV's failed first read is None: not an empty run)
             raise InvalidInputError(f"stream_frames(): picture 0: {e}") from None
-        stage = self._stage(lag=0 if live else self._file_lag())
-        stage.video_detect_size = self.detect_size or video_detect_size(SimpleNamespace(width=w, height=h))
+        stage = self._picture_stage(w, h, live=live)
         from stream_gpen.pipeline import run_stream
 
         for frame in run_stream(feed, stage, batch_faces=self.batch_size, max_pending_frames=self._max_pending(),

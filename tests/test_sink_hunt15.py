@@ -63,13 +63,15 @@ def test_an_aligned_enhancer_builds_its_detector_only_when_a_view_detects(mobile
 
 
 # --- GoPro telemetry ------------------------------------------------------------------------------
-def _gopro(path: Path, *, n: int = 25, meta: int = 10) -> Path:
-    """A GoPro-like .mp4: 25 fps H.264 and a 'GoPro MET' gpmd track, a packet each 0.1 s."""
+def _gopro(path: Path, *, n: int = 25, meta: int = 10, handler: str | None = "GoPro MET") -> Path:
+    """A GoPro-like .mp4: 25 fps H.264 and a 'GoPro MET' gpmd track, a packet each 0.1 s (in
+    another container, or without the handler: a data track of unknown format)."""
     with av.open(str(path), "w") as c:
         vs = c.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
         vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
         ds = c.add_data_stream("bin_data")
-        ds.metadata["handler_name"] = "GoPro MET"
+        if handler:
+            ds.metadata["handler_name"] = handler
         ds.time_base = Fraction(1, 1000)
         for i in range(n):
             f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * i % 250, np.uint8), format="rgb24")
@@ -158,20 +160,7 @@ def test_info_lists_data_tracks_and_says_which_the_output_drops(tmp_path):
     info = describe_input(str(_gopro(tmp_path / "GX010001.MP4")))
     assert info["data"] == [{"stream": 1, "name": "GoPro MET", "codec": "bin_data"}]
     assert not [line for line in info["plan"] if "data stream" in line]  # (.mp4 keeps it)
-    ts = tmp_path / "klv.ts"  # a private data stream of MPEG-TS: of unknown format
-    with av.open(str(ts), "w") as c:
-        vs = c.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
-        ds = c.add_data_stream("bin_data")
-        for i in range(5):
-            for p in vs.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")):
-                c.mux(p)
-        for p in vs.encode(None):
-            c.mux(p)
-        d = av.Packet(b"meta")
-        d.pts = d.dts = 0
-        d.time_base, d.stream = Fraction(1, 90000), ds
-        c.mux(d)
+    ts = _gopro(tmp_path / "klv.ts", n=5, meta=1, handler=None)  # a private data stream of MPEG-TS: of unknown format
     info = describe_input(str(ts))
     assert [t["codec"] for t in info["data"]] == [None]
     said = [line for line in info["plan"] if "data stream" in line]

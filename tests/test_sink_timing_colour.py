@@ -394,22 +394,9 @@ def test_mov_keeps_track_languages_under_the_code_its_table_has(tmp_path):
 def test_a_data_track_without_a_codec_is_named_in_its_note(tmp_path):
     """Action cameras' telemetry (GoPro 'GoPro MET') has no codec PyAV names: it was dropped with
     "mp4 does not accept None". (.mp4 and .mov now keep it: tests/test_sink_hunt15.py; .mkv cannot.)"""
-    src = tmp_path / "gopro.mp4"
-    with av.open(str(src), "w") as c:
-        vs = c.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
-        ds = c.add_data_stream("bin_data")
-        ds.metadata["handler_name"] = "GoPro MET"
-        ds.time_base = Fraction(1, 1000)
-        for i in range(10):
-            for p in vs.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 60, np.uint8), format="rgb24")):
-                c.mux(p)
-        for p in vs.encode(None):
-            c.mux(p)
-        d = av.Packet(b"DEVC\x00\x00\x00\x08GPS5\x00\x00\x00\x00")
-        d.pts = d.dts = 0
-        d.duration, d.time_base, d.stream = 400, Fraction(1, 1000), ds
-        c.mux(d)
+    from tests.test_sink_hunt15 import _gopro
+
+    src = _gopro(tmp_path / "gopro.mp4", n=10, meta=1)
     sink = copy_through(src, tmp_path / "o.mkv")
     notes = [m for m in sink.dropped if "data stream" in m]
     assert notes and "None" not in notes[0] and "(GoPro MET)" in notes[0] and "GoPro telemetry (gpmd)" in notes[0], notes

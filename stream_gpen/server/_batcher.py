@@ -45,36 +45,17 @@ class LiveFaces:
 
     def enhance(self, view, key: tuple, pixels: np.ndarray) -> np.ndarray:
         """The next frame of the connection, restored (a new array; ``pixels`` is left untouched)."""
-        if not hasattr(view, "_stage"):  # a model without a face stage: each frame as a photo
+        if not hasattr(view, "_picture_stage"):  # a model without a face stage: each frame as a photo
             return view.enhance_images([pixels])[0]
-        from types import SimpleNamespace
-
-        from stream_gpen.api import _to_rgb_tensor, video_detect_size
-
-        image, alpha, hi = _to_rgb_tensor(pixels)
-        image = image.to(view.device)
-        hi = hi.to(view.device) if hi is not None else None
-        with view._lock:  # (the detector and the model are shared with the view's other users)
-            try:
-                if self._built != (key, pixels.shape):
-                    h, w = image.shape[:2]
-                    self._stage = view._stage()
-                    self._stage.video_detect_size = view.detect_size or video_detect_size(
-                        SimpleNamespace(width=w, height=h))
-                    self._built, self._index = (key, pixels.shape), 0
-                index = self._index
-                self._index += 1
-                [(index, affines)] = self._stage.plan_frames(index, image)
-                self._stage.restore([image], [affines], hi=None if hi is None else [hi], indices=[index])
-            except BaseException:
-                self._built = None  # a tracker left half-updated: start afresh on the next frame
-                raise
-        arr = (hi if hi is not None else image).cpu().numpy()
-        if pixels.ndim == 2 or pixels.shape[2] == 1:
-            arr = arr.mean(axis=2).round().astype(arr.dtype).reshape(pixels.shape)
-        elif alpha is not None:
-            arr = np.concatenate([arr, alpha[:, :, None]], axis=2)
-        return arr
+        try:
+            if self._built != (key, pixels.shape):
+                self._stage = view._picture_stage(pixels.shape[1], pixels.shape[0])
+                self._built, self._index = (key, pixels.shape), 0
+            self._index += 1
+            return view._restore_tracked(self._stage, self._index - 1, pixels)
+        except BaseException:
+            self._built = None  # a tracker left half-updated: start afresh on the next frame
+            raise
 
 
 @dataclass
