@@ -73,6 +73,7 @@ def main() -> None:
     from stream_gpen import Enhancer
     from stream_gpen.runtime import select_device
 
+    t_start = time.perf_counter()
     device, _ = select_device(args.device)
     cuda = device.type == "cuda"
     if args.gpu_quick and not cuda:
@@ -98,7 +99,9 @@ def main() -> None:
             else:
                 src = trim(VIDEOS / CLIPS[name], tmp / f"{name}.mp4", max_frames)
             # Warm-up (graph capture, cudnn autotune, detector priors) outside the timing.
+            t_warm = time.perf_counter()
             enh.enhance_file(src, tmp / "warm.mp4", overwrite=True, preset=args.preset, crf=args.crf)
+            t_warm = time.perf_counter() - t_warm
             n_plain, t_plain = plain(src, tmp / "plain.mp4", args.preset, args.crf)
             if cuda:
                 torch.cuda.synchronize()
@@ -106,6 +109,9 @@ def main() -> None:
             s = enh.enhance_file(src, tmp / "enh.mp4", overwrite=True, preset=args.preset, crf=args.crf)
             t_enh = time.perf_counter() - t0
             assert s.frames_out == n_plain, (s.frames_out, n_plain)
+            # as it goes (a run cut short by a timeout still says where its time went)
+            print(f"{name}: warm-up {t_warm:.1f} s, plain {t_plain:.1f} s, enhanced {t_enh:.1f} s "
+                  f"({time.perf_counter() - t_start:.0f} s since start)", flush=True)
             rows.append((name, n_plain, n_plain / t_plain, s.frames_out / t_enh, s.faces_restored, s.detector_calls,
                          s.stage_seconds))
     print(f"\n{'clip':16} {'frames':>6} {'plain fps':>10} {'enh fps':>9} {'ratio':>6} {'faces':>6} {'det':>4}")

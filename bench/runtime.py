@@ -135,19 +135,23 @@ def time_cuda(fn, repeats: int) -> float:
     return statistics.median(ms)
 
 
-#: GPU model forms (``--forms``): name -> (model impl, the runner's channels_last ("auto" =
-#: channels-last for fp16/bf16), the model's blur_impl). "reference" is what the runner runs by
-#: default on CUDA (channels-last in fp16/bf16); "reference_nchw" the same in NCHW (session 1's
-#: profile: the depthwise blur is much slower in NHWC). "fused_nchw": the CPU's fused form on the GPU in NCHW, where per-sample
-#: modulated weights run as one grouped conv at high resolution (no ``x·s`` and demodulation
-#: passes over the activations, which session 1's profile found memory-bound); "fused_cl": the
-#: fused form channels-last (activation modulation everywhere, fewer separate element-wise
-#: passes). Unmeasured on a GPU so far: this is the A/B for the next device session.
-#: "pool_blur" / "pool_blur_nchw": the reference form with the binomial FIR blurs as three 2x2
-#: average pools (``FullGenerator.blur_impl = "pool"``) instead of PyTorch's depthwise conv kernel.
-GPU_FORMS = {"reference": ("auto", "auto", "conv"), "reference_nchw": ("auto", False, "conv"),
+#: GPU model forms (``--forms``): name -> (model impl, the runner's channels_last, the model's
+#: blur_impl). "default" is what the runner runs by default on CUDA (since session 16: the fused
+#: form in NCHW, i.e. "fused_nchw"). "reference": the reference form channels-last (the default
+#: before session 16); "reference_nchw" the same in NCHW (session 1's profile: the depthwise blur
+#: is much slower in NHWC). "fused_nchw": the fused form in NCHW, where per-sample modulated
+#: weights run as one grouped conv at high resolution (no ``x·s`` and demodulation passes over the
+#: activations, which session 1's profile found memory-bound); "fused_cl": the fused form
+#: channels-last (activation modulation everywhere). "pool_blur" / "pool_blur_nchw": the
+#: reference form with the binomial FIR blurs as three 2x2 average pools
+#: (``FullGenerator.blur_impl = "pool"``) instead of PyTorch's depthwise conv kernel.
+#: Session 16 on an H200 (GPEN-512 fp16 graph, faces/s at buckets 1 | 4 | 16): reference 115 |
+#: 140 | 150, reference_nchw 168 | 237 | 264, pool_blur 134 | 161 | 171, pool_blur_nchw 146 | 197
+#: | 218, fused_cl 134 | 164 | 174, fused_nchw 234 | 290 | 316.
+GPU_FORMS = {"default": ("auto", "auto", "conv"),
+             "reference": ("reference", True, "conv"), "reference_nchw": ("reference", False, "conv"),
              "fused_nchw": ("fused", False, "conv"), "fused_cl": ("fused", True, "conv"),
-             "pool_blur": ("auto", "auto", "pool"), "pool_blur_nchw": ("auto", False, "pool")}
+             "pool_blur": ("reference", True, "pool"), "pool_blur_nchw": ("reference", False, "pool")}
 
 
 def bench_gpu(args) -> tuple[list[dict], list[dict]]:
@@ -172,7 +176,7 @@ def bench_gpu(args) -> tuple[list[dict], list[dict]]:
             if mode == "compile" and (prec not in args.compile_precisions or size not in args.compile_sizes):
                 continue
             impl, layout, blur_impl = GPU_FORMS[form]
-            label = mode if form == "reference" else f"{mode}+{form}"
+            label = mode if form == "default" else f"{mode}+{form}"
             buckets = tuple(args.compile_buckets) if mode == "compile" else tuple(args.buckets)
             torch.cuda.synchronize()
             torch.cuda.empty_cache()
@@ -255,7 +259,7 @@ def main(argv=None) -> int:
     p.add_argument("--precisions", nargs="+", default=["fp16", "bf16", "fp32"], choices=("fp32", "fp16", "bf16"))
     p.add_argument("--modes", nargs="+", default=["eager", "graph"], choices=("eager", "graph", "compile"))
     p.add_argument("--amp", choices=("cast", "autocast"), default="cast")
-    p.add_argument("--forms", nargs="+", default=["reference"], choices=tuple(GPU_FORMS),
+    p.add_argument("--forms", nargs="+", default=["default"], choices=tuple(GPU_FORMS),
                    help="GPU: model forms to time (GPU_FORMS in this file)")
     p.add_argument("--buckets", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     p.add_argument("--compile-buckets", type=int, nargs="+", default=[1, 16])

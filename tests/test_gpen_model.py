@@ -684,3 +684,25 @@ def test_pool_blur_model_equals_conv_blur_float64(monkeypatch, gpen_fixtures: Pa
     assert (len(pooled) > 0) == (name == "tiny256")
     with pytest.raises(InvalidInputError, match="blur_impl='fir' is not allowed"):
         model.blur_impl = "fir"
+
+
+def test_auto_form_is_fused_on_cuda_and_cpu_but_not_under_autocast_or_grad():
+    # Session 16 on an H200: the fused form in NCHW ran GPEN-512 fp16 2.0-2.1x the reference form
+    # (docs/gpu.md), so "auto" picks it on CUDA too. Decided from the tensor's device and dtype
+    # alone: checked here without a GPU on stand-ins.
+    from types import SimpleNamespace
+
+    from stream_gpen.models.gpen import _use_fused
+
+    def x(device, dtype):
+        return SimpleNamespace(device=torch.device(device), dtype=dtype)
+
+    with torch.no_grad():
+        for dtype in (torch.float16, torch.bfloat16, torch.float32):
+            assert _use_fused("auto", x("cuda", dtype))
+        assert not _use_fused("auto", x("cuda", torch.float64))
+        assert _use_fused("auto", x("cpu", torch.float32)) and not _use_fused("auto", x("cpu", torch.float16))
+        assert not _use_fused("auto", x("meta", torch.float32))
+        assert not _use_fused("reference", x("cuda", torch.float16)) and _use_fused("fused", x("meta", torch.float16))
+    assert not _use_fused("auto", x("cuda", torch.float16))  # autograd on
+    assert not _use_fused("auto", x("cpu", torch.float32))

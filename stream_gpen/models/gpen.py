@@ -19,9 +19,10 @@ Differences from the official code, none of which change the maths:
 
 Two implementations of the same maths (``FullGenerator.impl``):
 
-* ``"reference"`` — the batched form above, one op per step of the official code. The GPU path
-  (CUDA graphs, fp16) and what ``torch.compile`` sees: inductor fuses the element-wise ops itself.
-* ``"fused"`` — the CPU eager path. On a CPU nothing fuses element-wise ops, and about a third
+* ``"reference"`` — the batched form above, one op per step of the official code. What
+  ``torch.compile`` and autocast see: inductor fuses the element-wise ops itself.
+* ``"fused"`` — the eager and CUDA-graph path, CPU and GPU. On a CPU nothing fuses element-wise
+  ops, and about a third
   of GPEN-256's eager time went to passes over full-resolution activations (``x·s``,
   ``out·demod``, ``cat``, ``+bias``, leaky ReLU, ``·sqrt2``). Here, per layer, the style
   and demodulation are folded into a per-sample copy of the *weight* wherever the weight is
@@ -37,8 +38,12 @@ Two implementations of the same maths (``FullGenerator.impl``):
   per sample: oneDNN's NHWC convs with one shared weight are 2-3x faster than the grouped
   per-sample convs there, so ``x·s`` feeds the shared weight (see ``weight_modulation_pays``).
 
-``"auto"`` (default) picks ``"fused"`` for float32/float64/bfloat16 on the CPU outside autocast
-and ``torch.compile`` tracing, ``"reference"`` everywhere else (GPU, float16).
+``"auto"`` (default) picks ``"fused"`` for float32/float64/bfloat16 on the CPU and for
+float16/bfloat16/float32 on CUDA, outside autocast, autograd and ``torch.compile`` tracing;
+``"reference"`` everywhere else. On CUDA the fused form runs in NCHW (the runner's default
+there): on an H200 it ran GPEN-512 fp16 in captured graphs 2.0-2.1x the reference form
+channels-last, GPEN-256 1.4-1.7x (docs/gpu.md, session 16); the GPU has no fused kernels of
+its own, so what pays there is the same: fewer passes over high-resolution activations.
 
 Precision: demodulation factors and the pixel norm are computed in float32 even when the module
 runs in float16/bfloat16 (sums of squares over up to 1024·9 terms overflow float16's 65504 and
@@ -149,23 +154,25 @@ def _cpu_bf16_inference(x: Tensor) -> bool:
 def _use_fused(impl: str, x: Tensor) -> bool:
     """Whether a layer set to ``impl`` runs its fused form on ``x``.
 
-    ``"auto"`` wants fused only where it is measured to pay and safe: CPU, float32/float64 or
-    bfloat16 (1.7-2x the reference form with channels-last on a Zen 4 CPU), no
-    autocast (the fused form writes into preallocated buffers in one dtype), no autograd (it uses
-    ``out=`` and in-place ops), and not while ``torch.compile`` traces (inductor fuses the
-    reference form's element-wise ops better than hand fusion, and the fused form's cached
-    tensors and kernel checks would break the graph).
+    ``"auto"`` wants fused only where it is measured to pay and safe: on the CPU float32/float64
+    or bfloat16 (1.7-2x the reference form with channels-last on a Zen 4 CPU); on CUDA
+    float16/bfloat16/float32 (GPEN-512 fp16 in captured graphs on an H200, NCHW: 2.0x the
+    reference form channels-last at batch 1, 2.1x at batch 16; docs/gpu.md); no autocast (the fused
+    form writes into preallocated buffers in one dtype), no autograd (it uses ``out=`` and
+    in-place ops), and not while ``torch.compile`` traces (inductor fuses the reference form's
+    element-wise ops better than hand fusion, and the fused form's cached tensors and kernel
+    checks would break the graph).
     """
     if impl != "auto":
         return impl == "fused"
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or torch.is_grad_enabled():
         return False
-    return (
-        x.device.type == "cpu"
-        and x.dtype in (torch.float32, torch.float64, torch.bfloat16)
-        and not torch.is_grad_enabled()
-        and not torch.is_autocast_enabled("cpu")
-    )
+    kind = x.device.type
+    if kind == "cpu":
+        return x.dtype in (torch.float32, torch.float64, torch.bfloat16) and not torch.is_autocast_enabled("cpu")
+    if kind == "cuda":
+        return x.dtype in (torch.float16, torch.bfloat16, torch.float32) and not torch.is_autocast_enabled("cuda")
+    return False
 
 
 class _Memo:

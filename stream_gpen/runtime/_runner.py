@@ -53,6 +53,14 @@ _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 CPU_CHANNELS_LAST_WITH_COMPILE = True
 CPU_CHANNELS_LAST_BF16 = True
 CPU_CHANNELS_LAST_EAGER = True
+# CUDA, measured on an H200 in session 16 (bench/runtime.py --forms, GPEN-512 fp16, captured
+# graphs; faces/s at buckets 1 | 4 | 16): reference form channels-last 115 | 140 | 150, NCHW
+# 168 | 237 | 264; fused form channels-last 134 | 164 | 174, NCHW 234 | 290 | 316 (5.4 GB at 16
+# against 8.1). NHWC loses twice: PyTorch's depthwise kernel (the FIR blur) is slow in it, and
+# the fused form's per-sample weights run as one grouped conv only in NCHW. torch.compile was
+# measured channels-last only (158 | - | 203).
+CUDA_CHANNELS_LAST = False
+CUDA_CHANNELS_LAST_WITH_COMPILE = True
 
 
 class Fallback(str):
@@ -163,8 +171,10 @@ class FaceRunner:
       costs compile time per bucket on first use (seconds to minutes per shape on a 2-core CPU,
       where it then runs GPEN-256 fp32 1.2x faster than the fused eager form at batch 4, and bf16
       no faster). Falls back to eager if compiling fails.
-    * ``channels_last`` — NHWC memory format; ``"auto"``: on for CUDA fp16/bf16 (tensor-core
-      convs want NHWC), off for CUDA fp32; on the CPU on for bf16 and for ``compile``, off for
+    * ``channels_last`` — NHWC memory format; ``"auto"``: on CUDA off (the fused form in NCHW
+      ran GPEN-512 fp16 1.7-2.1x faster than any channels-last form on an H200: the depthwise
+      blur and the per-sample weights are slow in NHWC; docs/gpu.md) except with ``compile``
+      (measured only channels-last there); on the CPU on for bf16 and for ``compile``, off for
       fp32 eager (measured: it pays only there; see docs/benchmarks.md).
     * ``name`` — shown in logs and ``summary()``.
     * ``warmup_iters`` — eager passes on a side stream before each capture (cuDNN autotuning,
@@ -176,8 +186,9 @@ class FaceRunner:
       the setting is process-wide and permanent. Where it cannot apply (not glibc) it is reported
       in ``fallbacks``. ``"system"`` leaves the allocator alone.
 
-    On the CPU, eager fp32 runs ``FullGenerator``'s fused CPU form (``impl="auto"``, see
-    :mod:`stream_gpen.models.gpen`); ``torch.compile`` and the GPU run its reference form.
+    Eager and graph-captured runs use ``FullGenerator``'s fused form (``impl="auto"``, see
+    :mod:`stream_gpen.models.gpen`) on the CPU and on CUDA; ``torch.compile`` and
+    ``amp="autocast"`` run its reference form.
     """
 
     def __init__(
@@ -246,7 +257,7 @@ class FaceRunner:
         self.precision: Literal["fp32", "fp16", "bf16"] = precision
         if channels_last == "auto":
             if on_cuda:
-                channels_last = precision != "fp32"
+                channels_last = CUDA_CHANNELS_LAST_WITH_COMPILE if compile else CUDA_CHANNELS_LAST
             else:
                 if compile:
                     channels_last = CPU_CHANNELS_LAST_WITH_COMPILE
