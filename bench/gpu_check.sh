@@ -201,6 +201,7 @@ fi
         if [[ -f "$LOGDIR/$f.log" ]]; then
             echo "-- $f (ratio = enhanced fps / plain transcode fps):"
             sed -n '/^clip /,/^peak/p' "$LOGDIR/$f.log" | grep -v stages | head -n 6
+            grep -E ": warm-up " "$LOGDIR/$f.log" | head -n 4  # first pass over each clip (new shapes)
         fi
     done
     if [[ -f "$LOGDIR/runtime_compile.log" ]]; then
