@@ -1275,6 +1275,11 @@ def describe_input(spec: str) -> dict:
             plan.append(f"{bits}-bit: kept at {kept} bits, the faces at the model's own precision "
                         "(--bit-depth 8 for 8-bit)")
         out["alpha"] = bool(src.has_alpha)
+        padded = _padded_size(codec, m.pix_fmt, bool(src.high_bit_depth), m.width, m.height)
+        if padded is not None:
+            plan.append(f"the odd frame size {m.width}x{m.height} written as {padded[0]}x{padded[1]} by default: "
+                        f"{_ENCODERS[codec]}'s {padded[2]} chroma needs even sides (the last row or column repeated; "
+                        "-o NAME.webm (VP9) or --codec av1 keeps the size)")
         plan.append(f"written as {codec} into {Path(dst).suffix} by default (--codec, -o), "
                     + (_audio_plan(dst, m.audio) if m.audio else "no audio"))
         plan += _data_plan(dst, data)
@@ -1291,6 +1296,28 @@ def describe_input(spec: str) -> dict:
             out["nvenc"] = f"{codec} has no NVENC encoder"
         out["plan"] = plan
         return out
+
+
+def _padded_size(codec: str, pix_fmt: str, high: bool, width: int, height: int) -> tuple[int, int, str] | None:
+    """``(width, height, chroma)`` the default software encoder of ``codec`` writes an odd-sized
+    source at, when it pads it (as ``FileSink._even_size`` does); ``None`` when it keeps the size."""
+    import av
+
+    from stream_gpen.io._sink import (
+        _ENCODERS, _ODD_SIZE_ENCODERS, _software_pix, _video_formats, choose_high_pix_fmt)
+    from stream_gpen.io._convert import chroma_of
+
+    enc = _ENCODERS[codec]
+    if not (width % 2 or height % 2) or enc in _ODD_SIZE_ENCODERS:
+        return None
+    if codec == "prores":  # see FileSink._choose_formats
+        pix = "yuv444p10le" if chroma_of(pix_fmt) == "444" else "yuv422p10le"
+    else:
+        pix = (choose_high_pix_fmt(pix_fmt, _video_formats(enc)) if high else None) or _software_pix(enc, pix_fmt)
+    fmt = av.VideoFormat(pix)
+    w = width + width % 2 * (fmt.chroma_width(3) < 3)
+    h = height + height % 2 * (fmt.chroma_height(3) < 3)
+    return None if (w, h) == (width, height) else (w, h, ":".join(chroma_of(pix)))
 
 
 def turn_words(ccw: int) -> str:
