@@ -109,7 +109,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-download", action="store_true", help="never download weights")
     g.add_argument("--compile", action="store_true",
                    help="torch.compile the model (fuses element-wise ops; compiling takes seconds to minutes "
-                   "per batch size). On a quiet CPU: fp32 1.2x eager at batch 4, bf16 no gain (docs/benchmarks.md)")
+                   "per batch size). On a quiet CPU: fp32 1.2x eager at batch 4, bf16 no gain (docs/benchmarks.md); on an "
+                   "H200 GPEN-512 ran 0.64x the default (203 vs 315 faces/s at batch 16, docs/gpu.md)")
     f = p.add_argument_group("faces")
     f.add_argument("--detect-every", type=_positive_int, default=_DETECT_EVERY,
                    help="run the detector every k frames, track in between (default 5)")
