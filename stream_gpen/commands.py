@@ -1302,22 +1302,17 @@ def describe_input(spec: str) -> dict:
 def _padded_size(codec: str, pix_fmt: str, high: bool, width: int, height: int) -> tuple[int, int, str] | None:
     """``(width, height, chroma)`` the default software encoder of ``codec`` writes an odd-sized
     source at, when it pads it (as ``FileSink._even_size`` does); ``None`` when it keeps the size."""
-    import av
-
-    from stream_gpen.io._sink import (
-        _ENCODERS, _ODD_SIZE_ENCODERS, _software_pix, _video_formats, choose_high_pix_fmt)
     from stream_gpen.io._convert import chroma_of
+    from stream_gpen.io._sink import (
+        _ENCODERS, _even_sides, _software_pix, _video_formats, choose_high_pix_fmt, prores_pix)
 
     enc = _ENCODERS[codec]
-    if not (width % 2 or height % 2) or enc in _ODD_SIZE_ENCODERS:
-        return None
-    if codec == "prores":  # see FileSink._choose_formats
-        pix = "yuv444p10le" if chroma_of(pix_fmt) == "444" else "yuv422p10le"
-    else:
+    if codec == "prores":
+        pix = prores_pix(pix_fmt)
+    else:  # FileSink._choose_hi_pix / _choose_pix, software encoder
         pix = (choose_high_pix_fmt(pix_fmt, _video_formats(enc)) if high else None) or _software_pix(enc, pix_fmt)
-    fmt = av.VideoFormat(pix)
-    w = width + width % 2 * (fmt.chroma_width(3) < 3)
-    h = height + height % 2 * (fmt.chroma_height(3) < 3)
+    even_h, even_w = _even_sides(enc, pix)
+    w, h = width + width % 2 * even_w, height + height % 2 * even_h
     return None if (w, h) == (width, height) else (w, h, ":".join(chroma_of(pix)))
 
 

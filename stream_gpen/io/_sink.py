@@ -869,6 +869,23 @@ def choose_high_pix_fmt(source_pix_fmt: str, supported) -> str | None:
     return None
 
 
+def prores_pix(source_pix_fmt: str, alpha: bool = False) -> str:
+    """ProRes's pixel format for a source: 10-bit 4:2:2 (HQ), or 4:4:4 (4444) for 4:4:4 sources
+    and transparency."""
+    return "yuv444p10le" if alpha or chroma_of(source_pix_fmt) == "444" else "yuv422p10le"
+
+
+def _even_sides(encoder: str, pix_fmt: str, *, hardware: bool = False) -> tuple[bool, bool]:
+    """Whether ``encoder`` needs an even (height, width) for ``pix_fmt``: see
+    ``FileSink._subsampled``."""
+    if hardware:
+        return True, True
+    if encoder in _ODD_SIZE_ENCODERS:
+        return False, False
+    fmt = av.VideoFormat(pix_fmt)
+    return fmt.chroma_height(3) < 3, fmt.chroma_width(3) < 3
+
+
 def _software_pix(encoder: str, source_pix_fmt: str) -> str:
     """The 8-bit pixel format a software ``encoder`` writes a ``source_pix_fmt`` source with (see
     FileSink._choose_pix)."""
@@ -2212,9 +2229,9 @@ class FileSink(_Sink):
         # >8-bit source frames (``hi``): encode 10/12-bit from the 16-bit copy when the
         # encoder can (decided once, at the first frame)
         alpha = getattr(self.source, "has_alpha", False) is True
-        if self.codec == "prores":  # 10-bit 4:2:2 (HQ) or 4:4:4 (4444: 4:4:4 sources and alpha)
+        if self.codec == "prores":
             src = self.meta.pix_fmt if self.meta is not None else "yuv422p10le"
-            self._pix = "yuv444p10le" if alpha or chroma_of(src) == "444" else "yuv422p10le"
+            self._pix = prores_pix(src, alpha)
             self._hi = frame.hi is not None
             if self._hi and bits_per_component(src) > 10:
                 msg = (f"FFmpeg's ProRes encoder takes 10-bit input: the {bits_per_component(src)}-bit source ({src}) "
@@ -2291,12 +2308,7 @@ class FileSink(_Sink):
         ProRes take it). VP9 and AV1 take odd 4:2:0 sizes too (messenger and WebRTC recordings
         have them): nothing is padded for them (see :data:`_ODD_SIZE_ENCODERS`). NVENC:
         both, as before (not measured on odd 4:4:4)."""
-        if self._hardware:
-            return True, True
-        if self.encoder in _ODD_SIZE_ENCODERS:
-            return False, False
-        fmt = av.VideoFormat(self._alpha_pix or self._pix)
-        return fmt.chroma_height(3) < 3, fmt.chroma_width(3) < 3
+        return _even_sides(self.encoder, self._alpha_pix or self._pix, hardware=self._hardware)
 
     def _even_size(self, h: int, w: int) -> tuple[int, int]:
         sh, sw = self._subsampled()

@@ -22,8 +22,7 @@ Two implementations of the same maths (``FullGenerator.impl``):
 * ``"reference"`` — the batched form above, one op per step of the official code. What
   ``torch.compile`` and autocast see: inductor fuses the element-wise ops itself.
 * ``"fused"`` — the eager and CUDA-graph path, CPU and GPU. On a CPU nothing fuses element-wise
-  ops, and about a third
-  of GPEN-256's eager time went to passes over full-resolution activations (``x·s``,
+  ops, and about a third of GPEN-256's eager time went to passes over full-resolution activations (``x·s``,
   ``out·demod``, ``cat``, ``+bias``, leaky ReLU, ``·sqrt2``). Here, per layer, the style
   and demodulation are folded into a per-sample copy of the *weight* wherever the weight is
   smaller than the activations (the high-resolution layers; grouped conv over the batch), else
