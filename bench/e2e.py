@@ -66,7 +66,20 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--gpu-quick", action="store_true", help="short CUDA run for bench/gpu_check.sh")
     ap.add_argument("--compile", action="store_true", help="torch.compile the runner (warm-up excluded)")
+    ap.add_argument("--decode-convert", choices=("exact", "simd"), default="exact",
+                    help="8-bit YUV->RGB in the decode thread: the exact conversion stream-gpen runs (default), or "
+                         "swscale's SIMD converter it ran before session 15 (truncates ~1 level; an A/B of its cost)")
     args = ap.parse_args()
+    if args.decode_convert == "simd":
+        import stream_gpen.io._source as source_mod
+        from stream_gpen.io._convert import _to_rgb
+
+        exact = source_mod.av_to_rgb_numpy
+
+        def simd(frame, *, high=False):
+            return exact(frame, high=True) if high else _to_rgb(frame, "rgb24")
+
+        source_mod.av_to_rgb_numpy = simd
     refuse_missing_cuda(ap, args.device)
     torch.set_grad_enabled(False)
 
@@ -87,7 +100,8 @@ def main() -> None:
                    download=False, compile=args.compile, detector="mobilenet0.25",
                    detector_weights=MOBILENET)  # the only detector weights we have offline
     print(f"model {enh.model_name} ({'random weights' if args.model is None else args.model}) on {device}, "
-          f"precision {enh.precision}, compile {args.compile}, batch {args.batch_size}, x264 preset {args.preset} crf {args.crf}")
+          f"precision {enh.precision}, compile {args.compile}, batch {args.batch_size}, x264 preset {args.preset} crf {args.crf}, "
+          f"decode conversion {args.decode_convert}")
     if cuda:
         print(f"GPU: {torch.cuda.get_device_name(device)}")
     rows = []
