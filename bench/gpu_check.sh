@@ -12,7 +12,8 @@
 #   3. bench/runtime.py: GPEN-512 and 256, fp16/bf16, eager vs CUDA graph, every bucket (issue 5's targets)
 #  3b. bench/e2e.py --gpu-quick: enhanced vs plain transcode, GPEN-512 (issue 6's ratio)
 #  3c. bench/runtime.py --forms: GPEN-512 fp16 graph, the default (fused, NCHW) vs the other forms
-#   4. bench/gpu_io_check.py; bench/e2e.py --gpu-quick --model identity (the pipeline's own ceiling)
+#   4. bench/gpu_io_check.py; bench/e2e.py --gpu-quick --model identity (the pipeline's own ceiling),
+#      then with --decode-convert simd (what the exact YUV decode costs end to end)
 #  4b. bench/parse.py: what --mask parse costs (ParseNet fp16/fp32 vs GPEN-512 fp16 per face)
 #   5. bench/runtime.py: torch.compile under the graph (GPEN-512 fp16, buckets 1 and 16), if time is left
 #   6. a short table: step status, then the runtime targets and accuracy lines
@@ -161,6 +162,8 @@ fi
 if [[ -f bench/e2e.py ]]; then
     # the same clips with no face model: the pipeline's own ceiling for the ratio
     run_step "e2e identity" 50 "$LOGDIR/e2e_identity.log" $PY bench/e2e.py --gpu-quick --model identity
+    # the exact YUV->RGB decode (since session 15) against swscale's SIMD converter: its cost end to end
+    run_step "e2e simd decode" 90 "$LOGDIR/e2e_simd.log" $PY bench/e2e.py --gpu-quick --decode-convert simd
 fi
 
 # --mask parse: ParseNet fp16/fp32 per face vs GPEN-512 fp16 (needs facexlib: a carried wheel)
@@ -197,7 +200,7 @@ fi
         echo "-- model forms (GPEN-512 fp16 graph: faces/s | ms | MB per bucket; PSNR vs fp32):"
         grep -E "^gpen-512 +fp16 +graph|PSNR|FAILED" "$LOGDIR/forms_bench.log" | head -n 14
     fi
-    for f in e2e e2e_identity; do
+    for f in e2e e2e_identity e2e_simd; do
         if [[ -f "$LOGDIR/$f.log" ]]; then
             echo "-- $f (ratio = enhanced fps / plain transcode fps):"
             sed -n '/^clip /,/^peak/p' "$LOGDIR/$f.log" | grep -v stages | head -n 6
