@@ -12,6 +12,7 @@
 #   3. bench/runtime.py: GPEN-512 and 256, fp16/bf16, eager vs CUDA graph, every bucket (issue 5's targets)
 #  3b. bench/e2e.py --gpu-quick: enhanced vs plain transcode, GPEN-512 (issue 6's ratio)
 #  3c. bench/runtime.py --forms: GPEN-512 fp16 graph, the default (fused, NCHW) vs the other forms
+#  3d. bench/detector_shapes.py: the crowd clip's first pass, region windows vs fixed shapes
 #   4. bench/gpu_io_check.py; bench/e2e.py --gpu-quick --model identity (the pipeline's own ceiling),
 #      then with --decode-convert simd (what the exact YUV decode costs end to end)
 #  4b. bench/parse.py: what --mask parse costs (ParseNet fp16/fp32 vs GPEN-512 fp16 per face)
@@ -152,6 +153,12 @@ run_step "forms bench" 110 "$LOGDIR/forms_bench.log" \
     $PY bench/runtime.py --device cuda --quick --sizes 512 --precisions fp16 --modes graph \
     --buckets 1 4 16 --forms default reference reference_nchw pool_blur_nchw fused_cl --json "$LOGDIR/forms_bench.json"
 
+# ---------------------------------------------------------------- 3d. detector input shapes (first pass)
+# Region windows vs the fixed-shape mode (the CUDA default since session 16), each in a fresh
+# process: the first pass over the crowd clip took 45 s with windows on the H200 (4 s the second).
+run_step "detector shapes" 100 "$LOGDIR/detector_shapes.log" \
+    $PY bench/detector_shapes.py --device cuda --clips crowd_1080p --max-frames 60
+
 # ---------------------------------------------------------------- 4. other engineers' checks
 if [[ -f bench/gpu_io_check.py ]]; then
     run_step "gpu_io_check" 40 "$LOGDIR/gpu_io_check.log" $PY bench/gpu_io_check.py
@@ -207,6 +214,10 @@ fi
             grep -E ": warm-up " "$LOGDIR/$f.log" | head -n 4  # first pass over each clip (new shapes)
         fi
     done
+    if [[ -f "$LOGDIR/detector_shapes.log" ]]; then
+        echo "-- detector shapes (first pass, window vs fixed):"
+        grep -E "^crowd" "$LOGDIR/detector_shapes.log" | head -n 3
+    fi
     if [[ -f "$LOGDIR/runtime_compile.log" ]]; then
         echo "-- compile under graph:"
         grep -E "^gpen-512 +fp16 +compile|FAILED|FALLBACK" "$LOGDIR/runtime_compile.log" | head -n 3
