@@ -1276,11 +1276,12 @@ def describe_input(spec: str) -> dict:
             plan.append(f"{bits}-bit: kept at {kept} bits, the faces at the model's own precision "
                         "(--bit-depth 8 for 8-bit)")
         out["alpha"] = bool(src.has_alpha)
-        padded = _padded_size(codec, m.pix_fmt, bool(src.high_bit_depth), m.width, m.height)
+        padded = _padded_size(codec, m.pix_fmt, bool(src.high_bit_depth), m.width, m.height,
+                              alpha=bool(src.has_alpha))
         if padded is not None:
             plan.append(f"the odd frame size {m.width}x{m.height} written as {padded[0]}x{padded[1]} by default: "
                         f"{_ENCODERS[codec]}'s {padded[2]} chroma needs even sides (the last row or column repeated; "
-                        "-o NAME.webm (VP9) or --codec av1 keeps the size)")
+                        "VP9 or AV1 keep the size: -o NAME.webm, or --codec vp9/av1 into .mkv or .mp4)")
         plan.append(f"written as {codec} into {Path(dst).suffix} by default (--codec, -o), "
                     + (_audio_plan(dst, m.audio) if m.audio else "no audio"))
         plan += _data_plan(dst, data)
@@ -1299,16 +1300,18 @@ def describe_input(spec: str) -> dict:
         return out
 
 
-def _padded_size(codec: str, pix_fmt: str, high: bool, width: int, height: int) -> tuple[int, int, str] | None:
+def _padded_size(codec: str, pix_fmt: str, high: bool, width: int, height: int, *,
+                 alpha: bool = False) -> tuple[int, int, str] | None:
     """``(width, height, chroma)`` the default software encoder of ``codec`` writes an odd-sized
-    source at, when it pads it (as ``FileSink._even_size`` does); ``None`` when it keeps the size."""
+    source at, when it pads it (as ``FileSink._even_size`` does); ``None`` when it keeps the size.
+    ``alpha``: the source has transparency (ProRes keeps it as 4:4:4)."""
     from stream_gpen.io._convert import chroma_of
     from stream_gpen.io._sink import (
         _ENCODERS, _even_sides, _software_pix, _video_formats, choose_high_pix_fmt, prores_pix)
 
     enc = _ENCODERS[codec]
     if codec == "prores":
-        pix = prores_pix(pix_fmt)
+        pix = prores_pix(pix_fmt, alpha)
     else:  # FileSink._choose_hi_pix / _choose_pix, software encoder
         pix = (choose_high_pix_fmt(pix_fmt, _video_formats(enc)) if high else None) or _software_pix(enc, pix_fmt)
     even_h, even_w = _even_sides(enc, pix)

@@ -101,3 +101,10 @@ def test_padded_check_batches_score_each_face_as_alone(mobilenet_weights, crowd)
     assert shapes.seen == [(16, 3, 128, 128)]
     assert a.shape == b.shape == (3,)
     np.testing.assert_allclose(b.numpy(), a.numpy(), atol=1e-3)
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_turn_margin_of_no_faces_is_empty(mobilenet_weights, crowd, fixed):
+    # (hunt 16) the window mode ran the network on an empty batch and raised
+    out = _detector(mobilenet_weights, fixed).turn_margin(crowd[0], torch.zeros(0, 5, 2))
+    assert out.shape == (0,)

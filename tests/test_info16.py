@@ -46,3 +46,35 @@ def test_info_says_when_the_default_output_pads(tmp_path, name, codec, pix, size
         assert odd == []
     else:
         assert len(odd) == 1 and odd[0].startswith(expect) and "libx264's 4:2:0" in odd[0], odd
+
+
+def test_a_transparent_odd_source_into_prores_4444_is_not_said_padded(tmp_path):
+    # (hunt 16) VP9 with alpha in .mkv: enhance writes ProRes 4444 (full chroma) at 161x91; info
+    # said "padded to 162x91: prores_ks's 4:2:2"
+    path = tmp_path / "alpha.mkv"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libvpx-vp9", rate=25)
+        s.width, s.height, s.pix_fmt = 161, 91, "yuva420p"
+        for i in range(3):
+            a = np.zeros((91, 161, 4), np.uint8)
+            a[..., :3], a[..., 3] = 120, 200
+            f = av.VideoFrame.from_ndarray(a, format="rgba").reformat(format="yuva420p")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    plan = _plan(path, tmp_path)
+    assert any("transparency" in line and "kept" in line for line in plan), plan
+    assert not [line for line in plan if "odd frame size" in line]
+
+
+def test_the_keep_the_size_advice_names_no_codec_the_container_refuses(tmp_path):
+    # (hunt 16) "--codec av1 keeps the size" on a .mov source: AV1 cannot go into .mov (exit 2)
+    from stream_gpen.commands import _padded_size
+
+    path = _clip(tmp_path / "odd.mkv", "libvpx-vp9", "yuv420p", 641, 361)
+    (line,) = [x for x in _plan(path, tmp_path) if "odd frame size" in x]
+    assert "-o NAME.webm" in line and "--codec av1 keeps" not in line and "into .mkv or .mp4" in line
+    assert _padded_size("prores", "yuva444p10le", True, 161, 91, alpha=True) is None
+    assert _padded_size("prores", "yuv420p", False, 161, 91)[:2] == (162, 91)

@@ -462,6 +462,8 @@ class FaceDetector:
         from stream_gpen.faces._align import estimate_affines, warp_faces
 
         n, s = len(landmarks), self.TURN_CROP
+        if n == 0:
+            return torch.zeros(0)
         aff = estimate_affines(landmarks.float().cpu(), size=s)
         crops = warp_faces([frame], torch.zeros(n, dtype=torch.long), aff.to(frame.device), size=s)
         x = crops.to(self.device).float()

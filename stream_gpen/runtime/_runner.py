@@ -174,8 +174,8 @@ class FaceRunner:
     * ``channels_last`` — NHWC memory format; ``"auto"``: on CUDA off (the fused form in NCHW
       ran GPEN-512 fp16 1.7-2.1x faster than any channels-last form on an H200: the depthwise
       blur and the per-sample weights are slow in NHWC; docs/gpu.md) except with ``compile``
-      (measured only channels-last there); on the CPU on for bf16 and for ``compile``, off for
-      fp32 eager (measured: it pays only there; see docs/benchmarks.md).
+      (measured only channels-last there); on the CPU on for bf16, for ``compile`` and, since
+      session 4, for fp32 eager too (``CPU_CHANNELS_LAST_*`` above; docs/benchmarks.md).
     * ``name`` — shown in logs and ``summary()``.
     * ``warmup_iters`` — eager passes on a side stream before each capture (cuDNN autotuning,
       lazy inits, compile); 3 is plenty, 1 is the minimum.
