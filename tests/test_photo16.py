@@ -354,4 +354,32 @@ def test_10bit_heif_keeps_its_depth_and_colour_description(tmp_path, shared, mob
     assert fine > 2000 and fine > 10 * (codes == 401).all(axis=2).sum()
     summary = Enhancer(FineRestorer(64), device="cpu", detector_weights=mobilenet_weights).enhance_file(
         src, tmp_path / "out.jpg")
-    assert any("16-bit pictures were written at 8 bits" in f for f in summary.fallbacks)
+    assert any("10-bit pictures were written at 8 bits" in f for f in summary.fallbacks)  # (said 16 before hunt 16)
+
+
+def test_16bit_into_heic_says_it_is_written_at_12_bits(tmp_path):
+    # (hunt 16) HEIC holds 10 or 12 bits: a 16-bit PNG written as .heic lost 4 bits with no note,
+    # while .jpg/.webp/.avif had one recommending .heic
+    pillow_heif = pytest.importorskip("pillow_heif")
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), _gradient()[..., ::-1])
+    sink = ImageSink(tmp_path / "out.heic")
+    with ImageSource(src) as s:
+        sink.write(next(s))
+    assert any("16-bit pictures were written at 12 bits" in f and ".png or .tif" in f for f in sink.fallbacks)
+    assert pillow_heif.open_heif(str(tmp_path / "out.heic"), convert_hdr_to_8bit=False).info["bit_depth"] == 12
+
+
+def test_compressed_16bit_tiff_is_written_with_the_predictor(tmp_path):
+    # (hunt 16) deflate without horizontal differencing: a 16-bit scan came back ~2x its size
+    import tifffile
+
+    src = tmp_path / "scan.tif"
+    tifffile.imwrite(src, _gradient(240, 320), photometric="rgb", compression="zlib", predictor=True)
+    dst = tmp_path / "out.tif"
+    _write_through(src, dst)
+    with tifffile.TiffFile(dst) as t:
+        page = t.pages[0]
+        assert page.compression == tifffile.COMPRESSION.ADOBE_DEFLATE and page.predictor == tifffile.PREDICTOR.HORIZONTAL
+        assert np.array_equal(page.asarray(), _gradient(240, 320))
+    assert dst.stat().st_size < 2 * src.stat().st_size

@@ -1366,10 +1366,15 @@ class ImageSink(_Sink):
                 if info.get("loop") is not None:
                     kwargs["loop"] = info["loop"]
         hi = frame.hi
+        src_bits = int(info.get("bits", 16))  # (a deep picture from the API: 16)
         if hi is not None and fmt not in ("PNG", "TIFF", "HEIF"):
-            self._note(f"16-bit pictures were written at 8 bits: {fmt or path.suffix} holds 8 (write .png or .tif "
-                       "to keep 16, .heic for 10/12)", path)
+            self._note(f"{src_bits}-bit pictures were written at 8 bits: {fmt or path.suffix} holds 8 (write .png or "
+                       ".tif to keep them, .heic for 10/12)", path)
             hi = None
+        heif_bits = 12 if src_bits >= 12 else 10
+        if hi is not None and fmt == "HEIF" and src_bits > heif_bits:
+            self._note(f"{src_bits}-bit pictures were written at {heif_bits} bits: HEIC holds 10 or 12 (write .png or "
+                       ".tif to keep them)", path)
         previews = info.get("previews") if fmt == "TIFF" else None
         if previews and hi is None:
             # the input's previews stay previews (NewSubfileType 1), made again from the restored
@@ -1421,7 +1426,7 @@ class ImageSink(_Sink):
                 if fmt == "PNG":
                     _write_png16(tmp, deep, im, kwargs)
                 elif fmt == "HEIF":
-                    _write_heif_deep(tmp, deep, kwargs, bits=12 if int(info.get("bits", 10)) >= 12 else 10)
+                    _write_heif_deep(tmp, deep, kwargs, bits=heif_bits)
                 else:
                     self._write_tiff16(tmp, deep, im, info, kwargs, previews)
             keep_mode(path, tmp)
@@ -1451,8 +1456,8 @@ class ImageSink(_Sink):
     def _write_tiff16(self, tmp: Path, deep: np.ndarray, im, info: dict, kwargs: dict,
                       previews: list | None = None) -> None:
         """A 16-bit TIFF (tifffile: Pillow writes no 16-bit RGB) with what ``kwargs`` carries:
-        ICC profile, DPI, the input's compression (deflate for any compressed input: LZW needs
-        imagecodecs) and the descriptive text tags of its EXIF; other tags are reported.
+        ICC profile, DPI, the input's compression (deflate with the horizontal predictor for any
+        compressed input: LZW needs imagecodecs) and the descriptive text tags of its EXIF; other tags are reported.
         ``previews``: the input's (see :func:`tiff_pages`), made again from ``deep``."""
         import tifffile
 
@@ -1479,7 +1484,10 @@ class ImageSink(_Sink):
         layout = dict(
             photometric="minisblack" if deep.ndim == 2 or deep.shape[2] == 2 else "rgb",
             extrasamples=("unassalpha",) if deep.ndim == 3 and deep.shape[2] in (2, 4) else None,
-            compression="zlib" if compressed else None, iccprofile=kwargs.get("icc_profile"),
+            # with horizontal differencing, as scanners and editors write deflate/LZW: without it a
+            # 16-bit scan came back twice the size (335 KB LZW+predictor in, 563 KB out)
+            compression="zlib" if compressed else None, predictor=True if compressed else None,
+            iccprofile=kwargs.get("icc_profile"),
             resolution=(float(dpi[0]), float(dpi[1])) if dpi else None, resolutionunit="INCH" if dpi else None,
             metadata=None)
         with tifffile.TiffWriter(tmp) as tif:
