@@ -2641,6 +2641,11 @@ class FileSink(_Sink):
     def _mux_aux_packet(self, p, shift: int = 0) -> None:
         """Mux a copied or transcoded packet moved ``shift`` ticks earlier (see _choose_shift); for
         AVI and trimmed runs (``_rebase``) only from the origin on (see _NO_START_TIMES)."""
+        if self._rebase and p.stream.type == "audio" and p.stream.codec_context.name.startswith("pcm_"):
+            p = self._cut_pcm(p, shift)
+            shift = 0
+            if p is None:
+                return
         if self._rebase:
             if p.stream.type == "subtitle" and p.duration:
                 if not self._cut_cue(p, shift):
@@ -2672,6 +2677,42 @@ class FileSink(_Sink):
             return
         if p.dts is not None and p.time_base:  # (mux rebased it to the output stream's time base)
             self._aux_last_dts[p.stream.index] = Fraction(p.dts) * p.time_base
+
+    def _cut_pcm(self, p, shift: int):
+        """A copied PCM packet moved ``shift`` ticks earlier and cut to the sample at the origin and
+        at the part's end (``--start``/``--duration``), or None when nothing of it is left.
+        PCM is raw samples: cut, not kept or dropped whole (a camera or DVR writing 0.5 s packets
+        gave 0.18 s of silence at the head of a cut and sound running 0.18 s past the last frame)."""
+        move_packet(p, -shift)
+        t = p.pts if p.pts is not None else p.dts
+        tb = Fraction(p.time_base) if p.time_base else None
+        sr = p.stream.codec_context.sample_rate
+        if t is None or not tb or not p.duration or not sr:
+            return p
+        n = round(p.duration * tb * sr)
+        if n <= 0 or p.size % n:
+            return p  # not whole sample frames: left to the usual rule
+        block = p.size // n
+        head = min(n, max(0, round(-t * tb * sr)))
+        tail = 0
+        win = getattr(self.source, "_window", None) if getattr(self.source, "trim_start", 0) is not None else None
+        if win is not None and win[1] is not None and self._origin is not None:
+            end = (Fraction(win[1]) - self._origin) * sr  # the part's end, in samples from the origin
+            tail = min(n, max(0, round(t * tb * sr + n - end)))
+        if head == 0 and tail == 0:
+            return p
+        if head + tail >= n:
+            self._before_origin += 1
+            self._before_origin_s += float(p.duration * tb)
+            return None
+        self._before_origin_s += head / sr
+        q = av.Packet(bytes(p)[head * block:(n - tail) * block])
+        q.stream, q.time_base = p.stream, p.time_base
+        start = t + round(Fraction(head, sr) / tb)
+        q.pts = start if p.pts is not None else None
+        q.dts = start if p.dts is not None else None
+        q.duration = round(Fraction(n - head - tail, sr) / tb)
+        return q
 
     def _cut_cue(self, p, shift: int) -> bool:
         """A subtitle cue of a part (``--start``/``--duration``) moved ``shift`` ticks earlier and
