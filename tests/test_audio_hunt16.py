@@ -50,3 +50,19 @@ def test_copied_pcm_in_big_packets_is_cut_to_the_sample(tmp_path):
     got, sr = _audio_from_first_frame(out)
     assert abs(len(got) / sr - 1.0) <= 0.002
     assert abs(_lag_ms(x[round(start * 8000):], got, sr)) <= 1.0
+
+
+def test_transcoded_sound_of_a_part_stops_with_its_last_frame(tmp_path):
+    # the same big PCM packets transcoded to AAC in .mp4: the sound ran 0.22 s past the part's end
+    from stream_gpen.io import open_sink, open_source
+
+    x = _clip(tmp_path / "in.mkv")
+    start = 1.28
+    out = tmp_path / "t.mp4"
+    with (open_source(tmp_path / "in.mkv", start=start, duration=1.0) as s,
+          open_sink(out, source=s, audio="aac", preset="ultrafast") as k):
+        for f in s:
+            k.write(f)
+    got, sr = _audio_from_first_frame(out)
+    assert abs(len(got) / sr - 1.0) <= 0.03, len(got) / sr  # (AAC's last frame is padded; was 1.22)
+    assert abs(_lag_ms(x[round(start * 8000):], got, sr)) <= 1.0

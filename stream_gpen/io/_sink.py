@@ -649,11 +649,11 @@ def to_avi_grid(p, grid: Fraction, last: int | None) -> int:
     return slot
 
 
-def _drop_samples(frame, n: int, layout: str | None = None):
-    """Audio ``frame`` without its first ``n`` samples, its channels named ``layout`` if given (a
-    new frame; only the real planes are read: PyAV 18 lists 9 for 7.1 planar audio, see
-    FileSink._encode_silence)."""
-    m = frame.samples - n
+def _drop_samples(frame, n: int, layout: str | None = None, *, keep: int | None = None):
+    """Audio ``frame`` without its first ``n`` samples (and only ``keep`` of the rest, if given), its
+    channels named ``layout`` if given (a new frame; only the real planes are read: PyAV 18 lists 9
+    for 7.1 planar audio, see FileSink._encode_silence)."""
+    m = frame.samples - n if keep is None else min(keep, frame.samples - n)
     out = av.AudioFrame(format=frame.format.name, layout=layout or frame.layout.name, samples=m)
     planar = frame.format.is_planar
     size = frame.format.bytes * (1 if planar else len(frame.layout.channels))
@@ -2607,6 +2607,14 @@ class FileSink(_Sink):
                         tx[1] += cut
                         continue
                     rf, tx[1] = _drop_samples(rf, cut), 0
+                if self._rebase and not self._rebase_avi:
+                    end = self._part_end_samples(o.codec_context.sample_rate)
+                    if end is not None and tx[1] + rf.samples > end:
+                        # the part ends inside this frame (--duration): its sound stops with it,
+                        # to the sample (a 0.5 s PCM packet ran 0.18 s past the last frame)
+                        if tx[1] >= end:
+                            continue
+                        rf = _drop_samples(rf, 0, keep=end - tx[1])
                 rf.pts = tx[1]
                 rf.time_base = Fraction(1, o.codec_context.sample_rate)
                 tx[1] += rf.samples
@@ -2678,6 +2686,13 @@ class FileSink(_Sink):
         if p.dts is not None and p.time_base:  # (mux rebased it to the output stream's time base)
             self._aux_last_dts[p.stream.index] = Fraction(p.dts) * p.time_base
 
+    def _part_end_samples(self, sr: int) -> int | None:
+        """The part's end (``--duration``) in samples at ``sr`` from the origin, or None."""
+        win = getattr(self.source, "_window", None) if getattr(self.source, "trim_start", 0) is not None else None
+        if win is None or win[1] is None or self._origin is None:
+            return None
+        return round((Fraction(win[1]) - self._origin) * sr)
+
     def _cut_pcm(self, p, shift: int):
         """A copied PCM packet moved ``shift`` ticks earlier and cut to the sample at the origin and
         at the part's end (``--start``/``--duration``), or None when nothing of it is left.
@@ -2694,11 +2709,8 @@ class FileSink(_Sink):
             return p  # not whole sample frames: left to the usual rule
         block = p.size // n
         head = min(n, max(0, round(-t * tb * sr)))
-        tail = 0
-        win = getattr(self.source, "_window", None) if getattr(self.source, "trim_start", 0) is not None else None
-        if win is not None and win[1] is not None and self._origin is not None:
-            end = (Fraction(win[1]) - self._origin) * sr  # the part's end, in samples from the origin
-            tail = min(n, max(0, round(t * tb * sr + n - end)))
+        end = self._part_end_samples(sr)
+        tail = 0 if end is None else min(n, max(0, round(t * tb * sr + n - end)))
         if head == 0 and tail == 0:
             return p
         if head + tail >= n:
@@ -2706,7 +2718,10 @@ class FileSink(_Sink):
             self._before_origin_s += float(p.duration * tb)
             return None
         self._before_origin_s += head / sr
-        q = av.Packet(bytes(p)[head * block:(n - tail) * block])
+        # av_new_packet's own (padded) buffer, the samples copied in: a packet made from a Python
+        # bytes object points FFmpeg at memory without the input padding its readers may touch
+        q = av.Packet((n - head - tail) * block)
+        memoryview(q)[:] = memoryview(p)[head * block:(n - tail) * block]
         q.stream, q.time_base = p.stream, p.time_base
         start = t + round(Fraction(head, sr) / tb)
         q.pts = start if p.pts is not None else None
