@@ -2686,12 +2686,17 @@ class FileSink(_Sink):
         if p.dts is not None and p.time_base:  # (mux rebased it to the output stream's time base)
             self._aux_last_dts[p.stream.index] = Fraction(p.dts) * p.time_base
 
-    def _part_end_samples(self, sr: int) -> int | None:
-        """The part's end (``--duration``) in samples at ``sr`` from the origin, or None."""
+    def _part_end(self) -> Fraction | None:
+        """The part's end (``--duration``) in seconds from the origin, or None."""
         win = getattr(self.source, "_window", None) if getattr(self.source, "trim_start", 0) is not None else None
         if win is None or win[1] is None or self._origin is None:
             return None
-        return round((Fraction(win[1]) - self._origin) * sr)
+        return Fraction(win[1]) - self._origin
+
+    def _part_end_samples(self, sr: int) -> int | None:
+        """The part's end (``--duration``) in samples at ``sr`` from the origin, or None."""
+        end = self._part_end()
+        return None if end is None else round(end * sr)
 
     def _cut_pcm(self, p, shift: int):
         """A copied PCM packet moved ``shift`` ticks earlier and cut to the sample at the origin and
@@ -2747,9 +2752,9 @@ class FileSink(_Sink):
             p.pts = 0 if p.pts is not None else None
             p.dts = 0 if p.dts is not None else None
             p.duration, t = end, 0
-        win = getattr(self.source, "_window", None) if getattr(self.source, "trim_start", 0) is not None else None
-        if win is not None and win[1] is not None and self._origin is not None and p.time_base:
-            limit = math.floor((Fraction(win[1]) - self._origin) / Fraction(p.time_base))
+        end = self._part_end()
+        if end is not None and p.time_base:
+            limit = math.floor(end / Fraction(p.time_base))
             if t >= limit:
                 return False
             p.duration = min(p.duration, limit - t)
