@@ -120,12 +120,18 @@ def test_16bit_orientation_matches_pillows(tmp_path, orientation):
     assert np.abs(hi.astype(int) / 257 - want).max() <= 1.0
 
 
-def test_16bit_to_an_8bit_format_says_so(tmp_path):
-    src = tmp_path / "in.png"
+def _16bit_png_into(path: Path) -> ImageSink:
+    """A 16-bit PNG gradient written through an ImageSink to ``path``; the sink (its notes)."""
+    src = path.with_name("in.png")
     cv2.imwrite(str(src), _gradient()[..., ::-1])
-    sink = ImageSink(tmp_path / "out.jpg")
+    sink = ImageSink(path)
     with ImageSource(src) as s:
         sink.write(next(s))
+    return sink
+
+
+def test_16bit_to_an_8bit_format_says_so(tmp_path):
+    sink = _16bit_png_into(tmp_path / "out.jpg")
     assert any("16-bit pictures were written at 8 bits" in f and ".png or .tif" in f for f in sink.fallbacks)
     assert Image.open(tmp_path / "out.jpg").mode == "RGB"
 
@@ -361,11 +367,7 @@ def test_16bit_into_heic_says_it_is_written_at_12_bits(tmp_path):
     # (hunt 16) HEIC holds 10 or 12 bits: a 16-bit PNG written as .heic lost 4 bits with no note,
     # while .jpg/.webp/.avif had one recommending .heic
     pillow_heif = pytest.importorskip("pillow_heif")
-    src = tmp_path / "in.png"
-    cv2.imwrite(str(src), _gradient()[..., ::-1])
-    sink = ImageSink(tmp_path / "out.heic")
-    with ImageSource(src) as s:
-        sink.write(next(s))
+    sink = _16bit_png_into(tmp_path / "out.heic")
     assert any("16-bit pictures were written at 12 bits" in f and ".png or .tif" in f for f in sink.fallbacks)
     assert pillow_heif.open_heif(str(tmp_path / "out.heic"), convert_hdr_to_8bit=False).info["bit_depth"] == 12
 
