@@ -2649,7 +2649,10 @@ class FileSink(_Sink):
     def _mux_aux_packet(self, p, shift: int = 0) -> None:
         """Mux a copied or transcoded packet moved ``shift`` ticks earlier (see _choose_shift); for
         AVI and trimmed runs (``_rebase``) only from the origin on (see _NO_START_TIMES)."""
-        if self._rebase and p.stream.type == "audio" and p.stream.codec_context.name.startswith("pcm_"):
+        if (self._rebase and not self._rebase_avi and p.stream.type == "audio"
+                and p.stream.codec_context.name.startswith("pcm_")):
+            # (not AVI: its audio follows the frame grid, and a sample cut there left the sound a
+            # frame early and silent about it; it keeps clamp_to_origin and its warnings)
             p = self._cut_pcm(p, shift)
             shift = 0
             if p is None:
