@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import queue
+import re
 import shutil
 import sys
 import threading
@@ -647,6 +648,16 @@ def to_avi_grid(p, grid: Fraction, last: int | None) -> int:
     p.pts = p.dts = slot
     p.duration = max(dur, 1) if dur else 0
     return slot
+
+
+def _pcm_block(cc) -> int | None:
+    """Bytes of one sample frame (all channels) of a plain PCM codec (``pcm_s16le``, ``pcm_f32be``,
+    ``pcm_u8``, ``pcm_alaw``...), or None for one whose packets carry more than samples
+    (``pcm_dvd``, ``pcm_bluray``: headers), planar ones or one whose name does not say."""
+    m = re.fullmatch(r"pcm_[suf](8|16|24|32|64)(le|be)?", cc.name or "")
+    width = int(m.group(1)) // 8 if m else (1 if cc.name in ("pcm_alaw", "pcm_mulaw") else None)
+    channels = getattr(cc, "channels", 0) or 0
+    return width * channels if width and channels > 0 else None
 
 
 def _drop_samples(frame, n: int, layout: str | None = None, *, keep: int | None = None):
@@ -2607,7 +2618,7 @@ class FileSink(_Sink):
                         tx[1] += cut
                         continue
                     rf, tx[1] = _drop_samples(rf, cut), 0
-                if self._rebase and not self._rebase_avi:
+                if not self._rebase_avi:
                     end = self._part_end_samples(o.codec_context.sample_rate)
                     if end is not None and tx[1] + rf.samples > end:
                         # the part ends inside this frame (--duration): its sound stops with it,
@@ -2649,14 +2660,19 @@ class FileSink(_Sink):
     def _mux_aux_packet(self, p, shift: int = 0) -> None:
         """Mux a copied or transcoded packet moved ``shift`` ticks earlier (see _choose_shift); for
         AVI and trimmed runs (``_rebase``) only from the origin on (see _NO_START_TIMES)."""
-        if (self._rebase and not self._rebase_avi and p.stream.type == "audio"
-                and p.stream.codec_context.name.startswith("pcm_")):
+        if (not self._rebase_avi and p.stream.type == "audio" and p.stream.codec_context.name.startswith("pcm_")
+                and (self._rebase or self._part_end() is not None)):
             # (not AVI: its audio follows the frame grid, and a sample cut there left the sound a
-            # frame early and silent about it; it keeps clamp_to_origin and its warnings)
-            p = self._cut_pcm(p, shift)
+            # frame early and silent about it; it keeps clamp_to_origin and its warnings.
+            # ``--duration`` alone cuts the end only: the source's times are kept.)
+            p = self._cut_pcm(p, shift, head=self._rebase)
             shift = 0
             if p is None:
                 return
+        if not self._rebase and p.stream.type == "subtitle" and p.duration and self._part_end() is not None:
+            if not self._cut_cue(p, shift):  # (--duration alone: a cue running past the part stops there)
+                return
+            shift = 0
         if self._rebase:
             if p.stream.type == "subtitle" and p.duration:
                 if not self._cut_cue(p, shift):
@@ -2692,8 +2708,12 @@ class FileSink(_Sink):
     def _part_end(self) -> Fraction | None:
         """The part's end (``--duration``) in seconds from the origin, or None."""
         win = getattr(self.source, "_window", None) if getattr(self.source, "trim_start", 0) is not None else None
-        if win is None or win[1] is None or self._origin is None:
+        if win is None or win[1] is None:
             return None
+        if self._origin is None:
+            # ``--duration`` alone (no rebase): the output keeps the source's times, unless
+            # _choose_shift moved them at the first frame (then ``_origin`` is set)
+            return None if self._rebase or self._first_time is None else Fraction(win[1])
         return Fraction(win[1]) - self._origin
 
     def _part_end_samples(self, sr: int) -> int | None:
@@ -2701,7 +2721,7 @@ class FileSink(_Sink):
         end = self._part_end()
         return None if end is None else round(end * sr)
 
-    def _cut_pcm(self, p, shift: int):
+    def _cut_pcm(self, p, shift: int, *, head: bool = True):
         """A copied PCM packet moved ``shift`` ticks earlier and cut to the sample at the origin and
         at the part's end (``--start``/``--duration``), or None when nothing of it is left.
         PCM is raw samples: cut, not kept or dropped whole (a camera or DVR writing 0.5 s packets
@@ -2710,13 +2730,21 @@ class FileSink(_Sink):
         t = p.pts if p.pts is not None else p.dts
         tb = Fraction(p.time_base) if p.time_base else None
         sr = p.stream.codec_context.sample_rate
-        if t is None or not tb or not p.duration or not sr:
-            return p
+        if t is None or not tb or not p.duration or not sr or p.stream.codec_context.name.endswith("_planar"):
+            return p  # (planar: one channel after another in the packet, no cut by bytes)
         n = round(p.duration * tb * sr)
-        if n <= 0 or p.size % n:
-            return p  # not whole sample frames: left to the usual rule
-        block = p.size // n
-        head = min(n, max(0, round(-t * tb * sr)))
+        block = _pcm_block(p.stream.codec_context)
+        if block and p.size % block == 0 and abs(p.size // block - n) <= sr // 1000 + 1:
+            # the count from the bytes: Matroska stores durations in whole ms, so a 1024-sample
+            # packet at 48 kHz (21.33 ms) said 21 ms and was never cut
+            n = p.size // block
+        elif n <= 0 or p.size % n:
+            return p  # not whole sample frames (a PCM format with headers): left to the usual rule
+        else:
+            block = p.size // n
+        if n <= 0:
+            return p
+        head = min(n, max(0, round(-t * tb * sr))) if head else 0
         end = self._part_end_samples(sr)
         tail = 0 if end is None else min(n, max(0, round(t * tb * sr + n - end)))
         if head == 0 and tail == 0:

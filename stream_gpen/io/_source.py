@@ -1830,7 +1830,43 @@ class VideoSource:
             # (in --start's terms: t and s0 are on the file's clock, which may start at 10 h)
             log.info("%s: the seek to %.3f s landed past the keyframe before it; decoding from %.3f s",
                      self.spec, t - s0, max(target, s0) - s0)
+        if "matroska" in (container.format.name or "").split(","):
+            target = self._back_for_audio(container, vs, t, target, s0, tb)
         container.seek(_seek_target(target, tb), stream=vs, backward=True, any_frame=False)
+
+    @staticmethod
+    def _back_for_audio(container, vs, t: float, target: float, s0: float, tb: Fraction) -> float:
+        """Where to seek in a Matroska file so that the audio packet playing at ``t`` is read too.
+        FFmpeg's Matroska seek skips every track's blocks that start before the video keyframe it
+        lands on: with a keyframe every 0.2 s and 0.5 s PCM packets (a camera, a DVR) the packet
+        straddling ``t`` was never read, and the part's first 0.22 s had no sound. So seek 1, 2,
+        4 s further back until the first audio packet read starts at or before ``t`` (the sink
+        leaves out what comes before the part); audio that starts after ``t`` needs nothing."""
+        starts = [float(st.start_time * st.time_base) for st in container.streams.audio
+                  if st.start_time is not None and st.time_base]
+        if not starts or min(starts) > t:
+            return target
+        back = 1.0
+        for _ in range(4):
+            container.seek(_seek_target(target, tb), stream=vs, backward=True, any_frame=False)
+            first = None
+            for packet in container.demux():
+                st = packet.stream
+                if not packet.size or not st.time_base:
+                    continue
+                when = packet.pts if packet.pts is not None else packet.dts
+                if when is None:
+                    continue
+                if st.type == "audio":
+                    first = float(when * st.time_base)
+                    break
+                if float(when * st.time_base) > t + 2.0:
+                    break  # no audio near the cut: nothing to fetch
+            if first is None or first <= t + 1e-6 or target <= s0:
+                return target
+            target = max(target - back, s0)
+            back *= 2
+        return target
 
     @staticmethod
     def _keyframe_by(container, vs, t: float, tb: Fraction) -> bool:
