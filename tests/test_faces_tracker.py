@@ -300,13 +300,64 @@ def test_watch_probes_a_new_blob_where_it_is_but_not_moving_edges_or_pans():
     # The same with a filled 40x40 patch appearing at frame 7: a probe there, at the patch.
     frames[7] = frames[7].clone()
     frames[7][100:140, 200:240] = torch.tensor([250, 200, 180], dtype=torch.uint8)
-    tr, asked, regions = _watch_run(frames)
+    tr, asked, regions = _watch_run(frames, reprobe=True)
     assert asked == [0, 5, 7, 8] and tr.probes == 2, asked  # it appears at 7 and vanishes at 8
     x1, y1, x2, y2 = regions[2]
     assert x1 <= 200 and y1 <= 100 and x2 >= 240 and y2 >= 140 and (x2 - x1) * (y2 - y1) < 0.6 * H * W
+    # By default the probe at 7 found no face there, so its vanishing at 8 (inside the probed
+    # region) waits for the periodic detection: no second probe for the same place.
+    tr, asked, _ = _watch_run(frames)
+    assert asked == [0, 5, 7] and tr.probes == 1 and tr.probes_skipped == 2, asked  # at 8 and 9
     # watch=False: periodic detections only
     _, asked, _ = _watch_run(frames, watch=False)
     assert asked == [0, 5]
+
+
+def _patchy_frames():
+    rng = np.random.default_rng(5)
+    bg = _background(11)
+    frames = [torch.from_numpy(np.clip(bg.astype(np.int16) + rng.normal(0, 3, bg.shape).round().astype(np.int16),
+                                       0, 255).astype(np.uint8)) for _ in range(10)]
+    return frames
+
+
+def _put(frame, y, x, colour=(250, 200, 180)):
+    frame = frame.clone()
+    frame[y : y + 40, x : x + 40] = torch.tensor(colour, dtype=torch.uint8)
+    return frame
+
+
+def test_watch_probes_again_outside_the_probed_region_or_at_a_face_seen_once():
+    """``reprobe=False`` skips only blobs inside a region probed since the last detection: a blob
+    elsewhere is probed, and a face the probe found (seen once) is probed again where it changes,
+    so a one-off face is still dropped at once."""
+    frames = _patchy_frames()
+    frames[7] = _put(frames[7], 100, 200)
+    frames[8] = _put(frames[8], 180, 20)  # the first patch is gone, another appears far from it
+    tr, asked, regions = _watch_run(frames)
+    assert asked == [0, 5, 7, 8] and tr.probes == 2 and tr.probes_skipped == 1, asked  # 9: the second goes
+    x1, y1, x2, y2 = regions[3]
+    assert x1 <= 20 and y1 <= 180 and x2 >= 60 and y2 >= 220 and x2 < 200  # the new patch only
+
+    # The probe at 7 finds a face at the patch: a track seen once. At 8 the patch is gone: probed
+    # again (inside the region probed at 7), and the track that is not found there is dropped.
+    frames = _patchy_frames()
+    frames[7] = _put(frames[7], 100, 200)
+    face = Detections(torch.tensor([[200.0, 100.0, 240.0, 140.0]]),
+                      torch.tensor(_REF[None] * (40 / 256) + np.array([200.0, 100.0]), dtype=torch.float32),
+                      torch.tensor([0.99]))
+    tr = FaceTracker(detect_every=5, motion="none")  # no flow: the track is not lost by it at 8
+    asked = []
+    for i, f in enumerate(frames):
+        need = tr.needs_detection(i, f)
+        asked += [i] * need
+        out = tr.update(i, (face if i == 7 else Detections.empty()) if need else None, frame=f)
+        if i == 7:
+            assert len(out) == 1
+        if i == 8:
+            assert tr.probes == 2 and out == []  # probed at 8 and dropped there
+    assert asked == [0, 5, 7, 8], asked
+    # reprobe=False skipped nothing above; with the face skipped, the track would have stayed
 
 
 def test_probe_starts_new_tracks_only_and_drops_a_one_off():

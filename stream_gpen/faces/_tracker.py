@@ -441,6 +441,13 @@ class FaceTracker:
       low-contrast faces, and fires more on noise and motion.
     * ``watch_area``: changed area, as a fraction of the frame, that requests a probe. Lower catches
       smaller faces, and fires more on small motion (hands, leaves).
+    * ``reprobe``: let the watch probe again, before the next periodic detection, where a probe
+      already looked since the last one. ``False`` (default): a changed blob that lies inside an
+      area probed in this interval waits for the periodic detection, unless a face seen only once
+      is there (it is still confirmed or dropped at once); busy footage (people moving in a
+      crowd, a shaky film) otherwise asked for a probe on most frames, finding no new face
+      (docs/tracking.md). A face that appears there waits at most ``detect_every - 1`` frames,
+      as with ``watch=False``. ``True``: a probe on every frame with such a blob.
     """
 
     def __init__(
@@ -470,6 +477,7 @@ class FaceTracker:
         watch: bool = True,
         watch_threshold: float = 24.0,
         watch_area: float = 0.001,
+        reprobe: bool = False,
         resize: Resize = "auto",
     ) -> None:
         if not isinstance(detect_every, int) or detect_every < 1:
@@ -533,6 +541,7 @@ class FaceTracker:
         self.watch = bool(watch)
         self.watch_threshold = float(watch_threshold)
         self.watch_area = float(watch_area)
+        self.reprobe = bool(reprobe)
         # flow internals (measured in docs/tracking.md): 5x5 grid over the inner 80% of the box plus
         # the 5 landmarks, forward-backward error < 0.5 px, IRLS similarity, 3 pyramid levels
         self._flow_cfg = (5, 0.5, "irls", 0.8, True, 3)
@@ -567,6 +576,8 @@ class FaceTracker:
         self.probe_region: tuple[float, float, float, float] | None = None
         self.probes = 0
         self.probe_area = 0.0  # sum over probes of the region's fraction of the frame
+        self._probed: list[tuple[float, float, float, float]] = []  # probe regions since the last detection
+        self.probes_skipped = 0  # watch firings left to the periodic detection (``reprobe=False``)
 
     # --- per-frame -------------------------------------------------------------------------
     def _prepare(self, frame_index: int, frame: torch.Tensor | None):
@@ -770,6 +781,12 @@ class FaceTracker:
             if st[4] >= min_area and st[4] >= self._WATCH_MIN_FILL * st[2] * st[3]
             and 1 / self._WATCH_MAX_ASPECT <= st[2] / st[3] <= self._WATCH_MAX_ASPECT
         ]
+        if keep and not self.reprobe and self._probed:
+            fresh = [st for st in keep if not self._probed_already(st, sx, sy)]
+            if not fresh:
+                self.probes_skipped += 1
+                return False
+            keep = fresh
         if not keep:
             return False
         # Probe where it changed: the blobs' bounding box grown by half its size on each side
@@ -800,6 +817,20 @@ class FaceTracker:
         self.probe_area += 1.0 if area > 0.6 else area
         return True
 
+    def _probed_already(self, st, sx: float, sy: float) -> bool:
+        """Whether blob ``st`` (a connected-components stats row on the small copy) lies inside a
+        region probed since the last detection, with no face seen only once near it."""
+        b = (st[0] / sx, st[1] / sy, (st[0] + st[2]) / sx, (st[1] + st[3]) / sy)
+        if not any(r[0] <= b[0] and r[1] <= b[1] and b[2] <= r[2] and b[3] <= r[3] for r in self._probed):
+            return False
+        for t in self._tracks:
+            if t.hits != 1 or t.lost:
+                continue
+            gx, gy = (t.box[2] - t.box[0]) / 4, (t.box[3] - t.box[1]) / 4
+            if t.box[0] - gx < b[2] and t.box[2] + gx > b[0] and t.box[1] - gy < b[3] and t.box[3] + gy > b[1]:
+                return False
+        return True
+
     def _watch_reset(self) -> None:
         """A detection ran on the current frame: it becomes the watch's reference."""
         self._watch_ref = self._watch_image()
@@ -825,7 +856,10 @@ class FaceTracker:
         if probe:
             self.probes += 1
             self._match(frame_index, detections, cut, probe=True, region=self.probe_region)
+            fh, fw = self._frame_size or (0, 0)
+            self._probed.append(self.probe_region if self.probe_region is not None else (0.0, 0.0, float(fw), float(fh)))
         elif detections is not None:
+            self._probed = []  # a detection of the whole frame: nothing probed since
             if not retry:
                 self._last_detect = frame_index
             self._match(frame_index, detections, cut, retry=retry)
