@@ -882,7 +882,10 @@ class Enhancer:
                         # sink's count lags on its own thread
                         summary.frames_out += sink.frames_written - written if is_still else 1
                         if on_progress is not None:
-                            on_progress(summary.frames_out, total, stage.faces_restored)
+                            # a video's faces of the frames handed on: faces_restored counts a batch
+                            # ahead of them (a one-face clip said "265 frames, 272 faces")
+                            on_progress(summary.frames_out, total,
+                                        stage.faces_restored if is_still else getattr(stage, "faces_out", 0))
                         # (a single photo is written whole under its name by now: that job is done)
                         if cancel is not None and cancel.is_set() and meta.kind != "image":
                             raise KeyboardInterrupt
@@ -898,7 +901,7 @@ class Enhancer:
                     # stopped while the output was being finished: it was written whole first
                     _sink_notes(summary, sink)
                     summary.fallbacks.append(f"stopped while finishing: {dst} was written whole first")
-                    _remove_old_partial(summary, dst)
+                    _remove_old_partial(summary, dst, src_s)
                 if meta.kind == "folder":  # its photos so far are written: a resumed run skips them
                     of = f" of {total}" if total else ""
                     said = f"interrupted after {summary.frames_out}{of} photos; --skip-existing resumes"
@@ -933,7 +936,7 @@ class Enhancer:
                                          "are (skip_existing)")
             _sink_notes(summary, sink)
             if not is_still and "://" not in str(dst):
-                _remove_old_partial(summary, dst)
+                _remove_old_partial(summary, dst, src_s)
         # what the stream copy could not honour: the cut, the side-by-side, the audio choice
         unmet = _copy_unmet(start, duration, compare, audio, codec, crf, preset)
         if copy_if_no_faces and unmet and summary.faces_restored == 0 and not is_still:
@@ -1339,9 +1342,11 @@ def _copy_unmet(start, duration, compare, audio, codec="auto", crf=None, preset=
     return None
 
 
-def _remove_old_partial(summary: RunSummary, dst) -> None:
+def _remove_old_partial(summary: RunSummary, dst, src=None) -> None:
     """Interrupted earlier runs' ``.partial`` outputs (``NAME.partial.EXT``, and the
-    ``NAME.partial-N.EXT`` of runs interrupted after one) are superseded by the whole output ``dst``."""
+    ``NAME.partial-N.EXT`` of runs interrupted after one) are superseded by the whole output ``dst``;
+    never the run's own input ``src`` (re-restoring ``holiday.partial.mp4`` into ``holiday.mp4``
+    deleted the input it had just read)."""
     import glob
 
     from stream_gpen.io._meta import hidden_temp
@@ -1352,6 +1357,9 @@ def _remove_old_partial(summary: RunSummary, dst) -> None:
                    if re.fullmatch(re.escape(stem) + r"\.partial-\d+" + re.escape(ext), p.name))
     for left in [first, *later]:
         if not left.is_file():
+            continue
+        if src is not None and _same_place(left, src):
+            summary.fallbacks.append(f"{left.name} is this run's input: kept (not removed as an interrupted run's output)")
             continue
         try:
             left.unlink()

@@ -48,7 +48,7 @@ from stream_gpen.errors import (
 from stream_gpen.io._convert import u8_from_u16
 from stream_gpen.io._meta import StreamMetadata, fit_name, hidden_temp
 from stream_gpen.io._ring import Frame
-from stream_gpen.io._sink import _Sink, keep_beside, keep_mode
+from stream_gpen.io._sink import _Sink, keep_beside, keep_mode, place_new
 from stream_gpen.io._source import IMAGE_EXTS
 
 log = logging.getLogger(__name__)
@@ -1431,7 +1431,18 @@ class ImageSink(_Sink):
                     self._write_tiff16(tmp, deep, im, info, kwargs, previews)
             keep_mode(path, tmp)
             try:
-                tmp.replace(path)
+                if self.overwrite:
+                    tmp.replace(path)
+                else:
+                    try:
+                        place_new(tmp, path)
+                    except FileExistsError:
+                        # written since the check above (another run into the same folder)
+                        raise OutputExistsError(f"output exists: {path} (written during this run, by another run or "
+                                                "program)", hint="--overwrite redoes it, --skip-existing resumes a "
+                                                "folder run (overwrite= / skip_existing= in Python)") from None
+            except OutputExistsError:
+                raise
             except OSError as e:  # Windows: the old photo is open in a viewer, or read-only
                 kept = keep_beside(tmp, path)
                 if kept is None:

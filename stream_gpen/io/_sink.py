@@ -6,6 +6,7 @@ slot, muxes the source's audio/subtitle packets up to that frame's time, then re
 """
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import math
@@ -1156,6 +1157,26 @@ def keep_beside(tmp, target) -> Path | None:
     return None
 
 
+def place_new(tmp, target) -> None:
+    """Move the finished temporary output ``tmp`` to ``target`` where no ``overwrite`` was asked:
+    never over a file that is there now (``FileExistsError``). A hard link then the unlink of
+    ``tmp`` is atomic about it (``os.replace`` replaced a file another run wrote during this one);
+    where the file system has no hard links (FAT, exFAT, some shares), a check then the rename."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise
+    except OSError:
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target)) from None
+        os.replace(tmp, target)
+        return
+    try:
+        os.unlink(tmp)
+    except OSError:  # (the output is in place; a hidden leftover is removed by a later run)
+        pass
+
+
 def keep_mode(old, new) -> None:
     """Give ``new`` (a finished temporary output) the permission bits of the ``old`` file it is
     about to replace (``--overwrite``, an in-place run), so that a private video or photo stays
@@ -1312,6 +1333,11 @@ def _encode_hint(err: BaseException) -> str | None:
         from stream_gpen.errors import FILE_SYSTEM_HINT
 
         return FILE_SYSTEM_HINT
+    if err.errno == errno.EFBIG:
+        # a FAT32 drive (USB sticks, SD cards) holds files up to 4 GiB: an hour of video fails there
+        return ("the output drive's file-size limit was reached (FAT32, on most USB sticks and SD cards, holds at most "
+                "4 GiB per file): write to an exFAT, NTFS, APFS or ext4 drive, or make the file smaller (a higher "
+                "--crf, --codec hevc, or parts with --start/--duration)")
     return None
 
 
@@ -1515,6 +1541,7 @@ class FileSink(_Sink):
         self._alpha_pix: str | None = None  # the stream's format when the source's alpha is written
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._stop_encoding = threading.Event()
+        self._overwrite = bool(overwrite)
 
         if is_url:
             scheme = self.target.split("://", 1)[0].lower()
@@ -2918,7 +2945,22 @@ class FileSink(_Sink):
         if not self.is_url:
             keep_mode(self.target, self._path)
             try:
-                os.replace(self._path, self.target)
+                if self._overwrite:
+                    os.replace(self._path, self.target)
+                else:
+                    place_new(self._path, self.target)
+            except FileExistsError as e:
+                # not there when the run began (checked then), written meanwhile: another run into
+                # the same name, or a program. Kept, as is this run's result, beside it (the one
+                # to finish last replaced the other's output, both runs saying they wrote it)
+                kept = keep_beside(self._path, self.target)
+                if kept is None:
+                    raise EncodeError(f"{self.target} appeared during the run and was not replaced (no overwrite); "
+                                      f"the restored video is under the hidden name {self._path}: move it now") from e
+                raise EncodeError(f"the restored video is complete and was kept as {kept}: {self.target} appeared "
+                                  "during the run (another run or program wrote it) and was not replaced",
+                                  hint="pass --overwrite (overwrite=True) to replace an output, or give each run its "
+                                       "own -o") from e
             except OSError as e:
                 self._check_still_there(e)
                 if not self._release_own_input():

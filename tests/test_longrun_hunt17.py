@@ -1,0 +1,187 @@
+"""Long runs and the disk, hunt 17: a run re-restoring an interrupted run's ``NAME.partial.EXT`` into
+``NAME.EXT`` deleted its own input when it finished; a file written at the output during a run (a
+second run into the same name) was replaced at the end without ``overwrite``, both runs saying
+they wrote it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from _clips import write_video
+from stream_gpen.errors import EncodeError, OutputExistsError
+
+
+def _video(path):
+    return write_video(path, [np.full((48, 64, 3), 30 * i, np.uint8) for i in range(3)])
+
+
+@pytest.mark.parametrize("name", ["v.partial.mp4", "v.partial-1.mp4"])
+def test_a_finished_run_keeps_its_input_named_like_a_partial_output(tmp_path, enh, name):
+    src = _video(tmp_path / name)
+    before = src.read_bytes()
+    other = tmp_path / ("v.partial-2.mp4" if name == "v.partial.mp4" else "v.partial.mp4")
+    other.write_bytes(b"x")  # an interrupted run's leftover: still removed
+    s = enh.enhance_file(src, tmp_path / "v.mp4", preset="ultrafast")
+    assert src.exists() and src.read_bytes() == before  # (was deleted)
+    assert not other.exists()
+    assert any(f"{name} is this run's input: kept" in f for f in s.fallbacks), s.fallbacks
+
+
+def _appear_at_the_end(monkeypatch, module, target, data: bytes):
+    """Write ``data`` at ``target`` just before the run moves its finished output there (what a
+    second run into the same name does while this one works)."""
+    real = module.keep_mode
+
+    def keep_mode(old, new):
+        if str(old) == str(target):
+            target.write_bytes(data)
+        return real(old, new)
+
+    monkeypatch.setattr(module, "keep_mode", keep_mode)
+
+
+def test_a_video_written_meanwhile_at_the_output_is_not_replaced(tmp_path, enh, monkeypatch):
+    import stream_gpen.io._sink as sink_mod
+
+    src = _video(tmp_path / "in.mp4")
+    dst = tmp_path / "o.mp4"
+    _appear_at_the_end(monkeypatch, sink_mod, dst, b"the other run's video")
+    with pytest.raises(EncodeError, match="appeared during the run") as e:
+        enh.enhance_file(src, dst, preset="ultrafast")
+    assert dst.read_bytes() == b"the other run's video"  # (was replaced, exit 0)
+    kept = tmp_path / "o.restored.mp4"
+    assert kept.exists() and str(kept) in str(e.value)
+    assert "--overwrite" in e.value.hint
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no hidden leftover
+    # with overwrite, the run replaces it as asked
+    enh.enhance_file(src, dst, preset="ultrafast", overwrite=True)
+    assert dst.read_bytes() != b"the other run's video"
+
+
+def test_a_photo_written_meanwhile_at_the_output_is_not_replaced(tmp_path, enh, monkeypatch):
+    import stream_gpen.io._image as image_mod
+
+    src = tmp_path / "in.png"
+    Image.fromarray(np.full((40, 50, 3), 90, np.uint8)).save(src)
+    dst = tmp_path / "o.png"
+    _appear_at_the_end(monkeypatch, image_mod, dst, b"the other run's photo")
+    with pytest.raises(OutputExistsError, match="written during this run"):
+        enh.enhance_file(src, dst)
+    assert dst.read_bytes() == b"the other run's photo"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "o.png"]
+
+
+def test_place_new_never_replaces_and_falls_back_without_hard_links(tmp_path, monkeypatch):
+    import os
+
+    from stream_gpen.io._sink import place_new
+
+    tmp, target = tmp_path / ".t.tmp", tmp_path / "t.mp4"
+    tmp.write_bytes(b"new")
+    target.write_bytes(b"old")
+    with pytest.raises(FileExistsError):
+        place_new(tmp, target)
+    assert target.read_bytes() == b"old" and tmp.exists()
+    target.unlink()
+    place_new(tmp, target)
+    assert target.read_bytes() == b"new" and not tmp.exists()
+
+    def no_links(a, b):  # a FAT/exFAT drive
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    tmp.write_bytes(b"newer")
+    with pytest.raises(FileExistsError):
+        place_new(tmp, target)
+    target.unlink()
+    place_new(tmp, target)
+    assert target.read_bytes() == b"newer" and not tmp.exists()
+
+
+def test_a_file_size_limit_says_what_it_is(tmp_path, mobilenet_weights):
+    """A FAT32 drive's 4 GiB limit (EFBIG) ended an hour's run with a bare "[Errno 27] File too
+    large" and no hint; here the same error from a process file-size limit (Python ignores SIGXFSZ)."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(1)
+    src = write_video(tmp_path / "in.mp4", [rng.integers(0, 255, (240, 320, 3), np.uint8) for _ in range(30)])
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))
+
+    env = {**os.environ, "STREAM_GPEN_HOME": str(tmp_path / "home"), "STREAM_GPEN_OFFLINE": "1"}
+    r = subprocess.run([sys.executable, "-m", "stream_gpen", "enhance", str(src), "-o", str(tmp_path / "o.mp4"),
+                        "--model", "classic", "--device", "cpu", "--detector-weights", str(mobilenet_weights),
+                        "--quiet", "--preset", "ultrafast", "--crf", "0"],
+                       capture_output=True, text=True, env=env, preexec_fn=limit, timeout=300)
+    assert r.returncode == 4, r.stderr
+    assert "File too large" in r.stderr and "hint:" in r.stderr and "FAT32" in r.stderr, r.stderr
+    assert not (tmp_path / "o.mp4").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], list(tmp_path.iterdir())
+
+
+def test_a_videos_progress_counts_the_faces_of_the_frames_written(tmp_path, mobilenet_weights, shared):
+    """The progress line of a one-face clip said "265/1500 frames, 272 faces": its face count took
+    in a batch restored ahead of the frames written."""
+    from stream_gpen import Enhancer
+    from tests._doubles import IdentityRestorer
+
+    im = Image.open(shared / "data/faces/whole/codeformer_whole_04.jpg").convert("RGB")
+    im.thumbnail((200, 200))
+    base = np.asarray(im)
+    src = write_video(tmp_path / "in.mp4", [np.roll(base, i, axis=1) for i in range(24)])
+    enh = Enhancer(IdentityRestorer(), device="cpu", detector_weights=mobilenet_weights, progress=False,
+                   batch_size=8)
+    seen = []
+    s = enh.enhance_file(src, tmp_path / "o.mp4", preset="ultrafast",
+                         on_progress=lambda done, total, faces: seen.append((done, faces)))
+    assert s.faces_restored == 24 and s.frames_out == 24  # one face a frame
+    assert seen[-1] == (24, 24)
+    assert all(faces <= done for done, faces in seen), seen  # (faces ran up to a batch ahead)
+
+
+@pytest.mark.parametrize("where", ["start-up", "checks"])
+def test_a_ctrl_c_in_the_first_seconds_writes_the_report(tmp_path, cli_env, monkeypatch, where):
+    """A Ctrl-C while torch imported and the options were checked (the first 1.5-5 s) wrote no
+    --report: an earlier run's report under that name still said it had succeeded."""
+    import json
+
+    import stream_gpen.api as api
+    import stream_gpen.commands as commands
+    from stream_gpen.cli import main
+
+    src = _video(tmp_path / "in.mp4")
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"frames_in": 3, "frames_out": 3, "error": None}))  # an earlier run's
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api if where == "start-up" else commands, "resolve_output" if where == "start-up"
+                        else "_check_before_the_model", stop)
+    assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), "--report", str(report), *cli_env]) == 130
+    got = json.loads(report.read_text())
+    assert got["interrupted"] is True and got["frames_out"] == 0, got
+    assert any("stopped before the run began" in f for f in got["fallbacks"])
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_a_ctrl_c_at_start_up_leaves_a_report_that_is_not_one_alone(tmp_path, cli_env, monkeypatch):
+    # a --report naming something that is not a report (or the output) is never written over
+    import stream_gpen.api as api
+    from stream_gpen.cli import main
+
+    src = _video(tmp_path / "in.mp4")
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": 1}')
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "resolve_output", stop)
+    assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), "--report", str(notes), *cli_env]) == 130
+    assert notes.read_text() == '{"mine": 1}'
