@@ -373,7 +373,7 @@ class _Progress:
 
     def __init__(self, enabled: bool, desc: str) -> None:
         self.bar = None
-        tty = sys.stderr.isatty()
+        tty = sys.stderr.isatty() and _columns(sys.stderr) != 0
         self.enabled = enabled and tty
         self.piped = enabled and not tty
         self.desc = desc
@@ -428,6 +428,16 @@ def _duration_words(seconds: float) -> str:
     if s < 3600:
         return f"{round(s / 60)} min"
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def _columns(stream) -> int | None:
+    """The width of the terminal ``stream`` is, or None where it does not say. A terminal of 0
+    columns (a pty made without a size: ``script``, some CI runners) drew no progress bar at all,
+    and an hour-long run was silent: it gets the piped lines instead."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _check_report(report: str | None, media: list[str], *, overwrite: bool) -> None:
@@ -496,7 +506,7 @@ def _writes_nothing(src: str, output: str | None) -> bool:
 
 
 def _report_unstarted(args: argparse.Namespace, src: str, dst: str | None, exc: BaseException) -> None:
-    """``--report`` for a run stopped or failed before it had a summary (while the model loaded):
+    """``--report`` for a run stopped or failed before it had a summary (while it started up or the model loaded):
     zero counts, ``interrupted`` or ``error``."""
     if not args.report:
         return
@@ -510,7 +520,7 @@ def _report_unstarted(args: argparse.Namespace, src: str, dst: str | None, exc: 
     s = RunSummary(input=src, output=dst, model=str(args.model), device=str(args.device or ""))
     if isinstance(exc, KeyboardInterrupt):
         s.interrupted = True
-        s.fallbacks.append("stopped before the run began (while the model loaded): nothing was written")
+        s.fallbacks.append("stopped before the run began (while it started up or the model loaded): nothing was written")
     else:
         s.error = " ".join(str(exc).split()) or type(exc).__name__
         if isinstance(exc, WeightsError):
@@ -522,6 +532,23 @@ def _report_unstarted(args: argparse.Namespace, src: str, dst: str | None, exc: 
 
 
 def _run_enhance(args: argparse.Namespace) -> int:
+    checked: list[str] = []  # dst once its --report was checked
+    try:
+        return _enhance_command(args, checked)
+    except KeyboardInterrupt as exc:
+        if args.report and not checked:
+            # Ctrl-C (or SIGTERM) in the first seconds, while torch imports and the options are
+            # checked: the report says the run was stopped, as once the model loads (an earlier
+            # run's report under that name still said it had succeeded)
+            try:
+                _check_report(args.report, [args.input, args.output or ""], overwrite=args.overwrite)
+            except (StreamGpenError, OSError):
+                raise exc from None
+            _report_unstarted(args, args.input, None, exc)
+        raise
+
+
+def _enhance_command(args: argparse.Namespace, checked: list[str]) -> int:
     from stream_gpen.api import _same_file, resolve_output
 
     src = args.input
@@ -564,6 +591,19 @@ def _run_enhance(args: argparse.Namespace) -> int:
                                     "the restored copy")
         raise OutputExistsError(f"output exists: {dst}", hint="pass --overwrite or choose another -o")
     _check_report(args.report, [src] if null else [src, dst], overwrite=args.overwrite)
+    checked.append(dst)
+    try:
+        _check_before_the_model(args, src, dst, null)
+        enh = _make_enhancer(args)
+    except BaseException as exc:
+        # stopped (Ctrl-C, SIGTERM) or failed while the model loads: the report says so, else an
+        # earlier run's report under that name still said it had succeeded
+        _report_unstarted(args, src, None if null else dst, exc)
+        raise
+    return _enhance_with(enh, args, src, dst, null)
+
+
+def _check_before_the_model(args: argparse.Namespace, src: str, dst: str, null: bool) -> None:
     photo = _is_image_name(dst) or _is_image_name(src)
     if (null and not _is_image_name(src)) or not (null or photo or Path(dst).is_dir() or Path(src).is_dir()):
         # before the model loads, not mid-run; -o /dev/null (no container) is checked as an .mp4
@@ -585,13 +625,9 @@ def _run_enhance(args: argparse.Namespace) -> int:
         _video_options_on_a_photo(args, src)
     _quality_unused(args, src, dst, photo=photo)
     _check_nvenc_early(args, dst)
-    try:
-        enh = _make_enhancer(args)
-    except BaseException as exc:
-        # stopped (Ctrl-C, SIGTERM) or failed while the model loads: the report says so, else an
-        # earlier run's report under that name still said it had succeeded
-        _report_unstarted(args, src, None if null else dst, exc)
-        raise
+
+
+def _enhance_with(enh, args: argparse.Namespace, src: str, dst: str, null: bool) -> int:
     progress = _Progress(not args.quiet, Path(src).name or src)
     try:
         summary = enh.enhance_file(

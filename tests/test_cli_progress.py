@@ -82,3 +82,24 @@ def test_expected_frames_of_a_part_counts_the_frames_before_its_end():
     assert _expected_frames(part) == 13
     whole = SimpleNamespace(frame_count=None, frame_count_header=None, duration_s=100 / 29.97, frame_rate=29.97)
     assert _expected_frames(whole) == 100
+
+
+def test_a_terminal_of_no_columns_gets_the_piped_lines(monkeypatch):
+    """A pty made without a size (``script``, some CI runners) says 0 columns: tqdm drew nothing
+    there, and an hour-long run was silent until its summary."""
+    import os
+
+    monkeypatch.setattr(commands.sys.stderr, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(commands.sys.stderr, "fileno", lambda: 2, raising=False)
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd=None: os.terminal_size((0, 0)))
+    p = commands._Progress(True, "clip.mp4")
+    assert not p.enabled and p.piped
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd=None: os.terminal_size((120, 40)))
+    p = commands._Progress(True, "clip.mp4")
+    assert p.enabled and not p.piped
+
+    def unknown(fd=None):
+        raise OSError(25, "Inappropriate ioctl for device")
+
+    monkeypatch.setattr(os, "get_terminal_size", unknown)  # a terminal that does not say: the bar
+    assert commands._Progress(True, "clip.mp4").enabled
