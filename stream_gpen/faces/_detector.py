@@ -5,6 +5,7 @@ import contextlib
 import logging
 import math
 import numbers
+import threading
 import warnings
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -200,12 +201,10 @@ class FaceDetector:
         self.max_faces = max_faces
         self.check_landmarks = bool(check_landmarks)
         self.batch_size = batch_size
-        #: detections dropped for implausible landmarks (``check_landmarks``), for run summaries
-        self.implausible = 0
-        #: boxes ``[n,4]`` (frame px) of the detections ``check_landmarks`` dropped, one entry per
-        #: picture that had any, newest last (bounded); a caller clears it to see one picture's
-        #: (the turned-photo search looks again around them)
-        self.dropped_boxes: deque[torch.Tensor] = deque(maxlen=16)
+        # ``implausible`` and ``dropped_boxes`` are kept per thread: runs of one Enhancer on
+        # several threads share its detector, and a photo run read a video run's dropped boxes
+        # and counts (its turned-face search then looked at another picture's places)
+        self._per_thread = threading.local()
         self.calls = 0  # frames run through the network (for benchmarks and run summaries)
         self.fallbacks: list[str] = []
         from stream_gpen.weights import ensure_weights
@@ -327,6 +326,26 @@ class FaceDetector:
         detection finds them.
         Returns frame pixel coordinates."""
         return self._detect_region(frame, region, pixel_aspect, long_side, final=True)
+
+    @property
+    def implausible(self) -> int:
+        """Detections dropped for implausible landmarks (``check_landmarks``) by this thread's
+        calls, for run summaries (a running count: callers take differences)."""
+        return getattr(self._per_thread, "implausible", 0)
+
+    @implausible.setter
+    def implausible(self, value: int) -> None:
+        self._per_thread.implausible = value
+
+    @property
+    def dropped_boxes(self) -> deque[torch.Tensor]:
+        """Boxes ``[n,4]`` (frame px) of the detections ``check_landmarks`` dropped in this
+        thread's calls, one entry per picture that had any, newest last (bounded); a caller clears
+        it to see one picture's (the turned-photo search looks again around them)."""
+        d = getattr(self._per_thread, "dropped", None)
+        if d is None:
+            d = self._per_thread.dropped = deque(maxlen=16)
+        return d
 
     def _detect_region(self, frame, region, pixel_aspect, long_side, *, final: bool) -> Detections:
         if not isinstance(frame, torch.Tensor) or frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != torch.uint8:
