@@ -341,14 +341,17 @@ class Enhancer:
             raise InvalidInputError(f"faces must be one of {get_args(FaceSelect)}, got {faces!r}")
         if precision not in get_args(Precision):
             raise InvalidInputError(f"precision must be one of {get_args(Precision)}, got {precision!r}")
-        if not isinstance(batch_size, int) or not 1 <= batch_size <= 256:
+        # (numpy numbers are numbers: an app's np.int64 or np.float32 was refused as out of range)
+        if not _whole(batch_size) or not 1 <= batch_size <= 256:
             raise InvalidInputError(f"batch_size must be an int in [1, 256], got {batch_size!r}")
-        if not isinstance(detect_every, int) or detect_every < 1:
+        if not _whole(detect_every) or detect_every < 1:
             raise InvalidInputError(f"detect_every must be an int >= 1, got {detect_every!r}")
-        if isinstance(min_face, bool) or not isinstance(min_face, (int, float)) or not 0 <= min_face < float("inf"):
+        if not _real(min_face) or not 0 <= min_face < float("inf"):
             raise InvalidInputError(f"min_face must be a number >= 0, got {min_face!r}")
-        if max_faces is not None and (isinstance(max_faces, bool) or not isinstance(max_faces, int) or max_faces < 1):
+        if max_faces is not None and (not _whole(max_faces) or max_faces < 1):
             raise InvalidInputError(f"max_faces must be None or an int >= 1, got {max_faces!r}")
+        batch_size, detect_every, min_face = int(batch_size), int(detect_every), float(min_face)
+        max_faces = None if max_faces is None else int(max_faces)
         for name, flag in (("aligned", aligned), ("high_bit_depth", high_bit_depth)):
             if not isinstance(flag, (bool, np.bool_)):
                 raise InvalidInputError(f"{name} must be True or False, got {flag!r}")
@@ -356,21 +359,21 @@ class Enhancer:
             raise InvalidInputError(f"cpu_memory must be one of ('keep', 'system'), got {cpu_memory!r}")
         if check_min_score(min_score) <= 0.0:
             raise InvalidInputError(f"min_score must be a number in (0, 1), got {min_score!r}")
-        if smooth_lag is not None and (not isinstance(smooth_lag, int) or isinstance(smooth_lag, bool)
-                                       or not 0 <= smooth_lag <= 64):
+        if smooth_lag is not None and (not _whole(smooth_lag) or not 0 <= smooth_lag <= 64):
             raise InvalidInputError(f"smooth_lag must be None (default) or an int in [0, 64], got {smooth_lag!r}")
+        smooth_lag = None if smooth_lag is None else int(smooth_lag)
         if deinterlace not in ("auto", "off"):
             raise InvalidInputError(f"deinterlace must be one of ('auto', 'off'), got {deinterlace!r}")
-        if strength is not None and (isinstance(strength, bool) or not isinstance(strength, (int, float))
-                                     or not 0.0 <= strength <= 1.0):
+        if strength is not None and (not _real(strength) or not 0.0 <= strength <= 1.0):
             raise InvalidInputError(f"strength must be None (the model's default) or a number in [0, 1], got {strength!r}")
         if mask not in ("feather", "parse"):
             raise InvalidInputError(f"mask must be one of ('feather', 'parse'), got {mask!r}")
         self.mask = mask
         self.high_bit_depth = bool(high_bit_depth)
         self.aligned = bool(aligned)
-        if detect_size is not None and (not isinstance(detect_size, int) or detect_size < 32):
+        if detect_size is not None and (not _whole(detect_size) or detect_size < 32):
             raise InvalidInputError(f"detect_size must be an int >= 32 or None, got {detect_size!r}")
+        detect_size = None if detect_size is None else int(detect_size)
         #: the detector's long side for all pictures, or None: 640 for video, 2560 for photos
         self.detect_size = detect_size
         self.smooth_lag = smooth_lag
@@ -1340,6 +1343,16 @@ def _copy_unmet(start, duration, compare, audio, codec="auto", crf=None, preset=
     if asked:
         return f"{', '.join(asked)} (it would keep the input's own encoding)"
     return None
+
+
+def _whole(x) -> bool:
+    """An integer option's value: a Python or numpy integer (not a bool)."""
+    return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_))
+
+
+def _real(x) -> bool:
+    """A number option's value: a Python or numpy real number (not a bool)."""
+    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
 
 
 def _remove_old_partial(summary: RunSummary, dst, src=None) -> None:

@@ -18,6 +18,7 @@ import heapq
 import itertools
 import logging
 import math
+import numbers
 import os
 import stat
 import struct
@@ -1351,11 +1352,13 @@ class VideoSource:
     ) -> None:
         if pace is not None and not isinstance(pace, bool):
             raise InvalidInputError(f"pace must be one of (None, True, False), got {pace!r}")
-        if isinstance(start, bool) or not isinstance(start, (int, float)) or not 0 <= start < float("inf"):
+        # (numpy numbers too: an app's np.float32 was refused as "not a number of seconds")
+        if isinstance(start, (bool, np.bool_)) or not isinstance(start, numbers.Real) or not 0 <= start < float("inf"):
             raise InvalidInputError(f"start must be a number of seconds >= 0, got {start!r}")
-        if duration is not None and (isinstance(duration, bool) or not isinstance(duration, (int, float))
+        if duration is not None and (isinstance(duration, (bool, np.bool_)) or not isinstance(duration, numbers.Real)
                                      or not 0 < duration < float("inf")):
             raise InvalidInputError(f"duration must be None or a number of seconds > 0, got {duration!r}")
+        start, duration = float(start), None if duration is None else float(duration)
         if not isinstance(high_bit_depth, bool):
             raise InvalidInputError(f"high_bit_depth must be True or False, got {high_bit_depth!r}")
         if deinterlace not in ("auto", "off"):

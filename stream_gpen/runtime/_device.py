@@ -35,6 +35,8 @@ def select_device(device: str | torch.device = "auto") -> tuple[torch.device, st
             f"device must be a string or torch.device, got {type(device).__name__}; "
             f"use {ALLOWED_DEVICES}"
         )
+    if text == "cpu:0":  # (torch's own name for torch.device("cpu", 0))
+        text = "cpu"
     if not _DEVICE_RE.match(text):
         raise InvalidInputError(f"unknown device {device!r}; use {ALLOWED_DEVICES}")
     if text == "cpu":
