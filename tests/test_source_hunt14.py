@@ -146,20 +146,42 @@ def test_a_mid_stream_pixel_aspect_change_keeps_the_display_aspect(tmp_path, sec
         assert any("64x48" in m and "16:9" not in m and "1.78:1" in m for m in src.fallbacks), src.fallbacks
 
 
-def test_a_local_file_that_grows_while_it_is_read_is_said_to_be_cut(tmp_path):
+def test_a_local_file_that_grows_while_it_is_read_is_said_to_be_cut(tmp_path, monkeypatch):
     """robust #1: a .ts recording still being written (no duration in its header to fall short
     of) was restored up to where it was when read, exit 0, nothing said."""
+    from stream_gpen.io._source import VideoSource
+
+    rec = tmp_path / "rec.ts"
+    rec.write_bytes(bytes(ts_clip(tmp_path / "a.ts", 25)))
+    more = bytes(ts_clip(tmp_path / "b.ts", 25, t0=1.0))
+    check = VideoSource._check_grown
+
+    def appended_at_the_end(self, seen):  # the writer appends once the read has reached the end
+        with open(rec, "ab") as w:
+            w.write(more)
+        return check(self, seen)
+
+    monkeypatch.setattr(VideoSource, "_check_grown", appended_at_the_end)
+    with open_source(str(rec)) as src:
+        n = sum(1 for f in src if f.release() or True)
+    assert n == 25
+    notes = [m for m in src.fallbacks if "grew by" in m]
+    assert len(notes) == 1 and f"{len(more) / 1e6:.2f} MB" in notes[0] and "covers only its first" in notes[0], \
+        src.fallbacks
+
+
+def test_a_file_that_grew_but_was_read_to_its_end_is_not_said_to_be_cut(tmp_path):
+    """hunt 17 (longrun): the writer finished before the read reached the end, the output had
+    every frame, and the run still said it "covers only its first 20 s ... restore it again"."""
     rec = tmp_path / "rec.ts"
     rec.write_bytes(bytes(ts_clip(tmp_path / "a.ts", 25)))
     more = bytes(ts_clip(tmp_path / "b.ts", 25, t0=1.0))
     with open_source(str(rec)) as src:
-        with open(rec, "ab") as w:  # the writer appends while the run goes on
+        with open(rec, "ab") as w:  # appended before the read got there: it is read too
             w.write(more)
-        for f in src:
-            f.release()
-    notes = [m for m in src.fallbacks if "grew by" in m]
-    assert len(notes) == 1 and f"{len(more) / 1e6:.2f} MB" in notes[0] and "covers only its first" in notes[0], \
-        src.fallbacks
+        n = sum(1 for f in src if f.release() or True)
+    assert n == 50
+    assert not any("grew by" in m for m in src.fallbacks), src.fallbacks
 
 
 def test_a_finished_local_file_is_not_said_to_grow(tmp_path):

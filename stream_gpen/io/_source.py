@@ -2201,6 +2201,8 @@ class VideoSource:
                         if self._stop.is_set():
                             return
                         pt = packet.pts if packet.pts is not None else packet.dts
+                        if packet.size and packet.pos is not None and packet.pos >= 0:
+                            seen["bytes"] = max(seen.get("bytes", 0), packet.pos + packet.size)
                         if pt is not None and packet.time_base and packet.size:
                             end = float((pt + (packet.duration or 0)) * packet.time_base)
                             seen["end"] = end if seen["end"] is None else max(seen["end"], end)
@@ -2500,12 +2502,39 @@ class VideoSource:
             return
         if size <= self._size_at_open:
             return
+        if not self._unread_after(seen):
+            # the writer finished before the read reached the end: its last packets were read
+            # (a 20 s recording restored whole was said to be cut, "restore it again")
+            log.info("%s grew by %.2f MB while it was read; the read went on to its end", self.spec,
+                     (size - self._size_at_open) / 1e6)
+            return
         first = seen["first"]
         upto = (f"its first {seen['end'] - first:.2f} s" if first is not None and seen["end"] is not None
                 else "its first part")
         self._fallback(f"{self.spec} grew by {(size - self._size_at_open) / 1e6:.2f} MB while it was read (still being "
                        f"written?): the output covers only {upto}, as far as it was when the read reached its end; "
                        "restore it again once it is finished")
+
+    def _unread_after(self, seen: dict) -> bool:
+        """Whether the grown file holds packets past the last one read (by byte position): the
+        file opened again near the end of what was read. True where it cannot tell."""
+        read, end = seen.get("bytes"), seen.get("end")
+        if read is None or end is None:
+            return True
+        try:
+            with av.open(self._target) as c:
+                vs = c.streams.video[0] if c.streams.video else None
+                if vs is not None and vs.time_base:
+                    try:
+                        c.seek(max(0, int((end - 2.0) / vs.time_base)), stream=vs, backward=True)
+                    except (av.error.FFmpegError, OverflowError):
+                        pass  # (read from the top: still finds what lies past ``read``)
+                for packet in c.demux():
+                    if packet.size and packet.pos is not None and packet.pos >= read:
+                        return True
+        except (av.error.FFmpegError, OSError, ValueError):
+            return True
+        return False
 
     def _first_frame(self):
         try:
