@@ -760,6 +760,11 @@ def _load_checked(path: Path, notes: list[str] | None):
             orientation = _orientation(im, path)
             rgb, alpha, grey = _pixels(_upright(im, orientation, path), bits)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        kind = _tiff_kind(path) if isinstance(e, UnidentifiedImageError) else None
+        if kind is not None:
+            # a valid TIFF Pillow has no mode for: "cannot identify image file" said it was none
+            raise NotMediaError(f"cannot read {path}: a {kind} TIFF, which is not read here",
+                                hint="save it as an 8- or 16-bit RGB (or grey) TIFF or PNG") from e
         raise NotMediaError(f"cannot read {path} as an image: {e}") from e
     except Image.DecompressionBombError as e:
         raise InvalidInputError(f"{path} is too large to load safely: {e}") from e
@@ -780,6 +785,25 @@ def _load_checked(path: Path, notes: list[str] | None):
             rgb = u8_from_u16(hi[..., :3])
             image_info["bits"] = bits  # what a deep writer keeps (HEIF: 10 or 12)
     return rgb, alpha, grey, image_info, hi
+
+
+def _tiff_kind(path: Path) -> str | None:
+    """What a TIFF that Pillow cannot identify holds, in words ("32-bit floating-point RGB",
+    "16-bit grey + alpha"), or None when tifffile cannot read it either (not a TIFF, damaged)."""
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(str(path)) as t:
+            page = t.pages[0]
+            bits = int(page.bitspersample)
+            fmt = {1: "", 2: "signed ", 3: "floating-point "}.get(int(page.sampleformat), "")
+            colour = {0: "grey", 1: "grey", 2: "RGB", 3: "palette", 5: "CMYK", 6: "YCbCr", 8: "CIELab"}.get(
+                int(page.photometric), f"photometric {int(page.photometric)}")
+            extra = len(page.extrasamples or ())
+            alpha = " + alpha" if extra == 1 else f" + {extra} extra channels" if extra else ""
+    except Exception:  # noqa: BLE001 - tifffile raises its own errors for files that are no TIFF
+        return None
+    return f"{bits}-bit {fmt}{colour}{alpha}"
 
 
 def _pixels(im, bits: int | None) -> tuple[np.ndarray, np.ndarray | None, bool]:
