@@ -114,6 +114,7 @@ def test_tracks_starting_and_ending_inside_the_window_are_not_mixed():
         ts = [_track(0, _face(100 + i, 100))]
         if 5 <= i <= 9:
             ts.append(_track(1, _face(300 - 2 * i, 200, scale=0.3)))
+            ts[-1].detected = True  # (found on each of its frames: a track that ends drops its flow-only tail)
         frames.append(ts)
     out = _run(FixedLagSmoother(lag=4), frames)
     for i, ts in out:
@@ -122,6 +123,33 @@ def test_tracks_starting_and_ending_inside_the_window_are_not_mixed():
         for t in ts:  # linear motion on each track: exact despite starts/ends in the window
             exp = _face(100 + i, 100) if t.id == 0 else _face(300 - 2 * i, 200, scale=0.3)
             np.testing.assert_allclose(t.landmarks.numpy(), exp, atol=0.02)
+
+
+def test_a_track_lost_by_the_flow_and_not_found_again_drops_its_flow_tail():
+    """hunt 17 (tracker17): a track the flow lost behind an occluder and the detection that loss
+    asked for did not find vanishes with misses == 0; its flow-carried frames since its last
+    detection were pasted over the occluder (the tail was dropped only after a counted miss)."""
+    for last_misses in (1, 0):
+        sm = FixedLagSmoother(lag=5)
+        out = []
+        for i in range(11):
+            ts = []
+            if i < 10:
+                t = _track(0, _face(100 + i, 100))
+                t.detected, t.misses = i % 5 == 0, (last_misses if i == 9 else 0)
+                ts = [t]
+            out += sm.push(i, ts, alive=set())
+        out += sm.flush()
+        assert [i for i, ts in out if ts] == [0, 1, 2, 3, 4, 5], last_misses  # (misses=0: 0..9 pasted)
+    # a track only left unchosen (still alive) keeps its frames
+    sm = FixedLagSmoother(lag=5)
+    out = []
+    for i in range(11):
+        t = _track(0, _face(100 + i, 100))
+        t.detected = i % 5 == 0
+        out += sm.push(i, [t] if i < 10 else [], alive={0})
+    out += sm.flush()
+    assert [i for i, ts in out if ts] == list(range(10))
 
 
 def test_scene_cut_is_not_smoothed_across():
