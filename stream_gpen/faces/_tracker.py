@@ -327,6 +327,14 @@ class _State:
     covered: bool = False  # its box lies over a face a detection matched to another track
     missed_at: int = 0  # frame of the first miss of its current run of misses
     retried: bool = False  # the extra re-detect after its first miss did not find it either
+    seen_box: np.ndarray | None = None  # [4] box of its last matched detection (the flow moves ``box``)
+
+
+def _union(box: np.ndarray, other: np.ndarray | None) -> np.ndarray:
+    """The smallest box holding ``box`` and ``other`` (``box`` alone when ``other`` is None)."""
+    if other is None:
+        return box.copy()
+    return np.concatenate([np.minimum(box[:2], other[:2]), np.maximum(box[2:], other[2:])])
 
 
 def _slip(points: np.ndarray, detected: np.ndarray) -> float:
@@ -577,6 +585,7 @@ class FaceTracker:
         self.probes = 0
         self.probe_area = 0.0  # sum over probes of the region's fraction of the frame
         self._probed: list[tuple[float, float, float, float]] = []  # probe regions since the last detection
+        self._lost_boxes: list[tuple[int, np.ndarray]] = []  # (frame, box) of confirmed tracks that ended lately
         self.probes_skipped = 0  # watch firings left to the periodic detection (``reprobe=False``)
 
     # --- per-frame -------------------------------------------------------------------------
@@ -770,6 +779,8 @@ class FaceTracker:
         a = np.abs(d)
         noise = 1.4826 * float(np.median(a[valid]))
         changed = ((a > max(self.watch_threshold, 4.0 * noise)) & valid).astype(np.float32)
+        if self._lost_came_back(changed, sx, sy, frame_index):
+            return True
         # blobs, not scattered noise: most of each 3x3 neighbourhood changed
         blob = (cv2.boxFilter(changed, -1, (3, 3), normalize=True) >= 5.0 / 9.0).astype(np.uint8)
         min_area = max(self.watch_area * h * w, 4)
@@ -803,15 +814,44 @@ class FaceTracker:
         # taken in whole, with a quarter of its size around it: cut, the detector found part of
         # it (0.98 score, eyes 81 px apart instead of 135), and the probe aligned one frame on
         # that; or it did not find it, and dropped the track.
-        for t in self._tracks:
-            if t.hits != 1 or t.lost:
-                continue
-            b = t.box
+        # A face lost lately (behind an occluder, or turned away) that the region cuts is taken in
+        # whole too: it comes back there, and a region cutting it did not find it (hunt 17).
+        recent = [b for i, b in self._lost_boxes if frame_index - i < self.detect_every]
+        for b in [t.box for t in self._tracks if t.hits == 1 and not t.lost] + recent:
             gx, gy = (b[2] - b[0]) / 4, (b[3] - b[1]) / 4
             g = (b[0] - gx, b[1] - gy, b[2] + gx, b[3] + gy)
             if g[0] < region[2] and g[2] > region[0] and g[1] < region[3] and g[3] > region[1]:
                 region = (max(min(region[0], g[0]), 0.0), max(min(region[1], g[1]), 0.0),
                           min(max(region[2], g[2]), fw), min(max(region[3], g[3]), fh))
+        area = (region[2] - region[0]) * (region[3] - region[1]) / (fw * fh)
+        self.probe_region = None if area > 0.6 else region
+        self.probe_area += 1.0 if area > 0.6 else area
+        return True
+
+    #: share of a lately lost face's box (grown by a quarter) that must have changed for the watch to
+    #: look there again: the occluder moving off it (a bar's change is one elongated blob with the
+    #: face it uncovers, which the blob test ignores)
+    _LOST_CHANGE = 0.1
+
+    def _lost_came_back(self, changed: np.ndarray, sx: float, sy: float, frame_index: int) -> bool:
+        """A probe of the boxes of confirmed faces lost in the last ``detect_every`` frames where
+        their picture changed (hunt 17: a face coming out from behind a bar stayed unrestored until
+        the next periodic detection, 3-4 frames)."""
+        h, w = changed.shape
+        fh, fw = self._frame_size  # type: ignore[misc]
+        hit = []
+        for i, q in self._lost_boxes:
+            if frame_index - i >= self.detect_every:
+                continue
+            gx, gy = (q[2] - q[0]) / 4, (q[3] - q[1]) / 4
+            g = (max(q[0] - gx, 0.0), max(q[1] - gy, 0.0), min(q[2] + gx, fw), min(q[3] + gy, fh))
+            x1, y1 = int(g[0] * sx), int(g[1] * sy)
+            x2, y2 = max(int(math.ceil(g[2] * sx)), x1 + 1), max(int(math.ceil(g[3] * sy)), y1 + 1)
+            if float(changed[y1:y2, x1:x2].mean()) >= self._LOST_CHANGE:
+                hit.append(g)
+        if not hit:
+            return False
+        region = (min(g[0] for g in hit), min(g[1] for g in hit), max(g[2] for g in hit), max(g[3] for g in hit))
         area = (region[2] - region[0]) * (region[3] - region[1]) / (fw * fh)
         self.probe_region = None if area > 0.6 else region
         self.probe_area += 1.0 if area > 0.6 else area
@@ -823,11 +863,12 @@ class FaceTracker:
         b = (st[0] / sx, st[1] / sy, (st[0] + st[2]) / sx, (st[1] + st[3]) / sy)
         if not any(r[0] <= b[0] and r[1] <= b[1] and b[2] <= r[2] and b[3] <= r[3] for r in self._probed):
             return False
-        for t in self._tracks:
-            if t.hits != 1 or t.lost:
-                continue
-            gx, gy = (t.box[2] - t.box[0]) / 4, (t.box[3] - t.box[1]) / 4
-            if t.box[0] - gx < b[2] and t.box[2] + gx > b[0] and t.box[1] - gy < b[3] and t.box[3] + gy > b[1]:
+        # a face seen once, or one lost lately, near it: probed again (confirmed or dropped, found
+        # as it comes back out)
+        near = [t.box for t in self._tracks if t.hits == 1 and not t.lost] + [q for _, q in self._lost_boxes]
+        for q in near:
+            gx, gy = (q[2] - q[0]) / 4, (q[3] - q[1]) / 4
+            if q[0] - gx < b[2] and q[2] + gx > b[0] and q[1] - gy < b[3] and q[3] + gy > b[1]:
                 return False
         return True
 
@@ -845,6 +886,7 @@ class FaceTracker:
         if cut:
             self.scene_cuts += 1
             self._tracks = []  # new shot: old identities and filter states are meaningless
+            self._lost_boxes = []
         for t in self._tracks:
             t.age += 1
             t.detected = False
@@ -863,7 +905,16 @@ class FaceTracker:
             if not retry:
                 self._last_detect = frame_index
             self._match(frame_index, detections, cut, retry=retry)
+        if detections is not None:
+            # confirmed faces that end here (hidden, turned away): the likeliest to come back in
+            # that place, so the watch looks at their whole box for a while (see _near_lost)
+            self._lost_boxes = [(i, b) for i, b in self._lost_boxes if frame_index - i < self.detect_every]
+            # (where it was last seen and where the flow took it since: an occluder drags the flow)
+            self._lost_boxes += [(frame_index, _union(t.box, t.seen_box)) for t in self._tracks if t.lost and t.hits > 1]
         self._tracks = [t for t in self._tracks if not (t.lost and detections is not None)]
+        if self._lost_boxes and self._tracks:  # found again (a new track where it was): no longer lost
+            now = np.stack([t.box for t in self._tracks])
+            self._lost_boxes = [(i, q) for i, q in self._lost_boxes if not (_iou(q[None], now) >= self.iou_match).any()]
         if detections is not None and self.watch:
             self._watch_reset()
         dt = 1.0 if self._prev_index is None else max(frame_index - self._prev_index, 1)
@@ -891,7 +942,7 @@ class FaceTracker:
             filt = None
         else:
             kf, filt = None, OneEuro(min_cutoff=self.smoothing or 1.0, beta=self.beta)
-        st = _State(self._next_id, lms.copy(), box.copy(), score, filt, kf=kf, detected=True)
+        st = _State(self._next_id, lms.copy(), box.copy(), score, filt, kf=kf, detected=True, seen_box=box.copy())
         self._next_id += 1
         return st
 
@@ -929,12 +980,14 @@ class FaceTracker:
                     t.kf.snap(lms[j]) if t.lost else t.kf.correct(lms[j])
                     t.raw = t.kf.estimate()
                     t.box = boxes[j].copy()
+                    t.seen_box = boxes[j].copy()
                 else:
                     # Partial correction towards the detection spreads the flow-drift correction
                     # over a few detections instead of one visible snap; a lost track snaps.
                     g = 1.0 if t.lost else self.correction
                     t.raw = t.raw + g * (lms[j] - t.raw)
                     t.box = t.box + g * (boxes[j] - t.box)
+                    t.seen_box = boxes[j].copy()
                 t.score = float(scores[j])
                 t.misses, t.lost, t.detected, t.covered, t.retried = 0, False, True, False, False
         for i, t in enumerate(self._tracks):

@@ -1,0 +1,67 @@
+"""Faces behind an occluder, hunt 17 (tracker17): a black bar sweeping over the talking head. The
+flow lost the face behind the bar and the detection that loss asked for did not find it: the
+track ended without a counted miss, and its flow frames since the last detection were pasted over
+the bar (2 frames where a per-frame detector finds no face at all); and when the face came out
+again, it stayed unrestored until the next periodic detection (3 frames at scores 0.94-1.0): the
+watch ignored the bar's change (one elongated blob with the face it uncovered)."""
+from __future__ import annotations
+
+import av
+import numpy as np
+import torch
+from PIL import Image
+from scipy import ndimage
+
+from _clips import write_video
+
+
+def _bar_clip(path, shared, n=40):
+    frames = []
+    with av.open(str(shared / "data/videos/retalking_face2_frontal_talking_head.mp4")) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i >= n:
+                break
+            a = np.asarray(Image.fromarray(f.to_ndarray(format="rgb24")).resize((360, 360), Image.BILINEAR)).copy()
+            if i >= 10:  # an 80 px bar sweeping left to right from frame 10
+                x = int((i - 10) / 40 * 440) - 80
+                a[:, max(0, x):max(0, x + 80)] = 0
+            frames.append(a)
+    write_video(path, frames, options={"crf": "12"})
+    return frames
+
+
+def _frames(path):
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def test_a_face_behind_a_sweeping_bar_is_neither_pasted_over_it_nor_left_when_it_comes_out(
+        tmp_path, shared, mobilenet_weights):
+    from stream_gpen import Enhancer
+    from stream_gpen.faces import FaceDetector
+    from tests._doubles import SolidRestorer
+
+    src = tmp_path / "bar.mp4"
+    _bar_clip(src, shared)
+    enh = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights, progress=False)
+    enh.enhance_file(src, tmp_path / "o.mp4", preset="ultrafast", crf=12)
+    ins, outs = _frames(src), _frames(tmp_path / "o.mp4")
+    det = FaceDetector(weights=mobilenet_weights, device="cpu", progress=False, download=False)
+    dets = det.detect([torch.from_numpy(a) for a in ins])
+    missed, ghosts = [], []
+    for i, (a, b, d) in enumerate(zip(ins, outs, dets)):
+        white = (b.astype(int).min(-1) > 235) & (a.astype(int).min(-1) < 200)  # pasted
+        blobs = [(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in ndimage.find_objects(ndimage.label(white)[0])
+                 if (s[0].stop - s[0].start) * (s[1].stop - s[1].start) >= 100]
+        faces = [(d.boxes[k].tolist(), float(d.scores[k])) for k in range(len(d))]
+
+        def inside(bl, fb):
+            cx, cy = (bl[0] + bl[2]) / 2, (bl[1] + bl[3]) / 2
+            return fb[0] - 10 <= cx <= fb[2] + 10 and fb[1] - 10 <= cy <= fb[3] + 10
+
+        missed += [i for fb, s in faces if s >= 0.9 and not any(inside(bl, fb) for bl in blobs)]
+        ghosts += [i for bl in blobs if not any(inside(bl, fb) for fb, _ in faces)]
+    assert ghosts == [], ghosts  # (was 27, 28: pasted over the bar)
+    # the face coming out from behind the bar is restored from its first frames (was 31-33 unrestored);
+    # at most the frame before it disappears is left (the flow-only frames of a track that ends)
+    assert len(missed) <= 1, missed
