@@ -24,7 +24,7 @@ from stream_gpen.errors import (
     WeightsError,
 )
 from stream_gpen.server._config import ServerConfig
-from stream_gpen.server._imaging import MEDIA_TYPES, UnsupportedImageError
+from stream_gpen.server._imaging import MEDIA_TYPES, UnsupportedImageError, UnsupportedMediaTypeError
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,35 @@ class UploadTimeoutError(StreamGpenError, TimeoutError):
 
 #: parts a multipart upload may have besides its file (form fields a client adds: a name, a token)
 _MAX_PARTS = 9
+
+
+#: ``stream-gpen enhance`` options no server route takes: a form field so named was read past, and
+#: the client believed it applied (``audio=none`` kept the sound)
+_CLI_ONLY = ("audio", "batch_size", "bit_depth", "check_landmarks", "codec", "compare", "compile",
+             "copy_if_no_faces", "crf", "deinterlace", "detect_every", "detect_size", "detector", "detector_weights",
+             "device", "encoder", "image_format", "mask", "max_faces", "min_face", "min_score", "model",
+             "no_download", "parser_weights", "precision", "preset", "quality", "smooth_lag", "weights")
+
+
+def _option_like(name: str, options: tuple[str, ...]) -> str | None:
+    """Why a multipart form field ``name`` (not an option of the route) is refused: it names an
+    ``enhance`` option no route takes, or it is a near miss of one the route takes
+    (``strenght=0`` was read past, and the photo restored at full strength); None for any other
+    field (a client's own: a name, a token)."""
+    import difflib
+
+    key = name.strip().lower().replace("-", "_")
+    takes = ", ".join(options) if options else "none"
+    if key in options and key != name:
+        return f"form field {name!r}: options go in the query, as ?{key}=... (this route takes {takes})"
+    if key in _CLI_ONLY:
+        return (f"form field {name!r} is an option of `stream-gpen enhance` that this route does not take "
+                f"(it takes {takes}, in the query); nothing was done with it")
+    close = difflib.get_close_matches(key, list(options) + list(_CLI_ONLY), n=1, cutoff=0.8)
+    if close:
+        where = f"?{close[0]}=... in the query" if close[0] in options else f"{close[0]!r}, which this route does not take"
+        return f"form field {name!r} looks like the option {close[0]!r} ({where}); nothing was done with it"
+    return None
 
 
 async def _multipart_file(request, sink, options: tuple[str, ...] = ()) -> None:
@@ -96,6 +125,9 @@ async def _multipart_file(request, sink, options: tuple[str, ...] = ()) -> None:
         if name in options:
             raise FormOptionError(f"form field {name!r} is not read: send {name} as a query parameter "
                                   f"(?{name}=...), and only the image or video as the form's 'file' part")
+        why = _option_like(name, options) if name != "file" else None
+        if why:
+            raise FormOptionError(why)
         if opts.get(b"name") == b"file":
             st["found"] += 1
             if st["found"] > 1:
@@ -233,6 +265,26 @@ async def _plain_error(send, status: int, detail: str, headers: dict | None = No
     await send({"type": "http.response.body", "body": body})
 
 
+class OptionValueError(InvalidInputError):
+    """A query option's value the route cannot take (422, as FastAPI's own for a malformed value)."""
+
+
+def _query_time(name: str, text: str, *, positive: bool = False) -> float:
+    """A ``start``/``duration`` query value in seconds: ``90``, ``90.5``, ``1:30`` or
+    ``01:01:30.25``, as the command line takes them (``?start=1:30`` was refused as no number)."""
+    import argparse
+
+    from stream_gpen.commands import _timestamp
+
+    try:
+        v = _timestamp(text)
+    except argparse.ArgumentTypeError as e:
+        raise OptionValueError(f"{name}: {e}") from None
+    if positive and v <= 0:
+        raise OptionValueError(f"{name} must be longer than 0, got {text!r}")
+    return v
+
+
 def _status_for(exc: Exception) -> tuple[int, dict]:
     if isinstance(exc, QueueFullError):
         return 429, {"Retry-After": str(exc.retry_after_s)}
@@ -240,9 +292,9 @@ def _status_for(exc: Exception) -> tuple[int, dict]:
         return 413, {}
     if isinstance(exc, JobNotFoundError):
         return 404, {}
-    if isinstance(exc, UnsupportedImageError):
+    if isinstance(exc, UnsupportedMediaTypeError):
         return 415, {}
-    if isinstance(exc, UnknownOptionError):
+    if isinstance(exc, (UnknownOptionError, OptionValueError)):
         return 422, {}
     if isinstance(exc, UploadTimeoutError):
         return 408, {}
@@ -464,7 +516,8 @@ def create_app(
             await _multipart_file(request, buf, options)
             return buf.getvalue()
         if not ctype.startswith(allowed):
-            raise UnsupportedImageError(
+            # (a video route's refusal named an image error)
+            raise (UnsupportedImageError if "image/" in allowed else UnsupportedMediaTypeError)(
                 f"unsupported content type {ctype or '(none)'!r}; send "
                 f"{', '.join(a + '*' if a.endswith('/') else a for a in allowed)} or multipart/form-data")
         if sink is None:
@@ -534,17 +587,20 @@ def create_app(
         strength: float | None = Query(None, ge=0.0, le=1.0, allow_inf_nan=False, description=(
             "blend of each restored face with the original, 0-1 (1 = the model's output as it is; "
             "lower keeps more identity and skin texture); default: the model's")),
-        # allow_inf_nan=False: "inf" and "nan" are refused (422) before the upload is read
-        start: float = Query(0.0, ge=0.0, allow_inf_nan=False,
-                             description="restore from this second on (the output starts at 0)"),
-        duration: float | None = Query(None, gt=0.0, allow_inf_nan=False,
-                                       description="restore only this many seconds; default: to the end"),
+        # seconds or [HH:]MM:SS[.ms], as `enhance --start/--duration` take them; "inf", "nan" and
+        # negative times are refused (422) before the upload is read
+        start: str = Query("0", description="restore from this time on (the output starts at 0): seconds "
+                           "(90.5) or [HH:]MM:SS[.ms] (1:30.5)"),
+        duration: str | None = Query(None, description="restore only this long (seconds or [HH:]MM:SS[.ms]); "
+                                     "default: to the end"),
         aligned: bool = Query(False, description="every frame is an aligned face crop already: the whole frame "
                               "goes through the model, no detection"),
     ):
+        start_s = _query_time("start", start)
+        duration_s = None if duration is None else _query_time("duration", duration, positive=True)
         jobs = state["jobs"]
         try:
-            job = jobs.new_job(model=model, faces=faces, strength=strength, start=start, duration=duration,
+            job = jobs.new_job(model=model, faces=faces, strength=strength, start=start_s, duration=duration_s,
                                aligned=aligned)
         except OSError as e:
             if not _storage_refused(e):

@@ -17,8 +17,9 @@ class ServerConfig:
     * ``api_key``: when set, every ``/v1`` route and ``/metrics`` need it (``X-API-Key`` header,
       ``Authorization: Bearer``, or ``?key=`` on the WebSocket, which browsers cannot give headers).
       ``None`` leaves the API open: fine on 127.0.0.1, not on a shared network.
-    * ``max_upload_bytes``: largest image request body (and live frame). Bigger allows larger
-      photos but lets one client hold more memory.
+    * ``max_upload_bytes``: largest image request body (and JPEG live frame; a raw RGBA one may be
+      as large as a 4K frame, see :func:`live_message_limit`). Bigger allows larger photos but lets
+      one client hold more memory.
     * ``max_video_bytes``: largest video upload; it is streamed to disk, so this bounds disk use.
     * ``max_pixels``: images (and live frames) above this many pixels are refused *before*
       decoding, so a small file that decompresses to gigabytes (a "decompression bomb") costs nothing;
@@ -90,3 +91,17 @@ class ServerConfig:
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
+
+
+#: the raw RGBA live frame every server takes whatever ``max_upload_bytes`` says: 4K (3840x2160)
+LIVE_RAW_PIXELS = 3840 * 2160
+
+
+def live_message_limit(config: ServerConfig) -> int:
+    """Largest WebSocket message ``/v1/live`` takes (the server closes the connection with 1009
+    beyond it, before the frame can be read): a JPEG frame up to ``max_upload_bytes``, a raw RGBA
+    frame (12-byte header, 4 bytes a pixel) up to 4K or ``max_pixels`` if smaller. (It was
+    ``max_upload_bytes`` alone: a 4K RGBA frame, 33 MB, closed the connection at the default 25 MB.)"""
+    raw = 12 + 4 * min(config.max_pixels, LIVE_RAW_PIXELS)
+    return max(config.max_upload_bytes, raw) + 64
+

@@ -24,7 +24,11 @@ _MULTI_FRAME = ("PNG", "WEBP", "TIFF", "GIF", "AVIF")
 MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif"}
 
 
-class UnsupportedImageError(InvalidInputError):
+class UnsupportedMediaTypeError(InvalidInputError):
+    """A request body of a Content-Type the route does not take (HTTP 415)."""
+
+
+class UnsupportedImageError(UnsupportedMediaTypeError):
     """Decodable, but not a format the API accepts (HTTP 415)."""
 
 

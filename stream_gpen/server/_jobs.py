@@ -130,7 +130,15 @@ def _public_summary(summary, job) -> dict:
     # field, replaced where a message names them (fallbacks such as "<path> looks truncated").
     for k in ("input", "output", "partial_output"):
         d.pop(k, None)
+    # The pipeline's advice names outputs a job cannot choose ("write .mov or .mkv (ProRes 4444)
+    # or .webm (VP9) to keep it"): said as what it is for a client of the server
+    d["fallbacks"] = [f + _SERVER_WRITES_MP4 if _OTHER_OUTPUT.search(f) else f for f in d.get("fallbacks") or []]
     return _scrubbed(d, job)
+
+
+_OTHER_OUTPUT = re.compile(r"\bwrite (?:\.(?!mp4\b)[a-z0-9]+|one of those)")
+_SERVER_WRITES_MP4 = (" [this server writes every video job as MP4 (H.264/HEVC): `stream-gpen enhance` with such an "
+                      "output keeps it]")
 
 
 #: the server's disk refused (full, file too large for its limits, read-only, over quota)

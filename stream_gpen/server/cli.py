@@ -54,7 +54,9 @@ def add_serve(subparsers, parents=()) -> None:
     s.add_argument("--port", type=_positive_int, default=8000, help="TCP port (default 8000)")
     s.add_argument("--api-key", default=None,
                    help=f"require this key on /v1 and /metrics (default: ${API_KEY_ENV}, else none)")
-    s.add_argument("--max-upload-mb", type=_positive_float, default=25.0, help="largest image body (default 25)")
+    s.add_argument("--max-upload-mb", type=_positive_float, default=25.0,
+                   help="largest image body and JPEG live frame (default 25; a raw RGBA live frame may be as large "
+                        "as a 4K one, 33 MB, whatever this is)")
     s.add_argument("--max-video-mb", type=_positive_float, default=2048.0, help="largest video upload (default 2048)")
     s.add_argument("--max-pixels", type=_positive_int, default=40_000_000,
                    help="refuse larger images before decoding them (default 40e6)")
@@ -116,6 +118,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     from stream_gpen.commands import _check_face_options, _make_enhancer
     from stream_gpen.server._app import create_app
+    from stream_gpen.server._config import live_message_limit
 
     _check_face_options(args)  # (refused as enhance and camera refuse it)
     config = config_from_args(args)
@@ -131,7 +134,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     log.info("serving %s on http://%s:%d (docs at /docs, live page at /)", enh.model_name, args.host, args.port)
     server = _server_class()(uvicorn.Config(
         app, host=args.host, port=args.port, log_level="warning",
-        ws_max_size=config.max_upload_bytes + 64,
+        ws_max_size=live_message_limit(config),
         timeout_graceful_shutdown=10,
     ))
     try:
