@@ -96,3 +96,14 @@ def test_a_video_refused_for_its_content_type_is_no_image_error(tmp_path):
         assert r.status_code == 415 and r.json()["error"] == "UnsupportedMediaTypeError", r.text
         r = c.post(IMAGE, content=b"v" * 10, headers={**KEY, "Content-Type": "audio/mp4"})
         assert r.status_code == 415 and r.json()["error"] == "UnsupportedImageError", r.text
+
+
+def test_starlettes_own_errors_have_the_documented_shape(tmp_path):
+    with client_for(FakeEnhancer(), work_dir=tmp_path) as c:
+        r = c.get("/v1/nothing-here", headers=KEY)
+        assert r.status_code == 404 and r.json() == {"detail": "Not Found", "error": "NotFoundError"}
+        r = c.put(IMAGE, headers=KEY)
+        assert r.status_code == 405 and r.json()["error"] == "MethodNotAllowedError"
+        assert "POST" in r.headers.get("allow", "")
+        r = c.get("/v1/videos/0123456789abcdef", headers=KEY)  # (the app's own 404 keeps its name)
+        assert r.status_code == 404 and r.json()["error"] == "JobNotFoundError", r.text

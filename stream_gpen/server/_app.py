@@ -416,6 +416,16 @@ def create_app(
             body["hint"] = exc.hint
         return JSONResponse(body, status_code=status, headers=headers)
 
+    from starlette.exceptions import HTTPException as _HTTPException
+
+    @app.exception_handler(_HTTPException)
+    async def _http_error(request: Request, exc: _HTTPException):
+        # Starlette's own (an unknown route, a method a route does not take): the documented
+        # ``{detail, error}`` shape too, not ``{detail}`` alone
+        name = {404: "NotFoundError", 405: "MethodNotAllowedError"}.get(exc.status_code, f"HTTP{exc.status_code}Error")
+        return JSONResponse({"detail": exc.detail, "error": name}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
     @app.exception_handler(ClientDisconnect)
     async def _client_gone(request: Request, exc: ClientDisconnect):
         # A cancelled upload (a closed tab, a lost phone signal) is routine, not a server error:
