@@ -1359,7 +1359,9 @@ def _remove_old_partial(summary: RunSummary, dst, src=None) -> None:
     """Interrupted earlier runs' ``.partial`` outputs (``NAME.partial.EXT``, and the
     ``NAME.partial-N.EXT`` of runs interrupted after one) are superseded by the whole output ``dst``;
     never the run's own input ``src`` (re-restoring ``holiday.partial.mp4`` into ``holiday.mp4``
-    deleted the input it had just read)."""
+    deleted the input it had just read), and only files recorded as written for an interrupted run
+    and unchanged since (:mod:`stream_gpen.io._partials`: a folder run's finished output of an input
+    called ``a.partial.webm`` was removed by name)."""
     import glob
 
     from stream_gpen.io._meta import hidden_temp
@@ -1368,14 +1370,22 @@ def _remove_old_partial(summary: RunSummary, dst, src=None) -> None:
     stem, _, ext = first.name.rpartition(".partial")
     later = sorted(p for p in first.parent.glob(glob.escape(stem) + ".partial-*" + glob.escape(ext))
                    if re.fullmatch(re.escape(stem) + r"\.partial-\d+" + re.escape(ext), p.name))
+    from stream_gpen.io._partials import forget_partial, is_partial
+
     for left in [first, *later]:
         if not left.is_file():
             continue
         if src is not None and _same_place(left, src):
             summary.fallbacks.append(f"{left.name} is this run's input: kept (not removed as an interrupted run's output)")
             continue
+        if not is_partial(left):
+            # named so, but not written by an interrupted run of this tool (or changed since): a
+            # folder run's finished output of an input called so, the user's own file
+            summary.fallbacks.append(f"{left.name} was kept: it is not recorded as left by an interrupted run")
+            continue
         try:
             left.unlink()
+            forget_partial(left)
             summary.fallbacks.append(f"removed {left.name}, left by an interrupted earlier run")
         except OSError as e:  # (open in a player on Windows: the output is written all the same)
             summary.fallbacks.append(f"{left.name}, left by an interrupted earlier run, could not be "

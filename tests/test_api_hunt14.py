@@ -211,14 +211,18 @@ def test_the_package_shows_its_public_types_to_checkers():
     assert "int" in inspect.signature(Enhancer.stream).parameters["source"].annotation
 
 
-def test_a_finished_run_removes_every_earlier_partial_output(tmp_path, enh):
+def test_a_finished_run_removes_every_earlier_partial_output(tmp_path, enh, monkeypatch):
     """A second interrupted run now writes NAME.partial-1.EXT beside the first's NAME.partial.EXT:
     a finished run removed the first alone, and the others stayed for good."""
+    from stream_gpen.io._partials import remember_partial
+
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(tmp_path / "home"))
     src = write_video(tmp_path / "in.mp4", [np.full((48, 64, 3), 30 * i, np.uint8) for i in range(3)])
     left = [tmp_path / n for n in ("o.partial.mp4", "o.partial-1.mp4", "o.partial-12.mp4")]
     keep = [tmp_path / n for n in ("o.partial-x.mp4", "oo.partial-1.mp4")]  # (not this output's)
     for p in left + keep:
         p.write_bytes(b"x")
+        remember_partial(p)  # (as an interrupted run records them)
     s = enh.enhance_file(src, tmp_path / "o.mp4", preset="ultrafast")
     assert not any(p.exists() for p in left) and all(p.exists() for p in keep)
     assert sum("left by an interrupted earlier run" in f for f in s.fallbacks) == 3, s.fallbacks

@@ -17,11 +17,16 @@ def _video(path):
 
 
 @pytest.mark.parametrize("name", ["v.partial.mp4", "v.partial-1.mp4"])
-def test_a_finished_run_keeps_its_input_named_like_a_partial_output(tmp_path, enh, name):
+def test_a_finished_run_keeps_its_input_named_like_a_partial_output(tmp_path, enh, name, monkeypatch):
+    from stream_gpen.io._partials import remember_partial
+
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(tmp_path / "home"))
     src = _video(tmp_path / name)
+    remember_partial(src)  # (even one an interrupted run wrote is kept while it is the input)
     before = src.read_bytes()
     other = tmp_path / ("v.partial-2.mp4" if name == "v.partial.mp4" else "v.partial.mp4")
     other.write_bytes(b"x")  # an interrupted run's leftover: still removed
+    remember_partial(other)
     s = enh.enhance_file(src, tmp_path / "v.mp4", preset="ultrafast")
     assert src.exists() and src.read_bytes() == before  # (was deleted)
     assert not other.exists()
@@ -185,3 +190,68 @@ def test_a_ctrl_c_at_start_up_leaves_a_report_that_is_not_one_alone(tmp_path, cl
     monkeypatch.setattr(api, "resolve_output", stop)
     assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), "--report", str(notes), *cli_env]) == 130
     assert notes.read_text() == '{"mine": 1}'
+
+
+def test_an_output_name_that_is_a_dangling_symlink_is_written(tmp_path, enh):
+    # (hunt 17b: the start's check follows links, the hard link did not: the run did its work,
+    # then failed, "another run wrote it")
+    src = _video(tmp_path / "in.mp4")
+    dst = tmp_path / "o.mp4"
+    dst.symlink_to(tmp_path / "gone.mp4")
+    s = enh.enhance_file(src, dst, preset="ultrafast")
+    assert s.frames_out == 3 and dst.is_file() and not dst.is_symlink()
+    photo = tmp_path / "in.png"
+    Image.fromarray(np.full((40, 50, 3), 90, np.uint8)).save(photo)
+    (tmp_path / "p.png").symlink_to(tmp_path / "gone.png")
+    enh.enhance_file(photo, tmp_path / "p.png")
+    assert (tmp_path / "p.png").is_file() and not (tmp_path / "p.png").is_symlink()
+
+
+def test_only_partial_outputs_this_tool_recorded_are_removed(tmp_path, enh, monkeypatch):
+    """hunt 17b: a folder run restored an input called a.partial.webm into out/a.partial.webm, then,
+    writing out/a.webm, removed that finished output as "left by an interrupted earlier run"."""
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(tmp_path / "home"))
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a.partial.webm", "a.webm"):  # (restored in this order: "a.p" sorts before "a.w")
+        write_video(src / name, [np.full((48, 64, 3), 30 * i, np.uint8) for i in range(3)], codec="libvpx-vp9")
+    s = enh.enhance_file(src, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.partial.webm", "a.webm"], s.skipped
+    assert any("a.partial.webm was kept: it is not recorded" in f for f in s.fallbacks), s.fallbacks
+    # a real interrupted run's part is recorded, and removed by the finished run; changed since, it is kept
+    from stream_gpen.io._partials import is_partial, remember_partial
+
+    part = tmp_path / "o.partial.mp4"
+    _video(part)
+    remember_partial(part)
+    assert is_partial(part)
+    enh.enhance_file(_video(tmp_path / "b.mp4"), tmp_path / "o.mp4", preset="ultrafast")
+    assert not part.exists() and not is_partial(part)
+    _video(part)
+    remember_partial(part)
+    with open(part, "ab") as f:
+        f.write(b"edited")  # the user's since
+    enh.enhance_file(tmp_path / "b.mp4", tmp_path / "o.mp4", preset="ultrafast", overwrite=True)
+    assert part.exists()
+
+
+def test_an_interrupted_run_records_its_partial_output(tmp_path, mobilenet_weights, monkeypatch):
+    import threading
+
+    from stream_gpen import Enhancer
+    from stream_gpen.errors import Interrupted
+    from stream_gpen.io._partials import is_partial
+    from tests._doubles import IdentityRestorer
+
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(tmp_path / "home"))
+    src = write_video(tmp_path / "in.mp4", [np.full((48, 64, 3), 5 * i, np.uint8) for i in range(40)])
+    enh = Enhancer(IdentityRestorer(), device="cpu", detector_weights=mobilenet_weights, progress=False)
+    stop = threading.Event()
+    with pytest.raises(Interrupted) as e:
+        enh.enhance_file(src, tmp_path / "o.mp4", preset="ultrafast", cancel=stop,
+                         on_progress=lambda done, total, faces: stop.set() if done >= 10 else None)
+    part = e.value.summary.partial_output
+    assert part and is_partial(part)
+    s = enh.enhance_file(src, tmp_path / "o.mp4", preset="ultrafast")
+    assert not (tmp_path / "o.partial.mp4").exists()
+    assert any("left by an interrupted earlier run" in f for f in s.fallbacks)

@@ -423,9 +423,13 @@ def test_a_finished_run_removes_the_partial_of_an_interrupted_one(tmp_path, mobi
     from stream_gpen import Enhancer
     from tests._doubles import IdentityRestorer
 
+    from stream_gpen.io._partials import remember_partial
+
     clip = write_video(tmp_path / "a.mp4", _marked(3))
     (tmp_path / "o.partial.mp4").write_bytes(b"part")
     (tmp_path / "p.partial.mp4").write_bytes(b"another output's part")
+    remember_partial(tmp_path / "o.partial.mp4")  # (as the interrupted run that wrote it records it)
+    remember_partial(tmp_path / "p.partial.mp4")
     enh = Enhancer(IdentityRestorer(), device="cpu", detector_weights=mobilenet_weights, progress=False)
     s = enh.enhance_file(clip, tmp_path / "o.mp4")
     assert not (tmp_path / "o.partial.mp4").exists() and (tmp_path / "p.partial.mp4").exists()

@@ -1165,6 +1165,11 @@ def place_new(tmp, target) -> None:
     try:
         os.link(tmp, target)
     except FileExistsError:
+        if os.path.islink(target) and not os.path.exists(target):
+            # a dangling symlink: no file there, as the start's check saw it (it follows links);
+            # replaced by the output, as before
+            os.replace(tmp, target)
+            return
         raise
     except OSError:
         if os.path.lexists(target):
@@ -3078,6 +3083,9 @@ class FileSink(_Sink):
             q = first
             os.replace(self._path, q)
         self.partial_path = q
+        from stream_gpen.io._partials import remember_partial
+
+        remember_partial(q)  # (so a finished run removes this file, and no other of that name)
         if q != first:
             msg = f"an earlier interrupted run's {first.name} was kept as it was; this run's part is {q.name}"
             self.fallbacks.append(msg)
