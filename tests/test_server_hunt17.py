@@ -107,3 +107,26 @@ def test_starlettes_own_errors_have_the_documented_shape(tmp_path):
         assert "POST" in r.headers.get("allow", "")
         r = c.get("/v1/videos/0123456789abcdef", headers=KEY)  # (the app's own 404 keeps its name)
         assert r.status_code == 404 and r.json()["error"] == "JobNotFoundError", r.text
+
+
+@pytest.mark.parametrize("field", ["csrf", "code", "mode", "face", "state", "device", "compare",
+                                   "detector", "format_version", "strong"])
+def test_an_apps_own_form_fields_are_read_past(tmp_path, field):
+    # (hunt 17b: the near-miss test was too loose for short names: csrf -> crf, state -> start)
+    fake = FakeEnhancer()
+    with client_for(fake, work_dir=tmp_path) as c:
+        r = c.post(IMAGE, files={"file": ("a.png", _png(), "image/png")}, data={field: "x"}, headers=KEY)
+        assert r.status_code == 200, (field, r.text)
+
+
+def test_a_jpeg_live_frame_is_held_to_the_upload_limit():
+    from stream_gpen.errors import PayloadTooLargeError
+    from stream_gpen.server._live import HEADER, KIND_JPEG, parse_frame
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(buf, "JPEG")
+    data = HEADER.pack(7, 0, 0, KIND_JPEG) + buf.getvalue()
+    seq, kind, pixels = parse_frame(data, max_pixels=10**6, max_jpeg_bytes=len(buf.getvalue()))
+    assert (seq, kind, pixels.shape) == (7, KIND_JPEG, (64, 64, 3))
+    with pytest.raises(PayloadTooLargeError, match="over the limit"):
+        parse_frame(data, max_pixels=10**6, max_jpeg_bytes=len(buf.getvalue()) - 1)

@@ -60,11 +60,14 @@ _MAX_PARTS = 9
 
 
 #: ``stream-gpen enhance`` options no server route takes: a form field so named was read past, and
-#: the client believed it applied (``audio=none`` kept the sound)
-_CLI_ONLY = ("audio", "batch_size", "bit_depth", "check_landmarks", "codec", "compare", "compile",
-             "copy_if_no_faces", "crf", "deinterlace", "detect_every", "detect_size", "detector", "detector_weights",
-             "device", "encoder", "image_format", "mask", "max_faces", "min_face", "min_score", "model",
-             "no_download", "parser_weights", "precision", "preset", "quality", "smooth_lag", "weights")
+#: the client believed it applied (``audio=none`` kept the sound). Words an app's own form may use
+#: for something else (device, quality, compare, detector) are left out.
+_CLI_ONLY = ("audio", "batch_size", "bit_depth", "check_landmarks", "codec", "copy_if_no_faces", "crf",
+             "deinterlace", "detect_every", "detect_size", "detector_weights", "encoder", "image_format", "mask",
+             "max_faces", "min_face", "min_score", "parser_weights", "precision", "preset", "smooth_lag")
+#: a near miss (``strenght``) is judged only for names this long, and this close: short words
+#: (``csrf``, ``code``, ``mode``, ``face``, ``state``) are an app's own fields
+_NEAR_MIN_LEN, _NEAR_CUTOFF = 6, 0.85
 
 
 def _option_like(name: str, options: tuple[str, ...]) -> str | None:
@@ -81,7 +84,8 @@ def _option_like(name: str, options: tuple[str, ...]) -> str | None:
     if key in _CLI_ONLY:
         return (f"form field {name!r} is an option of `stream-gpen enhance` that this route does not take "
                 f"(it takes {takes}, in the query); nothing was done with it")
-    close = difflib.get_close_matches(key, list(options) + list(_CLI_ONLY), n=1, cutoff=0.8)
+    names = [o for o in list(options) + list(_CLI_ONLY) if len(o) >= _NEAR_MIN_LEN]
+    close = difflib.get_close_matches(key, names, n=1, cutoff=_NEAR_CUTOFF) if len(key) >= _NEAR_MIN_LEN else []
     if close:
         where = f"?{close[0]}=... in the query" if close[0] in options else f"{close[0]!r}, which this route does not take"
         return f"form field {name!r} looks like the option {close[0]!r} ({where}); nothing was done with it"
@@ -692,6 +696,7 @@ def create_app(
         await ws.accept()
         try:
             await live_session(ws, batcher=state["batcher"], metrics=metrics, max_pixels=config.max_pixels,
+                               max_jpeg_bytes=config.max_upload_bytes,
                                timeout_s=config.request_timeout_s, model=model, faces=faces, strength=strength,
                                aligned=aligned)
         except WebSocketDisconnect:

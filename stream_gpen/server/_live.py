@@ -44,14 +44,19 @@ HEADER = struct.Struct("<IHHB3x")
 KIND_JPEG, KIND_RGBA = 0, 1
 
 
-def parse_frame(data: bytes, *, max_pixels: int) -> tuple[int, int, np.ndarray]:
-    """-> (seq, kind, RGB(A) pixels). Raises InvalidInputError / PayloadTooLargeError."""
+def parse_frame(data: bytes, *, max_pixels: int, max_jpeg_bytes: int | None = None) -> tuple[int, int, np.ndarray]:
+    """-> (seq, kind, RGB(A) pixels). Raises InvalidInputError / PayloadTooLargeError.
+    ``max_jpeg_bytes``: the largest JPEG frame (the image upload limit; the WebSocket's own limit
+    is larger, for a raw 4K frame)."""
     from stream_gpen.server._imaging import decode_image
 
     if len(data) < HEADER.size:
         raise InvalidInputError(f"live frame shorter than its {HEADER.size}-byte header")
     seq, w, h, kind = HEADER.unpack_from(data)
     payload = memoryview(data)[HEADER.size:]
+    if kind == KIND_JPEG and max_jpeg_bytes is not None and len(payload) > max_jpeg_bytes:
+        raise PayloadTooLargeError(f"JPEG frame of {len(payload)} bytes, over the limit of {max_jpeg_bytes} "
+                                   "(--max-upload-mb)")
     if kind == KIND_JPEG:
         return seq, kind, decode_image(bytes(payload), max_pixels=max_pixels).pixels
     if kind == KIND_RGBA:
@@ -114,7 +119,8 @@ def pack_frame(seq: int, kind: int, pixels: np.ndarray, *, quality: int = 80) ->
 
 
 async def live_session(ws, *, batcher, metrics, max_pixels: int, timeout_s: float, model: str | None,
-                       faces: str | None, strength: float | None = None, aligned: bool = False) -> None:
+                       faces: str | None, strength: float | None = None, aligned: bool = False,
+                       max_jpeg_bytes: int | None = None) -> None:
     """Serve one accepted WebSocket until the client goes away."""
     from starlette.concurrency import run_in_threadpool
     from starlette.websockets import WebSocketDisconnect
@@ -173,7 +179,8 @@ async def live_session(ws, *, batcher, metrics, max_pixels: int, timeout_s: floa
             t0 = time.perf_counter()
             seq = HEADER.unpack_from(data)[0] if len(data) >= HEADER.size else None
             try:
-                seq, kind, pixels = await run_in_threadpool(parse_frame, data, max_pixels=max_pixels)
+                seq, kind, pixels = await run_in_threadpool(parse_frame, data, max_pixels=max_pixels,
+                                                            max_jpeg_bytes=max_jpeg_bytes)
                 fut = batcher.submit(pixels, model=options["model"], faces=options["faces"],
                                      strength=options["strength"], aligned=options["aligned"],
                                      live=None if options["aligned"] else tracked)
