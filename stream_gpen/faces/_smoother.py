@@ -195,12 +195,11 @@ class FixedLagSmoother:
         if prev is not None:
             ids = {t.id for t in tracks}
             for t in prev.tracks:
-                # ended (not only left unchosen) after a missed detection, or lost by the flow
-                # and not found by the detection that loss asked for while its flow was unsure
-                # (an occluder: the flow slid the box onto it, and the tail was pasted over it,
-                # hunt 17). A track the flow kept with the face to the end keeps its frames (in
-                # the dark stage clip those were faces a per-frame detector finds at >= 0.9).
-                if t.id not in ids and (t.misses > 0 or t.unsure) and (alive is None or t.id not in alive):
+                # ended (not only left unchosen) after a missed detection. A track that ends at the
+                # detection its flow's loss asked for keeps its frames: dropping them (hunt 17, for
+                # an occluder the flow slid onto) left visible faces raw for 3-4 frames on the
+                # shared stage and crowd clips, turning profiles the flow was still on
+                if t.id not in ids and t.misses > 0 and (alive is None or t.id not in alive):
                     self._drop_tail(t.id)
         before = self._buf[-2] if len(self._buf) > 1 and self._buf[-2].epoch == self._epoch else None
         for t in tracks:

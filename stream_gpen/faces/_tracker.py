@@ -56,9 +56,7 @@ class Track:
 
     ``landmarks`` ``[5,2]`` float32 and ``box`` ``[4]`` (x1,y1,x2,y2) float32, frame pixels, smoothed;
     ``score``: the last detector score; ``detected``: whether this frame had a matching detection;
-    ``age``: frames since the track started; ``misses``: detections in a row without a match;
-    ``unsure``: fewer than half of its flow points agree with its motion since its last detection
-    (or its box lies over another face): the flow may be following something else.
+    ``age``: frames since the track started; ``misses``: detections in a row without a match.
     """
 
     id: int
@@ -68,7 +66,6 @@ class Track:
     detected: bool = False
     age: int = 0
     misses: int = 0
-    unsure: bool = False
 
     def __post_init__(self) -> None:
         if tuple(self.landmarks.shape) != (5, 2) or tuple(self.box.shape) != (4,):
@@ -1059,7 +1056,7 @@ class FaceTracker:
             box = t.box + np.concatenate([shift, shift])
             out.append(Track(
                 id=t.id, landmarks=torch.from_numpy(sm.astype(np.float32)), box=torch.from_numpy(box.astype(np.float32)),
-                score=t.score, detected=t.detected, age=t.age, misses=t.misses, unsure=self._flow_unsure(t),
+                score=t.score, detected=t.detected, age=t.age, misses=t.misses,
             ))
         return out
 
