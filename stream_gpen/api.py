@@ -1035,6 +1035,11 @@ class Enhancer:
                 except StreamGpenError as exc:
                     from stream_gpen.errors import HardwareEncoderError
 
+                    if src is root and getattr(exc, "skipped", None) and len(jobs) > 1:
+                        # every photo unreadable: each is listed, and the videos are still done
+                        # (the whole run stopped, exit 2, with its good videos never restored)
+                        total.skipped += exc.skipped
+                        continue
                     if src is root or isinstance(exc, HardwareEncoderError):  # the machine's, not the file's
                         raise
                     total.skipped.append(f"{src}: {exc}")

@@ -269,6 +269,18 @@ def _video_options_on_a_photo(args, src: str, where: str | None = None) -> None:
                 where or f"{src} is written as a photo")
 
 
+def _animated_gif(src: str) -> bool:
+    """An existing .gif of more than one frame (a video); a still one is a photo."""
+    if Path(src).suffix.lower() != ".gif":
+        return False
+    from stream_gpen.io._image import still_gif
+
+    try:
+        return not still_gif(src)
+    except Exception:  # noqa: BLE001 - unreadable: left to the run, which says what is wrong
+        return True
+
+
 def _check_folder_encoding(args, src: str, dst: str) -> None:
     """A folder's videos: --codec/--crf/--preset/--encoder checked before the model loads against
     the codec each video will be written with (its container named as the run names it): a bad
@@ -278,10 +290,20 @@ def _check_folder_encoding(args, src: str, dst: str) -> None:
     from stream_gpen.io._image import folder_media
     from stream_gpen.io._sink import resolve_codec
 
-    _, videos, _ = folder_media(Path(src), Path(dst), say=False)  # (the run's own walk says what it finds)
+    images, videos, _ = folder_media(Path(src), Path(dst), say=False)  # (the run's own walk says what it finds)
     if not videos:
+        if images and (args.start or args.duration is not None):
+            # before the model loads (it was refused once the model was built, or downloaded)
+            raise InvalidInputError(f"--start/--duration cut videos; {src} holds photos only",
+                                    hint="leave out --start and --duration for a folder of photos")
         _video_options_on_a_photo(args, src, f"{src} holds no videos")
         return
+    if not images:
+        given = [o for o, on in (("--quality", args.quality != _QUALITY), ("--image-format", args.image_format))
+                 if on]
+        if given:  # (the other way round, --crf for a folder of photos, was said already)
+            log.warning("%s %s to photos; %s holds no photos", "/".join(given),
+                        "applies" if len(given) == 1 else "apply", src)
     for ext in sorted({Enhancer._folder_video_ext(q.suffix, args.codec, args.audio).lower() for q in videos}):
         _check_encoder_options(args.encoder, resolve_codec(args.codec, "video" + ext), args.crf, args.preset)
 
@@ -618,7 +640,7 @@ def _check_before_the_model(args: argparse.Namespace, src: str, dst: str, null: 
         _check_folder_encoding(args, src, dst)
     elif photo:
         if ((args.start or args.duration is not None) and _is_image_name(src)
-                and Path(src).suffix.lower() != ".gif"):  # (an animated GIF is a video: it takes a cut)
+                and not _animated_gif(src)):  # (an animated GIF is a video: it takes a cut)
             # before the model loads (it was refused only once the model was built, or downloaded)
             raise InvalidInputError(f"--start/--duration cut videos; {src} is a photo",
                                     hint="leave out --start and --duration for a photo")
@@ -1169,7 +1191,7 @@ def add_camera(subparsers, parents=()) -> None:
     p.add_argument("--preview", action="store_true", help="show a preview window (OpenCV)")
     p.add_argument("-o", "--output", help="also record to this file (.mp4, .mkv, .mov, .webm...: its extension "
                    "picks the container, and the codec unless --codec says)")
-    p.add_argument("--stream", metavar="URL", help="also send to rtmp://, srt:// or udp://")
+    p.add_argument("--stream", metavar="URL", help="also send to rtmp://, udp:// (or srt:// where FFmpeg has SRT)")
     p.add_argument("--virtual-camera", action="store_true", help="also send to a virtual camera (pyvirtualcam)")
     p.add_argument("--frames", type=_positive_int, help="stop after N frames")
     p.add_argument("--seconds", type=_positive_seconds, help="stop after S seconds (a positive number)")

@@ -104,6 +104,11 @@ def test_weights_verify(dirs, capsys, fake_registry):
     captured = capsys.readouterr()
     assert re.search(r"^SIZE MISMATCH +good .*\(1,000 bytes, expected 300,000", captured.out, re.M)
     assert "1 file(s) failed verification" in captured.err
+    # a file named on the command line and missing fails too (hunt 17: exit 0 let a setup script go on)
+    assert main(["weights", "verify", "absent"]) == 3
+    captured = capsys.readouterr()
+    assert re.search(r"^MISSING +absent ", captured.out, re.M)
+    assert "absent not on disk: `stream-gpen weights download absent`" in captured.err
 
 
 def test_weights_download(server, dirs, capsys, fake_registry):  # noqa: F811

@@ -1079,8 +1079,10 @@ class ImageSource:
         self._more: tuple[int, int, int, list[int] | None] | None = None
         first = self._next_readable()
         if first is None:
-            raise NotMediaError(f"none of the {len(self.paths)} images in {p} could be read "
+            err = NotMediaError(f"none of the {len(self.paths)} images in {p} could be read "
                                 f"(first: {self.skipped[0]})")
+            err.skipped = list(self.skipped)  # (a folder run with videos goes on with those: hunt 17)
+            raise err
         self._pending = first
         rgb = first[1]
         self.metadata = StreamMetadata(

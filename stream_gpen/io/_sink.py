@@ -1257,6 +1257,15 @@ def check_output_encoding(target, codec: str, audio: str = "copy", *, fmt: str |
     :func:`resolve_codec`). Containers not listed in ``_VIDEO_IN`` (Matroska, unknown names) are
     left to FFmpeg. Cheap: nothing is opened, so the CLI calls it before the model loads; the sink
     calls it too."""
+    text = str(target)
+    if "://" in text and text.split("://", 1)[0].lower() in _STREAM_FORMATS:
+        from stream_gpen.io._source import protocol_missing
+
+        scheme = text.split("://", 1)[0].lower()
+        if protocol_missing(scheme):
+            # (said only once the model had loaded: "encoding srt://... failed: Protocol not found", exit 4)
+            raise InvalidInputError(f"this FFmpeg (PyAV's) has no {scheme}:// protocol: cannot send to {text}",
+                                    hint="send with rtmp://, udp:// or rtsp:// instead")
     why = _refuses_video(target, codec, fmt)
     if why is not None:
         raise InvalidInputError(why)

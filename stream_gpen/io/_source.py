@@ -14,12 +14,14 @@ from __future__ import annotations
 import collections
 import dataclasses
 import errno
+import functools
 import heapq
 import itertools
 import logging
 import math
 import numbers
 import os
+import re
 import stat
 import struct
 import sys
@@ -1146,8 +1148,30 @@ def _vpx_alpha(stream) -> bool:
     return stream.codec_context.name in ("vp8", "vp9") and str(md.get("alpha_mode", "")) == "1"
 
 
+@functools.lru_cache(maxsize=None)
+def protocol_missing(scheme: str) -> bool:
+    """Whether this FFmpeg (PyAV's wheel) has no ``scheme://`` protocol at all (its SRT, SFTP and
+    SMB are left out): asked of FFmpeg with an empty address, which fails at once either way."""
+    try:
+        av.open(f"{scheme}://", timeout=0.05).close()
+    except av.error.ProtocolNotFoundError:
+        return True
+    except Exception:  # noqa: BLE001 - any other failure: the protocol is there, the address is not
+        return False
+    return False
+
+
 def _check_file(path: str) -> None:
     p = Path(path)
+    m = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", path)
+    if not p.exists() and m and len(m.group(1)) > 1:
+        scheme = m.group(1).lower()
+        # (an ftp:// input was "not found: check the path")
+        why = (f"this FFmpeg (PyAV's) has no {scheme}:// protocol" if protocol_missing(scheme)
+               else f"{scheme}:// inputs are not read here")
+        raise InvalidInputError(f"cannot read {path}: {why}",
+                                hint=f"it reads files, devices and {', '.join(s + '://' for s in URL_SCHEMES)} URLs; "
+                                     "download the file first")
     if not p.exists():
         raise MediaNotFoundError(f"input not found: {path}", hint="check the path (relative paths are from the working directory)")
     if p.is_file() and p.stat().st_size == 0:
@@ -1737,7 +1761,11 @@ class VideoSource:
         if code == errno.ECONNREFUSED:
             return InvalidInputError(f"cannot open {self.spec!r}: {reason}",
                                      hint="check the host and port, and that the stream is being served")
-        if isinstance(e, (FileNotFoundError, av.error.ProtocolNotFoundError)):
+        if isinstance(e, av.error.ProtocolNotFoundError):
+            scheme = self.spec.split("://", 1)[0].lower()
+            return InvalidInputError(f"cannot open {self.spec!r}: this FFmpeg (PyAV's) has no {scheme}:// protocol",
+                                     hint="send the stream over another protocol (rtmp://, udp://, rtsp://, http://)")
+        if isinstance(e, FileNotFoundError):
             return InvalidInputError(f"cannot open {self.spec!r}: {reason}", hint="check the URL")
         if code == errno.EIO and _unknown_host(self.spec):
             return InvalidInputError(f"cannot open {self.spec!r}: unknown host", hint="check the host name in the URL")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import math
 import os
 
 from stream_gpen.errors import InvalidInputError
@@ -18,24 +19,51 @@ log = logging.getLogger("stream_gpen.cli")
 API_KEY_ENV = "STREAM_GPEN_API_KEY"
 
 
-def _positive_float(text: str) -> float:
+def _finite(text: str) -> float:
+    # (nan and inf passed the range checks: --max-upload-mb nan was an internal error, and
+    # --batch-wait-ms inf a server that never answered an image request)
     try:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    v = _finite(text)
     if v <= 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {v:g}")
     return v
 
 
 def _nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    v = _finite(text)
     if v < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v:g}")
     return v
+
+
+def _port(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a TCP port 1-65535, got {text!r}") from None
+    if not 1 <= v <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port 1-65535, got {v}")
+    return v
+
+
+def _pixels(text: str) -> int:
+    """A positive whole number of pixels, also written as ``40e6`` (as the help writes the default)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels, got {text!r}") from None
+    if not math.isfinite(v) or v < 1 or v != int(v):
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels >= 1, got {text!r}")
+    return int(v)
 
 
 def add_serve(subparsers, parents=()) -> None:
@@ -51,14 +79,14 @@ def add_serve(subparsers, parents=()) -> None:
     s = p.add_argument_group("server")
     s.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 = every interface)")
-    s.add_argument("--port", type=_positive_int, default=8000, help="TCP port (default 8000)")
+    s.add_argument("--port", type=_port, default=8000, help="TCP port (default 8000)")
     s.add_argument("--api-key", default=None,
                    help=f"require this key on /v1 and /metrics (default: ${API_KEY_ENV}, else none)")
     s.add_argument("--max-upload-mb", type=_positive_float, default=25.0,
                    help="largest image body and JPEG live frame (default 25; a raw RGBA live frame may be as large "
                         "as a 4K one, 33 MB, whatever this is)")
     s.add_argument("--max-video-mb", type=_positive_float, default=2048.0, help="largest video upload (default 2048)")
-    s.add_argument("--max-pixels", type=_positive_int, default=40_000_000,
+    s.add_argument("--max-pixels", type=_pixels, default=40_000_000,
                    help="refuse larger images before decoding them (default 40e6)")
     s.add_argument("--max-batch", type=_positive_int, default=8,
                    help="most image requests per model call (default 8; 1 = no batching; a /v1/live frame goes through "
@@ -90,6 +118,11 @@ def config_from_args(args: argparse.Namespace):
     from stream_gpen.server._config import MiB, ServerConfig
 
     key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV) or None
+    if key is not None and not key.strip():
+        # (the config's "api_key must be a non-empty string or None" named neither)
+        if args.api_key is not None:
+            raise InvalidInputError("--api-key is empty", hint="give a key, or leave --api-key out for an open API")
+        raise InvalidInputError(f"${API_KEY_ENV} is set but blank", hint=f"unset {API_KEY_ENV} for no key, or set a key")
     return ServerConfig(
         api_key=key,
         max_upload_bytes=int(args.max_upload_mb * MiB),

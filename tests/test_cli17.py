@@ -1,0 +1,115 @@
+"""The command line, option by option, hunt 17 (cli17): a folder whose photos were all unreadable
+stopped the whole run before its videos; serve took nan, inf and port 99999; srt:// (which PyAV's
+FFmpeg cannot speak) failed only after the model loaded; ftp:// inputs were called a missing path;
+--start on a still GIF or a photo folder was refused only after the model loaded; `weights verify
+NAME` exited 0 for a missing file."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from _clips import write_video
+from stream_gpen.cli import main
+
+
+def test_a_folder_whose_photos_are_all_unreadable_still_restores_its_videos(tmp_path, cli_env):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(b"x")
+    write_video(folder / "clip.mp4", [np.full((48, 64, 3), 30 * i, np.uint8) for i in range(3)])
+    rc = main(["enhance", str(folder), "-o", str(tmp_path / "out"), "--report", str(tmp_path / "r.json"),
+               "--preset", "ultrafast", *cli_env])
+    assert rc == 5  # (was 2: nothing written, no report)
+    assert (tmp_path / "out" / "clip.mp4").is_file()
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["frames_out"] == 3 and len(rep["skipped"]) == 1 and "a.jpg" in rep["skipped"][0]
+
+
+def test_a_folder_of_unreadable_photos_alone_is_still_refused(tmp_path, cli_env):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(b"x")
+    assert main(["enhance", str(folder), "-o", str(tmp_path / "out"), *cli_env]) == 2
+
+
+def test_a_protocol_ffmpeg_lacks_is_refused_before_the_model_loads(tmp_path, cli_env, capsys, monkeypatch):
+    import stream_gpen.commands as commands
+    from stream_gpen.io._source import protocol_missing
+
+    def no_model(args):
+        raise AssertionError("the model was loaded first")
+
+    monkeypatch.setattr(commands, "_make_enhancer", no_model)
+    # (PyAV's wheel has no SRT; where a build has it, the refusal is not this one)
+    if protocol_missing("srt"):
+        rc = main(["camera", "lavfi:testsrc2=size=64x48:rate=5", "--frames", "2", "--stream",
+                   "srt://127.0.0.1:9", *cli_env])
+        assert rc == 2 and "has no srt:// protocol" in capsys.readouterr().err
+    assert protocol_missing("nosuchprotocol") and not protocol_missing("http")
+    for url, says in (("ftp://127.0.0.1:1/x.mp4", "ftp:// inputs are not read here"),
+                      ("nosuchprotocol://h/x.mp4", "has no nosuchprotocol:// protocol")):
+        assert main(["info", url]) == 2
+        err = capsys.readouterr().err
+        assert says in err and "check the path" not in err, err  # (was "input not found ... check the path")
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--max-upload-mb", "nan"], "expected a finite number"),
+    (["--max-video-mb", "inf"], "expected a finite number"),
+    (["--batch-wait-ms", "inf"], "expected a finite number"),
+    (["--request-timeout", "nan"], "expected a finite number"),
+    (["--port", "99999"], "expected a TCP port 1-65535"),
+    (["--port", "0"], "expected a TCP port 1-65535"),
+    (["--max-pixels", "1.5"], "whole number of pixels"),
+])
+def test_serve_refuses_numbers_it_cannot_use(args, says, capsys):
+    pytest.importorskip("fastapi")
+    assert main(["serve", *args]) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_serve_takes_max_pixels_as_its_help_writes_it_and_says_what_a_blank_key_is(monkeypatch):
+    pytest.importorskip("fastapi")
+    from stream_gpen.cli import build_parser
+    from stream_gpen.errors import InvalidInputError
+    from stream_gpen.server.cli import config_from_args
+
+    args = build_parser().parse_args(["serve", "--max-pixels", "40e6"])
+    assert args.max_pixels == 40_000_000 and "40e6" in build_parser()._subparsers._group_actions[0].choices[
+        "serve"].format_help()
+    with pytest.raises(InvalidInputError, match="--api-key is empty"):
+        config_from_args(build_parser().parse_args(["serve", "--api-key", ""]))
+    monkeypatch.setenv("STREAM_GPEN_API_KEY", "  ")
+    with pytest.raises(InvalidInputError, match="STREAM_GPEN_API_KEY is set but blank"):
+        config_from_args(build_parser().parse_args(["serve"]))
+
+
+def test_a_cut_of_a_still_gif_or_a_photo_folder_is_refused_before_the_model_loads(tmp_path, cli_env, monkeypatch,
+                                                                                 capsys):
+    from PIL import Image
+
+    import stream_gpen.commands as commands
+
+    def no_model(args):
+        raise AssertionError("the model was loaded (or downloaded) first")
+
+    monkeypatch.setattr(commands, "_make_enhancer", no_model)
+    Image.fromarray(np.full((40, 50, 3), 90, np.uint8)).save(tmp_path / "still.gif")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(np.full((40, 50, 3), 90, np.uint8)).save(folder / "a.png")
+    for src in (tmp_path / "still.gif", folder):
+        assert main(["enhance", str(src), "-o", str(tmp_path / "out"), "--start", "1", *cli_env]) == 2
+        assert "--start/--duration cut videos" in capsys.readouterr().err
+
+
+def test_photo_options_on_a_folder_of_videos_alone_are_said_unused(tmp_path, cli_env, capsys):
+    folder = tmp_path / "vonly"
+    folder.mkdir()
+    write_video(folder / "clip.mp4", [np.full((48, 64, 3), 30 * i, np.uint8) for i in range(3)])
+    assert main(["enhance", str(folder), "-o", str(tmp_path / "out"), "--quality", "50", "--image-format", "png",
+                 "--preset", "ultrafast", *[a for a in cli_env if a != "--quiet"]]) == 0
+    err = capsys.readouterr().err
+    assert "--quality/--image-format apply to photos; " in err and "holds no photos" in err, err
