@@ -614,6 +614,14 @@ def _enhance_command(args: argparse.Namespace, checked: list[str]) -> int:
         raise OutputExistsError(f"output exists: {dst}", hint="pass --overwrite or choose another -o")
     _check_report(args.report, [src] if null else [src, dst], overwrite=args.overwrite)
     checked.append(dst)
+    if "://" not in src and Path(src).is_dir() and not null and not Path(dst).is_dir():
+        from stream_gpen.io._image import _VIDEO_EXTS
+        from stream_gpen.io._source import IMAGE_EXTS
+
+        if Path(dst).suffix.lower() in _VIDEO_EXTS + IMAGE_EXTS:
+            # (it silently made a folder called fold.mp4: a user may have expected one file)
+            log.warning("-o %s names a folder here: a folder input is written as a folder of restored files "
+                        "(one per input, same names)", args.output)
     try:
         _check_before_the_model(args, src, dst, null)
         enh = _make_enhancer(args)

@@ -113,3 +113,14 @@ def test_photo_options_on_a_folder_of_videos_alone_are_said_unused(tmp_path, cli
                  "--preset", "ultrafast", *[a for a in cli_env if a != "--quiet"]]) == 0
     err = capsys.readouterr().err
     assert "--quality/--image-format apply to photos; " in err and "holds no photos" in err, err
+
+
+def test_a_folder_input_written_to_a_media_name_says_it_is_a_folder(tmp_path, cli_env, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(np.full((40, 50, 3), 90, np.uint8)).save(folder / "a.png")
+    assert main(["enhance", str(folder), "-o", str(tmp_path / "fold.mp4"), *[a for a in cli_env if a != "--quiet"]]) == 0
+    assert (tmp_path / "fold.mp4" / "a.png").is_file()
+    assert "names a folder here" in capsys.readouterr().err
