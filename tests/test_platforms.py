@@ -123,8 +123,12 @@ def test_an_earlier_partial_held_open_does_not_fail_a_finished_run(tmp_path, mon
                 out.mux(p)
         for p in st.encode():
             out.mux(p)
+    from stream_gpen.io._partials import remember_partial
+
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(tmp_path / "home"))
     partial = tmp_path / "o.partial.mp4"
     partial.write_bytes(b"an interrupted run's output")
+    remember_partial(partial)  # (as the interrupted run that wrote it records it)
     real = Path.unlink
 
     def unlink(self, missing_ok=False):

@@ -721,6 +721,9 @@ def test_a_ctrl_c_while_the_finished_output_is_written_keeps_it(tmp_path, cli_en
     src = make_clip(tmp_path / "a.mp4")
     out = tmp_path / "o.mp4"
     (tmp_path / "o.partial.mp4").write_bytes(b"an earlier run's partial")  # superseded: removed
+    from stream_gpen.io._partials import remember_partial
+
+    remember_partial(tmp_path / "o.partial.mp4")  # (as the interrupted run that wrote it records it)
     report = tmp_path / "r.json"
     assert main(["enhance", str(src), "-o", str(out), "--report", str(report), *cli_env]) == 130
     assert "the output in hand was written whole first" in capsys.readouterr().err
