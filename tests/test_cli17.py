@@ -124,3 +124,27 @@ def test_a_folder_input_written_to_a_media_name_says_it_is_a_folder(tmp_path, cl
     assert main(["enhance", str(folder), "-o", str(tmp_path / "fold.mp4"), *[a for a in cli_env if a != "--quiet"]]) == 0
     assert (tmp_path / "fold.mp4" / "a.png").is_file()
     assert "names a folder here" in capsys.readouterr().err
+
+
+def test_a_ts_of_two_recordings_whose_clock_goes_back_is_not_read_as_a_wrap(tmp_path):
+    """camera17: FFmpeg reads a joined .ts whose second recording's clock is behind the first's as a
+    33-bit wrap (+26.5 h): `enhance` wrote a 26 h .mkv and failed into .mp4 (exit 4, no file). The
+    step is undone (a join, moved to run on), and the header's false duration is not 'truncated'."""
+    import av
+
+    from _clips import copy_through, ts_clip
+    from stream_gpen.io import open_source
+
+    a = bytes(ts_clip(tmp_path / "a.ts", 25, t0=100.0))
+    b = bytes(ts_clip(tmp_path / "b.ts", 25, t0=10.0))
+    (tmp_path / "back.ts").write_bytes(a + b)
+    for name in ("o.mkv", "o.mp4"):
+        sink = copy_through(tmp_path / "back.ts", tmp_path / name, audio="copy")
+        with av.open(str(tmp_path / name)) as c:
+            assert c.duration / 1e6 < 3.0, c.duration / 1e6  # (two 1 s recordings; was 95355 s)
+            assert sum(1 for _ in c.decode(video=0)) == 50
+        assert sink.frames_written == 50
+    with open_source(str(tmp_path / "back.ts")) as src:
+        for f in src:
+            f.release()
+    assert not any("looks truncated" in m for m in src.fallbacks), src.fallbacks

@@ -256,7 +256,7 @@ def test_codecs_a_container_holds_pass(codec, name):
 
 def test_a_stream_url_is_judged_by_its_muxer():
     with pytest.raises(InvalidInputError, match="VP9/AV1 go into"):
-        check_output_encoding("srt://host:9000", "vp9")  # mpegts: VP9 would be a data stream
+        check_output_encoding("udp://host:9000", "vp9")  # mpegts: VP9 would be a data stream
     check_output_encoding("rtmp://host/live/key", "hevc")  # enhanced FLV
 
 

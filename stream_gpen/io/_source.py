@@ -662,6 +662,33 @@ class _Timeline:
         self.dropped_packets += n
 
 
+def _unwrap_33(packets, seen: dict | None = None):
+    """MPEG-TS packets with FFmpeg's 33-bit "wrap" undone where it cannot be one: a joined file
+    whose second recording's clock is behind the first's (``cat a.ts b.ts``, a UDP encoder that
+    restarts) is read by FFmpeg as the clock having wrapped, and its later packets come hours on
+    (+2^33 ticks, 26.5 h: a 4 s file was written as a 26 h one, or refused by the mp4 muxer). A
+    step of more than half the clock's range (13 h) within a stream is taken back by 2^33 ticks: a
+    step back, which :class:`_Joins` (files) joins on, and a real wrap (a small step) is untouched."""
+    corr: dict[int, int] = {}  # stream index -> ticks taken off
+    last: dict[int, int] = {}  # stream index -> its latest dts (corrected)
+    for p in packets:
+        i = p.stream.index
+        if p.dts is not None and p.time_base:
+            wrap = round((1 << 33) * Fraction(1, 90000) / Fraction(p.time_base))  # 2^33 ticks of 90 kHz
+            d = p.dts - corr.get(i, 0)
+            if i in last and abs(d - last[i]) > wrap // 2:
+                corr[i] = corr.get(i, 0) + (wrap if d > last[i] else -wrap)
+                d = p.dts - corr[i]
+                if seen is not None:
+                    seen["unwrapped"] = True  # (the header's duration counts the false wrap)
+            last[i] = d
+        c = corr.get(i, 0)
+        if c:
+            p.dts = None if p.dts is None else p.dts - c
+            p.pts = None if p.pts is None else p.pts - c
+        yield p
+
+
 class _Joins:
     """Timestamps that jump back inside one file: recordings joined end to end (``cat a.ts b.ts``,
     AVCHD ``.MTS`` segments), each with its own clock. Used as they are, the later segment's
@@ -2225,6 +2252,8 @@ class VideoSource:
                 vs = container.streams[self._vstream.index]
                 try:
                     packets = container.demux(list(container.streams))
+                    if "mpegts" in (container.format.name or "").split(","):
+                        packets = _unwrap_33(packets, seen)
                     for packet in joins.packets(packets) if joins is not None else packets:
                         if self._stop.is_set():
                             return
@@ -2493,7 +2522,8 @@ class VideoSource:
         (FFmpeg's estimate from the timestamps, for MPEG-TS) came from that very timestamp, and
         the retiming was said already."""
         span = _header_span(container)
-        if self.kind not in ("file", "url") or self.live or span is None or seen["end"] is None or retimed:
+        if (self.kind not in ("file", "url") or self.live or span is None or seen["end"] is None or retimed
+                or seen.get("unwrapped")):  # (a false 33-bit wrap undone: the header counts it, see _unwrap_33)
             return
         s0, header_end = span
         if self._window is not None and self._window[1] is not None:
