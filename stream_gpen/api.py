@@ -998,14 +998,18 @@ class Enhancer:
         outs = [(v, plan[v]) for v in videos]
         done_before = 0
 
-        def done(q: Path) -> bool:  # its output exists already
-            return plan[q].exists()
+        from stream_gpen.io._partials import is_partial
+
+        def done(q: Path) -> bool:  # its output exists already (an interrupted run's recorded part is not it)
+            return plan[q].exists() and not is_partial(plan[q])
+
+        had_videos = bool(outs)
 
         skip = done if skip_existing else None
         if skip_existing:
             todo = [q for q in images if not done(q)]
-            done_before = len(images) - len(todo) + sum(1 for _, o in outs if o.exists())
-            images, outs = todo, [(v, o) for v, o in outs if not o.exists()]
+            done_before = len(images) - len(todo) + sum(1 for v, _ in outs if done(v))
+            images, outs = todo, [(v, o) for v, o in outs if not done(v)]
             if done_before:
                 total.fallbacks.append(f"{done_before} file(s) already in {dst} were left as they are (skip_existing)")
                 log.info("%d file(s) already in %s: left as they are", done_before, dst)
@@ -1035,7 +1039,7 @@ class Enhancer:
                 except StreamGpenError as exc:
                     from stream_gpen.errors import HardwareEncoderError
 
-                    if src is root and getattr(exc, "skipped", None) and len(jobs) > 1:
+                    if src is root and getattr(exc, "skipped", None) and had_videos:
                         # every photo unreadable: each is listed, and the videos are still done
                         # (the whole run stopped, exit 2, with its good videos never restored)
                         total.skipped += exc.skipped

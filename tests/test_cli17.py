@@ -25,6 +25,10 @@ def test_a_folder_whose_photos_are_all_unreadable_still_restores_its_videos(tmp_
     assert (tmp_path / "out" / "clip.mp4").is_file()
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["frames_out"] == 3 and len(rep["skipped"]) == 1 and "a.jpg" in rep["skipped"][0]
+    # the resume (its video done) says the same, not exit 2 with no report (regress17c)
+    rc = main(["enhance", str(folder), "-o", str(tmp_path / "out"), "--report", str(tmp_path / "r2.json"),
+               "--skip-existing", *cli_env])
+    assert rc == 5 and "a.jpg" in json.loads((tmp_path / "r2.json").read_text())["skipped"][0]
 
 
 def test_a_folder_of_unreadable_photos_alone_is_still_refused(tmp_path, cli_env):
@@ -148,3 +152,18 @@ def test_a_ts_of_two_recordings_whose_clock_goes_back_is_not_read_as_a_wrap(tmp_
         for f in src:
             f.release()
     assert not any("looks truncated" in m for m in src.fallbacks), src.fallbacks
+
+
+def test_an_upper_case_scheme_and_a_file_url(tmp_path, capsys):
+    from stream_gpen.io._source import _classify
+
+    kind, target, _, _ = _classify("RTSP://cam.local/stream")
+    assert kind == "url" and target == "rtsp://cam.local/stream"  # (was "no rtsp:// protocol")
+    assert main(["info", "file:///tmp/x.mp4"]) == 2
+    assert "give a local file by its path" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_batch_wait_over_a_minute(capsys):
+    pytest.importorskip("fastapi")
+    assert main(["serve", "--batch-wait-ms", "1e13"]) == 2  # (the batcher thread died: every request 503)
+    assert "at most 60000 ms" in capsys.readouterr().err

@@ -255,3 +255,63 @@ def test_an_interrupted_run_records_its_partial_output(tmp_path, mobilenet_weigh
     s = enh.enhance_file(src, tmp_path / "o.mp4", preset="ultrafast")
     assert not (tmp_path / "o.partial.mp4").exists()
     assert any("left by an interrupted earlier run" in f for f in s.fallbacks)
+
+
+def test_two_processes_recording_partials_at_once_keep_every_entry(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from stream_gpen.io._partials import is_partial
+
+    home = tmp_path / "home"
+    files = [tmp_path / f"v{k}.partial.mp4" for k in range(40)]
+    for f in files:
+        f.write_bytes(b"x")
+    code = ("import sys; from stream_gpen.io._partials import remember_partial\n"
+            "for f in sys.argv[1:]: remember_partial(f)")
+    env = {**os.environ, "STREAM_GPEN_HOME": str(home)}
+    procs = [subprocess.Popen([sys.executable, "-c", code, *map(str, files[k::2])], env=env) for k in range(2)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    os.environ["STREAM_GPEN_HOME"] = str(home)
+    try:
+        assert all(is_partial(f) for f in files)  # (entries were lost to the other process's write)
+    finally:
+        del os.environ["STREAM_GPEN_HOME"]
+
+
+def test_a_resumed_folder_run_restores_an_input_named_like_an_interrupted_part(tmp_path, enh, monkeypatch):
+    # (regress17c: out/a.partial.mp4, a.mp4's recorded part, was taken for the input a.partial.mp4's
+    # finished output and skipped; then removed as a.mp4's part)
+    from stream_gpen.io._partials import remember_partial
+
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(tmp_path / "home"))
+    src = tmp_path / "src"
+    src.mkdir()
+    _video(src / "a.mp4")
+    _video(src / "a.partial.mp4")
+    out = tmp_path / "out"
+    out.mkdir()
+    _video(out / "a.partial.mp4")
+    remember_partial(out / "a.partial.mp4")  # what an interrupted run of a.mp4 left
+    enh.enhance_file(src, out, skip_existing=True, preset="ultrafast")
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "a.partial.mp4"]
+    from stream_gpen.io._partials import is_partial
+
+    assert not is_partial(out / "a.partial.mp4")  # the restored input's output, not a part
+
+
+def test_a_dangling_symlink_output_without_hard_links(tmp_path, monkeypatch):
+    import os
+
+    from stream_gpen.io._sink import place_new
+
+    def no_links(a, b):  # a FAT/exFAT drive
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    tmp, target = tmp_path / ".t.tmp", tmp_path / "t.mp4"
+    tmp.write_bytes(b"new")
+    target.symlink_to(tmp_path / "gone.mp4")
+    place_new(tmp, target)
+    assert target.read_bytes() == b"new" and not target.is_symlink()

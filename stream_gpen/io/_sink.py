@@ -1172,7 +1172,7 @@ def place_new(tmp, target) -> None:
             return
         raise
     except OSError:
-        if os.path.lexists(target):
+        if os.path.exists(target):  # (a dangling symlink is no file: replaced, as above)
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target)) from None
         os.replace(tmp, target)
         return

@@ -947,7 +947,8 @@ def _classify(spec) -> tuple[str, str, str | None, dict]:
     scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
     if scheme in URL_SCHEMES:
         opts = {"rtsp_transport": "tcp"} if scheme.startswith("rtsp") else {}
-        return "url", spec, None, opts
+        # (FFmpeg names its protocols in lower case: RTSP://... was "Protocol not found")
+        return "url", scheme + "://" + spec.split("://", 1)[1], None, opts
     if spec.isdigit() or spec.startswith("/dev/video") or spec.startswith("video="):
         if sys.platform.startswith("linux"):
             return "device", spec if spec.startswith("/dev/") else f"/dev/video{spec}", "v4l2", {}
@@ -1194,7 +1195,8 @@ def _check_file(path: str) -> None:
     if not p.exists() and m and len(m.group(1)) > 1:
         scheme = m.group(1).lower()
         # (an ftp:// input was "not found: check the path")
-        why = (f"this FFmpeg (PyAV's) has no {scheme}:// protocol" if protocol_missing(scheme)
+        why = ("give a local file by its path, not as a file:// URL" if scheme == "file"
+               else f"this FFmpeg (PyAV's) has no {scheme}:// protocol" if protocol_missing(scheme)
                else f"{scheme}:// inputs are not read here")
         raise InvalidInputError(f"cannot read {path}: {why}",
                                 hint=f"it reads files, devices and {', '.join(s + '://' for s in URL_SCHEMES)} URLs; "

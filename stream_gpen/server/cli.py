@@ -45,6 +45,13 @@ def _nonneg_float(text: str) -> float:
     return v
 
 
+def _batch_wait(text: str) -> float:
+    v = _nonneg_float(text)
+    if v > 60_000:  # (1e13 killed the batcher thread: every image request 503; 1e9 never answered)
+        raise argparse.ArgumentTypeError(f"expected at most 60000 ms (a minute), got {v:g}")
+    return v
+
+
 def _port(text: str) -> int:
     try:
         v = int(text)
@@ -91,7 +98,7 @@ def add_serve(subparsers, parents=()) -> None:
     s.add_argument("--max-batch", type=_positive_int, default=8,
                    help="most image requests per model call (default 8; 1 = no batching; a /v1/live frame goes through "
                    "its connection's face tracker alone)")
-    s.add_argument("--batch-wait-ms", type=_nonneg_float, default=5.0,
+    s.add_argument("--batch-wait-ms", type=_batch_wait, default=5.0,
                    help="how long a request waits for others to batch with (default 5; 0 = never wait)")
     s.add_argument("--max-queue", type=_positive_int, default=64,
                    help="image requests waiting beyond this get 429 (default 64)")
