@@ -677,8 +677,9 @@ def _enhance_with(enh, args: argparse.Namespace, src: str, dst: str, null: bool)
         raise
     except Exception as exc:
         # a run that started and failed: the report says so (an earlier run's report under that
-        # name said it had succeeded). Errors found before anything ran (bad options, an input
-        # that does not open) write none, as those checked before the model loads do not.
+        # name said it had succeeded). An input that failed to open (a server's 503, exit 4) does
+        # too, with zero counts; bad options and inputs that are not media (InvalidInputError)
+        # write none, as those checked before the model loads do not.
         progress.close()
         s = getattr(exc, "summary", None)
         if args.report and s is not None:
@@ -686,6 +687,8 @@ def _enhance_with(enh, args: argparse.Namespace, src: str, dst: str, null: bool)
                 s.write_json(args.report)
             except OSError as e:  # (the error that stopped the run is the one to say)
                 log.warning("--report %s could not be written: %s", args.report, e.strerror or e)
+        elif s is None:
+            _report_unstarted(args, src, None if null else dst, exc)
         raise
     progress.close(finished=True)
     if not args.quiet:
@@ -1162,6 +1165,8 @@ def _run_camera(args: argparse.Namespace) -> int:
         s = getattr(exc, "summary", None)
         if s is not None and args.report:
             s.write_json(args.report)
+        elif s is None:  # the source failed to open (a server's 503): said, not an earlier run's success
+            _report_unstarted(args, source, args.output, exc)
         raise
     if not args.quiet:
         print(summary.format(), file=sys.stderr)

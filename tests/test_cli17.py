@@ -167,3 +167,28 @@ def test_serve_refuses_a_batch_wait_over_a_minute(capsys):
     pytest.importorskip("fastapi")
     assert main(["serve", "--batch-wait-ms", "1e13"]) == 2  # (the batcher thread died: every request 503)
     assert "at most 60000 ms" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["enhance", "camera"])
+def test_a_source_that_fails_to_open_writes_the_report(tmp_path, cli_env, monkeypatch, command):
+    """camera17: a source failing to open (a server's 503, exit 4) left an earlier run's report in
+    place, saying that run had succeeded."""
+    import stream_gpen.api as api
+    import stream_gpen.commands as commands
+    from stream_gpen.errors import SourceClosedError
+
+    def fails(*a, **k):
+        raise SourceClosedError("cannot open url 'http://cam/x.ts': Server returned 5XX Server Error reply")
+
+    if command == "enhance":
+        monkeypatch.setattr(api.Enhancer, "enhance_file", fails)
+        src = str(write_video(tmp_path / "in.mp4", [np.full((48, 64, 3), 9, np.uint8)] * 2))
+        args = ["enhance", src, "-o", str(tmp_path / "o.mp4")]
+    else:
+        monkeypatch.setattr(commands, "run_camera", fails)
+        args = ["camera", "lavfi:testsrc2=size=64x48:rate=5", "--frames", "2", "-o", str(tmp_path / "o.mp4")]
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"frames_in": 5, "frames_out": 5, "error": None}))  # an earlier run's
+    assert main([*args, "--report", str(report), *cli_env]) == 4
+    got = json.loads(report.read_text())
+    assert got["frames_out"] == 0 and "Server returned 5XX" in got["error"], got
