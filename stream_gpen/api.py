@@ -1019,7 +1019,14 @@ class Enhancer:
             grand[0] = len(images) + sum(counts) if None not in counts else None
         try:
             for src, out in jobs:
-                if src is not root and skip_existing and out.exists():
+                if src is not root and out.exists() and is_partial(out):
+                    # an interrupted run's recorded part of another input under this input's output
+                    # name (x.partial.webm beside x.webm): superseded either way, so it makes room
+                    from stream_gpen.io._partials import forget_partial
+
+                    out.unlink(missing_ok=True)
+                    forget_partial(out)
+                if src is not root and skip_existing and done(src):
                     # another run into the same folder wrote it since this one began
                     total.fallbacks.append(f"{out} was written meanwhile (another run?): left as it is (skip_existing)")
                     log.info("%s: written meanwhile, left as it is", out)

@@ -192,3 +192,30 @@ def test_a_source_that_fails_to_open_writes_the_report(tmp_path, cli_env, monkey
     assert main([*args, "--report", str(report), *cli_env]) == 4
     got = json.loads(report.read_text())
     assert got["frames_out"] == 0 and "Server returned 5XX" in got["error"], got
+
+
+@pytest.mark.parametrize("wait", [float("inf"), float("nan"), 1e13])
+def test_the_server_config_refuses_a_batch_wait_it_cannot_use(wait):
+    pytest.importorskip("fastapi")
+    from stream_gpen.errors import InvalidInputError
+    from stream_gpen.server import ServerConfig
+
+    with pytest.raises(InvalidInputError, match="batch_wait_ms must be"):
+        ServerConfig(batch_wait_ms=wait)
+
+
+def test_an_upper_case_output_url_is_opened_in_lower_case(tmp_path):
+    import socket
+
+    from stream_gpen.io import open_sink, open_source
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with open_source("lavfi:testsrc2=size=64x48:rate=5", live=False) as src, \
+            open_sink(f"UDP://127.0.0.1:{port}", source=src, preset="ultrafast") as sink:
+        for k, f in enumerate(src):
+            sink.write(f)
+            if k >= 2:
+                break
+    assert sink.frames_written >= 1  # (was "Protocol not found", exit 4)

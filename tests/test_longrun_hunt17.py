@@ -315,3 +315,22 @@ def test_a_dangling_symlink_output_without_hard_links(tmp_path, monkeypatch):
     target.symlink_to(tmp_path / "gone.mp4")
     place_new(tmp, target)
     assert target.read_bytes() == b"new" and not target.is_symlink()
+
+
+def test_a_resumed_folder_run_restores_an_input_named_like_a_part_that_sorts_first(tmp_path, enh, monkeypatch):
+    # (regress17d: x.partial.webm sorts before x.webm; its output name held x.webm's recorded part,
+    # which was skipped as "written meanwhile", then removed: x.partial.webm had no output, exit 0)
+    from stream_gpen.io._partials import is_partial, remember_partial
+
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(tmp_path / "home"))
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("x.partial.webm", "x.webm"):
+        write_video(src / name, [np.full((48, 64, 3), 30 * i, np.uint8) for i in range(3)], codec="libvpx-vp9")
+    out = tmp_path / "out"
+    out.mkdir()
+    write_video(out / "x.partial.webm", [np.full((48, 64, 3), 9, np.uint8)] * 2, codec="libvpx-vp9")
+    remember_partial(out / "x.partial.webm")  # what an interrupted run of x.webm left
+    s = enh.enhance_file(src, out, skip_existing=True)
+    assert sorted(p.name for p in out.iterdir()) == ["x.partial.webm", "x.webm"], s.skipped
+    assert not is_partial(out / "x.partial.webm") and not s.skipped

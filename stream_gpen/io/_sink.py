@@ -1562,7 +1562,8 @@ class FileSink(_Sink):
             self._fmt = _STREAM_FORMATS.get(scheme)
             if self._fmt is None:
                 raise InvalidInputError(f"stream URL scheme {scheme!r} is not one of {tuple(_STREAM_FORMATS)}")
-            self._path = self.target
+            # (FFmpeg names its protocols in lower case: -o UDP://... was "Protocol not found")
+            self._path = scheme + "://" + self.target.split("://", 1)[1]
         else:
             t = self.target
             check_not_special(t)

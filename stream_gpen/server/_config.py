@@ -65,12 +65,17 @@ class ServerConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or (kind is int and not isinstance(value, int)):
                 raise InvalidInputError(f"{name} must be {'an int' if kind is int else 'a number'}, got {value!r}")
+            if value != value or value == float("inf"):
+                # (batch_wait_ms=inf killed the batcher thread, nan made it spin)
+                raise InvalidInputError(f"{name} must be a finite number, got {value!r}")
             if value < 0 or (value == 0 and not zero_ok):
                 raise InvalidInputError(f"{name} must be {'>= 0' if zero_ok else '> 0'}, got {value!r}")
 
         for name in ("max_upload_bytes", "max_video_bytes", "max_pixels", "max_batch", "max_queue", "max_jobs"):
             positive(name)
         positive("batch_wait_ms", float, zero_ok=True)
+        if self.batch_wait_ms > 60_000:  # (1e13 overflowed the batcher's wait: every image request 503)
+            raise InvalidInputError(f"batch_wait_ms must be at most 60000 (a minute), got {self.batch_wait_ms!r}")
         positive("request_timeout_s", float)
         positive("job_ttl_s", float)
         if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key.strip()):
