@@ -775,6 +775,16 @@ def _load_checked(path: Path, notes: list[str] | None):
         if notes is not None:
             notes.append(msg)
     elif bits > 8:
+        odd = _odd_deep_tiff(path, orientation) if image_info.get("format") == "TIFF" else None
+        if odd is not None:
+            # a layout neither Pillow nor OpenCV decode right at 16 bits (hunt 17): tifffile's pixels
+            # are the picture, at 8 bits too (Pillow's was scrambled, or a negative)
+            hi, grey_odd = odd
+            if hi.shape[2] == 4:
+                alpha = u8_from_u16(hi[..., 3])
+            rgb, grey = u8_from_u16(hi[..., :3]), grey or grey_odd
+            image_info["bits"] = bits
+            return rgb, alpha, grey, image_info, hi
         hi, why = _load16(path, image_info.get("format") or "", orientation, rgb)
         if hi is None:
             msg = f"{path}: its {bits}-bit pixels are restored and written at 8 bits: {why}"
@@ -785,6 +795,39 @@ def _load_checked(path: Path, notes: list[str] | None):
             rgb = u8_from_u16(hi[..., :3])
             image_info["bits"] = bits  # what a deep writer keeps (HEIF: 10 or 12)
     return rgb, alpha, grey, image_info, hi
+
+
+def _odd_deep_tiff(path: Path, orientation: int) -> tuple[np.ndarray, bool] | None:
+    """A deep (16-bit) TIFF's first page as RGB(A) uint16, upright, read with tifffile, where its
+    layout is one the other decoders get wrong, with whether it is grey; None for any other TIFF.
+    Separate colour planes (PlanarConfiguration 2: scanner drivers, ImageMagick ``-interlace
+    plane``): Pillow's raw decoder scrambled the picture (73 grey levels off) and OpenCV's too.
+    WhiteIsZero grey (PhotometricInterpretation 0): neither inverts it above 8 bits, and a scan
+    came out as a negative."""
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(str(path)) as t:
+            page = t.pages[0]
+            planar = int(page.planarconfig) == 2 and int(page.samplesperpixel) > 1
+            white_is_zero = int(page.photometric) == 0
+            if not (planar or white_is_zero) or page.dtype != np.uint16 or int(page.photometric) not in (0, 1, 2):
+                return None
+            a = page.asarray()
+    except Exception:  # noqa: BLE001 - tifffile's own errors: left to the usual decoders
+        return None
+    if a.ndim == 3 and planar and a.shape[0] == page.samplesperpixel:
+        a = np.moveaxis(a, 0, -1)  # (planes first as stored)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if white_is_zero:
+        a = 65535 - a
+    if a.shape[2] in (1, 2):  # grey (+ alpha)
+        a = np.concatenate([np.repeat(a[..., :1], 3, axis=2), a[..., 1:]], axis=2)
+    if a.shape[2] not in (3, 4):
+        return None
+    a = _ORIENT.get(orientation, lambda x: x)(a)
+    return np.ascontiguousarray(a.astype(np.uint16)), int(page.photometric) in (0, 1)
 
 
 def _tiff_kind(path: Path) -> str | None:
