@@ -45,23 +45,6 @@ def _nonneg_float(text: str) -> float:
     return v
 
 
-def _batch_wait(text: str) -> float:
-    v = _nonneg_float(text)
-    if v > 60_000:  # (1e13 killed the batcher thread: every image request 503; 1e9 never answered)
-        raise argparse.ArgumentTypeError(f"expected at most 60000 ms (a minute), got {v:g}")
-    return v
-
-
-def _port(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a TCP port 1-65535, got {text!r}") from None
-    if not 1 <= v <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a TCP port 1-65535, got {v}")
-    return v
-
-
 def _pixels(text: str) -> int:
     """A positive whole number of pixels, also written as ``40e6`` (as the help writes the default)."""
     try:
@@ -74,7 +57,7 @@ def _pixels(text: str) -> int:
 
 
 def add_serve(subparsers, parents=()) -> None:
-    from stream_gpen.commands import _model_options, _positive_int
+    from stream_gpen.commands import _in_range, _model_options, _positive_int
 
     p = subparsers.add_parser(
         "serve", parents=list(parents),
@@ -86,7 +69,7 @@ def add_serve(subparsers, parents=()) -> None:
     s = p.add_argument_group("server")
     s.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 = every interface)")
-    s.add_argument("--port", type=_port, default=8000, help="TCP port (default 8000)")
+    s.add_argument("--port", type=_in_range(int, 1, 65535), default=8000, help="TCP port (default 8000)")
     s.add_argument("--api-key", default=None,
                    help=f"require this key on /v1 and /metrics (default: ${API_KEY_ENV}, else none)")
     s.add_argument("--max-upload-mb", type=_positive_float, default=25.0,
@@ -98,7 +81,8 @@ def add_serve(subparsers, parents=()) -> None:
     s.add_argument("--max-batch", type=_positive_int, default=8,
                    help="most image requests per model call (default 8; 1 = no batching; a /v1/live frame goes through "
                    "its connection's face tracker alone)")
-    s.add_argument("--batch-wait-ms", type=_batch_wait, default=5.0,
+    # (at most a minute: 1e13 killed the batcher thread, every image request 503)
+    s.add_argument("--batch-wait-ms", type=_in_range(float, 0, 60_000), default=5.0,
                    help="how long a request waits for others to batch with (default 5; 0 = never wait)")
     s.add_argument("--max-queue", type=_positive_int, default=64,
                    help="image requests waiting beyond this get 429 (default 64)")
