@@ -219,3 +219,10 @@ def test_an_upper_case_output_url_is_opened_in_lower_case(tmp_path):
             if k >= 2:
                 break
     assert sink.frames_written >= 1  # (was "Protocol not found", exit 4)
+
+
+def test_a_camera_recording_into_a_folder_says_it_is_a_folder(tmp_path, cli_env, capsys):
+    (tmp_path / "outdir").mkdir()
+    rc = main(["camera", "lavfi:testsrc2=size=64x48:rate=5", "--frames", "2", "-o", str(tmp_path / "outdir"), *cli_env])
+    err = capsys.readouterr().err
+    assert rc == 2 and "is a folder; name a file in it" in err and "no extension" not in err, err

@@ -1567,6 +1567,8 @@ class FileSink(_Sink):
         else:
             t = self.target
             check_not_special(t)
+            if t.is_dir():  # (camera -o FOLDER said "has no extension")
+                raise InvalidInputError(f"output {t} is a folder; name a file in it, e.g. {t / 'recording.mp4'}")
             if t.suffix == "":
                 raise InvalidInputError(f"output {t} has no extension; name the container, e.g. {t.name}.mp4")
             if t.exists() and not overwrite:
