@@ -998,7 +998,7 @@ class Enhancer:
         outs = [(v, plan[v]) for v in videos]
         done_before = 0
 
-        from stream_gpen.io._partials import is_partial
+        from stream_gpen.io._partials import forget_partial, is_partial
 
         def done(q: Path) -> bool:  # its output exists already (an interrupted run's recorded part is not it)
             return plan[q].exists() and not is_partial(plan[q])
@@ -1022,8 +1022,6 @@ class Enhancer:
                 if src is not root and out.exists() and is_partial(out):
                     # an interrupted run's recorded part of another input under this input's output
                     # name (x.partial.webm beside x.webm): superseded either way, so it makes room
-                    from stream_gpen.io._partials import forget_partial
-
                     out.unlink(missing_ok=True)
                     forget_partial(out)
                 if src is not root and skip_existing and done(src):

@@ -98,6 +98,8 @@ def remember_partial(path) -> None:
 def is_partial(path) -> bool:
     """Whether ``path`` is a partial output this tool recorded, unchanged since (same size and
     modification time)."""
+    if ".partial" not in os.path.basename(os.fspath(path)):
+        return False  # (only such names are ever recorded: no read of the record for the others)
     record = _record_file()
     if record is None:
         return False

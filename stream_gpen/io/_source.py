@@ -671,10 +671,13 @@ def _unwrap_33(packets, seen: dict | None = None):
     step back, which :class:`_Joins` (files) joins on, and a real wrap (a small step) is untouched."""
     corr: dict[int, int] = {}  # stream index -> ticks taken off
     last: dict[int, int] = {}  # stream index -> its latest dts (corrected)
+    wraps: dict[int, int] = {}  # stream index -> 2^33 ticks of 90 kHz in its time base (once per stream)
     for p in packets:
         i = p.stream.index
         if p.dts is not None and p.time_base:
-            wrap = round((1 << 33) * Fraction(1, 90000) / Fraction(p.time_base))  # 2^33 ticks of 90 kHz
+            wrap = wraps.get(i)
+            if wrap is None:
+                wrap = wraps[i] = round((1 << 33) * Fraction(1, 90000) / Fraction(p.time_base))
             d = p.dts - corr.get(i, 0)
             if i in last and abs(d - last[i]) > wrap // 2:
                 corr[i] = corr.get(i, 0) + (wrap if d > last[i] else -wrap)
