@@ -920,10 +920,18 @@ class Enhancer:
             except Exception as exc:
                 # a run that failed (the disk full mid-way, a damaged input the decoder gave up
                 # on): what it had done, and why it stopped, for --report, counted as an
-                # interrupted run's are; no output was written, so nothing counts as out
+                # interrupted run's are; out: the frames the sink kept as .partial (FileSink.salvage),
+                # else nothing
                 if getattr(exc, "summary", None) is None:
+                    partial = None if is_still else getattr(sink, "partial_path", None)
                     try:
-                        self._finish_stopped(summary, frames, stage, source, timer, t0, kept_out=is_still)
+                        self._finish_stopped(summary, frames, stage, source, timer, t0,
+                                             kept_out=is_still or partial is not None)
+                        if partial is not None:
+                            summary.partial_output = str(partial)
+                            summary.frames_out = min(summary.frames_out, sink.frames_written)
+                            summary.frames_dropped = max(summary.frames_dropped, summary.frames_in - summary.frames_out)
+                            _sink_notes(summary, sink)
                     except Exception:  # noqa: BLE001 - the error that stopped the run is the one to say
                         summary.seconds = time.perf_counter() - t0
                     summary.error = " ".join(str(exc).split()) or type(exc).__name__

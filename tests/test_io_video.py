@@ -336,7 +336,9 @@ def test_ctrl_c_leaves_playable_partial(tmp_path):
         assert c.streams.audio  # audio up to the cut is kept
 
 
-def test_error_leaves_no_output(tmp_path):
+def test_error_leaves_no_output_but_keeps_the_frames_done(tmp_path):
+    # an error mid-run (the restorer, the device, the source) leaves nothing under the target's
+    # name, and the frames encoded before it are kept as .partial, as a Ctrl-C keeps them
     clip = tmp_path / "in.mp4"
     make_clip(clip, n=20)
     target = tmp_path / "out.mp4"
@@ -347,7 +349,20 @@ def test_error_leaves_no_output(tmp_path):
                     sink.write(f)
                     if f.index == 5:
                         1 / 0
-    assert not target.exists() and _leftovers(tmp_path) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+    assert not target.exists() and _leftovers(tmp_path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.partial.mp4"]
+    assert len(decode_all(tmp_path / "out.partial.mp4")) == 6 and sink.partial_path == tmp_path / "out.partial.mp4"
+
+
+def test_error_before_any_frame_leaves_nothing(tmp_path):
+    clip = tmp_path / "in.mp4"
+    make_clip(clip, n=4)
+    target = tmp_path / "out.mp4"
+    with pytest.raises(ZeroDivisionError):
+        with open_source(clip) as src:
+            with open_sink(target, source=src, preset="ultrafast"):
+                1 / 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
 def test_success_is_atomic_rename(tmp_path):

@@ -1472,7 +1472,8 @@ class FileSink(_Sink):
     Output is written to ``.<name>.<id>.tmp<ext>`` next to the target and renamed on success.
     KeyboardInterrupt inside the ``with``: frames so far are finalized into ``<name>.partial<ext>``
     (``<name>.partial-1<ext>``... beside an earlier run's, which is kept) and :class:`Interrupted`
-    (a KeyboardInterrupt) says where. Any other error: nothing is left. A target that is a pipe or
+    (a KeyboardInterrupt) says where. Any other error after frames were encoded: they are kept
+    the same way (:meth:`salvage`, a warning says where); nothing under the target's name. A target that is a pipe or
     a device is refused (:func:`check_not_special`).
     """
 
@@ -2949,6 +2950,8 @@ class FileSink(_Sink):
                          else "no frames had been encoded, nothing was saved")
                 raise Interrupted(f"interrupted while finishing: {where}") from exc
             if self._error is not None:
+                self._closed = False
+                self.salvage(self._error)  # (the frames muxed before it, as .partial)
                 raise EncodeError(f"encoding {self.target} failed: {self._error}",
                                   hint=_encode_hint(self._error)) from self._error
             src_done = getattr(getattr(self.source, "ring", None), "_finished", True)
@@ -2957,7 +2960,8 @@ class FileSink(_Sink):
             except (av.error.FFmpegError, ValueError, OSError) as e:
                 raise EncodeError(f"finishing {self.target} failed: {e}") from e
         except BaseException:
-            self._discard()
+            if self.partial_path is None:
+                self._discard()
             raise
         if not self.is_url:
             keep_mode(self.target, self._path)
@@ -3078,6 +3082,39 @@ class FileSink(_Sink):
         except BaseException:
             self._discard()
             raise
+        return self._keep_partial()
+
+    def salvage(self, error: BaseException | None = None) -> Path | None:
+        """An error stopped the run after frames were encoded (the restorer or the device failed,
+        the source broke off, the encoder or the disk refused a packet): keep them as
+        ``<name>.partial<ext>``, as a Ctrl-C does, rather than discard an hour's work. Where the
+        container cannot be finished (a full disk), nothing is kept. Returns the partial path."""
+        if self._closed:
+            return self.partial_path
+        self._closed = True
+        if self._error is None:
+            self._join()  # frames already queued were done by the pipeline: encode them
+        else:
+            self._stop_encoding.set()
+            self._drain_queue()
+            self._join()
+        if self.is_url or self._vstream is None or self.frames_written == 0:
+            self._discard()
+            return None
+        try:
+            if self._error is None:
+                self._finish_container(all_aux=False)
+            else:  # the encoder or the muxer failed: what was muxed is kept, no flush
+                self._out.close()
+        except BaseException as e:
+            log.debug("keeping the frames encoded before the error failed: %s", e)
+            self._discard()
+            return None
+        path = self._keep_partial()
+        log.warning("the %d frame(s) encoded before the error were saved to %s", self.frames_written, path)
+        return path
+
+    def _keep_partial(self) -> Path:
         t = self.target
         first = hidden_temp(t, ".partial", hidden=False)
         for k in range(100):
@@ -3113,7 +3150,7 @@ class FileSink(_Sink):
                      else "no frames had been encoded, nothing was saved")
             raise Interrupted(f"interrupted: {where}") from exc
         else:
-            self.abort()
+            self.salvage(exc)
 
 
 class PreviewSink(_Sink):

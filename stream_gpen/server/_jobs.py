@@ -30,6 +30,17 @@ INPUT_NAME = "upload.bin"  # no client extension: FFmpeg probes the content
 OUTPUT_NAME = "result.mp4"
 
 
+
+def _drop_partials(job) -> None:
+    """A failed or cancelled job's frames kept as ``.partial`` (what a command-line run keeps for
+    its user): nobody can fetch them from the server, so they are not left in the job folder."""
+    from stream_gpen.io._partials import forget_partial
+
+    for p in job.dir.glob("*.partial*"):
+        if p != job.input_path:
+            forget_partial(p)
+            p.unlink(missing_ok=True)
+
 class JobState(str, Enum):
     uploading = "uploading"
     queued = "queued"
@@ -388,6 +399,8 @@ class JobManager:
         finally:
             # Also on BaseException: the uploaded input is never left behind.
             job.input_path.unlink(missing_ok=True)
+            if state is not JobState.done:
+                _drop_partials(job)
         with self._cond:
             job.state = state
             job.finished = time.time()
