@@ -99,6 +99,10 @@ _TRAILING_MIN_S = Fraction(600)
 #: at most this many packets of streams met for the first time are held to see whether a join
 #: precedes them (see _Joins._sift)
 _FRESH_MAX = 64
+#: a live source's clock that leaps forward so far ahead of the wall clock since the session began
+#: (seconds) has jumped (an encoder restarted with a new clock, a camera's clock set): no live
+#: stream delivers a minute ahead of real time; pauses and lost data keep it behind (see _Joins)
+_LIVE_AHEAD_S = Fraction(30)
 _AUX_GRACE_FRAMES = 64  # frames emitted without a subscribing sink before audio collection stops
 #: a step between two frames' timestamps longer than this (or one backwards) is a clock jump (a
 #: wrapped or restarted timeline, concatenated recordings), not footage: pacing restarts its clock
@@ -721,9 +725,12 @@ class _Joins:
     B-frame video, x264's pts runs seconds ahead of its dts for a few frames by design, and a
     bound on their difference moved the rest of such a file seconds late.)"""
 
-    def __init__(self, step: float, name: str = "") -> None:
+    def __init__(self, step: float, name: str = "", *, live: bool = False, clock=time.monotonic) -> None:
         self._step = Fraction(step)
         self._name = name
+        self._live = live
+        self._clock = clock
+        self._anchor: tuple[Fraction, float] | None = None  # live: (first dts, wall clock then)
         self._offsets: list[Fraction] = []  # seconds added after the k-th join
         self._passed: dict[int, int] = {}  # stream index -> joins passed
         self._last: dict[int, Fraction] = {}  # stream index -> latest dts (moved seconds)
@@ -813,7 +820,8 @@ class _Joins:
             t = self._dts(p)  # (past a join now, maybe)
         before = self._last.get(i)
         if (t is not None and before is not None and t - before > self._step
-                and p.stream.type in ("video", "audio")):  # (subtitle cues are seconds apart by nature)
+                and p.stream.type in ("video", "audio")  # (subtitle cues are seconds apart by nature)
+                and (not self._live or self._ahead(t))):  # (live: a pause, lost data: real time, passed on)
             # (only a leap forward: held back, the first packets of a joined recording would let
             # a later stream's set the join's offset, and an earlier-starting one overlap)
             self._held[i] = ([p], before)
@@ -898,15 +906,26 @@ class _Joins:
         if p.dts is not None:
             raw = p.dts * tb
             last = self._last.get(i)
-            if last is not None and raw + (self._offsets[k - 1] if k else 0) < last - self._step:
+            at = raw + (self._offsets[k - 1] if k else 0)
+            back = last is not None and at < last - self._step
+            # live: a leap far ahead of the wall clock is the source's clock jumping, not a pause
+            leap = (self._live and last is not None and at - last > self._step and p.stream.type in ("video", "audio")
+                    and self._ahead(at))
+            if back or leap:
                 k += 1
                 self._passed[i] = k
                 if len(self._offsets) < k:
                     off = max(self._end if self._end is not None else last, self._last_end[i]) - raw
                     self._offsets.append(round(off / tb) * tb)
-                    log.warning("%s: timestamps jump back to %.3f s after %.3f s (recordings joined into one file?): "
-                                "what follows is moved by %+.3f s to run on", self._name, float(raw), float(last),
-                                float(self._offsets[-1]))
+                    if back:
+                        log.warning("%s: timestamps jump back to %.3f s after %.3f s (recordings joined into one "
+                                    "file?): what follows is moved by %+.3f s to run on", self._name, float(raw),
+                                    float(last), float(self._offsets[-1]))
+                    else:
+                        log.warning("%s: the live stream's clock jumps from %.3f s to %.3f s, %.0f s ahead of the "
+                                    "time it has run (its encoder restarted?): what follows is moved by %+.3f s to "
+                                    "run on", self._name, float(last), float(raw), float(at - last),
+                                    float(self._offsets[-1]))
         if k:
             ticks = round(self._offsets[k - 1] / tb)
             if p.pts is not None:
@@ -915,6 +934,8 @@ class _Joins:
                 p.dts += ticks
         if p.dts is not None:
             t = p.dts * tb
+            if self._anchor is None and self._live:
+                self._anchor = (t, self._clock())
             if i not in self._last or t >= self._last[i]:
                 self._last[i] = t
                 self._last_end[i] = t + (p.duration * tb if p.duration else self._step)
@@ -922,6 +943,18 @@ class _Joins:
         if t0 is not None:
             end = (t0 + (p.duration or 0)) * tb
             self._end = end if self._end is None else max(self._end, end)
+
+    def _ahead(self, t: Fraction) -> bool:
+        """Live: whether time ``t`` (moved seconds) is more than ``_LIVE_AHEAD_S`` ahead of the
+        wall clock since the session's first packet."""
+        if self._anchor is None:
+            return False
+        t0, w0 = self._anchor
+        return t - t0 - Fraction(max(0.0, self._clock() - w0)) > _LIVE_AHEAD_S
+
+    def as_file(self) -> None:
+        """The live source turned out to be a file read ahead of real time: no wall-clock test."""
+        self._live = False
 
     @property
     def joins(self) -> int:
@@ -1518,6 +1551,7 @@ class VideoSource:
                              and self.spec.lower().startswith(("http://", "https://"))
                              and "hls" not in (self._container.format.name or "").split(","))
         self._ahead = False  # it ran ahead: a file (see _check_ahead)
+        self._joins: _Joins | None = None  # the reading session's (see _decoded)
         self._ahead_from: tuple[float, float] | None = None  # (wall clock at open, first frame's time)
         self._opened_wall = time.monotonic()
         if any("A53_CC" in str(getattr(sd, "type", "")) for sd in frame_side_data(first)):
@@ -2146,8 +2180,9 @@ class VideoSource:
         seen = {"end": None, "first": None, "frames": 0, "last": None, "squeezed": 0, "squeezed_at": None}
         # a reconnected session's timestamps are its own (see _Timeline)
         timeline = _Timeline(_fraction(self._vstream.time_base), live=self.live, name=self.spec)
-        # a file's clock that jumps back (joined recordings, see _Joins); live clocks are _Timeline's
-        joins = None if self.live else _Joins(max(self._hold_gap(), _JOIN_MIN_S), self.spec)
+        # a clock that jumps back (joined recordings), or a live one that leaps ahead of real time,
+        # within a session (see _Joins); across reconnects: _Timeline
+        joins = self._joins = _Joins(max(self._hold_gap(), _JOIN_MIN_S), self.spec, live=self.live and not getattr(self, "_ahead", False))
         session_end: float | None = None  # this session's last packet end, for _ended_like_a_file
         # A reopened session whose first frame has the time the one before began with only
         # replays it (an http file served without a length, given again from its top): it renews
@@ -2448,8 +2483,9 @@ class VideoSource:
                 before = (session_first, session_end) if session_first is not None else before
                 session_end = session_first = None
                 replay = False
-                if joins is not None:
-                    joins = _Joins(max(self._hold_gap(), _JOIN_MIN_S), self.spec)  # the reopened file's clock starts again
+                # the reopened session's clock starts again
+                joins = self._joins = _Joins(max(self._hold_gap(), _JOIN_MIN_S), self.spec,
+                                             live=self.live and not getattr(self, "_ahead", False))
                 if self._ahead:
                     timeline.as_file()
                 resume = timeline.reopened()
@@ -2772,6 +2808,8 @@ class VideoSource:
         if span - wall > _AHEAD_S and span > 2 * wall:
             self._watch_ahead = False
             self._ahead = self.paced = True
+            if self._joins is not None:
+                self._joins.as_file()  # (its pauses are the file's, however far ahead of the clock)
             log.info("%s: %.1f s of video arrived in %.1f s: a file served without a length rather than a live "
                      "stream; paced at its own rate from here on", self.spec, span, wall)
 
