@@ -50,7 +50,10 @@ Encoder = Literal["software", "nvenc", "auto"]
 
 @dataclass(frozen=True)
 class EnhancedFrame:
-    """One enhanced frame from :meth:`Enhancer.stream`: RGB ``uint8`` ``[H,W,3]`` numpy array;
+    """One enhanced frame from :meth:`Enhancer.stream` or :meth:`Enhancer.stream_frames`: ``index``
+    (its number in the output, from 0), ``pts`` and ``time_base`` (the source's timestamp: ``time``
+    = pts x time_base seconds; pictures given without one are timed by the ``fps`` asked for);
+    ``image``: RGB ``uint8`` ``[H,W,3]`` numpy array (grey input comes back as three channels);
     for a 10/12-bit source also ``hi``, the same picture as RGB ``uint16`` (0..65535, the
     source's precision outside the faces), else ``None``; for a source with transparency (keyed
     footage) ``alpha``, ``[H,W]`` ``uint8`` (``uint16`` for a >8-bit source), else ``None``."""
@@ -242,8 +245,8 @@ class Enhancer:
       Lower is faster but misses small faces (below ~16 px at that scale). ``None`` (default):
       for video, where it runs every few frames, half the frame's long side within 640..1280
       (720p: 640, 1080p: 960, 4K: 1280; :func:`video_detect_size`); 2560 for photos, detected
-      once each (a group photo's faces are small: the Solvay 1927 photo has 29 faces, 23 of
-      them found at 640); GPEN's and GFPGAN's scripts detect photos at full size. A size over
+      once each (a group photo's faces are small: the Solvay 1927 photo has 29 faces, 17 of
+      them found at 640 at the default ``min_score``); GPEN's and GFPGAN's scripts detect photos at full size. A size over
       640 runs at 640 too, for the big faces (over ~512 px at the network RetinaFace finds a
       selfie's eye and mouth instead of its face): each scale drops only the faces too small
       there (under 40 px) or too large (over 256 px), so faces in between are found at both and
@@ -665,6 +668,8 @@ class Enhancer:
         photo whose restoring has begun is finished and returned; set before the start, nothing runs.
         A stopped run raises :class:`stream_gpen.Interrupted` (a ``KeyboardInterrupt``, as Ctrl-C
         is) whose ``.summary`` is the run's summary so far (``interrupted``, ``partial_output``).
+        A run that fails mid-way raises its error, with ``.summary`` (``error``; a video's frames
+        encoded before it kept as ``.partial``, ``partial_output``).
         ``codec``: ``"auto"`` (H.264; HEVC for a 10/12-bit source; VP9 for a ``.webm`` output; ProRes
         4444 for a source with transparency into ``.mov``/``.mkv``), ``"h264"``, ``"hevc"``, ``"av1"``,
         ``"vp9"``, ``"prores"`` (ProRes 422 HQ, or 4444 for 4:4:4 and alpha: editing; no crf/preset).
@@ -689,9 +694,10 @@ class Enhancer:
         instead.)
         ``compare``: write the input and the result side by side (input left, restored right,
         twice the width, 8-bit) to judge settings; audio and timing as usual.
-        ``image_format`` (folders): write every photo in this format (``"jpg"``, ``"png"``,
-        ``"webp"``, ``"tif"``, ``"heic"``, ``"avif"``...), e.g. iPhone HEICs as JPEGs; ``None``
-        keeps each photo's own.
+        ``image_format`` (a photo, or every photo of a folder): write it in this format (``"jpg"``,
+        ``"png"``, ``"webp"``, ``"tif"``, ``"heic"``, ``"avif"``...), e.g. iPhone HEICs as JPEGs;
+        ``None`` keeps each photo's own (its default name takes the new extension).
+        ``dst="null"``: write nothing (a dry run or a benchmark; ``-o /dev/null`` at the command line).
         ``encoder`` (videos): ``"software"`` (default: libx264/libx265/SVT-AV1/libvpx on the CPU),
         ``"nvenc"`` (NVIDIA's hardware encoder: frees the CPU, which limits the rate once GPEN runs
         on a GPU; a :class:`~stream_gpen.errors.HardwareEncoderError` where the GPU/driver has none,

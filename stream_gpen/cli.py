@@ -193,7 +193,7 @@ class _Parser(argparse.ArgumentParser):
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
             (self._command_parser(parsed) or self).error(_unknown_arguments(
-                extras, self._command_parser(parsed) or self))
+                extras, self._command_parser(parsed) or self, root=self))
         return parsed
 
     def _command_parser(self, parsed: argparse.Namespace) -> argparse.ArgumentParser | None:
@@ -207,20 +207,45 @@ class _Parser(argparse.ArgumentParser):
             parser = subs[0].choices[chosen]
 
 
-def _unknown_arguments(extras: list[str], parser: argparse.ArgumentParser) -> str:
+def _unknown_arguments(extras: list[str], parser: argparse.ArgumentParser,
+                       root: argparse.ArgumentParser | None = None) -> str:
     import difflib
 
     known = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+    bare = {o[2:]: o for o in known}
     hints = []
     for extra in extras:
         if extra.startswith("--"):
-            close = difflib.get_close_matches(extra.split("=", 1)[0], known, n=1, cutoff=0.6)
-            prefixed = [o for o in known if o.startswith(extra.split("=", 1)[0])]
-            guess = close or prefixed[:1]
+            name = extra.split("=", 1)[0]
+            elsewhere = [] if name in known else _commands_taking(root, name, parser)
+            if elsewhere:  # (enhance's --model given to info: not a misspelling of --help)
+                hints.append(f"{name} is an option of {', '.join(elsewhere)}")
+                continue
+            # (without the shared "--": it alone made --model "close" to --help)
+            close = difflib.get_close_matches(name[2:], list(bare), n=1, cutoff=0.6)
+            prefixed = [o for o in known if o.startswith(name)]
+            guess = [bare[c] for c in close] or prefixed[:1]
             if guess:
-                hints.append(f"{extra.split('=', 1)[0]}: did you mean {guess[0]}?")
+                hints.append(f"{name}: did you mean {guess[0]}?")
     message = f"unrecognized arguments: {' '.join(extras)}"
     return message + (f" ({'; '.join(hints)})" if hints else "")
+
+
+def _commands_taking(root: argparse.ArgumentParser | None, option: str, besides) -> list[str]:
+    """The sub-commands (``weights verify`` by its full name) other than ``besides`` that take ``option``."""
+    found: list[str] = []
+
+    def walk(parser, prefix):
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, sub in a.choices.items():
+                    if sub is not besides and any(option in b.option_strings for b in sub._actions):
+                        found.append(f"{prefix}{name}")
+                    walk(sub, f"{prefix}{name} ")
+
+    if root is not None:
+        walk(root, "")
+    return found
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -267,13 +292,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Restore faces in videos, live cameras and photos with GPEN.",
         epilog="exit codes: 0 ok, 1 internal error (a bug), 2 bad input/usage, 3 weights, 4 decode/encode/"
         "live source failed or out of memory, 5 folder done with files skipped (unreadable or failed), "
-        "130 interrupted (143 SIGTERM, 129 SIGHUP)",
+        "130 interrupted (143 SIGTERM, 129 SIGHUP), 141 the reader of the output closed the pipe",
         parents=[_common_options()],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in _SUBCOMMANDS:
         add(subparsers)
+    for sub in subparsers.choices.values():  # (every command's help lists them, not only enhance's)
+        if sub.epilog is None:
+            sub.epilog = parser.epilog
     return parser
 
 

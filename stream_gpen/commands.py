@@ -171,8 +171,8 @@ def _output_options(p: argparse.ArgumentParser) -> None:
                    "editing (no --crf/--preset)")
     g.add_argument("--crf", type=int, default=None, help="quality (lower = better, bigger; h264/hevc 0-51, vp9 0-63, av1 1-63); codec default if unset")
     g.add_argument("--preset", default=None,
-                   help="encoder speed preset: h264/hevc ultrafast..veryslow, av1 0..13 (higher = faster); "
-                   "faster = bigger file at the same --crf")
+                   help="encoder speed preset: h264/hevc ultrafast..veryslow (and placebo), av1 0..13 (higher = "
+                   "faster); vp9 and prores take none; faster = bigger file at the same --crf")
     g.add_argument("--audio", default="copy", choices=["copy", "aac", "none"],
                    help="copy audio packets (default; transcoded only if the container needs it); aac: "
                    "always AAC; none: video only (subtitles, data and attachments are left out too)")
@@ -537,8 +537,6 @@ def _report_unstarted(args: argparse.Namespace, src: str, dst: str | None, exc: 
 
     if not isinstance(exc, (KeyboardInterrupt, StreamGpenError, OSError, RuntimeError, ValueError)):
         return  # (SystemExit, a bug: nothing to say about the run)
-    if isinstance(exc, InvalidInputError):
-        return  # (a bad option, such as an unknown --model name: no run, as for the other option errors)
     s = RunSummary(input=src, output=dst, model=str(args.model), device=str(args.device or ""))
     if isinstance(exc, KeyboardInterrupt):
         s.interrupted = True
@@ -557,7 +555,9 @@ def _run_enhance(args: argparse.Namespace) -> int:
     checked: list[str] = []  # dst once its --report was checked
     try:
         return _enhance_command(args, checked)
-    except KeyboardInterrupt as exc:
+    except (KeyboardInterrupt, InvalidInputError) as exc:
+        # (InvalidInputError: an input not found, a --start past the end, an option refused: no
+        # run, and the report says why; argparse's own refusals come before any report)
         if args.report and not checked:
             # Ctrl-C (or SIGTERM) in the first seconds, while torch imports and the options are
             # checked: the report says the run was stopped, as once the model loads (an earlier
@@ -677,9 +677,8 @@ def _enhance_with(enh, args: argparse.Namespace, src: str, dst: str, null: bool)
         raise
     except Exception as exc:
         # a run that started and failed: the report says so (an earlier run's report under that
-        # name said it had succeeded). An input that failed to open (a server's 503, exit 4) does
-        # too, with zero counts; bad options and inputs that are not media (InvalidInputError)
-        # write none, as those checked before the model loads do not.
+        # name said it had succeeded). An input that failed to open (a server's 503, exit 4), or
+        # is not media, or a part past its end (exit 2) does too, with zero counts.
         progress.close()
         s = getattr(exc, "summary", None)
         if args.report and s is not None:
@@ -726,7 +725,8 @@ def add_enhance(subparsers, parents=()) -> None:
         "and its videos; unreadable files in it are skipped and listed, exit code 5).",
         epilog="exit codes: 0 ok, 1 internal error, 2 bad input/usage/output exists, 3 weights, "
         "4 decoding/encoding/live source failed or out of memory, 5 folder done but some files skipped "
-        "(unreadable or failed), 130 interrupted (143 SIGTERM, 129 SIGHUP)",
+        "(unreadable or failed), 130 interrupted (143 SIGTERM, 129 SIGHUP), 141 the reader of the "
+        "output closed the pipe",
     )
     p.add_argument("input", metavar="INPUT")
     p.add_argument("-o", "--output", help="output file (its extension picks the container or image "
@@ -1186,7 +1186,8 @@ def _camera_codec_options(p) -> None:
                    help="quality (lower = better, bigger; h264/hevc 0-51, vp9 0-63, av1 1-63); codec default if unset")
     p.add_argument("--preset", default=None,
                    help="encoder speed preset: h264/hevc ultrafast..veryslow (default veryfast, to keep up with "
-                   "the camera), av1 0..13 (higher = faster); slower = smaller files, may fall behind live")
+                   "the camera), av1 0..13 (higher = faster); vp9 and prores take none; slower = smaller files, "
+                   "may fall behind live")
 
 
 def add_camera(subparsers, parents=()) -> None:

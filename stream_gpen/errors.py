@@ -99,9 +99,14 @@ class SourceClosedError(StreamGpenError, EOFError):
 
 
 class Interrupted(StreamGpenError, KeyboardInterrupt):
-    """The run was interrupted (Ctrl-C); finished work was kept where possible."""
+    """The run was interrupted (Ctrl-C, SIGTERM, ``cancel=``); finished work was kept where possible.
+
+    ``summary``: the run's :class:`~stream_gpen.summary.RunSummary` so far (``interrupted`` True,
+    ``partial_output``: the video's frames done, finalised as ``NAME.partial.EXT``, or None), or
+    None where it stopped before the run began (while the model loaded)."""
 
     exit_code = 130
+    summary = None  # (set by Enhancer.enhance_file)
 
 
 # --- frame ring (io) -------------------------------------------------------------------------

@@ -26,6 +26,29 @@ class StageTimer:
 
 @dataclass
 class RunSummary:
+    """What a run did: returned by :meth:`Enhancer.enhance_file` (and ``camera``), written by
+    ``--report`` (:meth:`to_dict`, with ``fps``), printed by :meth:`format`.
+
+    * ``input``, ``output`` (None: nothing written, e.g. ``-o /dev/null``), ``model``, ``device``,
+      ``precision`` (what ran at the end: fp32 after a visible fallback), ``strength``, ``mask``,
+      ``encoder`` (the FFmpeg video encoder, ``"copy"`` where the video was copied as it was);
+    * ``frames_in`` (decoded), ``frames_out`` (written; a folder: photos and video frames),
+      ``frames_dropped`` (read and not written: a live source behind, a run stopped with frames
+      read ahead; in = out + dropped), ``packets_corrupt`` (damaged packets the decoder skipped);
+    * ``faces_restored``, ``frames_with_faces``, ``detector_calls`` (whole frames and regions),
+      ``detector_probes`` (of those, the change watch's region probes), ``detections_implausible``
+      (dropped: landmarks that fit no face), ``faces_parsed`` (``mask="parse"``);
+    * ``seconds`` (wall), ``stage_seconds`` (per stage: decode, detect, restore, paste, encode...),
+      ``fps`` (a property: frames_out / seconds);
+    * ``fallbacks``: everything that did not go as asked, one line each (a precision fallback, audio
+      transcoded, a stream dropped, damaged packets copied); ``skipped``: a folder's inputs that
+      could not be read, ``"path: reason"``;
+    * ``interrupted`` (Ctrl-C, ``cancel``, SIGTERM) and ``partial_output`` (the frames done so far,
+      finalised as ``NAME.partial.EXT``; also kept after an error mid-run); ``error``: why a run
+      failed (in the summary an exception carries as ``.summary``, and in ``--report``);
+    * ``mean_added_latency``: camera, seconds from a frame's decoding to its writing, on average.
+    """
+
     input: str = ""
     output: str | None = None
     model: str = ""

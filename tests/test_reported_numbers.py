@@ -61,12 +61,13 @@ def test_a_failed_run_writes_its_report_with_the_error(tmp_path, cli_env, monkey
     assert r["error"] and "File too large" in r["error"] and r["input"] == str(src)
     # what it did, counted as an interrupted run's are: nothing was written, nothing is "out"
     assert r["frames_out"] == 0 and r["frames_in"] == r["frames_dropped"] == 6 and r["detector_calls"] > 0
-    # an error found before the run (an input that does not open) writes no report
-    report.unlink()
+    # an error found before the run (an input that does not open) writes one with zero counts
+    # (session 18: it wrote none, and an earlier run's report under that name still said it had succeeded)
     (tmp_path / "bad.mp4").write_bytes(b"not a video")
     assert main(["enhance", str(tmp_path / "bad.mp4"), "-o", str(tmp_path / "o2.mp4"), "--report", str(report),
-                 *cli_env]) != 0
-    assert not report.exists()
+                 *cli_env]) == 2
+    r = json.loads(report.read_text())
+    assert r["error"] and r["input"] == str(tmp_path / "bad.mp4") and r["frames_in"] == r["frames_out"] == 0
 
 
 def test_concealed_frames_are_in_the_summary(tmp_path, cli_env):

@@ -291,13 +291,30 @@ def test_a_folder_with_dev_null_is_told_it_needs_an_output_folder(tmp_path, caps
     assert "is a device" not in err
 
 
-def test_an_unknown_model_name_writes_no_report(tmp_path, capsys):
-    """A mistyped --model wrote a --report (an option error), while --crf 99 and the others write none."""
+def test_option_and_input_errors_write_a_report_that_says_why(tmp_path, capsys, cli_env):
+    """An exit-2 error after the command line parsed (a mistyped --model, --crf 99, an input not
+    found, a part past the end) writes a report with ``error`` and zero counts. Session 14 made them
+    all write none (a mistyped --model wrote one, --crf 99 none); an earlier run's report under that
+    name then still said it had succeeded (hunt 18)."""
+    import json
+
     src = _clip(tmp_path / "in.mp4", 3)
     report = tmp_path / "r.json"
-    assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), "--model", "gpen-bfr-51",
-                 "--device", "cpu", "--report", str(report)]) == 2
-    assert "unknown model" in capsys.readouterr().err and not report.exists()
+    assert main(["enhance", str(src), "-o", str(tmp_path / "ok.mp4"), *cli_env, "--report", str(report)]) == 0
+    assert json.loads(report.read_text())["error"] is None
+    for extra, said in ((["--model", "gpen-bfr-51"], "unknown model"), (["--crf", "99"], "crf"),
+                        (["--start", "100"], "past the end")):
+        assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), *cli_env, *extra, "--report", str(report)]) == 2
+        assert said in capsys.readouterr().err.lower()
+        r = json.loads(report.read_text())
+        assert said in r["error"].lower() and r["frames_out"] == 0, (extra, r)
+    assert main(["enhance", str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "o.mp4"), "--report", str(report)]) == 2
+    assert "input not found" in json.loads(report.read_text())["error"]
+    # a report path that is no earlier report is still refused, and left as it was
+    other = tmp_path / "notes.json"
+    other.write_text("[1, 2]")
+    assert main(["enhance", str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "o.mp4"), "--report", str(other)]) == 2
+    assert other.read_text() == "[1, 2]"
 
 
 def test_dash_o_null_on_the_command_line_is_a_path(tmp_path, monkeypatch, face, det_home):

@@ -517,7 +517,7 @@ class FaceDetector:
     def detect_pyramid(self, frames, long_sides, *, pixel_aspect: float = 1.0, region=None) -> list[Detections]:
         """Detect at each long side of ``long_sides`` and keep, per face, what the scales that see
         it at a good size found: small faces of a big picture (a group photo at 2560, where 640
-        finds 23 of the Solvay photo's 29) without losing the big ones (a selfie's face at 2560 is
+        finds 17 of the Solvay photo's 29 at the default min_score) without losing the big ones (a selfie's face at 2560 is
         over the anchors' 512: its eyes and mouth were "found" instead). A scale drops a face only
         when it is too small there (:attr:`PYRAMID_MIN_PX`, not the finest scale) or too large
         there (:attr:`PYRAMID_MAX_PX`, not the coarsest scale), and only if the neighbouring scale

@@ -1,0 +1,44 @@
+"""Hunt 18 (docs against the code): hints, help texts and docstrings users read."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from stream_gpen.cli import build_parser, main
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["info", "x.mp4", "--model", "classic"], "--model is an option of enhance, camera, serve"),
+    (["weights", "list", "--port", "3"], "--port is an option of serve"),
+    (["enhance", "x.mp4", "--modle", "classic"], "--modle: did you mean --model?"),
+    (["info", "x.mp4", "--jsn"], "--jsn: did you mean --json?"),
+])
+def test_an_unknown_option_gets_the_right_hint(argv, said, capsys):
+    # `info x --model classic` was answered "did you mean --help?" (the shared "--" alone made them close)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert said in err and "--help?" not in err, err
+
+
+def test_every_command_lists_the_exit_codes():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.choices and "enhance" in a.choices)
+    for name, p in sub.choices.items():
+        assert p.epilog and "exit codes" in p.epilog and "141" in p.epilog, name
+    assert "141" in parser.epilog
+
+
+def test_the_run_summary_documents_each_field():
+    from stream_gpen import RunSummary
+
+    doc = RunSummary.__doc__ or ""
+    missing = [f.name for f in dataclasses.fields(RunSummary) if f"``{f.name}``" not in doc]
+    assert not missing, missing
+    assert "``fps``" in doc
+
+
+def test_interrupted_declares_its_summary():
+    from stream_gpen import Interrupted
+
+    assert Interrupted("x").summary is None and "summary" in Interrupted.__doc__
