@@ -533,3 +533,29 @@ def test_relative_names_with_a_colon_are_files_not_protocols(tmp_path, monkeypat
     for name in ("11:00.mkv", "12:00.mkv"):
         with av.open(str(tmp_path / name)) as c:
             assert sum(1 for _ in c.decode(video=0)) == 3
+
+
+@pytest.mark.parametrize("ext", ["mkv", "ts"])
+def test_a_recording_that_starts_mid_gop_says_its_head_cannot_be_decoded(tmp_path, ext):
+    """Hunt 18: packets before the first keyframe (a recording cut mid-GOP) decode to nothing, as
+    in FFmpeg; the run said nothing of the 0.32 s it could not show."""
+    from _clips import write_video
+    from stream_gpen.io import open_source
+
+    src = write_video(tmp_path / "g.mkv", [np.full((48, 64, 3), 8 * i, np.uint8) for i in range(30)],
+                      options={"g": "12", "bf": "2"})
+    cut = tmp_path / f"midgop.{ext}"
+    with av.open(str(src)) as i, av.open(str(cut), "w") as o:
+        ov = o.add_stream_from_template(i.streams.video[0])
+        for p in [p for p in i.demux(i.streams.video[0]) if p.size][5:]:
+            p.stream = ov
+            o.mux(p)
+    with open_source(cut) as s:
+        n = sum(1 for f in s if f.release() or True)
+    assert n == 18
+    said = [m for m in s.fallbacks if "cannot be decoded" in m]
+    assert len(said) == 1 and "first 0.32 s" in said[0] and "mid-GOP" in said[0], s.fallbacks
+    # a whole file (its decoder's usual delay, B-frames) says nothing
+    with open_source(src) as s:
+        assert sum(1 for f in s if f.release() or True) == 30
+    assert not [m for m in s.fallbacks if "cannot be decoded" in m]

@@ -1671,6 +1671,17 @@ class VideoSource:
             return False
         return True
 
+    def _note_headless(self, head: Fraction, first: float) -> None:
+        """Say that the first picture comes ``first - head`` seconds after the video's first packet:
+        a recording cut (or started) mid-GOP, whose packets before its first keyframe decode to
+        nothing (FFmpeg drops them too). Not said for a decoder's usual delay (a frame or two)."""
+        step = float(self._frame_step() or Fraction(1, 25))
+        lost = first - float(head)
+        if lost > max(2.5 * step, 0.1):
+            self._fallback(f"{self.spec}: the video's first {lost:.2f} s cannot be decoded (the recording starts "
+                           f"mid-GOP, before its first keyframe); the output begins with the first picture, at "
+                           f"{first:.3f} s of the input")
+
     def _fallback(self, msg: str) -> None:
         if msg not in self.fallbacks:
             self.fallbacks.append(msg)
@@ -2159,6 +2170,9 @@ class VideoSource:
         # are unchanged).
         avi = self.kind == "file" and "avi" in (self._container.format.name or "").split(",")
         first_dts: int | None = None
+        # the earliest video packet time before the first picture (False: none yet; None: not
+        # watched, or done): a recording that starts mid-GOP has packets no picture comes from
+        head = False if not self.trim_start and not self.live else None
         shift: int | None = None if avi else 0
         # ... which holds without B-frames only. With them (x264's default, ``ffmpeg -c:v libx264
         # out.avi``) FFmpeg's guesses follow decode order (0.033, 0.100, 0.133, 0.067, ...): the
@@ -2327,6 +2341,9 @@ class VideoSource:
                             continue
                         if first_dts is None and packet.size:
                             first_dts = packet.dts
+                        if head is not None and packet.size and packet.pts is not None and packet.time_base:
+                            pt0 = packet.pts * Fraction(packet.time_base)
+                            head = pt0 if head is False else min(head, pt0)
                         try:
                             if self._alpha_decoder is not None:  # an empty packet flushes
                                 frames = self._alpha_decoder.decode(packet if packet.size else None)
@@ -2374,6 +2391,9 @@ class VideoSource:
                             t_own = _seconds_or_none(f)
                             if session_first is None and t_own is not None:
                                 session_first = t_own
+                                if head is not None and head is not False:
+                                    self._note_headless(head, t_own)
+                                head = None
                                 replay = (http and before is not None and before[0] is not None
                                           and abs(t_own - before[0]) < _REPLAY_TOL_S)
                             if replay and (t_own is None or before[1] is None or t_own > before[1] + _REPLAY_TOL_S):
