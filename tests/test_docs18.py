@@ -42,3 +42,25 @@ def test_interrupted_declares_its_summary():
     from stream_gpen import Interrupted
 
     assert Interrupted("x").summary is None and "summary" in Interrupted.__doc__
+
+
+def test_serve_without_python_multipart_says_so_before_it_starts(monkeypatch, capsys):
+    """package18: `serve` checked only uvicorn and fastapi; without python-multipart it started,
+    said /healthz ok, and answered every upload with a 500."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("python_multipart", "multipart") else real(name, *a))
+    assert main(["serve", "--model", "classic", "--device", "cpu", "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "python-multipart is missing" in err and "pip install" in err and "stream-gpen[" not in err
+
+
+def test_the_declared_pyav_minimum_is_one_that_works():
+    """package18: pyproject said av>=14.0, while PyAV before 18.1 fails on every input here."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert re.search(r'"av>=18\.1"', text)

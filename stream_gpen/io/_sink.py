@@ -3179,7 +3179,7 @@ class PreviewSink(_Sink):
 
 
 class VirtualCameraSink(_Sink):
-    """Sends frames to a virtual camera (pyvirtualcam; ``pip install stream-gpen[camera]``).
+    """Sends frames to a virtual camera (pyvirtualcam; ``pip install pyvirtualcam``, the ``camera`` extra).
 
     Needs a virtual camera driver (v4l2loopback on Linux, OBS on Windows/macOS); it cannot run in
     CI. ``fps`` paces the output: the camera shows frames at that rate.
@@ -3191,7 +3191,8 @@ class VirtualCameraSink(_Sink):
         except ImportError as e:
             from stream_gpen.errors import DeviceError
 
-            raise DeviceError("the virtual camera needs pyvirtualcam: pip install 'stream-gpen[camera]'") from e
+            raise DeviceError("the virtual camera needs pyvirtualcam: pip install pyvirtualcam (or pip install -e "
+                              "'.[camera]' in a checkout)") from e
         self._cam = pyvirtualcam.Camera(width=width, height=height, fps=fps, fmt=pyvirtualcam.PixelFormat.RGB, device=device)
         self.frames_written = 0
         self.fallbacks = []

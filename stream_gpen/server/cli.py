@@ -135,9 +135,18 @@ def _run_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn  # noqa: F401
         import fastapi  # noqa: F401
+        import websockets  # noqa: F401  (the live page's socket)
+        import importlib.util
+
+        # python-multipart (module python_multipart; older ones: multipart): without it the
+        # server started and answered every upload with a 500
+        if not (importlib.util.find_spec("python_multipart") or importlib.util.find_spec("multipart")):
+            raise ImportError(name="multipart")
     except ImportError as e:
-        raise InvalidInputError(f"`serve` needs the server extra ({e.name} is missing)",
-                                hint="pip install 'stream-gpen[server]'") from None
+        missing = {"multipart": "python-multipart"}.get(e.name or "", e.name)
+        raise InvalidInputError(f"`serve` needs the server extra ({missing} is missing)",
+                                hint="pip install -e '.[server]' in a checkout (make install does), or pip install "
+                                "fastapi uvicorn python-multipart websockets") from None
     import uvicorn
 
     from stream_gpen.commands import _check_face_options, _make_enhancer
