@@ -32,7 +32,7 @@ from typing import Callable, Iterable, Iterator, Literal, get_args
 import numpy as np
 import torch
 
-from stream_gpen.errors import InvalidInputError, Interrupted, StreamGpenError
+from stream_gpen.errors import Cancelled, InvalidInputError, Interrupted, StreamGpenError
 from stream_gpen.summary import RunSummary, StageTimer
 from stream_gpen.faces._detector import DEFAULT_MIN_SCORE, DETECT_SCORE, check_min_score
 
@@ -51,7 +51,7 @@ Encoder = Literal["software", "nvenc", "auto"]
 @dataclass(frozen=True)
 class EnhancedFrame:
     """One enhanced frame from :meth:`Enhancer.stream` or :meth:`Enhancer.stream_frames`: ``index``
-    (its number in the output, from 0), ``pts`` and ``time_base`` (the source's timestamp: ``time``
+    (the source's frame number, from 0: a live source that drops stale frames skips numbers), ``pts`` and ``time_base`` (the source's timestamp: ``time``
     = pts x time_base seconds; pictures given without one are timed by the ``fps`` asked for);
     ``image``: RGB ``uint8`` ``[H,W,3]`` numpy array (grey input comes back as three channels);
     for a 10/12-bit source also ``hi``, the same picture as RGB ``uint16`` (0..65535, the
@@ -65,6 +65,27 @@ class EnhancedFrame:
     time: float
     hi: np.ndarray | None = None
     alpha: np.ndarray | None = None
+
+
+def _cancel_is_not_ctrl_c(method):
+    """A run stopped by its ``cancel`` event raises :class:`Cancelled` (with the same summary),
+    not the :class:`Interrupted` (a KeyboardInterrupt) it unwinds with inside: that ended a host's
+    asyncio event loop when raised in a worker thread."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except Interrupted as exc:
+            cancel = kwargs.get("cancel")
+            if cancel is None or not cancel.is_set():
+                raise
+            err = Cancelled(str(exc))
+            err.summary = exc.summary
+        raise err  # (outside the except: no KeyboardInterrupt in its context to be re-raised by a host)
+
+    return wrapper
 
 
 def default_model_name(device: torch.device) -> str:
@@ -360,8 +381,10 @@ class Enhancer:
                 raise InvalidInputError(f"{name} must be True or False, got {flag!r}")
         if cpu_memory not in ("keep", "system"):
             raise InvalidInputError(f"cpu_memory must be one of ('keep', 'system'), got {cpu_memory!r}")
-        if check_min_score(min_score) <= 0.0:
+        if (isinstance(min_score, bool) or not isinstance(min_score, numbers.Real)
+                or not 0.0 < min_score < 1.0):  # (the detector's own check takes 0 too: one message here)
             raise InvalidInputError(f"min_score must be a number in (0, 1), got {min_score!r}")
+        check_min_score(min_score)
         if smooth_lag is not None and (not _whole(smooth_lag) or not 0 <= smooth_lag <= 64):
             raise InvalidInputError(f"smooth_lag must be None (default) or an int in [0, 64], got {smooth_lag!r}")
         smooth_lag = None if smooth_lag is None else int(smooth_lag)
@@ -633,6 +656,7 @@ class Enhancer:
         return _from_rgb_tensor(t, a, hi, image)
 
     # --- files and streams ---------------------------------------------------------------------
+    @_cancel_is_not_ctrl_c
     def enhance_file(
         self,
         src: str | Path,
@@ -666,8 +690,10 @@ class Enhancer:
         ``cancel``: set it to stop early; a video's output is then finalised as ``.partial`` like
         Ctrl-C, a folder stops after the photo in hand (its photos so far are written), a single
         photo whose restoring has begun is finished and returned; set before the start, nothing runs.
-        A stopped run raises :class:`stream_gpen.Interrupted` (a ``KeyboardInterrupt``, as Ctrl-C
-        is) whose ``.summary`` is the run's summary so far (``interrupted``, ``partial_output``).
+        A run stopped by Ctrl-C raises :class:`stream_gpen.Interrupted` (a ``KeyboardInterrupt``),
+        one stopped by ``cancel`` :class:`stream_gpen.Cancelled` (not a ``KeyboardInterrupt``: safe in
+        an asyncio program's worker threads); either's ``.summary`` is the run's summary so far
+        (``interrupted``, ``partial_output``).
         A run that fails mid-way raises its error, with ``.summary`` (``error``; a video's frames
         encoded before it kept as ``.partial``, ``partial_output``).
         ``codec``: ``"auto"`` (H.264; HEVC for a 10/12-bit source; VP9 for a ``.webm`` output; ProRes
@@ -845,7 +871,7 @@ class Enhancer:
 
         trimmed = bool(start) or duration is not None
         timer = StageTimer()
-        summary = self._summary(input=src_s, output=str(dst))
+        summary = self._summary(input=src_s, output=None if dst == "null" else str(dst))  # ("null": nothing written)
         t0 = time.perf_counter()
         source, stage = self._open(src_s, sink_queue=_SINK_QUEUE, timer=timer, untrusted=untrusted,
                                    max_pixels=max_pixels, start=start, duration=duration,
@@ -935,7 +961,8 @@ class Enhancer:
                                              kept_out=is_still or partial is not None)
                         if partial is not None:
                             summary.partial_output = str(partial)
-                            summary.frames_out = min(summary.frames_out, sink.frames_written)
+                            kept = sink.frames_kept if sink.frames_kept is not None else sink.frames_written
+                            summary.frames_out = min(summary.frames_out, kept)
                             summary.frames_dropped = max(summary.frames_dropped, summary.frames_in - summary.frames_out)
                             _sink_notes(summary, sink)
                     except Exception:  # noqa: BLE001 - the error that stopped the run is the one to say
@@ -1064,10 +1091,20 @@ class Enhancer:
                         total.skipped += exc.skipped
                         continue
                     if src is root or isinstance(exc, HardwareEncoderError):  # the machine's, not the file's
+                        self._folder_failed(total, exc, root)
                         raise
-                    total.skipped.append(f"{src}: {exc}")
+                    part = getattr(exc, "summary", None)
+                    kept = getattr(part, "partial_output", None)
+                    if kept:  # (FileSink.salvage: the frames done before the error)
+                        total.skipped.append(f"{src}: {exc} (its {part.frames_out} frame(s) before the error are in "
+                                             f"{kept})")
+                    else:
+                        total.skipped.append(f"{src}: {exc}")
                     log.warning("skipped %s: %s", src, exc)
                     continue
+                except Exception as exc:  # the restorer, the device (a bug, out of memory): the run stops
+                    self._folder_failed(total, exc, root)
+                    raise
                 _add_summary(total, part, root, self._all_fallbacks())
                 base["frames"], base["faces"] = total.frames_out, total.faces_restored
         finally:
@@ -1124,6 +1161,21 @@ class Enhancer:
                 planned = stage.plan_still(img)
             stage.restore([img], [planned], hi=[frame.hi])  # hi: a 16-bit photo's own pixels
             yield frame
+
+    def _folder_failed(self, total: RunSummary, exc: BaseException, root) -> None:
+        """A folder run stops on ``exc``: its summary (for --report) is the folder's so far, the
+        failed file's counts and kept part added, not that one file's alone."""
+        part = getattr(exc, "summary", None)
+        if part is total:
+            return
+        if part is not None:
+            _add_summary(total, part, root, self._all_fallbacks())
+            total.partial_output = part.partial_output
+        total.error = (getattr(part, "error", None) or " ".join(str(exc).split()) or type(exc).__name__)
+        try:
+            exc.summary = total
+        except AttributeError:
+            pass
 
     def _finish_stopped(self, summary: RunSummary, frames, stage, source, timer: StageTimer, t0: float, *,
                         kept_out: bool = True) -> None:

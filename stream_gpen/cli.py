@@ -218,15 +218,17 @@ def _unknown_arguments(extras: list[str], parser: argparse.ArgumentParser,
         if extra.startswith("--"):
             name = extra.split("=", 1)[0]
             elsewhere = [] if name in known else _commands_taking(root, name, parser)
-            if elsewhere:  # (enhance's --model given to info: not a misspelling of --help)
-                hints.append(f"{name} is an option of {', '.join(elsewhere)}")
-                continue
             # (without the shared "--": it alone made --model "close" to --help)
             close = difflib.get_close_matches(name[2:], list(bare), n=1, cutoff=0.6)
             prefixed = [o for o in known if o.startswith(name)]
             guess = [bare[c] for c in close] or prefixed[:1]
+            said = []
+            if elsewhere:  # (enhance's --model given to info)
+                said.append(f"{name} is an option of {', '.join(elsewhere)}")
             if guess:
-                hints.append(f"{name}: did you mean {guess[0]}?")
+                said.append(f"did you mean {guess[0]}?" if elsewhere else f"{name}: did you mean {guess[0]}?")
+            if said:
+                hints.append("; ".join(said))
     message = f"unrecognized arguments: {' '.join(extras)}"
     return message + (f" ({'; '.join(hints)})" if hints else "")
 

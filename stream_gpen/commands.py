@@ -711,6 +711,19 @@ def _enhance_with(enh, args: argparse.Namespace, src: str, dst: str, null: bool)
     return 0
 
 
+class _Once(argparse.Action):
+    """An option given at most once: a second ``-o`` replaced the first without a word (``camera
+    -o a.mkv -o null`` recorded nothing, exit 0)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        before = getattr(namespace, self.dest, None)
+        if before is not None and before != values:
+            parser.error(f"{'/'.join(self.option_strings)} given twice ({before}, {values}): one output"
+                         + (" (the camera also sends to --stream, --preview, --virtual-camera)"
+                            if parser.prog.endswith("camera") else ""))
+        setattr(namespace, self.dest, values)
+
+
 def add_enhance(subparsers, parents=()) -> None:
     p = subparsers.add_parser(
         "enhance", parents=list(parents), help="restore faces in a video, image, folder or stream URL",
@@ -729,7 +742,7 @@ def add_enhance(subparsers, parents=()) -> None:
         "output closed the pipe",
     )
     p.add_argument("input", metavar="INPUT")
-    p.add_argument("-o", "--output", help="output file (its extension picks the container or image "
+    p.add_argument("-o", "--output", action=_Once, help="output file (its extension picks the container or image "
                    "format) or folder (created for folder inputs; an existing one for single files); "
                    "/dev/null restores and writes nothing (a benchmark)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -1014,11 +1027,18 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
         failed = close_failures[0][1]  # e.g. the stream's server hung up after the last frame
     if failed is not None:
         lost = {o for o, _ in close_failures}
+        # an output that failed mid-run keeps what it had written as NAME.partial.EXT (FileSink.salvage)
+        parts = [(s.partial_path, s.frames_kept if s.frames_kept is not None else s.frames_written)
+                 for s in sinks if getattr(s, "partial_path", None) is not None]
         kept = [(o, getattr(s, "frames_written", summary.frames_out)) for o, s in zip(outputs, sinks)
-                if _encoded_output(o) and "://" not in o and o not in lost]
-        if kept and any(n for _, n in kept):
+                if _encoded_output(o) and "://" not in o and o not in lost
+                and getattr(s, "partial_path", None) is None]
+        if parts:
+            summary.partial_output = str(parts[0][0])
+        if (kept and any(n for _, n in kept)) or parts:
             # (each file's own count: one written before the output that failed has that frame too)
-            note = "; ".join(f"the {n} frames recorded before were kept in {o}" for o, n in kept)
+            note = "; ".join([f"the {n} frames recorded before were kept in {o}" for o, n in kept if n]
+                             + [f"the {n} frames written before the error were kept in {p}" for p, n in parts])
             if isinstance(failed, StreamGpenError):  # its one-line message says it
                 failed.args = (f"{failed.args[0] if failed.args else failed}; {note}",) + tuple(failed.args[1:])
             else:  # (a foreign error's message is left as it is)
@@ -1203,7 +1223,7 @@ def add_camera(subparsers, parents=()) -> None:
     p.add_argument("source", nargs="?", metavar="DEVICE|URL",
                    help=f"default {_default_camera()}, the first camera (camera --list shows them)")
     p.add_argument("--preview", action="store_true", help="show a preview window (OpenCV)")
-    p.add_argument("-o", "--output", help="also record to this file (.mp4, .mkv, .mov, .webm...: its extension "
+    p.add_argument("-o", "--output", action=_Once, help="also record to this file (.mp4, .mkv, .mov, .webm...: its extension "
                    "picks the container, and the codec unless --codec says)")
     p.add_argument("--stream", metavar="URL", help="also send to rtmp://, udp:// (or srt:// where FFmpeg has SRT)")
     p.add_argument("--virtual-camera", action="store_true", help="also send to a virtual camera (pyvirtualcam)")

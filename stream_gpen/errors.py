@@ -109,6 +109,16 @@ class Interrupted(StreamGpenError, KeyboardInterrupt):
     summary = None  # (set by Enhancer.enhance_file)
 
 
+class Cancelled(StreamGpenError):
+    """The run was stopped by its ``cancel=`` event (:meth:`Enhancer.enhance_file`): what an
+    :class:`Interrupted` keeps, kept, and its ``summary`` the same. Not a ``KeyboardInterrupt``:
+    one raised in a worker thread of an asyncio program (``asyncio.to_thread``,
+    ``run_in_executor``) is taken for Ctrl-C and ends the whole event loop, its other tasks too."""
+
+    exit_code = 130
+    summary = None
+
+
 # --- frame ring (io) -------------------------------------------------------------------------
 class RingExhaustedError(StreamGpenError, RuntimeError):
     """Every frame-ring slot is held by frames the caller never released."""

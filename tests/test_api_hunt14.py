@@ -18,7 +18,7 @@ from PIL import Image, ImageEnhance, ImageOps
 import stream_gpen
 from _clips import write_video
 from _doubles import SolidRestorer
-from stream_gpen import Enhancer, Interrupted
+from stream_gpen import Cancelled, Enhancer
 from stream_gpen.api import _looks_alike, _not_earlier_output
 from stream_gpen.errors import InvalidInputError
 
@@ -156,7 +156,7 @@ def test_an_interrupted_folder_says_photos_and_how_to_resume(tmp_path, enh, face
     for name in ("a.jpg", "b.jpg", "c.jpg"):
         face.save(lib / name)
     stop = threading.Event()
-    with pytest.raises(Interrupted) as e:
+    with pytest.raises(Cancelled) as e:
         enh.enhance_file(lib, tmp_path / "out", cancel=stop, on_progress=lambda *_: stop.set())
     assert str(e.value) == "interrupted after 1 of 3 photos; --skip-existing resumes"
     assert e.value.summary.frames_out == 1
@@ -350,6 +350,6 @@ def test_an_interrupted_folder_reports_its_clash_renames(tmp_path, enh, face):
     for name in ("a.jpg", "a.png", "c.jpg"):
         face.save(lib / name)
     stop = threading.Event()
-    with pytest.raises(Interrupted) as e:
+    with pytest.raises(Cancelled) as e:
         enh.enhance_file(lib, tmp_path / "out", image_format="jpg", cancel=stop, on_progress=lambda *_: stop.set())
     assert any("a_png.jpg" in f for f in e.value.summary.fallbacks), e.value.summary.fallbacks

@@ -64,3 +64,13 @@ def test_the_declared_pyav_minimum_is_one_that_works():
 
     text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
     assert re.search(r'"av>=18\.1"', text)
+
+
+@pytest.mark.parametrize("bad", [0, 0.0, 1, 1.5, -0.1, "0.5", True])
+def test_min_score_is_refused_with_one_message(bad):
+    """api18: 1.5 was "must be a number in [0, 1)" (the detector's check) while 0 said "(0, 1)"."""
+    from stream_gpen import Enhancer
+    from stream_gpen.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=r"min_score must be a number in \(0, 1\)"):
+        Enhancer("classic", device="cpu", min_score=bad)

@@ -1,17 +1,93 @@
 """Session 18: a live source whose clock jumps within a session (an encoder restarted with a new
 clock, recordings joined and played out as a live feed).
 
-Live sources were not judged for joins at all (only reconnects were, by _Timeline): a clock that
-jumped an hour ahead 1 s into a 2 s feed made a recording an hour long, its last picture held
-for 59:59; one that jumped back squeezed the rest into a tick a frame."""
+Live sources were not judged for joins at all (only reconnects were, by _Timeline): a feed whose
+clock jumped an hour ahead 1 s in made a recording an hour long, its last picture held for 59:59;
+one that jumped back squeezed the rest into a tick a frame. A file or lavfi graph played as a
+camera (paced) keeps its own timeline, long stills included (hunt 18, salvage18)."""
 from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from types import SimpleNamespace
 
 import av
 import numpy as np
 import pytest
 
 from _clips import ts_clip
-from stream_gpen.io import open_sink, open_source
+from stream_gpen.io import open_sink
+from stream_gpen.io._source import _Joins, VideoSource
+
+V = SimpleNamespace(index=0, type="video")
+A = SimpleNamespace(index=1, type="audio")
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _pkt(stream, t: float, dur: float):
+    tb = Fraction(1, 90000)
+    return SimpleNamespace(stream=stream, dts=round(t * 90000), pts=round(t * 90000), time_base=tb, size=100,
+                           duration=round(dur * 90000))
+
+
+def _feed(jump: float, *, live: bool = True, pause_wall: float = 0.0):
+    """A live feed read in real time: 2 s of 25 fps video and 8 kHz AAC-sized audio packets, its
+    clock moving by ``jump`` s after 1 s (the wall clock moving ``pause_wall`` s more there)."""
+    clock = _Clock()
+    j = _Joins(0.25, "feed", live=live, clock=clock)
+    src = []
+    for k in range(50):
+        t = k / 25 + (jump if k >= 25 else 0.0)
+        src.append((k / 25 + (pause_wall if k >= 25 else 0.0), _pkt(V, t, 0.04)))
+    for k in range(16):
+        t = k * 0.128 + (jump if k * 0.128 >= 1.0 else 0.0)
+        src.append((k * 0.128 + (pause_wall if k * 0.128 >= 1.0 else 0.0), _pkt(A, t, 0.128)))
+    src.sort(key=lambda x: x[0])
+    out = []
+
+    def packets():
+        for wall, p in src:
+            clock.t = 1000.0 + wall
+            yield p
+
+    for p in j.packets(packets()):
+        out.append((p.stream.type, p.dts / 90000))
+    return j, out
+
+
+@pytest.mark.parametrize("jump", [3600.0, -0.9, 45.0])
+def test_a_live_feeds_clock_jump_is_joined(jump, caplog):
+    with caplog.at_level(logging.WARNING):
+        j, out = _feed(jump)
+    assert j.joins == 1
+    v = [t for kind, t in out if kind == "video"]
+    a = [t for kind, t in out if kind == "audio"]
+    assert len(v) == 50 and len(a) == 16
+    assert (np.diff(v) > 0).all() and max(np.diff(v)) < 0.3, np.diff(v).max()
+    assert (np.diff(a) > 0).all() and max(np.diff(a)) < 0.4
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert ("clock jumps from" in said) if jump > 0 else ("jump back" in said)
+
+
+def test_a_live_feeds_real_pause_and_a_files_leap_are_kept():
+    # a pause the wall clock lived through (the camera stopped sending for 45 s): real time, kept
+    j, out = _feed(45.0, pause_wall=45.0)
+    v = [t for kind, t in out if kind == "video"]
+    assert j.joins == 0 and max(np.diff(v)) == pytest.approx(45.04, abs=1e-6)
+    # a small leap ahead of the wall clock (buffered data, a few seconds): kept
+    j, out = _feed(20.0)
+    assert j.joins == 0
+    # a file (not live): a leap is its own pause, however long
+    j, out = _feed(3600.0, live=False)
+    v = [t for kind, t in out if kind == "video"]
+    assert j.joins == 0 and max(np.diff(v)) == pytest.approx(3600.04, abs=1e-6)
 
 
 def _joined(tmp_path, t1: float):
@@ -25,7 +101,7 @@ def _joined(tmp_path, t1: float):
 
 def _record(src_path, out, **kw):
     times = []
-    with open_source(src_path, **kw) as src:
+    with VideoSource(src_path, **kw) as src:
         with open_sink(out, source=src, preset="ultrafast", audio="copy") as sink:
             for f in src:
                 times.append(f.time)
@@ -33,37 +109,24 @@ def _record(src_path, out, **kw):
     return times
 
 
-def _span(path):
+def _video_times(path):
     with av.open(str(path)) as c:
         v = c.streams.video[0]
-        vt = [float(f.pts * v.time_base) for f in c.decode(v)]
-    with av.open(str(path)) as c:
-        at = [float(p.pts * p.time_base) for p in c.demux(c.streams.audio[0]) if p.size and p.pts is not None]
-    return vt, at
+        return [float(f.pts * v.time_base) for f in c.decode(v)]
 
 
-@pytest.mark.parametrize("t1", [3600.0, 0.0], ids=["leaps-ahead", "steps-back"])
-def test_a_live_feed_whose_clock_jumps_is_recorded_in_real_time(tmp_path, t1, caplog):
-    src = _joined(tmp_path, t1 if t1 else 0.0)
-    times = _record(src, tmp_path / "rec.mkv", live=True)  # a file played as a live feed: paced
-    assert len(times) == 50
-    steps = np.diff(times)
-    assert (steps > 0).all() and steps.max() < 0.5, steps.max()
-    vt, at = _span(tmp_path / "rec.mkv")
-    # (a join runs on after the end of every stream: here the first part's audio, 0.15 s past its video)
-    assert len(vt) == 50 and vt[-1] - vt[0] == pytest.approx(49 / 25, abs=0.25)
-    assert (np.diff(vt) > 0.02).all(), "no frame squeezed against the one before"
-    # the audio of the second part moved with its video
-    assert at[-1] - at[0] == pytest.approx(vt[-1] - vt[0], abs=0.3) and (np.diff(at) > 0).all()
-    if t1:
-        assert any("clock jumps from" in r.getMessage() for r in caplog.records)
-
-
-def test_a_files_pause_is_kept_and_a_live_feeds_real_pause_too(tmp_path):
-    # offline, a leap is the file's own pause (a slideshow, a VFR still): kept
-    src = _joined(tmp_path, 5.0)
-    times = _record(src, tmp_path / "off.mkv", live=False)
-    assert max(np.diff(times)) == pytest.approx(4.0, abs=0.1)
-    # live, a leap no further ahead than the time that passed is real (lost data, a pause): kept too
-    times = _record(src, tmp_path / "live.mkv", live=True)
-    assert max(np.diff(times)) == pytest.approx(4.0, abs=0.1)
+def test_a_file_played_as_a_camera_keeps_its_long_stills_and_steps_back_joined(tmp_path):
+    """salvage18: a 40 s still in a file read as a camera (paced like ffmpeg -re; the pacer does not
+    wait out a gap over 10 s) was cut to one frame as a 'clock jump'."""
+    src = _joined(tmp_path, 41.0)
+    offline = _record(src, tmp_path / "off.mkv", live=False)
+    times = _record(src, tmp_path / "cam.mkv", live=True)  # paced: a file played as a camera
+    assert len(times) == 50 and max(np.diff(times)) == pytest.approx(max(np.diff(offline)), abs=1e-6)
+    assert max(np.diff(offline)) > 39
+    vt = _video_times(tmp_path / "cam.mkv")
+    assert len(vt) == 50 and max(np.diff(vt)) > 39
+    # recordings joined end to end and played as a camera: the second runs on, none squeezed
+    back = _joined(tmp_path, 0.0)
+    times = _record(back, tmp_path / "back.mkv", live=True)
+    vt = _video_times(tmp_path / "back.mkv")
+    assert len(vt) == 50 and (np.diff(vt) > 0.02).all() and (np.diff(times) > 0).all()

@@ -239,7 +239,7 @@ def test_an_interrupted_run_records_its_partial_output(tmp_path, mobilenet_weigh
     import threading
 
     from stream_gpen import Enhancer
-    from stream_gpen.errors import Interrupted
+    from stream_gpen.errors import Cancelled
     from stream_gpen.io._partials import is_partial
     from tests._doubles import IdentityRestorer
 
@@ -247,7 +247,7 @@ def test_an_interrupted_run_records_its_partial_output(tmp_path, mobilenet_weigh
     src = write_video(tmp_path / "in.mp4", [np.full((48, 64, 3), 5 * i, np.uint8) for i in range(40)])
     enh = Enhancer(IdentityRestorer(), device="cpu", detector_weights=mobilenet_weights, progress=False)
     stop = threading.Event()
-    with pytest.raises(Interrupted) as e:
+    with pytest.raises(Cancelled) as e:
         enh.enhance_file(src, tmp_path / "o.mp4", preset="ultrafast", cancel=stop,
                          on_progress=lambda done, total, faces: stop.set() if done >= 10 else None)
     part = e.value.summary.partial_output

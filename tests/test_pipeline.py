@@ -350,13 +350,13 @@ def test_cancel_on_photos(tiny_enhancer, shared, tmp_path):
 
     from PIL import Image
 
-    from stream_gpen.errors import Interrupted
+    from stream_gpen.errors import Cancelled
 
     photo = Image.open(shared / "data/faces/aligned/gpen_ffhq_00000.png").convert("RGB").resize((160, 160))
     photo.save(tmp_path / "a.png")
     stop = threading.Event()
     stop.set()
-    with pytest.raises(Interrupted, match="before the photo was written"):
+    with pytest.raises(Cancelled, match="before the photo was written"):
         tiny_enhancer.enhance_file(tmp_path / "a.png", tmp_path / "early.png", cancel=stop)
     assert not (tmp_path / "early.png").exists()
     stop.clear()
@@ -368,7 +368,7 @@ def test_cancel_on_photos(tiny_enhancer, shared, tmp_path):
     for name in ("a.png", "b.png", "c.png"):
         photo.save(folder / name)
     stop.clear()
-    with pytest.raises(Interrupted, match=r"after 1 of 3 photos; --skip-existing resumes"):
+    with pytest.raises(Cancelled, match=r"after 1 of 3 photos; --skip-existing resumes"):
         tiny_enhancer.enhance_file(folder, tmp_path / "out", cancel=stop, on_progress=lambda *a: stop.set())
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.png"]
 
@@ -378,12 +378,12 @@ def test_a_cancelled_video_run_describes_its_partial_output(tiny_enhancer, tmp_p
     the output's notes (audio transcoded...), which a finished run lists."""
     import threading
 
-    from stream_gpen.errors import Interrupted
+    from stream_gpen.errors import Cancelled
     from tests._clips import write_pcm_clip
 
     src = write_pcm_clip(tmp_path / "in.mkv", range(20), range(20))
     stop = threading.Event()
-    with pytest.raises(Interrupted) as info:
+    with pytest.raises(Cancelled) as info:
         tiny_enhancer.enhance_file(src, tmp_path / "o.webm", cancel=stop, on_progress=lambda *a: stop.set())
     summary = info.value.summary
     assert summary.interrupted and summary.partial_output and Path(summary.partial_output).is_file()

@@ -31,7 +31,7 @@ def test_an_interrupted_run_counts_what_its_partial_output_holds(shared, mobilen
         if done >= 5:
             stop.set()
 
-    with pytest.raises(stream_gpen.Interrupted) as e:
+    with pytest.raises(stream_gpen.Cancelled) as e:
         enh.enhance_file(_video(shared), tmp_path / "o.mp4", duration=1.0, cancel=stop, on_progress=progress)
     s = e.value.summary
     with av.open(s.partial_output) as c:

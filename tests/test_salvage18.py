@@ -10,6 +10,8 @@ import logging
 import av
 import numpy as np
 import pytest
+from pathlib import Path
+
 from PIL import Image
 
 from _clips import write_video
@@ -53,7 +55,7 @@ def test_a_restorer_failing_mid_run_keeps_the_frames_done(tmp_path, mobilenet_we
     assert not (tmp_path / "o.mp4").exists()
     part = tmp_path / "o.partial.mp4"
     assert part.exists() and 1 <= _frames(part) < 24
-    assert any("encoded before the error were saved to" in r.getMessage() and "o.partial.mp4" in r.getMessage()
+    assert any("written before the error were saved to" in r.getMessage() and "o.partial.mp4" in r.getMessage()
                for r in caplog.records)
 
 
@@ -110,9 +112,42 @@ def test_an_encoder_error_mid_run_keeps_what_was_muxed(tmp_path):
         FileSink._encode = real
     assert not target.exists()
     part = tmp_path / "out.partial.mkv"
-    # what the encoder had muxed before the failing frame (x264 holds a few frames back)
-    assert part.exists() and 1 <= _frames(part) <= 19
+    # what the encoder had muxed before the failing frame (x264 holds a few frames back), and
+    # the count said is the file's (salvage18: it said the frames handed to the encoder)
+    assert part.exists() and 1 <= _frames(part) <= 19 and sink.frames_kept == _frames(part)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.partial.mkv"]
+
+
+@pytest.mark.parametrize("ext", ["mkv", "mp4"])
+def test_an_encoder_error_before_any_packet_says_the_real_error(tmp_path, ext):
+    """salvage18: x264's default preset holds ~40 frames back; an error before its first packet
+    was reported as "No such file or directory: .o.<id>.tmp.mp4" (the salvage renaming a file
+    never made) instead of the disk-full error."""
+    from stream_gpen.errors import EncodeError
+    from stream_gpen.io import open_sink, open_source
+    from stream_gpen.io._sink import FileSink
+
+    clip = write_video(tmp_path / "in.mp4", [np.full((48, 64, 3), 8 * i, np.uint8) for i in range(12)])
+    real = FileSink._encode
+    count = {"n": 0}
+
+    def encode(self, frame):
+        count["n"] += 1
+        if count["n"] == 6:
+            raise av.error.OSError(28, "No space left on device")
+        real(self, frame)
+
+    FileSink._encode = encode
+    try:
+        with pytest.raises(EncodeError, match="No space left") as e:
+            with open_source(clip) as src:
+                with open_sink(tmp_path / f"out.{ext}", source=src, preset="medium") as sink:
+                    for f in src:
+                        sink.write(f)
+    finally:
+        FileSink._encode = real
+    assert "No such file" not in str(e.value) and sink.partial_path is None and sink.packets_muxed == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
 def test_a_failed_server_job_leaves_no_partial_in_its_folder(tmp_path):
@@ -129,3 +164,105 @@ def test_a_failed_server_job_leaves_no_partial_in_its_folder(tmp_path):
     remember_partial(part)
     _drop_partials(SimpleNamespace(dir=d, input_path=d / "input.mp4"))
     assert sorted(p.name for p in d.iterdir()) == ["input.mp4"] and not is_partial(part)
+
+
+def test_a_full_disk_at_the_trailer_says_so_with_a_hint(tmp_path, cli_env, monkeypatch, capsys):
+    """salvage18: FFmpeg's muxers say a write error at the trailer; the message named the hidden
+    temporary file (gone by then) and had no hint."""
+    from stream_gpen.cli import main
+    from stream_gpen.io import _sink
+
+    src = write_video(tmp_path / "a.mp4", [np.full((48, 64, 3), 8 * i, np.uint8) for i in range(6)])
+
+    def refuse(self, *a, **k):
+        raise OSError(28, "No space left on device", str(self._path))
+
+    monkeypatch.setattr(_sink.FileSink, "_finish_container", refuse)
+    assert main(["enhance", str(src), "-o", str(tmp_path / "o.mp4"), *cli_env]) == 4
+    err = capsys.readouterr().err
+    assert "finishing" in err and "No space left on device" in err and ".tmp" not in err, err
+    assert "hint:" in err
+
+
+def test_a_folder_stopped_by_a_device_error_reports_the_folder(tmp_path, mobilenet_weights, shared):
+    """salvage18: the folder's report was the failed video's own summary (its input, its frames);
+    the videos done before it were missing from it."""
+    from stream_gpen import Enhancer
+
+    im = Image.open(shared / "data/faces/whole/codeformer_whole_04.jpg").convert("RGB")
+    im.thumbnail((200, 200))
+    base = np.asarray(im)
+    d = tmp_path / "in"
+    d.mkdir()
+    write_video(d / "a.mp4", [np.roll(base, i, axis=1) for i in range(12)])
+    write_video(d / "b.mp4", [np.roll(base, i, axis=1) for i in range(24)])
+    enh = Enhancer(_FailsLater(ok=5), device="cpu", detector_weights=mobilenet_weights, progress=False,
+                   batch_size=4)
+    with pytest.raises(RuntimeError, match="illegal memory") as e:
+        enh.enhance_file(d, tmp_path / "out", preset="ultrafast")
+    s = e.value.summary
+    assert s.input == str(d) and s.output == str(tmp_path / "out")
+    assert s.frames_out > 12 and "illegal memory" in s.error  # a.mp4's 12 and b.mp4's kept part
+    assert s.partial_output == str(tmp_path / "out" / "b.partial.mp4") and Path(s.partial_output).exists()
+
+
+def test_an_output_given_twice_is_refused(tmp_path, capsys):
+    from stream_gpen.cli import main
+
+    assert main(["camera", "lavfi:testsrc", "-o", str(tmp_path / "a.mkv"), "-o", "null"]) == 2
+    assert "given twice" in capsys.readouterr().err
+    assert main(["enhance", "x.mp4", "--output", "a.mp4", "-o", "b.mp4"]) == 2
+    assert "given twice (a.mp4, b.mp4)" in capsys.readouterr().err
+
+
+def test_a_camera_recording_that_fails_keeps_its_part_in_the_report(tmp_path, cli_env, monkeypatch, capsys):
+    import json
+
+    from stream_gpen.cli import main
+    from stream_gpen.io._sink import FileSink
+
+    real = FileSink._mux_video
+    count = {"n": 0}
+
+    def mux(self, packet):
+        # the second packet the recording muxes fails (a drive that went away): one is in the file
+        count["n"] += 1
+        if count["n"] == 2:
+            raise av.error.OSError(5, "Input/output error")
+        real(self, packet)
+
+    monkeypatch.setattr(FileSink, "_mux_video", mux)
+    rep = tmp_path / "r.json"
+    rc = main(["camera", "lavfi:testsrc=size=96x64:rate=25", "--seconds", "8", "-o", str(tmp_path / "a.mkv"),
+               "--preset", "ultrafast", "--report", str(rep), *cli_env])
+    err = capsys.readouterr().err
+    part = tmp_path / "a.partial.mkv"
+    assert rc == 4 and part.exists(), (rc, count, err)
+    r = json.loads(rep.read_text())
+    assert r["partial_output"] == str(part) and "Input/output error" in r["error"]
+    assert f"frames written before the error were kept in {part}" in err
+
+
+def test_a_cancel_in_an_asyncio_worker_thread_does_not_end_the_event_loop(tmp_path, mobilenet_weights):
+    """api18: a run stopped by ``cancel=`` raised Interrupted, a KeyboardInterrupt; raised in
+    ``asyncio.to_thread`` it was taken for Ctrl-C and ended asyncio.run with every other task,
+    even under gather(return_exceptions=True)."""
+    import asyncio
+    import threading
+
+    from stream_gpen import Cancelled, Enhancer, Interrupted
+
+    src = write_video(tmp_path / "in.mp4", [np.full((48, 64, 3), 5 * i, np.uint8) for i in range(30)])
+    enh = Enhancer(IdentityRestorer(), device="cpu", detector_weights=mobilenet_weights, progress=False)
+    stop = threading.Event()
+
+    async def main():
+        other = asyncio.create_task(asyncio.sleep(0.01, result="other task done"))
+        job = asyncio.to_thread(enh.enhance_file, src, tmp_path / "o.mp4", preset="ultrafast", cancel=stop,
+                                on_progress=lambda done, total, faces: stop.set() if done >= 5 else None)
+        return await asyncio.gather(job, other, return_exceptions=True)
+
+    got, other = asyncio.run(main())
+    assert other == "other task done"
+    assert isinstance(got, Cancelled) and not isinstance(got, (KeyboardInterrupt, Interrupted))
+    assert got.exit_code == 130 and got.summary.interrupted and got.summary.partial_output == str(tmp_path / "o.partial.mp4")

@@ -1097,8 +1097,23 @@ def _small_grey_uint8(frame: torch.Tensor, fh: int, fw: int) -> tuple[np.ndarray
     small = g
     if (fh, fw) != tuple(g.shape[-2:]):
         small = F.interpolate(g, size=(fh, fw), mode="bilinear", antialias=True, align_corners=False)
-    tb = F.adaptive_avg_pool2d(small.float(), (32, 32))
-    return np.ascontiguousarray(small[0, 0].numpy()), tb[0, 0].numpy()
+    small = np.ascontiguousarray(small[0, 0].numpy())
+    return small, _thumb32(small)
+
+
+def _thumb32(grey: np.ndarray, n: int = 32) -> np.ndarray:
+    """``F.adaptive_avg_pool2d(grey, (n, n))`` of a uint8 picture (bins from floor(i*H/n) to
+    ceil((i+1)*H/n)), from its integral image: torch's CPU kernel took ~11 ms for a 270x480 one
+    on this 2-core machine, this ~0.5 ms; float32 of the exact means (torch's differ by <= 2e-5)."""
+    import cv2
+
+    h, w = grey.shape
+    i = np.arange(n)
+    y0, y1 = (i * h) // n, -((-(i + 1) * h) // n)
+    x0, x1 = (i * w) // n, -((-(i + 1) * w) // n)
+    c = cv2.integral(grey, sdepth=cv2.CV_64F)
+    s = c[y1][:, x1] - c[y0][:, x1] - c[y1][:, x0] + c[y0][:, x0]
+    return (s / ((y1 - y0)[:, None] * (x1 - x0)[None, :])).astype(np.float32)
 
 
 def _median_shift(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:

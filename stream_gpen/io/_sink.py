@@ -1546,6 +1546,9 @@ class FileSink(_Sink):
         self.frames_written = 0
         self.fixed_pts = 0
         self.fixed_dts = 0  # encoder packets with an impossible dts, repaired before muxing
+        self.packets_muxed = 0  # video packets in the file so far (an encoder holds frames back)
+        #: frames in the kept .partial output after an error (:meth:`salvage`), else None
+        self.frames_kept: int | None = None
         self._last_dts: int | None = None
         self._frame_ticks: int | None = None
         self.partial_path: Path | None = None
@@ -2536,6 +2539,7 @@ class FileSink(_Sink):
             if packet is None:
                 return
         self._out.mux(packet)
+        self.packets_muxed += 1
 
     def _finish_video(self) -> None:
         """Mux the packet held back by _mux_video, lasting until the end of the last frame shown."""
@@ -2958,7 +2962,10 @@ class FileSink(_Sink):
             try:
                 self._finish_container(all_aux=src_done)
             except (av.error.FFmpegError, ValueError, OSError) as e:
-                raise EncodeError(f"finishing {self.target} failed: {e}") from e
+                # (FFmpeg's muxers say a write error, a full disk, at the trailer: the message
+                # named the hidden temporary file, gone by then)
+                why = e.strerror if isinstance(e, OSError) and e.strerror else e
+                raise EncodeError(f"finishing {self.target} failed: {why}", hint=_encode_hint(e)) from e
         except BaseException:
             if self.partial_path is None:
                 self._discard()
@@ -3104,14 +3111,24 @@ class FileSink(_Sink):
         try:
             if self._error is None:
                 self._finish_container(all_aux=False)
+                kept = self.frames_written
             else:  # the encoder or the muxer failed: what was muxed is kept, no flush
+                if self.packets_muxed:
+                    self._finish_video()  # (mp4/mov: the packet held back for its duration)
+                kept = self.packets_muxed
                 self._out.close()
         except BaseException as e:
             log.debug("keeping the frames encoded before the error failed: %s", e)
             self._discard()
             return None
+        if not kept or not os.path.exists(self._path):
+            # (the encoder still held every frame when it failed: x264 keeps ~40 back; nothing
+            # was written, and the error that stopped the run is the one to say)
+            self._discard()
+            return None
+        self.frames_kept = kept
         path = self._keep_partial()
-        log.warning("the %d frame(s) encoded before the error were saved to %s", self.frames_written, path)
+        log.warning("the %d frame(s) written before the error were saved to %s", kept, path)
         return path
 
     def _keep_partial(self) -> Path:
@@ -3136,7 +3153,7 @@ class FileSink(_Sink):
 
         remember_partial(q)  # (so a finished run removes this file, and no other of that name)
         if q != first:
-            msg = f"an earlier interrupted run's {first.name} was kept as it was; this run's part is {q.name}"
+            msg = f"an earlier stopped run's {first.name} was kept as it was; this run's part is {q.name}"
             self.fallbacks.append(msg)
             log.warning("%s", msg)
         return self.partial_path

@@ -1476,6 +1476,7 @@ class VideoSource:
         )
         #: frames are handed out at their own timestamps (see ``pace``)
         self.paced = paced_by_default(self.kind, self.live) if pace is None else pace
+        self._joins: _Joins | None = None  # the reading session's (see _decoded)
         self._pacer: _Pacer | None = None
         if start and self.live:
             raise InvalidInputError(f"start={start:g} s needs a file or an http(s) video to seek in; "
@@ -1545,13 +1546,14 @@ class VideoSource:
             # an http(s) file read as live downloads far faster than its rate: 78 fps from a
             # 25 fps clip, most of it dropped by the ring; paced, it plays like a local file
             self.paced = True
+            if self._joins is not None:
+                self._joins.as_file()
         #: a live http(s) URL not known to be a file is watched for frames running ahead of the
         #: wall clock (a file served without a length, see _AHEAD_S): then paced, and not replayed
         self._watch_ahead = (pace is None and not self.paced and self.live and self.kind == "url"
                              and self.spec.lower().startswith(("http://", "https://"))
                              and "hls" not in (self._container.format.name or "").split(","))
         self._ahead = False  # it ran ahead: a file (see _check_ahead)
-        self._joins: _Joins | None = None  # the reading session's (see _decoded)
         self._ahead_from: tuple[float, float] | None = None  # (wall clock at open, first frame's time)
         self._opened_wall = time.monotonic()
         if any("A53_CC" in str(getattr(sd, "type", "")) for sd in frame_side_data(first)):
@@ -1670,6 +1672,12 @@ class VideoSource:
             self._fallback(f"NVDEC unavailable ({reason}); decoding on the CPU")
             return False
         return True
+
+    def _judged_live(self) -> bool:
+        """Whether the clock of what is read is judged against the wall clock (see _Joins): a live
+        source that delivers in real time by itself (a device, a network stream). A file or lavfi
+        graph paced as a camera keeps its own timeline, pauses of any length included, as offline."""
+        return self.live and not getattr(self, "paced", False) and not getattr(self, "_ahead", False)
 
     def _note_headless(self, head: Fraction, first: float) -> None:
         """Say that the first picture comes ``first - head`` seconds after the video's first packet:
@@ -2196,7 +2204,7 @@ class VideoSource:
         timeline = _Timeline(_fraction(self._vstream.time_base), live=self.live, name=self.spec)
         # a clock that jumps back (joined recordings), or a live one that leaps ahead of real time,
         # within a session (see _Joins); across reconnects: _Timeline
-        joins = self._joins = _Joins(max(self._hold_gap(), _JOIN_MIN_S), self.spec, live=self.live and not getattr(self, "_ahead", False))
+        joins = self._joins = _Joins(max(self._hold_gap(), _JOIN_MIN_S), self.spec, live=self._judged_live())
         session_end: float | None = None  # this session's last packet end, for _ended_like_a_file
         # A reopened session whose first frame has the time the one before began with only
         # replays it (an http file served without a length, given again from its top): it renews
@@ -2505,7 +2513,7 @@ class VideoSource:
                 replay = False
                 # the reopened session's clock starts again
                 joins = self._joins = _Joins(max(self._hold_gap(), _JOIN_MIN_S), self.spec,
-                                             live=self.live and not getattr(self, "_ahead", False))
+                                             live=self._judged_live())
                 if self._ahead:
                     timeline.as_file()
                 resume = timeline.reopened()

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from stream_gpen.errors import Interrupted, JobNotFoundError, QueueFullError
+from stream_gpen.errors import Cancelled, Interrupted, JobNotFoundError, QueueFullError
 
 log = logging.getLogger(__name__)
 
@@ -391,7 +391,7 @@ class JobManager:
                                             max_pixels=self.max_pixels, **job.window(),
                                             **({"encoder": self.encoder} if self.encoder != "software" else {}))
             state = JobState.done
-        except Interrupted:
+        except (Interrupted, Cancelled):
             state = JobState.cancelled
         except Exception as exc:  # the job fails; the server and the next job go on
             error = _public_error(exc, job)

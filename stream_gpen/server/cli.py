@@ -132,21 +132,17 @@ def config_from_args(args: argparse.Namespace):
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    try:
-        import uvicorn  # noqa: F401
-        import fastapi  # noqa: F401
-        import websockets  # noqa: F401  (the live page's socket)
-        import importlib.util
+    import importlib.util
 
-        # python-multipart (module python_multipart; older ones: multipart): without it the
-        # server started and answered every upload with a 500
-        if not (importlib.util.find_spec("python_multipart") or importlib.util.find_spec("multipart")):
-            raise ImportError(name="multipart")
-    except ImportError as e:
-        missing = {"multipart": "python-multipart"}.get(e.name or "", e.name)
-        raise InvalidInputError(f"`serve` needs the server extra ({missing} is missing)",
-                                hint="pip install -e '.[server]' in a checkout (make install does), or pip install "
-                                "fastapi uvicorn python-multipart websockets") from None
+    # (websockets: the live page's socket; python-multipart, module python_multipart, in older
+    # ones multipart: without it the server started and answered every upload with a 500)
+    for module, package in (("fastapi", "fastapi"), ("uvicorn", "uvicorn"), ("websockets", "websockets"),
+                            (("python_multipart", "multipart"), "python-multipart")):
+        names = module if isinstance(module, tuple) else (module,)
+        if not any(importlib.util.find_spec(n) for n in names):
+            raise InvalidInputError(f"`serve` needs the server extra ({package} is missing)",
+                                    hint="pip install -e '.[server]' in a checkout (make install does), or pip "
+                                    "install fastapi uvicorn python-multipart websockets")
     import uvicorn
 
     from stream_gpen.commands import _check_face_options, _make_enhancer
