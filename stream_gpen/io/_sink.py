@@ -3126,8 +3126,13 @@ class FileSink(_Sink):
             # was written, and the error that stopped the run is the one to say)
             self._discard()
             return None
+        try:
+            path = self._keep_partial()
+        except OSError as e:  # (the folder went away too: the error that stopped the run is the one to say)
+            log.debug("keeping the frames written before the error failed: %s", e)
+            self._remove_tmp()
+            return None
         self.frames_kept = kept
-        path = self._keep_partial()
         log.warning("the %d frame(s) written before the error were saved to %s", kept, path)
         return path
 
