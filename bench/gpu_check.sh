@@ -15,7 +15,8 @@
 #  3d. bench/detector_shapes.py: the crowd clip's first pass, region windows vs fixed shapes
 #   4. bench/gpu_io_check.py; bench/e2e.py --gpu-quick --model identity (the pipeline's own ceiling),
 #      then with --decode-convert simd (what the exact YUV decode costs end to end)
-#  4b. bench/parse.py: what --mask parse costs (ParseNet fp16/fp32 vs GPEN-512 fp16 per face)
+#  4b. bench/parse.py: what --mask parse costs (ParseNet fp16/fp32 vs GPEN-512 fp16 per face); then
+#      bench/profile_gpen.py --impl fused: the default form's top CUDA kernels (what to fuse next)
 #   5. bench/runtime.py: torch.compile under the graph (GPEN-512 fp16, buckets 1 and 16), if time is left
 #   6. a short table: step status, then the runtime targets and accuracy lines
 # Needs the golden fixtures for two tests: set STREAM_GPEN_SHARED, or carry them as
@@ -175,6 +176,12 @@ fi
 
 # --mask parse: ParseNet fp16/fp32 per face vs GPEN-512 fp16 (needs facexlib: a carried wheel)
 run_step "parse bench" 45 "$LOGDIR/parse_bench.log" $PY bench/parse.py --device cuda --repeats 10
+
+# ---------------------------------------------------------------- 4c. where the default form's time goes
+# Session 1 profiled the reference form (blur 29%, element-wise 40%); the fused NCHW default has
+# not been profiled: its top kernels say what to fuse next (GPEN-512 fp16, batch 16, eager)
+run_step "profile fused" 45 "$LOGDIR/profile_fused.log" \
+    $PY bench/profile_gpen.py --size 512 --batch 16 --precision fp16 --impl fused
 
 # ---------------------------------------------------------------- 5. compile under the graph (last: optional)
 if (($(left) > 60)); then

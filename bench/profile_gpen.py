@@ -20,6 +20,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--precision", default="fp16", choices=["fp16", "bf16", "fp32"])
     ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--impl", default="reference", choices=["reference", "fused"],
+                    help="the model form (FullGenerator.impl): reference (session 1's profile), or fused, "
+                    "what the runner runs on CUDA since session 16 (NCHW)")
     args = ap.parse_args()
     from torch.profiler import ProfilerActivity, profile, record_function
 
@@ -31,6 +34,7 @@ def main() -> None:
     if not torch.cuda.is_available():
         sys.exit("profile_gpen.py profiles CUDA kernels: no CUDA device here (bench/runtime.py times the CPU)")
     model = random_generator(MODELS[f"gpen-bfr-{args.size}"].config).cuda().to(dtype).eval()
+    model.impl = args.impl
     x = torch.rand(args.batch, 3, args.size, args.size, device="cuda", dtype=dtype) * 2 - 1
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -70,7 +74,7 @@ def main() -> None:
         h.remove()
     total = sum(v for k, v in per_type.items() if k in ("ModulatedConv2d", "Blur", "Upsample", "FusedLeakyReLU",
                                                          "NoiseInjection", "EqualConv2d"))
-    print(f"GPEN-{args.size} {args.precision} batch {args.batch} channels_last={args.channels_last}")
+    print(f"GPEN-{args.size} {args.precision} batch {args.batch} impl={args.impl} channels_last={args.channels_last}")
     print("ms per forward by module type (nested modules overlap: ToRGB holds a ModulatedConv2d):")
     for k, v in sorted(per_type.items(), key=lambda kv: -kv[1]):
         print(f"  {k:18} {v:8.2f} ms")
