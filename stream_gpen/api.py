@@ -1402,6 +1402,9 @@ def _expected_frames(meta) -> int | None:
     if getattr(meta, "frame_count_header", None) and not getattr(meta, "live", False):
         return int(meta.frame_count_header)
     dur, rate = getattr(meta, "duration_s", None), getattr(meta, "frame_rate", None)
+    video = getattr(meta, "video_duration_s", None)
+    if dur and video and video < dur:  # (a minute of audio after the last picture was counted as frames)
+        dur = video
     if dur and rate and not getattr(meta, "live", False):
         # frames whose time is before the end: a --duration 0.5 part at 25 fps holds 13 (0.00 to
         # 0.48 s), which round() made 12 (banker's rounding of 12.5); the slack absorbs float noise

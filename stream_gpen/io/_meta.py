@@ -51,6 +51,10 @@ class StreamMetadata:
     time_base: Fraction
     frame_rate: Fraction | None
     duration_s: float | None = None
+    #: where the video stream itself ends by its header (mp4/mov duration, Matroska's per-track
+    #: DURATION tag), from the container's start; None where unknown. Shorter than ``duration_s``
+    #: where audio runs on past the pictures (progress counts frames by it)
+    video_duration_s: float | None = None
     frame_count: int | None = None
     frame_count_header: int | None = None
     rotation: int = 0  # display-matrix rotation, counter-clockwise degrees; pixels are NOT rotated

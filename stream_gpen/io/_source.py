@@ -2717,6 +2717,11 @@ class VideoSource:
         # that follows the mirror; the raw matrix goes with it so a sink can write it back as is
         mirror = {"mirror": "horizontal", "display_matrix": tuple(matrix)} if orientation[1] else {}
         span = _header_span(c)
+        try:
+            vend = _stream_end(vs)
+        except (AttributeError, ValueError, TypeError):
+            vend = None
+        video_span = round(vend - span[0], 6) if span and vend is not None and vend > span[0] else None
         return StreamMetadata(
             width=first.width,
             height=first.height,
@@ -2725,6 +2730,7 @@ class VideoSource:
             time_base=_fraction(vs.time_base) or (1 / rate if rate else Fraction(1, 1000)),
             frame_rate=rate,
             duration_s=round(span[1] - span[0], 6) if span else None,  # (microseconds, as FFmpeg gives them)
+            video_duration_s=video_span,
             frame_count=frame_count,
             frame_count_header=vs.frames or None,
             rotation=orientation[0],
