@@ -968,8 +968,12 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
         failed = None
         received = 0  # frames the pipeline handed on (one may fail to be written)
 
+        # --seconds (and the status line's fps) count from here, the source and the outputs open:
+        # opening a network source took 1.3 of a --seconds 3 before
+        t_run = time.perf_counter()
+
         def stopping() -> bool:
-            return (stop.is_set() or (seconds is not None and time.perf_counter() - t0 >= seconds)
+            return (stop.is_set() or (seconds is not None and time.perf_counter() - t_run >= seconds)
                     or any(getattr(s, "closed_by_user", False) for s in sinks))
 
         # latency counts from the decoder's publishing the frame (time waiting in the ring included)
@@ -989,7 +993,7 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
                     summary.frames_out += 1
                     if not quiet and now - last_print >= 1.0:
                         recent = latencies
-                        fps = summary.frames_out / (now - t0)
+                        fps = summary.frames_out / max(now - t_run, 1e-6)
                         # (faces handed on: a restored batch a stop discards is not in the summary)
                         status.show(f"{fps:6.1f} fps  added latency {1000 * sum(recent) / len(recent):6.1f} ms  "
                                     f"faces {stage.faces_out}")
@@ -1029,6 +1033,13 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
             status.end()
             if stopped_by:
                 log.info("stopped (%s): finishing the outputs", stopped_by)
+    if failed is None and close_failures and not summary.frames_out and all(
+            "no frames were written" in str(e) for _, e in close_failures):
+        # stopped (q, Ctrl-C, --seconds) before the first frame came: nothing to record, and
+        # nothing went wrong (it said "error: no frames were written ...; nothing to save", exit 4)
+        for o, _ in close_failures:
+            log.warning("stopped before the first frame arrived: nothing was recorded to %s", o)
+        close_failures = []
     if failed is None and close_failures:
         failed = close_failures[0][1]  # e.g. the stream's server hung up after the last frame
     if failed is not None:
@@ -1058,8 +1069,23 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
 def _check_camera_encoding(args: argparse.Namespace) -> None:
     """--codec/--crf/--preset/--encoder of the recording and the stream checked before the model
     loads (the sinks check again with the source's bit depth, and the container's fit)."""
-    from stream_gpen.io._sink import check_output_encoding, resolve_encoder
+    from stream_gpen.io._sink import _STREAM_FORMATS, check_output_encoding, resolve_encoder
 
+    # (these were refused only once the model had loaded and the source had opened: camera18)
+    if args.output and "://" not in args.output and not _null_device(args.output):
+        _check_output_ext(args.output)
+    if args.stream:
+        scheme = args.stream.split("://", 1)[0].lower() if "://" in args.stream else ""
+        if scheme not in _STREAM_FORMATS:
+            raise InvalidInputError(f"--stream {args.stream}: a stream URL is one of "
+                                    f"{', '.join(s + '://' for s in _STREAM_FORMATS)}",
+                                    hint="record a file with -o instead")
+    if getattr(args, "virtual_camera", False):
+        import importlib.util
+
+        if importlib.util.find_spec("pyvirtualcam") is None:
+            raise InvalidInputError("--virtual-camera needs pyvirtualcam, which is not installed",
+                                    hint="pip install pyvirtualcam (or pip install -e '.[camera]' in a checkout)")
     for o in (args.output, args.stream):
         if not o:
             continue

@@ -130,3 +130,18 @@ def test_a_file_played_as_a_camera_keeps_its_long_stills_and_steps_back_joined(t
     times = _record(back, tmp_path / "back.mkv", live=True)
     vt = _video_times(tmp_path / "back.mkv")
     assert len(vt) == 50 and (np.diff(vt) > 0.02).all() and (np.diff(times) > 0).all()
+
+
+def test_a_live_feed_that_pauses_and_restarts_its_clock_keeps_the_pause():
+    """camera18: a UDP sender quiet for 3 s that came back with its clock at 0 was joined as two
+    recordings end to end: no gap, everything after it 3 s early (the README promises the outage
+    kept, as a reconnect keeps it)."""
+    _, out = _feed(-1.0, pause_wall=3.0)
+    v = [t for kind, t in out if kind == "video"]
+    steps = np.diff(v)
+    assert (steps > 0).all()
+    assert max(steps) == pytest.approx(3.04, abs=0.2)  # the 3 s it was quiet, then one frame on
+    # back at once (an encoder restarted without a pause): runs straight on
+    _, out = _feed(-1.0)
+    v = [t for kind, t in out if kind == "video"]
+    assert max(np.diff(v)) < 0.3

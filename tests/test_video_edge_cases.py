@@ -559,3 +559,32 @@ def test_a_recording_that_starts_mid_gop_says_its_head_cannot_be_decoded(tmp_pat
     with open_source(src) as s:
         assert sum(1 for f in s if f.release() or True) == 30
     assert not [m for m in s.fallbacks if "cannot be decoded" in m]
+
+
+def test_an_edit_list_trimmed_mp4_is_not_taken_for_a_mid_gop_start(tmp_path):
+    """regress18: `ffmpeg -ss 0.48 -i src.mp4 -c copy out.mp4` starts mid-GOP behind an edit list
+    (the packets before are flagged discard; players start at the cut): the new mid-GOP note said
+    "the video's first 0.48 s cannot be decoded" for it, though nothing is lost."""
+    from _clips import write_video
+    from stream_gpen.io import open_source
+
+    src = write_video(tmp_path / "src.mp4", [np.full((48, 64, 3), 4 * i, np.uint8) for i in range(60)],
+                      options={"g": "30", "bf": "0"})
+    cut = tmp_path / "edit.mp4"
+    with av.open(str(src)) as i, av.open(str(cut), "w") as o:
+        vi = i.streams.video[0]
+        vo = o.add_stream_from_template(vi)
+        step = round(1 / (25 * vi.time_base))
+        for p in i.demux(vi):
+            if p.dts is None:
+                continue
+            p.pts -= 12 * step
+            p.dts -= 12 * step
+            p.stream = vo
+            o.mux(p)
+    with av.open(str(cut)) as c:
+        assert any(p.is_discard for p in c.demux(video=0))  # (the edit list hides the lead-in)
+    with open_source(cut) as s:
+        n = sum(1 for f in s if f.release() or True)
+    assert n >= 48
+    assert not [m for m in s.fallbacks if "cannot be decoded" in m], s.fallbacks

@@ -1,0 +1,45 @@
+"""Hunt 18 (camera18): the camera command's early refusals and its stops before the first frame."""
+from __future__ import annotations
+
+import pytest
+
+from stream_gpen.cli import main
+
+
+@pytest.mark.parametrize("extra, said", [
+    (["--stream", "http://127.0.0.1:9/x"], "a stream URL is one of rtmp://"),
+    (["-o", "rec.xyz"], "no video container is known for the output name rec.xyz"),
+])
+def test_camera_output_mistakes_are_refused_before_the_model_loads(tmp_path, monkeypatch, capsys, extra, said):
+    # a model name whose weights are missing (offline): a weights error (exit 3) came first, the
+    # output's own mistake only once the model had loaded and the source had opened
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    assert main(["camera", "lavfi:testsrc=size=96x64", *extra, "--seconds", "1", "--model", "gpen-bfr-512",
+                 "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "weights" not in err.lower(), err
+
+
+def test_virtual_camera_without_pyvirtualcam_is_refused_early(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyvirtualcam" else real(name, *a))
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
+    assert main(["camera", "lavfi:testsrc=size=96x64", "--virtual-camera", "--model", "gpen-bfr-512",
+                 "--device", "cpu"]) == 2
+    assert "--virtual-camera needs pyvirtualcam" in capsys.readouterr().err
+
+
+def test_a_stop_before_the_first_frame_is_not_an_error(tmp_path, cli_env, capsys):
+    """--seconds shorter than the first frame's coming (or q before it) said "error: no frames were
+    written ...; nothing to save", exit 4."""
+    out = tmp_path / "rec.mkv"
+    assert main(["camera", "lavfi:testsrc=size=96x64:rate=1", "-o", str(out), "--seconds", "0.0001",
+                 *[o for o in cli_env if o != "--quiet"]]) == 0
+    err = capsys.readouterr().err
+    assert "nothing was recorded" in err and "error" not in err, err
+    assert not out.exists()
