@@ -50,9 +50,10 @@ Encoder = Literal["software", "nvenc", "auto"]
 
 @dataclass(frozen=True)
 class EnhancedFrame:
-    """One enhanced frame from :meth:`Enhancer.stream` or :meth:`Enhancer.stream_frames`: ``index``
-    (the source's frame number, from 0: a live source that drops stale frames skips numbers), ``pts`` and ``time_base`` (the source's timestamp: ``time``
-    = pts x time_base seconds; pictures given without one are timed by the ``fps`` asked for);
+    """One enhanced frame from :meth:`Enhancer.stream` or :meth:`Enhancer.stream_frames`:
+    ``index`` (the source's frame number, from 0: a live source that drops stale frames skips
+    numbers), ``pts`` and ``time_base`` (the source's timestamp: ``time`` = pts x time_base
+    seconds; pictures given without one are timed by the ``fps`` asked for);
     ``image``: RGB ``uint8`` ``[H,W,3]`` numpy array (grey input comes back as three channels);
     for a 10/12-bit source also ``hi``, the same picture as RGB ``uint16`` (0..65535, the
     source's precision outside the faces), else ``None``; for a source with transparency (keyed
@@ -267,7 +268,8 @@ class Enhancer:
       for video, where it runs every few frames, half the frame's long side within 640..1280
       (720p: 640, 1080p: 960, 4K: 1280; :func:`video_detect_size`); 2560 for photos, detected
       once each (a group photo's faces are small: the Solvay 1927 photo has 29 faces, 17 of
-      them found at 640 at the default ``min_score``); GPEN's and GFPGAN's scripts detect photos at full size. A size over
+      them found at 640 at the default ``min_score``); GPEN's and GFPGAN's scripts detect photos
+      at full size. A size over
       640 runs at 640 too, for the big faces (over ~512 px at the network RetinaFace finds a
       selfie's eye and mouth instead of its face): each scale drops only the faces too small
       there (under 40 px) or too large (over 256 px), so faces in between are found at both and

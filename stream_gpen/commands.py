@@ -992,10 +992,9 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
                     latency_sum, latency_n = latency_sum + lat, latency_n + 1
                     summary.frames_out += 1
                     if not quiet and now - last_print >= 1.0:
-                        recent = latencies
                         fps = summary.frames_out / max(now - t_run, 1e-6)
                         # (faces handed on: a restored batch a stop discards is not in the summary)
-                        status.show(f"{fps:6.1f} fps  added latency {1000 * sum(recent) / len(recent):6.1f} ms  "
+                        status.show(f"{fps:6.1f} fps  added latency {1000 * sum(latencies) / len(latencies):6.1f} ms  "
                                     f"faces {stage.faces_out}")
                         last_print = now
                     if stopping() or (frames is not None and summary.frames_out >= frames):
@@ -1076,10 +1075,10 @@ def _check_camera_encoding(args: argparse.Namespace) -> None:
         _check_output_ext(args.output)
     if args.stream:
         scheme = args.stream.split("://", 1)[0].lower() if "://" in args.stream else ""
-        if scheme not in _STREAM_FORMATS:
-            raise InvalidInputError(f"--stream {args.stream}: a stream URL is one of "
-                                    f"{', '.join(s + '://' for s in _STREAM_FORMATS)}",
-                                    hint="record a file with -o instead")
+        if scheme not in _STREAM_FORMATS:  # (the sink's own words, said before the model loads)
+            said = f"stream URL scheme {scheme!r} is not one of {tuple(_STREAM_FORMATS)}" if scheme else (
+                f"a stream URL is one of {', '.join(s + '://' for s in _STREAM_FORMATS)}")
+            raise InvalidInputError(f"--stream {args.stream}: {said}", hint="record a file with -o instead")
     if getattr(args, "virtual_camera", False):
         import importlib.util
 

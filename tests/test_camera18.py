@@ -7,7 +7,8 @@ from stream_gpen.cli import main
 
 
 @pytest.mark.parametrize("extra, said", [
-    (["--stream", "http://127.0.0.1:9/x"], "a stream URL is one of rtmp://"),
+    (["--stream", "http://127.0.0.1:9/x"], "stream URL scheme 'http' is not one of ('rtmp'"),
+    (["--stream", "out.mp4"], "a stream URL is one of rtmp://"),
     (["-o", "rec.xyz"], "no video container is known for the output name rec.xyz"),
 ])
 def test_camera_output_mistakes_are_refused_before_the_model_loads(tmp_path, monkeypatch, capsys, extra, said):

@@ -1473,8 +1473,8 @@ class FileSink(_Sink):
     KeyboardInterrupt inside the ``with``: frames so far are finalized into ``<name>.partial<ext>``
     (``<name>.partial-1<ext>``... beside an earlier run's, which is kept) and :class:`Interrupted`
     (a KeyboardInterrupt) says where. Any other error after frames were encoded: they are kept
-    the same way (:meth:`salvage`, a warning says where); nothing under the target's name. A target that is a pipe or
-    a device is refused (:func:`check_not_special`).
+    the same way (:meth:`salvage`, a warning says where); nothing under the target's name. A
+    target that is a pipe or a device is refused (:func:`check_not_special`).
     """
 
     def __init__(
@@ -2955,7 +2955,7 @@ class FileSink(_Sink):
                 raise Interrupted(f"interrupted while finishing: {where}") from exc
             if self._error is not None:
                 self._closed = False
-                self.salvage(self._error)  # (the frames muxed before it, as .partial)
+                self.salvage()  # (the frames muxed before it, as .partial)
                 raise EncodeError(f"encoding {self.target} failed: {self._error}",
                                   hint=_encode_hint(self._error)) from self._error
             src_done = getattr(getattr(self.source, "ring", None), "_finished", True)
@@ -3091,7 +3091,7 @@ class FileSink(_Sink):
             raise
         return self._keep_partial()
 
-    def salvage(self, error: BaseException | None = None) -> Path | None:
+    def salvage(self) -> Path | None:
         """An error stopped the run after frames were encoded (the restorer or the device failed,
         the source broke off, the encoder or the disk refused a packet): keep them as
         ``<name>.partial<ext>``, as a Ctrl-C does, rather than discard an hour's work. Where the
@@ -3172,7 +3172,7 @@ class FileSink(_Sink):
                      else "no frames had been encoded, nothing was saved")
             raise Interrupted(f"interrupted: {where}") from exc
         else:
-            self.salvage(exc)
+            self.salvage()
 
 
 class PreviewSink(_Sink):

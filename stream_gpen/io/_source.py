@@ -2287,7 +2287,7 @@ class VideoSource:
                     return False
             if seen["first"] is None and t is not None:
                 seen["first"] = t
-            if joins is not None and t is not None:
+            if t is not None:
                 # A clock that steps back by less than a join (_Joins: more than a frame interval
                 # and _JOIN_MIN_S), e.g. two segments cut with an overlap of a frame or two and
                 # joined: these frames keep their times, so the video stays in sync with the audio
@@ -2336,7 +2336,7 @@ class VideoSource:
                     packets = container.demux(list(container.streams))
                     if "mpegts" in (container.format.name or "").split(","):
                         packets = _unwrap_33(packets, seen)
-                    for packet in joins.packets(packets) if joins is not None else packets:
+                    for packet in joins.packets(packets):
                         if self._stop.is_set():
                             return
                         pt = packet.pts if packet.pts is not None else packet.dts
@@ -2464,7 +2464,7 @@ class VideoSource:
                     if tail is not None:
                         return  # (the file ended within the tail)
                     if self.kind != "url" or not self.live:
-                        self._ended(container, seen, retimed=bool(joins and joins.retimed))
+                        self._ended(container, seen, retimed=bool(joins.retimed))
                         return  # clean end of input (an http(s) file ends like a local one)
                     if self._ended_like_a_file(container, session_end):
                         return
@@ -2485,7 +2485,7 @@ class VideoSource:
                         # A read error mid-file (truncated / damaged container): keep what we have.
                         self.stats["corrupt_packets"] += 1
                         log.warning("%s: stopped reading at a damaged part of the file: %s", self.spec, e)
-                        self._ended(container, seen, retimed=bool(joins and joins.retimed))
+                        self._ended(container, seen, retimed=bool(joins.retimed))
                         return
                     if self.kind != "url":
                         raise SourceClosedError(f"{self.kind} source {self.spec!r} failed: {e}") from e
