@@ -82,7 +82,8 @@ def _cancel_is_not_ctrl_c(method):
             cancel = kwargs.get("cancel")
             if cancel is None or not cancel.is_set():
                 raise
-            err = Cancelled(str(exc))
+            said = str(exc)
+            err = Cancelled("cancelled" + said[len("interrupted"):] if said.startswith("interrupted") else said)
             err.summary = exc.summary
         raise err  # (outside the except: no KeyboardInterrupt in its context to be re-raised by a host)
 
@@ -1725,7 +1726,15 @@ def _header_frames(path: Path, start: float = 0.0, duration: float | None = None
             rate = float(vs.average_rate or vs.guessed_rate or 0)
             n = vs.frames or (round(float(vs.duration * vs.time_base) * rate) if vs.duration and rate else 0)
             if not n and c.duration and rate:
-                n = round(c.duration / 1e6 * rate)
+                from stream_gpen.io._source import _header_span, _stream_end
+
+                # the video's own end where its header says (Matroska's per-track DURATION tag),
+                # not an audio tail after it (a folder's bar ended at 10%)
+                span, vend = _header_span(c), _stream_end(vs)
+                seconds = c.duration / 1e6
+                if span and vend is not None and span[0] < vend < span[1]:
+                    seconds = vend - span[0]
+                n = round(seconds * rate)
     except (av.error.FFmpegError, IndexError, OSError, ValueError):
         return None
     if not n or not rate:

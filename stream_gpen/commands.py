@@ -1219,9 +1219,12 @@ def _run_camera(args: argparse.Namespace) -> int:
         elif s is None:  # the source failed to open (a server's 503): said, not an earlier run's success
             _report_unstarted(args, source, args.output, exc)
         raise
+    recorded = bool(args.output) and (_null_device(args.output) or "://" in args.output or Path(args.output).exists())
+    if args.output and not recorded:  # (stopped before the first frame: nothing was recorded, said above)
+        summary.output = None
     if not args.quiet:
         print(summary.format(), file=sys.stderr)
-        if args.output:
+        if recorded:
             print(f"wrote {args.output}", file=sys.stderr)
     if args.report:
         summary.write_json(args.report)

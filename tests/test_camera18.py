@@ -35,11 +35,14 @@ def test_virtual_camera_without_pyvirtualcam_is_refused_early(tmp_path, monkeypa
     assert "--virtual-camera needs pyvirtualcam" in capsys.readouterr().err
 
 
-def test_a_stop_before_the_first_frame_is_not_an_error(tmp_path, cli_env, capsys):
-    """--seconds shorter than the first frame's coming (or q before it) said "error: no frames were
-    written ...; nothing to save", exit 4."""
+def test_a_stop_before_the_first_frame_is_not_an_error(tmp_path, cli_env, capsys, monkeypatch):
+    """q + Enter (or a --seconds shorter than the first frame's coming) before the first frame said
+    "error: no frames were written ...; nothing to save", exit 4."""
+    import stream_gpen.commands as commands
+
+    monkeypatch.setattr(commands, "_stdin_quit_watcher", lambda stop: stop.set())  # q + Enter at once
     out = tmp_path / "rec.mkv"
-    assert main(["camera", "lavfi:testsrc=size=96x64:rate=1", "-o", str(out), "--seconds", "0.0001",
+    assert main(["camera", "lavfi:testsrc=size=96x64:rate=1", "-o", str(out),
                  *[o for o in cli_env if o != "--quiet"]]) == 0
     err = capsys.readouterr().err
     assert "nothing was recorded" in err and "error" not in err, err

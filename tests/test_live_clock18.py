@@ -145,3 +145,30 @@ def test_a_live_feed_that_pauses_and_restarts_its_clock_keeps_the_pause():
     _, out = _feed(-1.0)
     v = [t for kind, t in out if kind == "video"]
     assert max(np.diff(v)) < 0.3
+
+
+@pytest.mark.parametrize("burst", [False, True], ids=["steady", "hls-bursts"])
+def test_a_feed_in_bursts_gets_no_false_pause_at_a_clock_restart(burst):
+    """regress18b: a feed delivered in bursts (HLS: a 4 s segment every 4 s) whose clock restarts
+    at a discontinuity got the burst gap added as a 'pause': a 4 s hole in a feed that lost nothing."""
+    clock = _Clock()
+    j = _Joins(0.25, "hls", live=True, clock=clock)
+    src = []
+    for seg in range(6):
+        base = (seg if seg < 3 else seg - 3) * 4.0  # the clock restarts at segment 3
+        for k in range(100):
+            wall = (seg + 1) * 4.0 + k * 0.001 if burst else seg * 4.0 + k / 25
+            src.append((wall, _pkt(V, base + k / 25, 0.04)))
+        for k in range(31):
+            wall = (seg + 1) * 4.0 + k * 0.001 + 0.0005 if burst else seg * 4.0 + k * 0.128
+            src.append((wall, _pkt(A, base + k * 0.128, 0.128)))
+    src.sort(key=lambda x: x[0])
+
+    def packets():
+        for wall, p in src:
+            clock.t = 1000.0 + wall
+            yield p
+
+    v = [p.dts / 90000 for p in j.packets(packets()) if p.stream is V]
+    assert len(v) == 600 and j.joins == 1
+    assert max(np.diff(v)) < 0.1 and v[-1] - v[0] == pytest.approx(23.96, abs=0.1)

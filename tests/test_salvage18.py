@@ -266,3 +266,73 @@ def test_a_cancel_in_an_asyncio_worker_thread_does_not_end_the_event_loop(tmp_pa
     assert other == "other task done"
     assert isinstance(got, Cancelled) and not isinstance(got, (KeyboardInterrupt, Interrupted))
     assert got.exit_code == 130 and got.summary.interrupted and got.summary.partial_output == str(tmp_path / "o.partial.mp4")
+
+
+@pytest.mark.parametrize("fail_at", [9, 15])
+def test_a_kept_mp4_part_counts_the_packet_held_for_its_duration(tmp_path, fail_at):
+    """regress18b: mp4/mov hold the last packet back (its duration is set at the end); salvage
+    muxed it without counting it (the warning said 17 frames for 18), and with only that one
+    packet nothing was kept."""
+    from stream_gpen.errors import EncodeError
+    from stream_gpen.io import open_sink, open_source
+    from stream_gpen.io._sink import FileSink
+
+    clip = write_video(tmp_path / "in.mp4", [np.full((48, 64, 3), 8 * i, np.uint8) for i in range(20)])
+    real = FileSink._encode
+    count = {"n": 0}
+
+    def encode(self, frame):
+        count["n"] += 1
+        if count["n"] == fail_at:
+            raise av.error.OSError(5, "Input/output error")
+        real(self, frame)
+
+    FileSink._encode = encode
+    try:
+        with pytest.raises(EncodeError):
+            with open_source(clip) as src:
+                with open_sink(tmp_path / "out.mp4", source=src, preset="ultrafast") as sink:
+                    for f in src:
+                        sink.write(f)
+    finally:
+        FileSink._encode = real
+    part = tmp_path / "out.partial.mp4"
+    # (the encoder holds a few frames back: what counts is that the count said is the file's)
+    assert part.exists() and sink.frames_kept == _frames(part) >= 1
+
+
+def test_a_folders_progress_total_leaves_out_an_audio_tail(tmp_path):
+    from fractions import Fraction
+
+    from _clips import write_audio
+    from stream_gpen.api import _header_frames
+
+    path = tmp_path / "tail.mkv"
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("aac", rate=48000, layout="stereo")
+        for i in range(50):
+            fr = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 4 * i, np.uint8), format="rgb24")
+            fr.pts, fr.time_base = i, Fraction(1, 25)
+            for p in v.encode(fr):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+        write_audio(c, a, 6.0)
+    assert 49 <= _header_frames(path) <= 51  # (was 150: the container's 6 s)
+
+
+def test_a_camera_stopped_before_its_first_frame_does_not_say_wrote(tmp_path, cli_env, capsys, monkeypatch):
+    import json
+
+    import stream_gpen.commands as commands
+    from stream_gpen.cli import main
+
+    monkeypatch.setattr(commands, "_stdin_quit_watcher", lambda stop: stop.set())  # q + Enter at once
+    out, rep = tmp_path / "rec.mkv", tmp_path / "r.json"
+    assert main(["camera", "lavfi:testsrc=size=96x64:rate=1", "-o", str(out),
+                 "--report", str(rep), *[o for o in cli_env if o != "--quiet"]]) == 0
+    err = capsys.readouterr().err
+    assert "nothing was recorded" in err and f"wrote {out}" not in err and not out.exists()
+    assert json.loads(rep.read_text())["output"] is None

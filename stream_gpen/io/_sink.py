@@ -2551,6 +2551,7 @@ class FileSink(_Sink):
             if span > (held.duration or 0):
                 held.duration = span
         self._out.mux(held)
+        self.packets_muxed += 1
 
     def _mux_aux(self, packets) -> None:
         for p in packets:
@@ -3113,7 +3114,7 @@ class FileSink(_Sink):
                 self._finish_container(all_aux=False)
                 kept = self.frames_written
             else:  # the encoder or the muxer failed: what was muxed is kept, no flush
-                if self.packets_muxed:
+                if self.packets_muxed or self._held_video is not None:
                     self._finish_video()  # (mp4/mov: the packet held back for its duration)
                 kept = self.packets_muxed
                 self._out.close()

@@ -764,7 +764,12 @@ class _Joins:
         if self._live:  # (the wall-clock pause before a join, see move)
             now = self._clock()
             if self._arrived is not None and now - self._arrived > float(self._step):
-                self._pause, self._since_pause = now - self._arrived, 0
+                # the part of the quiet time the media had not already covered: a feed that comes
+                # in bursts (HLS segments) is ahead of the wall clock by a burst at each gap
+                ahead = 0.0
+                if self._anchor is not None and self._end is not None:
+                    ahead = float(self._end - self._anchor[0]) - (self._arrived - self._anchor[1])
+                self._pause, self._since_pause = max(0.0, now - self._arrived - max(0.0, ahead)), 0
             else:
                 self._since_pause += 1
             self._arrived = now
