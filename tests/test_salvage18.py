@@ -336,3 +336,26 @@ def test_a_camera_stopped_before_its_first_frame_does_not_say_wrote(tmp_path, cl
     err = capsys.readouterr().err
     assert "nothing was recorded" in err and f"wrote {out}" not in err and not out.exists()
     assert json.loads(rep.read_text())["output"] is None
+
+
+def test_max_pixels_holds_for_frames_that_grow_mid_stream(tmp_path):
+    """server18: the server's --max-pixels was checked against the header's size only: a joined
+    .ts that switched to 7000x7000 frames was restored at ~1 GB a frame."""
+    from _clips import ts_clip
+    from stream_gpen.errors import PayloadTooLargeError
+    from stream_gpen.io._source import VideoSource
+
+    small, big = tmp_path / "a.ts", tmp_path / "b.ts"
+    ts_clip(small, 10, size=(64, 48))
+    ts_clip(big, 10, size=(256, 192), t0=0.4)
+    joined = tmp_path / "j.ts"
+    joined.write_bytes(small.read_bytes() + big.read_bytes())
+    got = 0
+    with pytest.raises(PayloadTooLargeError, match="256x192 = 49152 pixels, over the limit of 10000"):
+        with VideoSource(joined, max_pixels=10000) as src:
+            for f in src:
+                got += 1
+                f.release()
+    assert got <= 10
+    with VideoSource(joined, max_pixels=100000) as src:  # under the limit: every frame, fitted
+        assert sum(1 for f in src if f.release() or True) == 20

@@ -990,6 +990,8 @@ UNTRUSTED_DEMUXERS = (
     "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "mpegts", "mpeg", "mpegvideo",
     "flv", "asf", "h264", "hevc", "m4v", "mjpeg", "gif", "ogg", "dv", "mxf", "nut", "ivf", "yuv4mpegpipe",
     "obu", "av1", "vc1", "rm", "wtv",
+    # audio files (no video: refused as such, "no video stream", not as a playlist or script)
+    "mp3", "wav", "flac", "aac", "aiff", "caf", "ac3", "eac3", "amr", "w64",
 )
 
 
@@ -1498,6 +1500,7 @@ class VideoSource:
         #: frames are handed out at their own timestamps (see ``pace``)
         self.paced = paced_by_default(self.kind, self.live) if pace is None else pace
         self._joins: _Joins | None = None  # the reading session's (see _decoded)
+        self._max_pixels: int | None = None  # (set once the first frame is known, see below)
         self._pacer: _Pacer | None = None
         if start and self.live:
             raise InvalidInputError(f"start={start:g} s needs a file or an http(s) video to seek in; "
@@ -1581,6 +1584,7 @@ class VideoSource:
             # (new frames are made from the restored pictures; PyAV cannot attach side data to them)
             self._fallback(f"{self.spec}: closed captions carried in the video (CEA-608/708) are not kept in the "
                            "output; extract them first (e.g. ccextractor) to keep them as subtitles")
+        self._max_pixels = max_pixels  # (frames checked again as they come: a stream may change size)
         if max_pixels is not None and self.metadata.width * self.metadata.height > max_pixels:
             from stream_gpen.errors import PayloadTooLargeError
 
@@ -2836,6 +2840,14 @@ class VideoSource:
                                  self.spec, self.kind)
                     if not self._pacer(self._frame_time(f, index)):
                         break
+                if self._max_pixels is not None and f.width * f.height > self._max_pixels:
+                    # a joined file or an adaptive stream that switches to huge frames mid-way: the
+                    # header's size was checked at the open, each frame's is here (the server's
+                    # memory budget: a 7000x7000 part was restored at ~1 GB a frame)
+                    from stream_gpen.errors import PayloadTooLargeError
+
+                    raise PayloadTooLargeError(f"video frame {index} is {f.width}x{f.height} = {f.width * f.height} "
+                                               f"pixels, over the limit of {self._max_pixels}")
                 self._emit(f, index)
                 index += 1
             ring.finish()

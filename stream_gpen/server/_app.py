@@ -437,17 +437,27 @@ def create_app(
         _log_disconnect(request.scope)
         return Response(status_code=CLIENT_CLOSED)
 
-    def check_key(presented: str | None) -> bool:
+    def check_key(presented: str | bytes | None) -> bool:
         if config.api_key is None:
             return True
-        return presented is not None and hmac.compare_digest(presented.encode(), config.api_key.encode())
+        if isinstance(presented, str):
+            presented = presented.encode()
+        return presented is not None and hmac.compare_digest(presented, config.api_key.encode())
 
-    def key_from_headers(headers) -> str | None:
+    def key_from_headers(headers) -> bytes | None:
+        """The key a request's headers carry, as the bytes the client sent: Starlette reads header
+        values as Latin-1, so a UTF-8 key ("pässwort", as curl sends it) re-encoded as UTF-8 never
+        matched (every request 401; only the live page's ?key= worked)."""
         key = headers.get("x-api-key")
         auth = headers.get("authorization", "")
         if key is None and auth.lower().startswith("bearer "):
             key = auth[7:].strip()
-        return key
+        if key is None:
+            return None
+        try:
+            return key.encode("latin-1")
+        except UnicodeEncodeError:  # (not as read from the wire)
+            return key.encode()
 
     @app.middleware("http")
     async def _auth(request: Request, call_next):
