@@ -62,15 +62,31 @@ _HEIF_EXTS = (".heic", ".heif", ".hif")
 _heif_registered = False
 
 
+#: what to do with a picture over Pillow's decompression-bomb limit (2 x ~89.5 MP, ~179 MP: a
+#: 200 MP phone photo is over it): the limit guards against crafted files, and is not lifted here
+_BOMB_HINT = ("pictures over ~179 megapixels are refused (Pillow's guard against crafted files); save a "
+              "smaller copy (e.g. half the width and height) and restore that")
+
+
+def _opaque(alpha) -> bool:
+    """Whether an alpha plane (a tensor or array, 8 or 16 bits) is at full everywhere."""
+    a = alpha.cpu().numpy() if hasattr(alpha, "cpu") else np.asarray(alpha)
+    return bool(a.size) and int(a.min()) == (65535 if a.dtype == np.uint16 else 255)
+
+
 def _heif_plugin(path: Path) -> None:
     """HEIC/HEIF (iPhones' default photo format) through pillow-heif, registered with Pillow on
-    first use (libheif: libde265 to decode, x265 to encode). AVIF is Pillow's own (>= 11.2)."""
+    the first picture read, whatever its name (libheif: libde265 to decode, x265 to encode): a
+    HEIC saved as ``.jpg`` (a phone's export, a renamed file) was refused unless a ``.heic`` had
+    been read before in the same run. AVIF is Pillow's own (>= 11.2)."""
     global _heif_registered
-    if _heif_registered or path.suffix.lower() not in _HEIF_EXTS:
+    if _heif_registered:
         return
     try:
         import pillow_heif
     except ImportError as e:
+        if path.suffix.lower() not in _HEIF_EXTS:
+            return  # (the other formats do not need it)
         raise InvalidInputError(f"{path.name}: HEIC/HEIF images need pillow-heif ({e})",
                                 hint="pip install pillow-heif") from None
     pillow_heif.register_heif_opener()
@@ -757,6 +773,11 @@ def _load_checked(path: Path, notes: list[str] | None):
             bits = (_bits_per_sample(im, path) if im.format in ("PNG", "TIFF")
                     else int(im.info.get("bit_depth", 8) or 8) if im.format == "HEIF"
                     else avif_bits)
+            if im.mode == "CMYK":  # (written back as RGB: said, not silent)
+                cmyk = f"{path}: a CMYK picture: restored and written as RGB (Pillow's conversion)"
+                log.warning(cmyk)
+                if notes is not None:
+                    notes.append(cmyk)
             orientation = _orientation(im, path)
             rgb, alpha, grey = _pixels(_upright(im, orientation, path), bits)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
@@ -767,7 +788,7 @@ def _load_checked(path: Path, notes: list[str] | None):
                                 hint="save it as an 8- or 16-bit RGB (or grey) TIFF or PNG") from e
         raise NotMediaError(f"cannot read {path} as an image: {e}") from e
     except Image.DecompressionBombError as e:
-        raise InvalidInputError(f"{path} is too large to load safely: {e}") from e
+        raise InvalidInputError(f"{path} is too large to load safely: {e}", hint=_BOMB_HINT) from e
     hi = None
     if bits > 8 and "frames" in image_info:
         msg = f"{path}: its {bits}-bit pages or frames are restored and written at 8 bits (one at a time, as Pillow reads them)"
@@ -884,7 +905,7 @@ def _load_page(path: Path, page: int, ifd: int | None = None) -> tuple[np.ndarra
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
         raise NotMediaError(f"cannot read page {page + 1} of {path}: {e}") from e
     except Image.DecompressionBombError as e:
-        raise InvalidInputError(f"{path} is too large to load safely: {e}") from e
+        raise InvalidInputError(f"{path} is too large to load safely: {e}", hint=_BOMB_HINT) from e
     finally:
         for w in dict.fromkeys(str(w.message).strip() for w in said):
             log.warning("%s: %s", path, w)
@@ -1398,7 +1419,7 @@ class ImageSink(_Sink):
                 if a.dtype == np.uint16:  # a 16-bit picture's alpha (the deep writers take it as it is)
                     a = u8_from_u16(a)
                 im.putalpha(Image.fromarray(a, "L"))
-            else:
+            elif not _opaque(frame.alpha):  # (an alpha channel at full everywhere holds no transparency)
                 msg = f"{path.name}: {path.suffix} cannot store alpha; transparency dropped"
                 self.fallbacks.append(msg)
                 log.warning(msg)
