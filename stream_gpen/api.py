@@ -82,7 +82,7 @@ def _cancel_is_not_ctrl_c(method):
             cancel = kwargs.get("cancel")
             if cancel is None or not cancel.is_set():
                 raise
-            said = str(exc)
+            said = str(exc).replace("--skip-existing", "skip_existing=True")  # (said to a program)
             err = Cancelled("cancelled" + said[len("interrupted"):] if said.startswith("interrupted") else said)
             err.summary = exc.summary
         raise err  # (outside the except: no KeyboardInterrupt in its context to be re-raised by a host)

@@ -301,9 +301,15 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in _SUBCOMMANDS:
         add(subparsers)
-    for sub in subparsers.choices.values():  # (every command's help lists them, not only enhance's)
-        if sub.epilog is None:
-            sub.epilog = parser.epilog
+    def epilogs(p) -> None:  # (every command's help lists them, `weights verify`'s too)
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    if sub.epilog is None:
+                        sub.epilog = parser.epilog
+                    epilogs(sub)
+
+    epilogs(parser)
     return parser
 
 

@@ -550,6 +550,10 @@ def _report_unstarted(args: argparse.Namespace, src: str, dst: str | None, exc: 
         s.write_json(args.report)
     except OSError as e:  # (the error that stopped the run is the one to say)
         log.warning("--report %s could not be written: %s", args.report, e.strerror or e)
+    try:
+        exc._reported = True  # (said once: see _run_camera)
+    except AttributeError:
+        pass
 
 
 def _run_enhance(args: argparse.Namespace) -> int:
@@ -1121,6 +1125,22 @@ def _display_problem() -> str | None:
 
 
 def _run_camera(args: argparse.Namespace) -> int:
+    try:
+        return _camera_command(args)
+    except InvalidInputError as exc:
+        # refused before the session (an output name, a missing device, an existing output): the
+        # report says why, as enhance's does (an earlier run's report said it had succeeded).
+        # Once the model is loading, _camera_command writes it itself (exc.summary, or unstarted).
+        if args.report and not getattr(exc, "_reported", False) and not getattr(exc, "summary", None):
+            try:
+                _check_report(args.report, [args.output, args.source], overwrite=args.overwrite)
+            except (StreamGpenError, OSError):
+                raise exc from None
+            _report_unstarted(args, args.source or "", args.output, exc)
+        raise
+
+
+def _camera_command(args: argparse.Namespace) -> int:
     from stream_gpen.errors import Interrupted
 
     if args.list:
@@ -1219,7 +1239,8 @@ def _run_camera(args: argparse.Namespace) -> int:
         elif s is None:  # the source failed to open (a server's 503): said, not an earlier run's success
             _report_unstarted(args, source, args.output, exc)
         raise
-    recorded = bool(args.output) and (_null_device(args.output) or "://" in args.output or Path(args.output).exists())
+    # (an output stopped before its first frame wrote nothing: an older file under that name is not this run's)
+    recorded = bool(args.output) and summary.frames_out > 0 and not _null_device(args.output)
     if args.output and not recorded:  # (stopped before the first frame: nothing was recorded, said above)
         summary.output = None
     if not args.quiet:

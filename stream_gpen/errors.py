@@ -99,7 +99,8 @@ class SourceClosedError(StreamGpenError, EOFError):
 
 
 class Interrupted(StreamGpenError, KeyboardInterrupt):
-    """The run was interrupted (Ctrl-C, SIGTERM, ``cancel=``); finished work was kept where possible.
+    """The run was interrupted (Ctrl-C, SIGTERM, SIGHUP); finished work was kept where possible.
+    (A ``cancel=`` event stops a run with :class:`Cancelled`, which is not one of these.)
 
     ``summary``: the run's :class:`~stream_gpen.summary.RunSummary` so far (``interrupted`` True,
     ``partial_output``: the video's frames done, finalised as ``NAME.partial.EXT``, or None), or

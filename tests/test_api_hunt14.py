@@ -158,7 +158,7 @@ def test_an_interrupted_folder_says_photos_and_how_to_resume(tmp_path, enh, face
     stop = threading.Event()
     with pytest.raises(Cancelled) as e:
         enh.enhance_file(lib, tmp_path / "out", cancel=stop, on_progress=lambda *_: stop.set())
-    assert str(e.value) == "interrupted after 1 of 3 photos; --skip-existing resumes"
+    assert str(e.value) == "cancelled after 1 of 3 photos; skip_existing=True resumes"
     assert e.value.summary.frames_out == 1
 
 

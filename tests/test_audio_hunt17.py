@@ -118,3 +118,50 @@ def test_a_matroska_cut_reads_the_audio_packet_playing_at_the_cut(tmp_path, name
     assert abs(_lag_ms(x[round(start * sr):], got, sr)) <= 1.0
     with av.open(str(out)) as c:
         assert c.streams.video[0].frames in (0, 25) and sum(1 for _ in c.decode(video=0)) == 25
+
+
+def test_duration_alone_keeps_the_aac_priming_packet(tmp_path):
+    """realclips18: `--duration` with no `--start` dropped an AAC track's first packet (pts -1024,
+    ending at the window's start): the first ~9 ms of sound came out silent, then ramped up. A
+    whole run keeps it; so does a part that starts at the file's start."""
+    import av
+    import numpy as np
+
+    from _clips import copy_through
+
+    src = tmp_path / "tone.mp4"
+    with av.open(str(src), "w") as o:
+        v = o.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = o.add_stream("aac", rate=44100, layout="stereo")
+        for i in range(50):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 3 * i, np.uint8), format="rgb24")
+            f.pts = i
+            for p in v.encode(f):
+                o.mux(p)
+        t = np.arange(44100 * 2) / 44100
+        sig = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        for s in range(0, len(sig) - 1024, 1024):
+            af = av.AudioFrame.from_ndarray(np.stack([sig[s:s + 1024]] * 2), format="fltp", layout="stereo")
+            af.sample_rate, af.pts = 44100, s
+            for p in a.encode(af):
+                o.mux(p)
+        for p in v.encode():
+            o.mux(p)
+        for p in a.encode():
+            o.mux(p)
+
+    def first_audio(path):
+        with av.open(str(path)) as c:
+            return next(p.pts for p in c.demux(c.streams.audio[0]) if p.size)
+
+    assert first_audio(src) == -1024  # (the encoder's priming packet)
+    out = tmp_path / "part.mp4"
+    copy_through(src, out, source_kw={"duration": 1.0}, audio="copy")
+    assert first_audio(out) == -1024
+
+    def pcm(path, n=2048):
+        with av.open(str(path)) as c:
+            return np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], axis=1)[:, :n]
+
+    assert np.abs(pcm(out) - pcm(src)).max() < 1e-4  # the first samples as the whole file has them

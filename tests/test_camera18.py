@@ -47,3 +47,32 @@ def test_a_stop_before_the_first_frame_is_not_an_error(tmp_path, cli_env, capsys
     err = capsys.readouterr().err
     assert "nothing was recorded" in err and "error" not in err, err
     assert not out.exists()
+
+
+def test_camera_refusals_before_the_session_write_the_report(tmp_path, cli_env):
+    """docs18b: a bad -o name, a missing device or an existing output (exit 2) left an earlier
+    report saying the run had succeeded; enhance's refusals write one."""
+    import json
+
+    rep = tmp_path / "r.json"
+    assert main(["camera", "lavfi:testsrc=size=96x64", "--frames", "2", "-o", str(tmp_path / "ok.mkv"),
+                 "--report", str(rep), *cli_env]) == 0
+    assert json.loads(rep.read_text())["error"] is None
+    for extra in (["-o", str(tmp_path / "rec.xyz")], ["-o", str(tmp_path / "ok.mkv")]):
+        assert main(["camera", "lavfi:testsrc=size=96x64", "--frames", "2", *extra, "--report", str(rep),
+                     *cli_env]) == 2
+        r = json.loads(rep.read_text())
+        assert r["error"] and r["frames_out"] == 0, (extra, r)
+
+
+def test_a_camera_stopped_at_once_over_an_older_file_does_not_say_wrote(tmp_path, cli_env, capsys, monkeypatch):
+    import stream_gpen.commands as commands
+
+    out = tmp_path / "rec.mkv"
+    out.write_bytes(b"an older recording")
+    monkeypatch.setattr(commands, "_stdin_quit_watcher", lambda stop: stop.set())
+    assert main(["camera", "lavfi:testsrc=size=96x64:rate=1", "-o", str(out), "--overwrite",
+                 *[o for o in cli_env if o != "--quiet"]]) == 0
+    err = capsys.readouterr().err
+    assert "nothing was recorded" in err and f"wrote {out}" not in err
+    assert out.read_bytes() == b"an older recording"

@@ -26,6 +26,10 @@ def test_every_command_lists_the_exit_codes():
     sub = next(a for a in parser._actions if a.choices and "enhance" in a.choices)
     for name, p in sub.choices.items():
         assert p.epilog and "exit codes" in p.epilog and "141" in p.epilog, name
+    weights = sub.choices["weights"]
+    nested = next(a for a in weights._actions if getattr(a, "choices", None) and "verify" in a.choices)
+    for name, p in nested.choices.items():
+        assert p.epilog and "exit codes" in p.epilog, f"weights {name}"
     assert "141" in parser.epilog
 
 

@@ -18,25 +18,35 @@ def test_the_change_watch_thumbnail_is_torchs_adaptive_mean(shape):
     np.testing.assert_allclose(got, ref, rtol=0, atol=3e-5)
 
 
-def test_the_encode_conversion_reads_the_picture_in_place_with_the_same_samples():
+def _rows(plane) -> np.ndarray:
+    """A frame plane's bytes, one row a line (its padding included)."""
+    return np.frombuffer(bytes(plane), np.uint8).reshape(plane.height, plane.line_size)
+
+
+def test_the_encode_conversion_reads_the_picture_in_place_with_the_same_samples(monkeypatch):
+    """rgb_to_av with swscale reading the caller's array in place gives the samples the old copy
+    into a frame first (from_ndarray) gave: every format, odd sizes (padded and cropped), 16 bits."""
     import av
 
     from stream_gpen.io._convert import rgb_to_av
 
-    rgb = np.random.default_rng(3).integers(0, 256, (37, 54, 3), dtype=np.uint8)
-    for pix in ("yuv420p", "yuv444p", "yuv422p10le", "nv12"):
-        got = rgb_to_av(rgb.copy(), pix_fmt=pix, colorspace=1, color_range=1)
-        ref = av.VideoFrame.from_ndarray(np.pad(rgb, ((0, 1), (0, 0), (0, 0)), mode="edge") if pix in ("yuv420p", "nv12")
-                                         else rgb, format="rgb24")
-        assert got.format.name == pix and (got.width, got.height) == (54, 37)
-        if pix in ("yuv444p",):
-            from stream_gpen.io._convert import _INTERP, sws_colorspace, sws_range
-            from av.video.reformatter import ColorRange
-
-            want = ref.reformat(format=pix, dst_colorspace=sws_colorspace(1), src_color_range=ColorRange.JPEG,
-                                dst_color_range=sws_range(1), interpolation=_INTERP)
-            assert np.array_equal(got.to_ndarray(), want.to_ndarray())
+    rng = np.random.default_rng(3)
+    cases = [(np.uint8, pix) for pix in ("yuv420p", "yuv444p", "yuv422p", "nv12", "yuvj420p")]
+    cases += [(np.uint16, pix) for pix in ("yuv420p10le", "yuv444p12le")]
+    for dtype, pix in cases:
+        for h, w in ((37, 54), (48, 64), (21, 33)):
+            hi = 65535 if dtype == np.uint16 else 255
+            rgb = rng.integers(0, hi + 1, (h, w, 3), dtype=np.int64).astype(dtype)
+            new = rgb_to_av(rgb.copy(), pix_fmt=pix, colorspace=1, color_range=2 if "j" in pix else 1)
+            with monkeypatch.context() as m:  # the old way: a frame of its own first
+                m.setattr(av.VideoFrame, "from_numpy_buffer", av.VideoFrame.from_ndarray)
+                old = rgb_to_av(rgb.copy(), pix_fmt=pix, colorspace=1, color_range=2 if "j" in pix else 1)
+            assert (new.width, new.height, new.format.name) == (w, h, old.format.name)
+            for k, (a, b) in enumerate(zip(new.planes, old.planes)):
+                width = a.width * (2 if dtype == np.uint16 else 1) * (2 if pix == "nv12" and k == 1 else 1)
+                assert np.array_equal(_rows(a)[:, :width], _rows(b)[:, :width]), (pix, h, w, k)
     # rgb24 kept as it is: a frame of its own, not a view of the caller's array
+    rgb = rng.integers(0, 256, (37, 54, 3), dtype=np.uint8)
     vf = rgb_to_av(rgb, pix_fmt="rgb24", colorspace=None, color_range=None)
     before = vf.to_ndarray().copy()
     rgb[:] = 0

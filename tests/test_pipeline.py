@@ -368,7 +368,7 @@ def test_cancel_on_photos(tiny_enhancer, shared, tmp_path):
     for name in ("a.png", "b.png", "c.png"):
         photo.save(folder / name)
     stop.clear()
-    with pytest.raises(Cancelled, match=r"after 1 of 3 photos; --skip-existing resumes"):
+    with pytest.raises(Cancelled, match=r"cancelled after 1 of 3 photos; skip_existing=True resumes"):
         tiny_enhancer.enhance_file(folder, tmp_path / "out", cancel=stop, on_progress=lambda *a: stop.set())
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.png"]
 

@@ -2278,7 +2278,9 @@ class VideoSource:
                 t = packet.pts if packet.pts is not None else packet.dts
                 tb = packet.time_base
                 where = self._in_window(float(t * tb), float((packet.duration or 0) * tb)) if t is not None and tb else 0
-                if where < 0 or (where > 0 and not self._anchor_end):  # (the end waits for the first frame)
+                if where < 0 and not self.trim_start:
+                    pass  # no cut at the head: an AAC track's priming packet (pts -1024) is the file's, kept as a whole run keeps it
+                elif where < 0 or (where > 0 and not self._anchor_end):  # (the end waits for the first frame)
                     return  # audio / subtitles outside the trim window
             self.aux.put(packet, self.stats["decoded"])
 
