@@ -165,3 +165,21 @@ def read_times(path):
         audio = [float(p.pts * p.time_base) for p in src.aux.take_until(None) if p.size and p.stream.type == "audio"]
         fallbacks = list(src.fallbacks)
     return times, audio, fallbacks
+
+
+def audio_tail_clip(path: Path, *, frames: int = 50, audio_s: float = 5.0) -> Path:
+    """``frames`` 64x48 frames at 25 fps with AAC audio running ``audio_s`` seconds, past the last
+    picture: the container's duration is the audio's, the video stream's its own."""
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("aac", rate=48000, layout="stereo")
+        for i in range(frames):
+            fr = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 4 * i % 256, np.uint8), format="rgb24")
+            fr.pts, fr.time_base = i, Fraction(1, 25)
+            for p in v.encode(fr):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+        write_audio(c, a, audio_s)
+    return path

@@ -57,27 +57,11 @@ def test_the_encode_conversion_reads_the_picture_in_place_with_the_same_samples(
 def test_progress_counts_the_pictures_not_an_audio_tail(tmp_path, ext):
     """longrun18: a file whose audio runs 3 s past its 2 s of video was counted as 125 frames
     (the container's duration x rate): the ETA said minutes left at the end, the bar ended at 40%."""
-    from fractions import Fraction
-
-    import av
-
-    from _clips import write_audio
+    from _clips import audio_tail_clip
     from stream_gpen.api import _expected_frames
     from stream_gpen.io import open_source
 
-    path = tmp_path / f"tail.{ext}"
-    with av.open(str(path), "w") as c:
-        v = c.add_stream("libx264", rate=25)
-        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-        a = c.add_stream("aac", rate=48000, layout="stereo")
-        for i in range(50):
-            fr = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 4 * i, np.uint8), format="rgb24")
-            fr.pts, fr.time_base = i, Fraction(1, 25)
-            for p in v.encode(fr):
-                c.mux(p)
-        for p in v.encode(None):
-            c.mux(p)
-        write_audio(c, a, 5.0)
+    path = audio_tail_clip(tmp_path / f"tail.{ext}", frames=50, audio_s=5.0)
     with open_source(path) as s:
         meta = s.metadata
     assert meta.duration_s > 4.5 and meta.video_duration_s == pytest.approx(2.0, abs=0.1)

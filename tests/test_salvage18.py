@@ -302,24 +302,10 @@ def test_a_kept_mp4_part_counts_the_packet_held_for_its_duration(tmp_path, fail_
 
 
 def test_a_folders_progress_total_leaves_out_an_audio_tail(tmp_path):
-    from fractions import Fraction
-
-    from _clips import write_audio
+    from _clips import audio_tail_clip
     from stream_gpen.api import _header_frames
 
-    path = tmp_path / "tail.mkv"
-    with av.open(str(path), "w") as c:
-        v = c.add_stream("libx264", rate=25)
-        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-        a = c.add_stream("aac", rate=48000, layout="stereo")
-        for i in range(50):
-            fr = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 4 * i, np.uint8), format="rgb24")
-            fr.pts, fr.time_base = i, Fraction(1, 25)
-            for p in v.encode(fr):
-                c.mux(p)
-        for p in v.encode(None):
-            c.mux(p)
-        write_audio(c, a, 6.0)
+    path = audio_tail_clip(tmp_path / "tail.mkv", frames=50, audio_s=6.0)
     assert 49 <= _header_frames(path) <= 51  # (was 150: the container's 6 s)
 
 
