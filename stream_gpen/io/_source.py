@@ -1500,6 +1500,7 @@ class VideoSource:
         #: frames are handed out at their own timestamps (see ``pace``)
         self.paced = paced_by_default(self.kind, self.live) if pace is None else pace
         self._joins: _Joins | None = None  # the reading session's (see _decoded)
+        self._ahead = False  # a live http(s) source that ran ahead: a file (see _check_ahead)
         self._max_pixels: int | None = None  # (set once the first frame is known, see below)
         self._pacer: _Pacer | None = None
         if start and self.live:
@@ -1577,7 +1578,6 @@ class VideoSource:
         self._watch_ahead = (pace is None and not self.paced and self.live and self.kind == "url"
                              and self.spec.lower().startswith(("http://", "https://"))
                              and "hls" not in (self._container.format.name or "").split(","))
-        self._ahead = False  # it ran ahead: a file (see _check_ahead)
         self._ahead_from: tuple[float, float] | None = None  # (wall clock at open, first frame's time)
         self._opened_wall = time.monotonic()
         if any("A53_CC" in str(getattr(sd, "type", "")) for sd in frame_side_data(first)):
@@ -1702,7 +1702,7 @@ class VideoSource:
         """Whether the clock of what is read is judged against the wall clock (see _Joins): a live
         source that delivers in real time by itself (a device, a network stream). A file or lavfi
         graph paced as a camera keeps its own timeline, pauses of any length included, as offline."""
-        return self.live and not getattr(self, "paced", False) and not getattr(self, "_ahead", False)
+        return self.live and not self.paced and not self._ahead
 
     def _note_headless(self, head: Fraction, first: float) -> None:
         """Say that the first picture comes ``first - head`` seconds after the video's first packet:
@@ -2207,9 +2207,9 @@ class VideoSource:
         # are unchanged).
         avi = self.kind == "file" and "avi" in (self._container.format.name or "").split(",")
         first_dts: int | None = None
-        # the earliest video packet time before the first picture (False: none yet; None: not
-        # watched, or done): a recording that starts mid-GOP has packets no picture comes from
-        head = False if not self.trim_start and not self.live else None
+        # the earliest video packet time before the first picture (watched until it comes): a
+        # recording that starts mid-GOP has packets no picture comes from
+        watch_head, head = not self.trim_start and not self.live, None
         shift: int | None = None if avi else 0
         # ... which holds without B-frames only. With them (x264's default, ``ffmpeg -c:v libx264
         # out.avi``) FFmpeg's guesses follow decode order (0.033, 0.100, 0.133, 0.067, ...): the
@@ -2380,10 +2380,10 @@ class VideoSource:
                             continue
                         if first_dts is None and packet.size:
                             first_dts = packet.dts
-                        if (head is not None and packet.size and packet.pts is not None and packet.time_base
+                        if (watch_head and packet.size and packet.pts is not None and packet.time_base
                                 and not packet.is_discard):  # (an edit list's hidden lead-in: not lost, not shown)
                             pt0 = packet.pts * Fraction(packet.time_base)
-                            head = pt0 if head is False else min(head, pt0)
+                            head = pt0 if head is None else min(head, pt0)
                         try:
                             if self._alpha_decoder is not None:  # an empty packet flushes
                                 frames = self._alpha_decoder.decode(packet if packet.size else None)
@@ -2431,9 +2431,9 @@ class VideoSource:
                             t_own = _seconds_or_none(f)
                             if session_first is None and t_own is not None:
                                 session_first = t_own
-                                if head is not None and head is not False:
+                                if watch_head and head is not None:
                                     self._note_headless(head, t_own)
-                                head = None
+                                watch_head = False
                                 replay = (http and before is not None and before[0] is not None
                                           and abs(t_own - before[0]) < _REPLAY_TOL_S)
                             if replay and (t_own is None or before[1] is None or t_own > before[1] + _REPLAY_TOL_S):
