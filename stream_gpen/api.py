@@ -902,8 +902,11 @@ class Enhancer:
                                image_names=names if is_still else None) as sink:
                     originals: dict = {}
                     keep = (lambda f: originals.__setitem__(f.index, f.image.clone())) if compare else None
+                    # a video stops taking frames as soon as it is cancelled (the look-ahead and
+                    # the first batch held a short clip's every frame: a cancel waited for the end)
+                    stop = cancel.is_set if cancel is not None and not is_still else None
                     frames = (self._still_frames(source, stage, on_frame=keep) if is_still
-                              else self._frames(source, stage, on_frame=keep))
+                              else self._frames(source, stage, on_frame=keep, stop=stop))
                     if cancel is not None and cancel.is_set():
                         raise KeyboardInterrupt  # cancelled before it began: nothing is written
                     for frame in frames:
@@ -927,6 +930,8 @@ class Enhancer:
                         # (a single photo is written whole under its name by now: that job is done)
                         if cancel is not None and cancel.is_set() and meta.kind != "image":
                             raise KeyboardInterrupt
+                    if stop is not None and stop():
+                        raise KeyboardInterrupt  # the frames ended because the run was cancelled
             except KeyboardInterrupt as exc:
                 # The sink has already finalised `<name>.partial.<ext>` (if it could).
                 summary.interrupted = True
@@ -1744,9 +1749,12 @@ def _header_frames(path: Path, start: float = 0.0, duration: float | None = None
 
 
 def _frames_in(seconds: float, rate: float, cap: int) -> int:
-    """Frames in ``seconds`` at ``rate``, at most ``cap`` (``--start 1e308`` overflows ``round``)."""
+    """Frames at ``rate`` whose time falls in the first ``seconds``, at most ``cap`` (``--start
+    1e308`` overflows): those before a ``start`` (skipped), or those a ``duration`` keeps from the
+    first frame kept. 0.5 s at 25 fps holds 13 (0.00 to 0.48 s): round() made 12, and a
+    ``--start 0.13`` skipped 3, not 4; the slack absorbs float noise (as ``_expected_frames``)."""
     x = seconds * rate
-    return cap if not x < cap else max(0, round(x))
+    return cap if not x < cap else max(0, math.ceil(x - 1e-3))
 
 
 def _sink_notes(summary: RunSummary, sink) -> None:
