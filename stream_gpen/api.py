@@ -219,7 +219,17 @@ def _from_rgb_tensor(t: torch.Tensor, alpha: np.ndarray | None, hi: torch.Tensor
     comes back big-endian."""
     arr = (hi if hi is not None else t).cpu().numpy()
     if like.ndim == 2 or (like.ndim == 3 and like.shape[2] == 1):
-        arr = arr.mean(axis=2).round().astype(arr.dtype).reshape(like.shape)
+        # the luma the photo writer takes (Pillow's convert("L"); its formula at 16 bits), not
+        # the channels' mean: enhance_image and enhance_file of one grey photo differed by 26 levels
+        if arr.dtype == np.uint8:
+            from PIL import Image
+
+            arr = np.asarray(Image.fromarray(np.ascontiguousarray(arr), "RGB").convert("L"))
+        else:
+            from stream_gpen.io._image import _deep_pixels
+
+            arr = _deep_pixels(arr.astype(np.uint16, copy=False), grey=True, alpha=None)
+        arr = arr.reshape(like.shape)
     elif alpha is not None:
         arr = np.concatenate([arr, alpha[:, :, None]], axis=2)
     if like.dtype != arr.dtype and like.dtype.kind == "u" and like.dtype.itemsize == arr.dtype.itemsize:
@@ -419,7 +429,9 @@ class Enhancer:
             model, device=self.device, precision=precision, batch_size=batch_size,
             weights=weights, download=download, progress=progress, compile=compile, cpu_memory=cpu_memory,
         )
-        self.model_name = str(getattr(self.restorer, "name", model))
+        # a restorer object without a name is named by its class (its repr had an address)
+        self.model_name = str(getattr(self.restorer, "name", model if isinstance(model, (str, Path))
+                                      else type(model).__name__))
         from stream_gpen.models.registry import MODELS
 
         spec = MODELS.get(self.model_name)
@@ -693,6 +705,7 @@ class Enhancer:
         ``cancel``: set it to stop early; a video's output is then finalised as ``.partial`` like
         Ctrl-C, a folder stops after the photo in hand (its photos so far are written), a single
         photo whose restoring has begun is finished and returned; set before the start, nothing runs.
+        ``on_progress`` raising :class:`stream_gpen.Cancelled` stops the run the same way.
         A run stopped by Ctrl-C raises :class:`stream_gpen.Interrupted` (a ``KeyboardInterrupt``),
         one stopped by ``cancel`` :class:`stream_gpen.Cancelled` (not a ``KeyboardInterrupt``: safe in
         an asyncio program's worker threads); either's ``.summary`` is the run's summary so far
@@ -742,6 +755,7 @@ class Enhancer:
                 raise InvalidInputError(f"{name} must be a whole number, got {value!r}")
         if preset is not None and not isinstance(preset, str):
             raise InvalidInputError(f"preset must be a name (e.g. 'medium'), got {preset!r}")
+        src, dst = _text_path(src), _text_path(dst)
         src_s = str(src)
         gif_default = (not image_format and (dst is None or Path(dst).is_dir()) and "://" not in src_s
                        and Path(src_s).suffix.lower() == ".gif" and _photo_suffix(Path(src_s)) == ".png")
@@ -895,6 +909,7 @@ class Enhancer:
             if is_still and on_progress is not None:  # a group photo on a CPU: progress per model batch
                 stage.on_faces = lambda k: on_progress(summary.frames_out, total, stage.faces_restored + k)
             frames = None
+            by_callback = False
             try:
                 with open_sink(dst, source=source, codec=codec, crf=crf, preset=preset, audio=audio,
                                overwrite=overwrite, quality=quality, queue_size=_SINK_QUEUE,
@@ -909,27 +924,32 @@ class Enhancer:
                               else self._frames(source, stage, on_frame=keep, stop=stop))
                     if cancel is not None and cancel.is_set():
                         raise KeyboardInterrupt  # cancelled before it began: nothing is written
-                    for frame in frames:
-                        if compare:
-                            frame = _side_by_side(frame, originals.pop(frame.index))
-                        summary.frames_in += 1
-                        written = sink.frames_written
-                        with timer("encode"):
-                            if not self._write_photo(sink, frame, summary, folder=meta.kind == "folder",
-                                                     meanwhile=meanwhile):
-                                continue
-                        # a photo sink counts a multi-page picture's pages when the file is written
-                        # (held pages of one whose later page proves unreadable never are); a video
-                        # sink's count lags on its own thread
-                        summary.frames_out += sink.frames_written - written if is_still else 1
-                        if on_progress is not None:
-                            # a video's faces of the frames handed on: faces_restored counts a batch
-                            # ahead of them (a one-face clip said "265 frames, 272 faces")
-                            on_progress(summary.frames_out, total,
-                                        stage.faces_restored if is_still else getattr(stage, "faces_out", 0))
-                        # (a single photo is written whole under its name by now: that job is done)
-                        if cancel is not None and cancel.is_set() and meta.kind != "image":
-                            raise KeyboardInterrupt
+                    try:
+                        for frame in frames:
+                            if compare:
+                                frame = _side_by_side(frame, originals.pop(frame.index))
+                            summary.frames_in += 1
+                            written = sink.frames_written
+                            with timer("encode"):
+                                if not self._write_photo(sink, frame, summary, folder=meta.kind == "folder",
+                                                         meanwhile=meanwhile):
+                                    continue
+                            # a photo sink counts a multi-page picture's pages when the file is written
+                            # (held pages of one whose later page proves unreadable never are); a video
+                            # sink's count lags on its own thread
+                            summary.frames_out += sink.frames_written - written if is_still else 1
+                            if on_progress is not None:
+                                # a video's faces of the frames handed on: faces_restored counts a batch
+                                # ahead of them (a one-face clip said "265 frames, 272 faces")
+                                on_progress(summary.frames_out, total,
+                                            stage.faces_restored if is_still else getattr(stage, "faces_out", 0))
+                            # (a single photo is written whole under its name by now: that job is done)
+                            if cancel is not None and cancel.is_set() and meta.kind != "image":
+                                raise KeyboardInterrupt
+                    except Cancelled:
+                        # raised by a callback (on_progress): stopped as a cancel is, not as an error
+                        by_callback = True
+                        raise KeyboardInterrupt from None
                     if stop is not None and stop():
                         raise KeyboardInterrupt  # the frames ended because the run was cancelled
             except KeyboardInterrupt as exc:
@@ -952,6 +972,12 @@ class Enhancer:
                     said = "interrupted before the photo was written"
                 else:
                     said = f"interrupted after {summary.frames_out} frames"
+                if by_callback:
+                    said = (str(exc) if isinstance(exc, Interrupted) else said).replace("--skip-existing",
+                                                                                        "skip_existing=True")
+                    err = Cancelled("cancelled" + said[len("interrupted"):] if said.startswith("interrupted") else said)
+                    err.summary = summary
+                    raise err from None
                 err = exc if isinstance(exc, Interrupted) else Interrupted(said)
                 err.summary = summary
                 if err is exc:
@@ -1083,7 +1109,7 @@ class Enhancer:
                 try:
                     part = self._enhance_one(str(src), out, on_progress=progress, **opts,
                                              **({"skip": skip} if src is root else trim))
-                except Interrupted as exc:
+                except (Interrupted, Cancelled) as exc:  # (Cancelled: raised by the caller's on_progress)
                     part = getattr(exc, "summary", None)
                     if part is not None:
                         _add_summary(total, part, root, self._all_fallbacks())
@@ -1231,7 +1257,8 @@ class Enhancer:
         if isinstance(source, bool) or not isinstance(source, (str, os.PathLike, int)):
             raise InvalidInputError(
                 f"stream() reads a file, URL, lavfi: graph or device, not {type(source).__name__}; for pictures "
-                "you already hold (numpy arrays), use stream_frames() (a sequence, tracked) or enhance_image()")
+                "you already hold (numpy arrays), use stream_frames() (a sequence, tracked) or enhance_image()"
+                + ("; a path given as bytes: os.fsdecode() it" if isinstance(source, (bytes, bytearray)) else ""))
         if is_image_url(str(source)):  # a photo URL: the photo itself, as enhance_file() reads it
             with fetched(str(source)) as local:
                 yield from self.stream(local, live=live, latency_budget_s=latency_budget_s)
@@ -1746,6 +1773,15 @@ def _header_frames(path: Path, start: float = 0.0, duration: float | None = None
         return n or None
     n = max(0, n - _frames_in(start, rate, n))
     return min(n, _frames_in(duration, rate, n)) if duration is not None else n
+
+
+def _text_path(p):
+    """A path given as bytes (or an ``os.PathLike`` that gives bytes), as text, the way ``os``
+    decodes file names; anything else as it is. (``str(b"a.mp4")`` is ``"b'a.mp4'"``: an existing
+    file was "not found".)"""
+    if isinstance(p, (bytes, bytearray)) or (isinstance(p, os.PathLike) and isinstance(os.fspath(p), bytes)):
+        return os.fsdecode(bytes(os.fspath(p)) if isinstance(p, os.PathLike) else bytes(p))
+    return p
 
 
 def _frames_in(seconds: float, rate: float, cap: int) -> int:

@@ -61,3 +61,89 @@ def test_a_cancel_stops_taking_frames_before_the_first_batch_is_restored(tmp_pat
     assert restorer.calls == []  # nothing restored after the cancel
     assert s.interrupted and s.frames_out == 0 and s.frames_dropped == s.frames_in
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_paths_given_as_bytes_are_file_names(tmp_path, enh):
+    src = _noise_clip(tmp_path / "n.mp4", n=3)
+    s = enh.enhance_file(bytes(src), bytes(tmp_path / "o.mp4"))  # was "input not found: b'...n.mp4'"
+    assert s.frames_out == 3 and (tmp_path / "o.mp4").exists()
+    from stream_gpen.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="os.fsdecode"):
+        next(iter(enh.stream(bytes(src))))
+
+
+class _Stop:
+    def __init__(self, at):
+        self.at = at
+
+    def __call__(self, done, total, faces):
+        from stream_gpen import Cancelled
+
+        if done == self.at:
+            raise Cancelled("stop please")
+
+
+def test_a_cancelled_raised_by_the_progress_callback_is_a_cancel_not_an_error(tmp_path, enh):
+    from stream_gpen import Cancelled
+
+    src = _noise_clip(tmp_path / "n.mp4", n=20)
+    with pytest.raises(Cancelled) as info:
+        enh.enhance_file(src, tmp_path / "o.mp4", on_progress=_Stop(3))
+    s = info.value.summary
+    assert s.interrupted and s.error is None and s.frames_out == 3
+    assert s.partial_output and str(info.value).startswith("cancelled")
+    # in a folder too: the run stops there (a cancel was counted as one video's failure: skipped, on)
+    (tmp_path / "in").mkdir()
+    for k in range(2):
+        _noise_clip(tmp_path / "in" / f"v{k}.mp4", n=10)
+    with pytest.raises(Cancelled) as info:
+        enh.enhance_file(tmp_path / "in", tmp_path / "out", on_progress=_Stop(3))
+    s = info.value.summary
+    assert s.interrupted and s.skipped == [] and s.frames_out == 3
+
+
+def test_a_restorer_object_is_named_by_its_class(mobilenet_weights):
+    from stream_gpen import Enhancer
+
+    class Plain:
+        size = 64
+
+        def __call__(self, crops):
+            return crops
+
+    e = Enhancer(Plain(), device="cpu", detector_weights=mobilenet_weights, progress=False)
+    assert e.model_name == "Plain"  # was "<...Plain object at 0x7f...>" in every summary and report
+
+
+class _Red:
+    name = "red"
+    fallbacks: list = []
+
+    def __init__(self, size=64):
+        import torch
+
+        self.size, self.device = size, torch.device("cpu")
+
+    def __call__(self, crops):
+        out = crops.clone()
+        out[:, 0], out[:, 1:] = 250, 10
+        return out
+
+
+def test_a_grey_photo_comes_back_the_same_from_enhance_image_and_enhance_file(tmp_path, shared, mobilenet_weights):
+    from PIL import Image
+
+    from stream_gpen import Enhancer
+
+    e = Enhancer(_Red(), device="cpu", detector_weights=mobilenet_weights, progress=False)
+    grey = Image.open(shared / "data/faces/whole/codeformer_whole_04.jpg").convert("L")
+    grey.thumbnail((256, 256))
+    grey.save(tmp_path / "g.png")
+    s = e.enhance_file(tmp_path / "g.png", tmp_path / "o.png")
+    assert s.faces_restored == 1
+    written = np.asarray(Image.open(tmp_path / "o.png"))
+    got = e.enhance_image(np.asarray(grey))
+    assert written.shape == got.shape and np.array_equal(got, written)  # (the mean made the face 26 levels lighter)
+    hi = e.enhance_image(np.asarray(grey).astype(np.uint16) * 257)
+    assert hi.dtype == np.uint16 and np.abs(hi.astype(int) // 257 - written).max() <= 1
