@@ -1025,7 +1025,7 @@ class Enhancer:
             from stream_gpen.io import remux
 
             try:
-                remux(src_s, dst, said=set(summary.fallbacks))
+                remux(src_s, dst, said=set(summary.fallbacks), turned=_display_turn(meta))
                 summary.encoder = "copy"  # the re-encode's encoder no longer describes the output
                 summary.fallbacks.append("no faces found: the input was stream-copied to the output (copy_if_no_faces)")
             except EncodeError as exc:  # e.g. pcm audio into .mp4: the re-encoded output stays
@@ -1773,6 +1773,15 @@ def _header_frames(path: Path, start: float = 0.0, duration: float | None = None
         return n or None
     n = max(0, n - _frames_in(start, rate, n))
     return min(n, _frames_in(duration, rate, n)) if duration is not None else n
+
+
+def _display_turn(meta) -> str | None:
+    """The display rotation / mirror the source applied to its frames (a phone video's), in words,
+    or None: what a stream copy has to keep in the container."""
+    extra = getattr(meta, "extra", None) or {}
+    deg, mirror = extra.get("applied_rotation") or 0, extra.get("applied_mirror")
+    said = [f"a {deg} degree display rotation"] if deg else []
+    return " and ".join(said + (["a mirrored display"] if mirror else [])) or None
 
 
 def _text_path(p):

@@ -14,7 +14,7 @@ from stream_gpen.io._meta import audio_params_unknown, ffmpeg_local
 log = logging.getLogger(__name__)
 
 
-def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=()) -> int:
+def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: str | None = None) -> int:
     """Copy all streams of ``src`` into ``dst`` (container from the extension), bit-exact packets.
 
     Written to a temporary file next to ``dst`` and renamed on success. Text subtitles the output
@@ -32,6 +32,9 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=()) -> int:
     video frames (the cut's keyframe: the frames shown need them to decode) raise
     :class:`EncodeError`, as they would play.
     ``said``: notes already warned of (by the re-encode of ``--copy-if-no-faces``), not said again.
+    ``turned``: the video's display rotation or mirror, said as in "its video has {turned}" (a
+    phone's 90 degrees): only mp4/mov and Matroska store it, so a copy into another container
+    (.ts, .avi...) raises :class:`EncodeError` (it would play turned; the re-encode is upright).
     Returns the number of video packets copied.
     """
     from stream_gpen.io._sink import (
@@ -76,6 +79,9 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=()) -> int:
             slots: dict[int, int] = {}
             fmt = out.format.name
             avi = bool(set(fmt.split(",")) & set(_NO_START_TIMES))
+            if turned and not set(fmt.split(",")) & (set(_MOV_FAMILY) | {"matroska"}):
+                raise EncodeError(f"cannot stream-copy {src} into {dst.suffix}: its video has {turned}, which the "
+                                  f"{fmt} container cannot store (the copy would play turned)")
             shift = None if avi else _start_of(inp)
             # global tags and chapters (moved with the streams)
             lost = copy_container_tags(inp, out, window=(float(shift), None) if shift else None)
