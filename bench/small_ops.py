@@ -5,6 +5,9 @@
 1. Encode-side RGB -> yuv420p (``stream_gpen.io._convert.rgb_to_av``): copying the picture into a
    frame first (``VideoFrame.from_ndarray``, the GIL held) then swscale, against swscale reading
    the picture in place (``from_numpy_buffer``, what the sink does since session 18). Same samples.
+3. (session 19) The sink's full conversion (``rgb_to_av``) into limited-range yuv420p against
+   full-range yuv420p (webcam MJPEG, Android phones), whose chroma planes are computed again,
+   rounded, from the box-averaged RGB (swscale's full-range encode truncates them).
 2. The change watch's 32x32 thumbnail of the small grey frame: ``F.adaptive_avg_pool2d`` against
    ``stream_gpen.faces._tracker._thumb32`` (an integral image). Max difference printed.
 
@@ -58,6 +61,12 @@ def main() -> None:
         a, b = _time(copy_then_convert, args.repeats), _time(in_place, args.repeats)
         c, d = _time(pool, args.repeats), _time(lambda: _thumb32(grey), args.repeats)
         print(f"{r + 1:5d} | {a:15.2f} | {b:11.2f} | {a / b:5.2f} | {c:16.2f} | {d:11.2f} | {c / d:5.1f}")
+    limited = lambda: rgb_to_av(rgb, pix_fmt="yuv420p", colorspace=1, color_range=1)  # noqa: E731
+    full = lambda: rgb_to_av(rgb, pix_fmt="yuv420p", colorspace=1, color_range=2)  # noqa: E731
+    print("round | rgb_to_av limited ms | full range ms | ratio")
+    for r in range(args.rounds):
+        a, b = _time(limited, args.repeats), _time(full, args.repeats)
+        print(f"{r + 1:5d} | {a:20.2f} | {b:13.2f} | {b / a:5.2f}")
     # also what rgb_to_av itself costs now, tags and all
     e = _time(lambda: rgb_to_av(rgb, pix_fmt="yuv420p", colorspace=1, color_range=1), args.repeats)
     print(f"rgb_to_av(yuv420p, bt709, limited): {e:.2f} ms per frame")

@@ -33,3 +33,38 @@ def test_a_sideways_phone_video_without_faces_is_copied_only_where_its_rotation_
         assert s.encoder != "copy" and any("90 degree display rotation" in f for f in s.fallbacks), s.fallbacks
     else:
         assert s.encoder == "copy"
+
+
+@pytest.mark.parametrize("pix_fmt,colorspace", [("yuvj420p", 5), ("yuv420p", 1), ("yuvj422p", 5), ("yuvj444p", 1),
+                                                ("yuv420p", 9)])
+def test_untouched_full_range_8bit_chroma_survives_a_pass(pix_fmt, colorspace):
+    """Full-range 8-bit video (webcam MJPEG, Android phones): swscale's encode truncates chroma,
+    so each pass took half a level off Cb and Cr outside the faces (a flat red corner: U 87 -> 86,
+    V 191 -> 190). Decode then encode now gives every sample back."""
+    import av
+    from av.video.reformatter import ColorRange
+
+    from stream_gpen.io._convert import _KRKB, _BT601, av_to_rgb_numpy, rgb_to_av, sws_colorspace
+
+    rng = np.random.default_rng(7)
+    rgb = np.full((46, 64, 3), 128, np.uint8)
+    for _ in range(12):  # colour blocks whose edges fall inside chroma blocks too
+        y, x, hh, ww = rng.integers(0, 40), rng.integers(0, 58), rng.integers(3, 15), rng.integers(3, 15)
+        rgb[y:y + hh, x:x + ww] = rng.integers(30, 225, 3)  # (in gamut after the chroma average)
+    src = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+        format=pix_fmt, dst_colorspace=sws_colorspace(colorspace), src_color_range=ColorRange.JPEG,
+        dst_color_range=ColorRange.JPEG)
+    src.colorspace, src.color_range = colorspace, 2
+    back = rgb_to_av(av_to_rgb_numpy(src), pix_fmt=pix_fmt, colorspace=colorspace, color_range=2)
+    for k in range(3):
+        a, b = (np.frombuffer(f.planes[k], np.uint8).reshape(f.planes[k].height, -1)[:, :f.planes[k].width].astype(int)
+                for f in (src, back))
+        assert np.abs(a - b).max() <= 1 and abs((b - a).mean()) < 0.05, (k, (b - a).mean())
+    # and a flat colour's chroma is the rounded BT matrix value (swscale gave the floor)
+    kr, kb = _KRKB.get(colorspace, _BT601)
+    flat = np.zeros((16, 16, 3), np.uint8) + np.array([199, 80, 38], np.uint8)
+    out = rgb_to_av(flat, pix_fmt=pix_fmt, colorspace=colorspace, color_range=2)
+    r, g, b = 199.0, 80.0, 38.0
+    yy = kr * r + (1 - kr - kb) * g + kb * b
+    want = (round(128 + (b - yy) / (2 * (1 - kb))), round(128 + (r - yy) / (2 * (1 - kr))))
+    assert tuple(int(np.frombuffer(out.planes[k], np.uint8)[0]) for k in (1, 2)) == want
