@@ -1318,7 +1318,9 @@ def _describe_image(p: Path) -> dict:
             bits = (_bits_per_sample(im, p) if fmt in ("PNG", "TIFF")
                     else int(im.info.get("bit_depth", 8) or 8) if fmt == "HEIF" else 8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise NotMediaError(f"cannot read {p} as an image: {e}") from e
+        from stream_gpen.io._image import video_in_disguise
+
+        raise NotMediaError(f"cannot read {p} as an image: {e}", hint=video_in_disguise(p)) from e
     except Image.DecompressionBombError as e:  # (as enhance says it)
         raise InvalidInputError(f"{p} is too large to load safely: {e}") from e
     notes: list[str] = []

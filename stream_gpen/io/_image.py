@@ -786,7 +786,7 @@ def _load_checked(path: Path, notes: list[str] | None):
             # a valid TIFF Pillow has no mode for: "cannot identify image file" said it was none
             raise NotMediaError(f"cannot read {path}: a {kind} TIFF, which is not read here",
                                 hint="save it as an 8- or 16-bit RGB (or grey) TIFF or PNG") from e
-        raise NotMediaError(f"cannot read {path} as an image: {e}") from e
+        raise NotMediaError(f"cannot read {path} as an image: {e}", hint=video_in_disguise(path)) from e
     except Image.DecompressionBombError as e:
         raise InvalidInputError(f"{path} is too large to load safely: {e}", hint=_BOMB_HINT) from e
     hi = None
@@ -849,6 +849,25 @@ def _odd_deep_tiff(path: Path, orientation: int) -> tuple[np.ndarray, bool] | No
         return None
     a = _ORIENT.get(orientation, lambda x: x)(a)
     return np.ascontiguousarray(a.astype(np.uint16)), int(page.photometric) in (0, 1)
+
+
+def video_in_disguise(path) -> str | None:
+    """A hint for a picture Pillow cannot identify that is a video under a picture's name (a clip a
+    messenger or a phone's share sheet saved as .jpg): "it is an MP4 video: rename it to .mp4";
+    None where FFmpeg does not find a video in it either."""
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            name = c.format.name or ""
+            if not c.streams.video or "image2" in name or name.endswith("_pipe") or name in ("gif", "webp"):
+                return None
+            exts = sorted(getattr(c.format, "extensions", None) or ())
+            long = (c.format.long_name or name).split("/")[0].strip()
+    except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError):
+        return None
+    ext = next((e for e in ("mp4", "mkv", "mov", "webm", "avi", "ts") if e in exts), exts[0] if exts else None)
+    return f"it is a video ({long}) under a picture's name" + (f": rename it to .{ext}" if ext else "")
 
 
 def _tiff_kind(path: Path) -> str | None:

@@ -1512,6 +1512,7 @@ class VideoSource:
         self._window: tuple[float, float | None] | None = None  # absolute (start, end) seconds
         self._anchor_end = False
         self._seeked = False  # the window's seek succeeded (see _set_window)
+        self._cut_before_first: tuple[float, float] | None = None  # (see _check_truncated)
         self._decode_req = decode
         self._reconnect = reconnect
         self._reconnect_delay = reconnect_delay_s
@@ -1786,8 +1787,12 @@ class VideoSource:
                     f"({vs.codec_context.width}x{vs.codec_context.height}, the largest); not restored: "
                     + ", ".join(f"#{s.index} ({s.codec_context.width}x{s.codec_context.height})" for s in others))
             if vs is None:
-                kinds = sorted({s.type for s in container.streams}) or ["none"]
+                kinds = sorted({s.type for s in container.streams})
                 cover = " besides cover art" if container.streams.video else ""
+                if not kinds:  # (an mp4 cut inside its header: FFmpeg opened it, found nothing)
+                    raise NoVideoStreamError(f"{self.spec!r} has no video stream (no stream at all)",
+                                             hint="an empty recording, or a file cut off or damaged inside its "
+                                             "header; check it plays")
                 raise NoVideoStreamError(
                     f"{self.spec!r} has no video stream{cover} (streams: {', '.join(kinds)})",
                     hint="stream-gpen restores faces in pictures; give it a video or image file",
@@ -2623,6 +2628,15 @@ class VideoSource:
         (FFmpeg's estimate from the timestamps, for MPEG-TS) came from that very timestamp, and
         the retiming was said already."""
         span = _header_span(container)
+        if not seen["frames"] and self.kind in ("file", "url") and not self.live and span is not None:
+            # not one picture: the run fails (see _first_frame), and says so where the data ends
+            # well short of the header (a download cut off inside its first frames), rather than
+            # calling it an empty video (a video track with no frames beside a whole audio track)
+            s0, header_end = span
+            got = seen["end"] - s0 if seen["end"] is not None else 0.0
+            if got < 0.9 * (header_end - s0):
+                self._cut_before_first = (max(got, 0.0), header_end - s0)
+            return
         if (self.kind not in ("file", "url") or self.live or span is None or seen["end"] is None or retimed
                 or seen.get("unwrapped")):  # (a false 33-bit wrap undone: the header counts it, see _unwrap_33)
             return
@@ -2700,6 +2714,7 @@ class VideoSource:
             first = next(self._frames)
         except StopIteration:
             past_end = self._past_end() if self.trim_start else None  # (reads the header: before the close)
+            cut = self._cut_before_first
             self._container.close()
             if self.stats["corrupt_packets"]:
                 raise DecodeError(
@@ -2709,6 +2724,12 @@ class VideoSource:
             if past_end is not None:
                 raise past_end from None
             # an empty video track is the input's fault (exit 2), not a decoder's failure
+            if cut is not None:
+                # a download cut off (or damaged) before its first picture: not an empty video
+                raise InvalidInputError(
+                    f"{self.spec!r}: no frame could be read: its data ends at {cut[0]:.2f} s of the {cut[1]:.2f} s "
+                    "its header promises", hint="the file looks cut off or damaged before its first picture; "
+                    "get it again") from None
             raise InvalidInputError(f"{self.spec!r}: the video stream contains no frames",
                                     hint="the file has no pictures to restore; check it plays as a video") from None
         except BaseException:

@@ -1,0 +1,83 @@
+"""Damaged and odd inputs, hunt 19 (edge19): files cut off before their first picture are said to
+be cut off (not "no video stream" / "contains no frames", nor a truncation warning promising an
+output that never comes); a video under a picture's name is told to be renamed."""
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+
+from _clips import write_audio, write_video
+
+
+def _clip(path, n=50, **kw):
+    rng = np.random.default_rng(2)
+    return write_video(path, [rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(n)], **kw)
+
+
+def _run(cli_env, src, tmp_path, out="o.mp4", *extra):
+    from stream_gpen.cli import main
+
+    return main(["enhance", str(src), "-o", str(tmp_path / out), *cli_env, *extra])
+
+
+def _muxed(path, **container_options):
+    rng = np.random.default_rng(2)
+    with av.open(str(path), "w", options=container_options) as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 128, 96, "yuv420p"
+        for i in range(50):
+            f = av.VideoFrame.from_ndarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8), format="rgb24")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+@pytest.mark.parametrize("name", ["head.mp4", "cut.mkv"])
+def test_a_file_cut_off_before_its_first_picture_is_said_to_be_cut_off(tmp_path, cli_env, capsys, name):
+    whole = _muxed(tmp_path / f"whole{name[-4:]}", **({"movflags": "faststart"} if name.endswith(".mp4") else {}))
+    data = whole.read_bytes()
+    if name.endswith(".mp4"):
+        keep = 100  # inside its header (moov first): FFmpeg opens it and finds no stream
+    else:
+        with av.open(str(whole)) as c:
+            first = next(p for p in c.demux(video=0) if p.size)
+            keep = first.pos + first.size // 2  # the header whole, the first picture half there
+    cut = tmp_path / name
+    cut.write_bytes(data[:keep])
+    assert _run(cli_env, cut, tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "cut off" in err and "give it a video or image file" not in err and "contains no frames" not in err, err
+    assert "the output is only that part" not in err  # (there is no output)
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_a_video_track_with_no_frames_beside_whole_audio_is_still_an_empty_video(tmp_path, cli_env, capsys):
+    src = tmp_path / "zero.mkv"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 160, 120, "yuv420p"
+        write_audio(c, c.add_stream("aac", rate=48000), 3.0)
+        for p in s.encode():
+            c.mux(p)
+    assert _run(cli_env, src, tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "contains no frames" in err and "cut off" not in err, err
+
+
+def test_a_video_under_a_pictures_name_is_told_to_be_renamed(tmp_path, cli_env, capsys):
+    from stream_gpen.cli import main
+
+    clip = _clip(tmp_path / "v.mp4", n=3)
+    disguised = tmp_path / "v.jpg"
+    disguised.write_bytes(clip.read_bytes())
+    assert _run(cli_env, disguised, tmp_path, "o.jpg") == 2
+    assert "rename it to .mp4" in capsys.readouterr().err
+    assert main(["info", str(disguised)]) == 2
+    assert "rename it to .mp4" in capsys.readouterr().err
+    (tmp_path / "junk.jpg").write_bytes(b"hello, not a picture")
+    assert _run(cli_env, tmp_path / "junk.jpg", tmp_path, "o2.jpg") == 2
+    assert "rename" not in capsys.readouterr().err
