@@ -32,7 +32,7 @@ from typing import Callable, Iterable, Iterator, Literal, get_args
 import numpy as np
 import torch
 
-from stream_gpen.errors import Cancelled, InvalidInputError, Interrupted, StreamGpenError
+from stream_gpen.errors import Cancelled, InvalidInputError, Interrupted, OutputExistsError, StreamGpenError
 from stream_gpen.summary import RunSummary, StageTimer
 from stream_gpen.faces._detector import DEFAULT_MIN_SCORE, DETECT_SCORE, check_min_score
 
@@ -1088,6 +1088,15 @@ class Enhancer:
             if done_before:
                 total.fallbacks.append(f"{done_before} file(s) already in {dst} were left as they are (skip_existing)")
                 log.info("%d file(s) already in %s: left as they are", done_before, dst)
+        elif not opts.get("overwrite"):
+            # before any work, as for a single file: an existing video output was found only after
+            # every photo was restored, and reported as "skipped ... unreadable or failed" (exit 5)
+            there = [plan[q] for q in images if done(q)] + [o for v, o in outs if done(v)]
+            if there:
+                more = f" (and {len(there) - 1} more)" if len(there) > 1 else ""
+                raise OutputExistsError(f"output exists: {there[0]}{more}",
+                                        hint="--overwrite redoes them, --skip-existing resumes a folder run "
+                                             "(overwrite= / skip_existing= in Python)")
         jobs = ([(root, dst)] if images else []) + outs
         if user_progress is not None:
             counts = [_header_frames(v, **trim) for v, _ in outs]
@@ -1114,8 +1123,20 @@ class Enhancer:
                     if part is not None:
                         _add_summary(total, part, root, self._all_fallbacks())
                     total.interrupted, total.partial_output = True, getattr(part, "partial_output", None)
-                    exc.summary = total
-                    raise
+                    if src is root:  # (its own message counts the photos and says how to resume)
+                        exc.summary = total
+                        raise
+                    # a video of the folder: its own message ("no frames had been encoded, nothing
+                    # was saved") hid the photos and videos finished before it, and how to resume
+                    kept = (f"its {part.frames_out} frame(s) so far were saved to {total.partial_output}"
+                            if total.partial_output else "nothing of it was saved")
+                    said = (f"interrupted in {src} ({kept}); the files before it are written; "
+                            "--skip-existing resumes")
+                    err = (Cancelled("cancelled" + said[len("interrupted"):].replace("--skip-existing",
+                                                                                     "skip_existing=True"))
+                           if isinstance(exc, Cancelled) else Interrupted(said))
+                    err.summary = total
+                    raise err from None
                 except StreamGpenError as exc:
                     from stream_gpen.errors import HardwareEncoderError
 
@@ -1153,8 +1174,6 @@ class Enhancer:
         in a resumed run (skip_existing: ``meanwhile`` counts them) an output that appeared since
         the run began (another run into the same folder wrote it) is left as it is."""
         import errno
-
-        from stream_gpen.errors import OutputExistsError
 
         if not folder:
             sink.write(frame)

@@ -472,7 +472,7 @@ def _check_report(report: str | None, media: list[str], *, overwrite: bool) -> N
 
     if not report:
         return
-    if Path(report).exists() and not Path(report).is_file():
+    if Path(report).exists() and not Path(report).is_file() and not Path(report).is_dir():
         return  # /dev/stdout, a named pipe: written as it is (write_json)
     p = Path(report).resolve()
     if not p.parent.is_dir():
@@ -716,6 +716,15 @@ def _enhance_with(enh, args: argparse.Namespace, src: str, dst: str, null: bool)
     return 0
 
 
+def _named(value: str) -> str:
+    """argparse ``type`` of a path: an empty one (an unset shell variable, ``enhance "$IN"``) is
+    refused; ``Path("")`` is the working folder, so ``enhance ''`` restored all of it into
+    ``../<folder>_enhanced``, and ``-o ''`` / ``--report ''`` were ignored without a word."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("is empty (an unset shell variable?)")
+    return value
+
+
 class _Once(argparse.Action):
     """An option given at most once: a second ``-o`` replaced the first without a word (``camera
     -o a.mkv -o null`` recorded nothing, exit 0)."""
@@ -746,8 +755,8 @@ def add_enhance(subparsers, parents=()) -> None:
         "(unreadable or failed), 130 interrupted (143 SIGTERM, 129 SIGHUP), 141 the reader of the "
         "output closed the pipe",
     )
-    p.add_argument("input", metavar="INPUT")
-    p.add_argument("-o", "--output", action=_Once, help="output file (its extension picks the container or image "
+    p.add_argument("input", metavar="INPUT", type=_named)
+    p.add_argument("-o", "--output", action=_Once, type=_named, help="output file (its extension picks the container or image "
                    "format) or folder (created for folder inputs; an existing one for single files); "
                    "/dev/null restores and writes nothing (a benchmark)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -755,7 +764,7 @@ def add_enhance(subparsers, parents=()) -> None:
                    help="leave outputs that already exist as they are (folders: resume an interrupted run); "
                    "not with --overwrite")
     p.add_argument("--quiet", action="store_true", help="no progress bar (piped: no progress line every 30 s), no summary, no info lines (warnings and errors still show)")
-    p.add_argument("--report", metavar="FILE.json", help="write the run summary as JSON")
+    p.add_argument("--report", metavar="FILE.json", type=_named, help="write the run summary as JSON")
     _model_options(p)
     _output_options(p)
     p.set_defaults(run=_run_enhance)
@@ -1275,18 +1284,18 @@ def add_camera(subparsers, parents=()) -> None:
         "latency stays bounded. Stop with Ctrl-C (or SIGTERM), q + Enter, or q in the preview window: the "
         "recording is finished under its own name either way.",
     )
-    p.add_argument("source", nargs="?", metavar="DEVICE|URL",
+    p.add_argument("source", nargs="?", metavar="DEVICE|URL", type=_named,
                    help=f"default {_default_camera()}, the first camera (camera --list shows them)")
     p.add_argument("--preview", action="store_true", help="show a preview window (OpenCV)")
-    p.add_argument("-o", "--output", action=_Once, help="also record to this file (.mp4, .mkv, .mov, .webm...: its extension "
+    p.add_argument("-o", "--output", action=_Once, type=_named, help="also record to this file (.mp4, .mkv, .mov, .webm...: its extension "
                    "picks the container, and the codec unless --codec says)")
-    p.add_argument("--stream", metavar="URL", help="also send to rtmp://, udp:// (or srt:// where FFmpeg has SRT)")
+    p.add_argument("--stream", metavar="URL", type=_named, help="also send to rtmp://, udp:// (or srt:// where FFmpeg has SRT)")
     p.add_argument("--virtual-camera", action="store_true", help="also send to a virtual camera (pyvirtualcam)")
     p.add_argument("--frames", type=_positive_int, help="stop after N frames")
     p.add_argument("--seconds", type=_positive_seconds, help="stop after S seconds (a positive number)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     p.add_argument("--quiet", action="store_true", help="no live status line (piped: no status line every 30 s)")
-    p.add_argument("--report", metavar="FILE.json", help="write the run summary as JSON")
+    p.add_argument("--report", metavar="FILE.json", type=_named, help="write the run summary as JSON")
     p.add_argument("--list", action="store_true", help="list the capture devices and exit")
     _camera_codec_options(p)
     _encoder_option(p)
@@ -1626,7 +1635,7 @@ def add_info(subparsers, parents=()) -> None:
         description="Describe INPUT (video, URL, image or folder) as stream-gpen reads it: streams, size, "
         "frame rate, bit depth, colour (HDR), rotation, pixel aspect, interlacing, audio, subtitles and data "
         "tracks (telemetry, timecode), and what `enhance` will do about each. Loads no model.")
-    p.add_argument("input", metavar="INPUT")
+    p.add_argument("input", metavar="INPUT", type=_named)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--faces", action="store_true",
                    help="also run the face detector on 8 frames spread over the video (or on the image) and "

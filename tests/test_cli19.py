@@ -1,0 +1,73 @@
+"""The command line on folders, hunt 19 (cli19): empty paths, --report naming a folder, an existing
+video output in a folder, the message of a folder stopped in one of its videos."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from _clips import write_video
+
+
+def _folder(root, videos=("v.mp4",), photos=("p.png",)):
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(4)
+    for name in videos:
+        write_video(root / name, [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(8)])
+    for name in photos:
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(root / name)
+    return root
+
+
+@pytest.mark.parametrize("argv", [["enhance", ""], ["info", ""], ["enhance", "IN", "-o", ""],
+                                  ["enhance", "IN", "--report", " "], ["camera", ""]])
+def test_an_empty_path_is_refused(tmp_path, cli_env, capsys, monkeypatch, argv):
+    # `enhance "$IN"` with IN unset: Path("") is the working folder, all of which was restored
+    # into ../<folder>_enhanced; -o '' and --report '' were ignored without a word
+    from stream_gpen.cli import main
+
+    monkeypatch.chdir(_folder(tmp_path / "cwd"))
+    argv = [a if a != "IN" else "v.mp4" for a in argv]
+    assert main(argv + (cli_env if argv[0] == "enhance" else [])) == 2
+    assert "is empty" in capsys.readouterr().err
+    assert not (tmp_path / "cwd_enhanced").exists() and not (tmp_path / "cwd" / "v_enhanced.mp4").exists()
+
+
+def test_a_report_naming_a_folder_is_refused_before_the_run(tmp_path, cli_env, capsys):
+    from stream_gpen.cli import main
+
+    src = _folder(tmp_path / "in", videos=(), photos=("p.png",)) / "p.png"
+    (tmp_path / "rep").mkdir()
+    assert main(["enhance", str(src), "-o", str(tmp_path / "o.png"), "--report", str(tmp_path / "rep"), *cli_env]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert not (tmp_path / "o.png").exists()  # (the run went through, then exit 4 and no summary)
+
+
+def test_an_existing_video_output_in_a_folder_stops_the_run_before_any_work(tmp_path, cli_env, capsys):
+    from stream_gpen.cli import main
+
+    src = _folder(tmp_path / "in")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "v.mp4").write_bytes(b"an earlier run's video")
+    assert main(["enhance", str(src), "-o", str(tmp_path / "out"), *cli_env]) == 2
+    err = capsys.readouterr().err
+    assert "output exists" in err and "--skip-existing" in err and "unreadable or failed" not in err, err
+    assert not (tmp_path / "out" / "p.png").exists()  # nothing restored first
+    assert main(["enhance", str(src), "-o", str(tmp_path / "out"), "--skip-existing", *cli_env]) == 0
+    assert (tmp_path / "out" / "p.png").exists()
+
+
+def test_a_folder_stopped_in_one_of_its_videos_says_what_was_written_and_how_to_resume(tmp_path, enh):
+    from stream_gpen.errors import Interrupted
+
+    src = _folder(tmp_path / "in", videos=("v.mp4",), photos=("a.png", "b.png"))
+
+    def stop(done, total, faces):
+        if done == 5:  # two photos, then the third frame of the video
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as info:
+        enh.enhance_file(src, tmp_path / "out", on_progress=stop)
+    said = str(info.value)
+    assert "v.mp4" in said and "--skip-existing resumes" in said and "nothing had been encoded" not in said, said
+    assert (tmp_path / "out" / "a.png").exists() and info.value.summary.interrupted
