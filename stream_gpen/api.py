@@ -767,7 +767,8 @@ class Enhancer:
 
         if image_format and dst != "null" and Path(dst).suffix.lower() not in _IMAGE_EXTS and not (
                 "://" not in src_s and Path(src_s).is_dir()):
-            log.warning("image_format=%r applies to photos; %s is written as video", image_format, src_s)
+            log.warning("image_format %r (--image-format) applies to photos; %s is written as video",
+                        image_format, src_s)
         opts = dict(overwrite=overwrite, codec=codec, crf=crf, preset=preset, audio=audio, quality=quality,
                     on_progress=on_progress, cancel=cancel, copy_if_no_faces=copy_if_no_faces,
                     untrusted=untrusted, max_pixels=max_pixels, start=start, duration=duration,
@@ -782,7 +783,7 @@ class Enhancer:
         if is_image_url(src_s):
             return self._enhance_image_url(src_s, dst, opts)
         if is_folder:
-            from stream_gpen.io._image import folder_media, folder_outputs
+            from stream_gpen.io._image import folder_media, folder_outputs, others_note
 
             root = Path(src_s)
             if dst == "null":
@@ -794,7 +795,7 @@ class Enhancer:
             if _same_place(dst, root):
                 raise InvalidInputError(f"the output folder {dst} is the input folder: the restored photos would "
                                         "replace or mix with the originals; name another with -o")
-            images, videos, _ = folder_media(root, Path(dst))
+            images, videos, others = folder_media(root, Path(dst))
             photo_ext = "." + image_format.lower().lstrip(".") if image_format else None
             photos = set(images)
             plan, clashes, clashing = folder_outputs(
@@ -836,6 +837,12 @@ class Enhancer:
                     with contextlib.suppress(OSError):
                         Path(dst).rmdir()  # (only if empty)
             summary.fallbacks[:0] = clashes
+            left = others_note(root, others)
+            if left and not any(left in f for f in summary.fallbacks):
+                # (said by the photos' job when there is one: a folder of videos, or a resumed
+                # run with every photo done, said nothing of them)
+                log.warning("%s", left)
+                summary.fallbacks.append(left)
             return summary
         if copy_if_no_faces and _same_file(src_s, dst):
             return self._enhance_in_place(src_s, dst, opts)
@@ -1922,7 +1929,7 @@ def default_output(src: str) -> str:
     file -> that name with ``_enhanced``, in the working folder (``https://x/y/clip.mp4`` ->
     ``clip_enhanced.mp4``); other URLs, devices and lavfi -> ``stream_enhanced.mp4``; a container
     that cannot hold the restored video (``.mpg``/``.vob`` DVD and VHS captures, ``.dv``,
-    ``.gif``...: ``io._sink.NO_MODERN_VIDEO``) -> ``NAME_enhanced.mp4``."""
+    ``.gif``...: ``io._sink.NO_MODERN_VIDEO``), or an unknown or no extension -> ``NAME_enhanced.mp4``."""
     from stream_gpen.io._meta import fit_name
     from stream_gpen.io._sink import NO_MODERN_VIDEO
 
@@ -1939,8 +1946,14 @@ def default_output(src: str) -> str:
                 raise InvalidInputError(f"{src} has no name to derive an output folder from; name one with -o")
         return str(fit_name(p.with_name(p.name + "_enhanced"), len("_enhanced"), folder=True))
     # (an animated PNG is decoded as a video; the apng muxer holds no H.264)
+    from stream_gpen.io._image import _VIDEO_EXTS
+    from stream_gpen.io._source import IMAGE_EXTS
+
     suffix = _photo_suffix(p)  # (a still GIF: a photo, .png)
-    if suffix == p.suffix and (p.suffix.lower() in NO_MODERN_VIDEO or p.suffix.lower() == ".apng"):
+    if suffix == p.suffix and (p.suffix.lower() in NO_MODERN_VIDEO or p.suffix.lower() == ".apng"
+                               or p.suffix.lower() not in _VIDEO_EXTS + tuple(IMAGE_EXTS)):
+        # (an unknown or no extension: notes.txt was refused for its output's name,
+        # "notes_enhanced.txt", not for what it is; a camera dump without one, the same)
         suffix = ".mp4"
     return str(fit_name(p.with_name(f"{p.stem}_enhanced{suffix}"), len("_enhanced")))
 
@@ -1987,7 +2000,7 @@ def resolve_output(src: str, dst=None, image_format: str | None = None) -> str:
         # (a longer extension may pass 255 bytes: ``--image-format webp`` of a 251-character JPEG)
         return str(fit_name(d / (Path(name).stem + ext if ext else name), keep))
     if ext and _SAME_FORMAT.get(d.suffix.lower(), d.suffix.lower()) != _SAME_FORMAT.get(ext, ext):
-        raise InvalidInputError(f"the output {dst} is not a {image_format} file, which image_format asks for",
+        raise InvalidInputError(f"the output {dst} is not a {image_format} file, which image_format (--image-format) asks for",
                                 hint=f"name the output with .{image_format.lower().lstrip('.')}, or leave out the format")
     return str(dst)
 

@@ -610,6 +610,10 @@ def _enhance_command(args: argparse.Namespace, checked: list[str]) -> int:
         # GIF, MPEG-PS/DVD (.mpg/.vob), DV...: the container cannot hold the restored video
         log.info("a %s input is written as %s (name a .mp4/.mkv/.mov/.webm with -o to choose)",
                  Path(src).suffix, dst)
+    if "://" not in src and Path(src).is_dir() and not null and Path(dst).is_file():
+        # (said first: "output exists ... pass --overwrite" led to this refusal next)
+        raise InvalidInputError(f"the output {dst} is a file; a folder input needs an output folder",
+                                hint="name a new or existing folder with -o")
     if (not null and Path(dst).exists() and not args.overwrite and not args.skip_existing
             and not Path(dst).is_dir()):
         if _same_file(src, dst):

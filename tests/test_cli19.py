@@ -71,3 +71,42 @@ def test_a_folder_stopped_in_one_of_its_videos_says_what_was_written_and_how_to_
     said = str(info.value)
     assert "v.mp4" in said and "--skip-existing resumes" in said and "nothing had been encoded" not in said, said
     assert (tmp_path / "out" / "a.png").exists() and info.value.summary.interrupted
+
+
+def test_a_folder_of_videos_says_what_it_left_out(tmp_path, cli_env, capsys):
+    from stream_gpen.cli import main
+
+    src = _folder(tmp_path / "in", photos=())
+    (src / "notes.txt").write_text("not media")
+    assert main(["enhance", str(src), "-o", str(tmp_path / "out"), "--report", str(tmp_path / "r.json"), *cli_env]) == 0
+    import json
+
+    fallbacks = json.loads((tmp_path / "r.json").read_text())["fallbacks"]
+    assert any("neither images nor videos" in f and "1 .txt" in f for f in fallbacks), fallbacks
+    assert "neither images nor videos" in capsys.readouterr().err
+    # with a photo too, said once (the photos' job says it)
+    Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(src / "p.png")
+    assert main(["enhance", str(src), "-o", str(tmp_path / "out2"), *cli_env]) == 0
+    assert capsys.readouterr().err.count("neither images nor videos") == 1
+
+
+def test_a_folder_into_an_existing_file_is_told_it_needs_a_folder(tmp_path, cli_env, capsys):
+    from stream_gpen.cli import main
+
+    src = _folder(tmp_path / "in")
+    (tmp_path / "afile.txt").write_text("x")
+    assert main(["enhance", str(src), "-o", str(tmp_path / "afile.txt"), *cli_env]) == 2
+    err = capsys.readouterr().err
+    assert "needs an output folder" in err and "--overwrite" not in err, err
+
+
+def test_a_file_that_is_not_media_is_refused_for_what_it_is_not_its_output_name(tmp_path, cli_env, capsys,
+                                                                                  monkeypatch):
+    from stream_gpen.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("hello\n")
+    assert main(["enhance", "notes.txt", *cli_env]) == 2
+    err = capsys.readouterr().err
+    assert "as media" in err and "output name" not in err, err
+    assert not list(tmp_path.glob("notes_enhanced*"))

@@ -141,7 +141,7 @@ def test_a_long_name_gets_a_default_output_that_fits(tmp_path):
     for name in ("a" * 245 + ".mp4", "日" * 82 + ".jpg", "b" * 250):
         out = Path(default_output(str(tmp_path / name)))
         assert len(out.name.encode()) <= 255 and out.stem.endswith("_enhanced")
-        assert out.suffix == Path(name).suffix and out.parent == tmp_path
+        assert out.suffix == (Path(name).suffix or ".mp4") and out.parent == tmp_path  # (no extension: .mp4)
     out = Path(resolve_output(str(tmp_path / ("c" * 245 + ".png")), None, "jpeg"))
     assert len(out.name.encode()) <= 255 and out.name.endswith("_enhanced.jpeg")
     assert default_output("clip.mp4") == "clip_enhanced.mp4"  # short names as before

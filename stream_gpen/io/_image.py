@@ -224,6 +224,18 @@ def folder_media(root: Path, exclude: Path | None = None, *,
     return images, videos, other
 
 
+def others_note(root: Path, others: list[Path]) -> str | None:
+    """What a folder run says of its files that are neither images nor videos (left out), or None."""
+    other: dict[str, int] = {}
+    for q in others:
+        ext = q.suffix.lower() or "(no extension)"
+        other[ext] = other.get(ext, 0) + 1
+    if not other:
+        return None
+    kinds = ", ".join(f"{n} {ext}" for ext, n in sorted(other.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"{sum(other.values())} file(s) in {root} are neither images nor videos and were left out ({kinds})"
+
+
 def folder_outputs(root: Path, dst: Path, files: list[Path],
                    suffix_of) -> tuple[dict[Path, Path], list[str], set[Path]]:
     """Where each of a folder's ``files`` goes in its mirror ``dst``: ``suffix_of(path)`` is the
@@ -1142,13 +1154,8 @@ class ImageSource:
         if kind == "folder":
             # Files that are neither images nor videos (which Enhancer.enhance_file restores on its
             # own) are left alone, but said so: a user must not believe they were restored.
-            other: dict[str, int] = {}
-            for q in others:
-                ext = q.suffix.lower() or "(no extension)"
-                other[ext] = other.get(ext, 0) + 1
-            if other:
-                kinds = ", ".join(f"{n} {ext}" for ext, n in sorted(other.items(), key=lambda kv: (-kv[1], kv[0])))
-                msg = f"{sum(other.values())} file(s) in {p} are neither images nor videos and were left out ({kinds})"
+            msg = others_note(p, others)
+            if msg:
                 self.fallbacks.append(msg)
                 log.warning(msg)
         # Folder inputs: one unreadable file must not cost the others. It is logged, listed here
