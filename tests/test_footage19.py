@@ -68,3 +68,29 @@ def test_untouched_full_range_8bit_chroma_survives_a_pass(pix_fmt, colorspace):
     yy = kr * r + (1 - kr - kb) * g + kb * b
     want = (round(128 + (b - yy) / (2 * (1 - kb))), round(128 + (r - yy) / (2 * (1 - kr))))
     assert tuple(int(np.frombuffer(out.planes[k], np.uint8)[0]) for k in (1, 2)) == want
+
+
+def test_chapters_of_a_cut_move_with_the_first_frame_kept(tmp_path):
+    # --start 1.97 at 25 fps opens on the frame at 2.00, and audio and subtitles move by 2.00:
+    # chapters moved by the 1.97 asked for (a 30 ms offset)
+    from fractions import Fraction
+
+    import av
+
+    from stream_gpen.io import open_sink, open_source
+    from tests.test_fidelity import make_clip
+
+    ch = make_clip(tmp_path / "chapters.mkv", w=64, h=48, n=100, audio=True, chapters=[
+        {"id": 1, "start": 0, "end": 2500, "time_base": Fraction(1, 1000), "metadata": {"title": "a"}},
+        {"id": 2, "start": 2500, "end": 4000, "time_base": Fraction(1, 1000), "metadata": {"title": "b"}}])
+    dst = tmp_path / "cut.mkv"
+    with open_source(ch, start=1.97, duration=1.0) as s, open_sink(dst, source=s, preset="ultrafast") as k:
+        times = []
+        for f in s:
+            times.append(f.time)
+            k.write(f)
+    assert times[0] == pytest.approx(2.0)
+    with av.open(str(dst)) as c:
+        chapters = c.chapters()
+    got = [(c["metadata"]["title"], float(c["start"] * c["time_base"])) for c in chapters]
+    assert [t for t, _ in got] == ["a", "b"] and got[1][1] == pytest.approx(0.5, abs=1e-3), got

@@ -1948,6 +1948,10 @@ class FileSink(_Sink):
             return
         out = self._out
         win = getattr(self.source, "_window", None) if getattr(self.source, "trim_start", 0) else None
+        if win is not None and self._first_time is not None:
+            # from the first frame kept, as the audio and subtitles are (a --start 0.3 at 25 fps
+            # opens on the frame at 0.32: chapters moved by 0.30 landed 20 ms off)
+            win = (max(float(win[0]), self._first_time), win[1])
         if win is None and self._origin is not None and not self._rebase:
             win = (float(self._origin), None)  # chapters move with the streams (_choose_shift)
         for msg in copy_container_tags(inp, out, window=win):
