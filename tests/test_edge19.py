@@ -21,12 +21,12 @@ def _run(cli_env, src, tmp_path, out="o.mp4", *extra):
     return main(["enhance", str(src), "-o", str(tmp_path / out), *cli_env, *extra])
 
 
-def _muxed(path, **container_options):
+def _muxed(path, n=50, **container_options):
     rng = np.random.default_rng(2)
     with av.open(str(path), "w", options=container_options) as c:
         s = c.add_stream("libx264", rate=25)
         s.width, s.height, s.pix_fmt = 128, 96, "yuv420p"
-        for i in range(50):
+        for i in range(n):
             f = av.VideoFrame.from_ndarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8), format="rgb24")
             f.pts = i
             for p in s.encode(f):
@@ -81,3 +81,21 @@ def test_a_video_under_a_pictures_name_is_told_to_be_renamed(tmp_path, cli_env, 
     (tmp_path / "junk.jpg").write_bytes(b"hello, not a picture")
     assert _run(cli_env, tmp_path / "junk.jpg", tmp_path, "o2.jpg") == 2
     assert "rename" not in capsys.readouterr().err
+
+
+def test_a_whole_mkv_damaged_in_the_middle_is_not_called_truncated(tmp_path, cli_env, capsys):
+    whole = _muxed(tmp_path / "whole.mkv", n=300)  # 12 s: FFmpeg starts a cluster every 5 s
+    data = bytearray(whole.read_bytes())
+    at = data.find(b"\x1f\x43\xb6\x75", len(data) // 2)  # a cluster past the middle: its header broken
+    assert at > 0
+    for k in range(at, min(at + 2000, len(data))):
+        data[k] ^= 0xFF
+    (tmp_path / "damaged.mkv").write_bytes(bytes(data))
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(bytes(whole.read_bytes()[:len(data) // 3]))
+    assert _run(cli_env, tmp_path / "damaged.mkv", tmp_path, "o1.mkv") == 0
+    err = capsys.readouterr().err
+    assert "is damaged at about" in err and "looks truncated" not in err, err
+    assert _run(cli_env, cut, tmp_path, "o2.mkv") == 0
+    err = capsys.readouterr().err
+    assert "looks truncated" in err and "damaged at" not in err, err

@@ -2649,6 +2649,14 @@ class VideoSource:
             return
         rate = self.metadata.frame_rate if getattr(self, "metadata", None) is not None else None
         expected = f", about {round(want * float(rate))} expected" if rate else ""
+        read, size = seen.get("bytes"), self._size_at_open
+        if self.kind == "file" and read and size and read < 0.9 * size and size - read > 4096:
+            # the reading stopped well before the file's last bytes: a whole file, damaged there
+            # (FFmpeg's Matroska reader does not find its way past a broken cluster), not one cut off
+            self._fallback(f"{self.spec} is damaged at about {got:.2f} s: FFmpeg cannot read past it (it read "
+                           f"{read:,} of the file's {size:,} bytes; {seen['frames']} frames decoded{expected}); "
+                           "the output is only that part")
+            return
         self._fallback(f"{self.spec} looks truncated: its data ends at {got:.2f} s of the {want:.2f} s its header "
                        f"promises ({seen['frames']} frames decoded{expected}); the output is only that part")
 
