@@ -99,3 +99,14 @@ def test_a_whole_mkv_damaged_in_the_middle_is_not_called_truncated(tmp_path, cli
     assert _run(cli_env, cut, tmp_path, "o2.mkv") == 0
     err = capsys.readouterr().err
     assert "looks truncated" in err and "damaged at" not in err, err
+
+
+def test_a_start_past_the_data_of_a_cut_file_says_where_the_data_ends(tmp_path, cli_env, capsys):
+    # info shows the header's 2 s, the data ends at ~0.6 s: "past the end", with a hint to look at
+    # info, left the user puzzled
+    whole = _muxed(tmp_path / "whole.mkv")
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: len(whole.read_bytes()) * 3 // 10])
+    assert _run(cli_env, cut, tmp_path, "o.mkv", "--start", "1.5") == 2
+    err = capsys.readouterr().err
+    assert "past the end of the data" in err and "header promises" in err and "cut off" in err, err

@@ -2730,6 +2730,13 @@ class VideoSource:
                     hint="the video data is damaged or truncated",
                 ) from None
             if past_end is not None:
+                if cut is not None and self.trim_start < cut[1]:
+                    # past where the data ends, not past the end the header (and `info`) gives
+                    raise InvalidInputError(
+                        f"start={self.trim_start:g} s is past the end of the data in {self.spec!r}: it ends at {cut[0]:.2f} s "
+                        f"of the {cut[1]:.2f} s its header promises",
+                        hint=f"the file looks cut off or damaged; give a start before {cut[0]:.2f} s, or get it "
+                        "again") from None
                 raise past_end from None
             # an empty video track is the input's fault (exit 2), not a decoder's failure
             if cut is not None:
