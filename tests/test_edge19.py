@@ -110,3 +110,17 @@ def test_a_start_past_the_data_of_a_cut_file_says_where_the_data_ends(tmp_path, 
     assert _run(cli_env, cut, tmp_path, "o.mkv", "--start", "1.5") == 2
     err = capsys.readouterr().err
     assert "past the end of the data" in err and "header promises" in err and "cut off" in err, err
+
+
+def test_an_animated_gif_cut_off_is_said_to_be(tmp_path, cli_env, capsys):
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    frames = [Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)) for _ in range(6)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    data = (tmp_path / "anim.gif").read_bytes()
+    (tmp_path / "cut.gif").write_bytes(data[: len(data) * 6 // 10])
+    assert _run(cli_env, tmp_path / "anim.gif", tmp_path, "o1.mp4") == 0
+    assert "cut off" not in capsys.readouterr().err
+    assert _run(cli_env, tmp_path / "cut.gif", tmp_path, "o2.mp4") == 0  # (4 of 6 frames, silently)
+    assert "GIF trailer is missing" in capsys.readouterr().err

@@ -2618,6 +2618,18 @@ class VideoSource:
         self._check_grown(seen)
         self._check_squeezed(seen)
 
+    def _target_ends_short_of(self, last: bytes) -> bool:
+        """Whether the local input file does not end with the bytes ``last`` (False if unreadable)."""
+        try:
+            with open(self._target, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                if f.tell() < len(last):
+                    return True
+                f.seek(-len(last), os.SEEK_END)
+                return f.read(len(last)) != last
+        except OSError:
+            return False
+
     def _check_truncated(self, container, seen: dict, *, retimed: bool = False) -> None:
         """The input ended well before the duration its header promised (a download or copy cut
         off, a recording whose writer died: a streamable mkv/ts still plays up to the cut): said
@@ -2626,7 +2638,12 @@ class VideoSource:
         ends before its audio (the header's duration is the longest stream's) is not flagged.
         Not judged where a damaged timestamp was ``retimed`` (see _Joins): the header's duration
         (FFmpeg's estimate from the timestamps, for MPEG-TS) came from that very timestamp, and
-        the retiming was said already."""
+        the retiming was said already. An animated GIF has no duration in its header: one that
+        lacks its trailer byte (``;``) was cut off, and is said so."""
+        if (self.kind == "file" and seen["frames"] and "gif" in (container.format.name or "").split(",")
+                and self._target_ends_short_of(b";")):
+            self._fallback(f"{self.spec} looks cut off (its GIF trailer is missing): {seen['frames']} frames read; "
+                           "the output is only those")
         span = _header_span(container)
         if not seen["frames"] and self.kind in ("file", "url") and not self.live and span is not None:
             # not one picture: the run fails (see _first_frame), and says so where the data ends
