@@ -955,8 +955,10 @@ class Enhancer:
                                 raise KeyboardInterrupt
                     except Cancelled:
                         # raised by a callback (on_progress): stopped as a cancel is, not as an error
-                        by_callback = True
-                        raise KeyboardInterrupt from None
+                        # (a single photo written whole by then is done, as with the cancel event)
+                        if not (meta.kind == "image" and summary.frames_out):
+                            by_callback = True
+                            raise KeyboardInterrupt from None
                     if stop is not None and stop():
                         raise KeyboardInterrupt  # the frames ended because the run was cancelled
             except KeyboardInterrupt as exc:
@@ -1929,7 +1931,8 @@ def default_output(src: str) -> str:
     file -> that name with ``_enhanced``, in the working folder (``https://x/y/clip.mp4`` ->
     ``clip_enhanced.mp4``); other URLs, devices and lavfi -> ``stream_enhanced.mp4``; a container
     that cannot hold the restored video (``.mpg``/``.vob`` DVD and VHS captures, ``.dv``,
-    ``.gif``...: ``io._sink.NO_MODERN_VIDEO``), or an unknown or no extension -> ``NAME_enhanced.mp4``."""
+    ``.gif``...: ``io._sink.NO_MODERN_VIDEO``) -> ``NAME_enhanced.mp4``; an unknown or no extension
+    -> the whole name + ``_enhanced.mp4`` (``cam.001`` -> ``cam.001_enhanced.mp4``)."""
     from stream_gpen.io._meta import fit_name
     from stream_gpen.io._sink import NO_MODERN_VIDEO
 
@@ -1949,13 +1952,15 @@ def default_output(src: str) -> str:
     from stream_gpen.io._image import _VIDEO_EXTS
     from stream_gpen.io._source import IMAGE_EXTS
 
-    suffix = _photo_suffix(p)  # (a still GIF: a photo, .png)
-    if suffix == p.suffix and (p.suffix.lower() in NO_MODERN_VIDEO or p.suffix.lower() == ".apng"
-                               or p.suffix.lower() not in _VIDEO_EXTS + tuple(IMAGE_EXTS)):
-        # (an unknown or no extension: notes.txt was refused for its output's name,
-        # "notes_enhanced.txt", not for what it is; a camera dump without one, the same)
+    suffix, stem = _photo_suffix(p), p.stem  # (a still GIF: a photo, .png)
+    if suffix == p.suffix and (p.suffix.lower() in NO_MODERN_VIDEO or p.suffix.lower() == ".apng"):
         suffix = ".mp4"
-    return str(fit_name(p.with_name(f"{p.stem}_enhanced{suffix}"), len("_enhanced")))
+    elif suffix == p.suffix and p.suffix.lower() not in _VIDEO_EXTS + tuple(IMAGE_EXTS):
+        # an unknown or no extension: notes.txt was refused for its output's name
+        # ("notes_enhanced.txt"), not for what it is. Kept in the name: cam.001 and cam.002 are
+        # two files (cam.001_enhanced.mp4, cam.002_enhanced.mp4)
+        suffix, stem = ".mp4", p.name
+    return str(fit_name(p.with_name(f"{stem}_enhanced{suffix}"), len("_enhanced")))
 
 
 _SAME_FORMAT = {".jpeg": ".jpg", ".jfif": ".jpg", ".jpe": ".jpg", ".tiff": ".tif", ".heif": ".heic", ".hif": ".heic"}

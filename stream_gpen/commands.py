@@ -100,7 +100,7 @@ def _is_image_name(path: str) -> bool:
 def _model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", default="auto", help=_MODEL_HELP)
-    g.add_argument("--weights", metavar="PATH", help="explicit checkpoint file for --model (overrides the cache)")
+    g.add_argument("--weights", metavar="PATH", type=_named, help="explicit checkpoint file for --model (overrides the cache)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     g.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
                    help="auto = fp16 on CUDA; on CPU bf16 where the CPU has bf16 instructions "
@@ -137,7 +137,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     f.add_argument("--detector", default="auto", choices=["auto", "resnet50", "mobilenet0.25"],
                    help="RetinaFace backbone (auto: that of a --detector-weights file; else ResNet-50 on CUDA, "
                    "MobileNet-0.25 on CPU)")
-    f.add_argument("--detector-weights", metavar="PATH",
+    f.add_argument("--detector-weights", metavar="PATH", type=_named,
                    help="explicit RetinaFace weights file for --detector (overrides the cache)")
     f.add_argument("--detect-size", type=_in_range(int, 32, 16384), default=None,
                    help="long side the detector sees (default: video half its long side within 640..1280, "
@@ -724,7 +724,7 @@ def _named(value: str) -> str:
     """argparse ``type`` of a path: an empty one (an unset shell variable, ``enhance "$IN"``) is
     refused; ``Path("")`` is the working folder, so ``enhance ''`` restored all of it into
     ``../<folder>_enhanced``, and ``-o ''`` / ``--report ''`` were ignored without a word."""
-    if not value.strip():
+    if not value:  # (a name of spaces only is a file's name: refused only where none is there)
         raise argparse.ArgumentTypeError("is empty (an unset shell variable?)")
     return value
 
@@ -1644,7 +1644,7 @@ def add_info(subparsers, parents=()) -> None:
     p.add_argument("--faces", action="store_true",
                    help="also run the face detector on 8 frames spread over the video (or on the image) and "
                    "report how many faces it finds and how big they are (loads the detector only)")
-    p.add_argument("--detector-weights", metavar="PATH", help="explicit RetinaFace weights for --faces")
+    p.add_argument("--detector-weights", metavar="PATH", type=_named, help="explicit RetinaFace weights for --faces")
     p.set_defaults(run=_run_info)
 
 

@@ -147,3 +147,23 @@ def test_a_grey_photo_comes_back_the_same_from_enhance_image_and_enhance_file(tm
     assert written.shape == got.shape and np.array_equal(got, written)  # (the mean made the face 26 levels lighter)
     hi = e.enhance_image(np.asarray(grey).astype(np.uint16) * 257)
     assert hi.dtype == np.uint16 and np.abs(hi.astype(int) // 257 - written).max() <= 1
+
+
+def test_a_single_photo_written_before_a_callback_cancels_is_returned(tmp_path, shared, mobilenet_weights):
+    # as with the cancel event: a photo whose restoring has begun is finished and returned
+    from PIL import Image
+
+    from stream_gpen import Enhancer
+    from tests._doubles import SolidRestorer
+
+    e = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights, progress=False)
+    Image.open(shared / "data/faces/whole/codeformer_whole_04.jpg").convert("RGB").save(tmp_path / "p.png")
+
+    def stop(done, total, faces):
+        from stream_gpen import Cancelled
+
+        if done:
+            raise Cancelled("stop please")
+
+    s = e.enhance_file(tmp_path / "p.png", tmp_path / "o.png", on_progress=stop)
+    assert not s.interrupted and s.frames_out == 1 and (tmp_path / "o.png").exists()

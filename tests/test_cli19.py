@@ -20,7 +20,7 @@ def _folder(root, videos=("v.mp4",), photos=("p.png",)):
 
 
 @pytest.mark.parametrize("argv", [["enhance", ""], ["info", ""], ["enhance", "IN", "-o", ""],
-                                  ["enhance", "IN", "--report", " "], ["camera", ""]])
+                                  ["enhance", "IN", "--report", ""], ["camera", ""], ["enhance", "IN", "--weights", ""]])
 def test_an_empty_path_is_refused(tmp_path, cli_env, capsys, monkeypatch, argv):
     # `enhance "$IN"` with IN unset: Path("") is the working folder, all of which was restored
     # into ../<folder>_enhanced; -o '' and --report '' were ignored without a word

@@ -3,6 +3,8 @@ be cut off (not "no video stream" / "contains no frames", nor a truncation warni
 output that never comes); a video under a picture's name is told to be renamed."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import av
 import numpy as np
 import pytest
@@ -124,3 +126,28 @@ def test_an_animated_gif_cut_off_is_said_to_be(tmp_path, cli_env, capsys):
     assert "cut off" not in capsys.readouterr().err
     assert _run(cli_env, tmp_path / "cut.gif", tmp_path, "o2.mp4") == 0  # (4 of 6 frames, silently)
     assert "GIF trailer is missing" in capsys.readouterr().err
+
+
+def test_a_damaged_heic_photo_is_not_called_a_video(tmp_path, cli_env, capsys):
+    # FFmpeg reads a HEIF as a QuickTime file with a video stream: a cut-off HEIC was told to be
+    # renamed to .mp4
+    import pillow_heif
+    from PIL import Image
+
+    from stream_gpen.cli import main
+
+    pillow_heif.register_heif_opener()
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 96, 3), dtype=np.uint8)).save(tmp_path / "p.heic")
+    data = (tmp_path / "p.heic").read_bytes()
+    (tmp_path / "cut.heic").write_bytes(data[: len(data) * 6 // 10])
+    main(["info", str(tmp_path / "cut.heic")])
+    assert "rename" not in capsys.readouterr().err
+
+
+def test_an_unknown_extension_keeps_its_name_in_the_default_output(tmp_path):
+    from stream_gpen.api import default_output
+
+    assert Path(default_output(str(tmp_path / "cam.001"))).name == "cam.001_enhanced.mp4"
+    assert Path(default_output(str(tmp_path / "cam.002"))).name == "cam.002_enhanced.mp4"  # (both were cam_enhanced)
+    assert Path(default_output(str(tmp_path / "clip.mp4"))).name == "clip_enhanced.mp4"
+    assert Path(default_output(str(tmp_path / "old.vob"))).name == "old_enhanced.mp4"

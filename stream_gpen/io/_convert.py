@@ -533,8 +533,8 @@ def rgb_to_av(rgb: np.ndarray, *, pix_fmt: str, colorspace: int | None, color_ra
         interpolation=_HI_ENCODE if high else _INTERP,
     )
     if (not high and (color_range == 2 or pix_fmt.startswith("yuvj")) and layout is not None
-            and layout.where == _PLANAR and layout.twin is None):
-        _round_full_range_chroma(out, rgb, layout.sub, colorspace)
+            and layout.where in (_PLANAR, _UV, _VU) and bits_per_component(pix_fmt) == 8):
+        _round_full_range_chroma(out, rgb, layout.sub, colorspace, layout.where)  # (nv12: NVENC's)
     if (out.width, out.height) != (w, h):
         out = _cropped(out, w, h)
     # Tag the frame so the encoder writes the VUI the pixels were made with.
@@ -546,18 +546,19 @@ def rgb_to_av(rgb: np.ndarray, *, pix_fmt: str, colorspace: int | None, color_ra
 
 
 def _round_full_range_chroma(out: "av.VideoFrame", rgb: np.ndarray, sub: tuple[int, int],
-                             colorspace: int | None) -> None:
+                             colorspace: int | None, where=_PLANAR) -> None:
     """Write ``out``'s (8-bit, full-range, planar) Cb and Cr planes again, rounded: swscale's
     full-range encode truncates chroma (every flag tried; 0.5 code low on average, so every pass
     of a webcam's MJPEG or an Android phone's video lost half a level of colour outside the
     faces). A chroma sample is the box average of its ``sx x sy`` block (what swscale's area
     averaging gives the limited-range path), and that of a linear function is the function of the
     averaged RGB: the blocks' integer sums, then one matrix product at chroma resolution. Luma
-    rounds right in swscale and is left as it is. (Through rgb48 with a half-code nudge, as the
+    rounds right in swscale and is left as it is; ``where`` says where Cb and Cr lie (planar, or
+    NV12/NV21's interleaved plane). (Through rgb48 with a half-code nudge, as the
     >8-bit path does, cost 17x the conversion; this ~1x.)"""
     sx, sy = sub
     h, w = rgb.shape[:2]
-    if h % sy or w % sx or len(out.planes) < 3:
+    if h % sy or w % sx:
         return
     sums = rgb
     for axis, step in ((0, sy), (1, sx)):  # (strided adds: ~20x faster than a sum over a 5-D reshape)
@@ -576,10 +577,15 @@ def _round_full_range_chroma(out: "av.VideoFrame", rgb: np.ndarray, sub: tuple[i
     chroma = np.matmul(sums, np.stack([cb, cr], axis=1), dtype=np.float32)
     chroma += np.float32(128.5)
     np.clip(chroma, 0.0, 255.0, out=chroma)
-    for k in (1, 2):
-        p = out.planes[k]
-        dst = np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width]
-        if dst.shape != chroma.shape[:2]:
+    ch, cw = chroma.shape[:2]
+    for k in (1, 2):  # Cb, Cr: (plane, first sample, step) along a row (nv12 interleaves them)
+        plane, first, step = where[k]
+        if plane >= len(out.planes):
+            return
+        p = out.planes[plane]
+        rows = np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)
+        dst = rows[:, first: first + step * cw: step]
+        if dst.shape != (ch, cw):
             return
         np.copyto(dst, chroma[..., k - 1], casting="unsafe")
 

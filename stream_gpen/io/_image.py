@@ -866,9 +866,12 @@ def _odd_deep_tiff(path: Path, orientation: int) -> tuple[np.ndarray, bool] | No
 def video_in_disguise(path) -> str | None:
     """A hint for a picture Pillow cannot identify that is a video under a picture's name (a clip a
     messenger or a phone's share sheet saved as .jpg): "it is an MP4 video: rename it to .mp4";
-    None where FFmpeg does not find a video in it either."""
+    None where FFmpeg does not find a video in it either, and for HEIF/AVIF (FFmpeg reads a damaged
+    one as a QuickTime file with a video stream: it is a photo)."""
     import av
 
+    if Path(path).suffix.lower() in (".heic", ".heif", ".hif", ".avif"):
+        return None
     try:
         with av.open(str(path)) as c:
             name = c.format.name or ""

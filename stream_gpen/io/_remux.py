@@ -81,7 +81,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
             avi = bool(set(fmt.split(",")) & set(_NO_START_TIMES))
             if turned and not set(fmt.split(",")) & (set(_MOV_FAMILY) | {"matroska"}):
                 raise EncodeError(f"cannot stream-copy {src} into {dst.suffix}: its video has {turned}, which the "
-                                  f"{fmt} container cannot store (the copy would play turned)")
+                                  f"{fmt} container cannot store (the copy would not play the way the original does)")
             shift = None if avi else _start_of(inp)
             # global tags and chapters (moved with the streams)
             lost = copy_container_tags(inp, out, window=(float(shift), None) if shift else None)
