@@ -11,13 +11,14 @@ import numpy as np
 
 def write_video(path: Path, frames: Iterable[np.ndarray], *, codec: str = "libx264", rate=25,
                 pix_fmt: str = "yuv420p", options: dict | None = None, fmt: str | None = None,
-                setup: Callable | None = None) -> Path:
+                setup: Callable | None = None, container_options: dict | None = None) -> Path:
     """Encode RGB ``uint8 [H,W,3]`` (or RGBA ``[H,W,4]``: keyed clips) frames (pts 0, 1, 2, ...
     in 1/rate) into a new file.
 
     The stream takes its size from the first frame; ``setup(stream)`` can set more on it (display
-    rotation, SAR, colour tags) before the first frame is encoded."""
-    with av.open(str(path), "w", format=fmt) as c:
+    rotation, SAR, colour tags) before the first frame is encoded; ``container_options`` go to the
+    muxer (``movflags=faststart``)."""
+    with av.open(str(path), "w", format=fmt, options=dict(container_options or {})) as c:
         s = None
         for i, img in enumerate(frames):
             if s is None:

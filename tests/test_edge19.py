@@ -23,24 +23,10 @@ def _run(cli_env, src, tmp_path, out="o.mp4", *extra):
     return main(["enhance", str(src), "-o", str(tmp_path / out), *cli_env, *extra])
 
 
-def _muxed(path, n=50, **container_options):
-    rng = np.random.default_rng(2)
-    with av.open(str(path), "w", options=container_options) as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = 128, 96, "yuv420p"
-        for i in range(n):
-            f = av.VideoFrame.from_ndarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8), format="rgb24")
-            f.pts = i
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
-
-
 @pytest.mark.parametrize("name", ["head.mp4", "cut.mkv"])
 def test_a_file_cut_off_before_its_first_picture_is_said_to_be_cut_off(tmp_path, cli_env, capsys, name):
-    whole = _muxed(tmp_path / f"whole{name[-4:]}", **({"movflags": "faststart"} if name.endswith(".mp4") else {}))
+    whole = _clip(tmp_path / f"whole{name[-4:]}",
+                  container_options={"movflags": "faststart"} if name.endswith(".mp4") else None)
     data = whole.read_bytes()
     if name.endswith(".mp4"):
         keep = 100  # inside its header (moov first): FFmpeg opens it and finds no stream
@@ -86,7 +72,7 @@ def test_a_video_under_a_pictures_name_is_told_to_be_renamed(tmp_path, cli_env, 
 
 
 def test_a_whole_mkv_damaged_in_the_middle_is_not_called_truncated(tmp_path, cli_env, capsys):
-    whole = _muxed(tmp_path / "whole.mkv", n=300)  # 12 s: FFmpeg starts a cluster every 5 s
+    whole = _clip(tmp_path / "whole.mkv", n=300)  # 12 s: FFmpeg starts a cluster every 5 s
     data = bytearray(whole.read_bytes())
     at = data.find(b"\x1f\x43\xb6\x75", len(data) // 2)  # a cluster past the middle: its header broken
     assert at > 0
@@ -106,7 +92,7 @@ def test_a_whole_mkv_damaged_in_the_middle_is_not_called_truncated(tmp_path, cli
 def test_a_start_past_the_data_of_a_cut_file_says_where_the_data_ends(tmp_path, cli_env, capsys):
     # info shows the header's 2 s, the data ends at ~0.6 s: "past the end", with a hint to look at
     # info, left the user puzzled
-    whole = _muxed(tmp_path / "whole.mkv")
+    whole = _clip(tmp_path / "whole.mkv")
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(whole.read_bytes()[: len(whole.read_bytes()) * 3 // 10])
     assert _run(cli_env, cut, tmp_path, "o.mkv", "--start", "1.5") == 2
