@@ -68,6 +68,15 @@ class EnhancedFrame:
     alpha: np.ndarray | None = None
 
 
+def _cancelled(said: str, summary) -> Cancelled:
+    """The :class:`Cancelled` of a run stopped by ``cancel`` (or a callback raising it), said to a
+    program: an :class:`Interrupted`'s message with "cancelled" and ``skip_existing=True``."""
+    said = said.replace("--skip-existing", "skip_existing=True")
+    err = Cancelled("cancelled" + said[len("interrupted"):] if said.startswith("interrupted") else said)
+    err.summary = summary
+    return err
+
+
 def _cancel_is_not_ctrl_c(method):
     """A run stopped by its ``cancel`` event raises :class:`Cancelled` (with the same summary),
     not the :class:`Interrupted` (a KeyboardInterrupt) it unwinds with inside: that ended a host's
@@ -82,9 +91,7 @@ def _cancel_is_not_ctrl_c(method):
             cancel = kwargs.get("cancel")
             if cancel is None or not cancel.is_set():
                 raise
-            said = str(exc).replace("--skip-existing", "skip_existing=True")  # (said to a program)
-            err = Cancelled("cancelled" + said[len("interrupted"):] if said.startswith("interrupted") else said)
-            err.summary = exc.summary
+            err = _cancelled(str(exc), exc.summary)
         raise err  # (outside the except: no KeyboardInterrupt in its context to be re-raised by a host)
 
     return wrapper
@@ -982,11 +989,7 @@ class Enhancer:
                 else:
                     said = f"interrupted after {summary.frames_out} frames"
                 if by_callback:
-                    said = (str(exc) if isinstance(exc, Interrupted) else said).replace("--skip-existing",
-                                                                                        "skip_existing=True")
-                    err = Cancelled("cancelled" + said[len("interrupted"):] if said.startswith("interrupted") else said)
-                    err.summary = summary
-                    raise err from None
+                    raise _cancelled(str(exc) if isinstance(exc, Interrupted) else said, summary) from None
                 err = exc if isinstance(exc, Interrupted) else Interrupted(said)
                 err.summary = summary
                 if err is exc:
@@ -1141,9 +1144,9 @@ class Enhancer:
                             if total.partial_output else "nothing of it was saved")
                     said = (f"interrupted in {src} ({kept}); the files before it are written; "
                             "--skip-existing resumes")
-                    err = (Cancelled("cancelled" + said[len("interrupted"):].replace("--skip-existing",
-                                                                                     "skip_existing=True"))
-                           if isinstance(exc, Cancelled) else Interrupted(said))
+                    if isinstance(exc, Cancelled):
+                        raise _cancelled(said, total) from None
+                    err = Interrupted(said)
                     err.summary = total
                     raise err from None
                 except StreamGpenError as exc:
