@@ -802,7 +802,8 @@ class Enhancer:
             if _same_place(dst, root):
                 raise InvalidInputError(f"the output folder {dst} is the input folder: the restored photos would "
                                         "replace or mix with the originals; name another with -o")
-            images, videos, others = folder_media(root, Path(dst))
+            walked: list[str] = []  # broken links, unreadable folders: in the summary too
+            images, videos, others = folder_media(root, Path(dst), notes=walked)
             photo_ext = "." + image_format.lower().lstrip(".") if image_format else None
             photos = set(images)
             plan, clashes, clashing = folder_outputs(
@@ -837,13 +838,13 @@ class Enhancer:
                 # an interrupted (or failed) run's report says why clash-renamed outputs exist too
                 stopped = getattr(e, "summary", None)
                 if stopped is not None:
-                    stopped.fallbacks[:0] = clashes
+                    stopped.fallbacks[:0] = walked + clashes
                 raise
             finally:
                 if made:  # (nothing could be read: no empty folder left behind)
                     with contextlib.suppress(OSError):
                         Path(dst).rmdir()  # (only if empty)
-            summary.fallbacks[:0] = clashes
+            summary.fallbacks[:0] = walked + clashes
             left = others_note(root, others)
             if left and not any(left in f for f in summary.fallbacks):
                 # (said by the photos' job when there is one: a folder of videos, or a resumed

@@ -110,3 +110,16 @@ def test_a_file_that_is_not_media_is_refused_for_what_it_is_not_its_output_name(
     err = capsys.readouterr().err
     assert "as media" in err and "output name" not in err, err
     assert not list(tmp_path.glob("notes_enhanced*"))
+
+
+def test_a_folders_broken_link_is_in_the_report_too(tmp_path, cli_env, capsys):
+    import json
+
+    from stream_gpen.cli import main
+
+    src = _folder(tmp_path / "in", videos=())
+    (src / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    assert main(["enhance", str(src), "-o", str(tmp_path / "out"), "--report", str(tmp_path / "r.json"), *cli_env]) == 0
+    fallbacks = json.loads((tmp_path / "r.json").read_text())["fallbacks"]
+    assert any("gone.jpg: a broken link, left out" in f for f in fallbacks), fallbacks  # (stderr only before)
+    assert capsys.readouterr().err.count("a broken link") == 1

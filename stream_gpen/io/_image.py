@@ -129,7 +129,8 @@ def _listed(rel: Path) -> bool:
     return not any(part.startswith(".") or part.lower() in _JUNK_DIRS for part in rel.parts)
 
 
-def _walk(root: Path, say: bool = True, skip: tuple[int, int] | None = None) -> list[Path]:
+def _walk(root: Path, say: bool = True, skip: tuple[int, int] | None = None,
+          notes: list[str] | None = None) -> list[Path]:
     """Every file under ``root``, following links to folders (a photo library's year folders
     linked in from another disk; each real folder once, so a link loop ends; a link to a folder
     of the tree itself is left to that folder's own path). ``rglob`` left
@@ -156,7 +157,12 @@ def _walk(root: Path, say: bool = True, skip: tuple[int, int] | None = None) -> 
 
     def said(e: OSError) -> None:
         if say:
-            log.warning("%s: folder left out: %s", e.filename, e.strerror)
+            note(f"{e.filename}: folder left out: {e.strerror}")
+
+    def note(msg: str) -> None:  # (said on stderr, and in the run's summary where it keeps notes)
+        log.warning("%s", msg)
+        if notes is not None:
+            notes.append(msg)
 
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=said):
         real = os.path.realpath(dirpath)
@@ -179,7 +185,7 @@ def _walk(root: Path, say: bool = True, skip: tuple[int, int] | None = None) -> 
             if q.is_file():
                 files.append(q)
             elif say and q.is_symlink() and _listed(Path(name)):
-                log.warning("%s: a broken link, left out", q)
+                note(f"{q}: a broken link, left out")
     return files
 
 
@@ -198,13 +204,14 @@ def still_gif(path) -> bool:
         return False  # (read as a video, which says what is wrong with it)
 
 
-def folder_media(root: Path, exclude: Path | None = None, *,
-                 say: bool = True) -> tuple[list[Path], list[Path], list[Path]]:
+def folder_media(root: Path, exclude: Path | None = None, *, say: bool = True,
+                 notes: list[str] | None = None) -> tuple[list[Path], list[Path], list[Path]]:
     """The images, the videos and the other files under ``root`` (one recursive walk, sorted,
     hidden files and folders, thumbnail and trash folders left out), by extension. ``exclude``: a
     folder inside ``root`` to leave out (the output of an earlier run written into the input
     folder, which would otherwise be restored again, and nested deeper each time). ``say``: warn
-    about unreadable folders and broken links (once per run: the first walk says it). A still GIF
+    about unreadable folders and broken links (once per run: the first walk says it), and add
+    those lines to ``notes`` (a run summary's fallbacks) when given. A still GIF
     (:func:`still_gif`) is an image, an animated one a video."""
     skip = None
     if exclude is not None:
@@ -213,7 +220,7 @@ def folder_media(root: Path, exclude: Path | None = None, *,
             skip = (st.st_dev, st.st_ino)
         except OSError:
             pass
-    files = sorted(q for q in _walk(root, say, skip) if _listed(q.relative_to(root)))
+    files = sorted(q for q in _walk(root, say, skip, notes) if _listed(q.relative_to(root)))
     if exclude is not None:
         ex = exclude.resolve()
         files = [q for q in files if not q.resolve().is_relative_to(ex)]
