@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from _clips import write_video
+from _clips import copy_through, write_video
 from tests._doubles import IdentityRestorer
 
 
@@ -28,6 +28,24 @@ def _face_clip(tmp_path, shared, n=24):
 def _frames(path) -> int:
     with av.open(str(path)) as c:
         return sum(1 for _ in c.decode(video=0))
+
+
+def _fails_at(monkeypatch, name: str, at: int, error: Exception) -> dict:
+    """``FileSink.<name>`` (``_encode`` a frame, ``_mux_video`` a packet) raises ``error`` on its
+    ``at``-th call, as a full disk or a drive that went away would; returns the call count."""
+    from stream_gpen.io._sink import FileSink
+
+    real = getattr(FileSink, name)
+    count = {"n": 0}
+
+    def failing(self, item):
+        count["n"] += 1
+        if count["n"] == at:
+            raise error
+        real(self, item)
+
+    monkeypatch.setattr(FileSink, name, failing)
+    return count
 
 
 class _FailsLater(IdentityRestorer):
@@ -85,31 +103,15 @@ def test_the_cli_says_where_the_frames_before_an_error_are(tmp_path, cli_env, mo
     assert r["frames_out"] == _frames(part) and r["frames_in"] == r["frames_out"] + r["frames_dropped"]
 
 
-def test_an_encoder_error_mid_run_keeps_what_was_muxed(tmp_path):
+def test_an_encoder_error_mid_run_keeps_what_was_muxed(tmp_path, monkeypatch, made_sinks):
     from stream_gpen.errors import EncodeError
-    from stream_gpen.io import open_sink, open_source
-    from stream_gpen.io._sink import FileSink
 
     clip = write_video(tmp_path / "in.mp4", [np.full((48, 64, 3), 8 * i, np.uint8) for i in range(30)])
-    real = FileSink._encode
-    count = {"n": 0}
-
-    def encode(self, frame):
-        count["n"] += 1
-        if count["n"] == 20:
-            raise av.error.OSError(28, "No space left on device")  # what a full disk says mid-run
-        real(self, frame)
-
+    _fails_at(monkeypatch, "_encode", 20, av.error.OSError(28, "No space left on device"))  # a full disk mid-run
     target = tmp_path / "out.mkv"
-    FileSink._encode = encode
-    try:
-        with pytest.raises(EncodeError, match="No space left"):
-            with open_source(clip) as src:
-                with open_sink(target, source=src, preset="ultrafast") as sink:
-                    for f in src:
-                        sink.write(f)
-    finally:
-        FileSink._encode = real
+    with pytest.raises(EncodeError, match="No space left"):
+        copy_through(clip, target)
+    [sink] = made_sinks
     assert not target.exists()
     part = tmp_path / "out.partial.mkv"
     # what the encoder had muxed before the failing frame (x264 holds a few frames back), and
@@ -119,33 +121,17 @@ def test_an_encoder_error_mid_run_keeps_what_was_muxed(tmp_path):
 
 
 @pytest.mark.parametrize("ext", ["mkv", "mp4"])
-def test_an_encoder_error_before_any_packet_says_the_real_error(tmp_path, ext):
+def test_an_encoder_error_before_any_packet_says_the_real_error(tmp_path, ext, monkeypatch, made_sinks):
     """salvage18: x264's default preset holds ~40 frames back; an error before its first packet
     was reported as "No such file or directory: .o.<id>.tmp.mp4" (the salvage renaming a file
     never made) instead of the disk-full error."""
     from stream_gpen.errors import EncodeError
-    from stream_gpen.io import open_sink, open_source
-    from stream_gpen.io._sink import FileSink
 
     clip = write_video(tmp_path / "in.mp4", [np.full((48, 64, 3), 8 * i, np.uint8) for i in range(12)])
-    real = FileSink._encode
-    count = {"n": 0}
-
-    def encode(self, frame):
-        count["n"] += 1
-        if count["n"] == 6:
-            raise av.error.OSError(28, "No space left on device")
-        real(self, frame)
-
-    FileSink._encode = encode
-    try:
-        with pytest.raises(EncodeError, match="No space left") as e:
-            with open_source(clip) as src:
-                with open_sink(tmp_path / f"out.{ext}", source=src, preset="medium") as sink:
-                    for f in src:
-                        sink.write(f)
-    finally:
-        FileSink._encode = real
+    _fails_at(monkeypatch, "_encode", 6, av.error.OSError(28, "No space left on device"))
+    with pytest.raises(EncodeError, match="No space left") as e:
+        copy_through(clip, tmp_path / f"out.{ext}", preset="medium")
+    [sink] = made_sinks
     assert "No such file" not in str(e.value) and sink.partial_path is None and sink.packets_muxed == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
@@ -219,19 +205,9 @@ def test_a_camera_recording_that_fails_keeps_its_part_in_the_report(tmp_path, cl
     import json
 
     from stream_gpen.cli import main
-    from stream_gpen.io._sink import FileSink
 
-    real = FileSink._mux_video
-    count = {"n": 0}
-
-    def mux(self, packet):
-        # the second packet the recording muxes fails (a drive that went away): one is in the file
-        count["n"] += 1
-        if count["n"] == 2:
-            raise av.error.OSError(5, "Input/output error")
-        real(self, packet)
-
-    monkeypatch.setattr(FileSink, "_mux_video", mux)
+    # the second packet the recording muxes fails (a drive that went away): one is in the file
+    count = _fails_at(monkeypatch, "_mux_video", 2, av.error.OSError(5, "Input/output error"))
     rep = tmp_path / "r.json"
     rc = main(["camera", "lavfi:testsrc=size=96x64:rate=25", "--seconds", "8", "-o", str(tmp_path / "a.mkv"),
                "--preset", "ultrafast", "--report", str(rep), *cli_env])
@@ -269,33 +245,17 @@ def test_a_cancel_in_an_asyncio_worker_thread_does_not_end_the_event_loop(tmp_pa
 
 
 @pytest.mark.parametrize("fail_at", [9, 15])
-def test_a_kept_mp4_part_counts_the_packet_held_for_its_duration(tmp_path, fail_at):
+def test_a_kept_mp4_part_counts_the_packet_held_for_its_duration(tmp_path, fail_at, monkeypatch, made_sinks):
     """regress18b: mp4/mov hold the last packet back (its duration is set at the end); salvage
     muxed it without counting it (the warning said 17 frames for 18), and with only that one
     packet nothing was kept."""
     from stream_gpen.errors import EncodeError
-    from stream_gpen.io import open_sink, open_source
-    from stream_gpen.io._sink import FileSink
 
     clip = write_video(tmp_path / "in.mp4", [np.full((48, 64, 3), 8 * i, np.uint8) for i in range(20)])
-    real = FileSink._encode
-    count = {"n": 0}
-
-    def encode(self, frame):
-        count["n"] += 1
-        if count["n"] == fail_at:
-            raise av.error.OSError(5, "Input/output error")
-        real(self, frame)
-
-    FileSink._encode = encode
-    try:
-        with pytest.raises(EncodeError):
-            with open_source(clip) as src:
-                with open_sink(tmp_path / "out.mp4", source=src, preset="ultrafast") as sink:
-                    for f in src:
-                        sink.write(f)
-    finally:
-        FileSink._encode = real
+    _fails_at(monkeypatch, "_encode", fail_at, av.error.OSError(5, "Input/output error"))
+    with pytest.raises(EncodeError):
+        copy_through(clip, tmp_path / "out.mp4")
+    [sink] = made_sinks
     part = tmp_path / "out.partial.mp4"
     # (the encoder holds a few frames back: what counts is that the count said is the file's)
     assert part.exists() and sink.frames_kept == _frames(part) >= 1
