@@ -176,7 +176,8 @@ def _output_options(p: argparse.ArgumentParser) -> None:
                    "faster); vp9 and prores take none; faster = bigger file at the same --crf")
     g.add_argument("--audio", default="copy", choices=["copy", "aac", "none"],
                    help="copy audio packets (default; transcoded only if the container needs it); aac: "
-                   "always AAC; none: video only (subtitles, data and attachments are left out too)")
+                   "always AAC (a warning where the input has no audio); none: video only (subtitles, data and "
+                   "attachments are left out too)")
     _encoder_option(g)
     g.add_argument("--image-format", default=None, metavar="EXT", type=str.lower,
                    choices=["jpg", "jpeg", "jfif", "jpe", "png", "webp", "tif", "tiff", "bmp", "heic", "heif", "hif",
@@ -1375,6 +1376,7 @@ def describe_input(spec: str) -> dict:
     from stream_gpen.faces._hdr import HdrColour
     from stream_gpen.io import open_source
     from stream_gpen.io._convert import bits_per_component
+    from stream_gpen.io._source import data_ends_short
     from stream_gpen.io._image import IMAGE_EXTS, folder_media, still_gif
     from stream_gpen.io._sink import _ENCODERS, NVENC_ENCODERS, nvenc_available, resolve_codec
 
@@ -1418,6 +1420,13 @@ def describe_input(spec: str) -> dict:
         if data:
             out["data"] = data
         plan = []
+        short = data_ends_short(spec) if m.kind == "file" else None
+        if short is not None:
+            got, probe, want = short
+            out["truncated"] = True
+            plan.append(("its data ends at about " + f"{got:.2f} s" if got is not None else
+                         f"it has no data at {probe:.2f} s") + f" of the {want:.2f} s its header promises (cut off?): "
+                        "enhance restores only the part that is there")
         if out["mirror_applied"]:
             plan.append("mirrored left-right, as its display matrix says, and written that way")
         if out["rotation_applied"]:  # (counter-clockwise degrees, as the source turns the frames)

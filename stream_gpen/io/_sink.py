@@ -1636,6 +1636,10 @@ class FileSink(_Sink):
                 why = "no audio asked for" if s.kind == "audio" else "left out with the audio"
                 self._drop(f"{s.kind} stream #{s.index} ({s.codec or s.kind}) dropped: {why} ({no_audio_why})",
                            level=logging.INFO)
+        if self.meta is not None and audio == "aac" and not self.meta.audio and not self.meta.live:
+            # asked for AAC, and there is no sound to encode: said, not a silent no-op
+            log.warning("audio='aac' (--audio aac): %s has no audio stream; the output has no sound either",
+                        Path(str(getattr(source, "spec", "") or "the input")).name)
         self._thread = threading.Thread(target=self._run, name=f"encode:{Path(str(target)).name}", daemon=True)
         self._thread.start()
 

@@ -3208,6 +3208,45 @@ def main_video_stream(container):
     return max(streams, key=_pixels) if streams else None
 
 
+def data_ends_short(path: str, *, limit: int = 3000) -> tuple[float | None, float, float] | None:
+    """A local file whose data ends well short of the duration its header promises (a download or
+    copy cut off: a faststart mp4, an mkv or WebM keep their whole header), found without reading
+    it through: one seek to the last point where data must be for a run not to call the file
+    truncated (as ``_check_truncated`` judges it: over 1 s and over 10% short), and the packets of
+    every stream there (a video that ends before its audio is not short). ``(data_end, probe,
+    header_span)`` in seconds from the start (``data_end`` None where not one packet was left at
+    the probe), or None: whole, no duration in its header, or not known within ``limit`` packets."""
+    with av.open(ffmpeg_local(path)) as c:
+        span = _header_span(c)
+        if span is None:
+            return None
+        s0, end = span
+        want = end - s0
+        if want <= 1.0:
+            return None
+        probe = s0 + min(want - 1.0, 0.9 * want)
+        try:
+            c.seek(int(probe * 1e6), backward=True, any_frame=True)
+        except av.FFmpegError:
+            return None
+        seen, last = 0, None
+        try:
+            for p in c.demux():
+                tb = p.stream.time_base
+                if p.pts is None or not tb:
+                    continue
+                t = float((p.pts + (p.duration or 0)) * tb)
+                if t >= probe:
+                    return None
+                last = t if last is None else max(last, t)
+                seen += 1
+                if seen >= limit:
+                    return None
+        except av.FFmpegError:  # (the data stops inside a packet)
+            pass
+        return (None if last is None else max(last - s0, 0.0)), probe - s0, want
+
+
 def count_video_packets(path: str, options: dict | None = None) -> int:
     """Exact frame count by demuxing (no decoding): one packet per frame for every codec we meet."""
     with av.open(ffmpeg_local(path) if "://" not in str(path) else path, options=dict(options or {})) as c:
