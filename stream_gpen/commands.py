@@ -397,7 +397,8 @@ class _Progress:
 
     def __init__(self, enabled: bool, desc: str) -> None:
         self.bar = None
-        tty = sys.stderr.isatty() and _columns(sys.stderr) != 0
+        size = _terminal_size(sys.stderr)
+        tty = sys.stderr.isatty() and (size is None or (size.columns != 0 and size.lines != 0))
         self.enabled = enabled and tty
         self.piped = enabled and not tty
         self.desc = desc
@@ -454,12 +455,13 @@ def _duration_words(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
-def _columns(stream) -> int | None:
-    """The width of the terminal ``stream`` is, or None where it does not say. A terminal of 0
-    columns (a pty made without a size: ``script``, some CI runners) drew no progress bar at all,
-    and an hour-long run was silent: it gets the piped lines instead."""
+def _terminal_size(stream) -> os.terminal_size | None:
+    """The size of the terminal ``stream`` is, or None where it does not say. A terminal of 0
+    columns or 0 rows (a pty made without a size: ``script``, some CI runners, a pty given a width
+    only) drew no progress bar at all (tqdm hides a bar below the screen's last row), and an
+    hour-long run was silent: it gets the piped lines instead."""
     try:
-        return os.get_terminal_size(stream.fileno()).columns
+        return os.get_terminal_size(stream.fileno())
     except (OSError, ValueError, AttributeError):
         return None
 

@@ -97,6 +97,10 @@ def test_a_terminal_of_no_columns_gets_the_piped_lines(monkeypatch):
     monkeypatch.setattr(os, "get_terminal_size", lambda fd=None: os.terminal_size((120, 40)))
     p = commands._Progress(True, "clip.mp4")
     assert p.enabled and not p.piped
+    # a width and no height (a pty sized with its columns only): tqdm drew nothing there either
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd=None: os.terminal_size((80, 0)))
+    p = commands._Progress(True, "clip.mp4")
+    assert not p.enabled and p.piped
 
     def unknown(fd=None):
         raise OSError(25, "Inappropriate ioctl for device")
