@@ -58,16 +58,15 @@ def _where(wf: WeightFile, copies: list[Path]) -> str:
     skips; with no good copy, the first one and what is wrong with it."""
     if not copies:
         return "missing"
-    # Sizes only (a stat), and for files without a published sha256 whether they are whole (their
-    # zip directory): hashing every checkpoint is what `weights verify` is for.
-    from stream_gpen.weights import _damage
+    # Checked as a run checks them (size, then sha256 where published, else whether the file is a
+    # whole checkpoint): a copy of the right size with a wrong sha256 is ignored by every run, and
+    # was listed as the one used. (Hashing costs what a run's check does: about a second per
+    # GPEN-512 checkpoint.)
+    from stream_gpen.weights import check_file
 
     def problem(path: Path) -> str | None:
-        if wf.size is not None and path.stat().st_size != wf.size:
-            return "wrong size"
-        if wf.sha256 is None and _damage(path) is not None:
-            return "damaged"
-        return None
+        status = check_file(wf, path).status
+        return {"size mismatch": "wrong size"}.get(status, status) if status not in ("ok", "unverified") else None
 
     problems = {path: problem(path) for path in copies}
     used = next((path for path, bad in problems.items() if bad is None), None)

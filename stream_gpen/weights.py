@@ -267,9 +267,8 @@ def _damage(path: Path) -> tuple[str, bool] | None:
             return f"a zip archive without its end: truncated at {size:,} bytes", True
         return None
     if _LEGACY_TORCH_MAGIC in head[:32]:
-        # The pre-1.6 format (the RetinaFace files are in it) has no directory: telling a whole
-        # file from a cut one means unpickling it. Accepted here; the loader reports a cut one.
-        return None
+        # The pre-1.6 format (the RetinaFace files, ParseNet) has no directory: walked instead
+        return _legacy_damage(path, size)
     if len(head) >= 9 and head[8:9] == b"{":  # safetensors: header length, JSON header, data
         header_len = int.from_bytes(head[:8], "little")
         if 8 + header_len > size:
@@ -286,6 +285,87 @@ def _damage(path: Path) -> tuple[str, bool] | None:
         return None
     what = "an empty file" if not head else f"not a PyTorch checkpoint (it starts with {head[:16]!r})"
     return what, False
+
+
+# torch.save's pre-1.6 storage classes, by their bytes per element
+_LEGACY_STORAGES = {"DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2,
+                    "LongStorage": 8, "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1,
+                    "BoolStorage": 1, "ComplexDoubleStorage": 16, "ComplexFloatStorage": 8}
+
+
+class _Anything:
+    """Whatever a checkpoint's pickle builds (a tensor, an OrderedDict, a module): taken and
+    dropped, so its structure can be walked without importing or running anything from it."""
+
+    def __new__(cls, *args, **kwargs):
+        return object.__new__(cls)
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __call__(self, *args, **kwargs):
+        return _Anything()
+
+    def __setstate__(self, state):
+        pass
+
+    def __setitem__(self, key, value):
+        pass
+
+    def append(self, item):
+        pass
+
+    def extend(self, items):
+        pass
+
+
+def _legacy_damage(path: Path, size: int) -> tuple[str, bool] | None:
+    """Whether a pre-1.6 ``torch.save`` file is whole: its pickles (magic, protocol, system
+    info, the object with its storages named by key, the list of keys) and then, per key, a
+    count of elements and their bytes, which are skipped, not read. A cut download ends inside
+    one of these; ``torch.load`` would report it only as a failed load, which "already present"
+    and ``verify`` could not tell from a whole file (a stuck cache copy)."""
+    import pickle
+
+    storages: dict[str, int] = {}  # key -> bytes per element
+
+    class Walk(pickle.Unpickler):
+        def find_class(self, module, name):
+            if name in _LEGACY_STORAGES:
+                return name
+            return _Anything
+
+        def persistent_load(self, pid):
+            if isinstance(pid, tuple) and pid and pid[0] == "storage" and len(pid) >= 3:
+                kind = pid[1] if isinstance(pid[1], str) else None
+                storages[str(pid[2])] = _LEGACY_STORAGES.get(kind, 0)
+            return _Anything()
+
+    with open(path, "rb") as f:
+        try:
+            for _ in range(3):  # magic number, protocol version, system info
+                pickle.load(f)
+            Walk(f).load()
+            keys = pickle.load(f)
+        except (EOFError, pickle.UnpicklingError) as exc:
+            if isinstance(exc, EOFError) or "truncated" in str(exc):
+                return f"a PyTorch checkpoint (pre-1.6 format) cut inside its index at {size:,} bytes", True
+            return f"a PyTorch checkpoint (pre-1.6 format) with an unreadable index ({exc})", False
+        except Exception as exc:  # (a pickle of something else; nothing in it was run)
+            return f"a PyTorch checkpoint (pre-1.6 format) with an unreadable index ({type(exc).__name__})", False
+        if not isinstance(keys, list) or any(storages.get(str(k)) is None for k in keys):
+            return "a PyTorch checkpoint (pre-1.6 format) whose storages do not match its index", False
+        at = f.tell()
+        for k in keys:
+            element = storages[str(k)]
+            f.seek(at)
+            count = f.read(8)
+            if len(count) < 8:
+                return f"a PyTorch checkpoint (pre-1.6 format) cut short at {size:,} bytes", True
+            at += 8 + int.from_bytes(count, "little") * max(element, 1)
+            if at > size:
+                return f"a PyTorch checkpoint (pre-1.6 format) cut short ({size:,} of at least {at:,} bytes)", True
+    return None
 
 
 @dataclass(frozen=True)
@@ -437,6 +517,14 @@ def _content_range_start(value: str | None) -> int | None:
         return None
 
 
+def _content_range_total(value: str | None) -> int | None:
+    # "bytes */200" or "bytes 100-199/200" -> 200 ("*": unknown -> None)
+    if not value or "/" not in value:
+        return None
+    total = value.rsplit("/", 1)[1].strip()
+    return int(total) if total.isdigit() else None
+
+
 def _origin_file(part: Path) -> Path:
     """``<target>.part.url``: the URL whose bytes ``part`` holds."""
     return part.with_name(part.name + ".url")
@@ -487,12 +575,21 @@ def _fetch(url: str, part: Path, wf: WeightFile, *, progress: bool) -> None:
     try:
         response = urllib.request.urlopen(request, timeout=_TIMEOUT_S)
     except urllib.error.HTTPError as exc:
+        total = _content_range_total(exc.headers.get("Content-Range") if exc.headers is not None else None)
         exc.close()
         if exc.code == 416 and have:
-            # Our part is not a prefix the server can continue: start over next time.
+            # Nothing past byte ``have``: the part may be the whole file (a run stopped between the
+            # last byte and its check; only a file of unknown size gets here), checked next as any
+            # finished download. Otherwise it is not a prefix the server can continue: started over.
+            if total == have or (total is None and _damage(part) is None):
+                return
             _discard(part)
-            raise _Failure(f"HTTP 416 for a resume at byte {have:,}; the partial file was discarded") from None
-        raise _Failure(f"HTTP {exc.code} {exc.reason}") from None
+            logger.info("%s cannot continue the partial %s at byte %s; downloading it from the start",
+                        url, wf.filename, f"{have:,}")
+            return _fetch(url, part, wf, progress=progress)  # (no Range now: no second 416)
+        if 300 <= exc.code < 400:  # urllib gave up following them (its limit, or a loop)
+            raise _Failure(f"HTTP {exc.code}: too many redirects (a redirect loop?)") from None
+        raise _Failure(f"HTTP {exc.code} {' '.join(str(exc.reason).split())}") from None
     except urllib.error.URLError as exc:
         reason = exc.reason
         if isinstance(reason, socket.timeout):
@@ -513,10 +610,16 @@ def _fetch(url: str, part: Path, wf: WeightFile, *, progress: bool) -> None:
         length = int(length) if length and length.isdigit() else None
         if have and response.status == 206:
             start = _content_range_start(response.headers.get("Content-Range"))
-            if start != have:
+            if start == 0:  # the whole file after all, as a 200 would send it
+                logger.info("%s sent %s from its start instead of from byte %s; downloading it from the start",
+                            url, wf.filename, f"{have:,}")
+                have, mode = 0, "wb"
+            elif start != have:
                 _discard(part)
-                raise _Failure(f"server resumed at {start} instead of byte {have:,}; the partial file was discarded")
-            mode = "ab"
+                raise _Failure(f"server resumed at {start} instead of byte {have:,}; the partial file was "
+                               "discarded: run again to download it from the start")
+            else:
+                mode = "ab"
         else:
             if have:
                 logger.info("%s ignored the resume request; downloading %s from the start", url, wf.filename)

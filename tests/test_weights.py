@@ -53,7 +53,8 @@ class Route:
     # One fault is consumed per request: "cut" (send half the body, then close), "html" / "json" (claim
     # that content type), "stall" (send headers, then nothing), "halfstall" (half the body, then
     # nothing), "nolength" (no Content-Length), "cutnolength" (both: the end of the body is the
-    # closed connection, and it comes early), "500".
+    # closed connection, and it comes early), "500", "loop" (a redirect to itself), "from0" (a
+    # resume answered with a 206 of the whole file).
     faults: list[str] = field(default_factory=list)
     gate: threading.Event = field(default_factory=threading.Event)  # "gate": half, wait, rest
 
@@ -76,8 +77,17 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "500":
             self.send_error(500)
             return
+        if fault == "loop":  # a redirect to itself: urllib gives up after 10
+            self.send_response(302)
+            self.send_header("Location", self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         body, start = route.body, 0
-        if rng and route.honour_range:
+        if rng and fault == "from0":  # a 206 for the whole file, whatever the Range asked
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes 0-{len(body) - 1}/{len(body)}")
+        elif rng and route.honour_range:
             start = int(rng.removeprefix("bytes=").split("-")[0])
             if start >= len(body):
                 self.send_response(416)
@@ -534,12 +544,24 @@ def safetensors_bytes(payload: bytes) -> bytes:
     return len(header).to_bytes(8, "little") + header + payload
 
 
+def legacy_checkpoint() -> bytes:
+    """A small state dict as torch.save wrote it before PyTorch 1.6 (several storage types)."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"w": torch.arange(12, dtype=torch.float32).reshape(3, 4), "n": torch.arange(5),
+                "h": torch.ones(3, dtype=torch.float16)}, buf, _use_new_zipfile_serialization=False)
+    return buf.getvalue()
+
+
 def test_unverifiable_copy_must_be_a_whole_checkpoint(dirs, monkeypatch, caplog):
     # No sha256 (GPEN 1024/2048, ParseNet): a cut or foreign file is "damaged", skipped, re-downloaded.
-    legacy = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2) + BODY[:1000]  # torch.save before 1.6
+    legacy = legacy_checkpoint()  # torch.save before 1.6 (the RetinaFace files, ParseNet): no directory
     copies = {
         "whole-zip": (CKPT, "unverified", "size unknown too"),
-        "legacy": (legacy, "unverified", "size unknown too"),  # no directory to check: accepted
+        "legacy": (legacy, "unverified", "size unknown too"),
+        "cut-legacy": (legacy[:-10], "damaged", "(pre-1.6 format) cut short"),  # its storages walked
+        "junk-legacy": (pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2) + BODY[:1000], "damaged", "pre-1.6 format"),
         "whole-st": (safetensors_bytes(BODY[:1000]), "unverified", "size unknown too"),
         "cut-zip": (CKPT[:-100], "damaged", "a zip archive without its end: truncated"),
         "cut-st": (safetensors_bytes(BODY[:1000])[:-1], "damaged", "a safetensors file cut short"),

@@ -102,14 +102,22 @@ def test_no_home_directory_is_a_clear_weights_error(dirs, monkeypatch, capsys):
 
 
 # --- #6: weights list shows the copy in use -------------------------------------------------
-def test_list_shows_the_good_copy_in_use_and_the_ignored_one(dirs, capsys):
+def test_list_shows_the_good_copy_in_use_and_the_ignored_one(dirs, capsys, mobilenet_weights):
     wf = DETECTOR_FILES["retinaface-mobilenet0.25"]
     dirs.home.mkdir()
     (dirs.home / wf.filename).write_bytes(b"cut short")  # first in search order, wrong size
-    (dirs.repo / wf.filename).write_bytes(bytes(wf.size))  # the size fits: the one a run uses
+    (dirs.repo / wf.filename).write_bytes(mobilenet_weights.read_bytes())  # the one a run uses
     assert cli_main(["weights", "list"]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(wf.name + " "))
     assert line.endswith(f"  {dirs.repo / wf.filename}  (ignored: {dirs.home / wf.filename} (wrong size))")
+    # the right size and a wrong sha256 (hunt 20): every run ignores it, and it was listed as the one used
+    (dirs.home / wf.filename).write_bytes(bytes(wf.size))
+    assert cli_main(["weights", "list"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(wf.name + " "))
+    assert line.endswith(f"  {dirs.repo / wf.filename}  (ignored: {dirs.home / wf.filename} (checksum mismatch))")
+    (dirs.repo / wf.filename).unlink()
+    assert cli_main(["weights", "list"]) == 0
+    assert f"{dirs.home / wf.filename}  (checksum mismatch: run `stream-gpen weights verify`)" in capsys.readouterr().out
 
 
 def test_list_with_only_a_bad_copy_still_says_so(dirs, capsys):
