@@ -601,7 +601,7 @@ def test_video_job_failure_and_expiry(tmp_path):
         res = c.get(info["result"], headers=KEY)
         assert res.status_code == 200 and res.content == b"video:ok"
         # The client's file name is never used on disk.
-        assert sorted(p.name for p in (tmp_path / "jobs" / good["id"]).iterdir()) == ["result.mp4"]
+        assert sorted(p.name for p in (tmp_path / "jobs" / good["id"]).iterdir()) == ["owner", "result.mp4"]
         assert info["expires"] - info["finished"] == pytest.approx(600)
         # Shorten the TTL now (a short one from the start could expire jobs before a slow test reads them).
         c.app.state.runtime["jobs"].ttl_s = 0.2

@@ -898,7 +898,7 @@ def _tiff_kind(path: Path) -> str | None:
     try:
         import tifffile
 
-        with tifffile.TiffFile(str(path)) as t:
+        with tifffile.TiffFile(path if hasattr(path, "read") else str(path)) as t:  # (or a file object)
             page = t.pages[0]
             bits = int(page.bitspersample)
             fmt = {1: "", 2: "signed ", 3: "floating-point "}.get(int(page.sampleformat), "")

@@ -7,6 +7,7 @@ import hmac
 import io
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -156,6 +157,45 @@ async def _multipart_file(request, sink, options: tuple[str, ...] = ()) -> None:
         raise InvalidInputError("multipart body ends before its closing boundary: the upload was cut short")
     if not st["found"]:
         raise InvalidInputError("multipart body needs a file part named 'file'")
+
+
+_RANGE_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+
+
+def _drop_bad_range(scope) -> None:
+    """Leave out a ``Range`` header that is not a valid ``bytes=`` range set (an unknown unit,
+    bad syntax, a spec whose end is before its start): RFC 9110 says such a header is ignored and
+    the whole file sent; Starlette answered a plain-text 400 instead. A valid range past the end
+    still gets its 416."""
+    headers = scope.get("headers") or []
+    value = next((v for k, v in headers if k.lower() == b"range"), None)
+    if value is None:
+        return
+    text = value.decode("latin-1").strip()
+    ok = text.lower().startswith("bytes=")
+    for spec in text[6:].split(",") if ok else ():
+        m = _RANGE_SPEC.match(spec)
+        if m is None or not (m.group(1) or m.group(2)) or (
+                m.group(1) and m.group(2) and int(m.group(1)) > int(m.group(2))):
+            ok = False
+            break
+    if not ok:
+        scope["headers"] = [(k, v) for k, v in headers if k.lower() != b"range"]
+
+
+class _UnlessClosing:
+    """The file an upload is written into, refusing the next chunk once the server shuts down
+    (a signal): an upload still arriving gets its 429 "the server is shutting down" at once, not
+    after its last byte (a multi-GB upload sent in full to be told to retry), nor a dropped
+    connection when the graceful shutdown's time runs out."""
+
+    def __init__(self, f, jobs) -> None:
+        self._f, self._jobs = f, jobs
+
+    def write(self, data) -> None:
+        if self._jobs.closing:
+            raise QueueFullError("the server is shutting down", retry_after_s=5)
+        self._f.write(data)
 
 
 def _enhancer_of(obj):
@@ -632,7 +672,7 @@ def create_app(
             return _storage_error(e)
         try:
             with open(job.input_path, "wb") as f:
-                await read_body(request, _VIDEO_TYPES, sink=f)
+                await read_body(request, _VIDEO_TYPES, sink=_UnlessClosing(f, jobs))
             if job.input_path.stat().st_size == 0:
                 raise InvalidInputError("empty upload: send a video file")
             jobs.enqueue(job)
@@ -651,7 +691,7 @@ def create_app(
 
     @get_and_head(VIDEO_ROUTE + "/{job_id}/result", summary="The enhanced video (when the job is done)",
                   response_class=FileResponse)
-    async def get_video_result(job_id: str):
+    async def get_video_result(job_id: str, request: Request):
         from stream_gpen.server._jobs import JobState
 
         jobs = state["jobs"]
@@ -661,6 +701,7 @@ def create_app(
             return JSONResponse({"detail": f"job {job_id} is {job.state.value}, no result", "error": "JobNotDoneError",
                                  "state": job.state.value},
                                 status_code=409, headers=headers)
+        _drop_bad_range(request.scope)
         return FileResponse(job.output_path, media_type="video/mp4", filename=f"{job_id}.mp4")
 
     @app.delete(VIDEO_ROUTE + "/{job_id}", summary="Cancel a job (or delete its result) and its files")

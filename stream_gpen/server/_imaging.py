@@ -74,6 +74,40 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
             log.warning("uploaded image: %s", m)
 
 
+def _unidentified(data: bytes) -> str:
+    """Why a body Pillow cannot identify is refused, naming what it is where that can be told (as
+    ``enhance`` does for a file): a TIFF Pillow has no mode for ("a 32-bit floating-point RGB
+    TIFF": the generic answer said "send ... TIFF"), or a video, which goes to /v1/videos."""
+    from stream_gpen.io._image import _tiff_kind
+
+    if data[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+        kind = _tiff_kind(io.BytesIO(data))
+        if kind is not None:
+            return (f"the body is a {kind} TIFF, which is not read here: send an 8- or 16-bit RGB (or grey) "
+                    "TIFF, or a PNG")
+    video = _video_kind(data)
+    if video is not None:
+        return f"the body is a video ({video}), not an image: POST it to /v1/videos"
+    return "cannot decode the body as an image; send JPEG, PNG, WebP, AVIF, HEIC, TIFF, BMP or GIF"
+
+
+def _video_kind(data: bytes) -> str | None:
+    """The container's name of a body FFmpeg reads as a video, with the media demuxers an
+    untrusted upload is read with (never a playlist or script), or None."""
+    import av
+
+    from stream_gpen.io._source import UNTRUSTED_DEMUXERS
+
+    try:
+        with av.open(io.BytesIO(data), options={"format_whitelist": ",".join(UNTRUSTED_DEMUXERS)}) as c:
+            name = c.format.name or ""
+            if not c.streams.video or name in ("gif", "mjpeg") or name.endswith("_pipe"):
+                return None
+            return (c.format.long_name or name).split("/")[0].strip()
+    except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
 def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
     from PIL import Image, UnidentifiedImageError
 
@@ -90,8 +124,7 @@ def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
     try:
         im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise InvalidInputError(
-            "cannot decode the body as an image; send JPEG, PNG, WebP, AVIF, HEIC, TIFF, BMP or GIF") from None
+        raise InvalidInputError(_unidentified(data)) from None
     except Image.DecompressionBombError as e:  # header claims > 2x Pillow's global limit
         raise PayloadTooLargeError(f"image refused before decoding: {e}") from None
     except (OSError, SyntaxError, ValueError) as e:  # a recognised but truncated/corrupt header

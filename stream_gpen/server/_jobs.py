@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import re
 import secrets
 import shutil
@@ -28,7 +29,14 @@ log = logging.getLogger(__name__)
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 INPUT_NAME = "upload.bin"  # no client extension: FFmpeg probes the content
 OUTPUT_NAME = "result.mp4"
+OWNER_NAME = "owner"  # "<machine tag> <pid>" of the server whose job the folder is (see _reclaim)
 
+
+
+def _own_tag() -> str:
+    from stream_gpen.io._sink import _machine_tag
+
+    return _machine_tag()
 
 
 def _drop_partials(job) -> None:
@@ -184,8 +192,16 @@ def _public_error(exc: Exception, job) -> str:
         from stream_gpen.io._image import tiff_pages
 
         with Image.open(job.input_path) as im:  # (still there: removed after this)
-            if len(tiff_pages(im)[0]) == 1:  # (a TIFF's preview is not a second page)
+            pages = len(tiff_pages(im)[0])  # (a TIFF's preview is not a second page)
+            if pages == 1 or im.format == "MPO":  # (a phone's JPEG with its depth or preview image)
                 msg = f"the upload is a still {im.format} picture, not a video: send it to /v1/images:enhance"
+            elif im.format in ("PNG", "WEBP", "TIFF"):  # (an animated GIF is read as a video: its error stands)
+                # an animated PNG/WebP or a multi-page TIFF: FFmpeg's refusal of its demuxer read as
+                # one of a playlist ("... the upload returned 22")
+                what = "multi-page" if im.format == "TIFF" else "animated"
+                msg = (f"the upload is {'a' if what == 'multi-page' else 'an'} {what} {im.format} picture ({pages} {'pages' if what == 'multi-page' else 'frames'}), "
+                       "which this endpoint does not read: it takes video files and GIF animations; `stream-gpen "
+                       "enhance` restores it as it is, or send it as a video or GIF")
     except Exception:  # noqa: BLE001 - not a picture either: the pipeline's message stands
         pass
     return f"{type(exc).__name__}: {msg}"
@@ -217,9 +233,39 @@ class JobManager:
     # --- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> "JobManager":
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._reclaim()
         self._thread = threading.Thread(target=self._run, name="stream-gpen-jobs", daemon=True)
         self._thread.start()
         return self
+
+    def _reclaim(self) -> None:
+        """Remove the job folders (users' uploads and results) that a server killed with
+        ``kill -9`` or by the OOM killer left in the work folder: nothing else ever removes them,
+        and each crash left up to ``max_jobs`` uploads. Only folders whose owner file names this
+        machine and process namespace and a process that is gone (as the sink judges its
+        temporary outputs): a server sharing the work folder keeps its jobs, and a folder of an
+        older version, without the file, is left alone."""
+        from stream_gpen.io._sink import _machine_tag, _pid_alive, _pids_comparable
+
+        here, removed, size = _machine_tag(), 0, 0
+        try:
+            folders = [d for d in self.work_dir.iterdir() if JOB_ID_RE.match(d.name) and d.is_dir()]
+        except OSError:
+            return
+        for d in folders:
+            try:
+                tag, pid = (d / OWNER_NAME).read_text().split()
+                pid = int(pid)
+            except (OSError, ValueError):
+                continue
+            if tag != here or pid == os.getpid() or _pid_alive(pid) or not _pids_comparable():
+                continue
+            size += sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
+            shutil.rmtree(d, ignore_errors=True)
+            removed += not d.exists()
+        if removed:
+            log.info("removed %d video job folder(s) (%s bytes) left in %s by a server that was killed",
+                     removed, f"{size:,}", self.work_dir)
 
     def stop_accepting(self) -> None:
         """Shutdown has begun (a signal; the server still drains open requests): refuse new uploads
@@ -230,6 +276,11 @@ class JobManager:
         thread holding it). The worker, if waiting, only waits while there is nothing to start.
         """
         self._closing = True
+
+    @property
+    def closing(self) -> bool:
+        """Shutdown has begun (see :meth:`stop_accepting`)."""
+        return self._closing
 
     def close(self, timeout: float = 30.0) -> None:
         """Cancel everything, wait for the running job to stop, remove every job folder."""
@@ -275,6 +326,11 @@ class JobManager:
             job = Job(job_id, self.work_dir / job_id, name, sel, st, float(start), duration, al)
             # (parents: a tmp cleaner may have removed the work folder of a server idle for days)
             job.dir.mkdir(mode=0o700, parents=True)
+            try:
+                (job.dir / OWNER_NAME).write_text(f"{_own_tag()} {os.getpid()}\n")
+            except OSError:
+                shutil.rmtree(job.dir, ignore_errors=True)
+                raise
             self._jobs[job_id] = job
         return job
 
@@ -298,6 +354,14 @@ class JobManager:
         with self._cond:
             self._expire_locked()
             job = self._jobs.get(job_id) if JOB_ID_RE.match(job_id or "") else None
+            if job is not None and job.state is JobState.done and not job.output_path.exists():
+                # its result removed under the server (a tmp cleaner): gone, as an expired job is,
+                # not "done" with a result link that answers "not done"
+                self._jobs.pop(job.id, None)
+                self._remove_files(job)
+                log.warning("video job %s: its result was removed from the work folder; the job is dropped", job.id)
+                raise JobNotFoundError(f"video job {job_id!r}: its result is no longer on the server (the file was "
+                                       "removed); upload the video again")
         if job is None:
             raise JobNotFoundError(f"no video job {job_id!r} (unknown, expired or deleted)")
         return job
