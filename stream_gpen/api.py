@@ -1286,11 +1286,11 @@ class Enhancer:
         :meth:`enhance_file` does (photos of a folder are not frames of one scene: no tracking from
         one to the next); a folder's videos are left out with a warning (:meth:`enhance_file`
         takes them)."""
+        source = _text_path(source)  # (a path given as bytes, as enhance_file takes one)
         if isinstance(source, bool) or not isinstance(source, (str, os.PathLike, int)):
             raise InvalidInputError(
                 f"stream() reads a file, URL, lavfi: graph or device, not {type(source).__name__}; for pictures "
-                "you already hold (numpy arrays), use stream_frames() (a sequence, tracked) or enhance_image()"
-                + ("; a path given as bytes: os.fsdecode() it" if isinstance(source, (bytes, bytearray)) else ""))
+                "you already hold (numpy arrays), use stream_frames() (a sequence, tracked) or enhance_image()")
         if is_image_url(str(source)):  # a photo URL: the photo itself, as enhance_file() reads it
             with fetched(str(source)) as local:
                 yield from self.stream(local, live=live, latency_budget_s=latency_budget_s)

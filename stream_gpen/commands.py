@@ -99,7 +99,7 @@ def _is_image_name(path: str) -> bool:
 
 def _model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", default="auto", help=_MODEL_HELP)
+    g.add_argument("--model", default="auto", type=_named, help=_MODEL_HELP)
     g.add_argument("--weights", metavar="PATH", type=_named, help="explicit checkpoint file for --model (overrides the cache)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     g.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
@@ -160,7 +160,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     f.add_argument("--strength", type=_strength, default=None, metavar="S",
                    help="blend of each restored face with the original, 0-1 (default: the model's; 1.0, "
                    "0.8 for gpen-bfr-2048 as in GPEN's run.sh); lower keeps more identity and texture")
-    f.add_argument("--parser-weights", metavar="PATH",
+    f.add_argument("--parser-weights", metavar="PATH", type=_named,
                    help="explicit ParseNet weights for --mask parse (overrides the cache)")
 
 

@@ -882,7 +882,7 @@ def video_in_disguise(path) -> str | None:
     try:
         with av.open(str(path)) as c:
             name = c.format.name or ""
-            if not c.streams.video or "image2" in name or name.endswith("_pipe") or name in ("gif", "webp"):
+            if not c.streams.video or "image2" in name or name.endswith("_pipe") or name in ("gif", "webp", "apng"):
                 return None
             exts = sorted(getattr(c.format, "extensions", None) or ())
             long = (c.format.long_name or name).split("/")[0].strip()
@@ -1218,8 +1218,11 @@ class ImageSource:
             except InvalidInputError as e:
                 if self.kind != "folder":
                     raise
-                self.skipped.append(str(e))  # the message names the file
-                log.warning("skipped: %s", e)
+                # the message names the file; its hint ("it is a video under a picture's name: rename
+                # it to .mp4", "save it as an 8-bit TIFF") is what to do about it
+                why = f"{e} ({e.hint})" if getattr(e, "hint", None) else str(e)
+                self.skipped.append(why)
+                log.warning("skipped: %s", why)
                 continue
             except Exception as e:  # noqa: BLE001 - one odd photo must not end a run over thousands
                 if self.kind != "folder":

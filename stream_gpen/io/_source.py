@@ -1797,6 +1797,17 @@ class VideoSource:
                     f"{self.spec!r} has no video stream{cover} (streams: {', '.join(kinds)})",
                     hint="stream-gpen restores faces in pictures; give it a video or image file",
                 )
+            photo = _photo_extension(container) if self.kind == "file" and not reopen else None
+            if photo is not None and Path(self.spec).suffix.lower() not in IMAGE_EXTS:
+                # a photo under another name (a browser's `download`, `photo.jpg_large`, a JPEG saved
+                # as .mp4): it was encoded as a one-frame H.264 video, its format and EXIF lost
+                own = Path(self.spec)
+                raise NotMediaError(
+                    f"{self.spec} is a {photo[1:].upper()} picture, not a video (its name has "
+                    + (f"the extension {own.suffix}" if own.suffix else "no extension")
+                    + "): photos are told by their extension",
+                    hint=f"rename it to {own.with_suffix(photo).name if own.suffix else own.name + photo} "
+                         "and run again")
             name = vs.codec_context.name if vs.codec_context is not None else None
             if name is None or not vs.codec_context.is_decoder:
                 raise UnsupportedCodecError(f"no decoder for the video codec of {self.spec!r}")
@@ -3197,6 +3208,16 @@ def _pixels(stream) -> int:
 def _pictures(container) -> list:
     """The video streams that are not cover art (an attached picture)."""
     return [s for s in container.streams.video if not int(s.disposition) & int(av.stream.Disposition.attached_pic)]
+
+
+_PICTURE_DEMUXERS = {"jpeg_pipe": ".jpg", "png_pipe": ".png", "webp_pipe": ".webp", "bmp_pipe": ".bmp",
+                     "tiff_pipe": ".tif"}
+
+
+def _photo_extension(container) -> str | None:
+    """The photo extension of a file FFmpeg reads as one still picture of a format restored as a
+    photo (its ``*_pipe`` demuxers), or None."""
+    return _PICTURE_DEMUXERS.get((container.format.name or "").split(",")[0])
 
 
 def main_video_stream(container):

@@ -57,7 +57,7 @@ def _pixels(text: str) -> int:
 
 
 def add_serve(subparsers, parents=()) -> None:
-    from stream_gpen.commands import _in_range, _model_options, _positive_int
+    from stream_gpen.commands import _in_range, _model_options, _named, _positive_int
 
     p = subparsers.add_parser(
         "serve", parents=list(parents),
@@ -92,7 +92,7 @@ def add_serve(subparsers, parents=()) -> None:
     s.add_argument("--job-ttl", type=_positive_float, default=3600.0,
                    help="seconds a finished video result is kept while the server runs (default 3600); "
                    "jobs live in its memory, so a restart ends them all")
-    s.add_argument("--work-dir", default=None,
+    s.add_argument("--work-dir", default=None, type=_named,
                    help="where uploads and results live while the server runs (a fast disk with room for "
                    "--max-jobs videos); its job folders are removed at exit (default: a temporary folder, "
                    "removed whole)")
@@ -108,7 +108,9 @@ def add_serve(subparsers, parents=()) -> None:
 def config_from_args(args: argparse.Namespace):
     from stream_gpen.server._config import MiB, ServerConfig
 
-    key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV) or None
+    # (an empty $STREAM_GPEN_API_KEY, `-e STREAM_GPEN_API_KEY=$KEY` with KEY unset, is refused as a
+    # blank one is: it served an open API)
+    key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV)
     if key is not None and not key.strip():
         # (the config's "api_key must be a non-empty string or None" named neither)
         if args.api_key is not None:
