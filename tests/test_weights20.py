@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from stream_gpen import weights
-from stream_gpen.cli import main as cli_main
 from stream_gpen.errors import DownloadError
 from stream_gpen.weights import WeightFile, _damage, ensure_weights
 import tests.test_weights as _tw
