@@ -2688,7 +2688,7 @@ class FileSink(_Sink):
                 rf.time_base = Fraction(1, o.codec_context.sample_rate)
                 tx[1] += rf.samples
                 for q in o.encode(rf):
-                    self._mux_aux_packet(q)
+                    self._mux_aux_packet(q, primed=True)
 
     def _encode_silence(self, o, resampler, tx, n: int) -> None:
         """``n`` samples of silence into audio output ``o`` from position ``tx[1]`` (in pieces of
@@ -2705,7 +2705,7 @@ class FileSink(_Sink):
             tx[1] += k
             n -= k
             for q in o.encode(f):
-                self._mux_aux_packet(q)
+                self._mux_aux_packet(q, primed=True)
 
     def _mux_cue(self, q) -> None:
         """Mux a converted subtitle cue, moved with the video when the output is shifted."""
@@ -2715,9 +2715,13 @@ class FileSink(_Sink):
         else:
             self._out.mux(q)
 
-    def _mux_aux_packet(self, p, shift: int = 0) -> None:
+    def _mux_aux_packet(self, p, shift: int = 0, *, primed: bool = False) -> None:
         """Mux a copied or transcoded packet moved ``shift`` ticks earlier (see _choose_shift); for
-        AVI and trimmed runs (``_rebase``) only from the origin on (see _NO_START_TIMES)."""
+        AVI and trimmed runs (``_rebase``) only from the origin on (see _NO_START_TIMES).
+        ``primed``: a packet of our own audio encoder, whose samples were cut at the origin to the
+        sample already; its first packet, before 0, is the encoder's priming, which Matroska/WebM
+        declare as the track's codec delay (the reader skips that many samples): dropped, the
+        reader skipped the part's first real samples instead (21 ms of sound at 48 kHz)."""
         if (not self._rebase_avi and p.stream.type == "audio" and p.stream.codec_context.name.startswith("pcm_")
                 and (self._rebase or self._part_end() is not None)):
             # (not AVI: its audio follows the frame grid, and a sample cut there left the sound a
@@ -2735,8 +2739,9 @@ class FileSink(_Sink):
             if p.stream.type == "subtitle" and p.duration:
                 if not self._cut_cue(p, shift):
                     return
-            elif not (clamp_to_origin(p, shift) if self._rebase_avi else keep_from_origin(
-                    p, shift, edit_list=bool(set(self._out.format.name.split(",")) & _MOV_FAMILY))):
+            elif not (primed and not self._rebase_avi and {"matroska", "webm"} & set(self._out.format.name.split(","))) and not (
+                    clamp_to_origin(p, shift) if self._rebase_avi else keep_from_origin(
+                        p, shift, edit_list=bool(set(self._out.format.name.split(",")) & _MOV_FAMILY))):
                 self._before_origin += 1
                 if p.duration and p.time_base:
                     self._before_origin_s += float(p.duration * p.time_base)

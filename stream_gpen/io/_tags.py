@@ -192,20 +192,24 @@ def marks_lost(container, index: int, disposition: int, *, language: str | None 
     lang = (f"language '{language}'" if language and language.lower() not in ("und", "")
             and names & _NO_LANGUAGE else None)
     kept = next((_KEPT_MARKS[n] for n in names if n in _KEPT_MARKS), None)
-    lost = []
+    lost, flags = [], []
     if kept is not None and disposition:
         import av
 
         D = av.stream.Disposition
-        lost = [word for flag, word in _MARKS.items()
-                if flag not in kept and int(disposition) & int(getattr(D, flag, 0) or 0)]
+        flags = [flag for flag in _MARKS if flag not in kept and int(disposition) & int(getattr(D, flag, 0) or 0)]
+        lost = [_MARKS[flag] for flag in flags]
     if not lost and lang is None:
         return None
     what = f"{', '.join(lost)} mark{'s' if len(lost) > 1 else ''}" if lost else ""
     what = " and its ".join(w for w in (lang, what) if w)
     it = "them" if len(lost) + (lang is not None) > 1 else "it"
-    return (f"stream #{index}: its {what} dropped: the {'/'.join(sorted(names))} container has no place for {it} "
-            f"(.mkv keeps {it})")
+    # (advice only where another container keeps them all: "the matroska container has no place for
+    # it (.mkv keeps it)" for a captions mark into .mkv)
+    where = next((ext for ext, fmt in ((".mkv", "matroska"), (".mp4", "mp4"))
+                  if fmt not in names and set(flags) <= _KEPT_MARKS[fmt]), None)
+    return (f"stream #{index}: its {what} dropped: the {'/'.join(sorted(names))} container has no place for {it}"
+            + (f" ({where} keeps {it})" if where else ""))
 
 
 def copy_stream_tags(ins, outs, *, encoded: bool = False) -> str | None:
