@@ -1226,6 +1226,7 @@ class Enhancer:
             with self._lock:  # (the detector's dropped boxes, which the turned search reads, are shared)
                 planned = stage.plan_still(img)
             stage.restore([img], [planned], hi=[frame.hi])  # hi: a 16-bit photo's own pixels
+            frame.faces = int(planned.shape[0])  # (none: the sink copies the file as it is)
             yield frame
 
     def _folder_failed(self, total: RunSummary, exc: BaseException, root) -> None:

@@ -28,6 +28,7 @@ text tags). An output format that holds 8 bits (JPEG, WebP...) gets 8 and the su
 from __future__ import annotations
 
 import logging
+import shutil
 import struct
 import uuid
 from fractions import Fraction
@@ -421,11 +422,18 @@ def _load16(path: Path, fmt: str, orientation: int, upright8: np.ndarray) -> tup
     else:
         import cv2
 
+        logs = getattr(getattr(cv2, "utils", None), "logging", None)
+        before = logs.getLogLevel() if logs is not None else None
         try:
+            if logs is not None:  # (a TIFF it cannot take printed OpenCV's own [ERROR] lines, under --quiet)
+                logs.setLogLevel(logs.LOG_LEVEL_SILENT)
             data = np.fromfile(str(path), dtype=np.uint8)  # imdecode: any path (imread mangles some)
             a = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
         except (cv2.error, OSError, ValueError) as e:
             return None, f"OpenCV could not decode it ({e})"
+        finally:
+            if logs is not None:
+                logs.setLogLevel(before)
         if a is None or a.dtype != np.uint16:
             return None, "OpenCV did not decode it at 16 bits"
         if a.ndim == 2:
@@ -798,6 +806,7 @@ def _load_checked(path: Path, notes: list[str] | None):
                 if notes is not None:
                     notes.append(cmyk)
             orientation = _orientation(im, path)
+            image_info["orientation"] = orientation
             rgb, alpha, grey = _pixels(_upright(im, orientation, path), bits)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         kind = _tiff_kind(path) if isinstance(e, UnidentifiedImageError) else None
@@ -825,7 +834,10 @@ def _load_checked(path: Path, notes: list[str] | None):
             rgb, grey = u8_from_u16(hi[..., :3]), grey or grey_odd
             image_info["bits"] = bits
             return rgb, alpha, grey, image_info, hi
-        hi, why = _load16(path, image_info.get("format") or "", orientation, rgb)
+        if image_info.get("mode") == "CMYK":  # (said as such above; OpenCV's refusal named no reason)
+            hi, why = None, "a CMYK picture is restored as RGB, from Pillow's 8-bit conversion"
+        else:
+            hi, why = _load16(path, image_info.get("format") or "", orientation, rgb)
         if hi is None:
             msg = f"{path}: its {bits}-bit pixels are restored and written at 8 bits: {why}"
             log.warning(msg)
@@ -1261,6 +1273,7 @@ class ImageSource:
         img = torch.from_numpy(rgb).to(self.device)
         a = torch.from_numpy(alpha).to(self.device) if alpha is not None else None
         h16 = torch.from_numpy(hi).to(self.device) if hi is not None else None
+        info = {**info, "source_path": path}  # (a photo in which no face is found is copied: ImageSink)
         return Frame(index=i, pts=i, time_base=Fraction(1), time=float(i), _image=img, _hi=h16,
                      rel_path=path.relative_to(self.root).as_posix(), alpha=a, grey=grey, image_info=info)
 
@@ -1276,6 +1289,10 @@ class ImageSink(_Sink):
     of ``frame.image_info`` are written where the format holds them (module doc), and what is
     not is listed once per kind in ``fallbacks``.
     """
+
+    #: a photo in which the run found no face, written in its own format, is a byte-for-byte copy
+    #: of its input (see :meth:`_unchanged`); False: every photo is encoded again
+    copy_unchanged: bool = True
 
     def __init__(self, target, *, format: str | None = None, quality: int = 95, overwrite: bool = False,
                  names: dict[str, Path] | None = None) -> None:
@@ -1447,6 +1464,13 @@ class ImageSink(_Sink):
             frame.release()
             return
         path.parent.mkdir(parents=True, exist_ok=True)
+        copy_from = self._unchanged(frame, info, path, fmt, pages)
+        if copy_from is not None:
+            self._place_copy(copy_from, path)
+            self.written.append(path)
+            self.frames_written += 1
+            frame.release()
+            return
         rgb = frame.image.cpu().numpy()
         im = Image.fromarray(rgb, "RGB")
         if frame.grey:
@@ -1593,6 +1617,54 @@ class ImageSink(_Sink):
         self.frames_written += pages if pages > 1 and fmt in _MULTI_PAGE else 1
         frame.release()
 
+    def _unchanged(self, frame: Frame, info: dict, path: Path, fmt: str, pages: int) -> Path | None:
+        """The input file of a photo in which no face was found, written in its own format: it is
+        copied as it is, byte for byte (re-encoded, a JPEG lost up to 8 levels for nothing, and a
+        phone's q90 JPEG grew at q95; its metadata is whole too). One picture of one page, as
+        counted by the run (``frame.faces``; None: not counted, written as usual)."""
+        source = info.get("source_path")
+        if (not self.copy_unchanged or getattr(frame, "faces", None) != 0 or pages != 1 or source is None or not fmt
+                or info.get("format") != fmt or frame.alpha is not None and path.suffix.lower() not in _ALPHA_EXTS):
+            return None
+        # written as the loader said it would be: upright (EXIF/XMP orientation applied), RGB from
+        # CMYK, 8-bit where its deep pixels could not be read; the copy would be none of those
+        if (info.get("orientation", 1) != 1 or info.get("mode") == "CMYK"
+                or int(info.get("bits", 8)) > 8 and frame.hi is None):
+            return None
+        source = Path(source)
+        try:
+            if not source.is_file() or source.resolve() == path.resolve():
+                return None
+        except OSError:
+            return None
+        if "copied" not in self._noted:
+            self._noted.add("copied")
+            log.info("photos in which no face was found are written as copies of their input, byte for byte "
+                     "(first: %s)", source.name)
+        return source
+
+    def _place_copy(self, source: Path, path: Path) -> None:
+        """``source`` copied to ``path`` through a hidden temporary file, as a restored photo is written."""
+        tmp = hidden_temp(path, f".{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            shutil.copyfile(source, tmp)
+            keep_mode(path, tmp)
+            if self.overwrite:
+                tmp.replace(path)
+            else:
+                try:
+                    place_new(tmp, path)
+                except FileExistsError:
+                    raise OutputExistsError(f"output exists: {path} (written during this run, by another run or "
+                                            "program)", hint="--overwrite redoes it, --skip-existing resumes a "
+                                            "folder run (overwrite= / skip_existing= in Python)") from None
+        except BaseException:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            raise
+
     def _write_tiff16(self, tmp: Path, deep: np.ndarray, im, info: dict, kwargs: dict,
                       previews: list | None = None) -> None:
         """A 16-bit TIFF (tifffile: Pillow writes no 16-bit RGB) with what ``kwargs`` carries:
@@ -1610,6 +1682,8 @@ class ImageSink(_Sink):
             for tag, value in exif.items():
                 if tag == 305 and isinstance(value, str):
                     software = value  # tifffile writes Software itself (an extratag 305 is refused)
+                elif tag == 270 and isinstance(value, str) and value.lstrip().startswith('{"shape"'):
+                    pass  # tifffile's own shape note: the input's, which a turn made wrong (it warned)
                 elif tag in _TIFF_TEXT_TAGS and isinstance(value, str):
                     extratags.append((tag, "s", 0, value, True))
                 elif tag == 700 and isinstance(value, bytes):  # XMP (see _save_options)

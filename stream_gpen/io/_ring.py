@@ -89,6 +89,9 @@ class Frame:
     _released: bool = field(default=False, repr=False)
     _hi: torch.Tensor | None = field(default=None, repr=False)  # see ``hi``
     published: float | None = field(default=None, repr=False)
+    #: image sources: the faces restored in this picture, as the run counted them (0: the sink
+    #: copies the input file as it is, see ImageSink); None: not counted
+    faces: int | None = field(default=None, repr=False)
     # seconds the picture stays on screen (until the next frame; the last frame of a window: until
     # the window's end), None when the input does not say: a sink gives the last frame this length
     # instead of repeating the interval before it (a still held at the end would vanish)
