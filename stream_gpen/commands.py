@@ -255,7 +255,8 @@ def _video_options_on_a_photo(args, src: str, where: str | None = None) -> None:
     given = [name for name, on in (("--codec", args.codec != "auto"), ("--crf", args.crf is not None),
                                    ("--preset", args.preset is not None), ("--audio", args.audio != "copy"),
                                    ("--encoder", args.encoder != "software"),
-                                   ("--copy-if-no-faces", args.copy_if_no_faces),
+                                   # (--copy-if-no-faces: a photo without faces is always copied, where
+                                   # its format and orientation allow: README)
                                    # (a photo is decoded at its own depth and detected once)
                                    ("--bit-depth", args.bit_depth != "auto"),
                                    ("--deinterlace", args.deinterlace != "auto"),
