@@ -593,7 +593,9 @@ class Enhancer:
         from stream_gpen.io._image import ImageSource, still_gif
 
         lag = 0 if live else self._file_lag()
-        ring = self._max_pending() + lag + sink_queue + 3
+        # (+ as many repeated frames, which may wait with the look-ahead: FaceStage.repeats_held;
+        # a video at twice its frame rate, each frame shown twice, has one per frame looked ahead)
+        ring = self._max_pending() + 2 * lag + sink_queue + 3
         # (a capture device's index, ``stream(0)``, is no file)
         if isinstance(spec, (str, os.PathLike)) and not untrusted and "://" not in str(spec) and still_gif(spec):
             src = ImageSource(Path(spec), device=self.device)  # a photo, not a 1-frame video
@@ -603,6 +605,7 @@ class Enhancer:
                               high_bit_depth=self.high_bit_depth, start=start, duration=duration, exclude=exclude,
                               skip=skip)
         stage = self._stage(timer, lag=0 if getattr(src, "live", False) else lag)
+        stage.repeats_held = stage.lag
         stage.pixel_aspect = pixel_aspect(getattr(src, "metadata", None))
         if getattr(src, "metadata", None) is not None:
             stage.video_detect_size = self.detect_size or video_detect_size(src.metadata, stage.pixel_aspect)
