@@ -38,6 +38,13 @@ log = logging.getLogger(__name__)
 class _Pending:
     frame: object  # stream_gpen.io.Frame
     affines: torch.Tensor  # [k,2,3]
+    #: frames identical to ``frame`` right after it (FaceStage.repeat_of): given its restored
+    #: pixels, not restored again
+    repeats: list = field(default_factory=list)
+
+    @property
+    def frames(self) -> int:
+        return 1 + len(self.repeats)
 
 
 def _library_dtypes(method):
@@ -146,6 +153,11 @@ class FaceStage:
     _last_key: int | None = None  # the frame repeats attach to (the last one tracked)
     _held: dict = field(default_factory=dict)  # frame index -> its repeats, waiting for its release
     _last_planned: tuple | None = None  # (index, affines, track ids) of the last frame released
+    _repeat_of: dict = field(default_factory=dict)  # repeat's index -> the index of the frame it repeats
+    #: repeats left out of the smoother's timeline (its frame numbers are the frames tracked: a
+    #: gap in them is a break it smooths across no window of, and each frame shown twice was one)
+    _skipped: int = 0
+    _smooth_ix: dict = field(default_factory=dict)  # the smoother's frame number -> the frame's index
 
     @property
     def lag(self) -> int:
@@ -161,6 +173,14 @@ class FaceStage:
         self._masks.clear()
         self._last_seen = self._last_key = self._last_planned = None
         self._held.clear()
+        self._repeat_of.clear()
+        self._skipped = 0
+        self._smooth_ix.clear()
+
+    def repeat_of(self, index: int) -> int | None:
+        """The frame that released frame ``index`` repeats (its pixels, and so its output), or
+        None; asked once per frame, by :func:`run_stream`."""
+        return self._repeat_of.pop(index, None)
 
     def _repeat(self, index: int, image: torch.Tensor) -> bool:
         """Whether frame ``index`` is the frame before it again, pixel for pixel, and can go as its
@@ -249,6 +269,8 @@ class FaceStage:
             repeat = self._repeat(index, image)
         if repeat:
             self.repeats += 1
+            self._skipped += 1
+            self._repeat_of[index] = self._last_key
             if self._last_planned is not None and self._last_planned[0] >= self._last_key:
                 # its frame is out already (no look-ahead): it goes now, with the same faces
                 _, aff, ids = self._last_planned
@@ -265,8 +287,10 @@ class FaceStage:
             # any id that survives (belt and braces: never smooth across a cut).
             cut = self.tracker.scene_cuts > self._cuts_seen
             self._cuts_seen = self.tracker.scene_cuts
-            return self._released([self._planned(i, t) for i, t in self.smoother.push(
-                index, tracks, cut=cut, alive=self.tracker.alive_ids())])
+            number = index - self._skipped
+            self._smooth_ix[number] = index
+            return self._released([self._planned(self._smooth_ix.pop(i), t) for i, t in self.smoother.push(
+                number, tracks, cut=cut, alive=self.tracker.alive_ids())])
 
     @_library_dtypes
     def plan_flush(self) -> list[tuple[int, torch.Tensor]]:
@@ -274,7 +298,7 @@ class FaceStage:
         if self.smoother is None:
             return []
         with self.timer("track"):
-            return self._released([self._planned(i, t) for i, t in self.smoother.flush()])
+            return self._released([self._planned(self._smooth_ix.pop(i), t) for i, t in self.smoother.flush()])
 
     @_library_dtypes
     def plan_still(self, image: torch.Tensor) -> torch.Tensor:
@@ -663,7 +687,12 @@ def run_stream(
         if pending:
             stage.restore([p.frame.image for p in pending], [p.affines for p in pending],
                           [getattr(p.frame, "hi", None) for p in pending], [p.frame.index for p in pending])
-        restored.extend(pending)
+            for p in pending:  # a repeat's output is its frame's: copied, not restored again
+                for r in p.repeats:
+                    _copy_restored(p.frame, r)
+                    stage.faces_restored += len(p.affines)
+                    stage.frames_with_faces += int(len(p.affines) > 0)
+        restored.extend(_Pending(f, p.affines) for p in pending for f in [p.frame, *p.repeats])
         pending, pending_faces = [], 0
         while restored:
             p = restored.popleft()  # (out of ``restored`` first: a caller that stops here saw it)
@@ -676,15 +705,19 @@ def run_stream(
             frame = waiting.popleft()
             if frame.index != index:  # the smoother releases in push order; anything else is a bug
                 raise RuntimeError(f"face planning released frame {index}, expected {frame.index}")
-            if not pending:
-                # a live frame's budget started when the source published it, not when it was taken
-                published = getattr(frame, "published", None) if latency_budget_s is not None else None
-                oldest = published if published is not None else time.perf_counter()
-            pending.append(_Pending(frame, aff))
-            pending_faces += len(aff)
+            of = repeat_of(index)
+            if of is not None and pending and pending[-1].frame.index == of:
+                pending[-1].repeats.append(frame)  # (it goes out with its frame, as its frame comes out)
+            else:
+                if not pending:
+                    # a live frame's budget started when the source published it, not when it was taken
+                    published = getattr(frame, "published", None) if latency_budget_s is not None else None
+                    oldest = published if published is not None else time.perf_counter()
+                pending.append(_Pending(frame, aff))
+                pending_faces += len(aff)
             if (
                 pending_faces >= batch_faces
-                or len(pending) >= max_pending_frames
+                or sum(p.frames for p in pending) >= max_pending_frames
                 or (latency_budget_s is not None and (late or time.perf_counter() - oldest >= latency_budget_s))
             ):
                 yield from flush()
@@ -705,6 +738,7 @@ def run_stream(
             if frames_ring.wait_ready(wait):
                 return True
 
+    repeat_of = getattr(stage, "repeat_of", lambda index: None)
     frames = iter(source)
     taken = 0
     try:
@@ -727,7 +761,7 @@ def run_stream(
         yield from flush()
     finally:
         # stopped, or closed by the caller: what was taken in and never handed on
-        stage.frames_discarded += len(waiting) + len(pending) + len(restored)
+        stage.frames_discarded += len(waiting) + sum(p.frames for p in pending) + len(restored)
         for p in restored:  # restored, but never seen: out of the counts of faces handed on
             k = len(p.affines)  # (aligned pictures: one "face" each, as restore counted them)
             stage.faces_restored -= k
@@ -735,6 +769,15 @@ def run_stream(
 
 
 _POLL_S = 0.1  # a live wait for the source wakes this often to ask ``stop()``
+
+
+def _copy_restored(frame, repeat) -> None:
+    """``repeat`` (a frame identical to ``frame``) given ``frame``'s restored pixels: its picture,
+    and its >8-bit twin where both have one."""
+    repeat.image.copy_(frame.image)
+    hi, rhi = getattr(frame, "hi", None), getattr(repeat, "hi", None)
+    if hi is not None and rhi is not None:
+        rhi.copy_(hi)
 
 
 __all__ = ["FaceStage", "run_stream", "select_faces", "RunSummary"]

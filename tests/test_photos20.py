@@ -89,3 +89,11 @@ def test_a_turned_16_bit_tiff_keeps_no_stale_shape_note(tmp_path, enh):
         assert page.shape == (64, 40, 3) and page.dtype == np.uint16
         desc = page.tags.get("ImageDescription")
         assert desc is None or "[40, 64" not in str(desc.value), desc.value
+
+
+def test_a_photo_without_faces_written_over_itself_is_left_as_it_is(tmp_path, enh, copying):
+    src = _noise(tmp_path / "a.jpg", quality=90)
+    before = src.read_bytes()
+    for _ in range(3):  # (each pass encoded it again: up to 64 levels moved, 11.6 KB -> 13.5 KB)
+        enh.enhance_file(src, src, overwrite=True)
+    assert src.read_bytes() == before

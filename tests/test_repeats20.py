@@ -98,3 +98,43 @@ def test_repeats_wait_within_their_bound(lag):
     assert seen == list(range(17)) and stage.faces_restored == 17
     assert stage.repeats == 16 if not lag else 0 < stage.repeats < 16  # (with the look-ahead: at most 2 wait)
     assert src.peak <= 4 + lag + (stage.repeats_held if lag else 0) + 1
+
+
+def test_the_smoother_still_smooths_footage_shown_twice(tmp_path, shared, solid):
+    # repeats are left out of the smoother's timeline: their frames' numbers jumped by 2, which
+    # it takes for a break, and footage shown twice was not smoothed at all (hunt 20b)
+    distinct = _talking_head(shared, n=8, size=256)
+    clip = _lossless(tmp_path / "twice.mkv", [f for f in distinct for _ in range(2)])
+    enh = solid()
+    src, stage = enh._open(str(clip))
+    moved = []
+    push = stage.smoother.push
+
+    def watched(i, tracks, **kw):
+        raw = {t.id: t.landmarks.clone() for t in tracks}
+        out = push(i, tracks, **kw)
+        moved.extend(float((t.landmarks - raw_at[j][t.id]).abs().max()) for j, ts in out for t in ts
+                     if t.id in raw_at.get(j, {}))
+        raw_at[i] = raw
+        return out
+
+    raw_at: dict = {}
+    stage.smoother.push = watched
+    with src:
+        for frame in enh._frames(src, stage):
+            frame.release()
+    assert stage.repeats == len(distinct) and stage.smoother._epoch == 0
+    assert moved and max(moved) > 0.05  # the look-ahead really moved landmarks
+
+
+def test_a_repeat_in_its_frames_batch_is_not_restored_again(tmp_path, shared, mobilenet_weights):
+    from stream_gpen import Enhancer
+    from tests._doubles import SolidRestorer
+
+    distinct = _talking_head(shared, n=10, size=256)
+    clip = _lossless(tmp_path / "twice.mkv", [f for f in distinct for _ in range(2)])
+    restorer = SolidRestorer(256)
+    enh = Enhancer(restorer, device="cpu", detector_weights=mobilenet_weights, progress=False, batch_size=32)
+    s = enh.enhance_file(clip, tmp_path / "o.mkv", codec="h264", crf=0)
+    assert s.frames_out == 20 and s.faces_restored == 20 and s.frames_with_faces == 20  # (counted as restored)
+    assert sum(restorer.calls) < 20  # (its frame's output copied: 10 crops restored, not 20)

@@ -68,8 +68,29 @@ def test_job_folders_a_killed_server_left_are_reclaimed_at_start(tmp_path, caplo
         assert left == sorted(["notes"] + [(n * 22)[:22] for n in ("alive", "elsewhere", "older")]), left
         assert "removed 1 video job folder(s) (1,4" in caplog.text and "by a server that was killed" in caplog.text
         job = c.post("/v1/videos", content=b"one", headers=VIDEO).json()
-        assert (jobs / job["id"] / "owner").read_text().split() == [here, str(os.getpid())]
+        tag, pid, lock = (jobs / job["id"] / "owner").read_text().split()
+        assert [tag, pid] == [here, str(os.getpid())] and (tmp_path / lock).is_file()
         wait_job(c, job["id"])
+    assert not (tmp_path / lock).exists()  # (released and removed at exit)
+
+
+def test_a_restarted_containers_server_reclaims_by_lock_not_by_process_id(tmp_path):
+    # a new process namespace (a container restarted) has another machine tag: the process check
+    # could not tell, and the old uploads stayed for good; the dead server's lock tells
+    jobs = tmp_path / "jobs"
+    dead, live = jobs / ("d" * 22), jobs / ("l" * 22)
+    for d, lock in ((dead, ".server-dead.lock"), (live, ".server-live.lock")):
+        d.mkdir(parents=True)
+        (d / "upload.bin").write_bytes(b"x" * 100)
+        (d / "owner").write_text(f"0badc0de 1 {lock}\n")
+    (tmp_path / ".server-dead.lock").write_text("")  # (its server gone: nobody holds it)
+    import fcntl
+
+    with open(tmp_path / ".server-live.lock", "w") as held:  # another server, running
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with client_for(FakeEnhancer(), work_dir=tmp_path):
+            assert not dead.exists() and live.exists()
+            assert not (tmp_path / ".server-dead.lock").exists() and (tmp_path / ".server-live.lock").exists()
 
 
 def test_a_result_removed_under_the_server_is_gone_not_not_done(tmp_path):

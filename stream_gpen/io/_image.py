@@ -1466,7 +1466,12 @@ class ImageSink(_Sink):
         path.parent.mkdir(parents=True, exist_ok=True)
         copy_from = self._unchanged(frame, info, path, fmt, pages)
         if copy_from is not None:
-            self._place_copy(copy_from, path)
+            try:
+                itself = path.exists() and copy_from.samefile(path)  # (-o the input --overwrite: left as it is)
+            except OSError:
+                itself = False
+            if not itself:
+                self._place_copy(copy_from, path)
             self.written.append(path)
             self.frames_written += 1
             frame.release()
@@ -1633,7 +1638,7 @@ class ImageSink(_Sink):
             return None
         source = Path(source)
         try:
-            if not source.is_file() or source.resolve() == path.resolve():
+            if not source.is_file():
                 return None
         except OSError:
             return None

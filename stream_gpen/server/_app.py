@@ -415,7 +415,7 @@ def create_app(
                                wait_s=config.batch_wait_ms / 1000.0, max_queue=config.max_queue)
         jobs = JobManager(work_dir / "jobs" if not own_dir else work_dir, model_set, schedulers, metrics,
                           max_jobs=config.max_jobs, ttl_s=config.job_ttl_s, max_pixels=config.max_pixels,
-                          encoder=config.encoder)
+                          encoder=config.encoder, lock_dir=None if own_dir else work_dir)
         state.update(models=model_set, batcher=batcher, jobs=jobs, schedulers=schedulers, started=time.time())
         _register_gauges(metrics, state)
         try:

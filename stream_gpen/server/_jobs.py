@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 INPUT_NAME = "upload.bin"  # no client extension: FFmpeg probes the content
 OUTPUT_NAME = "result.mp4"
-OWNER_NAME = "owner"  # "<machine tag> <pid>" of the server whose job the folder is (see _reclaim)
+OWNER_NAME = "owner"  # "<machine tag> <pid> <lock file>" of the server whose job the folder is (see _reclaim)
 
 
 
@@ -214,8 +214,11 @@ class JobManager:
     """
 
     def __init__(self, work_dir: Path, models, schedulers: dict, metrics, *, max_jobs: int, ttl_s: float,
-                 max_pixels: int | None = None, encoder: str = "software") -> None:
+                 max_pixels: int | None = None, encoder: str = "software", lock_dir: Path | None = None) -> None:
         self.work_dir = Path(work_dir)
+        #: where the server's lock file is held (see _hold_lock): the user's --work-dir, beside the
+        #: job folders; None (a temporary work folder of its own, removed whole): no lock
+        self.lock_dir = Path(lock_dir) if lock_dir is not None else None
         self.models = models
         self.schedulers = schedulers
         self.metrics = metrics
@@ -229,22 +232,78 @@ class JobManager:
         self._stop = False
         self._closing = False  # shutdown has begun: no new uploads, no new job starts
         self._thread: threading.Thread | None = None
+        self._lock_file = None  # held while the server runs (see _hold_lock)
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> "JobManager":
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._reclaim()
+        self._hold_lock()
         self._thread = threading.Thread(target=self._run, name="stream-gpen-jobs", daemon=True)
         self._thread.start()
         return self
 
+    def _hold_lock(self) -> None:
+        """Hold ``.stream-gpen-server-<random>.lock`` in ``lock_dir`` for the server's life (an exclusive
+        ``flock``, released by the kernel however the process ends): the job folders name it, and
+        a next server tells a dead owner from a live one by whether it can take the lock, across
+        container restarts (a new process namespace: its process ids mean nothing there)."""
+        self._lock_file = None
+        if self.lock_dir is None:
+            return
+        try:
+            import fcntl
+        except ImportError:  # (Windows: the process check alone, see _reclaim)
+            return
+        path = self.lock_dir / f".stream-gpen-server-{secrets.token_hex(8)}.lock"
+        try:
+            f = open(path, "w")
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return
+        self._lock_file = f
+
+    def _release_lock(self) -> None:
+        f, self._lock_file = self._lock_file, None
+        if f is not None:
+            try:
+                Path(f.name).unlink(missing_ok=True)
+            except OSError:
+                pass
+            f.close()
+
+    def _owner_gone(self, lock: str) -> bool | None:
+        """Whether the server that held work-folder lock file ``lock`` has ended (its lock can be
+        taken, or the file is gone); None where it cannot be told (no ``fcntl``)."""
+        if self.lock_dir is None:
+            return None
+        try:
+            import fcntl
+        except ImportError:
+            return None
+        path = self.lock_dir / Path(lock).name
+        try:
+            with open(path, "r+") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return False
+                path.unlink(missing_ok=True)  # (its server is gone: the stale lock file too)
+                return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return None
+
     def _reclaim(self) -> None:
         """Remove the job folders (users' uploads and results) that a server killed with
         ``kill -9`` or by the OOM killer left in the work folder: nothing else ever removes them,
-        and each crash left up to ``max_jobs`` uploads. Only folders whose owner file names this
-        machine and process namespace and a process that is gone (as the sink judges its
-        temporary outputs): a server sharing the work folder keeps its jobs, and a folder of an
-        older version, without the file, is left alone."""
+        and each crash left up to ``max_jobs`` uploads. A folder is its server's while that
+        server holds the lock file its owner file names (see _hold_lock: a server sharing the
+        work folder keeps its jobs, also across a container restart); where locks are not
+        available, while its process is alive (this machine and process namespace only, as the
+        sink judges its temporary outputs). A folder of an older version, without the file, is
+        left alone."""
         from stream_gpen.io._sink import _machine_tag, _pid_alive, _pids_comparable
 
         here, removed, size = _machine_tag(), 0, 0
@@ -254,11 +313,13 @@ class JobManager:
             return
         for d in folders:
             try:
-                tag, pid = (d / OWNER_NAME).read_text().split()
+                tag, pid, *lock = (d / OWNER_NAME).read_text().split()
                 pid = int(pid)
             except (OSError, ValueError):
                 continue
-            if tag != here or pid == os.getpid() or _pid_alive(pid) or not _pids_comparable():
+            gone = self._owner_gone(lock[0]) if lock else None
+            if gone is False or gone is None and (tag != here or pid == os.getpid() or _pid_alive(pid)
+                                                   or not _pids_comparable()):
                 continue
             size += sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
             shutil.rmtree(d, ignore_errors=True)
@@ -296,6 +357,7 @@ class JobManager:
                 self._remove_files(job)
             self._jobs.clear()
             self._queue.clear()
+        self._release_lock()
 
     def __enter__(self) -> "JobManager":
         return self.start()
@@ -327,7 +389,9 @@ class JobManager:
             # (parents: a tmp cleaner may have removed the work folder of a server idle for days)
             job.dir.mkdir(mode=0o700, parents=True)
             try:
-                (job.dir / OWNER_NAME).write_text(f"{_own_tag()} {os.getpid()}\n")
+                lock = self._lock_file
+                (job.dir / OWNER_NAME).write_text(f"{_own_tag()} {os.getpid()}"
+                                                  + (f" {Path(lock.name).name}" if lock is not None else "") + "\n")
             except OSError:
                 shutil.rmtree(job.dir, ignore_errors=True)
                 raise
