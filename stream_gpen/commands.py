@@ -1094,6 +1094,11 @@ def _check_camera_encoding(args: argparse.Namespace) -> None:
     # (these were refused only once the model had loaded and the source had opened: camera18)
     if args.output and "://" not in args.output and not _null_device(args.output):
         _check_output_ext(args.output)
+        out = Path(args.output)
+        if out.is_dir():  # (the sink's own words, said before the model loads and the source opens)
+            raise InvalidInputError(f"output {out} is a folder; name a file in it, e.g. {out / 'recording.mp4'}")
+        if not out.suffix:
+            raise InvalidInputError(f"output {out} has no extension; name the container, e.g. {out.name}.mp4")
     if args.stream:
         scheme = args.stream.split("://", 1)[0].lower() if "://" in args.stream else ""
         if scheme not in _STREAM_FORMATS:  # (the sink's own words, said before the model loads)
@@ -1182,8 +1187,11 @@ def _camera_command(args: argparse.Namespace) -> int:
     if args.preview:
         outputs.append("preview")
     if args.output:
-        # -o /dev/null: the null output (a file renamed over the device would replace it)
-        outputs.append("null" if _null_device(args.output) else args.output)
+        # -o /dev/null: the null output (a file renamed over the device would replace it); a
+        # user's -o preview / null / virtualcam names a file, as enhance's -o null does (they
+        # opened those sinks: -o preview without a display aborted Qt, -o null said "wrote null")
+        outputs.append("null" if _null_device(args.output) else os.path.join(".", args.output)
+                       if args.output in ("preview", "null", "virtualcam") else args.output)
     if args.stream:
         outputs.append(args.stream)
     if args.virtual_camera:

@@ -2745,13 +2745,20 @@ class VideoSource:
             return True
         return False
 
+    def _close_container(self) -> None:
+        """Close the input if it is open (a network source's reconnect loop leaves none after a
+        failed reopen: a drop before the first frame ended in an AttributeError, exit 1)."""
+        c, self._container = self._container, None
+        if c is not None:
+            c.close()
+
     def _first_frame(self):
         try:
             first = next(self._frames)
         except StopIteration:
             past_end = self._past_end() if self.trim_start else None  # (reads the header: before the close)
             cut = self._cut_before_first
-            self._container.close()
+            self._close_container()
             if self.stats["corrupt_packets"]:
                 raise DecodeError(
                     f"{self.spec!r}: no decodable video frame ({self.stats['corrupt_packets']} corrupt packets)",
@@ -2776,7 +2783,7 @@ class VideoSource:
             raise InvalidInputError(f"{self.spec!r}: the video stream contains no frames",
                                     hint="the file has no pictures to restore; check it plays as a video") from None
         except BaseException:
-            self._container.close()
+            self._close_container()
             raise
         if self._use_nvdec and first.format.name != "cuda":
             self._fallback(f"NVDEC could not decode {self._vstream.codec_context.name}; FFmpeg decoded on the CPU")

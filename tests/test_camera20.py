@@ -1,0 +1,47 @@
+"""Hunt 20 (camera20): a network source that drops before its first frame is decoded ends as a
+source that closed (exit 4), not an AttributeError (exit 1); `camera -o preview|null|virtualcam`
+names a file, as `enhance -o null` does."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from stream_gpen.errors import SourceClosedError
+from stream_gpen.io._source import VideoSource
+
+
+def _source_whose_reconnects_ran_out(interrupt=False):
+    src = SimpleNamespace(trim_start=0, _cut_before_first=None, stats={"corrupt_packets": 0}, _use_nvdec=False)
+    src._container = SimpleNamespace(close=lambda: None)
+
+    def frames():
+        src._container = None  # (the reconnect loop retired it, and the last reopen failed)
+        if interrupt:
+            raise KeyboardInterrupt
+        raise SourceClosedError("udp://127.0.0.1:1: no data for 10 s after 5 reconnects")
+        yield
+
+    src._frames = frames()
+    src._close_container = lambda: VideoSource._close_container(src)
+    return src
+
+
+@pytest.mark.parametrize("interrupt, error", [(False, SourceClosedError), (True, KeyboardInterrupt)])
+def test_a_drop_before_the_first_frame_is_the_sources_end_not_an_internal_error(interrupt, error):
+    with pytest.raises(error):
+        VideoSource._first_frame(_source_whose_reconnects_ran_out(interrupt))
+
+
+@pytest.mark.parametrize("name", ["preview", "null", "virtualcam", "rec"])
+def test_camera_output_names_without_an_extension_are_refused_before_the_model_loads(tmp_path, cli_env, capsys,
+                                                                                     monkeypatch, name):
+    import stream_gpen.commands as commands
+    from stream_gpen.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(commands, "_make_enhancer", lambda *a, **k: pytest.fail("the model loaded first"))
+    assert main(["camera", "lavfi:testsrc2=size=64x48:rate=5", "-o", name, "--frames", "2", *cli_env]) == 2
+    err = capsys.readouterr().err
+    assert "has no extension" in err and f"{name}.mp4" in err, err
+    assert not (tmp_path / name).exists()
