@@ -509,6 +509,12 @@ def _check_report(report: str | None, media: list[str], *, overwrite: bool) -> N
                                     hint="pass --overwrite to replace it, or name another file")
 
 
+def _camera_null(output: str | None) -> bool:
+    """``camera -o null`` (its null output, which writes nothing: it said "wrote null") or the
+    null device."""
+    return output == "null" or _null_device(output)
+
+
 def _null_device(output: str | None) -> bool:
     """Whether ``-o`` names the null device (``/dev/null``, ``NUL`` on Windows): a benchmark or a
     dry run that writes nothing. Its frames go to the null sink, as ``camera``'s ``null`` output:
@@ -1092,7 +1098,7 @@ def _check_camera_encoding(args: argparse.Namespace) -> None:
     from stream_gpen.io._sink import _STREAM_FORMATS, check_output_encoding, resolve_encoder
 
     # (these were refused only once the model had loaded and the source had opened: camera18)
-    if args.output and "://" not in args.output and not _null_device(args.output):
+    if args.output and "://" not in args.output and not _camera_null(args.output):
         _check_output_ext(args.output)
         out = Path(args.output)
         if out.is_dir():  # (the sink's own words, said before the model loads and the source opens)
@@ -1187,11 +1193,11 @@ def _camera_command(args: argparse.Namespace) -> int:
     if args.preview:
         outputs.append("preview")
     if args.output:
-        # -o /dev/null: the null output (a file renamed over the device would replace it); a
-        # user's -o preview / null / virtualcam names a file, as enhance's -o null does (they
-        # opened those sinks: -o preview without a display aborted Qt, -o null said "wrote null")
-        outputs.append("null" if _null_device(args.output) else os.path.join(".", args.output)
-                       if args.output in ("preview", "null", "virtualcam") else args.output)
+        # -o /dev/null (or camera's own `null`): the null output (a file renamed over the device
+        # would replace it); -o preview / virtualcam names a file (they opened those sinks:
+        # -o preview without a display aborted Qt, after the model had loaded)
+        outputs.append("null" if _camera_null(args.output) else os.path.join(".", args.output)
+                       if args.output in ("preview", "virtualcam") else args.output)
     if args.stream:
         outputs.append(args.stream)
     if args.virtual_camera:
@@ -1265,7 +1271,7 @@ def _camera_command(args: argparse.Namespace) -> int:
             _report_unstarted(args, source, args.output, exc)
         raise
     # (an output stopped before its first frame wrote nothing: an older file under that name is not this run's)
-    recorded = bool(args.output) and summary.frames_out > 0 and not _null_device(args.output)
+    recorded = bool(args.output) and summary.frames_out > 0 and not _camera_null(args.output)
     if args.output and not recorded:  # (stopped before the first frame: nothing was recorded, said above)
         summary.output = None
     if not args.quiet:

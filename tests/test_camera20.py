@@ -1,6 +1,6 @@
 """Hunt 20 (camera20): a network source that drops before its first frame is decoded ends as a
-source that closed (exit 4), not an AttributeError (exit 1); `camera -o preview|null|virtualcam`
-names a file, as `enhance -o null` does."""
+source that closed (exit 4), not an AttributeError (exit 1); `camera -o preview|virtualcam`
+names a file (and is refused without an extension); `camera -o null` writes nothing and says so."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -33,7 +33,7 @@ def test_a_drop_before_the_first_frame_is_the_sources_end_not_an_internal_error(
         VideoSource._first_frame(_source_whose_reconnects_ran_out(interrupt))
 
 
-@pytest.mark.parametrize("name", ["preview", "null", "virtualcam", "rec"])
+@pytest.mark.parametrize("name", ["preview", "virtualcam", "rec"])
 def test_camera_output_names_without_an_extension_are_refused_before_the_model_loads(tmp_path, cli_env, capsys,
                                                                                      monkeypatch, name):
     import stream_gpen.commands as commands
@@ -45,3 +45,13 @@ def test_camera_output_names_without_an_extension_are_refused_before_the_model_l
     err = capsys.readouterr().err
     assert "has no extension" in err and f"{name}.mp4" in err, err
     assert not (tmp_path / name).exists()
+
+
+def test_camera_o_null_writes_nothing_and_does_not_say_it_wrote(tmp_path, cli_env, capsys, monkeypatch):
+    from stream_gpen.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    cli = [a for a in cli_env if a != "--quiet"]
+    assert main(["camera", "lavfi:testsrc2=size=64x48:rate=5", "-o", "null", "--frames", "2", *cli]) == 0
+    assert "wrote null" not in capsys.readouterr().err
+    assert not (tmp_path / "null").exists()
