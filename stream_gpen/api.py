@@ -132,6 +132,9 @@ def build_restorer(
         return FaceRunner(module, size=size, device=device, precision=precision, buckets=buckets, name=name,
                           compile=compile, cpu_memory=cpu_memory)
 
+    if weights is not None and not isinstance(model, (str, Path)):
+        # (a restorer or module given itself: its weights are its own; said, as for the classic model)
+        log.warning("model is a %s object, which has its own weights: %s is not used", type(model).__name__, weights)
     if isinstance(model, torch.nn.Module):
         size = int(getattr(getattr(model, "config", None), "size", 0) or getattr(model, "size", 0))
         if not size:
@@ -144,7 +147,9 @@ def build_restorer(
     if callable(model) and hasattr(model, "size") and not isinstance(model, (str, Path)):
         return model  # a ready restorer (runner, classic, or a test double)
     if not isinstance(model, (str, Path)):
-        raise InvalidInputError(f"model must be a name, a path or a module, got {type(model).__name__}")
+        raise InvalidInputError(f"model must be a name, a path or a module, got {type(model).__name__}"
+                                + (" (a restorer callable needs a .size attribute: its crop size)" if callable(model)
+                                   else ""))
     name = str(model)
     if name.lower() in ("classic", "auto") or name.lower() in MODELS:
         name = name.lower()  # `--model GPEN-BFR-512`, as the checkpoint files are named
@@ -396,7 +401,8 @@ class Enhancer:
             raise InvalidInputError(f"max_faces must be None or an int >= 1, got {max_faces!r}")
         batch_size, detect_every, min_face = int(batch_size), int(detect_every), float(min_face)
         max_faces = None if max_faces is None else int(max_faces)
-        for name, flag in (("aligned", aligned), ("high_bit_depth", high_bit_depth)):
+        for name, flag in (("aligned", aligned), ("high_bit_depth", high_bit_depth), ("download", download),
+                           ("progress", progress)):  # (download="no" is truthy: downloads stayed on)
             if not isinstance(flag, (bool, np.bool_)):
                 raise InvalidInputError(f"{name} must be True or False, got {flag!r}")
         if cpu_memory not in ("keep", "system"):
@@ -647,7 +653,12 @@ class Enhancer:
                                     f"(shape {tuple(images.shape)}); for one picture use enhance_image()")
         images = list(images)
         tensors, alphas, his = [], [], []
-        for im in images:
+        for k, im in enumerate(images):
+            if isinstance(im, np.ndarray) and im.dtype.kind == "u" and im.dtype.itemsize == 2 and im.size and 0 < im.max() <= 255:
+                # (8-bit values widened without scaling, `img.astype(np.uint16)`: read as a nearly
+                # black picture, no face found, returned unchanged without a word)
+                log.warning("picture %d is uint16 with values 0..%d only: uint16 pictures are read as 0..65535, so "
+                            "it is nearly black here; pass it as uint8, or multiply it by 257", k, int(im.max()))
             t, a, hi = _to_rgb_tensor(im)
             tensors.append(t.to(self.device))
             his.append(hi.to(self.device) if hi is not None else None)
@@ -765,6 +776,17 @@ class Enhancer:
                 raise InvalidInputError(f"{name} must be a whole number, got {value!r}")
         if preset is not None and not isinstance(preset, str):
             raise InvalidInputError(f"preset must be a name (e.g. 'medium'), got {preset!r}")
+        from stream_gpen.io._source import IMAGE_EXTS as _IMAGE_EXTS
+
+        if image_format is not None and (not isinstance(image_format, str)
+                                         or "." + image_format.lower().lstrip(".") not in _IMAGE_EXTS):
+            # (it was taken for a video's extension: "face.png is written as video", then a made-up name refused)
+            raise InvalidInputError(f"image_format={image_format!r} is not a photo format: one of "
+                                    f"{', '.join(e[1:] for e in _IMAGE_EXTS)}")
+        if on_progress is not None and not callable(on_progress):
+            raise InvalidInputError(f"on_progress must be a function (done, total, faces), got {on_progress!r}")
+        if cancel is not None and not callable(getattr(cancel, "is_set", None)):
+            raise InvalidInputError(f"cancel must be a threading.Event (or anything with is_set()), got {cancel!r}")
         src, dst = _text_path(src), _text_path(dst)
         src_s = str(src)
         gif_default = (not image_format and (dst is None or Path(dst).is_dir()) and "://" not in src_s
@@ -773,7 +795,6 @@ class Enhancer:
         if gif_default:  # (a name or format the user gave is what was asked for: no note then)
             note = "still GIFs are written as PNG (there is no GIF writer here)"
             log.warning("%s (first: %s)", note, Path(dst).name)
-        from stream_gpen.io._source import IMAGE_EXTS as _IMAGE_EXTS
 
         if image_format and dst != "null" and Path(dst).suffix.lower() not in _IMAGE_EXTS and not (
                 "://" not in src_s and Path(src_s).is_dir()):
@@ -1291,6 +1312,7 @@ class Enhancer:
         one to the next); a folder's videos are left out with a warning (:meth:`enhance_file`
         takes them)."""
         source = _text_path(source)  # (a path given as bytes, as enhance_file takes one)
+        _check_live_options(live, latency_budget_s, none_ok=True)
         if isinstance(source, bool) or not isinstance(source, (str, os.PathLike, int)):
             raise InvalidInputError(
                 f"stream() reads a file, URL, lavfi: graph or device, not {type(source).__name__}; for pictures "
@@ -1335,6 +1357,7 @@ class Enhancer:
         from a failed read), the frames taken before it are restored and yielded first, then
         the error is raised.
         """
+        _check_live_options(live, latency_budget_s, none_ok=False)
         if isinstance(frames, torch.Tensor):
             raise InvalidInputError("stream_frames() takes numpy pictures (a torch tensor: .cpu().numpy() each)")
         if isinstance(frames, np.ndarray) and frames.ndim != 4:
@@ -1820,12 +1843,26 @@ def _display_turn(meta) -> str | None:
     return " and ".join(said + (["a mirrored display"] if mirror else [])) or None
 
 
+def _check_live_options(live, latency_budget_s, *, none_ok: bool) -> None:
+    """``live`` True/False (or None: the source says, where ``none_ok``) and a latency budget of
+    seconds >= 0: live="no" was taken for live (truthy), a text budget failed deep in the stream."""
+    if not (isinstance(live, (bool, np.bool_)) or (none_ok and live is None)):
+        raise InvalidInputError(f"live must be True or False{' or None' if none_ok else ''}, got {live!r}")
+    if (isinstance(latency_budget_s, bool) or not isinstance(latency_budget_s, numbers.Real)
+            or not 0 <= latency_budget_s < float("inf")):
+        raise InvalidInputError(f"latency_budget_s must be a number of seconds >= 0, got {latency_budget_s!r}")
+
+
 def _text_path(p):
     """A path given as bytes (or an ``os.PathLike`` that gives bytes), as text, the way ``os``
     decodes file names; anything else as it is. (``str(b"a.mp4")`` is ``"b'a.mp4'"``: an existing
     file was "not found".)"""
     if isinstance(p, (bytes, bytearray)) or (isinstance(p, os.PathLike) and isinstance(os.fspath(p), bytes)):
         return os.fsdecode(bytes(os.fspath(p)) if isinstance(p, os.PathLike) else bytes(p))
+    if isinstance(p, os.PathLike) and not isinstance(p, Path):
+        # (an os.DirEntry, or a path class of another library: str() of it is its repr, and an
+        # existing file was "not found: <DirEntry 'face.png'>")
+        return os.fspath(p)
     return p
 
 
