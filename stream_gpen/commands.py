@@ -1460,9 +1460,19 @@ def describe_input(spec: str) -> dict:
         dst = default_output(spec)
         codec = resolve_codec("auto", dst, src)
         if src.high_bit_depth:
-            kept = min(bits, 10) if codec == "prores" else bits  # FFmpeg's ProRes encoder takes 10-bit input
+            from stream_gpen.io._sink import _video_formats, choose_high_pix_fmt
+
+            # as the sink picks it: FFmpeg's ProRes encoder takes 10-bit input, libx265 12 at most
+            # (a 16-bit FFV1 master was said "kept at 16 bits" and written at 12)
+            pix = choose_high_pix_fmt(m.pix_fmt, _video_formats(_ENCODERS[codec]))
+            kept = bits_per_component(pix) if pix is not None else 8
             plan.append(f"{bits}-bit: kept at {kept} bits, the faces at the model's own precision "
-                        "(--bit-depth 8 for 8-bit)")
+                        "(--bit-depth 8 for 8-bit)" if kept >= bits else
+                        f"{bits}-bit: written at {kept} bits ({_ENCODERS[codec]}'s most), the faces at the model's own "
+                        "precision (--bit-depth 8 for 8-bit)")
+        if not src.high_bit_depth and codec in ("h264", "hevc", "av1") and m.pix_fmt.startswith(
+                ("gbr", "rgb", "bgr", "0rgb", "0bgr", "argb", "abgr")):
+            plan.append(f"8-bit RGB ({m.pix_fmt}): written as 4:2:0 YUV, which every player decodes")
         out["alpha"] = bool(src.has_alpha)
         padded = _padded_size(codec, m.pix_fmt, bool(src.high_bit_depth), m.width, m.height,
                               alpha=bool(src.has_alpha))

@@ -66,3 +66,22 @@ def test_audio_aac_on_a_video_without_sound_says_so(tmp_path, cli_env, capsys):
     assert main(["enhance", str(tail), "-o", str(tmp_path / "t.mp4"), "--audio", "aac", *cli_env]) == 0
     assert main(["enhance", str(src), "-o", str(tmp_path / "c.mp4"), *cli_env]) == 0
     assert "no audio stream" not in capsys.readouterr().err
+
+
+def test_info_says_the_depth_a_16_bit_master_is_written_at(tmp_path):
+    from stream_gpen.commands import describe_input
+
+    src = write_video(tmp_path / "scan16.mkv", [np.full((48, 64, 3), 30 * i, np.uint8) for i in range(3)],
+                      codec="ffv1", pix_fmt="yuv444p16le")
+    plan = describe_input(str(src))["plan"]
+    assert any("16-bit: written at 12 bits (libx265's most)" in p for p in plan), plan  # (said "kept at 16")
+
+
+def test_info_says_8_bit_rgb_is_written_as_420(tmp_path):
+    from stream_gpen.commands import describe_input
+
+    src = write_video(tmp_path / "rgb.avi", [np.full((48, 64, 3), 30 * i, np.uint8) for i in range(3)],
+                      codec="rawvideo", pix_fmt="bgr24")
+    assert any("8-bit RGB (bgr24): written as 4:2:0" in p for p in describe_input(str(src))["plan"])
+    yuv = write_video(tmp_path / "yuv.mp4", [np.full((48, 64, 3), 30 * i, np.uint8) for i in range(3)])
+    assert not any("8-bit RGB" in p for p in describe_input(str(yuv))["plan"])
