@@ -1257,10 +1257,12 @@ def _camera_command(args: argparse.Namespace) -> int:
     except Interrupted:
         # a second Ctrl-C while the outputs were being finalised: the error says what was kept where
         raise
-    except KeyboardInterrupt:
-        # before the session started (while the model or the source was opening): nothing to keep
-        print("stopped", file=sys.stderr)
-        return 0
+    except KeyboardInterrupt as exc:
+        # before the session started (while the source or the outputs were opening): nothing was
+        # recorded. Said as an interrupted start (exit 130, 143 for SIGTERM), with --report, as a
+        # stop while the model loads is: it said "stopped", exit 0, and wrote no report
+        _report_unstarted(args, source, args.output, exc)
+        raise
     except Exception as exc:
         # the session failed once running (the source gone for good, an output, the restorer):
         # run_camera finished what was recorded, and the report says how far it got

@@ -55,3 +55,21 @@ def test_camera_o_null_writes_nothing_and_does_not_say_it_wrote(tmp_path, cli_en
     assert main(["camera", "lavfi:testsrc2=size=64x48:rate=5", "-o", "null", "--frames", "2", *cli]) == 0
     assert "wrote null" not in capsys.readouterr().err
     assert not (tmp_path / "null").exists()
+
+
+def test_a_stop_while_the_camera_opens_is_an_interrupted_start_with_its_report(tmp_path, cli_env, capsys, monkeypatch):
+    import json
+
+    from stream_gpen.api import Enhancer
+    from stream_gpen.cli import main
+
+    def opening(self, *a, **k):
+        raise KeyboardInterrupt("SIGTERM received")
+
+    monkeypatch.setattr(Enhancer, "_open", opening)
+    report = tmp_path / "r.json"
+    code = main(["camera", "lavfi:testsrc2=size=64x48:rate=5", "-o", str(tmp_path / "rec.mp4"),
+                 "--report", str(report), *cli_env])
+    assert code == 130  # (143 when the real signal handler saw SIGTERM; it said "stopped", exit 0)
+    assert json.loads(report.read_text())["interrupted"] is True
+    assert not (tmp_path / "rec.mp4").exists()
