@@ -329,7 +329,9 @@ def _legacy_damage(path: Path, size: int) -> tuple[str, bool] | None:
 
     storages: dict[str, int] = {}  # key -> bytes per element
 
-    class Walk(pickle.Unpickler):
+    class Walk(pickle._Unpickler):  # (the Python one: its opcodes can be made lenient, below)
+        dispatch = dict(pickle._Unpickler.dispatch)
+
         def find_class(self, module, name):
             if name in _LEGACY_STORAGES:
                 return name
@@ -340,6 +342,17 @@ def _legacy_damage(path: Path, size: int) -> tuple[str, bool] | None:
                 kind = pid[1] if isinstance(pid[1], str) else None
                 storages[str(pid[2])] = _LEGACY_STORAGES.get(kind, 0)
             return _Anything()
+
+        def _new(self, kwargs: bool = False):
+            # a whole pickled module (torch.save(model)): its classes come back as stand-ins,
+            # built by anything that is not a class here ("NEWOBJ class argument must be a type")
+            if kwargs:
+                self.stack.pop()
+            self.stack.pop()
+            self.stack[-1] = _Anything()
+
+        dispatch[pickle.NEWOBJ[0]] = lambda self: self._new()
+        dispatch[pickle.NEWOBJ_EX[0]] = lambda self: self._new(kwargs=True)
 
     with open(path, "rb") as f:
         try:

@@ -85,3 +85,15 @@ def test_a_redirect_loop_is_one_line(server, dirs, capsys):
     with pytest.raises(DownloadError) as info:
         ensure_weights(wf, progress=False)
     assert "too many redirects" in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+def test_a_whole_pickled_module_in_the_old_format_is_walked_too(tmp_path):
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
+    path = tmp_path / "model.pth"
+    torch.save(model, path, _use_new_zipfile_serialization=False)  # (it said "an unreadable index")
+    assert _damage(path) is None
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(path.read_bytes()[:-20])
+    assert _damage(cut)[1] is True
