@@ -73,3 +73,55 @@ def test_a_stop_while_the_camera_opens_is_an_interrupted_start_with_its_report(t
     assert code == 130  # (143 when the real signal handler saw SIGTERM; it said "stopped", exit 0)
     assert json.loads(report.read_text())["interrupted"] is True
     assert not (tmp_path / "rec.mp4").exists()
+
+
+def test_a_stalled_network_source_is_said_as_no_data_for_its_timeout(tmp_path, caplog):
+    """A live source whose data stops: the read timeout ended it as FFmpeg's "Immediate exit
+    requested", which the reconnect warning passed on."""
+    import functools
+    import http.server
+    import threading
+    import time
+
+    from _clips import ts_clip
+    from stream_gpen.io import open_source
+
+    # each connection a later part of a live feed (the same bytes again would be a file replayed)
+    parts = [bytes(ts_clip(tmp_path / f"c{k}.ts", n=50, t0=10.0 * k)) for k in range(3)]
+    release = threading.Event()
+    served = []
+
+    class Stalls(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            data = parts[min(len(served), 2)]
+            served.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp2t")
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            release.wait(10)  # (the feed stalls, the connection stays open)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalls)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}/live.ts"
+    try:
+        caplog.set_level("WARNING", logger="stream_gpen")
+        try:
+            with open_source(url, live=True, reconnect=1, reconnect_delay_s=0.01, timeout_s=0.5) as src:
+                for f in src:
+                    f.release()
+                    if len(served) > 1:
+                        break
+        except SourceClosedError as e:
+            assert "Immediate exit" not in str(e)
+        said = caplog.text
+        assert "dropped (no data for 0.5 s); reconnecting" in said and "Immediate exit" not in said, said
+    finally:
+        release.set()
+        srv.shutdown()
+        time.sleep(0.05)

@@ -2528,6 +2528,9 @@ class VideoSource:
                         return
                     err = e
             # network drop: reconnect with exponential back-off, a bounded number of times
+            if isinstance(err, av.error.ExitError):
+                # (PyAV's read timeout ends the read as FFmpeg's "Immediate exit requested")
+                err = f"no data for {self._timeout:g} s"
             if attempts >= self._reconnect:
                 raise SourceClosedError(
                     f"{self.spec!r} dropped and did not come back after {self._reconnect} reconnect attempts: {err}"
