@@ -78,7 +78,6 @@ def test_a_stop_while_the_camera_opens_is_an_interrupted_start_with_its_report(t
 def test_a_stalled_network_source_is_said_as_no_data_for_its_timeout(tmp_path, caplog):
     """A live source whose data stops: the read timeout ended it as FFmpeg's "Immediate exit
     requested", which the reconnect warning passed on."""
-    import functools
     import http.server
     import threading
     import time
