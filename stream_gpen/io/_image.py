@@ -1587,28 +1587,7 @@ class ImageSink(_Sink):
                     _write_heif_deep(tmp, deep, kwargs, bits=heif_bits)
                 else:
                     self._write_tiff16(tmp, deep, im, info, kwargs, previews)
-            keep_mode(path, tmp)
-            try:
-                if self.overwrite:
-                    tmp.replace(path)
-                else:
-                    try:
-                        place_new(tmp, path)
-                    except FileExistsError:
-                        # written since the check above (another run into the same folder)
-                        raise OutputExistsError(f"output exists: {path} (written during this run, by another run or "
-                                                "program)", hint="--overwrite redoes it, --skip-existing resumes a "
-                                                "folder run (overwrite= / skip_existing= in Python)") from None
-            except OutputExistsError:
-                raise
-            except OSError as e:  # Windows: the old photo is open in a viewer, or read-only
-                kept = keep_beside(tmp, path)
-                if kept is None:
-                    raise
-                raise EncodeError(f"the restored photo is complete and was kept as {kept}; {path} could not be "
-                                  f"replaced ({e.strerror or e})",
-                                  hint=f"{path.name} is in use by another program (a viewer) or read-only: close it, "
-                                  f"then move {kept.name} over it") from e
+            self._place(tmp, path)
         except BaseException as exc:
             try:
                 tmp.unlink(missing_ok=True)
@@ -1648,21 +1627,39 @@ class ImageSink(_Sink):
                      "(first: %s)", source.name)
         return source
 
-    def _place_copy(self, source: Path, path: Path) -> None:
-        """``source`` copied to ``path`` through a hidden temporary file, as a restored photo is written."""
-        tmp = hidden_temp(path, f".{uuid.uuid4().hex[:8]}.tmp")
+    def _place(self, tmp: Path, path: Path) -> None:
+        """The finished photo ``tmp`` (a hidden temporary file beside ``path``) moved to ``path``,
+        with an existing output's permissions; without ``overwrite``, never over a file written
+        meanwhile."""
+        keep_mode(path, tmp)
         try:
-            shutil.copyfile(source, tmp)
-            keep_mode(path, tmp)
             if self.overwrite:
                 tmp.replace(path)
             else:
                 try:
                     place_new(tmp, path)
                 except FileExistsError:
+                    # written since the check (another run into the same folder)
                     raise OutputExistsError(f"output exists: {path} (written during this run, by another run or "
                                             "program)", hint="--overwrite redoes it, --skip-existing resumes a "
                                             "folder run (overwrite= / skip_existing= in Python)") from None
+        except OutputExistsError:
+            raise
+        except OSError as e:  # Windows: the old photo is open in a viewer, or read-only
+            kept = keep_beside(tmp, path)
+            if kept is None:
+                raise
+            raise EncodeError(f"the photo is complete and was kept as {kept}; {path} could not be "
+                              f"replaced ({e.strerror or e})",
+                              hint=f"{path.name} is in use by another program (a viewer) or read-only: close it, "
+                              f"then move {kept.name} over it") from e
+
+    def _place_copy(self, source: Path, path: Path) -> None:
+        """``source`` copied to ``path`` through a hidden temporary file, as a restored photo is written."""
+        tmp = hidden_temp(path, f".{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            shutil.copyfile(source, tmp)
+            self._place(tmp, path)
         except BaseException:
             try:
                 tmp.unlink(missing_ok=True)
