@@ -688,6 +688,7 @@ class Enhancer:
         t, hi = t.to(self.device), hi.to(self.device) if hi is not None else None
         with self._lock:  # (the detector and the model are shared with this Enhancer's other users)
             [(_, affines)] = stage.plan_frames(index, t)
+            stage.repeat_of(index)  # (asked, so that it is not kept: each repeat was, for the connection's life)
             stage.restore([t], [affines], hi=None if hi is None else [hi], indices=[index])
         return _from_rgb_tensor(t, a, hi, image)
 

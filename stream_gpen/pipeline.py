@@ -177,6 +177,11 @@ class FaceStage:
         self._skipped = 0
         self._smooth_ix.clear()
 
+    def forget(self, index: int) -> None:
+        """Frame ``index`` will not be restored (a repeat given its frame's output): its planned
+        track ids are dropped (they were kept for a restore, and piled up)."""
+        self._plan_ids.pop(index, None)
+
     def repeat_of(self, index: int) -> int | None:
         """The frame that released frame ``index`` repeats (its pixels, and so its output), or
         None; asked once per frame, by :func:`run_stream`."""
@@ -187,8 +192,9 @@ class FaceStage:
         repeat: at once where that frame is out already (no look-ahead), else waiting with it (at
         most ``repeats_held`` at a time). Compared on every 4th row (a copy of whole rows costs
         0.05 ms for 1080p on a CPU, of the whole frame 10 ms): a frame that differs between
-        those rows alone has not moved its faces, and only their alignment is taken over (its
-        own pixels are restored), so that is no loss; a sparse grid is compared first."""
+        those rows alone has not moved its faces, so their alignment is taken over; its output is
+        its frame's only where :func:`run_stream` finds every pixel the same (else its own pixels
+        are restored). A sparse grid is compared first."""
         last, self._last_seen = self._last_seen, None
         rows = image[::4]
         same = (last is not None and last.shape == rows.shape and self._last_key is not None
@@ -685,11 +691,19 @@ def run_stream(
     def flush():
         nonlocal pending, pending_faces
         if pending:
-            stage.restore([p.frame.image for p in pending], [p.affines for p in pending],
-                          [getattr(p.frame, "hi", None) for p in pending], [p.frame.index for p in pending])
+            # a repeat whose picture is its frame's, every pixel (it was found on every 4th row),
+            # takes its frame's output; one that differs between those rows is restored itself
+            own = [_Pending(r, p.affines.clone()) for p in pending for r in p.repeats if not _same_picture(p.frame, r)]
+            todo = pending + own
+            stage.restore([p.frame.image for p in todo], [p.affines for p in todo],
+                          [getattr(p.frame, "hi", None) for p in todo], [p.frame.index for p in todo])
+            restored_own = {id(o.frame) for o in own}
             for p in pending:  # a repeat's output is its frame's: copied, not restored again
                 for r in p.repeats:
+                    if id(r) in restored_own:
+                        continue
                     _copy_restored(p.frame, r)
+                    stage.forget(r.index)
                     stage.faces_restored += len(p.affines)
                     stage.frames_with_faces += int(len(p.affines) > 0)
         restored.extend(_Pending(f, p.affines) for p in pending for f in [p.frame, *p.repeats])
@@ -769,6 +783,15 @@ def run_stream(
 
 
 _POLL_S = 0.1  # a live wait for the source wakes this often to ask ``stop()``
+
+
+def _same_picture(frame, repeat) -> bool:
+    """Whether ``repeat`` is ``frame``'s picture, every pixel (and of its >8-bit twin), both as
+    they came (asked before either is restored)."""
+    if not torch.equal(frame.image, repeat.image):
+        return False
+    hi, rhi = getattr(frame, "hi", None), getattr(repeat, "hi", None)
+    return (hi is None) == (rhi is None) and (hi is None or torch.equal(hi, rhi))
 
 
 def _copy_restored(frame, repeat) -> None:

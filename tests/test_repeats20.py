@@ -138,3 +138,53 @@ def test_a_repeat_in_its_frames_batch_is_not_restored_again(tmp_path, shared, mo
     s = enh.enhance_file(clip, tmp_path / "o.mkv", codec="h264", crf=0)
     assert s.frames_out == 20 and s.faces_restored == 20 and s.frames_with_faces == 20  # (counted as restored)
     assert sum(restorer.calls) < 20  # (its frame's output copied: 10 crops restored, not 20)
+
+
+def test_a_frame_differing_only_between_the_compared_rows_keeps_its_own_pixels(tmp_path, shared, mobilenet_weights):
+    # found on every 4th row, its faces' alignment is taken over; its output is not its frame's
+    # (a 3-row line drawn between the compared rows vanished from every such frame, hunt 20c)
+    from stream_gpen import Enhancer
+    from tests._doubles import SolidRestorer
+
+    distinct = _talking_head(shared, n=6, size=256)
+    frames = []
+    for f in distinct:
+        g = f.copy()
+        g[1:4, :] = 255  # (rows 1-3: between rows 0 and 4)
+        frames += [f, g]
+    clip = _lossless(tmp_path / "rows.mkv", frames)
+    enh = Enhancer(SolidRestorer(256), device="cpu", detector_weights=mobilenet_weights, progress=False, batch_size=32)
+    src, stage = enh._open(str(clip))
+    with src:
+        out = []
+        for frame in enh._frames(src, stage):
+            out.append(frame.image.cpu().numpy().copy())
+            frame.release()
+    assert stage.repeats == len(distinct)  # (found as repeats: the faces' alignment taken over)
+    for i in range(1, len(out), 2):
+        assert (out[i][1:4] == 255).all(), f"frame {i}: its own line lost"
+        assert not (out[i - 1][1:4] == 255).all()
+    assert not stage._plan_ids and not stage._repeat_of  # (nothing kept of the frames gone out)
+
+
+def test_copied_repeats_keep_nothing_behind(tmp_path, shared, solid):
+    distinct = _talking_head(shared, n=4, size=256)
+    clip = _lossless(tmp_path / "twice.mkv", [f for f in distinct for _ in range(3)])
+    enh = solid()
+    src, stage = enh._open(str(clip))
+    with src:
+        n = sum(1 for f in enh._frames(src, stage) if f.release() is None)
+    assert n == 12 and stage.repeats >= 4  # (at most smooth_lag wait at a time: the rest are tracked)
+    assert not stage._plan_ids and not stage._repeat_of and not stage._held
+
+
+def test_the_live_socket_path_keeps_nothing_of_its_repeats(mobilenet_weights):
+    from stream_gpen import Enhancer
+    from tests._doubles import SolidRestorer
+
+    enh = Enhancer(SolidRestorer(64), device="cpu", detector_weights=mobilenet_weights, progress=False)
+    stage = enh._picture_stage(64, 48, live=True)
+    img = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    for i in range(50):  # (a still webcam: each frame a repeat of the first)
+        enh._restore_tracked(stage, i, img)
+    assert stage.repeats == 49 and not stage._repeat_of and not stage._plan_ids

@@ -162,3 +162,18 @@ def test_an_animation_sent_as_a_video_is_named(real_client, fmt, what):
     info = wait_job(real_client, r.json()["id"])
     assert info["state"] == "failed" and what in info["error"], info["error"]
     assert "playlist" not in info["error"] and "returned 22" not in info["error"]
+
+
+def test_a_live_servers_folders_are_kept_when_its_lock_file_was_removed(tmp_path):
+    # a tmp cleaner removed server A's lock file: a second server on the folder deleted A's jobs
+    from stream_gpen.io._sink import _machine_tag
+
+    jobs = tmp_path / "jobs"
+    alive = jobs / ("a" * 22)
+    alive.mkdir(parents=True)
+    (alive / "owner").write_text(f"{_machine_tag()} {os.getpid()} .stream-gpen-server-gone.lock\n")
+    (tmp_path / ".stream-gpen-server-stale.lock").write_text("")  # (a killed server's, with no jobs)
+    with client_for(FakeEnhancer(), work_dir=tmp_path):
+        assert alive.exists()  # (its process is alive: the process check decides)
+        locks = sorted(p.name for p in tmp_path.glob(".stream-gpen-server-*.lock"))
+        assert len(locks) == 1 and locks[0] != ".stream-gpen-server-stale.lock", locks  # (only this server's)

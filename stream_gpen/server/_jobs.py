@@ -258,8 +258,13 @@ class JobManager:
         path = self.lock_dir / f".stream-gpen-server-{secrets.token_hex(8)}.lock"
         try:
             f = open(path, "w")
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
+            return
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # (a file system without locks: the process check alone)
+            f.close()
+            path.unlink(missing_ok=True)
             return
         self._lock_file = f
 
@@ -274,7 +279,8 @@ class JobManager:
 
     def _owner_gone(self, lock: str) -> bool | None:
         """Whether the server that held work-folder lock file ``lock`` has ended (its lock can be
-        taken, or the file is gone); None where it cannot be told (no ``fcntl``)."""
+        taken); None where it cannot be told: no ``fcntl``, or the file is gone (a tmp cleaner may
+        have removed a live server's: the process check decides then)."""
         if self.lock_dir is None:
             return None
         try:
@@ -290,8 +296,6 @@ class JobManager:
                     return False
                 path.unlink(missing_ok=True)  # (its server is gone: the stale lock file too)
                 return True
-        except FileNotFoundError:
-            return True
         except OSError:
             return None
 
@@ -327,6 +331,13 @@ class JobManager:
         if removed:
             log.info("removed %d video job folder(s) (%s bytes) left in %s by a server that was killed",
                      removed, f"{size:,}", self.work_dir)
+        if self.lock_dir is not None:  # the lock files of killed servers that had no jobs
+            try:
+                stale = list(self.lock_dir.glob(".stream-gpen-server-*.lock"))
+            except OSError:
+                stale = []
+            for lock in stale:
+                self._owner_gone(lock.name)  # (removes it where its server is gone)
 
     def stop_accepting(self) -> None:
         """Shutdown has begun (a signal; the server still drains open requests): refuse new uploads
