@@ -303,8 +303,9 @@ class Enhancer:
     * ``smooth_lag``: frames of look-ahead for landmark smoothing on files (not live sources, which
       never wait). ``None`` = the measured default (5 frames,
       :data:`stream_gpen.faces._smoother.DEFAULT_LAG`), ``0`` = off. More look-ahead = steadier
-      crops (less shimmer of the restored face), at the cost of ``smooth_lag`` more frames held in
-      the ring (memory) and in flight; too much also rounds off real fast head motion
+      crops (less shimmer of the restored face), at the cost of ``2 * smooth_lag`` more frames held
+      in the ring (memory: half of them for repeated frames, docs/tracking.md) and ``smooth_lag`` in
+      flight; too much also rounds off real fast head motion
       (docs/tracking.md).
     * ``compile``: ``torch.compile`` the GPEN runner (fuses element-wise ops; exact to 2e-6). On
       a quiet 2-core CPU it measured 1.2x the fp32 eager form per face at batch 4 and no gain in
@@ -740,7 +741,9 @@ class Enhancer:
         A folder with unreadable images: the readable ones are written and the others listed in
         ``summary.skipped`` (path and reason); nothing is raised for them.
         ``copy_if_no_faces``: a video in which no face was restored is stream-copied to ``dst``
-        instead of re-encoded (bit-exact, no generation loss); the summary's fallbacks say so.
+        instead of re-encoded (bit-exact, no generation loss); the summary's fallbacks say so. (A
+        photo in which no face is found is always copied as it is, where written in its own format,
+        upright and in RGB: ``quality`` does not apply to it.)
         ``untrusted``: ``src`` is a file from someone else (an upload): it is read as a video with
         media demuxers only, never as a playlist or script that opens other files or URLs
         (``stream_gpen.io._source.UNTRUSTED_DEMUXERS``). ``max_pixels``: refuse video frames larger
@@ -1353,7 +1356,9 @@ class Enhancer:
         ``live=True`` (default): each frame goes out within ``latency_budget_s`` of the next one
         coming in, with no look-ahead (a camera loop). ``live=False``: the look-ahead smoother
         of files is used (``smooth_lag`` frames held back: steadier faces; for recorded
-        sequences). Pulling from ``frames`` happens in the caller's thread, inside ``next()``.
+        sequences). A picture identical to the one before it (a camera loop handing the same
+        buffer again while no new frame came) gets that picture's faces (docs/tracking.md,
+        "Repeated frames"). Pulling from ``frames`` happens in the caller's thread, inside ``next()``.
         If ``frames`` raises (a camera unplugged) or gives something that is not a picture (None
         from a failed read), the frames taken before it are restored and yielded first, then
         the error is raised.

@@ -89,6 +89,17 @@ def _positive_seconds(text: str) -> float:
     return v
 
 
+def _picture_by_content(path: str) -> bool:
+    """A still JPEG/PNG/WebP/BMP/TIFF, whatever its name (the header only is read)."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return im.format in ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO") and getattr(im, "n_frames", 1) == 1
+    except Exception:  # noqa: BLE001 - not a picture Pillow knows: the question is answered
+        return False
+
+
 def _is_image_name(path: str) -> bool:
     """A photo's name (or a still GIF's, which is restored as a photo)."""
     from stream_gpen.io._image import still_gif
@@ -145,7 +156,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    "lower = faster, misses small faces)")
     f.add_argument("--smooth-lag", type=_smooth_lag, default=None, metavar="N",
                    help="files only: smooth landmarks with N frames of look-ahead (default 5; 0 = off). "
-                   "More = steadier faces, N more frames held in memory; live sources never wait")
+                   "More = steadier faces, 2N more frames held in memory (N for repeated frames); live sources "
+                   "never wait")
     f.add_argument("--bit-depth", default="auto", choices=["auto", "8"],
                    help="auto (default): 10/12-bit video (phone HDR, ProRes...) keeps its depth outside the faces "
                    "and is written 10/12-bit (HEVC by default); 8: decode and write 8-bit")
@@ -616,10 +628,11 @@ def _enhance_command(args: argparse.Namespace, checked: list[str]) -> int:
         raise InvalidInputError(f"the output's folder {parent} is a file, not a folder: -o {args.output}",
                                 hint="choose an -o in a folder (the file's own folder, or a new one)")
     if (not args.output and Path(dst).suffix.lower() != Path(src).suffix.lower() and Path(src).is_file()
-            and not _is_image_name(src)):
+            and not _is_image_name(src) and not _picture_by_content(src)):
         # GIF, MPEG-PS/DVD (.mpg/.vob), DV...: the container cannot hold the restored video
-        log.info("a %s input is written as %s (name a .mp4/.mkv/.mov/.webm with -o to choose)",
-                 Path(src).suffix, dst)
+        # (a photo under another name is refused when it opens: no word of a video output first)
+        log.info("%s input is written as %s (name a .mp4/.mkv/.mov/.webm with -o to choose)",
+                 f"a {Path(src).suffix}" if Path(src).suffix else "an extensionless", dst)
     if "://" not in src and Path(src).is_dir() and not null and Path(dst).is_file():
         # (said first: "output exists ... pass --overwrite" led to this refusal next)
         raise InvalidInputError(f"the output {dst} is a file; a folder input needs an output folder",
@@ -772,7 +785,7 @@ def add_enhance(subparsers, parents=()) -> None:
     p.add_argument("input", metavar="INPUT", type=_named)
     p.add_argument("-o", "--output", action=_Once, type=_named, help="output file (its extension picks the container or image "
                    "format) or folder (created for folder inputs; an existing one for single files); "
-                   "/dev/null restores and writes nothing (a benchmark)")
+                   "/dev/null restores and writes nothing (a benchmark; a file named null is -o null.mp4)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--skip-existing", action="store_true",
                    help="leave outputs that already exist as they are (folders: resume an interrupted run); "
@@ -1153,12 +1166,17 @@ def _display_problem() -> str | None:
 
 
 def _run_camera(args: argparse.Namespace) -> int:
+    from stream_gpen.errors import Interrupted
+
     try:
         return _camera_command(args)
-    except InvalidInputError as exc:
-        # refused before the session (an output name, a missing device, an existing output): the
-        # report says why, as enhance's does (an earlier run's report said it had succeeded).
-        # Once the model is loading, _camera_command writes it itself (exc.summary, or unstarted).
+    except (InvalidInputError, KeyboardInterrupt) as exc:
+        # refused before the session (an output name, a missing device, an existing output), or
+        # stopped in its first moments (the checks' imports): the report says why, as enhance's
+        # does (an earlier run's report said it had succeeded). Once the model is loading,
+        # _camera_command writes it itself (exc.summary, or unstarted).
+        if isinstance(exc, Interrupted) or getattr(exc, "summary", None) is not None:
+            raise  # (a session that ran: its own summary was written)
         if args.report and not getattr(exc, "_reported", False) and not getattr(exc, "summary", None):
             try:
                 _check_report(args.report, [args.output, args.source], overwrite=args.overwrite)
@@ -1312,7 +1330,8 @@ def add_camera(subparsers, parents=()) -> None:
                    help=f"default {_default_camera()}, the first camera (camera --list shows them)")
     p.add_argument("--preview", action="store_true", help="show a preview window (OpenCV)")
     p.add_argument("-o", "--output", action=_Once, type=_named, help="also record to this file (.mp4, .mkv, .mov, .webm...: its extension "
-                   "picks the container, and the codec unless --codec says)")
+                   "picks the container, and the codec unless --codec says); null or /dev/null: restore, record "
+                   "nothing (a benchmark)")
     p.add_argument("--stream", metavar="URL", type=_named, help="also send to rtmp://, udp:// (or srt:// where FFmpeg has SRT)")
     p.add_argument("--virtual-camera", action="store_true", help="also send to a virtual camera (pyvirtualcam)")
     p.add_argument("--frames", type=_positive_int, help="stop after N frames")

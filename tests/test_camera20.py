@@ -124,3 +124,22 @@ def test_a_stalled_network_source_is_said_as_no_data_for_its_timeout(tmp_path, c
         release.set()
         srv.shutdown()
         time.sleep(0.05)
+
+
+def test_a_stop_in_the_cameras_first_moments_writes_its_report(tmp_path, cli_env, monkeypatch):
+    import json
+
+    import stream_gpen.commands as commands
+    from stream_gpen.cli import main
+
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"frames_out": 3, "interrupted": False}))  # an earlier run's: "succeeded"
+
+    def stopped(args):
+        raise KeyboardInterrupt("SIGTERM received")
+
+    monkeypatch.setattr(commands, "_check_camera_encoding", stopped)
+    code = main(["camera", "lavfi:testsrc2=size=64x48:rate=5", "-o", str(tmp_path / "rec.mp4"), "--overwrite",
+                 "--report", str(report), *cli_env])
+    assert code == 130
+    assert json.loads(report.read_text())["interrupted"] is True

@@ -96,3 +96,16 @@ def test_stream_takes_a_path_given_as_bytes(tmp_path, enh):
     clip = write_video(tmp_path / "c.mp4", [np.full((48, 64, 3), 30 * i, np.uint8) for i in range(3)])
     assert len(list(enh.stream(BytesPath(str(clip))))) == 3
     assert len(list(enh.stream(os.fsencode(str(clip))))) == 3
+
+
+def test_an_extensionless_input_is_said_as_such_and_a_photo_gets_no_video_note(tmp_path, cli_env, capsys):
+    from stream_gpen.cli import main
+
+    clip = write_video(tmp_path / "c.mp4", [np.full((48, 64, 3), 30 * i, np.uint8) for i in range(3)])
+    clip.rename(tmp_path / "myvideo")
+    cli = [a for a in cli_env if a != "--quiet"]
+    assert main(["enhance", str(tmp_path / "myvideo"), *cli]) == 0
+    err = capsys.readouterr().err
+    assert "an extensionless input is written as" in err and "a  input" not in err, err
+    assert main(["enhance", str(_jpeg(tmp_path / "download")), *cli]) == 2
+    assert "is written as" not in capsys.readouterr().err

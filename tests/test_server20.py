@@ -177,3 +177,13 @@ def test_a_live_servers_folders_are_kept_when_its_lock_file_was_removed(tmp_path
         assert alive.exists()  # (its process is alive: the process check decides)
         locks = sorted(p.name for p in tmp_path.glob(".stream-gpen-server-*.lock"))
         assert len(locks) == 1 and locks[0] != ".stream-gpen-server-stale.lock", locks  # (only this server's)
+
+
+def test_a_video_content_type_at_the_image_endpoint_is_pointed_to_videos_and_back(tmp_path):
+    with client_for(FakeEnhancer(), work_dir=tmp_path) as c:
+        r = c.post("/v1/images:enhance", content=b"x", headers={**KEY, "Content-Type": "video/mp4"})
+        assert r.status_code == 415 and "POST it to /v1/videos" in r.json()["detail"], r.text
+        r = c.post("/v1/videos", content=b"x", headers={**KEY, "Content-Type": "image/jpeg"})
+        assert r.status_code == 415 and "POST it to /v1/images:enhance" in r.json()["detail"], r.text
+        r = c.post("/v1/images:enhance", content=b"x", headers={**KEY, "Content-Type": "text/plain"})
+        assert r.status_code == 415 and "POST it to" not in r.json()["detail"]

@@ -581,8 +581,11 @@ def create_app(
             return buf.getvalue()
         if not ctype.startswith(allowed):
             # (a video route's refusal named an image error)
+            elsewhere = (" (a video: POST it to /v1/videos)" if "image/" in allowed and ctype.startswith("video/")
+                         else " (a picture: POST it to /v1/images:enhance)"
+                         if "image/" not in allowed and ctype.startswith("image/") else "")
             raise (UnsupportedImageError if "image/" in allowed else UnsupportedMediaTypeError)(
-                f"unsupported content type {ctype or '(none)'!r}; send "
+                f"unsupported content type {ctype or '(none)'!r}{elsewhere}; send "
                 f"{', '.join(a + '*' if a.endswith('/') else a for a in allowed)} or multipart/form-data")
         if sink is None:
             return await request.body()
