@@ -681,9 +681,14 @@ def run_stream(
     restored: deque = deque()  # restored frames of the last batch not yet handed on
     pending_faces = 0
     oldest = 0.0
-    ring = getattr(source, "ring_size", None) or 8
+    ring = getattr(source, "ring_size", None) or getattr(getattr(source, "ring", None), "size", None) or 8
     if max_pending_frames is None:
         max_pending_frames = max(1, ring - 2 - stage.lag)
+    # repeats that go out with their frame (see _Pending.repeats) hold ring slots too, beyond the
+    # batch's frames: as many as the ring has room for besides the batch, the look-ahead and the
+    # repeats waiting there (counted with the frames, a clip shown twice gave the model 4 crops a
+    # call instead of 8)
+    repeat_room = max(0, ring - 2 - stage.lag - getattr(stage, "repeats_held", 0) - max_pending_frames)
     # Live: wait for the source in slices (to the budget's end, or a poll), never unboundedly.
     frames_ring = getattr(source, "ring", None)
     timed = (latency_budget_s is not None or stop is not None) and callable(getattr(frames_ring, "wait_ready", None))
@@ -731,7 +736,8 @@ def run_stream(
                 pending_faces += len(aff)
             if (
                 pending_faces >= batch_faces
-                or sum(p.frames for p in pending) >= max_pending_frames
+                or len(pending) >= max_pending_frames
+                or sum(len(p.repeats) for p in pending) > repeat_room
                 or (latency_budget_s is not None and (late or time.perf_counter() - oldest >= latency_budget_s))
             ):
                 yield from flush()
