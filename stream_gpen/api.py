@@ -679,6 +679,7 @@ class Enhancer:
         """A face stage for a sequence of pictures of one size (:meth:`stream_frames`, the server's
         live connections): faces tracked from picture to picture, detected at the video size."""
         stage = self._stage(lag=0 if live else self._file_lag())
+        stage.repeats_held = stage.lag  # (as a file's: a picture feed has no ring to run out of)
         stage.video_detect_size = self.detect_size or video_detect_size(SimpleNamespace(width=width, height=height))
         return stage
 

@@ -1175,8 +1175,8 @@ def _run_camera(args: argparse.Namespace) -> int:
         # stopped in its first moments (the checks' imports): the report says why, as enhance's
         # does (an earlier run's report said it had succeeded). Once the model is loading,
         # _camera_command writes it itself (exc.summary, or unstarted).
-        if isinstance(exc, Interrupted) or getattr(exc, "summary", None) is not None:
-            raise  # (a session that ran: its own summary was written)
+        if isinstance(exc, Interrupted) or getattr(exc, "summary", None) is not None or getattr(args, "_began", False):
+            raise  # (a session that ran: its own summary was written, or is being written)
         if args.report and not getattr(exc, "_reported", False) and not getattr(exc, "summary", None):
             try:
                 _check_report(args.report, [args.output, args.source], overwrite=args.overwrite)
@@ -1268,6 +1268,7 @@ def _camera_command(args: argparse.Namespace) -> int:
                     "drop most frames; use --mask feather for live work, or a GPU")
     stop = threading.Event()
     _stdin_quit_watcher(stop)
+    args._began = True  # (a Ctrl-C from here on is the session's: never reported as a start that did not happen)
     try:
         summary = run_camera(enh, source, outputs=outputs, frames=args.frames,
                              seconds=args.seconds, quiet=args.quiet, stop=stop, overwrite=args.overwrite,
@@ -1294,12 +1295,12 @@ def _camera_command(args: argparse.Namespace) -> int:
     recorded = bool(args.output) and summary.frames_out > 0 and not _camera_null(args.output)
     if args.output and not recorded:  # (stopped before the first frame: nothing was recorded, said above)
         summary.output = None
+    if args.report:  # (first: a Ctrl-C while the summary prints leaves the report written)
+        summary.write_json(args.report)
     if not args.quiet:
         print(summary.format(), file=sys.stderr)
         if recorded:
             print(f"wrote {args.output}", file=sys.stderr)
-    if args.report:
-        summary.write_json(args.report)
     return 0
 
 

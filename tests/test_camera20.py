@@ -143,3 +143,44 @@ def test_a_stop_in_the_cameras_first_moments_writes_its_report(tmp_path, cli_env
                  "--report", str(report), *cli_env])
     assert code == 130
     assert json.loads(report.read_text())["interrupted"] is True
+
+
+def test_a_stop_while_a_finished_session_prints_keeps_its_report(tmp_path, cli_env, monkeypatch):
+    import json
+
+    from stream_gpen.cli import main
+    from stream_gpen.summary import RunSummary
+
+    def printing(self):
+        raise KeyboardInterrupt  # (Ctrl-C as the summary is printed)
+
+    monkeypatch.setattr(RunSummary, "format", printing)
+    report = tmp_path / "r.json"
+    cli = [a for a in cli_env if a != "--quiet"]
+    code = main(["camera", "lavfi:testsrc2=size=64x48:rate=5", "-o", str(tmp_path / "rec.mp4"), "--frames", "3",
+                 "--report", str(report), *cli])
+    assert code == 130
+    r = json.loads(report.read_text())
+    assert r["frames_out"] == 3 and not r["interrupted"]  # (it said: stopped before the run began)
+    assert (tmp_path / "rec.mp4").exists()
+
+
+def test_stream_frames_repeats_with_a_look_ahead_take_their_pictures_faces(shared, mobilenet_weights):
+    import av
+    import numpy as np
+
+    from stream_gpen import Enhancer
+    from tests._doubles import SolidRestorer
+
+    pics = []
+    with av.open(str(shared / "data/videos/retalking_face2_frontal_talking_head.mp4")) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i % 2 == 0:
+                pics.append(np.asarray(f.to_image().resize((192, 192))))
+            if len(pics) == 5:
+                break
+    enh = Enhancer(SolidRestorer(256), device="cpu", detector_weights=mobilenet_weights, progress=False)
+    out = [f.image for f in enh.stream_frames([p for p in pics for _ in range(2)], fps=25, live=False)]
+    assert len(out) == 10  # (5 repeats may wait with a look-ahead of 5: its repeats_held stayed 4, the 5th was tracked)
+    for k in range(5):
+        assert np.array_equal(out[2 * k], out[2 * k + 1]), k
