@@ -14,11 +14,19 @@ __all__ = ["StreamGpenError", "Interrupted", "Cancelled", "Enhancer", "EnhancedF
 _LAZY = {"Enhancer": "stream_gpen.api", "EnhancedFrame": "stream_gpen.api", "RunSummary": "stream_gpen.summary"}
 
 
+#: submodules a user reaches as attributes (``stream_gpen.cli.main([...])`` after ``import stream_gpen``)
+_SUBMODULES = ("api", "cli", "weights", "errors", "summary", "pipeline", "io", "faces", "models", "runtime")
+
+
 def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"stream_gpen.{name}")
     raise AttributeError(f"module 'stream_gpen' has no attribute {name!r}")
 
 

@@ -200,7 +200,8 @@ def _to_rgb_tensor(image: np.ndarray) -> tuple[torch.Tensor, np.ndarray | None, 
     """numpy image -> (RGB uint8 [H,W,3] tensor, alpha or None, the RGB uint16 picture or None).
     Grey images are expanded; a uint16 image (0..65535) also gives its 8-bit twin ``round(v / 257)``."""
     if not isinstance(image, np.ndarray):
-        raise InvalidInputError(f"image must be a numpy array, got {type(image).__name__}")
+        raise InvalidInputError(f"image must be a numpy array, got {type(image).__name__}"
+                                + (" (a PIL image: np.asarray(image.convert('RGB')))" if hasattr(image, "getbands") else ""))
     if image.dtype.kind == "u" and image.dtype.itemsize == 2 and not image.dtype.isnative:
         image = image.astype(np.uint16)  # big-endian 16 bits (Pillow's I;16B, FITS, raw PGM): the same levels
     if image.dtype not in (np.uint8, np.uint16):

@@ -1741,7 +1741,7 @@ def _run_info(args: argparse.Namespace) -> int:
         if k == "rotation_applied":
             v = turn_words(v)  # (the JSON's number is counter-clockwise, as the frames are turned)
         elif isinstance(v, dict):
-            v = ", ".join(f"{a} {b}" for a, b in v.items())
+            v = ", ".join(f"{a} {b}" for a, b in v.items() if b is not None)  # (median_face_px of no faces)
         elif isinstance(v, list) and v and isinstance(v[0], dict):
             v = "; ".join(", ".join(f"{a} {b}" for a, b in d.items() if b is not None) for d in v)
         elif isinstance(v, list):

@@ -499,6 +499,10 @@ def _hint(wf: WeightFile) -> str:
     commands = "enhance/camera/serve" + ("/info --faces" if wf.name in DETECTOR_FILES else "")
     parts.append(f"set {HOME_ENV} to use another cache directory, or give {commands} {flag} to use a "
                  "file anywhere")
+    if wf.name not in DETECTOR_FILES and wf.name not in PARSER_FILES:
+        # (a newcomer offline: the one model that needs no file, which only the demo named)
+        parts.append("--model classic (model='classic' in Python) runs without any weights file: a simpler, "
+                     "non-GPEN enhancer")
     return "; ".join(parts)
 
 

@@ -81,3 +81,20 @@ def test_a_uint16_picture_of_8_bit_values_is_warned_about(enh, caplog):
         caplog.clear()
         enh.enhance_image(img * 257)
     assert "uint16 with values" not in caplog.text
+
+
+def test_newcomer_paths(tmp_path, enh):
+    """newuser20: `import stream_gpen; stream_gpen.cli.main(...)` as the README shows it; a PIL image
+    refused with the conversion to use; the GPEN weights' hint names the offline classic model."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", "import stream_gpen; print(stream_gpen.cli.main.__name__)"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "main", r.stderr
+    with pytest.raises(InvalidInputError, match=r"np.asarray\(image.convert\('RGB'\)\)"):
+        enh.enhance_image(Image.new("RGB", (8, 8)))
+    from stream_gpen.weights import _hint, get_weight_file
+
+    assert "--model classic" in _hint(get_weight_file("gpen-bfr-512"))
+    assert "--model classic" not in _hint(get_weight_file("retinaface-mobilenet0.25"))
