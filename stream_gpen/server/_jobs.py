@@ -33,12 +33,6 @@ OWNER_NAME = "owner"  # "<machine tag> <pid> <lock file>" of the server whose jo
 
 
 
-def _own_tag() -> str:
-    from stream_gpen.io._sink import _machine_tag
-
-    return _machine_tag()
-
-
 def _drop_partials(job) -> None:
     """A failed or cancelled job's frames kept as ``.partial`` (what a command-line run keeps for
     its user): nobody can fetch them from the server, so they are not left in the job folder."""
@@ -401,7 +395,9 @@ class JobManager:
             job.dir.mkdir(mode=0o700, parents=True)
             try:
                 lock = self._lock_file
-                (job.dir / OWNER_NAME).write_text(f"{_own_tag()} {os.getpid()}"
+                from stream_gpen.io._sink import _machine_tag
+
+                (job.dir / OWNER_NAME).write_text(f"{_machine_tag()} {os.getpid()}"
                                                   + (f" {Path(lock.name).name}" if lock is not None else "") + "\n")
             except OSError:
                 shutil.rmtree(job.dir, ignore_errors=True)
