@@ -782,13 +782,11 @@ class Enhancer:
                 raise InvalidInputError(f"{name} must be a whole number, got {value!r}")
         if preset is not None and not isinstance(preset, str):
             raise InvalidInputError(f"preset must be a name (e.g. 'medium'), got {preset!r}")
+        from stream_gpen.io._image import check_image_format
         from stream_gpen.io._source import IMAGE_EXTS as _IMAGE_EXTS
 
-        if image_format is not None and (not isinstance(image_format, str)
-                                         or "." + image_format.lower().lstrip(".") not in _IMAGE_EXTS):
-            # (it was taken for a video's extension: "face.png is written as video", then a made-up name refused)
-            raise InvalidInputError(f"image_format={image_format!r} is not a photo format: one of "
-                                    f"{', '.join(e[1:] for e in _IMAGE_EXTS)}")
+        # (checked first: it was taken for a video's extension, "face.png is written as video")
+        check_image_format(image_format)
         if on_progress is not None and not callable(on_progress):
             raise InvalidInputError(f"on_progress must be a function (done, total, faces), got {on_progress!r}")
         if cancel is not None and not callable(getattr(cancel, "is_set", None)):

@@ -154,9 +154,6 @@ class FaceStage:
     _held: dict = field(default_factory=dict)  # frame index -> its repeats, waiting for its release
     _last_planned: tuple | None = None  # (index, affines, track ids) of the last frame released
     _repeat_of: dict = field(default_factory=dict)  # repeat's index -> the index of the frame it repeats
-    #: repeats left out of the smoother's timeline (its frame numbers are the frames tracked: a
-    #: gap in them is a break it smooths across no window of, and each frame shown twice was one)
-    _skipped: int = 0
     _smooth_ix: dict = field(default_factory=dict)  # the smoother's frame number -> the frame's index
 
     @property
@@ -174,7 +171,6 @@ class FaceStage:
         self._last_seen = self._last_key = self._last_planned = None
         self._held.clear()
         self._repeat_of.clear()
-        self._skipped = 0
         self._smooth_ix.clear()
 
     def forget(self, index: int) -> None:
@@ -275,7 +271,6 @@ class FaceStage:
             repeat = self._repeat(index, image)
         if repeat:
             self.repeats += 1
-            self._skipped += 1
             self._repeat_of[index] = self._last_key
             if self._last_planned is not None and self._last_planned[0] >= self._last_key:
                 # its frame is out already (no look-ahead): it goes now, with the same faces
@@ -293,7 +288,10 @@ class FaceStage:
             # any id that survives (belt and braces: never smooth across a cut).
             cut = self.tracker.scene_cuts > self._cuts_seen
             self._cuts_seen = self.tracker.scene_cuts
-            number = index - self._skipped
+            # repeats are left out of the smoother's timeline: its frame numbers count the frames
+            # tracked (a gap in them is a break it smooths across no window of: each frame shown
+            # twice was one)
+            number = index - self.repeats
             self._smooth_ix[number] = index
             return self._released([self._planned(self._smooth_ix.pop(i), t) for i, t in self.smoother.push(
                 number, tracks, cut=cut, alive=self.tracker.alive_ids())])

@@ -1278,6 +1278,12 @@ class ImageSource:
                      rel_path=path.relative_to(self.root).as_posix(), alpha=a, grey=grey, image_info=info)
 
 
+def check_image_format(fmt, name: str = "image_format") -> None:
+    """``fmt`` (``"jpg"``, ``".PNG"``...) is a photo format this writes, or None; else InvalidInputError."""
+    if fmt is not None and (not isinstance(fmt, str) or "." + fmt.lower().lstrip(".") not in IMAGE_EXTS):
+        raise InvalidInputError(f"{name}={fmt!r} is not a photo format: one of {', '.join(e[1:] for e in IMAGE_EXTS)}")
+
+
 class ImageSink(_Sink):
     """Writes each frame as an image.
 
@@ -1298,8 +1304,7 @@ class ImageSink(_Sink):
                  names: dict[str, Path] | None = None) -> None:
         if not 1 <= quality <= 100:
             raise InvalidInputError(f"quality={quality} must be within 1..100")
-        if format is not None and "." + format.lower().lstrip(".") not in IMAGE_EXTS:
-            raise InvalidInputError(f"image format={format!r} is not one of {tuple(e[1:] for e in IMAGE_EXTS)}")
+        check_image_format(format, "image format")
         self.target = Path(target)
         self.is_folder = self.target.suffix.lower() not in IMAGE_EXTS or self.target.is_dir()
         self.format = format
