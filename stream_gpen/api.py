@@ -16,6 +16,7 @@ may share one (measured: results identical to serial runs). They take turns in t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import numbers
@@ -57,7 +58,9 @@ class EnhancedFrame:
     ``image``: RGB ``uint8`` ``[H,W,3]`` numpy array (grey input comes back as three channels);
     for a 10/12-bit source also ``hi``, the same picture as RGB ``uint16`` (0..65535, the
     source's precision outside the faces), else ``None``; for a source with transparency (keyed
-    footage) ``alpha``, ``[H,W]`` ``uint8`` (``uint16`` for a >8-bit source), else ``None``."""
+    footage) ``alpha``, ``[H,W]`` ``uint8`` (``uint16`` for a >8-bit source), else ``None``;
+    for a photo (a photo file, or each photo of a folder) ``path``, the file it was read from
+    (a folder's photos come in name order, so ``index`` alone does not say which), else ``None``."""
 
     index: int
     image: np.ndarray
@@ -66,6 +69,7 @@ class EnhancedFrame:
     time: float
     hi: np.ndarray | None = None
     alpha: np.ndarray | None = None
+    path: str | None = None
 
 
 def _cancelled(said: str, summary) -> Cancelled:
@@ -1323,7 +1327,8 @@ class Enhancer:
                 "you already hold (numpy arrays), use stream_frames() (a sequence, tracked) or enhance_image()")
         if is_image_url(str(source)):  # a photo URL: the photo itself, as enhance_file() reads it
             with fetched(str(source)) as local:
-                yield from self.stream(local, live=live, latency_budget_s=latency_budget_s)
+                for frame in self.stream(local, live=live, latency_budget_s=latency_budget_s):
+                    yield dataclasses.replace(frame, path=str(source))  # (not the fetched copy's name)
             return
         src, stage = self._open(source, live=live)
         aux = getattr(src, "aux", None)
@@ -1461,9 +1466,11 @@ def _enhanced(frame) -> EnhancedFrame:
     """A restored frame as numpy copies (the frame is released)."""
     try:
         hi, alpha = frame.hi, frame.alpha
+        path = (getattr(frame, "image_info", None) or {}).get("source_path")
         return EnhancedFrame(frame.index, frame.image.cpu().numpy().copy(), frame.pts, frame.time_base, frame.time,
                              hi.cpu().numpy().copy() if hi is not None else None,
-                             alpha.cpu().numpy().copy() if alpha is not None else None)
+                             alpha.cpu().numpy().copy() if alpha is not None else None,
+                             os.fspath(path) if path is not None else None)
     finally:
         frame.release()
 
