@@ -59,6 +59,8 @@ def _timestamp(text: str) -> float:
     """Seconds from ``90``, ``90.5``, ``1:30`` or ``01:01:30.25`` (as FFmpeg's -ss / -t take them)."""
     try:
         parts = [float(p) for p in text.strip().split(":")]
+        if text.strip().startswith("-") and all(p >= 0 for p in parts[1:]):  # (seconds, said so: not a format error)
+            raise argparse.ArgumentTypeError(f"must not be negative (a time from the start), got {text!r}")
         if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts) or any(p >= 60 for p in parts[1:]):
             raise ValueError
         v = 0.0
@@ -1357,6 +1359,10 @@ def _describe_image(p: Path) -> dict:
     from stream_gpen.errors import NotMediaError
     from stream_gpen.io._image import _bits_per_sample, _heif_plugin, _load, _orientation, icc_describes, icc_space
 
+    if p.is_file() and p.stat().st_size == 0:  # (as enhance says it, not Pillow's "cannot identify")
+        from stream_gpen.errors import EmptyMediaError
+
+        raise EmptyMediaError(f"image is empty (0 bytes): {p}", hint="the file was probably not fully written or copied")
     _heif_plugin(p)
     said: list = []
     try:
@@ -1382,6 +1388,8 @@ def _describe_image(p: Path) -> dict:
     out = {"kind": "image", "path": str(p), "format": fmt, "size": size, "mode": mode, "bits": bits,
            "frames": frames, "exif_orientation": orient, "icc_profile": bool(info.get("icc_profile")),
            "exif": bool(info.get("exif")), "nclx": info.get("nclx_profile"), "alpha": alpha is not None}
+    if orient in (5, 6, 7, 8):  # turned a quarter: the photo written is the other way round
+        out["size_upright"] = size[::-1]
     plan = ["turned upright (EXIF orientation)"] if orient != 1 else []
     if hi is not None:
         plan.append(f"{bits}-bit: restored and written at {bits if fmt == 'HEIF' else 16} bits "
@@ -1407,6 +1415,12 @@ def _describe_image(p: Path) -> dict:
         plan.append("Photoshop layers / image resources dropped (they hold the unrestored picture)")
     out["plan"] = plan
     return out
+
+
+#: FFmpeg's field orders (``info --json`` keeps its codes), said in words in ``info``'s text
+_FIELD_ORDERS = {"tt": "yes, top field first", "bb": "yes, bottom field first",
+                 "tb": "yes, top field coded first, bottom shown first",
+                 "bt": "yes, bottom field coded first, top shown first"}
 
 
 def describe_input(spec: str) -> dict:
@@ -1744,8 +1758,10 @@ def _run_info(args: argparse.Namespace) -> int:
             v = ", ".join(f"{a} {b}" for a, b in v.items() if b is not None)  # (median_face_px of no faces)
         elif isinstance(v, list) and v and isinstance(v[0], dict):
             v = "; ".join(", ".join(f"{a} {b}" for a, b in d.items() if b is not None) for d in v)
+        elif k == "interlaced" and v in _FIELD_ORDERS:
+            v = _FIELD_ORDERS[v]
         elif isinstance(v, list):
-            v = "x".join(str(x) for x in v) if k == "size" else ", ".join(map(str, v))
+            v = "x".join(str(x) for x in v) if k.startswith("size") else ", ".join(map(str, v))
         print(f"{k:<20} {v}")
     for line in plan:
         print(f"{'enhance will':<20} {line}")

@@ -743,7 +743,7 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
     if not path.exists():
         raise MediaNotFoundError(f"image not found: {path}")
     if path.stat().st_size == 0:
-        raise EmptyMediaError(f"image is empty (0 bytes): {path}")
+        raise EmptyMediaError(f"image is empty (0 bytes): {path}", hint="the file was probably not fully written or copied")
     _heif_plugin(path)
     # Pillow says what it finds wrong in a file ("Corrupt EXIF data", a truncated chunk) through
     # Python's warnings, which print as a source line of Pillow's: say it as ours, naming the file.
