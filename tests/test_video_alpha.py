@@ -236,3 +236,36 @@ def test_compare_keeps_transparency_on_both_sides(tmp_path, mobilenet_weights):
         assert im.mode == "RGBA" and im.size == (128, 48)
         a = np.asarray(im)[..., 3]
     assert np.array_equal(a, np.concatenate([rgba[..., 3]] * 2, axis=1))
+
+
+def test_a_webm_whose_alpha_flag_reads_upper_case_keeps_its_alpha(tmp_path, mobilenet_weights):
+    """formats21: a WebM written with its stream tags copied (FFmpeg, or this tool before) reads
+    its AlphaMode back as ``ALPHA_MODE``; the flag was looked up in lower case only, so a second
+    pass decoded it opaque and dropped the alpha with no word. The flag is not copied as a tag now
+    (the writer sets it where it writes alpha)."""
+    from stream_gpen import Enhancer
+
+    from tests._doubles import IdentityRestorer
+
+    a = np.zeros((48, 64, 4), np.uint8)
+    a[10:40, 16:48] = (200, 0, 0, 255)
+    src = write_video(tmp_path / "k.webm", [a] * 3, codec="libvpx-vp9", pix_fmt="yuva420p",
+                      setup=lambda s: s.metadata.__setitem__("ALPHA_MODE", "1"))
+    with av.open(str(src)) as c:
+        assert "alpha_mode" not in c.streams.video[0].metadata  # (the case this is about)
+    with open_source(src) as s:
+        assert s.has_alpha
+    enh = Enhancer(IdentityRestorer(64), device="cpu", detector_weights=mobilenet_weights)
+    enh.enhance_file(src, tmp_path / "o.webm")
+    got, alphas, md = _decoded_alpha(tmp_path / "o.webm")
+    assert got == "vp9" and [k for k in md if k.lower() == "alpha_mode"] == ["alpha_mode"]
+    assert all(x is not None and np.abs(x - _want_alpha()).mean() < 0.005 for x in alphas)
+    # copied as it is (no face found): the flag goes with the stream (the Matroska muxer writes it
+    # as its AlphaMode element and again as a tag, which reads back upper-case: as FFmpeg copies it)
+    s = enh.enhance_file(src, tmp_path / "c.webm", copy_if_no_faces=True)
+    assert s.encoder == "copy"
+    got, alphas, md = _decoded_alpha(tmp_path / "c.webm")
+    assert got == "vp9" and any(k.lower() == "alpha_mode" and v == "1" for k, v in md.items())
+    with open_source(tmp_path / "c.webm") as again:
+        assert again.has_alpha
+    assert all(x is not None and np.abs(x - _want_alpha()).mean() < 0.005 for x in alphas)

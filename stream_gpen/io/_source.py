@@ -1156,7 +1156,15 @@ def _has_alpha(stream, sw_format: str) -> bool:
             return True
     except (ValueError, TypeError):
         pass
-    return str((getattr(stream, "metadata", None) or {}).get("alpha_mode", "")) == "1"
+    return _alpha_mode(stream)
+
+
+def _alpha_mode(stream) -> bool:
+    """The stream's ``alpha_mode`` tag is 1, whatever its case (FFmpeg's own dictionary lookups
+    ignore case; a tag copied by a tool that also writes the AlphaMode element reads back as
+    ``ALPHA_MODE``, and over the element's own key)."""
+    md = getattr(stream, "metadata", None) or {}
+    return any(k.lower() == "alpha_mode" and str(v).strip() == "1" for k, v in md.items())
 
 
 def display_matrix(frame) -> tuple[int, ...] | None:
@@ -1231,8 +1239,7 @@ def _transparent(frame) -> bool:
 
 def _vpx_alpha(stream) -> bool:
     """A WebM/Matroska VP8/VP9 stream with an alpha side stream (``alpha_mode=1``)."""
-    md = getattr(stream, "metadata", None) or {}
-    return stream.codec_context.name in ("vp8", "vp9") and str(md.get("alpha_mode", "")) == "1"
+    return stream.codec_context.name in ("vp8", "vp9") and _alpha_mode(stream)
 
 
 @functools.lru_cache(maxsize=None)

@@ -219,8 +219,14 @@ def copy_stream_tags(ins, outs, *, encoded: bool = False) -> str | None:
     ``encoded``: the stream was re-encoded, so tags about its old encoding are not carried.
     Returns a note when the output's container cannot hold some of its marks or its language
     (see :func:`marks_lost`), else None."""
-    tags = clean_tags(dict(ins.metadata), extra_skip=("handler_name",) if encoded else (),
+    # A WebM's VP8/VP9 alpha flag (Matroska's AlphaMode element, read as the tag "alpha_mode"):
+    # re-encoded, the encoder's own output decides it (the muxer writes it for alpha it is given);
+    # copied as a tag it read back upper-case (ALPHA_MODE) and claimed alpha for a stream written
+    # without it. A stream copied as it is keeps it, in the muxer's spelling.
+    tags = clean_tags(dict(ins.metadata), extra_skip=("handler_name", "alpha_mode") if encoded else (),
                       for_mov=bool(_fmts(outs.container) & _MOV))
+    for k in [k for k in tags if k.lower() == "alpha_mode" and k != "alpha_mode"]:
+        tags["alpha_mode"] = tags.pop(k)
     if "name" in tags and "title" not in tags:
         # the mov demuxer reads a track's title as "name"; every muxer writes it from "title"
         tags["title"] = tags.pop("name")
