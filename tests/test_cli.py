@@ -250,7 +250,7 @@ def test_info_does_not_say_the_sources_run_notes(tmp_path, capsys, mobilenet_wei
     out, err = capsys.readouterr()
     assert "deinterlacing" not in err and "seek" not in err, err
     assert "deinterlaced with bwdif (--deinterlace off keeps the fields, and their order in the output)" in out
-    assert re.search(r"interlaced +yes, top field first", out)
+    assert re.search(r"interlaced +yes, bottom field first", out)
 
 
 def test_info_on_a_still_gif_and_a_multi_page_tiff_says_what_enhance_does(tmp_path, capsys):

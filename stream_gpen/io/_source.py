@@ -1148,6 +1148,49 @@ def _open_avfoundation(target: str, kwargs: dict):
     raise err
 
 
+#: which field FFmpeg's field orders show first ("tb": top coded first, bottom shown first)
+_SHOWN_FIRST = {"tt": "t", "bb": "b", "tb": "b", "bt": "t"}
+
+
+def _shown_field_first(frame) -> str | None:
+    """``"t"`` or ``"b"``: which field an interlaced decoded ``frame`` is flagged to show first
+    (PyAV has no accessor for the flag: FFmpeg's ``fieldorder=tff`` filter moves a bottom-first
+    picture down a line and passes a top-first one through), or None where that cannot tell (a
+    hardware frame, a picture that looks the same a line down: a black lead-in)."""
+    try:
+        if frame.format.name == "cuda":
+            return None
+        graph = av.filter.Graph()
+        src = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format.name,
+                               time_base=Fraction(1, 25))
+        order = graph.add("fieldorder", "tff")
+        same = graph.add("format", frame.format.name)  # (else the graph picks a packed format of its own)
+        src.link_to(order)
+        order.link_to(same)
+        same.link_to(graph.add("buffersink"))
+        graph.configure()
+        graph.push(frame)
+        out = graph.pull()
+        a, b = _luma_rows(frame), _luma_rows(out)
+    except Exception:  # noqa: BLE001 - a format the filter does not take: the stream's word stands
+        return None
+    if a is None or b is None:
+        return None
+    if not np.array_equal(a, b):
+        return "b"
+    return None if np.array_equal(a[2:], a[:-2]) else "t"
+
+
+def _luma_rows(frame) -> np.ndarray | None:
+    """A planar YUV frame's luma plane as rows of bytes (its padding left out), or None."""
+    if len(frame.planes) < 3:
+        return None
+    plane = frame.planes[0]
+    deep = any(c.bits > 8 for c in frame.format.components)
+    rows = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
+    return rows[:, :plane.width * (2 if deep else 1)]
+
+
 def _has_alpha(stream, sw_format: str) -> bool:
     """The video carries transparency: an alpha plane in the decoded format, or VP8/VP9 alpha in a
     WebM (its own side stream, ``alpha_mode=1``, which FFmpeg's native decoders skip)."""
@@ -2807,6 +2850,16 @@ class VideoSource:
         field_order = {0: "unknown", 1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}.get(cc.field_order, "unknown")
         if field_order == "unknown" and not first.interlaced_frame:
             field_order = "progressive"
+        shown = _shown_field_first(first) if first.interlaced_frame else None
+        if shown is not None and field_order in ("unknown", "tt", "bb", "tb", "bt") and (
+                field_order == "unknown" or _SHOWN_FIRST[field_order] != shown):
+            # the pictures' own flag is what players and bwdif go by: H.264 in MPEG-TS (no pic_struct)
+            # had the parser's guess "tt" over bottom-first frames, and --deinterlace off wrote them
+            # top first (every field pair played in the wrong order)
+            if field_order != "unknown":
+                log.info("%s: the stream says %s field first, its pictures %s: their order is kept", self.spec,
+                         "top" if _SHOWN_FIRST[field_order] == "t" else "bottom", "top" if shown == "t" else "bottom")
+            field_order = "tt" if shown == "t" else "bb"
 
         def info(s) -> AuxStreamInfo:
             cc2 = s.codec_context
