@@ -117,8 +117,12 @@ def build_restorer(
     progress: bool = True,
     compile: bool = False,
     cpu_memory: str = "keep",
+    notes: list[str] | None = None,
 ):
     """Resolve a model request to a restorer (``crops uint8 [n,3,S,S] -> same``).
+
+    ``notes``: where what was given and not used (weights with the classic model...) is kept, for
+    the run summary's fallbacks; it is logged too.
 
     ``model``: ``"auto"`` (an official GPEN checkpoint: found on disk or downloaded; never a silent
     downgrade), a registry name (``"gpen-bfr-512"``…), ``"classic"`` (the offline non-neural
@@ -132,13 +136,18 @@ def build_restorer(
     if buckets[-1] != batch_size and batch_size > 0:
         buckets = tuple(sorted(set(buckets + (batch_size,))))
 
+    def unused(msg: str, *args) -> None:
+        log.warning(msg, *args)
+        if notes is not None:
+            notes.append(msg % args)
+
     def runner_for(module: torch.nn.Module, size: int, name: str):
         return FaceRunner(module, size=size, device=device, precision=precision, buckets=buckets, name=name,
                           compile=compile, cpu_memory=cpu_memory)
 
     if weights is not None and not isinstance(model, (str, Path)):
         # (a restorer or module given itself: its weights are its own; said, as for the classic model)
-        log.warning("model is a %s object, which has its own weights: %s is not used", type(model).__name__, weights)
+        unused("model is a %s object, which has its own weights: %s is not used", type(model).__name__, weights)
     if isinstance(model, torch.nn.Module):
         size = int(getattr(getattr(model, "config", None), "size", 0) or getattr(model, "size", 0))
         if not size:
@@ -161,11 +170,11 @@ def build_restorer(
         from stream_gpen.models.classic import ClassicRestorer
 
         if weights is not None:
-            log.warning("the classic model has no weights: %s is not used", weights)
+            unused("the classic model has no weights: %s is not used", weights)
         if precision not in ("auto", "fp32"):
-            log.warning("the classic model computes in fp32: precision %s is not used", precision)
+            unused("the classic model computes in fp32: precision %s is not used", precision)
         if compile:
-            log.warning("the classic model is not a network: compile is not used")
+            unused("the classic model is not a network: compile is not used")
 
         # Crop size follows the GPEN default of the device: 512 on CUDA, 256 on CPU, where the
         # non-local-means pass costs ~4x less per face at 256 (faces in home videos and calls
@@ -187,7 +196,7 @@ def build_restorer(
     if path.exists():
         if weights is not None and Path(weights).expanduser().resolve() != path.resolve():
             # (the model named by its path is the checkpoint; weights= goes with a registry name)
-            log.warning("%s is not used: the model is the checkpoint file %s (weights go with a registry name, "
+            unused("%s is not used: the model is the checkpoint file %s (weights go with a registry name, "
                         "e.g. model 'gpen-bfr-512')", weights, path)
         gen = load_generator(path, device=device)
         return runner_for(gen, gen.config.size, path.name)
@@ -413,6 +422,9 @@ class Enhancer:
                 raise InvalidInputError(f"{name} must be True or False, got {flag!r}")
         if cpu_memory not in ("keep", "system"):
             raise InvalidInputError(f"cpu_memory must be one of ('keep', 'system'), got {cpu_memory!r}")
+        for name, value in (("model", model), ("weights", weights), ("detector_weights", detector_weights),
+                            ("parser_weights", parser_weights)):
+            _not_empty(name, value)  # (Path("") is the working folder: "checkpoint . is a folder")
         if (isinstance(min_score, bool) or not isinstance(min_score, numbers.Real)
                 or not 0.0 < min_score < 1.0):  # (the detector's own check takes 0 too: one message here)
             raise InvalidInputError(f"min_score must be a number in (0, 1), got {min_score!r}")
@@ -447,6 +459,7 @@ class Enhancer:
         self.restorer = build_restorer(
             model, device=self.device, precision=precision, batch_size=batch_size,
             weights=weights, download=download, progress=progress, compile=compile, cpu_memory=cpu_memory,
+            notes=self.fallbacks,
         )
         # a restorer object without a name is named by its class (its repr had an address)
         self.model_name = str(getattr(self.restorer, "name", model if isinstance(model, (str, Path))
@@ -795,7 +808,7 @@ class Enhancer:
             raise InvalidInputError(f"on_progress must be a function (done, total, faces), got {on_progress!r}")
         if cancel is not None and not callable(getattr(cancel, "is_set", None)):
             raise InvalidInputError(f"cancel must be a threading.Event (or anything with is_set()), got {cancel!r}")
-        src, dst = _text_path(src), _text_path(dst)
+        src, dst = _given_path(src, "src"), _given_path(dst, "dst")
         src_s = str(src)
         gif_default = (not image_format and (dst is None or Path(dst).is_dir()) and "://" not in src_s
                        and Path(src_s).suffix.lower() == ".gif" and _photo_suffix(Path(src_s)) == ".png")
@@ -877,6 +890,9 @@ class Enhancer:
                     with contextlib.suppress(OSError):
                         Path(dst).rmdir()  # (only if empty)
             summary.fallbacks[:0] = walked + clashes
+            # a folder that could not be read: its files were not restored (a script reading
+            # skipped, and the exit status, knew only of unreadable files)
+            summary.skipped[:0] = [n for n in walked if ": folder left out: " in n]
             left = others_note(root, others)
             if left and not any(left in f for f in summary.fallbacks):
                 # (said by the photos' job when there is one: a folder of videos, or a resumed
@@ -1035,10 +1051,18 @@ class Enhancer:
                 # else nothing
                 if getattr(exc, "summary", None) is None:
                     partial = None if is_still else getattr(sink, "partial_path", None)
+                    # the whole video, finished, kept under another name (its target appeared
+                    # meanwhile, or could not be replaced): the report names it and counts it
+                    whole = None if is_still else getattr(sink, "kept_whole", None)
                     try:
                         self._finish_stopped(summary, frames, stage, source, timer, t0,
-                                             kept_out=is_still or partial is not None)
-                        if partial is not None:
+                                             kept_out=is_still or partial is not None or whole is not None)
+                        if whole is not None:
+                            summary.output = str(whole)
+                            summary.frames_out = sink.frames_written
+                            summary.frames_dropped = max(0, summary.frames_in - summary.frames_out)
+                            _sink_notes(summary, sink)
+                        elif partial is not None:
                             summary.partial_output = str(partial)
                             kept = sink.frames_kept if sink.frames_kept is not None else sink.frames_written
                             summary.frames_out = min(summary.frames_out, kept)
@@ -1319,8 +1343,13 @@ class Enhancer:
         :meth:`enhance_file` does (photos of a folder are not frames of one scene: no tracking from
         one to the next); a folder's videos are left out with a warning (:meth:`enhance_file`
         takes them)."""
-        source = _text_path(source)  # (a path given as bytes, as enhance_file takes one)
+        source = _given_path(source, "source")  # (a path given as bytes, as enhance_file takes one)
         _check_live_options(live, latency_budget_s, none_ok=True)
+        if _whole(source):  # a capture device's index (numpy's too)
+            if source < 0:
+                raise InvalidInputError(f"a capture device index is 0 or more, got {source}",
+                                        hint="stream-gpen camera --list names the devices")
+            source = int(source)
         if isinstance(source, bool) or not isinstance(source, (str, os.PathLike, int)):
             raise InvalidInputError(
                 f"stream() reads a file, URL, lavfi: graph or device, not {type(source).__name__}; for pictures "
@@ -1876,6 +1905,31 @@ def _text_path(p):
         # (an os.DirEntry, or a path class of another library: str() of it is its repr, and an
         # existing file was "not found: <DirEntry 'face.png'>")
         return os.fspath(p)
+    return p
+
+
+def _not_empty(name: str, value) -> None:
+    """An empty path (``""``, ``b""``: an unset variable, a blank form field) is refused, as the
+    command line refuses it: ``Path("")`` is the working folder, which ``enhance_file("")``
+    restored whole into a new folder beside it."""
+    if isinstance(value, (str, bytes, bytearray)) and not value.strip():
+        raise InvalidInputError(f"{name} is empty (an unset variable?)")
+
+
+def _given_path(p, name: str):
+    """A path argument of enhance_file/stream: as text (:func:`_text_path`), refused if empty, and
+    ``~`` expanded as the model and weights paths are (``"~/clip.mp4"`` was "not found", and an
+    output ``"~/out.mp4"`` made a folder named ``~`` in the working folder); a name starting with
+    ``~`` that exists as it is stays as it is."""
+    if p is None:
+        return None
+    _not_empty(name, p)
+    p = _text_path(p)
+    text = os.fspath(p) if isinstance(p, os.PathLike) else p
+    if isinstance(text, str) and text.startswith("~") and not os.path.lexists(text):
+        expanded = os.path.expanduser(text)
+        if expanded != text:
+            return type(p)(expanded) if isinstance(p, Path) else expanded
     return p
 
 

@@ -608,6 +608,10 @@ def _enhance_command(args: argparse.Namespace, checked: list[str]) -> int:
         raise InvalidInputError("--overwrite and --skip-existing contradict each other: --overwrite replaces "
                                 "existing outputs, --skip-existing leaves them; choose one")
     _check_face_options(args)
+    if src == "-" and not Path(src).exists():  # (a file named "-" is read as one)
+        raise InvalidInputError("input '-': standard input is read as /dev/stdin here",
+                                hint="cat clip.mp4 | stream-gpen enhance /dev/stdin -o out.mp4 (an MP4 piped in needs "
+                                     "its index at the front: -movflags faststart)")
     if "://" not in src and not src.startswith("lavfi:") and not Path(src).exists():
         raise InvalidInputError(f"input not found: {src}", hint="check the path; URLs need a scheme like rtsp://")
     if (args.output and args.output.endswith(("/", os.sep)) and not Path(args.output).is_dir()
@@ -739,10 +743,17 @@ def _enhance_with(enh, args: argparse.Namespace, src: str, dst: str, null: bool)
         from stream_gpen.errors import SomeInputsSkippedError
 
         raise SomeInputsSkippedError(
-            f"{summary.frames_out} frames/images written to {dst}, {len(summary.skipped)} file(s) skipped, unreadable or failed "
+            f"{summary.frames_out} frames/images written to {dst}, {_skipped_count(summary.skipped)} skipped, unreadable or failed "
             f"(first: {summary.skipped[0]})",
             hint="the warnings above (and --report) list every skipped file")
     return 0
+
+
+def _skipped_count(skipped: list[str]) -> str:
+    """"2 file(s)", "1 file(s) and 1 folder(s)": a folder's inputs left out, counted as said."""
+    folders = sum(": folder left out: " in s for s in skipped)
+    files = len(skipped) - folders
+    return " and ".join(f"{n} {what}(s)" for n, what in ((files, "file"), (folders, "folder")) if n) or "0 file(s)"
 
 
 def _named(value: str) -> str:

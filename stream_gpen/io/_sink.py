@@ -1348,11 +1348,28 @@ def _encode_hint(err: BaseException) -> str | None:
 
         return FILE_SYSTEM_HINT
     if err.errno == errno.EFBIG:
+        limit = _file_size_limit()
+        if limit is not None:  # this process's own limit (a shell's ulimit -f, systemd's LimitFSIZE)
+            return (f"this process may write files of at most {limit} bytes (its file-size limit: ulimit -f, "
+                    "systemd's LimitFSIZE or the container's): raise it (ulimit -f unlimited), or make the file "
+                    "smaller (a higher --crf, or parts with --start/--duration)")
         # a FAT32 drive (USB sticks, SD cards) holds files up to 4 GiB: an hour of video fails there
         return ("the output drive's file-size limit was reached (FAT32, on most USB sticks and SD cards, holds at most "
                 "4 GiB per file): write to an exFAT, NTFS, APFS or ext4 drive, or make the file smaller (a higher "
                 "--crf, --codec hevc, or parts with --start/--duration)")
     return None
+
+
+def _file_size_limit() -> int | None:
+    """The process's file-size limit in bytes (RLIMIT_FSIZE), or None where there is none (or no
+    such limit on this system)."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, AttributeError, OSError, ValueError):  # (Windows)
+        return None
+    return None if soft == resource.RLIM_INFINITY or soft < 0 else int(soft)
 
 
 class _Sink:
@@ -1552,6 +1569,9 @@ class FileSink(_Sink):
         self._last_dts: int | None = None
         self._frame_ticks: int | None = None
         self.partial_path: Path | None = None
+        #: the finished video, kept under another name when it could not take the target's (the
+        #: target appeared during the run, or could not be replaced): see _keep_beside
+        self.kept_whole: Path | None = None
         self._error: BaseException | None = None
         self._closed = False
         self._pix = "yuv420p"
@@ -2996,6 +3016,7 @@ class FileSink(_Sink):
                 # the same name, or a program. Kept, as is this run's result, beside it (the one
                 # to finish last replaced the other's output, both runs saying they wrote it)
                 kept = keep_beside(self._path, self.target)
+                self.kept_whole = kept if kept is not None else Path(self._path)
                 if kept is None:
                     raise EncodeError(f"{self.target} appeared during the run and was not replaced (no overwrite); "
                                       f"the restored video is under the hidden name {self._path}: move it now") from e
@@ -3031,6 +3052,7 @@ class FileSink(_Sink):
         kept = keep_beside(self._path, t)
         if kept is None:
             self._check_still_there(exc)
+        self.kept_whole = kept if kept is not None else Path(self._path)
         where = (f"was kept as {kept}" if kept is not None else
                  f"is under the hidden name {self._path}: move it now, a later run of this output removes it")
         name = kept.name if kept is not None else Path(self._path).name
