@@ -693,6 +693,39 @@ def _check_before_the_model(args: argparse.Namespace, src: str, dst: str, null: 
         _video_options_on_a_photo(args, src)
     _quality_unused(args, src, dst, photo=photo)
     _check_nvenc_early(args, dst)
+    _probe_input(src)
+
+
+def _probe_input(src: str) -> None:
+    """A local file's input is opened (a photo's header read) before the model loads, so that one
+    that cannot be read says so at once: a text file named .mp4 was refused only after the model's
+    weights were loaded, or, offline without them, with the weights' error instead of its own.
+    Errors are the run's own (a photo that fails its header is read as the run reads it, for its
+    message); pipes, devices, folders and URLs are left to the run."""
+    p = Path(src)
+    if "://" in src or src.startswith("lavfi:") or not p.is_file():
+        return
+    if _is_image_name(src) and not _animated_gif(src):
+        import warnings
+
+        from PIL import Image
+
+        from stream_gpen.io._image import _heif_plugin, _load
+
+        try:
+            _heif_plugin(p)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(p):
+                    pass
+        except Exception:  # noqa: BLE001 - said as the run says it (or the run says what it is)
+            with _logger_at("stream_gpen.io._image", logging.ERROR):
+                _load(p, [])
+        return
+    from stream_gpen.io import open_source
+
+    with _logger_at("stream_gpen.io._source", logging.ERROR), open_source(src, live=False):
+        pass
 
 
 def _enhance_with(enh, args: argparse.Namespace, src: str, dst: str, null: bool) -> int:

@@ -48,3 +48,20 @@ def test_info_says_the_field_order_in_words(tmp_path, capsys):
 def test_a_negative_start_is_said_to_be_negative(tmp_path, capsys, value, said):
     assert main(["enhance", str(tmp_path / "x.mp4"), f"--start={value}"]) == 2
     assert said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, said", [("notes.mp4", "FFmpeg cannot read"), ("notes.jpg", "as an image"),
+                                        ("empty.mp4", "input is empty")])
+def test_an_unreadable_input_is_said_before_the_model_loads(tmp_path, cli_env, capsys, monkeypatch, name, said):
+    """newuser21: a text file named .mp4 was refused only after the model's weights were loaded
+    (downloaded, on a first run), and offline without them with the weights' error instead."""
+    import stream_gpen.commands as commands
+
+    def no_model(args):
+        raise AssertionError("the model was loaded for an input that cannot be read")
+
+    monkeypatch.setattr(commands, "_make_enhancer", no_model)
+    bad = tmp_path / name
+    bad.write_text("" if name.startswith("empty") else "my notes, not a video\n")
+    assert main(["enhance", str(bad), *cli_env]) == 2
+    assert said in capsys.readouterr().err
