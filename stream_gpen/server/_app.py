@@ -467,8 +467,25 @@ def create_app(
         # Starlette's own (an unknown route, a method a route does not take): the documented
         # ``{detail, error}`` shape too, not ``{detail}`` alone
         name = {404: "NotFoundError", 405: "MethodNotAllowedError"}.get(exc.status_code, f"HTTP{exc.status_code}Error")
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # every method the path takes (RFC 9110): Starlette names the first matching route's
+            # alone, and a GET route's HEAD twin comes first (405s said "Allow: HEAD")
+            headers["Allow"] = ", ".join(_methods_of(request.scope)) or headers.get("allow", "")
+            headers.pop("allow", None)
         return JSONResponse({"detail": exc.detail, "error": name}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+                            headers=headers or None)
+
+    def _methods_of(scope) -> list[str]:
+        from starlette.routing import Match
+
+        methods: set[str] = set()
+        for route in app.router.routes:
+            match, _ = route.matches({**scope, "method": "GET"}) if hasattr(route, "matches") else (None, None)
+            if match in (Match.FULL, Match.PARTIAL) and getattr(route, "methods", None):
+                methods |= set(route.methods)
+        order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+        return sorted(methods, key=lambda m: order.index(m) if m in order else len(order))
 
     @app.exception_handler(ClientDisconnect)
     async def _client_gone(request: Request, exc: ClientDisconnect):
@@ -490,7 +507,7 @@ def create_app(
         matched (every request 401; only the live page's ?key= worked)."""
         key = headers.get("x-api-key")
         auth = headers.get("authorization", "")
-        if key is None and auth.lower().startswith("bearer "):
+        if not (key or "").strip() and auth.lower().startswith("bearer "):  # (an empty X-API-Key beat a good token)
             key = auth[7:].strip()
         if key is None:
             return None
@@ -570,6 +587,12 @@ def create_app(
 
     async def read_body(request: Request, allowed: tuple[str, ...], sink=None) -> bytes | None:
         """Raw body (image/* etc.) or the ``file`` part of a multipart form; into ``sink`` if given."""
+        coding = request.headers.get("content-encoding", "").strip().lower()
+        if coding not in ("", "identity"):
+            # (a gzipped PNG was "not an image", a gzipped mp4 taken and failed later: RFC 9110 15.5.16)
+            raise UnsupportedMediaTypeError(f"Content-Encoding {coding} is not accepted: send the file as it is",
+                                            hint="media files are compressed already; turn off the client's request "
+                                                 "compression for this upload")
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "multipart/form-data":
             options = tuple(_options_of(request.scope.get("endpoint")))

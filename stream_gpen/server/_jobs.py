@@ -387,7 +387,7 @@ class JobManager:
                 raise QueueFullError("the server is shutting down", retry_after_s=5)
             active = sum(1 for j in self._jobs.values() if j.state not in FINAL)
             if active >= self.max_jobs:
-                raise QueueFullError(f"video queue full ({self.max_jobs} jobs); retry later",
+                raise QueueFullError(f"video queue full ({self.max_jobs} jobs uploading, queued or running); retry later",
                                      retry_after_s=30, hint="raise --max-jobs")
             job_id = secrets.token_urlsafe(16)
             job = Job(job_id, self.work_dir / job_id, name, sel, st, float(start), duration, al)

@@ -86,7 +86,7 @@ def add_serve(subparsers, parents=()) -> None:
                    help="how long a request waits for others to batch with (default 5; 0 = never wait)")
     s.add_argument("--max-queue", type=_positive_int, default=64,
                    help="image requests waiting beyond this get 429 (default 64)")
-    s.add_argument("--max-jobs", type=_positive_int, default=8, help="queued+running video jobs (default 8)")
+    s.add_argument("--max-jobs", type=_positive_int, default=8, help="video jobs uploading, queued or running at once (default 8)")
     s.add_argument("--request-timeout", type=_positive_float, default=120.0,
                    help="seconds before an image request gets 503 (default 120)")
     s.add_argument("--job-ttl", type=_positive_float, default=3600.0,
@@ -116,6 +116,12 @@ def config_from_args(args: argparse.Namespace):
         if args.api_key is not None:
             raise InvalidInputError("--api-key is empty", hint="give a key, or leave --api-key out for an open API")
         raise InvalidInputError(f"${API_KEY_ENV} is set but blank", hint=f"unset {API_KEY_ENV} for no key, or set a key")
+    if key is not None and key != key.strip():
+        # a key read from a file (a Kubernetes or Docker secret, `echo key > f`) ends in a newline no
+        # client can send (HTTP strips a header value's ends): every request was 401, said nowhere
+        log.warning("the API key %s has spaces or a newline at its ends (read from a file?): they are left out",
+                    "given" if args.api_key is not None else f"in ${API_KEY_ENV}")
+        key = key.strip()
     return ServerConfig(
         api_key=key,
         max_upload_bytes=int(args.max_upload_mb * MiB),
@@ -162,7 +168,8 @@ def _run_serve(args: argparse.Namespace) -> int:
         resolve_encoder("nvenc", "h264")
     enh = _make_enhancer(args)  # weights errors surface here, before the port is bound
     app = create_app(enh, config=config)
-    log.info("serving %s on http://%s:%d (docs at /docs, live page at /)", enh.model_name, args.host, args.port)
+    host = f"[{args.host}]" if ":" in args.host else args.host  # (an IPv6 address, as a URL writes it)
+    log.info("serving %s on http://%s:%d (docs at /docs, live page at /)", enh.model_name, host, args.port)
     server = _server_class()(uvicorn.Config(
         app, host=args.host, port=args.port, log_level="warning",
         ws_max_size=live_message_limit(config),
