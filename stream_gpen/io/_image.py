@@ -489,7 +489,9 @@ def read_image_info(im, path: Path) -> dict:
             data = path.read_bytes()  # once, for the gain map and the trailer
         except OSError:
             data = b""
-        if im.format == "MPO":
+        if im.format == "MPO" or (im.format == "JPEG" and im.info.get("mp")):
+            # (Pillow opens an Ultra HDR JPEG whose XMP says hdrgm:Version as a plain JPEG, not as
+            # an MPO: a phone's real one; its MPF index is read here then)
             out.update(_read_gain_map(im, data))
         if im.format == "JPEG" or "gain_map" in out:
             trailer = _jpeg_trailer(data, out.get("gain_map_end"))
@@ -586,7 +588,10 @@ def _read_gain_map(im, data: bytes) -> dict:
     if (b"hdrgm" if isinstance(xmp, bytes) else "hdrgm") not in xmp:
         return {}
     try:
-        entries = im.mpinfo[0xB002]
+        mpinfo = getattr(im, "mpinfo", None)
+        if mpinfo is None:
+            mpinfo = im._getmp()  # (a JpegImageFile: Pillow's own MPF reader, as it reads an MPO's)
+        entries = mpinfo[0xB002]
         mpf = next(off for off, marker, seg in _jpeg_segments(data) if marker == 0xE2 and seg[4:8] == b"MPF\x00")
         tiff = mpf + 8
         start, size = tiff + int(entries[1]["DataOffset"]), int(entries[1]["Size"])
@@ -672,6 +677,41 @@ def _with_gain_map(primary: bytes, gain: bytes, iso: bytes | None) -> bytes:
     seg = b"\xff\xe2" + struct.pack(">H", 2 + 4 + len(body)) + b"MPF\x00" + body
     assert len(seg) == mpf_len
     return primary[:pos] + iso + seg + primary[pos:] + gain
+
+
+_TURNS = {2: ["FLIP_LEFT_RIGHT"], 3: ["ROTATE_180"], 4: ["FLIP_TOP_BOTTOM"], 5: ["TRANSPOSE"], 6: ["ROTATE_270"],
+          7: ["TRANSVERSE"], 8: ["ROTATE_90"]}
+
+
+def _turned_gain_map(gain: bytes, orientation: int) -> bytes:
+    """The gain-map JPEG turned as its photo is turned upright (EXIF ``orientation``): the map is
+    applied over the primary's stored pixel grid, and a primary written upright with the map left
+    sideways had its HDR brightening land on the wrong pixels. Its pixels are encoded again (q95,
+    as smooth as a gain map is); its own APPn segments (hdrgm XMP, the ISO 21496-1 metadata, ICC)
+    are carried over as they were. Unreadable: given back as it is."""
+    import io
+
+    from PIL import Image
+
+    if orientation not in _TURNS:
+        return gain
+    try:
+        with Image.open(io.BytesIO(gain)) as g:
+            g.load()
+            turned = g
+            for step in _TURNS[orientation]:
+                turned = turned.transpose(getattr(Image.Transpose, step))
+            buf = io.BytesIO()
+            turned.save(buf, format="JPEG", quality=95)
+    except Exception:  # noqa: BLE001 - a map Pillow cannot read: kept as it was
+        log.debug("gain map not turned: unreadable", exc_info=True)
+        return gain
+    new = buf.getvalue()
+    own = b"".join(seg for _, marker, seg in _jpeg_segments(gain) if marker != 0xE0)
+    pos = 2
+    for off, _, seg in _jpeg_segments(new):
+        pos = off + len(seg)  # (after Pillow's JFIF APP0)
+    return new[:pos] + own + new[pos:]
 
 
 def _webp_is_lossless(path: Path) -> bool:
@@ -1567,6 +1607,7 @@ class ImageSink(_Sink):
                 im.save(buf, format="JPEG", **kwargs)
                 data = buf.getvalue()
                 if gain is not None:
+                    gain = _turned_gain_map(gain, int(info.get("orientation") or 1))
                     data = _with_gain_map(data, gain, info.get("gain_map_iso"))
                 tmp.write_bytes(data + (trailer or b""))
             elif hi is None and fmt:
