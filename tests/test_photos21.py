@@ -62,3 +62,30 @@ def test_a_real_ultra_hdr_jpeg_keeps_its_indexed_gain_map_turned_with_it(tmp_pat
     along_x = np.abs(np.diff(ramp.mean(0))).mean() > np.abs(np.diff(ramp.mean(1))).mean()
     assert along_x == (orientation == 1)
     assert any(b"GainMapMax" in seg for seg in segs)  # its own metadata carried over
+
+
+def test_a_bmp_keeps_its_dpi(tmp_path, enh):
+    """photos21: BMP output was written at Pillow's 96 dpi (a 300-dpi scan)."""
+    src = tmp_path / "scan.bmp"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(src, dpi=(300, 300))
+    enh.enhance_file(src, tmp_path / "o.bmp")
+    enh.enhance_file(src, tmp_path / "o2.bmp")
+    with Image.open(tmp_path / "o.bmp") as im:
+        assert [round(d) for d in im.info["dpi"]] == [300, 300]
+
+
+def test_a_turned_422_jpeg_is_written_444(tmp_path, enh):
+    """photos21: a camera's 4:2:2 JPEG turned upright was written 4:2:2 again: its colour halved both ways."""
+    from PIL import JpegImagePlugin
+
+    rng = np.random.default_rng(2)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    for orient, want in ((6, 0), (1, 1)):
+        exif[0x0112] = orient
+        src = tmp_path / f"cam{orient}.jpg"
+        Image.fromarray(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(src, quality=92, subsampling=1,
+                                                                                   exif=exif.tobytes())
+        enh.enhance_file(src, tmp_path / f"o{orient}.jpg")
+        with Image.open(tmp_path / f"o{orient}.jpg") as im:
+            assert JpegImagePlugin.get_sampling(im) == want

@@ -1433,7 +1433,7 @@ class ImageSink(_Sink):
                     self._note(f"the {src} colour description (nclx, primaries {nclx.get('color_primaries')}) was "
                                f"dropped: {fmt or path.suffix} output cannot hold it, so wide-gamut colours will show "
                                "less saturated (write .heic to keep it)", path)
-        if info.get("dpi") and fmt in ("JPEG", "PNG", "TIFF"):
+        if info.get("dpi") and fmt in ("JPEG", "PNG", "TIFF", "BMP"):  # (a BMP was written at Pillow's 96)
             kw["dpi"] = tuple(round(float(d), 4) for d in info["dpi"])
         # (an MPO, which Pillow reports for camera JPEGs with an MPF preview, is written as JPEG)
         same = _AS_WRITTEN.get(info.get("format"), info.get("format")) == fmt
@@ -1455,6 +1455,10 @@ class ImageSink(_Sink):
             # 4:4:4 stays 4:4:4 (Pillow's default is 4:2:0: halved colour resolution)
             if "subsampling" in info:
                 kw["subsampling"] = info["subsampling"]
+                if info["subsampling"] == 1 and int(info.get("orientation") or 1) in (5, 6, 7, 8):
+                    # a camera's 4:2:2 turned a quarter is halved the other way: 4:2:2 again would
+                    # halve its colour both ways (there is no 4:4:0 writer): 4:4:4 keeps what it had
+                    kw["subsampling"] = 0
             if info.get("progressive"):
                 kw["progressive"] = True
             if info.get("comment"):
