@@ -75,6 +75,19 @@ log = logging.getLogger(__name__)
 DecodeMode = Literal["auto", "cpu", "nvdec"]
 _DECODE_MODES = ("auto", "cpu", "nvdec")
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp", "rtp", "hls")
+#: URL schemes that carry live streams only (http(s) and hls may be files)
+_LIVE_ONLY_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "tcp", "rtp")
+
+
+def _rate_of(vs, options: dict) -> Fraction | None:
+    """The video stream's frame rate: FFmpeg's guess, else the mean; for a live stream opened
+    without the rate probe (``fpsprobesize=0``) the codec's own first (the guess is then the
+    field rate of an H.264 stream, twice the frame rate)."""
+    if options.get("fpsprobesize") == "0":
+        own = _fraction(vs.codec_context.framerate)
+        if own:
+            return own
+    return _fraction(vs.guessed_rate) or _fraction(vs.average_rate)
 #: photo names; .jfif/.jpe are JPEGs (browsers save .jfif), .hif is the HEIF that Fujifilm and
 #: Canon cameras write
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif",
@@ -1006,6 +1019,11 @@ def _classify(spec) -> tuple[str, str, str | None, dict]:
     scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
     if scheme in URL_SCHEMES:
         opts = {"rtsp_transport": "tcp"} if scheme.startswith("rtsp") else {}
+        if scheme in _LIVE_ONLY_SCHEMES:
+            # FFmpeg reads ~20 frames to guess the frame rate before the open returns: they then came
+            # as one burst, of which live reading keeps the newest (8 s of a 2 fps camera lost, its
+            # first frame frozen that long); the rate is the codec's own (_rate_of)
+            opts["fpsprobesize"] = "0"
         # (FFmpeg names its protocols in lower case: RTSP://... was "Protocol not found")
         return "url", scheme + "://" + spec.split("://", 1)[1], None, opts
     if spec.isdigit() or spec.startswith("/dev/video") or spec.startswith("video="):
@@ -1902,6 +1920,9 @@ class VideoSource:
         :meth:`_open_container`): FFmpeg's own words, without PyAV's ``[Errno N]`` (for FFmpeg's
         own error codes N is a tag such as 1279870712, meaningless to a user)."""
         reason = _ffmpeg_reason(e)
+        if isinstance(e, av.error.ExitError) and self.kind in ("url", "device"):
+            # (PyAV's open timeout ends the open as FFmpeg's "Immediate exit requested")
+            reason = f"no data for {self._timeout:g} s"
         if reopen:
             return SourceClosedError(f"cannot reopen {self.kind} {self.spec!r}: {reason}")
         code = getattr(e, "errno", None)
@@ -2256,8 +2277,7 @@ class VideoSource:
 
     def _hold_gap(self) -> Fraction:
         """One nominal frame interval of the video (0.1 s when its rate is unknown)."""
-        vs = self._vstream
-        rate = _fraction(vs.guessed_rate) or _fraction(vs.average_rate)
+        rate = _rate_of(self._vstream, self._options)
         return 1 / rate if rate else Fraction(1, 10)
 
     def _decoded(self) -> Iterator["av.VideoFrame"]:
@@ -2876,7 +2896,7 @@ class VideoSource:
         frame_count = None
         if count_frames and self.kind == "file":
             frame_count = count_video_packets(self._target, options=self._options)
-        rate = _fraction(vs.guessed_rate) or _fraction(vs.average_rate)
+        rate = _rate_of(vs, self._options)
         matrix = display_matrix(first)
         orientation = display_orientation(first.rotation, matrix)
         # a mirrored display (selfie cameras, ``-display_hflip``): ``rotation`` is only the turn

@@ -1,0 +1,68 @@
+"""Session 21 (live21): a live network stream is opened without FFmpeg's frame-rate probe (it held
+~20 frames back, then handed them over as one burst, of which live reading keeps the newest: the
+first 1.3 s of a 15 fps camera lost, 8 s of a 2 fps one, its first frame frozen that long); an open
+that times out says "no data for N s", not FFmpeg's "Immediate exit requested"."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from fractions import Fraction
+
+import pytest
+
+from _clips import ts_clip
+from stream_gpen.errors import SourceClosedError
+from stream_gpen.io import open_source
+from stream_gpen.io._source import _classify
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_live_only_schemes_skip_the_rate_probe():
+    assert _classify("udp://127.0.0.1:5000")[3].get("fpsprobesize") == "0"
+    assert _classify("srt://host:9000")[3].get("fpsprobesize") == "0"
+    assert _classify("rtsp://cam/stream")[3] == {"rtsp_transport": "tcp", "fpsprobesize": "0"}
+    assert "fpsprobesize" not in _classify("https://example.org/clip.ts")[3]  # (may be a file)
+
+
+def test_a_udp_stream_keeps_its_first_frames(tmp_path):
+    data = bytes(ts_clip(tmp_path / "c.ts", n=50, size=(64, 48)))
+    port = _free_udp_port()
+    chunks = [data[i:i + 1316] for i in range(0, len(data), 1316)]
+
+    def send():
+        time.sleep(0.3)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sk:
+            t0 = time.monotonic()
+            for j, c in enumerate(chunks):  # paced over the clip's 2 s
+                sk.sendto(c, ("127.0.0.1", port))
+                wait = t0 + 2.0 * (j + 1) / len(chunks) - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+
+    threading.Thread(target=send, daemon=True).start()
+    times = []
+    with open_source(f"udp://127.0.0.1:{port}", live=True, timeout_s=1.5, reconnect=0) as src:
+        assert src.metadata.frame_rate == Fraction(25)  # (the codec's own rate, not the field rate)
+        try:
+            for f in src:
+                times.append(f.time)
+                f.release()
+        except SourceClosedError:
+            pass  # (the stream ends as a live one does: no data)
+        dropped = src.stats["dropped"]
+    assert len(times) >= 40 and dropped <= 8, (len(times), dropped, times[:5])
+    assert times[1] - times[0] < 0.2, times[:5]  # (the first frame was held while ~20 were probed)
+
+
+def test_a_live_open_that_times_out_says_no_data():
+    port = _free_udp_port()
+    with pytest.raises(SourceClosedError) as e:
+        with open_source(f"udp://127.0.0.1:{port}", live=True, timeout_s=0.5, reconnect=0):
+            pass
+    assert "no data for 0.5 s" in str(e.value) and "Immediate exit" not in str(e.value)
