@@ -714,6 +714,7 @@ def run_stream(
         while restored:
             p = restored.popleft()  # (out of ``restored`` first: a caller that stops here saw it)
             stage.faces_out = getattr(stage, "faces_out", 0) + len(p.affines)
+            _note_pasted(p, stage)
             yield p.frame
 
     def admit(released, late: bool = False):
@@ -796,6 +797,22 @@ def _same_picture(frame, repeat) -> bool:
         return False
     hi, rhi = getattr(frame, "hi", None), getattr(repeat, "hi", None)
     return (hi is None) == (rhi is None) and (hi is None or torch.equal(hi, rhi))
+
+
+def _note_pasted(p, stage) -> None:
+    """Where the faces went in ``p.frame`` (:attr:`Frame.pasted`), for a sink that keeps the
+    decoded picture elsewhere (a frame with its ``yuv``); an aligned crop is restored whole."""
+    frame = p.frame
+    size = getattr(stage, "size", None)
+    if getattr(frame, "yuv", None) is None or not size:
+        return
+    h, w = frame.image.shape[:2]
+    if getattr(stage, "aligned", False):
+        frame.pasted = [(0, 0, w, h)]
+    else:
+        from stream_gpen.faces._paste import paste_areas
+
+        frame.pasted = paste_areas(p.affines, size, h, w)
 
 
 def _copy_restored(frame, repeat) -> None:

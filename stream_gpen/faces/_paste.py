@@ -47,6 +47,27 @@ def face_core(coords_x: torch.Tensor, coords_y: torch.Tensor, size: int) -> torc
     return t * t * (3.0 - 2.0 * t)
 
 
+def paste_areas(affines: torch.Tensor, size: int, height: int, width: int, *, margin: int = 2) -> list[tuple]:
+    """The frame areas ``[(x0, y0, x1, y1), ...]`` (ends exclusive, within the frame) that
+    :func:`paste_faces` may write for faces cut with ``affines`` (frame -> crop, ``[n,2,3]``) at
+    crop size ``size``: each crop's bounding box in the frame, as paste_faces reads and writes it,
+    ``margin`` pixels wider. Every pixel outside them keeps its exact value."""
+    affines = torch.as_tensor(affines, dtype=torch.float64).cpu()
+    if affines.numel() == 0:
+        return []
+    inv = invert_affines(affines)
+    corners = torch.tensor([[0, 0], [size - 1, 0], [0, size - 1], [size - 1, size - 1]], dtype=torch.float64)
+    fc = apply_affines(inv, corners.expand(len(affines), 4, 2))
+    lo, hi = fc.amin(dim=1).floor(), fc.amax(dim=1).ceil()
+    out = []
+    for (ax, ay), (bx, by) in zip(lo.tolist(), hi.tolist()):
+        x0, y0 = max(int(ax) - margin, 0), max(int(ay) - margin, 0)
+        x1, y1 = min(int(bx) + 1 + margin, width), min(int(by) + 1 + margin, height)
+        if x0 < x1 and y0 < y1:
+            out.append((x0, y0, x1, y1))
+    return out
+
+
 def paste_faces(
     frame: torch.Tensor,
     crops: torch.Tensor,

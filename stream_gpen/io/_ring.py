@@ -96,6 +96,14 @@ class Frame:
     # the window's end), None when the input does not say: a sink gives the last frame this length
     # instead of repeating the interval before it (a still held at the end would vanish)
     duration: float | None = None
+    #: the decoded YUV picture this frame was converted from (an ``av.VideoFrame``), kept where a
+    #: sink may write its untouched parts as they were (video sources decoding planar YUV on the
+    #: CPU, the picture neither turned nor resized): RGB is clipped to its range, so super-white
+    #: and super-black codes outside the faces were lost in the round trip. None elsewhere.
+    yuv: Any = field(default=None, repr=False)
+    #: the frame's areas the faces were pasted into, ``[(x0, y0, x1, y1), ...]`` (pixels outside
+    #: them are the decoded ones, exactly); None: not known (a sink then encodes the whole picture)
+    pasted: list | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.time_base, Fraction):
@@ -162,6 +170,7 @@ class Frame:
         self._image = None
         self._hi = None
         self.alpha = None
+        self.yuv = None
 
     def __enter__(self) -> "Frame":
         return self

@@ -35,7 +35,15 @@ from stream_gpen.errors import (
     OutputExistsError,
     UnsupportedCodecError,
 )
-from stream_gpen.io._convert import add_alpha, alpha_twin, bits_per_component, chroma_of, decode_colorspace, rgb_to_av
+from stream_gpen.io._convert import (
+    add_alpha,
+    alpha_twin,
+    bits_per_component,
+    chroma_of,
+    decode_colorspace,
+    decode_range,
+    rgb_to_av,
+)
 from stream_gpen.io._meta import COLOR_PRIMARIES, COLOR_TRCS, audio_params_unknown, ffmpeg_local, hidden_temp
 from stream_gpen.io._ring import Frame
 from stream_gpen.io._subtitles import SubtitleConverter, is_text_subtitle, text_target
@@ -1360,6 +1368,47 @@ def _encode_hint(err: BaseException) -> str | None:
     return None
 
 
+def _plane_arrays(vf) -> list[np.ndarray]:
+    """The planes of a planar YUV ``av.VideoFrame`` as ``[rows, samples]`` arrays (views of its
+    memory, line padding left out; 16-bit samples for formats above 8 bits)."""
+    deep = any(c.bits > 8 for c in vf.format.components)
+    dt = np.dtype("<u2") if deep else np.uint8
+    out = []
+    for p in vf.planes:
+        rows = np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)
+        out.append(rows.view(dt)[:, :p.width])
+    return out
+
+
+def _yuv_copy(src, pix_fmt: str, colorspace: int, color_range: int):
+    """A new frame of ``pix_fmt`` (``src``'s own format, or its plain twin of a ``yuvj`` one)
+    holding ``src``'s samples, tagged as :func:`rgb_to_av` tags its frames (the encoder may hold a
+    frame: ``src`` is the decoder's)."""
+    vf = av.VideoFrame(src.width, src.height, pix_fmt)
+    for d, s in zip(_plane_arrays(vf), _plane_arrays(src)):
+        d[...] = s
+    if color_range in (1, 2):
+        vf.color_range = color_range
+    if colorspace is not None and colorspace != 2:
+        vf.colorspace = colorspace
+    return vf
+
+
+def _yuv_splice(vf, src, areas) -> None:
+    """``vf`` (converted from the restored RGB) keeps its samples inside ``areas`` (the pasted
+    faces, :attr:`Frame.pasted`; each widened to whole chroma samples) and takes ``src``'s
+    decoded samples everywhere else: exact, out-of-range codes and all."""
+    planes, srcs = _plane_arrays(vf), _plane_arrays(src)
+    keep = [np.zeros(p.shape, bool) for p in planes]
+    w, h = vf.width, vf.height
+    for x0, y0, x1, y1 in areas:
+        for k, p in zip(keep, planes):
+            sx, sy = (2 if p.shape[1] < w else 1), (2 if p.shape[0] < h else 1)  # (4:2:0 / 4:2:2 chroma)
+            k[y0 // sy:-(-y1 // sy), x0 // sx:-(-x1 // sx)] = True
+    for p, s, k in zip(planes, srcs, keep):
+        np.copyto(p, s, where=~k)
+
+
 def _file_size_limit() -> int | None:
     """The process's file-size limit in bytes (RLIMIT_FSIZE), or None where there is none (or no
     such limit on this system)."""
@@ -2303,6 +2352,25 @@ class FileSink(_Sink):
                      "them; codec='hevc' or 'av1' for delivery)" if enc == "libx264" else "")
         return pix
 
+    def _decoded_as_is(self, frame: Frame, arr: np.ndarray):
+        """The decoded YUV picture of ``frame`` (:attr:`Frame.yuv`) where the frame may be written
+        from it outside its pasted faces: the same pixel format as the output's (a full-range
+        ``yuvj`` one is its plain twin, its range a tag), size, matrix and range, by a software
+        encoder, with no alpha to add. RGB is clipped to its range: a YUV picture's codes above
+        white and below black (super-whites of camcorders and broadcast, 4-10% of some real clips'
+        highlights) came back clipped, every frame, faces or not. None: the RGB is encoded."""
+        src = getattr(frame, "yuv", None)
+        if src is None or getattr(frame, "pasted", None) is None or self._hardware or self._alpha_pix is not None:
+            return None
+        try:
+            if (_unjpeg(src.format.name) != self._pix or (src.height, src.width) != tuple(arr.shape[:2])
+                    or decode_colorspace(src.colorspace, src.width, src.height) != self._colorspace
+                    or decode_range(src.format.name, int(src.color_range)) != self._color_range):
+                return None
+        except (AttributeError, TypeError, ValueError):
+            return None
+        return src
+
     def _to_even(self, img: np.ndarray) -> np.ndarray:
         h, w = img.shape[:2]
         eh, ew = self._even_size(h, w)
@@ -2435,7 +2503,14 @@ class FileSink(_Sink):
             self._last_dts = None
             self._rebase_negative(frame)
         arr = self._to_even(arr)
-        vf = rgb_to_av(arr, pix_fmt=self._pix, colorspace=self._colorspace, color_range=self._color_range)
+        src = self._decoded_as_is(frame, arr)
+        if src is not None and not frame.pasted:
+            # no face in it: the decoded picture as it was (and no conversion)
+            vf = _yuv_copy(src, self._pix, self._colorspace, self._color_range)
+        else:
+            vf = rgb_to_av(arr, pix_fmt=self._pix, colorspace=self._colorspace, color_range=self._color_range)
+            if src is not None:
+                _yuv_splice(vf, src, frame.pasted)
         if self._alpha_pix is not None:
             a = frame.alpha
             if a is None or tuple(a.shape) != (h, w):  # a frame without one (or a side-by-side): opaque

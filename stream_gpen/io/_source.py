@@ -75,6 +75,9 @@ log = logging.getLogger(__name__)
 DecodeMode = Literal["auto", "cpu", "nvdec"]
 _DECODE_MODES = ("auto", "cpu", "nvdec")
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp", "rtp", "hls")
+#: pixel formats a sink may write a frame's untouched parts from as decoded (Frame.yuv)
+_AS_DECODED = frozenset(f"yuv{c}p{b}" for c in ("420", "422", "444") for b in ("", "10le", "12le")) | {
+    "yuvj420p", "yuvj422p", "yuvj444p"}
 #: URL schemes that carry live streams only (http(s) and hls may be files)
 _LIVE_ONLY_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "tcp", "rtp")
 
@@ -3059,6 +3062,7 @@ class VideoSource:
         if slot is None:
             return
         hi = None
+        yuv = None
         try:
             if f.format.name == "cuda":
                 y = torch.from_dlpack(f.planes[0])
@@ -3097,11 +3101,13 @@ class VideoSource:
                 if self._rot_k or self._mirror:
                     rgb16 = orient(rgb16, self._rot_k, self._mirror)
                 img, hi = ring.write_hi_slot(slot, self._fit(rgb16, index, self._frame_sar(f)))
+                yuv = self._as_decoded(f)
             else:
                 rgb = torch.from_numpy(av_to_rgb_numpy(f))
                 if self._rot_k or self._mirror:  # mirror, then counter-clockwise, as the display matrix says
                     rgb = orient(rgb, self._rot_k, self._mirror)
                 img = ring.write_slot(slot, self._fit(rgb, index, self._frame_sar(f)))
+                yuv = self._as_decoded(f)
             alpha = self._alpha(f, index, high=hi is not None) if self.has_alpha else None
             if self._watch_alpha and _transparent(f):
                 self._watch_alpha = False
@@ -3115,7 +3121,16 @@ class VideoSource:
             self.stats["corrupt_frames"] += 1
         tb = _fraction(f.time_base) or self.metadata.time_base
         ring.publish(Frame(index=index, pts=f.pts, time_base=tb, time=t, _image=img, _ring=ring, slot=slot, corrupt=corrupt,
-                             _hi=hi, alpha=alpha, duration=float(f.duration * tb) if f.duration else None))
+                             _hi=hi, alpha=alpha, duration=float(f.duration * tb) if f.duration else None, yuv=yuv))
+
+    def _as_decoded(self, f):
+        """``f`` itself, for :attr:`Frame.yuv`, where its picture is the frame's as decoded: planar
+        YUV (8 to 12 bits), neither turned nor mirrored, nor fitted into another size or pixel
+        shape, and not transparent; else None."""
+        if (f.format.name not in _AS_DECODED or self._rot_k or self._mirror or self.has_alpha
+                or (f.height, f.width) != (self.ring.height, self.ring.width) or self._frame_sar(f) is not None):
+            return None
+        return f
 
     def _alpha(self, f, index: int, *, high: bool) -> torch.Tensor:
         """The frame's alpha plane, upright and fitted like its picture, on the CPU (sinks read it
