@@ -683,7 +683,7 @@ def test_health_metrics_docs_page(fake, tmp_path):
                 "/healthz", "/metrics"} <= set(paths)
         assert "multipart/form-data" in paths["/v1/images:enhance"]["post"]["requestBody"]["content"]
         page = c.get("/").text
-        assert "getUserMedia" in page and "/v1/live" in page
+        assert "getUserMedia" in page and '"v1/live"' in page  # (relative: --root-path)
         # No build step, no CDN: nothing is fetched from another origin.
         assert "src=\"http" not in page and "href=\"http" not in page and "@import" not in page
     assert not work.exists()  # the server's own temporary folder is removed at shutdown

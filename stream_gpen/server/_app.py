@@ -3,6 +3,7 @@
 # Request/WebSocket are imported inside create_app (no FastAPI import at module import).
 
 import asyncio
+import base64
 import hmac
 import io
 import logging
@@ -35,6 +36,12 @@ _IMAGE_TYPES = ("image/", "application/octet-stream")
 # (an animated GIF is a video: image/gif is what clients label one with)
 _VIDEO_TYPES = ("video/", "image/gif", "application/octet-stream")
 _CHUNK = 1 << 16
+#: the subprotocol /v1/live answers with when it is offered. Browsers cannot give a WebSocket
+#: headers, and a key in its URL (?key=) lands in proxies' access logs: the page offers this and
+#: "key.<base64url of the key>", read as the key and never echoed (a browser fails a connection
+#: whose answer names none of the subprotocols it offered).
+LIVE_PROTOCOL = "stream-gpen"
+_KEY_PROTOCOL = "key."
 # nginx's code for "client closed request": what /metrics counts an upload the client abandoned as
 # (not 500; no answer reaches that client anyway).
 CLIENT_CLOSED = 499
@@ -234,7 +241,7 @@ class _BodyLimit:
                 status[0] = message["status"]
             await send(message)
 
-        limit = self.limit_for(scope["path"])
+        limit = self.limit_for(_route_path(scope))
         headers = dict(scope.get("headers") or [])
         try:
             declared = int(headers.get(b"content-length", b"-1"))
@@ -272,6 +279,32 @@ class _BodyLimit:
                 status[0] = CLIENT_CLOSED
         finally:
             self.metrics.request(_route_label(scope), scope.get("method", ""), status[0], time.perf_counter() - t0)
+
+
+def _route_path(scope) -> str:
+    """The path the routes see: behind ``--root-path /gpen`` uvicorn hands ``/gpen/v1/...`` on, and
+    Starlette routes it without the prefix (a check of ``/v1/`` on the whole path let every request
+    past the API key)."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root):len(root) + 1] in ("", "/"):
+        return path[len(root):] or "/"
+    return path
+
+
+def _live_protocols(scope) -> tuple[str | None, bytes | None]:
+    """The subprotocol to accept a ``/v1/live`` connection with (:data:`LIVE_PROTOCOL` if offered)
+    and the key its subprotocol list carries, as bytes (b"" for one that is no base64url: wrong)."""
+    offered = scope.get("subprotocols") or []
+    key = None
+    for p in offered:
+        if p.startswith(_KEY_PROTOCOL):
+            text = p[len(_KEY_PROTOCOL):]
+            try:
+                key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            except ValueError:  # (binascii.Error; a non-ASCII one)
+                key = b""
+            break
+    return (LIVE_PROTOCOL if LIVE_PROTOCOL in offered else None), key
 
 
 def _route_label(scope) -> str:
@@ -518,7 +551,7 @@ def create_app(
 
     @app.middleware("http")
     async def _auth(request: Request, call_next):
-        path = request.url.path
+        path = _route_path(request.scope)
         if (path.startswith("/v1/") or path == "/metrics") and not check_key(key_from_headers(request.headers)):
             metrics.refuse("unauthorized")
             # answered before the body-limit layer (which counts requests) sees it: counted here
@@ -708,12 +741,15 @@ def create_app(
             if _storage_refused(e):
                 return _storage_error(e)
             raise
-        return JSONResponse(jobs.snapshot(job), status_code=202, headers={"Location": f"{VIDEO_ROUTE}/{job.id}"})
+        # (under the proxy's prefix, --root-path: "/v1/..." was the proxy's 404)
+        root = request.scope.get("root_path", "").rstrip("/")
+        return JSONResponse(jobs.snapshot(job, root_path=root), status_code=202,
+                            headers={"Location": f"{root}{VIDEO_ROUTE}/{job.id}"})
 
     @get_and_head(VIDEO_ROUTE + "/{job_id}", summary="State, progress and summary of a video job")
-    async def get_video_job(job_id: str):
+    async def get_video_job(job_id: str, request: Request):
         jobs = state["jobs"]
-        return jobs.snapshot(jobs.get(job_id))
+        return jobs.snapshot(jobs.get(job_id), root_path=request.scope.get("root_path", "").rstrip("/"))
 
     @get_and_head(VIDEO_ROUTE + "/{job_id}/result", summary="The enhanced video (when the job is done)",
                   response_class=FileResponse)
@@ -741,7 +777,7 @@ def create_app(
         # Accepted, then closed: a close before accept reaches a client through uvicorn as a bare
         # HTTP 403, without the code or the reason (a browser shows "closed 1006", whatever was wrong).
         # (A close frame's reason holds 123 bytes.)
-        await ws.accept()
+        await ws.accept(subprotocol=_live_protocols(ws.scope)[0])
         await ws.close(code=code, reason=reason.encode()[:123].decode("utf-8", "ignore"))
 
     @app.exception_handler(WebSocketRequestValidationError)
@@ -754,9 +790,10 @@ def create_app(
     @app.websocket("/v1/live")
     async def live(ws: WebSocket, model: str | None = None, faces: str | None = None, key: str | None = None,
                    strength: float | None = None, aligned: bool = False):
-        if not check_key(key or key_from_headers(ws.headers)):
+        protocol, offered_key = _live_protocols(ws.scope)
+        if not check_key(key or offered_key or key_from_headers(ws.headers)):
             metrics.refuse("unauthorized")
-            await refuse_live(ws, 1008, "missing or wrong API key (?key=...)")
+            await refuse_live(ws, 1008, "missing or wrong API key (subprotocol key.<base64url>, X-API-Key or ?key=)")
             return
         if not state:
             await refuse_live(ws, 1013, "server not ready")
@@ -770,7 +807,7 @@ def create_app(
         except InvalidInputError as e:
             await refuse_live(ws, 1008, str(e))
             return
-        await ws.accept()
+        await ws.accept(subprotocol=protocol)
         try:
             await live_session(ws, batcher=state["batcher"], metrics=metrics, max_pixels=config.max_pixels,
                                max_jpeg_bytes=config.max_upload_bytes,

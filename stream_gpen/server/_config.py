@@ -14,8 +14,9 @@ MiB = 1024 * 1024
 class ServerConfig:
     """Everything ``stream-gpen serve`` can be told, with the trade-off of each knob.
 
-    * ``api_key``: when set, every ``/v1`` route and ``/metrics`` need it (``X-API-Key`` header,
-      ``Authorization: Bearer``, or ``?key=`` on the WebSocket, which browsers cannot give headers).
+    * ``api_key``: when set, every ``/v1`` route and ``/metrics`` need it (``X-API-Key`` header or
+      ``Authorization: Bearer``; on the WebSocket, which browsers cannot give headers, also the
+      subprotocol ``key.<base64url of the key>``, or ``?key=``, which access logs record).
       ``None`` leaves the API open: fine on 127.0.0.1, not on a shared network.
     * ``max_upload_bytes``: largest image request body (and JPEG live frame; a raw RGBA one may be
       as large as a 4K frame, see :func:`live_message_limit`). Bigger allows larger photos but lets

@@ -89,7 +89,7 @@ class Job:
     def output_path(self) -> Path:
         return self.dir / OUTPUT_NAME
 
-    def to_dict(self, ttl_s: float) -> dict:
+    def to_dict(self, ttl_s: float, *, root_path: str = "") -> dict:
         progress = None
         if self.state is JobState.done:  # (the total was the header's estimate: VFR, a cut-off file)
             progress = 1.0
@@ -114,7 +114,7 @@ class Job:
             "progress": progress,
             "summary": self.summary,
             "error": self.error,
-            "result": f"/v1/videos/{self.id}/result" if self.state is JobState.done else None,
+            "result": f"{root_path}/v1/videos/{self.id}/result" if self.state is JobState.done else None,
         }
 
 
@@ -462,9 +462,10 @@ class JobManager:
         self._remove_files(job)
         return job
 
-    def snapshot(self, job: Job) -> dict:
+    def snapshot(self, job: Job, *, root_path: str = "") -> dict:
+        """``job``'s state as the API answers it; ``root_path`` prefixes its ``result`` link."""
         with self._cond:
-            return job.to_dict(self.ttl_s)
+            return job.to_dict(self.ttl_s, root_path=root_path)
 
     # --- worker ------------------------------------------------------------------------------------
     def _remove_files(self, job: Job) -> None:

@@ -11,6 +11,7 @@ import errno
 import logging
 import math
 import os
+import re
 
 from stream_gpen.errors import InvalidInputError
 
@@ -56,6 +57,17 @@ def _pixels(text: str) -> int:
     return int(v)
 
 
+def _root_path(text: str) -> str:
+    """``--root-path``: the path a reverse proxy serves this server under (``/gpen``); "" for none.
+    (uvicorn puts it in each request's path as ASCII: a non-ASCII one failed every request.)"""
+    if text in ("", "/"):
+        return ""
+    if not re.fullmatch(r"(/[\w.~%+-]+)+", text, flags=re.ASCII):
+        raise argparse.ArgumentTypeError(f"expected a path such as /gpen (a leading /, no trailing /, ASCII letters, "
+                                         f"digits and . _ ~ % + -), got {text!r}")
+    return text
+
+
 def add_serve(subparsers, parents=()) -> None:
     from stream_gpen.commands import _in_range, _model_options, _named, _positive_int
 
@@ -96,6 +108,12 @@ def add_serve(subparsers, parents=()) -> None:
                    help="where uploads and results live while the server runs (a fast disk with room for "
                    "--max-jobs videos); its job folders are removed at exit (default: a temporary folder, "
                    "removed whole)")
+    # explicit, never from X-Forwarded-Prefix: a header any client can send would point the
+    # page's, /docs' and the job links wherever it names
+    s.add_argument("--root-path", type=_root_path, default="", metavar="PREFIX",
+                   help="the path a reverse proxy serves this server under, e.g. /gpen for https://host/gpen/ "
+                   "(the proxy strips it before passing requests on): /docs, the live page and job links then "
+                   "point under it (default: none)")
     s.add_argument("--encoder", default="software", choices=["software", "nvenc", "auto"],
                    help="what encodes video job results: software (CPU, default), nvenc (NVIDIA's hardware "
                    "encoder: L4/L40S/RTX; A100/H100/H200 have none) or auto (NVENC where it works)")
@@ -169,9 +187,11 @@ def _run_serve(args: argparse.Namespace) -> int:
     enh = _make_enhancer(args)  # weights errors surface here, before the port is bound
     app = create_app(enh, config=config)
     host = f"[{args.host}]" if ":" in args.host else args.host  # (an IPv6 address, as a URL writes it)
-    log.info("serving %s on http://%s:%d (docs at /docs, live page at /)", enh.model_name, host, args.port)
+    root = args.root_path
+    log.info("serving %s on http://%s:%d (%sdocs at %s/docs, live page at %s/)", enh.model_name, host, args.port,
+             f"behind a proxy at {root}: " if root else "", root, root)
     server = _server_class()(uvicorn.Config(
-        app, host=args.host, port=args.port, log_level="warning",
+        app, host=args.host, port=args.port, log_level="warning", root_path=root,
         ws_max_size=live_message_limit(config),
         timeout_graceful_shutdown=10,
     ))
