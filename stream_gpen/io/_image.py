@@ -96,8 +96,9 @@ def _heif_plugin(path: Path) -> None:
 _TIFF_COMPRESSIONS = ("raw", "tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "packbits")
 # the format a file Pillow reports as this one is written back in
 _AS_WRITTEN = {"MPO": "JPEG"}
-# formats that hold several pages or frames (Pillow's save_all): a multi-page TIFF, an animation
-_MULTI_PAGE = ("TIFF", "WEBP", "PNG")
+# formats that hold several pages or frames (Pillow's save_all): a multi-page TIFF, an animation,
+# a HEIF's pictures (pillow-heif: a burst, an edit beside its original)
+_MULTI_PAGE = ("TIFF", "WEBP", "PNG", "HEIF", "AVIF")
 # TIFF tags that describe the file's own layout (sizes, strips/tiles, samples, compression, SubIFD offsets,
 # colour map, ICC, XMP): never copied from one file into another
 _TIFF_LAYOUT_TAGS = {254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 280, 281, 284, 296, 282, 283, 317,
@@ -804,6 +805,11 @@ def _load_checked(path: Path, notes: list[str] | None):
         with Image.open(path) as im:
             ifds, previews = tiff_pages(im)
             frames = len(ifds)
+            if im.format == "HEIF" and im.tell():
+                # pillow-heif opens on the primary picture, which need not be the first (that came
+                # twice, and the first never): it is read first, and stays the primary when written
+                # (the one a one-picture format keeps), the others after it in their order
+                ifds = [im.tell()] + [k for k in ifds if k != im.tell()]
             if ifds[0]:
                 im.seek(ifds[0])  # (a preview stored first: the picture is the first full page)
             avif_bits = 8
@@ -821,8 +827,9 @@ def _load_checked(path: Path, notes: list[str] | None):
                 msg = (f"{path} holds {frames} pictures (a camera's large preview, a stereo pair, or an HDR gain map that "
                        "could not be read): the main photo is restored and written on its own")
             elif frames > 1:
-                # Animated PNG/WebP or a multi-page TIFF (a scanned album): every page is restored
-                # (ImageSource gives one frame each) and the sink writes them all into one file
+                # Animated PNG/WebP/AVIF, a multi-page TIFF (a scanned album) or a HEIF's pictures:
+                # every page is restored (ImageSource gives one frame each) and the sink writes them
+                # all into one file
                 im.load()  # (a WebP frame's duration is known once it is decoded)
                 image_info.update(frames=frames, page=0, duration=im.info.get("duration"))
                 if ifds != list(range(frames)):
@@ -885,6 +892,10 @@ def _load_checked(path: Path, notes: list[str] | None):
                 notes.append(msg)
         else:
             rgb = u8_from_u16(hi[..., :3])
+            if alpha is not None and hi.shape[2] == 3 and image_info.get("mode", "").startswith("I"):
+                # a 16-bit grey PNG's colour key (OpenCV leaves it out): all or nothing, so exact at 16
+                # bits too (the sink said an 8-bit alpha was "kept at 8 bits")
+                hi = np.concatenate([hi, alpha.astype(np.uint16)[..., None] * 257], axis=2)
             image_info["bits"] = bits  # what a deep writer keeps (HEIF: 10 or 12)
     return rgb, alpha, grey, image_info, hi
 
@@ -971,8 +982,12 @@ def _pixels(im, bits: int | None) -> tuple[np.ndarray, np.ndarray | None, bool]:
     grey = im.mode in ("1", "L", "LA", "La", "I", "F") or im.mode.startswith("I;16")
     alpha = None
     if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+        arr = np.asarray(im)
+        key = im.info.get("transparency")
+        if isinstance(key, int):  # a 16-bit grey PNG's colour key, in its own codes (lost with the info below)
+            alpha = np.where(arr == key, 0, 255).astype(np.uint8)
         # 16-bit / 32-bit grey: Pillow's convert("RGB") clips at 255 (a white picture)
-        im = Image.fromarray(_to_uint8(np.asarray(im), bits if bits in (8, 16) else None), "L")
+        im = Image.fromarray(_to_uint8(arr, bits if bits in (8, 16) else None), "L")
     # (a colour key, PNG's tRNS for RGB/grey pictures, is transparency too: it was lost)
     if im.mode in ("RGBA", "LA", "La", "PA", "RGBa") or (
             im.mode in ("P", "RGB", "L") and im.info.get("transparency") is not None):
@@ -982,9 +997,10 @@ def _pixels(im, bits: int | None) -> tuple[np.ndarray, np.ndarray | None, bool]:
 
 
 def _load_page(path: Path, page: int, ifd: int | None = None) -> tuple[np.ndarray, np.ndarray | None, bool, dict]:
-    """Page or frame ``page`` (> 0) of a multi-page TIFF or an animated WebP/PNG, as :func:`_load`
+    """Page or frame ``page`` (> 0) of a multi-page TIFF, an animated WebP/PNG/AVIF or a HEIF, as :func:`_load`
     gives the first (at 8 bits): (RGB uint8, alpha or None, greyscale, {"page", "duration"}).
-    ``ifd``: where the page is stored, when that is not ``page`` (a TIFF with previews)."""
+    ``ifd``: where the page is stored, when that is not ``page`` (a TIFF with previews, a HEIF whose
+    primary picture is not its first)."""
     from PIL import Image, UnidentifiedImageError
 
     said: list = []
@@ -1508,8 +1524,7 @@ class ImageSink(_Sink):
         if page == 0 and path.exists() and not self.overwrite:
             raise OutputExistsError(f"output exists: {path}", hint="--overwrite redoes it, --skip-existing resumes a folder run (overwrite= / skip_existing= in Python)")
         fmt = _FORMATS.get(path.suffix.lower(), "")
-        if page and fmt not in _MULTI_PAGE:  # (noted with the first page)
-            self.frames_written += 1
+        if page and fmt not in _MULTI_PAGE:  # (noted with the first page; not written, so not counted)
             frame.release()
             return
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -1544,7 +1559,7 @@ class ImageSink(_Sink):
             im = im.convert("RGBA")  # webp has no grey+alpha mode
         if pages > 1 and fmt not in _MULTI_PAGE:
             self._note(f"only the first page or frame of multi-page pictures was written: {fmt or path.suffix} holds "
-                       "one (write .tif, .webp or .png to keep them all)", path)
+                       "one (write .tif, .heic, .webp or .png to keep them all)", path)
         elif pages > 1:
             # every page is restored: held until the last one comes, then written as one file
             # (a multi-page TIFF written back with its first page alone lost the rest, exit 0)
@@ -1559,7 +1574,12 @@ class ImageSink(_Sink):
             del self._pages[path]
             im, info = held[0]
             rest = [p for p, _ in held[1:]]
-            if fmt != "TIFF" and len({p.mode for p in [im] + rest}) > 1:  # (one mode per animation)
+            if fmt in ("WEBP", "AVIF") and len({p.size for p in [im] + rest}) > 1:
+                # an animation has one size (the writer refused the file: the run failed)
+                self._note(f"only the first of pages of different sizes was written: a {fmt} animation holds one "
+                           "size (write .tif or .heic to keep them all)", path)
+                held, rest, pages = held[:1], [], 1
+            if fmt not in ("TIFF", "HEIF") and len({p.mode for p in [im] + rest}) > 1:  # (one mode per animation)
                 mode = "RGBA" if any(p.mode in ("RGBA", "LA") for p in [im] + rest) else "RGB"
                 im, rest = im.convert(mode), [p.convert(mode) for p in rest]
         # (a name of its own: two runs writing into one folder at once clobbered each other's)
@@ -1568,7 +1588,7 @@ class ImageSink(_Sink):
         kwargs = self._save_options(path, im, info)
         if pages > 1 and fmt in _MULTI_PAGE:
             kwargs.update(save_all=True, append_images=rest)
-            if fmt != "TIFF":  # an animation keeps each frame's time on screen and its loop count
+            if fmt not in ("TIFF", "HEIF"):  # an animation keeps each frame's time on screen and its loop count
                 kwargs["duration"] = [d or 100 for d in [info.get("duration")] + [d for _, d in held[1:]]]
                 if info.get("loop") is not None:
                     kwargs["loop"] = info["loop"]
