@@ -66,3 +66,53 @@ def test_a_live_open_that_times_out_says_no_data():
         with open_source(f"udp://127.0.0.1:{port}", live=True, timeout_s=0.5, reconnect=0):
             pass
     assert "no data for 0.5 s" in str(e.value) and "Immediate exit" not in str(e.value)
+
+
+def test_an_mjpeg_camera_over_http_is_timed_by_arrival(tmp_path):
+    """live21: an IP camera's multipart MJPEG carries no times; FFmpeg numbered its frames at a
+    guessed 25 fps, and a 10 fps camera's 8 s were recorded as 3.2 s."""
+    import http.server
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    jpegs = []
+    for i in range(20):
+        b = io.BytesIO()
+        Image.fromarray(np.full((48, 64, 3), 10 * i, np.uint8)).save(b, "JPEG")
+        jpegs.append(b.getvalue())
+
+    class Camera(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            t0 = time.monotonic()
+            for i, jpg in enumerate(jpegs):  # 10 fps
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
+                                 + jpg + b"\r\n")
+                self.wfile.flush()
+                time.sleep(max(0.0, t0 + (i + 1) / 10 - time.monotonic()))
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Camera)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    times = []
+    try:
+        with open_source(f"http://127.0.0.1:{srv.server_address[1]}/video", live=True, timeout_s=1.0,
+                         reconnect=0) as src:
+            try:
+                for f in src:
+                    times.append(f.time)
+                    f.release()
+            except SourceClosedError:
+                pass
+    finally:
+        srv.shutdown()
+    assert len(times) >= 10
+    # (frames are kept as they come: the span is the camera's 1.9 s, not 19 frames at 25 fps: 0.76 s)
+    assert 1.4 < times[-1] - times[0] < 2.6, times

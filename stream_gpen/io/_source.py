@@ -1639,6 +1639,14 @@ class VideoSource:
             self._frames = self._decode_frames()
             first = self._first_frame()
         self.metadata = self._build_metadata(first, count_frames)
+        #: a live stream whose container carries no times (an IP camera's MJPEG over http, raw
+        #: H.264 over tcp): FFmpeg numbers its frames at a guessed rate (25 fps: a 10 fps camera's
+        #: 8 s were recorded as 3.2 s), so each frame is timed by its arrival instead (_emit)
+        self._by_arrival = bool(self.live and self.kind in ("url", "device")
+                                and self._container.format.flags & _NO_TIMESTAMPS)
+        self._arrival0: float | None = None
+        if self._by_arrival:
+            log.info("%s carries no timestamps: frames are timed by their arrival", self.spec)
         if pace is None and self.live and self.kind == "url" and _served_as_file(self._target, self._container):
             # an http(s) file read as live downloads far faster than its rate: 78 fps from a
             # 25 fps clip, most of it dropped by the ring; paced, it plays like a local file
@@ -3055,6 +3063,11 @@ class VideoSource:
 
     def _emit(self, f, index: int) -> None:
         ring = self.ring
+        if getattr(self, "_by_arrival", False):
+            now = time.monotonic()
+            if self._arrival0 is None:
+                self._arrival0 = now
+            f.pts, f.time_base, f.duration = round((now - self._arrival0) * 90000), Fraction(1, 90000), 0
         t = self._frame_time(f, index)
         slot = ring.acquire(drop_stale=self.live)
         self.stats["dropped"] = ring.dropped
