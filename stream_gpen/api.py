@@ -736,6 +736,7 @@ class Enhancer:
         compare: bool = False,
         image_format: str | None = None,
         encoder: Encoder = "software",
+        chroma: str = "auto",
     ) -> RunSummary:
         """Enhance a video file, URL, image or folder into ``dst`` (default: ``name_enhanced.ext``).
 
@@ -757,6 +758,9 @@ class Enhancer:
         ``codec``: ``"auto"`` (H.264; HEVC for a 10/12-bit source; VP9 for a ``.webm`` output; ProRes
         4444 for a source with transparency into ``.mov``/``.mkv``), ``"h264"``, ``"hevc"``, ``"av1"``,
         ``"vp9"``, ``"prores"`` (ProRes 422 HQ, or 4444 for 4:4:4 and alpha: editing; no crf/preset).
+        ``chroma``: ``"auto"`` keeps a 4:2:2 / 4:4:4 source's chroma (editors take it; browsers,
+        phones and TVs do not play H.264/HEVC 4:2:2 or 4:4:4), ``"420"`` writes 4:2:0, which every
+        player decodes (not with ProRes, which has none).
         A folder with unreadable images: the readable ones are written and the others listed in
         ``summary.skipped`` (path and reason); nothing is raised for them.
         ``copy_if_no_faces``: a video in which no face was restored is stream-copied to ``dst``
@@ -804,6 +808,9 @@ class Enhancer:
 
         # (checked first: it was taken for a video's extension, "face.png is written as video")
         check_image_format(image_format)
+        from stream_gpen.io._sink import check_chroma
+
+        check_chroma(chroma, codec)
         if on_progress is not None and not callable(on_progress):
             raise InvalidInputError(f"on_progress must be a function (done, total, faces), got {on_progress!r}")
         if cancel is not None and not callable(getattr(cancel, "is_set", None)):
@@ -824,7 +831,7 @@ class Enhancer:
         opts = dict(overwrite=overwrite, codec=codec, crf=crf, preset=preset, audio=audio, quality=quality,
                     on_progress=on_progress, cancel=cancel, copy_if_no_faces=copy_if_no_faces,
                     untrusted=untrusted, max_pixels=max_pixels, start=start, duration=duration,
-                    compare=compare, image_format=image_format, encoder=encoder)
+                    compare=compare, image_format=image_format, encoder=encoder, chroma=chroma)
         is_folder = "://" not in src_s and not src_s.startswith("lavfi:") and Path(src_s).is_dir()
         if skip_existing and not overwrite and not is_folder and dst != "null" and Path(dst).is_file():
             # a single input (a file, a photo or video URL): the whole job is done already
@@ -923,7 +930,7 @@ class Enhancer:
             summary = self._enhance_one(src_s, dst, **{**opts, "copy_if_no_faces": False})
             unmet = _copy_unmet(opts.get("start", 0.0), opts.get("duration"), opts.get("compare", False),
                                 opts.get("audio", "copy"), opts.get("codec", "auto"), opts.get("crf"),
-                                opts.get("preset"))
+                                opts.get("preset"), opts.get("chroma", "auto"))
             if summary.faces_restored == 0 and not summary.interrupted and unmet is None:
                 os.replace(keep, dst)
                 summary.fallbacks.append("no faces found: the input was left as it was (copy_if_no_faces)")
@@ -944,7 +951,7 @@ class Enhancer:
 
     def _enhance_one(self, src_s: str, dst, *, overwrite, codec, crf, preset, audio, quality, on_progress, cancel,
                      copy_if_no_faces, untrusted, max_pixels, start=0.0, duration=None, skip=None,
-                     compare=False, image_format=None, encoder="software", names=None) -> RunSummary:
+                     compare=False, image_format=None, encoder="software", names=None, chroma="auto") -> RunSummary:
         """One video, URL, image, or a folder of images (one source, one sink; ``names``: each
         photo's output path by its ``rel_path``, see ``folder_outputs``)."""
         from stream_gpen.io import open_sink
@@ -977,7 +984,7 @@ class Enhancer:
                 with open_sink(dst, source=source, codec=codec, crf=crf, preset=preset, audio=audio,
                                overwrite=overwrite, quality=quality, queue_size=_SINK_QUEUE,
                                image_format=image_format if is_still else None, encoder=encoder,
-                               image_names=names if is_still else None) as sink:
+                               image_names=names if is_still else None, chroma=chroma) as sink:
                     originals: dict = {}
                     keep = (lambda f: originals.__setitem__(f.index, f.image.clone())) if compare else None
                     # a video stops taking frames as soon as it is cancelled (the look-ahead and
@@ -1085,7 +1092,7 @@ class Enhancer:
             if not is_still and "://" not in str(dst):
                 _remove_old_partial(summary, dst, src_s)
         # what the stream copy could not honour: the cut, the side-by-side, the audio choice
-        unmet = _copy_unmet(start, duration, compare, audio, codec, crf, preset)
+        unmet = _copy_unmet(start, duration, compare, audio, codec, crf, preset, chroma)
         if copy_if_no_faces and unmet and summary.faces_restored == 0 and not is_still:
             summary.fallbacks.append(f"no faces found; copy_if_no_faces does not apply to {unmet}: "
                                      "the re-encoded output was kept")
@@ -1548,7 +1555,7 @@ def _expected_frames(meta) -> int | None:
     return None
 
 
-def _copy_unmet(start, duration, compare, audio, codec="auto", crf=None, preset=None) -> str | None:
+def _copy_unmet(start, duration, compare, audio, codec="auto", crf=None, preset=None, chroma="auto") -> str | None:
     """What of a run's options a stream copy of the input could not honour (``copy_if_no_faces``
     then keeps the re-encode), or None."""
     if start or duration is not None:
@@ -1557,7 +1564,7 @@ def _copy_unmet(start, duration, compare, audio, codec="auto", crf=None, preset=
         return "compare (it would copy the input alone)"
     if audio != "copy":
         return f"audio={audio!r} (it would copy the input's audio)"
-    asked = [f"{k}={v!r}" for k, v in (("codec", codec), ("crf", crf), ("preset", preset))
+    asked = [f"{k}={v!r}" for k, v in (("codec", codec), ("crf", crf), ("preset", preset), ("chroma", chroma))
              if v is not None and v != "auto"]
     if asked:
         return f"{', '.join(asked)} (it would keep the input's own encoding)"

@@ -188,6 +188,9 @@ def _output_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--preset", default=None,
                    help="encoder speed preset: h264/hevc ultrafast..veryslow (and placebo), av1 0..13 (higher = "
                    "faster); vp9 and prores take none; faster = bigger file at the same --crf")
+    g.add_argument("--chroma", default="auto", choices=["auto", "420"],
+                   help="auto (default): a 4:2:2 / 4:4:4 source keeps its chroma (editors take it; browsers, phones "
+                   "and TVs do not play H.264/HEVC 4:2:2 or 4:4:4); 420: written 4:2:0, which every player decodes")
     g.add_argument("--audio", default="copy", choices=["copy", "aac", "none"],
                    help="copy audio packets (default; transcoded only if the container needs it); aac: "
                    "always AAC (a warning where the input has no audio); none: video only (subtitles, data and "
@@ -269,6 +272,7 @@ def _video_options_on_a_photo(args, src: str, where: str | None = None) -> None:
     given = [name for name, on in (("--codec", args.codec != "auto"), ("--crf", args.crf is not None),
                                    ("--preset", args.preset is not None), ("--audio", args.audio != "copy"),
                                    ("--encoder", args.encoder != "software"),
+                                   ("--chroma", getattr(args, "chroma", "auto") != "auto"),
                                    # (--copy-if-no-faces: a photo without faces is always copied, where
                                    # its format and orientation allow: README)
                                    # (a photo is decoded at its own depth and detected once)
@@ -672,6 +676,9 @@ def _enhance_command(args: argparse.Namespace, checked: list[str]) -> int:
 
 
 def _check_before_the_model(args: argparse.Namespace, src: str, dst: str, null: bool) -> None:
+    from stream_gpen.io._sink import check_chroma
+
+    check_chroma(args.chroma, args.codec)
     photo = _is_image_name(dst) or _is_image_name(src)
     if (null and not _is_image_name(src)) or not (null or photo or Path(dst).is_dir() or Path(src).is_dir()):
         # before the model loads, not mid-run; -o /dev/null (no container) is checked as an .mp4
@@ -736,7 +743,7 @@ def _enhance_with(enh, args: argparse.Namespace, src: str, dst: str, null: bool)
             audio=args.audio, quality=args.quality, on_progress=progress,
             copy_if_no_faces=args.copy_if_no_faces and not null, start=args.start, duration=args.duration,
             skip_existing=args.skip_existing, compare=args.compare, image_format=args.image_format,
-            encoder=args.encoder,
+            encoder=args.encoder, chroma=args.chroma,
         )
     except KeyboardInterrupt as exc:  # (Interrupted, or a Ctrl-C before the run had a summary)
         progress.close()
@@ -1553,6 +1560,10 @@ def describe_input(spec: str) -> dict:
         if not src.high_bit_depth and codec in ("h264", "hevc", "av1") and m.pix_fmt.startswith(
                 ("gbr", "rgb", "bgr", "0rgb", "0bgr", "argb", "abgr")):
             plan.append(f"8-bit RGB ({m.pix_fmt}): written as 4:2:0 YUV, which every player decodes")
+        kept_chroma = _kept_chroma(codec, m.pix_fmt, bool(src.high_bit_depth))
+        if kept_chroma:
+            plan.append(f"its {kept_chroma} chroma kept ({codec} {kept_chroma}): editors take it; browsers, phones "
+                        "and TVs do not play it (--chroma 420 writes 4:2:0, which every player decodes)")
         out["alpha"] = bool(src.has_alpha)
         padded = _padded_size(codec, m.pix_fmt, bool(src.high_bit_depth), m.width, m.height,
                               alpha=bool(src.has_alpha))
@@ -1576,6 +1587,20 @@ def describe_input(spec: str) -> dict:
             out["nvenc"] = f"{codec} has no NVENC encoder"
         out["plan"] = plan
         return out
+
+
+def _kept_chroma(codec: str, pix_fmt: str, high: bool) -> str | None:
+    """"4:2:2" / "4:4:4" where the default software encoder of ``codec`` (H.264 / HEVC) keeps a
+    source's chroma that players do not decode, else None."""
+    from stream_gpen.io._convert import chroma_of
+    from stream_gpen.io._sink import _ENCODERS, _software_pix, _video_formats, choose_high_pix_fmt
+
+    if codec not in ("h264", "hevc"):
+        return None
+    enc = _ENCODERS[codec]
+    pix = (choose_high_pix_fmt(pix_fmt, _video_formats(enc)) if high else None) or _software_pix(enc, pix_fmt)
+    c = chroma_of(pix)
+    return ":".join(c) if c in ("422", "444") else None
 
 
 def _padded_size(codec: str, pix_fmt: str, high: bool, width: int, height: int, *,

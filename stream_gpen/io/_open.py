@@ -83,6 +83,7 @@ def open_sink(
     live: bool | None = None,
     image_names: dict | None = None,
     no_audio_why: str = "--audio none",
+    chroma: str = "auto",
 ):
     """Open a sink: ``"null"``, ``"preview"``, ``"virtualcam"``, a stream URL (rtmp/srt/udp/...),
     an image file or folder (when ``source`` is an image source, or the name ends in an image
@@ -111,7 +112,7 @@ def open_sink(
         if scheme in _STREAM_FORMATS or scheme in URL_SCHEMES:
             return FileSink(t, source=source, codec=codec, crf=crf, preset=preset, audio=audio,
                             queue_size=queue_size, odd_size=odd_size, is_url=True, encoder=encoder, live=live,
-                            no_audio_why=no_audio_why)
+                            no_audio_why=no_audio_why, chroma=chroma)
         if scheme.isalnum():  # (`rmtp://` mistyped: it was taken for a folder "rmtp:" and a file name)
             from stream_gpen.errors import InvalidInputError
 
@@ -137,4 +138,5 @@ def open_sink(
     if isinstance(source, ImageSource) or is_image_name:
         return ImageSink(p, format=image_format, quality=quality, overwrite=overwrite, names=image_names)
     return FileSink(p, source=source, codec=codec, crf=crf, preset=preset, audio=audio, overwrite=overwrite,
-                    odd_size=odd_size, queue_size=queue_size, encoder=encoder, live=live, no_audio_why=no_audio_why)
+                    odd_size=odd_size, queue_size=queue_size, encoder=encoder, live=live, no_audio_why=no_audio_why,
+                    chroma=chroma)

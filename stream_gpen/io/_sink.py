@@ -1368,6 +1368,29 @@ def _encode_hint(err: BaseException) -> str | None:
     return None
 
 
+Chroma = Literal["auto", "420"]
+CHROMA_MODES = ("auto", "420")
+
+
+def check_chroma(chroma, codec: str = "auto") -> None:
+    """``chroma`` is one of :data:`CHROMA_MODES`, and one the codec can write (ProRes has no 4:2:0)."""
+    if chroma not in CHROMA_MODES:
+        raise InvalidInputError(f"chroma={chroma!r} is not one of {CHROMA_MODES}")
+    if chroma == "420" and codec == "prores":
+        raise InvalidInputError("chroma='420' (--chroma 420) with codec='prores': ProRes has no 4:2:0 (it is 4:2:2 "
+                                "or 4:4:4)", hint="leave out --chroma, or choose --codec h264/hevc/av1/vp9")
+
+
+def as_420(pix_fmt: str) -> str:
+    """The 4:2:0 twin of a 4:2:2 / 4:4:4 planar YUV format (``yuv444p10le`` -> ``yuv420p10le``);
+    any other as it is."""
+    m = re.fullmatch(r"yuv(a?)j?4(22|44)p(.*)", pix_fmt)
+    if m is None:
+        return pix_fmt
+    full = "j" if pix_fmt.startswith(("yuvj", "yuvaj")) and not m.group(3) else ""
+    return f"yuv{m.group(1)}{full}420p{m.group(3)}"
+
+
 def _plane_arrays(vf) -> list[np.ndarray]:
     """The planes of a planar YUV ``av.VideoFrame`` as ``[rows, samples]`` arrays (views of its
     memory, line padding left out; 16-bit samples for formats above 8 bits)."""
@@ -1559,12 +1582,22 @@ class FileSink(_Sink):
         encoder: Encoder = "software",
         live: bool | None = None,
         no_audio_why: str = "--audio none",
+        chroma: Chroma = "auto",
     ) -> None:
         if encoder not in ENCODER_MODES:
             raise InvalidInputError(f"encoder={encoder!r} is not one of {ENCODER_MODES}")
+        check_chroma(chroma, codec)
+        #: "420": 4:2:2 / 4:4:4 sources are written 4:2:0, the chroma every player decodes
+        self.chroma = chroma
         if codec != "auto" and codec not in _ENCODERS:
             raise InvalidInputError(f"codec={codec!r} is not one of {('auto', *_ENCODERS)}")
         asked, codec = codec, resolve_codec(codec, target, None if is_url else source)
+        chroma_note = None
+        if self.chroma == "420" and codec == "prores":  # (chosen for a transparent source: ProRes 4444)
+            chroma_note = ("chroma='420' (--chroma 420) unused: ProRes 4444 was chosen to keep the source's "
+                           "transparency, and ProRes has no 4:2:0 (a .webm output keeps the alpha in 4:2:0 VP9)")
+            log.warning("%s", chroma_note)
+            self.chroma = "auto"
         alpha_note = None
         if asked == "auto" and codec == "prores" and (crf is not None or preset is not None):
             # chosen for the transparency, not by the user: their crf/preset is not an error here
@@ -1607,7 +1640,7 @@ class FileSink(_Sink):
         self.preset = preset
         self.audio = audio
         self.odd_size = odd_size
-        self.fallbacks: list[str] = [n for n in (alpha_note, encoder_note) if n]
+        self.fallbacks: list[str] = [n for n in (alpha_note, chroma_note, encoder_note) if n]
         self.dropped: list[str] = []  # streams not carried over, with the reason (also logged)
         self.frames_written = 0
         self.fixed_pts = 0
@@ -2289,11 +2322,17 @@ class FileSink(_Sink):
         # H.264 4:2:2 does not play in browsers or on phones: those become 4:2:0 too; full-range
         # 4:4:4 (yuvj444p) stays 4:4:4 (see _unjpeg). (>8-bit frames: see _choose_hi_pix.)
         cand = self.meta.pix_fmt if self.meta is not None else "yuv420p"
+        if self.chroma == "420":
+            cand = as_420(cand)
         if self._hardware:
             pix = nvenc_pix_fmt(self.codec, cand, high=False)
             self._note_nvenc_format(pix, _software_pix(_ENCODERS[self.codec], cand), cand)
             return pix
-        return _software_pix(self.encoder, cand)
+        pix = _software_pix(self.encoder, cand)
+        if self.encoder in ("libx264", "libx265") and chroma_of(pix) != "420":
+            log.info("%s: the source's %s chroma is kept (%s): editors take it; browsers, phones and TVs do not play "
+                     "it (chroma='420', --chroma 420, writes 4:2:0)", self.target, ":".join(chroma_of(pix)), pix)
+        return pix
 
     def _note_nvenc_format(self, pix: str, soft: str | None, src: str) -> None:
         """Say what NVENC's format keeps less of than the software encoder of the codec would
@@ -2317,6 +2356,8 @@ class FileSink(_Sink):
         """The pixel format for frames that carry ``hi`` (a >8-bit source), or ``None`` (with a
         fallback note) when the encoder has no format above 8 bits: see :func:`choose_high_pix_fmt`."""
         src = self.meta.pix_fmt if self.meta is not None else "yuv420p10le"
+        if self.chroma == "420":
+            src = as_420(src)
         enc = self.encoder
         if self._hardware:
             pix = nvenc_pix_fmt(self.codec, src, high=True, supported=_video_formats(enc))
