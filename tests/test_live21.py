@@ -116,3 +116,56 @@ def test_an_mjpeg_camera_over_http_is_timed_by_arrival(tmp_path):
     assert len(times) >= 10
     # (frames are kept as they come: the span is the camera's 1.9 s, not 19 frames at 25 fps: 0.76 s)
     assert 1.4 < times[-1] - times[0] < 2.6, times
+
+
+def test_a_live_hls_stream_is_paced_and_not_replayed_at_its_end(tmp_path):
+    """live21: live HLS comes a segment at a time: read live, each burst kept its newest frame
+    (1-3 of 30 a segment); and once the playlist ended (#EXT-X-ENDLIST) the reconnect read it again
+    from its first segment, recording its end twice."""
+    import functools
+    import http.server
+    import os
+
+    www = tmp_path / "hls"
+    www.mkdir()
+    n_seg = 4
+    for k in range(n_seg):  # 1 s segments at 25 fps, on one clock
+        ts_clip(www / f"seg{k}.ts", n=25, size=(64, 48), t0=1.0 * k)
+
+    def playlist(k: int) -> None:
+        lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:1", "#EXT-X-MEDIA-SEQUENCE:0"]
+        for i in range(k + 1):
+            lines += ["#EXTINF:1.0,", f"seg{i}.ts"]
+        if k == n_seg - 1:
+            lines.append("#EXT-X-ENDLIST")
+        (www / "tmp.m3u8").write_text("\n".join(lines) + "\n")
+        os.replace(www / "tmp.m3u8", www / "live.m3u8")
+
+    playlist(0)
+
+    def grow():
+        for k in range(1, n_seg):
+            time.sleep(1.0)
+            playlist(k)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(www)))
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    threading.Thread(target=grow, daemon=True).start()
+    times = []
+    try:
+        with open_source(f"http://127.0.0.1:{srv.server_address[1]}/live.m3u8", live=True, timeout_s=3.0,
+                         reconnect=2, reconnect_delay_s=0.1) as src:
+            assert src.paced
+            for f in src:
+                times.append(round(f.time, 2))
+                f.release()
+    finally:
+        srv.shutdown()
+    assert len(times) >= 90 and len(times) <= 100, (len(times), times[:5])
+    # no segment read twice (each test segment is muxed on its own: a 0.1 s overlap at the joins)
+    assert all(b > a - 0.2 for a, b in zip(times, times[1:])), [(a, b) for a, b in zip(times, times[1:]) if b <= a]

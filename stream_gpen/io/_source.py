@@ -1337,6 +1337,36 @@ def _check_file(path: str) -> None:
         raise EmptyMediaError(f"input is empty (0 bytes): {path}", hint="the file was probably not fully written or copied")
 
 
+def _is_hls(container) -> bool:
+    return "hls" in (container.format.name or "").split(",")
+
+
+def _hls_ended(url: str) -> bool:
+    """The HLS playlist at ``url`` (or, for a master playlist, one of its first variants) has
+    ``#EXT-X-ENDLIST``: a live event that is over. False when it cannot be told (not http(s), the
+    server gone): a drop, reconnected to."""
+    import urllib.parse
+    import urllib.request
+
+    def text(u: str) -> str:
+        with urllib.request.urlopen(u, timeout=5) as r:
+            return r.read(1 << 20).decode("utf-8", "replace")
+
+    if not url.lower().startswith(("http://", "https://")):
+        return False
+    try:
+        body = text(url)
+        if "#EXT-X-ENDLIST" in body:
+            return True
+        if "#EXT-X-STREAM-INF" not in body:
+            return False
+        lines = [ln.strip() for ln in body.splitlines()]
+        variants = [lines[i + 1] for i, ln in enumerate(lines[:-1]) if ln.startswith("#EXT-X-STREAM-INF")]
+        return any("#EXT-X-ENDLIST" in text(urllib.parse.urljoin(url, v)) for v in variants[:3] if v)
+    except (OSError, ValueError):
+        return False
+
+
 def _is_mov(container) -> bool:
     return "mov" in container.format.name.split(",")
 
@@ -1647,6 +1677,10 @@ class VideoSource:
         self._arrival0: float | None = None
         if self._by_arrival:
             log.info("%s carries no timestamps: frames are timed by their arrival", self.spec)
+        if pace is None and self.live and self.kind == "url" and _is_hls(self._container):
+            # live HLS comes a whole segment (2-10 s of frames) at a time, faster than real time:
+            # read live, each burst kept its newest frame (1-3 of 30 a segment); paced, it plays
+            self.paced = True
         if pace is None and self.live and self.kind == "url" and _served_as_file(self._target, self._container):
             # an http(s) file read as live downloads far faster than its rate: 78 fps from a
             # 25 fps clip, most of it dropped by the ring; paced, it plays like a local file
@@ -2575,6 +2609,12 @@ class VideoSource:
                         self._ended(container, seen, retimed=bool(joins.retimed))
                         return  # clean end of input (an http(s) file ends like a local one)
                     if self._ended_like_a_file(container, session_end):
+                        return
+                    if _is_hls(container) and _hls_ended(self._target):
+                        # the event is over (#EXT-X-ENDLIST): reconnected to, the playlist, now a
+                        # file, was read again from its first segment and its end recorded twice
+                        log.info("%s ended: its playlist says so (#EXT-X-ENDLIST), so it is not reconnected to",
+                                 self.spec)
                         return
                     if replayed_whole():
                         return
