@@ -169,3 +169,17 @@ def test_a_live_hls_stream_is_paced_and_not_replayed_at_its_end(tmp_path):
     assert len(times) >= 90 and len(times) <= 100, (len(times), times[:5])
     # no segment read twice (each test segment is muxed on its own: a 0.1 s overlap at the joins)
     assert all(b > a - 0.2 for a, b in zip(times, times[1:])), [(a, b) for a, b in zip(times, times[1:]) if b <= a]
+
+
+def test_the_status_line_says_the_recent_rate(det_home, monkeypatch, capsys):
+    """live21: the status rate was the mean since the start, shown at its first second: 1.9 fps of
+    a 1 fps camera (2 frames in 1.05 s)."""
+    from stream_gpen import commands
+    from stream_gpen.cli import main
+
+    monkeypatch.setattr(commands._Progress, "PIPED_EVERY_S", 0.0)
+    assert main(["camera", "lavfi:testsrc2=size=160x120:rate=2", "--model", "classic", "--detect-size", "96",
+                 "-o", "null", "--frames", "5"]) == 0
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("stream-gpen: live: ")]
+    rates = [float(ln.split("live:")[1].split("fps")[0]) for ln in lines]
+    assert rates and all(1.6 < r < 2.5 for r in rates), lines
