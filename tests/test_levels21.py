@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stream_gpen.errors import InvalidInputError  # noqa: F401 - (the suite's own import path)
 
 
 def _planes(vf) -> list[np.ndarray]:
