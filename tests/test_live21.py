@@ -103,8 +103,9 @@ def test_an_mjpeg_camera_over_http_is_timed_by_arrival(tmp_path):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     times = []
     try:
-        with open_source(f"http://127.0.0.1:{srv.server_address[1]}/video", live=True, timeout_s=1.0,
-                         reconnect=0) as src:
+        # (live not said: an http URL is read as a file unless told; an MJPEG feed is a camera's)
+        with open_source(f"http://127.0.0.1:{srv.server_address[1]}/video", timeout_s=1.0, reconnect=0) as src:
+            assert src.live
             try:
                 for f in src:
                     times.append(f.time)
@@ -183,3 +184,21 @@ def test_the_status_line_says_the_recent_rate(det_home, monkeypatch, capsys):
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("stream-gpen: live: ")]
     rates = [float(ln.split("live:")[1].split("fps")[0]) for ln in lines]
     assert rates and all(1.6 < r < 2.5 for r in rates), lines
+
+
+def test_a_live_stream_without_a_rate_in_its_bitstream_has_none():
+    """regress21b: without FFmpeg's rate probe, a stream whose bitstream gives no rate (many IP
+    cameras' H.264/HEVC) was said to run at its time base: 90000 fps."""
+    from types import SimpleNamespace
+
+    from stream_gpen.io._source import _rate_of
+
+    def vs(own, guessed, average=None):
+        return SimpleNamespace(codec_context=SimpleNamespace(framerate=own), guessed_rate=guessed,
+                               average_rate=average)
+
+    probe_off = {"fpsprobesize": "0"}
+    assert _rate_of(vs(Fraction(25), Fraction(50)), probe_off) == 25
+    assert _rate_of(vs(None, Fraction(90000)), probe_off) is None
+    assert _rate_of(vs(None, Fraction(90000), Fraction(30000, 1001)), probe_off) == Fraction(30000, 1001)
+    assert _rate_of(vs(None, Fraction(90000)), {}) == 90000  # (a file's guess is FFmpeg's)

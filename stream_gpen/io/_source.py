@@ -90,7 +90,15 @@ def _rate_of(vs, options: dict) -> Fraction | None:
         own = _fraction(vs.codec_context.framerate)
         if own:
             return own
+        # no rate in the bitstream (many IP cameras' H.264/HEVC): the guess is then the time base
+        # (90000 fps from an MPEG-TS); unknown rather than that
+        guess = _fraction(vs.average_rate) or _fraction(vs.guessed_rate)
+        return guess if guess and guess <= _MAX_LIVE_RATE else None
     return _fraction(vs.guessed_rate) or _fraction(vs.average_rate)
+
+
+#: the highest frame rate a live stream is believed to have (a guess above it is its time base)
+_MAX_LIVE_RATE = 1000
 #: photo names; .jfif/.jpe are JPEGs (browsers save .jfif), .hif is the HEIF that Fujifilm and
 #: Canon cameras write
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif",
@@ -1642,6 +1650,11 @@ class VideoSource:
                 pass
         self._use_nvdec = self._want_nvdec()
         self._container = self._open_container(self._use_nvdec)
+        if live is None and self.kind == "url" and "mpjpeg" in (self._container.format.name or "").split(","):
+            # multipart MJPEG over http is an IP camera's feed, never a file: read live (timed by its
+            # frames' arrival, see _by_arrival), as rtsp:// is, whether or not the command said so
+            self.live = True
+            log.info("%s is an MJPEG camera feed: read live", self.spec)
         self._alpha_decoder = None
         if _vpx_alpha(self._vstream):
             # VP8/VP9 alpha (WebM's side stream): only libvpx's decoders read it, on the CPU
@@ -1672,8 +1685,12 @@ class VideoSource:
         #: a live stream whose container carries no times (an IP camera's MJPEG over http, raw
         #: H.264 over tcp): FFmpeg numbers its frames at a guessed rate (25 fps: a 10 fps camera's
         #: 8 s were recorded as 3.2 s), so each frame is timed by its arrival instead (_emit)
+        # (raw H.264/HEVC whose bitstream gives its rate is numbered right by FFmpeg: timed by
+        # arrival, the frames its open held back came as one burst, 2 s squeezed into 0.2 s)
         self._by_arrival = bool(self.live and self.kind in ("url", "device")
-                                and self._container.format.flags & _NO_TIMESTAMPS)
+                                and self._container.format.flags & _NO_TIMESTAMPS
+                                and not _fraction(self._vstream.codec_context.framerate))
+        self._arrival_last: int | None = None
         self._arrival0: float | None = None
         if self._by_arrival:
             log.info("%s carries no timestamps: frames are timed by their arrival", self.spec)
@@ -3107,7 +3124,11 @@ class VideoSource:
             now = time.monotonic()
             if self._arrival0 is None:
                 self._arrival0 = now
-            f.pts, f.time_base, f.duration = round((now - self._arrival0) * 90000), Fraction(1, 90000), 0
+            pts = round((now - self._arrival0) * 90000)
+            if self._arrival_last is not None and pts <= self._arrival_last:
+                pts = self._arrival_last + 90  # (a burst: a millisecond apart, in order)
+            self._arrival_last = pts
+            f.pts, f.time_base, f.duration = pts, Fraction(1, 90000), 0
         t = self._frame_time(f, index)
         slot = ring.acquire(drop_stale=self.live)
         self.stats["dropped"] = ring.dropped
