@@ -58,3 +58,16 @@ def _compressed(c):
     r = c.post("/v1/images:enhance", content=png,
                headers={**KEY, "Content-Type": "image/png", "Content-Encoding": "identity"})
     assert r.status_code == 200
+
+
+def test_the_video_job_answers_are_described_in_the_openapi_schema(tmp_path):
+    """server21: the job's JSON was "any" in /openapi.json (a generated client had to guess)."""
+    with client_for(FakeEnhancer(), work_dir=tmp_path) as c:
+        schema = c.get("/openapi.json").json()
+        job = c.post("/v1/videos", content=b"x" * 10, headers={**KEY, "Content-Type": "video/mp4"})
+    ref = {"$ref": "#/components/schemas/VideoJob"}
+    paths = schema["paths"]
+    assert paths["/v1/videos"]["post"]["responses"]["202"]["content"]["application/json"]["schema"] == ref
+    assert paths["/v1/videos/{job_id}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == ref
+    described = schema["components"]["schemas"]["VideoJob"]["properties"]
+    assert set(job.json()) == set(described), set(job.json()) ^ set(described)

@@ -835,6 +835,34 @@ _ERRORS = {
 }
 
 
+_NUM_OR_NULL = {"type": ["number", "null"]}
+_VIDEO_JOB_SCHEMA = {
+    "type": "object",
+    "required": ["id", "state", "progress", "result"],
+    "properties": {
+        "id": {"type": "string"},
+        "state": {"type": "string", "enum": ["uploading", "queued", "running", "done", "failed", "cancelled"]},
+        "model": {"type": "string"},
+        "faces": {"type": "string"},
+        "strength": _NUM_OR_NULL,
+        "start": {"type": "number", "description": "seconds"},
+        "duration": {**_NUM_OR_NULL, "description": "seconds; null: to the end"},
+        "aligned": {"type": "boolean"},
+        "created": {**_NUM_OR_NULL, "description": "Unix time"},
+        "started": {**_NUM_OR_NULL, "description": "Unix time; null until it runs"},
+        "finished": {**_NUM_OR_NULL, "description": "Unix time; null until it ends"},
+        "expires": {**_NUM_OR_NULL, "description": "Unix time its result is removed (--job-ttl); null until it ends"},
+        "frames_done": {"type": "integer"},
+        "frames_total": {"type": ["integer", "null"], "description": "the header's count or estimate; null: unknown"},
+        "faces_restored": {"type": "integer"},
+        "progress": {**_NUM_OR_NULL, "description": "0 to 1 (not a percentage); null until frames_total is known"},
+        "summary": {"type": ["object", "null"], "description": "the run's summary, as --report writes it"},
+        "error": {"type": ["string", "null"], "description": "why it failed"},
+        "result": {"type": ["string", "null"], "description": "the path to GET once state is done"},
+    },
+}
+
+
 def _documented(schema: dict, *, keyed: bool) -> dict:
     """The OpenAPI ``schema`` with what FastAPI cannot see: the error answers (a JSON ``Error``:
     ``detail``, ``error``, ``hint``) and, with ``--api-key``, the key as security schemes (the
@@ -845,6 +873,18 @@ def _documented(schema: dict, *, keyed: bool) -> dict:
         "error": {"type": "string", "description": "a name to test for, e.g. PayloadTooLargeError"},
         "hint": {"type": "string", "description": "how to fix it, where known"}}}
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    # a video job's state (the 202 of an upload, each poll): the handlers return plain dicts, which
+    # FastAPI describes as "any" (a generated client typed them so)
+    comps["schemas"]["VideoJob"] = _VIDEO_JOB_SCHEMA
+    comps["schemas"]["VideoJobDeleted"] = {"type": "object", "required": ["id", "state", "deleted"], "properties": {
+        "id": {"type": "string"}, "state": {"type": "string", "description": "cancelled, done or failed"},
+        "deleted": {"type": "boolean"}}}
+    for (method, path, code), name in (((
+            "post", VIDEO_ROUTE, "202"), "VideoJob"), (("get", VIDEO_ROUTE + "/{job_id}", "200"), "VideoJob"),
+            (("delete", VIDEO_ROUTE + "/{job_id}", "200"), "VideoJobDeleted")):
+        op = schema.get("paths", {}).get(path, {}).get(method)
+        if op is not None and code in op.get("responses", {}):
+            op["responses"][code]["content"] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
     if keyed:
         comps["securitySchemes"] = {"APIKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
                                     "Bearer": {"type": "http", "scheme": "bearer"}}
