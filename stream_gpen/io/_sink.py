@@ -2404,7 +2404,9 @@ class FileSink(_Sink):
         if src is None or getattr(frame, "pasted", None) is None or self._hardware or self._alpha_pix is not None:
             return None
         try:
-            if (_unjpeg(src.format.name) != self._pix or (src.height, src.width) != tuple(arr.shape[:2])
+            # (the plain twin of a full-range yuvj format: the same layout, its range a tag; _unjpeg
+            # also makes MJPEG's 4:2:2 a 4:2:0, a layout of its own)
+            if (src.format.name.replace("yuvj", "yuv") != self._pix or (src.height, src.width) != tuple(arr.shape[:2])
                     or decode_colorspace(src.colorspace, src.width, src.height) != self._colorspace
                     or decode_range(src.format.name, int(src.color_range)) != self._color_range):
                 return None
