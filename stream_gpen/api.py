@@ -974,6 +974,12 @@ class Enhancer:
                 rate = float(meta.frame_rate)
                 left = max(1, total - _frames_in(start, rate, total))
                 total = min(left, max(1, _frames_in(duration, rate, total))) if duration is not None else left
+            # a count worked out from duration x rate (no header count) is an estimate: a variable-rate
+            # clip (a phone's, a screen recording's) has fewer or more frames than its nominal rate
+            # says (12 frames said "12/41 (29%)" to the end); it is corrected as the frames come
+            guess = (_TotalGuess(total, float(meta.frame_rate)) if total and not is_still
+                     and not getattr(meta, "frame_count", None) and not getattr(meta, "frame_count_header", None)
+                     and getattr(meta, "frame_rate", None) and not getattr(meta, "live", False) else None)
             sink = None
             meanwhile = [0] if skip is not None else None  # outputs another run wrote since this one began
             if is_still and on_progress is not None:  # a group photo on a CPU: progress per model batch
@@ -1008,6 +1014,8 @@ class Enhancer:
                             # (held pages of one whose later page proves unreadable never are); a video
                             # sink's count lags on its own thread
                             summary.frames_out += sink.frames_written - written if is_still else 1
+                            if guess is not None:
+                                total = guess.update(frame.time, summary.frames_out)
                             if on_progress is not None:
                                 # a video's faces of the frames handed on: faces_restored counts a batch
                                 # ahead of them (a one-face clip said "265 frames, 272 faces")
@@ -1553,6 +1561,26 @@ def _expected_frames(meta) -> int | None:
         # 0.48 s), which round() made 12 (banker's rounding of 12.5); the slack absorbs float noise
         return max(1, math.ceil(dur * float(rate) - 1e-3))
     return None
+
+
+class _TotalGuess:
+    """A frame count estimated from duration x nominal ``rate``, corrected by the frames' own
+    times once a second of them has come: frames so far x the span the estimate covers / the span
+    they covered (a constant-rate clip keeps its estimate)."""
+
+    def __init__(self, total: int, rate: float) -> None:
+        self.total, self.span, self.step = total, total / rate, 1 / rate
+        self.first: float | None = None
+
+    def update(self, time: float | None, done: int) -> int:
+        if time is None:
+            return self.total
+        if self.first is None:
+            self.first = time
+        seen = time - self.first
+        if seen >= 1.0:
+            self.total = max(done, round(done * self.span / (seen + self.step)))
+        return max(self.total, done)
 
 
 def _copy_unmet(start, duration, compare, audio, codec="auto", crf=None, preset=None, chroma="auto") -> str | None:

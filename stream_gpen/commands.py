@@ -433,6 +433,8 @@ class _Progress:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, desc=self.desc, unit="frame", dynamic_ncols=True, leave=True)
+        elif total is not None and total != self.bar.total:  # (an estimate corrected as the frames came)
+            self.bar.total = total
         moved = done != self.bar.n
         self.bar.update(done - self.bar.n)
         # a photo's faces restored batch by batch: the count is all that moves, so show it now

@@ -65,3 +65,29 @@ def test_an_unreadable_input_is_said_before_the_model_loads(tmp_path, cli_env, c
     bad.write_text("" if name.startswith("empty") else "my notes, not a video\n")
     assert main(["enhance", str(bad), *cli_env]) == 2
     assert said in capsys.readouterr().err
+
+
+def test_the_progress_total_of_a_variable_rate_clip_follows_its_frames(tmp_path, enh):
+    """newuser21: a VFR Matroska clip (12 frames over 1.64 s, nominal 25 fps) said "12/41 frames
+    (29%)" to its end: the estimate (duration x rate) is corrected by the frames' own times."""
+    from fractions import Fraction
+
+    import av
+
+    times = [0, 40, 80, 200, 240, 600, 640, 680, 720, 1520, 1560, 1600]
+    path = tmp_path / "vfr.mkv"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25, options={"preset": "ultrafast", "bf": "0"})
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times):
+            vf = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24")
+            vf.pts, vf.time_base = t, Fraction(1, 1000)
+            for p in s.encode(vf):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    seen = []
+    enh.enhance_file(path, tmp_path / "o.mp4", on_progress=lambda done, total, faces: seen.append((done, total)))
+    assert seen[0][1] > 30  # (the estimate at the start: 1.64 s x 25)
+    assert seen[-1] == (12, 12) or abs(seen[-1][1] - 12) <= 2, seen
