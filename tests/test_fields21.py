@@ -65,3 +65,20 @@ def test_the_pictures_field_order_is_kept_with_deinterlace_off(tmp_path, mobilen
         assert _shown_first(out) == want[0] * 6, (said, ext)
         with open_source(out, deinterlace="off") as again:
             assert again.metadata.interlaced == want
+
+
+def test_a_wmv_keeps_its_last_frames_time(tmp_path, mobilenet_weights):
+    """formats21: H.264 in ASF was encoded in the muxer's ms ticks, so its timing said 1000 fps;
+    FFmpeg's ASF reader times the last packet by that duration, and the last frame read back at
+    the time of the one before it (…400, 440, 440 ms)."""
+    from stream_gpen import Enhancer
+
+    from tests._clips import write_video
+    from tests._doubles import IdentityRestorer
+
+    frames = [np.full((48, 64, 3), 20 * i, np.uint8) for i in range(8)]
+    src = write_video(tmp_path / "a.wmv", frames, codec="wmv2", pix_fmt="yuv420p")
+    Enhancer(IdentityRestorer(), device="cpu", detector_weights=mobilenet_weights).enhance_file(src, tmp_path / "o.wmv")
+    with av.open(str(tmp_path / "o.wmv")) as c:
+        times = [float(f.time) for f in c.decode(video=0)]
+    assert len(times) == 8 and np.diff(times) == pytest.approx([0.04] * 7, abs=1e-3), times

@@ -1816,8 +1816,12 @@ class FileSink(_Sink):
             raise EncodeError(f"{pix} needs even sizes, got {w}x{h}")
         vs.pix_fmt = self._alpha_pix or pix
         average = (meta.extra or {}).get("average_rate") if meta is not None else None
-        self._tb_out = (avi_frame_grid(rate, tb, average, getattr(frame, "duration", None)) if self._rebase_avi
-                        else tb)
+        # ASF (.wmv) times its packets in ms, and FFmpeg's reader takes a packet's time from the next
+        # one, the last one's from its duration, which it has from the H.264/HEVC timing: encoded in
+        # ms ticks, that said 1000 fps, and the last frame read back at the time of the one before it
+        asf = bool(set(out.format.name.split(",")) & {"asf", "asf_stream"}) and enc in ("libx264", "libx265")
+        self._tb_out = (avi_frame_grid(rate, tb, average, getattr(frame, "duration", None))
+                        if self._rebase_avi or asf else tb)
         vs.time_base = self._tb_out
         vs.codec_context.time_base = self._tb_out
         cc = vs.codec_context
