@@ -113,3 +113,33 @@ def test_the_hi_bit_bars_outside_faces_are_kept(tmp_path, shared, enh):
     got = _decoded(tmp_path / "o.mkv")
     # (HEVC's default crf rings at the bars' edges; clipped, they were 940 and 64)
     assert np.median(got[0][0][:6]) > 990 and np.median(got[0][0][-6:]) < 30
+
+
+def test_super_whites_beside_a_face_are_kept_in_its_area(tmp_path, shared, enh):
+    """tracking21: the faces' areas (each crop's bounding box, about twice the face) were taken
+    whole from the RGB, clipped: a super-white bar crossing one showed a 15-level step along the
+    box's edge once graded. The faces' changes are added to the decoded samples instead."""
+    import av as _av
+
+    picture = _face_picture(shared)
+    src = tmp_path / "bar.mkv"
+    with _av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=25, options={"qp": "0", "preset": "ultrafast"})
+        s.width, s.height, s.pix_fmt = 640, 400, "yuv420p"
+        for i in range(3):
+            vf = _av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(
+                format="yuv420p", dst_colorspace=_av.video.reformatter.Colorspace.ITU709,
+                dst_color_range=_av.video.reformatter.ColorRange.MPEG)
+            from stream_gpen.io._sink import _plane_arrays
+
+            _plane_arrays(vf)[0][:, 236:244] = 250  # a lit edge beside a face, inside its crop's box (x 234-327)
+            vf.pts, vf.colorspace, vf.color_range = i, 1, 1
+            for p in s.encode(vf):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    s = enh.enhance_file(src, tmp_path / "o.mkv", crf=0)
+    assert s.faces_restored >= 3
+    y = _decoded(tmp_path / "o.mkv")[0][0]
+    bar = y[150:230, 237:243]
+    assert (bar >= 248).mean() > 0.97, np.unique(bar, return_counts=True)  # (clipped whole: 235 along the box)
