@@ -117,7 +117,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     g.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
                    help="auto = fp16 on CUDA; on CPU bf16 where the CPU has bf16 instructions "
-                   "(avx512_bf16/amx_bf16: ~2x faster, ~53 dB from fp32), else fp32")
+                   "(avx512_bf16/amx_bf16) and its bf16 convolutions measure faster (Zen 4: ~2x, ~53 dB from "
+                   "fp32; some Intel Xeons: slower), else fp32")
     g.add_argument("--batch-size", type=_positive_int, default=8,
                    help="largest face batch; larger uses the GPU better, holds more frames (default 8)")
     g.add_argument("--no-download", action="store_true", help="never download weights")

@@ -443,16 +443,22 @@ def test_bf16_cpu_feature_is_read_from_cpuinfo_flags():
     assert _bf16_flag_in("model name: something\n") is None
 
 
-@pytest.mark.parametrize(("feature", "precision", "channels_last"), [("avx512_bf16", "bf16", True), (None, "fp32", True)])
-def test_auto_precision_on_cpu_follows_native_bf16(tiny, monkeypatch, feature, precision, channels_last):
+@pytest.mark.parametrize(("feature", "speedup", "precision", "channels_last"),
+                         [("avx512_bf16", 2.0, "bf16", True), (None, 2.0, "fp32", True),
+                          # (session 21: an Intel Xeon with avx512_bf16 ran bf16 at 0.7x fp32's speed)
+                          ("avx512_bf16", 0.6, "fp32", True)])
+def test_auto_precision_on_cpu_follows_native_bf16(tiny, monkeypatch, feature, speedup, precision, channels_last):
     from stream_gpen.runtime import _runner
 
     monkeypatch.setattr(_runner, "cpu_bf16_feature", lambda: feature)
+    monkeypatch.setattr(_runner, "cpu_bf16_speedup", lambda: speedup)
     runner = FaceRunner(random_generator(TINY_CONFIG, seed=3), size=S, device="cpu")
     assert (runner.precision, runner.channels_last) == (precision, channels_last)
     s = runner.summary()
     assert s["requested_precision"] == "auto" and s["precision"] == precision
     assert (feature or "without native bf16") in s["precision_reason"]
+    if feature:
+        assert f"measured {speedup:.1f}" in s["precision_reason"]
     assert runner.fallbacks == []  # a choice, not a fallback
     out = runner(random_crops(2, seed=12))
     # Tiny random models are the worst case for bf16 (few channels per sum); real configs ~52 dB.
@@ -467,6 +473,7 @@ def test_bf16_default_is_close_to_fp32_at_full_size(monkeypatch):
     from stream_gpen.runtime import _runner
 
     monkeypatch.setattr(_runner, "cpu_bf16_feature", lambda: "avx512_bf16")
+    monkeypatch.setattr(_runner, "cpu_bf16_speedup", lambda: 2.0)
     config = MODELS["gpen-bfr-256"].config
     fast = FaceRunner(random_generator(config, seed=0), size=256, device="cpu")
     exact = FaceRunner(random_generator(config, seed=0), size=256, device="cpu", precision="fp32")
@@ -476,3 +483,11 @@ def test_bf16_default_is_close_to_fp32_at_full_size(monkeypatch):
     assert fast.precision == "bf16" and fast.fallbacks == []
     psnr = 10 * torch.log10(torch.tensor(255.0**2 / (a - b).pow(2).mean().item())).item()
     assert psnr > 45, psnr
+
+
+def test_the_bf16_speedup_is_measured_once():
+    """The bf16 instructions alone did not say bf16 pays: it is measured (a fraction of a second)."""
+    from stream_gpen.runtime._device import cpu_bf16_speedup
+
+    first = cpu_bf16_speedup()
+    assert first >= 0.0 and cpu_bf16_speedup() == first  # (cached: one measurement per process)

@@ -21,7 +21,7 @@ from torch import nn
 
 from stream_gpen.errors import InvalidInputError
 from stream_gpen.runtime._cpu_memory import freed_memory_kept, keep_freed_memory
-from stream_gpen.runtime._device import cpu_bf16_feature, select_device
+from stream_gpen.runtime._device import cpu_bf16_feature, cpu_bf16_speedup, select_device
 from stream_gpen.runtime._plan import Chunk, exact_chunks, plan_batches, validate_buckets
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,9 @@ _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 #   cpu_bf16_feature): with channels-last it is 1.8-2x fp32 per face, and its uint8 output is
 #   51-53 dB PSNR from fp32's (max 2 grey levels), above the 45 dB bar fp16 meets on the GPU. It
 #   fails fp32's 1e-4 float tolerance, so precision="fp32" stays one option away. Without those
-#   instructions bf16 is emulated and slower, so fp32 stays the default there.
+#   instructions bf16 is emulated and slower, so fp32 stays the default there; with them it is
+#   chosen only where a bf16 convolution measures faster (cpu_bf16_speedup, _BF16_PAYS): an Intel
+#   Xeon with avx512_bf16 and no AMX ran GPEN-256 bf16 at 0.7x fp32 (session 21).
 # * torch.compile is exact (|d| ~2e-6) but, on a quiet machine against the fused eager form, only
 #   1.17x (fp32) / 1.20x (fp32 channels-last) at batch 4, and nothing for bf16 (2.22x vs bf16
 #   eager's 2.15x); its first call per batch shape compiles for seconds to minutes: opt-in.
@@ -50,6 +52,10 @@ _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 #   channels-last path (per-sample weights at high resolution, the ToRGB as a batched matmul)
 #   ran 1.09-1.20x the fused NCHW form, and with oneDNN capped to AVX2 or to AVX-512 without
 #   bf16 (ONEDNN_MAX_CPU_ISA, standing in for the CPUs that run fp32 by default) 1.08-1.21x.
+#: bf16 is the CPU's default only where its convolutions measure at least this much faster than
+#: fp32's (cpu_bf16_speedup): the bf16 instructions alone did not say it (an Intel Xeon with
+#: avx512_bf16 ran GPEN-256 in bf16 at 0.7x fp32's speed, session 21)
+_BF16_PAYS = 1.2
 CPU_CHANNELS_LAST_WITH_COMPILE = True
 CPU_CHANNELS_LAST_BF16 = True
 CPU_CHANNELS_LAST_EAGER = True
@@ -149,8 +155,10 @@ class FaceRunner:
     * ``device`` — ``"auto"`` (CUDA if torch sees one, else CPU; the CPU choice is reported in
       ``fallbacks``), ``"cpu"``, ``"cuda"``, ``"cuda:N"``. Explicit CUDA never falls back.
     * ``precision`` — ``"auto"`` is fp16 on CUDA (tensor cores, ~2-4x fp32); on the CPU it is
-      bf16 where the CPU has bf16 instructions (avx512_bf16/amx_bf16: ~1.8-2x fp32, uint8 output
-      ~53 dB PSNR from fp32's) and fp32 elsewhere; ``precision_reason`` says which and why.
+      bf16 where the CPU has bf16 instructions (avx512_bf16/amx_bf16) and its bf16 convolutions
+      measure at least 1.2x fp32's speed (once per process, ~0.1 s; Zen 4: ~1.8-2x, uint8 output
+      ~53 dB PSNR from fp32's; an Intel Xeon without AMX: 0.7x, so fp32) and fp32 elsewhere;
+      ``precision_reason`` says which and why.
       fp16/bf16 run under autocast, which keeps reductions (the demodulation and pixel-norm sums of
       squares, ``rsqrt``) in fp32 where fp16 would overflow. bf16 cannot overflow but is ~8x
       coarser than fp16 (measured on the CPU: uint8 output 53-55 dB PSNR from fp32's for the
@@ -643,10 +651,14 @@ def _auto_precision(on_cuda: bool) -> tuple[Literal["fp32", "fp16", "bf16"], str
         return "fp16", "CUDA: fp16 on tensor cores"
     feature = cpu_bf16_feature()
     if feature is not None:
-        return "bf16", (
-            f"the CPU has {feature}: bf16 is ~1.8-2x fp32 here, its output ~53 dB PSNR from fp32's; "
-            "precision='fp32' for exact fp32"
-        )
+        speedup = cpu_bf16_speedup()
+        if speedup >= _BF16_PAYS:
+            return "bf16", (
+                f"the CPU has {feature} and its bf16 convolutions measured {speedup:.1f}x fp32's speed here; its "
+                "output is ~53 dB PSNR from fp32's; precision='fp32' for exact fp32"
+            )
+        return "fp32", (f"the CPU has {feature}, but its bf16 convolutions measured {speedup:.2f}x fp32's speed here "
+                        "(bf16 runs only where it is faster): fp32")
     return "fp32", "CPU without native bf16 (avx512_bf16/amx_bf16): fp32"
 
 
