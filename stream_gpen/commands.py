@@ -1598,17 +1598,23 @@ def describe_input(spec: str) -> dict:
         return out
 
 
+def _software_pix_of(codec: str, pix_fmt: str, high: bool) -> str:
+    """The pixel format the default software encoder of ``codec`` writes a ``pix_fmt`` source in
+    (FileSink._choose_hi_pix / _choose_pix; ``high``: a >8-bit source kept at its depth)."""
+    from stream_gpen.io._sink import _ENCODERS, _software_pix, _video_formats, choose_high_pix_fmt
+
+    enc = _ENCODERS[codec]
+    return (choose_high_pix_fmt(pix_fmt, _video_formats(enc)) if high else None) or _software_pix(enc, pix_fmt)
+
+
 def _kept_chroma(codec: str, pix_fmt: str, high: bool) -> str | None:
     """"4:2:2" / "4:4:4" where the default software encoder of ``codec`` (H.264 / HEVC) keeps a
     source's chroma that players do not decode, else None."""
     from stream_gpen.io._convert import chroma_of
-    from stream_gpen.io._sink import _ENCODERS, _software_pix, _video_formats, choose_high_pix_fmt
 
     if codec not in ("h264", "hevc"):
         return None
-    enc = _ENCODERS[codec]
-    pix = (choose_high_pix_fmt(pix_fmt, _video_formats(enc)) if high else None) or _software_pix(enc, pix_fmt)
-    c = chroma_of(pix)
+    c = chroma_of(_software_pix_of(codec, pix_fmt, high))
     return ":".join(c) if c in ("422", "444") else None
 
 
@@ -1618,14 +1624,10 @@ def _padded_size(codec: str, pix_fmt: str, high: bool, width: int, height: int, 
     source at, when it pads it (as ``FileSink._even_size`` does); ``None`` when it keeps the size.
     ``alpha``: the source has transparency (ProRes keeps it as 4:4:4)."""
     from stream_gpen.io._convert import chroma_of
-    from stream_gpen.io._sink import (
-        _ENCODERS, _even_sides, _software_pix, _video_formats, choose_high_pix_fmt, prores_pix)
+    from stream_gpen.io._sink import _ENCODERS, _even_sides, prores_pix
 
     enc = _ENCODERS[codec]
-    if codec == "prores":
-        pix = prores_pix(pix_fmt, alpha)
-    else:  # FileSink._choose_hi_pix / _choose_pix, software encoder
-        pix = (choose_high_pix_fmt(pix_fmt, _video_formats(enc)) if high else None) or _software_pix(enc, pix_fmt)
+    pix = prores_pix(pix_fmt, alpha) if codec == "prores" else _software_pix_of(codec, pix_fmt, high)
     even_h, even_w = _even_sides(enc, pix)
     w, h = width + width % 2 * even_w, height + height % 2 * even_h
     return None if (w, h) == (width, height) else (w, h, ":".join(chroma_of(pix)))

@@ -15,9 +15,9 @@ from PIL import Image
 
 
 def _planes(vf) -> list[np.ndarray]:
-    from stream_gpen.io._sink import _plane_arrays
+    from stream_gpen.io._convert import plane_arrays
 
-    return [p.copy() for p in _plane_arrays(vf)]
+    return [p.copy() for p in plane_arrays(vf)]
 
 
 def _yuv_clip(path, pictures: list[np.ndarray], pix_fmt: str, *, superwhite=True) -> list[list[np.ndarray]]:
@@ -43,9 +43,9 @@ def _yuv_clip(path, pictures: list[np.ndarray], pix_fmt: str, *, superwhite=True
                 y[:6] = top - 3 * (top // 255)  # 252 (1011): above white (235 / 940)
                 y[-6:] = 2 * (top // 255)  # 2 (8): below black (16 / 64)
             out = av.VideoFrame(w, h, pix_fmt)
-            from stream_gpen.io._sink import _plane_arrays
+            from stream_gpen.io._convert import plane_arrays
 
-            dst = _plane_arrays(out)
+            dst = plane_arrays(out)
             dst[0][...] = y
             for d, src in zip(dst[1:], _planes(vf)[1:]):
                 d[...] = src
@@ -130,9 +130,9 @@ def test_super_whites_beside_a_face_are_kept_in_its_area(tmp_path, shared, enh):
             vf = _av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(
                 format="yuv420p", dst_colorspace=_av.video.reformatter.Colorspace.ITU709,
                 dst_color_range=_av.video.reformatter.ColorRange.MPEG)
-            from stream_gpen.io._sink import _plane_arrays
+            from stream_gpen.io._convert import plane_arrays
 
-            _plane_arrays(vf)[0][:, 236:244] = 250  # a lit edge beside a face, inside its crop's box (x 234-327)
+            plane_arrays(vf)[0][:, 236:244] = 250  # a lit edge beside a face, inside its crop's box (x 234-327)
             vf.pts, vf.colorspace, vf.color_range = i, 1, 1
             for p in s.encode(vf):
                 c.mux(p)

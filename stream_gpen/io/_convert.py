@@ -103,6 +103,18 @@ def _limited_grey_to_rgb(frame: "av.VideoFrame", high: bool) -> np.ndarray:
     return cv2.merge((v, v, v))
 
 
+def plane_arrays(vf) -> list[np.ndarray]:
+    """The planes of a planar ``av.VideoFrame`` as ``[rows, samples]`` arrays (views of its memory,
+    line padding left out; 16-bit samples for formats above 8 bits)."""
+    deep = any(c.bits > 8 for c in vf.format.components)
+    dt = np.dtype("<u2") if deep else np.uint8
+    out = []
+    for p in vf.planes:
+        rows = np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)
+        out.append(rows.view(dt)[:, :p.width])
+    return out
+
+
 def bits_per_component(pix_fmt: str | None) -> int:
     """Bits of the deepest component of ``pix_fmt`` (8 for yuv420p, 10 for yuv420p10le / p010le,
     12 for yuv422p12le, 16 for rgb48le); 8 for names FFmpeg does not know (nothing to keep)."""

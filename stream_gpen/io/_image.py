@@ -1048,12 +1048,9 @@ def _upright(im, orientation: int, path: Path):
         return ImageOps.exif_transpose(im)
     except (OSError, ValueError, SyntaxError, KeyError, TypeError, struct.error) as e:
         log.debug("%s: exif_transpose failed (%s); turning it by orientation %d", path, e, orientation)
-    steps = {2: [Image.Transpose.FLIP_LEFT_RIGHT], 3: [Image.Transpose.ROTATE_180],
-             4: [Image.Transpose.FLIP_TOP_BOTTOM], 5: [Image.Transpose.TRANSPOSE],
-             6: [Image.Transpose.ROTATE_270], 7: [Image.Transpose.TRANSVERSE], 8: [Image.Transpose.ROTATE_90]}
     im.load()
-    for step in steps.get(orientation, []):
-        im = im.transpose(step)
+    for step in _TURNS.get(orientation, []):
+        im = im.transpose(getattr(Image.Transpose, step))
     return im
 
 

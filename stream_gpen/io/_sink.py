@@ -42,6 +42,7 @@ from stream_gpen.io._convert import (
     chroma_of,
     decode_colorspace,
     decode_range,
+    plane_arrays,
     rgb_to_av,
 )
 from stream_gpen.io._meta import COLOR_PRIMARIES, COLOR_TRCS, audio_params_unknown, ffmpeg_local, hidden_temp
@@ -1391,30 +1392,23 @@ def as_420(pix_fmt: str) -> str:
     return f"yuv{m.group(1)}{full}420p{m.group(3)}"
 
 
-def _plane_arrays(vf) -> list[np.ndarray]:
-    """The planes of a planar YUV ``av.VideoFrame`` as ``[rows, samples]`` arrays (views of its
-    memory, line padding left out; 16-bit samples for formats above 8 bits)."""
-    deep = any(c.bits > 8 for c in vf.format.components)
-    dt = np.dtype("<u2") if deep else np.uint8
-    out = []
-    for p in vf.planes:
-        rows = np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)
-        out.append(rows.view(dt)[:, :p.width])
-    return out
-
-
 def _yuv_copy(src, pix_fmt: str, colorspace: int, color_range: int):
     """A new frame of ``pix_fmt`` (``src``'s own format, or its plain twin of a ``yuvj`` one)
     holding ``src``'s samples, tagged as :func:`rgb_to_av` tags its frames (the encoder may hold a
     frame: ``src`` is the decoder's)."""
     vf = av.VideoFrame(src.width, src.height, pix_fmt)
-    for d, s in zip(_plane_arrays(vf), _plane_arrays(src)):
+    for d, s in zip(plane_arrays(vf), plane_arrays(src)):
         d[...] = s
     if color_range in (1, 2):
         vf.color_range = color_range
     if colorspace is not None and colorspace != 2:
         vf.colorspace = colorspace
     return vf
+
+
+def _subsampling(plane: np.ndarray, width: int, height: int) -> tuple[int, int]:
+    """A plane's (x, y) subsampling in a ``width`` x ``height`` frame (4:2:0 / 4:2:2 chroma: 2)."""
+    return (2 if plane.shape[1] < width else 1), (2 if plane.shape[0] < height else 1)
 
 
 def _whole_boxes(areas, width: int, height: int) -> list[tuple[int, int, int, int]]:
@@ -1445,8 +1439,8 @@ def _yuv_region(src, box, colorspace: int):
     x0, y0, x1, y1 = box
     region = av.VideoFrame(x1 - x0, y1 - y0, src.format.name)
     w, h = src.width, src.height
-    for d, s in zip(_plane_arrays(region), _plane_arrays(src)):
-        sx, sy = (2 if s.shape[1] < w else 1), (2 if s.shape[0] < h else 1)
+    for d, s in zip(plane_arrays(region), plane_arrays(src)):
+        sx, sy = _subsampling(s, w, h)
         d[...] = s[y0 // sy:y0 // sy + d.shape[0], x0 // sx:x0 // sx + d.shape[1]]
     region.colorspace = colorspace
     region.color_range = src.color_range
@@ -1465,16 +1459,16 @@ def _yuv_paste(vf, src, rgb: np.ndarray, areas, pix_fmt: str, colorspace: int, c
 
     high = rgb.dtype == np.uint16
     top = (1 << max(c.bits for c in vf.format.components)) - 1
-    planes = _plane_arrays(vf)
+    planes = plane_arrays(vf)
     w, h = vf.width, vf.height
     for box in _whole_boxes(areas, w, h):
         x0, y0, x1, y1 = box
         decoded = av_to_rgb_numpy(_yuv_region(src, box, colorspace), high=high)
-        was = _plane_arrays(rgb_to_av(decoded, pix_fmt=pix_fmt, colorspace=colorspace, color_range=color_range))
-        now = _plane_arrays(rgb_to_av(np.ascontiguousarray(rgb[y0:y1, x0:x1]), pix_fmt=pix_fmt, colorspace=colorspace,
+        was = plane_arrays(rgb_to_av(decoded, pix_fmt=pix_fmt, colorspace=colorspace, color_range=color_range))
+        now = plane_arrays(rgb_to_av(np.ascontiguousarray(rgb[y0:y1, x0:x1]), pix_fmt=pix_fmt, colorspace=colorspace,
                                       color_range=color_range))
         for p, a, b in zip(planes, was, now):
-            sx, sy = (2 if p.shape[1] < w else 1), (2 if p.shape[0] < h else 1)
+            sx, sy = _subsampling(p, w, h)
             part = p[y0 // sy:y0 // sy + a.shape[0], x0 // sx:x0 // sx + a.shape[1]]
             part[...] = np.clip(part.astype(np.int32) + b.astype(np.int32) - a.astype(np.int32), 0, top)
 

@@ -55,6 +55,7 @@ from stream_gpen.io._convert import (
     decode_range,
     is_full_range,
     nv12_to_rgb,
+    plane_arrays,
     rgb8_from_rgb16,
 )
 from stream_gpen.io._meta import (
@@ -1200,24 +1201,14 @@ def _shown_field_first(frame) -> str | None:
         graph.configure()
         graph.push(frame)
         out = graph.pull()
-        a, b = _luma_rows(frame), _luma_rows(out)
+        if len(frame.planes) < 3:  # (planar YUV only: a packed picture's rows are not its lines)
+            return None
+        a, b = plane_arrays(frame)[0], plane_arrays(out)[0]
     except Exception:  # noqa: BLE001 - a format the filter does not take: the stream's word stands
-        return None
-    if a is None or b is None:
         return None
     if not np.array_equal(a, b):
         return "b"
     return None if np.array_equal(a[2:], a[:-2]) else "t"
-
-
-def _luma_rows(frame) -> np.ndarray | None:
-    """A planar YUV frame's luma plane as rows of bytes (its padding left out), or None."""
-    if len(frame.planes) < 3:
-        return None
-    plane = frame.planes[0]
-    deep = any(c.bits > 8 for c in frame.format.components)
-    rows = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
-    return rows[:, :plane.width * (2 if deep else 1)]
 
 
 def _has_alpha(stream, sw_format: str) -> bool:
