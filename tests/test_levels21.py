@@ -143,3 +143,32 @@ def test_super_whites_beside_a_face_are_kept_in_its_area(tmp_path, shared, enh):
     y = _decoded(tmp_path / "o.mkv")[0][0]
     bar = y[150:230, 237:243]
     assert (bar >= 248).mean() > 0.97, np.unique(bar, return_counts=True)  # (clipped whole: 235 along the box)
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="mprotect through libc: Linux")
+def test_rgb_ending_at_a_page_boundary_does_not_crash_the_conversion(tmp_path):
+    """Fresh-clone CI, session 21: swscale's SIMD reads a little past an input picture's last row;
+    a face area's RGB (a small array) ending at the end of a page of memory, the next one unmapped,
+    crashed the process (segmentation fault). Checked in a child process, behind a guard page."""
+    import subprocess
+    import sys
+
+    code = '''
+import ctypes, mmap, numpy as np
+from stream_gpen.io._convert import rgb_to_av
+PAGE = mmap.PAGESIZE
+libc = ctypes.CDLL(None)
+for shape in [(100, 98, 3), (38, 30, 3), (240, 322, 3), (64, 64, 3)]:
+    n = int(np.prod(shape))
+    pages = -(-n // PAGE) + 1
+    m = mmap.mmap(-1, pages * PAGE)
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+    assert libc.mprotect(ctypes.c_void_p(addr + (pages - 1) * PAGE), PAGE, 0) == 0
+    a = np.frombuffer(m, np.uint8, count=n, offset=(pages - 1) * PAGE - n).reshape(shape)
+    a[...] = 128
+    for pix in ("yuv420p", "yuv444p"):
+        rgb_to_av(a, pix_fmt=pix, colorspace=1, color_range=1)
+print("ok")
+'''
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", (r.returncode, r.stderr[-2000:])

@@ -7,6 +7,7 @@ for everything outside the pasted faces. :func:`rgb8_from_rgb16` derives the 8-b
 """
 from __future__ import annotations
 
+import mmap
 import re
 import threading
 from typing import NamedTuple
@@ -509,6 +510,18 @@ def rgb8_from_rgb16(hi: torch.Tensor, out: torch.Tensor | None = None) -> torch.
     return out
 
 
+#: bytes past an input picture's end that swscale's SIMD may read (FFmpeg pads its own buffers by 64)
+_SWS_OVERREAD = 1024
+
+
+def _padded(a: np.ndarray) -> np.ndarray:
+    """A contiguous copy of ``a`` followed, in the same allocation, by :data:`_SWS_OVERREAD` bytes."""
+    buf = np.empty(a.nbytes + _SWS_OVERREAD, np.uint8)
+    out = buf[:a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
 def rgb_to_av(rgb: np.ndarray, *, pix_fmt: str, colorspace: int | None, color_range: int | None) -> "av.VideoFrame":
     """Encode-side conversion: RGB ``[H, W, 3]`` -> ``pix_fmt`` with the *same* matrix/range the
     decoder used, so an unprocessed round trip is colour-exact up to rounding.
@@ -535,7 +548,12 @@ def rgb_to_av(rgb: np.ndarray, *, pix_fmt: str, colorspace: int | None, color_ra
         # ring slot's picture, reused once the frame is released
         return av.VideoFrame.from_ndarray(rgb, format=src)
     # swscale reads ``rgb`` in place (reformat below is done with it before this returns): a
-    # copy first cost 6-7 ms per 1080p frame on a loaded 2-core CPU, with the GIL held
+    # copy first cost 6-7 ms per 1080p frame on a loaded 2-core CPU, with the GIL held. Its SIMD
+    # reads a little past the last row, as FFmpeg's own buffers allow for: an array ending at the
+    # end of a page of memory (the next one unmapped) crashed the process (a 100x98 region,
+    # session 21), so such an array alone is copied into a padded buffer first.
+    if -(rgb.ctypes.data + rgb.nbytes) % mmap.PAGESIZE < _SWS_OVERREAD:
+        rgb = _padded(rgb)
     vf = av.VideoFrame.from_numpy_buffer(rgb, format=src)
     out = vf.reformat(
         format=pix_fmt,
