@@ -47,6 +47,16 @@ def face_core(coords_x: torch.Tensor, coords_y: torch.Tensor, size: int) -> torc
     return t * t * (3.0 - 2.0 * t)
 
 
+def _crop_extents(affines: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(inverse affines, lo, hi)``: each ``size`` crop's bounding box in the frame (float64
+    ``affines`` frame -> crop; ``lo``/``hi`` ``[n, 2]`` floored / ceiled corners, on the CPU)."""
+    inv = invert_affines(affines)
+    corners = torch.tensor([[0, 0], [size - 1, 0], [0, size - 1], [size - 1, size - 1]], dtype=torch.float64,
+                           device=affines.device)
+    fc = apply_affines(inv, corners.expand(len(affines), 4, 2))  # [n,4,2] crop corners in the frame
+    return inv, fc.amin(dim=1).floor().cpu(), fc.amax(dim=1).ceil().cpu()
+
+
 def paste_areas(affines: torch.Tensor, size: int, height: int, width: int, *, margin: int = 2) -> list[tuple]:
     """The frame areas ``[(x0, y0, x1, y1), ...]`` (ends exclusive, within the frame) that
     :func:`paste_faces` may write for faces cut with ``affines`` (frame -> crop, ``[n,2,3]``) at
@@ -55,10 +65,7 @@ def paste_areas(affines: torch.Tensor, size: int, height: int, width: int, *, ma
     affines = torch.as_tensor(affines, dtype=torch.float64).cpu()
     if affines.numel() == 0:
         return []
-    inv = invert_affines(affines)
-    corners = torch.tensor([[0, 0], [size - 1, 0], [0, size - 1], [size - 1, size - 1]], dtype=torch.float64)
-    fc = apply_affines(inv, corners.expand(len(affines), 4, 2))
-    lo, hi = fc.amin(dim=1).floor(), fc.amax(dim=1).ceil()
+    _, lo, hi = _crop_extents(affines, size)
     out = []
     for (ax, ay), (bx, by) in zip(lo.tolist(), hi.tolist()):
         x0, y0 = max(int(ax) - margin, 0), max(int(ay) - margin, 0)
@@ -153,11 +160,7 @@ def paste_faces(
     dev = frame.device
     h, w, _ = frame.shape
     affines = affines.to(device=dev, dtype=torch.float64)
-    inv = invert_affines(affines)
-    corners = torch.tensor([[0, 0], [size - 1, 0], [0, size - 1], [size - 1, size - 1]], dtype=torch.float64, device=dev)
-    fc = apply_affines(inv, corners.expand(n, 4, 2))  # [n,4,2] crop corners in the frame
-    lo = fc.amin(dim=1).floor().cpu()
-    hi = fc.amax(dim=1).ceil().cpu()
+    inv, lo, hi = _crop_extents(affines, size)
     # crop px per frame px, from the linear part's determinant (similarity: uniform scale)
     scale = face_scale(affines).cpu()
     extent = hi[:, 0] - lo[:, 0] + hi[:, 1] - lo[:, 1]

@@ -1396,9 +1396,7 @@ def _yuv_copy(src, pix_fmt: str, colorspace: int, color_range: int):
     """A new frame of ``pix_fmt`` (``src``'s own format, or its plain twin of a ``yuvj`` one)
     holding ``src``'s samples, tagged as :func:`rgb_to_av` tags its frames (the encoder may hold a
     frame: ``src`` is the decoder's)."""
-    vf = av.VideoFrame(src.width, src.height, pix_fmt)
-    for d, s in zip(plane_arrays(vf), plane_arrays(src)):
-        d[...] = s
+    vf = _yuv_part(src, (0, 0, src.width, src.height), pix_fmt)
     if color_range in (1, 2):
         vf.color_range = color_range
     if colorspace is not None and colorspace != 2:
@@ -1432,16 +1430,23 @@ def _whole_boxes(areas, width: int, height: int) -> list[tuple[int, int, int, in
     return boxes
 
 
-def _yuv_region(src, box, colorspace: int):
-    """A new frame of ``src``'s format holding its samples in ``box`` (on even coordinates),
-    tagged with the matrix ``src`` decodes with (an untagged HD frame's BT.709: a region under
-    1280 px wide would otherwise be taken for SD)."""
+def _yuv_part(src, box, pix_fmt: str):
+    """A new frame of ``pix_fmt`` (``src``'s layout) holding ``src``'s samples in ``box`` (on
+    even coordinates; the whole frame's box: a copy of it)."""
     x0, y0, x1, y1 = box
-    region = av.VideoFrame(x1 - x0, y1 - y0, src.format.name)
+    part = av.VideoFrame(x1 - x0, y1 - y0, pix_fmt)
     w, h = src.width, src.height
-    for d, s in zip(plane_arrays(region), plane_arrays(src)):
+    for d, s in zip(plane_arrays(part), plane_arrays(src)):
         sx, sy = _subsampling(s, w, h)
         d[...] = s[y0 // sy:y0 // sy + d.shape[0], x0 // sx:x0 // sx + d.shape[1]]
+    return part
+
+
+def _yuv_region(src, box, colorspace: int):
+    """``src``'s samples in ``box`` (:func:`_yuv_part`), tagged with the matrix ``src`` decodes
+    with (an untagged HD frame's BT.709: a region under 1280 px wide would otherwise be taken for
+    SD) and its range."""
+    region = _yuv_part(src, box, src.format.name)
     region.colorspace = colorspace
     region.color_range = src.color_range
     return region

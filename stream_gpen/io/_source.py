@@ -439,7 +439,7 @@ def _download_size(url: str, container) -> int | None:
     feed over http without (chunked, or until the connection closes). FFmpeg reports a transfer
     that stops short of the length as an I/O error, so a clean end of such an answer is the
     file's end. HLS is left out: its demuxer's size is the playlist's."""
-    if not url.lower().startswith(("http://", "https://")) or "hls" in (container.format.name or "").split(","):
+    if not url.lower().startswith(("http://", "https://")) or _is_hls(container):
         return None
     try:
         size = container.size
@@ -1187,9 +1187,9 @@ def _shown_field_first(frame) -> str | None:
     (PyAV has no accessor for the flag: FFmpeg's ``fieldorder=tff`` filter moves a bottom-first
     picture down a line and passes a top-first one through), or None where that cannot tell (a
     hardware frame, a picture that looks the same a line down: a black lead-in)."""
+    if frame.format.name == "cuda" or len(frame.planes) < 3:  # (planar YUV: a packed one's rows are not lines)
+        return None
     try:
-        if frame.format.name == "cuda":
-            return None
         graph = av.filter.Graph()
         src = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format.name,
                                time_base=Fraction(1, 25))
@@ -1201,8 +1201,6 @@ def _shown_field_first(frame) -> str | None:
         graph.configure()
         graph.push(frame)
         out = graph.pull()
-        if len(frame.planes) < 3:  # (planar YUV only: a packed picture's rows are not its lines)
-            return None
         a, b = plane_arrays(frame)[0], plane_arrays(out)[0]
     except Exception:  # noqa: BLE001 - a format the filter does not take: the stream's word stands
         return None
