@@ -4,6 +4,7 @@ Run: python bench/gpu_io_check.py   (exits non-zero on a mismatch or when NVDEC 
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -53,7 +54,10 @@ def run(path: Path, decode: str, keep: set[int]):
     return n, time.perf_counter() - t0, kept, src.fallbacks
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                            epilog="Takes no options; exits 0 when NVDEC frames match the CPU's, 1 on a "
+                                   "mismatch or a silent fallback, 2 without CUDA.").parse_args(argv)
     if not torch.cuda.is_available():
         print("no CUDA device"); return 2
     print("hwdevices:", av.codec.hwaccel.hwdevices_available())
