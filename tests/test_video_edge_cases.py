@@ -588,3 +588,32 @@ def test_an_edit_list_trimmed_mp4_is_not_taken_for_a_mid_gop_start(tmp_path):
         n = sum(1 for f in s if f.release() or True)
     assert n >= 48
     assert not [m for m in s.fallbacks if "cannot be decoded" in m], s.fallbacks
+
+
+def test_a_larger_one_frame_still_track_does_not_replace_the_moving_picture(tmp_path):
+    """An mp4 with a 640x480 one-frame MJPEG track (a still, not flagged as cover art) beside a
+    320x240 30-frame video: the still was chosen for being larger, and the output was one frame."""
+    clip = tmp_path / "still.mp4"
+    with av.open(str(clip), "w") as c:
+        a = c.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        a.width, a.height, a.pix_fmt = 32, 24, "yuv420p"
+        b = c.add_stream("mjpeg", rate=25)
+        b.width, b.height, b.pix_fmt = W, H, "yuvj420p"
+        for i in range(12):
+            f = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 10 * i, np.uint8), format="rgb24")
+            f.pts = i
+            for p in a.encode(f):
+                c.mux(p)
+            if i == 0:
+                g = av.VideoFrame.from_ndarray(np.full((H, W, 3), 200, np.uint8), format="rgb24")
+                g = g.reformat(format="yuvj420p")
+                g.pts = 0
+                for p in [*b.encode(g), *b.encode(None)]:
+                    c.mux(p)
+        for p in a.encode(None):
+            c.mux(p)
+    with open_source(clip) as src:
+        assert (src.metadata.width, src.metadata.height) == (32, 24) and src._vstream.index == 0
+        assert any("restoring #0 (32x24, the largest moving one)" in m and f"#1 ({W}x{H}, a one-frame still)" in m
+                   for m in src.fallbacks), src.fallbacks
+        assert sum(1 for f in src if f.release() is None) == 12

@@ -1903,8 +1903,10 @@ class VideoSource:
             if others:
                 self._fallback(
                     f"{self.spec}: {len(others) + 1} video streams; restoring #{vs.index} "
-                    f"({vs.codec_context.width}x{vs.codec_context.height}, the largest); not restored: "
-                    + ", ".join(f"#{s.index} ({s.codec_context.width}x{s.codec_context.height})" for s in others))
+                    f"({vs.codec_context.width}x{vs.codec_context.height}, the largest"
+                    f"{' moving one' if any(_pixels(s) > _pixels(vs) for s in others) else ''}); not restored: "
+                    + ", ".join(f"#{s.index} ({s.codec_context.width}x{s.codec_context.height}"
+                                f"{', a one-frame still' if s.frames == 1 else ''})" for s in others))
             if vs is None:
                 kinds = sorted({s.type for s in container.streams})
                 cover = " besides cover art" if container.streams.video else ""
@@ -3392,9 +3394,10 @@ def main_video_stream(container):
     """The largest video stream (by pixel count; the first of equals) that is not cover art, or
     None. A file with several (a dashcam's front and rear camera, a small preview track before the
     main picture) is restored in its main picture, as FFmpeg and players choose it, not in
-    whichever track happens to come first."""
+    whichever track happens to come first. A stream whose header counts one frame (a still in a
+    track of its own, not marked as cover art) yields to any moving one, however large it is."""
     streams = _pictures(container)
-    return max(streams, key=_pixels) if streams else None
+    return max(streams, key=lambda s: (s.frames != 1, _pixels(s))) if streams else None
 
 
 def data_ends_short(path: str, *, limit: int = 3000) -> tuple[float | None, float, float] | None:
