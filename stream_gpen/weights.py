@@ -21,11 +21,12 @@ so): it may be the user's own file. ``STREAM_GPEN_OFFLINE=1`` forbids downloads.
 
 Downloads stream into ``<target>.part`` (resumed with an HTTP ``Range`` request on the next try
 from the same URL, which ``<target>.part.url`` records: a mirror's copy may be a different file,
-so a part is never continued from another URL). Each URL has its own part (the second URL's is
-``<target>.part-2``): on a connection that drops, a mirror tried after a cut must not start over
+so a part is never continued from another URL; with the server's ETag or Last-Modified, sent back
+as ``If-Range``, so a file changed on the server since is sent whole, not spliced on). Each URL
+has its own part (the second URL's is ``<target>.part-2``): on a connection that drops, a mirror tried after a cut must not start over
 the first URL's part, or no run would ever finish. The part file is renamed to its final name
-only after its size and sha256 check out (or, where no sha256 is published, its zip directory
-can be read); a file that fails the check is deleted, so a corrupt download never sits under the
+only after its size and sha256 check out (or, where no sha256 is published, every member of its
+zip archive matches its CRC-32); a file that fails the check is deleted, so a corrupt download never sits under the
 final name. A ``<target>.lock`` file beside it makes a second process wait for the first instead
 of writing into the same part file.
 """
@@ -45,6 +46,7 @@ import sys
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Literal, TypeVar
@@ -248,11 +250,14 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _LEGACY_TORCH_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 
 
-def _damage(path: Path) -> tuple[str, bool] | None:
+def _damage(path: Path, *, deep: bool = False) -> tuple[str, bool] | None:
     """Why ``path`` is not a whole checkpoint, as ``(detail, truncated)``; ``None`` if it looks whole.
 
     For files without a published sha256, the only check of their content. Cheap: it reads the
-    first bytes and the zip directory at the end of the file, never the weights. ``truncated``:
+    first bytes and the zip directory at the end of the file, never the weights; ``deep`` also
+    reads every member of a zip (torch.save's format) against its CRC-32, which catches flipped
+    bytes and a resumed download spliced onto a changed file (done after a download and by
+    ``weights verify``: it reads the whole file, as hashing it would). ``truncated``:
     the start of a checkpoint without its end (a cut download, which a resume can finish), as
     opposed to something else altogether (an error page, an empty file).
     """
@@ -265,6 +270,14 @@ def _damage(path: Path) -> tuple[str, bool] | None:
                 archive.infolist()
         except (zipfile.BadZipFile, OSError, EOFError, ValueError):
             return f"a zip archive without its end: truncated at {size:,} bytes", True
+        if deep:
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    bad = archive.testzip()
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
+                return f"a checkpoint archive with unreadable contents ({type(exc).__name__}: {exc})", False
+            if bad is not None:
+                return f"a checkpoint archive whose member {bad!r} fails its CRC-32 check (damaged bytes)", False
         return None
     if _LEGACY_TORCH_MAGIC in head[:32]:
         # The pre-1.6 format (the RetinaFace files, ParseNet) has no directory: walked instead
@@ -319,6 +332,11 @@ class _Anything:
         pass
 
 
+def _head(path: Path, n: int = 8) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
 def _legacy_damage(path: Path, size: int) -> tuple[str, bool] | None:
     """Whether a pre-1.6 ``torch.save`` file is whole: its pickles (magic, protocol, system
     info, the object with its storages named by key, the list of keys) and then, per key, a
@@ -354,12 +372,16 @@ def _legacy_damage(path: Path, size: int) -> tuple[str, bool] | None:
         dispatch[pickle.NEWOBJ[0]] = lambda self: self._new()
         dispatch[pickle.NEWOBJ_EX[0]] = lambda self: self._new(kwargs=True)
 
+    class Plain(pickle.Unpickler):  # numbers, strings and plain containers: no global is looked up
+        def find_class(self, module, name):
+            raise pickle.UnpicklingError(f"a global ({module}.{name}) where only plain data belongs")
+
     with open(path, "rb") as f:
         try:
             for _ in range(3):  # magic number, protocol version, system info
-                pickle.load(f)
+                Plain(f).load()
             Walk(f).load()
-            keys = pickle.load(f)
+            keys = Plain(f).load()
         except (EOFError, pickle.UnpicklingError) as exc:
             if isinstance(exc, EOFError) or "truncated" in str(exc):
                 return f"a PyTorch checkpoint (pre-1.6 format) cut inside its index at {size:,} bytes", True
@@ -402,9 +424,10 @@ class VerifyResult:
         return self.status in ("ok", "unverified")
 
 
-def check_file(wf: WeightFile, path: Path) -> VerifyResult:
+def check_file(wf: WeightFile, path: Path, *, deep: bool = False) -> VerifyResult:
     """Check one file on disk against ``wf``'s size, then sha256 (hashing only if the size fits);
-    without a published sha256, check that it is a whole checkpoint archive instead."""
+    without a published sha256, check that it is a whole checkpoint archive instead (``deep``: and
+    that every member of a zip archive matches its CRC-32; see :func:`_damage`)."""
     actual = path.stat().st_size
     if wf.size is not None and actual != wf.size:
         return VerifyResult(
@@ -413,11 +436,12 @@ def check_file(wf: WeightFile, path: Path) -> VerifyResult:
     if wf.sha256 is None:
         # Nothing to hash against: at least make sure it is a whole checkpoint archive, so a cut
         # download of a file of unknown size is not taken for the finished file.
-        damage = _damage(path)
+        damage = _damage(path, deep=deep)
         if damage is not None:
             return VerifyResult(wf, "damaged", path, damage[0])
+        crc = "; contents match their CRC-32" if deep and _head(path).startswith(_ZIP_MAGIC) else ""
         return VerifyResult(wf, "unverified", path, "no published sha256" + (
-            "; size matches" if wf.size is not None else "; size unknown too"))
+            "; size matches" if wf.size is not None else "; size unknown too") + crc)
     digest = sha256_file(path)
     if digest != wf.sha256.lower():
         return VerifyResult(wf, "checksum mismatch", path, f"sha256 {digest}, expected {wf.sha256}")
@@ -447,7 +471,7 @@ def verify(names: list[str] | None = None) -> list[VerifyResult]:
         copies = candidates(wf)
         if not copies:
             results.append(VerifyResult(wf, "missing", None, "not in " + ", ".join(map(str, search_dirs()))))
-        results.extend(check_file(wf, p) for p in copies)
+        results.extend(check_file(wf, p, deep=True) for p in copies)
     return results
 
 
@@ -543,8 +567,28 @@ def _content_range_total(value: str | None) -> int | None:
 
 
 def _origin_file(part: Path) -> Path:
-    """``<target>.part.url``: the URL whose bytes ``part`` holds."""
+    """``<target>.part.url``: the URL whose bytes ``part`` holds (first line) and the validator
+    its server sent them with (second line, if any: a strong ETag or a Last-Modified date)."""
     return part.with_name(part.name + ".url")
+
+
+def _origin(part: Path) -> tuple[str | None, str | None]:
+    """``(url, validator)`` from ``part``'s record; ``(None, None)`` without one."""
+    try:
+        lines = _origin_file(part).read_text().splitlines()
+    except FileNotFoundError:
+        return None, None
+    url = lines[0].strip() if lines else ""
+    validator = lines[1].strip() if len(lines) > 1 and lines[1].strip() else None
+    return url, validator
+
+
+def _validator(headers) -> str | None:
+    """What ``If-Range`` may name for this reply: a strong ETag, else its Last-Modified date."""
+    etag = (headers.get("ETag") or "").strip()
+    if etag and not etag.startswith("W/"):
+        return etag
+    return (headers.get("Last-Modified") or "").strip() or None
 
 
 def _parts(target: Path, wf: WeightFile) -> list[Path]:
@@ -568,10 +612,7 @@ def _resumable(part: Path, url: str, wf: WeightFile) -> int:
     """
     if not part.is_file():
         return 0
-    try:
-        origin = _origin_file(part).read_text().strip()
-    except FileNotFoundError:
-        origin = None
+    origin = _origin(part)[0]
     if origin == url or (origin is None and wf.sha256 is not None):
         return part.stat().st_size
     return 0
@@ -588,6 +629,9 @@ def _fetch(url: str, part: Path, wf: WeightFile, *, progress: bool) -> None:
     headers = {"User-Agent": _USER_AGENT}
     if have:
         headers["Range"] = f"bytes={have}-"
+        validator = _origin(part)[1]
+        if validator:  # a server whose file changed since sends it whole (200), not the rest
+            headers["If-Range"] = validator
     request = urllib.request.Request(url, headers=headers)
     try:
         response = urllib.request.urlopen(request, timeout=_TIMEOUT_S)
@@ -651,7 +695,8 @@ def _fetch(url: str, part: Path, wf: WeightFile, *, progress: bool) -> None:
         received = 0
         with open(part, mode) as out, _progress_bar(expected_total, have, wf.filename, progress) as bar:
             # Written after "wb" emptied the part, so the record never names another URL's bytes.
-            _origin_file(part).write_text(url)
+            validator = _validator(response.headers)
+            _origin_file(part).write_text(url + (f"\n{validator}" if validator else ""))
             while True:
                 try:
                     # read1: what has arrived, up to a chunk. read() waits for a whole chunk and
@@ -778,7 +823,7 @@ def _download_locked(wf: WeightFile, target: Path, *, progress: bool) -> Path:
         for attempt in (1, 2):
             try:
                 _fetch(url, part, wf, progress=progress)
-                result = check_file(wf, part)
+                result = check_file(wf, part, deep=True)
                 if not result.good:
                     _discard(part)  # never keep, never rename a file that failed its check
                     raise _Failure(f"downloaded file failed its check: {result.status} ({result.detail})",

@@ -57,6 +57,7 @@ class Route:
     # resume answered with a 206 of the whole file).
     faults: list[str] = field(default_factory=list)
     gate: threading.Event = field(default_factory=threading.Event)  # "gate": half, wait, rest
+    etag: str | None = None  # sent as ETag; a Range whose If-Range names another is answered whole (200)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -69,6 +70,7 @@ class _Handler(BaseHTTPRequestHandler):
         srv = self.server
         rng = self.headers.get("Range")
         srv.requests.append((self.path, rng))
+        srv.if_ranges.append(self.headers.get("If-Range"))
         route = srv.routes.get(self.path)
         if route is None:
             self.send_error(404)
@@ -87,7 +89,7 @@ class _Handler(BaseHTTPRequestHandler):
         if rng and fault == "from0":  # a 206 for the whole file, whatever the Range asked
             self.send_response(206)
             self.send_header("Content-Range", f"bytes 0-{len(body) - 1}/{len(body)}")
-        elif rng and route.honour_range:
+        elif rng and route.honour_range and (route.etag is None or self.headers.get("If-Range") in (None, route.etag)):
             start = int(rng.removeprefix("bytes=").split("-")[0])
             if start >= len(body):
                 self.send_response(416)
@@ -102,6 +104,8 @@ class _Handler(BaseHTTPRequestHandler):
         payload = body[start:]
         ctype = {"html": "text/html; charset=utf-8", "json": "application/json"}.get(fault, "application/octet-stream")
         self.send_header("Content-Type", ctype)
+        if route.etag is not None:
+            self.send_header("ETag", route.etag)
         if fault not in ("nolength", "cutnolength"):  # without it, the end of the body is the closed connection
             self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
@@ -132,6 +136,7 @@ class WeightServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.routes: dict[str, Route] = {}
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
+        self.if_ranges: list[str | None] = []  # each request's If-Range header
         self.release = threading.Event()
 
     def url(self, path: str) -> str:
