@@ -154,7 +154,9 @@ def home_dir() -> Path:
     """
     raw = os.environ.get(HOME_ENV, "").strip()
     try:
-        return Path(raw).expanduser() if raw else DEFAULT_HOME.expanduser()
+        # absolute: a relative $STREAM_GPEN_HOME named another folder from each working directory
+        # (the weights downloaded again from each, and `weights path` printed a path a cd broke)
+        return (Path(raw).expanduser() if raw else DEFAULT_HOME.expanduser()).absolute()
     except RuntimeError:  # Path.expanduser: "Could not determine home directory."
         raise WeightsError(
             f"cannot tell where the weights cache is: {HOME_ENV} is not set, and neither is HOME "

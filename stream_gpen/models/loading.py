@@ -78,8 +78,10 @@ def read_state_dict(
     import arbitrary classes is refused); a TorchScript archive is refused with a message saying
     so. If the loaded object is a dict with one of ``wrappers`` holding a dict (GPEN's
     ``train_simple.py`` keeps the generator in ``g_ema``; facexlib's files may use
-    ``state_dict``), that entry is used. A ``module.`` prefix left by ``DataParallel`` is
-    stripped. ``what`` names the file in messages (``"detector weights"``).
+    ``state_dict``), that entry is used; failing that, the first of the names training scripts
+    commonly use (``params_ema``, ``params``, ``state_dict``, ``model``, ...) that holds a dict of
+    tensors. A ``module.`` prefix left by ``DataParallel`` and an ``_orig_mod.`` one left by
+    ``torch.compile`` are stripped. ``what`` names the file in messages (``"detector weights"``).
 
     Raises :class:`WeightsNotFoundError` if the file is missing (or is a folder),
     :class:`CheckpointError` if it cannot be read as a checkpoint or does not hold a state dict
@@ -139,14 +141,21 @@ def read_state_dict(
         # torch wraps the real reason in a long essay; keep only the "WeightsUnpickler error" line.
         text = str(e)
         m = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n|$)", text)
-        reason = (m.group(1) if m else text.strip().splitlines()[0] if text.strip() else "")[:200]
-        if "Unsupported global" in reason:
+        # (newer torch: "Trying to load unsupported GLOBAL posix.system whose module posix is
+        # blocked" for os, subprocess, builtins.eval and the like, with no "WeightsUnpickler" line)
+        blocked = re.search(r"unsupported GLOBAL (\S+)", text, re.IGNORECASE)
+        reason = (m.group(1) if m else "")[:200]
+        if "Unsupported global" in reason or blocked:
+            name = f"GLOBAL {blocked.group(1)}" if blocked else reason.split(" was not")[0]
             raise CheckpointError(
                 f"{what} {path} holds Python objects other than tensors and plain containers "
-                f"({reason.split(' was not')[0]}), which weights_only loading refuses (unpickling "
-                "them could run arbitrary code); convert it once, in a trusted environment, to a "
-                "plain state dict or .safetensors"
+                f"({name}), which weights_only loading refuses (unpickling them could run arbitrary "
+                "code); do not load it unless you trust where it came from — then convert it once, "
+                "in a trusted environment, to a plain state dict or .safetensors"
             ) from None
+        if not reason:  # torch's first line is its advice to load with weights_only=False: never quoted
+            lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "weights_only" not in ln]
+            reason = (lines[0] if lines else type(e).__name__)[:200]
         raise CheckpointError(
             f"{what} {path} could not be read as a PyTorch checkpoint (UnpicklingError: "
             f"{reason}); the file is damaged, truncated or not a checkpoint — download it again "
@@ -167,6 +176,14 @@ def read_state_dict(
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
             break
+    else:
+        # BasicSR / GFPGAN / CodeFormer and most training scripts keep the weights under one of
+        # these names: taken where it is a dict of tensors (the family check comes after)
+        for key in _COMMON_WRAPPERS:
+            inner = obj.get(key) if isinstance(obj, dict) else None
+            if isinstance(inner, dict) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+                obj = inner
+                break
     if not isinstance(obj, dict) or not obj:
         wrapped = " or ".join(f"a dict with a {k!r} entry" for k in wrappers)
         raise CheckpointError(
@@ -178,11 +195,33 @@ def read_state_dict(
     if bad:
         raise CheckpointError(
             f"{what} {path} is not a plain state dict: entries {bad[:_SHOW]!r} are not "
-            f"tensors{' (a training checkpoint without ' + repr(wrappers[0]) + '?)' if wrappers else ''}"
+            f"tensors (a training checkpoint? none of {list(dict.fromkeys(wrappers + _COMMON_WRAPPERS))} "
+            "in it holds a dict of tensors)"
         )
-    if all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
+    for prefix in _PREFIXES:  # (a compiled model inside DataParallel has both, in this order)
+        if all(k.startswith(prefix) for k in obj):
+            obj = {k[len(prefix):]: v for k, v in obj.items()}
     return dict(obj)
+
+
+# Where training scripts keep a model's weights inside a checkpoint ("params_ema": BasicSR, GFPGAN,
+# CodeFormer; "state_dict": Lightning, facexlib; "model", "net_g", "generator": others)
+_COMMON_WRAPPERS = ("params_ema", "params", "state_dict", "model", "net_g", "generator")
+# Key prefixes that say how a model was wrapped, not what it is: DataParallel, torch.compile
+_PREFIXES = ("module.", "_orig_mod.")
+# Other face-restoration and upscaling models, by a key only they have: named when such a file is
+# given as a GPEN checkpoint, instead of a list of missing GPEN layers
+_FAMILIES = (("stylegan_decoder.", "GFPGAN"), ("conv_body_first.", "GFPGAN"), ("quantize.", "CodeFormer"),
+             ("position_emb", "CodeFormer"), ("RRDB_trunk.", "ESRGAN"), ("body.0.rdb1.", "Real-ESRGAN"),
+             ("conv_first.", "an ESRGAN-style upscaler"), ("encoder.blocks.", "a VQ-GAN (CodeFormer or RestoreFormer)"))
+
+
+def _family(state_dict: dict) -> str | None:
+    """The model family ``state_dict`` comes from, where a key tells it; None otherwise."""
+    for prefix, name in _FAMILIES:
+        if any(k.startswith(prefix) for k in state_dict):
+            return name
+    return None
 
 
 # --- config inference -------------------------------------------------------------------------
@@ -245,6 +284,12 @@ def infer_config(state_dict: dict[str, torch.Tensor]) -> GPENConfig:
             ) if not ok
         ]
         sample = list(state_dict)[:_SHOW]
+        family = _family(state_dict)
+        if family is not None:
+            raise CheckpointError(
+                f"not a GPEN checkpoint: its layers are {family}'s (first keys: {sample}); stream-gpen "
+                "runs GPEN generators only — use a GPEN-BFR checkpoint (`stream-gpen weights list`)"
+            )
         raise CheckpointError(
             f"not a GPEN FullGenerator state dict: no {', '.join(missing)} "
             f"(first keys: {sample})"
