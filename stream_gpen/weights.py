@@ -585,6 +585,23 @@ def _origin(part: Path) -> tuple[str | None, str | None]:
     return url, validator
 
 
+def _via_proxy(url: str) -> str:
+    """`` through the proxy http://HOST:PORT (from $https_proxy)`` where urllib sends ``url``
+    through one (so a dead or misspelt proxy is not taken for the weights server), else ""."""
+    import urllib.parse
+
+    scheme, host = urllib.parse.urlsplit(url).scheme, urllib.parse.urlsplit(url).hostname or ""
+    proxy = urllib.request.getproxies().get(scheme)
+    if not proxy or urllib.request.proxy_bypass(host):
+        return ""
+    var = next((v for v in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY", "all_proxy", "ALL_PROXY")
+                if os.environ.get(v, "").strip()), f"{scheme}_proxy")
+    odd = ""
+    if proxy.lower().startswith("socks"):
+        odd = "; SOCKS proxies are not supported: use an HTTP proxy, or download the file by hand"
+    return f" through the proxy {proxy} (from ${var}{odd})"
+
+
 def _validator(headers) -> str | None:
     """What ``If-Range`` may name for this reply: a strong ETag, else its Last-Modified date."""
     etag = (headers.get("ETag") or "").strip()
@@ -636,7 +653,8 @@ def _fetch(url: str, part: Path, wf: WeightFile, *, progress: bool) -> None:
             headers["If-Range"] = validator
     request = urllib.request.Request(url, headers=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=_TIMEOUT_S)
+        # (a fresh opener: urlopen's is built once a process and keeps the proxies of that moment)
+        response = urllib.request.build_opener().open(request, timeout=_TIMEOUT_S)
     except urllib.error.HTTPError as exc:
         total = _content_range_total(exc.headers.get("Content-Range") if exc.headers is not None else None)
         exc.close()
@@ -656,8 +674,8 @@ def _fetch(url: str, part: Path, wf: WeightFile, *, progress: bool) -> None:
     except urllib.error.URLError as exc:
         reason = exc.reason
         if isinstance(reason, socket.timeout):
-            raise _Failure(f"no answer within {_TIMEOUT_S:g} s") from None
-        raise _Failure(f"cannot connect ({reason})") from None
+            raise _Failure(f"no answer within {_TIMEOUT_S:g} s{_via_proxy(url)}") from None
+        raise _Failure(f"cannot connect{_via_proxy(url)} ({reason})") from None
     except (socket.timeout, TimeoutError):
         raise _Failure(f"no answer within {_TIMEOUT_S:g} s") from None
     except (OSError, http.client.HTTPException) as exc:

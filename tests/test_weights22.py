@@ -110,3 +110,19 @@ def test_a_changed_file_without_a_validator_is_caught_by_its_crcs_and_fetched_ag
     server.serve("/g.pth", new)
     assert ensure_weights(wf, progress=False).read_bytes() == new
     assert server.requests[-1] == ("/g.pth", None)  # the retry from zero
+
+
+def test_a_dead_proxy_is_named_not_taken_for_the_server(server, dirs, monkeypatch):
+    # "cannot connect (Connection refused)" sent users to check a URL that worked in their browser
+    dead = _tw.closed_port_url().rsplit("/", 1)[0]
+    for var in ("no_proxy", "NO_PROXY", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("http_proxy", dead)
+    wf = make(server.serve("/w.bin"))
+    with pytest.raises(DownloadError, match=f"cannot connect through the proxy {dead} \\(from \\$http_proxy\\)"):
+        ensure_weights(wf, progress=False)
+    monkeypatch.setenv("http_proxy", "socks5://127.0.0.1:1080")
+    with pytest.raises(DownloadError, match="SOCKS proxies are not supported"):
+        ensure_weights(wf, progress=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1")  # bypassed: the server itself, no proxy named
+    assert ensure_weights(wf, progress=False).read_bytes() == BODY
