@@ -930,7 +930,8 @@ class Enhancer:
             summary = self._enhance_one(src_s, dst, **{**opts, "copy_if_no_faces": False})
             unmet = _copy_unmet(opts.get("start", 0.0), opts.get("duration"), opts.get("compare", False),
                                 opts.get("audio", "copy"), opts.get("codec", "auto"), opts.get("crf"),
-                                opts.get("preset"), opts.get("chroma", "auto"))
+                                opts.get("preset"), opts.get("chroma", "auto"),
+                                None if self.high_bit_depth else _pix_fmt_of(str(keep)))
             if summary.faces_restored == 0 and not summary.interrupted and unmet is None:
                 os.replace(keep, dst)
                 summary.fallbacks.append("no faces found: the input was left as it was (copy_if_no_faces)")
@@ -1100,7 +1101,8 @@ class Enhancer:
             if not is_still and "://" not in str(dst):
                 _remove_old_partial(summary, dst, src_s)
         # what the stream copy could not honour: the cut, the side-by-side, the audio choice
-        unmet = _copy_unmet(start, duration, compare, audio, codec, crf, preset, chroma)
+        unmet = _copy_unmet(start, duration, compare, audio, codec, crf, preset, chroma,
+                            None if self.high_bit_depth else getattr(meta, "pix_fmt", None))
         if copy_if_no_faces and unmet and summary.faces_restored == 0 and not is_still:
             summary.fallbacks.append(f"no faces found; copy_if_no_faces does not apply to {unmet}: "
                                      "the re-encoded output was kept")
@@ -1583,9 +1585,11 @@ class _TotalGuess:
         return max(self.total, done)
 
 
-def _copy_unmet(start, duration, compare, audio, codec="auto", crf=None, preset=None, chroma="auto") -> str | None:
+def _copy_unmet(start, duration, compare, audio, codec="auto", crf=None, preset=None, chroma="auto",
+                deep_source: str | None = None) -> str | None:
     """What of a run's options a stream copy of the input could not honour (``copy_if_no_faces``
-    then keeps the re-encode), or None."""
+    then keeps the re-encode), or None. ``deep_source``: the source's pixel format where the run
+    writes 8 bits (``high_bit_depth=False``), so that a 10/12-bit one is not copied as it is."""
     if start or duration is not None:
         return "a trimmed run (it would copy the whole input)"
     if compare:
@@ -1596,7 +1600,27 @@ def _copy_unmet(start, duration, compare, audio, codec="auto", crf=None, preset=
              if v is not None and v != "auto"]
     if asked:
         return f"{', '.join(asked)} (it would keep the input's own encoding)"
+    if deep_source is not None:
+        from stream_gpen.io._convert import bits_per_component
+
+        if bits_per_component(deep_source) > 8:
+            return (f"high_bit_depth=False (--bit-depth 8) (it would keep the input's "
+                    f"{bits_per_component(deep_source)}-bit encoding)")
     return None
+
+
+def _pix_fmt_of(path: str) -> str | None:
+    """The main video stream's pixel format of the file at ``path``, or None."""
+    import av
+
+    from stream_gpen.io._source import main_video_stream
+
+    try:
+        with av.open(path) as c:
+            vs = main_video_stream(c)
+            return vs.codec_context.pix_fmt if vs is not None else None
+    except (av.FFmpegError, OSError):
+        return None
 
 
 def _whole(x) -> bool:

@@ -1,0 +1,40 @@
+"""Hunt 22 (newuser22): what the docs promise, as a new user reads them."""
+from __future__ import annotations
+
+import json
+
+import av
+import numpy as np
+import pytest
+
+from stream_gpen.cli import main
+
+
+def _deep_clip(path, n=6, w=96, h=64):
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx265", rate=25, options={"preset": "ultrafast", "x265-params": "log-level=none"})
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p10le"
+        for i in range(n):
+            f = av.VideoFrame.from_ndarray(np.full((h, w, 3), 40 + 10 * i, np.uint8), format="rgb24")
+            f = f.reformat(format="yuv420p10le")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_bit_depth_8_is_not_dropped_by_copy_if_no_faces(tmp_path, cli_env, in_place):
+    # a faceless 10-bit clip was stream-copied as 10-bit HEVC with --bit-depth 8 --copy-if-no-faces
+    src = _deep_clip(tmp_path / "a.mp4")
+    out = src if in_place else tmp_path / "o.mp4"
+    report = tmp_path / "r.json"
+    args = ["enhance", str(src), "-o", str(out), *cli_env, "--copy-if-no-faces", "--bit-depth", "8",
+            "--report", str(report)] + (["--overwrite"] if in_place else [])
+    assert main(args) == 0
+    fb = json.loads(report.read_text())["fallbacks"]
+    assert any("copy_if_no_faces does not apply to high_bit_depth=False (--bit-depth 8)" in f for f in fb), fb
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"
