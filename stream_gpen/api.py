@@ -273,9 +273,10 @@ class Enhancer:
       saying where to put the file), a registry name, ``"classic"`` (offline, non-neural), a
       checkpoint path, an ``nn.Module`` (a copy of it runs) or a restorer object.
     * ``device``: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
-    * ``precision``: ``"auto"`` (fp16 on CUDA; on the CPU bf16 where it has bf16 instructions,
-      e.g. AMD Zen 4 or Intel Xeon since Cooper Lake: ~1.8-2x fp32 with output ~53 dB PSNR from fp32's;
-      else fp32), ``"fp32"`` (exact), ``"fp16"``, ``"bf16"``.
+    * ``precision``: ``"auto"`` (fp16 on CUDA; on the CPU bf16 where it has bf16 instructions and
+      its bf16 convolutions measure at least 1.2x faster than fp32 (timed once a process, ~0.1 s):
+      AMD Zen 4 ran GPEN ~1.8-2x fp32 with output ~53 dB PSNR from fp32's, an Intel Xeon with
+      avx512_bf16 and no AMX 0.7x; else fp32), ``"fp32"`` (exact), ``"fp16"``, ``"bf16"``.
     * ``batch_size``: largest face batch (bucket). Larger batches use the GPU better but hold more
       frames in flight (more latency, more memory).
     * ``detect_every``: run the detector every k frames and track in between. Higher is faster;
@@ -342,7 +343,8 @@ class Enhancer:
     * ``strength``: blend of each restored face with the original picture (GPEN's ``alpha``),
       applied at paste time (the paste mask times ``strength``): 1.0 pastes the model's output as
       it is; lower keeps more of the original face (identity, skin texture, expression) at the
-      cost of less restoration; 0 gives the input back unchanged.
+      cost of less restoration; 0 pastes nothing (the faces keep the input's pixels; the model
+      still runs, and the picture is written as any output is, re-encoded).
       ``None`` = the model's default: 1.0, except 0.8 for GPEN-BFR-2048 (GPEN's run.sh).
     * ``high_bit_depth``: 10/12-bit video (phone HDR, ProRes, 10-bit AV1) keeps its precision:
       frames carry a 16-bit copy, faces are pasted into it too, and the output is written at the
@@ -987,6 +989,13 @@ class Enhancer:
                 stage.on_faces = lambda k: on_progress(summary.frames_out, total, stage.faces_restored + k)
             frames = None
             by_callback = False
+            if compare and codec == "auto" and not is_still and getattr(source, "high_bit_depth", False) is True:
+                # the side-by-side is 8-bit: H.264, which plays everywhere, not the HEVC chosen to
+                # keep a 10-bit source's depth
+                from stream_gpen.io._sink import resolve_codec
+
+                codec = resolve_codec(codec, dst, SimpleNamespace(has_alpha=getattr(source, "has_alpha", False),
+                                                                  high_bit_depth=False))
             try:
                 with open_sink(dst, source=source, codec=codec, crf=crf, preset=preset, audio=audio,
                                overwrite=overwrite, quality=quality, queue_size=_SINK_QUEUE,

@@ -501,7 +501,8 @@ def _check_report(report: str | None, media: list[str], *, overwrite: bool) -> N
         return  # /dev/stdout, a named pipe: written as it is (write_json)
     p = Path(report).resolve()
     if not p.parent.is_dir():
-        raise InvalidInputError(f"--report folder does not exist: {Path(report).parent}")
+        raise InvalidInputError(f"--report folder does not exist: {Path(report).parent}",
+                                hint="create it, or name a .json file in an existing folder")
     for m in media:
         if not m or "://" in m or m.startswith("lavfi:"):
             continue
@@ -1059,7 +1060,10 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
             c = _camera_codec(codec, o, src) if _encoded_output(o) else codec
             sink = open_sink(o, source=src, overwrite=overwrite, codec=c, crf=crf, preset=_camera_preset(c, preset),
                              audio="none", queue_size=_SINK_QUEUE, encoder=encoder, live=True,
-                             no_audio_why="a camera records video only").__enter__()
+                             no_audio_why="a camera records video only",
+                             # a recording or stream is for watching: 4:2:0, which every player and
+                             # ingest server decodes, whatever a capture card's 4:2:2/4:4:4 source
+                             chroma="auto" if c == "prores" else "420").__enter__()
             stack.push(_exit_alone(sink, o, close_failures))
             sinks.append(sink)
         out = _Tee(sinks)

@@ -38,3 +38,24 @@ def test_bit_depth_8_is_not_dropped_by_copy_if_no_faces(tmp_path, cli_env, in_pl
     assert any("copy_if_no_faces does not apply to high_bit_depth=False (--bit-depth 8)" in f for f in fb), fb
     with av.open(str(out)) as c:
         assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"
+
+
+def test_camera_records_a_444_source_in_420(tmp_path, cli_env, capsys):
+    # recorded as H.264 High 4:4:4 (browsers, phones and ingest servers refuse it), with a note naming
+    # --chroma 420, an option camera does not have
+    out = tmp_path / "rec.mp4"
+    assert main(["camera", "lavfi:testsrc=size=96x64,format=yuv444p", "--frames", "3", "-o", str(out),
+                 *[o for o in cli_env if o != "--quiet"]]) == 0
+    assert "--chroma" not in capsys.readouterr().err
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"
+
+
+def test_compare_of_a_10_bit_video_is_written_as_h264(tmp_path, cli_env):
+    # the 8-bit side-by-side was written as 8-bit HEVC (chosen to keep a depth it no longer had);
+    # --bit-depth 8 on the same source gives H.264
+    src = _deep_clip(tmp_path / "a.mp4")
+    assert main(["enhance", str(src), "-o", str(tmp_path / "c.mp4"), *cli_env, "--compare"]) == 0
+    with av.open(str(tmp_path / "c.mp4")) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.name, cc.pix_fmt, cc.width) == ("h264", "yuv420p", 192)

@@ -140,6 +140,8 @@ def test_transparency_is_kept_in_mov_and_webm(tmp_path, mobilenet_weights, name,
     assert summary.frames_out == 4 and not any("alpha" in f or "transparen" in f for f in summary.fallbacks)
     # a 12-bit ProRes 4444 source (as FFmpeg decodes it) is written at ProRes's 10 bits, said so
     assert any("written at 10 bits" in f for f in summary.fallbacks) == (pix_fmt == "yuva444p10le")
+    # (its hint names HEVC's cost: no key channel, the reason ProRes was chosen; it said only "keeps 12")
+    assert all("keeps 12 bits but no key channel" in f for f in summary.fallbacks if "written at 10 bits" in f)
     got, alphas, _ = _decoded_alpha(dst)
     assert got == out_codec and len(alphas) == 4
     for a in alphas:  # ProRes keeps the key to 10+ bits; VP9 codes it lossily (a few levels at the edges)

@@ -2483,7 +2483,8 @@ class FileSink(_Sink):
             self._hi = frame.hi is not None
             if self._hi and bits_per_component(src) > 10:
                 msg = (f"FFmpeg's ProRes encoder takes 10-bit input: the {bits_per_component(src)}-bit source ({src}) "
-                       f"is written at 10 bits (codec='hevc' keeps 12)")
+                       f"is written at 10 bits (codec='hevc' (--codec hevc) keeps 12 bits"
+                       f"{' but no key channel' if alpha else ''})")
                 self.fallbacks.append(msg)
                 log.warning(msg)
         else:
