@@ -2110,6 +2110,12 @@ class FileSink(_Sink):
             win = (max(float(win[0]), self._first_time), win[1])
         if win is None and self._origin is not None and not self._rebase:
             win = (float(self._origin), None)  # chapters move with the streams (_choose_shift)
+        part = getattr(self.source, "_window", None)
+        if part is not None and part[1] is not None and not getattr(self.source, "trim_start", 0):
+            # --duration alone: the times stay the source's (or move with the streams, above), and
+            # the chapters end with the part (a 2 s part kept its chapter at 2.5 s, and an mp4's
+            # chapter track made it read as the source's whole length)
+            win = (win[0] if win is not None else 0.0, part[1])
         for msg in copy_container_tags(inp, out, window=win):
             self._drop(msg)
         copy_stream_tags(ins, vs, encoded=True)

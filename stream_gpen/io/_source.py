@@ -800,6 +800,7 @@ class _Joins:
             self._arrived = now
         if i in self._fresh_ids or (
                 i not in self._passed and self._end is not None and p.dts is not None and p.size and p.time_base
+                and p.stream.type in ("video", "audio")
                 and p.dts * Fraction(p.time_base) + (self._offsets[-1] if self._offsets else 0) < self._end - self._step):
             # A stream met for the first time, behind the others' time: held until a join shows
             # up in another stream (or it is clear none does). In ``cat video_only.ts
@@ -987,7 +988,9 @@ class _Joins:
                 self._last_end[i] = t + (p.duration * tb if p.duration else self._step)
         t0 = p.pts if p.pts is not None else p.dts
         if t0 is not None:
-            end = (t0 + (p.duration or 0)) * tb
+            # (a subtitle cue's duration is how long it shows, not where the stream's data has got
+            # to: counted, one track's 0.1-0.9 s cue put the next track's 0.1 s cue "behind")
+            end = (t0 + (p.duration or 0 if p.stream.type in ("video", "audio") else 0)) * tb
             self._end = end if self._end is None else max(self._end, end)
 
     def _ahead(self, t: Fraction) -> bool:
