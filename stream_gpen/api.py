@@ -726,7 +726,7 @@ class Enhancer:
         crf: int | None = None,
         preset: str | None = None,
         audio: AudioMode = "copy",
-        quality: int = 95,
+        quality: int | None = None,
         on_progress: Callable[[int, int | None, int], None] | None = None,
         cancel: threading.Event | None = None,
         copy_if_no_faces: bool = False,
@@ -769,6 +769,9 @@ class Enhancer:
         instead of re-encoded (bit-exact, no generation loss); the summary's fallbacks say so. (A
         photo in which no face is found is always copied as it is, where written in its own format,
         upright and in RGB: ``quality`` does not apply to it.)
+        ``quality`` (1-100, JPEG/WebP/HEIC/AVIF outputs): ``None`` keeps a JPEG source's own
+        quantisation tables in a JPEG output (its quality, about its size) and writes anything
+        else at 95 (a low-quality WebP/HEIC/AVIF then grows: give a lower one).
         ``untrusted``: ``src`` is a file from someone else (an upload): it is read as a video with
         media demuxers only, never as a playlist or script that opens other files or URLs
         (``stream_gpen.io._source.UNTRUSTED_DEMUXERS``). ``max_pixels``: refuse video frames larger

@@ -48,7 +48,6 @@ def _in_range(kind: type, lo, hi):
 
 
 _quality = _in_range(int, 1, 100)
-_QUALITY = 95  # --quality's default
 _DETECT_EVERY = 5  # --detect-every's default
 _smooth_lag = _in_range(int, 0, 64)
 _strength = _in_range(float, 0, 1)
@@ -202,8 +201,10 @@ def _output_options(p: argparse.ArgumentParser) -> None:
                             "avif"],
                    help="write photos in this format (e.g. jpg for iPhone HEICs), a folder's every photo or one; "
                    "default: each its own")
-    g.add_argument("--quality", type=_quality, default=_QUALITY,
-                   help=f"JPEG/WebP/HEIC/AVIF quality 1-100 for image outputs (default {_QUALITY})")
+    g.add_argument("--quality", type=_quality, default=None,
+                   help="JPEG/WebP/HEIC/AVIF quality 1-100 for image outputs (default: a JPEG from a JPEG keeps "
+                        "the source's own quantisation, so about its quality and size; anything else 95, which "
+                        "makes a low-quality WebP/HEIC/AVIF bigger)")
     g.add_argument("--start", type=_timestamp, default=0.0, metavar="TIME",
                    help="videos: begin at TIME (seconds or [HH:]MM:SS[.ms]); the output starts at 0 with its "
                    "audio, subtitles and chapters cut to match. With --duration, a quick way to try settings")
@@ -321,7 +322,7 @@ def _check_folder_encoding(args, src: str, dst: str) -> None:
         _video_options_on_a_photo(args, src, f"{src} holds no videos")
         return
     if not images:
-        given = [o for o, on in (("--quality", args.quality != _QUALITY), ("--image-format", args.image_format))
+        given = [o for o, on in (("--quality", args.quality is not None), ("--image-format", args.image_format))
                  if on]
         if given:  # (the other way round, --crf for a folder of photos, was said already)
             log.warning("%s %s to photos; %s holds no photos", "/".join(given),
@@ -339,7 +340,7 @@ def _quality_unused(args, src: str, dst: str, *, photo: bool) -> None:
     be unused (a folder's photos are each their own format: not judged here)."""
     from stream_gpen.io._image import _FORMATS
 
-    if args.quality == _QUALITY or dst == "null" or ("://" not in src and Path(src).is_dir()):
+    if args.quality is None or dst == "null" or ("://" not in src and Path(src).is_dir()):
         return
     if not photo:
         log.warning("--quality applies to JPEG/WebP/HEIC/AVIF outputs; %s is written as a video", src)

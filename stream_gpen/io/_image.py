@@ -94,6 +94,9 @@ def _heif_plugin(path: Path) -> None:
     _heif_registered = True
 # lossless TIFF compressions Pillow writes (JPEG-in-TIFF would need a quality; it is left to Pillow)
 _TIFF_COMPRESSIONS = ("raw", "tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "packbits")
+#: the quality a lossy photo is written at where none is asked for and a JPEG source's own tables
+#: are not kept (another format, a format change)
+_DEFAULT_QUALITY = 95
 # the format a file Pillow reports as this one is written back in
 _AS_WRITTEN = {"MPO": "JPEG"}
 # formats that hold several pages or frames (Pillow's save_all): a multi-page TIFF, an animation,
@@ -485,6 +488,9 @@ def read_image_info(im, path: Path) -> dict:
         sampling = JpegImagePlugin.get_sampling(im)
         if sampling in (0, 1, 2):
             out["subsampling"] = sampling
+        tables = getattr(im, "quantization", None)
+        if tables:  # (kept where no quality is asked for: see ImageSink._jpeg_tables)
+            out["qtables"] = [list(tables[k]) for k in sorted(tables)]
     if im.format in ("JPEG", "MPO"):
         try:
             data = path.read_bytes()  # once, for the gain map and the trailer
@@ -1342,7 +1348,11 @@ class ImageSink(_Sink):
 
     ``target`` is a file (single image) or a folder: ``folder/<rel_path>`` keeps the input tree,
     with the extension replaced by ``format`` when given (``None`` keeps the input's format).
-    ``quality`` (1-100) applies to jpeg/webp: higher is bigger and closer to the original. A JPEG
+    ``quality`` (1-100) applies to jpeg/webp/heic/avif: higher is bigger and closer to the original.
+    ``None`` (the default): a JPEG written from a JPEG keeps its quantisation tables (its own
+    quality: a web q75 JPEG stays about its size, where q95 doubled it, and a q100 master is not
+    quantised more coarsely), everything else is written at 95 (a WebP/HEIC/AVIF's quality cannot be
+    read back from it: a low-quality one grows). A JPEG
     written from a JPEG keeps its chroma subsampling (Pillow's default would halve a 4:4:4
     photo's colour resolution), a lossless WebP stays lossless; profile, EXIF, DPI and the rest
     of ``frame.image_info`` are written where the format holds them (module doc), and what is
@@ -1353,9 +1363,9 @@ class ImageSink(_Sink):
     #: of its input (see :meth:`_unchanged`); False: every photo is encoded again
     copy_unchanged: bool = True
 
-    def __init__(self, target, *, format: str | None = None, quality: int = 95, overwrite: bool = False,
+    def __init__(self, target, *, format: str | None = None, quality: int | None = None, overwrite: bool = False,
                  names: dict[str, Path] | None = None) -> None:
-        if not 1 <= quality <= 100:
+        if quality is not None and not 1 <= quality <= 100:
             raise InvalidInputError(f"quality={quality} must be within 1..100")
         check_image_format(format, "image format")
         self.target = Path(target)
@@ -1390,7 +1400,7 @@ class ImageSink(_Sink):
             # a single photo's default is said by enhance_file, which alone knows it was defaulted)
             self._note(f"still GIFs are written as {fmt or path.suffix} (there is no GIF writer here)", path)
         if fmt in ("JPEG", "WEBP", "HEIF", "AVIF"):
-            kw["quality"] = self.quality
+            kw["quality"] = _DEFAULT_QUALITY if self.quality is None else self.quality
         icc = info.get("icc_profile")
         if icc:
             # (WebP has no grey pictures: Pillow writes L as RGB, which a GRAY profile does not describe)
@@ -1472,6 +1482,10 @@ class ImageSink(_Sink):
                     # a camera's 4:2:2 turned a quarter is halved the other way: 4:2:2 again would
                     # halve its colour both ways (there is no 4:4:0 writer): 4:4:4 keeps what it had
                     kw["subsampling"] = 0
+            tables = self._jpeg_tables(info) if self.quality is None else None
+            if tables is not None:
+                del kw["quality"]  # (a quality would scale the tables)
+                kw["qtables"] = tables
             if info.get("progressive"):
                 kw["progressive"] = True
             if info.get("comment"):
@@ -1496,6 +1510,24 @@ class ImageSink(_Sink):
                        f"{info.get('compression')}): Pillow's compressed TIFF writer cannot hold them", path)
             kw["compression"] = "raw"
         return kw
+
+    @staticmethod
+    def _jpeg_tables(info: dict) -> list | None:
+        """The source JPEG's quantisation tables, where Pillow writes them back (None: written at
+        quality 95). Tried on an 8x8 picture first: a source with tables Pillow refuses (over 4,
+        cut short) fails there, not with the restored photo."""
+        import io
+
+        from PIL import Image
+
+        tables = info.get("qtables")
+        if not tables:
+            return None
+        try:
+            Image.new("RGB", (8, 8)).save(io.BytesIO(), format="JPEG", qtables=tables)
+        except (ValueError, OSError, TypeError):
+            return None
+        return tables
 
     def _path_for(self, frame: Frame) -> Path:
         if not self.is_folder:

@@ -77,7 +77,7 @@ def open_sink(
     overwrite: bool = False,
     odd_size: OddSize = "pad",
     image_format: str | None = None,
-    quality: int = 95,
+    quality: int | None = None,
     queue_size: int = 4,
     encoder: Encoder = "software",
     live: bool | None = None,

@@ -1,0 +1,44 @@
+"""Session 22 (photos22): a JPEG written from a JPEG keeps its own quantisation tables unless a
+quality is asked for (q95 doubled web JPEGs); TIFF predictors, 32-bit grey notes, EXIF patched in
+place, PNG cICP and a dash-named input."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def _jpeg(path, face, quality: int):
+    face.resize((320, 240)).save(path, "JPEG", quality=quality)
+    return path
+
+
+def test_a_jpeg_keeps_its_own_quantisation_tables(tmp_path, enh, face):
+    """photos22: a q50 JPEG came back at q95, 2.4x bigger; a q100 master was quantised more coarsely."""
+    for q in (50, 100):
+        src = _jpeg(tmp_path / f"q{q}.jpg", face, q)
+        enh.enhance_file(src, tmp_path / f"o{q}.jpg")
+        with Image.open(src) as a, Image.open(tmp_path / f"o{q}.jpg") as b:
+            assert b.quantization == a.quantization
+        assert (tmp_path / f"o{q}.jpg").stat().st_size < 1.2 * src.stat().st_size
+
+
+def test_a_quality_given_is_used(tmp_path, enh, face):
+    src = _jpeg(tmp_path / "q50.jpg", face, 50)
+    enh.enhance_file(src, tmp_path / "o.jpg", quality=95)
+    with Image.open(tmp_path / "o.jpg") as b:
+        assert sum(b.quantization[0]) < 400  # (q50's luma table sums to ~3500)
+
+
+def test_tables_pillow_refuses_fall_back_to_95(tmp_path, face):
+    from stream_gpen.io._image import ImageSink
+
+    sink = ImageSink(tmp_path / "o.jpg")
+    assert sink._jpeg_tables({"qtables": [[1] * 64] * 5}) is None  # (5 tables: Pillow takes 4 at most)
+    assert sink._jpeg_tables({"qtables": [[1] * 30]}) is None
+    kw = sink._save_options(tmp_path / "o.jpg", face, {"format": "JPEG", "qtables": [[1] * 64] * 5})
+    assert kw["quality"] == 95 and "qtables" not in kw
+    kw = sink._save_options(tmp_path / "o.webp", face, {"format": "JPEG", "qtables": [[1] * 64] * 2})
+    assert kw["quality"] == 95 and "qtables" not in kw  # (another format: its own encoder)
