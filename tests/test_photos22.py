@@ -42,3 +42,19 @@ def test_tables_pillow_refuses_fall_back_to_95(tmp_path, face):
     assert kw["quality"] == 95 and "qtables" not in kw
     kw = sink._save_options(tmp_path / "o.webp", face, {"format": "JPEG", "qtables": [[1] * 64] * 2})
     assert kw["quality"] == 95 and "qtables" not in kw  # (another format: its own encoder)
+
+
+@pytest.mark.parametrize("compression", ["tiff_lzw", "tiff_adobe_deflate"])
+def test_an_8bit_tiff_keeps_its_horizontal_predictor(tmp_path, enh, face, compression):
+    """photos22: an LZW/deflate TIFF with predictor 2 came back without it, 1.3-1.5x bigger."""
+    import tifffile
+
+    src = tmp_path / "scan.tif"
+    face.resize((320, 240)).save(src, compression=compression, tiffinfo={317: 2, 270: "a scan"})
+    enh.enhance_file(src, tmp_path / "o.tif")
+    with tifffile.TiffFile(tmp_path / "o.tif") as t:
+        page = t.pages[0]
+        assert page.predictor == 2 and page.compression == tifffile.TiffFile(src).pages[0].compression
+        assert page.tags[270].value == "a scan"
+    with Image.open(tmp_path / "o.tif") as im:
+        assert np.abs(np.asarray(im, np.int16) - np.asarray(Image.open(src), np.int16)).mean() < 1  # (decoded right)
