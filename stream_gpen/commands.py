@@ -1459,6 +1459,9 @@ def _describe_image(p: Path) -> dict:
     if hi is not None:
         plan.append(f"{bits}-bit: restored and written at {bits if fmt == 'HEIF' else 16} bits "
                     "(PNG/TIFF/HEIF output; 8-bit formats get 8)")
+    if info.get("deep32"):  # (said by enhance as it writes it: a photo without a face is copied as it is)
+        plan.append(f"32-bit {info['deep32']} grey: restored and written at 8 bits (no writer here keeps 32-bit "
+                    "samples; copied as it is where no face is found)")
     if fmt == "GIF":
         plan.append("written as PNG by default (a still GIF is a photo; there is no GIF writer here)")
     elif frames > 1 and fmt in ("TIFF", "WEBP", "PNG"):

@@ -58,3 +58,45 @@ def test_an_8bit_tiff_keeps_its_horizontal_predictor(tmp_path, enh, face, compre
         assert page.tags[270].value == "a scan"
     with Image.open(tmp_path / "o.tif") as im:
         assert np.abs(np.asarray(im, np.int16) - np.asarray(Image.open(src), np.int16)).mean() < 1  # (decoded right)
+
+
+def _grey32(path, face, kind: str):
+    import tifffile
+
+    a = np.asarray(face.convert("L").resize((320, 240)), np.float32) / 255
+    tifffile.imwrite(path, a if kind == "f" else (a * 4.0e9).astype(np.uint32), photometric="minisblack")
+    return path
+
+
+def test_a_32bit_integer_grey_tiff_is_scaled_by_its_full_range(tmp_path, face):
+    """photos22: uint32 grey was clipped at 65535 (a white picture: no face found)."""
+    from stream_gpen.io._image import _load
+
+    rgb, _, grey, info, hi = _load(_grey32(tmp_path / "u.tif", face, "u"))
+    want = np.asarray(face.convert("L").resize((320, 240)), np.float32)
+    assert grey and hi is None and info["deep32"] == "integer"
+    assert np.abs(rgb[..., 0] - want * 4.0e9 / 4294967295).max() <= 1  # (the file's 0..4e9 of 0..2^32-1)
+
+
+@pytest.mark.parametrize("kind", ["f", "u"])
+def test_32bit_grey_notes_are_said_when_written_and_blame_no_decoder(tmp_path, enh, face, kind, caplog, monkeypatch):
+    """photos22: both were said "restored and written at 8 bits: OpenCV did not decode it at 16
+    bits", the uint32 one when it was copied unchanged."""
+    from stream_gpen.io._image import ImageSink
+
+    src = _grey32(tmp_path / "g.tif", face, kind)
+    s = enh.enhance_file(src, tmp_path / "o.tif")
+    said = " ".join(s.fallbacks + [r.getMessage() for r in caplog.records])
+    assert "OpenCV" not in said
+    assert f"32-bit {'floating-point' if kind == 'f' else 'integer'} grey TIFFs were written as 8-bit grey" in said
+    with Image.open(tmp_path / "o.tif") as im:
+        assert im.mode == "L"
+    monkeypatch.setattr(ImageSink, "copy_unchanged", True)
+    blank = tmp_path / "blank.tif"
+    import tifffile
+
+    tifffile.imwrite(blank, np.zeros((64, 64), np.float32 if kind == "f" else np.uint32), photometric="minisblack")
+    caplog.clear()
+    s = enh.enhance_file(blank, tmp_path / "ob.tif")
+    assert (tmp_path / "ob.tif").read_bytes() == blank.read_bytes()
+    assert not any("8-bit" in m or "8 bits" in m for m in s.fallbacks + [r.getMessage() for r in caplog.records])

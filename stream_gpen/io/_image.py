@@ -895,6 +895,12 @@ def _load_checked(path: Path, notes: list[str] | None):
             return rgb, alpha, grey, image_info, hi
         if image_info.get("mode") == "CMYK":  # (said as such above; OpenCV's refusal named no reason)
             hi, why = None, "a CMYK picture is restored as RGB, from Pillow's 8-bit conversion"
+        elif bits == 32 and image_info.get("mode") in ("I", "F"):
+            # 32-bit grey (float: HDR/scientific exports; integer): 8 bits are all there is for it
+            # (no 16-bit reading either). Said by the sink when it writes it: a photo without a
+            # face is copied as it is, and was said to be "written at 8 bits" (the note blamed OpenCV)
+            image_info["deep32"] = "floating-point" if image_info["mode"] == "F" else "integer"
+            return rgb, alpha, grey, image_info, None
         else:
             hi, why = _load16(path, image_info.get("format") or "", orientation, rgb)
         if hi is None:
@@ -999,7 +1005,9 @@ def _pixels(im, bits: int | None) -> tuple[np.ndarray, np.ndarray | None, bool]:
         if isinstance(key, int):  # a 16-bit grey PNG's colour key, in its own codes (lost with the info below)
             alpha = np.where(arr == key, 0, 255).astype(np.uint8)
         # 16-bit / 32-bit grey: Pillow's convert("RGB") clips at 255 (a white picture)
-        im = Image.fromarray(_to_uint8(arr, bits if bits in (8, 16) else None), "L")
+        if im.mode == "I" and bits == 32 and getattr(im, "tag_v2", {}).get(339) not in (2, (2,)):
+            arr = arr.view(np.uint32)  # (Pillow holds unsigned 32-bit grey as int32: the top half went negative)
+        im = Image.fromarray(_to_uint8(arr, bits if bits in (8, 16, 32) else None), "L")
     # (a colour key, PNG's tRNS for RGB/grey pictures, is transparency too: it was lost)
     if im.mode in ("RGBA", "LA", "La", "PA", "RGBa") or (
             im.mode in ("P", "RGB", "L") and im.info.get("transparency") is not None):
@@ -1192,12 +1200,16 @@ def _png_chunks(info: dict, *, exif_written: bool = False):
 def _to_uint8(a: np.ndarray, bits: int | None = None) -> np.ndarray:
     """Grey pixels of Pillow's "I"/"I;16"/"F" modes as 8-bit. ``bits``: what the file says it
     stores (16 for a 16-bit PNG/TIFF: its scale is 0..65535 however dark the picture is); without
-    it, integer values over 255 mean a 16-bit scale."""
+    it, integer values over 255 mean a 16-bit scale. 32-bit integers are on their full scale
+    (2^32-1 unsigned, 2^31-1 signed: clipped at 65535, such a picture was white)."""
     if a.dtype.kind == "f":
         a = a * 255.0 if a.size and float(np.nanmax(a)) <= 1.0 else a
         return np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8)
     # integer grey: 16-bit files come as uint16 or int32 (0..65535); 8-bit values in an "I" image stay
-    top = 65535 if bits == 16 or (bits is None and a.size and int(a.max()) > 255) else 255
+    if bits == 32 and a.dtype.itemsize == 4:
+        top = 4294967295 if a.dtype.kind == "u" else 2147483647
+    else:
+        top = 65535 if bits == 16 or (bits is None and a.size and int(a.max()) > 255) else 255
     return (np.clip(a.astype(np.float64), 0, top) * (255.0 / top)).round().astype(np.uint8)
 
 
@@ -1580,6 +1592,9 @@ class ImageSink(_Sink):
             self.frames_written += 1
             frame.release()
             return
+        if info.get("deep32"):
+            self._note(f"32-bit {info['deep32']} grey TIFFs were written as 8-bit grey (no writer here keeps 32-bit "
+                       "samples)", path)
         rgb = frame.image.cpu().numpy()
         im = Image.fromarray(rgb, "RGB")
         if frame.grey:
