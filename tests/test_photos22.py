@@ -100,3 +100,94 @@ def test_32bit_grey_notes_are_said_when_written_and_blame_no_decoder(tmp_path, e
     s = enh.enhance_file(blank, tmp_path / "ob.tif")
     assert (tmp_path / "ob.tif").read_bytes() == blank.read_bytes()
     assert not any("8-bit" in m or "8 bits" in m for m in s.fallbacks + [r.getMessage() for r in caplog.records])
+
+
+def _entries(exif: bytes) -> dict:
+    """{(ifd, tag): (type, count, raw value field)} of a TIFF-structured EXIF block."""
+    import struct
+
+    t = exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
+    bo = "<" if t[:2] == b"II" else ">"
+    out: dict = {}
+
+    def walk(at: int, name: str) -> None:
+        for i in range(struct.unpack_from(bo + "H", t, at)[0]):
+            tag, kind, count = struct.unpack_from(bo + "HHI", t, at + 2 + 12 * i)
+            field = t[at + 10 + 12 * i: at + 14 + 12 * i]
+            out[(name, tag)] = (kind, count, field)
+            if tag == 0x8769:
+                walk(struct.unpack(bo + "I", field)[0], "exif")
+
+    walk(struct.unpack_from(bo + "I", t, 4)[0], "ifd0")
+    return out
+
+
+def _camera_exif(orientation_type: int = 3) -> bytes:
+    """A camera's EXIF (little-endian): Orientation 6, an UNDEFINED MakerNote (offsets from the TIFF
+    header, as Canon's), a negative SRATIONAL and PixelX/YDimension as LONG / SHORT."""
+    import struct
+
+    ifd0_at, exif_at = 8, 8 + 2 + 2 * 12 + 4
+    data_at = exif_at + 2 + 4 * 12 + 4
+    note, bias = b"Canon\x00" + bytes(range(14)), struct.pack("<ii", -1, 3)
+    t = b"II*\x00" + struct.pack("<I", ifd0_at)
+    t += struct.pack("<H", 2) + struct.pack("<HHI", 0x0112, orientation_type, 1) + struct.pack("<I", 6)
+    t += struct.pack("<HHII", 0x8769, 4, 1, exif_at) + struct.pack("<I", 0)
+    t += struct.pack("<H", 4) + struct.pack("<HHII", 0x9204, 10, 1, data_at)
+    t += struct.pack("<HHII", 0x927C, 7, len(note), data_at + 8)
+    t += struct.pack("<HHII", 0xA002, 4, 1, 4032) + struct.pack("<HHI", 0xA003, 3, 1) + struct.pack("<HH", 3024, 0)
+    t += struct.pack("<I", 0) + bias + note
+    return b"Exif\x00\x00" + t
+
+
+def _turned(tmp_path, face, exif: bytes):
+    src = tmp_path / "cam.jpg"
+    face.resize((240, 320)).transpose(Image.Transpose.ROTATE_90).save(src, "JPEG", quality=90, exif=exif)
+    return src
+
+
+def test_a_turned_photos_exif_is_patched_in_place(tmp_path, enh, face):
+    """photos22: the orientation reset and the new size re-serialised the block with Pillow: the
+    MakerNote became BYTE and moved, SRATIONAL became RATIONAL, LONG became SHORT."""
+    import struct
+
+    src = _turned(tmp_path, face, _camera_exif())
+    enh.enhance_file(src, tmp_path / "o.jpg")
+    with Image.open(src) as a, Image.open(tmp_path / "o.jpg") as b:
+        before, after = _entries(a.info["exif"]), _entries(b.info["exif"])
+        assert b.size == (240, 320) and len(b.info["exif"]) == len(a.info["exif"])
+        exif = b.getexif()
+        assert exif[0x0112] == 1 and exif.get_ifd(0x8769)[0xA002] == 240 and exif.get_ifd(0x8769)[0xA003] == 320
+    changed = {k for k in before if before[k] != after[k]}
+    assert changed == {("ifd0", 0x0112), ("exif", 0xA002), ("exif", 0xA003)}
+    assert all(before[k][:2] == after[k][:2] for k in before)  # (types and counts as they were)
+    assert struct.unpack("<I", after[("exif", 0xA002)][2])[0] == 240
+
+
+def test_an_exif_it_cannot_patch_is_laid_out_again(tmp_path, enh, face):
+    from stream_gpen.io._image import _patched_exif
+
+    odd = _camera_exif(orientation_type=1)  # (Orientation as a BYTE: not what the patcher takes)
+    assert _patched_exif(odd, {0x0112: 1}, {}) is None
+    assert _patched_exif(_camera_exif(), {}, {0xA003: 70000}) is None  # (over a SHORT)
+    assert _patched_exif(b"not exif", {0x0112: 1}, {}) is None
+    src = _turned(tmp_path, face, odd)
+    enh.enhance_file(src, tmp_path / "o.jpg")
+    with Image.open(tmp_path / "o.jpg") as b:
+        assert b.getexif().get(0x0112, 1) == 1  # (as before: laid out by Pillow)
+
+
+def test_a_real_iphone_exif_keeps_its_entry_types_and_maker_note(tmp_path, enh, shared):
+    """photos22: the real iPhone 6s EXIF (Orientation 6) on a smaller copy of its photo."""
+    with Image.open(shared / "data/faces/whole/gpen_selfie_20200320.101220.jpg") as im:
+        src = tmp_path / "iph6.jpg"
+        im.resize((504, 378)).save(src, "JPEG", quality=90, exif=im.info["exif"])
+    enh.enhance_file(src, tmp_path / "o.jpg")
+    with Image.open(src) as a, Image.open(tmp_path / "o.jpg") as b:
+        before, after = _entries(a.info["exif"]), _entries(b.info["exif"])
+        exif = b.getexif()
+        assert exif[0x0112] == 1 and b.size == (378, 504)
+        assert (exif.get_ifd(0x8769)[0xA002], exif.get_ifd(0x8769)[0xA003]) == (378, 504)
+    assert {k for k in before if before[k] != after[k]} <= {("ifd0", 0x0112), ("exif", 0xA002), ("exif", 0xA003)}
+    assert all(before[k][:2] == after[k][:2] for k in before) and before.keys() == after.keys()
+    assert after[("exif", 0x927C)] == before[("exif", 0x927C)]  # (the MakerNote: UNDEFINED, where it was)

@@ -556,6 +556,13 @@ def carried_exif(im, path) -> tuple[bytes | None, list[int]]:
         log.warning("%s: its EXIF block could not be read and is not carried over: %s", path, e)
         return None, []
     stale = sorted(t for t in exif if t in _STALE_TAGS)
+    if not stale and im.format != "TIFF":
+        # only the orientation to reset: patched in the file's own bytes, which keep each
+        # entry's type and the MakerNote where it was (see _patched_exif)
+        patched = _patched_exif(im.info.get("exif"), {0x0112: 1} if exif.get(0x0112, 1) != 1 else {}, {},
+                                tags=len(exif))
+        if patched is not None:
+            return patched, stale
     for tag in [t for t in exif if t in _STALE_TAGS or (im.format == "TIFF" and t in _TIFF_LAYOUT_TAGS)]:
         del exif[tag]
     if not exif:
@@ -1119,12 +1126,64 @@ def _sub_ifds(exif: bytes | None) -> bool:
         return False
 
 
+_EXIF_HEADER = b"Exif\x00\x00"
+
+
+def _patched_exif(exif, ifd0: dict[int, int], exif_ifd: dict[int, int], *, tags: int | None = None) -> bytes | None:
+    """The EXIF block ``exif`` (TIFF-structured, with or without its ``Exif\\0\\0`` header) with
+    the one-number entries ``ifd0`` / ``exif_ifd`` (tag -> value; those absent are left absent)
+    changed in place, as ``Exif\\0\\0`` + TIFF like Pillow's ``Exif.tobytes()``; None where it
+    cannot be done so (no such block, an entry of another type or count, a value over a SHORT's
+    range, a block that does not read back with ``tags`` entries in IFD0): then Pillow lays the
+    block out again, which retypes entries (UNDEFINED -> BYTE, SRATIONAL -> RATIONAL) and moves
+    the MakerNote, whose offsets are from the TIFF header in Canon/Pentax/Olympus files."""
+    if not isinstance(exif, (bytes, bytearray)):
+        return None
+    tiff = bytearray(exif[6:] if exif.startswith(_EXIF_HEADER) else exif)
+    if tiff[:4] not in (b"II*\x00", b"MM\x00*"):
+        return None
+    bo = "<" if tiff[:2] == b"II" else ">"
+    try:
+        def patch(ifd_at: int, want: dict[int, int]) -> int | None:
+            """The IFD at ``ifd_at`` patched; -> its Exif IFD pointer (0: none), None: not patchable."""
+            pointer = 0
+            for i in range(struct.unpack_from(bo + "H", tiff, ifd_at)[0]):
+                at = ifd_at + 2 + 12 * i
+                tag, kind, count = struct.unpack_from(bo + "HHI", tiff, at)
+                if tag == 0x8769 and kind in (4, 13) and count == 1:
+                    pointer = struct.unpack_from(bo + "I", tiff, at + 8)[0]
+                if tag not in want:
+                    continue
+                if count != 1 or kind not in (3, 4) or (kind == 3 and not 0 <= want[tag] <= 0xFFFF):
+                    return None
+                struct.pack_into(bo + ("H" if kind == 3 else "I"), tiff, at + 8, want[tag])
+            return pointer
+
+        pointer = patch(struct.unpack_from(bo + "I", tiff, 4)[0], ifd0)
+        if pointer is None or (exif_ifd and pointer and patch(pointer, exif_ifd) is None):
+            return None
+        out = _EXIF_HEADER + bytes(tiff)
+        if tags is not None:
+            from PIL import Image
+
+            check = Image.Exif()
+            check.load(out)
+            if len(check) != tags:
+                return None
+        return out
+    except _EXIF_ERRORS:
+        return None
+
+
 def _sized_exif(exif: bytes, size: tuple[int, int]) -> bytes:
     """The EXIF block with the picture size it states (the Exif IFD's PixelX/YDimension, IFD0's
     ImageWidth/Length, where present) set to ``size``, the written picture's: a phone photo turned
     upright, stored 4032x3024 before, still said 4032x3024 to catalogues and layout programs."""
     from PIL import Image
 
+    patched = _patched_exif(exif, dict(zip((256, 257), size)), dict(zip((40962, 40963), size)))
+    if patched is not None:
+        return patched
     try:
         out = Image.Exif()
         out.load(exif)
