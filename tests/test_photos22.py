@@ -191,3 +191,41 @@ def test_a_real_iphone_exif_keeps_its_entry_types_and_maker_note(tmp_path, enh, 
     assert {k for k in before if before[k] != after[k]} <= {("ifd0", 0x0112), ("exif", 0xA002), ("exif", 0xA003)}
     assert all(before[k][:2] == after[k][:2] for k in before) and before.keys() == after.keys()
     assert after[("exif", 0x927C)] == before[("exif", 0x927C)]  # (the MakerNote: UNDEFINED, where it was)
+
+
+def _chunks(path) -> dict:
+    from stream_gpen.io._image import _png_chunk_list
+
+    return {t: c[8:-4] for t, c in _png_chunk_list(path.read_bytes())}
+
+
+@pytest.mark.parametrize("deep", [False, True])
+def test_a_png_keeps_its_cicp_and_says_pq_faces_were_restored_as_sdr(tmp_path, enh, face, deep, caplog):
+    """photos22: a PQ/BT.2020 PNG (cICP) lost its colour description silently (8 and 16 bits)."""
+    import struct
+    import zlib
+
+    import cv2
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+
+    big = face.resize((320, 240))
+    if deep:
+        ok, enc = cv2.imencode(".png", (np.asarray(big).astype(np.uint16) * 257)[..., ::-1])
+        data = enc.tobytes()
+    else:
+        b = io.BytesIO()
+        big.save(b, "PNG")
+        data = b.getvalue()
+    cicp, clli = bytes([9, 16, 0, 1]), struct.pack(">II", 10000000, 4000000)
+    src = tmp_path / "pq.png"
+    src.write_bytes(data[:33] + chunk(b"cICP", cicp) + chunk(b"cLLI", clli) + data[33:])
+    s = enh.enhance_file(src, tmp_path / "o.png")
+    got = _chunks(tmp_path / "o.png")
+    assert got[b"cICP"] == cicp and got[b"cLLI"] == clli
+    names = list(_chunks(tmp_path / "o.png"))
+    assert names.index(b"cICP") < names.index(b"IDAT")
+    assert any("PQ HDR PNGs (cICP) were restored as if their codes were SDR" in f for f in s.fallbacks), s.fallbacks
+    s = enh.enhance_file(src, tmp_path / "o.jpg")
+    assert any("cICP: primaries 9, transfer 16) was dropped" in f for f in s.fallbacks), s.fallbacks

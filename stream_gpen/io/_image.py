@@ -8,7 +8,8 @@ What a photo carries besides pixels travels with the frame (``frame.image_info``
 back where the output format can hold it: the ICC profile (phone photos are Display P3: without
 it colour-managed viewers show them desaturated), EXIF (date, camera, GPS; its stated picture size
 set to the written one), XMP (into PNG as an iTXt chunk, into TIFF as tag 700), DPI, PNG gamma /
-chromaticities / sRGB intent / text chunks, a JPEG's (and a camera MPO's) chroma subsampling (4:4:4
+chromaticities / sRGB intent / text chunks / cICP, mDCv, cLLI (HDR: its faces are restored as SDR codes,
+said), a JPEG's (and a camera MPO's) chroma subsampling (4:4:4
 stays 4:4:4), progressive flag and comment, a TIFF's compression (one Pillow does not write, JPEG or
 CCITT fax, becomes deflate) and its reduced-resolution previews (made again from the restored
 picture; they are not pages), a lossless WebP stays lossless. A profile
@@ -486,6 +487,9 @@ def read_image_info(im, path: Path) -> dict:
         text = getattr(im, "text", None) or {}
         if text:
             out["text"] = dict(text)
+        colour = _png_colour_chunks(path)
+        if colour:
+            out["png_colour"] = colour
     if im.format in ("JPEG", "MPO") and info.get("photoshop"):
         out["iptc"] = True  # (APP13: captions, keywords, copyright; Pillow writes none back)
     if im.format in ("JPEG", "MPO"):  # (MPO: a camera JPEG with an MPF preview, Ultra HDR: a JPEG)
@@ -1222,6 +1226,49 @@ def _raw_profile(text: str, fix):
 _RAW_EXIF_TEXT = ("raw profile type exif", "raw profile type app1")
 
 
+#: PNG (3rd edition) chunks that describe the colour of the pixels beside gAMA/cHRM/sRGB/iCCP,
+#: which Pillow neither reads nor writes: coding-independent code points (primaries, transfer:
+#: PQ/HLG HDR, BT.2020), mastering display colour volume, content light level
+_PNG_COLOUR_CHUNKS = (b"cICP", b"mDCv", b"cLLI")
+
+
+def _png_colour_chunks(path: Path) -> dict[bytes, bytes]:
+    """The :data:`_PNG_COLOUR_CHUNKS` a PNG file holds before its pixels ({type: data}), read
+    chunk by chunk from its head (Chrome/Android HDR screenshots, libavif/FFmpeg exports: dropped,
+    a PQ picture was shown as washed-out sRGB by every reader)."""
+    found: dict[bytes, bytes] = {}
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                return found
+            while True:
+                head = f.read(8)
+                if len(head) < 8 or head[4:] in (b"IDAT", b"IEND"):
+                    return found
+                n = int.from_bytes(head[:4], "big")
+                if head[4:] in _PNG_COLOUR_CHUNKS and n <= 64:
+                    found[bytes(head[4:])] = f.read(n)
+                    f.seek(4, 1)  # (its CRC)
+                else:
+                    f.seek(n + 4, 1)
+    except OSError:
+        return found
+
+
+def _png_with(data: bytes, colour: dict[bytes, bytes] | None) -> bytes:
+    """A PNG file's bytes with the colour chunks ``colour`` ({type: data}) right after its IHDR
+    (before any palette and the pixels, as the spec wants): Pillow writes cICP from a PngInfo but
+    drops mDCv and cLLI (public chunks it does not know)."""
+    import zlib
+
+    if not colour:
+        return data
+    have = _png_chunk_list(data)
+    add = b"".join(len(d).to_bytes(4, "big") + t + d + (zlib.crc32(t + d) & 0xFFFFFFFF).to_bytes(4, "big")
+                   for t, d in colour.items() if t not in {k for k, _ in have})
+    return b"\x89PNG\r\n\x1a\n" + have[0][1] + add + b"".join(c for _, c in have[1:])
+
+
 def _png_chunks(info: dict, *, exif_written: bool = False):
     """PNG ancillary chunks of the input (gamma, chromaticities, sRGB intent, text incl. XMP: the
     input's own XMP, from any format, as the iTXt chunk ``XML:com.adobe.xmp``). ``exif_written``:
@@ -1533,6 +1580,18 @@ class ImageSink(_Sink):
                     self._note(f"the {src} colour description (nclx, primaries {nclx.get('color_primaries')}) was "
                                f"dropped: {fmt or path.suffix} output cannot hold it, so wide-gamut colours will show "
                                "less saturated (write .heic to keep it)", path)
+        cicp = (info.get("png_colour") or {}).get(b"cICP")
+        if cicp and len(cicp) == 4:
+            trc = {16: "PQ", 18: "HLG"}.get(cicp[1])
+            if trc is not None:
+                # (no HDR mapping for PNG, as there is for HEIC/AVIF: their codes went through as SDR)
+                self._note(f"the faces of {trc} HDR PNGs (cICP) were restored as if their codes were SDR: they may "
+                           "look off in brightness and colour next to the rest of the picture", path)
+            if fmt != "PNG" and (trc or cicp[0] != 1):  # (sRGB said so: sRGB is what is assumed anyway)
+                self._note(f"the PNG's colour description (cICP: primaries {cicp[0]}, transfer {cicp[1]}) was dropped: "
+                           f"{fmt or path.suffix} output here cannot hold it, so "
+                           + ("the HDR photo will show washed out, as SDR" if trc else "its colours may show wrong")
+                           + " (write .png to keep it)", path)
         if info.get("dpi") and fmt in ("JPEG", "PNG", "TIFF", "BMP"):  # (a BMP was written at Pillow's 96)
             kw["dpi"] = tuple(round(float(d), 4) for d in info["dpi"])
         # (an MPO, which Pillow reports for camera JPEGs with an MPF preview, is written as JPEG)
@@ -1756,7 +1815,8 @@ class ImageSink(_Sink):
 
                 buf = io.BytesIO()
                 im.save(buf, format=fmt, **kwargs)
-                tmp.write_bytes(buf.getbuffer())
+                tmp.write_bytes(_png_with(buf.getvalue(), info.get("png_colour")) if fmt == "PNG"
+                                else buf.getbuffer())
             elif hi is None:
                 im.save(tmp, **kwargs)
             else:
@@ -1766,7 +1826,7 @@ class ImageSink(_Sink):
                 deep = _deep_pixels(hi.cpu().numpy(), grey=im.mode in ("L", "LA"),
                                     alpha=frame.alpha.cpu().numpy() if has_alpha else None)
                 if fmt == "PNG":
-                    _write_png16(tmp, deep, im, kwargs)
+                    _write_png16(tmp, deep, im, kwargs, colour=info.get("png_colour"))
                 elif fmt == "HEIF":
                     _write_heif_deep(tmp, deep, kwargs, bits=heif_bits)
                 else:
@@ -1968,11 +2028,11 @@ def _png_chunk_list(data: bytes) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def _write_png16(tmp: Path, deep: np.ndarray, im, kwargs: dict) -> None:
+def _write_png16(tmp: Path, deep: np.ndarray, im, kwargs: dict, *, colour: dict | None = None) -> None:
     """A 16-bit PNG with the metadata an 8-bit save would carry: OpenCV encodes the 16-bit
     pixels (Pillow cannot hold 16-bit RGB), Pillow writes the 8-bit picture with every ancillary
     chunk (ICC, EXIF, DPI, text, gamma...), and the file is the former's header and image data
-    with the latter's other chunks."""
+    with the latter's other chunks, and ``colour`` (see :func:`_png_with`)."""
     import io
 
     import cv2
@@ -1991,4 +2051,4 @@ def _write_png16(tmp: Path, deep: np.ndarray, im, kwargs: dict) -> None:
     ihdr = [c for t, c in deep_chunks if t == b"IHDR"]
     idat = [c for t, c in deep_chunks if t == b"IDAT"]
     tail = [c for t, c in deep_chunks if t == b"IEND"]
-    tmp.write_bytes(b"\x89PNG\r\n\x1a\n" + b"".join(ihdr + meta + idat + tail))
+    tmp.write_bytes(_png_with(b"\x89PNG\r\n\x1a\n" + b"".join(ihdr + meta + idat + tail), colour))
