@@ -26,6 +26,7 @@ and the class's exit code.
 from __future__ import annotations
 
 import argparse
+import contextvars
 import logging
 import os
 import sys
@@ -179,6 +180,10 @@ def _add_weights(subparsers: argparse._SubParsersAction) -> None:
 
 
 # --- the parser -------------------------------------------------------------------------------
+#: the command line being parsed (for a sub-command parser's error, which argparse gives no argv)
+_ARGV: contextvars.ContextVar[list[str]] = contextvars.ContextVar("stream_gpen_argv", default=[])
+
+
 class _Parser(argparse.ArgumentParser):
     # No abbreviated long options: `--detector` must not silently mean `--detector-weights`, and
     # a later option must not change what an abbreviation a user's script relies on expands to.
@@ -189,11 +194,27 @@ class _Parser(argparse.ArgumentParser):
     def parse_args(self, args=None, namespace=None):  # type: ignore[override]
         # argparse reports a sub-command's unknown options with the top-level usage and no hint:
         # say them with the sub-command's usage, and name the option that was probably meant.
-        parsed, extras = self.parse_known_args(args, namespace)
+        token = _ARGV.set(list(sys.argv[1:] if args is None else args))
+        try:
+            parsed, extras = self.parse_known_args(args, namespace)
+        finally:
+            _ARGV.reset(token)
         if extras:
             (self._command_parser(parsed) or self).error(_unknown_arguments(
                 extras, self._command_parser(parsed) or self, root=self))
         return parsed
+
+    def error(self, message: str):  # type: ignore[override]
+        # `enhance -dash.jpg`: the file's name was taken for an option, and argparse said only
+        # that INPUT was missing
+        if message.startswith("the following arguments are required"):
+            known = {o for a in self._actions for o in a.option_strings}
+            named = [a for a in _ARGV.get() if a.startswith("-") and a != "-" and not a.startswith("--")
+                     and a.split("=", 1)[0] not in known and os.path.exists(a)]
+            if named:
+                message += (f" ({named[0]} is a file, but a name starting with '-' is taken for an option: "
+                            f"write ./{named[0]} or -- {named[0]})")
+        super().error(message)
 
     def _command_parser(self, parsed: argparse.Namespace) -> argparse.ArgumentParser | None:
         # the innermost sub-command parser the command line chose (`weights verify`, `enhance`)

@@ -229,3 +229,17 @@ def test_a_png_keeps_its_cicp_and_says_pq_faces_were_restored_as_sdr(tmp_path, e
     assert any("PQ HDR PNGs (cICP) were restored as if their codes were SDR" in f for f in s.fallbacks), s.fallbacks
     s = enh.enhance_file(src, tmp_path / "o.jpg")
     assert any("cICP: primaries 9, transfer 16) was dropped" in f for f in s.fallbacks), s.fallbacks
+
+
+def test_a_file_name_starting_with_a_dash_is_said_so(tmp_path, monkeypatch, capsys, face):
+    """photos22: `enhance -dash.jpg` said only "the following arguments are required: INPUT"."""
+    from stream_gpen.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    face.save(tmp_path / "-dash.jpg")
+    assert main(["enhance", "-dash.jpg", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "the following arguments are required: INPUT" in err
+    assert "write ./-dash.jpg or -- -dash.jpg" in err
+    assert main(["enhance", "-nothere.jpg"]) == 2
+    assert "write ./" not in capsys.readouterr().err  # (no such file: nothing to say about it)
