@@ -6,6 +6,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from stream_gpen.io import open_sink, open_source
@@ -99,3 +100,31 @@ def test_duration_alone_cuts_the_chapters(tmp_path):
         chapters = [(round(float(ch["start"] * ch["time_base"]), 2), round(float(ch["end"] * ch["time_base"]), 2))
                     for ch in c.chapters()]
     assert chapters == [(0.0, 1.0), (1.0, 1.2)], chapters  # (the 1.5 s chapter was kept, past the end)
+
+
+def test_track_titles_dropped_by_mpegts_are_said(tmp_path):
+    # "Main", "Commentary", "Surround" all read "Audio 1/2/3" in a .ts, with no word (a language
+    # lost into .avi was said)
+    from tests._clips import write_audio
+
+    titled = tmp_path / "t.mkv"
+    with av.open(str(titled), "w") as c:
+        v = c.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v.metadata["title"] = "Picture"
+        a = c.add_stream("aac", rate=48000)
+        a.metadata["title"] = "Commentary"
+        for i in range(10):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24")
+            f.pts = i
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+        write_audio(c, a, 0.4)
+    dst = tmp_path / "o.ts"
+    with open_source(titled) as src, open_sink(dst, source=src, preset="ultrafast") as sink:
+        for f in src:
+            sink.write(f)
+    said = " ".join(sink.dropped)
+    assert "title 'Commentary' dropped" in said and "title 'Picture' dropped" in said, sink.dropped

@@ -2118,7 +2118,7 @@ class FileSink(_Sink):
             win = (win[0] if win is not None else 0.0, part[1])
         for msg in copy_container_tags(inp, out, window=win):
             self._drop(msg)
-        copy_stream_tags(ins, vs, encoded=True)
+        self._note_marks(copy_stream_tags(ins, vs, encoded=True))
         tc = timecode_of(inp, ins)
         if tc and getattr(self.source, "trim_start", 0) and self._first_time is not None:
             # --start cut the clip: its timecode moves on by the frames cut off its front

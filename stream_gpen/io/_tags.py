@@ -180,17 +180,24 @@ _KEPT_MARKS = {
 #: containers whose muxer writes no per-stream language (measured with FFmpeg 8: AVI's ``strn``
 #: chunk holds the title only, FLV has no per-track tags)
 _NO_LANGUAGE = {"avi", "flv"}
+#: formats whose muxers write no per-stream title (an audio track's "Commentary", "Surround")
+_NO_TITLE = {"mpegts", "flv"}
 
 
-def marks_lost(container, index: int, disposition: int, *, language: str | None = None) -> str | None:
+def marks_lost(container, index: int, disposition: int, *, language: str | None = None,
+               title: str | None = None) -> str | None:
     """A note naming the marks (:data:`_MARKS`) of input stream ``index`` that ``container``'s
     format cannot hold, or None. A hearing-impaired or commentary flag that vanishes turns SDH
     subtitles into ordinary ones and a commentary into a second main track in every player.
     ``language``: the stream's language code, named too where the container drops it (a player
-    then no longer picks the viewer's language, and an English and a French track look alike)."""
+    then no longer picks the viewer's language, and an English and a French track look alike).
+    ``title``: the stream's title, named likewise where the container writes none (MPEG-TS:
+    "Main", "Commentary" and "Surround" all read "Audio 1/2/3")."""
     names = _fmts(container)
     lang = (f"language '{language}'" if language and language.lower() not in ("und", "")
             and names & _NO_LANGUAGE else None)
+    if title and title.strip() and names & _NO_TITLE:
+        lang = " and its ".join(w for w in (lang, f"title {title.strip()!r}") if w)
     kept = next((_KEPT_MARKS[n] for n in names if n in _KEPT_MARKS), None)
     lost, flags = [], []
     if kept is not None and disposition:
@@ -203,7 +210,7 @@ def marks_lost(container, index: int, disposition: int, *, language: str | None 
         return None
     what = f"{', '.join(lost)} mark{'s' if len(lost) > 1 else ''}" if lost else ""
     what = " and its ".join(w for w in (lang, what) if w)
-    it = "them" if len(lost) + (lang is not None) > 1 else "it"
+    it = "them" if len(lost) + (lang is not None) + (lang is not None and " and its " in lang) > 1 else "it"
     # (advice only where another container keeps them all: "the matroska container has no place for
     # it (.mkv keeps it)" for a captions mark into .mkv)
     where = next((ext for ext, fmt in ((".mkv", "matroska"), (".mp4", "mp4"))
@@ -235,14 +242,14 @@ def copy_stream_tags(ins, outs, *, encoded: bool = False) -> str | None:
     for k, v in tags.items():
         outs.metadata[k] = v
     if ins.type == "video":  # the muxer's default flag is right (one video track); no viewer picks its language
-        return None
+        return marks_lost(outs.container, ins.index, 0, title=tags.get("title"))
     try:
         disp = int(ins.disposition)
         if disp:
             outs.disposition = disp
     except (AttributeError, ValueError, TypeError):
         disp = 0
-    return marks_lost(outs.container, ins.index, disp, language=tags.get("language"))
+    return marks_lost(outs.container, ins.index, disp, language=tags.get("language"), title=tags.get("title"))
 
 
 def timecode_of(container, video_stream) -> str | None:
