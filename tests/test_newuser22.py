@@ -59,3 +59,12 @@ def test_compare_of_a_10_bit_video_is_written_as_h264(tmp_path, cli_env):
     with av.open(str(tmp_path / "c.mp4")) as c:
         cc = c.streams.video[0].codec_context
         assert (cc.name, cc.pix_fmt, cc.width) == ("h264", "yuv420p", 192)
+
+
+def test_a_folder_of_unreadable_photos_gets_a_hint(tmp_path, cli_env, capsys):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "x.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 200)  # a JPEG cut inside its header
+    assert main(["enhance", str(folder), "-o", str(tmp_path / "out"), *cli_env]) == 2
+    err = capsys.readouterr().err
+    assert "none of the 1 images" in err and "\nhint: check that the files were copied whole" in err, err

@@ -1375,7 +1375,9 @@ class ImageSource:
         first = self._next_readable()
         if first is None:
             err = NotMediaError(f"none of the {len(self.paths)} images in {p} could be read "
-                                f"(first: {self.skipped[0]})")
+                                f"(first: {self.skipped[0]})",
+                                hint="check that the files were copied whole (`stream-gpen info FILE` says what "
+                                "is wrong with one)")
             err.skipped = list(self.skipped)  # (a folder run with videos goes on with those: hunt 17)
             raise err
         self._pending = first
