@@ -191,6 +191,18 @@ def test_a_real_iphone_exif_keeps_its_entry_types_and_maker_note(tmp_path, enh, 
     assert {k for k in before if before[k] != after[k]} <= {("ifd0", 0x0112), ("exif", 0xA002), ("exif", 0xA003)}
     assert all(before[k][:2] == after[k][:2] for k in before) and before.keys() == after.keys()
     assert after[("exif", 0x927C)] == before[("exif", 0x927C)]  # (the MakerNote: UNDEFINED, where it was)
+    # the camera's thumbnail (IFD1: the unrestored picture, stored sideways) is not linked any more,
+    # as Pillow's re-layout left it out: shown upright-tagged, it was sideways and the old face
+    assert _ifd1(a.info["exif"]) != 0 and _ifd1(b.info["exif"]) == 0
+
+
+def _ifd1(exif: bytes) -> int:
+    import struct
+
+    t = exif[6:]
+    bo = "<" if t[:2] == b"II" else ">"
+    first = struct.unpack_from(bo + "I", t, 4)[0]
+    return struct.unpack_from(bo + "I", t, first + 2 + 12 * struct.unpack_from(bo + "H", t, first)[0])[0]
 
 
 def _chunks(path) -> dict:

@@ -1163,9 +1163,14 @@ def _patched_exif(exif, ifd0: dict[int, int], exif_ifd: dict[int, int], *, tags:
                 struct.pack_into(bo + ("H" if kind == 3 else "I"), tiff, at + 8, want[tag])
             return pointer
 
-        pointer = patch(struct.unpack_from(bo + "I", tiff, 4)[0], ifd0)
+        first = struct.unpack_from(bo + "I", tiff, 4)[0]
+        pointer = patch(first, ifd0)
         if pointer is None or (exif_ifd and pointer and patch(pointer, exif_ifd) is None):
             return None
+        # IFD1 (the camera's thumbnail: the picture before restoration, and stored the way the
+        # sensor was turned, so sideways once the orientation says upright) is unlinked, as
+        # Pillow's re-layout leaves it out; its bytes stay, so nothing else moves
+        struct.pack_into(bo + "I", tiff, first + 2 + 12 * struct.unpack_from(bo + "H", tiff, first)[0], 0)
         out = _EXIF_HEADER + bytes(tiff)
         if tags is not None:
             from PIL import Image
