@@ -960,7 +960,13 @@ class Enhancer:
                      compare=False, image_format=None, encoder="software", names=None, chroma="auto") -> RunSummary:
         """One video, URL, image, or a folder of images (one source, one sink; ``names``: each
         photo's output path by its ``rel_path``, see ``folder_outputs``)."""
+        from stream_gpen._finishing import stop_asked
         from stream_gpen.io import open_sink
+
+        def asked() -> bool:
+            # the caller's cancel, or a stop signal (the command line's): its KeyboardInterrupt
+            # may have been swallowed by a finalizer it landed in, and the run went on to the end
+            return (cancel is not None and cancel.is_set()) or stop_asked()
 
         trimmed = bool(start) or duration is not None
         timer = StageTimer()
@@ -1008,10 +1014,10 @@ class Enhancer:
                     keep = (lambda f: originals.__setitem__(f.index, f.image.clone())) if compare else None
                     # a video stops taking frames as soon as it is cancelled (the look-ahead and
                     # the first batch held a short clip's every frame: a cancel waited for the end)
-                    stop = cancel.is_set if cancel is not None and not is_still else None
+                    stop = None if is_still else asked
                     frames = (self._still_frames(source, stage, on_frame=keep) if is_still
                               else self._frames(source, stage, on_frame=keep, stop=stop))
-                    if cancel is not None and cancel.is_set():
+                    if asked():
                         raise KeyboardInterrupt  # cancelled before it began: nothing is written
                     try:
                         for frame in frames:
@@ -1035,7 +1041,7 @@ class Enhancer:
                                 on_progress(summary.frames_out, total,
                                             stage.faces_restored if is_still else getattr(stage, "faces_out", 0))
                             # (a single photo is written whole under its name by now: that job is done)
-                            if cancel is not None and cancel.is_set() and meta.kind != "image":
+                            if meta.kind != "image" and asked():
                                 raise KeyboardInterrupt
                     except Cancelled:
                         # raised by a callback (on_progress): stopped as a cancel is, not as an error

@@ -368,28 +368,50 @@ class _Signals:
     are ignored while the partial file is written (a second Ctrl-C or ``kill`` must not cut that
     short: it landed in the sink's clean-up, which deleted everything encoded, and the camera took
     it for a stop before the session and said "stopped", exit 0, with no recording; ``kill -9``
-    still ends it). Only in the main thread (Python allows handlers only there)."""
+    still ends it). Only in the main thread (Python allows handlers only there).
+
+    The stop is also a flag the run polls between frames (``_finishing.ask_stop``): Python
+    swallows an exception raised inside a finalizer or weakref callback ("Exception ignored in"),
+    and a SIGTERM that landed there was lost (the run went on to the end, exit 0, and took every
+    later signal for a stop under way). Such a swallowed raise is seen by ``sys.unraisablehook``:
+    the run stops at its next frame all the same, and a later signal raises again."""
 
     def __init__(self) -> None:
         self.received: int | None = None
         self._said = False
         self._old: dict = {}
+        self._raised: BaseException | None = None  # the KeyboardInterrupt raised for the stop
+        self._swallowed = False  # ... and Python swallowed it (a finalizer): no stop under way
+        self._old_hook = None
 
     def __enter__(self) -> "_Signals":
         import signal
         import threading
 
+        from stream_gpen._finishing import clear_stop
+
         if threading.current_thread() is threading.main_thread():
+            clear_stop()
             # (SIGBREAK: Windows' Ctrl-Break and console window closed; SIGHUP does not exist there)
             for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"):
                 sig = getattr(signal, name, None)
                 if sig is not None:
                     self._old[sig] = signal.signal(sig, self._handle)
+            self._old_hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
         return self
 
-    def _handle(self, signum, frame) -> None:
-        from stream_gpen._finishing import defer, is_finishing
+    def _unraisable(self, unraisable) -> None:
+        if self._raised is not None and unraisable.exc_value is self._raised:
+            # our stop, raised inside a finalizer and swallowed there: the polled flag stops the
+            # run at its next frame (no traceback for it), and a next signal raises again
+            self._raised, self._swallowed = None, True
+            return
+        (self._old_hook or sys.__unraisablehook__)(unraisable)
 
+    def _handle(self, signum, frame) -> None:
+        from stream_gpen._finishing import ask_stop, defer, is_finishing
+
+        ask_stop()  # (polled between frames: taken even where the raise below is swallowed)
         if self.received is None and is_finishing():
             # the run is done but for writing its output (flushing, renaming): an interrupt there
             # made the sink discard the whole file; the stop is taken once the output is whole
@@ -398,17 +420,18 @@ class _Signals:
             print(f"{PROG}: stopping once the output is written", file=sys.stderr)
             defer()
             return
-        if self.received is not None:
+        if self.received is not None and not (self._swallowed and not is_finishing()):
             if not self._said:
                 self._said = True
                 print(f"{PROG}: stopping: finishing what was written (kill -9 abandons it)", file=sys.stderr)
             return
-        self.received = signum
+        self.received, self._swallowed = signum, False
         import signal
 
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt  # (as Python's own handler: "Ctrl-C" in messages)
-        raise KeyboardInterrupt(f"{signal.Signals(signum).name} received")
+        # (SIGINT as Python's own handler: "Ctrl-C" in messages)
+        self._raised = KeyboardInterrupt() if signum == signal.SIGINT else KeyboardInterrupt(
+            f"{signal.Signals(signum).name} received")
+        raise self._raised
 
     def exit_code(self, code: int) -> int:
         return 128 + self.received if self.received is not None and code == 130 else code
@@ -416,8 +439,15 @@ class _Signals:
     def __exit__(self, *exc) -> None:
         import signal
 
+        from stream_gpen._finishing import clear_stop
+
         for sig, old in self._old.items():
             signal.signal(sig, old)
+        if self._old_hook is not None:
+            sys.unraisablehook, self._old_hook = self._old_hook, None
+        if self._old:
+            clear_stop()
+        self._raised = None  # (its traceback holds the frames it was raised in)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,82 @@
+"""Long video jobs, stop signals and files on disk (robust22): a stop signal swallowed by a
+finalizer, a full disk, a stale in-place backup, a Ctrl-C after the output was written."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import av
+import numpy as np
+
+from stream_gpen.cli import main
+
+
+def make_clip(path: Path, n: int = 12, w: int = 64, h: int = 48) -> Path:
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs.codec_context.options = {"preset": "ultrafast", "bf": "0"}
+        for i in range(n):
+            a = np.full((h, w, 3), 20 * (i % 10), np.uint8)
+            for p in vs.encode(av.VideoFrame.from_ndarray(a, format="rgb24")):
+                c.mux(p)
+        for p in vs.encode():
+            c.mux(p)
+    return path
+
+
+def frames_in(path: Path) -> int:
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+class _Finalizer:
+    """A finalizer in which a SIGTERM lands (torch and PyAV run many while frames flow)."""
+
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # (the handler runs here, at a bytecode boundary: its raise is swallowed)
+            pass
+
+
+def test_a_sigterm_swallowed_by_a_finalizer_still_stops_and_a_later_one_raises(capsys):
+    from stream_gpen._finishing import stop_asked
+    from stream_gpen.cli import _Signals
+
+    with _Signals() as sig:
+        _Finalizer()  # (dropped at once: its __del__ runs here)
+        assert stop_asked()  # the run polls this between frames
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # no stop is under way: this one is not ignored
+            for _ in range(1000):
+                pass
+            raise AssertionError("the second SIGTERM was ignored")
+        except KeyboardInterrupt:
+            pass
+    assert sig.exit_code(130) == 143 and not stop_asked()  # (cleared for a next main())
+    err = capsys.readouterr().err
+    assert "Exception ignored" not in err and "finishing what was written" not in err
+
+
+def test_a_run_whose_sigterm_was_swallowed_stops_at_the_next_frame(tmp_path, cli_env, monkeypatch, capsys):
+    """A SIGTERM whose KeyboardInterrupt landed in a finalizer: the run went on to the end and
+    exited 0 (`timeout`, `docker stop`). It stops at the next frame, its frames kept as .partial."""
+    from stream_gpen import commands
+
+    real = commands._Progress.__call__
+
+    def progress(self, done, total, faces):
+        real(self, done, total, faces)
+        if done == 3:
+            _Finalizer()
+
+    monkeypatch.setattr(commands._Progress, "__call__", progress)
+    src = make_clip(tmp_path / "a.mp4", n=30)
+    out, report = tmp_path / "o.mp4", tmp_path / "r.json"
+    assert main(["enhance", str(src), "-o", str(out), "--report", str(report), *cli_env]) == 143
+    assert not out.exists()
+    r = json.loads(report.read_text())
+    assert r["interrupted"] and r["partial_output"] == str(tmp_path / "o.partial.mp4")
+    assert 3 <= frames_in(tmp_path / "o.partial.mp4") < 30
