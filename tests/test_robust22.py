@@ -80,3 +80,46 @@ def test_a_run_whose_sigterm_was_swallowed_stops_at_the_next_frame(tmp_path, cli
     r = json.loads(report.read_text())
     assert r["interrupted"] and r["partial_output"] == str(tmp_path / "o.partial.mp4")
     assert 3 <= frames_in(tmp_path / "o.partial.mp4") < 30
+
+
+
+def test_a_full_disk_stops_the_run_at_once_not_at_the_end(tmp_path, cli_env, monkeypatch, capsys):
+    """A full disk (or a quota): the muxer keeps the refused writes to itself until the trailer,
+    so the whole video was restored and encoded before the run failed. The temporary file's size
+    on disk is held against what was muxed: the run stops soon after the first refused write."""
+    from types import SimpleNamespace
+
+    from stream_gpen.io import _sink
+
+    n = 150
+    src = tmp_path / "a.mp4"
+    with av.open(str(src), "w") as c:  # noise: ~10 KB a frame
+        vs = c.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 96, 64, "yuv420p"
+        vs.codec_context.options = {"preset": "ultrafast", "crf": "0"}
+        rng = np.random.default_rng(0)
+        for _ in range(n):
+            for p in vs.encode(av.VideoFrame.from_ndarray(rng.integers(0, 256, (64, 96, 3), np.uint8),
+                                                          format="rgb24")):
+                c.mux(p)
+        for p in vs.encode():
+            c.mux(p)
+    # the disk is full: the temporary file stays at its header, no block is free
+    real_stat, full = os.stat, {}
+
+    def stat(path, *a, **k):
+        st = real_stat(path, *a, **k)
+        if ".tmp." in os.fspath(path):
+            size = full.setdefault(os.fspath(path), st.st_size)
+            return SimpleNamespace(**{f: getattr(st, f) for f in dir(st) if f.startswith("st_")} | {"st_size": size})
+        return st
+
+    monkeypatch.setattr(os, "stat", stat)
+    monkeypatch.setattr(os, "statvfs", lambda p: SimpleNamespace(f_blocks=1000, f_bfree=0, f_bavail=0, f_frsize=4096))
+    monkeypatch.setattr(_sink, "_ROOM_CHECK_S", 0.0, raising=False)  # (every packet: not on the machine's speed)
+    out, report = tmp_path / "o.mp4", tmp_path / "r.json"
+    assert main(["enhance", str(src), "-o", str(out), "--crf", "0", "--report", str(report), *cli_env]) == 4
+    assert "No space left on device" in capsys.readouterr().err
+    r = json.loads(report.read_text())
+    assert r["frames_in"] < n // 2, r
+    assert not out.exists()

@@ -1478,6 +1478,14 @@ def _yuv_paste(vf, src, rgb: np.ndarray, areas, pix_fmt: str, colorspace: int, c
             part[...] = np.clip(part.astype(np.int32) + b.astype(np.int32) - a.astype(np.int32), 0, top)
 
 
+#: how often the muxed bytes are held against the temporary file's size and the free space
+#: (FileSink._check_room); what a muxer may hold back unwritten before that is looked at (avio's
+#: 32 KiB buffer), and more than any holds (a Matroska cluster is up to 5 MiB, an MP4 fragment a GOP)
+_ROOM_CHECK_S = 1.0
+_ROOM_SLACK = 64 << 10
+_STALLED_BYTES = 256 << 20
+
+
 def _file_size_limit() -> int | None:
     """The process's file-size limit in bytes (RLIMIT_FSIZE), or None where there is none (or no
     such limit on this system)."""
@@ -1692,6 +1700,8 @@ class FileSink(_Sink):
         self.fixed_pts = 0
         self.fixed_dts = 0  # encoder packets with an impossible dts, repaired before muxing
         self.packets_muxed = 0  # video packets in the file so far (an encoder holds frames back)
+        self._bytes_muxed = 0  # ... and their bytes, against the file's size on disk (_check_room)
+        self._room_checked = time.monotonic()
         #: frames in the kept .partial output after an error (:meth:`salvage`), else None
         self.frames_kept: int | None = None
         self._last_dts: int | None = None
@@ -2744,6 +2754,40 @@ class FileSink(_Sink):
                 return
         self._out.mux(packet)
         self.packets_muxed += 1
+        self._bytes_muxed += packet.size
+        if time.monotonic() - self._room_checked >= _ROOM_CHECK_S:
+            self._check_room()
+
+    def _check_room(self) -> None:
+        """Stop with the file system's error once the temporary file cannot take what was muxed.
+        FFmpeg's muxers keep a refused write to themselves until the trailer: a disk that filled
+        (or a quota, or ``ulimit -f``) at 10 % of a two-hour video was said after all of it was
+        restored and encoded. Asked about once a second (a stat: no cost to a run)."""
+        self._room_checked = time.monotonic()
+        if self.is_url:
+            return
+        try:
+            size = os.stat(self._path).st_size
+        except OSError:
+            return
+        pending = self._bytes_muxed - size  # in the muxer's buffers (avio's, a Matroska cluster), or refused
+        limit = _file_size_limit()
+        if limit is not None and self._bytes_muxed > limit:
+            raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+        if pending <= _ROOM_SLACK:
+            return
+        if pending > _STALLED_BYTES:  # more than any muxer holds back: the writes are refused (a quota?)
+            raise OSError(errno.EDQUOT, f"{os.strerror(errno.EDQUOT)}? (the file stopped growing: "
+                          f"{pending >> 20} MiB encoded are not on disk)")
+        try:
+            fs = os.statvfs(self._path)
+        except (OSError, AttributeError):  # (Windows: no statvfs)
+            return
+        # (f_blocks 0: a file system that does not say its size, some FUSE mounts; root may use
+        # the blocks kept for it)
+        free = (fs.f_bfree if hasattr(os, "geteuid") and os.geteuid() == 0 else fs.f_bavail) * fs.f_frsize
+        if fs.f_blocks and free < pending:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     def _finish_video(self) -> None:
         """Mux the packet held back by _mux_video, lasting until the end of the last frame shown."""
