@@ -922,17 +922,28 @@ class Enhancer:
     def _enhance_in_place(self, src_s: str, dst, opts: dict) -> RunSummary:
         """``copy_if_no_faces`` with the output replacing the input: the restored file replaces the
         input before it is known that there were no faces, and the stream copy would then copy the
-        re-encode. The original is kept under a hidden second name (a hard link: no bytes copied,
-        where the file system has them) and put back whole when no face was found."""
+        re-encode. The original is kept under a hidden second name of this run's own (a hard link:
+        no bytes copied, where the file system has them) and put back whole when no face was found.
+        (One fixed name for every run made a killed run's leftover fail every later run, "are the
+        same file", and a second run would have copied its re-encode over it: the only copy of the
+        original once the killed run had put its re-encode in place.)"""
         import shutil
+        import uuid
 
-        keep = Path(src_s).with_name(f".{Path(src_s).name}.original")
+        from stream_gpen.io._meta import hidden_temp
+        from stream_gpen.io._sink import _machine_tag
+
+        notes = _stale_originals(Path(src_s))
+        keep = hidden_temp(Path(src_s), f".{_machine_tag()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.original")
         try:
             os.link(src_s, keep)
         except OSError:
+            with open(keep, "xb"):  # (a name of its own: never a file that is there)
+                pass
             shutil.copy2(src_s, keep)
         try:
             summary = self._enhance_one(src_s, dst, **{**opts, "copy_if_no_faces": False})
+            summary.fallbacks[:0] = notes
             unmet = _copy_unmet(opts.get("start", 0.0), opts.get("duration"), opts.get("compare", False),
                                 opts.get("audio", "copy"), opts.get("codec", "auto"), opts.get("crf"),
                                 opts.get("preset"), opts.get("chroma", "auto"),
@@ -1897,6 +1908,41 @@ def _photo_suffix(path: Path) -> str:
     from stream_gpen.io._image import still_gif
 
     return ".png" if path.suffix.lower() == ".gif" and still_gif(path) else path.suffix
+
+
+def _stale_originals(src: Path) -> list[str]:
+    """Clear the hidden originals that in-place ``copy_if_no_faces`` runs killed with ``kill -9`` (or a
+    power cut) left beside ``src``: one that is ``src`` itself (a hard link: the run was stopped before
+    it replaced it) is only a second name, and goes; one that differs may be the only copy of the
+    original (the run had put its re-encode in place) and is kept, and said. Those of runs still
+    going (their process is there) are left alone. Returns what is to be said."""
+    from stream_gpen.io._meta import hidden_temp
+    from stream_gpen.io._sink import _machine_tag, _pid_alive
+
+    pattern = re.compile(r"\.([0-9a-f]{8})-(\d+)-[0-9a-f]{8}\.original" + re.escape(src.suffix) + "$")
+    try:  # (a first version's fixed name, then this run's kind)
+        found = [src.with_name(f".{src.name}.original"), *src.parent.glob(f".*.original{src.suffix}")]
+    except OSError:
+        return []
+    notes = []
+    for q in found:
+        m = pattern.search(q.name)
+        if m is not None:
+            tag = m.group(0)[: len(m.group(0)) - len(src.suffix)]
+            if (hidden_temp(src, tag).name != q.name or m.group(1) != _machine_tag()
+                    or int(m.group(2)) == os.getpid() or _pid_alive(int(m.group(2)))):
+                continue  # another file's, or a run's that is still going (or on another machine)
+        elif q.name != f".{src.name}.original" or not q.is_file():
+            continue
+        if _same_file(str(src), q):
+            q.unlink(missing_ok=True)
+            continue
+        note = (f"{q} is the original of {src} kept by an earlier run that was stopped (kill -9, a power cut) "
+                f"before it put it back; it was left as it is: if {src} is that run's re-encode, put {q.name} "
+                "back in its place, else delete it")
+        log.warning("%s", note)
+        notes.append(note)
+    return notes
 
 
 def _same_file(src: str, dst) -> bool:

@@ -123,3 +123,29 @@ def test_a_full_disk_stops_the_run_at_once_not_at_the_end(tmp_path, cli_env, mon
     r = json.loads(report.read_text())
     assert r["frames_in"] < n // 2, r
     assert not out.exists()
+
+
+def test_a_killed_in_place_runs_original_neither_fails_the_next_run_nor_is_overwritten(tmp_path, cli_env, capsys):
+    """An in-place --copy-if-no-faces run killed with kill -9 left its hidden `.NAME.original`: every
+    later such run failed, exit 4, "are the same file"; and where the killed run had put its
+    re-encode in place, the next run would have copied its own re-encode over that only original."""
+    import hashlib
+
+    src = make_clip(tmp_path / "in.mp4")
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    left = tmp_path / ".in.mp4.original"
+    os.link(src, left)  # the killed run's second name of the input
+    opts = ["enhance", str(src), "-o", str(src), "--overwrite", "--copy-if-no-faces", *cli_env]
+    assert main(opts) == 0, capsys.readouterr().err
+    assert hashlib.sha256(src.read_bytes()).hexdigest() == digest  # (no faces: left as it was)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["in.mp4"]
+
+    left.write_bytes(b"the original, kept by a run killed after it put its re-encode in place")
+    report = tmp_path / "r.json"
+    assert main([*opts, "--report", str(report)]) == 0
+    assert left.read_bytes().startswith(b"the original, kept")  # left as it is
+    assert str(left) in capsys.readouterr().err
+    assert any(str(left) in f for f in json.loads(report.read_text())["fallbacks"])
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name not in ("home", "r.json")) == [".in.mp4.original",
+                                                                                               "in.mp4"]
+
