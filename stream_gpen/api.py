@@ -1121,14 +1121,17 @@ class Enhancer:
                     except AttributeError:  # (an exception type without a __dict__)
                         pass
                 raise
-            self._finish(summary, stage, source, timer, t0)
-            n = getattr(source, "done_meanwhile", 0) + (meanwhile[0] if meanwhile else 0)
-            if n:
-                summary.fallbacks.append(f"{n} photo(s) whose output another run wrote meanwhile were left as they "
-                                         "are (skip_existing)")
-            _sink_notes(summary, sink)
-            if not is_still and "://" not in str(dst):
-                _remove_old_partial(summary, dst, src_s)
+            try:
+                self._finish(summary, stage, source, timer, t0)
+                n = getattr(source, "done_meanwhile", 0) + (meanwhile[0] if meanwhile else 0)
+                if n:
+                    summary.fallbacks.append(f"{n} photo(s) whose output another run wrote meanwhile were left as "
+                                             "they are (skip_existing)")
+                _sink_notes(summary, sink)
+                if not is_still and "://" not in str(dst):
+                    _remove_old_partial(summary, dst, src_s)
+            except KeyboardInterrupt as exc:
+                raise _stopped_when_written(summary, dst) from exc
         # what the stream copy could not honour: the cut, the side-by-side, the audio choice
         unmet = _copy_unmet(start, duration, compare, audio, codec, crf, preset, chroma,
                             None if self.high_bit_depth else getattr(meta, "pix_fmt", None))
@@ -1140,7 +1143,10 @@ class Enhancer:
             from stream_gpen.io import remux
 
             try:
-                remux(src_s, dst, said=set(summary.fallbacks), turned=_display_turn(meta))
+                try:
+                    remux(src_s, dst, said=set(summary.fallbacks), turned=_display_turn(meta))
+                except KeyboardInterrupt as exc:  # (the stream copy of a long video takes minutes)
+                    raise _stopped_when_written(summary, dst, copy=True) from exc
                 summary.encoder = "copy"  # the re-encode's encoder no longer describes the output
                 summary.fallbacks.append("no faces found: the input was stream-copied to the output (copy_if_no_faces)")
             except EncodeError as exc:  # e.g. pcm audio into .mp4: the re-encoded output stays
@@ -1908,6 +1914,20 @@ def _photo_suffix(path: Path) -> str:
     from stream_gpen.io._image import still_gif
 
     return ".png" if path.suffix.lower() == ".gif" and still_gif(path) else path.suffix
+
+
+def _stopped_when_written(summary: RunSummary, dst, *, copy: bool = False) -> Interrupted:
+    """A stop (Ctrl-C, SIGTERM) once the output was written whole: while the summary was finished,
+    or during copy_if_no_faces' stream copy (``copy``). Said as it is, with the finished run's
+    counts: it was reported as stopped before the run began, "nothing was written", frames_out 0."""
+    summary.interrupted = True
+    said = "stopped after the run was done (nothing to write)" if dst == "null" else f"stopped after {dst} was written"
+    if copy:
+        said += " (re-encoded; the stream copy of copy_if_no_faces was not made)"
+    summary.fallbacks.append(said)
+    err = Interrupted(said)
+    err.summary = summary
+    return err
 
 
 def _stale_originals(src: Path) -> list[str]:

@@ -149,3 +149,28 @@ def test_a_killed_in_place_runs_original_neither_fails_the_next_run_nor_is_overw
     assert sorted(p.name for p in tmp_path.iterdir() if p.name not in ("home", "r.json")) == [".in.mp4.original",
                                                                                                "in.mp4"]
 
+
+def test_a_ctrl_c_during_the_stream_copy_says_the_output_was_written(tmp_path, cli_env, monkeypatch, capsys):
+    """Ctrl-C during --copy-if-no-faces' stream copy (minutes on a long video), after the re-encode
+    was written whole: the report said "stopped before the run began ... nothing was written",
+    frames_out 0."""
+    from stream_gpen import io
+
+    real = io.remux
+
+    def remux(*a, **k):
+        os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C now
+        for _ in range(1000):  # (the handler runs here)
+            pass
+        return real(*a, **k)
+
+    monkeypatch.setattr(io, "remux", remux)
+    src = make_clip(tmp_path / "a.mp4")
+    out, report = tmp_path / "o.mp4", tmp_path / "r.json"
+    assert main(["enhance", str(src), "-o", str(out), "--copy-if-no-faces", "--report", str(report), *cli_env]) == 130
+    assert f"stopped after {out} was written" in capsys.readouterr().err
+    r = json.loads(report.read_text())
+    assert r["interrupted"] and r["frames_out"] == 12 and r["output"] == str(out)
+    assert not any("nothing was written" in f for f in r["fallbacks"])
+    assert any("the stream copy of copy_if_no_faces was not made" in f for f in r["fallbacks"])
+    assert frames_in(out) == 12
