@@ -174,3 +174,30 @@ def test_a_ctrl_c_during_the_stream_copy_says_the_output_was_written(tmp_path, c
     assert not any("nothing was written" in f for f in r["fallbacks"])
     assert any("the stream copy of copy_if_no_faces was not made" in f for f in r["fallbacks"])
     assert frames_in(out) == 12
+
+
+def test_a_ctrl_c_just_before_the_sink_starts_finishing_keeps_the_frames(tmp_path, cli_env, monkeypatch, capsys):
+    """A Ctrl-C in FileSink.close() before it entered finishing(): no output, no .partial, the
+    hidden temporary file left behind, and a report counting 12 frames out that nothing held."""
+    import contextlib
+
+    from stream_gpen import _finishing
+
+    real = _finishing.finishing
+
+    @contextlib.contextmanager
+    def finishing():
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # (the handler runs here, before the real finishing() is entered)
+            pass
+        with real():
+            yield
+
+    monkeypatch.setattr(_finishing, "finishing", finishing)
+    src = make_clip(tmp_path / "a.mp4")
+    out, report = tmp_path / "o.mp4", tmp_path / "r.json"
+    assert main(["enhance", str(src), "-o", str(out), "--report", str(report), *cli_env]) == 130
+    partial = tmp_path / "o.partial.mp4"
+    assert frames_in(partial) == 12
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["a.mp4", "o.partial.mp4", "r.json"]
+    assert json.loads(report.read_text())["partial_output"] == str(partial)

@@ -3421,8 +3421,17 @@ class FileSink(_Sink):
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
-            self.close()
-        elif issubclass(exc_type, KeyboardInterrupt) and not issubclass(exc_type, Interrupted):
+            try:
+                self.close()
+                return
+            except KeyboardInterrupt as e:
+                # one that landed in close() before its finishing() began (the command line defers
+                # a stop only inside it): as one mid-run, not a bare exit that neither kept the
+                # frames as .partial nor removed the temporary file
+                if isinstance(e, Interrupted) or self._closed:
+                    raise
+                exc_type, exc = type(e), e
+        if issubclass(exc_type, KeyboardInterrupt) and not issubclass(exc_type, Interrupted):
             partial = self.interrupt()
             where = (f"{self.frames_written} frames were saved to {partial}" if partial
                      else "no frames had been encoded, nothing was saved")
