@@ -508,7 +508,7 @@ def _check_report(report: str | None, media: list[str], *, overwrite: bool) -> N
         if not m or "://" in m or m.startswith("lavfi:"):
             continue
         mp = Path(m).resolve()
-        if mp == p or (mp.is_dir() and p.is_relative_to(mp)):
+        if mp == p or (os.path.isdir(mp) and p.is_relative_to(mp)):
             raise InvalidInputError(f"--report {report} is the run's own input or output, or inside it; "
                                     "name a .json file elsewhere")
     if p.is_dir():
@@ -633,6 +633,8 @@ def _enhance_command(args: argparse.Namespace, checked: list[str]) -> int:
     null = _writes_nothing(src, args.output)
     # (the API's "null" output is -o /dev/null here: a user's -o null names a file or folder)
     given = os.path.join(".", args.output) if args.output == "null" else args.output
+    if given and not null and "://" not in given:
+        _check_name_length(Path(given))
     dst = "null" if null else resolve_output(src, given, args.image_format)
     if not null:
         from stream_gpen.io._sink import check_not_special
@@ -678,6 +680,23 @@ def _enhance_command(args: argparse.Namespace, checked: list[str]) -> int:
         _report_unstarted(args, src, None if null else dst, exc)
         raise
     return _enhance_with(enh, args, src, dst, null)
+
+
+def _check_name_length(out: Path) -> None:
+    """An -o whose name (or a folder's in it) is longer than the file system takes (255 bytes on
+    most) is refused here, exit 2 with the report written: it failed as "cannot write or read a
+    file", exit 4, with the hint of a full or read-only folder, and no report."""
+    parent = next((p for p in out.parents if os.path.isdir(p)), Path("."))
+    try:
+        limit = os.pathconf(parent, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # (Windows: no pathconf; NTFS takes 255 characters)
+        limit = 255
+    unit = "characters" if os.name == "nt" else "bytes"  # (NTFS counts UTF-16 units, POSIX file systems bytes)
+    for name in out.parts:
+        n = len(name) if os.name == "nt" else len(os.fsencode(name))
+        if limit and limit > 0 and n > limit:
+            raise InvalidInputError(f"-o: a file name is longer than the file system allows ({n} {unit}, at most "
+                                    f"{limit}): {name[:40]}...", hint="choose a shorter name with -o")
 
 
 def _check_before_the_model(args: argparse.Namespace, src: str, dst: str, null: bool) -> None:

@@ -201,3 +201,15 @@ def test_a_ctrl_c_just_before_the_sink_starts_finishing_keeps_the_frames(tmp_pat
     assert frames_in(partial) == 12
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["a.mp4", "o.partial.mp4", "r.json"]
     assert json.loads(report.read_text())["partial_output"] == str(partial)
+
+
+def test_an_output_name_too_long_for_the_file_system_is_refused_first(tmp_path, cli_env, capsys):
+    """-o with a name over 255 bytes failed once the model was loaded, exit 4, with the hint of a
+    full or read-only folder, and no --report."""
+    src = make_clip(tmp_path / "a.mp4", n=2)
+    out, report = tmp_path / ("a" * 257 + ".mp4"), tmp_path / "r.json"
+    assert main(["enhance", str(src), "-o", str(out), "--report", str(report), *cli_env]) == 2
+    err = capsys.readouterr().err
+    assert "longer than the file system allows (261 bytes, at most 255)" in err and "shorter name" in err
+    assert "has room" not in err
+    assert "longer than the file system allows" in json.loads(report.read_text())["error"]
