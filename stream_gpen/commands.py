@@ -1095,8 +1095,11 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
         # opening a network source took 1.3 of a --seconds 3 before
         t_run = time.perf_counter()
 
+        from stream_gpen._finishing import stop_asked
+
         def stopping() -> bool:
-            return (stop.is_set() or (seconds is not None and time.perf_counter() - t_run >= seconds)
+            # (stop_asked: a Ctrl-C or SIGTERM whose KeyboardInterrupt a finalizer swallowed)
+            return (stop.is_set() or stop_asked() or (seconds is not None and time.perf_counter() - t_run >= seconds)
                     or any(getattr(s, "closed_by_user", False) for s in sinks))
 
         # latency counts from the decoder's publishing the frame (time waiting in the ring included)
@@ -1156,6 +1159,8 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
             if latency_n:
                 summary.mean_added_latency = latency_sum / latency_n
             status.end()
+            if stopped_by is None and stop_asked():
+                stopped_by = "a stop signal"
             if stopped_by:
                 log.info("stopped (%s): finishing the outputs", stopped_by)
     if failed is None and close_failures and not summary.frames_out and all(

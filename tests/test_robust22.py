@@ -213,3 +213,25 @@ def test_an_output_name_too_long_for_the_file_system_is_refused_first(tmp_path, 
     assert "longer than the file system allows (261 bytes, at most 255)" in err and "shorter name" in err
     assert "has room" not in err
     assert "longer than the file system allows" in json.loads(report.read_text())["error"]
+
+
+def test_a_camera_session_whose_sigterm_was_swallowed_stops_too(tmp_path, det_home, monkeypatch, capsys):
+    """The camera's stop is a Ctrl-C or SIGTERM as well: one swallowed by a finalizer recorded on
+    to --frames (or for ever)."""
+    from stream_gpen import commands
+
+    real_write = commands._Tee.write
+    written = []
+
+    def write(self, frame):
+        if len(written) == 6:
+            _Finalizer()
+        real_write(self, frame)
+        written.append(frame.index)
+
+    monkeypatch.setattr(commands._Tee, "write", write)
+    out = tmp_path / "rec.mp4"
+    assert main(["camera", "lavfi:testsrc2=size=96x64:rate=25", "--model", "classic", "--detect-size", "96",
+                 "-o", str(out), "--frames", "60"]) == 0
+    assert "stopped (a stop signal): finishing the outputs" in capsys.readouterr().err
+    assert 6 < frames_in(out) < 20
