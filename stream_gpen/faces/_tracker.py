@@ -57,6 +57,10 @@ class Track:
     ``landmarks`` ``[5,2]`` float32 and ``box`` ``[4]`` (x1,y1,x2,y2) float32, frame pixels, smoothed;
     ``score``: the last detector score; ``detected``: whether this frame had a matching detection;
     ``age``: frames since the track started; ``misses``: detections in a row without a match.
+    ``flow``: the pose step ``[dcx, dcy, dlog s, dtheta]`` (frame px, log-scale, radians) the
+    optical flow measured for this face from the previous frame to this one, before any detection
+    correction; None where no flow carried it (its first frame, flow lost, ``motion="none"``).
+    The look-ahead smoother keeps this motion (camera shake) and smooths only the rest.
     """
 
     id: int
@@ -66,6 +70,7 @@ class Track:
     detected: bool = False
     age: int = 0
     misses: int = 0
+    flow: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
         if tuple(self.landmarks.shape) != (5, 2) or tuple(self.box.shape) != (4,):
@@ -328,6 +333,7 @@ class _State:
     missed_at: int = 0  # frame of the first miss of its current run of misses
     retried: bool = False  # the extra re-detect after its first miss did not find it either
     seen_box: np.ndarray | None = None  # [4] box of its last matched detection (the flow moves ``box``)
+    flow_step: np.ndarray | None = None  # [4] pose step the flow measured this frame (``Track.flow``)
 
 
 def _union(box: np.ndarray, other: np.ndarray | None) -> np.ndarray:
@@ -617,6 +623,8 @@ class FaceTracker:
             elif self._prev_thumb is not None:
                 cut = float(np.abs(thumb - self._prev_thumb).mean()) > self.scene_cut_threshold
         self._prepared = (frame_index, gray, thumb, cut)
+        for t in self._tracks:
+            t.flow_step = None  # set by `_flow` where the flow carries the track to this frame
         if self.motion == "flow" and gray is not None and self._prev_gray is not None and not cut:
             self._flow(gray)
         return self._prepared
@@ -657,6 +665,8 @@ class FaceTracker:
                 t.lost = True
                 continue
             t.inliers = int(inl.sum())
+            start = t.raw.copy()
+            q_from = _pose(start)[0]
             if t.detected or not t.inliers_ref:
                 t.inliers_ref = t.inliers
             a = a.astype(np.float64)
@@ -673,6 +683,11 @@ class FaceTracker:
                 t.raw = t.kf.estimate()
             else:
                 t.raw = moved
+            # the face's rigid motion (the similarity fitted to all its flow points): the single
+            # landmarks' own flow is noisier and left to the smoother
+            step = _pose(_apply(a, start))[0] - q_from
+            step[3] = _wrap(step[3])
+            t.flow_step = step
             # The box moves with the similarity's translation and scale about its centre. Its
             # rotation is ignored: mapping corners through it would turn the box's diagonal and
             # collapse an axis-aligned box towards a line as the face rotates, and the next
@@ -1057,6 +1072,7 @@ class FaceTracker:
             out.append(Track(
                 id=t.id, landmarks=torch.from_numpy(sm.astype(np.float32)), box=torch.from_numpy(box.astype(np.float32)),
                 score=t.score, detected=t.detected, age=t.age, misses=t.misses,
+                flow=None if t.flow_step is None else tuple(float(v) for v in t.flow_step),
             ))
         return out
 
