@@ -117,7 +117,8 @@ def add_serve(subparsers, parents=()) -> None:
     s.add_argument("--encoder", default="software", choices=["software", "nvenc", "auto"],
                    help="what encodes video job results: software (CPU, default), nvenc (NVIDIA's hardware "
                    "encoder: L4/L40S/RTX; A100/H100/H200 have none) or auto (NVENC where it works)")
-    # uvicorn stops gracefully on SIGTERM/SIGHUP itself (a normal `docker stop`; it then re-raises
+    # uvicorn stops gracefully on SIGTERM (a normal `docker stop`) and, through _server_class, on
+    # SIGHUP (a closed terminal); it then re-raises
     # the signal, so the exit status is 143/129 as for other commands): the
     # CLI's turning them into an interrupt (for runs that finalise a .partial) is not for it
     p.set_defaults(run=_run_serve, own_signals=True)
@@ -216,9 +217,30 @@ def _server_class():
     timeout); without this, an upload finishing in that window would get 202 for a job the exit
     then drops. Now it gets 429 "the server is shutting down" and can go elsewhere.
     """
+    import contextlib
+    import signal
+    import threading
+
     import uvicorn
 
     class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):
+            # uvicorn catches SIGINT and SIGTERM only: SIGHUP (a closed terminal, a dropped SSH
+            # session) kept its default action and killed the server at once, cutting requests
+            # and leaving the job folders and the lock behind. It drains the same way now; the
+            # handler is put back before uvicorn re-raises the signal, so the exit status is 129.
+            hup = getattr(signal, "SIGHUP", None)  # (not on Windows)
+            with super().capture_signals():
+                if hup is None or threading.current_thread() is not threading.main_thread():
+                    yield
+                    return
+                old = signal.signal(hup, self.handle_exit)
+                try:
+                    yield
+                finally:
+                    signal.signal(hup, old)
+
         def handle_exit(self, sig, frame) -> None:
             runtime = getattr(getattr(self.config.app, "state", None), "runtime", None) or {}
             jobs = runtime.get("jobs")
