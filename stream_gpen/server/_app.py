@@ -10,7 +10,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import time
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -422,7 +421,7 @@ def create_app(
     from stream_gpen import __version__
     from stream_gpen.server._batcher import ImageBatcher
     from stream_gpen.server._imaging import decode_image, encode_image
-    from stream_gpen.server._jobs import JobManager
+    from stream_gpen.server._jobs import JobManager, make_temp_work_dir, reclaim_temp_work_dirs
     from stream_gpen.server._live import live_session
     from stream_gpen.server._metrics import Metrics
     from stream_gpen.server._models import ModelSet
@@ -443,7 +442,12 @@ def create_app(
         model_set = ModelSet(named)
         schedulers = {d: DeviceScheduler(d) for d in model_set.devices()}
         own_dir = config.work_dir is None
-        work_dir = Path(tempfile.mkdtemp(prefix="stream-gpen-serve-")) if own_dir else config.work_dir
+        own_lock = None
+        if own_dir:  # (those of killed servers first: nothing else removes them)
+            await run_in_threadpool(reclaim_temp_work_dirs)
+            work_dir, own_lock = make_temp_work_dir()
+        else:
+            work_dir = config.work_dir
         batcher = ImageBatcher(model_set, schedulers, metrics, max_batch=config.max_batch,
                                wait_s=config.batch_wait_ms / 1000.0, max_queue=config.max_queue)
         jobs = JobManager(work_dir / "jobs" if not own_dir else work_dir, model_set, schedulers, metrics,
@@ -458,6 +462,8 @@ def create_app(
             state.clear()
             if own_dir:
                 shutil.rmtree(work_dir, ignore_errors=True)
+                if own_lock is not None:
+                    own_lock.close()
 
     app = FastAPI(
         title="stream-gpen",

@@ -31,6 +31,76 @@ INPUT_NAME = "upload.bin"  # no client extension: FFmpeg probes the content
 OUTPUT_NAME = "result.mp4"
 OWNER_NAME = "owner"  # "<machine tag> <pid> <lock file>" of the server whose job the folder is (see _reclaim)
 
+#: a server's own temporary work folder (no ``--work-dir``) in the system's temporary folder, and
+#: the lock file it holds in it (see :func:`make_temp_work_dir`)
+TEMP_PREFIX = "stream-gpen-serve-"
+TEMP_LOCK_NAME = ".stream-gpen-serve.lock"
+
+
+def make_temp_work_dir() -> tuple[Path, object | None]:
+    """A fresh temporary work folder and the open lock file held in it (an exclusive ``flock``,
+    which the kernel releases however the process ends: a next server tells this folder's server
+    is gone by taking it, see :func:`reclaim_temp_work_dirs`); None for the file where locks are
+    not available (Windows, a file system without them): such a folder is never reclaimed.
+
+    The lock file gets its name only once held, so no other server can take it in between."""
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
+    try:
+        import fcntl
+    except ImportError:
+        return d, None
+    new = d / (TEMP_LOCK_NAME + ".new")
+    f = None
+    try:
+        f = open(new, "w")
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.replace(new, d / TEMP_LOCK_NAME)
+    except OSError:
+        if f is not None:
+            f.close()
+        new.unlink(missing_ok=True)
+        return d, None
+    return d, f
+
+
+def reclaim_temp_work_dirs() -> None:
+    """Remove the temporary work folders (with users' uploads and results) that servers killed
+    with ``kill -9``, by the OOM killer or a lost terminal left in the system's temporary folder:
+    nothing else ever removed them. Only this user's ``stream-gpen-serve-*`` folders whose lock
+    file (:func:`make_temp_work_dir`) can be taken, so whose server has ended; a live server's
+    folder, one without the lock file (a server starting, or an older version's) and anything
+    else there are left alone."""
+    import tempfile
+
+    try:
+        import fcntl
+    except ImportError:
+        return
+    base = Path(tempfile.gettempdir())
+    removed, size = 0, 0
+    try:
+        folders = [d for d in base.glob(TEMP_PREFIX + "*") if not d.is_symlink() and d.is_dir()]
+    except OSError:
+        return
+    for d in folders:
+        try:
+            if hasattr(os, "getuid") and d.stat().st_uid != os.getuid():
+                continue
+            with open(d / TEMP_LOCK_NAME, "r+") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its server runs
+                size += sum(p.stat().st_size for p in d.rglob("*") if p.is_file() and not p.is_symlink())
+                shutil.rmtree(d, ignore_errors=True)
+                removed += not d.exists()
+        except OSError:  # (no lock file: see above)
+            continue
+    if removed:
+        log.info("removed %d temporary work folder(s) (%s bytes) left in %s by a server that was killed",
+                 removed, f"{size:,}", base)
 
 
 def _drop_partials(job) -> None:

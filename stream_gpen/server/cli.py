@@ -107,7 +107,7 @@ def add_serve(subparsers, parents=()) -> None:
     s.add_argument("--work-dir", default=None, type=_named,
                    help="where uploads and results live while the server runs (a fast disk with room for "
                    "--max-jobs videos); its job folders are removed at exit (default: a temporary folder, "
-                   "removed whole)")
+                   "removed whole, or by the next server if this one is killed)")
     # explicit, never from X-Forwarded-Prefix: a header any client can send would point the
     # page's, /docs' and the job links wherever it names
     s.add_argument("--root-path", type=_root_path, default="", metavar="PREFIX",
