@@ -65,3 +65,82 @@ def test_a_killed_servers_temporary_folder_is_reclaimed(tmp_path, monkeypatch, c
         assert "removed 1 temporary work folder(s) (100 bytes)" in caplog.text
     finally:
         lock.close()
+
+
+# --- 3. other sites' pages and rebound host names are refused ----------------------------------------
+LOCAL = ("localhost", "127.0.0.1", "::1")
+
+
+def test_cross_site_requests_are_refused():
+    from fastapi.testclient import TestClient
+    from starlette.websockets import WebSocketDisconnect
+
+    from stream_gpen.server import ServerConfig, create_app
+
+    app = create_app(FakeEnhancer(), config=ServerConfig(allowed_hosts=LOCAL))
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        evil = {"Origin": "http://evil.example"}
+        r = c.post("/v1/videos", files={"file": ("v.mp4", b"v")}, headers=evil)  # (a "simple" form post)
+        assert r.status_code == 403 and r.json()["error"] == "ForbiddenRequestError", r.text
+        assert "--allow-origin" in r.json()["hint"]
+        assert c.post("/v1/videos", content=b"v", headers={"Origin": "http://127.0.0.1:9999"}).status_code == 403
+        assert c.post("/v1/videos", content=b"v", headers={"Origin": "null"}).status_code == 403
+        assert c.get("/v1/models", headers=evil).status_code == 200  # (a read: the browser hides the answer)
+        here = {"Host": "127.0.0.1:8000"}  # (the test client's WebSocket says "testserver")
+        with c.websocket_connect("/v1/live", headers={**evil, **here}) as ws:
+            with pytest.raises(WebSocketDisconnect) as e:
+                ws.receive_json()
+        assert e.value.code == 1008 and "cross-site" in e.value.reason
+        # the server's own pages (the live page, /docs) and clients without Origin (curl) are served
+        r = c.post("/v1/videos", content=b"v", headers={"Origin": "http://127.0.0.1:8000", **VIDEO})
+        assert r.status_code == 202, r.text
+        assert c.post("/v1/videos", content=b"v", headers=VIDEO).status_code == 202
+        with c.websocket_connect("/v1/live", headers={"Origin": "http://127.0.0.1:8000", **here}) as ws:
+            assert ws.receive_json()["type"] == "ready"
+        # DNS rebinding: a page of attacker.example whose name resolves to 127.0.0.1
+        r = c.get("/metrics", headers={"Host": "attacker.example:8000"})
+        assert r.status_code == 403 and "--allow-host" in r.json()["hint"]
+        for host in ("localhost:8000", "[::1]:8000", "127.0.0.1"):
+            assert c.get("/healthz", headers={"Host": host}).status_code == 200, host
+        with c.websocket_connect("/v1/live", headers={"Host": "attacker.example:8000",
+                                                      "Origin": "http://attacker.example:8000"}) as ws:
+            with pytest.raises(WebSocketDisconnect) as e:
+                ws.receive_json()
+        assert e.value.code == 1008 and "attacker.example" in e.value.reason
+        assert "stream_gpen_refused_total{reason=\"forbidden\"} 6" in c.get("/metrics").text
+
+
+def test_allowed_origins_get_cors_answers():
+    from fastapi.testclient import TestClient
+
+    from stream_gpen.server import ServerConfig, create_app
+
+    app = create_app(FakeEnhancer(), config=ServerConfig(api_key="k3y", allowed_origins=("https://App.example/",)))
+    with TestClient(app) as c:
+        app_origin = {"Origin": "https://app.example"}
+        r = c.options("/v1/videos", headers={**app_origin, "Access-Control-Request-Method": "POST",
+                                            "Access-Control-Request-Headers": "x-api-key, content-type"})
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://app.example"
+        r = c.post("/v1/videos", content=b"v", headers={**VIDEO, **app_origin})
+        assert r.status_code == 202 and "location" in r.headers["access-control-expose-headers"].lower()
+        assert c.post("/v1/videos", content=b"v", headers={**VIDEO, "Origin": "https://other.example"}).status_code == 403
+
+
+def test_serve_options_for_hosts_and_origins():
+    from stream_gpen.cli import build_parser
+    from stream_gpen.server.cli import config_from_args
+
+    def config(*argv):
+        return config_from_args(build_parser().parse_args(["serve", *argv]))
+
+    assert config().allowed_hosts == LOCAL and config().allowed_origins == ()
+    assert config("--host", "0.0.0.0").allowed_hosts is None  # (any name reaches it)
+    assert config("--allow-host", "*").allowed_hosts is None
+    assert "gpu.lan" in config("--host", "0.0.0.0", "--allow-host", "GPU.lan.").allowed_hosts
+    assert config("--allow-origin", "http://localhost:3000", "--allow-origin", "*").allowed_origins == (
+        "http://localhost:3000", "*")
+    from stream_gpen.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="not an origin such as"):
+        config("--allow-origin", "localhost:3000")
+

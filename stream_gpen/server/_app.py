@@ -290,6 +290,40 @@ def _route_path(scope) -> str:
     return path
 
 
+class ForbiddenRequestError(InvalidInputError):
+    """A request from a web page this server does not serve: a ``Host`` it does not answer to (DNS
+    rebinding), or another site's ``Origin`` on a state-changing request or ``/v1/live`` (403)."""
+
+
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def _foreign(scope, config: ServerConfig) -> ForbiddenRequestError | None:
+    """Why a request (HTTP or WebSocket) is refused as coming from a page that is not this
+    server's, or None. Clients that send no ``Origin`` (curl, scripts, apps) pass the second check."""
+    from stream_gpen.server._config import normal_origin, same_origin, split_host
+
+    headers = {k.lower(): v for k, v in scope.get("headers") or []}
+    host = headers.get(b"host", b"").decode("latin-1")
+    if config.allowed_hosts is not None:
+        name = split_host(host)
+        if name is None or name[0] not in config.allowed_hosts:
+            return ForbiddenRequestError(
+                f"Host {host!r} is not a name this server answers to ({', '.join(config.allowed_hosts)})",
+                hint="reach it by one of those names, or start it with --allow-host NAME (a reverse proxy "
+                     "that passes on the public host name, a name of this machine)")
+    origin = headers.get(b"origin")
+    if origin is None or (scope["type"] == "http" and scope.get("method", "GET") in _SAFE_METHODS):
+        return None
+    origin = origin.decode("latin-1")
+    if same_origin(origin, host) or "*" in config.allowed_origins or normal_origin(origin) in config.allowed_origins:
+        return None
+    return ForbiddenRequestError(
+        f"a page of {origin} may not use this server (cross-site request)",
+        hint="this server answers its own pages (/, /docs) and clients that send no Origin (curl, scripts); "
+             "start it with --allow-origin ORIGIN for another web front end")
+
+
 def _live_protocols(scope) -> tuple[str | None, bytes | None]:
     """The subprotocol to accept a ``/v1/live`` connection with (:data:`LIVE_PROTOCOL` if offered)
     and the key its subprotocol list carries, as bytes (b"" for one that is no base64url: wrong)."""
@@ -558,6 +592,12 @@ def create_app(
     @app.middleware("http")
     async def _auth(request: Request, call_next):
         path = _route_path(request.scope)
+        refused = _foreign(request.scope, config)
+        if refused is not None:
+            metrics.refuse("forbidden")
+            metrics.request(_route_label(request.scope), request.method, 403, 0.0)
+            return JSONResponse({"detail": str(refused), "error": type(refused).__name__, "hint": refused.hint},
+                                status_code=403)
         if (path.startswith("/v1/") or path == "/metrics") and not check_key(key_from_headers(request.headers)):
             metrics.refuse("unauthorized")
             # answered before the body-limit layer (which counts requests) sees it: counted here
@@ -797,6 +837,11 @@ def create_app(
     async def live(ws: WebSocket, model: str | None = None, faces: str | None = None, key: str | None = None,
                    strength: float | None = None, aligned: bool = False):
         protocol, offered_key = _live_protocols(ws.scope)
+        refused = _foreign(ws.scope, config)
+        if refused is not None:  # (another site's page: WebSockets are not held back by browsers)
+            metrics.refuse("forbidden")
+            await refuse_live(ws, 1008, str(refused))
+            return
         if not check_key(key or offered_key or key_from_headers(ws.headers)):
             metrics.refuse("unauthorized")
             await refuse_live(ws, 1008, "missing or wrong API key (subprotocol key.<base64url>, X-API-Key or ?key=)")
@@ -822,6 +867,13 @@ def create_app(
         except WebSocketDisconnect:
             pass
 
+    if config.allowed_origins:
+        # (added last: outermost, so it answers the browsers' preflight OPTIONS, which carry no key)
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.allowed_origins), allow_methods=["*"],
+                           allow_headers=["*"], expose_headers=["Location", "Retry-After", "X-Model", "X-Faces-Option",
+                                                                "X-Strength", "X-Aligned", "X-Processing-Ms"])
     return app
 
 

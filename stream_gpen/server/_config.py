@@ -41,6 +41,16 @@ class ServerConfig:
       never by a client-given name). ``None``: a fresh temporary folder removed at shutdown.
     * ``host``: informational here (the CLI binds it); anything but loopback without an
       ``api_key`` is logged as a warning.
+    * ``allowed_hosts``: the names a request's ``Host`` header may give (``localhost``, an address);
+      any other gets 403, so a web page whose own name was made to resolve to this machine (DNS
+      rebinding) cannot use the API. ``None``: any (what ``serve`` gives a server bound to every
+      interface or a public address: clients then use whatever name reaches it). ``serve`` on
+      loopback allows the loopback names and ``--allow-host``'s.
+    * ``allowed_origins``: web origins (``https://app.example``, or ``*``) besides the server's own
+      whose pages may POST, DELETE and open ``/v1/live``, with CORS answers for them. A browser
+      request whose ``Origin`` is another site's gets 403 (WebSockets and form posts are not held
+      back by the same-origin policy: any page could use the camera socket and queue jobs).
+      Clients that send no ``Origin`` (curl, scripts) are not affected.
     * ``encoder``: what encodes video job results: ``"software"`` (the CPU encoders), ``"nvenc"``
       (NVIDIA's hardware encoder: on GPUs that have one, e.g. L4, L40S, RTX, it frees the CPU
       for decoding and the rest; data-centre A100/H100/H200 have none) or ``"auto"`` (NVENC where
@@ -60,6 +70,8 @@ class ServerConfig:
     work_dir: Path | None = None
     host: str = "127.0.0.1"
     encoder: str = "software"
+    allowed_hosts: tuple[str, ...] | None = None
+    allowed_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         def positive(name: str, kind=int, zero_ok: bool = False) -> None:
@@ -83,6 +95,14 @@ class ServerConfig:
             raise InvalidInputError("api_key must be a non-empty string or None")
         if self.work_dir is not None:
             object.__setattr__(self, "work_dir", Path(self.work_dir))
+        if self.allowed_hosts is not None:
+            object.__setattr__(self, "allowed_hosts", tuple(_host_name(h) for h in self.allowed_hosts))
+        origins = tuple(o if o == "*" else normal_origin(o) for o in self.allowed_origins)
+        if None in origins:
+            bad = [o for o, n in zip(self.allowed_origins, origins) if n is None]
+            raise InvalidInputError(f"allowed origin {bad[0]!r} is not an origin such as https://app.example:8443 "
+                                    f"(a scheme, a host name and an optional port, no path) or *")
+        object.__setattr__(self, "allowed_origins", origins)
         from stream_gpen.io._sink import ENCODER_MODES
 
         if self.encoder not in ENCODER_MODES:
@@ -97,6 +117,67 @@ class ServerConfig:
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
+
+
+#: the names a server bound to loopback answers to (see ``ServerConfig.allowed_hosts``)
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def _host_name(host: str) -> str:
+    """A host name as compared: lower case, no trailing dot, no IPv6 brackets."""
+    return host.strip().lower().rstrip(".").strip("[]")
+
+
+def split_host(value: str) -> tuple[str, int | None] | None:
+    """A ``Host`` header (``name``, ``name:port``, ``[::1]:8000``) as (name, port or None); None if
+    it is malformed."""
+    value = value.strip()
+    if value.startswith("["):
+        name, _, rest = value[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else None if not rest else "x"
+    elif value.count(":") == 1:
+        name, port = value.split(":")
+    else:
+        name, port = value, None
+    if not name or (port is not None and not port.isdigit()):
+        return None
+    return _host_name(name), int(port) if port is not None else None
+
+
+def normal_origin(origin: str) -> str | None:
+    """``scheme://host[:port]`` as compared (lower case, the scheme's default port left out); None for
+    what is no origin (``null``, a path, a missing host)."""
+    from urllib.parse import urlsplit
+
+    try:
+        u = urlsplit(origin.strip())
+        port = u.port
+    except ValueError:
+        return None
+    if u.scheme not in _DEFAULT_PORTS or not u.hostname or u.path not in ("", "/") or u.query or u.fragment:
+        return None
+    name = _host_name(u.hostname)
+    return f"{u.scheme}://{f'[{name}]' if ':' in name else name}" + (
+        f":{port}" if port is not None and port != _DEFAULT_PORTS[u.scheme] else "")
+
+
+def same_origin(origin: str, host: str) -> bool:
+    """Whether a browser's ``Origin`` names the site the request's ``Host`` header names (the
+    server's own pages: the live page, /docs). A ``Host`` without a port (a proxy on 80/443) matches
+    the origin's scheme's default port."""
+    from urllib.parse import urlsplit
+
+    h = split_host(host)
+    try:
+        u = urlsplit(origin.strip())
+        port = u.port
+    except ValueError:
+        return False
+    if h is None or u.scheme not in _DEFAULT_PORTS or not u.hostname:
+        return False
+    port = port if port is not None else _DEFAULT_PORTS[u.scheme]
+    return _host_name(u.hostname) == h[0] and (h[1] == port or h[1] is None and port == _DEFAULT_PORTS[u.scheme])
 
 
 #: the raw RGBA live frame every server takes whatever ``max_upload_bytes`` says: 4K (3840x2160)

@@ -81,6 +81,15 @@ def add_serve(subparsers, parents=()) -> None:
     s = p.add_argument_group("server")
     s.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 = every interface)")
+    s.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests whose Host header names NAME (repeatable; * = any): a server on "
+                   "127.0.0.1 answers to localhost, 127.0.0.1 and [::1] only, so a web page cannot reach it by a "
+                   "name of its own (DNS rebinding); one bound to another address answers to any name unless "
+                   "this is given")
+    s.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="let pages of ORIGIN (https://app.example:8443; repeatable; * = any) POST, DELETE and "
+                   "open /v1/live, with CORS answers for them; other sites' pages are refused (403), "
+                   "clients that send no Origin (curl, scripts) never are")
     s.add_argument("--port", type=_in_range(int, 1, 65535), default=8000, help="TCP port (default 8000)")
     s.add_argument("--api-key", default=None,
                    help=f"require this key on /v1 and /metrics (default: ${API_KEY_ENV}, else none)")
@@ -155,7 +164,20 @@ def config_from_args(args: argparse.Namespace):
         work_dir=args.work_dir,
         host=args.host,
         encoder=getattr(args, "encoder", "software"),
+        allowed_hosts=_allowed_hosts(args.host, getattr(args, "allow_host", [])),
+        allowed_origins=tuple(getattr(args, "allow_origin", [])),
     )
+
+
+def _allowed_hosts(host: str, extra: list[str]) -> tuple[str, ...] | None:
+    """The ``Host`` names ``serve --host HOST --allow-host ...`` answers to (None: any): on loopback
+    the loopback names (a page of another name resolving to 127.0.0.1 used the whole API); bound
+    elsewhere, any name unless ``--allow-host`` lists them."""
+    from stream_gpen.server._config import LOOPBACK_NAMES, ServerConfig
+
+    if "*" in extra or not (extra or ServerConfig(host=host).loopback):
+        return None
+    return tuple(dict.fromkeys([*LOOPBACK_NAMES, host, *extra]))
 
 
 def _run_serve(args: argparse.Namespace) -> int:
