@@ -144,3 +144,24 @@ def test_serve_options_for_hosts_and_origins():
     with pytest.raises(InvalidInputError, match="not an origin such as"):
         config("--allow-origin", "localhost:3000")
 
+
+# --- 5. `curl --data @photo` (a form, newlines left out) is said as such ------------------------------
+def test_a_curl_data_upload_gets_a_hint():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, "PNG")
+    png = buf.getvalue()
+    with client_for(FakeEnhancer()) as c:
+        form = {**KEY, "Content-Type": "application/x-www-form-urlencoded"}
+        for route, body in (("/v1/images:enhance", png), ("/v1/videos", b"\x00\x00\x00\x18ftypmp42")):
+            r = c.post(route, content=body, headers=form)
+            assert r.status_code == 415 and "--data-binary @FILE" in r.json()["hint"], (route, r.text)
+            r = c.post(route, content=body, headers=KEY)  # (no Content-Type at all)
+            assert r.status_code == 415 and "(none)" in r.json()["detail"] and "-F file=@FILE" in r.json()["hint"]
+        stripped = png.replace(b"\r", b"").replace(b"\n", b"")
+        r = c.post("/v1/images:enhance", content=stripped, headers={**KEY, "Content-Type": "image/png"})
+        assert r.status_code == 400 and "newline bytes were left out" in r.json()["detail"], r.text

@@ -88,6 +88,9 @@ def _unidentified(data: bytes) -> str:
     video = _video_kind(data)
     if video is not None:
         return f"the body is a video ({video}), not an image: POST it to /v1/videos"
+    if data.startswith(b"\x89PNG\x1a"):  # (the signature's \r\n left out: `curl --data`)
+        return ("the body is a PNG whose newline bytes were left out (curl --data does that): send it with "
+                "curl --data-binary @FILE or -F file=@FILE")
     return "cannot decode the body as an image; send JPEG, PNG, WebP, AVIF, HEIC, TIFF, BMP or GIF"
 
 
