@@ -165,3 +165,11 @@ def test_a_curl_data_upload_gets_a_hint():
         stripped = png.replace(b"\r", b"").replace(b"\n", b"")
         r = c.post("/v1/images:enhance", content=stripped, headers={**KEY, "Content-Type": "image/png"})
         assert r.status_code == 400 and "newline bytes were left out" in r.json()["detail"], r.text
+
+
+# --- 4. no ReDoc page (it loaded its script and Google's fonts from third parties) --------------------
+def test_no_redoc_page_and_the_document_is_served():
+    with client_for(FakeEnhancer()) as c:
+        assert c.get("/redoc").status_code == 404
+        assert c.get("/openapi.json").json()["info"]["title"] == "stream-gpen"
+        assert c.get("/docs").status_code == 200

@@ -506,6 +506,10 @@ def create_app(
         version=__version__,
         description="GPEN face restoration for images, videos and live camera frames.",
         lifespan=lifespan,
+        # /docs' Swagger UI loads its script from cdn.jsdelivr.net (said in the cookbook: offline it is
+        # a blank page; /openapi.json is served either way); ReDoc, which also loaded Google's fonts
+        # and showed the same document, is left out
+        redoc_url=None,
     )
     app.add_middleware(_BodyLimit, config=config, metrics=metrics)
 
