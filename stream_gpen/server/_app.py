@@ -458,6 +458,10 @@ def create_app(
     from stream_gpen.server._batcher import ImageBatcher
     from stream_gpen.server._imaging import decode_image, encode_image
     from stream_gpen.server._jobs import JobManager, make_temp_work_dir, reclaim_temp_work_dirs
+
+    # python-multipart logs each malformed body it refuses as a bare warning line: the client gets
+    # that text in its 400 already, and a client could fill the server's log with them
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
     from stream_gpen.server._live import live_session
     from stream_gpen.server._metrics import Metrics
     from stream_gpen.server._models import ModelSet
@@ -955,6 +959,20 @@ def _documented(schema: dict, *, keyed: bool) -> dict:
         op = schema.get("paths", {}).get(path, {}).get(method)
         if op is not None and code in op.get("responses", {}):
             op["responses"][code]["content"] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
+    # binary answers: the restored image, the result video (whole, or the part a Range asked for);
+    # without a schema generated clients typed them as JSON objects or nothing
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    image_ok = schema.get("paths", {}).get(IMAGE_ROUTE, {}).get("post", {}).get("responses", {}).get("200")
+    if image_ok is not None:
+        image_ok["content"] = {media: binary for media in image_ok.get("content") or {"application/octet-stream": {}}}
+    for method in ("get", "head"):
+        result = schema.get("paths", {}).get(VIDEO_ROUTE + "/{job_id}/result", {}).get(method)
+        if result is not None:
+            answers = result.setdefault("responses", {})
+            answers.setdefault("200", {"description": "the enhanced video"})["content"] = {"video/*": binary}
+            answers["206"] = {"description": "the part of the video a Range header asked for",
+                              "content": {"video/*": binary}}
+            answers["416"] = {"description": "the Range asked for lies past the end of the video"}
     if keyed:
         comps["securitySchemes"] = {"APIKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
                                     "Bearer": {"type": "http", "scheme": "bearer"}}
