@@ -770,8 +770,9 @@ class Enhancer:
         photo in which no face is found is always copied as it is, where written in its own format,
         upright and in RGB: ``quality`` does not apply to it.)
         ``quality`` (1-100, JPEG/WebP/HEIC/AVIF outputs): ``None`` keeps a JPEG source's own
-        quantisation tables in a JPEG output (its quality, about its size) and writes anything
-        else at 95 (a low-quality WebP/HEIC/AVIF then grows: give a lower one).
+        quantisation tables in a JPEG output where they are at least quality 90's (its quality,
+        about its size), writes a coarser JPEG's at 90 (its own quality blurs the restored faces)
+        and anything else at 95 (a low-quality WebP/HEIC/AVIF then grows: give a lower one).
         ``untrusted``: ``src`` is a file from someone else (an upload): it is read as a video with
         media demuxers only, never as a playlist or script that opens other files or URLs
         (``stream_gpen.io._source.UNTRUSTED_DEMUXERS``). ``max_pixels``: refuse video frames larger

@@ -202,9 +202,10 @@ def _output_options(p: argparse.ArgumentParser) -> None:
                    help="write photos in this format (e.g. jpg for iPhone HEICs), a folder's every photo or one; "
                    "default: each its own")
     g.add_argument("--quality", type=_quality, default=None,
-                   help="JPEG/WebP/HEIC/AVIF quality 1-100 for image outputs (default: a JPEG from a JPEG keeps "
-                        "the source's own quantisation, so about its quality and size; anything else 95, which "
-                        "makes a low-quality WebP/HEIC/AVIF bigger)")
+                   help="JPEG/WebP/HEIC/AVIF quality 1-100 for image outputs (default: a JPEG from a JPEG of "
+                        "quality 90 or more keeps the source's own quantisation, so about its quality and size; "
+                        "a coarser one is written at 90, which keeps the restored faces' detail; anything else "
+                        "95, which makes a low-quality WebP/HEIC/AVIF bigger)")
     g.add_argument("--start", type=_timestamp, default=0.0, metavar="TIME",
                    help="videos: begin at TIME (seconds or [HH:]MM:SS[.ms]); the output starts at 0 with its "
                    "audio, subtitles and chapters cut to match. With --duration, a quick way to try settings")

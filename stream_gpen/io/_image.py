@@ -98,6 +98,15 @@ _TIFF_COMPRESSIONS = ("raw", "tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "
 #: the quality a lossy photo is written at where none is asked for and a JPEG source's own tables
 #: are not kept (another format, a format change)
 _DEFAULT_QUALITY = 95
+#: a JPEG source's own tables are kept from this quality up (IJG scale, estimated from its luma
+#: table); a coarser one is written at this quality: restored faces written at a web JPEG's q70
+#: lost their detail (face PSNR 34-35 dB from the restored pixels, vs 40-42 at q90; real photos,
+#: classic model), at 1.5-2x the size its own tables give
+_JPEG_FLOOR = 90
+# IJG's (libjpeg's) standard luminance table, which its quality setting scales
+_IJG_LUMA = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+             14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+             49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99)
 # TIFF compressions a horizontal predictor (tag 317 = 2) goes with (zstd is written as deflate)
 _PREDICTED = ("tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "zstd")
 # the format a file Pillow reports as this one is written back in
@@ -1474,16 +1483,25 @@ def check_image_format(fmt, name: str = "image_format") -> None:
         raise InvalidInputError(f"{name}={fmt!r} is not a photo format: one of {', '.join(e[1:] for e in IMAGE_EXTS)}")
 
 
+def jpeg_quality(luma_table) -> float:
+    """The IJG quality (1-100) whose scaling of the standard luminance table gives ``luma_table``'s
+    sum: the quality a JPEG was saved at, for libjpeg's and most cameras' and editors' tables
+    (order-free, so zigzag or natural order alike)."""
+    scale = 100.0 * sum(luma_table) / sum(_IJG_LUMA)
+    return (200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale
+
+
 class ImageSink(_Sink):
     """Writes each frame as an image.
 
     ``target`` is a file (single image) or a folder: ``folder/<rel_path>`` keeps the input tree,
     with the extension replaced by ``format`` when given (``None`` keeps the input's format).
     ``quality`` (1-100) applies to jpeg/webp/heic/avif: higher is bigger and closer to the original.
-    ``None`` (the default): a JPEG written from a JPEG keeps its quantisation tables (its own
-    quality: a web q75 JPEG stays about its size, where q95 doubled it, and a q100 master is not
-    quantised more coarsely), everything else is written at 95 (a WebP/HEIC/AVIF's quality cannot be
-    read back from it: a low-quality one grows). A JPEG
+    ``None`` (the default): a JPEG written from a JPEG of quality ``_JPEG_FLOOR`` (90) or more keeps
+    its quantisation tables (its own quality and about its size, where q95 grew it, and a q100
+    master is not quantised more coarsely); a coarser one is written at 90 (at its own quality the
+    restored faces lost their detail); everything else is written at 95 (a WebP/HEIC/AVIF's
+    quality cannot be read back from it: a low-quality one grows). A JPEG
     written from a JPEG keeps its chroma subsampling (Pillow's default would halve a 4:4:4
     photo's colour resolution), a lossless WebP stays lossless; profile, EXIF, DPI and the rest
     of ``frame.image_info`` are written where the format holds them (module doc), and what is
@@ -1629,6 +1647,8 @@ class ImageSink(_Sink):
             if tables is not None:
                 del kw["quality"]  # (a quality would scale the tables)
                 kw["qtables"] = tables
+            elif self.quality is None and info.get("qtables") and jpeg_quality(info["qtables"][0]) < _JPEG_FLOOR:
+                kw["quality"] = _JPEG_FLOOR  # (a coarse source's, see _jpeg_tables)
             if info.get("progressive"):
                 kw["progressive"] = True
             if info.get("comment"):
@@ -1661,15 +1681,16 @@ class ImageSink(_Sink):
 
     @staticmethod
     def _jpeg_tables(info: dict) -> list | None:
-        """The source JPEG's quantisation tables, where Pillow writes them back (None: written at
-        quality 95). Tried on an 8x8 picture first: a source with tables Pillow refuses (over 4,
-        cut short) fails there, not with the restored photo."""
+        """The source JPEG's quantisation tables, where they are at least as fine as IJG's quality
+        ``_JPEG_FLOOR`` and Pillow writes them back (None: written at a quality). Tried on an 8x8
+        picture first: a source with tables Pillow refuses (over 4, cut short) fails there, not
+        with the restored photo."""
         import io
 
         from PIL import Image
 
         tables = info.get("qtables")
-        if not tables:
+        if not tables or jpeg_quality(tables[0]) < _JPEG_FLOOR:
             return None
         try:
             Image.new("RGB", (8, 8)).save(io.BytesIO(), format="JPEG", qtables=tables)
