@@ -92,6 +92,28 @@ def test_a_32bit_integer_grey_tiff_is_scaled_by_its_full_range(tmp_path, face):
     assert np.abs(rgb[..., 0] - want * 4.0e9 / 4294967295).max() <= 1  # (the file's 0..4e9 of 0..2^32-1)
 
 
+@pytest.mark.parametrize("dtype, scale", [(np.uint32, 65535), (np.int32, 65535), (np.int32, 2.0e9)])
+@pytest.mark.parametrize("turned", [False, True])
+def test_32bit_integer_grey_holding_16bit_values_or_signed_is_read_right(tmp_path, face, dtype, scale, turned):
+    """regress22a: a uint32 TIFF holding 0..65535 (16-bit data in a 32-bit file) read as black; a
+    signed one at half brightness (its SampleFormat was looked for on the upright copy, which has
+    no TIFF tags)."""
+    import tifffile
+
+    from stream_gpen.io._image import _load
+
+    a = np.asarray(face.convert("L").resize((320, 240)), np.float64) / 255
+    src = tmp_path / "g.tif"
+    tifffile.imwrite(src, (a * scale).astype(dtype), photometric="minisblack",
+                     extratags=[(274, 3, 1, 3, True)] if turned else [])  # (orientation 3: turned half a turn)
+    rgb, _, grey, info, hi = _load(src)
+    got = rgb[..., 0].astype(np.float64)
+    full = scale if scale <= 65535 else 2147483647  # (16-bit data on its own scale; signed 32-bit on 2^31-1)
+    want = a * 255 * scale / full
+    want = want[::-1, ::-1] if turned else want
+    assert grey and np.abs(got - want).mean() < 1.5, (dtype, scale, np.abs(got - want).mean())
+
+
 @pytest.mark.parametrize("kind", ["f", "u"])
 def test_32bit_grey_notes_are_said_when_written_and_blame_no_decoder(tmp_path, enh, face, kind, caplog, monkeypatch):
     """photos22: both were said "restored and written at 8 bits: OpenCV did not decode it at 16

@@ -886,7 +886,7 @@ def _load_checked(path: Path, notes: list[str] | None):
                     notes.append(cmyk)
             orientation = _orientation(im, path)
             image_info["orientation"] = orientation
-            rgb, alpha, grey = _pixels(_upright(im, orientation, path), bits)
+            rgb, alpha, grey = _pixels(_upright(im, orientation, path), bits, signed=_signed(im))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         kind = _tiff_kind(path) if isinstance(e, UnidentifiedImageError) else None
         if kind is not None:
@@ -1012,9 +1012,15 @@ def _tiff_kind(path: Path) -> str | None:
     return f"{bits}-bit {fmt}{colour}{alpha}"
 
 
-def _pixels(im, bits: int | None) -> tuple[np.ndarray, np.ndarray | None, bool]:
+def _signed(im) -> bool:
+    """A TIFF whose samples are signed integers (SampleFormat 2), read before the picture is turned
+    upright: the turned copy has no TIFF tags (a signed 32-bit picture was read as unsigned)."""
+    return getattr(im, "tag_v2", {}).get(339) in (2, (2,))
+
+
+def _pixels(im, bits: int | None, *, signed: bool = False) -> tuple[np.ndarray, np.ndarray | None, bool]:
     """(RGB uint8, alpha or None, greyscale) of an upright Pillow picture; ``bits``: see
-    :func:`_to_uint8`."""
+    :func:`_to_uint8`; ``signed``: its integer samples are signed (:func:`_signed`)."""
     from PIL import Image
 
     grey = im.mode in ("1", "L", "LA", "La", "I", "F") or im.mode.startswith("I;16")
@@ -1025,7 +1031,7 @@ def _pixels(im, bits: int | None) -> tuple[np.ndarray, np.ndarray | None, bool]:
         if isinstance(key, int):  # a 16-bit grey PNG's colour key, in its own codes (lost with the info below)
             alpha = np.where(arr == key, 0, 255).astype(np.uint8)
         # 16-bit / 32-bit grey: Pillow's convert("RGB") clips at 255 (a white picture)
-        if im.mode == "I" and bits == 32 and getattr(im, "tag_v2", {}).get(339) not in (2, (2,)):
+        if im.mode == "I" and bits == 32 and not signed:
             arr = arr.view(np.uint32)  # (Pillow holds unsigned 32-bit grey as int32: the top half went negative)
         im = Image.fromarray(_to_uint8(arr, bits if bits in (8, 16, 32) else None), "L")
     # (a colour key, PNG's tRNS for RGB/grey pictures, is transparency too: it was lost)
@@ -1050,7 +1056,7 @@ def _load_page(path: Path, page: int, ifd: int | None = None) -> tuple[np.ndarra
             im.load()  # (a WebP frame's duration is known once it is decoded)
             info = {"page": page, "duration": im.info.get("duration")}
             bits = 16 if im.mode.startswith("I;16") else None
-            rgb, alpha, grey = _pixels(_upright(im, _orientation(im, path), path), bits)
+            rgb, alpha, grey = _pixels(_upright(im, _orientation(im, path), path), bits, signed=_signed(im))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
         raise NotMediaError(f"cannot read page {page + 1} of {path}: {e}") from e
     except Image.DecompressionBombError as e:
@@ -1321,13 +1327,17 @@ def _to_uint8(a: np.ndarray, bits: int | None = None) -> np.ndarray:
     """Grey pixels of Pillow's "I"/"I;16"/"F" modes as 8-bit. ``bits``: what the file says it
     stores (16 for a 16-bit PNG/TIFF: its scale is 0..65535 however dark the picture is); without
     it, integer values over 255 mean a 16-bit scale. 32-bit integers are on their full scale
-    (2^32-1 unsigned, 2^31-1 signed: clipped at 65535, such a picture was white)."""
+    (2^32-1 unsigned, 2^31-1 signed: clipped at 65535, such a picture was white), unless every
+    value fits in 16 bits (scientific and imaging software store 16-bit data in 32-bit TIFFs: on
+    the full scale it was black)."""
     if a.dtype.kind == "f":
         a = a * 255.0 if a.size and float(np.nanmax(a)) <= 1.0 else a
         return np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8)
     # integer grey: 16-bit files come as uint16 or int32 (0..65535); 8-bit values in an "I" image stay
-    if bits == 32 and a.dtype.itemsize == 4:
+    if bits == 32 and a.dtype.itemsize == 4 and not (a.size and int(a.max()) <= 65535):
         top = 4294967295 if a.dtype.kind == "u" else 2147483647
+    elif bits == 32:
+        top = 65535
     else:
         top = 65535 if bits == 16 or (bits is None and a.size and int(a.max()) > 255) else 255
     return (np.clip(a.astype(np.float64), 0, top) * (255.0 / top)).round().astype(np.uint8)
