@@ -1148,6 +1148,48 @@ def _sub_ifds(exif: bytes | None) -> bool:
 _EXIF_HEADER = b"Exif\x00\x00"
 
 
+# bytes per value of each TIFF field type (BYTE, ASCII, SHORT, LONG, RATIONAL, SBYTE, UNDEFINED,
+# SSHORT, SLONG, SRATIONAL, FLOAT, DOUBLE, IFD)
+_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+# the sub-IFDs an EXIF block's IFD0 points into: Exif, GPS, Interoperability (in the Exif IFD)
+_SUB_IFDS = (0x8769, 0x8825, 0xA005)
+
+
+def _ifd_end(tiff, bo: str, at: int, *, data_from: int | None = None) -> int | None:
+    """The end of every byte the IFD at ``at`` and its sub-IFDs use (entries, values held outside
+    them, a thumbnail's JPEG); None where it cannot be told. ``data_from``: instead, the lowest
+    offset at or after which those bytes all lie, or None if one lies before it (a thumbnail
+    sitting among the other data)."""
+    end, low, todo, seen = 0, None, [at], set()
+    while todo:
+        ifd = todo.pop()
+        if ifd in seen or ifd + 2 > len(tiff):
+            return None
+        seen.add(ifd)
+        n = struct.unpack_from(bo + "H", tiff, ifd)[0]
+        spans = [(ifd, ifd + 2 + 12 * n + 4)]
+        thumb = {}
+        for i in range(n):
+            tag, kind, count, value = struct.unpack_from(bo + "HHII", tiff, ifd + 2 + 12 * i)
+            size = _TIFF_TYPE_SIZES.get(kind, 1) * count
+            if size > 4:
+                spans.append((value, value + size))
+            if tag in _SUB_IFDS and count == 1:
+                todo.append(value)
+            if tag in (0x0201, 0x0202):  # JPEGInterchangeFormat / its length: the thumbnail
+                thumb[tag] = value
+        if 0x0201 in thumb:
+            spans.append((thumb[0x0201], thumb[0x0201] + thumb.get(0x0202, 0)))
+        for a, b in spans:
+            if b > len(tiff):
+                return None
+            end = max(end, b)
+            low = a if low is None else min(low, a)
+    if data_from is not None:
+        return low if low is not None and low >= data_from else None
+    return end
+
+
 def _patched_exif(exif, ifd0: dict[int, int], exif_ifd: dict[int, int], *, tags: int | None = None) -> bytes | None:
     """The EXIF block ``exif`` (TIFF-structured, with or without its ``Exif\\0\\0`` header) with
     the one-number entries ``ifd0`` / ``exif_ifd`` (tag -> value; those absent are left absent)
@@ -1184,8 +1226,15 @@ def _patched_exif(exif, ifd0: dict[int, int], exif_ifd: dict[int, int], *, tags:
             return None
         # IFD1 (the camera's thumbnail: the picture before restoration, and stored the way the
         # sensor was turned, so sideways once the orientation says upright) is unlinked, as
-        # Pillow's re-layout leaves it out; its bytes stay, so nothing else moves
-        struct.pack_into(bo + "I", tiff, first + 2 + 12 * struct.unpack_from(bo + "H", tiff, first)[0], 0)
+        # Pillow's re-layout leaves it out; its bytes are cut off where they come after all the
+        # rest (as cameras write it), else left, so nothing else moves
+        link = first + 2 + 12 * struct.unpack_from(bo + "H", tiff, first)[0]
+        ifd1 = struct.unpack_from(bo + "I", tiff, link)[0]
+        struct.pack_into(bo + "I", tiff, link, 0)
+        if ifd1:
+            kept = _ifd_end(tiff, bo, first)
+            if kept is not None and ifd1 >= kept and (_ifd_end(tiff, bo, ifd1, data_from=kept) or 0) >= kept:
+                del tiff[kept:]
         out = _EXIF_HEADER + bytes(tiff)
         if tags is not None:
             from PIL import Image
