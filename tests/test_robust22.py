@@ -235,3 +235,39 @@ def test_a_camera_session_whose_sigterm_was_swallowed_stops_too(tmp_path, det_ho
                  "-o", str(out), "--frames", "60"]) == 0
     assert "stopped (a stop signal): finishing the outputs" in capsys.readouterr().err
     assert 6 < frames_in(out) < 20
+
+
+def test_bytes_the_muxer_holds_back_do_not_stop_a_run_with_room(tmp_path, cli_env, monkeypatch):
+    """regress22b: waiting for a stream's next packet, FFmpeg's interleaver holds up to 10 s of the
+    others (2 GB of 4K ProRes): more than 256 MiB muxed and not on disk was taken for a quota and
+    stopped good runs. With room on the disk, a file that has not grown yet is no error."""
+    from types import SimpleNamespace
+
+    from stream_gpen.io import _sink
+
+    src = tmp_path / "a.mp4"
+    with av.open(str(src), "w") as c:
+        vs = c.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 96, 64, "yuv420p"
+        rng = np.random.default_rng(0)
+        for _ in range(30):
+            for p in vs.encode(av.VideoFrame.from_ndarray(rng.integers(0, 256, (64, 96, 3), np.uint8),
+                                                          format="rgb24")):
+                c.mux(p)
+        for p in vs.encode():
+            c.mux(p)
+    real_stat, held = os.stat, {}
+
+    def stat(path, *a, **k):
+        st = real_stat(path, *a, **k)
+        if ".tmp." in os.fspath(path):  # nothing reaches the disk until the end, as if all were held
+            size = held.setdefault(os.fspath(path), st.st_size)
+            return SimpleNamespace(**{f: getattr(st, f) for f in dir(st) if f.startswith("st_")} | {"st_size": size})
+        return st
+
+    monkeypatch.setattr(os, "stat", stat)
+    monkeypatch.setattr(_sink, "_ROOM_CHECK_S", 0.0, raising=False)
+    monkeypatch.setattr(_sink, "_STALLED_BYTES", 1 << 10, raising=False)  # (the old rule, at this clip's scale)
+    out = tmp_path / "o.mkv"
+    assert main(["enhance", str(src), "-o", str(out), "--crf", "0", *cli_env]) == 0
+    assert out.exists()

@@ -1480,10 +1480,11 @@ def _yuv_paste(vf, src, rgb: np.ndarray, areas, pix_fmt: str, colorspace: int, c
 
 #: how often the muxed bytes are held against the temporary file's size and the free space
 #: (FileSink._check_room); what a muxer may hold back unwritten before that is looked at (avio's
-#: 32 KiB buffer), and more than any holds (a Matroska cluster is up to 5 MiB, an MP4 fragment a GOP)
+#: 32 KiB buffer). (No limit on how much it may hold: waiting for a stream's next packet, the
+#: interleaver holds up to 10 s of the others, 2 GB of 4K ProRes; a quota is therefore said only
+#: at the end, where the muxer reports it.)
 _ROOM_CHECK_S = 1.0
 _ROOM_SLACK = 64 << 10
-_STALLED_BYTES = 256 << 20
 
 
 def _file_size_limit() -> int | None:
@@ -2761,7 +2762,7 @@ class FileSink(_Sink):
     def _check_room(self) -> None:
         """Stop with the file system's error once the temporary file cannot take what was muxed.
         FFmpeg's muxers keep a refused write to themselves until the trailer: a disk that filled
-        (or a quota, or ``ulimit -f``) at 10 % of a two-hour video was said after all of it was
+        (or ``ulimit -f``) at 10 % of a two-hour video was said after all of it was
         restored and encoded. Asked about once a second (a stat: no cost to a run)."""
         self._room_checked = time.monotonic()
         if self.is_url:
@@ -2776,9 +2777,6 @@ class FileSink(_Sink):
             raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
         if pending <= _ROOM_SLACK:
             return
-        if pending > _STALLED_BYTES:  # more than any muxer holds back: the writes are refused (a quota?)
-            raise OSError(errno.EDQUOT, f"{os.strerror(errno.EDQUOT)}? (the file stopped growing: "
-                          f"{pending >> 20} MiB encoded are not on disk)")
         try:
             fs = os.statvfs(self._path)
         except (OSError, AttributeError):  # (Windows: no statvfs)
