@@ -942,13 +942,13 @@ class Enhancer:
             with open(keep, "xb"):  # (a name of its own: never a file that is there)
                 pass
             shutil.copy2(src_s, keep)
+        unmet = _copy_unmet(opts.get("start", 0.0), opts.get("duration"), opts.get("compare", False),
+                            opts.get("audio", "copy"), opts.get("codec", "auto"), opts.get("crf"),
+                            opts.get("preset"), opts.get("chroma", "auto"),
+                            None if self.high_bit_depth else _pix_fmt_of(str(keep)))
         try:
             summary = self._enhance_one(src_s, dst, **{**opts, "copy_if_no_faces": False})
             summary.fallbacks[:0] = notes
-            unmet = _copy_unmet(opts.get("start", 0.0), opts.get("duration"), opts.get("compare", False),
-                                opts.get("audio", "copy"), opts.get("codec", "auto"), opts.get("crf"),
-                                opts.get("preset"), opts.get("chroma", "auto"),
-                                None if self.high_bit_depth else _pix_fmt_of(str(keep)))
             if summary.faces_restored == 0 and not summary.interrupted and unmet is None:
                 os.replace(keep, dst)
                 summary.fallbacks.append("no faces found: the input was left as it was (copy_if_no_faces)")
@@ -956,6 +956,16 @@ class Enhancer:
                 summary.fallbacks.append(f"no faces found; copy_if_no_faces does not apply to {unmet}: "
                                          "the re-encoded output was kept")
             return summary
+        except Interrupted as stop:
+            # stopped once the re-encode had replaced the input (a Ctrl-C while it was finished):
+            # a video with no face still gets its original back (the hidden copy was deleted, and
+            # the re-encode left in its place, said as "written whole first")
+            done = stop.summary
+            if (done is not None and done.faces_restored == 0 and unmet is None and keep.exists()
+                    and Path(dst).exists() and not _same_file(str(keep), str(dst))):
+                os.replace(keep, dst)
+                done.fallbacks.append("no faces found: the input was put back as it was (copy_if_no_faces)")
+            raise
         finally:
             keep.unlink(missing_ok=True)
 

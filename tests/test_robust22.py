@@ -271,3 +271,32 @@ def test_bytes_the_muxer_holds_back_do_not_stop_a_run_with_room(tmp_path, cli_en
     out = tmp_path / "o.mkv"
     assert main(["enhance", str(src), "-o", str(out), "--crf", "0", *cli_env]) == 0
     assert out.exists()
+
+
+def test_a_ctrl_c_while_an_in_place_no_face_run_finishes_puts_the_original_back(tmp_path, cli_env, monkeypatch):
+    """regress22b: in place with --copy-if-no-faces, a Ctrl-C while the re-encode was being
+    finished (deferred until it was whole, then raised) left the re-encode over the input and
+    deleted the hidden original: a video with no face lost its original."""
+    import contextlib
+
+    import stream_gpen._finishing as finishing_mod
+    import stream_gpen.io._sink as sink_mod
+
+    src = make_clip(tmp_path / "nf.mp4")
+    before = src.read_bytes()
+    real = finishing_mod.finishing
+
+    @contextlib.contextmanager
+    def finishing():
+        with real():
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the output is finished: deferred
+            yield
+
+    monkeypatch.setattr(finishing_mod, "finishing", finishing)
+    monkeypatch.setattr(sink_mod, "finishing", finishing, raising=False)
+    report = tmp_path / "r.json"
+    assert main(["enhance", str(src), "-o", str(src), "--overwrite", "--copy-if-no-faces", "--report", str(report),
+                 *cli_env]) == 130
+    assert src.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["nf.mp4", "r.json"]
+    assert any("put back as it was" in f for f in json.loads(report.read_text())["fallbacks"])
