@@ -395,7 +395,9 @@ class _Signals:
             # (SIGBREAK: Windows' Ctrl-Break and console window closed; SIGHUP does not exist there)
             for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"):
                 sig = getattr(signal, name, None)
-                if sig is not None:
+                # a signal the process was started with ignored stays ignored (nohup: SIGHUP; a
+                # script's `cmd &`: SIGINT): a `nohup stream-gpen enhance ... &` stopped at logout
+                if sig is not None and signal.getsignal(sig) != signal.SIG_IGN:
                     self._old[sig] = signal.signal(sig, self._handle)
             self._old_hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
         return self

@@ -199,3 +199,38 @@ def test_a_malformed_multipart_body_leaves_no_bare_log_line(tmp_path, caplog):
                    headers={**KEY, "Content-Type": "multipart/form-data; boundary=xyz"})
         assert r.status_code == 400, r.text
     assert not [rec for rec in caplog.records if rec.name.startswith("python_multipart")], caplog.text
+
+
+# --- regress22c -------------------------------------------------------------------------------
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
+def test_a_nohup_server_and_run_keep_sighup_ignored():
+    """`nohup stream-gpen serve &` (SIGHUP ignored from the start) drained and stopped when the SSH
+    session ended; a nohup'd enhance stopped at logout, exit 129."""
+    import uvicorn
+
+    from stream_gpen.cli import _Signals
+    from stream_gpen.server.cli import _server_class
+
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with client_for(FakeEnhancer()) as c:
+            server = _server_class()(uvicorn.Config(c.app))
+            with server.capture_signals():
+                assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+        with _Signals():
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
+def test_allow_host_with_a_port_and_a_proxy_host_without_one():
+    """`--allow-host NAME:PORT` never matched (every request 403, the error listing that very name);
+    a page at https://host:8443 behind nginx's `Host $host` (no port) had its own POSTs refused."""
+    from stream_gpen.server._config import ServerConfig, same_origin
+
+    assert ServerConfig(allowed_hosts=("gpen.example:8443", "[::1]:8000", "*")).allowed_hosts == (
+        "gpen.example", "::1", "*")
+    assert same_origin("https://gpen.example:8443", "gpen.example")
+    assert same_origin("https://gpen.example:8443", "gpen.example:8443")
+    assert not same_origin("https://gpen.example:8443", "gpen.example:9000")
+    assert not same_origin("https://evil.example:8443", "gpen.example")

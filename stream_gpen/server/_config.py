@@ -96,7 +96,10 @@ class ServerConfig:
         if self.work_dir is not None:
             object.__setattr__(self, "work_dir", Path(self.work_dir))
         if self.allowed_hosts is not None:
-            object.__setattr__(self, "allowed_hosts", tuple(_host_name(h) for h in self.allowed_hosts))
+            # (a name with a port, "gpen.example:8443", is its name: Host is checked by name only;
+            # kept whole it never matched, every request 403 listing that very name as allowed)
+            object.__setattr__(self, "allowed_hosts", tuple(
+                h if h == "*" else (split_host(h) or (_host_name(h), None))[0] for h in self.allowed_hosts))
         origins = tuple(o if o == "*" else normal_origin(o) for o in self.allowed_origins)
         if None in origins:
             bad = [o for o, n in zip(self.allowed_origins, origins) if n is None]
@@ -164,8 +167,9 @@ def normal_origin(origin: str) -> str | None:
 
 def same_origin(origin: str, host: str) -> bool:
     """Whether a browser's ``Origin`` names the site the request's ``Host`` header names (the
-    server's own pages: the live page, /docs). A ``Host`` without a port (a proxy on 80/443) matches
-    the origin's scheme's default port."""
+    server's own pages: the live page, /docs). A ``Host`` without a port matches the origin's host
+    on any port: nginx's ``$host`` leaves the port out, and a page at https://host:8443 behind it had
+    its own requests refused as another site's (a page on another host name is still refused)."""
     from urllib.parse import urlsplit
 
     h = split_host(host)
@@ -177,7 +181,7 @@ def same_origin(origin: str, host: str) -> bool:
     if h is None or u.scheme not in _DEFAULT_PORTS or not u.hostname:
         return False
     port = port if port is not None else _DEFAULT_PORTS[u.scheme]
-    return _host_name(u.hostname) == h[0] and (h[1] == port or h[1] is None and port == _DEFAULT_PORTS[u.scheme])
+    return _host_name(u.hostname) == h[0] and (h[1] is None or h[1] == port)
 
 
 #: the raw RGBA live frame every server takes whatever ``max_upload_bytes`` says: 4K (3840x2160)

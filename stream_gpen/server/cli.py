@@ -254,7 +254,10 @@ def _server_class():
             # handler is put back before uvicorn re-raises the signal, so the exit status is 129.
             hup = getattr(signal, "SIGHUP", None)  # (not on Windows)
             with super().capture_signals():
-                if hup is None or threading.current_thread() is not threading.main_thread():
+                # (nohup, or a shell's `&`, started it with SIGHUP ignored: so it stays, or a
+                # `nohup stream-gpen serve &` stopped when its SSH session ended)
+                if (hup is None or threading.current_thread() is not threading.main_thread()
+                        or signal.getsignal(hup) == signal.SIG_IGN):
                     yield
                     return
                 old = signal.signal(hup, self.handle_exit)
