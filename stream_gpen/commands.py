@@ -1302,6 +1302,8 @@ def _camera_command(args: argparse.Namespace) -> int:
     outputs = []
     if args.preview:
         outputs.append("preview")
+    if args.output and not _camera_null(args.output) and "://" not in args.output:
+        _check_name_length(Path(args.output))  # (as enhance: exit 2 before the model, not 4 mid-run)
     if args.output:
         # -o /dev/null (or camera's own `null`): the null output (a file renamed over the device
         # would replace it); -o preview / virtualcam names a file (they opened those sinks:

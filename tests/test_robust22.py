@@ -213,6 +213,9 @@ def test_an_output_name_too_long_for_the_file_system_is_refused_first(tmp_path, 
     assert "longer than the file system allows (261 bytes, at most 255)" in err and "shorter name" in err
     assert "has room" not in err
     assert "longer than the file system allows" in json.loads(report.read_text())["error"]
+    # camera too (regress22b: exit 4, "cannot write or read a file", the full-folder hint)
+    assert main(["camera", "lavfi:testsrc=size=96x64", "--frames", "2", "-o", str(out), *cli_env]) == 2
+    assert "longer than the file system allows" in capsys.readouterr().err
 
 
 def test_a_camera_session_whose_sigterm_was_swallowed_stops_too(tmp_path, det_home, monkeypatch, capsys):
