@@ -234,3 +234,22 @@ def test_allow_host_with_a_port_and_a_proxy_host_without_one():
     assert same_origin("https://gpen.example:8443", "gpen.example:8443")
     assert not same_origin("https://gpen.example:8443", "gpen.example:9000")
     assert not same_origin("https://evil.example:8443", "gpen.example")
+
+
+def test_a_jpeg_sent_with_curl_data_gets_the_data_binary_hint(tmp_path):
+    """regress22c: only a PNG got the hint; a JPEG with its newline bytes left out said "cannot
+    decode"; the 415's hint named video/mp4 on the image route."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)).save(buf, "JPEG")
+    stripped = buf.getvalue()[:40]  # (a JPEG that does not decode: here cut inside its header)
+    with client_for(FakeEnhancer(), work_dir=tmp_path) as c:
+        r = c.post("/v1/images:enhance", content=stripped, headers={**KEY, "Content-Type": "image/jpeg"})
+        assert r.status_code == 400 and "--data-binary" in r.json()["hint"], r.text
+        r = c.post("/v1/images:enhance", content=buf.getvalue(),
+                   headers={**KEY, "Content-Type": "application/x-www-form-urlencoded"})
+        assert r.status_code == 415 and "image/jpeg" in r.json()["hint"] and "video/mp4" not in r.json()["hint"]
