@@ -294,3 +294,17 @@ def test_a_file_name_starting_with_a_dash_is_said_so(tmp_path, monkeypatch, caps
     assert "write ./-dash.jpg or -- -dash.jpg" in err
     assert main(["enhance", "-nothere.jpg"]) == 2
     assert "write ./" not in capsys.readouterr().err  # (no such file: nothing to say about it)
+
+
+def test_a_quarter_turned_jpegs_tables_are_turned_too(tmp_path, enh, face):
+    """regress22a: turned upright a quarter, its horizontal frequencies were quantised with the
+    vertical ones' steps (the tables are not symmetric)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    src = tmp_path / "t.jpg"
+    face.resize((240, 320)).save(src, "JPEG", quality=93, exif=exif.tobytes())
+    enh.enhance_file(src, tmp_path / "o.jpg")
+    with Image.open(src) as a, Image.open(tmp_path / "o.jpg") as b:
+        for k, t in a.quantization.items():
+            assert list(b.quantization[k]) == [t[8 * c + r] for r in range(8) for c in range(8)]
+        assert list(b.quantization[0]) != list(a.quantization[0])  # (the table is not symmetric)

@@ -1703,6 +1703,10 @@ class ImageSink(_Sink):
                     # halve its colour both ways (there is no 4:4:0 writer): 4:4:4 keeps what it had
                     kw["subsampling"] = 0
             tables = self._jpeg_tables(info) if self.quality is None else None
+            if tables is not None and int(info.get("orientation") or 1) in (5, 6, 7, 8):
+                # a picture turned a quarter: its horizontal frequencies were the vertical ones
+                # (the tables are in natural order, row by row, and not symmetric)
+                tables = [[t[8 * c + r] for r in range(8) for c in range(8)] for t in tables]
             if tables is not None:
                 del kw["quality"]  # (a quality would scale the tables)
                 kw["qtables"] = tables
