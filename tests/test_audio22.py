@@ -128,3 +128,28 @@ def test_track_titles_dropped_by_mpegts_are_said(tmp_path):
             sink.write(f)
     said = " ".join(sink.dropped)
     assert "title 'Commentary' dropped" in said and "title 'Picture' dropped" in said, sink.dropped
+
+
+def test_duration_alone_cuts_an_mp4s_converted_cues(tmp_path):
+    # regress22a: a SubRip cue converted to mov_text ran on to 3.5 s in a 2 s .mp4 (the .mkv's was cut)
+    src_path = make_clip(tmp_path / "clip.mkv", n=100)
+    (tmp_path / "b.srt").write_text("1\n00:00:00,500 --> 00:00:03,500\nlong\n", encoding="utf-8")
+    one = tmp_path / "one.mkv"
+    with av.open(str(src_path)) as v, av.open(str(tmp_path / "b.srt")) as s, av.open(str(one), "w") as out:
+        vo = out.add_stream_from_template(v.streams.video[0])
+        so = out.add_stream_from_template(s.streams.subtitles[0])
+        items = [(float(p.pts * p.time_base), 0, p, vo) for p in v.demux(v.streams.video[0]) if p.size]
+        items += [(float(p.pts * p.time_base), 1, p, so) for p in s.demux(s.streams.subtitles[0]) if p.size]
+        for _, _, p, st in sorted(items, key=lambda x: (x[0], x[1])):
+            q = av.Packet(bytes(p))
+            q.pts, q.dts, q.duration, q.time_base = p.pts, p.dts, p.duration, p.time_base
+            q.is_keyframe = p.is_keyframe
+            q.stream = st
+            out.mux(q)
+    dst = tmp_path / "o.mp4"
+    with open_source(one, duration=2.0) as src, open_sink(dst, source=src, preset="ultrafast") as sink:
+        for f in src:
+            sink.write(f)
+    with av.open(str(dst)) as c:
+        ends = [float((p.pts + p.duration) * p.time_base) for p in c.demux(c.streams.subtitles[0]) if p.size]
+    assert ends and max(ends) <= 2.0 + 1e-6, ends

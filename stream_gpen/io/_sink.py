@@ -2950,6 +2950,8 @@ class FileSink(_Sink):
         if self._origin is not None:  # a trimmed or shifted source: cues move too
             tb = q.time_base or q.stream.time_base
             self._mux_aux_packet(q, round(self._origin / tb))
+        elif self._part_end() is not None:  # --duration alone: cut at the part's end (an mp4's ran on)
+            self._mux_aux_packet(q)
         else:
             self._out.mux(q)
 
