@@ -253,3 +253,24 @@ def test_a_jpeg_sent_with_curl_data_gets_the_data_binary_hint(tmp_path):
         r = c.post("/v1/images:enhance", content=buf.getvalue(),
                    headers={**KEY, "Content-Type": "application/x-www-form-urlencoded"})
         assert r.status_code == 415 and "image/jpeg" in r.json()["hint"] and "video/mp4" not in r.json()["hint"]
+
+
+def test_a_video_jobs_pipeline_warnings_name_the_job(tmp_path, caplog):
+    """server22 #6: a warning the pipeline logged during a job ("audio stream #1 transcoded to
+    aac") named no job: with several uploads an operator could not tell which one it was about."""
+    import logging
+
+    from test_server import wait_job
+
+    class Noisy(FakeEnhancer):
+        def enhance_file(self, src, dst, **kw):
+            logging.getLogger("stream_gpen.io._sink").warning("audio stream #1 (pcm_s16le) transcoded to aac")
+            return super().enhance_file(src, dst, **kw)
+
+    caplog.set_level(logging.WARNING)
+    with client_for(Noisy(frames=1), work_dir=tmp_path) as c:
+        r = c.post("/v1/videos", content=b"v", headers=VIDEO)
+        job = r.json()["id"]
+        assert wait_job(c, job)["state"] == "done"
+    said = [rec.getMessage() for rec in caplog.records if "transcoded to aac" in rec.getMessage()]
+    assert said == [f"video job {job}: audio stream #1 (pcm_s16le) transcoded to aac"], said

@@ -240,6 +240,22 @@ def _storage_failure(exc: BaseException) -> OSError | None:
     return None
 
 
+class _JobNamed(logging.Filter):
+    """Prefixes ``video job <id>:`` to what the running job's pipeline logs (its own thread, and the
+    decode and encode threads it starts; one job runs at a time): an operator could not tell which
+    upload a warning such as "audio stream #1 transcoded to aac" was about."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__()
+        self.prefix = f"video job {job_id}: "
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (record.threadName == "stream-gpen-jobs" or record.threadName.startswith(("decode:", "encode:"))) and \
+                not str(record.msg).startswith(("video job ", self.prefix)):
+            record.msg, record.args = self.prefix + record.getMessage(), ()
+        return True
+
+
 def _public_error(exc: Exception, job) -> str:
     """A failed job's error for its client: the server's own paths (the upload's, the job
     folder's) become "the upload" / "the job folder"; a picture sent as a video is pointed to the
@@ -588,6 +604,10 @@ class JobManager:
             sched.yield_to_waiters()
 
         state, summary, error = JobState.failed, None, None
+        named = _JobNamed(job.id)
+        handlers = logging.getLogger("stream_gpen").handlers + logging.getLogger().handlers
+        for h in handlers:
+            h.addFilter(named)
         try:
             with sched.long():
                 if job.cancel.is_set():
@@ -603,6 +623,8 @@ class JobManager:
             error = _public_error(exc, job)
             log.warning("video job %s failed: %s", job.id, f"{type(exc).__name__}: {exc}")
         finally:
+            for h in handlers:
+                h.removeFilter(named)
             # Also on BaseException: the uploaded input is never left behind.
             job.input_path.unlink(missing_ok=True)
             if state is not JobState.done:
