@@ -26,22 +26,22 @@ third
 """
 
 
-def _two_tracks(tmp_path: Path) -> Path:
-    clip = make_clip(tmp_path / "clip.mkv", n=60)
+def _with_srt(tmp_path: Path, srt: str, langs=("eng",), n: int = 60) -> Path:
+    """A clip of ``n`` frames with the SubRip ``srt`` as one track per language, interleaved by
+    time as mkvmerge writes a film with several subtitle languages."""
+    clip = make_clip(tmp_path / "clip.mkv", n=n)
     sub = tmp_path / "s.srt"
-    sub.write_text(SRT, encoding="utf-8")
-    dst = tmp_path / "two.mkv"
+    sub.write_text(srt, encoding="utf-8")
+    dst = tmp_path / "subs.mkv"
     with av.open(str(clip)) as v, av.open(str(sub)) as s, av.open(str(dst), "w") as out:
         vo = out.add_stream_from_template(v.streams.video[0])
         tracks = []
-        for lang in ("eng", "fra"):
+        for lang in langs:
             so = out.add_stream_from_template(s.streams.subtitles[0])
             so.metadata["language"] = lang
             tracks.append(so)
         cues = [p for p in s.demux(s.streams.subtitles[0]) if p.size]
-        video = [p for p in v.demux(v.streams.video[0]) if p.size]
-        # interleaved by time, as mkvmerge writes a film with two subtitle languages
-        items = [(float(p.pts * p.time_base), 0, p, vo) for p in video]
+        items = [(float(p.pts * p.time_base), 0, p, vo) for p in v.demux(v.streams.video[0]) if p.size]
         items += [(float(p.pts * p.time_base), 1 + k, p, so) for p in cues for k, so in enumerate(tracks)]
         for _, _, p, st in sorted(items, key=lambda x: (x[0], x[1])):
             q = av.Packet(bytes(p))
@@ -49,6 +49,13 @@ def _two_tracks(tmp_path: Path) -> Path:
             q.is_keyframe = p.is_keyframe
             q.stream = st
             out.mux(q)
+    return dst
+
+
+def _through(src_path: Path, dst: Path, **source_kw) -> Path:
+    with open_source(src_path, **source_kw) as src, open_sink(dst, source=src, preset="ultrafast") as sink:
+        for f in src:
+            sink.write(f)
     return dst
 
 
@@ -66,11 +73,7 @@ def _cues(path: Path) -> dict:
 
 @pytest.mark.parametrize("duration", [None, 1.5])
 def test_a_second_subtitle_track_is_kept_and_stored_in_time(tmp_path, duration):
-    src_path = _two_tracks(tmp_path)
-    dst = tmp_path / "o.mkv"
-    with open_source(src_path, duration=duration) as src, open_sink(dst, source=src, preset="ultrafast") as sink:
-        for f in src:
-            sink.write(f)
+    dst = _through(_with_srt(tmp_path, SRT, ("eng", "fra")), tmp_path / "o.mkv", duration=duration)
     cues, order = _cues(dst)
     want = [0.1, 1.2] if duration else [0.1, 1.2, 1.8]
     assert cues.get("eng") == want and cues.get("fra") == want, cues  # fra came back empty with --duration
@@ -92,10 +95,7 @@ def test_duration_alone_cuts_the_chapters(tmp_path):
             if p.size:
                 p.stream = vo
                 out.mux(p)
-    dst = tmp_path / "o.mkv"
-    with open_source(with_ch, duration=1.2) as src, open_sink(dst, source=src, preset="ultrafast") as sink:
-        for f in src:
-            sink.write(f)
+    dst = _through(with_ch, tmp_path / "o.mkv", duration=1.2)
     with av.open(str(dst)) as c:
         chapters = [(round(float(ch["start"] * ch["time_base"]), 2), round(float(ch["end"] * ch["time_base"]), 2))
                     for ch in c.chapters()]
@@ -122,8 +122,7 @@ def test_track_titles_dropped_by_mpegts_are_said(tmp_path):
         for p in v.encode(None):
             c.mux(p)
         write_audio(c, a, 0.4)
-    dst = tmp_path / "o.ts"
-    with open_source(titled) as src, open_sink(dst, source=src, preset="ultrafast") as sink:
+    with open_source(titled) as src, open_sink(tmp_path / "o.ts", source=src, preset="ultrafast") as sink:
         for f in src:
             sink.write(f)
     said = " ".join(sink.dropped)
@@ -132,24 +131,8 @@ def test_track_titles_dropped_by_mpegts_are_said(tmp_path):
 
 def test_duration_alone_cuts_an_mp4s_converted_cues(tmp_path):
     # regress22a: a SubRip cue converted to mov_text ran on to 3.5 s in a 2 s .mp4 (the .mkv's was cut)
-    src_path = make_clip(tmp_path / "clip.mkv", n=100)
-    (tmp_path / "b.srt").write_text("1\n00:00:00,500 --> 00:00:03,500\nlong\n", encoding="utf-8")
-    one = tmp_path / "one.mkv"
-    with av.open(str(src_path)) as v, av.open(str(tmp_path / "b.srt")) as s, av.open(str(one), "w") as out:
-        vo = out.add_stream_from_template(v.streams.video[0])
-        so = out.add_stream_from_template(s.streams.subtitles[0])
-        items = [(float(p.pts * p.time_base), 0, p, vo) for p in v.demux(v.streams.video[0]) if p.size]
-        items += [(float(p.pts * p.time_base), 1, p, so) for p in s.demux(s.streams.subtitles[0]) if p.size]
-        for _, _, p, st in sorted(items, key=lambda x: (x[0], x[1])):
-            q = av.Packet(bytes(p))
-            q.pts, q.dts, q.duration, q.time_base = p.pts, p.dts, p.duration, p.time_base
-            q.is_keyframe = p.is_keyframe
-            q.stream = st
-            out.mux(q)
-    dst = tmp_path / "o.mp4"
-    with open_source(one, duration=2.0) as src, open_sink(dst, source=src, preset="ultrafast") as sink:
-        for f in src:
-            sink.write(f)
+    one = _with_srt(tmp_path, "1\n00:00:00,500 --> 00:00:03,500\nlong\n", n=100)
+    dst = _through(one, tmp_path / "o.mp4", duration=2.0)
     with av.open(str(dst)) as c:
         ends = [float((p.pts + p.duration) * p.time_base) for p in c.demux(c.streams.subtitles[0]) if p.size]
     assert ends and max(ends) <= 2.0 + 1e-6, ends

@@ -83,17 +83,9 @@ def test_a_run_whose_sigterm_was_swallowed_stops_at_the_next_frame(tmp_path, cli
 
 
 
-def test_a_full_disk_stops_the_run_at_once_not_at_the_end(tmp_path, cli_env, monkeypatch, capsys):
-    """A full disk (or a quota): the muxer keeps the refused writes to itself until the trailer,
-    so the whole video was restored and encoded before the run failed. The temporary file's size
-    on disk is held against what was muxed: the run stops soon after the first refused write."""
-    from types import SimpleNamespace
-
-    from stream_gpen.io import _sink
-
-    n = 150
-    src = tmp_path / "a.mp4"
-    with av.open(str(src), "w") as c:  # noise: ~10 KB a frame
+def _noise_clip(path: Path, n: int) -> Path:
+    """``n`` frames of noise, lossless: ~10 KB a frame."""
+    with av.open(str(path), "w") as c:
         vs = c.add_stream("libx264", rate=25)
         vs.width, vs.height, vs.pix_fmt = 96, 64, "yuv420p"
         vs.codec_context.options = {"preset": "ultrafast", "crf": "0"}
@@ -104,17 +96,37 @@ def test_a_full_disk_stops_the_run_at_once_not_at_the_end(tmp_path, cli_env, mon
                 c.mux(p)
         for p in vs.encode():
             c.mux(p)
-    # the disk is full: the temporary file stays at its header, no block is free
-    real_stat, full = os.stat, {}
+    return path
+
+
+def _temp_file_stays(monkeypatch) -> None:
+    """os.stat says a sink's temporary output stays at the size it first had."""
+    from types import SimpleNamespace
+
+    real_stat, first = os.stat, {}
 
     def stat(path, *a, **k):
         st = real_stat(path, *a, **k)
         if ".tmp." in os.fspath(path):
-            size = full.setdefault(os.fspath(path), st.st_size)
+            size = first.setdefault(os.fspath(path), st.st_size)
             return SimpleNamespace(**{f: getattr(st, f) for f in dir(st) if f.startswith("st_")} | {"st_size": size})
         return st
 
     monkeypatch.setattr(os, "stat", stat)
+
+
+def test_a_full_disk_stops_the_run_at_once_not_at_the_end(tmp_path, cli_env, monkeypatch, capsys):
+    """A full disk (or a quota): the muxer keeps the refused writes to itself until the trailer,
+    so the whole video was restored and encoded before the run failed. The temporary file's size
+    on disk is held against what was muxed: the run stops soon after the first refused write."""
+    from types import SimpleNamespace
+
+    from stream_gpen.io import _sink
+
+    n = 150
+    src = _noise_clip(tmp_path / "a.mp4", n)
+    # the disk is full: the temporary file stays at its header, no block is free
+    _temp_file_stays(monkeypatch)
     monkeypatch.setattr(os, "statvfs", lambda p: SimpleNamespace(f_blocks=1000, f_bfree=0, f_bavail=0, f_frsize=4096))
     monkeypatch.setattr(_sink, "_ROOM_CHECK_S", 0.0, raising=False)  # (every packet: not on the machine's speed)
     out, report = tmp_path / "o.mp4", tmp_path / "r.json"
@@ -244,31 +256,10 @@ def test_bytes_the_muxer_holds_back_do_not_stop_a_run_with_room(tmp_path, cli_en
     """regress22b: waiting for a stream's next packet, FFmpeg's interleaver holds up to 10 s of the
     others (2 GB of 4K ProRes): more than 256 MiB muxed and not on disk was taken for a quota and
     stopped good runs. With room on the disk, a file that has not grown yet is no error."""
-    from types import SimpleNamespace
-
     from stream_gpen.io import _sink
 
-    src = tmp_path / "a.mp4"
-    with av.open(str(src), "w") as c:
-        vs = c.add_stream("libx264", rate=25)
-        vs.width, vs.height, vs.pix_fmt = 96, 64, "yuv420p"
-        rng = np.random.default_rng(0)
-        for _ in range(30):
-            for p in vs.encode(av.VideoFrame.from_ndarray(rng.integers(0, 256, (64, 96, 3), np.uint8),
-                                                          format="rgb24")):
-                c.mux(p)
-        for p in vs.encode():
-            c.mux(p)
-    real_stat, held = os.stat, {}
-
-    def stat(path, *a, **k):
-        st = real_stat(path, *a, **k)
-        if ".tmp." in os.fspath(path):  # nothing reaches the disk until the end, as if all were held
-            size = held.setdefault(os.fspath(path), st.st_size)
-            return SimpleNamespace(**{f: getattr(st, f) for f in dir(st) if f.startswith("st_")} | {"st_size": size})
-        return st
-
-    monkeypatch.setattr(os, "stat", stat)
+    src = _noise_clip(tmp_path / "a.mp4", 30)
+    _temp_file_stays(monkeypatch)  # nothing reaches the disk until the end, as if all were held
     monkeypatch.setattr(_sink, "_ROOM_CHECK_S", 0.0, raising=False)
     monkeypatch.setattr(_sink, "_STALLED_BYTES", 1 << 10, raising=False)  # (the old rule, at this clip's scale)
     out = tmp_path / "o.mkv"

@@ -13,7 +13,6 @@ import shutil
 import time
 from contextlib import asynccontextmanager
 from importlib import resources
-from pathlib import Path
 from typing import Literal, Mapping
 
 from stream_gpen.errors import (
