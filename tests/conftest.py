@@ -39,6 +39,23 @@ def gpen_fixtures(shared: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_sd(gpen_fixtures: Path):
+    """The tiny 64-px GPEN's golden state dict (random weights, the official implementation's)."""
+    import torch
+
+    return torch.load(gpen_fixtures / "gpen_tiny64_state_dict.pt", map_location="cpu", weights_only=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_io(gpen_fixtures: Path):
+    """The tiny 64-px GPEN's golden (input, output)."""
+    import torch
+
+    load = lambda n: torch.load(gpen_fixtures / n, map_location="cpu", weights_only=True)  # noqa: E731
+    return load("gpen_tiny64_input.pt"), load("gpen_tiny64_output.pt")
+
+
+@pytest.fixture(scope="session")
 def mobilenet_weights(shared: Path) -> Path:
     return shared / "weights" / "detection_mobilenet0.25_Final.pth"
 

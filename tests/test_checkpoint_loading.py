@@ -14,17 +14,6 @@ from stream_gpen.models.loading import infer_config, load_generator, read_state_
 from stream_gpen.models.registry import MODELS, GPENConfig
 
 
-@pytest.fixture(scope="module")
-def tiny_sd(gpen_fixtures: Path) -> dict[str, torch.Tensor]:
-    return torch.load(gpen_fixtures / "gpen_tiny64_state_dict.pt", map_location="cpu", weights_only=True)
-
-
-@pytest.fixture(scope="module")
-def tiny_io(gpen_fixtures: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    load = lambda n: torch.load(gpen_fixtures / n, map_location="cpu", weights_only=True)  # noqa: E731
-    return load("gpen_tiny64_input.pt"), load("gpen_tiny64_output.pt")
-
-
 def _meta_state_dict(keys_file: Path) -> dict[str, torch.Tensor]:
     out = {}
     for line in keys_file.read_text().splitlines():

@@ -16,17 +16,6 @@ from stream_gpen.models.loading import load_generator, read_state_dict
 from tests.test_checkpoint_loading import _assert_golden
 
 
-@pytest.fixture(scope="module")
-def tiny_sd(gpen_fixtures: Path) -> dict[str, torch.Tensor]:
-    return torch.load(gpen_fixtures / "gpen_tiny64_state_dict.pt", map_location="cpu", weights_only=True)
-
-
-@pytest.fixture(scope="module")
-def tiny_io(gpen_fixtures: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    load = lambda n: torch.load(gpen_fixtures / n, map_location="cpu", weights_only=True)  # noqa: E731
-    return load("gpen_tiny64_input.pt"), load("gpen_tiny64_output.pt")
-
-
 @pytest.mark.parametrize("wrapper", ["params_ema", "params", "state_dict", "model", "net_g"])
 @pytest.mark.parametrize("prefix", ["", "_orig_mod.", "module._orig_mod."])
 def test_wrapped_and_compiled_gpen_checkpoints_load(tmp_path: Path, tiny_sd, tiny_io, wrapper, prefix) -> None:
