@@ -63,6 +63,31 @@ def _library_dtypes(method):
     return run
 
 
+#: a face crop whose colour differences (R-G, G-B) vary by at most this many levels (standard
+#: deviation over its pixels) is monochrome: grey, sepia or toned, with JPEG's colour noise. The
+#: shared photos' faces: colour 6.5-67, grey 0-0.2 (a crop, not the picture: a coloured face on a
+#: grey wall moves a whole picture's spread by a few levels only)
+_MONO_SPREAD = 3.0
+
+
+def _monochrome(crops: torch.Tensor) -> torch.Tensor:
+    """Per face crop (``uint8 [n,3,S,S]``), whether it is monochrome (see ``_MONO_SPREAD``): black-
+    and-white photos and films are mostly stored as RGB, and the model painted such faces in its
+    own colours (a mode-L photo stayed grey, the same picture as RGB did not)."""
+    c = crops[:, :, ::4, ::4].float()
+    d = torch.stack([c[:, 0] - c[:, 1], c[:, 1] - c[:, 2]], 1).flatten(2)
+    return (d.std(dim=2) <= _MONO_SPREAD).all(dim=1)
+
+
+def _luma_only(restored: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
+    """The input crops (``uint8 [n,3,S,S]``) with the restored crops' brightness: each pixel moved by
+    the change in luma (BT.601 weights) in all three channels alike, which keeps its colour (grey
+    stays grey, sepia sepia)."""
+    w = torch.tensor([0.299, 0.587, 0.114], device=crops.device).view(1, 3, 1, 1)
+    change = ((restored.float() - crops.float()) * w).sum(1, keepdim=True)
+    return (crops.float() + change).round().clamp(0, 255).to(torch.uint8)
+
+
 @dataclass
 class FaceStage:
     """Detect/track faces, cut aligned crops in batches, restore them and paste them back.
@@ -435,6 +460,11 @@ class FaceStage:
             restored = self.colour.from_sdr(out, crops, given) if self.colour is not None else out
             if fine:
                 restored_hi = self._restored_hi(out_f, hi, counts, all_aff)
+            mono = _monochrome(crops)
+            if bool(mono.any()):
+                # a black-and-white (or sepia) face keeps its own colour: only the restored
+                # brightness is taken (a model paints its colours into a grey face)
+                restored = torch.where(mono[:, None, None, None], _luma_only(restored, crops), restored)
         masks, paste_kw = None, {"strength": self.strength}  # blended with the frame, in the frame
         if self.parser is not None:
             with self.timer("parse"):
@@ -449,7 +479,8 @@ class FaceStage:
                     m = masks[start : start + k] if masks is not None else None
                     paste_faces(img, faces, aff, masks=m, ids=tracks[j], **paste_kw)
                     if hi is not None and hi[j] is not None:
-                        faces_hi = restored_hi[start : start + k] if fine else faces
+                        faces_hi = (restored_hi[start : start + k] if fine and not bool(mono[start : start + k].any())
+                                    else faces)
                         paste_faces(hi[j], faces_hi, aff, masks=m, ids=tracks[j], **paste_kw)
                     self.frames_with_faces += 1
                 start += k
