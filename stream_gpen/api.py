@@ -418,10 +418,8 @@ class Enhancer:
             raise InvalidInputError(f"max_faces must be None or an int >= 1, got {max_faces!r}")
         batch_size, detect_every, min_face = int(batch_size), int(detect_every), float(min_face)
         max_faces = None if max_faces is None else int(max_faces)
-        for name, flag in (("aligned", aligned), ("high_bit_depth", high_bit_depth), ("download", download),
-                           ("progress", progress)):  # (download="no" is truthy: downloads stayed on)
-            if not isinstance(flag, (bool, np.bool_)):
-                raise InvalidInputError(f"{name} must be True or False, got {flag!r}")
+        _check_flags(aligned=aligned, high_bit_depth=high_bit_depth, download=download, progress=progress,
+                     check_landmarks=check_landmarks, compile=compile)  # (download="no" is truthy: downloads stayed on)
         if cpu_memory not in ("keep", "system"):
             raise InvalidInputError(f"cpu_memory must be one of ('keep', 'system'), got {cpu_memory!r}")
         for name, value in (("model", model), ("weights", weights), ("detector_weights", detector_weights),
@@ -802,6 +800,9 @@ class Enhancer:
         """
         from stream_gpen.io._sink import ENCODER_MODES
 
+        # (overwrite="no" from a config file or a form is truthy: it wrote over the existing output)
+        _check_flags(overwrite=overwrite, copy_if_no_faces=copy_if_no_faces, untrusted=untrusted,
+                     skip_existing=skip_existing, compare=compare)
         if encoder not in ENCODER_MODES:  # before a folder walk or a model run, not at the first video
             raise InvalidInputError(f"encoder={encoder!r} is not one of {ENCODER_MODES}")
         for name, value in (("quality", quality), ("crf", crf)):
@@ -2068,6 +2069,15 @@ def _not_empty(name: str, value) -> None:
     restored whole into a new folder beside it."""
     if isinstance(value, (str, bytes, bytearray)) and not value.strip():
         raise InvalidInputError(f"{name} is empty (an unset variable?)")
+
+
+def _check_flags(**flags) -> None:
+    """Yes/no options are ``True`` or ``False`` (numpy's bools too): ``"no"``, ``"False"`` or ``0``
+    from a config file, an environment variable or a form are refused, not taken as their truth
+    value (``overwrite="no"`` wrote over the existing output)."""
+    for name, flag in flags.items():
+        if not isinstance(flag, (bool, np.bool_)):
+            raise InvalidInputError(f"{name} must be True or False, got {flag!r}")
 
 
 def _given_path(p, name: str):
