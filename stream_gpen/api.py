@@ -805,6 +805,13 @@ class Enhancer:
                      skip_existing=skip_existing, compare=compare)
         if encoder not in ENCODER_MODES:  # before a folder walk or a model run, not at the first video
             raise InvalidInputError(f"encoder={encoder!r} is not one of {ENCODER_MODES}")
+        from stream_gpen.io._sink import _AUDIO_MODES, _ENCODERS
+
+        # (a folder's videos each failed on them, every one "skipped", and the run returned normally)
+        if codec != "auto" and codec not in _ENCODERS:
+            raise InvalidInputError(f"codec={codec!r} is not one of {('auto', *_ENCODERS)}")
+        if audio not in _AUDIO_MODES:
+            raise InvalidInputError(f"audio={audio!r} is not one of {_AUDIO_MODES}")
         for name, value in (("quality", quality), ("crf", crf)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
                 raise InvalidInputError(f"{name} must be a whole number, got {value!r}")
@@ -840,6 +847,9 @@ class Enhancer:
                     untrusted=untrusted, max_pixels=max_pixels, start=start, duration=duration,
                     compare=compare, image_format=image_format, encoder=encoder, chroma=chroma)
         is_folder = "://" not in src_s and not src_s.startswith("lavfi:") and Path(src_s).is_dir()
+        if not is_folder and dst != "null" and Path(dst).suffix.lower() in _IMAGE_EXTS:
+            _video_options_on_a_photo(f"{src_s} is written as a photo", codec=codec, crf=crf, preset=preset,
+                                      audio=audio, encoder=encoder, chroma=chroma)
         if skip_existing and not overwrite and not is_folder and dst != "null" and Path(dst).is_file():
             # a single input (a file, a photo or video URL): the whole job is done already
             summary = self._summary(input=src_s, output=str(dst))
@@ -863,6 +873,14 @@ class Enhancer:
                                         "replace or mix with the originals; name another with -o")
             walked: list[str] = []  # broken links, unreadable folders: in the summary too
             images, videos, others = folder_media(root, Path(dst), notes=walked)
+            if not videos:
+                _video_options_on_a_photo(f"{src_s} holds no videos", codec=codec, crf=crf, preset=preset,
+                                          audio=audio, encoder=encoder, chroma=chroma)
+            from stream_gpen.io._sink import check_encoder_options, resolve_codec
+
+            for ext in sorted({self._folder_video_ext(q.suffix, codec, audio).lower() for q in videos}):
+                # each video's crf/preset for the codec it is written with, before the first photo
+                check_encoder_options(encoder, resolve_codec(codec, "video" + ext), crf, preset)
             photo_ext = "." + image_format.lower().lstrip(".") if image_format else None
             photos = set(images)
             plan, clashes, clashing = folder_outputs(
@@ -2069,6 +2087,22 @@ def _not_empty(name: str, value) -> None:
     restored whole into a new folder beside it."""
     if isinstance(value, (str, bytes, bytearray)) and not value.strip():
         raise InvalidInputError(f"{name} is empty (an unset variable?)")
+
+
+def _video_options_on_a_photo(where: str, *, codec, crf, preset, audio, encoder, chroma) -> None:
+    """Video-only options given for a photo (or a folder of photos only: ``where`` says which) are
+    checked as for a video (``codec="auto"``: one of the codecs it may pick takes them), then said
+    to be unused, as the command line does."""
+    given = [name for name, on in (("codec", codec != "auto"), ("crf", crf is not None), ("preset", preset is not None),
+                                   ("audio", audio != "copy"), ("encoder", encoder != "software"),
+                                   ("chroma", chroma != "auto")) if on]
+    if not given:
+        return
+    if encoder == "software":
+        from stream_gpen.io._sink import check_crf_preset
+
+        check_crf_preset(codec, crf, preset)
+    log.warning("%s %s to videos; %s", "/".join(given), "applies" if len(given) == 1 else "apply", where)
 
 
 def _check_flags(**flags) -> None:

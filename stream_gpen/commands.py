@@ -224,51 +224,6 @@ def _encoder_option(g) -> None:
                    "somewhat bigger files; auto = nvenc where it works here, else software (the summary says why)")
 
 
-_CRF_PRESET_HINT = ("--crf: h264/hevc 0-51, vp9 0-63, av1 1-63; --preset: h264/hevc ultrafast..veryslow, av1 0-13, "
-                    "none for vp9/prores; leave either out for the codec's default")
-
-
-def _check_crf_preset(codec: str, crf: int | None, preset: str | None, note: str | None = None) -> None:
-    """--crf/--preset for the software encoder of ``codec`` ("auto": one of those it may pick
-    fits), before the model loads (the sink checks them again), with the ranges as a hint;
-    ``note``: why --encoder auto chose software."""
-    from stream_gpen.io._sink import _check_software_options
-
-    errors = []
-    for c in (codec,) if codec != "auto" else ("h264", "hevc", "vp9", "av1"):
-        try:
-            _check_software_options(c, crf, preset, note)
-            return
-        except InvalidInputError as e:
-            errors.append(e)
-    raise InvalidInputError(str(errors[0]), hint=errors[0].hint or _CRF_PRESET_HINT) from errors[0]
-
-
-def _check_encoder_options(encoder: str, codec: str, crf: int | None, preset: str | None) -> None:
-    """--crf/--preset for the encoder ``encoder`` gives the resolved ``codec``, before the model
-    loads, as the sink will check them: ``auto`` is resolved here (NVENC's probe is cached, so
-    the sink's own costs nothing more), its preset translated as the sink translates it."""
-    from stream_gpen.io._sink import (
-        NVENC_ENCODERS, _check_nvenc_codec, auto_preset, check_nvenc_crf, nvenc_preset, resolve_encoder,
-    )
-
-    note = None
-    if encoder == "nvenc":  # (ranges before the probe, as the sink: _check_nvenc_early probes)
-        _check_nvenc_codec(codec)
-        check_nvenc_crf(codec, crf)
-        nvenc_preset(preset)
-        return
-    if encoder == "auto":
-        enc, note = resolve_encoder("auto", codec)
-        hardware = enc in NVENC_ENCODERS.values()
-        preset = auto_preset(codec, preset, hardware=hardware)
-        if hardware:
-            check_nvenc_crf(codec, crf)
-            nvenc_preset(preset)
-            return
-    _check_crf_preset(codec, crf, preset, note)
-
-
 def _video_options_on_a_photo(args, src: str, where: str | None = None) -> None:
     """Video-only options given for a photo (or a folder of photos only: ``where`` says so) are
     checked as for a video, then said to be unused."""
@@ -287,8 +242,12 @@ def _video_options_on_a_photo(args, src: str, where: str | None = None) -> None:
                                     and not getattr(args, "aligned", False))) if on]
     if not given:
         return
+    # (enhance_file would say so again: the run is then asked without them, see _enhance_with)
+    args.video_options_said = True
     if args.encoder == "software":
-        _check_crf_preset(args.codec, args.crf, args.preset)
+        from stream_gpen.io._sink import check_crf_preset
+
+        check_crf_preset(args.codec, args.crf, args.preset)
     log.warning("%s %s to videos; %s", "/".join(given), "applies" if len(given) == 1 else "apply",
                 where or f"{src} is written as a photo")
 
@@ -312,7 +271,7 @@ def _check_folder_encoding(args, src: str, dst: str) -> None:
     A folder without videos says they are unused, as a photo does."""
     from stream_gpen.api import Enhancer
     from stream_gpen.io._image import folder_media
-    from stream_gpen.io._sink import resolve_codec
+    from stream_gpen.io._sink import check_encoder_options, resolve_codec
 
     images, videos, _ = folder_media(Path(src), Path(dst), say=False)  # (the run's own walk says what it finds)
     if not videos:
@@ -329,7 +288,7 @@ def _check_folder_encoding(args, src: str, dst: str) -> None:
             log.warning("%s %s to photos; %s holds no photos", "/".join(given),
                         "applies" if len(given) == 1 else "apply", src)
     for ext in sorted({Enhancer._folder_video_ext(q.suffix, args.codec, args.audio).lower() for q in videos}):
-        _check_encoder_options(args.encoder, resolve_codec(args.codec, "video" + ext), args.crf, args.preset)
+        check_encoder_options(args.encoder, resolve_codec(args.codec, "video" + ext), args.crf, args.preset)
 
 
 #: image formats --quality applies to (the others are lossless)
@@ -708,12 +667,12 @@ def _check_before_the_model(args: argparse.Namespace, src: str, dst: str, null: 
     if (null and not _is_image_name(src)) or not (null or photo or Path(dst).is_dir() or Path(src).is_dir()):
         # before the model loads, not mid-run; -o /dev/null (no container) is checked as an .mp4
         # all the same (a dry run passed --crf 99 that the real run refuses)
-        from stream_gpen.io._sink import check_output_encoding, resolve_codec
+        from stream_gpen.io._sink import check_encoder_options, check_output_encoding, resolve_codec
 
         target = "null.mp4" if null else dst
         _check_output_ext(target)
         check_output_encoding(target, args.codec, args.audio)
-        _check_encoder_options(args.encoder, resolve_codec(args.codec, target), args.crf, args.preset)
+        check_encoder_options(args.encoder, resolve_codec(args.codec, target), args.crf, args.preset)
     elif "://" not in src and Path(src).is_dir():
         _check_folder_encoding(args, src, dst)
     elif photo:
@@ -763,12 +722,14 @@ def _probe_input(src: str) -> None:
 def _enhance_with(enh, args: argparse.Namespace, src: str, dst: str, null: bool) -> int:
     progress = _Progress(not args.quiet, Path(src).name or src)
     try:
+        # video-only options said to be unused for a photo (or a folder of photos): not said twice
+        video = {} if getattr(args, "video_options_said", False) else dict(
+            codec=args.codec, crf=args.crf, preset=args.preset, audio=args.audio, encoder=args.encoder,
+            chroma=args.chroma)
         summary = enh.enhance_file(
-            src, dst, overwrite=args.overwrite, codec=args.codec, crf=args.crf, preset=args.preset,
-            audio=args.audio, quality=args.quality, on_progress=progress,
+            src, dst, overwrite=args.overwrite, quality=args.quality, on_progress=progress,
             copy_if_no_faces=args.copy_if_no_faces and not null, start=args.start, duration=args.duration,
-            skip_existing=args.skip_existing, compare=args.compare, image_format=args.image_format,
-            encoder=args.encoder, chroma=args.chroma,
+            skip_existing=args.skip_existing, compare=args.compare, image_format=args.image_format, **video,
         )
     except KeyboardInterrupt as exc:  # (Interrupted, or a Ctrl-C before the run had a summary)
         progress.close()
@@ -1200,7 +1161,7 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
 def _check_camera_encoding(args: argparse.Namespace) -> None:
     """--codec/--crf/--preset/--encoder of the recording and the stream checked before the model
     loads (the sinks check again with the source's bit depth, and the container's fit)."""
-    from stream_gpen.io._sink import _STREAM_FORMATS, check_output_encoding, resolve_encoder
+    from stream_gpen.io._sink import _STREAM_FORMATS, check_encoder_options, check_output_encoding, resolve_encoder
 
     # (these were refused only once the model had loaded and the source had opened: camera18)
     if args.output and "://" not in args.output and not _camera_null(args.output):
@@ -1230,7 +1191,7 @@ def _check_camera_encoding(args: argparse.Namespace) -> None:
         if args.encoder == "nvenc":
             resolve_encoder("nvenc", codec)  # no NVENC here (or none for this codec): say so now
         # (auto too: resolved as the sink will, not found out once the model has loaded)
-        _check_encoder_options(args.encoder, codec, args.crf, _camera_preset(codec, args.preset))
+        check_encoder_options(args.encoder, codec, args.crf, _camera_preset(codec, args.preset))
 
 
 _DISPLAY_PROBE = "import cv2; cv2.namedWindow('stream-gpen'); cv2.waitKey(1); cv2.destroyAllWindows()"

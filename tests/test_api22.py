@@ -40,3 +40,57 @@ def test_constructor_checks_check_landmarks_and_compile(mobilenet_weights, name,
     with pytest.raises(InvalidInputError, match=rf"^{name} must be True or False, got {value!r}$"):
         Enhancer(IdentityRestorer(), device="cpu", detector_weights=mobilenet_weights, progress=False,
                  **{name: value})
+
+
+def _folder_of_videos(tmp_path, photo=False):
+    from _clips import write_video
+
+    root = tmp_path / "in"
+    root.mkdir()
+    write_video(root / "a.mp4", [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(2)])
+    if photo:
+        _photo(root / "p.png")
+    return root
+
+
+@pytest.mark.parametrize(("kw", "match"), [
+    (dict(codec="x264"), r"codec='x264' is not one of \('auto', 'h264'"),
+    (dict(audio="drop"), r"audio='drop' is not one of \('copy', 'aac', 'none'\)"),
+    (dict(crf=99), r"crf=99 for codec='h264' must be within 0\.\.51"),
+    (dict(preset="fastest"), r"preset='fastest' for codec='h264' is not one of"),
+])
+def test_a_folder_with_a_bad_video_option_is_refused_before_anything_runs(tmp_path, enh, kw, match):
+    root = _folder_of_videos(tmp_path, photo=True)
+    calls = []
+    with pytest.raises(InvalidInputError, match=match):
+        enh.enhance_file(root, tmp_path / "out", on_progress=lambda *a: calls.append(a), **kw)
+    assert calls == [] and not (tmp_path / "out").exists()  # (the photo was restored, every video skipped)
+
+
+@pytest.mark.parametrize(("kw", "match"), [
+    (dict(codec="x264"), r"codec='x264' is not one of"),
+    (dict(audio="drop"), r"audio='drop' is not one of"),
+    (dict(crf=100), r"crf=100 for codec='h264' must be within 0\.\.51"),
+    (dict(crf=-1), r"crf=-1 for codec='h264' must be within 0\.\.51"),
+    (dict(preset="fastest"), r"preset='fastest' for codec='h264' is not one of"),
+])
+def test_a_photo_with_a_bad_video_option_is_refused_as_a_video_is(tmp_path, enh, kw, match):
+    with pytest.raises(InvalidInputError, match=match):
+        enh.enhance_file(_photo(tmp_path / "a.png"), tmp_path / "b.png", **kw)
+    assert not (tmp_path / "b.png").exists()
+
+
+def test_video_options_on_a_photo_are_said_unused(tmp_path, enh, caplog):
+    with caplog.at_level("WARNING", logger="stream_gpen.api"):
+        enh.enhance_file(_photo(tmp_path / "a.png"), tmp_path / "b.png", codec="hevc", crf=20)
+    assert f"codec/crf apply to videos; {tmp_path / 'a.png'} is written as a photo" in caplog.text
+    assert (tmp_path / "b.png").is_file()
+
+
+def test_the_command_line_says_unused_video_options_once(tmp_path, cli_env, capsys):
+    from stream_gpen.cli import main
+
+    photo = _photo(tmp_path / "a.png")
+    assert main(["enhance", str(photo), "-o", str(tmp_path / "b.png"), "--crf", "20", *cli_env[:-1]]) == 0
+    said = [ln for ln in capsys.readouterr().err.splitlines() if "applies to videos" in ln]
+    assert said == [f"stream-gpen: warning: --crf applies to videos; {photo} is written as a photo"], said

@@ -1344,6 +1344,45 @@ def _check_software_options(codec: str, crf: int | None, preset: str | None, not
         raise InvalidInputError("codec='vp9' takes no preset (libvpx speed is fixed here): leave out --preset (preset=None)")
 
 
+_CRF_PRESET_HINT = ("--crf: h264/hevc 0-51, vp9 0-63, av1 1-63; --preset: h264/hevc ultrafast..veryslow, av1 0-13, "
+                    "none for vp9/prores; leave either out for the codec's default")
+
+
+def check_crf_preset(codec: str, crf: int | None, preset: str | None, note: str | None = None) -> None:
+    """--crf/--preset for the software encoder of ``codec`` ("auto": one of those it may pick
+    fits), before the model loads (the sink checks them again), with the ranges as a hint;
+    ``note``: why --encoder auto chose software."""
+    errors = []
+    for c in (codec,) if codec != "auto" else ("h264", "hevc", "vp9", "av1"):
+        try:
+            _check_software_options(c, crf, preset, note)
+            return
+        except InvalidInputError as e:
+            errors.append(e)
+    raise InvalidInputError(str(errors[0]), hint=errors[0].hint or _CRF_PRESET_HINT) from errors[0]
+
+
+def check_encoder_options(encoder: str, codec: str, crf: int | None, preset: str | None) -> None:
+    """--crf/--preset for the encoder ``encoder`` gives the resolved ``codec``, before the model
+    loads, as the sink will check them: ``auto`` is resolved here (NVENC's probe is cached, so
+    the sink's own costs nothing more), its preset translated as the sink translates it."""
+    note = None
+    if encoder == "nvenc":  # (ranges before the probe, as the sink: _check_nvenc_early probes)
+        _check_nvenc_codec(codec)
+        check_nvenc_crf(codec, crf)
+        nvenc_preset(preset)
+        return
+    if encoder == "auto":
+        enc, note = resolve_encoder("auto", codec)
+        hardware = enc in NVENC_ENCODERS.values()
+        preset = auto_preset(codec, preset, hardware=hardware)
+        if hardware:
+            check_nvenc_crf(codec, crf)
+            nvenc_preset(preset)
+            return
+    check_crf_preset(codec, crf, preset, note)
+
+
 def _encode_hint(err: BaseException) -> str | None:
     """The hint of a failed encode: the error's own, or where the file system refused the output
     (a full disk, a read-only or vanished folder) what to check, as a photo's failed write says."""
