@@ -829,6 +829,14 @@ class Enhancer:
             raise InvalidInputError(f"on_progress must be a function (done, total, faces), got {on_progress!r}")
         if cancel is not None and not callable(getattr(cancel, "is_set", None)):
             raise InvalidInputError(f"cancel must be a threading.Event (or anything with is_set()), got {cancel!r}")
+        for name, value in (("src", src), ("dst", dst)):
+            if (value is not None or name == "src") and not isinstance(value, (str, bytes, bytearray, os.PathLike)):
+                # (a numpy array was "File name too long: '[[[0 0 0]...", a PIL image or a file object
+                # "input not found: <... at 0x...>")
+                raise InvalidInputError(
+                    f"enhance_file() reads and writes files, URLs or folders by name; {name} is a "
+                    f"{type(value).__name__}: for pictures you already hold (numpy arrays, PIL images), use "
+                    "enhance_image(); for an open file, pass its path")
         src, dst = _given_path(src, "src"), _given_path(dst, "dst")
         src_s = str(src)
         gif_default = (not image_format and (dst is None or Path(dst).is_dir()) and "://" not in src_s

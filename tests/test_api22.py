@@ -94,3 +94,24 @@ def test_the_command_line_says_unused_video_options_once(tmp_path, cli_env, caps
     assert main(["enhance", str(photo), "-o", str(tmp_path / "b.png"), "--crf", "20", *cli_env[:-1]]) == 0
     said = [ln for ln in capsys.readouterr().err.splitlines() if "applies to videos" in ln]
     assert said == [f"stream-gpen: warning: --crf applies to videos; {photo} is written as a photo"], said
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: np.zeros((8, 8, 3), np.uint8), lambda p: Image.open(p), lambda p: __import__("io").BytesIO(p.read_bytes()),
+    lambda p: open(p, "rb"), lambda p: None, lambda p: 5.0,
+])
+def test_enhance_file_refuses_what_is_not_a_name(tmp_path, enh, make):
+    src = make(_photo(tmp_path / "a.png"))
+    with pytest.raises(InvalidInputError, match=r"enhance_file\(\) reads and writes files, URLs or folders by name; "
+                       r"src is a \w+: .*use enhance_image\(\); for an open file, pass its path"):
+        enh.enhance_file(src, tmp_path / "b.png")
+    if hasattr(src, "close"):
+        src.close()
+
+
+def test_input_not_found_quotes_the_name(tmp_path, enh):
+    (tmp_path / "a.png").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"input not found: '.*a\.png '"):
+        enh.enhance_file(str(tmp_path / "a.png "))  # (a trailing space, unseen unquoted)
+    with pytest.raises(FileNotFoundError, match=r"input not found: '.*b\.png'"):
+        enh.enhance_file(str(tmp_path / "b.png"))

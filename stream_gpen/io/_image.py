@@ -1403,7 +1403,7 @@ class ImageSource:
                  skip=None) -> None:
         p = Path(spec)
         if not p.exists():
-            raise MediaNotFoundError(f"input not found: {p}")
+            raise MediaNotFoundError(f"input not found: {str(p)!r}")  # (quoted: a trailing space is seen)
         if p.is_dir():
             self.root = p
             # (silent: enhance_file, stream() and info walk the folder first and say what is left out)

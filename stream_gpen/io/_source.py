@@ -1332,7 +1332,7 @@ def _check_file(path: str) -> None:
                                 hint=f"it reads files, devices and {', '.join(s + '://' for s in URL_SCHEMES)} URLs; "
                                      "download the file first")
     if not p.exists():
-        raise MediaNotFoundError(f"input not found: {path}", hint="check the path (relative paths are from the working directory)")
+        raise MediaNotFoundError(f"input not found: {str(path)!r}", hint="check the path (relative paths are from the working directory)")
     if p.is_file() and p.stat().st_size == 0:
         raise EmptyMediaError(f"input is empty (0 bytes): {path}", hint="the file was probably not fully written or copied")
 
@@ -1878,7 +1878,7 @@ class VideoSource:
                 raise err
         except FileNotFoundError as e:
             if self.kind == "file":
-                raise MediaNotFoundError(f"input not found: {self.spec}") from e
+                raise MediaNotFoundError(f"input not found: {str(self.spec)!r}") from e
             raise self._open_error(e, reopen) from e
         except av.error.InvalidDataError as e:
             raise NotMediaError(
