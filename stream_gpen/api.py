@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable, Iterable, Iterator, Literal, get_args
+from typing import Any, Callable, Iterable, Iterator, Literal, TypeVar, get_args
 
 import numpy as np
 import torch
@@ -81,7 +81,10 @@ def _cancelled(said: str, summary) -> Cancelled:
     return err
 
 
-def _cancel_is_not_ctrl_c(method):
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _cancel_is_not_ctrl_c(method: _Method) -> _Method:
     """A run stopped by its ``cancel`` event raises :class:`Cancelled` (with the same summary),
     not the :class:`Interrupted` (a KeyboardInterrupt) it unwinds with inside: that ended a host's
     asyncio event loop when raised in a worker thread."""
@@ -98,7 +101,8 @@ def _cancel_is_not_ctrl_c(method):
             err = _cancelled(str(exc), exc.summary)
         raise err  # (outside the except: no KeyboardInterrupt in its context to be re-raised by a host)
 
-    return wrapper
+    # (typed as the method it wraps: type checkers saw enhance_file as Any, its keywords unchecked)
+    return wrapper  # type: ignore[return-value]
 
 
 def default_model_name(device: torch.device) -> str:
@@ -370,6 +374,14 @@ class Enhancer:
       ``detect_size``, ``detect_every``, ``check_landmarks``, ``smooth_lag``) are not used then;
       given, they are warned about.
     """
+
+    # (declared: set by tuple unpacking or from getattr, type checkers could not tell their types)
+    #: the device the model runs on
+    device: torch.device
+    #: the model's registry name, checkpoint path or class name
+    model_name: str
+    #: blend of each restored face with its input crop (1.0 = model output as it is)
+    strength: float
 
     def __init__(
         self,
@@ -716,8 +728,8 @@ class Enhancer:
     @_cancel_is_not_ctrl_c
     def enhance_file(
         self,
-        src: str | Path,
-        dst: str | Path | None = None,
+        src: str | os.PathLike | bytes,
+        dst: str | os.PathLike | bytes | None = None,
         *,
         overwrite: bool = False,
         codec: str = "auto",

@@ -115,3 +115,15 @@ def test_input_not_found_quotes_the_name(tmp_path, enh):
         enh.enhance_file(str(tmp_path / "a.png "))  # (a trailing space, unseen unquoted)
     with pytest.raises(FileNotFoundError, match=r"input not found: '.*b\.png'"):
         enh.enhance_file(str(tmp_path / "b.png"))
+
+
+def test_the_public_attributes_and_enhance_file_keep_their_types():
+    """Type checkers saw ``enhance_file`` (wrapped by an untyped decorator) as ``Any``, and
+    ``device``/``model_name``/``strength`` as of no known type."""
+    import typing
+
+    from stream_gpen import api
+
+    hints = typing.get_type_hints(api.Enhancer)
+    assert (hints["model_name"], hints["strength"]) == (str, float) and "device" in hints
+    assert api._cancel_is_not_ctrl_c.__annotations__ == {"method": "_Method", "return": "_Method"}
