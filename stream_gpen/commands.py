@@ -1525,6 +1525,12 @@ def describe_input(spec: str) -> dict:
                        "language": a.language} for a in m.audio],
             "subtitles": [{"codec": s.codec, "language": s.language} for s in m.subtitles],
         }
+        avg = m.extra.get("average_rate")
+        if avg and m.frame_rate and abs(float(avg) / float(m.frame_rate) - 1) > 0.05:
+            # FFmpeg's frame_rate is its guess from the shortest step: a phone's variable-rate
+            # clip said "120 fps" and looked like slow motion (its frames keep their own times)
+            out["variable_rate"] = (f"{float(avg):.4g} fps on average (frame_rate is the shortest step's; every frame "
+                                    "keeps its own time)")
         data = _data_tracks(src)
         if data:
             out["data"] = data

@@ -68,3 +68,25 @@ def test_a_folder_of_unreadable_photos_gets_a_hint(tmp_path, cli_env, capsys):
     assert main(["enhance", str(folder), "-o", str(tmp_path / "out"), *cli_env]) == 2
     err = capsys.readouterr().err
     assert "none of the 1 images" in err and "\nhint: check that the files were copied whole" in err, err
+
+
+def test_info_says_a_variable_rate_clips_average(tmp_path, capsys):
+    """formats22: a phone's variable-rate clip (timescale 600, steps of 10-60 ticks) showed
+    "frame_rate 120.0", FFmpeg's shortest step, and looked like slow motion."""
+    from fractions import Fraction
+
+    path = tmp_path / "vfr.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=30, options={"preset": "ultrafast", "bf": "0"})
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.time_base = Fraction(1, 600)
+        for i, t in enumerate([0, 20, 40, 55, 75, 100, 140, 150, 170, 200, 260, 280]):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24")
+            f.pts, f.time_base = t, Fraction(1, 600)
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    assert main(["info", "--json", str(path)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["frame_rate"] > 100 and info["variable_rate"].startswith("2"), info
