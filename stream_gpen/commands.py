@@ -1764,7 +1764,7 @@ def sample_faces(spec: str, info: dict, *, weights=None, n: int = 8) -> dict:
                     missed += 1
             return missed, last
 
-        dur = info.get("duration_s") or 0.0
+        dur = info.get("duration_s") or _video_end(spec) or 0.0
         missed, last = sample([dur * (i + 0.5) / n for i in range(n)] if dur else [0.0])
         if missed and last > 0:
             # the container's duration ran on past the video (its sound, 4 s for 1 s of picture):
@@ -1785,6 +1785,34 @@ def sample_faces(spec: str, info: dict, *, weights=None, n: int = 8) -> dict:
     if info["kind"] == "folder":
         out["note"] = "--faces looks at one video or photo: give info a file of the folder"
     return out
+
+
+def _video_end(spec: str, *, limit: int = 200_000) -> float | None:
+    """A local file's video end in seconds from its packets, where its header gives no duration (a
+    browser's MediaRecorder WebM): ``info --faces`` then looked at the first frame only. None for
+    URLs and where it cannot be told within ``limit`` packets (read, not decoded)."""
+    import av
+
+    from stream_gpen.io._source import main_video_stream
+
+    if "://" in spec or spec.startswith("lavfi:") or not Path(spec).is_file():
+        return None
+    try:
+        with av.open(spec) as c:
+            vs = main_video_stream(c)
+            if vs is None:
+                return None
+            start, end = None, None
+            for k, p in enumerate(c.demux(vs)):
+                if k >= limit:
+                    return None
+                if p.pts is not None and p.time_base:
+                    t = float(p.pts * p.time_base)
+                    start = t if start is None else min(start, t)
+                    end = t if end is None else max(end, t)
+            return end - start if end is not None and end > start else None
+    except (av.FFmpegError, OSError):
+        return None
 
 
 def add_info(subparsers, parents=()) -> None:

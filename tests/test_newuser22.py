@@ -90,3 +90,22 @@ def test_info_says_a_variable_rate_clips_average(tmp_path, capsys):
     assert main(["info", "--json", str(path)]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["frame_rate"] > 100 and info["variable_rate"].startswith("2"), info
+
+
+def test_info_faces_spreads_over_a_webm_without_a_duration(tmp_path, capsys, mobilenet_weights):
+    """formats22: a browser's MediaRecorder WebM has no duration in its header: info --faces looked
+    at the first frame only (frames_sampled 1), where the help says 8 spread over the video."""
+    path = tmp_path / "rec.webm"
+    with av.open(str(path), "w", options={"live": "1"}) as c:
+        s = c.add_stream("libvpx-vp9", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(20):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * i, np.uint8), format="rgb24")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    assert main(["info", "--json", "--faces", "--detector-weights", str(mobilenet_weights), str(path)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert not info.get("duration_s") and info["faces"]["frames_sampled"] >= 6, info
