@@ -127,3 +127,20 @@ def test_the_public_attributes_and_enhance_file_keep_their_types():
     hints = typing.get_type_hints(api.Enhancer)
     assert (hints["model_name"], hints["strength"]) == (str, float) and "device" in hints
     assert api._cancel_is_not_ctrl_c.__annotations__ == {"method": "_Method", "return": "_Method"}
+
+
+def test_an_untrusted_photo_is_read_with_pillow_and_an_eps_named_png_is_not(tmp_path, enh, shared):
+    """api22 #3: enhance_file(photo, untrusted=True) refused every photo ("not a media file this input
+    accepts"); a photo upload is read with Pillow limited to the plain picture formats (no EPS,
+    whose decoder runs Ghostscript)."""
+    from PIL import Image
+
+    from stream_gpen.errors import NotMediaError
+
+    src = tmp_path / "u.png"
+    Image.open(shared / "data/faces/whole/codeformer_whole_00.jpg").save(src)
+    assert enh.enhance_file(src, tmp_path / "o.png", untrusted=True).frames_out == 1
+    eps = tmp_path / "e.png"
+    eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n")
+    with pytest.raises(NotMediaError):
+        enh.enhance_file(eps, tmp_path / "e_out.png", untrusted=True)

@@ -60,10 +60,40 @@ def open_source(
             from stream_gpen.io._image import ImageSource
 
             return ImageSource(p, device=device, exclude=Path(exclude) if exclude is not None else None, skip=skip)
+    if untrusted and "://" not in s and Path(s).is_file() and Path(s).suffix.lower() in IMAGE_EXTS \
+            and _plain_picture(Path(s)):
+        from stream_gpen.io._image import ImageSource
+
+        return ImageSource(Path(s), device=device)
     return VideoSource(spec, device=device, live=live, decode=decode, ring_size=ring_size, count_frames=count_frames,
                        reconnect=reconnect, reconnect_delay_s=reconnect_delay_s, timeout_s=timeout_s,
                        autorotate=autorotate, deinterlace=deinterlace, untrusted=untrusted,
                        max_pixels=max_pixels, high_bit_depth=high_bit_depth, start=start, duration=duration)
+
+
+#: the picture formats an untrusted photo may be (Pillow's names): decoders that open no other file and
+#: run no other program (Pillow's EPS runs Ghostscript)
+UNTRUSTED_PICTURES = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO", "HEIF", "AVIF", "GIF")
+
+
+def _plain_picture(path: Path) -> bool:
+    """Whether an untrusted file named as a photo is one of :data:`UNTRUSTED_PICTURES` by its bytes
+    (read with Pillow then, as any photo: ``enhance_file(photo, untrusted=True)`` refused every
+    photo, "not a media file this input accepts"); else it is read as a video, untrusted."""
+    from PIL import Image
+
+    from stream_gpen.errors import InvalidInputError
+    from stream_gpen.io._image import _heif_plugin
+
+    try:
+        _heif_plugin(path)
+    except InvalidInputError:
+        pass  # (pillow-heif missing: HEIC is then no picture here)
+    try:
+        with Image.open(path, formats=UNTRUSTED_PICTURES):
+            return True
+    except Exception:  # noqa: BLE001 - whatever it is, it is not one of those pictures
+        return False
 
 
 def open_sink(
