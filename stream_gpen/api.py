@@ -783,9 +783,10 @@ class Enhancer:
         quantisation tables in a JPEG output where they are at least quality 90's (its quality,
         about its size), writes a coarser JPEG's at 90 (its own quality blurs the restored faces)
         and anything else at 95 (a low-quality WebP/HEIC/AVIF then grows: give a lower one).
-        ``untrusted``: ``src`` is a file from someone else (an upload): it is read as a video with
-        media demuxers only, never as a playlist or script that opens other files or URLs
-        (``stream_gpen.io._source.UNTRUSTED_DEMUXERS``). ``max_pixels``: refuse video frames larger
+        ``untrusted``: ``src`` is a file from someone else (an upload): a file named as a photo whose
+        bytes are a plain picture (``stream_gpen.io._open.UNTRUSTED_PICTURES``: no EPS) is read as
+        a photo, anything else as a video with media demuxers only, never as a playlist or script
+        that opens other files or URLs (``stream_gpen.io._source.UNTRUSTED_DEMUXERS``). ``max_pixels``: refuse video frames larger
         than this (``PayloadTooLargeError``).
         A folder is mirrored into ``dst``: its images, and each video in it (same name; a container
         the sink does not write becomes ``.mp4``); a video that fails is listed in
