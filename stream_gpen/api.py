@@ -979,9 +979,13 @@ class Enhancer:
         try:
             os.link(src_s, keep)
         except OSError:
-            with open(keep, "xb"):  # (a name of its own: never a file that is there)
-                pass
-            shutil.copy2(src_s, keep)
+            try:
+                with open(keep, "xb"):  # (a name of its own: never a file that is there)
+                    pass
+                shutil.copy2(src_s, keep)
+            except BaseException:  # (a full disk, a Ctrl-C: no half copy left to pass for an original)
+                keep.unlink(missing_ok=True)
+                raise
         unmet = _copy_unmet(opts.get("start", 0.0), opts.get("duration"), opts.get("compare", False),
                             opts.get("audio", "copy"), opts.get("codec", "auto"), opts.get("crf"),
                             opts.get("preset"), opts.get("chroma", "auto"),
@@ -1699,10 +1703,11 @@ def _pix_fmt_of(path: str) -> str | None:
     """The main video stream's pixel format of the file at ``path``, or None."""
     import av
 
+    from stream_gpen.io._meta import ffmpeg_local
     from stream_gpen.io._source import main_video_stream
 
     try:
-        with av.open(path) as c:
+        with av.open(ffmpeg_local(path)) as c:
             vs = main_video_stream(c)
             return vs.codec_context.pix_fmt if vs is not None else None
     except (av.FFmpegError, OSError):

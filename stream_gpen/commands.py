@@ -1793,12 +1793,13 @@ def _video_end(spec: str, *, limit: int = 200_000) -> float | None:
     URLs and where it cannot be told within ``limit`` packets (read, not decoded)."""
     import av
 
+    from stream_gpen.io._meta import ffmpeg_local
     from stream_gpen.io._source import main_video_stream
 
     if "://" in spec or spec.startswith("lavfi:") or not Path(spec).is_file():
         return None
     try:
-        with av.open(spec) as c:
+        with av.open(ffmpeg_local(spec)) as c:
             vs = main_video_stream(c)
             if vs is None:
                 return None

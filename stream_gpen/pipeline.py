@@ -460,11 +460,12 @@ class FaceStage:
             restored = self.colour.from_sdr(out, crops, given) if self.colour is not None else out
             if fine:
                 restored_hi = self._restored_hi(out_f, hi, counts, all_aff)
-            mono = _monochrome(crops)
-            if bool(mono.any()):
+            mono_t = _monochrome(crops)
+            mono = mono_t.tolist()  # (one device sync a batch, not one a frame)
+            if any(mono):
                 # a black-and-white (or sepia) face keeps its own colour: only the restored
                 # brightness is taken (a model paints its colours into a grey face)
-                restored = torch.where(mono[:, None, None, None], _luma_only(restored, crops), restored)
+                restored = torch.where(mono_t[:, None, None, None], _luma_only(restored, crops), restored)
         masks, paste_kw = None, {"strength": self.strength}  # blended with the frame, in the frame
         if self.parser is not None:
             with self.timer("parse"):
@@ -479,8 +480,7 @@ class FaceStage:
                     m = masks[start : start + k] if masks is not None else None
                     paste_faces(img, faces, aff, masks=m, ids=tracks[j], **paste_kw)
                     if hi is not None and hi[j] is not None:
-                        faces_hi = (restored_hi[start : start + k] if fine and not bool(mono[start : start + k].any())
-                                    else faces)
+                        faces_hi = restored_hi[start : start + k] if fine and not any(mono[start : start + k]) else faces
                         paste_faces(hi[j], faces_hi, aff, masks=m, ids=tracks[j], **paste_kw)
                     self.frames_with_faces += 1
                 start += k

@@ -109,3 +109,14 @@ def test_info_faces_spreads_over_a_webm_without_a_duration(tmp_path, capsys, mob
     assert main(["info", "--json", "--faces", "--detector-weights", str(mobilenet_weights), str(path)]) == 0
     info = json.loads(capsys.readouterr().out)
     assert not info.get("duration_s") and info["faces"]["frames_sampled"] >= 6, info
+
+
+def test_a_colon_in_the_name_does_not_undo_bit_depth_8(tmp_path, cli_env, monkeypatch):
+    """review22: the source's depth was read with av.open(name): "10:30.mp4" is a protocol to FFmpeg,
+    the error was swallowed, and a 10-bit clip was stream-copied again despite --bit-depth 8."""
+    monkeypatch.chdir(tmp_path)
+    src = _deep_clip(tmp_path / "10:30.mp4")
+    assert main(["enhance", "10:30.mp4", "-o", "10:30.mp4", *cli_env, "--overwrite", "--copy-if-no-faces",
+                 "--bit-depth", "8"]) == 0
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"

@@ -228,8 +228,8 @@ def test_allow_host_with_a_port_and_a_proxy_host_without_one():
     a page at https://host:8443 behind nginx's `Host $host` (no port) had its own POSTs refused."""
     from stream_gpen.server._config import ServerConfig, same_origin
 
-    assert ServerConfig(allowed_hosts=("gpen.example:8443", "[::1]:8000", "*")).allowed_hosts == (
-        "gpen.example", "::1", "*")
+    assert ServerConfig(allowed_hosts=("gpen.example:8443", "[::1]:8000")).allowed_hosts == ("gpen.example", "::1")
+    assert ServerConfig(allowed_hosts=("gpen.example", "*")).allowed_hosts is None  # ("*": any, also from the API)
     assert same_origin("https://gpen.example:8443", "gpen.example")
     assert same_origin("https://gpen.example:8443", "gpen.example:8443")
     assert not same_origin("https://gpen.example:8443", "gpen.example:9000")
@@ -274,3 +274,19 @@ def test_a_video_jobs_pipeline_warnings_name_the_job(tmp_path, caplog):
         assert wait_job(c, job)["state"] == "done"
     said = [rec.getMessage() for rec in caplog.records if "transcoded to aac" in rec.getMessage()]
     assert said == [f"video job {job}: audio stream #1 (pcm_s16le) transcoded to aac"], said
+
+
+def test_the_job_log_prefix_never_breaks_a_log_call():
+    """review22: the job filter called getMessage() unguarded (a malformed log call raised in the
+    job's threads) and read threadName as a string (None with logging.logThreads off)."""
+    import logging
+
+    from stream_gpen.server._jobs import _JobNamed
+
+    named = _JobNamed("abc")
+    bad = logging.LogRecord("stream_gpen.x", logging.WARNING, __file__, 1, "%d frames", ("many",), None)
+    bad.threadName = "encode:o.mp4"
+    assert named.filter(bad) is True
+    none = logging.LogRecord("stream_gpen.x", logging.WARNING, __file__, 1, "hello", (), None)
+    none.threadName = None
+    assert named.filter(none) is True and none.msg == "hello"

@@ -45,8 +45,9 @@ def open_source(
 
     Returns a :class:`VideoSource` (videos, streams, devices) or :class:`ImageSource` (images,
     folders); both are context managers yielding :class:`Frame` objects with ``.metadata``.
-    See :class:`VideoSource` for what each option trades off. ``untrusted`` (uploads) also reads
-    every input as a video file: no image/folder dispatch by name. ``high_bit_depth`` (video
+    See :class:`VideoSource` for what each option trades off. ``untrusted`` (uploads): no folder, no
+    dispatch by name alone: a photo's name must hold one of :data:`UNTRUSTED_PICTURES` (by its
+    bytes) to be read as a photo; anything else is read as a video with media demuxers only. ``high_bit_depth`` (video
     only): frames of a 10/12-bit source also carry ``frame.hi`` (uint16 rgb48) and file sinks
     encode 10/12-bit from it; ``False`` = 8-bit only. ``start`` / ``duration`` (video only):
     a time window of the video, in seconds (see :class:`VideoSource`). ``exclude`` (folders): a
@@ -89,10 +90,13 @@ def _plain_picture(path: Path) -> bool:
         _heif_plugin(path)
     except InvalidInputError:
         pass  # (pillow-heif missing: HEIC is then no picture here)
-    try:
-        with Image.open(path, formats=UNTRUSTED_PICTURES):
+    Image.init()
+    try:  # (an MPO opens through the JPEG reader; HEIF only with pillow-heif: the registered ones)
+        with Image.open(path, formats=[f for f in UNTRUSTED_PICTURES if f in Image.OPEN]):
             return True
-    except Exception:  # noqa: BLE001 - whatever it is, it is not one of those pictures
+    except Image.DecompressionBombError:
+        return True  # (a picture all the same: refused by the photo reader, with its hint)
+    except (OSError, SyntaxError, ValueError, EOFError):  # (UnidentifiedImageError is an OSError)
         return False
 
 

@@ -98,8 +98,8 @@ class ServerConfig:
         if self.allowed_hosts is not None:
             # (a name with a port, "gpen.example:8443", is its name: Host is checked by name only;
             # kept whole it never matched, every request 403 listing that very name as allowed)
-            object.__setattr__(self, "allowed_hosts", tuple(
-                h if h == "*" else (split_host(h) or (_host_name(h), None))[0] for h in self.allowed_hosts))
+            object.__setattr__(self, "allowed_hosts", None if "*" in self.allowed_hosts else tuple(
+                (split_host(h) or (_host_name(h), None))[0] for h in self.allowed_hosts))  # ("*": any)
         origins = tuple(o if o == "*" else normal_origin(o) for o in self.allowed_origins)
         if None in origins:
             bad = [o for o, n in zip(self.allowed_origins, origins) if n is None]

@@ -74,7 +74,7 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
             log.warning("uploaded image: %s", m)
 
 
-def _cut_hint(data: bytes) -> str:
+def _cut_hint() -> str:
     """The hint for an image whose data does not decode: cut short, or sent with ``curl --data``
     (which leaves out the file's CR and LF bytes: a JPEG then fails as "truncated")."""
     return ("was the file copied whole? With curl, send it with --data-binary @FILE or -F file=@FILE: "
@@ -138,7 +138,7 @@ def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
     except Image.DecompressionBombError as e:  # header claims > 2x Pillow's global limit
         raise PayloadTooLargeError(f"image refused before decoding: {e}") from None
     except (OSError, SyntaxError, ValueError) as e:  # a recognised but truncated/corrupt header
-        raise InvalidInputError(f"cannot decode the image: {e}", hint=_cut_hint(data)) from None
+        raise InvalidInputError(f"cannot decode the image: {e}", hint=_cut_hint()) from None
     with im:
         fmt = _READABLE.get(str(im.format))
         if fmt is None:
@@ -177,7 +177,7 @@ def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
                 pixels = np.array(im.convert("RGB"))
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
             # Truncated or corrupt data: the header was fine, the pixels are not.
-            raise InvalidInputError(f"cannot decode the {im.format} image: {e}", hint=_cut_hint(data)) from None
+            raise InvalidInputError(f"cannot decode the {im.format} image: {e}", hint=_cut_hint()) from None
     grey = pixels.ndim == 2
     if icc is not None and not icc_describes(icc, grey=grey):
         icc = None  # a CMYK profile of a CMYK JPEG would mis-describe the RGB answer

@@ -250,9 +250,13 @@ class _JobNamed(logging.Filter):
         self.prefix = f"video job {job_id}: "
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if (record.threadName == "stream-gpen-jobs" or record.threadName.startswith(("decode:", "encode:"))) and \
+        thread = record.threadName or ""
+        if (thread == "stream-gpen-jobs" or thread.startswith(("decode:", "encode:"))) and \
                 not str(record.msg).startswith(("video job ", self.prefix)):
-            record.msg, record.args = self.prefix + record.getMessage(), ()
+            try:
+                record.msg, record.args = self.prefix + record.getMessage(), ()
+            except Exception:  # noqa: BLE001 - a malformed log call is the handler's to report, as it was
+                pass
         return True
 
 
