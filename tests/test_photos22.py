@@ -308,3 +308,17 @@ def test_a_quarter_turned_jpegs_tables_are_turned_too(tmp_path, enh, face):
         for k, t in a.quantization.items():
             assert list(b.quantization[k]) == [t[8 * c + r] for r in range(8) for c in range(8)]
         assert list(b.quantization[0]) != list(a.quantization[0])  # (the table is not symmetric)
+
+
+def test_a_multi_page_32bit_grey_tiffs_later_pages_are_scaled_as_its_first(tmp_path, face):
+    """review22: page 2 on went through the old reading (clipped at 65535: white)."""
+    import tifffile
+
+    from stream_gpen.io._image import _load, _load_page
+
+    a = (np.asarray(face.convert("L").resize((96, 64)), np.float64) / 255 * 4.0e9).astype(np.uint32)
+    src = tmp_path / "p.tif"
+    tifffile.imwrite(src, np.stack([a, a]), photometric="minisblack")
+    first = _load(src)[0]
+    second = _load_page(src, 1)[0]
+    assert np.abs(first.astype(int) - second.astype(int)).max() <= 1 and 40 < second.mean() < 220

@@ -1055,7 +1055,8 @@ def _load_page(path: Path, page: int, ifd: int | None = None) -> tuple[np.ndarra
             im.seek(page if ifd is None else ifd)
             im.load()  # (a WebP frame's duration is known once it is decoded)
             info = {"page": page, "duration": im.info.get("duration")}
-            bits = 16 if im.mode.startswith("I;16") else None
+            bits = 16 if im.mode.startswith("I;16") else (  # (a 32-bit grey TIFF's later pages too)
+                32 if im.mode == "I" and im.format == "TIFF" and _bits_per_sample(im, path) == 32 else None)
             rgb, alpha, grey = _pixels(_upright(im, _orientation(im, path), path), bits, signed=_signed(im))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
         raise NotMediaError(f"cannot read page {page + 1} of {path}: {e}") from e
