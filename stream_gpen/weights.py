@@ -268,18 +268,17 @@ def _damage(path: Path, *, deep: bool = False) -> tuple[str, bool] | None:
         size = f.seek(0, os.SEEK_END)
     if head.startswith(_ZIP_MAGIC):  # torch.save since PyTorch 1.6; the GPEN releases
         try:
-            with zipfile.ZipFile(path) as archive:  # reads the central directory at the end
-                archive.infolist()
+            archive = zipfile.ZipFile(path)  # reads the central directory at the end
         except (zipfile.BadZipFile, OSError, EOFError, ValueError):
             return f"a zip archive without its end: truncated at {size:,} bytes", True
-        if deep:
-            try:
-                with zipfile.ZipFile(path) as archive:
+        with archive:
+            if deep:
+                try:
                     bad = archive.testzip()
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
-                return f"a checkpoint archive with unreadable contents ({type(exc).__name__}: {exc})", False
-            if bad is not None:
-                return f"a checkpoint archive whose member {bad!r} fails its CRC-32 check (damaged bytes)", False
+                except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
+                    return f"a checkpoint archive with unreadable contents ({type(exc).__name__}: {exc})", False
+                if bad is not None:
+                    return f"a checkpoint archive whose member {bad!r} fails its CRC-32 check (damaged bytes)", False
         return None
     if _LEGACY_TORCH_MAGIC in head[:32]:
         # The pre-1.6 format (the RetinaFace files, ParseNet) has no directory: walked instead
@@ -332,11 +331,6 @@ class _Anything:
 
     def extend(self, items):
         pass
-
-
-def _head(path: Path, n: int = 8) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(n)
 
 
 def _legacy_damage(path: Path, size: int) -> tuple[str, bool] | None:
@@ -441,7 +435,7 @@ def check_file(wf: WeightFile, path: Path, *, deep: bool = False) -> VerifyResul
         damage = _damage(path, deep=deep)
         if damage is not None:
             return VerifyResult(wf, "damaged", path, damage[0])
-        crc = "; contents match their CRC-32" if deep and _head(path).startswith(_ZIP_MAGIC) else ""
+        crc = "; contents match their CRC-32" if deep and zipfile.is_zipfile(path) else ""
         return VerifyResult(wf, "unverified", path, "no published sha256" + (
             "; size matches" if wf.size is not None else "; size unknown too") + crc)
     digest = sha256_file(path)

@@ -144,3 +144,10 @@ def test_an_untrusted_photo_is_read_with_pillow_and_an_eps_named_png_is_not(tmp_
     eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n")
     with pytest.raises(NotMediaError):
         enh.enhance_file(eps, tmp_path / "e_out.png", untrusted=True)
+
+
+def test_untrusted_photos_and_the_servers_image_uploads_read_the_same_formats():
+    from stream_gpen.io._open import UNTRUSTED_PICTURES
+    from stream_gpen.server._imaging import _READABLE
+
+    assert set(UNTRUSTED_PICTURES) == set(_READABLE)

@@ -1141,7 +1141,7 @@ def _sub_ifds(exif: bytes | None) -> bool:
     try:
         e = Image.Exif()
         e.load(exif)
-        return any(tag in e for tag in (0x8769, 0x8825, 0xA005))
+        return any(tag in e for tag in _SUB_IFDS)
     except _EXIF_ERRORS:
         return False
 

@@ -73,7 +73,8 @@ def open_source(
 
 
 #: the picture formats an untrusted photo may be (Pillow's names): decoders that open no other file and
-#: run no other program (Pillow's EPS runs Ghostscript)
+#: run no other program (Pillow's EPS runs Ghostscript); the server's image endpoint reads these too
+#: (its answer format for each: ``server._imaging._READABLE``)
 UNTRUSTED_PICTURES = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO", "HEIF", "AVIF", "GIF")
 
 

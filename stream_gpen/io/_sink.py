@@ -1741,6 +1741,7 @@ class FileSink(_Sink):
         self.fixed_dts = 0  # encoder packets with an impossible dts, repaired before muxing
         self.packets_muxed = 0  # video packets in the file so far (an encoder holds frames back)
         self._bytes_muxed = 0  # ... and their bytes, against the file's size on disk (_check_room)
+        self._size_limit: int | None = None  # ulimit -f in bytes (0: none), read at the first check
         self._room_checked = time.monotonic()
         #: frames in the kept .partial output after an error (:meth:`salvage`), else None
         self.frames_kept: int | None = None
@@ -2811,8 +2812,10 @@ class FileSink(_Sink):
         except OSError:
             return
         pending = self._bytes_muxed - size  # in the muxer's buffers (avio's, a Matroska cluster), or refused
-        limit = _file_size_limit()
-        if limit is not None and self._bytes_muxed > limit:
+        if self._size_limit is None:
+            self._size_limit = _file_size_limit() or 0  # (read once a run: 0 = none)
+        limit = self._size_limit
+        if limit and self._bytes_muxed > limit:
             raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
         if pending <= _ROOM_SLACK:
             return
