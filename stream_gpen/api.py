@@ -818,13 +818,10 @@ class Enhancer:
                      skip_existing=skip_existing, compare=compare)
         if encoder not in ENCODER_MODES:  # before a folder walk or a model run, not at the first video
             raise InvalidInputError(f"encoder={encoder!r} is not one of {ENCODER_MODES}")
-        from stream_gpen.io._sink import _AUDIO_MODES, _ENCODERS
+        from stream_gpen.io._sink import check_codec_audio
 
         # (a folder's videos each failed on them, every one "skipped", and the run returned normally)
-        if codec != "auto" and codec not in _ENCODERS:
-            raise InvalidInputError(f"codec={codec!r} is not one of {('auto', *_ENCODERS)}")
-        if audio not in _AUDIO_MODES:
-            raise InvalidInputError(f"audio={audio!r} is not one of {_AUDIO_MODES}")
+        check_codec_audio(codec, audio)
         for name, value in (("quality", quality), ("crf", crf)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
                 raise InvalidInputError(f"{name} must be a whole number, got {value!r}")

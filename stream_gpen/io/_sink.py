@@ -1412,6 +1412,15 @@ Chroma = Literal["auto", "420"]
 CHROMA_MODES = ("auto", "420")
 
 
+def check_codec_audio(codec: str, audio: str) -> None:
+    """``codec`` is ``auto`` or one written here, ``audio`` one of the audio modes: checked by the
+    sink, and by ``enhance_file`` before a folder walk (each video of a folder failed on them)."""
+    if codec != "auto" and codec not in _ENCODERS:
+        raise InvalidInputError(f"codec={codec!r} is not one of {('auto', *_ENCODERS)}")
+    if audio not in _AUDIO_MODES:
+        raise InvalidInputError(f"audio={audio!r} is not one of {_AUDIO_MODES}")
+
+
 def check_chroma(chroma, codec: str = "auto") -> None:
     """``chroma`` is one of :data:`CHROMA_MODES`, and one the codec can write (ProRes has no 4:2:0)."""
     if chroma not in CHROMA_MODES:
@@ -1683,8 +1692,7 @@ class FileSink(_Sink):
         check_chroma(chroma, codec)
         #: "420": 4:2:2 / 4:4:4 sources are written 4:2:0, the chroma every player decodes
         self.chroma = chroma
-        if codec != "auto" and codec not in _ENCODERS:
-            raise InvalidInputError(f"codec={codec!r} is not one of {('auto', *_ENCODERS)}")
+        check_codec_audio(codec, audio)
         asked, codec = codec, resolve_codec(codec, target, None if is_url else source)
         chroma_note = None
         if self.chroma == "420" and codec == "prores":  # (chosen for a transparent source: ProRes 4444)
@@ -1700,8 +1708,6 @@ class FileSink(_Sink):
                           "with VP9")
             log.warning("%s", alpha_note)
             crf = preset = None
-        if audio not in _AUDIO_MODES:
-            raise InvalidInputError(f"audio={audio!r} is not one of {_AUDIO_MODES}")
         if odd_size not in ("pad", "crop"):
             raise InvalidInputError(f"odd_size={odd_size!r} is not one of ('pad', 'crop')")
         if encoder == "nvenc":  # option errors before the probe (which may take a moment with a GPU)

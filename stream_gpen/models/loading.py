@@ -172,18 +172,15 @@ def read_state_dict(
             "checkpoint — download it again or check the path"
         ) from None
 
-    for key in wrappers:
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
+    # ``wrappers`` first (any dict in them); then the names BasicSR / GFPGAN / CodeFormer and most
+    # training scripts keep the weights under, where one holds a dict of tensors (the family check
+    # comes after)
+    for key in dict.fromkeys(wrappers + _COMMON_WRAPPERS):
+        inner = obj.get(key) if isinstance(obj, dict) else None
+        if isinstance(inner, dict) and (key in wrappers or (
+                inner and all(isinstance(v, torch.Tensor) for v in inner.values()))):
+            obj = inner
             break
-    else:
-        # BasicSR / GFPGAN / CodeFormer and most training scripts keep the weights under one of
-        # these names: taken where it is a dict of tensors (the family check comes after)
-        for key in _COMMON_WRAPPERS:
-            inner = obj.get(key) if isinstance(obj, dict) else None
-            if isinstance(inner, dict) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
-                obj = inner
-                break
     if not isinstance(obj, dict) or not obj:
         wrapped = " or ".join(f"a dict with a {k!r} entry" for k in wrappers)
         raise CheckpointError(

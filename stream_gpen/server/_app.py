@@ -24,7 +24,7 @@ from stream_gpen.errors import (
     WeightsError,
 )
 from stream_gpen.server._config import ServerConfig
-from stream_gpen.server._imaging import MEDIA_TYPES, UnsupportedImageError, UnsupportedMediaTypeError
+from stream_gpen.server._imaging import MEDIA_TYPES, UnsupportedImageError, UnsupportedMediaTypeError, curl_hint
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,7 @@ _IMAGE_TYPES = ("image/", "application/octet-stream")
 # (an animated GIF is a video: image/gif is what clients label one with)
 _VIDEO_TYPES = ("video/", "image/gif", "application/octet-stream")
 _CHUNK = 1 << 16
-def _curl_hint(media: str) -> str:
-    """How to send a file with curl, for a route taking ``media`` (image/jpeg, video/mp4)."""
-    return (f"curl --data-binary @FILE -H 'Content-Type: {media}', or curl -F file=@FILE; "
-            "curl --data leaves out the file's newline bytes and labels it a form")
+
 #: the subprotocol /v1/live answers with when it is offered. Browsers cannot give a WebSocket
 #: headers, and a key in its URL (?key=) lands in proxies' access logs: the page offers this and
 #: "key.<base64url of the key>", read as the key and never echoed (a browser fails a connection
@@ -697,7 +694,7 @@ def create_app(
             # JPEG failed as "truncated" and a PNG as no image); and a body with no type at all
             raise (UnsupportedImageError if "image/" in allowed else UnsupportedMediaTypeError)(
                 f"unsupported content type {ctype or '(none)'!r}: send the file's bytes with its type, or as a "
-                f"multipart form", hint=_curl_hint("image/jpeg" if "image/" in allowed else "video/mp4"))
+                f"multipart form", hint=curl_hint("image/jpeg" if "image/" in allowed else "video/mp4"))
         if not ctype.startswith(allowed):
             # (a video route's refusal named an image error)
             elsewhere = (" (a video: POST it to /v1/videos)" if "image/" in allowed and ctype.startswith("video/")

@@ -74,11 +74,17 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
             log.warning("uploaded image: %s", m)
 
 
+def curl_hint(media: str | None = None) -> str:
+    """How to send a file with curl (``media``: the Content-Type to name): ``curl --data`` leaves out
+    the file's CR and LF bytes (a JPEG then fails as "truncated") and labels it a form."""
+    typed = f" -H 'Content-Type: {media}'" if media else ""
+    return (f"send it with curl --data-binary @FILE{typed}, or curl -F file=@FILE; curl --data leaves out the "
+            "file's newline bytes and labels it a form")
+
+
 def _cut_hint() -> str:
-    """The hint for an image whose data does not decode: cut short, or sent with ``curl --data``
-    (which leaves out the file's CR and LF bytes: a JPEG then fails as "truncated")."""
-    return ("was the file copied whole? With curl, send it with --data-binary @FILE or -F file=@FILE: "
-            "curl --data leaves out its newline bytes")
+    """The hint for an image whose data does not decode: cut short, or sent with ``curl --data``."""
+    return "was the file copied whole? " + curl_hint()
 
 
 def _unidentified(data: bytes) -> str:
