@@ -19,7 +19,7 @@ def det(mobilenet_weights):
 
 @pytest.fixture(scope="module")
 def tiles(shared):
-    """The shared aligned face crops tiled 3x2 at 160 px (480x320): at both (400, 480) scales
+    """The shared aligned face crops tiled 3x2 at 160 px (480x320): at both (360, 480) scales
     every face is in the band both answer for (40-256 network px)."""
     paths = sorted((shared / "data/faces/aligned").glob("*.png"))[:6]
     img = np.full((320, 480, 3), 120, np.uint8)
@@ -50,23 +50,23 @@ def test_pyramid_checks_each_kept_face_once(det, tiles, monkeypatch):
     """Each scale ran the landmark check (a second network call) on its own faces: a face both
     scales see was scored twice, and faces the merge drops were scored too (1080p crowd: 383
     scored for 192 kept, ~19% of the run). Now the merged faces are scored, each once."""
-    for size in (400, 480):  # both scales find all six faces
+    for size in (360, 480):  # both scales find all six faces
         assert len(det.detect([tiles], long_side=size)[0]) == 6
     seen = _scored(det, monkeypatch)
     before = det.implausible
-    got = det.detect_pyramid([tiles], (400, 480))[0]
+    got = det.detect_pyramid([tiles], (360, 480))[0]
     assert len(got) == 6 and det.implausible == before
     assert len(seen) == 1 and len(seen[0]) == 6
     # the same faces as with no check at all (all six are upright)
     det.check_landmarks = False
     try:
-        plain = det.detect_pyramid([tiles], (400, 480))[0]
+        plain = det.detect_pyramid([tiles], (360, 480))[0]
     finally:
         det.check_landmarks = True
     assert torch.equal(got.boxes, plain.boxes) and torch.equal(got.landmarks, plain.landmarks)
     # a probe region: checked once too, in frame pixels
     seen.clear()
-    r = det.detect_pyramid([tiles], (400, 480), region=(0, 0, 480, 320))[0]
+    r = det.detect_pyramid([tiles], (360, 480), region=(0, 0, 480, 320))[0]
     assert len(r) == 6 and sum(len(s) for s in seen) == 6
 
 
@@ -75,13 +75,13 @@ def test_pyramid_keeps_the_other_scales_copy_of_a_face_that_fails(det, tiles, mo
     kept, as when each scale checked its own faces; the dropped one is counted and recorded once."""
     det.check_landmarks = False
     try:
-        plain = det.detect_pyramid([tiles], (400, 480))[0]
+        plain = det.detect_pyramid([tiles], (360, 480))[0]
     finally:
         det.check_landmarks = True
     seen = _scored(det, monkeypatch, bad=plain.landmarks[0])
     det.dropped_boxes.clear()
     before = det.implausible
-    got = det.detect_pyramid([tiles], (400, 480))[0]
+    got = det.detect_pyramid([tiles], (360, 480))[0]
     assert det.implausible - before == 1 and len(det.dropped_boxes) == 1
     assert torch.equal(det.dropped_boxes[0], plain.boxes[:1])
     assert len(got) == 6 and not (got.landmarks == plain.landmarks[0]).flatten(1).all(1).any()
