@@ -305,7 +305,9 @@ def _foreign(scope, config: ServerConfig) -> ForbiddenRequestError | None:
 
     headers = {k.lower(): v for k, v in scope.get("headers") or []}
     host = headers.get(b"host", b"").decode("latin-1")
-    if config.allowed_hosts is not None:
+    # no Host at all is an HTTP/1.0 client (a load balancer's health probe), never a browser: a
+    # page a rebound name served always sends one (server23: HAProxy's probe got 403)
+    if config.allowed_hosts is not None and b"host" in headers:
         name = split_host(host)
         if name is None or name[0] not in config.allowed_hosts:
             return ForbiddenRequestError(

@@ -86,6 +86,12 @@ class ServerConfig:
 
         for name in ("max_upload_bytes", "max_video_bytes", "max_pixels", "max_batch", "max_queue", "max_jobs"):
             positive(name)
+        if self.max_pixels > pillow_pixel_limit():
+            # (Pillow refuses larger images whatever this says: a 400 MP upload under a 500e6 limit
+            # got 413 naming Pillow's limit, server23)
+            raise InvalidInputError(
+                f"max_pixels (--max-pixels) must be at most {pillow_pixel_limit()}, got {self.max_pixels!r}: "
+                "Pillow, which decodes the images, refuses larger ones as decompression bombs")
         positive("batch_wait_ms", float, zero_ok=True)
         if self.batch_wait_ms > 60_000:  # (1e13 overflowed the batcher's wait: every image request 503)
             raise InvalidInputError(f"batch_wait_ms must be at most 60000 (a minute), got {self.batch_wait_ms!r}")
@@ -186,6 +192,15 @@ def same_origin(origin: str, host: str) -> bool:
 
 #: the raw RGBA live frame every server takes whatever ``max_upload_bytes`` says: 4K (3840x2160)
 LIVE_RAW_PIXELS = 3840 * 2160
+
+
+def pillow_pixel_limit() -> int:
+    """The most pixels Pillow opens (twice ``Image.MAX_IMAGE_PIXELS``: over it, ``Image.open`` raises
+    ``DecompressionBombError``; ``None`` there: no limit)."""
+    from PIL import Image
+
+    m = Image.MAX_IMAGE_PIXELS
+    return 2 * int(m) if m else 1 << 62
 
 
 def live_message_limit(config: ServerConfig) -> int:

@@ -115,7 +115,8 @@ def add_serve(subparsers, parents=()) -> None:
                    "jobs live in its memory, so a restart ends them all")
     s.add_argument("--work-dir", default=None, type=_named,
                    help="where uploads and results live while the server runs (a fast disk with room for "
-                   "--max-jobs videos); its job folders are removed at exit (default: a temporary folder, "
+                   "--max-jobs uploads and results, and for every result finished within --job-ttl: those are not "
+                   "counted in --max-jobs); its job folders are removed at exit (default: a temporary folder, "
                    "removed whole, or by the next server if this one is killed)")
     # explicit, never from X-Forwarded-Prefix: a header any client can send would point the
     # page's, /docs' and the job links wherever it names
@@ -216,6 +217,9 @@ def _run_serve(args: argparse.Namespace) -> int:
     server = _server_class()(uvicorn.Config(
         app, host=args.host, port=args.port, log_level="warning", root_path=root,
         ws_max_size=live_message_limit(config),
+        # live frames are JPEG or raw pixels: deflating a 1080p RGBA answer took ~1 s on the event
+        # loop, every request stalled meanwhile (server23), and a JPEG does not shrink
+        ws_per_message_deflate=False,
         timeout_graceful_shutdown=10,
     ))
     try:

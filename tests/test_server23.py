@@ -1,0 +1,110 @@
+"""Session 23 (server23): what `serve` got wrong for real clients."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import zlib
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("websockets")
+
+from stream_gpen.errors import InvalidInputError  # noqa: E402
+from stream_gpen.server import ServerConfig  # noqa: E402
+from test_server import KEY, FakeEnhancer, client_for, real_server  # noqa: E402
+
+
+def _serve_config(monkeypatch, argv):
+    """The uvicorn.Config `serve` builds (the model and the port check stubbed out)."""
+    import stream_gpen.commands as commands
+    import stream_gpen.server.cli as server_cli
+    from stream_gpen.cli import build_parser
+
+    seen = {}
+
+    class Server:
+        started = True
+
+        def __init__(self, config) -> None:
+            seen["config"] = config
+
+        def run(self) -> None:
+            pass
+
+    monkeypatch.setattr(commands, "_make_enhancer", lambda args: FakeEnhancer())
+    monkeypatch.setattr(server_cli, "_check_port", lambda host, port: None)
+    monkeypatch.setattr(server_cli, "_server_class", lambda: Server)
+    assert server_cli._run_serve(build_parser().parse_args(["serve", "--device", "cpu", *argv])) == 0
+    return seen["config"]
+
+
+# --- 1. live frames are not deflated on the event loop ------------------------------------------------
+def test_live_socket_agrees_no_compression(monkeypatch):
+    """uvicorn's default permessage-deflate was agreed with every browser: each 1080p RGBA answer
+    was deflated on the event loop (~1 s here), stalling every other request (/healthz 0.9-1.2 s),
+    and a JPEG answer grew. `serve` turns it off: a client offering it gets no extension."""
+    from websockets.sync.client import connect
+
+    config = _serve_config(monkeypatch, ["--api-key", "k3y"])
+    assert config.ws_per_message_deflate is False
+    with client_for(FakeEnhancer()) as c, real_server(
+            c.app, ws_per_message_deflate=config.ws_per_message_deflate) as (host, port):
+        with connect(f"ws://{host}:{port}/v1/live", additional_headers=KEY, compression="deflate") as ws:
+            assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+
+
+# --- 2. --max-pixels over what Pillow opens -------------------------------------------------------------
+def _png_header(w: int, h: int) -> bytes:
+    """A PNG that claims ``w x h`` (Pillow reads the header before any pixel)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+def test_max_pixels_over_pillows_limit_is_refused_at_start(monkeypatch, capsys):
+    """`--max-pixels 500e6` was taken, then a 400 MP image got 413 quoting Pillow's own limit
+    (178956970): the option could never be honoured. Now refused at start, and the 413 names both."""
+    from stream_gpen.cli import main
+
+    with pytest.raises(InvalidInputError, match="at most 178956970"):
+        ServerConfig(max_pixels=500_000_000)
+    ServerConfig(max_pixels=178956970)
+    assert main(["serve", "--device", "cpu", "--max-pixels", "500e6"]) == 2
+    assert "at most 178956970" in capsys.readouterr().err
+    with client_for(FakeEnhancer(), max_pixels=100_000_000) as c:
+        r = c.post("/v1/images:enhance", content=_png_header(20000, 20000),
+                   headers={**KEY, "Content-Type": "image/png"})
+        assert r.status_code == 413
+        assert "178956970" in r.json()["detail"] and "100000000 (--max-pixels)" in r.json()["detail"]
+
+
+# --- 3. an HTTP/1.0 probe without Host -------------------------------------------------------------------
+def test_a_request_without_host_passes_the_loopback_name_check():
+    """HAProxy's default `option httpchk` (HTTP/1.0, no Host) got 403 from a loopback server:
+    no Host cannot be a rebound name (browsers always send one). Another name is still refused."""
+    from stream_gpen.server._config import LOOPBACK_NAMES
+
+    with client_for(FakeEnhancer(), allowed_hosts=LOOPBACK_NAMES) as c, real_server(c.app) as (host, port):
+        def ask(head: bytes) -> bytes:
+            with socket.create_connection((host, port), timeout=10) as s:
+                s.sendall(head)
+                out = b""
+                while chunk := s.recv(65536):
+                    out += chunk
+            return out
+
+        assert ask(b"GET /healthz HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 200")
+        assert ask(b"GET /healthz HTTP/1.0\r\nHost: evil.example\r\n\r\n").startswith(b"HTTP/1.1 403")
+
+
+# --- 4. the --work-dir help says what it holds ----------------------------------------------------------
+def test_work_dir_help_says_finished_results_are_not_counted(capsys):
+    from stream_gpen.cli import main
+
+    assert main(["serve", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "every result finished within --job- ttl" in text or "every result finished within --job-ttl" in text
