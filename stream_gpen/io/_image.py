@@ -748,21 +748,44 @@ def _turned_gain_map(gain: bytes, orientation: int) -> bytes:
 
 
 def _webp_is_lossless(path: Path) -> bool:
-    """True if the WebP's image chunk is VP8L (lossless); Pillow does not say."""
+    """True if the WebP's pictures are VP8L (lossless); Pillow does not say. An animation keeps
+    each frame's bitstream inside its ANMF chunk (after the frame's 16-byte header and any ALPH
+    chunk), not at the top level: a lossless 2-frame animation read as lossy was rewritten lossy
+    (105 KB -> 34 KB). An animation is lossless when every frame is (a mixed one, gif2webp's
+    ``-mixed``, is written lossy as before)."""
     try:
         with open(path, "rb") as f:
             if f.read(12)[8:12] != b"WEBP":
                 return False
+            frames = 0
             while True:  # RIFF chunks: fourcc, little-endian size, payload padded to even
                 head = f.read(8)
                 if len(head) < 8:
-                    return False
+                    return frames > 0
+                size = int.from_bytes(head[4:], "little")
                 if head[:4] in (b"VP8L", b"VP8 "):
                     return head[:4] == b"VP8L"
-                size = int.from_bytes(head[4:], "little")
+                if head[:4] == b"ANMF":
+                    payload = f.read(size + (size & 1))
+                    if _anmf_bitstream(payload) != b"VP8L":
+                        return False
+                    frames += 1
+                    continue
                 f.seek(size + (size & 1), 1)
     except OSError:
         return False
+
+
+def _anmf_bitstream(payload: bytes) -> bytes | None:
+    """The fourcc of the image bitstream (``VP8L`` or ``VP8 ``) in an ANMF chunk's payload: its
+    sub-chunks follow the 16-byte frame header, an ALPH (a lossy frame's alpha) first if any."""
+    i = 16
+    while i + 8 <= len(payload):
+        kind, size = payload[i : i + 4], int.from_bytes(payload[i + 4 : i + 8], "little")
+        if kind in (b"VP8L", b"VP8 "):
+            return kind
+        i += 8 + size + (size & 1)
+    return None
 
 
 def tiff_pages(im) -> tuple[list[int], list[tuple[int, tuple[int, int], tuple[int, int]]]]:

@@ -1,0 +1,37 @@
+"""Session 23 (photos23): a lossless animated WebP stays lossless, a BigTIFF keeps its text tags,
+a damaged multi-page TIFF, a JPEG without its EOI, an APNG with a cover image, a PNG with a bad
+ancillary CRC, and a kept half-written file's mode."""
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def _webp_chunks(path) -> list[str]:
+    """The top-level RIFF chunks of a WebP, an ANMF named with its frame's bitstream."""
+    d, i, out = path.read_bytes(), 12, []
+    while i < len(d):
+        kind, n = d[i : i + 4], struct.unpack("<I", d[i + 4 : i + 8])[0]
+        out.append(kind.decode() + (f"[{d[i + 24 : i + 28].decode()}]" if kind == b"ANMF" else ""))
+        i += 8 + n + (n & 1)
+    return out
+
+
+def test_a_lossless_animated_webp_stays_lossless(tmp_path, enh, face):
+    """photos23 #1: a 2-frame lossless WebP animation came back lossy (105 KB -> 34 KB): the
+    lossless check looked for a top-level VP8L chunk, and an animation keeps each frame's inside
+    its ANMF chunk."""
+    src = tmp_path / "anim.webp"
+    face.save(src, save_all=True, append_images=[face.transpose(Image.Transpose.FLIP_LEFT_RIGHT)], lossless=True,
+              duration=150)
+    assert _webp_chunks(src).count("ANMF[VP8L]") == 2
+    enh.enhance_file(src, tmp_path / "o.webp")
+    assert _webp_chunks(tmp_path / "o.webp").count("ANMF[VP8L]") == 2
+    lossy = tmp_path / "lossy.webp"  # (a lossy animation stays lossy)
+    face.save(lossy, save_all=True, append_images=[face], quality=80, duration=150)
+    from stream_gpen.io._image import _webp_is_lossless
+
+    assert _webp_is_lossless(src) and not _webp_is_lossless(lossy)
