@@ -35,3 +35,22 @@ def test_a_lossless_animated_webp_stays_lossless(tmp_path, enh, face):
     from stream_gpen.io._image import _webp_is_lossless
 
     assert _webp_is_lossless(src) and not _webp_is_lossless(lossy)
+
+
+def test_a_bigtiff_keeps_its_text_tags(tmp_path, enh, face, caplog):
+    """photos23 #2: a BigTIFF lost Artist, Copyright, DateTime, ImageDescription and Software,
+    with "its EXIF block could not be read ... unpack requires a buffer of 8 bytes": Pillow
+    serialised its tags behind a BigTIFF header its own reader cannot parse."""
+    import tifffile
+
+    src = tmp_path / "big.tif"
+    tifffile.imwrite(src, np.asarray(face), bigtiff=True, photometric="rgb", description="My caption",
+                     software="Scanner 1.0", metadata=None,
+                     extratags=[(315, "s", 0, "Artist Name", True), (33432, "s", 0, "(c) Me", True),
+                                (306, "s", 0, "2020:01:01 10:00:00", True)])
+    want = {270: "My caption", 305: "Scanner 1.0", 306: "2020:01:01 10:00:00", 315: "Artist Name", 33432: "(c) Me"}
+    for out in ("o.tif", "o.jpg"):
+        enh.enhance_file(src, tmp_path / out)
+        with Image.open(tmp_path / out) as im:
+            assert {t: v for t, v in im.getexif().items() if t in want} == want, out
+    assert "could not be read" not in caplog.text

@@ -564,7 +564,14 @@ def carried_exif(im, path) -> tuple[bytes | None, list[int]]:
         from PIL import Image
 
         exif = Image.Exif()
-        exif.load(own.tobytes())
+        # (a BigTIFF's: Pillow serialises it behind a BigTIFF header that its own reader cannot
+        # parse, "unpack requires a buffer of 8 bytes", and Artist, Copyright, DateTime,
+        # ImageDescription and Software were lost; the block written is a classic one anyway)
+        big, own.bigtiff = own.bigtiff, False
+        try:
+            exif.load(own.tobytes())
+        finally:
+            own.bigtiff = big
     except _EXIF_ERRORS as e:
         log.warning("%s: its EXIF block could not be read and is not carried over: %s", path, e)
         return None, []
