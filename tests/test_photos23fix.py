@@ -4,6 +4,7 @@ ancillary CRC, and a kept half-written file's mode."""
 from __future__ import annotations
 
 import struct
+import warnings
 
 import numpy as np
 import pytest
@@ -54,3 +55,33 @@ def test_a_bigtiff_keeps_its_text_tags(tmp_path, enh, face, caplog):
         with Image.open(tmp_path / out) as im:
             assert {t: v for t, v in im.getexif().items() if t in want} == want, out
     assert "could not be read" not in caplog.text
+
+
+def _cut_album(tmp_path, face):
+    album = tmp_path / "album.tif"
+    face.save(album, save_all=True, append_images=[face.transpose(Image.Transpose.FLIP_LEFT_RIGHT), face],
+              compression="tiff_lzw")
+    data = album.read_bytes()
+    cut = tmp_path / "lib" / "cut.tif"
+    cut.parent.mkdir()
+    cut.write_bytes(data[: int(len(data) * 0.8)])
+    return cut
+
+
+def test_a_cut_multi_page_tiff_is_a_damaged_file_not_an_internal_error(tmp_path, enh, face):
+    """photos23 #3: a 3-page LZW TIFF cut at 80% ended in "internal error ... please report it"
+    (exit 1): Pillow's page count raised TypeError "Missing dimensions" for the cut-off IFD."""
+    from stream_gpen.errors import InvalidInputError, NotMediaError
+    from stream_gpen.io._image import _load
+    from stream_gpen.server._imaging import _decode_image
+
+    cut = _cut_album(tmp_path, face)
+    with pytest.raises(NotMediaError, match="page 3 is damaged or cut off"):
+        _load(cut)
+    with pytest.raises(InvalidInputError, match="page 3 is damaged or cut off"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (Pillow's "Corrupt EXIF data" of the cut IFD)
+        _decode_image(cut.read_bytes(), max_pixels=10**8)  # (the server: a 400, not a 500)
+    face.save(cut.parent / "ok.png")
+    s = enh.enhance_file(cut.parent, tmp_path / "out")  # a folder goes on, the file skipped and listed
+    assert (tmp_path / "out" / "ok.png").exists() and not (tmp_path / "out" / "cut.tif").exists()
+    assert any("page 3 is damaged" in k for k in s.skipped)

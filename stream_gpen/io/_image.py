@@ -795,6 +795,18 @@ def _anmf_bitstream(payload: bytes) -> bytes | None:
     return None
 
 
+def frame_count(im) -> int:
+    """Pillow's ``n_frames`` of an open picture (1 for a one-picture format). A multi-page file
+    whose later IFD is cut off or damaged is a ``ValueError`` naming the page, as the other
+    damaged files are: Pillow raised TypeError "Missing dimensions" for a 3-page LZW TIFF cut at
+    80%, which ended the run as an internal error ("please report it", exit 1)."""
+    try:
+        return getattr(im, "n_frames", 1)
+    except (TypeError, KeyError, EOFError, struct.error) as e:
+        raise ValueError(f"page {im.tell() + 1} is damaged or cut off ({e}): the file was probably not copied "
+                         "whole") from e
+
+
 def tiff_pages(im) -> tuple[list[int], list[tuple[int, tuple[int, int], tuple[int, int]]]]:
     """(the IFDs of an open TIFF's full-resolution pages, its reduced-resolution previews as
     (page they follow, their size, that page's size, both as stored)); every frame a page, and no
@@ -804,7 +816,7 @@ def tiff_pages(im) -> tuple[list[int], list[tuple[int, tuple[int, int], tuple[in
     NewSubfileType bit 0 (OldSubfileType 2): it is the same picture again, not a page of its own,
     so it is neither counted nor restored as one. (Pillow does not follow SubIFDs, where
     pyramid writers keep theirs.) A file with no full-resolution IFD at all keeps every IFD a page."""
-    n = getattr(im, "n_frames", 1)
+    n = frame_count(im)
     if im.format != "TIFF" or n == 1:
         return list(range(n)), []
     here = im.tell()

@@ -127,7 +127,7 @@ def _video_kind(data: bytes) -> str | None:
 def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
     from PIL import Image, UnidentifiedImageError
 
-    from stream_gpen.io._image import _orientation, _upright, icc_describes, tiff_pages
+    from stream_gpen.io._image import _orientation, _upright, frame_count, icc_describes, tiff_pages
 
     if not data:
         raise InvalidInputError("empty request body: send an image (JPEG, PNG, WebP, AVIF, HEIC, TIFF, BMP or GIF)")
@@ -151,7 +151,10 @@ def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
         if fmt is None:
             raise UnsupportedImageError(
                 f"unsupported image type {im.format!r}; allowed: {', '.join(sorted(set(_READABLE) - {'MPO'}))}")
-        frames = getattr(im, "n_frames", 1) if im.format in _MULTI_FRAME else 1
+        try:
+            frames = frame_count(im) if im.format in _MULTI_FRAME else 1
+        except ValueError as e:  # (a damaged later page: the same as damaged pixels)
+            raise InvalidInputError(f"cannot decode the {im.format} image: {e}", hint=_cut_hint()) from None
         if frames > 1 and im.format == "TIFF":
             # a TIFF's reduced-resolution previews (scanners, cameras, editors) are not pages
             pages, _ = tiff_pages(im)
