@@ -85,3 +85,38 @@ def test_a_cut_multi_page_tiff_is_a_damaged_file_not_an_internal_error(tmp_path,
     s = enh.enhance_file(cut.parent, tmp_path / "out")  # a folder goes on, the file skipped and listed
     assert (tmp_path / "out" / "ok.png").exists() and not (tmp_path / "out" / "cut.tif").exists()
     assert any("page 3 is damaged" in k for k in s.skipped)
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_a_jpeg_missing_only_its_end_marker_is_read_and_a_cut_one_refused(tmp_path, face, progressive):
+    """photos23 #4: a whole JPEG without its final EOI marker (the last 2 bytes cut) was refused,
+    "image file is truncated (1 bytes not processed)", though it decodes pixel for pixel as the
+    original. It is read now, said; one whose scan data is cut short too is still refused."""
+    from stream_gpen.errors import NotMediaError
+    from stream_gpen.io._image import _load
+
+    whole = tmp_path / "whole.jpg"
+    face.resize((320, 240)).save(whole, quality=95, progressive=progressive)
+    data = whole.read_bytes()
+    (tmp_path / "noeoi.jpg").write_bytes(data[:-2])
+    notes: list[str] = []
+    rgb, *_ = _load(tmp_path / "noeoi.jpg", notes)
+    assert np.array_equal(rgb, _load(whole)[0])
+    assert any("JPEG end marker (the last 2 bytes) is missing" in n for n in notes)
+    for cut in (-6, -40, int(len(data) * 0.8)):
+        (tmp_path / "cut.jpg").write_bytes(data[:cut])
+        with pytest.raises(NotMediaError, match="truncated|broken"):
+            _load(tmp_path / "cut.jpg")
+
+
+def test_a_faceless_jpeg_missing_its_end_marker_is_written_whole(tmp_path, enh, monkeypatch):
+    """photos23 #4: a photo without a face is copied byte for byte; one read with its missing
+    EOI put back would have been copied without it, as damaged as it came."""
+    from stream_gpen.io._image import ImageSink
+
+    monkeypatch.setattr(ImageSink, "copy_unchanged", True)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (64, 96, 3), np.uint8)).save(tmp_path / "a.jpg", quality=90)
+    (tmp_path / "cut.jpg").write_bytes((tmp_path / "a.jpg").read_bytes()[:-2])
+    enh.enhance_file(tmp_path / "cut.jpg", tmp_path / "o.jpg")
+    assert (tmp_path / "o.jpg").read_bytes()[-2:] == b"\xff\xd9"

@@ -872,11 +872,53 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
             log.warning("%s: %s", path, w)
 
 
+def _eoi_restored(path: Path):
+    """A JPEG that is whole but for its final EOI marker, as a file object with the marker put
+    back; None for any other file (read as it is). Pillow refused one ("image file is truncated
+    (1 bytes not processed)") that it decodes pixel for pixel as the original with the 2 bytes
+    back. One whose scan data is cut short too stays refused: decoded with the marker right
+    after its data and again with filler bytes before it, its last blocks differ (the filler is
+    read as picture data), where a whole scan stops before the filler (libjpeg skips it)."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as f:
+            if f.read(3) != b"\xff\xd8\xff":
+                return None
+            f.seek(-2, 2)
+            if f.read(2) == b"\xff\xd9":
+                return None
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if _jpeg_end(data) is not None:  # (an EOI inside: a motion photo's video or camera data after it)
+        return None
+    pictures = []
+    try:
+        for filler in (b"", b"\xa5" * 16):
+            with Image.open(io.BytesIO(data + filler + b"\xff\xd9")) as im:
+                im.load()
+                pictures.append(np.asarray(im))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+    if not np.array_equal(*pictures):
+        return None
+    return io.BytesIO(data + b"\xff\xd9")
+
+
 def _load_checked(path: Path, notes: list[str] | None):
     from PIL import Image, UnidentifiedImageError
 
+    eoi = _eoi_restored(path)
+    if eoi is not None:
+        msg = f"{path}: its JPEG end marker (the last 2 bytes) is missing; the picture before it is whole and is read"
+        log.warning(msg)
+        if notes is not None:
+            notes.append(msg)
     try:
-        with Image.open(path) as im:
+        with Image.open(eoi or path) as im:
             ifds, previews = tiff_pages(im)
             frames = len(ifds)
             if im.format == "HEIF" and im.tell():
@@ -892,6 +934,8 @@ def _load_checked(path: Path, notes: list[str] | None):
                 if nclx and not im.info.get("nclx_profile"):
                     im.info["nclx_profile"] = nclx
             image_info = read_image_info(im, path)
+            if eoi is not None:
+                image_info["eoi_added"] = True  # (not copied as it is when no face is found: encoded whole)
             msg = None
             if frames > 1 and "gain_map" in image_info:
                 # phones' Ultra HDR JPEG: the gain map goes back into JPEG output (the sink says
@@ -1989,8 +2033,9 @@ class ImageSink(_Sink):
                 or info.get("format") != fmt or frame.alpha is not None and path.suffix.lower() not in _ALPHA_EXTS):
             return None
         # written as the loader said it would be: upright (EXIF/XMP orientation applied), RGB from
-        # CMYK, 8-bit where its deep pixels could not be read; the copy would be none of those
-        if (info.get("orientation", 1) != 1 or info.get("mode") == "CMYK"
+        # CMYK, 8-bit where its deep pixels could not be read, a JPEG's missing end marker put
+        # back; the copy would be none of those
+        if (info.get("orientation", 1) != 1 or info.get("mode") == "CMYK" or info.get("eoi_added")
                 or int(info.get("bits", 8)) > 8 and frame.hi is None):
             return None
         source = Path(source)
