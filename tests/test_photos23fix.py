@@ -120,3 +120,51 @@ def test_a_faceless_jpeg_missing_its_end_marker_is_written_whole(tmp_path, enh, 
     (tmp_path / "cut.jpg").write_bytes((tmp_path / "a.jpg").read_bytes()[:-2])
     enh.enhance_file(tmp_path / "cut.jpg", tmp_path / "o.jpg")
     assert (tmp_path / "o.jpg").read_bytes()[-2:] == b"\xff\xd9"
+
+
+def _png_chunks(path) -> list:
+    """An APNG's chunk order: acTL with its frame count, and runs of fcTL / IDAT."""
+    d, i, out = path.read_bytes(), 8, []
+    while i < len(d):
+        n, kind = struct.unpack(">I4s", d[i : i + 8])
+        if kind == b"acTL":
+            out.append(("acTL", struct.unpack(">I", d[i + 8 : i + 12])[0]))
+        elif kind in (b"fcTL", b"IDAT") and (not out or out[-1] != kind.decode()):
+            out.append(kind.decode())
+        i += 12 + n
+    return out
+
+
+def test_an_apng_cover_image_stays_the_cover(tmp_path, mobilenet_weights, shared):
+    """photos23 #5: an APNG whose default image is not part of its animation (IDAT before the
+    first fcTL) came back with that image as an extra animation frame (acTL 2 -> 3 frames). It
+    is restored (it may hold faces) and written back as the cover; WebP has no place for one."""
+    from stream_gpen import Enhancer
+    from tests._doubles import SolidRestorer
+
+    enh = Enhancer(SolidRestorer(), device="cpu", detector_weights=mobilenet_weights, progress=False)
+    face = Image.open(shared / "data/faces/whole/codeformer_whole_04.jpg").convert("RGB")
+    flipped = face.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    red = face.copy()
+    red.paste((255, 0, 0), (10, 10, 60, 60))
+    src = tmp_path / "a.png"
+    face.save(src, save_all=True, append_images=[red, flipped], default_image=True, duration=[200, 300], loop=2)
+    assert _png_chunks(src) == [("acTL", 2), "IDAT", "fcTL"]
+    s = enh.enhance_file(src, tmp_path / "o.png")
+    assert _png_chunks(tmp_path / "o.png") == [("acTL", 2), "IDAT", "fcTL"]
+    with Image.open(tmp_path / "o.png") as im:
+        assert im.info.get("default_image") and im.info["loop"] == 2 and im.n_frames == 3
+        got = []
+        for k in range(3):
+            im.seek(k)
+            im.load()
+            got.append((im.info.get("duration"), np.asarray(im.convert("RGB"))))
+    assert [d for d, _ in got] == [None, 200, 300]
+    white = (got[0][1].min(axis=2) == 255).sum() - (np.asarray(face).min(axis=2) == 255).sum()
+    assert white > 500 and s.frames_out == 3  # (the cover's face restored: SolidRestorer paints it white)
+    assert (got[1][1][30, 30] == (255, 0, 0)).all()  # (the first animation frame is the red one)
+    s = enh.enhance_file(src, tmp_path / "o.webp")
+    with Image.open(tmp_path / "o.webp") as im:
+        assert im.n_frames == 2 and s.frames_out == 2
+        assert np.abs(np.asarray(im.convert("RGB"))[30, 30].astype(int) - (255, 0, 0)).max() <= 8
+    assert any("cover picture of animated PNGs" in f for f in s.fallbacks)

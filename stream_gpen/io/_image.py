@@ -954,6 +954,11 @@ def _load_checked(path: Path, notes: list[str] | None):
                     image_info["ifds"] = ifds  # (the pages' IFDs, previews left out)
                 if im.info.get("loop") is not None:
                     image_info["loop"] = im.info["loop"]
+                if im.format == "PNG" and im.info.get("default_image"):
+                    # an APNG whose first picture (IDAT before the first fcTL) is its cover, shown
+                    # where animation is not, and no frame of the animation: restored as a page (it
+                    # may hold faces) and written back as the cover (it came back as an extra frame)
+                    image_info["default_image"] = True
                 log.info("%s: %d %s, each restored", path, frames, "pages" if im.format == "TIFF" else "frames")
             if previews:
                 # written again, from the restored pages, by a TIFF sink (see ImageSink.write)
@@ -1940,7 +1945,20 @@ class ImageSink(_Sink):
         if pages > 1 and fmt in _MULTI_PAGE:
             kwargs.update(save_all=True, append_images=rest)
             if fmt not in ("TIFF", "HEIF"):  # an animation keeps each frame's time on screen and its loop count
-                kwargs["duration"] = [d or 100 for d in [info.get("duration")] + [d for _, d in held[1:]]]
+                durations = [d or 100 for d in [info.get("duration")] + [d for _, d in held[1:]]]
+                if info.get("default_image") and rest:
+                    # an APNG's cover picture: written as the cover again in PNG (the durations are
+                    # the animation's frames'); WebP and AVIF have no place for one
+                    durations = durations[1:]
+                    if fmt == "PNG":
+                        kwargs["default_image"] = True
+                    else:
+                        self._note(f"the cover picture of animated PNGs (shown where animation is not; no frame of "
+                                   f"the animation) was left out: {fmt} has no place for it (write .png to keep "
+                                   "it)", path)
+                        im, rest, pages = rest[0], rest[1:], pages - 1
+                        kwargs["append_images"] = rest
+                kwargs["duration"] = durations
                 if info.get("loop") is not None:
                     kwargs["loop"] = info["loop"]
         hi = frame.hi
