@@ -168,3 +168,26 @@ def test_an_apng_cover_image_stays_the_cover(tmp_path, mobilenet_weights, shared
         assert im.n_frames == 2 and s.frames_out == 2
         assert np.abs(np.asarray(im.convert("RGB"))[30, 30].astype(int) - (255, 0, 0)).max() <= 8
     assert any("cover picture of animated PNGs" in f for f in s.fallbacks)
+
+
+def test_a_photo_kept_beside_a_folder_in_its_place_is_not_made_executable(tmp_path, enh, face):
+    """photos23 #7: with ``-o out --overwrite`` and a folder ``out/a.jpg``, the photo kept beside
+    it (``out/a.restored.jpg``) got the folder's permission bits, 0755: executable."""
+    import os
+    import stat
+
+    from stream_gpen.io._sink import keep_mode
+
+    (tmp_path / "in").mkdir()
+    face.save(tmp_path / "in" / "a.jpg")
+    os.chmod(tmp_path / "in" / "a.jpg", 0o600)
+    (tmp_path / "out" / "a.jpg").mkdir(parents=True)
+    os.chmod(tmp_path / "out" / "a.jpg", 0o755)
+    s = enh.enhance_file(tmp_path / "in", tmp_path / "out", overwrite=True)
+    kept = tmp_path / "out" / "a.restored.jpg"
+    assert s.skipped and kept.is_file()
+    assert not stat.S_IMODE(kept.stat().st_mode) & 0o111
+    (tmp_path / "old").write_bytes(b"")  # (a regular file's bits are still kept)
+    os.chmod(tmp_path / "old", 0o600)
+    keep_mode(tmp_path / "old", kept)
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600

@@ -1194,9 +1194,14 @@ def place_new(tmp, target) -> None:
 def keep_mode(old, new) -> None:
     """Give ``new`` (a finished temporary output) the permission bits of the ``old`` file it is
     about to replace (``--overwrite``, an in-place run), so that a private video or photo stays
-    private, as ``sed -i`` keeps it; nothing when there is no old file or the bits cannot be set."""
+    private, as ``sed -i`` keeps it; nothing when there is no old file or the bits cannot be set.
+    Only a regular file's: a folder in the output's place (``-o out --overwrite`` with a folder
+    ``out/a.jpg``) gave the photo kept beside it its 0755, executable."""
+    import stat
+
     try:
-        shutil.copymode(old, new)
+        if stat.S_ISREG(os.stat(old).st_mode):
+            shutil.copymode(old, new)
     except OSError:
         pass
 
