@@ -191,3 +191,45 @@ def test_a_photo_kept_beside_a_folder_in_its_place_is_not_made_executable(tmp_pa
     os.chmod(tmp_path / "old", 0o600)
     keep_mode(tmp_path / "old", kept)
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+
+
+def _bad_crc(data: bytes, kind: bytes) -> bytes:
+    """``data`` (a PNG) with the checksum of its first ``kind`` chunk broken."""
+    d = bytearray(data)
+    i = d.find(kind)
+    n = int.from_bytes(d[i - 4 : i], "big")
+    d[i + 4 + n] ^= 0xFF
+    return bytes(d)
+
+
+def test_a_png_with_a_damaged_optional_chunk_is_read_and_a_damaged_critical_one_refused(tmp_path, enh, face):
+    """photos23 #6: a PNG whose tEXt chunk failed its checksum was "cannot identify image file"
+    (exit 2), which libpng reads with a warning. The damaged optional chunk is left out, said by
+    name; a critical chunk's (IHDR) bad checksum is still refused."""
+    from PIL import PngImagePlugin
+
+    from stream_gpen.errors import NotMediaError
+    from stream_gpen.io._image import _load
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Author", "me")
+    info.add_text("Title", "kept")
+    face.save(tmp_path / "ok.png", pnginfo=info)
+    good = (tmp_path / "ok.png").read_bytes()
+    (tmp_path / "bad.png").write_bytes(_bad_crc(good, b"tEXt"))
+    notes: list[str] = []
+    rgb, _, _, image_info, _ = _load(tmp_path / "bad.png", notes)
+    assert np.array_equal(rgb, np.asarray(face)) and image_info["text"] == {"Title": "kept"}
+    assert any("its optional tEXt chunk failed its checksum (damaged) and was left out" in n for n in notes)
+    enh.enhance_file(tmp_path / "bad.png", tmp_path / "o.png")
+    with Image.open(tmp_path / "o.png") as im:
+        assert im.text == {"Title": "kept"}
+    flipped = face.transpose(Image.Transpose.FLIP_LEFT_RIGHT)  # (an APNG's later frames too)
+    face.save(tmp_path / "anim.png", save_all=True, append_images=[flipped], duration=[200, 300], pnginfo=info)
+    (tmp_path / "anim_bad.png").write_bytes(_bad_crc((tmp_path / "anim.png").read_bytes(), b"tEXt"))
+    s = enh.enhance_file(tmp_path / "anim_bad.png", tmp_path / "anim_o.png")
+    with Image.open(tmp_path / "anim_o.png") as im:
+        assert im.n_frames == 2 and s.frames_out == 2 and im.text == {"Title": "kept"}
+    (tmp_path / "ihdr.png").write_bytes(_bad_crc(good, b"IHDR"))
+    with pytest.raises(NotMediaError, match="cannot read"):
+        _load(tmp_path / "ihdr.png")

@@ -905,20 +905,71 @@ def _eoi_restored(path: Path):
         return None
     if not np.array_equal(*pictures):
         return None
-    return io.BytesIO(data + b"\xff\xd9")
+    return io.BytesIO(data + b"\xff\xd9"), ("its JPEG end marker (the last 2 bytes) is missing; the picture before it "
+                                             "is whole and is read")
+
+
+# APNG's animation chunks are ancillary by name, but the frames are in them: never left out
+_APNG_CHUNKS = (b"acTL", b"fcTL", b"fdAT")
+
+
+def _png_repaired(path: Path):
+    """A PNG whose ancillary chunks (optional ones: text, time, colour...) fail their checksum,
+    as a file object without them, and what was left out; None for any other file. Pillow
+    refused the whole picture ("cannot identify image file") for a bad CRC on a tEXt chunk,
+    which libpng reads past with a warning; a critical chunk's (IHDR, PLTE, IDAT) still fails
+    in Pillow, as it should."""
+    import io
+    import zlib
+
+    bad: list[tuple[int, int, str]] = []
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                return None
+            while True:
+                at, head = f.tell(), f.read(8)
+                if len(head) < 8:
+                    break
+                n, kind = struct.unpack(">I4s", head)
+                if not kind[0] & 0x20 or kind in _APNG_CHUNKS:  # (critical: Pillow's own checks)
+                    if kind == b"IEND":
+                        break
+                    f.seek(n + 4, 1)
+                    continue
+                body = f.read(n + 4)
+                if len(body) < n + 4:
+                    break
+                if zlib.crc32(kind + body[:n]) != int.from_bytes(body[n:], "big"):
+                    bad.append((at, at + 12 + n, kind.decode("latin-1")))
+        if not bad:
+            return None
+        data = path.read_bytes()
+    except OSError:
+        return None
+    kept, pos = [], 0
+    for start, end, _ in bad:
+        kept.append(data[pos:start])
+        pos = end
+    kept.append(data[pos:])
+    names = ", ".join(dict.fromkeys(kind for _, _, kind in bad))
+    some = ("chunks failed their checksum (damaged) and were" if len(bad) > 1
+            else "chunk failed its checksum (damaged) and was")
+    return io.BytesIO(b"".join(kept)), f"its optional {names} {some} left out; the picture itself is read"
 
 
 def _load_checked(path: Path, notes: list[str] | None):
     from PIL import Image, UnidentifiedImageError
 
-    eoi = _eoi_restored(path)
-    if eoi is not None:
-        msg = f"{path}: its JPEG end marker (the last 2 bytes) is missing; the picture before it is whole and is read"
+    # a JPEG without its end marker, a PNG with a damaged optional chunk: read repaired, said
+    repaired = _eoi_restored(path) or _png_repaired(path)
+    if repaired is not None:
+        msg = f"{path}: {repaired[1]}"
         log.warning(msg)
         if notes is not None:
             notes.append(msg)
     try:
-        with Image.open(eoi or path) as im:
+        with Image.open(repaired[0] if repaired is not None else path) as im:
             ifds, previews = tiff_pages(im)
             frames = len(ifds)
             if im.format == "HEIF" and im.tell():
@@ -934,8 +985,8 @@ def _load_checked(path: Path, notes: list[str] | None):
                 if nclx and not im.info.get("nclx_profile"):
                     im.info["nclx_profile"] = nclx
             image_info = read_image_info(im, path)
-            if eoi is not None:
-                image_info["eoi_added"] = True  # (not copied as it is when no face is found: encoded whole)
+            if repaired is not None:
+                image_info["repaired"] = True  # (not copied as it is when no face is found: encoded whole)
             msg = None
             if frames > 1 and "gain_map" in image_info:
                 # phones' Ultra HDR JPEG: the gain map goes back into JPEG output (the sink says
@@ -1141,8 +1192,9 @@ def _load_page(path: Path, page: int, ifd: int | None = None) -> tuple[np.ndarra
     from PIL import Image, UnidentifiedImageError
 
     said: list = []
+    repaired = _png_repaired(path)  # (an APNG's damaged optional chunk: left out again, said with the first page)
     try:
-        with warnings_of("PIL", into=said), Image.open(path) as im:
+        with warnings_of("PIL", into=said), Image.open(repaired[0] if repaired is not None else path) as im:
             im.seek(page if ifd is None else ifd)
             im.load()  # (a WebP frame's duration is known once it is decoded)
             info = {"page": page, "duration": im.info.get("duration")}
@@ -2051,9 +2103,9 @@ class ImageSink(_Sink):
                 or info.get("format") != fmt or frame.alpha is not None and path.suffix.lower() not in _ALPHA_EXTS):
             return None
         # written as the loader said it would be: upright (EXIF/XMP orientation applied), RGB from
-        # CMYK, 8-bit where its deep pixels could not be read, a JPEG's missing end marker put
-        # back; the copy would be none of those
-        if (info.get("orientation", 1) != 1 or info.get("mode") == "CMYK" or info.get("eoi_added")
+        # CMYK, 8-bit where its deep pixels could not be read, repaired (a JPEG's missing end
+        # marker put back, a PNG's damaged optional chunk left out); the copy would be none of those
+        if (info.get("orientation", 1) != 1 or info.get("mode") == "CMYK" or info.get("repaired")
                 or int(info.get("bits", 8)) > 8 and frame.hi is None):
             return None
         source = Path(source)
