@@ -108,3 +108,46 @@ def test_work_dir_help_says_finished_results_are_not_counted(capsys):
     assert main(["serve", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "every result finished within --job- ttl" in text or "every result finished within --job-ttl" in text
+
+
+# --- 5. the image answer is written as enhance writes the photo --------------------------------------
+def test_image_answer_quality_follows_enhance(tmp_path):
+    """Every JPEG answer was written at quality 92: a q95 upload came back with coarser tables than
+    `enhance` keeps (first values [3,2,2,3,4] vs [2,1,1,2,2], pixels up to 26 levels apart), and a
+    lossless WebP came back lossy. Unless `quality` is asked, the answer now follows enhance's rule."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from stream_gpen.io._image import _webp_is_lossless
+
+    rng = np.random.default_rng(0)
+    pic = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+
+    def sent(fmt, **kw):
+        buf = io.BytesIO()
+        Image.fromarray(pic).save(buf, fmt, **kw)
+        return buf.getvalue()
+
+    def tables(data):
+        with Image.open(io.BytesIO(data)) as im:
+            return {k: list(v) for k, v in im.quantization.items()}
+
+    with client_for(FakeEnhancer()) as c:
+        def answer(data, media, **params):
+            r = c.post("/v1/images:enhance", content=data, params=params, headers={**KEY, "Content-Type": media})
+            assert r.status_code == 200, r.text
+            return r.content
+
+        fine = sent("JPEG", quality=95)
+        assert tables(answer(fine, "image/jpeg")) == tables(fine)  # its own tables
+        coarse = sent("JPEG", quality=70)
+        assert tables(answer(coarse, "image/jpeg")) == tables(sent("JPEG", quality=90))  # the floor
+        assert tables(answer(coarse, "image/jpeg", quality=50)) == tables(sent("JPEG", quality=50))  # as asked
+        png = sent("PNG")
+        assert tables(answer(png, "image/png", format="jpeg")) == tables(sent("JPEG", quality=95))
+        lossless = sent("WEBP", lossless=True)
+        assert _webp_is_lossless(lossless)
+        assert _webp_is_lossless(answer(lossless, "image/webp"))
+        assert not _webp_is_lossless(answer(sent("WEBP", quality=80), "image/webp"))

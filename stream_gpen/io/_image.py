@@ -28,6 +28,7 @@ text tags). An output format that holds 8 bits (JPEG, WebP...) gets 8 and the su
 """
 from __future__ import annotations
 
+import io
 import logging
 import shutil
 import struct
@@ -754,14 +755,14 @@ def _turned_gain_map(gain: bytes, orientation: int) -> bytes:
     return new[:pos] + own + new[pos:]
 
 
-def _webp_is_lossless(path: Path) -> bool:
-    """True if the WebP's pictures are VP8L (lossless); Pillow does not say. An animation keeps
+def _webp_is_lossless(path) -> bool:
+    """True if the WebP's pictures (a file's, or ``bytes``) are VP8L (lossless); Pillow does not say. An animation keeps
     each frame's bitstream inside its ANMF chunk (after the frame's 16-byte header and any ALPH
     chunk), not at the top level: a lossless 2-frame animation read as lossy was rewritten lossy
     (105 KB -> 34 KB). An animation is lossless when every frame is (a mixed one, gif2webp's
     ``-mixed``, is written lossy as before)."""
     try:
-        with open(path, "rb") as f:
+        with (io.BytesIO(path) if isinstance(path, bytes | bytearray) else open(path, "rb")) as f:
             if f.read(12)[8:12] != b"WEBP":
                 return False
             frames = 0
@@ -1686,6 +1687,24 @@ def check_image_format(fmt, name: str = "image_format") -> None:
         raise InvalidInputError(f"{name}={fmt!r} is not a photo format: one of {', '.join(e[1:] for e in IMAGE_EXTS)}")
 
 
+def jpeg_source_options(info: dict) -> dict:
+    """Pillow's save options for a JPEG written from the JPEG ``info`` describes (its ``qtables``
+    and ``orientation``) when no quality is asked for: its own tables from IJG quality
+    ``_JPEG_FLOOR`` (90) up (see :meth:`ImageSink._jpeg_tables`), turned with a picture turned a
+    quarter; quality ``_JPEG_FLOOR`` for a coarser one; nothing where its tables are unknown.
+    ``enhance`` and the server's image answer both write by it."""
+    tables = ImageSink._jpeg_tables(info)
+    if tables is not None:
+        if int(info.get("orientation") or 1) in (5, 6, 7, 8):
+            # a picture turned a quarter: its horizontal frequencies were the vertical ones
+            # (the tables are in natural order, row by row, and not symmetric)
+            tables = [[t[8 * c + r] for r in range(8) for c in range(8)] for t in tables]
+        return {"qtables": tables}
+    if info.get("qtables") and jpeg_quality(info["qtables"][0]) < _JPEG_FLOOR:
+        return {"quality": _JPEG_FLOOR}  # (a coarse source's, see _jpeg_tables)
+    return {}
+
+
 def jpeg_quality(luma_table) -> float:
     """The IJG quality (1-100) whose scaling of the standard luminance table gives ``luma_table``'s
     sum: the quality a JPEG was saved at, for libjpeg's and most cameras' and editors' tables
@@ -1846,16 +1865,10 @@ class ImageSink(_Sink):
                     # a camera's 4:2:2 turned a quarter is halved the other way: 4:2:2 again would
                     # halve its colour both ways (there is no 4:4:0 writer): 4:4:4 keeps what it had
                     kw["subsampling"] = 0
-            tables = self._jpeg_tables(info) if self.quality is None else None
-            if tables is not None and int(info.get("orientation") or 1) in (5, 6, 7, 8):
-                # a picture turned a quarter: its horizontal frequencies were the vertical ones
-                # (the tables are in natural order, row by row, and not symmetric)
-                tables = [[t[8 * c + r] for r in range(8) for c in range(8)] for t in tables]
-            if tables is not None:
-                del kw["quality"]  # (a quality would scale the tables)
-                kw["qtables"] = tables
-            elif self.quality is None and info.get("qtables") and jpeg_quality(info["qtables"][0]) < _JPEG_FLOOR:
-                kw["quality"] = _JPEG_FLOOR  # (a coarse source's, see _jpeg_tables)
+            if self.quality is None:
+                kw.update(jpeg_source_options(info))
+                if "qtables" in kw:
+                    del kw["quality"]  # (a quality would scale the tables)
             if info.get("progressive"):
                 kw["progressive"] = True
             if info.get("comment"):

@@ -719,7 +719,9 @@ def create_app(
         model: str | None = Query(None, description="a model this server holds (GET /v1/models); default: the first"),
         faces: Literal["all", "largest", "center"] | None = Query(None, description="which faces to restore"),
         format: Literal["jpeg", "png", "webp", "avif"] | None = Query(None, description="answer format; default: the input's (HEIC: JPEG)"),
-        quality: int = Query(92, ge=1, le=100, description="JPEG/WebP quality of the answer"),
+        quality: int | None = Query(None, ge=1, le=100, description=(
+            "JPEG/WebP/AVIF quality of the answer; default: as `enhance` writes the photo (a JPEG's own "
+            "quantisation from quality 90 up, else 90; a lossless WebP stays lossless; else 95)")),
         strength: float | None = Query(None, ge=0.0, le=1.0, allow_inf_nan=False, description=(
             "blend of each restored face with the original, 0-1 (1 = the model's output as it is; "
             "lower keeps more identity and skin texture); default: the model's")),
@@ -749,7 +751,8 @@ def create_app(
         fmt = format or decoded.format
         payload = await run_in_threadpool(encode_image, out, fmt, quality=quality, icc_profile=decoded.icc_profile,
                                           exif=decoded.exif, dpi=decoded.dpi, xmp=decoded.xmp,
-                                          subsampling=decoded.subsampling)
+                                          subsampling=decoded.subsampling, jpeg=decoded.jpeg,
+                                          lossless=decoded.lossless)
         name = state["models"].resolve(model, faces, strength, aligned)
         return Response(payload, media_type=MEDIA_TYPES[fmt], headers={
             "X-Model": name[0], "X-Faces-Option": name[1], "X-Strength": f"{name[2]:g}", "X-Aligned": str(name[3]).lower(),

@@ -48,6 +48,11 @@ class DecodedImage:
     dpi: tuple[float, float] | None = None
     xmp: bytes | None = None
     subsampling: int | None = None
+    #: how a JPEG answer is written where no quality is asked for, as ``enhance`` writes a JPEG
+    #: from this upload (``jpeg_source_options``: a JPEG's own tables from quality 90 up), and
+    #: whether a WebP upload was lossless (its WebP answer is then lossless too)
+    jpeg: dict | None = None
+    lossless: bool = False
 
     def __post_init__(self) -> None:
         p = self.pixels
@@ -172,8 +177,9 @@ def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
             raise PayloadTooLargeError(f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels} (--max-pixels)")
         try:
             icc, exif = _carried(im)
-            kept = _kept(im)
-            im = _upright(im, _orientation(im, Path("upload")), Path("upload"))
+            orientation = _orientation(im, Path("upload"))
+            kept = _kept(im, data, orientation)
+            im = _upright(im, orientation, Path("upload"))
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 pixels = np.array(im.convert("RGBA"))
             elif im.mode in ("I", "F") or im.mode.startswith("I;16"):
@@ -202,12 +208,12 @@ def _carried(im) -> tuple[bytes | None, bytes | None]:
     return im.info.get("icc_profile") or None, carried_exif(im, "upload")[0]
 
 
-def _kept(im) -> dict:
-    """``DecodedImage``'s ``dpi``, ``xmp`` and ``subsampling`` as ``enhance`` keeps them
-    (``read_image_info``), read before the picture is turned upright."""
+def _kept(im, data: bytes, orientation: int) -> dict:
+    """``DecodedImage``'s ``dpi``, ``xmp``, ``subsampling``, ``jpeg`` and ``lossless`` as ``enhance``
+    keeps them (``read_image_info``), read before the picture is turned upright."""
     from PIL import JpegImagePlugin
 
-    from stream_gpen.io._image import _as_bytes, upright_xmp
+    from stream_gpen.io._image import _as_bytes, _webp_is_lossless, jpeg_source_options, upright_xmp
 
     out: dict = {}
     dpi = im.info.get("dpi")
@@ -221,18 +227,28 @@ def _kept(im) -> dict:
         out["xmp"] = _as_bytes(upright_xmp(im.info["xmp"]))
     if im.format in ("JPEG", "MPO") and JpegImagePlugin.get_sampling(im) in (0, 1, 2):
         out["subsampling"] = JpegImagePlugin.get_sampling(im)
+    tables = getattr(im, "quantization", None) if im.format in ("JPEG", "MPO") else None
+    if tables:
+        # (server23: every JPEG answer was written at quality 92: a q95 upload's tables coarsened,
+        # pixels up to 26 levels off enhance's answer for the same photo)
+        out["jpeg"] = jpeg_source_options({"qtables": [list(tables[k]) for k in sorted(tables)],
+                                           "orientation": orientation})
+    if im.format == "WEBP":
+        out["lossless"] = _webp_is_lossless(data)
     return out
 
 
-def encode_image(pixels: np.ndarray, fmt: ImageFormat, *, quality: int = 92, icc_profile: bytes | None = None,
+def encode_image(pixels: np.ndarray, fmt: ImageFormat, *, quality: int | None = None, icc_profile: bytes | None = None,
                  exif: bytes | None = None, dpi: tuple[float, float] | None = None, xmp: bytes | None = None,
-                 subsampling: int | None = None) -> bytes:
+                 subsampling: int | None = None, jpeg: dict | None = None, lossless: bool = False) -> bytes:
     """RGB/RGBA/grey uint8 -> image bytes, with ``icc_profile``, ``exif``, ``dpi`` (JPEG/PNG),
     ``xmp`` and ``subsampling`` (JPEG) where given (an EXIF or XMP block over a JPEG segment's
-    64 KB is left out). JPEG has no alpha: it is dropped there."""
+    64 KB is left out). JPEG has no alpha: it is dropped there. ``quality`` None: as ``enhance``
+    writes a photo, ``jpeg`` (a JPEG upload's :func:`jpeg_source_options`) for a JPEG, a lossless
+    WebP for a ``lossless`` WebP upload, else 95."""
     from PIL import Image
 
-    from stream_gpen.io._image import _JPEG_EXIF_MAX, _JPEG_XMP_MAX, _png_chunks
+    from stream_gpen.io._image import _DEFAULT_QUALITY, _JPEG_EXIF_MAX, _JPEG_XMP_MAX, _png_chunks
 
     if fmt not in get_args(ImageFormat):
         raise InvalidInputError(f"format must be one of {get_args(ImageFormat)}, got {fmt!r}")
@@ -254,11 +270,19 @@ def encode_image(pixels: np.ndarray, fmt: ImageFormat, *, quality: int = 92, icc
             kw["xmp"] = xmp
         if subsampling is not None:
             kw["subsampling"] = subsampling  # (Pillow's default, 4:2:0, halves a 4:4:4 upload's colour)
-        im.save(buf, "JPEG", quality=quality, **kw)
+        if quality is None and jpeg and "qtables" in jpeg:
+            kw["qtables"] = jpeg["qtables"]
+        else:
+            kw["quality"] = quality or (jpeg or {}).get("quality", _DEFAULT_QUALITY)
+        im.save(buf, "JPEG", **kw)
     elif fmt == "webp":
-        im.save(buf, "WEBP", quality=quality, **kw)
+        if quality is None and lossless:
+            kw["lossless"] = True
+        else:
+            kw["quality"] = quality or _DEFAULT_QUALITY
+        im.save(buf, "WEBP", **kw)
     elif fmt == "avif":
-        im.save(buf, "AVIF", quality=quality, **kw)
+        im.save(buf, "AVIF", quality=quality or _DEFAULT_QUALITY, **kw)
     else:
         # Fast zlib level: the PNG answer is on the request's critical path.
         if xmp:
