@@ -151,3 +151,40 @@ def test_image_answer_quality_follows_enhance(tmp_path):
         assert _webp_is_lossless(lossless)
         assert _webp_is_lossless(answer(lossless, "image/webp"))
         assert not _webp_is_lossless(answer(sent("WEBP", quality=80), "image/webp"))
+
+
+# --- 6. uploads enhance reads repaired are read repaired by the server too ----------------------------
+def test_image_endpoint_reads_a_jpeg_without_end_marker_and_a_png_with_a_damaged_text_chunk(caplog):
+    """`enhance` reads a whole JPEG missing only its end marker and a PNG whose optional text
+    chunk fails its checksum (photos23 #4, #6); the image endpoint refused both (400)."""
+    import io
+    import logging
+
+    import numpy as np
+    from PIL import Image, PngImagePlugin
+
+    rng = np.random.default_rng(1)
+    pic = rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pic).save(buf, "JPEG", quality=95)
+    jpeg = buf.getvalue()
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "hello")
+    buf = io.BytesIO()
+    Image.fromarray(pic).save(buf, "PNG", pnginfo=info)
+    png = bytearray(buf.getvalue())
+    at = png.index(b"tEXt") + 4
+    png[at] ^= 0xFF  # the text changed under its checksum
+    with client_for(FakeEnhancer()) as c, caplog.at_level(logging.WARNING):
+        def post(data, media):
+            return c.post("/v1/images:enhance", content=bytes(data), params={"format": "png"},
+                          headers={**KEY, "Content-Type": media})
+
+        r = post(jpeg[:-2], "image/jpeg")
+        assert r.status_code == 200, r.text
+        with Image.open(io.BytesIO(post(jpeg, "image/jpeg").content)) as a, Image.open(io.BytesIO(r.content)) as b:
+            assert np.array_equal(np.asarray(a), np.asarray(b))
+        assert post(jpeg[: len(jpeg) * 2 // 3], "image/jpeg").status_code == 400  # really cut: refused
+        r = post(png, "image/png")
+        assert r.status_code == 200, r.text
+    assert "JPEG end marker" in caplog.text and "tEXt" in caplog.text

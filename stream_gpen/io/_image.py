@@ -873,9 +873,9 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
             log.warning("%s: %s", path, w)
 
 
-def _eoi_restored(path: Path):
-    """A JPEG that is whole but for its final EOI marker, as a file object with the marker put
-    back; None for any other file (read as it is). Pillow refused one ("image file is truncated
+def _eoi_restored(path):
+    """A JPEG (a file, or ``bytes``: an upload) that is whole but for its final EOI marker, as a
+    file object with the marker put back; None for any other file (read as it is). Pillow refused one ("image file is truncated
     (1 bytes not processed)") that it decodes pixel for pixel as the original with the 2 bytes
     back. One whose scan data is cut short too stays refused: decoded with the marker right
     after its data and again with filler bytes before it, its last blocks differ (the filler is
@@ -885,13 +885,13 @@ def _eoi_restored(path: Path):
     from PIL import Image
 
     try:
-        with open(path, "rb") as f:
+        with _opened(path) as f:
             if f.read(3) != b"\xff\xd8\xff":
                 return None
             f.seek(-2, 2)
             if f.read(2) == b"\xff\xd9":
                 return None
-        data = path.read_bytes()
+        data = path if isinstance(path, bytes) else path.read_bytes()
     except OSError:
         return None
     if _jpeg_end(data) is not None:  # (an EOI inside: a motion photo's video or camera data after it)
@@ -914,8 +914,13 @@ def _eoi_restored(path: Path):
 _APNG_CHUNKS = (b"acTL", b"fcTL", b"fdAT")
 
 
-def _png_repaired(path: Path):
-    """A PNG whose ancillary chunks (optional ones: text, time, colour...) fail their checksum,
+def _opened(src):
+    """``src`` (a path, or ``bytes``) as a binary file object."""
+    return io.BytesIO(src) if isinstance(src, bytes) else open(src, "rb")
+
+
+def _png_repaired(path):
+    """A PNG (a file, or ``bytes``) whose ancillary chunks (optional ones: text, time, colour...) fail their checksum,
     as a file object without them, and what was left out; None for any other file. Pillow
     refused the whole picture ("cannot identify image file") for a bad CRC on a tEXt chunk,
     which libpng reads past with a warning; a critical chunk's (IHDR, PLTE, IDAT) still fails
@@ -925,7 +930,7 @@ def _png_repaired(path: Path):
 
     bad: list[tuple[int, int, str]] = []
     try:
-        with open(path, "rb") as f:
+        with _opened(path) as f:
             if f.read(8) != b"\x89PNG\r\n\x1a\n":
                 return None
             while True:
@@ -945,7 +950,7 @@ def _png_repaired(path: Path):
                     bad.append((at, at + 12 + n, kind.decode("latin-1")))
         if not bad:
             return None
-        data = path.read_bytes()
+        data = path if isinstance(path, bytes) else path.read_bytes()
     except OSError:
         return None
     kept, pos = [], 0

@@ -142,6 +142,13 @@ def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
         _heif_plugin(Path("upload.heic"))  # HEIC uploads (iPhones) open like the others
     except InvalidInputError:
         pass  # pillow-heif missing: HEIC is then refused as an unknown image
+    from stream_gpen.io._image import _eoi_restored, _png_repaired
+
+    # a JPEG without its end marker, a PNG with a damaged optional chunk: read repaired, as enhance does
+    repaired = _eoi_restored(data) or _png_repaired(data)
+    if repaired is not None:
+        log.warning("uploaded image: %s", repaired[1])
+        data = repaired[0].getvalue()
     try:
         im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
