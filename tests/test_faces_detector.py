@@ -34,9 +34,15 @@ def test_matches_facexlib_per_image_path_at_full_size(det, solvay, mobilenet_wei
     d = full.detect(torch.from_numpy(solvay))[0]
     # 29 faces, as GPEN's own crops of this photo (weights/README.md)
     assert len(d) == 29
+    # facexlib's own network and per-image path (the detector's network is our module now)
+    from facexlib.detection.retinaface import RetinaFace
+
+    net = RetinaFace(network_name="mobile0.25", half=False, phase="test", device="cpu")
+    state = torch.load(mobilenet_weights, map_location="cpu", weights_only=True)
+    net.load_state_dict({k[7:] if k.startswith("module.") else k: v for k, v in state.items()})
     with torch.no_grad():
-        ref = full.net.detect_faces(np.ascontiguousarray(solvay[:, :, ::-1]), conf_threshold=0.8, nms_threshold=0.4,
-                                    use_origin_size=True)
+        ref = net.eval().detect_faces(np.ascontiguousarray(solvay[:, :, ::-1]), conf_threshold=0.8, nms_threshold=0.4,
+                                      use_origin_size=True)
     ref = ref[np.argsort(-ref[:, 4])]
     np.testing.assert_allclose(d.boxes.numpy(), ref[:, :4], atol=1e-2)
     np.testing.assert_allclose(d.landmarks.numpy(), ref[:, 5:].reshape(-1, 5, 2), atol=1e-2)

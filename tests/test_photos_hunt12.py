@@ -118,8 +118,7 @@ def test_model_loads_ignore_torchs_warnings_only(tmp_path, monkeypatch, mobilene
     """Reading a checkpoint ignored every warning of the process while torch.load ran (and building
     the detector, the host's UserWarnings naming "pretrained"): the host's other threads' warnings
     were dropped. Only torch's (and torchvision's) are ignored now."""
-    import facexlib.detection.retinaface as retinaface
-
+    import stream_gpen.faces._retinaface as retinaface
     from stream_gpen.faces import FaceDetector
     from stream_gpen.models.loading import read_state_dict
 
@@ -137,13 +136,13 @@ def test_model_loads_ignore_torchs_warnings_only(tmp_path, monkeypatch, mobilene
         assert list(read_state_dict(tmp_path / "w.pth", wrappers=())) == ["w"]
     assert host.seen == ["host warning 2"]
 
-    real_backbone = retinaface.MobileNetV1
+    real_backbone = retinaface.MobileNetBody
 
     def backbone(*a, **k):  # (while the detector's network is built)
         _host_warns("host: the pretrained cache is stale", UserWarning)
         return real_backbone(*a, **k)
 
-    monkeypatch.setattr(retinaface, "MobileNetV1", backbone)
+    monkeypatch.setattr(retinaface, "MobileNetBody", backbone)
     with _HostWarnings() as host:
         FaceDetector(backbone="mobilenet0.25", device="cpu", weights=mobilenet_weights)
     assert "host: the pretrained cache is stale" in host.seen, host.seen

@@ -1,4 +1,4 @@
-"""RetinaFace detector (facexlib network, our own batched torch pre/post-processing)."""
+"""RetinaFace detector (our own network module, batched torch pre/post-processing and NMS)."""
 from __future__ import annotations
 
 import contextlib
@@ -6,7 +6,6 @@ import logging
 import math
 import numbers
 import threading
-import warnings
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,6 @@ from typing import Literal, get_args
 import torch
 import torch.nn.functional as F
 
-from stream_gpen._warnings import caught_warnings, modules_pattern
 from stream_gpen.errors import CheckpointError, InvalidInputError
 from stream_gpen.runtime._runner import no_autocast
 
@@ -23,7 +21,6 @@ log = logging.getLogger(__name__)
 
 Backbone = Literal["mobilenet0.25", "resnet50", "auto"]
 Resize = Literal["auto", "float", "uint8"]
-_NETWORK = {"mobilenet0.25": "mobile0.25", "resnet50": "resnet50"}
 _WEIGHTS = {"mobilenet0.25": "retinaface-mobilenet0.25", "resnet50": "retinaface-resnet50"}
 _FIRST_KEY = {"mobilenet0.25": "body.stage1.0.0.weight", "resnet50": "body.conv1.weight"}
 # facexlib cfg_mnet / cfg_re50 (identical for both backbones)
@@ -221,20 +218,13 @@ class FaceDetector:
         self._mean = torch.tensor(_MEAN_BGR, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
 
     def _load(self, path: Path, state: dict | None = None) -> torch.nn.Module:
-        from facexlib.detection.retinaface import RetinaFace
-
+        from stream_gpen.faces._retinaface import RetinaFace
         from stream_gpen.models.loading import describe_mismatch, refuse_nonfinite
         from stream_gpen.weights import get_weight_file
 
         if state is None:
             state = _read_detector_state(path)
-        # facexlib's resnet50 branch calls torchvision's resnet50(pretrained=False): no download,
-        # only torchvision's deprecation warning for the old keyword, which is not the user's concern.
-        with caught_warnings():
-            # (torchvision's only: the filters are the whole process's, shared with the host's threads)
-            warnings.filterwarnings("ignore", message=".*(pretrained|weight enum).*", category=UserWarning,
-                                    module=modules_pattern("torchvision"))
-            net = RetinaFace(network_name=_NETWORK[self.backbone], half=False, phase="test", device=self.device)
+        net = RetinaFace(self.backbone)
         problem = describe_mismatch(state, net.state_dict())
         if problem:
             # the backbones' first layers tell a file for the other backbone apart
@@ -410,8 +400,6 @@ class FaceDetector:
         boxes = boxes * fac.repeat(2)
         lms = lms * fac
         scores = conf[..., 1]
-        from torchvision.ops import nms
-
         results = []
         for b in range(len(frames)):
             keep = scores[b] > self.score_threshold
@@ -419,13 +407,16 @@ class FaceDetector:
             if sc.numel() > 5000:
                 top = sc.topk(5000).indices
                 bx, lm, sc = bx[top], lm[top], sc[top]
+            # NMS on the CPU, where the candidates go anyway: its loop over the faces it keeps
+            # would wait for the GPU at every step
+            bx, lm, sc = bx.float().cpu(), lm.float().cpu(), sc.float().cpu()
             k = nms(bx, sc, self.nms_threshold)[:750]
             bx, lm, sc = bx[k], lm[k], sc[k]
             if self.min_face > 0:
                 side = torch.minimum(bx[:, 2] - bx[:, 0], bx[:, 3] - bx[:, 1])
                 ok = side >= self.min_face
                 bx, lm, sc = bx[ok], lm[ok], sc[ok]
-            results.append(Detections(bx.float().cpu(), lm.float().cpu(), sc.float().cpu()))
+            results.append(Detections(bx, lm, sc))
         return results
 
     def _finish(self, frame: torch.Tensor, d: Detections) -> Detections:
@@ -603,8 +594,6 @@ class FaceDetector:
         one that fails is dropped and NMS runs again without it, checking any face it had hidden,
         which gives what NMS over only the faces that pass gives (greedy NMS: a face it drops never
         hides another), one check per face instead of one per scale and per face the merge drops."""
-        from torchvision.ops import nms
-
         if not parts:
             return Detections.empty()
         d = Detections(torch.cat([p.boxes for p in parts]), torch.cat([p.landmarks for p in parts]),
@@ -657,6 +646,58 @@ def _fuse_conv_bn(net: torch.nn.Module) -> int:
                 seq._modules[b] = torch.nn.Identity()
                 n += 1
     return n
+
+
+#: boxes per step of :func:`nms` (its IoU matrix is this many rows by the boxes left)
+NMS_BLOCK = 256
+
+
+def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+    """Greedy non-maximum suppression, as ``torchvision.ops.nms``: the indices (int64, by
+    descending score; equal scores in index order) of the ``boxes`` ``[n,4]`` (x1, y1, x2, y2) kept
+    when each kept box suppresses every lower one whose IoU with it is over ``iou_threshold``
+    (areas ``(x2 - x1) * (y2 - y1)``, without the "+1" of pixel-inclusive box conventions).
+
+    Ours, not torchvision's: importing ``torchvision.ops`` imports ``torch._dynamo`` (seconds of
+    CPU and ~165 MiB at every start). The boxes, by score, go in blocks of :data:`NMS_BLOCK`: the
+    IoU of a block's live boxes with every live box from there on (no ``n x n`` matrix: the
+    detector passes up to 5000 candidates), greedy order within the block, then what its kept
+    boxes suppress further down. (A loop step per kept box took seconds for thousands.)"""
+    n = int(scores.shape[0])
+    order = scores.argsort(descending=True, stable=True)
+    x1, y1, x2, y2 = (c.contiguous() for c in boxes[order].unbind(1))
+    area = (x2 - x1) * (y2 - y1)
+    # torchvision compares its float IoU with the double threshold: "> threshold" is "> the
+    # largest value of the boxes' dtype not above it" (one compare in that dtype, no double copy
+    # of the matrix). A NaN IoU (two empty boxes) suppresses nothing, there as here.
+    t = torch.tensor(iou_threshold, dtype=boxes.dtype)
+    if t.item() > iou_threshold:
+        t = torch.nextafter(t, torch.full_like(t, -math.inf))
+    limit = t.item()
+    alive = torch.ones(n, dtype=torch.bool, device=boxes.device)  # not suppressed (by position in order)
+    for s in range(0, n, NMS_BLOCK):
+        cols = s + alive[s:].nonzero().flatten()  # live boxes from this block on, the block's own first
+        rows = cols[: int(alive[s : s + NMS_BLOCK].sum())]
+        if not len(rows):
+            continue
+
+        def pair(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return v[cols, None], v[None, rows]
+
+        # [live box, block box]: reductions over the block run along contiguous rows
+        (ax1, bx1), (ay1, by1), (ax2, bx2), (ay2, by2), (aa, ba) = map(pair, (x1, y1, x2, y2, area))
+        inter = (torch.minimum(ax2, bx2) - torch.maximum(ax1, bx1)).clamp_min_(0)
+        inter *= (torch.minimum(ay2, by2) - torch.maximum(ay1, by1)).clamp_min_(0)
+        hit = (inter / (ba + aa - inter) > limit) & (cols[:, None] > rows[None, :])
+        # greedy within the block: a box stays if no box kept before it overlaps it. Iterated
+        # from "all stay" this settles in at most len(rows) rounds (position k is right from
+        # round k on), and the greedy answer is its only fixed point
+        inner = hit[: len(rows)]
+        keep = torch.ones(len(rows), dtype=torch.bool, device=boxes.device)
+        while not torch.equal(nxt := ~(inner & keep).any(1), keep):
+            keep = nxt
+        alive[cols[(hit & keep).any(1)]] = False
+    return order[alive.nonzero().flatten()]
 
 
 def _cut(boxes: torch.Tensor, window, frame_size, tol: float) -> torch.Tensor:
