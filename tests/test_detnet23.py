@@ -143,3 +143,24 @@ print(sorted(m for m in sys.modules if m.split(".")[0] == "torchvision" or m.sta
     faces, loaded = out.stdout.split("\n")[:2]
     assert int(faces) >= 15
     assert loaded == "[]"
+
+
+def test_a_gpen_checkpoint_run_imports_no_dynamo(tmp_path, tiny_ckpt, shared, mobilenet_weights):
+    """A GPEN checkpoint's model is built on the meta device (its weights assigned after): two ops
+    there (the blur kernel's normalisation, EqualLinear's weight / lr_mul) imported torch._dynamo
+    through torch's meta decompositions, ~3 s of CPU at every GPEN start. Loading a checkpoint and
+    restoring a photo now leaves it out of sys.modules."""
+    photo = shared / "data" / "faces" / "whole" / "codeformer_whole_00.jpg"
+    code = f"""
+import sys
+from stream_gpen import Enhancer
+enh = Enhancer({str(tiny_ckpt)!r}, device="cpu", detector_weights={str(mobilenet_weights)!r}, progress=False)
+s = enh.enhance_file({str(photo)!r}, {str(tmp_path / "out.jpg")!r})
+print(s.faces_restored if hasattr(s, "faces_restored") else s)
+print(sorted(m for m in sys.modules if m.split(".")[0] == "torchvision" or m.startswith("torch._dynamo"))[:3])
+"""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "out.jpg").stat().st_size > 0
+    assert out.stdout.strip().split("\n")[-1] == "[]", out.stdout

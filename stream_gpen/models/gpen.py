@@ -95,9 +95,11 @@ def _at_least_fp32(x: Tensor) -> Tensor:
 
 def _make_kernel(scale: float = 1.0) -> Tensor:
     """``outer(k, k) / sum`` for k = [1,3,3,1], times ``scale`` (4 for the 2x upsampling kernels)."""
-    k = torch.tensor(_BLUR_TAPS, dtype=torch.float32)
+    # worked on the CPU, then put where the model is built: on the meta device (a checkpoint's
+    # model, its weights assigned later) any op imports torch._dynamo, ~3 s at every start
+    k = torch.tensor(_BLUR_TAPS, dtype=torch.float32, device="cpu")
     k2 = torch.outer(k, k)
-    return k2 / k2.sum() * scale
+    return (k2 / k2.sum() * scale).to(torch.get_default_device())
 
 
 # --- functional ops -------------------------------------------------------------------------
@@ -426,7 +428,10 @@ class EqualLinear(nn.Module):
         activation: bool = False,
     ) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_dim, in_dim) / lr_mul)
+        w = torch.randn(out_dim, in_dim)
+        # (built on the meta device to load a checkpoint: any op there imports torch._dynamo, ~3 s
+        # of CPU and ~165 MiB at every start; the loaded weights replace these anyway)
+        self.weight = nn.Parameter(w if w.is_meta else w / lr_mul)
         self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init)))
         self.scale = lr_mul / math.sqrt(in_dim)
         self.lr_mul = lr_mul
