@@ -40,6 +40,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
     from stream_gpen.io._sink import (
         _MOV_FAMILY,
         _NO_START_TIMES,
+        _TS_DATA,
         adts_to_asc,
         avi_frame_grid,
         can_copy,
@@ -96,7 +97,9 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
                         lost.append(f"attachment stream #{s.index} dropped: {dst.suffix} cannot hold attachments")
                     continue
                 gopro = gopro_telemetry(s, inp.format.name)
-                if s.type not in ("video", "audio", "subtitle") and not gopro:
+                # (a drone's KLV telemetry: copied into MPEG-TS as the encoding sink copies it)
+                ts_data = s.type == "data" and getattr(s, "name", None) in _TS_DATA
+                if s.type not in ("video", "audio", "subtitle") and not (gopro or ts_data):
                     lost.append(f"{s.type} stream #{s.index} dropped: not copied")
                     continue
                 if is_cover(s) and not set(fmt.split(",")) & COVER_MUXERS:
@@ -113,9 +116,12 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
                 canonical = getattr(getattr(s.codec_context, "codec", None), "canonical_name", None) or name
                 if gopro:  # (GPS/gyro telemetry, copied as the encoding sink copies it: mp4/mov only)
                     name = canonical = "bin_data"
+                elif ts_data:
+                    name = canonical = s.name
                 if s.type != "video" and not can_copy(fmt, canonical, out.supported_codecs):
-                    if gopro:
-                        lost.append(f"data stream #{s.index} ({s.metadata.get('handler_name') or 'GoPro MET'}) "
+                    if gopro or ts_data:
+                        what = s.metadata.get("handler_name") or ("GoPro MET" if gopro else s.name)
+                        lost.append(f"data stream #{s.index} ({what}) "
                                     f"dropped: {copy_refusal(fmt, canonical, out.supported_codecs)}")
                         continue
                     target = text_target(fmt, canonical) if s.type == "subtitle" else None

@@ -461,7 +461,10 @@ _COPY_OK: dict[str, tuple[str, ...]] = {
     # FFmpeg's own ADPCM files leave at 0, and 1 s of sound read back as 3 s, or 4 s as 4052 s)
     "flv": ("aac", "mp3", "nellymoser", "adpcm_swf"),
     "avi": ("mp3", "mp2", "ac3", "aac", *_PCM, *_G711),
-    "mpegts": ("aac", "mp3", "mp2", "ac3", "eac3", "opus", "dvb_subtitle"),
+    # (klv: MISB drone/UAS telemetry, timed_id3: HLS's timed metadata; both are MPEG-TS's own and
+    # copy back whole. Matroska and mp4 refuse them at the first packet, mov writes a track that
+    # reads back with no codec and one packet short)
+    "mpegts": ("aac", "mp3", "mp2", "ac3", "eac3", "opus", "dvb_subtitle", "klv", "timed_id3"),
     "webm": ("opus", "vorbis", "webvtt"),
 }
 
@@ -499,6 +502,10 @@ def can_copy(fmt_name: str, codec: str | None, supported) -> bool:
     return codec in _identities(supported)
 
 
+#: data tracks that only MPEG-TS carries here (see _COPY_OK), named for the message
+_TS_DATA = {"klv": "KLV metadata (MISB drone/UAS telemetry)", "timed_id3": "timed ID3 metadata"}
+
+
 def copy_refusal(fmt_name: str, codec: str | None, supported) -> str:
     """Why ``codec`` is not stream-copied into the muxer ``fmt_name`` (``can_copy`` said no), in
     words that do not blame the container for what is only this tool's choice: a codec FFmpeg's
@@ -509,6 +516,8 @@ def copy_refusal(fmt_name: str, codec: str | None, supported) -> str:
         return "GoPro telemetry (gpmd) is copied into .mp4 and .mov only (write one of those to keep it)"
     if not codec:
         return "its format is unknown (FFmpeg names no codec for it), so it is not copied"
+    if codec in _TS_DATA and "mpegts" not in fmt_name.split(","):
+        return f"{_TS_DATA[codec]} is copied into MPEG-TS (.ts) only (write .ts to keep it)"
     if codec_identity(codec) in _identities(supported):
         return f"{codec} is not stream-copied into {fmt_name} here (such copies fail or do not play back)"
     return f"{fmt_name} does not accept {codec}"
@@ -998,9 +1007,11 @@ def _keep_layout(codec: str, rate: int, layout: str | None, channels: int | None
 
 
 def _describe(stream) -> str:
-    """A name for a stream without a codec (data tracks): its handler, else "unknown codec"."""
+    """A name for a stream without a codec context (data tracks): its handler, else the codec
+    FFmpeg names (``klv``), else "unknown codec"."""
     md = getattr(stream, "metadata", None) or {}
-    return md.get("handler_name") or "unknown codec"
+    name = getattr(stream, "name", None)
+    return md.get("handler_name") or (name if name != "bin_data" else None) or "unknown codec"
 
 
 #: FFmpeg's AVChromaLocation values and names (1..6; 0 "unspecified" is not written)

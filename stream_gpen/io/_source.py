@@ -1185,6 +1185,15 @@ def _open_avfoundation(target: str, kwargs: dict):
 _SHOWN_FIRST = {"tt": "t", "bb": "b", "tb": "b", "bt": "t"}
 
 
+def _data_codec(stream) -> str | None:
+    """The codec of a stream PyAV gives no codec context (a data track): FFmpeg's descriptor name
+    (MISB KLV telemetry in MPEG-TS is ``klv``: read as "unknown codec", it was dropped from every
+    output), or ``None`` for ``bin_data``, FFmpeg's name for bytes of no known format (GoPro's gpmd
+    is told by its demuxer, see :func:`stream_gpen.io._sink.aux_codec`)."""
+    name = getattr(stream, "name", None)
+    return None if name in (None, "bin_data") else name
+
+
 def _shown_field_first(frame) -> str | None:
     """``"t"`` or ``"b"``: which field an interlaced decoded ``frame`` is flagged to show first
     (PyAV has no accessor for the flag: FFmpeg's ``fieldorder=tff`` filter moves a bottom-first
@@ -2948,7 +2957,7 @@ class VideoSource:
             return AuxStreamInfo(
                 # canonical (descriptor) name, e.g. "subrip" not the decoder's "srt": muxers list these
                 index=s.index, kind=s.type,
-                codec=(getattr(cc2.codec, "canonical_name", None) or cc2.name) if cc2 is not None else None,
+                codec=(getattr(cc2.codec, "canonical_name", None) or cc2.name) if cc2 is not None else _data_codec(s),
                 time_base=_fraction(s.time_base),
                 sample_rate=getattr(cc2, "sample_rate", None) if s.type == "audio" else None,
                 channels=getattr(cc2, "channels", None) if s.type == "audio" else None,
