@@ -104,3 +104,42 @@ def test_klv_is_kept_by_the_no_face_stream_copy(tmp_path, caplog):
     with caplog.at_level("INFO", logger="stream_gpen"):
         remux(src, tmp_path / "o.mkv")
     assert "data stream #1 (klv) dropped: KLV metadata (MISB drone/UAS telemetry) is copied into MPEG-TS" in caplog.text
+
+
+# --- a part with no audio -------------------------------------------------------------------------
+def _late_audio(path: Path) -> Path:
+    """25 frames at 25 fps from 0, AAC (8 kHz mono) from 0.5 s to 1 s."""
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("aac", rate=8000, layout="mono")
+        for i in range(25):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 9 * i, np.uint8), format="rgb24")
+            f.pts, f.time_base = i, Fraction(1, 25)
+            for p in vs.encode(f):
+                c.mux(p)
+        for p in vs.encode(None):
+            c.mux(p)
+        for t in range(4000, 8000, 1024):
+            af = av.AudioFrame.from_ndarray(np.full((1, 1024), 0.1, np.float32), format="fltp", layout="mono")
+            af.sample_rate, af.pts, af.time_base = 8000, t, Fraction(1, 8000)
+            for p in a.encode(af):
+                c.mux(p)
+        for p in a.encode(None):
+            c.mux(p)
+    return path
+
+
+@pytest.mark.parametrize("audio", ["copy", "aac"])
+def test_a_part_with_no_audio_says_its_track_is_left_out(tmp_path, audio):
+    """Was: --duration 0.3 of a clip whose audio starts at 0.5 s gave an .mp4 with no audio track
+    (FFmpeg's mp4 muxer writes no track without samples) and not a word about it."""
+    src = _late_audio(tmp_path / "late.mp4")
+    sink = copy_through(src, tmp_path / "o.mp4", source_kw={"duration": 0.3}, audio=audio)
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        assert not c.streams.audio
+    assert [m for m in sink.dropped if "stream #1" in m] == [
+        "audio stream #1 (aac) had no packets in the chosen part (--start/--duration): left out (the mp4 container "
+        "writes no empty track)"]
+    sink = copy_through(src, tmp_path / "whole.mp4", source_kw={"duration": 0.8}, audio=audio)
+    assert not [m for m in sink.dropped if "stream #1" in m]

@@ -1834,6 +1834,7 @@ class FileSink(_Sink):
         self._aux_damaged: dict[int, int] = {}  # output stream index -> copied audio packets it could not decode
         self._late_audio: dict[int, float] = {}
         self._aux_last_dts: dict[int, Fraction] = {}  # output stream index -> last muxed dts (s)
+        self._aux_muxed: dict[int, int] = {}  # output stream index -> packets muxed (see _report_empty)
         self._aux_reconfigured = False  # an audio transcoder met a change of layout/rate (said once)
         self._aux_bumped: dict[int, int] = {}  # output stream index -> packets moved to follow on
         self._frame_tags: dict[str, int] = {}  # colour tags set on every frame (see _setup)
@@ -3018,6 +3019,7 @@ class FileSink(_Sink):
             self._mux_aux_packet(q)
         else:
             self._out.mux(q)
+            self._aux_muxed[q.stream.index] = self._aux_muxed.get(q.stream.index, 0) + 1
 
     def _mux_aux_packet(self, p, shift: int = 0, *, primed: bool = False) -> None:
         """Mux a copied or transcoded packet moved ``shift`` ticks earlier (see _choose_shift); for
@@ -3069,6 +3071,7 @@ class FileSink(_Sink):
                             float((p.pts if p.pts is not None else p.dts or 0) * (p.time_base or 0)),
                             getattr(exc, "strerror", None) or exc)
             return
+        self._aux_muxed[p.stream.index] = self._aux_muxed.get(p.stream.index, 0) + 1
         if p.dts is not None and p.time_base:  # (mux rebased it to the output stream's time base)
             self._aux_last_dts[p.stream.index] = Fraction(p.dts) * p.time_base
 
@@ -3208,6 +3211,8 @@ class FileSink(_Sink):
                     for q in o.encode(None):
                         self._mux_aux_packet(q)
         self._report_rebase()
+        if all_aux:
+            self._report_empty()
         for index, n in self._aux_bumped.items():
             self.fallbacks.append(f"output stream #{index}: {n} packet(s) whose timestamps went backwards (a file joined "
                                   "from recordings?) were moved to follow on; they may play out of sync with the video")
@@ -3217,6 +3222,25 @@ class FileSink(_Sink):
             self.fallbacks.append(f"audio stream #{index}: {n} damaged packet(s) copied as they were (the decoder "
                                   "cannot read them: players may click or go silent there)")
         self._out.close()
+
+    def _report_empty(self) -> None:
+        """Say each audio, subtitle or data track set up that got no packet: a part
+        (``--start``/``--duration``) before a track begins (AAC from 0.5 s, ``--duration 0.3``),
+        or a track empty in the input. FFmpeg's mp4/mov muxers leave a track without samples out
+        of the file, which lost the audio track without a word; Matroska keeps it, empty."""
+        part = " in the chosen part (--start/--duration)" if getattr(self.source, "_window", None) else ""
+        gone = bool(set(self._out.format.name.split(",")) & _MOV_FAMILY)
+        for index, (o, _) in self._aux_map.items():
+            if o.type not in ("audio", "subtitle", "data") or self._aux_muxed.get(o.index):
+                continue
+            name = getattr(o.codec_context, "name", None) if o.type != "data" else _describe(o)
+            msg = f"{o.type} stream #{index} ({name or o.type}) had no packets{part}: " + (
+                f"left out (the {self._out.format.name} container writes no empty track)" if gone
+                else "its track in the output is empty")
+            if gone:
+                self._drop(msg)
+            else:
+                log.info(msg)
 
     def _report_rebase(self) -> None:
         if not self._rebase_avi:
