@@ -2013,11 +2013,17 @@ class FileSink(_Sink):
     def _setup_fields(self, vs, opts: dict[str, str], frame: Frame) -> None:
         """Keep an interlaced source's field order (``deinterlace='off'``: its pixels are the two
         fields woven). Written as progressive, players never deinterlaced it and its combing
-        showed everywhere. The stream's field order goes to the container (Matroska FieldOrder,
-        QuickTime ``fiel``); x264 and ProRes code the fields as fields (interlaced DCT), with
-        each frame flagged top or bottom field first (FFmpeg's ``setfield``: x264 takes the order
-        from the frame, not its options). x265, VP9 and AV1 here code progressive pictures: the
-        container's tag alone tells players (none in WebM or MPEG-TS), which is said.
+        showed everywhere. x264 and ProRes code the fields as fields (interlaced DCT), with each
+        frame flagged top or bottom field first (FFmpeg's ``setfield``: x264 takes the order from
+        the frame, not its options). The stream's field order goes to the container where it has
+        a place: Matroska's FieldOrder, and the mp4/mov ``fiel`` atom, which FFmpeg's mov muxer
+        writes for ProRes and HEVC but not for x264's H.264 (measured). H.264 in .mp4/.mov
+        carries it in its pictures' flags alone: FFmpeg
+        reads such a stream back as "tt" at stream level over bottom-first pictures (x264's
+        pic-struct option changes nothing), so players that go by the stream-level order take
+        it top first; .mkv, or ProRes in .mov, keep it in the container too. x265, VP9 and AV1
+        here code progressive pictures: the container's tag alone tells players (none in WebM or
+        MPEG-TS), which is said.
         The 4:2:0 chroma is converted from the frame as a whole, not field by field."""
         meta = self.meta
         order = meta.interlaced if meta is not None else "progressive"
