@@ -104,6 +104,11 @@ class Frame:
     #: the frame's areas the faces were pasted into, ``[(x0, y0, x1, y1), ...]`` (pixels outside
     #: them are the decoded ones, exactly); None: not known (a sink then encodes the whole picture)
     pasted: list | None = field(default=None, repr=False)
+    #: ``[(box, rgb), ...]``: the picture in each of :attr:`pasted`'s areas (widened to whole
+    #: chroma blocks) as decoded, copied before the faces went in (``hi``'s where the frame has
+    #: one; on the frame's device), so a sink adding the faces' changes to :attr:`yuv` need not
+    #: decode those areas again; freed once the frame is encoded. None: not kept
+    unpasted: list | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.time_base, Fraction):
@@ -171,6 +176,7 @@ class Frame:
         self._hi = None
         self.alpha = None
         self.yuv = None
+        self.unpasted = None
 
     def __enter__(self) -> "Frame":
         return self
