@@ -4,6 +4,9 @@
   faces, and added the faces' changes in int32 with temporaries: ~60 ms of the encoder thread a 4K
   frame with one 750 px face. The picture before the faces is now copied from the frame before the
   paste (:attr:`Frame.unpasted`) and the arithmetic runs in int16, in place.
+* The tracker's grey copy of a big frame made the whole frame grey and resized that one channel
+  on torch's slow single-channel path (20-27 ms a 4K frame): from a 3x downscale on, the RGB
+  picture is resized first.
 """
 from __future__ import annotations
 
@@ -162,3 +165,35 @@ def test_a_videos_face_areas_are_not_decoded_twice(tmp_path, shared, mobilenet_w
     y_out = _planes(pairs[0][0])[0]
     assert not np.array_equal(y_in, y_out)  # (the face did change)
     assert (y_out[150:230, 237:243] >= 248).mean() > 0.97  # (the bar's excess kept under the face)
+
+
+def test_tracker_grey_copy_of_a_big_frame_resizes_rgb_first(monkeypatch):
+    """The tracker's grey copy (flow, change watch, scene-cut thumbnail) converted the whole frame
+    to grey and then resized the one channel, on torch's slow single-channel uint8 path: 20-27 ms a
+    4K frame. From a 3x downscale on it resizes the RGB picture (the SIMD channels-last path) and
+    makes only the small one grey (~6 ms), within a grey level of the other order and of the float
+    path; at smaller factors grey first stays (it is cheaper there)."""
+    import cv2
+
+    from stream_gpen.faces._tracker import _small_grey_float, _small_grey_uint8
+
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 256, (45, 80, 3), dtype=np.uint8)
+    big = torch.from_numpy(cv2.resize(base, (960, 540), interpolation=cv2.INTER_CUBIC))  # smooth, like video
+    seen = []
+    real = cv2.cvtColor
+
+    def spy(img, code, *a, **k):
+        seen.append(img.shape[:2])
+        return real(img, code, *a, **k)
+
+    monkeypatch.setattr(cv2, "cvtColor", spy)
+    g, t = _small_grey_uint8(big, 135, 240)  # 4x
+    assert seen == [(135, 240)]
+    g0, t0 = _small_grey_float(big, 135, 240)
+    d = np.abs(g.astype(int) - g0.astype(int))
+    assert g.shape == (135, 240) and g.dtype == np.uint8 and g.flags.c_contiguous
+    assert d.max() <= 1 and d.mean() < 0.3 and np.abs(t - t0).max() < 0.5
+    seen.clear()
+    _small_grey_uint8(big, 270, 480)  # 2x: grey first
+    assert seen == [(540, 960)]

@@ -1103,12 +1103,28 @@ def _small_grey_float(frame: torch.Tensor, fh: int, fw: int) -> tuple[np.ndarray
     return small[0, 0].clamp(0, 255).round().to(torch.uint8).cpu().numpy(), tb[0, 0].cpu().numpy()
 
 
+#: the downscale factor from which :func:`_small_grey_uint8` resizes the RGB picture first
+_RGB_FIRST = 3.0
+
+
 def _small_grey_uint8(frame: torch.Tensor, fh: int, fw: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_small_grey_float` for a CPU frame, without a float copy of the whole frame: OpenCV's
-    fixed-point grey conversion (one channel to resize instead of three), then torch's uint8
-    antialiased bilinear kernel (the same filter). A few ms per 1080p frame instead of tens."""
+    fixed-point grey conversion and torch's uint8 antialiased bilinear kernel (the same filter).
+    A few ms per 1080p frame instead of tens.
+
+    From a ~3x downscale on, the RGB picture is resized first (torch's SIMD kernel for
+    channels-last uint8 RGB; on a single grey channel it takes a slow path) and only the small
+    picture made grey: 3840x2160 -> 480 wide 20-27 ms -> 6.3 ms, 1080p 6.6 -> 4.7 ms, within one
+    grey level (mean 0.12). Below that, grey first stays cheaper (844 px square: 3.8 ms against 5.4)."""
     import cv2
 
+    h, w = frame.shape[:2]
+    if (fh, fw) != (h, w) and min(h / fh, w / fw) >= _RGB_FIRST:
+        # (a channels-last view of the [H, W, 3] frame: no copy; the result is channels-last too)
+        small = F.interpolate(frame.permute(2, 0, 1)[None], size=(fh, fw), mode="bilinear", antialias=True,
+                              align_corners=False)
+        small = cv2.cvtColor(np.ascontiguousarray(small[0].permute(1, 2, 0).numpy()), cv2.COLOR_RGB2GRAY)
+        return small, _thumb32(small)
     g = torch.from_numpy(cv2.cvtColor(np.ascontiguousarray(frame.numpy()), cv2.COLOR_RGB2GRAY))[None, None]
     small = g
     if (fh, fw) != tuple(g.shape[-2:]):
