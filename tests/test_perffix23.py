@@ -7,6 +7,8 @@
 * The tracker's grey copy of a big frame made the whole frame grey and resized that one channel
   on torch's slow single-channel path (20-27 ms a 4K frame): from a 3x downscale on, the RGB
   picture is resized first.
+* The source converted each decoded frame into a new array and copied it into its ring slot:
+  it now converts into the slot (or a CUDA ring's pinned staging buffer).
 """
 from __future__ import annotations
 
@@ -197,3 +199,59 @@ def test_tracker_grey_copy_of_a_big_frame_resizes_rgb_first(monkeypatch):
     seen.clear()
     _small_grey_uint8(big, 270, 480)  # 2x: grey first
     assert seen == [(540, 960)]
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "nv12", "yuvj422p", "rgb24", "gray"])
+def test_decode_converts_into_the_given_array(pix_fmt):
+    """A decoded frame was converted into a new RGB array and then copied into its ring slot: a
+    full-frame copy per frame (1080p 8.5 -> 7.8 ms, 4K 26.5 -> 22.7 ms). ``out=`` writes the
+    same picture into the slot itself."""
+    from stream_gpen.io._convert import av_to_rgb_numpy
+
+    rng = np.random.default_rng(7)
+    vf = av.VideoFrame.from_ndarray(rng.integers(0, 256, (36, 50, 3), dtype=np.uint8), format="rgb24")
+    vf = vf.reformat(format=pix_fmt) if pix_fmt != "rgb24" else vf
+    slot = torch.full((36, 50, 3), 7, dtype=torch.uint8)
+    got = av_to_rgb_numpy(vf, out=slot.numpy())
+    assert np.shares_memory(got, slot.numpy())
+    assert np.array_equal(slot.numpy(), av_to_rgb_numpy(vf))
+
+
+def test_video_frames_are_converted_in_their_ring_slots(tmp_path, monkeypatch):
+    """The source converted each frame into a fresh array and copied it into the ring slot; it now
+    converts into the slot (a CPU ring; a CUDA ring's pinned staging buffer), with the same
+    pictures."""
+    import stream_gpen.io._source as so
+    from stream_gpen.io import open_source
+    from stream_gpen.io._convert import av_to_rgb_numpy
+
+    path = tmp_path / "c.mkv"
+    rng = np.random.default_rng(3)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25, options={"qp": "0", "preset": "ultrafast"})
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(3):
+            vf = av.VideoFrame.from_ndarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), format="rgb24")
+            vf = vf.reformat(format="yuv420p")
+            vf.pts = i
+            for p in s.encode(vf):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    with av.open(str(path)) as c:
+        want = [av_to_rgb_numpy(f) for f in c.decode(video=0)]
+    outs = []
+
+    def spy(f, **k):
+        outs.append(k.get("out"))
+        return av_to_rgb_numpy(f, **k)
+
+    monkeypatch.setattr(so, "av_to_rgb_numpy", spy)
+    got = []
+    with open_source(str(path)) as src:
+        slots = src.ring.slots
+        for f in src:
+            got.append(f.image.numpy().copy())
+            f.release()
+    assert len(got) == 3 and all(np.array_equal(a, b) for a, b in zip(want, got))
+    assert all(o is not None and np.shares_memory(o, slots.numpy()) for o in outs)

@@ -284,7 +284,7 @@ def _planar_twin(frame: "av.VideoFrame", layout: _Layout, twin: str,
     return plain
 
 
-def _yuv_to_rgb8(frame: "av.VideoFrame", layout: _Layout) -> np.ndarray:
+def _yuv_to_rgb8(frame: "av.VideoFrame", layout: _Layout, dst: np.ndarray | None = None) -> np.ndarray:
     """YUV (see :func:`_yuv_layout`) -> rgb24, exact: ``round()`` of the float conversion with
     each chroma sample repeated over its block (2x2 for 4:2:0), as swscale's SIMD yuv420p
     converters repeat it.
@@ -294,7 +294,9 @@ def _yuv_to_rgb8(frame: "av.VideoFrame", layout: _Layout) -> np.ndarray:
     chroma edge in planar YUV, 240 in NV12; PyAV cannot unset it). The samples are therefore
     copied into a planar frame that states none (:func:`_planar_twin`), and swscale writes planar
     gbrp, for which it has SIMD output, interleaved by cv2. Per 1080p 4:2:0 frame here about 5 ms against the SIMD converters'
-    0.8; NV12 costs about the same (bench/bench_decode_convert.py)."""
+    0.8; NV12 costs about the same (bench/bench_decode_convert.py).
+
+    ``dst``: interleaved straight into it (see :func:`av_to_rgb_numpy`'s ``out``)."""
     import cv2
 
     twin = layout.twin or frame.format.name
@@ -312,7 +314,10 @@ def _yuv_to_rgb8(frame: "av.VideoFrame", layout: _Layout) -> np.ndarray:
     plain = _planar_twin(frame, layout, twin, luts)
     out = _reformatter().reformat(plain, format="gbrp", interpolation=_EXACT8, **sws)
     g, b, r = (_rows(p)[:h, :w] for p in out.planes)
-    rgb = cv2.merge((r, g, b))
+    rgb = cv2.merge((r, g, b)) if dst is None else cv2.merge((r, g, b), dst)
+    if dst is not None and rgb is not dst:  # (cv2 gives a new array where ``dst`` does not fit)
+        np.copyto(dst, rgb)
+        rgb = dst
     if not full:
         _fix_blue_overflow(rgb, plain, decode_colorspace(frame.colorspace, w, h), sx, sy)
     return rgb
@@ -431,15 +436,28 @@ def _full_range_chroma_nudge(pix_fmt: str, colorspace: int | None) -> np.ndarray
     return np.array([r, -(kr * r + kb * b) / kg, b], np.float32)
 
 
-def av_to_rgb_numpy(frame: "av.VideoFrame", *, high: bool = False) -> np.ndarray:
+def av_to_rgb_numpy(frame: "av.VideoFrame", *, high: bool = False, out: np.ndarray | None = None) -> np.ndarray:
     """Decode-side conversion to ``uint8 [H, W, 3]`` RGB using the frame's own matrix and range
     (untagged: see :func:`decode_colorspace`).
+
+    ``out`` (8-bit only): a C-contiguous ``uint8 [H, W, 3]`` array the picture is written into and
+    returned as (a ring slot, or the pinned staging buffer of a CUDA ring: see
+    :meth:`FrameRing.host_slot`). YUV is interleaved straight into it: a new picture copied
+    into the slot cost a full-frame copy per frame (1080p 8.5 -> 7.8 ms, 4K 26.5 -> 22.7 ms).
 
     ``high``: ``uint16 [H, W, 3]`` rgb48 instead, on the full 16-bit scale, with the same matrix
     and range handling, for sources with more than 8 bits per component. Together with
     :func:`rgb_to_av` an untouched pixel converts back to the same 10/12-bit codes (luma and
     chroma, for colours inside the RGB gamut); see the notes above on swscale's scale and chroma."""
     fmt = frame.format.name
+    if out is not None:
+        if high:
+            raise ValueError("av_to_rgb_numpy: out= is for the 8-bit picture (high=False)")
+        layout = _yuv_layout(fmt)  # (None for grey and RGB)
+        if layout is not None:
+            return _yuv_to_rgb8(frame, layout, out)
+        np.copyto(out, av_to_rgb_numpy(frame))
+        return out
     if fmt in _GREY and not is_full_range(fmt, frame.color_range):
         return _limited_grey_to_rgb(frame, high)  # (see _GREY; full-range grey converts right as it is)
     if not high:

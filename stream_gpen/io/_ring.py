@@ -270,16 +270,25 @@ class FrameRing:
             )
         if self.device.type == "cuda" and src.device.type == "cpu":
             assert staging is not None and self._copy_stream is not None
-            staging.copy_(src)
+            if src.data_ptr() != staging.data_ptr():  # (else written there already: see host_slot)
+                staging.copy_(src)
             with torch.cuda.stream(self._copy_stream):
                 dst.copy_(staging, non_blocking=True)
                 if then is not None:
                     then()
             self._copy_stream.synchronize()
         else:
-            dst.copy_(src)
+            if src.data_ptr() != dst.data_ptr():  # (else written there already: see host_slot)
+                dst.copy_(src)
             if then is not None:
                 then()
+
+    def host_slot(self, slot: int) -> torch.Tensor:
+        """Where a host picture for ``slot`` may be made in place, then handed to
+        :meth:`write_slot` with no copy: the slot itself on the CPU, the pinned staging buffer
+        (uploaded by write_slot) for a CUDA ring. A decoder converting into it saves a full-frame
+        copy per frame (see :func:`av_to_rgb_numpy`'s ``out``)."""
+        return self.staging if self.staging is not None else self.slots[slot]
 
     def write_slot(self, slot: int, rgb: "torch.Tensor") -> torch.Tensor:
         """Copy an RGB host (or device) tensor ``[H, W, 3]`` into ``slot``; return the slot view."""

@@ -3179,6 +3179,12 @@ class VideoSource:
                     rgb16 = orient(rgb16, self._rot_k, self._mirror)
                 img, hi = ring.write_hi_slot(slot, self._fit(rgb16, index, self._frame_sar(f)))
                 yuv = self._as_decoded(f)
+            elif not self._rot_k and not self._mirror and (f.height, f.width) == (ring.height, ring.width) \
+                    and self._frame_sar(f) is None:
+                # converted where the slot's picture goes (the slot, or a CUDA ring's staging buffer)
+                av_to_rgb_numpy(f, out=ring.host_slot(slot).numpy())
+                img = ring.write_slot(slot, ring.host_slot(slot))
+                yuv = self._as_decoded(f)
             else:
                 rgb = torch.from_numpy(av_to_rgb_numpy(f))
                 if self._rot_k or self._mirror:  # mirror, then counter-clockwise, as the display matrix says
