@@ -158,6 +158,15 @@ class FaceStage:
     #: detections the detector dropped for landmarks that fit no face (``check_landmarks``):
     #: sideways / upside-down faces, left untouched
     detections_implausible: int = 0
+    #: Video: the turn (``torch.rot90`` k, 0-3) of the frames the detector sees, chosen per shot
+    #: where their faces come out upright (:meth:`_video_detect`; a clip whose rotation tag was
+    #: lost); boxes and landmarks are mapped back into the frame
+    turn: int = 0
+    #: of ``detector_calls``: the detections of turned frames that chose ``turn``
+    turn_calls: int = 0
+    #: the turns (k) a video's faces were found upright in, other than 0: said once each in the
+    #: run (a warning, and the summary's fallbacks: :func:`turned_note`)
+    turns_used: list = field(default_factory=list)
     faces_restored: int = 0
     frames_with_faces: int = 0
     #: live streams: frames taken from the source but never handed on (see :func:`run_stream`)
@@ -180,6 +189,7 @@ class FaceStage:
     _last_planned: tuple | None = None  # (index, affines, track ids) of the last frame released
     _repeat_of: dict = field(default_factory=dict)  # repeat's index -> the index of the frame it repeats
     _smooth_ix: dict = field(default_factory=dict)  # the smoother's frame number -> the frame's index
+    _turn_open: bool = True  # the shot's orientation may still be checked (see _video_detect)
 
     @property
     def lag(self) -> int:
@@ -197,6 +207,7 @@ class FaceStage:
         self._held.clear()
         self._repeat_of.clear()
         self._smooth_ix.clear()
+        self.turn, self._turn_open = 0, True
 
     def forget(self, index: int) -> None:
         """Frame ``index`` will not be restored (a repeat given its frame's output): its planned
@@ -246,11 +257,96 @@ class FaceStage:
             dets = None
             if self.tracker.needs_detection(index, image):
                 region = self.tracker.probe_region  # a change-watch probe looks only where it changed
-                dets = self._counted_detect(image, self.video_detect_size, region)
+                dets = self._video_detect(image, region)
                 self.detector_calls += 1
                 self.detector_probes += int(self.tracker.probing)
         with self.timer("track"):
             return self.tracker.update(index, dets, frame=image)
+
+    #: a face whose eye line is turned further than this (degrees) from level is not upright
+    #: (:meth:`_video_detect`). Upright faces of the shared clips: within 12 (the talking head's
+    #: tilt); found in a picture turned 90 degrees, 71-92; turned 180, 163-177
+    TURN_ROLL = 45.0
+
+    def _video_detect(self, image: torch.Tensor, region=None):
+        """A video frame's faces (in ``region`` only: a change-watch probe), detected in the frame
+        turned by :attr:`turn` and mapped back into it.
+
+        A video whose picture is turned (a phone clip that lost its rotation tag, a scan) shows
+        its faces sideways or upside down, and RetinaFace finds them at high scores with landmarks
+        misplaced: the crops were pasted from them (hunt faces23: a still head turned 90 degrees
+        got crops of 252-356 px where upright gives 261, landmarks 0.17-0.35 inter-ocular
+        distances off; turned 180, 0.11-0.23 off, and frames dropped as implausible left raw
+        mid-shot). So the first whole-frame detection of a shot whose faces look turned (one
+        kept with its eye line over :attr:`TURN_ROLL` from level, or one dropped as implausible)
+        runs the detector on the frame turned the three other ways (``torch.rot90``), and the
+        turn that finds more upright faces than the current one is kept: the shot's detections
+        (and the next shots', until one checks otherwise) are made in the frame turned so. One
+        check a shot at most (3 detector calls, counted in :attr:`turn_calls`); upright video
+        pays nothing: its faces do not look turned."""
+        if getattr(self.tracker, "shot_starts", False):
+            self._turn_open = True  # a new shot: its faces may be turned otherwise
+        before = getattr(self.detector, "implausible", 0)
+        seen, dets = self._detect_turned(image, self.turn, region)
+        dropped = getattr(self.detector, "implausible", 0) - before
+        self.detections_implausible += dropped
+        if region is not None or not self._turn_open or not (dropped or self._off_level(seen)):
+            return dets
+        self._turn_open = False
+        best, upright = self.turn, self._upright(seen)
+        for k in range(4):
+            if k == self.turn:
+                continue
+            before = getattr(self.detector, "implausible", 0)
+            turned_seen, turned = self._detect_turned(image, k)
+            if hasattr(self.detector, "implausible"):  # (a wrong turn's drops: no faces left untouched)
+                self.detector.implausible = before
+            self.detector_calls += 1
+            self.turn_calls += 1
+            if self._upright(turned_seen) > upright:
+                best, upright, dets = k, self._upright(turned_seen), turned
+        if best != self.turn:
+            self.detections_implausible -= dropped  # found the right way up after all
+            self.turn = best
+            if best and best not in self.turns_used:
+                self.turns_used.append(best)
+                log.warning("%s", turned_note(best))
+        return dets
+
+    def _detect_turned(self, image: torch.Tensor, k: int, region=None):
+        """The faces of ``image`` (in ``region``, frame px) found in it turned by ``torch.rot90``
+        ``k``: ``(as found there, mapped back into the frame)``."""
+        from stream_gpen.faces import Detections
+
+        if k == 0:
+            dets = self._detect(image, self.video_detect_size, region)
+            return dets, dets
+        h, w = image.shape[:2]
+        turned = torch.rot90(image, k, (0, 1)).contiguous()
+        if region is not None:  # the region in the turned frame (turned 4 - k more times, the frame)
+            c = _unturn(torch.tensor(region, dtype=torch.float32).view(2, 2), 4 - k, *turned.shape[:2])
+            region = tuple(float(v) for v in torch.cat([c.amin(0), c.amax(0)]))
+        seen = self._detect(turned, self.video_detect_size, region, turned=k % 2 == 1)
+        corners = _unturn(seen.boxes.view(-1, 2, 2), k, h, w)
+        return seen, Detections(torch.cat([corners.amin(1), corners.amax(1)], 1), _unturn(seen.landmarks, k, h, w),
+                                seen.scores.clone())
+
+    def _kept(self, dets) -> torch.Tensor:
+        """Which of ``dets`` the tracker would restore when first seen (score and size)."""
+        wh = (dets.boxes[:, 2:] - dets.boxes[:, :2]).clamp(min=0)
+        return ((wh.min(dim=1).values >= getattr(self.tracker, "min_face", 0.0))
+                & (dets.scores >= getattr(self.tracker, "min_score", 0.0)))
+
+    def _roll(self, dets) -> torch.Tensor:
+        """Each face's eye line's angle from level, degrees (0-180)."""
+        eyes = dets.landmarks[:, 1] - dets.landmarks[:, 0]
+        return torch.rad2deg(torch.atan2(eyes[:, 1], eyes[:, 0])).abs()
+
+    def _upright(self, dets) -> int:
+        return int((self._kept(dets) & (self._roll(dets) <= self.TURN_ROLL)).sum()) if len(dets) else 0
+
+    def _off_level(self, dets) -> bool:
+        return bool((self._kept(dets) & (self._roll(dets) > self.TURN_ROLL)).any()) if len(dets) else False
 
     def _counted_detect(self, image: torch.Tensor, size: int | None, region=None):
         # the detector may be shared by several stages (runs): its running count is per detector
@@ -259,20 +355,21 @@ class FaceStage:
         self.detections_implausible += getattr(self.detector, "implausible", 0) - before
         return dets
 
-    def _detect(self, image: torch.Tensor, size: int | None, region=None):
+    def _detect(self, image: torch.Tensor, size: int | None, region=None, *, turned: bool = False):
         """Faces of one picture (or of a ``region`` of it): at the detector's own long side, or,
         for a larger ``size``, at both (``detect_pyramid``: small faces from the larger, big
-        faces from the smaller, which a single large size would lose)."""
-        kw = self._aspect_kw()
+        faces from the smaller, which a single large size would lose). ``turned``: the picture
+        is the frame turned 90 degrees (its pixels' aspect inverted)."""
+        kw = self._aspect_kw(turned)
         base = getattr(self.detector, "long_side", None)
         if size is not None and base is not None and size > base and hasattr(self.detector, "detect_pyramid"):
             return self.detector.detect_pyramid([image], (base, size), region=region, **kw)[0]
         return (self.detector.detect([image], **kw)[0] if region is None
                 else self.detector.detect_region(image, region, **kw))
 
-    def _aspect_kw(self) -> dict:
+    def _aspect_kw(self, turned: bool = False) -> dict:
         # Only non-square pixels are passed on: detectors written for square ones keep working.
-        return {} if self.pixel_aspect == 1.0 else {"pixel_aspect": self.pixel_aspect}
+        return {} if self.pixel_aspect == 1.0 else {"pixel_aspect": 1.0 / self.pixel_aspect if turned else self.pixel_aspect}
 
     def _planned(self, index: int, tracks: list) -> tuple[int, torch.Tensor]:
         self._plan_ids[index] = [t.id for t in tracks]  # parse masks and paste order follow the tracks
@@ -358,8 +455,8 @@ class FaceStage:
         alignment's similarity takes any angle) and it is restored instead of left untouched.
         Where one overlaps a detection ``select_faces`` keeps, the higher score stays. Only
         padded regions around those boxes are searched (``detect_region``: a fraction of a full
-        pass), so no face elsewhere in the photo is added. Photos only; video keeps the plain
-        detection."""
+        pass), so no face elsewhere in the photo is added. Photos only; video turns whole frames
+        per shot (:meth:`_video_detect`)."""
         from stream_gpen.faces import Detections
         from stream_gpen.faces._tracker import _iou
 
@@ -864,6 +961,15 @@ def _copy_restored(frame, repeat) -> None:
     hi, rhi = getattr(frame, "hi", None), getattr(repeat, "hi", None)
     if hi is not None and rhi is not None:
         rhi.copy_(hi)
+
+
+def turned_note(k: int) -> str:
+    """What to say of a video whose faces were found upright in its frames turned by
+    ``torch.rot90`` ``k`` (:attr:`FaceStage.turn`)."""
+    way, fix = {1: ("90° counterclockwise", "transpose=cclock"), 2: ("180°", "hflip,vflip"),
+                3: ("90° clockwise", "transpose=clock")}[k]
+    return (f"faces are upright with the picture turned {way} (is the video's rotation tag missing?): they "
+            f"were detected turned and restored; the picture is written as it is (to turn it: ffmpeg -vf {fix})")
 
 
 __all__ = ["FaceStage", "run_stream", "select_faces", "RunSummary"]

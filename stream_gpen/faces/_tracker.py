@@ -723,6 +723,12 @@ class FaceTracker:
         return False
 
     @property
+    def shot_starts(self) -> bool:
+        """Whether the frame :meth:`needs_detection` just looked at starts a new shot (a scene cut,
+        which its :meth:`update` counts in ``scene_cuts``): known before its detection."""
+        return bool(self._prepared is not None and self._prepared[3])
+
+    @property
     def probing(self) -> bool:
         """Whether the detection :meth:`needs_detection` just asked for is a change-watch probe
         (look in :attr:`probe_region`, or the whole frame when that is None)."""
