@@ -111,7 +111,7 @@ def test_turned_video_is_detected_turned(shared, mobilenet_weights, talking_head
     upright, want = upright_plan
     # (the turned clip's change watch may probe otherwise: its whole-frame detections are compared)
     assert (stage.detector_calls - stage.detector_probes - 3) == (upright.detector_calls - upright.detector_probes)
-    h = w = 360
+    w = 360
     for i in range(len(talking_head)):
         assert len(got[i]) == len(want[i]) == 1
         # the upright clip's points, turned as the frame was

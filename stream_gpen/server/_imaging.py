@@ -153,7 +153,7 @@ def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
         im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise InvalidInputError(_unidentified(data)) from None
-    except Image.DecompressionBombError as e:  # header claims > 2x Pillow's global limit
+    except Image.DecompressionBombError:  # header claims > 2x Pillow's global limit
         raise PayloadTooLargeError(f"image refused before decoding: over the {2 * int(Image.MAX_IMAGE_PIXELS or 0)} "
                                    f"pixels Pillow opens, and this server's limit of {max_pixels} (--max-pixels)") from None
     except (OSError, SyntaxError, ValueError) as e:  # a recognised but truncated/corrupt header
