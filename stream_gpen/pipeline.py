@@ -189,7 +189,7 @@ class FaceStage:
     _last_planned: tuple | None = None  # (index, affines, track ids) of the last frame released
     _repeat_of: dict = field(default_factory=dict)  # repeat's index -> the index of the frame it repeats
     _smooth_ix: dict = field(default_factory=dict)  # the smoother's frame number -> the frame's index
-    _turn_open: bool = True  # the shot's orientation may still be checked (see _video_detect)
+    _turn_wait: int = 0  # whole-frame detections before the orientation may be checked again (see _video_detect)
 
     @property
     def lag(self) -> int:
@@ -207,7 +207,7 @@ class FaceStage:
         self._held.clear()
         self._repeat_of.clear()
         self._smooth_ix.clear()
-        self.turn, self._turn_open = 0, True
+        self.turn, self._turn_wait = 0, 0
 
     def forget(self, index: int) -> None:
         """Frame ``index`` will not be restored (a repeat given its frame's output): its planned
@@ -267,6 +267,13 @@ class FaceStage:
     #: (:meth:`_video_detect`). Upright faces of the shared clips: within 12 (the talking head's
     #: tilt); found in a picture turned 90 degrees, 71-92; turned 180, 163-177
     TURN_ROLL = 45.0
+    #: a face this far from level (degrees) or more makes the frame look turned, worth a check:
+    #: the turned bands (71-92, 163-177 on the shared clips), not a head resting at 45-60
+    TURN_LOOK = 65.0
+    #: whole-frame detections after a check before another may run in the same shot: a head
+    #: that lies down and sits up again (or a wrong choice) is checked again, at most every
+    #: this many detections (3 detector calls each; 50 frames at the default --detect-every)
+    TURN_RECHECK = 10
 
     def _video_detect(self, image: torch.Tensor, region=None):
         """A video frame's faces (in ``region`` only: a change-watch probe), detected in the frame
@@ -278,35 +285,45 @@ class FaceStage:
         got crops of 252-356 px where upright gives 261, landmarks 0.17-0.35 inter-ocular
         distances off; turned 180, 0.11-0.23 off, and frames dropped as implausible left raw
         mid-shot). So the first whole-frame detection of a shot whose faces look turned (one
-        kept with its eye line over :attr:`TURN_ROLL` from level, or one dropped as implausible)
+        kept with its eye line :attr:`TURN_LOOK` or more from level, or one dropped as implausible)
         runs the detector on the frame turned the three other ways (``torch.rot90``), and the
-        turn that finds more upright faces than the current one is kept: the shot's detections
+        turn that finds more upright faces (within :attr:`TURN_ROLL` of level) than the current one is kept: the shot's detections
         (and the next shots', until one checks otherwise) are made in the frame turned so. One
-        check a shot at most (3 detector calls, counted in :attr:`turn_calls`); upright video
-        pays nothing: its faces do not look turned."""
+        check at a shot's start, then at most every :attr:`TURN_RECHECK` whole-frame detections
+        while faces still look turned (3 detector calls each, counted in :attr:`turn_calls`): a
+        head that rested sideways for a moment in an upright shot is checked again once it is
+        upright in the frame and sideways in the turned one. Upright video whose faces are level
+        (within :attr:`TURN_LOOK`) and all plausible pays nothing."""
         if getattr(self.tracker, "shot_starts", False):
-            self._turn_open = True  # a new shot: its faces may be turned otherwise
+            self._turn_wait = 0  # a new shot: its faces may be turned otherwise
         before = getattr(self.detector, "implausible", 0)
         seen, dets = self._detect_turned(image, self.turn, region)
         dropped = getattr(self.detector, "implausible", 0) - before
         self.detections_implausible += dropped
-        if region is not None or not self._turn_open or not (dropped or self._off_level(seen)):
+        if region is not None:
             return dets
-        self._turn_open = False
-        best, upright = self.turn, self._upright(seen)
+        if self._turn_wait > 0:
+            self._turn_wait -= 1
+            return dets
+        if not (dropped or self._off_level(seen)):
+            return dets
+        self._turn_wait = self.TURN_RECHECK
+        best, upright, best_dropped = self.turn, self._upright(seen), dropped
         for k in range(4):
             if k == self.turn:
                 continue
             before = getattr(self.detector, "implausible", 0)
             turned_seen, turned = self._detect_turned(image, k)
-            if hasattr(self.detector, "implausible"):  # (a wrong turn's drops: no faces left untouched)
+            k_dropped = getattr(self.detector, "implausible", 0) - before
+            if hasattr(self.detector, "implausible"):  # (a turn not taken: its drops are no faces left)
                 self.detector.implausible = before
             self.detector_calls += 1
             self.turn_calls += 1
             if self._upright(turned_seen) > upright:
-                best, upright, dets = k, self._upright(turned_seen), turned
+                best, upright, dets, best_dropped = k, self._upright(turned_seen), turned, k_dropped
         if best != self.turn:
-            self.detections_implausible -= dropped  # found the right way up after all
+            # the faces left untouched are the chosen turn's (review23: they went uncounted)
+            self.detections_implausible += best_dropped - dropped
             self.turn = best
             if best and best not in self.turns_used:
                 self.turns_used.append(best)
@@ -346,7 +363,7 @@ class FaceStage:
         return int((self._kept(dets) & (self._roll(dets) <= self.TURN_ROLL)).sum()) if len(dets) else 0
 
     def _off_level(self, dets) -> bool:
-        return bool((self._kept(dets) & (self._roll(dets) > self.TURN_ROLL)).any()) if len(dets) else False
+        return bool((self._kept(dets) & (self._roll(dets) >= self.TURN_LOOK)).any()) if len(dets) else False
 
     def _counted_detect(self, image: torch.Tensor, size: int | None, region=None):
         # the detector may be shared by several stages (runs): its running count is per detector
