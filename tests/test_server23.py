@@ -188,3 +188,41 @@ def test_image_endpoint_reads_a_jpeg_without_end_marker_and_a_png_with_a_damaged
         r = post(png, "image/png")
         assert r.status_code == 200, r.text
     assert "JPEG end marker" in caplog.text and "tEXt" in caplog.text
+
+
+def test_the_pixel_limit_is_checked_before_a_jpeg_end_marker_repair(monkeypatch):
+    """review23: the end-marker repair (two full decodes) ran before the --max-pixels check: a
+    flat 169 MP JPEG of a few MB, cut by 2 bytes, cost ~1.5 GB and seconds per request under a
+    40 MP limit. The size is now checked first; the repair is not even tried for a refused one."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    import stream_gpen.io._image as image_io
+
+    tried = []
+    real = image_io._eoi_restored
+    monkeypatch.setattr(image_io, "_eoi_restored", lambda data: tried.append(1) or real(data))
+    buf = io.BytesIO()
+    Image.fromarray(np.full((100, 120, 3), 90, np.uint8)).save(buf, "JPEG")
+    cut = buf.getvalue()[:-2]
+    with client_for(FakeEnhancer(), max_pixels=5000) as c:
+        r = c.post("/v1/images:enhance", content=cut, headers={**KEY, "Content-Type": "image/jpeg"})
+        assert r.status_code == 413 and "(--max-pixels)" in r.json()["detail"]
+    assert not tried
+    with client_for(FakeEnhancer()) as c:
+        r = c.post("/v1/images:enhance", content=cut, headers={**KEY, "Content-Type": "image/jpeg"})
+        assert r.status_code == 200
+    assert tried
+
+
+def test_nms_of_half_precision_boxes_suppresses():
+    """review23: in float16 a 300x300 box's area (90000) overflowed to inf, the IoU was NaN and
+    two identical boxes were both kept; torchvision computes in float."""
+    import torch
+
+    from stream_gpen.faces._detector import nms
+
+    boxes = torch.tensor([[0, 0, 300, 300], [0, 0, 300, 300]], dtype=torch.float16)
+    assert nms(boxes, torch.tensor([0.9, 0.8], dtype=torch.float16), 0.4).tolist() == [0]

@@ -664,6 +664,8 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
     detector passes up to 5000 candidates), greedy order within the block, then what its kept
     boxes suppress further down. (A loop step per kept box took seconds for thousands.)"""
     n = int(scores.shape[0])
+    if boxes.dtype in (torch.float16, torch.bfloat16):
+        boxes = boxes.float()  # (areas over 65504 were inf in half: IoU NaN, nothing suppressed; review23)
     order = scores.argsort(descending=True, stable=True)
     x1, y1, x2, y2 = (c.contiguous() for c in boxes[order].unbind(1))
     area = (x2 - x1) * (y2 - y1)

@@ -144,8 +144,9 @@ def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
         pass  # pillow-heif missing: HEIC is then refused as an unknown image
     from stream_gpen.io._image import _eoi_restored, _png_repaired
 
-    # a JPEG without its end marker, a PNG with a damaged optional chunk: read repaired, as enhance does
-    repaired = _eoi_restored(data) or _png_repaired(data)
+    # a PNG with a damaged optional chunk: read without it, as enhance does (its chunks' headers
+    # only are read here; a JPEG without its end marker is tried below, once its size passed)
+    repaired = _png_repaired(data)
     if repaired is not None:
         log.warning("uploaded image: %s", repaired[1])
         data = repaired[0].getvalue()
@@ -154,7 +155,9 @@ def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
     except UnidentifiedImageError:
         raise InvalidInputError(_unidentified(data)) from None
     except Image.DecompressionBombError:  # header claims > 2x Pillow's global limit
-        raise PayloadTooLargeError(f"image refused before decoding: over the {2 * int(Image.MAX_IMAGE_PIXELS or 0)} "
+        from stream_gpen.server._config import pillow_pixel_limit
+
+        raise PayloadTooLargeError(f"image refused before decoding: over the {pillow_pixel_limit()} "
                                    f"pixels Pillow opens, and this server's limit of {max_pixels} (--max-pixels)") from None
     except (OSError, SyntaxError, ValueError) as e:  # a recognised but truncated/corrupt header
         raise InvalidInputError(f"cannot decode the image: {e}", hint=_cut_hint()) from None
@@ -182,6 +185,15 @@ def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
         w, h = im.size
         if w * h > max_pixels:
             raise PayloadTooLargeError(f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels} (--max-pixels)")
+        if im.format == "JPEG" and not data.endswith(b"\xff\xd9"):
+            # a JPEG whole but for its end marker: read with it put back, as enhance does (tried
+            # only now: the trial decodes it twice, which a 169 MP upload under the limit of
+            # Pillow's bomb check would have cost before --max-pixels refused it, review23)
+            repaired = _eoi_restored(data)
+            if repaired is not None:
+                log.warning("uploaded image: %s", repaired[1])
+                data = repaired[0].getvalue()
+                im = Image.open(io.BytesIO(data))
         try:
             icc, exif = _carried(im)
             orientation = _orientation(im, Path("upload"))
