@@ -254,7 +254,8 @@ def _from_rgb_tensor(t: torch.Tensor, alpha: np.ndarray | None, hi: torch.Tensor
         if arr.dtype == np.uint8:
             from PIL import Image
 
-            arr = np.asarray(Image.fromarray(np.ascontiguousarray(arr), "RGB").convert("L"))
+            # (a copy: Pillow's buffer is read-only, and the caller was promised a new array, api23)
+            arr = np.array(Image.fromarray(np.ascontiguousarray(arr), "RGB").convert("L"))
         else:
             from stream_gpen.io._image import _deep_pixels
 
@@ -682,8 +683,9 @@ class Enhancer:
             # one picture's rows would each be restored as a grey picture of their own
             raise InvalidInputError(f"enhance_images() takes a list of pictures, not one {type(images).__name__} "
                                     f"(shape {tuple(images.shape)}); for one picture use enhance_image()")
-        images = list(images)
-        tensors, alphas, his = [], [], []
+        # each picture is copied as it is pulled: a generator that refills one buffer (a video
+        # reader's) gave every picture the last one's result (api23); only its form is kept
+        tensors, alphas, his, forms = [], [], [], []
         for k, im in enumerate(images):
             if isinstance(im, np.ndarray) and im.dtype.kind == "u" and im.dtype.itemsize == 2 and im.size and 0 < im.max() <= 255:
                 # (8-bit values widened without scaling, `img.astype(np.uint16)`: read as a nearly
@@ -694,6 +696,7 @@ class Enhancer:
             tensors.append(t.to(self.device))
             his.append(hi.to(self.device) if hi is not None else None)
             alphas.append(a)
+            forms.append(np.broadcast_to(np.zeros((), im.dtype), im.shape))  # (shape and dtype, no pixels)
         with self._lock:
             stage = self._stage()
             affines = [stage.plan_still(t) for t in tensors]
@@ -703,7 +706,7 @@ class Enhancer:
                 if group:
                     stage.restore([tensors[i] for i in group], [affines[i] for i in group],
                                   hi=[his[i] for i in group] if deep else None)
-        return [_from_rgb_tensor(t, a, hi, im) for t, a, im, hi in zip(tensors, alphas, images, his)]
+        return [_from_rgb_tensor(t, a, hi, like) for t, a, like, hi in zip(tensors, alphas, forms, his)]
 
     def _picture_stage(self, width: int, height: int, *, live: bool = True):
         """A face stage for a sequence of pictures of one size (:meth:`stream_frames`, the server's

@@ -6,12 +6,20 @@ Every leaf also derives from the fitting built-in, so callers may catch either
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stream_gpen.summary import RunSummary
+
 
 class StreamGpenError(Exception):
-    """Root of every error stream-gpen raises on purpose."""
+    """Root of every error stream-gpen raises on purpose. ``summary``: a failed
+    :meth:`Enhancer.enhance_file` run's :class:`~stream_gpen.summary.RunSummary` (None elsewhere)."""
 
     exit_code: int = 1
     hint: str | None = None
+    # (declared: a type checker read Cancelled.summary as None, and StreamGpenError as without it, api23)
+    summary: RunSummary | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -107,7 +115,6 @@ class Interrupted(StreamGpenError, KeyboardInterrupt):
     None where it stopped before the run began (while the model loaded)."""
 
     exit_code = 130
-    summary = None  # (set by Enhancer.enhance_file)
 
 
 class Cancelled(StreamGpenError):
@@ -117,7 +124,6 @@ class Cancelled(StreamGpenError):
     ``run_in_executor``) is taken for Ctrl-C and ends the whole event loop, its other tasks too."""
 
     exit_code = 130
-    summary = None
 
 
 # --- frame ring (io) -------------------------------------------------------------------------

@@ -240,7 +240,9 @@ class FaceDetector:
         net.load_state_dict(state, strict=True)
         net = net.eval()
         self.fused_batchnorms = _fuse_conv_bn(net)
-        net = net.to(self.device)
+        # float32 whatever the host's default dtype: built under torch.set_default_dtype(float64)
+        # the network's biases were double and every detection failed (api23)
+        net = net.to(self.device, dtype=torch.float32)
         if self.device.type == "cpu":
             # oneDNN's CPU convolutions (MobileNet's depthwise ones above all) run ~25% faster on
             # channels-last tensors; the outputs differ by float reassociation only (~1e-5).
