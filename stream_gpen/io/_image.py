@@ -762,7 +762,7 @@ def _webp_is_lossless(path) -> bool:
     (105 KB -> 34 KB). An animation is lossless when every frame is (a mixed one, gif2webp's
     ``-mixed``, is written lossy as before)."""
     try:
-        with (io.BytesIO(path) if isinstance(path, bytes | bytearray) else open(path, "rb")) as f:
+        with _opened(bytes(path) if isinstance(path, bytearray) else path) as f:
             if f.read(12)[8:12] != b"WEBP":
                 return False
             frames = 0
@@ -880,7 +880,6 @@ def _eoi_restored(path):
     back. One whose scan data is cut short too stays refused: decoded with the marker right
     after its data and again with filler bytes before it, its last blocks differ (the filler is
     read as picture data), where a whole scan stops before the filler (libjpeg skips it)."""
-    import io
 
     from PIL import Image
 
@@ -925,7 +924,6 @@ def _png_repaired(path):
     refused the whole picture ("cannot identify image file") for a bad CRC on a tEXt chunk,
     which libpng reads past with a warning; a critical chunk's (IHDR, PLTE, IDAT) still fails
     in Pillow, as it should."""
-    import io
     import zlib
 
     bad: list[tuple[int, int, str]] = []

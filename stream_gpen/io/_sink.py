@@ -1009,9 +1009,10 @@ def _keep_layout(codec: str, rate: int, layout: str | None, channels: int | None
 def _describe(stream) -> str:
     """A name for a stream without a codec context (data tracks): its handler, else the codec
     FFmpeg names (``klv``), else "unknown codec"."""
+    from stream_gpen.io._source import _data_codec
+
     md = getattr(stream, "metadata", None) or {}
-    name = getattr(stream, "name", None)
-    return md.get("handler_name") or (name if name != "bin_data" else None) or "unknown codec"
+    return md.get("handler_name") or _data_codec(stream) or "unknown codec"
 
 
 #: FFmpeg's AVChromaLocation values and names (1..6; 0 "unspecified" is not written)
