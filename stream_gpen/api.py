@@ -1437,9 +1437,7 @@ class Enhancer:
         summary.frames_in = max(summary.frames_in, int(stats.get("decoded", 0)))
         summary.fallbacks = self._all_fallbacks() + [str(f) for f in getattr(source, "fallbacks", []) or []]
         if getattr(stage, "turns_used", None):
-            from stream_gpen.pipeline import turned_note
-
-            summary.fallbacks += [turned_note(k) for k in stage.turns_used]
+            summary.fallbacks += stage.turned_notes()
         concealed = int(stats.get("corrupt_frames", 0))
         if concealed:  # (damaged, shown patched by the decoder: said only on stderr, the report was clean)
             summary.fallbacks.append(f"{concealed} damaged frame(s) concealed by the decoder (the input is damaged "

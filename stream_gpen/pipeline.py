@@ -167,6 +167,9 @@ class FaceStage:
     #: the turns (k) a video's faces were found upright in, other than 0: said once each in the
     #: run (a warning, and the summary's fallbacks: :func:`turned_note`)
     turns_used: list = field(default_factory=list)
+    #: whole-frame detections of a video made in each turn (k -> count): how much of the video
+    #: :meth:`turned_notes` speaks of
+    turn_detections: dict = field(default_factory=dict)
     faces_restored: int = 0
     frames_with_faces: int = 0
     #: live streams: frames taken from the source but never handed on (see :func:`run_stream`)
@@ -302,6 +305,14 @@ class FaceStage:
         self.detections_implausible += dropped
         if region is not None:
             return dets
+        dets = self._checked_turn(image, seen, dets, dropped)
+        self.turn_detections[self.turn] = self.turn_detections.get(self.turn, 0) + 1
+        return dets
+
+    def _checked_turn(self, image: torch.Tensor, seen, dets, dropped: int):
+        """``dets`` (a whole-frame detection in the current turn, ``seen`` as found there, with
+        ``dropped`` implausible ones), or those of another turn where a check finds more faces
+        upright there (:meth:`_video_detect`)."""
         if self._turn_wait > 0:
             self._turn_wait -= 1
             return dets
@@ -327,23 +338,34 @@ class FaceStage:
             self.turn = best
             if best and best not in self.turns_used:
                 self.turns_used.append(best)
-                log.warning("%s", turned_note(best))
+                log.warning("%s", turned_note(best, None))
         return dets
 
-    def _detect_turned(self, image: torch.Tensor, k: int, region=None):
+    def turned_notes(self) -> list[str]:
+        """What the run says at its end of the turns its faces were found upright in
+        (:func:`turned_note`, with the share of the whole-frame detections made in each)."""
+        total = sum(self.turn_detections.values())
+        return [turned_note(k, self.turn_detections.get(k, 0) / total if total else 1.0) for k in self.turns_used]
+
+    def _detect_turned(self, image: torch.Tensor, k: int, region=None, *, size: int | None | str = "video",
+                       turned: torch.Tensor | None = None):
         """The faces of ``image`` (in ``region``, frame px) found in it turned by ``torch.rot90``
-        ``k``: ``(as found there, mapped back into the frame)``."""
+        ``k``: ``(as found there, mapped back into the frame)``. ``size``: the detection size
+        (:attr:`video_detect_size` unless given); ``turned``: the picture turned so already
+        (a photo searched in several regions turns it once)."""
         from stream_gpen.faces import Detections
 
+        size = self.video_detect_size if size == "video" else size
         if k == 0:
-            dets = self._detect(image, self.video_detect_size, region)
+            dets = self._detect(image, size, region)
             return dets, dets
         h, w = image.shape[:2]
-        turned = torch.rot90(image, k, (0, 1)).contiguous()
+        if turned is None:
+            turned = torch.rot90(image, k, (0, 1)).contiguous()
         if region is not None:  # the region in the turned frame (turned 4 - k more times, the frame)
             c = _unturn(torch.tensor(region, dtype=torch.float32).view(2, 2), 4 - k, *turned.shape[:2])
             region = tuple(float(v) for v in torch.cat([c.amin(0), c.amax(0)]))
-        seen = self._detect(turned, self.video_detect_size, region, turned=k % 2 == 1)
+        seen = self._detect(turned, size, region, turned=k % 2 == 1)
         corners = _unturn(seen.boxes.view(-1, 2, 2), k, h, w)
         return seen, Detections(torch.cat([corners.amin(1), corners.amax(1)], 1), _unturn(seen.landmarks, k, h, w),
                                 seen.scores.clone())
@@ -495,15 +517,10 @@ class FaceStage:
         found = []
         for k in (1, 2, 3):
             turned = torch.rot90(image, k, (0, 1)).contiguous()
-            th, tw = turned.shape[:2]
             for r in regions:
-                # the region in the turned picture (which turned 4 - k more times is the photo)
-                c = _unturn(torch.tensor(r, dtype=torch.float32).view(2, 2), 4 - k, th, tw)
-                t = self._detect(turned, self.still_detect_size, region=tuple(float(v) for v in torch.cat([c.amin(0), c.amax(0)])))
+                _, t = self._detect_turned(image, k, tuple(r), size=self.still_detect_size, turned=turned)
                 self.detector_calls += 1
-                for box, lm, sc in zip(t.boxes, t.landmarks, t.scores):
-                    corners = _unturn(box.view(2, 2), k, h, w)
-                    found.append((torch.cat([corners.amin(0), corners.amax(0)]), _unturn(lm, k, h, w), sc))
+                found += list(zip(t.boxes, t.landmarks, t.scores))
         keep = passing.clone()
         added = []
         for box, lm, sc in sorted(found, key=lambda t: -float(t[2])):
@@ -980,13 +997,26 @@ def _copy_restored(frame, repeat) -> None:
         rhi.copy_(hi)
 
 
-def turned_note(k: int) -> str:
+#: a turn that held for this share of a video's whole-frame detections or more is the video's
+#: own (a lost rotation tag); under it, faces lay down in part of the video (:func:`turned_note`)
+TURNED_VIDEO_SHARE = 0.8
+
+
+def turned_note(k: int, share: float | None = 1.0) -> str:
     """What to say of a video whose faces were found upright in its frames turned by
-    ``torch.rot90`` ``k`` (:attr:`FaceStage.turn`)."""
+    ``torch.rot90`` ``k`` (:attr:`FaceStage.turn`), for ``share`` of its whole-frame
+    detections (``None``: said as it happens, the share not known yet). Only a turn that held
+    for most of the video suggests a lost rotation tag: a person lying down in some shots of an
+    upright video is found upright turned too (review: the note asked for the tag there)."""
     way, fix = {1: ("90° counterclockwise", "transpose=cclock"), 2: ("180°", "hflip,vflip"),
                 3: ("90° clockwise", "transpose=clock")}[k]
-    return (f"faces are upright with the picture turned {way} (is the video's rotation tag missing?): they "
-            f"were detected turned and restored; the picture is written as it is (to turn it: ffmpeg -vf {fix})")
+    if share is None:
+        return f"faces are upright with the picture turned {way}: they are detected turned from here"
+    if share >= TURNED_VIDEO_SHARE:
+        return (f"faces are upright with the picture turned {way} (is the video's rotation tag missing?): they "
+                f"were detected turned and restored; the picture is written as it is (to turn it: ffmpeg -vf {fix})")
+    return (f"faces in part of the video ({share:.0%} of its detections) are upright with the picture turned {way} "
+            "(lying down?): they were detected turned there and restored")
 
 
 __all__ = ["FaceStage", "run_stream", "select_faces", "RunSummary"]
