@@ -12,7 +12,9 @@ network's (``tests/test_detnet23.py``). Inference only: the class scores come ou
 
 Every conv that a BatchNorm follows sits with it in a ``Sequential`` (as in the checkpoints' key
 names), which is where :func:`~stream_gpen.faces._detector._fuse_conv_bn` folds them; the
-ResNet bottlenecks' norms are named beside their convs (``conv1``/``bn1``) and stay unfolded.
+ResNet bottlenecks' norms are named beside their convs (``conv1``/``bn1``): their modules list
+the pairs in ``conv_bn_pairs``, which it folds too (each norm is applied to its conv's output
+alone).
 """
 from __future__ import annotations
 
@@ -79,6 +81,9 @@ class Bottleneck(nn.Module):
     """ResNet-50's residual block (v1.5: the stride on the 3x3 conv), torchvision's layout."""
 
     expansion = 4
+    #: (conv, norm) attribute pairs whose norm takes that conv's output and nothing else
+    #: (foldable: :func:`~stream_gpen.faces._detector._fuse_conv_bn`)
+    conv_bn_pairs = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
 
     def __init__(self, cin: int, width: int, stride: int) -> None:
         super().__init__()
@@ -104,6 +109,7 @@ class ResNetBody(nn.Module):
     8, 16, 32; 512, 1024, 2048 channels) feed the pyramid."""
 
     channels = (512, 1024, 2048)
+    conv_bn_pairs = (("conv1", "bn1"),)
 
     def __init__(self) -> None:
         super().__init__()
