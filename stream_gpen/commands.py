@@ -1461,12 +1461,18 @@ def _describe_image(p: Path) -> dict:
     icc = info.get("icc_profile")
     if icc:
         (kept if icc_describes(icc, grey=grey) else dropped).append(f"ICC profile ({icc_space(icc)})")
+    from stream_gpen.io._iptc import iptc_record, kept_resources
+
+    irb, why = kept_resources(info.get("photoshop_irb"), orient)
     kept += [k for k, v in (("EXIF", info.get("exif")), ("DPI", info.get("dpi")), ("transparency", alpha is not None),
-                            ("HDR gain map", info.get("gain_map") is not None)) if v]
+                            ("HDR gain map", info.get("gain_map") is not None),
+                            ("IPTC", iptc_record(irb))) if v]
     if kept:
         plan.append(", ".join(kept) + " written back where the output format holds them")
     if dropped:
         plan.append(", ".join(dropped) + " dropped: it does not describe the RGB pixels written")
+    if why == "damaged":
+        plan.append("IPTC / Photoshop image resources (APP13) dropped: they do not parse (damaged)")
     if info.get("stale_tags"):
         plan.append("Photoshop layers / image resources dropped (they hold the unrestored picture)")
     out["plan"] = plan

@@ -9,7 +9,9 @@ back where the output format can hold it: the ICC profile (phone photos are Disp
 it colour-managed viewers show them desaturated), EXIF (date, camera, GPS; its stated picture size
 set to the written one), XMP (into PNG as an iTXt chunk, into TIFF as tag 700), DPI, PNG gamma /
 chromaticities / sRGB intent / text chunks / cICP, mDCv, cLLI (HDR: its faces are restored as SDR codes,
-said), a JPEG's (and a camera MPO's) chroma subsampling (4:4:4
+said), a JPEG's IPTC and other Photoshop image resources (APP13, into JPEG output; the IPTC record alone
+into TIFF as tag 33723; thumbnails and what else describes the old pixels left out, see ``_iptc``),
+a JPEG's (and a camera MPO's) chroma subsampling (4:4:4
 stays 4:4:4), progressive flag and comment, a TIFF's compression (one Pillow does not write, JPEG or
 CCITT fax, becomes deflate) and its reduced-resolution previews (made again from the restored
 picture; they are not pages), a lossless WebP stays lossless. A profile
@@ -49,6 +51,7 @@ from stream_gpen.errors import (
     OutputExistsError,
 )
 from stream_gpen.io._convert import u8_from_u16
+from stream_gpen.io._iptc import beyond_tiff, iptc_record, jpeg_app13, kept_resources, with_app13
 from stream_gpen.io._meta import StreamMetadata, fit_name, hidden_temp
 from stream_gpen.io._ring import Frame
 from stream_gpen.io._sink import _Sink, keep_beside, keep_mode, place_new
@@ -500,8 +503,6 @@ def read_image_info(im, path: Path) -> dict:
         colour = _png_colour_chunks(path)
         if colour:
             out["png_colour"] = colour
-    if im.format in ("JPEG", "MPO") and info.get("photoshop"):
-        out["iptc"] = True  # (APP13: captions, keywords, copyright; Pillow writes none back)
     if im.format in ("JPEG", "MPO"):  # (MPO: a camera JPEG with an MPF preview, Ultra HDR: a JPEG)
         from PIL import JpegImagePlugin
 
@@ -513,9 +514,12 @@ def read_image_info(im, path: Path) -> dict:
             out["qtables"] = [list(tables[k]) for k in sorted(tables)]
     if im.format in ("JPEG", "MPO"):
         try:
-            data = path.read_bytes()  # once, for the gain map and the trailer
+            data = path.read_bytes()  # once, for IPTC, the gain map and the trailer
         except OSError:
             data = b""
+        irb = jpeg_app13(data)  # (APP13: IPTC captions, keywords, copyright; Pillow writes none back)
+        if irb is not None:
+            out["photoshop_irb"] = irb
         if im.format == "MPO" or (im.format == "JPEG" and im.info.get("mp")):
             # (Pillow opens an Ultra HDR JPEG whose XMP says hdrgm:Version as a plain JPEG, not as
             # an MPO: a phone's real one; its MPF index is read here then)
@@ -1846,9 +1850,28 @@ class ImageSink(_Sink):
             kw["dpi"] = tuple(round(float(d), 4) for d in info["dpi"])
         # (an MPO, which Pillow reports for camera JPEGs with an MPF preview, is written as JPEG)
         same = _AS_WRITTEN.get(info.get("format"), info.get("format")) == fmt
-        if info.get("iptc"):
-            self._note("IPTC (Photoshop APP13: caption, keywords, copyright) was dropped: Pillow does not write it"
+        irb, why = kept_resources(info.get("photoshop_irb"), int(info.get("orientation") or 1))
+        if why == "damaged":
+            self._note("IPTC / Photoshop image resources (APP13: caption, keywords, copyright) that do not parse were "
+                       "dropped: they are damaged"
                        + (" (the XMP, where editors keep the same fields too, is kept)" if "xmp" in kw else ""), path)
+        iptc = iptc_record(irb)
+        if irb and fmt == "JPEG":
+            kw["photoshop_irb"] = irb  # (written by write(): APP13 segments, which Pillow does not write)
+        elif iptc and fmt == "TIFF":
+            # (tag 33723, the TIFF's own place for it, as a TIFF's IPTC is carried: with the EXIF block's tags)
+            kw["exif"] = _with_tag(kw.get("exif"), 33723, iptc)
+        if irb and fmt == "TIFF" and beyond_tiff(irb):
+            self._note("the Photoshop image resources (APP13) other than IPTC were dropped: TIFF output here carries "
+                       "the IPTC alone (write .jpg to keep them)", path)
+        elif irb and fmt not in ("JPEG", "TIFF"):
+            self._note(("IPTC (Photoshop APP13: caption, keywords, copyright) was" if iptc else
+                        "the Photoshop image resources (APP13) were")
+                       + f" dropped: {fmt or path.suffix} output cannot hold it (write .jpg or .tif to keep it)"
+                       + (" (the XMP, where editors keep the same fields too, is kept)" if "xmp" in kw else ""), path)
+        if why == "paths" and not (irb and fmt not in ("JPEG", "TIFF")):  # (else said with the rest, above)
+            self._note("Photoshop paths (clipping paths; APP13) of photos turned upright by their EXIF orientation "
+                       "were dropped: they were drawn on the picture as stored", path)
         text = {k for k in info.get("text") or {} if k != "XML:com.adobe.xmp"}  # (XMP: carried as such)
         lost = [what for what, there in (("text", bool(text)),
                                          ("gamma/chromaticities", bool(info.get("gamma") or info.get("chromaticity"))))
@@ -2010,6 +2033,7 @@ class ImageSink(_Sink):
         tmp = hidden_temp(path, f".{uuid.uuid4().hex[:8]}.tmp")
         _heif_plugin(path)
         kwargs = self._save_options(path, im, info)
+        irb = kwargs.pop("photoshop_irb", None)  # (JPEG: APP13 segments, put in after Pillow wrote it)
         if pages > 1 and fmt in _MULTI_PAGE:
             kwargs.update(save_all=True, append_images=rest)
             if fmt not in ("TIFF", "HEIF"):  # an animation keeps each frame's time on screen and its loop count
@@ -2061,12 +2085,12 @@ class ImageSink(_Sink):
                        f"{fmt or path.suffix} output cannot carry it (write .jpg to keep it)", path)
             trailer = None
         try:
-            if gain is not None or trailer:
+            if gain is not None or trailer or irb:
                 import io
 
                 buf = io.BytesIO()
                 im.save(buf, format="JPEG", **kwargs)
-                data = buf.getvalue()
+                data = with_app13(buf.getvalue(), irb)  # (before the MPF segment, which counts the bytes)
                 if gain is not None:
                     gain = _turned_gain_map(gain, int(info.get("orientation") or 1))
                     data = _with_gain_map(data, gain, info.get("gain_map_iso"))
