@@ -73,9 +73,8 @@ class EnhancedFrame:
 
 
 def _cancelled(said: str, summary) -> Cancelled:
-    """The :class:`Cancelled` of a run stopped by ``cancel`` (or a callback raising it), said to a
-    program: an :class:`Interrupted`'s message with "cancelled" and ``skip_existing=True``."""
-    said = said.replace("--skip-existing", "skip_existing=True")
+    """The :class:`Cancelled` of a run stopped by ``cancel`` (or a callback raising it): an
+    :class:`Interrupted`'s message with "cancelled"."""
     err = Cancelled("cancelled" + said[len("interrupted"):] if said.startswith("interrupted") else said)
     err.summary = summary
     return err
@@ -885,13 +884,13 @@ class Enhancer:
             root = Path(src_s)
             if dst == "null":
                 raise InvalidInputError(f"a folder input ({src_s}) needs an output folder: the output \"null\" "
-                                        "(write nothing) takes one file", hint="name an output folder, or run the "
-                                        "files one by one with the output \"null\" (-o /dev/null)")
+                                        "(write nothing) takes one file", hint="name an output folder as dst, or run "
+                                        "the files one by one with dst=\"null\"")
             if Path(dst).exists() and not Path(dst).is_dir():
                 raise InvalidInputError(f"the output {dst} is a file; a folder input needs an output folder")
             if _same_place(dst, root):
                 raise InvalidInputError(f"the output folder {dst} is the input folder: the restored photos would "
-                                        "replace or mix with the originals; name another with -o")
+                                        "replace or mix with the originals; name another as dst")
             walked: list[str] = []  # broken links, unreadable folders: in the summary too
             images, videos, others = folder_media(root, Path(dst), notes=walked)
             if not videos:
@@ -1132,11 +1131,16 @@ class Enhancer:
                     _remove_old_partial(summary, dst, src_s)
                 if meta.kind == "folder":  # its photos so far are written: a resumed run skips them
                     of = f" of {total}" if total else ""
-                    said = f"interrupted after {summary.frames_out}{of} photos; --skip-existing resumes"
+                    said = (f"interrupted after {summary.frames_out}{of} "
+                            f"photo{'' if (total or summary.frames_out) == 1 else 's'}; skip_existing=True resumes")
                 elif is_still and not summary.frames_out:
                     said = "interrupted before the photo was written"
+                elif is_still and not isinstance(exc, Interrupted) and not by_callback:
+                    # a single photo is written whole at once: stopped after that, nothing was cut
+                    # short (it said "interrupted after 1 frames", as of a video stopped mid-way)
+                    raise _stopped_when_written(summary, dst) from exc
                 else:
-                    said = f"interrupted after {summary.frames_out} frames"
+                    said = f"interrupted after {_plural(summary.frames_out, 'frame')}"
                 if by_callback:
                     raise _cancelled(str(exc) if isinstance(exc, Interrupted) else said, summary) from None
                 err = exc if isinstance(exc, Interrupted) else Interrupted(said)
@@ -1271,8 +1275,7 @@ class Enhancer:
             if there:
                 more = f" (and {len(there) - 1} more)" if len(there) > 1 else ""
                 raise OutputExistsError(f"output exists: {there[0]}{more}",
-                                        hint="--overwrite redoes them, --skip-existing resumes a folder run "
-                                             "(overwrite= / skip_existing= in Python)")
+                                        hint="overwrite=True redoes them, skip_existing=True resumes a folder run")
         jobs = ([(root, dst)] if images else []) + outs
         if user_progress is not None:
             counts = [_header_frames(v, **trim) for v, _ in outs]
@@ -1307,7 +1310,7 @@ class Enhancer:
                     kept = (f"its {part.frames_out} frame(s) so far were saved to {total.partial_output}"
                             if total.partial_output else "nothing of it was saved")
                     said = (f"interrupted in {src} ({kept}); the files before it are written; "
-                            "--skip-existing resumes")
+                            "skip_existing=True resumes")
                     if isinstance(exc, Cancelled):
                         raise _cancelled(said, total) from None
                     err = Interrupted(said)
@@ -1959,7 +1962,7 @@ def _check_output_inside(root: Path, dst: Path, inputs: list[Path], plan: dict[P
             f"the output folder {dst} is inside the input folder and holds {len(foreign)} photo(s) or video(s) this "
             f"run would overwrite that are not their input's earlier output (first: {o}, {why})"
             f"{more}: originals, it seems (or outputs edited since)",
-            hint=f"name an output folder outside {root} with -o")
+            hint=f"name an output folder outside {root} as dst")
     if odd:
         log.warning("%s holds %d photo(s) or video(s) that no input of this run maps to (first: %s): left as they "
                     "are, not restored (outputs of inputs since removed or renamed, or files of your own: those "
@@ -1974,12 +1977,19 @@ def _photo_suffix(path: Path) -> str:
     return ".png" if path.suffix.lower() == ".gif" and still_gif(path) else path.suffix
 
 
+def _plural(n: int, word: str) -> str:
+    """``1 frame``, ``2 frames``, ``0 photos``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def _stopped_when_written(summary: RunSummary, dst, *, copy: bool = False) -> Interrupted:
     """A stop (Ctrl-C, SIGTERM) once the output was written whole: while the summary was finished,
     or during copy_if_no_faces' stream copy (``copy``). Said as it is, with the finished run's
-    counts: it was reported as stopped before the run began, "nothing was written", frames_out 0."""
+    counts: it was reported as stopped before the run began, "nothing was written", frames_out 0;
+    also a single photo, written whole before the stop (it was "interrupted after 1 frames")."""
     summary.interrupted = True
-    said = "stopped after the run was done (nothing to write)" if dst == "null" else f"stopped after {dst} was written"
+    said = ("stopped after the run was done (nothing to write)" if dst == "null"
+            else f"stopped after {dst} was written whole")
     if copy:
         said += " (re-encoded; the stream copy of copy_if_no_faces was not made)"
     summary.fallbacks.append(said)
@@ -2284,7 +2294,7 @@ def default_output(src: str) -> str:
         if p.name in ("", ".", ".."):  # `enhance .`: named after the folder it is, beside it
             p = p.resolve()
             if not p.name:
-                raise InvalidInputError(f"{src} has no name to derive an output folder from; name one with -o")
+                raise InvalidInputError(f"{src} has no name to derive an output folder from; name one as dst")
         return str(fit_name(p.with_name(p.name + "_enhanced"), len("_enhanced"), folder=True))
     # (an animated PNG is decoded as a video; the apng muxer holds no H.264)
     from stream_gpen.io._image import _VIDEO_EXTS

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from stream_gpen import __version__
-from stream_gpen.errors import FILE_SYSTEM_HINT, StreamGpenError
+from stream_gpen.errors import FILE_SYSTEM_HINT, StreamGpenError, in_command_line_words
 
 if TYPE_CHECKING:
     from stream_gpen.weights import WeightFile
@@ -500,10 +500,11 @@ def _main(argv: list[str] | None, *, exiting: bool) -> int:
         # Interrupted (Ctrl-C mid-run) is a StreamGpenError too and lands here with 130.
         if debug:
             traceback.print_exc()
-        message = " ".join(str(exc).split()) or type(exc).__name__
+        # (the API's messages name its keywords, skip_existing=True; said here as the flags, --skip-existing)
+        message = in_command_line_words(" ".join(str(exc).split()) or type(exc).__name__)
         print(f"{PROG}: error: {message}", file=sys.stderr)
         if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
+            print(f"hint: {in_command_line_words(exc.hint)}", file=sys.stderr)
         return signals.exit_code(exc.exit_code)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

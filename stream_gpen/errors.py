@@ -172,3 +172,28 @@ class HardwareEncoderError(DeviceError):
 
 #: the hint for a write the file system refused (full, read-only, no permission, a folder gone)
 FILE_SYSTEM_HINT = "check that the output folder exists, is writable and has room"
+
+#: how a message of the Python API names an option (its keyword, as a program passes it) and how
+#: the command line names the same option: the API's errors name its keywords (a program has no
+#: ``-o`` or ``--skip-existing``), and ``stream-gpen`` says them in its flags
+#: (:func:`in_command_line_words`). Whole phrases, so that nothing else is reworded.
+API_WORDS_TO_FLAGS = (
+    ("skip_existing=True", "--skip-existing"),
+    ("overwrite=True", "--overwrite"),
+    ('dst="null"', "-o /dev/null"),
+    (" as dst", " with -o"),
+    ("another dst", "another -o"),
+    ("crf: h264/hevc", "--crf: h264/hevc"),  # (the ranges' hint: io._sink._CRF_PRESET_HINT)
+    ("; preset: h264/hevc", "; --preset: h264/hevc"),
+)
+
+
+def in_command_line_words(text: str | None) -> str | None:
+    """An API message (or hint) as the command line says it: each keyword of
+    :data:`API_WORDS_TO_FLAGS` as its flag (``skip_existing=True resumes`` -> ``--skip-existing
+    resumes``)."""
+    if not text:
+        return text
+    for api, flag in API_WORDS_TO_FLAGS:
+        text = text.replace(api, flag)
+    return text

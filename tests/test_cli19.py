@@ -69,7 +69,7 @@ def test_a_folder_stopped_in_one_of_its_videos_says_what_was_written_and_how_to_
     with pytest.raises(Interrupted) as info:
         enh.enhance_file(src, tmp_path / "out", on_progress=stop)
     said = str(info.value)
-    assert "v.mp4" in said and "--skip-existing resumes" in said and "nothing had been encoded" not in said, said
+    assert "v.mp4" in said and "skip_existing=True resumes" in said and "nothing had been encoded" not in said, said
     assert (tmp_path / "out" / "a.png").exists() and info.value.summary.interrupted
 
 

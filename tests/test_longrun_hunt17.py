@@ -57,7 +57,7 @@ def test_a_video_written_meanwhile_at_the_output_is_not_replaced(tmp_path, enh, 
     assert dst.read_bytes() == b"the other run's video"  # (was replaced, exit 0)
     kept = tmp_path / "o.restored.mp4"
     assert kept.exists() and str(kept) in str(e.value)
-    assert "--overwrite" in e.value.hint
+    assert "overwrite=True" in e.value.hint  # (the API names its keyword; the command line says --overwrite)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no hidden leftover
     # with overwrite, the run replaces it as asked
     enh.enhance_file(src, dst, preset="ultrafast", overwrite=True)

@@ -728,7 +728,7 @@ def test_skip_existing_resumes_a_folder_run(tmp_path, shared, mobilenet_weights)
 
     with pytest.raises(OutputExistsError, match="output exists") as e:
         enh.enhance_file(album, out)
-    assert "--skip-existing resumes" in e.value.hint  # that run wrote a.jpg, then stopped at b.jpg
+    assert "skip_existing=True resumes" in e.value.hint  # that run wrote a.jpg, then stopped at b.jpg
     summary = enh.enhance_file(album, out, skip_existing=True)
     assert summary.frames_out == 1 and (out / "b.jpg").read_bytes() == b"done before" and (out / "c.jpg").is_file()
     assert any("2 file(s) already in" in f for f in summary.fallbacks)

@@ -280,7 +280,7 @@ def test_failed_encodes_and_option_errors_come_with_hints(tmp_path):
         _check_software_options("prores", 99, None)
     with pytest.raises(InvalidInputError) as e:
         FileSink(tmp_path / "missing" / "o.mp4")
-    assert "output folder does not exist" in str(e.value) and e.value.hint == "create it, or choose another -o"
+    assert "output folder does not exist" in str(e.value) and e.value.hint == "create it, or choose another dst"
 
 
 def test_audio_left_out_before_an_avis_first_frame_is_a_warning_when_it_is_sound(tmp_path, caplog):

@@ -1966,7 +1966,7 @@ class ImageSink(_Sink):
             # pages come file by file: one whose later page could not be read is not written
             del self._pages[other]
         if page == 0 and path.exists() and not self.overwrite:
-            raise OutputExistsError(f"output exists: {path}", hint="--overwrite redoes it, --skip-existing resumes a folder run (overwrite= / skip_existing= in Python)")
+            raise OutputExistsError(f"output exists: {path}", hint="overwrite=True redoes it, skip_existing=True resumes a folder run")
         fmt = _FORMATS.get(path.suffix.lower(), "")
         if page and fmt not in _MULTI_PAGE:  # (noted with the first page; not written, so not counted)
             frame.release()
@@ -2174,8 +2174,8 @@ class ImageSink(_Sink):
                 except FileExistsError:
                     # written since the check (another run into the same folder)
                     raise OutputExistsError(f"output exists: {path} (written during this run, by another run or "
-                                            "program)", hint="--overwrite redoes it, --skip-existing resumes a "
-                                            "folder run (overwrite= / skip_existing= in Python)") from None
+                                            "program)", hint="overwrite=True redoes it, skip_existing=True resumes a "
+                                            "folder run") from None
         except OutputExistsError:
             raise
         except OSError as e:  # Windows: the old photo is open in a viewer, or read-only

@@ -1155,8 +1155,7 @@ def check_not_special(target) -> None:
             else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
     raise InvalidInputError(f"output {target} is {kind}: the output is written to a file and renamed into place, "
                             "which would replace it",
-                            hint="name a regular file with -o (-o /dev/null restores without writing anything; "
-                                 "the API's is the output \"null\")")
+                            hint="name a regular file as dst (dst=\"null\" restores without writing anything)")
 
 
 def keep_beside(tmp, target) -> Path | None:
@@ -1307,7 +1306,7 @@ def check_output_encoding(target, codec: str, audio: str = "copy", *, fmt: str |
                                 f"{_WAY_OUT[codec]}; name the output so, or choose a codec it holds")
     if audio == "aac" and fam == "webm":
         raise InvalidInputError(f"audio='aac' (--audio aac) cannot go into {shown}: WebM holds Opus/Vorbis audio only; "
-                                "use --audio copy (audio it cannot take is transcoded to Opus) or a .mkv name")
+                                "use audio='copy' (--audio copy: audio it cannot take is transcoded to Opus) or a .mkv name")
 
 
 def _refuses_video(target, codec: str, fmt: str | None) -> str | None:
@@ -1361,7 +1360,8 @@ def _check_software_options(codec: str, crf: int | None, preset: str | None, not
         raise InvalidInputError("codec='vp9' takes no preset (libvpx speed is fixed here): leave out --preset (preset=None)")
 
 
-_CRF_PRESET_HINT = ("--crf: h264/hevc 0-51, vp9 0-63, av1 1-63; --preset: h264/hevc ultrafast..veryslow, av1 0-13, "
+# (said by the command line as --crf: ... --preset: ..., errors.API_WORDS_TO_FLAGS)
+_CRF_PRESET_HINT = ("crf: h264/hevc 0-51, vp9 0-63, av1 1-63; preset: h264/hevc ultrafast..veryslow, av1 0-13, "
                     "none for vp9/prores; leave either out for the codec's default")
 
 
@@ -1417,11 +1417,12 @@ def _encode_hint(err: BaseException) -> str | None:
         if limit is not None:  # this process's own limit (a shell's ulimit -f, systemd's LimitFSIZE)
             return (f"this process may write files of at most {limit} bytes (its file-size limit: ulimit -f, "
                     "systemd's LimitFSIZE or the container's): raise it (ulimit -f unlimited), or make the file "
-                    "smaller (a higher --crf, or parts with --start/--duration)")
+                    "smaller (a higher crf, or a part: start/duration; --crf, --start/--duration at the command line)")
         # a FAT32 drive (USB sticks, SD cards) holds files up to 4 GiB: an hour of video fails there
         return ("the output drive's file-size limit was reached (FAT32, on most USB sticks and SD cards, holds at most "
                 "4 GiB per file): write to an exFAT, NTFS, APFS or ext4 drive, or make the file smaller (a higher "
-                "--crf, --codec hevc, or parts with --start/--duration)")
+                "crf, codec='hevc', or a part: start/duration; --crf, --codec hevc, --start/--duration at the "
+                "command line)")
     return None
 
 
@@ -1444,7 +1445,7 @@ def check_chroma(chroma, codec: str = "auto") -> None:
         raise InvalidInputError(f"chroma={chroma!r} is not one of {CHROMA_MODES}")
     if chroma == "420" and codec == "prores":
         raise InvalidInputError("chroma='420' (--chroma 420) with codec='prores': ProRes has no 4:2:0 (it is 4:2:2 "
-                                "or 4:4:4)", hint="leave out --chroma, or choose --codec h264/hevc/av1/vp9")
+                                "or 4:4:4)", hint="leave out chroma (--chroma), or choose codec h264/hevc/av1/vp9 (--codec)")
 
 
 def as_420(pix_fmt: str) -> str:
@@ -1814,9 +1815,9 @@ class FileSink(_Sink):
             if t.suffix == "":
                 raise InvalidInputError(f"output {t} has no extension; name the container, e.g. {t.name}.mp4")
             if t.exists() and not overwrite:
-                raise OutputExistsError(f"output exists: {t}", hint="pass overwrite=True (--overwrite) or choose another name")
+                raise OutputExistsError(f"output exists: {t}", hint="pass overwrite=True or choose another dst")
             if not t.parent.is_dir():
-                raise InvalidInputError(f"output folder does not exist: {t.parent}", hint="create it, or choose another -o")
+                raise InvalidInputError(f"output folder does not exist: {t.parent}", hint="create it, or choose another dst")
             self._fmt = None
             self._remove_stale_temps(t)
             # (the machine and process in the name tell a later run whose it is: _remove_stale_temps)
@@ -3324,7 +3325,8 @@ class FileSink(_Sink):
                     raise
                 self._closed = False
                 partial = self.interrupt()
-                where = (f"{self.frames_written} frames were saved to {partial}" if partial
+                where = ((f"1 frame was saved to {partial}" if self.frames_written == 1
+                          else f"{self.frames_written} frames were saved to {partial}") if partial
                          else "no frames had been encoded, nothing was saved")
                 raise Interrupted(f"interrupted while finishing: {where}") from exc
             if self._error is not None:
@@ -3362,8 +3364,8 @@ class FileSink(_Sink):
                                       f"the restored video is under the hidden name {self._path}: move it now") from e
                 raise EncodeError(f"the restored video is complete and was kept as {kept}: {self.target} appeared "
                                   "during the run (another run or program wrote it) and was not replaced",
-                                  hint="pass --overwrite (overwrite=True) to replace an output, or give each run its "
-                                       "own -o") from e
+                                  hint="pass overwrite=True to replace an output, or give each run "
+                                       "another dst") from e
             except OSError as e:
                 self._check_still_there(e)
                 if not self._release_own_input():
@@ -3553,7 +3555,8 @@ class FileSink(_Sink):
                 exc_type, exc = type(e), e
         if issubclass(exc_type, KeyboardInterrupt) and not issubclass(exc_type, Interrupted):
             partial = self.interrupt()
-            where = (f"{self.frames_written} frames were saved to {partial}" if partial
+            where = ((f"1 frame was saved to {partial}" if self.frames_written == 1
+                          else f"{self.frames_written} frames were saved to {partial}") if partial
                      else "no frames had been encoded, nothing was saved")
             raise Interrupted(f"interrupted: {where}") from exc
         else:

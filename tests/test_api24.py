@@ -1,0 +1,147 @@
+"""Session 24 (api24): the Python API's messages, parameters, repr and docs as a program meets them."""
+from __future__ import annotations
+
+import copy
+import inspect
+import re
+import typing
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from _clips import write_video
+from stream_gpen import Enhancer, Interrupted
+from stream_gpen.errors import DeviceError, InvalidInputError, OutputExistsError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _photos(root: Path, names=("a.jpg", "b.jpg", "c.jpg"), size=(64, 48)) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(24)
+    for name in names:
+        Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(root / name)
+    return root
+
+
+# --- 1. messages name the API's keywords; the command line says its flags ----------------------
+
+def test_a_stopped_photo_folder_says_the_keyword_that_resumes_it(tmp_path, enh):
+    """Interrupted (Ctrl-C) while enhancing a folder through the API said "--skip-existing resumes":
+    a flag the program has no use for."""
+    lib = _photos(tmp_path / "lib")
+
+    def stop(done, total, faces):
+        if done == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as e:
+        enh.enhance_file(lib, tmp_path / "out", on_progress=stop)
+    assert str(e.value) == "interrupted after 1 of 3 photos; skip_existing=True resumes"
+    assert "--" not in str(e.value)
+
+
+def test_a_folder_stopped_in_a_video_says_the_keyword(tmp_path, enh):
+    lib = _photos(tmp_path / "lib", names=("a.png",))
+    write_video(lib / "v.mp4", [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(6)])
+
+    def stop(done, total, faces):
+        if done == 3:  # the photo, then the second frame of the video
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as e:
+        enh.enhance_file(lib, tmp_path / "out", on_progress=stop)
+    said = str(e.value)
+    assert said.endswith("skip_existing=True resumes") and "--skip-existing" not in said, said
+
+
+def test_an_existing_output_in_a_folder_names_the_keywords(tmp_path, enh):
+    lib = _photos(tmp_path / "lib")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "b.jpg").write_bytes(b"an earlier run's")
+    with pytest.raises(OutputExistsError) as e:
+        enh.enhance_file(lib, out)
+    assert e.value.hint == "overwrite=True redoes it, skip_existing=True resumes a folder run"
+    # an output folder that is the input folder: "name another with -o"
+    with pytest.raises(InvalidInputError) as e:
+        enh.enhance_file(lib, lib, overwrite=True)
+    assert str(e.value).endswith("name another as dst") and "with -o" not in str(e.value)
+    # the encoder's ranges (a photo given crf=99: checked as for a video, then said to be unused)
+    with pytest.raises(InvalidInputError, match="crf=99") as e:
+        enh.enhance_file(lib / "a.jpg", tmp_path / "o.jpg", crf=99)
+    assert e.value.hint.startswith("crf: h264/hevc 0-51") and "--" not in e.value.hint
+
+
+def test_the_sinks_hints_name_the_keywords(tmp_path):
+    from stream_gpen.io import FileSink
+
+    (tmp_path / "o.mp4").write_bytes(b"x")
+    with pytest.raises(OutputExistsError) as e:
+        FileSink(tmp_path / "o.mp4")
+    assert e.value.hint == "pass overwrite=True or choose another dst"
+    with pytest.raises(InvalidInputError) as e:
+        FileSink(tmp_path / "missing" / "o.mp4")
+    assert e.value.hint == "create it, or choose another dst"
+
+
+def test_the_command_line_says_the_api_messages_with_its_flags(tmp_path, cli_env, capsys):
+    from stream_gpen.cli import main
+    from stream_gpen.errors import in_command_line_words
+
+    assert in_command_line_words("interrupted after 1 of 3 photos; skip_existing=True resumes") == \
+        "interrupted after 1 of 3 photos; --skip-existing resumes"
+    assert in_command_line_words("pass overwrite=True or choose another dst") == "pass --overwrite or choose another -o"
+    assert in_command_line_words('name a regular file as dst (dst="null" restores without writing anything)') == \
+        "name a regular file with -o (-o /dev/null restores without writing anything)"
+    assert in_command_line_words(None) is None
+
+    lib = _photos(tmp_path / "lib")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "b.jpg").write_bytes(b"an earlier run's")
+    assert main(["enhance", str(lib), "-o", str(out), *cli_env]) == 2
+    err = capsys.readouterr().err
+    assert "hint: --overwrite redoes it, --skip-existing resumes a folder run" in err, err
+    assert "skip_existing" not in err and "overwrite=" not in err, err
+    assert main(["enhance", str(lib), "-o", str(lib), "--overwrite", *cli_env]) == 2
+    err = capsys.readouterr().err
+    assert "name another with -o" in err and " dst" not in err, err
+    assert main(["enhance", str(lib / "a.jpg"), "-o", str(tmp_path / "o.jpg"), *cli_env, "--crf", "99"]) == 2
+    assert "hint: --crf: h264/hevc 0-51" in capsys.readouterr().err
+
+
+# --- 2. a photo written whole, then stopped ------------------------------------------------------
+
+def test_a_photo_written_whole_before_a_stop_is_not_said_to_be_cut_short(tmp_path, enh):
+    """A Ctrl-C that came once the photo was written said "interrupted after 1 frames", as of a
+    video stopped mid-way (and in broken English)."""
+    src = _photos(tmp_path, names=("a.jpg",)) / "a.jpg"
+    dst = tmp_path / "o.jpg"
+
+    def stop(done, total, faces):
+        raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as e:
+        enh.enhance_file(src, dst, on_progress=stop)
+    said = str(e.value)
+    assert said == f"stopped after {dst} was written whole", said
+    assert "frames" not in said and "interrupted" not in said
+    assert dst.is_file() and e.value.summary.frames_out == 1 and e.value.summary.partial_output is None
+
+
+def test_a_video_stopped_after_one_frame_says_frame(tmp_path, enh):
+    src = write_video(tmp_path / "v.mp4", [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(6)])
+
+    def stop(done, total, faces):
+        if done == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as e:
+        enh.enhance_file(src, tmp_path / "o.mp4", on_progress=stop)
+    said = str(e.value)
+    assert "1 frames" not in said, said
+    assert "1 frame " in said or said.endswith("1 frame"), said
