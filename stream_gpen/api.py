@@ -2322,8 +2322,12 @@ def resolve_output(src: str, dst=None, image_format: str | None = None) -> str:
     * ``dst`` an existing folder: a video gets its default name there; a photo keeps its own name
       (in ``image_format`` if given), except in its own folder, where that would be the photo
       itself: there it gets its default name (``photo_enhanced.jpg``).
+    * ``dst`` a name ending in ``/`` (a folder, by its name) that is no folder:
+      :class:`InvalidInputError` (it was taken for a file without an extension).
     * ``dst`` a file name: as it is. With ``image_format`` its extension must agree (else
       :class:`InvalidInputError`: which of the two was meant cannot be told).
+
+    The command line's ``-o`` follows the same rules (``stream-gpen enhance`` calls this).
     """
     from stream_gpen.io._meta import fit_name
     from stream_gpen.io._source import IMAGE_EXTS
@@ -2336,6 +2340,12 @@ def resolve_output(src: str, dst=None, image_format: str | None = None) -> str:
         return str(dst) if dst is not None else default_output(src)
     own = Path(_url_file_name(src) or "stream") if url else Path(src)
     photo = is_image_url(src) if url else own.suffix.lower() in IMAGE_EXTS or _photo_suffix(own) != own.suffix
+    if isinstance(dst, str) and dst.endswith(("/", os.sep)) and not Path(dst).is_dir():
+        # a folder by its name, not there: Path() drops the slash, and the name was taken for a
+        # file without an extension ("an image input needs an image output ... got out/")
+        example = "photo_enhanced" + own.suffix.lower() if photo else "clip.mp4"
+        raise InvalidInputError(f"output folder does not exist: {dst}",
+                                hint=f"create it, or name the output file (e.g. {example})")
     ext = ("." + image_format.lower().lstrip(".")) if image_format and photo else None
     if ext is None and photo and own.suffix.lower() == ".gif" and (dst is None or Path(dst).is_dir()):
         ext = ".png"  # a still GIF's default (no GIF writer); a file name the user gave decides its format

@@ -583,13 +583,9 @@ def _enhance_command(args: argparse.Namespace, checked: list[str]) -> int:
                                      "its index at the front: -movflags faststart)")
     if "://" not in src and not src.startswith("lavfi:") and not Path(src).exists():
         raise InvalidInputError(f"input not found: {src}", hint="check the path; URLs need a scheme like rtsp://")
-    if (args.output and args.output.endswith(("/", os.sep)) and not Path(args.output).is_dir()
-            and not ("://" not in src and Path(src).is_dir())):
-        example = "photo_enhanced" + Path(src).suffix.lower() if _is_image_name(src) else "clip.mp4"
-        raise InvalidInputError(f"output folder does not exist: {args.output}",
-                                hint=f"create it, or name the output file (e.g. {example})")
     # `-o some/folder` for one file: a video gets its default name there, a photo its own (its
-    # default name in its own folder); --image-format names a photo's format
+    # default name in its own folder), a folder's name not there is refused (resolve_output: the
+    # API's dst= follows the same rules); --image-format names a photo's format
     null = _writes_nothing(src, args.output)
     # (the API's "null" output is -o /dev/null here: a user's -o null names a file or folder)
     given = os.path.join(".", args.output) if args.output == "null" else args.output

@@ -145,3 +145,24 @@ def test_a_video_stopped_after_one_frame_says_frame(tmp_path, enh):
     said = str(e.value)
     assert "1 frames" not in said, said
     assert "1 frame " in said or said.endswith("1 frame"), said
+
+
+# --- 3. dst a folder --------------------------------------------------------------------------
+
+def test_dst_naming_a_folder_is_a_folder(tmp_path, enh):
+    """``enhance_file(src, "out/")`` with no such folder was taken for a file without an
+    extension ("an image input needs an image output ... got out/"); the command line's -o
+    refused it as a folder that is not there, and now both do (one rule: resolve_output)."""
+    from stream_gpen.api import resolve_output
+
+    src = _photos(tmp_path / "in", names=("a.jpg",)) / "a.jpg"
+    with pytest.raises(InvalidInputError, match=r"output folder does not exist: .*missing/$") as e:
+        enh.enhance_file(src, str(tmp_path / "missing") + "/")
+    assert e.value.hint == "create it, or name the output file (e.g. photo_enhanced.jpg)"
+    assert not (tmp_path / "missing").exists()
+    (tmp_path / "out").mkdir()
+    for dst in (str(tmp_path / "out") + "/", str(tmp_path / "out"), tmp_path / "out"):
+        assert enh.enhance_file(src, dst, overwrite=True).output == str(tmp_path / "out" / "a.jpg")
+    assert resolve_output(str(tmp_path / "v.mp4"), str(tmp_path / "out") + "/") == str(tmp_path / "out" / "v_enhanced.mp4")
+    with pytest.raises(InvalidInputError, match="output folder does not exist"):
+        resolve_output(str(tmp_path / "v.mp4"), str(tmp_path / "missing") + "/")
