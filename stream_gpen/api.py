@@ -276,7 +276,10 @@ class Enhancer:
       missing and the network allows, else a :class:`~stream_gpen.errors.WeightsNotFoundError`
       saying where to put the file), a registry name, ``"classic"`` (offline, non-neural), a
       checkpoint path, an ``nn.Module`` (a copy of it runs) or a restorer object.
-    * ``device``: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+    * ``device``: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``, or a ``torch.device`` of those
+      (``torch.device("cuda", 1)``). ``"auto"`` runs on the CPU where torch sees no CUDA device (said in
+      the run summary's fallbacks); a CUDA device asked for by name that is not there is a
+      :class:`~stream_gpen.errors.DeviceError`.
     * ``precision``: ``"auto"`` (fp16 on CUDA; on the CPU bf16 where it has bf16 instructions and
       its bf16 convolutions measure at least 1.2x faster than fp32 (timed once a process, ~0.1 s):
       AMD Zen 4 ran GPEN ~1.8-2x fp32 with output ~53 dB PSNR from fp32's, an Intel Xeon with
@@ -387,7 +390,7 @@ class Enhancer:
         self,
         model: str | Path | torch.nn.Module | Callable[[torch.Tensor], torch.Tensor] = "auto",
         *,
-        device: str = "auto",
+        device: str | torch.device = "auto",
         precision: Precision = "auto",
         batch_size: int = 8,
         detect_every: int = 5,
@@ -576,6 +579,15 @@ class Enhancer:
         raise TypeError("an Enhancer holds a loaded model and cannot be pickled or sent to another process: "
                         "create one in each process (with a ProcessPoolExecutor, in its initializer)")
 
+    def __repr__(self) -> str:
+        # (what was loaded, where it runs and in which precision: the default repr said only an
+        # address; nothing is computed, a shallow copy's says the same)
+        extra = "".join(f", {name}={value!r}" for name, value, default in (
+            ("mask", getattr(self, "mask", "feather"), "feather"), ("aligned", getattr(self, "aligned", False), False))
+            if value != default)
+        return (f"{type(self).__name__}(model={getattr(self, 'model_name', '?')!r}, "
+                f"device={str(getattr(self, 'device', '?'))!r}, precision={self.precision!r}{extra})")
+
     # --- helpers -------------------------------------------------------------------------------
     def _max_pending(self) -> int:
         # Frames whose faces wait for a full batch. Each holds a ring slot, so the ring is sized
@@ -584,7 +596,9 @@ class Enhancer:
 
     @property
     def precision(self) -> str:
-        return str(getattr(self.restorer, "precision", "fp32"))
+        """The precision the model computes in (``"fp32"``, ``"fp16"``, ``"bf16"``): ``precision="auto"``
+        resolved."""
+        return str(getattr(getattr(self, "restorer", None), "precision", "fp32"))
 
     def _all_fallbacks(self) -> list[str]:
         out = list(self.fallbacks)

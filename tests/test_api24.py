@@ -166,3 +166,34 @@ def test_dst_naming_a_folder_is_a_folder(tmp_path, enh):
     assert resolve_output(str(tmp_path / "v.mp4"), str(tmp_path / "out") + "/") == str(tmp_path / "out" / "v_enhanced.mp4")
     with pytest.raises(InvalidInputError, match="output folder does not exist"):
         resolve_output(str(tmp_path / "v.mp4"), str(tmp_path / "missing") + "/")
+
+
+# --- 4. repr -----------------------------------------------------------------------------------
+
+def test_an_enhancer_says_what_it_is(enh, mobilenet_weights):
+    assert repr(enh) == "Enhancer(model='identity', device='cpu', precision='fp32')"
+    assert repr(copy.copy(enh)) == repr(enh)
+    from tests._doubles import IdentityRestorer
+
+    aligned = Enhancer(IdentityRestorer(), device="cpu", aligned=True, progress=False)
+    assert repr(aligned) == "Enhancer(model='identity', device='cpu', precision='fp32', aligned=True)"
+
+
+# --- 5. device: a torch.device ---------------------------------------------------------------
+
+def test_device_takes_a_torch_device(mobilenet_weights):
+    hints = typing.get_type_hints(Enhancer.__init__)
+    assert torch.device in typing.get_args(hints["device"]), hints["device"]
+    from tests._doubles import IdentityRestorer
+
+    for device in (torch.device("cpu"), torch.device("cpu", 0)):
+        e = Enhancer(IdentityRestorer(), device=device, detector_weights=mobilenet_weights, progress=False)
+        assert e.device == torch.device("cpu") and repr(e).endswith("device='cpu', precision='fp32')")
+        img = np.zeros((40, 48, 3), np.uint8)
+        assert e.enhance_image(img).shape == img.shape
+    if not torch.cuda.is_available():
+        # said by its name, not "device device(type='cuda') requested"
+        with pytest.raises(DeviceError, match=r"^device 'cuda' requested but torch sees no CUDA device"):
+            Enhancer(IdentityRestorer(), device=torch.device("cuda"), detector_weights=mobilenet_weights)
+    with pytest.raises(InvalidInputError, match=r"^unknown device 'meta'"):
+        Enhancer(IdentityRestorer(), device=torch.device("meta"), detector_weights=mobilenet_weights)

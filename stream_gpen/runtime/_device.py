@@ -37,8 +37,10 @@ def select_device(device: str | torch.device = "auto") -> tuple[torch.device, st
         )
     if text == "cpu:0":  # (torch's own name for torch.device("cpu", 0))
         text = "cpu"
+    # (a torch.device by its name: "device device(type='cuda') requested")
+    shown = repr(str(device)) if isinstance(device, torch.device) else repr(device)
     if not _DEVICE_RE.match(text):
-        raise InvalidInputError(f"unknown device {device!r}; use {ALLOWED_DEVICES}")
+        raise InvalidInputError(f"unknown device {shown}; use {ALLOWED_DEVICES}")
     if text == "cpu":
         return torch.device("cpu"), None
     if text == "auto":
@@ -48,7 +50,7 @@ def select_device(device: str | torch.device = "auto") -> tuple[torch.device, st
     # Explicit CUDA request.
     if not torch.cuda.is_available():
         raise DeviceError(
-            f"device {device!r} requested but torch sees no CUDA device "
+            f"device {shown} requested but torch sees no CUDA device "
             f"(torch {torch.__version__}, built for CUDA {torch.version.cuda})",
             hint="use --device cpu or auto (device='cpu' in Python), or install a CUDA build of torch",
         )
@@ -56,7 +58,7 @@ def select_device(device: str | torch.device = "auto") -> tuple[torch.device, st
     count = torch.cuda.device_count()
     if index >= count:
         raise DeviceError(
-            f"device {device!r} requested but only {count} CUDA device(s) are visible "
+            f"device {shown} requested but only {count} CUDA device(s) are visible "
             f"(valid: {', '.join(f'cuda:{i}' for i in range(count))})"
         )
     return torch.device("cuda", index), None
