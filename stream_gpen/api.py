@@ -685,27 +685,43 @@ class Enhancer:
 
     # --- images --------------------------------------------------------------------------------
     def enhance_image(self, image: np.ndarray) -> np.ndarray:
-        """Restore the faces of one RGB(A) ``uint8`` image (or ``uint16``, 0..65535: a 16-bit scan,
-        whose faces then keep the model's own precision); returns a new array of the same shape and dtype."""
-        return self.enhance_images([image])[0]
+        """Restore the faces of one picture: ``image``, a numpy array, RGB(A) ``uint8`` ``[H,W,3]``
+        / ``[H,W,4]`` or grey ``[H,W]`` (or ``uint16``, 0..65535: a 16-bit scan, whose faces then
+        keep the model's own precision; a PIL image: ``np.asarray(im.convert("RGB"))``); returns a
+        new array of the same shape and dtype (``image`` is left untouched)."""
+        return self._enhance_images([image], numbered=False)[0]
 
     def enhance_images(self, images: Iterable[np.ndarray]) -> list[np.ndarray]:
-        """Restore several images (any iterable: a list, a generator, an ``[N,H,W,C]`` array); all
-        their faces go through the model in shared batches (8-bit and 16-bit images in one batch each)."""
+        """Restore several pictures, ``images`` (any iterable of what :meth:`enhance_image` takes: a
+        list, a generator, an ``[N,H,W,C]`` array); returned as a list, in order. All
+        their faces go through the model in shared batches (8-bit and 16-bit images in one batch each).
+        One that is not a picture (``None``, a float array...) raises :class:`InvalidInputError`
+        naming its index (``picture 1: ...``), before any is restored."""
+        return self._enhance_images(images, numbered=True)
+
+    def _enhance_images(self, images: Iterable[np.ndarray], *, numbered: bool) -> list[np.ndarray]:
         if isinstance(images, torch.Tensor) or isinstance(images, np.ndarray) and images.ndim != 4:
             # one picture's rows would each be restored as a grey picture of their own
             raise InvalidInputError(f"enhance_images() takes a list of pictures, not one {type(images).__name__} "
                                     f"(shape {tuple(images.shape)}); for one picture use enhance_image()")
+        pictures = _pictures_in(images, "enhance_images()", "images")
         # each picture is copied as it is pulled: a generator that refills one buffer (a video
         # reader's) gave every picture the last one's result (api23); only its form is kept
         tensors, alphas, his, forms = [], [], [], []
-        for k, im in enumerate(images):
+        for k, im in enumerate(pictures):
             if isinstance(im, np.ndarray) and im.dtype.kind == "u" and im.dtype.itemsize == 2 and im.size and 0 < im.max() <= 255:
                 # (8-bit values widened without scaling, `img.astype(np.uint16)`: read as a nearly
                 # black picture, no face found, returned unchanged without a word)
                 log.warning("picture %d is uint16 with values 0..%d only: uint16 pictures are read as 0..65535, so "
                             "it is nearly black here; pass it as uint8, or multiply it by 257", k, int(im.max()))
-            t, a, hi = _to_rgb_tensor(im)
+            try:
+                t, a, hi = _to_rgb_tensor(im)
+            except InvalidInputError as e:
+                if not numbered:
+                    raise
+                # (which of a batch's pictures was bad: "image must be a numpy array, got NoneType"
+                # named none, as stream_frames() names its)
+                raise InvalidInputError(f"enhance_images(): picture {k}: {e}", hint=e.hint) from None
             tensors.append(t.to(self.device))
             his.append(hi.to(self.device) if hi is not None else None)
             alphas.append(a)
@@ -843,6 +859,10 @@ class Enhancer:
                 raise InvalidInputError(f"{name} must be a whole number, got {value!r}")
         if preset is not None and not isinstance(preset, str):
             raise InvalidInputError(f"preset must be a name (e.g. 'medium'), got {preset!r}")
+        if max_pixels is not None and (not _whole(max_pixels) or max_pixels < 1):
+            # (-5, 0, NaN, True, 2.5 were taken without a word: no frame fits a limit of 0)
+            raise InvalidInputError(f"max_pixels must be None (no limit) or a whole number of pixels >= 1, "
+                                    f"got {max_pixels!r}")
         from stream_gpen.io._image import check_image_format
         from stream_gpen.io._source import IMAGE_EXTS as _IMAGE_EXTS
 
@@ -1530,7 +1550,8 @@ class Enhancer:
             raise InvalidInputError("stream_frames() takes a sequence of pictures; for one picture use enhance_image()")
         if not (isinstance(fps, numbers.Real) and not isinstance(fps, bool) and 0 < fps < 1e6):
             raise InvalidInputError(f"fps must be a positive number, got {fps!r}")
-        feed = _PictureFeed(frames, device=self.device, fps=float(fps), live=live)
+        feed = _PictureFeed(_pictures_in(frames, "stream_frames()", "frames"), device=self.device, fps=float(fps),
+                            live=live)
         first = feed.peek()
         if first is _END:
             return
@@ -1546,6 +1567,17 @@ class Enhancer:
             yield _enhanced(frame)
         if feed.error is not None:  # the frames taken before it are out: now the caller's error
             raise feed.error
+
+
+def _pictures_in(pictures, where: str, name: str) -> Iterator:
+    """An iterator over the pictures a caller gave (``enhance_images``, ``stream_frames``): one
+    that is not a sequence at all (``None``, a number) is refused naming the parameter (it was
+    Python's "'NoneType' object is not iterable")."""
+    try:
+        return iter(pictures)
+    except TypeError:
+        raise InvalidInputError(f"{where} takes an iterable of pictures (numpy arrays) as {name}, got "
+                                f"{type(pictures).__name__}") from None
 
 
 _END = object()  # the end of a picture sequence (None may be a picture: OpenCV's failed read)

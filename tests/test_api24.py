@@ -197,3 +197,40 @@ def test_device_takes_a_torch_device(mobilenet_weights):
             Enhancer(IdentityRestorer(), device=torch.device("cuda"), detector_weights=mobilenet_weights)
     with pytest.raises(InvalidInputError, match=r"^unknown device 'meta'"):
         Enhancer(IdentityRestorer(), device=torch.device("meta"), detector_weights=mobilenet_weights)
+
+
+# --- 6. nonsense numbers ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", [-5, 0, float("nan"), True, 2.5, "1000"])
+def test_max_pixels_must_be_a_pixel_count(tmp_path, enh, value):
+    """``max_pixels=-5`` (0, NaN, True...) was taken without a word."""
+    src = _photos(tmp_path, names=("a.jpg",)) / "a.jpg"
+    with pytest.raises(InvalidInputError, match=r"^max_pixels must be None \(no limit\) or a whole number"):
+        enh.enhance_file(src, tmp_path / "o.jpg", max_pixels=value)
+    assert not (tmp_path / "o.jpg").exists()
+
+
+def test_max_pixels_still_takes_a_count(tmp_path, enh):
+    src = _photos(tmp_path, names=("a.jpg",)) / "a.jpg"
+    for value in (1_000_000, np.int64(40_000_000), None):
+        assert enh.enhance_file(src, tmp_path / "o.jpg", max_pixels=value, overwrite=True).frames_out == 1
+
+
+def test_pictures_that_are_no_sequence_name_the_parameter(enh):
+    """``enhance_images(None)``, ``stream_frames(5)``: Python's "'NoneType' object is not iterable"."""
+    with pytest.raises(InvalidInputError, match=r"enhance_images\(\) takes an iterable of pictures .* as images, got NoneType"):
+        enh.enhance_images(None)
+    with pytest.raises(InvalidInputError, match=r"stream_frames\(\) takes an iterable of pictures .* as frames, got int"):
+        list(enh.stream_frames(5))
+
+
+# --- 7. which picture was bad ------------------------------------------------------------------
+
+def test_enhance_images_names_the_bad_pictures_index(enh):
+    good = np.zeros((32, 40, 3), np.uint8)
+    with pytest.raises(InvalidInputError, match=r"^enhance_images\(\): picture 1: image must be a numpy array, got NoneType"):
+        enh.enhance_images([good, None])
+    with pytest.raises(InvalidInputError, match=r"^enhance_images\(\): picture 2: image must be HxW"):
+        enh.enhance_images([good, good, np.zeros(3, np.uint8)])
+    with pytest.raises(InvalidInputError, match=r"^image must be a numpy array, got NoneType"):  # one picture: no index
+        enh.enhance_image(None)
