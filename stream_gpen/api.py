@@ -782,8 +782,17 @@ class Enhancer:
         encoder: Encoder = "software",
         chroma: str = "auto",
     ) -> RunSummary:
-        """Enhance a video file, URL, image or folder into ``dst`` (default: ``name_enhanced.ext``).
+        """Enhance a video file, URL, image or folder into ``dst``; returns the run's :class:`RunSummary`.
 
+        ``src``: a video or photo file, a folder (its photos and videos), an http(s)/RTSP/... URL or a
+        ``lavfi:`` graph (a path may be ``str``, ``bytes`` or ``os.PathLike``; ``~`` is expanded).
+        ``dst``: the output file; ``None`` (default) writes ``name_enhanced.ext`` beside ``src`` (a
+        folder: ``name_enhanced/``); an existing folder, or a name ending in ``/``, is a folder (one
+        that is not there is refused): a video gets its default name in it, a photo its own name
+        (its default name in its own folder); a folder input is mirrored into ``dst``, made if
+        missing. The same rules as the command line's ``-o`` (:func:`resolve_output`).
+        ``overwrite``: replace an existing output (else
+        :class:`~stream_gpen.errors.OutputExistsError`; see also ``skip_existing``).
         ``on_progress(frames_done, frames_total_or_None, faces_so_far)`` is called per frame
         (``frames_total_or_None``: ``None`` where the count is unknown). ``faces_so_far`` counts the
         faces sent through the model so far, which runs a batch of frames ahead of those written:
@@ -802,6 +811,13 @@ class Enhancer:
         ``codec``: ``"auto"`` (H.264; HEVC for a 10/12-bit source; VP9 for a ``.webm`` output; ProRes
         4444 for a source with transparency into ``.mov``/``.mkv``), ``"h264"``, ``"hevc"``, ``"av1"``,
         ``"vp9"``, ``"prores"`` (ProRes 422 HQ, or 4444 for 4:4:4 and alpha: editing; no crf/preset).
+        ``crf`` (videos): the encoder's quality, lower is better and bigger (h264/hevc 0-51, vp9
+        0-63, av1 1-63); ``None``: the codec's default. ``preset`` (videos): the encoder's speed
+        (h264/hevc ``"ultrafast"``..``"veryslow"``, av1 ``"0"``..``"13"``, higher faster; vp9 and
+        prores take none); ``None``: the codec's default. Both are checked before any work.
+        ``audio`` (videos): ``"copy"`` (default: the source's audio packets as they are, transcoded
+        only where the output container cannot hold them), ``"aac"`` (always AAC), ``"none"``
+        (video only: subtitles, data and attachments are left out too).
         ``chroma``: ``"auto"`` keeps a 4:2:2 / 4:4:4 source's chroma (editors take it; browsers,
         phones and TVs do not play H.264/HEVC 4:2:2 or 4:4:4), ``"420"`` writes 4:2:0, which every
         player decodes (not with ProRes, which has none).
@@ -1488,7 +1504,20 @@ class Enhancer:
         path or a URL) or a folder of photos gives each photo restored on its own, as
         :meth:`enhance_file` does (photos of a folder are not frames of one scene: no tracking from
         one to the next); a folder's videos are left out with a warning (:meth:`enhance_file`
-        takes them)."""
+        takes them).
+
+        ``source``: a path (``str``, ``bytes``, ``os.PathLike``), URL, ``lavfi:`` graph, device name
+        or a capture device's index (``0``).
+        ``live``: ``None`` (default) lets the source say (capture devices, lavfi graphs and
+        rtsp/rtmp/srt/udp streams are live; files and http(s) URLs are not); ``True`` reads it
+        as live: when the restoring falls behind, stale frames are dropped rather than the decoder
+        held (their ``index`` numbers skipped), a network stream that ends is reconnected, a file
+        or graph is paced at its own rate, and no look-ahead is used; ``False`` restores every
+        frame in order, with the look-ahead smoother of files (``smooth_lag``).
+        ``latency_budget_s`` (live sources, seconds >= 0; default 0.05): how long a frame may wait
+        for other frames' faces to fill a batch before it goes out with a smaller one (0: each
+        frame alone, lowest latency; more: fuller batches, frames later). Not used for files.
+        The frames come as :class:`EnhancedFrame` (numpy copies: kept safely after the next one)."""
         source = _given_path(source, "source")  # (a path given as bytes, as enhance_file takes one)
         _check_live_options(live, latency_budget_s, none_ok=True)
         if _whole(source):  # a capture device's index (numpy's too)

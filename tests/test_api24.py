@@ -234,3 +234,26 @@ def test_enhance_images_names_the_bad_pictures_index(enh):
         enh.enhance_images([good, good, np.zeros(3, np.uint8)])
     with pytest.raises(InvalidInputError, match=r"^image must be a numpy array, got NoneType"):  # one picture: no index
         enh.enhance_image(None)
+
+
+# --- 8. docs ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["__init__", "enhance_image", "enhance_images", "enhance_file", "stream",
+                                    "stream_frames"])
+def test_every_public_parameter_is_documented(method):
+    """``live``, ``latency_budget_s``, ``audio``, ``crf``, ``preset``... were not in the docstrings."""
+    f = getattr(Enhancer, method)
+    doc = (Enhancer.__doc__ if method == "__init__" else f.__doc__) or ""
+    missing = [p for p in inspect.signature(f).parameters if p != "self" and not re.search(rf"``{p}[`=]", doc)]
+    assert not missing, (method, missing)
+
+
+def test_the_readmes_api_section_names_every_keyword_of_enhance_file():
+    readme = (REPO / "README.md").read_text()
+    api = readme[readme.index("## Python API"):readme.index("## Weights")]
+    said = set(re.findall(r"`(\w+)`", api)) | set(re.findall(r"(\w+)=", api))
+    missing = [p for p in inspect.signature(Enhancer.enhance_file).parameters
+               if p not in ("self", "src") and p not in said]
+    assert not missing, missing
+    for words in ("live=None", "latency_budget_s", "torch.device", "Enhancer(model="):
+        assert words in api, words
