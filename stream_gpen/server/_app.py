@@ -752,7 +752,7 @@ def create_app(
         payload = await run_in_threadpool(encode_image, out, fmt, quality=quality, icc_profile=decoded.icc_profile,
                                           exif=decoded.exif, dpi=decoded.dpi, xmp=decoded.xmp,
                                           subsampling=decoded.subsampling, jpeg=decoded.jpeg,
-                                          lossless=decoded.lossless)
+                                          lossless=decoded.lossless, photoshop=decoded.photoshop)
         name = state["models"].resolve(model, faces, strength, aligned)
         return Response(payload, media_type=MEDIA_TYPES[fmt], headers={
             "X-Model": name[0], "X-Faces-Option": name[1], "X-Strength": f"{name[2]:g}", "X-Aligned": str(name[3]).lower(),

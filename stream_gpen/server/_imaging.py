@@ -53,6 +53,9 @@ class DecodedImage:
     #: whether a WebP upload was lossless (its WebP answer is then lossless too)
     jpeg: dict | None = None
     lossless: bool = False
+    #: a JPEG upload's IPTC and other Photoshop image resources (APP13), as ``enhance`` keeps them
+    #: (:func:`stream_gpen.io._iptc.kept_resources`: thumbnails left out), for a JPEG answer
+    photoshop: bytes | None = None
 
     def __post_init__(self) -> None:
         p = self.pixels
@@ -228,11 +231,12 @@ def _carried(im) -> tuple[bytes | None, bytes | None]:
 
 
 def _kept(im, data: bytes, orientation: int) -> dict:
-    """``DecodedImage``'s ``dpi``, ``xmp``, ``subsampling``, ``jpeg`` and ``lossless`` as ``enhance``
-    keeps them (``read_image_info``), read before the picture is turned upright."""
+    """``DecodedImage``'s ``dpi``, ``xmp``, ``subsampling``, ``jpeg``, ``lossless`` and ``photoshop`` as
+    ``enhance`` keeps them (``read_image_info``), read before the picture is turned upright."""
     from PIL import JpegImagePlugin
 
     from stream_gpen.io._image import _as_bytes, _webp_is_lossless, jpeg_source_options, upright_xmp
+    from stream_gpen.io._iptc import jpeg_app13, kept_resources
 
     out: dict = {}
     dpi = im.info.get("dpi")
@@ -254,16 +258,23 @@ def _kept(im, data: bytes, orientation: int) -> dict:
                                            "orientation": orientation})
     if im.format == "WEBP":
         out["lossless"] = _webp_is_lossless(data)
+    if im.format in ("JPEG", "MPO"):
+        irb, why = kept_resources(jpeg_app13(data), orientation)
+        if why == "damaged":
+            log.warning("uploaded image: its IPTC / Photoshop image resources (APP13) do not parse: not kept")
+        if irb:
+            out["photoshop"] = irb
     return out
 
 
 def encode_image(pixels: np.ndarray, fmt: ImageFormat, *, quality: int | None = None, icc_profile: bytes | None = None,
                  exif: bytes | None = None, dpi: tuple[float, float] | None = None, xmp: bytes | None = None,
-                 subsampling: int | None = None, jpeg: dict | None = None, lossless: bool = False) -> bytes:
+                 subsampling: int | None = None, jpeg: dict | None = None, lossless: bool = False,
+                 photoshop: bytes | None = None) -> bytes:
     """RGB/RGBA/grey uint8 -> image bytes, with ``icc_profile``, ``exif``, ``dpi`` (JPEG/PNG),
-    ``xmp`` and ``subsampling`` (JPEG) where given (an EXIF or XMP block over a JPEG segment's
-    64 KB is left out). JPEG has no alpha: it is dropped there. ``quality`` None: as ``enhance``
-    writes a photo, ``jpeg`` (a JPEG upload's :func:`jpeg_source_options`) for a JPEG, a lossless
+    ``xmp``, ``subsampling`` and ``photoshop`` (JPEG: IPTC and Photoshop image resources, in APP13
+    segments) where given (an EXIF or XMP block over a JPEG segment's 64 KB is left out). JPEG has
+    no alpha: it is dropped there. ``quality`` None: as ``enhance`` writes a photo, ``jpeg`` (a JPEG upload's :func:`jpeg_source_options`) for a JPEG, a lossless
     WebP for a ``lossless`` WebP upload, else 95."""
     from PIL import Image
 
@@ -294,6 +305,10 @@ def encode_image(pixels: np.ndarray, fmt: ImageFormat, *, quality: int | None = 
         else:
             kw["quality"] = quality or (jpeg or {}).get("quality", _DEFAULT_QUALITY)
         im.save(buf, "JPEG", **kw)
+        if photoshop:
+            from stream_gpen.io._iptc import with_app13
+
+            return with_app13(buf.getvalue(), photoshop)
     elif fmt == "webp":
         if quality is None and lossless:
             kw["lossless"] = True
