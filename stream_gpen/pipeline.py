@@ -299,9 +299,7 @@ class FaceStage:
         (within :attr:`TURN_LOOK`) and all plausible pays nothing."""
         if getattr(self.tracker, "shot_starts", False):
             self._turn_wait = 0  # a new shot: its faces may be turned otherwise
-        before = getattr(self.detector, "implausible", 0)
-        seen, dets = self._detect_turned(image, self.turn, region)
-        dropped = getattr(self.detector, "implausible", 0) - before
+        (seen, dets), dropped = self._dropping(self._detect_turned, image, self.turn, region)
         self.detections_implausible += dropped
         if region is not None:
             return dets
@@ -323,11 +321,8 @@ class FaceStage:
         for k in range(4):
             if k == self.turn:
                 continue
-            before = getattr(self.detector, "implausible", 0)
-            turned_seen, turned = self._detect_turned(image, k)
-            k_dropped = getattr(self.detector, "implausible", 0) - before
-            if hasattr(self.detector, "implausible"):  # (a turn not taken: its drops are no faces left)
-                self.detector.implausible = before
+            # (a turn not taken: its drops are no faces left, so the detector's count is undone)
+            (turned_seen, turned), k_dropped = self._dropping(self._detect_turned, image, k, undo=True)
             self.detector_calls += 1
             self.turn_calls += 1
             if self._upright(turned_seen) > upright:
@@ -387,11 +382,20 @@ class FaceStage:
     def _off_level(self, dets) -> bool:
         return bool((self._kept(dets) & (self._roll(dets) >= self.TURN_LOOK)).any()) if len(dets) else False
 
-    def _counted_detect(self, image: torch.Tensor, size: int | None, region=None):
-        # the detector may be shared by several stages (runs): its running count is per detector
+    def _dropping(self, detect, *args, undo: bool = False, **kw):
+        """``(detect(*args, **kw), the detections it dropped as implausible)``: the detector's
+        running count (a detector may be shared by several stages, runs) before and after;
+        ``undo``: the count is set back (detections not kept)."""
         before = getattr(self.detector, "implausible", 0)
-        dets = self._detect(image, size, region)
-        self.detections_implausible += getattr(self.detector, "implausible", 0) - before
+        out = detect(*args, **kw)
+        dropped = getattr(self.detector, "implausible", 0) - before
+        if undo and hasattr(self.detector, "implausible"):
+            self.detector.implausible = before
+        return out, dropped
+
+    def _counted_detect(self, image: torch.Tensor, size: int | None, region=None):
+        dets, dropped = self._dropping(self._detect, image, size, region)
+        self.detections_implausible += dropped
         return dets
 
     def _detect(self, image: torch.Tensor, size: int | None, region=None, *, turned: bool = False):
