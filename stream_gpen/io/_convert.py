@@ -409,13 +409,17 @@ def _rgb48_white_out(pix_fmt: str, full_range: bool) -> float:
     return white
 
 
-def _rescale16(a: np.ndarray, k: float, offset=None) -> np.ndarray:
+def _rescale16(a: np.ndarray, k: float, offset=None, *, out: np.ndarray | None = None) -> np.ndarray:
     """``round(a * k + offset)`` clipped to uint16 (float32 holds every 16-bit value exactly);
-    ``offset``: one value per channel, or none."""
-    out = np.multiply(a, np.float32(k), dtype=np.float32)
-    out += np.float32(0.5) if offset is None else np.asarray(offset, np.float32) + np.float32(0.5)
-    np.clip(out, np.float32(0.0), np.float32(65535.0), out=out)
-    return out.astype(np.uint16)
+    ``offset``: one value per channel, or none; written into ``out`` (``uint16``, ``a``'s shape)
+    when given."""
+    tmp = np.multiply(a, np.float32(k), dtype=np.float32)
+    tmp += np.float32(0.5) if offset is None else np.asarray(offset, np.float32) + np.float32(0.5)
+    np.clip(tmp, np.float32(0.0), np.float32(65535.0), out=tmp)
+    if out is None:
+        return tmp.astype(np.uint16)
+    np.copyto(out, tmp, casting="unsafe")  # (truncated, as astype)
+    return out
 
 
 def _full_range_chroma_nudge(pix_fmt: str, colorspace: int | None) -> np.ndarray | None:
@@ -440,19 +444,25 @@ def av_to_rgb_numpy(frame: "av.VideoFrame", *, high: bool = False, out: np.ndarr
     """Decode-side conversion to ``uint8 [H, W, 3]`` RGB using the frame's own matrix and range
     (untagged: see :func:`decode_colorspace`).
 
-    ``out`` (8-bit only): a C-contiguous ``uint8 [H, W, 3]`` array the picture is written into and
-    returned as (a ring slot, or the pinned staging buffer of a CUDA ring: see
-    :meth:`FrameRing.host_slot`). YUV is interleaved straight into it: a new picture copied
-    into the slot cost a full-frame copy per frame (1080p 8.5 -> 7.8 ms, 4K 26.5 -> 22.7 ms).
+    ``out``: a C-contiguous ``uint8 [H, W, 3]`` array (``uint16`` with ``high``) the picture is
+    written into and returned as (a ring slot, or the pinned staging buffer of a CUDA ring: see
+    :meth:`FrameRing.host_slot`, :meth:`FrameRing.hi_host_slot`). YUV is interleaved (rgb48
+    rescaled) straight into it: a new picture copied into the slot cost a full-frame copy per
+    frame (8-bit: 1080p 8.5 -> 7.8 ms, 4K 26.5 -> 22.7 ms).
 
     ``high``: ``uint16 [H, W, 3]`` rgb48 instead, on the full 16-bit scale, with the same matrix
     and range handling, for sources with more than 8 bits per component. Together with
     :func:`rgb_to_av` an untouched pixel converts back to the same 10/12-bit codes (luma and
     chroma, for colours inside the RGB gamut); see the notes above on swscale's scale and chroma."""
     fmt = frame.format.name
+    if out is not None and high:
+        layout = _yuv_layout(fmt)
+        if layout is not None and not (fmt in _GREY and not is_full_range(fmt, frame.color_range)):
+            if _yuv_to_rgb16(frame, layout, out) is not None:
+                return out
+        np.copyto(out, av_to_rgb_numpy(frame, high=True))
+        return out
     if out is not None:
-        if high:
-            raise ValueError("av_to_rgb_numpy: out= is for the 8-bit picture (high=False)")
         layout = _yuv_layout(fmt)  # (None for grey and RGB)
         if layout is not None:
             return _yuv_to_rgb8(frame, layout, out)
@@ -478,7 +488,7 @@ def av_to_rgb_numpy(frame: "av.VideoFrame", *, high: bool = False, out: np.ndarr
     return _rescale16(raw, 65535.0 / white)
 
 
-def _yuv_to_rgb16(frame: "av.VideoFrame", layout: _Layout) -> np.ndarray | None:
+def _yuv_to_rgb16(frame: "av.VideoFrame", layout: _Layout, out: np.ndarray | None = None) -> np.ndarray | None:
     """YUV (see :func:`_yuv_layout`) -> rgb48 on the full 16-bit scale: swscale with the >8-bit
     path's flags and white rescale (see the notes above), on the planar twin as on the 8-bit path
     (:func:`_planar_twin`): on an odd-sized frame itself swscale drifted chroma by a sample from
@@ -493,7 +503,7 @@ def _yuv_to_rgb16(frame: "av.VideoFrame", layout: _Layout) -> np.ndarray | None:
     if layout.twin is None and bits_per_component(twin) > 8 and not (frame.width % sx or frame.height % sy):
         # planar at whole blocks: _HI_DECODE takes the frame as it is (a copy saved: 1-4 ms at 1080p)
         raw = _reformatter().reformat(frame, format="rgb48le", interpolation=_HI_DECODE, **sws).to_ndarray()
-        return _rescale16(raw, 65535.0 / _rgb48_white_out(twin, full))
+        return _rescale16(raw, 65535.0 / _rgb48_white_out(twin, full), out=out)
     if bits_per_component(twin) == 8:
         if _LIMITED16[twin, full] is None:
             return None
@@ -501,7 +511,7 @@ def _yuv_to_rgb16(frame: "av.VideoFrame", layout: _Layout) -> np.ndarray | None:
         sws.update(src_color_range=ColorRange.MPEG, dst_color_range=ColorRange.JPEG)
     plain = _planar_twin(frame, layout, twin, luts)
     raw = _reformatter().reformat(plain, format="rgb48le", interpolation=_HI_DECODE, **sws).to_ndarray()
-    return _rescale16(raw[: frame.height, : frame.width], 65535.0 / _rgb48_white_out(twin, full))
+    return _rescale16(raw[: frame.height, : frame.width], 65535.0 / _rgb48_white_out(twin, full), out=out)
 
 
 def u8_from_u16(a: np.ndarray) -> np.ndarray:

@@ -290,6 +290,13 @@ class FrameRing:
         copy per frame (see :func:`av_to_rgb_numpy`'s ``out``)."""
         return self.staging if self.staging is not None else self.slots[slot]
 
+    def hi_host_slot(self, slot: int) -> torch.Tensor:
+        """:meth:`host_slot` for the rgb48 twin: the hi slot itself on the CPU, the pinned hi
+        staging buffer for a CUDA ring (handed to :meth:`write_hi_slot` with no copy)."""
+        if self.hi_slots is None:
+            raise ValueError("this ring has no high-bit-depth slots (FrameRing(high_bit_depth=True))")
+        return self.hi_staging if self.hi_staging is not None else self.hi_slots[slot]
+
     def write_slot(self, slot: int, rgb: "torch.Tensor") -> torch.Tensor:
         """Copy an RGB host (or device) tensor ``[H, W, 3]`` into ``slot``; return the slot view."""
         self._upload(self.slots[slot], rgb, self.staging)

@@ -3174,10 +3174,16 @@ class VideoSource:
                 img = ring.slots[slot]
             elif ring.hi_slots is not None:
                 # every frame of the stream goes through rgb48 (a rare 8-bit frame mid-stream too)
-                rgb16 = torch.from_numpy(av_to_rgb_numpy(f, high=True))
-                if self._rot_k or self._mirror:
-                    rgb16 = orient(rgb16, self._rot_k, self._mirror)
-                img, hi = ring.write_hi_slot(slot, self._fit(rgb16, index, self._frame_sar(f)))
+                if not self._rot_k and not self._mirror and (f.height, f.width) == (ring.height, ring.width) \
+                        and self._frame_sar(f) is None:
+                    # rescaled where the slot's picture goes (as the 8-bit path below)
+                    av_to_rgb_numpy(f, high=True, out=ring.hi_host_slot(slot).numpy())
+                    img, hi = ring.write_hi_slot(slot, ring.hi_host_slot(slot))
+                else:
+                    rgb16 = torch.from_numpy(av_to_rgb_numpy(f, high=True))
+                    if self._rot_k or self._mirror:
+                        rgb16 = orient(rgb16, self._rot_k, self._mirror)
+                    img, hi = ring.write_hi_slot(slot, self._fit(rgb16, index, self._frame_sar(f)))
                 yuv = self._as_decoded(f)
             elif not self._rot_k and not self._mirror and (f.height, f.width) == (ring.height, ring.width) \
                     and self._frame_sar(f) is None:
