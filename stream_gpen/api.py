@@ -834,8 +834,9 @@ class Enhancer:
         ``untrusted``: ``src`` is a file from someone else (an upload): a file named as a photo whose
         bytes are a plain picture (``stream_gpen.io._open.UNTRUSTED_PICTURES``: no EPS) is read as
         a photo, anything else as a video with media demuxers only, never as a playlist or script
-        that opens other files or URLs (``stream_gpen.io._source.UNTRUSTED_DEMUXERS``). ``max_pixels``: refuse video frames larger
-        than this (``PayloadTooLargeError``).
+        that opens other files or URLs (``stream_gpen.io._source.UNTRUSTED_DEMUXERS``). ``max_pixels``: refuse video frames and photos
+        with more pixels than this (``PayloadTooLargeError``; a photo's size is read from its
+        header, before decoding; in a folder such a photo is skipped and listed).
         A folder is mirrored into ``dst``: its images, and each video in it (same name; a container
         the sink does not write becomes ``.mp4``); a video that fails is listed in
         ``summary.skipped`` and the others go on. The summary adds up all of them.

@@ -1552,8 +1552,11 @@ class ImageSource:
     """
 
     def __init__(self, spec, *, device: torch.device | str = "cpu", exclude: Path | None = None,
-                 skip=None) -> None:
+                 skip=None, max_pixels: int | None = None) -> None:
         p = Path(spec)
+        #: photos with more pixels than this are refused before they are decoded (PayloadTooLargeError;
+        #: in a folder, skipped as any unreadable file): an upload's limit, as for video frames
+        self.max_pixels = max_pixels
         if not p.exists():
             raise MediaNotFoundError(f"input not found: {str(p)!r}")  # (quoted: a trailing space is seen)
         if p.is_dir():
@@ -1636,6 +1639,8 @@ class ImageSource:
                 self.done_meanwhile += 1
                 continue
             try:
+                if self.max_pixels is not None:
+                    _check_pixels(self.paths[i], self.max_pixels)
                 rgb, alpha, grey, info, hi = _load(self.paths[i], self.fallbacks)
             except InvalidInputError as e:
                 if self.kind != "folder":
@@ -1686,6 +1691,29 @@ class ImageSource:
         info = {**info, "source_path": path}  # (a photo in which no face is found is copied: ImageSink)
         return Frame(index=i, pts=i, time_base=Fraction(1), time=float(i), _image=img, _hi=h16,
                      rel_path=path.relative_to(self.root).as_posix(), alpha=a, grey=grey, image_info=info)
+
+
+def _check_pixels(path: Path, max_pixels: int) -> None:
+    """PayloadTooLargeError where the photo at ``path`` has more than ``max_pixels`` pixels, read
+    from its header (before any decoding); a file that does not open is left to the reader, which
+    says why."""
+    from PIL import Image
+
+    from stream_gpen.errors import PayloadTooLargeError
+
+    try:
+        _heif_plugin(path)  # (HEIC opens only with the plugin registered)
+    except InvalidInputError:
+        pass
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except Image.DecompressionBombError as e:
+        raise PayloadTooLargeError(f"{path} is over the limit of {max_pixels} pixels: {e}") from e
+    except Exception:  # noqa: BLE001 - (unreadable: the reader says so, with its hint)
+        return
+    if w * h > max_pixels:
+        raise PayloadTooLargeError(f"{path}: the picture is {w}x{h} = {w * h} pixels, over the limit of {max_pixels}")
 
 
 def check_image_format(fmt, name: str = "image_format") -> None:

@@ -51,7 +51,9 @@ def open_source(
     only): frames of a 10/12-bit source also carry ``frame.hi`` (uint16 rgb48) and file sinks
     encode 10/12-bit from it; ``False`` = 8-bit only. ``start`` / ``duration`` (video only):
     a time window of the video, in seconds (see :class:`VideoSource`). ``exclude`` (folders): a
-    subfolder to leave out (the output folder, when it lies inside the input); ``skip``
+    subfolder to leave out (the output folder, when it lies inside the input); ``max_pixels``: video
+    frames, or photos (from their header, before decoding), with more pixels are refused
+    (``PayloadTooLargeError``; a folder's photo is skipped); ``skip``
     (folders): ``skip(path) -> True`` leaves that image out (resuming: its output exists).
     """
     s = str(spec)
@@ -60,12 +62,13 @@ def open_source(
         if p.is_dir() or p.suffix.lower() in IMAGE_EXTS:
             from stream_gpen.io._image import ImageSource
 
-            return ImageSource(p, device=device, exclude=Path(exclude) if exclude is not None else None, skip=skip)
+            return ImageSource(p, device=device, exclude=Path(exclude) if exclude is not None else None, skip=skip,
+                               max_pixels=max_pixels)
     if untrusted and "://" not in s and Path(s).is_file() and Path(s).suffix.lower() in IMAGE_EXTS \
             and _plain_picture(Path(s)):
         from stream_gpen.io._image import ImageSource
 
-        return ImageSource(Path(s), device=device)
+        return ImageSource(Path(s), device=device, max_pixels=max_pixels)
     return VideoSource(spec, device=device, live=live, decode=decode, ring_size=ring_size, count_frames=count_frames,
                        reconnect=reconnect, reconnect_delay_s=reconnect_delay_s, timeout_s=timeout_s,
                        autorotate=autorotate, deinterlace=deinterlace, untrusted=untrusted,
