@@ -1518,7 +1518,8 @@ class Enhancer:
         ``latency_budget_s`` (live sources, seconds >= 0; default 0.05): how long a frame may wait
         for other frames' faces to fill a batch before it goes out with a smaller one (0: each
         frame alone, lowest latency; more: fuller batches, frames later). Not used for files.
-        The frames come as :class:`EnhancedFrame` (numpy copies: kept safely after the next one)."""
+        The frames come as :class:`EnhancedFrame` (numpy copies: kept safely after the next one).
+        Bad arguments are refused by the call itself; the source is opened at the first ``next()``."""
         source = _given_path(source, "source")  # (a path given as bytes, as enhance_file takes one)
         _check_live_options(live, latency_budget_s, none_ok=True)
         if _whole(source):  # a capture device's index (numpy's too)
@@ -1530,9 +1531,14 @@ class Enhancer:
             raise InvalidInputError(
                 f"stream() reads a file, URL, lavfi: graph or device, not {type(source).__name__}; for pictures "
                 "you already hold (numpy arrays), use stream_frames() (a sequence, tracked) or enhance_image()")
+        # (checked above, at the call: as a generator it was checked at the first next() only)
+        return self._stream(source, live, latency_budget_s)
+
+    def _stream(self, source, live: bool | None, latency_budget_s: float) -> Iterator[EnhancedFrame]:
+        """:meth:`stream`'s frames, its arguments checked."""
         if is_image_url(str(source)):  # a photo URL: the photo itself, as enhance_file() reads it
             with fetched(str(source)) as local:
-                for frame in self.stream(local, live=live, latency_budget_s=latency_budget_s):
+                for frame in self._stream(local, live, latency_budget_s):
                     yield dataclasses.replace(frame, path=str(source))  # (not the fetched copy's name)
             return
         src, stage = self._open(source, live=live)
@@ -1571,7 +1577,7 @@ class Enhancer:
         "Repeated frames"). Pulling from ``frames`` happens in the caller's thread, inside ``next()``.
         If ``frames`` raises (a camera unplugged) or gives something that is not a picture (None
         from a failed read), the frames taken before it are restored and yielded first, then
-        the error is raised.
+        the error is raised. Bad arguments are refused by the call itself (pictures as they come).
         """
         _check_live_options(live, latency_budget_s, none_ok=False)
         if isinstance(frames, torch.Tensor):
@@ -1580,8 +1586,12 @@ class Enhancer:
             raise InvalidInputError("stream_frames() takes a sequence of pictures; for one picture use enhance_image()")
         if not (isinstance(fps, numbers.Real) and not isinstance(fps, bool) and 0 < fps < 1e6):
             raise InvalidInputError(f"fps must be a positive number, got {fps!r}")
-        feed = _PictureFeed(_pictures_in(frames, "stream_frames()", "frames"), device=self.device, fps=float(fps),
-                            live=live)
+        pictures = _pictures_in(frames, "stream_frames()", "frames")
+        return self._stream_frames(pictures, float(fps), live, latency_budget_s)
+
+    def _stream_frames(self, pictures, fps: float, live: bool, latency_budget_s: float) -> Iterator[EnhancedFrame]:
+        """:meth:`stream_frames`'s frames, its arguments checked."""
+        feed = _PictureFeed(pictures, device=self.device, fps=fps, live=live)
         first = feed.peek()
         if first is _END:
             return
