@@ -11,7 +11,9 @@ webm); attachments into Matroska; the QuickTime ``tmcd`` timecode track as the v
 ``timecode`` tag, from which the mov/mp4 muxer writes a new ``tmcd`` track (and mkv a TIMECODE
 tag). Apple's ``com.apple.quicktime.*`` keys (make, model, ISO 6709 location) need QuickTime
 ``mdta`` metadata, switched on for mp4/mov output when the input has such keys. What a container
-cannot hold is reported by the caller (chapters into avi/ts, attachments outside Matroska).
+cannot hold is reported (container tags into avi/ts, and those the mov muxer has no atom for;
+chapters into avi/ts; attachments outside Matroska). A Matroska ``DATE_RECORDED`` or
+``DESCRIPTION`` an .mp4/.mov has no atom for fills its empty ``date`` / ``comment`` slot.
 """
 from __future__ import annotations
 
@@ -76,20 +78,32 @@ def copy_container_tags(inp, out, window: tuple[float, float | None] | None = No
     lost: list[str] = []
     fmts = _fmts(out)
     tags = clean_tags(dict(inp.metadata), for_mov=bool(fmts & _MOV))
-    out.metadata.update(tags)
-    if "mpegts" in fmts:  # a transport stream names a service/provider, nothing else
-        cannot = sorted(tags)
-    elif "avi" in fmts:  # RIFF INFO chunks (FFmpeg's ff_riff_info_conv) hold a fixed set of keys
-        cannot = sorted(k for k in tags if _base(k) not in _AVI_INFO)
-    else:
-        cannot = []
-    if cannot:
-        lost.append(f"container tags dropped: the {out.format.name} container cannot hold {', '.join(cannot)} "
-                    "(write .mkv, .mp4 or .mov to keep them)")
     if fmts & _MOV and any(k.lower().startswith("com.apple.quicktime.") for k in tags):
         # make/model/ISO 6709 location of iPhone clips exist only as QuickTime mdta keys
         flags = out.options.get("movflags", "")
         out.options["movflags"] = (flags + "+use_metadata_tags") if flags else "use_metadata_tags"
+    advice = "write .mkv, .mp4 or .mov to keep them"
+    if "mpegts" in fmts:  # a transport stream names a service/provider, nothing else
+        cannot = sorted(tags)
+    elif "avi" in fmts:  # RIFF INFO chunks (FFmpeg's ff_riff_info_conv) hold a fixed set of keys
+        cannot = sorted(k for k in tags if _base(k) not in _AVI_INFO)
+    elif fmts & _MOV_MUXER:
+        # the mov muxer writes a fixed set of iTunes (mp4) / QuickTime udta (mov) atoms and drops
+        # every other key (unless in mdta mode, above): a Matroska's DATE_RECORDED, DESCRIPTION...
+        # (of the movflags only this one changes what is written; faststart cannot be measured in memory)
+        flags = "use_metadata_tags" if "use_metadata_tags" in out.options.get("movflags", "") else ""
+        fmt = sorted(fmts & _MOV_MUXER)[0]
+        tags = _fill_mov_slots(tags, fmt, flags)
+        cannot = sorted(mov_tags_dropped(fmt, flags, tuple(tags.items())))
+        advice = ".mkv keeps them"
+    else:
+        cannot = []
+    out.metadata.update(tags)
+    if cannot:
+        spelt = {k.lower(): k for k in inp.metadata}  # (named as the input spells them)
+        cannot = [spelt.get(k.lower(), k) for k in cannot]
+        lost.append(f"container tags dropped: the {out.format.name} container cannot hold {', '.join(cannot)} "
+                    f"({advice})")
     try:
         chapters = inp.chapters()
     except (AttributeError, ValueError):
@@ -103,6 +117,63 @@ def copy_container_tags(inp, out, window: tuple[float, float | None] | None = No
             lost.append(f"{len(chapters)} chapter(s) dropped: the {out.format.name} container cannot hold chapters "
                         "(write .mkv, .mp4 or .mov to keep them)")
     return lost
+
+
+#: the formats FFmpeg's mov muxer (movenc) writes, whose tags it keeps from a fixed list (not 3GP:
+#: its 3GPP udta tags are written but FFmpeg's own reader does not read them back, so they cannot be
+#: measured here)
+_MOV_MUXER = {"mov", "mp4", "ipod", "psp", "ismv", "f4v"}
+#: a key the mov muxer drops -> the key of the standard slot it may fill where that slot is empty
+#: (Matroska's recording date becomes the date QuickTime/iTunes readers show; a .mov's ``comment``
+#: is written as both its QuickTime description and comment)
+_MOV_SLOTS = {"date_recorded": "date", "description": "comment"}
+
+
+def _fill_mov_slots(tags: dict, fmt: str, flags: str) -> dict:
+    """``tags`` with each key the muxer drops moved to the empty standard slot that means the same
+    (see :data:`_MOV_SLOTS`) where the muxer keeps that slot."""
+    dropped = mov_tags_dropped(fmt, flags, tuple(tags.items()))
+    present = {_base(k) for k in tags}
+    out = dict(tags)
+    for k in sorted(dropped):
+        slot = _MOV_SLOTS.get(_base(k))
+        if slot is None or slot in present:
+            continue
+        if slot in mov_tags_dropped(fmt, flags, ((slot, tags[k]),)):
+            continue
+        out[slot] = out.pop(k)
+        present.add(slot)
+        log.info("container tag %s written as %s (the %s muxer has no place for %s)", k, slot, fmt, k)
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def mov_tags_dropped(fmt: str, flags: str, items: tuple[tuple[str, str], ...]) -> frozenset[str]:
+    """The keys of ``items`` the mov muxer for ``fmt`` (with ``movflags`` ``flags``: "" or
+    "use_metadata_tags") does not write:
+    a tiny file written in memory with these tags and read back (keys compared case-insensitively,
+    as FFmpeg's dictionary does). Measured rather than listed: which keys each mode writes (mp4's
+    iTunes list, mov's udta list, 3GP's) changes with the FFmpeg version."""
+    import io
+
+    import av
+    import numpy as np
+
+    buf = io.BytesIO()
+    try:
+        with av.open(buf, "w", format=fmt, options={"movflags": flags} if flags else {}) as c:
+            c.metadata.update(dict(items))
+            s = c.add_stream("aac", rate=8000, layout="mono")
+            f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            f.sample_rate, f.pts = 8000, 0
+            for p in [*s.encode(f), *s.encode(None)]:
+                c.mux(p)
+        buf.seek(0)
+        with av.open(buf, format=fmt) as c:
+            back = {_base(k) for k in c.metadata}
+    except (av.error.FFmpegError, ValueError, OSError):
+        return frozenset()  # (no better answer: say nothing, as before)
+    return frozenset(k for k, _ in items if _base(k) not in back)
 
 
 def _window_chapters(chapters: list[dict], start: float, end: float | None) -> list[dict]:
