@@ -1650,7 +1650,7 @@ def _data_tracks(src) -> list[dict]:
     """The input's data tracks (telemetry, timecode, chapter text), each with what it is: its
     handler name ("GoPro MET"), and the codec enhance copies it as (``None``: none known)."""
     from stream_gpen.io._sink import _describe, aux_codec
-    from stream_gpen.io._tags import is_chapter_track, is_timecode_track
+    from stream_gpen.io._tags import carried_otherwise
 
     container = getattr(src, "_container", None)
     if container is None:
@@ -1661,8 +1661,7 @@ def _data_tracks(src) -> list[dict]:
         ins = streams.get(info.index)
         if ins is None:
             continue
-        role = ("timecode" if is_timecode_track(ins) else "chapters" if is_chapter_track(ins)
-                else aux_codec(info, ins, container.format.name))
+        role = carried_otherwise(ins) or aux_codec(info, ins, container.format.name)
         out.append({"stream": info.index, "name": _describe(ins), "codec": role})
     return out
 

@@ -71,3 +71,56 @@ def test_mdta_mov_keeps_every_tag_without_a_note(tmp_path):
         back = {k.lower() for k in c.metadata}
     assert {"com.apple.quicktime.make", "date_recorded"} <= back
     assert not _tags_note(sink), sink.dropped
+
+
+def timecode_clip(path: Path, *, chapters: bool, audio: bool = False) -> Path:
+    """A .mov/.mp4 whose video has a timecode (the muxer writes a ``tmcd`` track), with chapters
+    (FFmpeg's chapter text track) and AAC audio if asked."""
+    from fractions import Fraction
+
+    from _clips import write_audio
+
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v.metadata["timecode"] = "01:02:03:04"
+        if chapters:
+            c.set_chapters([{"id": i + 1, "start": 80 * i, "end": 80 * (i + 1), "time_base": Fraction(1, 1000),
+                             "metadata": {"title": f"Part {i + 1}"}} for i in range(2)])
+        a = c.add_stream("aac", rate=48000, layout="stereo") if audio else None
+        for i in range(4):
+            f = av.VideoFrame.from_ndarray(FR[i % 3], format="rgb24")
+            f.pts = i
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode():
+            c.mux(p)
+        if a is not None:
+            write_audio(c, a, 0.16)
+    return path
+
+
+@pytest.mark.parametrize("ext, chapters", [("mov", False), ("mp4", True)])
+def test_audio_none_does_not_say_a_kept_timecode_or_chapter_track_dropped(tmp_path, ext, chapters):
+    # the tmcd track is carried as the video's timecode tag (the muxer writes a new one), the
+    # chapter track as the chapters: "dropped: left out with the audio" was untrue
+    src = timecode_clip(tmp_path / f"in.{ext}", chapters=chapters, audio=True)
+    sink = copy_through(src, tmp_path / f"out.{ext}", audio="none")
+    with av.open(str(tmp_path / f"out.{ext}")) as c:
+        assert c.streams.video[0].metadata.get("timecode") == "01:02:03:04"
+        assert len(c.chapters()) == (2 if chapters else 0)
+        assert not c.streams.audio
+    said = [d for d in sink.dropped if "dropped" in d]
+    assert said and all(d.startswith("audio stream") for d in said), sink.dropped
+
+
+def test_mp4_chapter_track_beside_a_timecode_is_not_copied_twice(tmp_path):
+    # FFmpeg's muxer gives such an mp4's video the tmcd reference in place of the chapter one, so
+    # the demuxer reads the chapter track as a subtitle track: it was copied next to the new one
+    src = timecode_clip(tmp_path / "in.mp4", chapters=True)
+    with av.open(str(src)) as c:
+        before = len(c.streams)
+    copy_through(src, tmp_path / "out.mp4")
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert len(c.streams) == before, [(s.type, dict(s.metadata)) for s in c.streams]
+        assert [ch["metadata"]["title"] for ch in c.chapters()] == ["Part 1", "Part 2"]

@@ -58,11 +58,10 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
         accepts_attachments,
         attachment,
         copy_container_tags,
+        carried_otherwise,
         copy_stream_tags,
         cover_attachment,
-        is_chapter_track,
         is_cover,
-        is_timecode_track,
         marks_lost,
         timecode_of,
     )
@@ -87,7 +86,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
             # global tags and chapters (moved with the streams)
             lost = copy_container_tags(inp, out, window=(float(shift), None) if shift else None)
             for s in inp.streams:
-                if is_chapter_track(s) or is_timecode_track(s):
+                if carried_otherwise(s):
                     continue  # carried as chapters / the video's timecode tag
                 if s.type == "attachment":
                     att = attachment(s)

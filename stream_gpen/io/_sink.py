@@ -55,8 +55,7 @@ from stream_gpen.io._tags import (
     copy_container_tags,
     copy_stream_tags,
     cover_attachment,
-    is_chapter_track,
-    is_timecode_track,
+    carried_otherwise,
     marks_lost,
     timecode_of,
 )
@@ -1871,7 +1870,10 @@ class FileSink(_Sink):
         elif self.meta is not None and audio == "none":
             if getattr(source, "aux", None) is not None:
                 source.aux.decline()  # by choice: discarding them is no warning
+            in_streams = {s.index: s for s in getattr(getattr(source, "_container", None), "streams", ())}
             for s in self.meta.audio + self.meta.subtitles + self.meta.data:
+                if s.index in in_streams and carried_otherwise(in_streams[s.index]):
+                    continue  # a timecode / chapter track: kept as the timecode tag / chapters (_setup_tags)
                 # asked for: listed in the summary, said at info level (not as a warning)
                 why = "no audio asked for" if s.kind == "audio" else "left out with the audio"
                 self._drop(f"{s.kind} stream #{s.index} ({s.codec or s.kind}) dropped: {why} ({no_audio_why})",
@@ -2250,12 +2252,12 @@ class FileSink(_Sink):
         self._setup_other_video(in_streams)
         for info in meta.audio + meta.subtitles + meta.data:
             ins = in_streams.get(info.index)
+            if ins is not None and carried_otherwise(ins):
+                continue  # carried as chapters / the video's timecode tag (_setup_tags)
             name = aux_codec(info, ins, self.source._container.format.name)
             if info.kind == "subtitle":
                 self._setup_subtitle(info, ins)
                 continue
-            if ins is not None and (is_chapter_track(ins) or is_timecode_track(ins)):
-                continue  # carried as chapters / the video's timecode tag (_setup_tags)
             if info.kind == "attachment":
                 self._setup_attachment(info, ins)
                 continue

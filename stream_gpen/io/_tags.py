@@ -335,15 +335,51 @@ def timecode_of(container, video_stream) -> str | None:
 
 
 def is_chapter_track(stream) -> bool:
-    """A QuickTime chapter text track: FFmpeg reads it into chapters and discards its packets."""
+    """A QuickTime chapter text track: FFmpeg reads it into chapters and discards its packets.
+
+    Also one FFmpeg did not take for one: an mp4/mov with a timecode track, as FFmpeg's own muxer
+    writes it, refers to its chapter track from no track (the video's one track reference names
+    the ``tmcd`` track), so the demuxer reads the chapters from the Nero ``chpl`` list and leaves
+    the text track as an ordinary subtitle track. It is known by its cues: one a chapter, from the
+    first chapter's start to the last one's end (copied, the output held the chapter titles twice,
+    and ``--audio none`` said it was dropped where the output has it as its chapters)."""
     try:
-        return stream.type in ("data", "subtitle") and int(stream.discard) >= 48  # AVDISCARD_ALL
-    except (AttributeError, TypeError, ValueError):
+        if stream.type not in ("data", "subtitle"):
+            return False
+        if int(stream.discard) >= 48:  # AVDISCARD_ALL
+            return True
+        c = stream.container
+        if "mov" not in _fmts(c) or stream.time_base is None or not stream.frames:
+            return False
+        if getattr(stream.codec_context, "name", None) not in (None, "mov_text", "text", "bin_data"):
+            return False
+        chapters = c.chapters()
+        if len(chapters) != stream.frames or stream.start_time is None or not stream.duration:
+            return False
+        tb = stream.time_base
+        start, end = float(stream.start_time * tb), float((stream.start_time + stream.duration) * tb)
+        first, last = chapters[0], chapters[-1]
+        return (abs(start - float(first["start"] * first["time_base"])) < 0.002
+                and abs(end - float(last["end"] * last["time_base"])) < 0.002)
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError):
         return False
 
 
 def is_timecode_track(stream) -> bool:
     return stream.type == "data" and bool(stream.metadata.get("timecode"))
+
+
+def carried_otherwise(stream) -> str | None:
+    """What input track ``stream`` is carried as instead of being copied as a stream: "timecode"
+    (a QuickTime ``tmcd`` track: the video's timecode tag, from which the mov/mp4 muxer writes a
+    new one, see :func:`timecode_of`), "chapters" (a chapter text track, read into chapters), or
+    None (an ordinary track). Neither is copied, nor dropped with the audio (``--audio none``):
+    the output has them from the tags and chapters."""
+    if is_timecode_track(stream):
+        return "timecode"
+    if is_chapter_track(stream):
+        return "chapters"
+    return None
 
 
 def attachment(stream) -> tuple[str, str, bytes] | None:
