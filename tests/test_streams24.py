@@ -124,3 +124,67 @@ def test_mp4_chapter_track_beside_a_timecode_is_not_copied_twice(tmp_path):
     with av.open(str(tmp_path / "out.mp4")) as c:
         assert len(c.streams) == before, [(s.type, dict(s.metadata)) for s in c.streams]
         assert [ch["metadata"]["title"] for ch in c.chapters()] == ["Part 1", "Part 2"]
+
+
+def vfr_bframes_mp4(path: Path) -> Path:
+    """A screen-recording-like mp4 (pts in 1/1000 s, irregular) with B-frames, 30 fps nominal: its
+    last frame (1.4 s) is not the last sample in decode order, whose step to the next sample the
+    decoder gave it as its duration (0.25 s, not the file's 1/30 s)."""
+    from fractions import Fraction
+
+    pts = [0, 33, 50, 120, 133, 300, 317, 333, 700, 716, 733, 750, 1000, 1010, 1400]
+    y, x = np.mgrid[0:48, 0:64]
+    with av.open(str(path), "w") as c:
+        # (smooth moving content and fixed B-frame placement: x264 then codes the 1.4 s frame as a
+        # P-frame followed in decode order by the B-frames shown before it)
+        v = c.add_stream("libx264", rate=30, options={"bf": "3", "x264-params": "b-adapt=0:log-level=error"})
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v.codec_context.time_base = v.time_base = Fraction(1, 1000)
+        for i, t in enumerate(pts):
+            img = np.stack([(x * 4 + i * 3) % 256, (y * 5 + i * 2) % 256, ((x + y) * 2) % 256], -1).astype(np.uint8)
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts, f.time_base = t, Fraction(1, 1000)
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode():
+            c.mux(p)
+    return path
+
+
+def _video_end(path: Path) -> float:
+    """Where the video track ends, as players read it (its start plus its duration)."""
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return float((s.start_time + s.duration) * s.time_base)
+
+
+def test_vfr_bframes_last_frame_keeps_the_files_duration(tmp_path):
+    from stream_gpen.io import open_source
+
+    src = vfr_bframes_mp4(tmp_path / "vfr.mp4")
+    with av.open(str(src)) as c:  # (the clip is what it should be: the decoder's last duration is another frame's)
+        s = c.streams.video[0]
+        last = list(c.decode(s))[-1]
+        assert abs(float(last.time) - 1.4) < 1e-3 and float(last.duration * s.time_base) > 0.1
+    with open_source(str(src)) as s:
+        durs = []
+        for f in s:
+            durs.append((f.time, f.duration))
+            f.release()
+    assert abs(durs[-1][0] - 1.4) < 1e-3 and abs(durs[-1][1] - 1 / 30) < 2e-3, durs[-3:]
+    copy_through(src, tmp_path / "out.mp4")
+    assert _video_end(tmp_path / "out.mp4") == pytest.approx(1.4 + 1 / 30, abs=2e-3)
+
+
+def test_cfr_bframes_mp4_last_frame_unchanged(tmp_path):
+    from _clips import write_video
+    from stream_gpen.io import open_source
+
+    src = write_video(tmp_path / "cfr.mp4", [np.full((48, 64, 3), 9 * i, np.uint8) for i in range(12)],
+                      options={"bf": "3"})
+    with open_source(str(src)) as s:
+        durs = []
+        for f in s:
+            durs.append(f.duration)
+            f.release()
+    assert durs == pytest.approx([0.04] * 12)

@@ -52,10 +52,10 @@ from stream_gpen.io._tags import (
     COVER_MUXERS,
     accepts_attachments,
     attachment,
+    carried_otherwise,
     copy_container_tags,
     copy_stream_tags,
     cover_attachment,
-    carried_otherwise,
     marks_lost,
     timecode_of,
 )

@@ -2213,8 +2213,9 @@ class VideoSource:
     def _decode_frames(self) -> Iterator["av.VideoFrame"]:
         """The decoded frames, each with its ``duration`` (ticks of its time base) until the next
         one: decoders give the packet's, which with B-frames belongs to another frame (an mp4's
-        pause shows up on the wrong one). The last frame keeps the decoder's, and the last one of
-        a window lasts until the window's end. Two frames of look-ahead (one to time a frame,
+        pause shows up on the wrong one). The last frame keeps the decoder's (an mp4/mov with
+        B-frames: the track's last sample's, see ``_last_sample``), and the last one of a window
+        lasts until the window's end. Two frames of look-ahead (one to time a frame,
         one to tell a damaged presentation time: :meth:`_mend_leap`); live sources, where they
         would add latency, keep the decoder's durations."""
         frames = self._tagged(self._decoded())
@@ -2239,6 +2240,12 @@ class VideoSource:
             t0 = _seconds(prev)
             if self._cut_at is not None and t0 is not None and self._cut_at > t0:
                 prev.duration = round((self._cut_at - t0) / Fraction(prev.time_base))  # to the window's end
+            elif self._cut_at is None and getattr(self, "_last_sample", None) is not None and prev.time_base:
+                # an mp4/mov with B-frames: the decoder gave the last frame its own sample's
+                # duration, the step to the next sample in decode order, which is another frame's
+                # (a VFR clip's last frame lasted 0.25 s where the file says 1/30 s: the video ran
+                # past its audio). The track's last sample holds the duration the writer gave the end.
+                prev.duration = max(1, round(self._last_sample / Fraction(prev.time_base)))
             yield self._clip_to_window(prev)
 
     @staticmethod
@@ -2349,6 +2356,12 @@ class VideoSource:
         attempts = 0
         err: BaseException | None = None
         self._cut_at = None  # the window's end, once a frame past it ended the video
+        # mp4/mov: the duration (s) of the last video sample in decode order, once the samples
+        # came out of order (B-frames), for the last frame (_decode_frames); None elsewhere
+        self._last_sample: Fraction | None = None
+        mov_order = self.kind == "file" and self._container is not None and _is_mov(self._container)
+        top_pts = None  # the latest video pts sent to the decoder (mov_order)
+        reordered = False
         if self._container is not None:
             self._set_window(self._container)
         # AVI stores no presentation times: chunk k of the video is frame k (its dts), and
@@ -2531,6 +2544,11 @@ class VideoSource:
                             continue
                         if first_dts is None and packet.size:
                             first_dts = packet.dts
+                        if mov_order and packet.size and packet.pts is not None:
+                            reordered = reordered or (top_pts is not None and packet.pts < top_pts)
+                            top_pts = packet.pts if top_pts is None else max(top_pts, packet.pts)
+                            self._last_sample = (packet.duration * Fraction(packet.time_base)
+                                                 if reordered and packet.duration and packet.time_base else None)
                         if (watch_head and packet.size and packet.pts is not None and packet.time_base
                                 and not packet.is_discard):  # (an edit list's hidden lead-in: not lost, not shown)
                             pt0 = packet.pts * Fraction(packet.time_base)
