@@ -1557,6 +1557,12 @@ def describe_input(spec: str) -> dict:
             plan.append(hdr.describe())
             if "mastering_display" in m.extra or "content_light" in m.extra:
                 plan.append("HDR10 mastering display / light level metadata: kept (HEVC and AV1 outputs)")
+        dv = m.extra.get("dolby_vision")
+        if dv:
+            from stream_gpen.io._meta import dolby_vision_note
+
+            out["dolby_vision"] = dict(dv)
+            plan.append(dolby_vision_note(dv))
         dst = default_output(spec)
         codec = resolve_codec("auto", dst, src)
         if src.high_bit_depth:

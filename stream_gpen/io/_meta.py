@@ -1,6 +1,7 @@
 """Stream metadata: what the input says about itself, and where each value comes from."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -196,3 +197,67 @@ def hdr_static_metadata(frame) -> dict:
             cll, fall = struct.unpack_from("<2I", raw)
             out["content_light"] = (int(cll), int(fall))
     return out
+
+
+_DOVI_RECORD = re.compile(r"DOVI configuration record: version: \d+\.\d+, profile: (\d+), level: (\d+), "
+                          r"rpu flag: (\d), el flag: (\d), bl flag: (\d), compatibility id: (\d+)")
+
+
+def dolby_vision(container, stream) -> dict | None:
+    """The Dolby Vision configuration record of video ``stream`` (an mp4/mov ``dvcC``/``dvvC``
+    box, a Matroska block addition mapping, an MPEG-TS DOVI descriptor), as FFmpeg reads it:
+    ``{"profile", "level", "compat_id", "rpu", "el", "bl"}``, or None. PyAV has no stream side
+    data, so the record is read from FFmpeg's own description of the file (``av_dump_format``,
+    captured: that needs the log level at INFO for a moment, under the sink's log lock)."""
+    if getattr(getattr(stream, "codec_context", None), "name", None) not in ("hevc", "av1", "h264"):
+        return None  # (the codecs Dolby Vision profiles are defined for)
+    import av.logging
+
+    from stream_gpen.io._sink import _log_lock
+
+    with _log_lock:
+        old = av.logging.get_level()
+        if old is None or old < av.logging.INFO:
+            av.logging.set_level(av.logging.INFO)
+        try:
+            text = container.dumps_format()
+        except (AttributeError, av.error.FFmpegError, ValueError):
+            return None
+        finally:
+            if old is None or old < av.logging.INFO:
+                av.logging.set_level(old)
+    mine = False
+    for line in text.splitlines():
+        head = re.match(r"\s*Stream #\d+:(\d+)", line)
+        if head:
+            mine = int(head.group(1)) == stream.index
+            continue
+        m = _DOVI_RECORD.search(line) if mine else None
+        if m:
+            p, level, rpu, el, bl, compat = (int(x) for x in m.groups())
+            return {"profile": p, "level": level, "compat_id": compat, "rpu": bool(rpu), "el": bool(el),
+                    "bl": bool(bl)}
+    return None
+
+
+#: a Dolby Vision base layer's signal, by its compatibility id (ETSI / Dolby's profile table)
+_DOVI_BASE = {1: "HDR10", 2: "SDR", 4: "HLG", 6: "HDR10"}
+
+
+def dolby_vision_note(dv: dict) -> str:
+    """What becomes of Dolby Vision ``dv`` (:func:`dolby_vision`) in a re-encoded output: FFmpeg
+    writes no Dolby Vision (its RPU, the per-scene dynamic metadata, and an enhancement layer are
+    not made again), so the output is the base layer, which players show as they show that base
+    layer (an iPhone's 8.4 as HLG). Profile 5 (and 10.0) has no such base layer: its pictures are
+    coded in Dolby's own IPTPQc2 colour space, which only a Dolby Vision decoder turns into
+    colours; decoded without one, as here, every colour is wrong (greenish, purple)."""
+    p, compat = dv.get("profile"), dv.get("compat_id")
+    name = f"Dolby Vision profile {p}" + (f".{compat}" if p in (8, 9, 10) else "")
+    base = _DOVI_BASE.get(compat) if dv.get("bl", True) else None
+    if base is None:
+        return (f"{name}: this video has no base layer a player can show without Dolby Vision processing (its "
+                "pictures are in Dolby's IPTPQc2 colour space): decoded here without it, its colours are wrong "
+                "(greenish/purple), and the output is written with those wrong colours and no Dolby Vision")
+    return (f"{name} dropped: the output is its {base} base layer (FFmpeg writes no Dolby Vision), which "
+            f"players show as {base}" + (", without the enhancement layer" if dv.get("el") else "")
+            + "; Dolby Vision screens lose its per-scene tone mapping")

@@ -45,7 +45,14 @@ from stream_gpen.io._convert import (
     plane_arrays,
     rgb_to_av,
 )
-from stream_gpen.io._meta import COLOR_PRIMARIES, COLOR_TRCS, audio_params_unknown, ffmpeg_local, hidden_temp
+from stream_gpen.io._meta import (
+    COLOR_PRIMARIES,
+    COLOR_TRCS,
+    audio_params_unknown,
+    dolby_vision_note,
+    ffmpeg_local,
+    hidden_temp,
+)
 from stream_gpen.io._ring import Frame
 from stream_gpen.io._subtitles import SubtitleConverter, is_text_subtitle, text_target
 from stream_gpen.io._tags import (
@@ -2017,6 +2024,11 @@ class FileSink(_Sink):
             opts["x265-params"] = ":".join(filter(None, (opts.get("x265-params"), hdr10)))
         elif hdr10:
             opts["svtav1-params"] = hdr10
+        dv = (meta.extra or {}).get("dolby_vision") if meta is not None else None
+        if dv:  # (FFmpeg's encoders make no Dolby Vision RPU: a base layer at best, see dolby_vision_note)
+            msg = dolby_vision_note(dv)
+            self.fallbacks.append(msg)
+            log.warning(msg)
         loc = self._chroma_location()
         if loc is not None:
             opts["chroma_sample_location"] = loc  # AVCodecContext's option: x264/x265/SVT-AV1 write it in the VUI

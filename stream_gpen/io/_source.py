@@ -65,6 +65,7 @@ from stream_gpen.io._meta import (
     COLOR_TRCS,
     AuxStreamInfo,
     StreamMetadata,
+    dolby_vision,
     ffmpeg_local,
     frame_side_data,
     hdr_static_metadata,
@@ -3038,7 +3039,9 @@ class VideoSource:
                    # file's is its 1000 ticks a second), for an AVI's frame grid (avi_frame_grid)
                    "average_rate": _fraction(vs.average_rate),
                    # HDR10's mastering display and content light level, when the stream has them
-                   **hdr_static_metadata(first), **mirror},
+                   **hdr_static_metadata(first), **mirror,
+                   # Dolby Vision's configuration record (not kept: the sink and info say so)
+                   **({"dolby_vision": dv} if (dv := dolby_vision(c, vs)) else {})},
         )
 
     # --- thread ------------------------------------------------------------------------
