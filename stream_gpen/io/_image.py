@@ -56,6 +56,7 @@ from stream_gpen.io._meta import StreamMetadata, fit_name, hidden_temp
 from stream_gpen.io._ring import Frame
 from stream_gpen.io._sink import _Sink, keep_beside, keep_mode, place_new
 from stream_gpen.io._source import IMAGE_EXTS
+from stream_gpen.io._unread import folder_kinds, unread_error
 
 log = logging.getLogger(__name__)
 _ALPHA_EXTS = (".png", ".webp", ".tif", ".tiff", ".heic", ".heif", ".hif", ".avif")
@@ -864,6 +865,10 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
         raise MediaNotFoundError(f"image not found: {path}")
     if path.stat().st_size == 0:
         raise EmptyMediaError(f"image is empty (0 bytes): {path}", hint="the file was probably not fully written or copied")
+    # a DNG named .tif (Pillow read its IFD0, the small preview, as the picture), a JPEG XL named .jpg
+    unread = unread_error(path)
+    if unread is not None:
+        raise unread
     _heif_plugin(path)
     # Pillow says what it finds wrong in a file ("Corrupt EXIF data", a truncated chunk) through
     # Python's warnings, which print as a source line of Pillow's: say it as ours, naming the file.

@@ -1345,6 +1345,14 @@ def _check_file(path: str) -> None:
         raise MediaNotFoundError(f"input not found: {str(path)!r}", hint="check the path (relative paths are from the working directory)")
     if p.is_file() and p.stat().st_size == 0:
         raise EmptyMediaError(f"input is empty (0 bytes): {path}", hint="the file was probably not fully written or copied")
+    if p.is_file():
+        # a raw DNG (its IFD0 is a small preview: FFmpeg read it as a TIFF still, "rename it to .tif")
+        # or a JPEG XL ("no decoder for the video codec"): said what it is and how to convert it
+        from stream_gpen.io._unread import unread_error
+
+        err = unread_error(path)
+        if err is not None:
+            raise err
 
 
 def _is_hls(container) -> bool:

@@ -153,6 +153,13 @@ def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
     if repaired is not None:
         log.warning("uploaded image: %s", repaired[1])
         data = repaired[0].getvalue()
+    from stream_gpen.io._unread import unread_photo
+
+    unread = unread_photo(data)
+    if unread is not None:
+        # a raw DNG (Pillow read its small preview as the picture, answered as a 256 px PNG) or a
+        # JPEG XL ("cannot decode the body"): refused as enhance refuses them, saying how to convert
+        raise UnsupportedImageError(f"the body is {unread[1]}", hint=unread[2])
     try:
         im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:

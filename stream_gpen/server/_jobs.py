@@ -270,6 +270,14 @@ def _public_error(exc: Exception, job) -> str:
         return (f"StorageError: the server could not store the result ({full.strerror or 'storage error'}); "
                 "retry later")
     msg = _scrub(str(exc), job)
+    from stream_gpen.io._unread import unread_photo
+
+    unread = unread_photo(job.input_path)
+    if unread is not None:
+        # a raw DNG or a JPEG XL: neither endpoint reads it (a DNG opened as a TIFF still, its small
+        # preview, and was pointed to the image endpoint, which refuses it)
+        return (f"{type(exc).__name__}: the upload is {unread[1]}, and no endpoint reads it: "
+                f"{unread[2].replace(' and restore that', ', and send that')}")
     try:
         from PIL import Image
 
