@@ -1498,10 +1498,17 @@ def describe_input(spec: str) -> dict:
         out["path"] = spec
         return out
     if "://" not in spec and not spec.startswith("lavfi:") and p.is_dir():
+        from stream_gpen.io._unread import folder_kinds
+
         images, videos, others = folder_media(p)
-        other = len(others)
+        unread = folder_kinds(others)
+        n_unread = sum(len(qs) for qs in unread.values())
+        other = len(others) - n_unread
         return {"kind": "folder", "path": str(p), "images": len(images), "videos": len(videos),
-                "other_files": other, "plan": ["photos and videos restored into a mirrored folder"]
+                "other_files": len(others), "plan": ["photos and videos restored into a mirrored folder"]
+                + ([f"{n_unread} photo(s) in formats not read here left out ("
+                    + ", ".join(f"{len(qs)} {kind}" for kind, qs in unread.items())
+                    + "): export or convert them to JPEG, PNG, TIFF or HEIC"] if n_unread else [])
                 + ([f"{other} other file(s) left out"] if other else [])}
     if "://" not in spec and (p.suffix.lower() in IMAGE_EXTS or still_gif(p)):
         return _describe_image(p)

@@ -106,6 +106,36 @@ def test_a_tiff_is_still_read_and_a_jpeg_named_jxl_is_not_taken_for_one(tmp_path
     assert unread_photo(nef)[0] == "raw"  # a maker's raw, by its name (a TIFF inside)
 
 
+def test_a_folder_says_which_photos_are_not_read_and_how_to_convert_them(tmp_path, enh):
+    root = tmp_path / "album"
+    root.mkdir()
+    Image.fromarray(_picture(48, 64)).save(root / "IMG_0001.JPG")
+    _dng(root / "IMG_0003.DNG")
+    (root / "photo.jxl").write_bytes(JXL_CODESTREAM)
+    (root / "IMG_0001.AAE").write_text("<plist/>")
+    (root / "Thumbs.db").write_bytes(b"\0")
+    (root / "notes.txt").write_text("hi")
+    s = enh.enhance_file(root, tmp_path / "out")
+    said = " ".join(s.fallbacks)
+    assert "2 photo(s)" in said and "formats not read here" in said and "1 raw DNG, 1 JPEG XL" in said, said
+    assert "raw developer" in said and "JPEG XL photos to JPEG, PNG or HEIC" in said, said
+    assert "3 file(s)" in said and "neither images nor videos" in said and "(1 .aae, 1 .db, 1 .txt)" in said, said
+    assert ".dng" not in said.split("neither images nor videos")[1], said
+
+
+def test_a_folder_of_only_dng_and_jxl_says_what_they_are(tmp_path, enh):
+    from stream_gpen.errors import NotMediaError
+
+    root = tmp_path / "raws"
+    root.mkdir()
+    _dng(root / "IMG_1.DNG")
+    (root / "IMG_2.jxl").write_bytes(JXL_BOXED)
+    with pytest.raises(NotMediaError, match="contains no images") as e:
+        enh.enhance_file(root, tmp_path / "out")
+    assert "2 photo(s) are in formats not read here" in str(e.value) and "1 raw DNG, 1 JPEG XL" in str(e.value)
+    assert "raw developer" in e.value.hint and "JPEG XL" in e.value.hint
+
+
 def test_the_server_refuses_them_with_the_same_words(tmp_path, enh):
     pytest.importorskip("fastapi")
     from tests.test_server import KEY, client_for, wait_job

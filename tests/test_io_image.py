@@ -145,8 +145,9 @@ def test_phone_photo_formats_round_trip(tmp_path, shared, mobilenet_weights, ext
     (folder / "notes.txt").write_text("hello")
     (folder / "raw.dng").write_bytes(b"not an image we read")
     summary = enh.enhance_file(folder, tmp_path / "album_out")
-    # what is neither an image nor a video is left alone, and said so
-    assert any("2 file(s)" in f and "neither images nor videos" in f and "1 .dng, 1 .txt" in f
+    # what is neither an image nor a video is left alone, and said so (a raw photo as one not read here)
+    assert any("1 file(s)" in f and "neither images nor videos" in f and "(1 .txt)" in f
+               and "1 photo(s)" in f and "formats not read here" in f and "(1 raw DNG)" in f
                for f in summary.fallbacks), summary.fallbacks
     assert not (tmp_path / "album_out" / "notes.txt").exists()
     with Image.open(tmp_path / "album_out" / f"a{ext}") as a:

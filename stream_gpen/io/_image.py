@@ -253,16 +253,42 @@ def folder_media(root: Path, exclude: Path | None = None, *, say: bool = True,
     return images, videos, other
 
 
+def unread_note(root: Path, others: list[Path]) -> tuple[str, str] | None:
+    """(what a folder run says of its photos in formats not read here: raw DNG and other camera
+    raw files, JPEG XL; how to convert them), or None (see :mod:`stream_gpen.io._unread`)."""
+    unread = folder_kinds(others)
+    if not unread:
+        return None
+    n = sum(len(qs) for qs in unread.values())
+    kinds = ", ".join(f"{len(qs)} {kind}" + ("" if kind != "camera raw" else
+                                             f" ({', '.join(sorted({q.suffix.lower() for q in qs}))})")
+                      for kind, qs in unread.items())
+    todo = []
+    if "raw DNG" in unread or "camera raw" in unread:
+        todo.append("export raw photos as JPEG, TIFF or HEIC from the photo app or a raw developer")
+    if "JPEG XL" in unread:
+        todo.append("convert JPEG XL photos to JPEG, PNG or HEIC (libjxl's djxl)")
+    return (f"{n} photo(s) in {root} are in formats not read here and were left out ({kinds})",
+            " and ".join(todo) + " to restore them")
+
+
 def others_note(root: Path, others: list[Path]) -> str | None:
-    """What a folder run says of its files that are neither images nor videos (left out), or None."""
+    """What a folder run says of its files that are neither images nor videos (left out), and of
+    its photos in formats not read here (raw DNG, JPEG XL: with how to convert them), or None."""
+    unread = unread_note(root, others)
+    odd = {q for qs in folder_kinds(others).values() for q in qs}
     other: dict[str, int] = {}
     for q in others:
+        if q in odd:
+            continue
         ext = q.suffix.lower() or "(no extension)"
         other[ext] = other.get(ext, 0) + 1
-    if not other:
-        return None
-    kinds = ", ".join(f"{n} {ext}" for ext, n in sorted(other.items(), key=lambda kv: (-kv[1], kv[0])))
-    return f"{sum(other.values())} file(s) in {root} are neither images nor videos and were left out ({kinds})"
+    parts = [f"{unread[0]}: {unread[1]}"] if unread else []
+    if other:
+        kinds = ", ".join(f"{n} {ext}" for ext, n in sorted(other.items(), key=lambda kv: (-kv[1], kv[0])))
+        parts.append(f"{sum(other.values())} file(s) in {root} are neither images nor videos and were left out "
+                     f"({kinds})")
+    return "; ".join(parts) or None
 
 
 def folder_outputs(root: Path, dst: Path, files: list[Path],
@@ -1571,12 +1597,14 @@ class ImageSource:
             if skip is not None:
                 self.paths = [q for q in self.paths if not skip(q)]
             if not self.paths:
+                unread = unread_note(p, others)
                 raise NotMediaError(
                     f"folder {p} contains no images ({', '.join(IMAGE_EXTS)})"
                     + (f"; its {len(videos)} video file(s) are for Enhancer.enhance_file / `stream-gpen enhance`, "
-                       "which restore a folder's videos too" if videos else " and no videos"),
-                    hint="hidden, thumbnail and trash folders are left out; `stream-gpen info FOLDER` lists what "
-                    "is there")
+                       "which restore a folder's videos too" if videos else " and no videos")
+                    + (f"; {unread[0].replace(f' in {p} ', ' ', 1)}" if unread else ""),
+                    hint=unread[1] if unread else "hidden, thumbnail and trash folders are left out; "
+                    "`stream-gpen info FOLDER` lists what is there")
             kind = "folder"
         else:
             self.root = p.parent
