@@ -136,6 +136,25 @@ def test_a_folder_of_only_dng_and_jxl_says_what_they_are(tmp_path, enh):
     assert "raw developer" in e.value.hint and "JPEG XL" in e.value.hint
 
 
+def test_a_full_resolution_subifd_is_not_called_a_preview(tmp_path, enh):
+    """A plain TIFF of a DNG's layout (IFD0 a preview, the picture in a SubIFD, no DNGVersion): only
+    the preview is read (Pillow does not follow SubIFDs); the note said the dropped picture was a
+    "reduced-resolution preview". A pyramid's SubIFD previews keep their words."""
+    src = _dng(tmp_path / "layout.tif", dng_tag=False)
+    s = enh.enhance_file(src, tmp_path / "out.tif")
+    said = " ".join(s.fallbacks)
+    assert "reduced-resolution previews" not in said, said
+    assert "full-resolution images" in said and "320x200" in said and "only its 64x40 picture" in said, said
+    pyramid = tmp_path / "pyramid.tif"
+    with tifffile.TiffWriter(pyramid) as t:
+        t.write(_picture(80, 120), photometric="rgb", subifds=1)
+        t.write(_picture(40, 60), photometric="rgb", subfiletype=1)
+    s = enh.enhance_file(pyramid, tmp_path / "pyramid_out.tif")
+    said = " ".join(s.fallbacks)
+    assert "SubIFDs (reduced-resolution previews kept beside the picture) were dropped" in said, said
+    assert "full-resolution" not in said and "only its" not in said, said
+
+
 def test_the_server_refuses_them_with_the_same_words(tmp_path, enh):
     pytest.importorskip("fastapi")
     from tests.test_server import KEY, client_for, wait_job

@@ -517,7 +517,10 @@ def read_image_info(im, path: Path) -> dict:
         # it the lossless output came back 1.3-1.5x bigger
         out["predictor"] = 2
     if im.format == "TIFF" and 330 in getattr(im, "tag_v2", {}):
-        out["subifds"] = True  # (previews or pyramid levels kept beside the picture: not written, said)
+        # (previews, pyramid levels or a full-resolution image kept beside the picture: not
+        # written, said as what they are)
+        out["subifds"] = _subifd_kinds(path, im.tell(), (int(im.tag_v2.get(256, im.width)),
+                                                         int(im.tag_v2.get(257, im.height))))
     nclx = info.get("nclx_profile")  # (an AVIF's: from its own boxes, see _load_checked)
     if isinstance(nclx, dict) and "color_primaries" in nclx:
         # HEIF's colour description without an ICC profile (iPhones: Display P3 as nclx)
@@ -566,6 +569,46 @@ def read_image_info(im, path: Path) -> dict:
     if stale:
         out["stale_tags"] = stale
     return out
+
+
+def _subifd_kinds(path, page: int, size: tuple[int, int]) -> dict:
+    """What the SubIFDs of a TIFF's IFD ``page`` (whose picture, as stored, is ``size``) hold:
+    ``{"previews": n, "smaller": n, "full": [(w, h), ...]}``: reduced-resolution previews
+    (NewSubfileType bit 0, smaller than the picture), other smaller images, and images at least
+    as large as the picture (the raw image of a DNG-like file whose IFD0 is its preview: not a
+    preview of anything). ``{}`` where they cannot be read (said as SubIFDs, nothing more)."""
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path if hasattr(path, "read") else str(path)) as t:
+            subs = [(int(q.imagewidth), int(q.imagelength), int(q.subfiletype or 0) & 1)
+                    for q in t.pages[page].pages]
+    except Exception:  # noqa: BLE001 - tifffile's own errors: the SubIFDs are then only said to be there
+        return {}
+    kinds: dict = {"previews": 0, "smaller": 0, "full": []}
+    for w, h, reduced in subs:
+        if w * h >= size[0] * size[1]:
+            kinds["full"].append((w, h))
+        elif reduced:
+            kinds["previews"] += 1
+        else:
+            kinds["smaller"] += 1
+    return kinds
+
+
+def _subifd_note(kinds) -> str:
+    """The sink's note for a TIFF's SubIFDs it does not write (see :func:`_subifd_kinds`)."""
+    if not isinstance(kinds, dict) or not kinds:
+        return "the input's TIFF SubIFDs (further images kept beside the picture) were dropped: the TIFF writer here makes none"
+    held = []
+    if kinds.get("full"):
+        held.append("full-resolution images, not restored")
+    if kinds.get("previews"):
+        held.append("reduced-resolution previews")
+    if kinds.get("smaller"):
+        held.append("smaller images")
+    return (f"the input's TIFF SubIFDs ({' and '.join(held) or 'empty'} kept beside the picture) were dropped: the TIFF "
+            "writer here makes none")
 
 
 def icc_space(icc: bytes) -> str:
@@ -1053,6 +1096,13 @@ def _load_checked(path: Path, notes: list[str] | None):
             if previews:
                 # written again, from the restored pages, by a TIFF sink (see ImageSink.write)
                 image_info["previews"] = previews
+            larger = [wh for wh in (image_info.get("subifds") or {}).get("full", ())
+                      if wh[0] * wh[1] > im.width * im.height]
+            if larger and msg is None:
+                # (a DNG-like layout: IFD0 a small preview, the picture in a SubIFD, which Pillow
+                # does not follow; a DNG itself is refused before this, see _unread)
+                msg = (f"{path}: only its {im.width}x{im.height} picture is restored: the larger {larger[0][0]}x"
+                       f"{larger[0][1]} image kept in a TIFF SubIFD is not read here")
             if msg is not None:
                 log.warning(msg)
                 if notes is not None:
@@ -1853,8 +1903,7 @@ class ImageSink(_Sink):
                 kw["icc_profile"] = icc
         if info.get("subifds") and fmt == "TIFF":
             # (SubIFD offsets copied as they were pointed into nothing: readers failed on the file)
-            self._note("the input's TIFF SubIFDs (reduced-resolution previews kept beside the picture) were dropped: "
-                       "the TIFF writer here makes none", path)
+            self._note(_subifd_note(info["subifds"]), path)
         if info.get("stale_tags"):
             self._note(f"TIFF tags {info['stale_tags']} (Photoshop layers / image resources) were dropped: they hold "
                        "the unrestored picture, which editors would show instead of the restored one", path)
