@@ -254,3 +254,58 @@ def test_dolby_vision_in_info(tmp_path, cli_env, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["dolby_vision"]["profile"] == 5
     assert any("profile 5" in p and "colours are wrong" in p for p in info["plan"]), info["plan"]
+
+
+def opus_srt_mkv(path: Path) -> Path:
+    """A face-less .mkv: 25 grey frames, Opus audio and SubRip subtitles (as the copy of
+    ``--copy-if-no-faces`` into .mov / .ts meets them)."""
+    from _clips import write_audio
+
+    srt = path.with_suffix(".srt")
+    srt.write_text("1\n00:00:00,100 --> 00:00:00,400\nhello\n\n2\n00:00:00,500 --> 00:00:00,900\nthere\n",
+                   encoding="utf-8")
+    with av.open(str(srt)) as s, av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("libopus", rate=48000, layout="stereo")
+        so = c.add_stream_from_template(s.streams.subtitles[0])
+        for i in range(25):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 100 + i, np.uint8), format="rgb24")
+            f.pts = i
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode():
+            c.mux(p)
+        write_audio(c, a, 1.0)
+        for p in s.demux(s.streams.subtitles[0]):
+            if p.size:
+                p.stream = so
+                c.mux(p)
+    return path
+
+
+def _video_packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(c.streams.video[0]) if p.size]
+
+
+@pytest.mark.parametrize("ext, said, kinds", [
+    (".ts", "subtitle stream #2 (subrip) dropped: mpegts does not accept subrip", {"video": "h264", "audio": "opus"}),
+    (".mov", "audio stream #1 (opus) transcoded to aac", {"video": "h264", "audio": "aac", "subtitle": "mov_text"}),
+])
+def test_copy_if_no_faces_drops_or_converts_side_streams_as_the_reencode_does(tmp_path, enh, ext, said, kinds):
+    # SubRip into .ts (dropped by the re-encode too) or Opus into .mov (transcoded by it too) made
+    # the copy refuse: the re-encoded video was kept for a stream it had itself dropped/converted
+    src = opus_srt_mkv(tmp_path / "in.mkv")
+    dst = tmp_path / f"out{ext}"
+    s = enh.enhance_file(src, dst, copy_if_no_faces=True)
+    assert s.faces_restored == 0
+    assert any("stream-copied to the output" in f for f in s.fallbacks), s.fallbacks
+    assert any(said in f for f in s.fallbacks), s.fallbacks
+    assert not any("stream copy impossible" in f for f in s.fallbacks), s.fallbacks
+    assert s.encoder == "copy" and len(_video_packets(dst)) == len(_video_packets(src))
+    with av.open(str(dst)) as c:
+        assert {st.type: st.codec_context.name for st in c.streams} == kinds
+        if ext == ".mov":
+            a = c.streams.audio[0]
+            assert float(a.duration * a.time_base) == pytest.approx(1.0, abs=0.05)

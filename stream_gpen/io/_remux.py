@@ -19,9 +19,12 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
 
     Written to a temporary file next to ``dst`` and renamed on success. Text subtitles the output
     container cannot copy are converted cue by cue as the encoding sink does (SubRip/ASS/WebVTT
-    -> mov_text for .mp4/.mov, mov_text -> SubRip/WebVTT for .mkv/.webm; logged). Other streams
-    the output container cannot hold (checked up front with the same rules the encoding sink
-    uses, and again by FFmpeg while muxing) raise :class:`EncodeError`; nothing is then left
+    -> mov_text for .mp4/.mov, mov_text -> SubRip/WebVTT for .mkv/.webm; logged); subtitles it
+    can neither copy nor convert (bitmap subtitles, text into .ts) are dropped, and audio it
+    cannot copy (Opus into .mov) is transcoded to the codec the sink would choose, as the
+    re-encode does (logged, in the sink's words, unless ``said``). Other streams the output
+    container cannot hold (checked up front with the same rules the encoding sink uses, and
+    again by FFmpeg while muxing) raise :class:`EncodeError`; nothing is then left
     under ``dst`` (an existing ``dst`` stays as it was). Into AVI, which stores no start times,
     every stream is written from the first video packet on, as the sink does (audio packets
     before it, e.g. AAC priming, are left out), so audio and video stay in sync. Elsewhere every
@@ -41,6 +44,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
         _MOV_FAMILY,
         _NO_START_TIMES,
         _TS_DATA,
+        _audio_fallback_codec,
         adts_to_asc,
         avi_frame_grid,
         can_copy,
@@ -50,7 +54,9 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
         needs_adtstoasc,
         set_container_sar,
         stores_no_pts,
+        subtitle_refusal,
         to_avi_grid,
+        transcoded_note,
     )
     from stream_gpen.io._source import _NO_TIMESTAMPS, _fraction, _sample_aspect_ratio
     from stream_gpen.io._tags import (
@@ -74,7 +80,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
         with av.open(ffmpeg_local(src)) as inp, av.open(ffmpeg_local(tmp), "w", format=_format_for(dst)) as out:
             mapping = {}
             bsfs: dict = {}
-            converters: dict[int, SubtitleConverter] = {}
+            converters: dict[int, SubtitleConverter | _AudioTranscoder] = {}
             grids: dict[int, Fraction] = {}  # AVI video: its frame grid, and the last slot written
             slots: dict[int, int] = {}
             fmt = out.format.name
@@ -124,6 +130,26 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
                                     f"dropped: {copy_refusal(fmt, canonical, out.supported_codecs)}")
                         continue
                     target = text_target(fmt, canonical) if s.type == "subtitle" else None
+                    if s.type == "subtitle" and target is None:
+                        # dropped, as the re-encode drops them (bitmap subtitles, or text into .ts)
+                        lost.append(f"subtitle stream #{s.index} ({canonical}) dropped: "
+                                    f"{subtitle_refusal(fmt, canonical, out.supported_codecs)}")
+                        continue
+                    if s.type == "audio" and not audio_params_unknown(s):
+                        # transcoded, as the re-encode transcodes it (Opus into .mov: AAC)
+                        try:
+                            conv = _AudioTranscoder(s, out, _audio_fallback_codec(fmt))
+                        except (ValueError, av.FFmpegError) as exc:
+                            raise EncodeError(f"cannot transcode audio stream #{s.index} ({canonical}) for "
+                                              f"{dst.suffix}: {exc}") from exc
+                        converters[s.index] = conv
+                        mapping[s.index] = conv.stream
+                        lost.append(transcoded_note(s.index, canonical, conv.codec, conv.words,
+                                                    copy_refusal(fmt, canonical, out.supported_codecs)))
+                        note = copy_stream_tags(s, conv.stream, encoded=True)
+                        if note:
+                            lost.append(note)
+                        continue
                     if target is None:
                         raise EncodeError(f"cannot stream-copy {s.type} stream #{s.index} ({canonical}) into "
                                           f"{dst.suffix}: {copy_refusal(fmt, canonical, out.supported_codecs)}")
@@ -212,7 +238,11 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
                     conv = converters.get(pkt.stream.index)
                     if conv is not None:
                         for q in conv.convert(pkt):
-                            out.mux(_moved(q, shift))
+                            _moved(q, shift)
+                            if origin is not None and not clamp_to_origin(q, round(origin / (q.time_base or q.stream.time_base))):
+                                left_out += 1
+                                continue
+                            out.mux(q)
                         continue
                     if bare_in and pkt.pts is None and pkt.dts is None and pkt.stream.type == "video":
                         _stamp(pkt, stamped, src, dst)
@@ -232,7 +262,10 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
                         out.mux(q)
                 for conv in converters.values():
                     for q in conv.flush():
-                        out.mux(_moved(q, shift))
+                        _moved(q, shift)
+                        if origin is not None and not clamp_to_origin(q, round(origin / (q.time_base or q.stream.time_base))):
+                            continue
+                        out.mux(q)
             except (ValueError, av.FFmpegError) as exc:
                 raise EncodeError(f"stream-copying {src} into {dst.suffix} failed: {_why(exc)}") from exc
             for msg in lost:
@@ -251,6 +284,57 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
         if tmp.exists():
             tmp.unlink()
     return n_video
+
+
+class _AudioTranscoder:
+    """An audio stream the output cannot take as it is, decoded and encoded again for it, as the
+    encoding sink does (the same codec, rate and layout: :func:`~stream_gpen.io._sink.transcode_plan`),
+    packet by packet as the copy reads them (the subtitle converters' interface: ``stream``,
+    ``convert``, ``flush``). The samples follow on from the first decoded one's time; packets an
+    edit list hides (priming, a cut's lead-in) are not decoded."""
+
+    def __init__(self, ins, out, codec: str) -> None:
+        from stream_gpen.io._sink import transcode_plan
+
+        cc = ins.codec_context
+        self.codec = codec
+        rate, layout, self.words = transcode_plan(codec, ins, cc.sample_rate or None,
+                                                  len(cc.layout.channels) if cc.layout else None)
+        self.stream = out.add_stream(codec, rate=rate)
+        self.stream.layout = layout
+        self._rate = rate
+        self._resampler = av.AudioResampler(format=self.stream.codec_context.codec.audio_formats[0].name,
+                                            layout=layout, rate=rate)
+        self._decoder = cc
+        self._next: int | None = None  # the next sample's time, in 1/rate
+
+    def _encode(self, frames) -> list:
+        out = []
+        for fr in frames:
+            if self._next is None:
+                self._next = round(fr.time * self._rate) if fr is not None and fr.time is not None else 0
+            for rf in self._resampler.resample(fr):
+                rf.pts, rf.time_base = self._next, Fraction(1, self._rate)
+                self._next += rf.samples
+                out += self.stream.encode(rf)
+        return out
+
+    def convert(self, pkt) -> list:
+        if pkt.is_discard or not pkt.size:
+            return []
+        try:
+            return self._encode(self._decoder.decode(pkt))
+        except av.error.InvalidDataError:
+            return []  # (a damaged packet: a short gap, as the sink's decoder leaves one)
+
+    def flush(self) -> list:
+        out = self._encode(self._decoder.decode(None))
+        if self._next is not None:
+            for rf in self._resampler.resample(None):
+                rf.pts, rf.time_base = self._next, Fraction(1, self._rate)
+                self._next += rf.samples
+                out += self.stream.encode(rf)
+        return out + self.stream.encode(None)
 
 
 def _stamp(pkt, stamped: dict[int, int], src, dst: Path) -> None:

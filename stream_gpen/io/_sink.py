@@ -389,6 +389,47 @@ def _audio_fallback_codec(fmt_name: str) -> str:
     return "libopus" if ("webm" in fmt_name or "matroska" in fmt_name) else "aac"
 
 
+def transcode_plan(codec: str, ins, sample_rate: int | None, channels: int | None, *,
+                   unknown: bool = False) -> tuple[int, str, str]:
+    """(rate, layout, words) for input audio stream ``ins`` transcoded to ``codec``: the rate and
+    channel layout it is written with (:func:`_encoder_rate`, :func:`_keep_layout`) and what
+    that changes, in words for the note (", downmixed from 6 channels to stereo"; "" when
+    nothing). ``unknown``: the input's rate and channels were not known where it begins. One
+    rule for the encoding sink and the stream copy of ``--copy-if-no-faces`` (see _remux)."""
+    rate = _encoder_rate(codec, sample_rate or 48000)
+    src_layout = getattr(getattr(getattr(ins, "codec_context", None), "layout", None), "name", None)
+    # "6 channels" (Matroska stores no layout for PCM): taken as FFmpeg's usual 5.1, or its LFE
+    # and surrounds were folded into 6.1, and 8 channels into stereo
+    guessed = _guessed_layout(src_layout)
+    layout = _keep_layout(codec, rate, guessed or src_layout, channels)
+    n_out = len(av.AudioLayout(layout).channels)
+    n_in = channels or 0
+    mixed = f", downmixed from {n_in} channels to {layout}" if n_in > n_out else ""
+    if guessed:
+        mixed = f", channel order unspecified, taken as {guessed}{mixed}"
+        src_layout = guessed
+    if unknown:  # (what it really is shows only when it is decoded)
+        mixed = f", written as {layout} at {rate} Hz"
+    elif not mixed and src_layout and n_in < n_out:
+        mixed = f", {src_layout} written as {layout} ({codec} takes no {src_layout})"
+    if sample_rate and rate != sample_rate and codec != "libopus":  # (Opus is always 48 kHz)
+        mixed += f", resampled from {sample_rate} to {rate} Hz ({codec} does not take {sample_rate})"
+    return rate, layout, mixed
+
+
+def transcoded_note(index: int, name: str | None, codec: str, words: str, why: str) -> str:
+    """The note for audio stream ``index`` transcoded to ``codec`` (``words``: :func:`transcode_plan`'s)."""
+    return f"audio stream #{index} ({name}) transcoded to {codec}{words}: {why}"
+
+
+def subtitle_refusal(fmt_name: str, codec: str | None, supported) -> str:
+    """Why subtitles in ``codec`` are dropped from the muxer ``fmt_name``: not copied, and no text
+    subtitle codec there to convert them to (or not text, so nothing to convert)."""
+    return copy_refusal(fmt_name, codec, supported) + (
+        " and holds no text subtitles to convert it to" if is_text_subtitle(codec) else
+        " (not text subtitles, so they cannot be converted)")
+
+
 #: Video file names whose containers cannot hold the video the sink writes (H.264/HEVC/AV1/VP9/
 #: ProRes), with the muxer that writes them: MPEG-PS and DVD (.mpg/.vob: MPEG-1/2 only; .mod/.tod
 #: are camcorder names for it), raw MPEG-1/2, DV, Ogg (Theora), MXF, GIF, YUV4MPEG (.y4m: raw
@@ -2319,29 +2360,13 @@ class FileSink(_Sink):
                        else "as asked (--audio aac)")
             if info.kind == "audio":
                 codec = "aac" if self.audio == "aac" else _audio_fallback_codec(out.format.name)
-                rate = _encoder_rate(codec, info.sample_rate or 48000)
+                rate, layout, mixed = transcode_plan(codec, ins, info.sample_rate, info.channels, unknown=bool(unknown))
                 o = out.add_stream(codec, rate=rate)
-                src_layout = getattr(getattr(getattr(ins, "codec_context", None), "layout", None), "name", None)
-                # "6 channels" (Matroska stores no layout for PCM): taken as FFmpeg's usual 5.1, or
-                # its LFE and surrounds were folded into 6.1, and 8 channels into stereo
-                guessed = _guessed_layout(src_layout)
-                layout = _keep_layout(codec, rate, guessed or src_layout, info.channels)
                 o.layout = layout
                 resampler = av.AudioResampler(format=o.codec_context.codec.audio_formats[0].name, layout=layout, rate=rate)
                 self._aux_map[info.index] = (o, [resampler, None])
                 self._note_marks(copy_stream_tags(ins, o, encoded=True))
-                n_in = info.channels or 0
-                mixed = f", downmixed from {n_in} channels to {layout}" if n_in > len(o.layout.channels) else ""
-                if guessed:
-                    mixed = f", channel order unspecified, taken as {guessed}{mixed}"
-                    src_layout = guessed
-                if unknown:  # (what it really is shows only when it is decoded)
-                    mixed = f", written as {layout} at {rate} Hz"
-                elif not mixed and src_layout and n_in < len(o.layout.channels):
-                    mixed = f", {src_layout} written as {layout} ({codec} takes no {src_layout})"
-                if info.sample_rate and rate != info.sample_rate and codec != "libopus":  # (Opus is always 48 kHz)
-                    mixed += f", resampled from {info.sample_rate} to {rate} Hz ({codec} does not take {info.sample_rate})"
-                msg = f"audio stream #{info.index} ({name}) transcoded to {codec}{mixed}: {why}"
+                msg = transcoded_note(info.index, name, codec, mixed, why)
                 if self.audio == "aac" and not mixed:
                     log.info(msg)  # what was asked, nothing more lost: no fallback
                 else:  # (the container refused a copy, or the encoder changed its channels or rate)
@@ -2421,9 +2446,7 @@ class FileSink(_Sink):
         target = text_target(fmt, name)
         if target is None:
             if why is None:
-                why = copy_refusal(fmt, name, out.supported_codecs) + (
-                    " and holds no text subtitles to convert it to" if is_text_subtitle(name)
-                    else " (not text subtitles, so they cannot be converted)")
+                why = subtitle_refusal(fmt, name, out.supported_codecs)
             self._drop(f"subtitle stream #{info.index} ({name}) dropped: {why}")
             return
         try:
