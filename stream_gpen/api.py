@@ -906,6 +906,12 @@ class Enhancer:
         src_s = str(src)
         gif_default = (not image_format and (dst is None or Path(dst).is_dir()) and "://" not in src_s
                        and Path(src_s).suffix.lower() == ".gif" and _photo_suffix(Path(src_s)) == ".png")
+        if "://" not in src_s and not src_s.startswith("lavfi:") and not os.path.lexists(src_s):
+            # (before the output's checks: "output folder does not exist" was said of a missing input)
+            from stream_gpen.errors import MediaNotFoundError
+
+            raise MediaNotFoundError(f"input not found: {src_s!r}",
+                                     hint="check the path (relative paths are from the working directory)")
         dst = resolve_output(src_s, dst, image_format)
         if gif_default:  # (a name or format the user gave is what was asked for: no note then)
             note = "still GIFs are written as PNG (there is no GIF writer here)"

@@ -167,8 +167,8 @@ class FaceStage:
     #: the turns (k) a video's faces were found upright in, other than 0: said once each in the
     #: run (a warning, and the summary's fallbacks: :func:`turned_note`)
     turns_used: list = field(default_factory=list)
-    #: whole-frame detections of a video made in each turn (k -> count): how much of the video
-    #: :meth:`turned_notes` speaks of
+    #: whole-frame detections of a video that found faces, made in each turn (k -> count): how
+    #: much of the video :meth:`turned_notes` speaks of
     turn_detections: dict = field(default_factory=dict)
     faces_restored: int = 0
     frames_with_faces: int = 0
@@ -304,7 +304,8 @@ class FaceStage:
         if region is not None:
             return dets
         dets = self._checked_turn(image, seen, dets, dropped)
-        self.turn_detections[self.turn] = self.turn_detections.get(self.turn, 0) + 1
+        if len(dets):  # (frames without faces say nothing of the picture's turn: review24)
+            self.turn_detections[self.turn] = self.turn_detections.get(self.turn, 0) + 1
         return dets
 
     def _checked_turn(self, image: torch.Tensor, seen, dets, dropped: int):

@@ -1790,13 +1790,22 @@ def _check_pixels(path: Path, max_pixels: int) -> None:
         pass
     try:
         with Image.open(path) as im:
-            w, h = im.size
+            sizes = [im.size]
+            if im.format in ("TIFF", "HEIF", "MPO"):
+                # pages or pictures of their own size, each restored (a TIFF's page 0 may be a small
+                # preview: review24 got a 400x300 second page past a 1000-pixel limit); seeking
+                # these reads a header only (an animation's frames share its canvas: not seeked)
+                for i in range(1, int(getattr(im, "n_frames", 1) or 1)):
+                    im.seek(i)
+                    sizes.append(im.size)
     except Image.DecompressionBombError as e:
         raise PayloadTooLargeError(f"{path} is over the limit of {max_pixels} pixels: {e}") from e
     except Exception:  # noqa: BLE001 - (unreadable: the reader says so, with its hint)
         return
-    if w * h > max_pixels:
-        raise PayloadTooLargeError(f"{path}: the picture is {w}x{h} = {w * h} pixels, over the limit of {max_pixels}")
+    for w, h in sizes:
+        if w * h > max_pixels:
+            raise PayloadTooLargeError(f"{path}: the picture is {w}x{h} = {w * h} pixels, over the limit of "
+                                       f"{max_pixels}")
 
 
 def check_image_format(fmt, name: str = "image_format") -> None:

@@ -1472,6 +1472,16 @@ def _unknown_host(url: str) -> bool:
     return False
 
 
+
+def _step(frame) -> Fraction | None:
+    """How long ``frame`` lasts (seconds), from its ``duration`` in its time base; None unknown."""
+    d, tb = getattr(frame, "duration", None), getattr(frame, "time_base", None)
+    return d * Fraction(tb) if d and tb else None
+
+
+def _shorter(a: Fraction | None, b: Fraction | None) -> Fraction | None:
+    return b if a is None else a if b is None else min(a, b)
+
 class VideoSource:
     """A decoded video stream. Use as a context manager; iterate for :class:`Frame` objects.
 
@@ -2232,6 +2242,7 @@ class VideoSource:
             yield from frames
             return
         held: list = []  # frames not yet handed on: at most two
+        step = None  # the shortest step timed between two frames (s)
         for f in frames:
             held.append(f)
             if len(held) < 3:
@@ -2239,10 +2250,12 @@ class VideoSource:
             a, b, c = held
             self._mend_leap(a, b, c)
             self._time_to(a, b)
+            step = _shorter(step, _step(a))
             yield self._clip_to_window(a)
             held = [b, c]
         if len(held) == 2:
             self._time_to(held[0], held[1])
+            step = _shorter(step, _step(held[0]))
             yield self._clip_to_window(held.pop(0))
         if held:
             prev = held[0]
@@ -2253,8 +2266,11 @@ class VideoSource:
                 # an mp4/mov with B-frames: the decoder gave the last frame its own sample's
                 # duration, the step to the next sample in decode order, which is another frame's
                 # (a VFR clip's last frame lasted 0.25 s where the file says 1/30 s: the video ran
-                # past its audio). The track's last sample holds the duration the writer gave the end.
-                prev.duration = max(1, round(self._last_sample / Fraction(prev.time_base)))
+                # past its audio). The track's last sample holds the duration the writer gave the end,
+                # unless it is a token one (a writer's 1-tick end: under half the shortest step
+                # between frames), which would make the last frame vanish (review24)
+                if step is None or self._last_sample >= step / 2:
+                    prev.duration = max(1, round(self._last_sample / Fraction(prev.time_base)))
             yield self._clip_to_window(prev)
 
     @staticmethod

@@ -353,6 +353,8 @@ def is_chapter_track(stream) -> bool:
             return False
         if getattr(stream.codec_context, "name", None) not in (None, "mov_text", "text", "bin_data"):
             return False
+        if not any(is_timecode_track(o) for o in c.streams):
+            return False  # (the case above only: a subtitle track of one cue a chapter stays a track, review24)
         chapters = c.chapters()
         if len(chapters) != stream.frames or stream.start_time is None or not stream.duration:
             return False
