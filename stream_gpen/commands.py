@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from stream_gpen.errors import InvalidInputError, OutputExistsError, StreamGpenError
+from stream_gpen.errors import InvalidInputError, OutputExistsError, StreamGpenError, in_command_line_words
 
 log = logging.getLogger("stream_gpen.cli")
 
@@ -521,6 +521,16 @@ def _writes_nothing(src: str, output: str | None) -> bool:
     return null
 
 
+def _in_flags(summary):
+    """``summary`` with its error and notes said in the command line's flags (the API's name its
+    keywords: :func:`~stream_gpen.errors.in_command_line_words`), for what the command prints and
+    its ``--report``."""
+    summary.error = in_command_line_words(summary.error)
+    summary.fallbacks = [in_command_line_words(f) for f in summary.fallbacks]
+    summary.skipped = [in_command_line_words(f) for f in summary.skipped]
+    return summary
+
+
 def _report_unstarted(args: argparse.Namespace, src: str, dst: str | None, exc: BaseException) -> None:
     """``--report`` for a run stopped or failed before it had a summary (while it started up or the model loaded):
     zero counts, ``interrupted`` or ``error``."""
@@ -540,7 +550,7 @@ def _report_unstarted(args: argparse.Namespace, src: str, dst: str | None, exc: 
         if isinstance(exc, WeightsError):
             s.fallbacks.append("the model could not be loaded: nothing was written")
     try:
-        s.write_json(args.report)
+        _in_flags(s).write_json(args.report)
     except OSError as e:  # (the error that stopped the run is the one to say)
         log.warning("--report %s could not be written: %s", args.report, e.strerror or e)
     try:
@@ -731,7 +741,7 @@ def _enhance_with(enh, args: argparse.Namespace, src: str, dst: str, null: bool)
         progress.close()
         s = getattr(exc, "summary", None)
         if s is not None and args.report:
-            s.write_json(args.report)
+            _in_flags(s).write_json(args.report)
         elif s is None:
             _report_unstarted(args, src, None if null else dst, exc)
         raise
@@ -743,7 +753,7 @@ def _enhance_with(enh, args: argparse.Namespace, src: str, dst: str, null: bool)
         s = getattr(exc, "summary", None)
         if args.report and s is not None:
             try:
-                s.write_json(args.report)
+                _in_flags(s).write_json(args.report)
             except OSError as e:  # (the error that stopped the run is the one to say)
                 log.warning("--report %s could not be written: %s", args.report, e.strerror or e)
         elif s is None:
@@ -751,7 +761,7 @@ def _enhance_with(enh, args: argparse.Namespace, src: str, dst: str, null: bool)
         raise
     progress.close(finished=True)
     if not args.quiet:
-        print(summary.format(), file=sys.stderr)
+        print(_in_flags(summary).format(), file=sys.stderr)
         # left as it was: a file whose output existed, or a folder run that wrote nothing new
         left = ((not Path(src).is_dir() or not summary.frames_out)
                 and any(f.endswith("(skip_existing)") for f in summary.fallbacks))
@@ -760,7 +770,7 @@ def _enhance_with(enh, args: argparse.Namespace, src: str, dst: str, null: bool)
         elif not left and (summary.frames_out or not summary.skipped):  # (the summary's line says it was left as it is)
             print(f"wrote {dst}", file=sys.stderr)
     if args.report:  # (after "wrote": a report that cannot be written does not unmake the output)
-        summary.write_json(args.report)
+        _in_flags(summary).write_json(args.report)
     if summary.skipped:
         from stream_gpen.errors import SomeInputsSkippedError
 
@@ -1338,7 +1348,7 @@ def _camera_command(args: argparse.Namespace) -> int:
         # run_camera finished what was recorded, and the report says how far it got
         s = getattr(exc, "summary", None)
         if s is not None and args.report:
-            s.write_json(args.report)
+            _in_flags(s).write_json(args.report)
         elif s is None:  # the source failed to open (a server's 503): said, not an earlier run's success
             _report_unstarted(args, source, args.output, exc)
         raise
@@ -1347,9 +1357,9 @@ def _camera_command(args: argparse.Namespace) -> int:
     if args.output and not recorded:  # (stopped before the first frame: nothing was recorded, said above)
         summary.output = None
     if args.report:  # (first: a Ctrl-C while the summary prints leaves the report written)
-        summary.write_json(args.report)
+        _in_flags(summary).write_json(args.report)
     if not args.quiet:
-        print(summary.format(), file=sys.stderr)
+        print(_in_flags(summary).format(), file=sys.stderr)
         if recorded:
             print(f"wrote {args.output}", file=sys.stderr)
     return 0
