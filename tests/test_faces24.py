@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from test_faces23fix import talking_head  # noqa: F401  (the module-scoped fixture)
 

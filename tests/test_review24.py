@@ -26,31 +26,12 @@ def test_max_pixels_checks_every_tiff_page(enh, tmp_path):
     assert Image.open(tmp_path / "out.tif").n_frames == 2
 
 
-def _token_end_mp4(path):
-    """The VFR B-frame mp4 of test_streams24 whose last sample (in decode order) lasts 1 tick."""
-    pts = [0, 33, 50, 120, 133, 300, 317, 333, 700, 716, 733, 750, 1000, 1010, 1400]
-    y, x = np.mgrid[0:48, 0:64]
-    with av.open(str(path), "w") as c:
-        v = c.add_stream("libx264", rate=30, options={"bf": "3", "x264-params": "b-adapt=0:log-level=error"})
-        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-        v.codec_context.time_base = v.time_base = Fraction(1, 1000)
-        packets = []
-        for i, t in enumerate(pts):
-            img = np.stack([(x * 4 + i * 3) % 256, (y * 5 + i * 2) % 256, ((x + y) * 2) % 256], -1).astype(np.uint8)
-            f = av.VideoFrame.from_ndarray(img, format="rgb24")
-            f.pts, f.time_base = t, Fraction(1, 1000)
-            packets += list(v.encode(f))
-        packets += list(v.encode())
-        packets[-1].duration = 1
-        for p in packets:
-            c.mux(p)
-    return path
-
-
 def test_a_token_last_sample_does_not_make_the_last_frame_vanish(tmp_path):
     from stream_gpen.io import open_source
 
-    src = _token_end_mp4(tmp_path / "tok.mp4")
+    from test_streams24 import vfr_bframes_mp4
+
+    src = vfr_bframes_mp4(tmp_path / "tok.mp4", last_sample=1)
     with open_source(str(src)) as s:
         durs = []
         for f in s:

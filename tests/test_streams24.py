@@ -126,10 +126,11 @@ def test_mp4_chapter_track_beside_a_timecode_is_not_copied_twice(tmp_path):
         assert [ch["metadata"]["title"] for ch in c.chapters()] == ["Part 1", "Part 2"]
 
 
-def vfr_bframes_mp4(path: Path) -> Path:
+def vfr_bframes_mp4(path: Path, last_sample: int | None = None) -> Path:
     """A screen-recording-like mp4 (pts in 1/1000 s, irregular) with B-frames, 30 fps nominal: its
     last frame (1.4 s) is not the last sample in decode order, whose step to the next sample the
-    decoder gave it as its duration (0.25 s, not the file's 1/30 s)."""
+    decoder gave it as its duration (0.25 s, not the file's 1/30 s). ``last_sample``: the last
+    packet's duration (ms) as muxed, where given."""
     from fractions import Fraction
 
     pts = [0, 33, 50, 120, 133, 300, 317, 333, 700, 716, 733, 750, 1000, 1010, 1400]
@@ -140,13 +141,16 @@ def vfr_bframes_mp4(path: Path) -> Path:
         v = c.add_stream("libx264", rate=30, options={"bf": "3", "x264-params": "b-adapt=0:log-level=error"})
         v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
         v.codec_context.time_base = v.time_base = Fraction(1, 1000)
+        packets = []
         for i, t in enumerate(pts):
             img = np.stack([(x * 4 + i * 3) % 256, (y * 5 + i * 2) % 256, ((x + y) * 2) % 256], -1).astype(np.uint8)
             f = av.VideoFrame.from_ndarray(img, format="rgb24")
             f.pts, f.time_base = t, Fraction(1, 1000)
-            for p in v.encode(f):
-                c.mux(p)
-        for p in v.encode():
+            packets += list(v.encode(f))
+        packets += list(v.encode())
+        if last_sample is not None:
+            packets[-1].duration = last_sample
+        for p in packets:
             c.mux(p)
     return path
 
