@@ -44,7 +44,7 @@ def test_every_cookbook_command_is_tested_here():
     text = (REPO / "docs" / "cookbook.md").read_text()
     commands = re.findall(r"^stream-gpen (\w+)", text, flags=re.M)
     assert commands == ["info", "enhance", "enhance", "enhance", "enhance", "enhance", "enhance", "enhance",
-                        "enhance", "enhance", "enhance", "enhance", "serve"]  # the server is tested in test_server.py
+                        "enhance", "enhance", "enhance", "enhance", "camera", "serve"]  # the server is tested in test_server.py
 
 
 def test_look_before_a_long_run(tmp_path, shared, home, capsys):
@@ -129,3 +129,46 @@ def test_face_crops_from_datasets_or_other_tools(tmp_path, shared, home):
     assert run("enhance", crops, "-o", tmp_path / "restored_faces", "--aligned", "--report", report) == 0
     assert json.loads(report.read_text())["detector_calls"] == 0
     assert cv2.imread(str(tmp_path / "restored_faces" / "0240.png")).shape == (512, 512, 3)
+
+
+def test_a_live_camera_restored_recorded_and_streamed(tmp_path, home):
+    """(A lavfi graph for the camera, a UDP port here for the viewer, 5 s.) The stream and the
+    recording have a keyframe every 2 s."""
+    import socket
+    import threading
+
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(0.5)
+    data, done = bytearray(), threading.Event()
+
+    def receive():
+        while not done.is_set():
+            try:
+                data.extend(rx.recv(65536))
+            except socket.timeout:
+                pass
+
+    t = threading.Thread(target=receive, daemon=True)
+    t.start()
+    rec = tmp_path / "rec.mp4"
+    try:
+        assert run("camera", "lavfi:testsrc2=size=160x120:rate=25", "-o", rec,
+                   "--stream", f"udp://127.0.0.1:{rx.getsockname()[1]}", "--seconds", 5) == 0
+    finally:
+        done.set()
+        t.join()
+        rx.close()
+    import io
+
+    for src in (str(rec), io.BytesIO(bytes(data))):
+        with av.open(src) as c:
+            ps = [p for p in c.demux(video=0) if p.size and p.pts is not None]
+        assert ps[0].is_keyframe
+        key, since = None, []  # each frame's time since the last keyframe (the frames run at the restoring rate)
+        for p in sorted(ps, key=lambda p: p.pts):
+            t = float(p.pts * p.time_base)
+            key = t if p.is_keyframe else key
+            since.append(t - key)
+        assert len(ps) > 10 and max(since) < 2.0 + 1e-3, (len(ps), max(since))

@@ -105,7 +105,8 @@ def test_nvenc_options_exact():
         "preset": "p5", "tune": "hq", "rc": "vbr", "cq": "20", "b": "0", "profile": "high"}
     # live (stream URL, camera): low latency, no B-frames, packets out at once; 10-bit HEVC is Main 10
     assert nvenc_options("hevc", live=True, pix_fmt="p010le") == {
-        "preset": "p4", "tune": "ll", "rc": "vbr", "cq": "28", "b": "0", "bf": "0", "delay": "0", "profile": "main10"}
+        "preset": "p4", "tune": "ll", "rc": "vbr", "cq": "28", "b": "0", "bf": "0", "delay": "0", "forced-idr": "1",
+        "profile": "main10"}
     assert nvenc_options("av1", crf=40, preset="p7") == {"preset": "p7", "tune": "hq", "rc": "vbr", "cq": "40", "b": "0"}
     assert nvenc_options("av1") ["cq"] == "35"
     # AVI (no presentation times): no B-frames; 4:4:4 profiles

@@ -76,6 +76,12 @@ _ENCODERS = {"h264": "libx264", "hevc": "libx265", "av1": "libsvtav1", "vp9": "l
 _AUDIO_MODES = ("copy", "aac", "none")
 _STREAM_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpegts", "tcp": "mpegts", "rtp": "rtp_mpegts", "rtsp": "rtsp"}
 _QUEUE_POLL_S = 0.1
+#: live outputs (stream URLs, the camera's recordings) get a keyframe at least this often, in the
+#: frames' own time: a viewer who joins a stream late waits for its next keyframe (x264's default
+#: keyint of 250 frames kept one 10 s at 25 fps, and a live output runs at the restoring rate, so a
+#: 1 fps recording had one keyframe in 40 s and could not be seeked in). Forced by time rather than
+#: by a frame count (the encoders' ``g``), which a variable rate makes a variable time.
+LIVE_KEYFRAME_S = Fraction(2)
 _X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 
 # --- encoder selection: software (libx264/libx265/libsvtav1/libvpx-vp9) or NVIDIA's NVENC -----------
@@ -194,7 +200,9 @@ def nvenc_options(codec: str, *, crf: int | None = None, preset: str | None = No
       ``None`` -> :data:`NVENC_DEFAULT_CQ`.
     * ``preset``: see :func:`nvenc_preset` (p1 fastest .. p7 best; ``medium`` = p4).
     * ``live`` (stream URLs, the camera's outputs): ``tune=ll`` (low latency), no B-frames and
-      ``delay=0`` (each packet out as soon as its frame is encoded), like x264's zerolatency.
+      ``delay=0`` (each packet out as soon as its frame is encoded), like x264's zerolatency;
+      ``forced-idr`` (h264/hevc) makes the keyframes the sink forces every
+      :data:`LIVE_KEYFRAME_S` IDR frames, where a decoder can start.
       Files: ``tune=hq`` with B-frames as the preset sets them.
     * ``no_bframes``: B-frames off for containers without presentation times (AVI, ASF/.wmv).
     * ``profile`` from ``pix_fmt``: h264 ``high`` (NVENC's default is ``main``, which compresses
@@ -209,6 +217,8 @@ def nvenc_options(codec: str, *, crf: int | None = None, preset: str | None = No
         opts["bf"] = "0"
     if live:
         opts["delay"] = "0"
+        if codec != "av1":  # (av1_nvenc has no such option)
+            opts["forced-idr"] = "1"  # the keyframes the sink asks for (LIVE_KEYFRAME_S) as IDR, where viewers can join
     if codec == "h264":
         opts["profile"] = "high444p" if pix_fmt.startswith("yuv444") else "high"
     elif codec == "hevc":
@@ -1702,8 +1712,15 @@ class FileSink(_Sink):
       10-bit goes out as p010le (HEVC Main 10 / AV1), H.264 stays 8-bit (:func:`nvenc_pix_fmt`).
       ``encoder`` says which FFmpeg encoder ran.
     * ``live``: the output is watched as it is written (stream URLs, the camera command's
-      recordings): NVENC then uses its low-latency tuning without B-frames. ``None`` = only for
-      stream URLs. (libx264/libx265 take ``tune=zerolatency`` for stream URLs either way.)
+      recordings): a keyframe at least every :data:`LIVE_KEYFRAME_S` seconds of the frames' time
+      (forced by time: a live output's rate is the restoring rate), where a viewer joining late
+      starts; NVENC uses its low-latency tuning without B-frames. ``None`` = only for stream URLs.
+      Stream URLs hold no frame in the encoder (:meth:`_software_options`): libx264/libx265 with
+      ``tune=zerolatency`` and slice threads (frame threads held one frame per thread: 2 frames
+      on 2 cores, 23 on 16), libvpx-vp9 with ``lag-in-frames=0`` (it held 24), SVT-AV1 with its
+      low-delay prediction structure (it held ~40). Recordings keep the encoders' look-ahead and
+      B-frames (x264 veryfast's recording of a talking head was half the size of a zerolatency
+      one) and frame threads: their delay of a few frames shows only in the file.
     * ``no_audio_why``: under ``audio="none"``, why, as the dropped streams' notes give it
       (``"--audio none"``; the camera's ``"a camera records video only"``).
 
@@ -1833,6 +1850,7 @@ class FileSink(_Sink):
         #: frames in the kept .partial output after an error (:meth:`salvage`), else None
         self.frames_kept: int | None = None
         self._last_dts: int | None = None
+        self._next_key: Fraction | None = None  # live: the frame time from which the next keyframe is forced
         self._frame_ticks: int | None = None
         self.partial_path: Path | None = None
         #: the finished video, kept under another name when it could not take the target's (the
@@ -2064,7 +2082,7 @@ class FileSink(_Sink):
         if hdr10 and enc == "libx265":
             opts["x265-params"] = ":".join(filter(None, (opts.get("x265-params"), hdr10)))
         elif hdr10:
-            opts["svtav1-params"] = hdr10
+            opts["svtav1-params"] = ":".join(filter(None, (opts.get("svtav1-params"), hdr10)))
         dv = (meta.extra or {}).get("dolby_vision") if meta is not None else None
         if dv:  # (FFmpeg's encoders make no Dolby Vision RPU: a base layer at best, see dolby_vision_note)
             msg = dolby_vision_note(dv)
@@ -2075,7 +2093,9 @@ class FileSink(_Sink):
             opts["chroma_sample_location"] = loc  # AVCodecContext's option: x264/x265/SVT-AV1 write it in the VUI
         self._setup_fields(vs, opts, frame)
         cc.options = opts
-        cc.thread_type = "AUTO"
+        # frame + slice threads, the fastest, for files; frame threads hold a frame each, which a
+        # stream cannot wait for: slice threads (zerolatency's own choice, which "AUTO" overrode)
+        cc.thread_type = "SLICE" if self.is_url else "AUTO"
         self._vstream = vs
         self._first_time = float(frame.pts * frame.time_base) if frame.pts is not None else frame.time
         if self._aux is not None and meta is not None:
@@ -2245,8 +2265,20 @@ class FileSink(_Sink):
             opts["crf"] = str(self.crf)
         if self.preset is not None:
             opts["preset"] = str(self.preset)
-        if self.is_url and enc in ("libx264", "libx265"):
-            opts["tune"] = "zerolatency"  # no lookahead: latency of a live stream stays one frame
+        if self.live and enc == "libx265":
+            # a forced keyframe (LIVE_KEYFRAME_S) is an IDR picture, where a decoder can start (x265
+            # makes it a plain I picture otherwise; x264's is an IDR anyway)
+            opts["forced-idr"] = "1"
+        if self.is_url:
+            # stream URLs: no frame held in the encoder, each packet out once its frame is encoded
+            # (with slice threads, see _setup)
+            if enc in ("libx264", "libx265"):
+                opts["tune"] = "zerolatency"  # no look-ahead, no B-frames
+            elif enc == "libvpx-vp9":
+                opts["lag-in-frames"] = "0"  # (libvpx's default of 25 held 24 frames)
+            elif enc == "libsvtav1":
+                # low-delay prediction (SVT-AV1's random access held ~40 frames)
+                opts["svtav1-params"] = ":".join(filter(None, (opts.get("svtav1-params"), "pred-struct=1")))
         return opts
 
     def _setup_tags(self, vs) -> None:
@@ -2801,6 +2833,8 @@ class FileSink(_Sink):
         if self._fields is not None:  # (flagged top/bottom field first, see _setup_fields)
             self._fields.push(vf)
             vf = self._fields.pull()
+        if self.live:
+            self._keyframe_due(vf)
         with _quiet_svt(self.encoder) if not self._vstream.codec_context.is_open else nullcontext():
             packets = self._vstream.encode(vf)  # (the first opens the encoder)
         for packet in packets:
@@ -2814,6 +2848,15 @@ class FileSink(_Sink):
             # frame under audio that ran ahead (the muxer interleaves whatever we give it)
             rate = self.meta.frame_rate if self.meta is not None and self.meta.frame_rate else Fraction(25)
             self._mux_aux(self._aux.take_until(frame.time + float(1 / rate)))
+
+    def _keyframe_due(self, vf) -> None:
+        """Live outputs: ``vf`` is made a keyframe when :data:`LIVE_KEYFRAME_S` of the frames' time
+        passed since the last one asked for (the first frame is one anyway). Every encoder here
+        takes ``pict_type = I`` as a keyframe (x265 and NVENC as an IDR with ``forced-idr``)."""
+        t = Fraction(vf.pts) * self._tb_out
+        if self._next_key is None or t >= self._next_key:
+            vf.pict_type = av.video.frame.PictureType.I
+            self._next_key = t + LIVE_KEYFRAME_S
 
     def _fill_avi_pause(self, pts: int) -> None:
         """AVI stores a pause as empty chunks (the frame before is held), and FFmpeg's muxer

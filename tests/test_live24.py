@@ -1,0 +1,159 @@
+"""Session 24 (livefix): live outputs in use.
+
+1. A stream URL's encoder held frames: the sink set ``thread_type="AUTO"``, which made libx264
+   (and libx265) use frame threads over zerolatency's slice threads, one frame held per thread
+   (2 on a 2-core machine, 23 frames = 0.9 s on 16 cores); libvpx-vp9 held 24 (lag-in-frames),
+   SVT-AV1 ~40 (random-access prediction).
+2. Live outputs (stream URLs, the camera's recordings) had no keyframe interval: x264's 250
+   frames, so a viewer joining a UDP stream waited 10 s for a picture, and a recording at the
+   restoring rate (1 fps) had one keyframe in 40 s.
+"""
+from __future__ import annotations
+
+import io
+import socket
+import time
+from types import SimpleNamespace
+
+import av
+import numpy as np
+import pytest
+
+from stream_gpen.io import open_source
+from stream_gpen.io._sink import LIVE_KEYFRAME_S, FileSink
+from tests._clips import write_video
+
+W, H = 128, 96
+
+
+def _noise_clip(path, n: int) -> str:
+    rng = np.random.default_rng(7)
+    base = rng.integers(0, 256, (H, W, 3), np.uint8)
+    return str(write_video(path, [np.roll(base, 3 * i, axis=1) for i in range(n)], options={"g": "1000"}))
+
+
+def _udp_receiver():
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(0.2)
+    return rx, rx.getsockname()[1]
+
+
+def _drain(rx) -> bytes:
+    data = bytearray()
+    while True:
+        try:
+            data += rx.recv(65536)
+        except (socket.timeout, BlockingIOError):
+            return bytes(data)
+
+
+def _encoded(sink, k: int) -> None:
+    """Wait until the sink's encoder thread has encoded ``k`` frames (not a timing check)."""
+    deadline = time.monotonic() + 60
+    while sink.frames_written < k:
+        assert time.monotonic() < deadline, "the encoder never took the frame"
+        time.sleep(0.005)
+
+
+# --- 1. a stream URL's encoder holds no frame ------------------------------------------------------
+@pytest.mark.parametrize("codec", ["h264", "hevc"])
+def test_a_stream_urls_packets_leave_with_their_frames(tmp_path, codec):
+    clip = _noise_clip(tmp_path / "in.mp4", 8)
+    rx, port = _udp_receiver()
+    held = []
+    with rx, open_source(clip) as src:
+        with FileSink(f"udp://127.0.0.1:{port}", source=src, is_url=True, codec=codec, preset="ultrafast",
+                      audio="none") as sink:
+            for k, f in enumerate(src, 1):
+                sink.write(f)
+                _encoded(sink, k)
+                held.append(k - sink.packets_muxed)
+            threads = sink._vstream.codec_context.thread_type
+    # (frame threads: 2 frames held on a 2-core machine, 1.5 x cores - 1 in general)
+    assert held == [0] * 8, held
+    assert threads == av.codec.context.ThreadType.SLICE  # (so on any number of cores)
+
+
+@pytest.mark.parametrize("enc", ["libvpx-vp9", "libsvtav1"])
+def test_stream_options_of_vp9_and_av1_hold_no_frame(enc):
+    """VP9 and AV1 go to rtmp:// (enhanced FLV): libvpx held 24 frames, SVT-AV1 ~40."""
+    if enc not in av.codecs_available:
+        pytest.skip(f"no {enc} in this FFmpeg")
+    stub = SimpleNamespace(is_url=True, live=True, crf=None, preset=None, _pix="yuv420p",
+                           _out=SimpleNamespace(format=SimpleNamespace(name="flv")))
+    opts = FileSink._software_options(stub, enc)
+    out = av.open(io.BytesIO(), "w", format="matroska")
+    vs = out.add_stream(enc, rate=25)
+    vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
+    vs.codec_context.options = opts
+    vs.codec_context.thread_type = "SLICE"
+    rng = np.random.default_rng(1)
+    out_n, held = 0, []
+    for i in range(12):
+        vf = av.VideoFrame.from_ndarray(rng.integers(0, 256, (H, W, 3), np.uint8), format="rgb24")
+        vf.pts = i
+        out_n += sum(1 for p in vs.encode(vf) if p.size)
+        held.append(i + 1 - out_n)
+    for _ in vs.encode():
+        pass
+    out.close()
+    assert held == [0] * 12, held
+
+
+# --- 2. live outputs get a keyframe every LIVE_KEYFRAME_S ------------------------------------------
+def _keyframe_times(data_or_path) -> tuple[list[float], int]:
+    with av.open(io.BytesIO(data_or_path) if isinstance(data_or_path, bytes) else str(data_or_path)) as c:
+        ps = [p for p in c.demux(video=0) if p.size and p.pts is not None]
+        return [round(float(p.pts * p.time_base) - float(ps[0].pts * ps[0].time_base), 3)
+                for p in ps if p.is_keyframe], len(ps)
+
+
+def test_a_viewer_joining_a_stream_late_finds_a_keyframe_within_2_s(tmp_path):
+    assert LIVE_KEYFRAME_S == 2
+    clip = _noise_clip(tmp_path / "in.mp4", 150)  # 6 s at 25 fps
+    rx, port = _udp_receiver()
+    data = bytearray()
+    with rx, open_source(clip) as src:
+        with FileSink(f"udp://127.0.0.1:{port}", source=src, is_url=True, preset="ultrafast", audio="none") as sink:
+            for k, f in enumerate(src, 1):
+                sink.write(f)
+                if k % 10 == 0:
+                    _encoded(sink, k)
+                    data += _drain(rx)  # (read as it comes: the socket's buffer is no concern)
+        data += _drain(rx)
+    keys, n = _keyframe_times(bytes(data))
+    assert n == 150 and keys == [0.0, 2.0, 4.0], (n, keys)  # (was: [0.0], x264's keyint of 250 frames)
+
+
+@pytest.mark.parametrize("codec", ["h264", "hevc"])
+def test_a_camera_recording_at_the_restoring_rate_has_a_keyframe_every_2_s(tmp_path, codec):
+    """A live output runs at the restoring rate: here 1 frame in 25 of a 25 fps clip (1 fps), so
+    a keyframe interval in frames (x264's 250) would be 250 s. hevc: x265 makes a forced keyframe
+    an IDR picture (a plain I picture, no keyframe, without ``forced-idr``)."""
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 200, (H, W, 3), np.uint8)
+    clip = write_video(tmp_path / "in.mp4", [base + i // 25 for i in range(250)], options={"g": "1000"})
+    out = tmp_path / "rec.mkv"
+    with open_source(clip) as src:
+        with FileSink(out, source=src, live=True, codec=codec, preset="ultrafast", audio="none") as sink:
+            for i, f in enumerate(src):
+                if i % 25 == 0:
+                    sink.write(f)
+                else:
+                    f.release()
+    keys, n = _keyframe_times(out)
+    assert n == 10 and keys == [0.0, 2.0, 4.0, 6.0, 8.0], (n, keys)
+
+
+def test_a_file_encode_keeps_the_encoders_own_keyframes(tmp_path):
+    """Not live (enhance): no keyframe is forced."""
+    clip = _noise_clip(tmp_path / "in.mp4", 150)
+    out = tmp_path / "o.mp4"
+    with open_source(clip) as src:
+        with FileSink(out, source=src, preset="ultrafast", audio="none") as sink:
+            for f in src:
+                sink.write(f)
+    assert _keyframe_times(out)[0] == [0.0]
+
