@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import socket
 import time
+from fractions import Fraction
 from types import SimpleNamespace
 
 import av
@@ -157,3 +158,22 @@ def test_a_file_encode_keeps_the_encoders_own_keyframes(tmp_path):
                 sink.write(f)
     assert _keyframe_times(out)[0] == [0.0]
 
+
+# --- 3. a reconnect of a live source ------------------------------------------------------------
+
+def test_a_declined_sources_audio_does_not_hold_it_open_over_a_reconnect():
+    """Every camera recording declines the audio: until the first 64 frames its packets were kept,
+    and with them the replaced input, whose UDP port the reconnect could then not bind."""
+    from stream_gpen.io._source import AuxChannel
+
+    class Input:
+        closed = False
+
+        def close(self):
+            self.closed = True
+
+    aux, old = AuxChannel(), Input()
+    aux.decline()
+    aux.put(SimpleNamespace(size=10, pts=0, dts=0, time_base=Fraction(1, 90000), stream=SimpleNamespace(index=1)), 3)
+    aux.retire(old)
+    assert old.closed

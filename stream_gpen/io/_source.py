@@ -282,8 +282,15 @@ class AuxChannel:
         """Close ``container`` (an input a reconnect replaces) once the packets of it that are
         queued here have been taken. Closing it frees its streams, and a queued packet's
         ``stream`` would then point at freed memory: the sink would read a garbage index and
-        lose the packet (or decode with a freed codec context). Until then it stays open."""
+        lose the packet (or decode with a freed codec context). Until then it stays open.
+        Packets no sink takes (only declined, as by every camera recording) are dropped first,
+        as they would be after the first frames: held, they kept the input open, and a UDP
+        source's port could not be bound again for the reconnect ("Address already in use")."""
         with self._lock:
+            if self._declined and not self._subscribed and self._collecting:
+                self._collecting = False
+                self.discarded += len(self._packets) + self._spill_count
+                self._clear()
             queued = len(self._packets) + self._spill_count
             if queued:
                 self._retired.append([container, queued])
