@@ -7,6 +7,10 @@
 2. Live outputs (stream URLs, the camera's recordings) had no keyframe interval: x264's 250
    frames, so a viewer joining a UDP stream waited 10 s for a picture, and a recording at the
    restoring rate (1 fps) had one keyframe in 40 s.
+3. A reconnect of a UDP source with audio in its first 64 frames could not bind its port again:
+   the audio packets no sink took held the replaced input open.
+4. After a UDP outage the recorded pause was the no-data timeout (10 s) short: the last frame
+   before the silence sat in the MPEG-TS demuxer until the timeout, and was stamped then.
 """
 from __future__ import annotations
 
@@ -177,3 +181,126 @@ def test_a_declined_sources_audio_does_not_hold_it_open_over_a_reconnect():
     aux.put(SimpleNamespace(size=10, pts=0, dts=0, time_base=Fraction(1, 90000), stream=SimpleNamespace(index=1)), 3)
     aux.retire(old)
     assert old.closed
+
+
+# --- 4. an outage of a UDP source is recorded as long as it was -----------------------------------
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_udp_outage_is_recorded_as_long_as_it_was(tmp_path):
+    """The last frame before the silence sat in the MPEG-TS demuxer until the no-data timeout made
+    it give it up: stamped then, the outage was measured from the timeout, and the recorded pause
+    was the timeout short (10 s in the CLI; 2 s here)."""
+    import threading
+
+    from _clips import ts_clip
+    from stream_gpen.errors import SourceClosedError
+
+    parts = [bytes(ts_clip(tmp_path / f"{k}.ts", n=10, size=(64, 48))) for k in "ab"]  # each on a clock from 0
+    port = _free_udp_port()
+    sent: dict[str, list[float]] = {"a": [], "b": []}
+
+    def send():
+        time.sleep(0.5)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sk:
+            for k, data in zip("ab", parts):
+                chunks = [data[i:i + 1316] for i in range(0, len(data), 1316)]
+                t0 = time.monotonic()
+                for j, c in enumerate(chunks):  # paced over the part's 0.4 s
+                    sk.sendto(c, ("127.0.0.1", port))
+                    sent[k].append(time.monotonic())
+                    time.sleep(max(0.0, t0 + 0.4 * (j + 1) / len(chunks) - time.monotonic()))
+                if k == "a":
+                    time.sleep(4.0)  # the outage: past the 2 s timeout, a reconnect
+
+    threading.Thread(target=send, daemon=True).start()
+    times = []
+    with open_source(f"udp://127.0.0.1:{port}", live=True, timeout_s=2.0, reconnect=2, reconnect_delay_s=0.1) as src:
+        src.aux.decline()  # (no audio taken: its queued packets would keep the port open over the reconnect)
+        try:
+            for f in src:
+                times.append(f.time)
+                f.release()
+        except SourceClosedError:
+            pass
+    outage = sent["b"][0] - sent["a"][-1]
+    gaps = np.diff(times)
+    k = int(gaps.argmax())
+    assert k == 9 and len(times) >= 18, (k, times)  # (the pause is after the first part's 10 frames)
+    # (was 2 s short: the timeout)
+    assert outage - 0.5 < gaps[k] < outage + 1.5, (gaps[k], outage)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _reads(steps, clock):
+    """A demuxer whose k-th read takes ``steps[k][0]`` s and gives ``steps[k][1]`` (an exception: raised)."""
+    for dt, what in steps:
+        clock.t += dt
+        if isinstance(what, BaseException):
+            raise what
+        yield what
+
+
+def _read_all(steps, wait_s=5.0):
+    from stream_gpen.io._source import _Reads
+
+    clock = _Clock()
+    reads = _Reads(_reads(steps, clock), wait_s=wait_s, clock=clock)
+    got = []
+    with pytest.raises(av.error.ExitError):
+        for p in reads:
+            got.append((p, clock.t))
+    return reads.quiet_since(), got
+
+
+def _exit():
+    return av.error.ExitError(-1414092869, "Immediate exit requested")
+
+
+def test_reads_say_the_data_stopped_where_the_read_that_timed_out_began():
+    frames = [(0.04, f"v{i}") for i in range(125)]  # 5 s at 25 fps
+    # the demuxer held the last video and audio packets until the read timed out (10 s)
+    since, got = _read_all(frames + [(10.0, "v125"), (0.0, "a9"), (0.0, _exit())])
+    assert got[-2] == ("v125", pytest.approx(15.0)) and since == pytest.approx(5.0)
+    # nothing held: the read that timed out itself
+    since, _ = _read_all(frames + [(10.0, _exit())])
+    assert since == pytest.approx(5.0)
+    # a pause long ago, frames since: not the outage
+    since, _ = _read_all([(6.0, "v0")] + frames + [(0.0, _exit())])
+    assert since is None
+    # an error at once (a connection reset): the frames' own times stand
+    since, _ = _read_all(frames + [(0.01, _exit())])
+    assert since is None
+
+
+def test_the_timeline_measures_the_outage_from_the_data_stopping():
+    from stream_gpen.io._source import _Timeline
+
+    clock = _Clock()
+    tl = _Timeline(Fraction(1, 90000), live=True, clock=clock)
+
+    def frame(t):
+        return SimpleNamespace(pts=round(t * 90000), time_base=Fraction(1, 90000))
+
+    for i in range(126):  # frames 0..5 s, the last one given out at the timeout (15 s)
+        clock.t = i * 0.04 if i < 125 else 15.0
+        f = frame(i * 0.04)
+        tl.frame(f, Fraction(1, 25))
+        tl.emitted(f)
+    tl.quiet_since(5.0)  # (from _Reads)
+    tl.reopened()
+    clock.t = 20.0  # the new session's first frame, its clock from 0
+    f = frame(0.0)
+    tl.frame(f, Fraction(1, 25))
+    assert float(f.pts * f.time_base) == pytest.approx(5.0 + 15.0)  # (was 5 + 5: the 10 s timeout short)
+

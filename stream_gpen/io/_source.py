@@ -523,6 +523,69 @@ _REPLAY_TOL_S = 0.002
 _REBASE_HOLD = 1024
 
 
+#: the packets a demuxer gives at most at a read error, after a wait, that held each stream's last
+#: packet (MPEG-TS gives a PES packet once the next one begins, and the rest at the end of input)
+_FLUSHED_MAX = 16
+#: ... within this many seconds of that wait's end (decoding the flushed frames takes that long at most)
+_FLUSH_WINDOW_S = 1.0
+
+
+class _Reads:
+    """A demuxer's packets (``packets``, an iterator), with when its reads waited. For
+    :class:`_Timeline`: when the data of a live session's last frame arrived.
+
+    "Arrived" is not when its packet came out of the demuxer, nor when its frame came out of the
+    decoder: MPEG-TS (udp, srt, tcp) gives a frame's packet once the next one's data begins, so
+    the last frame before an outage sits in the demuxer until the read fails (the no-data timeout,
+    10 s) and the demuxer hands over what it held. Stamped then, the outage was measured from the
+    timeout, 10 s short. A read that waits (FFmpeg's read timer is per packet read) began when the
+    data stopped coming; the packets given just before the read error that followed such a wait
+    were held ones. :meth:`quiet_since` says when that wait began: the real arrival of the last
+    frame's data (to the moment the packet before it was read, a frame interval at most)."""
+
+    def __init__(self, packets, *, wait_s: float, clock=time.monotonic) -> None:
+        self._it = iter(packets)
+        self._wait_s = wait_s
+        self._clock = clock
+        self._waited: tuple[float, float] | None = None  # (start, end) of the last read that waited
+        self._after = 0  # packets given after it
+        self._failed_at: float | None = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        t0 = self._clock()
+        try:
+            p = next(self._it)
+        except StopIteration:
+            raise
+        except BaseException:
+            self._note(t0, self._clock(), failed=True)
+            raise
+        self._note(t0, self._clock())
+        return p
+
+    def _note(self, t0: float, t1: float, failed: bool = False) -> None:
+        if t1 - t0 >= self._wait_s:
+            self._waited, self._after = (t0, t1), 0
+        elif self._waited is not None and not failed:
+            self._after += 1
+        if failed:
+            self._failed_at = t1
+
+    def quiet_since(self) -> float | None:
+        """When the data stopped, for a read that failed after a wait (clock time), or None: the
+        start of the wait, where the read failed within :data:`_FLUSH_WINDOW_S` of its end with
+        no more than the demuxer's held packets (:data:`_FLUSHED_MAX`) given between (the wait
+        itself failing: none)."""
+        if self._waited is None or self._failed_at is None:
+            return None
+        if self._after > _FLUSHED_MAX or self._failed_at - self._waited[1] > _FLUSH_WINDOW_S:
+            return None
+        return self._waited[0]
+
+
 def _header_span(container) -> tuple[float, float] | None:
     """Where the input starts and ends, in seconds, by its header (None: no duration given).
     FFmpeg's ``duration`` is the span from ``start_time`` (mp4/mov after their edit lists, MPEG-TS,
@@ -662,6 +725,13 @@ class _Timeline:
             self._step = t - self._last
         self._last = t if self._last is None else max(self._last, t)
         self._last_wall = self._clock()
+
+    def quiet_since(self, wall: float | None) -> None:
+        """The session's data stopped coming at ``wall`` (clock time; see :class:`_Reads`): the
+        outage runs from there, not from when the frames the demuxer held until its read failed
+        were given out (10 s later, at a no-data timeout). None: nothing known."""
+        if wall is not None and self._last_wall is not None and wall < self._last_wall:
+            self._last_wall = wall
 
     def aux(self, packet) -> list:
         """Audio/subtitle ``packet`` moved like the frames of its session: ``[packet]`` to give
@@ -2539,8 +2609,11 @@ class VideoSource:
             container = self._container
             if container is not None:
                 vs = container.streams[self._vstream.index]
+                reads = None
                 try:
-                    packets = container.demux(list(container.streams))
+                    # (when the reads waited: see _Reads; FFmpeg's read timeout is the longest wait)
+                    reads = packets = _Reads(container.demux(list(container.streams)),
+                                             wait_s=0.5 * self._timeout if self._timeout else 5.0)
                     if "mpegts" in (container.format.name or "").split(","):
                         packets = _unwrap_33(packets, seen)
                     for packet in joins.packets(packets):
@@ -2692,6 +2765,8 @@ class VideoSource:
                 except (av.error.FFmpegError, OSError) as e:
                     if self._stop.is_set():
                         return
+                    if reads is not None:  # (the frames held until the read failed: the outage began before)
+                        timeline.quiet_since(reads.quiet_since())
                     if self.kind == "file":
                         if seen["end"] is None and _index_at_end_in_a_pipe(container, self._target):
                             raise InvalidInputError(
