@@ -891,6 +891,50 @@ class _Tee:
         self.sinks[-1].write(frame)
 
 
+def _open_unless_stopped(open_, stop: threading.Event, name: str):
+    """``open_()`` (a network source, which may wait up to its 10 s timeout for a sender), or
+    None once ``stop`` is set first (q + Enter, noticed within 0.1 s as while running): the open
+    is left to end in its own thread, and what it opened then is closed. A Ctrl-C in the meantime
+    is raised here as before."""
+    lock = threading.Lock()
+    box: dict = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            result = open_()
+        except BaseException as e:  # (handed to the caller)
+            result, box["error"] = None, e
+        with lock:
+            if box.get("left"):
+                if result is not None:
+                    with contextlib.suppress(Exception):
+                        result[0].close()
+                return
+            box["result"] = result
+            done.set()
+
+    threading.Thread(target=run, name=f"open:{name}", daemon=True).start()
+    try:
+        while not done.wait(0.1):
+            if stop.is_set():
+                with lock:
+                    if not done.is_set():
+                        box["left"] = True
+                        return None
+    except BaseException:
+        with lock:
+            if not done.is_set():
+                box["left"] = True
+            elif box.get("result") is not None:
+                with contextlib.suppress(Exception):
+                    box["result"][0].close()
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
 def _stdin_quit_watcher(stop: threading.Event) -> None:
     """Stop when the user types q + Enter on a terminal (the preview window also takes q)."""
     if not sys.stdin or not sys.stdin.isatty():
@@ -1039,7 +1083,15 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
     t0 = time.perf_counter()
     last_print = t0
     close_failures: list = []  # (output, error) of outputs that failed to close
-    src, stage = enh._open(source, live=True, sink_queue=_SINK_QUEUE, timer=timer)
+    def open_():
+        return enh._open(source, live=True, sink_queue=_SINK_QUEUE, timer=timer)
+
+    opened = _open_unless_stopped(open_, stop, source) if "://" in str(source) else open_()
+    if opened is None:
+        # (q + Enter while a network source was opening: it waited for the open's 10 s timeout)
+        log.warning("stopped while %s was opening: nothing was recorded", source)
+        return summary
+    src, stage = opened
     status = _StatusLine()
     with src, ExitStack() as stack:
         stack.enter_context(status)  # (last out: after the sinks' closing notes)

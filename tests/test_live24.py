@@ -11,6 +11,7 @@
    the audio packets no sink took held the replaced input open.
 4. After a UDP outage the recorded pause was the no-data timeout (10 s) short: the last frame
    before the silence sat in the MPEG-TS demuxer until the timeout, and was stamped then.
+5. q + Enter was ignored while a network source was opening (it waited for the 10 s timeout).
 """
 from __future__ import annotations
 
@@ -306,3 +307,21 @@ def test_the_timeline_measures_the_outage_from_the_data_stopping():
     tl.frame(f, Fraction(1, 25))
     assert float(f.pts * f.time_base) == pytest.approx(5.0 + 15.0)  # (was 5 + 5: the 10 s timeout short)
 
+
+
+# --- 5. q + Enter while a network source is opening ------------------------------------------------
+def test_q_while_a_network_source_opens_stops_at_once(tmp_path, cli_env, capsys, monkeypatch):
+    """The open waited for its 10 s timeout (a source that sends nothing), then failed, exit 4;
+    q + Enter takes effect within 0.1 s "even when the source sends nothing" (Ctrl-C did)."""
+    import json
+
+    import stream_gpen.commands as commands
+    from stream_gpen.cli import main
+
+    monkeypatch.setattr(commands, "_stdin_quit_watcher", lambda stop: stop.set())  # q + Enter at once
+    out, rep = tmp_path / "rec.mkv", tmp_path / "r.json"
+    assert main(["camera", f"udp://127.0.0.1:{_free_udp_port()}", "-o", str(out), "--report", str(rep),
+                 *[o for o in cli_env if o != "--quiet"]]) == 0
+    err = capsys.readouterr().err
+    assert "was opening: nothing was recorded" in err and "error" not in err, err
+    assert not out.exists() and json.loads(rep.read_text())["frames_out"] == 0
