@@ -2,8 +2,15 @@
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
+
+# FFmpeg's log level and PyAV's repeat filter are process-wide: two sinks checking their
+# encoders at once (camera: file + stream), or a source reading FFmpeg's description of a file
+# (dolby_vision), take turns, so neither restores the other's settings. Here, not in _sink: a
+# program that only reads (Enhancer.stream) need not import the sink for it.
+_log_lock = threading.Lock()
 
 # FFmpeg enum values -> names (AVColorRange / AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic)
 COLOR_RANGES = {0: "unspecified", 1: "limited", 2: "full"}
@@ -208,12 +215,10 @@ def dolby_vision(container, stream) -> dict | None:
     box, a Matroska block addition mapping, an MPEG-TS DOVI descriptor), as FFmpeg reads it:
     ``{"profile", "level", "compat_id", "rpu", "el", "bl"}``, or None. PyAV has no stream side
     data, so the record is read from FFmpeg's own description of the file (``av_dump_format``,
-    captured: that needs the log level at INFO for a moment, under the sink's log lock)."""
+    captured: that needs the log level at INFO for a moment, under ``_log_lock``)."""
     if getattr(getattr(stream, "codec_context", None), "name", None) not in ("hevc", "av1", "h264"):
         return None  # (the codecs Dolby Vision profiles are defined for)
     import av.logging
-
-    from stream_gpen.io._sink import _log_lock
 
     with _log_lock:
         old = av.logging.get_level()

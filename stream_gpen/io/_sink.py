@@ -48,6 +48,7 @@ from stream_gpen.io._convert import (
 from stream_gpen.io._meta import (
     COLOR_PRIMARIES,
     COLOR_TRCS,
+    _log_lock,  # (FFmpeg's log level is process-wide: see there)
     audio_params_unknown,
     dolby_vision_note,
     ffmpeg_local,
@@ -250,10 +251,6 @@ def explain_nvenc_error(encoder: str, ffmpeg_lines: list[str], exc: BaseExceptio
     meaning = next((m for key, m in _NVENC_WHY if key in text), None)
     return f"{encoder} did not open: {raw}" + (f"; {meaning}" if meaning else "")
 
-
-# FFmpeg's log level and PyAV's repeat filter are process-wide: two sinks checking their
-# encoders at once (camera: file + stream) take turns, so neither restores the other's settings
-_log_lock = threading.Lock()
 
 
 @contextmanager

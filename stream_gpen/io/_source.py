@@ -1143,7 +1143,7 @@ def _listed_devices(fmt: str, target: str) -> list[str]:
     captured."""
     import av.logging
 
-    from stream_gpen.io._sink import _log_lock
+    from stream_gpen.io._meta import _log_lock
 
     with _log_lock:  # the log level is process-wide (see _sink._ffmpeg_errors)
         old, skip = av.logging.get_level(), av.logging.get_skip_repeated()
