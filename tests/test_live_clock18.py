@@ -100,13 +100,16 @@ def _joined(tmp_path, t1: float):
 
 
 def _record(src_path, out, **kw):
+    """The times of the frames ``src_path`` gave, written to ``out``, and how many it dropped (a
+    live source drops a stale frame when the reader falls behind: a loaded CI machine did)."""
     times = []
     with VideoSource(src_path, **kw) as src:
         with open_sink(out, source=src, preset="ultrafast", audio="copy") as sink:
             for f in src:
                 times.append(f.time)
                 sink.write(f)
-    return times
+        dropped = int(src.stats.get("dropped", 0))
+    return times, dropped
 
 
 def _video_times(path):
@@ -119,17 +122,19 @@ def test_a_file_played_as_a_camera_keeps_its_long_stills_and_steps_back_joined(t
     """salvage18: a 40 s still in a file read as a camera (paced like ffmpeg -re; the pacer does not
     wait out a gap over 10 s) was cut to one frame as a 'clock jump'."""
     src = _joined(tmp_path, 41.0)
-    offline = _record(src, tmp_path / "off.mkv", live=False)
-    times = _record(src, tmp_path / "cam.mkv", live=True)  # paced: a file played as a camera
-    assert len(times) == 50 and max(np.diff(times)) == pytest.approx(max(np.diff(offline)), abs=1e-6)
+    offline, dropped = _record(src, tmp_path / "off.mkv", live=False)
+    assert len(offline) == 50 and not dropped
+    times, dropped = _record(src, tmp_path / "cam.mkv", live=True)  # paced: a file played as a camera
+    assert len(times) + dropped == 50 and max(np.diff(times)) == pytest.approx(max(np.diff(offline)), abs=0.1)
     assert max(np.diff(offline)) > 39
     vt = _video_times(tmp_path / "cam.mkv")
-    assert len(vt) == 50 and max(np.diff(vt)) > 39
+    assert len(vt) == len(times) and max(np.diff(vt)) > 39
     # recordings joined end to end and played as a camera: the second runs on, none squeezed
     back = _joined(tmp_path, 0.0)
-    times = _record(back, tmp_path / "back.mkv", live=True)
+    times, dropped = _record(back, tmp_path / "back.mkv", live=True)
     vt = _video_times(tmp_path / "back.mkv")
-    assert len(vt) == 50 and (np.diff(vt) > 0.02).all() and (np.diff(times) > 0).all()
+    assert len(times) + dropped == 50 and dropped <= 2  # (everything given or said dropped; all written)
+    assert len(vt) == len(times) and (np.diff(vt) > 0.02).all() and (np.diff(times) > 0).all()
 
 
 def test_a_live_feed_that_pauses_and_restarts_its_clock_keeps_the_pause():
