@@ -23,13 +23,15 @@ def _planes(vf) -> list[np.ndarray]:
 def _yuv_clip(path, pictures: list[np.ndarray], pix_fmt: str, *, superwhite=True) -> list[list[np.ndarray]]:
     """Lossless H.264 (or HEVC for >8 bits) of ``pictures`` converted to ``pix_fmt`` (BT.709,
     limited range), with a super-white bar (Y above white) and a super-black one (below black)
-    along the top and bottom edges; returns each frame's planes as written."""
+    along the top and bottom edges; returns each frame's planes as written. (x265 without
+    B-frames or frame threads: one loaded CI run had the Matroska muxer refuse a packet, EINVAL,
+    from the reordered, threaded default.)"""
     deep = pix_fmt.endswith("10le")
     top = 1023 if deep else 255
     written = []
     with av.open(str(path), "w") as c:
         s = c.add_stream("libx265" if deep else "libx264", rate=25,
-                         options={"x265-params": "lossless=1:log-level=error"} if deep else {"qp": "0",
+                         options={"x265-params": "lossless=1:log-level=error:bframes=0:frame-threads=1"} if deep else {"qp": "0",
                                                                                             "preset": "ultrafast"})
         h, w = pictures[0].shape[:2]
         s.width, s.height, s.pix_fmt = w, h, pix_fmt

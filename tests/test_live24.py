@@ -200,7 +200,9 @@ def test_a_udp_outage_is_recorded_as_long_as_it_was(tmp_path):
     from _clips import ts_clip
     from stream_gpen.errors import SourceClosedError
 
-    parts = [bytes(ts_clip(tmp_path / f"{k}.ts", n=10, size=(64, 48))) for k in "ab"]  # each on a clock from 0
+    # each on a clock from 0; the second part long enough to outlast a reopen that is slow to start
+    counts = {"a": 10, "b": 25}
+    parts = [bytes(ts_clip(tmp_path / f"{k}.ts", n=counts[k], size=(64, 48))) for k in "ab"]
     port = _free_udp_port()
     sent: dict[str, list[float]] = {"a": [], "b": []}
 
@@ -210,12 +212,15 @@ def test_a_udp_outage_is_recorded_as_long_as_it_was(tmp_path):
             for k, data in zip("ab", parts):
                 chunks = [data[i:i + 1316] for i in range(0, len(data), 1316)]
                 t0 = time.monotonic()
-                for j, c in enumerate(chunks):  # paced over the part's 0.4 s
+                for j, c in enumerate(chunks):  # paced over the part's length (25 fps)
                     sk.sendto(c, ("127.0.0.1", port))
                     sent[k].append(time.monotonic())
-                    time.sleep(max(0.0, t0 + 0.4 * (j + 1) / len(chunks) - time.monotonic()))
+                    time.sleep(max(0.0, t0 + counts[k] / 25 * (j + 1) / len(chunks) - time.monotonic()))
                 if k == "a":
-                    time.sleep(4.0)  # the outage: past the 2 s timeout, a reconnect
+                    # the outage: past the 2 s timeout, a reconnect; the second part comes ~1 s into
+                    # the reopen's own 2 s wait for data (an outage of 4 s ended as that wait gave up,
+                    # a race that lost most of the part in a loaded CI run)
+                    time.sleep(3.0)
 
     threading.Thread(target=send, daemon=True).start()
     times = []
