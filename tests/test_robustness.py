@@ -680,15 +680,19 @@ def test_a_second_ctrl_c_does_not_cut_the_finishing_short(capsys):
     exit 0, with no recording. It is ignored now, as a second SIGTERM already was."""
     import os
     import signal
+    import time
 
     from stream_gpen.cli import _Signals
 
     finished = False
     with _Signals() as sig:
         try:
-            os.kill(os.getpid(), signal.SIGINT)  # (its handler runs at the next bytecode)
-            for _ in range(1000):
-                pass
+            os.kill(os.getpid(), signal.SIGINT)  # (its handler runs in this thread soon after)
+            # (a thousand bytecodes were not always enough on a loaded machine: the signal may
+            # reach another thread first, and the main thread runs the handler when it next looks)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                time.sleep(0.001)
             raise AssertionError("the first Ctrl-C did not stop the run")
         except KeyboardInterrupt:
             os.kill(os.getpid(), signal.SIGINT)  # while "finalising"
@@ -712,9 +716,16 @@ def test_a_ctrl_c_while_the_finished_output_is_written_keeps_it(tmp_path, cli_en
     real = _sink.FileSink._finish_container
 
     def finish(self, *a, **k):
+        import time
+
+        from stream_gpen._finishing import stop_asked
+
         os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C now
-        for _ in range(1000):  # (the handler runs here, at a bytecode boundary)
-            pass
+        # (the handler runs in the main thread when it next looks: a thousand bytecodes here were
+        # not always enough on a loaded machine, and the run then finished before it, exit 0)
+        deadline = time.monotonic() + 10
+        while not stop_asked() and time.monotonic() < deadline:
+            time.sleep(0.001)
         return real(self, *a, **k)
 
     monkeypatch.setattr(_sink.FileSink, "_finish_container", finish)
