@@ -124,6 +124,12 @@ class FaceStage:
     #: ``strength``), so the original share is the frame's own pixels, not a copy that went
     #: through the S x S crop and back (GPEN blends the crops: its 0 blurs a face larger than S).
     strength: float = 1.0
+    #: A face larger than the crop (more frame pixels than crop pixels: a 4K selfie into GPEN-512,
+    #: a 1080p close-up into GPEN-256) is cut averaged over each crop pixel's footprint
+    #: (:func:`~stream_gpen.faces.warp_faces` ``antialias``), not read at one point: GPEN gets the
+    #: face as its training resized FFHQ, without aliased grain that shimmers as the face moves.
+    #: ``False`` = GPEN's script (bilinear).
+    antialias: bool = True
     #: HDR video (PQ/HLG): the model gets each crop as an SDR picture and its change is mapped
     #: back into the source's codes (:class:`~stream_gpen.faces._hdr.HdrColour`); ``None`` = SDR.
     colour: object | None = None
@@ -576,10 +582,11 @@ class FaceStage:
         frame_ids = torch.cat(ids).to(device)
         with self.timer("align"):
             if all(img.shape == images[0].shape for img in images):
-                crops = warp_faces(images, frame_ids, all_aff, size=self.size)
+                crops = warp_faces(images, frame_ids, all_aff, size=self.size, antialias=self.antialias)
             else:  # still images of different sizes: one warp per image, one restore for all
                 crops = torch.cat([
-                    warp_faces([img], torch.zeros(len(a), dtype=torch.long, device=device), a.to(device), size=self.size)
+                    warp_faces([img], torch.zeros(len(a), dtype=torch.long, device=device), a.to(device), size=self.size,
+                               antialias=self.antialias)
                     for img, a in zip(images, affines) if len(a)
                 ])
         # A 10/12-bit source's faces go into its 16-bit picture at the model's own precision (its
@@ -707,7 +714,8 @@ class FaceStage:
             for h, k in zip(hi, counts):  # one picture at a time: stacking would copy 16-bit frames
                 if k:
                     ids = torch.zeros(k, dtype=torch.long, device=h.device)
-                    parts.append(warp_faces(h, ids, affines[start : start + k].to(h.device), size=self.size))
+                    parts.append(warp_faces(h, ids, affines[start : start + k].to(h.device), size=self.size,
+                                            antialias=self.antialias))
                 start += k
             crops_hi = torch.cat(parts).to(out_f.device)
         return self.colour.from_sdr_fine(out_f, crops_hi) if self.colour is not None else out_f

@@ -186,7 +186,31 @@ def bilinear_gather(images: torch.Tensor, index: torch.Tensor, x: torch.Tensor, 
     return out
 
 
-def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int, backend: str = "auto") -> torch.Tensor:
+#: most sub-samples a side of an anti-aliased crop pixel (:func:`warp_faces`): 16 warps a face at most
+AA_MAX_SAMPLES = 4
+
+
+def frame_px_per_crop_px(affines: torch.Tensor) -> torch.Tensor:
+    """``[n]`` how many frame pixels each crop pixel of ``[n, 2, 3]`` frame -> crop ``affines``
+    spans (above 1: the crop shrinks the face)."""
+    a = torch.as_tensor(affines).to(torch.float64)
+    return a[:, :, :2].det().abs().clamp_min(1e-12).rsqrt()
+
+
+def _aa_offsets(scale: torch.Tensor, k: int) -> torch.Tensor:
+    """``[n, k*k, 2]`` crop-pixel offsets of each face's sub-samples: a ``k`` x ``k`` grid filling
+    a box ``min(1, s - 1)`` crop pixels wide (``s`` frame px per crop px), so the filter grows
+    from nothing at ``s`` = 1 (plain bilinear) to the whole crop pixel at ``s`` >= 2, with no step
+    a zoom through any scale could show."""
+    w = (scale - 1.0).clamp(0.0, 1.0)
+    g = (torch.arange(k, dtype=torch.float64) + 0.5) / k - 0.5
+    gy, gx = torch.meshgrid(g, g, indexing="ij")
+    grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)  # [k*k, 2] (x, y)
+    return w[:, None, None] * grid[None]
+
+
+def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int, backend: str = "auto",
+               antialias: bool = False) -> torch.Tensor:
     """Warp many faces from many frames into one ``[n, 3, S, S]`` uint8 batch.
 
     ``frames``: a ``[B,H,W,3]`` uint8 tensor (e.g. the frame ring) or a list of ``[H,W,3]``;
@@ -205,6 +229,15 @@ def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int, backend: 
     ``backend``: ``"torch"`` (one batched gather on any device), ``"cv2"`` (OpenCV per face; CPU
     frames only: its fixed-point SIMD warp is 4-20x faster than the gather on CPU, within one grey
     level of it), ``"auto"`` = cv2 for CPU frames, torch otherwise.
+
+    ``antialias``: a face the crop shrinks (more than one frame pixel a crop pixel: a 4K selfie, a
+    1080p close-up into GPEN-256) is averaged over each crop pixel's footprint (up to
+    :data:`AA_MAX_SAMPLES` squared bilinear sub-samples, see :func:`_aa_offsets`) instead of read
+    at its centre only: a bilinear read there skips frame pixels, so fine detail and sensor noise
+    alias into grain that shimmers as the face moves (a 4K selfie panned by fractions of a pixel:
+    0.27 grey levels of change a frame in a crop that should not change, 0.07 averaged; GPEN's
+    script asks OpenCV for INTER_AREA, which ``warpAffine`` reads as bilinear). Faces the crop
+    does not shrink are warped as without it.
     """
     batch = _as_frame_batch(frames, stack=False)
     head = batch[0] if isinstance(batch, list) else batch
@@ -222,20 +255,35 @@ def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int, backend: 
         return torch.empty(0, 3, size, size, dtype=dtype, device=dev)
     if int(ids.min()) < 0 or int(ids.max()) >= count:
         raise InvalidInputError(f"frame ids must lie in [0, {count}), got {ids.tolist()}")
+    offsets = None
+    if antialias:
+        scale = frame_px_per_crop_px(affines.cpu())
+        shrunk = scale > 1.0 + 1e-6
+        if bool(shrunk.any()):
+            k = min(AA_MAX_SAMPLES, int(math.ceil(float(scale.max()) - 1e-6)))
+            offsets = _aa_offsets(scale, k)  # [n, k*k, 2]
+            offsets[~shrunk] = 0.0
     if use_cv2(backend, dev):
-        return _warp_cv2(batch, ids, affines, size)
+        return _warp_cv2(batch, ids, affines, size, offsets)
     if isinstance(batch, list):
         batch = torch.stack(batch)  # the gather indexes one [B,H,W,3] tensor
     inv = invert_affines(affines.to(device=dev, dtype=torch.float64))
     g = torch.arange(size, dtype=torch.float64, device=dev)
     gy, gx = torch.meshgrid(g, g, indexing="ij")
-    x = inv[:, 0, 0, None, None] * gx + inv[:, 0, 1, None, None] * gy + inv[:, 0, 2, None, None]
-    y = inv[:, 1, 0, None, None] * gx + inv[:, 1, 1, None, None] * gy + inv[:, 1, 2, None, None]
     idx = ids[:, None, None].expand(n, size, size)
-    # clamped coordinates: bilinear sampling with the edge replicated, as cv2.BORDER_REPLICATE
-    x = x.clamp_(0, batch.shape[2] - 1)
-    y = y.clamp_(0, batch.shape[1] - 1)
-    out = bilinear_gather(batch, idx, x.to(torch.float32), y.to(torch.float32))
+    out = None
+    for j in range(1 if offsets is None else offsets.shape[1]):
+        ox, oy = (gx, gy) if offsets is None else (
+            gx + offsets[:, j, 0].to(dev)[:, None, None], gy + offsets[:, j, 1].to(dev)[:, None, None])
+        x = inv[:, 0, 0, None, None] * ox + inv[:, 0, 1, None, None] * oy + inv[:, 0, 2, None, None]
+        y = inv[:, 1, 0, None, None] * ox + inv[:, 1, 1, None, None] * oy + inv[:, 1, 2, None, None]
+        # clamped coordinates: bilinear sampling with the edge replicated, as cv2.BORDER_REPLICATE
+        x = x.clamp_(0, batch.shape[2] - 1)
+        y = y.clamp_(0, batch.shape[1] - 1)
+        v = bilinear_gather(batch, idx, x.to(torch.float32), y.to(torch.float32))
+        out = v if out is None else out.add_(v)
+    if offsets is not None:
+        out.div_(offsets.shape[1])
     top = 255 if batch.dtype == torch.uint8 else 65535
     return out.add_(0.5).floor_().clamp_(0, top).to(batch.dtype).permute(0, 3, 1, 2).contiguous()
 
@@ -250,14 +298,30 @@ def use_cv2(backend: str, device: torch.device) -> bool:
     return backend == "cv2" or (backend == "auto" and device.type == "cpu")
 
 
-def _warp_cv2(batch, ids: torch.Tensor, affines: torch.Tensor, size: int) -> torch.Tensor:
-    """``batch``: a ``[B,H,W,3]`` CPU tensor or a list of ``[H,W,3]`` ones."""
+def _warp_cv2(batch, ids: torch.Tensor, affines: torch.Tensor, size: int,
+              offsets: torch.Tensor | None = None) -> torch.Tensor:
+    """``batch``: a ``[B,H,W,3]`` CPU tensor or a list of ``[H,W,3]`` ones; ``offsets``: each
+    face's anti-aliasing sub-sample offsets in crop pixels (:func:`_aa_offsets`), or None."""
     import cv2
 
     out = torch.empty(len(ids), size, size, 3, dtype=batch[0].dtype)
     a64 = affines.to(torch.float64).cpu().numpy()
     for i, fi in enumerate(ids.tolist()):
         src = np.ascontiguousarray(batch[fi].numpy())
-        cv2.warpAffine(src, a64[i], (size, size), dst=out[i].numpy(), flags=cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_REPLICATE)
+        shifts = None if offsets is None else offsets[i].numpy()
+        if shifts is None or not shifts.any():
+            cv2.warpAffine(src, a64[i], (size, size), dst=out[i].numpy(), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+            continue
+        # each sub-sample grid is a warp whose crop is shifted by the offset (crop = A·x - o); the
+        # rounded warps are summed exactly (uint8: 16 x 255 fits int32) and the sum rounded once
+        acc = np.zeros((size, size, 3), np.int32)
+        one = np.empty((size, size, 3), src.dtype)
+        for ox, oy in shifts:
+            a = a64[i].copy()
+            a[:, 2] -= (ox, oy)
+            cv2.warpAffine(src, a, (size, size), dst=one, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            acc += one
+        m = len(shifts)
+        out[i].numpy()[...] = (acc + m // 2) // m
     return out.permute(0, 3, 1, 2).contiguous()
