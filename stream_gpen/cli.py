@@ -59,14 +59,15 @@ def _where(wf: WeightFile, copies: list[Path]) -> str:
     skips; with no good copy, the first one and what is wrong with it."""
     if not copies:
         return "missing"
-    # Checked as a run checks them (size, then sha256 where published, else whether the file is a
-    # whole checkpoint): a copy of the right size with a wrong sha256 is ignored by every run, and
-    # was listed as the one used. (Hashing costs what a run's check does: about a second per
-    # GPEN-512 checkpoint.)
-    from stream_gpen.weights import check_file
+    # Checked as a run checks them (size, then sha256 where published, else every member of the
+    # checkpoint archive against its CRC-32), with the same remembered verdict: a copy of the
+    # right size with a wrong sha256 or a flipped byte is ignored by every run, and was listed as
+    # the one used. (A copy not checked before costs what a run's first check does: about a
+    # second per GPEN-512 checkpoint.)
+    from stream_gpen.weights import checked
 
     def problem(path: Path) -> str | None:
-        status = check_file(wf, path).status
+        status = checked(wf, path).status
         return {"size mismatch": "wrong size"}.get(status, status) if status not in ("ok", "unverified") else None
 
     problems = {path: problem(path) for path in copies}

@@ -15,7 +15,10 @@ Where files are looked for, in this order (the first good copy wins):
 
 In each directory a file is accepted under its ``filename`` or any of its ``aliases``. A found
 file whose size or sha256 differs from the registry's, or (with no published sha256) that is not
-a whole checkpoint archive, is reported (logged) and skipped, never used. A download that
+a whole checkpoint archive whose members match their CRC-32, is reported (logged) and skipped,
+never used. That check reads the whole file, so it is done once per copy: its verdict is kept in
+``verified.json`` beside the copy (where the folder is writable) and reused while the copy's size,
+mtime, ctime and inode stay the same; ``weights verify`` always reads everything. A download that
 replaces such a copy in the cache first moves it aside to ``<target>.ignored`` (a warning says
 so): it may be the user's own file. ``STREAM_GPEN_OFFLINE=1`` forbids downloads.
 
@@ -43,6 +46,7 @@ import os
 import shutil
 import socket
 import sys
+import threading
 import urllib.error
 import urllib.request
 import zipfile
@@ -467,20 +471,110 @@ def verify(names: list[str] | None = None) -> list[VerifyResult]:
         copies = candidates(wf)
         if not copies:
             results.append(VerifyResult(wf, "missing", None, "not in " + ", ".join(map(str, search_dirs()))))
-        results.extend(check_file(wf, p, deep=True) for p in copies)
+        for path in copies:
+            # always read in full (bytes can rot on disk without changing the mtime), and the
+            # verdict recorded: a copy found bad here is refused by the runs that follow too
+            facts = _facts(wf, path)
+            results.append(check_file(wf, path, deep=True))
+            if _facts(wf, path) == facts:
+                _remember(results[-1], facts)
     return results
 
 
 def find_weights(name_or_spec: str | WeightFile | ModelSpec) -> Path | None:
-    """The first good copy on disk in search order, or ``None``. Bad copies are logged and skipped."""
-    wf = get_weight_file(name_or_spec)
+    """The first good copy on disk in search order, or ``None``. Bad copies are logged and skipped.
+
+    Each copy gets the whole check (:func:`checked`: its sha256, else every zip member's CRC-32)
+    the first time it is looked at; later runs reuse that verdict while the file is unchanged."""
+    return _find(get_weight_file(name_or_spec))[0]
+
+
+def _find(wf: WeightFile) -> tuple[Path | None, list[VerifyResult]]:
+    """``find_weights``, and the bad copies it skipped before the good one (so an error can say why)."""
+    skipped = []
     for path in candidates(wf):
-        result = check_file(wf, path)
+        result = checked(wf, path)
         if result.good:
-            return path
+            return path, skipped
         logger.warning("ignoring %s: %s (%s); replace it, or pass it with %s to use it unchecked",
                        path, result.status, result.detail, _flag(wf))
-    return None
+        skipped.append(result)
+    return None, skipped
+
+
+# --- remembered verdicts --------------------------------------------------------------------
+# A run used to check a copy only by its size (and the zip directory) where no sha256 is
+# published: a flipped byte inside GPEN-BFR-256's weights loaded silently (torch.load does not
+# check zip CRCs). The whole check reads the file (0.4 s for GPEN-BFR-256, a few seconds to hash
+# a 300 MB file), so its verdict is remembered in STAMPS_FILE beside the copy, keyed by the
+# copy's name, size, mtime, ctime and inode and by what the registry expects of it: a copy that
+# was replaced, rewritten or touched is checked again. Bytes that rot on disk without any of
+# those changing are caught by `weights verify`, which always reads everything (and updates the
+# record).
+STAMPS_FILE = "verified.json"
+_STAMP_VERSION = 1  # raise when the check changes: older verdicts are then not trusted
+
+
+def _facts(wf: WeightFile, path: Path) -> dict:
+    """What a remembered verdict about ``path`` holds for: the file as it is, and what is expected of it."""
+    st = path.stat()
+    return {"check": _STAMP_VERSION, "name": wf.name, "expected_size": wf.size, "sha256": wf.sha256,
+            # (ctime too: no tool sets it, so a copy put in place with `cp -p` or `touch -r` still
+            # looks changed; a chmod or a rename costs one more check)
+            "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "inode": st.st_ino}
+
+
+def _read_stamps(folder: Path) -> dict[str, dict]:
+    try:
+        stamps = json.loads((folder / STAMPS_FILE).read_text())
+    except (OSError, ValueError):  # none yet, unreadable, or cut short: nothing is remembered
+        return {}
+    return stamps if isinstance(stamps, dict) else {}
+
+
+def _remember(result: VerifyResult, facts: dict) -> None:
+    """Record ``result`` beside its copy, if that folder can be written and is not marked
+    read-only (else nothing: the next run checks the copy again, which is slower but as safe)."""
+    folder = result.path.parent
+    try:
+        # a folder made read-only (chmod a-w: a shared or mounted weights folder) is left alone
+        # even by root, whom its mode does not stop
+        if not folder.stat().st_mode & 0o222:
+            return
+    except OSError:
+        return
+    # (copies deleted since are dropped, so the record stays as small as the folder)
+    stamps = {name: entry for name, entry in _read_stamps(folder).items() if (folder / name).is_file()}
+    stamps[result.path.name] = {**facts, "status": result.status, "detail": result.detail}
+    target = folder / STAMPS_FILE
+    # (another process or thread may write it at the same time: the last whole one wins, and a
+    # verdict lost that way only means one more check)
+    tmp = folder / f"{STAMPS_FILE}.{os.getpid()}-{threading.get_ident()}.tmp"
+    try:
+        tmp.write_text(json.dumps(stamps, indent=1))
+        os.replace(tmp, target)  # whole or not at all: a reader never sees half a record
+    except OSError as exc:
+        logger.debug("cannot record the check of %s in %s (%s); it is checked again next time",
+                     result.path, target, exc.strerror or exc)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def checked(wf: WeightFile, path: Path) -> VerifyResult:
+    """:func:`check_file` with ``deep=True`` (the sha256 where published, else every zip member's
+    CRC-32), done once per copy: the verdict is remembered in ``verified.json`` beside the copy
+    (where that folder can be written) and reused while the copy's size, mtime, ctime and inode
+    (and the registry's size and sha256) are unchanged. What runs, ``weights path``/``list`` and
+    ``ensure_weights`` go by."""
+    facts = _facts(wf, path)
+    entry = _read_stamps(path.parent).get(path.name)
+    if isinstance(entry, dict) and all(entry.get(k) == v for k, v in facts.items()) and entry.get("status") in (
+            "ok", "unverified", "size mismatch", "checksum mismatch", "damaged"):
+        return VerifyResult(wf, entry["status"], path, str(entry.get("detail", "")))
+    result = check_file(wf, path, deep=True)
+    if _facts(wf, path) == facts:  # not changed while it was read: the verdict is about these bytes
+        _remember(result, facts)
+    return result
 
 
 # --- the user-facing message ----------------------------------------------------------------
@@ -781,7 +875,7 @@ def _download(wf: WeightFile, target: Path, *, progress: bool) -> Path:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with _exclusive(target):
-            if target.is_file() and check_file(wf, target).good:
+            if target.is_file() and checked(wf, target).good:
                 return target  # another process finished it while we waited
             return _download_locked(wf, target, progress=progress)
     except WeightsError:
@@ -845,6 +939,8 @@ def _download_locked(wf: WeightFile, target: Path, *, progress: bool) -> Path:
                 if target.exists() or target.is_symlink():
                     _move_aside(target, wf)
                 os.replace(part, target)
+                # (the checked bytes, renamed under our lock: a run that finds them skips the check)
+                _remember(VerifyResult(wf, result.status, target, result.detail), _facts(wf, target))
                 for other in parts:  # this one's record, and the other URLs' parts: done with
                     _discard(other)
                 logger.info("saved %s (%s)", target, result.status)
@@ -941,12 +1037,12 @@ def ensure_weights(name_or_spec: str | WeightFile | ModelSpec, *, path: str | os
             )
         return explicit
 
-    found = find_weights(wf)
+    found, skipped = _find(wf)
     if found is not None:
         return found
-    if not download:
-        bad = [d / n for d in search_dirs() for n in wf.names_on_disk if (d / n).is_file()]
-        why = (f"the copy at {bad[0]} was ignored (see the warning above)" if bad else "it has not been downloaded")
+    why = (f"the copy at {skipped[0].path} was ignored ({skipped[0].status}: {skipped[0].detail})"
+           if skipped else "it has not been downloaded")
+    if not download or (skipped and offline()):  # (a run offline names the copy it refused, and why)
         if offline():  # (the download command would be refused too: say why instead)
             raise _not_found(wf, f"{why}, and downloads are disabled ({OFFLINE_ENV}={os.environ.get(OFFLINE_ENV)})")
         raise _not_found(wf, f"{why} (`stream-gpen weights download {wf.name}` fetches it)")
@@ -954,7 +1050,7 @@ def ensure_weights(name_or_spec: str | WeightFile | ModelSpec, *, path: str | os
 
 
 __all__ = [
-    "DETECTOR_FILES", "PARSER_FILES", "VerifyResult", "WeightFile", "all_weight_files", "candidates",
-    "check_file", "download", "ensure_weights", "find_weights", "get_weight_file", "home_dir",
-    "offline", "repo_weights_dir", "search_dirs", "sha256_file", "verify",
+    "DETECTOR_FILES", "PARSER_FILES", "STAMPS_FILE", "VerifyResult", "WeightFile", "all_weight_files",
+    "candidates", "check_file", "checked", "download", "ensure_weights", "find_weights", "get_weight_file",
+    "home_dir", "offline", "repo_weights_dir", "search_dirs", "sha256_file", "verify",
 ]

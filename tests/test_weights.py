@@ -235,7 +235,8 @@ def test_part_is_never_resumed_from_another_url(server, dirs, caplog):
     assert server.requests == [("/gpen.pth", None), ("/facexlib.pth", None)]  # no Range to the mirror
     assert path.read_bytes() == mirror_body
     assert "trying the next URL" in caplog.text
-    assert sorted(p.name for p in dirs.home.iterdir()) == ["test-model.pth", "test-model.pth.lock"]
+    # (and the record of its check, so the next run does not read it all again)
+    assert sorted(p.name for p in dirs.home.iterdir()) == ["test-model.pth", "test-model.pth.lock", "verified.json"]
 
 
 def test_part_waits_for_its_own_url(server, dirs):
@@ -610,6 +611,7 @@ def test_registry_lists_models_detectors_and_parser():
 
 def test_real_mobilenet_matches_pinned_sha256(mobilenet_weights, monkeypatch):
     monkeypatch.setenv("STREAM_GPEN_HOME", str(mobilenet_weights.parent))
+    monkeypatch.setattr(weights, "_remember", lambda *a: None)  # (no record of the check in ../shared)
     assert ensure_weights("retinaface-mobilenet0.25", download=False) == mobilenet_weights
     [result] = weights.verify(["retinaface-mobilenet0.25"])
     assert result.status == "ok", result.detail
