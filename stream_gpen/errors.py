@@ -145,6 +145,21 @@ class QueueFullError(StreamGpenError, RuntimeError):
         self.retry_after_s = retry_after_s
 
 
+class ShuttingDownError(StreamGpenError, RuntimeError):
+    """The server has begun to stop (SIGTERM, SIGHUP, Ctrl-C): a new request, an upload that
+    finishes now, or an image request still waiting in the queue is answered HTTP 503 with
+    ``Retry-After`` (another server, or this one restarted, can take it) instead of being left
+    unanswered when the exit comes."""
+
+    exit_code = 1
+    retry_after_s: int = 5
+
+    def __init__(self, message: str = "the server is shutting down", *, retry_after_s: int = 5,
+                 hint: str | None = "retry in a few seconds (another instance, or this one once restarted)") -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after_s = retry_after_s
+
+
 class PayloadTooLargeError(InvalidInputError):
     """An upload or an image is over the server's size or pixel limit (HTTP 413)."""
 

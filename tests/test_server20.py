@@ -1,4 +1,4 @@
-"""Hunt 20 (server20): an upload arriving at shutdown gets its 429 at once; job folders a killed
+"""Hunt 20 (server20): an upload arriving at shutdown gets its 503 at once; job folders a killed
 server left are reclaimed at start; a result removed under the server; a malformed Range; the
 image endpoint naming a video or a float TIFF; an animation sent as a video."""
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tests.test_server import KEY, FakeEnhancer, client_for, real_server, wait_f
 VIDEO = {**KEY, "Content-Type": "video/mp4"}
 
 
-def test_an_upload_still_arriving_at_shutdown_gets_429_at_its_next_chunk(tmp_path):
+def test_an_upload_still_arriving_at_shutdown_gets_503_at_its_next_chunk(tmp_path):
     # it was read to its last byte (or cut off with no answer at the graceful timeout)
     app = create_app(FakeEnhancer(), config=ServerConfig(work_dir=tmp_path))
     with real_server(app, log_level="warning") as address:
@@ -38,7 +38,7 @@ def test_an_upload_still_arriving_at_shutdown_gets_429_at_its_next_chunk(tmp_pat
                 if not got:
                     break
                 answer += got
-        assert answer.startswith(b"HTTP/1.1 429") and b"the server is shutting down" in answer, answer[:300]
+        assert answer.startswith(b"HTTP/1.1 503") and b"the server is shutting down" in answer, answer[:300]
         wait_for(lambda: not any((tmp_path / "jobs").iterdir()), 10, "the upload's folder removed")
 
 

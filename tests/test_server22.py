@@ -30,7 +30,7 @@ def test_sighup_is_a_graceful_stop():
             assert server.should_exit and server._captured_signals == [signal.SIGHUP]
             server._captured_signals.clear()  # (uvicorn re-raises it on leaving: not in a test)
             r = c.post("/v1/videos", content=b"x", headers=VIDEO)
-            assert r.status_code == 429 and r.json()["detail"] == "the server is shutting down"
+            assert r.status_code == 503 and r.json()["detail"] == "the server is shutting down"
     assert signal.getsignal(signal.SIGHUP) == before
 
 

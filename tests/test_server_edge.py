@@ -136,9 +136,9 @@ def test_uploads_are_refused_once_shutdown_begins(tmp_path):
             yield b"more"
 
         r = c.post("/v1/videos", content=body(), headers=VIDEO)
-        assert r.status_code == 429 and r.json()["detail"] == "the server is shutting down", r.text
+        assert r.status_code == 503 and r.json()["detail"] == "the server is shutting down", r.text
         r = c.post("/v1/videos", content=b"four", headers=VIDEO)  # a new one: refused before reading
-        assert r.status_code == 429 and r.json()["detail"] == "the server is shutting down"
+        assert r.status_code == 503 and r.json()["detail"] == "the server is shutting down"
         assert wait_job(c, running["id"])["state"] == "done"  # the running job is not cut short
         time.sleep(0.2)
         assert c.get(f"/v1/videos/{queued['id']}", headers=KEY).json()["state"] == "queued"  # nor started
@@ -157,7 +157,7 @@ def test_a_stop_signal_tells_the_job_manager(fake):
         server.handle_exit(signal.SIGTERM, None)
         assert server.should_exit
         r = c.post("/v1/videos", content=b"x", headers=VIDEO)
-        assert r.status_code == 429 and r.json()["detail"] == "the server is shutting down"
+        assert r.status_code == 503 and r.json()["detail"] == "the server is shutting down"
 
 
 # --- 4. no server paths in what a job shows its client -----------------------------------------------

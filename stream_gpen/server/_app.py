@@ -20,6 +20,7 @@ from stream_gpen.errors import (
     JobNotFoundError,
     PayloadTooLargeError,
     QueueFullError,
+    ShuttingDownError,
     StreamGpenError,
     WeightsError,
 )
@@ -220,7 +221,7 @@ def _drop_bad_range(scope) -> None:
 
 class _UnlessClosing:
     """The file an upload is written into, refusing the next chunk once the server shuts down
-    (a signal): an upload still arriving gets its 429 "the server is shutting down" at once, not
+    (a signal): an upload still arriving gets its 503 "the server is shutting down" at once, not
     after its last byte (a multi-GB upload sent in full to be told to retry), nor a dropped
     connection when the graceful shutdown's time runs out."""
 
@@ -229,7 +230,7 @@ class _UnlessClosing:
 
     def write(self, data) -> None:
         if self._jobs.closing:
-            raise QueueFullError("the server is shutting down", retry_after_s=5)
+            raise ShuttingDownError()
         self._f.write(data)
 
 
@@ -427,6 +428,8 @@ def _query_time(name: str, text: str, *, positive: bool = False) -> float:
 
 
 def _status_for(exc: Exception) -> tuple[int, dict]:
+    if isinstance(exc, ShuttingDownError):
+        return 503, {"Retry-After": str(exc.retry_after_s)}
     if isinstance(exc, QueueFullError):
         return 429, {"Retry-After": str(exc.retry_after_s)}
     if isinstance(exc, PayloadTooLargeError):
@@ -565,6 +568,8 @@ def create_app(
         status, headers = _status_for(exc)
         if status == 429:
             metrics.refuse("queue_full")
+        elif isinstance(exc, ShuttingDownError):
+            metrics.refuse("shutting_down")
         elif status == 413:
             metrics.refuse("too_large")
         body = {"detail": str(exc), "error": type(exc).__name__}
@@ -937,10 +942,11 @@ _ERRORS = {
     ("post", IMAGE_ROUTE): {400: "bad option or undecodable image", 408: "upload stalled",
                             413: "body or pixels over the limit", 415: "unsupported content or image type",
                             422: "bad query or form field",
-                            429: "too many requests waiting", 503: "not processed in time or model failure; retry"},
+                            429: "too many requests waiting",
+                            503: "not processed in time, model failure or the server shutting down; retry"},
     ("post", VIDEO_ROUTE): {400: "bad option or empty upload", 408: "upload stalled", 413: "upload over --max-video-mb",
                             415: "unsupported content type", 422: "bad query or form field",
-                            429: "too many jobs, or shutting down",
+                            429: "too many jobs", 503: "server not ready or shutting down; retry",
                             507: "the server cannot store the upload; retry later"},
     ("get", VIDEO_ROUTE + "/{job_id}"): {404: "no such job (or expired)"},
     ("get", VIDEO_ROUTE + "/{job_id}/result"): {404: "no such job (or expired)", 409: "the job has no result (yet)"},

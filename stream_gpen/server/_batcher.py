@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stream_gpen.errors import QueueFullError
+from stream_gpen.errors import QueueFullError, ShuttingDownError
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +71,10 @@ class ImageBatcher:
     """One worker thread feeding the models; ``submit`` never blocks (full queue -> QueueFullError).
 
     Use as a context manager (or ``start``/``close``): closing fails every still-queued request
-    with a RuntimeError instead of leaving its caller waiting. A caller that gives up cancels its
-    future: a request not yet started then leaves the queue (its place is free for the next), one
-    running is finished and its answer dropped.
+    with :class:`ShuttingDownError` instead of leaving its caller waiting; ``stop_accepting``
+    (shutdown has begun) does that at once and refuses new ones, while the batch being run
+    finishes. A caller that gives up cancels its future: a request not yet started then leaves the
+    queue (its place is free for the next), one running is finished and its answer dropped.
     """
 
     def __init__(self, models, schedulers: dict, metrics, *, max_batch: int, wait_s: float, max_queue: int) -> None:
@@ -86,6 +87,7 @@ class ImageBatcher:
         self._queue: deque[_Request] = deque()
         self._cond = threading.Condition()
         self._stop = False
+        self._closing = False
         self._thread: threading.Thread | None = None
         self.batches = 0
 
@@ -95,17 +97,41 @@ class ImageBatcher:
         self._thread.start()
         return self
 
-    def close(self, timeout: float = 30.0) -> None:
+    def stop_accepting(self) -> None:
+        """Shutdown has begun (a signal; open requests still drain): refuse new requests and fail
+        the queued ones with :class:`ShuttingDownError` now (HTTP 503 with Retry-After), rather
+        than run them while the graceful shutdown's time runs out and then cut their connections
+        without an answer. The batch being run finishes and is answered.
+
+        Takes the queue's lock: call it from the event loop (``serve`` does, from the server's
+        ``shutdown``), not from inside a signal handler."""
         with self._cond:
-            self._stop = True
+            self._closing = True
             pending = list(self._queue)
             self._queue.clear()
             self._cond.notify_all()
-        for r in pending:
-            if not r.future.done():
-                r.future.set_exception(RuntimeError("the server is shutting down"))
+        self._fail(pending)
+
+    @property
+    def closing(self) -> bool:
+        """Shutdown has begun (see :meth:`stop_accepting`)."""
+        return self._closing
+
+    def close(self, timeout: float = 30.0) -> None:
+        with self._cond:
+            self._stop = self._closing = True
+            pending = list(self._queue)
+            self._queue.clear()
+            self._cond.notify_all()
+        self._fail(pending)
         if self._thread is not None:
             self._thread.join(timeout)
+
+    @staticmethod
+    def _fail(pending: list[_Request]) -> None:
+        for r in pending:
+            if r.future.set_running_or_notify_cancel():  # (False: its caller has given up already)
+                r.future.set_exception(ShuttingDownError())
 
     def __enter__(self) -> "ImageBatcher":
         return self.start()
@@ -126,8 +152,8 @@ class ImageBatcher:
         key = self.models.resolve(model, faces, strength, aligned)
         req = _Request(pixels, key, live)
         with self._cond:
-            if self._stop:
-                raise QueueFullError("the server is shutting down", retry_after_s=5)
+            if self._closing:
+                raise ShuttingDownError()
             if len(self._queue) >= self.max_queue:
                 raise QueueFullError(
                     f"image queue full ({self.max_queue} waiting); retry later",

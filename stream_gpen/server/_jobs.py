@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from stream_gpen.errors import Cancelled, Interrupted, JobNotFoundError, QueueFullError
+from stream_gpen.errors import Cancelled, Interrupted, JobNotFoundError, QueueFullError, ShuttingDownError
 
 log = logging.getLogger(__name__)
 
@@ -433,7 +433,7 @@ class JobManager:
 
     def stop_accepting(self) -> None:
         """Shutdown has begun (a signal; the server still drains open requests): refuse new uploads
-        and uploads that finish now (429 "the server is shutting down"), and start no queued job,
+        and uploads that finish now (503 "the server is shutting down"), and start no queued job,
         rather than answer 202 for a job that the exit is about to drop.
 
         Called from a signal handler: one attribute write, no lock (the handler may interrupt a
@@ -482,7 +482,7 @@ class JobManager:
         name, sel, st, al = self.models.resolve(model, faces, strength, aligned)
         with self._cond:
             if self._closing:
-                raise QueueFullError("the server is shutting down", retry_after_s=5)
+                raise ShuttingDownError()
             active = sum(1 for j in self._jobs.values() if j.state not in FINAL)
             if active >= self.max_jobs:
                 raise QueueFullError(f"video queue full ({self.max_jobs} jobs uploading, queued or running); retry later",
@@ -514,7 +514,7 @@ class JobManager:
             if job.id not in self._jobs or self._closing:  # shut down meanwhile
                 self._jobs.pop(job.id, None)
                 self._remove_files(job)
-                raise QueueFullError("the server is shutting down", retry_after_s=5)
+                raise ShuttingDownError()
             job.state = JobState.queued
             self._queue.append(job.id)
             self._cond.notify_all()
