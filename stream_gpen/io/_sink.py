@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 import contextlib
+from collections import deque
 from contextlib import contextmanager, nullcontext
 from fractions import Fraction
 from pathlib import Path
@@ -701,6 +702,9 @@ _FIELD_ORDERS = {"tt": 2, "bb": 3, "tb": 4, "bt": 5}
 #: number of skipped frames"): a longer pause (40 min at 25 fps: a camera paused, a surveillance
 #: clip) failed the whole run at its end
 AVI_MAX_SKIP = 60000
+#: video packets whose pts bound the next one's dts from below (see FileSink._mux_video): an encoder
+#: that reorders frames by up to R places gives a packet the pts of one among its 2R before as dts
+_DTS_WINDOW = 64
 
 
 def to_avi_grid(p, grid: Fraction, last: int | None) -> int:
@@ -1848,7 +1852,11 @@ class FileSink(_Sink):
         self.frames_kept: int | None = None
         self._last_dts: int | None = None
         self._next_key: Fraction | None = None  # live: the frame time from which the next keyframe is forced
-        self._frame_ticks: int | None = None
+        # _mux_video's view of the encoder: the pts of its last packets, of the first frame given it
+        # (since its setup) and how far before that its dts may start
+        self._recent_pts: deque[int] = deque(maxlen=_DTS_WINDOW)
+        self._first_pts: int | None = None
+        self._dts_slack = 0
         self.partial_path: Path | None = None
         #: the finished video, kept under another name when it could not take the target's (the
         #: target appeared during the run, or could not be replaced): see _keep_beside
@@ -2816,6 +2824,8 @@ class FileSink(_Sink):
                 log.warning("%s: non-increasing pts at frame %d bumped by one tick", self.target, frame.index)
         if self._rebase_avi and self._last_pts is not None and pts - self._last_pts - 1 > AVI_MAX_SKIP:
             self._fill_avi_pause(pts)
+        if self._last_pts is None:
+            self._first_pts = pts
         self._last_pts = pts
         vf.pts = pts
         vf.time_base = tb_out
@@ -2893,22 +2903,34 @@ class FileSink(_Sink):
     def _mux_video(self, packet) -> None:
         """Mux an encoded video packet, repairing an impossible dts first. libx265 (4.2, through
         libavcodec) gives clips of one or two frames an uninitialised dts about one time in three
-        (e.g. -62551903713508 for pts 0), which the mp4 muxer refuses ("patches welcome"). A dts
-        is impossible when it is after its pts, not after the previous dts, or more frames
-        before its pts than any encoder reorders; it becomes the previous dts + 1 (or the pts)."""
+        (e.g. -62551903713508 for pts 0), which the mp4 muxer refuses ("patches welcome").
+        A dts is impossible when it is after its pts, not after the previous dts, or earlier than
+        any reordering allows: an encoder that holds frames back for B-frames gives a packet the
+        pts of one of the packets just before (or of itself) as dts, the first few moved back by
+        at most the span of the frames it was given before its first packet (x264: the pts of
+        its B-frame delay's frame minus the first's). So after a still the dts of a P-frame coded
+        ahead of its B-frames lies seconds before its pts, which is right; a frame count at the
+        stream's rate (64 frames, as this was) took a 3 s still at 30 fps for a broken dts.
+        An impossible dts becomes the previous dts + 1 (or the pts). The packets come in the
+        encoder's time base, the frames' (``_tb_out``)."""
         dts, pts = packet.dts, packet.pts
         if dts is not None and pts is not None:
             last = self._last_dts
-            if self._frame_ticks is None:  # one frame in the packets' time base, worked out once
-                tb = packet.time_base or self._vstream.time_base
-                rate = self._vstream.average_rate or self._vstream.codec_context.framerate or 25
-                self._frame_ticks = max(1, round(1 / (Fraction(rate) * Fraction(tb)))) if tb else 1
-            if dts > pts or (last is not None and dts <= last) or dts < pts - 64 * self._frame_ticks:
+            recent = self._recent_pts
+            if last is None:  # the encoder's first packet
+                recent.clear()
+                given = self._last_pts if self._last_pts is not None else pts
+                self._dts_slack = max(0, given - (self._first_pts if self._first_pts is not None else pts))
+            recent.append(pts)
+            why = ("after its display time" if dts > pts else
+                   f"not after the one before ({last})" if last is not None and dts <= last else
+                   "before any frame it could follow" if dts < min(recent) - self._dts_slack else None)
+            if why:
                 packet.dts = min(pts, last + 1) if last is not None else pts
                 self.fixed_dts += 1
                 if self.fixed_dts == 1:
-                    log.info("%s: encoder gave packet dts %d for pts %d; muxed with dts %d",
-                             self.target, dts, pts, packet.dts)
+                    log.info("%s: the video encoder gave a packet a decoding time %s (dts %d for pts %d): "
+                             "written with dts %d", self.target, why, dts, pts, packet.dts)
             self._last_dts = packet.dts
         ticks = self._durations.pop(packet.pts, None) if packet.pts is not None else None
         if ticks and not packet.duration:
