@@ -1,5 +1,6 @@
 """Session 25 footage fixes: a valid B-frame dts after a long still is muxed as the encoder gave
-it (no repair, nothing said)."""
+it (no repair, nothing said), and a TS whose picture changes size and pixel shape within FFmpeg's
+probe keeps its first frame's pixel shape."""
 from __future__ import annotations
 
 import re
@@ -9,6 +10,7 @@ import av
 import numpy as np
 import pytest
 
+from stream_gpen.cli import main
 from stream_gpen.io import open_sink, open_source
 from stream_gpen.io._sink import FileSink
 
@@ -103,3 +105,47 @@ def test_an_impossible_dts_is_still_repaired_and_said(tmp_path, caplog, monkeypa
                      r"\(dts -62551903713508 for pts 0\): written with dts 0", caplog.text), caplog.text
     with av.open(str(dst)) as c:
         assert sum(1 for _ in c.decode(video=0)) == 2
+
+
+def _ts_part(path, w: int, h: int, sar: Fraction | None, t0: int, n: int = 6) -> bytes:
+    with av.open(str(path), "w", format="mpegts") as c:
+        s = c.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        if sar is not None:
+            s.codec_context.sample_aspect_ratio = sar
+        for i in range(n):
+            vf = av.VideoFrame.from_ndarray(np.full((h, w, 3), 200, np.uint8), format="rgb24")
+            vf.pts = t0 + i
+            for p in s.encode(vf):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("first, second, want", [
+    ((128, 72, Fraction(1)), (90, 72, Fraction(64, 45)), Fraction(1)),   # HD square, then PAL 16:9
+    ((128, 72, None), (90, 72, Fraction(64, 45)), None),                 # ... the HD part saying none
+    ((90, 72, Fraction(64, 45)), (128, 72, Fraction(1)), Fraction(64, 45)),  # PAL 16:9, then HD
+], ids=["square-then-anamorphic", "unset-then-anamorphic", "anamorphic-then-square"])
+def test_a_shape_change_within_the_probe_keeps_the_first_frames_sar(tmp_path, capsys, first, second, want):
+    """A TS that went from 1024x576 square pixels to 720x576 at 64:45 within its first 0.3 s (6
+    frames each) was taken as 1024x576 at 64:45: the size came from the first frame, the SAR
+    from FFmpeg's probe, which had read past the switch. The first part was written stretched
+    1.42x and ``info`` said 64/45. Now the first frame's SAR is the stream's; the later part is
+    fitted into it (display aspect kept)."""
+    clip = tmp_path / "join.ts"
+    clip.write_bytes(_ts_part(tmp_path / "a.ts", *first, 0) + _ts_part(tmp_path / "b.ts", *second, 6))
+    with av.open(str(clip)) as c:  # the probe did read past the switch
+        assert c.streams.video[0].sample_aspect_ratio == second[2]
+    shapes = []
+    with open_source(str(clip)) as src:
+        for f in src:
+            shapes.append(tuple(f.image.shape[:2]))
+            f.release()
+    assert (src.metadata.width, src.metadata.height) == first[:2]
+    assert src.metadata.sample_aspect_ratio == want
+    assert shapes == [(first[1], first[0])] * 12
+    assert main(["info", str(clip)]) == 0
+    said = re.search(r"^sample_aspect_ratio +(\S+)$", capsys.readouterr().out, re.M)  # (square: no line)
+    assert (said.group(1) if said else None) == (str(want) if want else None)

@@ -147,6 +147,10 @@ def _fraction(x) -> Fraction | None:
     return Fraction(x.numerator, x.denominator) if x is not None and x.denominator else None
 
 
+#: containers with a pixel shape of their own, over the bitstream's (FFmpeg's demuxer names)
+_CONTAINER_SAR = frozenset({"mov", "mp4", "matroska", "webm", "avi", "mxf", "nut"})
+
+
 def _sample_aspect_ratio(vs) -> Fraction | None:
     """The pixel shape players use: the container's SAR (mp4 ``pasp``, mkv display size) when it
     has one, else the bitstream's (H.264/HEVC VUI, MPEG-2 sequence header); ``None`` if neither
@@ -2461,6 +2465,10 @@ class VideoSource:
         # mp4/mov: the duration (s) of the last video sample in decode order, once the samples
         # came out of order (B-frames), for the last frame (_decode_frames); None elsewhere
         self._last_sample: Fraction | None = None
+        # the pixel shape FFmpeg's probe left in the codec parameters (before this decoder ran)
+        # and the first frame's, for _stream_sar
+        self._sar_probed = _fraction(self._vstream.codec_context.sample_aspect_ratio)
+        self._sar_first: tuple[Fraction | None] | None = None
         mov_order = self.kind == "file" and self._container is not None and _is_mov(self._container)
         top_pts = None  # the latest video pts sent to the decoder (mov_order)
         reordered = False
@@ -2677,6 +2685,7 @@ class VideoSource:
                             sar = sar if sar is not None and sar > 0 else None  # (0:1: unknown, square)
                             if not sar0:
                                 sar0.append(sar)
+                                self._sar_first = (sar,)
                             elif sar != sar0[0]:
                                 for f in frames:
                                     f.opaque = sar or Fraction(1)
@@ -3058,6 +3067,27 @@ class VideoSource:
             self._fallback(f"NVDEC could not decode {self._vstream.codec_context.name}; FFmpeg decoded on the CPU")
         return first
 
+    def _stream_sar(self) -> Fraction | None:
+        """The stream's pixel shape: the container's where it has one of its own, else the first
+        frame's, else :func:`_sample_aspect_ratio`. FFmpeg's probe reads ahead (~0.3 s of a TS)
+        and keeps the last shape it decoded: a broadcast that went from HD (1024x576, square
+        pixels) to PAL 16:9 (720x576 at 64:45) within it had the whole video, its first part's
+        size, taken at 64:45 (the first part written stretched 1.42x). A first frame whose
+        decoder says no shape (0:1) has square pixels, as the frames after it are measured
+        against in _decoded (a decoder that never says one keeps the probe's). A container's own
+        (mp4 ``pasp``, mkv display size, AVI ``vprp``) stays over the pictures', as in players:
+        it is told by differing from the probe's, or by a container that has the field (where
+        the two agree, it may be the container's)."""
+        vs = self._vstream
+        sar = _sample_aspect_ratio(vs)
+        if self._sar_first is None or self._sar_first[0] == sar:
+            return sar
+        guess = _fraction(vs.sample_aspect_ratio)
+        if guess is not None and guess > 0 and (
+                guess != self._sar_probed or set(self._container.format.name.split(",")) & _CONTAINER_SAR):
+            return guess
+        return self._sar_first[0]
+
     def _build_metadata(self, first, count_frames: bool) -> StreamMetadata:
         c = self._container
         vs = self._vstream
@@ -3121,7 +3151,7 @@ class VideoSource:
             color_primaries=COLOR_PRIMARIES.get(int(first.color_primaries), "unspecified"),
             color_trc=COLOR_TRCS.get(int(first.color_trc), "unspecified"),
             interlaced=field_order,
-            sample_aspect_ratio=_sample_aspect_ratio(vs),
+            sample_aspect_ratio=self._stream_sar(),
             container=c.format.name,
             kind=self.kind,
             live=self.live,
