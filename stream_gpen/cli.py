@@ -215,7 +215,9 @@ class _Parser(argparse.ArgumentParser):
             if named:
                 message += (f" ({named[0]} is a file, but a name starting with '-' is taken for an option: "
                             f"write ./{named[0]} or -- {named[0]})")
-        super().error(message)
+        # one line and a hint, as every other error (README "Errors are one line"): argparse's own
+        # printed the whole usage block (25 lines for enhance) above the one line that mattered
+        self.exit(2, f"{PROG}: error: {message}\nhint: {self.prog} --help\n")
 
     def _command_parser(self, parsed: argparse.Namespace) -> argparse.ArgumentParser | None:
         # the innermost sub-command parser the command line chose (`weights verify`, `enhance`)
@@ -350,10 +352,11 @@ class _StderrHandler(logging.StreamHandler):
 
 class _UserFormatter(logging.Formatter):
     # "stream-gpen: downloading ..." / "stream-gpen: warning: ignoring ...": progress notes read
-    # like the tool talking, problems say what they are.
+    # like the tool talking, problems say what they are; the API's notes in the command line's
+    # words (``min_face=30.0 (--min-face)`` -> ``--min-face 30.0``), as its errors are.
     def format(self, record: logging.LogRecord) -> str:
         level = "" if record.levelno <= logging.INFO else f"{record.levelname.lower()}: "
-        return f"{PROG}: {level}{record.getMessage()}"
+        return f"{PROG}: {level}{in_command_line_words(record.getMessage())}"
 
 
 class _DebugFormatter(logging.Formatter):

@@ -6,6 +6,7 @@ Every leaf also derives from the fitting built-in, so callers may catch either
 """
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -191,24 +192,85 @@ FILE_SYSTEM_HINT = "check that the output folder exists, is writable and has roo
 #: how a message of the Python API names an option (its keyword, as a program passes it) and how
 #: the command line names the same option: the API's errors name its keywords (a program has no
 #: ``-o`` or ``--skip-existing``), and ``stream-gpen`` says them in its flags
-#: (:func:`in_command_line_words`). Whole phrases, so that nothing else is reworded.
+#: (:func:`in_command_line_words`). Whole phrases, for what :data:`_KEYWORD_IN_MESSAGE` does not
+#: cover (a keyword named without ``=``).
 API_WORDS_TO_FLAGS = (
-    ("skip_existing=True", "--skip-existing"),
-    ("overwrite=True", "--overwrite"),
-    ('dst="null"', "-o /dev/null"),
     (" as dst", " with -o"),
     ("another dst", "another -o"),
     ("crf: h264/hevc", "--crf: h264/hevc"),  # (the ranges' hint: io._sink._CRF_PRESET_HINT)
     ("; preset: h264/hevc", "; --preset: h264/hevc"),
 )
 
+#: the keywords of :class:`~stream_gpen.api.Enhancer` and :meth:`~stream_gpen.api.Enhancer.enhance_file`
+#: that the command line takes as the flag of the same name (``min_face`` -> ``--min-face``)
+_SAME_NAME = (
+    "model", "device", "precision", "batch_size", "detect_every", "faces", "min_face", "max_faces", "min_score",
+    "detector", "detector_weights", "detect_size", "weights", "compile", "smooth_lag", "deinterlace", "mask",
+    "parser_weights", "strength", "aligned", "overwrite", "codec", "crf", "preset", "audio", "quality",
+    "copy_if_no_faces", "max_pixels", "start", "duration", "skip_existing", "compare", "image_format", "encoder",
+    "chroma",
+)
+#: keyword -> flag, where the flag is not the keyword's own name
+_OTHER_NAME = {"check_landmarks": "--no-landmark-check", "download": "--no-download",
+               "high_bit_depth": "--bit-depth", "dst": "-o"}
+#: keyword=value said otherwise than ``--flag value`` (``True`` of an on/off flag is the flag alone)
+_SAID_AS = {("check_landmarks", "False"): "--no-landmark-check", ("download", "False"): "--no-download",
+            ("high_bit_depth", "False"): "--bit-depth 8", ("high_bit_depth", "True"): "--bit-depth auto",
+            ("dst", "'null'"): "-o /dev/null", ("dst", '"null"'): "-o /dev/null"}
+#: the API's keywords and the command line's flag for each
+KEYWORD_FLAGS = {**{k: "--" + k.replace("_", "-") for k in _SAME_NAME}, **_OTHER_NAME}
+
+# ``keyword=value`` (the value a Python literal: 'text', 12, 0.5, True, None; or nothing, ``weights=``),
+# not in a path (``/tmp/crf=5.mp4``), a URL's query (``?start=10``) or a filter graph
+# (``lavfi:testsrc=rate=5:duration=2``)
+_KEYWORD_IN_MESSAGE = re.compile(
+    r"(?<![\w.\-/=:?&#])(" + "|".join(sorted(KEYWORD_FLAGS, key=len, reverse=True)) + r")="
+    r"(?:('[^'\n]*'|\"[^\"\n]*\"|[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?|True|False|None)(?![\w\[(=])|(?=[\s),;:]|$))")
+# a call as written in Python (``FrameRing(high_bit_depth=True)``, a repr): its keywords are left as they are
+_CALL = re.compile(r"\b[A-Za-z_]\w*\([^()]*\)")
+# ``keyword (--flag)``: the keyword named without a value, its flag beside it
+_KEYWORD_AND_FLAG = re.compile(r"(?<![\w.\-/])(\w+) \((-[-\w]+)\)")
+# ``--flag value (--flag)`` / ``--flag value (--flag value)``: a message that named both (said once)
+_FLAG_TWICE = re.compile(r"(--([\w-]+)(?: [^\s(),;:]+)?) \(--\2(?: [^\s()]+)?\)")
+# ``(... in Python)``: the Python spelling beside a flag
+_IN_PYTHON = re.compile(r" \((?:(?!--)[^()])* in Python\)")
+_ALSO_IN_PYTHON = re.compile(r", (?:(?!--)[^(),])* in Python\)")  # (``(--detector X, detector='X' in Python)``)
+
+
+def _as_flag(match: re.Match) -> str:
+    import shlex
+
+    name, value = match.group(1), match.group(2)
+    flag = KEYWORD_FLAGS[name]
+    if (name, value) in _SAID_AS:
+        return _SAID_AS[name, value]
+    if value is None or value == "True":  # (``weights=``, ``aligned=True``)
+        return flag
+    if value in ("False", "None"):  # (``preset=None``: the flag left out)
+        return f"no {flag}"
+    if value[0] in "'\"":
+        return f"{flag} {shlex.quote(value[1:-1])}"  # ('' for an empty text)
+    return f"{flag} {value}"
+
 
 def in_command_line_words(text: str | None) -> str | None:
-    """An API message (or hint) as the command line says it: each keyword of
-    :data:`API_WORDS_TO_FLAGS` as its flag (``skip_existing=True resumes`` -> ``--skip-existing
-    resumes``)."""
+    """An API message (or hint) as the command line says it: each ``keyword=value`` of an option
+    as its flag (``crf=60 for codec='h264'`` -> ``--crf 60 for --codec h264``, ``aligned=True`` ->
+    ``--aligned``, ``skip_existing=True resumes`` -> ``--skip-existing resumes``), a keyword
+    named with its flag beside it as the flag once (``min_face=30.0 (--min-face)`` -> ``--min-face
+    30.0``), a Python spelling beside a flag left out (``--weights PATH (weights= in Python)``),
+    and the phrases of :data:`API_WORDS_TO_FLAGS`. A message the API writes names keywords only
+    (``keyword=value``) or both (``keyword=value (--flag value)``); this is what ``stream-gpen``
+    prints of it (errors, hints, warnings, the run summary)."""
     if not text:
         return text
+    text = _ALSO_IN_PYTHON.sub(")", _IN_PYTHON.sub("", text))
+    calls = [m.span() for m in _CALL.finditer(text)]
+    text = _KEYWORD_IN_MESSAGE.sub(
+        lambda m: m.group(0) if any(a <= m.start() < b for a, b in calls) else _as_flag(m), text)
+    text = _KEYWORD_AND_FLAG.sub(lambda m: m.group(2) if KEYWORD_FLAGS.get(m.group(1)) == m.group(2)
+                                 else m.group(0), text)
+    text = _FLAG_TWICE.sub(r"\1", text)
     for api, flag in API_WORDS_TO_FLAGS:
-        text = text.replace(api, flag)
+        text = re.sub(r"(?<!-)" + re.escape(api), flag, text)  # (said twice, still once: not ----crf)
     return text

@@ -371,11 +371,11 @@ def test_cli_encoder_nvenc_exits_2_with_one_line_before_loading_a_model(clip, tm
     monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
     assert main(["enhance", str(clip), "--encoder", "nvenc", "--device", "cpu"]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert [ln for ln in err if ln.startswith("stream-gpen:")] == [
-        "stream-gpen: error: encoder='nvenc' cannot be used: h264_nvenc did not open: "
+    assert [ln for ln in err if ln.startswith("stream-gpen:")] == [  # (the command line's words: session 25)
+        "stream-gpen: error: --encoder nvenc cannot be used: h264_nvenc did not open: "
         + (LIBCUDA.split(": ", 1)[1] if not torch.cuda.is_available() else err[0].split("did not open: ", 1)[1])]
     assert err[-1] == ("hint: this GPU/driver has no NVENC (data-centre GPUs such as A100/H100/H200 have none) "
-                       "— use --encoder software (encoder='software')")
+                       "— use --encoder software")
     assert not (tmp_path / "in_enhanced.mp4").exists()
     assert main(["enhance", str(clip), "--encoder", "gpu"]) == 2
     assert "invalid choice: 'gpu'" in capsys.readouterr().err
@@ -383,7 +383,7 @@ def test_cli_encoder_nvenc_exits_2_with_one_line_before_loading_a_model(clip, tm
     assert main(["camera", "lavfi:testsrc2=size=64x48:rate=25", "-o", str(tmp_path / "cam.mp4"), "--frames", "2",
                  "--encoder", "nvenc", "--device", "cpu", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "stream-gpen: error: encoder='nvenc' cannot be used: h264_nvenc did not open" in err
+    assert "stream-gpen: error: --encoder nvenc cannot be used: h264_nvenc did not open" in err
     assert "A100/H100/H200" in err and not (tmp_path / "cam.mp4").exists()
 
 
@@ -397,7 +397,7 @@ def test_cli_encoder_auto_writes_x264_and_the_report_says_why(clip, tmp_path, ti
     assert (codec, pix, len(times)) == ("h264", "yuv420p", 6)
     data = json.loads(report.read_text())
     assert data["frames_out"] == 6
-    notes = [f for f in data["fallbacks"] if f.startswith("encoder='auto' used libx264, not NVENC: ")]
+    notes = [f for f in data["fallbacks"] if f.startswith("--encoder auto used libx264, not NVENC: ")]  # (session 25)
     assert len(notes) == 1 and "h264_nvenc did not open" in notes[0]
     assert data["encoder"] == "libx264"
 
@@ -409,7 +409,7 @@ def test_camera_encoder_option_makes_live_sinks(tmp_path, tiny_ckpt, det_home, m
     assert main(["camera", "lavfi:testsrc2=size=96x64:rate=25", "-o", str(out), "--frames", "3", "--encoder", "auto",
                  "--model", str(tiny_ckpt), "--device", "cpu", "--quiet", "--report", str(report)]) == 0
     assert [(s.live, s.encoder_mode, s.encoder) for s in made] == [(True, "auto", "libx264")]
-    assert any(f.startswith("encoder='auto' used libx264") for f in json.loads(report.read_text())["fallbacks"])
+    assert any(f.startswith("--encoder auto used libx264") for f in json.loads(report.read_text())["fallbacks"])
     assert len(_decoded(out)[2]) == 3
 
 
@@ -464,4 +464,4 @@ def test_serve_encoder_nvenc_exits_2_before_loading_a_model(tmp_path, monkeypatc
     monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
     assert main(["serve", "--encoder", "nvenc", "--device", "cpu", "--port", "1"]) == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("stream-gpen:")]
-    assert len(err) == 1 and "encoder='nvenc' cannot be used" in err[0]
+    assert len(err) == 1 and "--encoder nvenc cannot be used" in err[0]

@@ -49,11 +49,11 @@ def folder(tmp_path):
 
 
 # --- refused before the model loads ----------------------------------------------------------------
-@pytest.mark.parametrize("opts, said", [
-    (["--crf", "99"], "crf=99 for codec='h264' must be within 0..51"),
-    (["--crf", "60"], "crf=60 for codec='h264'"),  # (valid for vp9 only: the folder's .mp4 is h264)
-    (["--preset", "7"], "preset='7' for codec='h264'"),
-    (["--encoder", "auto", "--crf", "99"], "crf=99"),
+@pytest.mark.parametrize("opts, said", [  # (in the command line's words: session 25)
+    (["--crf", "99"], "--crf 99 for --codec h264 must be within 0..51"),
+    (["--crf", "60"], "--crf 60 for --codec h264"),  # (valid for vp9 only: the folder's .mp4 is h264)
+    (["--preset", "7"], "--preset 7 for --codec h264"),
+    (["--encoder", "auto", "--crf", "99"], "--crf 99"),
 ])
 def test_folder_bad_encoder_option_is_refused_before_the_model_loads(folder, tmp_path, opts, said, no_model,
                                                                      capsys):
@@ -81,10 +81,10 @@ def test_folder_without_videos_says_video_options_are_unused(tmp_path, photo, no
     assert f"--crf applies to videos; {root} holds no videos" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("opts, said", [
-    (["--encoder", "auto", "--crf", "99"], "crf=99 for codec='h264'"),
-    (["--encoder", "auto", "--preset", "7"], "preset='7'"),
-    (["--encoder", "auto", "--codec", "vp9", "--preset", "fast"], "codec='vp9' takes no preset"),
+@pytest.mark.parametrize("opts, said", [  # (in the command line's words: session 25)
+    (["--encoder", "auto", "--crf", "99"], "--crf 99 for --codec h264"),
+    (["--encoder", "auto", "--preset", "7"], "--preset 7"),
+    (["--encoder", "auto", "--codec", "vp9", "--preset", "fast"], "--codec vp9 takes no preset"),
     # (ranges before the probe, as the sink: without a driver the probe's error hid the option's)
     (["--encoder", "nvenc", "--crf", "0"], "NVENC's cq 0 means 'automatic'"),
 ])
@@ -99,7 +99,7 @@ def test_encoder_auto_and_nvenc_options_are_refused_before_the_model_loads(clip,
 def test_camera_encoder_auto_options_are_refused_before_the_model_loads(tmp_path, no_model, capsys):
     assert main(["camera", "lavfi:testsrc2", "-o", str(tmp_path / "r.mp4"), "--encoder", "auto", "--crf", "99",
                  "--quiet"]) == 2
-    assert "crf=99 for codec='h264'" in capsys.readouterr().err
+    assert "--crf 99 for --codec h264" in capsys.readouterr().err
 
 
 def test_encoder_auto_takes_a_preset_it_translates(clip, tmp_path, no_model, capsys):

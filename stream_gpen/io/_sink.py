@@ -1278,7 +1278,7 @@ def keep_mode(old, new) -> None:
 def webm_refuses(codec: str) -> str | None:
     """Why WebM cannot hold ``codec`` (H.264/HEVC: WebM is VP8/VP9/AV1 only), or ``None``."""
     if codec in ("h264", "hevc"):
-        return f"codec={codec!r} cannot go into webm; use codec='vp9' or 'av1' (--codec), or a .mp4/.mkv name"
+        return f"codec={codec!r} cannot go into webm; use codec='vp9' or codec='av1', or a .mp4/.mkv name"
     return None
 
 
@@ -1364,7 +1364,7 @@ def check_output_encoding(target, codec: str, audio: str = "copy", *, fmt: str |
                                 f"{_WAY_OUT[codec]}; name the output so, or choose a codec it holds")
     if audio == "aac" and fam == "webm":
         raise InvalidInputError(f"audio='aac' (--audio aac) cannot go into {shown}: WebM holds Opus/Vorbis audio only; "
-                                "use audio='copy' (--audio copy: audio it cannot take is transcoded to Opus) or a .mkv name")
+                                "use audio='copy' (--audio copy), which transcodes the audio WebM cannot take to Opus, or a .mkv name")
 
 
 def _refuses_video(target, codec: str, fmt: str | None) -> str | None:
@@ -1415,7 +1415,7 @@ def _check_software_options(codec: str, crf: int | None, preset: str | None, not
     if preset is not None and codec == "av1" and not (str(preset).isdigit() and 0 <= int(preset) <= 13):
         raise InvalidInputError(f"preset={preset!r} for codec='av1' (svt-av1) must be '0'..'13' (higher is faster){why}")
     if preset is not None and codec == "vp9":
-        raise InvalidInputError("codec='vp9' takes no preset (libvpx speed is fixed here): leave out --preset (preset=None)")
+        raise InvalidInputError("codec='vp9' takes no preset (libvpx speed is fixed here): leave it out")
 
 
 # (said by the command line as --crf: ... --preset: ..., errors.API_WORDS_TO_FLAGS)
@@ -1475,12 +1475,11 @@ def _encode_hint(err: BaseException) -> str | None:
         if limit is not None:  # this process's own limit (a shell's ulimit -f, systemd's LimitFSIZE)
             return (f"this process may write files of at most {limit} bytes (its file-size limit: ulimit -f, "
                     "systemd's LimitFSIZE or the container's): raise it (ulimit -f unlimited), or make the file "
-                    "smaller (a higher crf, or a part: start/duration; --crf, --start/--duration at the command line)")
+                    "smaller (a higher crf=, or a part: start= and duration=)")
         # a FAT32 drive (USB sticks, SD cards) holds files up to 4 GiB: an hour of video fails there
         return ("the output drive's file-size limit was reached (FAT32, on most USB sticks and SD cards, holds at most "
                 "4 GiB per file): write to an exFAT, NTFS, APFS or ext4 drive, or make the file smaller (a higher "
-                "crf, codec='hevc', or a part: start/duration; --crf, --codec hevc, --start/--duration at the "
-                "command line)")
+                "crf=, codec='hevc', or a part: start= and duration=)")
     return None
 
 
@@ -2201,7 +2200,7 @@ class FileSink(_Sink):
             return None
         if enc not in ("libx265", "libsvtav1"):
             msg = (f"HDR10 metadata (mastering display / content light level) dropped: {enc} is not given it here "
-                   "(codec='hevc' or 'av1' with encoder='software' keep it); players tone-map with defaults")
+                   "(codec='hevc' or codec='av1' with encoder='software' keeps it); players tone-map with defaults")
             self.fallbacks.append(msg)
             log.warning(msg)
             return None
@@ -2559,7 +2558,7 @@ class FileSink(_Sink):
         pix = _software_pix(self.encoder, cand)
         if self.encoder in ("libx264", "libx265") and chroma_of(pix) != "420":
             log.info("%s: the source's %s chroma is kept (%s): editors take it; browsers, phones and TVs do not play "
-                     "it (chroma='420', --chroma 420, writes 4:2:0)", self.target, ":".join(chroma_of(pix)), pix)
+                     "it (chroma='420' (--chroma 420) writes 4:2:0)", self.target, ":".join(chroma_of(pix)), pix)
         return pix
 
     def _note_nvenc_format(self, pix: str, soft: str | None, src: str) -> None:
@@ -2592,7 +2591,7 @@ class FileSink(_Sink):
             if pix is None:
                 msg = (f"{enc} writes 8-bit only (NVENC encodes H.264 High 10 only on RTX 50-series GPUs, and few "
                        f"players play it): the {bits_per_component(src)}-bit source ({src}) is written as 8-bit 4:2:0 "
-                       "(codec='hevc' or 'av1' keeps its precision)")
+                       "(codec='hevc' or codec='av1' keeps its precision)")
                 self.fallbacks.append(msg)
                 log.warning(msg)
             else:
@@ -2618,7 +2617,7 @@ class FileSink(_Sink):
         else:
             log.info("%s: %d-bit source (%s) encoded as %s with %s%s", self.target, bits_per_component(src), src, pix,
                      enc, " (H.264 High 10 / 4:2:2 profiles: browsers and most hardware decoders do not play "
-                     "them; codec='hevc' or 'av1' for delivery)" if enc == "libx264" else "")
+                     "them; codec='hevc' or codec='av1' for delivery)" if enc == "libx264" else "")
         return pix
 
     def _decoded_as_is(self, frame: Frame, size: tuple[int, int]):
