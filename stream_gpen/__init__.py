@@ -1,14 +1,14 @@
 """stream-gpen: GPEN face restoration for videos, live cameras and photos."""
 import typing
 
-from stream_gpen.errors import Cancelled, Interrupted, StreamGpenError
+from stream_gpen.errors import Cancelled, Interrupted, InvalidInputError, StreamGpenError
 
 if typing.TYPE_CHECKING:  # what checkers and IDEs see; at run time these load on first use (__getattr__)
     from stream_gpen.api import EnhancedFrame, Enhancer
     from stream_gpen.summary import RunSummary
 
 __version__ = "0.1.0"
-__all__ = ["StreamGpenError", "Interrupted", "Cancelled", "Enhancer", "EnhancedFrame", "RunSummary", "__version__"]
+__all__ = ["StreamGpenError", "InvalidInputError", "Interrupted", "Cancelled", "Enhancer", "EnhancedFrame", "RunSummary", "__version__"]
 
 # Lazy so that `import stream_gpen` stays cheap (no torch/av import at package import).
 _LAZY = {"Enhancer": "stream_gpen.api", "EnhancedFrame": "stream_gpen.api", "RunSummary": "stream_gpen.summary"}

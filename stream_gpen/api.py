@@ -876,6 +876,10 @@ class Enhancer:
         for name, value in (("quality", quality), ("crf", crf)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
                 raise InvalidInputError(f"{name} must be a whole number, got {value!r}")
+        if quality is not None and not 1 <= quality <= 100:
+            # (before any work: quality=0 passed, and a photo failed only once restored, at its writing;
+            # a video's or a dry run's quality=0 was never said at all)
+            raise InvalidInputError(f"quality={quality} must be within 1..100 (None: the default)")
         if preset is not None and not isinstance(preset, str):
             raise InvalidInputError(f"preset must be a name (e.g. 'medium'), got {preset!r}")
         if max_pixels is not None and (not _whole(max_pixels) or max_pixels < 1):

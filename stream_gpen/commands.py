@@ -47,7 +47,20 @@ def _in_range(kind: type, lo, hi):
     return parse
 
 
-_quality = _in_range(int, 1, 100)
+def _auto_or(parse):
+    """An argparse type: ``auto`` (any case) is the default, ``None`` (README's table and
+    ``--codec auto`` say so), anything else read by ``parse`` (``--crf auto`` was "invalid int value")."""
+
+    def parse_or_auto(text: str):
+        return None if text.strip().lower() == "auto" else parse(text)
+
+    parse_or_auto.__name__ = getattr(parse, "__name__", "value")  # (argparse: "invalid int value: 'x'")
+    return parse_or_auto
+
+
+_quality = _auto_or(_in_range(int, 1, 100))
+_crf = _auto_or(int)
+_preset = _auto_or(str)
 _DETECT_EVERY = 5  # --detect-every's default
 _smooth_lag = _in_range(int, 0, 64)
 _strength = _in_range(float, 0, 1)
@@ -184,10 +197,13 @@ def _output_options(p: argparse.ArgumentParser) -> None:
                    help="video codec (default auto: h264; hevc for 10/12-bit sources; vp9 for a .webm output; "
                    "prores 4444 for a source with transparency into .mov/.mkv); prores = ProRes 422 HQ / 4444 for "
                    "editing (no --crf/--preset)")
-    g.add_argument("--crf", type=int, default=None, help="quality (lower = better, bigger; h264/hevc 0-51, vp9 0-63, av1 1-63); codec default if unset")
-    g.add_argument("--preset", default=None,
+    g.add_argument("--crf", type=_crf, default=None, metavar="N",
+                   help="quality (lower = better, bigger; h264/hevc 0-51, vp9 0-63, av1 1-63); auto (default): "
+                   "the codec's default")
+    g.add_argument("--preset", type=_preset, default=None,
                    help="encoder speed preset: h264/hevc ultrafast..veryslow (and placebo), av1 0..13 (higher = "
-                   "faster); vp9 and prores take none; faster = bigger file at the same --crf")
+                   "faster); vp9 and prores take none; faster = bigger file at the same --crf; auto (default): "
+                   "the codec's default")
     g.add_argument("--chroma", default="auto", choices=["auto", "420"],
                    help="auto (default): a 4:2:2 / 4:4:4 source keeps its chroma (editors take it; browsers, phones "
                    "and TVs do not play H.264/HEVC 4:2:2 or 4:4:4); 420: written 4:2:0, which every player decodes")
@@ -201,8 +217,8 @@ def _output_options(p: argparse.ArgumentParser) -> None:
                             "avif"],
                    help="write photos in this format (e.g. jpg for iPhone HEICs), a folder's every photo or one; "
                    "default: each its own")
-    g.add_argument("--quality", type=_quality, default=None,
-                   help="JPEG/WebP/HEIC/AVIF quality 1-100 for image outputs (default: a JPEG from a JPEG of "
+    g.add_argument("--quality", type=_quality, default=None, metavar="Q",
+                   help="JPEG/WebP/HEIC/AVIF quality 1-100 for image outputs (default auto: a JPEG from a JPEG of "
                         "quality 90 or more keeps the source's own quantisation, so about its quality and size; "
                         "a coarser one is written at 90, which keeps the restored faces' detail; anything else "
                         "95, which makes a low-quality WebP/HEIC/AVIF bigger)")
@@ -1422,10 +1438,11 @@ def _camera_codec_options(p) -> None:
     p.add_argument("--codec", default="auto", choices=["auto", "h264", "hevc", "av1", "vp9", "prores"],
                    help="video codec of --output and --stream (default auto: h264; vp9 for a .webm output; hevc "
                    "for a 10/12-bit source); prores = ProRes 422 HQ for editing (big files; no --crf/--preset)")
-    p.add_argument("--crf", type=int, default=None,
-                   help="quality (lower = better, bigger; h264/hevc 0-51, vp9 0-63, av1 1-63); codec default if unset")
-    p.add_argument("--preset", default=None,
-                   help="encoder speed preset: h264/hevc ultrafast..veryslow (default veryfast, to keep up with "
+    p.add_argument("--crf", type=_crf, default=None, metavar="N",
+                   help="quality (lower = better, bigger; h264/hevc 0-51, vp9 0-63, av1 1-63); auto (default): "
+                   "the codec's default")
+    p.add_argument("--preset", type=_preset, default=None,
+                   help="encoder speed preset: h264/hevc ultrafast..veryslow (default auto: veryfast, to keep up with "
                    "the camera), av1 0..13 (higher = faster); vp9 and prores take none; slower = smaller files, "
                    "may fall behind live")
 
