@@ -73,7 +73,7 @@ class ClassicRestorer:
         method: the edge-preserving denoiser. ``"nlm"`` (non-local means, the default) removes
             the most noise and compression artefacts for the least blur, and is the slowest
             (one pass per search offset: 7x7 = 49 by default); ``"guided"`` (guided filter,
-            luminance as guide) is ~4x cheaper on CPU and blurs soft detail more;
+            luminance as guide) is ~6x cheaper on CPU (5.9x in docs/classic.md) and blurs soft detail more;
             ``"bilateral"`` costs about as much as NLM and gains less. docs/classic.md has the
             measured comparison.
         strength: multiplies the denoise strength the noise estimate asks for. Raise it for
@@ -83,7 +83,7 @@ class ClassicRestorer:
             (eyes, lips) and gain a little on merely blurred faces, but exaggerate ringing around
             JPEG/H.264 blocks: on sharp compressed faces 0.5 already lowered PSNR (JPEG q20
             -0.23 dB vs +0.52 dB without), hence the restrained default 0.25.
-        noise_sigma: fixes the noise level (in 0..255 units) instead of estimating it per crop.
+        noise_sigma: fixes the noise level (0..100, in 0..255 units) instead of estimating it per crop.
             Estimating adapts to each face (clean crops are left nearly untouched) but can vary
             a little from frame to frame; a fixed value is steadier across a video.
         search_radius: NLM search window radius in pixels ((2r+1)^2 passes). Larger finds
