@@ -270,16 +270,17 @@ def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int, backend: 
     inv = invert_affines(affines.to(device=dev, dtype=torch.float64))
     g = torch.arange(size, dtype=torch.float64, device=dev)
     gy, gx = torch.meshgrid(g, g, indexing="ij")
+    x0 = inv[:, 0, 0, None, None] * gx + inv[:, 0, 1, None, None] * gy + inv[:, 0, 2, None, None]
+    y0 = inv[:, 1, 0, None, None] * gx + inv[:, 1, 1, None, None] * gy + inv[:, 1, 2, None, None]
+    # (a sub-sample grid is the crop's moved by a constant: inv_lin @ offset in frame pixels)
+    shifts = (torch.zeros(n, 1, 2, dtype=torch.float64, device=dev) if offsets is None
+              else offsets.to(dev) @ inv[:, :, :2].transpose(1, 2))  # [n, k*k, 2]
     idx = ids[:, None, None].expand(n, size, size)
     out = None
-    for j in range(1 if offsets is None else offsets.shape[1]):
-        ox, oy = (gx, gy) if offsets is None else (
-            gx + offsets[:, j, 0].to(dev)[:, None, None], gy + offsets[:, j, 1].to(dev)[:, None, None])
-        x = inv[:, 0, 0, None, None] * ox + inv[:, 0, 1, None, None] * oy + inv[:, 0, 2, None, None]
-        y = inv[:, 1, 0, None, None] * ox + inv[:, 1, 1, None, None] * oy + inv[:, 1, 2, None, None]
+    for j in range(shifts.shape[1]):
         # clamped coordinates: bilinear sampling with the edge replicated, as cv2.BORDER_REPLICATE
-        x = x.clamp_(0, batch.shape[2] - 1)
-        y = y.clamp_(0, batch.shape[1] - 1)
+        x = (x0 + shifts[:, j, 0, None, None]).clamp_(0, batch.shape[2] - 1)
+        y = (y0 + shifts[:, j, 1, None, None]).clamp_(0, batch.shape[1] - 1)
         v = bilinear_gather(batch, idx, x.to(torch.float32), y.to(torch.float32))
         out = v if out is None else out.add_(v)
     if offsets is not None:
