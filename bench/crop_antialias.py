@@ -1,10 +1,12 @@
 """Anti-aliased face crops (session 25): cost and shimmer, plain bilinear vs footprint average.
 
-    python bench/crop_antialias.py [--shared ../shared] [--repeats 5]
+    python bench/crop_antialias.py [--shared ../shared] [--repeats 5] [--device cuda]
 
 1. Cost of one crop (``warp_faces``, one thread) with ``antialias`` off and on, OpenCV and torch
    backends, at scales a GPEN-256/512 run meets (frame px per crop px: 1.22 = the 844x844 talking
    head into GPEN-512, 2.44 = it into GPEN-256, 3.0 = a 4K close-up). Rounds alternate.
+   ``--device cuda``: the torch form only, on a CUDA frame, 16 faces a call (a full bucket),
+   synchronised; no shimmer part.
 2. Shimmer on real photos (the shared 4032x3024 and 2316x2316 selfies, their face found by the
    real RetinaFace MobileNet): the photo panned by fractions of a pixel (Lanczos), the crop
    following exactly; the mean change of the crop from frame to frame, which an ideal crop would
@@ -35,6 +37,24 @@ def _crop(img: np.ndarray, aff: torch.Tensor, size: int, aa: bool, backend: str 
     out = warp_faces(torch.from_numpy(np.ascontiguousarray(img)), torch.zeros(1, dtype=torch.long), aff, size=size,
                      antialias=aa, backend=backend)
     return out[0].permute(1, 2, 0).numpy().astype(np.float64)
+
+
+def cost_cuda(repeats: int) -> None:
+    frame = torch.randint(0, 255, (1080, 1920, 3), dtype=torch.uint8, device="cuda")
+    ids = torch.zeros(16, dtype=torch.long, device="cuda")
+    print("| size | frame px / crop px | 16 faces, plain ms | antialiased ms |\n|---|---|---|---|")
+    for size, scale in ((256, 2.44), (512, 1.22), (512, 2.0), (512, 3.0)):
+        aff = _aff(scale, size).expand(16, 2, 3).contiguous().cuda()
+        res: dict[bool, list[float]] = {}
+        for aa in (False, True) * 3:
+            warp_faces(frame, ids, aff, size=size, antialias=aa)
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            for _ in range(repeats):
+                warp_faces(frame, ids, aff, size=size, antialias=aa)
+            torch.cuda.synchronize()
+            res.setdefault(aa, []).append((time.perf_counter() - t) / repeats * 1000)
+        print(f"| {size} | {scale} | {min(res[False]):.3f} | {min(res[True]):.3f} |")
 
 
 def cost(repeats: int) -> None:
@@ -90,7 +110,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=Path(os.environ.get("STREAM_GPEN_SHARED", "../shared")))
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     args = ap.parse_args()
+    if args.device == "cuda":
+        cost_cuda(max(args.repeats, 20))
+        return
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     cost(args.repeats)
