@@ -221,11 +221,13 @@ _SAID_AS = {("check_landmarks", "False"): "--no-landmark-check", ("download", "F
 KEYWORD_FLAGS = {**{k: "--" + k.replace("_", "-") for k in _SAME_NAME}, **_OTHER_NAME}
 
 # ``keyword=value`` (the value a Python literal: 'text', 12, 0.5, True, None; or nothing, ``weights=``),
-# not in a path (``/tmp/crf=5.mp4``), a URL's query (``?start=10``) or a filter graph
-# (``lavfi:testsrc=rate=5:duration=2``)
+# not in a path (``/tmp/crf=5.mp4``, ``C:\\clips\\start=3.mp4``, a bare or quoted ``crf=18.mp4``: a
+# value running on into a name's ``.ext`` or ``,x``), a URL's query (``?start=10``) or a filter
+# graph (``lavfi:testsrc=rate=5:duration=2``)
 _KEYWORD_IN_MESSAGE = re.compile(
-    r"(?<![\w.\-/=:?&#])(" + "|".join(sorted(KEYWORD_FLAGS, key=len, reverse=True)) + r")="
-    r"(?:('[^'\n]*'|\"[^\"\n]*\"|[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?|True|False|None)(?![\w\[(=])|(?=[\s),;:]|$))")
+    r"(?<![\w.\-/\\=:?&#'\"])(" + "|".join(sorted(KEYWORD_FLAGS, key=len, reverse=True)) + r")="
+    r"(?:('[^'\n]*'|\"[^\"\n]*\"|[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?|True|False|None)(?![\w\[(=]|[.,][^\s])"
+    r"|(?=[\s),;:]|$))")
 # a call as written in Python (``FrameRing(high_bit_depth=True)``, a repr): its keywords are left as they are
 _CALL = re.compile(r"\b[A-Za-z_]\w*\([^()]*\)")
 # ``keyword (--flag)``: the keyword named without a value, its flag beside it

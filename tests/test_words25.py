@@ -198,3 +198,18 @@ def test_make_test_installs_what_the_readme_says():
     assert "pip install -e '.[dev]'" in makefile
     line = next(x for x in readme.splitlines() if x.startswith("make test"))
     assert "dev extras" in line and "test extras" not in line
+
+
+def test_a_file_named_like_an_option_is_left_as_it_is():
+    """review25: ``crf=18.mp4`` (a common name for a test encode) was said as ``--crf 18.mp4``:
+    'input not found: --crf 18.mp4', and a report whose error disagreed with its input."""
+    from stream_gpen.errors import in_command_line_words as words
+
+    for text in ("input not found: crf=18.mp4", "output exists: 'crf=18.mp4'",
+                 "--start 99 s is past the end of 'start=2.mp4'", r"no such file: C:\clips\start=3.mp4",
+                 'cannot read "quality=90.jpg"', "skipped quality=90.jpg, start=2,5.mp4"):
+        assert words(text) == text, text
+    # (a value at the end of a sentence is still a keyword)
+    assert words("use crf=18.") == "use --crf 18."
+    assert words("quality=0 must be within 1..100.") == "--quality 0 must be within 1..100."
+    assert words("start=2.5, duration=3 s") == "--start 2.5, --duration 3 s"
