@@ -174,7 +174,7 @@ if [[ -f bench/e2e.py ]]; then
     run_step "e2e simd decode" 90 "$LOGDIR/e2e_simd.log" $PY bench/e2e.py --gpu-quick --decode-convert simd
 fi
 
-# anti-aliased crops (session 25): the torch gather's k*k passes, 16 faces from a CUDA frame
+# anti-aliased crops (session 25): the torch gather's 16 passes, 16 faces from a CUDA frame
 run_step "crop antialias" 30 "$LOGDIR/crop_antialias.log" $PY bench/crop_antialias.py --device cuda
 
 # --mask parse: ParseNet fp16/fp32 per face vs GPEN-512 fp16 (needs facexlib: a carried wheel)

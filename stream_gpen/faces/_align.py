@@ -186,8 +186,11 @@ def bilinear_gather(images: torch.Tensor, index: torch.Tensor, x: torch.Tensor, 
     return out
 
 
-#: most sub-samples a side of an anti-aliased crop pixel (:func:`warp_faces`): 16 warps a face at most
-AA_MAX_SAMPLES = 4
+#: sub-samples a side of an anti-aliased crop pixel (:func:`warp_faces`): 16 bilinear reads of
+#: every shrunk face, whatever its scale (a count that grew with the scale stepped the crop where a
+#: zoom crossed 2x or 3x, and made a face's crop depend on the faces batched with it: up to 11
+#: grey levels)
+AA_SAMPLES = 4
 
 
 def frame_px_per_crop_px(affines: torch.Tensor) -> torch.Tensor:
@@ -201,7 +204,7 @@ def _aa_offsets(scale: torch.Tensor, k: int) -> torch.Tensor:
     """``[n, k*k, 2]`` crop-pixel offsets of each face's sub-samples: a ``k`` x ``k`` grid filling
     a box ``min(1, s - 1)`` crop pixels wide (``s`` frame px per crop px), so the filter grows
     from nothing at ``s`` = 1 (plain bilinear) to the whole crop pixel at ``s`` >= 2, with no step
-    a zoom through any scale could show."""
+    a zoom through any scale could show (``k`` is the same for every scale)."""
     w = (scale - 1.0).clamp(0.0, 1.0)
     g = (torch.arange(k, dtype=torch.float64) + 0.5) / k - 0.5
     gy, gx = torch.meshgrid(g, g, indexing="ij")
@@ -231,11 +234,11 @@ def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int, backend: 
     level of it), ``"auto"`` = cv2 for CPU frames, torch otherwise.
 
     ``antialias``: a face the crop shrinks (more than one frame pixel a crop pixel: a 4K selfie, a
-    1080p close-up into GPEN-256) is averaged over each crop pixel's footprint (up to
-    :data:`AA_MAX_SAMPLES` squared bilinear sub-samples, see :func:`_aa_offsets`) instead of read
+    1080p close-up into GPEN-256) is averaged over each crop pixel's footprint
+    (:data:`AA_SAMPLES` squared bilinear sub-samples, see :func:`_aa_offsets`) instead of read
     at its centre only: a bilinear read there skips frame pixels, so fine detail and sensor noise
     alias into grain that shimmers as the face moves (a 4K selfie panned by fractions of a pixel:
-    0.27 grey levels of change a frame in a crop that should not change, 0.07 averaged; GPEN's
+    0.27 grey levels of change a frame in a crop that should not change, 0.14 averaged; GPEN's
     script asks OpenCV for INTER_AREA, which ``warpAffine`` reads as bilinear). Faces the crop
     does not shrink are warped as without it.
     """
@@ -260,8 +263,7 @@ def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int, backend: 
         scale = frame_px_per_crop_px(affines.cpu())
         shrunk = scale > 1.0 + 1e-6
         if bool(shrunk.any()):
-            k = min(AA_MAX_SAMPLES, int(math.ceil(float(scale.max()) - 1e-6)))
-            offsets = _aa_offsets(scale, k)  # [n, k*k, 2]
+            offsets = _aa_offsets(scale, AA_SAMPLES)  # [n, k*k, 2]
             offsets[~shrunk] = 0.0
     if use_cv2(backend, dev):
         return _warp_cv2(batch, ids, affines, size, offsets)
