@@ -56,7 +56,12 @@ def test_a_udp_stream_keeps_its_first_frames(tmp_path):
         except SourceClosedError:
             pass  # (the stream ends as a live one does: no data)
         dropped = src.stats["dropped"]
-    assert len(times) >= 40 and dropped <= 8, (len(times), dropped, times[:5])
+    # every frame given or dropped as stale: a loaded machine's reader, slow to take them, was given
+    # 14 of 50, the newest each time, and the rest counted as dropped (a few may go before the port
+    # is open). The probe's hold shows in the first step: frame 0, then the newest of its burst of
+    # ~20. (With this FFmpeg the test passes with the probe back too, as it did before: the option
+    # itself is pinned by test_live_only_schemes_skip_the_rate_probe.)
+    assert len(times) + dropped >= 40, (len(times), dropped, times[:5])
     assert times[1] - times[0] < 0.2, times[:5]  # (the first frame was held while ~20 were probed)
 
 
@@ -165,25 +170,47 @@ def test_a_live_hls_stream_is_paced_and_not_replayed_at_its_end(tmp_path):
             for f in src:
                 times.append(round(f.time, 2))
                 f.release()
+            dropped = src.stats["dropped"]
     finally:
         srv.shutdown()
-    assert len(times) >= 90 and len(times) <= 100, (len(times), times[:5])
+    # each of the 100 frames given or dropped as stale (a loaded machine's reader fell behind: only
+    # 84 were given), none twice; and paced, most given (unpaced: 1-3 of 25 a segment)
+    assert 90 <= len(times) + dropped <= 100 and len(times) >= 60, (len(times), dropped, times[:5])
     # no segment read twice (each test segment is muxed on its own: a 0.1 s overlap at the joins)
     assert all(b > a - 0.2 for a, b in zip(times, times[1:])), [(a, b) for a, b in zip(times, times[1:]) if b <= a]
 
 
 def test_the_status_line_says_the_recent_rate(det_home, monkeypatch, capsys):
     """live21: the status rate was the mean since the start, shown at its first second: 1.9 fps of
-    a 1 fps camera (2 frames in 1.05 s)."""
+    a 1 fps camera (2 frames in 1.05 s).
+
+    The session's clock is the written frames' own times here: on a loaded machine one frame
+    written 0.3 s late made the real rate of the first second read 1.5 fps (of 2), so the test
+    measured the machine, not the formula. On this clock the recent rate is exactly 2.0 and the
+    mean since the start (the bug) says 3 frames in 1 s: 3.0."""
+    import types
+
     from stream_gpen import commands
     from stream_gpen.cli import main
 
+    start = time.perf_counter()
+    now = [start]  # before the first frame: the session's start
+    clock = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if not k.startswith("_")})
+    clock.perf_counter = lambda: now[0]
+    monkeypatch.setattr(commands, "time", clock)
+    real_write = commands._Tee.write
+
+    def write(self, frame):
+        now[0] = start + float(frame.time)  # written the moment it is due
+        real_write(self, frame)
+
+    monkeypatch.setattr(commands._Tee, "write", write)
     monkeypatch.setattr(commands._Progress, "PIPED_EVERY_S", 0.0)
     assert main(["camera", "lavfi:testsrc2=size=160x120:rate=2", "--model", "classic", "--detect-size", "96",
                  "-o", "null", "--frames", "5"]) == 0
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("stream-gpen: live: ")]
     rates = [float(ln.split("live:")[1].split("fps")[0]) for ln in lines]
-    assert rates and all(1.6 < r < 2.5 for r in rates), lines
+    assert rates and all(1.9 < r < 2.1 for r in rates), lines
 
 
 def test_a_live_stream_without_a_rate_in_its_bitstream_has_none():
