@@ -232,12 +232,14 @@ def test_a_udp_outage_is_recorded_as_long_as_it_was(tmp_path):
                 f.release()
         except SourceClosedError:
             pass
+        dropped = src.stats["dropped"]
     outage = sent["b"][0] - sent["a"][-1]
     gaps = np.diff(times)
     k = int(gaps.argmax())
-    # (the pause is the one after the first part: its frames are 0.04 s apart; a live open or the
-    # ring may lose a few of them)
-    assert len(times) >= 12 and times[k] < 1.0 and np.delete(gaps, k).max() < 0.5, times
+    # (the pause is the one after the first part: its frames are 0.04 s apart; a live open may lose
+    # a few of them, and a reader that falls behind gets the newest, the stale ones counted as
+    # dropped: a loaded machine's kept 7 of 35; a part lost to the reopen is in neither)
+    assert len(times) + dropped >= 12 and times[k] < 1.0 and np.delete(gaps, k).max() < 0.5, (times, dropped)
     # (was 2 s short: the timeout)
     assert outage - 0.5 < gaps[k] < outage + 1.5, (gaps[k], outage)
 
