@@ -17,6 +17,7 @@ import pytest
 
 from _clips import ts_clip
 from stream_gpen.io import open_sink
+from stream_gpen.io._ring import FrameRing
 from stream_gpen.io._source import _Joins, VideoSource
 
 V = SimpleNamespace(index=0, type="video")
@@ -118,22 +119,36 @@ def _video_times(path):
         return [float(f.pts * v.time_base) for f in c.decode(v)]
 
 
-def test_a_file_played_as_a_camera_keeps_its_long_stills_and_steps_back_joined(tmp_path):
+def test_a_file_played_as_a_camera_keeps_its_long_stills_and_steps_back_joined(tmp_path, monkeypatch):
     """salvage18: a 40 s still in a file read as a camera (paced like ffmpeg -re; the pacer does not
     wait out a gap over 10 s) was cut to one frame as a 'clock jump'."""
     src = _joined(tmp_path, 41.0)
     offline, dropped = _record(src, tmp_path / "off.mkv", live=False)
     assert len(offline) == 50 and not dropped
     times, dropped = _record(src, tmp_path / "cam.mkv", live=True)  # paced: a file played as a camera
-    assert len(times) + dropped == 50 and max(np.diff(times)) == pytest.approx(max(np.diff(offline)), abs=0.1)
+    # (a frame dropped next to the still widens the step between the frames given by its 0.04 s)
+    still = pytest.approx(max(np.diff(offline)), abs=0.1 + 0.04 * dropped)
+    assert len(times) + dropped == 50 and max(np.diff(times)) == still
     assert max(np.diff(offline)) > 39
     vt = _video_times(tmp_path / "cam.mkv")
     assert len(vt) == len(times) and max(np.diff(vt)) > 39
     # recordings joined end to end and played as a camera: the second runs on, none squeezed
     back = _joined(tmp_path, 0.0)
+    published = []  # (every frame the decoder publishes, the ones dropped later too)
+    real_publish = FrameRing.publish
+
+    def publish(self, frame):
+        real_publish(self, frame)
+        published.append(frame.published)
+
+    monkeypatch.setattr(FrameRing, "publish", publish)
     times, dropped = _record(back, tmp_path / "back.mkv", live=True)
     vt = _video_times(tmp_path / "back.mkv")
-    assert len(times) + dropped == 50 and dropped <= 2  # (everything given or said dropped; all written)
+    # everything given or said dropped, all given written: a loaded machine's reader dropped up to
+    # 18 of 50 (a CI run 1); an unpaced read drops 39, so pacing is checked where load cannot
+    # help it: the 2 s of frames were not published faster than their rate (unpaced: ~10 ms)
+    assert len(times) + dropped == 50 and len(published) == 50, (len(times), dropped, len(published))
+    assert published[-1] - published[0] > 1.8, published[-1] - published[0]
     assert len(vt) == len(times) and (np.diff(vt) > 0.02).all() and (np.diff(times) > 0).all()
 
 
