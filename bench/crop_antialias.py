@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from stream_gpen.faces import estimate_affines, warp_faces
-from stream_gpen.faces._align import frame_px_per_crop_px
+from stream_gpen.faces._align import face_scale
 
 
 def _aff(scale: float, size: int, centre=(960, 540)) -> torch.Tensor:
@@ -82,7 +82,7 @@ def shimmer(shared: Path, size: int) -> None:
         img = cv2.cvtColor(cv2.imread(str(shared / "data/faces/whole" / name)), cv2.COLOR_BGR2RGB)
         d = det.detect(torch.from_numpy(img))[0]
         a = estimate_affines(d.landmarks[:1].double(), size=size)[0].double()
-        s = float(frame_px_per_crop_px(a[None])[0])
+        s = float(1 / face_scale(a[None])[0])
         f = 1 / s
         small = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
         to_small = np.array([[f, 0, 0.5 * f - 0.5], [0, f, 0.5 * f - 0.5], [0, 0, 1]])

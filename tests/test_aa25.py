@@ -11,7 +11,7 @@ import torch
 
 from _doubles import IdentityRestorer
 from stream_gpen.faces import warp_faces
-from stream_gpen.faces._align import frame_px_per_crop_px
+from stream_gpen.faces._align import face_scale
 from stream_gpen.pipeline import FaceStage
 
 S = 64
@@ -48,8 +48,8 @@ def _shifted(img, dx, dy) -> np.ndarray:
 
 
 def test_the_scale_is_frame_pixels_per_crop_pixel():
-    assert abs(float(frame_px_per_crop_px(_affine(3.0))[0]) - 3.0) < 1e-5
-    assert abs(float(frame_px_per_crop_px(_affine(0.5))[0]) - 0.5) < 1e-5
+    assert abs(float(1 / face_scale(_affine(3.0))[0]) - 3.0) < 1e-5
+    assert abs(float(1 / face_scale(_affine(0.5))[0]) - 0.5) < 1e-5
 
 
 def test_a_shrunk_face_no_longer_shimmers_as_it_moves():

@@ -193,11 +193,10 @@ def bilinear_gather(images: torch.Tensor, index: torch.Tensor, x: torch.Tensor, 
 AA_SAMPLES = 4
 
 
-def frame_px_per_crop_px(affines: torch.Tensor) -> torch.Tensor:
-    """``[n]`` how many frame pixels each crop pixel of ``[n, 2, 3]`` frame -> crop ``affines``
-    spans (above 1: the crop shrinks the face)."""
-    a = torch.as_tensor(affines).to(torch.float64)
-    return a[:, :, :2].det().abs().clamp_min(1e-12).rsqrt()
+def face_scale(affines: torch.Tensor) -> torch.Tensor:
+    """Crop pixels per frame pixel for each ``[n,2,3]`` similarity (>1: face smaller than S;
+    below 1: the crop shrinks the face, each crop pixel spanning ``1 / face_scale`` frame pixels)."""
+    return torch.linalg.det(torch.as_tensor(affines, dtype=torch.float64)[:, :, :2]).abs().sqrt()
 
 
 def _aa_offsets(scale: torch.Tensor, k: int) -> torch.Tensor:
@@ -260,7 +259,7 @@ def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int, backend: 
         raise InvalidInputError(f"frame ids must lie in [0, {count}), got {ids.tolist()}")
     offsets = None
     if antialias:
-        scale = frame_px_per_crop_px(affines.cpu())
+        scale = face_scale(affines.cpu()).clamp_min(1e-12).reciprocal()  # frame px per crop px
         shrunk = scale > 1.0 + 1e-6
         if bool(shrunk.any()):
             offsets = _aa_offsets(scale, AA_SAMPLES)  # [n, k*k, 2]

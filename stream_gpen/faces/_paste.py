@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from stream_gpen.errors import InvalidInputError
-from stream_gpen.faces._align import apply_affines, invert_affines, use_cv2
+from stream_gpen.faces._align import apply_affines, face_scale, invert_affines, use_cv2
 
 
 def feather_mask(coords_x: torch.Tensor, coords_y: torch.Tensor, size: int, *, border: float, feather: float) -> torch.Tensor:
@@ -375,11 +375,6 @@ def prefilter_size(size: int, k: float) -> int:
     if k <= 2.0:
         return size
     return min(size, max(int(round(2.0 * size / k)), 4))
-
-
-def face_scale(affines: torch.Tensor) -> torch.Tensor:
-    """Crop pixels per frame pixel for each ``[n,2,3]`` similarity (>1: face smaller than S)."""
-    return torch.linalg.det(torch.as_tensor(affines, dtype=torch.float64)[:, :, :2]).abs().sqrt()
 
 
 __all__ = ["paste_faces", "feather_mask", "face_core", "face_scale"]
