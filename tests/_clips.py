@@ -120,6 +120,26 @@ def ts_clip(path, n=25, *, bf=0, audio_s=None, size=(64, 48), t0: float = 0.0) -
     return bytearray(path.read_bytes())
 
 
+def ts_part(path, w: int, h: int, sar: Fraction | None, t0: int, n: int = 25, *, grey: int = 255,
+            options: dict | None = None) -> bytes:
+    """``n`` flat ``grey`` frames of ``w`` x ``h`` stored pixels of shape ``sar`` (``None``: no
+    SAR in the stream) at 25 fps from pts ``t0``, as MPEG-TS bytes: parts to join into a TS
+    whose picture changes mid-stream."""
+    with av.open(str(path), "w", format="mpegts") as c:
+        s = c.add_stream("libx264", rate=25, options=options if options is not None else {"bf": "0"})
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        if sar is not None:
+            s.codec_context.sample_aspect_ratio = sar
+        for i in range(n):
+            vf = av.VideoFrame.from_ndarray(np.full((h, w, 3), grey, np.uint8), format="rgb24")
+            vf.pts = t0 + i
+            for p in s.encode(vf):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return Path(path).read_bytes()
+
+
 def damage_pes(data: bytearray, kind: str, k: int, seconds: float, *, dts_too: bool = True) -> None:
     """Add ``seconds`` to the PTS (and the DTS, where ``dts_too``) of the ``k``-th (``-1``: the
     last) ``kind`` ("video" or "audio") PES header, as a bit flipped high in it does."""

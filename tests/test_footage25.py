@@ -13,6 +13,7 @@ import pytest
 from stream_gpen.cli import main
 from stream_gpen.io import open_sink, open_source
 from stream_gpen.io._sink import FileSink
+from tests._clips import ts_part
 
 
 def _picture(w: int, h: int, i: int) -> np.ndarray:
@@ -108,19 +109,7 @@ def test_an_impossible_dts_is_still_repaired_and_said(tmp_path, caplog, monkeypa
 
 
 def _ts_part(path, w: int, h: int, sar: Fraction | None, t0: int, n: int = 6) -> bytes:
-    with av.open(str(path), "w", format="mpegts") as c:
-        s = c.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        if sar is not None:
-            s.codec_context.sample_aspect_ratio = sar
-        for i in range(n):
-            vf = av.VideoFrame.from_ndarray(np.full((h, w, 3), 200, np.uint8), format="rgb24")
-            vf.pts = t0 + i
-            for p in s.encode(vf):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path.read_bytes()
+    return ts_part(path, w, h, sar, t0, n, grey=200, options={"preset": "ultrafast"})
 
 
 @pytest.mark.parametrize("first, second, want", [

@@ -13,7 +13,7 @@ import pytest
 
 from stream_gpen.errors import InvalidInputError
 from stream_gpen.io import open_source
-from tests._clips import ts_clip, write_audio
+from tests._clips import ts_clip, ts_part, write_audio
 
 FPS = 25
 
@@ -104,18 +104,7 @@ def test_a_live_feed_without_a_length_at_its_own_rate_is_not_paced(tmp_path):
 
 def _sar_part(path, w, h, sar, t0, n=25):
     """``n`` all-white frames of ``w`` x ``h`` stored pixels of shape ``sar`` (MPEG-TS)."""
-    with av.open(str(path), "w", format="mpegts") as c:
-        s = c.add_stream("libx264", rate=FPS, options={"bf": "0"})
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.codec_context.sample_aspect_ratio = sar
-        for i in range(n):
-            vf = av.VideoFrame.from_ndarray(np.full((h, w, 3), 255, np.uint8), format="rgb24")
-            vf.pts = t0 + i
-            for p in s.encode(vf):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path.read_bytes()
+    return ts_part(path, w, h, sar, t0, n)
 
 
 @pytest.mark.parametrize("second", [(64, 48), (96, 54)], ids=["sar-only", "size-and-sar"])
