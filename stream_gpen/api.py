@@ -1057,9 +1057,9 @@ class Enhancer:
             summary.fallbacks[:0] = notes
             if summary.faces_restored == 0 and not summary.interrupted and unmet is None:
                 os.replace(keep, dst)
-                summary.fallbacks.append("no faces found: the input was left as it was (copy_if_no_faces)")
+                summary.fallbacks.append("no faces found: the input was left as it was (copy_if_no_faces=True)")
             elif summary.faces_restored == 0:
-                summary.fallbacks.append(f"no faces found; copy_if_no_faces does not apply to {unmet}: "
+                summary.fallbacks.append(f"no faces found; copy_if_no_faces=True does not apply to {unmet}: "
                                          "the re-encoded output was kept")
             return summary
         except Interrupted as stop:
@@ -1070,7 +1070,7 @@ class Enhancer:
             if (done is not None and done.faces_restored == 0 and unmet is None and keep.exists()
                     and Path(dst).exists() and not _same_file(str(keep), str(dst))):
                 os.replace(keep, dst)
-                done.fallbacks.append("no faces found: the input was put back as it was (copy_if_no_faces)")
+                done.fallbacks.append("no faces found: the input was put back as it was (copy_if_no_faces=True)")
             raise
         finally:
             keep.unlink(missing_ok=True)
@@ -1258,7 +1258,7 @@ class Enhancer:
         unmet = _copy_unmet(start, duration, compare, audio, codec, crf, preset, chroma,
                             None if self.high_bit_depth else getattr(meta, "pix_fmt", None))
         if copy_if_no_faces and unmet and summary.faces_restored == 0 and not is_still:
-            summary.fallbacks.append(f"no faces found; copy_if_no_faces does not apply to {unmet}: "
+            summary.fallbacks.append(f"no faces found; copy_if_no_faces=True does not apply to {unmet}: "
                                      "the re-encoded output was kept")
         elif copy_if_no_faces and summary.faces_restored == 0 and not is_still and "://" not in src_s:
             from stream_gpen.errors import EncodeError
@@ -1270,7 +1270,7 @@ class Enhancer:
                 except KeyboardInterrupt as exc:  # (the stream copy of a long video takes minutes)
                     raise _stopped_when_written(summary, dst, copy=True) from exc
                 summary.encoder = "copy"  # the re-encode's encoder no longer describes the output
-                summary.fallbacks.append("no faces found: the input was stream-copied to the output (copy_if_no_faces)")
+                summary.fallbacks.append("no faces found: the input was stream-copied to the output (copy_if_no_faces=True)")
             except EncodeError as exc:  # e.g. pcm audio into .mp4: the re-encoded output stays
                 log.warning("no faces found, but the input cannot be stream-copied (%s); kept the re-encoded output", exc)
                 summary.fallbacks.append(f"no faces found; stream copy impossible ({exc}): the re-encoded output was kept")
@@ -1786,7 +1786,7 @@ def _copy_unmet(start, duration, compare, audio, codec="auto", crf=None, preset=
     if start or duration is not None:
         return "a trimmed run (it would copy the whole input)"
     if compare:
-        return "compare (it would copy the input alone)"
+        return "compare=True (it would copy the input alone)"
     if audio != "copy":
         return f"audio={audio!r} (it would copy the input's audio)"
     asked = [f"{k}={v!r}" for k, v in (("codec", codec), ("crf", crf), ("preset", preset), ("chroma", chroma))

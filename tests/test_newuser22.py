@@ -35,7 +35,7 @@ def test_bit_depth_8_is_not_dropped_by_copy_if_no_faces(tmp_path, cli_env, in_pl
             "--report", str(report)] + (["--overwrite"] if in_place else [])
     assert main(args) == 0
     fb = json.loads(report.read_text())["fallbacks"]
-    assert any("copy_if_no_faces does not apply to high_bit_depth=False (--bit-depth 8)" in f for f in fb), fb
+    assert any("--copy-if-no-faces does not apply to --bit-depth 8" in f for f in fb), fb
     with av.open(str(out)) as c:
         assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"
 
