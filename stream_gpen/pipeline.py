@@ -194,6 +194,7 @@ class FaceStage:
     parser_calls: int = 0  # faces run through the parser
     _last_seen: torch.Tensor | None = None  # every 4th row of the previous video frame, as it came (a copy)
     _last_key: int | None = None  # the frame repeats attach to (the last one tracked)
+    _key_boxes: list = field(default_factory=list)  # its faces' boxes (x1, y1, x2, y2), frame px
     _held: dict = field(default_factory=dict)  # frame index -> its repeats, waiting for its release
     _last_planned: tuple | None = None  # (index, affines, track ids) of the last frame released
     _repeat_of: dict = field(default_factory=dict)  # repeat's index -> the index of the frame it repeats
@@ -213,6 +214,7 @@ class FaceStage:
         self._plan_ids.clear()
         self._masks.clear()
         self._last_seen = self._last_key = self._last_planned = None
+        self._key_boxes = []
         self._held.clear()
         self._repeat_of.clear()
         self._smooth_ix.clear()
@@ -229,8 +231,8 @@ class FaceStage:
         return self._repeat_of.pop(index, None)
 
     def _repeat(self, index: int, image: torch.Tensor) -> bool:
-        """Whether frame ``index`` is the frame before it again, pixel for pixel, and can go as its
-        repeat: at once where that frame is out already (no look-ahead), else waiting with it (at
+        """Whether frame ``index`` is the frame before it again, pixel for pixel or but for codec
+        noise (:attr:`REPEAT_NOISE`), and can go as its repeat: at once where that frame is out already (no look-ahead), else waiting with it (at
         most ``repeats_held`` at a time). Compared on every 4th row (a copy of whole rows costs
         0.05 ms for 1080p on a CPU, of the whole frame 10 ms): a frame that differs between
         those rows alone has not moved its faces, so their alignment is taken over; its output is
@@ -239,7 +241,8 @@ class FaceStage:
         last, self._last_seen = self._last_seen, None
         rows = image[::4]
         same = (last is not None and last.shape == rows.shape and self._last_key is not None
-                and torch.equal(last[::4, ::16], rows[::4, ::16]) and torch.equal(last, rows))
+                and ((torch.equal(last[::4, ::16], rows[::4, ::16]) and torch.equal(last, rows))
+                     or self._noise_apart(last, rows)))
         self._last_seen = last if same else rows.clone()
         out = self._last_planned is not None and self._last_planned[0] >= self._last_key if same else False
         if same and not out and sum(len(v) for v in self._held.values()) >= self.repeats_held:
@@ -247,6 +250,34 @@ class FaceStage:
         if not same:
             self._last_key = index
         return same
+
+    #: mean grey-level difference (every 4th row) under which a frame is the one before it again
+    #: as a lossy codec stored it twice (a re-encoded pulldown or doubled frame: 0.05-0.28 on the
+    #: stage clip, with single pixels up to 46 off at edges), and the bound inside each face's box,
+    #: where the noise is higher (0.36-0.95 there; the face moving between its real frames: 18-32,
+    #: by one pixel: several levels). Such a frame keeps its frame's faces (its own pixels are
+    #: restored): tracked, the paste swam 0.4-2 px (4 px without the look-ahead) over the still
+    #: picture, and a model redraws the face at each position.
+    REPEAT_NOISE = 0.5
+    REPEAT_FACE_NOISE = 1.5
+
+    def _noise_apart(self, last: torch.Tensor, rows: torch.Tensor) -> bool:
+        """Whether ``rows`` (every 4th row of a frame) differ from ``last`` (the frame it follows)
+        by codec noise only: :attr:`REPEAT_NOISE` on a sparse grid first (most frames end
+        there), then on all the rows, then :attr:`REPEAT_FACE_NOISE` inside each face's box of
+        that frame."""
+        def mean(a: torch.Tensor, b: torch.Tensor) -> float:
+            return float((a.to(torch.int16) - b.to(torch.int16)).abs_().float().mean()) if a.numel() else 0.0
+
+        if mean(last[::4, ::16], rows[::4, ::16]) >= self.REPEAT_NOISE or mean(last, rows) >= self.REPEAT_NOISE:
+            return False
+        h, w = rows.shape[:2]
+        for x1, y1, x2, y2 in self._key_boxes:
+            ys = slice(max(0, int(y1) // 4), min(h, int(y2) // 4 + 1))
+            xs = slice(max(0, int(x1)), min(w, int(x2) + 1))
+            if mean(last[ys, xs], rows[ys, xs]) >= self.REPEAT_FACE_NOISE:
+                return False
+        return True
 
     def _released(self, planned: list[tuple[int, torch.Tensor]]) -> list[tuple[int, torch.Tensor]]:
         """``planned`` with the repeats of each frame right after it, with its faces."""
@@ -453,6 +484,7 @@ class FaceStage:
             self._held.setdefault(self._last_key, []).append(index)  # out right after its frame
             return []
         tracks = self._track(index, image)
+        self._key_boxes = [[float(v) for v in t.box] for t in tracks]
         with self.timer("track"):
             if self.smoother is None:
                 return self._released([self._planned(index, tracks)])
