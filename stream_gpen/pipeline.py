@@ -260,12 +260,17 @@ class FaceStage:
     #: picture, and a model redraws the face at each position.
     REPEAT_NOISE = 0.5
     REPEAT_FACE_NOISE = 1.5
+    #: ... and at most what a shift by this many pixels gives there (the box's mean difference
+    #: between neighbouring pixels, times this): a dim, flat face moved by a pixel differs by
+    #: about one level, inside the noise bound; it is taken for a repeat only if it moved less
+    #: than a quarter pixel (the stage clip's dark close-up: 5.8-7.8 levels between neighbours)
+    REPEAT_FACE_SHIFT = 0.25
 
     def _noise_apart(self, last: torch.Tensor, rows: torch.Tensor) -> bool:
         """Whether ``rows`` (every 4th row of a frame) differ from ``last`` (the frame it follows)
         by codec noise only: :attr:`REPEAT_NOISE` on a sparse grid first (most frames end
-        there), then on all the rows, then :attr:`REPEAT_FACE_NOISE` inside each face's box of
-        that frame."""
+        there), then on all the rows, then inside each face's box of that frame
+        (:attr:`REPEAT_FACE_NOISE`, :attr:`REPEAT_FACE_SHIFT`)."""
         def mean(a: torch.Tensor, b: torch.Tensor) -> float:
             return float((a.to(torch.int16) - b.to(torch.int16)).abs_().float().mean()) if a.numel() else 0.0
 
@@ -275,7 +280,9 @@ class FaceStage:
         for x1, y1, x2, y2 in self._key_boxes:
             ys = slice(max(0, int(y1) // 4), min(h, int(y2) // 4 + 1))
             xs = slice(max(0, int(x1)), min(w, int(x2) + 1))
-            if mean(last[ys, xs], rows[ys, xs]) >= self.REPEAT_FACE_NOISE:
+            box = last[ys, xs]
+            bound = min(self.REPEAT_FACE_NOISE, self.REPEAT_FACE_SHIFT * mean(box[:, 1:], box[:, :-1]))
+            if mean(box, rows[ys, xs]) >= bound:
                 return False
         return True
 
