@@ -195,6 +195,7 @@ class FaceStage:
     _last_seen: torch.Tensor | None = None  # every 4th row of the previous video frame, as it came (a copy)
     _last_key: int | None = None  # the frame repeats attach to (the last one tracked)
     _key_boxes: list = field(default_factory=list)  # its faces' boxes (x1, y1, x2, y2), frame px
+    _near_run: int = 0  # frames taken as its repeats within noise (not bit-exact) since it
     _held: dict = field(default_factory=dict)  # frame index -> its repeats, waiting for its release
     _last_planned: tuple | None = None  # (index, affines, track ids) of the last frame released
     _repeat_of: dict = field(default_factory=dict)  # repeat's index -> the index of the frame it repeats
@@ -214,7 +215,7 @@ class FaceStage:
         self._plan_ids.clear()
         self._masks.clear()
         self._last_seen = self._last_key = self._last_planned = None
-        self._key_boxes = []
+        self._key_boxes, self._near_run = [], 0
         self._held.clear()
         self._repeat_of.clear()
         self._smooth_ix.clear()
@@ -240,15 +241,20 @@ class FaceStage:
         are restored). A sparse grid is compared first."""
         last, self._last_seen = self._last_seen, None
         rows = image[::4]
+        near = False
         same = (last is not None and last.shape == rows.shape and self._last_key is not None
-                and ((torch.equal(last[::4, ::16], rows[::4, ::16]) and torch.equal(last, rows))
-                     or self._noise_apart(last, rows)))
-        self._last_seen = last if same else rows.clone()
+                and torch.equal(last[::4, ::16], rows[::4, ::16]) and torch.equal(last, rows))
+        if not same and last is not None and last.shape == rows.shape and self._last_key is not None \
+                and self._near_run < self.REPEAT_NEAR_RUN:
+            same = near = self._noise_apart(last, rows)
         out = self._last_planned is not None and self._last_planned[0] >= self._last_key if same else False
         if same and not out and sum(len(v) for v in self._held.values()) >= self.repeats_held:
             same = False  # (tracked as a frame of its own: the ring has no room for more to wait)
-        if not same:
-            self._last_key = index
+        self._last_seen = last if same else rows.clone()
+        if same:
+            self._near_run += near
+        else:
+            self._last_key, self._near_run = index, 0
         return same
 
     #: mean grey-level difference (every 4th row) under which a frame is the one before it again
@@ -260,11 +266,17 @@ class FaceStage:
     #: picture, and a model redraws the face at each position.
     REPEAT_NOISE = 0.5
     REPEAT_FACE_NOISE = 1.5
+    #: at most this many such frames in a row (a frame shown twice): then one is tracked. A still
+    #: scene is never bit-exact either, and a chain of them stopped the tracking, the periodic
+    #: detection with it: a face appearing in a still webcam picture was never restored (0 of 20
+    #: frames; review25), and a slow face was held and then jumped
+    REPEAT_NEAR_RUN = 1
     #: ... and at most what a shift by this many pixels gives there (the box's mean difference
     #: between neighbouring pixels, times this): a dim, flat face moved by a pixel differs by
     #: about one level, inside the noise bound; it is taken for a repeat only if it moved less
-    #: than a quarter pixel (the stage clip's dark close-up: 5.8-7.8 levels between neighbours)
-    REPEAT_FACE_SHIFT = 0.25
+    #: than a fifth of a pixel (the stage clip's repeats: 0.06-0.15 px worth of noise, its dark
+    #: close-up 5.8-7.8 levels between neighbours)
+    REPEAT_FACE_SHIFT = 0.2
 
     def _noise_apart(self, last: torch.Tensor, rows: torch.Tensor) -> bool:
         """Whether ``rows`` (every 4th row of a frame) differ from ``last`` (the frame it follows)
