@@ -274,14 +274,14 @@ def warp_faces(frames, frame_ids, affines: torch.Tensor, *, size: int, backend: 
     x0 = inv[:, 0, 0, None, None] * gx + inv[:, 0, 1, None, None] * gy + inv[:, 0, 2, None, None]
     y0 = inv[:, 1, 0, None, None] * gx + inv[:, 1, 1, None, None] * gy + inv[:, 1, 2, None, None]
     # (a sub-sample grid is the crop's moved by a constant: inv_lin @ offset in frame pixels)
-    shifts = (torch.zeros(n, 1, 2, dtype=torch.float64, device=dev) if offsets is None
-              else offsets.to(dev) @ inv[:, :, :2].transpose(1, 2))  # [n, k*k, 2]
+    shifts = None if offsets is None else offsets.to(dev) @ inv[:, :, :2].transpose(1, 2)  # [n, k*k, 2]
     idx = ids[:, None, None].expand(n, size, size)
     out = None
-    for j in range(shifts.shape[1]):
+    for j in range(1 if shifts is None else shifts.shape[1]):
+        x, y = (x0, y0) if shifts is None else (x0 + shifts[:, j, 0, None, None], y0 + shifts[:, j, 1, None, None])
         # clamped coordinates: bilinear sampling with the edge replicated, as cv2.BORDER_REPLICATE
-        x = (x0 + shifts[:, j, 0, None, None]).clamp_(0, batch.shape[2] - 1)
-        y = (y0 + shifts[:, j, 1, None, None]).clamp_(0, batch.shape[1] - 1)
+        x = x.clamp_(0, batch.shape[2] - 1)
+        y = y.clamp_(0, batch.shape[1] - 1)
         v = bilinear_gather(batch, idx, x.to(torch.float32), y.to(torch.float32))
         out = v if out is None else out.add_(v)
     if offsets is not None:
