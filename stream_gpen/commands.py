@@ -1530,7 +1530,11 @@ def _describe_image(p: Path) -> dict:
     elif frames > 1 and fmt in ("TIFF", "WEBP", "PNG"):
         plan.append(f"each of its {frames} {'pages' if fmt == 'TIFF' else 'frames'} restored and written back "
                     "into one file (.tif/.webp/.png output; other formats get the first)")
-    plan += notes  # what is not kept: 8 bits from a deeper file, a camera's preview pictures
+    elif info.get("mpo_pictures"):
+        plan.append(f"holds {frames} pictures (MPO: a camera's large preview, a stereo pair, or an HDR gain map that "
+                    "could not be read): the main photo is restored and written on its own (copied whole, as it is, "
+                    "where no face is found and it is written as JPEG)")
+    plan += notes  # what is not kept: 8 bits from a deeper file
     plan += [f"Pillow warns: {m}" for m in dict.fromkeys(str(w.message).strip() for w in said)]
     kept, dropped = [], []
     icc = info.get("icc_profile")

@@ -1075,8 +1075,10 @@ def _load_checked(path: Path, notes: list[str] | None):
                 # when another format drops it)
                 log.info("%s: HDR gain-map JPEG: the main photo is restored, the gain map kept for JPEG output", path)
             elif frames > 1 and im.format == "MPO":
-                msg = (f"{path} holds {frames} pictures (a camera's large preview, a stereo pair, or an HDR gain map that "
-                       "could not be read): the main photo is restored and written on its own")
+                # a camera's large preview, a stereo pair, or an HDR gain map that could not be
+                # read: the main photo alone is restored; said by the sink where it is written
+                # alone (a photo with no face, copied whole as JPEG, keeps them all)
+                image_info["mpo_pictures"] = frames
             elif frames > 1:
                 # Animated PNG/WebP/AVIF, a multi-page TIFF (a scanned album) or a HEIF's pictures:
                 # every page is restored (ImageSource gives one frame each) and the sink writes them
@@ -2103,6 +2105,12 @@ class ImageSink(_Sink):
             self.frames_written += 1
             frame.release()
             return
+        if info.get("mpo_pictures"):
+            # (said here, not as it was read: a photo with no face in it was said to be "restored")
+            self._note("the other pictures of multi-picture JPEGs (MPO: a camera's large preview, a stereo pair, "
+                       "or an HDR gain map that could not be read) were dropped: the main photo is "
+                       + ("restored and " if getattr(frame, "faces", None) != 0 else "(no face found) ")
+                       + "written on its own", path)
         if info.get("deep32"):
             self._note(f"32-bit {info['deep32']} grey TIFFs were written as 8-bit grey (no writer here keeps 32-bit "
                        "samples)", path)
@@ -2257,9 +2265,12 @@ class ImageSink(_Sink):
         copied as it is, byte for byte (re-encoded, a JPEG lost up to 8 levels for nothing, and a
         phone's q90 JPEG grew at q95; its metadata is whole too). One picture of one page, as
         counted by the run (``frame.faces``; None: not counted, written as usual)."""
-        source = info.get("source_path")
+        source, own = info.get("source_path"), info.get("format")
+        # (a camera JPEG with an MPF preview, which Pillow calls MPO, is a JPEG: it was re-encoded,
+        # 0.7 levels off on average, and its preview dropped)
         if (not self.copy_unchanged or getattr(frame, "faces", None) != 0 or pages != 1 or source is None or not fmt
-                or info.get("format") != fmt or frame.alpha is not None and path.suffix.lower() not in _ALPHA_EXTS):
+                or _AS_WRITTEN.get(own, own) != fmt
+                or frame.alpha is not None and path.suffix.lower() not in _ALPHA_EXTS):
             return None
         # written as the loader said it would be: upright (EXIF/XMP orientation applied), RGB from
         # CMYK, 8-bit where its deep pixels could not be read, repaired (a JPEG's missing end
