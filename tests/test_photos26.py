@@ -1,8 +1,10 @@
 """Session 26 (photos26): a face-less camera JPEG with an MPF preview (Pillow: MPO) is copied byte for
-byte, and the "main photo is restored" note is given only where it was."""
+byte, and the "main photo is restored" note is given only where it was; a photo stored sideways keeps
+its horizontal and vertical resolution on the right axes."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 
@@ -40,3 +42,77 @@ def test_a_faceless_camera_jpeg_with_a_preview_is_copied_byte_for_byte(tmp_path,
     assert s.faces_restored >= 1
     said = [f for f in s.fallbacks if "main photo" in f]
     assert len(said) == 1 and "a camera's large preview" in said[0] and "restored and written on its own" in said[0]
+
+
+def _sideways_scan(path, fmt: str) -> None:
+    """A face-less picture stored sideways (orientation 6: 40 wide, 64 high as stored) at 300 dpi
+    across and 150 dpi down as stored, said by the format's own field, the EXIF and the XMP."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[282], exif[283], exif[296] = 300.0, 150.0, 2
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6" '
+           b'tiff:XResolution="300/1" tiff:YResolution="150/1"/></rdf:RDF></x:xmpmeta>')
+    _landscape(64, 40).transpose(Image.Transpose.ROTATE_90).save(path, format=fmt, exif=exif, dpi=(300, 150),
+                                                                   xmp=xmp)
+
+
+def _xmp_resolution(xmp) -> tuple[str, str]:
+    import re
+
+    text = bytes(xmp).decode() if isinstance(xmp, (bytes, bytearray)) else str(xmp)
+    return tuple(re.search(rf'tiff:{a}Resolution="([^"]*)"', text)[1] for a in "XY")
+
+
+@pytest.mark.parametrize("out_ext", [".jpg", ".png", ".tif"])
+def test_a_sideways_photo_keeps_its_resolution_on_the_right_axes(tmp_path, enh, out_ext):
+    """photos26 #2: a 464x700 scan at 300 x 150 dpi, orientation 6, was written upright (700x464)
+    still at 300 x 150 dpi, in the format's field, the EXIF and the XMP alike: printed 2.33 x 3.09
+    inches instead of 4.67 x 1.55. Horizontal and vertical trade places with the axes."""
+    src = tmp_path / "scan.jpg"
+    _sideways_scan(src, "JPEG")
+    with Image.open(src) as im:
+        assert im.size == (40, 64) and tuple(im.info["dpi"]) == (300, 150)
+    out = tmp_path / f"out{out_ext}"
+    enh.enhance_file(src, out)
+    with Image.open(out) as im:
+        assert im.size == (64, 40)
+        assert tuple(round(float(d)) for d in im.info["dpi"]) == (150, 300)
+        exif = im.getexif()
+        if out_ext != ".tif":  # (a TIFF's resolution is its own tags: those above)
+            assert (float(exif[282]), float(exif[283])) == (150.0, 300.0)
+        assert exif.get(0x0112, 1) == 1
+        assert _xmp_resolution(im.info["xmp"]) == ("150/1", "300/1")
+
+
+def test_turned_resolution_swaps_the_two_entries_alone():
+    from stream_gpen.io._image import _turned_resolution
+
+    exif = Image.Exif()
+    exif[282], exif[283], exif[305] = 300.0, 150.0, "scanner"
+    block = exif.tobytes()
+    turned = Image.Exif()
+    turned.load(_turned_resolution(block))
+    assert (float(turned[282]), float(turned[283]), turned[305]) == (150.0, 300.0, "scanner")
+    exif[282] = 150.0
+    assert _turned_resolution(exif.tobytes()) == exif.tobytes()  # (equal: every byte as it was)
+    exif[283] = 300
+    turned.load(_turned_resolution(exif.tobytes()))  # (of two types: the entries trade places)
+    assert (float(turned[282]), float(turned[283])) == (300.0, 150.0)
+    del exif[283]
+    assert _turned_resolution(exif.tobytes()) == exif.tobytes()  # (one of them: left as it is)
+    assert _turned_resolution(b"Exif\x00\x00junk") == b"Exif\x00\x00junk"
+
+
+def test_the_server_turns_the_resolution_too():
+    import io
+
+    from stream_gpen.server._imaging import decode_image
+
+    buf = io.BytesIO()
+    _sideways_scan(buf, "JPEG")
+    d = decode_image(buf.getvalue(), max_pixels=10**6)
+    assert d.pixels.shape[:2] == (40, 64) and d.dpi == (150, 300) and _xmp_resolution(d.xmp) == ("150/1", "300/1")
+    exif = Image.Exif()
+    exif.load(d.exif)
+    assert (float(exif[282]), float(exif[283])) == (150.0, 300.0)

@@ -1338,16 +1338,20 @@ def _upright(im, orientation: int, path: Path):
 _XMP_ORIENTATION = (r'(tiff:Orientation\s*=\s*["\'])[2-8](["\'])', r'(<tiff:Orientation>\s*)[2-8](\s*</tiff:Orientation>)')
 
 
-def upright_xmp(xmp):
+def upright_xmp(xmp, *, turned: bool = False):
     """XMP (str or bytes) with its ``tiff:Orientation`` set to 1: the photo is written upright, and
     an XMP still saying 6 made XMP-first readers (photo libraries, some Adobe paths) turn it again,
-    as EXIF's Orientation 6 would (that one is reset too)."""
+    as EXIF's Orientation 6 would (that one is reset too). ``turned``: the picture was stored
+    sideways (orientation 5-8), and its ``tiff:XResolution`` and ``tiff:YResolution`` trade places
+    (see :func:`_turned_resolution`)."""
     import re
 
     raw = isinstance(xmp, (bytes, bytearray))
     text = bytes(xmp).decode("utf-8", "surrogateescape") if raw else xmp
     for pat in _XMP_ORIENTATION:
         text = re.sub(pat, r"\g<1>1\g<2>", text)
+    if turned:  # (the names swapped, attribute or element: each value goes with the other axis)
+        text = re.sub(r"(tiff:)([XY])(Resolution\b)", lambda m: m[1] + "YX"[m[2] == "Y"] + m[3], text)
     return text.encode("utf-8", "surrogateescape") if raw else text
 
 
@@ -1507,6 +1511,46 @@ def _sized_exif(exif: bytes, size: tuple[int, int]) -> bytes:
         return exif
 
 
+#: bytes per value of each TIFF field type (BYTE, ASCII, SHORT, LONG, RATIONAL... DOUBLE)
+_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
+
+
+def _turned_resolution(exif: bytes) -> bytes:
+    """The EXIF block with IFD0's XResolution and YResolution (282, 283) swapped in place, their
+    values where the two entries are of one type and count (as cameras write them: equal ones leave
+    every byte as it was), else the entries' type, count and value or offset: a picture stored
+    sideways (orientation 5-8) is written upright, and its horizontal resolution is the one stored
+    for its vertical axis (a 464x700 scan at 300 x 150 dpi kept 300 x 150 once upright, 700x464:
+    printed 2.33 x 3.09 inches instead of 4.67 x 1.55). The block as it was where it has not both,
+    or does not parse."""
+    head = _EXIF_HEADER if exif.startswith(_EXIF_HEADER) else b""
+    tiff = bytearray(exif[len(head):])
+    if tiff[:4] not in (b"II*\x00", b"MM\x00*"):
+        return exif
+    bo = "<" if tiff[:2] == b"II" else ">"
+    try:
+        first = struct.unpack_from(bo + "I", tiff, 4)[0]
+        at = {}
+        for i in range(struct.unpack_from(bo + "H", tiff, first)[0]):
+            tag = struct.unpack_from(bo + "H", tiff, first + 2 + 12 * i)[0]
+            if tag in (282, 283):
+                at[tag] = first + 2 + 12 * i
+        if len(at) != 2:
+            return exif
+        (kind, count), other = (struct.unpack_from(bo + "HI", tiff, at[t] + 2) for t in (282, 283))
+        n = _TIFF_TYPE_SIZES.get(kind, 0) * count
+        if (kind, count) == other and n:
+            x, y = (at[t] + 8 if n <= 4 else struct.unpack_from(bo + "I", tiff, at[t] + 8)[0] for t in (282, 283))
+        else:  # (type, count and value or offset: each entry's data goes with it)
+            x, y, n = at[282] + 2, at[283] + 2, 10
+    except struct.error:
+        return exif
+    if max(x, y) + n > len(tiff) or abs(x - y) < n:  # (past the end, or one value shared: left)
+        return exif
+    tiff[x : x + n], tiff[y : y + n] = tiff[y : y + n], tiff[x : x + n]
+    return head + bytes(tiff)
+
+
 def _raw_profile(text: str, fix):
     """ImageMagick's "Raw profile type NAME" PNG text (``\nNAME\n   LENGTH\nHEX...``) with its
     payload passed through ``fix``, or ``None`` when it is not in that form."""
@@ -1589,15 +1633,16 @@ def _png_chunks(info: dict, *, exif_written: bool = False):
     if info.get("srgb") is not None and "icc_profile" not in info:  # PNG: sRGB and iCCP exclude each other
         chunks.add(b"sRGB", bytes([int(info["srgb"])]))
     text = dict(info.get("text") or {})
+    turned = int(info.get("orientation") or 1) in (5, 6, 7, 8)
     if info.get("xmp") and "XML:com.adobe.xmp" not in text:
         text["XML:com.adobe.xmp"] = _as_bytes(info["xmp"]).decode("utf-8", "replace")
     for k, v in text.items():
         if k == "XML:com.adobe.xmp":
-            v = upright_xmp(str(v))
+            v = upright_xmp(str(v), turned=turned)
         elif k.lower() in _RAW_EXIF_TEXT and exif_written:
             continue
         elif k.lower() == "raw profile type xmp":
-            v = _raw_profile(str(v), upright_xmp) or v
+            v = _raw_profile(str(v), lambda x: upright_xmp(x, turned=turned)) or v
         if k.lower().startswith("raw profile type "):
             chunks.add_text(k, str(v), zip=True)  # (zTXt, as ImageMagick writes them: hex is bulky)
         elif isinstance(v, PngImagePlugin.iTXt) or not str(v).isascii() or k == "XML:com.adobe.xmp":
@@ -1895,6 +1940,8 @@ class ImageSink(_Sink):
         """Pillow save arguments that carry ``info`` (see the module doc) into ``path``'s format."""
         fmt = _FORMATS.get(path.suffix.lower(), "")
         kw: dict = {}
+        # stored sideways, written upright: what the file says of its x axis is the written y's
+        turned = int(info.get("orientation") or 1) in (5, 6, 7, 8)
         if info.get("format") == "GIF" and self.is_folder and self.format is None:
             # (only where the format was defaulted: a named file or format is what the user asked for;
             # a single photo's default is said by enhance_file, which alone knows it was defaulted)
@@ -1932,10 +1979,10 @@ class ImageSink(_Sink):
                 self._note(f"XMP was dropped: {len(info['xmp'])} bytes, over the {_JPEG_XMP_MAX} a JPEG segment "
                            "holds (write .png/.tif/.webp to keep it)", path)
             elif fmt in ("JPEG", "WEBP", "HEIF", "AVIF"):
-                kw["xmp"] = upright_xmp(info["xmp"])
+                kw["xmp"] = upright_xmp(info["xmp"], turned=turned)
             elif fmt == "TIFF":
                 # (tag 700, written with the EXIF block's tags: Pillow's tiffinfo= would replace those)
-                kw["exif"] = _with_tag(kw.get("exif"), 700, _as_bytes(upright_xmp(info["xmp"])))
+                kw["exif"] = _with_tag(kw.get("exif"), 700, _as_bytes(upright_xmp(info["xmp"], turned=turned)))
             elif fmt != "PNG":  # (PNG: an iTXt chunk, see _png_chunks)
                 self._note(f"XMP was dropped: {fmt or path.suffix} output cannot hold it", path)
         nclx = info.get("nclx_profile")
@@ -1968,7 +2015,7 @@ class ImageSink(_Sink):
                            + ("the HDR photo will show washed out, as SDR" if trc else "its colours may show wrong")
                            + " (write .png to keep it)", path)
         if info.get("dpi") and fmt in ("JPEG", "PNG", "TIFF", "BMP"):  # (a BMP was written at Pillow's 96)
-            kw["dpi"] = tuple(round(float(d), 4) for d in info["dpi"])
+            kw["dpi"] = tuple(round(float(d), 4) for d in info["dpi"])[:: -1 if turned else 1]
         # (an MPO, which Pillow reports for camera JPEGs with an MPF preview, is written as JPEG)
         same = _AS_WRITTEN.get(info.get("format"), info.get("format")) == fmt
         irb, why = kept_resources(info.get("photoshop_irb"), int(info.get("orientation") or 1))
@@ -2008,7 +2055,7 @@ class ImageSink(_Sink):
             # 4:4:4 stays 4:4:4 (Pillow's default is 4:2:0: halved colour resolution)
             if "subsampling" in info:
                 kw["subsampling"] = info["subsampling"]
-                if info["subsampling"] == 1 and int(info.get("orientation") or 1) in (5, 6, 7, 8):
+                if info["subsampling"] == 1 and turned:
                     # a camera's 4:2:2 turned a quarter is halved the other way: 4:2:2 again would
                     # halve its colour both ways (there is no 4:4:0 writer): 4:4:4 keeps what it had
                     kw["subsampling"] = 0
@@ -2033,6 +2080,8 @@ class ImageSink(_Sink):
                            "losslessly as deflate instead", path)
         if kw.get("exif"):
             kw["exif"] = _sized_exif(kw["exif"], im.size)
+            if turned:
+                kw["exif"] = _turned_resolution(kw["exif"])
         if fmt == "TIFF" and kw.get("compression", "raw") != "raw" and _sub_ifds(kw.get("exif")):
             # libtiff, which Pillow compresses TIFFs with, refuses EXIF sub-directories (the run
             # failed with "Error setting from dictionary"): the metadata is worth more than the bytes

@@ -43,7 +43,8 @@ class DecodedImage:
     #: pixels are upright); ``None`` where the upload had none or it did not fit
     icc_profile: bytes | None = None
     exif: bytes | None = None
-    #: the print resolution (JPEG/PNG/TIFF with one), the XMP packet (its orientation reset), and a
+    #: the print resolution (JPEG/PNG/TIFF with one; across and down as the upright pixels are),
+    #: the XMP packet (its orientation reset, its resolutions as the dpi), and a
     #: JPEG's chroma subsampling (0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0; kept for a JPEG answer)
     dpi: tuple[float, float] | None = None
     xmp: bytes | None = None
@@ -135,7 +136,14 @@ def _video_kind(data: bytes) -> str | None:
 def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
     from PIL import Image, UnidentifiedImageError
 
-    from stream_gpen.io._image import _orientation, _upright, frame_count, icc_describes, tiff_pages
+    from stream_gpen.io._image import (
+        _orientation,
+        _turned_resolution,
+        _upright,
+        frame_count,
+        icc_describes,
+        tiff_pages,
+    )
 
     if not data:
         raise InvalidInputError("empty request body: send an image (JPEG, PNG, WebP, AVIF, HEIC, TIFF, BMP or GIF)")
@@ -207,6 +215,8 @@ def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
         try:
             icc, exif = _carried(im)
             orientation = _orientation(im, Path("upload"))
+            if exif is not None and orientation in (5, 6, 7, 8):  # (stored sideways: x and y trade places)
+                exif = _turned_resolution(exif)
             kept = _kept(im, data, orientation)
             im = _upright(im, orientation, Path("upload"))
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
@@ -248,13 +258,14 @@ def _kept(im, data: bytes, orientation: int) -> dict:
     out: dict = {}
     dpi = im.info.get("dpi")
     # (Pillow reports (1, 1) for a TIFF without resolution tags: no tag in, none out)
+    turned = orientation in (5, 6, 7, 8)  # stored sideways, answered upright: x and y trade places
     if dpi and not (im.format == "TIFF" and 282 not in getattr(im, "tag_v2", {})):
         try:
-            out["dpi"] = (round(float(dpi[0]), 4), round(float(dpi[1]), 4))
+            out["dpi"] = (round(float(dpi[0]), 4), round(float(dpi[1]), 4))[:: -1 if turned else 1]
         except (TypeError, ValueError, IndexError):
             pass
     if im.info.get("xmp"):
-        out["xmp"] = _as_bytes(upright_xmp(im.info["xmp"]))
+        out["xmp"] = _as_bytes(upright_xmp(im.info["xmp"], turned=turned))
     if im.format in ("JPEG", "MPO") and JpegImagePlugin.get_sampling(im) in (0, 1, 2):
         out["subsampling"] = JpegImagePlugin.get_sampling(im)
     tables = getattr(im, "quantization", None) if im.format in ("JPEG", "MPO") else None
