@@ -1505,8 +1505,11 @@ def _describe_image(p: Path) -> dict:
             bits = (_bits_per_sample(im, p) if fmt in ("PNG", "TIFF")
                     else int(im.info.get("bit_depth", 8) or 8) if fmt == "HEIF" else 8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        from stream_gpen.io._image import video_in_disguise
+        from stream_gpen.io._image import unidentified_tiff, video_in_disguise
 
+        tiff = unidentified_tiff(p) if isinstance(e, UnidentifiedImageError) else None  # (as enhance says it)
+        if tiff is not None:
+            raise tiff from e
         raise NotMediaError(f"cannot read {p} as an image: {e}", hint=video_in_disguise(p)) from e
     except Image.DecompressionBombError as e:  # (as enhance says it)
         raise InvalidInputError(f"{p} is too large to load safely: {e}") from e

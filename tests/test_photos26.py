@@ -1,7 +1,11 @@
 """Session 26 (photos26): a face-less camera JPEG with an MPF preview (Pillow: MPO) is copied byte for
 byte, and the "main photo is restored" note is given only where it was; a photo stored sideways keeps
-its horizontal and vertical resolution on the right axes."""
+its horizontal and vertical resolution on the right axes; a TIFF cut before its first IFD is said to be
+cut off, without tifffile's own log line on stderr."""
 from __future__ import annotations
+
+import logging
+import threading
 
 import numpy as np
 import pytest
@@ -116,3 +120,75 @@ def test_the_server_turns_the_resolution_too():
     exif = Image.Exif()
     exif.load(d.exif)
     assert (float(exif[282]), float(exif[283])) == (150.0, 300.0)
+
+
+def test_a_tiff_cut_before_its_first_page_is_said_to_be_cut_off(tmp_path, caplog):
+    """photos26 #3: a TIFF whose first IFD (written after the pictures) was cut off printed
+    tifffile's "<tifffile.TiffPages @N> invalid offset to first page N" on stderr, even under
+    --quiet, and was refused as "cannot identify image file"."""
+    from stream_gpen.errors import NotMediaError
+    from stream_gpen.io._image import _load
+
+    pic = _landscape(200, 150)
+    pic.save(tmp_path / "full.tif", compression="tiff_lzw")
+    data = (tmp_path / "full.tif").read_bytes()
+    first_ifd = int.from_bytes(data[4:8], "little")
+    assert first_ifd > len(data) // 2  # (Pillow writes the IFD after its picture)
+    (tmp_path / "cut.tif").write_bytes(data[: first_ifd - 100])
+    with caplog.at_level(logging.DEBUG), pytest.raises(NotMediaError, match="TIFF that is cut off or damaged") as e:
+        _load(tmp_path / "cut.tif")
+    assert "cannot identify" not in str(e.value) and "copied or saved whole" in e.value.hint
+    # (with no handler of its own, Python's last resort printed tifffile's records on stderr)
+    assert not [r for r in caplog.records if r.name.startswith("tifffile")], caplog.records
+    # the tifffile logger is as it was, for the host program: its records are not filtered any more
+    got: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            got.append(record)
+
+    keep = Keep()
+    logger = logging.getLogger("tifffile")
+    logger.addHandler(keep)
+    try:
+        assert not logger.filters
+        logger.error("the host's own")
+        assert [r.getMessage() for r in got] == ["the host's own"]
+    finally:
+        logger.removeHandler(keep)
+
+
+def test_tifffile_is_hushed_for_the_probing_thread_alone():
+    from stream_gpen.io._image import _tifffile_hushed
+
+    got: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            got.append(record.getMessage())
+
+    keep = Keep()
+    logger = logging.getLogger("tifffile")
+    logger.addHandler(keep)
+    try:
+        with _tifffile_hushed():
+            with _tifffile_hushed():  # (nested: still hushed once the inner one is done)
+                logger.error("inner")
+            logger.error("outer")
+            other = threading.Thread(target=logger.error, args=("another thread",))
+            other.start()
+            other.join()
+        logger.error("after")
+    finally:
+        logger.removeHandler(keep)
+    assert got == ["another thread", "after"] and not logger.filters
+
+
+def test_info_says_a_cut_tiff_is_cut_off(tmp_path):
+    from stream_gpen.commands import _describe_image
+    from stream_gpen.errors import NotMediaError
+
+    head = b"II*\x00" + (10**6).to_bytes(4, "little") + bytes(200)
+    (tmp_path / "cut.tif").write_bytes(head)
+    with pytest.raises(NotMediaError, match="TIFF that is cut off or damaged"):
+        _describe_image(tmp_path / "cut.tif")

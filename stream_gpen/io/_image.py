@@ -30,10 +30,12 @@ text tags). An output format that holds 8 bits (JPEG, WebP...) gets 8 and the su
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import shutil
 import struct
+import threading
 import uuid
 from fractions import Fraction
 from pathlib import Path
@@ -580,7 +582,7 @@ def _subifd_kinds(path, page: int, size: tuple[int, int]) -> dict:
     try:
         import tifffile
 
-        with tifffile.TiffFile(path if hasattr(path, "read") else str(path)) as t:
+        with _tifffile_hushed(), tifffile.TiffFile(path if hasattr(path, "read") else str(path)) as t:
             subs = [(int(q.imagewidth), int(q.imagelength), int(q.subfiletype or 0) & 1)
                     for q in t.pages[page].pages]
     except Exception:  # noqa: BLE001 - tifffile's own errors: the SubIFDs are then only said to be there
@@ -1121,11 +1123,9 @@ def _load_checked(path: Path, notes: list[str] | None):
             image_info["orientation"] = orientation
             rgb, alpha, grey = _pixels(_upright(im, orientation, path), bits, signed=_signed(im))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        kind = _tiff_kind(path) if isinstance(e, UnidentifiedImageError) else None
-        if kind is not None:
-            # a valid TIFF Pillow has no mode for: "cannot identify image file" said it was none
-            raise NotMediaError(f"cannot read {path}: a {kind} TIFF, which is not read here",
-                                hint="save it as an 8- or 16-bit RGB (or grey) TIFF or PNG") from e
+        tiff = unidentified_tiff(path) if isinstance(e, UnidentifiedImageError) else None
+        if tiff is not None:
+            raise tiff from e
         raise NotMediaError(f"cannot read {path} as an image: {e}", hint=video_in_disguise(path)) from e
     except Image.DecompressionBombError as e:
         raise InvalidInputError(f"{path} is too large to load safely: {e}", hint=_BOMB_HINT) from e
@@ -1181,7 +1181,7 @@ def _odd_deep_tiff(path: Path, orientation: int) -> tuple[np.ndarray, bool] | No
     try:
         import tifffile
 
-        with tifffile.TiffFile(str(path)) as t:
+        with _tifffile_hushed(), tifffile.TiffFile(str(path)) as t:
             page = t.pages[0]
             planar = int(page.planarconfig) == 2 and int(page.samplesperpixel) > 1
             white_is_zero = int(page.photometric) == 0
@@ -1226,13 +1226,82 @@ def video_in_disguise(path) -> str | None:
     return f"it is a video ({long}) under a picture's name" + (f": rename it to .{ext}" if ext else "")
 
 
+class _ThreadsHushed(logging.Filter):
+    """Drops the records of the threads in :attr:`threads` (thread id -> how many hushes are open)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: dict[int, int] = {}
+        self.lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread not in self.threads
+
+
+_TIFFFILE_HUSHED = _ThreadsHushed()
+
+
+@contextlib.contextmanager
+def _tifffile_hushed():
+    """tifffile's log records kept off stderr while this thread reads a file with it (which it does
+    only to learn what Pillow did not say; its errors are caught and said in the run's words):
+    with no handler of its own, Python's last resort printed them, "<tifffile.TiffPages @1055220>
+    invalid offset to first page 1055220", even under --quiet. Other threads' records, and the
+    logging set-up once it is done, are as they were."""
+    logger, me, hush = logging.getLogger("tifffile"), threading.get_ident(), _TIFFFILE_HUSHED
+    with hush.lock:
+        hush.threads[me] = hush.threads.get(me, 0) + 1
+        logger.addFilter(hush)  # (once: a filter already there is not added again)
+    try:
+        yield
+    finally:
+        with hush.lock:
+            hush.threads[me] -= 1
+            if not hush.threads[me]:
+                del hush.threads[me]
+            if not hush.threads:
+                logger.removeFilter(hush)
+
+
+def _tiff_header(path) -> bool:
+    """``path`` (a path or a file object) begins as a TIFF or BigTIFF does."""
+    try:
+        if hasattr(path, "read"):
+            at = path.tell()
+            head = path.read(4)
+            path.seek(at)
+        else:
+            with open(path, "rb") as f:
+                head = f.read(4)
+    except OSError:
+        return False
+    return head in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def unidentified_tiff(path: Path) -> NotMediaError | None:
+    """The error for a TIFF Pillow cannot identify ("cannot identify image file" said it was no
+    picture at all): one Pillow has no mode for (32-bit float RGB...), named, or one whose header is
+    a TIFF's but whose first page does not read (its first IFD is often written last, after the
+    pictures: a copy cut short loses it); None for a file that is no TIFF."""
+    kind = _tiff_kind(path)
+    if kind is not None:
+        return NotMediaError(f"cannot read {path}: a {kind} TIFF, which is not read here",
+                             hint="save it as an 8- or 16-bit RGB (or grey) TIFF or PNG")
+    if _tiff_header(path):
+        return NotMediaError(f"cannot read {path}: a TIFF that is cut off or damaged (its header is there, but no "
+                             "page can be read)",
+                             hint="the file was probably not copied or saved whole: copy it again from its source")
+    return None
+
+
 def _tiff_kind(path: Path) -> str | None:
     """What a TIFF that Pillow cannot identify holds, in words ("32-bit floating-point RGB",
     "16-bit grey + alpha"), or None when tifffile cannot read it either (not a TIFF, damaged)."""
     try:
         import tifffile
 
-        with tifffile.TiffFile(path if hasattr(path, "read") else str(path)) as t:  # (or a file object)
+        src = path if hasattr(path, "read") else str(path)  # (or a file object)
+        with _tifffile_hushed(), tifffile.TiffFile(src) as t:
             page = t.pages[0]
             bits = int(page.bitspersample)
             fmt = {1: "", 2: "signed ", 3: "floating-point "}.get(int(page.sampleformat), "")
