@@ -811,7 +811,9 @@ def test_crowd_1080p_video_finds_the_faces_a_third_scale_missed(tmp_path, shared
     for size in (None, 640):
         enh = Enhancer(IdentityRestorer(), device="cpu", detector_weights=mobilenet_weights, progress=False,
                        detect_size=size)
-        got[size] = enh.enhance_file(clip, tmp_path / f"o{size}.mp4", duration=1.0).faces_restored
+        # (ultrafast: the encoder's own work on 25 1080p frames was most of this test's time, and
+        # it plays no part in which faces are found)
+        got[size] = enh.enhance_file(clip, tmp_path / f"o{size}.mp4", duration=1.0, preset="ultrafast").faces_restored
     assert got[None] > got[640] * 1.1, got
 
 
