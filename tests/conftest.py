@@ -24,6 +24,24 @@ def shared() -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _signals_heard():
+    """The signal tests send the process SIGINT/SIGTERM/SIGHUP and expect the command line's
+    handler (``cli._Signals``) to take it; that handler leaves alone a signal the process was
+    started with ignored (``nohup``, a script's ``cmd &``), as it should for the real program.
+    A suite started that way failed them (the first Ctrl-C "did not stop the run", a SIGHUP
+    never reached the server), so a test starts with such a signal at its default."""
+    import signal
+
+    ignored = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None))
+               if s is not None and signal.getsignal(s) == signal.SIG_IGN]
+    for s in ignored:
+        signal.signal(s, signal.default_int_handler if s == signal.SIGINT else signal.SIG_DFL)
+    yield
+    for s in ignored:
+        signal.signal(s, signal.SIG_IGN)
+
+
+@pytest.fixture(autouse=True)
 def _photos_encoded(monkeypatch):
     """The suite's photos are mostly noise without faces, which a run copies as they are
     (``ImageSink.copy_unchanged``): here every photo goes through the writer, whose paths those
