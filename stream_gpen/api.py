@@ -35,7 +35,7 @@ import torch
 
 from stream_gpen.errors import Cancelled, InvalidInputError, Interrupted, OutputExistsError, StreamGpenError
 from stream_gpen.summary import RunSummary, StageTimer
-from stream_gpen.faces._detector import DEFAULT_MIN_SCORE, DETECT_SCORE, check_min_score
+from stream_gpen.faces._detector import DEFAULT_MIN_SCORE, DETECT_SCORE, SMALL_FACES, check_min_score
 
 log = logging.getLogger(__name__)
 
@@ -496,7 +496,8 @@ class Enhancer:
             # its own long side is the pyramid's coarse scale (FaceStage._detect): big faces
             backbone=detector, device=self.device, weights=detector_weights,
             long_side=min(detect_size or VIDEO_DETECT_SIZE, VIDEO_DETECT_SIZE),
-            min_face=self.min_face, max_faces=None, score_threshold=min(DETECT_SCORE, self.min_score),
+            min_face=self.min_face, small_faces=self.min_face * SMALL_FACES, max_faces=None,
+            score_threshold=min(DETECT_SCORE, self.min_score),
             check_landmarks=check_landmarks, download=download, progress=progress,  # (`--no-download` holds for the detector too)
         )
         # Aligned crops are never detected on: no detector weights are needed (offline) or fetched

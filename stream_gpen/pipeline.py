@@ -360,7 +360,8 @@ class FaceStage:
         if region is not None:
             return dets
         dets = self._checked_turn(image, seen, dets, dropped)
-        if len(dets):  # (frames without faces say nothing of the picture's turn: review24)
+        # (frames without faces say nothing of the picture's turn: review24; nor with small_faces only)
+        if len(dets) and self._sized(dets).any():
             self.turn_detections[self.turn] = self.turn_detections.get(self.turn, 0) + 1
         return dets
 
@@ -424,9 +425,13 @@ class FaceStage:
 
     def _kept(self, dets) -> torch.Tensor:
         """Which of ``dets`` the tracker would restore when first seen (score and size)."""
+        return self._sized(dets) & (dets.scores >= getattr(self.tracker, "min_score", 0.0))
+
+    def _sized(self, dets) -> torch.Tensor:
+        """Which of ``dets`` are of the tracker's ``min_face`` or more: the detector returns faces
+        down to half of it too (``small_faces``), on which the tracker ends a track that shrank."""
         wh = (dets.boxes[:, 2:] - dets.boxes[:, :2]).clamp(min=0)
-        return ((wh.min(dim=1).values >= getattr(self.tracker, "min_face", 0.0))
-                & (dets.scores >= getattr(self.tracker, "min_score", 0.0)))
+        return wh.min(dim=1).values >= getattr(self.tracker, "min_face", 0.0)
 
     def _roll(self, dets) -> torch.Tensor:
         """Each face's eye line's angle from level, degrees (0-180)."""
@@ -517,7 +522,7 @@ class FaceStage:
             number = index - self.repeats
             self._smooth_ix[number] = index
             return self._released([self._planned(self._smooth_ix.pop(i), t) for i, t in self.smoother.push(
-                number, tracks, cut=cut, alive=self.tracker.alive_ids())])
+                number, tracks, cut=cut, alive=self.tracker.alive_ids(), shrunk=self.tracker.shrunk_ids())])
 
     @_library_dtypes
     def plan_flush(self) -> list[tuple[int, torch.Tensor]]:
@@ -538,6 +543,7 @@ class FaceStage:
             if boxes is not None:
                 boxes.clear()
             dets = self._counted_detect(image, self.still_detect_size)
+            dets = dets.select(self._sized(dets))  # (the detector's small_faces end video tracks only)
             self.detector_calls += 1
             if self.detections_implausible > dropped and boxes:
                 dets = self._turned_faces(image, dets, torch.cat(list(boxes)))
@@ -581,6 +587,7 @@ class FaceStage:
             turned = torch.rot90(image, k, (0, 1)).contiguous()
             for r in regions:
                 _, t = self._detect_turned(image, k, tuple(r), size=self.still_detect_size, turned=turned)
+                t = t.select(self._sized(t))  # (small_faces: for video tracks only)
                 self.detector_calls += 1
                 found += list(zip(t.boxes, t.landmarks, t.scores))
         keep = passing.clone()

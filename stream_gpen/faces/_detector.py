@@ -106,6 +106,11 @@ class FaceDetector:
     * ``min_face``: drop faces whose box's shorter side (frame px) is smaller; small faces gain
       little from restoration and cost as much as big ones. (Video: judged at each detection;
       see :class:`~stream_gpen.faces.FaceTracker`.)
+    * ``small_faces``: also return the faces from this shorter side (frame px) up to ``min_face``,
+      unchecked (``check_landmarks`` looks only at faces of ``min_face`` and more, and
+      ``max_faces`` counts only those): a video's tracker ends the track of a face found only that
+      small (walking away) where it is, instead of counting a miss. Callers drop them by
+      ``min_face``, as the pipeline does. 0 (default) = none.
     * ``max_faces``: keep at most this many (highest score); ``None`` keeps all.
     * ``check_landmarks``: drop a detection whose five landmarks fit no face the right way up:
       their shape does not fit the alignment template (:func:`landmark_misfit` over
@@ -148,6 +153,7 @@ class FaceDetector:
         score_threshold: float = 0.8,
         nms_threshold: float = 0.4,
         min_face: float = 0.0,
+        small_faces: float = 0.0,
         max_faces: int | None = None,
         check_landmarks: bool = True,
         batch_size: int = 8,
@@ -166,6 +172,8 @@ class FaceDetector:
             raise InvalidInputError(f"nms_threshold must be in (0, 1], got {nms_threshold!r}")
         if min_face < 0:
             raise InvalidInputError(f"min_face must be >= 0, got {min_face!r}")
+        if not small_faces >= 0:
+            raise InvalidInputError(f"small_faces must be >= 0, got {small_faces!r}")
         if max_faces is not None and (not isinstance(max_faces, int) or max_faces < 1):
             raise InvalidInputError(f"max_faces must be None or an int >= 1, got {max_faces!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -195,6 +203,7 @@ class FaceDetector:
         self.score_threshold = float(score_threshold)
         self.nms_threshold = float(nms_threshold)
         self.min_face = float(min_face)
+        self.small_faces = float(small_faces)
         self.max_faces = max_faces
         self.check_landmarks = bool(check_landmarks)
         self.batch_size = batch_size
@@ -416,18 +425,31 @@ class FaceDetector:
             bx, lm, sc = bx[k], lm[k], sc[k]
             if self.min_face > 0:
                 side = torch.minimum(bx[:, 2] - bx[:, 0], bx[:, 3] - bx[:, 1])
-                ok = side >= self.min_face
+                ok = side >= min(self.min_face, self.small_faces or self.min_face)
                 bx, lm, sc = bx[ok], lm[ok], sc[ok]
             results.append(Detections(bx, lm, sc))
         return results
 
     def _finish(self, frame: torch.Tensor, d: Detections) -> Detections:
-        """One picture's faces after ``check_landmarks`` (counted, their boxes recorded) and ``max_faces``."""
-        if self.check_landmarks and len(d):
-            ok = self._plausible(frame, d.landmarks, d.boxes)
-            self._count_dropped(d.boxes[~ok])
-            d = d.select(ok)
-        return d if self.max_faces is None else d.select(slice(0, self.max_faces))
+        """One picture's faces after ``check_landmarks`` (counted, their boxes recorded) and
+        ``max_faces``; ``small_faces`` ones pass unchecked and uncounted, after the others."""
+        big = self._big(d)
+        if self.check_landmarks and big.any():
+            ok = big.clone()
+            ok[big] = self._plausible(frame, d.landmarks[big], d.boxes[big])
+            self._count_dropped(d.boxes[big & ~ok])
+            d, big = d.select(ok | ~big), big[ok | ~big]
+        if self.max_faces is None:
+            return d
+        keep = big.nonzero().flatten()[: self.max_faces]
+        return d.select(torch.cat([keep, (~big).nonzero().flatten()]))
+
+    def _big(self, d: Detections) -> torch.Tensor:
+        """``[n]`` bool: which of ``d`` are faces of ``min_face`` or more (not ``small_faces`` only)."""
+        if not self.small_faces or not len(d):
+            return torch.ones(len(d), dtype=torch.bool)
+        side = torch.minimum(d.boxes[:, 2] - d.boxes[:, 0], d.boxes[:, 3] - d.boxes[:, 1])
+        return (side >= self.min_face).cpu()
 
     def _plausible(self, frame: torch.Tensor, landmarks: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """``[n]`` bool: which faces pass ``check_landmarks`` (their landmarks fit the template,
@@ -604,7 +626,7 @@ class FaceDetector:
         rank = d.scores + torch.cat([torch.full((len(p),), i * self.PYRAMID_FINER_MARGIN, dtype=d.scores.dtype,
                                                 device=d.scores.device) for i, p in enumerate(parts)])
         live = torch.arange(len(d))
-        checked = torch.zeros(len(d), dtype=torch.bool)
+        checked = ~self._big(d)  # small_faces ones pass unchecked
         bad = torch.zeros(len(d), dtype=torch.bool)
         while True:
             k = live[nms(d.boxes[live], rank[live], self.nms_threshold)]
@@ -619,7 +641,8 @@ class FaceDetector:
             live = (~bad).nonzero().flatten()
         self._count_dropped(d.boxes[bad])
         if self.max_faces is not None:
-            k = k[: self.max_faces]
+            big = self._big(d)[k]
+            k = torch.cat([k[big][: self.max_faces], k[~big]])
         return d.select(k)
 
     def __repr__(self) -> str:
@@ -784,6 +807,11 @@ DETECT_SCORE = 0.8
 #: the score a face needs to be restored when first seen (GPEN's ``face_enhancement.py``; GFPGAN
 #: and CodeFormer, through facexlib's helper, ask 0.97)
 DEFAULT_MIN_SCORE = 0.9
+#: the video pipeline's detector returns faces down to this fraction of ``min_face`` as well
+#: (``small_faces``): a tracked face found that small at a detection ends there (it shrank under
+#: the limit) instead of missing it. A face shrinking 13% a frame is still at half the limit at the
+#: detection after the one that last found it over it (``detect_every`` 5)
+SMALL_FACES = 0.5
 
 
 def check_min_score(min_score) -> float:

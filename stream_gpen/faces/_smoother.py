@@ -21,7 +21,9 @@ face beside itself on the frames around it, before the jump as well as after.
 
 A track that ends after missing a detection (``Track.misses``: occluded, turned away, gone) is
 not pasted on its held frames since its last detection: the flow alone carried it there, and it
-follows whatever moved over the face (an occluder, the background). A track found again keeps them.
+follows whatever moved over the face (an occluder, the background). A track found again keeps them,
+as does one that ends because a detection found the face under the tracker's ``min_face``
+(``push(..., shrunk=)``: it shrank, walking away, and was where the flow took it).
 A track missed by two detections in a row (``Track.misses == 2``: the tracker's re-detect right
 after a miss did not find it either) loses those frames the same way, since they leave the window
 before the next periodic detection decides; the tracker still follows it, and if it is found again
@@ -188,7 +190,7 @@ class FixedLagSmoother:
         return len(self._buf) - self._next
 
     def push(self, frame_index: int, tracks: list[Track], *, cut: bool = False,
-             alive: set[int] | None = None) -> list[tuple[int, list[Track]]]:
+             alive: set[int] | None = None, shrunk: set[int] | None = None) -> list[tuple[int, list[Track]]]:
         """Add one frame's tracks; returns the frames that became final as ``(index, tracks)``.
 
         ``frame_index`` must increase; a jump of more than one frame, or ``cut=True`` (a scene cut
@@ -196,7 +198,10 @@ class FixedLagSmoother:
         tracker still follows (:meth:`FaceTracker.alive_ids`); a track missing from ``tracks``
         but alive was only not chosen (``select``/``max_faces``) and has not ended: its flow tail
         is kept (dropping it left frames with no face restored at all). None: a track missing
-        from ``tracks`` has ended.
+        from ``tracks`` has ended. ``shrunk``: the ids whose track ended on this frame at a
+        detection that found the face below the tracker's ``min_face``
+        (:meth:`FaceTracker.shrunk_ids`): found where the flow took it, such a track keeps its
+        frames, even after a missed detection.
         """
         if self._last_index is not None and frame_index <= self._last_index:
             raise InvalidInputError(
@@ -222,7 +227,8 @@ class FixedLagSmoother:
                 # detection its flow's loss asked for keeps its frames: dropping them (hunt 17, for
                 # an occluder the flow slid onto) left visible faces raw for 3-4 frames on the
                 # shared stage and crowd clips, turning profiles the flow was still on
-                if t.id not in ids and t.misses > 0 and (alive is None or t.id not in alive):
+                if (t.id not in ids and t.misses > 0 and (alive is None or t.id not in alive)
+                        and (shrunk is None or t.id not in shrunk)):
                     self._drop_tail(t.id)
         before = self._buf[-2] if len(self._buf) > 1 and self._buf[-2].epoch == self._epoch else None
         for t in tracks:

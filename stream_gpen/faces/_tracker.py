@@ -423,9 +423,13 @@ class FaceTracker:
       them (only for a static camera and subject; it lags any motion by up to k frames).
     * ``select``: ``"all"`` faces, the ``"largest"`` one, or the one nearest the ``"center"``.
     * ``min_face``: ignore faces whose box's shorter side is below this (frame px), judged on
-      each detection's box: a tracked face that shrinks below it between detections (walking
-      away) stays restored until detections no longer find it that large (``max_misses``), so
-      the flow-carried box does not switch a face on and off around the limit.
+      each detection's box, never on the flow-carried box (which would switch a face near the
+      limit on and off between detections): a tracked face that shrinks below it (walking away)
+      stays restored up to the detection that finds it under the limit, where its track ends
+      (:meth:`shrunk_ids`; not a miss: its frames up to there are kept, the look-ahead smoother's
+      too). Found over the limit again, it is a new track (``min_score``). Such a detection (the
+      pipeline's detector returns faces down to half the limit, ``small_faces``) ends only a track
+      it overlaps (``iou_match``) that no detection over the limit matched, and starts none.
     * ``min_score``: a detection starts a new track only at this detector score or above (GPEN's
       own script restores faces scored 0.9 and up; lower ones are mostly profiles and turned
       heads, which a frontal template restores badly). A face already tracked is kept by any
@@ -642,6 +646,7 @@ class FaceTracker:
         self.probe_area = 0.0  # sum over probes of the region's fraction of the frame
         self._probed: list[tuple[float, float, float, float]] = []  # probe regions since the last detection
         self._lost_boxes: list[tuple[int, np.ndarray]] = []  # (frame, box) of confirmed tracks that ended lately
+        self._shrunk: set[int] = set()  # ids the latest update ended at a detection under min_face
         self.probes_skipped = 0  # watch firings left to the periodic detection (``reprobe=False``)
 
     # --- per-frame -------------------------------------------------------------------------
@@ -954,6 +959,7 @@ class FaceTracker:
         Returns the current tracks (smoothed points), ordered by ``select``.
         """
         _, gray, thumb, cut = self._prepare(frame_index, frame)
+        self._shrunk = set()
         if cut:
             self.scene_cuts += 1
             self._tracks = []  # new shot: old identities and filter states are meaningless
@@ -1020,16 +1026,19 @@ class FaceTracker:
     def _match(self, frame_index: int, d: Detections, cut: bool, *, probe: bool = False, region=None,
                retry: bool = False) -> None:
         """Match detections to tracks (greedy IoU), correct matched tracks, age unmatched ones and
-        start tracks for unmatched detections. A ``probe`` (change-watch) detection leaves
+        start tracks for unmatched detections; a detection under ``min_face`` only ends a track it
+        matches that no other matched (``shrunk_ids``). A ``probe`` (change-watch) detection leaves
         confirmed tracks to the flow and only starts new tracks, confirms young ones, and drops
         an unconfirmed track it does not find inside its ``region`` (None = whole frame). A
         ``retry`` (the re-detect after a first miss) spends no miss budget."""
         boxes = d.boxes.double().numpy()
         lms = d.landmarks.double().numpy()
         scores = d.scores.double().numpy()
+        small = np.zeros((0, 4))
         if self.min_face > 0 and len(boxes):
             side = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
             keep = side >= self.min_face
+            small = boxes[~keep]
             boxes, lms, scores = boxes[keep], lms[keep], scores[keep]
         used: set[int] = set()
         matched_t: set[int] = set()
@@ -1067,8 +1076,23 @@ class FaceTracker:
                     t.seen_box = boxes[j].copy()
                 t.score = float(scores[j])
                 t.misses, t.lost, t.detected, t.covered, t.retried = 0, False, True, False, False
+        shrunk: set[int] = set()
+        if self._tracks and len(small):
+            # A face found only under min_face (walking away) ends here: the detection confirms
+            # that the flow followed it, so its frames up to here stay (not a miss, whose flow
+            # frames the look-ahead drops), and this one is not restored. (A probe's region leaves
+            # out the faces it cuts: what it finds is the face's size.)
+            iou = _iou(np.stack([t.box for t in self._tracks]), small)
+            taken: set[int] = set()
+            for v, i, j in sorted(((iou[i, j], i, j) for i in range(iou.shape[0]) for j in range(iou.shape[1])),
+                                  reverse=True):
+                if v >= self.iou_match and i not in matched_t and i not in shrunk and j not in taken:
+                    shrunk.add(i)
+                    taken.add(j)
+                    self._tracks[i].lost = True
+                    self._shrunk.add(self._tracks[i].id)
         for i, t in enumerate(self._tracks):
-            if i in matched_t:
+            if i in matched_t or i in shrunk:
                 continue
             if probe:
                 inside = region is None or (
@@ -1103,6 +1127,12 @@ class FaceTracker:
     #: (area) or nearer the centre (distance): two faces of about the same size would otherwise
     #: swap with every frame's box jitter, and each would blink restored/unrestored.
     KEEP_CHOICE = 1.3
+
+    def shrunk_ids(self) -> set[int]:
+        """Ids of the tracks that the latest :meth:`update` ended because its detection found the
+        face only below ``min_face``: the face was where the flow took it, so their frames up to
+        this one are followed correctly (the look-ahead smoother keeps them)."""
+        return set(self._shrunk)
 
     def alive_ids(self) -> set[int]:
         """Ids of the tracks still followed (not lost), whether or not ``select``/``max_faces``
