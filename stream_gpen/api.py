@@ -556,7 +556,10 @@ class Enhancer:
 
     @property
     def detector(self):
-        """The RetinaFace detector, built on first use by an Enhancer made with ``aligned=True``."""
+        """The RetinaFace detector, built on first use by an Enhancer made with ``aligned=True``.
+        With ``min_face`` it also returns faces down to half of it (``small_faces``: a video's
+        tracker ends the track of a face found that small), and faces scored under ``min_score``
+        down to 0.8 (a tracked face is kept by them): candidates, not all restored."""
         box = self._detector_box
         with box[2]:
             if box[0] is None:

@@ -144,3 +144,21 @@ def test_a_full_size_detection_keeps_the_track_a_small_one_would_end():
     both = Detections(torch.cat([b.boxes, a.boxes]), torch.cat([b.landmarks, a.landmarks]), torch.tensor([0.99, 0.9]))
     ts = tr.update(1, both)
     assert [t.id for t in ts] == [0] and ts[0].detected and tr.shrunk_ids() == set()
+
+
+def test_the_detector_returns_small_faces_unchecked_and_uncounted(shared, mobilenet_weights):
+    """``small_faces``: faces from there up to ``min_face`` come back without the landmark check
+    (no cost, not counted as implausible): upside down, both of this photo's faces fail it."""
+    from stream_gpen.faces import FaceDetector
+
+    a = np.asarray(Image.open(shared / "data/faces/whole/gfpgan_whole_Blake_Lively.jpg").convert("RGB"))
+    upside_down = torch.from_numpy(np.ascontiguousarray(a[::-1, ::-1]))  # faces 169 and 174 px
+
+    def run(**kw):
+        det = FaceDetector(weights=mobilenet_weights, device="cpu", progress=False, download=False, **kw)
+        return len(det.detect(upside_down)[0]), det.implausible
+
+    assert run() == (0, 2)
+    assert run(min_face=200) == (0, 0)
+    assert run(min_face=200, small_faces=100) == (2, 0)
+    assert run(min_face=170, small_faces=100) == (1, 1)  # (the 174 px one checked and dropped)
