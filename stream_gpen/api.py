@@ -806,10 +806,11 @@ class Enhancer:
         Ctrl-C, a folder stops after the photo in hand (its photos so far are written), a single
         photo whose restoring has begun is finished and returned; set before the start, nothing runs.
         ``on_progress`` raising :class:`stream_gpen.Cancelled` stops the run the same way.
-        A run stopped by Ctrl-C raises :class:`stream_gpen.Interrupted` (a ``KeyboardInterrupt``),
-        one stopped by ``cancel`` :class:`stream_gpen.Cancelled` (not a ``KeyboardInterrupt``: safe in
-        an asyncio program's worker threads); either's ``.summary`` is the run's summary so far
-        (``interrupted``, ``partial_output``).
+        A run stopped by Ctrl-C raises :class:`stream_gpen.Interrupted` (a ``KeyboardInterrupt``, not
+        an ``Exception`` nor a ``StreamGpenError``: a loop's ``except Exception`` does not take Ctrl-C
+        for a failed file), one stopped by ``cancel`` :class:`stream_gpen.Cancelled` (a
+        ``StreamGpenError``, not a ``KeyboardInterrupt``: safe in an asyncio program's worker
+        threads); either's ``.summary`` is the run's summary so far (``interrupted``, ``partial_output``).
         A run that fails mid-way raises its error, with ``.summary`` (``error``; a video's frames
         encoded before it kept as ``.partial``, ``partial_output``).
         ``codec``: ``"auto"`` (H.264; HEVC for a 10/12-bit source; VP9 for a ``.webm`` output; ProRes

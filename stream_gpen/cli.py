@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from stream_gpen import __version__
-from stream_gpen.errors import FILE_SYSTEM_HINT, StreamGpenError, in_command_line_words
+from stream_gpen.errors import FILE_SYSTEM_HINT, Interrupted, StreamGpenError, in_command_line_words
 
 if TYPE_CHECKING:
     from stream_gpen.weights import WeightFile
@@ -500,8 +500,9 @@ def _main(argv: list[str] | None, *, exiting: bool) -> int:
             return int(args.run(args) or 0)
         with signals:
             return int(args.run(args) or 0)
-    except StreamGpenError as exc:
-        # Interrupted (Ctrl-C mid-run) is a StreamGpenError too and lands here with 130.
+    except (StreamGpenError, Interrupted) as exc:
+        # Interrupted (Ctrl-C mid-run: a KeyboardInterrupt carrying its message, hint and exit
+        # code 130 as an error does) lands here too
         if debug:
             traceback.print_exc()
         # (the API's messages name its keywords, skip_existing=True; said here as the flags, --skip-existing)

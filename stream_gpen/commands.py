@@ -11,7 +11,8 @@ import threading
 import time
 from pathlib import Path
 
-from stream_gpen.errors import InvalidInputError, OutputExistsError, StreamGpenError, in_command_line_words
+from stream_gpen.errors import (ErrorDetails, InvalidInputError, Interrupted, OutputExistsError, StreamGpenError,
+                                 in_command_line_words)
 
 log = logging.getLogger("stream_gpen.cli")
 
@@ -1007,7 +1008,9 @@ def _exit_alone(sink, output: str, failures: list):
             return sink.__exit__(exc_type, exc, tb)
         try:
             sink.__exit__(None, None, None)
-        except Exception as e:
+        except (Exception, Interrupted) as e:
+            # (Interrupted: a Ctrl-C deferred while this output was finished, written whole: the
+            # other outputs are finished too, and it is raised once they are)
             failures.append((output, e))
         return False
 
@@ -1222,7 +1225,7 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
             # (each file's own count: one written before the output that failed has that frame too)
             note = "; ".join([f"the {n} frames recorded before were kept in {o}" for o, n in kept if n]
                              + [f"the {n} frames written before the error were kept in {p}" for p, n in parts])
-            if isinstance(failed, StreamGpenError):  # its one-line message says it
+            if isinstance(failed, ErrorDetails):  # its one-line message says it (Interrupted's too)
                 failed.args = (f"{failed.args[0] if failed.args else failed}; {note}",) + tuple(failed.args[1:])
             else:  # (a foreign error's message is left as it is)
                 log.warning("%s: %s", type(failed).__name__, note)
@@ -1293,7 +1296,6 @@ def _display_problem() -> str | None:
 
 
 def _run_camera(args: argparse.Namespace) -> int:
-    from stream_gpen.errors import Interrupted
 
     try:
         return _camera_command(args)
@@ -1314,7 +1316,6 @@ def _run_camera(args: argparse.Namespace) -> int:
 
 
 def _camera_command(args: argparse.Namespace) -> int:
-    from stream_gpen.errors import Interrupted
 
     if args.list:
         devices = list_video_devices()

@@ -3,19 +3,24 @@
 Every leaf also derives from the fitting built-in, so callers may catch either
 ``StreamGpenError`` or e.g. ``FileNotFoundError``. Each class carries the exit code the
 ``stream-gpen`` command returns for it (documented in README "Exit codes").
+:class:`Interrupted` (Ctrl-C) is the one exception outside that root: it is a
+``KeyboardInterrupt``, never an ``Exception``, and carries the same (:class:`ErrorDetails`).
 """
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from stream_gpen.summary import RunSummary
+# (at run time, not under TYPE_CHECKING: typing.get_type_hints(StreamGpenError) raised NameError;
+# stream_gpen.summary imports nothing of the project's, nor anything heavy)
+from stream_gpen.summary import RunSummary
 
 
-class StreamGpenError(Exception):
-    """Root of every error stream-gpen raises on purpose. ``summary``: a failed
-    :meth:`Enhancer.enhance_file` run's :class:`~stream_gpen.summary.RunSummary` (None elsewhere)."""
+class ErrorDetails:
+    """What the exceptions stream-gpen raises on purpose carry, mixed into :class:`StreamGpenError`
+    (an ``Exception``) and :class:`Interrupted` (a ``KeyboardInterrupt``): the exit code of the
+    ``stream-gpen`` command, a ``hint`` (how to fix it, or None) and ``summary``: a failed or
+    stopped :meth:`Enhancer.enhance_file` run's :class:`~stream_gpen.summary.RunSummary` (None
+    elsewhere). Not an exception class itself (``except`` takes the two)."""
 
     exit_code: int = 1
     hint: str | None = None
@@ -23,9 +28,15 @@ class StreamGpenError(Exception):
     summary: RunSummary | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message)  # type: ignore[call-arg]  # (the exception class it is mixed into)
         if hint is not None:
             self.hint = hint
+
+
+class StreamGpenError(ErrorDetails, Exception):
+    """Root of every error stream-gpen raises on purpose (not of :class:`Interrupted`, a
+    ``KeyboardInterrupt``). ``summary``: a failed :meth:`Enhancer.enhance_file` run's
+    :class:`~stream_gpen.summary.RunSummary` (None elsewhere)."""
 
 
 # --- input --------------------------------------------------------------------------------
@@ -107,9 +118,13 @@ class SourceClosedError(StreamGpenError, EOFError):
     exit_code = 4
 
 
-class Interrupted(StreamGpenError, KeyboardInterrupt):
+class Interrupted(ErrorDetails, KeyboardInterrupt):
     """The run was interrupted (Ctrl-C, SIGTERM, SIGHUP); finished work was kept where possible.
     (A ``cancel=`` event stops a run with :class:`Cancelled`, which is not one of these.)
+
+    A ``KeyboardInterrupt``, not an ``Exception`` nor a :class:`StreamGpenError`: a program's
+    ``except Exception`` (a batch loop skipping a file that fails) took Ctrl-C for a bad file and
+    went on to the next. Catch ``Interrupted`` (or ``KeyboardInterrupt``) to handle it.
 
     ``summary``: the run's :class:`~stream_gpen.summary.RunSummary` so far (``interrupted`` True,
     ``partial_output``: the video's frames done, finalised as ``NAME.partial.EXT``, or None), or
