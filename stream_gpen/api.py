@@ -860,7 +860,8 @@ class Enhancer:
         ``image_format`` (a photo, or every photo of a folder): write it in this format (``"jpg"``,
         ``"png"``, ``"webp"``, ``"tif"``, ``"heic"``, ``"avif"``...), e.g. iPhone HEICs as JPEGs;
         ``None`` keeps each photo's own (its default name takes the new extension).
-        ``dst="null"``: write nothing (a dry run or a benchmark; ``-o /dev/null`` at the command line).
+        ``dst="null"``: write nothing (a dry run or a benchmark; ``-o /dev/null`` at the command line);
+        a video's ``crf``/``preset``/``encoder`` are checked as for an ``.mp4``, as the real run will.
         ``encoder`` (videos): ``"software"`` (default: libx264/libx265/SVT-AV1/libvpx on the CPU),
         ``"nvenc"`` (NVIDIA's hardware encoder: frees the CPU, which limits the rate once GPEN runs
         on a GPU; a :class:`~stream_gpen.errors.HardwareEncoderError` where the GPU/driver has none,
@@ -935,9 +936,16 @@ class Enhancer:
                     untrusted=untrusted, max_pixels=max_pixels, start=start, duration=duration,
                     compare=compare, image_format=image_format, encoder=encoder, chroma=chroma)
         is_folder = "://" not in src_s and not src_s.startswith("lavfi:") and Path(src_s).is_dir()
-        if not is_folder and dst != "null" and Path(dst).suffix.lower() in _IMAGE_EXTS:
-            _video_options_on_a_photo(f"{src_s} is written as a photo", codec=codec, crf=crf, preset=preset,
-                                      audio=audio, encoder=encoder, chroma=chroma)
+        if not is_folder and (_photo_input(src_s) if dst == "null" else Path(dst).suffix.lower() in _IMAGE_EXTS):
+            _video_options_on_a_photo(f"{src_s} is {'restored' if dst == 'null' else 'written'} as a photo",
+                                      codec=codec, crf=crf, preset=preset, audio=audio, encoder=encoder,
+                                      chroma=chroma)
+        elif not is_folder and dst == "null":
+            from stream_gpen.io._sink import check_dry_run_options
+
+            # (the null sink took any: a dry run restored the whole clip with crf=60, which the
+            # real run refuses; -o /dev/null checks them the same way)
+            check_dry_run_options(encoder, codec, crf, preset)
         if skip_existing and not overwrite and not is_folder and dst != "null" and Path(dst).is_file():
             # a single input (a file, a photo or video URL): the whole job is done already
             summary = self._summary(input=src_s, output=str(dst))
@@ -2072,6 +2080,17 @@ def _check_output_inside(root: Path, dst: Path, inputs: list[Path], plan: dict[P
                     "are restored by a run on %s itself)", dst, len(odd), odd[0].relative_to(dst), dst)
 
 
+def _photo_input(src: str) -> bool:
+    """A single input restored as a photo, by its name (a still GIF by its frames; a URL by
+    :func:`is_image_url`)."""
+    from stream_gpen.io._source import IMAGE_EXTS
+
+    if "://" in src or src.startswith("lavfi:"):
+        return is_image_url(src)
+    own = Path(src)
+    return own.suffix.lower() in IMAGE_EXTS or _photo_suffix(own) != own.suffix
+
+
 def _photo_suffix(path: Path) -> str:
     """The extension a photo is written with by default: its own; a still GIF's ``.png`` (there is
     no GIF writer: an animated GIF is a video, ``.gif`` itself)."""
@@ -2433,7 +2452,6 @@ def resolve_output(src: str, dst=None, image_format: str | None = None) -> str:
     The command line's ``-o`` follows the same rules (``stream-gpen enhance`` calls this).
     """
     from stream_gpen.io._meta import fit_name
-    from stream_gpen.io._source import IMAGE_EXTS
 
     src = str(src)
     if dst is not None and str(dst) == "null":
@@ -2442,7 +2460,7 @@ def resolve_output(src: str, dst=None, image_format: str | None = None) -> str:
     if not url and Path(src).is_dir():
         return str(dst) if dst is not None else default_output(src)
     own = Path(_url_file_name(src) or "stream") if url else Path(src)
-    photo = is_image_url(src) if url else own.suffix.lower() in IMAGE_EXTS or _photo_suffix(own) != own.suffix
+    photo = _photo_input(src)
     if isinstance(dst, str) and dst.endswith(("/", os.sep)) and not Path(dst).is_dir():
         # a folder by its name, not there: Path() drops the slash, and the name was taken for a
         # file without an extension ("an image input needs an image output ... got out/")

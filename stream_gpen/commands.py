@@ -687,15 +687,18 @@ def _check_before_the_model(args: argparse.Namespace, src: str, dst: str, null: 
 
     check_chroma(args.chroma, args.codec)
     photo = _is_image_name(dst) or _is_image_name(src)
-    if (null and not _is_image_name(src)) or not (null or photo or Path(dst).is_dir() or Path(src).is_dir()):
-        # before the model loads, not mid-run; -o /dev/null (no container) is checked as an .mp4
-        # all the same (a dry run passed --crf 99 that the real run refuses)
+    if null and not _is_image_name(src):
+        # (a dry run passed --crf 99 that the real run refuses; as the API's dst="null" checks them)
+        from stream_gpen.io._sink import check_dry_run_options
+
+        check_dry_run_options(args.encoder, args.codec, args.crf, args.preset)
+    elif not (null or photo or Path(dst).is_dir() or Path(src).is_dir()):
+        # before the model loads, not mid-run
         from stream_gpen.io._sink import check_encoder_options, check_output_encoding, resolve_codec
 
-        target = "null.mp4" if null else dst
-        _check_output_ext(target)
-        check_output_encoding(target, args.codec, args.audio)
-        check_encoder_options(args.encoder, resolve_codec(args.codec, target), args.crf, args.preset)
+        _check_output_ext(dst)
+        check_output_encoding(dst, args.codec, args.audio)
+        check_encoder_options(args.encoder, resolve_codec(args.codec, dst), args.crf, args.preset)
     elif "://" not in src and Path(src).is_dir():
         _check_folder_encoding(args, src, dst)
     elif photo:

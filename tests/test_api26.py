@@ -3,19 +3,51 @@ as a program's loop meets it."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import typing
 
 import numpy as np
 import pytest
 
 from _clips import write_video
-from stream_gpen import Cancelled, Enhancer, Interrupted, StreamGpenError
+from stream_gpen import Cancelled, Enhancer, Interrupted, InvalidInputError, StreamGpenError
 from stream_gpen.cli import main
 from stream_gpen.summary import RunSummary
 
 
 def _clip(path, n=6):
     return write_video(path, [np.full((48, 64, 3), 30 * i, np.uint8) for i in range(n)])
+
+
+# --- 1. a dry run (dst="null") checks the encoder options a real run refuses ---------------------
+
+@pytest.mark.parametrize("kw, said", [
+    (dict(crf=60), "crf=60 for codec='h264' must be within 0..51"),
+    (dict(preset="fastest"), "preset='fastest' for codec='h264' is not one of"),
+    (dict(codec="prores", crf=20), "codec='prores' takes no crf or preset"),
+    (dict(codec="vp9", preset="slow"), "codec='vp9' takes no preset"),
+    (dict(codec="av1", crf=0), "crf=0 for codec='av1' must be within 1..63"),
+])
+def test_a_dry_run_refuses_what_the_real_run_refuses(tmp_path, enh, kw, said):
+    """api26: enhance_file(src, "null") restored the whole clip with each of these, which a real
+    output refuses before its first frame."""
+    src = _clip(tmp_path / "v.mp4", 3)
+    frames: list = []
+    for dst in ("null", tmp_path / "o.mp4"):
+        with pytest.raises(InvalidInputError, match=re.escape(said)):
+            enh.enhance_file(src, dst, on_progress=lambda *a: frames.append(a), **kw)
+    assert frames == []  # (refused before any work)
+
+
+def test_a_dry_run_takes_what_the_real_run_takes(tmp_path, enh, cli_env):
+    """... and nothing more is refused: any codec (nothing is written, no container to fit), the
+    command line's -o /dev/null as the API's "null" (it refused --codec prores: "cannot go into .mp4")."""
+    src = _clip(tmp_path / "v.mp4", 3)
+    assert enh.enhance_file(src, "null", crf=20, preset="ultrafast").frames_out == 3
+    assert enh.enhance_file(src, "null", codec="prores").frames_out == 3
+    assert main(["enhance", str(src), "-o", os.devnull, "--codec", "prores", *cli_env]) == 0
+    assert main(["enhance", str(src), "-o", os.devnull, "--crf", "60", *cli_env]) == 2
 
 
 # --- 3. Ctrl-C is a KeyboardInterrupt, never an Exception ----------------------------------------

@@ -1458,6 +1458,23 @@ def check_encoder_options(encoder: str, codec: str, crf: int | None, preset: str
     check_crf_preset(codec, crf, preset, note)
 
 
+#: the output name a dry run's (``dst="null"``, ``-o /dev/null``) codec is chosen for
+DRY_RUN_AS = "null.mp4"
+
+
+def check_dry_run_options(encoder: str, codec: str, crf: int | None, preset: str | None) -> None:
+    """A dry run's (``dst="null"``, ``-o /dev/null``) crf/preset/encoder, refused as the real run
+    refuses them, before any work: the null sink encodes nothing and took any (``crf=60``,
+    ``preset="fastest"``, a ProRes crf: the whole clip restored, then the real run refused them).
+    Checked for the codec an ``.mp4`` is written with (``"auto"``: H.264); no container's fit,
+    as nothing is written (``codec="prores"`` runs as for a ``.mov``). NVENC is probed as the real
+    run's sink probes it."""
+    codec = resolve_codec(codec, DRY_RUN_AS)
+    check_encoder_options(encoder, codec, crf, preset)
+    if encoder == "nvenc":
+        resolve_encoder(encoder, codec)
+
+
 def _encode_hint(err: BaseException) -> str | None:
     """The hint of a failed encode: the error's own, or where the file system refused the output
     (a full disk, a read-only or vanished folder) what to check, as a photo's failed write says."""
