@@ -790,11 +790,13 @@ class Enhancer:
 
         ``src``: a video or photo file, a folder (its photos and videos), an http(s)/RTSP/... URL or a
         ``lavfi:`` graph (a path may be ``str``, ``bytes`` or ``os.PathLike``; ``~`` is expanded).
-        ``dst``: the output file; ``None`` (default) writes ``name_enhanced.ext`` beside ``src`` (a
-        folder: ``name_enhanced/``); an existing folder, or a name ending in ``/``, is a folder (one
-        that is not there is refused): a video gets its default name in it, a photo its own name
-        (its default name in its own folder); a folder input is mirrored into ``dst``, made if
-        missing. The same rules as the command line's ``-o`` (:func:`resolve_output`).
+        ``dst``: the output file, in a folder that exists (a photo's as a video's: one not there, or
+        a file on its path, is refused before any work); ``None`` (default) writes
+        ``name_enhanced.ext`` beside ``src`` (a folder: ``name_enhanced/``); an existing folder, or a
+        name ending in ``/``, is a folder (one that is not there is refused): a video gets its
+        default name in it, a photo its own name (its default name in its own folder); a folder
+        input is mirrored into ``dst``, made if missing. The same rules as the command line's ``-o``
+        (:func:`resolve_output`).
         ``overwrite``: replace an existing output (else
         :class:`~stream_gpen.errors.OutputExistsError`; see also ``skip_existing``).
         ``on_progress(frames_done, frames_total_or_None, faces_so_far)`` is called per frame
@@ -2448,12 +2450,29 @@ def resolve_output(src: str, dst=None, image_format: str | None = None) -> str:
       :class:`InvalidInputError` (it was taken for a file without an extension).
     * ``dst`` a file name: as it is. With ``image_format`` its extension must agree (else
       :class:`InvalidInputError`: which of the two was meant cannot be told).
+    * ``dst`` in a folder that is not there, or under a file (``photo.jpg/x.png``):
+      :class:`InvalidInputError` (:func:`~stream_gpen.io._sink.check_output_folder`), photos and
+      videos alike; a folder input's output folder is made, with the folders above it.
 
     The command line's ``-o`` follows the same rules (``stream-gpen enhance`` calls this).
     """
+    from stream_gpen.io._sink import check_output_folder
+
+    out = _output_of(str(src), dst, image_format)
+    if dst is not None and out != "null" and "://" not in out:
+        # before any work: a photo was restored (minutes on a CPU) and then failed to be written
+        check_output_folder(out, named=dst, made=out == str(dst) and _is_local_dir(str(src)))
+    return out
+
+
+def _is_local_dir(src: str) -> bool:
+    return "://" not in src and not src.startswith("lavfi:") and Path(src).is_dir()
+
+
+def _output_of(src: str, dst, image_format: str | None) -> str:
+    """:func:`resolve_output`'s name, before its folder is checked."""
     from stream_gpen.io._meta import fit_name
 
-    src = str(src)
     if dst is not None and str(dst) == "null":
         return "null"  # the null sink (``-o /dev/null``), not a file or folder named so
     url = "://" in src or src.startswith("lavfi:")
@@ -2464,6 +2483,9 @@ def resolve_output(src: str, dst=None, image_format: str | None = None) -> str:
     if isinstance(dst, str) and dst.endswith(("/", os.sep)) and not Path(dst).is_dir():
         # a folder by its name, not there: Path() drops the slash, and the name was taken for a
         # file without an extension ("an image input needs an image output ... got out/")
+        from stream_gpen.io._sink import check_output_folder
+
+        check_output_folder(Path(dst) / "x", named=dst, made=True)  # (a file by that name: said as such)
         example = "photo_enhanced" + own.suffix.lower() if photo else "clip.mp4"
         raise InvalidInputError(f"output folder does not exist: {dst}",
                                 hint=f"create it, or name the output file (e.g. {example})")

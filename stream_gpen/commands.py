@@ -623,10 +623,6 @@ def _enhance_command(args: argparse.Namespace, checked: list[str]) -> int:
         from stream_gpen.io._sink import check_not_special
 
         check_not_special(dst)
-    parent = next((p for p in Path(dst).parents if p.exists()), None) if "://" not in dst else None
-    if parent is not None and not parent.is_dir():
-        raise InvalidInputError(f"the output's folder {parent} is a file, not a folder: -o {args.output}",
-                                hint="choose an -o in a folder (the file's own folder, or a new one)")
     if (not args.output and Path(dst).suffix.lower() != Path(src).suffix.lower() and Path(src).is_file()
             and not _is_image_name(src) and not _picture_by_content(src)):
         # GIF, MPEG-PS/DVD (.mpg/.vob), DV...: the container cannot hold the restored video

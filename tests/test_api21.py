@@ -81,7 +81,7 @@ def test_a_home_path_is_expanded(tmp_path, enh, monkeypatch):
     not), and an output "~/r/o.png" made a folder named "~" in the working folder."""
     home = tmp_path / "home"
     work = tmp_path / "work"
-    home.mkdir()
+    (home / "r").mkdir(parents=True)  # (an output's folder must exist: api26)
     work.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.chdir(work)

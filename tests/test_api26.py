@@ -50,6 +50,56 @@ def test_a_dry_run_takes_what_the_real_run_takes(tmp_path, enh, cli_env):
     assert main(["enhance", str(src), "-o", os.devnull, "--crf", "60", *cli_env]) == 2
 
 
+# --- 2. the output's folder, checked before any work, for photos as for videos -------------------
+
+def test_a_photo_under_a_file_is_refused_before_it_is_restored(tmp_path, enh, face):
+    """api26: enhance_file("photo.png", "p8.png/x.png") with p8.png a file restored every face and
+    then raised a bare FileExistsError; a video said "output folder does not exist: p8.png"."""
+    photo, taken = tmp_path / "a.png", tmp_path / "p8.png"
+    face.save(photo)
+    face.save(taken)
+    src = _clip(tmp_path / "v.mp4", 3)
+    frames: list = []
+    for s, d in ((photo, taken / "x.png"), (src, taken / "x.mp4"), (photo, str(taken) + "/")):
+        with pytest.raises(InvalidInputError, match=f"the output's folder {re.escape(str(taken))} is a file, not a "
+                                                    "folder: dst=") as e:
+            enh.enhance_file(s, d, on_progress=lambda *a: frames.append(a))
+        assert e.value.hint.startswith("choose another dst, in a folder"), e.value.hint
+    assert frames == []
+
+
+def test_a_photo_into_a_missing_folder_is_refused_as_a_video_is(tmp_path, enh, face, cli_env, capsys):
+    """A photo into a folder that is not there (a mistyped name) made the folders; a video's was
+    refused. Both are refused now, before any work, by the API and the command line alike."""
+    photo = tmp_path / "a.png"
+    face.save(photo)
+    src = _clip(tmp_path / "v.mp4", 3)
+    for s, name in ((photo, "x.png"), (src, "x.mp4")):
+        with pytest.raises(InvalidInputError, match="output folder does not exist: .*typo/deeper$") as e:
+            enh.enhance_file(s, tmp_path / "typo" / "deeper" / name)
+        assert e.value.hint == "create it, or choose another dst"
+        assert main(["enhance", str(s), "-o", str(tmp_path / "typo" / "deeper" / name), *cli_env]) == 2
+        err = capsys.readouterr().err
+        assert "output folder does not exist" in err and "hint: create it, or choose another -o" in err, err
+    assert not (tmp_path / "typo").exists()
+    # a folder input's output folder is made, with the folders above it
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    face.save(lib / "b.png")
+    assert enh.enhance_file(lib, tmp_path / "new" / "out").frames_out == 1
+    assert (tmp_path / "new" / "out" / "b.png").is_file()
+
+
+def test_the_command_line_says_a_file_on_the_outputs_path_in_its_flags(tmp_path, face, cli_env, capsys):
+    photo, taken = tmp_path / "a.png", tmp_path / "p8.png"
+    face.save(photo)
+    face.save(taken)
+    assert main(["enhance", str(photo), "-o", str(taken / "x.png"), *cli_env]) == 2
+    err = capsys.readouterr().err
+    assert f"error: the output's folder {taken} is a file, not a folder: -o {taken / 'x.png'}" in err, err
+    assert "hint: choose another -o, in a folder" in err, err
+
+
 # --- 3. Ctrl-C is a KeyboardInterrupt, never an Exception ----------------------------------------
 
 def test_ctrl_c_is_a_keyboard_interrupt_not_an_exception():

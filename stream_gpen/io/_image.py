@@ -56,7 +56,7 @@ from stream_gpen.io._convert import u8_from_u16
 from stream_gpen.io._iptc import beyond_tiff, iptc_record, jpeg_app13, kept_resources, with_app13
 from stream_gpen.io._meta import StreamMetadata, fit_name, hidden_temp
 from stream_gpen.io._ring import Frame
-from stream_gpen.io._sink import _Sink, keep_beside, keep_mode, place_new
+from stream_gpen.io._sink import _Sink, check_output_folder, keep_beside, keep_mode, place_new
 from stream_gpen.io._source import IMAGE_EXTS
 from stream_gpen.io._unread import folder_kinds, unread_error
 
@@ -1984,6 +1984,8 @@ class ImageSink(_Sink):
         check_image_format(format, "image format")
         self.target = Path(target)
         self.is_folder = self.target.suffix.lower() not in IMAGE_EXTS or self.target.is_dir()
+        if not self.is_folder:  # (as a video's: a missing folder was made, a file above it failed once restored)
+            check_output_folder(self.target)
         self.format = format
         self.quality = quality
         self.overwrite = overwrite

@@ -1216,6 +1216,21 @@ def check_not_special(target) -> None:
                             hint="name a regular file as dst (dst=\"null\" restores without writing anything)")
 
 
+def check_output_folder(target, *, named=None, made: bool = False) -> None:
+    """The folder an output file goes into (``made``: an output folder, made with the folders
+    above it), before any work: a file on its path (``photo.jpg/x.png``) is refused as a file (a
+    photo was restored, then failed with a bare FileExistsError; a video said "output folder does
+    not exist" of it), and a folder that is not there too (a photo's was made, a mistyped name and
+    all, a video's refused). ``named``: the output as the caller gave it (``dst``), for the message."""
+    t = Path(target)
+    above = next((p for p in t.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise InvalidInputError(f"the output's folder {above} is a file, not a folder: dst={str(named or t)!r}",
+                                hint="choose another dst, in a folder (the file's own folder, or a new one)")
+    if not made and not t.parent.is_dir():
+        raise InvalidInputError(f"output folder does not exist: {t.parent}", hint="create it, or choose another dst")
+
+
 def keep_beside(tmp, target) -> Path | None:
     """Move a finished temporary output that could not replace ``target`` (Windows: ``target`` is
     open in another program, or read-only) to a visible name beside it, ``NAME.restored.EXT``
@@ -1902,8 +1917,7 @@ class FileSink(_Sink):
                 raise InvalidInputError(f"output {t} has no extension; name the container, e.g. {t.name}.mp4")
             if t.exists() and not overwrite:
                 raise OutputExistsError(f"output exists: {t}", hint="pass overwrite=True or choose another dst")
-            if not t.parent.is_dir():
-                raise InvalidInputError(f"output folder does not exist: {t.parent}", hint="create it, or choose another dst")
+            check_output_folder(t)
             self._fmt = None
             self._remove_stale_temps(t)
             # (the machine and process in the name tell a later run whose it is: _remove_stale_temps)
