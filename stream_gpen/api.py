@@ -1782,14 +1782,19 @@ class _TotalGuess:
         self.total, self.span, self.step = total, total / rate, 1 / rate
         self.first: float | None = None
 
-    def update(self, time: float | None, done: int) -> int:
+    def update(self, time: float | None, done: int) -> int | None:
+        """The count to show after ``done`` frames, the last at ``time``; None (unknown) once the
+        frames run past the span the estimate covers: a file still being written as it is read
+        (a recording, a download) said "127/127 frames (100%)", no time left, half-way through."""
         if time is None:
-            return self.total
+            return self.total if done <= self.total else None
         if self.first is None:
             self.first = time
         seen = time - self.first
         if seen >= 1.0:
-            self.total = max(done, round(done * self.span / (seen + self.step)))
+            self.total = round(done * self.span / (seen + self.step))
+        if done > self.total + 1:  # (a frame's slack: rounding, a late timestamp near the end)
+            return None
         return max(self.total, done)
 
 

@@ -412,7 +412,7 @@ class _Progress:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, desc=self.desc, unit="frame", dynamic_ncols=True, leave=True)
-        elif total is not None and total != self.bar.total:  # (an estimate corrected as the frames came)
+        elif total != self.bar.total:  # (an estimate corrected as the frames came, or past it: unknown)
             self.bar.total = total
         moved = done != self.bar.n
         self.bar.update(done - self.bar.n)
