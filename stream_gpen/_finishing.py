@@ -17,14 +17,17 @@ from typing import Iterator
 
 _depth = 0
 _deferred = False
+_what: str | None = None  # the output the outermost block finishes, named when a stop waited for it
 _lock = threading.Lock()
 _stop = threading.Event()
 
 
 @contextmanager
 def finishing() -> Iterator[None]:
-    global _depth, _deferred
+    global _depth, _deferred, _what
     with _lock:
+        if _depth == 0:
+            _what = None
         _depth += 1
     try:
         yield
@@ -32,12 +35,23 @@ def finishing() -> Iterator[None]:
         with _lock:
             _depth -= 1
             stop, _deferred = _deferred and _depth == 0, _deferred and _depth > 0
+            name = _what
     if stop:
         from stream_gpen.errors import Interrupted
 
-        err = Interrupted("stopped: the output in hand was written whole first")
+        # (it said "the output in hand", not which: a folder run's, a camera's several outputs)
+        err = Interrupted(f"stopped: {name or 'the output in hand'} was written whole first")
         err.output_whole = True  # (the run's summary says so, and an earlier run's .partial goes)
         raise err
+
+
+def finishing_output(what: object) -> None:
+    """Inside :func:`finishing`: the output it finishes, named if a stop waits for it (the first
+    named, where blocks nest)."""
+    global _what
+    with _lock:
+        if _depth > 0 and _what is None:
+            _what = str(what)
 
 
 def is_finishing() -> bool:

@@ -736,7 +736,7 @@ def test_a_ctrl_c_while_the_finished_output_is_written_keeps_it(tmp_path, cli_en
     remember_partial(tmp_path / "o.partial.mp4")  # (as the interrupted run that wrote it records it)
     report = tmp_path / "r.json"
     assert main(["enhance", str(src), "-o", str(out), "--report", str(report), *cli_env]) == 130
-    assert "the output in hand was written whole first" in capsys.readouterr().err
+    assert f"stopped: {out} was written whole first" in capsys.readouterr().err
     assert video_info(out)["n"] == video_info(src)["n"]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["a.mp4", "o.mp4", "r.json"]
     import json

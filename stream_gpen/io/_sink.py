@@ -3436,9 +3436,11 @@ class FileSink(_Sink):
         (a Ctrl-C meanwhile waits for it at the command line: see stream_gpen._finishing)."""
         if self._closed:
             return
-        from stream_gpen._finishing import finishing
+        from stream_gpen._finishing import finishing, finishing_output
 
         with finishing():
+            if not self.is_url:
+                finishing_output(self.target)
             self._close()
 
     def _close(self) -> None:
