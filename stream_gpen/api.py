@@ -1199,8 +1199,14 @@ class Enhancer:
                 summary.interrupted = True
                 partial = getattr(sink, "partial_path", None)
                 summary.partial_output = str(partial) if partial else None
-                self._finish_stopped(summary, frames, stage, source, timer, t0)
+                # (nothing out where the frames encoded were lost: the output folder removed)
+                self._finish_stopped(summary, frames, stage, source, timer, t0,
+                                     kept_out=is_still or getattr(sink, "lost_reason", None) is None)
                 if partial:  # what wrote the partial output, and its notes (the audio transcoded...)
+                    kept = getattr(sink, "frames_kept", None)
+                    if kept is not None:  # (what reached the disk of an output that could not be finished)
+                        summary.frames_out = min(summary.frames_out, kept)
+                        summary.frames_dropped = max(summary.frames_dropped, summary.frames_in - summary.frames_out)
                     _sink_notes(summary, sink)
                 elif getattr(exc, "output_whole", False) and not is_still and "://" not in str(dst):
                     # stopped while the output was being finished: it was written whole first

@@ -1220,10 +1220,22 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
                 and getattr(s, "partial_path", None) is None]
         if parts:
             summary.partial_output = str(parts[0][0])
-        if (kept and any(n for _, n in kept)) or parts:
+        # a recording that failed holds its .partial's frames, or none (a full disk: it said 56 out
+        # of an .mp4 that was deleted, where enhance says 0); out is what the fullest output holds
+        nothing = [o for o, s in zip(outputs, sinks) if o in lost and _encoded_output(o) and "://" not in o
+                   and getattr(s, "partial_path", None) is None]
+        held = [0 if o in nothing else
+                s.frames_kept if getattr(s, "partial_path", None) is not None and s.frames_kept is not None else
+                getattr(s, "frames_written", summary.frames_out) for o, s in zip(outputs, sinks)]
+        out_held = min(summary.frames_out, max(held, default=0))
+        summary.frames_dropped += summary.frames_out - out_held
+        summary.frames_out = out_held
+        lost_words = [f"nothing was saved to {o}" for o in nothing if "nothing was saved" not in str(failed)]
+        if (kept and any(n for _, n in kept)) or parts or lost_words:
             # (each file's own count: one written before the output that failed has that frame too)
             note = "; ".join([f"the {n} frames recorded before were kept in {o}" for o, n in kept if n]
-                             + [f"the {n} frames written before the error were kept in {p}" for p, n in parts])
+                             + [f"the {n} frames written before the error were kept in {p}" for p, n in parts]
+                             + lost_words)
             if isinstance(failed, ErrorDetails):  # its one-line message says it (Interrupted's too)
                 failed.args = (f"{failed.args[0] if failed.args else failed}; {note}",) + tuple(failed.args[1:])
             else:  # (a foreign error's message is left as it is)

@@ -1658,6 +1658,45 @@ _ROOM_CHECK_S = 1.0
 _ROOM_SLACK = 64 << 10
 
 
+class _OutputGone(EncodeError):
+    """The temporary output left its path during the run (its folder removed or moved): raised by
+    the encoder thread's room check, said as it is (:meth:`FileSink._failed`)."""
+
+
+_KEEP_FOLDER_HINT = "keep the output folder in place until the run ends, then run it again"
+
+#: where this process's open files are listed, each a link to the file's path now (Linux)
+_PROC_FDS = "/proc/self/fd"
+
+
+def _open_as(path: str, ident: tuple[int, int] | None) -> str | None:
+    """Where the file this process opened as ``path`` is now that it is gone from there: its folder
+    was renamed or moved (the descriptor follows it: ``/proc/self/fd``, Linux). Found by its name
+    (a temporary output's is unique) or its ``(st_dev, st_ino)``; ``None`` where it was deleted
+    (the link then ends in " (deleted)", its link count is 0), is no longer open, or this system
+    does not say (:func:`_can_follow`)."""
+    name = os.path.basename(path)
+    try:
+        fds = os.listdir(_PROC_FDS)
+    except OSError:
+        return None
+    for fd in fds:
+        link = os.path.join(_PROC_FDS, fd)
+        try:
+            now, st = os.readlink(link), os.stat(link)
+        except OSError:  # (closed meanwhile: the listing's own descriptor, a thread's file)
+            continue
+        if ((os.path.basename(now) == name or (st.st_dev, st.st_ino) == ident) and st.st_nlink
+                and os.path.isfile(now) and os.path.samefile(now, link)):
+            return now
+    return None
+
+
+def _can_follow() -> bool:
+    """Whether :func:`_open_as` can tell a moved file from a deleted one here."""
+    return os.path.isdir(_PROC_FDS)
+
+
 def _file_size_limit() -> int | None:
     """The process's file-size limit in bytes (RLIMIT_FSIZE), or None where there is none (or no
     such limit on this system)."""
@@ -1881,6 +1920,10 @@ class FileSink(_Sink):
         self._room_checked = time.monotonic()
         #: frames in the kept .partial output after an error (:meth:`salvage`), else None
         self.frames_kept: int | None = None
+        #: why a stopped run's frames were not kept (its output folder removed, the file unfinishable)
+        self.lost_reason: str | None = None
+        self._ident: tuple[int, int] | None = None  # the temporary output's (st_dev, st_ino), see _follow
+        self._moved_from: Path | None = None  # where it was, its folder moved during the run (_follow)
         self._last_dts: int | None = None
         self._next_key: Fraction | None = None  # live: the frame time from which the next keyframe is forced
         # _mux_video's view of the encoder: the pts of its last packets, of the first frame given it
@@ -2538,14 +2581,31 @@ class FileSink(_Sink):
         frame.image  # fail now (in the caller) for a released frame
         while True:
             if self._error is not None:
-                raise EncodeError(f"encoding {self.target} failed: {self._error}",
-                                  hint=_encode_hint(self._error)) from self._error
+                raise self._failed() from self._error
             try:
                 self._queue.put(frame, timeout=_QUEUE_POLL_S)
                 return
             except queue.Full:
                 if not self._thread.is_alive():
                     raise EncodeError(f"encoder thread for {self.target} stopped")
+
+    def _failed(self) -> EncodeError:
+        """The error to raise for the encoder thread's: its own words where it says the whole of it
+        (the output folder gone, :meth:`_vanished`), else "encoding NAME failed: ..."."""
+        e = self._error
+        if isinstance(e, _OutputGone):
+            return EncodeError(str(e), hint=e.hint)
+        if self._gone_first():  # (the muxer's first write, its folder removed before it)
+            return EncodeError(self._gone_words(made=False), hint=_KEEP_FOLDER_HINT)
+        # (an OSError's words only: FFmpeg's name the hidden temporary file, gone by then)
+        why = e.strerror if isinstance(e, OSError) and e.strerror else e
+        return EncodeError(f"encoding {self.target} failed: {why}", hint=_encode_hint(e))
+
+    def _gone_first(self, e: BaseException | None = None) -> bool:
+        """The encoder thread's error (or ``e``) is the muxer failing to make the file at its
+        first packet, the output folder gone before."""
+        e = self._error if e is None else e
+        return isinstance(e, FileNotFoundError) and not self.is_url and not Path(self._path).parent.is_dir()
 
     def _run(self) -> None:
         try:
@@ -2562,6 +2622,8 @@ class FileSink(_Sink):
                     self._encode(frame)
                 finally:
                     frame.release()
+                if time.monotonic() - self._room_checked >= _ROOM_CHECK_S:
+                    self._check_room()  # (also while the encoder holds its first frames back: x264 ~40)
         except BaseException as e:
             self._error = e
             # drain so a blocked writer wakes and frames go back to the ring
@@ -2993,10 +3055,22 @@ class FileSink(_Sink):
         if self.is_url:
             return
         try:
-            size = os.stat(self._path).st_size
+            st = os.stat(self._path)
+        except FileNotFoundError:
+            if self._ident is None and not self.packets_muxed:
+                return  # (not made yet: the muxer opens it at its first packet)
+            # its folder removed or moved (or the file deleted): the run went on restoring into a
+            # file in no folder, or in another, and said so once the whole video was done (a minute
+            # later on a 25 s clip; hours on a film, its disk space in use all along). Moved while
+            # the output is being finished (or kept as .partial), it is finished there.
+            gone = self._vanished()
+            if self._moved_from is None or not self._closed:
+                raise gone from None
+            return
         except OSError:
             return
-        pending = self._bytes_muxed - size  # in the muxer's buffers (avio's, a Matroska cluster), or refused
+        self._ident = (st.st_dev, st.st_ino)
+        pending = self._bytes_muxed - st.st_size  # in the muxer's buffers (avio's, a Matroska cluster), or refused
         if self._size_limit is None:
             self._size_limit = _file_size_limit() or 0  # (read once a run: 0 = none)
         limit = self._size_limit
@@ -3383,6 +3457,7 @@ class FileSink(_Sink):
         for index, n in self._aux_damaged.items():
             self.fallbacks.append(f"audio stream #{index}: {n} damaged packet(s) copied as they were (the decoder "
                                   "cannot read them: players may click or go silent there)")
+        self._follow()  # (the muxer holds the file open: where its folder moved, it says where to)
         self._out.close()
 
     def _report_empty(self) -> None:
@@ -3456,28 +3531,43 @@ class FileSink(_Sink):
                     raise
                 self._closed = False
                 partial = self.interrupt()
-                where = ((f"1 frame was saved to {partial}" if self.frames_written == 1
-                          else f"{self.frames_written} frames were saved to {partial}") if partial
-                         else "no frames had been encoded, nothing was saved")
-                raise Interrupted(f"interrupted while finishing: {where}") from exc
+                raise Interrupted(f"interrupted while finishing: {self._stopped_words(partial)}") from exc
             if self._error is not None:
                 self._closed = False
                 self.salvage()  # (the frames muxed before it, as .partial)
-                raise EncodeError(f"encoding {self.target} failed: {self._error}",
-                                  hint=_encode_hint(self._error)) from self._error
+                raise self._failed() from self._error
             src_done = getattr(getattr(self.source, "ring", None), "_finished", True)
             try:
                 self._finish_container(all_aux=src_done)
+            except _OutputGone as e:  # (its folder removed: noticed while the encoder was flushed)
+                raise EncodeError(str(e), hint=e.hint) from None
             except (av.error.FFmpegError, ValueError, OSError) as e:
+                if self._gone_first(e):  # (removed before the muxer made the file)
+                    raise EncodeError(self._gone_words(made=False), hint=_KEEP_FOLDER_HINT) from e
                 # (FFmpeg's muxers say a write error, a full disk, at the trailer: the message
-                # named the hidden temporary file, gone by then)
+                # named the hidden temporary file, gone by then). A .mkv/.webm/.ts plays without
+                # its trailer: what reached the disk is kept as .partial (a camera recording cut
+                # off by a full disk was deleted whole)
                 why = e.strerror if isinstance(e, OSError) and e.strerror else e
-                raise EncodeError(f"finishing {self.target} failed: {why}", hint=_encode_hint(e)) from e
+                kept = self._written_part()
+                said = "nothing was saved"
+                if kept:
+                    try:
+                        said = (f"the {kept} frame(s) that reached it were kept as {self._keep_partial()} "
+                                "(it plays, without the index players seek by)")
+                        self.frames_kept = kept
+                    except OSError as e2:
+                        log.debug("keeping the frames written before the error failed: %s", e2)
+                if self.partial_path is None:
+                    self.lost_reason = said
+                raise EncodeError(f"finishing {self.target} failed: {why}; {said}", hint=_encode_hint(e)) from e
         except BaseException:
             if self.partial_path is None:
                 self._discard()
             raise
         if not self.is_url:
+            if self._moved_from is not None:
+                self._keep_moved()
             keep_mode(self.target, self._path)
             try:
                 if self._overwrite:
@@ -3538,17 +3628,107 @@ class FileSink(_Sink):
         """The temporary output could not be renamed because it is gone: its folder was removed
         during the run (or its drive unplugged, a network share lost), or another program deleted
         the file. The encoder wrote into a file no longer in any folder: nothing was saved, and no
-        message may point at a file that is not there."""
+        message may point at a file that is not there. (A folder moved or renamed was followed
+        before: :meth:`_follow`, :meth:`_keep_moved`.)"""
         if os.path.exists(self._path):
             return
-        folder = Path(self._path).parent
-        if not folder.is_dir():
-            what = (f"the output folder {folder} disappeared during the run (removed, or its drive unplugged "
-                    "or network share lost)")
-        else:
-            what = f"the temporary output {Path(self._path).name} was deleted during the run (by another program)"
-        raise EncodeError(f"{what}: nothing was saved, {self.target} was not written",
-                          hint="keep the output folder in place until the run ends, then run it again") from exc
+        raise EncodeError(self._gone_words(), hint=_KEEP_FOLDER_HINT) from exc
+
+    def _follow(self) -> None:
+        """The temporary output is not at its path: where its folder was renamed or moved during the
+        run (or the file renamed), ``_path`` follows it and ``_moved_from`` keeps where it was. Asked
+        while the muxer holds the file open (its descriptor says where it is, :func:`_open_as`)."""
+        if self.is_url or os.path.exists(self._path):
+            return
+        now = _open_as(self._path, self._ident)
+        if now is not None:
+            if not os.path.isabs(self._path):  # (said as it was given: relative to here where it can be)
+                with contextlib.suppress(ValueError, OSError):
+                    rel = os.path.relpath(now)
+                    now = now if rel.startswith("..") else rel
+            if self._moved_from is None:
+                self._moved_from = Path(self._path)
+            self._path = now
+
+    def _here(self) -> Path:
+        """The target's name in the folder the temporary output is in now (its folder moved: there)."""
+        return self.target if self._moved_from is None else Path(self._path).parent / self.target.name
+
+    def _moved_words(self) -> str:
+        old, new = self._moved_from, Path(self._path)
+        if old.parent != new.parent:
+            return f"the output folder {old.parent} was moved or renamed to {new.parent} during the run"
+        return f"the temporary output {old.name} was renamed to {new.name} during the run (by another program)"
+
+    def _gone_words(self, *, made: bool = True) -> str:
+        """What became of a temporary output gone from its path and not found elsewhere
+        (:meth:`_follow`): deleted, with its folder or alone, and nothing saved; or, where this
+        system cannot tell a moved folder from a removed one, where to look for it. ``made``
+        False: the folder went before the muxer made the file (at its first packet)."""
+        folder, name = Path(self._path).parent, Path(self._path).name
+        if not made:
+            return (f"the output folder {folder} disappeared during the run (removed, moved or renamed, or its "
+                    f"drive unplugged or network share lost): nothing was saved, {self.target} was not written")
+        if folder.is_dir():
+            return (f"the temporary output {name} was deleted during the run (by another program): nothing was "
+                    f"saved, {self.target} was not written")
+        if _can_follow():
+            return (f"the output folder {folder} disappeared during the run (removed, or its drive unplugged or "
+                    f"network share lost): nothing was saved, {self.target} was not written")
+        return (f"the output folder {folder} disappeared during the run (removed, moved or renamed, or its drive "
+                f"unplugged or network share lost): {self.target} was not written; where the folder was moved "
+                f"or renamed, what was encoded is in it under the hidden name {name}")
+
+    def _vanished(self) -> _OutputGone:
+        """The room check found the temporary output gone from its path mid-run: the run stops
+        (within about a second, as for a full disk), saying where it went."""
+        self._follow()
+        if self._moved_from is not None:  # (the frames so far are kept there as .partial: salvage)
+            return _OutputGone(f"{self._moved_words()}; {self.target} was not written", hint=_KEEP_FOLDER_HINT)
+        return _OutputGone(self._gone_words(), hint=_KEEP_FOLDER_HINT)
+
+    def _keep_moved(self) -> None:
+        """The output's folder was moved or renamed while the run was finishing: the complete
+        video goes under its name in the folder where it is now (beside a file of that name, as
+        ``NAME.restored.EXT``), never left under its hidden temporary name, and the run fails
+        saying where (the target asked for was not written)."""
+        here = self._here()
+        try:
+            place_new(self._path, here)
+            kept: Path | None = here
+        except OSError:
+            kept = keep_beside(self._path, here)
+        self.kept_whole = kept if kept is not None else Path(self._path)
+        where = f"was kept as {kept}" if kept is not None else f"is under the hidden name {self._path}: move it now"
+        raise EncodeError(f"{self._moved_words()}: the restored video is complete and {where}; "
+                          f"{self.target} was not written", hint=_KEEP_FOLDER_HINT)
+
+    def _written_part(self) -> int:
+        """The container could not be finished (its trailer refused: a full disk, a file-size
+        limit): the video frames in what reached the file, where its format plays without one
+        (Matroska/WebM, MPEG-TS, FLV: a recording cut off there plays up to the cut; an mp4/mov
+        without its index does not open). Checked by decoding its first frame and counted by its
+        packets (a truncated .mkv decoded 23 frames of its 23 packets); 0 where nothing plays."""
+        self._follow()
+        try:
+            self._out.close()  # (where the failed close left it open; else a no-op)
+        except Exception:  # noqa: BLE001 - the trailer is what failed: said by the caller
+            pass
+        if self.is_url or not os.path.exists(self._path):
+            return 0
+        n, seen = 0, False
+        try:
+            with av.open(ffmpeg_local(self._path)) as c:
+                v = c.streams.video[0]
+                for p in c.demux(v):
+                    if not p.size:
+                        continue
+                    if not seen:
+                        seen = bool(p.decode())
+                    n += 1
+        except (av.error.FFmpegError, ValueError, IndexError, OSError) as e:
+            log.debug("reading back the frames written before the error: %s", e)
+        return n if seen else 0
 
     def _remove_tmp(self) -> None:
         if not self.is_url:
@@ -3585,26 +3765,66 @@ class FileSink(_Sink):
 
     def interrupt(self) -> Path | None:
         """Ctrl-C: finalize what was encoded into ``<name>.partial<ext>`` (playable; beside an
-        earlier interrupted run's, never over it); return it."""
+        earlier interrupted run's, never over it); return it. None where nothing was kept:
+        :attr:`lost_reason` says why where frames had been encoded (the output folder removed)."""
         if self._closed:
             return self.partial_path
         self._closed = True
         self._join()  # frames already queued are encoded: they were "done" by the pipeline
-        if self.is_url or self._error is not None or self._vstream is None:
+        if self.is_url or self._vstream is None:
             self._discard()
             return None
+        if self._error is not None:  # (the encoder or the disk failed first: kept as after an error)
+            self._closed = False
+            return self.salvage()
         try:
             self._finish_container(all_aux=False)
+        except _OutputGone as e:  # (its folder removed: noticed while the encoder was flushed)
+            self.lost_reason = str(e)
+            self._discard()
+            return None
+        except Exception as e:
+            if self._gone_first(e):  # (removed before the first packet: the muxer could not make the file)
+                self.lost_reason = self._gone_words(made=False)
+                self._discard()
+                return None
+            kept = self._written_part()  # (the trailer refused: a .mkv plays without it)
+            if not kept:
+                self._discard()
+                raise
+            log.debug("finishing the interrupted output failed (%s): kept as it was written", e)
+            self.frames_kept = kept
         except BaseException:
             self._discard()
             raise
-        return self._keep_partial()
+        if not os.path.exists(self._path):  # its folder removed (not moved: _follow) during the run
+            self.lost_reason = self._gone_words()
+            self._discard()
+            return None
+        try:
+            return self._keep_partial()
+        except OSError as e:  # (its folder went away meanwhile, or will not take the name)
+            self.lost_reason = (self._gone_words() if not os.path.exists(self._path) else
+                                f"the frames encoded could not be kept as a .partial file ({e.strerror or e}): "
+                                "nothing was saved")
+            self._remove_tmp()
+            return None
+
+    def _stopped_words(self, partial: Path | None) -> str:
+        """What an interrupted run kept, for its message."""
+        if partial is not None:
+            n = self.frames_kept if self.frames_kept is not None else self.frames_written
+            moved = f" ({self._moved_words()})" if self._moved_from is not None else ""
+            return f"1 frame was saved to {partial}{moved}" if n == 1 else f"{n} frames were saved to {partial}{moved}"
+        return self.lost_reason or "no frames had been encoded, nothing was saved"
 
     def salvage(self) -> Path | None:
         """An error stopped the run after frames were encoded (the restorer or the device failed,
         the source broke off, the encoder or the disk refused a packet): keep them as
         ``<name>.partial<ext>``, as a Ctrl-C does, rather than discard an hour's work. Where the
-        container cannot be finished (a full disk), nothing is kept. Returns the partial path."""
+        container cannot be finished (a full disk), what reached the file is kept where it plays
+        without its trailer (:meth:`_written_part`: .mkv/.webm/.ts, not .mp4/.mov); otherwise
+        nothing is, said (:attr:`lost_reason`). Returns the partial path."""
         if self._closed:
             return self.partial_path
         self._closed = True
@@ -3617,36 +3837,66 @@ class FileSink(_Sink):
         if self.is_url or self._vstream is None or self.frames_written == 0:
             self._discard()
             return None
+        cut = None
+        # (its folder moved: the encoder and the file, open there, are sound: flushed like a Ctrl-C's)
+        moved = isinstance(self._error, _OutputGone) and self._moved_from is not None
         try:
-            if self._error is None:
+            if self._error is None or moved:
                 self._finish_container(all_aux=False)
-                kept = self.frames_written
+                kept = self.frames_written if self._error is None else self.packets_muxed
             else:  # the encoder or the muxer failed: what was muxed is kept, no flush
                 if self.packets_muxed or self._held_video is not None:
                     self._finish_video()  # (mp4/mov: the packet held back for its duration)
                 kept = self.packets_muxed
+                self._follow()
                 self._out.close()
+        except _OutputGone:  # (its folder removed: noticed while the encoder was flushed)
+            kept = 0
+        except Exception as e:  # (its trailer refused: a full disk)
+            log.debug("finishing the frames encoded before the error failed: %s", e)
+            cut = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            kept = self._written_part()
         except BaseException as e:
             log.debug("keeping the frames encoded before the error failed: %s", e)
             self._discard()
             return None
-        if not kept or not os.path.exists(self._path):
-            # (the encoder still held every frame when it failed: x264 keeps ~40 back; nothing
-            # was written, and the error that stopped the run is the one to say)
+        there = os.path.exists(self._path)
+        if not kept or not there:
+            # (the encoder still held every frame when it failed: x264 keeps ~40 back)
             self._discard()
+            self._say_lost(None if not there else f"the file could not be finished ({cut})" if cut else
+                           "the encoder still held them")
             return None
         try:
             path = self._keep_partial()
         except OSError as e:  # (the folder went away too: the error that stopped the run is the one to say)
             log.debug("keeping the frames written before the error failed: %s", e)
             self._remove_tmp()
+            self._say_lost(None if not os.path.exists(self._path) else f"it could not be renamed: {e.strerror or e}")
             return None
         self.frames_kept = kept
-        log.warning("the %d frame(s) written before the error were saved to %s", kept, path)
+        if cut:
+            log.warning("the %d frame(s) that reached %s before the error were saved to %s (it could not be "
+                        "finished, %s: it plays, without the index players seek by)", kept, self.target, path, cut)
+        else:
+            log.warning("the %d frame(s) written before the error were saved to %s", kept, path)
         return path
 
+    def _say_lost(self, why: str | None) -> None:
+        """Nothing of a failed run's encoded frames was kept: said (once), and why, unless the
+        error that stopped the run says it (its output folder removed: ``why`` None)."""
+        if self.frames_written == 0 or self.lost_reason is not None:
+            return
+        if why is None:  # (gone with its folder)
+            self.lost_reason = self._gone_words(made=self._ident is not None or self.packets_muxed > 0)
+            if not (isinstance(self._error, _OutputGone) or self._gone_first()):  # (else the error says it)
+                log.warning("%s", self.lost_reason)
+            return
+        self.lost_reason = f"nothing was saved of the {self.frames_written} frame(s) encoded: {why}"
+        log.warning("%s: %s", self.target, self.lost_reason)
+
     def _keep_partial(self) -> Path:
-        t = self.target
+        t = self._here()  # (in the folder the output is in now: moved meanwhile, there)
         first = hidden_temp(t, ".partial", hidden=False)
         for k in range(100):
             # an earlier interrupted run's part (stopped at 90 %, this one at 2 %) is never
@@ -3686,10 +3936,7 @@ class FileSink(_Sink):
                 exc_type, exc = type(e), e
         if issubclass(exc_type, KeyboardInterrupt) and not issubclass(exc_type, Interrupted):
             partial = self.interrupt()
-            where = ((f"1 frame was saved to {partial}" if self.frames_written == 1
-                          else f"{self.frames_written} frames were saved to {partial}") if partial
-                     else "no frames had been encoded, nothing was saved")
-            raise Interrupted(f"interrupted: {where}") from exc
+            raise Interrupted(f"interrupted: {self._stopped_words(partial)}") from exc
         else:
             self.salvage()
 
