@@ -3554,7 +3554,7 @@ class FileSink(_Sink):
                 if kept:
                     try:
                         said = (f"the {kept} frame(s) that reached it were kept as {self._keep_partial()} "
-                                "(it plays, without the index players seek by)")
+                                "(cut off where the writes were refused: it plays up to there)")
                         self.frames_kept = kept
                     except OSError as e2:
                         log.debug("keeping the frames written before the error failed: %s", e2)
@@ -3708,7 +3708,8 @@ class FileSink(_Sink):
         limit): the video frames in what reached the file, where its format plays without one
         (Matroska/WebM, MPEG-TS, FLV: a recording cut off there plays up to the cut; an mp4/mov
         without its index does not open). Checked by decoding its first frame and counted by its
-        packets (a truncated .mkv decoded 23 frames of its 23 packets); 0 where nothing plays."""
+        whole packets (a truncated .mkv decoded 23 frames of its 23 packets; the demuxer flags one
+        the cut went through, FLV's last); 0 where nothing plays."""
         self._follow()
         try:
             self._out.close()  # (where the failed close left it open; else a no-op)
@@ -3721,7 +3722,7 @@ class FileSink(_Sink):
             with av.open(ffmpeg_local(self._path)) as c:
                 v = c.streams.video[0]
                 for p in c.demux(v):
-                    if not p.size:
+                    if not p.size or p.is_corrupt:
                         continue
                     if not seen:
                         seen = bool(p.decode())
@@ -3876,8 +3877,8 @@ class FileSink(_Sink):
             return None
         self.frames_kept = kept
         if cut:
-            log.warning("the %d frame(s) that reached %s before the error were saved to %s (it could not be "
-                        "finished, %s: it plays, without the index players seek by)", kept, self.target, path, cut)
+            log.warning("the %d frame(s) that reached %s before the error were saved to %s (cut off where the "
+                        "writes were refused, %s: it plays up to there)", kept, self.target, path, cut)
         else:
             log.warning("the %d frame(s) written before the error were saved to %s", kept, path)
         return path
