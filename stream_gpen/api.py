@@ -2464,11 +2464,14 @@ def resolve_output(src: str, dst=None, image_format: str | None = None) -> str:
     * ``dst`` in a folder that is not there, or under a file (``photo.jpg/x.png``):
       :class:`InvalidInputError` (:func:`~stream_gpen.io._sink.check_output_folder`), photos and
       videos alike; a folder input's output folder is made, with the folders above it.
+    * ``~`` at the start of ``src`` or ``dst`` is the home folder, as in :meth:`Enhancer.enhance_file`.
 
     The command line's ``-o`` follows the same rules (``stream-gpen enhance`` calls this).
     """
     from stream_gpen.io._sink import check_output_folder
 
+    # (``~`` expanded as enhance_file does: the folder check read "~/x.jpg" as a folder named "~")
+    src, dst = _given_path(src, "src"), _given_path(dst, "dst")
     out = _output_of(str(src), dst, image_format)
     if dst is not None and out != "null" and "://" not in out:
         # before any work: a photo was restored (minutes on a CPU) and then failed to be written

@@ -175,3 +175,17 @@ def test_the_errors_type_hints_resolve():
     for cls in (StreamGpenError, Interrupted, Cancelled):
         hints = typing.get_type_hints(cls)
         assert hints["summary"] == (RunSummary | None) and hints["exit_code"] is int, cls
+
+
+def test_resolve_output_reads_a_tilde_as_the_home_folder(tmp_path, monkeypatch):
+    """review26: the output-folder check read ``~/x.jpg`` as a folder named ``~`` (refused: "output
+    folder does not exist: ~"), where enhance_file expands it."""
+    from stream_gpen.api import resolve_output
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    assert resolve_output("p.jpg", "~/x.jpg") == str(tmp_path / "x.jpg")
+    assert resolve_output("~/p.mp4", "~/sub") == str(tmp_path / "sub" / "p_enhanced.mp4")
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        resolve_output("p.jpg", "~/missing/x.jpg")
