@@ -25,11 +25,14 @@ test: $(STAMP)
 	sh scripts/ensure_chromium.sh
 	$(PY) -m pytest -q
 
-# The quick CPU forms of the benchmarks (docs/benchmarks.md): ratios measured side by side in one run.
+# The quick CPU forms of the benchmarks (docs/benchmarks.md): ratios measured side by side in one run,
+# indicative only (short clips; the naive comparison is the median of 3 alternated pairs). Minutes
+# on 2 cores (session 26, load 5-7: the naive step alone took 6 min); bench/runtime.py leaves its bf16
+# variants out on CPUs without bf16 instructions (--bf16 runs them).
 bench-cpu: $(STAMP)
 	$(PY) bench/runtime.py --quick --device cpu
 	$(PY) bench/e2e.py --max-frames 8
-	$(PY) bench/naive.py --max-frames 4 --repeats 1
+	$(PY) bench/naive.py --max-frames 8 --repeats 3
 
 clean:
 	rm -rf $(VENV) samples/out build *.egg-info

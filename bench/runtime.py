@@ -11,8 +11,14 @@ instructions, its reference form, autocast) vs ``auto`` vs torch.compile, timed 
 by side so load drift hits every variant alike; speed-up, max |float output - eager| and PSNR of
 the uint8 output vs fp32 eager for each. All variants share the process,
 so all run with the runner's CPU allocator setting (bench/gpen_forward.py --cpu-memory measures it).
+The bf16 variants run only where the CPU has bf16 instructions (avx512_bf16/amx_bf16, the test
+``precision="auto"`` makes; one line says so): elsewhere torch emulates bf16, whose first batch-1
+calls took 6.6-56 s each on a 2-core AVX2 EPYC (fp32's under 1 s; session 26), a quick run of an
+estimated 20-30 min.
+``--bf16`` times them anyway.
 
-    python bench/runtime.py --quick            # CPU here: ~1 min (without --compile)
+    python bench/runtime.py --quick --device cpu   # ~1 min (47 s on the 2-core EPYC, 1 thread,
+                                                   # bf16 left out; without --compile)
     python bench/runtime.py --device cuda --json out.json
 
 Every number is measured in this run; ratios are the point (absolute times depend on the load).
@@ -38,6 +44,7 @@ import torch  # noqa: E402
 from stream_gpen.models.gpen import random_generator  # noqa: E402
 from stream_gpen.models.registry import MODELS  # noqa: E402
 from stream_gpen.runtime import FaceRunner  # noqa: E402
+from stream_gpen.runtime._device import cpu_bf16_feature  # noqa: E402
 
 CONFIGS = {256: MODELS["gpen-bfr-256"].config, 512: MODELS["gpen-bfr-512"].config}
 GFLOP = {256: 17.41, 512: 276.22}  # per face, FACTS.md section 9
@@ -58,9 +65,9 @@ def crops(n: int, size: int, device, seed: int = 0) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------- CPU
-def bench_cpu(args) -> list[dict]:
-    size = 256
-    base = random_generator(CONFIGS[size], seed=0)
+def cpu_variants(args) -> dict[str, dict]:
+    """The CPU table's variants: name -> FaceRunner keywords (plus the model's ``impl``). The bf16
+    ones only where the CPU has bf16 instructions, or with ``--bf16``; one printed line says which."""
     variants = {
         "eager": dict(precision="fp32", channels_last=False),
         "eager_reference": dict(precision="fp32", channels_last=False, impl="reference"),
@@ -75,6 +82,21 @@ def bench_cpu(args) -> list[dict]:
         variants["compile"] = dict(precision="fp32", channels_last=False, compile=True)
         variants["compile_cl"] = dict(precision="fp32", channels_last=True, compile=True)
         variants["compile_bf16_cl"] = dict(precision="bf16", channels_last=True, compile=True)
+    feature = cpu_bf16_feature()
+    if feature is None and not args.bf16:
+        left = [k for k, kw in variants.items() if kw.get("precision") == "bf16"]
+        print(f"bf16 variants left out ({', '.join(left)}): this CPU has no bf16 instructions "
+              "(avx512_bf16/amx_bf16), torch would emulate them (tens of seconds a call); --bf16 runs them")
+        variants = {k: kw for k, kw in variants.items() if k not in left}
+    elif feature is None:
+        print("bf16 variants run emulated (--bf16; this CPU has no bf16 instructions): first calls take tens of seconds")
+    return variants
+
+
+def bench_cpu(args) -> list[dict]:
+    size = 256
+    base = random_generator(CONFIGS[size], seed=0)
+    variants = cpu_variants(args)
     rows = []
     print(f"CPU: torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} logical cores; "
           f"load average {os.getloadavg()[0]:.1f}")
@@ -267,6 +289,9 @@ def main(argv=None) -> int:
     p.add_argument("--compile-sizes", type=int, nargs="+", default=[512])
     p.add_argument("--cpu-batches", type=int, nargs="+", default=[1, 4])
     p.add_argument("--compile", action="store_true", help="CPU: also time torch.compile (minutes of compiling)")
+    p.add_argument("--bf16", action="store_true",
+                   help="CPU: time the bf16 variants even where the CPU has no bf16 instructions (emulated: "
+                        "tens of seconds a call, 20-30 min for --quick on 2 cores)")
     p.add_argument("--json", type=Path, default=None, help="write all rows here")
     args = p.parse_args(argv)
     refuse_missing_cuda(p, args.device)
