@@ -809,7 +809,8 @@ DETECT_SCORE = 0.8
 DEFAULT_MIN_SCORE = 0.9
 #: the video pipeline's detector returns faces down to this fraction of ``min_face`` as well
 #: (``small_faces``): a tracked face found that small at a detection ends there (it shrank under
-#: the limit) instead of missing it. A face shrinking 13% a frame is still at half the limit at the
+#: the limit; just under it, once the re-detect on the next frame confirms it) instead of missing
+#: it. A face shrinking 13% a frame is still at half the limit at the
 #: detection after the one that last found it over it (``detect_every`` 5)
 SMALL_FACES = 0.5
 

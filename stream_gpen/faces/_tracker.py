@@ -343,6 +343,7 @@ class _State:
     covered: bool = False  # its box lies over a face a detection matched to another track
     missed_at: int = 0  # frame of the first miss of its current run of misses
     retried: bool = False  # the extra re-detect after its first miss did not find it either
+    small_at: int | None = None  # frame of a detection that found it only under min_face, unconfirmed
     seen_box: np.ndarray | None = None  # [4] box of its last matched detection (the flow moves ``box``)
     flow_step: np.ndarray | None = None  # [4] pose step the flow measured this frame (``Track.flow``)
 
@@ -425,11 +426,15 @@ class FaceTracker:
     * ``min_face``: ignore faces whose box's shorter side is below this (frame px), judged on
       each detection's box, never on the flow-carried box (which would switch a face near the
       limit on and off between detections): a tracked face that shrinks below it (walking away)
-      stays restored up to the detection that finds it under the limit, where its track ends
+      stays restored up to the detection that confirms it under the limit, where its track ends
       (:meth:`shrunk_ids`; not a miss: its frames up to there are kept, the look-ahead smoother's
-      too). Found over the limit again, it is a new track (``min_score``). Such a detection (the
-      pipeline's detector returns faces down to half the limit, ``small_faces``) ends only a track
-      it overlaps (``iou_match``) that no detection over the limit matched, and starts none.
+      too). A first reading just under the limit (down to ``SHRUNK_AT_ONCE`` of it) is not
+      enough: like a miss, it asks for a re-detect on the next frame (no miss counted), and the
+      track ends there only if that one does not find it over the limit either, so a face
+      hovering around the limit stays one track. Found over the limit again after it ended, it is
+      a new track (``min_score``). Such a detection (the pipeline's detector returns faces down to
+      half the limit, ``small_faces``) ends only a track it overlaps (``iou_match``) that no
+      detection over the limit matched, and starts none.
     * ``min_score``: a detection starts a new track only at this detector score or above (GPEN's
       own script restores faces scored 0.9 and up; lower ones are mostly profiles and turned
       heads, which a frontal template restores badly). A face already tracked is kept by any
@@ -767,9 +772,10 @@ class FaceTracker:
             return True
         if any(t.lost for t in self._tracks):
             return True
-        if any(t.misses == 1 and t.missed_at == self._last_detect for t in self._tracks):
-            # an extra look right after a miss: it keeps the periodic schedule (the next periodic
-            # detection, which counts against max_misses, is still detect_every after the miss)
+        if any((t.misses == 1 and t.missed_at == self._last_detect) or t.small_at is not None for t in self._tracks):
+            # an extra look right after a miss, or after a first reading under min_face: it keeps
+            # the periodic schedule (the next periodic detection, which counts against
+            # max_misses, is still detect_every after the miss)
             self._retry_for = frame_index
             return True
         if self._changed(frame_index):
@@ -1027,7 +1033,8 @@ class FaceTracker:
                retry: bool = False) -> None:
         """Match detections to tracks (greedy IoU), correct matched tracks, age unmatched ones and
         start tracks for unmatched detections; a detection under ``min_face`` only ends a track it
-        matches that no other matched (``shrunk_ids``). A ``probe`` (change-watch) detection leaves
+        matches that no other matched (``shrunk_ids``), if it confirms an earlier reading under the
+        limit (or a miss) or is under ``SHRUNK_AT_ONCE`` of it; else it asks for a re-detect. A ``probe`` (change-watch) detection leaves
         confirmed tracks to the flow and only starts new tracks, confirms young ones, and drops
         an unconfirmed track it does not find inside its ``region`` (None = whole frame). A
         ``retry`` (the re-detect after a first miss) spends no miss budget."""
@@ -1076,23 +1083,38 @@ class FaceTracker:
                     t.seen_box = boxes[j].copy()
                 t.score = float(scores[j])
                 t.misses, t.lost, t.detected, t.covered, t.retried = 0, False, True, False, False
+                t.small_at = None
         shrunk: set[int] = set()
         if self._tracks and len(small):
-            # A face found only under min_face (walking away) ends here: the detection confirms
-            # that the flow followed it, so its frames up to here stay (not a miss, whose flow
-            # frames the look-ahead drops), and this one is not restored. (A probe's region leaves
-            # out the faces it cuts: what it finds is the face's size.)
+            # A face found only under min_face (walking away) ends at the detection that finds it
+            # so a second time in a row (or after a miss, or far under the limit): the detection
+            # confirms that the flow followed it, so its frames up to here stay (not a miss, whose
+            # flow frames the look-ahead drops), and this one is not restored. A first reading
+            # just under the limit only asks for a re-detect on the next frame, as a miss does
+            # (no miss counted): a face hovering at the limit goes on, one track. (A probe's
+            # region leaves out the faces it cuts: what it finds is the face's size.)
             iou = _iou(np.stack([t.box for t in self._tracks]), small)
+            side = np.minimum(small[:, 2] - small[:, 0], small[:, 3] - small[:, 1])
             taken: set[int] = set()
             for v, i, j in sorted(((iou[i, j], i, j) for i in range(iou.shape[0]) for j in range(iou.shape[1])),
                                   reverse=True):
                 if v >= self.iou_match and i not in matched_t and i not in shrunk and j not in taken:
                     shrunk.add(i)
                     taken.add(j)
-                    self._tracks[i].lost = True
-                    self._shrunk.add(self._tracks[i].id)
+                    t = self._tracks[i]
+                    if t.small_at is None and t.misses == 0 and side[j] >= self.SHRUNK_AT_ONCE * self.min_face:
+                        t.small_at = frame_index
+                    else:
+                        t.lost = True
+                        self._shrunk.add(t.id)
         for i, t in enumerate(self._tracks):
             if i in matched_t or i in shrunk:
+                continue
+            if t.small_at is not None and not probe:
+                # found under the limit, and now not at all: it shrank on (out of the detector's
+                # reach) or turned away; its frames up to that detection were followed
+                t.lost = True
+                self._shrunk.add(t.id)
                 continue
             if probe:
                 inside = region is None or (
@@ -1127,6 +1149,11 @@ class FaceTracker:
     #: (area) or nearer the centre (distance): two faces of about the same size would otherwise
     #: swap with every frame's box jitter, and each would blink restored/unrestored.
     KEEP_CHOICE = 1.3
+
+    #: A tracked face that a detection finds under this fraction of ``min_face`` ends there; one
+    #: found between it and the limit ends only if the re-detect on the next frame finds it under
+    #: the limit too (a face hovering around the limit is not switched off and on as two tracks)
+    SHRUNK_AT_ONCE = 0.9
 
     def shrunk_ids(self) -> set[int]:
         """Ids of the tracks that the latest :meth:`update` ended because its detection found the
