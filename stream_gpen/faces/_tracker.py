@@ -1034,10 +1034,11 @@ class FaceTracker:
         """Match detections to tracks (greedy IoU), correct matched tracks, age unmatched ones and
         start tracks for unmatched detections; a detection under ``min_face`` only ends a track it
         matches that no other matched (``shrunk_ids``), if it confirms an earlier reading under the
-        limit (or a miss) or is under ``SHRUNK_AT_ONCE`` of it; else it asks for a re-detect. A ``probe`` (change-watch) detection leaves
-        confirmed tracks to the flow and only starts new tracks, confirms young ones, and drops
-        an unconfirmed track it does not find inside its ``region`` (None = whole frame). A
-        ``retry`` (the re-detect after a first miss) spends no miss budget."""
+        limit (or a miss) or is under ``SHRUNK_AT_ONCE`` of it; else it asks for a re-detect. A
+        ``probe`` (change-watch) detection leaves confirmed tracks to the flow and only starts new
+        tracks, confirms young ones, and drops an unconfirmed track it does not find inside its
+        ``region`` (None = whole frame). A ``retry`` (the re-detect after a first miss or a first
+        reading under ``min_face``) spends no miss budget."""
         boxes = d.boxes.double().numpy()
         lms = d.landmarks.double().numpy()
         scores = d.scores.double().numpy()
