@@ -1902,6 +1902,10 @@ class FileSink(_Sink):
         self.live = bool(is_url) if live is None else bool(live)
         self.is_url = is_url
         self.target = str(target) if is_url else Path(target)
+        # (the files are found by absolute paths: an API caller's os.chdir mid-run moved a relative
+        # output's "folder" to the new working folder, "the output folder . was moved or renamed to
+        # ...". Messages say ``target`` as it was given.)
+        self._dst = None if is_url else Path(os.path.abspath(self.target))
         self.source = source
         self.meta = getattr(source, "metadata", None)
         self.codec = codec
@@ -1964,12 +1968,16 @@ class FileSink(_Sink):
             self._fmt = None
             self._remove_stale_temps(t)
             # (the machine and process in the name tell a later run whose it is: _remove_stale_temps)
-            self._path = str(hidden_temp(t, f".{_machine_tag()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"))
+            self._path = str(hidden_temp(self._dst, f".{_machine_tag()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"))
         try:
             self._out = av.open(ffmpeg_local(self._path), "w", format=self._fmt)
         except (av.error.FFmpegError, ValueError) as e:
             raise InvalidInputError(f"cannot write {self.target}: {e} (is the extension a known container?)") from e
         fmt_name = self._out.format.name
+        #: the muxer makes its own files (HLS, DASH: a playlist or manifest written as segments close,
+        #: and the segments beside it; FFmpeg's AVFMT_NOFILE): nothing is at ``_path`` for seconds
+        #: and then not one file, so the room check's stat and the moved-folder search do not apply
+        self._own_files = not is_url and bool(getattr(self._out.format, "no_file", False))
         bad = None
         try:
             check_output_encoding(self.target, codec, audio, fmt=fmt_name)
@@ -3052,7 +3060,7 @@ class FileSink(_Sink):
         (or ``ulimit -f``) at 10 % of a two-hour video was said after all of it was
         restored and encoded. Asked about once a second (a stat: no cost to a run)."""
         self._room_checked = time.monotonic()
-        if self.is_url:
+        if self.is_url or self._own_files:
             return
         try:
             st = os.stat(self._path)
@@ -3549,6 +3557,8 @@ class FileSink(_Sink):
                 # its trailer: what reached the disk is kept as .partial (a camera recording cut
                 # off by a full disk was deleted whole)
                 why = e.strerror if isinstance(e, OSError) and e.strerror else e
+                if self.is_url:  # (every frame was streamed: nothing is kept, nor lost, here)
+                    raise EncodeError(f"finishing {self.target} failed: {why}", hint=_encode_hint(e)) from e
                 kept = self._written_part()
                 said = "nothing was saved"
                 if kept:
@@ -3568,17 +3578,17 @@ class FileSink(_Sink):
         if not self.is_url:
             if self._moved_from is not None:
                 self._keep_moved()
-            keep_mode(self.target, self._path)
+            keep_mode(self._dst, self._path)
             try:
                 if self._overwrite:
-                    os.replace(self._path, self.target)
+                    os.replace(self._path, self._dst)
                 else:
-                    place_new(self._path, self.target)
+                    place_new(self._path, self._dst)
             except FileExistsError as e:
                 # not there when the run began (checked then), written meanwhile: another run into
                 # the same name, or a program. Kept, as is this run's result, beside it (the one
                 # to finish last replaced the other's output, both runs saying they wrote it)
-                kept = keep_beside(self._path, self.target)
+                kept = keep_beside(self._path, self._dst)
                 self.kept_whole = kept if kept is not None else Path(self._path)
                 if kept is None:
                     raise EncodeError(f"{self.target} appeared during the run and was not replaced (no overwrite); "
@@ -3592,7 +3602,7 @@ class FileSink(_Sink):
                 if not self._release_own_input():
                     self._keep_beside(e)
                 try:  # (an in-place run on Windows: its input, now closed, can be replaced)
-                    os.replace(self._path, self.target)
+                    os.replace(self._path, self._dst)
                 except OSError as e2:
                     self._keep_beside(e2)
 
@@ -3601,7 +3611,7 @@ class FileSink(_Sink):
         spec = getattr(self.source, "spec", None)
         release = getattr(self.source, "release_input", None)
         try:
-            same = spec is not None and os.path.samefile(spec, self.target)
+            same = spec is not None and os.path.samefile(spec, self._dst)
         except OSError:
             same = False
         return bool(same and release is not None and release())
@@ -3612,7 +3622,7 @@ class FileSink(_Sink):
         replaced. The complete result is kept under a visible name beside it (:func:`keep_beside`),
         never left under the hidden temporary name that a later run removes, and said."""
         t = self.target
-        kept = keep_beside(self._path, t)
+        kept = keep_beside(self._path, self._dst)
         if kept is None:
             self._check_still_there(exc)
         self.kept_whole = kept if kept is not None else Path(self._path)
@@ -3638,21 +3648,17 @@ class FileSink(_Sink):
         """The temporary output is not at its path: where its folder was renamed or moved during the
         run (or the file renamed), ``_path`` follows it and ``_moved_from`` keeps where it was. Asked
         while the muxer holds the file open (its descriptor says where it is, :func:`_open_as`)."""
-        if self.is_url or os.path.exists(self._path):
+        if self.is_url or self._own_files or os.path.exists(self._path):
             return
         now = _open_as(self._path, self._ident)
         if now is not None:
-            if not os.path.isabs(self._path):  # (said as it was given: relative to here where it can be)
-                with contextlib.suppress(ValueError, OSError):
-                    rel = os.path.relpath(now)
-                    now = now if rel.startswith("..") else rel
             if self._moved_from is None:
                 self._moved_from = Path(self._path)
             self._path = now
 
     def _here(self) -> Path:
         """The target's name in the folder the temporary output is in now (its folder moved: there)."""
-        return self.target if self._moved_from is None else Path(self._path).parent / self.target.name
+        return self._dst if self._moved_from is None else Path(self._path).parent / self.target.name
 
     def _moved_words(self) -> str:
         old, new = self._moved_from, Path(self._path)
@@ -3863,10 +3869,12 @@ class FileSink(_Sink):
             return None
         there = os.path.exists(self._path)
         if not kept or not there:
-            # (the encoder still held every frame when it failed: x264 keeps ~40 back)
+            # (the encoder still held every frame when it failed: x264 keeps ~40 back. HLS/DASH:
+            # no playlist written, not a folder gone)
             self._discard()
-            self._say_lost(None if not there else f"the file could not be finished ({cut})" if cut else
-                           "the encoder still held them")
+            self._say_lost(None if not (there or self._own_files) else
+                           f"the file could not be finished ({cut})" if cut else
+                           "the encoder still held them" if not kept else "its playlist was not written")
             return None
         try:
             path = self._keep_partial()
