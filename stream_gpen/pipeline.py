@@ -190,6 +190,7 @@ class FaceStage:
 
     _cuts_seen: int = 0
     _plan_ids: dict = field(default_factory=dict)  # frame index -> track ids of its planned faces
+    _plan_under: dict = field(default_factory=dict)  # frame index -> its faces' Track.occluded (paste order)
     _masks: dict = field(default_factory=dict)  # track id -> (frame parsed, mask before, parsed mask)
     parser_calls: int = 0  # faces run through the parser
     _last_seen: torch.Tensor | None = None  # every 4th row of the previous video frame, as it came (a copy)
@@ -197,7 +198,7 @@ class FaceStage:
     _key_boxes: list = field(default_factory=list)  # its faces' boxes (x1, y1, x2, y2), frame px
     _near_run: int = 0  # frames taken as its repeats within noise (not bit-exact) since it
     _held: dict = field(default_factory=dict)  # frame index -> its repeats, waiting for its release
-    _last_planned: tuple | None = None  # (index, affines, track ids) of the last frame released
+    _last_planned: tuple | None = None  # (index, affines, track ids, occluded flags) of the last frame released
     _repeat_of: dict = field(default_factory=dict)  # repeat's index -> the index of the frame it repeats
     _smooth_ix: dict = field(default_factory=dict)  # the smoother's frame number -> the frame's index
     _turn_wait: int = 0  # whole-frame detections before the orientation may be checked again (see _video_detect)
@@ -213,6 +214,7 @@ class FaceStage:
             self.smoother.reset()
         self._cuts_seen = 0
         self._plan_ids.clear()
+        self._plan_under.clear()
         self._masks.clear()
         self._last_seen = self._last_key = self._last_planned = None
         self._key_boxes, self._near_run = [], 0
@@ -225,6 +227,7 @@ class FaceStage:
         """Frame ``index`` will not be restored (a repeat given its frame's output): its planned
         track ids are dropped (they were kept for a restore, and piled up)."""
         self._plan_ids.pop(index, None)
+        self._plan_under.pop(index, None)
 
     def repeat_of(self, index: int) -> int | None:
         """The frame that released frame ``index`` repeats (its pixels, and so its output), or
@@ -305,10 +308,12 @@ class FaceStage:
             out.append((index, aff))
             for r in self._held.pop(index, ()):
                 self._plan_ids[r] = list(self._plan_ids.get(index, ()))
+                self._plan_under[r] = list(self._plan_under.get(index, ()))
                 out.append((r, aff.clone()))
         if out:  # (its ids kept here too: restore() takes a frame's ids out of _plan_ids)
             index, aff = out[-1]
-            self._last_planned = (index, aff, list(self._plan_ids.get(index, ())))
+            ids, under = self._plan_ids.get(index, ()), self._plan_under.get(index, ())
+            self._last_planned = (index, aff, list(ids), list(under))
         return out
 
     def _track(self, index: int, image: torch.Tensor) -> list:
@@ -478,6 +483,7 @@ class FaceStage:
 
     def _planned(self, index: int, tracks: list) -> tuple[int, torch.Tensor]:
         self._plan_ids[index] = [t.id for t in tracks]  # parse masks and paste order follow the tracks
+        self._plan_under[index] = [t.occluded for t in tracks]
         return index, self._affines(tracks)
 
     def _affines(self, tracks: list) -> torch.Tensor:
@@ -501,9 +507,9 @@ class FaceStage:
             self._repeat_of[index] = self._last_key
             if self._last_planned is not None and self._last_planned[0] >= self._last_key:
                 # its frame is out already (no look-ahead): it goes now, with the same faces
-                _, aff, ids = self._last_planned
-                self._plan_ids[index] = list(ids)
-                self._last_planned = (index, aff, ids)
+                _, aff, ids, under = self._last_planned
+                self._plan_ids[index], self._plan_under[index] = list(ids), list(under)
+                self._last_planned = (index, aff, ids, under)
                 return [(index, aff.clone())]
             self._held.setdefault(self._last_key, []).append(index)  # out right after its frame
             return []
@@ -624,10 +630,12 @@ class FaceStage:
         follow their tracks (:attr:`parse_every`); ``None`` for still images."""
         if self.aligned:
             return self._restore_aligned(images, hi)
-        keys, tracks = None, [None] * len(images)
+        keys, tracks, under = None, [None] * len(images), [None] * len(images)
         if indices is not None:
             tracks = [self._plan_ids.pop(i, None) for i in indices]
             tracks = [x if x is not None and len(x) == len(a) else None for x, a in zip(tracks, affines)]
+            under = [self._plan_under.pop(i, None) for i in indices]
+            under = [x if x is not None and len(x) == len(a) else None for x, a in zip(under, affines)]
             if all(x is not None for x in tracks):
                 keys = [(i, t) for i, x in zip(indices, tracks) for t in x]
         ids = [torch.full((len(a),), i, dtype=torch.long) for i, a in enumerate(affines)]
@@ -679,10 +687,10 @@ class FaceStage:
                 if k:
                     faces, aff = restored[start : start + k], all_aff[start : start + k]
                     m = masks[start : start + k] if masks is not None else None
-                    paste_faces(img, faces, aff, masks=m, ids=tracks[j], **paste_kw)
+                    paste_faces(img, faces, aff, masks=m, ids=tracks[j], under=under[j], **paste_kw)
                     if hi is not None and hi[j] is not None:
                         faces_hi = restored_hi[start : start + k] if fine and not any(mono[start : start + k]) else faces
-                        paste_faces(hi[j], faces_hi, aff, masks=m, ids=tracks[j], **paste_kw)
+                        paste_faces(hi[j], faces_hi, aff, masks=m, ids=tracks[j], under=under[j], **paste_kw)
                     self.frames_with_faces += 1
                 start += k
         self.faces_restored += n

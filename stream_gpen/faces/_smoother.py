@@ -289,13 +289,27 @@ class FixedLagSmoother:
             if q is None or all(x.id != t.id for x in q.tracks):
                 self._blips[t.id] = self._blip(p, t.id)
             if not self._blips.get(t.id, False):
-                tracks.append(self._smooth(p, t))
+                tracks.append(self._smooth(p, t, self._occluded(p, t)))
         self._next += 1
         # keep `lag` released frames as the past of the next window
         while self._next > self.lag:
             self._buf.popleft()
             self._next -= 1
         return e.index, tracks
+
+    def _occluded(self, p: int, track: Track) -> bool:
+        """Whether the face of ``track`` (at position ``p``) is partly hidden now or later in the
+        window (``Track.occluded``): a face passing in front of it is seen coming, so the paste
+        stacks it underneath from before the frames where it scores low or is missed."""
+        e = self._buf[p]
+        for j in range(p, len(self._buf)):
+            f = self._buf[j]
+            if f.epoch != e.epoch:
+                break
+            t = next((t for t in f.tracks if t.id == track.id), None)
+            if t is not None and t.occluded:
+                return True
+        return False
 
     def _blip(self, p: int, tid: int) -> bool:
         """Whether the run of track ``tid`` starting at position ``p`` is the track's first and
@@ -404,10 +418,10 @@ class FixedLagSmoother:
         return (np.asarray(offs, dtype=np.float64), np.stack(rows), np.asarray(carried, dtype=np.float64),
                 np.stack(moved))
 
-    def _smooth(self, p: int, track: Track) -> Track:
+    def _smooth(self, p: int, track: Track, occluded: bool = False) -> Track:
         d, x, carried, moved = self._segment(p, track.id)
         if len(d) == 1:
-            return track
+            return replace(track, occluded=occluded)
         x = x.copy()
         x[:, 3] = x[0, 3] + np.array([_wrap(a - x[0, 3]) for a in x[:, 3]])  # angles near the output's
         # Motion the flow measured frame to frame (camera shake, a jolt) is real: the flow path's
@@ -450,6 +464,7 @@ class FixedLagSmoother:
             track,
             landmarks=torch.from_numpy(pts.astype(np.float32)).to(track.landmarks.device),
             box=torch.from_numpy(box.astype(np.float32)).to(track.box.device),
+            occluded=occluded,
         )
 
 
