@@ -47,11 +47,11 @@ Motion = Literal["flow", "none"]
 Filter = Literal["kalman", "one_euro"]
 Resize = Literal["auto", "float", "uint8"]
 
-_REF = reference_points(256).numpy()
+_REF = reference_points(256).numpy()  # template coordinates for smoothing / metrics (S = 256)
 
 #: A detection scored under this marks its face as partly hidden (``Track.occluded``): a clear face
 #: scores 0.99 or more, one half hidden behind another face about 0.9 (hunt 26: 0.924, 0.867)
-OCCLUDED_SCORE = 0.95  # template coordinates for smoothing / metrics (S = 256)
+OCCLUDED_SCORE = 0.95
 
 
 @dataclass
