@@ -1978,6 +1978,14 @@ class FileSink(_Sink):
         #: and the segments beside it; FFmpeg's AVFMT_NOFILE): nothing is at ``_path`` for seconds
         #: and then not one file, so the room check's stat and the moved-folder search do not apply
         self._own_files = not is_url and bool(getattr(self._out.format, "no_file", False))
+        if fmt_name == "hls" and not is_url:
+            # FFmpeg's HLS muxer lists only the last 5 segments by default (a 40 s video's playlist
+            # played its last 9 s, the rest unlisted beside it) and names them after the file it
+            # writes, here the hidden temporary name (.o.<tag>.tmp0.ts ...): every segment listed,
+            # named after the output (o0.ts, o1.ts ...; a '%' in the name would be read as a pattern)
+            stem = self._dst.stem.replace("%", "_")
+            self._out.options.update({"hls_list_size": "0", "hls_playlist_type": "event" if self.live else "vod",
+                                      "hls_segment_filename": str(self._dst.with_name(f"{stem}%d.ts"))})
         bad = None
         try:
             check_output_encoding(self.target, codec, audio, fmt=fmt_name)
