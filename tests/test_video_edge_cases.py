@@ -235,13 +235,14 @@ def test_window_of_a_wrapped_ts_counts_from_its_first_frame(tmp_path):
 
 # --- 4. SIGTERM / SIGHUP like Ctrl-C ------------------------------------------------------------
 @pytest.mark.parametrize("signame, code", [("SIGTERM", 143), ("SIGHUP", 129)])
-def test_sigterm_and_sighup_leave_a_partial_file_not_a_temp_file(tmp_path, det_home, signame, code, capsys):
+def test_sigterm_and_sighup_leave_a_partial_file_not_a_temp_file(tmp_path, det_home, signame, code, capsys,
+                                                                  monkeypatch):
     import os
     import signal
     import threading
-    import time
 
     from stream_gpen import cli
+    from stream_gpen.io._sink import FileSink
 
     sig = getattr(signal, signame)
     absorbed = []
@@ -251,12 +252,22 @@ def test_sigterm_and_sighup_leave_a_partial_file_not_a_temp_file(tmp_path, det_h
     old = signal.signal(sig, lambda *a: absorbed.append(a))
     out = tmp_path / "live.mkv"
 
+    # The signal goes once the sink has taken 50 frames (mid-run: the graph gives 600,000). (It
+    # waited for 4000 bytes in the temporary file, which FFmpeg's write buffer keeps empty until
+    # 256 KiB: ~800 of these small frames, 20 s alone, and its whole 60 s wait in a loaded suite.)
+    written = threading.Event()
+    real_write = FileSink.write
+
+    def write(self, frame, *a, **k):
+        out = real_write(self, frame, *a, **k)
+        if self.frames_written >= 50:
+            written.set()
+        return out
+
+    monkeypatch.setattr(FileSink, "write", write)
+
     def send():
-        for _ in range(1200):  # until frames are in the temp file (Matroska writes as it goes)
-            tmp = list(tmp_path.glob(".live.*.tmp.mkv"))
-            if tmp and tmp[0].stat().st_size > 4000:
-                break
-            time.sleep(0.05)
+        written.wait(60)
         os.kill(os.getpid(), sig)
 
     killer = threading.Thread(target=send, daemon=True)
