@@ -4,6 +4,7 @@ finished (a full disk, a file-size limit), a file read while it grows, and a sto
 keeps what plays, and leaves no hidden temporary file behind."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -65,17 +66,25 @@ def _run_until_in_file(sink: FileSink, frames) -> None:
     raise AssertionError("no packet reached the file")
 
 
-# --- F2: the output folder removed or moved mid-run -------------------------------------------
-def test_an_output_folder_removed_mid_run_stops_the_run_at_once(tmp_path, monkeypatch):
-    """Was: noticed once the whole video was done (a minute more restoring into an unlinked file
-    on a 25 s clip; hours on a film, its disk space in use all along)."""
-    monkeypatch.setattr(_sink, "_ROOM_CHECK_S", 0.0)  # (every frame: not on the machine's speed)
+@contextlib.contextmanager
+def _writing_into_x(tmp_path: Path, monkeypatch):
+    """A sink writing an 80-frame clip into ``x/o.mp4``, some of it in the file already, its room
+    checked at every frame (not on the machine's speed): yields it and the frames left."""
+    monkeypatch.setattr(_sink, "_ROOM_CHECK_S", 0.0)
     src = _clip(tmp_path / "in.mp4", 80)
     (tmp_path / "x").mkdir()
     with open_source(src) as s:
         sink = FileSink(tmp_path / "x" / "o.mp4", source=s, preset="ultrafast")
         frames = iter(s)
         _run_until_in_file(sink, frames)
+        yield sink, frames
+
+
+# --- F2: the output folder removed or moved mid-run -------------------------------------------
+def test_an_output_folder_removed_mid_run_stops_the_run_at_once(tmp_path, monkeypatch):
+    """Was: noticed once the whole video was done (a minute more restoring into an unlinked file
+    on a 25 s clip; hours on a film, its disk space in use all along)."""
+    with _writing_into_x(tmp_path, monkeypatch) as (sink, frames):
         shutil.rmtree(tmp_path / "x")
         with pytest.raises(EncodeError, match=r"the output folder .*x disappeared during the run .*nothing was "
                                               r"saved, .*o\.mp4 was not written") as ei:
@@ -90,13 +99,7 @@ def test_an_output_folder_removed_mid_run_stops_the_run_at_once(tmp_path, monkey
 def test_an_output_folder_moved_mid_run_stops_it_and_keeps_the_frames_there(tmp_path, monkeypatch):
     """Was: noticed at the end, the whole result left as a hidden .o.<uuid>.tmp.mp4 in the moved
     folder while the message said "nothing was saved"."""
-    monkeypatch.setattr(_sink, "_ROOM_CHECK_S", 0.0)
-    src = _clip(tmp_path / "in.mp4", 80)
-    (tmp_path / "x").mkdir()
-    with open_source(src) as s:
-        sink = FileSink(tmp_path / "x" / "o.mp4", source=s, preset="ultrafast")
-        frames = iter(s)
-        _run_until_in_file(sink, frames)
+    with _writing_into_x(tmp_path, monkeypatch) as (sink, frames):
         os.rename(tmp_path / "x", tmp_path / "y")
         with pytest.raises(EncodeError, match=r"the output folder .*x was moved or renamed to .*y during the "
                                               r"run; .*x/o\.mp4 was not written"):
