@@ -107,8 +107,9 @@ def main() -> None:
                       f"(system {(r1.ru_stime - r0.ru_stime) / n * 1e3:.0f}), main thread {main_cpu / n * 1e3:.0f}, "
                       f"other threads {(proc - main_cpu) / n * 1e3:.0f}; load {os.getloadavg()[0]:.1f}")
                 staged = sum(CPU.values())
-                print("    main-thread CPU ms/frame: " + ", ".join(f"{k} {v / n * 1e3:.1f}" for k, v in sorted(CPU.items()))
-                      + f", outside the stages {(main_cpu - staged) / n * 1e3:.1f}")
+                per_stage = ", ".join(f"{k} {v / n * 1e3:.1f}" for k, v in sorted(CPU.items()))
+                outside = (main_cpu - staged) / n * 1e3
+                print(f"    main-thread CPU ms/frame: {per_stage}, outside the stages {outside:.1f}")
                 if steps:
                     faces = sum(b for b, _ in steps)
                     print(f"    model batches (faces, CPU ms): {[(b, round(t * 1e3)) for b, t in steps]}; "
