@@ -9,7 +9,8 @@
 
 Layout: ``_config`` (limits), ``_imaging`` (decode with pixel limits, encode), ``_scheduler``
 (one lock per device, shared by image batches and video jobs), ``_batcher`` (dynamic batching of
-image requests), ``_jobs`` (video job queue, expiry), ``_metrics`` (Prometheus text), ``_live``
+image requests), ``_jobs`` (video job queue, expiry), ``_download`` (a job's result sent from
+the open file: Range, conditional GET), ``_metrics`` (Prometheus text), ``_live``
 (WebSocket protocol), ``_app`` (routes), ``cli`` (``add_serve``). Importing this package imports
 nothing heavy; FastAPI and torch load when :func:`create_app` is called.
 """

@@ -8,7 +8,6 @@ import hmac
 import io
 import logging
 import os
-import re
 import shutil
 import time
 from contextlib import asynccontextmanager
@@ -193,30 +192,6 @@ async def _result_while_connected(fut, receive, timeout_s: float):
         gone.result()  # (an error of the receive itself, not a hang-up, goes on as it is)
         raise _ClientGone
     raise asyncio.TimeoutError
-
-
-_RANGE_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
-
-
-def _drop_bad_range(scope) -> None:
-    """Leave out a ``Range`` header that is not a valid ``bytes=`` range set (an unknown unit,
-    bad syntax, a spec whose end is before its start): RFC 9110 says such a header is ignored and
-    the whole file sent; Starlette answered a plain-text 400 instead. A valid range past the end
-    still gets its 416."""
-    headers = scope.get("headers") or []
-    value = next((v for k, v in headers if k.lower() == b"range"), None)
-    if value is None:
-        return
-    text = value.decode("latin-1").strip()
-    ok = text.lower().startswith("bytes=")
-    for spec in text[6:].split(",") if ok else ():
-        m = _RANGE_SPEC.match(spec)
-        if m is None or not (m.group(1) or m.group(2)) or (
-                m.group(1) and m.group(2) and int(m.group(1)) > int(m.group(2))):
-            ok = False
-            break
-    if not ok:
-        scope["headers"] = [(k, v) for k, v in headers if k.lower() != b"range"]
 
 
 class _UnlessClosing:
@@ -860,17 +835,25 @@ def create_app(
     @get_and_head(VIDEO_ROUTE + "/{job_id}/result", summary="The enhanced video (when the job is done)",
                   response_class=FileResponse)
     async def get_video_result(job_id: str, request: Request):
+        from stream_gpen.server._download import open_result, result_response
         from stream_gpen.server._jobs import JobState
 
         jobs = state["jobs"]
         job = jobs.get(job_id)
-        if job.state is not JobState.done or not job.output_path.exists():
+        if job.state is not JobState.done:
             headers = {"Retry-After": "5"} if job.state in (JobState.queued, JobState.running) else {}
             return JSONResponse({"detail": f"job {job_id} is {job.state.value}, no result", "error": "JobNotDoneError",
                                  "state": job.state.value},
                                 status_code=409, headers=headers)
-        _drop_bad_range(request.scope)
-        return FileResponse(job.output_path, media_type="video/mp4", filename=f"{job_id}.mp4")
+        # Opened before the answer starts: a DELETE or the job's expiry removing the folder while
+        # it is sent leaves the open file readable, and the download whole (FileResponse opened the
+        # path after sending its Content-Length: a 200 with no body).
+        try:
+            f, st = await run_in_threadpool(open_result, job.output_path)
+        except FileNotFoundError:
+            jobs.get(job_id)  # deleted or expired since: its 404 (a result removed under the server: that 404)
+            raise JobNotFoundError(f"no video job {job_id!r} (unknown, expired or deleted)") from None
+        return result_response(f, st, request, media_type="video/mp4", filename=f"{job_id}.mp4")
 
     @app.delete(VIDEO_ROUTE + "/{job_id}", summary="Cancel a job (or delete its result) and its files")
     async def delete_video_job(job_id: str):
