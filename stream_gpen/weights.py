@@ -614,9 +614,16 @@ def _hint(wf: WeightFile) -> str:
     parts.append(f"set {HOME_ENV} to use another cache directory, or give {commands} {flag} to use a "
                  "file anywhere")
     if wf.name not in DETECTOR_FILES and wf.name not in PARSER_FILES:
-        # (a newcomer offline: the one model that needs no file, which only the demo named)
-        parts.append("--model classic (model='classic' in Python) runs without any weights file: a simpler, "
-                     "non-GPEN enhancer")
+        # (a newcomer offline: the one model that needs no GPEN file, which only the demo named. It
+        # still finds the faces with RetinaFace: "runs without any weights file" sent an offline
+        # user without the detector into a second not-found error)
+        detector = DETECTOR_FILES["retinaface-mobilenet0.25"]
+        absent = not any(candidates(d) for d in DETECTOR_FILES.values())
+        parts.append("--model classic (model='classic' in Python), a simpler non-GPEN enhancer, needs no GPEN "
+                     "weights file, but finds the faces with the RetinaFace detector as every model does (except "
+                     "on --aligned crops)" + (", which is not here either" if absent else "")
+                     + f": stream-gpen weights download {detector.name} (1.7 MB, the CPU's; retinaface-resnet50 "
+                     f"on CUDA), or give {_flag(detector)}")
     return "; ".join(parts)
 
 

@@ -1,0 +1,51 @@
+"""Session 27, a new user's walk (fnew27): the "no weights" hint sent an offline user to
+``--model classic`` as needing no file at all (it still needs the RetinaFace detector); a photo's
+``--crf 60`` was taken (it fits VP9) where the same command for a video refuses it, and its
+``--crf 64`` was refused "for --codec h264", a codec no one had asked for; the API's
+``image_format`` warning kept its keyword on the command line; ``bench/tracking.py`` ignored
+``$STREAM_GPEN_SHARED``; ``--device tpu`` and ``info`` of a missing file gave no ``hint:``."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _clips import write_video
+from stream_gpen.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _clip(path: Path) -> Path:
+    return write_video(path, [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(3)])
+
+
+# --- 1. the "no weights" hint: classic needs no GPEN file, but the detector -------------------------
+
+@pytest.fixture
+def no_repo_weights(monkeypatch):
+    """Only the test's own cache is searched (a checkout's weights/ may hold a detector)."""
+    monkeypatch.setattr("stream_gpen.weights.repo_weights_dir", lambda: None)
+
+
+def test_the_no_weights_hint_says_classic_still_needs_the_detector(tmp_path, monkeypatch, no_repo_weights, capsys):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(home))
+    monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
+    assert main(["weights", "path", "gpen-bfr-512"]) == 3
+    hint = next(ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("hint: "))
+    assert "runs without any weights file" not in hint
+    assert "--model classic" in hint and "needs no GPEN weights file" in hint
+    assert "RetinaFace detector" in hint and ", which is not here either" in hint
+    assert "stream-gpen weights download retinaface-mobilenet0.25" in hint and "--detector-weights PATH" in hint
+    assert "in Python" not in hint  # (the command line's words)
+
+
+def test_the_no_weights_hint_does_not_call_a_present_detector_missing(det_home, no_repo_weights, capsys):
+    assert main(["weights", "path", "gpen-bfr-512"]) == 3
+    hint = next(ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("hint: "))
+    assert "RetinaFace detector" in hint and "not here either" not in hint
