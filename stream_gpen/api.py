@@ -2264,7 +2264,7 @@ def _not_empty(name: str, value) -> None:
 
 def _video_options_on_a_photo(where: str, *, codec, crf, preset, audio, encoder, chroma) -> None:
     """Video-only options given for a photo (or a folder of photos only: ``where`` says which) are
-    checked as for a video (``codec="auto"``: one of the codecs it may pick takes them), then said
+    checked as for a video (``codec="auto"``: as for an ``.mp4``, H.264, as a dry run), then said
     to be unused, as the command line does."""
     given = [name for name, on in (("codec", codec != "auto"), ("crf", crf is not None), ("preset", preset is not None),
                                    ("audio", audio != "copy"), ("encoder", encoder != "software"),

@@ -49,3 +49,42 @@ def test_the_no_weights_hint_does_not_call_a_present_detector_missing(det_home, 
     assert main(["weights", "path", "gpen-bfr-512"]) == 3
     hint = next(ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("hint: "))
     assert "RetinaFace detector" in hint and "not here either" not in hint
+
+
+# --- 2. a photo's --crf/--preset, checked as the same command's video -------------------------------
+
+@pytest.mark.parametrize("options, said", [
+    (["--crf", "60"], "--crf 60 for --codec auto (h264, as in an .mp4) must be within 0..51"),
+    (["--crf", "64"], "--crf 64 for --codec auto (h264, as in an .mp4) must be within 0..51"),
+    (["--preset", "fastest"], "--preset fastest for --codec auto (h264, as in an .mp4) is not one of"),
+])
+def test_a_photo_refuses_the_crf_its_video_refuses(tmp_path, face, cli_env, capsys, options, said):
+    photo, clip = tmp_path / "p.jpg", _clip(tmp_path / "v.mp4")
+    face.save(photo)
+    assert main(["enhance", str(clip), "-o", str(tmp_path / "o.mp4"), *cli_env, *options]) == 2
+    capsys.readouterr()
+    assert main(["enhance", str(photo), "-o", str(tmp_path / "o.jpg"), *cli_env, *options]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "--codec h264" not in err, err
+    assert not (tmp_path / "o.jpg").exists()
+
+
+def test_a_photo_takes_what_its_codec_takes(tmp_path, face, cli_env, capsys):
+    """--codec vp9 --crf 60 fits VP9: said unused, the photo written."""
+    photo = tmp_path / "p.jpg"
+    face.save(photo)
+    assert main(["enhance", str(photo), "-o", str(tmp_path / "o.jpg"), "--codec", "vp9", "--crf", "60", *cli_env]) == 0
+    assert "--codec/--crf apply to videos" in capsys.readouterr().err
+    assert (tmp_path / "o.jpg").is_file()
+
+
+def test_the_api_checks_a_photo_s_crf_as_a_video_s(tmp_path, enh, face):
+    from stream_gpen import InvalidInputError
+
+    photo = tmp_path / "p.png"
+    face.save(photo)
+    with pytest.raises(InvalidInputError, match=r"^crf=60 for codec='auto' \(h264, as in an \.mp4\) must be within"):
+        enh.enhance_file(photo, tmp_path / "o.png", crf=60)
+    with pytest.raises(InvalidInputError, match=r"crf=60 for codec='h264' must be within 0\.\.51"):
+        enh.enhance_file(_clip(tmp_path / "v.mp4"), tmp_path / "o.mp4", crf=60)
+    assert not (tmp_path / "o.png").exists()

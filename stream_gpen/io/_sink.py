@@ -1412,9 +1412,12 @@ def _check_nvenc_codec(codec: str) -> None:
                                 f"{tuple(NVENC_ENCODERS)} (or 'auto', which is h264 or hevc outside .webm)")
 
 
-def _check_software_options(codec: str, crf: int | None, preset: str | None, note: str | None = None) -> None:
-    """crf/preset ranges of the software encoders; ``note``: why encoder='auto' chose one."""
+def _check_software_options(codec: str, crf: int | None, preset: str | None, note: str | None = None, *,
+                            named: str | None = None) -> None:
+    """crf/preset ranges of the software encoders; ``note``: why encoder='auto' chose one;
+    ``named``: how the messages name the codec (default ``codec='h264'``)."""
     why = f" ({note})" if note else ""
+    named = named or f"codec={codec!r}"
     if codec == "prores" and (crf is not None or preset is not None):  # (before a range that is not its own)
         raise InvalidInputError("codec='prores' takes no crf or preset: ProRes is fixed-quality (422 HQ, or 4444 for "
                                 "4:4:4 and alpha); leave them unset")
@@ -1422,11 +1425,11 @@ def _check_software_options(codec: str, crf: int | None, preset: str | None, not
     # SVT-AV1 (through FFmpeg) takes crf 1..63: its 0 means "not set", i.e. the default (35)
     low = 1 if codec == "av1" else 0
     if crf is not None and not (low <= crf <= top):
-        raise InvalidInputError(f"crf={crf} for codec={codec!r} must be within {low}..{top}"
+        raise InvalidInputError(f"crf={crf} for {named} must be within {low}..{top}"
                                 + (" (SVT-AV1 has no crf 0: it would mean its default, 35; 1 is the best quality)"
                                    if codec == "av1" and crf == 0 else ""))
     if preset is not None and codec in ("h264", "hevc") and preset not in _X26X_PRESETS:
-        raise InvalidInputError(f"preset={preset!r} for codec={codec!r} is not one of {_X26X_PRESETS}{why}")
+        raise InvalidInputError(f"preset={preset!r} for {named} is not one of {_X26X_PRESETS}{why}")
     if preset is not None and codec == "av1" and not (str(preset).isdigit() and 0 <= int(preset) <= 13):
         raise InvalidInputError(f"preset={preset!r} for codec='av1' (svt-av1) must be '0'..'13' (higher is faster){why}")
     if preset is not None and codec == "vp9":
@@ -1439,17 +1442,19 @@ _CRF_PRESET_HINT = ("crf: h264/hevc 0-51, vp9 0-63, av1 1-63; preset: h264/hevc 
 
 
 def check_crf_preset(codec: str, crf: int | None, preset: str | None, note: str | None = None) -> None:
-    """--crf/--preset for the software encoder of ``codec`` ("auto": one of those it may pick
-    fits), before the model loads (the sink checks them again), with the ranges as a hint;
-    ``note``: why --encoder auto chose software."""
-    errors = []
-    for c in (codec,) if codec != "auto" else ("h264", "hevc", "vp9", "av1"):
-        try:
-            _check_software_options(c, crf, preset, note)
-            return
-        except InvalidInputError as e:
-            errors.append(e)
-    raise InvalidInputError(str(errors[0]), hint=errors[0].hint or _CRF_PRESET_HINT) from errors[0]
+    """--crf/--preset for the software encoder of ``codec``, before the model loads (the sink
+    checks them again), with the ranges as a hint; ``note``: why --encoder auto chose software.
+
+    ``"auto"`` (a photo's options, which no encoder uses) is checked as a video's with the same
+    options is by default, for the codec of an ``.mp4`` (H.264), and named as ``codec='auto'``:
+    a photo took ``crf=60`` (it fits VP9) which the same command for a video refuses, and its
+    ``crf=64`` was refused "for codec='h264'", a codec no one had asked for."""
+    asked, codec = codec, resolve_codec(codec, DRY_RUN_AS)
+    named = f"codec={asked!r} ({codec}, as in an .mp4)" if asked != codec else None
+    try:
+        _check_software_options(codec, crf, preset, note, named=named)
+    except InvalidInputError as e:
+        raise InvalidInputError(str(e), hint=e.hint or _CRF_PRESET_HINT) from e
 
 
 def check_encoder_options(encoder: str, codec: str, crf: int | None, preset: str | None) -> None:
