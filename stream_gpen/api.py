@@ -931,8 +931,8 @@ class Enhancer:
 
         if image_format and dst != "null" and Path(dst).suffix.lower() not in _IMAGE_EXTS and not (
                 "://" not in src_s and Path(src_s).is_dir()):
-            log.warning("image_format %r (--image-format) applies to photos; %s is written as video",
-                        image_format, src_s)
+            # (keyword=value: the command line says it as --image-format png, as its other warnings)
+            log.warning("image_format=%r applies to photos; %s is written as a video", image_format, src_s)
         opts = dict(overwrite=overwrite, codec=codec, crf=crf, preset=preset, audio=audio, quality=quality,
                     on_progress=on_progress, cancel=cancel, copy_if_no_faces=copy_if_no_faces,
                     untrusted=untrusted, max_pixels=max_pixels, start=start, duration=duration,

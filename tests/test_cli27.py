@@ -88,3 +88,13 @@ def test_the_api_checks_a_photo_s_crf_as_a_video_s(tmp_path, enh, face):
     with pytest.raises(InvalidInputError, match=r"crf=60 for codec='h264' must be within 0\.\.51"):
         enh.enhance_file(_clip(tmp_path / "v.mp4"), tmp_path / "o.mp4", crf=60)
     assert not (tmp_path / "o.png").exists()
+
+
+# --- 3. the API's image_format warning, in the command line's words ---------------------------------
+
+def test_the_image_format_warning_is_said_with_its_flag(tmp_path, cli_env, capsys):
+    clip = _clip(tmp_path / "v.mp4")
+    assert main(["enhance", str(clip), "-o", str(tmp_path / "o.mp4"), "--image-format", "png",
+                 *cli_env[:-1]]) == 0
+    said = [ln for ln in capsys.readouterr().err.splitlines() if "applies to photos" in ln]
+    assert said == [f"stream-gpen: warning: --image-format png applies to photos; {clip} is written as a video"], said
