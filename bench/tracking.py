@@ -45,12 +45,12 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from stream_gpen.faces import Detections, FaceDetector, FaceTracker  # noqa: E402
 from stream_gpen.faces._smoother import FixedLagSmoother  # noqa: E402
 from stream_gpen.faces._tracker import _REF, _iou, _similarity  # noqa: E402
-
-SHARED = REPO.parent / "shared"
+from _common import SHARED  # noqa: E402  ($STREAM_GPEN_SHARED, else ../shared, as every benchmark)
 
 
 def frames_of(path: Path, max_frames: int | None, stride: int):

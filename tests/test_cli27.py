@@ -98,3 +98,20 @@ def test_the_image_format_warning_is_said_with_its_flag(tmp_path, cli_env, capsy
                  *cli_env[:-1]]) == 0
     said = [ln for ln in capsys.readouterr().err.splitlines() if "applies to photos" in ln]
     assert said == [f"stream-gpen: warning: --image-format png applies to photos; {clip} is written as a video"], said
+
+
+# --- 4. bench/tracking.py honours $STREAM_GPEN_SHARED -----------------------------------------------
+
+def test_the_tracking_benchmark_honours_stream_gpen_shared(tmp_path, monkeypatch):
+    import importlib
+
+    where = tmp_path / "elsewhere"
+    monkeypatch.setenv("STREAM_GPEN_SHARED", str(where))
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    for name in ("_common", "tracking"):  # (imported afresh: _common reads the variable on import)
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    try:
+        assert importlib.import_module("tracking").SHARED == where
+    finally:
+        for name in ("_common", "tracking"):  # (another test's import reads its own environment)
+            sys.modules.pop(name, None)
