@@ -1961,7 +1961,7 @@ def _run_info(args: argparse.Namespace) -> int:
 
     src = args.input
     if "://" not in src and not src.startswith("lavfi:") and not Path(src).exists():
-        raise InvalidInputError(f"input not found: {src}")
+        raise InvalidInputError(f"input not found: {src}", hint="check the path; URLs need a scheme like rtsp://")
     # the source's notes as it opens and seeks ("deinterlacing with bwdif", "the seek to ... landed
     # past the keyframe") are about a run: info deinterlaces nothing, and its plan says what enhance will do
     with _logger_at("stream_gpen.io._source", logging.WARNING):

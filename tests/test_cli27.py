@@ -115,3 +115,31 @@ def test_the_tracking_benchmark_honours_stream_gpen_shared(tmp_path, monkeypatch
     finally:
         for name in ("_common", "tracking"):  # (another test's import reads its own environment)
             sys.modules.pop(name, None)
+
+
+# --- 5. errors with their hint -----------------------------------------------------------------------
+
+def test_an_unknown_device_comes_with_a_hint(tmp_path, cli_env, capsys):
+    clip = _clip(tmp_path / "v.mp4")
+    opts = [o for o in cli_env if o not in ("--device", "cpu")]
+    assert main(["enhance", str(clip), "-o", os.devnull, *opts, "--device", "tpu"]) == 2
+    err = capsys.readouterr().err
+    assert "error: unknown device 'tpu'" in err and "\nhint: --device auto" in err, err
+
+
+def test_info_of_a_missing_file_comes_with_a_hint(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "nosuch.mp4")]) == 2
+    err = capsys.readouterr().err
+    assert "error: input not found" in err and "\nhint: check the path" in err, err
+
+
+def test_other_missing_inputs_and_devices_come_with_a_hint(tmp_path):
+    from stream_gpen.errors import StreamGpenError
+    from stream_gpen.io._image import ImageSource
+    from stream_gpen.runtime import select_device
+
+    for make in (lambda: ImageSource(tmp_path / "nosuch.jpg"), lambda: select_device("tpu"),
+                 lambda: select_device(3)):
+        with pytest.raises(StreamGpenError) as e:
+            make()
+        assert e.value.hint, e.value

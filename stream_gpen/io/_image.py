@@ -933,7 +933,8 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
     (the frame's ``hi``): faces are restored into it and the sink writes 16 bits back, so the
     rest of the picture keeps every level. The 8-bit picture is then ``round(hi / 257)``."""
     if not path.exists():
-        raise MediaNotFoundError(f"image not found: {path}")
+        raise MediaNotFoundError(f"image not found: {path}",
+                                 hint="check the path (relative paths are from the working directory)")
     if path.stat().st_size == 0:
         raise EmptyMediaError(f"image is empty (0 bytes): {path}", hint="the file was probably not fully written or copied")
     # a DNG named .tif (Pillow read its IFD0, the small preview, as the picture), a JPEG XL named .jpg
@@ -1755,7 +1756,8 @@ class ImageSource:
         #: in a folder, skipped as any unreadable file): an upload's limit, as for video frames
         self.max_pixels = max_pixels
         if not p.exists():
-            raise MediaNotFoundError(f"input not found: {str(p)!r}")  # (quoted: a trailing space is seen)
+            raise MediaNotFoundError(f"input not found: {str(p)!r}",  # (quoted: a trailing space is seen)
+                                     hint="check the path (relative paths are from the working directory)")
         if p.is_dir():
             self.root = p
             # (silent: enhance_file, stream() and info walk the folder first and say what is left out)

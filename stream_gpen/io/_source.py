@@ -1696,7 +1696,8 @@ class VideoSource:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             from stream_gpen.errors import DeviceError
 
-            raise DeviceError(f"device={str(device)!r} requested but torch sees no CUDA device")
+            raise DeviceError(f"device={str(device)!r} requested but torch sees no CUDA device",
+                              hint="use device='cpu', or install a CUDA build of torch")
         self.kind, self._target, self._format, self._options = _classify(spec)
         if untrusted:
             if self.kind != "file":
@@ -1987,7 +1988,8 @@ class VideoSource:
                 raise err
         except FileNotFoundError as e:
             if self.kind == "file":
-                raise MediaNotFoundError(f"input not found: {str(self.spec)!r}") from e
+                raise MediaNotFoundError(f"input not found: {str(self.spec)!r}",
+                                         hint="check the path (relative paths are from the working directory)") from e
             raise self._open_error(e, reopen) from e
         except av.error.InvalidDataError as e:
             raise NotMediaError(

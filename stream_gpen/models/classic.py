@@ -198,7 +198,8 @@ def _resolve_device(device: str | torch.device) -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as err:
         raise InvalidInputError(
-            f"device={device!r} is not allowed: expected 'cpu', 'cuda' or 'cuda:N'"
+            f"device={device!r} is not allowed: expected 'cpu', 'cuda' or 'cuda:N'",
+            hint="device='cpu', or 'cuda' for the first GPU torch sees",
         ) from err
     if dev.type == "cuda":
         if not torch.cuda.is_available():
@@ -209,7 +210,8 @@ def _resolve_device(device: str | torch.device) -> torch.device:
         if dev.index is None:
             dev = torch.device("cuda", torch.cuda.current_device())
     elif dev.type != "cpu":
-        raise InvalidInputError(f"device={device!r} is not allowed: expected 'cpu' or 'cuda[:N]'")
+        raise InvalidInputError(f"device={device!r} is not allowed: expected 'cpu' or 'cuda[:N]'",
+                                hint="device='cpu', or 'cuda' for the first GPU torch sees")
     return dev
 
 

@@ -14,6 +14,9 @@ logger = logging.getLogger(__name__)
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 ALLOWED_DEVICES = '"auto", "cpu", "cuda" or "cuda:N"'
+#: the hint of a device not understood (errors are one line plus a hint: README's exit codes)
+_DEVICE_HINT = ("--device auto (device='auto' in Python) runs on CUDA when torch sees a GPU, else on the CPU; "
+                "cuda:N picks one GPU (numbered from 0)")
 
 
 def select_device(device: str | torch.device = "auto") -> tuple[torch.device, str | None]:
@@ -33,14 +36,14 @@ def select_device(device: str | torch.device = "auto") -> tuple[torch.device, st
     else:
         raise InvalidInputError(
             f"device must be a string or torch.device, got {type(device).__name__}; "
-            f"use {ALLOWED_DEVICES}"
+            f"use {ALLOWED_DEVICES}", hint=_DEVICE_HINT
         )
     if text == "cpu:0":  # (torch's own name for torch.device("cpu", 0))
         text = "cpu"
     # (a torch.device by its name: "device device(type='cuda') requested")
     shown = repr(str(device)) if isinstance(device, torch.device) else repr(device)
     if not _DEVICE_RE.match(text):
-        raise InvalidInputError(f"unknown device {shown}; use {ALLOWED_DEVICES}")
+        raise InvalidInputError(f"unknown device {shown}; use {ALLOWED_DEVICES}", hint=_DEVICE_HINT)
     if text == "cpu":
         return torch.device("cpu"), None
     if text == "auto":
@@ -59,7 +62,9 @@ def select_device(device: str | torch.device = "auto") -> tuple[torch.device, st
     if index >= count:
         raise DeviceError(
             f"device {shown} requested but only {count} CUDA device(s) are visible "
-            f"(valid: {', '.join(f'cuda:{i}' for i in range(count))})"
+            f"(valid: {', '.join(f'cuda:{i}' for i in range(count))})",
+            hint="CUDA_VISIBLE_DEVICES, when set, hides the others and numbers the rest from 0; "
+                 "--device cuda (device='cuda' in Python) takes the first",
         )
     return torch.device("cuda", index), None
 
