@@ -161,6 +161,9 @@ class FaceStage:
     repeats: int = 0
     detector_calls: int = 0
     detector_probes: int = 0  # of detector_calls: the tracker's change-watch probes (a region only)
+    #: of detector_calls: the look-ahead's checks of an ended track's flow tail (a region only,
+    #: :meth:`_tail_found`)
+    detector_tail_checks: int = 0
     #: detections the detector dropped for landmarks that fit no face (``check_landmarks``):
     #: sideways / upside-down faces, left untouched
     detections_implausible: int = 0
@@ -201,6 +204,7 @@ class FaceStage:
     _last_planned: tuple | None = None  # (index, affines, track ids, occluded flags) of the last frame released
     _repeat_of: dict = field(default_factory=dict)  # repeat's index -> the index of the frame it repeats
     _smooth_ix: dict = field(default_factory=dict)  # the smoother's frame number -> the frame's index
+    _smooth_images: dict = field(default_factory=dict)  # the smoother's frame number -> its picture, while held
     _turn_wait: int = 0  # whole-frame detections before the orientation may be checked again (see _video_detect)
 
     @property
@@ -221,6 +225,7 @@ class FaceStage:
         self._held.clear()
         self._repeat_of.clear()
         self._smooth_ix.clear()
+        self._smooth_images.clear()
         self.turn, self._turn_wait = 0, 0
 
     def forget(self, index: int) -> None:
@@ -527,8 +532,61 @@ class FaceStage:
             # twice was one)
             number = index - self.repeats
             self._smooth_ix[number] = index
-            return self._released([self._planned(self._smooth_ix.pop(i), t) for i, t in self.smoother.push(
-                number, tracks, cut=cut, alive=self.tracker.alive_ids(), shrunk=self.tracker.shrunk_ids())])
+            self._smooth_images[number] = image  # (held in the ring until released: no copy)
+            return self._released([self._planned(self._smooth_ix.pop(i), t) for i, t in self._final(self.smoother.push(
+                number, tracks, cut=cut, alive=self.tracker.alive_ids(), shrunk=self.tracker.shrunk_ids(),
+                confirm=self._tail_found))])
+
+    def _final(self, released: list[tuple[int, list]]) -> list[tuple[int, list]]:
+        """``released`` (the smoother's final frames), their pictures no longer kept for it."""
+        for i, _ in released:
+            self._smooth_images.pop(i, None)
+        return released
+
+    def _tail_found(self, number: int, track, tracks: list) -> bool:
+        """Whether the face of ``track``, carried by flow alone onto held frame ``number`` (the
+        smoother's) since its last detection, is still there: the look-ahead asks before it drops
+        the flow tail of a track that ends after a missed detection
+        (:meth:`FixedLagSmoother._drop_tail`; a face turning away is restored up to the frame
+        before it turns, not only on its last detected frame). A region around its box is detected
+        as a change-watch probe is (the shot's turn, the video detection size), and the face is
+        found where a detection that would start a track (``min_face``, ``min_score``,
+        ``check_landmarks``) matches its box as the tracker matches (greedy IoU of at least
+        ``iou_match`` over that frame's tracks: a face passing in front of it is the other
+        track's)."""
+        from stream_gpen.faces._tracker import _iou
+
+        image = self._smooth_images.get(number)
+        if image is None or not hasattr(self.detector, "detect_region"):
+            return False  # (a detector of whole pictures only: the tail goes, as before)
+        h, w = image.shape[:2]
+        b = [float(v) for v in track.box]
+        pw, ph = (b[2] - b[0]) / 4, (b[3] - b[1]) / 4  # (drift; detect_region adds the network's margin)
+        region = (max(b[0] - pw, 0.0), max(b[1] - ph, 0.0), min(b[2] + pw, float(w)), min(b[3] + ph, float(h)))
+        if region[2] <= region[0] or region[3] <= region[1]:
+            return False
+        # (its time counts in the "track" stage, whose smoother asks: stage timers do not nest)
+        (_, dets), _ = self._dropping(self._detect_turned, image, self.turn, region, undo=True)
+        self.detector_calls += 1
+        self.detector_tail_checks += 1
+        dets = dets.select(self._kept(dets))
+        if len(dets) == 0:
+            return False
+        boxes = torch.stack([torch.as_tensor(t.box, dtype=torch.float32).cpu() for t in tracks]).double().numpy()
+        iou = _iou(boxes, dets.boxes.double().cpu().numpy())
+        me = next((k for k, t in enumerate(tracks) if t.id == track.id), None)
+        taken_t, taken_d = set(), set()
+        for v, i, j in sorted(((iou[i, j], i, j) for i in range(iou.shape[0]) for j in range(iou.shape[1])),
+                              reverse=True):
+            if v < getattr(self.tracker, "iou_match", 0.3):
+                break
+            if i in taken_t or j in taken_d:
+                continue
+            if i == me:
+                return True
+            taken_t.add(i)
+            taken_d.add(j)
+        return False
 
     @_library_dtypes
     def plan_flush(self) -> list[tuple[int, torch.Tensor]]:
@@ -536,7 +594,8 @@ class FaceStage:
         if self.smoother is None:
             return []
         with self.timer("track"):
-            return self._released([self._planned(self._smooth_ix.pop(i), t) for i, t in self.smoother.flush()])
+            return self._released([self._planned(self._smooth_ix.pop(i), t)
+                                   for i, t in self._final(self.smoother.flush())])
 
     @_library_dtypes
     def plan_still(self, image: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,10 @@ A track that ends after missing a detection (``Track.misses``: occluded, turned 
 not pasted on its held frames since its last detection: the flow alone carried it there, and it
 follows whatever moved over the face (an occluder, the background). A track found again keeps them,
 as does one that ends because a detection found the face under the tracker's ``min_face``
-(``push(..., shrunk=)``: it shrank, walking away, and was where the flow took it).
+(``push(..., shrunk=)``: it shrank, walking away, and was where the flow took it). Given a detector
+to ask (``push(..., confirm=)``: the pipeline detects around the track's box on the held frame), the
+frames before the missed detection on which the face is still found are kept too (a head
+turning away is restored up to the frame before it turns, not on its last detected frame alone).
 A track missed by two detections in a row (``Track.misses == 2``: the tracker's re-detect right
 after a miss did not find it either) loses those frames the same way, since they leave the window
 before the next periodic detection decides; the tracker still follows it, and if it is found again
@@ -40,7 +43,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Literal, get_args
+from typing import Callable, Literal, get_args
 
 import numpy as np
 import torch
@@ -63,6 +66,10 @@ DEFAULT_LAG = 5
 TRACKER_OPTIONS = {"settle": 1.0, "drop_unsure": False}
 
 Drift = Literal["spread", "keep"]
+
+#: ``confirm(frame_index, track, tracks)``: whether a detection on frame ``frame_index`` (as pushed)
+#: finds the face of ``track`` (that frame's flow-carried track; ``tracks``: all of that frame's)
+Confirm = Callable[[int, Track, list[Track]], bool]
 
 
 @dataclass
@@ -190,7 +197,8 @@ class FixedLagSmoother:
         return len(self._buf) - self._next
 
     def push(self, frame_index: int, tracks: list[Track], *, cut: bool = False,
-             alive: set[int] | None = None, shrunk: set[int] | None = None) -> list[tuple[int, list[Track]]]:
+             alive: set[int] | None = None, shrunk: set[int] | None = None,
+             confirm: Confirm | None = None) -> list[tuple[int, list[Track]]]:
         """Add one frame's tracks; returns the frames that became final as ``(index, tracks)``.
 
         ``frame_index`` must increase; a jump of more than one frame, or ``cut=True`` (a scene cut
@@ -201,7 +209,9 @@ class FixedLagSmoother:
         from ``tracks`` has ended. ``shrunk``: the ids whose track ended on this frame at a
         detection that found the face below the tracker's ``min_face``
         (:meth:`FaceTracker.shrunk_ids`): found where the flow took it, such a track keeps its
-        frames, even after a missed detection.
+        frames, even after a missed detection. ``confirm``: asks a detector about a held frame
+        (:data:`Confirm`) before a flow tail is dropped: its frames up to the newest one where the
+        face is still found are kept (:meth:`_drop_tail`). None: the whole tail is dropped.
         """
         if self._last_index is not None and frame_index <= self._last_index:
             raise InvalidInputError(
@@ -229,7 +239,7 @@ class FixedLagSmoother:
                 # shared stage and crowd clips, turning profiles the flow was still on
                 if (t.id not in ids and t.misses > 0 and (alive is None or t.id not in alive)
                         and (shrunk is None or t.id not in shrunk)):
-                    self._drop_tail(t.id)
+                    self._drop_tail(t.id, confirm)
         before = self._buf[-2] if len(self._buf) > 1 and self._buf[-2].epoch == self._epoch else None
         for t in tracks:
             if prev is None or t.id not in prev.params:
@@ -258,7 +268,7 @@ class FixedLagSmoother:
             missed_once = {t.id for t in prev.tracks if t.misses == 1}
             for t in tracks:
                 if t.misses == 2 and t.id in missed_once:
-                    self._drop_tail(t.id)
+                    self._drop_tail(t.id, confirm)
         if self.drift == "spread":
             for t in tracks:
                 if t.detected and t.id not in jumped:
@@ -337,22 +347,49 @@ class FixedLagSmoother:
                 best = max(best, float(t.score))
         return False
 
-    def _drop_tail(self, tid: int) -> None:
+    def _drop_tail(self, tid: int, confirm: Confirm | None = None) -> None:
         """Track ``tid`` ended after missing a detection (occluded, turned away, gone): its held
         frames since its last detection were carried by flow alone, which follows whatever moved
         there (the occluder, the background), so they are not pasted. A track found again by a
-        detection is not ended and keeps its flow frames."""
+        detection is not ended and keeps its flow frames.
+
+        With ``confirm``, the face may still be there on the first of those frames (a head turning
+        away, a face scored under the detector's threshold only at the missed detection): the
+        frames before the first missed detection are asked about, the newest first (one call
+        where the face is still there), then by bisection (the face seen up to a frame, then
+        hidden), and those up to the newest one where it is found are kept. Frames from the
+        missed detection on are dropped without asking: a detection did not find it there."""
+        tail = []  # buffer positions, newest first
         r = len(self._buf) - 1
         while r >= self._next:
-            f = self._buf[r]
-            t = next((t for t in f.tracks if t.id == tid), None)
+            t = next((t for t in self._buf[r].tracks if t.id == tid), None)
             if t is None or t.detected:
-                return
+                break
+            tail.append(r)
+            r -= 1
+        keep = 0  # the oldest `keep` frames of the tail stay
+        if confirm is not None:
+            ask = [r for r in reversed(tail) if self._track(r, tid).misses == 0]  # oldest first
+            lo, hi = 0, len(ask)  # found on ask[:lo] (the detection before: lo = 0), not from ask[hi] on
+            first = True
+            while lo < hi:
+                m = hi - 1 if first else (lo + hi - 1) // 2
+                first = False
+                f = self._buf[ask[m]]
+                if confirm(f.index, self._track(ask[m], tid), list(f.tracks)):
+                    lo = m + 1
+                else:
+                    hi = m
+            keep = lo
+        for r in tail[: len(tail) - keep]:
+            f = self._buf[r]
             f.tracks = [x for x in f.tracks if x.id != tid]
             for d in (f.params, f.carried, f.piece, f.flow):
                 d.pop(tid, None)
             f.cut.add(tid)
-            r -= 1
+
+    def _track(self, p: int, tid: int) -> Track:
+        return next(t for t in self._buf[p].tracks if t.id == tid)
 
     def _spread(self, tid: int) -> None:
         """Ramp the correction at the newest frame (a detection of ``tid``) back over the held
@@ -479,4 +516,4 @@ def _jump(x0: np.ndarray | None, x1: np.ndarray, x2: np.ndarray) -> float:
     return float(math.hypot(d[0], d[1]) / (_IOD * math.exp(x1[2])) + (abs(d[2]) + abs(d[3])) * _RHO / _IOD)
 
 
-__all__ = ["DEFAULT_LAG", "TRACKER_OPTIONS", "FixedLagSmoother"]
+__all__ = ["DEFAULT_LAG", "TRACKER_OPTIONS", "Confirm", "FixedLagSmoother"]
