@@ -694,7 +694,19 @@ def _via_proxy(url: str) -> str:
     odd = ""
     if proxy.lower().startswith("socks"):
         odd = "; SOCKS proxies are not supported: use an HTTP proxy, or download the file by hand"
-    return f" through the proxy {proxy} (from ${var}{odd})"
+    return f" through the proxy {_masked(proxy)} (from ${var}{odd})"
+
+
+def _masked(proxy: str) -> str:
+    """``proxy`` with its user name and password (``http://alice:pw@host:3128``) shown as ``***``:
+    an error message or a log is pasted into bug reports, and a proxy's password must not be."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(proxy if "://" in proxy else "//" + proxy)
+    if "@" not in parts.netloc:
+        return proxy
+    shown = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+    return shown if "://" in proxy else shown.removeprefix("//")
 
 
 def _validator(headers) -> str | None:
@@ -765,7 +777,7 @@ def _fetch(url: str, part: Path, wf: WeightFile, *, progress: bool) -> None:
             return _fetch(url, part, wf, progress=progress)  # (no Range now: no second 416)
         if 300 <= exc.code < 400:  # urllib gave up following them (its limit, or a loop)
             raise _Failure(f"HTTP {exc.code}: too many redirects (a redirect loop?)") from None
-        raise _Failure(f"HTTP {exc.code} {' '.join(str(exc.reason).split())}") from None
+        raise _Failure(f"HTTP {exc.code} {' '.join(str(exc.reason).split())}{_via_proxy(url)}") from None
     except urllib.error.URLError as exc:
         reason = exc.reason
         if isinstance(reason, socket.timeout):
@@ -781,7 +793,7 @@ def _fetch(url: str, part: Path, wf: WeightFile, *, progress: bool) -> None:
         if ctype in _NOT_WEIGHTS:
             # Login walls, captive portals, "file removed" pages and API errors (ModelScope
             # answers JSON) come with status 200: never save them as a checkpoint.
-            raise _Failure(f"the server sent {_NOT_WEIGHTS[ctype]}, not the weights file")
+            raise _Failure(f"the server sent {_NOT_WEIGHTS[ctype]}, not the weights file{_via_proxy(url)}")
         length = response.headers.get("Content-Length")
         length = int(length) if length and length.isdigit() else None
         if have and response.status == 206:
