@@ -308,7 +308,9 @@ def _damage(path: Path, *, deep: bool = False) -> tuple[str, bool] | None:
 # torch.save's pre-1.6 storage classes, by their bytes per element
 _LEGACY_STORAGES = {"DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2,
                     "LongStorage": 8, "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1,
-                    "BoolStorage": 1, "ComplexDoubleStorage": 16, "ComplexFloatStorage": 8}
+                    "BoolStorage": 1, "ComplexDoubleStorage": 16, "ComplexFloatStorage": 8,
+                    "QInt32Storage": 4, "QInt8Storage": 1, "QUInt8Storage": 1, "QUInt4x2Storage": 1,
+                    "QUInt2x4Storage": 1, "UntypedStorage": 1}
 
 
 class _Anything:
@@ -358,7 +360,9 @@ def _legacy_damage(path: Path, size: int) -> tuple[str, bool] | None:
         def persistent_load(self, pid):
             if isinstance(pid, tuple) and pid and pid[0] == "storage" and len(pid) >= 3:
                 kind = pid[1] if isinstance(pid[1], str) else None
-                storages[str(pid[2])] = _LEGACY_STORAGES.get(kind, 0)
+                # (the first use of a key is what torch.save wrote: a later one may name the
+                # same bytes as another type)
+                storages.setdefault(str(pid[2]), _LEGACY_STORAGES.get(kind, 0))
             return _Anything()
 
         def _new(self, kwargs: bool = False):
@@ -400,6 +404,13 @@ def _legacy_damage(path: Path, size: int) -> tuple[str, bool] | None:
             at += 8 + int.from_bytes(count, "little") * max(element, 1)
             if at > size:
                 return f"a PyTorch checkpoint (pre-1.6 format) cut short ({size:,} of at least {at:,} bytes)", True
+    # torch.save writes nothing after the last storage: bytes there are another file's (a resume
+    # spliced onto a file changed since, or a longer file's end), and torch.load, which never
+    # looks, would read the wrong weights. (Only where every storage's element size is known:
+    # a type missing from the table is counted as 1 byte an element, a lower bound.)
+    if at != size and all(storages[str(k)] for k in keys):
+        return (f"a PyTorch checkpoint (pre-1.6 format) with {size - at:,} bytes after its end at {at:,} "
+                "(another file's bytes spliced on)"), False
     return None
 
 
