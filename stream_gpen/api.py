@@ -33,7 +33,14 @@ from typing import Any, Callable, Iterable, Iterator, Literal, TypeVar, get_args
 import numpy as np
 import torch
 
-from stream_gpen.errors import Cancelled, InvalidInputError, Interrupted, OutputExistsError, StreamGpenError
+from stream_gpen.errors import (
+    Cancelled,
+    CheckpointError,
+    InvalidInputError,
+    Interrupted,
+    OutputExistsError,
+    StreamGpenError,
+)
 from stream_gpen.summary import RunSummary, StageTimer
 from stream_gpen.faces._detector import DEFAULT_MIN_SCORE, DETECT_SCORE, SMALL_FACES, check_min_score
 
@@ -192,8 +199,18 @@ def build_restorer(
     if name in MODELS:
         spec = MODELS[name]
         path = ensure_weights(spec, path=weights, download=download, progress=progress)
-        gen = load_generator(path, spec=spec, device=device, expected_as=(
-            f"{name}, the default model on {device.type} (--model auto)" if auto else None))
+        try:
+            gen = load_generator(path, spec=spec, device=device, expected_as=(
+                f"{name}, the default model on {device.type} (--model auto)" if auto else None))
+        except CheckpointError as exc:
+            # the copy the search found (not a file the user named): say so, and how to replace it
+            from stream_gpen.weights import managed_copy_hint
+
+            hint = managed_copy_hint(spec, path)
+            if hint is None:
+                raise
+            exc.hint = hint
+            raise exc from None
         return runner_for(gen, spec.input_size, name)
     path = Path(name).expanduser()
     if path.exists():

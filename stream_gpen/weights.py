@@ -15,8 +15,8 @@ Where files are looked for, in this order (the first good copy wins):
 
 In each directory a file is accepted under its ``filename`` or any of its ``aliases``. A found
 file whose size or sha256 differs from the registry's, or (with no published sha256) that is not
-a whole checkpoint archive whose members match their CRC-32, is reported (logged) and skipped,
-never used. That check reads the whole file, so it is done once per copy: its verdict is kept in
+a whole checkpoint archive whose members match their CRC-32 and whose tensor names and shapes are
+the network's, is reported (logged) and skipped, never used. That check reads the whole file, so it is done once per copy: its verdict is kept in
 ``verified.json`` beside the copy (where the folder is writable) and reused while the copy's size,
 mtime, ctime and inode stay the same; ``weights verify`` always reads everything. A download that
 replaces such a copy in the cache first moves it aside to ``<target>.ignored`` (a warning says
@@ -249,7 +249,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-Status = Literal["ok", "missing", "size mismatch", "checksum mismatch", "damaged", "unverified"]
+Status = Literal["ok", "missing", "size mismatch", "checksum mismatch", "damaged", "wrong model", "unverified"]
 
 _ZIP_MAGIC = b"PK\x03\x04"
 # torch.save's pre-1.6 format starts with this number, pickled (as 10 little-endian bytes).
@@ -421,7 +421,8 @@ class VerifyResult:
     ``status``: "ok" (size and sha256 match), "unverified" (no published sha256; the size
     matched where known, and the file is a whole checkpoint archive), "size mismatch",
     "checksum mismatch", "damaged" (no published sha256, and the file is cut short or is not a
-    checkpoint), or "missing" (``path`` is None).
+    checkpoint), "wrong model" (no published sha256, and the checkpoint's names or shapes are
+    not the network's, as loading it would find), or "missing" (``path`` is None).
     """
 
     file: WeightFile
@@ -450,6 +451,9 @@ def check_file(wf: WeightFile, path: Path, *, deep: bool = False) -> VerifyResul
         damage = _damage(path, deep=deep)
         if damage is not None:
             return VerifyResult(wf, "damaged", path, damage[0])
+        wrong = _wrong_model(wf, path) if deep else None
+        if wrong is not None:
+            return VerifyResult(wf, wrong[0], path, wrong[1])
         crc = "; contents match their CRC-32" if deep and zipfile.is_zipfile(path) else ""
         return VerifyResult(wf, "unverified", path, "no published sha256" + (
             "; size matches" if wf.size is not None else "; size unknown too") + crc)
@@ -457,6 +461,60 @@ def check_file(wf: WeightFile, path: Path, *, deep: bool = False) -> VerifyResul
     if digest != wf.sha256.lower():
         return VerifyResult(wf, "checksum mismatch", path, f"sha256 {digest}, expected {wf.sha256}")
     return VerifyResult(wf, "ok", path, "size and sha256 match")
+
+
+def _wrong_model(wf: WeightFile, path: Path) -> tuple[Status, str] | None:
+    """Why the checkpoint at ``path`` is not ``wf``'s network (a GPEN generator of the registry,
+    or the face parser), as loading it would find, as ``(status, detail)``: "damaged" when it
+    cannot be read as a checkpoint, "wrong model" when its names and shapes, read on the
+    ``meta`` device (no weights are read; milliseconds), are not the network's. ``None`` when
+    they fit, or for a file no network of ours is known for (the detectors have a published
+    sha256).
+
+    Without a sha256, a whole archive of another network (any state dict saved under
+    GPEN-BFR-1024.pt) was taken as the file: `weights verify` said UNVERIFIED, `weights download`
+    "already present", and every run stopped at the load."""
+    from stream_gpen.models.registry import MODELS
+
+    spec = next((s for s in MODELS.values() if s.weights.name == wf.name), None)
+    if spec is None and wf.name not in PARSER_FILES:
+        return None
+    import torch
+
+    from stream_gpen.errors import CheckpointError
+    from stream_gpen.models.loading import describe_mismatch, read_state_dict
+
+    # (imported first: a module's import-time tensors must not be made on the meta device)
+    if spec is not None:  # (as load_generator reads and builds it)
+        from stream_gpen.models.gpen import FullGenerator
+
+        build, wrappers = (lambda: FullGenerator(spec.config)), ("g_ema",)
+    else:  # (as FaceParser does)
+        from stream_gpen.faces._parse import build_parsenet
+
+        build, wrappers = build_parsenet, ("state_dict",)
+    with torch.device("meta"):
+        expected = build().state_dict()
+    try:
+        state = read_state_dict(path, wrappers=wrappers, map_location="meta")
+    except CheckpointError as exc:
+        return "damaged", str(exc)
+    problem = describe_mismatch(state, expected)
+    return ("wrong model", f"not a {wf.name} checkpoint: {problem}") if problem else None
+
+
+def managed_copy_hint(name_or_spec: str | WeightFile | ModelSpec, path: str | os.PathLike) -> str | None:
+    """For a copy the search found (in the cache or the checkout's ``weights/``) that will not
+    load: a hint that says so and how to replace it; ``None`` for a file found elsewhere (the
+    user's own, whose error hints at the path they gave)."""
+    wf = get_weight_file(name_or_spec)
+    here = Path(path).expanduser().absolute()
+    if not any(copy.absolute() == here for copy in candidates(wf)):
+        return None
+    where = "the weights cache" if here.parent == home_dir() else "the checkout's weights/ folder"
+    return (f"{here} is the copy of {wf.name} in {where}, and not a good {wf.filename}: delete it (or "
+            f"move it away), then `stream-gpen weights download {wf.name}` fetches it again (as a run "
+            "does by itself, unless downloads are off)")
 
 
 def candidates(wf: WeightFile) -> list[Path]:
@@ -523,7 +581,9 @@ def _find(wf: WeightFile) -> tuple[Path | None, list[VerifyResult]]:
 # those changing are caught by `weights verify`, which always reads everything (and updates the
 # record).
 STAMPS_FILE = "verified.json"
-_STAMP_VERSION = 1  # raise when the check changes: older verdicts are then not trusted
+# raise when the check changes: older verdicts are then not trusted (2: a copy's names and shapes,
+# and a pre-1.6 file's end exactly at its last storage)
+_STAMP_VERSION = 2
 
 
 def _facts(wf: WeightFile, path: Path) -> dict:
@@ -580,7 +640,7 @@ def checked(wf: WeightFile, path: Path) -> VerifyResult:
     facts = _facts(wf, path)
     entry = _read_stamps(path.parent).get(path.name)
     if isinstance(entry, dict) and all(entry.get(k) == v for k, v in facts.items()) and entry.get("status") in (
-            "ok", "unverified", "size mismatch", "checksum mismatch", "damaged"):
+            "ok", "unverified", "size mismatch", "checksum mismatch", "damaged", "wrong model"):
         return VerifyResult(wf, entry["status"], path, str(entry.get("detail", "")))
     result = check_file(wf, path, deep=True)
     if _facts(wf, path) == facts:  # not changed while it was read: the verdict is about these bytes
@@ -1082,5 +1142,5 @@ def ensure_weights(name_or_spec: str | WeightFile | ModelSpec, *, path: str | os
 __all__ = [
     "DETECTOR_FILES", "PARSER_FILES", "STAMPS_FILE", "VerifyResult", "WeightFile", "all_weight_files",
     "candidates", "check_file", "checked", "download", "ensure_weights", "find_weights", "get_weight_file",
-    "home_dir", "offline", "repo_weights_dir", "search_dirs", "sha256_file", "verify",
+    "home_dir", "managed_copy_hint", "offline", "repo_weights_dir", "search_dirs", "sha256_file", "verify",
 ]

@@ -56,10 +56,17 @@ def test_weights_list(dirs, capsys):
 
 
 def test_weights_path_found(dirs, capsys):
-    import zipfile
+    import torch
 
-    with zipfile.ZipFile(dirs.repo / "GPEN-BFR-1024.pt", "w") as z:  # size unknown: a whole archive is taken
-        z.writestr("archive/data.pkl", b"weights")
+    from stream_gpen.models.gpen import FullGenerator
+    from stream_gpen.models.registry import MODELS
+
+    # size unknown: a whole archive of the network's names and shapes is taken (each tensor one
+    # value, expanded: a few kB). (It was any zip archive until weights27: names and shapes are
+    # checked now, as loading it would.)
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in FullGenerator(MODELS["gpen-bfr-1024"].config).state_dict().items()}
+    torch.save({k: torch.zeros(()).expand(shape) for k, shape in shapes.items()}, dirs.repo / "GPEN-BFR-1024.pt")
     assert main(["weights", "path", "gpen-bfr-1024"]) == 0
     assert capsys.readouterr().out == f"{dirs.repo / 'GPEN-BFR-1024.pt'}\n"
 

@@ -124,8 +124,20 @@ class FaceParser:
             # a folder is searched for the accepted file names; a damaged or foreign file is one
             # CheckpointError line (exit 3), as for GPEN checkpoints
             self.weights = ensure_weights("parsenet", path=weights, what="face-parsing weights")
-            state_dict = read_state_dict(self.weights, what="face-parsing weights", wrappers=("state_dict",))
-        self.net = self._build(state_dict, str(self.weights) if self.weights else "state_dict")
+        try:
+            if state_dict is None:
+                state_dict = read_state_dict(self.weights, what="face-parsing weights", wrappers=("state_dict",))
+            self.net = self._build(state_dict, str(self.weights) if self.weights else "state_dict")
+        except CheckpointError as exc:
+            # the copy the search found (the caller named no file, or named that one): its hint
+            # said to pass a file, as if one had been given
+            from stream_gpen.weights import managed_copy_hint
+
+            hint = managed_copy_hint("parsenet", self.weights) if self.weights is not None else None
+            if hint is None:
+                raise
+            exc.hint = hint
+            raise exc from None
 
     def _build(self, state: dict, where: str) -> torch.nn.Module:
         from stream_gpen.models.loading import describe_mismatch, refuse_nonfinite

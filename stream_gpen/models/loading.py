@@ -68,7 +68,8 @@ def _folder_error(path: Path, what: str) -> WeightsNotFoundError:
 
 
 def read_state_dict(
-    path: str | os.PathLike, *, what: str = "checkpoint", wrappers: tuple[str, ...] = ("g_ema",)
+    path: str | os.PathLike, *, what: str = "checkpoint", wrappers: tuple[str, ...] = ("g_ema",),
+    map_location: str = "cpu",
 ) -> dict[str, torch.Tensor]:
     """Read a checkpoint into a flat ``{name: tensor}`` dict on the CPU.
 
@@ -82,6 +83,8 @@ def read_state_dict(
     commonly use (``params_ema``, ``params``, ``state_dict``, ``model``, ...) that holds a dict of
     tensors. A ``module.`` prefix left by ``DataParallel`` and an ``_orig_mod.`` one left by
     ``torch.compile`` are stripped. ``what`` names the file in messages (``"detector weights"``).
+    ``map_location="meta"``: names and shapes only, no weights read (a torch file's; a
+    safetensors file is read whole).
 
     Raises :class:`WeightsNotFoundError` if the file is missing (or is a folder),
     :class:`CheckpointError` if it cannot be read as a checkpoint or does not hold a state dict
@@ -134,7 +137,7 @@ def read_state_dict(
             # whole process's, and the host's other threads' warnings must still reach it.)
             with caught_warnings(), open(path, "rb") as f:
                 warnings.filterwarnings("ignore", module=modules_pattern("torch", __name__))
-                obj = torch.load(f, map_location="cpu", weights_only=True)
+                obj = torch.load(f, map_location=map_location, weights_only=True)
     except CheckpointError:
         raise
     except pickle.UnpicklingError as e:
