@@ -771,13 +771,13 @@ def _via_proxy(url: str) -> str:
 def _masked(proxy: str) -> str:
     """``proxy`` with its user name and password (``http://alice:pw@host:3128``) shown as ``***``:
     an error message or a log is pasted into bug reports, and a proxy's password must not be."""
-    import urllib.parse
-
-    parts = urllib.parse.urlsplit(proxy if "://" in proxy else "//" + proxy)
-    if "@" not in parts.netloc:
+    # Not urlsplit: it ends the user info at a "#", "?" or "/", which a password may hold (urllib
+    # takes "http://alice:s3cr#t@host" whole), and the password was then shown whole. Everything
+    # up to the last "@" is the user info.
+    scheme, sep, rest = proxy.partition("://") if "://" in proxy.split("@", 1)[0] else ("", "", proxy)
+    if "@" not in rest:
         return proxy
-    shown = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
-    return shown if "://" in proxy else shown.removeprefix("//")
+    return f"{scheme}{sep}***@{rest.rsplit('@', 1)[1]}"
 
 
 def _validator(headers) -> str | None:

@@ -105,6 +105,12 @@ def test_a_proxy_password_is_not_in_the_error_or_the_log(dirs, no_proxies, monke
     ("http://a%40b:p%40ss@10.0.0.1:8080", "http://***@10.0.0.1:8080"),
     ("http://proxy.corp:3128", "http://proxy.corp:3128"),
     ("socks5://bob:pw@127.0.0.1:1080", "socks5://***@127.0.0.1:1080"),
+    # (review27) urlsplit ends the user info at "#", "?" or "/": such passwords were shown whole
+    ("http://alice:s3cr#t@127.0.0.1:18931", "http://***@127.0.0.1:18931"),
+    ("http://alice:p?ss@h:3128", "http://***@h:3128"),
+    ("alice:p#w@h:3128", "***@h:3128"),
+    ("http://alice:pa/ss@h:3128", "http://***@h:3128"),
+    ("http://alice:a://b@h:3128", "http://***@h:3128"),
 ])
 def test_a_proxy_url_is_shown_without_its_user_info(given, shown):
     assert weights._masked(given) == shown
