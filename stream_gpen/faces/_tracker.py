@@ -660,6 +660,11 @@ class FaceTracker:
         self.probes = 0
         self.probe_area = 0.0  # sum over probes of the region's fraction of the frame
         self._probed: list[tuple[float, float, float, float]] = []  # probe regions since the last detection
+        # change watch: the border strips (left, right, top, bottom; watch px) that a pan uncovered
+        # since the watch's reference and no detection has looked at yet: the part carried over
+        # past a probe that did not reach that border, and this frame's total (``_changed``)
+        self._edge_carry = np.zeros(4)
+        self._edge_uncovered = np.zeros(4)
         self._lost_boxes: list[tuple[int, np.ndarray]] = []  # (frame, box) of confirmed tracks that ended lately
         self._shrunk: set[int] = set()  # ids the latest update ended at a detection under min_face
         self.probes_skipped = 0  # watch firings left to the periodic detection (``reprobe=False``)
@@ -857,6 +862,10 @@ class FaceTracker:
         # vanishes triggers the probe that drops its track.
         fh, fw = self._frame_size  # type: ignore[misc]
         sx, sy = w / fw, h / fh
+        # The strips that the shift uncovered are new picture, never compared: a face coming in
+        # from the border during a pan (hunt recall27: raw for up to 4 frames, then a pop).
+        self._edge_uncovered = self._edge_carry + np.array([max(dx, 0.0), max(-dx, 0.0), max(dy, 0.0), max(-dy, 0.0)])
+        edge = self._edge_region(w, h, sx, sy)
         boxes = [t.box for t in self._tracks if t.hits > 1 and not t.lost] + self._watch_boxes
         ms, ma, mb = self._WATCH_MARGIN
         for b in boxes:
@@ -865,19 +874,19 @@ class FaceTracker:
             y1, y2 = int(max((b[1] - ma * bh) * sy, 0)), int(min(math.ceil((b[3] + mb * bh) * sy), h))
             valid[y1:y2, x1:x2] = False
         if valid.sum() < 16:
-            return False
+            return self._probe(edge, frame_index) if edge is not None else False
         d = cur - moved
         d -= np.median(d[valid])  # global brightness change (flicker, exposure)
         a = np.abs(d)
         noise = 1.4826 * float(np.median(a[valid]))
         changed = ((a > max(self.watch_threshold, 4.0 * noise)) & valid).astype(np.float32)
-        if self._lost_came_back(changed, sx, sy, frame_index):
+        if self._lost_came_back(changed, sx, sy, frame_index, edge):
             return True
         # blobs, not scattered noise: most of each 3x3 neighbourhood changed
         blob = (cv2.boxFilter(changed, -1, (3, 3), normalize=True) >= 5.0 / 9.0).astype(np.uint8)
         min_area = max(self.watch_area * h * w, 4)
         if int(blob.sum()) < min_area:
-            return False
+            return self._probe(edge, frame_index) if edge is not None else False
         n, _, stats, _ = cv2.connectedComponentsWithStats(blob, connectivity=8)
         keep = [
             st for st in stats[1:]
@@ -887,11 +896,13 @@ class FaceTracker:
         if keep and not self.reprobe and self._probed:
             fresh = [st for st in keep if not self._probed_already(st, sx, sy)]
             if not fresh:
+                if edge is not None:
+                    return self._probe(edge, frame_index)
                 self.probes_skipped += 1
                 return False
             keep = fresh
         if not keep:
-            return False
+            return self._probe(edge, frame_index) if edge is not None else False
         # Probe where it changed: the blobs' bounding box grown by half its size on each side
         # (a face may be only partly inside the changed area) and to at least a quarter of the
         # frame's long side; a region covering most of the frame becomes the whole frame.
@@ -902,6 +913,49 @@ class FaceTracker:
         side = max(fw, fh) / 4
         rw, rh = max((x2 - x1) * 2, side), max((y2 - y1) * 2, side)
         region = (max(cx - rw / 2, 0.0), max(cy - rh / 2, 0.0), min(cx + rw / 2, fw), min(cy + rh / 2, fh))
+        # A region ending a few px short of a border would cut a face that reaches out to it (a
+        # face coming in there): it goes out to the border. And the strips a pan uncovered are
+        # looked at too: the probe makes this frame the watch's reference.
+        snap = max(fw, fh) / 32
+        region = (0.0 if region[0] < snap else region[0], 0.0 if region[1] < snap else region[1],
+                  float(fw) if fw - region[2] < snap else region[2], float(fh) if fh - region[3] < snap else region[3])
+        return self._probe(region if edge is None else _bbox(region, edge), frame_index)
+
+    #: a border strip the pan uncovered is probed once it is this many ``watch_area`` sides wide
+    #: (the side of the smallest blob the watch probes: 5 px of the 160 px copy, 2.5-3% of the
+    #: frame), so a long pan costs one probe per such width of travel, not one per frame
+    _EDGE_STRIP = 1.0
+
+    def _edge_region(self, w: int, h: int, sx: float, sy: float) -> tuple[float, float, float, float] | None:
+        """The region to probe for the border strips a pan uncovered (``_edge_uncovered``, watch px),
+        or None while none is wide enough: from each such border inward by the strip's width twice,
+        at least a quarter of the frame's long side and half its short side (a face coming in is cut
+        by the border: what shows of it at the watch's reference was too little for the detector,
+        and a region narrower than the face cut it again, hunt recall27), the other axis whole."""
+        fh, fw = self._frame_size  # type: ignore[misc]
+        need = max(self._EDGE_STRIP * math.sqrt(self.watch_area * h * w), 2.0)
+        left, right, top, bottom = self._edge_uncovered
+        depth = max(max(fw, fh) / 4, min(fw, fh) / 2)
+        parts = []
+        if left >= need:
+            parts.append((0.0, 0.0, min(max(depth, 2 * left / sx), fw), float(fh)))
+        if right >= need:
+            parts.append((max(fw - max(depth, 2 * right / sx), 0.0), 0.0, float(fw), float(fh)))
+        if top >= need:
+            parts.append((0.0, 0.0, float(fw), min(max(depth, 2 * top / sy), fh)))
+        if bottom >= need:
+            parts.append((0.0, max(fh - max(depth, 2 * bottom / sy), 0.0), float(fw), float(fh)))
+        if not parts:
+            return None
+        region = parts[0]
+        for r in parts[1:]:
+            region = _bbox(region, r)
+        return region
+
+    def _probe(self, region: tuple[float, float, float, float], frame_index: int) -> bool:
+        """Ask for a probe of ``region`` (frame px), grown to take in whole the faces it cuts that
+        were seen once or lost lately; a region covering most of the frame becomes the whole frame."""
+        fh, fw = self._frame_size  # type: ignore[misc]
         # An unconfirmed face the region cuts (its mouth or head moved, not the whole face) is
         # taken in whole, with a quarter of its size around it: cut, the detector found part of
         # it (0.98 score, eyes 81 px apart instead of 135), and the probe aligned one frame on
@@ -925,7 +979,7 @@ class FaceTracker:
     #: face it uncovers, which the blob test ignores)
     _LOST_CHANGE = 0.1
 
-    def _lost_came_back(self, changed: np.ndarray, sx: float, sy: float, frame_index: int) -> bool:
+    def _lost_came_back(self, changed: np.ndarray, sx: float, sy: float, frame_index: int, edge=None) -> bool:
         """A probe of the boxes of confirmed faces lost in the last ``detect_every`` frames where
         their picture changed (hunt 17: a face coming out from behind a bar stayed unrestored until
         the next periodic detection, 3-4 frames)."""
@@ -944,6 +998,8 @@ class FaceTracker:
         if not hit:
             return False
         region = (min(g[0] for g in hit), min(g[1] for g in hit), max(g[2] for g in hit), max(g[3] for g in hit))
+        if edge is not None:  # (and the border strips a pan uncovered: this frame becomes the reference)
+            region = _bbox(region, edge)
         area = (region[2] - region[0]) * (region[3] - region[1]) / (fw * fh)
         self.probe_region = None if area > 0.6 else region
         self.probe_area += 1.0 if area > 0.6 else area
@@ -964,8 +1020,17 @@ class FaceTracker:
                 return False
         return True
 
-    def _watch_reset(self) -> None:
-        """A detection ran on the current frame: it becomes the watch's reference."""
+    def _watch_reset(self, probed=None) -> None:
+        """A detection ran on the current frame: it becomes the watch's reference. ``probed``: the
+        region of a probe (None: the whole frame); the border strips a pan uncovered that it did
+        not reach are carried over to the new reference, still to be probed."""
+        if probed is None:
+            self._edge_carry = np.zeros(4)
+        else:
+            fh, fw = self._frame_size  # type: ignore[misc]
+            reached = np.array([probed[0] <= 0.0, probed[2] >= fw, probed[1] <= 0.0, probed[3] >= fh])
+            self._edge_carry = np.where(reached, 0.0, self._edge_uncovered)
+        self._edge_uncovered = np.zeros(4)
         self._watch_ref = self._watch_image()
         self._watch_boxes = [t.box.copy() for t in self._tracks if t.hits > 1 and not t.lost]
 
@@ -1009,7 +1074,7 @@ class FaceTracker:
             now = np.stack([t.box for t in self._tracks])
             self._lost_boxes = [(i, q) for i, q in self._lost_boxes if not (_iou(q[None], now) >= self.iou_match).any()]
         if detections is not None and self.watch:
-            self._watch_reset()
+            self._watch_reset(self.probe_region if probe else None)
         dt = 1.0 if self._prev_index is None else max(frame_index - self._prev_index, 1)
         for t in self._tracks:
             if t.kf is not None:
@@ -1338,6 +1403,11 @@ def _robust_similarity(src: np.ndarray, dst: np.ndarray, iters: int = 3):
         scale = max(1.4826 * np.median(err), 0.1)
         w = np.minimum(1.0, 2.0 * scale / np.maximum(err, 1e-9))
     return a, w > 0.5
+
+
+def _bbox(a, b) -> tuple[float, float, float, float]:
+    """The bounding box of two (x1, y1, x2, y2) boxes."""
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
