@@ -501,8 +501,10 @@ class FaceTracker:
       ``False`` keeps showing it up to ``max_misses`` (the look-ahead smoother sets this: it
       drops the flow-only tail of a track that is not found again itself).
     * ``scene_cut_threshold``: mean absolute grey difference (0-255) of consecutive 32x32
-      thumbnails above which the frame is treated as a cut: detect and start new tracks.
-      Lower catches soft cuts but fires on flashes and fast pans.
+      thumbnails above which the frame is treated as a cut: detect and start new tracks. Only if
+      the difference stays above it with the camera's shift between the two frames taken out (a
+      fast pan over contrasty content moves the thumbnails as much as a cut). Lower catches soft
+      cuts but fires on flashes.
     * ``flow_long_side``: the frame is downscaled to this for optical flow; lower is faster,
       less precise.
     * ``resize``: how each frame's small grey copy (flow, change watch, scene cuts) is made; both
@@ -517,8 +519,10 @@ class FaceTracker:
       at the last detection (global shift and brightness removed, tracked faces masked out) and
       run a probe detection when a face-sized blob changed. Catches faces that appear between
       periodic detections, even for one frame, and drops a one-off track as soon as it is gone;
-      costs extra detector calls on footage with much motion outside the faces (measured in
-      docs/tracking.md). ``False`` = periodic detections only.
+      the border strip a pan uncovered (new picture, nothing to compare) is probed once it is as
+      wide as ``watch_area``'s side, so a face panned into view is found as it comes in. Costs
+      extra detector calls on footage with much motion outside the faces and on fast pans
+      (measured in docs/tracking.md). ``False`` = periodic detections only.
     * ``watch_threshold``: grey-level change (0-255, on the small copy) that counts as changed; it is
       raised automatically on noisy footage (4x the robust noise level). Lower catches
       low-contrast faces, and fires more on noise and motion.
@@ -697,6 +701,13 @@ class FaceTracker:
                 cut = True
             elif self._prev_thumb is not None:
                 cut = float(np.abs(thumb - self._prev_thumb).mean()) > self.scene_cut_threshold
+                if cut and self._prev_gray is not None and self._prev_gray.shape == gray.shape:
+                    # A fast pan over contrasty content moves the thumbnail as much as a cut (4.5-5%
+                    # of the frame per frame on a group photo, hunt recall27): a cut on every frame,
+                    # new ids and no smoothing. The difference with the camera's shift taken out
+                    # (the flow's median over the frame, as in the change watch) must be a cut's too.
+                    moved = _shifted_difference(self._prev_gray, gray)
+                    cut = moved is None or moved > self.scene_cut_threshold
         self._prepared = (frame_index, gray, thumb, cut)
         for t in self._tracks:
             t.flow_step = None  # set by `_flow` where the flow carries the track to this frame
@@ -1351,6 +1362,23 @@ def _thumb32(grey: np.ndarray, n: int = 32) -> np.ndarray:
     c = cv2.integral(grey, sdepth=cv2.CV_64F)
     s = c[y1][:, x1] - c[y0][:, x1] - c[y1][:, x0] + c[y0][:, x0]
     return (s / ((y1 - y0)[:, None] * (x1 - x0)[None, :])).astype(np.float32)
+
+
+def _shifted_difference(prev: np.ndarray, cur: np.ndarray) -> float | None:
+    """The scene-cut measure (mean absolute difference of 32x32 thumbnails, 0-255) of two small
+    grey pictures after ``prev`` is moved by the global shift between them (:func:`_median_shift`),
+    over the part both show; None where no shift is found (or it leaves too little to compare)."""
+    import cv2
+
+    a, b = prev.astype(np.float32), cur.astype(np.float32)
+    dx, dy = _median_shift(a, b)
+    h, w = cur.shape
+    bx, by = int(math.ceil(abs(dx))), int(math.ceil(abs(dy)))
+    if (dx, dy) == (0.0, 0.0) or w - 2 * bx < 32 or h - 2 * by < 32:
+        return None
+    a = cv2.warpAffine(a, np.float32([[1, 0, dx], [0, 1, dy]]), (w, h), borderMode=cv2.BORDER_REPLICATE)
+    a, b = a[by : h - by, bx : w - bx], b[by : h - by, bx : w - bx]
+    return float(np.abs(_thumb32(np.ascontiguousarray(a)) - _thumb32(np.ascontiguousarray(b))).mean())
 
 
 def _median_shift(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
