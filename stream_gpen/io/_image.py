@@ -157,7 +157,8 @@ def _walk(root: Path, say: bool = True, skip: tuple[int, int] | None = None,
           notes: list[str] | None = None) -> list[Path]:
     """Every file under ``root``, following links to folders (a photo library's year folders
     linked in from another disk; each real folder once, so a link loop ends; a link to a folder
-    of the tree itself is left to that folder's own path). ``rglob`` left
+    of the tree itself is left to that folder's own path, one to a folder above it, which holds the
+    tree, is left out and said: it would restore everything above the input). ``rglob`` left
     linked folders, unreadable folders and broken links out without a word: those last two are
     said here (a warning each, as the files behind them are not restored). ``skip``: the
     (device, inode) of a folder not to walk (by identity: on a case-insensitive disk, macOS's or a
@@ -178,6 +179,22 @@ def _walk(root: Path, say: bool = True, skip: tuple[int, int] | None = None,
         if target != top and not target.startswith(top.rstrip(os.sep) + os.sep):
             return False
         return target != top and _listed(Path(os.path.relpath(target, top)))
+
+    def above(d: str, here: str) -> bool:
+        # a link to a folder outside this tree that holds it (``up -> ..``, ``all -> /``), or that
+        # holds the folder being walked (a linked-in folder's link back to its own parent): followed,
+        # everything above the input folder was restored into the mirror (the whole disk, for /)
+        if not os.path.islink(d):
+            return False
+        target = os.path.realpath(d)
+        if target == top or target.startswith(top.rstrip(os.sep) + os.sep):
+            return False  # (inside the tree: walked under its own path, or once: see walked_anyway)
+        base = target.rstrip(os.sep) + os.sep
+        if not any(p == target or p.startswith(base) for p in (top, here)):
+            return False
+        if say:
+            note(f"{d}: a link to a folder above {root} ({target}: a loop), left out")
+        return True
 
     def said(e: OSError) -> None:
         if say:
@@ -203,7 +220,8 @@ def _walk(root: Path, say: bool = True, skip: tuple[int, int] | None = None,
                 dirnames[:] = []
                 continue
         # (hidden/thumbnail/trash: not walked; sorted: the same walk whatever order the disk lists)
-        dirnames[:] = sorted(d for d in dirnames if _listed(Path(d)) and not walked_anyway(os.path.join(dirpath, d)))
+        dirnames[:] = sorted(d for d in dirnames if _listed(Path(d)) and not walked_anyway(os.path.join(dirpath, d))
+                             and not above(os.path.join(dirpath, d), real))
         for name in filenames:
             q = Path(dirpath) / name
             if q.is_file():
