@@ -1393,6 +1393,18 @@ class Enhancer:
                     total.fallbacks.append(f"{out} was written meanwhile (another run?): left as it is (skip_existing)")
                     log.info("%s: written meanwhile, left as it is", out)
                     continue
+                if src is not root and skip_existing:
+                    from stream_gpen.io._sink import output_in_progress
+
+                    pid = output_in_progress(out)
+                    if pid is not None:
+                        # another run into the same folder is restoring it now: left to it (both
+                        # restored it, and the second to finish failed, its copy kept beside)
+                        by = f"process {pid}" if pid else "another machine's run"
+                        total.fallbacks.append(f"{out} is being restored by another run ({by}): left to it "
+                                               "(skip_existing)")
+                        log.info("%s: being restored by another run (%s), left to it", out, by)
+                        continue
                 if src is not root:
                     out.parent.mkdir(parents=True, exist_ok=True)
                 try:
@@ -1429,6 +1441,18 @@ class Enhancer:
                         self._folder_failed(total, exc, root)
                         raise
                     part = getattr(exc, "summary", None)
+                    twin = getattr(exc, "appeared_meanwhile", None)
+                    if skip_existing and twin is not None:
+                        # another run into the same folder wrote it first: left as it is, as a
+                        # photo is (this run's copy, kept beside it, removed: it is the same video)
+                        try:
+                            Path(twin).unlink()
+                        except OSError as e:
+                            log.debug("removing %s failed: %s", twin, e)
+                        total.fallbacks.append(f"{out} was written meanwhile (another run?): left as it is, "
+                                               "this run's copy removed (skip_existing)")
+                        log.info("%s: written meanwhile, left as it is", out)
+                        continue
                     kept = getattr(part, "partial_output", None)
                     if kept:  # (FileSink.salvage: the frames done before the error)
                         total.skipped.append(f"{src}: {exc} (its {part.frames_out} frame(s) before the error are in "

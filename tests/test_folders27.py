@@ -67,3 +67,96 @@ def test_a_link_to_a_folder_above_the_input_at_the_command_line(tmp_path, cli_en
     assert "a link to a folder above" in capsys.readouterr().err
     fallbacks = json.loads((tmp_path / "r.json").read_text())["fallbacks"]
     assert any("a link to a folder above" in f for f in fallbacks), fallbacks
+
+
+def _clip(path, n=4):
+    import numpy as np
+
+    from tests._clips import write_video
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_video(path, [np.full((48, 64, 3), 40 + 10 * i, np.uint8) for i in range(n)])
+
+
+def test_a_video_another_live_run_is_restoring_is_left_to_it_under_skip_existing(tmp_path, enh):
+    """Two ``--skip-existing`` runs into one folder "share the work": photos did, a video was
+    restored by both and the second to finish failed (exit 5) with its copy kept beside."""
+    import subprocess
+    import sys
+
+    from stream_gpen.io._sink import _machine_tag
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    _clip(src / "v.mp4")
+    _clip(src / "w.mp4")
+    out.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / f".v.{_machine_tag()}-{other.pid}-0123abcd.tmp.mp4").write_bytes(b"being written")
+        s = enh.enhance_file(src, out, skip_existing=True)
+    finally:
+        other.kill()
+        other.wait()
+    assert not (out / "v.mp4").exists() and (out / "w.mp4").is_file()
+    assert not s.skipped, s.skipped
+    assert any("v.mp4 is being restored by another run" in f and str(other.pid) in f for f in s.fallbacks), s.fallbacks
+
+
+def test_a_dead_runs_leftover_temp_does_not_hold_a_video_back(tmp_path, enh):
+    import subprocess
+    import sys
+
+    from stream_gpen.io._sink import _machine_tag
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    _clip(src / "v.mp4")
+    out.mkdir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (out / f".v.{_machine_tag()}-{gone.pid}-0123abcd.tmp.mp4").write_bytes(b"left by a killed run")
+    enh.enhance_file(src, out, skip_existing=True)
+    assert (out / "v.mp4").is_file()
+
+
+def test_a_video_written_meanwhile_by_another_run_is_left_as_it_is_under_skip_existing(tmp_path, enh,
+                                                                                       monkeypatch):
+    """The other run finished the video first: this run's final rename met its output. Under
+    skip_existing that is left as it is (as a photo is), this run's copy removed, not a failure."""
+    from stream_gpen.io import _sink
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    _clip(src / "v.mp4")
+    real = _sink.place_new
+
+    def other_run_first(tmp, target):
+        from pathlib import Path
+
+        if Path(target).name == "v.mp4":
+            Path(target).write_bytes(b"the other run's")
+        return real(tmp, target)
+
+    monkeypatch.setattr(_sink, "place_new", other_run_first)
+    s = enh.enhance_file(src, out, skip_existing=True)
+    assert not s.skipped and s.error is None, (s.skipped, s.error)
+    assert (out / "v.mp4").read_bytes() == b"the other run's"
+    assert sorted(p.name for p in out.iterdir()) == ["v.mp4"]  # (no v.restored.mp4, no hidden temp)
+    assert any("v.mp4 was written meanwhile" in f for f in s.fallbacks), s.fallbacks
+
+
+def test_without_skip_existing_a_video_written_meanwhile_is_still_kept_beside(tmp_path, enh, monkeypatch):
+    from pathlib import Path
+
+    from stream_gpen.io import _sink
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    _clip(src / "v.mp4")
+    real = _sink.place_new
+
+    def other_run_first(tmp, target):
+        Path(target).write_bytes(b"the other run's")
+        return real(tmp, target)
+
+    monkeypatch.setattr(_sink, "place_new", other_run_first)
+    s = enh.enhance_file(src, out)
+    assert any("appeared during the run" in k for k in s.skipped), s.skipped
+    assert (out / "v.restored.mp4").is_file()

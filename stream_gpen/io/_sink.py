@@ -1113,6 +1113,39 @@ def _pids_comparable() -> bool:
     return True
 
 
+def output_in_progress(target) -> int | None:
+    """The process id of another live run of this machine writing ``target`` now (its hidden
+    temporary output ``.NAME.<machine>-<pid>-<random>.tmp.EXT`` is beside it), else None. A
+    resumed folder run (skip_existing) leaves such a video to that run: both restored it, and the
+    one to finish second failed on the first one's output. A temporary output of another machine
+    or container (whose process id means nothing here) counts while it is being written (changed
+    within :attr:`FileSink.STALE_TEMP_S`): its id is returned as 0."""
+    import re
+
+    t = Path(target)
+    pattern = re.compile(r"\.([0-9a-f]{8})-(\d+)-[0-9a-f]{8}\.tmp" + re.escape(t.suffix) + "$")
+    try:
+        candidates = list(t.parent.glob(f".*.tmp{t.suffix}"))
+    except OSError:
+        return None
+    here, now = _machine_tag(), time.time()
+    for q in candidates:
+        m = pattern.search(q.name)
+        if m is None or hidden_temp(t, m.group(0)[: len(m.group(0)) - len(t.suffix)]).name != q.name:
+            continue
+        pid = int(m.group(2))
+        if m.group(1) == here and _pids_comparable():
+            if pid != os.getpid() and _pid_alive(pid):
+                return pid
+            continue
+        try:
+            if now - q.stat().st_mtime < FileSink.STALE_TEMP_S and not (m.group(1) == here and pid == os.getpid()):
+                return 0
+        except OSError:
+            continue
+    return None
+
+
 def _pid_alive(pid: int) -> bool:
     """Whether process ``pid`` of this machine is still there (or its id was taken again), asked
     without signalling it; when in doubt, alive (a live run's temporary output is never removed).
@@ -3604,12 +3637,17 @@ class FileSink(_Sink):
                 kept = keep_beside(self._path, self._dst)
                 self.kept_whole = kept if kept is not None else Path(self._path)
                 if kept is None:
-                    raise EncodeError(f"{self.target} appeared during the run and was not replaced (no overwrite); "
-                                      f"the restored video is under the hidden name {self._path}: move it now") from e
-                raise EncodeError(f"the restored video is complete and was kept as {kept}: {self.target} appeared "
-                                  "during the run (another run or program wrote it) and was not replaced",
-                                  hint="pass overwrite=True to replace an output, or give each run "
-                                       "another dst") from e
+                    err = EncodeError(f"{self.target} appeared during the run and was not replaced (no overwrite); "
+                                      f"the restored video is under the hidden name {self._path}: move it now")
+                else:
+                    err = EncodeError(f"the restored video is complete and was kept as {kept}: {self.target} appeared "
+                                      "during the run (another run or program wrote it) and was not replaced",
+                                      hint="pass overwrite=True to replace an output, or give each run "
+                                           "another dst")
+                #: (a resumed folder run, which leaves an output written meanwhile as it is, removes
+                #: this copy: see Enhancer._enhance_folder)
+                err.appeared_meanwhile = self.kept_whole
+                raise err from e
             except OSError as e:
                 self._check_still_there(e)
                 if not self._release_own_input():
