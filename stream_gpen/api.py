@@ -986,6 +986,11 @@ class Enhancer:
             if _same_place(dst, root):
                 raise InvalidInputError(f"the output folder {dst} is the input folder: the restored photos would "
                                         "replace or mix with the originals; name another as dst")
+            if _holds(dst, root):
+                # (every file under it was taken for an earlier run's output and left out: "folder
+                # ... contains no images"; and photos/photos/x.jpg would land on photos/x.jpg)
+                raise InvalidInputError(f"the output folder {dst} holds the input folder {src_s}: the mirror would "
+                                        "land among (or on) the originals; name another as dst")
             walked: list[str] = []  # broken links, unreadable folders: in the summary too
             images, videos, others = folder_media(root, Path(dst), notes=walked)
             if not videos:
@@ -1939,6 +1944,18 @@ def _same_place(a, b) -> bool:
         if os.path.exists(a) and os.path.exists(b):
             return os.path.samefile(a, b)
         return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def _holds(folder, inner) -> bool:
+    """Whether folder ``folder`` holds ``inner`` (a parent of it, at any depth; not itself): by
+    identity where it exists (a case-insensitive disk), else by resolved paths."""
+    try:
+        parents = Path(inner).resolve().parents
+        if os.path.isdir(folder):
+            return any(os.path.samefile(folder, p) for p in parents if os.path.isdir(p))
+        return Path(folder).resolve() in parents
     except OSError:
         return False
 

@@ -160,3 +160,41 @@ def test_without_skip_existing_a_video_written_meanwhile_is_still_kept_beside(tm
     s = enh.enhance_file(src, out)
     assert any("appeared during the run" in k for k in s.skipped), s.skipped
     assert (out / "v.restored.mp4").is_file()
+
+
+def test_an_output_folder_holding_the_input_folder_is_refused_for_what_it_is(tmp_path, cli_env, capsys,
+                                                                              monkeypatch):
+    """``stream-gpen enhance photos -o .`` said "folder photos contains no images" (every file
+    under the output folder was left out as an earlier run's output, and the output held them all)."""
+    from stream_gpen.cli import main
+
+    _photo(tmp_path / "photos" / "a.jpg")
+    monkeypatch.chdir(tmp_path)
+    assert main(["enhance", "photos", "-o", ".", *cli_env]) == 2
+    err = capsys.readouterr().err
+    assert "the output folder . holds the input folder photos" in err and "contains no images" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "photos"]
+
+
+def test_an_output_folder_holding_the_input_folder_is_refused_by_the_api(tmp_path, enh):
+    import pytest
+
+    from stream_gpen.errors import InvalidInputError
+
+    src = tmp_path / "lib" / "photos"
+    _photo(src / "a.jpg")
+    with pytest.raises(InvalidInputError, match="holds the input folder"):
+        enh.enhance_file(src, tmp_path)
+    assert not (tmp_path / "a.jpg").exists()
+
+
+def test_an_output_folder_inside_the_input_is_still_left_out_of_the_walk(tmp_path):
+    from stream_gpen.io._image import folder_media
+
+    src = tmp_path / "photos"
+    _photo(src / "a.jpg")
+    _photo(src / "out" / "a.jpg")
+    images, _, _ = folder_media(src, src / "out")
+    assert [p.relative_to(src).as_posix() for p in images] == ["a.jpg"]
+    images, _, _ = folder_media(src, tmp_path)  # (one that holds the input leaves nothing out)
+    assert [p.relative_to(src).as_posix() for p in images] == ["a.jpg", "out/a.jpg"]

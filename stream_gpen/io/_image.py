@@ -263,7 +263,9 @@ def folder_media(root: Path, exclude: Path | None = None, *, say: bool = True,
         except OSError:
             pass
     files = sorted(q for q in _walk(root, say, skip, notes) if _listed(q.relative_to(root)))
-    if exclude is not None:
+    if exclude is not None and not Path(root).resolve().is_relative_to(exclude.resolve()):
+        # (only an output folder inside the input: one that holds the input, ``-o .`` for
+        # ``photos``, held every file, and the folder read as "contains no images")
         ex = exclude.resolve()
         files = [q for q in files if not q.resolve().is_relative_to(ex)]
     gifs = {q for q in files if q.suffix.lower() == ".gif" and still_gif(q)}
