@@ -1411,7 +1411,18 @@ class Enhancer:
                         log.info("%s: being restored by another run (%s), left to it", out, by)
                         continue
                 if src is not root:
-                    out.parent.mkdir(parents=True, exist_ok=True)
+                    from stream_gpen.io._image import make_mirror_folder
+
+                    try:
+                        make_mirror_folder(out.parent, dst)
+                    except NotADirectoryError as e:
+                        if getattr(e, "in_the_way", None) is None:
+                            raise
+                        # a file of the output folder where its subfolder goes: that video's
+                        # failure, listed, and the rest go on (the whole run stopped, exit 4)
+                        total.skipped.append(f"{src}: could not be written: {e.in_the_way} is a file, not a folder")
+                        log.warning("skipped %s: %s is a file, not a folder", src, e.in_the_way)
+                        continue
                 try:
                     part = self._enhance_one(str(src), out, on_progress=progress, **opts,
                                              **({"skip": skip} if src is root else trim))
@@ -1498,6 +1509,12 @@ class Enhancer:
             frame.release()
             return False
         except OSError as e:
+            blocked = getattr(e, "in_the_way", None)
+            if blocked is not None:  # (a file of the output folder where this photo's subfolder goes)
+                summary.skipped.append(f"{frame.rel_path}: could not be written: {blocked} is a file, not a folder")
+                log.warning("skipped %s: %s is a file, not a folder", frame.rel_path, blocked)
+                frame.release()
+                return False
             # the file system refuses every next photo too: full, read-only, no permission, not a folder
             if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR):
                 raise

@@ -198,3 +198,26 @@ def test_an_output_folder_inside_the_input_is_still_left_out_of_the_walk(tmp_pat
     assert [p.relative_to(src).as_posix() for p in images] == ["a.jpg"]
     images, _, _ = folder_media(src, tmp_path)  # (one that holds the input leaves nothing out)
     assert [p.relative_to(src).as_posix() for p in images] == ["a.jpg", "out/a.jpg"]
+
+
+def test_a_file_where_a_mirror_subfolder_goes_fails_its_files_only(tmp_path, cli_env, capsys):
+    """``out/a`` a file, the input holding ``a/x/1.jpg``: the whole run stopped (exit 4, "cannot
+    write or read a file (Not a directory)"), b/ and c/ never restored."""
+    import json
+
+    from stream_gpen.cli import main
+
+    src, out = tmp_path / "K", tmp_path / "out"
+    _photo(src / "a" / "x" / "1.jpg")
+    _photo(src / "b" / "2.jpg")
+    _clip(src / "a" / "y" / "v.mp4")
+    _clip(src / "c" / "w.mp4")
+    out.mkdir()
+    (out / "a").write_text("not a folder")
+    rc = main(["enhance", str(src), "-o", str(out), "--report", str(tmp_path / "r.json"), *cli_env])
+    err = capsys.readouterr().err
+    assert rc == 5, err
+    assert (out / "b" / "2.jpg").is_file() and (out / "c" / "w.mp4").is_file()
+    assert (out / "a").read_text() == "not a folder"
+    skipped = json.loads((tmp_path / "r.json").read_text())["skipped"]
+    assert len(skipped) == 2 and all(f"{out / 'a'} is a file, not a folder" in k for k in skipped), skipped

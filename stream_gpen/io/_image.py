@@ -231,6 +231,39 @@ def _walk(root: Path, say: bool = True, skip: tuple[int, int] | None = None,
     return files
 
 
+def file_in_the_way(folder, top) -> Path | None:
+    """The file (not a folder) on the path of ``folder`` at or under ``top`` that keeps a folder
+    run's mirror subfolder from being made (``out/a`` a file where the input has ``a/x/``), or
+    None. Such a file fails the files under it, not the run."""
+    import os
+
+    f, top = Path(folder), Path(top)
+    try:
+        rel = f.relative_to(top)
+    except ValueError:
+        return None
+    here = top
+    for part in rel.parts:
+        here = here / part
+        if os.path.lexists(here) and not here.is_dir():
+            return here
+    return None
+
+
+def make_mirror_folder(folder, top) -> None:
+    """``folder.mkdir(parents=True, exist_ok=True)``; where a file of the mirror ``top`` is in
+    the way, a ``NotADirectoryError`` that says so, with ``in_the_way`` naming it."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except (NotADirectoryError, FileExistsError) as e:
+        blocked = file_in_the_way(folder, top)
+        if blocked is None:
+            raise
+        err = NotADirectoryError(e.errno, f"{blocked} is a file, not a folder", str(folder))
+        err.in_the_way = blocked
+        raise err from e
+
+
 def still_gif(path) -> bool:
     """A GIF of one frame: a photo (an old scan, a web portrait), restored and written as a picture
     (PNG by default: there is no GIF writer here), not as a 0.1 s video padded to an even size."""
@@ -2234,7 +2267,7 @@ class ImageSink(_Sink):
         if page and fmt not in _MULTI_PAGE:  # (noted with the first page; not written, so not counted)
             frame.release()
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_mirror_folder(path.parent, self.target)
         copy_from = self._unchanged(frame, info, path, fmt, pages)
         if copy_from is not None:
             try:
