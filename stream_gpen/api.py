@@ -1365,6 +1365,7 @@ class Enhancer:
             return plan[q].exists() and not is_partial(plan[q])
 
         had_videos = bool(outs)
+        unread = restored = left_to_others = 0  # (files that cannot be read at all; files done; left to another run)
 
         skip = done if skip_existing else None
         if skip_existing:
@@ -1397,6 +1398,7 @@ class Enhancer:
                     # another run into the same folder wrote it since this one began
                     total.fallbacks.append(f"{out} was written meanwhile (another run?): left as it is (skip_existing)")
                     log.info("%s: written meanwhile, left as it is", out)
+                    left_to_others += 1
                     continue
                 if src is not root and skip_existing:
                     from stream_gpen.io._sink import output_in_progress
@@ -1409,6 +1411,7 @@ class Enhancer:
                         total.fallbacks.append(f"{out} is being restored by another run ({by}): left to it "
                                                "(skip_existing)")
                         log.info("%s: being restored by another run (%s), left to it", out, by)
+                        left_to_others += 1
                         continue
                 if src is not root:
                     from stream_gpen.io._image import make_mirror_folder
@@ -1452,6 +1455,7 @@ class Enhancer:
                         # every photo unreadable: each is listed, and the videos are still done
                         # (the whole run stopped, exit 2, with its good videos never restored)
                         total.skipped += exc.skipped
+                        unread += len(exc.skipped)
                         continue
                     if src is root or isinstance(exc, HardwareEncoderError):  # the machine's, not the file's
                         self._folder_failed(total, exc, root)
@@ -1468,6 +1472,7 @@ class Enhancer:
                         total.fallbacks.append(f"{out} was written meanwhile (another run?): left as it is, "
                                                "this run's copy removed (skip_existing)")
                         log.info("%s: written meanwhile, left as it is", out)
+                        left_to_others += 1
                         continue
                     kept = getattr(part, "partial_output", None)
                     if kept:  # (FileSink.salvage: the frames done before the error)
@@ -1475,6 +1480,7 @@ class Enhancer:
                                              f"{kept})")
                     else:
                         total.skipped.append(f"{src}: {exc}")
+                        unread += isinstance(exc, InvalidInputError)  # (cannot be read as media at all)
                     log.warning("skipped %s: %s", src, exc)
                     continue
                 except Exception as exc:  # the restorer, the device (a bug, out of memory): the run stops
@@ -1482,8 +1488,21 @@ class Enhancer:
                     raise
                 _add_summary(total, part, root, self._all_fallbacks())
                 base["frames"], base["faces"] = total.frames_out, total.faces_restored
+                restored += 1
         finally:
             total.seconds = time.perf_counter() - t0
+        if unread and unread == len(total.skipped) and not restored and not done_before and not left_to_others:
+            # nothing of the folder could be read: bad input (exit 2), as a folder of photos only
+            # says; a broken video among them made it "a folder done, some files failed" (exit 5)
+            from stream_gpen.errors import NotMediaError
+
+            err = NotMediaError(f"none of the {unread} files in {root} could be read (first: {total.skipped[0]})",
+                                hint="check that the files were copied whole (`stream-gpen info FILE` says what "
+                                     "is wrong with one)")
+            err.skipped = list(total.skipped)
+            total.error = str(err)
+            err.summary = total
+            raise err
         return total
 
     @staticmethod

@@ -221,3 +221,35 @@ def test_a_file_where_a_mirror_subfolder_goes_fails_its_files_only(tmp_path, cli
     assert (out / "a").read_text() == "not a folder"
     skipped = json.loads((tmp_path / "r.json").read_text())["skipped"]
     assert len(skipped) == 2 and all(f"{out / 'a'} is a file, not a folder" in k for k in skipped), skipped
+
+
+def test_a_folder_where_nothing_can_be_read_is_exit_2_with_videos_too(tmp_path, cli_env, capsys):
+    """Unreadable photos only: exit 2 ("none of the 2 images ... could be read"); a broken video
+    among them (or alone) made it exit 5, "a folder was done, some files failed"."""
+    import json
+
+    from stream_gpen.cli import main
+
+    for name, files in {"photos": ["e.jpg", "t.jpg"], "mixed": ["e.jpg", "t.mp4"], "videos": ["t.mp4"]}.items():
+        src = tmp_path / name
+        src.mkdir()
+        for f in files:
+            (src / f).write_bytes(b"" if f.startswith("e") else b"\x00garbage" * 50)
+        report = tmp_path / f"{name}.json"
+        rc = main(["enhance", str(src), "-o", str(tmp_path / f"out_{name}"), "--report", str(report), *cli_env])
+        err = capsys.readouterr().err
+        assert rc == 2, (name, err)
+        assert "could be read" in err, err
+        assert not (tmp_path / f"out_{name}").exists()
+        if name != "photos":
+            assert len(json.loads(report.read_text())["skipped"]) == len(files)
+
+
+def test_a_folder_with_one_good_file_and_a_broken_video_is_still_exit_5(tmp_path, cli_env, capsys):
+    from stream_gpen.cli import main
+
+    src = tmp_path / "in"
+    _photo(src / "good.jpg")
+    (src / "t.mp4").write_bytes(b"\x00garbage" * 50)
+    assert main(["enhance", str(src), "-o", str(tmp_path / "out"), *cli_env]) == 5
+    assert (tmp_path / "out" / "good.jpg").is_file()
