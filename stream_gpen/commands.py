@@ -892,19 +892,33 @@ def list_video_devices(root: str = "/") -> list[tuple[str, str]]:
 
 
 class _Tee:
-    """Write each frame to several sinks; all but the last get a private copy of the pixels."""
+    """Write each frame to several sinks; all but one get a private copy of the pixels. The frame
+    itself (its ring slot) goes to the last sink that is not a stream URL: a stream whose server
+    stopped reading holds its frames until it is given up on (FileSink.STREAM_STALL_S), and with
+    them ring slots the source needs; where every sink is a stream, each gets a copy."""
 
     def __init__(self, sinks):
         self.sinks = sinks
+        holders = [s for s in sinks if not getattr(s, "is_url", False)]
+        self._holder = holders[-1] if holders else None
 
     def write(self, frame) -> None:
         from stream_gpen.io import Frame
 
-        for s in self.sinks[:-1]:
-            hi = frame.hi
-            s.write(Frame(frame.index, frame.pts, frame.time_base, frame.time, frame.image.clone(),
-                          _hi=hi.clone() if hi is not None else None))
-        self.sinks[-1].write(frame)
+        given = False
+        try:
+            for s in self.sinks:
+                if s is self._holder:
+                    continue
+                hi = frame.hi
+                s.write(Frame(frame.index, frame.pts, frame.time_base, frame.time, frame.image.clone(),
+                              _hi=hi.clone() if hi is not None else None))
+            if self._holder is not None:
+                self._holder.write(frame)
+                given = True
+        finally:
+            if not given:  # (no sink took it: its slot goes back to the ring)
+                frame.release()
 
 
 def _open_unless_stopped(open_, stop: threading.Event, name: str):
@@ -1123,6 +1137,11 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
                              # ingest server decodes, whatever a capture card's 4:2:2/4:4:4 source
                              chroma="auto" if c == "prores" else "420").__enter__()
             stack.push(_exit_alone(sink, o, close_failures))
+            if getattr(sink, "is_url", False):
+                # a --stream that falls behind loses frames, not the session (the recording, the
+                # preview and q/--seconds/Ctrl-C go on); one that stops taking any fails after
+                # STREAM_STALL_S, the recording kept, as for a server that hung up
+                sink.drop_when_behind = True
             sinks.append(sink)
         out = _Tee(sinks)
         stopped_by = None
@@ -1137,8 +1156,10 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
 
         def stopping() -> bool:
             # (stop_asked: a Ctrl-C or SIGTERM whose KeyboardInterrupt a finalizer swallowed)
+            # (a stalled --stream: the run ends as for a stop, and its close raises the error)
             return (stop.is_set() or stop_asked() or (seconds is not None and time.perf_counter() - t_run >= seconds)
-                    or any(getattr(s, "closed_by_user", False) for s in sinks))
+                    or any(getattr(s, "closed_by_user", False) for s in sinks)
+                    or any(getattr(s, "is_url", False) and s.stalled() for s in sinks))
 
         # latency counts from the decoder's publishing the frame (time waiting in the ring included)
         restored = enh._frames(src, stage, latency_budget_s=latency_budget_s, stop=stopping, max_frames=frames,
@@ -1190,6 +1211,11 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
                 if isinstance(enc, str) and enc and enc not in encoders:
                     encoders.append(enc)
             summary.encoder = ",".join(encoders)
+            for o, s in zip(outputs, sinks):
+                n = getattr(s, "frames_not_sent", 0)
+                if n:
+                    summary.fallbacks.append(f"{n} of the {summary.frames_out} frames were left out of {o}: the "
+                                             "stream fell behind (its network or server too slow)")
             # frames taken in and not written (restored in the batch a stop cut short, or the one an
             # output failed on) are dropped like stale ones: frames in = out + dropped
             summary.frames_dropped += stage.frames_discarded + received - summary.frames_out

@@ -84,6 +84,14 @@ _QUEUE_POLL_S = 0.1
 #: 1 fps recording had one keyframe in 40 s and could not be seeked in). Forced by time rather than
 #: by a frame count (the encoders' ``g``), which a variable rate makes a variable time.
 LIVE_KEYFRAME_S = Fraction(2)
+#: a stream URL's writer busy this long on one frame (its encoding and sending: a server or viewer
+#: that accepted the connection and stopped reading blocks the socket write for good) fails that
+#: output ("made no progress"): the run ends as for a server that hung up, instead of waiting on it
+#: forever. The thread stuck in the write is abandoned (a daemon), its container never touched again.
+STREAM_STALL_S = 5.0
+#: ... and while the outputs are finished (a stop, --seconds, the end of the input): a stream's
+#: writer is waited for this long without progress, then abandoned the same way
+STREAM_CLOSE_WAIT_S = 2.0
 _X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 
 # --- encoder selection: software (libx264/libx265/libsvtav1/libvpx-vp9) or NVIDIA's NVENC -----------
@@ -1696,6 +1704,11 @@ _ROOM_CHECK_S = 1.0
 _ROOM_SLACK = 64 << 10
 
 
+class _StreamStalled(EncodeError):
+    """A stream URL's writer made no progress for :data:`STREAM_STALL_S` (or, while finishing,
+    :data:`STREAM_CLOSE_WAIT_S`): said as it is (:meth:`FileSink._failed`)."""
+
+
 class _OutputGone(EncodeError):
     """The temporary output left its path during the run (its folder removed or moved): raised by
     the encoder thread's room check, said as it is (:meth:`FileSink._failed`)."""
@@ -1984,6 +1997,16 @@ class FileSink(_Sink):
         self._alpha_pix: str | None = None  # the stream's format when the source's alpha is written
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._stop_encoding = threading.Event()
+        #: when the writer thread began the frame it is on (None while it waits for one): a stream
+        #: URL's writer busy past :data:`STREAM_STALL_S` is stalled (:meth:`stalled`)
+        self._busy_since: float | None = None
+        self._abandoned = False  # a stalled stream's writer left to itself: its container is not touched
+        #: a stream URL whose queue is full does not hold the caller up: the frame is not sent to it
+        #: (counted in ``frames_not_sent``) and the caller's other outputs go on. Set by the camera
+        #: for its --stream (a live session must not wait on one viewer or server); off by default,
+        #: so ``enhance`` sends every frame
+        self.drop_when_behind = False
+        self.frames_not_sent = 0
         self._overwrite = bool(overwrite)
 
         if is_url:
@@ -2634,20 +2657,54 @@ class FileSink(_Sink):
             raise EncodeError("write() after the sink was closed")
         frame.image  # fail now (in the caller) for a released frame
         while True:
+            if self._error is None and self.stalled():
+                self._give_up(STREAM_STALL_S)
             if self._error is not None:
                 raise self._failed() from self._error
             try:
-                self._queue.put(frame, timeout=_QUEUE_POLL_S)
+                if self.drop_when_behind and self.is_url:
+                    self._queue.put_nowait(frame)
+                else:
+                    self._queue.put(frame, timeout=_QUEUE_POLL_S)
                 return
             except queue.Full:
                 if not self._thread.is_alive():
                     raise EncodeError(f"encoder thread for {self.target} stopped")
+                if self.drop_when_behind and self.is_url:
+                    self.frames_not_sent += 1
+                    if self.frames_not_sent == 1:
+                        log.warning("%s is behind (the network or the server is slow): frames are left out of "
+                                    "the stream until it catches up", self.target)
+                    frame.release()
+                    return
+
+    def stalled(self, bound: float = STREAM_STALL_S) -> bool:
+        """A stream URL whose writer has been busy on one frame for ``bound`` seconds (blocked on
+        a server or viewer that stopped reading), or was given up on already. Files: never."""
+        if not self.is_url:
+            return False
+        since = self._busy_since
+        return self._abandoned or (since is not None and time.monotonic() - since >= bound)
+
+    def _give_up(self, bound: float) -> None:
+        """Fail a stalled stream: its writer thread (a daemon, blocked in the socket write) is left
+        to itself and its container is never touched again (closing it under the write would crash)."""
+        since = self._busy_since
+        waited = max(bound, time.monotonic() - since) if since is not None else bound
+        self._abandoned = True
+        self._stop_encoding.set()
+        if self._error is None:
+            self._error = _StreamStalled(
+                f"sending to {self.target} made no progress for {waited:.1f} s (the server or viewer stopped "
+                "reading): the stream was stopped",
+                hint="check the server (or the viewer of a tcp:// stream); a slow network drops frames from "
+                     "the stream, a stopped one ends it")
 
     def _failed(self) -> EncodeError:
         """The error to raise for the encoder thread's: its own words where it says the whole of it
         (the output folder gone, :meth:`_vanished`), else "encoding NAME failed: ..."."""
         e = self._error
-        if isinstance(e, _OutputGone):
+        if isinstance(e, (_OutputGone, _StreamStalled)):
             return EncodeError(str(e), hint=e.hint)
         if self._gone_first():  # (the muxer's first write, its folder removed before it)
             return EncodeError(self._gone_words(made=False), hint=_KEEP_FOLDER_HINT)
@@ -2672,10 +2729,14 @@ class FileSink(_Sink):
                     continue
                 if frame is None:
                     return
+                self._busy_since = time.monotonic()
                 try:
                     self._encode(frame)
                 finally:
+                    self._busy_since = None
                     frame.release()
+                if self._abandoned:  # (given up on while stuck: the write came back after all)
+                    return
                 if time.monotonic() - self._room_checked >= _ROOM_CHECK_S:
                     self._check_room()  # (also while the encoder holds its first frames back: x264 ~40)
         except BaseException as e:
@@ -3557,8 +3618,52 @@ class FileSink(_Sink):
                 log.warning(msg)
 
     def _join(self) -> None:
-        self._queue.put(None)  # the thread is alive or errored; either way it stops
-        self._thread.join()
+        if not self.is_url:
+            self._queue.put(None)  # the thread is alive or errored; either way it stops
+            self._thread.join()
+            return
+        # a stream's writer may be stuck in a socket write for good: waited for while it makes
+        # progress, given up on once it made none for STREAM_CLOSE_WAIT_S (_give_up)
+        while not self._abandoned:
+            try:
+                self._queue.put(None, timeout=_QUEUE_POLL_S)
+                break
+            except queue.Full:
+                if not self._thread.is_alive():
+                    break
+                if self.stalled(STREAM_CLOSE_WAIT_S):
+                    self._give_up(STREAM_CLOSE_WAIT_S)
+        while not self._abandoned and self._thread.is_alive():
+            self._thread.join(_QUEUE_POLL_S)
+            if self._thread.is_alive() and self.stalled(STREAM_CLOSE_WAIT_S):
+                self._give_up(STREAM_CLOSE_WAIT_S)
+
+    def _finish_stream(self, all_aux: bool) -> None:
+        """A stream URL's :meth:`_finish_container` (the encoder's last packets, the trailer: socket
+        writes that may block for good) in a daemon thread of its own, given up on after
+        :data:`STREAM_CLOSE_WAIT_S` without an end."""
+        box: dict = {}
+
+        def run() -> None:
+            try:
+                self._finish_container(all_aux=all_aux)
+            except BaseException as e:  # (raised in the caller)
+                box["error"] = e
+
+        t = threading.Thread(target=run, name=f"finish:{self.target}", daemon=True)
+        self._busy_since = time.monotonic()
+        t.start()
+        try:
+            while t.is_alive():
+                t.join(_QUEUE_POLL_S)
+                if t.is_alive() and self.stalled(STREAM_CLOSE_WAIT_S):
+                    self._give_up(STREAM_CLOSE_WAIT_S)
+                    raise self._failed() from self._error
+        finally:
+            if not self._abandoned:
+                self._busy_since = None
+        if "error" in box:
+            raise box["error"]
 
     def close(self) -> None:
         """Finish: flush encoders, mux the remaining audio, rename the temp file to the target
@@ -3592,7 +3697,10 @@ class FileSink(_Sink):
                 raise self._failed() from self._error
             src_done = getattr(getattr(self.source, "ring", None), "_finished", True)
             try:
-                self._finish_container(all_aux=src_done)
+                if self.is_url:
+                    self._finish_stream(src_done)
+                else:
+                    self._finish_container(all_aux=src_done)
             except _OutputGone as e:  # (its folder removed: noticed while the encoder was flushed)
                 raise EncodeError(str(e), hint=e.hint) from None
             except (av.error.FFmpegError, ValueError, OSError) as e:
@@ -3796,6 +3904,8 @@ class FileSink(_Sink):
                 pass
 
     def _discard(self) -> None:
+        if self._abandoned:  # (its writer may still be inside the container: left as it is)
+            return
         try:
             self._out.close()
         except Exception:  # closing a half-written container may fail; the file is deleted anyway
