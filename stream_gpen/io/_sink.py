@@ -2678,11 +2678,13 @@ class FileSink(_Sink):
                     frame.release()
                     return
 
-    def stalled(self, bound: float = STREAM_STALL_S) -> bool:
-        """A stream URL whose writer has been busy on one frame for ``bound`` seconds (blocked on
-        a server or viewer that stopped reading), or was given up on already. Files: never."""
+    def stalled(self, bound: float | None = None) -> bool:
+        """A stream URL whose writer has been busy on one frame for ``bound`` seconds (default
+        :data:`STREAM_STALL_S`: blocked on a server or viewer that stopped reading), or was given up
+        on already. Files: never."""
         if not self.is_url:
             return False
+        bound = STREAM_STALL_S if bound is None else bound
         since = self._busy_since
         return self._abandoned or (since is not None and time.monotonic() - since >= bound)
 

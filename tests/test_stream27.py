@@ -1,0 +1,132 @@
+"""camera --stream to a peer that accepts the connection and then stops reading (a stalled ingest
+server, a tcp:// viewer that froze), and the live keyframe interval.
+
+The stalled peer used to hang the whole run forever: the stream's encoder thread blocked in its
+socket write, the live loop blocked on the stream's full queue, and closing joined the thread
+without a bound, so --seconds, SIGTERM and q did nothing. The runs here are subprocesses with a
+timeout, so the old behaviour fails the test instead of hanging it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import av
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# big, incompressible frames (lossless noise): the socket's buffers fill within a second or two
+NOISY = "lavfi:testsrc2=size=640x480:rate=10,noise=alls=100:allf=t"
+CHEAP = ("--model", "classic", "--device", "cpu", "--detect-size", "96", "--quiet")
+
+
+class _StalledPeer:
+    """Accepts one TCP connection and never reads from it (a small receive buffer)."""
+
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(1)
+        self.port = self.server.getsockname()[1]
+        self.accepted = threading.Event()
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        try:
+            c, _ = self.server.accept()
+        except OSError:
+            return
+        self.conns.append(c)
+        self.accepted.set()
+
+    def close(self) -> None:
+        for c in self.conns:
+            c.close()
+        self.server.close()
+
+
+@pytest.fixture
+def peer():
+    p = _StalledPeer()
+    yield p
+    p.close()
+
+
+def _camera(args, stall_s: float | None = None, env=None):
+    """A ``stream-gpen camera`` subprocess (STREAM_STALL_S set to ``stall_s`` where given)."""
+    patch = f"import stream_gpen.io._sink as s; s.STREAM_STALL_S = {stall_s!r}; " if stall_s is not None else ""
+    code = f"import sys; {patch}from stream_gpen.cli import main; sys.exit(main(sys.argv[1:]))"
+    e = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", **(env or {}))
+    return subprocess.Popen([sys.executable, "-c", code, "camera", *args], env=e, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _frames(path: Path) -> int:
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+def _finish(proc, timeout: float):
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"the camera run was still going {timeout} s on (a stalled --stream hung it)")
+    return proc.returncode, err
+
+
+def test_a_stream_that_stops_reading_ends_the_run_and_keeps_the_recording(tmp_path, det_home, mobilenet_weights,
+                                                                          peer):
+    rec, rep = tmp_path / "rec.mkv", tmp_path / "rep.json"
+    url = f"tcp://127.0.0.1:{peer.port}"
+    t0 = time.monotonic()
+    proc = _camera([NOISY, *CHEAP, "--detector-weights", str(mobilenet_weights), "--crf", "0", "--stream", url,
+                    "-o", str(rec), "--seconds", "60", "--report", str(rep)], stall_s=1.5)
+    code, err = _finish(proc, 50)
+    assert time.monotonic() - t0 < 50
+    assert code == 4, err
+    assert f"sending to {url} made no progress" in err, err
+    n = _frames(rec)  # finished under its own name, readable
+    assert n >= 1 and f"the {n} frames recorded before were kept in {rec}" in err, err
+    data = json.loads(rep.read_text())
+    assert "made no progress" in data["error"] and data["frames_out"] == n
+    assert data["frames_in"] == data["frames_out"] + data["frames_dropped"]
+    # the frames the stream could not take were left out of it, not of the recording, and counted
+    assert any(f"frames were left out of {url}" in f for f in data["fallbacks"]), data["fallbacks"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".rec")]  # no temporary file left
+
+
+def test_sigterm_during_a_stalled_stream_finishes_within_seconds(tmp_path, det_home, mobilenet_weights, peer):
+    rec, rep = tmp_path / "rec.mkv", tmp_path / "rep.json"
+    url = f"tcp://127.0.0.1:{peer.port}"
+    # (the stall is not given up mid-run here: it is met by the stop's finishing)
+    proc = _camera([NOISY, *CHEAP, "--detector-weights", str(mobilenet_weights), "--crf", "0", "--stream", url,
+                    "-o", str(rec), "--report", str(rep)], stall_s=600.0)
+    try:
+        assert peer.accepted.wait(60), "the camera never connected"
+        time.sleep(4)  # frames sent until the socket's buffers filled: the stream's writer is stuck
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    code, err = _finish(proc, 30)
+    assert time.monotonic() - t0 < 10, err  # STREAM_CLOSE_WAIT_S (2 s) and the finishing
+    assert code == 4, err
+    assert f"sending to {url} made no progress" in err, err
+    n = _frames(rec)
+    assert n >= 1 and f"the {n} frames recorded before were kept in {rec}" in err, err
+    assert "made no progress" in json.loads(rep.read_text())["error"]
+
