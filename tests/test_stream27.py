@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -130,3 +131,42 @@ def test_sigterm_during_a_stalled_stream_finishes_within_seconds(tmp_path, det_h
     assert n >= 1 and f"the {n} frames recorded before were kept in {rec}" in err, err
     assert "made no progress" in json.loads(rep.read_text())["error"]
 
+
+def _key_times(path: Path) -> list[float]:
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return [float(p.pts * s.time_base) for p in c.demux(s) if p.size and p.is_keyframe]
+
+
+def test_live_keyframes_are_at_most_2_s_apart_at_a_slow_camera_rate(tmp_path, det_home):
+    """A keyframe was forced on the first frame at or after the last one + 2 s: at 0.7 fps that
+    is 2.86 s later (a late-joining viewer waited that long). Now it is forced on the frame whose
+    next one would come past the 2 s."""
+    from stream_gpen.cli import main
+
+    rec = tmp_path / "kf.mkv"
+    code = main(["camera", "lavfi:testsrc2=size=96x64:rate=0.7", "--model", "classic", "--detect-size", "96",
+                 "-o", str(rec), "--seconds", "4.5", "--quiet"])
+    assert code == 0
+    keys = _key_times(rec)
+    assert keys[0] == 0 and len(keys) >= 2, keys
+    assert max(b - a for a, b in zip(keys, keys[1:])) <= 2.0 + 1e-6, keys
+
+
+@pytest.mark.parametrize("fps", [Fraction(7, 10), Fraction(3), Fraction(9, 10), Fraction(25)])
+def test_live_sink_keyframe_gaps_at_steady_rates(tmp_path, fps):
+    """The live keyframe rule on its own (frames at a steady rate, no timing of a real run)."""
+    import torch
+
+    from stream_gpen.io import FileSink, Frame
+
+    out = tmp_path / "o.mkv"
+    tb = Fraction(1, 1000)
+    with FileSink(out, live=True, preset="ultrafast", audio="none") as sink:
+        for i in range(int(6 * fps) + 1):
+            t = i / fps
+            sink.write(Frame(index=i, pts=round(t / tb), time_base=tb, time=float(t),
+                             _image=torch.full((64, 96, 3), i % 250, dtype=torch.uint8)))
+    keys = _key_times(out)
+    assert keys[0] == 0 and len(keys) >= 3, keys
+    assert max(b - a for a, b in zip(keys, keys[1:])) <= 2.0 + 1e-6, keys

@@ -78,7 +78,8 @@ _ENCODERS = {"h264": "libx264", "hevc": "libx265", "av1": "libsvtav1", "vp9": "l
 _AUDIO_MODES = ("copy", "aac", "none")
 _STREAM_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpegts", "tcp": "mpegts", "rtp": "rtp_mpegts", "rtsp": "rtsp"}
 _QUEUE_POLL_S = 0.1
-#: live outputs (stream URLs, the camera's recordings) get a keyframe at least this often, in the
+#: live outputs (stream URLs, the camera's recordings) get keyframes at most this far apart (frames
+#: at a steady rate; see FileSink._keyframe_due), in the
 #: frames' own time: a viewer who joins a stream late waits for its next keyframe (x264's default
 #: keyint of 250 frames kept one 10 s at 25 fps, and a live output runs at the restoring rate, so a
 #: 1 fps recording had one keyframe in 40 s and could not be seeked in). Forced by time rather than
@@ -1834,9 +1835,9 @@ class FileSink(_Sink):
       10-bit goes out as p010le (HEVC Main 10 / AV1), H.264 stays 8-bit (:func:`nvenc_pix_fmt`).
       ``encoder`` says which FFmpeg encoder ran.
     * ``live``: the output is watched as it is written (stream URLs, the camera command's
-      recordings): a keyframe at least every :data:`LIVE_KEYFRAME_S` seconds of the frames' time
-      (forced by time: a live output's rate is the restoring rate), where a viewer joining late
-      starts; NVENC uses its low-latency tuning without B-frames. ``None`` = only for stream URLs.
+      recordings): keyframes at most :data:`LIVE_KEYFRAME_S` seconds of the frames' time apart
+      at a steady rate (forced by time: a live output's rate is the restoring rate; see
+      ``_keyframe_due`` for irregular frames), where a viewer joining late starts; NVENC uses its low-latency tuning without B-frames. ``None`` = only for stream URLs.
       Stream URLs hold no frame in the encoder (:meth:`_software_options`): libx264/libx265 with
       ``tune=zerolatency`` and slice threads (frame threads held one frame per thread: 2 frames
       on 2 cores, 23 on 16), libvpx-vp9 with ``lag-in-frames=0`` (it held 24), SVT-AV1 with its
@@ -1981,6 +1982,7 @@ class FileSink(_Sink):
         self._moved_from: Path | None = None  # where it was, its folder moved during the run (_follow)
         self._last_dts: int | None = None
         self._next_key: Fraction | None = None  # live: the frame time from which the next keyframe is forced
+        self._prev_key_t: Fraction | None = None  # live: the time of the frame before (_keyframe_due)
         # _mux_video's view of the encoder: the pts of its last packets, of the first frame given it
         # (since its setup) and how far before that its dts may start
         self._recent_pts: deque[int] = deque(maxlen=_DTS_WINDOW)
@@ -3066,11 +3068,20 @@ class FileSink(_Sink):
             self._mux_aux(self._aux.take_until(frame.time + float(1 / rate)))
 
     def _keyframe_due(self, vf) -> None:
-        """Live outputs: ``vf`` is made a keyframe when :data:`LIVE_KEYFRAME_S` of the frames' time
-        passed since the last one asked for (the first frame is one anyway). Every encoder here
-        takes ``pict_type = I`` as a keyframe (x265 and NVENC as an IDR with ``forced-idr``)."""
+        """Live outputs: ``vf`` is made a keyframe when the next frame, expected one interval (the
+        last one between frames) later, would come more than :data:`LIVE_KEYFRAME_S` of the
+        frames' time after the last keyframe asked for, or when that time has passed already (the
+        first frame is one anyway). So at a steady rate keyframes are never more than
+        LIVE_KEYFRAME_S apart (0.7 fps: every 1.43 s, where forcing the first frame past the 2 s
+        gave 2.86 s); a frame later than the interval before it foretold (restoring slowed down)
+        may stretch a gap beyond it by that lateness, forced then. Every encoder here takes
+        ``pict_type = I`` as a keyframe (x265 and NVENC as an IDR with ``forced-idr``)."""
         t = Fraction(vf.pts) * self._tb_out
-        if self._next_key is None or t >= self._next_key:
+        prev, self._prev_key_t = self._prev_key_t, t
+        due = self._next_key is None or t >= self._next_key
+        if not due and prev is not None and t > prev:
+            due = t + (t - prev) > self._next_key
+        if due:
             vf.pict_type = av.video.frame.PictureType.I
             self._next_key = t + LIVE_KEYFRAME_S
 
