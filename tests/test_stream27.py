@@ -170,3 +170,57 @@ def test_live_sink_keyframe_gaps_at_steady_rates(tmp_path, fps):
     keys = _key_times(out)
     assert keys[0] == 0 and len(keys) >= 3, keys
     assert max(b - a for a, b in zip(keys, keys[1:])) <= 2.0 + 1e-6, keys
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_rtmp_server_that_never_answers_the_handshake_no_longer_freezes_the_run(tmp_path, det_home,
+                                                                                   mobilenet_weights, peer):
+    """PyAV opens an rtmp:// output (its handshake) holding the GIL, without a timeout: a server that
+    accepted the TCP connection and never answered froze every thread, signal handlers included.
+    The stream is now sent by a child process, killed once it makes no progress."""
+    rec, rep = tmp_path / "rec.mkv", tmp_path / "rep.json"
+    url = f"rtmp://127.0.0.1:{peer.port}/live/x"
+    proc = _camera(["lavfi:testsrc2=size=96x64:rate=25", *CHEAP, "--detector-weights", str(mobilenet_weights),
+                    "--stream", url, "-o", str(rec), "--seconds", "3", "--report", str(rep)])
+    code, err = _finish(proc, 60)
+    assert code == 4, err
+    assert f"sending to {url} made no progress" in err, err
+    n = _frames(rec)
+    assert n >= 1 and f"the {n} frames recorded before were kept in {rec}" in err, err
+    assert "made no progress" in json.loads(rep.read_text())["error"]
+
+
+_RTMP_SERVER = r"""
+import av, sys
+c = av.open(sys.argv[1], options={"listen": "1", "timeout": "60"})
+n = 0
+try:
+    for p in c.demux(video=0):
+        n += bool(p.size)
+except av.error.FFmpegError:
+    pass  # (FFmpeg's listening end says an I/O error when the sender closes)
+print(n, c.streams.video[0].codec_context.name, flush=True)
+"""
+
+
+def test_an_rtmp_stream_reaches_its_server_through_the_relay(tmp_path, det_home, mobilenet_weights):
+    url = f"rtmp://127.0.0.1:{_free_port()}/live/x"
+    server = subprocess.Popen([sys.executable, "-c", _RTMP_SERVER, url], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)  # (listening)
+        rec, rep = tmp_path / "rec.mkv", tmp_path / "rep.json"
+        proc = _camera(["lavfi:testsrc2=size=96x64:rate=10", *CHEAP, "--detector-weights", str(mobilenet_weights),
+                        "--stream", url, "-o", str(rec), "--seconds", "2", "--report", str(rep)])
+        code, err = _finish(proc, 60)
+        assert code == 0, err
+        got, _ = server.communicate(timeout=20)
+    finally:
+        server.kill()
+    n, codec = got.split()
+    assert codec == "h264" and int(n) >= json.loads(rep.read_text())["frames_out"] - 1 >= 5, (got, err)

@@ -78,6 +78,8 @@ _ENCODERS = {"h264": "libx264", "hevc": "libx265", "av1": "libsvtav1", "vp9": "l
 _AUDIO_MODES = ("copy", "aac", "none")
 _STREAM_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpegts", "tcp": "mpegts", "rtp": "rtp_mpegts", "rtsp": "rtsp"}
 _QUEUE_POLL_S = 0.1
+#: stream URL schemes sent through a child process (see stream_gpen.io._relay)
+_RELAYED = ("rtmp", "rtmps")
 #: live outputs (stream URLs, the camera's recordings) get keyframes at most this far apart (frames
 #: at a steady rate; see FileSink._keyframe_due), in the
 #: frames' own time: a viewer who joins a stream late waits for its next keyframe (x264's default
@@ -2032,9 +2034,20 @@ class FileSink(_Sink):
             self._remove_stale_temps(t)
             # (the machine and process in the name tell a later run whose it is: _remove_stale_temps)
             self._path = str(hidden_temp(self._dst, f".{_machine_tag()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"))
+        #: rtmp(s):// is sent by a child process (:mod:`stream_gpen.io._relay`): PyAV's handshake
+        #: with a server that never answers froze the whole process
+        self._relay = None
         try:
-            self._out = av.open(ffmpeg_local(self._path), "w", format=self._fmt)
+            if is_url and scheme in _RELAYED:
+                from stream_gpen.io._relay import StreamRelay
+
+                self._relay = StreamRelay(self._path, self._fmt)
+                self._out = av.open(self._relay.pipe, "w", format=self._fmt)
+            else:
+                self._out = av.open(ffmpeg_local(self._path), "w", format=self._fmt)
         except (av.error.FFmpegError, ValueError) as e:
+            if self._relay is not None:
+                self._relay.kill()
             raise InvalidInputError(f"cannot write {self.target}: {e} (is the extension a known container?)") from e
         fmt_name = self._out.format.name
         #: the muxer makes its own files (HLS, DASH: a playlist or manifest written as segments close,
@@ -2056,6 +2069,8 @@ class FileSink(_Sink):
             bad = str(e)
         if bad:
             self._out.close()
+            if self._relay is not None:
+                self._relay.kill()
             self._remove_tmp()
             raise InvalidInputError(bad)
         self._vstream = None
@@ -2697,6 +2712,8 @@ class FileSink(_Sink):
         waited = max(bound, time.monotonic() - since) if since is not None else bound
         self._abandoned = True
         self._stop_encoding.set()
+        if self._relay is not None:  # (its pipe broken: the writer stuck on it comes back, failed)
+            self._relay.kill()
         if self._error is None:
             self._error = _StreamStalled(
                 f"sending to {self.target} made no progress for {waited:.1f} s (the server or viewer stopped "
@@ -2714,6 +2731,8 @@ class FileSink(_Sink):
             return EncodeError(self._gone_words(made=False), hint=_KEEP_FOLDER_HINT)
         # (an OSError's words only: FFmpeg's name the hidden temporary file, gone by then)
         why = e.strerror if isinstance(e, OSError) and e.strerror else e
+        if self._relay is not None:  # (a broken pipe: the child sending the stream says why it ended)
+            why = self._relay.why(wait=1.0) or why
         return EncodeError(f"encoding {self.target} failed: {why}", hint=_encode_hint(e))
 
     def _gone_first(self, e: BaseException | None = None) -> bool:
@@ -3660,6 +3679,8 @@ class FileSink(_Sink):
         def run() -> None:
             try:
                 self._finish_container(all_aux=all_aux)
+                if self._relay is not None:
+                    self._relay.finish()  # (the rest of the pipe sent, the child's trailer)
             except BaseException as e:  # (raised in the caller)
                 box["error"] = e
 
@@ -3917,6 +3938,8 @@ class FileSink(_Sink):
                 pass
 
     def _discard(self) -> None:
+        if self._relay is not None:
+            self._relay.kill()
         if self._abandoned:  # (its writer may still be inside the container: left as it is)
             return
         try:
