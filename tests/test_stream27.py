@@ -224,3 +224,38 @@ def test_an_rtmp_stream_reaches_its_server_through_the_relay(tmp_path, det_home,
         server.kill()
     n, codec = got.split()
     assert codec == "h264" and int(n) >= json.loads(rep.read_text())["frames_out"] - 1 >= 5, (got, err)
+
+
+_RTMP_SERVER_AV = r"""
+import av, sys
+c = av.open(sys.argv[1], options={"listen": "1", "timeout": "60", "probesize": "32", "analyzeduration": "0"})
+got = {}
+try:
+    for p in c.demux():
+        if p.size:
+            got[p.stream.type] = got.get(p.stream.type, 0) + 1
+except av.error.FFmpegError:
+    pass
+print(got.get("video", 0), got.get("audio", 0), flush=True)
+"""
+
+
+def test_enhance_to_rtmp_sends_the_audio_through_the_relay_too(tmp_path, cli_env):
+    """The relay copies every stream of the FLV (enhance moves the audio with the frames)."""
+    from _clips import audio_tail_clip
+
+    clip = audio_tail_clip(tmp_path / "a.mp4", frames=20, audio_s=0.8)
+    url = f"rtmp://127.0.0.1:{_free_port()}/live/x"
+    server = subprocess.Popen([sys.executable, "-c", _RTMP_SERVER_AV, url], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)
+        e = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+        run = subprocess.run([sys.executable, "-m", "stream_gpen", "enhance", str(clip), "-o", url, *cli_env],
+                             env=e, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        got, _ = server.communicate(timeout=20)
+    finally:
+        server.kill()
+    video, audio = map(int, got.split())
+    assert video >= 19 and audio >= 30, got

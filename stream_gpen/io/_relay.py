@@ -24,17 +24,57 @@ import sys
 try:
     import av
     url, fmt = sys.argv[1], sys.argv[2]
-    inp = av.open(sys.stdin.buffer, "r", format=fmt, options={"probesize": "32", "analyzeduration": "0"})
-    vs = inp.streams.video[0]
-    out = o = None
-    for p in inp.demux(vs):
+    # (raw stdin: a buffered read waits for a whole buffer, seconds of a small stream; probesize 32:
+    # FLV names its streams in its header flags, no more probing is needed, which waited 1.5 s)
+    inp = av.open(sys.stdin.buffer.raw, "r", format=fmt, options={"probesize": "32", "analyzeduration": "0"})
+    out, outs, held, seen = None, {}, [], set()
+
+    def send(packets):
+        for q in packets:
+            o = outs.get(q.stream.index)
+            if o is not None:  # (a stream the FLV header did not name, or that came too late)
+                q.stream = o
+                out.mux(q)
+
+    def start():
+        global out, outs
+        out = av.open(url, "w", format=fmt)
+        # (a stream is known by its first packet: an AAC track's configuration comes with it)
+        outs = {s.index: out.add_stream_from_template(s) for s in inp.streams if s.index in seen}
+        for s in inp.streams:
+            o = outs.get(s.index)
+            if o is None or s.type != "video" or o.codec_context.width:
+                continue
+            # FLV gives the picture size in its metadata, read before the stream exists: taken
+            # from the first pictures (FFmpeg refuses to write a video stream without one)
+            dec = av.CodecContext.create(s.codec_context.name, "r")
+            dec.extradata = s.codec_context.extradata
+            pics = []
+            try:
+                for q in held:
+                    if q.stream.index == s.index:
+                        pics += dec.decode(av.Packet(bytes(q)))
+                pics += dec.decode(None)
+            except av.error.FFmpegError:
+                pass
+            if pics:
+                o.codec_context.width, o.codec_context.height = pics[0].width, pics[0].height
+
+    for p in inp.demux():
         if p.dts is None:
             continue
-        if out is None:
-            out = av.open(url, "w", format=fmt)
-            o = out.add_stream_from_template(vs)
-        p.stream = o
-        out.mux(p)
+        if out is not None:
+            send([p])
+            continue
+        held.append(p)
+        seen.add(p.stream.index)
+        if {s.index for s in inp.streams} <= seen or len(held) >= 300:
+            start()
+            send(held)
+            held = []
+    if out is None and held:
+        start()
+        send(held)
     if out is not None:
         out.close()
 except KeyboardInterrupt:
@@ -42,7 +82,7 @@ except KeyboardInterrupt:
 except BaseException as e:
     if isinstance(e, SystemExit):
         raise
-    print(e, file=sys.stderr, flush=True)
+    print(getattr(e, "strerror", None) or e, file=sys.stderr, flush=True)  # (its words, not the URL)
     sys.exit(1)
 """
 
@@ -55,7 +95,8 @@ class StreamRelay:
         # (a session of its own: a Ctrl-C at the terminal reaches the parent, which finishes the
         # stream, not the child, which would cut it first)
         self.proc = subprocess.Popen([sys.executable, "-c", _CHILD, url, fmt], stdin=subprocess.PIPE,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                                     bufsize=0)  # (each packet goes on as FFmpeg writes it)
         self.pipe = self.proc.stdin
         self._said: collections.deque[str] = collections.deque(maxlen=20)
         self._reader = threading.Thread(target=self._read, name=f"relay:{url}", daemon=True)
