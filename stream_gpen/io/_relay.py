@@ -96,6 +96,7 @@ class StreamRelay:
         # stream, not the child, which would cut it first)
         self.proc = subprocess.Popen([sys.executable, "-c", _CHILD, url, fmt], stdin=subprocess.PIPE,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                                     creationflags=getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0),
                                      bufsize=0)  # (each packet goes on as FFmpeg writes it)
         self.pipe = self.proc.stdin
         self._said: collections.deque[str] = collections.deque(maxlen=20)

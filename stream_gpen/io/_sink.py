@@ -1839,7 +1839,8 @@ class FileSink(_Sink):
     * ``live``: the output is watched as it is written (stream URLs, the camera command's
       recordings): keyframes at most :data:`LIVE_KEYFRAME_S` seconds of the frames' time apart
       at a steady rate (forced by time: a live output's rate is the restoring rate; see
-      ``_keyframe_due`` for irregular frames), where a viewer joining late starts; NVENC uses its low-latency tuning without B-frames. ``None`` = only for stream URLs.
+      ``_keyframe_due`` for irregular frames), where a viewer joining late starts; NVENC uses
+      its low-latency tuning without B-frames. ``None`` = only for stream URLs.
       Stream URLs hold no frame in the encoder (:meth:`_software_options`): libx264/libx265 with
       ``tune=zerolatency`` and slice threads (frame threads held one frame per thread: 2 frames
       on 2 cores, 23 on 16), libvpx-vp9 with ``lag-in-frames=0`` (it held 24), SVT-AV1 with its
@@ -2710,16 +2711,16 @@ class FileSink(_Sink):
         to itself and its container is never touched again (closing it under the write would crash)."""
         since = self._busy_since
         waited = max(bound, time.monotonic() - since) if since is not None else bound
-        self._abandoned = True
-        self._stop_encoding.set()
-        if self._relay is not None:  # (its pipe broken: the writer stuck on it comes back, failed)
-            self._relay.kill()
         if self._error is None:
             self._error = _StreamStalled(
                 f"sending to {self.target} made no progress for {waited:.1f} s (the server or viewer stopped "
                 "reading): the stream was stopped",
                 hint="check the server (or the viewer of a tcp:// stream); a slow network drops frames from "
                      "the stream, a stopped one ends it")
+        self._abandoned = True
+        self._stop_encoding.set()
+        if self._relay is not None:  # (its pipe broken: the writer stuck on it comes back, failed)
+            self._relay.kill()
 
     def _failed(self) -> EncodeError:
         """The error to raise for the encoder thread's: its own words where it says the whole of it
@@ -2763,7 +2764,8 @@ class FileSink(_Sink):
                 if time.monotonic() - self._room_checked >= _ROOM_CHECK_S:
                     self._check_room()  # (also while the encoder holds its first frames back: x264 ~40)
         except BaseException as e:
-            self._error = e
+            if not self._abandoned:  # (given up on: the stall is the error, not the broken pipe after)
+                self._error = e
             # drain so a blocked writer wakes and frames go back to the ring
             while True:
                 try:
