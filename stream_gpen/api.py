@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, TypeVar, get_args
 import numpy as np
 import torch
 
+from stream_gpen.errors import PATH_HINT
 from stream_gpen.errors import (
     Cancelled,
     CheckpointError,
@@ -940,7 +941,7 @@ class Enhancer:
             from stream_gpen.errors import MediaNotFoundError
 
             raise MediaNotFoundError(f"input not found: {src_s!r}",
-                                     hint="check the path (relative paths are from the working directory)")
+                                     hint=PATH_HINT)
         dst = resolve_output(src_s, dst, image_format)
         if gif_default:  # (a name or format the user gave is what was asked for: no note then)
             note = "still GIFs are written as PNG (there is no GIF writer here)"

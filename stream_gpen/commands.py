@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+from stream_gpen.errors import INPUT_HINT
 from stream_gpen.errors import (ErrorDetails, InvalidInputError, Interrupted, OutputExistsError, StreamGpenError,
                                  in_command_line_words)
 
@@ -609,7 +610,7 @@ def _enhance_command(args: argparse.Namespace, checked: list[str]) -> int:
                                 hint="cat clip.mp4 | stream-gpen enhance /dev/stdin -o out.mp4 (an MP4 piped in needs "
                                      "its index at the front: -movflags faststart)")
     if "://" not in src and not src.startswith("lavfi:") and not Path(src).exists():
-        raise InvalidInputError(f"input not found: {src}", hint="check the path; URLs need a scheme like rtsp://")
+        raise InvalidInputError(f"input not found: {src}", hint=INPUT_HINT)
     # `-o some/folder` for one file: a video gets its default name there, a photo its own (its
     # default name in its own folder), a folder's name not there is refused (resolve_output: the
     # API's dst= follows the same rules); --image-format names a photo's format
@@ -1987,7 +1988,7 @@ def _run_info(args: argparse.Namespace) -> int:
 
     src = args.input
     if "://" not in src and not src.startswith("lavfi:") and not Path(src).exists():
-        raise InvalidInputError(f"input not found: {src}", hint="check the path; URLs need a scheme like rtsp://")
+        raise InvalidInputError(f"input not found: {src}", hint=INPUT_HINT)
     # the source's notes as it opens and seeks ("deinterlacing with bwdif", "the seek to ... landed
     # past the keyframe") are about a run: info deinterlaces nothing, and its plan says what enhance will do
     with _logger_at("stream_gpen.io._source", logging.WARNING):

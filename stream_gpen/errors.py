@@ -14,6 +14,11 @@ import re
 # stream_gpen.summary imports nothing of the project's, nor anything heavy)
 from stream_gpen.summary import RunSummary
 
+#: the hint of an input (or other named file) that is not there
+PATH_HINT = "check the path (relative paths are from the working directory)"
+#: ... where the command line also takes URLs
+INPUT_HINT = "check the path; URLs need a scheme like rtsp://"
+
 
 class ErrorDetails:
     """What the exceptions stream-gpen raises on purpose carry, mixed into :class:`StreamGpenError`

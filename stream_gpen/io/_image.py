@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from stream_gpen._warnings import warnings_of
+from stream_gpen.errors import PATH_HINT
 from stream_gpen.errors import (
     EmptyMediaError,
     EncodeError,
@@ -987,7 +988,7 @@ def _load(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, np.nd
     rest of the picture keeps every level. The 8-bit picture is then ``round(hi / 257)``."""
     if not path.exists():
         raise MediaNotFoundError(f"image not found: {path}",
-                                 hint="check the path (relative paths are from the working directory)")
+                                 hint=PATH_HINT)
     if path.stat().st_size == 0:
         raise EmptyMediaError(f"image is empty (0 bytes): {path}", hint="the file was probably not fully written or copied")
     # a DNG named .tif (Pillow read its IFD0, the small preview, as the picture), a JPEG XL named .jpg
@@ -1810,7 +1811,7 @@ class ImageSource:
         self.max_pixels = max_pixels
         if not p.exists():
             raise MediaNotFoundError(f"input not found: {str(p)!r}",  # (quoted: a trailing space is seen)
-                                     hint="check the path (relative paths are from the working directory)")
+                                     hint=PATH_HINT)
         if p.is_dir():
             self.root = p
             # (silent: enhance_file, stream() and info walk the folder first and say what is left out)

@@ -37,6 +37,7 @@ import av.packet as ap
 import numpy as np
 import torch
 
+from stream_gpen.errors import PATH_HINT
 from stream_gpen.errors import (
     DecodeError,
     EmptyMediaError,
@@ -1423,7 +1424,7 @@ def _check_file(path: str) -> None:
                                 hint=f"it reads files, devices and {', '.join(s + '://' for s in URL_SCHEMES)} URLs; "
                                      "download the file first")
     if not p.exists():
-        raise MediaNotFoundError(f"input not found: {str(path)!r}", hint="check the path (relative paths are from the working directory)")
+        raise MediaNotFoundError(f"input not found: {str(path)!r}", hint=PATH_HINT)
     if p.is_file() and p.stat().st_size == 0:
         raise EmptyMediaError(f"input is empty (0 bytes): {path}", hint="the file was probably not fully written or copied")
     if p.is_file():
@@ -1989,7 +1990,7 @@ class VideoSource:
         except FileNotFoundError as e:
             if self.kind == "file":
                 raise MediaNotFoundError(f"input not found: {str(self.spec)!r}",
-                                         hint="check the path (relative paths are from the working directory)") from e
+                                         hint=PATH_HINT) from e
             raise self._open_error(e, reopen) from e
         except av.error.InvalidDataError as e:
             raise NotMediaError(
