@@ -63,6 +63,11 @@ class UploadTimeoutError(StreamGpenError, TimeoutError):
     exit_code = 1
 
 
+class PreconditionFailedError(StreamGpenError):
+    """A result download whose If-Match (or, without one, If-Unmodified-Since) does not hold:
+    the result is not the one the client named (answered 412; RFC 9110 13.1.1, 13.1.4)."""
+
+
 #: parts a multipart upload may have besides its file (form fields a client adds: a name, a token)
 _MAX_PARTS = 9
 
@@ -417,6 +422,8 @@ def _status_for(exc: Exception) -> tuple[int, dict]:
         return 422, {}
     if isinstance(exc, UploadTimeoutError):
         return 408, {}
+    if isinstance(exc, PreconditionFailedError):
+        return 412, {}
     if isinstance(exc, InvalidInputError):
         return 400, {}
     if isinstance(exc, WeightsError):
@@ -932,7 +939,8 @@ _ERRORS = {
                             429: "too many jobs", 503: "server not ready or shutting down; retry",
                             507: "the server cannot store the upload; retry later"},
     ("get", VIDEO_ROUTE + "/{job_id}"): {404: "no such job (or expired)"},
-    ("get", VIDEO_ROUTE + "/{job_id}/result"): {404: "no such job (or expired)", 409: "the job has no result (yet)"},
+    ("get", VIDEO_ROUTE + "/{job_id}/result"): {404: "no such job (or expired)", 409: "the job has no result (yet)",
+                                               412: "If-Match or If-Unmodified-Since does not hold"},
     ("delete", VIDEO_ROUTE + "/{job_id}"): {404: "no such job (or expired)"},
 }
 

@@ -8,8 +8,16 @@ come from the open file: the answer is built only once the file is held, and an 
 readable after its folder is removed (POSIX), so a download that started is sent whole.
 
 Range (one range or several, as ``multipart/byteranges``), If-Range, HEAD and the ETag are kept as
-Starlette's ``FileResponse`` answers them (the same ETag, so a client's saved one still matches); a
-conditional GET (If-None-Match, If-Modified-Since) of an unchanged result is a 304.
+Starlette's ``FileResponse`` answers them (the same ETag, so a client's saved one still matches); the
+conditional headers are read in RFC 9110 13.2.2's order: If-Match (strong comparison, ``*``: any),
+else If-Unmodified-Since, failing: 412; then If-None-Match (weak comparison), else
+If-Modified-Since, an unchanged result: 304; then If-Range (the ETag, strong, or the Last-Modified
+date exactly). An HTTP date without a zone (or ``-0000``) is GMT, as HTTP dates are.
+
+A Range's empty list elements (``bytes=0-1,,4-5``) are skipped; a last byte past the end is clamped to
+it and a number too long for any file is past its end (never a 4300-digit ``int()``: that raised, a
+500); ranges that overlap or touch are sent as one part, and the parts of ``multipart/byteranges`` in
+the order they were asked for (RFC 9110 14.6), a coalesced one where the first of them was.
 """
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ import os
 import re
 import secrets
 from collections.abc import AsyncIterator
+from datetime import timezone
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -27,7 +36,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 CHUNK = 256 * 1024
 MAX_RANGES = 100  # more in one request: the whole file (a client asking for 1000 pieces gets one)
-_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+_SPEC = re.compile(r"^[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*$")  # (ASCII digits only: RFC 9110's DIGIT)
+_TAG = re.compile(r'(W/)?("[^"]*")')  # an entity tag in If-Match / If-None-Match: W/ when weak
 
 
 def open_result(path: Path):
@@ -40,61 +50,113 @@ def open_result(path: Path):
         raise
 
 
+def _number(digits: str, size: int) -> int:
+    """A Range's ``digits`` (leading zeros and all) as a number; one with more digits than ``size``
+    as ``size + 1``: past the end of the file whatever it is (no ``int()`` of thousands of digits,
+    which Python refuses, and which only ever means "past the end")."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= len(str(size)) else size + 1
+
+
 def _ranges(header: str | None, size: int) -> list[tuple[int, int]] | None:
-    """The ``Range`` header's byte ranges as sorted, merged [start, end) pairs within ``size``;
-    None for "send the whole file" (no header, a malformed one: RFC 9110 says it is ignored, or too
-    many ranges); [] when none of them is satisfiable (416)."""
+    """The ``Range`` header's byte ranges as [start, end) pairs within ``size``: those that overlap or
+    touch merged into one, in the order the client asked for them (a merged one where its first
+    was: RFC 9110 14.6). None for "send the whole file" (no header, a malformed one: RFC 9110 says it
+    is ignored, or too many ranges); [] when none of them is satisfiable (416)."""
     if header is None:
         return None
     text = header.strip()
-    if not text.lower().startswith("bytes="):
+    if text[:6].lower() != "bytes=":
         return None
-    specs = text[6:].split(",")
-    if len(specs) > MAX_RANGES:
+    # (a list's empty elements, "bytes=0-1,,4-5", are allowed and skipped: RFC 9110 5.6.1)
+    specs = [spec for spec in text[6:].split(",") if spec.strip(" \t")]
+    if not specs or len(specs) > MAX_RANGES:
         return None
-    out = []
+    asked = []
     for spec in specs:
         m = _SPEC.match(spec)
         if m is None or not (m.group(1) or m.group(2)):
             return None
-        first, last = m.group(1), m.group(2)
-        if first:
-            start, end = int(first), (int(last) + 1 if last else size)
-            if last and int(last) < start:
+        first, last = m.group(1).lstrip("0") or "0", m.group(2).lstrip("0") or "0"
+        if m.group(1):
+            if m.group(2) and (len(last), last) < (len(first), first):  # (compared as digits: any length)
                 return None
+            start = _number(first, size)
+            end = min(_number(last, size) + 1, size) if m.group(2) else size  # (a last past the end: the end)
         else:
-            start, end = max(size - int(last), 0), size
-        end = min(end, size)
+            start, end = max(size - _number(last, size), 0), size
         if start < end:  # (a range starting past the end, or a zero suffix: not satisfiable)
-            out.append((start, end))
-    out.sort()
-    merged: list[tuple[int, int]] = []
-    for start, end in out:
+            asked.append((start, end))
+    merged: list[list[int]] = []  # [start, end, the index of its first range in the header]
+    for i in sorted(range(len(asked)), key=asked.__getitem__):
+        start, end = asked[i]
         if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            merged[-1][1], merged[-1][2] = max(merged[-1][1], end), min(merged[-1][2], i)
         else:
-            merged.append((start, end))
-    return merged
+            merged.append([start, end, i])
+    return [(start, end) for start, end, _ in sorted(merged, key=lambda part: part[2])]
+
+
+def _date(value: str) -> float | None:
+    """The HTTP date ``value`` as a Unix time: one without a zone (or with ``-0000``, which
+    ``parsedate_to_datetime`` gives as a naive datetime) is GMT, as every HTTP date is, not the
+    server's local time; None for what is not a date (the field is then ignored: RFC 9110 13.1)."""
+    try:
+        when = parsedate_to_datetime(value)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return when.timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _names(value: str, etag: str, *, weak: bool) -> bool:
+    """Whether an If-Match / If-None-Match ``value`` (``*`` or a list of entity tags) names ``etag``:
+    weak comparison (If-None-Match) reads past ``W/``; strong (If-Match) never matches a weak tag."""
+    if "*" in [t.strip() for t in value.split(",")]:
+        return True  # (the result exists)
+    return any(tag == etag and (weak or not w) for w, tag in _TAG.findall(value))
+
+
+def _precondition_failed(headers, etag: str, mtime: float) -> str | None:
+    """RFC 9110 13.2.2 steps 1-2: what a failing If-Match (or, without one, If-Unmodified-Since)
+    does not hold, for the 412; None when neither is sent or it holds."""
+    if_match = headers.get("if-match")
+    if if_match is not None:
+        if _names(if_match, etag, weak=False):
+            return None
+        return f"If-Match {if_match.strip()} does not name the result's ETag {etag}"
+    since = headers.get("if-unmodified-since")
+    when = None if since is None else _date(since)
+    if when is None or int(mtime) <= when:
+        return None  # (not sent, or not a date: ignored)
+    return f"the result was modified at {formatdate(mtime, usegmt=True)}, after If-Unmodified-Since {since.strip()}"
 
 
 def _not_modified(headers, etag: str, mtime: float) -> bool:
     """RFC 9110 13.2.2: If-None-Match (weak comparison) decides when sent; else If-Modified-Since."""
     if_none_match = headers.get("if-none-match")
     if if_none_match is not None:
-        tags = [t.strip() for t in if_none_match.split(",")]
-        return "*" in tags or etag in [t.removeprefix("W/") for t in tags]
+        return _names(if_none_match, etag, weak=True)
     since = headers.get("if-modified-since")
-    if since is None:
-        return False
-    try:
-        return int(mtime) <= parsedate_to_datetime(since).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return False  # not a date: ignored
+    when = None if since is None else _date(since)
+    return when is not None and int(mtime) <= when  # (not a date: ignored)
 
 
 def result_response(f: BinaryIO, st: os.stat_result, request, *, media_type: str, filename: str):
     """The answer to GET/HEAD ``request`` for the open file ``f`` (``st``: its fstat); the answer
-    owns ``f`` and closes it once sent (or at once when it sends no body from it)."""
+    owns ``f`` and closes it once sent (or cut off), and at once when it sends no body from it (304,
+    412, 416) or this raises."""
+    try:
+        return _answer(f, st, request, media_type=media_type, filename=filename)
+    except BaseException:
+        f.close()
+        raise
+
+
+def _answer(f: BinaryIO, st: os.stat_result, request, *, media_type: str, filename: str):
+    from stream_gpen.server._app import PreconditionFailedError
+
     size = st.st_size
     modified = formatdate(st.st_mtime, usegmt=True)
     # (Starlette's FileResponse ETag, kept: a client's saved one still matches)
@@ -104,12 +166,17 @@ def result_response(f: BinaryIO, st: os.stat_result, request, *, media_type: str
     asked = Headers(scope=request.scope)
     head = request.method == "HEAD"
 
+    failed = _precondition_failed(asked, etag, st.st_mtime)
+    if failed is not None:
+        raise PreconditionFailedError(failed, hint=f"GET the result without the condition to have it as it is now "
+                                                   f"(ETag {etag}, Last-Modified {modified})")
     if _not_modified(asked, etag, st.st_mtime):
         f.close()
         return Response(status_code=304, headers={"etag": etag})
     if_range = asked.get("if-range")
     ranges = None
-    if if_range is None or (not if_range.startswith("W/") and if_range in (etag, modified)):
+    # (If-Range: the ETag by strong comparison, or the Last-Modified date exactly: RFC 9110 13.1.5)
+    if if_range is None or (not if_range.strip().startswith("W/") and if_range.strip() in (etag, modified)):
         ranges = _ranges(asked.get("range"), size)
     if ranges == []:
         f.close()
