@@ -42,7 +42,7 @@ from stream_gpen.errors import (
     OutputExistsError,
     StreamGpenError,
 )
-from stream_gpen.summary import RunSummary, StageTimer
+from stream_gpen.summary import MISFIT, RunSummary, StageTimer, misfit_hint, misfit_options
 from stream_gpen.faces._detector import DEFAULT_MIN_SCORE, DETECT_SCORE, SMALL_FACES, check_min_score
 
 log = logging.getLogger(__name__)
@@ -866,7 +866,10 @@ class Enhancer:
         header, before decoding; in a folder such a photo is skipped and listed).
         A folder is mirrored into ``dst``: its images, and each video in it (same name; a container
         the sink does not write becomes ``.mp4``); a video that fails is listed in
-        ``summary.skipped`` and the others go on. The summary adds up all of them.
+        ``summary.skipped`` and the others go on, and so is one that an option does not fit
+        (``start`` past its end: ``"PATH: start= does not fit this file: why"``). The summary adds
+        up all of them. Where nothing could be restored (every file unreadable, or refused for
+        ``start``), :class:`InvalidInputError` is raised instead.
         ``start`` / ``duration`` (seconds, videos only): restore just that part of the video, written
         from 0 with its audio, subtitles and chapters cut to match: a quick way to try settings on
         a long video (``copy_if_no_faces`` is then off: it would copy the whole input).
@@ -1366,7 +1369,9 @@ class Enhancer:
             return plan[q].exists() and not is_partial(plan[q])
 
         had_videos = bool(outs)
-        unread = restored = left_to_others = 0  # (files that cannot be read at all; files done; left to another run)
+        # (files that cannot be read at all; videos an option such as start does not fit; files done;
+        # left to another run)
+        unread = misfit = restored = left_to_others = 0
 
         skip = done if skip_existing else None
         if skip_existing:
@@ -1479,10 +1484,15 @@ class Enhancer:
                     if kept:  # (FileSink.salvage: the frames done before the error)
                         total.skipped.append(f"{src}: {exc} (its {part.frames_out} frame(s) before the error are in "
                                              f"{kept})")
+                    elif isinstance(exc, InvalidInputError) and exc.option is not None:
+                        # readable, but the option (start: past its end) does not fit this video:
+                        # said as such, not as a file that cannot be read (nor a damaged one)
+                        total.skipped.append(f"{src}: {exc.option}={MISFIT}{exc}")
+                        misfit += 1
                     else:
                         total.skipped.append(f"{src}: {exc}")
                         unread += isinstance(exc, InvalidInputError)  # (cannot be read as media at all)
-                    log.warning("skipped %s: %s", src, exc)
+                    log.warning("skipped %s", total.skipped[-1])
                     continue
                 except Exception as exc:  # the restorer, the device (a bug, out of memory): the run stops
                     self._folder_failed(total, exc, root)
@@ -1492,14 +1502,25 @@ class Enhancer:
                 restored += 1
         finally:
             total.seconds = time.perf_counter() - t0
-        if unread and unread == len(total.skipped) and not restored and not done_before and not left_to_others:
-            # nothing of the folder could be read: bad input (exit 2), as a folder of photos only
-            # says; a broken video among them made it "a folder done, some files failed" (exit 5)
+        if (unread or misfit) and unread + misfit == len(total.skipped) and not restored and not done_before \
+                and not left_to_others:
+            # nothing of the folder could be read (or its videos did not fit start=): bad input
+            # (exit 2), as a folder of photos only says; a broken video among them made it "a
+            # folder done, some files failed" (exit 5)
             from stream_gpen.errors import NotMediaError
 
-            err = NotMediaError(f"none of the {unread} files in {root} could be read (first: {total.skipped[0]})",
-                                hint="check that the files were copied whole (`stream-gpen info FILE` says what "
-                                     "is wrong with one)")
+            first = total.skipped[0]
+            if not misfit:
+                err = NotMediaError(f"none of the {unread} files in {root} could be read (first: {first})",
+                                    hint="check that the files were copied whole (`stream-gpen info FILE` says "
+                                         "what is wrong with one)")
+            else:
+                options = misfit_options(total.skipped)
+                fit = " and ".join(options)
+                said = (f"{fit} does not fit any of its {misfit} video(s)" if not unread else
+                        f"{unread} file(s) could not be read, and {fit} does not fit the other {misfit} video(s)")
+                err = InvalidInputError(f"nothing in {root} could be restored: {said} (first: {first})",
+                                        hint=misfit_hint(options), option=options[0].rstrip("="))
             err.skipped = list(total.skipped)
             total.error = str(err)
             err.summary = total
@@ -2459,6 +2480,7 @@ def _url_file_name(src: str) -> str | None:
 @contextlib.contextmanager
 def fetched(url: str) -> Iterator[Path]:
     """A URL's file downloaded into a temporary folder under its own name (removed after)."""
+    import http.client
     import shutil
     import tempfile
     import urllib.error
@@ -2472,24 +2494,30 @@ def fetched(url: str) -> Iterator[Path]:
         try:
             with urllib.request.urlopen(url, timeout=30) as r, open(local, "wb") as f:
                 shutil.copyfileobj(r, f)
-        except (urllib.error.URLError, OSError, ValueError) as e:
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
+            # (HTTPException: InvalidURL, a proxy's port that is no number, escaped as exit 1)
             import errno
 
+            from stream_gpen._urls import masked, via_proxy, without_passwords
             from stream_gpen.errors import SourceClosedError
 
             if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT):
                 raise  # this machine's disk, not the URL (exit 4, as any file the system refuses)
             reason = getattr(e, "reason", e)
+            # no password in the message, nor in its cause (--debug's traceback): a proxy's
+            # (https_proxy=http://alice:pw@host, quoted by urllib's errors) or the URL's own
+            said = without_passwords(f"cannot fetch {masked(url)}{via_proxy(url)}: {reason}", url)
+            cause = e if without_passwords(str(e), url) == str(e) else None
             if (isinstance(e, urllib.error.HTTPError) and e.code >= 500) or isinstance(e, TimeoutError) \
                     or isinstance(reason, TimeoutError):
                 # may pass: exit 4, as a video URL that fails so when first opened
-                raise SourceClosedError(f"cannot fetch {url}: {reason}",
-                                        hint="the server did not answer or failed; try again later") from e
+                raise SourceClosedError(said, hint="the server did not answer or failed; try again later") from cause
             code = getattr(e, "code", None) if isinstance(e, urllib.error.HTTPError) else None
             raise MediaNotFoundError(
-                f"cannot fetch {url}: {reason}",
+                said,
                 hint=("check the URL, and that it is public (not behind a login or an expired link)"
-                      if code in (401, 403, 404, 410) else "check the URL and the network")) from e
+                      if code in (401, 403, 404, 410) else "check the URL, the proxy setting and the network"
+                      if via_proxy(url) else "check the URL and the network")) from cause
         yield local
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -790,11 +790,19 @@ def _enhance_with(enh, args: argparse.Namespace, src: str, dst: str, null: bool)
         _in_flags(summary).write_json(args.report)
     if summary.skipped:
         from stream_gpen.errors import SomeInputsSkippedError
+        from stream_gpen.summary import MISFIT, misfit_hint, misfit_options
 
+        # (a video refused for --start past its end is readable: not counted as unreadable)
+        others = [s for s in summary.skipped if MISFIT not in s]
+        options = misfit_options(summary.skipped)
+        said = [f"{_skipped_count(others)} skipped, unreadable or failed"] if others else []
+        if options:
+            said.append(f"{len(summary.skipped) - len(others)} video(s) left out: {' and '.join(options)} "
+                        "does not fit them")
+        hint = "the warnings above (and --report) list every skipped file"
         raise SomeInputsSkippedError(
-            f"{summary.frames_out} frames/images written to {dst}, {_skipped_count(summary.skipped)} skipped, unreadable or failed "
-            f"(first: {summary.skipped[0]})",
-            hint="the warnings above (and --report) list every skipped file")
+            f"{summary.frames_out} frames/images written to {dst}, {', '.join(said)} (first: {summary.skipped[0]})",
+            hint=f"{misfit_hint(options)}; {hint}" if options else hint)
     return 0
 
 
@@ -838,11 +846,12 @@ def add_enhance(subparsers, parents=()) -> None:
         "and attachments, and a photo's ICC profile, EXIF, DPI and JPEG subsampling. 10/12-bit and HDR "
         "video keeps its depth outside the faces (--bit-depth). Output defaults to "
         "NAME_enhanced.EXT next to the input (a folder is mirrored into FOLDER_enhanced/, its images "
-        "and its videos; unreadable files in it are skipped and listed, exit code 5).",
+        "and its videos; unreadable files in it, and videos --start does not fit, are skipped and "
+        "listed, exit code 5; 2 where nothing could be restored).",
         epilog="exit codes: 0 ok, 1 internal error, 2 bad input/usage/output exists, 3 weights, "
         "4 decoding/encoding/live source failed or out of memory, 5 folder done but some files skipped "
-        "(unreadable or failed), 130 interrupted (143 SIGTERM, 129 SIGHUP), 141 the reader of the "
-        "output closed the pipe",
+        "(unreadable, failed, or --start past a video's end), 130 interrupted (143 SIGTERM, 129 SIGHUP), "
+        "141 the reader of the output closed the pipe",
     )
     p.add_argument("input", metavar="INPUT", type=_named)
     p.add_argument("-o", "--output", action=_Once, type=_named, help="output file (its extension picks the container or image "

@@ -46,9 +46,18 @@ class StreamGpenError(ErrorDetails, Exception):
 
 # --- input --------------------------------------------------------------------------------
 class InvalidInputError(StreamGpenError, ValueError):
-    """Bad input: an option value, an image or a file that cannot be used."""
+    """Bad input: an option value, an image or a file that cannot be used. ``option``: the
+    keyword of the option a file was refused for, where the option is good but does not fit
+    that file (``"start"``: past its end), else None; a folder run lists such a video apart
+    from the unreadable ones."""
 
     exit_code = 2
+    option: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None, option: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        if option is not None:
+            self.option = option
 
 
 class MediaNotFoundError(InvalidInputError, FileNotFoundError):

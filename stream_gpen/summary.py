@@ -9,6 +9,26 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 
+#: what a folder run's ``skipped`` says of a file refused for an option that does not fit it
+#: (``start`` past its end), after the option: ``"PATH: start= does not fit this file: REASON"``
+MISFIT = " does not fit this file: "
+
+
+def misfit_options(skipped: list[str]) -> list[str]:
+    """The options (``"start="``; ``"--start"`` once said in the command line's words) that
+    ``skipped`` names as not fitting a file (:data:`MISFIT`), each once, in order."""
+    return list(dict.fromkeys(s.split(MISFIT, 1)[0].rsplit(" ", 1)[-1] for s in skipped if MISFIT in s))
+
+
+def misfit_hint(options: list[str]) -> str:
+    """What to do about a folder's videos that ``options`` (:func:`misfit_options`) did not fit."""
+    named = " and ".join(options)
+    how = (" (`stream-gpen info FILE` shows a video's duration)"
+           if any(o.strip("-=") == "start" for o in options) else "")
+    return (f"{named} applies to every video in the folder: restore the ones it does not fit on their own, "
+            f"or give a value that fits them all{how}")
+
+
 class StageTimer:
     """Wall time spent per pipeline stage (seconds), summed over the run."""
 
@@ -42,7 +62,8 @@ class RunSummary:
       ``fps`` (a property: frames_out / seconds);
     * ``fallbacks``: everything that did not go as asked, one line each (a precision fallback, audio
       transcoded, a stream dropped, damaged packets copied); ``skipped``: a folder's inputs that
-      could not be read, ``"path: reason"``;
+      could not be read or failed, ``"path: reason"``, and those an option did not fit,
+      ``"path: start= does not fit this file: reason"`` (:data:`MISFIT`, :func:`misfit_options`);
     * ``interrupted`` (Ctrl-C, ``cancel``, SIGTERM) and ``partial_output`` (the frames done so far,
       finalised as ``NAME.partial.EXT``; also kept after an error mid-run); ``error``: why a run
       failed (in the summary an exception carries as ``.summary``, and in ``--report``);
@@ -72,7 +93,7 @@ class RunSummary:
     fallbacks: list[str] = field(default_factory=list)
     interrupted: bool = False
     partial_output: str | None = None
-    skipped: list[str] = field(default_factory=list)  # folder inputs: "path: reason" per unreadable file
+    skipped: list[str] = field(default_factory=list)  # folder inputs: "path: reason" per file left out
     error: str | None = None  # a run that failed after writing what it could: the error, one line
     mean_added_latency: float | None = None  # camera: seconds from a frame's decoding to its writing, on average
 

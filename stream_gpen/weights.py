@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Literal, TypeVar
 
+from stream_gpen._urls import masked as _masked, proxy_for, via_proxy as _via_proxy, without_passwords
 from stream_gpen.errors import (
     ChecksumError,
     DownloadError,
@@ -700,11 +701,24 @@ def _hint(wf: WeightFile) -> str:
 
 # --- downloading ----------------------------------------------------------------------------
 class _Failure(Exception):
-    """One URL failed; the message says why (collected, then raised as a DownloadError)."""
+    """One URL failed; the message says why (collected, then raised as a DownloadError), with no
+    proxy's password in it; ``hint``: what to do about it, where the weights' own hint misses it."""
 
-    def __init__(self, reason: str, *, checksum: bool = False) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: str, *, checksum: bool = False, hint: str | None = None) -> None:
+        super().__init__(without_passwords(reason))
         self.checksum = checksum
+        self.hint = hint
+
+
+def _bad_proxy(url: str, exc: Exception) -> _Failure:
+    """urllib refused the proxy setting itself (``http:/host``: ValueError; a port that is no
+    number: InvalidURL): the proxy named (its password masked), not the weights server."""
+    found = proxy_for(url)
+    if found is None:  # (not through a proxy: said as any other error)
+        return _Failure(f"{type(exc).__name__}: {exc}")
+    proxy, var = found
+    return _Failure(f"the proxy {_masked(proxy)} (from ${var}) is not a usable proxy URL ({exc})",
+                    hint=f"correct ${var} (http://[USER:PASSWORD@]HOST:PORT), or unset it to connect directly")
 
 
 def _progress_bar(total: int | None, initial: int, desc: str, enabled: bool):
@@ -749,35 +763,6 @@ def _origin(part: Path) -> tuple[str | None, str | None]:
     url = lines[0].strip() if lines else ""
     validator = lines[1].strip() if len(lines) > 1 and lines[1].strip() else None
     return url, validator
-
-
-def _via_proxy(url: str) -> str:
-    """`` through the proxy http://HOST:PORT (from $https_proxy)`` where urllib sends ``url``
-    through one (so a dead or misspelt proxy is not taken for the weights server), else ""."""
-    import urllib.parse
-
-    scheme, host = urllib.parse.urlsplit(url).scheme, urllib.parse.urlsplit(url).hostname or ""
-    proxy = urllib.request.getproxies().get(scheme)
-    if not proxy or urllib.request.proxy_bypass(host):
-        return ""
-    var = next((v for v in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY", "all_proxy", "ALL_PROXY")
-                if os.environ.get(v, "").strip()), f"{scheme}_proxy")
-    odd = ""
-    if proxy.lower().startswith("socks"):
-        odd = "; SOCKS proxies are not supported: use an HTTP proxy, or download the file by hand"
-    return f" through the proxy {_masked(proxy)} (from ${var}{odd})"
-
-
-def _masked(proxy: str) -> str:
-    """``proxy`` with its user name and password (``http://alice:pw@host:3128``) shown as ``***``:
-    an error message or a log is pasted into bug reports, and a proxy's password must not be."""
-    # Not urlsplit: it ends the user info at a "#", "?" or "/", which a password may hold (urllib
-    # takes "http://alice:s3cr#t@host" whole), and the password was then shown whole. Everything
-    # up to the last "@" is the user info.
-    scheme, sep, rest = proxy.partition("://") if "://" in proxy.split("@", 1)[0] else ("", "", proxy)
-    if "@" not in rest:
-        return proxy
-    return f"{scheme}{sep}***@{rest.rsplit('@', 1)[1]}"
 
 
 def _validator(headers) -> str | None:
@@ -856,6 +841,8 @@ def _fetch(url: str, part: Path, wf: WeightFile, *, progress: bool) -> None:
         raise _Failure(f"cannot connect{_via_proxy(url)} ({reason})") from None
     except (socket.timeout, TimeoutError):
         raise _Failure(f"no answer within {_TIMEOUT_S:g} s") from None
+    except (ValueError, http.client.InvalidURL) as exc:
+        raise _bad_proxy(url, exc) from None  # (a raw ValueError quoted the password, exit 1)
     except (OSError, http.client.HTTPException) as exc:
         raise _Failure(f"{type(exc).__name__}: {exc}") from None
 
@@ -1047,7 +1034,9 @@ def _download_locked(wf: WeightFile, target: Path, *, progress: bool) -> Path:
                 break
     reasons = "; ".join(f"{url} failed: {exc}" for url, exc in failures)
     cls = ChecksumError if all(exc.checksum for _, exc in failures) else DownloadError
-    raise _about(cls(f"cannot download {wf.name}: {reasons}; {_by_hand(wf, target)}", hint=_hint(wf)), wf)
+    hints = dict.fromkeys(exc.hint for _, exc in failures if exc.hint)  # (a bad proxy: each URL's the same)
+    raise _about(cls(f"cannot download {wf.name}: {reasons}; {_by_hand(wf, target)}",
+                     hint="; ".join([*hints, _hint(wf)])), wf)
 
 
 def _move_aside(target: Path, wf: WeightFile) -> None:

@@ -1445,6 +1445,7 @@ def _hls_ended(url: str) -> bool:
     """The HLS playlist at ``url`` (or, for a master playlist, one of its first variants) has
     ``#EXT-X-ENDLIST``: a live event that is over. False when it cannot be told (not http(s), the
     server gone): a drop, reconnected to."""
+    import http.client
     import urllib.parse
     import urllib.request
 
@@ -1463,7 +1464,9 @@ def _hls_ended(url: str) -> bool:
         lines = [ln.strip() for ln in body.splitlines()]
         variants = [lines[i + 1] for i, ln in enumerate(lines[:-1]) if ln.startswith("#EXT-X-STREAM-INF")]
         return any("#EXT-X-ENDLIST" in text(urllib.parse.urljoin(url, v)) for v in variants[:3] if v)
-    except (OSError, ValueError):
+    except (OSError, ValueError, http.client.HTTPException):
+        # (HTTPException: InvalidURL, of a proxy setting or of the URL's user:password@, which it
+        # quoted; it ended the run as an internal error, the password in its message)
         return False
 
 
@@ -1491,6 +1494,7 @@ def _served_without_ranges(url: str, options: dict, timeout_s: float | None) -> 
     whose index (moov) is at the end opens but gives no packet, exactly as from a pipe (see
     _index_at_end_in_a_pipe), and reconnecting cannot help. Asked only to explain a failed first
     read; a question that itself fails is "don't know" (False: the reconnect loop goes on)."""
+    import http.client
     import urllib.request
 
     if not url.lower().startswith(("http://", "https://")):
@@ -1505,7 +1509,7 @@ def _served_without_ranges(url: str, options: dict, timeout_s: float | None) -> 
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout_s or 10) as r:
             return r.status == 200 and not r.headers.get("Content-Range")
-    except (OSError, ValueError):  # (urllib's errors are OSErrors)
+    except (OSError, ValueError, http.client.HTTPException):  # (urllib's errors are OSErrors; see _hls_ended)
         return False
 
 
@@ -2200,7 +2204,8 @@ class VideoSource:
             raise InvalidInputError(
                 f"start={self.trim_start:g} s cannot be honoured: {self.spec!r} has no timestamps, cannot seek "
                 f"({e}) and cannot be read again from its start ({e2})",
-                hint="cut the part out first (ffmpeg -ss START -i INPUT ...) or leave out start") from e2
+                hint="cut the part out first (ffmpeg -ss START -i INPUT ...) or leave out start",
+                option="start") from e2
 
     def _back_to_a_keyframe(self, container, vs, t: float, s0: float) -> None:
         """After a seek to ``t`` seconds, seek again 1, 2, 4... s further back until the first
@@ -2298,9 +2303,9 @@ class VideoSource:
             other = f"the {'audio' if audio else 'other streams'} run{'s' if audio else ''} on to {span[1] - s0:.2f} s"
             return InvalidInputError(
                 f"start={self.trim_start:g} s is past the end of the video of {self.spec!r}: it ends at "
-                f"{video - s0:.2f} s ({other})", hint=f"give a start before {video - s0:.2f} s")
+                f"{video - s0:.2f} s ({other})", hint=f"give a start before {video - s0:.2f} s", option="start")
         return InvalidInputError(f"start={self.trim_start:g} s is past the end of {self.spec!r}",
-                                 hint="`stream-gpen info INPUT` shows the video's duration")
+                                 hint="`stream-gpen info INPUT` shows the video's duration", option="start")
 
     def _in_window(self, t: float | None, dur: float = 0.0) -> int:
         """-1 before the trim window, 0 inside (or no window / no time), 1 after it."""
@@ -3052,7 +3057,7 @@ class VideoSource:
                         f"start={self.trim_start:g} s is past the end of the data in {self.spec!r}: it ends at {cut[0]:.2f} s "
                         f"of the {cut[1]:.2f} s its header promises",
                         hint=f"the file looks cut off or damaged; give a start before {cut[0]:.2f} s, or get it "
-                        "again") from None
+                        "again", option="start") from None
                 raise past_end from None
             # an empty video track is the input's fault (exit 2), not a decoder's failure
             if cut is not None:
