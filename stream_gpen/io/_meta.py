@@ -210,6 +210,59 @@ _DOVI_RECORD = re.compile(r"DOVI configuration record: version: \d+\.\d+, profil
                           r"rpu flag: (\d), el flag: (\d), bl flag: (\d), compatibility id: (\d+)")
 
 
+def _format_dump(container) -> str | None:
+    """FFmpeg's own description of an open ``container`` (``av_dump_format``), captured: that
+    needs the log level at INFO for a moment, under ``_log_lock``. None where it cannot be had."""
+    import av.logging
+
+    with _log_lock:
+        old = av.logging.get_level()
+        if old is None or old < av.logging.INFO:
+            av.logging.set_level(av.logging.INFO)
+        try:
+            return container.dumps_format()
+        except (AttributeError, av.error.FFmpegError, ValueError):
+            return None
+        finally:
+            if old is None or old < av.logging.INFO:
+                av.logging.set_level(old)
+
+
+_PROGRAM_HEAD = re.compile(r"\s*Program (\d+)\b")
+_NO_PROGRAM = re.compile(r"\s*No Program\s*$")
+_STREAM_HEAD = re.compile(r"\s*Stream #\d+:(\d+)")
+
+
+def stream_programs(container) -> dict[int, frozenset[int]]:
+    """The programs each stream of ``container`` belongs to (stream index -> program ids), where
+    it has more than one program: an MPEG-TS of a DVB multiplex (several channels, each a video
+    and its audio), an HLS master playlist read whole (a program per variant; an audio rendition
+    may be in several). ``{}`` with one program or none: every stream goes with the video. A
+    stream in no program is left out (nothing says where it belongs). PyAV has no program
+    API: read from FFmpeg's own description of the file (see :func:`_format_dump`)."""
+    text = _format_dump(container)
+    if not text:
+        return {}
+    found: dict[int, set[int]] = {}
+    programs: set[int] = set()
+    current: int | None = None
+    for line in text.splitlines():
+        m = _PROGRAM_HEAD.match(line)
+        if m:
+            current = int(m.group(1))
+            programs.add(current)
+            continue
+        if _NO_PROGRAM.match(line):
+            current = None
+            continue
+        m = _STREAM_HEAD.match(line)
+        if m and current is not None:
+            found.setdefault(int(m.group(1)), set()).add(current)
+    if len(programs) < 2:
+        return {}
+    return {i: frozenset(p) for i, p in found.items()}
+
+
 def dolby_vision(container, stream) -> dict | None:
     """The Dolby Vision configuration record of video ``stream`` (an mp4/mov ``dvcC``/``dvvC``
     box, a Matroska block addition mapping, an MPEG-TS DOVI descriptor), as FFmpeg reads it:
@@ -218,19 +271,9 @@ def dolby_vision(container, stream) -> dict | None:
     captured: that needs the log level at INFO for a moment, under ``_log_lock``)."""
     if getattr(getattr(stream, "codec_context", None), "name", None) not in ("hevc", "av1", "h264"):
         return None  # (the codecs Dolby Vision profiles are defined for)
-    import av.logging
-
-    with _log_lock:
-        old = av.logging.get_level()
-        if old is None or old < av.logging.INFO:
-            av.logging.set_level(av.logging.INFO)
-        try:
-            text = container.dumps_format()
-        except (AttributeError, av.error.FFmpegError, ValueError):
-            return None
-        finally:
-            if old is None or old < av.logging.INFO:
-                av.logging.set_level(old)
+    text = _format_dump(container)
+    if text is None:
+        return None
     mine = False
     for line in text.splitlines():
         head = re.match(r"\s*Stream #\d+:(\d+)", line)

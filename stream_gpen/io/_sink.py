@@ -2508,11 +2508,15 @@ class FileSink(_Sink):
             return
         in_streams = {s.index: s for s in self.source._container.streams}
         self._setup_other_video(in_streams)
+        foreign = self._other_programs(meta)
         for info in meta.audio + meta.subtitles + meta.data:
             ins = in_streams.get(info.index)
             if ins is not None and carried_otherwise(ins):
                 continue  # carried as chapters / the video's timecode tag (_setup_tags)
             name = aux_codec(info, ins, self.source._container.format.name)
+            if info.index in foreign:
+                self._drop(f"{info.kind} stream #{info.index} ({name or info.kind}) dropped: {foreign[info.index]}")
+                continue
             if info.kind == "subtitle":
                 self._setup_subtitle(info, ins)
                 continue
@@ -2579,6 +2583,36 @@ class FileSink(_Sink):
                     log.warning(msg)
             else:
                 self._drop(f"{info.kind} stream #{info.index} ({info.codec or _describe(ins)}) dropped: {why}")
+
+    def _other_programs(self, meta) -> dict[int, str]:
+        """The audio, subtitle and data streams of programs other than the restored video's
+        (an input with several, see ``VideoSource.programs``: a DVB multiplex's other channels),
+        each with why it is left out; which audio is kept is logged. A stream in no program, or
+        in the video's, is kept: players play a program's own streams together."""
+        programs = getattr(self.source, "programs", None) or {}
+        main = getattr(self.source, "_vstream", None)
+        mine = programs.get(main.index) if main is not None else None
+        if not mine:
+            return {}
+
+        def named(ps) -> str:
+            return ("program " if len(ps) == 1 else "programs ") + ", ".join(map(str, sorted(ps)))
+
+        streams = meta.audio + meta.subtitles + meta.data
+        foreign = {i.index for i in streams if programs.get(i.index) and not programs[i.index] & mine}
+        kept = [i for i in meta.audio if i.index not in foreign]
+        video = f"the restored video (stream #{main.index})"
+        if len(meta.audio) > 1 and foreign:
+            if kept:
+                which = ", ".join(f"#{i.index} ({i.codec or 'audio'})" for i in kept)
+                log.info("%s: of %d audio streams, %s kept: in %s with %s", self.target, len(meta.audio), which,
+                         named(mine), video)
+            else:
+                log.info("%s: of %d audio streams, none kept: %s of %s has no audio", self.target, len(meta.audio),
+                         named(mine), video)
+        has = ("its audio, " + ", ".join(f"#{i.index}" for i in kept) + ", is kept") if kept else "which has no audio"
+        return {i.index: f"it is in {named(programs[i.index])}, {video} in {named(mine)} ({has})"
+                for i in streams if i.index in foreign}
 
     def _setup_other_video(self, in_streams: dict) -> None:
         # Video streams besides the one restored: cover art (an attached picture: album/phone

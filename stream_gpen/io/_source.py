@@ -70,6 +70,7 @@ from stream_gpen.io._meta import (
     ffmpeg_local,
     frame_side_data,
     hdr_static_metadata,
+    stream_programs,
 )
 from stream_gpen.io._ring import Frame, FrameRing, _RingClosed
 
@@ -142,6 +143,12 @@ _PACE_MAX_GAP_S = 10.0
 _AHEAD_S = 2.0
 #: libavformat's AVFMT_NOTIMESTAMPS: the demuxer stores no times (raw .h264/.hevc/.mjpeg streams)
 _NO_TIMESTAMPS = 0x0080
+#: frames without a pts in a container that has times (an MPEG-TS joined before its first PES
+#: with a PTS, a PES that lost it) are held, at most this many seconds of them (and at most
+#: ``_UNTIMED_HOLD_MAX`` frames), for the next timed frame to place them (see
+#: VideoSource._untimed_placed). MPEG-TS carries a PTS at least every 0.7 s.
+_UNTIMED_HOLD_S = 1
+_UNTIMED_HOLD_MAX = 64
 
 
 def _fraction(x) -> Fraction | None:
@@ -2019,13 +2026,23 @@ class VideoSource:
         try:
             vs = main_video_stream(container)
             others = [s for s in _pictures(container) if vs is not None and s.index != vs.index]
+            #: the programs each stream belongs to, where the input has several (a DVB multiplex's
+            #: channels, an HLS master's variants; see :func:`stream_programs`): the sink keeps the
+            #: audio and subtitles of the restored video's program only. ``{}``: one or none.
+            self.programs = stream_programs(container) if len(container.streams) > 2 else {}
+
+            def prog(s) -> str:
+                ps = self.programs.get(s.index)
+                return f", program {'/'.join(map(str, sorted(ps)))}" if ps else ""
+
             if others:
                 self._fallback(
                     f"{self.spec}: {len(others) + 1} video streams; restoring #{vs.index} "
                     f"({vs.codec_context.width}x{vs.codec_context.height}, the largest"
-                    f"{' moving one' if any(_pixels(s) > _pixels(vs) for s in others) else ''}); not restored: "
+                    f"{' moving one' if any(_pixels(s) > _pixels(vs) for s in others) else ''}{prog(vs)}); "
+                    "not restored: "
                     + ", ".join(f"#{s.index} ({s.codec_context.width}x{s.codec_context.height}"
-                                f"{', a one-frame still' if s.frames == 1 else ''})" for s in others))
+                                f"{', a one-frame still' if s.frames == 1 else ''}{prog(s)})" for s in others))
             if vs is None:
                 kinds = sorted({s.type for s in container.streams})
                 cover = " besides cover art" if container.streams.video else ""
@@ -2326,7 +2343,7 @@ class VideoSource:
         lasts until the window's end. Two frames of look-ahead (one to time a frame,
         one to tell a damaged presentation time: :meth:`_mend_leap`); live sources, where they
         would add latency, keep the decoder's durations."""
-        frames = self._tagged(self._decoded())
+        frames = self._untimed_placed(self._tagged(self._decoded()))
         if self.live:
             yield from frames
             return
@@ -2361,6 +2378,92 @@ class VideoSource:
                 if step is None or self._last_sample >= step / 2:
                     prev.duration = max(1, round(self._last_sample / Fraction(prev.time_base)))
             yield self._clip_to_window(prev)
+
+    def _untimed_placed(self, frames) -> Iterator["av.VideoFrame"]:
+        """Frames without a pts given one on the timeline of the timed frames around them.
+
+        Left alone, such a frame was timed by its index over the frame rate (as a raw .h264's
+        are): an MPEG-TS whose first PES carry no PTS had its leading frames at 0 s, 0.04 s, ...
+        before timed frames 10 h on (hours of gap in the output) or close to them (frames pushed
+        one tick apart, or onto another's time). Now the frames without one are held until the
+        next timed frame and placed one frame interval apart before it (the leading ones) or
+        between it and the frame before, evenly where they do not fit one interval apart. A
+        live source holds only the leading ones (no latency mid-stream: a frame interval after
+        the frame before). More than ``_UNTIMED_HOLD_S`` of them: the leading ones stay timed
+        by index (the stream has no times), later ones go on one interval apart. A container
+        without times at all (raw .h264/.hevc, see ``_NO_TIMESTAMPS``) is left as it was."""
+        if self._container is not None and self._container.format.flags & _NO_TIMESTAMPS:
+            yield from frames
+            return
+        step = self._hold_gap()
+        most = min(_UNTIMED_HOLD_MAX, max(2, math.ceil(_UNTIMED_HOLD_S / step)))
+        vs = self._vstream
+        held: list = []
+        last: Fraction | None = None  # the time of the last frame given out with one
+        placed = 0
+        untimed = False  # the stream's leading frames had no times: it has none (index times)
+
+        def put(f, t: Fraction) -> None:
+            tb = _fraction(f.time_base) or _fraction(vs.time_base) or Fraction(1, 90000)
+            f.time_base = tb
+            f.pts = round(t / tb)
+
+        def note(n: int, how: str) -> None:
+            nonlocal placed
+            placed += n
+            self.stats["untimed_frames"] = placed
+            if placed == n:
+                log.info("%s: %d frame(s) without a timestamp %s", self.spec, n, how)
+
+        for f in frames:
+            t = _seconds(f)
+            if t is None and untimed:
+                yield f
+                continue
+            if t is None and last is not None and self.live:
+                last += step
+                put(f, last)
+                note(1, "timed one frame interval after the frame before")
+                yield f
+                continue
+            if t is None:
+                held.append(f)
+                if len(held) <= most:
+                    continue
+                if last is None:  # no times in sight: the index over the rate, as before
+                    untimed = True
+                    yield from held
+                    held = []
+                    continue
+                for h in held:
+                    last += step
+                    put(h, last)
+                note(len(held), "timed one frame interval apart after the frame before")
+                yield from held
+                held = []
+                continue
+            if held:
+                k = len(held)
+                if last is None:
+                    for i, h in enumerate(held):
+                        put(h, t - (k - i) * step)
+                    note(k, f"before the first timed one ({float(t):.3f} s) placed one frame interval apart "
+                            "before it")
+                else:
+                    gap = (t - last) / (k + 1) if t > last else step
+                    for i, h in enumerate(held):
+                        put(h, last + (i + 1) * min(step, gap))
+                    note(k, "placed between the timed frames around them")
+                yield from held
+                held = []
+            last = t if last is None else max(last, t)
+            yield f
+        if held and last is not None and not untimed:
+            for h in held:
+                last += step
+                put(h, last)
+            note(len(held), "at the end timed one frame interval apart after the frame before")
+        yield from held
 
     @staticmethod
     def _time_to(prev, f) -> None:
