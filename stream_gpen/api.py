@@ -221,13 +221,35 @@ def build_restorer(
                         "e.g. model 'gpen-bfr-512')", weights, path)
         gen = load_generator(path, device=device)
         return runner_for(gen, gen.config.size, path.name)
-    import difflib
-
-    close = difflib.get_close_matches(name.lower(), [*MODELS, "auto", "classic"], n=1, cutoff=0.75)
+    close = _closest_model(name)
     raise InvalidInputError(
         f"unknown model {model!r}: not a registry name ({', '.join(MODELS)}, auto, classic) "
         "and no such checkpoint file", hint=f"did you mean {close[0]}?" if close else None
     )
+
+
+def _said(value) -> str:
+    """``value`` as a message says it: a float as a clean number (``min_face=30``, not ``30.0``)."""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return repr(value)
+
+
+def _closest_model(name: str) -> list[str]:
+    """The model name ``name`` was probably meant to be (``[]``: none): the same letters and size
+    less the dashes and "bfr" (``gpen256``, ``GPEN_BFR_512``, ``GPEN-BFR-512.pth``), else a near miss."""
+    import difflib
+    import re
+
+    from stream_gpen.models.registry import MODELS
+
+    names = [*MODELS, "auto", "classic"]
+
+    def bare(n: str) -> str:
+        return re.sub(r"[^a-z0-9]", "", n.lower().removesuffix(".pth")).replace("bfr", "")
+
+    same = [n for n in names if bare(n) == bare(name)]
+    return same[:1] or difflib.get_close_matches(name.lower(), names, n=1, cutoff=0.75)
 
 
 def _to_rgb_tensor(image: np.ndarray) -> tuple[torch.Tensor, np.ndarray | None, torch.Tensor | None]:
@@ -552,7 +574,7 @@ class Enhancer:
         # (named both ways: the keyword, and the command line's option, whoever reads the note)
         flag = {"check_landmarks": "--no-landmark-check"}
         if self.aligned:
-            given = [f"{name}={value!r} ({flag.get(name, '--' + name.replace('_', '-'))})" for name, value, default in (
+            given = [f"{name}={_said(value)} ({flag.get(name, '--' + name.replace('_', '-'))})" for name, value, default in (
                 ("faces", faces, "all"), ("max_faces", max_faces, None), ("min_face", float(min_face), 0.0),
                 ("min_score", float(min_score), float(DEFAULT_MIN_SCORE)), ("detect_size", detect_size, None),
                 ("detect_every", detect_every, 5), ("check_landmarks", bool(check_landmarks), True),
@@ -2447,7 +2469,9 @@ def _note_encoder(summary: RunSummary, sink) -> None:
 
 def _add_summary(total: RunSummary, part: RunSummary, root: Path, common: list[str]) -> None:
     """Add one file's run summary into a folder's. ``common``: the enhancer's own fallbacks (the
-    same in every part: listed once); the rest are prefixed with the file they came from."""
+    same in every part: listed once); the rest are prefixed with the file they came from (a video's),
+    except the photos' (``part`` of ``root`` itself), which name their files as a folder of photos
+    only says them (an "images: " prefix set a resumed run's report apart from a first run's)."""
     for k in ("frames_in", "frames_out", "frames_dropped", "packets_corrupt", "faces_restored", "frames_with_faces",
               "detector_calls", "detector_probes", "detections_implausible", "faces_parsed"):
         setattr(total, k, getattr(total, k) + getattr(part, k))
@@ -2457,9 +2481,9 @@ def _add_summary(total: RunSummary, part: RunSummary, root: Path, common: list[s
     if part.encoder and part.encoder not in total.encoder.split(", "):
         total.encoder = ", ".join(filter(None, (total.encoder, part.encoder)))
     src = Path(part.input)
-    name = "images" if src == root else src.relative_to(root).as_posix()
+    name = None if src == root else src.relative_to(root).as_posix()
     for f in part.fallbacks:
-        msg = f if f in common else f"{name}: {f}"
+        msg = f if f in common or name is None else f"{name}: {f}"
         if msg not in total.fallbacks:
             total.fallbacks.append(msg)
     total.skipped += part.skipped

@@ -215,6 +215,7 @@ class _Parser(argparse.ArgumentParser):
             if named:
                 message += (f" ({named[0]} is a file, but a name starting with '-' is taken for an option: "
                             f"write ./{named[0]} or -- {named[0]})")
+        message += _closest_choice(message)
         # one line and a hint, as every other error (README "Errors are one line"): argparse's own
         # printed the whole usage block (25 lines for enhance) above the one line that mattered
         self.exit(2, f"{PROG}: error: {message}\nhint: {self.prog} --help\n")
@@ -228,6 +229,23 @@ class _Parser(argparse.ArgumentParser):
             if chosen is None or chosen not in subs[0].choices:
                 return None if parser is self else parser
             parser = subs[0].choices[chosen]
+
+
+def _closest_choice(message: str) -> str:
+    """``"; did you mean enhance?"`` for argparse's "invalid choice: 'enhanse' (choose from ...)"
+    (a sub-command's or an option's), as an unknown option gets one; else ``""``."""
+    import difflib
+    import re
+
+    m = re.search(r"invalid choice: (['\"]?)(.*?)\1 \(choose from (.*)\)$", message)
+    if m is None:
+        return ""
+    given = m.group(2)
+    choices = [c.strip().strip("'\"") for c in m.group(3).split(",")]
+    lowered = {c.lower(): c for c in choices}
+    close = ([lowered[given.lower()]] if given.lower() in lowered
+             else difflib.get_close_matches(given, choices, n=1, cutoff=0.6))
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def _unknown_arguments(extras: list[str], parser: argparse.ArgumentParser,

@@ -993,6 +993,10 @@ def _stdin_quit_watcher(stop: threading.Event) -> None:
 #: up with the camera on the CPU it shares with the model (a slower preset saves bytes, and a
 #: recording that falls behind drops frames)
 _LIVE_X26X_PRESET = "veryfast"
+#: the ranges' hint (io._sink._CRF_PRESET_HINT) as the camera's defaults are: no --preset is veryfast there
+_CAMERA_CRF_PRESET_HINT = ("crf: h264/hevc 0-51, vp9 0-63, av1 1-63; preset: h264/hevc ultrafast..veryslow, av1 0-13, "
+                           f"none for vp9/prores; leave out --crf for the codec's default, --preset for {_LIVE_X26X_PRESET} "
+                           "(h264/hevc, to keep up live; av1: the encoder's default)")
 #: the detector's long side for live sources unless --detect-size says
 _CAMERA_DETECT_SIZE = 640
 
@@ -1285,14 +1289,22 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
 def _check_camera_encoding(args: argparse.Namespace) -> None:
     """--codec/--crf/--preset/--encoder of the recording and the stream checked before the model
     loads (the sinks check again with the source's bit depth, and the container's fit)."""
-    from stream_gpen.io._sink import _STREAM_FORMATS, check_encoder_options, check_output_encoding, resolve_encoder
+    from stream_gpen.io._sink import (_CRF_PRESET_HINT, _STREAM_FORMATS, check_encoder_options, check_output_encoding,
+                                      resolve_encoder)
 
     # (these were refused only once the model had loaded and the source had opened: camera18)
     if args.output and "://" not in args.output and not _camera_null(args.output):
-        _check_output_ext(args.output)
         out = Path(args.output)
-        if out.is_dir():  # (the sink's own words, said before the model loads and the source opens)
-            raise InvalidInputError(f"output {out} is a folder; name a file in it, e.g. {out / 'recording.mp4'}")
+        # (`-o recdir/`, a folder not made yet: "recdir has no extension")
+        if out.is_dir() or args.output.endswith(("/", os.sep, os.altsep or "/")):
+            # (the sink's own words, said before the model loads and the source opens)
+            raise InvalidInputError(f"output {args.output} is a folder; name a file in it, e.g. {out / 'recording.mp4'}")
+        _check_output_ext(args.output)
+        from stream_gpen.io._source import IMAGE_EXTS
+
+        if out.suffix.lower() in IMAGE_EXTS:  # (refused only once the source had opened, and the model loaded)
+            raise InvalidInputError(f"output {out} is an image name; the camera records a video: use a video "
+                                    "extension (.mp4, .mkv, .mov, .webm)")
         if not out.suffix:
             raise InvalidInputError(f"output {out} has no extension; name the container, e.g. {out.name}.mp4")
     if args.stream:
@@ -1315,7 +1327,12 @@ def _check_camera_encoding(args: argparse.Namespace) -> None:
         if args.encoder == "nvenc":
             resolve_encoder("nvenc", codec)  # no NVENC here (or none for this codec): say so now
         # (auto too: resolved as the sink will, not found out once the model has loaded)
-        check_encoder_options(args.encoder, codec, args.crf, _camera_preset(codec, args.preset))
+        try:
+            check_encoder_options(args.encoder, codec, args.crf, _camera_preset(codec, args.preset))
+        except InvalidInputError as e:
+            if e.hint == _CRF_PRESET_HINT:  # (its "leave either out for the codec's default": veryfast here)
+                e.hint = _CAMERA_CRF_PRESET_HINT
+            raise
 
 
 _DISPLAY_PROBE = "import cv2; cv2.namedWindow('stream-gpen'); cv2.waitKey(1); cv2.destroyAllWindows()"
@@ -1430,6 +1447,10 @@ def _camera_command(args: argparse.Namespace) -> int:
     if args.output and "://" not in args.output and Path(args.output).is_file() and not args.overwrite:
         # before the model loads (or is downloaded), as enhance says it
         raise OutputExistsError(f"output exists: {args.output}", hint="pass --overwrite or choose another -o")
+    if ("://" not in source and not source.startswith(("lavfi:", "/dev/", "video=")) and not source.isdigit()
+            and not Path(source).exists()):
+        # (before the model loads, in enhance's words: "example.com/live.m3u8" was a file not found, after it)
+        raise InvalidInputError(f"input not found: {source}", hint=INPUT_HINT)
     if source.startswith("/dev/") and not Path(source).exists():
         # before the model loads (or is downloaded): the missing camera is the first thing to hear
         found = ", ".join(p for p, _ in list_video_devices()) or "none"
@@ -1511,7 +1532,9 @@ def add_camera(subparsers, parents=()) -> None:
     p.add_argument("-o", "--output", action=_Once, type=_named, help="also record to this file (.mp4, .mkv, .mov, .webm...: its extension "
                    "picks the container, and the codec unless --codec says); null or /dev/null: restore, record "
                    "nothing (a benchmark)")
-    p.add_argument("--stream", metavar="URL", type=_named, help="also send to rtmp://, udp:// (or srt:// where FFmpeg has SRT)")
+    p.add_argument("--stream", metavar="URL", type=_named,
+                   help="also send to rtmp://, rtmps://, srt:// (where FFmpeg has SRT), udp://, tcp://, rtp:// or "
+                   "rtsp:// (publishing to an RTSP server)")
     p.add_argument("--virtual-camera", action="store_true", help="also send to a virtual camera (pyvirtualcam)")
     p.add_argument("--frames", type=_positive_int, help="stop after N frames")
     p.add_argument("--seconds", type=_positive_seconds, help="stop after S seconds (a positive number)")
@@ -1569,7 +1592,9 @@ def _describe_image(p: Path) -> dict:
            "exif": bool(info.get("exif")), "nclx": info.get("nclx_profile"), "alpha": alpha is not None}
     if orient in (5, 6, 7, 8):  # turned a quarter: the photo written is the other way round
         out["size_upright"] = size[::-1]
-    plan = ["turned upright (EXIF orientation)"] if orient != 1 else []
+    # (said as a video's display matrix is; "enhance will  turned upright (EXIF orientation)" read badly)
+    plan = [f"turned upright, as its EXIF orientation ({orient}) says, and written upright (orientation 1)"
+            ] if orient != 1 else []
     if hi is not None:
         plan.append(f"{bits}-bit: restored and written at {bits if fmt == 'HEIF' else 16} bits "
                     "(PNG/TIFF/HEIF output; 8-bit formats get 8)")
@@ -2022,6 +2047,6 @@ def _run_info(args: argparse.Namespace) -> int:
         elif isinstance(v, list):
             v = "x".join(str(x) for x in v) if k.startswith("size") else ", ".join(map(str, v))
         print(f"{k:<20} {v}")
-    for line in plan:
-        print(f"{'enhance will':<20} {line}")
+    for line in plan:  # (what enhance will do: "enhance will   turned upright" said it ungrammatically)
+        print(f"{'plan':<20} {line}")
     return 0

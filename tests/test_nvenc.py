@@ -238,7 +238,9 @@ def test_nvenc_without_nvenc_is_a_device_error(tmp_path):
     with pytest.raises(HardwareEncoderError, match=r"^encoder='nvenc' cannot be used: h264_nvenc did not open: ") as e:
         FileSink(tmp_path / "o.mp4", encoder="nvenc")
     assert isinstance(e.value, DeviceError) and isinstance(e.value, RuntimeError) and e.value.exit_code == 2
-    assert e.value.hint.startswith("this GPU/driver has no NVENC (data-centre GPUs such as A100/H100/H200 have none)")
+    # (no NVIDIA driver at all, a CPU machine: said so; a GPU without NVENC: that it has none)
+    assert e.value.hint.startswith("no NVIDIA GPU/driver was found here" if "libcuda" in str(e.value) else
+                                   "this GPU/driver has no NVENC (data-centre GPUs such as A100/H100/H200 have none)")
     assert "--encoder software" in e.value.hint
     assert list(tmp_path.iterdir()) == []
 
@@ -374,7 +376,9 @@ def test_cli_encoder_nvenc_exits_2_with_one_line_before_loading_a_model(clip, tm
     assert [ln for ln in err if ln.startswith("stream-gpen:")] == [  # (the command line's words: session 25)
         "stream-gpen: error: --encoder nvenc cannot be used: h264_nvenc did not open: "
         + (LIBCUDA.split(": ", 1)[1] if not torch.cuda.is_available() else err[0].split("did not open: ", 1)[1])]
-    assert err[-1] == ("hint: this GPU/driver has no NVENC (data-centre GPUs such as A100/H100/H200 have none) "
+    assert err[-1] == ("hint: no NVIDIA GPU/driver was found here: NVENC needs an NVIDIA GPU that has it (GeForce/RTX, "
+                       "L4, L40S, A10...; not A100/H100/H200) and its driver — use --encoder software" if "libcuda" in err[0] else
+                       "hint: this GPU/driver has no NVENC (data-centre GPUs such as A100/H100/H200 have none) "
                        "— use --encoder software")
     assert not (tmp_path / "in_enhanced.mp4").exists()
     assert main(["enhance", str(clip), "--encoder", "gpu"]) == 2

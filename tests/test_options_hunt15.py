@@ -176,7 +176,7 @@ def test_aligned_says_which_detection_options_are_unused(caplog):
     """--aligned --min-face 500 restored every crop (no detection), without a word."""
     enh = _enhancer(aligned=True, min_face=500, faces="largest", detect_size=64, min_score=0.99, detect_every=3,
                     detector="resnet50", detector_weights="/nonexistent.pth")
-    note = ("faces='largest' (--faces), min_face=500.0 (--min-face), min_score=0.99 (--min-score), detect_size=64 "
+    note = ("faces='largest' (--faces), min_face=500 (--min-face), min_score=0.99 (--min-score), detect_size=64 "
             "(--detect-size), detect_every=3 (--detect-every), detector='resnet50' (--detector), "
             "detector_weights='/nonexistent.pth' (--detector-weights) are not used with aligned=True (--aligned)")
     assert any(f.startswith(note) for f in enh.fallbacks)

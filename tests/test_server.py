@@ -260,7 +260,7 @@ def test_video_job_real_model(real_client, photo, tmp_path):
     info = wait_job(real_client, job["id"])
     assert info["state"] == "done", info
     assert info["frames_done"] == 5 and info["progress"] == 1.0
-    assert info["summary"]["frames_out"] == 5 and "input" not in info["summary"]  # no server paths leak
+    assert info["summary"]["frames_out"] == 5 and info["summary"]["input"] == "the upload"  # no server paths leak
     res = real_client.get(info["result"], headers=KEY)
     assert res.status_code == 200 and res.headers["content-type"] == "video/mp4"
     (tmp_path / "out.mp4").write_bytes(res.content)

@@ -109,8 +109,8 @@ def test_an_aligned_run_warns_in_flags(tmp_path, cli_env, capsys):
     clip = "lavfi:testsrc=size=64x48:rate=5:duration=0.2"  # (one frame; an aligned run detects nothing)
     assert main(["enhance", clip, "-o", "/dev/null", "--aligned", "--min-face", "30", *cli_env[:4]]) == 0
     err = capsys.readouterr().err
-    assert "warning: --min-face 30.0 is not used with --aligned: no faces" in err and "min_face=" not in err, err
-    assert "fallback: --min-face 30.0 is not used with --aligned" in err and "duration=0.2" in err
+    assert "warning: --min-face 30 is not used with --aligned: no faces" in err and "min_face=" not in err, err
+    assert "fallback: --min-face 30 is not used with --aligned" in err and "duration=0.2" in err
 
 
 # --- 2. auto, as the README's table gives the defaults ----------------------------------------

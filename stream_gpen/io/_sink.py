@@ -113,6 +113,16 @@ NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p1", "veryfast": "p2", "faster
 NVENC_DEFAULT_CQ = {"h264": 23, "hevc": 28, "av1": 35}
 NVENC_HINT = ("this GPU/driver has no NVENC (data-centre GPUs such as A100/H100/H200 have none) "
               "— use --encoder software (encoder='software')")
+#: ... where no NVIDIA driver was found at all (no GPU: a CPU machine, a container without the GPU)
+NO_NVIDIA_HINT = ("no NVIDIA GPU/driver was found here: NVENC needs an NVIDIA GPU that has it (GeForce/RTX, L4, "
+                  "L40S, A10...; not A100/H100/H200) and its driver — use --encoder software (encoder='software')")
+
+
+def nvenc_hint(why: str) -> str:
+    """The hint of an NVENC that could not be used for the reason ``why`` (:func:`nvenc_available`)."""
+    return NO_NVIDIA_HINT if "libcuda" in why.lower() else NVENC_HINT
+
+
 _PROBE_SIZE = (256, 144)  # width, height of the probe's test frame (NVENC's minimum is ~145x49)
 
 
@@ -383,7 +393,7 @@ _auto_logged: set[tuple[str, str]] = set()
 def resolve_encoder(encoder: str, codec: str) -> tuple[str, str | None]:
     """``(FFmpeg encoder name, note)`` for ``encoder`` (software / nvenc / auto) and a resolved
     ``codec``; ``note`` says why ``auto`` chose software (``None`` otherwise). ``nvenc`` whose
-    probe fails raises :class:`HardwareEncoderError` (one line, with :data:`NVENC_HINT`)."""
+    probe fails raises :class:`HardwareEncoderError` (one line, with :func:`nvenc_hint`)."""
     if encoder not in ENCODER_MODES:
         raise InvalidInputError(f"encoder={encoder!r} is not one of {ENCODER_MODES}")
     if encoder == "software":
@@ -392,7 +402,7 @@ def resolve_encoder(encoder: str, codec: str) -> tuple[str, str | None]:
         _check_nvenc_codec(codec)
         why = nvenc_available(codec)
         if why is not None:
-            raise HardwareEncoderError(f"encoder='nvenc' cannot be used: {why}", hint=NVENC_HINT)
+            raise HardwareEncoderError(f"encoder='nvenc' cannot be used: {why}", hint=nvenc_hint(why))
         return NVENC_ENCODERS[codec], None
     why = nvenc_available(codec) if codec in NVENC_ENCODERS else f"{codec} has no NVENC encoder"
     if why is None:

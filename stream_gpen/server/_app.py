@@ -407,6 +407,19 @@ def _query_time(name: str, text: str, *, positive: bool = False) -> float:
     return v
 
 
+#: the image endpoint's ``format`` as people spell it (any case): the name of an answer format
+_FORMAT_SPELLINGS = {**{f: f for f in MEDIA_TYPES}, "jpg": "jpeg"}
+
+
+def _answer_format(text: str) -> str:
+    """The image endpoint's ``format`` (``jpg``, ``JPEG``, ``Png``...) -> a key of ``MEDIA_TYPES``
+    (``?format=jpg`` and ``?format=PNG`` were refused, 422, as no format)."""
+    fmt = _FORMAT_SPELLINGS.get(text.strip().lower())
+    if fmt is None:
+        raise OptionValueError(f"format: {text!r} is not an answer format; give jpeg (or jpg), png, webp or avif")
+    return fmt
+
+
 def _status_for(exc: Exception) -> tuple[int, dict]:
     if isinstance(exc, ShuttingDownError):
         return 503, {"Retry-After": str(exc.retry_after_s)}
@@ -686,7 +699,8 @@ def create_app(
 
     async def known_query(request: Request) -> None:
         """Refuse (422) a query parameter the route does not take, before the body is read."""
-        problem = _unknown_query([k for k, _ in request.query_params.multi_items()], request.scope.get("endpoint"))
+        problem = _unknown_query([k for k, _ in request.query_params.multi_items()], request.scope.get("endpoint"),
+                                 _upload_routes(request.app))
         if problem:
             raise UnknownOptionError(problem)
 
@@ -734,7 +748,8 @@ def create_app(
         request: Request,
         model: str | None = Query(None, description="a model this server holds (GET /v1/models); default: the first"),
         faces: Literal["all", "largest", "center"] | None = Query(None, description="which faces to restore"),
-        format: Literal["jpeg", "png", "webp", "avif"] | None = Query(None, description="answer format; default: the input's (HEIC: JPEG)"),
+        format: str | None = Query(None, description=(
+            "answer format: jpeg (or jpg), png, webp or avif, in any case; default: the input's (HEIC: JPEG)")),
         quality: int | None = Query(None, ge=1, le=100, description=(
             "JPEG/WebP/AVIF quality of the answer; default: as `enhance` writes the photo (a JPEG's own "
             "quantisation from quality 90 up, else 90; a lossless WebP stays lossless; else 95)")),
@@ -746,6 +761,7 @@ def create_app(
             "the whole picture goes through the model, no detection")),
     ):
         t0 = time.perf_counter()
+        answer_format = None if format is None else _answer_format(format)
         state["models"].resolve(model, faces, strength, aligned)  # bad options fail before reading the body
         data = await read_body(request, _IMAGE_TYPES)
         decoded = await run_in_threadpool(decode_image, data, max_pixels=config.max_pixels)
@@ -771,7 +787,7 @@ def create_app(
             log.warning("image request failed: %s: %s", type(exc).__name__, exc)
             return JSONResponse({"detail": f"enhancement failed: {type(exc).__name__}: {exc}", "error": "EnhancementError"},
                                 status_code=503, headers={"Retry-After": "5"})
-        fmt = format or decoded.format
+        fmt = answer_format or decoded.format
         payload = await run_in_threadpool(encode_image, out, fmt, quality=quality, icc_profile=decoded.icc_profile,
                                           exif=decoded.exif, dpi=decoded.dpi, xmp=decoded.xmp,
                                           subsampling=decoded.subsampling, jpeg=decoded.jpeg,
@@ -966,7 +982,9 @@ _VIDEO_JOB_SCHEMA = {
         "frames_total": {"type": ["integer", "null"], "description": "the header's count or estimate; null: unknown"},
         "faces_restored": {"type": "integer"},
         "progress": {**_NUM_OR_NULL, "description": "0 to 1 (not a percentage); null until frames_total is known"},
-        "summary": {"type": ["object", "null"], "description": "the run's summary, as --report writes it"},
+        "summary": {"type": ["object", "null"], "description": (
+            "the run's summary, as --report writes it; its input is \"the upload\", its output the result's path "
+            "(null unless done), its partial_output null")},
         "error": {"type": ["string", "null"], "description": "why it failed"},
         "result": {"type": ["string", "null"], "description": "the path to GET once state is done"},
     },
@@ -1037,11 +1055,18 @@ def _options_of(endpoint) -> list[str]:
     return [n for n in inspect.signature(endpoint).parameters if n not in ("request", "ws", "job_id")]
 
 
-def _unknown_query(given, endpoint) -> str | None:
+def _upload_routes(app) -> dict[str, object]:
+    """The path and function of each POST route (the image endpoint, ``/v1/videos``)."""
+    return {r.path: r.endpoint for r in getattr(app, "routes", ()) if "POST" in (getattr(r, "methods", None) or ())}
+
+
+def _unknown_query(given, endpoint, others: Mapping[str, object] | None = None) -> str | None:
     """What is wrong with query parameters ``given`` to a route whose function is ``endpoint``:
     one it does not take (FastAPI drops those silently, so ``?strenght=0`` restored at full
-    strength), said with the closest name it does take, as the CLI says "did you mean"; or one
-    given twice (``?strength=0.3&strength=0.9`` used the last one without a word)."""
+    strength), said as an option of the route of ``others`` (path -> function) that takes it
+    (``?start=1`` on the image endpoint: a video job's), else with the closest name it does take,
+    as the CLI says "did you mean"; or one given twice (``?strength=0.3&strength=0.9`` used the
+    last one without a word)."""
     import difflib
 
     if endpoint is None:
@@ -1051,6 +1076,11 @@ def _unknown_query(given, endpoint) -> str | None:
     for name in given:
         if given.count(name) > 1 and name in takes:  # (only the last was used, without a word)
             return f"query parameter {name!r} given {given.count(name)} times; give it once"
+        elsewhere = [path for path, fn in (others or {}).items() if fn is not endpoint and name in _options_of(fn)]
+        if name not in takes and elsewhere:  # (its did-you-mean named another option of this route: 'strength')
+            what = {VIDEO_ROUTE: " (video jobs)", IMAGE_ROUTE: " (single pictures)"}.get(elsewhere[0], "")
+            return (f"query parameter {name!r} is an option of {elsewhere[0]}{what}, not of this endpoint; "
+                    f"this endpoint takes {', '.join(takes)}")
         if name not in takes:
             close = difflib.get_close_matches(name, takes, n=1)
             guess = f" (did you mean {close[0]!r}?)" if close else f"; this endpoint takes {', '.join(takes)}"

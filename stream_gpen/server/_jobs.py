@@ -165,6 +165,7 @@ class Job:
             progress = 1.0
         elif self.frames_total:
             progress = round(min(1.0, self.frames_done / self.frames_total), 4)
+        result = f"{root_path}/v1/videos/{self.id}/result" if self.state is JobState.done else None
         return {
             "id": self.id,
             "state": self.state.value,
@@ -182,9 +183,10 @@ class Job:
             "frames_total": self.frames_total,
             "faces_restored": self.faces_restored,
             "progress": progress,
-            "summary": self.summary,
+            # (its output: where the result is, as a --report's names the file written)
+            "summary": None if self.summary is None else {**self.summary, "output": result},
             "error": self.error,
-            "result": f"{root_path}/v1/videos/{self.id}/result" if self.state is JobState.done else None,
+            "result": result,
         }
 
 
@@ -209,10 +211,11 @@ def _scrubbed(value, job):
 
 def _public_summary(summary, job) -> dict:
     d = summary.to_dict()
-    # Server paths are nobody's business; the client knows its own file. Dropped where they are a
-    # field, replaced where a message names them (fallbacks such as "<path> looks truncated").
-    for k in ("input", "output", "partial_output"):
-        d.pop(k, None)
+    # Server paths are nobody's business; the client knows its own file. The fields that name them
+    # (a --report's input, output and partial_output) say what they are to a client instead (the
+    # output: the result's path, filled in by Job.to_dict; a job keeps no partial file), and where
+    # a message names them they are replaced (fallbacks such as "<path> looks truncated").
+    d.update(input="the upload", output=None, partial_output=None)
     # The pipeline's advice names outputs a job cannot choose ("write .mov or .mkv (ProRes 4444)
     # or .webm (VP9) to keep it"): said as what it is for a client of the server
     d["fallbacks"] = [f + _SERVER_WRITES_MP4 if _OTHER_OUTPUT.search(f) else f for f in d.get("fallbacks") or []]
