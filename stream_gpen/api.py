@@ -836,9 +836,12 @@ class Enhancer:
         name ending in ``/``, is a folder (one that is not there is refused): a video gets its
         default name in it, a photo its own name (its default name in its own folder); a folder
         input is mirrored into ``dst``, made if missing. The same rules as the command line's ``-o``
-        (:func:`resolve_output`).
+        (:func:`resolve_output`). A folder this process may not write into (no permission, a
+        read-only drive) is refused before any work too
+        (:class:`~stream_gpen.errors.OutputNotWritableError`, a ``PermissionError``).
         ``overwrite``: replace an existing output (else
-        :class:`~stream_gpen.errors.OutputExistsError`; see also ``skip_existing``).
+        :class:`~stream_gpen.errors.OutputExistsError`, before any work: a folder's, where any of its
+        outputs exists; ``dst`` the input file itself is said as such; see also ``skip_existing``).
         ``on_progress(frames_done, frames_total_or_None, faces_so_far)`` is called per frame
         (``frames_total_or_None``: ``None`` where the count is unknown). ``faces_so_far`` counts the
         faces sent through the model so far, which runs a batch of frames ahead of those written:
@@ -853,6 +856,9 @@ class Enhancer:
         for a failed file), one stopped by ``cancel`` :class:`stream_gpen.Cancelled` (a
         ``StreamGpenError``, not a ``KeyboardInterrupt``: safe in an asyncio program's worker
         threads); either's ``.summary`` is the run's summary so far (``interrupted``, ``partial_output``).
+        No signal handler is installed here: SIGTERM/SIGHUP end the process (Python's default) unless
+        the program's own handler stops the run (``cancel.set()``, or ``signal.default_int_handler``
+        for :class:`stream_gpen.Interrupted`), as the command line's does.
         A run that fails mid-way raises its error, with ``.summary`` (``error``; a video's frames
         encoded before it kept as ``.partial``, ``partial_output``).
         ``codec``: ``"auto"`` (H.264; HEVC for a 10/12-bit source; VP9 for a ``.webm`` output; ProRes
@@ -997,6 +1003,14 @@ class Enhancer:
             summary.fallbacks.append(f"{dst} already exists: left as it is (skip_existing)")
             log.info("%s already exists: left as it is", dst)
             return summary
+        if (not overwrite and not is_folder and dst != "null" and "://" not in str(dst) and Path(dst).exists()
+                and not Path(dst).is_dir()):
+            # before any work, as the command line does (a photo was restored, then refused at its
+            # writing; the input itself was said as "output exists", with a folder run's hint)
+            from stream_gpen.io._sink import check_not_special
+
+            check_not_special(dst)  # (a named pipe is said as one: overwrite=True would not write it)
+            _refuse_existing(src_s, dst)
         if is_image_url(src_s):
             return self._enhance_image_url(src_s, dst, opts)
         if is_folder:
@@ -1034,11 +1048,31 @@ class Enhancer:
                 lambda q: (photo_ext or _photo_suffix(q)) if q in photos
                 else self._folder_video_ext(q.suffix, codec, audio))
             _check_output_inside(root, Path(dst), images + videos, plan, start=start)
+            if not overwrite and not skip_existing and Path(dst).is_dir():
+                # before any work, photos-only folders too: an existing video output was found only
+                # after every photo was restored, and a photo's half-way through the photos
+                from stream_gpen.io._partials import is_partial
+
+                there = [plan[q] for q in images + videos if plan[q].exists() and not is_partial(plan[q])]
+                if there:
+                    more = f" (and {len(there) - 1} more)" if len(there) > 1 else ""
+                    raise OutputExistsError(f"output exists: {there[0]}{more}",
+                                            hint=f"overwrite=True redoes {'them' if more else 'it'}, skip_existing=True "
+                                                 "resumes a folder run")
+            from stream_gpen.io._sink import REFUSED_ERRNOS, check_output_writable, not_writable
+
+            check_output_writable(dst)  # (one there, read-only: each photo was restored, then refused)
             made = (images or videos) and not Path(dst).exists()
             if made:
                 # made now: an output folder that cannot be made (read-only, no permission) fails the
                 # run before the first file's restoration, not after it
-                Path(dst).mkdir(parents=True)
+                try:
+                    Path(dst).mkdir(parents=True)
+                except OSError as e:  # (a bare PermissionError)
+                    if e.errno not in REFUSED_ERRNOS:
+                        raise
+                    raise not_writable(next((q for q in Path(dst).parents if q.is_dir()), Path(dst).parent),
+                                       e) from e
             for note in clashes:
                 log.warning("%s", note)
             if skip_existing and not overwrite:
@@ -1403,14 +1437,7 @@ class Enhancer:
             if done_before:
                 total.fallbacks.append(f"{done_before} file(s) already in {dst} were left as they are (skip_existing)")
                 log.info("%d file(s) already in %s: left as they are", done_before, dst)
-        elif not opts.get("overwrite"):
-            # before any work, as for a single file: an existing video output was found only after
-            # every photo was restored, and reported as "skipped ... unreadable or failed" (exit 5)
-            there = [plan[q] for q in images if done(q)] + [o for v, o in outs if done(v)]
-            if there:
-                more = f" (and {len(there) - 1} more)" if len(there) > 1 else ""
-                raise OutputExistsError(f"output exists: {there[0]}{more}",
-                                        hint="overwrite=True redoes them, skip_existing=True resumes a folder run")
+        # (without overwrite or skip_existing, existing outputs were refused before: enhance_file)
         jobs = ([(root, dst)] if images else []) + outs
         if user_progress is not None:
             counts = [_header_frames(v, **trim) for v, _ in outs]
@@ -2304,6 +2331,16 @@ def _stale_originals(src: Path) -> list[str]:
         log.warning("%s", note)
         notes.append(note)
     return notes
+
+
+def _refuse_existing(src: str, dst) -> None:
+    """:class:`OutputExistsError` for a single input's existing output ``dst`` (no ``overwrite``,
+    no ``skip_existing``), saying so where it is the input itself."""
+    if _same_file(src, dst):
+        raise OutputExistsError(f"the output is the input itself: {dst}",
+                                hint="choose another dst to keep the original; overwrite=True replaces it with the "
+                                     "restored copy")
+    raise OutputExistsError(f"output exists: {dst}", hint="pass overwrite=True or choose another dst")
 
 
 def _same_file(src: str, dst) -> bool:

@@ -120,6 +120,14 @@ class EncodeError(StreamGpenError, RuntimeError):
     exit_code = 4
 
 
+class OutputNotWritableError(StreamGpenError, PermissionError):
+    """The output's folder may not be written into (no permission, a read-only drive): said before
+    any work where it can be told then, else when the first write is refused. ``errno`` is the
+    file system's (``EACCES``, ``EPERM`` or ``EROFS``)."""
+
+    exit_code = 4
+
+
 class DeviceError(StreamGpenError, RuntimeError):
     """The requested compute device is not available."""
 
@@ -133,8 +141,10 @@ class SourceClosedError(StreamGpenError, EOFError):
 
 
 class Interrupted(ErrorDetails, KeyboardInterrupt):
-    """The run was interrupted (Ctrl-C, SIGTERM, SIGHUP); finished work was kept where possible.
-    (A ``cancel=`` event stops a run with :class:`Cancelled`, which is not one of these.)
+    """The run was interrupted (Ctrl-C: a ``KeyboardInterrupt``; at the command line also SIGTERM
+    and SIGHUP, whose handlers it installs, as a program of its own may: README "Python API");
+    finished work was kept where possible. (A ``cancel=`` event stops a run with
+    :class:`Cancelled`, which is not one of these.)
 
     A ``KeyboardInterrupt``, not an ``Exception`` nor a :class:`StreamGpenError`: a program's
     ``except Exception`` (a batch loop skipping a file that fails) took Ctrl-C for a bad file and

@@ -195,7 +195,9 @@ def test_a_photo_the_disk_refuses_is_said_under_its_own_name(tmp_path, cli_env, 
     monkeypatch.setattr(Path, "write_bytes", refuse)
     assert main(["enhance", str(photo), "-o", str(tmp_path / "o.jpg"), *cli_env]) == 4
     err = capsys.readouterr().err
-    assert f"(Read-only file system): {tmp_path / 'o.jpg'}" in err and ".tmp." not in err
+    # (api29: the project's error, naming the output's folder: a bare OSError before)
+    assert f"error: cannot write into the output folder {tmp_path}: it is on a read-only drive" in err, err
+    assert ".tmp." not in err
 
 
 def test_camera_says_the_output_exists_before_the_model_loads(tmp_path, cli_env, capsys, monkeypatch):

@@ -52,12 +52,21 @@ from stream_gpen.errors import (
     MediaNotFoundError,
     NotMediaError,
     OutputExistsError,
+    OutputNotWritableError,
 )
 from stream_gpen.io._convert import u8_from_u16
 from stream_gpen.io._iptc import beyond_tiff, iptc_record, jpeg_app13, kept_resources, with_app13
 from stream_gpen.io._meta import StreamMetadata, fit_name, hidden_temp
 from stream_gpen.io._ring import Frame
-from stream_gpen.io._sink import _Sink, check_output_folder, keep_beside, keep_mode, place_new
+from stream_gpen.io._sink import (
+    REFUSED_ERRNOS,
+    _Sink,
+    check_output_folder,
+    keep_beside,
+    keep_mode,
+    not_writable,
+    place_new,
+)
 from stream_gpen.io._source import IMAGE_EXTS
 from stream_gpen.io._unread import folder_kinds, unread_error
 
@@ -263,6 +272,11 @@ def make_mirror_folder(folder, top) -> None:
         err = NotADirectoryError(e.errno, f"{blocked} is a file, not a folder", str(folder))
         err.in_the_way = blocked
         raise err from e
+    except OSError as e:
+        if e.errno not in REFUSED_ERRNOS:
+            raise
+        # (a bare PermissionError: the folder it was to be made in is said, as the project's error)
+        raise not_writable(next((q for q in Path(folder).parents if q.is_dir()), Path(folder).parent), e) from e
 
 
 def still_gif(path) -> bool:
@@ -2254,6 +2268,21 @@ class ImageSink(_Sink):
         return self.target / rel
 
     def write(self, frame: Frame) -> None:
+        try:
+            self._write(frame)
+        except OutputNotWritableError:
+            raise
+        except OSError as e:
+            # the file system refused this photo's file in its folder (no permission, a read-only
+            # drive: made so during the run, or not told by os.access before it): a bare
+            # PermissionError, not the project's error, and every next photo there is refused too
+            path = self._path_for(frame)
+            gone = Path(e.filename) if e.filename is not None else path
+            if e.errno not in REFUSED_ERRNOS or gone.parent != path.parent:
+                raise
+            raise not_writable(path.parent, e) from e
+
+    def _write(self, frame: Frame) -> None:
         from PIL import Image
 
         path = self._path_for(frame)

@@ -34,6 +34,7 @@ from stream_gpen.errors import (
     Interrupted,
     InvalidInputError,
     OutputExistsError,
+    OutputNotWritableError,
     UnsupportedCodecError,
 )
 from stream_gpen.io._convert import (
@@ -1274,8 +1275,10 @@ def check_output_folder(target, *, named=None, made: bool = False) -> None:
     """The folder an output file goes into (``made``: an output folder, made with the folders
     above it), before any work: a file on its path (``photo.jpg/x.png``) is refused as a file (a
     photo was restored, then failed with a bare FileExistsError; a video said "output folder does
-    not exist" of it), and a folder that is not there too (a photo's was made, a mistyped name and
-    all, a video's refused). ``named``: the output as the caller gave it (``dst``), for the message."""
+    not exist" of it), a folder that is not there too (a photo's was made, a mistyped name and
+    all, a video's refused), and one this process may not write into (:func:`check_output_writable`;
+    ``made``: the output folder itself, where it exists). ``named``: the output as the caller gave
+    it (``dst``), for the message."""
     t = Path(target)
     above = next((p for p in t.parents if p.exists()), None)
     if above is not None and not above.is_dir():
@@ -1283,6 +1286,39 @@ def check_output_folder(target, *, named=None, made: bool = False) -> None:
                                 hint="choose another dst, in a folder (the file's own folder, or a new one)")
     if not made and not t.parent.is_dir():
         raise InvalidInputError(f"output folder does not exist: {t.parent}", hint="create it, or choose another dst")
+    # (a read-only one failed once the work was done: a photo with a bare PermissionError, a video
+    # saying its folder had "disappeared during the run"; a folder to be made is tried at once)
+    check_output_writable(t if made else t.parent)
+
+
+#: the file system's refusals of a write that no other output in that folder would escape
+REFUSED_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+def not_writable(folder, err: OSError | None = None) -> OutputNotWritableError:
+    """The error of an output ``folder`` this process may not write into (``err``: the refused
+    write's, where there was one), with the file system's ``errno``."""
+    code = getattr(err, "errno", None)
+    if code is None:  # (told before any write: a read-only mount, else the folder's permissions)
+        try:
+            code = errno.EROFS if os.statvfs(folder).f_flag & os.ST_RDONLY else errno.EACCES
+        except (AttributeError, OSError, ValueError):  # (Windows: no statvfs)
+            code = errno.EACCES
+    why = "it is on a read-only drive" if code == errno.EROFS else "permission denied"
+    e = OutputNotWritableError(f"cannot write into the output folder {folder}: {why}",
+                               hint="choose another dst, in a folder you may write into (or make this one "
+                                    "writable: its permissions, or how its drive is mounted)")
+    e.errno = code  # (as the OSError it stands for: a folder run stops at it, as at a full disk)
+    return e
+
+
+def check_output_writable(folder) -> None:
+    """:func:`not_writable` raised where ``folder`` exists and this process may not make files in it
+    (write and search permission; a read-only drive). A folder that is not there is left to the
+    caller's own check (made, or refused as missing)."""
+    f = Path(folder)
+    if f.is_dir() and not os.access(f, os.W_OK | os.X_OK):
+        raise not_writable(f)
 
 
 def keep_beside(tmp, target) -> Path | None:
@@ -2766,19 +2802,35 @@ class FileSink(_Sink):
         if self._relay is not None:  # (its pipe broken: the writer stuck on it comes back, failed)
             self._relay.kill()
 
-    def _failed(self) -> EncodeError:
+    def _failed(self) -> EncodeError | OutputNotWritableError:
         """The error to raise for the encoder thread's: its own words where it says the whole of it
-        (the output folder gone, :meth:`_vanished`), else "encoding NAME failed: ..."."""
+        (the output folder gone, :meth:`_vanished`; one it may not write into, :meth:`_refused`),
+        else "encoding NAME failed: ..."."""
         e = self._error
         if isinstance(e, (_OutputGone, _StreamStalled)):
             return EncodeError(str(e), hint=e.hint)
         if self._gone_first():  # (the muxer's first write, its folder removed before it)
             return EncodeError(self._gone_words(made=False), hint=_KEEP_FOLDER_HINT)
+        if self._refused(e):
+            return not_writable(Path(self._path).parent, e)
         # (an OSError's words only: FFmpeg's name the hidden temporary file, gone by then)
         why = e.strerror if isinstance(e, OSError) and e.strerror else e
         if self._relay is not None:  # (a broken pipe: the child sending the stream says why it ended)
             why = self._relay.why(wait=1.0) or why
         return EncodeError(f"encoding {self.target} failed: {why}", hint=_encode_hint(e))
+
+    def _refused(self, e: BaseException | None = None) -> bool:
+        """The encoder thread's error (or ``e``) is the file system refusing the muxer the file (no
+        permission in its folder, a read-only drive: made so during the run, or not told by
+        ``os.access`` before it), its folder still there: not a folder gone."""
+        e = self._error if e is None else e
+        return (isinstance(e, OSError) and e.errno in REFUSED_ERRNOS and not self.is_url
+                and Path(self._path).parent.is_dir())
+
+    def _refused_words(self, e: BaseException | None) -> str:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else "permission denied"
+        return (f"nothing was saved of the {self.frames_written} frame(s) encoded: the output folder "
+                f"{Path(self._path).parent} cannot be written into ({why})")
 
     def _gone_first(self, e: BaseException | None = None) -> bool:
         """The encoder thread's error (or ``e``) is the muxer failing to make the file at its
@@ -3786,6 +3838,9 @@ class FileSink(_Sink):
             except (av.error.FFmpegError, ValueError, OSError) as e:
                 if self._gone_first(e):  # (removed before the muxer made the file)
                     raise EncodeError(self._gone_words(made=False), hint=_KEEP_FOLDER_HINT) from e
+                if self._refused(e):  # (the muxer may not make the file: its folder is there)
+                    self.lost_reason = self._refused_words(e)
+                    raise not_writable(Path(self._path).parent, e) from e
                 # (FFmpeg's muxers say a write error, a full disk, at the trailer: the message
                 # named the hidden temporary file, gone by then). A .mkv/.webm/.ts plays without
                 # its trailer: what reached the disk is kept as .partial (a camera recording cut
@@ -4038,6 +4093,10 @@ class FileSink(_Sink):
                 self.lost_reason = self._gone_words(made=False)
                 self._discard()
                 return None
+            if self._refused(e):  # (... or may not make it: its folder is there)
+                self.lost_reason = self._refused_words(e)
+                self._discard()
+                return None
             kept = self._written_part()  # (the trailer refused: a .mkv plays without it)
             if not kept:
                 self._discard()
@@ -4139,6 +4198,10 @@ class FileSink(_Sink):
         error that stopped the run says it (its output folder removed: ``why`` None)."""
         if self.frames_written == 0 or self.lost_reason is not None:
             return
+        if why is None and self._refused():  # (never made: its folder is there, and refused it)
+            # (it was said as its folder having "disappeared during the run")
+            self.lost_reason = self._refused_words(self._error)
+            return  # (the error raised says it)
         if why is None:  # (gone with its folder)
             self.lost_reason = self._gone_words(made=self._ident is not None or self.packets_muxed > 0)
             if not (isinstance(self._error, _OutputGone) or self._gone_first()):  # (else the error says it)

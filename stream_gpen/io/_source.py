@@ -1637,7 +1637,8 @@ class VideoSource:
       (``frame.hi`` is ``None``). ``self.high_bit_depth`` says whether frames carry ``hi``.
     * ``start`` / ``duration`` (seconds): only the frames from ``start`` (on the file's timeline,
       as players show it and FFmpeg's ``-ss`` counts) for ``duration`` seconds from the first
-      frame kept (``None``: to the end), and the audio/subtitle packets of that window. A video
+      frame kept (``None``: to the end; shorter than a frame: that one frame), and the
+      audio/subtitle packets of that window. A video
       that starts before 0 (a wrapped MPEG-TS clock) counts from its first frame instead, and is
       read from the top rather than seeked (FFmpeg cannot seek across the wrap). The file is seeked to the keyframe before ``start`` (files and http(s) only, not
       live sources); frames keep their pts and the sink writes them from 0
@@ -2329,7 +2330,10 @@ class VideoSource:
         if self._window is None or t is None:
             return 0
         start, end = self._window
-        if end is not None and t >= end - 1e-6:
+        # (the slack absorbs float noise; a duration under it kept no frame at all: "the video
+        # stream contains no frames", or "start=0.04 s is past the end" of a 0.12 s clip)
+        slack = 1e-6 if self.trim_duration is None else min(1e-6, self.trim_duration / 2)
+        if end is not None and t >= end - slack:
             return 1
         # a packet wholly before the start is out; a frame (no duration) from the start on is in
         before = t + dur <= start + 1e-6 if dur > 0 else t < start - 1e-6
