@@ -2553,7 +2553,8 @@ def fetched(url: str) -> Iterator[Path]:
     try:
         local = tmp / (_url_file_name(url) or "download")
         try:
-            with urllib.request.urlopen(url, timeout=30) as r, open(local, "wb") as f:
+            # (a fresh opener: urlopen's is built once a process and keeps the proxies of that moment)
+            with urllib.request.build_opener().open(url, timeout=30) as r, open(local, "wb") as f:
                 shutil.copyfileobj(r, f)
         except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
             # (HTTPException: InvalidURL, a proxy's port that is no number, escaped as exit 1)

@@ -146,3 +146,42 @@ def test_the_stream_questions_take_a_bad_proxy_for_dont_know(proxy_env):
     # (InvalidURL ended the run as an internal error)
     assert _served_without_ranges(f"http://127.0.0.1:{port}/clip.mp4", {}, 1) is False
     assert _hls_ended(f"http://127.0.0.1:{port}/live.m3u8") is False
+
+
+def test_a_proxy_setting_of_an_earlier_fetch_does_not_stick(proxy_env, tmp_path):
+    """urlopen's opener is built once a process, with the proxies of that moment: a photo fetch
+    made while a (bad) proxy was set sent every later fetch of the process through it too (a
+    server's process, a program restoring URLs). Each fetch now reads the proxies of its time."""
+    import http.server
+    import threading
+
+    from stream_gpen.api import fetched
+    from stream_gpen.io._source import _served_without_ranges
+
+    proxy_env("http_proxy", f"http://alice:{SECRET}@127.0.0.1:{_closed_port()}")
+    url_closed = f"http://127.0.0.1:{_closed_port()}/face.png"
+    with pytest.raises(MediaNotFoundError):
+        with fetched(url_closed):
+            pass
+    assert _served_without_ranges(url_closed, {}, 1) is False
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "4")
+            self.end_headers()
+            self.wfile.write(b"data")
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        proxy_env("http_proxy", "")
+        url = f"http://127.0.0.1:{srv.server_address[1]}/face.png"
+        with fetched(url) as local:
+            assert local.read_bytes() == b"data"
+        assert _served_without_ranges(url, {}, 1) is True
+    finally:
+        srv.shutdown()

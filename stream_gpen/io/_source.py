@@ -1457,7 +1457,7 @@ def _hls_ended(url: str) -> bool:
     import urllib.request
 
     def text(u: str) -> str:
-        with urllib.request.urlopen(u, timeout=5) as r:
+        with urllib.request.build_opener().open(u, timeout=5) as r:  # (fresh: today's proxies)
             return r.read(1 << 20).decode("utf-8", "replace")
 
     if not url.lower().startswith(("http://", "https://")):
@@ -1514,7 +1514,8 @@ def _served_without_ranges(url: str, options: dict, timeout_s: float | None) -> 
     if options.get("user_agent"):
         headers["User-Agent"] = str(options["user_agent"])
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout_s or 10) as r:
+        opener = urllib.request.build_opener()  # (not urlopen's, built once a process with the proxies of then)
+        with opener.open(urllib.request.Request(url, headers=headers), timeout=timeout_s or 10) as r:
             return r.status == 200 and not r.headers.get("Content-Range")
     except (OSError, ValueError, http.client.HTTPException):  # (urllib's errors are OSErrors; see _hls_ended)
         return False
