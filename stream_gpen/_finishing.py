@@ -20,6 +20,7 @@ _deferred = False
 _what: str | None = None  # the output the outermost block finishes, named when a stop waited for it
 _lock = threading.Lock()
 _stop = threading.Event()
+_stop_what: str | None = None  # the signal that asked it ("Ctrl-C", "SIGTERM"...), where told
 
 
 @contextmanager
@@ -64,9 +65,13 @@ def defer() -> None:
     _deferred = True
 
 
-def ask_stop() -> None:
-    """A stop signal came (the command line's handler): the run stops at its next frame, even where
-    the KeyboardInterrupt raised for it was swallowed."""
+def ask_stop(what: str | None = None) -> None:
+    """A stop signal came (the command line's handler; ``what``: which, ``"Ctrl-C"``,
+    ``"SIGTERM"``...): the run stops at its next frame, even where the KeyboardInterrupt raised
+    for it was swallowed."""
+    global _stop_what
+    if not _stop.is_set():
+        _stop_what = what
     _stop.set()
 
 
@@ -74,6 +79,13 @@ def stop_asked() -> bool:
     return _stop.is_set()
 
 
+def stop_signal() -> str | None:
+    """The signal :func:`ask_stop` was told of (the first), or None."""
+    return _stop_what if _stop.is_set() else None
+
+
 def clear_stop() -> None:
     """Before and after a command line's run (``main()`` may be called again in the same process)."""
+    global _stop_what
     _stop.clear()
+    _stop_what = None

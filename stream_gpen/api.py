@@ -41,6 +41,7 @@ from stream_gpen.errors import (
     Interrupted,
     OutputExistsError,
     StreamGpenError,
+    WeightsError,
 )
 from stream_gpen.summary import MISFIT, RunSummary, StageTimer, misfit_hint, misfit_options
 from stream_gpen.faces._detector import DEFAULT_MIN_SCORE, DETECT_SCORE, SMALL_FACES, check_min_score
@@ -511,11 +512,19 @@ class Enhancer:
         self.min_face = float(min_face)
         self.max_faces = max_faces
         self.min_score = float(min_score)
-        self.restorer = build_restorer(
-            model, device=self.device, precision=precision, batch_size=batch_size,
-            weights=weights, download=download, progress=progress, compile=compile, cpu_memory=cpu_memory,
-            notes=self.fallbacks,
-        )
+        try:
+            self.restorer = build_restorer(
+                model, device=self.device, precision=precision, batch_size=batch_size,
+                weights=weights, download=download, progress=progress, compile=compile, cpu_memory=cpu_memory,
+                notes=self.fallbacks,
+            )
+        except WeightsError as exc:
+            from stream_gpen.weights import restorer_hint
+
+            # (its --model classic advice said the detector was "not here either" of a run given
+            # --detector-weights, or of --aligned crops, which need none)
+            restorer_hint(exc, detector_weights=detector_weights, aligned=bool(aligned))
+            raise
         # a restorer object without a name is named by its class (its repr had an address)
         self.model_name = str(getattr(self.restorer, "name", model if isinstance(model, (str, Path))
                                       else type(model).__name__))
@@ -829,7 +838,10 @@ class Enhancer:
         """Enhance a video file, URL, image or folder into ``dst``; returns the run's :class:`RunSummary`.
 
         ``src``: a video or photo file, a folder (its photos and videos), an http(s)/RTSP/... URL or a
-        ``lavfi:`` graph (a path may be ``str``, ``bytes`` or ``os.PathLike``; ``~`` is expanded).
+        ``lavfi:`` graph (a path may be ``str``, ``bytes`` or ``os.PathLike``; ``~`` is expanded). A
+        graph is read as a file is, every frame in order and not paced (:meth:`stream` and ``camera``
+        play one live); a live URL (rtsp, udp...) restored slower than it comes drops frames, which
+        the summary counts and its ``fallbacks`` say.
         ``dst``: the output file, in a folder that exists (a photo's as a video's: one not there, or
         a file on its path, is refused before any work); ``None`` (default) writes
         ``name_enhanced.ext`` beside ``src`` (a folder: ``name_enhanced/``); an existing folder, or a
@@ -1197,7 +1209,11 @@ class Enhancer:
         timer = StageTimer()
         summary = self._summary(input=src_s, output=None if dst == "null" else str(dst))  # ("null": nothing written)
         t0 = time.perf_counter()
-        source, stage = self._open(src_s, sink_queue=_SINK_QUEUE, timer=timer, untrusted=untrusted,
+        # a lavfi graph is a job's input here, read as a file is: every frame, in order, as fast as
+        # it restores (read live, as camera and stream() read one, it was paced at its rate and the
+        # ring dropped all but one frame a detector pass: 2 of a 50-frame graph's, unsaid)
+        live = False if src_s.startswith("lavfi:") else None
+        source, stage = self._open(src_s, live=live, sink_queue=_SINK_QUEUE, timer=timer, untrusted=untrusted,
                                    max_pixels=max_pixels, start=start, duration=duration,
                                    exclude=dst if Path(src_s).is_dir() else None, skip=skip)
         with source:
@@ -1244,13 +1260,16 @@ class Enhancer:
                               else self._frames(source, stage, on_frame=keep, stop=stop))
                     if asked():
                         raise KeyboardInterrupt  # cancelled before it began: nothing is written
+                    # a video's encoder thread times itself (_finish: sink.encode_seconds); timed
+                    # here, write() was only the hand-over to its queue (0.01 s of a 3 s encode)
+                    timed = getattr(sink, "encode_seconds", None) is None
                     try:
                         for frame in frames:
                             if compare:
                                 frame = _side_by_side(frame, originals.pop(frame.index))
                             summary.frames_in += 1
                             written = sink.frames_written
-                            with timer("encode"):
+                            with timer("encode") if timed else contextlib.nullcontext():
                                 if not self._write_photo(sink, frame, summary, folder=meta.kind == "folder",
                                                          meanwhile=meanwhile):
                                     continue
@@ -1282,7 +1301,7 @@ class Enhancer:
                 partial = getattr(sink, "partial_path", None)
                 summary.partial_output = str(partial) if partial else None
                 # (nothing out where the frames encoded were lost: the output folder removed)
-                self._finish_stopped(summary, frames, stage, source, timer, t0,
+                self._finish_stopped(summary, frames, stage, source, timer, t0, sink=sink,
                                      kept_out=is_still or getattr(sink, "lost_reason", None) is None)
                 if partial:  # what wrote the partial output, and its notes (the audio transcoded...)
                     kept = getattr(sink, "frames_kept", None)
@@ -1325,7 +1344,7 @@ class Enhancer:
                     # meanwhile, or could not be replaced): the report names it and counts it
                     whole = None if is_still else getattr(sink, "kept_whole", None)
                     try:
-                        self._finish_stopped(summary, frames, stage, source, timer, t0,
+                        self._finish_stopped(summary, frames, stage, source, timer, t0, sink=sink,
                                              kept_out=is_still or partial is not None or whole is not None)
                         if whole is not None:
                             summary.output = str(whole)
@@ -1347,7 +1366,7 @@ class Enhancer:
                         pass
                 raise
             try:
-                self._finish(summary, stage, source, timer, t0)
+                self._finish(summary, stage, source, timer, t0, sink=sink)
                 n = getattr(source, "done_meanwhile", 0) + (meanwhile[0] if meanwhile else 0)
                 if n:
                     summary.fallbacks.append(f"{n} photo(s) whose output another run wrote meanwhile were left as "
@@ -1648,7 +1667,7 @@ class Enhancer:
             pass
 
     def _finish_stopped(self, summary: RunSummary, frames, stage, source, timer: StageTimer, t0: float, *,
-                        kept_out: bool = True) -> None:
+                        sink=None, kept_out: bool = True) -> None:
         """:meth:`_finish` for a run stopped before its end (interrupted, or failed). The frames
         generator is closed first: the faces of frames restored but never written come out of the
         counts (the partial output had fewer). Frames read (the decoder reads ahead) and not
@@ -1656,12 +1675,17 @@ class Enhancer:
         False: no output was kept (a failed video), nothing counts as out."""
         if frames is not None:
             frames.close()
-        self._finish(summary, stage, source, timer, t0)
+        self._finish(summary, stage, source, timer, t0, sink=sink)
         if not kept_out:
             summary.frames_out = 0
         summary.frames_dropped = max(summary.frames_dropped, summary.frames_in - summary.frames_out)
 
-    def _finish(self, summary: RunSummary, stage, source, timer: StageTimer, t0: float) -> None:
+    def _finish(self, summary: RunSummary, stage, source, timer: StageTimer, t0: float, *, sink=None,
+                live_drops: bool = True) -> None:
+        """The counts, times and notes of a run that is over into ``summary``. ``sink``: one whose
+        own thread encodes adds its time to the ``encode`` stage (see ``_Sink.encode_seconds``);
+        ``live_drops`` False: a live source's dropped frames are counted only (the camera's design),
+        not also said in ``fallbacks``."""
         stats = getattr(source, "stats", {}) or {}
         summary.frames_dropped = int(stats.get("dropped", 0))
         summary.packets_corrupt = int(stats.get("corrupt_packets", 0))
@@ -1674,8 +1698,16 @@ class Enhancer:
         summary.seconds = time.perf_counter() - t0
         summary.precision = self.precision  # (the runner may have fallen back to fp32 since the start)
         summary.stage_seconds = dict(timer.totals)
+        _add_stage(summary, "decode", getattr(source, "decode_seconds", None))
+        _add_stage(summary, "encode", getattr(sink, "encode_seconds", None))
         summary.frames_in = max(summary.frames_in, int(stats.get("decoded", 0)))
         summary.fallbacks = self._all_fallbacks() + [str(f) for f in getattr(source, "fallbacks", []) or []]
+        if summary.frames_dropped and live_drops:
+            # (a live source read by a job: a network stream that came faster than it was restored)
+            note = (f"{summary.frames_dropped} frame(s) of the live source were dropped (restoring fell behind its "
+                    "rate): the output skips them")
+            log.warning("%s", note)
+            summary.fallbacks.append(note)
         if getattr(stage, "turns_used", None):
             summary.fallbacks += stage.turned_notes()
         concealed = int(stats.get("corrupt_frames", 0))
@@ -2502,6 +2534,12 @@ def _note_encoder(summary: RunSummary, sink) -> None:
     enc = getattr(sink, "encoder", None)
     if isinstance(enc, str):
         summary.encoder = enc
+
+
+def _add_stage(summary: RunSummary, stage: str, seconds: float | None) -> None:
+    """``seconds`` (a source's or a sink's own thread's, or None: none) onto ``stage`` of the summary."""
+    if seconds is not None:
+        summary.stage_seconds[stage] = summary.stage_seconds.get(stage, 0.0) + max(0.0, seconds)
 
 
 def _add_summary(total: RunSummary, part: RunSummary, root: Path, common: list[str]) -> None:

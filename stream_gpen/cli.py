@@ -435,9 +435,12 @@ class _Signals:
         (self._old_hook or sys.__unraisablehook__)(unraisable)
 
     def _handle(self, signum, frame) -> None:
+        import signal
+
         from stream_gpen._finishing import ask_stop, defer, is_finishing
 
-        ask_stop()  # (polled between frames: taken even where the raise below is swallowed)
+        # (polled between frames: taken even where the raise below is swallowed)
+        ask_stop("Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name)
         if self.received is None and is_finishing():
             # the run is done but for writing its output (flushing, renaming): an interrupt there
             # made the sink discard the whole file; the stop is taken once the output is whole
@@ -452,8 +455,6 @@ class _Signals:
                 print(f"{PROG}: stopping: finishing what was written (kill -9 abandons it)", file=sys.stderr)
             return
         self.received, self._swallowed = signum, False
-        import signal
-
         # (SIGINT as Python's own handler: "Ctrl-C" in messages)
         self._raised = KeyboardInterrupt() if signum == signal.SIGINT else KeyboardInterrupt(
             f"{signal.Signals(signum).name} received")

@@ -838,7 +838,8 @@ class _Once(argparse.Action):
 def add_enhance(subparsers, parents=()) -> None:
     p = subparsers.add_parser(
         "enhance", parents=list(parents), help="restore faces in a video, image, folder or stream URL",
-        description="Restore faces in INPUT (video file, image, folder of images and videos, or URL). "
+        description="Restore faces in INPUT (video file, image, folder of images and videos, URL, or an FFmpeg "
+        "lavfi graph such as lavfi:testsrc2=duration=5, read as a file: every frame, not paced). "
         "Audio, subtitles and timestamps are kept (audio the output container cannot hold is "
         "transcoded; text subtitles it cannot hold are converted: mov_text for mp4/mov, SubRip for mkv, "
         "WebVTT for webm; bitmap subtitles it cannot hold are dropped; all of it is reported), and so are "
@@ -905,12 +906,22 @@ class _Tee:
     """Write each frame to several sinks; all but one get a private copy of the pixels. The frame
     itself (its ring slot) goes to the last sink that is not a stream URL: a stream whose server
     stopped reading holds its frames until it is given up on (FileSink.STREAM_STALL_S), and with
-    them ring slots the source needs; where every sink is a stream, each gets a copy."""
+    them ring slots the source needs; where every sink is a stream, each gets a copy. ``timer``:
+    the ``encode`` stage's, for the sinks that work in this thread (a window, a virtual camera); a
+    file or stream's encoder thread times itself (``encode_seconds``: its ``write`` only queues)."""
 
-    def __init__(self, sinks):
+    def __init__(self, sinks, *, timer=None):
         self.sinks = sinks
         holders = [s for s in sinks if not getattr(s, "is_url", False)]
         self._holder = holders[-1] if holders else None
+        self._timer = timer
+
+    def _write(self, sink, frame) -> None:
+        if self._timer is None or getattr(sink, "encode_seconds", None) is not None:
+            sink.write(frame)
+        else:
+            with self._timer("encode"):
+                sink.write(frame)
 
     def write(self, frame) -> None:
         from stream_gpen.io import Frame
@@ -921,10 +932,10 @@ class _Tee:
                 if s is self._holder:
                     continue
                 hi = frame.hi
-                s.write(Frame(frame.index, frame.pts, frame.time_base, frame.time, frame.image.clone(),
-                              _hi=hi.clone() if hi is not None else None))
+                self._write(s, Frame(frame.index, frame.pts, frame.time_base, frame.time, frame.image.clone(),
+                                     _hi=hi.clone() if hi is not None else None))
             if self._holder is not None:
-                self._holder.write(frame)
+                self._write(self._holder, frame)
                 given = True
         finally:
             if not given:  # (no sink took it: its slot goes back to the ring)
@@ -1111,7 +1122,7 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
     own names; it is then raised, saying what was kept, with the summary as its ``summary``."""
     from contextlib import ExitStack
 
-    from stream_gpen.api import _SINK_QUEUE
+    from stream_gpen.api import _SINK_QUEUE, _add_stage
     from stream_gpen.io import open_sink
     from stream_gpen.summary import StageTimer
 
@@ -1157,7 +1168,7 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
                 # STREAM_STALL_S, the recording kept, as for a server that hung up
                 sink.drop_when_behind = True
             sinks.append(sink)
-        out = _Tee(sinks)
+        out = _Tee(sinks, timer=timer)
         stopped_by = None
         failed = None
         received = 0  # frames the pipeline handed on (one may fail to be written)
@@ -1166,7 +1177,7 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
         # opening a network source took 1.3 of a --seconds 3 before
         t_run = time.perf_counter()
 
-        from stream_gpen._finishing import stop_asked
+        from stream_gpen._finishing import stop_asked, stop_signal
 
         def stopping() -> bool:
             # (stop_asked: a Ctrl-C or SIGTERM whose KeyboardInterrupt a finalizer swallowed)
@@ -1183,8 +1194,7 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
             try:
                 for frame in restored:
                     received += 1
-                    with timer("encode"):
-                        out.write(frame)
+                    out.write(frame)
                     now = time.perf_counter()
                     lat = now - arrival.pop(frame.index, now)
                     latencies.append(lat)
@@ -1217,7 +1227,7 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
             finally:
                 restored.close()  # the pipeline lets go of its frames before the source closes
         finally:
-            enh._finish(summary, stage, src, timer, t0)
+            enh._finish(summary, stage, src, timer, t0, live_drops=False)
             encoders = []
             for s in sinks:  # e.g. why --encoder auto encoded in software
                 summary.fallbacks += [str(x) for x in getattr(s, "fallbacks", []) or [] if str(x) not in summary.fallbacks]
@@ -1241,6 +1251,13 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
                 stopped_by = "a stop signal"
             if stopped_by:
                 log.info("stopped (%s): finishing the outputs", stopped_by)
+                # (a signal: the session interrupted, its outputs finished under their own names all
+                # the same, exit 0; q, --seconds, --frames and a closed window are its planned ends)
+                summary.interrupted = True
+                summary.stopped_by = stop_signal() or stopped_by.removesuffix(" received")
+    # the outputs' encoder threads, their flushing and finishing included (closed by now)
+    for s in sinks:
+        _add_stage(summary, "encode", getattr(s, "encode_seconds", None))
     if failed is None and close_failures and not summary.frames_out and all(
             "no frames were written" in str(e) for _, e in close_failures):
         # stopped (q, Ctrl-C, --seconds) before the first frame came: nothing to record, and

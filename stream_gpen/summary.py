@@ -58,15 +58,26 @@ class RunSummary:
     * ``faces_restored``, ``frames_with_faces``, ``detector_calls`` (whole frames and regions),
       ``detector_probes`` (of those, the change watch's region probes), ``detections_implausible``
       (dropped: landmarks that fit no face), ``faces_parsed`` (``mask="parse"``);
-    * ``seconds`` (wall), ``stage_seconds`` (per stage: decode, detect, restore, paste, encode...),
-      ``fps`` (a property: frames_out / seconds);
+    * ``seconds`` (wall), ``stage_seconds`` (per stage, summed over the run; stages run at once on
+      their own threads, so they may add up to more than ``seconds``): ``decode`` (the decode
+      thread's demuxing, decoding and converting into the frame ring, a live source's wait for its
+      next packet included; not its waits for the pipeline, nor a live file's pacing), ``detect``,
+      ``track``, ``align``, ``restore``, ``parse``, ``paste``, and ``encode`` (the encoder threads'
+      encoding and muxing, the last frames' flush and the container's finishing included; not a
+      frame's wait in their queues; a window or a virtual camera: showing or sending the frame;
+      photos: writing them); a stage that did not run is left out. ``fps`` (a property:
+      frames_out / seconds);
     * ``fallbacks``: everything that did not go as asked, one line each (a precision fallback, audio
       transcoded, a stream dropped, damaged packets copied); ``skipped``: a folder's inputs that
       could not be read or failed, ``"path: reason"``, and those an option did not fit,
       ``"path: start= does not fit this file: reason"`` (:data:`MISFIT`, :func:`misfit_options`);
-    * ``interrupted`` (Ctrl-C, ``cancel``, SIGTERM) and ``partial_output`` (the frames done so far,
-      finalised as ``NAME.partial.EXT``; also kept after an error mid-run); ``error``: why a run
-      failed (in the summary an exception carries as ``.summary``, and in ``--report``);
+    * ``interrupted`` (Ctrl-C, ``cancel``, SIGTERM, SIGHUP) and ``partial_output`` (the frames done so
+      far, finalised as ``NAME.partial.EXT``; also kept after an error mid-run); ``stopped_by``:
+      ``camera``, the signal that ended the session (``"Ctrl-C"``, ``"SIGTERM"``, ``"SIGHUP"``;
+      ``interrupted`` then True): its outputs are finished under their own names all the same, and
+      the command exits 0 (q, ``--seconds``, ``--frames`` and a closed window are planned ends: None,
+      not interrupted); ``error``: why a run failed (in the summary an exception carries as
+      ``.summary``, and in ``--report``);
     * ``mean_added_latency``: camera, seconds from a frame's decoding to its writing, on average.
     """
 
@@ -93,6 +104,7 @@ class RunSummary:
     fallbacks: list[str] = field(default_factory=list)
     interrupted: bool = False
     partial_output: str | None = None
+    stopped_by: str | None = None  # camera: the signal that ended the session ("Ctrl-C", "SIGTERM", "SIGHUP")
     skipped: list[str] = field(default_factory=list)  # folder inputs: "path: reason" per file left out
     error: str | None = None  # a run that failed after writing what it could: the error, one line
     mean_added_latency: float | None = None  # camera: seconds from a frame's decoding to its writing, on average
@@ -171,6 +183,8 @@ class RunSummary:
             lines.append(f"fallback: {fb}")
         for sk in self.skipped:
             lines.append(f"skipped: {sk}")
-        if self.interrupted:
+        if self.interrupted and self.stopped_by and not self.partial_output:
+            lines.append(f"stopped by {self.stopped_by}: the outputs were finished under their own names")
+        elif self.interrupted:
             lines.append(f"interrupted; partial output: {self.partial_output or 'none'}")
         return "\n".join(lines)

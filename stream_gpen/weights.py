@@ -677,7 +677,10 @@ def _flag(wf: WeightFile) -> str:
     return "--weights PATH (weights= in Python)"
 
 
-def _hint(wf: WeightFile) -> str:
+def _hint(wf: WeightFile, *, detector_weights: str | os.PathLike | None = None, aligned: bool = False) -> str:
+    """How to get ``wf``; a GPEN file's also names ``--model classic``, with what it still needs:
+    the detector, unless the run's crops are ``aligned`` (nothing detected) or it was given its
+    ``detector_weights`` (said missing only where that file is not there either)."""
     parts = [f"or save it as {d / wf.filename}" for d in search_dirs()[1:]]
     if wf.aliases:
         parts.append("accepted file names: " + ", ".join(wf.names_on_disk))
@@ -689,14 +692,42 @@ def _hint(wf: WeightFile) -> str:
         # (a newcomer offline: the one model that needs no GPEN file, which only the demo named. It
         # still finds the faces with RetinaFace: "runs without any weights file" sent an offline
         # user without the detector into a second not-found error)
+        classic = ("--model classic (model='classic' in Python), a simpler non-GPEN enhancer, needs no GPEN "
+                   "weights file")
         detector = DETECTOR_FILES["retinaface-mobilenet0.25"]
-        absent = not any(candidates(d) for d in DETECTOR_FILES.values())
-        parts.append("--model classic (model='classic' in Python), a simpler non-GPEN enhancer, needs no GPEN "
-                     "weights file, but finds the faces with the RetinaFace detector as every model does (except "
-                     "on --aligned crops)" + (", which is not here either" if absent else "")
-                     + f": stream-gpen weights download {detector.name} (1.7 MB, the CPU's; retinaface-resnet50 "
-                     f"on CUDA), or give {_flag(detector)}")
+        given = Path(detector_weights).expanduser() if detector_weights is not None else None
+        if aligned:  # (aligned crops are restored whole: no detector is built)
+            parts.append(f"{classic}, nor a detector on aligned crops (--aligned, aligned=True in Python)")
+        elif given is not None and given.exists():
+            # (the detector given by its path: "not here either" of the cache sent the user after a
+            # download the run does not need)
+            parts.append(f"{classic}; it finds the faces with the detector weights given ({given})")
+        elif given is not None:
+            parts.append(f"{classic}, but finds the faces with the RetinaFace detector, and the detector weights "
+                         f"given (--detector-weights, detector_weights= in Python), {given}, are not there either: "
+                         f"check that path, or leave it out and run stream-gpen weights download {detector.name}")
+        else:
+            absent = not any(candidates(d) for d in DETECTOR_FILES.values())
+            parts.append(f"{classic}, but finds the faces with the RetinaFace detector as every model does (except "
+                         "on --aligned crops)" + (", which is not here either" if absent else "")
+                         + f": stream-gpen weights download {detector.name} (1.7 MB, the CPU's; retinaface-resnet50 "
+                         f"on CUDA), or give {_flag(detector)}")
     return "; ".join(parts)
+
+
+def restorer_hint(exc: WeightsError, *, detector_weights: str | os.PathLike | None = None,
+                  aligned: bool = False) -> None:
+    """The hint of ``exc`` (a GPEN model's weights not found or not downloaded: ``exc.weights_name``)
+    said again for the run that asked: with the ``detector_weights`` it was given, or its
+    ``aligned`` crops, the detector is not what is missing. Other errors are left as they are."""
+    name = getattr(exc, "weights_name", None)
+    if name is None or not exc.hint or (detector_weights is None and not aligned):
+        return
+    try:
+        wf = get_weight_file(name)
+    except InvalidInputError:  # (a name the registry does not know: the hint stays)
+        return
+    exc.hint = _hint(wf, detector_weights=detector_weights, aligned=aligned)
 
 
 # --- downloading ----------------------------------------------------------------------------

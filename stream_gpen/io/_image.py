@@ -36,6 +36,7 @@ import logging
 import shutil
 import struct
 import threading
+import time
 import uuid
 from fractions import Fraction
 from pathlib import Path
@@ -1864,12 +1865,16 @@ class ImageSource:
         # (the error message, which names the file) and skipped; a single image input raises instead.
         self.skipped: list[str] = []
         self.stats = {"decoded": 0, "corrupt_packets": 0, "corrupt_frames": 0, "dropped": 0, "reconnects": 0}
+        #: seconds spent reading and decoding the photos, summed (the run summary's ``decode`` stage)
+        self.decode_seconds = 0.0
         self.aux = None
         self.live = False
         self._i = 0
         # (path index, next page, pages, the pages' IFDs or None) of a multi-page file
         self._more: tuple[int, int, int, list[int] | None] | None = None
+        t0 = time.perf_counter()
         first = self._next_readable()
+        self.decode_seconds += time.perf_counter() - t0
         if first is None:
             err = NotMediaError(f"none of the {len(self.paths)} images in {p} could be read "
                                 f"(first: {self.skipped[0]})",
@@ -1946,6 +1951,13 @@ class ImageSource:
         return self
 
     def __next__(self) -> Frame:
+        t0 = time.perf_counter()
+        try:
+            return self._next_frame()
+        finally:
+            self.decode_seconds += time.perf_counter() - t0
+
+    def _next_frame(self) -> Frame:
         item, self._pending = (self._pending, None) if self._pending is not None else (self._next_readable(), None)
         if item is None:
             raise StopIteration

@@ -1814,6 +1814,10 @@ class _Sink:
 
     fallbacks: list[str]
     frames_written: int
+    #: seconds the sink's own encoder thread spent encoding and muxing (setting up, flushing and
+    #: finishing the container included; not its waits for frames), summed; None: the sink does
+    #: its work in the caller's thread, inside :meth:`write` (the caller times that)
+    encode_seconds: float | None = None
 
     def __enter__(self):
         return self
@@ -2017,6 +2021,7 @@ class FileSink(_Sink):
         self.fallbacks: list[str] = [n for n in (alpha_note, chroma_note, encoder_note) if n]
         self.dropped: list[str] = []  # streams not carried over, with the reason (also logged)
         self.frames_written = 0
+        self.encode_seconds = 0.0  # (the encoder thread's: see _Sink.encode_seconds)
         self.fixed_pts = 0
         self.fixed_dts = 0  # encoder packets with an impossible dts, repaired before muxing
         self.packets_muxed = 0  # video packets in the file so far (an encoder holds frames back)
@@ -2850,9 +2855,11 @@ class FileSink(_Sink):
                 if frame is None:
                     return
                 self._busy_since = time.monotonic()
+                t0 = time.perf_counter()
                 try:
                     self._encode(frame)
                 finally:
+                    self.encode_seconds += time.perf_counter() - t0
                     self._busy_since = None
                     frame.release()
                 if self._abandoned:  # (given up on while stuck: the write came back after all)
@@ -3668,6 +3675,16 @@ class FileSink(_Sink):
                         "are moved to follow on", self.target, p.stream.index, float(last))
 
     def _finish_container(self, *, all_aux: bool) -> None:
+        """:meth:`_flush_and_close`, its time counted in :attr:`encode_seconds` (x264's look-ahead
+        holds ~40 frames that are encoded only here)."""
+        t0 = time.perf_counter()
+        try:
+            self._flush_and_close(all_aux=all_aux)
+        finally:
+            self.encode_seconds += time.perf_counter() - t0
+
+    def _flush_and_close(self, *, all_aux: bool) -> None:
+        """The encoder's last packets, the audio and subtitles left, the notes on them, the trailer."""
         if self._vstream is None:
             raise EncodeError(f"no frames were written to {self.target}; nothing to save")
         for packet in self._vstream.encode(None):

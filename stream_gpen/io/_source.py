@@ -1748,6 +1748,11 @@ class VideoSource:
         self.fallbacks: list[str] = []
         self._fitted: set[tuple[int, int, Fraction]] = set()  # mid-stream sizes and SARs already reported
         self.stats = {"decoded": 0, "corrupt_packets": 0, "corrupt_frames": 0, "dropped": 0, "reconnects": 0}
+        #: seconds spent reading frames: demuxing and decoding (a live source's wait for its next
+        #: packet included), filtering and converting each into its ring slot, summed; not the
+        #: waits for a free slot (the consumer behind), for a paced frame's time, nor a
+        #: reconnect's back-off. The run summary's ``decode`` stage.
+        self.decode_seconds = 0.0
         self.aux = AuxChannel()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -2939,7 +2944,10 @@ class VideoSource:
             else:
                 log.warning("%s dropped (%s); reconnecting in %.1f s (attempt %d/%d)", self.spec, err, delay, attempts,
                             self._reconnect)
-            if self._stop.wait(delay):
+            t0 = time.perf_counter()
+            stopped = self._stop.wait(delay)
+            self.decode_seconds -= time.perf_counter() - t0  # (see _run: a wait, no decoding)
+            if stopped:
                 return
             if self._container is not None:
                 self.aux.retire(self._container)  # closed once the sink took its queued packets
@@ -3147,6 +3155,7 @@ class VideoSource:
             c.close()
 
     def _first_frame(self):
+        t0 = time.perf_counter()
         try:
             first = next(self._frames)
         except StopIteration:
@@ -3179,6 +3188,7 @@ class VideoSource:
         except BaseException:
             self._close_container()
             raise
+        self.decode_seconds += time.perf_counter() - t0  # (a source that opens: see _run)
         if self._use_nvdec and first.format.name != "cuda":
             self._fallback(f"NVDEC could not decode {self._vstream.codec_context.name}; FFmpeg decoded on the CPU")
         return first
@@ -3324,7 +3334,9 @@ class VideoSource:
                 if pending is not None:
                     f, pending = pending, None
                 else:
+                    t0 = time.perf_counter()
                     f = next(frames, None)
+                    self.decode_seconds += time.perf_counter() - t0  # (less a reconnect's back-off: _decoded)
                     if f is None:
                         break
                 if self._stop.is_set():
@@ -3348,7 +3360,9 @@ class VideoSource:
 
                     raise PayloadTooLargeError(f"video frame {index} is {f.width}x{f.height} = {f.width * f.height} "
                                                f"pixels, over the limit of {self._max_pixels}")
+                t0 = time.perf_counter()
                 self._emit(f, index)
+                self.decode_seconds += time.perf_counter() - t0  # (less the wait for a slot: _emit)
                 index += 1
             ring.finish()
         except _RingClosed:
@@ -3406,7 +3420,9 @@ class VideoSource:
             self._arrival_last = pts
             f.pts, f.time_base, f.duration = pts, Fraction(1, 90000), 0
         t = self._frame_time(f, index)
+        t0 = time.perf_counter()
         slot = ring.acquire(drop_stale=self.live)
+        self.decode_seconds -= time.perf_counter() - t0  # (waiting for the consumer is no decoding)
         self.stats["dropped"] = ring.dropped
         self.stats["decoded"] += 1
         if slot is None:
