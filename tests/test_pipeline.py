@@ -730,10 +730,11 @@ def test_skip_existing_resumes_a_folder_run(tmp_path, shared, mobilenet_weights)
 
     with pytest.raises(OutputExistsError, match="output exists") as e:
         enh.enhance_file(album, out)
-    assert "skip_existing=True resumes" in e.value.hint  # that run wrote a.jpg, then stopped at b.jpg
+    # (refused before any photo is done: it wrote a.jpg, then stopped at b.jpg, before api29)
+    assert "skip_existing=True resumes" in e.value.hint and not (out / "a.jpg").exists()
     summary = enh.enhance_file(album, out, skip_existing=True)
-    assert summary.frames_out == 1 and (out / "b.jpg").read_bytes() == b"done before" and (out / "c.jpg").is_file()
-    assert any("2 file(s) already in" in f for f in summary.fallbacks)
+    assert summary.frames_out == 2 and (out / "b.jpg").read_bytes() == b"done before" and (out / "c.jpg").is_file()
+    assert any("1 file(s) already in" in f for f in summary.fallbacks), summary.fallbacks
     again = enh.enhance_file(album, out, skip_existing=True)
     assert again.frames_out == 0 and any("3 file(s) already in" in f for f in again.fallbacks)
     one = enh.enhance_file(album / "a.jpg", out / "a.jpg", skip_existing=True)

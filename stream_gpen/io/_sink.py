@@ -2829,8 +2829,15 @@ class FileSink(_Sink):
         permission in its folder, a read-only drive: made so during the run, or not told by
         ``os.access`` before it), its folder still there: not a folder gone."""
         e = self._error if e is None else e
-        return (isinstance(e, OSError) and e.errno in REFUSED_ERRNOS and not self.is_url
-                and Path(self._path).parent.is_dir())
+        if not (isinstance(e, OSError) and e.errno in REFUSED_ERRNOS and not self.is_url):
+            return False
+        # (an encoder refusing to open says EPERM too: av's error then names the call,
+        # 'avcodec_open2("h264_nvenc", ...)', not a file of the output's folder)
+        folder = os.path.abspath(Path(self._path).parent)
+        named = getattr(e, "filename", None)
+        if named is not None and os.path.dirname(os.path.abspath(str(named))) != folder:
+            return False
+        return Path(self._path).parent.is_dir()
 
     def _refused_words(self, e: BaseException | None) -> str:
         why = e.strerror if isinstance(e, OSError) and e.strerror else "permission denied"
