@@ -1108,9 +1108,70 @@ UNTRUSTED_DEMUXERS = (
     "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "mpegts", "mpeg", "mpegvideo",
     "flv", "asf", "h264", "hevc", "m4v", "mjpeg", "gif", "ogg", "dv", "mxf", "nut", "ivf", "yuv4mpegpipe",
     "obu", "av1", "vc1", "rm", "wtv",
+    # raw H.263 and Flash (SWF: its video tags, zlib-inflated where compressed; it names no other file)
+    "h263", "swf",
     # audio files (no video: refused as such, "no video stream", not as a playlist or script)
     "mp3", "wav", "flac", "aac", "aiff", "caf", "ac3", "eac3", "amr", "w64",
 )
+
+#: demuxers that make FFmpeg open other files or URLs (playlists, manifests, scripts, session
+#: descriptions, pattern readers): the ones an untrusted upload's refusal says it is one of
+_REFERENCING_DEMUXERS = frozenset({"hls", "applehttp", "dash", "concat", "imf", "image2", "sdp", "rtp", "rtsp",
+                                   "avisynth", "vapoursynth"})
+
+
+def _refused_demuxer(target: str, options: dict) -> str | None:
+    """The demuxer FFmpeg picked for ``target`` that ``options``' ``format_whitelist`` refused,
+    read from its log ("[swf] Format not on whitelist ..."): the open is made again under a log
+    capture (it fails the same way: nothing beyond the probe is read). None where it cannot be
+    told."""
+    import av.logging
+
+    from stream_gpen.io._meta import _log_lock
+
+    with _log_lock:  # the log level is process-wide (see _sink._ffmpeg_errors)
+        old, skip = av.logging.get_level(), av.logging.get_skip_repeated()
+        if old is None or old < av.logging.ERROR:
+            av.logging.set_level(av.logging.ERROR)
+        av.logging.set_skip_repeated(False)
+        try:
+            with av.logging.Capture(local=True) as logs:
+                try:
+                    av.open(target, "r", options=dict(options)).close()
+                except (av.error.FFmpegError, OSError, ValueError):
+                    pass
+                else:
+                    return None
+        finally:
+            av.logging.set_skip_repeated(skip)
+            if old is None or old < av.logging.ERROR:
+                av.logging.set_level(old)
+    for _level, name, message in logs:
+        if name and "not on whitelist" in str(message):
+            return str(name)
+    return None
+
+
+def _untrusted_refusal(spec: str, target: str, options: dict, e: BaseException) -> NotMediaError:
+    """Why an untrusted file was not opened: a playlist or script (a demuxer that opens other
+    files) is said as one; another format FFmpeg reads but the upload list leaves out is named as
+    that, not as a playlist; anything else (FFmpeg found no format) as not a media file."""
+    name = _refused_demuxer(target, options)
+    if name is not None and name not in _REFERENCING_DEMUXERS:
+        try:
+            what = f"{name} ({av.ContainerFormat(name, 'r').long_name})"
+        except (ValueError, av.error.FFmpegError):
+            what = name
+        return NotMediaError(
+            f"{spec!r} is {what}, which is not among the formats an untrusted file (an upload) is read with "
+            "(stream_gpen.io._source.UNTRUSTED_DEMUXERS)",
+            hint="convert it to a common container (mp4, mkv, mov, webm, ...) and upload that; "
+                 "`stream-gpen enhance` reads it as it is")
+    said = f" (FFmpeg reads it as {name})" if name is not None else ""
+    return NotMediaError(
+        f"{spec!r} is not a media file this input accepts{said}: an untrusted upload is read with media "
+        f"containers only, never as a playlist, concat script or other reference to further files ({e})",
+        hint="upload the video file itself (mp4, mkv, mov, webm, avi, ts, ...)")
 
 
 def _classify(spec) -> tuple[str, str, str | None, dict]:
@@ -2022,11 +2083,7 @@ class VideoSource:
             raise SourceClosedError(f"cannot open {self.kind} {self.spec!r}: {_ffmpeg_reason(e)}") from e
         except (av.error.FFmpegError, OSError) as e:
             if self.kind == "file" and "format_whitelist" in self._options:
-                raise NotMediaError(
-                    f"{self.spec!r} is not a media file this input accepts: an untrusted upload is read with media "
-                    f"containers only, never as a playlist, concat script or other reference to further files ({e})",
-                    hint="upload the video file itself (mp4, mkv, mov, webm, avi, ts, ...)",
-                ) from e
+                raise _untrusted_refusal(self.spec, self._target, self._options, e) from e
             if self.kind == "file":
                 raise NotMediaError(f"FFmpeg cannot open {self.spec!r}: {e}") from e
             raise self._open_error(e, reopen) from e

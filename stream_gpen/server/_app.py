@@ -4,6 +4,7 @@
 
 import asyncio
 import base64
+import functools
 import hmac
 import io
 import logging
@@ -33,6 +34,35 @@ VIDEO_ROUTE = "/v1/videos"
 _IMAGE_TYPES = ("image/", "application/octet-stream")
 # (an animated GIF is a video: image/gif is what clients label one with)
 _VIDEO_TYPES = ("video/", "image/gif", "application/octet-stream")
+#: registered types of containers /v1/videos reads that are not video/*: MP4 (RFC 4337), Ogg (RFC
+#: 5334), MXF (RFC 4539), ASF, RealMedia, Flash; with those mimetypes gives (see _video_media_types)
+_VIDEO_CONTAINER_TYPES = ("application/mp4", "application/ogg", "application/mxf", "application/vnd.ms-asf",
+                          "application/vnd.rn-realmedia", "application/vnd.rn-realmedia-vbr",
+                          "application/x-shockwave-flash", "application/vnd.adobe.flash.movie")
+
+
+@functools.lru_cache(maxsize=1)
+def _video_media_types() -> frozenset[str]:
+    """The exact content types /v1/videos takes besides :data:`_VIDEO_TYPES`' prefixes: the
+    registered container types above, and whatever Python's ``mimetypes`` (its own table and the
+    system's, which clients such as ``requests`` label files with) gives the video extensions the
+    tool reads (``io._image._VIDEO_EXTS``, a folder run's), so the list follows them: ``.3gp`` is
+    ``audio/3gpp``, ``.asf`` ``application/vnd.ms-asf``, ``.mxf`` ``application/mxf``. Types of
+    pictures (other than GIF), text, models and XML are left out (``.ts`` is Qt's translation
+    file, ``.mod`` an XML DTD, ``.mts`` a 3D model to some tables)."""
+    import mimetypes
+
+    from stream_gpen.io._image import _VIDEO_EXTS
+
+    found = set(_VIDEO_CONTAINER_TYPES)
+    for table in (mimetypes.MimeTypes(), mimetypes):  # (built in; the system's too)
+        for ext in _VIDEO_EXTS + (".h263", ".swf"):
+            t = (table.guess_type("x" + ext, strict=False)[0] or "").lower()
+            major, _, sub = t.partition("/")
+            if major in ("video", "audio", "application") and not any(w in sub for w in ("xml", "json", "text")) \
+                    or t == "image/gif":
+                found.add(t)
+    return frozenset(found)
 _CHUNK = 1 << 16
 
 #: the subprotocol /v1/live answers with when it is offered. Browsers cannot give a WebSocket
@@ -482,6 +512,7 @@ def create_app(
     from starlette.websockets import WebSocketDisconnect
 
     from stream_gpen import __version__
+    from stream_gpen.io._sink import CHROMA_MODES  # (a video job's chroma: the command line's --chroma choices)
     from stream_gpen.server._batcher import ImageBatcher
     from stream_gpen.server._imaging import decode_image, encode_image
     from stream_gpen.server._jobs import JobManager, make_temp_work_dir, reclaim_temp_work_dirs
@@ -704,8 +735,10 @@ def create_app(
         if problem:
             raise UnknownOptionError(problem)
 
-    async def read_body(request: Request, allowed: tuple[str, ...], sink=None) -> bytes | None:
-        """Raw body (image/* etc.) or the ``file`` part of a multipart form; into ``sink`` if given."""
+    async def read_body(request: Request, allowed: tuple[str, ...], sink=None,
+                        also: frozenset[str] = frozenset()) -> bytes | None:
+        """Raw body (image/* etc.) or the ``file`` part of a multipart form; into ``sink`` if given.
+        ``allowed``: the content types taken, as prefixes; ``also``: exact types taken too."""
         coding = request.headers.get("content-encoding", "").strip().lower()
         if coding not in ("", "identity"):
             # (a gzipped PNG was "not an image", a gzipped mp4 taken and failed later: RFC 9110 15.5.16)
@@ -727,14 +760,15 @@ def create_app(
             raise (UnsupportedImageError if "image/" in allowed else UnsupportedMediaTypeError)(
                 f"unsupported content type {ctype or '(none)'!r}: send the file's bytes with its type, or as a "
                 f"multipart form", hint=curl_hint("image/jpeg" if "image/" in allowed else "video/mp4"))
-        if not ctype.startswith(allowed):
+        if not ctype.startswith(allowed) and ctype not in also:
             # (a video route's refusal named an image error)
             elsewhere = (" (a video: POST it to /v1/videos)" if "image/" in allowed and ctype.startswith("video/")
                          else " (a picture: POST it to /v1/images:enhance)"
                          if "image/" not in allowed and ctype.startswith("image/") else "")
             raise (UnsupportedImageError if "image/" in allowed else UnsupportedMediaTypeError)(
                 f"unsupported content type {ctype or '(none)'!r}{elsewhere}; send "
-                f"{', '.join(a + '*' if a.endswith('/') else a for a in allowed)} or multipart/form-data")
+                f"{', '.join(a + '*' if a.endswith('/') else a for a in allowed)}"
+                f"{', a container type (application/mp4, application/mxf, ...)' if also else ''} or multipart/form-data")
         if sink is None:
             return await request.body()
         async for chunk in request.stream():
@@ -822,20 +856,27 @@ def create_app(
                                      "default: to the end"),
         aligned: bool = Query(False, description="every frame is an aligned face crop already: the whole frame "
                               "goes through the model, no detection"),
+        chroma: str = Query("auto", description=(
+            "as `enhance --chroma`: auto (default) keeps a 4:2:2 / 4:4:4 upload's chroma (ProRes, broadcast "
+            "masters: an HEVC/H.264 4:2:2 or 4:4:4 result, which editors take and browsers, phones and TVs mostly "
+            "do not play; the summary's fallbacks say so); 420 writes 4:2:0, which every player decodes"),
+            json_schema_extra={"enum": list(CHROMA_MODES)}),
     ):
         start_s = _query_time("start", start)
         duration_s = None if duration is None else _query_time("duration", duration, positive=True)
+        if chroma not in CHROMA_MODES:
+            raise OptionValueError(f"chroma: {chroma!r} is not one of {', '.join(CHROMA_MODES)} (as --chroma)")
         jobs = state["jobs"]
         try:
             job = jobs.new_job(model=model, faces=faces, strength=strength, start=start_s, duration=duration_s,
-                               aligned=aligned)
+                               aligned=aligned, chroma=chroma)
         except OSError as e:
             if not _storage_refused(e):
                 raise
             return _storage_error(e)
         try:
             with open(job.input_path, "wb") as f:
-                await read_body(request, _VIDEO_TYPES, sink=_UnlessClosing(f, jobs))
+                await read_body(request, _VIDEO_TYPES, sink=_UnlessClosing(f, jobs), also=_video_media_types())
             if job.input_path.stat().st_size == 0:
                 raise InvalidInputError("empty upload: send a video file")
             jobs.enqueue(job)
@@ -938,9 +979,18 @@ def create_app(
         from starlette.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(config.allowed_origins), allow_methods=["*"],
-                           allow_headers=["*"], expose_headers=["Location", "Retry-After", "X-Model", "X-Faces-Option",
-                                                                "X-Strength", "X-Aligned", "X-Processing-Ms"])
+                           allow_headers=["*"], expose_headers=list(_EXPOSED_HEADERS))
     return app
+
+
+#: the answer headers a page of an --allow-origin origin may read (CORS hides all but a few from its
+#: script): the job's Location, a refusal's Retry-After, the image answer's X- headers, and a
+#: result's ETag (for If-Match / If-None-Match / If-Range), Content-Range of a 206 (which part, of
+#: what size), Content-Disposition (its file name), Accept-Ranges; Content-Length and Last-Modified
+#: are readable anyway (CORS-safelisted), named for older browsers
+_EXPOSED_HEADERS = ("Location", "Retry-After", "X-Model", "X-Faces-Option", "X-Strength", "X-Aligned",
+                    "X-Processing-Ms", "ETag", "Content-Range", "Content-Disposition", "Accept-Ranges",
+                    "Content-Length", "Last-Modified")
 
 
 #: the error answers each operation may give besides 401 (with a key) and 503 "not ready" (all of /v1)
@@ -974,6 +1024,8 @@ _VIDEO_JOB_SCHEMA = {
         "start": {"type": "number", "description": "seconds"},
         "duration": {**_NUM_OR_NULL, "description": "seconds; null: to the end"},
         "aligned": {"type": "boolean"},
+        "chroma": {"type": "string", "description": (  # (its enum: CHROMA_MODES, see _documented)
+            "auto: a 4:2:2 / 4:4:4 upload's chroma kept (editors take it, most players do not); 420: written 4:2:0")},
         "created": {**_NUM_OR_NULL, "description": "Unix time"},
         "started": {**_NUM_OR_NULL, "description": "Unix time; null until it runs"},
         "finished": {**_NUM_OR_NULL, "description": "Unix time; null until it ends"},
@@ -983,8 +1035,9 @@ _VIDEO_JOB_SCHEMA = {
         "faces_restored": {"type": "integer"},
         "progress": {**_NUM_OR_NULL, "description": "0 to 1 (not a percentage); null until frames_total is known"},
         "summary": {"type": ["object", "null"], "description": (
-            "the run's summary, as --report writes it; its input is \"the upload\", its output the result's path "
-            "(null unless done), its partial_output null")},
+            "the run's summary once the job ends, as --report writes it (a failed job's: the run up to the failure, "
+            "its error the job's); its input is \"the upload\", its output the result's path (null unless done), "
+            "its partial_output null")},
         "error": {"type": ["string", "null"], "description": "why it failed"},
         "result": {"type": ["string", "null"], "description": "the path to GET once state is done"},
     },
@@ -1003,7 +1056,10 @@ def _documented(schema: dict, *, keyed: bool) -> dict:
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     # a video job's state (the 202 of an upload, each poll): the handlers return plain dicts, which
     # FastAPI describes as "any" (a generated client typed them so)
+    from stream_gpen.io._sink import CHROMA_MODES
+
     comps["schemas"]["VideoJob"] = _VIDEO_JOB_SCHEMA
+    _VIDEO_JOB_SCHEMA["properties"]["chroma"]["enum"] = list(CHROMA_MODES)
     comps["schemas"]["VideoJobDeleted"] = {"type": "object", "required": ["id", "state", "deleted"], "properties": {
         "id": {"type": "string"}, "state": {"type": "string", "description": "cancelled, done or failed"},
         "deleted": {"type": "boolean"}}}
@@ -1038,10 +1094,27 @@ def _documented(schema: dict, *, keyed: bool) -> dict:
             if keyed and (path.startswith("/v1/") or path == "/metrics"):
                 op["security"] = [{"APIKeyHeader": []}, {"Bearer": []}]
                 said[401] = "missing or wrong API key"
+            # every request passes the Host check (DNS rebinding), a POST or DELETE the Origin one too
+            said[403] = ("ForbiddenRequestError: a Host this server does not answer to (--allow-host)"
+                         + (", or a page of another site (its Origin; --allow-origin)"
+                            if method.upper() not in _SAFE_METHODS else ""))
             if "{job_id}" in path:
                 op["responses"].pop("422", None)  # (a job id is any string: an unknown one is 404)
+            fastapi_422 = op["responses"].pop("422", None)
+            if 422 in said and fastapi_422 is not None:
+                # the server's own 422s (an unknown, repeated or malformed option: UnknownOptionError,
+                # FormOptionError, OptionValueError) are an Error; FastAPI's, for a value of the
+                # wrong type (strength=abc, faces=some), its list of validation errors
+                op["responses"]["422"] = {
+                    "description": (f"{said.pop(422)}: an Error (an unknown, repeated or malformed option), or "
+                                    "FastAPI's validation errors, detail a list (a value of the wrong type)"),
+                    "content": {"application/json": {"schema": {"oneOf": [
+                        {"$ref": "#/components/schemas/Error"},
+                        fastapi_422.get("content", {}).get("application/json", {}).get(
+                            "schema", {"$ref": "#/components/schemas/HTTPValidationError"})]}}}}
+            elif fastapi_422 is not None:
+                op["responses"]["422"] = fastapi_422
             for code, what in sorted(said.items()):
-                # (FastAPI's own 422, a list of validation errors, is kept as it describes it)
                 op["responses"].setdefault(str(code), {"description": what, "content": error})
     return schema
 

@@ -135,6 +135,7 @@ class Job:
     start: float = 0.0  # seconds: restore only a window of the upload
     duration: float | None = None
     aligned: bool = False  # every frame is an aligned face crop (Enhancer(aligned=True))
+    chroma: str = "auto"  # enhance_file's: "420" writes a 4:2:2 / 4:4:4 upload as 4:2:0, which every player plays
     state: JobState = JobState.uploading
     created: float = field(default_factory=time.time)
     started: float | None = None
@@ -175,6 +176,7 @@ class Job:
             "start": self.start,
             "duration": self.duration,
             "aligned": self.aligned,
+            "chroma": self.chroma,
             "created": self.created,
             "started": self.started,
             "finished": self.finished,
@@ -220,6 +222,32 @@ def _public_summary(summary, job) -> dict:
     # or .webm (VP9) to keep it"): said as what it is for a client of the server
     d["fallbacks"] = [f + _SERVER_WRITES_MP4 if _OTHER_OUTPUT.search(f) else f for f in d.get("fallbacks") or []]
     return _scrubbed(d, job)
+
+
+def _kept_chroma_note(job) -> str | None:
+    """A note for a done job whose result kept the upload's 4:2:2 / 4:4:4 chroma (``chroma`` auto,
+    as ``enhance --chroma auto``): H.264/HEVC 4:2:2 and 4:4:4 are for editors, and browsers, phones
+    and TVs mostly do not play them; ``?chroma=420`` makes a result they play. Read from the
+    result itself; None for a 4:2:0 one (or one that cannot be read)."""
+    if job.chroma != "auto":
+        return None
+    import av
+
+    from stream_gpen.io._convert import chroma_of
+
+    try:
+        with av.open(str(job.output_path)) as c:
+            ctx = c.streams.video[0].codec_context
+            codec, pix = ctx.name, ctx.pix_fmt
+    except Exception:  # noqa: BLE001 - no note is better than a failed job for want of one
+        return None
+    kept = chroma_of(pix) if pix else "420"
+    if kept == "420":
+        return None
+    said = {"h264": "H.264", "hevc": "HEVC", "av1": "AV1", "vp9": "VP9"}.get(codec, codec)
+    return (f"the result is {said} {kept[0]}:{kept[1]}:{kept[2]} ({pix}), the upload's chroma kept: video editors take "
+            f"it, but browsers, phones and TVs mostly do not play it; upload it with ?chroma=420 for a 4:2:0 result "
+            f"that every player decodes")
 
 
 _OTHER_OUTPUT = re.compile(r"\bwrite (?:\.(?!mp4\b)[a-z0-9]+|one of those)")
@@ -327,6 +355,7 @@ class JobManager:
         self._stop = False
         self._closing = False  # shutdown has begun: no new uploads, no new job starts
         self._thread: threading.Thread | None = None
+        self._expirer: threading.Thread | None = None  # removes results past the TTL (see _expire_loop)
         self._lock_file = None  # held while the server runs (see _hold_lock)
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -336,6 +365,8 @@ class JobManager:
         self._hold_lock()
         self._thread = threading.Thread(target=self._run, name="stream-gpen-jobs", daemon=True)
         self._thread.start()
+        self._expirer = threading.Thread(target=self._expire_loop, name="stream-gpen-expiry", daemon=True)
+        self._expirer.start()
         return self
 
     def _hold_lock(self) -> None:
@@ -456,8 +487,9 @@ class JobManager:
             for job in self._jobs.values():
                 job.cancel.set()
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for t in (self._thread, self._expirer):
+            if t is not None:
+                t.join(timeout)
         with self._cond:
             for job in list(self._jobs.values()):
                 self._remove_files(job)
@@ -480,7 +512,8 @@ class JobManager:
             return out
 
     def new_job(self, *, model: str | None, faces: str | None, strength: float | None = None,
-                start: float = 0.0, duration: float | None = None, aligned: bool = False) -> Job:
+                start: float = 0.0, duration: float | None = None, aligned: bool = False,
+                chroma: str = "auto") -> Job:
         """Reserve a slot and a folder for an upload (state ``uploading``)."""
         name, sel, st, al = self.models.resolve(model, faces, strength, aligned)
         with self._cond:
@@ -491,7 +524,7 @@ class JobManager:
                 raise QueueFullError(f"video queue full ({self.max_jobs} jobs uploading, queued or running); retry later",
                                      retry_after_s=30, hint="raise --max-jobs")
             job_id = secrets.token_urlsafe(16)
-            job = Job(job_id, self.work_dir / job_id, name, sel, st, float(start), duration, al)
+            job = Job(job_id, self.work_dir / job_id, name, sel, st, float(start), duration, al, chroma)
             # (parents: a tmp cleaner may have removed the work folder of a server idle for days)
             job.dir.mkdir(mode=0o700, parents=True)
             try:
@@ -588,14 +621,23 @@ class JobManager:
                 nxt = left if nxt is None else min(nxt, left)
         return nxt
 
+    def _expire_loop(self) -> None:
+        """Remove each finished job when its TTL is up, whatever the worker is doing: expiry was
+        done by the worker between jobs (and by requests), so a long job kept every result that
+        expired meanwhile on disk, beyond what ``--work-dir`` was sized for. Woken when a job
+        ends (its expiry may be the next one) and at shutdown."""
+        with self._cond:
+            while not self._stop:
+                nxt = self._expire_locked()
+                self._cond.wait(timeout=nxt if nxt is not None else 60.0)
+
     def _run(self) -> None:
         while True:
             with self._cond:
                 while not self._stop:
-                    nxt = self._expire_locked()
                     if self._queue and not self._closing:
                         break
-                    self._cond.wait(timeout=nxt if nxt is not None else 60.0)
+                    self._cond.wait()  # (enqueue and close notify)
                 if self._stop:
                     return
                 job = self._jobs.get(self._queue.popleft())
@@ -630,12 +672,17 @@ class JobManager:
                 summary = view.enhance_file(job.input_path, job.output_path, overwrite=True,
                                             on_progress=on_progress, cancel=job.cancel, untrusted=True,
                                             max_pixels=self.max_pixels, **job.window(),
-                                            **({"encoder": self.encoder} if self.encoder != "software" else {}))
+                                            **({"encoder": self.encoder} if self.encoder != "software" else {}),
+                                            **({"chroma": job.chroma} if job.chroma != "auto" else {}))
             state = JobState.done
-        except (Interrupted, Cancelled):
+        except (Interrupted, Cancelled) as exc:
             state = JobState.cancelled
+            summary = getattr(exc, "summary", None)  # (the run so far: interrupted)
         except Exception as exc:  # the job fails; the server and the next job go on
             error = _public_error(exc, job)
+            # the run's summary up to the failure (a --report's for a failed run: its frames, faces,
+            # stages and error), which the pipeline attaches to its exception
+            summary = getattr(exc, "summary", None)
             log.warning("video job %s failed: %s", job.id, f"{type(exc).__name__}: {exc}")
         finally:
             for h in handlers:
@@ -644,16 +691,27 @@ class JobManager:
             job.input_path.unlink(missing_ok=True)
             if state is not JobState.done:
                 _drop_partials(job)
+        from stream_gpen.summary import RunSummary
+
+        public = None
+        if isinstance(summary, RunSummary):
+            public = _public_summary(summary, job)
+            note = _kept_chroma_note(job) if state is JobState.done else None
+            if note is not None:
+                public["fallbacks"].append(note)
+            if state is JobState.failed:
+                public["error"] = error  # (said as the job's error is: no server paths, storage as such)
         with self._cond:
             job.state = state
             job.finished = time.time()
             job.error = error if state is JobState.failed else job.error
-            if summary is not None:
-                job.summary = _public_summary(summary, job)
-                job.frames_done = summary.frames_out
+            if public is not None:
+                job.summary = public
                 if state is JobState.done:
+                    job.frames_done = summary.frames_out
                     job.frames_total = summary.frames_out  # what there was, not the header's guess
-                job.faces_restored = summary.faces_restored
+                    job.faces_restored = summary.faces_restored
             gone = job.id not in self._jobs  # deleted while running
+            self._cond.notify_all()  # (the expiry thread: this job's TTL has begun)
         if state is not JobState.done or gone:
             self._remove_files(job)
