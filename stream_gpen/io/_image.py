@@ -150,7 +150,7 @@ _JPEG_XMP_MAX = 65502
 _VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mts", ".m2ts", ".m2t", ".ts", ".mpg", ".mpeg",
                ".m2v", ".wmv", ".asf", ".flv", ".f4v", ".3gp", ".3g2", ".vob", ".dv", ".mod", ".tod", ".mxf", ".ogv",
                ".gif", ".nut", ".rm", ".rmvb", ".y4m", ".h264", ".264", ".hevc", ".h265", ".265", ".ivf", ".obu",
-               ".mjpeg", ".mjpg")
+               ".mjpeg", ".mjpg", ".h263", ".swf")
 
 
 # Folders of thumbnails and deleted files that file managers, NASes and archivers leave in photo

@@ -56,7 +56,7 @@ def _video_media_types() -> frozenset[str]:
 
     found = set(_VIDEO_CONTAINER_TYPES)
     for table in (mimetypes.MimeTypes(), mimetypes):  # (built in; the system's too)
-        for ext in _VIDEO_EXTS + (".h263", ".swf"):
+        for ext in _VIDEO_EXTS:
             t = (table.guess_type("x" + ext, strict=False)[0] or "").lower()
             major, _, sub = t.partition("/")
             if major in ("video", "audio", "application") and not any(w in sub for w in ("xml", "json", "text")) \
