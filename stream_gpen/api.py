@@ -850,12 +850,17 @@ class Enhancer:
         input is mirrored into ``dst``, made if missing. The same rules as the command line's ``-o``
         (:func:`resolve_output`). A folder this process may not write into (no permission, a
         read-only drive) is refused before any work too
-        (:class:`~stream_gpen.errors.OutputNotWritableError`, a ``PermissionError``).
+        (:class:`~stream_gpen.errors.OutputNotWritableError`, a ``PermissionError``). A photo whose
+        drive is full raises :class:`~stream_gpen.errors.DiskFullError` (an ``OSError``, ``errno``
+        ``ENOSPC``) naming the file; a video's, :class:`~stream_gpen.errors.EncodeError`.
         ``overwrite``: replace an existing output (else
         :class:`~stream_gpen.errors.OutputExistsError`, before any work: a folder's, where any of its
         outputs exists; ``dst`` the input file itself is said as such; see also ``skip_existing``).
         ``on_progress(frames_done, frames_total_or_None, faces_so_far)`` is called per frame
-        (``frames_total_or_None``: ``None`` where the count is unknown). ``faces_so_far`` counts the
+        (``frames_total_or_None``: ``None`` where the count is unknown). A folder counts its photos
+        as frames (a multi-page one once, when it is written) and its videos' frames; a file that
+        is skipped (it cannot be read or written, or another run wrote it) or fails counts as done,
+        so the last call reaches the total. ``faces_so_far`` counts the
         faces sent through the model so far, which runs a batch of frames ahead of those written:
         it may include faces of frames not yet in ``frames_done`` (a group photo on a CPU also
         reports it per model batch, ``frames_done`` unchanged).
@@ -1235,8 +1240,16 @@ class Enhancer:
                      and getattr(meta, "frame_rate", None) and not getattr(meta, "live", False) else None)
             sink = None
             meanwhile = [0] if skip is not None else None  # outputs another run wrote since this one began
+            # a folder's progress counts its photos handled: written, or skipped (unreadable, not
+            # writable, written meanwhile by another run), a multi-page one when its last page is
+            # (it counted pages written, and stopped at 2 of 3 where a photo could not be read)
+            handled = [0]
+
+            def done_now() -> int:
+                return handled[0] if meta.kind == "folder" else summary.frames_out
+
             if is_still and on_progress is not None:  # a group photo on a CPU: progress per model batch
-                stage.on_faces = lambda k: on_progress(summary.frames_out, total, stage.faces_restored + k)
+                stage.on_faces = lambda k: on_progress(done_now(), total, stage.faces_restored + k)
             frames = None
             by_callback = False
             if compare and codec == "auto" and not is_still and getattr(source, "high_bit_depth", False) is True:
@@ -1269,9 +1282,14 @@ class Enhancer:
                                 frame = _side_by_side(frame, originals.pop(frame.index))
                             summary.frames_in += 1
                             written = sink.frames_written
+                            if meta.kind == "folder":  # (the files before this one: done or skipped)
+                                pages = frame.image_info or {}
+                                handled[0] = frame.index + int(pages.get("page", 0) + 1 >= pages.get("frames", 1))
                             with timer("encode") if timed else contextlib.nullcontext():
                                 if not self._write_photo(sink, frame, summary, folder=meta.kind == "folder",
                                                          meanwhile=meanwhile):
+                                    if on_progress is not None:
+                                        on_progress(done_now(), total, stage.faces_restored)
                                     continue
                             # a photo sink counts a multi-page picture's pages when the file is written
                             # (held pages of one whose later page proves unreadable never are); a video
@@ -1282,7 +1300,7 @@ class Enhancer:
                             if on_progress is not None:
                                 # a video's faces of the frames handed on: faces_restored counts a batch
                                 # ahead of them (a one-face clip said "265 frames, 272 faces")
-                                on_progress(summary.frames_out, total,
+                                on_progress(done_now(), total,
                                             stage.faces_restored if is_still else getattr(stage, "faces_out", 0))
                             # (a single photo is written whole under its name by now: that job is done)
                             if meta.kind != "image" and asked():
@@ -1295,6 +1313,10 @@ class Enhancer:
                             raise KeyboardInterrupt from None
                     if stop is not None and stop():
                         raise KeyboardInterrupt  # the frames ended because the run was cancelled
+                    if meta.kind == "folder" and on_progress is not None and handled[0] < (total or 0):
+                        # its last photos could not be read: handled too, the count reaches its total
+                        handled[0] = total
+                        on_progress(total, total, stage.faces_restored)
             except KeyboardInterrupt as exc:
                 # The sink has already finalised `<name>.partial.<ext>` (if it could).
                 summary.interrupted = True
@@ -1429,10 +1451,12 @@ class Enhancer:
         base = {"frames": 0, "faces": 0}
 
         grand: list[int | None] = [None]
+        said = [0]  # the count last reported: it never goes back (a video longer than its header said)
 
         def progress(done: int, _total, faces: int) -> None:
             if user_progress is not None:  # counts go on across files, against the folder's total
-                user_progress(base["frames"] + done, grand[0], base["faces"] + faces)
+                said[0] = max(said[0], base["frames"] + done)
+                user_progress(said[0], grand[0], base["faces"] + faces)
 
         trim = {"start": opts.pop("start", 0.0), "duration": opts.pop("duration", None)}
         outs = [(v, plan[v]) for v in videos]
@@ -1458,11 +1482,18 @@ class Enhancer:
                 log.info("%d file(s) already in %s: left as they are", done_before, dst)
         # (without overwrite or skip_existing, existing outputs were refused before: enhance_file)
         jobs = ([(root, dst)] if images else []) + outs
+        # each job's share of the total (its photos, a video's frames): a job skipped or failed
+        # counts as done, so that the count reaches the total
+        shares: list[int | None] = [None] * len(jobs)
         if user_progress is not None:
             counts = [_header_frames(v, **trim) for v, _ in outs]
             grand[0] = len(images) + sum(counts) if None not in counts else None
+            if grand[0] is not None:
+                shares = ([len(images)] if images else []) + counts
         try:
-            for src, out in jobs:
+            for j, (src, out) in enumerate(jobs):
+                if grand[0] is not None:
+                    base["frames"] = sum(shares[:j])
                 if src is not root and out.exists() and is_partial(out):
                     # an interrupted run's recorded part of another input under this input's output
                     # name (x.partial.webm beside x.webm): superseded either way, so it makes room
@@ -1568,6 +1599,9 @@ class Enhancer:
                 _add_summary(total, part, root, self._all_fallbacks())
                 base["frames"], base["faces"] = total.frames_out, total.faces_restored
                 restored += 1
+            if grand[0] is not None and said[0] < grand[0]:  # (its last files skipped or failed)
+                base["frames"] = grand[0]
+                progress(0, None, 0)
         finally:
             total.seconds = time.perf_counter() - t0
         if (unread or misfit) and unread + misfit == len(total.skipped) and not restored and not done_before \

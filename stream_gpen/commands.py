@@ -106,12 +106,20 @@ def _positive_seconds(text: str) -> float:
 
 
 def _picture_by_content(path: str) -> bool:
-    """A still JPEG/PNG/WebP/BMP/TIFF, whatever its name (the header only is read)."""
+    """A still JPEG/PNG/WebP/BMP/TIFF or GIF, or a HEIC/AVIF, whatever its name (the header only
+    is read): what the source refuses as a photo under another name."""
+    from stream_gpen.io._source import _HEIF_BRANDS
+
     try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+        if head[4:8] == b"ftyp" and head[8:12].decode("latin-1").strip().lower() in _HEIF_BRANDS:
+            return True
         from PIL import Image
 
         with Image.open(path) as im:
-            return im.format in ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO") and getattr(im, "n_frames", 1) == 1
+            return (im.format in ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO", "GIF")
+                    and getattr(im, "n_frames", 1) == 1)
     except Exception:  # noqa: BLE001 - not a picture Pillow knows: the question is answered
         return False
 
@@ -1572,7 +1580,6 @@ def _describe_image(p: Path) -> dict:
     from PIL import Image, UnidentifiedImageError
 
     from stream_gpen._warnings import warnings_of
-    from stream_gpen.errors import NotMediaError
     from stream_gpen.io._image import _bits_per_sample, _heif_plugin, _load, _orientation, icc_describes, icc_space
 
     if p.is_file() and p.stat().st_size == 0:  # (as enhance says it, not Pillow's "cannot identify")
@@ -1593,12 +1600,9 @@ def _describe_image(p: Path) -> dict:
             bits = (_bits_per_sample(im, p) if fmt in ("PNG", "TIFF")
                     else int(im.info.get("bit_depth", 8) or 8) if fmt == "HEIF" else 8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        from stream_gpen.io._image import unidentified_tiff, video_in_disguise
+        from stream_gpen.io._image import unreadable_image
 
-        tiff = unidentified_tiff(p) if isinstance(e, UnidentifiedImageError) else None  # (as enhance says it)
-        if tiff is not None:
-            raise tiff from e
-        raise NotMediaError(f"cannot read {p} as an image: {e}", hint=video_in_disguise(p)) from e
+        raise unreadable_image(p, e) from e  # (as enhance says it)
     except Image.DecompressionBombError as e:  # (as enhance says it)
         raise InvalidInputError(f"{p} is too large to load safely: {e}") from e
     notes: list[str] = []

@@ -128,6 +128,19 @@ class OutputNotWritableError(StreamGpenError, PermissionError):
     exit_code = 4
 
 
+class DiskFullError(StreamGpenError, OSError):
+    """A photo's output file could not be written for room: its drive is full (``ENOSPC``) or this
+    user's quota on it is spent (``EDQUOT``). The message names the file; ``errno``, ``strerror``
+    and ``filename`` (the output) are the ``OSError``'s, so that code which tells a full disk by
+    its ``errno`` (a folder run stops at it, as every next file would fail too) still does. (A
+    video's full disk is an :class:`EncodeError` naming the output.)"""
+
+    exit_code = 4
+
+    def __str__(self) -> str:  # (the message: OSError's own would be "[Errno 28] ...: 'path'")
+        return str(self.args[0]) if self.args else ""
+
+
 class DeviceError(StreamGpenError, RuntimeError):
     """The requested compute device is not available."""
 

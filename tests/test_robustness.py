@@ -257,7 +257,7 @@ ERROR_CASES = [
     ("h264 into webm", "v.mp4", "o.webm", ["--codec", "h264"], 2, "cannot go into webm"),
     ("crf above x264's range", "v.mp4", "o.mp4", ["--crf", "60"], 2, "must be within 0..51"),
     ("report folder missing", "v.mp4", "o.mp4", ["--report", "/nonexistent/r.json"], 2, "--report folder does not exist"),
-    ("truncated jpeg", "t.jpg", "o.jpg", [], 2, "cannot read .* as an image"),
+    ("truncated jpeg", "t.jpg", "o.jpg", [], 2, "cannot read .*: a JPEG that is cut off or damaged"),
     ("text with .png name", "x.png", "o.png", [], 2, "cannot read .* as an image"),
 ]
 

@@ -31,6 +31,7 @@ text tags). An output format that holds 8 bits (JPEG, WebP...) gets 8 and the su
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import logging
 import shutil
@@ -47,6 +48,7 @@ import torch
 from stream_gpen._warnings import warnings_of
 from stream_gpen.errors import PATH_HINT
 from stream_gpen.errors import (
+    DiskFullError,
     EmptyMediaError,
     EncodeError,
     InvalidInputError,
@@ -68,7 +70,7 @@ from stream_gpen.io._sink import (
     not_writable,
     place_new,
 )
-from stream_gpen.io._source import IMAGE_EXTS
+from stream_gpen.io._source import _HEIF_BRANDS, IMAGE_EXTS
 from stream_gpen.io._unread import folder_kinds, unread_error
 
 log = logging.getLogger(__name__)
@@ -261,6 +263,17 @@ def file_in_the_way(folder, top) -> Path | None:
     return None
 
 
+def disk_full(path, err: OSError) -> DiskFullError:
+    """The error of a photo's output ``path`` that ``err`` (``ENOSPC``, ``EDQUOT``) refused room."""
+    quota = err.errno == getattr(errno, "EDQUOT", None) and err.errno != errno.ENOSPC
+    e = DiskFullError(f"cannot write {path}: " + ("this user's disk quota on its drive is spent" if quota
+                                                  else "its drive is full") + f" ({err.strerror or err})",
+                      hint="make room on that drive, or choose another dst on a drive with room")
+    # (as the OSError it stands for: a folder run stops at it, the server says its strerror)
+    e.errno, e.strerror, e.filename = err.errno, err.strerror, str(path)
+    return e
+
+
 def make_mirror_folder(folder, top) -> None:
     """``folder.mkdir(parents=True, exist_ok=True)``; where a file of the mirror ``top`` is in
     the way, a ``NotADirectoryError`` that says so, with ``in_the_way`` naming it."""
@@ -274,6 +287,8 @@ def make_mirror_folder(folder, top) -> None:
         err.in_the_way = blocked
         raise err from e
     except OSError as e:
+        if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            raise disk_full(folder, e) from e
         if e.errno not in REFUSED_ERRNOS:
             raise
         # (a bare PermissionError: the folder it was to be made in is said, as the project's error)
@@ -1193,10 +1208,7 @@ def _load_checked(path: Path, notes: list[str] | None):
             image_info["orientation"] = orientation
             rgb, alpha, grey = _pixels(_upright(im, orientation, path), bits, signed=_signed(im))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        tiff = unidentified_tiff(path) if isinstance(e, UnidentifiedImageError) else None
-        if tiff is not None:
-            raise tiff from e
-        raise NotMediaError(f"cannot read {path} as an image: {e}", hint=video_in_disguise(path)) from e
+        raise unreadable_image(path, e) from e
     except Image.DecompressionBombError as e:
         raise InvalidInputError(f"{path} is too large to load safely: {e}", hint=_BOMB_HINT) from e
     hi = None
@@ -1348,6 +1360,97 @@ def _tiff_header(path) -> bool:
     return head in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
+#: what a photo cut off (a copy or download stopped short) or damaged is told to do
+_CUT_HINT = "the file was probably not copied or saved whole: copy it again from its source"
+
+
+def unreadable_image(path: Path, e: BaseException) -> NotMediaError:
+    """The error for a photo Pillow could not read (``e``, its complaint), in the run's words: a
+    TIFF it cannot identify (:func:`unidentified_tiff`), a photo cut off (:func:`_cut_short`:
+    Pillow's "image file is truncated (1 bytes not processed)", "could not create decoder object",
+    "cannot identify image file" said nothing of it), or what Pillow said, with a hint where the
+    file is a video under a picture's name."""
+    from PIL import UnidentifiedImageError
+
+    tiff = unidentified_tiff(path) if isinstance(e, UnidentifiedImageError) else None
+    if tiff is not None:
+        return tiff
+    cut = _cut_short(path, e)
+    if cut is not None:
+        return NotMediaError(f"cannot read {path}: {_a(cut[0])} that is cut off or damaged ({cut[1]})", hint=_CUT_HINT)
+    return NotMediaError(f"cannot read {path} as an image: {e}", hint=video_in_disguise(path))
+
+
+def _a(fmt: str) -> str:
+    """``fmt`` with its article: "a JPEG", "an AVIF"."""
+    return ("an " if fmt[0] in "AEIOU" else "a ") + fmt
+
+
+def _cut_short(path, e: BaseException) -> tuple[str, str] | None:
+    """(its format, how it ends short) for a JPEG/PNG/GIF/WebP/BMP/HEIC/AVIF file that ends
+    before its own structure does (a chunk, box or RIFF size past the end, no end marker), or whose
+    picture data Pillow found cut short; None for any other (a TIFF: :func:`unidentified_tiff`).
+    Read by seeking: a few bytes per chunk or box, not the whole file."""
+    try:
+        with open(path, "rb") as f:
+            return _cut_short_in(f, f.seek(0, 2), "truncated" in str(e).lower())
+    except (OSError, TypeError, ValueError):
+        return None
+
+
+def _cut_short_in(f, size: int, said: bool) -> tuple[str, str] | None:
+    def at(pos: int, n: int) -> bytes:
+        f.seek(pos)
+        return f.read(n)
+
+    def holds(need: int) -> str:
+        return f"it holds {size} of the {need} bytes its header gives"
+
+    head, tail = at(0, 32), at(max(size - 2, 0), 2)
+    stops = "its picture data stops short" if said else None
+    if head[:3] == b"\xff\xd8\xff":
+        return ("JPEG", "it ends inside its picture data: no end marker") if tail != b"\xff\xd9" else (
+            ("JPEG", stops) if stops else None)
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        pos = 8
+        while pos + 8 <= size:
+            n, kind = struct.unpack(">I4s", at(pos, 8))
+            if pos + 12 + n > size:
+                return "PNG", f"it ends inside its {kind.decode('latin-1')} chunk"
+            if kind == b"IEND":
+                return ("PNG", stops) if stops else None
+            pos += 12 + n
+        return "PNG", "it ends before its IEND chunk"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return ("GIF", "it ends inside its picture data: no trailer") if tail[-1:] != b";" else (
+            ("GIF", stops) if stops else None)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        need = int.from_bytes(head[4:8], "little") + 8
+        return ("WebP", holds(need)) if need > size else None
+    if head[:2] == b"BM" and size >= 6:
+        need = int.from_bytes(head[2:6], "little")
+        return ("BMP", holds(need)) if need > size else (("BMP", stops) if stops else None)
+    if head[4:8] == b"ftyp" and head[8:12].decode("latin-1").lower() in _HEIF_BRANDS:
+        # (an MP4 under a picture's name is no HEIC: video_in_disguise says what it is)
+        brands = at(8, max(0, min(int.from_bytes(head[:4], "big"), 256) - 8))
+        fmt = "AVIF" if brands[:4] in (b"avif", b"avis") or b"avif" in brands[8:] else "HEIC"
+        pos = 0
+        while pos + 8 <= size:
+            box = at(pos, 16)
+            n = int.from_bytes(box[:4], "big")
+            if n == 1 and len(box) == 16:  # (a 64-bit size)
+                n = int.from_bytes(box[8:16], "big")
+            if n == 0:  # (to the end of the file)
+                break
+            if n < 8:
+                return None  # (no box structure: damaged, not cut)
+            if pos + n > size:
+                return fmt, holds(pos + n)
+            pos += n
+        return (fmt, stops) if stops else None
+    return None
+
+
 def unidentified_tiff(path: Path) -> NotMediaError | None:
     """The error for a TIFF Pillow cannot identify ("cannot identify image file" said it was no
     picture at all): one Pillow has no mode for (32-bit float RGB...), named, or one whose header is
@@ -1360,7 +1463,7 @@ def unidentified_tiff(path: Path) -> NotMediaError | None:
     if _tiff_header(path):
         return NotMediaError(f"cannot read {path}: a TIFF that is cut off or damaged (its header is there, but no "
                              "page can be read)",
-                             hint="the file was probably not copied or saved whole: copy it again from its source")
+                             hint=_CUT_HINT)
     return None
 
 
@@ -1432,6 +1535,10 @@ def _load_page(path: Path, page: int, ifd: int | None = None) -> tuple[np.ndarra
                 32 if im.mode == "I" and im.format == "TIFF" and _bits_per_sample(im, path) == 32 else None)
             rgb, alpha, grey = _pixels(_upright(im, _orientation(im, path), path), bits, signed=_signed(im))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
+        cut = _cut_short(path, e)  # (an animation cut off after its first frames)
+        if cut is not None:
+            raise NotMediaError(f"cannot read page {page + 1} of {path}: {_a(cut[0])} that is cut off or damaged "
+                                f"({cut[1]})", hint=_CUT_HINT) from e
         raise NotMediaError(f"cannot read page {page + 1} of {path}: {e}") from e
     except Image.DecompressionBombError as e:
         raise InvalidInputError(f"{path} is too large to load safely: {e}", hint=_BOMB_HINT) from e
@@ -2282,13 +2389,16 @@ class ImageSink(_Sink):
     def write(self, frame: Frame) -> None:
         try:
             self._write(frame)
-        except OutputNotWritableError:
+        except (OutputNotWritableError, DiskFullError):
             raise
         except OSError as e:
+            path = self._path_for(frame)
+            if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+                # (a bare OSError, "No space left on device", naming no file)
+                raise disk_full(path, e) from e
             # the file system refused this photo's file in its folder (no permission, a read-only
             # drive: made so during the run, or not told by os.access before it): a bare
             # PermissionError, not the project's error, and every next photo there is refused too
-            path = self._path_for(frame)
             gone = Path(e.filename) if e.filename is not None else path
             if e.errno not in REFUSED_ERRNOS or gone.parent != path.parent:
                 raise

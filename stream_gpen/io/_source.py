@@ -2089,6 +2089,19 @@ class VideoSource:
             raise self._open_error(e, reopen) from e
         try:
             vs = main_video_stream(container)
+            photo = _photo_extension(container, self._target) if self.kind == "file" and not reopen else None
+            if photo is not None and Path(self.spec).suffix.lower() not in IMAGE_EXTS + (".gif",):
+                # a photo under another name (a browser's `download`, `photo.jpg_large`, a JPEG saved
+                # as .mp4, an iPhone's `IMG_1234` copied off without its .HEIC): it was encoded as a
+                # one-frame H.264 video, its format and EXIF lost
+                own = Path(self.spec)
+                article = "an" if photo == ".avif" else "a"
+                raise NotMediaError(
+                    f"{self.spec} is {article} {photo[1:].upper()} picture, not a video (its name has "
+                    + (f"the extension {own.suffix}" if own.suffix else "no extension")
+                    + "): photos are told by their extension",
+                    hint=f"rename it to {own.with_suffix(photo).name if own.suffix else own.name + photo} "
+                         "and run again")
             others = [s for s in _pictures(container) if vs is not None and s.index != vs.index]
             #: the programs each stream belongs to, where the input has several (a DVB multiplex's
             #: channels, an HLS master's variants; see :func:`stream_programs`): the sink keeps the
@@ -2118,17 +2131,6 @@ class VideoSource:
                     f"{self.spec!r} has no video stream{cover} (streams: {', '.join(kinds)})",
                     hint="stream-gpen restores faces in pictures; give it a video or image file",
                 )
-            photo = _photo_extension(container) if self.kind == "file" and not reopen else None
-            if photo is not None and Path(self.spec).suffix.lower() not in IMAGE_EXTS:
-                # a photo under another name (a browser's `download`, `photo.jpg_large`, a JPEG saved
-                # as .mp4): it was encoded as a one-frame H.264 video, its format and EXIF lost
-                own = Path(self.spec)
-                raise NotMediaError(
-                    f"{self.spec} is a {photo[1:].upper()} picture, not a video (its name has "
-                    + (f"the extension {own.suffix}" if own.suffix else "no extension")
-                    + "): photos are told by their extension",
-                    hint=f"rename it to {own.with_suffix(photo).name if own.suffix else own.name + photo} "
-                         "and run again")
             name = vs.codec_context.name if vs.codec_context is not None else None
             if name is None or not vs.codec_context.is_decoder:
                 raise UnsupportedCodecError(f"no decoder for the video codec of {self.spec!r}")
@@ -3752,12 +3754,36 @@ def _pictures(container) -> list:
 
 _PICTURE_DEMUXERS = {"jpeg_pipe": ".jpg", "png_pipe": ".png", "webp_pipe": ".webp", "bmp_pipe": ".bmp",
                      "tiff_pipe": ".tif"}
+#: the major brands of a HEIF (HEIC) or AVIF picture file: FFmpeg's mov demuxer reads its image
+#: items (and an animated AVIF's track) as video streams. A sequence-only HEIF ("msf1", "hevc")
+#: holds no picture Pillow reads and stays a video.
+_HEIF_BRANDS = {"heic", "heix", "heim", "heis", "mif1", "mif2", "avif", "avis", "avio"}
 
 
-def _photo_extension(container) -> str | None:
-    """The photo extension of a file FFmpeg reads as one still picture of a format restored as a
-    photo (its ``*_pipe`` demuxers), or None."""
-    return _PICTURE_DEMUXERS.get((container.format.name or "").split(",")[0])
+def _photo_extension(container, path: str) -> str | None:
+    """The photo extension of a file FFmpeg reads as a picture of a format restored as a photo, or
+    None: a still picture (its ``*_pipe`` demuxers), a HEIC or AVIF (an animated AVIF too: named
+    ``.avif`` its frames are restored as a photo's), a GIF of one frame (an animated GIF is a video,
+    under any name)."""
+    demuxer = (container.format.name or "").split(",")[0]
+    if demuxer in _PICTURE_DEMUXERS:
+        return _PICTURE_DEMUXERS[demuxer]
+    if demuxer == "mov":
+        meta = container.metadata or {}
+        major = str(meta.get("major_brand", "")).strip().lower()
+        if major not in _HEIF_BRANDS:
+            return None
+        brands = str(meta.get("compatible_brands", "")).lower()
+        return ".avif" if major.startswith("avi") or "avif" in brands else ".heic"
+    if demuxer == "gif":
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                return ".gif" if im.format == "GIF" and not getattr(im, "is_animated", False) else None
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+            return None  # (read as a video, which says what is wrong with it)
+    return None
 
 
 def main_video_stream(container):
