@@ -1580,7 +1580,15 @@ def _describe_image(p: Path) -> dict:
     from PIL import Image, UnidentifiedImageError
 
     from stream_gpen._warnings import warnings_of
-    from stream_gpen.io._image import _bits_per_sample, _heif_plugin, _load, _orientation, icc_describes, icc_space
+    from stream_gpen.io._image import (
+        _bits_per_sample,
+        _heif_plugin,
+        _load,
+        _orientation,
+        icc_describes,
+        icc_space,
+        stored_size,
+    )
 
     if p.is_file() and p.stat().st_size == 0:  # (as enhance says it, not Pillow's "cannot identify")
         from stream_gpen.errors import EmptyMediaError
@@ -1594,8 +1602,9 @@ def _describe_image(p: Path) -> dict:
         with warnings_of("PIL", "pillow_heif", into=said), Image.open(p) as im:
             from stream_gpen.io._image import tiff_pages
 
-            # (a TIFF's reduced-resolution previews are not pages: enhance neither counts nor restores them)
-            fmt, size, mode, frames = im.format, list(im.size), im.mode, len(tiff_pages(im)[0])
+            # (a TIFF's reduced-resolution previews are not pages: enhance neither counts nor restores them;
+            # its size as stored: Pillow gives a TIFF's turned by its orientation, size_upright below)
+            fmt, size, mode, frames = im.format, list(stored_size(im)), im.mode, len(tiff_pages(im)[0])
             orient = _orientation(im, p)
             bits = (_bits_per_sample(im, p) if fmt in ("PNG", "TIFF")
                     else int(im.info.get("bit_depth", 8) or 8) if fmt == "HEIF" else 8)
@@ -1618,7 +1627,8 @@ def _describe_image(p: Path) -> dict:
             ] if orient != 1 else []
     if hi is not None:
         plan.append(f"{bits}-bit: restored and written at {bits if fmt == 'HEIF' else 16} bits "
-                    "(PNG/TIFF/HEIF output; 8-bit formats get 8)")
+                    + ("(every page: TIFF output; other formats get 8)" if frames > 1
+                       else "(PNG/TIFF/HEIF output; 8-bit formats get 8)"))
     if info.get("deep32"):  # (said by enhance as it writes it: a photo without a face is copied as it is)
         plan.append(f"32-bit {info['deep32']} grey: restored and written at 8 bits (no writer here keeps 32-bit "
                     "samples; copied as it is where no face is found)")

@@ -7,10 +7,11 @@ can store it (png/webp/tiff), otherwise dropped with a warning.
 What a photo carries besides pixels travels with the frame (``frame.image_info``) and is written
 back where the output format can hold it: the ICC profile (phone photos are Display P3: without
 it colour-managed viewers show them desaturated), EXIF (date, camera, GPS; its stated picture size
-set to the written one), XMP (into PNG as an iTXt chunk, into TIFF as tag 700), DPI, PNG gamma /
+set to the written one), XMP (its stated size too; into PNG as an iTXt chunk, into TIFF as tag 700), DPI, PNG gamma /
 chromaticities / sRGB intent / text chunks / cICP, mDCv, cLLI (HDR: its faces are restored as SDR codes,
 said), a JPEG's IPTC and other Photoshop image resources (APP13, into JPEG output; the IPTC record alone
-into TIFF as tag 33723; thumbnails and what else describes the old pixels left out, see ``_iptc``),
+into TIFF as tag 33723; thumbnails and what else describes the old pixels left out, see ``_iptc``) and
+a TIFF's IPTC record (its tag 33723: into TIFF output as such, into JPEG output as APP13),
 a JPEG's (and a camera MPO's) chroma subsampling (4:4:4
 stays 4:4:4), progressive flag and comment, a TIFF's compression (one Pillow does not write, JPEG or
 CCITT fax, becomes deflate) and its reduced-resolution previews (made again from the restored
@@ -21,12 +22,15 @@ dropped and reported; so is anything the output format cannot hold.
 Phones' Ultra HDR JPEGs keep their HDR gain map in JPEG output (see ``_with_gain_map``), and what a
 JPEG holds after its picture (a motion photo's video, camera data) is written after it again.
 
-16-bit PNGs and TIFFs (scans, raw developers' exports) keep their 16 bits, and 10/12-bit HEIF
+16-bit PNGs and TIFFs (scans, raw developers' exports; every page of a multi-page TIFF, written back
+as one 16-bit TIFF) keep their 16 bits, and 10/12-bit HEIF
 (cameras' HIF) its 10/12 bits (decoded by pillow-heif at its depth, written back by its writer): OpenCV decodes them
 (Pillow opens 16-bit RGB as 8-bit), the frame carries them as ``hi`` (faces are restored into it at
 the restorer's own precision), and the sink writes 16 bits back with the same metadata (PNG:
 OpenCV's pixels with the ancillary chunks Pillow writes; TIFF: tifffile with the profile, DPI and
-text tags). An output format that holds 8 bits (JPEG, WebP...) gets 8 and the summary says so.
+text tags, IPTC). An output format that holds 8 bits (JPEG, WebP...) gets 8 and the summary says so, as
+does a multi-page PNG or HEIC output (the deep writers here make one picture); an animation's or a
+HEIF burst's deep frames are read at 8 bits (said).
 """
 from __future__ import annotations
 
@@ -58,7 +62,7 @@ from stream_gpen.errors import (
     OutputNotWritableError,
 )
 from stream_gpen.io._convert import u8_from_u16
-from stream_gpen.io._iptc import beyond_tiff, iptc_record, jpeg_app13, kept_resources, with_app13
+from stream_gpen.io._iptc import beyond_tiff, iptc_record, jpeg_app13, kept_resources, tiff_iptc_resources, with_app13
 from stream_gpen.io._meta import StreamMetadata, fit_name, hidden_temp
 from stream_gpen.io._ring import Frame
 from stream_gpen.io._sink import (
@@ -517,7 +521,8 @@ def _avif16(path: Path) -> tuple[np.ndarray | None, str | None]:
         return None, f"FFmpeg could not decode it above 8 bits ({e})"
 
 
-def _load16(path: Path, fmt: str, orientation: int, upright8: np.ndarray) -> tuple[np.ndarray | None, str | None]:
+def _load16(path: Path, fmt: str, orientation: int, upright8: np.ndarray,
+            ifd: int = 0) -> tuple[np.ndarray | None, str | None]:
     """The picture at more than 8 bits as RGB uint16 on the full 16-bit scale ``[H, W, 3]``,
     upright (RGBA ``[H, W, 4]`` when it has an alpha channel), or (None, why not).
 
@@ -526,7 +531,8 @@ def _load16(path: Path, fmt: str, orientation: int, upright8: np.ndarray) -> tup
     8-bit ``v`` is ``v * 257`` as everywhere). Whether the decoder has applied the orientation
     itself depends on the format and its version, so the result is compared with the 8-bit
     picture Pillow made upright (``upright8``), as decoded and turned; an odd file (CMYK, a
-    palette, several pages) that matches neither falls back to 8 bits with a reason."""
+    palette) that matches neither falls back to 8 bits with a reason. ``ifd``: a multi-page TIFF's
+    page (its IFD), read by OpenCV's multi-page decoder."""
     if fmt == "HEIF":
         try:
             import pillow_heif
@@ -561,7 +567,11 @@ def _load16(path: Path, fmt: str, orientation: int, upright8: np.ndarray) -> tup
             if logs is not None:  # (a TIFF it cannot take printed OpenCV's own [ERROR] lines, under --quiet)
                 logs.setLogLevel(logs.LOG_LEVEL_SILENT)
             data = np.fromfile(str(path), dtype=np.uint8)  # imdecode: any path (imread mangles some)
-            a = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+            if ifd:
+                ok, got = cv2.imdecodemulti(data, cv2.IMREAD_UNCHANGED, range=(ifd, ifd + 1))
+                a = got[0] if ok and len(got) == 1 else None
+            else:
+                a = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
         except (cv2.error, OSError, ValueError) as e:
             return None, f"OpenCV could not decode it ({e})"
         finally:
@@ -650,6 +660,13 @@ def read_image_info(im, path: Path) -> dict:
     if im.format == "WEBP":
         out["lossless"] = _webp_is_lossless(path)
     exif, stale = carried_exif(im, path)
+    irb = tiff_iptc_resources(_tiff_tag_bytes(im, 33723)) if im.format == "TIFF" else None
+    if irb is not None:
+        # a TIFF's IPTC (tag 33723) goes where the output keeps IPTC (a JPEG's APP13, a TIFF's
+        # 33723), as a JPEG's does: carried in the EXIF block, a JPEG had it there alone, where
+        # photo apps do not look, and other formats lost it unsaid
+        out["photoshop_irb"] = irb
+        exif = _without_tag(exif, 33723)
     if exif is not None:
         out["exif"] = exif
     if stale:
@@ -1211,50 +1228,63 @@ def _load_checked(path: Path, notes: list[str] | None):
         raise unreadable_image(path, e) from e
     except Image.DecompressionBombError as e:
         raise InvalidInputError(f"{path} is too large to load safely: {e}", hint=_BOMB_HINT) from e
-    hi = None
-    if bits > 8 and "frames" in image_info:
-        msg = f"{path}: its {bits}-bit pages or frames are restored and written at 8 bits (one at a time, as Pillow reads them)"
+    if bits > 8 and "frames" in image_info and image_info.get("format") != "TIFF":
+        # (a multi-page TIFF's pages are read at 16 bits one by one: OpenCV or tifffile read any page)
+        msg = (f"{path}: its {bits}-bit frames are restored and written at 8 bits (one at a time, as Pillow "
+               "reads them; a multi-page TIFF's pages keep 16)")
         log.warning(msg)
         if notes is not None:
             notes.append(msg)
-    elif bits > 8:
-        odd = _odd_deep_tiff(path, orientation) if image_info.get("format") == "TIFF" else None
-        if odd is not None:
-            # a layout neither Pillow nor OpenCV decode right at 16 bits (hunt 17): tifffile's pixels
-            # are the picture, at 8 bits too (Pillow's was scrambled, or a negative)
-            hi, grey_odd = odd
-            if hi.shape[2] == 4:
-                alpha = u8_from_u16(hi[..., 3])
-            rgb, grey = u8_from_u16(hi[..., :3]), grey or grey_odd
-            image_info["bits"] = bits
-            return rgb, alpha, grey, image_info, hi
-        if image_info.get("mode") == "CMYK":  # (said as such above; OpenCV's refusal named no reason)
-            hi, why = None, "a CMYK picture is restored as RGB, from Pillow's 8-bit conversion"
-        elif bits == 32 and image_info.get("mode") in ("I", "F"):
-            # 32-bit grey (float: HDR/scientific exports; integer): 8 bits are all there is for it
-            # (no 16-bit reading either). Said by the sink when it writes it: a photo without a
-            # face is copied as it is, and was said to be "written at 8 bits" (the note blamed OpenCV)
-            image_info["deep32"] = "floating-point" if image_info["mode"] == "F" else "integer"
-            return rgb, alpha, grey, image_info, None
-        else:
-            hi, why = _load16(path, image_info.get("format") or "", orientation, rgb)
-        if hi is None:
-            msg = f"{path}: its {bits}-bit pixels are restored and written at 8 bits: {why}"
-            log.warning(msg)
-            if notes is not None:
-                notes.append(msg)
-        else:
-            rgb = u8_from_u16(hi[..., :3])
-            if alpha is not None and hi.shape[2] == 3 and image_info.get("mode", "").startswith("I"):
-                # a 16-bit grey PNG's colour key (OpenCV leaves it out): all or nothing, so exact at 16
-                # bits too (the sink said an 8-bit alpha was "kept at 8 bits")
-                hi = np.concatenate([hi, alpha.astype(np.uint16)[..., None] * 257], axis=2)
-            image_info["bits"] = bits  # what a deep writer keeps (HEIF: 10 or 12)
+        return rgb, alpha, grey, image_info, None
+    rgb, alpha, grey, hi = _deeper(path, image_info, bits, orientation, rgb, alpha, grey, notes,
+                                   ifd=ifds[0] if image_info.get("format") == "TIFF" else 0)
     return rgb, alpha, grey, image_info, hi
 
 
-def _odd_deep_tiff(path: Path, orientation: int) -> tuple[np.ndarray, bool] | None:
-    """A deep (16-bit) TIFF's first page as RGB(A) uint16, upright, read with tifffile, where its
+def _deeper(path: Path, image_info: dict, bits: int, orientation: int, rgb: np.ndarray, alpha: np.ndarray | None,
+            grey: bool, notes: list[str] | None, *, ifd: int = 0, page: int = 0):
+    """-> (rgb, alpha, grey, the picture at 16 bits or None) of a picture of ``bits`` per sample whose
+    8-bit ``rgb``, ``alpha`` and ``grey`` Pillow gave: its deep pixels read where there are any and
+    they can be (``image_info`` gets its ``bits``, or ``deep32``), else what was given, said.
+    ``ifd``: the TIFF page's IFD, ``page``: its number (a multi-page TIFF's later pages: :func:`_load_page`)."""
+    if bits <= 8:
+        return rgb, alpha, grey, None
+    which = f"{path}: page {page + 1}" if page else f"{path}"
+    odd = _odd_deep_tiff(path, orientation, ifd) if image_info.get("format") == "TIFF" else None
+    if odd is not None:
+        # a layout neither Pillow nor OpenCV decode right at 16 bits (hunt 17): tifffile's pixels
+        # are the picture, at 8 bits too (Pillow's was scrambled, or a negative)
+        hi, grey_odd = odd
+        if hi.shape[2] == 4:
+            alpha = u8_from_u16(hi[..., 3])
+        image_info["bits"] = bits
+        return u8_from_u16(hi[..., :3]), alpha, grey or grey_odd, hi
+    if image_info.get("mode") == "CMYK":  # (said as such above; OpenCV's refusal named no reason)
+        hi, why = None, "a CMYK picture is restored as RGB, from Pillow's 8-bit conversion"
+    elif bits == 32 and image_info.get("mode") in ("I", "F"):
+        # 32-bit grey (float: HDR/scientific exports; integer): 8 bits are all there is for it
+        # (no 16-bit reading either). Said by the sink when it writes it: a photo without a
+        # face is copied as it is, and was said to be "written at 8 bits" (the note blamed OpenCV)
+        image_info["deep32"] = "floating-point" if image_info["mode"] == "F" else "integer"
+        return rgb, alpha, grey, None
+    else:
+        hi, why = _load16(path, image_info.get("format") or "", orientation, rgb, ifd=ifd)
+    if hi is None:
+        msg = f"{which}: its {bits}-bit pixels are restored and written at 8 bits: {why}"
+        log.warning(msg)
+        if notes is not None:
+            notes.append(msg)
+        return rgb, alpha, grey, None
+    if alpha is not None and hi.shape[2] == 3 and image_info.get("mode", "").startswith("I"):
+        # a 16-bit grey PNG's colour key (OpenCV leaves it out): all or nothing, so exact at 16
+        # bits too (the sink said an 8-bit alpha was "kept at 8 bits")
+        hi = np.concatenate([hi, alpha.astype(np.uint16)[..., None] * 257], axis=2)
+    image_info["bits"] = bits  # what a deep writer keeps (HEIF: 10 or 12)
+    return u8_from_u16(hi[..., :3]), alpha, grey, hi
+
+
+def _odd_deep_tiff(path: Path, orientation: int, ifd: int = 0) -> tuple[np.ndarray, bool] | None:
+    """A deep (16-bit) TIFF's page (its IFD ``ifd``) as RGB(A) uint16, upright, read with tifffile, where its
     layout is one the other decoders get wrong, with whether it is grey; None for any other TIFF.
     Separate colour planes (PlanarConfiguration 2: scanner drivers, ImageMagick ``-interlace
     plane``): Pillow's raw decoder scrambled the picture (73 grey levels off) and OpenCV's too.
@@ -1264,7 +1294,7 @@ def _odd_deep_tiff(path: Path, orientation: int) -> tuple[np.ndarray, bool] | No
         import tifffile
 
         with _tifffile_hushed(), tifffile.TiffFile(str(path)) as t:
-            page = t.pages[0]
+            page = t.pages[ifd]
             planar = int(page.planarconfig) == 2 and int(page.samplesperpixel) > 1
             white_is_zero = int(page.photometric) == 0
             if not (planar or white_is_zero) or page.dtype != np.uint16 or int(page.photometric) not in (0, 1, 2):
@@ -1517,11 +1547,14 @@ def _pixels(im, bits: int | None, *, signed: bool = False) -> tuple[np.ndarray, 
     return np.asarray(im.convert("RGB")).copy(), alpha, grey
 
 
-def _load_page(path: Path, page: int, ifd: int | None = None) -> tuple[np.ndarray, np.ndarray | None, bool, dict]:
+def _load_page(path: Path, page: int, ifd: int | None = None, notes: list[str] | None = None
+               ) -> tuple[np.ndarray, np.ndarray | None, bool, dict, np.ndarray | None]:
     """Page or frame ``page`` (> 0) of a multi-page TIFF, an animated WebP/PNG/AVIF or a HEIF, as :func:`_load`
-    gives the first (at 8 bits): (RGB uint8, alpha or None, greyscale, {"page", "duration"}).
-    ``ifd``: where the page is stored, when that is not ``page`` (a TIFF with previews, a HEIF whose
-    primary picture is not its first)."""
+    gives the first: (RGB uint8, alpha or None, greyscale, {"page", "duration"}, the page at 16 bits
+    or None). A TIFF's 16-bit page is read at 16 bits, as a one-page TIFF is; an animation's or a
+    HEIF's frames at 8 (said with the first). ``ifd``: where the page is stored, when that is not
+    ``page`` (a TIFF with previews, a HEIF whose primary picture is not its first); ``notes``: as
+    :func:`_load`'s."""
     from PIL import Image, UnidentifiedImageError
 
     said: list = []
@@ -1533,7 +1566,12 @@ def _load_page(path: Path, page: int, ifd: int | None = None) -> tuple[np.ndarra
             info = {"page": page, "duration": im.info.get("duration")}
             bits = 16 if im.mode.startswith("I;16") else (  # (a 32-bit grey TIFF's later pages too)
                 32 if im.mode == "I" and im.format == "TIFF" and _bits_per_sample(im, path) == 32 else None)
-            rgb, alpha, grey = _pixels(_upright(im, _orientation(im, path), path), bits, signed=_signed(im))
+            orientation = _orientation(im, path)
+            rgb, alpha, grey = _pixels(_upright(im, orientation, path), bits, signed=_signed(im))
+            tiff = im.format == "TIFF"
+            if tiff:
+                info.update(format="TIFF", mode=im.mode)  # (what _deeper asks of the page)
+                deep_bits = _bits_per_sample(im, path)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
         cut = _cut_short(path, e)  # (an animation cut off after its first frames)
         if cut is not None:
@@ -1545,7 +1583,12 @@ def _load_page(path: Path, page: int, ifd: int | None = None) -> tuple[np.ndarra
     finally:
         for w in dict.fromkeys(str(w.message).strip() for w in said):
             log.warning("%s: %s", path, w)
-    return rgb, alpha, grey, info
+    if not tiff:
+        return rgb, alpha, grey, info, None
+    rgb, alpha, grey, hi = _deeper(path, info, deep_bits, orientation, rgb, alpha, grey, notes,
+                                   ifd=page if ifd is None else ifd, page=page)
+    del info["format"], info["mode"]
+    return rgb, alpha, grey, info, hi
 
 
 def _orientation(im, path: Path) -> int:
@@ -1576,20 +1619,46 @@ def _upright(im, orientation: int, path: Path):
     except (OSError, ValueError, SyntaxError, KeyError, TypeError, struct.error) as e:
         log.debug("%s: exif_transpose failed (%s); turning it by orientation %d", path, e, orientation)
     im.load()
+    if im.format == "TIFF" and (0x0112 not in getattr(im, "tag_v2", {})
+                                or orientation in (5, 6, 7, 8) and im.size != stored_size(im)):
+        # Pillow turns a TIFF upright as it loads it (and drops its Orientation tag): turned
+        # here again, a sideways scan came out on its other side
+        return im
     for step in _TURNS.get(orientation, []):
         im = im.transpose(getattr(Image.Transpose, step))
     return im
 
 
+def stored_size(im) -> tuple[int, int]:
+    """(width, height) of an open picture as its file stores it, before any EXIF orientation: a
+    TIFF's from its ImageWidth and ImageLength tags, since Pillow (13 here) reports a TIFF's size
+    already turned by its Orientation tag, as it turns its pixels on loading, where it reports
+    every other format's as stored."""
+    if im.format == "TIFF":
+        tags = getattr(im, "tag_v2", {})
+        w, h = tags.get(256), tags.get(257)
+        if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0:
+            return w, h
+    return im.size
+
+
 _XMP_ORIENTATION = (r'(tiff:Orientation\s*=\s*["\'])[2-8](["\'])', r'(<tiff:Orientation>\s*)[2-8](\s*</tiff:Orientation>)')
 
 
-def upright_xmp(xmp, *, turned: bool = False):
+#: the picture size XMP states (as EXIF's ImageWidth/Length and PixelX/YDimension): (name, axis)
+_XMP_SIZE = (("tiff:ImageWidth", 0), ("tiff:ImageLength", 1), ("exif:PixelXDimension", 0), ("exif:PixelYDimension", 1))
+
+
+def upright_xmp(xmp, *, turned: bool = False, size: tuple[int, int] | None = None):
     """XMP (str or bytes) with its ``tiff:Orientation`` set to 1: the photo is written upright, and
     an XMP still saying 6 made XMP-first readers (photo libraries, some Adobe paths) turn it again,
     as EXIF's Orientation 6 would (that one is reset too). ``turned``: the picture was stored
     sideways (orientation 5-8), and its ``tiff:XResolution`` and ``tiff:YResolution`` trade places
-    (see :func:`_turned_resolution`)."""
+    (see :func:`_turned_resolution`), as do the sizes it states (``tiff:ImageWidth`` and
+    ``tiff:ImageLength``, ``exif:PixelXDimension`` and ``exif:PixelYDimension``: a photo written
+    491x310 was still said 310x491); ``size``: the written picture's (width, height), which those
+    are set to where they are there, as the EXIF's are (:func:`_sized_exif`). Attribute and
+    element forms alike."""
     import re
 
     raw = isinstance(xmp, (bytes, bytearray))
@@ -1598,6 +1667,13 @@ def upright_xmp(xmp, *, turned: bool = False):
         text = re.sub(pat, r"\g<1>1\g<2>", text)
     if turned:  # (the names swapped, attribute or element: each value goes with the other axis)
         text = re.sub(r"(tiff:)([XY])(Resolution\b)", lambda m: m[1] + "YX"[m[2] == "Y"] + m[3], text)
+        text = re.sub(r"(tiff:Image)(Width|Length)\b", lambda m: m[1] + ("Length" if m[2] == "Width" else "Width"),
+                      text)
+        text = re.sub(r"(exif:Pixel)([XY])(Dimension\b)", lambda m: m[1] + "YX"[m[2] == "Y"] + m[3], text)
+    for name, axis in _XMP_SIZE if size is not None else ():
+        value = str(int(size[axis]))
+        text = re.sub(rf"({name}\s*=\s*[\"'])\s*\d+\s*([\"'])", lambda m: m[1] + value + m[2], text)
+        text = re.sub(rf"(<{name}>\s*)\d+(\s*</{name}>)", lambda m: m[1] + value + m[2], text)
     return text.encode("utf-8", "surrogateescape") if raw else text
 
 
@@ -1614,6 +1690,48 @@ def _with_tag(exif: bytes | None, tag: int, value) -> bytes:
         out.load(exif)
     out[tag] = value
     return out.tobytes()
+
+
+def _without_tag(exif: bytes | None, tag: int) -> bytes | None:
+    """The EXIF block ``exif`` without ``tag`` in its first IFD (``None``: nothing is left)."""
+    if not exif:
+        return None
+    from PIL import Image
+
+    out = Image.Exif()
+    try:
+        out.load(exif)
+        if tag not in out:
+            return exif
+        del out[tag]
+        return out.tobytes() if len(out) else None
+    except _EXIF_ERRORS:  # (carried as it was: carried_exif re-encoded it once already)
+        return exif
+
+
+def _tiff_tag_bytes(im, tag: int) -> bytes | None:
+    """The bytes of an open TIFF's ``tag`` as the file stores them (Photoshop stores its IPTC
+    record as 4-byte LONGs: Pillow gives those as numbers), or ``None``."""
+    tags = getattr(im, "tag_v2", None)
+    if tags is None or tag not in tags:
+        return None
+    raw = getattr(tags, "_tagdata", {}).get(tag)  # (as Pillow's own IptcImagePlugin reads it)
+    if isinstance(raw, (bytes, bytearray)):
+        return bytes(raw)
+    try:
+        value = tags[tag]
+    except _EXIF_ERRORS:
+        return None
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    values = value if isinstance(value, tuple) else (value,)
+    code = {1: "B", 3: "H", 4: "L", 7: "B"}.get(tags.tagtype.get(tag))
+    if code is None or not all(isinstance(v, int) for v in values):
+        return None
+    try:
+        return struct.pack(getattr(tags, "_endian", "<") + code * len(values), *values)
+    except struct.error:
+        return None
 
 
 def _sub_ifds(exif: bytes | None) -> bool:
@@ -1863,10 +1981,11 @@ def _png_with(data: bytes, colour: dict[bytes, bytes] | None) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + have[0][1] + add + b"".join(c for _, c in have[1:])
 
 
-def _png_chunks(info: dict, *, exif_written: bool = False):
+def _png_chunks(info: dict, *, exif_written: bool = False, size: tuple[int, int] | None = None):
     """PNG ancillary chunks of the input (gamma, chromaticities, sRGB intent, text incl. XMP: the
     input's own XMP, from any format, as the iTXt chunk ``XML:com.adobe.xmp``). ``exif_written``:
-    ImageMagick's text copies of the EXIF block are left out (the eXIf chunk says it)."""
+    ImageMagick's text copies of the EXIF block are left out (the eXIf chunk says it); ``size``:
+    the written picture's, which its XMP states (see :func:`upright_xmp`)."""
     import struct
 
     from PIL import PngImagePlugin
@@ -1884,11 +2003,11 @@ def _png_chunks(info: dict, *, exif_written: bool = False):
         text["XML:com.adobe.xmp"] = _as_bytes(info["xmp"]).decode("utf-8", "replace")
     for k, v in text.items():
         if k == "XML:com.adobe.xmp":
-            v = upright_xmp(str(v), turned=turned)
+            v = upright_xmp(str(v), turned=turned, size=size)
         elif k.lower() in _RAW_EXIF_TEXT and exif_written:
             continue
         elif k.lower() == "raw profile type xmp":
-            v = _raw_profile(str(v), lambda x: upright_xmp(x, turned=turned)) or v
+            v = _raw_profile(str(v), lambda x: upright_xmp(x, turned=turned, size=size)) or v
         if k.lower().startswith("raw profile type "):
             chunks.add_text(k, str(v), zip=True)  # (zTXt, as ImageMagick writes them: hex is bulky)
         elif isinstance(v, PngImagePlugin.iTXt) or not str(v).isascii() or k == "XML:com.adobe.xmp":
@@ -2004,7 +2123,8 @@ class ImageSource:
             i, page, pages, ifds = self._more
             self._more = (i, page + 1, pages, ifds) if page + 1 < pages else None
             try:
-                rgb, alpha, grey, info = _load_page(self.paths[i], page, ifds[page] if ifds else None)
+                rgb, alpha, grey, info, hi = _load_page(self.paths[i], page, ifds[page] if ifds else None,
+                                                        self.fallbacks)
             except InvalidInputError as e:
                 if self.kind != "folder":
                     raise
@@ -2012,7 +2132,7 @@ class ImageSource:
                 self.skipped.append(f"{e}: the file was not written")
                 log.warning("skipped: %s: the file was not written", e)
                 return self._next_readable()
-            return i, rgb, alpha, grey, {**info, "frames": pages}, None
+            return i, rgb, alpha, grey, {**info, "frames": pages}, hi
         while self._i < len(self.paths):
             i = self._i
             self._i += 1
@@ -2239,10 +2359,11 @@ class ImageSink(_Sink):
                 self._note(f"XMP was dropped: {len(info['xmp'])} bytes, over the {_JPEG_XMP_MAX} a JPEG segment "
                            "holds (write .png/.tif/.webp to keep it)", path)
             elif fmt in ("JPEG", "WEBP", "HEIF", "AVIF"):
-                kw["xmp"] = upright_xmp(info["xmp"], turned=turned)
+                kw["xmp"] = upright_xmp(info["xmp"], turned=turned, size=im.size)
             elif fmt == "TIFF":
                 # (tag 700, written with the EXIF block's tags: Pillow's tiffinfo= would replace those)
-                kw["exif"] = _with_tag(kw.get("exif"), 700, _as_bytes(upright_xmp(info["xmp"], turned=turned)))
+                kw["exif"] = _with_tag(kw.get("exif"), 700, _as_bytes(upright_xmp(info["xmp"], turned=turned,
+                                                                                  size=im.size)))
             elif fmt != "PNG":  # (PNG: an iTXt chunk, see _png_chunks)
                 self._note(f"XMP was dropped: {fmt or path.suffix} output cannot hold it", path)
         nclx = info.get("nclx_profile")
@@ -2293,7 +2414,8 @@ class ImageSink(_Sink):
             self._note("the Photoshop image resources (APP13) other than IPTC were dropped: TIFF output here carries "
                        "the IPTC alone (write .jpg to keep them)", path)
         elif irb and fmt not in ("JPEG", "TIFF"):
-            self._note(("IPTC (Photoshop APP13: caption, keywords, copyright) was" if iptc else
+            where = "TIFF tag 33723" if info.get("format") == "TIFF" else "Photoshop APP13"
+            self._note((f"IPTC ({where}: caption, keywords, copyright) was" if iptc else
                         "the Photoshop image resources (APP13) were")
                        + f" dropped: {fmt or path.suffix} output cannot hold it (write .jpg or .tif to keep it)"
                        + (" (the XMP, where editors keep the same fields too, is kept)" if "xmp" in kw else ""), path)
@@ -2310,7 +2432,7 @@ class ImageSink(_Sink):
             self._note(f"the input's {', '.join(lost)} ({info.get('format')}) was dropped: {fmt or path.suffix} output "
                        "does not carry it here", path)
         if fmt == "PNG":
-            kw["pnginfo"] = _png_chunks(info, exif_written="exif" in kw)
+            kw["pnginfo"] = _png_chunks(info, exif_written="exif" in kw, size=im.size)
         elif fmt == "JPEG" and same:
             # 4:4:4 stays 4:4:4 (Pillow's default is 4:2:0: halved colour resolution)
             if "subsampling" in info:
@@ -2458,23 +2580,26 @@ class ImageSink(_Sink):
                 log.warning(msg)
         if im.mode == "LA" and path.suffix.lower() not in (".png", ".tif", ".tiff"):
             im = im.convert("RGBA")  # webp has no grey+alpha mode
+        held = None  # a multi-page file's pages, once the last one is here
         if pages > 1 and fmt not in _MULTI_PAGE:
             self._note(f"only the first page or frame of multi-page pictures was written: {fmt or path.suffix} holds "
                        "one (write .tif, .heic, .webp or .png to keep them all)", path)
         elif pages > 1:
             # every page is restored: held until the last one comes, then written as one file
             # (a multi-page TIFF written back with its first page alone lost the rest, exit 0)
+            # (with whether it has 16-bit pixels, and those a TIFF writes: a multi-page 16-bit TIFF's)
             held = self._pages.setdefault(path, [])
+            depth = (frame.hi is not None, self._deep(frame, im, path) if frame.hi is not None and fmt == "TIFF" else None)
             if page == 0:
-                held[:] = [(im, info)]
+                held[:] = [(im, info, depth)]
             else:
-                held.append((im, info.get("duration")))
+                held.append((im, info.get("duration"), depth))
             if page + 1 < pages:
                 frame.release()  # (counted when the file is written: a later page may fail)
                 return
             del self._pages[path]
-            im, info = held[0]
-            rest = [p for p, _ in held[1:]]
+            im, info, _ = held[0]
+            rest = [p for p, _, _ in held[1:]]
             if fmt in ("WEBP", "AVIF") and len({p.size for p in [im] + rest}) > 1:
                 # an animation has one size (the writer refused the file: the run failed)
                 self._note(f"only the first of pages of different sizes was written: a {fmt} animation holds one "
@@ -2491,7 +2616,7 @@ class ImageSink(_Sink):
         if pages > 1 and fmt in _MULTI_PAGE:
             kwargs.update(save_all=True, append_images=rest)
             if fmt not in ("TIFF", "HEIF"):  # an animation keeps each frame's time on screen and its loop count
-                durations = [d or 100 for d in [info.get("duration")] + [d for _, d in held[1:]]]
+                durations = [d or 100 for d in [info.get("duration")] + [d for _, d, _ in held[1:]]]
                 if info.get("default_image") and rest:
                     # an APNG's cover picture: written as the cover again in PNG (the durations are
                     # the animation's frames'); WebP and AVIF have no place for one
@@ -2507,18 +2632,25 @@ class ImageSink(_Sink):
                 kwargs["duration"] = durations
                 if info.get("loop") is not None:
                     kwargs["loop"] = info["loop"]
-        hi = frame.hi
+        # the pages written, each with whether it has 16-bit pixels: one, or a multi-page file's
+        depths = [d for _, _, d in held] if held is not None else [(frame.hi is not None, None)]
+        deep_out = any(has for has, _ in depths)  # written by a deep writer
         src_bits = int(info.get("bits", 16))  # (a deep picture from the API: 16)
-        if hi is not None and fmt not in ("PNG", "TIFF", "HEIF"):
+        if deep_out and fmt not in ("PNG", "TIFF", "HEIF"):
             self._note(f"{src_bits}-bit pictures were written at 8 bits: {fmt or path.suffix} holds 8 (write .png or "
                        ".tif to keep them, .heic for 10/12)", path)
-            hi = None
+            deep_out = False
+        elif deep_out and len(depths) > 1 and fmt != "TIFF":
+            # (the deep writers here make one picture: OpenCV's PNG, pillow-heif's HEIC)
+            self._note(f"{src_bits}-bit multi-page pictures were written at 8 bits: a multi-page {fmt} is written "
+                       "at 8 bits here (write .tif to keep them)", path)
+            deep_out = False
         heif_bits = 12 if src_bits >= 12 else 10
-        if hi is not None and fmt == "HEIF" and src_bits > heif_bits:
+        if deep_out and fmt == "HEIF" and src_bits > heif_bits:
             self._note(f"{src_bits}-bit pictures were written at {heif_bits} bits: HEIC holds 10 or 12 (write .png or "
                        ".tif to keep them)", path)
         previews = info.get("previews") if fmt == "TIFF" else None
-        if previews and hi is None:
+        if previews and not deep_out:
             # the input's previews stay previews (NewSubfileType 1), made again from the restored
             # pages: a viewer showing a preview shows the restored picture (another format has none)
             ordered: list = []
@@ -2549,7 +2681,7 @@ class ImageSink(_Sink):
                     gain = _turned_gain_map(gain, int(info.get("orientation") or 1))
                     data = _with_gain_map(data, gain, info.get("gain_map_iso"))
                 tmp.write_bytes(data + (trailer or b""))
-            elif hi is None and fmt:
+            elif not deep_out and fmt:
                 # encoded in memory, then written by Python, which raises on a short write: Pillow's
                 # JPEG encoder ignores one, so a full disk left a cut JPEG under the final name
                 # (exit 0, the original photo replaced by its first 8 KB)
@@ -2559,20 +2691,19 @@ class ImageSink(_Sink):
                 im.save(buf, format=fmt, **kwargs)
                 tmp.write_bytes(_png_with(buf.getvalue(), info.get("png_colour")) if fmt == "PNG"
                                 else buf.getbuffer())
-            elif hi is None:
+            elif not deep_out:
                 im.save(tmp, **kwargs)
+            elif held is not None:  # a multi-page TIFF: each page at its own depth (an 8-bit one as it is)
+                self._write_tiff16(tmp, path, [np.asarray(p) if d is None else d for p, _, (_, d) in held],
+                                   kwargs, info, previews)
             else:
-                has_alpha = im.mode in ("LA", "RGBA")
-                if has_alpha and frame.alpha.dtype != torch.uint16:
-                    self._note("the alpha channel of 16-bit pictures was kept at 8 bits", path)
-                deep = _deep_pixels(hi.cpu().numpy(), grey=im.mode in ("L", "LA"),
-                                    alpha=frame.alpha.cpu().numpy() if has_alpha else None)
+                deep = self._deep(frame, im, path)
                 if fmt == "PNG":
                     _write_png16(tmp, deep, im, kwargs, colour=info.get("png_colour"))
                 elif fmt == "HEIF":
                     _write_heif_deep(tmp, deep, kwargs, bits=heif_bits)
                 else:
-                    self._write_tiff16(tmp, deep, im, info, kwargs, previews)
+                    self._write_tiff16(tmp, path, [deep], kwargs, info, previews)
             self._place(tmp, path)
         except BaseException as exc:
             try:
@@ -2657,12 +2788,23 @@ class ImageSink(_Sink):
                 pass
             raise
 
-    def _write_tiff16(self, tmp: Path, deep: np.ndarray, im, info: dict, kwargs: dict,
+    def _deep(self, frame: Frame, im, path: Path) -> np.ndarray:
+        """The 16-bit pixels to write of ``frame`` (which has them), whose 8-bit picture is ``im``."""
+        has_alpha = im.mode in ("LA", "RGBA")
+        if has_alpha and frame.alpha.dtype != torch.uint16:
+            self._note("the alpha channel of 16-bit pictures was kept at 8 bits", path)
+        return _deep_pixels(frame.hi.cpu().numpy(), grey=im.mode in ("L", "LA"),
+                            alpha=frame.alpha.cpu().numpy() if has_alpha else None)
+
+    def _write_tiff16(self, tmp: Path, path: Path, pages: list[np.ndarray], kwargs: dict, info: dict,
                       previews: list | None = None) -> None:
-        """A 16-bit TIFF (tifffile: Pillow writes no 16-bit RGB) with what ``kwargs`` carries:
+        """A 16-bit TIFF at ``tmp``, the output ``path``'s temporary file (tifffile: Pillow writes no
+        16-bit RGB), of ``pages`` (the pictures written: one, or a multi-page file's, each at its own
+        depth, 8 or 16 bits) with what ``kwargs`` carries:
         ICC profile, DPI, the input's compression (deflate with the horizontal predictor for any
-        compressed input: LZW needs imagecodecs) and the descriptive text tags of its EXIF; other tags are reported.
-        ``previews``: the input's (see :func:`tiff_pages`), made again from ``deep``."""
+        compressed input: LZW needs imagecodecs), the descriptive text tags of its EXIF and its IPTC;
+        other tags are reported. ``previews``: the input's (see :func:`tiff_pages`), made again from
+        the pages they follow."""
         import tifffile
 
         extratags, dropped, software = [], [], None
@@ -2680,29 +2822,40 @@ class ImageSink(_Sink):
                     extratags.append((tag, "s", 0, value, True))
                 elif tag == 700 and isinstance(value, bytes):  # XMP (see _save_options)
                     extratags.append((700, "B", len(value), value, True))
+                elif tag == 33723 and isinstance(value, bytes):  # IPTC (see _save_options)
+                    extratags.append((33723, 7, len(value), value, True))
                 elif tag not in (0x0112, 317):  # orientation: written upright anyway; predictor: set below
                     dropped.append(tag)
         if dropped:
             self._note(f"TIFF tags {sorted(dropped)} were dropped: the 16-bit TIFF writer carries the text tags "
-                       "(description, make, model, date, artist, copyright), ICC profile and DPI", tmp)
+                       "(description, make, model, date, artist, copyright), IPTC, ICC profile and DPI", path)
         dpi = kwargs.get("dpi")
         compressed = info.get("compression") not in (None, "raw")
-        layout = dict(
-            photometric="minisblack" if deep.ndim == 2 or deep.shape[2] == 2 else "rgb",
-            extrasamples=("unassalpha",) if deep.ndim == 3 and deep.shape[2] in (2, 4) else None,
-            # with horizontal differencing, as scanners and editors write deflate/LZW: without it a
-            # 16-bit scan came back twice the size (335 KB LZW+predictor in, 563 KB out)
-            compression="zlib" if compressed else None, predictor=True if compressed else None,
-            iccprofile=kwargs.get("icc_profile"),
-            resolution=(float(dpi[0]), float(dpi[1])) if dpi else None, resolutionunit="INCH" if dpi else None,
-            metadata=None)
-        with tifffile.TiffWriter(tmp) as tif:
-            tif.write(deep, software=software, extratags=extratags, **layout)
-            for _, size, stored in previews or ():
-                import cv2
 
-                w, h = _preview_size(deep.shape[1::-1], size, stored)
-                tif.write(cv2.resize(deep, (w, h), interpolation=cv2.INTER_AREA), subfiletype=1, **layout)
+        def layout(a: np.ndarray) -> dict:
+            return dict(
+                photometric="minisblack" if a.ndim == 2 or a.shape[2] == 2 else "rgb",
+                extrasamples=("unassalpha",) if a.ndim == 3 and a.shape[2] in (2, 4) else None,
+                # with horizontal differencing, as scanners and editors write deflate/LZW: without it a
+                # 16-bit scan came back twice the size (335 KB LZW+predictor in, 563 KB out)
+                compression="zlib" if compressed else None, predictor=True if compressed else None,
+                iccprofile=kwargs.get("icc_profile"),
+                resolution=(float(dpi[0]), float(dpi[1])) if dpi else None, resolutionunit="INCH" if dpi else None,
+                metadata=None)
+
+        with tifffile.TiffWriter(tmp) as tif:
+            for pos, deep in enumerate(pages):
+                # (the file's tags with its first page, as Pillow writes a multi-page TIFF's)
+                tags = dict(software=software, extratags=extratags) if pos == 0 else {}
+                tif.write(deep, **tags, **layout(deep))
+                for after, size, stored in previews or ():
+                    if after != pos:
+                        continue
+                    import cv2
+
+                    w, h = _preview_size(deep.shape[1::-1], size, stored)
+                    small = cv2.resize(deep, (w, h), interpolation=cv2.INTER_AREA)
+                    tif.write(small, subfiletype=1, **layout(small))
 
     def close(self) -> None:
         pass

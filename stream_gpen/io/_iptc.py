@@ -13,8 +13,13 @@ turned upright (its EXIF orientation), those drawn on the picture as stored (:da
 slices, guides...). The IPTC record is kept byte for byte, so the IPTC digest beside it (0x0425, the
 MD5 of the record editors compare to tell whether another program changed it) stays true.
 Resource data that does not parse is not carried at all (a reader would misread what follows the
-damage), and the run says so. TIFF output gets the IPTC record alone (tag 33723, as a TIFF input's
-is carried); other formats have no place for it (see ``ImageSink._save_options``).
+damage), and the run says so. TIFF output gets the IPTC record alone (tag 33723); other formats
+have no place for it (see ``ImageSink._save_options``).
+
+A TIFF's IPTC record (its tag 33723, where Photoshop and ExifTool write it) is read as one
+resource of its own (:func:`tiff_iptc_resources`), so it goes where the output keeps IPTC: a JPEG's
+APP13 segment (it rode inside the EXIF block as tag 33723, where no photo app looks), a TIFF's tag
+33723, and is said to be dropped elsewhere, as a JPEG's is.
 """
 from __future__ import annotations
 
@@ -171,6 +176,35 @@ def iptc_record(irb: bytes | None) -> bytes | None:
         if rid == IPTC_NAA and data:
             return data
     return None
+
+
+def iim_record(raw) -> bytes | None:
+    """``raw`` (a TIFF tag 33723's bytes) as an IPTC-NAA record: its datasets (``0x1C``, record,
+    dataset, a 16-bit size or an extended one, the data), without the zero bytes that pad it to
+    the 4-byte LONGs Photoshop stores it as; ``None`` where it is not one."""
+    data = bytes(raw or b"")
+    i = 0
+    while i + 5 <= len(data) and data[i] == 0x1C:
+        size = int.from_bytes(data[i + 3 : i + 5], "big")
+        head = 5
+        if size & 0x8000:  # an extended dataset: its size in the next (size & 0x7FFF) bytes
+            n = size & 0x7FFF
+            if not 1 <= n <= 4 or i + 5 + n > len(data):
+                return None
+            size, head = int.from_bytes(data[i + 5 : i + 5 + n], "big"), 5 + n
+        if i + head + size > len(data):
+            return None
+        i += head + size
+    if not i or data[i:].strip(b"\x00"):
+        return None
+    return data[:i]
+
+
+def tiff_iptc_resources(raw) -> bytes | None:
+    """A TIFF's IPTC record (tag 33723's bytes) as an image resource stream holding it alone
+    (resource 0x0404, as a JPEG's APP13 holds it), or ``None`` where it is not an IPTC record."""
+    record = iim_record(raw)
+    return _pack(b"8BIM", IPTC_NAA, b"\x00", record) if record else None
 
 
 def app13_segments(irb: bytes) -> bytes:

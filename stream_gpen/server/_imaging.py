@@ -55,7 +55,8 @@ class DecodedImage:
     jpeg: dict | None = None
     lossless: bool = False
     #: a JPEG upload's IPTC and other Photoshop image resources (APP13), as ``enhance`` keeps them
-    #: (:func:`stream_gpen.io._iptc.kept_resources`: thumbnails left out), for a JPEG answer
+    #: (:func:`stream_gpen.io._iptc.kept_resources`: thumbnails left out), or a TIFF upload's IPTC
+    #: (tag 33723), for a JPEG answer
     photoshop: bytes | None = None
 
     def __post_init__(self) -> None:
@@ -252,8 +253,15 @@ def _kept(im, data: bytes, orientation: int) -> dict:
     ``enhance`` keeps them (``read_image_info``), read before the picture is turned upright."""
     from PIL import JpegImagePlugin
 
-    from stream_gpen.io._image import _as_bytes, _webp_is_lossless, jpeg_source_options, upright_xmp
-    from stream_gpen.io._iptc import jpeg_app13, kept_resources
+    from stream_gpen.io._image import (
+        _as_bytes,
+        _tiff_tag_bytes,
+        _webp_is_lossless,
+        jpeg_source_options,
+        stored_size,
+        upright_xmp,
+    )
+    from stream_gpen.io._iptc import jpeg_app13, kept_resources, tiff_iptc_resources
 
     out: dict = {}
     dpi = im.info.get("dpi")
@@ -265,7 +273,8 @@ def _kept(im, data: bytes, orientation: int) -> dict:
         except (TypeError, ValueError, IndexError):
             pass
     if im.info.get("xmp"):
-        out["xmp"] = _as_bytes(upright_xmp(im.info["xmp"], turned=turned))
+        size = stored_size(im)[:: -1 if turned else 1]  # (the answer's: upright)
+        out["xmp"] = _as_bytes(upright_xmp(im.info["xmp"], turned=turned, size=size))
     if im.format in ("JPEG", "MPO") and JpegImagePlugin.get_sampling(im) in (0, 1, 2):
         out["subsampling"] = JpegImagePlugin.get_sampling(im)
     tables = getattr(im, "quantization", None) if im.format in ("JPEG", "MPO") else None
@@ -280,6 +289,12 @@ def _kept(im, data: bytes, orientation: int) -> dict:
         irb, why = kept_resources(jpeg_app13(data), orientation)
         if why == "damaged":
             log.warning("uploaded image: its IPTC / Photoshop image resources (APP13) do not parse: not kept")
+        if irb:
+            out["photoshop"] = irb
+    elif im.format == "TIFF":
+        # its IPTC record (tag 33723, also in the EXIF block): into a JPEG answer's APP13, where
+        # photo apps read it (see encode_image)
+        irb = tiff_iptc_resources(_tiff_tag_bytes(im, 33723))
         if irb:
             out["photoshop"] = irb
     return out
@@ -306,6 +321,10 @@ def encode_image(pixels: np.ndarray, fmt: ImageFormat, *, quality: int | None = 
     kw: dict = {}
     if icc_profile:
         kw["icc_profile"] = icc_profile
+    if exif and fmt == "jpeg" and photoshop:
+        from stream_gpen.io._image import _without_tag
+
+        exif = _without_tag(exif, 33723)  # (a TIFF upload's IPTC: in the APP13 segment below, not twice)
     if exif and not (fmt == "jpeg" and len(exif) > _JPEG_EXIF_MAX):
         kw["exif"] = exif
     if dpi and fmt in ("jpeg", "png"):
