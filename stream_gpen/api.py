@@ -914,7 +914,9 @@ class Enhancer:
         ``summary.skipped`` and the others go on, and so is one that an option does not fit
         (``start`` past its end: ``"PATH: start= does not fit this file: why"``). The summary adds
         up all of them. Where nothing could be restored (every file unreadable, or refused for
-        ``start``), :class:`InvalidInputError` is raised instead.
+        ``start``), :class:`InvalidInputError` is raised instead; not in a resumed run
+        (``skip_existing``) with files done before, which returns its summary as the first run
+        did.
         ``start`` / ``duration`` (seconds, videos only): restore just that part of the video, written
         from 0 with its audio, subtitles and chapters cut to match: a quick way to try settings on
         a long video (``copy_if_no_faces`` is then off: it would copy the whole input).
@@ -1556,9 +1558,11 @@ class Enhancer:
                 except StreamGpenError as exc:
                     from stream_gpen.errors import HardwareEncoderError
 
-                    if src is root and getattr(exc, "skipped", None) and had_videos:
+                    if src is root and getattr(exc, "skipped", None) and (had_videos or done_before):
                         # every photo unreadable: each is listed, and the videos are still done
-                        # (the whole run stopped, exit 2, with its good videos never restored)
+                        # (the whole run stopped, exit 2, with its good videos never restored);
+                        # in a resumed run with files done before, a folder done with gaps as
+                        # the first run said (exit 5), not a folder of which nothing could be read
                         total.skipped += exc.skipped
                         unread += len(exc.skipped)
                         continue
