@@ -3,30 +3,14 @@ restored them; a folder run passed them by as "other" files, and the server's up
 to add them by hand)."""
 from __future__ import annotations
 
-import fractions
-
 import av
-import numpy as np
 
 from tests._doubles import IdentityRestorer
+from tests.test_srv29 import _clip as _srv_clip
 
 
-def _clip(path, fmt, codec, n=3, size=(128, 96)):
-    rng = np.random.default_rng(29)
-    w, h = size
-    with av.open(str(path), "w", format=fmt) as o:
-        s = o.add_stream(codec, rate=10)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.codec_context.time_base = fractions.Fraction(1, 10)
-        for i in range(n):
-            f = av.VideoFrame.from_ndarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), format="rgb24")
-            f = f.reformat(format="yuv420p")
-            f.pts, f.time_base = i, fractions.Fraction(1, 10)
-            for p in s.encode(f):
-                o.mux(p)
-        for p in s.encode():
-            o.mux(p)
-    return path
+def _clip(path, fmt, codec):
+    return _srv_clip(path, "yuv420p", n=3, fmt=fmt, codec=codec, size=(128, 96))
 
 
 def test_a_folder_run_restores_h263_and_swf_videos(tmp_path, mobilenet_weights):
