@@ -496,9 +496,10 @@ def _check_report(report: str | None, media: list[str], *, overwrite: bool) -> N
         mp = Path(m).resolve()
         if mp == p or (os.path.isdir(mp) and p.is_relative_to(mp)):
             raise InvalidInputError(f"--report {report} is the run's own input or output, or inside it; "
-                                    "name a .json file elsewhere")
+                                    "name a .json file elsewhere", hint="e.g. --report run.json")
     if p.is_dir():
-        raise InvalidInputError(f"--report {report} is a folder; name a .json file")
+        raise InvalidInputError(f"--report {report} is a folder; name a .json file",
+                                hint=f"e.g. --report {Path(report) / 'run.json'}")
     import tempfile
 
     try:  # the folder takes a file (not read-only, not someone else's)
@@ -559,7 +560,9 @@ def _in_flags(summary):
 
 def _report_unstarted(args: argparse.Namespace, src: str, dst: str | None, exc: BaseException) -> None:
     """``--report`` for a run stopped or failed before it had a summary (while it started up or the model loaded):
-    zero counts, ``interrupted`` or ``error``."""
+    zero counts, ``interrupted`` or ``error``; ``device``, ``precision`` and ``encoder`` None (nothing ran,
+    nothing was encoded: they said ``"auto"``, ``""`` and ``""``); a camera's ``stopped_by`` the signal
+    (a session's own report says it: it said None)."""
     if not args.report:
         return
     from stream_gpen.errors import WeightsError
@@ -567,9 +570,14 @@ def _report_unstarted(args: argparse.Namespace, src: str, dst: str | None, exc: 
 
     if not isinstance(exc, (KeyboardInterrupt, StreamGpenError, OSError, RuntimeError, ValueError)):
         return  # (SystemExit, a bug: nothing to say about the run)
-    s = RunSummary(input=src, output=dst, model=str(args.model), device=str(args.device or ""))
+    s = RunSummary(input=src, output=dst, model=str(args.model), device=None, precision=None, encoder=None)
     if isinstance(exc, KeyboardInterrupt):
         s.interrupted = True
+        if getattr(args, "run", None) is _run_camera:  # (stopped_by is camera's: README)
+            from stream_gpen._finishing import stop_signal
+
+            # (no handler yet, in the first moments: a KeyboardInterrupt is Python's own Ctrl-C)
+            s.stopped_by = stop_signal() or "Ctrl-C"
         s.fallbacks.append("stopped before the run began (while it started up or the model loaded): nothing was written")
     else:
         s.error = " ".join(str(exc).split()) or type(exc).__name__
@@ -611,7 +619,8 @@ def _enhance_command(args: argparse.Namespace, checked: list[str]) -> int:
     if args.overwrite and args.skip_existing:
         # (the API's overwrite wins: a user who asked for both may not expect outputs replaced)
         raise InvalidInputError("--overwrite and --skip-existing contradict each other: --overwrite replaces "
-                                "existing outputs, --skip-existing leaves them; choose one")
+                                "existing outputs, --skip-existing leaves them; choose one",
+                                hint="--skip-existing resumes a folder run; --overwrite redoes every output")
     _check_face_options(args)
     if src == "-" and not Path(src).exists():  # (a file named "-" is read as one)
         raise InvalidInputError("input '-': standard input is read as /dev/stdin here",
@@ -1338,15 +1347,24 @@ def _check_camera_encoding(args: argparse.Namespace) -> None:
         # (`-o recdir/`, a folder not made yet: "recdir has no extension")
         if out.is_dir() or args.output.endswith(("/", os.sep, os.altsep or "/")):
             # (the sink's own words, said before the model loads and the source opens)
-            raise InvalidInputError(f"output {args.output} is a folder; name a file in it, e.g. {out / 'recording.mp4'}")
+            raise InvalidInputError(f"output {args.output} is a folder; name a file in it, e.g. {out / 'recording.mp4'}",
+                                    hint="the camera records one video: -o FOLDER/NAME.mp4")
         _check_output_ext(args.output)
         from stream_gpen.io._source import IMAGE_EXTS
 
         if out.suffix.lower() in IMAGE_EXTS:  # (refused only once the source had opened, and the model loaded)
             raise InvalidInputError(f"output {out} is an image name; the camera records a video: use a video "
-                                    "extension (.mp4, .mkv, .mov, .webm)")
+                                    "extension (.mp4, .mkv, .mov, .webm)",
+                                    hint=f"e.g. -o {out.with_suffix('.mp4')}; to restore a photo: "
+                                    "stream-gpen enhance PHOTO -o OUT.jpg")
         if not out.suffix:
-            raise InvalidInputError(f"output {out} has no extension; name the container, e.g. {out.name}.mp4")
+            raise InvalidInputError(f"output {out} has no extension; name the container, e.g. {out.name}.mp4",
+                                    hint="the extension picks the container: .mp4, .mkv, .mov or .webm")
+        from stream_gpen.io._sink import check_output_folder
+
+        # (its folder missing, a file on its path, not writable: as enhance says it, not once the
+        # model had loaded and the source had opened)
+        check_output_folder(out, named=args.output)
     if args.stream:
         scheme = args.stream.split("://", 1)[0].lower() if "://" in args.stream else ""
         if scheme not in _STREAM_FORMATS:  # (the sink's own words, said before the model loads)
@@ -1570,8 +1588,8 @@ def add_camera(subparsers, parents=()) -> None:
                    help=f"default {_default_camera()}, the first camera (camera --list shows them)")
     p.add_argument("--preview", action="store_true", help="show a preview window (OpenCV)")
     p.add_argument("-o", "--output", action=_Once, type=_named, help="also record to this file (.mp4, .mkv, .mov, .webm...: its extension "
-                   "picks the container, and the codec unless --codec says); null or /dev/null: restore, record "
-                   "nothing (a benchmark)")
+                   "picks the container, and the codec unless --codec says; its folder must exist and be writable, "
+                   "checked before the model loads); null or /dev/null: restore, record nothing (a benchmark)")
     p.add_argument("--stream", metavar="URL", type=_named,
                    help="also send to rtmp://, rtmps://, srt:// (where FFmpeg has SRT), udp://, tcp://, rtp:// or "
                    "rtsp:// (publishing to an RTSP server)")
@@ -1628,7 +1646,9 @@ def _describe_image(p: Path) -> dict:
 
         raise unreadable_image(p, e) from e  # (as enhance says it)
     except Image.DecompressionBombError as e:  # (as enhance says it)
-        raise InvalidInputError(f"{p} is too large to load safely: {e}") from e
+        from stream_gpen.io._image import _BOMB_HINT
+
+        raise InvalidInputError(f"{p} is too large to load safely: {e}", hint=_BOMB_HINT) from e
     notes: list[str] = []
     with _logger_at("stream_gpen.io._image", logging.ERROR):  # (what it would warn of is in the plan below, said once)
         _, alpha, grey, info, hi = _load(p, notes)  # raises the same errors enhance would
@@ -2046,7 +2066,7 @@ def add_info(subparsers, parents=()) -> None:
     p.add_argument("--faces", action="store_true",
                    help="also run the face detector on 8 frames spread over the video (or on the image) and "
                    "report how many faces it finds and how big they are (loads the detector only)")
-    p.add_argument("--detector-weights", metavar="PATH", type=_named, help="explicit RetinaFace weights for --faces")
+    p.add_argument("--detector-weights", metavar="PATH", type=_named, help="explicit RetinaFace weights for --faces (without --faces: a warning, unused)")
     p.set_defaults(run=_run_info)
 
 
@@ -2069,6 +2089,8 @@ def _run_info(args: argparse.Namespace) -> int:
     src = args.input
     if "://" not in src and not src.startswith("lavfi:") and not Path(src).exists():
         raise InvalidInputError(f"input not found: {src}", hint=INPUT_HINT)
+    if args.detector_weights and not args.faces:  # (it was ignored unsaid)
+        log.warning("--detector-weights applies to --faces; no faces are looked for here")
     # the source's notes as it opens and seeks ("deinterlacing with bwdif", "the seek to ... landed
     # past the keyframe") are about a run: info deinterlaces nothing, and its plan says what enhance will do
     with _logger_at("stream_gpen.io._source", logging.WARNING):

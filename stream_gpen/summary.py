@@ -51,7 +51,8 @@ class RunSummary:
 
     * ``input``, ``output`` (None: nothing written, e.g. ``-o /dev/null``), ``model``, ``device``,
       ``precision`` (what ran at the end: fp32 after a visible fallback), ``strength``, ``mask``,
-      ``encoder`` (the FFmpeg video encoder, ``"copy"`` where the video was copied as it was);
+      ``encoder`` (the FFmpeg video encoder, ``"copy"`` where the video was copied as it was); the
+      three None in the ``--report`` of a run stopped or failed before it began (nothing ran);
     * ``frames_in`` (decoded), ``frames_out`` (written; a folder: photos and video frames),
       ``frames_dropped`` (read and not written: a live source behind, a run stopped with frames
       read ahead; in = out + dropped), ``packets_corrupt`` (damaged packets the decoder skipped);
@@ -84,11 +85,11 @@ class RunSummary:
     input: str = ""
     output: str | None = None
     model: str = ""
-    device: str = ""
-    precision: str = ""
+    device: str | None = ""  # None (and precision, encoder): a run stopped or failed before it began
+    precision: str | None = ""
     strength: float = 1.0  # blend of the restored faces with the original crops
     mask: str = "feather"  # paste mask: "feather" (soft square) or "parse" (face-parsing net)
-    encoder: str = ""  # the FFmpeg video encoder that wrote the output ("libx264", "hevc_nvenc"...; "copy": stream-copied; folders: each one)
+    encoder: str | None = ""  # the FFmpeg video encoder that wrote the output ("libx264", "hevc_nvenc"...; "copy": stream-copied; folders: each one)
     frames_in: int = 0
     frames_out: int = 0
     frames_dropped: int = 0

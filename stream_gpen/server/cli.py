@@ -314,6 +314,11 @@ def _check_work_dir(path) -> None:
                                 hint="name a writable folder with room for uploads and results") from e
 
 
+#: the hint of a --host this machine cannot listen on
+_HOST_HINT = ("--host takes an address of this machine: 127.0.0.1 (this machine only, the default), 0.0.0.0 "
+              "(every network interface) or one of its own addresses (ip addr, ifconfig or ipconfig list them)")
+
+
 def _check_port(host: str, port: int) -> None:
     """Refuse a ``host:port`` this process cannot listen on (in use, not an address of this
     machine, a privileged port), with the reason, before minutes of model loading."""
@@ -324,7 +329,8 @@ def _check_port(host: str, port: int) -> None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:
-        raise InvalidInputError(f"--host {host}: not an address this machine has ({e.strerror})") from None
+        raise InvalidInputError(f"--host {host}: not an address this machine has ({e.strerror})",
+                                hint=_HOST_HINT) from None
     for family, kind, proto, _, addr in infos[:1]:
         with socket.socket(family, kind, proto) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
@@ -333,4 +339,8 @@ def _check_port(host: str, port: int) -> None:
             except OSError as e:
                 raise InvalidInputError(f"cannot listen on {host}:{port}: {e.strerror}",
                                         hint="another program (or server) may hold the port: pick another "
-                                        "--port" if e.errno == errno.EADDRINUSE else None) from None
+                                        "--port" if e.errno == errno.EADDRINUSE
+                                        else "ports below 1024 need root: pick --port 1024 or above (default 8000)"
+                                        if e.errno == errno.EACCES and port < 1024
+                                        else _HOST_HINT if e.errno == errno.EADDRNOTAVAIL
+                                        else "pick another --host or --port") from None
