@@ -16,7 +16,9 @@ Design (measured in ``bench/tracking.py``, see ``docs/tracking.md``):
   the global shift (phase correlation) and brightness change. A changed blob the size of a small
   face requests a *probe* detection, which only starts tracks for new faces (and drops a track
   that was detected once and is gone), so a face that appears for a single frame between periodic
-  detections is still found, and the tracked faces' filters are not disturbed.
+  detections is still found, and the tracked faces' filters are not disturbed. Picture that comes
+  in through a frame border (a face sliding in from an edge, hunt 29) is probed on every frame it
+  comes in further, until the detector finds it or it is all in.
 * ``filter="kalman"`` (default, :class:`PoseKalman`): per face, a predict/correct filter on the
   pose (centroid, log-scale, angle) and the shape residual in template pixels. The flow is the
   prediction, detections are measurements whose noise is estimated online from the innovations;
@@ -520,9 +522,13 @@ class FaceTracker:
       run a probe detection when a face-sized blob changed. Catches faces that appear between
       periodic detections, even for one frame, and drops a one-off track as soon as it is gone;
       the border strip a pan uncovered (new picture, nothing to compare) is probed once it is as
-      wide as ``watch_area``'s side, so a face panned into view is found as it comes in. Costs
-      extra detector calls on footage with much motion outside the faces and on fast pans
-      (measured in docs/tracking.md). ``False`` = periodic detections only.
+      wide as ``watch_area``'s side, so a face panned into view is found as it comes in; and
+      content moving in through a border (a face sliding in from an edge, over a flat backdrop
+      too) is probed on every frame it moved in further (``_ENTRY_MOVE``), even where a probe
+      already looked (``reprobe``), so it is restored from the first frame the detector can find
+      it. Costs extra detector calls on footage with much motion outside the faces, on fast pans
+      and while things come in at the borders (measured in docs/tracking.md). ``False`` =
+      periodic detections only.
     * ``watch_threshold``: grey-level change (0-255, on the small copy) that counts as changed; it is
       raised automatically on noisy footage (4x the robust noise level). Lower catches
       low-contrast faces, and fires more on noise and motion.
@@ -534,7 +540,8 @@ class FaceTracker:
       is there (it is still confirmed or dropped at once); busy footage (people moving in a
       crowd, a shaky film) otherwise asked for a probe on most frames, finding no new face
       (docs/tracking.md). A face that appears there waits at most ``detect_every - 1`` frames,
-      as with ``watch=False``. ``True``: a probe on every frame with such a blob.
+      as with ``watch=False`` (one coming in through a border does not: see ``watch``).
+      ``True``: a probe on every frame with such a blob.
     """
 
     def __init__(
@@ -891,6 +898,9 @@ class FaceTracker:
         a = np.abs(d)
         noise = 1.4826 * float(np.median(a[valid]))
         changed = ((a > max(self.watch_threshold, 4.0 * noise)) & valid).astype(np.float32)
+        entry = self._entering(cur, moved, changed, bx, by, sx, sy)
+        if entry is not None:  # new picture came in through a border: looked at like a pan's strip
+            edge = entry if edge is None else _bbox(edge, entry)
         if self._lost_came_back(changed, sx, sy, frame_index, edge):
             return True
         # blobs, not scattered noise: most of each 3x3 neighbourhood changed
@@ -914,23 +924,109 @@ class FaceTracker:
             keep = fresh
         if not keep:
             return self._probe(edge, frame_index) if edge is not None else False
-        # Probe where it changed: the blobs' bounding box grown by half its size on each side
-        # (a face may be only partly inside the changed area) and to at least a quarter of the
-        # frame's long side; a region covering most of the frame becomes the whole frame.
+        # Probe where it changed (the blobs' bounding box, :meth:`_grown`; a region covering most
+        # of the frame becomes the whole frame). The strips a pan uncovered are looked at too: the
+        # probe makes this frame the watch's reference.
         k = np.array(keep)
-        x1, y1 = k[:, 0].min() / sx, k[:, 1].min() / sy
-        x2, y2 = (k[:, 0] + k[:, 2]).max() / sx, (k[:, 1] + k[:, 3]).max() / sy
+        region = self._grown((k[:, 0].min() / sx, k[:, 1].min() / sy,
+                              (k[:, 0] + k[:, 2]).max() / sx, (k[:, 1] + k[:, 3]).max() / sy))
+        return self._probe(region if edge is None else _bbox(region, edge), frame_index)
+
+    #: watch px (160 px copy) that the content at a border must have moved inward since the watch's
+    #: reference, the camera's shift taken out, for :meth:`_entering` to count it as coming in: 1 px
+    #: is 0.6% of the frame's long side (4 px at 640, 12 at 1920), under the flow's noise at 0.2 px
+    _ENTRY_MOVE = 1.0
+
+    def _entering(self, cur: np.ndarray, moved: np.ndarray, changed: np.ndarray, bx: int, by: int,
+                  sx: float, sy: float) -> tuple[float, float, float, float] | None:
+        """The region to probe for picture that came in through a frame border since the watch's
+        reference (frame px), or None. A face sliding in from an edge over a flat backdrop is
+        compared, after a probe too early for the detector (the reference is then that frame),
+        with itself a few px further out: the change is its features' outlines, never a filled
+        blob, and it waited for the next periodic detection while a per-frame detector already
+        found it (hunt 29: one frame raw). So along each border, a run of changed pixels at least
+        a ``watch_area`` side long, in the first compared px, whose content moved inward by
+        :attr:`_ENTRY_MOVE` or more (Lucas-Kanade from this copy back to the reference moved by
+        the camera's shift: local motion only, so a pan's strips are left to
+        :meth:`_edge_region`) is something coming in. It is probed on every frame it comes in
+        further, whatever was probed before, in the box of the change connected to the run, grown
+        as a blob's. Content moving along a border, or out through it, asks for nothing, nor does a
+        still scene (no change)."""
+        import cv2
+
+        h, w = changed.shape
+        run_min = max(int(math.ceil(math.sqrt(self.watch_area * h * w))), 2)
+        a, b = np.clip(cur, 0, 255).astype(np.uint8), np.clip(moved, 0, 255).astype(np.uint8)
+        found = []
+        for side in range(4):  # left, right, top, bottom
+            m = bx if side < 2 else by
+            n = w if side < 2 else h  # length across the border
+            if n - 2 * m < 16:
+                continue
+            inner = [m, n - 1 - m][side % 2]  # the first compared row (column) at this border
+            lines = [inner, inner + 1] if side % 2 == 0 else [inner, inner - 1]
+            strip = (changed[:, lines] if side < 2 else changed[lines, :]).max(axis=1 if side < 2 else 0) > 0
+            strip = cv2.dilate(strip.astype(np.uint8)[None], np.ones((1, 3), np.uint8))[0] > 0  # 1 px gaps
+            edges = np.flatnonzero(np.diff(np.r_[0, strip.astype(np.int8), 0]))
+            for r0, r1 in zip(edges[::2], edges[1::2]):
+                if r1 - r0 < run_min:
+                    continue
+                along = np.arange(r0 + 0.5, r1, 2.0)
+                # 6 px in: the flow's 9 px window still finds there, in the reference, content
+                # that came in by up to ~2 px (nearer the border it reaches past it and slips)
+                depth = float(inner + (6 if side % 2 == 0 else -6))
+                pts = np.stack([np.full_like(along, depth), along], 1) if side < 2 else \
+                    np.stack([along, np.full_like(along, depth)], 1)
+                pts = pts.astype(np.float32)[:, None]
+                nxt, st, _ = cv2.calcOpticalFlowPyrLK(a, b, pts, None, winSize=(9, 9), maxLevel=2)
+                if nxt is None:
+                    continue
+                back, st2, _ = cv2.calcOpticalFlowPyrLK(b, a, nxt, None, winSize=(9, 9), maxLevel=2)
+                ok = (st[:, 0] == 1) & (st2[:, 0] == 1) & (np.linalg.norm(back[:, 0] - pts[:, 0], axis=1) < 0.5)
+                if ok.sum() < max(3, len(pts) // 2):
+                    continue
+                # how far the content moved inward from the reference to this frame
+                step = (pts[ok, 0] - nxt[ok, 0])[:, 0 if side < 2 else 1].astype(np.float64)
+                inward = float(np.median(step if side % 2 == 0 else -step))
+                if inward >= self._ENTRY_MOVE:
+                    found.append((side, inner, r0, r1))
+        if not found:
+            return None
+        # the whole thing coming in: the change connected to the runs (gaps of 2 px bridged: a
+        # flat face's change is its features' outlines)
+        near = cv2.dilate((changed > 0).astype(np.uint8), np.ones((5, 5), np.uint8))
+        _, labels = cv2.connectedComponents(near, connectivity=8)
+        ids = set()
+        for side, inner, r0, r1 in found:
+            seg = labels[r0:r1, inner] if side < 2 else labels[inner, r0:r1]
+            ids.update(int(i) for i in np.unique(seg) if i)
+        ys, xs = np.nonzero(np.isin(labels, list(ids)) & (changed > 0))
+        if not len(xs):
+            return None
+        region = self._grown((xs.min() / sx, ys.min() / sy, (xs.max() + 1) / sx, (ys.max() + 1) / sy))
+        # A probe reaching a border takes the strip a pan uncovered there as looked at
+        # (``_watch_reset``): where one is pending, the probe runs all along that border.
+        fh, fw = self._frame_size  # type: ignore[misc]
+        for side, *_ in found:
+            if self._edge_uncovered[side] > 0:
+                region = _bbox(region, (region[0], 0.0, region[2], float(fh)) if side < 2
+                               else (0.0, region[1], float(fw), region[3]))
+        return region
+
+    def _grown(self, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        """A changed box (frame px) grown into the region a probe looks at: by half its size on
+        each side (a face may be only partly inside the changed area) and to at least a quarter of
+        the frame's long side, and out to a border it ends within 1/32 of the long side of (a face
+        coming in there would be cut)."""
+        fh, fw = self._frame_size  # type: ignore[misc]
+        x1, y1, x2, y2 = box
         cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
         side = max(fw, fh) / 4
         rw, rh = max((x2 - x1) * 2, side), max((y2 - y1) * 2, side)
         region = (max(cx - rw / 2, 0.0), max(cy - rh / 2, 0.0), min(cx + rw / 2, fw), min(cy + rh / 2, fh))
-        # A region ending a few px short of a border would cut a face that reaches out to it (a
-        # face coming in there): it goes out to the border. And the strips a pan uncovered are
-        # looked at too: the probe makes this frame the watch's reference.
         snap = max(fw, fh) / 32
-        region = (0.0 if region[0] < snap else region[0], 0.0 if region[1] < snap else region[1],
-                  float(fw) if fw - region[2] < snap else region[2], float(fh) if fh - region[3] < snap else region[3])
-        return self._probe(region if edge is None else _bbox(region, edge), frame_index)
+        return (0.0 if region[0] < snap else region[0], 0.0 if region[1] < snap else region[1],
+                float(fw) if fw - region[2] < snap else region[2], float(fh) if fh - region[3] < snap else region[3])
 
     #: a border strip the pan uncovered is probed once it is this many ``watch_area`` sides wide
     #: (the side of the smallest blob the watch probes: 5 px of the 160 px copy, 2.5-3% of the
