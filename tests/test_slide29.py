@@ -22,6 +22,7 @@ from _clips import write_video
 
 from stream_gpen.faces import FaceTracker
 from stream_gpen.faces._detector import Detections
+from tests.test_edge27 import _plan  # (each frame's pasted track ids, the pipeline's plan)
 
 _FACE = "data/faces/aligned/gfpgan_crop_Julia_Roberts.png"
 W, H = 640, 360
@@ -170,17 +171,7 @@ def test_a_face_sliding_in_is_restored_from_the_first_frame_a_per_frame_detector
     """``still`` grey frames first move the slide against the periodic detections (every 5)."""
     frames = [clip[0]] * still + clip[: found_from + 2]
     stage = _stage(mobilenet_weights)
-    ids: dict[int, list[int]] = {}
-    planned = stage._planned
-
-    def spy(index, tracks):
-        ids[index] = [t.id for t in tracks]
-        return planned(index, tracks)
-
-    stage._planned = spy
-    for i, a in enumerate(frames):
-        stage.plan_frames(i, torch.from_numpy(a))
-    stage.plan_flush()
+    ids = _plan(stage, frames)
     restored = [i for i in sorted(ids) if ids[i]]
     assert restored and restored[0] == found_from + still, (restored, found_from + still)
     assert len({t for v in ids.values() for t in v}) == 1  # one face, one track
