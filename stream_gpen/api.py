@@ -1070,9 +1070,7 @@ class Enhancer:
             if not overwrite and not skip_existing and Path(dst).is_dir():
                 # before any work, photos-only folders too: an existing video output was found only
                 # after every photo was restored, and a photo's half-way through the photos
-                from stream_gpen.io._partials import is_partial
-
-                there = [plan[q] for q in images + videos if plan[q].exists() and not is_partial(plan[q])]
+                there = [plan[q] for q in images + videos if _output_done(plan[q])]
                 if there:
                     more = f" (and {len(there) - 1} more)" if len(there) > 1 else ""
                     raise OutputExistsError(f"output exists: {there[0]}{more}",
@@ -1090,8 +1088,7 @@ class Enhancer:
                 except OSError as e:  # (a bare PermissionError)
                     if e.errno not in REFUSED_ERRNOS:
                         raise
-                    raise not_writable(next((q for q in Path(dst).parents if q.is_dir()), Path(dst).parent),
-                                       e) from e
+                    raise not_writable(dst, e) from e
             for note in clashes:
                 log.warning("%s", note)
             if skip_existing and not overwrite:
@@ -1466,8 +1463,8 @@ class Enhancer:
 
         from stream_gpen.io._partials import forget_partial, is_partial
 
-        def done(q: Path) -> bool:  # its output exists already (an interrupted run's recorded part is not it)
-            return plan[q].exists() and not is_partial(plan[q])
+        def done(q: Path) -> bool:
+            return _output_done(plan[q])
 
         had_videos = bool(outs)
         # (files that cannot be read at all; videos an option such as start does not fit; files done;
@@ -1642,6 +1639,8 @@ class Enhancer:
         the run began (another run into the same folder wrote it) is left as it is."""
         import errno
 
+        from stream_gpen.io._sink import FULL_ERRNOS, REFUSED_ERRNOS
+
         if not folder:
             sink.write(frame)
             return True
@@ -1663,7 +1662,7 @@ class Enhancer:
                 frame.release()
                 return False
             # the file system refuses every next photo too: full, read-only, no permission, not a folder
-            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR):
+            if e.errno in FULL_ERRNOS | REFUSED_ERRNOS | {errno.ENOTDIR}:
                 raise
             why = e
         except Exception as e:  # noqa: BLE001 - one odd photo must not end a run over thousands
@@ -2111,6 +2110,13 @@ def _remove_old_partial(summary: RunSummary, dst, src=None) -> None:
         except OSError as e:  # (open in a player on Windows: the output is written all the same)
             summary.fallbacks.append(f"{left.name}, left by an interrupted earlier run, could not be "
                                      f"removed ({e.strerror or e}): delete it yourself")
+
+
+def _output_done(out: Path) -> bool:
+    """A folder run's output ``out`` is there already (an interrupted run's recorded part is not it)."""
+    from stream_gpen.io._partials import is_partial
+
+    return out.exists() and not is_partial(out)
 
 
 def _same_place(a, b) -> bool:
@@ -2638,8 +2644,9 @@ def fetched(url: str) -> Iterator[Path]:
 
             from stream_gpen._urls import masked, via_proxy, without_passwords
             from stream_gpen.errors import SourceClosedError
+            from stream_gpen.io._sink import FULL_ERRNOS
 
-            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT):
+            if isinstance(e, OSError) and e.errno in FULL_ERRNOS | {errno.EFBIG, errno.EROFS}:
                 raise  # this machine's disk, not the URL (exit 4, as any file the system refuses)
             reason = getattr(e, "reason", e)
             # no password in the message, nor in its cause (--debug's traceback): a proxy's

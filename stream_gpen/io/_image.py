@@ -66,6 +66,7 @@ from stream_gpen.io._iptc import beyond_tiff, iptc_record, jpeg_app13, kept_reso
 from stream_gpen.io._meta import StreamMetadata, fit_name, hidden_temp
 from stream_gpen.io._ring import Frame
 from stream_gpen.io._sink import (
+    FULL_ERRNOS,
     REFUSED_ERRNOS,
     _Sink,
     check_output_folder,
@@ -73,6 +74,7 @@ from stream_gpen.io._sink import (
     keep_mode,
     not_writable,
     place_new,
+    refused_in,
 )
 from stream_gpen.io._source import _HEIF_BRANDS, IMAGE_EXTS
 from stream_gpen.io._unread import folder_kinds, unread_error
@@ -291,12 +293,12 @@ def make_mirror_folder(folder, top) -> None:
         err.in_the_way = blocked
         raise err from e
     except OSError as e:
-        if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        if e.errno in FULL_ERRNOS:
             raise disk_full(folder, e) from e
         if e.errno not in REFUSED_ERRNOS:
             raise
         # (a bare PermissionError: the folder it was to be made in is said, as the project's error)
-        raise not_writable(next((q for q in Path(folder).parents if q.is_dir()), Path(folder).parent), e) from e
+        raise not_writable(folder, e) from e
 
 
 def still_gif(path) -> bool:
@@ -2515,14 +2517,13 @@ class ImageSink(_Sink):
             raise
         except OSError as e:
             path = self._path_for(frame)
-            if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            if e.errno in FULL_ERRNOS:
                 # (a bare OSError, "No space left on device", naming no file)
                 raise disk_full(path, e) from e
             # the file system refused this photo's file in its folder (no permission, a read-only
             # drive: made so during the run, or not told by os.access before it): a bare
             # PermissionError, not the project's error, and every next photo there is refused too
-            gone = Path(e.filename) if e.filename is not None else path
-            if e.errno not in REFUSED_ERRNOS or gone.parent != path.parent:
+            if not refused_in(path.parent, e):
                 raise
             raise not_writable(path.parent, e) from e
 

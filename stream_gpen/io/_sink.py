@@ -1293,11 +1293,25 @@ def check_output_folder(target, *, named=None, made: bool = False) -> None:
 
 #: the file system's refusals of a write that no other output in that folder would escape
 REFUSED_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+#: the file system's "no room": a full drive, this user's disk quota spent
+FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+
+
+def refused_in(folder, e: BaseException | None) -> bool:
+    """``e`` is the file system refusing a file of ``folder`` (:data:`REFUSED_ERRNOS`), naming one
+    there or none: not another file's (an encoder refusing to open says EPERM too)."""
+    if not (isinstance(e, OSError) and e.errno in REFUSED_ERRNOS):
+        return False
+    named = getattr(e, "filename", None)
+    return named is None or os.path.dirname(os.path.abspath(str(named))) == os.path.abspath(folder)
 
 
 def not_writable(folder, err: OSError | None = None) -> OutputNotWritableError:
     """The error of an output ``folder`` this process may not write into (``err``: the refused
-    write's, where there was one), with the file system's ``errno``."""
+    write's, where there was one), with the file system's ``errno``; one that could not be made,
+    the nearest folder above it that is there (the one that refused it)."""
+    if not Path(folder).is_dir():
+        folder = next((q for q in Path(folder).parents if q.is_dir()), Path(folder).parent)
     code = getattr(err, "errno", None)
     if code is None:  # (told before any write: a read-only mount, else the folder's permissions)
         try:
@@ -1593,7 +1607,7 @@ def _encode_hint(err: BaseException) -> str | None:
     own = getattr(err, "hint", None)
     if own or not isinstance(err, OSError):
         return own
-    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.EIO):
+    if err.errno in FULL_ERRNOS | REFUSED_ERRNOS | {errno.ENOENT, errno.EIO}:
         from stream_gpen.errors import FILE_SYSTEM_HINT
 
         return FILE_SYSTEM_HINT
@@ -2829,13 +2843,9 @@ class FileSink(_Sink):
         permission in its folder, a read-only drive: made so during the run, or not told by
         ``os.access`` before it), its folder still there: not a folder gone."""
         e = self._error if e is None else e
-        if not (isinstance(e, OSError) and e.errno in REFUSED_ERRNOS and not self.is_url):
-            return False
         # (an encoder refusing to open says EPERM too: av's error then names the call,
         # 'avcodec_open2("h264_nvenc", ...)', not a file of the output's folder)
-        folder = os.path.abspath(Path(self._path).parent)
-        named = getattr(e, "filename", None)
-        if named is not None and os.path.dirname(os.path.abspath(str(named))) != folder:
+        if self.is_url or not refused_in(Path(self._path).parent, e):
             return False
         return Path(self._path).parent.is_dir()
 
