@@ -741,11 +741,28 @@ class _Failure(Exception):
         self.hint = hint
 
 
+def _unusable_proxy(proxy: str) -> bool:
+    """Whether urllib refuses the ``proxy`` setting itself: no ``//`` after its scheme
+    (``http:/host``), or a port that is no number (or out of range)."""
+    import urllib.parse
+
+    try:
+        # (urllib's own reading of a proxy setting: "HOST:PORT" with no scheme is one it takes)
+        hostport = urllib.request._parse_proxy(proxy)[3]
+        urllib.parse.urlsplit("//" + hostport).port
+    except ValueError:
+        return True
+    return False
+
+
 def _bad_proxy(url: str, exc: Exception) -> _Failure:
     """urllib refused the proxy setting itself (``http:/host``: ValueError; a port that is no
-    number: InvalidURL): the proxy named (its password masked), not the weights server."""
+    number: InvalidURL): the proxy named (its password masked), not the weights server. Where the
+    proxy is one urllib takes, ``exc`` is about the URL: said as any other failure."""
     found = proxy_for(url)
-    if found is None:  # (not through a proxy: said as any other error)
+    if found is None or not _unusable_proxy(found[0]):
+        # (not through a proxy, or through one urllib takes: the URL itself, say a mirror's with a
+        # space in it, was refused. Said as any other error, not blamed on the proxy)
         return _Failure(f"{type(exc).__name__}: {exc}")
     proxy, var = found
     return _Failure(f"the proxy {_masked(proxy)} (from ${var}) is not a usable proxy URL ({exc})",
