@@ -2654,7 +2654,7 @@ class FileSink(_Sink):
         (an input with several, see ``VideoSource.programs``: a DVB multiplex's other channels),
         each with why it is left out; which audio is kept is logged. A stream in no program, or
         in the video's, is kept: players play a program's own streams together."""
-        programs = getattr(self.source, "programs", None) or {}
+        programs = self.source.programs
         main = getattr(self.source, "_vstream", None)
         mine = programs.get(main.index) if main is not None else None
         if not mine:

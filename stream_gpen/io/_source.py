@@ -1815,6 +1815,11 @@ class VideoSource:
         #: reconnect's back-off. The run summary's ``decode`` stage.
         self.decode_seconds = 0.0
         self.aux = AuxChannel()
+        #: the programs each stream belongs to, where the input has several (a DVB multiplex's
+        #: channels, an HLS master's variants; see :func:`stream_programs`): the sink keeps the
+        #: audio and subtitles of the restored video's program only. ``{}``: one or none. Read
+        #: when the input is first opened.
+        self.programs: dict[int, frozenset[int]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._exit_lock = threading.Lock()
@@ -2103,10 +2108,8 @@ class VideoSource:
                     hint=f"rename it to {own.with_suffix(photo).name if own.suffix else own.name + photo} "
                          "and run again")
             others = [s for s in _pictures(container) if vs is not None and s.index != vs.index]
-            #: the programs each stream belongs to, where the input has several (a DVB multiplex's
-            #: channels, an HLS master's variants; see :func:`stream_programs`): the sink keeps the
-            #: audio and subtitles of the restored video's program only. ``{}``: one or none.
-            self.programs = stream_programs(container) if len(container.streams) > 2 else {}
+            if not reopen:  # (a reconnect's stream has the same programs: not read again)
+                self.programs = stream_programs(container)
 
             def prog(s) -> str:
                 ps = self.programs.get(s.index)
