@@ -956,7 +956,7 @@ class FaceTracker:
 
         h, w = changed.shape
         run_min = max(int(math.ceil(math.sqrt(self.watch_area * h * w))), 2)
-        a, b = np.clip(cur, 0, 255).astype(np.uint8), np.clip(moved, 0, 255).astype(np.uint8)
+        a = b = None  # the frames as uint8 for the flow: made once a run is long enough
         found = []
         for side in range(4):  # left, right, top, bottom
             m = bx if side < 2 else by
@@ -978,6 +978,8 @@ class FaceTracker:
                 pts = np.stack([np.full_like(along, depth), along], 1) if side < 2 else \
                     np.stack([along, np.full_like(along, depth)], 1)
                 pts = pts.astype(np.float32)[:, None]
+                if a is None:
+                    a, b = np.clip(cur, 0, 255).astype(np.uint8), np.clip(moved, 0, 255).astype(np.uint8)
                 nxt, st, _ = cv2.calcOpticalFlowPyrLK(a, b, pts, None, winSize=(9, 9), maxLevel=2)
                 if nxt is None:
                     continue
