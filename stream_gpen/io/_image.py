@@ -524,7 +524,7 @@ def _avif16(path: Path) -> tuple[np.ndarray | None, str | None]:
 
 
 def _load16(path: Path, fmt: str, orientation: int, upright8: np.ndarray,
-            ifd: int = 0) -> tuple[np.ndarray | None, str | None]:
+            ifd: int = 0, cache: dict | None = None) -> tuple[np.ndarray | None, str | None]:
     """The picture at more than 8 bits as RGB uint16 on the full 16-bit scale ``[H, W, 3]``,
     upright (RGBA ``[H, W, 4]`` when it has an alpha channel), or (None, why not).
 
@@ -534,7 +534,8 @@ def _load16(path: Path, fmt: str, orientation: int, upright8: np.ndarray,
     itself depends on the format and its version, so the result is compared with the 8-bit
     picture Pillow made upright (``upright8``), as decoded and turned; an odd file (CMYK, a
     palette) that matches neither falls back to 8 bits with a reason. ``ifd``: a multi-page TIFF's
-    page (its IFD), read by OpenCV's multi-page decoder."""
+    page (its IFD), read by OpenCV's multi-page decoder; ``cache``: where the file's bytes are kept
+    for its other pages (:class:`ImageSource`: read once, not again for every page)."""
     if fmt == "HEIF":
         try:
             import pillow_heif
@@ -568,7 +569,11 @@ def _load16(path: Path, fmt: str, orientation: int, upright8: np.ndarray,
         try:
             if logs is not None:  # (a TIFF it cannot take printed OpenCV's own [ERROR] lines, under --quiet)
                 logs.setLogLevel(logs.LOG_LEVEL_SILENT)
-            data = np.fromfile(str(path), dtype=np.uint8)  # imdecode: any path (imread mangles some)
+            data = cache.get("data") if cache is not None else None
+            if data is None:
+                data = np.fromfile(str(path), dtype=np.uint8)  # imdecode: any path (imread mangles some)
+                if cache is not None:
+                    cache["data"] = data
             if ifd:
                 ok, got = cv2.imdecodemulti(data, cv2.IMREAD_UNCHANGED, range=(ifd, ifd + 1))
                 a = got[0] if ok and len(got) == 1 else None
@@ -1244,11 +1249,12 @@ def _load_checked(path: Path, notes: list[str] | None):
 
 
 def _deeper(path: Path, image_info: dict, bits: int, orientation: int, rgb: np.ndarray, alpha: np.ndarray | None,
-            grey: bool, notes: list[str] | None, *, ifd: int = 0, page: int = 0):
+            grey: bool, notes: list[str] | None, *, ifd: int = 0, page: int = 0, cache: dict | None = None):
     """-> (rgb, alpha, grey, the picture at 16 bits or None) of a picture of ``bits`` per sample whose
     8-bit ``rgb``, ``alpha`` and ``grey`` Pillow gave: its deep pixels read where there are any and
     they can be (``image_info`` gets its ``bits``, or ``deep32``), else what was given, said.
-    ``ifd``: the TIFF page's IFD, ``page``: its number (a multi-page TIFF's later pages: :func:`_load_page`)."""
+    ``ifd``: the TIFF page's IFD, ``page``: its number (a multi-page TIFF's later pages: :func:`_load_page`),
+    ``cache``: :func:`_load16`'s."""
     if bits <= 8:
         return rgb, alpha, grey, None
     which = f"{path}: page {page + 1}" if page else f"{path}"
@@ -1270,7 +1276,7 @@ def _deeper(path: Path, image_info: dict, bits: int, orientation: int, rgb: np.n
         image_info["deep32"] = "floating-point" if image_info["mode"] == "F" else "integer"
         return rgb, alpha, grey, None
     else:
-        hi, why = _load16(path, image_info.get("format") or "", orientation, rgb, ifd=ifd)
+        hi, why = _load16(path, image_info.get("format") or "", orientation, rgb, ifd=ifd, cache=cache)
     if hi is None:
         msg = f"{which}: its {bits}-bit pixels are restored and written at 8 bits: {why}"
         log.warning(msg)
@@ -1549,14 +1555,15 @@ def _pixels(im, bits: int | None, *, signed: bool = False) -> tuple[np.ndarray, 
     return np.asarray(im.convert("RGB")).copy(), alpha, grey
 
 
-def _load_page(path: Path, page: int, ifd: int | None = None, notes: list[str] | None = None
-               ) -> tuple[np.ndarray, np.ndarray | None, bool, dict, np.ndarray | None]:
+def _load_page(path: Path, page: int, ifd: int | None = None, notes: list[str] | None = None,
+               cache: dict | None = None) -> tuple[np.ndarray, np.ndarray | None, bool, dict, np.ndarray | None]:
     """Page or frame ``page`` (> 0) of a multi-page TIFF, an animated WebP/PNG/AVIF or a HEIF, as :func:`_load`
     gives the first: (RGB uint8, alpha or None, greyscale, {"page", "duration"}, the page at 16 bits
     or None). A TIFF's 16-bit page is read at 16 bits, as a one-page TIFF is; an animation's or a
     HEIF's frames at 8 (said with the first). ``ifd``: where the page is stored, when that is not
     ``page`` (a TIFF with previews, a HEIF whose primary picture is not its first); ``notes``: as
-    :func:`_load`'s."""
+    :func:`_load`'s; ``cache``: one dict for all of a file's pages, which keeps what is read of the whole
+    file for the next page (a 16-bit TIFF's bytes, for OpenCV: read once, not once a page)."""
     from PIL import Image, UnidentifiedImageError
 
     said: list = []
@@ -1588,7 +1595,7 @@ def _load_page(path: Path, page: int, ifd: int | None = None, notes: list[str] |
     if not tiff:
         return rgb, alpha, grey, info, None
     rgb, alpha, grey, hi = _deeper(path, info, deep_bits, orientation, rgb, alpha, grey, notes,
-                                   ifd=page if ifd is None else ifd, page=page)
+                                   ifd=page if ifd is None else ifd, page=page, cache=cache)
     del info["format"], info["mode"]
     return rgb, alpha, grey, info, hi
 
@@ -2100,6 +2107,8 @@ class ImageSource:
         self._i = 0
         # (path index, next page, pages, the pages' IFDs or None) of a multi-page file
         self._more: tuple[int, int, int, list[int] | None] | None = None
+        # (what its later pages share of it: its bytes, read once for all of them; dropped with the last)
+        self._pages_cache: dict = {}
         t0 = time.perf_counter()
         first = self._next_readable()
         self.decode_seconds += time.perf_counter() - t0
@@ -2124,13 +2133,16 @@ class ImageSource:
         if self._more is not None:
             i, page, pages, ifds = self._more
             self._more = (i, page + 1, pages, ifds) if page + 1 < pages else None
+            cache = self._pages_cache
+            if self._more is None:
+                self._pages_cache = {}
             try:
                 rgb, alpha, grey, info, hi = _load_page(self.paths[i], page, ifds[page] if ifds else None,
-                                                        self.fallbacks)
+                                                        self.fallbacks, cache)
             except InvalidInputError as e:
                 if self.kind != "folder":
                     raise
-                self._more = None  # (the sink writes nothing of a file whose last page never comes)
+                self._more, self._pages_cache = None, {}  # (the sink writes nothing of a file cut short)
                 self.skipped.append(f"{e}: the file was not written")
                 log.warning("skipped: %s: the file was not written", e)
                 return self._next_readable()
@@ -2163,6 +2175,7 @@ class ImageSource:
                 continue
             if info.get("frames", 1) > 1:
                 self._more = (i, 1, info["frames"], info.get("ifds"))
+                self._pages_cache = {}
             return i, rgb, alpha, grey, info, hi
         return None
 
@@ -2175,6 +2188,7 @@ class ImageSource:
     def close(self) -> None:
         self._i = len(self.paths)
         self._pending = None
+        self._pages_cache = {}
 
     def __iter__(self) -> "ImageSource":
         return self
