@@ -1476,6 +1476,7 @@ class Enhancer:
             todo = [q for q in images if not done(q)]
             done_before = len(images) - len(todo) + sum(1 for v, _ in outs if done(v))
             images, outs = todo, [(v, o) for v, o in outs if not done(v)]
+            total.done_before = done_before
             if done_before:
                 total.fallbacks.append(f"{done_before} file(s) already in {dst} were left as they are (skip_existing)")
                 log.info("%d file(s) already in %s: left as they are", done_before, dst)

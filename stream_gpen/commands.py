@@ -813,7 +813,7 @@ def _enhance_with(enh, args: argparse.Namespace, src: str, dst: str, null: bool)
         others = [s for s in summary.skipped if MISFIT not in s]
         options = misfit_options(summary.skipped)
         said = [f"{_skipped_count(others)} skipped, unreadable or failed"] if others else []
-        done = _done_before(summary.fallbacks)
+        done = summary.done_before
         if done:  # (a resumed run: the files done before are not "nothing written")
             said.insert(0, f"{done} file(s) already in {dst} left as they are (--skip-existing)")
         if options:
@@ -823,18 +823,6 @@ def _enhance_with(enh, args: argparse.Namespace, src: str, dst: str, null: bool)
         raise SomeInputsSkippedError(
             f"{summary.frames_out} frames/images written to {dst}, {', '.join(said)} (first: {summary.skipped[0]})",
             hint=f"{misfit_hint(options)}; {hint}" if options else hint)
-    return 0
-
-
-def _done_before(fallbacks: list[str]) -> int:
-    """How many of a resumed folder's files were done before (``Enhancer._enhance_folder``'s
-    "N file(s) already in DST were left as they are (skip_existing)"), 0 where none."""
-    import re
-
-    for f in fallbacks:
-        m = re.fullmatch(r"(\d+) file\(s\) already in .+ were left as they are \(skip_existing\)", f, re.S)
-        if m:
-            return int(m.group(1))
     return 0
 
 

@@ -72,6 +72,8 @@ class RunSummary:
       transcoded, a stream dropped, damaged packets copied); ``skipped``: a folder's inputs that
       could not be read or failed, ``"path: reason"``, and those an option did not fit,
       ``"path: start= does not fit this file: reason"`` (:data:`MISFIT`, :func:`misfit_options`);
+      ``done_before``: a folder run's inputs whose outputs were already there and left as they are
+      (``skip_existing``; also a line in ``fallbacks``);
     * ``interrupted`` (Ctrl-C, ``cancel``, SIGTERM, SIGHUP) and ``partial_output`` (the frames done so
       far, finalised as ``NAME.partial.EXT``; also kept after an error mid-run); ``stopped_by``:
       ``camera``, the signal that ended the session (``"Ctrl-C"``, ``"SIGTERM"``, ``"SIGHUP"``;
@@ -107,6 +109,7 @@ class RunSummary:
     partial_output: str | None = None
     stopped_by: str | None = None  # camera: the signal that ended the session ("Ctrl-C", "SIGTERM", "SIGHUP")
     skipped: list[str] = field(default_factory=list)  # folder inputs: "path: reason" per file left out
+    done_before: int = 0  # folder, skip_existing: inputs whose outputs were already there, left as they are
     error: str | None = None  # a run that failed after writing what it could: the error, one line
     mean_added_latency: float | None = None  # camera: seconds from a frame's decoding to its writing, on average
 
