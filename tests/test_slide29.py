@@ -21,8 +21,8 @@ import torch
 from _clips import write_video
 
 from stream_gpen.faces import FaceTracker
-from stream_gpen.faces._detector import Detections
 from tests.test_edge27 import _plan  # (each frame's pasted track ids, the pipeline's plan)
+from tests.test_edge27 import _watch_run as _edge_watch_run
 
 _FACE = "data/faces/aligned/gfpgan_crop_Julia_Roberts.png"
 W, H = 640, 360
@@ -63,16 +63,9 @@ def _encoded(tmp_path, frames) -> list[np.ndarray]:
 
 
 def _watch_run(frames, **kw):
-    """A tracker whose detector never finds a face: the frames it asked for a detection, the probe
-    regions (None: the whole frame), and the tracker."""
-    tr = FaceTracker(detect_every=5, **kw)
-    asked, regions = [], []
-    for i, f in enumerate(frames):
-        f = torch.from_numpy(np.ascontiguousarray(f))
-        if tr.needs_detection(i, f):
-            asked.append(i)
-            regions.append(tr.probe_region)
-        tr.update(i, Detections.empty() if asked and asked[-1] == i else None, frame=f)
+    """A tracker whose detector never finds a face (test_edge27's): the frames it asked for a
+    detection, the probe regions (None: the whole frame), and the tracker."""
+    tr, asked, regions = _edge_watch_run(frames, **kw)
     return asked, regions, tr
 
 

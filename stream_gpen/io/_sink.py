@@ -285,7 +285,10 @@ def _ffmpeg_errors():
 
 
 @contextmanager
-def _capture_errors():
+def _capture_errors(records: list | None = None):
+    """FFmpeg's error lines of this thread, into the list it yields; ``records`` (given): each as
+    ``(name, message)`` too, ``name`` the logging component (a demuxer's: ``"swf"``). Callers hold
+    ``_log_lock`` (the log level is process-wide)."""
     import av.logging
 
     old = av.logging.get_level()
@@ -304,7 +307,10 @@ def _capture_errors():
         av.logging.set_skip_repeated(skip)
         if raise_level:
             av.logging.set_level(old)
-        lines.extend(str(m[2]) for m in logs if m[0] <= av.logging.ERROR)
+        errors = [m for m in logs if m[0] <= av.logging.ERROR]
+        lines.extend(str(m[2]) for m in errors)
+        if records is not None:
+            records.extend((m[1], str(m[2])) for m in errors)
 
 
 _svt_log_lock = threading.Lock()

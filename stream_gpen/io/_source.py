@@ -1125,29 +1125,19 @@ def _refused_demuxer(target: str, options: dict) -> str | None:
     read from its log ("[swf] Format not on whitelist ..."): the open is made again under a log
     capture (it fails the same way: nothing beyond the probe is read). None where it cannot be
     told."""
-    import av.logging
-
     from stream_gpen.io._meta import _log_lock
+    from stream_gpen.io._sink import _capture_errors
 
-    with _log_lock:  # the log level is process-wide (see _sink._ffmpeg_errors)
-        old, skip = av.logging.get_level(), av.logging.get_skip_repeated()
-        if old is None or old < av.logging.ERROR:
-            av.logging.set_level(av.logging.ERROR)
-        av.logging.set_skip_repeated(False)
+    records: list[tuple[str, str]] = []
+    with _log_lock, _capture_errors(records):
         try:
-            with av.logging.Capture(local=True) as logs:
-                try:
-                    av.open(target, "r", options=dict(options)).close()
-                except (av.error.FFmpegError, OSError, ValueError):
-                    pass
-                else:
-                    return None
-        finally:
-            av.logging.set_skip_repeated(skip)
-            if old is None or old < av.logging.ERROR:
-                av.logging.set_level(old)
-    for _level, name, message in logs:
-        if name and "not on whitelist" in str(message):
+            av.open(target, "r", options=dict(options)).close()
+        except (av.error.FFmpegError, OSError, ValueError):
+            pass
+        else:
+            return None
+    for name, message in records:
+        if name and "not on whitelist" in message:
             return str(name)
     return None
 
