@@ -852,7 +852,9 @@ class Enhancer:
         read-only drive) is refused before any work too
         (:class:`~stream_gpen.errors.OutputNotWritableError`, a ``PermissionError``). A photo whose
         drive is full raises :class:`~stream_gpen.errors.DiskFullError` (an ``OSError``, ``errno``
-        ``ENOSPC``) naming the file; a video's, :class:`~stream_gpen.errors.EncodeError`.
+        ``ENOSPC``) naming the file; one over the file-size limit (``ulimit -f``, FAT32's 4 GiB),
+        :class:`~stream_gpen.errors.FileTooLargeError` (``EFBIG``; in a folder run it is skipped);
+        a video's, :class:`~stream_gpen.errors.EncodeError`.
         ``overwrite``: replace an existing output (else
         :class:`~stream_gpen.errors.OutputExistsError`, before any work: a folder's, where any of its
         outputs exists; ``dst`` the input file itself is said as such; see also ``skip_existing``).

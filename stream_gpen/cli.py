@@ -11,7 +11,8 @@ Exit codes (each :class:`~stream_gpen.errors.StreamGpenError` class carries its 
  2    bad command line, invalid input or option value, missing input, device not available
  3    weights: not found, download failed, size/checksum mismatch, checkpoint does not fit
  4    decoding, encoding or a live source failed while running, memory ran out (GPU or host), or
-      the file system refused the output (its folder read-only or not ours, a full disk)
+      the file system refused the output (its folder read-only or not ours, a full disk, a file
+      over the file-size limit)
  5    a folder was processed, but some of its files could not be read or failed (skipped and listed)
 130   interrupted (Ctrl-C); SIGTERM (``kill``, ``timeout``, ``docker stop``) and SIGHUP (the
       terminal closed) are handled the same way and exit with 143 and 129 (128 + the signal)

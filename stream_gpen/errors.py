@@ -141,6 +141,20 @@ class DiskFullError(StreamGpenError, OSError):
         return str(self.args[0]) if self.args else ""
 
 
+class FileTooLargeError(StreamGpenError, OSError):
+    """A photo's output file is larger than may be written (``EFBIG``): this process's file-size
+    limit (``ulimit -f``, systemd's ``LimitFSIZE``) or its drive's largest file (FAT32: 4 GiB).
+    Not a :class:`DiskFullError`: the drive may have room, and in a folder run the next, smaller
+    photo is written (this one is listed as skipped). The message names the file and which limit;
+    ``errno``, ``strerror`` and ``filename`` are the ``OSError``'s. (A video's is an
+    :class:`EncodeError` naming the output, with the same hint.)"""
+
+    exit_code = 4
+
+    def __str__(self) -> str:  # (the message, as DiskFullError's)
+        return str(self.args[0]) if self.args else ""
+
+
 class DeviceError(StreamGpenError, RuntimeError):
     """The requested compute device is not available."""
 

@@ -55,6 +55,7 @@ from stream_gpen.errors import (
     DiskFullError,
     EmptyMediaError,
     EncodeError,
+    FileTooLargeError,
     InvalidInputError,
     MediaNotFoundError,
     NotMediaError,
@@ -68,6 +69,7 @@ from stream_gpen.io._ring import Frame
 from stream_gpen.io._sink import (
     FULL_ERRNOS,
     REFUSED_ERRNOS,
+    _file_size_limit,
     _Sink,
     check_output_folder,
     keep_beside,
@@ -276,6 +278,24 @@ def disk_full(path, err: OSError) -> DiskFullError:
                                                   else "its drive is full") + f" ({err.strerror or err})",
                       hint="make room on that drive, or choose another dst on a drive with room")
     # (as the OSError it stands for: a folder run stops at it, the server says its strerror)
+    e.errno, e.strerror, e.filename = err.errno, err.strerror, str(path)
+    return e
+
+
+def file_too_large(path, err: OSError) -> FileTooLargeError:
+    """The error of a photo's output ``path`` that ``err`` (``EFBIG``) refused as too large: this
+    process's file-size limit where it has one, else its drive's largest file."""
+    limit = _file_size_limit()
+    smaller = ("a lower quality=, say quality=80" if Path(path).suffix.lower() in (".jpg", ".jpeg", ".webp")
+               else "image_format='jpg'")
+    if limit is not None:
+        why = f"it is larger than this process may write (its file-size limit: {limit} bytes)"
+        hint = (f"raise that limit (ulimit -f unlimited; systemd's LimitFSIZE, or the container's), "
+                f"or write a smaller file ({smaller})")
+    else:  # (FAT32: the limit a drive's format sets per file; a photo of 4 GiB is rare but a TIFF may be)
+        why = "it is larger than its drive holds in one file (FAT32, on most USB sticks and SD cards: 4 GiB)"
+        hint = f"write to an exFAT, NTFS, APFS or ext4 drive, or write a smaller file ({smaller})"
+    e = FileTooLargeError(f"cannot write {path}: {why} ({err.strerror or err})", hint=hint)
     e.errno, e.strerror, e.filename = err.errno, err.strerror, str(path)
     return e
 
@@ -2527,13 +2547,15 @@ class ImageSink(_Sink):
     def write(self, frame: Frame) -> None:
         try:
             self._write(frame)
-        except (OutputNotWritableError, DiskFullError):
+        except (OutputNotWritableError, DiskFullError, FileTooLargeError):
             raise
         except OSError as e:
             path = self._path_for(frame)
             if e.errno in FULL_ERRNOS:
                 # (a bare OSError, "No space left on device", naming no file)
                 raise disk_full(path, e) from e
+            if e.errno == errno.EFBIG:  # (as bare: "File too large", naming no file nor which limit)
+                raise file_too_large(path, e) from e
             # the file system refused this photo's file in its folder (no permission, a read-only
             # drive: made so during the run, or not told by os.access before it): a bare
             # PermissionError, not the project's error, and every next photo there is refused too
