@@ -2702,12 +2702,11 @@ def default_output(src: str) -> str:
             if not p.name:
                 raise InvalidInputError(f"{src} has no name to derive an output folder from; name one as dst")
         return str(fit_name(p.with_name(p.name + "_enhanced"), len("_enhanced"), folder=True))
-    # (an animated PNG is decoded as a video; the apng muxer holds no H.264)
     from stream_gpen.io._image import _VIDEO_EXTS
     from stream_gpen.io._source import IMAGE_EXTS
 
     suffix, stem = _photo_suffix(p), p.stem  # (a still GIF: a photo, .png)
-    if suffix == p.suffix and (p.suffix.lower() in NO_MODERN_VIDEO or p.suffix.lower() == ".apng"):
+    if suffix == p.suffix and p.suffix.lower() in NO_MODERN_VIDEO:
         suffix = ".mp4"
     elif suffix == p.suffix and p.suffix.lower() not in _VIDEO_EXTS + tuple(IMAGE_EXTS):
         # an unknown or no extension: notes.txt was refused for its output's name
@@ -2717,7 +2716,8 @@ def default_output(src: str) -> str:
     return str(fit_name(p.with_name(f"{stem}_enhanced{suffix}"), len("_enhanced")))
 
 
-_SAME_FORMAT = {".jpeg": ".jpg", ".jfif": ".jpg", ".jpe": ".jpg", ".tiff": ".tif", ".heif": ".heic", ".hif": ".heic"}
+_SAME_FORMAT = {".jpeg": ".jpg", ".jfif": ".jpg", ".jpe": ".jpg", ".tiff": ".tif", ".heif": ".heic", ".hif": ".heic",
+                ".apng": ".png"}
 
 
 def resolve_output(src: str, dst=None, image_format: str | None = None) -> str:

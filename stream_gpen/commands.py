@@ -224,7 +224,7 @@ def _output_options(p: argparse.ArgumentParser) -> None:
     _encoder_option(g)
     g.add_argument("--image-format", default=None, metavar="EXT", type=str.lower,
                    choices=["jpg", "jpeg", "jfif", "jpe", "png", "webp", "tif", "tiff", "bmp", "heic", "heif", "hif",
-                            "avif"],
+                            "avif", "apng"],
                    help="write photos in this format (e.g. jpg for iPhone HEICs), a folder's every photo or one; "
                    "default: each its own")
     g.add_argument("--quality", type=_quality, default=None, metavar="Q",

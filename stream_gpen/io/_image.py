@@ -82,12 +82,12 @@ from stream_gpen.io._source import _HEIF_BRANDS, IMAGE_EXTS
 from stream_gpen.io._unread import folder_kinds, unread_error
 
 log = logging.getLogger(__name__)
-_ALPHA_EXTS = (".png", ".webp", ".tif", ".tiff", ".heic", ".heif", ".hif", ".avif")
+_ALPHA_EXTS = (".png", ".apng", ".webp", ".tif", ".tiff", ".heic", ".heif", ".hif", ".avif")
 # (.jfif/.jpe: JPEGs under the names browsers and old Windows tools save; .hif: the HEIF
-# Fujifilm and Canon cameras write; each is written back in its own format)
+# Fujifilm and Canon cameras write; .apng: an animated PNG; each is written back in its own format)
 _FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".jfif": "JPEG", ".jpe": "JPEG", ".png": "PNG", ".webp": "WEBP",
             ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".heic": "HEIF", ".heif": "HEIF", ".hif": "HEIF",
-            ".avif": "AVIF"}
+            ".avif": "AVIF", ".apng": "PNG"}
 _HEIF_EXTS = (".heic", ".heif", ".hif")
 _heif_registered = False
 
@@ -2615,7 +2615,7 @@ class ImageSink(_Sink):
                 msg = f"{path.name}: {path.suffix} cannot store alpha; transparency dropped"
                 self.fallbacks.append(msg)
                 log.warning(msg)
-        if im.mode == "LA" and path.suffix.lower() not in (".png", ".tif", ".tiff"):
+        if im.mode == "LA" and fmt not in ("PNG", "TIFF"):
             im = im.convert("RGBA")  # webp has no grey+alpha mode
         held = None  # a multi-page file's pages, once the last one is here
         if pages > 1 and fmt not in _MULTI_PAGE:

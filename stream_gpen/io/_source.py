@@ -106,7 +106,7 @@ _MAX_LIVE_RATE = 1000
 #: photo names; .jfif/.jpe are JPEGs (browsers save .jfif), .hif is the HEIF that Fujifilm and
 #: Canon cameras write
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif",
-              ".jfif", ".jpe", ".hif")
+              ".jfif", ".jpe", ".hif", ".apng")
 _NVDEC_CODECS = {"h264": "h264_cuvid", "hevc": "hevc_cuvid", "av1": "av1_cuvid", "vp9": "vp9_cuvid",
                  "vp8": "vp8_cuvid", "mpeg2video": "mpeg2_cuvid", "mpeg4": "mpeg4_cuvid"}
 #: past a window's end, how far (seconds of the file) audio stored after the video is still read
@@ -2085,14 +2085,17 @@ class VideoSource:
         try:
             vs = main_video_stream(container)
             photo = _photo_extension(container, self._target) if self.kind == "file" and not reopen else None
-            if photo is not None and Path(self.spec).suffix.lower() not in IMAGE_EXTS + (".gif",):
+            named = Path(self.spec).suffix.lower()
+            if photo is not None and named not in IMAGE_EXTS and not (named == ".gif" == photo):
                 # a photo under another name (a browser's `download`, `photo.jpg_large`, a JPEG saved
                 # as .mp4, an iPhone's `IMG_1234` copied off without its .HEIC): it was encoded as a
-                # one-frame H.264 video, its format and EXIF lost
+                # one-frame H.264 video, its format and EXIF lost; an animated PNG (as clip.bin, or a
+                # PNG named .gif) as an H.264 video, where under .png/.apng it is written back as one
                 own = Path(self.spec)
-                article = "an" if photo == ".avif" else "a"
+                what = ("an animated PNG (APNG)" if (container.format.name or "").startswith("apng")
+                        else f"{'an' if photo == '.avif' else 'a'} {photo[1:].upper()} picture")
                 raise NotMediaError(
-                    f"{self.spec} is {article} {photo[1:].upper()} picture, not a video (its name has "
+                    f"{self.spec} is {what}, not a video (its name has "
                     + (f"the extension {own.suffix}" if own.suffix else "no extension")
                     + "): photos are told by their extension",
                     hint=f"rename it to {own.with_suffix(photo).name if own.suffix else own.name + photo} "
@@ -3756,11 +3759,13 @@ _HEIF_BRANDS = {"heic", "heix", "heim", "heis", "mif1", "mif2", "avif", "avis", 
 def _photo_extension(container, path: str) -> str | None:
     """The photo extension of a file FFmpeg reads as a picture of a format restored as a photo, or
     None: a still picture (its ``*_pipe`` demuxers), a HEIC or AVIF (an animated AVIF too: named
-    ``.avif`` its frames are restored as a photo's), a GIF of one frame (an animated GIF is a video,
-    under any name)."""
+    ``.avif`` its frames are restored as a photo's), an animated PNG (named ``.png`` or ``.apng``,
+    likewise), a GIF of one frame (an animated GIF is a video, under any name)."""
     demuxer = (container.format.name or "").split(",")[0]
     if demuxer in _PICTURE_DEMUXERS:
         return _PICTURE_DEMUXERS[demuxer]
+    if demuxer == "apng":
+        return ".png"
     if demuxer == "mov":
         meta = container.metadata or {}
         major = str(meta.get("major_brand", "")).strip().lower()
