@@ -897,8 +897,9 @@ class Enhancer:
         ``summary.skipped`` (path and reason); nothing is raised for them.
         ``copy_if_no_faces``: a video in which no face was restored is stream-copied to ``dst``
         instead of re-encoded (bit-exact, no generation loss; audio or subtitles the container
-        cannot take are transcoded or dropped as the re-encode does them); the summary's fallbacks
-        say so. (A
+        cannot take are transcoded or dropped as the re-encode does them; of an input with several
+        programs, a DVB multiplex's channels, the restored video's program alone is copied, as the
+        re-encode keeps it); the summary's fallbacks say so. (A
         photo in which no face is found is always copied as it is, where written in its own format,
         upright and in RGB: ``quality`` does not apply to it.)
         ``quality`` (1-100, JPEG/WebP/HEIC/AVIF outputs): ``None`` keeps a JPEG source's own

@@ -1,4 +1,4 @@
-"""Stream copy: every stream of the input into a new container, packets untouched."""
+"""Stream copy: every stream of the input (of the main video's program) into a new container, packets untouched."""
 from __future__ import annotations
 
 import logging
@@ -16,6 +16,10 @@ log = logging.getLogger(__name__)
 
 def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: str | None = None) -> int:
     """Copy all streams of ``src`` into ``dst`` (container from the extension), bit-exact packets.
+    An input of several programs (a DVB multiplex's channels: see
+    :func:`~stream_gpen.io._meta.stream_programs`) gives the main video's program only, as the
+    encoding sink keeps it: its video, audio and subtitles; the other programs' streams are left
+    out, each logged (unless ``said``).
 
     Written to a temporary file next to ``dst`` and renamed on success. Text subtitles the output
     container cannot copy are converted cue by cue as the encoding sink does (SubRip/ASS/WebVTT
@@ -52,13 +56,15 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
         copy_refusal,
         gopro_telemetry,
         needs_adtstoasc,
+        other_programs,
         set_container_sar,
         stores_no_pts,
         subtitle_refusal,
         to_avi_grid,
         transcoded_note,
     )
-    from stream_gpen.io._source import _NO_TIMESTAMPS, _fraction, _sample_aspect_ratio
+    from stream_gpen.io._meta import stream_programs
+    from stream_gpen.io._source import _NO_TIMESTAMPS, _fraction, _sample_aspect_ratio, main_video_stream
     from stream_gpen.io._tags import (
         COVER_MUXERS,
         accepts_attachments,
@@ -88,12 +94,22 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
             if turned and not set(fmt.split(",")) & (set(_MOV_FAMILY) | {"matroska"}):
                 raise EncodeError(f"cannot stream-copy {src} into {dst.suffix}: its video has {turned}, which the "
                                   f"{fmt} container cannot store (the copy would not play the way the original does)")
-            shift = None if avi else _start_of(inp)
+            main = main_video_stream(inp)
+            foreign = {} if main is None else other_programs(
+                stream_programs(inp), main.index,
+                [(s.index, s.type, getattr(s.codec_context, "name", None)) for s in inp.streams if s.index != main.index],
+                video="the video copied", target=dst)
+            shift = None if avi else _start_of(inp, leave_out=foreign)
             # global tags and chapters (moved with the streams)
             lost = copy_container_tags(inp, out, window=(float(shift), None) if shift else None)
             for s in inp.streams:
                 if carried_otherwise(s):
                     continue  # carried as chapters / the video's timecode tag
+                if s.index in foreign:  # (another channel of a multiplex: not what the re-encode kept)
+                    if not _said_dropped(said, s):
+                        lost.append(f"{s.type} stream #{s.index} ({getattr(s.codec_context, 'name', None) or s.type}) "
+                                    f"dropped: {foreign[s.index]}")
+                    continue
                 if s.type == "attachment":
                     att = attachment(s)
                     if att is not None and accepts_attachments(out):
@@ -351,16 +367,24 @@ def _stamp(pkt, stamped: dict[int, int], src, dst: Path) -> None:
     stamped[pkt.stream.index] = k + 1
 
 
-def _start_of(inp) -> Fraction | None:
-    """The earliest start (s) of the streams copied (video, audio, subtitles; not cover art), or
-    ``None`` when it is under ``SHIFT_MIN_S`` (nothing to move: the encoders' delay; negative
-    times are the muxer's edit list)."""
+def _said_dropped(said, s) -> bool:
+    """Whether ``said`` (the re-encode's notes) has stream ``s`` dropped already (for its own
+    words: "only the main video stream is restored", "the restored video"): not said again."""
+    head = f"{s.type} stream #{s.index} ("
+    return any(n.startswith(head) and " dropped: " in n for n in said)
+
+
+def _start_of(inp, leave_out=()) -> Fraction | None:
+    """The earliest start (s) of the streams copied (video, audio, subtitles; not cover art, nor
+    those of ``leave_out``: another program's, whose clock may be hours away), or ``None`` when it
+    is under ``SHIFT_MIN_S`` (nothing to move: the encoders' delay; negative times are the
+    muxer's edit list)."""
     from stream_gpen.io._sink import SHIFT_MIN_S
     from stream_gpen.io._tags import is_cover
 
     starts = [Fraction(s.start_time) * Fraction(s.time_base) for s in inp.streams
               if s.type in ("video", "audio", "subtitle") and s.start_time is not None and s.time_base
-              and not is_cover(s)]
+              and not is_cover(s) and s.index not in leave_out]
     return min(starts) if starts and min(starts) > SHIFT_MIN_S else None
 
 

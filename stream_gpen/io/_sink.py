@@ -1817,6 +1817,37 @@ def _can_follow() -> bool:
     return os.path.isdir(_PROC_FDS)
 
 
+def other_programs(programs: dict[int, frozenset[int]], main: int, streams: list[tuple[int, str, str | None]], *,
+                   video: str, target) -> dict[int, str]:
+    """Of ``streams`` (``(index, kind, codec)``), those of programs other than the video stream
+    ``main``'s (an input with several, see :func:`~stream_gpen.io._meta.stream_programs`: a DVB
+    multiplex's other channels), each with why it is left out; which audio is kept is logged
+    (``video``: how the messages call the video, "the restored video"; ``target``: the output,
+    named in the log). A stream in no program, or in the video's, is kept: players play a
+    program's own streams together. The encoding sink's rule, and the stream copy's
+    (:func:`~stream_gpen.io.remux`), so that ``--copy-if-no-faces`` keeps what the re-encode kept."""
+    mine = programs.get(main)
+    if not mine:
+        return {}
+
+    def named(ps) -> str:
+        return ("program " if len(ps) == 1 else "programs ") + ", ".join(map(str, sorted(ps)))
+
+    foreign = {i for i, _, _ in streams if programs.get(i) and not programs[i] & mine}
+    audio = [(i, codec) for i, kind, codec in streams if kind == "audio"]
+    kept = [(i, codec) for i, codec in audio if i not in foreign]
+    video = f"{video} (stream #{main})"
+    if len(audio) > 1 and foreign:
+        if kept:
+            which = ", ".join(f"#{i} ({codec or 'audio'})" for i, codec in kept)
+            log.info("%s: of %d audio streams, %s kept: in %s with %s", target, len(audio), which, named(mine), video)
+        else:
+            log.info("%s: of %d audio streams, none kept: %s of %s has no audio", target, len(audio), named(mine),
+                     video)
+    has = ("its audio, " + ", ".join(f"#{i}" for i, _ in kept) + ", is kept") if kept else "which has no audio"
+    return {i: f"it is in {named(programs[i])}, {video} in {named(mine)} ({has})" for i, _, _ in streams if i in foreign}
+
+
 def _file_size_limit() -> int | None:
     """The process's file-size limit in bytes (RLIMIT_FSIZE), or None where there is none (or no
     such limit on this system)."""
@@ -2658,32 +2689,13 @@ class FileSink(_Sink):
     def _other_programs(self, meta) -> dict[int, str]:
         """The audio, subtitle and data streams of programs other than the restored video's
         (an input with several, see ``VideoSource.programs``: a DVB multiplex's other channels),
-        each with why it is left out; which audio is kept is logged. A stream in no program, or
-        in the video's, is kept: players play a program's own streams together."""
-        programs = self.source.programs
+        each with why it is left out (:func:`other_programs`)."""
         main = getattr(self.source, "_vstream", None)
-        mine = programs.get(main.index) if main is not None else None
-        if not mine:
+        if main is None:
             return {}
-
-        def named(ps) -> str:
-            return ("program " if len(ps) == 1 else "programs ") + ", ".join(map(str, sorted(ps)))
-
-        streams = meta.audio + meta.subtitles + meta.data
-        foreign = {i.index for i in streams if programs.get(i.index) and not programs[i.index] & mine}
-        kept = [i for i in meta.audio if i.index not in foreign]
-        video = f"the restored video (stream #{main.index})"
-        if len(meta.audio) > 1 and foreign:
-            if kept:
-                which = ", ".join(f"#{i.index} ({i.codec or 'audio'})" for i in kept)
-                log.info("%s: of %d audio streams, %s kept: in %s with %s", self.target, len(meta.audio), which,
-                         named(mine), video)
-            else:
-                log.info("%s: of %d audio streams, none kept: %s of %s has no audio", self.target, len(meta.audio),
-                         named(mine), video)
-        has = ("its audio, " + ", ".join(f"#{i.index}" for i in kept) + ", is kept") if kept else "which has no audio"
-        return {i.index: f"it is in {named(programs[i.index])}, {video} in {named(mine)} ({has})"
-                for i in streams if i.index in foreign}
+        return other_programs(self.source.programs, main.index,
+                              [(i.index, i.kind, i.codec) for i in meta.audio + meta.subtitles + meta.data],
+                              video="the restored video", target=self.target)
 
     def _setup_other_video(self, in_streams: dict) -> None:
         # Video streams besides the one restored: cover art (an attached picture: album/phone
