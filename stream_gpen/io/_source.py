@@ -155,6 +155,80 @@ def _fraction(x) -> Fraction | None:
     return Fraction(x.numerator, x.denominator) if x is not None and x.denominator else None
 
 
+class _Untimed:
+    """The frames of a source (a :class:`VideoSource`: its frame interval, ``live``, ``spec`` and
+    ``stats``) without a pts, given one on the timeline of the timed frames around them, frame by
+    frame as they come (see :meth:`VideoSource._untimed_placed`): :meth:`push` gives back the
+    frames ready (none while one without a time waits for the next timed one), :meth:`end` the
+    ones still held at the end."""
+
+    def __init__(self, source) -> None:
+        self._source = source
+        self._step = source._hold_gap()
+        self._most = min(_UNTIMED_HOLD_MAX, max(2, math.ceil(_UNTIMED_HOLD_S / self._step)))
+        self._tb = _fraction(source._vstream.time_base)
+        self._held: list = []
+        self._last: Fraction | None = None  # the time of the last frame given out with one
+        self._placed = 0
+        self._untimed = False  # the stream's leading frames had no times: it has none (index times)
+
+    def _put(self, f, t: Fraction) -> None:
+        tb = _fraction(f.time_base) or self._tb or Fraction(1, 90000)
+        f.time_base = tb
+        f.pts = round(t / tb)
+
+    def _note(self, n: int, how: str) -> None:
+        self._placed += n
+        self._source.stats["untimed_frames"] = self._placed
+        if self._placed == n:
+            log.info("%s: %d frame(s) without a timestamp %s", self._source.spec, n, how)
+
+    def _after_last(self, frames: list, how: str) -> list:
+        for h in frames:
+            self._last += self._step
+            self._put(h, self._last)
+        self._note(len(frames), how)
+        return frames
+
+    def push(self, f) -> list:
+        t = _seconds(f)
+        if t is None and self._untimed:
+            return [f]
+        if t is None and self._last is not None and self._source.live:
+            return self._after_last([f], "timed one frame interval after the frame before")
+        held = self._held
+        if t is None:
+            held.append(f)
+            if len(held) <= self._most:
+                return []
+            self._held = []
+            if self._last is None:  # no times in sight: the index over the rate, as before
+                self._untimed = True
+                return held
+            return self._after_last(held, "timed one frame interval apart after the frame before")
+        if held:
+            k, step, last = len(held), self._step, self._last
+            if last is None:
+                for i, h in enumerate(held):
+                    self._put(h, t - (k - i) * step)
+                self._note(k, f"before the first timed one ({float(t):.3f} s) placed one frame interval apart "
+                              "before it")
+            else:
+                gap = (t - last) / (k + 1) if t > last else step
+                for i, h in enumerate(held):
+                    self._put(h, last + (i + 1) * min(step, gap))
+                self._note(k, "placed between the timed frames around them")
+            self._held = []
+        self._last = t if self._last is None else max(self._last, t)
+        return [*held, f]
+
+    def end(self) -> list:
+        held, self._held = self._held, []
+        if held and self._last is not None and not self._untimed:
+            self._after_last(held, "at the end timed one frame interval apart after the frame before")
+        return held
+
+
 #: containers with a pixel shape of their own, over the bitstream's (FFmpeg's demuxer names)
 _CONTAINER_SAR = frozenset({"mov", "mp4", "matroska", "webm", "avi", "mxf", "nut"})
 
@@ -2303,8 +2377,10 @@ class VideoSource:
         tb = _fraction(vs.time_base)
         back = 1.0
         target = t
+        top = False
         while not self._keyframe_by(container, vs, t, tb):
             if target < s0:
+                top = True
                 break  # no keyframe flagged before t: decode from the top, as the decoder can
             # (down to 1 s before the start: with B-frames the first packet's dts precedes it)
             target = max(t - back, s0 - 1.0)
@@ -2314,7 +2390,17 @@ class VideoSource:
             # (in --start's terms: t and s0 are on the file's clock, which may start at 10 h)
             log.info("%s: the seek to %.3f s landed past the keyframe before it; decoding from %.3f s",
                      self.spec, t - s0, max(target, s0) - s0)
-        if "matroska" in (container.format.name or "").split(","):
+        names = set((container.format.name or "").split(","))
+        if top and names & {"mpegts", "mpeg"}:
+            # the top by its first byte: a seek by time lands on the first packet with one, past
+            # leading ones without a PTS (a capture joined mid-PES) and the keyframe among them,
+            # and the decoder dropped every frame up to the next keyframe (a GOP of the part lost)
+            try:
+                container.seek(0, unsupported_byte_offset=True)
+                return
+            except (av.error.FFmpegError, OSError):
+                pass
+        if "matroska" in names:
             target = self._back_for_audio(container, vs, t, target, s0, tb)
         container.seek(_seek_target(target, tb), stream=vs, backward=True, any_frame=False)
 
@@ -2456,79 +2542,16 @@ class VideoSource:
         live source holds only the leading ones (no latency mid-stream: a frame interval after
         the frame before). More than ``_UNTIMED_HOLD_S`` of them: the leading ones stay timed
         by index (the stream has no times), later ones go on one interval apart. A container
-        without times at all (raw .h264/.hevc, see ``_NO_TIMESTAMPS``) is left as it was."""
+        without times at all (raw .h264/.hevc, see ``_NO_TIMESTAMPS``) is left as it was. With a
+        window (``start``/``duration``) they are placed in :meth:`_decoded`, before the window
+        judges them, by the same rule (:class:`_Untimed`); here they then all have times."""
         if self._container is not None and self._container.format.flags & _NO_TIMESTAMPS:
             yield from frames
             return
-        step = self._hold_gap()
-        most = min(_UNTIMED_HOLD_MAX, max(2, math.ceil(_UNTIMED_HOLD_S / step)))
-        vs = self._vstream
-        held: list = []
-        last: Fraction | None = None  # the time of the last frame given out with one
-        placed = 0
-        untimed = False  # the stream's leading frames had no times: it has none (index times)
-
-        def put(f, t: Fraction) -> None:
-            tb = _fraction(f.time_base) or _fraction(vs.time_base) or Fraction(1, 90000)
-            f.time_base = tb
-            f.pts = round(t / tb)
-
-        def note(n: int, how: str) -> None:
-            nonlocal placed
-            placed += n
-            self.stats["untimed_frames"] = placed
-            if placed == n:
-                log.info("%s: %d frame(s) without a timestamp %s", self.spec, n, how)
-
+        placer = _Untimed(self)
         for f in frames:
-            t = _seconds(f)
-            if t is None and untimed:
-                yield f
-                continue
-            if t is None and last is not None and self.live:
-                last += step
-                put(f, last)
-                note(1, "timed one frame interval after the frame before")
-                yield f
-                continue
-            if t is None:
-                held.append(f)
-                if len(held) <= most:
-                    continue
-                if last is None:  # no times in sight: the index over the rate, as before
-                    untimed = True
-                    yield from held
-                    held = []
-                    continue
-                for h in held:
-                    last += step
-                    put(h, last)
-                note(len(held), "timed one frame interval apart after the frame before")
-                yield from held
-                held = []
-                continue
-            if held:
-                k = len(held)
-                if last is None:
-                    for i, h in enumerate(held):
-                        put(h, t - (k - i) * step)
-                    note(k, f"before the first timed one ({float(t):.3f} s) placed one frame interval apart "
-                            "before it")
-                else:
-                    gap = (t - last) / (k + 1) if t > last else step
-                    for i, h in enumerate(held):
-                        put(h, last + (i + 1) * min(step, gap))
-                    note(k, "placed between the timed frames around them")
-                yield from held
-                held = []
-            last = t if last is None else max(last, t)
-            yield f
-        if held and last is not None and not untimed:
-            for h in held:
-                last += step
-                put(h, last)
-            note(len(held), "at the end timed one frame interval apart after the frame before")
-        yield from held
+            yield from placer.push(f)
+        yield from placer.end()
 
     @staticmethod
     def _time_to(prev, f) -> None:
@@ -2793,6 +2816,10 @@ class VideoSource:
             container = self._container
             if container is not None:
                 vs = container.streams[self._vstream.index]
+                # a window's frames without a pts are placed here, before it judges them (elsewhere
+                # in _decode_frames: _untimed_placed)
+                placer = (_Untimed(self) if self._window is not None and not self.live
+                          and not container.format.flags & _NO_TIMESTAMPS else None)
                 reads = None
                 try:
                     # (when the reads waited: see _Reads; FFmpeg's read timeout is the longest wait)
@@ -2865,6 +2892,7 @@ class VideoSource:
                             elif sar != sar0[0]:
                                 for f in frames:
                                     f.opaque = sar or Fraction(1)
+                        timed = []  # the frames of this packet (with those held for it), on the file's clock
                         for f in frames:
                             if shift is None:
                                 late = f.pts - first_dts if f.pts is not None and first_dts is not None else 0
@@ -2882,8 +2910,15 @@ class VideoSource:
                                 f.pts -= shift
                             while avi_dts is not None and len(avi_dts) > 32:  # chunks that gave no frame
                                 heapq.heappop(avi_dts)
+                            timed.append(f)
+                        if placer is not None:
+                            # (placed before the window judges them: timed by their index over the
+                            # rate, the leading ones fell before it, hours before a clock at 10 h)
+                            timed = [g for f in timed for g in placer.push(f)] + (placer.end() if not packet.size else [])
+                        for f in timed:
                             if f.pts is None and self._window is not None and not self._seeked:
-                                # a raw .h264/.hevc stream has no times: the window goes by the
+                                # a raw .h264/.hevc stream has no times (nor a stream of a timed
+                                # container that has none, see _Untimed): the window goes by the
                                 # time the frames are given (_frame_time), their index over the rate
                                 self._time_by_index(f, vs, untimed)
                             untimed += 1
