@@ -16,7 +16,8 @@ Where files are looked for, in this order (the first good copy wins):
 In each directory a file is accepted under its ``filename`` or any of its ``aliases``. A found
 file whose size or sha256 differs from the registry's, or (with no published sha256) that is not
 a whole checkpoint archive whose members match their CRC-32 and whose tensor names and shapes are
-the network's, is reported (logged) and skipped, never used. That check reads the whole file, so it is done once per copy: its verdict is kept in
+the network's, is reported (logged) and skipped, never used; so is one the file system will not
+read (no read permission), and the search goes on. That check reads the whole file, so it is done once per copy: its verdict is kept in
 ``verified.json`` beside the copy (where the folder is writable) and reused while the copy's size,
 mtime, ctime and inode stay the same; ``weights verify`` always reads everything. A download that
 replaces such a copy in the cache first moves it aside to ``<target>.ignored`` (a warning says
@@ -250,7 +251,8 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-Status = Literal["ok", "missing", "size mismatch", "checksum mismatch", "damaged", "wrong model", "unverified"]
+Status = Literal["ok", "missing", "size mismatch", "checksum mismatch", "damaged", "wrong model", "unverified",
+                 "unreadable"]
 
 _ZIP_MAGIC = b"PK\x03\x04"
 # torch.save's pre-1.6 format starts with this number, pickled (as 10 little-endian bytes).
@@ -423,7 +425,8 @@ class VerifyResult:
     matched where known, and the file is a whole checkpoint archive), "size mismatch",
     "checksum mismatch", "damaged" (no published sha256, and the file is cut short or is not a
     checkpoint), "wrong model" (no published sha256, and the checkpoint's names or shapes are
-    not the network's, as loading it would find), or "missing" (``path`` is None).
+    not the network's, as loading it would find), "unreadable" (the file system refused to read
+    it: no read permission, a disk error; ``detail`` says which), or "missing" (``path`` is None).
     """
 
     file: WeightFile
@@ -440,7 +443,15 @@ class VerifyResult:
 def check_file(wf: WeightFile, path: Path, *, deep: bool = False) -> VerifyResult:
     """Check one file on disk against ``wf``'s size, then sha256 (hashing only if the size fits);
     without a published sha256, check that it is a whole checkpoint archive instead (``deep``: and
-    that every member of a zip archive matches its CRC-32; see :func:`_damage`)."""
+    that every member of a zip archive matches its CRC-32; see :func:`_damage`). A file that
+    cannot be read is "unreadable", not an error: the search goes on to the next copy."""
+    try:
+        return _check_file(wf, path, deep=deep)
+    except OSError as exc:  # (chmod 000, a copy owned by another user, a disk error)
+        return VerifyResult(wf, "unreadable", path, str(exc.strerror or exc))
+
+
+def _check_file(wf: WeightFile, path: Path, *, deep: bool) -> VerifyResult:
     actual = path.stat().st_size
     if wf.size is not None and actual != wf.size:
         return VerifyResult(
@@ -566,8 +577,11 @@ def _find(wf: WeightFile) -> tuple[Path | None, list[VerifyResult]]:
         result = checked(wf, path)
         if result.good:
             return path, skipped
-        logger.warning("ignoring %s: %s (%s); replace it, or pass it with %s to use it unchecked",
-                       path, result.status, result.detail, _flag(wf))
+        if result.status == "unreadable":  # (passing it by its path would not read it either)
+            logger.warning("ignoring %s: cannot read it (%s); chmod a+r on it makes it usable", path, result.detail)
+        else:
+            logger.warning("ignoring %s: %s (%s); replace it, or pass it with %s to use it unchecked",
+                           path, result.status, result.detail, _flag(wf))
         skipped.append(result)
     return None, skipped
 
@@ -606,7 +620,11 @@ def _read_stamps(folder: Path) -> dict[str, dict]:
 
 def _remember(result: VerifyResult, facts: dict) -> None:
     """Record ``result`` beside its copy, if that folder can be written and is not marked
-    read-only (else nothing: the next run checks the copy again, which is slower but as safe)."""
+    read-only (else nothing: the next run checks the copy again, which is slower but as safe).
+    "unreadable" is never recorded: it is about who reads the copy (or a passing disk error), not
+    about its bytes."""
+    if result.status == "unreadable":
+        return
     folder = result.path.parent
     try:
         # a folder made read-only (chmod a-w: a shared or mounted weights folder) is left alone
@@ -647,6 +665,23 @@ def checked(wf: WeightFile, path: Path) -> VerifyResult:
     if _facts(wf, path) == facts:  # not changed while it was read: the verdict is about these bytes
         _remember(result, facts)
     return result
+
+
+def _readable_hint(path: Path) -> str:
+    """What to do about a managed copy the file system refused to read."""
+    return f"make {path} readable for this user (chmod a+r {path})"
+
+
+def _unreadable_error(path: str | os.PathLike, what: str, exc: OSError) -> WeightsError:
+    """The error for a weights file given by its path that cannot be read (no read permission, a
+    disk error): a weights error (exit code 3) naming the file, not "the output folder"."""
+    reason = (exc.strerror or str(exc) or type(exc).__name__).lower()
+    denied = isinstance(exc, PermissionError)
+    return WeightsError(
+        f"cannot read the {what} {path} ({reason})",
+        hint=(f"make it readable for the user running stream-gpen (chmod a+r {path}), or copy it somewhere "
+              "readable" if denied else "check the disk it is on, or copy the file somewhere else"),
+    )
 
 
 # --- the user-facing message ----------------------------------------------------------------
@@ -1102,12 +1137,13 @@ def _move_aside(target: Path, wf: WeightFile) -> None:
                    "you do not need it, or pass it with %s to use it", target, aside, _flag(wf))
 
 
-def _not_found(wf: WeightFile, why: str) -> WeightsNotFoundError:
+def _not_found(wf: WeightFile, why: str, *, first: str = "") -> WeightsNotFoundError:
+    """``first``: advice said before the hint's ways to get the file."""
     searched = " or ".join(str(d) for d in search_dirs())
     return _about(WeightsNotFoundError(
         f"weights {wf.name} ({wf.filename}) not found in {searched}; {why}; "
         f"{_by_hand(wf, home_dir() / wf.filename)}",
-        hint=_hint(wf),
+        hint=first + _hint(wf),
     ), wf)
 
 
@@ -1169,10 +1205,14 @@ def ensure_weights(name_or_spec: str | WeightFile | ModelSpec, *, path: str | os
         return found
     why = (f"the copy at {skipped[0].path} was ignored ({skipped[0].status}: {skipped[0].detail})"
            if skipped else "it has not been downloaded")
+    # (a copy that is there but cannot be read: making it readable is the first fix, not a download)
+    unreadable = next((r.path for r in skipped if r.status == "unreadable"), None)
+    first = f"{_readable_hint(unreadable)}; " if unreadable is not None else ""
     if not download or (skipped and offline()):  # (a run offline names the copy it refused, and why)
         if offline():  # (the download command would be refused too: say why instead)
-            raise _not_found(wf, f"{why}, and downloads are disabled ({OFFLINE_ENV}={os.environ.get(OFFLINE_ENV)})")
-        raise _not_found(wf, f"{why} (`stream-gpen weights download {wf.name}` fetches it)")
+            raise _not_found(wf, f"{why}, and downloads are disabled ({OFFLINE_ENV}={os.environ.get(OFFLINE_ENV)})",
+                             first=first)
+        raise _not_found(wf, f"{why} (`stream-gpen weights download {wf.name}` fetches it)", first=first)
     return _download_allowed(wf, home_dir(), progress=progress)
 
 

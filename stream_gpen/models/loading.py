@@ -87,6 +87,7 @@ def read_state_dict(
     safetensors file is read whole).
 
     Raises :class:`WeightsNotFoundError` if the file is missing (or is a folder),
+    :class:`WeightsError` if the file system refuses to read it (no read permission),
     :class:`CheckpointError` if it cannot be read as a checkpoint or does not hold a state dict
     of tensors.
     """
@@ -99,8 +100,13 @@ def read_state_dict(
         raise WeightsNotFoundError(f"{what} not found: {path}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{what} {path} is empty (0 bytes); download it again")
-    with open(path, "rb") as f:
-        head = f.read(len(_LFS_POINTER))
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_LFS_POINTER))
+    except OSError as e:  # (no read permission: a weights error naming the file, not "the output folder")
+        from stream_gpen.weights import _unreadable_error
+
+        raise _unreadable_error(path, what, e) from None
     if head == _LFS_POINTER:
         raise CheckpointError(
             f"{what} {path} is a Git LFS pointer (a small text file naming the real one), not "
