@@ -220,6 +220,10 @@ def build_restorer(
             # (the model named by its path is the checkpoint; weights= goes with a registry name)
             unused("%s is not used: the model is the checkpoint file %s (weights go with a registry name, "
                         "e.g. model 'gpen-bfr-512')", weights, path)
+        if path.is_file():  # (the search's copies were checked when found; this one was not)
+            from stream_gpen.weights import _refuse_damaged
+
+            _refuse_damaged(path, "checkpoint")
         gen = load_generator(path, device=device)
         return runner_for(gen, gen.config.size, path.name)
     close = _closest_model(name)
