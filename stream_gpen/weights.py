@@ -33,7 +33,7 @@ the first URL's part, or no run would ever finish. The part file is renamed to i
 only after its size and sha256 check out (or, where no sha256 is published, every member of its
 zip archive matches its CRC-32); a file that fails the check is deleted, so a corrupt download never sits under the
 final name. A ``<target>.lock`` file beside it makes a second process wait for the first instead
-of writing into the same part file.
+of writing into the same part file (``flock``; on Windows ``msvcrt.locking``).
 """
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ import shutil
 import socket
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -1022,19 +1023,42 @@ def _fetch(url: str, part: Path, wf: WeightFile, *, progress: bool) -> None:
                            f"({damage[0]}); run again to resume")
 
 
+# How often a download waiting on Windows tries the lock again (msvcrt's own blocking mode gives
+# up after 10 s, and a download takes minutes): a second at most lost after the first one ends.
+_LOCK_POLL_S = 0.5
+# msvcrt.locking's errno for a byte another handle has locked (EACCES), and LK_LOCK's after its tries
+_LOCKED = (errno.EACCES, getattr(errno, "EDEADLOCK", errno.EDEADLK))
+
+
 @contextlib.contextmanager
 def _exclusive(target: Path) -> Iterator[None]:
     """Hold ``<target>.lock`` so two processes never append to the same ``.part`` file.
 
     The lock file is left in place: deleting it would let a third process lock a new file while
-    a second still waits on the old one. Without ``fcntl`` (Windows) there is no lock.
+    a second still waits on the old one. POSIX: ``flock`` on it. Windows (no ``fcntl``):
+    ``msvcrt.locking`` on its first byte, tried again every ``_LOCK_POLL_S`` while another
+    process holds it (the lock goes with the handle, so a process that dies releases it). Where
+    neither exists there is no lock, said once in the debug log.
     """
     try:
         import fcntl
     except ImportError:
-        yield
-        return
-    with open(target.with_name(target.name + ".lock"), "a") as handle:
+        fcntl = None
+        try:
+            import msvcrt
+        except ImportError:
+            logger.debug("no file locking here (neither fcntl nor msvcrt): %s is downloaded unlocked", target.name)
+            yield
+            return
+    with open(target.with_name(target.name + ".lock"), "ab") as handle:
+        if fcntl is None:
+            _lock_msvcrt(handle, msvcrt, target.name)
+            try:
+                yield
+            finally:
+                handle.seek(0)  # (msvcrt locks and unlocks from the handle's position)
+                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+            return
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -1044,6 +1068,23 @@ def _exclusive(target: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _lock_msvcrt(handle, msvcrt, name: str) -> None:
+    """Lock the first byte of ``handle``'s file (Windows), waiting while another process holds it."""
+    waiting = False
+    while True:
+        handle.seek(0)
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            return
+        except OSError as exc:
+            if exc.errno not in _LOCKED:  # (not a lock someone holds: a file system without locks)
+                raise
+        if not waiting:
+            logger.info("another process is downloading %s; waiting for it", name)
+            waiting = True
+        time.sleep(_LOCK_POLL_S)
 
 
 def _download(wf: WeightFile, target: Path, *, progress: bool) -> Path:
