@@ -5,7 +5,9 @@ Tries ``--model auto`` (official GPEN weights, downloaded if the network allows)
 missing and cannot be fetched, says so in one paragraph and runs the same job with the non-neural
 ``classic`` enhancer. Every model needs the RetinaFace face detector (1.7 MB on CPU, downloaded
 like the rest): without it the demo says which file is missing, where to get it and where to put
-it, and exits with status 3. Writes to ``samples/out/``: the enhanced clip (audio kept), the
+it, and exits with status 3; a weights error that is not a missing file (a ``STREAM_GPEN_HOME``
+that cannot be used, a ``--model`` file that cannot be read) is said as it is, with its hint,
+same status. Writes to ``samples/out/``: the enhanced clip (audio kept), the
 enhanced photo, and a side-by-side comparison image.
 """
 from __future__ import annotations
@@ -74,6 +76,15 @@ def _give_up(exc, what: str) -> int:
     return exc.exit_code
 
 
+def _fail(exc) -> int:
+    """An error that is not about a file to fetch (a cache setting that cannot be used, a checkpoint
+    that cannot be read): its own message and hint, as the command line says them."""
+    print(f"demo: error: {' '.join(str(exc).split())}", file=sys.stderr)
+    if getattr(exc, "hint", None):
+        print(f"hint: {exc.hint}", file=sys.stderr)
+    return exc.exit_code
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto")
@@ -95,11 +106,13 @@ def main(argv=None) -> int:
         if name in DETECTOR_FILES:  # `classic` needs the same detector: no fallback helps
             return _give_up(exc, "the RetinaFace face detector")
         if args.model != "auto":
-            return _give_up(exc, f"the weights of --model {args.model}")
+            return _give_up(exc, f"the weights of --model {args.model}") if name else _fail(exc)
         fetch = f"run `stream-gpen weights download {name}`" if name else "get the file named above"
         try:  # (before saying it falls back: without the detector the fallback cannot run either)
             enh = _build("classic", args.device, download=download)
         except WeightsError as det_exc:
+            if getattr(det_exc, "weights_name", None) not in DETECTOR_FILES:
+                return _fail(det_exc)  # (not the detector missing: say what is wrong instead)
             return _give_up(det_exc, "the RetinaFace face detector, which the classic fallback needs too (the GPEN "
                             f"weights are missing as well: {fetch} for GPEN results)")
         _say(

@@ -157,9 +157,10 @@ PARSER_FILES: dict[str, WeightFile] = {
 def home_dir() -> Path:
     """The cache directory: ``$STREAM_GPEN_HOME`` or ``~/.cache/stream-gpen`` (may not exist yet).
 
-    Raises :class:`WeightsError` when ``$STREAM_GPEN_HOME`` is unset and there is no home
-    directory to default to (no ``HOME`` and no passwd entry: a container run under an arbitrary
-    user id with a cleared environment).
+    Raises :class:`WeightsError` when there is no home directory to expand: ``$STREAM_GPEN_HOME``
+    unset (or starting with ``~``) and no ``HOME`` and no passwd entry (a container run under an
+    arbitrary user id with a cleared environment), or ``$STREAM_GPEN_HOME`` naming an unknown
+    user's home (``~nosuchuser/weights``).
     """
     raw = os.environ.get(HOME_ENV, "").strip()
     try:
@@ -167,10 +168,20 @@ def home_dir() -> Path:
         # (the weights downloaded again from each, and `weights path` printed a path a cd broke)
         return (Path(raw).expanduser() if raw else DEFAULT_HOME.expanduser()).absolute()
     except RuntimeError:  # Path.expanduser: "Could not determine home directory."
+        hint = f"set {HOME_ENV} to a folder for the weights (it is created if missing)"
+        first = Path(raw).parts[0] if raw else ""
+        if first not in ("", "~"):  # ~user: a user this system does not know
+            raise WeightsError(
+                f"cannot tell where the weights cache is: {HOME_ENV}={raw} names the home folder of "
+                f"{first}, and there is no user {first[1:]!r} here",
+                hint=f"{hint}, as an absolute path or ~/...",
+            ) from None
+        why = f"{HOME_ENV}={raw} starts with ~, but HOME is not set" if raw else (
+            f"{HOME_ENV} is not set, and neither is HOME")
         raise WeightsError(
-            f"cannot tell where the weights cache is: {HOME_ENV} is not set, and neither is HOME "
-            f"(user id {os.getuid() if hasattr(os, 'getuid') else '?'} has no home directory)",
-            hint=f"set {HOME_ENV} to a folder for the weights (it is created if missing)",
+            f"cannot tell where the weights cache is: {why} (user id "
+            f"{os.getuid() if hasattr(os, 'getuid') else '?'} has no home directory)",
+            hint=hint + (", as an absolute path" if raw else ""),
         ) from None
 
 
