@@ -1105,6 +1105,10 @@ def _download(wf: WeightFile, target: Path, *, progress: bool) -> Path:
             f"cannot save {wf.filename} in {target.parent}: it is a file, not a folder",
             hint=f"set {HOME_ENV} to a folder (it is created if missing)",
         )
+    # A good copy there already is returned before the lock is taken: a read-only cache (a shared
+    # or mounted weights folder) cannot hold the lock file, and needs none to be read
+    if target.is_file() and checked(wf, target).good:
+        return target
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with _exclusive(target):
