@@ -508,7 +508,7 @@ def _wrong_model(wf: WeightFile, path: Path) -> tuple[Status, str] | None:
     import torch
 
     from stream_gpen.errors import CheckpointError
-    from stream_gpen.models.loading import describe_mismatch, read_state_dict
+    from stream_gpen.models.loading import describe_mismatch, read_state_dict, with_default_kernels
 
     # (imported first: a module's import-time tensors must not be made on the meta device)
     if spec is not None:  # (as load_generator reads and builds it)
@@ -520,11 +520,14 @@ def _wrong_model(wf: WeightFile, path: Path) -> tuple[Status, str] | None:
 
         build, wrappers = build_parsenet, ("state_dict",)
     with torch.device("meta"):
-        expected = build().state_dict()
+        model = build()
+    expected = model.state_dict()
     try:
         state = read_state_dict(path, wrappers=wrappers, map_location="meta")
     except CheckpointError as exc:
         return "damaged", str(exc)
+    if spec is not None:  # (a generator saved without its constant blur kernels loads: they are rebuilt)
+        state = with_default_kernels(state, model)
     problem = describe_mismatch(state, expected)
     return ("wrong model", f"not a {wf.name} checkpoint: {problem}") if problem else None
 

@@ -325,10 +325,16 @@ class Blur(nn.Module):
     def __init__(self, pad: tuple[int, int], *, upsample_factor: int = 1) -> None:
         super().__init__()
         self.pad = pad
+        self.upsample_factor = upsample_factor
         # Loaded from the checkpoint (the _pk fixtures perturb it); the default is what every
         # released checkpoint holds.
         self.register_buffer("kernel", _make_kernel(float(upsample_factor**2)))
         self._memo = _Memo()  # rank-1 factors of the kernel, for the fused path
+
+    def default_kernel(self) -> Tensor:
+        """The kernel every released checkpoint holds, on the CPU (for a checkpoint saved without it)."""
+        with torch.device("cpu"):
+            return _make_kernel(float(self.upsample_factor**2))
 
     #: ``"conv"``: the 4x4 FIR as one depthwise conv (``upfirdn2d``). ``"pool"``: for the
     #: binomial kernel every released checkpoint holds, ``outer(k, k)`` with k = [1,3,3,1] is
@@ -382,6 +388,11 @@ class Upsample(nn.Module):
         self.register_buffer("kernel", _make_kernel(float(factor**2)))
         p = self.kernel.shape[0] - factor
         self.pad = ((p + 1) // 2 + factor - 1, p // 2)
+
+    def default_kernel(self) -> Tensor:
+        """The kernel every released checkpoint holds, on the CPU (for a checkpoint saved without it)."""
+        with torch.device("cpu"):
+            return _make_kernel(float(self.factor**2))
 
     def forward(self, x: Tensor) -> Tensor:
         return upfirdn2d(x, self.kernel, up=self.factor, pad=self.pad)

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
     from stream_gpen.models.gpen import FullGenerator
 
-__all__ = ["read_state_dict", "infer_config", "load_generator", "check_state_dict", "describe_mismatch"]
+__all__ = ["read_state_dict", "infer_config", "load_generator", "check_state_dict", "describe_mismatch",
+           "with_default_kernels"]
 
 log = logging.getLogger(__name__)
 
@@ -375,6 +376,25 @@ def refuse_nonfinite(named, where: str, what: str) -> None:
             "checkpoint of that run, or the official file")
 
 
+def with_default_kernels(state_dict: dict[str, torch.Tensor], model: FullGenerator) -> dict[str, torch.Tensor]:
+    """``state_dict`` with the blur and upsampling kernels of ``model`` it lacks rebuilt, where they
+    are all it lacks; else ``state_dict`` as it is (the missing keys are then refused by name).
+
+    Those kernels are buffers, not learned: every released GPEN checkpoint holds the same
+    constants (``outer(k, k)`` of k = [1,3,3,1], normalised, times 4 where they upsample), which
+    an implementation may load or rebuild (fixtures/gpen/FACTS.md §3); a state dict saved without
+    its buffers (a training script's ``named_parameters()``, a converter that dropped them) is
+    otherwise whole. A file that holds other kernels (the ``_pk`` fixtures) keeps them."""
+    from stream_gpen.models.gpen import Blur, Upsample
+
+    missing = [k for k in model.state_dict() if k not in state_dict]
+    owners = {k: model.get_submodule(k.rpartition(".")[0]) for k in missing if k.endswith(".kernel")}
+    if not missing or len(owners) != len(missing) or not all(
+            isinstance(m, (Blur, Upsample)) for m in owners.values()):
+        return state_dict
+    return {**state_dict, **{k: m.default_kernel() for k, m in owners.items()}}
+
+
 def describe_mismatch(state_dict: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> str:
     """What keeps ``state_dict`` from loading strictly into a model whose state dict is
     ``expected``, in one line (counts and the first keys of each kind); ``""`` if nothing does."""
@@ -461,6 +481,10 @@ def load_generator(
     with torch.device("meta"):
         model = FullGenerator(config)
     expected = model.state_dict()
+    rebuilt = with_default_kernels(state_dict, model)
+    if rebuilt is not state_dict:
+        log.info("%s holds no blur kernels (%d constant buffers): rebuilt", path, len(rebuilt) - len(state_dict))
+        state_dict = rebuilt
     problem = describe_mismatch(state_dict, expected)
     non_float = [k for k, v in state_dict.items() if k in expected and not v.is_floating_point()]
     if problem or non_float:
