@@ -924,7 +924,8 @@ class Enhancer:
         ``start``), :class:`InvalidInputError` is raised instead; not in a resumed run
         (``skip_existing``) with files done before, which returns its summary as the first run
         did.
-        ``start`` / ``duration`` (seconds, videos only): restore just that part of the video, written
+        ``start`` / ``duration`` (seconds as numbers, ``start=90``, not the command line's text
+        ``"1:30"``; checked before any work, a folder's too; videos only): restore just that part of the video, written
         from 0 with its audio, subtitles and chapters cut to match: a quick way to try settings on
         a long video (``copy_if_no_faces`` is then off: it would copy the whole input).
         ``skip_existing``: leave alone every output that already exists (a folder: those files; a
@@ -956,6 +957,11 @@ class Enhancer:
 
         # (a folder's videos each failed on them, every one "skipped", and the run returned normally)
         check_codec_audio(codec, audio)
+        from stream_gpen.io._source import check_window
+
+        # (a folder's photos were restored and each video then refused, "skipped", the run
+        # returning normally; start="0:01" with on_progress was a bare TypeError)
+        start, duration = check_window(start, duration)
         for name, value in (("quality", quality), ("crf", crf)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
                 raise InvalidInputError(f"{name} must be a whole number, got {value!r}")

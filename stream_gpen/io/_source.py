@@ -1701,6 +1701,26 @@ def _step(frame) -> Fraction | None:
 def _shorter(a: Fraction | None, b: Fraction | None) -> Fraction | None:
     return b if a is None else a if b is None else min(a, b)
 
+
+def check_window(start, duration) -> tuple[float, float | None]:
+    """``start`` / ``duration`` (seconds) as floats, or :class:`InvalidInputError` naming the
+    keyword. One rule for a video's source and for ``enhance_file``'s check before any work (a
+    folder's photos were restored and then each video refused, "skipped", the run returning
+    normally). Numbers only, numpy's too; ``"1:30"`` is the command line's spelling, parsed
+    there (``--start 1:30``): here it is refused, not guessed at."""
+    def bad(name: str, rule: str, value) -> InvalidInputError:
+        text = f" (give seconds as a number, {name}=90.5, not text such as {name}='1:30.5')" if isinstance(value, (str, bytes)) else ""
+        return InvalidInputError(f"{name} must be {rule}, got {value!r}{text}")
+
+    # (numpy numbers too: an app's np.float32 was refused as "not a number of seconds")
+    if isinstance(start, (bool, np.bool_)) or not isinstance(start, numbers.Real) or not 0 <= start < float("inf"):
+        raise bad("start", "a number of seconds >= 0", start)
+    if duration is not None and (isinstance(duration, (bool, np.bool_)) or not isinstance(duration, numbers.Real)
+                                 or not 0 < duration < float("inf")):
+        raise bad("duration", "None or a number of seconds > 0", duration)
+    return float(start), None if duration is None else float(duration)
+
+
 class VideoSource:
     """A decoded video stream. Use as a context manager; iterate for :class:`Frame` objects.
 
@@ -1813,13 +1833,7 @@ class VideoSource:
     ) -> None:
         if pace is not None and not isinstance(pace, bool):
             raise InvalidInputError(f"pace must be one of (None, True, False), got {pace!r}")
-        # (numpy numbers too: an app's np.float32 was refused as "not a number of seconds")
-        if isinstance(start, (bool, np.bool_)) or not isinstance(start, numbers.Real) or not 0 <= start < float("inf"):
-            raise InvalidInputError(f"start must be a number of seconds >= 0, got {start!r}")
-        if duration is not None and (isinstance(duration, (bool, np.bool_)) or not isinstance(duration, numbers.Real)
-                                     or not 0 < duration < float("inf")):
-            raise InvalidInputError(f"duration must be None or a number of seconds > 0, got {duration!r}")
-        start, duration = float(start), None if duration is None else float(duration)
+        start, duration = check_window(start, duration)
         if not isinstance(high_bit_depth, bool):
             raise InvalidInputError(f"high_bit_depth must be True or False, got {high_bit_depth!r}")
         if deinterlace not in ("auto", "off"):
