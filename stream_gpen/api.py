@@ -2624,14 +2624,69 @@ def _add_summary(total: RunSummary, part: RunSummary, root: Path, common: list[s
 
 def _url_file_name(src: str) -> str | None:
     """The file name an http(s)/ftp URL's path ends in (``.../clip.mp4?x=1`` -> ``clip.mp4``), or
-    ``None`` when it names none (a live stream, a bare host)."""
+    ``None`` when it names none (a live stream, a bare host). A photo served under a name that
+    does not say so (``.../portrait``, ``photo.jpg_large``, ``get.php?id=3``: :func:`_served_photo`)
+    is named with its format's extension (``portrait.jpg``, ``photo.jpg``, ``get.jpg``)."""
     from urllib.parse import unquote, urlsplit
 
     parts = urlsplit(src)
     if parts.scheme.lower() not in ("http", "https", "ftp"):
         return None
     name = Path(unquote(parts.path)).name
+    ext = _served_photo(src, name)
+    if ext is not None:
+        return (Path(name).stem or "photo") + ext
     return name if Path(name).suffix and Path(name).stem else None
+
+
+#: how long a URL's answer to "is it a photo" is kept (seconds): the output's name, the run and
+#: the fetch ask it in turn (one request); a URL that did not answer is asked again after this
+_SERVED_KEPT_S = 60.0
+#: how much of a nameless URL is read to tell a photo (an HEIC's brands lie in its first box)
+_SERVED_HEAD = 4096
+_served: dict[str, tuple[float, str | None]] = {}
+#: extensions that say what a URL serves without asking it: photos, videos, playlists, manifests
+_NAMED_MEDIA = (".m3u8", ".m3u", ".mpd", ".ism", ".isml", ".f4m", ".sdp", ".pls")
+
+
+def _served_photo(url: str, name: str) -> str | None:
+    """The photo extension of what an http(s) URL whose file ``name`` says nothing of it (no
+    extension, or one that is no photo's, video's or playlist's) serves, by its first bytes
+    (:func:`stream_gpen.io._image.photo_signature`, as a photo under another name is told on
+    disk), else by its ``Content-Type`` where it sends no bytes; None for any other URL and for
+    anything else served (a video, an HLS playlist, a live MJPEG camera's ``multipart`` stream,
+    an error). Only the first few KiB are read: a live stream is not followed."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    from stream_gpen.io._image import _VIDEO_EXTS, photo_signature
+    from stream_gpen.io._source import IMAGE_EXTS
+
+    if not url.lower().startswith(("http://", "https://")):
+        return None
+    if Path(name).suffix.lower() in IMAGE_EXTS + _VIDEO_EXTS + _NAMED_MEDIA:
+        return None  # (the name says it: a photo's is taken by it, a video's opened as a video)
+    now = time.monotonic()
+    kept = _served.get(url)
+    if kept is not None and now - kept[0] < _SERVED_KEPT_S:
+        return kept[1]
+    ext = None
+    try:
+        ask = urllib.request.Request(url, headers={"Range": f"bytes=0-{_SERVED_HEAD - 1}"})
+        with urllib.request.build_opener().open(ask, timeout=10) as r:
+            kind = (r.headers.get_content_type() or "").lower()
+            head = b"" if kind.startswith("multipart/") else r.read(_SERVED_HEAD)
+        ext = photo_signature(head) if head else {
+            "image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/bmp": ".bmp",
+            "image/tiff": ".tif", "image/heic": ".heic", "image/heif": ".heic", "image/avif": ".avif"}.get(kind)
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
+        # (opened as a video then, which says what is wrong; asked again after _SERVED_KEPT_S)
+        log.debug("%s: could not tell whether it is a photo (%s)", url, e)
+    if len(_served) > 64:
+        _served.clear()
+    _served[url] = (now, ext)
+    return ext
 
 
 @contextlib.contextmanager
@@ -2683,8 +2738,9 @@ def fetched(url: str) -> Iterator[Path]:
 
 
 def is_image_url(src: str) -> bool:
-    """An http(s)/ftp URL of a photo (by its file name): fetched and restored as an image, not
-    decoded as a one-frame video."""
+    """An http(s)/ftp URL of a photo (by its file name; one whose name says nothing, by the
+    first bytes it serves: :func:`_served_photo`): fetched and restored as an image, not decoded
+    as a one-frame video."""
     from stream_gpen.io._source import IMAGE_EXTS
 
     name = _url_file_name(src)

@@ -336,6 +336,29 @@ def still_gif(path) -> bool:
         return False  # (read as a video, which says what is wrong with it)
 
 
+def photo_signature(head: bytes) -> str | None:
+    """The photo extension (``.jpg``, ``.png``, ``.webp``, ``.bmp``, ``.tif``, ``.heic``,
+    ``.avif``) that the first bytes of a file, ``head`` (a few KiB), begin as; None for anything
+    else: a video, a GIF (one frame or many: its frames decide), a camera raw DNG (a TIFF that is
+    none of ours), JPEG XL. For bytes with no name to tell (a photo URL that names no file)."""
+    from stream_gpen.io._unread import is_tiff, unread_kind
+
+    if head[:3] == b"\xff\xd8\xff":
+        return ".jpg"
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return ".png"  # (an animated one too: a .png is read as an APNG)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return ".webp"
+    if head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in (12, 40, 52, 56, 64, 108, 124):
+        return ".bmp"  # (by its DIB header's size: "BM" alone begins many files)
+    if is_tiff(head):
+        return ".tif" if unread_kind(head) is None else None
+    if head[4:8] == b"ftyp" and head[8:12].decode("latin-1").strip().lower() in _HEIF_BRANDS:
+        brands = head[8:max(8, min(int.from_bytes(head[:4], "big"), len(head)))]
+        return ".avif" if brands[:3] == b"avi" or b"avif" in brands[8:] else ".heic"
+    return None
+
+
 def folder_media(root: Path, exclude: Path | None = None, *, say: bool = True,
                  notes: list[str] | None = None) -> tuple[list[Path], list[Path], list[Path]]:
     """The images, the videos and the other files under ``root`` (one recursive walk, sorted,
