@@ -69,7 +69,14 @@ class EnhancedFrame:
     source's precision outside the faces), else ``None``; for a source with transparency (keyed
     footage) ``alpha``, ``[H,W]`` ``uint8`` (``uint16`` for a >8-bit source), else ``None``;
     for a photo (a photo file, or each photo of a folder) ``path``, the file it was read from
-    (a folder's photos come in name order, so ``index`` alone does not say which), else ``None``."""
+    (a folder's photos come in name order, so ``index`` alone does not say which), else ``None``.
+    A photo of several pictures (an animated WebP/PNG/AVIF, a multi-page TIFF, a HEIF's
+    pictures) gives one frame each: ``index`` is the picture's number in the file, from 0, and
+    an animation's ``time`` its own, from its frames' durations (``time_base`` 1/1000); an
+    APNG's cover (its default image, which no player shows as a frame) is left out. Pictures
+    with no time of their own (a TIFF's pages, a folder's photos) are a second apart:
+    ``pts`` = ``index``, ``time_base`` 1. A folder's ``index`` counts the frames it gave, every
+    page one (consecutive frames with one ``path`` are that file's pages, in order)."""
 
     index: int
     image: np.ndarray
@@ -1296,7 +1303,8 @@ class Enhancer:
                             written = sink.frames_written
                             if meta.kind == "folder":  # (the files before this one: done or skipped)
                                 pages = frame.image_info or {}
-                                handled[0] = frame.index + int(pages.get("page", 0) + 1 >= pages.get("frames", 1))
+                                handled[0] = pages.get("file_number", frame.index) + int(
+                                    pages.get("page", 0) + 1 >= pages.get("frames", 1))
                             with timer("encode") if timed else contextlib.nullcontext():
                                 if not self._write_photo(sink, frame, summary, folder=meta.kind == "folder",
                                                          meanwhile=meanwhile):
@@ -1811,6 +1819,8 @@ class Enhancer:
                     yield dataclasses.replace(frame, path=str(source))  # (not the fetched copy's name)
             return
         src, stage = self._open(source, live=live)
+        if hasattr(src, "covers"):  # (an APNG's cover is no frame of its animation: ImageSource.covers)
+            src.covers = False
         aux = getattr(src, "aux", None)
         if aux is not None:
             aux.close()  # pictures only: the source's audio is not collected (nor warned about)

@@ -2090,10 +2090,15 @@ def _to_uint8(a: np.ndarray, bits: int | None = None) -> np.ndarray:
 
 
 class ImageSource:
-    """One image or every image under a folder (sorted, recursive), one :class:`Frame` each.
+    """One image or every image under a folder (sorted, recursive), one :class:`Frame` each (one
+    per page of a multi-page TIFF, an animated WebP/PNG/AVIF, a HEIF of several pictures).
 
     Frames own their tensors (images differ in size, so there is no shared ring); ``rel_path`` is
     the path relative to the folder (the file name for a single image) so sinks can mirror the tree.
+    A frame's ``index`` counts the frames given, from 0: one file's pages are 0, 1, 2... (an
+    animation's ``time`` is its own, from its frames' durations, in 1/1000 s; pages with none, a
+    TIFF's, are a second apart, ``pts`` = ``index``, as a folder's photos are); ``image_info``'s
+    ``file_number`` is the file's place in ``paths``.
     """
 
     def __init__(self, spec, *, device: torch.device | str = "cpu", exclude: Path | None = None,
@@ -2148,6 +2153,14 @@ class ImageSource:
         self.aux = None
         self.live = False
         self._i = 0
+        self._given = 0  # frames given so far (a folder's index)
+        self._clock_ms: int | None = None  # a timed animation's time so far (ms); None: pages not timed
+        #: an APNG's cover (its default image, stored before the animation's first frame control:
+        #: shown where animation is not, no frame of it) is given as a frame, page 0, which the sink
+        #: writes back as the cover (a run restores its faces too); False leaves it out, and the
+        #: animation's frames are numbered from 0 (:meth:`Enhancer.stream`: the frames a player shows)
+        self.covers = True
+        self._cover_left = False  # the file in hand's cover was left out
         # (path index, next page, pages, the pages' IFDs or None) of a multi-page file
         self._more: tuple[int, int, int, list[int] | None] | None = None
         # (what its later pages share of it: its bytes, read once for all of them; dropped with the last)
@@ -2250,13 +2263,27 @@ class ImageSource:
         i, rgb, alpha, grey, info, hi = item
         path = self.paths[i]
         self.stats["decoded"] += 1
+        page = int(info.get("page", 0))
+        if page == 0:  # an animation is timed by its durations, in ms (every page came at 0 s)
+            self._clock_ms = 0 if info.get("duration") is not None or info.get("default_image") else None
+            self._cover_left = bool(info.get("default_image")) and not self.covers
+            if self._cover_left:
+                return self._next_frame()
         if hi is not None and hi.shape[2] == 4:  # a 16-bit alpha channel travels at 16 bits too
             hi, alpha = np.ascontiguousarray(hi[..., :3]), np.ascontiguousarray(hi[..., 3])
         img = torch.from_numpy(rgb).to(self.device)
         a = torch.from_numpy(alpha).to(self.device) if alpha is not None else None
         h16 = torch.from_numpy(hi).to(self.device) if hi is not None else None
-        info = {**info, "source_path": path}  # (a photo in which no face is found is copied: ImageSink)
-        return Frame(index=i, pts=i, time_base=Fraction(1), time=float(i), _image=img, _hi=h16,
+        # (source_path: a photo in which no face is found is copied, ImageSink)
+        info = {**info, "source_path": path, "file_number": i}
+        index = self._given if self.kind == "folder" else page - self._cover_left
+        self._given += 1
+        if self.kind == "image" and self._clock_ms is not None:
+            pts, tb = self._clock_ms, Fraction(1, 1000)
+            self._clock_ms += int(round(info.get("duration") or 0))
+        else:
+            pts, tb = index, Fraction(1)
+        return Frame(index=index, pts=pts, time_base=tb, time=float(pts * tb), _image=img, _hi=h16,
                      rel_path=path.relative_to(self.root).as_posix(), alpha=a, grey=grey, image_info=info)
 
 
