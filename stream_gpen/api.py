@@ -870,7 +870,9 @@ class Enhancer:
         :class:`~stream_gpen.errors.OutputExistsError`, before any work: a folder's, where any of its
         outputs exists; ``dst`` the input file itself is said as such; see also ``skip_existing``).
         ``on_progress(frames_done, frames_total_or_None, faces_so_far)`` is called per frame
-        (``frames_total_or_None``: ``None`` where the count is unknown). A folder counts its photos
+        (``frames_total_or_None``: ``None`` where the count is unknown). A single photo counts its
+        pictures (an animation's frames, a TIFF's pages: done when the file is written; those a
+        one-picture format leaves out count as done). A folder counts its photos
         as frames (a multi-page one once, when it is written) and its videos' frames; a file that
         is skipped (it cannot be read or written, or another run wrote it) or fails counts as done,
         so the last call reaches the total. ``faces_so_far`` counts the
@@ -1243,6 +1245,8 @@ class Enhancer:
         with source:
             meta = source.metadata
             total = _expected_frames(meta)
+            if getattr(source, "pages", None):  # (a 3-frame WebP said done 3 of 1: its pages are frames)
+                total = source.pages
             is_still = getattr(meta, "kind", "") in ("image", "folder")
             if trimmed and is_still:
                 raise InvalidInputError("start/duration (--start/--duration) cut videos; this input is an image or a "
@@ -1333,6 +1337,10 @@ class Enhancer:
                             raise KeyboardInterrupt from None
                     if stop is not None and stop():
                         raise KeyboardInterrupt  # the frames ended because the run was cancelled
+                    if meta.kind == "image" and on_progress is not None and done_now() < (total or 0):
+                        # pages a one-picture format leaves out (an animated WebP into a JPEG) are
+                        # done too, as a folder's skipped files are: the count reaches its total
+                        on_progress(total, total, stage.faces_restored)
                     if meta.kind == "folder" and on_progress is not None and handled[0] < (total or 0):
                         # its last photos could not be read: handled too, the count reaches its total
                         handled[0] = total

@@ -2176,6 +2176,9 @@ class ImageSource:
             err.skipped = list(self.skipped)  # (a folder run with videos goes on with those: hunt 17)
             raise err
         self._pending = first
+        #: a single photo's pictures (an animation's frames, a TIFF's pages, an APNG's cover too), each
+        #: a frame of a run, known from its first read (a run's progress counts them); None for a folder
+        self.pages = int(first[4].get("frames", 1)) if kind == "image" else None
         rgb = first[1]
         self.metadata = StreamMetadata(
             width=rgb.shape[1], height=rgb.shape[0], pix_fmt="rgb24", codec="image", time_base=Fraction(1),
