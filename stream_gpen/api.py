@@ -870,7 +870,9 @@ class Enhancer:
         :class:`~stream_gpen.errors.OutputExistsError`, before any work: a folder's, where any of its
         outputs exists; ``dst`` the input file itself is said as such; see also ``skip_existing``).
         ``on_progress(frames_done, frames_total_or_None, faces_so_far)`` is called per frame
-        (``frames_total_or_None``: ``None`` where the count is unknown). A single photo counts its
+        (``frames_total_or_None``: ``None`` where the count is unknown; a count worked out from
+        the duration, which a variable-rate clip's frames do not keep to, is corrected as they
+        come, and a video's last call, once it is whole, says the frames done as the total). A single photo counts its
         pictures (an animation's frames, a TIFF's pages: done when the file is written; those a
         one-picture format leaves out count as done). A folder counts its photos
         as frames (a multi-page one once, when it is written) and its videos' frames; a file that
@@ -1337,6 +1339,11 @@ class Enhancer:
                             raise KeyboardInterrupt from None
                     if stop is not None and stop():
                         raise KeyboardInterrupt  # the frames ended because the run was cancelled
+                    if not is_still and on_progress is not None and total != summary.frames_out:
+                        # the count is known now: a header's or an estimate's total (a variable-rate
+                        # cut said 8 of 13 to the end), or none, ends as the frames done
+                        total = summary.frames_out
+                        on_progress(total, total, getattr(stage, "faces_out", 0))
                     if meta.kind == "image" and on_progress is not None and done_now() < (total or 0):
                         # pages a one-picture format leaves out (an animated WebP into a JPEG) are
                         # done too, as a folder's skipped files are: the count reaches its total
