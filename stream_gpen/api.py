@@ -921,6 +921,8 @@ class Enhancer:
         quantisation tables in a JPEG output where they are at least quality 90's (its quality,
         about its size), writes a coarser JPEG's at 90 (its own quality blurs the restored faces)
         and anything else at 95 (a low-quality WebP/HEIC/AVIF then grows: give a lower one).
+        Given for a video or a lossless (PNG/TIFF/BMP) output, or (as ``image_format``) for a folder
+        that holds videos only, it does nothing, and a warning says so (as the command line's).
         ``untrusted``: ``src`` is a file from someone else (an upload): a file named as a photo whose
         bytes are a plain picture (``stream_gpen.io._open.UNTRUSTED_PICTURES``: no EPS) is read as
         a photo, anything else as a video with media demuxers only, never as a playlist or script
@@ -1030,6 +1032,10 @@ class Enhancer:
                     untrusted=untrusted, max_pixels=max_pixels, start=start, duration=duration,
                     compare=compare, image_format=image_format, encoder=encoder, chroma=chroma)
         is_folder = "://" not in src_s and not src_s.startswith("lavfi:") and Path(src_s).is_dir()
+        unused = None if is_folder else photo_options_unused(src_s, dst, quality=quality, image_format=image_format,
+                                                             photo=Path(dst).suffix.lower() in _IMAGE_EXTS)
+        if unused:  # (the command line said it, and passes no quality then; a program was told nothing)
+            log.warning("%s", unused)
         if not is_folder and (_photo_input(src_s) if dst == "null" else Path(dst).suffix.lower() in _IMAGE_EXTS):
             _video_options_on_a_photo(f"{src_s} is {'restored' if dst == 'null' else 'written'} as a photo",
                                       codec=codec, crf=crf, preset=preset, audio=audio, encoder=encoder,
@@ -1076,6 +1082,10 @@ class Enhancer:
                                         "land among (or on) the originals; name another as dst")
             walked: list[str] = []  # broken links, unreadable folders: in the summary too
             images, videos, others = folder_media(root, Path(dst), notes=walked)
+            unused = photo_options_unused(src_s, dst, quality=quality, image_format=image_format, photo=False,
+                                          no_photos=bool(videos) and not images)
+            if unused:  # (before any work, as the video options' below)
+                log.warning("%s", unused)
             if not videos:
                 _video_options_on_a_photo(f"{src_s} holds no videos", codec=codec, crf=crf, preset=preset,
                                           audio=audio, encoder=encoder, chroma=chroma)
@@ -2566,6 +2576,36 @@ def _video_options_on_a_photo(where: str, *, codec, crf, preset, audio, encoder,
 
         check_crf_preset(codec, crf, preset)
     log.warning("%s %s to videos; %s", "/".join(given), "applies" if len(given) == 1 else "apply", where)
+
+
+#: photo formats ``quality`` applies to (the others are lossless)
+QUALITY_FORMATS = ("JPEG", "WEBP", "HEIF", "AVIF")
+
+
+def photo_options_unused(src: str, dst, *, quality, image_format, photo: bool, no_photos: bool = False,
+                         named: Callable[[str], str] = str) -> str | None:
+    """What to say of ``quality`` / ``image_format`` given where they do nothing, or None: a
+    folder that holds no photos (``no_photos``: both), a single input's ``quality`` for a video
+    (``photo`` False: ``dst`` is no photo's name) or a lossless photo (PNG, TIFF, BMP). A folder of
+    photos is not judged (each photo has its own format). ``named``: how an option is named
+    (``enhance_file`` says its keywords; the command line, which says it before the model loads
+    and then leaves the options out of its run, its flags). ``image_format`` for a single
+    video is said by ``enhance_file`` with its value (the command line passes it on)."""
+    from stream_gpen.io._image import _FORMATS
+
+    if dst == "null":
+        return None
+    if no_photos:
+        given = [named(k) for k, on in (("quality", quality is not None), ("image_format", bool(image_format))) if on]
+        return (f"{'/'.join(given)} {'applies' if len(given) == 1 else 'apply'} to photos; {src} holds no photos"
+                if given else None)
+    if quality is None or ("://" not in src and Path(src).is_dir()):
+        return None
+    if not photo:
+        return f"{named('quality')} applies to JPEG/WebP/HEIC/AVIF outputs; {src} is written as a video"
+    if _FORMATS.get(Path(dst).suffix.lower()) not in QUALITY_FORMATS:
+        return f"{named('quality')} applies to JPEG/WebP/HEIC/AVIF outputs; {Path(dst).name} is lossless"
+    return None
 
 
 def _check_flags(**flags) -> None:

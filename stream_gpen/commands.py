@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from stream_gpen.errors import INPUT_HINT
-from stream_gpen.errors import (ErrorDetails, InvalidInputError, Interrupted, OutputExistsError, StreamGpenError,
-                                 in_command_line_words)
+from stream_gpen.errors import (KEYWORD_FLAGS, ErrorDetails, InvalidInputError, Interrupted, OutputExistsError,
+                                 StreamGpenError, in_command_line_words)
 
 log = logging.getLogger("stream_gpen.cli")
 
@@ -307,31 +307,24 @@ def _check_folder_encoding(args, src: str, dst: str) -> None:
                                     hint="leave out --start and --duration for a folder of photos")
         _video_options_on_a_photo(args, src, f"{src} holds no videos")
         return
-    if not images:
-        given = [o for o, on in (("--quality", args.quality is not None), ("--image-format", args.image_format))
-                 if on]
-        if given:  # (the other way round, --crf for a folder of photos, was said already)
-            log.warning("%s %s to photos; %s holds no photos", "/".join(given),
-                        "applies" if len(given) == 1 else "apply", src)
+    if not images:  # (the other way round, --crf for a folder of photos, was said already)
+        _say_photo_options_unused(args, src, dst, photo=False, no_photos=True)
     for ext in sorted({Enhancer._folder_video_ext(q.suffix, args.codec, args.audio).lower() for q in videos}):
         check_encoder_options(args.encoder, resolve_codec(args.codec, "video" + ext), args.crf, args.preset)
 
 
-#: image formats --quality applies to (the others are lossless)
-_QUALITY_FORMATS = ("JPEG", "WEBP", "HEIF", "AVIF")
+def _say_photo_options_unused(args, src: str, dst: str, *, photo: bool, no_photos: bool = False) -> None:
+    """--quality (and a folder's --image-format) given where it does nothing (a video, a
+    PNG/TIFF/BMP, a folder of videos only) is said to be unused before the model loads, by the
+    API's rule and words (:func:`~stream_gpen.api.photo_options_unused`), and then left out of
+    the run, which would say it again (see _enhance_with)."""
+    from stream_gpen.api import photo_options_unused
 
-
-def _quality_unused(args, src: str, dst: str, *, photo: bool) -> None:
-    """--quality given for an output it does not apply to (a video, a PNG/TIFF/BMP) is said to
-    be unused (a folder's photos are each their own format: not judged here)."""
-    from stream_gpen.io._image import _FORMATS
-
-    if args.quality is None or dst == "null" or ("://" not in src and Path(src).is_dir()):
-        return
-    if not photo:
-        log.warning("--quality applies to JPEG/WebP/HEIC/AVIF outputs; %s is written as a video", src)
-    elif _FORMATS.get(Path(dst).suffix.lower()) not in _QUALITY_FORMATS:
-        log.warning("--quality applies to JPEG/WebP/HEIC/AVIF outputs; %s is lossless", Path(dst).name)
+    said = photo_options_unused(src, dst, quality=args.quality, image_format=args.image_format, photo=photo,
+                                no_photos=no_photos, named=KEYWORD_FLAGS.__getitem__)
+    if said:
+        log.warning("%s", said)
+        args.photo_options_said = ("quality", "image_format") if no_photos else ("quality",)
 
 
 def _check_face_options(args) -> None:
@@ -722,7 +715,7 @@ def _check_before_the_model(args: argparse.Namespace, src: str, dst: str, null: 
             raise InvalidInputError(f"--start/--duration cut videos; {src} is a photo",
                                     hint="leave out --start and --duration for a photo")
         _video_options_on_a_photo(args, src)
-    _quality_unused(args, src, dst, photo=photo)
+    _say_photo_options_unused(args, src, dst, photo=photo)
     _check_nvenc_early(args, dst)
     _probe_input(src)
 
@@ -766,10 +759,13 @@ def _enhance_with(enh, args: argparse.Namespace, src: str, dst: str, null: bool)
         video = {} if getattr(args, "video_options_said", False) else dict(
             codec=args.codec, crf=args.crf, preset=args.preset, audio=args.audio, encoder=args.encoder,
             chroma=args.chroma)
+        # --quality (a folder of videos' --image-format too) said to be unused: not said twice
+        photo = {k: v for k, v in (("quality", args.quality), ("image_format", args.image_format))
+                 if k not in getattr(args, "photo_options_said", ())}
         summary = enh.enhance_file(
-            src, dst, overwrite=args.overwrite, quality=args.quality, on_progress=progress,
+            src, dst, overwrite=args.overwrite, on_progress=progress,
             copy_if_no_faces=args.copy_if_no_faces and not null, start=args.start, duration=args.duration,
-            skip_existing=args.skip_existing, compare=args.compare, image_format=args.image_format, **video,
+            skip_existing=args.skip_existing, compare=args.compare, **photo, **video,
         )
     except KeyboardInterrupt as exc:  # (Interrupted, or a Ctrl-C before the run had a summary)
         progress.close()
