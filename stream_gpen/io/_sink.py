@@ -1653,13 +1653,33 @@ def check_chroma(chroma, codec: str = "auto") -> None:
 
 
 def as_420(pix_fmt: str) -> str:
-    """The 4:2:0 twin of a 4:2:2 / 4:4:4 planar YUV format (``yuv444p10le`` -> ``yuv420p10le``);
-    any other as it is."""
+    """The 4:2:0 twin of any format with more chroma, at its depth: planar YUV keeps its name's
+    kind (``yuv444p10le`` -> ``yuv420p10le``, ``yuvj444p`` -> ``yuvj420p``); RGB (``gbrp10le``,
+    ``rgb48le``, ``x2rgb10le``, ...), packed and semi-planar YUV (``y210le``, ``nv16``, ...) and
+    4:4:0 become ``yuv420p`` at their depth (16-bit: ``yuv420p16le``, which the encoder's
+    choice, :func:`choose_high_pix_fmt`, takes down to the deepest 4:2:0 it has). Alpha stays
+    where FFmpeg has the ``yuva`` twin. 4:2:0, grey and 4:1:1 (already written 4:2:0) as they are."""
     m = re.fullmatch(r"yuv(a?)j?4(22|44)p(.*)", pix_fmt)
-    if m is None:
+    if m is not None:
+        full = "j" if pix_fmt.startswith(("yuvj", "yuvaj")) and not m.group(3) else ""
+        twin = f"yuv{m.group(1)}{full}420p{m.group(3)}"
+        return twin if _pix_fmt_known(twin) else f"yuv{full}420p{m.group(3)}"  # (no yuva420p12le)
+    if chroma_of(pix_fmt) == "420":
         return pix_fmt
-    full = "j" if pix_fmt.startswith(("yuvj", "yuvaj")) and not m.group(3) else ""
-    return f"yuv{m.group(1)}{full}420p{m.group(3)}"
+    fmt = av.VideoFormat(pix_fmt)
+    bits = min(bits_per_component(pix_fmt), 16)
+    depth = "" if bits <= 8 else f"{bits}le"
+    if any(c.is_alpha for c in fmt.components) and _pix_fmt_known(f"yuva420p{depth}"):
+        return f"yuva420p{depth}"
+    return f"yuv420p{depth}" if _pix_fmt_known(f"yuv420p{depth}") else "yuv420p16le"
+
+
+def _pix_fmt_known(name: str) -> bool:
+    try:
+        av.VideoFormat(name)
+    except (ValueError, av.error.FFmpegError):
+        return False
+    return True
 
 
 def _yuv_copy(src, pix_fmt: str, colorspace: int, color_range: int):
