@@ -1150,12 +1150,23 @@ def _opened(src):
     return io.BytesIO(src) if isinstance(src, bytes) else open(src, "rb")
 
 
-def _png_repaired(path):
+class _DamagedPNG(ValueError):
+    """A PNG whose picture chunk (IHDR, PLTE, IDAT, IEND, an APNG's fcTL/fdAT...) fails its
+    checksum; ``str``: which one, in words."""
+
+
+def _png_repaired(path, *, critical: bool = True):
     """A PNG (a file, or ``bytes``) whose ancillary chunks (optional ones: text, time, colour...) fail their checksum,
     as a file object without them, and what was left out; None for any other file. Pillow
     refused the whole picture ("cannot identify image file") for a bad CRC on a tEXt chunk,
-    which libpng reads past with a warning; a critical chunk's (IHDR, PLTE, IDAT) still fails
-    in Pillow, as it should."""
+    which libpng reads past with a warning.
+
+    ``critical``: the picture's own chunks (IHDR, PLTE, IDAT, IEND, APNG's acTL/fcTL/fdAT) are
+    checked too, and one that fails raises :class:`_DamagedPNG`: Pillow checks no IDAT's CRC (nor
+    fdAT's), so a copy with damaged picture data was restored and written without a word, a
+    flipped bit that still inflates included (zlib's own check sum comes only at the stream's
+    end, and a broken stream may stop before it). Read a chunk at a time; a chunk the file ends
+    inside is left to :func:`_cut_short`."""
     import zlib
 
     bad: list[tuple[int, int, str]] = []
@@ -1168,10 +1179,25 @@ def _png_repaired(path):
                 if len(head) < 8:
                     break
                 n, kind = struct.unpack(">I4s", head)
-                if not kind[0] & 0x20 or kind in _APNG_CHUNKS:  # (critical: Pillow's own checks)
+                if not kind[0] & 0x20 or kind in _APNG_CHUNKS:
+                    if critical:
+                        crc, left = zlib.crc32(kind), n
+                        while left:  # (in pieces: one IDAT may hold the whole picture)
+                            piece = f.read(min(left, 1 << 22))
+                            if not piece:
+                                break
+                            crc, left = zlib.crc32(piece, crc), left - len(piece)
+                        tail = f.read(4)
+                        if left or len(tail) < 4:
+                            break  # (cut off: _cut_short says so)
+                        if crc != int.from_bytes(tail, "big"):
+                            name = kind.decode("latin-1")
+                            what = ", the picture data," if kind in (b"IDAT", b"fdAT") else ""
+                            raise _DamagedPNG(f"its {name} chunk{what} fails its checksum")
+                    else:
+                        f.seek(n + 4, 1)
                     if kind == b"IEND":
                         break
-                    f.seek(n + 4, 1)
                     continue
                 body = f.read(n + 4)
                 if len(body) < n + 4:
@@ -1194,11 +1220,20 @@ def _png_repaired(path):
     return io.BytesIO(b"".join(kept)), f"its optional {names} {some} left out; the picture itself is read"
 
 
+def _png_checked(path):
+    """:func:`_png_repaired` for a file, its damaged picture chunk said as the run says a photo
+    cut off or damaged (exit 2, with the hint to copy it again)."""
+    try:
+        return _png_repaired(path)
+    except _DamagedPNG as e:
+        raise NotMediaError(f"cannot read {path}: a PNG that is cut off or damaged ({e})", hint=_CUT_HINT) from None
+
+
 def _load_checked(path: Path, notes: list[str] | None):
     from PIL import Image, UnidentifiedImageError
 
     # a JPEG without its end marker, a PNG with a damaged optional chunk: read repaired, said
-    repaired = _eoi_restored(path) or _png_repaired(path)
+    repaired = _eoi_restored(path) or _png_checked(path)
     if repaired is not None:
         msg = f"{path}: {repaired[1]}"
         log.warning(msg)
@@ -1468,9 +1503,10 @@ def _a(fmt: str) -> str:
 
 
 def _cut_short(path, e: BaseException) -> tuple[str, str] | None:
-    """(its format, how it ends short) for a JPEG/PNG/GIF/WebP/BMP/HEIC/AVIF file that ends
-    before its own structure does (a chunk, box or RIFF size past the end, no end marker), or whose
-    picture data Pillow found cut short; None for any other (a TIFF: :func:`unidentified_tiff`).
+    """(its format, how it ends short) for a JPEG/PNG/GIF/WebP/BMP/HEIC/AVIF/TIFF file that ends
+    before its own structure does (a chunk, box or RIFF size past the end, no end marker, a TIFF's
+    strips or tiles past it), or whose picture data Pillow found cut short; None for any other (a
+    TIFF Pillow cannot identify at all: :func:`unidentified_tiff`).
     Read by seeking: a few bytes per chunk or box, not the whole file."""
     try:
         with open(path, "rb") as f:
@@ -1511,6 +1547,11 @@ def _cut_short_in(f, size: int, said: bool) -> tuple[str, str] | None:
     if head[:2] == b"BM" and size >= 6:
         need = int.from_bytes(head[2:6], "little")
         return ("BMP", holds(need)) if need > size else (("BMP", stops) if stops else None)
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        need, page = _tiff_end(at, size, head)
+        if need > size:
+            return "TIFF", (f"its page {page} ends past the file's end: " if page > 1 else "") + holds(need)
+        return ("TIFF", stops) if stops else None
     if head[4:8] == b"ftyp" and head[8:12].decode("latin-1").lower() in _HEIF_BRANDS:
         # (an MP4 under a picture's name is no HEIC: video_in_disguise says what it is)
         brands = at(8, max(0, min(int.from_bytes(head[:4], "big"), 256) - 8))
@@ -1530,6 +1571,51 @@ def _cut_short_in(f, size: int, said: bool) -> tuple[str, str] | None:
             pos += n
         return (fmt, stops) if stops else None
     return None
+
+
+def _tiff_end(at, size: int, head: bytes) -> tuple[int, int]:
+    """(where a TIFF's pages' data end by its directories: the furthest strip or tile, offset +
+    byte count, or a directory past the file's end; the page (1, 2, ...) that first reaches past
+    ``size``, else the last), read with ``at(pos, n)``; (0, 0) where its directories say nothing
+    of it, or make no sense (damaged, not cut)."""
+    order = "<" if head[:2] == b"II" else ">"
+    big = head[2:4] in (b"+\x00", b"\x00+")
+    off_fmt, count_fmt, entry = ("Q", "Q", 20) if big else ("I", "H", 12)
+    off_n, count_n = struct.calcsize(off_fmt), struct.calcsize(count_fmt)
+    ifd = struct.unpack(order + off_fmt, head[8:16] if big else head[4:8])[0]
+    end, seen = 0, set()
+    while ifd and ifd not in seen and len(seen) < 4096:
+        seen.add(ifd)
+        raw = at(ifd, count_n)
+        if len(raw) < count_n:
+            return max(end, ifd + count_n), len(seen)  # (its directory is past the end)
+        n = struct.unpack(order + count_fmt, raw)[0]
+        body = at(ifd + count_n, n * entry + off_n)
+        if len(body) < n * entry + off_n:
+            return max(end, ifd + count_n + n * entry + off_n), len(seen)
+        fields = {}
+        for k in range(n):
+            e = body[k * entry:(k + 1) * entry]
+            tag, typ = struct.unpack(order + "HH", e[:4])
+            if tag not in (273, 279, 324, 325) or typ not in (3, 4, 16):
+                continue
+            count = struct.unpack(order + off_fmt, e[4:4 + off_n])[0]
+            width = {3: 2, 4: 4, 16: 8}[typ]
+            inline = e[4 + off_n:]
+            if count > 1 << 24:
+                return 0, 0
+            where = None if count * width <= len(inline) else struct.unpack(order + off_fmt, inline)[0]
+            values = inline[:count * width] if where is None else at(where, count * width)
+            if len(values) < count * width:  # (the list of offsets itself is past the end)
+                return max(end, (where or 0) + count * width), len(seen)
+            fields[tag] = struct.unpack(f"{order}{count}{'HIQ'[(3, 4, 16).index(typ)]}", values)
+        for offsets, counts in ((273, 279), (324, 325)):
+            if offsets in fields and counts in fields and len(fields[offsets]) == len(fields[counts]):
+                end = max([end] + [o + c for o, c in zip(fields[offsets], fields[counts]) if c])
+        if end > size:
+            return end, len(seen)
+        ifd = struct.unpack(order + off_fmt, body[n * entry:])[0]
+    return end, len(seen)
 
 
 def unidentified_tiff(path: Path) -> NotMediaError | None:
@@ -1610,7 +1696,9 @@ def _load_page(path: Path, page: int, ifd: int | None = None, notes: list[str] |
     from PIL import Image, UnidentifiedImageError
 
     said: list = []
-    repaired = _png_repaired(path)  # (an APNG's damaged optional chunk: left out again, said with the first page)
+    # (an APNG's damaged optional chunk: left out again, said with the first page, whose reading
+    # checked the picture chunks of every frame)
+    repaired = _png_repaired(path, critical=False)
     try:
         with warnings_of("PIL", into=said), Image.open(repaired[0] if repaired is not None else path) as im:
             im.seek(page if ifd is None else ifd)

@@ -154,11 +154,15 @@ def _decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
         _heif_plugin(Path("upload.heic"))  # HEIC uploads (iPhones) open like the others
     except InvalidInputError:
         pass  # pillow-heif missing: HEIC is then refused as an unknown image
-    from stream_gpen.io._image import _eoi_restored, _png_repaired
+    from stream_gpen.io._image import _DamagedPNG, _eoi_restored, _png_repaired
 
-    # a PNG with a damaged optional chunk: read without it, as enhance does (its chunks' headers
-    # only are read here; a JPEG without its end marker is tried below, once its size passed)
-    repaired = _png_repaired(data)
+    # a PNG with a damaged optional chunk: read without it, as enhance does; one whose picture
+    # chunk fails its checksum is refused as enhance refuses it (a JPEG without its end marker is
+    # tried below, once its size passed)
+    try:
+        repaired = _png_repaired(data)
+    except _DamagedPNG as e:
+        raise InvalidInputError(f"cannot decode the PNG image: it is damaged ({e})", hint=_cut_hint()) from None
     if repaired is not None:
         log.warning("uploaded image: %s", repaired[1])
         data = repaired[0].getvalue()
