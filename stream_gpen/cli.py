@@ -338,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 internal error (a bug), 2 bad input/usage, 3 weights, 4 decode/encode/"
         "live source failed or out of memory, 5 folder done with files skipped (unreadable, failed, or "
         "--start past a video's end), "
-        "130 interrupted (143 SIGTERM, 129 SIGHUP), 141 the reader of the output closed the pipe",
+        "130 interrupted (143 SIGTERM, 129 SIGHUP), 141 the reader of the output closed the pipe (an error "
+        "keeps its own code)",
         parents=[_common_options()],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -357,6 +358,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _gone(stream) -> None:
+    """``stream`` (stderr, stdout) pointed at /dev/null once its reader has gone: what is still
+    buffered or said later goes nowhere, and Python's flush at exit does not fail again (which
+    made the exit code 120)."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    except (OSError, ValueError, AttributeError):  # (not a file: a test's capture, a host's stream)
+        pass
+
+
+def _say(*lines: str) -> None:
+    """``lines`` on stderr, where the command's errors and notes go. A reader that has gone
+    (``stream-gpen enhance x 2>&1 | head -1``) is no failure of the command: what was to be said
+    is lost, the exit code stays the command's own (an error's 2 came out as 1, "internal error",
+    for the BrokenPipeError raised while saying it)."""
+    try:
+        for line in lines:
+            print(line, file=sys.stderr)
+        sys.stderr.flush()
+    except BrokenPipeError:
+        _gone(sys.stderr)
+
+
 class _StderrHandler(logging.StreamHandler):
     # Looks sys.stderr up on every record, so redirection (tests, tqdm) is respected.
     def __init__(self) -> None:
@@ -369,6 +393,13 @@ class _StderrHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, value) -> None:
         pass
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        # stderr's reader has gone (see _say): quietly, not logging's "--- Logging error ---"
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            _gone(sys.stderr)
+            return
+        super().handleError(record)
 
 
 class _UserFormatter(logging.Formatter):
@@ -447,13 +478,13 @@ class _Signals:
             # made the sink discard the whole file; the stop is taken once the output is whole
             self.received = signum
             self._said = True
-            print(f"{PROG}: stopping once the output is written", file=sys.stderr)
+            _say(f"{PROG}: stopping once the output is written")
             defer()
             return
         if self.received is not None and not (self._swallowed and not is_finishing()):
             if not self._said:
                 self._said = True
-                print(f"{PROG}: stopping: finishing what was written (kill -9 abandons it)", file=sys.stderr)
+                _say(f"{PROG}: stopping: finishing what was written (kill -9 abandons it)")
             return
         self.received, self._swallowed = signum, False
         # (SIGINT as Python's own handler: "Ctrl-C" in messages)
@@ -526,47 +557,49 @@ def _main(argv: list[str] | None, *, exiting: bool) -> int:
         # Interrupted (Ctrl-C mid-run: a KeyboardInterrupt carrying its message, hint and exit
         # code 130 as an error does) lands here too
         if debug:
-            traceback.print_exc()
+            _say(traceback.format_exc().rstrip())
         # (the API's messages name its keywords, skip_existing=True; said here as the flags, --skip-existing)
         message = in_command_line_words(" ".join(str(exc).split()) or type(exc).__name__)
-        print(f"{PROG}: error: {message}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {in_command_line_words(exc.hint)}", file=sys.stderr)
+        _say(f"{PROG}: error: {message}", *([f"hint: {in_command_line_words(exc.hint)}"] if exc.hint else []))
         return signals.exit_code(exc.exit_code)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        _say(f"{PROG}: interrupted")
         return signals.exit_code(130)
     except BrokenPipeError:
         # `stream-gpen info x | head`: the reader has what it wanted. Quiet, like other tools;
-        # stdout is pointed at /dev/null so that Python's exit flush does not fail again.
+        # stdout (and stderr, where it was the one that closed) is pointed at /dev/null so that
+        # Python's exit flush does not fail again. (An error said to a reader that has gone
+        # keeps its own code: see _say.)
+        _gone(sys.stdout)
         try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.stderr.flush()
+        except BrokenPipeError:
+            _gone(sys.stderr)
         except (OSError, ValueError):
             pass
         return 141  # 128 + SIGPIPE, as a shell reports a command a pipe closed on
     except OSError as exc:
         # the file system refused (read-only, full, no permission): the machine's state, not a bug
         if debug:
-            traceback.print_exc()
+            _say(traceback.format_exc().rstrip())
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
-        print(f"{PROG}: error: cannot write or read a file ({exc.strerror or exc}){where}", file=sys.stderr)
-        print(f"hint: {FILE_SYSTEM_HINT}", file=sys.stderr)
+        _say(f"{PROG}: error: cannot write or read a file ({exc.strerror or exc}){where}", f"hint: {FILE_SYSTEM_HINT}")
         return signals.exit_code(4)
     except Exception as exc:  # a bug: say so in one line unless asked for the traceback
         if debug:
-            traceback.print_exc()
+            _say(traceback.format_exc().rstrip())
         if _out_of_memory(exc):  # the machine's limit (a GPU shared with others, a huge batch), not a bug
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            print(f"{PROG}: error: out of memory: {first}", file=sys.stderr)
             if "cpu" in first.lower() or isinstance(exc, MemoryError):  # the host's memory, not the GPU's
-                print("hint: close what else uses the memory, lower --batch-size (default 8), or restore a smaller "
-                      "copy of the input (8K video holds ~100 MB per buffered frame, 3x at 10 bits)", file=sys.stderr)
+                hint = ("hint: close what else uses the memory, lower --batch-size (default 8), or restore a smaller "
+                        "copy of the input (8K video holds ~100 MB per buffered frame, 3x at 10 bits)")
             else:
-                print("hint: lower --batch-size (default 8), choose a smaller --model, close what else uses the "
-                      "GPU, or run with --device cpu", file=sys.stderr)
+                hint = ("hint: lower --batch-size (default 8), choose a smaller --model, close what else uses the "
+                        "GPU, or run with --device cpu")
+            _say(f"{PROG}: error: out of memory: {first}", hint)
             return signals.exit_code(4)
-        print(f"{PROG}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        print("hint: rerun with --debug for the traceback, and please report it", file=sys.stderr)
+        _say(f"{PROG}: internal error: {type(exc).__name__}: {exc}",
+             "hint: rerun with --debug for the traceback, and please report it")
         return 1
     finally:
         pkg_logger.removeHandler(handler)

@@ -868,7 +868,7 @@ def add_enhance(subparsers, parents=()) -> None:
         epilog="exit codes: 0 ok, 1 internal error, 2 bad input/usage/output exists, 3 weights, "
         "4 decoding/encoding/live source failed or out of memory, 5 folder done but some files skipped "
         "(unreadable, failed, or --start past a video's end), 130 interrupted (143 SIGTERM, 129 SIGHUP), "
-        "141 the reader of the output closed the pipe",
+        "141 the reader of the output closed the pipe (an error keeps its own code)",
     )
     p.add_argument("input", metavar="INPUT", type=_named)
     p.add_argument("-o", "--output", action=_Once, type=_named, help="output file (its extension picks the container or image "
