@@ -93,8 +93,9 @@ class WeightFile:
     """One downloadable weights file.
 
     ``size`` and ``sha256`` are ``None`` where nobody has published them (we say so rather than
-    guess); a file is then accepted after download on size alone, or unchecked, and ``verify``
-    reports it as "unverified".
+    guess); a file is then accepted on its size where that is known and on being a whole
+    checkpoint archive whose members match their CRC-32 and whose tensor names and shapes are the
+    network's, and ``verify`` reports it as "unverified".
     """
 
     name: str  # registry name, e.g. "gpen-bfr-512" or "retinaface-mobilenet0.25"
