@@ -558,24 +558,17 @@ def _report_unstarted(args: argparse.Namespace, src: str, dst: str | None, exc: 
     (a session's own report says it: it said None)."""
     if not args.report:
         return
-    from stream_gpen.errors import WeightsError
     from stream_gpen.summary import RunSummary
 
-    if not isinstance(exc, (KeyboardInterrupt, StreamGpenError, OSError, RuntimeError, ValueError)):
+    s = RunSummary.before_start(src, dst, str(args.model), exc)
+    if s is None:
         return  # (SystemExit, a bug: nothing to say about the run)
-    s = RunSummary(input=src, output=dst, model=str(args.model), device=None, precision=None, encoder=None)
-    if isinstance(exc, KeyboardInterrupt):
-        s.interrupted = True
-        if getattr(args, "run", None) is _run_camera:  # (stopped_by is camera's: README)
-            from stream_gpen._finishing import stop_signal
+    if isinstance(exc, KeyboardInterrupt) and getattr(args, "run", None) is _run_camera:
+        from stream_gpen._finishing import stop_signal
 
-            # (no handler yet, in the first moments: a KeyboardInterrupt is Python's own Ctrl-C)
-            s.stopped_by = stop_signal() or "Ctrl-C"
-        s.fallbacks.append("stopped before the run began (while it started up or the model loaded): nothing was written")
-    else:
-        s.error = " ".join(str(exc).split()) or type(exc).__name__
-        if isinstance(exc, WeightsError):
-            s.fallbacks.append("the model could not be loaded: nothing was written")
+        # (stopped_by is camera's: README; no handler yet, in the first moments: a
+        # KeyboardInterrupt is Python's own Ctrl-C)
+        s.stopped_by = stop_signal() or "Ctrl-C"
     try:
         _in_flags(s).write_json(args.report)
     except OSError as e:  # (the error that stopped the run is the one to say)

@@ -113,6 +113,29 @@ class RunSummary:
     error: str | None = None  # a run that failed after writing what it could: the error, one line
     mean_added_latency: float | None = None  # camera: seconds from a frame's decoding to its writing, on average
 
+    @classmethod
+    def before_start(cls, input: str, output: str | None, model: str, exc: BaseException) -> RunSummary | None:
+        """The summary of a run stopped or failed before it had one of its own (while it started
+        up or the model loaded, an input that is no media, a ``start`` past its end): zero counts,
+        ``interrupted`` (a ``KeyboardInterrupt``: Ctrl-C, a cancel) or ``error``; ``device``,
+        ``precision`` and ``encoder`` None (nothing ran, nothing was encoded). What ``--report``
+        writes then, and a failed server job's summary. None for an exception that says nothing
+        of the run (a bug, ``SystemExit``)."""
+        from stream_gpen.errors import StreamGpenError, WeightsError
+
+        if not isinstance(exc, (KeyboardInterrupt, StreamGpenError, OSError, RuntimeError, ValueError)):
+            return None
+        s = cls(input=input, output=output, model=model, device=None, precision=None, encoder=None)
+        if isinstance(exc, KeyboardInterrupt):
+            s.interrupted = True
+            s.fallbacks.append("stopped before the run began (while it started up or the model loaded): nothing was "
+                               "written")
+        else:
+            s.error = " ".join(str(exc).split()) or type(exc).__name__
+            if isinstance(exc, WeightsError):
+                s.fallbacks.append("the model could not be loaded: nothing was written")
+        return s
+
     @property
     def fps(self) -> float:
         return self.frames_out / self.seconds if self.seconds > 0 else 0.0

@@ -1036,7 +1036,8 @@ _VIDEO_JOB_SCHEMA = {
         "progress": {**_NUM_OR_NULL, "description": "0 to 1 (not a percentage); null until frames_total is known"},
         "summary": {"type": ["object", "null"], "description": (
             "the run's summary once the job ends, as --report writes it (a failed job's: the run up to the failure, "
-            "its error the job's); its input is \"the upload\", its output the result's path (null unless done), "
+            "its error the job's; one that failed before its run began: zero counts, device, precision and encoder "
+            "null); its input is \"the upload\", its output the result's path (null unless done), "
             "its partial_output null")},
         "error": {"type": ["string", "null"], "description": "why it failed"},
         "result": {"type": ["string", "null"], "description": "the path to GET once state is done"},

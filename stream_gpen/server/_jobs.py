@@ -224,6 +224,18 @@ def _public_summary(summary, job) -> dict:
     return _scrubbed(d, job)
 
 
+def _before_start(view, exc: BaseException):
+    """The summary of a job whose run failed or was cancelled before it began:
+    :meth:`RunSummary.before_start`'s, with the model's name, strength and mask."""
+    from stream_gpen.summary import RunSummary
+
+    s = RunSummary.before_start("the upload", None, str(getattr(view, "model_name", "") or ""), exc)
+    if s is not None:
+        s.strength = float(getattr(view, "strength", 1.0))
+        s.mask = str(getattr(view, "mask", "feather"))
+    return s
+
+
 def _kept_chroma_note(job) -> str | None:
     """A note for a done job whose result kept the upload's 4:2:2 / 4:4:4 chroma (``chroma`` auto,
     as ``enhance --chroma auto``): H.264/HEVC 4:2:2 and 4:4:4 are for editors, and browsers, phones
@@ -677,12 +689,15 @@ class JobManager:
             state = JobState.done
         except (Interrupted, Cancelled) as exc:
             state = JobState.cancelled
-            summary = getattr(exc, "summary", None)  # (the run so far: interrupted)
+            summary = getattr(exc, "summary", None) or _before_start(  # (the run so far: interrupted)
+                view, exc if isinstance(exc, KeyboardInterrupt) else Interrupted(str(exc)))
         except Exception as exc:  # the job fails; the server and the next job go on
             error = _public_error(exc, job)
             # the run's summary up to the failure (a --report's for a failed run: its frames, faces,
-            # stages and error), which the pipeline attaches to its exception
-            summary = getattr(exc, "summary", None)
+            # stages and error), which the pipeline attaches to its exception; for a failure before
+            # the run began (an upload that is no video, a start past its end), the zero-count one
+            # a --report has then
+            summary = getattr(exc, "summary", None) or _before_start(view, exc)
             log.warning("video job %s failed: %s", job.id, f"{type(exc).__name__}: {exc}")
         finally:
             for h in handlers:
