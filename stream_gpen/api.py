@@ -949,7 +949,8 @@ class Enhancer:
         ``compare``: write the input and the result side by side (input left, restored right,
         twice the width, 8-bit) to judge settings; audio and timing as usual.
         ``image_format`` (a photo, or every photo of a folder): write it in this format (``"jpg"``,
-        ``"png"``, ``"webp"``, ``"tif"``, ``"heic"``, ``"avif"``...), e.g. iPhone HEICs as JPEGs;
+        ``"png"`` (``"apng"``: the same PNG, named ``.apng``), ``"webp"``, ``"tif"``, ``"heic"``, ``"avif"``...),
+        e.g. iPhone HEICs as JPEGs;
         ``None`` keeps each photo's own (its default name takes the new extension).
         ``dst="null"``: write nothing (a dry run or a benchmark; ``-o /dev/null`` at the command line);
         a video's ``crf``/``preset``/``encoder`` are checked as for an ``.mp4``, as the real run will.

@@ -225,8 +225,9 @@ def _output_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--image-format", default=None, metavar="EXT", type=str.lower,
                    choices=["jpg", "jpeg", "jfif", "jpe", "png", "webp", "tif", "tiff", "bmp", "heic", "heif", "hif",
                             "avif", "apng"],
-                   help="write photos in this format (e.g. jpg for iPhone HEICs), a folder's every photo or one; "
-                   "default: each its own")
+                   help="write photos in this format: jpg (jpeg, jfif, jpe), png (apng: the same PNG, named .apng), "
+                   "webp, tif (tiff), bmp, heic (heif, hif) or avif (e.g. jpg for iPhone HEICs), a folder's every "
+                   "photo or one; default: each its own")
     g.add_argument("--quality", type=_quality, default=None, metavar="Q",
                    help="JPEG/WebP/HEIC/AVIF quality 1-100 for image outputs (default auto: a JPEG from a JPEG of "
                         "quality 90 or more keeps the source's own quantisation, so about its quality and size; "
