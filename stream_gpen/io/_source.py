@@ -229,6 +229,42 @@ class _Untimed:
         return held
 
 
+class _Leaps:
+    """Damaged presentation times (see :meth:`VideoSource._mend_leap`) mended as the frames come,
+    before anything judges their times (a ``start``/``duration`` window, the count of frames
+    that step back): :meth:`push` gives back the frames ready, :meth:`end` the one still held.
+    Only a frame that leaps ahead of the one before by more than a join's step is held, until
+    the next one shows whether it was damaged; every other frame goes straight on."""
+
+    def __init__(self, source) -> None:
+        self._source = source
+        self._min = source._leap_min()
+        self._last = None  # the last frame given out
+        self._held = None  # a frame that leapt ahead of it, waiting for the next one
+
+    def push(self, f) -> list:
+        out = []
+        if self._held is not None:
+            b, self._held = self._held, None
+            self._source._mend_leap(self._last, b, f)
+            out.append(b)
+            self._last = b
+        ta, t = (_seconds(self._last) if self._last is not None else None), _seconds(f)
+        if ta is not None and t is not None and t - ta > self._min:
+            self._held = f
+            return out
+        self._last = f
+        out.append(f)
+        return out
+
+    def end(self) -> list:
+        held, self._held = self._held, None
+        if held is not None:
+            self._last = held
+            return [held]
+        return []
+
+
 #: containers with a pixel shape of their own, over the bitstream's (FFmpeg's demuxer names)
 _CONTAINER_SAR = frozenset({"mov", "mp4", "matroska", "webm", "avi", "mxf", "nut"})
 
@@ -2581,7 +2617,7 @@ class VideoSource:
         (an hour on) and ``a`` lasted the hour; retimed between its neighbours. (A pause, B-frames
         or not, goes on from its new time: ``c`` after ``b``.)"""
         ta, tb, tc = _seconds(a), _seconds(b), _seconds(c)
-        if ta is None or tb is None or tc is None or not (ta <= tc < tb) or tb - ta <= max(self._hold_gap(), _JOIN_MIN_S):
+        if ta is None or tb is None or tc is None or not (ta <= tc < tb) or tb - ta <= self._leap_min():
             return
         mid = ta + (tc - ta) / 2
         b.pts = round(mid / Fraction(b.time_base))
@@ -2589,6 +2625,10 @@ class VideoSource:
         (log.warning if self.stats["retimed_frames"] == 1 else log.info)(
             "%s: a frame's presentation time (%.3f s) is far off the ones around it (%.3f s, %.3f s): a damaged "
             "timestamp, retimed to %.3f s", self.spec, float(tb), float(ta), float(tc), float(mid))
+
+    def _leap_min(self) -> Fraction:
+        """The least leap ahead (s) that :meth:`_mend_leap` takes for a damaged time: a join's step."""
+        return max(self._hold_gap(), _JOIN_MIN_S)
 
     def _tagged(self, frames) -> Iterator["av.VideoFrame"]:
         """Frames whose own colour tags say unspecified (2) take the stream's (codec parameters:
@@ -2834,6 +2874,11 @@ class VideoSource:
                 # in _decode_frames: _untimed_placed)
                 placer = (_Untimed(self) if self._window is not None and not self.live
                           and not container.format.flags & _NO_TIMESTAMPS else None)
+                # a damaged presentation time is mended here too, before the window and the count
+                # of frames that step back judge it (_decode_frames mends what is left after
+                # _untimed_placed); judged on the raw 1011 s, a part stopped at that frame, and the
+                # frames after it were said to step back
+                leaps = _Leaps(self) if not self.live else None
                 reads = None
                 try:
                     # (when the reads waited: see _Reads; FFmpeg's read timeout is the longest wait)
@@ -2929,6 +2974,8 @@ class VideoSource:
                             # (placed before the window judges them: timed by their index over the
                             # rate, the leading ones fell before it, hours before a clock at 10 h)
                             timed = [g for f in timed for g in placer.push(f)] + (placer.end() if not packet.size else [])
+                        if leaps is not None:
+                            timed = [g for f in timed for g in leaps.push(f)] + (leaps.end() if not packet.size else [])
                         for f in timed:
                             if f.pts is None and self._window is not None and not self._seeked:
                                 # a raw .h264/.hevc stream has no times (nor a stream of a timed
