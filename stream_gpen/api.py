@@ -914,7 +914,10 @@ class Enhancer:
         instead of re-encoded (bit-exact, no generation loss; audio or subtitles the container
         cannot take are transcoded or dropped as the re-encode does them; of an input with several
         programs, a DVB multiplex's channels, the restored video's program alone is copied, as the
-        re-encode keeps it); the summary's fallbacks say so. (A
+        re-encode keeps it, and of its video the main stream alone); the summary's fallbacks say so.
+        Where the read repaired the input's timestamps (recordings joined, a damaged timestamp:
+        ``VideoSource.timestamp_repairs``), which a copy would keep as they are, the re-encode is
+        kept, with a note. (A
         photo in which no face is found is always copied as it is, where written in its own format,
         upright and in RGB: ``quality`` does not apply to it.)
         ``quality`` (1-100, JPEG/WebP/HEIC/AVIF outputs): ``None`` keeps a JPEG source's own
@@ -1447,9 +1450,15 @@ class Enhancer:
         # what the stream copy could not honour: the cut, the side-by-side, the audio choice
         unmet = _copy_unmet(start, duration, compare, audio, codec, crf, preset, chroma,
                             None if self.high_bit_depth else getattr(meta, "pix_fmt", None))
+        # what the read repaired in the input's timestamps, which a copy would copy as they are
+        repairs = getattr(source, "timestamp_repairs", list)()
         if copy_if_no_faces and unmet and summary.faces_restored == 0 and not is_still:
             summary.fallbacks.append(f"no faces found; copy_if_no_faces=True does not apply to {unmet}: "
                                      "the re-encoded output was kept")
+        elif copy_if_no_faces and summary.faces_restored == 0 and not is_still and "://" not in src_s and repairs:
+            why = f"the input's timestamps needed repairs a copy would not make: {', '.join(repairs)}"
+            log.warning("no faces found, but the input cannot be stream-copied (%s); kept the re-encoded output", why)
+            summary.fallbacks.append(f"no faces found; stream copy impossible ({why}): the re-encoded output was kept")
         elif copy_if_no_faces and summary.faces_restored == 0 and not is_still and "://" not in src_s:
             from stream_gpen.errors import EncodeError
             from stream_gpen.io import remux

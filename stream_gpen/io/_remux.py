@@ -19,7 +19,8 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
     An input of several programs (a DVB multiplex's channels: see
     :func:`~stream_gpen.io._meta.stream_programs`) gives the main video's program only, as the
     encoding sink keeps it: its video, audio and subtitles; the other programs' streams are left
-    out, each logged (unless ``said``).
+    out, each logged (unless ``said``). So is every video stream but the main one (a second
+    angle; not cover art), which the sink does not restore.
 
     Written to a temporary file next to ``dst`` and renamed on success. Text subtitles the output
     container cannot copy are converted cue by cue as the encoding sink does (SubRip/ASS/WebVTT
@@ -33,7 +34,11 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
     every stream is written from the first video packet on, as the sink does (audio packets
     before it, e.g. AAC priming, are left out), so audio and video stay in sync. Elsewhere every
     stream moves by the input's start, as the sink's ``_choose_shift`` does (a .ts at 10 h gives
-    an mp4 that starts at 0, not an edit list of 10 hours), keeping their offsets. Packets an
+    an mp4 that starts at 0, not an edit list of 10 hours), keeping their offsets; into mp4/mov,
+    a video that starts before 0 (a wrapped MPEG-TS clock) moves every stream so that it starts
+    at 0, as the sink's ``_rebase_negative`` does (the edit list would hide its first frames).
+    Timestamps are copied as they are: the repairs the source makes (joins, damaged times: see
+    ``VideoSource.timestamp_repairs``) are not, and the caller keeps the re-encode then. Packets an
     mp4/mov's edit list hides (a clip cut in an editor or with ``ffmpeg -ss -c copy``) stay hidden
     in mp4/mov; elsewhere (no edit lists) hidden audio/subtitle packets are left out, and hidden
     video frames (the cut's keyframe: the frames shown need them to decode) raise
@@ -100,6 +105,14 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
                 [(s.index, s.type, getattr(s.codec_context, "name", None)) for s in inp.streams if s.index != main.index],
                 video="the video copied", target=dst)
             shift = None if avi else _start_of(inp, leave_out=foreign)
+            if shift is None and not avi and set(fmt.split(",")) & _MOV_FAMILY and main is not None:
+                shift = _negative_start(main)
+                if shift is not None:
+                    # (as the encoding sink's _rebase_negative: the mp4 muxer's edit list would hide
+                    # the frames before 0, and players would start a wrapped .ts's copy 0.5 s in)
+                    log.info("remux: the input's video starts at %.3f s (negative timestamps: a wrapped MPEG-TS "
+                             "clock?): copied from its first frame at 0 so that %s players show every frame",
+                             float(shift), fmt)
             # global tags and chapters (moved with the streams)
             lost = copy_container_tags(inp, out, window=(float(shift), None) if shift else None)
             for s in inp.streams:
@@ -109,6 +122,12 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
                     if not _said_dropped(said, s):
                         lost.append(f"{s.type} stream #{s.index} ({getattr(s.codec_context, 'name', None) or s.type}) "
                                     f"dropped: {foreign[s.index]}")
+                    continue
+                if s.type == "video" and main is not None and s.index != main.index and not is_cover(s):
+                    # (a second angle, a preview track: the re-encode restores the main video alone)
+                    if not _said_dropped(said, s):
+                        lost.append(f"video stream #{s.index} ({getattr(s.codec_context, 'name', None) or 'video'}) "
+                                    "dropped: only the main video stream is copied, as it alone is restored")
                     continue
                 if s.type == "attachment":
                     att = attachment(s)
@@ -378,7 +397,7 @@ def _start_of(inp, leave_out=()) -> Fraction | None:
     """The earliest start (s) of the streams copied (video, audio, subtitles; not cover art, nor
     those of ``leave_out``: another program's, whose clock may be hours away), or ``None`` when it
     is under ``SHIFT_MIN_S`` (nothing to move: the encoders' delay; negative times are the
-    muxer's edit list)."""
+    muxer's edit list, or for mp4/mov moved by :func:`_negative_start`)."""
     from stream_gpen.io._sink import SHIFT_MIN_S
     from stream_gpen.io._tags import is_cover
 
@@ -386,6 +405,14 @@ def _start_of(inp, leave_out=()) -> Fraction | None:
               if s.type in ("video", "audio", "subtitle") and s.start_time is not None and s.time_base
               and not is_cover(s) and s.index not in leave_out]
     return min(starts) if starts and min(starts) > SHIFT_MIN_S else None
+
+
+def _negative_start(video) -> Fraction | None:
+    """The start (s) of ``video`` where it is before 0 (an MPEG-TS whose 33-bit clock wrapped:
+    FFmpeg gives the times before the wrap as negative), else ``None``."""
+    if video.start_time is None or not video.time_base or video.start_time >= 0:
+        return None
+    return Fraction(video.start_time) * Fraction(video.time_base)
 
 
 def _moved(pkt, shift: Fraction | None):

@@ -3723,6 +3723,22 @@ class VideoSource:
         self.stats["dropped"] = self.ring.dropped
         return frame
 
+    def timestamp_repairs(self) -> list[str]:
+        """The repairs the read made to the input's timestamps, in words (empty: none): recordings
+        joined (the clock jumping back), damaged timestamps retimed, frames without one placed.
+        The output has the repaired times; a stream copy of the input (``--copy-if-no-faces``)
+        would have the damaged ones, so the re-encode is kept where this is not empty."""
+        joins, stats = self._joins, self.stats
+        said = []
+        if joins is not None and joins.joins:
+            said.append(f"{joins.joins} jump(s) back of the clock, as in recordings joined into one file")
+        retimed = (joins.retimed if joins is not None else 0) + stats.get("retimed_frames", 0)
+        if retimed:
+            said.append(f"{retimed} damaged timestamp(s) retimed")
+        if stats.get("untimed_frames"):
+            said.append(f"{stats['untimed_frames']} frame(s) without a timestamp placed")
+        return said
+
     def release_input(self) -> bool:
         """Close the input file now, once it has been read to its end (the decode thread is
         done): on Windows a file still open cannot be replaced, and an in-place run
