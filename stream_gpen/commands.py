@@ -1690,7 +1690,7 @@ def describe_input(spec: str) -> dict:
     from stream_gpen.faces._hdr import HdrColour
     from stream_gpen.io import open_source
     from stream_gpen.io._convert import bits_per_component
-    from stream_gpen.io._source import data_ends_short
+    from stream_gpen.io._source import clock_steps_back, data_ends_short
     from stream_gpen.io._image import IMAGE_EXTS, folder_media, still_gif
     from stream_gpen.io._sink import _ENCODERS, NVENC_ENCODERS, nvenc_available, resolve_codec
 
@@ -1747,7 +1747,17 @@ def describe_input(spec: str) -> dict:
         if data:
             out["data"] = data
         plan = []
-        short = data_ends_short(spec) if m.kind == "file" else None
+        joined = (m.kind == "file" and bool(set((m.container or "").split(",")) & {"mpegts", "mpeg"})
+                  and Path(spec).is_file() and clock_steps_back(spec))
+        # (a joined file's header duration is one recording's: its data "ends short" of nothing)
+        short = data_ends_short(spec) if m.kind == "file" and not joined else None
+        if joined:
+            out["clock_jumps_back"] = True
+            plan.append(f"its clock jumps back (recordings joined into one file?): duration_s ({m.duration_s:.2f} s) is "
+                        "its header's, not the whole; enhance runs each recording on from the end of the one before "
+                        "(--start/--duration count on that timeline, a part read from the top)"
+                        if m.duration_s else "its clock jumps back (recordings joined into one file?): enhance runs "
+                        "each recording on from the end of the one before")
         if short is not None:
             got, probe, want = short
             out["truncated"] = True

@@ -149,6 +149,11 @@ _NO_TIMESTAMPS = 0x0080
 #: VideoSource._untimed_placed). MPEG-TS carries a PTS at least every 0.7 s.
 _UNTIMED_HOLD_S = 1
 _UNTIMED_HOLD_MAX = 64
+#: A part of joined recordings read from the top (see VideoSource._set_window): video packets
+#: more than _SKIP_MARGIN_S before it are not decoded, only those since the last keyframe are
+#: kept (up to _SKIP_GOP_MAX; past that, or that many without a keyframe, all are decoded)
+_SKIP_MARGIN_S = Fraction(2)
+_SKIP_GOP_MAX = 600
 
 
 def _fraction(x) -> Fraction | None:
@@ -1913,6 +1918,9 @@ class VideoSource:
         self._anchor_end = False
         self._seeked = False  # the window's seek succeeded (see _set_window)
         self._cut_before_first: tuple[float, float] | None = None  # (see _check_truncated)
+        #: a part of a file whose clock jumps back (see _set_window): the end (s, on the timeline
+        #: its joins make) of what was read from its top; None elsewhere
+        self._joined_end: float | None = None
         self._decode_req = decode
         self._reconnect = reconnect
         self._reconnect_delay = reconnect_delay_s
@@ -2377,6 +2385,20 @@ class VideoSource:
             # decode from the top and drop what comes before the window (slower, same frames)
             self._fallback(f"{self.spec}: timestamps start at {s0:.3f} s (a wrapped clock?): reading from the "
                            f"start up to {self.trim_start:g} s instead of seeking")
+        elif self.trim_start and tb and self._clock_steps_back(container):
+            # Recordings joined end to end (``cat a.ts b.ts``), each on its own clock: the times a
+            # seek searches for are found in each of them (10-13 s, then 10-12 s again), FFmpeg's
+            # binary search lands in the wrong one or past the end ("past the end of the data",
+            # "looks cut off"), and where each recording lies on the run's timeline (:class:`_Joins`
+            # runs each on from the end of the one before) is known only by reading from the top.
+            # So the part is read from the first byte, as the whole file is, and cut from that
+            # timeline (slower: demuxed from the top, decoded from the GOP before the part, see
+            # skip_to in _decoded; the whole run's frames); the header's duration (the first
+            # recording's, or its last minus its first time) says nothing of where it ends.
+            self._joined_end = 0.0
+            self._fallback(f"{self.spec}: its clock jumps back (recordings joined into one file?), so a seek cannot "
+                           f"find start={self.trim_start:g} s: reading from the start up to it instead, through "
+                           "the joins as the whole file is read")
         elif self.trim_start and tb:
             if container.duration and start >= (container.start_time or 0) / 1e6 + container.duration / 1e6:
                 raise self._past_end()  # (a seek there would find nothing, or overflow FFmpeg's int64)
@@ -2395,6 +2417,14 @@ class VideoSource:
                     self._rewind(container, e)
             else:
                 self._seeked = True
+
+    def _clock_steps_back(self, container) -> bool:
+        """Whether this source is a local MPEG-TS/PS file whose clock jumps back (see
+        :func:`clock_steps_back`)."""
+        names = set((container.format.name or "").split(","))
+        return (self.kind == "file" and bool(names & {"mpegts", "mpeg"}) and os.path.isfile(self._target)
+                and clock_steps_back(self._target, fmt=(container.format.name or "").split(",")[0],
+                                     step=self._leap_min()))
 
     def _rewind(self, container, e: BaseException) -> None:
         """Back to the top of a raw elementary stream (.h264, .hevc: no timestamps) after its seek
@@ -2506,6 +2536,12 @@ class VideoSource:
         """``start`` found no frame: past the file's end, or past its video's where the file's
         other streams run on (0.4 s of video over 3 minutes of audio), said as such."""
         c = self._container
+        if self._joined_end is not None:
+            end = max(0.0, self._joined_end - (self._window[0] - self.trim_start))  # (from the file's start)
+            return InvalidInputError(
+                f"start={self.trim_start:g} s is past the end of {self.spec!r}: read through, the recordings "
+                f"joined in it (its clock jumps back) end at {end:.2f} s, one after another",
+                hint=f"give a start before {end:.2f} s (its header's duration is one recording's)", option="start")
         video = None
         try:
             span = _header_span(c)
@@ -2662,6 +2698,8 @@ class VideoSource:
         c0 = self._container
         if not self.trim_start or self._window is None or c0 is None or self.kind != "file":
             return None
+        if self._joined_end is not None:
+            return None  # (read from the top: every cue is seen, on the joins' timeline; a seek would find raw times)
         subs = {s.index for s in c0.streams if s.type == "subtitle"}
         if not subs:
             return None
@@ -2790,6 +2828,14 @@ class VideoSource:
         # landed on are never read after it: they are looked up on their own (_cues_at_start) and
         # the main read then skips every cue that starts before the part (those, or ones over).
         early = self._cues_at_start()
+        # A part of joined recordings, read from the top through the joins (see _set_window): the
+        # video up to _SKIP_MARGIN_S before it is not decoded, but for the packets since the last
+        # keyframe (gop), decoded when the read gets there. (The whole file decoded took as long
+        # as a whole run for a part at its end.)
+        skip_to = (Fraction(self._window[0]) - _SKIP_MARGIN_S
+                   if self._joined_end is not None and self._window is not None else None)
+        gop: list = []
+        unkeyed = 0  # packets met before the first keyframe while skipping
 
         def replayed_whole() -> bool:
             """This session replayed the one before and ended where it did: a file served again."""
@@ -2896,6 +2942,8 @@ class VideoSource:
                             end = float((pt + (packet.duration or 0)) * packet.time_base)
                             seen["end"] = end if seen["end"] is None else max(seen["end"], end)
                             session_end = end if session_end is None else max(session_end, end)
+                            if self._joined_end is not None:  # (the joins' timeline: see _past_end)
+                                self._joined_end = max(self._joined_end, end)
                             if packet.stream.type == "audio":
                                 at = float(pt * packet.time_base)
                                 aux_last[packet.stream.index] = max(aux_last.get(packet.stream.index, at), at)
@@ -2928,11 +2976,31 @@ class VideoSource:
                                 and not packet.is_discard):  # (an edit list's hidden lead-in: not lost, not shown)
                             pt0 = packet.pts * Fraction(packet.time_base)
                             head = pt0 if head is None else min(head, pt0)
+                        ahead: list = []  # the held packets of the GOP that reaches skip_to
+                        if skip_to is not None:
+                            if (packet.size and packet.dts is not None and packet.time_base
+                                    and packet.dts * Fraction(packet.time_base) < skip_to):
+                                if packet.is_keyframe:
+                                    gop = [packet]
+                                elif gop:
+                                    gop.append(packet)
+                                else:
+                                    unkeyed += 1
+                                if len(gop) <= _SKIP_GOP_MAX and unkeyed <= _SKIP_GOP_MAX:
+                                    continue
+                            ahead, gop, skip_to = [q for q in gop if q is not packet], [], None
                         try:
+                            frames = []
+                            for q in ahead:
+                                try:
+                                    frames += (self._alpha_decoder.decode(q) if self._alpha_decoder is not None
+                                               else q.decode())
+                                except av.error.InvalidDataError:
+                                    self.stats["corrupt_packets"] += 1
                             if self._alpha_decoder is not None:  # an empty packet flushes
-                                frames = self._alpha_decoder.decode(packet if packet.size else None)
+                                frames += self._alpha_decoder.decode(packet if packet.size else None)
                             else:
-                                frames = packet.decode()
+                                frames += packet.decode()
                         except av.error.InvalidDataError as e:
                             self.stats["corrupt_packets"] += 1
                             if self.stats["corrupt_packets"] == 1:
@@ -3904,6 +3972,42 @@ def main_video_stream(container):
     track of its own, not marked as cover art) yields to any moving one, however large it is."""
     streams = _pictures(container)
     return max(streams, key=lambda s: (s.frames != 1, _pixels(s))) if streams else None
+
+
+def clock_steps_back(path: str, *, fmt: str | None = None, step: Fraction = _JOIN_MIN_S, samples: int = 24,
+                     limit: int = 400) -> bool:
+    """Whether the video timestamps of the MPEG-TS/PS file at ``path`` go back by more than
+    ``step`` seconds somewhere: recordings joined end to end (``cat a.ts b.ts``, AVCHD ``.MTS``
+    segments), each on its own clock, where a seek by time lands in the wrong recording and the
+    header's duration measures none of it. Found without reading the file through: the first
+    video dts after each of ``samples`` byte positions spread over it (up to ``limit`` packets
+    each), one going back behind an earlier one. False where it cannot tell (a join between two
+    samples whose clocks do not overlap them is not seen: it does not mislead a seek either)."""
+    try:
+        size = os.path.getsize(path)
+        with av.open(ffmpeg_local(path), format=fmt) as c:
+            vs = main_video_stream(c)
+            if vs is None or not vs.time_base or size <= 0:
+                return False
+            tb = Fraction(vs.time_base)
+            top = None
+            for k in range(samples):
+                c.seek(k * size // samples, unsupported_byte_offset=True)
+                t = None
+                for n, p in enumerate(c.demux(vs)):
+                    if p.size and p.dts is not None:
+                        t = p.dts * tb
+                        break
+                    if n >= limit:
+                        break
+                if t is None:
+                    continue
+                if top is not None and t < top - step:
+                    return True
+                top = t if top is None else max(top, t)
+    except (av.error.FFmpegError, OSError, ValueError):
+        return False
+    return False
 
 
 def data_ends_short(path: str, *, limit: int = 3000) -> tuple[float | None, float, float] | None:
