@@ -188,6 +188,18 @@ def read_times(path):
     return times, audio, fallbacks
 
 
+def window_frames(path, **window) -> list[tuple[float, int]]:
+    """(time, grey level) of each frame ``open_source`` gives of ``path`` in ``window``."""
+    from stream_gpen.io import open_source
+
+    with open_source(str(path), **window) as src:
+        out = []
+        for f in src:
+            out.append((round(f.time, 4), int(f.image[0, 0, 0])))
+            f.release()
+    return out
+
+
 def audio_tail_clip(path: Path, *, frames: int = 50, audio_s: float = 5.0) -> Path:
     """``frames`` 64x48 frames at 25 fps with AAC audio running ``audio_s`` seconds, past the last
     picture: the container's duration is the audio's, the video stream's its own."""

@@ -11,20 +11,9 @@ from __future__ import annotations
 
 import av
 import pytest
-from _clips import ts_clip
+from _clips import ts_clip, window_frames as _frames
 
 from stream_gpen.errors import InvalidInputError
-from stream_gpen.io import open_source
-
-
-def _frames(path, **window) -> list[tuple[float, int]]:
-    """(time, grey level) of each frame ``open_source`` gives in ``window``."""
-    with open_source(str(path), **window) as src:
-        out = []
-        for f in src:
-            out.append((round(f.time, 4), int(f.image[0, 0, 0])))
-            f.release()
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -11,19 +11,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from _clips import damage_pes, read_times, ts_clip
-
-from stream_gpen.io import open_source
-
-
-def _frames(path, **window) -> list[tuple[float, int]]:
-    """(time, grey level) of each frame ``open_source`` gives in ``window``."""
-    with open_source(str(path), **window) as src:
-        out = []
-        for f in src:
-            out.append((round(f.time, 4), int(f.image[0, 0, 0])))
-            f.release()
-    return out
+from _clips import damage_pes, read_times, ts_clip, window_frames as _frames
 
 
 @pytest.fixture(scope="module")

@@ -12,20 +12,9 @@ from __future__ import annotations
 
 import av
 import pytest
-from _clips import copy_through, ts_clip
+from _clips import copy_through, ts_clip, window_frames as _frames
 
-from stream_gpen.io import open_source
 from tests.test_edge29 import _strip_pts
-
-
-def _frames(path, **window) -> list[tuple[float, int]]:
-    """(time, grey level) of each frame ``open_source`` gives in ``window``."""
-    with open_source(str(path), **window) as src:
-        out = []
-        for f in src:
-            out.append((round(f.time, 4), int(f.image[0, 0, 0])))
-            f.release()
-    return out
 
 
 @pytest.fixture(scope="module", params=[(0.0, 0), (10.0, 2)], ids=["at-0", "at-10s-bframes"])
