@@ -4368,7 +4368,16 @@ class VirtualCameraSink(_Sink):
 
             raise DeviceError("the virtual camera needs pyvirtualcam: pip install pyvirtualcam (or pip install -e "
                               "'.[camera]' in a checkout)") from e
-        self._cam = pyvirtualcam.Camera(width=width, height=height, fps=fps, fmt=pyvirtualcam.PixelFormat.RGB, device=device)
+        try:
+            self._cam = pyvirtualcam.Camera(width=width, height=height, fps=fps, fmt=pyvirtualcam.PixelFormat.RGB,
+                                            device=device)
+        except RuntimeError as e:  # (pyvirtualcam's word for "no driver / no such device here")
+            from stream_gpen.errors import DeviceError
+
+            raise DeviceError(f"no virtual camera to send to{f' at {device}' if device else ''}: {e}",
+                              hint="install and load a virtual camera driver (Linux: sudo modprobe v4l2loopback "
+                              "exclusive_caps=1; Windows/macOS: OBS Studio's virtual camera, started once), or "
+                              "leave out --virtual-camera") from e
         self.frames_written = 0
         self.fallbacks = []
 
