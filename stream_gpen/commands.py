@@ -1022,6 +1022,31 @@ _CAMERA_CRF_PRESET_HINT = ("crf: h264/hevc 0-51, vp9 0-63, av1 1-63; preset: h26
 _CAMERA_DETECT_SIZE = 640
 
 
+def _refuse_still_source(source: str) -> None:
+    """A folder or a photo given to ``camera`` is refused before the model loads: the camera
+    records a video, and ``enhance`` is the command for those (a folder was restored as photos into
+    a folder named as the recording, its videos left out unsaid; a photo failed after the model
+    loaded, asking for an image output that camera refuses)."""
+    if "://" in source or source.startswith(("lavfi:", "/dev/", "video=")) or source.isdigit():
+        return
+    path = Path(source)
+    if path.is_dir():
+        raise InvalidInputError(f"the camera's source is a folder: {source}",
+                                hint=f"stream-gpen enhance {source} restores the photos and videos in a folder")
+    from stream_gpen.io._image import photo_signature
+    from stream_gpen.io._source import IMAGE_EXTS
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        head = b""  # (not readable here: the source's own opening says why)
+    if path.suffix.lower() in IMAGE_EXTS or photo_signature(head):
+        raise InvalidInputError(f"the camera's source is a photo: {source}",
+                                hint=f"stream-gpen enhance {source} restores a photo; camera takes a capture "
+                                "device, a stream URL, a lavfi: graph or a video file")
+
+
 def _camera_codec(codec: str, output: str, source=None) -> str:
     """The codec an output of the camera gets for ``codec`` (``"auto"``: VP9 for a .webm name, HEVC
     for a 10/12-bit source, else H.264; a stream URL is judged by its name only, as the sink does)."""
@@ -1487,6 +1512,7 @@ def _camera_command(args: argparse.Namespace) -> int:
             and not Path(source).exists()):
         # (before the model loads, in enhance's words: "example.com/live.m3u8" was a file not found, after it)
         raise InvalidInputError(f"input not found: {source}", hint=INPUT_HINT)
+    _refuse_still_source(source)
     if source.startswith("/dev/") and not Path(source).exists():
         # before the model loads (or is downloaded): the missing camera is the first thing to hear
         found = ", ".join(p for p, _ in list_video_devices()) or "none"
