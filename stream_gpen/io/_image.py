@@ -465,6 +465,20 @@ def folder_outputs(root: Path, dst: Path, files: list[Path],
             plan[q] = new
             notes.append(f"{q.relative_to(root)} written as {new.relative_to(dst)}: "
                          f"{keep.relative_to(root)} takes {plan[keep].relative_to(dst)}")
+    # An output named as a folder the mirror makes (clip.ts -> clip.mp4 beside a subfolder clip.mp4/)
+    # cannot be written there: it takes its own extension into its name as a clash does.
+    folders = {str(d).lower() for o in plan.values() for d in o.parents if d != dst and d.is_relative_to(dst)}
+    for q, own in plan.items():
+        if str(own).lower() not in folders:
+            continue
+        stem = f"{own.stem}_{q.suffix.lstrip('.').lower() or 'file'}"
+        new, n = fit_name(own.with_name(stem + own.suffix)), 2
+        while str(new).lower() in taken or str(new).lower() in folders:
+            new, n = fit_name(own.with_name(f"{stem}_{n}{own.suffix}")), n + 1
+        taken.add(str(new).lower())
+        plan[q] = new
+        notes.append(f"{q.relative_to(root)} written as {new.relative_to(dst)}: {own.relative_to(dst)} is the "
+                     f"mirrored subfolder of that name")
     return plan, notes, clashing
 
 
