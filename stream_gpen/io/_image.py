@@ -208,7 +208,11 @@ def _walk(root: Path, say: bool = True, skip: tuple[int, int] | None = None,
         if not os.path.islink(d):
             return False
         target = os.path.realpath(d)
-        if target == top or target.startswith(top.rstrip(os.sep) + os.sep):
+        if target == top:  # (a link back to the input folder itself, from anywhere in it: a loop)
+            if say:
+                note(f"{d}: a link to {root} itself (a loop), left out")
+            return True
+        if target.startswith(top.rstrip(os.sep) + os.sep):
             return False  # (inside the tree: walked under its own path, or once: see walked_anyway)
         base = target.rstrip(os.sep) + os.sep
         if not any(p == target or p.startswith(base) for p in (top, here)):
