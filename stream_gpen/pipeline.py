@@ -804,12 +804,31 @@ class FaceStage:
         with self.timer("align"):
             crops = torch.stack([_resize(img.permute(2, 0, 1), size, size) for img in images])
         with self.timer("restore"):
-            if deep and callable(getattr(self.restorer, "restore_fine", None)):
-                out, out_f = self.restorer.restore_fine(crops)
+            # as :meth:`restore` does for each face: an HDR picture goes to the model as SDR and its
+            # change is mapped back; a black-and-white or sepia crop takes only the brightness
+            given = self.colour.to_sdr(crops) if self.colour is not None else crops
+            fine = deep and callable(getattr(self.restorer, "restore_fine", None))
+            if fine:
+                out, out_f = self.restorer.restore_fine(given)
             else:
-                out = self.restorer(crops)
-                out_f = out.float() if deep else None
+                out = self.restorer(given)
             out = out.to(images[0].device)
+            restored = self.colour.from_sdr(out, crops, given) if self.colour is not None else out
+            if fine and self.colour is not None:
+                crops_hi = torch.stack([_resize(h.permute(2, 0, 1), size, size, top=65535) if h is not None
+                                        else crops[j].to(torch.int32).mul(257).to(torch.uint16)
+                                        for j, h in enumerate(hi)])
+                out_f = self.colour.from_sdr_fine(out_f.to(crops_hi.device), crops_hi)
+            mono_t = _monochrome(crops)
+            mono = mono_t.tolist()
+            if any(mono):
+                restored = torch.where(mono_t[:, None, None, None], _luma_only(restored, crops), restored)
+            if deep and not fine:
+                out_f = restored.float()
+            elif deep:  # (a monochrome crop's 16-bit face is its 8-bit one: the model's colours are gone)
+                out_f = torch.where(mono_t[:, None, None, None].to(out_f.device), restored.float().to(out_f.device),
+                                    out_f)
+        out = restored
         s = float(self.strength)
         with self.timer("paste"):
             for j, img in enumerate(images):
