@@ -63,29 +63,71 @@ def _library_dtypes(method):
     return run
 
 
-#: a face crop whose colour differences (R-G, G-B) vary by at most this many levels (standard
-#: deviation over its pixels) is monochrome: grey, sepia or toned, with JPEG's colour noise. The
-#: shared photos' faces: colour 6.5-67, grey 0-0.2 (a crop, not the picture: a coloured face on a
-#: grey wall moves a whole picture's spread by a few levels only)
+#: a face crop whose colour differences (R-G, G-B) stray from a tone curve in its brightness by at
+#: most this many levels (standard deviation over its pixels) is monochrome: grey (the curve is 0),
+#: sepia or toned (a tint that grows with brightness, as a sepia print's does), with JPEG's colour
+#: noise. The shared photos' faces (tests/test_sepia30.py): colour 11.8-40, grey 0, the same made
+#: sepia 0.5-0.8: hair, lips, eyes
+#: and background are not one tint of one brightness. (A crop, not the picture: a coloured face on
+#: a grey wall moves a whole picture's spread by a few levels only.)
 _MONO_SPREAD = 3.0
+_LUMA = (0.299, 0.587, 0.114)  # BT.601
+
+
+def _tone_fit(crops: torch.Tensor):
+    """Per face crop (``uint8 [n,3,S,S]``), its tone curve: the colour differences (R-G, G-B) fitted
+    as a quadratic in luma (0..1) over the pixels no channel of which is clipped (a clipped channel
+    bends the tint). Returns the coefficients ``[n,2,3]`` (1, y, y^2), the strays' standard
+    deviation ``[n,2]`` and the fitted luma range ``[n,2]`` (the curve is not extrapolated)."""
+    c = crops[:, :, ::4, ::4].float().flatten(2)
+    w = torch.tensor(_LUMA, device=c.device).view(1, 3, 1)
+    y = (c * w).sum(1) / 255.0
+    d = torch.stack([c[:, 0] - c[:, 1], c[:, 1] - c[:, 2]], 1)
+    m = ((c.amin(1) > 2) & (c.amax(1) < 253)).float()
+    few = m.sum(1, keepdim=True) < 32  # (a nearly black or white crop: fitted over all its pixels)
+    m = torch.where(few, torch.ones_like(m), m)
+    x = torch.stack([torch.ones_like(y), y, y * y], 2)  # [n,P,3]
+    a = x.transpose(1, 2) @ (x * m[..., None]) + 1e-4 * torch.eye(3, device=c.device)
+    b = x.transpose(1, 2) @ (d * m[:, None]).transpose(1, 2)  # [n,3,2]
+    coef = torch.linalg.solve(a, b).transpose(1, 2)  # [n,2,3]
+    resid = d - coef @ x.transpose(1, 2)
+    n = m.sum(1).clamp(min=1)[:, None]
+    mean = (resid * m[:, None]).sum(2) / n
+    spread = (((resid - mean[..., None]) ** 2 * m[:, None]).sum(2) / n).sqrt()
+    big = torch.finfo(y.dtype).max
+    lo = torch.where(m > 0, y, torch.full_like(y, big)).amin(1)
+    hi = torch.where(m > 0, y, torch.full_like(y, -big)).amax(1)
+    return coef, spread, torch.stack([lo, hi], 1)
+
+
+def _tone(coef: torch.Tensor, span: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The tone curve (``_tone_fit``) at luma ``y`` (``[n,H,W]``, 0..1): R-G and G-B, ``[n,2,H,W]``."""
+    y = torch.minimum(torch.maximum(y, span[:, 0, None, None]), span[:, 1, None, None])[:, None]
+    return coef[..., 0, None, None] + coef[..., 1, None, None] * y + coef[..., 2, None, None] * y * y
 
 
 def _monochrome(crops: torch.Tensor) -> torch.Tensor:
     """Per face crop (``uint8 [n,3,S,S]``), whether it is monochrome (see ``_MONO_SPREAD``): black-
     and-white photos and films are mostly stored as RGB, and the model painted such faces in its
     own colours (a mode-L photo stayed grey, the same picture as RGB did not)."""
-    c = crops[:, :, ::4, ::4].float()
-    d = torch.stack([c[:, 0] - c[:, 1], c[:, 1] - c[:, 2]], 1).flatten(2)
-    return (d.std(dim=2) <= _MONO_SPREAD).all(dim=1)
+    return (_tone_fit(crops)[1] <= _MONO_SPREAD).all(dim=1)
 
 
 def _luma_only(restored: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
-    """The input crops (``uint8 [n,3,S,S]``) with the restored crops' brightness: each pixel moved by
-    the change in luma (BT.601 weights) in all three channels alike, which keeps its colour (grey
-    stays grey, sepia sepia)."""
-    w = torch.tensor([0.299, 0.587, 0.114], device=crops.device).view(1, 3, 1, 1)
-    change = ((restored.float() - crops.float()) * w).sum(1, keepdim=True)
-    return (crops.float() + change).round().clamp(0, 255).to(torch.uint8)
+    """The input crops (``uint8 [n,3,S,S]``) with the restored crops' brightness (BT.601 luma) and
+    the photo's own tone at that brightness: each pixel keeps its colour differences (R-G, G-B),
+    moved along the crop's tone curve (:func:`_tone_fit`) by its change in luma, so grey stays
+    grey and a sepia face darkened or lightened takes the print's tint at its new brightness."""
+    coef, _, span = _tone_fit(crops)
+    x = crops.float()
+    w = torch.tensor(_LUMA, device=crops.device).view(1, 3, 1, 1)
+    y0 = (x * w).sum(1)
+    y1 = y0 + ((restored.float() - x) * w).sum(1)
+    d = torch.stack([x[:, 0] - x[:, 1], x[:, 1] - x[:, 2]], 1)
+    d = d + _tone(coef, span, y1 / 255.0) - _tone(coef, span, y0 / 255.0)
+    g = y1 - _LUMA[0] * d[:, 0] + _LUMA[2] * d[:, 1]  # (luma = G + 0.299 (R-G) - 0.114 (G-B))
+    out = torch.stack([g + d[:, 0], g, g - d[:, 1]], 1)
+    return out.round().clamp(0, 255).to(torch.uint8)
 
 
 @dataclass
