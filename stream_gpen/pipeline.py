@@ -80,14 +80,14 @@ def _tone_fit(crops: torch.Tensor):
     bends the tint). Returns the coefficients ``[n,2,3]`` (1, y, y^2), the strays' standard
     deviation ``[n,2]`` and the fitted luma range ``[n,2]`` (the curve is not extrapolated)."""
     c = crops[:, :, ::4, ::4].float().flatten(2)
-    w = torch.tensor(_LUMA, device=c.device).view(1, 3, 1)
+    w = torch.tensor(_LUMA, dtype=torch.float32, device=c.device).view(1, 3, 1)
     y = (c * w).sum(1) / 255.0
     d = torch.stack([c[:, 0] - c[:, 1], c[:, 1] - c[:, 2]], 1)
     m = ((c.amin(1) > 2) & (c.amax(1) < 253)).float()
     few = m.sum(1, keepdim=True) < 32  # (a nearly black or white crop: fitted over all its pixels)
     m = torch.where(few, torch.ones_like(m), m)
     x = torch.stack([torch.ones_like(y), y, y * y], 2)  # [n,P,3]
-    a = x.transpose(1, 2) @ (x * m[..., None]) + 1e-4 * torch.eye(3, device=c.device)
+    a = x.transpose(1, 2) @ (x * m[..., None]) + 1e-4 * torch.eye(3, dtype=c.dtype, device=c.device)
     b = x.transpose(1, 2) @ (d * m[:, None]).transpose(1, 2)  # [n,3,2]
     coef = torch.linalg.solve(a, b).transpose(1, 2)  # [n,2,3]
     resid = d - coef @ x.transpose(1, 2)
@@ -120,7 +120,7 @@ def _luma_only(restored: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
     grey and a sepia face darkened or lightened takes the print's tint at its new brightness."""
     coef, _, span = _tone_fit(crops)
     x = crops.float()
-    w = torch.tensor(_LUMA, device=crops.device).view(1, 3, 1, 1)
+    w = torch.tensor(_LUMA, dtype=torch.float32, device=crops.device).view(1, 3, 1, 1)
     y0 = (x * w).sum(1)
     y1 = y0 + ((restored.float() - x) * w).sum(1)
     d = torch.stack([x[:, 0] - x[:, 1], x[:, 1] - x[:, 2]], 1)
@@ -652,8 +652,12 @@ class FaceStage:
             dets = self._counted_detect(image, self.still_detect_size)
             dets = dets.select(self._sized(dets))  # (the detector's small_faces end video tracks only)
             self.detector_calls += 1
-            if self.detections_implausible > dropped and boxes:
-                dets = self._turned_faces(image, dets, torch.cat(list(boxes)))
+            # a face dropped as sideways or upside down, or one kept with its eye line far from
+            # level (a photo stored turned: found at a high score, landmarks misplaced), is looked
+            # for in the photo turned, as video checks its frames' turn (:meth:`_video_detect`)
+            gone = torch.cat(list(boxes)) if self.detections_implausible > dropped and boxes else None
+            if gone is not None or self._off_level(dets):
+                dets = self._turned_faces(image, dets, gone if gone is not None else torch.zeros(0, 4, dtype=torch.float32))
         dets = select_faces(dets, self.tracker.select, self.tracker.min_face, self.tracker.max_faces, image.shape,
                             self.tracker.min_score)
         if len(dets) == 0:
@@ -663,11 +667,14 @@ class FaceStage:
     def _turned_faces(self, image: torch.Tensor, dets, dropped: torch.Tensor):
         """``dets`` of a photo, with the faces found upright in it turned 90, 180 or 270 degrees
         around the ``dropped`` boxes (``[n,4]``: detections ``check_landmarks`` dropped as
-        sideways or upside down) and around the detections ``min_score`` will drop (an
-        upside-down face often comes out as a poor detection that passes the check). Found upright
-        in a turned copy, a face's landmarks are right; mapped back, its crop is aligned (the
-        alignment's similarity takes any angle) and it is restored instead of left untouched.
-        Where one overlaps a detection ``select_faces`` keeps, the higher score stays. Only
+        sideways or upside down), around the detections ``min_score`` will drop (an
+        upside-down face often comes out as a poor detection that passes the check) and around
+        those kept with their eye line :attr:`TURN_LOOK` or more from level (a photo stored turned:
+        RetinaFace finds its faces at high scores, landmarks misplaced). Found upright (within
+        :attr:`TURN_ROLL`) in a turned copy, a face's landmarks are right; mapped back, its crop is
+        aligned (the alignment's similarity takes any angle) and it is restored from there, not
+        from the misread crop nor left untouched. Where one overlaps a level detection
+        ``select_faces`` keeps, the higher score stays; an off-level one is replaced. Only
         padded regions around those boxes are searched (``detect_region``: a fraction of a full
         pass), so no face elsewhere in the photo is added. Photos only; video turns whole frames
         per shot (:meth:`_video_detect`)."""
@@ -677,7 +684,8 @@ class FaceStage:
         h, w = image.shape[:2]
         wh = (dets.boxes[:, 2:] - dets.boxes[:, :2]).clamp(min=0)
         passing = (wh.min(dim=1).values >= self.tracker.min_face) & (dets.scores >= self.tracker.min_score)
-        areas = torch.cat([dropped.float(), dets.boxes[~passing].float()])
+        off = passing & (self._roll(dets) >= self.TURN_LOOK) if len(dets) else passing
+        areas = torch.cat([dropped.float().view(-1, 4), dets.boxes[~passing | off].float()])
         regions: list[list[float]] = []
         for b in areas.tolist():
             # a misread face's box may sit off the face (on its chin, a cheek): a quarter of its
@@ -693,8 +701,9 @@ class FaceStage:
         for k in (1, 2, 3):
             turned = torch.rot90(image, k, (0, 1)).contiguous()
             for r in regions:
-                _, t = self._detect_turned(image, k, tuple(r), size=self.still_detect_size, turned=turned)
-                t = t.select(self._sized(t))  # (small_faces: for video tracks only)
+                seen, t = self._detect_turned(image, k, tuple(r), size=self.still_detect_size, turned=turned)
+                # (small_faces: for video tracks only; a face still sideways there is misread too)
+                t = t.select(self._sized(t) & (self._roll(seen) <= self.TURN_ROLL))
                 self.detector_calls += 1
                 found += list(zip(t.boxes, t.landmarks, t.scores))
         keep = passing.clone()
@@ -703,7 +712,7 @@ class FaceStage:
             if added and (_iou(box[None].numpy(), torch.stack([a[0] for a in added]).numpy()) >= 0.3).any():
                 continue  # the same face from another region or turn, at a lower score
             over = torch.from_numpy(_iou(box[None].numpy(), dets.boxes.numpy())[0] >= 0.3) if len(dets) else None
-            if over is not None and (over & keep & (dets.scores >= sc)).any():
+            if over is not None and (over & keep & ~off & (dets.scores >= sc)).any():
                 continue  # already kept, at least as well placed
             if over is not None:
                 keep &= ~over  # the face, misread (upside down) or poorly scored: replaced
@@ -711,8 +720,9 @@ class FaceStage:
         if not added:
             return dets
         # Found the right way up after all: no longer counted as dropped (each dropped box once).
-        hit = _iou(dropped.numpy(), torch.stack([a[0] for a in added]).numpy()) >= 0.3
-        self.detections_implausible -= min(int(hit.any(1).sum()), len(dropped))
+        if len(dropped):
+            hit = _iou(dropped.numpy(), torch.stack([a[0] for a in added]).numpy()) >= 0.3
+            self.detections_implausible -= min(int(hit.any(1).sum()), len(dropped))
         boxes = torch.cat([dets.boxes[keep], torch.stack([a[0] for a in added])])
         lms = torch.cat([dets.landmarks[keep], torch.stack([a[1] for a in added])])
         scores = torch.cat([dets.scores[keep], torch.stack([a[2] for a in added])])
