@@ -3057,8 +3057,11 @@ class VideoSource:
                                 if watch_head and head is not None:
                                     self._note_headless(head, t_own)
                                 watch_head = False
-                                replay = (http and before is not None and before[0] is not None
-                                          and abs(t_own - before[0]) < _REPLAY_TOL_S)
+                                # (a stream timed by arrival has no clock of its own to compare:
+                                # FFmpeg numbers every session's frames from 0 at a guessed rate, so
+                                # a camera's sessions of one length all looked like one file again)
+                                replay = (http and not getattr(self, "_by_arrival", False) and before is not None
+                                          and before[0] is not None and abs(t_own - before[0]) < _REPLAY_TOL_S)
                             if replay and (t_own is None or before[1] is None or t_own > before[1] + _REPLAY_TOL_S):
                                 replay = False  # past the end of the session before: new frames
                             if not replay:
