@@ -58,9 +58,7 @@ def _fail(code: int, target: str):
 
 
 def _camera():
-    """Where FFmpeg would open the camera: 3 frames of a small test pattern at 30 fps (given as
-    fast as they decode: the tests read them through a ring of 8, so a live source's keeping of the
-    newest frame drops none however slowly a loaded machine reads)."""
+    """Where FFmpeg would open the camera: 3 frames of a small test pattern at 30 fps."""
     return _real_open("testsrc2=size=96x64:rate=30:duration=0.1", "r", format="lavfi")
 
 
@@ -113,7 +111,7 @@ def test_mac_camera_opens_at_a_rate_it_offers(monkeypatch, ffmpeg_log):
 
 def test_mac_camera_tries_the_common_rates_in_turn(monkeypatch, ffmpeg_log):
     calls = _mac(monkeypatch, ffmpeg_log, max_rate=15.0)
-    with VideoSource("0", ring_size=8) as src:
+    with VideoSource("0") as src:
         assert len(list(src)) == 3
     assert [o.get("framerate") for _, o in calls] == ["30", "30000/1001", "25", "15"]
 
@@ -177,7 +175,7 @@ def _windows(monkeypatch, log: _FFmpegLog, cameras=("Integrated Camera", "OBS Vi
 def test_windows_default_camera_is_the_first_listed(monkeypatch, ffmpeg_log):
     calls = _windows(monkeypatch, ffmpeg_log)
     assert commands._default_camera() == "0"
-    with VideoSource(commands._default_camera(), ring_size=8) as src:
+    with VideoSource(commands._default_camera()) as src:
         assert len(list(src)) == 3
     assert calls[-1] == ("video=Integrated Camera", {})
     assert _classify("1") == ("device", "video=OBS Virtual Camera", "dshow", {})
@@ -187,7 +185,7 @@ def test_windows_default_camera_is_the_first_listed(monkeypatch, ffmpeg_log):
 def test_windows_second_camera_of_the_same_name(monkeypatch, ffmpeg_log):
     _windows(monkeypatch, ffmpeg_log, cameras=("USB Camera", "USB Camera"))
     assert _classify("1") == ("device", "video=USB Camera", "dshow", {"video_device_number": "1"})
-    with VideoSource("1", ring_size=8) as src:
+    with VideoSource("1") as src:
         assert len(list(src)) == 3
 
 
