@@ -112,7 +112,7 @@ def test_mac_camera_opens_at_a_rate_it_offers(monkeypatch, ffmpeg_log):
 def test_mac_camera_tries_the_common_rates_in_turn(monkeypatch, ffmpeg_log):
     calls = _mac(monkeypatch, ffmpeg_log, max_rate=15.0)
     with VideoSource("0") as src:
-        assert len(list(src)) == 3
+        assert 1 <= len(list(src)) <= 3  # (live: a reader behind the burst gets its newest frames)
     assert [o.get("framerate") for _, o in calls] == ["30", "30000/1001", "25", "15"]
 
 
@@ -176,7 +176,7 @@ def test_windows_default_camera_is_the_first_listed(monkeypatch, ffmpeg_log):
     calls = _windows(monkeypatch, ffmpeg_log)
     assert commands._default_camera() == "0"
     with VideoSource(commands._default_camera()) as src:
-        assert len(list(src)) == 3
+        assert 1 <= len(list(src)) <= 3  # (live: a reader behind the burst gets its newest frames)
     assert calls[-1] == ("video=Integrated Camera", {})
     assert _classify("1") == ("device", "video=OBS Virtual Camera", "dshow", {})
     assert _classify("video=OBS Virtual Camera") == ("device", "video=OBS Virtual Camera", "dshow", {})
@@ -186,7 +186,7 @@ def test_windows_second_camera_of_the_same_name(monkeypatch, ffmpeg_log):
     _windows(monkeypatch, ffmpeg_log, cameras=("USB Camera", "USB Camera"))
     assert _classify("1") == ("device", "video=USB Camera", "dshow", {"video_device_number": "1"})
     with VideoSource("1") as src:
-        assert len(list(src)) == 3
+        assert 1 <= len(list(src)) <= 3  # (live: a reader behind the burst gets its newest frames)
 
 
 def test_windows_camera_number_beyond_the_list(monkeypatch, ffmpeg_log):
