@@ -735,10 +735,11 @@ def create_app(
         if problem:
             raise UnknownOptionError(problem)
 
-    async def read_body(request: Request, allowed: tuple[str, ...], sink=None,
-                        also: frozenset[str] = frozenset()) -> bytes | None:
-        """Raw body (image/* etc.) or the ``file`` part of a multipart form; into ``sink`` if given.
-        ``allowed``: the content types taken, as prefixes; ``also``: exact types taken too."""
+    def body_type(request: Request, allowed: tuple[str, ...], also: frozenset[str] = frozenset()) -> str:
+        """The request's content type (lower case, no parameters), refused (415) if the route does
+        not take it or the body is compressed: from the headers alone, before anything is reserved
+        for the upload (a video job's slot: with all taken, a wrong type was told 429 "raise
+        --max-jobs" and retried for ever)."""
         coding = request.headers.get("content-encoding", "").strip().lower()
         if coding not in ("", "identity"):
             # (a gzipped PNG was "not an image", a gzipped mp4 taken and failed later: RFC 9110 15.5.16)
@@ -747,13 +748,7 @@ def create_app(
                                                  "compression for this upload")
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "multipart/form-data":
-            options = tuple(_options_of(request.scope.get("endpoint")))
-            if sink is not None:
-                await _multipart_file(request, sink, options)
-                return None
-            buf = io.BytesIO()
-            await _multipart_file(request, buf, options)
-            return buf.getvalue()
+            return ctype
         if ctype == "application/x-www-form-urlencoded" or not ctype:
             # what `curl --data @photo.jpg` sends (the file with its CR and LF bytes left out, so a
             # JPEG failed as "truncated" and a PNG as no image); and a body with no type at all
@@ -769,6 +764,20 @@ def create_app(
                 f"unsupported content type {ctype or '(none)'!r}{elsewhere}; send "
                 f"{', '.join(a + '*' if a.endswith('/') else a for a in allowed)}"
                 f"{', a container type (application/mp4, application/mxf, ...)' if also else ''} or multipart/form-data")
+        return ctype
+
+    async def read_body(request: Request, allowed: tuple[str, ...], sink=None,
+                        also: frozenset[str] = frozenset()) -> bytes | None:
+        """Raw body (image/* etc.) or the ``file`` part of a multipart form; into ``sink`` if given.
+        ``allowed``: the content types taken, as prefixes; ``also``: exact types taken too."""
+        if body_type(request, allowed, also) == "multipart/form-data":
+            options = tuple(_options_of(request.scope.get("endpoint")))
+            if sink is not None:
+                await _multipart_file(request, sink, options)
+                return None
+            buf = io.BytesIO()
+            await _multipart_file(request, buf, options)
+            return buf.getvalue()
         if sink is None:
             return await request.body()
         async for chunk in request.stream():
@@ -866,6 +875,7 @@ def create_app(
         duration_s = None if duration is None else _query_time("duration", duration, positive=True)
         if chroma not in CHROMA_MODES:
             raise OptionValueError(f"chroma: {chroma!r} is not one of {', '.join(CHROMA_MODES)} (as --chroma)")
+        body_type(request, _VIDEO_TYPES, _video_media_types())  # (a wrong type: 415 before a slot is taken)
         jobs = state["jobs"]
         try:
             job = jobs.new_job(model=model, faces=faces, strength=strength, start=start_s, duration=duration_s,
