@@ -6,6 +6,7 @@ import collections
 import contextlib
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -23,9 +24,36 @@ _MODEL_HELP = (
 )
 
 
+#: numbers as options are written: ASCII digits, a sign, a point, an exponent (and float's inf/nan,
+#: which the callers refuse with their own words). int() and float() also take "1_0" (10) and other
+#: scripts' digits ("١" is 1): ``--start 4_9`` was 49 s, not an error.
+_INT_RE = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_SECONDS = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_FLOAT_RE = re.compile(rf"[+-]?(?:{_SECONDS}|inf|infinity|nan)", re.ASCII | re.IGNORECASE)
+#: ``--start``/``--duration`` and the server's ``start``/``duration``: seconds (``90.5``) or
+#: ``[HH:]MM:SS[.ms]`` (``1:30.5``); a leading ``-`` is matched to be refused as negative
+_TIME_RE = re.compile(rf"-?(?:{_SECONDS}|(?:[0-9]+:){{1,2}}[0-9]+(?:\.[0-9]+)?)", re.ASCII)
+
+
+def _number(kind: type, text: str):
+    """``kind(text)`` (int or float) for a number written as :data:`_INT_RE` / :data:`_FLOAT_RE`
+    say, else ValueError."""
+    text = text.strip()
+    if not (_INT_RE if kind is int else _FLOAT_RE).fullmatch(text):
+        raise ValueError(f"not a number: {text!r}")
+    return kind(text)
+
+
+def _int(text: str) -> int:
+    return _number(int, text)
+
+
+_int.__name__ = "int"  # (argparse's "invalid int value: 'x'")
+
+
 def _positive_int(text: str) -> int:
     try:
-        v = int(text)
+        v = _number(int, text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if v < 1:
@@ -39,7 +67,7 @@ def _in_range(kind: type, lo, hi):
 
     def parse(text: str):
         try:
-            v = kind(text)
+            v = _number(kind, text)
         except ValueError:
             v = None
         if v is None or not lo <= v <= hi:
@@ -61,7 +89,7 @@ def _auto_or(parse):
 
 
 _quality = _auto_or(_in_range(int, 1, 100))
-_crf = _auto_or(int)
+_crf = _auto_or(_int)
 _preset = _auto_or(str)
 _DETECT_EVERY = 5  # --detect-every's default
 _smooth_lag = _in_range(int, 0, 64)
@@ -70,12 +98,15 @@ _min_score = _in_range(float, 0.01, 0.99)
 
 
 def _timestamp(text: str) -> float:
-    """Seconds from ``90``, ``90.5``, ``1:30`` or ``01:01:30.25`` (as FFmpeg's -ss / -t take them)."""
+    """Seconds from ``90``, ``90.5``, ``1:30`` or ``01:01:30.25`` (as FFmpeg's -ss / -t take them),
+    written as :data:`_TIME_RE` says (float() also read ``1_0`` as 10 and ``١`` as 1)."""
     try:
-        parts = [float(p) for p in text.strip().split(":")]
-        if text.strip().startswith("-") and all(p >= 0 for p in parts[1:]):  # (seconds, said so: not a format error)
+        if not _TIME_RE.fullmatch(text.strip()):
+            raise ValueError
+        if text.strip().startswith("-"):  # (seconds, said so: not a format error)
             raise argparse.ArgumentTypeError(f"must not be negative (a time from the start), got {text!r}")
-        if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts) or any(p >= 60 for p in parts[1:]):
+        parts = [float(p) for p in text.strip().split(":")]
+        if any(p >= 60 for p in parts[1:]):
             raise ValueError
         v = 0.0
         for p in parts:
@@ -97,7 +128,7 @@ def _duration(text: str) -> float:
 def _positive_seconds(text: str) -> float:
     """A positive, finite number of seconds (0, negatives, nan and inf are no time limit)."""
     try:
-        v = float(text)
+        v = _number(float, text)
     except ValueError:
         v = None
     if v is None or not 0 < v < float("inf"):

@@ -23,8 +23,10 @@ API_KEY_ENV = "STREAM_GPEN_API_KEY"
 def _finite(text: str) -> float:
     # (nan and inf passed the range checks: --max-upload-mb nan was an internal error, and
     # --batch-wait-ms inf a server that never answered an image request)
+    from stream_gpen.commands import _number
+
     try:
-        v = float(text)
+        v = _number(float, text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not math.isfinite(v):
@@ -48,8 +50,10 @@ def _nonneg_float(text: str) -> float:
 
 def _pixels(text: str) -> int:
     """A positive whole number of pixels, also written as ``40e6`` (as the help writes the default)."""
+    from stream_gpen.commands import _number
+
     try:
-        v = float(text)
+        v = _number(float, text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of pixels, got {text!r}") from None
     if not math.isfinite(v) or v < 1 or v != int(v):
