@@ -1,8 +1,10 @@
 """Session 31 (server): a POST /v1/videos whose Content-Type or Content-Encoding the route does not
 take is answered 415 even while every job slot is taken (it was 429 "raise --max-jobs": the slot
-was reserved before the headers were checked)."""
+was reserved before the headers were checked); /openapi.json lists a result's 304 and /healthz's
+503; a video job over --max-pixels names the option, as the image endpoint does."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 pytest.importorskip("fastapi")
@@ -26,3 +28,28 @@ def test_wrong_type_is_415_while_all_job_slots_are_taken(tmp_path):
             assert r.status_code == 429 and r.json()["error"] == "QueueFullError"
         finally:
             jobs.discard(held)
+
+
+def test_openapi_lists_the_304_of_a_result_and_the_503_of_healthz(tmp_path):
+    with client_for(FakeEnhancer(), work_dir=tmp_path) as c:
+        paths = c.get("/openapi.json").json()["paths"]
+        assert "304" in paths["/v1/videos/{job_id}/result"]["get"]["responses"]
+        starting = paths["/healthz"]["get"]["responses"]["503"]
+        assert starting["content"]["application/json"]["schema"]["properties"]["status"]["enum"] == ["starting"]
+
+
+def test_a_video_over_max_pixels_names_the_option(tmp_path, mobilenet_weights):
+    """The source's words ("over the limit of 1000") are said with the server's option, as the
+    image endpoint's 413 is."""
+    from stream_gpen import Enhancer
+    from stream_gpen.models.gpen import TINY_CONFIG, random_generator
+    from tests.test_server import make_clip, wait_job
+
+    enh = Enhancer(random_generator(TINY_CONFIG), device="cpu", detector_weights=mobilenet_weights, detect_size=320)
+    clip = make_clip(tmp_path / "c.mp4", np.zeros((48, 64, 3), np.uint8), n=2)
+    with client_for(enh, work_dir=tmp_path / "w", max_pixels=1000) as c:
+        r = c.post("/v1/videos", content=clip.read_bytes(), headers={**KEY, "Content-Type": "video/mp4"})
+        info = wait_job(c, r.json()["id"])
+        assert info["error"] == ("PayloadTooLargeError: video frames are 64x48 = 3072 pixels, over the limit of 1000 "
+                                 "(the server's --max-pixels)"), info
+        assert info["summary"]["error"] == info["error"]

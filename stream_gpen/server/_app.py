@@ -1094,6 +1094,14 @@ def _documented(schema: dict, *, keyed: bool) -> dict:
             answers["206"] = {"description": "the part of the video a Range header asked for",
                               "content": {"video/*": binary}}
             answers["416"] = {"description": "the Range asked for lies past the end of the video"}
+            answers["304"] = {"description": "not modified: the result is the one the request's If-None-Match "
+                                             "(or, without one, If-Modified-Since) names; no body"}
+    health = schema.get("paths", {}).get("/healthz", {}).get("get")
+    if health is not None:  # (answered before the models are loaded: a probe waits for 200)
+        health.setdefault("responses", {})["503"] = {
+            "description": "starting: the models are still being loaded; retry",
+            "content": {"application/json": {"schema": {"type": "object", "required": ["status"], "properties": {
+                "status": {"type": "string", "enum": ["starting"]}}}}}}
     if keyed:
         comps["securitySchemes"] = {"APIKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
                                     "Bearer": {"type": "http", "scheme": "bearer"}}

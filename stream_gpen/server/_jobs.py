@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from stream_gpen.errors import Cancelled, Interrupted, JobNotFoundError, QueueFullError, ShuttingDownError
+from stream_gpen.errors import (Cancelled, Interrupted, JobNotFoundError, PayloadTooLargeError, QueueFullError,
+                                 ShuttingDownError)
 
 log = logging.getLogger(__name__)
 
@@ -693,6 +694,11 @@ class JobManager:
                 view, exc if isinstance(exc, KeyboardInterrupt) else Interrupted(str(exc)))
         except Exception as exc:  # the job fails; the server and the next job go on
             error = _public_error(exc, job)
+            if isinstance(exc, PayloadTooLargeError) and self.max_pixels is not None \
+                    and error.endswith(f"over the limit of {self.max_pixels}"):
+                # the source's words name no option (a Python caller's limit is its max_pixels=);
+                # this one is the server's, as the image endpoint's 413 says
+                error += " (the server's --max-pixels)"
             # the run's summary up to the failure (a --report's for a failed run: its frames, faces,
             # stages and error), which the pipeline attaches to its exception; for a failure before
             # the run began (an upload that is no video, a start past its end), the zero-count one

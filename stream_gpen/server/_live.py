@@ -61,7 +61,7 @@ def parse_frame(data: bytes, *, max_pixels: int, max_jpeg_bytes: int | None = No
         return seq, kind, decode_image(bytes(payload), max_pixels=max_pixels).pixels
     if kind == KIND_RGBA:
         if w * h > max_pixels:
-            raise PayloadTooLargeError(f"frame is {w}x{h} = {w * h} pixels, over the limit of {max_pixels}")
+            raise PayloadTooLargeError(f"frame is {w}x{h} = {w * h} pixels, over the limit of {max_pixels} (--max-pixels)")
         if w == 0 or h == 0 or len(payload) != w * h * 4:
             raise InvalidInputError(f"raw frame {w}x{h} needs {w * h * 4} bytes, got {len(payload)}")
         return seq, kind, np.frombuffer(payload, dtype=np.uint8).reshape(h, w, 4).copy()
