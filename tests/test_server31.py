@@ -53,3 +53,41 @@ def test_a_video_over_max_pixels_names_the_option(tmp_path, mobilenet_weights):
         assert info["error"] == ("PayloadTooLargeError: video frames are 64x48 = 3072 pixels, over the limit of 1000 "
                                  "(the server's --max-pixels)"), info
         assert info["summary"]["error"] == info["error"]
+
+
+def _png_of(size: int) -> bytes:
+    """A valid PNG of exactly ``size`` bytes (a text chunk pads it)."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(buf, "PNG")
+    png = buf.getvalue()
+    pad = size - len(png) - 12 - len(b"Comment\0")
+    body = b"tEXt" + b"Comment\0" + b"x" * pad
+    chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+    return png[:33] + chunk + png[33:]  # (after IHDR)
+
+
+def test_the_upload_limit_is_the_form_files_not_the_forms(tmp_path):
+    """A file just under the limit, sent as a form (curl -F file=@): the form's own bytes do not
+    count; the file is held to the limit itself."""
+    with client_for(FakeEnhancer(), work_dir=tmp_path, max_upload_bytes=4000, max_video_bytes=3000) as c:
+        png = _png_of(4000)
+        r = c.post("/v1/images:enhance", files={"file": ("a.png", png, "image/png")}, headers=KEY)
+        assert r.status_code == 200, r.text
+        r = c.post("/v1/images:enhance", files={"file": ("a.png", png + b"\0", "image/png")}, headers=KEY)
+        assert r.status_code == 413 and r.json()["detail"] == "the form's file is over the limit of 4000 bytes"
+
+        r = c.post("/v1/videos", files={"file": ("a.mp4", b"v" * 3000, "video/mp4")}, data={"note": "n" * 2000},
+                   headers=KEY)
+        assert r.status_code == 202, r.text
+        r = c.post("/v1/videos", files={"file": ("a.mp4", b"v" * 3001, "video/mp4")}, headers=KEY)
+        assert r.status_code == 413 and r.json()["detail"] == "the form's file is over the limit of 3000 bytes"
+        # a form far larger than its file and the room for the form: refused from its Content-Length
+        r = c.post("/v1/videos", files={"file": ("a.mp4", b"v" * 10, "video/mp4")}, data={"note": "n" * 70000},
+                   headers=KEY)
+        assert r.status_code == 413 and "3000 bytes for the file and 65536 for the form" in r.json()["detail"]

@@ -100,6 +100,14 @@ class PreconditionFailedError(StreamGpenError):
 
 #: parts a multipart upload may have besides its file (form fields a client adds: a name, a token)
 _MAX_PARTS = 9
+#: what a multipart body may hold besides its file, over the route's limit (which is the file's: a
+#: photo just under --max-upload-mb sent with ``curl -F file=@`` was refused 413 for the form's own
+#: boundaries and headers, some 200 bytes): its part headers and those few fields
+_FORM_HEADROOM = 64 * 1024
+
+
+def _is_form(headers: Mapping[bytes, bytes]) -> bool:
+    return headers.get(b"content-type", b"").split(b";")[0].strip().lower() == b"multipart/form-data"
 
 
 #: ``stream-gpen enhance`` options no server route takes: a form field so named was read past, and
@@ -135,12 +143,13 @@ def _option_like(name: str, options: tuple[str, ...]) -> str | None:
     return None
 
 
-async def _multipart_file(request, sink, options: tuple[str, ...] = ()) -> None:
+async def _multipart_file(request, sink, options: tuple[str, ...] = (), limit: int | None = None) -> None:
     """Write the part named ``file`` of a ``multipart/form-data`` request into ``sink`` as it
     arrives. (Starlette's ``request.form()`` first spools each file into the system's temporary
     folder, outside the server's ``--work-dir``: a big video upload filled a small ``/tmp`` and was
     then copied once more.) Other parts are read past; a second ``file`` part, or one named as
-    an ``options`` query parameter, is an error."""
+    an ``options`` query parameter, is an error; a file of more than ``limit`` bytes is refused
+    (the body limit allows :data:`_FORM_HEADROOM` more for the form around it)."""
     from python_multipart.exceptions import FormParserError
     from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -148,7 +157,7 @@ async def _multipart_file(request, sink, options: tuple[str, ...] = ()) -> None:
     boundary = params.get(b"boundary")
     if not boundary:
         raise InvalidInputError("multipart body without a boundary in its Content-Type")
-    st = {"field": b"", "value": b"", "headers": {}, "into": None, "found": 0, "parts": 0, "ended": False}
+    st = {"field": b"", "value": b"", "headers": {}, "into": None, "found": 0, "parts": 0, "ended": False, "size": 0}
 
     def part_begin():
         st["headers"], st["into"] = {}, None
@@ -183,6 +192,9 @@ async def _multipart_file(request, sink, options: tuple[str, ...] = ()) -> None:
 
     def part_data(data, start, end):
         if st["into"] is not None:
+            st["size"] += end - start
+            if limit is not None and st["size"] > limit:
+                raise PayloadTooLargeError(f"the form's file is over the limit of {limit} bytes")
             st["into"].write(data[start:end])
 
     parser = MultipartParser(boundary, {
@@ -251,6 +263,11 @@ def _enhancer_of(obj):
     return obj
 
 
+def _limit_for(config: ServerConfig, path: str) -> int:
+    """The largest upload (a raw body, or a form's file) the route at ``path`` takes, in bytes."""
+    return config.max_video_bytes if path.rstrip("/") == VIDEO_ROUTE else config.max_upload_bytes
+
+
 class _BodyLimit:
     """ASGI middleware: refuse bodies over the route's limit, early (Content-Length) or while read.
 
@@ -267,7 +284,7 @@ class _BodyLimit:
         self._disconnect = ClientDisconnect
 
     def limit_for(self, path: str) -> int:
-        return self.config.max_video_bytes if path.rstrip("/") == VIDEO_ROUTE else self.config.max_upload_bytes
+        return _limit_for(self.config, path)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -282,14 +299,19 @@ class _BodyLimit:
 
         limit = self.limit_for(_route_path(scope))
         headers = dict(scope.get("headers") or [])
+        form = _is_form(headers)
+        if form:  # (the file itself is held to the limit as the form is parsed: _multipart_file)
+            limit += _FORM_HEADROOM
         try:
             declared = int(headers.get(b"content-length", b"-1"))
         except ValueError:
             declared = -1
         try:
+            allowed = (f"{limit - _FORM_HEADROOM} bytes for the file and {_FORM_HEADROOM} for the form around it"
+                       if form else f"{limit} bytes")
             if declared > limit:  # (refused before routing: the route label comes from the path)
                 self.metrics.refuse("too_large")
-                await _plain_error(send_wrapper, 413, f"request body of {declared} bytes is over the limit of {limit}",
+                await _plain_error(send_wrapper, 413, f"request body of {declared} bytes is over the limit of {allowed}",
                                    error=PayloadTooLargeError.__name__)
                 return
             seen = 0
@@ -307,7 +329,7 @@ class _BodyLimit:
                 if message["type"] == "http.request":
                     seen += len(message.get("body", b""))
                     if seen > limit:
-                        raise PayloadTooLargeError(f"request body is over the limit of {limit} bytes")
+                        raise PayloadTooLargeError(f"request body is over the limit of {allowed}")
                     body_done = not message.get("more_body", False)
                 return message
 
@@ -772,11 +794,12 @@ def create_app(
         ``allowed``: the content types taken, as prefixes; ``also``: exact types taken too."""
         if body_type(request, allowed, also) == "multipart/form-data":
             options = tuple(_options_of(request.scope.get("endpoint")))
+            limit = _limit_for(config, _route_path(request.scope))
             if sink is not None:
-                await _multipart_file(request, sink, options)
+                await _multipart_file(request, sink, options, limit)
                 return None
             buf = io.BytesIO()
-            await _multipart_file(request, buf, options)
+            await _multipart_file(request, buf, options, limit)
             return buf.getvalue()
         if sink is None:
             return await request.body()

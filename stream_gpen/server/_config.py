@@ -20,8 +20,10 @@ class ServerConfig:
       ``None`` leaves the API open: fine on 127.0.0.1, not on a shared network.
     * ``max_upload_bytes``: largest image request body (and JPEG live frame; a raw RGBA one may be
       as large as a 4K frame, see :func:`live_message_limit`). Bigger allows larger photos but lets
-      one client hold more memory.
-    * ``max_video_bytes``: largest video upload; it is streamed to disk, so this bounds disk use.
+      one client hold more memory. Of a multipart form, the limit is its file's, the body may be
+      64 KiB larger (the form's boundaries, headers and fields).
+    * ``max_video_bytes``: largest video upload (of a form, its file's, as above); it is streamed
+      to disk, so this bounds disk use.
     * ``max_pixels``: images (and live frames) above this many pixels are refused *before*
       decoding, so a small file that decompresses to gigabytes (a "decompression bomb") costs nothing;
       video jobs whose frames are larger fail at open (one frame decoded) with the same limit.

@@ -98,8 +98,8 @@ def add_serve(subparsers, parents=()) -> None:
     s.add_argument("--api-key", default=None,
                    help=f"require this key on /v1 and /metrics (default: ${API_KEY_ENV}, else none)")
     s.add_argument("--max-upload-mb", type=_positive_float, default=25.0,
-                   help="largest image body and JPEG live frame (default 25; a raw RGBA live frame may be as large "
-                        "as a 4K one, 33 MB, whatever this is)")
+                   help="largest image body and JPEG live frame (default 25; of a multipart form, its file; a raw "
+                        "RGBA live frame may be as large as a 4K one, 33 MB, whatever this is)")
     s.add_argument("--max-video-mb", type=_positive_float, default=2048.0, help="largest video upload (default 2048)")
     s.add_argument("--max-pixels", type=_pixels, default=40_000_000,
                    help="refuse larger images before decoding them (default 40e6)")
