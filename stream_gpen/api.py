@@ -1064,6 +1064,10 @@ class Enhancer:
 
             check_not_special(dst)  # (a named pipe is said as one: overwrite=True would not write it)
             _refuse_existing(src_s, dst)
+        if not is_folder and dst != "null" and "://" not in str(dst):
+            from stream_gpen.io._sink import check_segments
+
+            check_segments(dst, src_s, overwrite)  # (an .m3u8/.mpd's: before any work, as the sink does)
         if is_image_url(src_s):
             return self._enhance_image_url(src_s, dst, opts)
         if is_folder:

@@ -676,6 +676,11 @@ def _enhance_command(args: argparse.Namespace, checked: list[str]) -> int:
                                     hint="choose another -o to keep the original; --overwrite replaces it with "
                                     "the restored copy")
         raise OutputExistsError(f"output exists: {dst}", hint="pass --overwrite or choose another -o")
+    if not null and not (args.skip_existing and Path(dst).is_file()):
+        from stream_gpen.io._sink import check_segments
+
+        # an .m3u8/.mpd's segments, written beside it in place (an input among them even with --overwrite)
+        check_segments(dst, src, args.overwrite, hint="pass --overwrite or choose another -o")
     _check_report(args.report, [src] if null else [src, dst], overwrite=args.overwrite)
     checked.append(dst)
     if "://" not in src and Path(src).is_dir() and not null and not Path(dst).is_dir():
@@ -1539,6 +1544,10 @@ def _camera_command(args: argparse.Namespace) -> int:
     if args.output and "://" not in args.output and Path(args.output).is_file() and not args.overwrite:
         # before the model loads (or is downloaded), as enhance says it
         raise OutputExistsError(f"output exists: {args.output}", hint="pass --overwrite or choose another -o")
+    if args.output and "://" not in args.output:
+        from stream_gpen.io._sink import check_segments
+
+        check_segments(args.output, source, args.overwrite, hint="pass --overwrite or choose another -o")
     if ("://" not in source and not source.startswith(("lavfi:", "/dev/", "video=")) and not source.isdigit()
             and not Path(source).exists()):
         # (before the model loads, in enhance's words: "example.com/live.m3u8" was a file not found, after it)

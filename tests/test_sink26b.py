@@ -94,7 +94,7 @@ def test_a_relative_output_survives_a_chdir_mid_run(tmp_path, monkeypatch):
 def test_an_hls_playlist_lists_every_segment_under_the_outputs_name(tmp_path, live):
     """Was: FFmpeg's HLS muxer kept the last 5 segments in the playlist (a 40 s video's played its
     last 9 s: 1000 frames written, the playlist gave 5 segments), and named the segments after the
-    hidden temporary file (.o.<tag>.tmp0.ts ...)."""
+    hidden temporary file (.o.<tag>.tmp0.ts ...); they are o_0.ts, o_1.ts ... (segments31)."""
     src = _clip(tmp_path / "in.mp4", 400)
     out = tmp_path / "x" / "o.m3u8"
     out.parent.mkdir()
@@ -108,7 +108,7 @@ def test_an_hls_playlist_lists_every_segment_under_the_outputs_name(tmp_path, li
     segments = sorted(p.name for p in out.parent.iterdir() if p.suffix == ".ts")
     listed = [line for line in out.read_text().splitlines() if line.endswith(".ts")]
     assert len(segments) > (5 if live else 1) and sorted(listed) == segments, (segments, listed)
-    assert all(name.startswith("o") and name[1:-3].isdigit() for name in segments), segments
+    assert all(name.startswith("o_") and name[2:-3].isdigit() for name in segments), segments
     assert ("#EXT-X-PLAYLIST-TYPE:EVENT" if live else "#EXT-X-PLAYLIST-TYPE:VOD") in out.read_text()
     with av.open(str(out)) as c:
         assert sum(1 for _ in c.decode(video=0)) == 400

@@ -1453,6 +1453,63 @@ def _family(target, fmt: str | None) -> tuple[str | None, str]:
     return _FAMILY_OF_EXT.get(ext), ext
 
 
+def _segment_stem(dst: Path) -> str:
+    """``dst``'s stem as the HLS muxer's segment names take it (a '%' would be read as part of its
+    pattern)."""
+    return dst.stem.replace("%", "_")
+
+
+def segment_names(dst) -> dict[str, str]:
+    """The muxer options that name the segments an .m3u8 (HLS) output ``dst`` writes beside it,
+    after its own name: ``NAME_0.ts``, ``NAME_1.ts`` ... (the '_' keeps two outputs' apart:
+    ``clip.m3u8``'s eleventh segment was ``clip10.ts``, ``clip1.m3u8``'s first too). ``{}`` for
+    other names."""
+    dst = Path(dst)
+    stem, ext = _segment_stem(dst), dst.suffix.lower()
+    if ext == ".m3u8":
+        return {"hls_segment_filename": str(dst.with_name(f"{stem}_%d.ts"))}
+    return {}
+
+
+def segments_there(dst) -> list[Path]:
+    """The files beside ``dst`` (an .m3u8 output) that its segments would be written over
+    (see :func:`segment_names`; any segment number), sorted; ``[]`` for other outputs."""
+    dst = Path(dst)
+    stem, ext = re.escape(_segment_stem(dst)), dst.suffix.lower()
+    if ext == ".m3u8":
+        pattern = re.compile(stem + r"_\d+\.ts")
+    else:
+        return []
+    try:
+        return sorted(q for q in dst.parent.iterdir() if pattern.fullmatch(q.name))
+    except OSError:  # (no such folder yet: nothing there)
+        return []
+
+
+def check_segments(dst, src, overwrite: bool, *, hint: str = "pass overwrite=True or choose another dst") -> None:
+    """Refuse (:class:`OutputExistsError`) an .m3u8 output ``dst`` whose segments would be
+    written over existing files (without ``overwrite``) or over the input ``src`` (even with it:
+    the muxer writes them in place, not through a temporary file, while the input is read). They
+    were replaced silently: ``-o hls/clip.m3u8`` of ``hls/clip0.ts`` wrote its first segment
+    over its own input."""
+    there = segments_there(dst)
+    if not there:
+        return
+    src = str(src) if src is not None else ""
+    if src and "://" not in src and not src.startswith("lavfi:"):
+        for q in there:
+            try:
+                same = os.path.samefile(src, q)
+            except OSError:
+                same = False
+            if same:  # (raised outside the try: OutputExistsError is an OSError too)
+                raise OutputExistsError(f"the output {dst} would write its segment {q.name} over the input itself",
+                                        hint="choose another output name (its segments are named after it)")
+    if not overwrite:
+        more = f" (and {len(there) - 1} more)" if len(there) > 1 else ""
+        raise OutputExistsError(f"output exists: {there[0]}{more}, a segment name of {Path(dst).name}", hint=hint)
+
+
 def check_output_encoding(target, codec: str, audio: str = "copy", *, fmt: str | None = None) -> None:
     """Refuse, before anything is encoded, a video ``codec`` or ``audio`` mode the output's
     container cannot hold, or a container that holds none of the sink's video (``.y4m``, ``.dv``,
@@ -2152,6 +2209,7 @@ class FileSink(_Sink):
                 raise InvalidInputError(f"output {t} has no extension; name the container, e.g. {t.name}.mp4")
             if t.exists() and not overwrite:
                 raise OutputExistsError(f"output exists: {t}", hint="pass overwrite=True or choose another dst")
+            check_segments(self._dst, getattr(source, "spec", None), overwrite)
             check_output_folder(t)
             self._fmt = None
             self._remove_stale_temps(t)
@@ -2181,10 +2239,10 @@ class FileSink(_Sink):
             # FFmpeg's HLS muxer lists only the last 5 segments by default (a 40 s video's playlist
             # played its last 9 s, the rest unlisted beside it) and names them after the file it
             # writes, here the hidden temporary name (.o.<tag>.tmp0.ts ...): every segment listed,
-            # named after the output (o0.ts, o1.ts ...; a '%' in the name would be read as a pattern)
-            stem = self._dst.stem.replace("%", "_")
-            self._out.options.update({"hls_list_size": "0", "hls_playlist_type": "event" if self.live else "vod",
-                                      "hls_segment_filename": str(self._dst.with_name(f"{stem}%d.ts"))})
+            # named after the output (o_0.ts, o_1.ts ...: segment_names)
+            self._out.options.update({"hls_list_size": "0", "hls_playlist_type": "event" if self.live else "vod"})
+        if self._own_files:
+            self._out.options.update(segment_names(self._dst))
         bad = None
         try:
             check_output_encoding(self.target, codec, audio, fmt=fmt_name)

@@ -1,0 +1,79 @@
+"""HLS (.m3u8) and DASH (.mpd) outputs, whose muxers write segments beside the playlist/manifest
+(segments31): segment names that clashed (with another output's, with the input itself), codecs
+their segments cannot hold, and tags/marks dropped without a word."""
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+
+from stream_gpen.cli import main
+from stream_gpen.errors import OutputExistsError
+from stream_gpen.io import open_source
+from stream_gpen.io._sink import FileSink
+from tests._clips import copy_through, write_video
+
+W, H = 64, 48
+
+
+def _clip(path, n=10):
+    return write_video(path, [np.full((H, W, 3), 9 * i, np.uint8) for i in range(n)],
+                       options={"preset": "ultrafast", "bf": "0"})
+
+
+def test_an_hls_output_does_not_write_a_segment_over_its_input(tmp_path, cli_env, capsys):
+    """Was: exit 0, ``hls/clip0.ts`` (the input) replaced by the output's first segment. The
+    segments are ``clip_0.ts`` ... now; a file of that name is refused, the input even with
+    --overwrite (the muxer writes segments in place while the input is read)."""
+    src = _clip(tmp_path / "clip0.ts")
+    before = src.read_bytes()
+    out = tmp_path / "clip.m3u8"
+    assert main(["enhance", str(src), "-o", str(out), *cli_env]) == 0, capsys.readouterr().err
+    assert src.read_bytes() == before and (tmp_path / "clip_0.ts").is_file()
+    src = _clip(tmp_path / "clip_0.ts")
+    before = src.read_bytes()
+    assert main(["enhance", str(src), "-o", str(out), "--overwrite", *cli_env]) == 2
+    assert "would write its segment clip_0.ts over the input itself" in capsys.readouterr().err
+    assert src.read_bytes() == before
+
+
+def test_an_hls_output_refuses_existing_segment_names_without_overwrite(tmp_path):
+    src = _clip(tmp_path / "in.mp4")
+    other = tmp_path / "clip_0.ts"
+    other.write_bytes(b"keep")
+    with pytest.raises(OutputExistsError, match=r"output exists: .*clip_0\.ts, a segment name of clip\.m3u8"):
+        copy_through(src, tmp_path / "clip.m3u8")
+    assert other.read_bytes() == b"keep" and not (tmp_path / "clip.m3u8").exists()
+    copy_through(src, tmp_path / "clip.m3u8", overwrite=True)  # (asked for: replaced)
+    assert other.read_bytes() != b"keep"
+
+
+def test_two_playlists_in_one_folder_keep_their_segments_apart(tmp_path):
+    """Was: ``a.m3u8``'s eleventh segment and ``a1.m3u8``'s first were both ``a10.ts``: the second
+    output wrote over the first's, silently."""
+    for stem, grey in (("a", 40), ("a1", 200)):
+        src = write_video(tmp_path / f"{stem}.mkv", [np.full((H, W, 3), grey, np.uint8)] * 240, rate=10,
+                          options={"preset": "ultrafast", "bf": "0"})
+        with open_source(src) as s:  # (live: a keyframe, so a segment, every 2 s: 12 of them)
+            sink = FileSink(tmp_path / f"{stem}.m3u8", source=s, preset="ultrafast", live=True)
+            for f in s:
+                sink.write(f)
+            sink.close()
+    assert (tmp_path / "a_10.ts").is_file() and (tmp_path / "a1_0.ts").is_file()
+    with av.open(str(tmp_path / "a.m3u8")) as c:
+        means = [float(f.to_ndarray(format="gray").mean()) for f in c.decode(video=0)]
+    assert len(means) == 240 and max(abs(m - 40) for m in means) < 8, means
+
+
+def test_the_sink_refuses_a_segment_over_its_input_for_api_callers(tmp_path):
+    src = _clip(tmp_path / "o_0.ts")
+    with open_source(src) as s, pytest.raises(OutputExistsError, match="over the input itself"):
+        FileSink(tmp_path / "o.m3u8", source=s, overwrite=True)
+
+
+def test_camera_refuses_existing_segment_names_before_the_model(tmp_path, cli_env, capsys):
+    (tmp_path / "rec_0.ts").write_bytes(b"keep")
+    assert main(["camera", "lavfi:testsrc=size=64x48:rate=5", "-o", str(tmp_path / "rec.m3u8"), "--frames", "2",
+                 *cli_env]) == 2
+    assert "rec_0.ts, a segment name of rec.m3u8" in capsys.readouterr().err
+    assert (tmp_path / "rec_0.ts").read_bytes() == b"keep"
