@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from stream_gpen.cli import main
-from stream_gpen.errors import OutputExistsError
+from stream_gpen.errors import InvalidInputError, OutputExistsError
 from stream_gpen.io import open_source
-from stream_gpen.io._sink import FileSink
+from stream_gpen.io._sink import FileSink, check_output_encoding
 from tests._clips import copy_through, write_video
 
 W, H = 64, 48
@@ -63,6 +63,15 @@ def test_two_playlists_in_one_folder_keep_their_segments_apart(tmp_path):
     with av.open(str(tmp_path / "a.m3u8")) as c:
         means = [float(f.to_ndarray(format="gray").mean()) for f in c.decode(video=0)]
     assert len(means) == 240 and max(abs(m - 40) for m in means) < 8, means
+
+
+@pytest.mark.parametrize("codec", ["vp9", "av1", "prores"])
+def test_hls_refuses_codecs_its_transport_stream_segments_cannot_hold(tmp_path, codec):
+    """Was: segments with no video (an unnamed data stream), exit 0; .ts refused them up front."""
+    with pytest.raises(InvalidInputError, match=rf"codec='{codec}' .*cannot go into \.m3u8"):
+        check_output_encoding(tmp_path / "x.m3u8", codec)
+    with pytest.raises(InvalidInputError, match=rf"codec='{codec}' .*cannot go into \.m3u8"):
+        check_output_encoding(tmp_path / "x.m3u8", codec, fmt="hls")
 
 
 def test_the_sink_refuses_a_segment_over_its_input_for_api_callers(tmp_path):

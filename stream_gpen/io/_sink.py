@@ -1424,12 +1424,14 @@ _VIDEO_IN = {
     "avi": ("h264", "av1", "vp9"),
     "flv": ("h264", "hevc", "av1", "vp9"),
 }
+# (an HLS playlist's segments are MPEG-TS: judged as .ts, an .m3u8 took VP9/AV1/ProRes as
+# segments with no readable video)
 _FAMILY_OF_MUXER = {"mp4": "mp4", "ipod": "m4v", "3gp": "m4v", "3g2": "m4v", "psp": "m4v", "ismv": "ismv",
                     "f4v": "m4v", "mov": "mov", "webm": "webm", "mpegts": "mpegts", "rtp_mpegts": "mpegts",
-                    "avi": "avi", "flv": "flv"}
+                    "avi": "avi", "flv": "flv", "hls": "mpegts"}
 _FAMILY_OF_EXT = {".mp4": "mp4", ".m4v": "m4v", ".3gp": "m4v", ".3g2": "m4v", ".f4v": "m4v", ".ismv": "ismv",
                   ".mov": "mov", ".qt": "mov", ".webm": "webm", ".ts": "mpegts", ".mts": "mpegts",
-                  ".m2ts": "mpegts", ".m2t": "mpegts", ".avi": "avi", ".flv": "flv"}
+                  ".m2ts": "mpegts", ".m2t": "mpegts", ".avi": "avi", ".flv": "flv", ".m3u8": "mpegts"}
 #: how a family is named in messages, where its muxer's name says little
 _FAMILY_SHOWN = {"m4v": "the .m4v/.3gp/.3g2/.f4v family"}
 _WAY_OUT = {
