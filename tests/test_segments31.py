@@ -74,6 +74,37 @@ def test_hls_refuses_codecs_its_transport_stream_segments_cannot_hold(tmp_path, 
         check_output_encoding(tmp_path / "x.m3u8", codec, fmt="hls")
 
 
+def test_dash_outputs_in_one_folder_keep_their_segments_apart(tmp_path):
+    """Was: every manifest's segments were init-stream0.m4s, chunk-stream0-00001.m4s: a second
+    .mpd in the folder wrote over the first's, silently; now they are named after the manifest,
+    and those of an earlier run are an existing output."""
+    src = _clip(tmp_path / "in.mp4")
+    copy_through(src, tmp_path / "first.mpd")
+    copy_through(src, tmp_path / "second.mpd")
+    names = sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".m4s")
+    assert names and all(n.startswith(("first_init_", "first_chunk_", "second_init_", "second_chunk_"))
+                         for n in names), names
+    for stem in ("first", "second"):  # (this FFmpeg reads no .mpd: its init segment and chunks, joined)
+        parts = sorted(tmp_path.glob(f"{stem}_init_*.m4s")) + sorted(tmp_path.glob(f"{stem}_chunk_*.m4s"))
+        joined = tmp_path / f"{stem}.mp4"
+        joined.write_bytes(b"".join(p.read_bytes() for p in parts))
+        with av.open(str(joined)) as c:
+            assert sum(1 for _ in c.decode(video=0)) == 10
+    (tmp_path / "first.mpd").unlink()
+    with pytest.raises(OutputExistsError, match=r"first_chunk_0_00001\.m4s.*a segment name of first\.mpd"):
+        copy_through(src, tmp_path / "first.mpd")
+
+
+def test_dash_refuses_prores_before_writing_anything(tmp_path):
+    """Was: accepted up front, then exit 4 at the first frame, an init segment left behind."""
+    with pytest.raises(InvalidInputError, match=r"codec='prores' .*cannot go into \.mpd"):
+        check_output_encoding(tmp_path / "x.mpd", "prores")
+    src = _clip(tmp_path / "in.mp4")
+    with pytest.raises(InvalidInputError, match=r"codec='prores'"):
+        copy_through(src, tmp_path / "x.mpd", codec="prores")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
 def test_the_sink_refuses_a_segment_over_its_input_for_api_callers(tmp_path):
     src = _clip(tmp_path / "o_0.ts")
     with open_source(src) as s, pytest.raises(OutputExistsError, match="over the input itself"):

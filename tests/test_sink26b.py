@@ -44,7 +44,7 @@ def test_hls_and_dash_outputs_are_written_whole(tmp_path, cli_env, monkeypatch, 
     assert [p for p in out.parent.iterdir() if p.suffix == segment]
     if segment == ".m4s":  # (this FFmpeg reads no .mpd: its init segment and chunks, joined)
         joined = tmp_path / "joined.mp4"
-        parts = sorted(out.parent.glob("init-*.m4s")) + sorted(out.parent.glob("chunk-*.m4s"))
+        parts = sorted(out.parent.glob("o_init_*.m4s")) + sorted(out.parent.glob("o_chunk_*.m4s"))
         joined.write_bytes(b"".join(p.read_bytes() for p in parts))
         out = joined
     with av.open(str(out)) as c:

@@ -1424,14 +1424,16 @@ _VIDEO_IN = {
     "avi": ("h264", "av1", "vp9"),
     "flv": ("h264", "hevc", "av1", "vp9"),
 }
-# (an HLS playlist's segments are MPEG-TS: judged as .ts, an .m3u8 took VP9/AV1/ProRes as
-# segments with no readable video)
+# (an HLS playlist's segments are MPEG-TS, a DASH manifest's fragmented MP4: judged as those, an
+# .m3u8 took VP9/AV1/ProRes as segments with no readable video, and an .mpd took ProRes up to the
+# mp4 muxer's refusal at the first frame, an init segment left behind)
 _FAMILY_OF_MUXER = {"mp4": "mp4", "ipod": "m4v", "3gp": "m4v", "3g2": "m4v", "psp": "m4v", "ismv": "ismv",
                     "f4v": "m4v", "mov": "mov", "webm": "webm", "mpegts": "mpegts", "rtp_mpegts": "mpegts",
-                    "avi": "avi", "flv": "flv", "hls": "mpegts"}
+                    "avi": "avi", "flv": "flv", "hls": "mpegts", "dash": "mp4"}
 _FAMILY_OF_EXT = {".mp4": "mp4", ".m4v": "m4v", ".3gp": "m4v", ".3g2": "m4v", ".f4v": "m4v", ".ismv": "ismv",
                   ".mov": "mov", ".qt": "mov", ".webm": "webm", ".ts": "mpegts", ".mts": "mpegts",
-                  ".m2ts": "mpegts", ".m2t": "mpegts", ".avi": "avi", ".flv": "flv", ".m3u8": "mpegts"}
+                  ".m2ts": "mpegts", ".m2t": "mpegts", ".avi": "avi", ".flv": "flv", ".m3u8": "mpegts",
+                  ".mpd": "mp4"}
 #: how a family is named in messages, where its muxer's name says little
 _FAMILY_SHOWN = {"m4v": "the .m4v/.3gp/.3g2/.f4v family"}
 _WAY_OUT = {
@@ -1456,30 +1458,36 @@ def _family(target, fmt: str | None) -> tuple[str | None, str]:
 
 
 def _segment_stem(dst: Path) -> str:
-    """``dst``'s stem as the HLS muxer's segment names take it (a '%' would be read as part of its
-    pattern)."""
-    return dst.stem.replace("%", "_")
+    """``dst``'s stem as the HLS/DASH muxers' segment names take it (a '%' or '$' would be read as
+    part of their patterns)."""
+    return dst.stem.replace("%", "_").replace("$", "_")
 
 
 def segment_names(dst) -> dict[str, str]:
-    """The muxer options that name the segments an .m3u8 (HLS) output ``dst`` writes beside it,
-    after its own name: ``NAME_0.ts``, ``NAME_1.ts`` ... (the '_' keeps two outputs' apart:
-    ``clip.m3u8``'s eleventh segment was ``clip10.ts``, ``clip1.m3u8``'s first too). ``{}`` for
-    other names."""
+    """The muxer options that name the segments an .m3u8 (HLS) or .mpd (DASH) output ``dst``
+    writes beside it, after its own name: ``NAME_0.ts``, ``NAME_1.ts`` ...; ``NAME_init_0.m4s``,
+    ``NAME_chunk_0_00001.m4s`` ... (the '_' keeps two outputs' apart: ``clip.m3u8``'s eleventh
+    segment was ``clip10.ts``, ``clip1.m3u8``'s first too, and DASH's fixed ``init-stream0.m4s``
+    was every manifest's in a folder). ``{}`` for other names."""
     dst = Path(dst)
     stem, ext = _segment_stem(dst), dst.suffix.lower()
     if ext == ".m3u8":
         return {"hls_segment_filename": str(dst.with_name(f"{stem}_%d.ts"))}
+    if ext == ".mpd":  # (relative names: the muxer writes them beside the manifest)
+        return {"init_seg_name": f"{stem}_init_$RepresentationID$.$ext$",
+                "media_seg_name": f"{stem}_chunk_$RepresentationID$_$Number%05d$.$ext$"}
     return {}
 
 
 def segments_there(dst) -> list[Path]:
-    """The files beside ``dst`` (an .m3u8 output) that its segments would be written over
+    """The files beside ``dst`` (an .m3u8/.mpd output) that its segments would be written over
     (see :func:`segment_names`; any segment number), sorted; ``[]`` for other outputs."""
     dst = Path(dst)
     stem, ext = re.escape(_segment_stem(dst)), dst.suffix.lower()
     if ext == ".m3u8":
         pattern = re.compile(stem + r"_\d+\.ts")
+    elif ext == ".mpd":
+        pattern = re.compile(stem + r"_(init_\d+|chunk_\d+_\d+)\.(m4s|mp4|webm)")
     else:
         return []
     try:
@@ -1489,7 +1497,7 @@ def segments_there(dst) -> list[Path]:
 
 
 def check_segments(dst, src, overwrite: bool, *, hint: str = "pass overwrite=True or choose another dst") -> None:
-    """Refuse (:class:`OutputExistsError`) an .m3u8 output ``dst`` whose segments would be
+    """Refuse (:class:`OutputExistsError`) an .m3u8/.mpd output ``dst`` whose segments would be
     written over existing files (without ``overwrite``) or over the input ``src`` (even with it:
     the muxer writes them in place, not through a temporary file, while the input is read). They
     were replaced silently: ``-o hls/clip.m3u8`` of ``hls/clip0.ts`` wrote its first segment
