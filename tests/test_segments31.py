@@ -3,6 +3,8 @@
 their segments cannot hold, and tags/marks dropped without a word."""
 from __future__ import annotations
 
+import logging
+
 import av
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from stream_gpen.cli import main
 from stream_gpen.errors import InvalidInputError, OutputExistsError
 from stream_gpen.io import open_source
 from stream_gpen.io._sink import FileSink, check_output_encoding
-from tests._clips import copy_through, write_video
+from tests._clips import copy_through, write_audio, write_video
 
 W, H = 64, 48
 
@@ -103,6 +105,35 @@ def test_dash_refuses_prores_before_writing_anything(tmp_path):
     with pytest.raises(InvalidInputError, match=r"codec='prores'"):
         copy_through(src, tmp_path / "x.mpd", codec="prores")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_hls_says_which_tags_and_marks_it_drops(tmp_path, caplog):
+    """Was: a track's title, the container's tags and the hearing-impaired/commentary marks gone
+    from .m3u8 with no word (its segments are MPEG-TS, and FFmpeg's HLS muxer passes no marks);
+    .ts said so."""
+    src = tmp_path / "in.mkv"
+    with av.open(str(src), "w") as c:
+        c.metadata["title"] = "Holiday"
+        v = c.add_stream("libx264", rate=10)
+        v.width, v.height, v.pix_fmt = W, H, "yuv420p"
+        v.codec_context.options = {"preset": "ultrafast", "bf": "0"}
+        a = c.add_stream("aac", rate=48000)
+        a.metadata["title"] = "Commentary"
+        a.disposition = av.stream.Disposition.hearing_impaired | av.stream.Disposition.comment
+        for i in range(10):
+            f = av.VideoFrame.from_ndarray(np.full((H, W, 3), 9 * i, np.uint8), "rgb24")
+            f.pts = i
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+        write_audio(c, a, 1.0)
+    with caplog.at_level(logging.WARNING):
+        sink = copy_through(src, tmp_path / "o.m3u8")
+    said = " ".join([*sink.dropped, *sink.fallbacks])
+    assert "container tags dropped: the hls container cannot hold title" in said, said
+    assert "its title 'Commentary' and its hearing impaired, commentary marks dropped" in said, said
+    assert "container tags dropped" in caplog.text and "marks dropped" in caplog.text
 
 
 def test_the_sink_refuses_a_segment_over_its_input_for_api_callers(tmp_path):

@@ -83,7 +83,7 @@ def copy_container_tags(inp, out, window: tuple[float, float | None] | None = No
         flags = out.options.get("movflags", "")
         out.options["movflags"] = (flags + "+use_metadata_tags") if flags else "use_metadata_tags"
     advice = "write .mkv, .mp4 or .mov to keep them"
-    if "mpegts" in fmts:  # a transport stream names a service/provider, nothing else
+    if fmts & {"mpegts", "hls"}:  # a transport stream (an HLS playlist's segments too) names a service/provider only
         cannot = sorted(tags)
     elif "avi" in fmts:  # RIFF INFO chunks (FFmpeg's ff_riff_info_conv) hold a fixed set of keys
         cannot = sorted(k for k in tags if _base(k) not in _AVI_INFO)
@@ -244,6 +244,7 @@ _KEPT_MARKS = {
     "mp4": {"forced", "hearing_impaired", "visual_impaired", "comment", "dub", "captions", "descriptions"},
     "mov": set(), "ipod": set(), "3gp": set(),
     "mpegts": {"hearing_impaired", "visual_impaired"},
+    "hls": set(),  # (its muxer gives its MPEG-TS segments no marks: a flag kept in .ts is lost in .m3u8)
     "avi": set(), "flv": set(), "ogg": set(),
 }
 
@@ -252,7 +253,7 @@ _KEPT_MARKS = {
 #: chunk holds the title only, FLV has no per-track tags)
 _NO_LANGUAGE = {"avi", "flv"}
 #: formats whose muxers write no per-stream title (an audio track's "Commentary", "Surround")
-_NO_TITLE = {"mpegts", "flv"}
+_NO_TITLE = {"mpegts", "hls", "flv"}
 
 
 def marks_lost(container, index: int, disposition: int, *, language: str | None = None,
