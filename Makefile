@@ -28,7 +28,9 @@ test: $(STAMP)
 # The quick CPU forms of the benchmarks (docs/benchmarks.md): ratios measured side by side in one run,
 # indicative only (short clips; the naive comparison is the median of 3 alternated pairs). Minutes
 # on 2 cores (session 26, load 5-7: the naive step alone took 6 min); bench/runtime.py leaves its bf16
-# variants out on CPUs without bf16 instructions (--bf16 runs them).
+# variants out on CPUs without bf16 instructions (--bf16 runs them). e2e.py and naive.py need the test
+# clips of ../shared (or $STREAM_GPEN_SHARED; without them: one line, exit 2) and the MobileNet
+# detector, from there or the weights cache (`stream-gpen weights download retinaface-mobilenet0.25`).
 bench-cpu: $(STAMP)
 	$(PY) bench/runtime.py --quick --device cpu
 	$(PY) bench/e2e.py --max-frames 8

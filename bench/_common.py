@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import av
@@ -11,7 +12,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("STREAM_GPEN_SHARED", REPO.parent / "shared"))
 VIDEOS = SHARED / "data" / "videos"
-MOBILENET = SHARED / "weights" / "detection_mobilenet0.25_Final.pth"
+MOBILENET = SHARED / "weights" / "detection_mobilenet0.25_Final.pth"  # (see detector_weights())
 
 CLIPS = {
     "talking_head": "retalking_face2_frontal_talking_head.mp4",
@@ -21,6 +22,47 @@ CLIPS = {
     "stage": "hamilton_stage_lowlight_multiface.mp4",
     "noface": "upscaleavideo_old_movie1_bw_noface.mp4",
 }
+
+
+def _stop(message: str) -> None:
+    """One line on stderr and exit 2 (a setup the benchmark cannot run in, not a bug in it)."""
+    print(f"{Path(sys.argv[0]).name}: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def detector_weights() -> Path:
+    """The RetinaFace MobileNet-0.25 file: SHARED's copy, else the user's weights cache (the copy
+    ``stream-gpen weights path retinaface-mobilenet0.25`` names), else one line and exit 2.
+    A clone without ``../shared`` that has fetched the detector benchmarks with it."""
+    if MOBILENET.is_file():
+        return MOBILENET
+    from stream_gpen.weights import DETECTOR_FILES, find_weights
+
+    wf = DETECTOR_FILES["retinaface-mobilenet0.25"]
+    found = find_weights(wf)
+    if found is None:
+        _stop(f"the detector weights {wf.filename} are neither in {MOBILENET.parent} (set "
+              f"STREAM_GPEN_SHARED) nor in the weights cache: run `stream-gpen weights download {wf.name}`")
+    return found
+
+
+def clip_paths(names, *, synthetic: str | None = None) -> dict[str, Path]:
+    """``{name: path}`` of the benchmark clips asked for, each checked before any work starts: an
+    unknown name or a missing file is one line and exit 2 (the clips are the test assets in
+    ``../shared/data/videos``, not part of the repository). ``synthetic`` is the script's
+    clip-free option, if it has one, named in that line; it maps to no path here."""
+    names = list(names)
+    unknown = [n for n in names if n not in CLIPS and n != synthetic]
+    if unknown:
+        _stop(f"unknown clip {', '.join(unknown)}; known: {', '.join([*CLIPS, *filter(None, [synthetic])])}")
+    paths = {n: VIDEOS / CLIPS[n] for n in names if n != synthetic}
+    missing = [p.name for p in paths.values() if not p.is_file()]
+    if missing:
+        faces = SHARED / "data" / "faces" / "aligned"  # (what the synthetic clip is made of)
+        other = f"; or --clips {synthetic}" if synthetic and any(faces.glob("gpen_ffhq_*.png")) else ""
+        _stop(f"benchmark clip{'s' if len(missing) > 1 else ''} {', '.join(missing)} not found in {VIDEOS}: "
+              f"the clips are test assets, from ../shared beside the checkout or $STREAM_GPEN_SHARED{other}")
+    return paths
 
 
 def trim(src: Path, dst: Path, max_frames: int | None) -> Path:

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CLIPS, MOBILENET, VIDEOS, refuse_missing_cuda, trim  # noqa: E402
+from _common import CLIPS, clip_paths, detector_weights, refuse_missing_cuda, trim  # noqa: E402
 
 
 def one(clip: str, fixed: bool, device: str, max_frames: int) -> dict:
@@ -47,7 +47,7 @@ def one(clip: str, fixed: bool, device: str, max_frames: int) -> dict:
 
     pipeline.FaceStage._planned = spy_planned
     enh = Enhancer(IdentityRestorer(512, device), device=device, download=False, detector="mobilenet0.25",
-                   detector_weights=MOBILENET)
+                   detector_weights=detector_weights())
     enh.detector.fixed_shapes = fixed
     shapes = set()
     forward = enh.detector.net.forward
@@ -58,7 +58,7 @@ def one(clip: str, fixed: bool, device: str, max_frames: int) -> dict:
 
     enh.detector.net.forward = spy_forward
     with tempfile.TemporaryDirectory() as tmp:
-        src = trim(VIDEOS / CLIPS[clip], Path(tmp) / "clip.mp4", max_frames)
+        src = trim(clip_paths([clip])[clip], Path(tmp) / "clip.mp4", max_frames)
         t0 = time.perf_counter()
         s = enh.enhance_file(src, Path(tmp) / "out.mp4", overwrite=True)
         seconds = time.perf_counter() - t0
@@ -76,9 +76,7 @@ def main() -> None:
     args = ap.parse_args()
     refuse_missing_cuda(ap, args.device)
     clips = args.clips.split(",")
-    for c in clips:
-        if c not in CLIPS:
-            ap.error(f"unknown clip {c!r}: one of {', '.join(CLIPS)}")
+    clip_paths(clips), detector_weights()  # (each checked before the first child process)
     if args.one:
         print(json.dumps(one(clips[0], args.one == "fixed", args.device, args.max_frames)))
         return

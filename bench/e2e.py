@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    CLIPS, MOBILENET, VIDEOS, random_gpen, refuse_missing_cuda, synthetic_faces_clip, trim)
+    CLIPS, clip_paths, detector_weights, random_gpen, refuse_missing_cuda, synthetic_faces_clip, trim)
 
 
 def plain(src: Path, dst: Path, preset: str, crf: int) -> tuple[int, float]:
@@ -95,10 +95,11 @@ def main() -> None:
     clips = (args.clips or ("synthetic_1080p,talking_head,crowd_1080p" if cuda else "talking_head,old_tv,synthetic_1080p")).split(",")
     max_frames = args.max_frames if args.max_frames is not None else (60 if args.gpu_quick else None if cuda else 12)
     max_frames = max_frames or None  # (0: the whole clip, as naive.py and tracking.py take it)
+    sources, det = clip_paths(clips, synthetic="synthetic_1080p"), detector_weights()  # (before any work)
     model = IdentityRestorer(size, device) if args.model == "identity" else args.model or random_gpen(size, str(device))
     enh = Enhancer(model, device=str(device), precision=args.precision, batch_size=args.batch_size,
                    download=False, compile=args.compile, detector="mobilenet0.25",
-                   detector_weights=MOBILENET)  # the only detector weights we have offline
+                   detector_weights=det)  # (no download: a run with the network would time it)
     print(f"model {enh.model_name} ({'random weights' if args.model is None else args.model}) on {device}, "
           f"precision {enh.precision}, compile {args.compile}, batch {args.batch_size}, x264 preset {args.preset} crf {args.crf}, "
           f"decode conversion {args.decode_convert}")
@@ -111,7 +112,7 @@ def main() -> None:
             if name == "synthetic_1080p":
                 src = synthetic_faces_clip(tmp / "syn.mp4", frames=max_frames or 120)
             else:
-                src = trim(VIDEOS / CLIPS[name], tmp / f"{name}.mp4", max_frames)
+                src = trim(sources[name], tmp / f"{name}.mp4", max_frames)
             # Warm-up (graph capture, cudnn autotune, detector priors) outside the timing.
             t_warm = time.perf_counter()
             enh.enhance_file(src, tmp / "warm.mp4", overwrite=True, preset=args.preset, crf=args.crf)

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import MOBILENET, SHARED  # noqa: E402
+from _common import SHARED, detector_weights  # noqa: E402
 
 CHILD = r"""
 import json, sys, time
@@ -86,7 +86,7 @@ def main() -> None:
         for m in args.minutes:
             clip = Path(tmp) / f"clip_{m}.mp4"
             make_clip(clip, m, args.fps)
-            r = subprocess.run([sys.executable, "-c", CHILD, str(clip), str(Path(tmp) / "out.mp4"), str(MOBILENET)],
+            r = subprocess.run([sys.executable, "-c", CHILD, str(clip), str(Path(tmp) / "out.mp4"), str(detector_weights())],
                                capture_output=True, text=True, check=True)
             res = json.loads(r.stdout.strip().splitlines()[-1])
             rows.append((m, res))

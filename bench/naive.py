@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CLIPS, MOBILENET, VIDEOS, count_frames, random_gpen, refuse_missing_cuda, trim  # noqa: E402
+from _common import clip_paths, count_frames, detector_weights, random_gpen, refuse_missing_cuda, trim  # noqa: E402
 
 
 def _feather_mask(size: int) -> np.ndarray:
@@ -83,7 +83,7 @@ def naive_enhance(src: Path, dst: Path, gen: torch.nn.Module, size: int, detecto
     return n
 
 
-def _naive_worker(conn, size: int, device: str, form: str, cpu_memory: str) -> None:
+def _naive_worker(conn, size: int, device: str, form: str, cpu_memory: str, det: Path) -> None:
     """Child process: build the naive contender, then run ``(src, dst)`` requests until None."""
     torch.set_grad_enabled(False)
     if cpu_memory == "keep":
@@ -99,7 +99,7 @@ def _naive_worker(conn, size: int, device: str, form: str, cpu_memory: str) -> N
         gpen.ModulatedConv2d.forward = _grouped_forward
     gen = random_gpen(size, device)
     gen.impl = "fused" if form == "fused" else "reference"
-    detector = FaceDetector(backbone="mobilenet0.25", device=device, weights=MOBILENET,
+    detector = FaceDetector(backbone="mobilenet0.25", device=device, weights=det,
                             long_side=10_000, score_threshold=0.8)
     while (request := conn.recv()) is not None:
         try:
@@ -111,11 +111,11 @@ def _naive_worker(conn, size: int, device: str, form: str, cpu_memory: str) -> N
 
 
 class _Naive:
-    def __init__(self, args) -> None:
+    def __init__(self, args, det: Path) -> None:
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(target=_naive_worker, daemon=True,
-                                 args=(child, args.size, args.device, args.naive_form, args.naive_cpu_memory))
+                                 args=(child, args.size, args.device, args.naive_form, args.naive_cpu_memory, det))
         self._proc.start()
 
     def run(self, src: Path, dst: Path) -> tuple[int, float]:
@@ -148,15 +148,17 @@ def main() -> None:
                     help="the naive process's allocator (default: untouched, as in the popular tools)")
     args = ap.parse_args()
     refuse_missing_cuda(ap, args.device)
+    sources = clip_paths(["talking_head", *args.clips.split(",")])  # (talking_head: the warm-up's)
+    det = detector_weights()
     torch.set_grad_enabled(False)
 
     from stream_gpen import Enhancer
 
     import os
 
-    naive = _Naive(args)  # spawned before our runner exists, so it inherits nothing from it
+    naive = _Naive(args, det)  # spawned before our runner exists, so it inherits nothing from it
     gen = random_gpen(args.size, args.device)
-    enh = Enhancer(gen, device=args.device, detector="mobilenet0.25", detector_weights=MOBILENET,
+    enh = Enhancer(gen, device=args.device, detector="mobilenet0.25", detector_weights=det,
                    batch_size=args.batch_size, compile=args.compile, precision=args.precision)
     print(f"GPEN-{args.size} (random weights) on {args.device}, torch threads {torch.get_num_threads()}, "
           f"ours compile={args.compile} batch {args.batch_size} precision {enh.precision} (impl {gen.impl}); "
@@ -167,13 +169,13 @@ def main() -> None:
         tmp = Path(tmp)
         # Warm-up outside the timings: first-call costs (oneDNN primitive caches, compile) are paid
         # once per process by both contenders.
-        warm = trim(VIDEOS / CLIPS["talking_head"], tmp / "warm_in.mp4", 5)
+        warm = trim(sources["talking_head"], tmp / "warm_in.mp4", 5)
         t0 = time.perf_counter()
         enh.enhance_file(warm, tmp / "warm_ours.mp4")
         naive.run(warm, tmp / "warm_naive.mp4")
         print(f"warm-up (both, 5 frames): {time.perf_counter() - t0:.1f} s")
         for name in args.clips.split(","):
-            src = trim(VIDEOS / CLIPS[name], tmp / f"{name}_in.mp4", args.max_frames or None)
+            src = trim(sources[name], tmp / f"{name}_in.mp4", args.max_frames or None)
             # Alternate the contenders --repeats times and compare medians: on a shared CPU one
             # run of each can land in a quiet and a busy spell (single-run ratios were 0.8-5.8x).
             times_ours, times_naive = [], []

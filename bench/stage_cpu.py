@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CLIPS, MOBILENET, VIDEOS, random_gpen, trim  # noqa: E402
+from _common import clip_paths, detector_weights, random_gpen, trim  # noqa: E402
 
 CPU: dict[str, float] = defaultdict(float)
 
@@ -61,6 +61,7 @@ def main() -> None:
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--repeats", type=int, default=2, help="timed runs per clip (after one warm-up run)")
     args = ap.parse_args()
+    sources, det = clip_paths(args.clips.split(",")), detector_weights()
     _patch_timer()
     torch.set_grad_enabled(False)
     from stream_gpen import Enhancer
@@ -71,7 +72,7 @@ def main() -> None:
         model = IdentityRestorer(args.size, "cpu")
     else:
         model = random_gpen(args.size, "cpu")
-    enh = Enhancer(model, device="cpu", detector="mobilenet0.25", detector_weights=MOBILENET,
+    enh = Enhancer(model, device="cpu", detector="mobilenet0.25", detector_weights=det,
                    batch_size=args.batch_size, precision=args.precision)
     runner = enh.restorer
     steps: list[tuple[int, float]] = []
@@ -90,7 +91,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for name in args.clips.split(","):
-            src = trim(VIDEOS / CLIPS[name], tmp / f"{name}.mp4", args.max_frames or None)
+            src = trim(sources[name], tmp / f"{name}.mp4", args.max_frames or None)
             enh.enhance_file(src, tmp / "warm.mp4", preset="veryfast", overwrite=True)
             for rep in range(args.repeats):
                 CPU.clear()

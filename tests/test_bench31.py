@@ -1,0 +1,58 @@
+"""Session 31 (misc): the end-to-end benchmarks (``make bench-cpu``) on a clone without
+``../shared``: they took the detector only from ``$STREAM_GPEN_SHARED/weights`` (ignoring the copy
+in the user's weights cache) and opened missing clips with a traceback from PyAV."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench(script: str, args: list[str], shared: Path, home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "STREAM_GPEN_SHARED": str(shared), "STREAM_GPEN_HOME": str(home),
+           "STREAM_GPEN_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.run([sys.executable, f"bench/{script}", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_e2e_takes_the_detector_from_the_weights_cache(tmp_path, shared, mobilenet_weights):
+    """The clips where the benchmark finds them, the detector only where `stream-gpen weights
+    path retinaface-mobilenet0.25` finds it."""
+    clips_only = tmp_path / "shared"
+    (clips_only / "data").mkdir(parents=True)
+    os.symlink(shared / "data" / "videos", clips_only / "data" / "videos")
+    home = tmp_path / "home"
+    home.mkdir()
+    os.symlink(mobilenet_weights, home / mobilenet_weights.name)
+    r = _bench("e2e.py", ["--model", "identity", "--max-frames", "2", "--clips", "talking_head",
+                          "--device", "cpu"], clips_only, home)
+    assert r.returncode == 0, r.stderr[-2000:]
+    row = next(ln for ln in r.stdout.splitlines() if ln.startswith("talking_head ") and "stages" not in ln)
+    assert row.split()[1] == "2", r.stdout
+
+
+def test_without_the_clips_the_benchmarks_say_so_in_one_line(tmp_path):
+    nothing, home = tmp_path / "no_shared", tmp_path / "home"
+    home.mkdir()
+    for script, args in (("e2e.py", ["--max-frames", "2", "--device", "cpu"]),
+                         ("naive.py", ["--max-frames", "2", "--repeats", "1"])):
+        r = _bench(script, args, nothing, home)
+        assert r.returncode == 2, (script, r.stderr[-2000:])
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in r.stderr, (script, r.stderr[-2000:])
+        assert lines[0].startswith(f"{script}: benchmark clips ") and "retalking_face2" in lines[0]
+        assert "../shared" in lines[0] and "STREAM_GPEN_SHARED" in lines[0], lines[0]
+
+
+def test_without_a_detector_anywhere_the_benchmark_says_where_to_get_it(tmp_path, shared):
+    clips_only = tmp_path / "shared"
+    (clips_only / "data").mkdir(parents=True)
+    os.symlink(shared / "data" / "videos", clips_only / "data" / "videos")
+    home = tmp_path / "home"
+    home.mkdir()
+    r = _bench("naive.py", ["--max-frames", "2", "--repeats", "1"], clips_only, home)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "stream-gpen weights download retinaface-mobilenet0.25" in r.stderr, r.stderr
