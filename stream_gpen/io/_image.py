@@ -436,8 +436,9 @@ def folder_outputs(root: Path, dst: Path, files: list[Path],
     output's extension (``--image-format``, or ``.mp4`` for a container the sink does not write).
     Two inputs that would land on one output (``a.jpg`` and ``a.png`` with ``image_format="jpg"``,
     iPhone exports' ``IMG_1.HEIC`` and ``IMG_1.JPG``; ``clip.gif`` and ``clip.mp4``) must not
-    overwrite each other: the one already in the output's format keeps the name (else the first
-    in sorted order) and the others take their own extension into it (``a_png.jpg``). Names are
+    overwrite each other: the one already named so keeps the name (``a.jpg`` beside ``a.JPG``),
+    else one in the output's format (else the first in sorted order), and the others take their
+    own extension into it (``a_png.jpg``, ``a_jpg.JPG``). Names are
     compared ignoring case, as macOS and Windows file systems do. -> (input -> output, notes,
     the inputs of clashing groups: which of them an existing output came from cannot be told)."""
     plan: dict[Path, Path] = {}
@@ -454,7 +455,12 @@ def folder_outputs(root: Path, dst: Path, files: list[Path],
         if len(qs) < 2:
             continue
         clashing.update(qs)
-        keep = next((q for q in qs if q.suffix.lower() == plan[qs[0]].suffix.lower()), qs[0])
+        # The name goes to the file already called so, case included (a.jpg's, not a.JPG's, with
+        # image_format="jpg"), else to one in the output's format; between two files that both
+        # keep their own names (a.jpg, a.JPG), to the extension spelt as the format's name is
+        # (lowercase: what image_format and the renamed files' tags write); else sorted order.
+        keep = min(qs, key=lambda q: (plan[q].name != q.name, q.suffix.lower() != plan[q].suffix.lower(),
+                                      q.suffix != q.suffix.lower()))
         for q in qs:
             if q is keep:
                 continue
