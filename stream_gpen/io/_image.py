@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import io
 import logging
 import shutil
@@ -136,6 +137,11 @@ _IJG_LUMA = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14,
              14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
              49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99)
 # TIFF compressions a horizontal predictor (tag 317 = 2) goes with (zstd is written as deflate)
+# the input's TIFF compression (Pillow's name) as the 16-bit writer (tifffile) names it; other
+# compressed inputs are written as deflate. Without imagecodecs tifffile writes only deflate
+# (and LZMA) of these: see _tifffile_writes
+_TIFF16_COMPRESSIONS = {"tiff_adobe_deflate": "zlib", "tiff_deflate": "zlib", "tiff_lzw": "lzw",
+                        "packbits": "packbits", "zstd": "zstd", "lzma": "lzma"}
 _PREDICTED = ("tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "zstd")
 # the format a file Pillow reports as this one is written back in
 _AS_WRITTEN = {"MPO": "JPEG"}
@@ -3003,8 +3009,8 @@ class ImageSink(_Sink):
         """A 16-bit TIFF at ``tmp``, the output ``path``'s temporary file (tifffile: Pillow writes no
         16-bit RGB), of ``pages`` (the pictures written: one, or a multi-page file's, each at its own
         depth, 8 or 16 bits) with what ``kwargs`` carries:
-        ICC profile, DPI, the input's compression (deflate with the horizontal predictor for any
-        compressed input: LZW needs imagecodecs), the descriptive text tags of its EXIF and its IPTC;
+        ICC profile, DPI, the input's compression (with the horizontal predictor; deflate, said, for
+        one tifffile does not write: LZW needs imagecodecs), the descriptive text tags of its EXIF and its IPTC;
         other tags are reported. ``previews``: the input's (see :func:`tiff_pages`), made again from
         the pages they follow."""
         import tifffile
@@ -3032,7 +3038,17 @@ class ImageSink(_Sink):
             self._note(f"TIFF tags {sorted(dropped)} were dropped: the 16-bit TIFF writer carries the text tags "
                        "(description, make, model, date, artist, copyright), IPTC, ICC profile and DPI", path)
         dpi = kwargs.get("dpi")
-        compressed = info.get("compression") not in (None, "raw")
+        given, compression = info.get("compression"), None
+        if given not in (None, "raw"):
+            compression = _TIFF16_COMPRESSIONS.get(given, "zlib")
+            if not _tifffile_writes(compression):
+                compression = "zlib"
+            if compression == "zlib" and given not in ("tiff_adobe_deflate", "tiff_deflate"):
+                # (an LZW scan came back 1.3x bigger as deflate, unsaid; the 8-bit writer says its changes)
+                why = (" (tifffile writes it with the imagecodecs package installed: pip install imagecodecs)"
+                       if given in _TIFF16_COMPRESSIONS else "")
+                self._note(f"the input's TIFF compression ({given}) is not written by the 16-bit TIFF writer "
+                           f"here{why}: written losslessly as deflate instead", path)
 
         def layout(a: np.ndarray) -> dict:
             return dict(
@@ -3040,7 +3056,7 @@ class ImageSink(_Sink):
                 extrasamples=("unassalpha",) if a.ndim == 3 and a.shape[2] in (2, 4) else None,
                 # with horizontal differencing, as scanners and editors write deflate/LZW: without it a
                 # 16-bit scan came back twice the size (335 KB LZW+predictor in, 563 KB out)
-                compression="zlib" if compressed else None, predictor=True if compressed else None,
+                compression=compression, predictor=True if compression not in (None, "packbits") else None,
                 iccprofile=kwargs.get("icc_profile"),
                 resolution=(float(dpi[0]), float(dpi[1])) if dpi else None, resolutionunit="INCH" if dpi else None,
                 metadata=None)
@@ -3061,6 +3077,19 @@ class ImageSink(_Sink):
 
     def close(self) -> None:
         pass
+
+
+@functools.lru_cache(maxsize=None)
+def _tifffile_writes(compression: str) -> bool:
+    """Whether tifffile writes a 16-bit TIFF with ``compression`` here (LZW, PackBits and zstd need
+    the optional imagecodecs package; tifffile raises only when it is asked to write one)."""
+    import tifffile
+
+    try:
+        tifffile.imwrite(io.BytesIO(), np.zeros((2, 2), np.uint16), compression=compression)
+    except (KeyError, ImportError, ValueError, RuntimeError):
+        return False
+    return True
 
 
 def _preview_size(page_size: tuple[int, int], size: tuple[int, int], stored: tuple[int, int]) -> tuple[int, int]:
