@@ -33,7 +33,8 @@ the first URL's part, or no run would ever finish. The part file is renamed to i
 only after its size and sha256 check out (or, where no sha256 is published, every member of its
 zip archive matches its CRC-32); a file that fails the check is deleted, so a corrupt download never sits under the
 final name. A ``<target>.lock`` file beside it makes a second process wait for the first instead
-of writing into the same part file (``flock``; on Windows ``msvcrt.locking``).
+of writing into the same part file (``flock``; on Windows ``msvcrt.locking``); it is removed when
+the download ends (see :func:`_exclusive`).
 """
 from __future__ import annotations
 
@@ -1049,11 +1050,17 @@ _LOCKED = (errno.EACCES, getattr(errno, "EDEADLOCK", errno.EDEADLK))
 def _exclusive(target: Path) -> Iterator[None]:
     """Hold ``<target>.lock`` so two processes never append to the same ``.part`` file.
 
-    The lock file is left in place: deleting it would let a third process lock a new file while
-    a second still waits on the old one. POSIX: ``flock`` on it. Windows (no ``fcntl``):
-    ``msvcrt.locking`` on its first byte, tried again every ``_LOCK_POLL_S`` while another
-    process holds it (the lock goes with the handle, so a process that dies releases it). Where
-    neither exists there is no lock, said once in the debug log.
+    The lock file is removed when the download ends, done or failed (it was left behind, an
+    empty ``NAME.lock`` in the cache for each file ever fetched or tried). Removing a lock file
+    others may hold is safe only with both halves of the usual protocol: the holder removes it
+    while it still holds the lock, and a process that gets the lock checks that its file is still
+    the one under that name; if not (it waited on a file the holder removed, and a third process
+    may have made a new one), it closes it and locks the file there now. POSIX: ``flock``.
+    Windows (no ``fcntl``): ``msvcrt.locking`` on its first byte, tried again every
+    ``_LOCK_POLL_S`` while another process holds it (the lock goes with the handle, so a process
+    that dies releases it); Windows deletes no file another handle has open, so the file is
+    removed after it is closed, and only while nobody waits on it. Where neither exists there is
+    no lock, said once in the debug log.
     """
     try:
         import fcntl
@@ -1065,24 +1072,56 @@ def _exclusive(target: Path) -> Iterator[None]:
             logger.debug("no file locking here (neither fcntl nor msvcrt): %s is downloaded unlocked", target.name)
             yield
             return
-    with open(target.with_name(target.name + ".lock"), "ab") as handle:
-        if fcntl is None:
-            _lock_msvcrt(handle, msvcrt, target.name)
-            try:
-                yield
-            finally:
+    path = target.with_name(target.name + ".lock")
+    while True:
+        handle = open(path, "ab")
+        try:
+            if fcntl is None:
+                _lock_msvcrt(handle, msvcrt, target.name)
+            else:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    logger.info("another process is downloading %s; waiting for it", target.name)
+                    fcntl.flock(handle, fcntl.LOCK_EX)
+            if _still_named(handle, path):
+                break
+        except BaseException:
+            handle.close()
+            raise
+        handle.close()  # (removed by the process it waited for: the lock is the file there now)
+    try:
+        yield
+    finally:
+        removed = _remove_lock(path)  # while held (on Windows this fails: the handle is open)
+        try:
+            if fcntl is None:
                 handle.seek(0)  # (msvcrt locks and unlocks from the handle's position)
                 msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
-            return
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            logger.info("another process is downloading %s; waiting for it", target.name)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
+            else:
+                fcntl.flock(handle, fcntl.LOCK_UN)
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+        if not removed and fcntl is None:
+            _remove_lock(path)  # (Windows refuses while another process has it open: it is waiting)
+
+
+def _still_named(handle, path: Path) -> bool:
+    """Whether the locked ``handle``'s file is still the one at ``path`` (not removed meanwhile)."""
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(handle.fileno())
+    return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
+
+
+def _remove_lock(path: Path) -> bool:
+    try:
+        path.unlink()
+    except OSError:  # (Windows: open elsewhere; or the folder turned read-only: left, as before)
+        return False
+    return True
 
 
 def _lock_msvcrt(handle, msvcrt, name: str) -> None:

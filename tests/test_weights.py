@@ -236,7 +236,7 @@ def test_part_is_never_resumed_from_another_url(server, dirs, caplog):
     assert path.read_bytes() == mirror_body
     assert "trying the next URL" in caplog.text
     # (and the record of its check, so the next run does not read it all again)
-    assert sorted(p.name for p in dirs.home.iterdir()) == ["test-model.pth", "test-model.pth.lock", "verified.json"]
+    assert sorted(p.name for p in dirs.home.iterdir()) == ["test-model.pth", "verified.json"]
 
 
 def test_part_waits_for_its_own_url(server, dirs):
@@ -275,12 +275,12 @@ def test_size_mismatch_is_not_kept(server, dirs):
     wf = make(server.serve("/w.bin"), size=len(BODY) + 10, sha256=None)
     with pytest.raises(ChecksumError, match=r"size mismatch \(the server has 300,000 bytes, expected 300,010\)"):
         ensure_weights(wf, progress=False)
-    assert [p.name for p in dirs.home.iterdir()] == ["test-model.pth.lock"]  # no .pth, no .part
+    assert [p.name for p in dirs.home.iterdir()] == []  # no .pth, no .part, no .lock
     # No Content-Length: caught by the check of the finished file.
     wf = make(server.serve("/w.bin", faults=["nolength"]), size=len(BODY) - 10, sha256=None)
     with pytest.raises(ChecksumError, match=r"size mismatch \(300,000 bytes, expected 299,990"):
         ensure_weights(wf, progress=False)
-    assert [p.name for p in dirs.home.iterdir()] == ["test-model.pth.lock"]  # no .pth, no .part
+    assert [p.name for p in dirs.home.iterdir()] == []  # no .pth, no .part, no .lock
 
 
 def test_http_404_names_url_and_where_to_put_the_file(server, dirs):
@@ -360,7 +360,7 @@ def test_download_of_unknown_size_that_is_not_a_checkpoint_is_not_kept(server, d
     with pytest.raises(ChecksumError, match=r"failed its check: damaged \(not a PyTorch checkpoint \(it starts "
                                             r"with b'<html>please log'\)\)"):
         ensure_weights(wf, progress=False)
-    assert [p.name for p in dirs.home.iterdir()] == ["test-model.pth.lock"]  # no .pth, no .part
+    assert [p.name for p in dirs.home.iterdir()] == []  # no .pth, no .part, no .lock
 
 
 def test_progress_bar_only_on_a_terminal(server, dirs, capsys, monkeypatch):

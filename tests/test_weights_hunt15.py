@@ -71,7 +71,7 @@ def test_two_url_file_resumes_each_url_on_a_connection_that_drops(server, dirs):
     ]
     # the finished file only: both URLs' parts and their records are gone
     # (and the record of its check, so the next run does not read it all again)
-    assert sorted(p.name for p in dirs.home.iterdir()) == ["test-model.pth", "test-model.pth.lock", "verified.json"]
+    assert sorted(p.name for p in dirs.home.iterdir()) == ["test-model.pth", "verified.json"]
 
 
 def test_second_urls_part_has_its_own_name_and_record(server, dirs):

@@ -100,7 +100,7 @@ def test_a_second_holder_waits_for_the_first(windows, tmp_path, caplog):
     # msvcrt's contract: one byte, from the start of the lock file, unlocked from the same place
     assert {(position, nbytes) for _, position, nbytes in windows.calls} == {(0, 1)}
     assert [mode for mode, _, _ in windows.calls].count(FakeMsvcrt.LK_UNLCK) == 2
-    assert (tmp_path / "w.pth.lock").exists()
+    assert not (tmp_path / "w.pth.lock").exists()  # (removed by its last holder: session 31)
 
 
 def test_a_lock_error_that_is_not_contention_is_raised(windows, tmp_path, monkeypatch):
