@@ -117,7 +117,8 @@ class RunSummary:
     def before_start(cls, input: str, output: str | None, model: str, exc: BaseException) -> RunSummary | None:
         """The summary of a run stopped or failed before it had one of its own (while it started
         up or the model loaded, an input that is no media, a ``start`` past its end): zero counts,
-        ``interrupted`` (a ``KeyboardInterrupt``: Ctrl-C, a cancel) or ``error``; ``device``,
+        ``interrupted`` (a ``KeyboardInterrupt``: Ctrl-C, a cancel) or ``error`` (and ``skipped``:
+        the files of a folder none of which could be read, the exception's); ``device``,
         ``precision`` and ``encoder`` None (nothing ran, nothing was encoded). What ``--report``
         writes then, and a failed server job's summary. None for an exception that says nothing
         of the run (a bug, ``SystemExit``)."""
@@ -132,6 +133,9 @@ class RunSummary:
                                "written")
         else:
             s.error = " ".join(str(exc).split()) or type(exc).__name__
+            # a folder none of whose photos could be read fails as it opens: each is listed all the
+            # same (the report said "skipped": [] beside "none of the 3 images could be read")
+            s.skipped = [str(x) for x in getattr(exc, "skipped", None) or []]
             if isinstance(exc, WeightsError):
                 s.fallbacks.append("the model could not be loaded: nothing was written")
         return s
