@@ -43,7 +43,7 @@ from stream_gpen.errors import (
     StreamGpenError,
     WeightsError,
 )
-from stream_gpen.summary import MISFIT, RunSummary, StageTimer, misfit_hint, misfit_options
+from stream_gpen.summary import MISFIT, RunSummary, StageTimer, misfit_hint, misfit_options, skipped_entry
 from stream_gpen.faces._detector import DEFAULT_MIN_SCORE, DETECT_SCORE, SMALL_FACES, check_min_score
 
 log = logging.getLogger(__name__)
@@ -1643,15 +1643,15 @@ class Enhancer:
                         continue
                     kept = getattr(part, "partial_output", None)
                     if kept:  # (FileSink.salvage: the frames done before the error)
-                        total.skipped.append(f"{src}: {exc} (its {part.frames_out} frame(s) before the error are in "
-                                             f"{kept})")
+                        total.skipped.append(skipped_entry(src, f"{exc} (its {part.frames_out} frame(s) before the "
+                                                                f"error are in {kept})"))
                     elif isinstance(exc, InvalidInputError) and exc.option is not None:
                         # readable, but the option (start: past its end) does not fit this video:
                         # said as such, not as a file that cannot be read (nor a damaged one)
                         total.skipped.append(f"{src}: {exc.option}={MISFIT}{exc}")
                         misfit += 1
                     else:
-                        total.skipped.append(f"{src}: {exc}")
+                        total.skipped.append(skipped_entry(src, exc))
                         unread += isinstance(exc, InvalidInputError)  # (cannot be read as media at all)
                     log.warning("skipped %s", total.skipped[-1])
                     continue

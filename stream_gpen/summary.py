@@ -29,6 +29,30 @@ def misfit_hint(options: list[str]) -> str:
             f"or give a value that fits them all{how}")
 
 
+def skipped_entry(path, why) -> str:
+    """``"PATH: REASON"``, a :class:`RunSummary`'s ``skipped`` line for ``path`` left out because of
+    ``why`` (an exception or its message), the path once and first: the errors name the file where
+    their sentence has it ("cannot read PATH as an image: cannot identify image file 'PATH'",
+    "image is empty (0 bytes): PATH"), which listed a photo apart from a video ("PATH: FFmpeg
+    cannot read 'PATH' as media") and said its path twice. The reason keeps its words, the file
+    said as "it" ("the file" to begin with), a quoted path after what could not read it dropped."""
+    import re
+
+    p, text = str(path), str(why)
+    name = Path(p).name
+    if text.startswith(f"{p}: "):
+        return text
+    if name and text.startswith(f"{name}: "):  # (a few errors name the file alone)
+        return f"{p}: {text[len(name) + 2:]}"
+    q = re.escape(p)
+    text = re.sub(rf" (['\"]){q}\1(?=$|[):;,])", "", text)  # Pillow's "cannot identify image file 'PATH'"
+    text = re.sub(rf": {q}(?=$| \()", "", text)  # "image is empty (0 bytes): PATH"
+    if text.startswith(f"{p} "):
+        text = "the file" + text[len(p):]
+    text = re.sub(rf"(?<= )(['\"]?){q}\1", "it", text)  # "cannot read PATH as an image", "of 'PATH'"
+    return f"{p}: {text}"
+
+
 class StageTimer:
     """Wall time spent per pipeline stage (seconds), summed over the run."""
 

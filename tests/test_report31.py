@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 
 def test_a_folder_none_of_whose_photos_can_be_read_lists_them_in_its_report(tmp_path, cli_env):
     from stream_gpen.cli import main
@@ -17,3 +19,25 @@ def test_a_folder_none_of_whose_photos_can_be_read_lists_them_in_its_report(tmp_
     assert "none of the 2 images" in r["error"], r
     assert len(r["skipped"]) == 2 and str(src / "x.jpg") in r["skipped"][0] and str(src / "y.png") in r["skipped"][1], r
     assert not out.exists()
+
+
+def _photo(path, shade=90):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((48, 64, 3), shade, np.uint8)).save(path)
+    return path
+
+
+def test_skipped_photos_and_videos_are_listed_as_path_then_reason(tmp_path, enh):
+    src = tmp_path / "in"
+    _photo(src / "good.jpg")
+    (src / "bad.jpg").write_bytes(b"random bytes, no picture " * 8)
+    (src / "empty.png").write_bytes(b"")
+    (src / "sub").mkdir()
+    (src / "sub" / "trunc.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 200)
+    s = enh.enhance_file(src, tmp_path / "out")
+    assert s.frames_out == 1 and len(s.skipped) == 3, s.skipped
+    for path, entry in zip((src / "bad.jpg", src / "empty.png", src / "sub" / "trunc.mp4"), s.skipped):
+        assert entry.startswith(f"{path}: ") and entry.count(str(path)) == 1, entry
+    assert s.skipped[0] == f"{src / 'bad.jpg'}: cannot read it as an image: cannot identify image file", s.skipped

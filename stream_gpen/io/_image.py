@@ -81,6 +81,7 @@ from stream_gpen.io._sink import (
 )
 from stream_gpen.io._source import _HEIF_BRANDS, IMAGE_EXTS
 from stream_gpen.io._unread import folder_kinds, unread_error
+from stream_gpen.summary import skipped_entry
 
 log = logging.getLogger(__name__)
 _ALPHA_EXTS = (".png", ".apng", ".webp", ".tif", ".tiff", ".heic", ".heif", ".hif", ".avif")
@@ -2320,8 +2321,8 @@ class ImageSource:
                 if self.kind != "folder":
                     raise
                 self._more, self._pages_cache = None, {}  # (the sink writes nothing of a file cut short)
-                self.skipped.append(f"{e}: the file was not written")
-                log.warning("skipped: %s: the file was not written", e)
+                self.skipped.append(skipped_entry(self.paths[i], f"{e}: the file was not written"))
+                log.warning("skipped %s", self.skipped[-1])
                 return self._next_readable()
             return i, rgb, alpha, grey, {**info, "frames": pages}, hi
         while self._i < len(self.paths):
@@ -2340,8 +2341,8 @@ class ImageSource:
                 # the message names the file; its hint ("it is a video under a picture's name: rename
                 # it to .mp4", "save it as an 8-bit TIFF") is what to do about it
                 why = f"{e} ({e.hint})" if getattr(e, "hint", None) else str(e)
-                self.skipped.append(why)
-                log.warning("skipped: %s", why)
+                self.skipped.append(skipped_entry(self.paths[i], why))
+                log.warning("skipped %s", self.skipped[-1])
                 continue
             except Exception as e:  # noqa: BLE001 - one odd photo must not end a run over thousands
                 if self.kind != "folder":
