@@ -1623,6 +1623,9 @@ class Enhancer:
                         # the first run said (exit 5), not a folder of which nothing could be read
                         total.skipped += exc.skipped
                         unread += len(exc.skipped)
+                        # (the photos' notes: the files neither images nor videos, said as they were
+                        # walked; enhance_file said it again, not finding it in the summary)
+                        total.fallbacks += [f for f in getattr(exc, "fallbacks", ()) if f not in total.fallbacks]
                         continue
                     if src is root or isinstance(exc, HardwareEncoderError):  # the machine's, not the file's
                         self._folder_failed(total, exc, root)

@@ -3,6 +3,7 @@ stopped, and leaves behind."""
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 
@@ -41,3 +42,18 @@ def test_skipped_photos_and_videos_are_listed_as_path_then_reason(tmp_path, enh)
     for path, entry in zip((src / "bad.jpg", src / "empty.png", src / "sub" / "trunc.mp4"), s.skipped):
         assert entry.startswith(f"{path}: ") and entry.count(str(path)) == 1, entry
     assert s.skipped[0] == f"{src / 'bad.jpg'}: cannot read it as an image: cannot identify image file", s.skipped
+
+
+def test_a_resumed_folder_run_says_once_what_it_leaves_out(tmp_path, enh, caplog):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _photo(src / "a.jpg")
+    (src / "bad.jpg").write_bytes(b"x\n")
+    (src / "notes.txt").write_text("hi")
+    enh.enhance_file(src, out)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="stream_gpen"):
+        s = enh.enhance_file(src, out, skip_existing=True)
+    said = [r.getMessage() for r in caplog.records if "neither images nor videos" in r.getMessage()]
+    assert len(said) == 1, said
+    assert s.done_before == 1 and len(s.skipped) == 1
+    assert sum("neither images nor videos" in f for f in s.fallbacks) == 1, s.fallbacks

@@ -2293,6 +2293,8 @@ class ImageSource:
                                 hint="check that the files were copied whole (`stream-gpen info FILE` says what "
                                 "is wrong with one)")
             err.skipped = list(self.skipped)  # (a folder run with videos goes on with those: hunt 17)
+            # (what was said of the folder, said once: a run that goes on lists it, and does not say it again)
+            err.fallbacks = list(self.fallbacks)
             raise err
         self._pending = first
         #: a single photo's pictures (an animation's frames, a TIFF's pages, an APNG's cover too), each
