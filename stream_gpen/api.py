@@ -1599,15 +1599,29 @@ class Enhancer:
                     if part is not None:
                         _add_summary(total, part, root, self._all_fallbacks())
                     total.interrupted, total.partial_output = True, getattr(part, "partial_output", None)
-                    if src is root:  # (its own message counts the photos and says how to resume)
+                    # the videos after it, never begun: said too ("interrupted after 1 of 2 photos"
+                    # said nothing of a folder's videos, as if the photos were all there was)
+                    pending = [v.relative_to(root).as_posix() for v, _ in jobs[j + 1:]]
+                    left = ""
+                    if pending:
+                        more = f" and {len(pending) - 3} more" if len(pending) > 3 else ""
+                        left = f"{len(pending)} video(s) not started: {', '.join(pending[:3])}{more}"
+                        total.fallbacks.append(f"{len(pending)} video(s) not started: {', '.join(pending)} "
+                                               "(interrupted; skip_existing=True resumes)")
+                    if src is root and not left:  # (its own message counts the photos and says how to resume)
                         exc.summary = total
                         raise
-                    # a video of the folder: its own message ("no frames had been encoded, nothing
-                    # was saved") hid the photos and videos finished before it, and how to resume
-                    kept = (f"its {part.frames_out} frame(s) so far were saved to {total.partial_output}"
-                            if total.partial_output else "nothing of it was saved")
-                    said = (f"interrupted in {src} ({kept}); the files before it are written; "
-                            "skip_existing=True resumes")
+                    if src is root:
+                        said, resume = str(exc), "; skip_existing=True resumes"
+                        said = (said[:-len(resume)] + f"; {left}" + resume if said.endswith(resume)
+                                else f"{said}; {left}")
+                    else:
+                        # a video of the folder: its own message ("no frames had been encoded, nothing
+                        # was saved") hid the photos and videos finished before it, and how to resume
+                        kept = (f"its {part.frames_out} frame(s) so far were saved to {total.partial_output}"
+                                if total.partial_output else "nothing of it was saved")
+                        said = (f"interrupted in {src} ({kept}); the files before it are written; "
+                                + (f"{left}; " if left else "") + "skip_existing=True resumes")
                     if isinstance(exc, Cancelled):
                         raise _cancelled(said, total) from None
                     err = Interrupted(said)

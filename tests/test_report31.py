@@ -6,6 +6,7 @@ import json
 import logging
 
 import numpy as np
+import pytest
 
 
 def test_a_folder_none_of_whose_photos_can_be_read_lists_them_in_its_report(tmp_path, cli_env):
@@ -57,3 +58,30 @@ def test_a_resumed_folder_run_says_once_what_it_leaves_out(tmp_path, enh, caplog
     assert len(said) == 1, said
     assert s.done_before == 1 and len(s.skipped) == 1
     assert sum("neither images nor videos" in f for f in s.fallbacks) == 1, s.fallbacks
+
+
+def _clip(path, n=3):
+    from tests._clips import write_video
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_video(path, [np.full((48, 64, 3), 40 + 3 * i, np.uint8) for i in range(n)])
+
+
+def test_a_folder_stopped_in_its_photos_names_the_videos_not_started(tmp_path, enh):
+    import threading
+
+    from stream_gpen.errors import Cancelled
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    _photo(src / "a.jpg")
+    _photo(src / "b.jpg", 120)
+    _clip(src / "v.mp4")
+    _clip(src / "w" / "x.mp4")
+    stop = threading.Event()
+    with pytest.raises(Cancelled, match=r"after 1 of 2 photos; 2 video\(s\) not started: v\.mp4, w/x\.mp4; "
+                                        r"skip_existing=True resumes") as info:
+        enh.enhance_file(src, out, cancel=stop, on_progress=lambda *a: stop.set())
+    s = info.value.summary
+    assert s.interrupted and s.frames_out == 1
+    assert any(f.startswith("2 video(s) not started: v.mp4, w/x.mp4") for f in s.fallbacks), s.fallbacks
+    assert not (out / "v.mp4").exists()
