@@ -1578,11 +1578,12 @@ class Enhancer:
                         log.info("%s: being restored by another run (%s), left to it", out, by)
                         left_to_others += 1
                         continue
+                made_dirs: list[Path] = []  # (a video's subfolders of the mirror, made for it)
                 if src is not root:
                     from stream_gpen.io._image import make_mirror_folder
 
                     try:
-                        make_mirror_folder(out.parent, dst)
+                        made_dirs = make_mirror_folder(out.parent, dst)
                     except NotADirectoryError as e:
                         if getattr(e, "in_the_way", None) is None:
                             raise
@@ -1675,6 +1676,13 @@ class Enhancer:
                 except Exception as exc:  # the restorer, the device (a bug, out of memory): the run stops
                     self._folder_failed(total, exc, root)
                     raise
+                finally:
+                    if made_dirs:
+                        from stream_gpen.io._image import remove_empty_folders
+
+                        # a video that could not be read (or was stopped with nothing saved) left
+                        # the subfolder made for it empty in the mirror, as if something were there
+                        remove_empty_folders(made_dirs)
                 _add_summary(total, part, root, self._all_fallbacks())
                 base["frames"], base["faces"] = total.frames_out, total.faces_restored
                 restored += 1

@@ -85,3 +85,18 @@ def test_a_folder_stopped_in_its_photos_names_the_videos_not_started(tmp_path, e
     assert s.interrupted and s.frames_out == 1
     assert any(f.startswith("2 video(s) not started: v.mp4, w/x.mp4") for f in s.fallbacks), s.fallbacks
     assert not (out / "v.mp4").exists()
+
+
+def test_an_unreadable_video_leaves_no_empty_folder_in_the_mirror(tmp_path, enh):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _photo(src / "a.jpg")
+    good = _clip(src / "sub" / "ok.mp4")
+    (src / "sub" / "deep" / "more").mkdir(parents=True)
+    (src / "sub" / "deep" / "more" / "trunc.mp4").write_bytes(good.read_bytes()[:600])
+    (src / "bad").mkdir()
+    (src / "bad" / "trunc.mp4").write_bytes(good.read_bytes()[:600])
+    (out / "bad").mkdir(parents=True)  # (there before the run: left as it is)
+    s = enh.enhance_file(src, out)
+    assert len(s.skipped) == 2, s.skipped
+    assert (out / "sub" / "ok.mp4").is_file() and not (out / "sub" / "deep").exists()
+    assert (out / "bad").is_dir()

@@ -311,11 +311,19 @@ def file_too_large(path, err: OSError) -> FileTooLargeError:
     return e
 
 
-def make_mirror_folder(folder, top) -> None:
+def make_mirror_folder(folder, top) -> list[Path]:
     """``folder.mkdir(parents=True, exist_ok=True)``; where a file of the mirror ``top`` is in
-    the way, a ``NotADirectoryError`` that says so, with ``in_the_way`` naming it."""
+    the way, a ``NotADirectoryError`` that says so, with ``in_the_way`` naming it. Returns the
+    folders it made, deepest first (:func:`remove_empty_folders` takes them away again where the
+    file they were made for was not written)."""
+    made = []
+    for q in (Path(folder), *Path(folder).parents):
+        if q.exists() or q.is_symlink():
+            break
+        made.append(q)
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
+        return made
     except (NotADirectoryError, FileExistsError) as e:
         blocked = file_in_the_way(folder, top)
         if blocked is None:
@@ -330,6 +338,16 @@ def make_mirror_folder(folder, top) -> None:
             raise
         # (a bare PermissionError: the folder it was to be made in is said, as the project's error)
         raise not_writable(folder, e) from e
+
+
+def remove_empty_folders(made: list[Path]) -> None:
+    """Removes the folders of ``made`` (:func:`make_mirror_folder`'s, deepest first) that are
+    empty: only those a run made itself, never one that was there before it."""
+    for q in made:
+        try:
+            q.rmdir()  # (only if empty)
+        except OSError:
+            return  # (not empty: nor are the ones above it)
 
 
 def still_gif(path) -> bool:
