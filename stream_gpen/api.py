@@ -1283,13 +1283,28 @@ class Enhancer:
                      and getattr(meta, "frame_rate", None) and not getattr(meta, "live", False) else None)
             sink = None
             meanwhile = [0] if skip is not None else None  # outputs another run wrote since this one began
-            # a folder's progress counts its photos handled: written, or skipped (unreadable, not
-            # writable, written meanwhile by another run), a multi-page one when its last page is
-            # (it counted pages written, and stopped at 2 of 3 where a photo could not be read)
+            # a folder's progress counts its photos written, a multi-page one when its last page is
+            # (it counted pages written, and stopped at 2 of 3 where a photo could not be read);
+            # one this run does not write (unreadable, not writable, written meanwhile by another
+            # run) leaves the total (counted as done, "7/7 frames" ended a run that wrote 5 photos
+            # and skipped 2)
             handled = [0]
 
             def done_now() -> int:
                 return handled[0] if meta.kind == "folder" else summary.frames_out
+
+            if meta.kind == "folder" and on_progress is not None:
+                user_progress, files = on_progress, total or 0
+
+                def left_out() -> int:  # (during the run, summary.skipped holds the photos not writable)
+                    return (len(getattr(source, "skipped", ())) + getattr(source, "done_meanwhile", 0)
+                            + (meanwhile[0] if meanwhile else 0) + len(summary.skipped))
+
+                said_last = [None]
+
+                def on_progress(done: int, _total, faces: int) -> None:
+                    said_last[0] = (done, max(done, files - left_out()))
+                    user_progress(*said_last[0], faces)
 
             if is_still and on_progress is not None:  # a group photo on a CPU: progress per model batch
                 stage.on_faces = lambda k: on_progress(done_now(), total, stage.faces_restored + k)
@@ -1325,16 +1340,16 @@ class Enhancer:
                                 frame = _side_by_side(frame, originals.pop(frame.index))
                             summary.frames_in += 1
                             written = sink.frames_written
-                            if meta.kind == "folder":  # (the files before this one: done or skipped)
-                                pages = frame.image_info or {}
-                                handled[0] = pages.get("file_number", frame.index) + int(
-                                    pages.get("page", 0) + 1 >= pages.get("frames", 1))
+                            pages = frame.image_info or {}
+                            whole = pages.get("page", 0) + 1 >= pages.get("frames", 1)  # (its last page)
                             with timer("encode") if timed else contextlib.nullcontext():
                                 if not self._write_photo(sink, frame, summary, folder=meta.kind == "folder",
                                                          meanwhile=meanwhile):
                                     if on_progress is not None:
                                         on_progress(done_now(), total, stage.faces_restored)
                                     continue
+                            if meta.kind == "folder" and whole:
+                                handled[0] += 1
                             # a photo sink counts a multi-page picture's pages when the file is written
                             # (held pages of one whose later page proves unreadable never are); a video
                             # sink's count lags on its own thread
@@ -1366,10 +1381,9 @@ class Enhancer:
                         # pages a one-picture format leaves out (an animated WebP into a JPEG) are
                         # done too, as a folder's skipped files are: the count reaches its total
                         on_progress(total, total, stage.faces_restored)
-                    if meta.kind == "folder" and on_progress is not None and handled[0] < (total or 0):
-                        # its last photos could not be read: handled too, the count reaches its total
-                        handled[0] = total
-                        on_progress(total, total, stage.faces_restored)
+                    if meta.kind == "folder" and on_progress is not None and said_last[0] != (handled[0],) * 2:
+                        # the count reaches its total: the photos written (those not are out of it)
+                        user_progress(handled[0], handled[0], stage.faces_restored)
             except KeyboardInterrupt as exc:
                 # The sink has already finalised `<name>.partial.<ext>` (if it could).
                 summary.interrupted = True
@@ -1514,6 +1528,10 @@ class Enhancer:
 
         def progress(done: int, _total, faces: int) -> None:
             if user_progress is not None:  # counts go on across files, against the folder's total
+                if jobs[job[0]][0] is root and _total is not None and grand[0] is not None:
+                    # the photos' total less those not written (unreadable...): so is the folder's
+                    shares[job[0]] = _total
+                    grand[0] = sum(shares)
                 said[0] = max(said[0], base["frames"] + done)
                 user_progress(said[0], grand[0], base["faces"] + faces)
 
@@ -1550,8 +1568,10 @@ class Enhancer:
             grand[0] = len(images) + sum(counts) if None not in counts else None
             if grand[0] is not None:
                 shares = ([len(images)] if images else []) + counts
+        job = [0]  # (the one running)
         try:
             for j, (src, out) in enumerate(jobs):
+                job[0] = j
                 if grand[0] is not None:
                     base["frames"] = sum(shares[:j])
                 if src is not root and out.exists() and is_partial(out):

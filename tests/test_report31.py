@@ -100,3 +100,21 @@ def test_an_unreadable_video_leaves_no_empty_folder_in_the_mirror(tmp_path, enh)
     assert len(s.skipped) == 2, s.skipped
     assert (out / "sub" / "ok.mp4").is_file() and not (out / "sub" / "deep").exists()
     assert (out / "bad").is_dir()
+
+
+def test_folder_progress_does_not_count_unreadable_photos_as_done(tmp_path, enh):
+    src = tmp_path / "in"
+    for k in range(5):
+        _photo(src / f"p{k}.jpg", 60 + 20 * k)
+    (src / "p2b.jpg").write_bytes((src / "p2.jpg").read_bytes()[:200])  # cut short
+    (src / "zz.jpg").write_bytes(bytes(range(256)) * 4)  # random bytes
+    calls = []
+    s = enh.enhance_file(src, tmp_path / "out", on_progress=lambda d, t, f: calls.append((d, t)))
+    assert s.frames_out == 5 and len(s.skipped) == 2
+    assert calls[-1] == (5, 5) and max(d for d, _ in calls) == 5, calls  # (it said 7 of 7)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls), calls
+    # with a video after the photos: the folder's count is the photos written and the video's frames
+    _clip(src / "v.mp4", n=3)
+    calls.clear()
+    enh.enhance_file(src, tmp_path / "out2", on_progress=lambda d, t, f: calls.append((d, t)))
+    assert calls[-1] == (8, 8) and max(d for d, _ in calls) == 8, calls
