@@ -875,9 +875,10 @@ class Enhancer:
         come, and a video's last call, once it is whole, says the frames done as the total). A single photo counts its
         pictures (an animation's frames, a TIFF's pages: done when the file is written; those a
         one-picture format leaves out count as done). A folder counts its photos
-        as frames (a multi-page one once, when it is written) and its videos' frames; a file that
-        is skipped (it cannot be read or written, or another run wrote it) or fails counts as done,
-        so the last call reaches the total. ``faces_so_far`` counts the
+        as frames (a multi-page one once, when it is written) and its videos' frames; a photo that
+        is skipped (it cannot be read or written, or another run wrote it) leaves the total as it is
+        found (the count is of the photos written), a video skipped or failed counts as done, and
+        the last call reaches the total. ``faces_so_far`` counts the
         faces sent through the model so far, which runs a batch of frames ahead of those written:
         it may include faces of frames not yet in ``frames_done`` (a group photo on a CPU also
         reports it per model batch, ``frames_done`` unchanged).
