@@ -148,3 +148,28 @@ def test_camera_refuses_existing_segment_names_before_the_model(tmp_path, cli_en
                  *cli_env]) == 2
     assert "rec_0.ts, a segment name of rec.m3u8" in capsys.readouterr().err
     assert (tmp_path / "rec_0.ts").read_bytes() == b"keep"
+
+
+@pytest.mark.parametrize("ext", [".m3u8", ".mpd"])
+def test_an_output_replaced_with_overwrite_leaves_none_of_its_old_segments(tmp_path, ext):
+    """Was: a long video's playlist written over (overwrite) by a short one's kept the long one's
+    later segments beside it, listed nowhere, for good. Other files are left alone."""
+    from stream_gpen.io._sink import segments_there
+
+    def render(n, grey):
+        src = write_video(tmp_path / f"in{n}.mkv", [np.full((H, W, 3), grey, np.uint8)] * n, rate=10,
+                          options={"preset": "ultrafast", "bf": "0"})
+        with open_source(src) as s:  # (live: a keyframe, so a segment, every 2 s)
+            sink = FileSink(tmp_path / f"o{ext}", source=s, preset="ultrafast", live=True, overwrite=True)
+            for f in s:
+                sink.write(f)
+            sink.close()
+        return segments_there(tmp_path / f"o{ext}")
+
+    long = render(100, 40)
+    other = tmp_path / "o_notes.txt"
+    other.write_text("mine")
+    short = render(20, 200)
+    assert len(long) > len(short) >= 1, (long, short)
+    assert set(short) <= set(long) and other.read_text() == "mine"
+    assert all(q.stat().st_size > 0 for q in short)

@@ -1496,6 +1496,18 @@ def segments_there(dst) -> list[Path]:
         return []
 
 
+def _file_idents(paths) -> dict:
+    """``{path: (inode, mtime_ns, size)}`` of those of ``paths`` that are there."""
+    out = {}
+    for q in paths:
+        try:
+            st = os.stat(q)
+        except OSError:
+            continue
+        out[Path(q)] = (st.st_ino, st.st_mtime_ns, st.st_size)
+    return out
+
+
 def check_segments(dst, src, overwrite: bool, *, hint: str = "pass overwrite=True or choose another dst") -> None:
     """Refuse (:class:`OutputExistsError`) an .m3u8/.mpd output ``dst`` whose segments would be
     written over existing files (without ``overwrite``) or over the input ``src`` (even with it:
@@ -2253,6 +2265,9 @@ class FileSink(_Sink):
             self._out.options.update({"hls_list_size": "0", "hls_playlist_type": "event" if self.live else "vod"})
         if self._own_files:
             self._out.options.update(segment_names(self._dst))
+        #: the segments of an earlier output of this name (replaced: overwrite), as they were: those
+        #: this run does not write again are removed once it is finished (_remove_old_segments)
+        self._old_segments = _file_idents(segments_there(self._dst)) if self._own_files and overwrite else {}
         bad = None
         try:
             check_output_encoding(self.target, codec, audio, fmt=fmt_name)
@@ -4039,6 +4054,24 @@ class FileSink(_Sink):
                     os.replace(self._path, self._dst)
                 except OSError as e2:
                     self._keep_beside(e2)
+            if self._old_segments:
+                self._remove_old_segments()
+
+    def _remove_old_segments(self) -> None:
+        """Remove the segments an earlier output of this name left that this run did not write
+        again (an .m3u8/.mpd replaced with overwrite): a 40 s video's playlist written over with a
+        10 s one left its segments 5-19 beside it, listed nowhere, taking their room for good."""
+        gone = []
+        for q, ident in _file_idents(self._old_segments).items():
+            if ident == self._old_segments.get(q):  # (untouched by this run: the old output's)
+                try:
+                    q.unlink()
+                    gone.append(q.name)
+                except OSError as e:
+                    log.debug("could not remove the old segment %s: %s", q, e)
+        if gone:
+            log.info("removed %d segment(s) of the output %s replaced (%s%s)", len(gone), self.target.name,
+                     ", ".join(gone[:3]), " ..." if len(gone) > 3 else "")
 
     def _release_own_input(self) -> bool:
         """The target is this run's own input (an in-place run) and the source let go of it."""
