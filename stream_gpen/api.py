@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, TypeVar, get_args
 import numpy as np
 import torch
 
-from stream_gpen.errors import PATH_HINT
+from stream_gpen.errors import MAX_BATCH_SIZE, PATH_HINT
 from stream_gpen.errors import (
     Cancelled,
     CheckpointError,
@@ -336,8 +336,8 @@ class Enhancer:
       its bf16 convolutions measure at least 1.2x faster than fp32 (timed once a process, ~0.1 s):
       AMD Zen 4 ran GPEN ~1.8-2x fp32 with output ~53 dB PSNR from fp32's, an Intel Xeon with
       avx512_bf16 and no AMX 0.7x; else fp32), ``"fp32"`` (exact), ``"fp16"``, ``"bf16"``.
-    * ``batch_size``: largest face batch (bucket). Larger batches use the GPU better but hold more
-      frames in flight (more latency, more memory).
+    * ``batch_size``: largest face batch (bucket), 1 to 256. Larger batches use the GPU better but
+      hold more frames in flight (more latency, more memory).
     * ``detect_every``: run the detector every k frames and track in between. Higher is faster;
       new faces appear up to k-1 frames later (scene cuts and lost tracks always re-detect).
     * ``faces``: ``"all"``, the ``"largest"`` face, or the one nearest the ``"center"``; in video
@@ -475,8 +475,8 @@ class Enhancer:
         if precision not in get_args(Precision):
             raise InvalidInputError(f"precision must be one of {get_args(Precision)}, got {precision!r}")
         # (numpy numbers are numbers: an app's np.int64 or np.float32 was refused as out of range)
-        if not _whole(batch_size) or not 1 <= batch_size <= 256:
-            raise InvalidInputError(f"batch_size must be an int in [1, 256], got {batch_size!r}")
+        if not _whole(batch_size) or not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise InvalidInputError(f"batch_size must be an int in [1, {MAX_BATCH_SIZE}], got {batch_size!r}")
         if not _whole(detect_every) or detect_every < 1:
             raise InvalidInputError(f"detect_every must be an int >= 1, got {detect_every!r}")
         if not _real(min_face) or not 0 <= min_face < float("inf"):

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from stream_gpen.errors import INPUT_HINT
+from stream_gpen.errors import INPUT_HINT, MAX_BATCH_SIZE
 from stream_gpen.errors import (KEYWORD_FLAGS, ErrorDetails, InvalidInputError, Interrupted, OutputExistsError,
                                  StreamGpenError, in_command_line_words)
 
@@ -172,8 +172,9 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    help="auto = fp16 on CUDA; on CPU bf16 where the CPU has bf16 instructions "
                    "(avx512_bf16/amx_bf16) and its bf16 convolutions measure faster (Zen 4: ~2x, ~53 dB from "
                    "fp32; some Intel Xeons: slower), else fp32")
-    g.add_argument("--batch-size", type=_positive_int, default=8,
-                   help="largest face batch; larger uses the GPU better, holds more frames (default 8)")
+    g.add_argument("--batch-size", type=_in_range(int, 1, MAX_BATCH_SIZE), default=8, metavar="N",
+                   help=f"largest face batch, 1-{MAX_BATCH_SIZE}; larger uses the GPU better, holds more frames "
+                   "(default 8)")
     g.add_argument("--no-download", action="store_true", help="never download weights")
     g.add_argument("--compile", action="store_true",
                    help="torch.compile the model (fuses element-wise ops; compiling takes seconds to minutes "

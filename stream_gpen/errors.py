@@ -18,6 +18,9 @@ from stream_gpen.summary import RunSummary
 PATH_HINT = "check the path (relative paths are from the working directory)"
 #: ... where the command line also takes URLs
 INPUT_HINT = "check the path; URLs need a scheme like rtsp://"
+#: the largest ``batch_size`` (``--batch-size``) the Enhancer takes; here, where the CLI's parser
+#: can say it without importing torch
+MAX_BATCH_SIZE = 256
 
 
 class ErrorDetails:
