@@ -2522,10 +2522,28 @@ def _refuse_existing(src: str, dst) -> None:
     """:class:`OutputExistsError` for a single input's existing output ``dst`` (no ``overwrite``,
     no ``skip_existing``), saying so where it is the input itself."""
     if _same_file(src, dst):
-        raise OutputExistsError(f"the output is the input itself: {dst}",
-                                hint="choose another dst to keep the original; overwrite=True replaces it with the "
-                                     "restored copy")
+        raise _input_itself(src, dst)
     raise OutputExistsError(f"output exists: {dst}", hint="pass overwrite=True or choose another dst")
+
+
+def _input_itself(src: str, dst) -> OutputExistsError:
+    """The refusal of an output ``dst`` that is the input ``src``'s file (:func:`_same_file`), in
+    API words. ``overwrite`` puts a new file in ``dst``'s place: where ``dst`` is a link to the
+    input, symbolic or hard, that replaces the link and the input is kept (the hint said it
+    replaced the input)."""
+    if os.path.islink(dst):
+        target = os.path.realpath(dst)
+        what = "the input itself, a link" if os.path.abspath(src) == os.path.abspath(dst) else "a link to the input"
+        return OutputExistsError(f"the output is {what}: {dst}",
+                                 hint=f"choose another dst; overwrite=True replaces the link with a new file, the "
+                                      f"restored copy, and keeps {target} as it is")
+    if os.path.realpath(src) != os.path.realpath(dst):
+        return OutputExistsError(f"the output is another name of the input (a hard link): {dst}",
+                                 hint=f"choose another dst; overwrite=True puts a new file, the restored copy, under "
+                                      f"that name and keeps {src} as it is")
+    return OutputExistsError(f"the output is the input itself: {dst}",
+                             hint="choose another dst to keep the original; overwrite=True replaces it with the "
+                                  "restored copy")
 
 
 def _same_file(src: str, dst) -> bool:

@@ -632,7 +632,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
 
 
 def _enhance_command(args: argparse.Namespace, checked: list[str]) -> int:
-    from stream_gpen.api import _same_file, resolve_output
+    from stream_gpen.api import _input_itself, _same_file, resolve_output
 
     src = args.input
     if args.overwrite and args.skip_existing:
@@ -673,9 +673,7 @@ def _enhance_command(args: argparse.Namespace, checked: list[str]) -> int:
     if (not null and Path(dst).exists() and not args.overwrite and not args.skip_existing
             and not Path(dst).is_dir()):
         if _same_file(src, dst):
-            raise OutputExistsError(f"the output is the input itself: {dst}",
-                                    hint="choose another -o to keep the original; --overwrite replaces it with "
-                                    "the restored copy")
+            raise _input_itself(src, dst)  # (in API words, said in the command line's)
         raise OutputExistsError(f"output exists: {dst}", hint="pass --overwrite or choose another -o")
     if not null and not (args.skip_existing and Path(dst).is_file()):
         from stream_gpen.io._sink import check_segments
