@@ -2046,7 +2046,9 @@ class FileSink(_Sink):
       on 2 cores, 23 on 16), libvpx-vp9 with ``lag-in-frames=0`` (it held 24), SVT-AV1 with its
       low-delay prediction structure (it held ~40). Recordings keep the encoders' look-ahead and
       B-frames (x264 veryfast's recording of a talking head was half the size of a zerolatency
-      one) and frame threads: their delay of a few frames shows only in the file.
+      one) and frame threads: their delay of a few frames shows only in the file; into mp4/mov
+      libx264/libx265 make no B-frames (FFmpeg hid the last frames of such a recording whose
+      frames came unevenly, see :meth:`_software_options`).
     * ``no_audio_why``: under ``audio="none"``, why, as the dropped streams' notes give it
       (``"--audio none"``; the camera's ``"a camera records video only"``).
 
@@ -2617,7 +2619,16 @@ class FileSink(_Sink):
     def _software_options(self, enc: str) -> dict[str, str]:
         out = self._out
         opts = {}
-        if stores_no_pts(out.format.name):
+        # A live recording into mp4/mov: no B-frames either. Its frames come at the restoring
+        # rate, unevenly (slow first frames, a stall), with a keyframe forced at least every
+        # LIVE_KEYFRAME_S (at 1 fps nearly every frame); FFmpeg's reader of the edit list that
+        # hides the B-frame delay ends the track at the second keyframe whose time plus the gap
+        # to the next packet's decoding time (the gap between two earlier frames) passes the
+        # edit's end, and the frames after it are never shown: a 5-frame recording at 0, 2.12,
+        # 3.68, 4.8 and 4.96 s played 4 of them, its summary counting 5. Without B-frames a
+        # packet's decoding time is its own, and that gap is its own frame's.
+        live_mov = self.live and bool(set(out.format.name.split(",")) & _MOV_FAMILY)
+        if stores_no_pts(out.format.name) or live_mov:
             # AVI and ASF (.wmv) store no presentation times: B-frames would come back with shuffled
             # timestamps (see _NO_PTS). In AVI frame k is chunk k (k / rate). FFmpeg's own reader
             # still shows H.264 in AVI (and ASF) one frame late (it guesses each pts as the next
