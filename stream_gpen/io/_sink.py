@@ -1141,6 +1141,13 @@ def _pids_comparable() -> bool:
     return True
 
 
+def _temp_pattern(suffix: str):
+    """The hidden temporary output's tag (``.<machine>-<pid>-<random>[.live].tmp``) ending a name
+    with ``suffix``: group 1 the machine, 2 the process id, 3 ``.live`` for a live source's
+    recording (see :meth:`FileSink._remove_stale_temps`)."""
+    return re.compile(r"\.([0-9a-f]{8})-(\d+)-[0-9a-f]{8}(\.live)?\.tmp" + re.escape(suffix) + "$")
+
+
 def output_in_progress(target) -> int | None:
     """The process id of another live run of this machine writing ``target`` now (its hidden
     temporary output ``.NAME.<machine>-<pid>-<random>.tmp.EXT`` is beside it), else None. A
@@ -1148,10 +1155,8 @@ def output_in_progress(target) -> int | None:
     one to finish second failed on the first one's output. A temporary output of another machine
     or container (whose process id means nothing here) counts while it is being written (changed
     within :attr:`FileSink.STALE_TEMP_S`): its id is returned as 0."""
-    import re
-
     t = Path(target)
-    pattern = re.compile(r"\.([0-9a-f]{8})-(\d+)-[0-9a-f]{8}\.tmp" + re.escape(t.suffix) + "$")
+    pattern = _temp_pattern(t.suffix)
     try:
         candidates = list(t.parent.glob(f".*.tmp{t.suffix}"))
     except OSError:
@@ -1172,6 +1177,44 @@ def output_in_progress(target) -> int | None:
         except OSError:
             continue
     return None
+
+
+def _playable_frames(path) -> int:
+    """The video frames a file that was never finished holds where its format plays without a
+    trailer (Matroska/WebM, MPEG-TS, FLV; an mp4/mov without its index does not open): checked by
+    decoding its first frame and counted by its whole packets (a truncated .mkv decoded 23 frames
+    of its 23 packets; the demuxer flags one a cut went through, FLV's last); 0 where nothing plays."""
+    n, seen = 0, False
+    try:
+        with av.open(ffmpeg_local(path)) as c:
+            v = c.streams.video[0]
+            for p in c.demux(v):
+                if not p.size or p.is_corrupt:
+                    continue
+                if not seen:
+                    seen = bool(p.decode())
+                n += 1
+    except (av.error.FFmpegError, ValueError, IndexError, OSError) as e:
+        log.debug("reading back the frames of %s: %s", path, e)
+    return n if seen else 0
+
+
+def _rename_partial(path, target) -> Path:
+    """Move ``path`` to ``target``'s first free ``NAME.partial.EXT`` (``NAME.partial-1.EXT``...):
+    an earlier stopped run's part (stopped at 90 %, this one at 2 %) is never replaced."""
+    t = Path(target)
+    for k in range(100):
+        q = hidden_temp(t, ".partial" + (f"-{k}" if k else ""), hidden=False)
+        if os.path.lexists(q):
+            continue
+        try:
+            os.rename(path, q)  # (the name is free; where it was just taken: the next)
+        except FileExistsError:
+            continue
+        return q
+    q = hidden_temp(t, ".partial", hidden=False)
+    os.replace(path, q)
+    return q
 
 
 def _pid_alive(pid: int) -> bool:
@@ -2087,7 +2130,8 @@ class FileSink(_Sink):
       language/title/disposition, the timecode (a new ``tmcd`` track in mov/mp4), Matroska
       attachments and cover art (see ``_tags``).
 
-    Output is written to ``.<name>.<id>.tmp<ext>`` next to the target and renamed on success.
+    Output is written to ``.<name>.<id>.tmp<ext>`` next to the target and renamed on success
+    (``.live.tmp`` for a live source's: a killed run's is kept, see :meth:`_remove_stale_temps`).
     KeyboardInterrupt inside the ``with``: frames so far are finalized into ``<name>.partial<ext>``
     (``<name>.partial-1<ext>``... beside an earlier run's, which is kept) and :class:`Interrupted`
     (a KeyboardInterrupt) says where. Any other error after frames were encoded: they are kept
@@ -2238,7 +2282,9 @@ class FileSink(_Sink):
             self._fmt = None
             self._remove_stale_temps(t)
             # (the machine and process in the name tell a later run whose it is: _remove_stale_temps)
-            self._path = str(hidden_temp(self._dst, f".{_machine_tag()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"))
+            # (a live source's recording is marked: a killed run's is kept, see _remove_stale_temps)
+            live = ".live" if getattr(source, "live", False) else ""
+            self._path = str(hidden_temp(self._dst, f".{_machine_tag()}-{os.getpid()}-{uuid.uuid4().hex[:8]}{live}.tmp"))
         #: rtmp(s):// is sent by a child process (:mod:`stream_gpen.io._relay`): PyAV's handshake
         #: with a server that never answers froze the whole process
         self._relay = None
@@ -2342,10 +2388,14 @@ class FileSink(_Sink):
         removes them, and each can be as large as the video written so far. Only those made on
         this machine and in this process namespace (:func:`_machine_tag`: a run on another
         machine or in another container writing into a shared folder is never judged by its
-        process id, which means nothing here) whose process is gone, and said."""
-        import re
+        process id, which means nothing here) whose process is gone, and said.
 
-        pattern = re.compile(r"\.([0-9a-f]{8})-(\d+)-[0-9a-f]{8}\.tmp" + re.escape(target.suffix) + "$")
+        One of a live source's recording (``.live.tmp``: a camera, a live stream) is the only
+        copy of footage that cannot be read again: where what reached it plays (Matroska/WebM,
+        MPEG-TS, FLV; an mp4/mov has no index until it is finished) it is kept as
+        ``NAME.partial.EXT`` (``NAME.partial-1.EXT``... beside earlier ones), said in a warning,
+        and not recorded as a stopped run's part, so no later run removes it."""
+        pattern = _temp_pattern(target.suffix)
         try:
             candidates = list(target.parent.glob(f".*.tmp{target.suffix}"))
         except OSError:
@@ -2371,6 +2421,16 @@ class FileSink(_Sink):
                 if not _pids_comparable() and now - q.stat().st_mtime < self.STALE_TEMP_S:
                     continue
             except OSError:  # (the file went)
+                continue
+            if m.group(3) and _playable_frames(q):
+                try:
+                    kept = _rename_partial(q, target)
+                except OSError:
+                    continue
+                msg = (f"kept {kept.name}: the recording of a live source by a run that was killed (it plays "
+                       "up to where it stopped)")
+                self.fallbacks.append(msg)
+                log.warning("%s", msg)
                 continue
             try:
                 size = q.stat().st_size
@@ -4201,19 +4261,7 @@ class FileSink(_Sink):
             pass
         if self.is_url or not os.path.exists(self._path):
             return 0
-        n, seen = 0, False
-        try:
-            with av.open(ffmpeg_local(self._path)) as c:
-                v = c.streams.video[0]
-                for p in c.demux(v):
-                    if not p.size or p.is_corrupt:
-                        continue
-                    if not seen:
-                        seen = bool(p.decode())
-                    n += 1
-        except (av.error.FFmpegError, ValueError, IndexError, OSError) as e:
-            log.debug("reading back the frames written before the error: %s", e)
-        return n if seen else 0
+        return _playable_frames(self._path)
 
     def _remove_tmp(self) -> None:
         if not self.is_url:
@@ -4397,20 +4445,7 @@ class FileSink(_Sink):
     def _keep_partial(self) -> Path:
         t = self._here()  # (in the folder the output is in now: moved meanwhile, there)
         first = hidden_temp(t, ".partial", hidden=False)
-        for k in range(100):
-            # an earlier interrupted run's part (stopped at 90 %, this one at 2 %) is never
-            # replaced: this one goes beside it, NAME.partial-1.EXT, ...
-            q = hidden_temp(t, ".partial" + (f"-{k}" if k else ""), hidden=False)
-            if os.path.lexists(q):
-                continue
-            try:
-                os.rename(self._path, q)  # (the name is free; where it was just taken: the next)
-            except FileExistsError:
-                continue
-            break
-        else:
-            q = first
-            os.replace(self._path, q)
+        q = _rename_partial(self._path, t)
         self.partial_path = q
         from stream_gpen.io._partials import remember_partial
 
