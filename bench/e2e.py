@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -52,6 +53,21 @@ class IdentityRestorer:
         return crops
 
 
+def simd_to_rgb(frame, *, high: bool = False, out=None):
+    """``--decode-convert simd``'s stand-in for :func:`av_to_rgb_numpy` in the decode thread, with
+    its contract (``out``: the ring slot written into and returned): 8-bit frames through
+    swscale's SIMD converter, >8-bit ones as stream-gpen converts them."""
+    from stream_gpen.io._convert import _to_rgb, av_to_rgb_numpy
+
+    if high:
+        return av_to_rgb_numpy(frame, high=True, out=out)
+    rgb = _to_rgb(frame, "rgb24")
+    if out is None:
+        return rgb
+    np.copyto(out, rgb)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto")
@@ -72,14 +88,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.decode_convert == "simd":
         import stream_gpen.io._source as source_mod
-        from stream_gpen.io._convert import _to_rgb
 
-        exact = source_mod.av_to_rgb_numpy
-
-        def simd(frame, *, high=False):
-            return exact(frame, high=True) if high else _to_rgb(frame, "rgb24")
-
-        source_mod.av_to_rgb_numpy = simd
+        source_mod.av_to_rgb_numpy = simd_to_rgb
     refuse_missing_cuda(ap, args.device)
     torch.set_grad_enabled(False)
 

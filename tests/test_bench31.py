@@ -3,6 +3,7 @@
 in the user's weights cache) and opened missing clips with a traceback from PyAV."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -56,3 +57,37 @@ def test_without_a_detector_anywhere_the_benchmark_says_where_to_get_it(tmp_path
     r = _bench("naive.py", ["--max-frames", "2", "--repeats", "1"], clips_only, home)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert "stream-gpen weights download retinaface-mobilenet0.25" in r.stderr, r.stderr
+
+
+def _bench_module(name: str):
+    """``bench/NAME.py`` imported in this process (as its own run imports it, ``bench/`` on the path)."""
+    spec = importlib.util.spec_from_file_location(f"_bench31_{name}", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_e2e_simd_decode_runs_and_writes_into_the_ring_slot(monkeypatch, capsys, shared):
+    """`e2e.py --decode-convert simd` failed on its first frame: its stand-in for av_to_rgb_numpy
+    took no ``out``, which the decode thread passes to convert straight into the ring slot."""
+    import av
+    import numpy as np
+
+    import stream_gpen.io._source as source_mod
+    from stream_gpen.io._convert import _to_rgb
+
+    e2e = _bench_module("e2e")
+    monkeypatch.setattr(source_mod, "av_to_rgb_numpy", source_mod.av_to_rgb_numpy)  # (main swaps it: undone after)
+    monkeypatch.setattr(sys, "argv", ["e2e.py", "--max-frames", "2", "--clips", "talking_head", "--model", "identity",
+                                      "--device", "cpu", "--decode-convert", "simd"])
+    e2e.main()
+    out = capsys.readouterr().out
+    assert source_mod.av_to_rgb_numpy is e2e.simd_to_rgb and "decode conversion simd" in out, out
+    row = next(ln for ln in out.splitlines() if ln.startswith("talking_head ") and "stages" not in ln)
+    assert row.split()[1] == "2", out
+    with av.open(str(shared / "data" / "videos" / "retalking_face2_frontal_talking_head.mp4")) as c:
+        f = next(c.decode(video=0))
+    slot = np.zeros((f.height, f.width, 3), np.uint8)
+    assert e2e.simd_to_rgb(f, out=slot) is slot
+    np.testing.assert_array_equal(slot, _to_rgb(f, "rgb24"))
+    np.testing.assert_array_equal(e2e.simd_to_rgb(f), slot)
