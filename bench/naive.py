@@ -68,6 +68,7 @@ def naive_enhance(src: Path, dst: Path, gen: torch.nn.Module, size: int, detecto
     fps = cap.get(cv2.CAP_PROP_FPS) or 25
     writer = None
     n = faces = 0
+    device = next(gen.parameters()).device
     while True:
         ok, frame = cap.read()
         if not ok:
@@ -81,10 +82,11 @@ def naive_enhance(src: Path, dst: Path, gen: torch.nn.Module, size: int, detecto
         for lm in dets.landmarks.numpy():
             m, _ = cv2.estimateAffinePartial2D(lm.astype(np.float32), ref, method=cv2.LMEDS)
             crop = cv2.warpAffine(frame, m, (size, size), flags=cv2.INTER_LINEAR)
-            x = torch.from_numpy(crop[:, :, ::-1].copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+            # (a round trip per face, as the popular scripts make it)
+            x = torch.from_numpy(crop[:, :, ::-1].copy()).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1
             with torch.no_grad():
                 y = gen(x)
-            face = ((y[0].permute(1, 2, 0).clamp(-1, 1) * 0.5 + 0.5) * 255).numpy().astype(np.uint8)[:, :, ::-1]
+            face = ((y[0].permute(1, 2, 0).clamp(-1, 1) * 0.5 + 0.5) * 255).cpu().numpy().astype(np.uint8)[:, :, ::-1]
             inv = cv2.invertAffineTransform(m)
             face_full = cv2.warpAffine(face, inv, (w, h), flags=cv2.INTER_LINEAR).astype(np.float32)
             mask_full = cv2.warpAffine(mask, inv, (w, h), flags=cv2.INTER_LINEAR)[:, :, None]

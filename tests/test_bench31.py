@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,3 +122,34 @@ def test_naive_loop_keeps_the_faces_ours_restores_and_counts_them(tmp_path, shar
     assert naive.naive_enhance(src, tmp_path / "out.mp4", _SameFace(), 256, detector) == (2, 2)
     assert "faces ours 39, naive 54" in naive.face_counts(39, 54) and "WARNING" in naive.face_counts(39, 54)
     assert "WARNING" not in naive.face_counts(39, 42) and "WARNING" not in naive.face_counts(0, 0)
+
+
+class _FaceElsewhere(_SameFace):
+    """A face model on the ``meta`` device (a stand-in for CUDA on a machine without it): takes
+    its input there, hands back a CPU tensor as ``.cpu()`` of a CUDA output would be."""
+
+    def __init__(self) -> None:
+        super().__init__("meta")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.device)
+        return torch.zeros(x.shape)
+
+
+def test_naive_loop_feeds_the_model_on_its_device(tmp_path, shared, mobilenet_weights):
+    """`naive.py --device cuda` built every face's input on the CPU for a CUDA model (and read its
+    output with .numpy()): each crop now goes to the model's device and comes back with .cpu()."""
+    naive = _bench_module("naive")
+    src = naive.trim(shared / "data" / "videos" / "retalking_face2_frontal_talking_head.mp4", tmp_path / "in.mp4", 1)
+    gen = _FaceElsewhere()
+    assert naive.naive_enhance(src, tmp_path / "out.mp4", gen, 256, naive.naive_detector("cpu", mobilenet_weights)) == (1, 1)
+    assert gen.seen == [torch.device("meta")]
+
+
+@pytest.mark.cuda
+def test_naive_loop_runs_on_cuda(tmp_path, shared, mobilenet_weights):
+    naive = _bench_module("naive")
+    src = naive.trim(shared / "data" / "videos" / "retalking_face2_frontal_talking_head.mp4", tmp_path / "in.mp4", 2)
+    gen = _SameFace("cuda")
+    assert naive.naive_enhance(src, tmp_path / "out.mp4", gen, 256, naive.naive_detector("cuda", mobilenet_weights)) == (2, 2)
+    assert gen.seen and all(d.type == "cuda" for d in gen.seen)
