@@ -4,7 +4,8 @@
 #   bash bench/gpu_check.sh            # from the repository root; logs go to $OUT/ if set
 #
 # Steps, most wanted first (each step's failure is reported and the script goes on; a step that
-# would start with under 20 s of the budget left is skipped):
+# would start with under 20 s of the budget left is skipped; every command has a timeout, none
+# runs past the budget):
 #   0. carried wheels: if .whl/ exists, pip-install them offline into /tmp/site (PYTHONPATH)
 #   1. nvidia-smi, torch / CUDA / cuDNN / triton versions
 #  1b. NVENC probe: h264/hevc/av1_nvenc available or why not (an H200 has no NVENC: that is the answer)
@@ -63,14 +64,30 @@ run_step() {
     return 0
 }
 
+# bounded LIMIT CMD...: the set-up commands outside run_step (the wheels' install, the machine
+# info) under a timeout too, LIMIT s or what is left of the budget (1 s at least): a hung driver
+# or pip must not take the lease with no table printed
+bounded() {
+    local limit=$1 remaining
+    shift
+    remaining=$(left)
+    ((limit > remaining)) && limit=$((remaining > 1 ? remaining : 1))
+    timeout --kill-after=5 "$limit" "$@"
+}
+# failed RC: how a bounded command ended, for its line in the log
+failed() { if (($1 == 124 || $1 == 137)); then echo "timed out"; else echo "failed (exit $1)"; fi; }
+
 # ---------------------------------------------------------------- 0. carried wheels
 if compgen -G ".whl/*.whl" >/dev/null; then
-    log "### installing carried wheels from .whl/ into /tmp/site (offline)"
-    if $PY -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl >>"$MAIN_LOG" 2>&1; then
+    log "### installing carried wheels from .whl/ into /tmp/site (offline, timeout 120s)"
+    bounded 120 $PY -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl >>"$MAIN_LOG" 2>&1
+    rc=$?
+    if ((rc == 0)); then
         SUMMARY+=("$(printf '%-22s %-10s' wheels ok)")
     else
-        SUMMARY+=("$(printf '%-22s %-10s' wheels FAIL)")
-        log "wheel install failed (see above); going on"
+        status=FAIL && ((rc == 124 || rc == 137)) && status=TIMEOUT
+        SUMMARY+=("$(printf '%-22s %-10s' wheels "$status")")
+        log "wheel install $(failed $rc) (see above); going on"
     fi
     export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 else
@@ -97,9 +114,10 @@ fi
 log "STREAM_GPEN_SHARED=${STREAM_GPEN_SHARED:-<not found: golden-fixture tests will fail; bash bench/make_devcarry.sh>}"
 
 # ---------------------------------------------------------------- 1. machine info
-{
-    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit --format=csv 2>&1 || echo "nvidia-smi failed"
-    $PY - <<'EOF' 2>&1 || echo "torch info failed"
+info=$({
+    bounded 20 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit --format=csv 2>&1 \
+        || echo "nvidia-smi $(failed $?)"
+    bounded 60 $PY - <<'EOF' 2>&1 || echo "torch info $(failed $?)"
 import torch, platform
 print("python", platform.python_version(), "torch", torch.__version__, "cuda", torch.version.cuda,
       "cudnn", torch.backends.cudnn.version(), "available", torch.cuda.is_available())
@@ -115,7 +133,13 @@ for mod in ("triton", "numpy", "cv2", "av", "facexlib"):
     except Exception as exc:
         print(mod, "MISSING", type(exc).__name__)
 EOF
-} 2>&1 | tee -a "$MAIN_LOG"
+} 2>&1)
+log "$info"
+info_failed=$(grep -E "^(nvidia-smi|torch info) (timed out|failed)" <<<"$info" | paste -sd ";" -)
+if [[ -n "$info_failed" ]]; then
+    status=FAIL && [[ "$info_failed" == *"timed out"* ]] && status=TIMEOUT
+    SUMMARY+=("$(printf '%-22s %-10s' 'machine info' "$status")  ($info_failed)")
+fi
 
 # ---------------------------------------------------------------- 1b. NVENC probe
 # stream_gpen.io._sink.nvenc_available: opens each NVENC encoder on one test frame. Data-centre
