@@ -346,7 +346,8 @@ class Enhancer:
     * ``max_faces``: restore at most this many faces per picture, the largest, chosen as
       ``faces="largest"`` chooses (crowds cost per face); ``None`` = all. Not used (warned) with
       ``faces="largest"``/``"center"``, which restore one face.
-    * ``min_face``: ignore faces smaller than this (pixels, shorter box side). Tiny faces gain
+    * ``min_face``: ignore faces smaller than this (pixels, shorter box side, on screen: a video's
+      non-square pixels are made square as a player shows them). Tiny faces gain
       little and cost as much as big ones. (Video: judged at each detection.)
     * ``check_landmarks``: leave untouched a face found sideways or upside down whose landmarks
       fit no face the right way up (RetinaFace misplaces them there: the crop aligned on them

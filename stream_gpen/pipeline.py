@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from stream_gpen.faces import FaceDetector, FaceTracker, FixedLagSmoother, estimate_affines, paste_faces, warp_faces
+from stream_gpen.faces._detector import display_side
 from stream_gpen.errors import InvalidInputError
 from stream_gpen.summary import RunSummary, StageTimer
 
@@ -372,6 +373,9 @@ class FaceStage:
                 self.detector_calls += 1
                 self.detector_probes += int(self.tracker.probing)
         with self.timer("track"):
+            # the tracker judges min_face on screen as the detector does (set here: the source,
+            # and so the aspect, is known only once the stage is built)
+            self.tracker.pixel_aspect = self.pixel_aspect
             return self.tracker.update(index, dets, frame=image)
 
     #: a face whose eye line is turned further than this (degrees) from level is not upright
@@ -424,10 +428,10 @@ class FaceStage:
         if self._turn_wait > 0:
             self._turn_wait -= 1
             return dets
-        if not (dropped or self._off_level(seen)):
+        if not (dropped or self._off_level(seen, self.turn)):
             return dets
         self._turn_wait = self.TURN_RECHECK
-        best, upright, best_dropped = self.turn, self._upright(seen), dropped
+        best, upright, best_dropped = self.turn, self._upright(seen, self.turn), dropped
         for k in range(4):
             if k == self.turn:
                 continue
@@ -435,8 +439,8 @@ class FaceStage:
             (turned_seen, turned), k_dropped = self._dropping(self._detect_turned, image, k, undo=True)
             self.detector_calls += 1
             self.turn_calls += 1
-            if self._upright(turned_seen) > upright:
-                best, upright, dets, best_dropped = k, self._upright(turned_seen), turned, k_dropped
+            if self._upright(turned_seen, k) > upright:
+                best, upright, dets, best_dropped = k, self._upright(turned_seen, k), turned, k_dropped
         if best != self.turn:
             # the faces left untouched are the chosen turn's (review23: they went uncounted)
             self.detections_implausible += best_dropped - dropped
@@ -475,26 +479,30 @@ class FaceStage:
         return seen, Detections(torch.cat([corners.amin(1), corners.amax(1)], 1), _unturn(seen.landmarks, k, h, w),
                                 seen.scores.clone())
 
-    def _kept(self, dets) -> torch.Tensor:
-        """Which of ``dets`` the tracker would restore when first seen (score and size)."""
-        return self._sized(dets) & (dets.scores >= getattr(self.tracker, "min_score", 0.0))
+    def _kept(self, dets, k: int = 0) -> torch.Tensor:
+        """Which of ``dets`` the tracker would restore when first seen (score and size; ``k``: as
+        :meth:`_sized`)."""
+        return self._sized(dets, k) & (dets.scores >= getattr(self.tracker, "min_score", 0.0))
 
-    def _sized(self, dets) -> torch.Tensor:
+    def _sized(self, dets, k: int = 0) -> torch.Tensor:
         """Which of ``dets`` are of the tracker's ``min_face`` or more: the detector returns faces
-        down to half of it too (``small_faces``), on which the tracker ends a track that shrank."""
-        wh = (dets.boxes[:, 2:] - dets.boxes[:, :2]).clamp(min=0)
-        return wh.min(dim=1).values >= getattr(self.tracker, "min_face", 0.0)
+        down to half of it too (``small_faces``), on which the tracker ends a track that shrank.
+        Measured on screen (display px, as the tracker and detector do: an anamorphic video keeps
+        the faces its square-pixel copy keeps); ``k``: ``dets`` are of the frame turned by
+        ``torch.rot90`` ``k`` times (a quarter turn swaps the pixel's sides)."""
+        aspect = self.pixel_aspect if k % 2 == 0 else 1.0 / self.pixel_aspect
+        return display_side(dets.boxes, aspect).clamp(min=0) >= getattr(self.tracker, "min_face", 0.0)
 
     def _roll(self, dets) -> torch.Tensor:
         """Each face's eye line's angle from level, degrees (0-180)."""
         eyes = dets.landmarks[:, 1] - dets.landmarks[:, 0]
         return torch.rad2deg(torch.atan2(eyes[:, 1], eyes[:, 0])).abs()
 
-    def _upright(self, dets) -> int:
-        return int((self._kept(dets) & (self._roll(dets) <= self.TURN_ROLL)).sum()) if len(dets) else 0
+    def _upright(self, dets, k: int = 0) -> int:
+        return int((self._kept(dets, k) & (self._roll(dets) <= self.TURN_ROLL)).sum()) if len(dets) else 0
 
-    def _off_level(self, dets) -> bool:
-        return bool((self._kept(dets) & (self._roll(dets) >= self.TURN_LOOK)).any()) if len(dets) else False
+    def _off_level(self, dets, k: int = 0) -> bool:
+        return bool((self._kept(dets, k) & (self._roll(dets) >= self.TURN_LOOK)).any()) if len(dets) else False
 
     def _dropping(self, detect, *args, undo: bool = False, **kw):
         """``(detect(*args, **kw), the detections it dropped as implausible)``: the detector's
@@ -659,7 +667,7 @@ class FaceStage:
             if gone is not None or self._off_level(dets):
                 dets = self._turned_faces(image, dets, gone if gone is not None else torch.zeros(0, 4, dtype=torch.float32))
         dets = select_faces(dets, self.tracker.select, self.tracker.min_face, self.tracker.max_faces, image.shape,
-                            self.tracker.min_score)
+                            self.tracker.min_score, pixel_aspect=self.pixel_aspect)
         if len(dets) == 0:
             return torch.zeros(0, 2, 3, dtype=torch.float32)
         return estimate_affines(dets.landmarks.to(torch.float32), size=self.size, pixel_aspect=self.pixel_aspect)
@@ -682,8 +690,7 @@ class FaceStage:
         from stream_gpen.faces._tracker import _iou
 
         h, w = image.shape[:2]
-        wh = (dets.boxes[:, 2:] - dets.boxes[:, :2]).clamp(min=0)
-        passing = (wh.min(dim=1).values >= self.tracker.min_face) & (dets.scores >= self.tracker.min_score)
+        passing = self._kept(dets)
         off = passing & (self._roll(dets) >= self.TURN_LOOK) if len(dets) else passing
         areas = torch.cat([dropped.float().view(-1, 4), dets.boxes[~passing | off].float()])
         regions: list[list[float]] = []
@@ -981,13 +988,15 @@ def blend_crops(restored: torch.Tensor, crops: torch.Tensor, strength: float) ->
     return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
-def select_faces(dets, select: str, min_face: float, max_faces: int | None, shape, min_score: float = 0.0) -> object:
-    """Apply the face-selection options to one frame's detections (still images)."""
+def select_faces(dets, select: str, min_face: float, max_faces: int | None, shape, min_score: float = 0.0, *,
+                 pixel_aspect: float = 1.0) -> object:
+    """Apply the face-selection options to one frame's detections (still images; ``min_face``
+    in display px at ``pixel_aspect``: :func:`~stream_gpen.faces._detector.display_side`)."""
     if len(dets) == 0:
         return dets
     boxes = dets.boxes
-    wh = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0)
-    keep = torch.nonzero((wh.min(dim=1).values >= min_face) & (dets.scores >= min_score)).flatten()
+    keep = torch.nonzero((display_side(boxes, pixel_aspect).clamp(min=0) >= min_face)
+                         & (dets.scores >= min_score)).flatten()
     dets = dets.select(keep)
     if len(dets) == 0:
         return dets

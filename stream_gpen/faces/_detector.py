@@ -103,10 +103,12 @@ class FaceDetector:
       Lower is faster (cost ~ pixels) but faces below ~16 px at that scale are missed: a face of
       ``f`` px in a frame whose long side is ``L`` is ``f * long_side / L`` px to the network.
     * ``score_threshold``: higher drops false positives but loses blurry / profile faces.
-    * ``min_face``: drop faces whose box's shorter side (frame px) is smaller; small faces gain
+    * ``min_face``: drop faces whose box's shorter side (display px: as a player shows the frame,
+      its pixels made square by the call's ``pixel_aspect``, so anamorphic video keeps the faces
+      its square-pixel copy keeps: :func:`display_side`) is smaller; small faces gain
       little from restoration and cost as much as big ones. (Video: judged at each detection;
       see :class:`~stream_gpen.faces.FaceTracker`.)
-    * ``small_faces``: also return the faces from this shorter side (frame px) up to ``min_face``,
+    * ``small_faces``: also return the faces from this shorter side (display px) up to ``min_face``,
       unchecked (``check_landmarks`` looks only at faces of ``min_face`` and more, and
       ``max_faces`` counts only those): a video's tracker ends the track of a face found only that
       small (walking away) where it is, instead of counting a miss. Callers drop them by
@@ -313,8 +315,8 @@ class FaceDetector:
             for s in range(0, len(idx), self.batch_size):
                 chunk = idx[s : s + self.batch_size]
                 size = self.scaled_size(h, w, pixel_aspect, long_side)
-                for i, d in zip(chunk, self._detect_batch([frames[i] for i in chunk], h, w, size)):
-                    out[i] = self._finish(frames[i], d) if final else d
+                for i, d in zip(chunk, self._detect_batch([frames[i] for i in chunk], h, w, size, pixel_aspect)):
+                    out[i] = self._finish(frames[i], d, pixel_aspect) if final else d
         return out  # type: ignore[return-value]
 
     @torch.inference_mode()
@@ -369,13 +371,13 @@ class FaceDetector:
             # the whole frame at the same scale (one input shape for every region), then the faces
             # the window would have held whole: what the window finds, as the window's anchors are
             # the frame's
-            d = self._detect_batch([frame], h, w, size=(sh, sw))[0]
+            d = self._detect_batch([frame], h, w, (sh, sw), pixel_aspect)[0]
             d = d.select(~_cut(d.boxes, (x1, y1, x2, y2), (w, h), 8 * max(fx, fy)))
-            return self._finish(frame, d) if final else d
+            return self._finish(frame, d, pixel_aspect) if final else d
         last = self.dropped_boxes[-1] if self.dropped_boxes else None
-        d = self._detect_batch([frame[y1:y2, x1:x2]], y2 - y1, x2 - x1, size=(ny2 - ny1, nx2 - nx1))[0]
+        d = self._detect_batch([frame[y1:y2, x1:x2]], y2 - y1, x2 - x1, (ny2 - ny1, nx2 - nx1), pixel_aspect)[0]
         if final:
-            d = self._finish(frame[y1:y2, x1:x2], d)
+            d = self._finish(frame[y1:y2, x1:x2], d, pixel_aspect)
         off = torch.tensor([float(x1), float(y1)], dtype=torch.float32)
         if self.dropped_boxes and self.dropped_boxes[-1] is not last:  # the window's pixels -> the frame's
             self.dropped_boxes[-1] = self.dropped_boxes[-1] + off.repeat(2)
@@ -385,9 +387,10 @@ class FaceDetector:
         keep = ~_cut(boxes, (x1, y1, x2, y2), (w, h), 8 * max(fx, fy))
         return Detections(boxes[keep], (d.landmarks + off)[keep], d.scores[keep])
 
-    def _detect_batch(self, frames: list[torch.Tensor], h: int, w: int, size=None) -> list[Detections]:
-        """The network's faces of ``frames`` (scored, NMS, ``min_face``), before ``check_landmarks``
-        and ``max_faces`` (:meth:`_finish`)."""
+    def _detect_batch(self, frames: list[torch.Tensor], h: int, w: int, size=None,
+                      pixel_aspect: float = 1.0) -> list[Detections]:
+        """The network's faces of ``frames`` (scored, NMS, ``min_face`` in display px at
+        ``pixel_aspect``: :func:`display_side`), before ``check_landmarks`` and ``max_faces`` (:meth:`_finish`)."""
         sh, sw = size if size is not None else self.scaled_size(h, w)
         if self.resize_uint8:
             x = _input_uint8(frames, sh, sw)
@@ -424,16 +427,15 @@ class FaceDetector:
             k = nms(bx, sc, self.nms_threshold)[:750]
             bx, lm, sc = bx[k], lm[k], sc[k]
             if self.min_face > 0:
-                side = torch.minimum(bx[:, 2] - bx[:, 0], bx[:, 3] - bx[:, 1])
-                ok = side >= min(self.min_face, self.small_faces or self.min_face)
+                ok = display_side(bx, pixel_aspect) >= min(self.min_face, self.small_faces or self.min_face)
                 bx, lm, sc = bx[ok], lm[ok], sc[ok]
             results.append(Detections(bx, lm, sc))
         return results
 
-    def _finish(self, frame: torch.Tensor, d: Detections) -> Detections:
+    def _finish(self, frame: torch.Tensor, d: Detections, pixel_aspect: float = 1.0) -> Detections:
         """One picture's faces after ``check_landmarks`` (counted, their boxes recorded) and
         ``max_faces``; ``small_faces`` ones pass unchecked and uncounted, after the others."""
-        big = self._big(d)
+        big = self._big(d, pixel_aspect)
         if self.check_landmarks and big.any():
             ok = big.clone()
             ok[big] = self._plausible(frame, d.landmarks[big], d.boxes[big])
@@ -444,12 +446,12 @@ class FaceDetector:
         keep = big.nonzero().flatten()[: self.max_faces]
         return d.select(torch.cat([keep, (~big).nonzero().flatten()]))
 
-    def _big(self, d: Detections) -> torch.Tensor:
-        """``[n]`` bool: which of ``d`` are faces of ``min_face`` or more (not ``small_faces`` only)."""
+    def _big(self, d: Detections, pixel_aspect: float = 1.0) -> torch.Tensor:
+        """``[n]`` bool: which of ``d`` are faces of ``min_face`` or more (not ``small_faces`` only;
+        display px, as :meth:`_detect_batch` measures them)."""
         if not self.small_faces or not len(d):
             return torch.ones(len(d), dtype=torch.bool)
-        side = torch.minimum(d.boxes[:, 2] - d.boxes[:, 0], d.boxes[:, 3] - d.boxes[:, 1])
-        return (side >= self.min_face).cpu()
+        return (display_side(d.boxes, pixel_aspect) >= self.min_face).cpu()
 
     def _plausible(self, frame: torch.Tensor, landmarks: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """``[n]`` bool: which faces pass ``check_landmarks`` (their landmarks fit the template,
@@ -594,7 +596,7 @@ class FaceDetector:
                 if not scales or r > scales[-1][0] + 1e-9:
                     scales.append((r, per[x][i]))
             if len(scales) == 1:
-                out.append(scales[0][1] if single else self._finish(f, scales[0][1]))
+                out.append(scales[0][1] if single else self._finish(f, scales[0][1], pixel_aspect))
                 continue
             parts = []
             for k, (r, d) in enumerate(scales):
@@ -609,10 +611,10 @@ class FaceDetector:
                 if k > 0:  # too large here (parts of a face): the coarser scale answers for it
                     keep &= (side * r <= self.PYRAMID_MAX_PX) | (side * scales[k - 1][0] < self.PYRAMID_MIN_PX)
                 parts.append(d.select(keep))
-            out.append(self._merged(f, parts))
+            out.append(self._merged(f, parts, pixel_aspect))
         return out
 
-    def _merged(self, frame: torch.Tensor, parts: list[Detections]) -> Detections:
+    def _merged(self, frame: torch.Tensor, parts: list[Detections], pixel_aspect: float = 1.0) -> Detections:
         """The scales' faces ``parts`` of ``frame`` merged by NMS, then ``check_landmarks`` and
         ``max_faces``, as :meth:`_finish` does for one scale. Only the faces NMS keeps are checked:
         one that fails is dropped and NMS runs again without it, checking any face it had hidden,
@@ -626,7 +628,7 @@ class FaceDetector:
         rank = d.scores + torch.cat([torch.full((len(p),), i * self.PYRAMID_FINER_MARGIN, dtype=d.scores.dtype,
                                                 device=d.scores.device) for i, p in enumerate(parts)])
         live = torch.arange(len(d))
-        checked = ~self._big(d)  # small_faces ones pass unchecked
+        checked = ~self._big(d, pixel_aspect)  # small_faces ones pass unchecked
         bad = torch.zeros(len(d), dtype=torch.bool)
         while True:
             k = live[nms(d.boxes[live], rank[live], self.nms_threshold)]
@@ -641,7 +643,7 @@ class FaceDetector:
             live = (~bad).nonzero().flatten()
         self._count_dropped(d.boxes[bad])
         if self.max_faces is not None:
-            big = self._big(d)[k]
+            big = self._big(d, pixel_aspect)[k]
             k = torch.cat([k[big][: self.max_faces], k[~big]])
         return d.select(k)
 
@@ -819,6 +821,17 @@ def check_min_score(min_score) -> float:
     if isinstance(min_score, bool) or not isinstance(min_score, numbers.Real) or not 0.0 <= min_score < 1.0:
         raise InvalidInputError(f"min_score must be a number in [0, 1), got {min_score!r}")
     return float(min_score)
+
+
+def display_side(boxes: torch.Tensor, pixel_aspect: float = 1.0) -> torch.Tensor:
+    """``[n]``: the shorter side of each box ``[n,4]`` (frame px) in display px, as a player shows
+    the frame: each pixel stretched along its shorter side to a square (``pixel_aspect``, its width
+    over its height: 2 doubles widths, 0.5 heights; HDV's 1440x1080 at 4:3 is 1920x1080 on screen).
+    ``min_face`` is a size on screen, so an anamorphic frame (DV, HDV, a TV capture: SAR 2:1 stores
+    a face half as wide) keeps the faces its square-pixel copy keeps. A frame turned a quarter turn
+    has the inverse aspect."""
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    return torch.minimum(w * max(pixel_aspect, 1.0), h * max(1.0 / pixel_aspect, 1.0))
 
 
 def _check_aspect(pixel_aspect) -> float:

@@ -435,7 +435,9 @@ class FaceTracker:
     * ``motion``: ``"flow"`` carries points with optical flow between detections; ``"none"`` holds
       them (only for a static camera and subject; it lags any motion by up to k frames).
     * ``select``: ``"all"`` faces, the ``"largest"`` one, or the one nearest the ``"center"``.
-    * ``min_face``: ignore faces whose box's shorter side is below this (frame px), judged on
+    * ``min_face``: ignore faces whose box's shorter side is below this (display px: as a player
+      shows the frame, its pixels made square by ``pixel_aspect``, so anamorphic video keeps the
+      faces its square-pixel copy keeps), judged on
       each detection's box, never on the flow-carried box (which would switch a face near the
       limit on and off between detections): a tracked face that shrinks below it (walking away)
       stays restored up to the detection that confirms it under the limit, where its track ends
@@ -447,6 +449,10 @@ class FaceTracker:
       a new track (``min_score``). Such a detection (the pipeline's detector returns faces down to
       half the limit, ``small_faces``) ends only a track it overlaps (``iou_match``) that no
       detection over the limit matched, and starts none.
+    * ``pixel_aspect``: width over height on screen of a frame pixel (the video's sample aspect
+      ratio; the pipeline sets its own), by which ``min_face`` measures boxes on screen (2 doubles
+      widths, 0.5 heights). 1.0 (default): square pixels; a wrong value keeps or drops faces by a
+      size they are not shown at.
     * ``min_score``: a detection starts a new track only at this detector score or above (GPEN's
       own script restores faces scored 0.9 and up; lower ones are mostly profiles and turned
       heads, which a frontal template restores badly). A face already tracked is kept by any
@@ -573,6 +579,7 @@ class FaceTracker:
         watch_area: float = 0.001,
         reprobe: bool = False,
         resize: Resize = "auto",
+        pixel_aspect: float = 1.0,
     ) -> None:
         if not isinstance(detect_every, int) or detect_every < 1:
             raise InvalidInputError(f"detect_every must be an int >= 1, got {detect_every!r}")
@@ -584,6 +591,9 @@ class FaceTracker:
             raise InvalidInputError(f"filter must be one of {get_args(Filter)}, got {filter!r}")
         if min_face < 0:
             raise InvalidInputError(f"min_face must be >= 0, got {min_face!r}")
+        if isinstance(pixel_aspect, bool) or not (isinstance(pixel_aspect, (int, float)) and math.isfinite(pixel_aspect)
+                                                  and pixel_aspect > 0):
+            raise InvalidInputError(f"pixel_aspect must be a positive finite number, got {pixel_aspect!r}")
         if max_faces is not None and (not isinstance(max_faces, int) or max_faces < 1):
             raise InvalidInputError(f"max_faces must be None or an int >= 1, got {max_faces!r}")
         check_min_score(min_score)
@@ -614,6 +624,7 @@ class FaceTracker:
         self.motion = motion
         self.select = select
         self.min_face = float(min_face)
+        self.pixel_aspect = float(pixel_aspect)
         self.max_faces = max_faces
         self.min_score = float(min_score)
         self.filter = filter
@@ -1228,7 +1239,7 @@ class FaceTracker:
         scores = d.scores.double().numpy()
         small = np.zeros((0, 4))
         if self.min_face > 0 and len(boxes):
-            side = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+            side = self._side(boxes)
             keep = side >= self.min_face
             small = boxes[~keep]
             boxes, lms, scores = boxes[keep], lms[keep], scores[keep]
@@ -1279,7 +1290,7 @@ class FaceTracker:
             # (no miss counted): a face hovering at the limit goes on, one track. (A probe's
             # region leaves out the faces it cuts: what it finds is the face's size.)
             iou = _iou(np.stack([t.box for t in self._tracks]), small)
-            side = np.minimum(small[:, 2] - small[:, 0], small[:, 3] - small[:, 1])
+            side = self._side(small)
             taken: set[int] = set()
             for v, i, j in sorted(((iou[i, j], i, j) for i in range(iou.shape[0]) for j in range(iou.shape[1])),
                                   reverse=True):
@@ -1339,6 +1350,11 @@ class FaceTracker:
     #: found between it and the limit ends only if the re-detect on the next frame finds it under
     #: the limit too (a face hovering around the limit is not switched off and on as two tracks)
     SHRUNK_AT_ONCE = 0.9
+
+    def _side(self, boxes: np.ndarray) -> np.ndarray:
+        """Each box's shorter side on screen (display px at ``pixel_aspect``, as ``display_side``)."""
+        a = self.pixel_aspect
+        return np.minimum((boxes[:, 2] - boxes[:, 0]) * max(a, 1.0), (boxes[:, 3] - boxes[:, 1]) * max(1.0 / a, 1.0))
 
     def shrunk_ids(self) -> set[int]:
         """Ids of the tracks that the latest :meth:`update` ended because its detection found the
