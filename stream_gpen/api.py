@@ -2891,10 +2891,27 @@ def is_image_url(src: str) -> bool:
     return name is not None and Path(name).suffix.lower() in IMAGE_EXTS
 
 
+def _device_or_stream(src: str) -> bool:
+    """A device (``/dev/video0``) or a process's stream (``/dev/stdin``, ``/dev/fd/0``,
+    ``/proc/self/fd/0``, a pipe named so): no output can be put beside it. A FIFO in a folder of
+    files and a regular file under ``/dev/shm`` are not: their folders take files."""
+    import stat
+
+    try:
+        mode = os.stat(src).st_mode
+    except OSError:
+        mode = 0
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return True
+    path = os.path.abspath(src)
+    return path.startswith(("/proc/", "/dev/fd/", "/dev/std"))
+
+
 def default_output(src: str) -> str:
     """``clip.mp4`` -> ``clip_enhanced.mp4``; ``photos/`` -> ``photos_enhanced/``; a URL naming a
     file -> that name with ``_enhanced``, in the working folder (``https://x/y/clip.mp4`` ->
-    ``clip_enhanced.mp4``); other URLs, devices and lavfi -> ``stream_enhanced.mp4``; a container
+    ``clip_enhanced.mp4``); other URLs, devices, lavfi and a pipe or stdin (``/dev/fd/0``,
+    ``/dev/stdin``: :func:`_device_or_stream`) -> ``stream_enhanced.mp4`` in the working folder; a container
     that cannot hold the restored video (``.mpg``/``.vob`` DVD and VHS captures, ``.dv``,
     ``.gif``...: ``io._sink.NO_MODERN_VIDEO``) -> ``NAME_enhanced.mp4``; an unknown or no extension
     -> the whole name + ``_enhanced.mp4`` (``cam.001`` -> ``cam.001_enhanced.mp4``)."""
@@ -2906,6 +2923,11 @@ def default_output(src: str) -> str:
         if name is None:
             return "stream_enhanced.mp4"
         src = name  # into the working folder, under the URL's own name
+    if _device_or_stream(src):
+        # its folder takes no files: `cat clip.mp4 | enhance /dev/fd/0` restored every frame and
+        # then failed to create /dev/fd/0_enhanced.mp4 (as root, /dev/stdin_enhanced.mp4 was
+        # written into the container's /dev)
+        return "stream_enhanced.mp4"
     p = Path(src)
     if p.is_dir():
         if p.name in ("", ".", ".."):  # `enhance .`: named after the folder it is, beside it

@@ -1367,7 +1367,8 @@ def not_writable(folder, err: OSError | None = None) -> OutputNotWritableError:
             code = errno.EROFS if os.statvfs(folder).f_flag & os.ST_RDONLY else errno.EACCES
         except (AttributeError, OSError, ValueError):  # (Windows: no statvfs)
             code = errno.EACCES
-    why = "it is on a read-only drive" if code == errno.EROFS else "permission denied"
+    why = ("it is on a read-only drive" if code == errno.EROFS else
+           "it is the kernel's (/proc, /sys), which takes no files" if _kernel_folder(folder) else "permission denied")
     e = OutputNotWritableError(f"cannot write into the output folder {folder}: {why}",
                                hint="choose another dst, in a folder you may write into (or make this one "
                                     "writable: its permissions, or how its drive is mounted)")
@@ -1380,8 +1381,16 @@ def check_output_writable(folder) -> None:
     (write and search permission; a read-only drive). A folder that is not there is left to the
     caller's own check (made, or refused as missing)."""
     f = Path(folder)
-    if f.is_dir() and not os.access(f, os.W_OK | os.X_OK):
+    if f.is_dir() and (_kernel_folder(f) or not os.access(f, os.W_OK | os.X_OK)):
         raise not_writable(f)
+
+
+def _kernel_folder(folder) -> bool:
+    """``folder`` is in /proc or /sys (``/dev/fd`` is /proc/self/fd): no file can be made there,
+    though os.access says it may be written (root; a process's own /proc/self/fd), so the run
+    restored every frame and failed at the end."""
+    path = os.path.realpath(folder)
+    return path in ("/proc", "/sys") or path.startswith(("/proc/", "/sys/"))
 
 
 def keep_beside(tmp, target) -> Path | None:
