@@ -1299,6 +1299,27 @@ def _damage_check(ins):
         return None
 
 
+def _process_stream(target) -> bool:
+    """``target`` is, or is a link to, a process's stream: ``/dev/stdout``, ``/dev/fd/N``,
+    ``/proc/self/fd/N``. Followed link by link: os.stat sees only where the stream goes (a file
+    stdout was redirected to is a regular file; the run replaced the link with a new file and the
+    redirected file stayed empty), realpath only the last name."""
+    try:
+        p = os.path.abspath(os.fspath(target))
+    except (TypeError, ValueError):
+        return False
+    for _ in range(40):  # (a loop of links: as the OS, give up)
+        for q in (p, os.path.join(os.path.realpath(os.path.dirname(p)), os.path.basename(p))):
+            if re.match(r"/dev/(fd/|std(in|out|err)$)|/proc/[^/]+(/task/[^/]+)?/fd/", q):
+                return True
+        try:
+            p = os.path.join(os.path.dirname(p), os.readlink(p))
+        except (OSError, ValueError):  # (not a link)
+            return False
+        p = os.path.normpath(p)
+    return False
+
+
 def check_not_special(target) -> None:
     """Refuse an existing ``target`` that is not a regular file (or a folder, whose own checks
     apply): a named pipe, a device, a socket. The output is written to a temporary file renamed
@@ -1307,6 +1328,10 @@ def check_not_special(target) -> None:
     the null sink before this; the API's is ``"null"``.)"""
     import stat
 
+    if _process_stream(target):
+        raise InvalidInputError(f"output {target} is a process's stream (standard output, /dev/fd/N): writing to "
+                                "stdout is not supported; the output is written to a file and renamed into place",
+                                hint="name a regular file as dst (dst=\"null\" restores without writing anything)")
     try:
         mode = os.stat(target).st_mode
     except (OSError, ValueError):  # (absent: the usual case)
