@@ -260,6 +260,11 @@ def _unknown_arguments(extras: list[str], parser: argparse.ArgumentParser,
     for extra in extras:
         if extra.startswith("--"):
             name = extra.split("=", 1)[0]
+            if name in known:
+                # (left over only after "--", which makes all that follows an input: "did you
+                # mean --model?" of --model itself)
+                hints.append(f"{name} is an option: put it before '--'")
+                continue
             elsewhere = [] if name in known else _commands_taking(root, name, parser)
             # (without the shared "--": it alone made --model "close" to --help)
             close = difflib.get_close_matches(name[2:], list(bare), n=1, cutoff=0.6)
