@@ -341,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Restore faces in videos, live cameras and photos with GPEN.",
         epilog="exit codes: 0 ok, 1 internal error (a bug), 2 bad input/usage, 3 weights, 4 decode/encode/"
-        "live source failed or out of memory, 5 folder done with files skipped (unreadable, failed, or "
+        "live source failed, an output or --report that cannot be written, or out of memory, 5 folder done with files skipped (unreadable, failed, or "
         "--start past a video's end), "
         "130 interrupted (143 SIGTERM, 129 SIGHUP), 141 the reader of the output closed the pipe (an error "
         "keeps its own code)",

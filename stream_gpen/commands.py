@@ -14,7 +14,7 @@ from pathlib import Path
 
 from stream_gpen.errors import INPUT_HINT, MAX_BATCH_SIZE
 from stream_gpen.errors import (KEYWORD_FLAGS, ErrorDetails, InvalidInputError, Interrupted, OutputExistsError,
-                                 StreamGpenError, in_command_line_words)
+                                 OutputNotWritableError, StreamGpenError, in_command_line_words)
 
 log = logging.getLogger("stream_gpen.cli")
 
@@ -532,8 +532,15 @@ def _check_report(report: str | None, media: list[str], *, overwrite: bool) -> N
         with tempfile.NamedTemporaryFile(dir=p.parent, prefix=f".{p.name}.", suffix=".probe"):
             pass
     except OSError as e:
-        raise InvalidInputError(f"--report {report} cannot be written there: {e.strerror or e}",
-                                hint="name a .json file in a writable folder") from e
+        from stream_gpen.io._sink import REFUSED_ERRNOS
+
+        # (a read-only or someone else's folder: exit 4 as the output's own, not 2 as a bad name)
+        kind = OutputNotWritableError if e.errno in REFUSED_ERRNOS else InvalidInputError
+        err = kind(f"--report {report} cannot be written there: {e.strerror or e}",
+                   hint="name a .json file in a writable folder")
+        if kind is OutputNotWritableError:
+            err.errno = e.errno
+        raise err from e
     if p.exists() and not overwrite:
         try:
             old = json.loads(p.read_text(encoding="utf-8"))
@@ -895,7 +902,8 @@ def add_enhance(subparsers, parents=()) -> None:
         "and its videos; unreadable files in it, and videos --start does not fit, are skipped and "
         "listed, exit code 5; 2 where nothing could be restored).",
         epilog="exit codes: 0 ok, 1 internal error, 2 bad input/usage/output exists, 3 weights, "
-        "4 decoding/encoding/live source failed or out of memory, 5 folder done but some files skipped "
+        "4 decoding/encoding/live source failed, an output or --report that cannot be written (read-only, full, "
+        "no permission) or out of memory, 5 folder done but some files skipped "
         "(unreadable, failed, or --start past a video's end), 130 interrupted (143 SIGTERM, 129 SIGHUP), "
         "141 the reader of the output closed the pipe (an error keeps its own code)",
     )

@@ -381,7 +381,7 @@ def test_a_report_that_cannot_be_written_is_found_before_the_run(tmp_path, capsy
     import tempfile
 
     from stream_gpen import commands
-    from stream_gpen.errors import InvalidInputError
+    from stream_gpen.errors import OutputNotWritableError
     from stream_gpen.summary import RunSummary
 
     def refuse(*a, **k):
@@ -389,7 +389,7 @@ def test_a_report_that_cannot_be_written_is_found_before_the_run(tmp_path, capsy
 
     with monkeypatch.context() as m:
         m.setattr(tempfile, "NamedTemporaryFile", refuse)
-        with pytest.raises(InvalidInputError, match="cannot be written there: Read-only file system"):
+        with pytest.raises(OutputNotWritableError, match="cannot be written there: Read-only file system"):
             commands._check_report(str(tmp_path / "r.json"), [], overwrite=False)
     report = tmp_path / "r.json"
     RunSummary(frames_in=3, frames_out=3).write_json(report)
