@@ -887,6 +887,10 @@ class Enhancer:
         Ctrl-C, a folder stops after the photo in hand (its photos so far are written), a single
         photo whose restoring has begun is finished and returned; set before the start, nothing runs.
         ``on_progress`` raising :class:`stream_gpen.Cancelled` stops the run the same way.
+        A single photo is written whole under its name before its last call: another exception
+        raised there is raised as it is, with the photo kept (its ``.summary``: ``output`` names
+        it, ``frames_out`` counts it, ``fallbacks`` says "written whole before the error"; a
+        retry needs ``overwrite=True`` or ``skip_existing=True``).
         A run stopped by Ctrl-C raises :class:`stream_gpen.Interrupted` (a ``KeyboardInterrupt``, not
         an ``Exception`` nor a ``StreamGpenError``: a loop's ``except Exception`` does not take Ctrl-C
         for a failed file), one stopped by ``cancel`` :class:`stream_gpen.Cancelled` (a
@@ -1442,6 +1446,12 @@ class Enhancer:
                             summary.frames_out = sink.frames_written
                             summary.frames_dropped = max(0, summary.frames_in - summary.frames_out)
                             _sink_notes(summary, sink)
+                        elif meta.kind == "image" and summary.frames_out:
+                            # a single photo is written whole under its name before its last
+                            # on_progress call: one raising there (not Cancelled) left the caller
+                            # an error whose summary did not say so, and a retry met OutputExistsError
+                            summary.output = str(dst)
+                            summary.fallbacks.append(f"{dst} was written whole before the error: kept")
                         elif partial is not None:
                             summary.partial_output = str(partial)
                             kept = sink.frames_kept if sink.frames_kept is not None else sink.frames_written
