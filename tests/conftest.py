@@ -42,6 +42,18 @@ def _signals_heard():
 
 
 @pytest.fixture(autouse=True)
+def _grad_mode_kept():
+    """The bench scripts' main() turns autograd off for the thread that calls it (a script's
+    whole life); the tests that run one in-process left it off for every later test of the
+    suite (test_gpen_model's autograd-form tests, test_host_program's training step failed)."""
+    import torch
+
+    was = torch.is_grad_enabled()
+    yield
+    torch.set_grad_enabled(was)
+
+
+@pytest.fixture(autouse=True)
 def _photos_encoded(monkeypatch):
     """The suite's photos are mostly noise without faces, which a run copies as they are
     (``ImageSink.copy_unchanged``): here every photo goes through the writer, whose paths those

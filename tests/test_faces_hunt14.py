@@ -140,10 +140,10 @@ def test_turned_search_looks_only_around_the_dropped_face(shared, stage, monkeyp
     pixels = []
     batch = type(det)._detect_batch
 
-    def counted(self, frames, h, w, size=None):
+    def counted(self, frames, h, w, size=None, *rest, **kw):
         sh, sw = size if size is not None else self.scaled_size(h, w)
         pixels.append(sh * sw * len(frames))
-        return batch(self, frames, h, w, size)
+        return batch(self, frames, h, w, size, *rest, **kw)
 
     monkeypatch.setattr(type(det), "_detect_batch", counted)
     stage._detect(torch.from_numpy(photo), stage.still_detect_size)
