@@ -1079,11 +1079,16 @@ def _refuse_still_source(source: str) -> None:
     from stream_gpen.io._image import photo_signature
     from stream_gpen.io._source import IMAGE_EXTS
 
+    head = b""
     try:
-        with open(path, "rb") as f:
-            head = f.read(4096)
+        # only a regular file is sniffed: reading a named pipe (or a character device) here would
+        # take its first bytes, and closing it ends the writer (EPIPE) and leaves FFmpeg's own
+        # open of it waiting for a writer that never comes
+        if path.is_file():
+            with open(path, "rb") as f:
+                head = f.read(4096)
     except OSError:
-        head = b""  # (not readable here: the source's own opening says why)
+        pass  # (not readable here: the source's own opening says why)
     if path.suffix.lower() in IMAGE_EXTS or photo_signature(head):
         raise InvalidInputError(f"the camera's source is a photo: {source}",
                                 hint=f"stream-gpen enhance {source} restores a photo; camera takes a capture "
