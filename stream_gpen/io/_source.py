@@ -1647,6 +1647,19 @@ def _is_mov(container) -> bool:
     return "mov" in container.format.name.split(",")
 
 
+def _raise_if_stopped(err: BaseException) -> None:
+    """A stop signal (Ctrl-C, SIGTERM) came while the input was opening (a FIFO or a device waiting
+    for data): the open's failure is that stop, raised as the command line's handler raises it. Its
+    own KeyboardInterrupt is lost there (PyAV's interrupt callback takes it and the open fails with
+    EINTR or ExitError), and the failure read as an input FFmpeg cannot open (exit 2, nothing said
+    of the stop) where a stop while opening is an interrupted start (exit 130/143)."""
+    from stream_gpen._finishing import stop_asked, stop_signal
+
+    if stop_asked():
+        what = stop_signal()
+        raise (KeyboardInterrupt() if what in (None, "Ctrl-C") else KeyboardInterrupt(f"{what} received")) from err
+
+
 def _index_at_end_in_a_pipe(container, path: str) -> bool:
     """``container`` is an mp4/mov read from a pipe, FIFO or character device (``cat a.mp4 |
     stream-gpen enhance /dev/stdin``). Such a file whose index (moov) follows its media data
@@ -2192,6 +2205,8 @@ class VideoSource:
             err = None
         try:
             if err is not None:
+                if not reopen:
+                    _raise_if_stopped(err)
                 raise err
         except FileNotFoundError as e:
             if self.kind == "file":
