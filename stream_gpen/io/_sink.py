@@ -2402,8 +2402,16 @@ class FileSink(_Sink):
                     continue  # a timecode / chapter track: kept as the timecode tag / chapters (_setup_tags)
                 # asked for: listed in the summary, said at info level (not as a warning)
                 why = "no audio asked for" if s.kind == "audio" else "left out with the audio"
-                self._drop(f"{s.kind} stream #{s.index} ({s.codec or s.kind}) dropped: {why} ({no_audio_why})",
-                           level=logging.INFO)
+                msg = f"{s.kind} stream #{s.index} ({s.codec or s.kind}) dropped: {why} ({no_audio_why})"
+                # said once per source: every output of a camera (-o FILE --stream URL) drops the
+                # same streams by the same choice, and each summary still lists it
+                said = getattr(source, "_drops_said", None)
+                if said is None and source is not None:
+                    with contextlib.suppress(AttributeError):
+                        said = source._drops_said = set()
+                self._drop(msg, level=logging.DEBUG if said is not None and msg in said else logging.INFO)
+                if said is not None:
+                    said.add(msg)
         if self.meta is not None and audio == "aac" and not self.meta.audio and not self.meta.live:
             # asked for AAC, and there is no sound to encode: said, not a silent no-op
             log.warning("audio='aac' (--audio aac): %s has no audio stream; the output has no sound either",
