@@ -2907,6 +2907,8 @@ def _device_or_stream(src: str) -> bool:
     files and a regular file under ``/dev/shm`` are not: their folders take files."""
     import stat
 
+    from stream_gpen.io._sink import STREAM_PATH, kernel_folder
+
     try:
         mode = os.stat(src).st_mode
     except OSError:
@@ -2914,7 +2916,7 @@ def _device_or_stream(src: str) -> bool:
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return True
     path = os.path.abspath(src)
-    return path.startswith(("/proc/", "/dev/fd/", "/dev/std"))
+    return bool(STREAM_PATH.match(path)) or kernel_folder(os.path.dirname(path))
 
 
 def default_output(src: str) -> str:

@@ -1299,6 +1299,10 @@ def _damage_check(ins):
         return None
 
 
+#: a process's stream as a path names it: ``/dev/stdout``, ``/dev/fd/N``, ``/proc/PID/fd/N``
+STREAM_PATH = re.compile(r"/dev/(fd/|std(in|out|err)$)|/proc/[^/]+(/task/[^/]+)?/fd/")
+
+
 def _process_stream(target) -> bool:
     """``target`` is, or is a link to, a process's stream: ``/dev/stdout``, ``/dev/fd/N``,
     ``/proc/self/fd/N``. Followed link by link: os.stat sees only where the stream goes (a file
@@ -1310,7 +1314,7 @@ def _process_stream(target) -> bool:
         return False
     for _ in range(40):  # (a loop of links: as the OS, give up)
         for q in (p, os.path.join(os.path.realpath(os.path.dirname(p)), os.path.basename(p))):
-            if re.match(r"/dev/(fd/|std(in|out|err)$)|/proc/[^/]+(/task/[^/]+)?/fd/", q):
+            if STREAM_PATH.match(q):
                 return True
         try:
             p = os.path.join(os.path.dirname(p), os.readlink(p))
@@ -1393,7 +1397,7 @@ def not_writable(folder, err: OSError | None = None) -> OutputNotWritableError:
         except (AttributeError, OSError, ValueError):  # (Windows: no statvfs)
             code = errno.EACCES
     why = ("it is on a read-only drive" if code == errno.EROFS else
-           "it is the kernel's (/proc, /sys), which takes no files" if _kernel_folder(folder) else "permission denied")
+           "it is the kernel's (/proc, /sys), which takes no files" if kernel_folder(folder) else "permission denied")
     e = OutputNotWritableError(f"cannot write into the output folder {folder}: {why}",
                                hint="choose another dst, in a folder you may write into (or make this one "
                                     "writable: its permissions, or how its drive is mounted)")
@@ -1406,11 +1410,11 @@ def check_output_writable(folder) -> None:
     (write and search permission; a read-only drive). A folder that is not there is left to the
     caller's own check (made, or refused as missing)."""
     f = Path(folder)
-    if f.is_dir() and (_kernel_folder(f) or not os.access(f, os.W_OK | os.X_OK)):
+    if f.is_dir() and (kernel_folder(f) or not os.access(f, os.W_OK | os.X_OK)):
         raise not_writable(f)
 
 
-def _kernel_folder(folder) -> bool:
+def kernel_folder(folder) -> bool:
     """``folder`` is in /proc or /sys (``/dev/fd`` is /proc/self/fd): no file can be made there,
     though os.access says it may be written (root; a process's own /proc/self/fd), so the run
     restored every frame and failed at the end."""
