@@ -33,7 +33,7 @@ def _points(stage, rgb: np.ndarray) -> np.ndarray:
 
 def _photo(shared, name: str) -> np.ndarray:
     with Image.open(shared / "data/faces/whole" / name) as im:
-        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))  # (as the photo is shown)
+        return np.array(ImageOps.exif_transpose(im).convert("RGB"))  # (as the photo is shown)
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
