@@ -1871,7 +1871,7 @@ class Enhancer:
                                      "there)")
         summary.skipped = [str(x) for x in getattr(source, "skipped", []) or []] + summary.skipped
 
-    def stream(self, source: str | os.PathLike | int, *, live: bool | None = None,
+    def stream(self, source: str | os.PathLike | bytes | int, *, live: bool | None = None,
                latency_budget_s: float = 0.05) -> Iterator[EnhancedFrame]:
         """Yield enhanced frames (numpy RGB) with their timestamps from any source spec: a file
         path, URL, ``lavfi:`` graph or capture device (``/dev/video0``, or an index). A photo (a
