@@ -2409,11 +2409,9 @@ def _check_output_inside(root: Path, dst: Path, inputs: list[Path], plan: dict[P
     Other files there (outputs of inputs since removed or renamed, of a run with another
     ``image_format``, the user's own) are left as they are: said once where they look like
     originals (no input's name)."""
-    try:
-        inside = dst.is_dir() and dst.resolve().is_relative_to(root.resolve())
-    except OSError:
-        return
-    if not inside:
+    # (by identity, not resolved paths: on a case-insensitive disk ``enhance lib -o LIB/2019``
+    # named lib/2019, which ``resolve()`` keeps as typed, and the originals there were replaced)
+    if not dst.is_dir() or not _holds(root, dst):
         return
     from stream_gpen.io._image import folder_media
     from stream_gpen.io._meta import hidden_temp

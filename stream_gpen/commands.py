@@ -516,11 +516,14 @@ def _check_report(report: str | None, media: list[str], *, overwrite: bool) -> N
     if not p.parent.is_dir():
         raise InvalidInputError(f"--report folder does not exist: {Path(report).parent}",
                                 hint="create it, or name a .json file in an existing folder")
+    from stream_gpen.api import _holds, _same_place
+
     for m in media:
         if not m or "://" in m or m.startswith("lavfi:"):
             continue
-        mp = Path(m).resolve()
-        if mp == p or (os.path.isdir(mp) and p.is_relative_to(mp)):
+        # (by identity where they exist: on a case-insensitive disk ``--report OUT/run.json`` is
+        # inside the output folder ``out``, which resolved paths do not say)
+        if _same_place(m, report) or (os.path.isdir(m) and _holds(m, report)):
             raise InvalidInputError(f"--report {report} is the run's own input or output, or inside it; "
                                     "name a .json file elsewhere", hint="e.g. --report run.json")
     if p.is_dir():
