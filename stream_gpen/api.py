@@ -2778,17 +2778,40 @@ def _url_file_name(src: str) -> str | None:
     """The file name an http(s)/ftp URL's path ends in (``.../clip.mp4?x=1`` -> ``clip.mp4``), or
     ``None`` when it names none (a live stream, a bare host). A photo served under a name that
     does not say so (``.../portrait``, ``photo.jpg_large``, ``get.php?id=3``: :func:`_served_photo`)
-    is named with its format's extension (``portrait.jpg``, ``photo.jpg``, ``get.jpg``)."""
+    is named with its format's extension (``portrait.jpg``, ``photo.jpg``, ``get.jpg``). The name
+    is made portable (:func:`_portable_name`: ``keynote%2010:30.mp4`` -> ``keynote 10_30.mp4``)."""
+    from pathlib import PurePosixPath
     from urllib.parse import unquote, urlsplit
 
     parts = urlsplit(src)
     if parts.scheme.lower() not in ("http", "https", "ftp"):
         return None
-    name = Path(unquote(parts.path)).name
+    # (the last segment as sent, then decoded: an encoded slash, ``a%2Fb.mp4``, is no folder)
+    name = _portable_name(unquote(PurePosixPath(parts.path).name))
     ext = _served_photo(src, name)
     if ext is not None:
         return (Path(name).stem or "photo") + ext
     return name if Path(name).suffix and Path(name).stem else None
+
+
+#: what no file name may hold on some system: control characters (NUL: "embedded null byte"),
+#: the folder separators, and the characters Windows refuses
+_UNPORTABLE = re.compile(r'[\x00-\x1f\x7f/\\<>:"|?*]')
+#: names Windows takes for devices, with any extension (``CON.mp4`` is the console)
+_WINDOWS_DEVICE = re.compile(r"(con|prn|aux|nul|com\d|lpt\d)(\..*)?", re.IGNORECASE)
+
+
+def _portable_name(name: str) -> str:
+    """A file name taken from elsewhere (a URL's, percent-decoded) that every system's disks
+    take: each character in :data:`_UNPORTABLE` is ``_``, trailing dots and spaces (which Windows
+    drops) are left out, and a Windows device name gets ``_`` after its stem (``CON.mp4`` ->
+    ``CON_.mp4``). The same on every system, so that an output copies anywhere; "" where nothing
+    is left (the caller's default name is used then)."""
+    name = _UNPORTABLE.sub("_", name).rstrip(". ")
+    if _WINDOWS_DEVICE.fullmatch(name):
+        stem, dot, rest = name.partition(".")
+        name = f"{stem}_{dot}{rest}"
+    return name
 
 
 #: how long a URL's answer to "is it a photo" is kept (seconds): the output's name, the run and
@@ -2854,7 +2877,9 @@ def fetched(url: str) -> Iterator[Path]:
 
     tmp = Path(tempfile.mkdtemp(prefix="stream-gpen-url-"))
     try:
-        local = tmp / (_url_file_name(url) or "download")
+        from stream_gpen.io._meta import fit_name
+
+        local = fit_name(tmp / (_url_file_name(url) or "download"))  # (a 300-byte name too)
         try:
             # (a fresh opener: urlopen's is built once a process and keeps the proxies of that moment)
             with urllib.request.build_opener().open(url, timeout=30) as r, open(local, "wb") as f:
@@ -2909,6 +2934,8 @@ def _device_or_stream(src: str) -> bool:
 
     try:
         mode = os.stat(src).st_mode
+    except ValueError:
+        return False  # (a NUL in it: the name of no file, nor of a device)
     except OSError:
         mode = 0
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
