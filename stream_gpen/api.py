@@ -716,7 +716,9 @@ class Enhancer:
         if isinstance(spec, (str, os.PathLike)) and not untrusted and "://" not in str(spec) and still_gif(spec):
             src = ImageSource(Path(spec), device=self.device)  # a photo, not a 1-frame video
         else:
-            src = open_source(str(spec), device=self.device, live=live, ring_size=ring, autorotate=True,
+            # (an index stays one: a file named "0" here is not the camera stream(0) asks for)
+            src = open_source(int(spec) if _whole(spec) else str(spec), device=self.device, live=live, ring_size=ring,
+                              autorotate=True,
                               deinterlace=self.deinterlace, untrusted=untrusted, max_pixels=max_pixels,
                               high_bit_depth=self.high_bit_depth, start=start, duration=duration, exclude=exclude,
                               skip=skip)

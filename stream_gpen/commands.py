@@ -1073,7 +1073,9 @@ def _refuse_still_source(source: str) -> None:
     records a video, and ``enhance`` is the command for those (a folder was restored as photos into
     a folder named as the recording, its videos left out unsaid; a photo failed after the model
     loaded, asking for an image output that camera refuses)."""
-    if "://" in source or source.startswith(("lavfi:", "/dev/", "video=")) or source.isdigit():
+    from stream_gpen.io._source import is_device_number
+
+    if "://" in source or source.startswith(("lavfi:", "/dev/", "video=")) or is_device_number(source):
         return
     path = Path(source)
     if path.is_dir():
@@ -1563,7 +1565,9 @@ def _camera_command(args: argparse.Namespace) -> int:
         from stream_gpen.io._sink import check_segments
 
         check_segments(args.output, source, args.overwrite, hint="pass --overwrite or choose another -o")
-    if ("://" not in source and not source.startswith(("lavfi:", "/dev/", "video=")) and not source.isdigit()
+    from stream_gpen.io._source import is_device_number
+
+    if ("://" not in source and not source.startswith(("lavfi:", "/dev/", "video=")) and not is_device_number(source)
             and not Path(source).exists()):
         # (before the model loads, in enhance's words: "example.com/live.m3u8" was a file not found, after it)
         raise InvalidInputError(f"input not found: {source}", hint=INPUT_HINT)
@@ -1645,7 +1649,8 @@ def add_camera(subparsers, parents=()) -> None:
         "recording is finished under its own name either way.",
     )
     p.add_argument("source", nargs="?", metavar="DEVICE|URL", type=_named,
-                   help=f"default {_default_camera()}, the first camera (camera --list shows them)")
+                   help=f"default {_default_camera()}, the first camera (camera --list shows them); a number N is "
+                   "camera N, unless a file or folder of that name is in the working folder (then read as it)")
     p.add_argument("--preview", action="store_true", help="show a preview window (OpenCV)")
     p.add_argument("-o", "--output", action=_Once, type=_named, help="also record to this file (.mp4, .mkv, .mov, .webm...: its extension "
                    "picks the container, and the codec unless --codec says; its folder must exist and be writable, "

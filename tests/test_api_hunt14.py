@@ -177,7 +177,7 @@ def test_stream_takes_a_capture_device_index(enh, monkeypatch):
     for index in (0, 1):
         with pytest.raises(InvalidInputError, match="no capture device here"):
             next(enh.stream(index))
-    assert opened == ["0", "1"]
+    assert opened == [0, 1]  # (an index stays one: a file named "0" here is no camera)
 
 
 def test_enhance_images_refuses_one_picture(enh):

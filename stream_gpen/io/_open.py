@@ -57,14 +57,15 @@ def open_source(
     (folders): ``skip(path) -> True`` leaves that image out (resuming: its output exists).
     """
     s = str(spec)
-    if not untrusted and "://" not in s and not s.startswith("lavfi:"):
+    index = isinstance(spec, int) and not isinstance(spec, bool)  # (a capture device's: no file of that name)
+    if not untrusted and not index and "://" not in s and not s.startswith("lavfi:"):
         p = Path(s)
         if p.is_dir() or p.suffix.lower() in IMAGE_EXTS:
             from stream_gpen.io._image import ImageSource
 
             return ImageSource(p, device=device, exclude=Path(exclude) if exclude is not None else None, skip=skip,
                                max_pixels=max_pixels)
-    if untrusted and "://" not in s and Path(s).is_file() and Path(s).suffix.lower() in IMAGE_EXTS \
+    if untrusted and not index and "://" not in s and Path(s).is_file() and Path(s).suffix.lower() in IMAGE_EXTS \
             and _plain_picture(Path(s)):
         from stream_gpen.io._image import ImageSource
 

@@ -1279,9 +1279,21 @@ def _untrusted_refusal(spec: str, target: str, options: dict, e: BaseException) 
         hint="upload the video file itself (mp4, mkv, mov, webm, avi, ts, ...)")
 
 
+def is_device_number(spec: str) -> bool:
+    """Whether ``spec`` names a capture device by its number (``0``: the first camera): ASCII
+    digits only (``str.isdigit`` takes ``²`` and Arabic-Indic digits too, which no device is
+    called), and no file or folder of that name is here: a file named ``20240101`` is read as that
+    file (``enhance 20240101`` said "capture device '20240101' is not available"), as a file
+    named ``-`` is. An ``int`` (``stream(0)``) is a device's number whatever files there are."""
+    return spec.isascii() and spec.isdigit() and not os.path.exists(spec)
+
+
 def _classify(spec) -> tuple[str, str, str | None, dict]:
     """spec -> (kind, target for av.open, forced format, options)."""
     if isinstance(spec, Path):
+        spec = str(spec)
+    number = isinstance(spec, int) and not isinstance(spec, bool) and spec >= 0  # (an index: a device's)
+    if number:
         spec = str(spec)
     if not isinstance(spec, str) or not spec:
         raise InvalidInputError(f"source must be a non-empty path/URL/device string, got {spec!r}")
@@ -1297,13 +1309,14 @@ def _classify(spec) -> tuple[str, str, str | None, dict]:
             opts["fpsprobesize"] = "0"
         # (FFmpeg names its protocols in lower case: RTSP://... was "Protocol not found")
         return "url", scheme + "://" + spec.split("://", 1)[1], None, opts
-    if spec.isdigit() or spec.startswith("/dev/video") or spec.startswith("video="):
+    number = number or is_device_number(spec)
+    if number or spec.startswith("/dev/video") or spec.startswith("video="):
         if sys.platform.startswith("linux"):
             return "device", spec if spec.startswith("/dev/") else f"/dev/video{spec}", "v4l2", {}
         if sys.platform == "darwin":
             return "device", spec, "avfoundation", {}  # the frame rate is chosen on open: _open_avfoundation
         if sys.platform == "win32":
-            if spec.isdigit():
+            if number:
                 return "device", *_dshow_camera(int(spec))
             if not spec.startswith("video="):
                 raise InvalidInputError(
