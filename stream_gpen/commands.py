@@ -2173,7 +2173,10 @@ def _run_info(args: argparse.Namespace) -> int:
         if args.faces:
             info["faces"] = sample_faces(src, info, weights=args.detector_weights)
     if args.json:
-        print(json.dumps(info, indent=2, default=str))
+        from stream_gpen.summary import with_name_bytes
+
+        # (default=str first: a file name that is not UTF-8 is then written as a report writes it)
+        print(json.dumps(with_name_bytes(json.loads(json.dumps(info, default=str)), ("path",)), indent=2))
         return 0
     plan = info.pop("plan", [])
     for k, v in info.items():

@@ -29,6 +29,50 @@ def misfit_hint(options: list[str]) -> str:
             f"or give a value that fits them all{how}")
 
 
+def json_text(value):
+    """``value`` (a dict, list, str or path, and what they hold) with each string made text that
+    every JSON reader takes. A file name whose bytes are not UTF-8 is held by Python as lone
+    surrogates (``caf\\udce9.jpg``, ``surrogateescape``), which strict JSON parsers refuse and jq
+    turns into U+FFFD: each such byte is written as ``\\xHH`` (``caf\\xe9.jpg``), any other
+    lone surrogate (a Windows name's) as ``\\udHHH``; valid text is left as it is."""
+    import os
+
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            pass
+        try:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # (a surrogate no byte stands for)
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {json_text(k): json_text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_text(v) for v in value]
+    return value
+
+
+def with_name_bytes(d: dict, keys) -> dict:
+    """``d`` made :func:`json_text`, with ``KEY_bytes`` after each of ``keys`` whose value (a path)
+    is not valid text: the name's exact bytes in hex (``os.fsencode``: ``"636166e92e6a7067"`` for
+    ``caf\\xe9.jpg``), as ``\\xHH`` cannot be told from those four characters in a name."""
+    import os
+
+    out = {}
+    for k, v in d.items():
+        out[k] = json_text(v)
+        if k in keys and isinstance(v, (str, os.PathLike)) and out[k] != os.fspath(v):
+            try:
+                out[f"{k}_bytes"] = os.fsencode(v).hex()
+            except UnicodeEncodeError:
+                pass
+    return out
+
+
 def skipped_entry(path, why) -> str:
     """``"PATH: REASON"``, a :class:`RunSummary`'s ``skipped`` line for ``path`` left out because of
     ``why`` (an exception or its message), the path once and first: the errors name the file where
@@ -175,7 +219,8 @@ class RunSummary:
         d["seconds"] = round(self.seconds, 4)
         if self.mean_added_latency is not None:
             d["mean_added_latency"] = round(self.mean_added_latency, 4)
-        return d
+        # (valid JSON text for any reader: a name that is not UTF-8 is written with \xHH, its bytes beside)
+        return with_name_bytes(d, ("input", "output", "partial_output"))
 
     def write_json(self, path: str | Path) -> None:
         """Write the summary as JSON: whole or not at all (through a hidden file beside it, so a

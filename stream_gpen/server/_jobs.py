@@ -219,6 +219,8 @@ def _public_summary(summary, job) -> dict:
     # output: the result's path, filled in by Job.to_dict; a job keeps no partial file), and where
     # a message names them they are replaced (fallbacks such as "<path> looks truncated").
     d.update(input="the upload", output=None, partial_output=None)
+    for k in ("input_bytes", "output_bytes", "partial_output_bytes"):  # (a name's bytes: as much the server's)
+        d.pop(k, None)
     # The pipeline's advice names outputs a job cannot choose ("write .mov or .mkv (ProRes 4444)
     # or .webm (VP9) to keep it"): said as what it is for a client of the server
     d["fallbacks"] = [f + _SERVER_WRITES_MP4 if _OTHER_OUTPUT.search(f) else f for f in d.get("fallbacks") or []]
