@@ -1192,12 +1192,13 @@ class _StatusLine:
         self.end()
 
 
-def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = None, seconds: float | None = None,
+def run_camera(enh, source: str | int, *, outputs: list[str], frames: int | None = None, seconds: float | None = None,
                quiet: bool = False, stop: threading.Event | None = None, overwrite: bool = False,
                latency_budget_s: float = 0.05, codec: str = "auto", crf: int | None = None,
                preset: str | None = None, encoder: str = "software"):
     """Live loop: low-latency source -> enhancer -> sinks. Returns the run summary.
 
+    ``source``: a source spec, or a capture device's index (an ``int``: no file of that name).
     ``codec`` / ``crf`` / ``preset`` / ``encoder`` apply to the file and stream outputs, which are
     live outputs (NVENC low-latency tuning, no B-frames). ``codec="auto"`` picks per output from
     its name (VP9 for .webm, else H.264; HEVC for a 10/12-bit source); ``preset=None`` is
@@ -1216,7 +1217,7 @@ def run_camera(enh, source: str, *, outputs: list[str], frames: int | None = Non
 
     stop = stop or threading.Event()
     timer = StageTimer()
-    summary = enh._summary(input=source, output=",".join(outputs))
+    summary = enh._summary(input=str(source), output=",".join(outputs))
     arrival: dict[int, float] = {}
     # the last 30 frames' added latency (the status line) and the session's sum (the report's
     # mean): a list of every frame's grew by ~3.5 MB an hour at 30 fps, for a camera left running
@@ -1549,8 +1550,12 @@ def _camera_command(args: argparse.Namespace) -> int:
         log.warning("--smooth-lag applies to files; a live source is not held back")
     _check_report(args.report, [args.output, args.source], overwrite=args.overwrite)
     _check_camera_encoding(args)
+    from stream_gpen.io._source import is_device_number
+
     source = args.source or _default_camera()
-    if args.output and Path(source).is_file() and Path(args.output).exists():
+    # (none named: the first camera, "0" on macOS and Windows, whatever file is named so here)
+    first = args.source is None and is_device_number(source, files=False)
+    if args.output and not first and Path(source).is_file() and Path(args.output).exists():
         from stream_gpen.api import _same_file
 
         if _same_file(source, args.output):
@@ -1565,13 +1570,12 @@ def _camera_command(args: argparse.Namespace) -> int:
         from stream_gpen.io._sink import check_segments
 
         check_segments(args.output, source, args.overwrite, hint="pass --overwrite or choose another -o")
-    from stream_gpen.io._source import is_device_number
-
     if ("://" not in source and not source.startswith(("lavfi:", "/dev/", "video=")) and not is_device_number(source)
             and not Path(source).exists()):
         # (before the model loads, in enhance's words: "example.com/live.m3u8" was a file not found, after it)
         raise InvalidInputError(f"input not found: {source}", hint=INPUT_HINT)
-    _refuse_still_source(source)
+    if not first:
+        _refuse_still_source(source)
     if source.startswith("/dev/") and not Path(source).exists():
         # before the model loads (or is downloaded): the missing camera is the first thing to hear
         found = ", ".join(p for p, _ in list_video_devices()) or "none"
@@ -1589,7 +1593,7 @@ def _camera_command(args: argparse.Namespace) -> int:
     _stdin_quit_watcher(stop)
     args._began = True  # (a Ctrl-C from here on is the session's: never reported as a start that did not happen)
     try:
-        summary = run_camera(enh, source, outputs=outputs, frames=args.frames,
+        summary = run_camera(enh, int(source) if first else source, outputs=outputs, frames=args.frames,
                              seconds=args.seconds, quiet=args.quiet, stop=stop, overwrite=args.overwrite,
                              codec=args.codec, crf=args.crf, preset=args.preset, encoder=args.encoder)
     except Interrupted:

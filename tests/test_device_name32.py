@@ -47,3 +47,23 @@ def test_enhance_reads_a_video_named_by_digits(tmp_path, monkeypatch, cli_env):
     (tmp_path / "v.mp4").rename(tmp_path / "20240101")
     assert main(["enhance", "20240101", "-o", "out.mp4", *cli_env]) == 0
     assert (tmp_path / "out.mp4").stat().st_size > 0
+
+
+def test_camera_with_no_source_opens_the_first_camera_whatever_file_is_named_0(tmp_path, monkeypatch, cli_env):
+    """On macOS and Windows camera's default is "0": a file or folder named so in the working folder
+    is not it (camera 0, typed, reads such a file, as enhance does)."""
+    import stream_gpen.commands as commands
+    from stream_gpen.errors import InvalidInputError
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "platform", "darwin")
+    (tmp_path / "0").mkdir()
+    opened = []
+
+    def run_camera(enh, source, **kw):
+        opened.append(source)
+        raise InvalidInputError("no capture device here")  # (the device layer, mocked)
+
+    monkeypatch.setattr(commands, "run_camera", run_camera)
+    assert main(["camera", "--frames", "1", "-o", "/dev/null", *cli_env]) == 2
+    assert opened == [0]

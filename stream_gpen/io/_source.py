@@ -1279,13 +1279,14 @@ def _untrusted_refusal(spec: str, target: str, options: dict, e: BaseException) 
         hint="upload the video file itself (mp4, mkv, mov, webm, avi, ts, ...)")
 
 
-def is_device_number(spec: str) -> bool:
+def is_device_number(spec: str, *, files: bool = True) -> bool:
     """Whether ``spec`` names a capture device by its number (``0``: the first camera): ASCII
     digits only (``str.isdigit`` takes ``²`` and Arabic-Indic digits too, which no device is
     called), and no file or folder of that name is here: a file named ``20240101`` is read as that
     file (``enhance 20240101`` said "capture device '20240101' is not available"), as a file
-    named ``-`` is. An ``int`` (``stream(0)``) is a device's number whatever files there are."""
-    return spec.isascii() and spec.isdigit() and not os.path.exists(spec)
+    named ``-`` is. An ``int`` (``stream(0)``) is a device's number whatever files there are, and
+    so is ``spec`` with ``files=False`` (``camera``'s default, which no one typed)."""
+    return spec.isascii() and spec.isdigit() and not (files and os.path.exists(spec))
 
 
 def _classify(spec) -> tuple[str, str, str | None, dict]:
