@@ -678,6 +678,12 @@ _MOV_FAMILY = {"mov", "mp4", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"}
 SHIFT_MIN_S = Fraction(1, 10)
 
 
+def _round_tick(x: Fraction) -> int:
+    """``x`` rounded as FFmpeg's ``av_rescale_q`` rounds a time into another time base: to the
+    nearest integer, halves away from zero."""
+    return int(math.floor(x + Fraction(1, 2))) if x >= 0 else -int(math.floor(-x + Fraction(1, 2)))
+
+
 def move_packet(p, ticks: int) -> None:
     """Move packet ``p`` by ``ticks`` of its time base (pts and dts, where it has them)."""
     if ticks:
@@ -2384,6 +2390,7 @@ class FileSink(_Sink):
         self._aux_muxed: dict[int, int] = {}  # output stream index -> packets muxed (see _report_empty)
         self._aux_reconfigured = False  # an audio transcoder met a change of layout/rate (said once)
         self._aux_bumped: dict[int, int] = {}  # output stream index -> packets moved to follow on
+        self._aux_rounded: dict[int, int] = {}  # output stream index -> packets moved a tick on (_keep_monotonic)
         self._frame_tags: dict[str, int] = {}  # colour tags set on every frame (see _setup)
         self._durations: dict[int, int] = {}  # encoded pts -> the frame's duration in ticks (frame.duration)
         self._video_end: int | None = None  # the end of the last frame shown (pts + duration), in its ticks
@@ -3908,26 +3915,41 @@ class FileSink(_Sink):
         """A copied packet whose dts is not after the previous one of its output stream (a file
         joined from recordings whose clock restarts: ``cat a.ts b.ts``, joined AVCHD .MTS) is
         moved, with its pts, to just after it: the muxer refuses it ("returned 22") and the
-        whole run would fail. Said once per stream, and counted in ``fallbacks``."""
+        whole run would fail. Said once per stream, and counted in ``fallbacks``.
+
+        "After" is judged in the output stream's ticks, where the muxer judges it: AVI counts AAC
+        in frames of 1024 samples (21.3 ms), so two packets 21 ms apart on a Matroska clock
+        (1 ms) can round to the same tick; they failed the run although the times went forward.
+        Such a packet goes one tick on (said once, counted apart: its sound is at most a tick off)."""
         last = self._aux_last_dts.get(p.stream.index)
         if last is None or p.dts is None or not p.time_base:
             return
-        t = Fraction(p.dts) * p.time_base
-        if t > last or (t == last and p.stream.type in ("subtitle", "data")):  # (cues may share a start)
-            return
         tb = Fraction(p.time_base)
-        # just after ``last`` by one tick of the output stream (unknown before the header: the packet's own)
-        tick = Fraction(p.stream.time_base) if p.stream.time_base else tb
-        new = -(-(last + tick) // tb)  # ceil: at least one output tick later once rescaled
-        delta = int(new) - p.dts
+        # (``last`` was muxed, so the header is written and the output stream's time base final)
+        otb = Fraction(p.stream.time_base) if p.stream.time_base else tb
+        t = Fraction(p.dts) * tb
+        ticks = _round_tick(t / otb)  # (where FFmpeg's rescale puts it: to nearest, halves away from 0)
+        last_ticks = _round_tick(last / otb)
+        if ticks > last_ticks or (ticks == last_ticks and p.stream.type in ("subtitle", "data")):
+            return  # (cues may share a start)
+        # the first dts of ``p``'s time base that rescales to the next output tick
+        new = math.floor((last_ticks + Fraction(1, 2)) * otb / tb) + 1
+        delta = new - p.dts
         p.dts += delta
         if p.pts is not None:
             p.pts += delta
-        n = self._aux_bumped.get(p.stream.index, 0)
-        self._aux_bumped[p.stream.index] = n + 1
-        if not n:
+        counts = self._aux_bumped if t <= last else self._aux_rounded
+        n = counts.get(p.stream.index, 0)
+        counts[p.stream.index] = n + 1
+        if n:
+            return
+        if counts is self._aux_bumped:
             log.warning("%s: output stream #%d: timestamps go backwards at %.3f s (a joined recording?): its packets "
                         "are moved to follow on", self.target, p.stream.index, float(last))
+        else:
+            log.info("%s: output stream #%d: packets %.3f s apart at %.3f s fall on the same tick of the output's "
+                     "%s s clock; the later is moved a tick on", self.target, p.stream.index, float(t - last),
+                     float(last), otb)
 
     def _finish_container(self, *, all_aux: bool) -> None:
         """:meth:`_flush_and_close`, its time counted in :attr:`encode_seconds` (x264's look-ahead
@@ -3969,6 +3991,10 @@ class FileSink(_Sink):
         for index, n in self._aux_bumped.items():
             self.fallbacks.append(f"output stream #{index}: {n} packet(s) whose timestamps went backwards (a file joined "
                                   "from recordings?) were moved to follow on; they may play out of sync with the video")
+        for index, n in self._aux_rounded.items():
+            o = self._out.streams[index]
+            self.fallbacks.append(f"output stream #{index}: {n} packet(s) that fell on the same tick of the output's "
+                                  f"coarser clock ({float(o.time_base) * 1000:.1f} ms) were moved a tick later")
         for index, n in self._bad_aux.items():
             self.fallbacks.append(f"output stream #{index}: {n} damaged packet(s) the muxer refused were left out")
         for index, n in self._aux_damaged.items():

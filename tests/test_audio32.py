@@ -1,0 +1,72 @@
+"""Hunt 32 (audio): copied audio into AVI whose packet times round onto one tick of the output's
+clock; gaps in copied audio into AVI; AAC changing its layout or rate mid-stream; Opus resampling."""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from stream_gpen.io import open_sink, open_source
+
+
+def _clip(path: Path, codec: str = "aac", rate: int = 48000, layout: str = "stereo", vdur: float = 1.0,
+          adur: float = 1.0, voff: float = 0.0, aoff: float = 0.0, gap: tuple[float, float] | None = None) -> Path:
+    """A 64x48 25 fps x264 clip from ``voff`` s with a 440 Hz tone in ``codec`` from ``aoff`` s,
+    silent (no packets) between the times of ``gap``."""
+    with av.open(str(path), "w") as o:
+        v = o.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v.options = {"preset": "ultrafast", "bf": "0"}
+        a = o.add_stream(codec, rate=rate)
+        a.layout = layout
+        pk = []
+        for i in range(int(vdur * 25)):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5 % 256, np.uint8), format="rgb24")
+            f.pts, f.time_base = i + round(voff * 25), Fraction(1, 25)
+            pk += v.encode(f)
+        pk += v.encode(None)
+        cc = a.codec_context
+        fs, t = cc.frame_size or 1024, 0
+        while t < int(adur * rate):
+            if not (gap and gap[0] <= t / rate < gap[1]):
+                s = (0.3 * np.sin(2 * np.pi * 440 * np.arange(t, t + fs) / rate)).astype(np.float32)
+                f = av.AudioFrame.from_ndarray(np.tile(s, (cc.layout.nb_channels, 1)), format="fltp",
+                                               layout=cc.layout.name)
+                f.sample_rate, f.pts, f.time_base = rate, t + round(aoff * rate), Fraction(1, rate)
+                pk += a.encode(f)
+            t += fs
+        pk += a.encode(None)
+        for p in sorted(pk, key=lambda p: float(p.pts * p.time_base)):
+            o.mux(p)
+    return path
+
+
+def _through(src_path: Path, dst: Path, **sink_kw):
+    with open_source(src_path) as src, open_sink(dst, source=src, preset="ultrafast", **sink_kw) as sink:
+        for f in src:
+            sink.write(f)
+    return sink
+
+
+def _audio(path: Path) -> tuple[int, int, list[float]]:
+    """(samples decoded, sample rate, packet start times in s) of the first audio track."""
+    with av.open(str(path)) as c:
+        n = sum(f.samples for f in c.decode(c.streams.audio[0]))
+    with av.open(str(path)) as c:
+        s = c.streams.audio[0]
+        ts = [float(p.pts * p.time_base) for p in c.demux(s) if p.pts is not None and p.size]
+        return n, s.codec_context.sample_rate, ts
+
+
+def test_copied_audio_whose_times_round_onto_one_avi_tick_is_written(tmp_path):
+    # Matroska's 1 ms clock against AVI's 1024/48000 s ticks of AAC: video from 0.48 s, so the
+    # audio moves by 480 ms and two packets 21 ms apart land on one tick ("returned 22", exit 4)
+    src = _clip(tmp_path / "early.mkv", vdur=2, adur=2.5, voff=0.48)
+    sink = _through(src, tmp_path / "o.avi")
+    n, rate, ts = _audio(tmp_path / "o.avi")
+    assert rate == 48000 and n > 90000, n
+    assert ts == sorted(ts) and len(set(ts)) == len(ts)
+    assert any("same tick" in f for f in sink.fallbacks), sink.fallbacks
+    assert not any("went backwards" in f for f in sink.fallbacks), sink.fallbacks
