@@ -7,6 +7,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 
 from stream_gpen.io import open_sink, open_source
 
@@ -70,3 +71,22 @@ def test_copied_audio_whose_times_round_onto_one_avi_tick_is_written(tmp_path):
     assert ts == sorted(ts) and len(set(ts)) == len(ts)
     assert any("same tick" in f for f in sink.fallbacks), sink.fallbacks
     assert not any("went backwards" in f for f in sink.fallbacks), sink.fallbacks
+
+
+@pytest.mark.parametrize("name,codec", [("gap.ts", "mp2"), ("gap.mkv", "ac3")])
+def test_a_gap_in_copied_audio_into_avi_is_kept(tmp_path, name, codec):
+    # no sound from 0.5 to 1.2 s: copied into AVI (no start times) the pause was closed up, the
+    # track ran 0-1.3 s and all after the pause played 0.7 s early, unsaid
+    src = _clip(tmp_path / name, codec, vdur=2, adur=2, gap=(0.5, 1.2))
+    sink = _through(src, tmp_path / "o.avi")
+    n, rate, _ = _audio(tmp_path / "o.avi")
+    assert abs(n / rate - 2.0) < 0.1, n / rate
+    assert any("pauses at" in f and "filled with silence" in f for f in sink.fallbacks), sink.fallbacks
+
+
+def test_copied_audio_without_a_gap_into_avi_stays_a_copy(tmp_path):
+    src = _clip(tmp_path / "plain.mkv", "ac3", vdur=2, adur=2)
+    sink = _through(src, tmp_path / "o.avi")
+    with av.open(str(tmp_path / "o.avi")) as c:
+        assert c.streams.audio[0].codec_context.name == "ac3"
+    assert not any("transcoded" in f for f in sink.fallbacks), sink.fallbacks

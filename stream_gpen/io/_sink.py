@@ -648,6 +648,29 @@ def adts_to_asc(path, stream):
     return (av.bitstream.BitStreamFilterContext("aac_adtstoasc", stream), asc) if asc else None
 
 
+def audio_gap(path, stream) -> tuple[float, float] | None:
+    """(where, how long) in seconds of the first gap in audio ``stream`` of the file at ``path``
+    (a packet starting more than :data:`_AUDIO_GAP_S` after the previous one ends: a dropout, a
+    recording paused, a joined file), or None. For a copy into a container that stores no start
+    times (AVI: the sound is one run of blocks), which would close the gap up and play all that
+    follows early by its length; the transcoder fills it with silence (FileSink._transcode_audio).
+    A read of the file's packets, without decoding them (a second's work for an hour of TS)."""
+    try:
+        with av.open(ffmpeg_local(path)) as c:
+            s = c.streams[stream.index]
+            tb, end = Fraction(s.time_base), None
+            for p in c.demux(s):
+                if p.pts is None or not p.size:
+                    continue
+                t = p.pts * tb
+                if end is not None and t - end > _AUDIO_GAP_S:
+                    return float(end), float(t - end)
+                end = t + p.duration * tb if p.duration else None
+    except (av.error.FFmpegError, ValueError, OSError, IndexError, TypeError):
+        return None
+    return None
+
+
 # Muxers that store no start time per stream: the first packet of every stream plays at 0 and
 # later ones at their distance from it (AVI: one chunk per frame / audio block, gaps filled with
 # empty chunks). A start offset in the input (MPEG-TS starts at 1.4 s, a cut clip at its cut) or
@@ -2874,6 +2897,12 @@ class FileSink(_Sink):
                 adts = adts_to_asc(self.source.spec, ins) if file else None
                 if adts is None:
                     copy, why = False, "its ADTS AAC (as in MPEG-TS) could not be converted for AVI"
+            if copy and info.kind == "audio" and self._rebase_avi and getattr(self.source, "kind", None) == "file":
+                gap = audio_gap(self.source.spec, ins)
+                if gap is not None:
+                    copy, why = False, (f"its sound pauses at {gap[0]:.3f} s for {gap[1]:.3f} s, which a copy into "
+                                        f"{out.format.name} (no start times) would close up, playing all that follows "
+                                        "early; transcoded, the pause is filled with silence")
             if copy:
                 try:
                     o = out.add_stream_from_template(ins)
