@@ -90,3 +90,31 @@ def test_copied_audio_without_a_gap_into_avi_stays_a_copy(tmp_path):
     with av.open(str(tmp_path / "o.avi")) as c:
         assert c.streams.audio[0].codec_context.name == "ac3"
     assert not any("transcoded" in f for f in sink.fallbacks), sink.fallbacks
+
+
+def _switching(tmp_path: Path, rate: int, layout: str) -> Path:
+    """A .ts joined from a second of stereo 48 kHz AAC and a second of ``layout`` at ``rate``
+    (a TV recording across an ad break: ``cat a.ts b.ts``)."""
+    a = _clip(tmp_path / "a.ts", "aac", 48000, "stereo", vdur=1, adur=1.024)
+    b = _clip(tmp_path / "b.ts", "aac", rate, layout, vdur=1, adur=1, voff=1, aoff=1.0453333)
+    dst = tmp_path / "switch.ts"
+    dst.write_bytes(a.read_bytes() + b.read_bytes())
+    return dst
+
+
+@pytest.mark.parametrize("rate,layout,ext", [(48000, "5.1", "mp4"), (48000, "5.1", "avi"), (44100, "stereo", "mkv")])
+def test_copied_adts_aac_that_changes_its_channels_or_rate_is_transcoded(tmp_path, rate, layout, ext):
+    # copied, the track kept the first packet's configuration: the 5.1 half failed to decode
+    # ("Invalid data"), the 44.1 kHz half played 9% fast under a 48 kHz header, unsaid
+    sink = _through(_switching(tmp_path, rate, layout), tmp_path / f"o.{ext}")
+    n, out_rate, _ = _audio(tmp_path / f"o.{ext}")  # (raises on a packet it cannot decode)
+    assert abs(n / out_rate - 2.0) < 0.12, n / out_rate
+    assert any("transcoded" in f and "ADTS AAC changes from 2 channel(s) at 48000 Hz" in f
+               for f in sink.fallbacks), sink.fallbacks
+
+
+def test_adts_aac_that_changes_is_still_copied_into_ts(tmp_path):
+    sink = _through(_switching(tmp_path, 48000, "5.1"), tmp_path / "o.ts")
+    assert not any("transcoded" in f for f in sink.fallbacks), sink.fallbacks
+    with av.open(str(tmp_path / "o.ts")) as c:
+        assert {f.layout.name for f in c.decode(c.streams.audio[0])} == {"stereo", "5.1"}

@@ -648,24 +648,58 @@ def adts_to_asc(path, stream):
     return (av.bitstream.BitStreamFilterContext("aac_adtstoasc", stream), asc) if asc else None
 
 
-def audio_gap(path, stream) -> tuple[float, float] | None:
-    """(where, how long) in seconds of the first gap in audio ``stream`` of the file at ``path``
-    (a packet starting more than :data:`_AUDIO_GAP_S` after the previous one ends: a dropout, a
-    recording paused, a joined file), or None. For a copy into a container that stores no start
-    times (AVI: the sound is one run of blocks), which would close the gap up and play all that
-    follows early by its length; the transcoder fills it with silence (FileSink._transcode_audio).
-    A read of the file's packets, without decoding them (a second's work for an hour of TS)."""
+#: the sampling rates of an ADTS header's sampling frequency index
+_ADTS_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+
+
+def _adts_config(data: bytes) -> tuple[int, int, int] | None:
+    """(profile, sampling frequency index, channel configuration) of the ADTS header ``data``
+    starts with, or None where it is none."""
+    if len(data) < 7 or data[0] != 0xFF or data[1] & 0xF6 != 0xF0:
+        return None
+    return data[2] >> 6, (data[2] >> 2) & 0xF, ((data[2] & 1) << 2) | (data[3] >> 6)
+
+
+def _adts_words(config: tuple[int, int, int]) -> str:
+    rate = _ADTS_RATES[config[1]] if config[1] < len(_ADTS_RATES) else None
+    return f"{config[2]} channel(s) at {rate} Hz" if rate else f"{config[2]} channel(s)"
+
+
+def copy_hazard(path, stream, *, gaps: bool, adts: bool) -> str | None:
+    """Why a stream copy of audio ``stream`` of the file at ``path`` would come out wrong, in
+    words, or None; read from the file's packets, without decoding them (a second's work for an
+    hour of TS). The transcoder handles both cases (FileSink._transcode_audio).
+
+    * ``gaps``: a packet starting more than :data:`_AUDIO_GAP_S` after the previous one ends (a
+      dropout, a recording paused, a joined file), for a container that stores no start times
+      (AVI: the sound is one run of blocks): the copy closes the pause up and all that follows
+      plays early by its length. The transcoder fills it with silence.
+    * ``adts``: ADTS AAC (MPEG-TS) whose headers change their channels or rate (a TV recording
+      switching between 2.0 and 5.1 at an ad break, 48 kHz and 44.1 kHz), for a container that
+      keeps one AudioSpecificConfig for the track (mp4/mkv/avi, from the first packet): the part
+      after the change is undecodable ("Invalid data") or plays at the first part's rate."""
     try:
         with av.open(ffmpeg_local(path)) as c:
             s = c.streams[stream.index]
-            tb, end = Fraction(s.time_base), None
+            tb, end, first = Fraction(s.time_base), None, None
             for p in c.demux(s):
-                if p.pts is None or not p.size:
+                if not p.size:
                     continue
-                t = p.pts * tb
-                if end is not None and t - end > _AUDIO_GAP_S:
-                    return float(end), float(t - end)
-                end = t + p.duration * tb if p.duration else None
+                t = p.pts * tb if p.pts is not None else None
+                if adts:
+                    config = _adts_config(bytes(p)[:7])
+                    if first is None:
+                        first = config
+                    elif config is not None and config != first:
+                        at = f" at {float(t):.3f} s" if t is not None else ""
+                        return (f"its ADTS AAC changes from {_adts_words(first)} to {_adts_words(config)}{at}, which a "
+                                f"copy cannot follow (one configuration for the whole track)")
+                if gaps and t is not None:
+                    if end is not None and t - end > _AUDIO_GAP_S:
+                        return (f"its sound pauses at {float(end):.3f} s for {float(t - end):.3f} s, which a copy into "
+                                f"a container with no start times would close up, playing all that follows early; "
+                                "transcoded, the pause is filled with silence")
+                    end = t + p.duration * tb if p.duration else None
     except (av.error.FFmpegError, ValueError, OSError, IndexError, TypeError):
         return None
     return None
@@ -2897,12 +2931,14 @@ class FileSink(_Sink):
                 adts = adts_to_asc(self.source.spec, ins) if file else None
                 if adts is None:
                     copy, why = False, "its ADTS AAC (as in MPEG-TS) could not be converted for AVI"
-            if copy and info.kind == "audio" and self._rebase_avi and getattr(self.source, "kind", None) == "file":
-                gap = audio_gap(self.source.spec, ins)
-                if gap is not None:
-                    copy, why = False, (f"its sound pauses at {gap[0]:.3f} s for {gap[1]:.3f} s, which a copy into "
-                                        f"{out.format.name} (no start times) would close up, playing all that follows "
-                                        "early; transcoded, the pause is filled with silence")
+            if copy and info.kind == "audio" and getattr(self.source, "kind", None) == "file":
+                cc = getattr(ins, "codec_context", None)
+                # (MPEG-TS and raw ADTS keep each frame's header: a change plays there)
+                changes = (cc is not None and cc.name == "aac" and not cc.extradata
+                           and not set(out.format.name.split(",")) & {"mpegts", "adts"})
+                if self._rebase_avi or changes:
+                    why = copy_hazard(self.source.spec, ins, gaps=self._rebase_avi, adts=changes)
+                    copy = why is None
             if copy:
                 try:
                     o = out.add_stream_from_template(ins)
@@ -3732,6 +3768,11 @@ class FileSink(_Sink):
             if guessed:  # (see _setup_aux: the resampler is to read it as the encoder's layout)
                 af = _drop_samples(af, 0, guessed)
             try:
+                if resampler.is_passthrough and (af.format.name, af.layout.name, af.sample_rate) != (
+                        resampler.format.name, resampler.layout.name, resampler.rate):
+                    # (a resampler whose first frame needed no change passes every later one
+                    # through unchecked: the encoder refused the 5.1 after a stereo start)
+                    raise ValueError("the frame does not match the resampler's setup")
                 out_frames = resampler.resample(af)
             except ValueError:
                 # The source's audio changed its layout or rate mid-stream (TV recordings switch
