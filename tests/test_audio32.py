@@ -44,8 +44,8 @@ def _clip(path: Path, codec: str = "aac", rate: int = 48000, layout: str = "ster
     return path
 
 
-def _through(src_path: Path, dst: Path, **sink_kw):
-    with open_source(src_path) as src, open_sink(dst, source=src, preset="ultrafast", **sink_kw) as sink:
+def _through(src_path: Path, dst: Path, preset: str | None = "ultrafast"):
+    with open_source(src_path) as src, open_sink(dst, source=src, preset=preset) as sink:
         for f in src:
             sink.write(f)
     return sink
@@ -118,3 +118,12 @@ def test_adts_aac_that_changes_is_still_copied_into_ts(tmp_path):
     assert not any("transcoded" in f for f in sink.fallbacks), sink.fallbacks
     with av.open(str(tmp_path / "o.ts")) as c:
         assert {f.layout.name for f in c.decode(c.streams.audio[0])} == {"stereo", "5.1"}
+
+
+@pytest.mark.parametrize("rate", [44100, 96000])
+def test_audio_resampled_for_opus_says_so(tmp_path, rate):
+    # AAC at 44.1/96 kHz into .webm: Opus takes 48 kHz only; the note said "transcoded to libopus"
+    src = _clip(tmp_path / "a.mp4", "aac", rate, vdur=0.4, adur=0.4)
+    sink = _through(src, tmp_path / "o.webm", preset=None)  # (VP9)
+    assert any(f"transcoded to libopus, resampled from {rate} to 48000 Hz (Opus is 48 kHz only)" in f
+               for f in sink.fallbacks), sink.fallbacks

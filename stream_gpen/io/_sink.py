@@ -448,8 +448,9 @@ def transcode_plan(codec: str, ins, sample_rate: int | None, channels: int | Non
         mixed = f", written as {layout} at {rate} Hz"
     elif not mixed and src_layout and n_in < n_out:
         mixed = f", {src_layout} written as {layout} ({codec} takes no {src_layout})"
-    if sample_rate and rate != sample_rate and codec != "libopus":  # (Opus is always 48 kHz)
-        mixed += f", resampled from {sample_rate} to {rate} Hz ({codec} does not take {sample_rate})"
+    if sample_rate and rate != sample_rate:
+        takes = "Opus is 48 kHz only" if codec == "libopus" else f"{codec} does not take {sample_rate}"
+        mixed += f", resampled from {sample_rate} to {rate} Hz ({takes})"
     return rate, layout, mixed
 
 
