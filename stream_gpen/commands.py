@@ -2040,24 +2040,32 @@ def _audio_plan(dst: str, tracks) -> str:
 
 
 def sample_faces(spec: str, info: dict, *, weights=None, n: int = 8) -> dict:
-    """Faces the detector finds on ``n`` frames spread over a video (or in an image): counts per
-    frame and the median shorter box side in pixels. CPU, MobileNet unless weights say otherwise."""
+    """Faces ``enhance`` (with its default options) restores on ``n`` frames spread over a video
+    (or in an image): counts per frame and the median shorter box side in pixels. Found as enhance
+    finds them: a photo through :meth:`~stream_gpen.pipeline.FaceStage.still_faces` (faces
+    looked for turned where they look sideways or upside down), each video sample as a shot's
+    first detection (:meth:`~stream_gpen.pipeline.FaceStage.sample_faces`: the picture's turn
+    checked). CPU, MobileNet unless weights say otherwise."""
     import numpy as np
     import torch
 
-    from stream_gpen.faces import FaceDetector
-    from stream_gpen.faces._detector import DEFAULT_MIN_SCORE
+    from stream_gpen.faces import FaceDetector, FaceTracker
+    from stream_gpen.faces._detector import DEFAULT_MIN_SCORE, DETECT_SCORE
     from stream_gpen.io import open_source
+    from stream_gpen.pipeline import FaceStage
 
-    from stream_gpen.api import PHOTO_DETECT_SIZE, pixel_aspect, video_detect_size
+    from stream_gpen.api import PHOTO_DETECT_SIZE, VIDEO_DETECT_SIZE, pixel_aspect, video_detect_size
 
     # (info has no --detector: a file given with --detector-weights picks its own backbone)
-    det = FaceDetector(device="cpu", weights=weights)
-    pictures = []  # (picture, long side and pixel aspect enhance detects it at)
+    det = FaceDetector(device="cpu", weights=weights, long_side=VIDEO_DETECT_SIZE,
+                       score_threshold=min(DETECT_SCORE, DEFAULT_MIN_SCORE))  # (as Enhancer builds it)
+    # (no restorer: only detection and selection run; the turn a sample finds is kept for the next, as in a video)
+    stage = FaceStage(None, det, FaceTracker(min_score=DEFAULT_MIN_SCORE), still_detect_size=PHOTO_DETECT_SIZE)
+    pictures = []  # (picture, the long side enhance detects a video frame at (None: a photo's), pixel aspect)
     if info["kind"] == "image":
         from stream_gpen.io._image import load_image
 
-        pictures.append((torch.from_numpy(load_image(Path(spec))[0]), PHOTO_DETECT_SIZE, 1.0))
+        pictures.append((torch.from_numpy(load_image(Path(spec))[0]), None, 1.0))
     elif info["kind"] != "folder":
         seen = set()  # (a 3-frame clip: the same frames were counted again and again)
 
@@ -2092,14 +2100,23 @@ def sample_faces(spec: str, info: dict, *, weights=None, n: int = 8) -> dict:
             sample([last * (i + 0.5) / n for i in range(n)])
     counts, sides = [], []
     for pic, size, par in pictures:
-        d = det.detect_pyramid([pic], (det.long_side, size), pixel_aspect=par)[0]  # as enhance does
-        d = d.select(torch.nonzero(d.scores >= DEFAULT_MIN_SCORE).flatten())  # what enhance restores
+        stage.pixel_aspect = par
+        # (the stage's "they are detected turned from here" is a run's words: info says it in upright_turned)
+        with _logger_at("stream_gpen.pipeline", logging.ERROR):
+            if size is None:  # (a photo)
+                d = stage.still_faces(pic)
+            else:
+                stage.video_detect_size = size
+                d = stage.sample_faces(pic)
         counts.append(len(d))
         if len(d):
             wh = (d.boxes[:, 2:] - d.boxes[:, :2]).min(dim=1).values
             sides += wh.tolist()
     out = {"frames_sampled": len(pictures), "per_frame": counts,
-           "median_face_px": round(float(np.median(sides)), 1) if sides else None}
+           "median_face_px": round(float(np.median(sides)), 1) if sides else None,
+           # (a video whose faces are upright in its picture turned (torch.rot90 k: counter-clockwise):
+           # enhance detects them so and says it)
+           "upright_turned": ", ".join(turn_words(90 * k) for k in stage.turns_used) or None}
     if info["kind"] == "folder":
         out["note"] = "--faces looks at one video or photo: give info a file of the folder"
     return out
@@ -2144,7 +2161,8 @@ def add_info(subparsers, parents=()) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--faces", action="store_true",
                    help="also run the face detector on 8 frames spread over the video (or on the image) and "
-                   "report how many faces it finds and how big they are (loads the detector only)")
+                   "report how many faces enhance restores there, found as it finds them (in a picture turned "
+                   "sideways or upside down too), and how big they are (loads the detector only)")
     p.add_argument("--detector-weights", metavar="PATH", type=_named, help="explicit RetinaFace weights for --faces (without --faces: a warning, unused)")
     p.set_defaults(run=_run_info)
 

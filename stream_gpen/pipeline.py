@@ -652,6 +652,15 @@ class FaceStage:
         """Affines for a single image: always detect, no temporal smoothing."""
         if self.aligned:
             return self._whole(image)
+        dets = self.still_faces(image)
+        if len(dets) == 0:
+            return torch.zeros(0, 2, 3, dtype=torch.float32)
+        return estimate_affines(dets.landmarks.to(torch.float32), size=self.size, pixel_aspect=self.pixel_aspect)
+
+    @_library_dtypes
+    def still_faces(self, image: torch.Tensor):
+        """The faces :meth:`plan_still` restores in a single image (``Detections``, image px):
+        detected, looked for turned where they look sideways or upside down, and selected."""
         with self.timer("detect"):
             dropped = self.detections_implausible
             boxes = getattr(self.detector, "dropped_boxes", None)
@@ -666,11 +675,21 @@ class FaceStage:
             gone = torch.cat(list(boxes)) if self.detections_implausible > dropped and boxes else None
             if gone is not None or self._off_level(dets):
                 dets = self._turned_faces(image, dets, gone if gone is not None else torch.zeros(0, 4, dtype=torch.float32))
-        dets = select_faces(dets, self.tracker.select, self.tracker.min_face, self.tracker.max_faces, image.shape,
+        return select_faces(dets, self.tracker.select, self.tracker.min_face, self.tracker.max_faces, image.shape,
                             self.tracker.min_score, pixel_aspect=self.pixel_aspect)
-        if len(dets) == 0:
-            return torch.zeros(0, 2, 3, dtype=torch.float32)
-        return estimate_affines(dets.landmarks.to(torch.float32), size=self.size, pixel_aspect=self.pixel_aspect)
+
+    @_library_dtypes
+    def sample_faces(self, image: torch.Tensor):
+        """The faces a video frame's whole-frame detection at the start of a shot finds
+        (``Detections``, frame px), selected as a new track would be: its turn checked where they
+        look sideways or upside down (:meth:`_video_detect`). For frames sampled far apart
+        (``info --faces``), each seen as a shot of its own; the turn found is kept for the next."""
+        self._turn_wait = 0
+        with self.timer("detect"):
+            dets = self._video_detect(image)
+            self.detector_calls += 1
+        return select_faces(dets, self.tracker.select, self.tracker.min_face, self.tracker.max_faces, image.shape,
+                            self.tracker.min_score, pixel_aspect=self.pixel_aspect)
 
     def _turned_faces(self, image: torch.Tensor, dets, dropped: torch.Tensor):
         """``dets`` of a photo, with the faces found upright in it turned 90, 180 or 270 degrees
