@@ -1775,6 +1775,62 @@ _FIELD_ORDERS = {"tt": "yes, top field first", "bb": "yes, bottom field first",
                  "bt": "yes, bottom field coded first, top shown first"}
 
 
+#: ``info FOLDER`` opens at most this many of its videos to tell whether enhance can read them
+#: (a few tenths of a second each); the others are checked for being empty only, with a note
+_FOLDER_VIDEOS_OPENED = 50
+
+
+def _folder_unreadable(images: list[Path], videos: list[Path]) -> tuple[list[str], int]:
+    """The files of a folder that ``enhance`` will skip as unreadable, each as its run lists it
+    (``"PATH: REASON"``), found as it finds them, cheaply: a photo whose first bytes or structure
+    show it empty, cut off, not a picture or in a format not read here is loaded as enhance loads
+    it (:func:`~stream_gpen.io._image._load`, a whole photo's decode for those only; a JPEG with
+    bytes after its end marker reads), a video is opened as enhance opens it (its header; the
+    first :data:`_FOLDER_VIDEOS_OPENED` only, the rest checked for being empty). -> (those lines,
+    the videos not opened)."""
+    from PIL import Image
+
+    from stream_gpen.io import open_source
+    from stream_gpen.io._image import _cut_short_in, _heif_plugin, _load
+    from stream_gpen.io._unread import unread_error
+    from stream_gpen.summary import skipped_entry
+
+    out = []
+    for q in images:
+        try:
+            size = q.stat().st_size
+            with open(q, "rb") as f:
+                suspect = size == 0 or _cut_short_in(f, size, False) is not None
+            if not suspect:
+                suspect = unread_error(str(q)) is not None
+            if not suspect:
+                _heif_plugin(q)
+                with Image.open(q):  # (its header only)
+                    pass
+        except Exception:  # noqa: BLE001 - Pillow's many complaints: the load below says it in enhance's words
+            suspect = True
+        if suspect:
+            try:
+                _load(q)
+            except InvalidInputError as e:
+                out.append(skipped_entry(q, f"{e} ({e.hint})" if getattr(e, "hint", None) else e))
+            except Exception as e:  # noqa: BLE001 - as enhance lists it
+                out.append(f"{q}: could not be read ({type(e).__name__}: {e})")
+    for k, q in enumerate(videos):
+        try:
+            if k >= _FOLDER_VIDEOS_OPENED:
+                if q.stat().st_size == 0:
+                    out.append(skipped_entry(q, f"input is empty (0 bytes): {q}"))
+                continue
+            with open_source(str(q), live=False, autorotate=True):
+                pass
+        except StreamGpenError as e:
+            out.append(skipped_entry(q, e))
+        except OSError as e:
+            out.append(skipped_entry(q, e))
+    return out, max(len(videos) - _FOLDER_VIDEOS_OPENED, 0)
+
+
 def describe_input(spec: str) -> dict:
     """What ``enhance`` will see in ``spec`` and what it will do with it (no model is loaded)."""
     from stream_gpen.api import default_output, fetched, is_image_url, pixel_aspect
@@ -1798,8 +1854,20 @@ def describe_input(spec: str) -> dict:
         unread = folder_kinds(others)
         n_unread = sum(len(qs) for qs in unread.values())
         other = len(others) - n_unread
+        # (an empty, cut-off or damaged file was counted as a photo or video to restore, and the
+        # plan said all were, where enhance skips it and ends with exit code 5)
+        broken, unopened = _folder_unreadable(images, videos)
+        names = [b.split(": ", 1)[0] for b in broken]
+        first = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        readable = len(images) + len(videos) - len(broken)
         return {"kind": "folder", "path": str(p), "images": len(images), "videos": len(videos),
-                "other_files": len(others), "plan": ["photos and videos restored into a mirrored folder"]
+                "other_files": len(others), "unreadable": len(broken), "unreadable_files": broken[:10],
+                "plan": [("photos and videos restored into a mirrored folder" if readable or not broken
+                          else "nothing restored: no photo or video here can be read (exit code 2)")]
+                + ([f"{len(broken)} file(s) that cannot be read skipped ({first}): listed as skipped, exit code 5"
+                    if readable else f"{len(broken)} file(s) that cannot be read ({first})"] if broken else [])
+                + ([f"{unopened} video(s) after the first {_FOLDER_VIDEOS_OPENED} not opened here (checked for "
+                    "being empty only): enhance skips any it cannot read"] if unopened else [])
                 + ([f"{n_unread} photo(s) in formats not read here left out ("
                     + ", ".join(f"{len(qs)} {kind}" for kind, qs in unread.items())
                     + "): export or convert them to JPEG, PNG, TIFF or HEIC"] if n_unread else [])
@@ -2156,7 +2224,8 @@ def add_info(subparsers, parents=()) -> None:
         "info", parents=list(parents), help="what enhance will see in an input and do with it",
         description="Describe INPUT (video, URL, image or folder) as stream-gpen reads it: streams, size, "
         "frame rate, bit depth, colour (HDR), rotation, pixel aspect, interlacing, audio, subtitles and data "
-        "tracks (telemetry, timecode), and what `enhance` will do about each. Loads no model.")
+        "tracks (telemetry, timecode), and what `enhance` will do about each; of a folder, its photos and videos and "
+        "those enhance will skip as unreadable (empty, cut off, damaged). Loads no model.")
     p.add_argument("input", metavar="INPUT", type=_named)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--faces", action="store_true",
