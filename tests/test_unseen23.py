@@ -140,6 +140,6 @@ def test_a_part_with_no_audio_says_its_track_is_left_out(tmp_path, audio):
         assert not c.streams.audio
     assert [m for m in sink.dropped if "stream #1" in m] == [
         "audio stream #1 (aac) had no packets in the chosen part (--start/--duration): left out (the mp4 container "
-        "writes no empty track)"]
+        "writes no empty audio track)"]
     sink = copy_through(src, tmp_path / "whole.mp4", source_kw={"duration": 0.8}, audio=audio)
     assert not [m for m in sink.dropped if "stream #1" in m]
