@@ -195,10 +195,11 @@ def build_restorer(
         if compile:
             unused("the classic model is not a network: compile is not used")
 
-        # Crop size follows the GPEN default of the device: 512 on CUDA, 256 on CPU, where the
-        # non-local-means pass costs ~4x less per face at 256 (faces in home videos and calls
-        # are mostly under 300 px, so little detail is lost).
-        return ClassicRestorer(size=512 if device.type == "cuda" else 256, device=device)
+        # Faces are cut at 512 on every device: a 256 crop pasted back enlarged blurred every face
+        # larger than 256 px (a 512 px face lost ~70% of its Laplacian variance). On CPU the
+        # filters run at 256 (work_size), where NLM costs ~3x less per face, and only their change
+        # is enlarged onto the crop, so its finer detail stays (docs/classic.md).
+        return ClassicRestorer(size=512, work_size=None if device.type == "cuda" else 256, device=device)
     from stream_gpen.models.loading import load_generator
     from stream_gpen.weights import ensure_weights
 

@@ -874,10 +874,20 @@ class FaceStage:
         when growing, as GPEN's ``cv2.resize``; area when shrinking, where bilinear would alias, e.g.
         a 512 crop for GPEN-256), restored, resized back to its own size the same way and written
         over the whole picture (blended by ``strength`` with the picture itself), and over its
-        16-bit copy from the restorer's unquantised output where there is one."""
+        16-bit copy from the restorer's unquantised output where there is one. A restorer that
+        works at any crop size (``with_size(side)``: classic) gets square pictures of one size as
+        they are."""
         if not images:
             return 0
-        size = self.size
+        size, restorer = self.size, self.restorer
+        sides = {(int(img.shape[0]), int(img.shape[1])) for img in images}
+        with_size = getattr(restorer, "with_size", None)
+        if callable(with_size) and len(sides) == 1:
+            h, w = sides.pop()
+            if h == w and 16 <= h <= 4096 and h != size:
+                # the picture as it is: the round trip through S x S would blur a crop larger
+                # than S (a 1024 px one at 512), and what a filter cannot add it only loses
+                size, restorer = h, with_size(h)
         deep = hi is not None and any(h is not None for h in hi)
         with self.timer("align"):
             crops = torch.stack([_resize(img.permute(2, 0, 1), size, size) for img in images])
@@ -885,11 +895,11 @@ class FaceStage:
             # as :meth:`restore` does for each face: an HDR picture goes to the model as SDR and its
             # change is mapped back; a black-and-white or sepia crop takes only the brightness
             given = self.colour.to_sdr(crops) if self.colour is not None else crops
-            fine = deep and callable(getattr(self.restorer, "restore_fine", None))
+            fine = deep and callable(getattr(restorer, "restore_fine", None))
             if fine:
-                out, out_f = self.restorer.restore_fine(given)
+                out, out_f = restorer.restore_fine(given)
             else:
-                out = self.restorer(given)
+                out = restorer(given)
             out = out.to(images[0].device)
             restored = self.colour.from_sdr(out, crops, given) if self.colour is not None else out
             if fine and self.colour is not None:
