@@ -19,6 +19,7 @@ smoother of lag L, L more frames are held (waiting for their look-ahead): size t
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -178,7 +179,8 @@ class FaceStage:
     colour: object | None = None
     #: The pictures are aligned face crops already (FFHQ-style, as GFPGAN's / CodeFormer's
     #: ``cropped_faces`` and face datasets are): each whole picture is resized to the model's size
-    #: (see :meth:`_restore_aligned`), restored, and resized back; no detection, no mask.
+    #: (see :meth:`_restore_aligned`; classic takes it at its own size), restored, and resized back;
+    #: no detection, no mask.
     aligned: bool = False
     #: Long side the detector sees for a still photo (:meth:`plan_still`); ``None`` = the
     #: detector's own (video's). One detection per photo: a larger one finds the small faces of a
@@ -783,29 +785,33 @@ class FaceStage:
         device = images[0].device
         all_aff = torch.cat([a.to(device) for a in affines])
         frame_ids = torch.cat(ids).to(device)
+        size, restorer = self.size, self.restorer
+        if indices is None and self.parser is None:
+            size, restorer, all_aff = self._still_size(all_aff)
+            affines = list(all_aff.split(counts))
         with self.timer("align"):
             if all(img.shape == images[0].shape for img in images):
-                crops = warp_faces(images, frame_ids, all_aff, size=self.size, antialias=self.antialias)
+                crops = warp_faces(images, frame_ids, all_aff, size=size, antialias=self.antialias)
             else:  # still images of different sizes: one warp per image, one restore for all
                 crops = torch.cat([
-                    warp_faces([img], torch.zeros(len(a), dtype=torch.long, device=device), a.to(device), size=self.size,
+                    warp_faces([img], torch.zeros(len(a), dtype=torch.long, device=device), a.to(device), size=size,
                                antialias=self.antialias)
                     for img, a in zip(images, affines) if len(a)
                 ])
         # A 10/12-bit source's faces go into its 16-bit picture at the model's own precision (its
         # output before quantisation) where the restorer offers it, instead of 8-bit steps.
         fine = (hi is not None and all(h is not None for h in hi)
-                and callable(getattr(self.restorer, "restore_fine", None)))
+                and callable(getattr(restorer, "restore_fine", None)))
         with self.timer("restore"):
             given = self.colour.to_sdr(crops) if self.colour is not None else crops
             if fine:
-                out, out_f = self._run_restorer(given, fine=True)
+                out, out_f = self._run_restorer(given, fine=True, restorer=restorer)
                 out, out_f = out.to(device), out_f.to(device)
             else:
-                out = self._run_restorer(given).to(device)
+                out = self._run_restorer(given, restorer=restorer).to(device)
             restored = self.colour.from_sdr(out, crops, given) if self.colour is not None else out
             if fine:
-                restored_hi = self._restored_hi(out_f, hi, counts, all_aff)
+                restored_hi = self._restored_hi(out_f, hi, counts, all_aff, size)
             mono_t = _monochrome(crops)
             mono = mono_t.tolist()  # (one device sync a batch, not one a frame)
             if any(mono):
@@ -833,13 +839,32 @@ class FaceStage:
         self.faces_restored += n
         return n
 
-    def _run_restorer(self, crops: torch.Tensor, *, fine: bool = False):
+    def _still_size(self, affines: torch.Tensor) -> tuple[int, object, torch.Tensor]:
+        """A photo's crop size: ``(side, restorer, affines)``. A restorer that works at any crop
+        size (``with_size``: classic) gets its faces at their own size when one is larger than
+        S (a selfie's face cut at 512 came out blurred), up to 2048; the affines are
+        scaled to that side. Others, and faces within S, keep S. Not for video, whose faces keep
+        one crop size from frame to frame."""
+        with_size = getattr(self.restorer, "with_size", None)
+        if not callable(with_size) or not len(affines):
+            return self.size, self.restorer, affines
+        scale = float(torch.linalg.det(affines[:, :, :2].double()).abs().sqrt().min())  # crop px per frame px
+        if not 0 < scale < 1:
+            return self.size, self.restorer, affines
+        side = min(2048, int(math.ceil(self.size / scale / 16)) * 16)
+        k = side / self.size
+        scaled = affines * k
+        scaled[:, :, 2] = (affines[:, :, 2] + 0.5) * k - 0.5  # pixel centres, as the crop's own
+        return side, with_size(side), scaled
+
+    def _run_restorer(self, crops: torch.Tensor, *, fine: bool = False, restorer=None):
         """The restorer on ``crops`` (``restore_fine`` with ``fine``) in batches of at most its
         largest bucket (what GPEN's runner splits into anyway; a restorer without buckets, such as
         ``classic``, would otherwise take a crowd's hundreds of faces in one call: ~22 MiB of working
         memory per 512 px face), reporting each batch to :attr:`on_faces`."""
-        run = self.restorer.restore_fine if fine else self.restorer
-        chunk = int(getattr(self.restorer, "max_batch", 0) or 8)
+        restorer = self.restorer if restorer is None else restorer
+        run = restorer.restore_fine if fine else restorer
+        chunk = int(getattr(restorer, "max_batch", 0) or 8)
         if len(crops) <= chunk:
             return self._checked(run(crops), crops, fine)
         parts = []
@@ -936,7 +961,7 @@ class FaceStage:
         return len(images)
 
     def _restored_hi(self, out_f: torch.Tensor, hi: list[torch.Tensor], counts: list[int],
-                     affines: torch.Tensor) -> torch.Tensor:
+                     affines: torch.Tensor, size: int) -> torch.Tensor:
         """The faces for the 16-bit pictures, float32 on the 0..255 scale: the model's unquantised
         output, mapped back from SDR (HDR) against the crops cut from the 16-bit pictures
         themselves, so no step of it is limited to 8 bits (``strength`` is the paste's)."""
@@ -946,7 +971,7 @@ class FaceStage:
             for h, k in zip(hi, counts):  # one picture at a time: stacking would copy 16-bit frames
                 if k:
                     ids = torch.zeros(k, dtype=torch.long, device=h.device)
-                    parts.append(warp_faces(h, ids, affines[start : start + k].to(h.device), size=self.size,
+                    parts.append(warp_faces(h, ids, affines[start : start + k].to(h.device), size=size,
                                             antialias=self.antialias))
                 start += k
             crops_hi = torch.cat(parts).to(out_f.device)
