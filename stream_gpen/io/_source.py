@@ -1978,10 +1978,16 @@ class VideoSource:
         self._closed = False
 
         self._size_at_open: int | None = None  # a local file's size, to tell one still being written
+        # ... and its identity, and some of its bytes, to tell one written over by another process
+        # meanwhile (see _check_replaced)
+        self._stat_at_open: os.stat_result | None = None
+        self._sample_at_open: tuple[int, bytes] | None = None
         if self.kind == "file":
             _check_file(self._target)
             try:
-                self._size_at_open = os.stat(self._target).st_size
+                self._stat_at_open = os.stat(self._target)
+                self._size_at_open = self._stat_at_open.st_size
+                self._sample_at_open = _sample(self._target, self._size_at_open // 2)
             except OSError:
                 pass
         self._use_nvdec = self._want_nvdec()
@@ -3031,6 +3037,8 @@ class VideoSource:
                             else:
                                 frames += packet.decode()
                         except av.error.InvalidDataError as e:
+                            # (another file's bytes read where the input was written over: the run fails)
+                            self._check_replaced(seen)
                             self.stats["corrupt_packets"] += 1
                             if self.stats["corrupt_packets"] == 1:
                                 log.warning("%s: skipping corrupt video packet (pts=%s): %s", self.spec, packet.pts, e)
@@ -3156,6 +3164,7 @@ class VideoSource:
                                 hint="give the file itself, or a streamable copy made with "
                                      "'ffmpeg -i IN -c copy -movflags +faststart OUT.mp4'",
                             ) from e
+                        self._check_replaced(seen)  # (cut or written over meanwhile: not a damaged file)
                         # A read error mid-file (truncated / damaged container): keep what we have.
                         self.stats["corrupt_packets"] += 1
                         log.warning("%s: stopped reading at a damaged part of the file: %s", self.spec, e)
@@ -3276,8 +3285,10 @@ class VideoSource:
         return True
 
     def _ended(self, container, seen: dict, *, retimed: bool) -> None:
-        """What a file's end (clean, or at a damaged part) says about what was read: cut short of
-        its header's duration, grown while read, frames squeezed by a clock stepping back."""
+        """What a file's end (clean, or at a damaged part) says about what was read: written over
+        by another process meanwhile (the run fails), cut short of its header's duration, grown
+        while read, frames squeezed by a clock stepping back."""
+        self._check_replaced(seen)
         self._check_truncated(container, seen, retimed=retimed)
         self._check_grown(seen)
         self._check_squeezed(seen)
@@ -3340,6 +3351,51 @@ class VideoSource:
             return
         self._fallback(f"{self.spec} looks truncated: its data ends at {got:.2f} s of the {want:.2f} s its header "
                        f"promises ({seen['frames']} frames decoded{expected}); the output is only that part")
+
+    def _check_replaced(self, seen: dict) -> None:
+        """Fail (DecodeError, exit 4) where another process replaced, truncated or wrote over the
+        local input file while it was read (``cp other.mp4 INPUT`` mid-run): the read went on into
+        the other file's bytes, or ended at the new, shorter end, and the run was said to be whole
+        with a "damaged" or "grown" input (exit 0), its output half of one video and half garbage.
+        Judged at the read's end, and at each packet the decoder refuses (the sooner the better),
+        against the file as it was opened: another file at its path (a new inode), fewer bytes
+        than then, or other bytes where a sample was taken (the middle of the file as it was: a
+        writer that only appends, a recording still going, never changes them, so "grew" stays
+        for that, see _check_grown). A file removed meanwhile is not said: the open file is read
+        whole all the same. (A rewrite in place that happens to keep the sampled bytes cannot be
+        told from an append without reading the file again: not tried.)"""
+        how = self._replaced_how()
+        if how is None:
+            return
+        raise DecodeError(f"{self.spec!r} {how} by another process during the run ({seen['frames']} frames read "
+                          "before it was noticed); the output would mix two files, or end where it was cut",
+                          hint="let the other process finish (or give a copy of the file that nothing writes to), "
+                               "then run again")
+
+    def _replaced_how(self) -> str | None:
+        """How the local input differs from the file opened (see _check_replaced), or None."""
+        was = self._stat_at_open
+        if self.kind != "file" or was is None:
+            return None
+        try:
+            now = os.stat(self._target)
+        except OSError:
+            return None
+        if (now.st_dev, now.st_ino) != (was.st_dev, was.st_ino):
+            return "was replaced with another file"
+        if now.st_size == was.st_size and now.st_mtime_ns == was.st_mtime_ns:
+            return None  # (untouched: the bytes are not read again)
+        if now.st_size < was.st_size:
+            return f"was truncated (to {now.st_size:,} of the {was.st_size:,} bytes it had when the run opened it)"
+        if self._sample_at_open is not None:
+            at, data = self._sample_at_open
+            try:
+                again = _sample(self._target, at, len(data))
+            except OSError:
+                return None
+            if again[1] != data:
+                return "was overwritten (its bytes changed where they had been read)"
+        return None
 
     def _check_squeezed(self, seen: dict) -> None:
         """Frames whose time is not after the frame before them (see ``keep`` in _decoded): each
@@ -3894,6 +3950,13 @@ class VideoSource:
         if self.stats["corrupt_packets"] or self.stats["corrupt_frames"]:
             log.warning("%s: %d corrupt packets skipped, %d damaged frames concealed",
                         self.spec, self.stats["corrupt_packets"], self.stats["corrupt_frames"])
+
+
+def _sample(path: str, at: int, size: int = 4096) -> tuple[int, bytes]:
+    """``(at, the up to size bytes of the file at path from at)``."""
+    with open(path, "rb") as f:
+        f.seek(at)
+        return at, f.read(size)
 
 
 def _seconds(f) -> Fraction | None:
