@@ -3154,6 +3154,8 @@ class VideoSource:
                 except (av.error.FFmpegError, OSError) as e:
                     if self._stop.is_set():
                         return
+                    if _out_of_memory(e):  # (a frame too large for this process: not a damaged file, nor a drop)
+                        raise self._memory_error(e) from e
                     if reads is not None:  # (the frames held until the read failed: the outage began before)
                         timeline.quiet_since(reads.quiet_since())
                     if self.kind == "file":
@@ -3351,6 +3353,22 @@ class VideoSource:
             return
         self._fallback(f"{self.spec} looks truncated: its data ends at {got:.2f} s of the {want:.2f} s its header "
                        f"promises ({seen['frames']} frames decoded{expected}); the output is only that part")
+
+    def _memory_error(self, e: BaseException) -> DecodeError:
+        """The decoder could not allocate a frame (FFmpeg's ENOMEM): the machine's limit, said as
+        such with the frame's size and this process's address-space limit (``ulimit -v``), where
+        one is set. Counted as a corrupt packet, a valid 8K clip was refused as "damaged or
+        truncated" under a limit that plain FFmpeg decoded it within (this process holds torch's
+        and the models' memory besides)."""
+        cc = self._vstream.codec_context
+        size = f"a {cc.width}x{cc.height} frame" if cc.width and cc.height else "a frame"
+        limit = _address_space_limit()
+        within = (f"; this process's address space is limited to {limit / 2**30:.1f} GiB (ulimit -v)"
+                  if limit is not None else "")
+        return DecodeError(f"out of memory decoding {self.spec!r}: the decoder could not allocate {size} "
+                           f"({_ffmpeg_reason(e)}){within}",
+                           hint=("raise the limit (ulimit -v), " if limit is not None else "")
+                           + "close what else uses the memory, or restore a smaller copy of the input")
 
     def _check_replaced(self, seen: dict) -> None:
         """Fail (DecodeError, exit 4) where another process replaced, truncated or wrote over the
@@ -3950,6 +3968,23 @@ class VideoSource:
         if self.stats["corrupt_packets"] or self.stats["corrupt_frames"]:
             log.warning("%s: %d corrupt packets skipped, %d damaged frames concealed",
                         self.spec, self.stats["corrupt_packets"], self.stats["corrupt_frames"])
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """Whether FFmpeg's (PyAV's) error ``e`` is an allocation failure (ENOMEM: ``av.error.MemoryError``)."""
+    return isinstance(e, MemoryError) or getattr(e, "errno", None) == errno.ENOMEM
+
+
+def _address_space_limit() -> int | None:
+    """This process's address-space limit in bytes (RLIMIT_AS, ``ulimit -v``), or None where there
+    is none (or no such limit on this system)."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    except (ImportError, AttributeError, OSError, ValueError):  # (Windows)
+        return None
+    return None if soft == resource.RLIM_INFINITY or soft < 0 else int(soft)
 
 
 def _sample(path: str, at: int, size: int = 4096) -> tuple[int, bytes]:
