@@ -94,3 +94,24 @@ def test_an_input_touched_mid_run_is_not_said_to_be_replaced(tmp_path, monkeypat
     inp = _clip(tmp_path / "in.mp4", 30, 1)
     _after_packets(monkeypatch, 5, lambda: os.utime(inp, ns=(1, 1)))
     assert _read_all(inp) == 30
+
+
+def test_a_fifo_input_is_not_sampled(tmp_path):
+    """The bytes sampled at the open (to tell a file written over) are not taken from a FIFO: they
+    would be the decoder's, lost (and the open would wait for a writer)."""
+    import threading
+
+    data = bytes(ts_clip(tmp_path / "a.ts", 25))
+    fifo = tmp_path / "in.ts"
+    os.mkfifo(fifo)
+
+    def write():
+        with open(fifo, "wb") as w:
+            w.write(data)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        assert _read_all(fifo) == 25
+    finally:
+        writer.join(5)

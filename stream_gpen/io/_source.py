@@ -1985,9 +1985,11 @@ class VideoSource:
         if self.kind == "file":
             _check_file(self._target)
             try:
-                self._stat_at_open = os.stat(self._target)
-                self._size_at_open = self._stat_at_open.st_size
-                self._sample_at_open = _sample(self._target, self._size_at_open // 2)
+                st = os.stat(self._target)
+                self._size_at_open = st.st_size
+                if stat.S_ISREG(st.st_mode):  # (a FIFO's bytes read here would be the decoder's lost)
+                    self._stat_at_open = st
+                    self._sample_at_open = _sample(self._target, st.st_size // 2)
             except OSError:
                 pass
         self._use_nvdec = self._want_nvdec()
