@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, TypeVar, get_args
 import numpy as np
 import torch
 
+from stream_gpen._places import holds as _holds, same_place as _same_place
 from stream_gpen.errors import MAX_BATCH_SIZE, PATH_HINT
 from stream_gpen.errors import (
     Cancelled,
@@ -2240,30 +2241,6 @@ def _output_done(out: Path) -> bool:
     from stream_gpen.io._partials import is_partial
 
     return out.exists() and not is_partial(out)
-
-
-def _same_place(a, b) -> bool:
-    """Whether paths ``a`` and ``b`` name one file or folder: by identity where both exist (on a
-    case-insensitive disk, macOS's or a FAT/exFAT card's, ``trip`` is ``Trip``, which ``resolve()``
-    does not say: ``--overwrite`` then replaced the original photos), else by their resolved paths."""
-    try:
-        if os.path.exists(a) and os.path.exists(b):
-            return os.path.samefile(a, b)
-        return Path(a).resolve() == Path(b).resolve()
-    except OSError:
-        return False
-
-
-def _holds(folder, inner) -> bool:
-    """Whether folder ``folder`` holds ``inner`` (a parent of it, at any depth; not itself): by
-    identity where it exists (a case-insensitive disk), else by resolved paths."""
-    try:
-        parents = Path(inner).resolve().parents
-        if os.path.isdir(folder):
-            return any(os.path.samefile(folder, p) for p in parents if os.path.isdir(p))
-        return Path(folder).resolve() in parents
-    except OSError:
-        return False
 
 
 def _picture_size(path: Path) -> tuple[int, int] | None:

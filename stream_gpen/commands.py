@@ -516,14 +516,15 @@ def _check_report(report: str | None, media: list[str], *, overwrite: bool) -> N
     if not p.parent.is_dir():
         raise InvalidInputError(f"--report folder does not exist: {Path(report).parent}",
                                 hint="create it, or name a .json file in an existing folder")
-    from stream_gpen.api import _holds, _same_place
+    # (torch-free: this runs when a Ctrl-C stopped torch's import, which importing api ran again)
+    from stream_gpen._places import REFUSED_ERRNOS, holds, same_place
 
     for m in media:
         if not m or "://" in m or m.startswith("lavfi:"):
             continue
         # (by identity where they exist: on a case-insensitive disk ``--report OUT/run.json`` is
         # inside the output folder ``out``, which resolved paths do not say)
-        if _same_place(m, report) or (os.path.isdir(m) and _holds(m, report)):
+        if same_place(m, report) or (os.path.isdir(m) and holds(m, report)):
             raise InvalidInputError(f"--report {report} is the run's own input or output, or inside it; "
                                     "name a .json file elsewhere", hint="e.g. --report run.json")
     if p.is_dir():
@@ -535,8 +536,6 @@ def _check_report(report: str | None, media: list[str], *, overwrite: bool) -> N
         with tempfile.NamedTemporaryFile(dir=p.parent, prefix=f".{p.name}.", suffix=".probe"):
             pass
     except OSError as e:
-        from stream_gpen.io._sink import REFUSED_ERRNOS
-
         # (a read-only or someone else's folder: exit 4 as the output's own, not 2 as a bad name)
         kind = OutputNotWritableError if e.errno in REFUSED_ERRNOS else InvalidInputError
         err = kind(f"--report {report} cannot be written there: {e.strerror or e}",
@@ -622,6 +621,25 @@ def _report_unstarted(args: argparse.Namespace, src: str, dst: str | None, exc: 
         pass
 
 
+def _report_early(args: argparse.Namespace, media: list[str], src: str, dst: str | None,
+                  exc: BaseException) -> None:
+    """:func:`_report_unstarted` for a run refused or stopped before its ``--report`` was checked (a
+    Ctrl-C or SIGTERM while torch imported, a bad option): written where :func:`_check_report`
+    takes it. Whatever goes wrong here, ``exc`` is the one to say, with its exit code (130, 143):
+    a Ctrl-C while torch imported ended as an "internal error", exit 1, where reporting it failed."""
+    try:
+        _check_report(args.report, media, overwrite=args.overwrite)
+    except (StreamGpenError, OSError):
+        return  # (no report there: the run's own error or stop is said)
+    except Exception as e:  # (a bug here: said, then the stop's or the refusal's own exit code)
+        log.warning("--report %s was not checked: %s: %s", args.report, type(e).__name__, e)
+        return
+    try:
+        _report_unstarted(args, src, dst, exc)
+    except Exception as e:
+        log.warning("--report %s could not be written: %s: %s", args.report, type(e).__name__, e)
+
+
 def _run_enhance(args: argparse.Namespace) -> int:
     checked: list[str] = []  # dst once its --report was checked
     try:
@@ -633,11 +651,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
             # Ctrl-C (or SIGTERM) in the first seconds, while torch imports and the options are
             # checked: the report says the run was stopped, as once the model loads (an earlier
             # run's report under that name still said it had succeeded)
-            try:
-                _check_report(args.report, [args.input, args.output or ""], overwrite=args.overwrite)
-            except (StreamGpenError, OSError):
-                raise exc from None
-            _report_unstarted(args, args.input, None, exc)
+            _report_early(args, [args.input, args.output or ""], args.input, None, exc)
         raise
 
 
@@ -1486,11 +1500,7 @@ def _run_camera(args: argparse.Namespace) -> int:
         if isinstance(exc, Interrupted) or getattr(exc, "summary", None) is not None or getattr(args, "_began", False):
             raise  # (a session that ran: its own summary was written, or is being written)
         if args.report and not getattr(exc, "_reported", False) and not getattr(exc, "summary", None):
-            try:
-                _check_report(args.report, [args.output, args.source], overwrite=args.overwrite)
-            except (StreamGpenError, OSError):
-                raise exc from None
-            _report_unstarted(args, args.source or "", args.output, exc)
+            _report_early(args, [args.output, args.source], args.source or "", args.output, exc)
         raise
 
 

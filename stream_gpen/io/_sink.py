@@ -28,6 +28,7 @@ from typing import Literal
 import av
 import numpy as np
 
+from stream_gpen._places import REFUSED_ERRNOS
 from stream_gpen.errors import (
     EncodeError,
     HardwareEncoderError,
@@ -1437,8 +1438,6 @@ def check_output_folder(target, *, named=None, made: bool = False) -> None:
     check_output_writable(t if made else t.parent)
 
 
-#: the file system's refusals of a write that no other output in that folder would escape
-REFUSED_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 #: the file system's "no room": a full drive, this user's disk quota spent
 FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 
