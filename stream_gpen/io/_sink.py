@@ -1210,6 +1210,24 @@ def _pids_comparable() -> bool:
     return True
 
 
+#: a live source's recording reaches the disk at least this often (milliseconds of its frames)
+LIVE_FLUSH_MS = 1000
+
+
+def _live_flush(fmt_name: str) -> dict[str, str]:
+    """The muxer options that put a live source's recording on the disk as it is made, so that a
+    ``kill -9`` or a power cut loses at most about :data:`LIVE_FLUSH_MS` of it (the kept
+    ``.live.tmp``, see :meth:`FileSink._remove_stale_temps`): each packet is written out at once
+    (FFmpeg held them in its write buffer: a camera's low-bitrate ``.mkv`` was 0 bytes on disk
+    after 43 s of recording, all of it lost), and a Matroska/WebM cluster, which the muxer keeps
+    whole in memory until it ends (5 s by default), ends every second. More, smaller writes: a
+    few dozen a second, nothing beside an encoder's work."""
+    options = {"flush_packets": "1"}
+    if fmt_name in ("matroska", "webm"):
+        options["cluster_time_limit"] = str(LIVE_FLUSH_MS)
+    return options
+
+
 def _temp_pattern(suffix: str):
     """The hidden temporary output's tag (``.<machine>-<pid>-<random>[.live].tmp``) ending a name
     with ``suffix``: group 1 the machine, 2 the process id, 3 ``.live`` for a live source's
@@ -2418,6 +2436,8 @@ class FileSink(_Sink):
             self._out.options.update({"hls_list_size": "0", "hls_playlist_type": "event" if self.live else "vod"})
         if self._own_files:
             self._out.options.update(segment_names(self._dst))
+        elif not is_url and getattr(source, "live", False):
+            self._out.options.update(_live_flush(fmt_name))
         #: the segments of an earlier output of this name (replaced: overwrite), as they were: those
         #: this run does not write again are removed once it is finished (_remove_old_segments)
         self._old_segments = _file_idents(segments_there(self._dst)) if self._own_files and overwrite else {}
