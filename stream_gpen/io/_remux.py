@@ -32,7 +32,9 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
     again by FFmpeg while muxing) raise :class:`EncodeError`; nothing is then left
     under ``dst`` (an existing ``dst`` stays as it was). Into AVI, which stores no start times,
     every stream is written from the first video packet on, as the sink does (audio packets
-    before it, e.g. AAC priming, are left out), so audio and video stay in sync. Elsewhere every
+    before it, e.g. AAC priming, are left out), so audio and video stay in sync; a copied packet
+    whose time, after the one before it, rounds onto the same tick of the output's clock (AAC's
+    21.3 ms frames in AVI) goes a tick on, as the sink moves it. Elsewhere every
     stream moves by the input's start, as the sink's ``_choose_shift`` does (a .ts at 10 h gives
     an mp4 that starts at 0, not an edit list of 10 hours), keeping their offsets; into mp4/mov,
     a video that starts before 0 (a wrapped MPEG-TS clock) moves every stream so that it starts
@@ -59,6 +61,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
         can_copy,
         clamp_to_origin,
         copy_refusal,
+        follow_on,
         gopro_telemetry,
         needs_adtstoasc,
         other_programs,
@@ -254,6 +257,8 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
             left_out = 0
             edit_lists = bool(set(fmt.split(",")) & _MOV_FAMILY)  # they can hide packets again
             hidden = 0
+            last: dict[int, Fraction] = {}  # copied audio/subtitle/data: output stream index -> last dts muxed (s)
+            rounded = 0
             stamped: dict[int, int] = {}  # bare video streams (no timestamps): input stream index -> frames
             # (a bare input: its demuxer reads no timestamps; into a bare output, which stores none, as they are)
             bare_in = bool(inp.format.flags & _NO_TIMESTAMPS) and not out.format.flags & _NO_TIMESTAMPS
@@ -294,7 +299,17 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
                             if grid is not None:
                                 slots[pkt.stream.index] = to_avi_grid(q, grid, slots.get(pkt.stream.index))
                         q.stream = ostream
+                        if ostream.type != "video" and q.dts is not None and q.time_base:
+                            # packets whose times go forward but round onto one tick of the output's
+                            # clock (AAC in AVI: 21.3 ms) go a tick on, as the sink moves them; the
+                            # muxer refused the second ("Invalid argument") and the copy failed. (Times
+                            # that go backwards, a join, are copied as they are: see above.)
+                            prev = last.get(ostream.index)
+                            if prev is not None and Fraction(q.dts) * q.time_base > prev and follow_on(q, prev):
+                                rounded += 1
                         out.mux(q)
+                        if ostream.type != "video" and q.dts is not None and q.time_base:
+                            last[ostream.index] = Fraction(q.dts) * q.time_base
                 for conv in converters.values():
                     for q in conv.flush():
                         _moved(q, shift)
@@ -309,6 +324,9 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
             if hidden:
                 log.info("remux into %s: %d packet(s) the input's edit list hides left out (no edit lists there)",
                          fmt, hidden)
+            if rounded:
+                log.info("remux into %s: %d packet(s) that fell on the same tick of the output's coarser clock moved a "
+                         "tick later", fmt, rounded)
             if left_out:
                 log.info("remux into %s: %d packet(s) before the first video frame left out (no start times there)",
                          fmt, left_out)

@@ -747,6 +747,35 @@ def _round_tick(x: Fraction) -> int:
     return int(math.floor(x + Fraction(1, 2))) if x >= 0 else -int(math.floor(-x + Fraction(1, 2)))
 
 
+def follow_on(p, last: Fraction | None) -> tuple[Fraction, Fraction] | None:
+    """Move packet ``p`` (its dts, and its pts with it), about to be muxed, to the next tick of
+    its output stream's clock after ``last`` (the dts in s of the one muxed before it into that
+    stream) where it is not after it there: the muxer refuses it ("returned 22"). Returns
+    ``(t, last)`` (``t``: its dts, in s, before the move; ``t <= last``: its time went
+    backwards, a joined recording; else it rounded onto ``last``'s tick), or None if not moved.
+
+    "After" is judged in the output stream's ticks, where the muxer judges it: AVI counts AAC
+    in frames of 1024 samples (21.3 ms), so two packets 21 ms apart on a Matroska clock (1 ms)
+    can round to the same tick although the times go forward; such a packet goes one tick on
+    (its sound is at most a tick off). Subtitle and data cues may share a tick."""
+    if last is None or p.dts is None or not p.time_base:
+        return None
+    tb = Fraction(p.time_base)
+    # (``last`` was muxed, so the header is written and the output stream's time base final)
+    otb = Fraction(p.stream.time_base) if p.stream.time_base else tb
+    t = Fraction(p.dts) * tb
+    ticks = _round_tick(t / otb)  # (where FFmpeg's rescale puts it: to nearest, halves away from 0)
+    last_ticks = _round_tick(last / otb)
+    if ticks > last_ticks or (ticks == last_ticks and p.stream.type in ("subtitle", "data")):
+        return None
+    # the first dts of ``p``'s time base that rescales to the next output tick
+    delta = math.floor((last_ticks + Fraction(1, 2)) * otb / tb) + 1 - p.dts
+    p.dts += delta
+    if p.pts is not None:
+        p.pts += delta
+    return t, last
+
+
 def move_packet(p, ticks: int) -> None:
     """Move packet ``p`` by ``ticks`` of its time base (pts and dts, where it has them)."""
     if ticks:
@@ -4015,23 +4044,10 @@ class FileSink(_Sink):
         in frames of 1024 samples (21.3 ms), so two packets 21 ms apart on a Matroska clock
         (1 ms) can round to the same tick; they failed the run although the times went forward.
         Such a packet goes one tick on (said once, counted apart: its sound is at most a tick off)."""
-        last = self._aux_last_dts.get(p.stream.index)
-        if last is None or p.dts is None or not p.time_base:
+        moved = follow_on(p, self._aux_last_dts.get(p.stream.index))
+        if moved is None:
             return
-        tb = Fraction(p.time_base)
-        # (``last`` was muxed, so the header is written and the output stream's time base final)
-        otb = Fraction(p.stream.time_base) if p.stream.time_base else tb
-        t = Fraction(p.dts) * tb
-        ticks = _round_tick(t / otb)  # (where FFmpeg's rescale puts it: to nearest, halves away from 0)
-        last_ticks = _round_tick(last / otb)
-        if ticks > last_ticks or (ticks == last_ticks and p.stream.type in ("subtitle", "data")):
-            return  # (cues may share a start)
-        # the first dts of ``p``'s time base that rescales to the next output tick
-        new = math.floor((last_ticks + Fraction(1, 2)) * otb / tb) + 1
-        delta = new - p.dts
-        p.dts += delta
-        if p.pts is not None:
-            p.pts += delta
+        t, last = moved
         counts = self._aux_bumped if t <= last else self._aux_rounded
         n = counts.get(p.stream.index, 0)
         counts[p.stream.index] = n + 1
@@ -4043,7 +4059,7 @@ class FileSink(_Sink):
         else:
             log.info("%s: output stream #%d: packets %.3f s apart at %.3f s fall on the same tick of the output's "
                      "%s s clock; the later is moved a tick on", self.target, p.stream.index, float(t - last),
-                     float(last), otb)
+                     float(last), Fraction(p.stream.time_base))
 
     def _finish_container(self, *, all_aux: bool) -> None:
         """:meth:`_flush_and_close`, its time counted in :attr:`encode_seconds` (x264's look-ahead
