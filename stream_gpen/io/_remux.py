@@ -26,8 +26,10 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
     container cannot copy are converted cue by cue as the encoding sink does (SubRip/ASS/WebVTT
     -> mov_text for .mp4/.mov, mov_text -> SubRip/WebVTT for .mkv/.webm; logged); subtitles it
     can neither copy nor convert (bitmap subtitles, text into .ts) are dropped, and audio it
-    cannot copy (Opus into .mov) is transcoded to the codec the sink would choose, as the
-    re-encode does (logged, in the sink's words, unless ``said``). Other streams the output
+    cannot copy (Opus into .mov), or whose copy would come out wrong (a pause in it closed up in
+    AVI, ADTS AAC that changes its channels or rate: :func:`~stream_gpen.io._sink.audio_copy_hazard`),
+    is transcoded to the codec the sink would choose, as the re-encode does (logged, in the
+    sink's words, unless ``said``). Other streams the output
     container cannot hold (checked up front with the same rules the encoding sink uses, and
     again by FFmpeg while muxing) raise :class:`EncodeError`; nothing is then left
     under ``dst`` (an existing ``dst`` stays as it was). Into AVI, which stores no start times,
@@ -57,6 +59,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
         _TS_DATA,
         _audio_fallback_codec,
         adts_to_asc,
+        audio_copy_hazard,
         avi_frame_grid,
         can_copy,
         clamp_to_origin,
@@ -161,7 +164,12 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
                     name = canonical = "bin_data"
                 elif ts_data:
                     name = canonical = s.name
-                if s.type != "video" and not can_copy(fmt, canonical, out.supported_codecs):
+                copyable = s.type == "video" or can_copy(fmt, canonical, out.supported_codecs)
+                # copied audio that would come out wrong (a pause closed up in AVI, ADTS AAC changing
+                # its channels or rate): transcoded, as the encoding sink transcodes it
+                hazard = (audio_copy_hazard(src, s, fmt) if copyable and s.type == "audio"
+                          and not audio_params_unknown(s) else None)
+                if not copyable or hazard:
                     if gopro or ts_data:
                         what = s.metadata.get("handler_name") or ("GoPro MET" if gopro else s.name)
                         lost.append(f"data stream #{s.index} ({what}) "
@@ -183,7 +191,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
                         converters[s.index] = conv
                         mapping[s.index] = conv.stream
                         lost.append(transcoded_note(s.index, canonical, conv.codec, conv.words,
-                                                    copy_refusal(fmt, canonical, out.supported_codecs)))
+                                                    hazard or copy_refusal(fmt, canonical, out.supported_codecs)))
                         note = copy_stream_tags(s, conv.stream, encoded=True)
                         if note:
                             lost.append(note)
@@ -343,8 +351,12 @@ class _AudioTranscoder:
     """An audio stream the output cannot take as it is, decoded and encoded again for it, as the
     encoding sink does (the same codec, rate and layout: :func:`~stream_gpen.io._sink.transcode_plan`),
     packet by packet as the copy reads them (the subtitle converters' interface: ``stream``,
-    ``convert``, ``flush``). The samples follow on from the first decoded one's time; packets an
-    edit list hides (priming, a cut's lead-in) are not decoded."""
+    ``convert``, ``flush``). The samples follow on from the first decoded one's time; a gap in
+    them (a dropout, a paused recording) is filled with silence, and a change of channels or rate
+    mid-stream (TV recordings switching between 2.0 and 5.1) is resampled to the same output, as
+    the sink does (:func:`~stream_gpen.io._sink.silence`,
+    :func:`~stream_gpen.io._sink.resample_changing`). Packets an edit list hides (priming, a
+    cut's lead-in) are not decoded."""
 
     def __init__(self, ins, out, codec: str) -> None:
         from stream_gpen.io._sink import transcode_plan
@@ -362,14 +374,29 @@ class _AudioTranscoder:
         self._next: int | None = None  # the next sample's time, in 1/rate
 
     def _encode(self, frames) -> list:
+        from stream_gpen.io._sink import _AUDIO_GAP_S, resample_changing, silence
+
         out = []
         for fr in frames:
+            t = round(fr.time * self._rate) if fr.time is not None else None
             if self._next is None:
-                self._next = round(fr.time * self._rate) if fr is not None and fr.time is not None else 0
-            for rf in self._resampler.resample(fr):
-                rf.pts, rf.time_base = self._next, Fraction(1, self._rate)
-                self._next += rf.samples
-                out += self.stream.encode(rf)
+                self._next = t or 0
+            elif t is not None and t - self._next > self._rate * _AUDIO_GAP_S:
+                # the encoder numbers samples back to back: without it, all after the gap plays early
+                r = self._resampler
+                for sf in silence(r.format.name, r.layout.name, self._rate, self._next, t - self._next):
+                    self._next += sf.samples
+                    out += self.stream.encode(sf)
+            self._resampler, frames_out = resample_changing(self._resampler, fr)
+            out += self._put(frames_out)
+        return out
+
+    def _put(self, frames) -> list:
+        out = []
+        for rf in frames:
+            rf.pts, rf.time_base = self._next, Fraction(1, self._rate)
+            self._next += rf.samples
+            out += self.stream.encode(rf)
         return out
 
     def convert(self, pkt) -> list:
@@ -383,10 +410,7 @@ class _AudioTranscoder:
     def flush(self) -> list:
         out = self._encode(self._decoder.decode(None))
         if self._next is not None:
-            for rf in self._resampler.resample(None):
-                rf.pts, rf.time_base = self._next, Fraction(1, self._rate)
-                self._next += rf.samples
-                out += self.stream.encode(rf)
+            out += self._put(self._resampler.resample(None))
         return out + self.stream.encode(None)
 
 

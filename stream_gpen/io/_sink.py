@@ -707,6 +707,54 @@ def copy_hazard(path, stream, *, gaps: bool, adts: bool) -> str | None:
     return None
 
 
+def audio_copy_hazard(path, stream, fmt_name: str) -> str | None:
+    """:func:`copy_hazard` for audio ``stream`` of the file at ``path`` copied into the container
+    ``fmt_name``, reading only where one can be: gaps for a container without start times (see
+    :data:`_NO_START_TIMES`), changes of ADTS AAC (no extradata: its config is in each frame)
+    for one other than MPEG-TS and raw ADTS (which keep each frame's header: a change plays
+    there). One rule for the encoding sink and the stream copy of ``--copy-if-no-faces``."""
+    fmts = set(fmt_name.split(","))
+    cc = getattr(stream, "codec_context", None)
+    gaps = bool(fmts & set(_NO_START_TIMES))
+    changes = cc is not None and cc.name == "aac" and not cc.extradata and not fmts & {"mpegts", "adts"}
+    return copy_hazard(path, stream, gaps=gaps, adts=changes) if gaps or changes else None
+
+
+def resample_changing(resampler, frame) -> tuple:
+    """(resampler, frames): audio ``frame`` through ``resampler``, or, where the source's audio
+    changed its layout or rate mid-stream (TV recordings switch between 2.0 and 5.1 at ad
+    breaks), through a new one with the same output (as FFmpeg reconfigures its filter graph),
+    the old one drained first. PyAV's resampler is set up by its first frame and refuses the
+    next kind; one whose first frame needed no change passes every later one through
+    unchecked (the encoder refused the 5.1 after a stereo start), so that is checked here.
+    The resampler returned is the one to go on with; a new one says the audio changed."""
+    try:
+        if resampler.is_passthrough and (frame.format.name, frame.layout.name, frame.sample_rate) != (
+                resampler.format.name, resampler.layout.name, resampler.rate):
+            raise ValueError("the frame does not match the resampler's setup")
+        return resampler, resampler.resample(frame)
+    except ValueError:
+        out = list(resampler.resample(None))
+        resampler = av.AudioResampler(format=resampler.format.name, layout=resampler.layout.name, rate=resampler.rate)
+        return resampler, out + resampler.resample(frame)
+
+
+def silence(fmt: str, layout: str, rate: int, start: int, n: int):
+    """``n`` samples of silence in ``fmt``/``layout`` at ``rate`` from sample ``start``, as frames of
+    at most a second (an hour's gap costs no hour of memory)."""
+    while n > 0:
+        k = min(n, rate)
+        f = av.AudioFrame(format=fmt, layout=layout, samples=k)
+        # only the real planes (one per channel if planar, else one): PyAV 18 lists 9 for a
+        # 7.1 fltp frame, and writing the 9th crashed the interpreter (SIGSEGV)
+        for plane in f.planes[:len(f.layout.channels) if f.format.is_planar else 1]:
+            plane.update(bytes(plane.buffer_size))
+        f.sample_rate, f.pts, f.time_base = rate, start, Fraction(1, rate)
+        start += k
+        n -= k
+        yield f
+
+
 # Muxers that store no start time per stream: the first packet of every stream plays at 0 and
 # later ones at their distance from it (AVI: one chunk per frame / audio block, gaps filled with
 # empty chunks). A start offset in the input (MPEG-TS starts at 1.4 s, a cut clip at its cut) or
@@ -2985,13 +3033,8 @@ class FileSink(_Sink):
                 if adts is None:
                     copy, why = False, "its ADTS AAC (as in MPEG-TS) could not be converted for AVI"
             if copy and info.kind == "audio" and getattr(self.source, "kind", None) == "file":
-                cc = getattr(ins, "codec_context", None)
-                # (MPEG-TS and raw ADTS keep each frame's header: a change plays there)
-                changes = (cc is not None and cc.name == "aac" and not cc.extradata
-                           and not set(out.format.name.split(",")) & {"mpegts", "adts"})
-                if self._rebase_avi or changes:
-                    why = copy_hazard(self.source.spec, ins, gaps=self._rebase_avi, adts=changes)
-                    copy = why is None
+                why = audio_copy_hazard(self.source.spec, ins, out.format.name)
+                copy = why is None
             if copy:
                 try:
                     o = out.add_stream_from_template(ins)
@@ -3820,22 +3863,9 @@ class FileSink(_Sink):
             guessed = _guessed_layout(af.layout.name)
             if guessed:  # (see _setup_aux: the resampler is to read it as the encoder's layout)
                 af = _drop_samples(af, 0, guessed)
-            try:
-                if resampler.is_passthrough and (af.format.name, af.layout.name, af.sample_rate) != (
-                        resampler.format.name, resampler.layout.name, resampler.rate):
-                    # (a resampler whose first frame needed no change passes every later one
-                    # through unchecked: the encoder refused the 5.1 after a stereo start)
-                    raise ValueError("the frame does not match the resampler's setup")
-                out_frames = resampler.resample(af)
-            except ValueError:
-                # The source's audio changed its layout or rate mid-stream (TV recordings switch
-                # between 2.0 and 5.1 at ad breaks): PyAV's resampler is set up by its first frame
-                # and refuses the next kind. What it holds is drained, and a new one, with the
-                # same output, takes over (as FFmpeg reconfigures its filter graph).
-                out_frames = list(resampler.resample(None))
-                resampler = tx[0] = av.AudioResampler(format=resampler.format.name, layout=resampler.layout.name,
-                                                      rate=resampler.rate)
-                out_frames += resampler.resample(af)
+            new, out_frames = resample_changing(resampler, af)
+            if new is not resampler:
+                resampler = tx[0] = new
                 if not self._aux_reconfigured:
                     self._aux_reconfigured = True
                     log.info("%s: the source's audio changed its channels or rate mid-stream; transcoding goes on",
@@ -3869,17 +3899,8 @@ class FileSink(_Sink):
     def _encode_silence(self, o, resampler, tx, n: int) -> None:
         """``n`` samples of silence into audio output ``o`` from position ``tx[1]`` (in pieces of
         at most a second, so that an hour's gap costs no hour of memory)."""
-        sr = o.codec_context.sample_rate
-        while n > 0:
-            k = min(n, sr)
-            f = av.AudioFrame(format=resampler.format.name, layout=resampler.layout.name, samples=k)
-            # only the real planes (one per channel if planar, else one): PyAV 18 lists 9 for a
-            # 7.1 fltp frame, and writing the 9th crashed the interpreter (SIGSEGV)
-            for plane in f.planes[:len(f.layout.channels) if f.format.is_planar else 1]:
-                plane.update(bytes(plane.buffer_size))
-            f.sample_rate, f.pts, f.time_base = sr, tx[1], Fraction(1, sr)
-            tx[1] += k
-            n -= k
+        for f in silence(resampler.format.name, resampler.layout.name, o.codec_context.sample_rate, tx[1], n):
+            tx[1] += f.samples
             for q in o.encode(f):
                 self._mux_aux_packet(q, primed=True)
 
