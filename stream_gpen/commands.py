@@ -1657,7 +1657,8 @@ def add_camera(subparsers, parents=()) -> None:
         description="Live face restoration from a capture device (/dev/videoN on Linux; on macOS and Windows "
         "the camera's number from camera --list, 0 = the first, or on Windows video=NAME), a stream URL, an "
         "FFmpeg lavfi graph (lavfi:testsrc2) or a video file; a lavfi graph or a file is read at its own frame "
-        "rate, as a camera delivers (like ffmpeg -re). Stale frames are dropped when processing falls behind, so "
+        "rate, as a camera delivers (like ffmpeg -re); a pipe or FIFO as it comes, paced like a file once it runs "
+        "ahead of the clock (a whole file written into it). Stale frames are dropped when processing falls behind, so "
         "latency stays bounded. Stop with Ctrl-C (or SIGTERM), q + Enter typed on a terminal (a piped or "
         "redirected stdin is not read for it), or q in the preview window: the "
         "recording is finished under its own name either way.",

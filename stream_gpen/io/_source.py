@@ -559,13 +559,15 @@ def _close_quietly(container) -> None:
         pass
 
 
-def paced_by_default(kind: str, live: bool) -> bool:
+def paced_by_default(kind: str, live: bool, *, pipe: bool = False) -> bool:
     """Whether a source is paced when ``pace=None``: a live lavfi graph or file (they decode far
     faster than real time), not a device or network stream (those deliver in real time by
     themselves; waiting on their timestamps would only add latency) and never an offline read.
     A live http(s) URL that turns out to serve a file is paced too (see :func:`_served_as_file`),
-    known only once it is open."""
-    return bool(live) and kind in ("lavfi", "file")
+    known only once it is open. A file that is a pipe, FIFO or character device (``pipe``) is a
+    live producer's output as often as a dumped file: it starts unpaced and is paced once its
+    frames run ahead of the wall clock (see ``VideoSource._check_ahead``)."""
+    return bool(live) and kind in ("lavfi", "file") and not pipe
 
 
 def _download_size(url: str, container) -> int | None:
@@ -1679,8 +1681,12 @@ def _index_at_end_in_a_pipe(container, path: str) -> bool:
     stream-gpen enhance /dev/stdin``). Such a file whose index (moov) follows its media data
     opens (FFmpeg reads on to the index) but gives no packet: the data lies behind, and a pipe
     cannot seek back. Its first read failing is that, not damage."""
-    if not _is_mov(container):
-        return False
+    return _is_mov(container) and _is_pipe(path)
+
+
+def _is_pipe(path: str) -> bool:
+    """``path`` is a pipe, FIFO or character device (``/dev/stdin`` of ``cat a.ts | ...``, a
+    ``mkfifo``): its bytes come as its writer gives them, not as fast as a disk reads."""
     try:
         mode = os.stat(path).st_mode
     except OSError:
@@ -1871,7 +1877,9 @@ class VideoSource:
       download as fast as the network goes; without either, from the moment its frames run more
       than ``_AHEAD_S`` ahead of the wall clock since the open, which no live stream can: the
       frames before that came in a burst), off for devices and network streams (real time by
-      themselves: waiting would only add latency) and for every offline read (as fast as it
+      themselves: waiting would only add latency), for a live pipe, FIFO or character device
+      until its frames run ``_AHEAD_S`` ahead of the clock in the same way (a whole file written
+      into it; a live producer's frames come as it writes them), and for every offline read (as fast as it
       decodes). ``True`` paces any source (a file read offline then takes its own duration, every
       frame kept); ``False`` never (a live lavfi graph then drops most frames). ``self.paced``
       says which applies.
@@ -1929,10 +1937,16 @@ class VideoSource:
         self.live = live if live is not None else (
             self.kind in ("device", "lavfi") or (self.kind == "url" and not self.spec.lower().startswith(("http", "hls")))
         )
+        #: the file is a pipe, FIFO or character device (``camera /dev/stdin``, a ``mkfifo``)
+        self._pipe = self.kind == "file" and _is_pipe(self._target)
         #: frames are handed out at their own timestamps (see ``pace``)
-        self.paced = paced_by_default(self.kind, self.live) if pace is None else pace
+        self.paced = paced_by_default(self.kind, self.live, pipe=self._pipe) if pace is None else pace
+        if self._pipe and self.live:
+            # as for a live URL (see _classify): the ~20 frames FFmpeg reads at the open to guess
+            # the rate came as one burst, and a live producer's frames that much late for good
+            self._options.setdefault("fpsprobesize", "0")
         self._joins: _Joins | None = None  # the reading session's (see _decoded)
-        self._ahead = False  # a live http(s) source that ran ahead: a file (see _check_ahead)
+        self._ahead = False  # a live http(s) source or pipe that ran ahead: a file (see _check_ahead)
         self._max_pixels: int | None = None  # (set once the first frame is known, see below)
         self._pacer: _Pacer | None = None
         if start and self.live:
@@ -2050,9 +2064,14 @@ class VideoSource:
                 self._joins.as_file()
         #: a live http(s) URL not known to be a file is watched for frames running ahead of the
         #: wall clock (a file served without a length, see _AHEAD_S): then paced, and not replayed
-        self._watch_ahead = (pace is None and not self.paced and self.live and self.kind == "url"
-                             and self.spec.lower().startswith(("http://", "https://"))
-                             and "hls" not in (self._container.format.name or "").split(","))
+        #: ... as is a live pipe or FIFO (a whole file written into it: ``cat a.mp4 > fifo``)
+        self._watch_ahead = (pace is None and not self.paced and self.live
+                             and (self._pipe or self.kind == "url"
+                                  and self.spec.lower().startswith(("http://", "https://"))
+                                  and "hls" not in (self._container.format.name or "").split(",")))
+        if self._watch_ahead and self._pipe:
+            log.info("%s is a pipe read live: frames handed on as they come, unpaced (paced at their own "
+                     "timestamps if they run ahead of the wall clock: a whole file written into it)", self.spec)
         self._ahead_from: tuple[float, float] | None = None  # (wall clock at open, first frame's time)
         self._opened_wall = time.monotonic()
         if any("A53_CC" in str(getattr(sd, "type", "")) for sd in frame_side_data(first)):
@@ -3705,9 +3724,11 @@ class VideoSource:
                 self._close_input()
 
     def _check_ahead(self, t: float) -> None:
-        """Whether the live http(s) source, at frame time ``t``, has run ahead of the wall clock
-        since it was opened by over ``_AHEAD_S`` and at twice its rate: a file served without a
-        length (chunked, or until the connection closes), which arrives in one burst. Measured from
+        """Whether the live http(s) source or pipe, at frame time ``t``, has run ahead of the wall
+        clock since it was opened by over ``_AHEAD_S`` and at twice its rate: a file served without
+        a length (chunked, or until the connection closes), which arrives in one burst, or a whole
+        file written into a pipe or FIFO (``cat a.mp4 > fifo``: as fast as the reader takes it,
+        where a live producer writes in real time). Measured from
         the open, not the first frame read here: a live stream's frames buffered while the models
         loaded are behind that clock, never ahead of it. Such a source is paced from here on (else
         the ring keeps one frame per burst) and, reopened after its end, resumes after the last
@@ -3723,8 +3744,9 @@ class VideoSource:
             self._ahead = self.paced = True
             if self._joins is not None:
                 self._joins.as_file()  # (its pauses are the file's, however far ahead of the clock)
-            log.info("%s: %.1f s of video arrived in %.1f s: a file served without a length rather than a live "
-                     "stream; paced at its own rate from here on", self.spec, span, wall)
+            what = "a whole file written into the pipe" if self._pipe else "a file served without a length"
+            log.info("%s: %.1f s of video arrived in %.1f s: %s rather than a live stream; paced at its own rate "
+                     "from here on", self.spec, span, wall, what)
 
     def _frame_time(self, f, index: int) -> float:
         """Seconds on the source's timeline: the pts, else the index over the frame rate."""
