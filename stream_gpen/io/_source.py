@@ -141,6 +141,9 @@ _PACE_MAX_GAP_S = 10.0
 #: opened (and at twice its rate) is a file served without a length: a live stream cannot send
 #: what has not happened yet, beyond a server's short start-up burst (see VideoSource._run)
 _AHEAD_S = 2.0
+#: a pipe, FIFO or character device whose open has waited this many seconds (no writer yet, or
+#: one that has not written the stream's header) is said to be waited for (see _waiting_note)
+_PIPE_WAIT_NOTE_S = 3.0
 #: libavformat's AVFMT_NOTIMESTAMPS: the demuxer stores no times (raw .h264/.hevc/.mjpeg streams)
 _NO_TIMESTAMPS = 0x0080
 #: frames without a pts in a container that has times (an MPEG-TS joined before its first PES
@@ -2230,6 +2233,7 @@ class VideoSource:
 
             idx = self.device.index if self.device.index is not None else torch.cuda.current_device()
             kwargs["hwaccel"] = HWAccel("cuda", device=str(idx), allow_software_fallback=True, is_hw_owned=True)
+        note = self._waiting_note() if self._pipe and not reopen else None
         try:
             container = self._open_av(kwargs)
         except (av.error.FFmpegError, OSError) as e:
@@ -2241,9 +2245,14 @@ class VideoSource:
                 # video engine exposed). Decode on the CPU instead, visibly.
                 self._fallback(f"NVDEC failed to open ({e}); decoding on the CPU")
                 self._use_nvdec = False
+                if note is not None:
+                    note.cancel()
                 return self._open_container(False, reopen=reopen)
         else:
             err = None
+        finally:
+            if note is not None:
+                note.cancel()
         try:
             if err is not None:
                 if not reopen:
@@ -2329,6 +2338,23 @@ class VideoSource:
         except BaseException:
             container.close()
             raise
+
+    def _waiting_note(self) -> threading.Timer:
+        """A timer, started, that says once (after ``_PIPE_WAIT_NOTE_S``) that the open of this
+        pipe, FIFO or character device is still waiting: FFmpeg's open blocks, with nothing said,
+        until a writer opens a FIFO and has written the stream's header (``mkfifo f; stream-gpen
+        camera f`` was silent until Ctrl-C). The open goes on waiting; cancel the timer once it
+        returns."""
+        try:
+            what = "a pipe or FIFO" if stat.S_ISFIFO(os.stat(self._target).st_mode) else "a character device"
+        except OSError:
+            what = "a pipe"
+        note = threading.Timer(_PIPE_WAIT_NOTE_S, log.warning, (
+            "%s: no stream yet after %g s: waiting for a writer, or for the stream's header (%s: is its writer "
+            "running?)", self.spec, _PIPE_WAIT_NOTE_S, what))
+        note.daemon = True
+        note.start()
+        return note
 
     #: a URL whose header does not parse, or whose connection broke while it was read, is
     #: fetched again this many times before it counts as "not media" or failed: a connection cut
