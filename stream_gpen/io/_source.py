@@ -237,6 +237,77 @@ class _Untimed:
         return held
 
 
+class _Stuck:
+    """Frames whose clock does not advance from the first frame on (an MPEG-TS written with its
+    pts never set: every frame at 0) given times one frame interval apart at the stream's rate,
+    as frames without a pts are (:class:`_Untimed`), frame by frame as they come (see
+    :meth:`VideoSource._decoded`). Left, they kept the one time: each was shown for a tick, a
+    10-frame clip became a 0.04 s one, said as segments joined with an overlap. The frames at
+    the first frame's time are held (at most ``_UNTIMED_HOLD_S`` of them) until a later time
+    shows where the clock goes, then placed between, evenly where they do not fit one interval
+    apart; past that many, at the end, or live (no latency), one interval apart after the frame
+    before, and so are later ones that stay at that time. Once the clock has moved on, nothing
+    here changes: a frame at or before the one before is a join's overlap (:class:`_Joins`,
+    ``_check_squeezed``). :meth:`push` gives back the frames ready, :meth:`end` the ones held."""
+
+    def __init__(self, source) -> None:
+        self._source = source
+        self._step = source._hold_gap()
+        self._most = min(_UNTIMED_HOLD_MAX, max(2, math.ceil(_UNTIMED_HOLD_S / self._step)))
+        self._tb = _fraction(source._vstream.time_base)
+        self._first: Fraction | None = None  # the first frame's time
+        self._last: Fraction | None = None  # the time of the last frame given out
+        self._held: list = []
+        self._stuck = False  # more than _most frames at the first time: placed as they come
+        self._done = False  # the clock moved on: frames go through as they are
+        self._placed = 0
+
+    def push(self, f) -> list:
+        if self._done:
+            return [f]
+        t = _seconds(f)
+        if self._first is None:
+            if t is not None:
+                self._first = self._last = t
+            return [f]
+        if t is not None and t != self._first:
+            self._done = True
+            return [*self._place(t if t > self._last else None), f]
+        if t is None and not self._held:
+            return [f]  # (no time: _untimed_placed's)
+        if self._stuck or self._source.live:
+            return self._place(None, [f])
+        self._held.append(f)
+        if len(self._held) <= self._most:
+            return []
+        self._stuck = True
+        return self._place(None)
+
+    def end(self) -> list:
+        return self._place(None)
+
+    def _place(self, t: Fraction | None, frames: list | None = None) -> list:
+        """The held ``frames`` placed between the last time and ``t`` (None: one interval apart after it)."""
+        if frames is None:
+            frames, self._held = self._held, []
+        if not frames:
+            return frames
+        gap = (t - self._last) / (len(frames) + 1) if t is not None else self._step
+        for h in frames:
+            self._last += min(self._step, gap)
+            tb = _fraction(h.time_base) or self._tb or Fraction(1, 90000)
+            h.time_base, h.pts = tb, round(self._last / tb)
+        self._placed += len(frames)
+        self._source.stats["stuck_frames"] = self._placed
+        if self._placed == len(frames):
+            rate = 1 / self._step
+            self._source._fallback(
+                f"{self._source.spec}: the video's frames do not advance from the first one on (all at "
+                f"{float(self._first):.3f} s: a stream written without its times?); they are placed one frame interval "
+                f"apart at its rate ({float(rate):g} fps), so the output's frames stay a frame apart")
+        return frames
+
+
 class _Leaps:
     """Damaged presentation times (see :meth:`VideoSource._mend_leap`) mended as the frames come,
     before anything judges their times (a ``start``/``duration`` window, the count of frames
@@ -3007,6 +3078,9 @@ class VideoSource:
                 # _untimed_placed); judged on the raw 1011 s, a part stopped at that frame, and the
                 # frames after it were said to step back
                 leaps = _Leaps(self) if not self.live else None
+                # a clock that does not advance from the first frame on is given one (see _Stuck),
+                # before anything judges the frames' times
+                stuck = _Stuck(self) if not container.format.flags & _NO_TIMESTAMPS else None
                 reads = None
                 try:
                     # (when the reads waited: see _Reads; FFmpeg's read timeout is the longest wait)
@@ -3122,6 +3196,8 @@ class VideoSource:
                             while avi_dts is not None and len(avi_dts) > 32:  # chunks that gave no frame
                                 heapq.heappop(avi_dts)
                             timed.append(f)
+                        if stuck is not None:
+                            timed = [g for f in timed for g in stuck.push(f)] + (stuck.end() if not packet.size else [])
                         if placer is not None:
                             # (placed before the window judges them: timed by their index over the
                             # rate, the leading ones fell before it, hours before a clock at 10 h)
