@@ -10,6 +10,7 @@ area) and ``gfpgan_crop_Adele`` (512); ``_FINE_SHRINK`` was chosen on them.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -30,7 +31,10 @@ def detail(rgb: np.ndarray) -> float:
     return float(cv2.Laplacian(y, cv2.CV_64F).var())
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                            epilog="Faces from the shared data (STREAM_GPEN_SHARED or ../shared); "
+                                   "prints a Markdown table.").parse_args(argv)
     from stream_gpen.models.classic import ClassicRestorer
 
     torch.set_grad_enabled(False)

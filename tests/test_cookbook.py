@@ -182,4 +182,7 @@ def test_a_live_camera_restored_recorded_and_streamed(tmp_path, home):
             t = float(p.pts * p.time_base)
             key = t if p.is_keyframe else key
             since.append(t - key)
-        assert len(ps) > 10 and max(since) < 2.0 + 1e-3, (len(ps), max(since))
+        # (how many frames 5 s gives depends on the machine's speed, 9 on a loaded 2-core one: what
+        # counts is that they span more than one 2 s keyframe interval)
+        span = float((max(p.pts for p in ps) - min(p.pts for p in ps)) * ps[0].time_base)
+        assert len(ps) >= 4 and span > 2.5 and max(since) < 2.0 + 1e-3, (len(ps), span, max(since))
