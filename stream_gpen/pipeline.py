@@ -811,7 +811,7 @@ class FaceStage:
                 out = self._run_restorer(given, restorer=restorer).to(device)
             restored = self.colour.from_sdr(out, crops, given) if self.colour is not None else out
             if fine:
-                restored_hi = self._restored_hi(out_f, hi, counts, all_aff, size)
+                restored_hi = self._restored_hi(out_f, hi, counts, all_aff, size, given)
             mono_t = _monochrome(crops)
             mono = mono_t.tolist()  # (one device sync a batch, not one a frame)
             if any(mono):
@@ -931,7 +931,7 @@ class FaceStage:
                 crops_hi = torch.stack([_resize(h.permute(2, 0, 1), size, size, top=65535) if h is not None
                                         else crops[j].to(torch.int32).mul(257).to(torch.uint16)
                                         for j, h in enumerate(hi)])
-                out_f = self.colour.from_sdr_fine(out_f.to(crops_hi.device), crops_hi)
+                out_f = self.colour.from_sdr_fine(out_f.to(crops_hi.device), crops_hi, given)
             mono_t = _monochrome(crops)
             mono = mono_t.tolist()
             if any(mono):
@@ -961,10 +961,11 @@ class FaceStage:
         return len(images)
 
     def _restored_hi(self, out_f: torch.Tensor, hi: list[torch.Tensor], counts: list[int],
-                     affines: torch.Tensor, size: int) -> torch.Tensor:
+                     affines: torch.Tensor, size: int, given: torch.Tensor) -> torch.Tensor:
         """The faces for the 16-bit pictures, float32 on the 0..255 scale: the model's unquantised
-        output, mapped back from SDR (HDR) against the crops cut from the 16-bit pictures
-        themselves, so no step of it is limited to 8 bits (``strength`` is the paste's)."""
+        output, or (HDR) its change from ``given`` (the SDR crops it was handed) mapped back onto
+        the crops cut from the 16-bit pictures themselves, so no step of it is limited to 8 bits
+        (``strength`` is the paste's)."""
         crops_hi = None
         if self.colour is not None:
             parts, start = [], 0
@@ -975,7 +976,9 @@ class FaceStage:
                                             antialias=self.antialias))
                 start += k
             crops_hi = torch.cat(parts).to(out_f.device)
-        return self.colour.from_sdr_fine(out_f, crops_hi) if self.colour is not None else out_f
+        if self.colour is None:
+            return out_f
+        return self.colour.from_sdr_fine(out_f, crops_hi, given.to(out_f.device))
 
     def _parse_masks(self, restored: torch.Tensor, keys: list[tuple[int, int]] | None) -> torch.Tensor:
         """Paste masks for ``restored`` crops: fresh for stills. For video, per track, the parser

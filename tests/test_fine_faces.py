@@ -89,14 +89,13 @@ def test_hdr_fine_mapping_is_exact_where_the_model_changed_nothing(transfer):
     g = torch.Generator().manual_seed(4)
     # skin-like HDR codes (kept below the shoulder, where the mapping round-trips)
     x_hi = (torch.rand(2, 3, 16, 16, generator=g) * 0.25 + 0.3).mul(65535).round().to(torch.int32).to(torch.uint16)
-    y_same = colour._f(x_hi.float() / 65535) * 255.0  # the model gave back exactly what it got, unquantised
-    back = colour.from_sdr_fine(y_same, x_hi)
-    assert float((back * 257 - x_hi.float()).abs().max()) < 0.5  # the 16-bit codes themselves
-    # a brighter face comes back brighter, and within a level of the 8-bit mapping
     x8 = (x_hi.int() // 257).to(torch.uint8)
     given = colour.to_sdr(x8)
+    back = colour.from_sdr_fine(given.float(), x_hi, given)  # the model gave back exactly what it got
+    assert float((back * 257 - x_hi.float()).abs().max()) < 0.5  # the 16-bit codes themselves
+    # a brighter face comes back brighter, and within a level of the 8-bit mapping
     y = (given.float() + 20.3).clamp(0, 255)
-    fine = colour.from_sdr_fine(y, x_hi)
+    fine = colour.from_sdr_fine(y, x_hi, given)
     coarse = colour.from_sdr(y.to(torch.uint8), x8, given)
     assert float(fine.mean()) > float(x_hi.float().mean() / 257) + 5
     assert float((fine - coarse.float()).abs().mean()) < 1.0

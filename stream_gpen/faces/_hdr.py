@@ -14,10 +14,15 @@ colour toward its SDR prior, and the pasted face no longer matches its surroundi
   1000 cd/m² display), convert the primaries to BT.709 (matrices from the primaries'
   chromaticities), compress highlights above ``knee`` with a smooth shoulder into [0, 1), encode
   with the BT.1886 gamma 2.4.
-* back (``from_sdr``): ``x + G(y) - G(F(x))``, where ``G`` inverts the SDR mapping, ``F(x)`` is
-  the crop the model was given and ``y`` what it returned. Pixels the model left alone come back
-  exactly (no round-trip error from clipping or gamut mapping), and what it changed is changed by
-  the same amount in light, in the source's own codes.
+* back (``from_sdr``): ``x + G(y) - G(f)``, where ``G`` inverts the SDR mapping, ``f`` is the
+  uint8 crop the model was given and ``y`` what it returned. Pixels the model left alone come back
+  exactly (no round-trip error from rounding, clipping or gamut mapping), and what it changed is
+  changed by the same amount in light, in the source's own codes. In the shoulder (light above
+  ``knee``, squeezed into SDR's last codes, where ``G``'s slope grows without bound: one SDR code
+  at the top spans thousands of cd/m²) the change is applied as a ratio of light instead: a pixel
+  the model made 10 % darker or brighter in SDR light is made 10 % darker or brighter in the
+  source's light. So a highlight moves by at most 1/knee (+33 %) of its own light, and a GAN's
+  real change of a highlight (tens of SDR codes) still reads as the same relative change.
 
 Both are per-crop element-wise maps (plus a 3x3 matrix): a small cost next to the model.
 """
@@ -103,7 +108,9 @@ class HdrColour:
 
     ``transfer``: ``"pq"`` or ``"hlg"``; ``primaries``: ``"bt2020"`` (HDR's usual),
     ``"smpte432"`` (P3) or ``"bt709"``. ``knee``: relative light (1.0 = reference white) above which
-    highlights are compressed into SDR's range; faces lie below it, so they map linearly.
+    highlights are compressed into SDR's range; a face lit below it maps linearly, and the
+    model's change to light above it comes back as a ratio (module doc). Raising it gives more SDR
+    codes to the face's brightest skin and fewer to highlights.
     """
 
     transfer: str
@@ -121,6 +128,9 @@ class HdrColour:
         self._m = primaries_matrix(self.primaries, "bt709").to(torch.float32)
         self._m_inv = primaries_matrix("bt709", self.primaries).to(torch.float32)
         self._luma = torch.tensor(_LUMA[self.primaries], dtype=torch.float32)
+        # the most light a code can hold (relative to reference white): the shoulder's inverse is
+        # capped there, so an SDR 255 (any light above ~14x reference white) keeps a finite gain
+        self._peak = (10000.0 if self.transfer == "pq" else HLG_PEAK) / REFERENCE_WHITE
 
     @classmethod
     def for_video(cls, metadata) -> "HdrColour | None":
@@ -197,25 +207,40 @@ class HdrColour:
         """uint8 source crops ``[n,3,S,S]`` -> uint8 SDR crops for the model."""
         return (self.sdr_float(crops) * 255.0).round_().clamp_(0, 255).to(torch.uint8)
 
+    def _change(self, y: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        """The model's change from the SDR ``f`` it was given to its ``y`` (both gamma-coded [0, 1])
+        in source codes [0, 1]: ``G(y) - G(f)`` where ``f`` lies below the knee; in the shoulder,
+        its change of SDR light scaled by the pixel's own compression ``U(t_f) / t_f`` (``U`` the
+        shoulder's inverse), i.e. the light multiplied by ``t_y / t_f``. Zero where ``y == f``."""
+        tf, ty = f.clamp(0, 1) ** self.gamma, y.clamp(0, 1) ** self.gamma
+        lf = self._unshoulder(tf).clamp(max=self._peak)
+        gain = torch.where(tf > self.knee, lf / tf.clamp(min=self.knee), torch.ones_like(tf))
+        ly = (lf + gain * (ty - tf)).clamp(min=0)
+        return self._from_light(self._mat(self._m_inv, ly).clamp(min=0)) - self._from_light(
+            self._mat(self._m_inv, lf).clamp(min=0))
+
     def from_sdr(self, restored_sdr: torch.Tensor, crops: torch.Tensor, given_sdr: torch.Tensor) -> torch.Tensor:
-        """The model's output (SDR uint8) -> source-coded uint8: ``x + G(y) - G(F(x))``."""
+        """The model's output (SDR uint8) -> source-coded uint8: ``x`` plus the model's change from
+        ``given_sdr`` (what :meth:`to_sdr` handed it) mapped back (module doc)."""
         y = restored_sdr.to(torch.float32) / 255.0
         f = given_sdr.to(device=y.device, dtype=torch.float32) / 255.0
         x = crops.to(device=y.device, dtype=torch.float32)
-        out = x + 255.0 * (self._g(y) - self._g(f))
+        out = x + 255.0 * self._change(y, f)
         return out.round_().clamp_(0, 255).to(torch.uint8)
 
-    def from_sdr_fine(self, restored_fine: torch.Tensor, crops_hi: torch.Tensor) -> torch.Tensor:
+    def from_sdr_fine(self, restored_fine: torch.Tensor, crops_hi: torch.Tensor,
+                      given_sdr: torch.Tensor) -> torch.Tensor:
         """``from_sdr`` at full precision, for 10/12-bit video: the model's unquantised output
-        (float32, 0..255 SDR scale) and the source crops at 16 bits (uint16 rgb48) -> source
-        codes as float32 on the 0..255 scale. ``F(x)`` is taken from the 16-bit crop, so the
-        result is ``G(y)`` wherever the mapping round-trips and keeps the source elsewhere
-        (clipped highlights, colours outside BT.709)."""
+        (float32, 0..255 SDR scale), the source crops at 16 bits (uint16 rgb48) and the uint8 SDR
+        crops the model was given -> source codes as float32 on the 0..255 scale. The change is
+        measured against what the model was given, so a pixel it left alone keeps its 16-bit
+        code exactly (measured against the unrounded ``F(x)``, the half SDR code the model never
+        saw came back as a change: tens of 10-bit codes in highlights)."""
         y = restored_fine.to(torch.float32) / 255.0
+        f = given_sdr.to(device=y.device, dtype=torch.float32) / 255.0
         x = crops_hi.to(device=y.device, dtype=torch.float32) / 65535.0
-        out = x + self._g(y) - self._g(self._f(x))
+        out = x + self._change(y, f)
         return out.mul_(255.0).clamp_(0, 255)
-
 
 __all__ = ["HdrColour", "REFERENCE_WHITE", "hlg_inverse_oetf", "hlg_oetf", "nits_to_pq", "pq_to_nits",
            "primaries_matrix"]
