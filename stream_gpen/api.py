@@ -700,8 +700,9 @@ class Enhancer:
               duration: float | None = None, exclude=None, skip=None):
         """Open ``spec`` and a face stage that fits it: ``(source, stage)``.
 
-        The ring holds every frame the pipeline may keep at once: the pending batch, the
-        smoother's look-ahead, the sink's queue and a few in flight, so the decoder never starves
+        The ring holds every frame the pipeline may keep at once: the pending batch and the
+        repeats going out with it, the smoother's look-ahead, the sink's queue and the frame it
+        encodes, the frame taken and one being decoded, so the decoder never starves
         and memory stays bounded. Live sources get no look-ahead (the ring is sized before the
         source says whether it is live; a live one then has ``lag`` spare slots). ``autorotate``:
         phone videos store sideways pixels plus a display rotation; the detector needs upright
@@ -713,7 +714,14 @@ class Enhancer:
         lag = 0 if live else self._file_lag()
         # (+ as many repeated frames, which may wait with the look-ahead: FaceStage.repeats_held;
         # a video at twice its frame rate, each frame shown twice, has one per frame looked ahead)
-        ring = self._max_pending() + 2 * lag + sink_queue + 3
+        # The sink holds its queue and the frame it encodes (FaceStage.held_downstream); the
+        # batch's frames may carry a repeat each but the last two (run_stream's repeat_room: a
+        # clip shown twice goes out on its repeats, max_pending - 1 frames and all their repeats
+        # a call, before the frame filling the batch parts from its repeat); the frame taken and
+        # one being decoded. Every slot has its owner: the repeats took the sink's, and a still
+        # shot ran the ring out whenever the encoder thread was behind (hunt 32).
+        downstream = sink_queue + 1 if sink_queue else 0
+        ring = 2 * self._max_pending() + 2 * lag + downstream - 1
         # (a capture device's index, ``stream(0)``, is no file)
         if isinstance(spec, (str, os.PathLike)) and not untrusted and "://" not in str(spec) and still_gif(spec):
             src = ImageSource(Path(spec), device=self.device)  # a photo, not a 1-frame video
@@ -726,6 +734,7 @@ class Enhancer:
                               skip=skip)
         stage = self._stage(timer, lag=0 if getattr(src, "live", False) else lag)
         stage.repeats_held = stage.lag
+        stage.held_downstream = downstream
         stage.pixel_aspect = pixel_aspect(getattr(src, "metadata", None))
         if getattr(src, "metadata", None) is not None:
             stage.video_detect_size = self.detect_size or video_detect_size(src.metadata, stage.pixel_aspect)

@@ -202,6 +202,10 @@ class FaceStage:
     #: sets it to the look-ahead, and its ring has room for them); more are tracked as frames of
     #: their own. Without a look-ahead none waits.
     repeats_held: int = 4
+    #: Ring slots the frames :func:`run_stream` handed on may still hold (a sink's queue and the
+    #: frame its encoder works on): left out of the room the batch's repeats may take. The
+    #: Enhancer sets it; 0: each frame is released before the next is asked for.
+    held_downstream: int = 0
     #: frames restored as repeats of the frame before them (see ``repeats_held``)
     repeats: int = 0
     detector_calls: int = 0
@@ -1120,10 +1124,15 @@ def run_stream(
     if max_pending_frames is None:
         max_pending_frames = max(1, ring - 2 - stage.lag)
     # repeats that go out with their frame (see _Pending.repeats) hold ring slots too, beyond the
-    # batch's frames: as many as the ring has room for besides the batch, the look-ahead and the
-    # repeats waiting there (counted with the frames, a clip shown twice gave the model 4 crops a
-    # call instead of 8)
-    repeat_room = max(0, ring - 2 - stage.lag - getattr(stage, "repeats_held", 0) - max_pending_frames)
+    # batch's frames: as many as the ring has room for besides the rest (counted with the frames,
+    # a clip shown twice gave the model 4 crops a call instead of 8). When a frame is asked for,
+    # the slots held are at most: the look-ahead's frames and the repeats waiting there, the
+    # batch's frames less one (it is restored at max_pending_frames), its repeats, and those of
+    # the frames handed on (a sink's queue and the frame it encodes; left out, the repeats took
+    # them and a still shot ran the ring out whenever the encoder was behind: hunt 32). The
+    # frame asked for and one for the decoder to work ahead in take the last two.
+    repeat_room = max(0, ring - 1 - stage.lag - getattr(stage, "repeats_held", 0) - max_pending_frames
+                      - getattr(stage, "held_downstream", 0))
     # Live: wait for the source in slices (to the budget's end, or a poll), never unboundedly.
     frames_ring = getattr(source, "ring", None)
     timed = (latency_budget_s is not None or stop is not None) and callable(getattr(frames_ring, "wait_ready", None))

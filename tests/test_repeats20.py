@@ -201,6 +201,6 @@ def test_repeats_do_not_shrink_the_models_batches(tmp_path, shared, mobilenet_we
     restorer = SolidRestorer(256)
     enh = Enhancer(restorer, device="cpu", detector_weights=mobilenet_weights, progress=False, batch_size=8)
     enh.enhance_file(clip, tmp_path / "o.mkv", codec="h264", crf=0)
-    # (16 crops; the ring's room beside the batch holds 5 waiting repeats: 6 frames and their
+    # (16 crops; the ring's room beside the batch holds 6 waiting repeats: 7 frames and their
     # repeats a call, where 4 and 4 were; GPEN's bucket of 8 runs either)
     assert sum(restorer.calls) == 16 and max(restorer.calls) >= 6 and len(restorer.calls) <= 3, restorer.calls
