@@ -667,7 +667,34 @@ def _adts_words(config: tuple[int, int, int]) -> str:
     return f"{config[2]} channel(s) at {rate} Hz" if rate else f"{config[2]} channel(s)"
 
 
-def copy_hazard(path, stream, *, gaps: bool, adts: bool) -> str | None:
+#: inputs from this size (bytes) on say that their audio is being read before the copy (see copy_hazard)
+_SCAN_SAY_BYTES = 1 << 30
+
+
+def _scan_packets(path, index: int, start: float | None):
+    """The packets of stream ``index`` of the file at ``path``, from the one that plays at
+    ``start`` (s, the stream's own clock) on after a seek to a second before it, or from the top
+    (``start`` None, the seek failing or landing past ``start``: an MPEG-TS seek that misses
+    would leave what it skipped unread)."""
+    if start is not None and start > 0:
+        with av.open(ffmpeg_local(path)) as c:
+            s = c.streams[index]
+            try:
+                c.seek(max(0, int((start - 1) * 1e6)), backward=True)
+                packets = c.demux(s)
+                first = next((p for p in packets if p.size), None)
+            except av.error.FFmpegError:
+                first = None
+            if first is not None and (first.pts is None or first.pts * Fraction(s.time_base) <= start + 1e-6):
+                yield first
+                yield from packets
+                return
+    with av.open(ffmpeg_local(path)) as c:
+        yield from c.demux(c.streams[index])
+
+
+def copy_hazard(path, stream, *, gaps: bool, adts: bool,
+                window: tuple[float | None, float | None] | None = None) -> str | None:
     """Why a stream copy of audio ``stream`` of the file at ``path`` would come out wrong, in
     words, or None; read from the file's packets, without decoding them (a second's work for an
     hour of TS). The transcoder handles both cases (FileSink._transcode_audio).
@@ -679,15 +706,35 @@ def copy_hazard(path, stream, *, gaps: bool, adts: bool) -> str | None:
     * ``adts``: ADTS AAC (MPEG-TS) whose headers change their channels or rate (a TV recording
       switching between 2.0 and 5.1 at an ad break, 48 kHz and 44.1 kHz), for a container that
       keeps one AudioSpecificConfig for the track (mp4/mkv/avi, from the first packet): the part
-      after the change is undecodable ("Invalid data") or plays at the first part's rate."""
+      after the change is undecodable ("Invalid data") or plays at the first part's rate.
+
+    ``window``: (start, end) in seconds of the stream's clock, either None, of the part that is
+    copied (``--start``/``--duration``): only its packets are read and judged, from a seek to
+    ``start`` to the first packet at ``end`` or later (where the sink's cut drops them), as
+    ``start=None`` from the top. The read stops at the first hazard found; a long one (an input
+    over :data:`_SCAN_SAY_BYTES`) says so in the log."""
+    start, stop = window if window is not None else (None, None)
     try:
-        with av.open(ffmpeg_local(path)) as c:
-            s = c.streams[stream.index]
-            tb, end, first = Fraction(s.time_base), None, None
-            for p in c.demux(s):
+        size = os.path.getsize(path) if not str(path).startswith(("pipe:", "-")) else 0
+    except (OSError, TypeError, ValueError):
+        size = 0
+    if size >= _SCAN_SAY_BYTES:
+        part = (f" from {start:.3f} s" if start is not None else "") + (f" up to {stop:.3f} s" if stop is not None else "")
+        log.info("reading the packets of audio stream #%d of %s%s (%.1f GB file, not decoded) to check that "
+                 "a stream copy of it comes out right (%s)", stream.index, path, part or " (all of it)", size / 1e9,
+                 " and ".join(w for w, on in (("pauses", gaps), ("ADTS AAC changes", adts)) if on))
+    try:
+        tb, end, first = Fraction(stream.time_base), None, None
+        packets = _scan_packets(path, stream.index, start)
+        try:
+            for p in packets:
                 if not p.size:
                     continue
                 t = p.pts * tb if p.pts is not None else None
+                if t is not None and stop is not None and t >= stop - 1e-6:
+                    break  # (past the part: not copied)
+                if t is not None and start is not None and (t + (p.duration or 0) * tb <= start + 1e-6):
+                    continue  # (before the part: cut off)
                 if adts:
                     config = _adts_config(bytes(p)[:7])
                     if first is None:
@@ -702,22 +749,30 @@ def copy_hazard(path, stream, *, gaps: bool, adts: bool) -> str | None:
                                 f"a container with no start times would close up, playing all that follows early; "
                                 "transcoded, the pause is filled with silence")
                     end = t + p.duration * tb if p.duration else None
+        finally:
+            packets.close()  # (the file closes here, read no further)
     except (av.error.FFmpegError, ValueError, OSError, IndexError, TypeError):
         return None
     return None
 
 
-def audio_copy_hazard(path, stream, fmt_name: str) -> str | None:
+def audio_copy_hazard(path, stream, fmt_name: str,
+                      window: tuple[float | None, float | None] | None = None) -> str | None:
     """:func:`copy_hazard` for audio ``stream`` of the file at ``path`` copied into the container
     ``fmt_name``, reading only where one can be: gaps for a container without start times (see
     :data:`_NO_START_TIMES`), changes of ADTS AAC (no extradata: its config is in each frame)
     for one other than MPEG-TS and raw ADTS (which keep each frame's header: a change plays
-    there). One rule for the encoding sink and the stream copy of ``--copy-if-no-faces``."""
+    there). One rule for the encoding sink and the stream copy of ``--copy-if-no-faces``;
+    ``window`` as for :func:`copy_hazard` (the sink's ``--start``/``--duration``)."""
     fmts = set(fmt_name.split(","))
     cc = getattr(stream, "codec_context", None)
     gaps = bool(fmts & set(_NO_START_TIMES))
     changes = cc is not None and cc.name == "aac" and not cc.extradata and not fmts & {"mpegts", "adts"}
-    return copy_hazard(path, stream, gaps=gaps, adts=changes) if gaps or changes else None
+    if window is not None and changes and needs_adtstoasc(fmt_name, stream):
+        # into AVI the track's configuration is the file's first packet's (adts_to_asc), not the
+        # part's: read from the top
+        window = (None, window[1])
+    return copy_hazard(path, stream, gaps=gaps, adts=changes, window=window) if gaps or changes else None
 
 
 def resample_changing(resampler, frame) -> tuple:
@@ -3033,7 +3088,7 @@ class FileSink(_Sink):
                 if adts is None:
                     copy, why = False, "its ADTS AAC (as in MPEG-TS) could not be converted for AVI"
             if copy and info.kind == "audio" and getattr(self.source, "kind", None) == "file":
-                why = audio_copy_hazard(self.source.spec, ins, out.format.name)
+                why = audio_copy_hazard(self.source.spec, ins, out.format.name, self._copied_part())
                 copy = why is None
             if copy:
                 try:
@@ -3968,6 +4023,17 @@ class FileSink(_Sink):
         self._aux_muxed[p.stream.index] = self._aux_muxed.get(p.stream.index, 0) + 1
         if p.dts is not None and p.time_base:  # (mux rebased it to the output stream's time base)
             self._aux_last_dts[p.stream.index] = Fraction(p.dts) * p.time_base
+
+    def _copied_part(self) -> tuple[float | None, float | None] | None:
+        """(start, end) in seconds of the source's clock of the audio a copy takes from a part of
+        the input (``--start``/``--duration``, either None), or None: all of it. Its packets
+        outside are cut off (the source's ``put_aux``); joined recordings, whose clock steps back
+        (the window counts along the joins), are judged whole."""
+        win = getattr(self.source, "_window", None)
+        if not isinstance(win, tuple) or getattr(self.source, "_joined_end", None) is not None:
+            return None
+        start = win[0] if getattr(self.source, "trim_start", 0) else None
+        return None if start is None and win[1] is None else (start, win[1])
 
     def _part_end(self) -> Fraction | None:
         """The part's end (``--duration``) in seconds from the origin, or None."""
