@@ -13,7 +13,7 @@ import shutil
 import time
 from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Literal, Mapping
+from typing import Annotated, Literal, Mapping
 
 from stream_gpen.errors import (
     InvalidInputError,
@@ -443,6 +443,36 @@ class OptionValueError(InvalidInputError):
     """A query option's value the route cannot take (422, as FastAPI's own for a malformed value)."""
 
 
+def _query_number(kind: type, **limits):
+    """The type of a numeric query option: ``kind`` (int or float) or None, within pydantic's
+    ``limits`` (``ge``, ``le``, ``allow_inf_nan``; the schema's minimum/maximum), written as the command
+    line takes numbers (:func:`stream_gpen.commands._number`: ASCII digits, a sign, a point, an
+    exponent), else pydantic's own "unable to parse" error (422, as ``strength=abc`` gets). pydantic
+    read ``strength=0.1_0`` as 0.1 and ``quality=9_0`` as 90, which ``--strength`` and ``--quality``
+    refuse."""
+    from pydantic import BeforeValidator, Field
+
+    def check(value):
+        # the text goes on to pydantic as it came (its errors show the client's "nan", not a float)
+        if not isinstance(value, str):
+            return value
+        from stream_gpen.commands import _number
+
+        try:
+            _number(kind, value)
+            return value
+        except ValueError:
+            from pydantic_core import PydanticCustomError
+
+            if kind is int:
+                raise PydanticCustomError(
+                    "int_parsing", "Input should be a valid integer, unable to parse string as an integer") from None
+            raise PydanticCustomError(
+                "float_parsing", "Input should be a valid number, unable to parse string as a number") from None
+
+    return Annotated[Annotated[kind, Field(**limits)] | None, BeforeValidator(check)]
+
+
 def _query_time(name: str, text: str, *, positive: bool = False) -> float:
     """A ``start``/``duration`` query value in seconds: ``90``, ``90.5``, ``1:30`` or
     ``01:01:30.25``, as the command line takes them (``?start=1:30`` was refused as no number)."""
@@ -546,6 +576,10 @@ def create_app(
     from stream_gpen.server._metrics import Metrics
     from stream_gpen.server._models import ModelSet
     from stream_gpen.server._scheduler import DeviceScheduler
+
+    # the numeric query options, read as the command line reads them (see _query_number); declared
+    # as Annotated[type, Query(...)] = default: behind "= Query(...)" FastAPI drops the type's validator
+    strength_type = _query_number(float, ge=0.0, le=1.0, allow_inf_nan=False)
 
     config = config or ServerConfig()
     metrics = Metrics()
@@ -816,12 +850,12 @@ def create_app(
         faces: Literal["all", "largest", "center"] | None = Query(None, description="which faces to restore"),
         format: str | None = Query(None, description=(
             "answer format: jpeg (or jpg), png, webp or avif, in any case; default: the input's (HEIC: JPEG)")),
-        quality: int | None = Query(None, ge=1, le=100, description=(
+        quality: Annotated[_query_number(int, ge=1, le=100), Query(description=(
             "JPEG/WebP/AVIF quality of the answer; default: as `enhance` writes the photo (a JPEG's own "
-            "quantisation from quality 90 up, else 90; a lossless WebP stays lossless; else 95)")),
-        strength: float | None = Query(None, ge=0.0, le=1.0, allow_inf_nan=False, description=(
+            "quantisation from quality 90 up, else 90; a lossless WebP stays lossless; else 95)"))] = None,
+        strength: Annotated[strength_type, Query(description=(
             "blend of each restored face with the original, 0-1 (1 = the model's output as it is; "
-            "lower keeps more identity and skin texture); default: the model's")),
+            "lower keeps more identity and skin texture); default: the model's"))] = None,
         aligned: bool = Query(False, description=(
             "the image is an aligned face crop already (FFHQ-style, like GFPGAN's/CodeFormer's cropped_faces): "
             "the whole picture goes through the model, no detection")),
@@ -877,9 +911,9 @@ def create_app(
         request: Request,
         model: str | None = Query(None, description="a model this server holds; default: the first"),
         faces: Literal["all", "largest", "center"] | None = Query(None, description="which faces to restore"),
-        strength: float | None = Query(None, ge=0.0, le=1.0, allow_inf_nan=False, description=(
+        strength: Annotated[strength_type, Query(description=(
             "blend of each restored face with the original, 0-1 (1 = the model's output as it is; "
-            "lower keeps more identity and skin texture); default: the model's")),
+            "lower keeps more identity and skin texture); default: the model's"))] = None,
         # seconds or [HH:]MM:SS[.ms], as `enhance --start/--duration` take them; "inf", "nan" and
         # negative times are refused (422) before the upload is read
         start: str = Query("0", description="restore from this time on (the output starts at 0): seconds "
@@ -975,7 +1009,7 @@ def create_app(
 
     @app.websocket("/v1/live")
     async def live(ws: WebSocket, model: str | None = None, faces: str | None = None, key: str | None = None,
-                   strength: float | None = None, aligned: bool = False):
+                   strength: _query_number(float) = None, aligned: bool = False):
         protocol, offered_key = _live_protocols(ws.scope)
         refused = _foreign(ws.scope, config)
         if refused is not None:  # (another site's page: WebSockets are not held back by browsers)

@@ -95,10 +95,13 @@ def parse_options(text: str, *, aligned: bool) -> dict:
     if st == "":
         st = None
     elif st is not None:
+        from stream_gpen.commands import _number
+
         try:
             if isinstance(st, bool) or not isinstance(st, (int, float, str)):
                 raise ValueError
-            st = float(st)
+            # a string as the query's strength is read (float() also took "0.1_0" and "٠٫٥")
+            st = _number(float, st) if isinstance(st, str) else float(st)
         except ValueError:
             raise InvalidInputError(f"strength must be a number in [0, 1], not {_shown(req['strength'])}") from None
     al = req.get("aligned", aligned)
