@@ -216,3 +216,20 @@ def audio_tail_clip(path: Path, *, frames: int = 50, audio_s: float = 5.0) -> Pa
             c.mux(p)
         write_audio(c, a, audio_s)
     return path
+
+
+def fed_fifo(path: Path, data: bytes):
+    """A named pipe at ``path`` and a started daemon thread writing ``data`` into it (it blocks
+    until a reader opens the pipe): join it once the pipe has been read."""
+    import os
+    import threading
+
+    os.mkfifo(path)
+
+    def write():
+        with open(path, "wb") as w:
+            w.write(data)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    return writer

@@ -12,7 +12,7 @@ import pytest
 from stream_gpen.errors import DecodeError
 from stream_gpen.io import open_source
 from stream_gpen.io import _source
-from tests._clips import ts_clip, write_video
+from tests._clips import fed_fifo, ts_clip, write_video
 
 
 def _clip(path, n, seed):
@@ -99,18 +99,8 @@ def test_an_input_touched_mid_run_is_not_said_to_be_replaced(tmp_path, monkeypat
 def test_a_fifo_input_is_not_sampled(tmp_path):
     """The bytes sampled at the open (to tell a file written over) are not taken from a FIFO: they
     would be the decoder's, lost (and the open would wait for a writer)."""
-    import threading
-
-    data = bytes(ts_clip(tmp_path / "a.ts", 25))
     fifo = tmp_path / "in.ts"
-    os.mkfifo(fifo)
-
-    def write():
-        with open(fifo, "wb") as w:
-            w.write(data)
-
-    writer = threading.Thread(target=write, daemon=True)
-    writer.start()
+    writer = fed_fifo(fifo, bytes(ts_clip(tmp_path / "a.ts", 25)))
     try:
         assert _read_all(fifo) == 25
     finally:

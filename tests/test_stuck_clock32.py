@@ -3,7 +3,6 @@ placed one frame interval apart, not squeezed into a tick each (hunt 32)."""
 
 import logging
 import os
-import threading
 from fractions import Fraction
 
 import av
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 
 from stream_gpen.io._source import VideoSource
+from tests._clips import fed_fifo
 
 
 def _one_time(path, n: int = 10, rate: int = 25, at: list | None = None) -> None:
@@ -55,16 +55,8 @@ def test_frames_sharing_one_time_are_placed_a_frame_apart(tmp_path, caplog):
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
 def test_frames_sharing_one_time_from_a_pipe_read_live_are_timed_as_they_come(tmp_path):
     _one_time(tmp_path / "one.ts")
-    data = (tmp_path / "one.ts").read_bytes()
     fifo = tmp_path / "feed"
-    os.mkfifo(fifo)
-
-    def write():
-        with open(fifo, "wb") as w:
-            w.write(data)
-
-    t = threading.Thread(target=write, daemon=True)
-    t.start()
+    t = fed_fifo(fifo, (tmp_path / "one.ts").read_bytes())
     times, s = _times(str(fifo), live=True, ring_size=16)  # (camera: each a frame after the one before)
     t.join(5)
     assert times == [round(k * 0.04, 6) for k in range(10)]
