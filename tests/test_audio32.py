@@ -12,33 +12,38 @@ import pytest
 from stream_gpen.io import open_sink, open_source
 
 
-def _clip(path: Path, codec: str = "aac", rate: int = 48000, layout: str = "stereo", vdur: float = 1.0,
-          adur: float = 1.0, voff: float = 0.0, aoff: float = 0.0, gap: tuple[float, float] | None = None) -> Path:
+def _clip(path: Path, codec: str = "aac", rate: int = 48000, layout: str | tuple[str, ...] = "stereo",
+          vdur: float = 1.0, adur: float = 1.0, voff: float = 0.0, aoff: float = 0.0,
+          gap: tuple[float, float] | None = None) -> Path:
     """A 64x48 25 fps x264 clip from ``voff`` s with a 440 Hz tone in ``codec`` from ``aoff`` s,
-    silent (no packets) between the times of ``gap``."""
+    silent (no packets) between the times of ``gap``; one audio track for each of ``layout``'s
+    layouts where it is a tuple."""
     with av.open(str(path), "w") as o:
         v = o.add_stream("libx264", rate=25)
         v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
         v.options = {"preset": "ultrafast", "bf": "0"}
-        a = o.add_stream(codec, rate=rate)
-        a.layout = layout
+        tracks = []
+        for name in (layout,) if isinstance(layout, str) else layout:
+            tracks.append(o.add_stream(codec, rate=rate))
+            tracks[-1].layout = name
         pk = []
         for i in range(int(vdur * 25)):
             f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5 % 256, np.uint8), format="rgb24")
             f.pts, f.time_base = i + round(voff * 25), Fraction(1, 25)
             pk += v.encode(f)
         pk += v.encode(None)
-        cc = a.codec_context
-        fs, t = cc.frame_size or 1024, 0
-        while t < int(adur * rate):
-            if not (gap and gap[0] <= t / rate < gap[1]):
-                s = (0.3 * np.sin(2 * np.pi * 440 * np.arange(t, t + fs) / rate)).astype(np.float32)
-                f = av.AudioFrame.from_ndarray(np.tile(s, (cc.layout.nb_channels, 1)), format="fltp",
-                                               layout=cc.layout.name)
-                f.sample_rate, f.pts, f.time_base = rate, t + round(aoff * rate), Fraction(1, rate)
-                pk += a.encode(f)
-            t += fs
-        pk += a.encode(None)
+        for a in tracks:
+            cc = a.codec_context
+            fs, t = cc.frame_size or 1024, 0
+            while t < int(adur * rate):
+                if not (gap and gap[0] <= t / rate < gap[1]):
+                    s = (0.3 * np.sin(2 * np.pi * 440 * np.arange(t, t + fs) / rate)).astype(np.float32)
+                    f = av.AudioFrame.from_ndarray(np.tile(s, (cc.layout.nb_channels, 1)), format="fltp",
+                                                   layout=cc.layout.name)
+                    f.sample_rate, f.pts, f.time_base = rate, t + round(aoff * rate), Fraction(1, rate)
+                    pk += a.encode(f)
+                t += fs
+            pk += a.encode(None)
         for p in sorted(pk, key=lambda p: float(p.pts * p.time_base)):
             o.mux(p)
     return path
@@ -92,10 +97,12 @@ def test_copied_audio_without_a_gap_into_avi_stays_a_copy(tmp_path):
     assert not any("transcoded" in f for f in sink.fallbacks), sink.fallbacks
 
 
-def _switching(tmp_path: Path, rate: int, layout: str) -> Path:
+def _switching(tmp_path: Path, rate: int, layout: str | tuple[str, ...]) -> Path:
     """A .ts joined from a second of stereo 48 kHz AAC and a second of ``layout`` at ``rate``
-    (a TV recording across an ad break: ``cat a.ts b.ts``)."""
-    a = _clip(tmp_path / "a.ts", "aac", 48000, "stereo", vdur=1, adur=1.024)
+    (a TV recording across an ad break: ``cat a.ts b.ts``); as many tracks as ``layout`` has
+    layouts where it is a tuple (the first part stereo in each)."""
+    first = "stereo" if isinstance(layout, str) else ("stereo",) * len(layout)
+    a = _clip(tmp_path / "a.ts", "aac", 48000, first, vdur=1, adur=1.024)
     b = _clip(tmp_path / "b.ts", "aac", rate, layout, vdur=1, adur=1, voff=1, aoff=1.0453333)
     dst = tmp_path / "switch.ts"
     dst.write_bytes(a.read_bytes() + b.read_bytes())

@@ -9,9 +9,17 @@ import av
 
 from stream_gpen.io import open_sink, open_source
 from stream_gpen.io import _sink
-from stream_gpen.io._sink import audio_copy_hazard, copy_hazard
+from stream_gpen.io._sink import audio_copy_hazards, copy_hazards
 
 from test_audio32 import _audio, _clip, _switching
+
+
+def copy_hazard(path, stream, *, gaps, adts, window=None):
+    return copy_hazards(path, [(stream, gaps, adts, window)])[stream.index]
+
+
+def audio_copy_hazard(path, stream, fmt_name, window=None):
+    return audio_copy_hazards(path, [stream], fmt_name, window)[stream.index]
 
 
 def _stream(path: Path):

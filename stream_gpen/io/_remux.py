@@ -27,7 +27,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
     -> mov_text for .mp4/.mov, mov_text -> SubRip/WebVTT for .mkv/.webm; logged); subtitles it
     can neither copy nor convert (bitmap subtitles, text into .ts) are dropped, and audio it
     cannot copy (Opus into .mov), or whose copy would come out wrong (a pause in it closed up in
-    AVI, ADTS AAC that changes its channels or rate: :func:`~stream_gpen.io._sink.audio_copy_hazard`),
+    AVI, ADTS AAC that changes its channels or rate: :func:`~stream_gpen.io._sink.audio_copy_hazards`),
     is transcoded to the codec the sink would choose, as the re-encode does (logged, in the
     sink's words, unless ``said``). Other streams the output
     container cannot hold (checked up front with the same rules the encoding sink uses, and
@@ -59,7 +59,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
         _TS_DATA,
         _audio_fallback_codec,
         adts_to_asc,
-        audio_copy_hazard,
+        audio_copy_hazards,
         avi_frame_grid,
         can_copy,
         clamp_to_origin,
@@ -121,6 +121,12 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
                              float(shift), fmt)
             # global tags and chapters (moved with the streams)
             lost = copy_container_tags(inp, out, window=(float(shift), None) if shift else None)
+            # copied audio that would come out wrong (a pause closed up in AVI, ADTS AAC changing
+            # its channels or rate): transcoded, as the encoding sink transcodes it; all its tracks
+            # judged in one read of the file
+            hazards = audio_copy_hazards(src, [
+                s for s in inp.streams.audio if s.index not in foreign and not carried_otherwise(s)
+                and can_copy(fmt, _codec_names(s)[1], out.supported_codecs) and not audio_params_unknown(s)], fmt)
             for s in inp.streams:
                 if carried_otherwise(s):
                     continue  # carried as chapters / the video's timecode tag
@@ -158,17 +164,13 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
                         lost.append(f"cover art (stream #{s.index}) dropped: the {fmt} container cannot hold it"
                                     + (" (it could not be read as an attachment)" if accepts_attachments(out) else ""))
                     continue
-                name = s.codec_context.name if s.codec_context is not None else None
-                canonical = getattr(getattr(s.codec_context, "codec", None), "canonical_name", None) or name
+                name, canonical = _codec_names(s)
                 if gopro:  # (GPS/gyro telemetry, copied as the encoding sink copies it: mp4/mov only)
                     name = canonical = "bin_data"
                 elif ts_data:
                     name = canonical = s.name
                 copyable = s.type == "video" or can_copy(fmt, canonical, out.supported_codecs)
-                # copied audio that would come out wrong (a pause closed up in AVI, ADTS AAC changing
-                # its channels or rate): transcoded, as the encoding sink transcodes it
-                hazard = (audio_copy_hazard(src, s, fmt) if copyable and s.type == "audio"
-                          and not audio_params_unknown(s) else None)
+                hazard = hazards.get(s.index) if copyable else None
                 if not copyable or hazard:
                     if gopro or ts_data:
                         what = s.metadata.get("handler_name") or ("GoPro MET" if gopro else s.name)
@@ -501,3 +503,8 @@ def _why(exc: Exception) -> str:
     """FFmpeg's reason without the file name it names (our hidden temporary file, not the user's)."""
     return str(getattr(exc, "strerror", None) or exc)
 
+
+def _codec_names(s) -> tuple[str | None, str | None]:
+    """(codec name, its canonical name) of input stream ``s``, either None where it has none."""
+    name = s.codec_context.name if s.codec_context is not None else None
+    return name, getattr(getattr(s.codec_context, "codec", None), "canonical_name", None) or name

@@ -667,37 +667,101 @@ def _adts_words(config: tuple[int, int, int]) -> str:
     return f"{config[2]} channel(s) at {rate} Hz" if rate else f"{config[2]} channel(s)"
 
 
-#: inputs from this size (bytes) on say that their audio is being read before the copy (see copy_hazard)
+#: inputs from this size (bytes) on say that their audio is being read before the copy (see copy_hazards)
 _SCAN_SAY_BYTES = 1 << 30
 
+#: how far past the start (s) a seek's packets are held back waiting for each stream's first one
+#: before the seek is given up for a read from the top (a track with none near the start: one
+#: that ends earlier, or is muxed far from its times)
+_SEEK_HEAD_S = 5.0
 
-def _scan_packets(path, index: int, start: float | None):
-    """The packets of stream ``index`` of the file at ``path``, from the one that plays at
-    ``start`` (s, the stream's own clock) on after a seek to a second before it, or from the top
-    (``start`` None, the seek failing or landing past ``start``: an MPEG-TS seek that misses
-    would leave what it skipped unread)."""
+
+def _packet_time(p) -> Fraction | None:
+    return p.pts * Fraction(p.time_base) if p.pts is not None else None
+
+
+def _seek_head(packets, indices, start: float) -> list | None:
+    """The packets read after a seek up to the first (not empty) one of each stream of
+    ``indices``, or None where one of those plays past ``start`` (the seek skipped part of that
+    stream, see :func:`_scan_packets`) or none came within :data:`_SEEK_HEAD_S` of it."""
+    head, first = [], {}
+    for p in packets:
+        head.append(p)
+        t = _packet_time(p)
+        if p.size and p.stream.index not in first:
+            first[p.stream.index] = t
+            if t is not None and t > start + 1e-6:
+                return None
+            if len(first) == len(indices):
+                return head
+        if t is not None and t > start + _SEEK_HEAD_S:
+            return None
+    return None  # (the file ended with a stream unseen: as a single stream's empty read, from the top)
+
+
+def _scan_packets(path, indices, start: float | None):
+    """The packets of the streams ``indices`` of the file at ``path``, in the file's order, in one
+    read: from those that play at ``start`` (s, the streams' own clock) on after a seek to a
+    second before it, or from the top (``start`` None, the seek failing or landing past
+    ``start`` for any of them: an MPEG-TS seek that misses would leave what it skipped unread)."""
     if start is not None and start > 0:
         with av.open(ffmpeg_local(path)) as c:
-            s = c.streams[index]
             try:
                 c.seek(max(0, int((start - 1) * 1e6)), backward=True)
-                packets = c.demux(s)
-                first = next((p for p in packets if p.size), None)
+                packets = c.demux(*(c.streams[i] for i in indices))
+                head = _seek_head(packets, indices, start)
             except av.error.FFmpegError:
-                first = None
-            if first is not None and (first.pts is None or first.pts * Fraction(s.time_base) <= start + 1e-6):
-                yield first
+                head = None
+            if head is not None:
+                yield from head
                 yield from packets
                 return
     with av.open(ffmpeg_local(path)) as c:
-        yield from c.demux(c.streams[index])
+        yield from c.demux(*(c.streams[i] for i in indices))
 
 
-def copy_hazard(path, stream, *, gaps: bool, adts: bool,
-                window: tuple[float | None, float | None] | None = None) -> str | None:
-    """Why a stream copy of audio ``stream`` of the file at ``path`` would come out wrong, in
-    words, or None; read from the file's packets, without decoding them (a second's work for an
-    hour of TS). The transcoder handles both cases (FileSink._transcode_audio).
+class _CopyCheck:
+    """One audio stream's part of :func:`copy_hazards`: what is judged (``gaps``, ``adts``), over
+    which part (``window``), and what was read of it so far. ``verdict`` is its hazard, in words;
+    ``done`` says that no later packet can change it."""
+
+    def __init__(self, stream, gaps: bool, adts: bool, window: tuple[float | None, float | None] | None):
+        self.stream, self.gaps, self.adts = stream, gaps, adts
+        self.start, self.stop = window if window is not None else (None, None)
+        self.tb = Fraction(stream.time_base)
+        self.end = self.first = self.verdict = None
+        self.done = False
+
+    def feed(self, p) -> None:
+        t = p.pts * self.tb if p.pts is not None else None
+        if t is not None and self.stop is not None and t >= self.stop - 1e-6:
+            self.done = True  # (past the part: not copied)
+            return
+        if t is not None and self.start is not None and (t + (p.duration or 0) * self.tb <= self.start + 1e-6):
+            return  # (before the part: cut off)
+        if self.adts:
+            config = _adts_config(bytes(p)[:7])
+            if self.first is None:
+                self.first = config
+            elif config is not None and config != self.first:
+                at = f" at {float(t):.3f} s" if t is not None else ""
+                self.verdict = (f"its ADTS AAC changes from {_adts_words(self.first)} to {_adts_words(config)}{at}, "
+                                f"which a copy cannot follow (one configuration for the whole track)")
+        if self.gaps and t is not None and self.verdict is None:
+            if self.end is not None and t - self.end > _AUDIO_GAP_S:
+                self.verdict = (f"its sound pauses at {float(self.end):.3f} s for {float(t - self.end):.3f} s, which "
+                                f"a copy into a container with no start times would close up, playing all that "
+                                "follows early; transcoded, the pause is filled with silence")
+            self.end = t + p.duration * self.tb if p.duration else None
+        self.done = self.verdict is not None
+
+
+def copy_hazards(path, checks) -> dict[int, str | None]:
+    """Why a stream copy of each audio stream of ``checks`` (``(stream, gaps, adts, window)``
+    each) of the file at ``path`` would come out wrong, in words, or None, by stream index; read
+    from the file's packets, without decoding them (a second's work for an hour of TS), in one
+    read for all of them (a TV recording's three tracks were read three times over before the
+    run began). The transcoder handles both cases (FileSink._transcode_audio).
 
     * ``gaps``: a packet starting more than :data:`_AUDIO_GAP_S` after the previous one ends (a
       dropout, a recording paused, a joined file), for a container that stores no start times
@@ -709,70 +773,71 @@ def copy_hazard(path, stream, *, gaps: bool, adts: bool,
       after the change is undecodable ("Invalid data") or plays at the first part's rate.
 
     ``window``: (start, end) in seconds of the stream's clock, either None, of the part that is
-    copied (``--start``/``--duration``): only its packets are read and judged, from a seek to
-    ``start`` to the first packet at ``end`` or later (where the sink's cut drops them), as
-    ``start=None`` from the top. The read stops at the first hazard found; a long one (an input
+    copied (``--start``/``--duration``): only its packets are judged, from a seek to ``start``
+    to the first packet at ``end`` or later (where the sink's cut drops them), as
+    ``start=None`` from the top. The read starts at the earliest ``start`` of all and stops when
+    every stream has its verdict (its first hazard, or the end of its part); a long one (an input
     over :data:`_SCAN_SAY_BYTES`) says so in the log."""
-    start, stop = window if window is not None else (None, None)
+    todo = [_CopyCheck(*check) for check in checks]
+    if not todo:
+        return {}
+    starts = [c.start for c in todo]
+    start = None if None in starts else min(starts)
     try:
         size = os.path.getsize(path) if not str(path).startswith(("pipe:", "-")) else 0
     except (OSError, TypeError, ValueError):
         size = 0
     if size >= _SCAN_SAY_BYTES:
+        stops = {c.stop for c in todo}
+        stop = None if None in stops else max(stops)
         part = (f" from {start:.3f} s" if start is not None else "") + (f" up to {stop:.3f} s" if stop is not None else "")
-        log.info("reading the packets of audio stream #%d of %s%s (%.1f GB file, not decoded) to check that "
-                 "a stream copy of it comes out right (%s)", stream.index, path, part or " (all of it)", size / 1e9,
-                 " and ".join(w for w, on in (("pauses", gaps), ("ADTS AAC changes", adts)) if on))
+        log.info("reading the packets of audio stream(s) %s of %s%s (%.1f GB file, not decoded) to check that "
+                 "a stream copy of them comes out right (%s)", ", ".join(f"#{c.stream.index}" for c in todo), path,
+                 part or " (all of it)", size / 1e9,
+                 " and ".join(w for w, on in (("pauses", any(c.gaps for c in todo)),
+                                              ("ADTS AAC changes", any(c.adts for c in todo))) if on))
+    by_index = {c.stream.index: c for c in todo}
     try:
-        tb, end, first = Fraction(stream.time_base), None, None
-        packets = _scan_packets(path, stream.index, start)
+        packets = _scan_packets(path, list(by_index), start)
         try:
             for p in packets:
-                if not p.size:
+                check = by_index.get(p.stream.index)
+                if check is None or check.done or not p.size:
                     continue
-                t = p.pts * tb if p.pts is not None else None
-                if t is not None and stop is not None and t >= stop - 1e-6:
-                    break  # (past the part: not copied)
-                if t is not None and start is not None and (t + (p.duration or 0) * tb <= start + 1e-6):
-                    continue  # (before the part: cut off)
-                if adts:
-                    config = _adts_config(bytes(p)[:7])
-                    if first is None:
-                        first = config
-                    elif config is not None and config != first:
-                        at = f" at {float(t):.3f} s" if t is not None else ""
-                        return (f"its ADTS AAC changes from {_adts_words(first)} to {_adts_words(config)}{at}, which a "
-                                f"copy cannot follow (one configuration for the whole track)")
-                if gaps and t is not None:
-                    if end is not None and t - end > _AUDIO_GAP_S:
-                        return (f"its sound pauses at {float(end):.3f} s for {float(t - end):.3f} s, which a copy into "
-                                f"a container with no start times would close up, playing all that follows early; "
-                                "transcoded, the pause is filled with silence")
-                    end = t + p.duration * tb if p.duration else None
+                check.feed(p)
+                if check.done and all(c.done for c in todo):
+                    break
         finally:
             packets.close()  # (the file closes here, read no further)
     except (av.error.FFmpegError, ValueError, OSError, IndexError, TypeError):
-        return None
-    return None
+        pass  # (what was found before stands; the rest is copied as it is)
+    return {c.stream.index: c.verdict for c in todo}
 
 
-def audio_copy_hazard(path, stream, fmt_name: str,
-                      window: tuple[float | None, float | None] | None = None) -> str | None:
-    """:func:`copy_hazard` for audio ``stream`` of the file at ``path`` copied into the container
-    ``fmt_name``, reading only where one can be: gaps for a container without start times (see
-    :data:`_NO_START_TIMES`), changes of ADTS AAC (no extradata: its config is in each frame)
-    for one other than MPEG-TS and raw ADTS (which keep each frame's header: a change plays
-    there). One rule for the encoding sink and the stream copy of ``--copy-if-no-faces``;
-    ``window`` as for :func:`copy_hazard` (the sink's ``--start``/``--duration``)."""
+def audio_copy_hazards(path, streams, fmt_name: str,
+                       window: tuple[float | None, float | None] | None = None) -> dict[int, str | None]:
+    """:func:`copy_hazards` for audio ``streams`` of the file at ``path`` copied into the
+    container ``fmt_name``, by stream index, reading (once, for all of them) only those where a
+    hazard can be: gaps for a container without start times (see :data:`_NO_START_TIMES`),
+    changes of ADTS AAC (no extradata: its config is in each frame) for one other than MPEG-TS
+    and raw ADTS (which keep each frame's header: a change plays there). One rule for the
+    encoding sink and the stream copy of ``--copy-if-no-faces``; ``window`` as for
+    :func:`copy_hazards` (the sink's ``--start``/``--duration``)."""
     fmts = set(fmt_name.split(","))
-    cc = getattr(stream, "codec_context", None)
     gaps = bool(fmts & set(_NO_START_TIMES))
-    changes = cc is not None and cc.name == "aac" and not cc.extradata and not fmts & {"mpegts", "adts"}
-    if window is not None and changes and needs_adtstoasc(fmt_name, stream):
-        # into AVI the track's configuration is the file's first packet's (adts_to_asc), not the
-        # part's: read from the top
-        window = (None, window[1])
-    return copy_hazard(path, stream, gaps=gaps, adts=changes, window=window) if gaps or changes else None
+    checks = []
+    for stream in streams:
+        cc = getattr(stream, "codec_context", None)
+        changes = cc is not None and cc.name == "aac" and not cc.extradata and not fmts & {"mpegts", "adts"}
+        part = window
+        if window is not None and changes and needs_adtstoasc(fmt_name, stream):
+            # into AVI the track's configuration is the file's first packet's (adts_to_asc), not the
+            # part's: read from the top
+            part = (None, window[1])
+        if gaps or changes:
+            checks.append((stream, gaps, changes, part))
+    found = copy_hazards(path, checks)
+    return {s.index: found.get(s.index) for s in streams}
 
 
 def resample_changing(resampler, frame) -> tuple:
@@ -3039,6 +3104,35 @@ class FileSink(_Sink):
                 self._drop(f"timecode {tc} dropped: the {out.format.name} container has no timecode "
                            "(write .mov, .mp4 or .mkv to keep it)")
 
+    def _copy_plan(self, info, ins) -> tuple[bool, bool, str | None, tuple | None, bool] | None:
+        """What is done with audio or data stream ``info`` (the input's ``ins``) before its
+        packets are read ahead (:func:`audio_copy_hazards`): (copying: a copy is asked for, copy:
+        and can be made, why not, the ``aac_adtstoasc`` filter and config it is copied through,
+        its sample rate and channels unknown), or None: it is dropped (audio of unknown rate and
+        channels that nothing here can decode). Side-effect free, so that every track's plan is
+        known before the one read of the file for all of them."""
+        out = self._out
+        name = aux_codec(info, ins, self.source._container.format.name)
+        # (data tracks are kept under --audio aac too, as subtitles are: 'aac' is about audio)
+        copying = self.audio == "copy" or info.kind == "data"
+        copy = copying and can_copy(out.format.name, name, out.supported_codecs)
+        why = adts = None
+        unknown = audio_params_unknown(info)
+        if unknown and getattr(ins, "codec_context", None) is None:
+            return None
+        if copy and unknown:
+            # a copy needs them in the output's header: the muxer refused it at the end of the
+            # run ("Invalid argument"); decoded, each frame says its rate and channels
+            copy, why = False, ("its sample rate and channels were not found where the input begins (audio that "
+                                "starts late, or a joined recording whose first part has none)")
+        if copy and needs_adtstoasc(out.format.name, ins):
+            # copied through aac_adtstoasc; a live source's first packet cannot be read ahead
+            file = getattr(self.source, "kind", None) == "file"
+            adts = adts_to_asc(self.source.spec, ins) if file else None
+            if adts is None:
+                copy, why = False, "its ADTS AAC (as in MPEG-TS) could not be converted for AVI"
+        return copying, copy, why, adts, unknown
+
     def _setup_aux(self, meta) -> None:
         out = self._out
         if set(out.format.name.split(",")) & _BARE_VIDEO:
@@ -3051,10 +3145,18 @@ class FileSink(_Sink):
         in_streams = {s.index: s for s in self.source._container.streams}
         self._setup_other_video(in_streams)
         foreign = self._other_programs(meta)
-        for info in meta.audio + meta.subtitles + meta.data:
-            ins = in_streams.get(info.index)
-            if ins is not None and carried_otherwise(ins):
-                continue  # carried as chapters / the video's timecode tag (_setup_tags)
+        # (a track carried otherwise: as chapters / the video's timecode tag, see _setup_tags)
+        aux = [(info, in_streams.get(info.index)) for info in meta.audio + meta.subtitles + meta.data
+               if info.index not in in_streams or not carried_otherwise(in_streams[info.index])]
+        plans = {info.index: self._copy_plan(info, ins) for info, ins in aux
+                 if info.index not in foreign and info.kind in ("audio", "data")}
+        # the copied audio's packets, read ahead for what a copy would get wrong: all its tracks in
+        # one read of the file (a live source's cannot be read ahead)
+        file = getattr(self.source, "kind", None) == "file"
+        copied = {i for i, plan in plans.items() if plan is not None and plan[1]}
+        checked = [ins for info, ins in aux if file and info.kind == "audio" and info.index in copied and ins is not None]
+        hazards = audio_copy_hazards(self.source.spec, checked, out.format.name, self._copied_part())
+        for info, ins in aux:
             name = aux_codec(info, ins, self.source._container.format.name)
             if info.index in foreign:
                 self._drop(f"{info.kind} stream #{info.index} ({name or info.kind}) dropped: {foreign[info.index]}")
@@ -3065,30 +3167,15 @@ class FileSink(_Sink):
             if info.kind == "attachment":
                 self._setup_attachment(info, ins)
                 continue
-            # (data tracks are kept under --audio aac too, as subtitles are: 'aac' is about audio)
-            copying = self.audio == "copy" or info.kind == "data"
-            copy = copying and can_copy(out.format.name, name, out.supported_codecs)
-            why = adts = None
-            unknown = audio_params_unknown(info)
-            if unknown and getattr(ins, "codec_context", None) is None:
+            if plans[info.index] is None:
                 # (nothing here can decode it either, to learn what it is)
                 self._drop(f"audio stream #{info.index} ({name or 'unknown codec'}) dropped: its sample rate and "
                            "channels were not found where the input begins, and this FFmpeg cannot decode it "
                            "(pass --audio none to leave it out knowingly)")
                 continue
-            if copy and unknown:
-                # a copy needs them in the output's header: the muxer refused it at the end of the
-                # run ("Invalid argument"); decoded, each frame says its rate and channels
-                copy, why = False, ("its sample rate and channels were not found where the input begins (audio that "
-                                    "starts late, or a joined recording whose first part has none)")
-            if copy and needs_adtstoasc(out.format.name, ins):
-                # copied through aac_adtstoasc; a live source's first packet cannot be read ahead
-                file = getattr(self.source, "kind", None) == "file"
-                adts = adts_to_asc(self.source.spec, ins) if file else None
-                if adts is None:
-                    copy, why = False, "its ADTS AAC (as in MPEG-TS) could not be converted for AVI"
-            if copy and info.kind == "audio" and getattr(self.source, "kind", None) == "file":
-                why = audio_copy_hazard(self.source.spec, ins, out.format.name, self._copied_part())
+            copying, copy, why, adts, unknown = plans[info.index]
+            if copy and info.index in hazards:
+                why = hazards[info.index]
                 copy = why is None
             if copy:
                 try:
