@@ -897,6 +897,9 @@ def stores_no_pts(fmt_name: str) -> bool:
 
 #: muxers that turn negative start times into an edit list, which players honour by hiding them
 _MOV_FAMILY = {"mov", "mp4", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"}
+#: of those, the muxers a live source's recording is written fragmented into, so that a killed one
+#: plays (see _live_flush; .ismv is fragmented by its muxer already)
+_LIVE_FRAGMENTED = _MOV_FAMILY - {"ismv"}
 #: codecs of the tracks FFmpeg's mp4/mov muxers write though they got no packet: its trailer ends
 #: every mov_text track with a blank sample (a cue of no text, at the track's end), so the
 #: subtitle track is in the file, empty; an audio or data track without samples is left out
@@ -1418,10 +1421,28 @@ def _live_flush(fmt_name: str) -> dict[str, str]:
     (FFmpeg held them in its write buffer: a camera's low-bitrate ``.mkv`` was 0 bytes on disk
     after 43 s of recording, all of it lost), and a Matroska/WebM cluster, which the muxer keeps
     whole in memory until it ends (5 s by default), ends every second. More, smaller writes: a
-    few dozen a second, nothing beside an encoder's work."""
+    few dozen a second, nothing beside an encoder's work.
+
+    An mp4/mov has no index until it is finished (its ``moov``, written last): a killed
+    recording did not open at all, and was removed. It is written fragmented while it is made
+    (an empty ``moov``, then a ``moof`` index before each :data:`LIVE_FLUSH_MS` of samples), so
+    what reached the disk plays, and at its clean end FFmpeg's ``hybrid_fragmented`` makes it a
+    regular mp4 in place (one ``mdat``, the whole index written after it, as a file's run's mp4):
+    its frame count is in its header, players that handle fragments poorly see an ordinary file,
+    and nothing is copied (a remux into a regular file at the end would read and write an hour's
+    recording again). Measured with FFmpeg 8: the finished file's frames, times, audio and
+    duration are those of a regular mp4 (``use_editlist``: its edit list hides the AAC priming
+    as there; without it the audio played 1024 samples, 21 ms, late). A killed one plays its
+    audio those 21 ms late (its ``moov``, written empty before the first packet, has no edit
+    list); written with the first fragment instead (``hybrid_fragmented``'s default), that
+    ``moov``'s edit list made FFmpeg's reader skip the killed recording's whole first second.
+    (Not ``faststart``: nothing here moves the index to the front, which would rewrite the file.)"""
     options = {"flush_packets": "1"}
     if fmt_name in ("matroska", "webm"):
         options["cluster_time_limit"] = str(LIVE_FLUSH_MS)
+    elif set(fmt_name.split(",")) & _LIVE_FRAGMENTED:
+        options.update(movflags="hybrid_fragmented+empty_moov+default_base_moof", use_editlist="1",
+                       frag_duration=str(LIVE_FLUSH_MS * 1000))  # (microseconds)
     return options
 
 
@@ -1465,7 +1486,8 @@ def output_in_progress(target) -> int | None:
 
 def _playable_frames(path) -> int:
     """The video frames a file that was never finished holds where its format plays without a
-    trailer (Matroska/WebM, MPEG-TS, FLV; an mp4/mov without its index does not open): checked by
+    trailer (Matroska/WebM, MPEG-TS, FLV, a fragmented mp4/mov such as a live recording's: see
+    :func:`_live_flush`; a regular mp4/mov without its index does not open): checked by
     decoding its first frame and counted by its whole packets (a truncated .mkv decoded 23 frames
     of its 23 packets; the demuxer flags one a cut went through, FLV's last); 0 where nothing plays."""
     n, seen = 0, False
@@ -2723,7 +2745,7 @@ class FileSink(_Sink):
 
         One of a live source's recording (``.live.tmp``: a camera, a live stream) is the only
         copy of footage that cannot be read again: where what reached it plays (Matroska/WebM,
-        MPEG-TS, FLV; an mp4/mov has no index until it is finished) it is kept as
+        MPEG-TS, FLV, and mp4/mov, written fragmented for this: see :func:`_live_flush`) it is kept as
         ``NAME.partial.EXT`` (``NAME.partial-1.EXT``... beside earlier ones), said in a warning,
         and not recorded as a stopped run's part, so no later run removes it."""
         pattern = _temp_pattern(target.suffix)
