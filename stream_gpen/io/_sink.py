@@ -1811,7 +1811,8 @@ _VIDEO_IN = {
 }
 # (an HLS playlist's segments are MPEG-TS, a DASH manifest's fragmented MP4: judged as those, an
 # .m3u8 took VP9/AV1/ProRes as segments with no readable video, and an .mpd took ProRes up to the
-# mp4 muxer's refusal at the first frame, an init segment left behind)
+# mp4 muxer's refusal at the first frame, an init segment left behind. An HEVC playlist's segments
+# are fMP4, see _HLS_FMP4_CODECS: the codecs an .m3u8 takes are still TS's)
 _FAMILY_OF_MUXER = {"mp4": "mp4", "ipod": "m4v", "3gp": "m4v", "3g2": "m4v", "psp": "m4v", "ismv": "ismv",
                     "f4v": "m4v", "mov": "mov", "webm": "webm", "mpegts": "mpegts", "rtp_mpegts": "mpegts",
                     "avi": "avi", "flv": "flv", "hls": "mpegts", "dash": "mp4"}
@@ -1848,14 +1849,27 @@ def _segment_stem(dst: Path) -> str:
     return dst.stem.replace("%", "_").replace("$", "_")
 
 
-def segment_names(dst) -> dict[str, str]:
+#: the video codecs an .m3u8 output writes as fragmented-MP4 segments (``NAME_0.m4s`` ..., with
+#: their init segment ``NAME_init.mp4``, the playlist's ``#EXT-X-MAP``) rather than MPEG-TS:
+#: Apple's HLS authoring spec takes HEVC in fMP4 only (Safari and iOS do not play HEVC in TS).
+#: H.264 stays in TS segments, which every HLS player plays (fMP4 needs HLS version 7)
+_HLS_FMP4_CODECS = ("hevc",)
+
+
+def segment_names(dst, *, codec: str | None = None) -> dict[str, str]:
     """The muxer options that name the segments an .m3u8 (HLS) or .mpd (DASH) output ``dst``
-    writes beside it, after its own name: ``NAME_0.ts``, ``NAME_1.ts`` ...; ``NAME_init_0.m4s``,
-    ``NAME_chunk_0_00001.m4s`` ... (the '_' keeps two outputs' apart: ``clip.m3u8``'s eleventh
-    segment was ``clip10.ts``, ``clip1.m3u8``'s first too, and DASH's fixed ``init-stream0.m4s``
-    was every manifest's in a folder). ``{}`` for other names."""
+    writes beside it, after its own name: ``NAME_0.ts``, ``NAME_1.ts`` ... (``NAME_0.m4s`` ...
+    and ``NAME_init.mp4`` for a ``codec`` of :data:`_HLS_FMP4_CODECS`, with the segment type
+    that goes with them); ``NAME_init_0.m4s``, ``NAME_chunk_0_00001.m4s`` ... (the '_' keeps two
+    outputs' apart: ``clip.m3u8``'s eleventh segment was ``clip10.ts``, ``clip1.m3u8``'s first
+    too, and DASH's fixed ``init-stream0.m4s`` was every manifest's in a folder). ``{}`` for
+    other names."""
     dst = Path(dst)
     stem, ext = _segment_stem(dst), dst.suffix.lower()
+    if ext == ".m3u8" and codec in _HLS_FMP4_CODECS:
+        # (the init segment's name is taken relative to the segments' folder, as the playlist lists it)
+        return {"hls_segment_type": "fmp4", "hls_segment_filename": str(dst.with_name(f"{stem}_%d.m4s")),
+                "hls_fmp4_init_filename": f"{stem}_init.mp4"}
     if ext == ".m3u8":
         return {"hls_segment_filename": str(dst.with_name(f"{stem}_%d.ts"))}
     if ext == ".mpd":  # (relative names: the muxer writes them beside the manifest)
@@ -1866,11 +1880,13 @@ def segment_names(dst) -> dict[str, str]:
 
 def segments_there(dst) -> list[Path]:
     """The files beside ``dst`` (an .m3u8/.mpd output) that its segments would be written over
-    (see :func:`segment_names`; any segment number), sorted; ``[]`` for other outputs."""
+    (see :func:`segment_names`; any segment number, and an .m3u8's of either segment type: an
+    HEVC playlist's ``.m4s`` replaced by an H.264 one's ``.ts`` are the old output's too), sorted;
+    ``[]`` for other outputs."""
     dst = Path(dst)
     stem, ext = re.escape(_segment_stem(dst)), dst.suffix.lower()
     if ext == ".m3u8":
-        pattern = re.compile(stem + r"_\d+\.ts")
+        pattern = re.compile(stem + r"_(\d+\.(ts|m4s)|init\.mp4)")
     elif ext == ".mpd":
         pattern = re.compile(stem + r"_(init_\d+|chunk_\d+_\d+)\.(m4s|mp4|webm)")
     else:
@@ -2654,7 +2670,7 @@ class FileSink(_Sink):
             # named after the output (o_0.ts, o_1.ts ...: segment_names)
             self._out.options.update({"hls_list_size": "0", "hls_playlist_type": "event" if self.live else "vod"})
         if self._own_files:
-            self._out.options.update(segment_names(self._dst))
+            self._out.options.update(segment_names(self._dst, codec=self.codec))
         elif not is_url and getattr(source, "live", False):
             self._out.options.update(_live_flush(fmt_name))
         #: the segments of an earlier output of this name (replaced: overwrite), as they were: those
@@ -2806,9 +2822,11 @@ class FileSink(_Sink):
         rate = self._rate(frame)
         vs = out.add_stream(enc, rate=rate)
         vs.width, vs.height = w, h
-        if self.codec == "hevc" and set(out.format.name.split(",")) & {"mov", "mp4", "ipod"}:
+        if self.codec == "hevc" and (set(out.format.name.split(",")) & {"mov", "mp4", "ipod"}
+                                     or out.options.get("hls_segment_type") == "fmp4"):
             # Apple's players (QuickTime, iOS, Safari) play HEVC in mp4/mov only as 'hvc1'
-            # (parameter sets in the sample description), not FFmpeg's default 'hev1'.
+            # (parameter sets in the sample description), not FFmpeg's default 'hev1'; an HLS
+            # playlist's fMP4 segments too (the HLS muxer hands the tag to its mp4 muxer)
             vs.codec_tag = "hvc1"
         pix = self._pix
         if (h, w) != self._even_size(h, w):  # pragma: no cover - sizes are made even in _to_even
