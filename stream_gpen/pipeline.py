@@ -815,7 +815,7 @@ class FaceStage:
                 out = self._run_restorer(given, restorer=restorer).to(device)
             restored = self.colour.from_sdr(out, crops, given) if self.colour is not None else out
             if fine:
-                restored_hi = self._restored_hi(out_f, hi, counts, all_aff, size, given)
+                restored_hi, cut_hi = self._restored_hi(out_f, hi, counts, all_aff, size, given)
             mono_t = _monochrome(crops)
             mono = mono_t.tolist()  # (one device sync a batch, not one a frame)
             if any(mono):
@@ -828,16 +828,31 @@ class FaceStage:
                 # the parser, like the model, reads faces as SDR pictures
                 masks = self._parse_masks(out, keys).to(device)
             paste_kw.update(border=0.0, feather=0.0)
+        # A filter (``residual``: classic) changes the face a little where GPEN repaints it: the
+        # frame keeps its own band that the round trip through the crop would blur, thinned at the
+        # filter's noise threshold (paste_faces' ``originals``, ``fine_shrink``), so what is
+        # warped back is the filter's change. It is measured against the crops as cut, as
+        # HdrColour.from_sdr measures it: applied once, in the source's codes.
+        residual = bool(getattr(restorer, "residual", False))
+        if residual:
+            paste_kw["fine_shrink"] = float(getattr(restorer, "fine_shrink", 0.0))
         with self.timer("paste"):
             start = 0
             for j, (img, k) in enumerate(zip(images, counts)):
                 if k:
                     faces, aff = restored[start : start + k], all_aff[start : start + k]
                     m = masks[start : start + k] if masks is not None else None
-                    paste_faces(img, faces, aff, masks=m, ids=tracks[j], under=under[j], **paste_kw)
+                    cut = crops[start : start + k] if residual else None
+                    paste_faces(img, faces, aff, masks=m, ids=tracks[j], under=under[j], originals=cut, **paste_kw)
                     if hi is not None and hi[j] is not None:
-                        faces_hi = restored_hi[start : start + k] if fine and not any(mono[start : start + k]) else faces
-                        paste_faces(hi[j], faces_hi, aff, masks=m, ids=tracks[j], under=under[j], **paste_kw)
+                        if fine and not any(mono[start : start + k]):
+                            faces_hi = restored_hi[start : start + k]
+                            if residual and cut_hi is not None:
+                                cut = cut_hi[start : start + k]
+                        else:
+                            faces_hi = faces
+                        paste_faces(hi[j], faces_hi, aff, masks=m, ids=tracks[j], under=under[j], originals=cut,
+                                    **paste_kw)
                     self.frames_with_faces += 1
                 start += k
         self.faces_restored += n
@@ -965,11 +980,13 @@ class FaceStage:
         return len(images)
 
     def _restored_hi(self, out_f: torch.Tensor, hi: list[torch.Tensor], counts: list[int],
-                     affines: torch.Tensor, size: int, given: torch.Tensor) -> torch.Tensor:
-        """The faces for the 16-bit pictures, float32 on the 0..255 scale: the model's unquantised
-        output, or (HDR) its change from ``given`` (the SDR crops it was handed) mapped back onto
-        the crops cut from the 16-bit pictures themselves, so no step of it is limited to 8 bits
-        (``strength`` is the paste's)."""
+                     affines: torch.Tensor, size: int, given: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(faces, cut)``: the faces for the 16-bit pictures, float32 on the 0..255 scale: the
+        model's unquantised output, or (HDR) its change from ``given`` (the SDR crops it was
+        handed) mapped back onto the crops cut from the 16-bit pictures themselves, so no step of
+        it is limited to 8 bits (``strength`` is the paste's); ``cut``: those 16-bit crops on the
+        same scale (HDR: what the faces are a change of, for a residual paste), ``None`` where
+        the faces are a change of the 8-bit crops."""
         crops_hi = None
         if self.colour is not None:
             parts, start = [], 0
@@ -981,8 +998,8 @@ class FaceStage:
                 start += k
             crops_hi = torch.cat(parts).to(out_f.device)
         if self.colour is None:
-            return out_f
-        return self.colour.from_sdr_fine(out_f, crops_hi, given.to(out_f.device))
+            return out_f, None
+        return self.colour.from_sdr_fine(out_f, crops_hi, given.to(out_f.device)), crops_hi.float().div_(257.0)
 
     def _parse_masks(self, restored: torch.Tensor, keys: list[tuple[int, int]] | None) -> torch.Tensor:
         """Paste masks for ``restored`` crops: fresh for stills. For video, per track, the parser

@@ -97,10 +97,15 @@ def test_with_size_keeps_the_options():
 def test_a_photos_large_face_keeps_its_detail(shared, mobilenet_weights):
     """A selfie's face, larger than 512 px in a 1400 px copy of the photo: its crop is cut at the
     face's own size, not 512 (where a restorer that changes nothing kept 6.5% of the face's
-    Laplacian variance) nor 256 (as before). The warp into the crop and back costs detail by itself
-    (that restorer keeps ~35% here), so the classic output is held against it, not the input."""
+    Laplacian variance) nor 256 (as before). The warp into the crop and back cost detail by itself
+    (~35% kept here with the crop's own size); since session 33 only classic's change is warped
+    back (test_residual33), so with its filters off the photo comes back, and classic keeps more
+    of the face's detail than that round trip did (25% before, ~36% now: the rest is the noise
+    threshold's choice)."""
     from stream_gpen import Enhancer
     from stream_gpen.models.classic import ClassicRestorer
+
+    from tests._doubles import IdentityRestorer
 
     img = _rgb(shared / "data/faces/whole/gpen_selfie_2020-12-10_175750.jpg")
     img = cv2.resize(img, (1400, 1400), interpolation=cv2.INTER_AREA)
@@ -109,9 +114,10 @@ def test_a_photos_large_face_keeps_its_detail(shared, mobilenet_weights):
         return Enhancer(model, device="cpu", detector_weights=mobilenet_weights, progress=False).enhance_image(img)
 
     out, unchanged = run("classic"), run(ClassicRestorer(size=512, work_size=256, strength=0, detail=0))
-    ys, xs = np.nonzero(np.abs(unchanged.astype(int) - img.astype(int)).max(2) > 0)
+    pasted = run(IdentityRestorer(512))  # (the plain paste, to find the face)
+    ys, xs = np.nonzero(np.abs(pasted.astype(int) - img.astype(int)).max(2) > 0)
     x0, x1, y0, y1 = (int(np.percentile(v, q)) for v in (xs, ys) for q in (30, 70))
     assert x1 - x0 > 300  # the face's middle, larger than 512 px in all
     box = (slice(y0, y1), slice(x0, x1))
-    assert _detail(unchanged[box]) > 0.25 * _detail(img[box])
-    assert _detail(out[box]) >= 0.6 * _detail(unchanged[box])
+    assert np.abs(unchanged.astype(int) - img).max() <= 1
+    assert _detail(out[box]) >= 0.3 * _detail(img[box])

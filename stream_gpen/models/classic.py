@@ -111,6 +111,11 @@ class ClassicRestorer:
     """
 
     name = "classic"
+    #: A filter, not a painter: the pipeline pastes back this restorer's change, added to the
+    #: frame's own pixels (``paste_faces(originals=...)``), instead of the whole crop warped back,
+    #: which costs a face about half its fine detail by itself. GPEN, which draws the face anew,
+    #: has no such attribute (``False``): its crop is the face.
+    residual = True
 
     def __init__(
         self,
@@ -161,6 +166,14 @@ class ClassicRestorer:
             f"ClassicRestorer(size={self.size}, work_size={self.work_size}, device='{self.device}', method='{self.method}', "
             f"strength={self.strength}, detail={self.detail}, noise_sigma={self.noise_sigma})"
         )
+
+    @property
+    def fine_shrink(self) -> float:
+        """The threshold, in multiples of the noise, for the frame's band finer than the round
+        trip through the crop (``paste_faces(fine_shrink=...)``): the one this restorer applies
+        to its crop's band finer than ``work_size``, so noise there is thinned as here (0 with
+        the denoiser off: the frame's band is kept whole)."""
+        return _FINE_SHRINK * self.strength
 
     def with_size(self, size: int) -> ClassicRestorer:
         """The same restorer (options, device, ``work_size``) for crops of side ``size``."""
