@@ -167,7 +167,8 @@ def _add_weights(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("names", nargs="+", metavar="NAME",
                    help="registry name in any case (gpen-bfr-512), file name, "
                    "or a --detector value (mobilenet0.25)")
-    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (piped or logged: no progress line every 30 s)")
     d.set_defaults(run=_run_weights_download)
 
     v = sub.add_parser("verify", help="check size and sha256 of every copy on disk (exit 3 on a bad one, or "

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from stream_gpen import _terminal
 from stream_gpen.errors import INPUT_HINT, MAX_BATCH_SIZE
 from stream_gpen.errors import (KEYWORD_FLAGS, ErrorDetails, InvalidInputError, Interrupted, OutputExistsError,
                                  OutputNotWritableError, StreamGpenError, in_command_line_words)
@@ -424,14 +425,14 @@ class _Progress:
     """tqdm bar on a terminal; nothing with --quiet. Piped or logged (stderr not a TTY: a
     container's log, ``2>&1 | tee``, a cron job) a bar's carriage returns would be noise, and
     silence until the summary looked like a hang for an hour of video: a plain line every
-    :data:`PIPED_EVERY_S` seconds says how far the run is, how fast it goes and how long is left."""
+    :data:`PIPED_EVERY_S` seconds says how far the run is, how fast it goes and how long is left
+    (see :mod:`stream_gpen._terminal`, whose rule a download's progress follows too)."""
 
-    PIPED_EVERY_S = 30.0
+    PIPED_EVERY_S = _terminal.PIPED_EVERY_S
 
     def __init__(self, enabled: bool, desc: str) -> None:
         self.bar = None
-        size = _terminal_size(sys.stderr)
-        tty = sys.stderr.isatty() and (size is None or (size.columns != 0 and size.lines != 0))
+        tty = _terminal.draws_bars(sys.stderr)
         self.enabled = enabled and tty
         self.piped = enabled and not tty
         self.desc = desc
@@ -488,17 +489,6 @@ def _duration_words(seconds: float) -> str:
     if s < 3600:
         return f"{round(s / 60)} min"
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
-
-
-def _terminal_size(stream) -> os.terminal_size | None:
-    """The size of the terminal ``stream`` is, or None where it does not say. A terminal of 0
-    columns or 0 rows (a pty made without a size: ``script``, some CI runners, a pty given a width
-    only) drew no progress bar at all (tqdm hides a bar below the screen's last row), and an
-    hour-long run was silent: it gets the piped lines instead."""
-    try:
-        return os.get_terminal_size(stream.fileno())
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def _check_report(report: str | None, media: list[str], *, overwrite: bool) -> None:

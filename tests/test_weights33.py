@@ -1,0 +1,54 @@
+"""Hunt 33 (weights33): what a download says on its way and when it stops.
+
+Every download here is from a local HTTP server on 127.0.0.1 (test_weights' ``server``); no test
+reaches the internet."""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+
+from stream_gpen import _terminal, weights
+from stream_gpen.cli import main as cli_main
+import tests.test_weights as _tw
+
+# test_weights' fixtures: a private cache and checkout (autouse), and the local file server
+dirs, server = _tw.dirs, _tw.server
+
+
+@pytest.fixture
+def detector(server, monkeypatch):
+    """The small detector's registry entry, served from 127.0.0.1 (test_weights' 300 kB body)."""
+    real = weights.DETECTOR_FILES["retinaface-mobilenet0.25"]
+    wf = dataclasses.replace(real, urls=(server.serve("/m.pth"),), size=len(_tw.BODY), sha256=_tw.SHA)
+    monkeypatch.setitem(weights.DETECTOR_FILES, real.name, wf)
+    return wf
+
+
+# --- 1. progress when stderr is not a sized terminal ---------------------------------------------
+def test_a_piped_download_says_how_far_it_is(detector, monkeypatch, capsys):
+    """Piped (or logged, or CI) a download drew nothing between "downloading" and "saved": minutes
+    of silence for a 284 MB file. Now a line every PIPED_EVERY_S (shrunk here to every chunk)."""
+    monkeypatch.setattr(_terminal, "PIPED_EVERY_S", 0.0)
+    assert cli_main(["weights", "download", detector.name]) == 0
+    err = capsys.readouterr().err
+    assert "detection_mobilenet0.25_Final.pth: 0.3 of 0.3 MB (100%), " in err and " MB/s" in err, err
+    assert "%|" not in err  # (no bar's carriage returns in a log)
+
+    (weights.home_dir() / detector.filename).unlink()
+    assert cli_main(["weights", "download", detector.name, "--no-progress"]) == 0
+    assert "MB/s" not in capsys.readouterr().err
+
+
+def test_a_terminal_of_no_size_gets_the_lines_too(detector, monkeypatch, caplog):
+    """``script`` and some CI runners give a pty of 0x0, where tqdm draws nothing."""
+    import sys
+
+    monkeypatch.setattr(_terminal, "PIPED_EVERY_S", 0.0)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(sys.stderr, "fileno", lambda: 2, raising=False)
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd=None: os.terminal_size((0, 0)))
+    caplog.set_level("INFO", logger="stream_gpen")
+    weights.download(detector.name, progress=True)
+    assert any("0.3 of 0.3 MB (100%)" in r.getMessage() for r in caplog.records), caplog.text
