@@ -36,3 +36,16 @@ def holds(folder, inner) -> bool:
         return Path(folder).resolve() in parents
     except OSError:
         return False
+
+
+def file_size_limit() -> int | None:
+    """The process's file-size limit in bytes (RLIMIT_FSIZE: ``ulimit -f``, systemd's
+    ``LimitFSIZE``), or None where there is none (or no such limit on this system). What a write
+    refused with ``EFBIG`` ran into, where it is set; else the drive's largest file (FAT32)."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, AttributeError, OSError, ValueError):  # (Windows)
+        return None
+    return None if soft == resource.RLIM_INFINITY or soft < 0 else int(soft)

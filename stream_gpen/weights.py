@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Literal, TypeVar
 
 from stream_gpen import _terminal
+from stream_gpen._places import file_size_limit
 from stream_gpen._urls import masked as _masked, proxy_for, via_proxy as _via_proxy, without_passwords
 from stream_gpen.errors import (
     CheckpointError,
@@ -1204,10 +1205,32 @@ def _download(wf: WeightFile, target: Path, *, progress: bool) -> Path:
             # with nobody knowing why.
             listed = ", ".join(f"{p} ({p.stat().st_size:,} bytes)" for p in parts)
             kept = f"; the partial download {listed} is kept to resume it: delete it to free that space"
+        if exc.errno == errno.EFBIG:
+            raise _too_large(wf, target, exc, parts) from None
         raise DownloadError(
             f"cannot write {wf.filename} to {target.parent}: {exc.strerror or exc}{kept}",
             hint=f"set {HOME_ENV} to a writable directory with enough space",
         ) from None
+
+
+def _too_large(wf: WeightFile, target: Path, exc: OSError, parts: list[Path]) -> DownloadError:
+    """The error of a download that ``exc`` (``EFBIG``) stopped: the process's file-size limit
+    (``ulimit -f``) where it has one, else the drive's largest file. It was told as a full or
+    unwritable folder ("set STREAM_GPEN_HOME to a writable directory with enough space"), and
+    each run resumed the kept part only to stop at the same byte."""
+    limit = file_size_limit()
+    if limit is not None:
+        why = (f"the file is larger than this process may write (its file-size limit, ulimit -f: "
+               f"{limit:,} bytes)")
+        hint = ("raise that limit (ulimit -f unlimited; systemd's LimitFSIZE, or the container's) and run "
+                "again to resume")
+    else:  # (FAT32's 4 GiB: no weights file is that large, but a limit we cannot see may be)
+        why = "the file is larger than its drive holds in one file (FAT32: 4 GiB)"
+        hint = f"set {HOME_ENV} to a folder on an exFAT, NTFS, APFS or ext4 drive"
+    listed = ", ".join(f"{p} ({p.stat().st_size:,} bytes)" for p in parts)
+    kept = f"; the partial download {listed} is kept to resume it" if listed else ""
+    return _about(DownloadError(
+        f"cannot write {wf.filename} to {target.parent}: {why} ({exc.strerror or exc}){kept}", hint=hint), wf)
 
 
 def _download_locked(wf: WeightFile, target: Path, *, progress: bool) -> Path:

@@ -52,3 +52,37 @@ def test_a_terminal_of_no_size_gets_the_lines_too(detector, monkeypatch, caplog)
     caplog.set_level("INFO", logger="stream_gpen")
     weights.download(detector.name, progress=True)
     assert any("0.3 of 0.3 MB (100%)" in r.getMessage() for r in caplog.records), caplog.text
+
+
+# --- 2. a file-size limit (ulimit -f) --------------------------------------------------------------
+_LIMITED = """
+import dataclasses, resource, sys
+from stream_gpen import weights
+from stream_gpen.cli import main
+real = weights.DETECTOR_FILES["retinaface-mobilenet0.25"]
+weights.DETECTOR_FILES[real.name] = dataclasses.replace(real, urls=(sys.argv[1],), size=int(sys.argv[2]),
+                                                        sha256=sys.argv[3])
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+sys.exit(main(["weights", "download", real.name, "--no-progress"]))
+"""
+
+
+def test_a_download_over_ulimit_f_says_so_and_keeps_its_part(server, dirs):
+    """EFBIG (the process's file-size limit: Python ignores SIGXFSZ, so the write fails) was told as
+    "set STREAM_GPEN_HOME to a writable directory with enough space", and every rerun resumed the
+    part only to stop at the same byte."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("resource")
+    url = server.serve("/m.pth")
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", _LIMITED, url, str(len(_tw.BODY)), _tw.SHA], capture_output=True,
+                       text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(root)))
+    assert r.returncode == 3, r.stderr
+    part = dirs.home / "detection_mobilenet0.25_Final.pth.part"
+    assert ("cannot write detection_mobilenet0.25_Final.pth to " f"{dirs.home}: the file is larger than this "
+            "process may write (its file-size limit, ulimit -f: 100,000 bytes) (File too large); the partial "
+            f"download {part} (100,000 bytes) is kept to resume it") in r.stderr, r.stderr
+    assert "hint: raise that limit (ulimit -f unlimited" in r.stderr and "enough space" not in r.stderr, r.stderr

@@ -28,7 +28,7 @@ from typing import Literal
 import av
 import numpy as np
 
-from stream_gpen._places import REFUSED_ERRNOS
+from stream_gpen._places import REFUSED_ERRNOS, file_size_limit as _file_size_limit
 from stream_gpen.errors import (
     EncodeError,
     HardwareEncoderError,
@@ -2346,18 +2346,6 @@ def other_programs(programs: dict[int, frozenset[int]], main: int, streams: list
                      video)
     has = ("its audio, " + ", ".join(f"#{i}" for i, _ in kept) + ", is kept") if kept else "which has no audio"
     return {i: f"it is in {named(programs[i])}, {video} in {named(mine)} ({has})" for i, _, _ in streams if i in foreign}
-
-
-def _file_size_limit() -> int | None:
-    """The process's file-size limit in bytes (RLIMIT_FSIZE), or None where there is none (or no
-    such limit on this system)."""
-    try:
-        import resource
-
-        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    except (ImportError, AttributeError, OSError, ValueError):  # (Windows)
-        return None
-    return None if soft == resource.RLIM_INFINITY or soft < 0 else int(soft)
 
 
 class _Sink:
