@@ -60,7 +60,10 @@ def _where(wf: WeightFile, copies: list[Path]) -> str:
     """The copy a run uses (the first good one, as ``find_weights`` picks), then the bad copies it
     skips; with no good copy, the first one and what is wrong with it."""
     if not copies:
-        return "missing"
+        from stream_gpen.weights import not_files
+
+        strays = not_files(wf)  # (a dangling link, a folder: not "missing" without a word)
+        return "missing" + (f"  ({'; '.join(strays)})" if strays else "")
     # Checked as a run checks them (size, then sha256 where published, else every member of the
     # checkpoint archive against its CRC-32), with the same remembered verdict: a copy of the
     # right size with a wrong sha256 or a flipped byte is ignored by every run, and was listed as

@@ -561,6 +561,29 @@ def candidates(wf: WeightFile) -> list[Path]:
     return found
 
 
+def _not_a_file(path: Path) -> str | None:
+    """What the entry at ``path`` is where it is not a file a search could take: "a link to
+    TARGET, which does not exist" (a link to a drive not mounted), "a directory"; ``None`` where
+    there is nothing there, or a file (or a link to one)."""
+    if path.is_file() or not (path.exists() or path.is_symlink()):
+        return None
+    if path.is_symlink():
+        try:
+            to = os.readlink(path)
+        except OSError:
+            to = "?"
+        return f"a link to {to}, " + ("which is a directory" if path.is_dir() else "which does not exist")
+    return "a directory" if path.is_dir() else "not a regular file"
+
+
+def not_files(wf: WeightFile) -> list[str]:
+    """What stands under ``wf``'s names in the search directories and is no file, as "PATH is a
+    link to TARGET, which does not exist" (see :func:`_not_a_file`). Without it a dangling link
+    was "not downloaded ... save it as <the link's path>", as if nothing were there."""
+    return [f"{d / name} is {what}" for d in search_dirs() for name in wf.names_on_disk
+            if (what := _not_a_file(d / name)) is not None]
+
+
 def verify(names: list[str] | None = None) -> list[VerifyResult]:
     """Check every copy on disk of the named files (default: all managed files).
 
@@ -572,7 +595,8 @@ def verify(names: list[str] | None = None) -> list[VerifyResult]:
     for wf in files:
         copies = candidates(wf)
         if not copies:
-            results.append(VerifyResult(wf, "missing", None, "not in " + ", ".join(map(str, search_dirs()))))
+            results.append(VerifyResult(wf, "missing", None, "; ".join(
+                ["not in " + ", ".join(map(str, search_dirs())), *not_files(wf)])))
         for path in copies:
             # always read in full (bytes can rot on disk without changing the mtime), and the
             # verdict recorded: a copy found bad here is refused by the runs that follow too
@@ -1311,7 +1335,13 @@ def _move_aside(target: Path, wf: WeightFile) -> None:
     while aside.exists() or aside.is_symlink():
         n += 1
         aside = target.with_name(f"{target.name}.ignored-{n}")
+    # (a dangling link or a folder there is no copy to pass with --weights: said as what it is)
+    what = _not_a_file(target)
     os.replace(target, aside)
+    if what is not None:
+        logger.warning("moved %s (%s) aside to %s, to make room for the download; delete it if you do not "
+                       "need it", target, what, aside)
+        return
     logger.warning("moved the ignored copy %s aside to %s, to make room for the download; delete it if "
                    "you do not need it, or pass it with %s to use it", target, aside, _flag(wf))
 
@@ -1386,8 +1416,10 @@ def ensure_weights(name_or_spec: str | WeightFile | ModelSpec, *, path: str | os
     found, skipped = _find(wf)
     if found is not None:
         return found
+    strays = not_files(wf)
     why = (f"the copy at {skipped[0].path} was ignored ({skipped[0].status}: {skipped[0].detail})"
-           if skipped else "it has not been downloaded")
+           if skipped else f"it has not been downloaded ({'; '.join(strays)})" if strays
+           else "it has not been downloaded")
     # (a copy that is there but cannot be read: making it readable is the first fix, not a download)
     unreadable = next((r.path for r in skipped if r.status == "unreadable"), None)
     first = f"{_readable_hint(unreadable)}; " if unreadable is not None else ""
@@ -1402,5 +1434,5 @@ def ensure_weights(name_or_spec: str | WeightFile | ModelSpec, *, path: str | os
 __all__ = [
     "DETECTOR_FILES", "PARSER_FILES", "STAMPS_FILE", "VerifyResult", "WeightFile", "all_weight_files",
     "candidates", "check_file", "checked", "download", "ensure_weights", "find_weights", "get_weight_file",
-    "home_dir", "managed_copy_hint", "offline", "repo_weights_dir", "search_dirs", "sha256_file", "verify",
+    "home_dir", "managed_copy_hint", "not_files", "offline", "repo_weights_dir", "search_dirs", "sha256_file", "verify",
 ]

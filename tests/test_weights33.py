@@ -86,3 +86,37 @@ def test_a_download_over_ulimit_f_says_so_and_keeps_its_part(server, dirs):
             "process may write (its file-size limit, ulimit -f: 100,000 bytes) (File too large); the partial "
             f"download {part} (100,000 bytes) is kept to resume it") in r.stderr, r.stderr
     assert "hint: raise that limit (ulimit -f unlimited" in r.stderr and "enough space" not in r.stderr, r.stderr
+
+
+# --- 3. a dangling link or a folder under the file's name --------------------------------------------
+def test_a_dangling_link_is_named_as_such(detector, dirs, monkeypatch, capsys, caplog):
+    """A link to a drive not mounted was "not downloaded ... save it as <the link's path>" (list:
+    "missing"), and a download moved it aside as an "ignored copy ... pass it with --detector-weights"."""
+    dirs.home.mkdir()
+    link = dirs.home / detector.filename
+    link.symlink_to("/nonexistent-usb/detection_mobilenet0.25_Final.pth")
+    said = f"{link} is a link to /nonexistent-usb/detection_mobilenet0.25_Final.pth, which does not exist"
+
+    monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
+    assert cli_main(["weights", "verify", "mobilenet0.25"]) == 3
+    assert said in capsys.readouterr().out
+    cli_main(["weights", "list"])
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(detector.name))
+    assert row.endswith(f"missing  ({said})"), row
+    assert cli_main(["weights", "path", "mobilenet0.25"]) == 3
+    assert f"it has not been downloaded ({said})" in capsys.readouterr().err
+
+    monkeypatch.delenv("STREAM_GPEN_OFFLINE")
+    caplog.set_level("INFO", logger="stream_gpen")
+    assert weights.download(detector.name, progress=False).read_bytes() == _tw.BODY
+    moved = [r.getMessage() for r in caplog.records if r.getMessage().startswith("moved ")]
+    assert moved == [f"moved {link} (a link to /nonexistent-usb/detection_mobilenet0.25_Final.pth, which does not "
+                     f"exist) aside to {link}.ignored, to make room for the download; delete it if you do not need "
+                     "it"], moved
+
+
+def test_a_folder_under_the_files_name_is_named_as_such(detector, dirs, monkeypatch, capsys):
+    (dirs.home / detector.filename).mkdir(parents=True)
+    monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
+    assert cli_main(["weights", "verify", "mobilenet0.25"]) == 3
+    assert f"{dirs.home / detector.filename} is a directory" in capsys.readouterr().out
