@@ -1043,9 +1043,14 @@ def _fetch(url: str, part: Path, wf: WeightFile, *, progress: bool) -> None:
                             url, wf.filename, f"{have:,}")
                 have, mode = 0, "wb"
             elif start != have:
+                # (its bytes would be spliced at the wrong place: started over now, as a 416 is,
+                # not left for another run, which the same server may answer the same way)
+                response.close()
                 _discard(part)
-                raise _Failure(f"server resumed at {start} instead of byte {have:,}; the partial file was "
-                               "discarded: run again to download it from the start")
+                at = f"byte {start:,}" if start is not None else "a byte it did not say (no Content-Range)"
+                logger.info("%s resumed %s at %s instead of byte %s; downloading it from the start",
+                            url, wf.filename, at, f"{have:,}")
+                return _fetch(url, part, wf, progress=progress)  # (no Range now: no second wrong start)
             else:
                 mode = "ab"
         else:

@@ -54,7 +54,7 @@ class Route:
     # that content type), "stall" (send headers, then nothing), "halfstall" (half the body, then
     # nothing), "nolength" (no Content-Length), "cutnolength" (both: the end of the body is the
     # closed connection, and it comes early), "500", "loop" (a redirect to itself), "from0" (a
-    # resume answered with a 206 of the whole file).
+    # resume answered with a 206 of the whole file), "wrongstart" (a 206 from another byte).
     faults: list[str] = field(default_factory=list)
     gate: threading.Event = field(default_factory=threading.Event)  # "gate": half, wait, rest
     etag: str | None = None  # sent as ETag; a Range whose If-Range names another is answered whole (200)
@@ -89,6 +89,10 @@ class _Handler(BaseHTTPRequestHandler):
         if rng and fault == "from0":  # a 206 for the whole file, whatever the Range asked
             self.send_response(206)
             self.send_header("Content-Range", f"bytes 0-{len(body) - 1}/{len(body)}")
+        elif rng and fault == "wrongstart":  # a 206 from 1,000 bytes before the byte asked for
+            start = int(rng.removeprefix("bytes=").split("-")[0]) - 1000
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         elif rng and route.honour_range and (route.etag is None or self.headers.get("If-Range") in (None, route.etag)):
             start = int(rng.removeprefix("bytes=").split("-")[0])
             if start >= len(body):

@@ -120,3 +120,17 @@ def test_a_folder_under_the_files_name_is_named_as_such(detector, dirs, monkeypa
     monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
     assert cli_main(["weights", "verify", "mobilenet0.25"]) == 3
     assert f"{dirs.home / detector.filename} is a directory" in capsys.readouterr().out
+
+
+# --- 4. a server that resumes at another byte ------------------------------------------------------
+def test_a_resume_at_the_wrong_byte_starts_over_in_the_same_run(server, dirs, caplog):
+    """It failed the run ("server resumed at 149000 instead of byte 150,000 ...: run again") and
+    threw the part away; the next run then started from zero anyway."""
+    wf = _tw.make(server.serve("/w.bin", faults=["cut", "wrongstart"]))
+    with pytest.raises(weights.DownloadError):
+        weights.ensure_weights(wf, progress=False)
+    caplog.set_level("INFO", logger="stream_gpen")
+    assert weights.ensure_weights(wf, progress=False).read_bytes() == _tw.BODY
+    assert [r for _, r in server.requests] == [None, "bytes=150000-", None]
+    assert (f"{server.url('/w.bin')} resumed test-model.pth at byte 149,000 instead of byte 150,000; downloading "
+            "it from the start") in caplog.text, caplog.text
