@@ -134,3 +134,30 @@ def test_a_resume_at_the_wrong_byte_starts_over_in_the_same_run(server, dirs, ca
     assert [r for _, r in server.requests] == [None, "bytes=150000-", None]
     assert (f"{server.url('/w.bin')} resumed test-model.pth at byte 149,000 instead of byte 150,000; downloading "
             "it from the start") in caplog.text, caplog.text
+
+
+# --- 5. a truncated checkpoint given by its path ----------------------------------------------------
+def test_a_truncated_checkpoint_says_where_it_ends(tmp_path):
+    """torch's 337-character essay was quoted cut at 200 characters, mid-sentence ("... If you are
+    seeing this er"); the weights manager's own finding says what is wrong."""
+    import torch
+
+    from stream_gpen.errors import CheckpointError
+    from stream_gpen.models.loading import read_state_dict
+
+    path = tmp_path / "trunc.pth"
+    torch.save({"w": torch.zeros(64, 64)}, path)
+    path.write_bytes(path.read_bytes()[:9000])
+    with pytest.raises(CheckpointError) as info:
+        read_state_dict(path)
+    assert (f"{path} could not be read as a PyTorch checkpoint (a zip archive without its end: truncated at "
+            "9,000 bytes); the file is damaged") in str(info.value), str(info.value)
+
+
+def test_a_long_reason_is_cut_at_a_sentence_end():
+    from stream_gpen.models.loading import _first_sentences
+
+    text = "First sentence here. " + "Second one runs on " * 20
+    assert _first_sentences(text) == "First sentence here."
+    assert _first_sentences("word " * 60).endswith("word ...") and len(_first_sentences("word " * 60)) <= 204
+    assert _first_sentences("short.") == "short."

@@ -68,6 +68,32 @@ def _folder_error(path: Path, what: str) -> WeightsNotFoundError:
     return WeightsNotFoundError(f"{what} {path} is a folder{inside}; name the checkpoint file inside it")
 
 
+def _damage_of(path: Path) -> str | None:
+    """What the weights manager sees wrong with the file at ``path`` ("a zip archive without its
+    end: truncated at 30,000,000 bytes"), or ``None``: said instead of torch's own words, which
+    for a cut download are a 337-character essay ("PytorchStreamReader failed reading zip archive:
+    failed finding central directory. This is an internal miniz error. If you ...")."""
+    from stream_gpen.weights import _damage
+
+    try:
+        found = _damage(path)
+    except OSError:
+        return None
+    return found[0] if found is not None else None
+
+
+def _first_sentences(text: str, limit: int = 200) -> str:
+    """``text`` cut to at most ``limit`` characters at the end of a sentence (else of a word, with
+    "..."): cut at ``limit`` itself, a message stopped mid-word ("If you are seeing this er")."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    end = cut.rfind(". ")
+    if end > 0:
+        return cut[:end + 1]
+    return cut.rsplit(" ", 1)[0] + " ..."
+
+
 def read_state_dict(
     path: str | os.PathLike, *, what: str = "checkpoint", wrappers: tuple[str, ...] = ("g_ema",),
     map_location: str = "cpu",
@@ -154,7 +180,7 @@ def read_state_dict(
         # (newer torch: "Trying to load unsupported GLOBAL posix.system whose module posix is
         # blocked" for os, subprocess, builtins.eval and the like, with no "WeightsUnpickler" line)
         blocked = re.search(r"unsupported GLOBAL (\S+)", text, re.IGNORECASE)
-        reason = (m.group(1) if m else "")[:200]
+        reason = _first_sentences(m.group(1)) if m else ""
         if "Unsupported global" in reason or blocked:
             name = f"GLOBAL {blocked.group(1)}" if blocked else reason.split(" was not")[0]
             raise CheckpointError(
@@ -165,7 +191,7 @@ def read_state_dict(
             ) from None
         if not reason:  # torch's first line is its advice to load with weights_only=False: never quoted
             lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "weights_only" not in ln]
-            reason = (lines[0] if lines else type(e).__name__)[:200]
+            reason = _first_sentences(lines[0]) if lines else type(e).__name__
         raise CheckpointError(
             f"{what} {path} could not be read as a PyTorch checkpoint (UnpicklingError: "
             f"{reason}); the file is damaged, truncated or not a checkpoint — download it again "
@@ -178,8 +204,8 @@ def read_state_dict(
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
             f"{what} {path} could not be read as a PyTorch checkpoint "
-            f"({type(e).__name__}: {first[:200]}); the file is damaged, truncated or not a "
-            "checkpoint — download it again or check the path"
+            f"({_damage_of(path) or f'{type(e).__name__}: {_first_sentences(first)}'}); the file is damaged, "
+            "truncated or not a checkpoint — download it again or check the path"
         ) from None
 
     # ``wrappers`` first (any dict in them); then the names BasicSR / GFPGAN / CodeFormer and most
