@@ -912,6 +912,18 @@ class _DownloadProgress:
             self.bar.close()
 
 
+def _redirected(url: str, final: str | None) -> str:
+    """`` (redirected to https://HOST/PATH)`` where a reply came from ``final``, not ``url``
+    (GitHub's release downloads answer from another host): the URL that said 404 is that one.
+    Its query is left out: a signed, expiring token some hundreds of characters long."""
+    if not final or final == url:
+        return ""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(final)
+    return f" (redirected to {_masked(urllib.parse.urlunsplit(parts._replace(query='', fragment='')))})"
+
+
 def _content_range_start(value: str | None) -> int | None:
     # "bytes 100-199/200" -> 100
     if not value or not value.startswith("bytes "):
@@ -1014,8 +1026,9 @@ def _fetch(url: str, part: Path, wf: WeightFile, *, progress: bool) -> None:
                         url, wf.filename, f"{have:,}")
             return _fetch(url, part, wf, progress=progress)  # (no Range now: no second 416)
         if 300 <= exc.code < 400:  # urllib gave up following them (its limit, or a loop)
-            raise _Failure(f"HTTP {exc.code}: too many redirects (a redirect loop?)") from None
-        raise _Failure(f"HTTP {exc.code} {' '.join(str(exc.reason).split())}{_via_proxy(url)}") from None
+            raise _Failure(f"HTTP {exc.code}: too many redirects (a redirect loop?){_via_proxy(url)}") from None
+        raise _Failure(f"HTTP {exc.code} {' '.join(str(exc.reason).split())}{_redirected(url, exc.geturl())}"
+                       f"{_via_proxy(url)}") from None
     except urllib.error.URLError as exc:
         reason = exc.reason
         if isinstance(reason, socket.timeout):
@@ -1029,6 +1042,12 @@ def _fetch(url: str, part: Path, wf: WeightFile, *, progress: bool) -> None:
         raise _Failure(f"{type(exc).__name__}: {exc}") from None
 
     with response:
+        encoding = response.headers.get("Content-Encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            # (we ask for none, and urllib undoes none: the compressed bytes were saved and failed
+            # as "size mismatch", or, of a file of unknown size, as "not a PyTorch checkpoint")
+            raise _Failure(f"the server sent the file compressed (Content-Encoding: {encoding}), not as its own "
+                           f"bytes{_redirected(url, response.geturl())}{_via_proxy(url)}")
         ctype = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if ctype in _NOT_WEIGHTS:
             # Login walls, captive portals, "file removed" pages and API errors (ModelScope
