@@ -9,6 +9,8 @@ from typing import Callable
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+#: the span ``stream_gpen_faces_per_second`` averages over; the record of restored faces keeps no more
+FACES_WINDOW_S = 10.0
 
 
 def _labels(items: tuple[tuple[str, str], ...]) -> str:
@@ -65,13 +67,25 @@ class Metrics:
         with self._lock:
             self.batch_sizes.observe(images)
             self.images_total += images
-            self.faces_total += faces
-            self._face_times.append((now, faces))
+            self._add_faces(now, faces)
 
     def add_faces(self, faces: int) -> None:
+        now = time.monotonic()
         with self._lock:
-            self.faces_total += faces
-            self._face_times.append((time.monotonic(), faces))
+            self._add_faces(now, faces)
+
+    def _add_faces(self, now: float, faces: int) -> None:
+        """Count ``faces`` and keep them for the rate (the lock held). The record is pruned here,
+        not only when ``/metrics`` is read: a server nobody scrapes grew it by an entry a frame
+        for good. A frame without faces adds nothing to the rate, so it is not kept."""
+        self.faces_total += faces
+        self._prune(now)
+        if faces:
+            self._face_times.append((now, faces))
+
+    def _prune(self, now: float) -> None:
+        while self._face_times and self._face_times[0][0] < now - FACES_WINDOW_S:
+            self._face_times.popleft()
 
     def refuse(self, reason: str) -> None:
         with self._lock:
@@ -83,12 +97,12 @@ class Metrics:
             if kind is not None:
                 self.live_kinds[kind] += 1
 
-    def faces_per_second(self, window_s: float = 10.0) -> float:
+    def faces_per_second(self) -> float:
+        """Faces restored per second over the last :data:`FACES_WINDOW_S`."""
         now = time.monotonic()
         with self._lock:
-            while self._face_times and self._face_times[0][0] < now - window_s:
-                self._face_times.popleft()
-            return sum(n for _, n in self._face_times) / window_s
+            self._prune(now)
+            return sum(n for _, n in self._face_times) / FACES_WINDOW_S
 
     def gauge(self, name: str, help_text: str, read: Callable[[], list[tuple[tuple, float]]]) -> None:
         self.gauges[name] = (help_text, read)
