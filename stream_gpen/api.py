@@ -2647,10 +2647,9 @@ def _video_options_on_a_photo(where: str, *, codec, crf, preset, audio, encoder,
                                    ("chroma", chroma != "auto")) if on]
     if not given:
         return
-    if encoder == "software":
-        from stream_gpen.io._sink import check_crf_preset
+    from stream_gpen.io._sink import check_photo_encoder_options
 
-        check_crf_preset(codec, crf, preset)
+    check_photo_encoder_options(encoder, codec, crf, preset)
     log.warning("%s %s to videos; %s", "/".join(given), "applies" if len(given) == 1 else "apply", where)
 
 

@@ -304,10 +304,9 @@ def _video_options_on_a_photo(args, src: str, where: str | None = None) -> None:
         return
     # (enhance_file would say so again: the run is then asked without them, see _enhance_with)
     args.video_options_said = True
-    if args.encoder == "software":
-        from stream_gpen.io._sink import check_crf_preset
+    from stream_gpen.io._sink import check_photo_encoder_options
 
-        check_crf_preset(args.codec, args.crf, args.preset)
+    check_photo_encoder_options(args.encoder, args.codec, args.crf, args.preset)
     log.warning("%s %s to videos; %s", "/".join(given), "applies" if len(given) == 1 else "apply",
                 where or f"{src} is written as a photo")
 

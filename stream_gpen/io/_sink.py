@@ -2085,6 +2085,19 @@ def check_dry_run_options(encoder: str, codec: str, crf: int | None, preset: str
         resolve_encoder(encoder, codec)
 
 
+def check_photo_encoder_options(encoder: str, codec: str, crf: int | None, preset: str | None) -> None:
+    """A photo's crf/preset (which no encoder uses) checked as a video's with the same options,
+    written as an ``.mp4``, would be, for every ``encoder``: only the software encoder's were
+    checked, so ``crf=60`` with ``encoder='auto'``/``'nvenc'`` (or NVENC's ``crf=0``) was merely
+    said to be unused where the same command for a video is refused. The software encoder's
+    messages name ``codec='auto'`` as :func:`check_crf_preset` does; NVENC is not probed (nothing
+    is encoded), ``auto`` is resolved as :func:`check_encoder_options` resolves it."""
+    if encoder == "software":
+        check_crf_preset(codec, crf, preset)
+    else:
+        check_encoder_options(encoder, resolve_codec(codec, DRY_RUN_AS), crf, preset)
+
+
 def _encode_hint(err: BaseException) -> str | None:
     """The hint of a failed encode: the error's own, or where the file system refused the output
     (a full disk, a read-only or vanished folder) what to check, as a photo's failed write says."""
