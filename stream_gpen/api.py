@@ -667,6 +667,14 @@ class Enhancer:
         resolved."""
         return str(getattr(getattr(self, "restorer", None), "precision", "fp32"))
 
+    @property
+    def paste_mask(self) -> str:
+        """The paste mask the runs use (``"feather"`` or ``"parse"``), what the summary and report
+        say: ``mask="parse"`` with ``aligned=True`` pastes no parsed mask (each aligned crop is
+        restored whole, as its note at construction says), so it is ``"feather"`` there, the
+        default that names no parsing (the report said "parse", the summary "0 faces parsed")."""
+        return "parse" if self.mask == "parse" and self.parser is not None and not self.aligned else "feather"
+
     def _all_fallbacks(self) -> list[str]:
         out = list(self.fallbacks)
         for part in (self.restorer, self._detector_box[0], self.parser):
@@ -758,7 +766,7 @@ class Enhancer:
                           latency_budget_s=budget, on_frame=on_frame, stop=stop, max_frames=max_frames)
 
     def _summary(self, **kw) -> RunSummary:
-        return RunSummary(model=self.model_name, device=str(self.device), precision=self.precision, mask=self.mask,
+        return RunSummary(model=self.model_name, device=str(self.device), precision=self.precision, mask=self.paste_mask,
                           strength=self.strength, **kw)
 
     # --- images --------------------------------------------------------------------------------

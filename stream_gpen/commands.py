@@ -1585,7 +1585,7 @@ def _camera_command(args: argparse.Namespace) -> int:
     except BaseException as exc:  # (as enhance: an earlier report under that name said it succeeded)
         _report_unstarted(args, source, args.output, exc)
         raise
-    if enh.mask == "parse" and enh.device.type == "cpu":
+    if enh.paste_mask == "parse" and enh.device.type == "cpu":  # (not with --aligned, which parses nothing)
         log.warning("--mask parse on a CPU costs seconds per face (ParseNet, 468 GFLOP): live output will "
                     "drop most frames; use --mask feather for live work, or a GPU")
     stop = threading.Event()

@@ -118,7 +118,8 @@ class RunSummary:
     ``--report`` (:meth:`to_dict`, with ``fps``), printed by :meth:`format`.
 
     * ``input``, ``output`` (None: nothing written, e.g. ``-o /dev/null``), ``model``, ``device``,
-      ``precision`` (what ran at the end: fp32 after a visible fallback), ``strength``, ``mask``,
+      ``precision`` (what ran at the end: fp32 after a visible fallback), ``strength``, ``mask`` (the
+      one used: ``"feather"`` for ``aligned=True``, which parses nothing, even with ``mask="parse"``),
       ``encoder`` (the FFmpeg video encoder, ``"copy"`` where the video was copied as it was); the
       three None in the ``--report`` of a run stopped or failed before it began (nothing ran);
     * ``frames_in`` (decoded), ``frames_out`` (written; a folder: photos and video frames),

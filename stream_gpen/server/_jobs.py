@@ -235,7 +235,7 @@ def _before_start(view, exc: BaseException):
     s = RunSummary.before_start("the upload", None, str(getattr(view, "model_name", "") or ""), exc)
     if s is not None:
         s.strength = float(getattr(view, "strength", 1.0))
-        s.mask = str(getattr(view, "mask", "feather"))
+        s.mask = str(getattr(view, "paste_mask", "feather"))
     return s
 
 
