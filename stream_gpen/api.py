@@ -1510,6 +1510,10 @@ class Enhancer:
             why = f"the input's timestamps needed repairs a copy would not make: {', '.join(repairs)}"
             log.warning("no faces found, but the input cannot be stream-copied (%s); kept the re-encoded output", why)
             summary.fallbacks.append(f"no faces found; stream copy impossible ({why}): the re-encoded output was kept")
+        elif copy_if_no_faces and summary.faces_restored == 0 and not is_still and "://" not in src_s and (
+                uncopied := _not_copyable(src_s)):
+            log.warning("no faces found, but the input cannot be stream-copied (%s); kept the re-encoded output", uncopied)
+            summary.fallbacks.append(f"no faces found; stream copy impossible ({uncopied}): the re-encoded output was kept")
         elif copy_if_no_faces and summary.faces_restored == 0 and not is_still and "://" not in src_s:
             from stream_gpen.errors import EncodeError
             from stream_gpen.io import remux
@@ -2165,6 +2169,20 @@ class _TotalGuess:
         if done > self.total + 1:  # (a frame's slack: rounding, a late timestamp near the end)
             return None
         return max(self.total, done)
+
+
+def _not_copyable(src: str) -> str | None:
+    """Why the input ``src`` (not a URL) cannot be stream-copied after its run, or None for a file:
+    a ``lavfi:`` graph is generated (no file to copy), a pipe, FIFO or character device
+    (``/dev/stdin`` of ``cat a.ts | ...``, a ``mkfifo``, a capture device) was read up by the run.
+    Remuxing them opened the name again and failed ("No such file or directory", "Invalid data")."""
+    from stream_gpen.io._source import _is_pipe, is_device_number
+
+    if src.startswith("lavfi:"):
+        return "a lavfi: graph is generated, there is no file to copy"
+    if is_device_number(src) or _is_pipe(src):
+        return f"{src} is a pipe or device, read up by the run"
+    return None
 
 
 def _copy_unmet(start, duration, compare, audio, codec="auto", crf=None, preset=None, chroma="auto",

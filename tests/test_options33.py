@@ -55,3 +55,37 @@ def test_aligned_runs_report_the_mask_they_use(tmp_path, face, cli_env, capsys, 
     err = capsys.readouterr().err
     assert "--mask parse is not used with --aligned" in err and "costs seconds per face" not in err, err
     assert json.loads(report.read_text())["mask"] == "feather"
+
+
+# --- 3. --copy-if-no-faces of an input that is no file: said, not tried -----------------------
+
+def test_copy_if_no_faces_of_a_graph_or_a_pipe_keeps_the_re_encode_and_says_why(tmp_path, enh):
+    """hunt 33: a lavfi: graph or a pipe (/dev/stdin, a FIFO) with copy_if_no_faces=True was
+    reopened by name for the copy: "stream copy impossible (... No such file or directory)" or
+    "Invalid data". Now the re-encode is kept with a note that says why no copy is made."""
+    import os
+    import threading
+
+    import numpy as np
+    from _clips import write_video
+
+    s = enh.enhance_file("lavfi:testsrc2=size=64x64:rate=5:duration=1", tmp_path / "g.mp4", copy_if_no_faces=True)
+    assert s.frames_out == 5 and s.encoder != "copy"
+    assert any("stream copy impossible (a lavfi: graph is generated, there is no file to copy)" in f
+               for f in s.fallbacks), s.fallbacks
+
+    clip = write_video(tmp_path / "c.mkv", [np.full((48, 64, 3), 30 * i, np.uint8) for i in range(4)])
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def feed():
+        with open(fifo, "wb") as w:
+            w.write(clip.read_bytes())
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    s = enh.enhance_file(fifo, tmp_path / "p.mkv", copy_if_no_faces=True)
+    writer.join(10)
+    assert s.frames_out == 4 and s.encoder != "copy"
+    assert any(f"stream copy impossible ({fifo} is a pipe or device, read up by the run)" in f
+               for f in s.fallbacks), s.fallbacks
