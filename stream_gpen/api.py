@@ -2679,10 +2679,6 @@ def _video_options_on_a_photo(where: str, *, codec, crf, preset, audio, encoder,
     log.warning("%s %s to videos; %s", "/".join(given), "applies" if len(given) == 1 else "apply", where)
 
 
-#: photo formats ``quality`` applies to (the others are lossless)
-QUALITY_FORMATS = ("JPEG", "WEBP", "HEIF", "AVIF")
-
-
 def photo_options_unused(src: str, dst, *, quality, image_format, photo: bool, no_photos: bool = False,
                          named: Callable[[str], str] = str) -> str | None:
     """What to say of ``quality`` / ``image_format`` given where they do nothing, or None: a
@@ -2692,7 +2688,7 @@ def photo_options_unused(src: str, dst, *, quality, image_format, photo: bool, n
     (``enhance_file`` says its keywords; the command line, which says it before the model loads
     and then leaves the options out of its run, its flags). ``image_format`` for a single
     video is said by ``enhance_file`` with its value (the command line passes it on)."""
-    from stream_gpen.io._image import _FORMATS
+    from stream_gpen.io._image import _FORMATS, QUALITY_FORMATS
 
     if dst == "null":
         return None

@@ -89,3 +89,28 @@ def test_copy_if_no_faces_of_a_graph_or_a_pipe_keeps_the_re_encode_and_says_why(
     assert s.frames_out == 4 and s.encoder != "copy"
     assert any(f"stream copy impossible ({fifo} is a pipe or device, read up by the run)" in f
                for f in s.fallbacks), s.fallbacks
+
+
+# --- 4. a photo copied as it is (no face) says that its --quality was not used -----------------
+
+def test_a_copied_photo_says_its_quality_was_unused(tmp_path, enh, cli_env, capsys, monkeypatch):
+    """hunt 33: enhance noface.jpg --quality 30 copied the photo byte for byte, saying nothing of
+    the quality asked for; the summary's fallbacks neither."""
+    import numpy as np
+    from PIL import Image
+
+    from stream_gpen.io._image import ImageSink
+
+    monkeypatch.setattr(ImageSink, "copy_unchanged", True)  # (the suite turns the copy off)
+
+    src = tmp_path / "noface.jpg"
+    Image.fromarray(np.full((48, 64, 3), 120, np.uint8)).save(src, quality=92)
+    s = enh.enhance_file(src, tmp_path / "a.jpg", quality=30)
+    assert (tmp_path / "a.jpg").read_bytes() == src.read_bytes()
+    said = "quality=30 (--quality) is not used for photos in which no face was found"
+    assert sum(said in f for f in s.fallbacks) == 1, s.fallbacks
+    assert main(["enhance", str(src), "-o", str(tmp_path / "b.jpg"), "--quality", "30", *cli_env]) == 0
+    assert "--quality 30 is not used for photos in which no face was found" in capsys.readouterr().err
+    assert (tmp_path / "b.jpg").read_bytes() == src.read_bytes()
+    s = enh.enhance_file(src, tmp_path / "c.jpg")  # (none asked: nothing said)
+    assert not any("quality" in f for f in s.fallbacks), s.fallbacks

@@ -90,6 +90,8 @@ _ALPHA_EXTS = (".png", ".apng", ".webp", ".tif", ".tiff", ".heic", ".heif", ".hi
 _FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".jfif": "JPEG", ".jpe": "JPEG", ".png": "PNG", ".webp": "WEBP",
             ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".heic": "HEIF", ".heif": "HEIF", ".hif": "HEIF",
             ".avif": "AVIF", ".apng": "PNG"}
+#: photo formats ``quality`` applies to (the others are lossless)
+QUALITY_FORMATS = ("JPEG", "WEBP", "HEIF", "AVIF")
 _HEIF_EXTS = (".heic", ".heif", ".hif")
 _heif_registered = False
 
@@ -2554,7 +2556,7 @@ class ImageSink(_Sink):
             # (only where the format was defaulted: a named file or format is what the user asked for;
             # a single photo's default is said by enhance_file, which alone knows it was defaulted)
             self._note(f"still GIFs are written as {fmt or path.suffix} (there is no GIF writer here)", path)
-        if fmt in ("JPEG", "WEBP", "HEIF", "AVIF"):
+        if fmt in QUALITY_FORMATS:
             kw["quality"] = _DEFAULT_QUALITY if self.quality is None else self.quality
         icc = info.get("icc_profile")
         if icc:
@@ -2975,6 +2977,10 @@ class ImageSink(_Sink):
             self._noted.add("copied")
             log.info("photos in which no face was found are written as copies of their input, byte for byte "
                      "(first: %s)", source.name)
+        if self.quality is not None and fmt in QUALITY_FORMATS:
+            # (a quality asked for and not applied is said, once, as any unused option is)
+            self._note(f"quality={self.quality} (--quality) is not used for photos in which no face was found: "
+                       "they are copied as they are, byte for byte", path)
         return source
 
     def _place(self, tmp: Path, path: Path) -> None:
