@@ -202,7 +202,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     f.add_argument("--aligned", action="store_true",
                    help="the inputs are aligned face crops already (FFHQ-style, like GFPGAN's/CodeFormer's "
                    "cropped_faces): each whole picture is resized to the model, restored and resized back; "
-                   "no detection, no paste mask")
+                   "no detection, no paste mask (serve: the requests' default, which ?aligned=false turns off)")
     f.add_argument("--detector", default="auto", choices=["auto", "resnet50", "mobilenet0.25"],
                    help="RetinaFace backbone (auto: that of a --detector-weights file; else ResNet-50 on CUDA, "
                    "MobileNet-0.25 on CPU)")

@@ -2,6 +2,7 @@
 encoder, ..."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -114,3 +115,66 @@ def test_a_copied_photo_says_its_quality_was_unused(tmp_path, enh, cli_env, caps
     assert (tmp_path / "b.jpg").read_bytes() == src.read_bytes()
     s = enh.enhance_file(src, tmp_path / "c.jpg")  # (none asked: nothing said)
     assert not any("quality" in f for f in s.fallbacks), s.fallbacks
+
+
+# --- 5. serve --aligned: the requests' default, which each may turn off -------------------------
+
+def test_serve_aligned_is_the_requests_default(tmp_path, monkeypatch, det_home, mobilenet_weights, tiny_ckpt, caplog):
+    """hunt 33: ``serve --aligned`` was ignored by every request that did not say ?aligned=true
+    (the query defaulted to false), GET /v1/models did not say it, start-up warned that --faces
+    is not used with --aligned (requests turning it off use it), and with --mask parse a request
+    with ?aligned=false was pasted with the feather mask: the parser had not been loaded."""
+    import logging
+
+    import numpy as np
+    import torch
+
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from stream_gpen.faces._parse import build_parsenet
+    from stream_gpen.server import ServerConfig, _app, create_app
+    from stream_gpen.server import cli as server_cli
+    from stream_gpen.server._models import ModelSet
+
+    weights = tmp_path / "ParseNet-latest.pth"
+    torch.save(build_parsenet().state_dict(), weights)
+    built = {}
+
+    class Built(BaseException):
+        pass
+
+    def made(enh, config=None):
+        built["enh"] = enh
+        raise Built
+
+    monkeypatch.setattr(_app, "create_app", made)
+    monkeypatch.setattr(server_cli, "_check_port", lambda *a: None)
+    with caplog.at_level(logging.WARNING), pytest.raises(Built):
+        main(["serve", "--model", str(tiny_ckpt), "--device", "cpu", "--detector-weights", str(mobilenet_weights),
+              "--aligned", "--faces", "largest", "--mask", "parse", "--parser-weights", str(weights)])
+    enh = built["enh"]
+    assert enh.aligned and enh.parser is not None and "not used with" not in caplog.text, caplog.text
+    models = ModelSet({"m": enh})
+    assert models.view().aligned and models.view().paste_mask == "feather"
+    assert not models.view(aligned=False).aligned and models.view(aligned=False).paste_mask == "parse"
+
+    with TestClient(create_app(enh, config=ServerConfig(api_key="k3y", batch_wait_ms=20))) as c:
+        assert c.get("/v1/models", headers={"X-API-Key": "k3y"}).json()["models"][0]["aligned"] is True
+        png = _png(np.full((64, 64, 3), 128, np.uint8))
+        for params, said in (({}, "true"), ({"aligned": "false"}, "false"), ({"aligned": "true"}, "true")):
+            r = c.post("/v1/images:enhance", content=png, params=params,
+                       headers={"X-API-Key": "k3y", "Content-Type": "image/png"})
+            assert r.status_code == 200 and r.headers["x-aligned"] == said, (params, r.text)
+        with c.websocket_connect("/v1/live?key=k3y") as ws:
+            assert json.loads(ws.receive_text())["aligned"] is True
+
+
+def _png(arr) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()

@@ -856,9 +856,9 @@ def create_app(
         strength: Annotated[strength_type, Query(description=(
             "blend of each restored face with the original, 0-1 (1 = the model's output as it is; "
             "lower keeps more identity and skin texture); default: the model's"))] = None,
-        aligned: bool = Query(False, description=(
+        aligned: bool | None = Query(None, description=(
             "the image is an aligned face crop already (FFHQ-style, like GFPGAN's/CodeFormer's cropped_faces): "
-            "the whole picture goes through the model, no detection")),
+            "the whole picture goes through the model, no detection; default: the server's (serve --aligned)")),
     ):
         t0 = time.perf_counter()
         answer_format = None if format is None else _answer_format(format)
@@ -920,8 +920,9 @@ def create_app(
                            "(90.5) or [HH:]MM:SS[.ms] (1:30.5)"),
         duration: str | None = Query(None, description="restore only this long (seconds or [HH:]MM:SS[.ms]); "
                                      "default: to the end"),
-        aligned: bool = Query(False, description="every frame is an aligned face crop already: the whole frame "
-                              "goes through the model, no detection"),
+        aligned: bool | None = Query(None, description="every frame is an aligned face crop already: the whole "
+                                     "frame goes through the model, no detection; default: the server's "
+                                     "(serve --aligned)"),
         chroma: str = Query("auto", description=(
             "as `enhance --chroma`: auto (default) keeps a 4:2:2 / 4:4:4 upload's chroma (ProRes, broadcast "
             "masters: an HEVC/H.264 4:2:2 or 4:4:4 result, which editors take and browsers, phones and TVs mostly "
@@ -1009,7 +1010,7 @@ def create_app(
 
     @app.websocket("/v1/live")
     async def live(ws: WebSocket, model: str | None = None, faces: str | None = None, key: str | None = None,
-                   strength: _query_number(float) = None, aligned: bool = False):
+                   strength: _query_number(float) = None, aligned: bool | None = None):
         protocol, offered_key = _live_protocols(ws.scope)
         refused = _foreign(ws.scope, config)
         if refused is not None:  # (another site's page: WebSockets are not held back by browsers)

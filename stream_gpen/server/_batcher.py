@@ -145,7 +145,7 @@ class ImageBatcher:
         return len(self._queue)
 
     def submit(self, pixels: np.ndarray, *, model: str | None = None, faces: str | None = None,
-               strength: float | None = None, aligned: bool = False, live: LiveFaces | None = None) -> Future:
+               strength: float | None = None, aligned: bool | None = None, live: LiveFaces | None = None) -> Future:
         """Queue one image; the future gets the enhanced array (or the exception). Only requests
         with the same options share a model call. ``live``: the image is the next frame of that
         connection, whose faces are tracked (see :class:`LiveFaces`)."""

@@ -527,7 +527,7 @@ class JobManager:
             return out
 
     def new_job(self, *, model: str | None, faces: str | None, strength: float | None = None,
-                start: float = 0.0, duration: float | None = None, aligned: bool = False,
+                start: float = 0.0, duration: float | None = None, aligned: bool | None = None,
                 chroma: str = "auto") -> Job:
         """Reserve a slot and a folder for an upload (state ``uploading``)."""
         name, sel, st, al = self.models.resolve(model, faces, strength, aligned)

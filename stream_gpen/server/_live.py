@@ -122,14 +122,16 @@ def pack_frame(seq: int, kind: int, pixels: np.ndarray, *, quality: int = 80) ->
 
 
 async def live_session(ws, *, batcher, metrics, max_pixels: int, timeout_s: float, model: str | None,
-                       faces: str | None, strength: float | None = None, aligned: bool = False,
+                       faces: str | None, strength: float | None = None, aligned: bool | None = None,
                        max_jpeg_bytes: int | None = None) -> None:
     """Serve one accepted WebSocket until the client goes away."""
     from starlette.concurrency import run_in_threadpool
     from starlette.websockets import WebSocketDisconnect
 
-    options = {"model": model, "faces": faces, "strength": strength, "aligned": bool(aligned)}
-    batcher.models.resolve(model, faces, strength, aligned)  # validated before accept by the caller; cheap re-check
+    # (validated before accept by the caller; cheap re-check, which also gives the server's aligned
+    # where the query left it out: serve --aligned)
+    aligned = batcher.models.resolve(model, faces, strength, aligned)[3]
+    options = {"model": model, "faces": faces, "strength": strength, "aligned": aligned}
     tracked = LiveFaces()  # this connection's faces, from frame to frame
     send_lock = asyncio.Lock()
     latest: list[bytes | None] = [None]

@@ -72,10 +72,11 @@ class ModelSet:
         return self._base[name]
 
     def resolve(self, model: str | None, faces: str | None,
-                strength: float | None = None, aligned: bool = False) -> tuple[str, str, float, bool]:
+                strength: float | None = None, aligned: bool | None = None) -> tuple[str, str, float, bool]:
         """Validate request options -> (model name, face selection, strength, aligned); errors
         name the allowed values. ``strength`` ``None``: the model's own (its Enhancer's);
-        ``aligned``: the pictures are aligned face crops (``Enhancer(aligned=True)``)."""
+        ``aligned``: the pictures are aligned face crops (``Enhancer(aligned=True)``), ``None``:
+        the model's own (``serve --aligned``; every request ran unaligned without ``?aligned=true``)."""
         name = model or self.default
         if name not in self._base:
             raise InvalidInputError(f"unknown model {name!r}; this server has: {', '.join(self._base)}")
@@ -85,10 +86,11 @@ class ModelSet:
         st = getattr(self._base[name], "strength", 1.0) if strength is None else strength
         if isinstance(st, bool) or not isinstance(st, (int, float)) or not 0.0 <= st <= 1.0:
             raise InvalidInputError(f"strength must be a number in [0, 1], got {strength!r}")
-        return name, sel, float(st), bool(aligned)
+        al = getattr(self._base[name], "aligned", False) if aligned is None else aligned
+        return name, sel, float(st), bool(al)
 
     def view(self, model: str | None = None, faces: str | None = None, strength: float | None = None,
-             aligned: bool = False):
+             aligned: bool | None = None):
         key = self.resolve(model, faces, strength, aligned)
         with self._lock:
             v = self._views.get(key)
@@ -108,6 +110,7 @@ class ModelSet:
     def describe(self) -> list[dict]:
         return [
             {"name": n, "device": str(e.device), "size": int(e.restorer.size), "precision": e.precision,
-             "faces": e.faces, "strength": getattr(e, "strength", 1.0), "fallbacks": e._all_fallbacks() if hasattr(e, "_all_fallbacks") else []}
+             "faces": e.faces, "strength": getattr(e, "strength", 1.0), "aligned": bool(getattr(e, "aligned", False)),
+             "fallbacks": e._all_fallbacks() if hasattr(e, "_all_fallbacks") else []}
             for n, e in self._base.items()
         ]

@@ -212,7 +212,13 @@ def _run_serve(args: argparse.Namespace) -> int:
         from stream_gpen.io._sink import resolve_encoder
 
         resolve_encoder("nvenc", "h264")
+    # --aligned is the requests' default, which each may turn off (?aligned=false): the Enhancer is
+    # built for both (its detector and --mask parse's parser loaded, the face options used: they
+    # were said to be unused, and a request that turned aligned off pasted with the feather mask
+    # for want of a parser), then made aligned (as a server view of it with ?aligned=true is)
+    aligned, args.aligned = bool(getattr(args, "aligned", False)), False
     enh = _make_enhancer(args)  # weights errors surface here, before the port is bound
+    enh.aligned = aligned
     app = create_app(enh, config=config)
     host = f"[{args.host}]" if ":" in args.host else args.host  # (an IPv6 address, as a URL writes it)
     root = args.root_path
