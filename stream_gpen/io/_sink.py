@@ -4889,17 +4889,26 @@ class PreviewSink(_Sink):
         self.frames_written = 0
         self.fallbacks = []
         self.closed_by_user = False
+        # the window exists from the first frame on (a session stopped before it came has none to
+        # close: OpenCV's destroyWindow of it failed with "NULL guiReceiver", exit 1)
+        self._shown = False
 
     def write(self, frame: Frame) -> None:
         img = frame.image.cpu().numpy()
         self._cv2.imshow(self.title, img[:, :, ::-1])
+        self._shown = True
         if self._cv2.waitKey(self.wait_ms) & 0xFF in (ord("q"), 27):
             self.closed_by_user = True
         self.frames_written += 1
         frame.release()
 
     def close(self) -> None:
-        self._cv2.destroyWindow(self.title)
+        if not self._shown:
+            return
+        # (a window the user closed, or a GUI backend gone already, is no reason for the
+        # session's outputs to fail: the recording beside it is what matters)
+        with contextlib.suppress(self._cv2.error):
+            self._cv2.destroyWindow(self.title)
 
 
 class VirtualCameraSink(_Sink):
