@@ -1215,7 +1215,7 @@ def run_camera(enh, source: str | int, *, outputs: list[str], frames: int | None
     from contextlib import ExitStack
 
     from stream_gpen.api import _SINK_QUEUE, _add_stage
-    from stream_gpen.io import open_sink
+    from stream_gpen.io import PreviewSink, open_sink
     from stream_gpen.summary import StageTimer
 
     stop = stop or threading.Event()
@@ -1275,7 +1275,8 @@ def run_camera(enh, source: str | int, *, outputs: list[str], frames: int | None
             # (stop_asked: a Ctrl-C or SIGTERM whose KeyboardInterrupt a finalizer swallowed)
             # (a stalled --stream: the run ends as for a stop, and its close raises the error)
             return (stop.is_set() or stop_asked() or (seconds is not None and time.perf_counter() - t_run >= seconds)
-                    or any(getattr(s, "closed_by_user", False) for s in sinks)
+                    # (a preview's keys and close button, read here too: the source may send nothing)
+                    or any(s.poll() for s in sinks if isinstance(s, PreviewSink))
                     or any(getattr(s, "is_url", False) and s.stalled() for s in sinks))
 
         # latency counts from the decoder's publishing the frame (time waiting in the ring included)

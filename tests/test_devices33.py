@@ -2,26 +2,20 @@
 OpenCV's window functions and FFmpeg's device opens stood in for (no display, no camera here)."""
 from __future__ import annotations
 
-import sys
-import types
-
 import pytest
 
 from stream_gpen.cli import main
 
 
-class _FakeCv2(types.ModuleType):
+class _FakeGui:
     """OpenCV's HighGUI as far as the preview uses it: a window exists once ``imshow`` made it,
     ``destroyWindow`` of one that does not fails as Qt's does ("NULL guiReceiver"), ``keys`` are
     the keys pressed (one per ``waitKey``/``pollKey``), ``closed`` the user's closing the window."""
 
-    WND_PROP_VISIBLE = 4
-
-    class error(Exception):  # noqa: N801 (cv2.error)
-        pass
-
     def __init__(self) -> None:
-        super().__init__("cv2")
+        import cv2
+
+        self.error = cv2.error
         self.windows: set[str] = set()
         self.keys: list[int] = []
         self.closed = False
@@ -56,9 +50,13 @@ class _FakeCv2(types.ModuleType):
 
 @pytest.fixture
 def fake_cv2(monkeypatch):
-    cv2 = _FakeCv2()
-    monkeypatch.setitem(sys.modules, "cv2", cv2)
-    return cv2
+    """The real cv2 (the classic enhancer uses it) with its window functions stood in for."""
+    import cv2
+
+    gui = _FakeGui()
+    for name in ("imshow", "waitKey", "pollKey", "getWindowProperty", "destroyWindow"):
+        monkeypatch.setattr(cv2, name, lambda *a, _name=name: getattr(gui, _name)(*a), raising=False)
+    return gui
 
 
 def _frame(n: int = 0):
@@ -108,3 +106,57 @@ def test_camera_preview_stopped_before_the_first_frame_is_not_an_error(tmp_path,
     assert "nothing was recorded" in err or not record, err
     assert "error" not in err.lower(), err
     assert not out.exists()
+
+
+def test_the_preview_reads_q_and_its_close_button_between_frames(fake_cv2):
+    """poll() (the live loop's idle tick): q was read only at the next frame's write, and the
+    window's close button never."""
+    from stream_gpen.io import PreviewSink
+
+    sink = PreviewSink()
+    assert not sink.poll() and not fake_cv2.calls  # (no window yet: nothing to ask)
+    sink.write(_frame())
+    assert not sink.poll() and not sink.closed_by_user
+    fake_cv2.keys = [ord("q")]
+    assert sink.poll() and sink.closed_by_user
+
+    sink = PreviewSink()
+    sink.write(_frame())
+    fake_cv2.closed = True  # (the title bar's close button)
+    assert sink.poll()
+
+
+def test_a_gui_that_cannot_tell_visibility_does_not_close_the_preview(fake_cv2, monkeypatch):
+    from stream_gpen.io import PreviewSink
+
+    monkeypatch.setattr(fake_cv2, "getWindowProperty", lambda title, prop: -1.0, raising=False)
+    sink = PreviewSink()
+    sink.write(_frame())
+    assert not sink.poll() and not sink.poll()
+
+
+@pytest.mark.parametrize("how", ["q", "close button"])
+def test_camera_preview_closed_while_waiting_for_the_next_frame_ends_the_session(tmp_path, cli_env, monkeypatch,
+                                                                                 fake_cv2, how):
+    """The window closed (q, or its close button) between two frames of a 1 fps camera ended the
+    session; only the frame's own waitKey read it: a close button never, q at the next frame."""
+    import json
+
+    import stream_gpen.commands as commands
+
+    monkeypatch.setattr(commands, "_display_problem", lambda: None)
+    real_poll = fake_cv2.pollKey
+
+    def poll_key():  # the user acts once the first frame is up, before the next one comes
+        if how == "q":
+            fake_cv2.keys = [ord("q")]
+        else:
+            fake_cv2.closed = True
+        return real_poll()
+
+    monkeypatch.setattr(fake_cv2, "pollKey", poll_key, raising=False)
+    rep = tmp_path / "r.json"
+    assert main(["camera", "lavfi:testsrc=size=96x64:rate=1", "--preview", "--frames", "3", "--report", str(rep),
+                 *cli_env]) == 0
+    r = json.loads(rep.read_text())
+    assert r["frames_out"] == 1, r

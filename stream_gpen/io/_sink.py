@@ -4878,7 +4878,8 @@ class FileSink(_Sink):
 
 
 class PreviewSink(_Sink):
-    """Shows frames in an OpenCV window (``q`` or Esc closes it: ``closed_by_user`` becomes True)."""
+    """Shows frames in an OpenCV window (``q``, Esc or the window's close button closes it:
+    ``closed_by_user`` becomes True). Keys are read at each frame and at each :meth:`poll`."""
 
     def __init__(self, *, title: str = "stream-gpen", wait_ms: int = 1) -> None:
         import cv2
@@ -4892,15 +4893,39 @@ class PreviewSink(_Sink):
         # the window exists from the first frame on (a session stopped before it came has none to
         # close: OpenCV's destroyWindow of it failed with "NULL guiReceiver", exit 1)
         self._shown = False
+        # whether the GUI backend says the window is visible at all (one that cannot tell answers
+        # -1 or 0 from the start: that is not the user closing it)
+        self._visibility_known = False
 
     def write(self, frame: Frame) -> None:
         img = frame.image.cpu().numpy()
         self._cv2.imshow(self.title, img[:, :, ::-1])
         self._shown = True
-        if self._cv2.waitKey(self.wait_ms) & 0xFF in (ord("q"), 27):
-            self.closed_by_user = True
+        self._look(self._cv2.waitKey(self.wait_ms))
         self.frames_written += 1
         frame.release()
+
+    def poll(self) -> bool:
+        """Read the window's keys and its close button; whether the user closed it. The live loop
+        asks while the source sends nothing (at least every 0.1 s): read only at each frame, a q
+        waited for the next frame and the close button was never seen."""
+        if self._shown and not self.closed_by_user:
+            poll_key = getattr(self._cv2, "pollKey", None)  # (OpenCV >= 4.5: no 1 ms wait)
+            self._look(poll_key() if poll_key is not None else self._cv2.waitKey(1))
+        return self.closed_by_user
+
+    def _look(self, key: int) -> None:
+        if key != -1 and key & 0xFF in (ord("q"), 27):
+            self.closed_by_user = True
+            return
+        try:
+            visible = self._cv2.getWindowProperty(self.title, self._cv2.WND_PROP_VISIBLE)
+        except self._cv2.error:  # (the window is gone: closed under a backend that says so)
+            visible = 0 if self._visibility_known else -1
+        if visible >= 1:
+            self._visibility_known = True
+        elif self._visibility_known:
+            self.closed_by_user = True
 
     def close(self) -> None:
         if not self._shown:
