@@ -2,6 +2,8 @@
 OpenCV's window functions and FFmpeg's device opens stood in for (no display, no camera here)."""
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from stream_gpen.cli import main
@@ -160,3 +162,56 @@ def test_camera_preview_closed_while_waiting_for_the_next_frame_ends_the_session
                  *cli_env]) == 0
     r = json.loads(rep.read_text())
     assert r["frames_out"] == 1, r
+
+
+# --- capture devices: FFmpeg's v4l2/dshow opens stood in for -------------------------------------
+def _device_open_fails(monkeypatch, fmt: str, code: int, *logged: str) -> list:
+    """``av.open`` of the ``fmt`` demuxer fails as FFmpeg's does with ``AVERROR(code)``, logging
+    ``logged`` at error level first (into PyAV's log capture, where FFmpeg's lines go); the opens
+    are recorded as (target, kwargs)."""
+    import av
+    import av.logging
+
+    real_open = av.open
+    calls, current = [], []
+
+    class _Capture:
+        def __init__(self, local=True):
+            pass
+
+        def __enter__(self):
+            current.append([])
+            return current[-1]
+
+        def __exit__(self, *exc):
+            current.pop()
+
+    def fake_open(target, mode="r", **kw):
+        if kw.get("format") != fmt:
+            return real_open(target, mode, **kw)
+        calls.append((target, kw))
+        for line in logged:
+            if current:
+                current[-1].append((16, fmt, line + "\n"))
+        av.error.err_check(-code, target)
+
+    monkeypatch.setattr(av, "open", fake_open)
+    monkeypatch.setattr(av.logging, "Capture", _Capture)
+    return calls
+
+
+@pytest.mark.parametrize("platform, fmt, spec", [("linux", "v4l2", "/dev/video7"),
+                                                 ("win32", "dshow", "video=Integrated Camera")])
+def test_a_device_that_refuses_the_open_with_einval_is_not_a_missing_camera_input(monkeypatch, platform, fmt, spec):
+    """EINVAL (av.error.ArgumentError, a ValueError too) was taken for PyAV's "no container
+    format 'v4l2'": "this FFmpeg cannot open cameras: it has no 'v4l2' input"."""
+    import errno
+
+    from stream_gpen.errors import InvalidInputError
+    from stream_gpen.io._source import VideoSource
+
+    monkeypatch.setattr(sys, "platform", platform)
+    _device_open_fails(monkeypatch, fmt, errno.EINVAL)
+    with pytest.raises(InvalidInputError, match="is not available: not a capture device") as e:
+        VideoSource(spec)
+    assert "cannot open cameras" not in str(e.value)

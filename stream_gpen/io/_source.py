@@ -2440,7 +2440,10 @@ class VideoSource:
             try:
                 return av.open(self._target, "r", **kwargs)
             except ValueError as e:
-                if self.kind == "device" and self._format:  # "no container format 'dshow'": not in this build
+                # "no container format 'dshow'": not in this build (PyAV's plain ValueError). An
+                # FFmpeg error that is a ValueError too (ArgumentError: EINVAL, what V4L2 says of
+                # a node that is not a capture device) is the device's answer: _open_error's
+                if self.kind == "device" and self._format and not isinstance(e, av.error.FFmpegError):
                     raise _no_camera_input(self._format, e) from e
                 raise
             except (av.error.InvalidDataError, OSError) as e:
