@@ -938,7 +938,9 @@ def _default_camera() -> str:
 
 def list_video_devices(root: str = "/") -> list[tuple[str, str]]:
     """``(device, name)`` of the capture devices: on Linux ``/dev/videoN`` with names from sysfs
-    (a camera often shows up twice, once for its metadata node); on macOS and Windows the
+    (a camera often shows up twice, once for its metadata node: a node that is not its device's
+    first, sysfs ``index`` above 0, is said to be most likely that, which V4L2 refuses to open as
+    a camera, "not a capture device"); on macOS and Windows the
     camera's number, which ``camera`` takes as its source, as FFmpeg lists them (AVFoundation,
     DirectShow). Empty elsewhere."""
     if sys.platform == "darwin":
@@ -957,6 +959,12 @@ def list_video_devices(root: str = "/") -> list[tuple[str, str]]:
             name = name_file.read_text().strip()
         except OSError:
             name = "?"
+        try:
+            index = int((name_file.parent / "index").read_text())
+        except (OSError, ValueError):
+            index = 0
+        if index > 0:
+            name += f" (node {index} of this device: most likely its metadata, not a camera)"
         out.append((f"/dev/{dev.name}", name))
     return out
 

@@ -215,3 +215,101 @@ def test_a_device_that_refuses_the_open_with_einval_is_not_a_missing_camera_inpu
     with pytest.raises(InvalidInputError, match="is not available: not a capture device") as e:
         VideoSource(spec)
     assert "cannot open cameras" not in str(e.value)
+
+
+def test_a_v4l2_metadata_node_is_said_to_be_one(monkeypatch):
+    """ENODEV with "Not a video capture device." (a UVC camera's second /dev/videoN) said "not
+    found", and FFmpeg's logged reason was not read for a v4l2 open at all."""
+    import errno
+
+    from stream_gpen.errors import InvalidInputError
+    from stream_gpen.io._source import VideoSource
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    _device_open_fails(monkeypatch, "v4l2", errno.ENODEV, "Not a video capture device.")
+    with pytest.raises(InvalidInputError, match=r"not a capture device \(a camera's metadata node: try the next "
+                                                r"/dev/videoN\).*Not a video capture device\.") as e:
+        VideoSource("/dev/video1")
+    assert "not found" not in str(e.value)
+
+
+def test_a_v4l2_node_gone_is_not_found(monkeypatch):
+    import errno
+
+    from stream_gpen.errors import InvalidInputError
+    from stream_gpen.io._source import VideoSource
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    _device_open_fails(monkeypatch, "v4l2", errno.ENODEV, "Cannot open video device /dev/video0: No such device")
+    with pytest.raises(InvalidInputError, match="is not available: not found"):
+        VideoSource("/dev/video0")
+
+
+def test_a_busy_directshow_camera_says_ffmpegs_reason(monkeypatch):
+    """dshow.c logs why the open failed and returns EIO: it said only "Input/output error"."""
+    import errno
+
+    from stream_gpen.errors import InvalidInputError
+    from stream_gpen.io import _source
+    from stream_gpen.io._source import VideoSource
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(_source, "dshow_cameras", lambda: ["Integrated Camera"])
+    why = "Could not run graph (sometimes caused by a device already in use by other application)"
+    _device_open_fails(monkeypatch, "dshow", errno.EIO, why)
+    with pytest.raises(InvalidInputError, match=r"Input/output error.*" + why.replace("(", r"\(").replace(")", r"\)")):
+        VideoSource("0")
+
+
+def test_camera_list_says_which_nodes_are_metadata(tmp_path):
+    from stream_gpen import commands
+
+    (tmp_path / "dev").mkdir()
+    for n in (0, 1):
+        (tmp_path / "dev" / f"video{n}").touch()
+        d = tmp_path / "sys/class/video4linux" / f"video{n}"
+        d.mkdir(parents=True)
+        (d / "name").write_text("HD Pro Webcam C920\n")
+        (d / "index").write_text(f"{n}\n")
+    listed = dict(commands.list_video_devices(str(tmp_path)))
+    assert listed["/dev/video0"] == "HD Pro Webcam C920"
+    assert "metadata, not a camera" in listed["/dev/video1"]
+
+
+def test_a_camera_unplugged_mid_run_says_so_without_the_errno_tag(monkeypatch, tmp_path):
+    """The reader's error said "device source '/dev/video7' failed: [Errno 19] No such device: '/dev/video7'"."""
+    import errno
+    import os
+
+    import av
+
+    from stream_gpen.errors import SourceClosedError
+    from stream_gpen.io._source import VideoSource
+
+    real_open = av.open
+
+    class _Unplugged:
+        def __init__(self, c):
+            self._c = c
+
+        def __getattr__(self, k):
+            return getattr(self._c, k)
+
+        def demux(self, *a, **k):
+            for n, p in enumerate(self._c.demux(*a, **k)):
+                if n == 3:
+                    raise av.error.OSError(errno.ENODEV, os.strerror(errno.ENODEV), "/dev/video7")
+                yield p
+
+    def fake_open(target, mode="r", **kw):
+        if kw.get("format") != "v4l2":
+            return real_open(target, mode, **kw)
+        return _Unplugged(real_open("testsrc2=size=96x64:rate=30:duration=1", "r", format="lavfi"))
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(av, "open", fake_open)
+    with pytest.raises(SourceClosedError) as e:
+        with VideoSource("/dev/video7", reconnect=0) as src:
+            for _ in src:
+                pass
+    assert "No such device (unplugged?)" in str(e.value) and "Errno" not in str(e.value), e.value

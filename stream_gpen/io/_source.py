@@ -1500,27 +1500,39 @@ def _dshow_camera(n: int) -> tuple[str, str, dict]:
 AVFOUNDATION_RATES = ("30", "30000/1001", "25", "15", "60", None)
 
 
+def _open_device(target: str, fmt: str, kwargs: dict):
+    """``av.open`` of a capture device with the demuxer ``fmt``; an error carries FFmpeg's logged
+    lines as ``ffmpeg_log``: the exception says only "Input/output error" or "No such device",
+    the log why (dshow: "Could not run graph (sometimes caused by a device already in use by
+    other application)"; v4l2: "Not a video capture device."; avfoundation: "Video device not
+    found")."""
+    from stream_gpen.io._sink import _ffmpeg_errors
+
+    with _ffmpeg_errors() as lines:
+        try:
+            return av.open(target, "r", **kwargs)
+        except (av.error.FFmpegError, OSError) as e:  # (ArgumentError, a ValueError too, included)
+            err = e
+        except ValueError as e:  # "no container format 'dshow'": not in this build
+            raise _no_camera_input(fmt, e) from e
+    err.ffmpeg_log = [ln.strip() for ln in lines if ln.strip()]
+    raise err
+
+
 def _open_avfoundation(target: str, kwargs: dict):
     """``av.open`` of a macOS camera at the first of :data:`AVFOUNDATION_RATES` it accepts. An
     open that fails for another reason (FFmpeg's log names it: "Video device not found") is not
     tried again. When every rate is refused, the last error carries ``rates_tried``."""
-    from stream_gpen.io._sink import _ffmpeg_errors
-
     tried = []
     for rate in AVFOUNDATION_RATES:
         options = dict(kwargs.get("options") or {})
         if rate is not None:
             options["framerate"] = rate
-        with _ffmpeg_errors() as lines:
-            try:
-                return av.open(target, "r", **{**kwargs, "options": options})
-            except (av.error.FFmpegError, OSError) as e:
-                err = e
-            except ValueError as e:
-                raise _no_camera_input("avfoundation", e) from e
-        lines = [ln.strip() for ln in lines if ln.strip()]
-        err.ffmpeg_log = lines
-        if lines and not any("framerate" in ln.lower() for ln in lines):
+        try:
+            return _open_device(target, "avfoundation", {**kwargs, "options": options})
+        except (av.error.FFmpegError, OSError) as e:
+            err = e
+        if err.ffmpeg_log and not any("framerate" in ln.lower() for ln in err.ffmpeg_log):
             raise err
         tried.append(rate)
     err.rates_tried = tried
@@ -2436,16 +2448,11 @@ class VideoSource:
     def _open_av(self, kwargs: dict):
         if self._format == "avfoundation":
             return _open_avfoundation(self._target, kwargs)
+        if self.kind == "device":
+            return _open_device(self._target, self._format, kwargs)
         for attempt in range(self.URL_HEADER_RETRIES + 1):
             try:
                 return av.open(self._target, "r", **kwargs)
-            except ValueError as e:
-                # "no container format 'dshow'": not in this build (PyAV's plain ValueError). An
-                # FFmpeg error that is a ValueError too (ArgumentError: EINVAL, what V4L2 says of
-                # a node that is not a capture device) is the device's answer: _open_error's
-                if self.kind == "device" and self._format and not isinstance(e, av.error.FFmpegError):
-                    raise _no_camera_input(self._format, e) from e
-                raise
             except (av.error.InvalidDataError, OSError) as e:
                 cut = isinstance(e, av.error.InvalidDataError) or getattr(e, "errno", None) in (
                     errno.EIO, errno.ECONNRESET, errno.EPIPE)
@@ -2484,7 +2491,12 @@ class VideoSource:
                     + (f" ({detail})" if detail else ""),
                     hint="the camera offers none of these rates; list the capture devices with "
                          "`stream-gpen camera --list` and try another one")
-            what = {errno.ENOENT: "not found", errno.ENODEV: "not found", errno.ENXIO: "not found",
+            # (V4L2 answers ENODEV for a node that is no capture device, "Not a video capture
+            # device.": a UVC camera's second /dev/videoN carries its metadata; the node's own
+            # open fails with it, "Cannot open video device", for a camera unplugged meanwhile)
+            nodev = ("not a capture device (a camera's metadata node: try the next /dev/videoN)"
+                     if self._format == "v4l2" and "cannot open video device" not in detail.lower() else "not found")
+            what = {errno.ENOENT: "not found", errno.ENODEV: nodev, errno.ENXIO: "not found",
                     errno.EBUSY: "busy (another program is using it)", errno.EACCES: "not allowed (permission denied)",
                     errno.EPERM: "not allowed (permission denied)",
                     errno.ENOTTY: "not a capture device", errno.EINVAL: "not a capture device"}.get(code)
@@ -3299,7 +3311,10 @@ class VideoSource:
                         self._ended(container, seen, retimed=bool(joins.retimed))
                         return
                     if self.kind != "url":
-                        raise SourceClosedError(f"{self.kind} source {self.spec!r} failed: {e}") from e
+                        # (FFmpeg's words without PyAV's "[Errno 19]"; ENODEV: a camera unplugged)
+                        raise SourceClosedError(f"{self.kind} source {self.spec!r} failed: {_ffmpeg_reason(e)}"
+                                                + (" (unplugged?)" if getattr(e, "errno", None) == errno.ENODEV
+                                                   and self.kind == "device" else "")) from e
                     if (seen["end"] is None and _is_mov(container)
                             and _served_without_ranges(self._target, self._options, self._timeout)):
                         raise InvalidInputError(
