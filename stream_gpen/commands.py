@@ -1584,10 +1584,12 @@ def _camera_command(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"input not found: {source}", hint=INPUT_HINT)
     if not first:
         _refuse_still_source(source)
-    if source.startswith("/dev/") and not Path(source).exists():
+    # (a number on Linux is /dev/videoN: `camera 7` loaded, or downloaded, the model first)
+    node = f"/dev/video{source}" if sys.platform.startswith("linux") and is_device_number(source) else source
+    if node.startswith("/dev/") and not Path(node).exists():
         # before the model loads (or is downloaded): the missing camera is the first thing to hear
         found = ", ".join(p for p, _ in list_video_devices()) or "none"
-        raise InvalidInputError(f"no such capture device: {source} (devices here: {found})",
+        raise InvalidInputError(f"no such capture device: {node} (devices here: {found})",
                                 hint="stream-gpen camera --list names them; or give a lavfi:, file or URL source")
     try:
         enh = _make_enhancer(args)

@@ -313,3 +313,19 @@ def test_a_camera_unplugged_mid_run_says_so_without_the_errno_tag(monkeypatch, t
             for _ in src:
                 pass
     assert "No such device (unplugged?)" in str(e.value) and "Errno" not in str(e.value), e.value
+
+
+def test_a_camera_number_on_linux_is_checked_before_the_model_loads(tmp_path, monkeypatch, capsys):
+    """`camera 7` (README: a number on Linux is /dev/videoN) went on to load, or download, the
+    model before its open said the device was missing; /dev/video7 said so at once."""
+    from stream_gpen import commands
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(commands, "list_video_devices", lambda root="/": [])
+    number = next(str(n) for n in range(97, 1000) if not commands.Path(f"/dev/video{n}").exists())
+    assert main(["camera", number, "--model", "gpen-bfr-512", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert f"no such capture device: /dev/video{number}" in err and "weights" not in err.lower(), err
