@@ -329,3 +329,34 @@ def test_a_camera_number_on_linux_is_checked_before_the_model_loads(tmp_path, mo
     assert main(["camera", number, "--model", "gpen-bfr-512", "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert f"no such capture device: /dev/video{number}" in err and "weights" not in err.lower(), err
+
+
+def test_udevs_stable_camera_names_are_opened_as_cameras(monkeypatch):
+    """/dev/v4l/by-id/... and /dev/v4l/by-path/... (links to /dev/videoN, a character device of
+    major 81) were opened as plain files."""
+    import errno
+    import os
+    import stat
+    import types
+
+    from stream_gpen.errors import InvalidInputError
+    from stream_gpen.io import _source
+    from stream_gpen.io._source import VideoSource, _classify
+
+    links = ("/dev/v4l/by-id/usb-Cam-video-index0", "/dev/v4l/by-path/pci-0000:00:14.0-usb-0:1:1.0-video-index0")
+    real_stat = os.stat
+
+    def fake_stat(path, *a, **k):
+        if path in links:
+            return types.SimpleNamespace(st_mode=stat.S_IFCHR | 0o660, st_rdev=os.makedev(81, 0))
+        return real_stat(path, *a, **k)
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(_source.os, "stat", fake_stat)
+    for link in links:
+        assert _classify(link) == ("device", link, "v4l2", {})
+    assert _classify("/dev/null")[0] == "file"  # (a character device, not V4L2's)
+    calls = _device_open_fails(monkeypatch, "v4l2", errno.EBUSY)
+    with pytest.raises(InvalidInputError, match="is not available: busy"):
+        VideoSource(links[0])
+    assert calls[0][0] == links[0]

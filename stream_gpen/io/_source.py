@@ -1387,7 +1387,7 @@ def _classify(spec) -> tuple[str, str, str | None, dict]:
         # (FFmpeg names its protocols in lower case: RTSP://... was "Protocol not found")
         return "url", scheme + "://" + spec.split("://", 1)[1], None, opts
     number = number or is_device_number(spec)
-    if number or spec.startswith("/dev/video") or spec.startswith("video="):
+    if number or spec.startswith("/dev/video") or spec.startswith("video=") or _is_v4l2_node(spec):
         if sys.platform.startswith("linux"):
             return "device", spec if spec.startswith("/dev/") else f"/dev/video{spec}", "v4l2", {}
         if sys.platform == "darwin":
@@ -1403,6 +1403,23 @@ def _classify(spec) -> tuple[str, str, str | None, dict]:
             return "device", spec, "dshow", {}
         raise InvalidInputError(f"capture devices are not supported on {sys.platform!r}")
     return "file", ffmpeg_local(spec), None, {}
+
+
+#: the character devices' major number of Video4Linux (Linux's Documentation/admin-guide/devices.txt)
+V4L2_MAJOR = 81
+
+
+def _is_v4l2_node(spec: str) -> bool:
+    """Whether ``spec`` is a Linux V4L2 device by another name than /dev/videoN: udev's stable
+    links (``/dev/v4l/by-id/usb-...-video-index0``, ``/dev/v4l/by-path/...``), which name the same
+    camera whatever order it was plugged in; read as a plain file, they said "cannot open"."""
+    if not (sys.platform.startswith("linux") and spec.startswith("/dev/")):
+        return False
+    try:
+        st = os.stat(spec)  # (the link followed)
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) == V4L2_MAJOR
 
 
 def _listed_devices(fmt: str, target: str) -> list[str]:
