@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Iterable, Iterator, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, TypeVar, get_args
 
 import numpy as np
 import torch
@@ -46,6 +46,9 @@ from stream_gpen.errors import (
 )
 from stream_gpen.summary import MISFIT, RunSummary, StageTimer, misfit_hint, misfit_options, skipped_entry
 from stream_gpen.faces._detector import DEFAULT_MIN_SCORE, DETECT_SCORE, SMALL_FACES, check_min_score
+
+if TYPE_CHECKING:  # (the annotation only: its module imports PyAV, which api.py leaves to the sources)
+    from stream_gpen.io import CaptureMode
 
 log = logging.getLogger(__name__)
 
@@ -705,8 +708,9 @@ class Enhancer:
 
     def _open(self, spec, *, live: bool | None = None, sink_queue: int = 0, timer: StageTimer | None = None,
               untrusted: bool = False, max_pixels: int | None = None, start: float = 0.0,
-              duration: float | None = None, exclude=None, skip=None):
-        """Open ``spec`` and a face stage that fits it: ``(source, stage)``.
+              duration: float | None = None, exclude=None, skip=None, capture=None):
+        """Open ``spec`` and a face stage that fits it: ``(source, stage)``. ``capture``: a
+        capture device's mode (see :func:`~stream_gpen.io.open_source`).
 
         The ring holds every frame the pipeline may keep at once: the pending batch and the
         repeats going out with it, the smoother's look-ahead, the sink's queue and the frame it
@@ -739,7 +743,7 @@ class Enhancer:
                               autorotate=True,
                               deinterlace=self.deinterlace, untrusted=untrusted, max_pixels=max_pixels,
                               high_bit_depth=self.high_bit_depth, start=start, duration=duration, exclude=exclude,
-                              skip=skip)
+                              skip=skip, capture=capture)
         stage = self._stage(timer, lag=0 if getattr(src, "live", False) else lag)
         stage.repeats_held = stage.lag
         stage.held_downstream = downstream
@@ -1897,7 +1901,7 @@ class Enhancer:
         summary.skipped = [str(x) for x in getattr(source, "skipped", []) or []] + summary.skipped
 
     def stream(self, source: str | os.PathLike | bytes | int, *, live: bool | None = None,
-               latency_budget_s: float = 0.05) -> Iterator[EnhancedFrame]:
+               latency_budget_s: float = 0.05, capture: CaptureMode | None = None) -> Iterator[EnhancedFrame]:
         """Yield enhanced frames (numpy RGB) with their timestamps from any source spec: a file
         path, URL, ``lavfi:`` graph or capture device (``/dev/video0``, or an index). A photo (a
         path or a URL) or a folder of photos gives each photo restored on its own, as
@@ -1916,6 +1920,9 @@ class Enhancer:
         ``latency_budget_s`` (live sources, seconds >= 0; default 0.05): how long a frame may wait
         for other frames' faces to fill a batch before it goes out with a smaller one (0: each
         frame alone, lowest latency; more: fuller batches, frames later). Not used for files.
+        ``capture`` (capture devices only): the :class:`~stream_gpen.io.CaptureMode` asked of the
+        camera, e.g. ``CaptureMode.parse(size="1280x720", rate="30", input_format="mjpeg")``;
+        ``None``: the camera's own.
         The frames come as :class:`EnhancedFrame` (numpy copies: kept safely after the next one).
         Bad arguments are refused by the call itself; the source is opened at the first ``next()``."""
         source = _given_path(source, "source")  # (a path given as bytes, as enhance_file takes one)
@@ -1929,17 +1936,22 @@ class Enhancer:
             raise InvalidInputError(
                 f"stream() reads a file, URL, lavfi: graph or device, not {type(source).__name__}; for pictures "
                 "you already hold (numpy arrays), use stream_frames() (a sequence, tracked) or enhance_image()")
-        # (checked above, at the call: as a generator it was checked at the first next() only)
-        return self._stream(source, live, latency_budget_s)
+        if capture is not None:
+            from stream_gpen.io import CaptureMode
 
-    def _stream(self, source, live: bool | None, latency_budget_s: float) -> Iterator[EnhancedFrame]:
+            if not isinstance(capture, CaptureMode):
+                raise InvalidInputError(f"capture must be a CaptureMode or None, got {type(capture).__name__}")
+        # (checked above, at the call: as a generator it was checked at the first next() only)
+        return self._stream(source, live, latency_budget_s, capture)
+
+    def _stream(self, source, live: bool | None, latency_budget_s: float, capture=None) -> Iterator[EnhancedFrame]:
         """:meth:`stream`'s frames, its arguments checked."""
-        if is_image_url(str(source)):  # a photo URL: the photo itself, as enhance_file() reads it
+        if is_image_url(str(source)) and capture is None:  # a photo URL: the photo itself, as enhance_file() reads it
             with fetched(str(source)) as local:
                 for frame in self._stream(local, live, latency_budget_s):
                     yield dataclasses.replace(frame, path=str(source))  # (not the fetched copy's name)
             return
-        src, stage = self._open(source, live=live)
+        src, stage = self._open(source, live=live, capture=capture)
         if hasattr(src, "covers"):  # (an APNG's cover is no frame of its animation: ImageSource.covers)
             src.covers = False
         aux = getattr(src, "aux", None)

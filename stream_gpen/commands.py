@@ -1206,10 +1206,12 @@ class _StatusLine:
 def run_camera(enh, source: str | int, *, outputs: list[str], frames: int | None = None, seconds: float | None = None,
                quiet: bool = False, stop: threading.Event | None = None, overwrite: bool = False,
                latency_budget_s: float = 0.05, codec: str = "auto", crf: int | None = None,
-               preset: str | None = None, encoder: str = "software"):
+               preset: str | None = None, encoder: str = "software", capture=None):
     """Live loop: low-latency source -> enhancer -> sinks. Returns the run summary.
 
     ``source``: a source spec, or a capture device's index (an ``int``: no file of that name).
+    ``capture``: a capture device's :class:`~stream_gpen.io.CaptureMode` (size, frame rate,
+    input format); ``None``: the camera's own. Any other source is refused with it.
     ``codec`` / ``crf`` / ``preset`` / ``encoder`` apply to the file and stream outputs, which are
     live outputs (NVENC low-latency tuning, no B-frames). ``codec="auto"`` picks per output from
     its name (VP9 for .webm, else H.264; HEVC for a 10/12-bit source); ``preset=None`` is
@@ -1241,7 +1243,7 @@ def run_camera(enh, source: str | int, *, outputs: list[str], frames: int | None
     last_print = t0
     close_failures: list = []  # (output, error) of outputs that failed to close
     def open_():
-        return enh._open(source, live=True, sink_queue=_SINK_QUEUE, timer=timer)
+        return enh._open(source, live=True, sink_queue=_SINK_QUEUE, timer=timer, capture=capture)
 
     opened = _open_unless_stopped(open_, stop, source) if "://" in str(source) else open_()
     if opened is None:
@@ -1502,6 +1504,20 @@ def _run_camera(args: argparse.Namespace) -> int:
         raise
 
 
+def _capture_mode(args: argparse.Namespace, source: str, first: bool):
+    """The camera's --video-size/--framerate/--input-format as a CaptureMode (None: none given),
+    checked before the model loads: a bad value, or a mode for a source that is no camera."""
+    if args.video_size is None and args.framerate is None and args.input_format is None:
+        return None
+    from stream_gpen.io._source import CaptureMode, names_a_device
+
+    capture = CaptureMode.parse(size=args.video_size, rate=args.framerate, input_format=args.input_format)
+    if not (first or names_a_device(source)):
+        kind = "url" if "://" in source else "lavfi" if source.startswith("lavfi:") else "file"
+        raise capture.refusal(source, kind)
+    return capture
+
+
 def _camera_command(args: argparse.Namespace) -> int:
 
     if args.list:
@@ -1591,6 +1607,7 @@ def _camera_command(args: argparse.Namespace) -> int:
         found = ", ".join(p for p, _ in list_video_devices()) or "none"
         raise InvalidInputError(f"no such capture device: {node} (devices here: {found})",
                                 hint="stream-gpen camera --list names them; or give a lavfi:, file or URL source")
+    capture = _capture_mode(args, source, first)
     try:
         enh = _make_enhancer(args)
     except BaseException as exc:  # (as enhance: an earlier report under that name said it succeeded)
@@ -1605,7 +1622,8 @@ def _camera_command(args: argparse.Namespace) -> int:
     try:
         summary = run_camera(enh, int(source) if first else source, outputs=outputs, frames=args.frames,
                              seconds=args.seconds, quiet=args.quiet, stop=stop, overwrite=args.overwrite,
-                             codec=args.codec, crf=args.crf, preset=args.preset, encoder=args.encoder)
+                             codec=args.codec, crf=args.crf, preset=args.preset, encoder=args.encoder,
+                             capture=capture)
     except Interrupted:
         # a second Ctrl-C while the outputs were being finalised: the error says what was kept where
         raise
@@ -1680,6 +1698,13 @@ def add_camera(subparsers, parents=()) -> None:
     p.add_argument("--quiet", action="store_true", help="no live status line (piped: no status line every 30 s)")
     p.add_argument("--report", metavar="FILE.json", type=_named, help="write the run summary as JSON")
     p.add_argument("--list", action="store_true", help="list the capture devices and exit")
+    mode = p.add_argument_group("capture mode (capture devices only; default: the camera's own)")
+    mode.add_argument("--video-size", metavar="WxH", help="ask the camera for this picture size, e.g. 1280x720")
+    mode.add_argument("--framerate", metavar="FPS", help="ask the camera for this frame rate: 30, 29.97 or 30000/1001")
+    mode.add_argument("--input-format", metavar="NAME",
+                      help="what the camera sends, by FFmpeg's name: mjpeg (a USB webcam's full rate: left in raw "
+                      "yuyv422 at 1080p it gives 5-10 fps), h264, or a raw pixel format (yuyv422, nv12; macOS: raw "
+                      "only)")
     _camera_codec_options(p)
     _encoder_option(p)
     _model_options(p)

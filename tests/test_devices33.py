@@ -360,3 +360,119 @@ def test_udevs_stable_camera_names_are_opened_as_cameras(monkeypatch):
     with pytest.raises(InvalidInputError, match="is not available: busy"):
         VideoSource(links[0])
     assert calls[0][0] == links[0]
+
+
+# --- the capture mode: --video-size, --framerate, --input-format ------------------------------------
+def _device_opens(monkeypatch, fmt: str) -> list:
+    """``av.open`` of the ``fmt`` demuxer opens a small test pattern where FFmpeg would open the
+    camera; the options it was given are recorded."""
+    import av
+
+    real_open = av.open
+    calls = []
+
+    def fake_open(target, mode="r", **kw):
+        if kw.get("format") != fmt:
+            return real_open(target, mode, **kw)
+        calls.append((target, dict(kw.get("options") or {})))
+        return real_open("testsrc2=size=96x64:rate=30:duration=0.1", "r", format="lavfi")
+
+    monkeypatch.setattr(av, "open", fake_open)
+    return calls
+
+
+@pytest.mark.parametrize("platform, fmt, spec, want", [
+    ("linux", "v4l2", "/dev/video7",
+     {"video_size": "1280x720", "framerate": "30000/1001", "input_format": "mjpeg"}),
+    ("win32", "dshow", "video=Integrated Camera",
+     {"video_size": "1280x720", "framerate": "30000/1001", "vcodec": "mjpeg"}),
+])
+def test_the_capture_mode_reaches_ffmpegs_camera_input(monkeypatch, platform, fmt, spec, want):
+    from stream_gpen.io import CaptureMode
+    from stream_gpen.io._source import VideoSource
+
+    monkeypatch.setattr(sys, "platform", platform)
+    calls = _device_opens(monkeypatch, fmt)
+    mode = CaptureMode.parse(size="1280x720", rate="29.97", input_format="MJPEG")
+    with VideoSource(spec, capture=mode) as src:
+        assert list(src)
+    assert calls[0] == (spec, want)
+    calls.clear()
+    with VideoSource(spec, capture=CaptureMode.parse(input_format="yuyv422")):
+        pass
+    assert calls[0][1] == ({"input_format": "yuyv422"} if fmt == "v4l2" else {"pixel_format": "yuyv422"})
+
+
+def test_a_mac_camera_is_asked_for_the_given_rate_only(monkeypatch):
+    from stream_gpen.errors import InvalidInputError
+    from stream_gpen.io import CaptureMode
+    from stream_gpen.io._source import VideoSource
+
+    monkeypatch.setattr(sys, "platform", "darwin")
+    calls = _device_opens(monkeypatch, "avfoundation")
+    with VideoSource("0", capture=CaptureMode.parse(size="640x480", rate="15", input_format="nv12")):
+        pass
+    assert calls == [("0", {"video_size": "640x480", "framerate": "15", "pixel_format": "nv12"})]
+    with pytest.raises(InvalidInputError, match="AVFoundation .macOS. delivers raw pictures only, not 'mjpeg'"):
+        VideoSource("0", capture=CaptureMode.parse(input_format="mjpeg"))
+
+
+@pytest.mark.parametrize("kw, said", [
+    (dict(size="1280"), "a capture size is WIDTHxHEIGHT, got '1280'"),
+    (dict(size="0x720"), "each 1 to 16384 pixels"),
+    (dict(rate="fast"), "a capture frame rate is a number of frames a second, got 'fast'"),
+    (dict(rate="0"), "a capture frame rate is a Fraction above 0"),
+    (dict(input_format="mjpg"), "unknown capture input format 'mjpg'"),
+])
+def test_bad_capture_modes_are_refused(kw, said):
+    from stream_gpen.errors import InvalidInputError
+    from stream_gpen.io import CaptureMode
+
+    with pytest.raises(InvalidInputError, match=said):
+        CaptureMode.parse(**kw)
+
+
+def test_a_capture_mode_is_refused_for_a_source_that_is_no_camera(tmp_path):
+    from stream_gpen.errors import InvalidInputError
+    from stream_gpen.io import CaptureMode, open_source
+
+    mode = CaptureMode.parse(input_format="mjpeg")
+    photo = tmp_path / "a.png"
+    photo.write_bytes(b"")
+    for spec, what in (("lavfi:testsrc2", "a lavfi graph"), ("rtsp://127.0.0.1:9/x", "a network stream"),
+                       (str(photo), "a file")):
+        with pytest.raises(InvalidInputError, match=f"is for capture devices; .* is {what}"):
+            open_source(spec, capture=mode)
+
+
+@pytest.mark.parametrize("extra, said", [
+    (["lavfi:testsrc=size=96x64", "--input-format", "mjpeg"], "is for capture devices; 'lavfi:testsrc=size=96x64' "
+                                                              "is a lavfi graph"),
+    (["--video-size", "big"], "a capture size is WIDTHxHEIGHT, got 'big'"),
+    (["--framerate", "-5"], "a capture frame rate is a Fraction above 0"),
+])
+def test_camera_capture_options_are_checked_before_the_model_loads(tmp_path, monkeypatch, capsys, extra, said):
+    import stream_gpen.commands as commands
+
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(commands, "_default_camera", lambda: "0")  # (no /dev/video0 here)
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert main(["camera", *extra, "--model", "gpen-bfr-512", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "weights" not in err.lower(), err
+
+
+def test_run_camera_asks_the_camera_for_the_capture_mode(monkeypatch, mobilenet_weights):
+    from stream_gpen.api import Enhancer
+    from stream_gpen.commands import run_camera
+    from stream_gpen.io import CaptureMode
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    calls = _device_opens(monkeypatch, "v4l2")
+    enh = Enhancer("classic", device="cpu", progress=False, detect_size=96, detector_weights=str(mobilenet_weights))
+    s = run_camera(enh, "/dev/video7", outputs=["null"], frames=2, quiet=True,
+                   capture=CaptureMode.parse(size="640x480", input_format="mjpeg"))
+    assert s.frames_out >= 1
+    assert calls[0] == ("/dev/video7", {"video_size": "640x480", "input_format": "mjpeg"})

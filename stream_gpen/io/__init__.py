@@ -7,7 +7,7 @@ from __future__ import annotations
 __all__ = [
     "open_source", "open_sink", "StreamMetadata", "AuxStreamInfo", "Frame", "FrameRing",
     "FrameReleasedError", "VideoSource", "ImageSource", "FileSink", "NullSink", "ImageSink",
-    "PreviewSink", "VirtualCameraSink", "remux",
+    "PreviewSink", "VirtualCameraSink", "remux", "CaptureMode",
 ]
 
 _WHERE = {
@@ -19,6 +19,7 @@ _WHERE = {
     "FrameRing": "stream_gpen.io._ring",
     "FrameReleasedError": "stream_gpen.io._ring",
     "VideoSource": "stream_gpen.io._source",
+    "CaptureMode": "stream_gpen.io._source",
     "ImageSource": "stream_gpen.io._image",
     "ImageSink": "stream_gpen.io._image",
     "FileSink": "stream_gpen.io._sink",

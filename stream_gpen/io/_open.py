@@ -40,6 +40,7 @@ def open_source(
     duration: float | None = None,
     exclude=None,
     skip=None,
+    capture=None,
 ):
     """Open a video file, URL, capture device, ``lavfi:<graph>``, image file or image folder.
 
@@ -55,17 +56,20 @@ def open_source(
     frames, or photos (from their header, before decoding), with more pixels are refused
     (``PayloadTooLargeError``; a folder's photo is skipped); ``skip``
     (folders): ``skip(path) -> True`` leaves that image out (resuming: its output exists).
+    ``capture``: a capture device's :class:`~stream_gpen.io._source.CaptureMode` (size, frame
+    rate, input format); any other source is then refused.
     """
     s = str(spec)
     index = isinstance(spec, int) and not isinstance(spec, bool)  # (a capture device's: no file of that name)
-    if not untrusted and not index and "://" not in s and not s.startswith("lavfi:"):
+    # (a capture mode: VideoSource refuses every source that is no device, a photo or folder too)
+    if capture is None and not untrusted and not index and "://" not in s and not s.startswith("lavfi:"):
         p = Path(s)
         if p.is_dir() or p.suffix.lower() in IMAGE_EXTS:
             from stream_gpen.io._image import ImageSource
 
             return ImageSource(p, device=device, exclude=Path(exclude) if exclude is not None else None, skip=skip,
                                max_pixels=max_pixels)
-    if untrusted and not index and "://" not in s and Path(s).is_file() and Path(s).suffix.lower() in IMAGE_EXTS \
+    if capture is None and untrusted and not index and "://" not in s and Path(s).is_file() and Path(s).suffix.lower() in IMAGE_EXTS \
             and _plain_picture(Path(s)):
         from stream_gpen.io._image import ImageSource
 
@@ -73,7 +77,8 @@ def open_source(
     return VideoSource(spec, device=device, live=live, decode=decode, ring_size=ring_size, count_frames=count_frames,
                        reconnect=reconnect, reconnect_delay_s=reconnect_delay_s, timeout_s=timeout_s,
                        autorotate=autorotate, deinterlace=deinterlace, untrusted=untrusted,
-                       max_pixels=max_pixels, high_bit_depth=high_bit_depth, start=start, duration=duration)
+                       max_pixels=max_pixels, high_bit_depth=high_bit_depth, start=start, duration=duration,
+                       capture=capture)
 
 
 #: the picture formats an untrusted photo may be (Pillow's names): decoders that open no other file and
