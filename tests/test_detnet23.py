@@ -102,7 +102,12 @@ def test_nms_equals_torchvisions(n, spread):
         boxes[10:12, 2:] = boxes[10:12, :2]  # empty boxes (their IoU is NaN with each other)
         boxes[11] = boxes[10]
     for thr in (0.3, 0.4, 0.5, 0.7, 1.0):
-        torch.testing.assert_close(nms(boxes, scores, thr), reference(boxes, scores, thr), rtol=0, atol=0)
+        torch.testing.assert_close(nms(boxes, scores, thr), reference(_inclusive(boxes), scores, thr), rtol=0, atol=0)
+
+
+def _inclusive(boxes: torch.Tensor) -> torch.Tensor:
+    """``boxes`` with x2, y2 one pixel out: torchvision's NMS of these is GPEN's "+1" NMS (hunt 33)."""
+    return boxes + torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=boxes.dtype)
 
 
 def test_nms_at_the_threshold_compares_as_torchvision():
@@ -113,11 +118,12 @@ def test_nms_at_the_threshold_compares_as_torchvision():
 
     from stream_gpen.faces._detector import nms
 
-    a, half, four_tenths = [0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 5.0], [0.0, 0.0, 10.0, 4.0]
+    # (pixel-inclusive: [0, 0, 9, 9] is 10 x 10 px)
+    a, half, four_tenths = [0.0, 0.0, 9.0, 9.0], [0.0, 0.0, 9.0, 4.0], [0.0, 0.0, 9.0, 3.0]
     scores = torch.tensor([0.9, 0.8])
     for other, thr, kept in ((half, 0.5, [0, 1]), (four_tenths, 0.4, [0]), (four_tenths, 0.41, [0, 1])):
         boxes = torch.tensor([a, other])
-        assert nms(boxes, scores, thr).tolist() == reference(boxes, scores, thr).tolist() == kept
+        assert nms(boxes, scores, thr).tolist() == reference(_inclusive(boxes), scores, thr).tolist() == kept
 
 
 def test_detecting_imports_neither_torchvision_nor_dynamo(shared, mobilenet_weights):
