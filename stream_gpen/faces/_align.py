@@ -48,11 +48,32 @@ def _check_points(points: torch.Tensor) -> torch.Tensor:
     return points
 
 
+def rotation_fit(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rotation ``[n, 2, 2]`` (never a reflection) that best maps the centred source points
+    onto the centred targets, from their cross-covariance ``cov`` ``[n, 2, 2]`` (targets x
+    sources), and ``[n]`` the sum of the singular values signed as in it (the scale times the
+    source variance). Umeyama's sign rule as skimage implements it: the second singular direction
+    is flipped where det(cov) < 0; where cov has rank 1 (all points on one line) its determinant is
+    0 and says nothing, and the rotation among U·Vᵀ and U·diag(1, -1)·Vᵀ is taken (either fits
+    as well; the sign from det(cov) alone returned a mirrored face for half of such lines)."""
+    u, sig, vh = torch.linalg.svd(cov)
+    flip = torch.linalg.det(cov) < 0
+    # rank 1 by numpy's matrix_rank tolerance (largest singular value x size x eps)
+    flat = sig[:, 1] <= sig[:, 0] * 2 * torch.finfo(sig.dtype).eps
+    rot_flip = torch.where(flat, torch.linalg.det(u) * torch.linalg.det(vh) < 0, flip)
+    d = torch.ones_like(sig)
+    d[:, 1] = torch.where(rot_flip, -1.0, 1.0)
+    signs = torch.ones_like(sig)
+    signs[:, 1] = torch.where(flip, -1.0, 1.0)
+    return u @ torch.diag_embed(d) @ vh, (sig * signs).sum(dim=1)
+
+
 def umeyama(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
     """Batched least-squares similarity (rotation, uniform scale, translation) src -> dst.
 
     ``src``, ``dst``: ``[n, k, 2]``; returns ``[n, 2, 3]`` in float64 (Umeyama 1991, the same
-    estimate as ``skimage.transform.SimilarityTransform`` that GPEN uses). Reflections are excluded.
+    estimate as ``skimage.transform.SimilarityTransform`` that GPEN uses). Reflections are
+    excluded, collinear points included (:func:`rotation_fit`).
     """
     src = src.to(torch.float64)
     dst = dst.to(torch.float64)
@@ -62,13 +83,10 @@ def umeyama(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
     sc = src - mu_s
     dc = dst - mu_d
     cov = dc.transpose(1, 2) @ sc / k  # [n, 2, 2]
-    u, sig, vh = torch.linalg.svd(cov)
-    d = torch.ones(n, 2, dtype=torch.float64, device=src.device)
-    d[:, 1] = torch.where(torch.linalg.det(cov) < 0, -1.0, 1.0)
-    rot = u @ torch.diag_embed(d) @ vh
+    rot, signed = rotation_fit(cov)
     var_s = sc.pow(2).sum(dim=(1, 2)) / k
     # Degenerate input (all points equal) gives var 0: scale 0 rather than NaN.
-    scale = (sig * d).sum(dim=1) / var_s.clamp_min(1e-12)
+    scale = signed / var_s.clamp_min(1e-12)
     lin = scale[:, None, None] * rot
     t = mu_d.transpose(1, 2) - lin @ mu_s.transpose(1, 2)
     return torch.cat([lin, t], dim=2)

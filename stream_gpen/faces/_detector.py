@@ -771,7 +771,7 @@ def landmark_misfit(landmarks: torch.Tensor) -> torch.Tensor:
     landmarks RetinaFace gives some sideways faces are collapsed or relabelled into shapes no
     rotation of the template matches (up to 6). Upside-down faces often get a plausible upright
     shape in the wrong place, which only :meth:`FaceDetector.turn_margin` catches."""
-    from stream_gpen.faces._align import reference_points
+    from stream_gpen.faces._align import reference_points, rotation_fit
 
     p = landmarks.double()
     ref = reference_points(256)
@@ -779,11 +779,8 @@ def landmark_misfit(landmarks: torch.Tensor) -> torch.Tensor:
     pc = p - p.mean(1, keepdim=True)
     # the similarity template -> points: rotation from the SVD of the cross-covariance, then scale
     cov = pc.transpose(1, 2) @ rc / 5
-    u, sv, vt = torch.linalg.svd(cov)
-    d = torch.ones_like(sv)
-    d[:, 1] = torch.where(torch.linalg.det(cov) < 0, -1.0, 1.0)
-    r = u @ torch.diag_embed(d) @ vt
-    k = (sv * d).sum(1) / (rc**2).sum(1).mean()
+    r, signed = rotation_fit(cov)
+    k = signed / (rc**2).sum(1).mean()
     fit = k[:, None, None] * (rc @ r.transpose(1, 2))
     rms = ((fit - pc) ** 2).sum(2).mean(1).sqrt()
     iod = k * torch.linalg.norm(ref[0] - ref[1])
