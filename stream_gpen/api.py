@@ -252,6 +252,24 @@ def _said(value) -> str:
     return repr(value)
 
 
+def detection_options_given(*, faces="all", max_faces=None, min_face=0.0, min_score=DEFAULT_MIN_SCORE,
+                            detect_size=None, detect_every=5, check_landmarks=True, smooth_lag=None,
+                            detector="auto", detector_weights=None) -> list[str]:
+    """The Enhancer options that only face detection uses (none of them with ``aligned=True``)
+    given other than their defaults, each said as ``name=value (--option)``: an aligned Enhancer
+    warns of them, and ``serve --aligned`` loads its detector at start-up for them (its requests
+    with ``?aligned=false`` are then evidently meant), else on the first such request."""
+    # (named both ways: the keyword, and the command line's option, whoever reads the note)
+    flag = {"check_landmarks": "--no-landmark-check"}
+    return [f"{name}={_said(value)} ({flag.get(name, '--' + name.replace('_', '-'))})" for name, value, default in (
+        ("faces", faces, "all"), ("max_faces", max_faces, None), ("min_face", float(min_face), 0.0),
+        ("min_score", float(min_score), float(DEFAULT_MIN_SCORE)), ("detect_size", detect_size, None),
+        ("detect_every", detect_every, 5), ("check_landmarks", bool(check_landmarks), True),
+        ("smooth_lag", smooth_lag, None), ("detector", detector, "auto"),
+        ("detector_weights", None if detector_weights is None else str(detector_weights), None))
+        if value != default]
+
+
 def _closest_model(name: str) -> list[str]:
     """The model name ``name`` was probably meant to be (``[]``: none): the same letters and size
     less the dashes and "bfr" (``gpen256``, ``GPEN_BFR_512``, ``GPEN-BFR-512.pth``), else a near miss."""
@@ -597,16 +615,11 @@ class Enhancer:
         once and kept in the fallbacks (the run summary), as an unused ``mask`` is: not silently
         ignored."""
         notes = []
-        # (named both ways: the keyword, and the command line's option, whoever reads the note)
-        flag = {"check_landmarks": "--no-landmark-check"}
         if self.aligned:
-            given = [f"{name}={_said(value)} ({flag.get(name, '--' + name.replace('_', '-'))})" for name, value, default in (
-                ("faces", faces, "all"), ("max_faces", max_faces, None), ("min_face", float(min_face), 0.0),
-                ("min_score", float(min_score), float(DEFAULT_MIN_SCORE)), ("detect_size", detect_size, None),
-                ("detect_every", detect_every, 5), ("check_landmarks", bool(check_landmarks), True),
-                ("smooth_lag", smooth_lag, None), ("detector", detector, "auto"),
-                ("detector_weights", None if detector_weights is None else str(detector_weights), None))
-                if value != default]
+            given = detection_options_given(
+                faces=faces, max_faces=max_faces, min_face=min_face, min_score=min_score, detect_size=detect_size,
+                detect_every=detect_every, check_landmarks=check_landmarks, smooth_lag=smooth_lag, detector=detector,
+                detector_weights=detector_weights)
             if given:
                 notes.append(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} not used with aligned=True "
                              "(--aligned): no faces are detected, each aligned crop is restored whole")

@@ -403,11 +403,16 @@ def _check_nvenc_early(args, dst: str) -> None:
 def _make_enhancer(args):
     from stream_gpen.api import Enhancer
 
+    return Enhancer(**_enhancer_options(args))
+
+
+def _enhancer_options(args) -> dict:
+    """The Enhancer keywords the command line's model and face options give."""
     detect_size = args.detect_size
     if getattr(args, "aligned", False) and getattr(args, "run", None) is _run_camera and detect_size == _CAMERA_DETECT_SIZE:
         detect_size = None  # (the camera's default, not asked for: aligned crops are not detected, nor warned about)
-    return Enhancer(
-        args.model, device=args.device, precision=args.precision, batch_size=args.batch_size,
+    return dict(
+        model=args.model, device=args.device, precision=args.precision, batch_size=args.batch_size,
         detect_every=args.detect_every, faces=args.faces, min_face=args.min_face, detector=args.detector,
         check_landmarks=getattr(args, "check_landmarks", True),
         max_faces=getattr(args, "max_faces", None), min_score=getattr(args, "min_score", 0.9),

@@ -66,6 +66,17 @@ class Detections:
         return Detections(self.boxes[index], self.landmarks[index], self.scores[index])
 
 
+def default_backbone(device: torch.device) -> str:
+    """The backbone ``"auto"`` picks without a weights file: ResNet-50 on CUDA (104 MB, more
+    accurate on small and profile faces), MobileNet-0.25 elsewhere (1.7 MB, ~10x less compute)."""
+    return "resnet50" if device.type == "cuda" else "mobilenet0.25"
+
+
+def weights_name(backbone: Backbone, device: torch.device) -> str:
+    """The registry name of the weights a detector of ``backbone`` on ``device`` loads without a file given."""
+    return _WEIGHTS[default_backbone(device) if backbone == "auto" else backbone]
+
+
 def _priors(h: int, w: int, device) -> torch.Tensor:
     """Anchor boxes (cx, cy, w, h) in pixels, facexlib's PriorBox order (row, col, size)."""
     out = []
@@ -199,7 +210,7 @@ class FaceDetector:
             state = _read_detector_state(Path(weights))
             backbone = next((b for b, key in _FIRST_KEY.items() if key in state), "auto")
         if backbone == "auto":
-            backbone = "resnet50" if self.device.type == "cuda" else "mobilenet0.25"
+            backbone = default_backbone(self.device)
         self.backbone: str = backbone
         self.long_side = long_side
         self.score_threshold = float(score_threshold)

@@ -199,7 +199,7 @@ def _run_serve(args: argparse.Namespace) -> int:
                                     "install fastapi uvicorn python-multipart websockets")
     import uvicorn
 
-    from stream_gpen.commands import _check_face_options, _make_enhancer
+    from stream_gpen.commands import _check_face_options
     from stream_gpen.server._app import create_app
     from stream_gpen.server._config import live_message_limit
 
@@ -212,13 +212,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         from stream_gpen.io._sink import resolve_encoder
 
         resolve_encoder("nvenc", "h264")
-    # --aligned is the requests' default, which each may turn off (?aligned=false): the Enhancer is
-    # built for both (its detector and --mask parse's parser loaded, the face options used: they
-    # were said to be unused, and a request that turned aligned off pasted with the feather mask
-    # for want of a parser), then made aligned (as a server view of it with ?aligned=true is)
-    aligned, args.aligned = bool(getattr(args, "aligned", False)), False
-    enh = _make_enhancer(args)  # weights errors surface here, before the port is bound
-    enh.aligned = aligned
+    enh = _serve_enhancer(args)  # weights errors surface here, before the port is bound
     app = create_app(enh, config=config)
     host = f"[{args.host}]" if ":" in args.host else args.host  # (an IPv6 address, as a URL writes it)
     root = args.root_path
@@ -244,6 +238,55 @@ def _run_serve(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"the server could not start on {args.host}:{args.port} (see the error above)",
                                 hint="another program may hold the port: pick another --port")
     return 0
+
+
+def _serve_enhancer(args: argparse.Namespace):
+    """The served Enhancer. ``--aligned`` is the requests' default, which each may turn off
+    (``?aligned=false``): given ``--mask parse`` or a detection option (``--faces``,
+    ``--detector-weights``...), such requests are evidently meant, so the Enhancer is built for
+    both (its detector and parser loaded, their weights errors said before the port is bound, the
+    options used: they were said to be unused, and a request that turned aligned off pasted with
+    the feather mask for want of a parser), then made aligned, as a server view of it with
+    ``?aligned=true`` is. Without them it is built aligned, its detector loaded on the first
+    request that turns aligned off: a server for aligned crops needs no detector weights offline,
+    nor downloads ResNet-50's 104 MB on CUDA that it may never use (such a request without them is
+    answered 503 with how to get them)."""
+    from stream_gpen import commands
+    from stream_gpen.api import detection_options_given
+
+    aligned = bool(getattr(args, "aligned", False))
+    eager = False
+    if aligned:
+        options = commands._enhancer_options(args)
+        eager = options["mask"] == "parse" or bool(detection_options_given(**{k: options[k] for k in (
+            "faces", "max_faces", "min_face", "min_score", "detect_size", "detect_every", "check_landmarks",
+            "smooth_lag", "detector", "detector_weights")}))
+    args.aligned = aligned and not eager
+    enh = commands._make_enhancer(args)
+    if eager:
+        enh.aligned = True
+    elif aligned:
+        _say_detector_later(enh, download=not args.no_download)
+    return enh
+
+
+def _say_detector_later(enh, *, download: bool) -> None:
+    """Say once, at start-up, what a request with ``?aligned=false`` to ``serve --aligned`` needs:
+    the detector's weights, loaded (or downloaded) on the first such request; where they are not
+    here and may not be downloaded, such requests are answered 503 until they are put there."""
+    from stream_gpen.faces._detector import weights_name
+    from stream_gpen.weights import candidates, get_weight_file, offline
+
+    name = weights_name("auto", enh.device)
+    if candidates(get_weight_file(name)):
+        log.info("requests with ?aligned=false load the face detector (%s) on first use", name)
+    elif download and not offline():
+        log.info("requests with ?aligned=false need the face detector's weights (%s): the first such request "
+                 "downloads them", name)
+    else:
+        log.warning("requests with ?aligned=false need the face detector's weights (%s), which are not here and may "
+                    "not be downloaded: they are answered 503 until `stream-gpen weights download %s` puts them in "
+                    "the cache (or restart with --detector-weights PATH)", name, name)
 
 
 def _server_class():
