@@ -7,8 +7,8 @@ breaks photo libraries (clips sorted by date, shown on a map) and subtitle styli
 
 Kept: every global and per-stream tag except those the muxer or encoder regenerates (brands,
 ``encoder``, mkvmerge's statistics, ...); chapters where the container has them (mp4, mov, mkv,
-webm); attachments into Matroska; the QuickTime ``tmcd`` timecode track as the video stream's
-``timecode`` tag, from which the mov/mp4 muxer writes a new ``tmcd`` track (and mkv a TIMECODE
+webm); attachments into Matroska; the QuickTime ``tmcd`` timecode track (or the file's own
+timecode: MXF, a Matroska's global ``TIMECODE``) as the video stream's ``timecode`` tag, from which the mov/mp4 muxer writes a new ``tmcd`` track (and mkv a TIMECODE
 tag). Apple's ``com.apple.quicktime.*`` keys (make, model, ISO 6709 location) need QuickTime
 ``mdta`` metadata, switched on for mp4/mov output when the input has such keys. What a container
 cannot hold is reported (container tags into avi/ts, and those the mov muxer has no atom for;
@@ -77,7 +77,10 @@ def copy_container_tags(inp, out, window: tuple[float, float | None] | None = No
     Returns what could not be carried (human-readable, for the run summary)."""
     lost: list[str] = []
     fmts = _fmts(out)
-    tags = clean_tags(dict(inp.metadata), for_mov=bool(fmts & _MOV))
+    # (the timecode is the video's, moved by a --start cut and written once by the sink from
+    # timecode_of: copied here too, the mov muxer wrote the unmoved global one over it and
+    # Matroska held both)
+    tags = clean_tags(dict(inp.metadata), extra_skip=("timecode",), for_mov=bool(fmts & _MOV))
     if fmts & _MOV and any(k.lower().startswith("com.apple.quicktime.") for k in tags):
         # make/model/ISO 6709 location of iPhone clips exist only as QuickTime mdta keys
         flags = out.options.get("movflags", "")
@@ -325,14 +328,19 @@ def copy_stream_tags(ins, outs, *, encoded: bool = False) -> str | None:
 
 
 def timecode_of(container, video_stream) -> str | None:
-    """The start timecode of the video (its own tag, or a ``tmcd`` track's), or None."""
-    tc = video_stream.metadata.get("timecode") or video_stream.metadata.get("TIMECODE")
+    """The start timecode of the video (its own tag, a ``tmcd`` track's, or the file's: an MXF
+    holds it at the file level only, a Matroska may as a global ``TIMECODE``), or None."""
+    tc = _timecode_tag(video_stream.metadata)
     if tc:
         return tc
     for s in container.streams:
         if s.type == "data" and s.metadata.get("timecode"):
             return s.metadata["timecode"]
-    return container.metadata.get("timecode")
+    return _timecode_tag(container.metadata)
+
+
+def _timecode_tag(tags) -> str | None:
+    return next((v for k, v in tags.items() if k.lower() == "timecode" and v), None)
 
 
 def is_chapter_track(stream) -> bool:
