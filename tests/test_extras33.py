@@ -43,3 +43,58 @@ def test_container_timecode_is_moved_by_start_and_written_once(tmp_path, ext):
     # global timecode to the stream's, Matroska wrote both)
     assert found and set(found) == {"10:00:00:10"}, found
 
+
+
+# --- 2. closed captions that start late -------------------------------------------------------------
+def _sei_a53(i: int) -> bytes:
+    """An H.264 SEI NAL unit carrying one CEA-608 caption pair in ATSC A/53 user data."""
+    cc = bytes([0xB5, 0x00, 0x31]) + b"GA94" + bytes([0x03, 0x40 | 2, 0xFF, 0xFC, 0x94, 0x2C,
+                                                      0xFC, 0xC1 if i % 2 else 0x80, 0x80, 0xFF])
+    return b"\x00\x00\x00\x01\x06" + bytes([4, len(cc)]) + cc + b"\x80"
+
+
+def captioned_clip(path, *, first: int, n: int = 12):
+    """An mkv of ``n`` H.264 frames whose captions (A53 SEI before the slice) begin at frame ``first``
+    (a broadcast recording whose captions start after its first picture)."""
+    from fractions import Fraction
+
+    enc = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt = W, H, "yuv420p"
+    enc.time_base, enc.framerate = Fraction(1, 25), Fraction(25)
+    enc.options = {"bframes": "0", "preset": "ultrafast"}
+    packets = []
+    for i, img in enumerate(_frames(n)):
+        f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+        f.pts, f.time_base = i, Fraction(1, 25)
+        packets += enc.encode(f)
+    packets += enc.encode(None)
+    raw = bytearray()
+    for j, p in enumerate(packets):
+        b = bytes(p)
+        k = next(k for k in range(len(b) - 3) if b[k:k + 3] == b"\x00\x00\x01" and b[k + 3] & 0x1F in (1, 5))
+        k -= 1 if k and b[k - 1] == 0 else 0
+        raw += b[:k] + _sei_a53(j) + b[k:] if j >= first else b
+    es = path.with_suffix(".h264")
+    es.write_bytes(bytes(raw))
+    with av.open(str(es)) as src, av.open(str(path), "w") as out:
+        ins = src.streams.video[0]
+        os_ = out.add_stream_from_template(ins)
+        for i, p in enumerate(q for q in src.demux(ins) if q.size):
+            p.stream, p.pts, p.dts, p.time_base = os_, i, i, Fraction(1, 25)
+            out.mux(p)
+    return path
+
+
+def test_captions_that_start_after_the_first_frame_are_said_to_be_lost(tmp_path):
+    clip = captioned_clip(tmp_path / "tv.mkv", first=6)
+    with av.open(str(clip)) as c:  # (the clip is as meant: captions from frame 6 on)
+        firsts = [k for k, f in enumerate(c.decode(video=0)) if any("A53" in str(sd.type) for sd in f.side_data)]
+    assert firsts and firsts[0] == 6
+    with open_source(clip) as src:
+        for f in src:
+            f.release()
+    assert any("closed captions carried in the video" in m for m in src.fallbacks), src.fallbacks
+    with open_source(captioned_clip(tmp_path / "clean.mkv", first=99)) as src:
+        for f in src:
+            f.release()
+    assert not any("closed captions" in m for m in src.fallbacks), src.fallbacks

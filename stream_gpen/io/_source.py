@@ -2249,6 +2249,7 @@ class VideoSource:
                 self._alpha_decoder = av.CodecContext.create(name, "r")
             except (av.error.FFmpegError, ValueError) as e:
                 self._fallback(f"{name} cannot decode here ({e}): the video's transparency is not read")
+        self._captions = False  # closed captions seen in a frame (_captions_noted)
         self._frames = self._decode_frames()
         first = self._first_frame()
         src_bits = bits_per_component(_sw_format(first))
@@ -2297,10 +2298,6 @@ class VideoSource:
                      "timestamps if they run ahead of the wall clock: a whole file written into it)", self.spec)
         self._ahead_from: tuple[float, float] | None = None  # (wall clock at open, first frame's time)
         self._opened_wall = time.monotonic()
-        if any("A53_CC" in str(getattr(sd, "type", "")) for sd in frame_side_data(first)):
-            # (new frames are made from the restored pictures; PyAV cannot attach side data to them)
-            self._fallback(f"{self.spec}: closed captions carried in the video (CEA-608/708) are not kept in the "
-                           "output; extract them first (e.g. ccextractor) to keep them as subtitles")
         self._max_pixels = max_pixels  # (frames checked again as they come: a stream may change size)
         if max_pixels is not None and self.metadata.width * self.metadata.height > max_pixels:
             from stream_gpen.errors import PayloadTooLargeError
@@ -2885,7 +2882,7 @@ class VideoSource:
         lasts until the window's end. Two frames of look-ahead (one to time a frame,
         one to tell a damaged presentation time: :meth:`_mend_leap`); live sources, where they
         would add latency, keep the decoder's durations."""
-        frames = self._untimed_placed(self._tagged(self._decoded()))
+        frames = self._untimed_placed(self._tagged(self._captions_noted(self._decoded())))
         if self.live:
             yield from frames
             return
@@ -2970,6 +2967,16 @@ class VideoSource:
     def _leap_min(self) -> Fraction:
         """The least leap ahead (s) that :meth:`_mend_leap` takes for a damaged time: a join's step."""
         return max(self._hold_gap(), _JOIN_MIN_S)
+
+    def _captions_noted(self, frames) -> Iterator["av.VideoFrame"]:
+        """``frames``, with :data:`CAPTIONS_NOTE` given when one first carries A53 captions (a
+        broadcast's captions often start after its first frame: looking at that one alone lost
+        them silently). Each frame's side data is looked at only until they are found."""
+        for f in frames:
+            if not self._captions and any("A53_CC" in str(getattr(sd, "type", "")) for sd in frame_side_data(f)):
+                self._captions = True
+                self._fallback(f"{self.spec}: {CAPTIONS_NOTE}")
+            yield f
 
     def _tagged(self, frames) -> Iterator["av.VideoFrame"]:
         """Frames whose own colour tags say unspecified (2) take the stream's (codec parameters:
@@ -4249,6 +4256,13 @@ class VideoSource:
         if self.stats["corrupt_packets"] or self.stats["corrupt_frames"]:
             log.warning("%s: %d corrupt packets skipped, %d damaged frames concealed",
                         self.spec, self.stats["corrupt_packets"], self.stats["corrupt_frames"])
+
+
+#: the note on closed captions in the video (said once, when the first frame carrying them is
+#: decoded): the sink's restored frames are new pictures, and PyAV cannot attach side data to them
+#: (a stream copy, ``--copy-if-no-faces``, keeps them: the note is withdrawn then)
+CAPTIONS_NOTE = ("closed captions carried in the video (CEA-608/708) are not kept in the output; "
+                 "extract them first (e.g. ccextractor) to keep them as subtitles")
 
 
 def _out_of_memory(e: BaseException) -> bool:
