@@ -1541,6 +1541,7 @@ class Enhancer:
                 except KeyboardInterrupt as exc:  # (the stream copy of a long video takes minutes)
                     raise _stopped_when_written(summary, dst, copy=True) from exc
                 summary.encoder = "copy"  # the re-encode's encoder no longer describes the output
+                _withdraw_captions_note(summary)
                 summary.fallbacks.append("no faces found: the input was stream-copied to the output (copy_if_no_faces=True)")
             except EncodeError as exc:  # e.g. pcm audio into .mp4: the re-encoded output stays
                 log.warning("no faces found, but the input cannot be stream-copied (%s); kept the re-encoded output", exc)
@@ -2763,6 +2764,19 @@ def _frames_in(seconds: float, rate: float, cap: int) -> int:
     ``--start 0.13`` skipped 3, not 4; the slack absorbs float noise (as ``_expected_frames``)."""
     x = seconds * rate
     return cap if not x < cap else max(0, math.ceil(x - 1e-3))
+
+
+def _withdraw_captions_note(summary: RunSummary) -> None:
+    """The read's note that the video's closed captions are lost, taken back from ``summary``
+    once the input was stream-copied after all (``copy_if_no_faces``): the copied video keeps
+    the caption data its pictures carry (the report said they were dropped from an output that
+    has them)."""
+    from stream_gpen.io._source import CAPTIONS_NOTE
+
+    kept = [f for f in summary.fallbacks if not f.endswith(CAPTIONS_NOTE)]
+    if len(kept) < len(summary.fallbacks):
+        summary.fallbacks = kept
+        log.info("the stream copy keeps the closed captions carried in the video")
 
 
 def _sink_notes(summary: RunSummary, sink) -> None:

@@ -98,3 +98,15 @@ def test_captions_that_start_after_the_first_frame_are_said_to_be_lost(tmp_path)
         for f in src:
             f.release()
     assert not any("closed captions" in m for m in src.fallbacks), src.fallbacks
+
+
+# --- 3. captions kept by --copy-if-no-faces ----------------------------------------------------------
+def test_copy_if_no_faces_that_keeps_the_captions_does_not_say_them_lost(tmp_path, enh):
+    clip = captioned_clip(tmp_path / "tv.mkv", first=0)
+    s = enh.enhance_file(clip, tmp_path / "o.mkv", copy_if_no_faces=True)
+    assert s.encoder == "copy"
+    assert not any("closed captions" in m for m in s.fallbacks), s.fallbacks
+    with av.open(str(tmp_path / "o.mkv")) as c:  # (the copy has them)
+        assert any(any("A53" in str(sd.type) for sd in f.side_data) for f in c.decode(video=0))
+    s = enh.enhance_file(clip, tmp_path / "re.mkv")  # re-encoded: said
+    assert any("closed captions carried in the video" in m for m in s.fallbacks), s.fallbacks
