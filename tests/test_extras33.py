@@ -110,3 +110,33 @@ def test_copy_if_no_faces_that_keeps_the_captions_does_not_say_them_lost(tmp_pat
         assert any(any("A53" in str(sd.type) for sd in f.side_data) for f in c.decode(video=0))
     s = enh.enhance_file(clip, tmp_path / "re.mkv")  # re-encoded: said
     assert any("closed captions carried in the video" in m for m in s.fallbacks), s.fallbacks
+
+
+# --- 4. DASH's tags, track titles and marks -----------------------------------------------------------
+def test_dash_says_which_tags_titles_and_marks_it_drops(tmp_path):
+    from _clips import write_audio
+
+    clip = tmp_path / "marks.mkv"
+    with av.open(str(clip), "w") as c:
+        c.metadata.update({"title": "Film", "ARTIST": "Someone"})
+        vs = c.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
+        vs.metadata["title"] = "Main cam"
+        aus = c.add_stream("aac", rate=48000)
+        aus.metadata.update({"title": "Commentaire", "language": "fra"})
+        aus.disposition = av.stream.Disposition.comment
+        for i, img in enumerate(_frames(10)):
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts = i
+            for p in vs.encode(f):
+                c.mux(p)
+        for p in vs.encode(None):
+            c.mux(p)
+        write_audio(c, aus, 0.4)
+    sink = _copy(clip, tmp_path / "o.mpd")
+    said = "\n".join(sink.dropped)
+    assert "container tags dropped: the dash container cannot hold ARTIST (" in said, said
+    assert "stream #0: its title 'Main cam' dropped" in said, said
+    assert "stream #1: its title 'Commentaire' and its commentary mark dropped" in said, said
+    mpd = (tmp_path / "o.mpd").read_text()
+    assert "<Title>Film</Title>" in mpd and "Commentaire" not in mpd and "Role" not in mpd  # (as said)

@@ -11,7 +11,7 @@ webm); attachments into Matroska; the QuickTime ``tmcd`` timecode track (or the 
 timecode: MXF, a Matroska's global ``TIMECODE``) as the video stream's ``timecode`` tag, from which the mov/mp4 muxer writes a new ``tmcd`` track (and mkv a TIMECODE
 tag). Apple's ``com.apple.quicktime.*`` keys (make, model, ISO 6709 location) need QuickTime
 ``mdta`` metadata, switched on for mp4/mov output when the input has such keys. What a container
-cannot hold is reported (container tags into avi/ts, and those the mov muxer has no atom for;
+cannot hold is reported (container tags into avi/ts/HLS/DASH, and those the mov muxer has no atom for;
 chapters into avi/ts; attachments outside Matroska). A Matroska ``DATE_RECORDED`` or
 ``DESCRIPTION`` an .mp4/.mov has no atom for fills its empty ``date`` / ``comment`` slot.
 """
@@ -88,6 +88,8 @@ def copy_container_tags(inp, out, window: tuple[float, float | None] | None = No
     advice = "write .mkv, .mp4 or .mov to keep them"
     if fmts & {"mpegts", "hls"}:  # a transport stream (an HLS playlist's segments too) names a service/provider only
         cannot = sorted(tags)
+    elif "dash" in fmts:  # the MPD holds the title alone (its ProgramInformation), its fMP4 segments none
+        cannot = sorted(k for k in tags if _base(k) != "title")
     elif "avi" in fmts:  # RIFF INFO chunks (FFmpeg's ff_riff_info_conv) hold a fixed set of keys
         cannot = sorted(k for k in tags if _base(k) not in _AVI_INFO)
     elif fmts & _MOV_MUXER:
@@ -248,6 +250,7 @@ _KEPT_MARKS = {
     "mov": set(), "ipod": set(), "3gp": set(),
     "mpegts": {"hearing_impaired", "visual_impaired"},
     "hls": set(),  # (its muxer gives its MPEG-TS segments no marks: a flag kept in .ts is lost in .m3u8)
+    "dash": set(),  # (its MPD has no Role/Accessibility for them, its fMP4 segments no kind boxes)
     "avi": set(), "flv": set(), "ogg": set(),
 }
 
@@ -255,8 +258,9 @@ _KEPT_MARKS = {
 #: containers whose muxer writes no per-stream language (measured with FFmpeg 8: AVI's ``strn``
 #: chunk holds the title only, FLV has no per-track tags)
 _NO_LANGUAGE = {"avi", "flv"}
-#: formats whose muxers write no per-stream title (an audio track's "Commentary", "Surround")
-_NO_TITLE = {"mpegts", "hls", "flv"}
+#: formats whose muxers write no per-stream title (an audio track's "Commentary", "Surround"; a
+#: DASH MPD has no Label for it)
+_NO_TITLE = {"mpegts", "hls", "dash", "flv"}
 
 
 def marks_lost(container, index: int, disposition: int, *, language: str | None = None,
