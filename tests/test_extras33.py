@@ -140,3 +140,18 @@ def test_dash_says_which_tags_titles_and_marks_it_drops(tmp_path):
     assert "stream #1: its title 'Commentaire' and its commentary mark dropped" in said, said
     mpd = (tmp_path / "o.mpd").read_text()
     assert "<Title>Film</Title>" in mpd and "Commentaire" not in mpd and "Role" not in mpd  # (as said)
+
+
+# --- 8. an MXF's structural identifiers --------------------------------------------------------------
+def test_mxf_identifiers_are_not_carried_into_another_container(tmp_path):
+    clip = write_video(tmp_path / "a.mxf", _frames(10), codec="mpeg2video")
+    with av.open(str(clip)) as c:  # (FFmpeg's MXF reader gives them as tags)
+        assert {"uid", "material_package_umid", "company_name"} <= set(c.metadata)
+        assert "file_package_umid" in c.streams.video[0].metadata
+    sink = _copy(clip, tmp_path / "o.mkv")
+    with av.open(str(tmp_path / "o.mkv")) as c:
+        tags = {k.lower() for s in (c, *c.streams) for k in s.metadata}
+    assert not tags & {"uid", "generation_uid", "material_package_umid", "file_package_umid", "company_name",
+                       "product_name", "product_version", "operational_pattern_ul"}, tags
+    sink = _copy(clip, tmp_path / "o.mp4")
+    assert not any("container tags dropped" in m for m in sink.dropped), sink.dropped

@@ -31,6 +31,13 @@ _REGENERATED = {
     # the program that wrote the input (an AVI's ISFT, which FFmpeg reads as "software"): the AVI
     # muxer writes its own over it, and it is not true of the new file in any container
     "software",
+    # an MXF's structural identifiers and its Identification set (the package and generation IDs of
+    # the input file, the operational pattern, the company/product/version of the program that
+    # wrote it): the MXF muxer writes new ones, and in any other container they are noise that
+    # claims to identify the input (an mkv's tags, "container tags dropped" for mp4)
+    "uid", "generation_uid", "material_package_umid", "file_package_umid", "operational_pattern_ul",
+    "company_name", "product_name", "product_uid", "product_version", "product_version_num",
+    "toolkit_version_num", "application_platform",
 }
 _MOV = {"mov", "mp4", "ipod"}
 _AVI_INFO = {"artist", "comment", "copyright", "date", "genre", "language", "title", "album", "track", "subject",
