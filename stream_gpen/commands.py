@@ -1946,6 +1946,9 @@ def describe_input(spec: str) -> dict:
         data = _data_tracks(src)
         if data:
             out["data"] = data
+        attachments = _attachments(src)
+        if attachments:
+            out["attachments"] = attachments
         plan = []
         joined = (m.kind == "file" and bool(set((m.container or "").split(",")) & {"mpegts", "mpeg"})
                   and Path(spec).is_file() and clock_steps_back(spec))
@@ -2013,6 +2016,7 @@ def describe_input(spec: str) -> dict:
         plan.append(f"written as {codec} into {Path(dst).suffix} by default (--codec, -o), "
                     + (_audio_plan(dst, m.audio) if m.audio else "no audio"))
         plan += _data_plan(dst, data)
+        plan += _attachment_plan(dst, attachments)
         if src.has_alpha:
             plan.append("transparency (alpha channel): kept" if codec in ("prores", "vp9") else
                         "transparency (alpha channel): dropped in this output; -o NAME.mov / .mkv (ProRes 4444) or "
@@ -2085,11 +2089,41 @@ def _data_tracks(src) -> list[dict]:
     out = []
     for info in src.metadata.data:
         ins = streams.get(info.index)
-        if ins is None:
+        if ins is None or info.kind == "attachment":  # (listed apart: _attachments)
             continue
         role = carried_otherwise(ins) or aux_codec(info, ins, container.format.name)
         out.append({"stream": info.index, "name": _describe(ins), "codec": role})
     return out
+
+
+def _attachments(src) -> list[dict]:
+    """The input's Matroska attachments (an ASS track's fonts, cover images): file name and type."""
+    from stream_gpen.io._tags import attachment
+
+    container = getattr(src, "_container", None)
+    if container is None:
+        return []
+    out = []
+    for s in container.streams:
+        att = attachment(s)
+        if att is not None:
+            out.append({"stream": s.index, "file": att[0], "mimetype": att[1]})
+    return out
+
+
+def _attachment_plan(dst: str, attachments: list[dict]) -> list[str]:
+    """What enhance's default output does with the attachments, in the sink's words (Matroska
+    keeps them, other containers have no place for them)."""
+    from stream_gpen.io._tags import attachment_refused
+
+    probe = _probe_format(dst) if attachments else None
+    if probe is None:
+        return []
+    fmt = probe[0]
+    if "matroska" in fmt.split(","):
+        names = ", ".join(a["file"] for a in attachments)
+        return [f"attachment{'s' if len(attachments) > 1 else ''} {names}: kept"]
+    return [attachment_refused(fmt, a["file"], a["mimetype"]) for a in attachments]
 
 
 def _probe_format(dst: str):

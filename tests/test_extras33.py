@@ -155,3 +155,19 @@ def test_mxf_identifiers_are_not_carried_into_another_container(tmp_path):
                        "product_name", "product_version", "operational_pattern_ul"}, tags
     sink = _copy(clip, tmp_path / "o.mp4")
     assert not any("container tags dropped" in m for m in sink.dropped), sink.dropped
+
+
+# --- 5. info and a Matroska's attachments ----------------------------------------------------------
+def test_info_lists_attachments_apart_with_what_enhance_does_with_them(tmp_path):
+    from stream_gpen.commands import _attachment_plan, describe_input
+
+    clip = write_video(tmp_path / "subs.mkv", _frames(3), setup=lambda s: s.container.add_attachment(
+        "FancyFont.ttf", "font/ttf", b"\x00\x01\x00\x00" + b"font" * 50))
+    info = describe_input(str(clip))
+    assert "data" not in info, info.get("data")  # (was: listed as a data track, "matroska does not accept" it)
+    assert info["attachments"] == [{"stream": 1, "file": "FancyFont.ttf", "mimetype": "font/ttf"}]
+    assert "attachment FancyFont.ttf: kept" in info["plan"], info["plan"]
+    assert not any("dropped" in line for line in info["plan"]), info["plan"]
+    sink = _copy(clip, tmp_path / "o.mp4")  # (into another container: the sink's words)
+    assert _attachment_plan(str(tmp_path / "o.mp4"), info["attachments"]) == [
+        m for m in sink.dropped if m.startswith("attachment")]

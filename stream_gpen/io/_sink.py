@@ -63,6 +63,7 @@ from stream_gpen.io._tags import (
     COVER_MUXERS,
     accepts_attachments,
     attachment,
+    attachment_refused,
     carried_otherwise,
     copy_container_tags,
     copy_stream_tags,
@@ -3317,8 +3318,7 @@ class FileSink(_Sink):
         if att is None:
             self._drop(f"attachment stream #{info.index} dropped: its file name, type or data could not be read")
         elif not accepts_attachments(self._out):
-            self._drop(f"attachment {att[0]} ({att[1]}) dropped: the {self._out.format.name} container cannot hold "
-                       "attachments (write .mkv to keep it)")
+            self._drop(attachment_refused(self._out.format.name, att[0], att[1]))
         else:
             self._out.add_attachment(*att)
 

@@ -461,3 +461,9 @@ _COVER_MIME = {"mjpeg": "image/jpeg", "png": "image/png", "gif": "image/gif", "t
 
 def accepts_attachments(out) -> bool:
     return "matroska" in _fmts(out)
+
+
+def attachment_refused(fmt: str, name: str, mime: str) -> str:
+    """The note for attachment ``name`` (``mime``) left out of an output of muxer ``fmt``, one
+    that has no place for attachments (the sink's, and ``info``'s plan for the default output)."""
+    return f"attachment {name} ({mime}) dropped: the {fmt} container cannot hold attachments (write .mkv to keep it)"
