@@ -948,7 +948,7 @@ class Enhancer:
         prores take none); ``None``: the codec's default. Both are checked before any work.
         ``audio`` (videos): ``"copy"`` (default: the source's audio packets as they are, transcoded
         only where the output container cannot hold them), ``"aac"`` (always AAC), ``"none"``
-        (video only: subtitles, data and attachments are left out too).
+        (video only: subtitles, data, attachments, cover art and a second video track are left out too).
         ``chroma``: ``"auto"`` keeps a 4:2:2 / 4:4:4 source's chroma (editors take it; browsers,
         phones and TVs do not play H.264/HEVC 4:2:2 or 4:4:4), ``"420"`` writes 4:2:0, which every
         player decodes (not with ProRes, which has none).

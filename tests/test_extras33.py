@@ -171,3 +171,20 @@ def test_info_lists_attachments_apart_with_what_enhance_does_with_them(tmp_path)
     sink = _copy(clip, tmp_path / "o.mp4")  # (into another container: the sink's words)
     assert _attachment_plan(str(tmp_path / "o.mp4"), info["attachments"]) == [
         m for m in sink.dropped if m.startswith("attachment")]
+
+
+# --- 6. --audio none and cover art ----------------------------------------------------------------
+def test_audio_none_names_the_cover_art_it_leaves_out(tmp_path):
+    import io
+
+    from PIL import Image
+
+    jpeg = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(jpeg, "JPEG")
+    clip = write_video(tmp_path / "album.mkv", _frames(3), setup=lambda s: s.container.add_attachment(
+        "cover.jpg", "image/jpeg", jpeg.getvalue()))
+    with av.open(str(clip)) as c:  # (read back as an attached picture)
+        assert [s.type for s in c.streams] == ["video", "video"]
+    sink = _copy(clip, tmp_path / "o.mkv", audio="none")
+    assert any(m.startswith("cover art (stream #1, mjpeg) dropped: left out with the audio") for m in sink.dropped), \
+        sink.dropped

@@ -68,6 +68,7 @@ from stream_gpen.io._tags import (
     copy_container_tags,
     copy_stream_tags,
     cover_attachment,
+    is_cover,
     marks_lost,
     timecode_of,
 )
@@ -2726,13 +2727,24 @@ class FileSink(_Sink):
             if getattr(source, "aux", None) is not None:
                 source.aux.decline()  # by choice: discarding them is no warning
             in_streams = {s.index: s for s in getattr(getattr(source, "_container", None), "streams", ())}
+            msgs = []
             for s in self.meta.audio + self.meta.subtitles + self.meta.data:
                 if s.index in in_streams and carried_otherwise(in_streams[s.index]):
                     continue  # a timecode / chapter track: kept as the timecode tag / chapters (_setup_tags)
-                # asked for: listed in the summary, said at info level (not as a warning)
                 why = "no audio asked for" if s.kind == "audio" else "left out with the audio"
-                msg = f"{s.kind} stream #{s.index} ({s.codec or s.kind}) dropped: {why} ({no_audio_why})"
-                # said once per source: every output of a camera (-o FILE --stream URL) drops the
+                msgs.append(f"{s.kind} stream #{s.index} ({s.codec or s.kind}) dropped: {why} ({no_audio_why})")
+            main = getattr(source, "_vstream", None)
+            for ins in in_streams.values():
+                # video besides the main one (cover art, a second angle) is set up with the audio
+                # (_setup_other_video), which is not: a cover vanished without a word
+                if ins.type == "video" and (main is None or ins.index != main.index):
+                    name = getattr(ins.codec_context, "name", None) or "unknown codec"
+                    what = (f"cover art (stream #{ins.index}, {name})" if is_cover(ins)
+                            else f"video stream #{ins.index} ({name})")
+                    msgs.append(f"{what} dropped: left out with the audio ({no_audio_why})")
+            for msg in msgs:
+                # asked for: listed in the summary, said at info level (not as a warning); said
+                # once per source: every output of a camera (-o FILE --stream URL) drops the
                 # same streams by the same choice, and each summary still lists it
                 said = getattr(source, "_drops_said", None)
                 if said is None and source is not None:
