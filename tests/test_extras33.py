@@ -188,3 +188,34 @@ def test_audio_none_names_the_cover_art_it_leaves_out(tmp_path):
     sink = _copy(clip, tmp_path / "o.mkv", audio="none")
     assert any(m.startswith("cover art (stream #1, mjpeg) dropped: left out with the audio") for m in sink.dropped), \
         sink.dropped
+
+
+# --- 7. --copy-if-no-faces and the same loss said twice -------------------------------------------
+def test_copy_if_no_faces_says_each_conversion_and_drop_once(tmp_path, enh, caplog):
+    import logging
+
+    srt = tmp_path / "s.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,100\nhello\n", encoding="utf-8")
+    clip = tmp_path / "subs.mkv"
+    with av.open(str(srt)) as sc, av.open(str(clip), "w") as c:
+        c.add_attachment("FancyFont.ttf", "font/ttf", b"\x00\x01\x00\x00" + b"font" * 50)
+        vs = c.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
+        ss = c.add_stream_from_template(sc.streams[0])
+        for i, img in enumerate(_frames(5)):
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts = i
+            for p in vs.encode(f):
+                c.mux(p)
+        for p in vs.encode(None):
+            c.mux(p)
+        for p in sc.demux(sc.streams[0]):
+            if p.size:
+                p.stream = ss
+                c.mux(p)
+    caplog.set_level(logging.INFO, logger="stream_gpen")
+    s = enh.enhance_file(clip, tmp_path / "o.mp4", copy_if_no_faces=True)
+    assert s.encoder == "copy"
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    for what in ("subtitle stream #1", "FancyFont.ttf"):
+        assert len([m for m in said if what in m]) == 1, [m for m in said if what in m]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -47,7 +48,8 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
     in mp4/mov; elsewhere (no edit lists) hidden audio/subtitle packets are left out, and hidden
     video frames (the cut's keyframe: the frames shown need them to decode) raise
     :class:`EncodeError`, as they would play.
-    ``said``: notes already warned of (by the re-encode of ``--copy-if-no-faces``), not said again.
+    ``said``: notes already warned of (by the re-encode of ``--copy-if-no-faces``), not said again
+    (nor the same loss of the same stream in the copy's words: those go to the debug log).
     ``turned``: the video's display rotation or mirror, said as in "its video has {turned}" (a
     phone's 90 degrees): only mp4/mov and Matroska store it, so a copy into another container
     (.ts, .avi...) raises :class:`EncodeError` (it would play turned; the re-encode is upright).
@@ -80,6 +82,7 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
         COVER_MUXERS,
         accepts_attachments,
         attachment,
+        attachment_refused,
         carried_otherwise,
         copy_container_tags,
         copy_stream_tags,
@@ -145,6 +148,8 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
                     att = attachment(s)
                     if att is not None and accepts_attachments(out):
                         out.add_attachment(*att)
+                    elif att is not None:  # (in the encoding sink's words)
+                        lost.append(attachment_refused(fmt, att[0], att[1]))
                     else:
                         lost.append(f"attachment stream #{s.index} dropped: {dst.suffix} cannot hold attachments")
                     continue
@@ -211,8 +216,8 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
                     note = marks_lost(out, s.index, int(s.disposition))
                     if note:
                         lost.append(note)
-                    log.info("remux: subtitle stream #%d (%s) converted to %s: %s does not accept it",
-                             s.index, canonical, target, fmt)
+                    msg = f"subtitle stream #{s.index} ({canonical}) converted to {target}: {fmt} does not accept it"
+                    log.log(logging.DEBUG if _said_before(said, msg) else logging.INFO, "remux: %s", msg)
                     continue
                 if audio_params_unknown(s):  # (the muxer refused its header at the end: "Invalid argument")
                     raise EncodeError(f"cannot stream-copy audio stream #{s.index} ({name}) into {dst.suffix}: its "
@@ -329,8 +334,9 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
             except (ValueError, av.FFmpegError) as exc:
                 raise EncodeError(f"stream-copying {src} into {dst.suffix} failed: {_why(exc)}") from exc
             for msg in lost:
-                if msg not in said:  # (the re-encode that came first warned of it already)
-                    log.warning("remux: %s", msg)
+                # (the re-encode that came first warned of it already, in its words: its summary
+                # lists it; the copy's own words go to the debug log)
+                log.log(logging.DEBUG if _said_before(said, msg) else logging.WARNING, "remux: %s", msg)
             if hidden:
                 log.info("remux into %s: %d packet(s) the input's edit list hides left out (no edit lists there)",
                          fmt, hidden)
@@ -428,6 +434,25 @@ def _stamp(pkt, stamped: dict[int, int], src, dst: Path) -> None:
                                           if pkt.duration else "") + "; let it be re-encoded")
     pkt.pts = pkt.dts = k * pkt.duration
     stamped[pkt.stream.index] = k + 1
+
+
+_STREAM_REF = re.compile(r"stream #(\d+)\b")
+#: what a note says befell a stream (a note on the same stream and of the same fate is the same news)
+_FATES = (" dropped", " converted to ", " transcoded")
+
+
+def _note_key(msg: str) -> tuple[int, str] | None:
+    ref = _STREAM_REF.search(msg)
+    fate = next((f for f in _FATES if f in msg), None)
+    return None if ref is None or fate is None else (int(ref.group(1)), fate)
+
+
+def _said_before(said, msg: str) -> bool:
+    """Whether ``said`` (the re-encode's notes) reports what ``msg`` does, perhaps in other words:
+    the same note, or one on the same input stream and of the same fate (dropped, converted,
+    transcoded). ``--copy-if-no-faces`` logged each such loss twice, differently worded."""
+    key = _note_key(msg)
+    return msg in said or (key is not None and any(_note_key(n) == key for n in said))
 
 
 def _said_dropped(said, s) -> bool:
