@@ -1949,6 +1949,11 @@ def describe_input(spec: str) -> dict:
         attachments = _attachments(src)
         if attachments:
             out["attachments"] = attachments
+        covers, chapters = _covers_and_chapters(src)
+        if covers:
+            out["cover_art"] = covers
+        if chapters:
+            out["chapters"] = chapters
         plan = []
         joined = (m.kind == "file" and bool(set((m.container or "").split(",")) & {"mpegts", "mpeg"})
                   and Path(spec).is_file() and clock_steps_back(spec))
@@ -2017,6 +2022,7 @@ def describe_input(spec: str) -> dict:
                     + (_audio_plan(dst, m.audio) if m.audio else "no audio"))
         plan += _data_plan(dst, data)
         plan += _attachment_plan(dst, attachments)
+        plan += _covers_chapters_plan(dst, covers, chapters)
         if src.has_alpha:
             plan.append("transparency (alpha channel): kept" if codec in ("prores", "vp9") else
                         "transparency (alpha channel): dropped in this output; -o NAME.mov / .mkv (ProRes 4444) or "
@@ -2109,6 +2115,36 @@ def _attachments(src) -> list[dict]:
         if att is not None:
             out.append({"stream": s.index, "file": att[0], "mimetype": att[1]})
     return out
+
+
+def _covers_and_chapters(src) -> tuple[list[dict], int]:
+    """The input's cover art (stream and codec of each attached picture) and its number of chapters."""
+    from stream_gpen.io._tags import is_cover
+
+    container = getattr(src, "_container", None)
+    if container is None:
+        return [], 0
+    covers = [{"stream": s.index, "codec": getattr(s.codec_context, "name", None) or "unknown codec"}
+              for s in container.streams if is_cover(s)]
+    try:
+        chapters = len(container.chapters())
+    except (AttributeError, ValueError):
+        chapters = 0
+    return covers, chapters
+
+
+def _covers_chapters_plan(dst: str, covers: list[dict], chapters: int) -> list[str]:
+    """What enhance's default output does with the cover art and chapters, in the sink's words."""
+    from stream_gpen.io._tags import chapters_refused, cover_refused
+
+    probe = _probe_format(dst) if covers or chapters else None
+    if probe is None:
+        return []
+    fmt = probe[0]
+    plan = [cover_refused(fmt, c["stream"], c["codec"]) or f"cover art (stream #{c['stream']}): kept" for c in covers]
+    if chapters:
+        plan.append(chapters_refused(fmt, chapters) or f"{chapters} chapter(s): kept")
+    return plan
 
 
 def _attachment_plan(dst: str, attachments: list[dict]) -> list[str]:

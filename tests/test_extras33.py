@@ -219,3 +219,28 @@ def test_copy_if_no_faces_says_each_conversion_and_drop_once(tmp_path, enh, capl
     said = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
     for what in ("subtitle stream #1", "FancyFont.ttf"):
         assert len([m for m in said if what in m]) == 1, [m for m in said if what in m]
+
+
+def test_info_names_cover_art_and_chapters_with_what_enhance_does_with_them(tmp_path):
+    import io
+    from fractions import Fraction
+
+    from PIL import Image
+
+    from stream_gpen.commands import _covers_chapters_plan, describe_input
+
+    jpeg = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(jpeg, "JPEG")
+
+    def setup(s):
+        s.container.add_attachment("cover.jpg", "image/jpeg", jpeg.getvalue())
+        s.container.set_chapters([{"id": 1, "start": 0, "end": 4, "time_base": Fraction(1, 25),
+                                   "metadata": {"title": "One"}}])
+
+    clip = write_video(tmp_path / "album.mkv", _frames(5), setup=setup)
+    info = describe_input(str(clip))
+    assert info["cover_art"] == [{"stream": 1, "codec": "mjpeg"}] and info["chapters"] == 1
+    assert "cover art (stream #1): kept" in info["plan"] and "1 chapter(s): kept" in info["plan"], info["plan"]
+    sink = _copy(clip, tmp_path / "o.avi")  # (into a container with no place for them: the sink's words)
+    assert sorted(_covers_chapters_plan(str(tmp_path / "o.avi"), info["cover_art"], 1)) == sorted(
+        m for m in sink.dropped if m.startswith(("cover art", "1 chapter")))

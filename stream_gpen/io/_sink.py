@@ -60,7 +60,6 @@ from stream_gpen.io._meta import (
 from stream_gpen.io._ring import Frame
 from stream_gpen.io._subtitles import SubtitleConverter, is_text_subtitle, text_target
 from stream_gpen.io._tags import (
-    COVER_MUXERS,
     accepts_attachments,
     attachment,
     attachment_refused,
@@ -68,6 +67,7 @@ from stream_gpen.io._tags import (
     copy_container_tags,
     copy_stream_tags,
     cover_attachment,
+    cover_refused,
     is_cover,
     marks_lost,
     timecode_of,
@@ -3298,9 +3298,9 @@ class FileSink(_Sink):
             if "matroska" in fmts:
                 self._cover_as_attachment(ins, name)
                 continue
-            if not fmts & COVER_MUXERS:
-                self._drop(f"cover art (stream #{ins.index}, {name}) dropped: the {self._out.format.name} container "
-                           "cannot hold it")
+            refused = cover_refused(self._out.format.name, ins.index, name)
+            if refused:
+                self._drop(refused)
                 continue
             try:
                 o = self._out.add_stream_from_template(ins)

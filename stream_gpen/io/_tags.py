@@ -126,9 +126,24 @@ def copy_container_tags(inp, out, window: tuple[float, float | None] | None = No
         if fmts & set(_CHAPTER_FORMATS):
             out.set_chapters(chapters)
         else:
-            lost.append(f"{len(chapters)} chapter(s) dropped: the {out.format.name} container cannot hold chapters "
-                        "(write .mkv, .mp4 or .mov to keep them)")
+            lost.append(chapters_refused(out.format.name, len(chapters)))
     return lost
+
+
+def chapters_refused(fmt: str, n: int) -> str | None:
+    """The note for ``n`` chapters an output of muxer ``fmt`` cannot hold, or None where it holds
+    them (the sink's, and ``info``'s plan for the default output)."""
+    if set(fmt.split(",")) & set(_CHAPTER_FORMATS):
+        return None
+    return f"{n} chapter(s) dropped: the {fmt} container cannot hold chapters (write .mkv, .mp4 or .mov to keep them)"
+
+
+def cover_refused(fmt: str, index: int, codec: str) -> str | None:
+    """The note for cover art stream ``index`` (``codec``) an output of muxer ``fmt`` has no place
+    for, or None where it keeps it (an attached picture in mp4, an attachment in Matroska)."""
+    if set(fmt.split(",")) & (COVER_MUXERS | {"matroska"}):
+        return None
+    return f"cover art (stream #{index}, {codec}) dropped: the {fmt} container cannot hold it"
 
 
 #: the formats FFmpeg's mov muxer (movenc) writes, whose tags it keeps from a fixed list (not 3GP:
