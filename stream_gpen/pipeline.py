@@ -830,12 +830,15 @@ class FaceStage:
             paste_kw.update(border=0.0, feather=0.0)
         # A filter (``residual``: classic) changes the face a little where GPEN repaints it: the
         # frame keeps its own band that the round trip through the crop would blur, thinned at the
-        # filter's noise threshold (paste_faces' ``originals``, ``fine_shrink``), so what is
-        # warped back is the filter's change. It is measured against the crops as cut, as
+        # filter's noise threshold (paste_faces' ``originals``, ``fine_shrink``) at the noise level
+        # the filter was told (classic's ``noise_sigma``; else estimated around each face), so
+        # what is warped back is the filter's change. It is measured against the crops as cut, as
         # HdrColour.from_sdr measures it: applied once, in the source's codes.
         residual = bool(getattr(restorer, "residual", False))
+        sigma = None
         if residual:
             paste_kw["fine_shrink"] = float(getattr(restorer, "fine_shrink", 0.0))
+            sigma = getattr(restorer, "noise_sigma", None)
         with self.timer("paste"):
             start = 0
             for j, (img, k) in enumerate(zip(images, counts)):
@@ -843,6 +846,8 @@ class FaceStage:
                     faces, aff = restored[start : start + k], all_aff[start : start + k]
                     m = masks[start : start + k] if masks is not None else None
                     cut = crops[start : start + k] if residual else None
+                    if sigma is not None:
+                        paste_kw["fine_sigma"] = [float(sigma)] * k
                     paste_faces(img, faces, aff, masks=m, ids=tracks[j], under=under[j], originals=cut, **paste_kw)
                     if hi is not None and hi[j] is not None:
                         if fine and not any(mono[start : start + k]):

@@ -94,6 +94,7 @@ def paste_faces(
     under: list[bool] | None = None,
     originals: torch.Tensor | None = None,
     fine_shrink: float = 0.0,
+    fine_sigma: torch.Tensor | list[float] | None = None,
 ) -> torch.Tensor:
     """Blend restored ``crops`` ``[n,3,S,S]`` uint8 into ``frame`` ``[H,W,3]`` uint8, in place.
 
@@ -158,11 +159,16 @@ def paste_faces(
       the detail anew, and a filter cannot give back. Blended with the same masks, order and
       ``strength``; where faces' squares overlap, each face's band is the original frame's.
     * ``fine_shrink`` (with ``originals``): that band is soft-thresholded at this many times the
-      frame's noise around the face (the classic restorer's estimate: median Laplacian response
-      of the luminance, :func:`stream_gpen.models.classic.estimate_noise`). 0 keeps it whole;
-      a restorer that removes noise needs it, or the noise finer than the round trip passes
-      (classic on noise sigma 12: +2.1 dB at 0, +7.8 dB with the plain paste). Raising it thins
-      noise and fine texture alike.
+      face's noise, ``fine_sigma``. 0 keeps it whole; a restorer that removes noise needs it, or
+      the noise finer than the round trip passes (classic on noise sigma 12: +2.1 dB at 0, +7.8 dB
+      with the plain paste). Raising it thins noise and fine texture alike.
+    * ``fine_sigma`` ``[n]`` (with ``fine_shrink``): each face's noise std on the 0..255 scale,
+      where the restorer was told it (classic's fixed ``noise_sigma``: 0 keeps the band whole,
+      as classic keeps its crop's); ``None`` estimates it from the frame around each face, over
+      at most the central 1024 px square of its ROI
+      (:func:`stream_gpen.models.classic.estimate_noise_hwc`, OpenCV on the CPU). Not from the
+      crop: its resampling hides the frame's finest noise, the very band thinned here (noise
+      std 12 measured 7.9 in the frame, 3.0 in a crop turned 7 degrees).
 
     Returns ``frame``.
     """
@@ -186,11 +192,20 @@ def paste_faces(
         raise InvalidInputError(f"originals must be the crops as cut, {tuple(crops.shape)}, got {tuple(originals.shape)}")
     if isinstance(fine_shrink, bool) or not isinstance(fine_shrink, (int, float)) or not 0.0 <= fine_shrink <= 100.0:
         raise InvalidInputError(f"fine_shrink must be a number in [0, 100], got {fine_shrink!r}")
+    if fine_sigma is not None and tuple(torch.as_tensor(fine_sigma).shape) != (n,):
+        raise InvalidInputError(f"fine_sigma must give one noise level per crop ({n}), "
+                                f"got shape {tuple(torch.as_tensor(fine_sigma).shape)}")
     if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
         raise InvalidInputError(f"strength must be a number in [0, 1], got {strength!r}")
     cv2_path = use_cv2(backend, frame.device)
     if n == 0 or strength == 0:
         return frame
+    sigmas = None
+    if fine_sigma is not None:
+        sigmas = torch.as_tensor(fine_sigma, dtype=torch.float64).cpu()
+        if not bool(torch.isfinite(sigmas).all()) or bool((sigmas < 0).any()):
+            raise InvalidInputError(f"fine_sigma must be noise levels >= 0 (0..255 scale), got {sigmas.tolist()}")
+        sigmas = sigmas.tolist()
     dev = frame.device
     h, w, _ = frame.shape
     affines = affines.to(device=dev, dtype=torch.float64)
@@ -225,17 +240,21 @@ def paste_faces(
         if s_mask != 1:
             keep = keep * s_mask if keep is not None else s_mask
         # a residual paste: the frame's own pixels under the face, before any face (0..255 scale)
-        fine = None
+        own = tau = None
         if originals is not None:
-            own = (original if original is not None else frame)[y0:y1, x0:x1].float()
-            fine = (own / 257.0 if frame.dtype == torch.uint16 else own, float(fine_shrink))
+            own = (original if original is not None else frame)[y0:y1, x0:x1]
+            tau = _fine_tau(own, float(fine_shrink), sigmas[i] if sigmas is not None else None)
         if cv2_path:
             if isinstance(keep, torch.Tensor):
                 keep = keep.numpy()
             _paste_one_cv2(frame[y0:y1, x0:x1], crops[i], masks[i] if masks is not None else None, a, x0, y0,
                            size, border, feather, k if antialias else 1.0, keep,
-                           cut=originals[i] if fine is not None else None, fine=fine)
+                           fine=(originals[i], own, tau) if own is not None else None)
             continue
+        fine = None
+        if own is not None:
+            own = own.float()
+            fine = (own.div_(257.0) if frame.dtype == torch.uint16 else own, tau)
         crop = crops[i : i + 1] if fine is None else torch.cat([crops[i : i + 1].float(), originals[i : i + 1].float()])
         eff = prefilter_size(size, k) if antialias else size
         if eff != size:
@@ -330,19 +349,44 @@ def _keep_smaller_faces(i, pasted, affines, masks, roi, cores, size, border, fea
     return keep
 
 
-def _with_fine(face: torch.Tensor, cut: torch.Tensor, own: torch.Tensor, shrink: float) -> torch.Tensor:
-    """A residual paste's face (``[h,w,3]`` float32, 0..255 scale): the restored crop warped back
-    (``face``) plus the frame's band its crop's round trip lost (``own``, the frame's pixels, minus
-    ``cut``, the crop as cut warped back), soft-thresholded at ``shrink`` times the frame's noise
-    there (:func:`paste_faces`' ``fine_shrink``)."""
-    band = own - cut
-    if shrink > 0:
-        from stream_gpen.models.classic import estimate_noise
+#: The side of the square at the centre of a face's ROI that its noise is estimated over (the
+#: face itself; a 2300 px ROI's 5 Mpx cost more than the rest of the paste, for no better median).
+_NOISE_WINDOW = 1024
 
-        # (a 0-dim tensor: no device sync per face)
-        tau = estimate_noise(own.permute(2, 0, 1)[None] / 255.0)[0] * (shrink * 255.0)
-        band = band.sign() * (band.abs() - tau).clamp_min_(0)
-    return face + band
+
+def _fine_tau(own: torch.Tensor, shrink: float, sigma: float | None):
+    """The threshold (0..255 scale) of a residual paste's band over ``own`` (the frame's ROI,
+    uint8 or uint16): ``shrink`` times the face's noise, ``sigma`` where given, else estimated
+    from ``own`` (on the CPU with OpenCV, :func:`estimate_noise_hwc`; on a GPU with torch, a 0-dim
+    tensor: no device sync per face). 0 where the ROI is under 3 px in a dimension."""
+    if shrink <= 0:
+        return 0.0
+    if sigma is not None:
+        return shrink * sigma
+    from stream_gpen.models.classic import estimate_noise, estimate_noise_hwc
+
+    unit = 257.0 if own.dtype == torch.uint16 else 1.0
+    h, w = own.shape[0], own.shape[1]
+    cy, cx = max(h // 2 - _NOISE_WINDOW // 2, 0), max(w // 2 - _NOISE_WINDOW // 2, 0)
+    own = own[cy : cy + _NOISE_WINDOW, cx : cx + _NOISE_WINDOW]
+    if own.device.type == "cpu":
+        return shrink * estimate_noise_hwc(own.numpy()) / unit
+    if own.shape[0] < 3 or own.shape[1] < 3:
+        return 0.0
+    return estimate_noise(own.permute(2, 0, 1)[None].float())[0] * (shrink / unit)
+
+
+def _with_fine(face, cut, own, tau):
+    """A residual paste's face (``[h,w,3]`` float32, 0..255 scale; torch tensors or numpy arrays):
+    the restored crop warped back (``face``) plus the frame's band its crop's round trip lost
+    (``own``, the frame's pixels, minus ``cut``, the crop as cut warped back), soft-thresholded at
+    ``tau`` (:func:`_fine_tau`; a float, or a 0-dim tensor on a GPU). In place: ``face`` is returned, ``cut`` overwritten (a few
+    element-wise passes, no full-size temporaries but one where ``tau > 0``)."""
+    cut -= own  # (minus the band)
+    if not isinstance(tau, float) or tau > 0:
+        cut -= cut.clip(-tau, tau)  # soft threshold: sign(b) * max(|b| - tau, 0)
+    face -= cut
+    return face
 
 
 def _blend(roi: torch.Tensor, face: torch.Tensor, m: torch.Tensor) -> None:
@@ -376,14 +420,14 @@ def _mask_image(size: int, border: float, feather: float):
     return _MASK_CACHE[key]
 
 
-def _paste_one_cv2(roi, crop, mask, a, x0, y0, size, border, feather, k, keep=None, *, cut=None, fine=None) -> None:
+def _paste_one_cv2(roi, crop, mask, a, x0, y0, size, border, feather, k, keep=None, *, fine=None) -> None:
     """Paste one face into ``roi`` (a CPU uint8 view of the frame, in place) with OpenCV: the crop
     (area-downscaled first for a face much smaller than S, as in the torch path) and the mask
     image are warped with the frame -> crop affine, offset to the ROI, as an inverse map; the
     blend is one SIMD pass (``blendLinear``) into the ROI, exact where the mask is 0. ``keep``
-    (``[h,w]`` array or a number) multiplies the warped mask. ``cut`` (the crop as cut) and
-    ``fine`` (``(own, shrink)``, :func:`_with_fine`): a residual paste (:func:`paste_faces`'
-    ``originals``)."""
+    (``[h,w]`` array or a number) multiplies the warped mask. ``fine``: ``(cut, own, tau)`` for a
+    residual paste (:func:`paste_faces`' ``originals``; :func:`_with_fine`), ``own`` the frame's
+    ROI before any face."""
     import cv2
 
     a64 = a.to(torch.float64).cpu().numpy()
@@ -391,7 +435,7 @@ def _paste_one_cv2(roi, crop, mask, a, x0, y0, size, border, feather, k, keep=No
     m_roi[:, 2] += a64[:, 0] * x0 + a64[:, 1] * y0  # ROI pixel -> crop pixel
     dsize = (roi.shape[1], roi.shape[0])
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    img = np.ascontiguousarray(crop.permute(1, 2, 0).cpu().numpy())
+    img = np.ascontiguousarray(crop.permute(1, 2, 0).cpu().numpy()) if fine is None else None
     mimg = _mask_image(size, border, feather)
     if mask is not None:
         mimg = mimg * mask.to(torch.float32).cpu().numpy()
@@ -411,29 +455,48 @@ def _paste_one_cv2(roi, crop, mask, a, x0, y0, size, border, feather, k, keep=No
         return cv2.warpAffine(crop_img, mf, dsize, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
 
     base = roi.numpy()
-    if base.dtype == np.uint16 or fine is not None:
-        # rgb48 frame (a >8-bit source's ``hi``) or a residual paste: warp the crop at float
-        # precision and blend in float32 (exact for every 16-bit value); pixels with m == 0 are kept.
-        face = warped(img.astype(np.float32))
-        if fine is not None:
-            cut_img = np.ascontiguousarray(cut.permute(1, 2, 0).cpu().numpy().astype(np.float32))
-            face = _with_fine(torch.from_numpy(face), torch.from_numpy(warped(cut_img)), *fine).numpy()
-        scale, top = (257.0, 65535) if base.dtype == np.uint16 else (1.0, 255)
-        face = face * scale
+    if fine is not None:
+        # a residual paste: both crops warped at float precision (8-bit warps would round the
+        # band to whole codes, which a threshold under a code then barely thins; OpenCV's float
+        # warp costs about what its 8-bit one does), the band added in place (:func:`_with_fine`)
+        cut, own, tau = fine
+        face = warped(_hwc_float32(crop))
+        cut_w = warped(_hwc_float32(cut))
+        own = own.numpy()
+        face = _with_fine(face, cut_w, own / np.float32(257.0) if own.dtype == np.uint16 else own, tau)
+    if base.dtype == np.uint16:
+        # rgb48 frame (a >8-bit source's ``hi``): warp the crop at float precision on the 16-bit
+        # scale and blend in float32 (exact for every 16-bit value); pixels with m == 0 are kept.
+        face = (warped(img.astype(np.float32)) if fine is None else face) * np.float32(257.0)
         b = base.astype(np.float32)
         m3 = m[..., None]
-        out = np.floor(b + (face - b) * m3 + 0.5).clip(0, top).astype(base.dtype)
+        out = np.floor(b + (face - b) * m3 + 0.5).clip(0, 65535).astype(np.uint16)
         np.copyto(base, out, where=m3 > 0)
         return
-    if img.dtype != np.uint8:  # float crops into an 8-bit frame: 8-bit is all it can hold
-        img = np.clip(np.rint(img), 0, 255).astype(np.uint8)
-    face = warped(img)
-    # Blended straight into the frame's ROI view (an element-wise op, so in place is safe): where
-    # m == 0, blendLinear's (face*0 + base*1) / (1 + 1e-5) rounds back to base exactly (pinned by
-    # the tests), so no masked copy is needed; that copy cost more than the blend itself.
-    out = cv2.blendLinear(face, base, m, 1.0 - m, dst=base)
-    if not np.shares_memory(out, base):  # OpenCV had to allocate (it does not for ROI views)
-        np.copyto(base, out)
+    if fine is not None:
+        # float32 blend (a SIMD pass, cheaper than the 8-bit one), then rounded and saturated into
+        # the ROI: where m == 0, (base * 1) / (1 + 1e-5) rounds back to base exactly; the clamp at
+        # 0 keeps convertScaleAbs's absolute value out of it
+        out = cv2.blendLinear(face, base.astype(np.float32), m, 1.0 - m)
+        face = cv2.convertScaleAbs(cv2.max(out, 0.0, dst=out), dst=base)
+    else:
+        if img.dtype != np.uint8:  # float crops into an 8-bit frame: 8-bit is all it can hold
+            img = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+        # Blended straight into the frame's ROI view (an element-wise op, so in place is safe):
+        # where m == 0, blendLinear's (face*0 + base*1) / (1 + 1e-5) rounds back to base exactly
+        # (pinned by the tests), so no masked copy is needed; that copy cost more than the blend.
+        face = cv2.blendLinear(warped(img), base, m, 1.0 - m, dst=base)
+    if not np.shares_memory(face, base):  # OpenCV had to allocate (it does not for ROI views)
+        np.copyto(base, face)
+
+
+def _hwc_float32(crop: torch.Tensor) -> np.ndarray:
+    """``crop`` ``[3,S,S]`` as a contiguous float32 ``[S,S,3]`` array: interleaved by OpenCV's
+    SIMD ``merge`` in the crop's own dtype, then converted (3x faster than numpy's transposed
+    copy into float32 for a 2048 crop)."""
+    import cv2
+
+    return cv2.merge(list(np.ascontiguousarray(crop.cpu().numpy()))).astype(np.float32, copy=False)
 
 
 def _sample(img: torch.Tensor, x: torch.Tensor, y: torch.Tensor, size: int) -> torch.Tensor:

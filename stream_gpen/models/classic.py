@@ -36,6 +36,7 @@ _LUMA = (0.299, 0.587, 0.114)
 # For Gaussian noise of std s, a 3x3 Laplacian-like mask M (||M||_2 = 6) responds with std 6 s,
 # and the median of |N(0, v)| is 0.6745 sqrt(v).
 _MAD_TO_SIGMA = 1.0 / (0.6745 * 6.0)
+_LAPLACE = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))
 
 # Defaults chosen on the tuning faces by bench/classic_eval.py --tune (see docs/classic.md).
 # The floor is what removes compression artefacts (JPEG/H.264 leave little measurable noise) and
@@ -102,7 +103,8 @@ class ClassicRestorer:
             (eyes, lips) and gain a little on merely blurred faces, but exaggerate ringing around
             JPEG/H.264 blocks: on sharp compressed faces 0.5 already lowered PSNR (JPEG q20
             -0.23 dB vs +0.52 dB without), hence the restrained default 0.25.
-        noise_sigma: fixes the noise level (0..100, in 0..255 units) instead of estimating it per crop.
+        noise_sigma: fixes the noise level (0..100, in 0..255 units) instead of estimating it per crop;
+            the pipeline's paste thins the frame's band finer than the crop at it too (0: kept whole).
             Estimating adapts to each face (clean crops are left nearly untouched) but can vary
             a little from frame to frame; a fixed value is steadier across a video.
         search_radius: NLM search window radius in pixels ((2r+1)^2 passes). Larger finds
@@ -172,8 +174,16 @@ class ClassicRestorer:
         """The threshold, in multiples of the noise, for the frame's band finer than the round
         trip through the crop (``paste_faces(fine_shrink=...)``): the one this restorer applies
         to its crop's band finer than ``work_size``, so noise there is thinned as here (0 with
-        the denoiser off: the frame's band is kept whole)."""
+        the denoiser off: the frame's band is kept whole). The pipeline applies it at
+        ``noise_sigma`` where that is fixed (``paste_faces(fine_sigma=...)``), else at the noise
+        estimated around each face in the frame."""
         return _FINE_SHRINK * self.strength
+
+    def _sigma(self, x: torch.Tensor) -> torch.Tensor:
+        """Per crop noise std ``[n]`` of ``x`` (float, 0..1): fixed or estimated."""
+        if self.noise_sigma is None:
+            return estimate_noise(x)
+        return torch.full((x.shape[0],), self.noise_sigma / 255.0, device=x.device, dtype=x.dtype)
 
     def with_size(self, size: int) -> ClassicRestorer:
         """The same restorer (options, device, ``work_size``) for crops of side ``size``."""
@@ -212,10 +222,7 @@ class ClassicRestorer:
 
     def _filter(self, x: torch.Tensor) -> torch.Tensor:
         """The filters at ``x``'s own size (float [n,3,S,S] in [0, 1], overwritten)."""
-        if self.noise_sigma is None:
-            sigma = estimate_noise(x)
-        else:
-            sigma = torch.full((x.shape[0],), self.noise_sigma / 255.0, device=x.device, dtype=x.dtype)
+        sigma = self._sigma(x)
         if self.strength > 0:
             level = self.strength * (self._gain * sigma + self._floor)
             x = self._denoise(x, level, sigma)
@@ -233,11 +240,7 @@ class ClassicRestorer:
         base = F.interpolate(small, size=(side, side), mode="bilinear", align_corners=False)
         fine = x - base
         if self.strength > 0:
-            if self.noise_sigma is None:
-                sigma = estimate_noise(x)
-            else:
-                sigma = torch.full((x.shape[0],), self.noise_sigma / 255.0, device=x.device, dtype=x.dtype)
-            tau = (_FINE_SHRINK * self.strength * sigma).view(-1, 1, 1, 1)
+            tau = (self.fine_shrink * self._sigma(x)).view(-1, 1, 1, 1)
             fine = fine.sign() * (fine.abs() - tau).clamp_min_(0)
         change = self._filter(small.clone()).sub_(small)
         return base.add_(F.interpolate(change, size=(side, side), mode="bilinear", align_corners=False)).add_(fine)
@@ -302,11 +305,26 @@ def estimate_noise(x: torch.Tensor) -> torch.Tensor:
     face crop, so the median follows the noise on skin, not the picture's structure.
     """
     y = luma(x)
-    mask = torch.tensor(
-        [[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]], device=x.device, dtype=x.dtype
-    ).view(1, 1, 3, 3)
+    mask = torch.tensor(_LAPLACE, device=x.device, dtype=x.dtype).view(1, 1, 3, 3)
     resp = F.conv2d(y, mask).abs().flatten(1)
     return resp.median(dim=1).values * _MAD_TO_SIGMA
+
+
+def estimate_noise_hwc(rgb, *, stride: int = 2) -> float:
+    """:func:`estimate_noise` of one RGB picture ``[h, w, 3]`` (a numpy array or CPU tensor, any
+    scale: the answer is on the same one) with OpenCV and numpy: the same luminance, mask and
+    median, the median taken over every ``stride``-th response in each direction. For a frame's
+    area around a face per paste (``paste_faces``' residual band), where torch's conv and median
+    cost more than the paste itself. 0 for a picture under 3 px in a dimension (no response)."""
+    import cv2
+    import numpy as np
+
+    rgb = np.asarray(rgb)
+    if rgb.shape[0] < 3 or rgb.shape[1] < 3:
+        return 0.0
+    y = cv2.transform(np.ascontiguousarray(rgb, dtype=np.float32), np.array([_LUMA], dtype=np.float32))
+    resp = np.abs(cv2.filter2D(y, cv2.CV_32F, np.array(_LAPLACE, dtype=np.float32))[1:-1, 1:-1][::stride, ::stride])
+    return float(np.median(resp)) * _MAD_TO_SIGMA
 
 
 def _shift_views(xp: torch.Tensor, pad: int, h: int, w: int, dy: int, dx: int) -> torch.Tensor:
