@@ -2060,7 +2060,8 @@ class VideoSource:
       the media demuxers in ``UNTRUSTED_DEMUXERS`` and the ``file`` protocol, so a playlist or
       concat script disguised as a video cannot make FFmpeg read other files or URLs.
     * ``max_pixels``: refuse video whose frames have more pixels than this (the server passes its
-      ``--max-pixels``: a 16k x 16k upload would otherwise fill memory with a ring of 800 MB frames);
+      ``--max-pixels``: a 16k x 16k upload would otherwise fill memory with a ring of 800 MB frames),
+      on the header's size before any frame is decoded, then on each frame's as it is decoded;
       a >8-bit source whose frames have more than a third of it is decoded at 8 bits (its 16-bit
       copy triples the memory per frame), with a note in ``fallbacks``.
     * ``high_bit_depth``: for a source with more than 8 bits per component (HEVC Main10 from a
@@ -2170,7 +2171,7 @@ class VideoSource:
             self._options.setdefault("fpsprobesize", "0")
         self._joins: _Joins | None = None  # the reading session's (see _decoded)
         self._ahead = False  # a live http(s) source or pipe that ran ahead: a file (see _check_ahead)
-        self._max_pixels: int | None = None  # (set once the first frame is known, see below)
+        self._max_pixels: int | None = None  # (set at the open, see below)
         self._pacer: _Pacer | None = None
         if start and self.live:
             raise InvalidInputError(f"start={start:g} s needs a file or an http(s) video to seek in; "
@@ -2250,6 +2251,12 @@ class VideoSource:
             except (av.error.FFmpegError, ValueError) as e:
                 self._fallback(f"{name} cannot decode here ({e}): the video's transparency is not read")
         self._captions = False  # closed captions seen in a frame (_captions_noted)
+        self._max_pixels = max_pixels  # (frames checked again as they come: a stream may change size)
+        cc = self._vstream.codec_context
+        # the header's size, before any decode: one 16000x16000 MJPEG frame (a 14 MB upload)
+        # cost the server 1.5 GB to decode only to be refused (a header that says nothing, 0x0,
+        # or lies is caught by the first frame's check below and each frame's in the decode loop)
+        self._refuse_over_max_pixels(cc.width, cc.height)
         self._frames = self._decode_frames()
         first = self._first_frame()
         src_bits = bits_per_component(_sw_format(first))
@@ -2298,13 +2305,7 @@ class VideoSource:
                      "timestamps if they run ahead of the wall clock: a whole file written into it)", self.spec)
         self._ahead_from: tuple[float, float] | None = None  # (wall clock at open, first frame's time)
         self._opened_wall = time.monotonic()
-        self._max_pixels = max_pixels  # (frames checked again as they come: a stream may change size)
-        if max_pixels is not None and self.metadata.width * self.metadata.height > max_pixels:
-            from stream_gpen.errors import PayloadTooLargeError
-
-            w, h = self.metadata.width, self.metadata.height
-            self._container.close()
-            raise PayloadTooLargeError(f"video frames are {w}x{h} = {w * h} pixels, over the limit of {max_pixels}")
+        self._refuse_over_max_pixels(self.metadata.width, self.metadata.height)
         if autorotate and (self.metadata.rotation or self.metadata.extra.get("mirror")):
             m = self.metadata
             self._rot_k = (m.rotation // 90) % 4
@@ -2433,6 +2434,15 @@ class VideoSource:
         if msg not in self.fallbacks:
             self.fallbacks.append(msg)
             log.warning(msg)
+
+    def _refuse_over_max_pixels(self, w: int, h: int) -> None:
+        """Close the input and raise :class:`PayloadTooLargeError` if ``w`` x ``h`` frames are over
+        ``max_pixels`` (checked on the header's size before any decode, then on the first frame's)."""
+        if self._max_pixels is not None and w * h > self._max_pixels:
+            from stream_gpen.errors import PayloadTooLargeError
+
+            self._container.close()
+            raise PayloadTooLargeError(f"video frames are {w}x{h} = {w * h} pixels, over the limit of {self._max_pixels}")
 
     def _open_container(self, nvdec: bool, *, reopen: bool = False):
         """Open the input (``reopen``: again, after a live stream dropped). A first open that

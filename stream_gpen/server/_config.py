@@ -26,7 +26,8 @@ class ServerConfig:
       to disk, so this bounds disk use.
     * ``max_pixels``: images (and live frames) above this many pixels are refused *before*
       decoding, so a small file that decompresses to gigabytes (a "decompression bomb") costs nothing;
-      video jobs whose frames are larger fail at open (one frame decoded) with the same limit.
+      video jobs whose frames are larger fail at open with the same limit, on the size their header
+      gives, before any frame is decoded (each frame's size is checked again as it is decoded).
     * ``max_batch``: most image requests run through the model in one call. Higher uses the
       device better under load; each request then waits for the whole batch.
     * ``batch_wait_ms``: how long the batcher waits for more requests after the first one
