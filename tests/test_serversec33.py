@@ -21,3 +21,78 @@ def test_a_video_over_max_pixels_is_refused_before_any_frame_is_decoded(tmp_path
     monkeypatch.setattr(VideoSource, "_decode_frames", no_decode)
     with pytest.raises(PayloadTooLargeError, match=r"video frames are 64x48 = 3072 pixels, over the limit of 3000"):
         open_source(clip, untrusted=True, max_pixels=3000)
+
+
+def _reply(sock, data: bytes = b"") -> str:
+    """The server's whole answer on ``sock`` (read until its Content-Length, or the close), that
+    begins with ``data`` if some was read already."""
+    while True:
+        head, sep, body = data.partition(b"\r\n\r\n")
+        n = [int(v) for k, v in (ln.split(b":", 1) for ln in head.split(b"\r\n")[1:] if b":" in ln)
+             if k.strip().lower() == b"content-length"]
+        if sep and n and len(body) >= n[0]:
+            break
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode("latin-1")
+
+
+_IMAGE_HEAD = (b"POST /v1/images:enhance HTTP/1.1\r\nHost: x\r\nX-API-Key: k3y\r\nContent-Type: image/png\r\n"
+               b"Content-Length: 1000\r\n\r\n")
+
+
+def test_image_requests_in_flight_are_bounded_before_their_bodies_are_read(tmp_path):
+    """With --max-batch 1 --max-queue 1, two image bodies still arriving take both places: a third
+    request is answered 429 (Retry-After) at once, its body never read. (Each was read and decoded
+    before the queue was checked: 6 small PNG bombs held 2.6 GB at once.)"""
+    import socket
+
+    from stream_gpen.server import ServerConfig, create_app
+    from tests.test_server import FakeEnhancer, real_server, wait_for
+
+    app = create_app(FakeEnhancer(), config=ServerConfig(api_key="k3y", max_batch=1, max_queue=1,
+                                                          request_timeout_s=60, work_dir=tmp_path))
+    with real_server(app, log_level="warning") as address:
+        slow = [socket.create_connection(address, timeout=10) for _ in range(2)]
+        try:
+            for s in slow:
+                s.sendall(_IMAGE_HEAD + b"\x89PNG")
+            wait_for(lambda: app.state.images.held == 2, 10, "two image bodies being read")
+            with socket.create_connection(address, timeout=10) as c:
+                c.sendall(_IMAGE_HEAD)  # (no body: an answer proves it was not waited for)
+                reply = _reply(c)
+            assert reply.startswith("HTTP/1.1 429"), reply
+            assert "retry-after: 1" in reply.lower() and "too many image requests in flight" in reply
+        finally:
+            for s in slow:
+                s.close()
+        wait_for(lambda: app.state.images.held == 0, 10, "the places given back")
+
+
+def test_a_trickled_image_body_times_out_as_a_whole(tmp_path):
+    """One byte at a time, each within the idle limit, no longer holds an image body (and its
+    memory) for ever: the whole body must arrive within --request-timeout (408)."""
+    import socket
+
+    from stream_gpen.server import ServerConfig, create_app
+    from tests.test_server import FakeEnhancer, real_server
+
+    app = create_app(FakeEnhancer(), config=ServerConfig(api_key="k3y", request_timeout_s=0.5, work_dir=tmp_path))
+    with real_server(app, log_level="warning") as address:
+        with socket.create_connection(address, timeout=10) as c:
+            c.sendall(_IMAGE_HEAD)
+            c.settimeout(0.1)
+            data = b""
+            for _ in range(200):  # (1 byte each 0.1 s, 20 s at most: the old code never answered)
+                c.sendall(b"x")
+                try:
+                    data = c.recv(4096)
+                except socket.timeout:
+                    continue
+                break
+            c.settimeout(10)
+            reply = _reply(c, data) if data else ""
+    assert reply.startswith("HTTP/1.1 408"), reply
+    assert "request body not received whole within 0.5 s (--request-timeout)" in reply

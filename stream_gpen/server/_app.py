@@ -11,7 +11,7 @@ import logging
 import os
 import shutil
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from importlib import resources
 from typing import Annotated, Literal, Mapping
 
@@ -87,8 +87,8 @@ class FormOptionError(UnknownOptionError):
 
 
 class UploadTimeoutError(StreamGpenError, TimeoutError):
-    """An upload whose client sent nothing for ``--request-timeout`` seconds (answered 408; the
-    name is the ``error`` of that answer's body)."""
+    """An upload whose client sent nothing for ``--request-timeout`` seconds, or an image body not
+    received whole within that time (answered 408; the name is the ``error`` of that answer's body)."""
 
     exit_code = 1
 
@@ -213,6 +213,29 @@ async def _multipart_file(request, sink, options: tuple[str, ...] = (), limit: i
         raise InvalidInputError("multipart body needs a file part named 'file'")
 
 
+class _ImageSlots:
+    """The image requests in flight: bodies being read, decoding, waiting for or in the model; at
+    most ``limit`` (``--max-batch`` + ``--max-queue``), one more is refused 429 before its body is
+    read. (The batcher's queue counted only images decoded already: 6 concurrent 115 KB PNGs of
+    6300x6300 each, with --max-queue 1, held 2.6 GB decoding at once, all answered 200.)"""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0  # (changed on the event loop only: no lock)
+
+    @contextmanager
+    def hold(self):
+        if self.held >= self.limit:
+            raise QueueFullError(
+                f"too many image requests in flight ({self.limit} being read, decoded, queued or run); retry later",
+                retry_after_s=1, hint="raise --max-queue or add a device")
+        self.held += 1
+        try:
+            yield
+        finally:
+            self.held -= 1
+
+
 class _ClientGone(Exception):
     """The client of a request closed its connection before the answer was ready."""
 
@@ -297,7 +320,8 @@ class _BodyLimit:
                 status[0] = message["status"]
             await send(message)
 
-        limit = self.limit_for(_route_path(scope))
+        path = _route_path(scope)
+        limit = self.limit_for(path)
         headers = dict(scope.get("headers") or [])
         form = _is_form(headers)
         if form:  # (the file itself is held to the limit as the form is parsed: _multipart_file)
@@ -317,14 +341,22 @@ class _BodyLimit:
             seen = 0
             body_done = False
             idle = self.config.request_timeout_s
+            # a body held in memory (an image's) must also arrive whole within that time: the idle
+            # limit alone let 1 byte every 2 s hold a 24 MB body, and its place, for ever (a video
+            # upload, streamed to disk and bounded by --max-jobs, may take as long as it needs)
+            deadline = None if path.rstrip("/") == VIDEO_ROUTE else t0 + idle
 
             async def limited_receive():
                 nonlocal seen, body_done
                 if body_done:
                     return await receive()
+                wait = idle if deadline is None else min(idle, deadline - time.perf_counter())
                 try:
-                    message = await asyncio.wait_for(receive(), idle)
+                    message = await asyncio.wait_for(receive(), max(wait, 0.0))
                 except asyncio.TimeoutError:
+                    if wait < idle:
+                        raise UploadTimeoutError(f"request body not received whole within {idle:g} s "
+                                                 "(--request-timeout); upload abandoned") from None
                     raise UploadTimeoutError(f"no request data for {idle:g} s; upload abandoned") from None
                 if message["type"] == "http.request":
                     seen += len(message.get("body", b""))
@@ -644,6 +676,8 @@ def create_app(
     app.state.metrics = metrics
     app.state.config = config
     app.state.runtime = state
+    images = _ImageSlots(config.max_batch + config.max_queue)
+    app.state.images = images
 
     @app.exception_handler(StreamGpenError)
     async def _stream_gpen_error(request: Request, exc: StreamGpenError):
@@ -863,35 +897,37 @@ def create_app(
         t0 = time.perf_counter()
         answer_format = None if format is None else _answer_format(format)
         state["models"].resolve(model, faces, strength, aligned)  # bad options fail before reading the body
-        data = await read_body(request, _IMAGE_TYPES)
-        decoded = await run_in_threadpool(decode_image, data, max_pixels=config.max_pixels)
-        fut = state["batcher"].submit(decoded.pixels, model=model, faces=faces, strength=strength, aligned=aligned)
-        try:
-            out = await _result_while_connected(fut, request.receive, config.request_timeout_s)
-        except _ClientGone:
-            # (its request was run all the same, and counted as 200: 16 abandoned ones held the
-            # next client 12.7 s instead of 1.0 s, or got it a 429 from a queue of the departed)
-            fut.cancel()  # not started: it leaves the queue; running: its answer is dropped
-            log.info("POST %s: the client closed the connection before its image was ready; dropped",
-                     request.scope.get("path", ""))
-            return Response(status_code=CLIENT_CLOSED)
-        except asyncio.TimeoutError:
-            fut.cancel()  # if it has not started, the batcher skips it
-            metrics.refuse("timeout")
-            return JSONResponse({"detail": f"not processed within {config.request_timeout_s:g} s; retry later",
-                                 "error": "ProcessingTimeoutError"},
-                                status_code=503, headers={"Retry-After": "5"})
-        except StreamGpenError:
-            raise
-        except Exception as exc:  # model failure (e.g. device out of memory): this request only
-            log.warning("image request failed: %s: %s", type(exc).__name__, exc)
-            return JSONResponse({"detail": f"enhancement failed: {type(exc).__name__}: {exc}", "error": "EnhancementError"},
-                                status_code=503, headers={"Retry-After": "5"})
-        fmt = answer_format or decoded.format
-        payload = await run_in_threadpool(encode_image, out, fmt, quality=quality, icc_profile=decoded.icc_profile,
-                                          exif=decoded.exif, dpi=decoded.dpi, xmp=decoded.xmp,
-                                          subsampling=decoded.subsampling, jpeg=decoded.jpeg,
-                                          lossless=decoded.lossless, photoshop=decoded.photoshop)
+        with images.hold():  # (before the body is read: a refused one costs nothing)
+            data = await read_body(request, _IMAGE_TYPES)
+            decoded = await run_in_threadpool(decode_image, data, max_pixels=config.max_pixels)
+            fut = state["batcher"].submit(decoded.pixels, model=model, faces=faces, strength=strength,
+                                          aligned=aligned)
+            try:
+                out = await _result_while_connected(fut, request.receive, config.request_timeout_s)
+            except _ClientGone:
+                # (its request was run all the same, and counted as 200: 16 abandoned ones held the
+                # next client 12.7 s instead of 1.0 s, or got it a 429 from a queue of the departed)
+                fut.cancel()  # not started: it leaves the queue; running: its answer is dropped
+                log.info("POST %s: the client closed the connection before its image was ready; dropped",
+                         request.scope.get("path", ""))
+                return Response(status_code=CLIENT_CLOSED)
+            except asyncio.TimeoutError:
+                fut.cancel()  # if it has not started, the batcher skips it
+                metrics.refuse("timeout")
+                return JSONResponse({"detail": f"not processed within {config.request_timeout_s:g} s; retry later",
+                                     "error": "ProcessingTimeoutError"},
+                                    status_code=503, headers={"Retry-After": "5"})
+            except StreamGpenError:
+                raise
+            except Exception as exc:  # model failure (e.g. device out of memory): this request only
+                log.warning("image request failed: %s: %s", type(exc).__name__, exc)
+                return JSONResponse({"detail": f"enhancement failed: {type(exc).__name__}: {exc}",
+                                     "error": "EnhancementError"}, status_code=503, headers={"Retry-After": "5"})
+            fmt = answer_format or decoded.format
+            payload = await run_in_threadpool(encode_image, out, fmt, quality=quality,
+                                              icc_profile=decoded.icc_profile, exif=decoded.exif, dpi=decoded.dpi, xmp=decoded.xmp,
+                                              subsampling=decoded.subsampling, jpeg=decoded.jpeg,
+                                              lossless=decoded.lossless, photoshop=decoded.photoshop)
         name = state["models"].resolve(model, faces, strength, aligned)
         return Response(payload, media_type=MEDIA_TYPES[fmt], headers={
             "X-Model": name[0], "X-Faces-Option": name[1], "X-Strength": f"{name[2]:g}", "X-Aligned": str(name[3]).lower(),

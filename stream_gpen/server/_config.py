@@ -34,10 +34,17 @@ class ServerConfig:
       arrives. Higher makes fuller batches (throughput) at the price of that much latency on an
       idle server; 0 turns dynamic batching off (batches only form from requests already queued).
     * ``max_queue``: image requests waiting for the model beyond this are refused with 429 and
-      ``Retry-After``: a burst gets a fast, clean "later" instead of an ever longer wait.
+      ``Retry-After``: a burst gets a fast, clean "later" instead of an ever longer wait. Image
+      requests in flight (bodies being read, decoding, queued or in the model) are at most
+      ``max_batch + max_queue``: one more gets its 429 before its body is read. That bounds their
+      memory: one image costs about 12 bytes a pixel while it is decoded and restored (~0.5 GB
+      at the default ``max_pixels``), so the most is about ``(max_batch + max_queue) * 12 *
+      max_pixels`` bytes; lower ``max_queue`` or ``max_pixels`` on a small machine.
     * ``max_jobs``: video jobs queued or running beyond this are refused with 429.
     * ``request_timeout_s``: an image request not answered in this time gets 503 (and is dropped
-      from the queue if it has not started); also the idle limit while an upload is being read.
+      from the queue if it has not started); also the idle limit while an upload is being read,
+      and the time an image body (held in memory) has to arrive whole (408 after it; a video
+      upload, streamed to disk, only has the idle limit).
     * ``job_ttl_s``: finished video results (and failed/cancelled records) are deleted this long
       after they finish. Longer gives clients more time to fetch them, and holds more disk.
     * ``work_dir``: where uploads and results live (one sub-folder per job, named by the job id,

@@ -110,10 +110,12 @@ def add_serve(subparsers, parents=()) -> None:
     s.add_argument("--batch-wait-ms", type=_in_range(float, 0, 60_000), default=5.0,
                    help="how long a request waits for others to batch with (default 5; 0 = never wait)")
     s.add_argument("--max-queue", type=_positive_int, default=64,
-                   help="image requests waiting beyond this get 429 (default 64)")
+                   help="image requests waiting beyond this get 429 (default 64); also bounds those in flight "
+                   "(read, decoded, queued or run) to --max-batch + --max-queue, each up to ~12 bytes a pixel")
     s.add_argument("--max-jobs", type=_positive_int, default=8, help="video jobs uploading, queued or running at once (default 8)")
     s.add_argument("--request-timeout", type=_positive_float, default=120.0,
-                   help="seconds before an image request gets 503 (default 120)")
+                   help="seconds before an image request gets 503 (default 120); also the most an upload may stall, "
+                   "and the time an image body has to arrive whole (408)")
     s.add_argument("--job-ttl", type=_positive_float, default=3600.0,
                    help="seconds a finished video result is kept while the server runs (default 3600); "
                    "jobs live in its memory, so a restart ends them all")
