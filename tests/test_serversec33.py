@@ -96,3 +96,15 @@ def test_a_trickled_image_body_times_out_as_a_whole(tmp_path):
             reply = _reply(c, data) if data else ""
     assert reply.startswith("HTTP/1.1 408"), reply
     assert "request body not received whole within 0.5 s (--request-timeout)" in reply
+
+
+@pytest.mark.parametrize("route", ["/v1/videos", "/v1/images:enhance"])
+def test_a_multipart_boundary_the_parser_refuses_is_400(tmp_path, route):
+    """A boundary of 300 characters (RFC 2046 allows 70, the parser 256) was a 500 and a traceback."""
+    pytest.importorskip("fastapi")
+    from tests.test_server import KEY, FakeEnhancer, client_for
+
+    with client_for(FakeEnhancer(), work_dir=tmp_path) as c:
+        r = c.post(route, content=b"abc", headers={**KEY, "Content-Type": "multipart/form-data; boundary=" + "b" * 300})
+        assert r.status_code == 400, r.text
+        assert r.json()["error"] == "InvalidInputError" and r.json()["detail"].startswith("malformed multipart body")
