@@ -64,7 +64,7 @@ def test_image_requests_in_flight_are_bounded_before_their_bodies_are_read(tmp_p
                 c.sendall(_IMAGE_HEAD)  # (no body: an answer proves it was not waited for)
                 reply = _reply(c)
             assert reply.startswith("HTTP/1.1 429"), reply
-            assert "retry-after: 1" in reply.lower() and "too many image requests in flight" in reply
+            assert "retry-after: 1" in reply.lower() and "image queue full (1 waiting)" in reply and "2 in flight at most" in reply
         finally:
             for s in slow:
                 s.close()

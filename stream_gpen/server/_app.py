@@ -219,16 +219,19 @@ class _ImageSlots:
     read. (The batcher's queue counted only images decoded already: 6 concurrent 115 KB PNGs of
     6300x6300 each, with --max-queue 1, held 2.6 GB decoding at once, all answered 200.)"""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    def __init__(self, max_batch: int, max_queue: int) -> None:
+        self.max_batch, self.max_queue = max_batch, max_queue
+        self.limit = max_batch + max_queue
         self.held = 0  # (changed on the event loop only: no lock)
 
     @contextmanager
     def hold(self):
         if self.held >= self.limit:
+            # (in the batcher's words: requests still being read or decoded are waiting too)
             raise QueueFullError(
-                f"too many image requests in flight ({self.limit} being read, decoded, queued or run); retry later",
-                retry_after_s=1, hint="raise --max-queue or add a device")
+                f"image queue full ({self.max_queue} waiting); retry later", retry_after_s=1,
+                hint=f"raise --max-queue or add a device (image requests still being read or decoded count as "
+                     f"waiting: {self.limit} in flight at most, --max-batch + --max-queue)")
         self.held += 1
         try:
             yield
@@ -676,7 +679,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.config = config
     app.state.runtime = state
-    images = _ImageSlots(config.max_batch + config.max_queue)
+    images = _ImageSlots(config.max_batch, config.max_queue)
     app.state.images = images
 
     @app.exception_handler(StreamGpenError)
