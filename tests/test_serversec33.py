@@ -108,3 +108,23 @@ def test_a_multipart_boundary_the_parser_refuses_is_400(tmp_path, route):
         r = c.post(route, content=b"abc", headers={**KEY, "Content-Type": "multipart/form-data; boundary=" + "b" * 300})
         assert r.status_code == 400, r.text
         assert r.json()["error"] == "InvalidInputError" and r.json()["detail"].startswith("malformed multipart body")
+
+
+def test_a_script_ffmpeg_refuses_for_safety_says_why(tmp_path):
+    """A concat script with an absolute path, a local playlist naming /etc/passwd: FFmpeg's own
+    reason and a hint, not "[Errno 1] Operation not permitted" or "truncated/corrupt header"."""
+    from stream_gpen.errors import NotMediaError
+    from stream_gpen.io import open_source
+
+    clip = tmp_path / "c.ts"
+    make_clip(clip, n=2)
+    concat = tmp_path / "evil.ffconcat"
+    concat.write_text(f"ffconcat version 1.0\nfile {clip}\n")
+    with pytest.raises(NotMediaError, match=r"Unsafe file name") as info:
+        open_source(concat)
+    assert "absolute paths and URLs in a concat script are refused" in info.value.hint
+    playlist = tmp_path / "evil.m3u8"
+    playlist.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n/etc/passwd\n#EXT-X-ENDLIST\n")
+    with pytest.raises(NotMediaError, match=r"/etc/passwd is not in allowed_segment_extensions") as info:
+        open_source(playlist)
+    assert "the playlist refers to a segment FFmpeg will not open" in info.value.hint

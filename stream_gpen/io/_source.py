@@ -1316,21 +1316,53 @@ def _refused_demuxer(target: str, options: dict) -> str | None:
     read from its log ("[swf] Format not on whitelist ..."): the open is made again under a log
     capture (it fails the same way: nothing beyond the probe is read). None where it cannot be
     told."""
+    for name, message in _reopen_errors(target, options):
+        if name and "not on whitelist" in message:
+            return str(name)
+    return None
+
+
+def _reopen_errors(target: str, options: dict, format: str | None = None) -> list[tuple[str, str]]:
+    """FFmpeg's logged errors, ``(component, message)``, of opening ``target`` again under a log
+    capture (it fails the same way: nothing beyond the probe is read; PyAV's exception keeps only
+    the error code, "Operation not permitted"). Empty where it opens this time."""
     from stream_gpen.io._meta import _log_lock
     from stream_gpen.io._sink import _capture_errors
 
     records: list[tuple[str, str]] = []
     with _log_lock, _capture_errors(records):
         try:
-            av.open(target, "r", options=dict(options)).close()
+            av.open(target, "r", format=format or None, options=dict(options)).close()
         except (av.error.FFmpegError, OSError, ValueError):
             pass
         else:
-            return None
-    for name, message in records:
-        if name and "not on whitelist" in message:
-            return str(name)
-    return None
+            return []
+    return records
+
+
+def _open_failure(target: str, options: dict, format: str | None) -> tuple[str | None, str | None]:
+    """FFmpeg's own words for why the local file ``target`` did not open (its first logged lines),
+    and a hint where it is a playlist or concat script that refers to an entry FFmpeg's safety
+    rules refuse (left as they are: the refusal keeps a downloaded script from reading any file or
+    URL): ``(None, None)`` where the log says nothing."""
+    try:
+        errors = _reopen_errors(target, options, format)
+        with open(target, "rb") as f:
+            head = f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except Exception:  # only an explanation: never let it hide the real error
+        return None, None
+    # (hls's own line goes on about patching hls.c: its first clause is the reason)
+    lines = [m.strip().split(", consider updating")[0] for _, m in errors if m.strip()]
+    detail = "; ".join(dict.fromkeys(lines[:2])) or None
+    first = lines[0] if lines else None  # (of a script, what follows is the fallback probe's: "moov atom not found")
+    if head.startswith(b"ffconcat") or any(name == "concat" for name, _ in errors):
+        return first, ("absolute paths and URLs in a concat script are refused (FFmpeg's safe mode): "
+                        "use paths relative to the script, in its folder or below")
+    if head.startswith(b"#EXTM3U"):
+        return first, ("the playlist refers to a segment FFmpeg will not open (a URL in a local playlist, "
+                        "or a file whose extension is not a media segment's): put the segments beside the "
+                        "playlist and name them relative to it, or open the playlist by its http(s) URL")
+    return detail, None
 
 
 def _untrusted_refusal(spec: str, target: str, options: dict, e: BaseException) -> NotMediaError:
@@ -2491,8 +2523,13 @@ class VideoSource:
                                          hint=PATH_HINT) from e
             raise self._open_error(e, reopen) from e
         except av.error.InvalidDataError as e:
+            detail, hint = (_open_failure(self._target, self._options, self._format) if self.kind == "file"
+                            else (None, None))
+            if hint is not None:
+                raise NotMediaError(f"FFmpeg cannot read {self.spec!r}: {detail or _ffmpeg_reason(e)}", hint=hint) from e
             raise NotMediaError(
-                f"FFmpeg cannot read {self.spec!r} as media (not a video file, or truncated/corrupt header)",
+                f"FFmpeg cannot read {self.spec!r} as media (not a video file, or truncated/corrupt header"
+                + (f": {detail})" if detail else ")"),
                 hint="check that the file plays in a media player; a file cut off while being written may lack its index",
             ) from e
         except av.error.EOFError as e:
@@ -2504,7 +2541,8 @@ class VideoSource:
             if self.kind == "file" and "format_whitelist" in self._options:
                 raise _untrusted_refusal(self.spec, self._target, self._options, e) from e
             if self.kind == "file":
-                raise NotMediaError(f"FFmpeg cannot open {self.spec!r}: {e}") from e
+                detail, hint = _open_failure(self._target, self._options, self._format)
+                raise NotMediaError(f"FFmpeg cannot open {self.spec!r}: {detail or _ffmpeg_reason(e)}", hint=hint) from e
             raise self._open_error(e, reopen) from e
         try:
             vs = main_video_stream(container)
