@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # One prepared GPU check for a lent machine (H200): < 10 minutes, installs nothing from the network.
 #
-#   bash bench/gpu_check.sh            # from the repository root; logs go to $OUT/ if set
+#   bash bench/gpu_check.sh            # from the repository root; results go to $OUT/ if set
+#
+# $OUT holds 5 files (the device tool brings back at most 8): gpu_check.log (the whole run's
+# output, every step's included), summary.txt, pytest_cuda.log, runtime_bench.json and
+# forms_bench.json. Each step's own log goes to a fresh scratch folder outside $OUT
+# (${TMPDIR:-/tmp}/gpu_check_steps.XXXXXX, named in gpu_check.log), which the table reads.
 #
 # Steps, most wanted first (each step's failure is reported and the script goes on; a step that
 # would start with under 20 s of the budget left is skipped; every command has a timeout, none
@@ -32,12 +37,15 @@ LOGDIR=${OUT:-/tmp/gpu_check}
 mkdir -p "$LOGDIR"
 MAIN_LOG="$LOGDIR/gpu_check.log"
 : >"$MAIN_LOG"
+# (fresh each run: the table must not read a step log left by an earlier run)
+STEPS=$(mktemp -d "${TMPDIR:-/tmp}/gpu_check_steps.XXXXXX")
 PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
 declare -a SUMMARY=()
 
 log() { echo "$*" | tee -a "$MAIN_LOG"; }
 left() { echo $((BUDGET_S - (SECONDS - START))); }
+log "each step's own log: $STEPS/ (not in \$OUT: this log has them all)"
 
 # run_step NAME TIMEOUT_S LOGFILE CMD...: run with a timeout, tee to its log and the main log.
 run_step() {
@@ -145,7 +153,7 @@ fi
 # stream_gpen.io._sink.nvenc_available: opens each NVENC encoder on one test frame. Data-centre
 # GPUs (A100/H100/H200) have no NVENC, so "unavailable" is the honest result there; the step
 # only reports (exit 0 either way).
-run_step "nvenc probe" 30 "$LOGDIR/nvenc_probe.log" $PY -c '
+run_step "nvenc probe" 30 "$STEPS/nvenc_probe.log" $PY -c '
 from stream_gpen.io._sink import NVENC_ENCODERS, nvenc_available
 for codec, encoder in NVENC_ENCODERS.items():
     why = nvenc_available(codec)
@@ -160,13 +168,13 @@ run_step "pytest -m cuda" 150 "$LOGDIR/pytest_cuda.log" \
 
 # ---------------------------------------------------------------- 3. runtime bench
 # fp32 left out: measured in session 1 (GPEN-512 ~3x slower than fp16), not a target, a third of the step
-run_step "runtime bench" 100 "$LOGDIR/runtime_bench.log" \
+run_step "runtime bench" 100 "$STEPS/runtime_bench.log" \
     $PY bench/runtime.py --device cuda --quick --modes eager graph --precisions fp16 bf16 \
     --json "$LOGDIR/runtime_bench.json"
 
 # ---------------------------------------------------------------- 3b. end to end (issue 6's ratio), before the forms
 if [[ -f bench/e2e.py ]]; then
-    run_step "e2e --gpu-quick" 100 "$LOGDIR/e2e.log" $PY bench/e2e.py --gpu-quick
+    run_step "e2e --gpu-quick" 100 "$STEPS/e2e.log" $PY bench/e2e.py --gpu-quick
 else
     SUMMARY+=("$(printf '%-22s %-10s' 'e2e --gpu-quick' absent)")
 fi
@@ -174,19 +182,19 @@ fi
 # ---------------------------------------------------------------- 3c. model forms A/B (GPEN-512 fp16 graph)
 # The default (since session 16 the fused form in NCHW) against the reference form and the
 # other candidates (bench/runtime.py GPU_FORMS has the session-16 numbers).
-run_step "forms bench" 110 "$LOGDIR/forms_bench.log" \
+run_step "forms bench" 110 "$STEPS/forms_bench.log" \
     $PY bench/runtime.py --device cuda --quick --sizes 512 --precisions fp16 --modes graph \
     --buckets 1 4 16 --forms default reference reference_nchw pool_blur_nchw fused_cl --json "$LOGDIR/forms_bench.json"
 
 # ---------------------------------------------------------------- 3d. detector input shapes (first pass)
 # Region windows vs the fixed-shape mode (the CUDA default since session 16), each in a fresh
 # process: the first pass over the crowd clip took 45 s with windows on the H200 (4 s the second).
-run_step "detector shapes" 100 "$LOGDIR/detector_shapes.log" \
+run_step "detector shapes" 100 "$STEPS/detector_shapes.log" \
     $PY bench/detector_shapes.py --device cuda --clips crowd_1080p --max-frames 60
 
 # ---------------------------------------------------------------- 4. other engineers' checks
 if [[ -f bench/gpu_io_check.py ]]; then
-    run_step "gpu_io_check" 40 "$LOGDIR/gpu_io_check.log" $PY bench/gpu_io_check.py
+    run_step "gpu_io_check" 40 "$STEPS/gpu_io_check.log" $PY bench/gpu_io_check.py
 else
     SUMMARY+=("$(printf '%-22s %-10s' gpu_io_check absent)")
 fi
@@ -195,26 +203,26 @@ if [[ -f bench/e2e.py ]]; then
     # the same clips with no face model: the pipeline's own ceiling for the ratio. 80 s: session 16's
     # 50 s ran out in the crowd's warm-up (45 s then), after the other two clips. On a short budget
     # the 30 s more come off the steps after it (simd decode, crop, parse, profile, compile: wanted less)
-    run_step "e2e identity" 80 "$LOGDIR/e2e_identity.log" $PY bench/e2e.py --gpu-quick --model identity
+    run_step "e2e identity" 80 "$STEPS/e2e_identity.log" $PY bench/e2e.py --gpu-quick --model identity
     # the exact YUV->RGB decode (since session 15) against swscale's SIMD converter: its cost end to end
-    run_step "e2e simd decode" 90 "$LOGDIR/e2e_simd.log" $PY bench/e2e.py --gpu-quick --decode-convert simd
+    run_step "e2e simd decode" 90 "$STEPS/e2e_simd.log" $PY bench/e2e.py --gpu-quick --decode-convert simd
 fi
 
 # anti-aliased crops (session 25): the torch gather's 16 passes, 16 faces from a CUDA frame
-run_step "crop antialias" 30 "$LOGDIR/crop_antialias.log" $PY bench/crop_antialias.py --device cuda
+run_step "crop antialias" 30 "$STEPS/crop_antialias.log" $PY bench/crop_antialias.py --device cuda
 
 # --mask parse: ParseNet fp16/fp32 per face vs GPEN-512 fp16 (needs facexlib: a carried wheel)
-run_step "parse bench" 45 "$LOGDIR/parse_bench.log" $PY bench/parse.py --device cuda --repeats 10
+run_step "parse bench" 45 "$STEPS/parse_bench.log" $PY bench/parse.py --device cuda --repeats 10
 
 # ---------------------------------------------------------------- 4c. where the default form's time goes
 # Session 1 profiled the reference form (blur 29%, element-wise 40%); the fused NCHW default has
 # not been profiled: its top kernels say what to fuse next (GPEN-512 fp16, batch 16, eager)
-run_step "profile fused" 45 "$LOGDIR/profile_fused.log" \
+run_step "profile fused" 45 "$STEPS/profile_fused.log" \
     $PY bench/profile_gpen.py --size 512 --batch 16 --precision fp16 --impl fused
 
 # ---------------------------------------------------------------- 5. compile under the graph (last: optional)
 if (($(left) > 60)); then
-    run_step "runtime compile" 100 "$LOGDIR/runtime_compile.log" \
+    run_step "runtime compile" 100 "$STEPS/runtime_compile.log" \
         $PY bench/runtime.py --device cuda --quick --sizes 512 --precisions fp16 --modes compile \
         --compile-buckets 1 16
 else
@@ -226,37 +234,37 @@ fi
     echo ""
     echo "================ gpu_check summary ($((SECONDS - START)) s) ================"
     printf '%s\n' "${SUMMARY[@]}"
-    if [[ -f "$LOGDIR/nvenc_probe.log" ]]; then
+    if [[ -f "$STEPS/nvenc_probe.log" ]]; then
         echo "-- NVENC:"
-        grep -E "_nvenc " "$LOGDIR/nvenc_probe.log" | head -n 3
+        grep -E "_nvenc " "$STEPS/nvenc_probe.log" | head -n 3
     fi
     echo "-- CUDA tests:"
     grep -E "passed|failed|error" "$LOGDIR/pytest_cuda.log" 2>/dev/null | tail -n 1
     grep -E "^(FAILED|ERROR)" "$LOGDIR/pytest_cuda.log" 2>/dev/null | head -n 12
-    if [[ -f "$LOGDIR/runtime_bench.log" ]]; then
+    if [[ -f "$STEPS/runtime_bench.log" ]]; then
         echo "-- runtime (GPEN-512 fp16 targets, accuracy vs fp32 eager):"
-        sed -n '/== targets/,$p' "$LOGDIR/runtime_bench.log" | grep -v "^==" | head -n 5
-        grep -E "PSNR" "$LOGDIR/runtime_bench.log" | head -n 8
-        grep -E "^gpen-(512|256) +fp16 +graph" "$LOGDIR/runtime_bench.log" | head -n 2
+        sed -n '/== targets/,$p' "$STEPS/runtime_bench.log" | grep -v "^==" | head -n 5
+        grep -E "PSNR" "$STEPS/runtime_bench.log" | head -n 8
+        grep -E "^gpen-(512|256) +fp16 +graph" "$STEPS/runtime_bench.log" | head -n 2
     fi
-    if [[ -f "$LOGDIR/forms_bench.log" ]]; then
+    if [[ -f "$STEPS/forms_bench.log" ]]; then
         echo "-- model forms (GPEN-512 fp16 graph: faces/s | ms | MB per bucket; PSNR vs fp32):"
-        grep -E "^gpen-512 +fp16 +graph|PSNR|FAILED" "$LOGDIR/forms_bench.log" | head -n 14
+        grep -E "^gpen-512 +fp16 +graph|PSNR|FAILED" "$STEPS/forms_bench.log" | head -n 14
     fi
     for f in e2e e2e_identity e2e_simd; do
-        if [[ -f "$LOGDIR/$f.log" ]]; then
+        if [[ -f "$STEPS/$f.log" ]]; then
             echo "-- $f (ratio = enhanced fps / plain transcode fps):"
-            sed -n '/^clip /,/^peak/p' "$LOGDIR/$f.log" | grep -v stages | head -n 6
-            grep -E ": warm-up " "$LOGDIR/$f.log" | head -n 4  # first pass over each clip (new shapes)
+            sed -n '/^clip /,/^peak/p' "$STEPS/$f.log" | grep -v stages | head -n 6
+            grep -E ": warm-up " "$STEPS/$f.log" | head -n 4  # first pass over each clip (new shapes)
         fi
     done
-    if [[ -f "$LOGDIR/detector_shapes.log" ]]; then
+    if [[ -f "$STEPS/detector_shapes.log" ]]; then
         echo "-- detector shapes (first pass, window vs fixed):"
-        grep -E "^crowd" "$LOGDIR/detector_shapes.log" | head -n 3
+        grep -E "^crowd" "$STEPS/detector_shapes.log" | head -n 3
     fi
-    if [[ -f "$LOGDIR/runtime_compile.log" ]]; then
+    if [[ -f "$STEPS/runtime_compile.log" ]]; then
         echo "-- compile under graph:"
-        grep -E "^gpen-512 +fp16 +compile|FAILED|FALLBACK" "$LOGDIR/runtime_compile.log" | head -n 3
+        grep -E "^gpen-512 +fp16 +compile|FAILED|FALLBACK" "$STEPS/runtime_compile.log" | head -n 3
     fi
 } 2>&1 | tee "$LOGDIR/summary.txt" | tee -a "$MAIN_LOG"
 exit 0
