@@ -1,11 +1,11 @@
-"""Shared helpers for the end-to-end benchmarks: clips, models, trimming."""
+"""Shared helpers for the end-to-end benchmarks: clips, models, trimming. (PyAV is imported where a
+clip is read or written: a bench that reads none, such as crop_antialias.py, runs without it.)"""
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
@@ -70,6 +70,8 @@ def trim(src: Path, dst: Path, max_frames: int | None) -> Path:
     processes exactly the same input. ``None`` returns ``src`` unchanged."""
     if max_frames is None:
         return src
+    import av
+
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         ivs = inp.streams.video[0]
         rate = ivs.average_rate or 25
@@ -94,6 +96,8 @@ def synthetic_faces_clip(path: Path, *, size=(1920, 1080), frames: int = 30, fac
     if len(crops) < faces:  # (a face-less clip would measure the pipeline with nothing to restore)
         raise SystemExit(f"synthetic clip: {faces} face photos wanted, {len(crops)} found in "
                          f"{SHARED / 'data' / 'faces' / 'aligned'} (set STREAM_GPEN_SHARED)")
+    import av
+
     imgs = [cv2.resize(cv2.imread(str(c))[:, :, ::-1], (h // 3, h // 3)) for c in crops]
     rng = np.random.default_rng(0)
     bg = rng.integers(60, 120, (h, w, 3), dtype=np.uint8)
@@ -128,6 +132,8 @@ def random_gpen(size: int, device: str):
 
 
 def count_frames(path: Path) -> int:
+    import av
+
     with av.open(str(path)) as c:
         return sum(1 for _ in c.decode(video=0))
 

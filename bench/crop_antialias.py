@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import torch
 
+from _common import refuse_missing_cuda  # (bench/ is on the path: the script's own folder)
 from stream_gpen.faces import estimate_affines, warp_faces
 from stream_gpen.faces._align import face_scale
 
@@ -112,6 +113,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     args = ap.parse_args()
+    refuse_missing_cuda(ap, args.device)
     if args.device == "cuda":
         cost_cuda(max(args.repeats, 20))
         return
