@@ -20,9 +20,10 @@
 #  3c. bench/runtime.py --forms: GPEN-512 fp16 graph, the default (fused, NCHW) vs the other forms
 #  3d. bench/detector_shapes.py: the crowd clip's first pass, region windows vs fixed shapes
 #   4. bench/gpu_io_check.py; bench/e2e.py --gpu-quick --model identity (the pipeline's own ceiling),
-#      then with --decode-convert simd (what the exact YUV decode costs end to end)
-#  4b. bench/parse.py: what --mask parse costs (ParseNet fp16/fp32 vs GPEN-512 fp16 per face); then
-#      bench/profile_gpen.py --impl fused: the default form's top CUDA kernels (what to fuse next)
+#      then with --decode-convert simd (what the exact YUV decode costs end to end);
+#      bench/crop_antialias.py --device cuda (the anti-aliased torch crop, 16 faces a call)
+#  4b. bench/parse.py: what --mask parse costs (ParseNet fp16/fp32 vs GPEN-512 fp16 per face)
+#  4c. bench/profile_gpen.py --impl fused: the default form's top CUDA kernels (what to fuse next)
 #   5. bench/runtime.py: torch.compile under the graph (GPEN-512 fp16, buckets 1 and 16), if time is left
 #   6. a short table: step status, then the runtime targets and accuracy lines
 # Needs the golden fixtures for two tests: set STREAM_GPEN_SHARED, or carry them as
@@ -211,7 +212,8 @@ fi
 # anti-aliased crops (session 25): the torch gather's 16 passes, 16 faces from a CUDA frame
 run_step "crop antialias" 30 "$STEPS/crop_antialias.log" $PY bench/crop_antialias.py --device cuda
 
-# --mask parse: ParseNet fp16/fp32 per face vs GPEN-512 fp16 (needs facexlib: a carried wheel)
+# ---------------------------------------------------------------- 4b. --mask parse
+# ParseNet fp16/fp32 per face vs GPEN-512 fp16 (needs facexlib: a carried wheel)
 run_step "parse bench" 45 "$STEPS/parse_bench.log" $PY bench/parse.py --device cuda --repeats 10
 
 # ---------------------------------------------------------------- 4c. where the default form's time goes

@@ -56,3 +56,19 @@ def test_out_holds_at_most_the_eight_files_the_device_tool_brings_back(tmp_path)
     main_log = (out / "gpu_check.log").read_text()
     assert "fake python bench/crop_antialias.py --device cuda" in main_log
     assert list(scratch.glob("gpu_check_steps.*/crop_antialias.log"))
+
+
+def _first_seen(names: list[str]) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+def test_the_docs_list_the_steps_the_script_runs_in_its_order():
+    """docs/gpu.md's step list had no NVENC probe and no crop bench, and put the detector-shapes
+    bench after the identity e2e run (the script runs it before)."""
+    code = "\n".join(line for line in SCRIPT.read_text().splitlines() if not line.lstrip().startswith("#"))
+    script = _first_seen(re.findall(r"bench/(\w+)\.py", code))
+    doc = (ROOT / "docs" / "gpu.md").read_text()
+    section = doc[doc.index("## The GPU check"):doc.index("Every step has a timeout")]
+    listed = _first_seen(re.findall(r"bench/(\w+)\.py", section))
+    assert [n for n in listed if n in script] == script, (listed, script)
+    assert "nvenc_available" in code and "NVENC" in section
