@@ -120,8 +120,14 @@ def synthetic_faces_clip(path: Path, *, size=(1920, 1080), frames: int = 30, fac
     return path
 
 
-def random_gpen(size: int, device: str):
-    """Random-weight GPEN of the released config (same compute as the real checkpoint)."""
+def random_gpen(size: int, device: str = "cpu"):
+    """Random-weight GPEN of the released config (same compute as the real checkpoint).
+
+    On the CPU unless ``device`` says otherwise, as ``load_generator`` builds a checkpoint: a model
+    handed to ``Enhancer`` should come so, since only the runner's fp16 copy of it goes to the GPU.
+    (Built on the GPU, the fp32 model and ``Enhancer``'s copy of it both stayed there: ~0.53 GB
+    of GPEN-512 that a real run does not hold, counted in e2e.py's peak CUDA memory until hunt 33.)
+    Pass the device only for a model run as it is (naive.py's loop)."""
     from stream_gpen.models.gpen import FullGenerator, random_generator
     from stream_gpen.models.registry import MODELS
 

@@ -106,10 +106,12 @@ def main() -> None:
     max_frames = args.max_frames if args.max_frames is not None else (60 if args.gpu_quick else None if cuda else 12)
     max_frames = max_frames or None  # (0: the whole clip, as naive.py and tracking.py take it)
     sources, det = clip_paths(clips, synthetic="synthetic_1080p"), detector_weights()  # (before any work)
-    model = IdentityRestorer(size, device) if args.model == "identity" else args.model or random_gpen(size, str(device))
+    # (random GPEN on the CPU, as a checkpoint loads: the runner puts its fp16 copy on the GPU)
+    model = IdentityRestorer(size, device) if args.model == "identity" else args.model or random_gpen(size)
     enh = Enhancer(model, device=str(device), precision=args.precision, batch_size=args.batch_size,
                    download=False, compile=args.compile, detector="mobilenet0.25",
                    detector_weights=det)  # (no download: a run with the network would time it)
+    del model  # (Enhancer runs its own copy: this one would only add to the peak RSS)
     print(f"model {enh.model_name} ({'random weights' if args.model is None else args.model}) on {device}, "
           f"precision {enh.precision}, compile {args.compile}, batch {args.batch_size}, x264 preset {args.preset} crf {args.crf}, "
           f"decode conversion {args.decode_convert}")

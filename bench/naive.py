@@ -182,7 +182,7 @@ def main() -> None:
     import os
 
     naive = _Naive(args, det)  # spawned before our runner exists, so it inherits nothing from it
-    gen = random_gpen(args.size, args.device)
+    gen = random_gpen(args.size)  # (on the CPU, as a checkpoint loads: the runner moves its fp16 copy)
     enh = Enhancer(gen, device=args.device, detector="mobilenet0.25", detector_weights=det,
                    batch_size=args.batch_size, compile=args.compile, precision=args.precision)
     print(f"GPEN-{args.size} (random weights) on {args.device}, torch threads {torch.get_num_threads()}, "
