@@ -719,6 +719,24 @@ class Enhancer:
                          parser=self.parser, strength=self.strength, aligned=self.aligned,
                          still_detect_size=self.detect_size or PHOTO_DETECT_SIZE)
 
+    def _warm_up_live(self, timer: StageTimer | None = None) -> None:
+        """Capture the face model's CUDA graphs for every batch size now, before a live session's
+        first frame (``timer``: counted as its ``warmup`` stage). Captured on first use instead,
+        each face count first seen mid-stream (1, 2, 3-4, 5-8...) stalled a camera 0.5-2 s
+        (session 16). Nothing where the restorer captures no graphs (the CPU, the classic model, a
+        graph fallback): its first calls cost no capture there, and warming it up would only add
+        seconds of CPU work to the start. Done once: the graphs stay for later sessions."""
+        runner = self.restorer
+        if getattr(runner, "cuda_graphs", False) is not True or not callable(getattr(runner, "warmup", None)):
+            return
+        captured = set(getattr(runner, "captured_buckets", ()))
+        wanted = [b for b in runner.buckets if b <= self.batch_size and b not in captured]
+        if not wanted:
+            return
+        log.info("warming up %s for batches %d..%d (CUDA graphs)", self.model_name, min(wanted), max(wanted))
+        with (timer or StageTimer())("warmup"):
+            runner.warmup(wanted)
+
     def _open(self, spec, *, live: bool | None = None, sink_queue: int = 0, timer: StageTimer | None = None,
               untrusted: bool = False, max_pixels: int | None = None, start: float = 0.0,
               duration: float | None = None, exclude=None, skip=None, capture=None):
@@ -1965,6 +1983,8 @@ class Enhancer:
                 for frame in self._stream(local, live, latency_budget_s):
                     yield dataclasses.replace(frame, path=str(source))  # (not the fetched copy's name)
             return
+        if live:  # (before the source opens: its first frames are not dropped meanwhile)
+            self._warm_up_live()
         src, stage = self._open(source, live=live, capture=capture)
         if hasattr(src, "covers"):  # (an APNG's cover is no frame of its animation: ImageSource.covers)
             src.covers = False
@@ -1981,6 +2001,8 @@ class Enhancer:
                             "restores a folder's videos too): %s", len(videos), source,
                             ", ".join(v.name for v in videos[:3]) + (", ..." if len(videos) > 3 else ""))
         with src:
+            if getattr(src, "live", False):
+                self._warm_up_live()  # (live=None and the source says it is live; else done above: nothing)
             frames = (self._still_frames(src, stage) if still
                       else self._frames(src, stage, latency_budget_s=latency_budget_s))
             for frame in frames:
@@ -2026,6 +2048,8 @@ class Enhancer:
         except InvalidInputError as e:  # (OpenCV's failed first read is None: not an empty run)
             raise InvalidInputError(f"stream_frames(): picture 0: {e}") from None
         stage = self._picture_stage(w, h, live=live)
+        if live:
+            self._warm_up_live()
         from stream_gpen.pipeline import run_stream
 
         for frame in run_stream(feed, stage, batch_faces=self.batch_size, max_pending_frames=self._max_pending(),

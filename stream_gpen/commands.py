@@ -1247,6 +1247,10 @@ def run_camera(enh, source: str | int, *, outputs: list[str], frames: int | None
     t0 = time.perf_counter()
     last_print = t0
     close_failures: list = []  # (output, error) of outputs that failed to close
+    # (before the source opens, whose first frames would be dropped meanwhile; its seconds are
+    # the summary's "warmup" stage)
+    enh._warm_up_live(timer)
+
     def open_():
         return enh._open(source, live=True, sink_queue=_SINK_QUEUE, timer=timer, capture=capture)
 

@@ -132,11 +132,12 @@ class RunSummary:
       their own threads, so they may add up to more than ``seconds``): ``decode`` (the decode
       thread's demuxing, decoding and converting into the frame ring, a live source's wait for its
       next packet included; not its waits for the pipeline, nor a live file's pacing), ``detect``,
-      ``track``, ``align``, ``restore``, ``parse``, ``paste``, and ``encode`` (the encoder threads'
+      ``track``, ``align``, ``restore``, ``parse``, ``paste``, ``encode`` (the encoder threads'
       encoding and muxing, the last frames' flush and the container's finishing included; not a
       frame's wait in their queues; a window or a virtual camera: showing or sending the frame;
-      photos: writing them); a stage that did not run is left out. ``fps`` (a property:
-      frames_out / seconds);
+      photos: writing them), and ``warmup`` (the camera on CUDA: capturing the face model's graphs
+      for every batch size before the source opens, once per Enhancer); a stage that did not run
+      is left out. ``fps`` (a property: frames_out / seconds);
     * ``fallbacks``: everything that did not go as asked, one line each (a precision fallback, audio
       transcoded, a stream dropped, damaged packets copied); ``skipped``: a folder's inputs that
       could not be read or failed, ``"path: reason"``, and those an option did not fit,

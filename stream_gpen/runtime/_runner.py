@@ -335,7 +335,8 @@ class FaceRunner:
         """Capture (CUDA) or compile/prime (eager) the given buckets now instead of on first use.
 
         Costs ``warmup_iters + 1`` forward passes per bucket; call it before a live stream starts
-        so the first frames do not wait for capture.
+        so the first frames do not wait for capture (``Enhancer``'s live paths, the camera command
+        and the server do, on CUDA: see ``Enhancer._warm_up_live``).
         """
         wanted = self.buckets if buckets is None else tuple(buckets)
         bad = [b for b in wanted if b not in self.buckets]
@@ -352,6 +353,11 @@ class FaceRunner:
                     with torch.inference_mode():
                         self._step_eager(probe)
 
+    @property
+    def captured_buckets(self) -> tuple[int, ...]:
+        """The buckets whose CUDA graph is captured (what :meth:`warmup` has left to do: the others)."""
+        return tuple(sorted(self._graphs))
+
     def summary(self) -> dict:
         """What ran and how: device, precision, buckets captured, fallbacks, counters."""
         info: dict = {
@@ -366,7 +372,7 @@ class FaceRunner:
             "cuda_graphs": self.cuda_graphs,
             "compile": self.compile,
             "buckets": list(self.buckets),
-            "buckets_captured": sorted(self._graphs),
+            "buckets_captured": list(self.captured_buckets),
             "capture_seconds": round(self._capture_s, 3),
             "fallbacks": [str(f) for f in self.fallbacks],
             "calls": self._stats["calls"],

@@ -628,6 +628,10 @@ def create_app(
         named = {str(getattr(base, "model_name", "default")): base}
         for name, e in (models or {}).items():
             named[name] = await run_in_threadpool(_enhancer_of, e)
+        for e in named.values():  # (CUDA: every bucket's graph now, not in a live session's frames)
+            warm_up = getattr(e, "_warm_up_live", None)
+            if warm_up is not None:
+                await run_in_threadpool(warm_up)
         model_set = ModelSet(named)
         schedulers = {d: DeviceScheduler(d) for d in model_set.devices()}
         own_dir = config.work_dir is None
