@@ -49,6 +49,15 @@ def _fmts(container) -> set[str]:
     return set(container.format.name.split(","))
 
 
+def _hls_fmp4(container) -> bool:
+    """An HLS output whose segments are fragmented MP4 (HEVC: see ``segment_names`` in
+    ``_sink``), not MPEG-TS: its init segment (``NAME_init.mp4``) is written by the mp4 muxer and
+    keeps the container tags and track titles an .mp4 keeps (measured: a TS segment keeps none,
+    so every HLS was said to drop them where an HEVC one had them). Its tracks' marks it loses
+    all the same (the HLS muxer hands its mp4 muxer no dispositions)."""
+    return "hls" in _fmts(container) and (getattr(container, "options", None) or {}).get("hls_segment_type") == "fmp4"
+
+
 def _base(key: str) -> str:
     k = key.lower()
     if len(k) > 4 and k[-4] == "-" and k[-3:].isalpha():  # "location-eng": a language variant
@@ -93,18 +102,19 @@ def copy_container_tags(inp, out, window: tuple[float, float | None] | None = No
         flags = out.options.get("movflags", "")
         out.options["movflags"] = (flags + "+use_metadata_tags") if flags else "use_metadata_tags"
     advice = "write .mkv, .mp4 or .mov to keep them"
-    if fmts & {"mpegts", "hls"}:  # a transport stream (an HLS playlist's segments too) names a service/provider only
+    fmp4 = _hls_fmp4(out)
+    if fmts & {"mpegts", "hls"} and not fmp4:  # a transport stream (an HLS playlist's segments too) names a service/provider only
         cannot = sorted(tags)
     elif "dash" in fmts:  # the MPD holds the title alone (its ProgramInformation), its fMP4 segments none
         cannot = sorted(k for k in tags if _base(k) != "title")
     elif "avi" in fmts:  # RIFF INFO chunks (FFmpeg's ff_riff_info_conv) hold a fixed set of keys
         cannot = sorted(k for k in tags if _base(k) not in _AVI_INFO)
-    elif fmts & _MOV_MUXER:
+    elif fmts & _MOV_MUXER or fmp4:
         # the mov muxer writes a fixed set of iTunes (mp4) / QuickTime udta (mov) atoms and drops
         # every other key (unless in mdta mode, above): a Matroska's DATE_RECORDED, DESCRIPTION...
         # (of the movflags only this one changes what is written; faststart cannot be measured in memory)
         flags = "use_metadata_tags" if "use_metadata_tags" in out.options.get("movflags", "") else ""
-        fmt = sorted(fmts & _MOV_MUXER)[0]
+        fmt = "mp4" if fmp4 else sorted(fmts & _MOV_MUXER)[0]
         tags = _fill_mov_slots(tags, fmt, flags)
         cannot = sorted(mov_tags_dropped(fmt, flags, tuple(tags.items())))
         advice = ".mkv keeps them"
@@ -271,7 +281,8 @@ _KEPT_MARKS = {
     "mp4": {"forced", "hearing_impaired", "visual_impaired", "comment", "dub", "captions", "descriptions"},
     "mov": set(), "ipod": set(), "3gp": set(),
     "mpegts": {"hearing_impaired", "visual_impaired"},
-    "hls": set(),  # (its muxer gives its MPEG-TS segments no marks: a flag kept in .ts is lost in .m3u8)
+    # (its muxer gives its segments no marks, MPEG-TS or fMP4: a flag kept in .ts or .mp4 is lost in .m3u8)
+    "hls": set(),
     "dash": set(),  # (its MPD has no Role/Accessibility for them, its fMP4 segments no kind boxes)
     "avi": set(), "flv": set(), "ogg": set(),
 }
@@ -281,7 +292,7 @@ _KEPT_MARKS = {
 #: chunk holds the title only, FLV has no per-track tags)
 _NO_LANGUAGE = {"avi", "flv"}
 #: formats whose muxers write no per-stream title (an audio track's "Commentary", "Surround"; a
-#: DASH MPD has no Label for it)
+#: DASH MPD has no Label for it; HLS only in MPEG-TS segments: see :func:`_hls_fmp4`)
 _NO_TITLE = {"mpegts", "hls", "dash", "flv"}
 
 
@@ -297,7 +308,7 @@ def marks_lost(container, index: int, disposition: int, *, language: str | None 
     names = _fmts(container)
     lang = (f"language '{language}'" if language and language.lower() not in ("und", "")
             and names & _NO_LANGUAGE else None)
-    if title and title.strip() and names & _NO_TITLE:
+    if title and title.strip() and names & _NO_TITLE and not _hls_fmp4(container):
         lang = " and its ".join(w for w in (lang, f"title {title.strip()!r}") if w)
     kept = next((_KEPT_MARKS[n] for n in names if n in _KEPT_MARKS), None)
     lost, flags = [], []

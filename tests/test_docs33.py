@@ -1,0 +1,52 @@
+"""What the docs, help and messages said against what the program did (docs33): HLS fMP4
+outputs said to drop the tags their init segment keeps, ..."""
+from __future__ import annotations
+
+import av
+import numpy as np
+
+from tests._clips import copy_through, write_audio
+
+W, H = 64, 48
+
+
+def _tagged_clip(path, *, title: str, track_title: str, disposition: int = 0):
+    """An .mkv with a container title and comment, and an audio track with a title, a language
+    and ``disposition``."""
+    with av.open(str(path), "w") as c:
+        c.metadata.update({"title": title, "COMMENT": "hello"})
+        v = c.add_stream("libx264", rate=10)
+        v.width, v.height, v.pix_fmt = W, H, "yuv420p"
+        v.codec_context.options = {"preset": "ultrafast", "bf": "0"}
+        a = c.add_stream("aac", rate=48000)
+        a.metadata.update({"title": track_title, "language": "fra"})
+        if disposition:
+            a.disposition = disposition
+        for i in range(10):
+            f = av.VideoFrame.from_ndarray(np.full((H, W, 3), 9 * i, np.uint8), "rgb24")
+            f.pts = i
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+        write_audio(c, a, 1.0)
+    return path
+
+
+def test_hevc_hls_keeps_the_tags_and_titles_its_init_segment_holds(tmp_path):
+    """Was: an HEVC .m3u8 (fMP4 segments) said "container tags dropped: the hls container cannot
+    hold COMMENT, title" and "its title ... dropped", as for MPEG-TS segments, while its init
+    segment had them all. Its marks it does lose, and says so."""
+    D = av.stream.Disposition
+    src = _tagged_clip(tmp_path / "in.mkv", title="Holiday", track_title="Director commentary",
+                       disposition=D.comment)
+    sink = copy_through(src, tmp_path / "o.m3u8", codec="hevc")
+    said = " ".join([*sink.dropped, *sink.fallbacks])
+    assert "container tags dropped" not in said, said
+    assert "its title" not in said, said
+    assert "stream #1: its commentary mark dropped" in said, said
+    with av.open(str(tmp_path / "o_init.mp4")) as c:
+        assert c.metadata.get("title") == "Holiday" and c.metadata.get("comment") == "hello"
+        a = c.streams.audio[0]
+        assert a.metadata.get("name") == "Director commentary" and a.metadata.get("language") == "fra"
+        assert not int(a.disposition) & int(D.comment)
