@@ -1,9 +1,11 @@
 """What the docs, help and messages said against what the program did (docs33): HLS fMP4
-outputs said to drop the tags their init segment keeps, ..."""
+outputs said to drop the tags their init segment keeps, a camera told to cut a part it cannot
+cut, ..."""
 from __future__ import annotations
 
 import av
 import numpy as np
+import pytest
 
 from tests._clips import copy_through, write_audio
 
@@ -50,3 +52,19 @@ def test_hevc_hls_keeps_the_tags_and_titles_its_init_segment_holds(tmp_path):
         a = c.streams.audio[0]
         assert a.metadata.get("name") == "Director commentary" and a.metadata.get("language") == "fra"
         assert not int(a.disposition) & int(D.comment)
+
+
+@pytest.mark.parametrize("limit", [150 * 1024, None])
+def test_a_live_recordings_file_size_hint_names_no_part_to_cut(monkeypatch, limit):
+    """Was: a camera recording stopped by ulimit -f (or a FAT32 drive) was told to make the file
+    smaller with "a part: --start and --duration", options camera does not have. A file's
+    enhance is still told so."""
+    import errno
+
+    from stream_gpen.io import _sink
+
+    monkeypatch.setattr(_sink, "_file_size_limit", lambda: limit)
+    err = OSError(errno.EFBIG, "File too large")
+    live, whole = _sink._encode_hint(err, live=True), _sink._encode_hint(err)
+    assert "a higher crf=" in live and "start=" not in live and "duration=" not in live, live
+    assert "a part: start= and duration=" in whole, whole

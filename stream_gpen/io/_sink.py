@@ -2100,9 +2100,11 @@ def check_photo_encoder_options(encoder: str, codec: str, crf: int | None, prese
         check_encoder_options(encoder, resolve_codec(codec, DRY_RUN_AS), crf, preset)
 
 
-def _encode_hint(err: BaseException) -> str | None:
+def _encode_hint(err: BaseException, *, live: bool = False) -> str | None:
     """The hint of a failed encode: the error's own, or where the file system refused the output
-    (a full disk, a read-only or vanished folder) what to check, as a photo's failed write says."""
+    (a full disk, a read-only or vanished folder) what to check, as a photo's failed write says.
+    ``live``: a live source's output (a camera, a live stream), which has no part to cut with
+    start= and duration=: that advice is left out."""
     import errno
 
     own = getattr(err, "hint", None)
@@ -2113,15 +2115,16 @@ def _encode_hint(err: BaseException) -> str | None:
 
         return FILE_SYSTEM_HINT
     if err.errno == errno.EFBIG:
+        part = "" if live else ", or a part: start= and duration="
         limit = _file_size_limit()
         if limit is not None:  # this process's own limit (a shell's ulimit -f, systemd's LimitFSIZE)
             return (f"this process may write files of at most {limit} bytes (its file-size limit: ulimit -f, "
                     "systemd's LimitFSIZE or the container's): raise it (ulimit -f unlimited), or make the file "
-                    "smaller (a higher crf=, or a part: start= and duration=)")
+                    f"smaller (a higher crf={part})")
         # a FAT32 drive (USB sticks, SD cards) holds files up to 4 GiB: an hour of video fails there
         return ("the output drive's file-size limit was reached (FAT32, on most USB sticks and SD cards, holds at most "
                 "4 GiB per file): write to an exFAT, NTFS, APFS or ext4 drive, or make the file smaller (a higher "
-                "crf=, codec='hevc', or a part: start= and duration=)")
+                f"crf=, codec='hevc'{part})")
     return None
 
 
@@ -3437,7 +3440,7 @@ class FileSink(_Sink):
         why = e.strerror if isinstance(e, OSError) and e.strerror else e
         if self._relay is not None:  # (a broken pipe: the child sending the stream says why it ended)
             why = self._relay.why(wait=1.0) or why
-        return EncodeError(f"encoding {self.target} failed: {why}", hint=_encode_hint(e))
+        return EncodeError(f"encoding {self.target} failed: {why}", hint=_encode_hint(e, live=self.live))
 
     def _refused(self, e: BaseException | None = None) -> bool:
         """The encoder thread's error (or ``e``) is the file system refusing the muxer the file (no
@@ -4487,7 +4490,7 @@ class FileSink(_Sink):
                 # off by a full disk was deleted whole)
                 why = e.strerror if isinstance(e, OSError) and e.strerror else e
                 if self.is_url:  # (every frame was streamed: nothing is kept, nor lost, here)
-                    raise EncodeError(f"finishing {self.target} failed: {why}", hint=_encode_hint(e)) from e
+                    raise EncodeError(f"finishing {self.target} failed: {why}", hint=_encode_hint(e, live=self.live)) from e
                 kept = self._written_part()
                 said = "nothing was saved"
                 if kept:
@@ -4499,7 +4502,7 @@ class FileSink(_Sink):
                         log.debug("keeping the frames written before the error failed: %s", e2)
                 if self.partial_path is None:
                     self.lost_reason = said
-                raise EncodeError(f"finishing {self.target} failed: {why}; {said}", hint=_encode_hint(e)) from e
+                raise EncodeError(f"finishing {self.target} failed: {why}; {said}", hint=_encode_hint(e, live=self.live)) from e
         except BaseException:
             if self.partial_path is None:
                 self._discard()
