@@ -2027,6 +2027,7 @@ def describe_input(spec: str) -> dict:
         plan += _data_plan(dst, data)
         plan += _attachment_plan(dst, attachments)
         plan += _covers_chapters_plan(dst, covers, chapters)
+        plan += _other_video_plan(src)
         if src.has_alpha:
             plan.append("transparency (alpha channel): kept" if codec in ("prores", "vp9") else
                         "transparency (alpha channel): dropped in this output; -o NAME.mov / .mkv (ProRes 4444) or "
@@ -2135,6 +2136,19 @@ def _covers_and_chapters(src) -> tuple[list[dict], int]:
     except (AttributeError, ValueError):
         chapters = 0
     return covers, chapters
+
+
+def _other_video_plan(src) -> list[str]:
+    """The video tracks besides the restored one and its cover art (a second angle), each dropped
+    by enhance under every --audio, in the sink's words."""
+    from stream_gpen.io._tags import is_cover, other_video_dropped
+
+    container, main = getattr(src, "_container", None), getattr(src, "_vstream", None)
+    if container is None:
+        return []
+    return [other_video_dropped(s.index, getattr(s.codec_context, "name", None) or "unknown codec")
+            for s in container.streams
+            if s.type == "video" and (main is None or s.index != main.index) and not is_cover(s)]
 
 
 def _covers_chapters_plan(dst: str, covers: list[dict], chapters: int) -> list[str]:

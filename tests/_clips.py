@@ -233,3 +233,23 @@ def fed_fifo(path: Path, data: bytes):
     writer = threading.Thread(target=write, daemon=True)
     writer.start()
     return writer
+
+
+def two_angles(path):
+    """An mp4 of two video tracks (64x48 and 32x24, 25 frames each) and no audio."""
+    with av.open(str(path), "w") as c:
+        streams = []
+        for w, h in ((64, 48), (32, 24)):
+            s = c.add_stream("libx264", rate=25, options={"bf": "0"})
+            s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+            streams.append(s)
+        for i in range(25):
+            for s in streams:
+                f = av.VideoFrame.from_ndarray(np.full((s.height, s.width, 3), 9 * i, np.uint8), format="rgb24")
+                f.pts, f.time_base = i, Fraction(1, 25)
+                for p in s.encode(f):
+                    c.mux(p)
+        for s in streams:
+            for p in s.encode():
+                c.mux(p)
+    return path

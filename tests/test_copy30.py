@@ -10,12 +10,10 @@ says why. A second video track (another angle), which the re-encode does not res
 it dropped, is left out of the copy too."""
 from __future__ import annotations
 
-from fractions import Fraction
-
 import av
 import numpy as np
 import pytest
-from _clips import damage_pes, ts_clip
+from _clips import damage_pes, ts_clip, two_angles
 
 from stream_gpen.io import remux
 
@@ -77,28 +75,8 @@ def test_copy_if_no_faces_keeps_the_re_encode_of_joined_recordings(tmp_path, enh
     assert len(times) == 50 and np.diff(times).min() > 0.039, times
 
 
-def _two_angles(path):
-    """An mp4 of two video tracks (64x48 and 32x24, 25 frames each) and no audio."""
-    with av.open(str(path), "w") as c:
-        streams = []
-        for w, h in ((64, 48), (32, 24)):
-            s = c.add_stream("libx264", rate=25, options={"bf": "0"})
-            s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-            streams.append(s)
-        for i in range(25):
-            for s in streams:
-                f = av.VideoFrame.from_ndarray(np.full((s.height, s.width, 3), 9 * i, np.uint8), format="rgb24")
-                f.pts, f.time_base = i, Fraction(1, 25)
-                for p in s.encode(f):
-                    c.mux(p)
-        for s in streams:
-            for p in s.encode():
-                c.mux(p)
-    return path
-
-
 def test_a_copy_leaves_out_the_video_tracks_the_re_encode_drops(tmp_path, enh):
-    src = _two_angles(tmp_path / "two.mp4")
+    src = two_angles(tmp_path / "two.mp4")
     re = enh.enhance_file(src, tmp_path / "re.mp4")
     copied = enh.enhance_file(src, tmp_path / "copy.mp4", copy_if_no_faces=True)
     assert copied.encoder == "copy" and COPIED in copied.fallbacks
@@ -110,7 +88,7 @@ def test_a_copy_leaves_out_the_video_tracks_the_re_encode_drops(tmp_path, enh):
 
 
 def test_remux_says_the_video_track_it_leaves_out(tmp_path, caplog):
-    src = _two_angles(tmp_path / "two.mp4")
+    src = two_angles(tmp_path / "two.mp4")
     with caplog.at_level("WARNING", logger="stream_gpen"):
         assert remux(src, tmp_path / "o.mkv") == 25
     assert ("remux: video stream #1 (h264) dropped: only the main video stream is copied, as it alone is restored"

@@ -1,13 +1,13 @@
 """What the docs, help and messages said against what the program did (docs33): HLS fMP4
 outputs said to drop the tags their init segment keeps, a camera told to cut a part it cannot
-cut, ..."""
+cut, a second video track said to go with --audio none though it goes under every --audio, ..."""
 from __future__ import annotations
 
 import av
 import numpy as np
 import pytest
 
-from tests._clips import copy_through, write_audio
+from tests._clips import copy_through, two_angles, write_audio
 
 W, H = 64, 48
 
@@ -68,3 +68,20 @@ def test_a_live_recordings_file_size_hint_names_no_part_to_cut(monkeypatch, limi
     live, whole = _sink._encode_hint(err, live=True), _sink._encode_hint(err)
     assert "a higher crf=" in live and "start=" not in live and "duration=" not in live, live
     assert "a part: start= and duration=" in whole, whole
+
+
+@pytest.mark.parametrize("audio", ["copy", "none"])
+def test_a_second_video_track_is_dropped_for_its_own_reason_and_info_says_so(tmp_path, capsys, audio):
+    """Was: with --audio none a second angle was "dropped: left out with the audio (--audio none)",
+    as if the default kept it (it drops it: "only the main video stream is restored"), and
+    ``info``'s plan did not name it."""
+    from stream_gpen.cli import main
+
+    src = two_angles(tmp_path / "two.mp4")
+    sink = copy_through(src, tmp_path / "o.mkv", audio=audio)
+    said = " ".join(sink.dropped)
+    assert "video stream #1 (h264) dropped: only the main video stream is restored" in said, said
+    assert "left out with the audio" not in said, said
+    if audio == "copy":
+        assert main(["info", str(src)]) == 0
+        assert "video stream #1 (h264) dropped: only the main video stream is restored" in capsys.readouterr().out

@@ -70,6 +70,7 @@ from stream_gpen.io._tags import (
     cover_refused,
     is_cover,
     marks_lost,
+    other_video_dropped,
     timecode_of,
 )
 
@@ -2739,12 +2740,16 @@ class FileSink(_Sink):
             main = getattr(source, "_vstream", None)
             for ins in in_streams.values():
                 # video besides the main one (cover art, a second angle) is set up with the audio
-                # (_setup_other_video), which is not: a cover vanished without a word
+                # (_setup_other_video), which is not: a cover vanished without a word. A second
+                # angle is dropped under every audio mode, for its own reason: said as by default (a
+                # warning), not as the choice
                 if ins.type == "video" and (main is None or ins.index != main.index):
                     name = getattr(ins.codec_context, "name", None) or "unknown codec"
-                    what = (f"cover art (stream #{ins.index}, {name})" if is_cover(ins)
-                            else f"video stream #{ins.index} ({name})")
-                    msgs.append(f"{what} dropped: left out with the audio ({no_audio_why})")
+                    if is_cover(ins):
+                        msgs.append(f"cover art (stream #{ins.index}, {name}) dropped: left out with the audio "
+                                    f"({no_audio_why})")
+                    else:
+                        self._drop(other_video_dropped(ins.index, name))
             for msg in msgs:
                 # asked for: listed in the summary, said at info level (not as a warning); said
                 # once per source: every output of a camera (-o FILE --stream URL) drops the
@@ -3296,7 +3301,7 @@ class FileSink(_Sink):
             name = getattr(ins.codec_context, "name", None) or "unknown codec"
             cover = bool(int(ins.disposition) & int(av.stream.Disposition.attached_pic))
             if not cover:
-                self._drop(f"video stream #{ins.index} ({name}) dropped: only the main video stream is restored")
+                self._drop(other_video_dropped(ins.index, name))
                 continue
             if "matroska" in fmts:
                 self._cover_as_attachment(ins, name)

@@ -455,6 +455,12 @@ def is_cover(stream) -> bool:
     return stream.type == "video" and bool(int(stream.disposition) & int(av.stream.Disposition.attached_pic))
 
 
+def other_video_dropped(index: int, codec: str) -> str:
+    """The note for video stream ``index`` (``codec``) besides the restored one that is not cover
+    art (a second angle): dropped under every ``--audio`` (the sink's, ``info``'s plan)."""
+    return f"video stream #{index} ({codec}) dropped: only the main video stream is restored"
+
+
 def cover_attachment(path, stream) -> tuple[str, str, bytes] | None:
     """(file name, mime type, bytes) to store cover art ``stream`` of the file ``path`` as a
     Matroska attachment (what FFmpeg reads back as an attached picture), or None when it is not a
