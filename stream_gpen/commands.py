@@ -252,8 +252,8 @@ def _output_options(p: argparse.ArgumentParser) -> None:
                    "and TVs do not play H.264/HEVC 4:2:2 or 4:4:4); 420: written 4:2:0, which every player decodes")
     g.add_argument("--audio", default="copy", choices=["copy", "aac", "none"],
                    help="copy audio packets (default; transcoded only if the container needs it); aac: "
-                   "always AAC (a warning where the input has no audio); none: video only (subtitles, data and "
-                   "attachments are left out too)")
+                   "always AAC (a warning where the input has no audio); none: video only (subtitles, data, "
+                   "attachments and cover art are left out too)")
     _encoder_option(g)
     g.add_argument("--image-format", default=None, metavar="EXT", type=str.lower,
                    choices=["jpg", "jpeg", "jfif", "jpe", "png", "webp", "tif", "tiff", "bmp", "heic", "heif", "hif",
@@ -1687,13 +1687,14 @@ def add_camera(subparsers, parents=()) -> None:
         "rate, as a camera delivers (like ffmpeg -re); a pipe or FIFO as it comes, paced like a file once it runs "
         "ahead of the clock (a whole file written into it). Stale frames are dropped when processing falls behind, so "
         "latency stays bounded. Stop with Ctrl-C (or SIGTERM), q + Enter typed on a terminal (a piped or "
-        "redirected stdin is not read for it), or q in the preview window: the "
+        "redirected stdin is not read for it), or q, Esc or the close button of the preview window: the "
         "recording is finished under its own name either way.",
     )
     p.add_argument("source", nargs="?", metavar="DEVICE|URL", type=_named,
                    help=f"default {_default_camera()}, the first camera (camera --list shows them); a number N is "
                    "camera N, unless a file or folder of that name is in the working folder (then read as it)")
-    p.add_argument("--preview", action="store_true", help="show a preview window (OpenCV)")
+    p.add_argument("--preview", action="store_true",
+                   help="show a preview window (OpenCV); q, Esc or the window's close button stops the run")
     p.add_argument("-o", "--output", action=_Once, type=_named, help="also record to this file (.mp4, .mkv, .mov, .webm...: its extension "
                    "picks the container, and the codec unless --codec says; its folder must exist and be writable, "
                    "checked before the model loads); null or /dev/null: restore, record nothing (a benchmark)")
@@ -2353,7 +2354,8 @@ def add_info(subparsers, parents=()) -> None:
         "info", parents=list(parents), help="what enhance will see in an input and do with it",
         description="Describe INPUT (video, URL, image or folder) as stream-gpen reads it: streams, size, "
         "frame rate, bit depth, colour (HDR), rotation, pixel aspect, interlacing, audio, subtitles and data "
-        "tracks (telemetry, timecode), and what `enhance` will do about each; of a folder, its photos and videos and "
+        "tracks (telemetry, timecode), attachments (fonts), cover art and chapters, and what `enhance` will do "
+        "about each; of a folder, its photos and videos and "
         "those enhance will skip as unreadable (empty, cut off, damaged). Loads no model.")
     p.add_argument("input", metavar="INPUT", type=_named)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
