@@ -1,6 +1,7 @@
 """What the docs, help and messages said against what the program did (docs33): HLS fMP4
 outputs said to drop the tags their init segment keeps, a camera told to cut a part it cannot
-cut, a second video track said to go with --audio none though it goes under every --audio, ..."""
+cut, a second video track said to go with --audio none though it goes under every --audio, a photo's
+refused crf said to have "used libx264", ..."""
 from __future__ import annotations
 
 import av
@@ -85,3 +86,21 @@ def test_a_second_video_track_is_dropped_for_its_own_reason_and_info_says_so(tmp
     if audio == "copy":
         assert main(["info", str(src)]) == 0
         assert "video stream #1 (h264) dropped: only the main video stream is restored" in capsys.readouterr().out
+
+
+def test_a_photos_encoder_auto_check_says_no_encoder_was_used(monkeypatch, caplog):
+    """Was: ``enhance photo.jpg --encoder auto --crf 60`` said "--encoder auto used libx264, not
+    NVENC" before refusing the crf, though a photo encodes nothing. A video still says it."""
+    import logging
+
+    from stream_gpen.errors import InvalidInputError
+    from stream_gpen.io import _sink
+
+    monkeypatch.setattr(_sink, "_auto_logged", set())
+    monkeypatch.setattr(_sink, "nvenc_available", lambda codec: "no NVIDIA driver here")
+    with caplog.at_level(logging.INFO, logger="stream_gpen"):
+        with pytest.raises(InvalidInputError, match="crf"):
+            _sink.check_photo_encoder_options("auto", "auto", 60, None)
+        assert "not NVENC" not in caplog.text, caplog.text
+        _sink.check_encoder_options("auto", "h264", None, None)
+    assert "encoder='auto' used libx264, not NVENC: no NVIDIA driver here" in caplog.text

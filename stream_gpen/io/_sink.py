@@ -401,10 +401,12 @@ def nvenc_available(codec: str) -> str | None:
 _auto_logged: set[tuple[str, str]] = set()
 
 
-def resolve_encoder(encoder: str, codec: str) -> tuple[str, str | None]:
+def resolve_encoder(encoder: str, codec: str, *, quiet: bool = False) -> tuple[str, str | None]:
     """``(FFmpeg encoder name, note)`` for ``encoder`` (software / nvenc / auto) and a resolved
     ``codec``; ``note`` says why ``auto`` chose software (``None`` otherwise). ``nvenc`` whose
-    probe fails raises :class:`HardwareEncoderError` (one line, with :func:`nvenc_hint`)."""
+    probe fails raises :class:`HardwareEncoderError` (one line, with :func:`nvenc_hint`).
+    ``quiet``: the note is not logged (nor counted as said): nothing is encoded with it (a photo's
+    options are checked as a video's)."""
     if encoder not in ENCODER_MODES:
         raise InvalidInputError(f"encoder={encoder!r} is not one of {ENCODER_MODES}")
     if encoder == "software":
@@ -419,7 +421,7 @@ def resolve_encoder(encoder: str, codec: str) -> tuple[str, str | None]:
     if why is None:
         return NVENC_ENCODERS[codec], None
     note = f"encoder='auto' used {_ENCODERS[codec]}, not NVENC: {why}"
-    if (codec, why) not in _auto_logged:  # once per process, not once per file of a folder
+    if not quiet and (codec, why) not in _auto_logged:  # once per process, not once per file of a folder
         _auto_logged.add((codec, why))
         log.info("%s", note)
     return _ENCODERS[codec], note
@@ -2050,10 +2052,12 @@ def check_crf_preset(codec: str, crf: int | None, preset: str | None, note: str 
         raise InvalidInputError(str(e), hint=e.hint or _CRF_PRESET_HINT) from e
 
 
-def check_encoder_options(encoder: str, codec: str, crf: int | None, preset: str | None) -> None:
+def check_encoder_options(encoder: str, codec: str, crf: int | None, preset: str | None, *,
+                          quiet: bool = False) -> None:
     """--crf/--preset for the encoder ``encoder`` gives the resolved ``codec``, before the model
     loads, as the sink will check them: ``auto`` is resolved here (NVENC's probe is cached, so
-    the sink's own costs nothing more), its preset translated as the sink translates it."""
+    the sink's own costs nothing more), its preset translated as the sink translates it.
+    ``quiet``: nothing will be encoded (a photo): ``auto``'s choice is not said."""
     note = None
     if encoder == "nvenc":  # (ranges before the probe, as the sink: _check_nvenc_early probes)
         _check_nvenc_codec(codec)
@@ -2061,7 +2065,7 @@ def check_encoder_options(encoder: str, codec: str, crf: int | None, preset: str
         nvenc_preset(preset)
         return
     if encoder == "auto":
-        enc, note = resolve_encoder("auto", codec)
+        enc, note = resolve_encoder("auto", codec, quiet=quiet)
         hardware = enc in NVENC_ENCODERS.values()
         preset = auto_preset(codec, preset, hardware=hardware)
         if hardware:
@@ -2093,12 +2097,14 @@ def check_photo_encoder_options(encoder: str, codec: str, crf: int | None, prese
     written as an ``.mp4``, would be, for every ``encoder``: only the software encoder's were
     checked, so ``crf=60`` with ``encoder='auto'``/``'nvenc'`` (or NVENC's ``crf=0``) was merely
     said to be unused where the same command for a video is refused. The software encoder's
-    messages name ``codec='auto'`` as :func:`check_crf_preset` does; NVENC is not probed (nothing
-    is encoded), ``auto`` is resolved as :func:`check_encoder_options` resolves it."""
+    messages name ``codec='auto'`` as :func:`check_crf_preset` does; ``nvenc`` is not probed
+    (nothing is encoded: a machine without NVENC is not refused, as a video is), ``auto`` is
+    resolved as :func:`check_encoder_options` resolves it, without saying it "used libx264, not
+    NVENC" (a refused crf read as if a software encode had been tried)."""
     if encoder == "software":
         check_crf_preset(codec, crf, preset)
     else:
-        check_encoder_options(encoder, resolve_codec(codec, DRY_RUN_AS), crf, preset)
+        check_encoder_options(encoder, resolve_codec(codec, DRY_RUN_AS), crf, preset, quiet=True)
 
 
 def _encode_hint(err: BaseException, *, live: bool = False) -> str | None:
