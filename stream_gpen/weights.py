@@ -872,7 +872,7 @@ class _DownloadProgress:
     """A download's progress: a tqdm bar on a terminal that has a size; elsewhere (a pipe, a log
     file, CI, ``script``'s unsized pty) an info line every :data:`_terminal.PIPED_EVERY_S` seconds
     ("12.0 of 284.1 MB (4%), 3.2 MB/s"): minutes of silence between "downloading" and "saved" for
-    the 284 MB of GPEN-BFR-2048 looked like a hang. Nothing when not ``enabled`` (``--no-progress``,
+    the 284 MB of GPEN-BFR-512 looked like a hang. Nothing when not ``enabled`` (``--no-progress``,
     ``--quiet``)."""
 
     def __init__(self, total: int | None, initial: int, desc: str, enabled: bool) -> None:
