@@ -757,6 +757,12 @@ def _by_hand(wf: WeightFile, target: Path) -> str:
     return f"{get} as {target} ({', '.join(facts)})"
 
 
+def by_hand(wf: WeightFile) -> str:
+    """How to put ``wf`` into the cache by hand (its URL, the path it is looked for at, its size
+    and sha256): the way to get it where downloads are forbidden (``STREAM_GPEN_OFFLINE``)."""
+    return _by_hand(wf, home_dir() / wf.filename)
+
+
 _E = TypeVar("_E", bound=WeightsError)
 
 
@@ -1375,7 +1381,7 @@ def _not_found(wf: WeightFile, why: str, *, first: str = "") -> WeightsNotFoundE
     searched = " or ".join(str(d) for d in search_dirs())
     return _about(WeightsNotFoundError(
         f"weights {wf.name} ({wf.filename}) not found in {searched}; {why}; "
-        f"{_by_hand(wf, home_dir() / wf.filename)}",
+        f"{by_hand(wf)}",
         hint=first + _hint(wf),
     ), wf)
 

@@ -1,7 +1,7 @@
 """What the docs, help and messages said against what the program did (docs33): HLS fMP4
 outputs said to drop the tags their init segment keeps, a camera told to cut a part it cannot
 cut, a second video track said to go with --audio none though it goes under every --audio, a photo's
-refused crf said to have "used libx264", ..."""
+refused crf said to have "used libx264", an offline server told to run a download that fails offline."""
 from __future__ import annotations
 
 import av
@@ -104,3 +104,33 @@ def test_a_photos_encoder_auto_check_says_no_encoder_was_used(monkeypatch, caplo
         assert "not NVENC" not in caplog.text, caplog.text
         _sink.check_encoder_options("auto", "h264", None, None)
     assert "encoder='auto' used libx264, not NVENC: no NVIDIA driver here" in caplog.text
+
+
+@pytest.mark.parametrize("offline", [True, False])
+def test_serve_aligned_says_how_to_get_the_detector_where_it_may_not_download(
+        tmp_path, monkeypatch, caplog, offline):
+    """Was: ``serve --aligned`` offline said ?aligned=false requests wait until `stream-gpen
+    weights download retinaface-mobilenet0.25` puts the weights in place, a command that fails
+    offline (exit 3). Offline it now names the file's path (and URL) to put it there by hand;
+    with --no-download alone the command still works and is still named."""
+    import logging
+    from types import SimpleNamespace
+
+    import torch
+
+    from stream_gpen.server import cli as server_cli
+
+    monkeypatch.setenv("STREAM_GPEN_HOME", str(tmp_path))
+    if offline:
+        monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
+    else:
+        monkeypatch.delenv("STREAM_GPEN_OFFLINE", raising=False)
+    with caplog.at_level(logging.WARNING):
+        server_cli._say_detector_later(SimpleNamespace(device=torch.device("cpu")), download=False)
+    said = caplog.text
+    assert "--detector-weights PATH" in said, said
+    if offline:
+        assert "weights download" not in said, said
+        assert f"save it as {tmp_path / 'detection_mobilenet0.25_Final.pth'}" in said, said
+    else:
+        assert "`stream-gpen weights download retinaface-mobilenet0.25` puts them in the cache" in said, said

@@ -66,7 +66,7 @@ def test_serve_aligned_starts_without_the_detector(tmp_path, monkeypatch, tiny_c
     enh = _served(monkeypatch, ["--model", str(tiny_ckpt), "--device", "cpu", "--aligned"])
     assert enh.aligned and enh._detector_box[0] is None
     said = [line for line in capsys.readouterr().err.splitlines() if "?aligned=false" in line]
-    assert len(said) == 1 and "stream-gpen weights download retinaface-mobilenet0.25" in said[0], said
+    assert len(said) == 1 and f"save it as {home / mobilenet_weights.name}" in said[0], said
 
     face = np.asarray(Image.open(shared / "data/faces/whole/codeformer_whole_04.jpg").convert("RGB"))
     with TestClient(create_app(enh, config=ServerConfig(batch_wait_ms=0))) as c:

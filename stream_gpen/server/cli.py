@@ -275,20 +275,25 @@ def _serve_enhancer(args: argparse.Namespace):
 def _say_detector_later(enh, *, download: bool) -> None:
     """Say once, at start-up, what a request with ``?aligned=false`` to ``serve --aligned`` needs:
     the detector's weights, loaded (or downloaded) on the first such request; where they are not
-    here and may not be downloaded, such requests are answered 503 until they are put there."""
+    here and may not be downloaded, such requests are answered 503 until they are put there: by
+    ``stream-gpen weights download`` (``--no-download``), or offline (``STREAM_GPEN_OFFLINE``,
+    where that command fails too) by hand, at the path named."""
     from stream_gpen.faces._detector import weights_name
-    from stream_gpen.weights import candidates, get_weight_file, offline
+    from stream_gpen.weights import by_hand, candidates, get_weight_file, offline
 
     name = weights_name("auto", enh.device)
-    if candidates(get_weight_file(name)):
+    wf = get_weight_file(name)
+    if candidates(wf):
         log.info("requests with ?aligned=false load the face detector (%s) on first use", name)
     elif download and not offline():
         log.info("requests with ?aligned=false need the face detector's weights (%s): the first such request "
                  "downloads them", name)
     else:
+        put = (f"the file is in place: {by_hand(wf)}" if offline()
+               else f"`stream-gpen weights download {name}` puts them in the cache")
         log.warning("requests with ?aligned=false need the face detector's weights (%s), which are not here and may "
-                    "not be downloaded: they are answered 503 until `stream-gpen weights download %s` puts them in "
-                    "the cache (or restart with --detector-weights PATH)", name, name)
+                    "not be downloaded: they are answered 503 until %s (or restart with --detector-weights PATH)",
+                    name, put)
 
 
 def _server_class():
