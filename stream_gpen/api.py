@@ -28,12 +28,13 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, TypeVar, get_args
+from typing import Any, Callable, Iterable, Iterator, Literal, TypeVar, get_args
 
 import numpy as np
 import torch
 
 from stream_gpen._places import holds as _holds, same_place as _same_place
+from stream_gpen.io._capture import CaptureMode
 from stream_gpen.errors import MAX_BATCH_SIZE, PATH_HINT
 from stream_gpen.errors import (
     Cancelled,
@@ -47,8 +48,6 @@ from stream_gpen.errors import (
 from stream_gpen.summary import MISFIT, RunSummary, StageTimer, misfit_hint, misfit_options, skipped_entry
 from stream_gpen.faces._detector import DEFAULT_MIN_SCORE, DETECT_SCORE, SMALL_FACES, check_min_score
 
-if TYPE_CHECKING:  # (the annotation only: its module imports PyAV, which api.py leaves to the sources)
-    from stream_gpen.io import CaptureMode
 
 log = logging.getLogger(__name__)
 
@@ -1969,8 +1968,6 @@ class Enhancer:
                 f"stream() reads a file, URL, lavfi: graph or device, not {type(source).__name__}; for pictures "
                 "you already hold (numpy arrays), use stream_frames() (a sequence, tracked) or enhance_image()")
         if capture is not None:
-            from stream_gpen.io import CaptureMode
-
             if not isinstance(capture, CaptureMode):
                 raise InvalidInputError(f"capture must be a CaptureMode or None, got {type(capture).__name__}")
         # (checked above, at the call: as a generator it was checked at the first next() only)

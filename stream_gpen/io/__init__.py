@@ -19,7 +19,7 @@ _WHERE = {
     "FrameRing": "stream_gpen.io._ring",
     "FrameReleasedError": "stream_gpen.io._ring",
     "VideoSource": "stream_gpen.io._source",
-    "CaptureMode": "stream_gpen.io._source",
+    "CaptureMode": "stream_gpen.io._capture",
     "ImageSource": "stream_gpen.io._image",
     "ImageSink": "stream_gpen.io._image",
     "FileSink": "stream_gpen.io._sink",

@@ -56,7 +56,7 @@ def open_source(
     frames, or photos (from their header, before decoding), with more pixels are refused
     (``PayloadTooLargeError``; a folder's photo is skipped); ``skip``
     (folders): ``skip(path) -> True`` leaves that image out (resuming: its output exists).
-    ``capture``: a capture device's :class:`~stream_gpen.io._source.CaptureMode` (size, frame
+    ``capture``: a capture device's :class:`~stream_gpen.io.CaptureMode` (size, frame
     rate, input format); any other source is then refused.
     """
     s = str(spec)
