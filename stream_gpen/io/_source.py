@@ -1347,6 +1347,9 @@ def _open_failure(target: str, options: dict, format: str | None) -> tuple[str |
     rules refuse (left as they are: the refusal keeps a downloaded script from reading any file or
     URL): ``(None, None)`` where the log says nothing."""
     try:
+        if not stat.S_ISREG(os.stat(target).st_mode):
+            # (a FIFO or device: opening it again waits for a writer, or reads what the run should)
+            return None, None
         errors = _reopen_errors(target, options, format)
         with open(target, "rb") as f:
             head = f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
