@@ -15,6 +15,7 @@ import queue
 import re
 import shutil
 import sys
+import struct
 import threading
 import time
 import uuid
@@ -1489,12 +1490,50 @@ def output_in_progress(target) -> int | None:
     return None
 
 
+def _whole_fragments(path) -> None:
+    """Cut a fragmented mp4/mov that was never finished (a live recording killed, or stopped by a
+    full disk) after its last whole fragment: the cut one's samples are listed in full by its
+    ``moof`` while its ``mdat`` stops short, and a decoder given the last, short one fails with
+    "Invalid data" (a player stops there, or shows garbage). Left as it is where no fragment is
+    whole (the first one's samples that did reach the disk still play), and anything not mp4/mov."""
+    try:
+        with open(path, "r+b") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(8)
+            if len(head) < 8 or head[4:8] != b"ftyp":
+                return
+            at, whole, moof, fragments = 0, 0, None, 0  # (moof: where the fragment whose mdat is awaited starts)
+            while at + 8 <= size:
+                f.seek(at)
+                h = f.read(16)
+                n, kind = struct.unpack(">I4s", h[:8])
+                if n == 1 and len(h) >= 16:
+                    n = struct.unpack(">Q", h[8:16])[0]
+                if n < 8 or at + n > size:
+                    break  # (a box the cut went through, or one that runs to the end: size 0)
+                if kind == b"moof":
+                    moof = at
+                elif kind == b"mdat":
+                    fragments += moof is not None
+                    moof = None
+                at += n
+                if moof is None:
+                    whole = at
+            if whole < size and fragments:
+                f.truncate(whole)
+                log.debug("cut %s after its last whole fragment (%d of %d bytes)", path, whole, size)
+    except (OSError, struct.error):
+        pass
+
+
 def _playable_frames(path) -> int:
     """The video frames a file that was never finished holds where its format plays without a
     trailer (Matroska/WebM, MPEG-TS, FLV, a fragmented mp4/mov such as a live recording's: see
-    :func:`_live_flush`; a regular mp4/mov without its index does not open): checked by
-    decoding its first frame and counted by its whole packets (a truncated .mkv decoded 23 frames
-    of its 23 packets; the demuxer flags one a cut went through, FLV's last); 0 where nothing plays."""
+    :func:`_live_flush`, first cut after its last whole fragment by :func:`_whole_fragments`; a
+    regular mp4/mov without its index does not open): checked by decoding its first frame and
+    counted by its whole packets (a truncated .mkv decoded 23 frames of its 23 packets; the
+    demuxer flags one a cut went through, FLV's last); 0 where nothing plays."""
+    _whole_fragments(path)
     n, seen = 0, False
     try:
         with av.open(ffmpeg_local(path)) as c:
