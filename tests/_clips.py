@@ -26,15 +26,29 @@ def write_video(path: Path, frames: Iterable[np.ndarray], *, codec: str = "libx2
                 s.width, s.height, s.pix_fmt = img.shape[1], img.shape[0], pix_fmt
                 if setup is not None:
                     setup(s)
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgba" if img.shape[2] == 4 else "rgb24")
-            vf.pts = i
-            for p in s.encode(vf):
-                c.mux(p)
+            encode_frame(c, s, img, i)
         if s is None:
             raise ValueError("write_video needs at least one frame")
         for p in s.encode():
             c.mux(p)
     return path
+
+
+def encode_frame(container, stream, img: np.ndarray, pts: int) -> None:
+    """Encode the RGB (or RGBA) ``uint8`` picture ``img`` at ``pts`` into ``stream`` and mux it."""
+    vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgba" if img.shape[2] == 4 else "rgb24")
+    vf.pts = pts
+    for p in stream.encode(vf):
+        container.mux(p)
+
+
+def encode_frames(container, stream, frames: Iterable[np.ndarray]) -> None:
+    """Encode RGB ``frames`` (pts 0, 1, 2, ...) into ``stream`` of an open ``container`` and flush
+    the encoder: :func:`write_video`'s loop, for a clip with more streams than its video."""
+    for i, img in enumerate(frames):
+        encode_frame(container, stream, img, i)
+    for p in stream.encode():
+        container.mux(p)
 
 
 def write_audio(container, stream, seconds: float, *, tone_hz: float | None = 440.0) -> None:

@@ -75,3 +75,28 @@ def damaged_weights(path, kind: str, good) -> str:
         torch.jit.script(torch.nn.Linear(2, 2)).save(str(path))
         return r"is a TorchScript archive"
     raise ValueError(kind)
+
+
+def served_enhancer(monkeypatch, argv: list[str]):
+    """The Enhancer ``stream-gpen serve ARGV`` builds, the app and the port left out (the app's
+    factory stands in, raising once it has it)."""
+    import pytest
+
+    from stream_gpen.cli import main
+    from stream_gpen.server import _app
+    from stream_gpen.server import cli as server_cli
+
+    built = {}
+
+    class Built(BaseException):
+        pass
+
+    def made(enh, config=None):
+        built["enh"] = enh
+        raise Built
+
+    monkeypatch.setattr(_app, "create_app", made)
+    monkeypatch.setattr(server_cli, "_check_port", lambda *a: None)
+    with pytest.raises(Built):
+        main(["serve", *argv])
+    return built["enh"]

@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from tests._clips import copy_through, two_angles, write_audio
+from tests._clips import copy_through, encode_frames, two_angles, write_audio
 
 W, H = 64, 48
 
@@ -25,13 +25,7 @@ def _tagged_clip(path, *, title: str, track_title: str, disposition: int = 0):
         a.metadata.update({"title": track_title, "language": "fra"})
         if disposition:
             a.disposition = disposition
-        for i in range(10):
-            f = av.VideoFrame.from_ndarray(np.full((H, W, 3), 9 * i, np.uint8), "rgb24")
-            f.pts = i
-            for p in v.encode(f):
-                c.mux(p)
-        for p in v.encode(None):
-            c.mux(p)
+        encode_frames(c, v, (np.full((H, W, 3), 9 * i, np.uint8) for i in range(10)))
         write_audio(c, a, 1.0)
     return path
 

@@ -6,24 +6,14 @@ import av
 import numpy as np
 import pytest
 
-from _clips import write_video
-from stream_gpen.io import open_sink, open_source
+from _clips import copy_through, encode_frames, write_audio, write_video
+from stream_gpen.io import open_source
 
 W, H = 64, 48
 
 
 def _frames(n: int) -> list[np.ndarray]:
     return [np.full((H, W, 3), (40 + 9 * i) % 240, np.uint8) for i in range(n)]
-
-
-def _copy(src_path, dst, *, source_kw=None, **sink_kw):
-    """Decode ``src_path`` and write every frame to ``dst``; the sink."""
-    with open_source(src_path, **(source_kw or {})) as src:
-        sink_kw.setdefault("preset", "ultrafast")
-        with open_sink(dst, source=src, **sink_kw) as sink:
-            for f in src:
-                sink.write(f)
-    return sink
 
 
 # --- 1. a container-level timecode ----------------------------------------------------------------
@@ -35,7 +25,7 @@ def test_container_timecode_is_moved_by_start_and_written_once(tmp_path, ext):
     with av.open(str(clip)) as c:
         assert not any("timecode" in k.lower() for k in c.streams.video[0].metadata)
     out = tmp_path / f"o.{ext}"
-    sink = _copy(clip, out, source_kw={"start": 0.4})
+    sink = copy_through(clip, out, source_kw={"start": 0.4})
     assert not any("timecode" in m.lower() for m in sink.dropped), sink.dropped
     with av.open(str(out)) as c:
         found = [v for s in (c, *c.streams) for k, v in s.metadata.items() if k.lower() == "timecode"]
@@ -114,8 +104,6 @@ def test_copy_if_no_faces_that_keeps_the_captions_does_not_say_them_lost(tmp_pat
 
 # --- 4. DASH's tags, track titles and marks -----------------------------------------------------------
 def test_dash_says_which_tags_titles_and_marks_it_drops(tmp_path):
-    from _clips import write_audio
-
     clip = tmp_path / "marks.mkv"
     with av.open(str(clip), "w") as c:
         c.metadata.update({"title": "Film", "ARTIST": "Someone"})
@@ -125,15 +113,9 @@ def test_dash_says_which_tags_titles_and_marks_it_drops(tmp_path):
         aus = c.add_stream("aac", rate=48000)
         aus.metadata.update({"title": "Commentaire", "language": "fra"})
         aus.disposition = av.stream.Disposition.comment
-        for i, img in enumerate(_frames(10)):
-            f = av.VideoFrame.from_ndarray(img, format="rgb24")
-            f.pts = i
-            for p in vs.encode(f):
-                c.mux(p)
-        for p in vs.encode(None):
-            c.mux(p)
+        encode_frames(c, vs, _frames(10))
         write_audio(c, aus, 0.4)
-    sink = _copy(clip, tmp_path / "o.mpd")
+    sink = copy_through(clip, tmp_path / "o.mpd")
     said = "\n".join(sink.dropped)
     assert "container tags dropped: the dash container cannot hold ARTIST (" in said, said
     assert "stream #0: its title 'Main cam' dropped" in said, said
@@ -148,12 +130,12 @@ def test_mxf_identifiers_are_not_carried_into_another_container(tmp_path):
     with av.open(str(clip)) as c:  # (FFmpeg's MXF reader gives them as tags)
         assert {"uid", "material_package_umid", "company_name"} <= set(c.metadata)
         assert "file_package_umid" in c.streams.video[0].metadata
-    sink = _copy(clip, tmp_path / "o.mkv")
+    sink = copy_through(clip, tmp_path / "o.mkv")
     with av.open(str(tmp_path / "o.mkv")) as c:
         tags = {k.lower() for s in (c, *c.streams) for k in s.metadata}
     assert not tags & {"uid", "generation_uid", "material_package_umid", "file_package_umid", "company_name",
                        "product_name", "product_version", "operational_pattern_ul"}, tags
-    sink = _copy(clip, tmp_path / "o.mp4")
+    sink = copy_through(clip, tmp_path / "o.mp4")
     assert not any("container tags dropped" in m for m in sink.dropped), sink.dropped
 
 
@@ -168,7 +150,7 @@ def test_info_lists_attachments_apart_with_what_enhance_does_with_them(tmp_path)
     assert info["attachments"] == [{"stream": 1, "file": "FancyFont.ttf", "mimetype": "font/ttf"}]
     assert "attachment FancyFont.ttf: kept" in info["plan"], info["plan"]
     assert not any("dropped" in line for line in info["plan"]), info["plan"]
-    sink = _copy(clip, tmp_path / "o.mp4")  # (into another container: the sink's words)
+    sink = copy_through(clip, tmp_path / "o.mp4")  # (into another container: the sink's words)
     assert _attachment_plan(str(tmp_path / "o.mp4"), info["attachments"]) == [
         m for m in sink.dropped if m.startswith("attachment")]
 
@@ -185,7 +167,7 @@ def test_audio_none_names_the_cover_art_it_leaves_out(tmp_path):
         "cover.jpg", "image/jpeg", jpeg.getvalue()))
     with av.open(str(clip)) as c:  # (read back as an attached picture)
         assert [s.type for s in c.streams] == ["video", "video"]
-    sink = _copy(clip, tmp_path / "o.mkv", audio="none")
+    sink = copy_through(clip, tmp_path / "o.mkv", audio="none")
     assert any(m.startswith("cover art (stream #1, mjpeg) dropped: left out with the audio") for m in sink.dropped), \
         sink.dropped
 
@@ -202,13 +184,7 @@ def test_copy_if_no_faces_says_each_conversion_and_drop_once(tmp_path, enh, capl
         vs = c.add_stream("libx264", rate=25)
         vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
         ss = c.add_stream_from_template(sc.streams[0])
-        for i, img in enumerate(_frames(5)):
-            f = av.VideoFrame.from_ndarray(img, format="rgb24")
-            f.pts = i
-            for p in vs.encode(f):
-                c.mux(p)
-        for p in vs.encode(None):
-            c.mux(p)
+        encode_frames(c, vs, _frames(5))
         for p in sc.demux(sc.streams[0]):
             if p.size:
                 p.stream = ss
@@ -241,6 +217,6 @@ def test_info_names_cover_art_and_chapters_with_what_enhance_does_with_them(tmp_
     info = describe_input(str(clip))
     assert info["cover_art"] == [{"stream": 1, "codec": "mjpeg"}] and info["chapters"] == 1
     assert "cover art (stream #1): kept" in info["plan"] and "1 chapter(s): kept" in info["plan"], info["plan"]
-    sink = _copy(clip, tmp_path / "o.avi")  # (into a container with no place for them: the sink's words)
+    sink = copy_through(clip, tmp_path / "o.avi")  # (into a container with no place for them: the sink's words)
     assert sorted(_covers_chapters_plan(str(tmp_path / "o.avi"), info["cover_art"], 1)) == sorted(
         m for m in sink.dropped if m.startswith(("cover art", "1 chapter")))

@@ -8,19 +8,15 @@ import os
 import av
 import numpy as np
 
+from _clips import write_video
 from stream_gpen.io._sink import _playable_frames
 
 
 def _fragmented(path, frames=30, rate=10):
-    with av.open(str(path), "w", options={"movflags": "frag_keyframe+empty_moov+default_base_moof"}) as out:
-        s = out.add_stream("libx264", rate=rate, options={"g": "10", "preset": "ultrafast", "crf": "0"})
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        rng = np.random.default_rng(1)
-        for _ in range(frames):
-            for p in s.encode(av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64, 3), np.uint8), format="rgb24")):
-                out.mux(p)
-        for p in s.encode():
-            out.mux(p)
+    rng = np.random.default_rng(1)
+    write_video(path, (rng.integers(0, 255, (48, 64, 3), np.uint8) for _ in range(frames)), rate=rate,
+                options={"g": "10", "preset": "ultrafast", "crf": "0"},
+                container_options={"movflags": "frag_keyframe+empty_moov+default_base_moof"})
 
 
 def _decode_all(path) -> int:
@@ -51,13 +47,6 @@ def test_a_cut_inside_the_first_fragment_is_left_as_it_is(tmp_path):
 
 def test_a_regular_mkv_is_not_touched(tmp_path):
     clip = tmp_path / "rec.mkv"
-    with av.open(str(clip), "w") as out:
-        s = out.add_stream("mpeg4", rate=10)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for i in range(5):
-            for p in s.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30 * i, np.uint8), format="rgb24")):
-                out.mux(p)
-        for p in s.encode():
-            out.mux(p)
+    write_video(clip, (np.full((48, 64, 3), 30 * i, np.uint8) for i in range(5)), codec="mpeg4", rate=10)
     size = os.path.getsize(clip)
     assert _playable_frames(clip) == 5 and os.path.getsize(clip) == size

@@ -133,27 +133,16 @@ def test_serve_aligned_is_the_requests_default(tmp_path, monkeypatch, det_home, 
     from fastapi.testclient import TestClient
 
     from stream_gpen.faces._parse import build_parsenet
-    from stream_gpen.server import ServerConfig, _app, create_app
-    from stream_gpen.server import cli as server_cli
+    from _doubles import served_enhancer
+    from stream_gpen.server import ServerConfig, create_app
     from stream_gpen.server._models import ModelSet
 
     weights = tmp_path / "ParseNet-latest.pth"
     torch.save(build_parsenet().state_dict(), weights)
-    built = {}
-
-    class Built(BaseException):
-        pass
-
-    def made(enh, config=None):
-        built["enh"] = enh
-        raise Built
-
-    monkeypatch.setattr(_app, "create_app", made)
-    monkeypatch.setattr(server_cli, "_check_port", lambda *a: None)
-    with caplog.at_level(logging.WARNING), pytest.raises(Built):
-        main(["serve", "--model", str(tiny_ckpt), "--device", "cpu", "--detector-weights", str(mobilenet_weights),
-              "--aligned", "--faces", "largest", "--mask", "parse", "--parser-weights", str(weights)])
-    enh = built["enh"]
+    with caplog.at_level(logging.WARNING):
+        enh = served_enhancer(monkeypatch, [
+            "--model", str(tiny_ckpt), "--device", "cpu", "--detector-weights", str(mobilenet_weights),
+            "--aligned", "--faces", "largest", "--mask", "parse", "--parser-weights", str(weights)])
     assert enh.aligned and enh.parser is not None and "not used with" not in caplog.text, caplog.text
     models = ModelSet({"m": enh})
     assert models.view().aligned and models.view().paste_mask == "feather"

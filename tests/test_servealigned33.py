@@ -10,28 +10,8 @@ import shutil
 import numpy as np
 import pytest
 
+from _doubles import served_enhancer
 from stream_gpen.cli import main
-
-
-def _served(monkeypatch, argv: list[str]):
-    """The Enhancer ``serve ARGV`` builds (the app and port left out)."""
-    from stream_gpen.server import _app
-    from stream_gpen.server import cli as server_cli
-
-    built = {}
-
-    class Built(BaseException):
-        pass
-
-    def made(enh, config=None):
-        built["enh"] = enh
-        raise Built
-
-    monkeypatch.setattr(_app, "create_app", made)
-    monkeypatch.setattr(server_cli, "_check_port", lambda *a: None)
-    with pytest.raises(Built):
-        main(["serve", *argv])
-    return built["enh"]
 
 
 def _png(pixels: np.ndarray) -> bytes:
@@ -63,7 +43,7 @@ def test_serve_aligned_starts_without_the_detector(tmp_path, monkeypatch, tiny_c
     home.mkdir()
     monkeypatch.setenv("STREAM_GPEN_HOME", str(home))
     monkeypatch.setenv("STREAM_GPEN_OFFLINE", "1")
-    enh = _served(monkeypatch, ["--model", str(tiny_ckpt), "--device", "cpu", "--aligned"])
+    enh = served_enhancer(monkeypatch, ["--model", str(tiny_ckpt), "--device", "cpu", "--aligned"])
     assert enh.aligned and enh._detector_box[0] is None
     said = [line for line in capsys.readouterr().err.splitlines() if "?aligned=false" in line]
     assert len(said) == 1 and f"save it as {home / mobilenet_weights.name}" in said[0], said
