@@ -942,35 +942,56 @@ def _default_camera() -> str:
 
 
 def list_video_devices(root: str = "/") -> list[tuple[str, str]]:
-    """``(device, name)`` of the capture devices: on Linux ``/dev/videoN`` with names from sysfs
-    (a camera often shows up twice, once for its metadata node: a node that is not its device's
-    first, sysfs ``index`` above 0, is said to be most likely that, which V4L2 refuses to open as
-    a camera, "not a capture device"); on macOS and Windows the
-    camera's number, which ``camera`` takes as its source, as FFmpeg lists them (AVFoundation,
-    DirectShow). Empty elsewhere."""
+    """``(device, name)`` of the capture devices (see :func:`video_devices`)."""
+    return [(dev, name) for dev, name, _ in video_devices(root)]
+
+
+#: what ``camera --list`` adds to a Linux node's name by what its driver says it is (V4l2Node.kind)
+_NODE_KINDS = {"metadata": " (metadata node: not a camera)",
+               "multiplanar": " (multi-planar video capture, which FFmpeg's v4l2 input does not read)",
+               "other": " (not a video capture node)"}
+
+
+def video_devices(root: str = "/", *, probe=None) -> list[tuple[str, str, tuple]]:
+    """``(device, name, formats)`` of the capture devices: on Linux ``/dev/videoN`` as its driver
+    describes it (VIDIOC_QUERYCAP, :func:`stream_gpen.io._capture.probe_v4l2`: the card's name,
+    whether the node is a camera, and a camera's formats and sizes, as --input-format and
+    --video-size take them); on macOS and Windows the camera's number, which ``camera`` takes as
+    its source, as FFmpeg lists them (AVFoundation, DirectShow), without formats. Empty elsewhere.
+
+    A node the driver cannot be asked about (not allowed: the 'video' group; no V4L2 device) is
+    named from sysfs instead, where a node that is not its device's first (``index`` above 0) is
+    said to be most likely a metadata node, which V4L2 refuses to open as a camera ("not a capture
+    device"). ``probe``: probe_v4l2's stand-in for tests."""
     if sys.platform == "darwin":
         from stream_gpen.io._source import avfoundation_cameras
 
-        return avfoundation_cameras()
+        return [(dev, name, ()) for dev, name in avfoundation_cameras()]
     if sys.platform == "win32":
         from stream_gpen.io._source import dshow_cameras
 
-        return [(str(i), name) for i, name in enumerate(dshow_cameras())]
+        return [(str(i), name, ()) for i, name in enumerate(dshow_cameras())]
+    if probe is None:
+        from stream_gpen.io._capture import probe_v4l2 as probe
     base = Path(root)
     out = []
     for dev in sorted((base / "dev").glob("video*"), key=lambda p: (len(p.name), p.name)):
+        node = probe(str(dev))
         name_file = base / "sys/class/video4linux" / dev.name / "name"
         try:
             name = name_file.read_text().strip()
         except OSError:
             name = "?"
+        if node is not None:
+            out.append((f"/dev/{dev.name}", (node.card or name) + _NODE_KINDS.get(node.kind, ""), node.formats))
+            continue
         try:
             index = int((name_file.parent / "index").read_text())
         except (OSError, ValueError):
             index = 0
         if index > 0:
             name += f" (node {index} of this device: most likely its metadata, not a camera)"
-        out.append((f"/dev/{dev.name}", name))
+        out.append((f"/dev/{dev.name}", name, ()))
     return out
 
 
@@ -1530,9 +1551,12 @@ def _capture_mode(args: argparse.Namespace, source: str, first: bool):
 def _camera_command(args: argparse.Namespace) -> int:
 
     if args.list:
-        devices = list_video_devices()
-        for path, name in devices:
+        devices = video_devices()
+        for path, name, formats in devices:
             print(f"{path:<14} {name}")
+            for f in formats:  # (as --input-format and --video-size take them)
+                kind = " (compressed)" if f.compressed else ""
+                print(f"{'':<14}   {f.name}{kind}: {' '.join(f.sizes) or 'sizes not listed'}")
         if not devices:
             if sys.platform.startswith("linux"):
                 where = "no /dev/video* devices (is the camera plugged in, and are you in the 'video' group?)"
@@ -1707,7 +1731,10 @@ def add_camera(subparsers, parents=()) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     p.add_argument("--quiet", action="store_true", help="no live status line (piped: no status line every 30 s)")
     p.add_argument("--report", metavar="FILE.json", type=_named, help="write the run summary as JSON")
-    p.add_argument("--list", action="store_true", help="list the capture devices and exit")
+    p.add_argument("--list", action="store_true",
+                   help="list the capture devices and exit (Linux: as each node's driver names it, metadata nodes "
+                   "marked, and under each camera the formats and sizes it offers, as --input-format and "
+                   "--video-size take them)")
     mode = p.add_argument_group("capture mode (capture devices only; default: the camera's own)")
     mode.add_argument("--video-size", metavar="WxH", help="ask the camera for this picture size, e.g. 1280x720")
     mode.add_argument("--framerate", metavar="FPS", help="ask the camera for this frame rate: 30, 29.97 or 30000/1001")

@@ -200,7 +200,7 @@ def test_camera_list_devices(tmp_path, capsys, monkeypatch):
         (d / "name").write_text(name + "\n")
     assert commands.list_video_devices(str(tmp_path)) == [
         ("/dev/video0", "HD Pro Webcam C920"), ("/dev/video1", "HD Pro Webcam C920"), ("/dev/video10", "?")]
-    monkeypatch.setattr(commands, "list_video_devices", lambda root="/": [])
+    monkeypatch.setattr(commands, "video_devices", lambda root="/": [])
     assert main(["camera", "--list"]) == 0
     assert "no /dev/video* devices" in capsys.readouterr().err or sys.platform != "linux"
 
