@@ -1551,6 +1551,13 @@ def _capture_mode(args: argparse.Namespace, source: str, first: bool):
 def _camera_command(args: argparse.Namespace) -> int:
 
     if args.list:
+        unused = [flag for flag, value in (("--video-size", args.video_size), ("--framerate", args.framerate),
+                                           ("--input-format", args.input_format),
+                                           (f"the source {args.source}", args.source)) if value is not None]
+        if unused:  # (they were ignored unsaid: the list is the same whatever a run would ask)
+            log.warning("--list lists every capture device and the modes it offers; %s %s for a camera run, "
+                        "ignored here", " and ".join([", ".join(unused[:-1]), unused[-1]] if len(unused) > 1 else unused),
+                        "is" if len(unused) == 1 else "are")
         devices = video_devices()
         for path, name, formats in devices:
             print(f"{path:<14} {name}")

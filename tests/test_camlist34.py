@@ -160,3 +160,18 @@ def test_camera_list_names_nodes_by_their_driver_and_sysfs_as_a_fallback(tmp_pat
     assert "/dev/video0    HD Pro Webcam C920\n" in out.out and "mjpeg (compressed): 1280x720" in out.out
     assert "yuyv422: 720x576" in out.out and out.err == ""
 
+
+def test_capture_options_given_with_list_are_said_to_be_ignored(monkeypatch, capsys):
+    """`camera --list --video-size 1280x720` ignored the size without a word."""
+    from stream_gpen import commands
+
+    monkeypatch.setattr(commands, "video_devices", lambda root="/": [("/dev/video0", "Webcam", ())])
+    monkeypatch.setattr(commands, "list_video_devices", lambda root="/": [("/dev/video0", "Webcam")])
+    assert main(["camera", "--list", "--video-size", "1280x720", "--input-format", "mjpeg"]) == 0
+    out = capsys.readouterr()
+    assert "/dev/video0" in out.out
+    assert "--video-size and --input-format are for a camera run, ignored here" in out.err, out.err
+    assert main(["camera", "--list", "/dev/video2"]) == 0
+    assert "the source /dev/video2 is for a camera run, ignored here" in capsys.readouterr().err
+    assert main(["camera", "--list"]) == 0
+    assert "ignored" not in capsys.readouterr().err
