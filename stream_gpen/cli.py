@@ -222,7 +222,7 @@ class _Parser(argparse.ArgumentParser):
                 message += (f" ({named[0]} is a file, but a name starting with '-' is taken for an option: "
                             f"write ./{named[0]} or -- {named[0]})")
         message += _closest_choice(message)
-        # one line and a hint, as every other error (README "Errors are one line"): argparse's own
+        # one line and a hint, as every other error (docs/reference.md, "Exit codes"): argparse's own
         # printed the whole usage block (25 lines for enhance) above the one line that mattered
         self.exit(2, f"{PROG}: error: {message}\nhint: {self.prog} --help\n")
 

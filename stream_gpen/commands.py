@@ -292,7 +292,7 @@ def _video_options_on_a_photo(args, src: str, where: str | None = None) -> None:
                                    ("--encoder", args.encoder != "software"),
                                    ("--chroma", getattr(args, "chroma", "auto") != "auto"),
                                    # (--copy-if-no-faces: a photo without faces is always copied, where
-                                   # its format and orientation allow: README)
+                                   # its format and orientation allow: docs/reference.md, Images)
                                    # (a photo is decoded at its own depth and detected once)
                                    ("--bit-depth", args.bit_depth != "auto"),
                                    ("--deinterlace", args.deinterlace != "auto"),
@@ -602,7 +602,7 @@ def _report_unstarted(args: argparse.Namespace, src: str, dst: str | None, exc: 
     if isinstance(exc, KeyboardInterrupt) and getattr(args, "run", None) is _run_camera:
         from stream_gpen._finishing import stop_signal
 
-        # (stopped_by is camera's: README; no handler yet, in the first moments: a
+        # (stopped_by is camera's: docs/reference.md; no handler yet, in the first moments: a
         # KeyboardInterrupt is Python's own Ctrl-C)
         s.stopped_by = stop_signal() or "Ctrl-C"
     try:

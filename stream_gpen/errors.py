@@ -2,7 +2,7 @@
 
 Every leaf also derives from the fitting built-in, so callers may catch either
 ``StreamGpenError`` or e.g. ``FileNotFoundError``. Each class carries the exit code the
-``stream-gpen`` command returns for it (documented in README "Exit codes").
+``stream-gpen`` command returns for it (documented in docs/reference.md, "Exit codes").
 :class:`Interrupted` (Ctrl-C) is the one exception outside that root: it is a
 ``KeyboardInterrupt``, never an ``Exception``, and carries the same (:class:`ErrorDetails`).
 """
@@ -172,7 +172,7 @@ class SourceClosedError(StreamGpenError, EOFError):
 
 class Interrupted(ErrorDetails, KeyboardInterrupt):
     """The run was interrupted (Ctrl-C: a ``KeyboardInterrupt``; at the command line also SIGTERM
-    and SIGHUP, whose handlers it installs, as a program of its own may: README "Python API");
+    and SIGHUP, whose handlers it installs, as a program of its own may: docs/reference.md "Python API");
     finished work was kept where possible. (A ``cancel=`` event stops a run with
     :class:`Cancelled`, which is not one of these.)
 

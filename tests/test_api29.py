@@ -225,7 +225,8 @@ def test_a_folder_run_into_an_immutable_folder_is_the_projects_error(tmp_path, e
 # --- 4. SIGTERM through the API: what README says, and its recipe works ------------------------------
 
 def _api_section() -> str:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+    """The Python API's prose: README's example links to it in docs/reference.md (session 34)."""
+    text = (REPO / "docs" / "reference.md").read_text(encoding="utf-8")
     return text[text.index("## Python API"):text.index("## Weights")]
 
 

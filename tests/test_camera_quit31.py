@@ -15,7 +15,7 @@ def test_camera_help_says_q_is_read_from_a_terminal(capsys):
 
 
 def test_readme_and_cookbook_say_q_is_read_from_a_terminal():
-    for doc in ("README.md", "docs/cookbook.md"):
+    for doc in ("README.md", "docs/reference.md", "docs/cookbook.md"):
         text = " ".join((ROOT / doc).read_text(encoding="utf-8").split())
         for m in re.finditer(r"q \+ Enter", text):
             if "Stop with" in text[max(0, m.start() - 12):m.start()] or "`--seconds`, " in text[m.start() - 14:m.start()]:

@@ -32,5 +32,5 @@ def test_the_exit_code_texts_say_4_of_an_output_that_cannot_be_written():
     from pathlib import Path
 
     assert "an output or --report that cannot be written" in build_parser().epilog
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    assert "or `--report`'s, that may not be written into is said before any work, exit 4 as well" in readme
+    reference = (Path(__file__).resolve().parents[1] / "docs" / "reference.md").read_text(encoding="utf-8")
+    assert "or `--report`'s, that may not be written into is said before any work, exit 4 as well" in reference

@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 ALLOWED_DEVICES = '"auto", "cpu", "cuda" or "cuda:N"'
-#: the hint of a device not understood (errors are one line plus a hint: README's exit codes)
+#: the hint of a device not understood (errors are one line plus a hint: docs/reference.md's exit codes)
 _DEVICE_HINT = ("--device auto (device='auto' in Python) runs on CUDA when torch sees a GPU, else on the CPU; "
                 "cuda:N picks one GPU (numbered from 0)")
 
