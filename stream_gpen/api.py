@@ -976,7 +976,9 @@ class Enhancer:
         cannot take are transcoded or dropped as the re-encode does them; of an input with several
         programs, a DVB multiplex's channels, the restored video's program alone is copied, as the
         re-encode keeps it, and of its video the main stream alone); the summary's fallbacks say so.
-        Where the read repaired the input's timestamps (recordings joined, a damaged timestamp:
+        Recordings joined end to end (``cat a.ts b.ts``: the clock jumps back) are copied with
+        each later one moved to run on, audio in sync, as the re-encode moves them. Where the read
+        repaired the input's timestamps otherwise (a damaged timestamp, frames without one:
         ``VideoSource.timestamp_repairs``), which a copy would keep as they are, the re-encode is
         kept, with a note. (A
         photo in which no face is found is always copied as it is, where written in its own format,
@@ -1536,7 +1538,8 @@ class Enhancer:
         unmet = _copy_unmet(start, duration, compare, audio, codec, crf, preset, chroma,
                             None if self.high_bit_depth else getattr(meta, "pix_fmt", None))
         # what the read repaired in the input's timestamps, which a copy would copy as they are
-        repairs = getattr(source, "timestamp_repairs", list)()
+        # (not the joins of recordings: the copy joins them as the read does)
+        repairs = source.timestamp_repairs(joins=False) if hasattr(source, "timestamp_repairs") else []
         if copy_if_no_faces and unmet and summary.faces_restored == 0 and not is_still:
             summary.fallbacks.append(f"no faces found; copy_if_no_faces=True does not apply to {unmet}: "
                                      "the re-encoded output was kept")
@@ -1554,7 +1557,7 @@ class Enhancer:
 
             try:
                 try:
-                    remux(src_s, dst, said=set(summary.fallbacks), turned=_display_turn(meta))
+                    remux(src_s, dst, said=set(summary.fallbacks), turned=_display_turn(meta), joins_said=True)
                 except KeyboardInterrupt as exc:  # (the stream copy of a long video takes minutes)
                     raise _stopped_when_written(summary, dst, copy=True) from exc
                 summary.encoder = "copy"  # the re-encode's encoder no longer describes the output

@@ -15,7 +15,8 @@ from stream_gpen.io._meta import audio_params_unknown, ffmpeg_local
 log = logging.getLogger(__name__)
 
 
-def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: str | None = None) -> int:
+def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: str | None = None,
+          joins_said: bool = False) -> int:
     """Copy all streams of ``src`` into ``dst`` (container from the extension), bit-exact packets.
     An input of several programs (a DVB multiplex's channels: see
     :func:`~stream_gpen.io._meta.stream_programs`) gives the main video's program only, as the
@@ -42,14 +43,22 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
     an mp4 that starts at 0, not an edit list of 10 hours), keeping their offsets; into mp4/mov,
     a video that starts before 0 (a wrapped MPEG-TS clock) moves every stream so that it starts
     at 0, as the sink's ``_rebase_negative`` does (the edit list would hide its first frames).
-    Timestamps are copied as they are: the repairs the source makes (joins, damaged times: see
-    ``VideoSource.timestamp_repairs``) are not, and the caller keeps the re-encode then. Packets an
+    Recordings joined end to end (``cat a.ts b.ts``, whose clock jumps back: the muxers refused
+    that with "Invalid argument") are put on one clock as the source puts them
+    (:func:`~stream_gpen.io._source.on_one_clock`, one warning per join): each later one runs on
+    from the end of the one before, every stream moved alike, so audio stays in sync. Other
+    timestamps are copied as they are (but for a packet's, far off its neighbours', that the same
+    join logic retimes): the other repairs the source makes (a damaged presentation time, frames
+    without one: see ``VideoSource.timestamp_repairs``) are not, and the caller keeps the re-encode
+    then. Packets an
     mp4/mov's edit list hides (a clip cut in an editor or with ``ffmpeg -ss -c copy``) stay hidden
     in mp4/mov; elsewhere (no edit lists) hidden audio/subtitle packets are left out, and hidden
     video frames (the cut's keyframe: the frames shown need them to decode) raise
     :class:`EncodeError`, as they would play.
     ``said``: notes already warned of (by the re-encode of ``--copy-if-no-faces``), not said again
     (nor the same loss of the same stream in the copy's words: those go to the debug log).
+    ``joins_said``: the input's joins were warned of already (by the re-encode, whose read met
+    them): the copy logs them at debug only.
     ``turned``: the video's display rotation or mirror, said as in "its video has {turned}" (a
     phone's 90 degrees): only mp4/mov and Matroska store it, so a copy into another container
     (.ts, .avi...) raises :class:`EncodeError` (it would play turned; the re-encode is upright).
@@ -77,7 +86,15 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
         transcoded_note,
     )
     from stream_gpen.io._meta import stream_programs
-    from stream_gpen.io._source import _NO_TIMESTAMPS, _fraction, _sample_aspect_ratio, main_video_stream
+    from stream_gpen.io._source import (
+        _NO_TIMESTAMPS,
+        _fraction,
+        _Joins,
+        _sample_aspect_ratio,
+        join_step,
+        main_video_stream,
+        on_one_clock,
+    )
     from stream_gpen.io._tags import (
         COVER_MUXERS,
         accepts_attachments,
@@ -277,8 +294,12 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
             stamped: dict[int, int] = {}  # bare video streams (no timestamps): input stream index -> frames
             # (a bare input: its demuxer reads no timestamps; into a bare output, which stores none, as they are)
             bare_in = bool(inp.format.flags & _NO_TIMESTAMPS) and not out.format.flags & _NO_TIMESTAMPS
+            # recordings joined end to end (cat a.ts b.ts): each later one moved to run on, audio
+            # in sync, as the read moves them for the re-encode; the muxers refused the clock's
+            # step back ("Invalid argument")
+            joins = _Joins(join_step(main), str(src), quiet=joins_said)
             try:
-                for pkt in inp.demux(list(s for s in inp.streams if s.index in mapping)):
+                for pkt in on_one_clock(inp, inp.demux(list(s for s in inp.streams if s.index in mapping)), joins):
                     if pkt.dts is None and pkt.size == 0:  # demuxer flush packet
                         continue
                     if pkt.is_discard and not edit_lists:
@@ -317,8 +338,8 @@ def remux(src: str | os.PathLike, dst: str | os.PathLike, *, said=(), turned: st
                         if ostream.type != "video" and q.dts is not None and q.time_base:
                             # packets whose times go forward but round onto one tick of the output's
                             # clock (AAC in AVI: 21.3 ms) go a tick on, as the sink moves them; the
-                            # muxer refused the second ("Invalid argument") and the copy failed. (Times
-                            # that go backwards, a join, are copied as they are: see above.)
+                            # muxer refused the second ("Invalid argument") and the copy failed. (A join's
+                            # step back is gone already: on_one_clock above.)
                             prev = last.get(ostream.index)
                             if prev is not None and Fraction(q.dts) * q.time_base > prev and follow_on(q, prev):
                                 rounded += 1

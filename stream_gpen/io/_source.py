@@ -1003,6 +1003,27 @@ def _unwrap_33(packets, seen: dict | None = None):
         yield p
 
 
+def join_step(vs, options: dict | None = None) -> Fraction:
+    """The least step back (s) of a stream's dts that :class:`_Joins` takes for a join of
+    recordings: one frame interval of video ``vs`` (0.1 s when its rate is unknown), at least
+    ``_JOIN_MIN_S``. The read and the stream copy (:func:`~stream_gpen.io._remux.remux`) judge a
+    file by the same step, so that the copy joins it where the re-encode does."""
+    rate = _rate_of(vs, options or {}) if vs is not None else None
+    return max(1 / rate if rate else Fraction(1, 10), _JOIN_MIN_S)
+
+
+def on_one_clock(container, packets, joins: "_Joins", seen: dict | None = None):
+    """A demuxer's ``packets`` on one clock: an MPEG-TS's false 33-bit wraps undone
+    (:func:`_unwrap_33`), then each moved past the joins of recordings its stream has passed
+    (``joins``, see :class:`_Joins`: the later recording runs on from the earlier one's end, audio
+    in sync). The read (``VideoSource``) and the stream copy (:func:`~stream_gpen.io._remux.remux`)
+    both go through it: a copy of ``cat a.ts b.ts`` gave the mp4/mkv/mov muxers its clock's step
+    back ("Invalid argument")."""
+    if "mpegts" in (container.format.name or "").split(","):
+        packets = _unwrap_33(packets, seen)
+    return joins.packets(packets)
+
+
 class _Joins:
     """Timestamps that jump back inside one file: recordings joined end to end (``cat a.ts b.ts``,
     AVCHD ``.MTS`` segments), each with its own clock. Used as they are, the later segment's
@@ -1032,9 +1053,11 @@ class _Joins:
     B-frame video, x264's pts runs seconds ahead of its dts for a few frames by design, and a
     bound on their difference moved the rest of such a file seconds late.)"""
 
-    def __init__(self, step: float, name: str = "", *, live: bool = False, clock=time.monotonic) -> None:
+    def __init__(self, step: float, name: str = "", *, live: bool = False, clock=time.monotonic,
+                 quiet: bool = False) -> None:
         self._step = Fraction(step)
         self._name = name
+        self._quiet = quiet  # (joins logged at debug only: a stream copy whose re-encode warned of them)
         self._live = live
         self._clock = clock
         self._anchor: tuple[Fraction, float] | None = None  # live: (first dts, wall clock then)
@@ -1247,7 +1270,7 @@ class _Joins:
                         self._pause = 0.0
                     self._offsets.append(round(off / tb) * tb)
                     if back:
-                        log.warning("%s: timestamps jump back to %.3f s after %.3f s (recordings joined into one "
+                        (log.debug if self._quiet else log.warning)("%s: timestamps jump back to %.3f s after %.3f s (recordings joined into one "
                                     "file?): what follows is moved by %+.3f s to run on", self._name, float(raw),
                                     float(last), float(self._offsets[-1]))
                     else:
@@ -2914,7 +2937,7 @@ class VideoSource:
 
     def _leap_min(self) -> Fraction:
         """The least leap ahead (s) that :meth:`_mend_leap` takes for a damaged time: a join's step."""
-        return max(self._hold_gap(), _JOIN_MIN_S)
+        return join_step(self._vstream, self._options)
 
     def _captions_noted(self, frames) -> Iterator["av.VideoFrame"]:
         """``frames``, with :data:`CAPTIONS_NOTE` given when one first carries A53 captions (a
@@ -3058,7 +3081,7 @@ class VideoSource:
         timeline = _Timeline(_fraction(self._vstream.time_base), live=self.live, name=self.spec)
         # a clock that jumps back (joined recordings), or a live one that leaps ahead of real time,
         # within a session (see _Joins); across reconnects: _Timeline
-        joins = self._joins = _Joins(max(self._hold_gap(), _JOIN_MIN_S), self.spec, live=self._judged_live())
+        joins = self._joins = _Joins(join_step(self._vstream, self._options), self.spec, live=self._judged_live())
         session_end: float | None = None  # this session's last packet end, for _ended_like_a_file
         # A reopened session whose first frame has the time the one before began with only
         # replays it (an http file served without a length, given again from its top): it renews
@@ -3193,9 +3216,7 @@ class VideoSource:
                     # (when the reads waited: see _Reads; FFmpeg's read timeout is the longest wait)
                     reads = packets = _Reads(container.demux(list(container.streams)),
                                              wait_s=0.5 * self._timeout if self._timeout else 5.0)
-                    if "mpegts" in (container.format.name or "").split(","):
-                        packets = _unwrap_33(packets, seen)
-                    for packet in joins.packets(packets):
+                    for packet in on_one_clock(container, packets, joins, seen):
                         if self._stop.is_set():
                             return
                         pt = packet.pts if packet.pts is not None else packet.dts
@@ -3457,7 +3478,7 @@ class VideoSource:
                 session_end = session_first = None
                 replay = False
                 # the reopened session's clock starts again
-                joins = self._joins = _Joins(max(self._hold_gap(), _JOIN_MIN_S), self.spec,
+                joins = self._joins = _Joins(join_step(self._vstream, self._options), self.spec,
                                              live=self._judged_live())
                 if self._ahead:
                     timeline.as_file()
@@ -4133,16 +4154,18 @@ class VideoSource:
         self.stats["dropped"] = self.ring.dropped
         return frame
 
-    def timestamp_repairs(self) -> list[str]:
+    def timestamp_repairs(self, *, joins: bool = True) -> list[str]:
         """The repairs the read made to the input's timestamps, in words (empty: none): recordings
-        joined (the clock jumping back), damaged timestamps retimed, frames without one placed.
-        The output has the repaired times; a stream copy of the input (``--copy-if-no-faces``)
-        would have the damaged ones, so the re-encode is kept where this is not empty."""
-        joins, stats = self._joins, self.stats
+        joined (the clock jumping back; left out with ``joins=False``), damaged timestamps
+        retimed, frames without one placed. The output has the repaired times; a stream copy of
+        the input (``--copy-if-no-faces``) would have the damaged ones, so the re-encode is kept
+        where this is not empty. The joins the copy makes itself, as the read does
+        (:func:`on_one_clock`): the caller asks without them."""
+        stats = self.stats
         said = []
-        if joins is not None and joins.joins:
+        if joins and self._joins is not None and self._joins.joins:
             said.append(f"{joins.joins} jump(s) back of the clock, as in recordings joined into one file")
-        retimed = (joins.retimed if joins is not None else 0) + stats.get("retimed_frames", 0)
+        retimed = (self._joins.retimed if self._joins is not None else 0) + stats.get("retimed_frames", 0)
         if retimed:
             said.append(f"{retimed} damaged timestamp(s) retimed")
         if stats.get("untimed_frames"):
