@@ -754,7 +754,8 @@ def test_stalled_upload_times_out_over_real_http(tmp_path):
     import socket
 
     fake = FakeEnhancer()
-    app = create_app(fake, config=ServerConfig(request_timeout_s=0.5, work_dir=tmp_path))
+    # (the idle limit alone: past 0.5 s, 1000 bytes is also under --min-upload-rate, a 408 of its own)
+    app = create_app(fake, config=ServerConfig(request_timeout_s=0.5, min_upload_bytes_per_s=0, work_dir=tmp_path))
     with real_server(app, log_level="warning") as address:
         with socket.create_connection(address, timeout=10) as c:
             c.sendall(b"POST /v1/videos HTTP/1.1\r\nHost: x\r\nContent-Type: video/mp4\r\n"

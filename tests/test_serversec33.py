@@ -39,6 +39,24 @@ def _reply(sock, data: bytes = b"") -> str:
     return data.decode("latin-1")
 
 
+def trickle(sock, every_s: float = 0.1, most: int = 200) -> str:
+    """Send a request's body on ``sock`` one byte each ``every_s`` seconds (each well within an
+    idle limit), ``most`` bytes at most, until the server answers; its answer ("" if none came)."""
+    import socket
+
+    sock.settimeout(every_s)
+    data = b""
+    for _ in range(most):
+        sock.sendall(b"x")
+        try:
+            data = sock.recv(4096)
+        except socket.timeout:
+            continue
+        break
+    sock.settimeout(10)
+    return _reply(sock, data) if data else ""
+
+
 _IMAGE_HEAD = (b"POST /v1/images:enhance HTTP/1.1\r\nHost: x\r\nX-API-Key: k3y\r\nContent-Type: image/png\r\n"
                b"Content-Length: 1000\r\n\r\n")
 
@@ -83,17 +101,7 @@ def test_a_trickled_image_body_times_out_as_a_whole(tmp_path):
     with real_server(app, log_level="warning") as address:
         with socket.create_connection(address, timeout=10) as c:
             c.sendall(_IMAGE_HEAD)
-            c.settimeout(0.1)
-            data = b""
-            for _ in range(200):  # (1 byte each 0.1 s, 20 s at most: the old code never answered)
-                c.sendall(b"x")
-                try:
-                    data = c.recv(4096)
-                except socket.timeout:
-                    continue
-                break
-            c.settimeout(10)
-            reply = _reply(c, data) if data else ""
+            reply = trickle(c, most=200)  # (20 s at most: the old code never answered)
     assert reply.startswith("HTTP/1.1 408"), reply
     assert "request body not received whole within 0.5 s (--request-timeout)" in reply
 

@@ -87,8 +87,9 @@ class FormOptionError(UnknownOptionError):
 
 
 class UploadTimeoutError(StreamGpenError, TimeoutError):
-    """An upload whose client sent nothing for ``--request-timeout`` seconds, or an image body not
-    received whole within that time (answered 408; the name is the ``error`` of that answer's body)."""
+    """An upload whose client sent nothing for ``--request-timeout`` seconds, an image body not
+    received whole within that time, or a video upload slower than ``--min-upload-rate`` past it
+    (answered 408; the name is the ``error`` of that answer's body)."""
 
     exit_code = 1
 
@@ -297,8 +298,9 @@ def _limit_for(config: ServerConfig, path: str) -> int:
 class _BodyLimit:
     """ASGI middleware: refuse bodies over the route's limit, early (Content-Length) or while read.
 
-    Also turns a client that stops sending mid-upload into an error after ``idle_s`` instead of
-    holding a worker and a temporary file for ever.
+    Also turns a client that stops sending mid-upload (for ``--request-timeout``), or sends too
+    slowly (an image body not whole within that time, a video upload under ``--min-upload-rate``
+    past it), into a 408 instead of holding a worker, a temporary file and a place for ever.
     """
 
     def __init__(self, app, *, config: ServerConfig, metrics) -> None:
@@ -344,22 +346,39 @@ class _BodyLimit:
             seen = 0
             body_done = False
             idle = self.config.request_timeout_s
-            # a body held in memory (an image's) must also arrive whole within that time: the idle
-            # limit alone let 1 byte every 2 s hold a 24 MB body, and its place, for ever (a video
-            # upload, streamed to disk and bounded by --max-jobs, may take as long as it needs)
-            deadline = None if path.rstrip("/") == VIDEO_ROUTE else t0 + idle
+            video = path.rstrip("/") == VIDEO_ROUTE
+            rate = self.config.min_upload_bytes_per_s
+
+            def due() -> float | None:
+                # When the body is late, besides the idle limit (a byte every few seconds never met
+                # that): a body held in memory (an image's) must arrive whole within that time (1
+                # byte every 2 s held a 24 MB body, and its place, for ever); a video upload, streamed
+                # to disk, may take longer but must keep up --min-upload-rate past it (trickled, it
+                # held a --max-jobs place for ever, and a few such clients starved everyone)
+                if not video:
+                    return t0 + idle
+                return t0 + idle + seen / rate if rate else None
+
+            def late() -> UploadTimeoutError:
+                if not video:
+                    return UploadTimeoutError(f"request body not received whole within {idle:g} s "
+                                              "(--request-timeout); upload abandoned")
+                return UploadTimeoutError(
+                    f"upload slower than {rate / 1024:g} KB/s on average (--min-upload-rate) after its first "
+                    f"{idle:g} s (--request-timeout): {seen} bytes in {time.perf_counter() - t0:.1f} s; upload abandoned",
+                    hint="upload over a faster connection (the server's --min-upload-rate sets the least it takes)")
 
             async def limited_receive():
                 nonlocal seen, body_done
                 if body_done:
                     return await receive()
-                wait = idle if deadline is None else min(idle, deadline - time.perf_counter())
+                end = due()
+                wait = idle if end is None else min(idle, end - time.perf_counter())
                 try:
                     message = await asyncio.wait_for(receive(), max(wait, 0.0))
                 except asyncio.TimeoutError:
                     if wait < idle:
-                        raise UploadTimeoutError(f"request body not received whole within {idle:g} s "
-                                                 "(--request-timeout); upload abandoned") from None
+                        raise late() from None
                     raise UploadTimeoutError(f"no request data for {idle:g} s; upload abandoned") from None
                 if message["type"] == "http.request":
                     seen += len(message.get("body", b""))
@@ -1111,7 +1130,7 @@ _ERRORS = {
                             422: "bad query or form field",
                             429: "too many requests waiting",
                             503: "not processed in time, model failure or the server shutting down; retry"},
-    ("post", VIDEO_ROUTE): {400: "bad option or empty upload", 408: "upload stalled", 413: "upload over --max-video-mb",
+    ("post", VIDEO_ROUTE): {400: "bad option or empty upload", 408: "upload stalled or too slow (--min-upload-rate)", 413: "upload over --max-video-mb",
                             415: "unsupported content type", 422: "bad query or form field",
                             429: "too many jobs", 503: "server not ready or shutting down; retry",
                             507: "the server cannot store the upload; retry later"},

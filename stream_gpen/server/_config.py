@@ -44,7 +44,17 @@ class ServerConfig:
     * ``request_timeout_s``: an image request not answered in this time gets 503 (and is dropped
       from the queue if it has not started); also the idle limit while an upload is being read,
       and the time an image body (held in memory) has to arrive whole (408 after it; a video
-      upload, streamed to disk, only has the idle limit).
+      upload, streamed to disk, has ``min_upload_bytes_per_s`` instead), and the grace an upload
+      has before that rate is held to.
+    * ``min_upload_bytes_per_s``: past its first ``request_timeout_s``, an upload must have
+      arrived at this average rate at least (``bytes >= rate * (elapsed - request_timeout_s)``;
+      408 once it falls behind): a video upload holds a ``max_jobs`` place while it arrives, and
+      one sent a byte every few seconds, never idle long enough for the idle limit, held it for
+      ever, so a few such clients (slowloris) starved everyone. Higher frees places sooner from
+      slow clients and refuses uploads over poor links (the default 10 KiB/s is a 100 MB video in
+      under 3 hours); 0 turns it off (a proxy that buffers request bodies, nginx's default, takes
+      slow uploads off the server anyway). The place is held while the body arrives, not taken
+      once it is whole, because ``max_jobs`` also bounds the disk uploads fill.
     * ``job_ttl_s``: finished video results (and failed/cancelled records) are deleted this long
       after they finish. Longer gives clients more time to fetch them, and holds more disk.
     * ``work_dir``: where uploads and results live (one sub-folder per job, named by the job id,
@@ -76,6 +86,7 @@ class ServerConfig:
     max_queue: int = 64
     max_jobs: int = 8
     request_timeout_s: float = 120.0
+    min_upload_bytes_per_s: float = 10 * 1024
     job_ttl_s: float = 3600.0
     work_dir: Path | None = None
     host: str = "127.0.0.1"
@@ -106,6 +117,7 @@ class ServerConfig:
         if self.batch_wait_ms > 60_000:  # (1e13 overflowed the batcher's wait: every image request 503)
             raise InvalidInputError(f"batch_wait_ms must be at most 60000 (a minute), got {self.batch_wait_ms!r}")
         positive("request_timeout_s", float)
+        positive("min_upload_bytes_per_s", float, zero_ok=True)
         positive("job_ttl_s", float)
         if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key.strip()):
             raise InvalidInputError("api_key must be a non-empty string or None")

@@ -116,6 +116,10 @@ def add_serve(subparsers, parents=()) -> None:
     s.add_argument("--request-timeout", type=_positive_float, default=120.0,
                    help="seconds before an image request gets 503 (default 120); also the most an upload may stall, "
                    "and the time an image body has to arrive whole (408)")
+    s.add_argument("--min-upload-rate", type=_nonneg_float, default=10.0, metavar="KB_S",
+                   help="past its first --request-timeout, an upload slower than this many KB/s on average gets "
+                   "408 (default 10; 0 = no limit): a video upload holds a --max-jobs place while it arrives, and "
+                   "one trickled a byte at a time held it for ever")
     s.add_argument("--job-ttl", type=_positive_float, default=3600.0,
                    help="seconds a finished video result is kept while the server runs (default 3600); "
                    "jobs live in its memory, so a restart ends them all")
@@ -167,6 +171,7 @@ def config_from_args(args: argparse.Namespace):
         max_queue=args.max_queue,
         max_jobs=args.max_jobs,
         request_timeout_s=args.request_timeout,
+        min_upload_bytes_per_s=int(args.min_upload_rate * 1024),
         job_ttl_s=args.job_ttl,
         work_dir=args.work_dir,
         host=args.host,
