@@ -631,12 +631,17 @@ def aux_codec(info, stream, input_format: str) -> str | None:
     return info.codec
 
 
-def needs_adtstoasc(fmt_name: str, stream) -> bool:
-    """True for ADTS AAC (MPEG-TS, .aac: no AudioSpecificConfig in the extradata) copied into AVI.
-    FFmpeg's mp4/mov/mkv/flv muxers convert it themselves; its avi muxer refuses the first packet
-    ("ADTS is only supported with codec tag 0x1610"), which failed every .ts -> .avi."""
+def needs_adtstoasc(fmt_name: str, stream, *, fmp4_segments: bool = False) -> bool:
+    """True for ADTS AAC (MPEG-TS, .aac: no AudioSpecificConfig in the extradata) copied into AVI,
+    or into an HLS playlist's fragmented-MP4 segments (``fmp4_segments``: see
+    :data:`_HLS_FMP4_CODECS`). FFmpeg's mp4/mov/mkv/flv muxers convert it themselves; its avi muxer
+    refuses the first packet ("ADTS is only supported with codec tag 0x1610"), which failed every
+    .ts -> .avi, and its hls muxer hands the packets to its mp4 muxer without that conversion
+    ("Malformed AAC bitstream detected"), which failed every .ts -> HEVC .m3u8 with "Operation not
+    permitted" (said as a folder that cannot be written)."""
     cc = getattr(stream, "codec_context", None)
-    return "avi" in fmt_name.split(",") and cc is not None and cc.name == "aac" and not cc.extradata
+    into = "avi" in fmt_name.split(",") or fmp4_segments
+    return into and cc is not None and cc.name == "aac" and not cc.extradata
 
 
 def adts_to_asc(path, stream):
@@ -821,14 +826,16 @@ def copy_hazards(path, checks) -> dict[int, str | None]:
 
 
 def audio_copy_hazards(path, streams, fmt_name: str,
-                       window: tuple[float | None, float | None] | None = None) -> dict[int, str | None]:
+                       window: tuple[float | None, float | None] | None = None, *,
+                       fmp4_segments: bool = False) -> dict[int, str | None]:
     """:func:`copy_hazards` for audio ``streams`` of the file at ``path`` copied into the
     container ``fmt_name``, by stream index, reading (once, for all of them) only those where a
     hazard can be: gaps for a container without start times (see :data:`_NO_START_TIMES`),
     changes of ADTS AAC (no extradata: its config is in each frame) for one other than MPEG-TS
     and raw ADTS (which keep each frame's header: a change plays there). One rule for the
     encoding sink and the stream copy of ``--copy-if-no-faces``; ``window`` as for
-    :func:`copy_hazards` (the sink's ``--start``/``--duration``)."""
+    :func:`copy_hazards` (the sink's ``--start``/``--duration``); ``fmp4_segments`` as for
+    :func:`needs_adtstoasc`."""
     fmts = set(fmt_name.split(","))
     gaps = bool(fmts & set(_NO_START_TIMES))
     checks = []
@@ -836,8 +843,8 @@ def audio_copy_hazards(path, streams, fmt_name: str,
         cc = getattr(stream, "codec_context", None)
         changes = cc is not None and cc.name == "aac" and not cc.extradata and not fmts & {"mpegts", "adts"}
         part = window
-        if window is not None and changes and needs_adtstoasc(fmt_name, stream):
-            # into AVI the track's configuration is the file's first packet's (adts_to_asc), not the
+        if window is not None and changes and needs_adtstoasc(fmt_name, stream, fmp4_segments=fmp4_segments):
+            # into AVI (and fMP4 segments) the track's configuration is the file's first packet's (adts_to_asc), not the
             # part's: read from the top
             part = (None, window[1])
         if gaps or changes:
@@ -2889,8 +2896,7 @@ class FileSink(_Sink):
         rate = self._rate(frame)
         vs = out.add_stream(enc, rate=rate)
         vs.width, vs.height = w, h
-        if self.codec == "hevc" and (set(out.format.name.split(",")) & {"mov", "mp4", "ipod"}
-                                     or out.options.get("hls_segment_type") == "fmp4"):
+        if self.codec == "hevc" and (set(out.format.name.split(",")) & {"mov", "mp4", "ipod"} or self._fmp4_segments):
             # Apple's players (QuickTime, iOS, Safari) play HEVC in mp4/mov only as 'hvc1'
             # (parameter sets in the sample description), not FFmpeg's default 'hev1'; an HLS
             # playlist's fMP4 segments too (the HLS muxer hands the tag to its mp4 muxer)
@@ -3106,6 +3112,11 @@ class FileSink(_Sink):
     def _hardware(self) -> bool:
         return self.encoder in NVENC_ENCODERS.values()
 
+    @property
+    def _fmp4_segments(self) -> bool:
+        """An .m3u8 output written as fragmented-MP4 segments (see :func:`segment_names`)."""
+        return self._out.options.get("hls_segment_type") == "fmp4"
+
     def _rate(self, frame: Frame) -> Fraction:
         meta, tb = self.meta, frame.time_base
         return meta.frame_rate if meta is not None and meta.frame_rate else (1 / tb if tb <= Fraction(1, 10) else Fraction(25))
@@ -3232,12 +3243,13 @@ class FileSink(_Sink):
             # run ("Invalid argument"); decoded, each frame says its rate and channels
             copy, why = False, ("its sample rate and channels were not found where the input begins (audio that "
                                 "starts late, or a joined recording whose first part has none)")
-        if copy and needs_adtstoasc(out.format.name, ins):
+        if copy and needs_adtstoasc(out.format.name, ins, fmp4_segments=self._fmp4_segments):
             # copied through aac_adtstoasc; a live source's first packet cannot be read ahead
             file = getattr(self.source, "kind", None) == "file"
             adts = adts_to_asc(self.source.spec, ins) if file else None
             if adts is None:
-                copy, why = False, "its ADTS AAC (as in MPEG-TS) could not be converted for AVI"
+                into = "fMP4 segments" if self._fmp4_segments else "AVI"
+                copy, why = False, f"its ADTS AAC (as in MPEG-TS) could not be converted for {into}"
         return copying, copy, why, adts, unknown
 
     def _setup_aux(self, meta) -> None:
@@ -3262,7 +3274,8 @@ class FileSink(_Sink):
         file = getattr(self.source, "kind", None) == "file"
         copied = {i for i, plan in plans.items() if plan is not None and plan[1]}
         checked = [ins for info, ins in aux if file and info.kind == "audio" and info.index in copied and ins is not None]
-        hazards = audio_copy_hazards(self.source.spec, checked, out.format.name, self._copied_part())
+        hazards = audio_copy_hazards(self.source.spec, checked, out.format.name, self._copied_part(),
+                                     fmp4_segments=self._fmp4_segments)
         for info, ins in aux:
             name = aux_codec(info, ins, self.source._container.format.name)
             if info.index in foreign:
@@ -4037,7 +4050,7 @@ class FileSink(_Sink):
                     self._check_copied(check, p, o.index)
                 # AVI: copied packets move with the video (see _NO_START_TIMES)
                 shift = round(self._origin / p.time_base) if self._origin is not None else 0
-                for q in (tx.filter(p) if tx is not None else [p]):  # ADTS AAC into AVI: aac_adtstoasc
+                for q in (tx.filter(p) if tx is not None else [p]):  # ADTS AAC into AVI/fMP4: aac_adtstoasc
                     q.stream = o  # mux rescales from the packet's time base to the output stream's
                     self._mux_aux_packet(q, shift)
             elif isinstance(tx, SubtitleConverter):
