@@ -8,9 +8,11 @@
 from __future__ import annotations
 
 import av
+import pytest
 
 from _clips import copy_through, ts_clip
-from stream_gpen.io._sink import segments_there
+from stream_gpen.errors import InvalidInputError
+from stream_gpen.io._sink import check_output_encoding, segments_there
 
 
 def _audio_seconds(path) -> float:
@@ -28,10 +30,28 @@ def _playlist(tmp_path, codec: str, **kw) -> None:
     text = (tmp_path / "o.m3u8").read_text()
     assert '#EXT-X-MAP:URI="o_init.mp4"' in text and "o_0.m4s" in text, text
     with av.open(str(tmp_path / "o.m3u8")) as c:
-        assert [s.codec_context.name for s in c.streams] == [codec, "aac"]
+        assert [s.codec_context.codec.canonical_name for s in c.streams] == [codec, "aac"]
         assert len(list(c.decode(video=0))) == 50
     assert abs(_audio_seconds(tmp_path / "o.m3u8") - _audio_seconds(tmp_path / "in.ts")) < 0.01
 
 
 def test_an_hevc_playlist_of_a_ts_keeps_its_adts_audio(tmp_path):
     _playlist(tmp_path, "hevc")
+
+
+# An AV1 ``.m3u8`` output was refused ("cannot go into .m3u8 (mpegts holds 'h264' / 'hevc')"),
+# though Apple's HLS spec takes AV1 in fragmented-MP4 segments, as it takes HEVC (MPEG-TS has no AV1
+# mapping: FFmpeg's mpegts muxer writes it as an unnamed data stream).
+
+def test_an_av1_playlist_has_fmp4_segments_and_keeps_its_audio(tmp_path):
+    _playlist(tmp_path, "av1", preset="12")
+    assert b"av01" in (tmp_path / "o_init.mp4").read_bytes()  # (AV1's ISO-BMFF sample entry)
+
+
+@pytest.mark.parametrize("fmt", [None, "hls"])  # (as the CLI judges the name; as the sink, its muxer)
+def test_an_m3u8_takes_av1_but_still_refuses_vp9_and_prores(fmt):
+    check_output_encoding("o.m3u8", "av1", fmt=fmt)
+    check_output_encoding("o.m3u8", "hevc", fmt=fmt)
+    for codec in ("vp9", "prores"):
+        with pytest.raises(InvalidInputError, match=rf"codec='{codec}'.*cannot go into \.m3u8 .*'h264' / 'hevc' / 'av1'"):
+            check_output_encoding("o.m3u8", codec, fmt=fmt)

@@ -1857,19 +1857,20 @@ _VIDEO_IN = {
     "mov": ("h264", "hevc", "prores"),
     "webm": ("vp9", "av1"),
     "mpegts": ("h264", "hevc"),
+    "hls": ("h264", "hevc", "av1"),
     "avi": ("h264", "av1", "vp9"),
     "flv": ("h264", "hevc", "av1", "vp9"),
 }
-# (an HLS playlist's segments are MPEG-TS, a DASH manifest's fragmented MP4: judged as those, an
-# .m3u8 took VP9/AV1/ProRes as segments with no readable video, and an .mpd took ProRes up to the
-# mp4 muxer's refusal at the first frame, an init segment left behind. An HEVC playlist's segments
-# are fMP4, see _HLS_FMP4_CODECS: the codecs an .m3u8 takes are still TS's)
+# (a DASH manifest's segments are fragmented MP4: judged as such, an .mpd took ProRes up to the mp4
+# muxer's refusal at the first frame, an init segment left behind. An HLS playlist's are MPEG-TS,
+# or fMP4 for the codecs TS cannot carry to Apple's players, see _HLS_FMP4_CODECS: TS's H.264 and
+# HEVC, and AV1. Judged as TS, an .m3u8 took VP9/ProRes as segments with no readable video)
 _FAMILY_OF_MUXER = {"mp4": "mp4", "ipod": "m4v", "3gp": "m4v", "3g2": "m4v", "psp": "m4v", "ismv": "ismv",
                     "f4v": "m4v", "mov": "mov", "webm": "webm", "mpegts": "mpegts", "rtp_mpegts": "mpegts",
-                    "avi": "avi", "flv": "flv", "hls": "mpegts", "dash": "mp4"}
+                    "avi": "avi", "flv": "flv", "hls": "hls", "dash": "mp4"}
 _FAMILY_OF_EXT = {".mp4": "mp4", ".m4v": "m4v", ".3gp": "m4v", ".3g2": "m4v", ".f4v": "m4v", ".ismv": "ismv",
                   ".mov": "mov", ".qt": "mov", ".webm": "webm", ".ts": "mpegts", ".mts": "mpegts",
-                  ".m2ts": "mpegts", ".m2t": "mpegts", ".avi": "avi", ".flv": "flv", ".m3u8": "mpegts",
+                  ".m2ts": "mpegts", ".m2t": "mpegts", ".avi": "avi", ".flv": "flv", ".m3u8": "hls",
                   ".mpd": "mp4"}
 #: how a family is named in messages, where its muxer's name says little
 _FAMILY_SHOWN = {"m4v": "the .m4v/.3gp/.3g2/.f4v family"}
@@ -1902,9 +1903,10 @@ def _segment_stem(dst: Path) -> str:
 
 #: the video codecs an .m3u8 output writes as fragmented-MP4 segments (``NAME_0.m4s`` ..., with
 #: their init segment ``NAME_init.mp4``, the playlist's ``#EXT-X-MAP``) rather than MPEG-TS:
-#: Apple's HLS authoring spec takes HEVC in fMP4 only (Safari and iOS do not play HEVC in TS).
+#: Apple's HLS authoring spec takes HEVC and AV1 in fMP4 only (Safari and iOS do not play HEVC in
+#: TS; MPEG-TS has no AV1 mapping at all: FFmpeg's mpegts muxer wrote it as an unnamed data stream).
 #: H.264 stays in TS segments, which every HLS player plays (fMP4 needs HLS version 7)
-_HLS_FMP4_CODECS = ("hevc",)
+_HLS_FMP4_CODECS = ("hevc", "av1")
 
 
 def segment_names(dst, *, codec: str | None = None) -> dict[str, str]:
