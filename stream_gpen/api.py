@@ -908,7 +908,8 @@ class Enhancer:
         ``lavfi:`` graph (a path may be ``str``, ``bytes`` or ``os.PathLike``; ``~`` is expanded). A
         graph is read as a file is, every frame in order and not paced (:meth:`stream` and ``camera``
         play one live); a live URL (rtsp, udp...) restored slower than it comes drops frames, which
-        the summary counts and its ``fallbacks`` say.
+        the summary counts and its ``fallbacks`` say (on CUDA the face model's graphs are captured
+        before it opens, as ``camera`` does: the summary's ``warmup`` stage).
         ``dst``: the output file, in a folder that exists (a photo's as a video's: one not there, or
         a file on its path, is refused before any work); ``None`` (default) writes
         ``name_enhanced.ext`` beside ``src`` (a folder: ``name_enhanced/``); an existing folder, or a
@@ -1308,6 +1309,7 @@ class Enhancer:
         photo's output path by its ``rel_path``, see ``folder_outputs``)."""
         from stream_gpen._finishing import stop_asked
         from stream_gpen.io import open_sink
+        from stream_gpen.io._source import live_by_name
 
         def asked() -> bool:
             # the caller's cancel, or a stop signal (the command line's): its KeyboardInterrupt
@@ -1322,9 +1324,18 @@ class Enhancer:
         # it restores (read live, as camera and stream() read one, it was paced at its rate and the
         # ring dropped all but one frame a detector pass: 2 of a 50-frame graph's, unsaid)
         live = False if src_s.startswith("lavfi:") else None
+        # a live source (an rtsp/udp... URL, a device) warms the face model up as camera and stream()
+        # do: captured on first use, each face count first seen stalled it 0.5-2 s on CUDA, frames
+        # dropped meanwhile. Before it opens where its name says it is live (a UDP socket's buffer
+        # overran while the graphs were captured); else once it is open and says so, before its
+        # decode thread starts (nothing where no graphs are captured: the CPU)
+        if live_by_name(src_s):
+            self._warm_up_live(timer)
         source, stage = self._open(src_s, live=live, sink_queue=_SINK_QUEUE, timer=timer, untrusted=untrusted,
                                    max_pixels=max_pixels, start=start, duration=duration,
                                    exclude=dst if Path(src_s).is_dir() else None, skip=skip)
+        if getattr(source, "live", False) is True:
+            self._warm_up_live(timer)
         with source:
             meta = source.metadata
             total = _expected_frames(meta)

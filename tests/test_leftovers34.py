@@ -4,6 +4,9 @@
   broadcast or camera recording) failed at the first audio packet, said as "cannot write into the
   output folder ...: permission denied": FFmpeg's hls muxer hands copied packets to its mp4 muxer
   without the ``aac_adtstoasc`` conversion that muxer makes on its own.
+* An AV1 ``.m3u8`` output was refused, though HLS carries AV1 in fMP4 segments.
+* ``Enhancer.enhance_file`` of a live source (an rtsp/udp... URL, a device) did not warm the face
+  model's CUDA graphs up, as camera, stream() and serve do: its first seconds stalled and dropped.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import pytest
 from _clips import copy_through, ts_clip
 from stream_gpen.errors import InvalidInputError
 from stream_gpen.io._sink import check_output_encoding, segments_there
+from test_warmup33 import LAVFI, _enhancer, _GraphRunner
 
 
 def _audio_seconds(path) -> float:
@@ -55,3 +59,50 @@ def test_an_m3u8_takes_av1_but_still_refuses_vp9_and_prores(fmt):
     for codec in ("vp9", "prores"):
         with pytest.raises(InvalidInputError, match=rf"codec='{codec}'.*cannot go into \.m3u8 .*'h264' / 'hevc' / 'av1'"):
             check_output_encoding("o.m3u8", codec, fmt=fmt)
+
+
+def _live_lavfi(enh, spec: str):
+    """``enh._open`` (recording "open", see test_warmup33's ``_enhancer``) opening the lavfi graph,
+    live, 5 frames: a stand-in for ``spec``, a camera or network stream the test machine has not."""
+    opened = enh._open
+
+    def open_(src, **kw):
+        assert src == spec
+        return opened(LAVFI.replace("testsrc2=", "testsrc2=duration=0.2:"), **{**kw, "live": True})
+
+    enh._open = open_
+
+
+@pytest.mark.parametrize("spec, first", [
+    ("rtsp://127.0.0.1:9/cam", [("warmup", (1, 2, 4)), "open"]),  # (said live by its name: before it opens)
+    ("http://127.0.0.1:9/live", ["open", ("warmup", (1, 2, 4))]),  # (said live by the open)
+])
+def test_enhance_file_warms_up_for_a_live_source(tmp_path, mobilenet_weights, spec, first):
+    events: list = []
+    enh = _enhancer(_GraphRunner(events), mobilenet_weights)
+    _live_lavfi(enh, spec)
+    summary = enh.enhance_file(spec, tmp_path / "o.mkv")
+    assert summary.frames_out >= 1
+    assert events[:2] == first and events.count(("warmup", (1, 2, 4))) == 1, events
+    assert "warmup" in summary.stage_seconds, summary.stage_seconds
+
+
+def test_enhance_file_warms_up_nothing_for_a_file_or_on_the_cpu(tmp_path, mobilenet_weights):
+    events: list = []
+    enh = _enhancer(_GraphRunner(events), mobilenet_weights)
+    ts_clip(tmp_path / "in.ts", 5)
+    enh.enhance_file(tmp_path / "in.ts", tmp_path / "o.mkv")
+    assert ("warmup", (1, 2, 4)) not in events, events
+    cpu: list = []  # (a restorer that captures no graphs: the CPU, the classic model)
+    enh = _enhancer(_GraphRunner(cpu, cuda_graphs=False), mobilenet_weights)
+    _live_lavfi(enh, "rtsp://127.0.0.1:9/cam")
+    enh.enhance_file("rtsp://127.0.0.1:9/cam", tmp_path / "o2.mkv")
+    assert not any(isinstance(e, tuple) for e in cpu), cpu
+
+
+def test_live_by_name():
+    from stream_gpen.io._source import live_by_name
+
+    assert live_by_name("rtsp://cam/1") and live_by_name("UDP://@:1234") and live_by_name("srt://h:1")
+    assert not live_by_name("https://h/v.mp4") and not live_by_name("hls://h/x.m3u8")
+    assert not live_by_name("lavfi:testsrc2") and not live_by_name("clip.mp4") and not live_by_name("file:///x")

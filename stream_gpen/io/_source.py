@@ -1470,6 +1470,15 @@ def names_a_device(spec: str) -> bool:
     return is_device_number(spec) or spec.startswith(("/dev/video", "video=")) or _is_v4l2_node(spec)
 
 
+def live_by_name(spec: str) -> bool:
+    """Whether the string ``spec`` names a source that is live by itself, judged from its name
+    alone as a source opened with ``live=None`` judges it: a capture device, or a URL of a scheme
+    that carries live streams only (rtsp, rtmp, srt, udp...). Not http(s)/hls URLs (usually files
+    on a server: the open says) nor ``lavfi:`` graphs (read live or not as the caller asks)."""
+    scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
+    return scheme in _LIVE_ONLY_SCHEMES if scheme else names_a_device(spec)
+
+
 #: the character devices' major number of Video4Linux (Linux's Documentation/admin-guide/devices.txt)
 V4L2_MAJOR = 81
 
