@@ -7,13 +7,18 @@
 * An AV1 ``.m3u8`` output was refused, though HLS carries AV1 in fMP4 segments.
 * ``Enhancer.enhance_file`` of a live source (an rtsp/udp... URL, a device) did not warm the face
   model's CUDA graphs up, as camera, stream() and serve do: its first seconds stalled and dropped.
+* (Checked, not changed) ``enhance photo.jpg --encoder nvenc`` on a machine without NVENC writes
+  the photo and says the option is unused, where a video is refused: pinned here.
 """
 from __future__ import annotations
+
+import logging
 
 import av
 import pytest
 
 from _clips import copy_through, ts_clip
+from stream_gpen.cli import main
 from stream_gpen.errors import InvalidInputError
 from stream_gpen.io._sink import check_output_encoding, segments_there
 from test_warmup33 import LAVFI, _enhancer, _GraphRunner
@@ -106,3 +111,17 @@ def test_live_by_name():
     assert live_by_name("rtsp://cam/1") and live_by_name("UDP://@:1234") and live_by_name("srt://h:1")
     assert not live_by_name("https://h/v.mp4") and not live_by_name("hls://h/x.m3u8")
     assert not live_by_name("lavfi:testsrc2") and not live_by_name("clip.mp4") and not live_by_name("file:///x")
+
+
+def test_a_photo_with_encoder_nvenc_is_written_and_the_option_said_unused(tmp_path, enh, face, cli_env, capsys,
+                                                                         caplog):
+    """A photo has no video encoder: --encoder nvenc is not probed for it (this machine has no
+    NVENC, which refuses a video), only said to be unused, as the other video options are."""
+    photo = tmp_path / "a.jpg"
+    face.save(photo)
+    assert main(["enhance", str(photo), "-o", str(tmp_path / "c.jpg"), "--encoder", "nvenc", *cli_env]) == 0
+    assert f"--encoder applies to videos; {photo} is written as a photo" in capsys.readouterr().err
+    assert (tmp_path / "c.jpg").is_file()
+    with caplog.at_level(logging.WARNING):
+        enh.enhance_file(photo, tmp_path / "b.jpg", encoder="nvenc")
+    assert "encoder applies to videos" in caplog.text and (tmp_path / "b.jpg").is_file()
