@@ -515,6 +515,15 @@ class Enhancer:
         for name, value in (("model", model), ("weights", weights), ("detector_weights", detector_weights),
                             ("parser_weights", parser_weights)):
             _not_empty(name, value)  # (Path("") is the working folder: "checkpoint . is a folder")
+        for name, value in (("weights", weights), ("detector_weights", detector_weights),
+                            ("parser_weights", parser_weights)):
+            if value is not None and not isinstance(value, (str, bytes, bytearray, os.PathLike)):
+                # (weights=5 was pathlib's bare TypeError six frames down, which
+                # `except StreamGpenError` missed)
+                raise InvalidInputError(f"{name} must be a path or None, got {type(value).__name__}")
+        # (a path as bytes, as enhance_file takes one: detector_weights=b"x.pth" was a TypeError)
+        weights, detector_weights, parser_weights = (_text_path(weights), _text_path(detector_weights),
+                                                     _text_path(parser_weights))
         if (isinstance(min_score, bool) or not isinstance(min_score, numbers.Real)
                 or not 0.0 < min_score < 1.0):  # (the detector's own check takes 0 too: one message here)
             raise InvalidInputError(f"min_score must be a number in (0, 1), got {min_score!r}")
@@ -1073,8 +1082,8 @@ class Enhancer:
                 # (a numpy array was "File name too long: '[[[0 0 0]...", a PIL image or a file object
                 # "input not found: <... at 0x...>")
                 raise InvalidInputError(
-                    f"enhance_file() reads and writes files, URLs or folders by name; {name} is a "
-                    f"{type(value).__name__}: for pictures you already hold (numpy arrays, PIL images), use "
+                    f"enhance_file() reads and writes files, URLs or folders by name; {name} is "
+                    f"{_a_type(value)}: for pictures you already hold (numpy arrays, PIL images), use "
                     "enhance_image(); for an open file, pass its path")
         src, dst = _given_path(src, "src"), _given_path(dst, "dst")
         src_s = str(src)
@@ -2702,6 +2711,15 @@ def _check_live_options(live, latency_budget_s, *, none_ok: bool) -> None:
     if (isinstance(latency_budget_s, bool) or not isinstance(latency_budget_s, numbers.Real)
             or not 0 <= latency_budget_s < float("inf")):
         raise InvalidInputError(f"latency_budget_s must be a number of seconds >= 0, got {latency_budget_s!r}")
+
+
+def _a_type(value) -> str:
+    """``None``, ``an int``, ``a list``: a value's type as a message says it ("src is a int",
+    "src is a NoneType" before)."""
+    if value is None:
+        return "None"
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def _text_path(p):
